@@ -1,0 +1,42 @@
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+const migrations = await readD1Migrations(new URL('./migrations', import.meta.url).pathname);
+
+// Two projects: `workers` runs inside workerd with real D1/R2/Durable Objects;
+// `node` runs shared code, the bridge and process-level interop tests.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            remoteBindings: false,
+            miniflare: {
+              bindings: {
+                JWT_SECRET: 'test-jwt-secret-0123456789abcdef0123456789abcdef',
+                BRIDGE_SECRET: 'test-bridge-secret-0123456789abcdef012345678',
+                TEST_MIGRATIONS: migrations,
+              },
+            },
+          }),
+        ],
+        test: {
+          name: 'workers',
+          include: ['test/workers/**/*.test.ts', 'workers/**/*.test.ts', 'objects/**/*.test.ts'],
+          setupFiles: ['./test/workers/setup.ts'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'node',
+          environment: 'node',
+          include: ['shared/**/*.test.ts', 'bridge/**/*.test.ts', 'test/node/**/*.test.ts'],
+          testTimeout: 30_000,
+        },
+      },
+    ],
+  },
+});
