@@ -1,5 +1,9 @@
-import { Hono } from 'hono';
+import { buildApp } from './app';
+
 export { ChannelActor } from '../objects/channel';
-const app = new Hono<{ Bindings: Env }>();
-app.get('/health', (c) => c.json({ status: 'ok' }));
-export default app;
+
+const app = buildApp();
+
+export default {
+  fetch: app.fetch,
+} satisfies ExportedHandler<Env>;

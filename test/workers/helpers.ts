@@ -1,0 +1,64 @@
+import { exports } from 'cloudflare:workers';
+
+/** Calls the real worker (same workerd, real D1) the way an HTTP client would. */
+export const worker = (exports as unknown as { default: Fetcher }).default;
+
+export interface Res<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function api<T = any>(
+  method: string,
+  path: string,
+  opts: { token?: string; device?: string; body?: unknown; raw?: BodyInit; headers?: Record<string, string> } = {},
+): Promise<Res<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.device) headers.authorization = `Device ${opts.device}`;
+  let body: BodyInit | undefined = opts.raw;
+  if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const res = await worker.fetch(`http://edgeflux.test${path}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+let n = 0;
+export const uniqueEmail = (tag = 'u') => `${tag}-${Date.now().toString(36)}-${++n}@example.com`;
+
+export async function newUser(tag = 'u'): Promise<{ id: string; email: string; password: string; token: string; refresh: string }> {
+  const email = uniqueEmail(tag);
+  const password = 'correct horse battery';
+  const reg = await api('POST', '/users', { body: { email, password } });
+  if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${JSON.stringify(reg.body)}`);
+  const tok = await api('POST', '/tokens', { body: { email, password } });
+  return { id: reg.body.id, email, password, token: tok.body.access_token, refresh: tok.body.refresh_token };
+}
+
+export async function newOrg(token: string, name = 'acme'): Promise<{ id: string; name: string }> {
+  const r = await api('POST', '/orgs', { token, body: { name } });
+  if (r.status !== 201) throw new Error(`org failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/** Asserts the RFC 9457 problem shape and returns the body. */
+export function expectProblem(r: Res, status: number): { code: string; detail: string; errors?: unknown } {
+  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
+  const ct = r.headers.get('content-type') ?? '';
+  if (!ct.includes('application/problem+json')) throw new Error(`expected problem+json, got ${ct}`);
+  const b = r.body as { type?: unknown; title?: unknown; status?: unknown; detail?: unknown; code?: unknown };
+  if (typeof b.type !== 'string' || typeof b.title !== 'string' || b.status !== status || typeof b.detail !== 'string' || typeof b.code !== 'string') {
+    throw new Error(`not a problem document: ${JSON.stringify(b)}`);
+  }
+  return r.body;
+}

@@ -1,0 +1,80 @@
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { api, expectProblem, newUser, uniqueEmail } from './helpers';
+
+describe('users and tokens', () => {
+  it('registers, logs in, and never returns or stores the password in clear', async () => {
+    const email = uniqueEmail();
+    const password = 'correct horse battery';
+    const reg = await api('POST', '/users', { body: { email, password } });
+    expect(reg.status).toBe(201);
+    expect(Object.keys(reg.body).sort()).toEqual(['created_at', 'email', 'id']);
+    expect(JSON.stringify(reg.body)).not.toContain(password);
+    const row = await env.DB.prepare('SELECT password_hash FROM users WHERE id = ?').bind(reg.body.id).first<{ password_hash: string }>();
+    expect(row!.password_hash).toMatch(/^pbkdf2-sha256\$100000\$/);
+    expect(row!.password_hash).not.toContain(password);
+
+    const tok = await api('POST', '/tokens', { body: { email: email.toUpperCase(), password } });
+    expect(tok.status).toBe(201);
+    expect(tok.body).toMatchObject({ token_type: 'Bearer', expires_in: 900 });
+    expect(tok.body.access_token.split('.')).toHaveLength(3);
+    const me = await api('GET', '/users/me', { token: tok.body.access_token });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ id: reg.body.id, email, orgs: [] });
+    expect(JSON.stringify(me.body)).not.toMatch(/password/);
+  });
+
+  it('rejects duplicates, bad bodies and wrong passwords with problem+json', async () => {
+    const u = await newUser();
+    expect(expectProblem(await api('POST', '/users', { body: { email: u.email, password: 'another password' } }), 409).code).toBe('conflict');
+    const short = expectProblem(await api('POST', '/users', { body: { email: uniqueEmail(), password: 'short' } }), 422);
+    expect(short.detail).toContain('password');
+    expectProblem(await api('POST', '/users', { body: { email: 'not-an-email', password: 'long enough pw' } }), 422);
+    expect(expectProblem(await api('POST', '/users', { raw: '{"email":', headers: { 'content-type': 'application/json' } }), 400).code).toBe('malformed_request');
+    expectProblem(await api('POST', '/users', { raw: 'email=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415);
+    expectProblem(await api('POST', '/tokens', { body: { email: u.email, password: 'wrong password' } }), 401);
+    expectProblem(await api('POST', '/tokens', { body: { email: uniqueEmail(), password: 'whatever pw' } }), 401);
+  });
+
+  it('rotates refresh tokens: each works once', async () => {
+    const u = await newUser();
+    const r1 = await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } });
+    expect(r1.status).toBe(201);
+    expect(r1.body.refresh_token).not.toBe(u.refresh);
+    expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } }), 401);
+    expect((await api('POST', '/tokens/revoke', { body: { refresh_token: r1.body.refresh_token } })).status).toBe(204);
+    expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: r1.body.refresh_token } }), 401);
+  });
+
+  it('changes the password and ends other sessions', async () => {
+    const u = await newUser();
+    expectProblem(await api('PATCH', '/users/me/password', { token: u.token, body: { old_password: 'nope nope', new_password: 'a new password' } }), 401);
+    expect((await api('PATCH', '/users/me/password', { token: u.token, body: { old_password: u.password, new_password: 'a new password' } })).status).toBe(204);
+    expectProblem(await api('POST', '/tokens', { body: { email: u.email, password: u.password } }), 401);
+    expect((await api('POST', '/tokens', { body: { email: u.email, password: 'a new password' } })).status).toBe(201);
+    expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } }), 401);
+  });
+
+  it('refuses missing, malformed, forged and expired tokens', async () => {
+    expectProblem(await api('GET', '/users/me'), 401);
+    expectProblem(await api('GET', '/users/me', { headers: { authorization: 'Basic abc' } }), 401);
+    expectProblem(await api('GET', '/users/me', { token: 'not.a.jwt' }), 401);
+    const u = await newUser();
+    const [h, p] = u.token.split('.');
+    expectProblem(await api('GET', '/users/me', { token: `${h}.${p}.forgedsignature` }), 401);
+    const { signToken } = await import('../../workers/auth/tokens');
+    const expired = await signToken(env, { typ: 'user', sub: u.id }, -10);
+    expect(expectProblem(await api('GET', '/users/me', { token: expired }), 401).detail).toContain('expired');
+  });
+});
+
+describe('meta', () => {
+  it('serves health, version and the OpenAPI document', async () => {
+    expect((await api('GET', '/health')).body).toEqual({ status: 'ok', d1: 'ok' });
+    expect((await api('GET', '/version')).body).toMatchObject({ name: 'edgeflux' });
+    const doc = await api('GET', '/openapi.json');
+    expect(doc.body.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/users', '/tokens', '/orgs', '/orgs/{org}/members']));
+    expectProblem(await api('GET', '/no/such/route'), 404);
+  });
+});

@@ -1,0 +1,9 @@
+import type { Principal } from './auth/principal';
+
+/** Hono typing shared by every router: `new Hono<AppEnv>()` / `new OpenAPIHono<AppEnv>()`. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    principal: Principal;
+  };
+}

@@ -1,0 +1,44 @@
+import type { AppEnv } from './app-env';
+import { healthRouter } from './health';
+import { onError, router } from './lib/router';
+import { ApiError } from './lib/errors';
+import { authenticate } from './auth';
+import { usersRouter } from './users';
+import { orgsRouter } from './orgs';
+
+/** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
+export function buildApp() {
+  const app = router();
+  app.onError(onError);
+  app.notFound(() => {
+    throw new ApiError(404, 'not_found', 'no such route');
+  });
+
+  // Everything under /orgs and /users/me needs a credential; message routes and /oauth authenticate themselves.
+  for (const p of ['/orgs', '/orgs/*', '/users/me', '/users/me/*']) app.use(p, authenticate());
+
+  app.route('/', healthRouter);
+  app.route('/', usersRouter);
+  app.route('/', orgsRouter);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+    description: 'A user access token, an API key, or an app access token',
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'device', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'Authorization',
+    description: '`Device <device key>`',
+  });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Edgeflux API', version: '1', description: 'Provisioning, auth and messaging for Edgeflux. Errors are RFC 9457 problem+json.' },
+  });
+  return app;
+}
+
+export type App = ReturnType<typeof buildApp>;
+export type { AppEnv };

@@ -1,0 +1,55 @@
+import { jwtVerify, SignJWT, errors as joseErrors } from 'jose';
+import { ApiError, unauthorized } from '../lib/errors';
+
+/**
+ * Every bearer token Edgeflux issues is an HS256 JWT with a `typ` claim:
+ *  - user: a short-lived session (`sub` = user id)
+ *  - key:  an API key (`jti` = key id, `org`, `scp`, `own` = 'user'|'app', `sub` = owner id; `exp` optional)
+ *  - app:  an OAuth2 client-credentials access token (`sub` = app id, `org`, `scp`)
+ */
+export type TokenClaims =
+  | { typ: 'user'; sub: string }
+  | { typ: 'key'; sub: string; jti: string; org: string; scp: string[]; own: 'user' | 'app' }
+  | { typ: 'app'; sub: string; org: string; scp: string[] };
+
+const ISSUER = 'edgeflux';
+const keys = new Map<string, Uint8Array>();
+
+function secretKey(secret: string | undefined): Uint8Array {
+  if (!secret || secret.length < 32) throw new ApiError(500, 'misconfigured', 'JWT_SECRET must be set to at least 32 characters');
+  let k = keys.get(secret);
+  if (!k) {
+    k = new TextEncoder().encode(secret);
+    keys.set(secret, k);
+  }
+  return k;
+}
+
+export async function signToken(env: Env, claims: TokenClaims, ttlSeconds: number | null): Promise<string> {
+  const { sub, ...rest } = claims;
+  const jwt = new SignJWT({ ...rest }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer(ISSUER).setSubject(sub).setIssuedAt();
+  if (claims.typ === 'key') jwt.setJti(claims.jti);
+  if (ttlSeconds !== null) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds);
+  return jwt.sign(secretKey(env.JWT_SECRET));
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+export async function verifyToken(env: Env, token: string): Promise<TokenClaims> {
+  let payload;
+  try {
+    ({ payload } = await jwtVerify(token, secretKey(env.JWT_SECRET), { issuer: ISSUER, algorithms: ['HS256'] }));
+  } catch (e) {
+    if (e instanceof joseErrors.JWTExpired) throw unauthorized('token expired');
+    if (e instanceof ApiError) throw e;
+    throw unauthorized('invalid token');
+  }
+  const { typ, sub, org, scp, own, jti } = payload as Record<string, unknown>;
+  if (typeof sub !== 'string') throw unauthorized('invalid token');
+  if (typ === 'user') return { typ, sub };
+  if (typ === 'app' && typeof org === 'string' && isStringArray(scp)) return { typ, sub, org, scp };
+  if (typ === 'key' && typeof org === 'string' && isStringArray(scp) && typeof jti === 'string' && (own === 'user' || own === 'app')) {
+    return { typ, sub, org, scp, own, jti };
+  }
+  throw unauthorized('invalid token');
+}

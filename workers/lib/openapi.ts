@@ -1,0 +1,58 @@
+import { z, type RouteConfig } from '@hono/zod-openapi';
+
+/** Shared OpenAPI/zod building blocks so every feature describes requests and errors the same way. */
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string(),
+    errors: z.unknown().optional(),
+  })
+  .openapi('Problem');
+
+const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemSchema } } });
+
+/** The error answers a route can give, by status. */
+export function errors(...statuses: number[]): NonNullable<RouteConfig['responses']> {
+  const text: Record<number, string> = {
+    400: 'Malformed request',
+    401: 'Missing or invalid credentials',
+    403: 'Not permitted',
+    404: 'Not found (or not visible to the caller)',
+    409: 'Conflict',
+    413: 'Payload too large',
+    415: 'Unsupported media type',
+    422: 'Body failed validation',
+    429: 'Rate limited',
+  };
+  return Object.fromEntries(statuses.map((s) => [String(s), problem(text[s] ?? 'Error')]));
+}
+
+export const jsonBody = <T extends z.ZodType>(schema: T, description?: string) => ({
+  body: { required: true, description, content: { 'application/json': { schema } } },
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export const MAX_LIMIT = 100;
+export const PageQuery = z.object({
+  offset: z.coerce.number().int().min(0).default(0).openapi({ description: 'Items to skip' }),
+  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
+});
+
+export const pageOf = <T extends z.ZodType>(item: T, name: string) =>
+  z.object({ total: z.number().int(), offset: z.number().int(), limit: z.number().int(), items: z.array(item) }).openapi(name);
+
+export const Metadata = z.record(z.string(), z.unknown()).openapi({ description: 'Free-form JSON object', example: { room: 'lab' } });
+
+export const Name = z.string().trim().min(1).max(200);
+
+type Security = Array<Record<string, string[]>>;
+export const SECURED: Security = [{ bearer: [] }, { device: [] }];
+export const USER_ONLY: Security = [{ bearer: [] }];

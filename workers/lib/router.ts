@@ -1,0 +1,36 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
+import type { AppEnv } from '../app-env';
+import { ApiError, problem } from './errors';
+
+/**
+ * Every router is an OpenAPIHono built with this factory, so request validation failures
+ * take the one error shape and every route lands in /openapi.json.
+ */
+export function router(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+        const where = result.target === 'json' ? 'body' : result.target;
+        // A body that parsed but failed the schema is 422; a bad query or path is 400.
+        const status = result.target === 'json' ? 422 : 400;
+        const first = issues[0];
+        throw new ApiError(status, 'validation_failed', `invalid ${where}${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`, issues);
+      }
+    },
+  });
+}
+
+/** The one onError: ApiError, Hono's HTTPException (malformed JSON, 415 gate) and anything unexpected become problem+json. */
+export function onError(err: Error, c: Parameters<Parameters<OpenAPIHono<AppEnv>['onError']>[0]>[1]): Response {
+  if (err instanceof ApiError) return problem(c, err);
+  if (err instanceof HTTPException) {
+    const status = err.status;
+    const code = status === 415 ? 'unsupported_media_type' : status === 400 ? 'malformed_request' : 'http_error';
+    const message = status === 400 && /json/i.test(err.message) ? 'request body is not valid JSON' : err.message || 'request failed';
+    return problem(c, new ApiError(status, code, message));
+  }
+  console.error('unhandled error', err);
+  return problem(c, new ApiError(500, 'internal', 'internal error'));
+}

@@ -1,0 +1,124 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { authorize, requireOrg, requireUser } from '../auth';
+import { newId, now } from '../lib/ids';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY } from '../lib/openapi';
+import { router } from '../lib/router';
+import { addMember, changeRole, removeMember } from './members';
+import { Member, MemberInvite, MemberParam, Org, OrgCreate, OrgParam, RoleChange } from './schemas';
+
+export const orgsRouter = router();
+const tags = ['orgs'];
+const security = SECURED;
+
+orgsRouter.openapi(
+  createRoute({ method: 'post', path: '/orgs', tags, security: USER_ONLY, summary: 'Create an org; the caller becomes its owner', request: jsonBody(OrgCreate), responses: { 201: jsonResponse(Org, 'Created'), ...errors(400, 401, 403, 415, 422) } }),
+  async (c) => {
+    const userId = requireUser(c);
+    const { name } = c.req.valid('json');
+    const id = newId();
+    const t = now();
+    await c.env.DB.batch([
+      c.env.DB.prepare('INSERT INTO orgs (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)').bind(id, name, t, t),
+      c.env.DB.prepare("INSERT INTO members (org_id, user_id, role, created_at) VALUES (?, ?, 'owner', ?)").bind(id, userId, t),
+    ]);
+    return c.json({ id, name, created_at: t, role: 'owner' as const }, 201);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'get', path: '/orgs', tags, security, summary: 'Orgs I belong to', request: { query: PageQuery }, responses: { 200: jsonResponse(pageOf(Org, 'OrgPage'), 'Orgs'), ...errors(400, 401) } }),
+  async (c) => {
+    const { offset, limit } = c.req.valid('query');
+    const p = c.var.principal;
+    type Row = { id: string; name: string; created_at: number; role?: 'owner' | 'admin' | 'member' | 'viewer' };
+    if (p.kind !== 'user') {
+      // A key, app or device sees just the org it is bound to.
+      const org = await c.env.DB.prepare('SELECT id, name, created_at FROM orgs WHERE id = ?').bind(p.orgId).first<Row>();
+      const items = org && offset === 0 ? [org] : [];
+      return c.json({ total: org ? 1 : 0, offset, limit, items }, 200);
+    }
+    const [count, rows] = await c.env.DB.batch<{ n: number } & Row>([
+      c.env.DB.prepare('SELECT COUNT(*) AS n FROM members WHERE user_id = ?').bind(p.id),
+      c.env.DB.prepare('SELECT o.id, o.name, o.created_at, m.role FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = ? ORDER BY o.created_at, o.id LIMIT ? OFFSET ?').bind(p.id, limit, offset),
+    ]);
+    return c.json({ total: count?.results[0]?.n ?? 0, offset, limit, items: (rows?.results ?? []).map(({ id, name, created_at, role }) => ({ id, name, created_at, role })) }, 200);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'get', path: '/orgs/{org}', tags, security, summary: 'Get an org', request: { params: OrgParam }, responses: { 200: jsonResponse(Org, 'Org'), ...errors(401, 403, 404) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    const access = await authorize(c, org, 'orgs:read', 'org');
+    const row = await c.env.DB.prepare('SELECT id, name, created_at FROM orgs WHERE id = ?').bind(org).first<{ id: string; name: string; created_at: number }>();
+    return c.json({ ...row!, ...(access.role ? { role: access.role } : {}) }, 200);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'patch', path: '/orgs/{org}', tags, security, summary: 'Rename an org', request: { params: OrgParam, ...jsonBody(OrgCreate) }, responses: { 200: jsonResponse(Org, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    await authorize(c, org, 'orgs:update', 'org');
+    const { name } = c.req.valid('json');
+    const row = await c.env.DB.prepare('UPDATE orgs SET name = ?, updated_at = ? WHERE id = ? RETURNING id, name, created_at').bind(name, now(), org).first<{ id: string; name: string; created_at: number }>();
+    return c.json(row!, 200);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'delete', path: '/orgs/{org}', tags, security, summary: 'Delete an org and everything in it (owners only)', request: { params: OrgParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    await authorize(c, org, 'orgs:delete', 'org');
+    await c.env.DB.prepare('DELETE FROM orgs WHERE id = ?').bind(org).run();
+    return c.body(null, 204);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'get', path: '/orgs/{org}/members', tags, security, summary: 'List members', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(Member, 'MemberPage'), 'Members'), ...errors(400, 401, 403, 404) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    const { offset, limit } = c.req.valid('query');
+    await authorize(c, org, 'members:read', 'members/*');
+    const [count, rows] = await c.env.DB.batch<{ n: number } & z.infer<typeof Member>>([
+      c.env.DB.prepare('SELECT COUNT(*) AS n FROM members WHERE org_id = ?').bind(org),
+      c.env.DB.prepare('SELECT m.user_id, u.email, m.role, m.created_at FROM members m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? ORDER BY m.created_at, m.user_id LIMIT ? OFFSET ?').bind(org, limit, offset),
+    ]);
+    const items = (rows?.results ?? []).map(({ user_id, email, role, created_at }) => ({ user_id, email, role, created_at }));
+    return c.json({ total: count?.results[0]?.n ?? 0, offset, limit, items }, 200);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'post', path: '/orgs/{org}/members', tags, security, summary: 'Add a registered user to the org with a role', request: { params: OrgParam, ...jsonBody(MemberInvite) }, responses: { 201: jsonResponse(Member, 'Added'), ...errors(400, 401, 403, 404, 409, 415, 422) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    const access = await authorize(c, org, 'members:create', 'members/*');
+    const { email, role } = c.req.valid('json');
+    return c.json(await addMember(c.env.DB, org, access.role, email, role), 201);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'patch', path: '/orgs/{org}/members/{user}', tags, security, summary: "Change a member's role", request: { params: MemberParam, ...jsonBody(RoleChange) }, responses: { 204: { description: 'Changed' }, ...errors(400, 401, 403, 404, 409, 415, 422) } }),
+  async (c) => {
+    const { org, user } = c.req.valid('param');
+    const access = await authorize(c, org, 'members:update', `members/${user}`);
+    await changeRole(c.env.DB, org, access.role, user, c.req.valid('json').role);
+    return c.body(null, 204);
+  },
+);
+
+orgsRouter.openapi(
+  createRoute({ method: 'delete', path: '/orgs/{org}/members/{user}', tags, security, summary: 'Remove a member (any member may remove themselves)', request: { params: MemberParam }, responses: { 204: { description: 'Removed' }, ...errors(401, 403, 404, 409) } }),
+  async (c) => {
+    const { org, user } = c.req.valid('param');
+    const p = c.var.principal;
+    const self = p.kind === 'user' && p.id === user;
+    const access = self ? await requireOrg(c, org) : await authorize(c, org, 'members:delete', `members/${user}`);
+    await removeMember(c.env.DB, org, self ? 'owner' : access.role, user);
+    return c.body(null, 204);
+  },
+);
