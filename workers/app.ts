@@ -1,3 +1,4 @@
+import { Scalar } from '@scalar/hono-api-reference';
 import type { AppEnv } from './app-env';
 import { healthRouter } from './health';
 import { onError, router } from './lib/router';
@@ -37,6 +38,8 @@ export function buildApp() {
     openapi: '3.1.0',
     info: { title: 'Edgeflux API', version: '1', description: 'Provisioning, auth and messaging for Edgeflux. Errors are RFC 9457 problem+json.' },
   });
+  // Browsable reference rendered from the same document (Scalar; its script loads from a CDN in the browser).
+  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'Edgeflux API reference' }));
   return app;
 }
 

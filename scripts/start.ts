@@ -1,0 +1,108 @@
+/**
+ * `npm start`: the whole platform on this machine, offline.
+ *   1. writes .dev.vars with fresh random secrets if there is none;
+ *   2. applies D1 migrations to the local database (state persisted under EDGEFLUX_STATE_DIR);
+ *   3. runs `wrangler dev` (real workerd: HTTP worker, channel actors, local D1 and R2);
+ *   4. starts the bridge (MQTT/CoAP) once it exists in bridge/;
+ *   5. prints where everything is, and stops everything on Ctrl-C.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { loadConfig } from '../shared/config';
+
+const root = resolve(import.meta.dirname, '..');
+const cfg = loadConfig(process.env);
+const wranglerBin = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
+// Offline by design: no telemetry, no Request.cf download, no update check.
+const childEnv = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_LOG: process.env.WRANGLER_LOG ?? 'warn', NO_UPDATE_NOTIFIER: '1' };
+const children: ChildProcess[] = [];
+
+function ensureSecrets(): void {
+  const file = resolve(root, '.dev.vars');
+  if (existsSync(file)) return;
+  const secret = () => randomBytes(32).toString('base64url');
+  writeFileSync(file, `# Written by npm start; local development only.\nJWT_SECRET=${secret()}\nBRIDGE_SECRET=${secret()}\n`, { mode: 0o600 });
+  console.log('wrote .dev.vars with fresh local secrets');
+}
+
+function migrate(): void {
+  const r = spawnSync(process.execPath, [wranglerBin, 'd1', 'migrations', 'apply', 'DB', '--local', '--persist-to', cfg.stateDir], {
+    cwd: root,
+    env: { ...childEnv, CI: 'true', WRANGLER_LOG: 'log' }, // non-interactive: apply without asking
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) {
+    process.stderr.write(r.stdout + r.stderr);
+    throw new Error('applying D1 migrations failed');
+  }
+  console.log(/No migrations to apply/i.test(r.stdout + r.stderr) ? 'D1 schema is up to date' : 'applied pending D1 migrations');
+}
+
+async function waitForHealth(url: string, child: ChildProcess, timeoutMs = 90_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`worker did not answer ${url}/health within ${timeoutMs / 1000}s`);
+}
+
+function stopAll(code: number): never {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  ensureSecrets();
+  migrate();
+  const worker = spawn(
+    process.execPath,
+    [wranglerBin, 'dev', '--ip', cfg.host, '--port', String(cfg.httpPort), '--persist-to', cfg.stateDir, '--show-interactive-dev-session=false', '--inspector-port', '0'],
+    { cwd: root, env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  children.push(worker);
+  worker.on('exit', (code) => {
+    console.error(`wrangler dev exited (${code ?? 'signal'})`);
+    stopAll(code ?? 1);
+  });
+  const base = `http://${cfg.host}:${cfg.httpPort}`;
+  await waitForHealth(base, worker);
+
+  const bridgeEntry = resolve(root, 'bridge/main.ts');
+  const bridge = existsSync(bridgeEntry);
+  if (bridge) {
+    const b = spawn(process.execPath, ['--import', 'tsx', bridgeEntry], { cwd: root, env: { ...childEnv, EDGEFLUX_WORKER_URL: base }, stdio: ['ignore', 'inherit', 'inherit'] });
+    children.push(b);
+    b.on('exit', (code) => {
+      console.error(`bridge exited (${code ?? 'signal'})`);
+      stopAll(code ?? 1);
+    });
+  }
+
+  const rows: [string, string][] = [
+    ['HTTP API', base],
+    ['WebSocket', `ws://${cfg.host}:${cfg.httpPort}/channels/{id}/messages`],
+    ['OpenAPI', `${base}/openapi.json`],
+    ['API reference', `${base}/docs`],
+    ['MQTT', bridge ? `mqtt://${cfg.host}:${cfg.mqttPort}` : 'bridge not built yet'],
+    ['CoAP', bridge ? `coap://${cfg.host}:${cfg.coapPort}` : 'bridge not built yet'],
+    ['State', resolve(root, cfg.stateDir)],
+  ];
+  console.log(`\nEdgeflux is up (Ctrl-C stops everything)\n${rows.map(([k, v]) => `  ${k.padEnd(14)} ${v}`).join('\n')}\nEDGEFLUX_READY ${base}\n`);
+}
+
+process.on('SIGINT', () => stopAll(0));
+process.on('SIGTERM', () => stopAll(0));
+main().catch((e: unknown) => {
+  console.error(`npm start failed: ${e instanceof Error ? e.message : String(e)}`);
+  stopAll(1);
+});

@@ -1,0 +1,41 @@
+/**
+ * The one config loader for the processes Edgeflux runs outside workerd (the launcher and the bridge).
+ * Everything comes from environment variables with local-development defaults; the worker itself is
+ * configured by wrangler.toml vars and secrets.
+ */
+export interface PlatformConfig {
+  /** Interface every local listener binds to. */
+  host: string;
+  httpPort: number;
+  mqttPort: number;
+  mqttTlsPort: number;
+  coapPort: number;
+  /** Where local D1/R2/Durable Object state is persisted, so a restart keeps data. */
+  stateDir: string;
+  /** Base URL of the HTTP worker the bridge talks to. */
+  workerUrl: string;
+}
+
+type Vars = Record<string, string | undefined>;
+
+function port(vars: Vars, name: string, fallback: number): number {
+  const raw = vars[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number (0-65535), got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function loadConfig(vars: Vars): PlatformConfig {
+  const host = vars.EDGEFLUX_HOST || '127.0.0.1';
+  const httpPort = port(vars, 'EDGEFLUX_HTTP_PORT', 8787);
+  return {
+    host,
+    httpPort,
+    mqttPort: port(vars, 'EDGEFLUX_MQTT_PORT', 1883),
+    mqttTlsPort: port(vars, 'EDGEFLUX_MQTT_TLS_PORT', 8883),
+    coapPort: port(vars, 'EDGEFLUX_COAP_PORT', 5683),
+    stateDir: vars.EDGEFLUX_STATE_DIR || '.edgeflux/state',
+    workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${host}:${httpPort}`,
+  };
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { api, expectProblem, newOrg, newUser } from './helpers';
+
+describe('orgs', () => {
+  it('creates an org with the caller as owner and lists only my orgs', async () => {
+    const a = await newUser('a');
+    const b = await newUser('b');
+    const org = await api('POST', '/orgs', { token: a.token, body: { name: '  Acme  ' } });
+    expect(org.status).toBe(201);
+    expect(org.body).toMatchObject({ name: 'Acme', role: 'owner' });
+    await newOrg(a.token, 'second');
+    const mine = await api('GET', '/orgs', { token: a.token });
+    expect(mine.body.total).toBe(2);
+    expect(mine.body.items.map((o: { name: string }) => o.name)).toEqual(['Acme', 'second']);
+    expect((await api('GET', '/orgs', { token: b.token })).body).toMatchObject({ total: 0, items: [] });
+    expect((await api('GET', `/orgs/${org.body.id}`, { token: a.token })).body).toMatchObject({ id: org.body.id, role: 'owner' });
+    // Someone else's org does not exist for you.
+    expectProblem(await api('GET', `/orgs/${org.body.id}`, { token: b.token }), 404);
+    expectProblem(await api('PATCH', `/orgs/${org.body.id}`, { token: b.token, body: { name: 'x' } }), 404);
+    expectProblem(await api('DELETE', `/orgs/${org.body.id}`, { token: b.token }), 404);
+  });
+
+  it('paginates with a maximum limit and a stable order', async () => {
+    const a = await newUser();
+    for (let i = 0; i < 5; i++) await newOrg(a.token, `o${i}`);
+    const p1 = await api('GET', '/orgs?limit=2', { token: a.token });
+    const p2 = await api('GET', '/orgs?limit=2&offset=2', { token: a.token });
+    const p3 = await api('GET', '/orgs?limit=2&offset=4', { token: a.token });
+    const names = [...p1.body.items, ...p2.body.items, ...p3.body.items].map((o: { name: string }) => o.name);
+    expect(names).toEqual(['o0', 'o1', 'o2', 'o3', 'o4']);
+    expect(p1.body).toMatchObject({ total: 5, offset: 0, limit: 2 });
+    expectProblem(await api('GET', '/orgs?limit=101', { token: a.token }), 400);
+    expectProblem(await api('GET', '/orgs?offset=-1', { token: a.token }), 400);
+  });
+
+  it('renames and deletes; only owners delete', async () => {
+    const owner = await newUser();
+    const admin = await newUser();
+    const org = await newOrg(owner.token);
+    await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: admin.email, role: 'admin' } });
+    expect((await api('PATCH', `/orgs/${org.id}`, { token: admin.token, body: { name: 'Renamed' } })).body.name).toBe('Renamed');
+    expectProblem(await api('PATCH', `/orgs/${org.id}`, { token: admin.token, body: { name: '' } }), 422);
+    expectProblem(await api('DELETE', `/orgs/${org.id}`, { token: admin.token }), 403);
+    expect((await api('DELETE', `/orgs/${org.id}`, { token: owner.token })).status).toBe(204);
+    expectProblem(await api('GET', `/orgs/${org.id}`, { token: owner.token }), 404);
+  });
+});
+
+describe('members', () => {
+  async function setup() {
+    const owner = await newUser('owner');
+    const other = await newUser('other');
+    const org = await newOrg(owner.token);
+    return { owner, other, org };
+  }
+
+  it('invites, lists, changes roles and removes members', async () => {
+    const { owner, other, org } = await setup();
+    const add = await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'viewer' } });
+    expect(add.status).toBe(201);
+    expect(add.body).toMatchObject({ user_id: other.id, email: other.email, role: 'viewer' });
+    expectProblem(await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email } }), 409);
+    expectProblem(await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: 'nobody@example.com' } }), 404);
+    expectProblem(await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'king' } }), 422);
+
+    const list = await api('GET', `/orgs/${org.id}/members`, { token: other.token });
+    expect(list.body.items.map((m: { role: string }) => m.role)).toEqual(['owner', 'viewer']);
+    // A viewer reads but cannot manage.
+    expectProblem(await api('PATCH', `/orgs/${org.id}/members/${owner.id}`, { token: other.token, body: { role: 'viewer' } }), 403);
+    expect((await api('PATCH', `/orgs/${org.id}/members/${other.id}`, { token: owner.token, body: { role: 'admin' } })).status).toBe(204);
+    expect((await api('GET', '/users/me', { token: other.token })).body.orgs).toEqual([{ id: org.id, name: org.name, role: 'admin' }]);
+    expect((await api('DELETE', `/orgs/${org.id}/members/${other.id}`, { token: owner.token })).status).toBe(204);
+    expectProblem(await api('GET', `/orgs/${org.id}`, { token: other.token }), 404);
+    expectProblem(await api('DELETE', `/orgs/${org.id}/members/${other.id}`, { token: owner.token }), 404);
+  });
+
+  it('keeps at least one owner, and only owners hand out ownership', async () => {
+    const { owner, other, org } = await setup();
+    expectProblem(await api('PATCH', `/orgs/${org.id}/members/${owner.id}`, { token: owner.token, body: { role: 'admin' } }), 409);
+    expectProblem(await api('DELETE', `/orgs/${org.id}/members/${owner.id}`, { token: owner.token }), 409);
+    await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'admin' } });
+    expectProblem(await api('PATCH', `/orgs/${org.id}/members/${other.id}`, { token: other.token, body: { role: 'owner' } }), 403);
+    expectProblem(await api('PATCH', `/orgs/${org.id}/members/${owner.id}`, { token: other.token, body: { role: 'member' } }), 403);
+    expect((await api('PATCH', `/orgs/${org.id}/members/${other.id}`, { token: owner.token, body: { role: 'owner' } })).status).toBe(204);
+    // Now there are two owners: the first may step down.
+    expect((await api('PATCH', `/orgs/${org.id}/members/${owner.id}`, { token: owner.token, body: { role: 'member' } })).status).toBe(204);
+  });
+
+  it('lets a member leave on their own', async () => {
+    const { owner, other, org } = await setup();
+    await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'viewer' } });
+    expect((await api('DELETE', `/orgs/${org.id}/members/${other.id}`, { token: other.token })).status).toBe(204);
+    expect((await api('GET', `/orgs/${org.id}/members`, { token: owner.token })).body.total).toBe(1);
+  });
+
+  it('org creation needs a user session', async () => {
+    expectProblem(await api('POST', '/orgs', { body: { name: 'x' } }), 401);
+  });
+});
