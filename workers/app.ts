@@ -6,6 +6,7 @@ import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
 import { usersRouter } from './users';
 import { orgsRouter } from './orgs';
+import { internalRouter } from './internal';
 
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
@@ -21,6 +22,7 @@ export function buildApp() {
   app.route('/', healthRouter);
   app.route('/', usersRouter);
   app.route('/', orgsRouter);
+  app.route('/', internalRouter);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
@@ -33,6 +35,11 @@ export function buildApp() {
     in: 'header',
     name: 'Authorization',
     description: '`Device <device key>`',
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bridge', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'The bridge service credential (BRIDGE_SECRET); internal routes only',
   });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -1,0 +1,81 @@
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { newSecret, sha256Hex } from '../../workers/lib/crypto';
+import { api, expectProblem, newOrg, newUser } from './helpers';
+
+const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
+const post = (path: string, body: unknown) => api('POST', path, { body, headers: bridge });
+
+/** A device and channels inserted straight into D1, so this test depends only on the schema. */
+async function world() {
+  const owner = await newUser();
+  const org = await newOrg(owner.token);
+  const key = newSecret('efd');
+  const device = crypto.randomUUID();
+  const [pub, sub, none] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+  const t = Date.now();
+  await env.DB.batch([
+    env.DB.prepare("INSERT INTO devices (id, org_id, name, key_hash, created_at, updated_at) VALUES (?, ?, 'thermo', ?, ?, ?)").bind(device, org.id, await sha256Hex(key), t, t),
+    ...[pub, sub, none].map((ch, i) => env.DB.prepare("INSERT INTO channels (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'ch', ?, ?)").bind(ch, org.id, t + i, t)),
+    env.DB.prepare('INSERT INTO connections (org_id, channel_id, device_id, can_publish, can_subscribe, created_at) VALUES (?, ?, ?, 1, 0, ?)').bind(org.id, pub, device, t),
+    env.DB.prepare('INSERT INTO connections (org_id, channel_id, device_id, can_publish, can_subscribe, created_at) VALUES (?, ?, ?, 0, 1, ?)').bind(org.id, sub, device, t),
+  ]);
+  return { owner, org, key, device, pub, sub, none };
+}
+
+describe('internal bridge API', () => {
+  it('only admits the bridge credential', async () => {
+    expectProblem(await api('POST', '/internal/authenticate', { body: { password: 'x' } }), 401);
+    expectProblem(await api('POST', '/internal/authenticate', { body: { password: 'x' }, headers: { authorization: 'Bearer wrong' } }), 401);
+  });
+
+  it('authenticates a device by key, checking the username is its id', async () => {
+    const w = await world();
+    const ok = await post('/internal/authenticate', { username: w.device, password: w.key });
+    expect(ok.status).toBe(200);
+    expect(ok.body.principal).toEqual({ kind: 'device', id: w.device, orgId: w.org.id });
+    expect((await post('/internal/authenticate', { password: w.key })).status).toBe(200);
+    expectProblem(await post('/internal/authenticate', { username: crypto.randomUUID(), password: w.key }), 401);
+    expectProblem(await post('/internal/authenticate', { username: w.device, password: 'efd_wrong' }), 401);
+    // A person's session token is not a device credential.
+    expectProblem(await post('/internal/authenticate', { password: w.owner.token }), 401);
+  });
+
+  it('answers batch decisions with the same PDP as HTTP, connections included', async () => {
+    const w = await world();
+    const principal = { kind: 'device', id: w.device, orgId: w.org.id };
+    const r = await post('/internal/authorize', {
+      principal,
+      checks: [
+        { channel: w.pub, action: 'messages:publish' },
+        { channel: w.pub, action: 'messages:subscribe' },
+        { channel: w.sub, action: 'messages:subscribe' },
+        { channel: w.none, action: 'messages:publish' },
+        { channel: crypto.randomUUID(), action: 'messages:publish' },
+      ],
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.results.map((x: { allowed: boolean; status: number }) => [x.allowed, x.status])).toEqual([
+      [true, 200],
+      [false, 403],
+      [true, 200],
+      [false, 403],
+      [false, 404],
+    ]);
+    // Another org's device sees the channel as missing.
+    const other = await world();
+    const foreign = await post('/internal/authorize', { principal: { kind: 'device', id: other.device, orgId: other.org.id }, checks: [{ channel: w.pub, action: 'messages:publish' }] });
+    expect(foreign.body.results[0]).toMatchObject({ allowed: false, status: 404 });
+  });
+
+  it('lists the channels a device may subscribe to, and records presence', async () => {
+    const w = await world();
+    const principal = { kind: 'device', id: w.device, orgId: w.org.id };
+    expect((await post('/internal/channels', { principal, action: 'messages:subscribe' })).body.channels).toEqual([w.sub]);
+    expect((await post('/internal/channels', { principal, action: 'messages:publish' })).body.channels).toEqual([w.pub]);
+    expect((await post(`/internal/devices/${w.device}/presence`, { online: true, at: 1234 })).status).toBe(204);
+    const row = await env.DB.prepare('SELECT online, last_seen FROM devices WHERE id = ?').bind(w.device).first();
+    expect(row).toEqual({ online: 1, last_seen: 1234 });
+    expectProblem(await post(`/internal/devices/${crypto.randomUUID()}/presence`, { online: false }), 404);
+  });
+});

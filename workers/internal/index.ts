@@ -1,0 +1,130 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { createMiddleware } from 'hono/factory';
+import type { AppEnv } from '../app-env';
+import { resolvePrincipal } from '../auth';
+import type { Principal } from '../auth/principal';
+import { check, loadAccess } from '../iam/access';
+import { ApiError, unauthorized } from '../lib/errors';
+import { timingSafeEqual } from '../lib/crypto';
+import { errors, jsonBody, jsonResponse } from '../lib/openapi';
+import { router } from '../lib/router';
+import { AuthenticateRequest, AuthorizeRequest, AuthorizeResult, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
+
+/**
+ * The bridge's door into the workers. Only a caller holding BRIDGE_SECRET gets in; the bridge then
+ * asks the same PDP every HTTP route uses, so MQTT and CoAP follow exactly the HTTP rules.
+ */
+export const internalRouter = router();
+const tags = ['internal (bridge)'];
+const security = [{ bridge: [] }];
+
+export const requireBridge = () =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const auth = c.req.header('authorization') ?? '';
+    const secret = c.env.BRIDGE_SECRET;
+    if (!secret || !auth.startsWith('Bearer ') || !timingSafeEqual(auth.slice(7), secret)) throw unauthorized('bridge credential required');
+    await next();
+  });
+
+internalRouter.use('/internal/*', requireBridge());
+
+internalRouter.openapi(
+  createRoute({
+    method: 'post',
+    path: '/internal/authenticate',
+    tags,
+    security,
+    summary: 'Check a device/app/key credential presented over MQTT or CoAP',
+    request: jsonBody(AuthenticateRequest),
+    responses: { 200: jsonResponse(z.object({ principal: PrincipalSchema }), 'Authenticated'), ...errors(401, 415, 422) },
+  }),
+  async (c) => {
+    const { username, password } = c.req.valid('json');
+    const isJwt = password.split('.').length === 3;
+    const principal = await resolvePrincipal(c.env, isJwt ? { scheme: 'bearer', value: password } : { scheme: 'device', value: password });
+    // [MQTT-3.1.3] username = device id: a device key presented under another device's id is refused.
+    if (principal.kind === 'device' && username && username !== principal.id) throw unauthorized('username does not match the device of this key');
+    if (principal.kind === 'user') throw new ApiError(401, 'unauthorized', 'user session tokens cannot connect devices; use a device key or an API key');
+    return c.json({ principal }, 200);
+  },
+);
+
+async function decideFor(db: D1Database, principal: Principal, channel: string, action: string) {
+  const row = await db.prepare('SELECT org_id FROM channels WHERE id = ?').bind(channel).first<{ org_id: string }>();
+  if (!row) return { allowed: false, status: 404, reason: 'channel not found' };
+  try {
+    check(await loadAccess(db, principal, row.org_id), action, `channels/${channel}`);
+    return { allowed: true, status: 200 };
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    // Another org's channel is reported exactly like a missing one.
+    return e.status === 404 ? { allowed: false, status: 404, reason: 'channel not found' } : { allowed: false, status: e.status, reason: e.message };
+  }
+}
+
+internalRouter.openapi(
+  createRoute({
+    method: 'post',
+    path: '/internal/authorize',
+    tags,
+    security,
+    summary: 'Batch policy decisions for a principal on channels',
+    request: jsonBody(AuthorizeRequest),
+    responses: { 200: jsonResponse(AuthorizeResult, 'Decisions'), ...errors(401, 415, 422) },
+  }),
+  async (c) => {
+    const { principal, checks } = c.req.valid('json');
+    const results = [];
+    for (const { channel, action } of checks) results.push({ channel, action, ...(await decideFor(c.env.DB, principal, channel, action)) });
+    return c.json({ results }, 200);
+  },
+);
+
+const MAX_CHANNELS = 10_000;
+internalRouter.openapi(
+  createRoute({
+    method: 'post',
+    path: '/internal/channels',
+    tags,
+    security,
+    summary: 'Every channel a principal may use for an action (for `channels/+/messages/…` subscriptions)',
+    request: jsonBody(ChannelsRequest),
+    responses: { 200: jsonResponse(z.object({ channels: z.array(z.string()) }), 'Channel ids'), ...errors(401, 415, 422) },
+  }),
+  async (c) => {
+    const { principal, action } = c.req.valid('json');
+    if (principal.kind === 'user') return c.json({ channels: [] }, 200);
+    const access = await loadAccess(c.env.DB, principal, principal.orgId);
+    const { results } = await c.env.DB.prepare('SELECT id FROM channels WHERE org_id = ? ORDER BY created_at, id LIMIT ?').bind(principal.orgId, MAX_CHANNELS).all<{ id: string }>();
+    const channels = results
+      .map((r) => r.id)
+      .filter((id) => {
+        try {
+          check(access, action, `channels/${id}`);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    return c.json({ channels }, 200);
+  },
+);
+
+internalRouter.openapi(
+  createRoute({
+    method: 'post',
+    path: '/internal/devices/{id}/presence',
+    tags,
+    security,
+    summary: 'Record a device connecting or disconnecting',
+    request: { params: z.object({ id: z.string() }), ...jsonBody(PresenceRequest) },
+    responses: { 204: { description: 'Recorded' }, ...errors(401, 404, 415, 422) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid('param');
+    const { online, at } = c.req.valid('json');
+    const r = await c.env.DB.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE id = ?').bind(online ? 1 : 0, at ?? Date.now(), id).run();
+    if (!r.meta.changes) throw new ApiError(404, 'not_found', 'device not found');
+    return c.body(null, 204);
+  },
+);

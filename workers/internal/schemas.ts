@@ -1,0 +1,43 @@
+import { z } from '@hono/zod-openapi';
+
+/** A principal as the bridge carries it after /internal/authenticate (the bridge is trusted). */
+export const PrincipalSchema = z
+  .discriminatedUnion('kind', [
+    z.object({ kind: z.literal('user'), id: z.string() }),
+    z.object({ kind: z.literal('device'), id: z.string(), orgId: z.string() }),
+    z.object({ kind: z.literal('app'), id: z.string(), orgId: z.string(), scopes: z.array(z.string()) }),
+    z.object({
+      kind: z.literal('key'),
+      id: z.string(),
+      orgId: z.string(),
+      owner: z.object({ kind: z.enum(['user', 'app']), id: z.string() }),
+      scopes: z.array(z.string()),
+    }),
+  ])
+  .openapi('Principal');
+
+export const MessageAction = z.enum(['messages:publish', 'messages:subscribe', 'messages:read']);
+
+export const AuthenticateRequest = z
+  .object({
+    username: z.string().max(1024).optional().openapi({ description: 'MQTT username: the device id (optional for JWTs)' }),
+    password: z.string().min(1).max(8192).openapi({ description: 'Device key, API key or app token' }),
+  })
+  .openapi('BridgeAuthenticate');
+
+export const AuthorizeRequest = z
+  .object({
+    principal: PrincipalSchema,
+    checks: z.array(z.object({ channel: z.string().min(1), action: MessageAction })).min(1).max(100),
+  })
+  .openapi('BridgeAuthorize');
+
+export const AuthorizeResult = z
+  .object({
+    results: z.array(z.object({ channel: z.string(), action: MessageAction, allowed: z.boolean(), status: z.number().int(), reason: z.string().optional() })),
+  })
+  .openapi('BridgeAuthorizeResult');
+
+export const ChannelsRequest = z.object({ principal: PrincipalSchema, action: MessageAction }).openapi('BridgeChannels');
+
+export const PresenceRequest = z.object({ online: z.boolean(), at: z.number().int().optional() }).openapi('BridgePresence');
