@@ -1,4 +1,4 @@
-import type { Principal } from './auth/principal';
+import type { Principal } from '../shared/principal';
 
 /** Hono typing shared by every router: `new Hono<AppEnv>()` / `new OpenAPIHono<AppEnv>()`. */
 export interface AppEnv {

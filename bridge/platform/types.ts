@@ -1,0 +1,86 @@
+import type { Principal } from '../../shared/principal';
+
+/**
+ * What a protocol front-end (MQTT, CoAP) needs from the platform. The front-ends know nothing of
+ * HTTP, D1 or Durable Objects; `bridge/platform/` implements this against the workers (internal API
+ * + channel-actor links), and unit tests may use an in-memory implementation.
+ */
+
+export type MessageAction = 'messages:publish' | 'messages:subscribe';
+
+export interface Decision {
+  channel: string;
+  action: MessageAction;
+  allowed: boolean;
+  /** 200 allowed, 403 not permitted, 404 no such channel (or another org's). */
+  status: number;
+  reason?: string;
+}
+
+/** One message as delivered to a subscriber: the envelope plus whether it is a retained replay. */
+export interface Delivery {
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  contentType: string;
+  payload: Uint8Array;
+  created: number;
+  seq: number;
+  retained: boolean;
+  /** MQTT 5 pass-through, when the publisher set them. */
+  userProperties?: Record<string, string | string[]>;
+  messageExpiry?: number;
+}
+
+export interface PublishRequest {
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  protocol: 'mqtt' | 'coap';
+  contentType: string;
+  payload: Uint8Array;
+  retain: boolean;
+  userProperties?: Record<string, string | string[]>;
+  /** Seconds (MQTT 5 message expiry interval). */
+  messageExpiry?: number;
+}
+
+/** Acknowledged only once the channel actor has the message in its own storage. */
+export type PublishOutcome =
+  | { ok: true; seq: number; created: number }
+  | { ok: false; status: number; code: string; message: string };
+
+export interface SubscribeRequest {
+  channel: string;
+  /** Subtopic filter with `+`/`#`; '' means every message of the channel. */
+  filter: string;
+  /** Resume after this seq (persistent sessions). */
+  since?: number;
+  /** Skip messages whose publisher is this id (MQTT 5 No Local). */
+  noLocal?: string;
+}
+
+export interface Subscription {
+  close(): void;
+}
+
+export class PlatformError extends Error {
+  /** 401 bad credentials, 403 not allowed, 503 platform unreachable. */
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = 'PlatformError';
+  }
+}
+
+export interface Platform {
+  /** Device key, API key or app token; username is the device id when given. Throws PlatformError. */
+  authenticate(username: string | undefined, password: string): Promise<Principal>;
+  authorize(principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]>;
+  /** Channels the principal may use for the action (for `channels/+/messages/…`). */
+  channelsFor(principal: Principal, action: MessageAction): Promise<string[]>;
+  publish(req: PublishRequest): Promise<PublishOutcome>;
+  /** Retained messages matching the filter are delivered first, then live messages in seq order. */
+  subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription>;
+  presence(deviceId: string, online: boolean): void;
+}
