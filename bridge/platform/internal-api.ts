@@ -1,0 +1,99 @@
+import type { Principal } from '../../shared/principal';
+import { PlatformError, type Decision, type MessageAction } from './types';
+
+/**
+ * The bridge's client for the workers' /internal API (BRIDGE_SECRET-authenticated).
+ * Answers are cached briefly so a reconnect storm or a chatty device does not turn into a
+ * D1 query per packet; the TTL bounds how long a revoked key or removed connection keeps working.
+ */
+export interface InternalApiOptions {
+  workerUrl: string;
+  bridgeSecret: string;
+  /** How long authentication and authorization answers are trusted, ms (default 5000). */
+  cacheTtlMs?: number;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+interface Cached<T> {
+  value: T;
+  until: number;
+}
+
+const CACHE_MAX = 50_000;
+
+export class InternalApi {
+  private readonly auth = new Map<string, Cached<Principal>>();
+  private readonly decisions = new Map<string, Cached<Decision>>();
+  private readonly ttl: number;
+  private readonly doFetch: typeof fetch;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: InternalApiOptions) {
+    this.ttl = opts.cacheTtlMs ?? 5000;
+    this.doFetch = opts.fetch ?? fetch;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private async call<T>(path: string, body: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await this.doFetch(`${this.opts.workerUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.opts.bridgeSecret}` },
+        body: JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new PlatformError(503, `platform unreachable: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    if (!res.ok) {
+      let detail = text;
+      try {
+        detail = (JSON.parse(text) as { detail?: string }).detail ?? text;
+      } catch {
+        /* not JSON */
+      }
+      // 5xx from the worker means "try later" to a device, not "bad credentials".
+      throw new PlatformError(res.status >= 500 ? 503 : res.status, detail);
+    }
+    return JSON.parse(text) as T;
+  }
+
+  private remember<T>(map: Map<string, Cached<T>>, key: string, value: T): void {
+    if (map.size >= CACHE_MAX) map.clear();
+    map.set(key, { value, until: this.now() + this.ttl });
+  }
+
+  async authenticate(username: string | undefined, password: string): Promise<Principal> {
+    const key = `${username ?? ''}\u0000${password}`;
+    const hit = this.auth.get(key);
+    if (hit && hit.until > this.now()) return hit.value;
+    const { principal } = await this.call<{ principal: Principal }>('/internal/authenticate', { username, password });
+    this.remember(this.auth, key, principal);
+    return principal;
+  }
+
+  async authorize(principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> {
+    const t = this.now();
+    const keyOf = (c: { channel: string; action: string }) => `${principal.kind}:${principal.id}\u0000${c.channel}\u0000${c.action}`;
+    const missing = checks.filter((c) => !((this.decisions.get(keyOf(c))?.until ?? 0) > t));
+    if (missing.length) {
+      for (let i = 0; i < missing.length; i += 100) {
+        const { results } = await this.call<{ results: Decision[] }>('/internal/authorize', { principal, checks: missing.slice(i, i + 100) });
+        for (const d of results) this.remember(this.decisions, keyOf(d), d);
+      }
+    }
+    return checks.map((c) => this.decisions.get(keyOf(c))!.value);
+  }
+
+  async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {
+    const { channels } = await this.call<{ channels: string[] }>('/internal/channels', { principal, action });
+    return channels;
+  }
+
+  async presence(deviceId: string, online: boolean): Promise<void> {
+    await this.call(`/internal/devices/${encodeURIComponent(deviceId)}/presence`, { online, at: this.now() });
+  }
+}
