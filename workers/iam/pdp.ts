@@ -93,12 +93,14 @@ export function roleGrants(role: Role): Statement[] {
       return [
         {
           effect: 'allow',
-          actions: [...READ, 'devices:*', 'channels:*', 'connections:*', 'messages:*', 'keys:create', 'keys:delete'],
+          // Members revoke only their own keys (an ownership rule in workers/keys), not everyone's.
+          actions: [...READ, 'devices:*', 'channels:*', 'connections:*', 'messages:*', 'keys:create'],
           resources: ['*'],
         },
       ];
     case 'viewer':
-      return [{ effect: 'allow', actions: [...READ, 'messages:subscribe'], resources: ['*'] }];
+      // A viewer may issue keys: a key never holds more than its owner, so these are read-only too (dashboards).
+      return [{ effect: 'allow', actions: [...READ, 'messages:subscribe', 'keys:create'], resources: ['*'] }];
   }
 }
 

@@ -1,0 +1,270 @@
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../workers/lib/crypto';
+import { api, expectProblem, newOrg, newUser, type Res } from './helpers';
+
+type Owner = Awaited<ReturnType<typeof newUser>>;
+type AppOut = { id: string; client_id: string; client_secret: string; scopes: string[] };
+
+async function setup() {
+  const owner = await newUser('owner');
+  const org = await newOrg(owner.token);
+  return { owner, org };
+}
+
+async function member(owner: Owner, orgId: string, role: 'admin' | 'member' | 'viewer') {
+  const u = await newUser(role);
+  const r = await api('POST', `/orgs/${orgId}/members`, { token: owner.token, body: { email: u.email, role } });
+  expect(r.status).toBe(201);
+  return u;
+}
+
+async function newApp(token: string, orgId: string, scopes: string[], name = 'ingest'): Promise<AppOut> {
+  const r = await api('POST', `/orgs/${orgId}/apps`, { token, body: { name, scopes } });
+  if (r.status !== 201) throw new Error(`app failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+const basic = (id: string, secret: string) => `Basic ${btoa(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`)}`;
+const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
+const FORM = 'application/x-www-form-urlencoded';
+
+/** POST /oauth/token with a form body (the standard) and HTTP Basic client auth, unless told otherwise. */
+function tokenRequest(params: Record<string, string>, auth?: string, contentType = FORM): Promise<Res> {
+  const headers: Record<string, string> = { 'content-type': contentType };
+  if (auth) headers.authorization = auth;
+  const raw = contentType.startsWith(FORM) ? form(params) : JSON.stringify(params);
+  return api('POST', '/oauth/token', { raw, headers });
+}
+
+async function appToken(app: AppOut, scope?: string): Promise<string> {
+  const r = await tokenRequest({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }, basic(app.client_id, app.client_secret));
+  if (r.status !== 200) throw new Error(`token failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.access_token;
+}
+
+function expectOAuthError(r: Res, status: number, error: string): void {
+  if (r.status !== status) throw new Error(`expected ${status} ${error}, got ${r.status}: ${JSON.stringify(r.body)}`);
+  expect(r.body).toEqual({ error, error_description: expect.any(String) });
+  expect(r.headers.get('content-type')).toContain('application/json');
+  expect(r.headers.get('cache-control')).toBe('no-store');
+  if (status === 401) expect(r.headers.get('www-authenticate')).toMatch(/^Basic /);
+}
+
+const claims = (jwt: string) => JSON.parse(atob(jwt.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')));
+
+describe('apps', () => {
+  it('registers an app: the client secret is shown once and only its hash is stored', async () => {
+    const { owner, org } = await setup();
+    const r = await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: ' ingest ', scopes: ['orgs:read', 'devices:*', 'orgs:read'] } });
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ name: 'ingest', scopes: ['orgs:read', 'devices:*'], created_by: owner.id });
+    expect(r.body.client_id).toMatch(/^efc_[\w-]{22}$/);
+    expect(r.body.client_secret).toMatch(/^efs_[\w-]{43}$/);
+    const row = await env.DB.prepare('SELECT client_secret_hash FROM apps WHERE id = ?').bind(r.body.id).first<{ client_secret_hash: string }>();
+    expect(row!.client_secret_hash).toBe(await sha256Hex(r.body.client_secret));
+
+    const got = await api('GET', `/orgs/${org.id}/apps/${r.body.id}`, { token: owner.token });
+    expect(got.status).toBe(200);
+    expect(got.body).not.toHaveProperty('client_secret');
+    expect(JSON.stringify(got.body)).not.toContain(r.body.client_secret);
+    expect(got.body).toMatchObject({ id: r.body.id, client_id: r.body.client_id });
+  });
+
+  it('lists with pagination, renames, changes scopes and deletes', async () => {
+    const { owner, org } = await setup();
+    const ids = [];
+    for (const n of ['a', 'b', 'c']) ids.push((await newApp(owner.token, org.id, ['orgs:read'], n)).id);
+    const p1 = await api('GET', `/orgs/${org.id}/apps?limit=2`, { token: owner.token });
+    const p2 = await api('GET', `/orgs/${org.id}/apps?limit=2&offset=2`, { token: owner.token });
+    expect(p1.body).toMatchObject({ total: 3, offset: 0, limit: 2 });
+    expect([...p1.body.items, ...p2.body.items].map((a: { name: string }) => a.name)).toEqual(['a', 'b', 'c']);
+    expect(JSON.stringify(p1.body)).not.toContain('client_secret');
+    expectProblem(await api('GET', `/orgs/${org.id}/apps?limit=101`, { token: owner.token }), 400);
+
+    const renamed = await api('PATCH', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token, body: { name: 'alpha' } });
+    expect(renamed.body).toMatchObject({ name: 'alpha', scopes: ['orgs:read'] });
+    const rescoped = await api('PATCH', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token, body: { scopes: ['members:read'] } });
+    expect(rescoped.body).toMatchObject({ name: 'alpha', scopes: ['members:read'] });
+    expectProblem(await api('PATCH', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token, body: {} }), 422);
+    expectProblem(await api('PATCH', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token, body: { scopes: ['nope:read'] } }), 422);
+
+    expect((await api('DELETE', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token })).status).toBe(204);
+    expectProblem(await api('GET', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token }), 404);
+    expectProblem(await api('DELETE', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token }), 404);
+    expectProblem(await api('PATCH', `/orgs/${org.id}/apps/${ids[0]}`, { token: owner.token, body: { name: 'x' } }), 404);
+    expectProblem(await api('POST', `/orgs/${org.id}/apps/${ids[0]}/secret`, { token: owner.token }), 404);
+  });
+
+  it('validates scopes: known actions only, no empty resource, at least one', async () => {
+    const { owner, org } = await setup();
+    const bad = expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'x', scopes: ['orgs:read', 'devics:read'] } }), 422);
+    expect(bad.detail).toContain('devics:read');
+    expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'x', scopes: ['devices:read@'] } }), 422);
+    expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'x', scopes: ['devices:read devices:create'] } }), 422);
+    expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'x', scopes: [] } }), 422);
+    expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: '', scopes: ['*'] } }), 422);
+    // `action@resource` with wildcards is fine.
+    expect((await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'x', scopes: ['devices:read@devices/*', '*:read'] } })).status).toBe(201);
+  });
+
+  it('needs apps:* rights, and nobody registers an app with more than they hold', async () => {
+    const { owner, org } = await setup();
+    const viewer = await member(owner, org.id, 'viewer');
+    const admin = await member(owner, org.id, 'admin');
+    expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: viewer.token, body: { name: 'x', scopes: ['orgs:read'] } }), 403);
+    const app = await newApp(owner.token, org.id, ['orgs:read']);
+    expect((await api('GET', `/orgs/${org.id}/apps`, { token: viewer.token })).body.total).toBe(1);
+    expectProblem(await api('DELETE', `/orgs/${org.id}/apps/${app.id}`, { token: viewer.token }), 403);
+    expectProblem(await api('POST', `/orgs/${org.id}/apps/${app.id}/secret`, { token: viewer.token }), 403);
+    // Admins may not delete the org, so they may not mint an app that can.
+    const esc = expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: admin.token, body: { name: 'x', scopes: ['*'] } }), 403);
+    expect(esc).toMatchObject({ code: 'exceeds_authority' });
+    expect(esc.detail).toContain('orgs:delete');
+    expectProblem(await api('PATCH', `/orgs/${org.id}/apps/${app.id}`, { token: admin.token, body: { scopes: ['orgs:*'] } }), 403);
+    expect((await api('POST', `/orgs/${org.id}/apps`, { token: admin.token, body: { name: 'x', scopes: ['devices:*', 'orgs:update'] } })).status).toBe(201);
+    expect((await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'x', scopes: ['*'] } })).status).toBe(201);
+  });
+});
+
+describe('OAuth 2.0 client credentials (RFC 6749 §4.4)', () => {
+  it('issues app tokens with HTTP Basic or body credentials, form or JSON', async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read', 'members:read']);
+    const grant = { grant_type: 'client_credentials' };
+    const answers = [
+      await tokenRequest(grant, basic(app.client_id, app.client_secret)),
+      await tokenRequest({ ...grant, client_id: app.client_id, client_secret: app.client_secret }),
+      await tokenRequest({ ...grant, client_id: app.client_id, client_secret: app.client_secret }, undefined, 'application/json'),
+      await tokenRequest(grant, basic(app.client_id, app.client_secret), 'application/json'),
+      // §2.3.1: the Basic user and password are form-urlencoded first; a client may encode more than it must.
+      await tokenRequest(grant, `Basic ${btoa(`${app.client_id.replace(/_/g, '%5F')}:${app.client_secret.replace(/_/g, '%5F')}`)}`),
+      // client_id may accompany Basic if it names the same client.
+      await tokenRequest({ ...grant, client_id: app.client_id }, basic(app.client_id, app.client_secret), `${FORM}; charset=UTF-8`),
+    ];
+    for (const r of answers) {
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body).toEqual({ access_token: expect.any(String), token_type: 'Bearer', expires_in: 3600, scope: 'orgs:read members:read' });
+      expect(r.headers.get('cache-control')).toBe('no-store');
+      expect(r.headers.get('pragma')).toBe('no-cache');
+    }
+    const c = claims(answers[0]!.body.access_token);
+    expect(c).toMatchObject({ typ: 'app', sub: app.id, org: org.id, scp: ['orgs:read', 'members:read'] });
+    expect(c.exp - c.iat).toBe(3600);
+  });
+
+  it('answers errors in the OAuth format of §5.2', async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read']);
+    const grant = { grant_type: 'client_credentials' };
+    const auth = basic(app.client_id, app.client_secret);
+    expectOAuthError(await tokenRequest(grant, basic(app.client_id, 'efs_wrong')), 401, 'invalid_client');
+    expectOAuthError(await tokenRequest({ ...grant, client_id: app.client_id, client_secret: 'efs_wrong' }), 401, 'invalid_client');
+    expectOAuthError(await tokenRequest(grant, basic('efc_nobody', app.client_secret)), 401, 'invalid_client');
+    expectOAuthError(await tokenRequest(grant), 401, 'invalid_client');
+    expectOAuthError(await tokenRequest(grant, 'Basic !!!'), 401, 'invalid_client');
+    expectOAuthError(await tokenRequest(grant, `Bearer ${owner.token}`), 401, 'invalid_client');
+    expectOAuthError(await tokenRequest({ ...grant, client_secret: app.client_secret }, auth), 400, 'invalid_request');
+    expectOAuthError(await tokenRequest({ ...grant, client_id: 'efc_other' }, auth), 400, 'invalid_request');
+    expectOAuthError(await tokenRequest({}, auth), 400, 'invalid_request');
+    expectOAuthError(await tokenRequest({ grant_type: 'password' }, auth), 400, 'unsupported_grant_type');
+    expectOAuthError(await tokenRequest({ grant_type: 'authorization_code' }, auth, 'application/json'), 400, 'unsupported_grant_type');
+    const headers = { 'content-type': FORM, authorization: auth };
+    expectOAuthError(await api('POST', '/oauth/token', { raw: 'grant_type=client_credentials&grant_type=client_credentials', headers }), 400, 'invalid_request');
+    expectOAuthError(await api('POST', '/oauth/token', { raw: 'grant_type=client_credentials', headers: { ...headers, 'content-type': 'text/plain' } }), 400, 'invalid_request');
+    expectOAuthError(await api('POST', '/oauth/token', { raw: '{"grant_type":', headers: { ...headers, 'content-type': 'application/json' } }), 400, 'invalid_request');
+    expectOAuthError(await api('POST', '/oauth/token', { raw: '{"grant_type":1}', headers: { ...headers, 'content-type': 'application/json' } }), 400, 'invalid_request');
+    // The OpenAPI document describes the endpoint and its error shape.
+    const doc = await api('GET', '/openapi.json');
+    expect(doc.body.paths['/oauth/token'].post.responses['401'].content['application/json'].schema.$ref).toBe('#/components/schemas/OAuthError');
+    expect(Object.keys(doc.body.paths['/oauth/token'].post.requestBody.content)).toEqual([FORM, 'application/json']);
+    expect(doc.body.components.schemas.TokenRequest.properties.grant_type).toBeDefined();
+    expect(doc.body.components.securitySchemes.client_basic).toMatchObject({ type: 'http', scheme: 'basic' });
+  });
+
+  it('narrows a token to the requested scopes and refuses scopes beyond the app', async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read', 'members:read', 'apps:*@apps/*']);
+    const auth = basic(app.client_id, app.client_secret);
+    const narrow = await tokenRequest({ grant_type: 'client_credentials', scope: 'orgs:read' }, auth);
+    expect(narrow.body.scope).toBe('orgs:read');
+    expect((await api('GET', `/orgs/${org.id}`, { token: narrow.body.access_token })).status).toBe(200);
+    expectProblem(await api('GET', `/orgs/${org.id}/members`, { token: narrow.body.access_token }), 403);
+
+    const sub = await tokenRequest({ grant_type: 'client_credentials', scope: 'apps:read@apps/* members:read' }, auth);
+    expect(sub.body.scope).toBe('apps:read@apps/* members:read');
+    for (const scope of ['orgs:update', 'orgs:read devices:read', 'apps:read', 'apps:read@*', 'devics:read', '', '*']) {
+      expectOAuthError(await tokenRequest({ grant_type: 'client_credentials', scope }, auth), 400, 'invalid_scope');
+    }
+  });
+
+  it('lets an app token do what its scopes allow in its own org, and nothing else', async () => {
+    const { owner, org } = await setup();
+    const other = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read', 'members:read', 'apps:read']);
+    const token = await appToken(app);
+    expect((await api('GET', `/orgs/${org.id}`, { token })).status).toBe(200);
+    expect((await api('GET', `/orgs/${org.id}/members`, { token })).body.total).toBe(1);
+    expect((await api('GET', `/orgs/${org.id}/apps/${app.id}`, { token })).status).toBe(200);
+    expectProblem(await api('PATCH', `/orgs/${org.id}`, { token, body: { name: 'x' } }), 403);
+    expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token, body: { name: 'x', scopes: ['orgs:read'] } }), 403);
+    expectProblem(await api('DELETE', `/orgs/${org.id}`, { token }), 403);
+    expectProblem(await api('GET', `/orgs/${other.org.id}`, { token }), 404);
+    expectProblem(await api('GET', '/users/me', { token }), 403);
+    expectProblem(await api('POST', '/orgs', { token, body: { name: 'x' } }), 403);
+    // Narrowing the app's scopes narrows its live tokens at once.
+    await api('PATCH', `/orgs/${org.id}/apps/${app.id}`, { token: owner.token, body: { scopes: ['orgs:read'] } });
+    expectProblem(await api('GET', `/orgs/${org.id}/members`, { token }), 403);
+  });
+
+  it('rotating the secret kills the old one', async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read']);
+    const before = await appToken(app);
+    const r = await api('POST', `/orgs/${org.id}/apps/${app.id}/secret`, { token: owner.token });
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ id: app.id, client_id: app.client_id });
+    expect(r.body.client_secret).not.toBe(app.client_secret);
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, basic(app.client_id, app.client_secret)), 401, 'invalid_client');
+    expect((await api('GET', `/orgs/${org.id}`, { token: await appToken({ ...app, client_secret: r.body.client_secret }) })).status).toBe(200);
+    // Tokens already issued live out their hour (documented); deleting the app ends them.
+    expect((await api('GET', `/orgs/${org.id}`, { token: before })).status).toBe(200);
+  });
+
+  it('deleting an app makes its tokens and its keys 401 and its secret useless', async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read', 'keys:create']);
+    const token = await appToken(app);
+    const key = await api('POST', `/orgs/${org.id}/keys`, { token, body: { name: 'k', scopes: ['orgs:read'] } });
+    expect(key.status).toBe(201);
+    expect(key.body).toMatchObject({ owner_type: 'app', owner_id: app.id });
+    expect((await api('GET', `/orgs/${org.id}`, { token: key.body.key })).status).toBe(200);
+
+    expect((await api('DELETE', `/orgs/${org.id}/apps/${app.id}`, { token: owner.token })).status).toBe(204);
+    expectProblem(await api('GET', `/orgs/${org.id}`, { token }), 401);
+    expectProblem(await api('GET', `/orgs/${org.id}`, { token: key.body.key }), 401);
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, basic(app.client_id, app.client_secret)), 401, 'invalid_client');
+    expect((await api('GET', `/orgs/${org.id}/keys/${key.body.id}`, { token: owner.token })).body.revoked_at).toEqual(expect.any(Number));
+  });
+});
+
+describe('isolation', () => {
+  it("another org's owner gets 404 on every app route", async () => {
+    const a = await setup();
+    const b = await setup();
+    const app = await newApp(a.owner.token, a.org.id, ['orgs:read']);
+    const bApp = await newApp(b.owner.token, b.org.id, ['orgs:read']);
+    const t = b.owner.token;
+    // An id from the other org is missing, whichever org the path names.
+    expectProblem(await api('GET', `/orgs/${a.org.id}/apps/${bApp.id}`, { token: a.owner.token }), 404);
+    expectProblem(await api('GET', `/orgs/${a.org.id}/apps`, { token: t }), 404);
+    expectProblem(await api('POST', `/orgs/${a.org.id}/apps`, { token: t, body: { name: 'x', scopes: ['orgs:read'] } }), 404);
+    for (const org of [a.org.id, b.org.id]) {
+      expectProblem(await api('GET', `/orgs/${org}/apps/${app.id}`, { token: t }), 404);
+      expectProblem(await api('PATCH', `/orgs/${org}/apps/${app.id}`, { token: t, body: { name: 'x' } }), 404);
+      expectProblem(await api('POST', `/orgs/${org}/apps/${app.id}/secret`, { token: t }), 404);
+      expectProblem(await api('DELETE', `/orgs/${org}/apps/${app.id}`, { token: t }), 404);
+    }
+    expect((await api('GET', `/orgs/${a.org.id}/apps/${app.id}`, { token: a.owner.token })).body.name).toBe('ingest');
+  });
+});

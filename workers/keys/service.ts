@@ -1,0 +1,61 @@
+import { forgetCredential } from '../auth/credentials';
+import { signToken } from '../auth/tokens';
+import { notFound } from '../lib/errors';
+import { newId, now } from '../lib/ids';
+
+export type Owner = { type: 'user' | 'app'; id: string };
+
+interface KeyRow {
+  id: string;
+  name: string;
+  scopes: string;
+  owner_type: 'user' | 'app';
+  owner_id: string;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+const COLS = 'id, name, scopes, owner_type, owner_id, expires_at, revoked_at, created_at';
+const toKey = (r: KeyRow) => ({ ...r, scopes: JSON.parse(r.scopes) as string[] });
+
+/**
+ * An API key is a JWT (typ 'key', jti = row id) so that checking it needs no lookup of a secret;
+ * the row is what makes it listable and revocable (see docs/auth.md for how revocation reaches
+ * every isolate). The JWT's `exp` and the row's expires_at say the same thing.
+ */
+export async function issueKey(env: Env, orgId: string, owner: Owner, name: string, scopes: string[], expiresIn: number | undefined) {
+  const id = newId();
+  const t = now();
+  const expires_at = expiresIn === undefined ? null : t + expiresIn * 1000;
+  const key = await signToken(env, { typ: 'key', sub: owner.id, jti: id, org: orgId, scp: scopes, own: owner.type }, expiresIn ?? null);
+  await env.DB.prepare('INSERT INTO api_keys (id, org_id, name, owner_type, owner_id, scopes, expires_at, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)')
+    .bind(id, orgId, name, owner.type, owner.id, JSON.stringify(scopes), expires_at, t)
+    .run();
+  return { id, key, name, scopes, owner_type: owner.type, owner_id: owner.id, expires_at, revoked_at: null, created_at: t };
+}
+
+/** Every key of the org, or only those of one owner. Revoked and expired keys are listed too (they say so). */
+export async function listKeys(db: D1Database, orgId: string, owner: Owner | null, offset: number, limit: number) {
+  const where = owner ? 'org_id = ? AND owner_type = ? AND owner_id = ?' : 'org_id = ?';
+  const args = owner ? [orgId, owner.type, owner.id] : [orgId];
+  const [count, rows] = await db.batch<{ n: number } & KeyRow>([
+    db.prepare(`SELECT COUNT(*) AS n FROM api_keys WHERE ${where}`).bind(...args),
+    db.prepare(`SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at, id LIMIT ? OFFSET ?`).bind(...args, limit, offset),
+  ]);
+  return { total: count?.results[0]?.n ?? 0, offset, limit, items: (rows?.results ?? []).map(toKey) };
+}
+
+export async function getKey(db: D1Database, orgId: string, id: string) {
+  const row = await db.prepare(`SELECT ${COLS} FROM api_keys WHERE org_id = ? AND id = ?`).bind(orgId, id).first<KeyRow>();
+  if (!row) throw notFound('API key');
+  return toKey(row);
+}
+
+/** Idempotent: revoking a revoked key keeps the first revocation time. Forgets this isolate's cached answer at once. */
+export async function revokeKey(db: D1Database, orgId: string, id: string): Promise<void> {
+  await db.batch([
+    db.prepare('UPDATE api_keys SET revoked_at = ? WHERE org_id = ? AND id = ? AND revoked_at IS NULL').bind(now(), orgId, id),
+    db.prepare("DELETE FROM policy_attachments WHERE org_id = ? AND principal_type = 'key' AND principal_id = ?").bind(orgId, id),
+  ]);
+  forgetCredential(id);
+}
