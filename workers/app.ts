@@ -6,6 +6,9 @@ import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
 import { usersRouter } from './users';
 import { orgsRouter } from './orgs';
+import { appsRouter } from './apps';
+import { keysRouter } from './keys';
+import { policiesRouter } from './policies';
 import { internalRouter } from './internal';
 
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
@@ -22,6 +25,9 @@ export function buildApp() {
   app.route('/', healthRouter);
   app.route('/', usersRouter);
   app.route('/', orgsRouter);
+  app.route('/', appsRouter);
+  app.route('/', keysRouter);
+  app.route('/', policiesRouter);
   app.route('/', internalRouter);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
