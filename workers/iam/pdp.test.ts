@@ -68,6 +68,9 @@ describe('decide', () => {
     const g = connectionGrants([{ channelId: 'c1', canPublish: true, canSubscribe: false }]);
     expect(decide(base({ action: 'messages:publish', resource: 'channels/c1', grants: g })).allowed).toBe(true);
     expect(decide(base({ action: 'messages:subscribe', resource: 'channels/c1', grants: g })).allowed).toBe(false);
+    expect(decide(base({ action: 'messages:read', resource: 'channels/c1', grants: g })).allowed).toBe(false);
+    const s = connectionGrants([{ channelId: 'c1', canPublish: false, canSubscribe: true }]);
+    expect(decide(base({ action: 'messages:read', resource: 'channels/c1', grants: s })).allowed).toBe(true);
     expect(decide(base({ action: 'messages:publish', resource: 'channels/c2', grants: g })).allowed).toBe(false);
   });
 });

@@ -115,7 +115,8 @@ export function connectionGrants(conns: readonly ConnectionGrant[]): Statement[]
   const sub = conns.filter((c) => c.canSubscribe).map((c) => `channels/${c.channelId}`);
   const out: Statement[] = [];
   if (pub.length) out.push({ effect: 'allow', actions: ['messages:publish'], resources: pub });
-  if (sub.length) out.push({ effect: 'allow', actions: ['messages:subscribe'], resources: sub });
+  // A device that may subscribe may also read the channel's stored history (Mainflux's reader did the same).
+  if (sub.length) out.push({ effect: 'allow', actions: ['messages:subscribe', 'messages:read'], resources: sub });
   return out;
 }
 
