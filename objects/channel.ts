@@ -1,2 +1,3 @@
-import { DurableObject } from 'cloudflare:workers';
-export class ChannelActor extends DurableObject<Env> {}
+// The channel actor lives in objects/channel/; this path is what workers/index.ts imports.
+export { ChannelActor } from './channel/index';
+export type { ChannelConfig, ChannelInfo, PublishInput, PublishResult } from './channel/index';

@@ -10,6 +10,7 @@ import { appsRouter } from './apps';
 import { keysRouter } from './keys';
 import { policiesRouter } from './policies';
 import { internalRouter } from './internal';
+import { messages } from './messages';
 
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
@@ -29,6 +30,7 @@ export function buildApp() {
   app.route('/', keysRouter);
   app.route('/', policiesRouter);
   app.route('/', internalRouter);
+  app.route('/', messages);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',

@@ -1,0 +1,113 @@
+/**
+ * Per-channel limits. Defaults below; a channel may override any of them with the actor's
+ * `configure()` RPC (stored in the actor's SQLite, so an override survives eviction).
+ * docs/channel-actor.md explains each number.
+ */
+export interface Rate {
+  /** Tokens added per second. */
+  perSecond: number;
+  /** Bucket size: the largest burst accepted at once. */
+  burst: number;
+}
+
+export interface Window {
+  bytes: number;
+  messages: number;
+}
+
+export interface ChannelConfig {
+  /** Largest payload accepted (→ 413). */
+  maxPayloadBytes: number;
+  /** Messages kept for `since` replay. */
+  recentWindow: number;
+  /** Most bytes one replay sends; older messages become a gap notice. */
+  replayMaxBytes: number;
+  channelRate: Rate;
+  publisherRate: Rate;
+  /** Unacknowledged live deliveries a flow-controlled WebSocket subscriber may have. */
+  subscriberWindow: Window;
+  /** The same for a bridge link (always flow-controlled). */
+  linkWindow: Window;
+  maxLinkSubscriptions: number;
+  /** Outbox rows per drain. */
+  drainBatch: number;
+  /** Delay between the first undrained publish and the drain, so bursts are drained together. */
+  drainDelayMs: number;
+}
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+
+/** Hard ceilings: DO SQLite and D1 cap a value at 2 MB, and a WebSocket message at 1 MiB inbound. */
+export const MAX_PAYLOAD_CEILING = 1 * MiB;
+export const MAX_BATCH = 1000;
+
+export const DEFAULT_CONFIG: ChannelConfig = {
+  maxPayloadBytes: 256 * KiB,
+  recentWindow: 1000,
+  replayMaxBytes: 8 * MiB,
+  channelRate: { perSecond: 1000, burst: 2000 },
+  publisherRate: { perSecond: 100, burst: 200 },
+  subscriberWindow: { bytes: 4 * MiB, messages: 5000 },
+  linkWindow: { bytes: 32 * MiB, messages: 50_000 },
+  maxLinkSubscriptions: 10_000,
+  drainBatch: 200,
+  drainDelayMs: 1000,
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function num(v: unknown, path: string, min: number, max: number, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${path} must be a number between ${min} and ${max}`);
+  return v;
+}
+
+function int(v: unknown, path: string, min: number, max: number, fallback: number): number {
+  const n = num(v, path, min, max, fallback);
+  if (!Number.isInteger(n)) throw new ConfigError(`${path} must be an integer`);
+  return n;
+}
+
+function sub(v: unknown, path: string): Obj {
+  if (v === undefined) return {};
+  if (!isObj(v)) throw new ConfigError(`${path} must be an object`);
+  return v;
+}
+
+const rate = (v: unknown, path: string, base: Rate): Rate => {
+  const o = sub(v, path);
+  return { perSecond: num(o.perSecond, `${path}.perSecond`, 0.001, 1e6, base.perSecond), burst: int(o.burst, `${path}.burst`, 1, 1e7, base.burst) };
+};
+
+const window = (v: unknown, path: string, base: Window): Window => {
+  const o = sub(v, path);
+  return { bytes: int(o.bytes, `${path}.bytes`, 1, 1024 * MiB, base.bytes), messages: int(o.messages, `${path}.messages`, 1, 1e7, base.messages) };
+};
+
+/** `base` with the (untrusted) fields of `patch` applied; unknown fields are refused so typos show. */
+export function mergeConfig(base: ChannelConfig, patch: unknown): ChannelConfig {
+  const p = sub(patch, 'config');
+  const known = new Set(Object.keys(DEFAULT_CONFIG));
+  for (const k of Object.keys(p)) if (!known.has(k)) throw new ConfigError(`unknown setting ${k}`);
+  return {
+    maxPayloadBytes: int(p.maxPayloadBytes, 'maxPayloadBytes', 0, MAX_PAYLOAD_CEILING, base.maxPayloadBytes),
+    recentWindow: int(p.recentWindow, 'recentWindow', 0, 1e6, base.recentWindow),
+    replayMaxBytes: int(p.replayMaxBytes, 'replayMaxBytes', 0, 256 * MiB, base.replayMaxBytes),
+    channelRate: rate(p.channelRate, 'channelRate', base.channelRate),
+    publisherRate: rate(p.publisherRate, 'publisherRate', base.publisherRate),
+    subscriberWindow: window(p.subscriberWindow, 'subscriberWindow', base.subscriberWindow),
+    linkWindow: window(p.linkWindow, 'linkWindow', base.linkWindow),
+    maxLinkSubscriptions: int(p.maxLinkSubscriptions, 'maxLinkSubscriptions', 1, 1e6, base.maxLinkSubscriptions),
+    drainBatch: int(p.drainBatch, 'drainBatch', 1, 10_000, base.drainBatch),
+    drainDelayMs: int(p.drainDelayMs, 'drainDelayMs', 0, 3_600_000, base.drainDelayMs),
+  };
+}

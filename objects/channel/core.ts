@@ -1,0 +1,186 @@
+import { isProtocol } from '../../shared/envelope';
+import { channelIdProblem, subtopicProblem } from '../../shared/topics';
+import { DEFAULT_CONFIG, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
+import { deliver } from './fanout';
+import { Flow } from './flow';
+import { checkPayload } from './payload';
+import { RateLimiter } from './ratelimit';
+import { ensureSchema } from './schema';
+import { SocketCache, TAG_LINK, TAG_SUBSCRIBER } from './sockets';
+import { ChannelStore, type AppendItem } from './store';
+import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
+
+export class ChannelIdError extends Error {}
+
+const MAX_PUBLISHER_LENGTH = 256;
+const MAX_CONTENT_TYPE_LENGTH = 255;
+
+/**
+ * The channel actor's state and its one write path. The Durable Object class (index.ts) only
+ * routes platform events here; handlers in the other files get this object.
+ */
+export class ChannelCore {
+  readonly store: ChannelStore;
+  readonly flow = new Flow();
+  readonly sockets = new SocketCache();
+  config: ChannelConfig = DEFAULT_CONFIG;
+  private limiter: RateLimiter;
+  /** When the drain alarm is known to be set (ms), null = known unset, undefined = unknown. */
+  private alarmAt: number | null | undefined;
+  /** After a failed drain, no retry before this (ms), however many publishes arrive meanwhile. */
+  backoffUntil = 0;
+
+  constructor(
+    readonly ctx: DurableObjectState,
+    readonly env: Env,
+  ) {
+    this.store = new ChannelStore(ctx.storage);
+    this.limiter = new RateLimiter(DEFAULT_CONFIG.channelRate, DEFAULT_CONFIG.publisherRate, Date.now());
+  }
+
+  /** Runs once per actor instance, inside blockConcurrencyWhile. */
+  init(): void {
+    ensureSchema(this.ctx.storage);
+    this.store.load();
+    const stored = this.store.meta('config');
+    if (typeof stored === 'string') this.applyConfig(mergeConfig(DEFAULT_CONFIG, JSON.parse(stored)));
+    // Link subscriptions of sockets that closed while no instance was running.
+    const live = this.ctx.getWebSockets(TAG_LINK).flatMap((ws) => {
+      const a = this.sockets.attachment(ws);
+      return a ? [a.id] : [];
+    });
+    this.store.pruneLinkSubs(live);
+  }
+
+  private applyConfig(config: ChannelConfig): void {
+    this.config = config;
+    this.limiter.reconfigure(config.channelRate, config.publisherRate);
+  }
+
+  /**
+   * A Durable Object cannot rely on knowing its own name, so the worker passes the channel id
+   * with every call; the first one is stored, and a different one later means a routing bug.
+   */
+  bindChannel(channel: string | null | undefined): string {
+    const known = this.store.channel;
+    if (channel === null || channel === undefined || channel === '') {
+      if (known) return known;
+      const fromId = this.ctx.id.name;
+      if (fromId && !channelIdProblem(fromId)) {
+        this.store.setChannel(fromId);
+        return fromId;
+      }
+      throw new ChannelIdError('this channel actor does not know its channel id yet; pass it');
+    }
+    if (known) {
+      if (known !== channel) throw new ChannelIdError(`this actor serves channel ${known}, not ${channel}`);
+      return known;
+    }
+    const problem = channelIdProblem(channel);
+    if (problem) throw new ChannelIdError(problem);
+    if (this.ctx.id.name !== undefined && this.ctx.id.name !== channel) throw new ChannelIdError(`this actor was created for ${this.ctx.id.name}, not ${channel}`);
+    this.store.setChannel(channel);
+    return channel;
+  }
+
+  configure(patch: unknown): ChannelConfig {
+    const next = mergeConfig(this.config, patch);
+    this.store.setMeta('config', JSON.stringify(next));
+    this.applyConfig(next);
+    return next;
+  }
+
+  /** Per-item checks, cheapest first: a refusal, or the SenML records (JSON) to store with an accepted item. */
+  private check(input: PublishInput, created: number): PublishResult | { records: string | null } {
+    if (typeof input !== 'object' || input === null || !(input.payload instanceof Uint8Array)) return fail(400, 'invalid_message', 'payload must be bytes');
+    if (typeof input.publisher !== 'string' || input.publisher === '' || input.publisher.length > MAX_PUBLISHER_LENGTH) return fail(400, 'invalid_message', 'publisher must be a non-empty string');
+    if (!isProtocol(input.protocol)) return fail(400, 'invalid_message', 'protocol must be http, ws, mqtt or coap');
+    if (typeof input.contentType !== 'string' || input.contentType === '' || input.contentType.length > MAX_CONTENT_TYPE_LENGTH) {
+      return fail(400, 'invalid_content_type', `content type must be a non-empty string of at most ${MAX_CONTENT_TYPE_LENGTH} characters`);
+    }
+    if (input.expiry !== undefined && !(Number.isInteger(input.expiry) && input.expiry >= 0 && input.expiry <= 0xffff_ffff)) return fail(400, 'invalid_message', 'expiry must be whole seconds');
+    const subtopicIssue = typeof input.subtopic === 'string' ? subtopicProblem(input.subtopic, 'publish') : 'subtopic must be a string';
+    if (subtopicIssue) return fail(400, 'invalid_subtopic', subtopicIssue);
+    const max = this.config.maxPayloadBytes;
+    if (input.payload.length > max) return fail(413, 'payload_too_large', `payload is ${input.payload.length} bytes; this channel accepts at most ${max}`);
+    const limited = this.limiter.take(input.publisher, created);
+    if (limited) {
+      const who = limited.scope === 'channel' ? 'this channel' : `publisher ${input.publisher} on this channel`;
+      return fail(429, 'rate_limited', `rate limit exceeded for ${who}; retry in ${limited.retryAfter} s`, limited.retryAfter);
+    }
+    // A zero-byte retained publish only clears the retained message: no content to check.
+    if (input.retain === true && input.payload.length === 0) return { records: null };
+    const checked = checkPayload(input.contentType, input.payload, created);
+    return checked.ok ? { records: checked.records } : checked;
+  }
+
+  /**
+   * The single write path. Checks every item, stores the accepted ones in one transaction (seq
+   * and created assigned there), fans them out, and schedules the drain. Acknowledged = in the
+   * actor's SQLite: the output gate holds the reply until the write is durable.
+   */
+  async publish(inputs: readonly PublishInput[]): Promise<PublishResult[]> {
+    const created = this.store.nextCreated(Date.now());
+    const results: PublishResult[] = new Array<PublishResult>(inputs.length);
+    const items: AppendItem[] = [];
+    const slots: number[] = [];
+    inputs.forEach((input, i) => {
+      if (i >= MAX_BATCH) {
+        results[i] = fail(413, 'batch_too_large', `at most ${MAX_BATCH} messages per batch`);
+        return;
+      }
+      const r = this.check(input, created);
+      if ('records' in r) {
+        items.push({ input, records: r.records });
+        slots.push(i);
+      } else results[i] = r;
+    });
+    if (items.length > 0) {
+      const messages = this.store.append(items, created, this.config.recentWindow);
+      messages.forEach((m, k) => (results[slots[k] as number] = { ok: true, seq: m.envelope.seq, created: m.envelope.created }));
+      deliver(this, messages);
+      await this.scheduleDrain();
+    }
+    return results;
+  }
+
+  /** Sets the drain alarm unless one is already due sooner. No alarm when nothing waits. */
+  async scheduleDrain(at = Date.now() + this.config.drainDelayMs, force = false): Promise<void> {
+    at = Math.max(at, this.backoffUntil);
+    if (force) this.alarmAt = null;
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    await this.ctx.storage.setAlarm(at);
+    this.alarmAt = at;
+  }
+
+  /** The alarm fired (it is deleted by the runtime once the handler returns). */
+  alarmFired(): void {
+    this.alarmAt = null;
+  }
+
+  /** A socket is closed or failed: forget what only it needed. */
+  socketGone(ws: WebSocket): void {
+    const att = this.sockets.attachment(ws);
+    if (att?.kind === 'link') {
+      this.ctx.storage.sql.exec('DELETE FROM link_subs WHERE socket = ?', att.id);
+      this.sockets.forgetLink(att.id);
+    }
+  }
+
+  info(): ChannelInfo {
+    const attempts = this.store.meta('drain_attempts');
+    const error = this.store.meta('drain_error');
+    return {
+      channel: this.store.channel,
+      seq: this.store.lastSeq,
+      outbox: this.store.count('outbox'),
+      retained: this.store.count('retained'),
+      oldestKept: this.store.oldestKept(),
+      subscribers: this.ctx.getWebSockets(TAG_SUBSCRIBER).length,
+      links: this.ctx.getWebSockets(TAG_LINK).length,
+      drainAttempts: typeof attempts === 'number' ? attempts : 0,
+      lastDrainError: typeof error === 'string' ? error : null,
+    };
+  }
+}

@@ -1,0 +1,154 @@
+import { isTextualType, utf8Text } from '../../shared/envelope';
+import { MiB } from './config';
+import type { ChannelCore } from './core';
+import type { ChannelMessage } from './types';
+
+/**
+ * The outbox drain (alarm handler): accepted messages go from the actor's SQLite to D1 (rows)
+ * and R2 (blobs). At-least-once with idempotent writes = exactly-once rows:
+ *   1. R2 puts first (same key, same bytes on a retry),
+ *   2. one D1 batch (atomic) of INSERT OR IGNORE keyed by (channel_id, seq),
+ *   3. only then are the outbox rows deleted.
+ * A crash or a failure anywhere leaves the rows in the outbox and the alarm set again with
+ * exponential back-off; nothing acknowledged is lost. No alarm is left when the outbox is empty.
+ */
+
+/** UTF-8 text payloads up to this size go inline in D1; bigger or binary ones go to R2. */
+export const INLINE_TEXT_MAX = 64 * 1024;
+/** Payload bytes read into memory per drain. */
+const DRAIN_BYTES = 8 * MiB;
+/** D1 caps a bound value at 2 MB; each statement's JSON parameter stays under this. */
+const PARAM_BUDGET = 900 * 1024;
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_MAX_MS = 5 * 60 * 1000;
+const R2_CONCURRENCY = 8;
+
+export const blobKey = (channel: string, seq: number): string => `channels/${channel}/${String(seq).padStart(16, '0')}`;
+
+interface MessageItem {
+  seq: number;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  contentType: string;
+  created: number;
+  size: number;
+  payload: string | null;
+  blobKey: string | null;
+  retained: number;
+}
+
+function inlineText(m: ChannelMessage): string | null {
+  const { contentType, payload } = m.envelope;
+  if (payload.length > INLINE_TEXT_MAX || !isTextualType(contentType)) return null;
+  return utf8Text(payload);
+}
+
+/** Splits JSON items into parameters that each stay under the D1 value limit. */
+function chunks(items: readonly string[]): string[] {
+  const out: string[] = [];
+  let cur: string[] = [];
+  let size = 2;
+  for (const it of items) {
+    if (cur.length > 0 && size + it.length + 1 > PARAM_BUDGET) {
+      out.push(`[${cur.join(',')}]`);
+      cur = [];
+      size = 2;
+    }
+    cur.push(it);
+    size += it.length + 1;
+  }
+  if (cur.length > 0) out.push(`[${cur.join(',')}]`);
+  return out;
+}
+
+const INSERT_MESSAGES = `INSERT OR IGNORE INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload, blob_key, retained)
+  SELECT ?1, json_extract(value, '$.seq'), json_extract(value, '$.subtopic'), json_extract(value, '$.publisher'), json_extract(value, '$.protocol'),
+         json_extract(value, '$.contentType'), json_extract(value, '$.created'), json_extract(value, '$.size'), json_extract(value, '$.payload'),
+         json_extract(value, '$.blobKey'), json_extract(value, '$.retained')
+  FROM json_each(?2)`;
+
+const INSERT_RECORDS = `INSERT OR IGNORE INTO senml_records (channel_id, seq, idx, subtopic, publisher, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
+  SELECT ?1, json_extract(m.value, '$.seq'), json_extract(r.value, '$.i'), json_extract(m.value, '$.subtopic'), json_extract(m.value, '$.publisher'),
+         json_extract(m.value, '$.created'), json_extract(r.value, '$.n'), json_extract(r.value, '$.t'), json_extract(r.value, '$.u'), json_extract(r.value, '$.v'),
+         json_extract(r.value, '$.vs'), json_extract(r.value, '$.vb'), json_extract(r.value, '$.vd'), json_extract(r.value, '$.s'), json_extract(r.value, '$.ut')
+  FROM json_each(?2) AS m, json_each(m.value, '$.records') AS r`;
+
+async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessage[]): Promise<void> {
+  for (let i = 0; i < blobs.length; i += R2_CONCURRENCY) {
+    await Promise.all(
+      blobs.slice(i, i + R2_CONCURRENCY).map(({ envelope: e }) =>
+        env.BLOBS.put(blobKey(channel, e.seq), e.payload, {
+          httpMetadata: { contentType: e.contentType },
+          customMetadata: { channel, seq: String(e.seq), subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, created: String(e.created) },
+        }),
+      ),
+    );
+  }
+}
+
+/** Writes one outbox batch to R2 and D1; throws if anything failed (the caller retries). */
+export async function writeBatch(env: Env, channel: string, batch: readonly { message: ChannelMessage; records: string | null }[]): Promise<void> {
+  const items: string[] = [];
+  const senml: string[] = [];
+  const blobs: ChannelMessage[] = [];
+  for (const { message: m, records } of batch) {
+    const e = m.envelope;
+    const text = inlineText(m);
+    if (text === null) blobs.push(m);
+    const item: MessageItem = {
+      seq: e.seq,
+      subtopic: e.subtopic,
+      publisher: e.publisher,
+      protocol: e.protocol,
+      contentType: e.contentType,
+      created: e.created,
+      size: e.payload.length,
+      payload: text,
+      blobKey: text === null ? blobKey(channel, e.seq) : null,
+      retained: m.retain ? 1 : 0,
+    };
+    items.push(JSON.stringify(item));
+    // `records` is already JSON text (payload.ts); splice it in rather than parse and re-encode.
+    if (records !== null) senml.push(`{"seq":${e.seq},"subtopic":${JSON.stringify(e.subtopic)},"publisher":${JSON.stringify(e.publisher)},"created":${e.created},"records":${records}}`);
+  }
+  await putBlobs(env, channel, blobs);
+  const statements = [
+    ...chunks(items).map((json) => env.DB.prepare(INSERT_MESSAGES).bind(channel, json)),
+    ...chunks(senml).map((json) => env.DB.prepare(INSERT_RECORDS).bind(channel, json)),
+  ];
+  await env.DB.batch(statements);
+}
+
+export function backoffMs(attempt: number, random = Math.random()): number {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt - 1, 20));
+  // "Equal jitter": at least half the ceiling, so retries spread out but never hammer.
+  return Math.round(ceiling / 2 + (random * ceiling) / 2);
+}
+
+export async function drainOutbox(core: ChannelCore): Promise<void> {
+  core.alarmFired();
+  const { store } = core;
+  const channel = store.channel;
+  const batch = store.outboxBatch(core.config.drainBatch, DRAIN_BYTES);
+  if (batch.length === 0 || channel === null) return;
+  try {
+    await writeBatch(core.env, channel, batch);
+  } catch (e) {
+    const attempt = Number(store.meta('drain_attempts') ?? 0) + 1;
+    const delay = backoffMs(attempt);
+    const reason = e instanceof Error ? e.message : String(e);
+    store.setMeta('drain_attempts', attempt);
+    store.setMeta('drain_error', reason.slice(0, 500));
+    console.warn(`channel ${channel}: drain of ${batch.length} messages failed (attempt ${attempt}), retrying in ${delay} ms: ${reason}`);
+    core.backoffUntil = Date.now() + delay;
+    await core.scheduleDrain(core.backoffUntil, true);
+    return;
+  }
+  const last = batch[batch.length - 1]?.message.envelope.seq ?? 0;
+  store.drained(last, core.config.recentWindow);
+  store.setMeta('drain_attempts', 0);
+  store.setMeta('drain_error', null);
+  core.backoffUntil = 0;
+  if (store.count('outbox') > 0) await core.scheduleDrain(Date.now());
+}

@@ -1,0 +1,122 @@
+import { encodeServerFrame, type FrameEncoding, type ServerFrame } from '../../shared/frames';
+import { encodeLinkFrame, type ActorOp, type LinkMessage } from '../../shared/link';
+import type { Window } from './config';
+import { CLOSE_TRY_AGAIN_LATER, bufferedAmount } from './flow';
+import type { ChannelCore } from './core';
+import { TAG_LINK, TAG_SUBSCRIBER } from './sockets';
+import type { ChannelMessage } from './types';
+
+/** Target size of one link frame: many ops per WebSocket message, well under the 1 MiB inbound limit of a peer actor. */
+const LINK_FRAME_BYTES = 256 * 1024;
+
+/** Closes without throwing (the socket may already be closing); RFC 6455 §5.5 caps the reason at 123 bytes. */
+export function closeSocket(core: ChannelCore, ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason.slice(0, 120));
+  } catch {
+    /* already closed */
+  }
+  core.socketGone(ws);
+}
+
+/** Sends one WebSocket message; a socket whose send throws is closed (1011) and reported false. */
+export function send(core: ChannelCore, ws: WebSocket, data: string | Uint8Array): boolean {
+  if (ws.readyState !== WebSocket.READY_STATE_OPEN) return false;
+  try {
+    ws.send(data);
+    return true;
+  } catch (e) {
+    closeSocket(core, ws, 1011, `send failed: ${e instanceof Error ? e.message : String(e)}`);
+    return false;
+  }
+}
+
+export function sendFrame(core: ChannelCore, ws: WebSocket, frame: ServerFrame, encoding: FrameEncoding): boolean {
+  return send(core, ws, encodeServerFrame(frame, encoding));
+}
+
+/** After a live delivery: is this socket behind by more than its window? Then drop it (see flow.ts). */
+function overWindow(core: ChannelCore, ws: WebSocket, flowControlled: boolean, seq: number, bytes: number, window: Window): boolean {
+  let why: string | null = null;
+  if (flowControlled) why = core.flow.sent(ws, seq, bytes, window);
+  const buffered = bufferedAmount(ws);
+  if (!why && buffered !== null && buffered > window.bytes) why = `slow consumer: ${buffered} bytes buffered`;
+  if (!why) return false;
+  closeSocket(core, ws, CLOSE_TRY_AGAIN_LATER, why);
+  return true;
+}
+
+export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, now: number): LinkMessage {
+  const op: LinkMessage = { op: 'message', subs, envelope: m.envelope, retained };
+  if (m.properties) op.properties = m.properties;
+  // MQTT 5 §3.3.2.3.3: forward the remaining lifetime, not the original one.
+  if (m.expiresAt !== undefined) op.expiry = Math.max(0, Math.ceil((m.expiresAt - now) / 1000));
+  return op;
+}
+
+const opBytes = (op: ActorOp): number => (op.op === 'message' ? op.envelope.payload.length + 128 + op.subs.length * 5 : 64);
+
+/** Sends ops to a link socket, several frames if they are large; `live` deliveries count against the window. */
+export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly ActorOp[], live = false): boolean {
+  let chunk: ActorOp[] = [];
+  let size = 0;
+  const flush = (): boolean => {
+    if (chunk.length === 0) return true;
+    const ok = send(core, ws, encodeLinkFrame(chunk));
+    chunk = [];
+    size = 0;
+    return ok;
+  };
+  for (const op of ops) {
+    chunk.push(op);
+    size += opBytes(op);
+    if (live && op.op === 'message' && overWindow(core, ws, true, op.envelope.seq, opBytes(op), core.config.linkWindow)) return false;
+    if (size >= LINK_FRAME_BYTES && !flush()) return false;
+  }
+  return flush();
+}
+
+/**
+ * Live fan-out of a committed batch, in seq order, synchronously after the commit — so every
+ * socket sees every channel's messages in one global order. Each message is encoded at most once
+ * per encoding; each link gets one frame for the whole batch listing, per message, the ids of its
+ * subscriptions that match.
+ */
+export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]): void {
+  if (messages.length === 0) return;
+  const encoded: { json?: string; cbor?: Uint8Array }[] = messages.map(() => ({}));
+  const frameOf = (i: number, enc: FrameEncoding): string | Uint8Array => {
+    const slot = encoded[i] ?? {};
+    const m = messages[i] as ChannelMessage;
+    if (enc === 'json') return (slot.json ??= encodeServerFrame({ type: 'message', envelope: m.envelope }, 'json') as string);
+    return (slot.cbor ??= encodeServerFrame({ type: 'message', envelope: m.envelope }, 'cbor') as Uint8Array);
+  };
+
+  for (const ws of core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
+    const s = core.sockets.subscriber(ws);
+    if (!s) continue;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as ChannelMessage;
+      if (!s.match(m.envelope.subtopic)) continue;
+      const data = frameOf(i, s.att.encoding);
+      if (!send(core, ws, data)) break;
+      const bytes = typeof data === 'string' ? data.length : data.byteLength;
+      if (overWindow(core, ws, s.att.ack, m.envelope.seq, bytes, core.config.subscriberWindow)) break;
+    }
+  }
+
+  const now = Date.now();
+  for (const ws of core.ctx.getWebSockets(TAG_LINK)) {
+    const att = core.sockets.attachment(ws);
+    if (!att || att.kind !== 'link') continue;
+    const subs = core.sockets.linkSubs(core.store, att.id);
+    if (subs.length === 0) continue;
+    const ops: ActorOp[] = [];
+    for (const m of messages) {
+      const ids: number[] = [];
+      for (const s of subs) if (s.match(m.envelope.subtopic) && s.noLocal !== m.envelope.publisher) ids.push(s.sub);
+      if (ids.length > 0) ops.push(messageOp(m, ids, false, now));
+    }
+    sendLinkOps(core, ws, ops, true);
+  }
+}

@@ -1,0 +1,80 @@
+import { DurableObject } from 'cloudflare:workers';
+import { ConfigError, type ChannelConfig } from './config';
+import { ChannelCore, ChannelIdError } from './core';
+import { drainOutbox } from './drain';
+import { onSocketClose, onSocketError, onSocketMessage } from './events';
+import { handleFetch } from './fetch';
+import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
+
+export type { ChannelConfig } from './config';
+export { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from './sockets';
+export type { ChannelInfo, PublishInput, PublishResult } from './types';
+
+/**
+ * One actor per channel (docs/channel-actor.md). Entry points are thin and not meant to be
+ * overridden: each hands off to a named handler. Initialisation (schema, counters, config) runs
+ * once in blockConcurrencyWhile, so no event ever sees a half-initialised actor.
+ */
+export class ChannelActor extends DurableObject<Env> {
+  private readonly core: ChannelCore;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.core = new ChannelCore(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => this.core.init());
+    // The runtime answers "ping" with "pong" itself, without waking a hibernated actor.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('ping', 'pong'));
+  }
+
+  /** WebSocket upgrades for subscribers and bridge links (headers set by the worker). */
+  override async fetch(request: Request): Promise<Response> {
+    return handleFetch(this.core, request);
+  }
+
+  /**
+   * Publishes a batch (one transaction); one result per item, in order. `channel` is the channel
+   * id. Errors are values, never exceptions, so every caller handles them the same way.
+   */
+  async publish(batch: PublishInput[], channel?: string): Promise<PublishResult[]> {
+    try {
+      this.core.bindChannel(channel);
+    } catch (e) {
+      if (!(e instanceof ChannelIdError)) throw e;
+      return batch.map(() => fail(400, 'channel_unknown', e.message));
+    }
+    return this.core.publish(batch);
+  }
+
+  /** Overrides some limits of this channel (persisted); returns the effective configuration. */
+  async configure(channel: string, patch: Partial<ChannelConfig>): Promise<{ ok: true; config: ChannelConfig } | { ok: false; message: string }> {
+    try {
+      this.core.bindChannel(channel);
+      return { ok: true, config: this.core.configure(patch) };
+    } catch (e) {
+      if (e instanceof ChannelIdError || e instanceof ConfigError) return { ok: false, message: e.message };
+      throw e;
+    }
+  }
+
+  /** Counters for operators and tests. */
+  async info(): Promise<ChannelInfo> {
+    return this.core.info();
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await onSocketMessage(this.core, ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    onSocketClose(this.core, ws, code);
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    onSocketError(this.core, ws, error);
+  }
+
+  /** Drains the outbox to D1/R2. */
+  override async alarm(): Promise<void> {
+    await drainOutbox(this.core);
+  }
+}

@@ -1,0 +1,108 @@
+import { bytesOf } from '../../shared/cbor';
+import { LinkError, decodeLinkFrame, type ActorOp, type LinkOp, type LinkPublish, type LinkSubscribe } from '../../shared/link';
+import { compileFilter, subtopicProblem } from '../../shared/topics';
+import { catchUp } from './catchup';
+import type { ChannelCore } from './core';
+import { messageOp, sendLinkOps } from './fanout';
+import { TAG_LINK, type LinkAttachment } from './sockets';
+import type { PublishInput } from './types';
+
+/**
+ * The bridge link (shared/link.ts): one socket, many subscriptions (kept in SQLite by socket id)
+ * and publishes. Ops in a frame are handled in order; a run of consecutive publishes is one
+ * batch (one transaction, one fan-out frame per link); replies go out in one frame per request
+ * frame, flushed before each publish run so a suback always precedes that subscription's messages.
+ */
+export function acceptLink(core: ChannelCore, subprotocol?: string): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  core.ctx.acceptWebSocket(server, [TAG_LINK]);
+  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID() };
+  core.sockets.remember(server, att);
+  const headers = new Headers();
+  if (subprotocol) headers.set('sec-websocket-protocol', subprotocol);
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
+
+const toInput = (op: LinkPublish): PublishInput => {
+  const input: PublishInput = { subtopic: op.subtopic, publisher: op.publisher, protocol: op.protocol, contentType: op.contentType, payload: op.payload, retain: op.retain };
+  if (op.properties) input.properties = op.properties;
+  if (op.expiry !== undefined) input.expiry = op.expiry;
+  return input;
+};
+
+function subscribe(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe, out: ActorOp[]): void {
+  const problem = subtopicProblem(op.filter, 'subscribe');
+  if (problem) {
+    out.push({ op: 'error', code: 'invalid_filter', reason: problem, sub: op.sub });
+    return;
+  }
+  const existing = core.sockets.linkSubs(core.store, att.id);
+  if (!existing.some((s) => s.sub === op.sub) && existing.length >= core.config.maxLinkSubscriptions) {
+    out.push({ op: 'error', code: 'too_many_subscriptions', reason: `at most ${core.config.maxLinkSubscriptions} subscriptions per link`, sub: op.sub });
+    return;
+  }
+  // Same id again replaces the subscription, like a repeated MQTT SUBSCRIBE [MQTT-3.8.4-3].
+  core.store.putLinkSub(att.id, op.sub, op.filter, op.noLocal ?? null);
+  core.sockets.forgetLink(att.id);
+  out.push({ op: 'suback', sub: op.sub, seq: core.store.lastSeq });
+  const now = Date.now();
+  const request = { match: compileFilter(op.filter), noLocal: op.noLocal ?? null, ...(op.since === undefined ? {} : { since: op.since }) };
+  for (const item of catchUp(core.store, core.config, request, now)) {
+    out.push(item.kind === 'gap' ? { op: 'gap', sub: op.sub, from: item.from, to: item.to } : messageOp(item.message, [op.sub], item.retained, now));
+  }
+}
+
+function handleOp(core: ChannelCore, ws: WebSocket, att: LinkAttachment, op: LinkOp, out: ActorOp[]): void {
+  switch (op.op) {
+    case 'subscribe':
+      subscribe(core, att, op, out);
+      return;
+    case 'unsubscribe':
+      core.store.deleteLinkSub(att.id, op.sub);
+      core.sockets.forgetLink(att.id);
+      out.push({ op: 'unsuback', sub: op.sub });
+      return;
+    case 'consumed':
+      core.flow.acked(ws, op.seq);
+      return;
+    default:
+      out.push({ op: 'error', code: 'unexpected_op', reason: `${op.op} is sent by the channel actor, not to it` });
+  }
+}
+
+export async function onLinkMessage(core: ChannelCore, ws: WebSocket, att: LinkAttachment, data: string | ArrayBuffer): Promise<void> {
+  if (typeof data === 'string') {
+    sendLinkOps(core, ws, [{ op: 'error', code: 'bad_frame', reason: 'link frames are binary CBOR, not text' }]);
+    return;
+  }
+  let ops: LinkOp[];
+  try {
+    ops = decodeLinkFrame(bytesOf(data));
+  } catch (e) {
+    if (!(e instanceof LinkError)) throw e;
+    sendLinkOps(core, ws, [{ op: 'error', code: 'bad_frame', reason: e.message }]);
+    return;
+  }
+  let out: ActorOp[] = [];
+  const flush = () => {
+    if (out.length > 0) sendLinkOps(core, ws, out);
+    out = [];
+  };
+  for (let i = 0; i < ops.length; ) {
+    const op = ops[i] as LinkOp;
+    if (op.op !== 'publish') {
+      handleOp(core, ws, att, op, out);
+      i++;
+      continue;
+    }
+    const run: LinkPublish[] = [];
+    for (; i < ops.length && ops[i]?.op === 'publish'; i++) run.push(ops[i] as LinkPublish);
+    flush();
+    const results = await core.publish(run.map(toInput));
+    results.forEach((r, k) => {
+      const id = (run[k] as LinkPublish).id;
+      out.push(r.ok ? { op: 'ack', id, seq: r.seq, created: r.created } : { op: 'nack', id, status: r.status, code: r.code, reason: r.message });
+    });
+  }
+  flush();
+}

@@ -1,0 +1,155 @@
+import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import type { ActorOp, LinkMessage, LinkPublish } from '../../shared/link';
+import type { ChannelActor } from './index';
+import { actor, framesOf, msg, newChannel, openLink, subscribe, text } from './test-helpers';
+
+const publishOp = (id: number, over: Partial<LinkPublish> = {}): LinkPublish => ({
+  op: 'publish',
+  id,
+  subtopic: 'a',
+  publisher: 'dev-1',
+  protocol: 'mqtt',
+  contentType: 'text/plain',
+  payload: text(`p${id}`),
+  retain: false,
+  ...over,
+});
+
+const messages = (ops: ActorOp[]): LinkMessage[] => ops.filter((o): o is LinkMessage => o.op === 'message');
+
+describe('channel actor: bridge link', () => {
+  it('acks a publish batch with seqs (one transaction) and nacks the bad ones', async () => {
+    const ch = newChannel();
+    const link = await openLink(ch);
+    link.send([publishOp(10), publishOp(11, { subtopic: 'a/#' }), publishOp(12, { contentType: 'application/json', payload: text('1') }), publishOp(13)]);
+    const replies = await link.take(4);
+    expect(replies).toEqual([
+      { op: 'ack', id: 10, seq: 1, created: expect.any(Number) },
+      { op: 'nack', id: 11, status: 400, code: 'invalid_subtopic', reason: expect.any(String) },
+      { op: 'nack', id: 12, status: 400, code: 'invalid_json', reason: expect.any(String) },
+      { op: 'ack', id: 13, seq: 2, created: expect.any(Number) },
+    ]);
+    // One transaction: both accepted messages share the batch's created time.
+    const [a, , , b] = replies;
+    expect(a?.op === 'ack' && b?.op === 'ack' && a.created === b.created).toBe(true);
+    expect(framesOf(link)).toEqual([4]); // all replies in one frame
+  });
+
+  it('serves many subscriptions on one socket: suback, then batched deliveries listing matching subscription ids', async () => {
+    const ch = newChannel();
+    const link = await openLink(ch);
+    link.send([
+      { op: 'subscribe', sub: 1, filter: 'room/#' },
+      { op: 'subscribe', sub: 2, filter: 'room/+/temp' },
+      { op: 'subscribe', sub: 3, filter: 'hall' },
+    ]);
+    expect(await link.take(3)).toEqual([
+      { op: 'suback', sub: 1, seq: 0 },
+      { op: 'suback', sub: 2, seq: 0 },
+      { op: 'suback', sub: 3, seq: 0 },
+    ]);
+    const before = framesOf(link).length;
+    await actor(ch).publish([msg({ subtopic: 'room/1/temp' }), msg({ subtopic: 'room' }), msg({ subtopic: 'hall' }), msg({ subtopic: 'garage' })], ch);
+    const got = messages(await link.take(3));
+    expect(got.map((m) => [m.envelope.seq, m.envelope.subtopic, m.subs])).toEqual([
+      [1, 'room/1/temp', [1, 2]],
+      [2, 'room', [1]],
+      [3, 'hall', [3]],
+    ]);
+    expect(got[0]?.envelope).toMatchObject({ channel: ch, publisher: 'dev-1', protocol: 'http', contentType: 'text/plain', payload: text('hello') });
+    // The whole publish batch arrived as one frame.
+    expect(framesOf(link).slice(before)).toEqual([3]);
+
+    link.send([{ op: 'unsubscribe', sub: 1 }]);
+    expect(await link.next()).toEqual({ op: 'unsuback', sub: 1 });
+    await actor(ch).publish([msg({ subtopic: 'room' }), msg({ subtopic: 'room/2/temp' })], ch);
+    expect(messages(await link.take(1)).map((m) => [m.envelope.seq, m.subs])).toEqual([[6, [2]]]);
+  });
+
+  it('replays retained messages and resumes with since and gap notices per subscription', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { recentWindow: 2 });
+    await actor(ch).publish([msg({ subtopic: 's', retain: true, payload: text('r') }), msg(), msg(), msg(), msg()], ch);
+    const link = await openLink(ch);
+    link.send([
+      { op: 'subscribe', sub: 1, filter: '#' },
+      { op: 'subscribe', sub: 2, filter: '#', since: 1 },
+    ]);
+    const ops = await link.take(6);
+    expect(ops[0]).toEqual({ op: 'suback', sub: 1, seq: 5 });
+    expect(ops[1]).toMatchObject({ op: 'message', subs: [1], retained: true, envelope: { seq: 1 } });
+    expect(ops[2]).toEqual({ op: 'suback', sub: 2, seq: 5 });
+    expect(ops[3]).toEqual({ op: 'gap', sub: 2, from: 2, to: 3 });
+    expect(ops.slice(4).map((o) => o.op === 'message' && [o.envelope.seq, o.subs, o.retained])).toEqual([
+      [4, [2], false],
+      [5, [2], false],
+    ]);
+  });
+
+  it('honours noLocal, forwards MQTT 5 properties and remaining expiry', async () => {
+    const ch = newChannel();
+    const link = await openLink(ch);
+    link.send([{ op: 'subscribe', sub: 1, filter: '#', noLocal: 'bridge-client-1' }]);
+    await link.next();
+    link.send([
+      publishOp(1, { publisher: 'bridge-client-1' }),
+      publishOp(2, { publisher: 'other', properties: [['trace', 'abc'], ['trace', 'def']], expiry: 60 }),
+    ]);
+    const ops = await link.take(3);
+    const delivered = messages(ops);
+    expect(delivered.map((m) => m.envelope.publisher)).toEqual(['other']);
+    expect(delivered[0]).toMatchObject({ properties: [['trace', 'abc'], ['trace', 'def']], expiry: 60 });
+    expect(ops.filter((o) => o.op === 'ack').map((o) => o.op === 'ack' && o.id)).toEqual([1, 2]);
+  });
+
+  it('keeps link subscriptions across hibernation and forgets them when the link closes', async () => {
+    const ch = newChannel();
+    const link = await openLink(ch);
+    link.send([{ op: 'subscribe', sub: 9, filter: 'x' }]);
+    await link.next();
+    await evictDurableObject(actor(ch));
+    await actor(ch).publish([msg({ subtopic: 'x' })], ch);
+    expect(messages(await link.take(1)).map((m) => m.subs)).toEqual([[9]]);
+    link.ws.close(1000, 'bye');
+    await link.closed;
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await actor(ch).info()).links).toBe(0);
+    const subs = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM link_subs').one().n);
+    expect(subs).toBe(0);
+  });
+
+  it('reports malformed frames and wrong-direction ops as error ops without closing', async () => {
+    const ch = newChannel();
+    const link = await openLink(ch);
+    link.ws.send(new Uint8Array([0xff]));
+    expect(await link.next()).toMatchObject({ op: 'error', code: 'bad_frame' });
+    link.ws.send('text');
+    expect(await link.next()).toMatchObject({ op: 'error', code: 'bad_frame', reason: expect.stringContaining('binary') });
+    link.send([{ op: 'subscribe', sub: 1, filter: 'a/#/b' }]);
+    expect(await link.next()).toMatchObject({ op: 'error', code: 'invalid_filter', sub: 1 });
+    link.send([{ op: 'ack', id: 1, seq: 1, created: 1 } as never]);
+    expect(await link.next()).toMatchObject({ op: 'error', code: 'unexpected_op' });
+    link.send([publishOp(1)]);
+    expect(await link.next()).toMatchObject({ op: 'ack', id: 1, seq: 1 });
+  });
+
+  it('drops a link that does not acknowledge deliveries (1013), and keeps serving WebSocket subscribers', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { linkWindow: { bytes: 1_000_000, messages: 5 } });
+    const link = await openLink(ch);
+    const ws = await subscribe(ch);
+    link.send([{ op: 'subscribe', sub: 1, filter: '#' }]);
+    await link.next();
+    await actor(ch).publish(Array.from({ length: 4 }, () => msg()), ch);
+    await link.take(4);
+    link.send([{ op: 'consumed', seq: 4 }]);
+    await new Promise((r) => setTimeout(r, 50)); // let the actor process the consumed op
+    await actor(ch).publish(Array.from({ length: 5 }, () => msg()), ch); // 5 outstanding: at the window
+    await link.take(5);
+    await actor(ch).publish([msg()], ch); // 6th unacknowledged: over
+    const closed = await link.closed;
+    expect(closed).toMatchObject({ code: 1013, reason: expect.stringContaining('slow consumer') });
+    expect((await ws.take(10)).length).toBe(10);
+  });
+});

@@ -1,0 +1,152 @@
+import type { FrameEncoding } from '../../shared/frames';
+import { compileFilter, isWildcardFilter, subscriptionFilter, subtopicProblem } from '../../shared/topics';
+import type { ChannelStore } from './store';
+
+/**
+ * What the actor knows about each socket lives in the socket's attachment (serializeAttachment)
+ * or, for link subscriptions, in SQLite — both survive hibernation. The maps here are caches
+ * only: a woken actor starts with them empty and fills them from attachments and SQLite.
+ */
+
+export const TAG_SUBSCRIBER = 'subscriber';
+export const TAG_LINK = 'link';
+
+/** Internal request headers, set only by the worker (which strips them from client requests). */
+export const HEADER_CHANNEL = 'x-edgeflux-channel';
+export const HEADER_SUBSCRIBER = 'x-edgeflux-subscriber';
+export const HEADER_LINK = 'x-edgeflux-link';
+
+export interface SubscriberAttachment {
+  kind: 'subscriber';
+  id: string;
+  publisher: string;
+  canPublish: boolean;
+  /** The subtopic of the connection path ('' = channel root); may hold wildcards. */
+  subtopic: string;
+  encoding: FrameEncoding;
+  /** The client sends cumulative `ack` frames, so the actor can tell when it falls behind. */
+  ack: boolean;
+}
+
+export interface LinkAttachment {
+  kind: 'link';
+  id: string;
+}
+
+export type Attachment = SubscriberAttachment | LinkAttachment;
+
+/** `x-edgeflux-subscriber`: JSON the worker writes after authorizing the subscriber. */
+export interface SubscriberOptions {
+  publisher: string;
+  canPublish: boolean;
+  subtopic: string;
+  encoding: FrameEncoding;
+  ack: boolean;
+  since?: number;
+  /** The Sec-WebSocket-Protocol value to answer with (RFC 6455 §4.2.2), if the client offered any. */
+  subprotocol?: string;
+}
+
+export class BadRequest extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function parseJsonHeader(raw: string, name: string): Obj {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new BadRequest('bad_internal_header', `${name} is not JSON`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadRequest('bad_internal_header', `${name} must be a JSON object`);
+  return v as Obj;
+}
+
+export function parseSubscriberOptions(raw: string): SubscriberOptions {
+  const o = parseJsonHeader(raw, HEADER_SUBSCRIBER);
+  if (typeof o.publisher !== 'string' || o.publisher === '') throw new BadRequest('bad_internal_header', 'subscriber.publisher must be a non-empty string');
+  const subtopic = o.subtopic ?? '';
+  if (typeof subtopic !== 'string') throw new BadRequest('bad_internal_header', 'subscriber.subtopic must be a string');
+  const problem = subtopicProblem(subtopic, 'subscribe');
+  if (problem) throw new BadRequest('invalid_subtopic', problem);
+  const encoding = o.encoding ?? 'json';
+  if (encoding !== 'json' && encoding !== 'cbor') throw new BadRequest('bad_internal_header', 'subscriber.encoding must be json or cbor');
+  const since = o.since;
+  if (since !== undefined && (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0)) throw new BadRequest('invalid_since', 'since must be a non-negative integer seq');
+  const opts: SubscriberOptions = { publisher: o.publisher, canPublish: o.canPublish === true, subtopic, encoding, ack: o.ack === true };
+  if (since !== undefined) opts.since = since;
+  if (typeof o.subprotocol === 'string' && o.subprotocol !== '') opts.subprotocol = o.subprotocol;
+  return opts;
+}
+
+export function parseLinkOptions(raw: string): { subprotocol?: string } {
+  const o = parseJsonHeader(raw, HEADER_LINK);
+  return typeof o.subprotocol === 'string' && o.subprotocol !== '' ? { subprotocol: o.subprotocol } : {};
+}
+
+function isAttachment(v: unknown): v is Attachment {
+  if (typeof v !== 'object' || v === null) return false;
+  const a = v as Obj;
+  return (a.kind === 'subscriber' || a.kind === 'link') && typeof a.id === 'string';
+}
+
+/** The subtopic a subscriber's publish frames go to when they name none; null = they must name one. */
+export const defaultPublishSubtopic = (a: SubscriberAttachment): string | null => (isWildcardFilter(a.subtopic) ? null : a.subtopic);
+
+export interface CompiledLinkSub {
+  sub: number;
+  match: (subtopic: string) => boolean;
+  noLocal: string | null;
+}
+
+export class SocketCache {
+  private attachments = new WeakMap<WebSocket, { att: Attachment; match: (s: string) => boolean }>();
+  private links = new Map<string, CompiledLinkSub[]>();
+
+  remember(ws: WebSocket, att: Attachment): void {
+    ws.serializeAttachment(att);
+    const match = att.kind === 'subscriber' ? compileFilter(subscriptionFilter(att.subtopic)) : () => false;
+    this.attachments.set(ws, { att, match });
+  }
+
+  private entry(ws: WebSocket): { att: Attachment; match: (s: string) => boolean } | null {
+    let e = this.attachments.get(ws);
+    if (!e) {
+      const att: unknown = ws.deserializeAttachment();
+      if (!isAttachment(att)) return null;
+      e = { att, match: att.kind === 'subscriber' ? compileFilter(subscriptionFilter(att.subtopic)) : () => false };
+      this.attachments.set(ws, e);
+    }
+    return e;
+  }
+
+  attachment(ws: WebSocket): Attachment | null {
+    return this.entry(ws)?.att ?? null;
+  }
+
+  /** The subscriber's attachment and filter matcher, or null for other sockets. */
+  subscriber(ws: WebSocket): { att: SubscriberAttachment; match: (s: string) => boolean } | null {
+    const e = this.entry(ws);
+    return e && e.att.kind === 'subscriber' ? { att: e.att, match: e.match } : null;
+  }
+
+  linkSubs(store: ChannelStore, linkId: string): CompiledLinkSub[] {
+    let subs = this.links.get(linkId);
+    if (!subs) {
+      subs = store.linkSubs(linkId).map((r) => ({ sub: r.sub, match: compileFilter(r.filter), noLocal: r.no_local }));
+      this.links.set(linkId, subs);
+    }
+    return subs;
+  }
+
+  forgetLink(linkId: string): void {
+    this.links.delete(linkId);
+  }
+}

@@ -1,0 +1,238 @@
+import type { Protocol } from '../../shared/envelope';
+import type { UserProperties } from '../../shared/link';
+import type { ChannelMessage, PublishInput } from './types';
+
+/** Everything the actor reads and writes in its own SQLite. Synchronous: SQLite-backed DO storage is. */
+
+type Row = Record<string, SqlStorageValue>;
+interface MessageRow extends Row {
+  seq: number;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  content_type: string;
+  payload: ArrayBuffer;
+  created: number;
+  properties: string | null;
+  expires_at: number | null;
+}
+
+export interface AppendItem {
+  input: PublishInput;
+  /** Normalized SenML records (JSON) for the drain, or null. */
+  records: string | null;
+}
+
+export interface LinkSubRow extends Row {
+  sub: number;
+  filter: string;
+  no_local: string | null;
+}
+
+/** ArrayBuffer holding exactly the view's bytes (SQLite binds ArrayBuffers, not views). */
+function toArrayBuffer(u8: Uint8Array): ArrayBuffer {
+  if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && u8.buffer instanceof ArrayBuffer) return u8.buffer;
+  return u8.slice().buffer as ArrayBuffer;
+}
+
+export class ChannelStore {
+  /** The channel this actor serves; null until the worker first tells it. */
+  channel: string | null = null;
+  lastSeq = 0;
+  private lastCreated = 0;
+
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  private get sql(): SqlStorage {
+    return this.storage.sql;
+  }
+
+  meta(key: string): SqlStorageValue {
+    return this.sql.exec<{ value: SqlStorageValue }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0]?.value ?? null;
+  }
+
+  setMeta(key: string, value: SqlStorageValue): void {
+    this.sql.exec('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)', key, value);
+  }
+
+  /** Loads the counters once, after the schema is ensured. */
+  load(): void {
+    const channel = this.meta('channel');
+    this.channel = typeof channel === 'string' ? channel : null;
+    this.lastSeq = Number(this.meta('seq') ?? 0);
+    this.lastCreated = Number(this.meta('created') ?? 0);
+  }
+
+  /** The `created` of the next batch: wall-clock ms, but never before the previous batch's. */
+  nextCreated(now: number): number {
+    return Math.max(now, this.lastCreated);
+  }
+
+  setChannel(channel: string): void {
+    this.setMeta('channel', channel);
+    this.channel = channel;
+  }
+
+  private toMessage(r: MessageRow, retain: boolean): ChannelMessage {
+    const m: ChannelMessage = {
+      envelope: {
+        channel: this.channel ?? '',
+        subtopic: r.subtopic,
+        publisher: r.publisher,
+        protocol: r.protocol as Protocol,
+        contentType: r.content_type,
+        payload: new Uint8Array(r.payload),
+        created: r.created,
+        seq: r.seq,
+      },
+      retain,
+    };
+    if (r.properties !== null) m.properties = JSON.parse(r.properties) as UserProperties;
+    if (r.expires_at !== null) m.expiresAt = r.expires_at;
+    return m;
+  }
+
+  /**
+   * The single writer: assigns seq (strictly increasing, persisted) and created (ms, never
+   * decreasing) and stores the batch, its outbox rows and retained changes in one transaction.
+   */
+  append(items: readonly AppendItem[], created: number, recentWindow: number): ChannelMessage[] {
+    let seq = this.lastSeq;
+    const out: ChannelMessage[] = [];
+    this.storage.transactionSync(() => {
+      for (const { input, records } of items) {
+        seq++;
+        const retain = input.retain === true;
+        const props = input.properties && input.properties.length > 0 ? JSON.stringify(input.properties) : null;
+        const expiresAt = input.expiry === undefined ? null : created + input.expiry * 1000;
+        const payload = toArrayBuffer(input.payload);
+        this.sql.exec(
+          'INSERT INTO log (seq, subtopic, publisher, protocol, content_type, payload, created, retain, properties, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          seq, input.subtopic, input.publisher, input.protocol, input.contentType, payload, created, retain ? 1 : 0, props, expiresAt,
+        );
+        this.sql.exec('INSERT INTO outbox (seq, records) VALUES (?, ?)', seq, records);
+        if (retain) {
+          // [MQTT-3.3.1-10] a zero-byte retained message removes the retained message of its topic.
+          if (input.payload.length === 0) this.sql.exec('DELETE FROM retained WHERE subtopic = ?', input.subtopic);
+          else
+            this.sql.exec(
+              'INSERT OR REPLACE INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created, properties, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+              input.subtopic, seq, input.publisher, input.protocol, input.contentType, payload, created, props, expiresAt,
+            );
+        }
+        const m: ChannelMessage = {
+          envelope: { channel: this.channel ?? '', subtopic: input.subtopic, publisher: input.publisher, protocol: input.protocol, contentType: input.contentType, payload: input.payload, created, seq },
+          retain,
+        };
+        if (props !== null && input.properties) m.properties = input.properties;
+        if (expiresAt !== null) m.expiresAt = expiresAt;
+        out.push(m);
+      }
+      this.setMeta('seq', seq);
+      this.setMeta('created', created);
+      this.trimLog(seq, recentWindow);
+    });
+    // Only after the commit: a failed transaction leaves the counters where they were.
+    this.lastSeq = seq;
+    this.lastCreated = created;
+    return out;
+  }
+
+  /** Drops log rows that are both drained (below the oldest outbox row) and outside the recent window. */
+  private trimLog(lastSeq: number, recentWindow: number): void {
+    const oldestPending = this.sql.exec<{ m: number | null }>('SELECT MIN(seq) AS m FROM outbox').one().m;
+    const cutoff = Math.min(lastSeq - recentWindow, oldestPending === null ? Number.MAX_SAFE_INTEGER : oldestPending - 1);
+    if (cutoff > 0) this.sql.exec('DELETE FROM log WHERE seq <= ?', cutoff);
+  }
+
+  trim(recentWindow: number): void {
+    this.trimLog(this.lastSeq, recentWindow);
+  }
+
+  oldestKept(): number | null {
+    return this.sql.exec<{ m: number | null }>('SELECT MIN(seq) AS m FROM log').one().m;
+  }
+
+  /**
+   * The first seq after `after` from which replaying everything to the end costs at most
+   * `maxBytes` of payload (null when nothing qualifies). Bounds the memory a replay may take.
+   */
+  replayStart(after: number, maxBytes: number): number | null {
+    return this.sql
+      .exec<{ seq: number }>(
+        'SELECT seq FROM (SELECT seq, SUM(length(payload)) OVER (ORDER BY seq DESC) AS total FROM log WHERE seq > ?) WHERE total <= ? ORDER BY seq LIMIT 1',
+        after, maxBytes,
+      )
+      .toArray()[0]?.seq ?? null;
+  }
+
+  /** Log rows with seq >= from, in seq order. Callers bound the size first (see replayStart). */
+  logFrom(from: number): ChannelMessage[] {
+    return this.sql
+      .exec<MessageRow & { retain: number }>('SELECT * FROM log WHERE seq >= ? ORDER BY seq', from)
+      .toArray()
+      .map((r) => this.toMessage(r, r.retain === 1));
+  }
+
+  retained(): ChannelMessage[] {
+    return this.sql.exec<MessageRow>('SELECT * FROM retained ORDER BY seq').toArray().map((r) => this.toMessage(r, true));
+  }
+
+  count(table: 'outbox' | 'retained' | 'log'): number {
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
+  }
+
+  /** The oldest outbox rows: at most `limit` of them and `maxBytes` of payload (but at least one). */
+  outboxBatch(limit: number, maxBytes: number): { message: ChannelMessage; records: string | null }[] {
+    const sizes = this.sql
+      .exec<{ seq: number; size: number }>('SELECT o.seq AS seq, length(l.payload) AS size FROM outbox o JOIN log l ON l.seq = o.seq ORDER BY o.seq LIMIT ?', limit)
+      .toArray();
+    if (sizes.length === 0) return [];
+    let upTo = sizes[0]?.seq ?? 0;
+    let total = 0;
+    for (const { seq, size } of sizes) {
+      total += size;
+      if (total > maxBytes && seq !== sizes[0]?.seq) break;
+      upTo = seq;
+    }
+    return this.sql
+      .exec<MessageRow & { retain: number; records: string | null }>(
+        'SELECT l.*, o.records FROM outbox o JOIN log l ON l.seq = o.seq WHERE o.seq <= ? ORDER BY o.seq LIMIT ?',
+        upTo, limit,
+      )
+      .toArray()
+      .map((r) => ({ message: this.toMessage(r, r.retain === 1), records: r.records }));
+  }
+
+  /** Removes drained rows (drains go in seq order, so `upTo` ends a prefix of the outbox). */
+  drained(upTo: number, recentWindow: number): void {
+    this.storage.transactionSync(() => {
+      this.sql.exec('DELETE FROM outbox WHERE seq <= ?', upTo);
+      this.trimLog(this.lastSeq, recentWindow);
+    });
+  }
+
+  linkSubs(socket: string): LinkSubRow[] {
+    return this.sql.exec<LinkSubRow>('SELECT sub, filter, no_local FROM link_subs WHERE socket = ? ORDER BY sub', socket).toArray();
+  }
+
+  linkSubCount(socket: string): number {
+    return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM link_subs WHERE socket = ?', socket).one().n;
+  }
+
+  putLinkSub(socket: string, sub: number, filter: string, noLocal: string | null): void {
+    this.sql.exec('INSERT OR REPLACE INTO link_subs (socket, sub, filter, no_local) VALUES (?, ?, ?, ?)', socket, sub, filter, noLocal);
+  }
+
+  deleteLinkSub(socket: string, sub: number): void {
+    this.sql.exec('DELETE FROM link_subs WHERE socket = ? AND sub = ?', socket, sub);
+  }
+
+  /** Forgets subscriptions of link sockets that no longer exist (closed while the actor was gone). */
+  pruneLinkSubs(liveSockets: readonly string[]): void {
+    const live = new Set(liveSockets);
+    for (const { socket } of this.sql.exec<{ socket: string }>('SELECT DISTINCT socket FROM link_subs').toArray()) {
+      if (!live.has(socket)) this.sql.exec('DELETE FROM link_subs WHERE socket = ?', socket);
+    }
+  }
+}

@@ -1,0 +1,184 @@
+import { evictDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { encodeClientFrame, type ServerFrame } from '../../shared/frames';
+import { actor, msg, newChannel, payloadText, subscribe, text } from './test-helpers';
+import { HEADER_CHANNEL, HEADER_SUBSCRIBER } from './sockets';
+
+const seqs = (frames: ServerFrame[]) => frames.map((f) => (f.type === 'message' ? f.envelope.seq : f.type));
+const subtopics = (frames: ServerFrame[]) => frames.map((f) => (f.type === 'message' ? f.envelope.subtopic : f.type));
+
+describe('channel actor: subscriptions', () => {
+  it('routes by filter: exact, +, #, # matching the parent, and no subtopic = everything', async () => {
+    const ch = newChannel();
+    const all = await subscribe(ch);
+    const exact = await subscribe(ch, { subtopic: 'room/1/temp' });
+    const plus = await subscribe(ch, { subtopic: 'room/+/temp' });
+    const hash = await subscribe(ch, { subtopic: 'room/#' });
+    const topics = ['', 'room', 'room/1/temp', 'room/2/temp', 'room/1/hum', 'hall/1/temp', 'room/1/temp/x'];
+    await actor(ch).publish(topics.map((subtopic) => msg({ subtopic })), ch);
+    expect(subtopics(await all.take(topics.length))).toEqual(topics);
+    expect(subtopics(await exact.take(1))).toEqual(['room/1/temp']);
+    expect(subtopics(await plus.take(2))).toEqual(['room/1/temp', 'room/2/temp']);
+    expect(subtopics(await hash.take(5))).toEqual(['room', 'room/1/temp', 'room/2/temp', 'room/1/hum', 'room/1/temp/x']);
+    // And nothing else arrives.
+    for (const s of [all, exact, plus, hash]) expect(await s.drain(50)).toEqual([]);
+  });
+
+  it('delivers retained messages first to a new subscriber, and a zero-byte retained publish clears', async () => {
+    const ch = newChannel();
+    await actor(ch).publish(
+      [
+        msg({ subtopic: 'a', payload: text('a1'), retain: true }),
+        msg({ subtopic: 'b', payload: text('b1'), retain: true }),
+        msg({ subtopic: 'a', payload: text('a2'), retain: true }), // replaces a1
+        msg({ subtopic: 'c', payload: text('not retained') }),
+      ],
+      ch,
+    );
+    const s1 = await subscribe(ch);
+    const first = await s1.take(2);
+    expect(first.map((f) => f.type === 'message' && f.retained)).toEqual([true, true]);
+    expect(first.map(payloadText)).toEqual(['b1', 'a2']); // in seq order
+    const onlyA = await subscribe(ch, { subtopic: 'a' });
+    expect((await onlyA.take(1)).map(payloadText)).toEqual(['a2']);
+
+    // Clearing: delivered to current subscribers like any message, and then nothing is retained for b.
+    const clear = await actor(ch).publish([msg({ subtopic: 'b', payload: new Uint8Array(), retain: true, contentType: 'application/json' })], ch);
+    expect(clear[0]).toMatchObject({ ok: true, seq: 5 });
+    const cleared = await s1.next();
+    expect(cleared).toMatchObject({ type: 'message', envelope: { subtopic: 'b', seq: 5 } });
+    expect(cleared.type === 'message' && cleared.envelope.payload.length).toBe(0);
+    const s2 = await subscribe(ch);
+    expect((await s2.take(1)).map(payloadText)).toEqual(['a2']);
+    expect(await s2.drain(50)).toEqual([]);
+    expect((await actor(ch).info()).retained).toBe(1);
+  });
+
+  it('resumes with since: replays what it kept, then live, with no duplicates', async () => {
+    const ch = newChannel();
+    await actor(ch).publish(Array.from({ length: 5 }, (_, i) => msg({ subtopic: i % 2 ? 'odd' : 'even', payload: text(`m${i + 1}`) })), ch);
+    const s = await subscribe(ch, { since: 2 });
+    expect(seqs(await s.take(3))).toEqual([3, 4, 5]);
+    await actor(ch).publish([msg({ payload: text('m6') })], ch);
+    expect(seqs(await s.take(1))).toEqual([6]);
+    const filtered = await subscribe(ch, { since: 0, subtopic: 'odd' });
+    expect(seqs(await filtered.take(2))).toEqual([2, 4]);
+    const upToDate = await subscribe(ch, { since: 6 });
+    expect(await upToDate.drain(50)).toEqual([]);
+  });
+
+  it('sends an explicit gap notice when the resume point is older than the window', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { recentWindow: 3 });
+    await actor(ch).publish(
+      [msg({ subtopic: 'r', retain: true, payload: text('r2') }), msg({ payload: text('x') }), msg({ subtopic: 'r', retain: true, payload: text('r3') })].concat(
+        Array.from({ length: 7 }, (_, i) => msg({ payload: text(`n${i}`) })),
+      ),
+      ch,
+    );
+    // 10 messages; the window keeps 8, 9, 10 (older ones are undrained but past the window).
+    const s = await subscribe(ch, { since: 1 });
+    const frames = await s.take(5);
+    expect(frames[0]).toEqual({ type: 'gap', from: 2, to: 7 });
+    // The retained value published inside the gap comes next, flagged, so the client has current state.
+    expect(frames[1]).toMatchObject({ type: 'message', retained: true, envelope: { seq: 3, subtopic: 'r' } });
+    expect(seqs(frames.slice(2))).toEqual([8, 9, 10]);
+  });
+
+  it('keeps sockets and seq across hibernation (eviction)', async () => {
+    const ch = newChannel();
+    const s = await subscribe(ch, { subtopic: 'x/#' });
+    await actor(ch).publish([msg({ subtopic: 'x' })], ch);
+    expect(seqs(await s.take(1))).toEqual([1]);
+    await evictDurableObject(actor(ch));
+    await actor(ch).publish([msg({ subtopic: 'x/y' }), msg({ subtopic: 'z' }), msg({ subtopic: 'x' })], ch);
+    expect(seqs(await s.take(2))).toEqual([2, 4]);
+    expect((await actor(ch).info()).subscribers).toBe(1);
+  });
+
+  it('lets a permitted socket publish with JSON frames and acks each with its seq', async () => {
+    const ch = newChannel();
+    const pub = await subscribe(ch, { publisher: 'dev-9', canPublish: true, subtopic: 'room/1' });
+    const watcher = await subscribe(ch, { subtopic: 'room/#' });
+    pub.send(JSON.stringify({ id: 'p1', payload: { t: 21 } }));
+    const [own, ack] = await pub.take(2);
+    expect(own).toMatchObject({ type: 'message', envelope: { subtopic: 'room/1', publisher: 'dev-9', protocol: 'ws', contentType: 'application/json', seq: 1 } });
+    expect(ack).toMatchObject({ type: 'ack', id: 'p1', seq: 1 });
+    expect(payloadText(await watcher.next())).toBe('{"t":21}');
+    pub.send(JSON.stringify({ id: 2, subtopic: 'room/2', payload: 'AAEC', encoding: 'base64', contentType: 'application/octet-stream' }));
+    const w2 = await watcher.next();
+    expect(w2.type === 'message' && [...w2.envelope.payload]).toEqual([0, 1, 2]);
+    pub.send('{"payload":"x","subtopic":"a/+"}');
+    pub.send('not json');
+    // room/2 is outside pub's own filter, so pub only gets the ack for it, then the two errors.
+    const rest = await pub.take(3);
+    expect(rest[0]).toMatchObject({ type: 'ack', id: 2, seq: 2 });
+    const frames = rest.slice(1);
+    expect(frames).toEqual([
+      { type: 'error', status: 400, code: 'invalid_subtopic', message: expect.any(String) },
+      { type: 'error', status: 400, code: 'bad_frame', message: 'text frame is not valid JSON' },
+    ]);
+  });
+
+  it('refuses publish frames from a subscribe-only socket and from wildcard sockets without a subtopic', async () => {
+    const ch = newChannel();
+    const ro = await subscribe(ch, { canPublish: false });
+    ro.send(JSON.stringify({ id: 1, payload: 'x' }));
+    expect(await ro.next()).toMatchObject({ type: 'error', id: 1, status: 403, code: 'forbidden' });
+    const wild = await subscribe(ch, { canPublish: true, subtopic: 'a/#' });
+    wild.send(JSON.stringify({ id: 2, payload: 'x' }));
+    expect(await wild.next()).toMatchObject({ type: 'error', id: 2, status: 400, code: 'subtopic_required' });
+    expect((await actor(ch).info()).seq).toBe(0);
+  });
+
+  it('speaks CBOR both ways when asked', async () => {
+    const ch = newChannel();
+    const s = await subscribe(ch, { encoding: 'cbor', canPublish: true, publisher: 'dev' });
+    s.send(encodeClientFrame({ type: 'publish', id: 7, subtopic: 'bin', contentType: 'application/octet-stream', payload: new Uint8Array([255, 0, 7]) }, 'cbor'));
+    const [m, ack] = await s.take(2);
+    expect(m).toMatchObject({ type: 'message', envelope: { subtopic: 'bin', payload: new Uint8Array([255, 0, 7]) } });
+    expect(ack).toMatchObject({ type: 'ack', id: 7, seq: 1 });
+  });
+
+  it('closes a flow-controlled subscriber that falls behind its window with 1013, without stalling others', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { subscriberWindow: { bytes: 1_000_000, messages: 3 } });
+    const slow = await subscribe(ch, { ack: true });
+    const fast = await subscribe(ch, { ack: true });
+    const plain = await subscribe(ch);
+    await actor(ch).publish([msg(), msg()], ch);
+    await fast.take(2);
+    fast.send(JSON.stringify({ type: 'ack', seq: 2 }));
+    await new Promise((r) => setTimeout(r, 50)); // let the actor process the ack frame
+    await actor(ch).publish([msg(), msg()], ch);
+    const closed = await slow.closed;
+    expect(closed.code).toBe(1013);
+    expect(closed.reason).toMatch(/slow consumer: 4 messages unacknowledged/);
+    expect(seqs(await fast.take(2))).toEqual([3, 4]);
+    expect(seqs(await plain.take(4))).toEqual([1, 2, 3, 4]);
+    const later = await actor(ch).publish([msg()], ch);
+    expect(later[0]).toMatchObject({ ok: true, seq: 5 });
+    expect(seqs(await fast.take(1))).toEqual([5]);
+  });
+
+  it('answers ping with pong without involving the actor', async () => {
+    const ch = newChannel();
+    const s = await subscribe(ch);
+    const pong = new Promise<string>((resolve) => s.ws.addEventListener('message', (ev) => typeof ev.data === 'string' && ev.data === 'pong' && resolve(ev.data)));
+    s.ws.send('ping');
+    expect(await pong).toBe('pong');
+    // Had the actor seen "ping", it would have answered a bad_frame error (it is not JSON).
+    expect(await s.drain(50)).toEqual([]);
+  });
+
+  it('refuses an upgrade without valid internal headers', async () => {
+    const ch = newChannel();
+    const none = await actor(ch).fetch('http://actor/', { headers: { upgrade: 'websocket', [HEADER_CHANNEL]: ch } });
+    expect(none.status).toBe(400);
+    const bad = await actor(ch).fetch('http://actor/', { headers: { upgrade: 'websocket', [HEADER_CHANNEL]: ch, [HEADER_SUBSCRIBER]: '{"publisher":"p","subtopic":"a/#/b"}' } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ code: 'invalid_subtopic' });
+    const plain = await actor(ch).fetch('http://actor/', { headers: { [HEADER_CHANNEL]: ch } });
+    expect(plain.status).toBe(426);
+  });
+});

@@ -1,0 +1,114 @@
+// Helpers for the channel actor's workerd tests: real actors, real sockets, no mocks.
+import { env } from 'cloudflare:workers';
+import { bytesOf } from '../../shared/cbor';
+import { utf8Bytes } from '../../shared/envelope';
+import { decodeServerFrame, type ServerFrame } from '../../shared/frames';
+import { decodeLinkFrame, encodeLinkFrame, type ActorOp, type BridgeOp } from '../../shared/link';
+import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from './sockets';
+import type { PublishInput } from './types';
+
+export const newChannel = (): string => crypto.randomUUID();
+export const actor = (channel: string) => env.CHANNELS.get(env.CHANNELS.idFromName(channel));
+
+export const msg = (over: Partial<PublishInput> = {}): PublishInput => ({
+  subtopic: '',
+  publisher: 'dev-1',
+  protocol: 'http',
+  contentType: 'text/plain',
+  payload: utf8Bytes('hello'),
+  ...over,
+});
+
+export const text = (s: string): Uint8Array => utf8Bytes(s);
+
+/** A queue of whatever arrives on a client WebSocket, read with timeouts so a missing frame fails the test. */
+class Inbox<T> {
+  private items: T[] = [];
+  private waiters: ((v: T) => void)[] = [];
+  closed: Promise<{ code: number; reason: string }>;
+  private onClose!: (v: { code: number; reason: string }) => void;
+
+  constructor(
+    readonly ws: WebSocket,
+    decode: (data: string | Uint8Array) => T[],
+  ) {
+    this.closed = new Promise((r) => (this.onClose = r));
+    // workerd delivers binary messages as Blobs unless asked otherwise.
+    ws.binaryType = 'arraybuffer';
+    ws.addEventListener('message', (ev) => {
+      const data = typeof ev.data === 'string' ? ev.data : bytesOf(ev.data as ArrayBuffer);
+      for (const item of decode(data)) {
+        const w = this.waiters.shift();
+        if (w) w(item);
+        else this.items.push(item);
+      }
+    });
+    ws.addEventListener('close', (ev) => this.onClose({ code: ev.code, reason: ev.reason }));
+  }
+
+  next(timeoutMs = 2000): Promise<T> {
+    const item = this.items.shift();
+    if (item !== undefined) return Promise.resolve(item);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('timed out waiting for a frame')), timeoutMs);
+      this.waiters.push((v) => {
+        clearTimeout(t);
+        resolve(v);
+      });
+    });
+  }
+
+  async take(n: number): Promise<T[]> {
+    const out: T[] = [];
+    for (let i = 0; i < n; i++) out.push(await this.next());
+    return out;
+  }
+
+  /** Resolves with what arrived within `ms` (used to assert that nothing more arrives). */
+  async drain(ms = 100): Promise<T[]> {
+    await new Promise((r) => setTimeout(r, ms));
+    return this.items.splice(0);
+  }
+}
+
+export type Subscriber = Inbox<ServerFrame> & { send(data: string | Uint8Array): void };
+
+export async function subscribe(channel: string, opts: Partial<SubscriberOptions> = {}): Promise<Subscriber> {
+  const res = await actor(channel).fetch('http://actor/', {
+    headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_SUBSCRIBER]: JSON.stringify({ publisher: 'viewer', ...opts }) },
+  });
+  const ws = res.webSocket;
+  if (res.status !== 101 || !ws) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`);
+  ws.accept();
+  // 'pong' is the runtime's auto-response to 'ping', not a frame.
+  const inbox = new Inbox<ServerFrame>(ws, (d) => (d === 'pong' ? [] : [decodeServerFrame(d)])) as Subscriber;
+  inbox.send = (data) => ws.send(data);
+  return inbox;
+}
+
+export type Link = Inbox<ActorOp> & { send(ops: BridgeOp[]): void };
+
+export async function openLink(channel: string): Promise<Link> {
+  const res = await actor(channel).fetch('http://actor/', {
+    headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_LINK]: '{}' },
+  });
+  const ws = res.webSocket;
+  if (res.status !== 101 || !ws) throw new Error(`link upgrade failed: ${res.status} ${await res.text()}`);
+  ws.accept();
+  const frames: number[] = [];
+  const inbox = new Inbox<ActorOp>(ws, (d) => {
+    if (typeof d === 'string') throw new Error(`text frame on a link: ${d}`);
+    const ops = decodeLinkFrame(d) as ActorOp[];
+    frames.push(ops.length);
+    return ops;
+  }) as Link & { frames: number[] };
+  inbox.frames = frames;
+  inbox.send = (ops) => ws.send(encodeLinkFrame(ops));
+  return inbox;
+}
+
+/** Ops per received frame, in arrival order (to check batching). */
+export const framesOf = (link: Link): number[] => (link as Link & { frames: number[] }).frames;
+
+export const payloadText = (f: ServerFrame | undefined): string | undefined =>
+  f?.type === 'message' ? new TextDecoder().decode(f.envelope.payload) : undefined;

@@ -1,0 +1,43 @@
+import type { Envelope, Protocol } from '../../shared/envelope';
+import type { UserProperties } from '../../shared/link';
+
+/** One message to publish, as the worker, a WebSocket or the bridge hands it to the actor. */
+export interface PublishInput {
+  subtopic: string;
+  publisher: string;
+  protocol: Protocol;
+  contentType: string;
+  payload: Uint8Array;
+  retain?: boolean;
+  /** MQTT 5 user properties, forwarded to link subscribers. */
+  properties?: UserProperties;
+  /** MQTT 5 message expiry interval, seconds. */
+  expiry?: number;
+}
+
+export type PublishError = { ok: false; status: number; code: string; message: string; retryAfter?: number };
+export type PublishResult = { ok: true; seq: number; created: number } | PublishError;
+
+/** A message as the actor keeps it: the envelope plus what only the actor needs. */
+export interface ChannelMessage {
+  envelope: Envelope;
+  retain: boolean;
+  properties?: UserProperties;
+  /** ms since epoch; absent = never expires. */
+  expiresAt?: number;
+}
+
+export interface ChannelInfo {
+  channel: string | null;
+  seq: number;
+  outbox: number;
+  retained: number;
+  oldestKept: number | null;
+  subscribers: number;
+  links: number;
+  drainAttempts: number;
+  lastDrainError: string | null;
+}
+
+export const fail = (status: number, code: string, message: string, retryAfter?: number): PublishError =>
+  retryAfter === undefined ? { ok: false, status, code, message } : { ok: false, status, code, message, retryAfter };

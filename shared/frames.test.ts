@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { utf8Bytes, type Envelope } from './envelope';
+import { FrameError, decodeClientFrame, decodeServerFrame, encodeClientFrame, encodeServerFrame, type ClientFrame, type ServerFrame } from './frames';
+
+const base = (contentType: string, payload: Uint8Array): Envelope => ({
+  channel: 'c1',
+  subtopic: 'room/1',
+  publisher: 'dev-1',
+  protocol: 'mqtt',
+  contentType,
+  payload,
+  created: 1_732_500_000_123,
+  seq: 42,
+});
+
+describe('subscriber frames', () => {
+  const env = base('application/octet-stream', new Uint8Array([1, 2, 3]));
+  const frames: ServerFrame[] = [
+    { type: 'message', envelope: env },
+    { type: 'message', envelope: base('text/plain', utf8Bytes('hi')), retained: true },
+    { type: 'ack', id: 'p1', seq: 7, created: 1 },
+    { type: 'ack', seq: 8, created: 2 },
+    { type: 'error', id: 3, status: 413, code: 'payload_too_large', message: 'too big' },
+    { type: 'gap', from: 1, to: 9 },
+  ];
+  it.each(frames.flatMap((f) => (['json', 'cbor'] as const).map((enc) => [f.type, enc, f] as const)))('server %s frame round-trips as %s', (_t, enc, f) => {
+    const wire = encodeServerFrame(f, enc);
+    expect(typeof wire === 'string').toBe(enc === 'json');
+    expect(decodeServerFrame(wire)).toEqual(f);
+  });
+
+  it('JSON messages are flat envelope objects a browser can read', () => {
+    const wire = encodeServerFrame({ type: 'message', envelope: base('application/json', utf8Bytes('{"a":1}')) }, 'json') as string;
+    const o = JSON.parse(wire);
+    expect(o).toMatchObject({ type: 'message', seq: 42, subtopic: 'room/1', payload: '{"a":1}' });
+    expect(JSON.parse(o.payload)).toEqual({ a: 1 });
+  });
+
+  it.each([
+    ['typeless JSON text', '{"subtopic":"a","payload":"hi"}', { type: 'publish', subtopic: 'a', payload: utf8Bytes('hi'), contentType: 'text/plain; charset=utf-8' }],
+    ['JSON value', '{"payload":{"t":1}}', { type: 'publish', payload: utf8Bytes('{"t":1}'), contentType: 'application/json' }],
+    ['base64', '{"payload":"AQI=","encoding":"base64","retain":true,"id":"x"}', { type: 'publish', id: 'x', payload: new Uint8Array([1, 2]), retain: true, contentType: 'application/octet-stream' }],
+    ['ack', '{"type":"ack","seq":5}', { type: 'ack', seq: 5 }],
+  ])('client %s', (_n, text, expected) => {
+    expect(decodeClientFrame(text)).toEqual(expected);
+  });
+
+  it.each([
+    ['not JSON', '{'],
+    ['no payload', '{"subtopic":"a"}'],
+    ['bad type', '{"type":"subscribe"}'],
+    ['bad retain', '{"payload":"x","retain":"yes"}'],
+    ['bad id', '{"payload":"x","id":{}}'],
+    ['ack without seq', '{"type":"ack"}'],
+    ['array', '[]'],
+  ])('client frame %s is refused with FrameError', (_n, text) => {
+    expect(() => decodeClientFrame(text)).toThrow(FrameError);
+  });
+
+  it.each(['json', 'cbor'] as const)('client publish round-trips as %s', (enc) => {
+    const f: ClientFrame = { type: 'publish', id: 1, subtopic: 's', contentType: 'image/png', payload: new Uint8Array([9, 8]), retain: false };
+    expect(decodeClientFrame(encodeClientFrame(f, enc))).toEqual(f);
+  });
+});

@@ -1,0 +1,277 @@
+/**
+ * The bridge link: one WebSocket between the trusted bridge and one channel actor that carries
+ * many subscriptions and publishes at once (subprotocol `edgeflux.link.v1`).
+ *
+ * Each WebSocket binary message is one frame: a CBOR (RFC 8949) array of ops, so a burst of
+ * publishes or deliveries costs one message. Each op is itself a positional array whose first
+ * element is the opcode; trailing optional elements may be omitted (or null). Layout:
+ *
+ *   bridge → actor
+ *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?]
+ *     [4  subscribe   sub, filter, since?, noLocal?]
+ *     [6  unsubscribe sub]
+ *     [11 consumed    seq]                      cumulative flow-control ack of deliveries
+ *   actor → bridge
+ *     [2  ack         id, seq, created]         publish `id` is stored as `seq`
+ *     [3  nack        id, status, code, reason] publish `id` refused (HTTP-like status: 400, 413, 429…)
+ *     [5  suback      sub, seq]                 subscribed; `seq` = the channel's last seq at that moment
+ *     [7  unsuback    sub]
+ *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?]
+ *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
+ *     [10 error       code, reason, sub?]
+ *
+ * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
+ * properties as [name, value] pairs (order and duplicates kept, §3.3.2.3.7); `expiry` is the
+ * message expiry interval in seconds (§3.3.2.3.3), remaining time on delivery.
+ */
+import { asBytes, cborDecode, cborEncode, CborError } from './cbor';
+import { isProtocol, type Envelope, type Protocol } from './envelope';
+
+export const LINK_SUBPROTOCOL = 'edgeflux.link.v1';
+
+export const OPCODES = {
+  publish: 1,
+  ack: 2,
+  nack: 3,
+  subscribe: 4,
+  suback: 5,
+  unsubscribe: 6,
+  unsuback: 7,
+  message: 8,
+  gap: 9,
+  error: 10,
+  consumed: 11,
+} as const;
+
+export type UserProperties = [string, string][];
+
+export interface LinkPublish { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number }
+export interface LinkSubscribe { op: 'subscribe'; sub: number; filter: string; since?: number; noLocal?: string }
+export interface LinkUnsubscribe { op: 'unsubscribe'; sub: number }
+export interface LinkConsumed { op: 'consumed'; seq: number }
+export interface LinkAck { op: 'ack'; id: number; seq: number; created: number }
+export interface LinkNack { op: 'nack'; id: number; status: number; code: string; reason: string }
+export interface LinkSuback { op: 'suback'; sub: number; seq: number }
+export interface LinkUnsuback { op: 'unsuback'; sub: number }
+export interface LinkMessage { op: 'message'; subs: number[]; envelope: Envelope; retained: boolean; properties?: UserProperties; expiry?: number }
+export interface LinkGap { op: 'gap'; sub: number; from: number; to: number }
+export interface LinkErrorOp { op: 'error'; code: string; reason: string; sub?: number }
+
+export type BridgeOp = LinkPublish | LinkSubscribe | LinkUnsubscribe | LinkConsumed;
+export type ActorOp = LinkAck | LinkNack | LinkSuback | LinkUnsuback | LinkMessage | LinkGap | LinkErrorOp;
+export type LinkOp = BridgeOp | ActorOp;
+
+export const LINK_LIMITS = {
+  opsPerFrame: 10_000,
+  subsPerMessage: 10_000,
+  stringLength: 4096,
+  properties: 256,
+  /** MQTT 5 expiry is a Four Byte Integer. */
+  expiry: 0xffff_ffff,
+} as const;
+
+export class LinkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LinkError';
+  }
+}
+
+// ---- encode -----------------------------------------------------------------------------------
+
+const opt = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+
+function opArray(op: LinkOp): unknown[] {
+  switch (op.op) {
+    case 'publish':
+      return [1, op.id, op.subtopic, op.publisher, op.protocol, op.contentType, op.payload, op.retain, opt(op.properties), opt(op.expiry)];
+    case 'ack':
+      return [2, op.id, op.seq, op.created];
+    case 'nack':
+      return [3, op.id, op.status, op.code, op.reason];
+    case 'subscribe':
+      return [4, op.sub, op.filter, opt(op.since), opt(op.noLocal)];
+    case 'suback':
+      return [5, op.sub, op.seq];
+    case 'unsubscribe':
+      return [6, op.sub];
+    case 'unsuback':
+      return [7, op.sub];
+    case 'message': {
+      const e = op.envelope;
+      return [8, op.subs, e.channel, e.seq, e.created, e.subtopic, e.publisher, e.protocol, e.contentType, e.payload, op.retained, opt(op.properties), opt(op.expiry)];
+    }
+    case 'gap':
+      return [9, op.sub, op.from, op.to];
+    case 'error':
+      return [10, op.code, op.reason, opt(op.sub)];
+    case 'consumed':
+      return [11, op.seq];
+  }
+}
+
+export function encodeLinkOp(op: LinkOp): unknown[] {
+  const a = opArray(op);
+  while (a.length > 1 && a[a.length - 1] === null) a.pop();
+  return a;
+}
+
+export function encodeLinkFrame(ops: readonly LinkOp[]): Uint8Array {
+  return cborEncode(ops.map(encodeLinkOp));
+}
+
+// ---- decode (untrusted bytes → typed ops or a LinkError) -------------------------------------
+
+const NAMES = Object.fromEntries(Object.entries(OPCODES).map(([k, v]) => [v, k])) as Record<number, LinkOp['op']>;
+
+class Reader {
+  private i = 1;
+  constructor(
+    private readonly a: readonly unknown[],
+    private readonly where: string,
+  ) {}
+  private fail(what: string): never {
+    throw new LinkError(`${this.where}: element ${this.i} must be ${what}`);
+  }
+  private next(): unknown {
+    return this.a[this.i];
+  }
+  private take<T>(v: T): T {
+    this.i++;
+    return v;
+  }
+  isAbsent(): boolean {
+    const v = this.next();
+    return v === undefined || v === null;
+  }
+  uint(): number {
+    const v = this.next();
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) this.fail('a non-negative integer');
+    return this.take(v);
+  }
+  str(): string {
+    const v = this.next();
+    if (typeof v !== 'string' || v.length > LINK_LIMITS.stringLength) this.fail(`a string of at most ${LINK_LIMITS.stringLength} characters`);
+    return this.take(v);
+  }
+  bool(): boolean {
+    const v = this.next();
+    if (typeof v !== 'boolean') this.fail('a boolean');
+    return this.take(v);
+  }
+  bytes(): Uint8Array {
+    const v = asBytes(this.next());
+    if (!v) this.fail('a byte string');
+    return this.take(v);
+  }
+  protocol(): Protocol {
+    const v = this.next();
+    if (!isProtocol(v)) this.fail('one of http, ws, mqtt, coap');
+    return this.take(v);
+  }
+  uints(max: number): number[] {
+    const v = this.next();
+    if (!Array.isArray(v) || v.length > max || !v.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
+      this.fail(`an array of at most ${max} non-negative integers`);
+    }
+    return this.take(v as number[]);
+  }
+  properties(): UserProperties | undefined {
+    if (this.isAbsent()) return this.take(undefined);
+    const v = this.next();
+    const ok = (p: unknown): p is [string, string] => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string';
+    if (!Array.isArray(v) || v.length > LINK_LIMITS.properties || !v.every(ok)) this.fail(`an array of at most ${LINK_LIMITS.properties} [name, value] string pairs`);
+    return this.take(v.map((p: [string, string]) => [p[0], p[1]]));
+  }
+  optUint(max = Number.MAX_SAFE_INTEGER): number | undefined {
+    if (this.isAbsent()) return this.take(undefined);
+    const n = this.uint();
+    if (n > max) {
+      this.i--;
+      this.fail(`at most ${max}`);
+    }
+    return n;
+  }
+  optStr(): string | undefined {
+    return this.isAbsent() ? this.take(undefined) : this.str();
+  }
+  end(): void {
+    for (let j = this.i; j < this.a.length; j++) {
+      if (this.a[j] !== null && this.a[j] !== undefined) throw new LinkError(`${this.where}: unexpected element ${j}`);
+    }
+  }
+}
+
+const withOptional = <T extends object>(base: T, extra: Record<string, unknown>): T => {
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) (base as Record<string, unknown>)[k] = v;
+  return base;
+};
+
+function decodeOp(raw: unknown, index: number): LinkOp {
+  if (!Array.isArray(raw) || raw.length === 0) throw new LinkError(`op ${index}: must be a non-empty array`);
+  const code = raw[0];
+  const name = typeof code === 'number' ? NAMES[code] : undefined;
+  if (!name) throw new LinkError(`op ${index}: unknown opcode ${JSON.stringify(code)}`);
+  const r = new Reader(raw, `op ${index} (${name})`);
+  let op: LinkOp;
+  switch (name) {
+    case 'publish': {
+      const base: LinkPublish = { op: 'publish', id: r.uint(), subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes(), retain: r.bool() };
+      op = withOptional(base, { properties: r.properties(), expiry: r.optUint(LINK_LIMITS.expiry) });
+      break;
+    }
+    case 'ack':
+      op = { op: 'ack', id: r.uint(), seq: r.uint(), created: r.uint() };
+      break;
+    case 'nack':
+      op = { op: 'nack', id: r.uint(), status: r.uint(), code: r.str(), reason: r.str() };
+      break;
+    case 'subscribe':
+      op = withOptional<LinkSubscribe>({ op: 'subscribe', sub: r.uint(), filter: r.str() }, { since: r.optUint(), noLocal: r.optStr() });
+      break;
+    case 'suback':
+      op = { op: 'suback', sub: r.uint(), seq: r.uint() };
+      break;
+    case 'unsubscribe':
+      op = { op: 'unsubscribe', sub: r.uint() };
+      break;
+    case 'unsuback':
+      op = { op: 'unsuback', sub: r.uint() };
+      break;
+    case 'message': {
+      const subs = r.uints(LINK_LIMITS.subsPerMessage);
+      const channel = r.str();
+      const seq = r.uint();
+      const created = r.uint();
+      const envelope: Envelope = { channel, seq, created, subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes() };
+      op = withOptional<LinkMessage>({ op: 'message', subs, envelope, retained: r.bool() }, { properties: r.properties(), expiry: r.optUint(LINK_LIMITS.expiry) });
+      break;
+    }
+    case 'gap':
+      op = { op: 'gap', sub: r.uint(), from: r.uint(), to: r.uint() };
+      break;
+    case 'error':
+      op = withOptional<LinkErrorOp>({ op: 'error', code: r.str(), reason: r.str() }, { sub: r.optUint() });
+      break;
+    case 'consumed':
+      op = { op: 'consumed', seq: r.uint() };
+      break;
+  }
+  r.end();
+  return op;
+}
+
+/** Decodes one frame. Never throws anything but LinkError, whatever the bytes. */
+export function decodeLinkFrame(bytes: Uint8Array): LinkOp[] {
+  let value: unknown;
+  try {
+    value = cborDecode(bytes);
+  } catch (e) {
+    throw new LinkError(e instanceof CborError ? e.message : 'not valid CBOR');
+  }
+  if (!Array.isArray(value)) throw new LinkError('frame must be a CBOR array of ops');
+  if (value.length > LINK_LIMITS.opsPerFrame) throw new LinkError(`frame has more than ${LINK_LIMITS.opsPerFrame} ops`);
+  return value.map(decodeOp);
+}
+
+export const isBridgeOp = (op: LinkOp): op is BridgeOp => op.op === 'publish' || op.op === 'subscribe' || op.op === 'unsubscribe' || op.op === 'consumed';

@@ -1,0 +1,136 @@
+import type { Context, Next } from 'hono';
+import { LINK_SUBPROTOCOL } from '../../shared/link';
+import { TopicError, channelIdProblem, parseHttpPath, type Address, type TopicMode } from '../../shared/topics';
+import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from '../../objects/channel/index';
+import type { AppEnv } from '../app-env';
+import { authenticate, authorizeChannel, extractCredential, resolvePrincipal } from '../auth';
+import { timingSafeEqual } from '../lib/crypto';
+import { ApiError, notFound, unauthorized } from '../lib/errors';
+import { router } from '../lib/router';
+import { describeRoutes } from './openapi';
+import { actorRefusal, isUpgrade, negotiate, offeredProtocols, refuseUpgrade } from './upgrade';
+
+/**
+ * The message API (BRIEF "Addresses"): HTTP publish, WebSocket subscribe/publish, and the
+ * bridge's link. Each call is authorized here, then handed to the channel's actor, which orders,
+ * stores and fans out (docs/channel-actor.md). Mounted by workers/app.ts.
+ */
+export const messages = router();
+describeRoutes(messages);
+
+type C = Context<AppEnv>;
+
+/** Hard ceiling of any channel's payload limit; bigger bodies are refused before they are read. */
+const MAX_BODY = 1024 * 1024;
+
+const actorFor = (env: Env, channel: string) => env.CHANNELS.get(env.CHANNELS.idFromName(channel));
+
+function address(c: C, mode: TopicMode): Address {
+  try {
+    return parseHttpPath(new URL(c.req.url).pathname, mode);
+  } catch (e) {
+    if (e instanceof TopicError) throw new ApiError(400, e.code, e.message);
+    throw e;
+  }
+}
+
+function flag(c: C, name: string): boolean {
+  const v = c.req.query(name);
+  if (v === undefined || v === 'false' || v === '0') return false;
+  if (v === '' || v === 'true' || v === '1') return true;
+  throw new ApiError(400, 'invalid_query', `${name} must be true or false`);
+}
+
+async function readBody(req: Request): Promise<Uint8Array> {
+  const declared = Number(req.headers.get('content-length') ?? '0');
+  const tooBig = () => new ApiError(413, 'payload_too_large', `payload exceeds ${MAX_BODY} bytes`);
+  if (declared > MAX_BODY) throw tooBig();
+  const body = new Uint8Array(await req.arrayBuffer());
+  if (body.length > MAX_BODY) throw tooBig();
+  return body;
+}
+
+async function publish(c: C): Promise<Response> {
+  const { channel, subtopic } = address(c, 'publish');
+  const { publisher } = await authorizeChannel(c, channel, 'messages:publish');
+  const retain = flag(c, 'retain');
+  const payload = await readBody(c.req.raw);
+  // RFC 9110 §8.3: without a Content-Type the recipient may assume application/octet-stream.
+  const contentType = c.req.header('content-type') || 'application/octet-stream';
+  const [result] = await actorFor(c.env, channel).publish([{ subtopic, publisher, protocol: 'http', contentType, payload, retain }], channel);
+  if (!result) throw new ApiError(502, 'channel_error', 'the channel gave no answer');
+  if (!result.ok) {
+    // RFC 6585 §4: a 429 may say when to retry.
+    const headers = result.retryAfter === undefined ? undefined : { 'retry-after': String(result.retryAfter) };
+    throw new ApiError(result.status, result.code, result.message, undefined, headers);
+  }
+  return c.json({ seq: result.seq, created: result.created }, 202);
+}
+
+async function mayPublish(c: C, channel: string): Promise<boolean> {
+  try {
+    await authorizeChannel(c, channel, 'messages:publish');
+    return true;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 403) return false;
+    throw e;
+  }
+}
+
+function since(c: C): number | undefined {
+  const v = c.req.query('since');
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v === '' || !Number.isSafeInteger(n) || n < 0) throw new ApiError(400, 'invalid_since', 'since must be a non-negative integer seq');
+  return n;
+}
+
+async function subscribe(c: C, next: Next): Promise<Response | void> {
+  // Plain GETs belong to the message-query API.
+  if (!isUpgrade(c.req.raw)) return next();
+  try {
+    const { channel, subtopic } = address(c, 'subscribe');
+    const { credential, subprotocol: credentialProtocol } = extractCredential(c.req.raw);
+    if (!credential) throw unauthorized();
+    c.set('principal', await resolvePrincipal(c.env, credential));
+    const { publisher } = await authorizeChannel(c, channel, 'messages:subscribe');
+    const { encoding, subprotocol } = negotiate(c.req.raw, credentialProtocol);
+    const opts: SubscriberOptions = { publisher, canPublish: await mayPublish(c, channel), subtopic, encoding, ack: flag(c, 'ack') };
+    const from = since(c);
+    if (from !== undefined) opts.since = from;
+    if (subprotocol) opts.subprotocol = subprotocol;
+    // A fresh request: nothing the client sent reaches the actor except what was checked here.
+    const res = await actorFor(c.env, channel).fetch('https://channel.internal/', {
+      headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_SUBSCRIBER]: JSON.stringify(opts) },
+    });
+    if (res.status !== 101) throw await actorRefusal(res);
+    return res;
+  } catch (e) {
+    if (e instanceof ApiError) return refuseUpgrade(c.req.raw, e);
+    throw e;
+  }
+}
+
+async function link(c: C): Promise<Response> {
+  const auth = c.req.header('authorization') ?? '';
+  const secret = c.env.BRIDGE_SECRET;
+  if (!secret || !auth.startsWith('Bearer ') || !timingSafeEqual(auth.slice(7), secret)) throw unauthorized('bridge credential required');
+  if (!isUpgrade(c.req.raw)) throw new ApiError(426, 'upgrade_required', 'the link is a WebSocket', undefined, { upgrade: 'websocket' });
+  const channel = c.req.param('id') ?? '';
+  const problem = channelIdProblem(channel);
+  if (problem) throw new ApiError(400, 'invalid_channel', problem);
+  const row = await c.env.DB.prepare('SELECT 1 AS ok FROM channels WHERE id = ?').bind(channel).first();
+  if (!row) throw notFound('channel');
+  const subprotocol = offeredProtocols(c.req.raw).includes(LINK_SUBPROTOCOL) ? LINK_SUBPROTOCOL : undefined;
+  const res = await actorFor(c.env, channel).fetch('https://channel.internal/', {
+    headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_LINK]: JSON.stringify(subprotocol ? { subprotocol } : {}) },
+  });
+  if (res.status !== 101) throw await actorRefusal(res);
+  return res;
+}
+
+messages.post('/channels/:id/messages', authenticate(), publish);
+messages.post('/channels/:id/messages/:subtopic{.+}', authenticate(), publish);
+messages.get('/channels/:id/messages', subscribe);
+messages.get('/channels/:id/messages/:subtopic{.+}', subscribe);
+messages.get('/internal/channels/:id/link', link);

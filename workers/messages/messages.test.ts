@@ -1,0 +1,190 @@
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { bytesOf } from '../../shared/cbor';
+import { decodeServerFrame, type ServerFrame } from '../../shared/frames';
+import { LINK_SUBPROTOCOL, decodeLinkFrame, encodeLinkFrame } from '../../shared/link';
+import { newOrg, newUser } from '../../test/workers/helpers';
+import { buildApp } from '../app';
+import { newSecret, sha256Hex } from '../lib/crypto';
+import { messages } from './index';
+
+// The lead mounts `messages` in workers/app.ts; until then the tests mount it on the real app.
+const app = buildApp();
+app.route('/', messages);
+
+const call = (path: string, init: RequestInit = {}) => app.request(`http://edgeflux.test${path}`, init, env);
+
+/** A channel with two devices: `rw` may publish and subscribe, `ro` may only subscribe. */
+async function world() {
+  const owner = await newUser();
+  const org = await newOrg(owner.token);
+  const channel = crypto.randomUUID();
+  const rw = { id: crypto.randomUUID(), key: newSecret('efd') };
+  const ro = { id: crypto.randomUUID(), key: newSecret('efd') };
+  const t = Date.now();
+  await env.DB.prepare("INSERT INTO channels (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'ch', ?, ?)").bind(channel, org.id, t, t).run();
+  for (const [d, pub] of [[rw, 1], [ro, 0]] as const) {
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO devices (id, org_id, name, key_hash, created_at, updated_at) VALUES (?, ?, 'd', ?, ?, ?)").bind(d.id, org.id, await sha256Hex(d.key), t, t),
+      env.DB.prepare('INSERT INTO connections (org_id, channel_id, device_id, can_publish, can_subscribe, created_at) VALUES (?, ?, ?, ?, 1, ?)').bind(org.id, channel, d.id, pub, t),
+    ]);
+  }
+  return { owner, org, channel, rw, ro };
+}
+
+const device = (key: string) => ({ authorization: `Device ${key}` });
+
+async function open(path: string, headers: Record<string, string>) {
+  const res = await call(path, { headers: { upgrade: 'websocket', ...headers } });
+  const ws = res.webSocket;
+  if (res.status !== 101 || !ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+  ws.binaryType = 'arraybuffer';
+  const frames: ServerFrame[] = [];
+  const waiters: (() => void)[] = [];
+  const closed = new Promise<{ code: number; reason: string }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, reason: e.reason })));
+  ws.addEventListener('message', (e) => {
+    frames.push(decodeServerFrame(typeof e.data === 'string' ? e.data : bytesOf(e.data as ArrayBuffer)));
+    waiters.splice(0).forEach((w) => w());
+  });
+  ws.accept();
+  const take = async (n: number): Promise<ServerFrame[]> => {
+    const deadline = Date.now() + 2000;
+    while (frames.length < n) {
+      if (Date.now() > deadline) throw new Error(`got ${frames.length} of ${n} frames`);
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    return frames.splice(0, n);
+  };
+  return { res, ws, take, closed };
+}
+
+describe('message API: HTTP publish', () => {
+  it('publishes with a device key and answers 202 {seq, created}', async () => {
+    const w = await world();
+    const r1 = await call(`/channels/${w.channel}/messages/room/1`, { method: 'POST', headers: { ...device(w.rw.key), 'content-type': 'application/json' }, body: '{"t":21}' });
+    expect(r1.status).toBe(202);
+    const b1 = await r1.json<{ seq: number; created: number }>();
+    expect(b1.seq).toBe(1);
+    expect(b1.created).toBeGreaterThan(0);
+    const r2 = await call(`/channels/${w.channel}/messages`, { method: 'POST', headers: device(w.rw.key), body: new Uint8Array([1, 2]) });
+    expect(await r2.json()).toMatchObject({ seq: 2 });
+  });
+
+  it('answers problem+json with the right status for every refusal', async () => {
+    const w = await world();
+    const post = (path: string, headers: Record<string, string>, body: BodyInit = 'x') => call(path, { method: 'POST', headers, body });
+    const problem = async (res: Response) => ({ ...(await res.json<{ code: string; detail: string }>()), status: res.status, contentType: res.headers.get('content-type') });
+    expect(await problem(await post(`/channels/${w.channel}/messages`, {}))).toMatchObject({ status: 401, contentType: 'application/problem+json', code: 'unauthorized' });
+    expect(await problem(await post(`/channels/${w.channel}/messages`, device(w.ro.key)))).toMatchObject({ status: 403 });
+    expect(await problem(await post(`/channels/${crypto.randomUUID()}/messages`, device(w.rw.key)))).toMatchObject({ status: 404 });
+    expect(await problem(await post(`/channels/${w.channel}/messages/a/%23`, device(w.rw.key)))).toMatchObject({ status: 400, code: 'invalid_subtopic' });
+    expect(await problem(await post(`/channels/${w.channel}/messages`, device(w.rw.key), new Uint8Array(2 * 1024 * 1024)))).toMatchObject({ status: 413 });
+    const senml = await problem(await post(`/channels/${w.channel}/messages`, { ...device(w.rw.key), 'content-type': 'application/senml+json' }, '[{"n":"a","v":1},{"n":"b","v":"x"}]'));
+    expect(senml).toMatchObject({ status: 400, code: 'invalid_senml', detail: expect.stringMatching(/record 1.*'v'/) });
+    expect(await problem(await post(`/channels/${w.channel}/messages`, { ...device(w.rw.key), 'content-type': 'application/json' }, '7'))).toMatchObject({ status: 400, code: 'invalid_json' });
+  });
+
+  it('passes 429 with Retry-After through from the channel', async () => {
+    const w = await world();
+    const stub = env.CHANNELS.get(env.CHANNELS.idFromName(w.channel));
+    await stub.configure(w.channel, { publisherRate: { perSecond: 0.01, burst: 1 } });
+    expect((await call(`/channels/${w.channel}/messages`, { method: 'POST', headers: device(w.rw.key), body: 'a' })).status).toBe(202);
+    const limited = await call(`/channels/${w.channel}/messages`, { method: 'POST', headers: device(w.rw.key), body: 'b' });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('message API: WebSocket', () => {
+  it('subscribes with a device key and receives HTTP-published messages as JSON', async () => {
+    const w = await world();
+    const s = await open(`/channels/${w.channel}/messages/room/%2B`, device(w.ro.key));
+    await call(`/channels/${w.channel}/messages/room/1`, { method: 'POST', headers: { ...device(w.rw.key), 'content-type': 'text/plain' }, body: 'hi' });
+    await call(`/channels/${w.channel}/messages/hall`, { method: 'POST', headers: device(w.rw.key), body: 'no' });
+    const [f] = await s.take(1);
+    expect(f).toMatchObject({ type: 'message', envelope: { channel: w.channel, subtopic: 'room/1', publisher: w.rw.id, protocol: 'http', seq: 1 } });
+  });
+
+  it('negotiates CBOR and credentials via Sec-WebSocket-Protocol (browsers), and resumes with since', async () => {
+    const w = await world();
+    await call(`/channels/${w.channel}/messages`, { method: 'POST', headers: device(w.rw.key), body: 'one' });
+    const s = await open(`/channels/${w.channel}/messages?since=0`, { 'sec-websocket-protocol': `edgeflux.cbor, device.${w.ro.key}` });
+    expect(s.res.headers.get('sec-websocket-protocol')).toBe('edgeflux.cbor');
+    const [f] = await s.take(1);
+    expect(f).toMatchObject({ type: 'message', envelope: { seq: 1 } });
+    const q = await open(`/channels/${w.channel}/messages?format=cbor`, { 'sec-websocket-protocol': `device.${w.ro.key}` });
+    expect(q.res.headers.get('sec-websocket-protocol')).toBe(`device.${w.ro.key}`);
+  });
+
+  it('lets only devices allowed to publish send publish frames', async () => {
+    const w = await world();
+    const rw = await open(`/channels/${w.channel}/messages/x`, device(w.rw.key));
+    const ro = await open(`/channels/${w.channel}/messages/x`, device(w.ro.key));
+    ro.ws.send(JSON.stringify({ id: 1, payload: 'no' }));
+    expect(await ro.take(1)).toEqual([{ type: 'error', id: 1, status: 403, code: 'forbidden', message: expect.any(String) }]);
+    rw.ws.send(JSON.stringify({ id: 2, payload: 'yes' }));
+    const frames = await rw.take(2);
+    expect(frames[1]).toMatchObject({ type: 'ack', id: 2, seq: 1 });
+    expect(await ro.take(1)).toMatchObject([{ type: 'message', envelope: { publisher: w.rw.id, protocol: 'ws' } }]);
+  });
+
+  it('refuses an upgrade in a way a browser can read: one error frame, then close 4000+status', async () => {
+    const w = await world();
+    const anon = await open(`/channels/${w.channel}/messages`, {});
+    expect(await anon.take(1)).toEqual([{ type: 'error', status: 401, code: 'unauthorized', message: expect.any(String) }]);
+    expect((await anon.closed).code).toBe(4401);
+    const stranger = await open(`/channels/${crypto.randomUUID()}/messages`, device(w.ro.key));
+    expect((await stranger.closed).code).toBe(4404);
+    const bad = await open(`/channels/${w.channel}/messages?since=-1`, { 'sec-websocket-protocol': `edgeflux.json, device.${w.ro.key}` });
+    expect(bad.res.headers.get('sec-websocket-protocol')).toBe('edgeflux.json');
+    expect(await bad.take(1)).toMatchObject([{ type: 'error', status: 400, code: 'invalid_since' }]);
+  });
+});
+
+describe('message API: bridge link', () => {
+  const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
+
+  it('admits only the bridge secret, only as a WebSocket, only for existing channels', async () => {
+    const w = await world();
+    expect((await call(`/internal/channels/${w.channel}/link`, { headers: { upgrade: 'websocket', authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await call(`/internal/channels/${w.channel}/link`, { headers: bridge })).status).toBe(426);
+    expect((await call(`/internal/channels/${crypto.randomUUID()}/link`, { headers: { ...bridge, upgrade: 'websocket' } })).status).toBe(404);
+  });
+
+  it('opens a link that publishes and subscribes', async () => {
+    const w = await world();
+    const res = await call(`/internal/channels/${w.channel}/link`, { headers: { ...bridge, upgrade: 'websocket', 'sec-websocket-protocol': LINK_SUBPROTOCOL } });
+    expect(res.status).toBe(101);
+    expect(res.headers.get('sec-websocket-protocol')).toBe(LINK_SUBPROTOCOL);
+    const ws = res.webSocket!;
+    ws.binaryType = 'arraybuffer';
+    const got = new Promise<unknown[]>((resolve) => {
+      const ops: unknown[] = [];
+      ws.addEventListener('message', (e) => {
+        ops.push(...decodeLinkFrame(bytesOf(e.data as ArrayBuffer)));
+        if (ops.length >= 3) resolve(ops);
+      });
+    });
+    ws.accept();
+    ws.send(encodeLinkFrame([
+      { op: 'subscribe', sub: 1, filter: '#' },
+      { op: 'publish', id: 5, subtopic: 't', publisher: w.rw.id, protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array([104, 105]), retain: false },
+    ]));
+    const ops = await got;
+    expect(ops).toEqual([
+      { op: 'suback', sub: 1, seq: 0 },
+      expect.objectContaining({ op: 'message', subs: [1], envelope: expect.objectContaining({ seq: 1, protocol: 'mqtt' }) }),
+      { op: 'ack', id: 5, seq: 1, created: expect.any(Number) },
+    ]);
+  });
+});
+
+describe('message API: OpenAPI', () => {
+  it('documents the message routes', async () => {
+    const doc = await (await call('/openapi.json')).json<{ paths: Record<string, unknown> }>();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/channels/{id}/messages', '/channels/{id}/messages/{subtopic}', '/internal/channels/{id}/link']));
+  });
+});

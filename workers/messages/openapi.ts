@@ -1,0 +1,52 @@
+import { z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../app-env';
+import { errors, jsonResponse, SECURED } from '../lib/openapi';
+
+/**
+ * OpenAPI entries for the message routes. The routes themselves are plain Hono handlers: a
+ * subtopic is any number of path segments and the bodies are any media type, which OpenAPI
+ * path templates and zod request validation cannot express.
+ */
+const Published = z.object({ seq: z.number().int().openapi({ description: 'Per-channel order of the stored message' }), created: z.number().int().openapi({ description: 'ms since epoch' }) }).openapi('Published');
+
+const channelParam = { name: 'id', in: 'path' as const, required: true, schema: { type: 'string' as const }, description: 'Channel id' };
+const subtopicParam = { name: 'subtopic', in: 'path' as const, required: true, schema: { type: 'string' as const }, description: 'One or more `/`-separated segments (subscriptions may use `+` and `#`, percent-encoded as %2B / %23)' };
+
+export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
+  const tags = ['messages'];
+  for (const path of ['/channels/{id}/messages', '/channels/{id}/messages/{subtopic}']) {
+    const parameters = path.includes('subtopic') ? [channelParam, subtopicParam] : [channelParam];
+    app.openAPIRegistry.registerPath({
+      method: 'post',
+      path,
+      tags,
+      security: SECURED,
+      summary: 'Publish one message',
+      description:
+        'The body is the payload, stored as sent; `Content-Type` is its content type (default application/octet-stream). SenML JSON/CBOR and application/json bodies are validated. `?retain=true` keeps it as the retained message of its subtopic (an empty retained body clears it).',
+      request: { body: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } } },
+      responses: { 202: jsonResponse(Published, 'Stored; seq and created assigned by the channel'), ...errors(400, 401, 403, 404, 413, 429) },
+      parameters,
+    });
+    app.openAPIRegistry.registerPath({
+      method: 'get',
+      path,
+      tags,
+      security: SECURED,
+      summary: 'Subscribe over WebSocket (Upgrade: websocket)',
+      description:
+        'Frames are JSON text, or CBOR binary with the `edgeflux.cbor` subprotocol or `?format=cbor`. `?since=<seq>` resumes after that seq (gap notices for what is no longer kept), `?ack=true` opts into flow control. Without a subtopic every message of the channel is delivered. A refused upgrade is accepted, sends one `{type:"error",status,code,message}` frame and closes with 4000+status. See docs/channel-actor.md.',
+      parameters,
+      responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 403, 404) },
+    });
+  }
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/internal/channels/{id}/link',
+    tags: ['internal (bridge)'],
+    security: [{ bridge: [] }],
+    summary: 'Bridge link to one channel (WebSocket, subprotocol edgeflux.link.v1)',
+    parameters: [channelParam],
+    responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 404), 426: { description: 'Not a WebSocket upgrade' } },
+  });
+}
