@@ -1,7 +1,7 @@
 import type { Context, Next } from 'hono';
 import { LINK_SUBPROTOCOL } from '../../shared/link';
 import { TopicError, channelIdProblem, parseHttpPath, type Address, type TopicMode } from '../../shared/topics';
-import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from '../../objects/channel/index';
+import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from '../../objects/channel/sockets';
 import type { AppEnv } from '../app-env';
 import { authenticate, authorizeChannel, extractCredential, resolvePrincipal } from '../auth';
 import { timingSafeEqual } from '../lib/crypto';
