@@ -1,0 +1,62 @@
+/**
+ * Scenario 7: codec microbenchmarks on one core — SenML JSON/CBOR decode + normalize (records/s),
+ * MQTT packet parse/generate (packets/s), bridge-link frame encode/decode (messages/s). Each has a
+ * peer in the same run: the raw library call without validation/normalization, so the ratio is
+ * what our checking costs.
+ */
+import { Encoder, decode as cborDecodeRaw } from 'cbor-x';
+import mqtt from 'mqtt-packet';
+import { decodeLinkFrame, encodeLinkFrame, type LinkOp } from '../shared/link';
+import { decodeSenmlCbor, decodeSenmlJson } from '../shared/senml';
+import { measure, type Row } from './harness';
+
+function senmlPack(n: number): { json: string; cbor: Uint8Array } {
+  const recs: Record<string, unknown>[] = [];
+  const t0 = 1_795_000_000;
+  for (let i = 0; i < n; i++) {
+    const r: Record<string, unknown> = { n: i % 3 === 0 ? 'temperature' : i % 3 === 1 ? 'humidity' : 'pressure', u: i % 3 === 0 ? 'Cel' : i % 3 === 1 ? '%RH' : 'Pa', v: 20 + (i % 17) * 0.5, t: i };
+    if (i === 0) Object.assign(r, { bn: 'urn:dev:ow:10e2073a01080063:', bt: t0 });
+    recs.push(r);
+  }
+  const labels: Record<string, number> = { bn: -2, bt: -3, n: 0, u: 1, v: 2, t: 6 };
+  const cborRecs = recs.map((r) => new Map(Object.entries(r).map(([k, v]) => [labels[k]!, v])));
+  // Plain CBOR maps with integer keys (RFC 8428 §6), no cbor-x extensions.
+  const enc = new Encoder({ useRecords: false, useTag259ForMaps: false, variableMapSize: true });
+  return { json: JSON.stringify(recs), cbor: enc.encode(cborRecs) };
+}
+
+export function codecScenarios(opts: { ms: number; runs: number }): Row[] {
+  const rows: Row[] = [];
+  const add = (subject: string, metric: string, unit: string, fn: () => void, units: number, peer?: { name: string; fn: () => void }) => {
+    const m = measure(fn, units, opts);
+    let vs: string | undefined;
+    if (peer) {
+      const p = measure(peer.fn, units, opts);
+      rows.push({ scenario: '7 codecs', subject: peer.name, metric, value: p.value, unit, runs: p.runs, vs: 'peer' });
+      vs = `${(m.value / p.value).toFixed(2)}× ${peer.name}`;
+    }
+    rows.push({ scenario: '7 codecs', subject, metric, value: m.value, unit, runs: m.runs, vs });
+  };
+
+  for (const n of [1, 10, 100]) {
+    const p = senmlPack(n);
+    add(`SenML CBOR decode+normalize, ${n}/pack`, 'records/s', 'rec/s', () => decodeSenmlCbor(p.cbor), n, { name: `cbor-x decode only, ${n}/pack`, fn: () => cborDecodeRaw(p.cbor) });
+    add(`SenML JSON decode+normalize, ${n}/pack`, 'records/s', 'rec/s', () => decodeSenmlJson(p.json), n, { name: `JSON.parse only, ${n}/pack`, fn: () => JSON.parse(p.json) });
+  }
+
+  const payload = Buffer.from(senmlPack(3).json);
+  for (const [protocolVersion, qos] of [[4, 0], [4, 1], [5, 1]] as const) {
+    const packet = { cmd: 'publish' as const, topic: 'channels/6c1f0a8e-5f3b-4b43-9a39-0e6c1c1f3f7e/messages/lab/temp', payload, qos, messageId: qos ? 42 : undefined, retain: false, dup: false, ...(protocolVersion === 5 ? { properties: { contentType: 'application/senml+json' } } : {}) };
+    const bytes = mqtt.generate(packet, { protocolVersion });
+    add(`MQTT v${protocolVersion} PUBLISH qos${qos} generate`, 'packets/s', 'pkt/s', () => mqtt.generate(packet, { protocolVersion }), 1);
+    const parser = mqtt.parser({ protocolVersion });
+    parser.on('error', () => undefined);
+    add(`MQTT v${protocolVersion} PUBLISH qos${qos} parse`, 'packets/s', 'pkt/s', () => parser.parse(bytes), 1);
+  }
+
+  const batch: LinkOp[] = Array.from({ length: 100 }, (_, i) => ({ op: 'publish', id: i + 1, subtopic: 'lab/temp', publisher: '3f6c1e0a-5f3b-4b43-9a39-0e6c1c1f3f7e', protocol: 'mqtt', contentType: 'application/senml+json', payload, retain: false }));
+  const frame = encodeLinkFrame(batch);
+  add('link frame encode (100 publishes)', 'messages/s', 'msg/s', () => encodeLinkFrame(batch), 100);
+  add('link frame decode+validate (100 publishes)', 'messages/s', 'msg/s', () => decodeLinkFrame(frame), 100, { name: 'cbor-x decode only (same frame)', fn: () => cborDecodeRaw(frame) });
+  return rows;
+}
