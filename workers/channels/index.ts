@@ -1,0 +1,69 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { authorize } from '../auth';
+import { ListQuery } from '../lib/entities';
+import { errors, jsonBody, jsonResponse, pageOf, SECURED } from '../lib/openapi';
+import { router } from '../lib/router';
+import { OrgParam } from '../orgs/schemas';
+import { Channel, ChannelBulk, ChannelCreate, ChannelParam, ChannelUpdate } from './schemas';
+import * as channels from './service';
+
+export const channelsRouter = router();
+const tags = ['channels'];
+const security = SECURED;
+
+channelsRouter.openapi(
+  createRoute({ method: 'post', path: '/orgs/{org}/channels', tags, security, summary: 'Create a channel', request: { params: OrgParam, ...jsonBody(ChannelCreate) }, responses: { 201: jsonResponse(Channel, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    await authorize(c, org, 'channels:create', 'channels/*');
+    const [channel] = await channels.createChannels(c.env.DB, org, [c.req.valid('json')]);
+    return c.json(channel!, 201);
+  },
+);
+
+channelsRouter.openapi(
+  createRoute({ method: 'post', path: '/orgs/{org}/channels/bulk', tags, security, summary: 'Create up to 100 channels at once (all or nothing)', request: { params: OrgParam, ...jsonBody(ChannelBulk) }, responses: { 201: jsonResponse(z.object({ items: z.array(Channel) }), 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    await authorize(c, org, 'channels:create', 'channels/*');
+    return c.json({ items: await channels.createChannels(c.env.DB, org, c.req.valid('json').channels) }, 201);
+  },
+);
+
+channelsRouter.openapi(
+  createRoute({ method: 'get', path: '/orgs/{org}/channels', tags, security, summary: 'List channels, filtered by name and metadata', request: { params: OrgParam, query: ListQuery }, responses: { 200: jsonResponse(pageOf(Channel, 'ChannelPage'), 'Channels'), ...errors(400, 401, 403, 404) } }),
+  async (c) => {
+    const { org } = c.req.valid('param');
+    await authorize(c, org, 'channels:read', 'channels/*');
+    return c.json(await channels.listChannels(c.env.DB, org, c.req.valid('query')), 200);
+  },
+);
+
+channelsRouter.openapi(
+  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}', tags, security, summary: 'Get a channel', request: { params: ChannelParam }, responses: { 200: jsonResponse(Channel, 'Channel'), ...errors(401, 403, 404) } }),
+  async (c) => {
+    const { org, id } = c.req.valid('param');
+    await authorize(c, org, 'channels:read', `channels/${id}`);
+    return c.json(await channels.getChannel(c.env.DB, org, id), 200);
+  },
+);
+
+channelsRouter.openapi(
+  createRoute({ method: 'patch', path: '/orgs/{org}/channels/{id}', tags, security, summary: 'Rename a channel or replace its metadata', request: { params: ChannelParam, ...jsonBody(ChannelUpdate) }, responses: { 200: jsonResponse(Channel, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  async (c) => {
+    const { org, id } = c.req.valid('param');
+    await authorize(c, org, 'channels:update', `channels/${id}`);
+    return c.json(await channels.updateChannel(c.env.DB, org, id, c.req.valid('json')), 200);
+  },
+);
+
+channelsRouter.openapi(
+  createRoute({ method: 'delete', path: '/orgs/{org}/channels/{id}', tags, security, summary: 'Delete a channel with its connections and stored messages', request: { params: ChannelParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
+  async (c) => {
+    const { org, id } = c.req.valid('param');
+    await authorize(c, org, 'channels:delete', `channels/${id}`);
+    const { purge } = await channels.deleteChannel(c.env, org, id);
+    c.executionCtx.waitUntil(purge);
+    return c.body(null, 204);
+  },
+);

@@ -1,0 +1,65 @@
+import { page, parseMetadata } from '../lib/entities';
+import { ApiError, notFound } from '../lib/errors';
+import { now } from '../lib/ids';
+
+export type ConnType = 'publish' | 'subscribe';
+export const typesOf = (pub: number, sub: number): ConnType[] => [...(pub ? ['publish' as const] : []), ...(sub ? ['subscribe' as const] : [])];
+
+/** Ids are passed as one JSON array parameter (json_each), so a call is never limited by D1's bound-parameter cap. */
+async function missing(db: D1Database, table: 'channels' | 'devices', orgId: string, ids: string[]): Promise<string[]> {
+  const { results } = await db.prepare(`SELECT value AS id FROM json_each(?) WHERE value NOT IN (SELECT id FROM ${table} WHERE org_id = ?)`).bind(JSON.stringify(ids), orgId).all<{ id: string }>();
+  return results.map((r) => r.id);
+}
+
+/** Every id must exist in this org; otherwise 404 naming them, and nothing is written. */
+export async function requireAll(db: D1Database, orgId: string, channelIds: string[], deviceIds: string[]): Promise<void> {
+  const [ch, dev] = await Promise.all([missing(db, 'channels', orgId, channelIds), missing(db, 'devices', orgId, deviceIds)]);
+  if (ch.length || dev.length) {
+    const parts = [ch.length ? `channels ${ch.join(', ')}` : '', dev.length ? `devices ${dev.join(', ')}` : ''].filter(Boolean);
+    throw new ApiError(404, 'not_found', `not found in this org: ${parts.join('; ')}`, { channel_ids: ch, device_ids: dev });
+  }
+}
+
+/** Connects the cross product in one statement; re-connecting replaces the types. */
+export async function connect(db: D1Database, orgId: string, channelIds: string[], deviceIds: string[], types: ConnType[]) {
+  const pub = types.includes('publish') ? 1 : 0;
+  const sub = types.includes('subscribe') ? 1 : 0;
+  await db
+    .prepare(
+      `INSERT INTO connections (org_id, channel_id, device_id, can_publish, can_subscribe, created_at)
+       SELECT ?, c.value, d.value, ?, ?, ? FROM json_each(?) c, json_each(?) d WHERE true
+       ON CONFLICT (channel_id, device_id) DO UPDATE SET can_publish = excluded.can_publish, can_subscribe = excluded.can_subscribe`,
+    )
+    .bind(orgId, pub, sub, now(), JSON.stringify([...new Set(channelIds)]), JSON.stringify([...new Set(deviceIds)]))
+    .run();
+  return [...new Set(channelIds)].flatMap((channel_id) => [...new Set(deviceIds)].map((device_id) => ({ channel_id, device_id, types: typesOf(pub, sub) })));
+}
+
+export async function disconnect(db: D1Database, orgId: string, channelIds: string[], deviceIds: string[]): Promise<number> {
+  const r = await db
+    .prepare('DELETE FROM connections WHERE org_id = ? AND channel_id IN (SELECT value FROM json_each(?)) AND device_id IN (SELECT value FROM json_each(?))')
+    .bind(orgId, JSON.stringify(channelIds), JSON.stringify(deviceIds))
+    .run();
+  return r.meta.changes;
+}
+
+export async function requireOne(db: D1Database, table: 'channels' | 'devices', orgId: string, id: string): Promise<void> {
+  const r = await db.prepare(`SELECT 1 AS ok FROM ${table} WHERE id = ? AND org_id = ?`).bind(id, orgId).first();
+  if (!r) throw notFound(table === 'channels' ? 'channel' : 'device');
+}
+
+type Joined = { id: string; name: string; metadata: string; created_at: number; updated_at: number; can_publish: number; can_subscribe: number };
+type JoinedDevice = Joined & { online: number; last_seen: number | null };
+const withTypes = <T extends Joined>({ can_publish, can_subscribe, metadata, ...rest }: T) => ({ ...rest, metadata: parseMetadata(metadata), types: typesOf(can_publish, can_subscribe) });
+
+export async function devicesOfChannel(db: D1Database, orgId: string, channelId: string, offset: number, limit: number) {
+  await requireOne(db, 'channels', orgId, channelId);
+  const p = await page<JoinedDevice>(db, 'connections k JOIN devices d ON d.id = k.device_id WHERE k.org_id = ? AND k.channel_id = ?', [orgId, channelId], 'd.id, d.name, d.metadata, d.online, d.last_seen, d.created_at, d.updated_at, k.can_publish, k.can_subscribe', 'd.created_at, d.rowid', offset, limit);
+  return { ...p, items: p.items.map((r) => ({ ...withTypes(r), online: !!r.online })) };
+}
+
+export async function channelsOfDevice(db: D1Database, orgId: string, deviceId: string, offset: number, limit: number) {
+  await requireOne(db, 'devices', orgId, deviceId);
+  const p = await page<Joined>(db, 'connections k JOIN channels c ON c.id = k.channel_id WHERE k.org_id = ? AND k.device_id = ?', [orgId, deviceId], 'c.id, c.name, c.metadata, c.created_at, c.updated_at, k.can_publish, k.can_subscribe', 'c.created_at, c.rowid', offset, limit);
+  return { ...p, items: p.items.map(withTypes) };
+}
