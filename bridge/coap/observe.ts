@@ -1,0 +1,197 @@
+/**
+ * Observations (RFC 7641): a GET with Observe=0 on a channel address registers an observer keyed
+ * by (endpoint, token) (§4.1); the response carries the first message waiting (a retained one) or
+ * is an empty 2.05, and every later message of the subscription is a notification with an
+ * increasing 24-bit Observe number (§4.4). Most notifications are NON; every `observeConEvery`th,
+ * and the first after `observeConIntervalMs`, is CON (§4.5), and while it awaits its ACK further
+ * messages queue (NSTART = 1, RFC 7252 §4.7) — in order, never replaced, because each one is a
+ * message rather than a newer state. A RST to any notification, or a CON one left unacknowledged
+ * after MAX_RETRANSMIT, removes the observer (§3.6, §4.5).
+ */
+import { Opt, szxFor, uintOption, type Block } from '../../shared/coap';
+import type { Principal } from '../../shared/principal';
+import type { Delivery, Subscription } from '../platform/types';
+import { blockReply, type Representation } from './blockwise';
+import type { Context } from './context';
+import type { Exchange } from './message-layer';
+import { Liveness } from './liveness';
+import { errorReply } from './replies';
+import { deliveryRepresentation, emptyRepresentation, formatOfDelivery } from './representation';
+import type { Reply, Send } from './types';
+
+export interface ObserveTarget {
+  channel: string;
+  /** Subscription filter: `#` for the channel root, else the subtopic, possibly with `+`/`#`. */
+  filter: string;
+  /** Endpoint + path: where Block2 follow-up requests find the representation. */
+  repKey: string;
+}
+
+interface Observer {
+  key: string;
+  epKey: string;
+  send: Send;
+  token: Uint8Array;
+  principal: Principal;
+  target: ObserveTarget;
+  accept: number | undefined;
+  szx: number;
+  sub?: Subscription;
+  seq: number;
+  sinceCon: number;
+  lastConAt: number;
+  inFlight: number | undefined;
+  queue: Delivery[];
+  active: boolean;
+  closed: boolean;
+  dropped: number;
+}
+
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+/** §4.4: Observe sequence numbers are 24-bit and wrap. */
+export const nextObserveNumber = (n: number): number => (n + 1) % 0x1000000;
+
+export class Observers {
+  private readonly byKey = new Map<string, Observer>();
+  private readonly perPrincipal = new Map<string, number>();
+  private readonly liveness: Liveness;
+
+  constructor(private readonly ctx: Context) {
+    this.liveness = new Liveness(ctx, (epKey) => {
+      for (const o of [...this.byKey.values()]) if (o.epKey === epKey) this.remove(o, 'ping unanswered');
+    });
+  }
+
+  /** The message layer heard from this endpoint. */
+  heard(epKey: string): void {
+    this.liveness.heard(epKey);
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /**
+   * Registers (or re-registers, §4.1: replacing) the observation of `ex`. Returns false, having
+   * done nothing, when a limit is reached: the caller then answers as a plain GET, without Observe,
+   * which tells the client it is not registered (§4.1).
+   */
+  async register(ex: Exchange, principal: Principal, target: ObserveTarget, accept: number | undefined, block2: Block | undefined): Promise<boolean> {
+    const { limits, platform, log } = this.ctx;
+    const key = `${ex.epKey}#${hex(ex.token)}`;
+    const previous = this.byKey.get(key);
+    if (previous) this.remove(previous, 're-registered');
+    if ((this.perPrincipal.get(principal.id) ?? 0) >= limits.maxObserversPerDevice || this.byKey.size >= limits.maxObservers) {
+      log.warn('coap: observation refused, limit reached', { principal: principal.id, endpoint: ex.epKey });
+      return false;
+    }
+    const o: Observer = {
+      key, epKey: ex.epKey, send: ex.send, token: ex.token, principal, target, accept,
+      szx: Math.min(block2?.szx ?? 6, szxFor(limits.maxBlockBytes)),
+      // Carried over on re-registration so the client's freshness check (§3.4) keeps passing.
+      seq: previous?.seq ?? 1,
+      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0,
+    };
+    this.byKey.set(key, o);
+    this.perPrincipal.set(principal.id, (this.perPrincipal.get(principal.id) ?? 0) + 1);
+    this.ctx.auth.observing(principal, 1);
+    this.liveness.watch(o.epKey, o.send);
+    try {
+      const sub = await platform.subscribe({ channel: target.channel, filter: target.filter }, (d) => this.deliver(o, d));
+      if (o.closed) sub.close();
+      else o.sub = sub;
+    } catch (e) {
+      this.remove(o, 'subscribe failed');
+      ex.respond(errorReply(e, limits, log));
+      return true;
+    }
+    if (o.closed) {
+      // Cancelled while subscribing (a GET without Observe on the same token): answer plainly.
+      ex.respond(emptyRepresentation(limits));
+      return true;
+    }
+    const first = o.queue.shift();
+    const rep = first ? deliveryRepresentation(first, limits) : emptyRepresentation(limits);
+    ex.respond(this.notification(o, rep), { onReset: () => this.remove(o, 'reset'), onTimeout: () => this.remove(o, 'no ack') });
+    o.active = true;
+    this.flush(o);
+    return true;
+  }
+
+  /** Ends the observation of (endpoint, token), if any (§3.6: GET with Observe=1 or without Observe). */
+  cancel(epKey: string, token: Uint8Array): boolean {
+    const o = this.byKey.get(`${epKey}#${hex(token)}`);
+    if (!o) return false;
+    this.remove(o, 'deregistered');
+    return true;
+  }
+
+  private deliver(o: Observer, d: Delivery): void {
+    if (o.closed) return;
+    if (o.accept !== undefined && formatOfDelivery(d) !== o.accept) return; // the client asked for one format only
+    o.queue.push(d);
+    if (o.queue.length > this.ctx.limits.observeQueue) {
+      o.queue.shift();
+      if (o.dropped++ % 100 === 0) this.ctx.log.warn('coap: observer too slow, oldest queued notifications dropped', { endpoint: o.epKey, dropped: o.dropped });
+    }
+    if (o.active) this.flush(o);
+  }
+
+  /** Sends queued messages while no confirmable notification is in flight. */
+  private flush(o: Observer): void {
+    const { limits, clock, layer } = this.ctx;
+    while (!o.closed && o.inFlight === undefined && o.queue.length > 0) {
+      const d = o.queue.shift()!;
+      const now = clock.now();
+      const confirmable = o.sinceCon + 1 >= limits.observeConEvery || now - o.lastConAt >= limits.observeConIntervalMs;
+      const reply = this.notification(o, deliveryRepresentation(d, limits));
+      const gone = (why: string) => () => this.remove(o, why);
+      if (confirmable) {
+        o.sinceCon = 0;
+        o.lastConAt = now;
+        const mid = layer.sendResponse(o.epKey, o.send, o.token, reply, true, {
+          onAck: () => {
+            if (o.inFlight !== mid) return;
+            o.inFlight = undefined;
+            this.flush(o);
+          },
+          onReset: gone('reset'),
+          onTimeout: gone('no ack'),
+        });
+        o.inFlight = mid;
+      } else {
+        o.sinceCon++;
+        layer.sendResponse(o.epKey, o.send, o.token, reply, false, { onReset: gone('reset') });
+      }
+    }
+  }
+
+  /** The representation with the next Observe number, cut to the observer's first block if large (RFC 7959 §2.6 / §3.4). */
+  private notification(o: Observer, rep: Representation): Reply {
+    o.seq = nextObserveNumber(o.seq);
+    const withObserve: Representation = { ...rep, options: [...rep.options, uintOption(Opt.Observe, o.seq)] };
+    const reply = blockReply(withObserve, rep.payload.length > 2 ** (o.szx + 4) ? { num: 0, more: false, szx: o.szx } : undefined, this.ctx.limits) ?? withObserve;
+    if (reply !== withObserve) this.ctx.reps.keep(o.target.repKey, rep); // blocks 1… are fetched with GET + Block2
+    return reply;
+  }
+
+  private remove(o: Observer, why: string): void {
+    if (o.closed) return;
+    o.closed = true;
+    if (this.byKey.get(o.key) === o) this.byKey.delete(o.key);
+    const n = (this.perPrincipal.get(o.principal.id) ?? 1) - 1;
+    if (n > 0) this.perPrincipal.set(o.principal.id, n);
+    else this.perPrincipal.delete(o.principal.id);
+    this.ctx.auth.observing(o.principal, -1);
+    this.liveness.unwatch(o.epKey);
+    o.sub?.close();
+    if (o.inFlight !== undefined) this.ctx.layer.transmitter.cancel(o.epKey, o.inFlight);
+    o.queue = [];
+    this.ctx.log.debug('coap: observation ended', { endpoint: o.epKey, channel: o.target.channel, why });
+  }
+
+  close(): void {
+    for (const o of [...this.byKey.values()]) this.remove(o, 'server closing');
+    this.liveness.close();
+  }
+}

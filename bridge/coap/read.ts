@@ -1,0 +1,46 @@
+/**
+ * A plain GET on a channel address (no Observe): the latest retained message matching the address
+ * (2.05), or 2.05 with an empty payload when there is none (docs/coap.md "Decisions"). Block2
+ * follow-ups (NUM > 0) are served from the representation whose first block was sent, so every
+ * block of one transfer comes from the same message (RFC 7959 §2.4).
+ */
+import { Code, Opt, contentTypeOf, type Block } from '../../shared/coap';
+import type { Delivery } from '../platform/types';
+import { blockReply, type Representation } from './blockwise';
+import type { Context } from './context';
+import type { Exchange } from './message-layer';
+import type { ObserveTarget } from './observe';
+import { diagnostic } from './replies';
+import { deliveryRepresentation, emptyRepresentation, formatOfDelivery, latest } from './representation';
+
+/** Sends block `block2` of `rep` (keeping `rep` for the next blocks), or 4.02 past its end. */
+export function sendBlocks(ctx: Context, ex: Exchange, repKey: string, rep: Representation, block2: Block | undefined): void {
+  const reply = blockReply(rep, block2, ctx.limits);
+  if (!reply) {
+    ex.respond(diagnostic(Code.BadOption, `block ${block2?.num ?? 0} is past the end of the ${rep.payload.length}-byte representation`));
+    return;
+  }
+  const more = reply.options?.some((o) => o.number === Opt.Block2 && ((o.value.at(-1) ?? 0) & 0x8) !== 0) ?? false;
+  if (more) ctx.reps.keep(repKey, rep);
+  else if (block2 && block2.num > 0) ctx.reps.forget(repKey);
+  ex.respond(reply);
+}
+
+export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined): Promise<void> {
+  if (block2 && block2.num > 0) {
+    const kept = ctx.reps.get(target.repKey);
+    // A notification's later blocks are fetched without Observe (RFC 7959 §2.6 / §3.4).
+    if (kept) return sendBlocks(ctx, ex, target.repKey, { ...kept, options: kept.options.filter((o) => o.number !== Opt.Observe) }, block2);
+  }
+  const ds: Delivery[] = [];
+  const sub = await ctx.platform.subscribe({ channel: target.channel, filter: target.filter }, (d) => ds.push(d));
+  sub.close();
+  const acceptable = accept === undefined ? ds : ds.filter((d) => formatOfDelivery(d) === accept);
+  if (acceptable.length === 0 && ds.length > 0) {
+    // RFC 7252 §5.10.4: the current representation is not in the format the client accepts.
+    ex.respond(diagnostic(Code.NotAcceptable, `the latest message is not ${contentTypeOf(accept ?? -1) ?? `Content-Format ${accept}`}`));
+    return;
+  }
+  const d = latest(acceptable);
+  sendBlocks(ctx, ex, target.repKey, d ? deliveryRepresentation(d, ctx.limits) : emptyRepresentation(ctx.limits), block2);
+}

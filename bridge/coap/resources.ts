@@ -1,0 +1,77 @@
+/**
+ * Request dispatch, one pipeline per resource (as aedes' handlers): option checks, rate limit,
+ * then `/.well-known/core`, `/channels`, and `/channels/{id}/messages[/…]` (POST publishes, GET
+ * reads or observes). Every failure becomes a response; nothing is dropped silently.
+ */
+import {
+  Code, Opt, accept, block1, block2, contentTypeOf, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, type Block, type CoapMessage,
+} from '../../shared/coap';
+import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
+import type { Context } from './context';
+import type { Exchange } from './message-layer';
+import type { Observers } from './observe';
+import { publish } from './publish';
+import { read } from './read';
+import { diagnostic, errorReply, tooManyRequests } from './replies';
+import { discover } from './well-known';
+
+/** Options this server acts on; any other critical option gets 4.02 (RFC 7252 §5.4.1). */
+const KNOWN: ReadonlySet<number> = new Set([
+  Opt.UriHost, Opt.UriPort, Opt.UriPath, Opt.UriQuery, Opt.ContentFormat, Opt.Accept, Opt.Observe,
+  Opt.Block1, Opt.Block2, Opt.Size1, Opt.Size2, Opt.ProxyUri, Opt.ProxyScheme,
+]);
+
+export function createRouter(ctx: Context, observers: Observers): (ex: Exchange) => void {
+  return (ex) => {
+    route(ctx, observers, ex).catch((e: unknown) => {
+      // An address that is not a channel's messages is "no such resource"; a bad channel id or subtopic is a bad request.
+      if (e instanceof TopicError && e.code === 'invalid_address') ex.respond(diagnostic(Code.NotFound, e.message));
+      else ex.respond(errorReply(e, ctx.limits, ctx.log));
+    });
+  };
+}
+
+async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<void> {
+  const bad = unrecognizedCritical(ex.request, KNOWN);
+  if (bad !== undefined) {
+    // §5.4.1: 4.02 for a CON request; a NON one is rejected (RST).
+    if (!ex.con) return ex.reject();
+    return ex.respond(diagnostic(Code.BadOption, `unrecognized critical option ${optionName(bad)} (${bad})`));
+  }
+  const req: CoapMessage = { ...ex.request, options: recognizedOptions(ex.request, KNOWN) };
+  if (has(req, Opt.ProxyUri) || has(req, Opt.ProxyScheme)) return ex.respond(diagnostic(Code.ProxyingNotSupported, 'this server is not a proxy')); // §5.7.2
+  const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
+  if (wait > 0) return ex.respond(tooManyRequests(wait));
+
+  const path = uriPath(req);
+  const pathKey = `/${path.join('/')}`;
+  const query = queryParams(req);
+  const b2 = block2(req);
+  if (pathKey === '/.well-known/core' || pathKey === '/channels') {
+    if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, `${pathKey} only answers GET`));
+    return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2);
+  }
+  if (path[0] !== 'channels') return ex.respond(diagnostic(Code.NotFound, `no resource ${pathKey}`));
+  if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, block1(req), pathKey);
+  // §5.8: an unsupported method is 4.05.
+  if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, 'use POST to publish, GET (with Observe) to read or subscribe'));
+  return get(ctx, observers, ex, req, path, pathKey, query, b2);
+}
+
+async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMessage, path: string[], pathKey: string, query: Map<string, string>, b2: Block | undefined): Promise<void> {
+  const obs = observe(req);
+  const continuation = b2 !== undefined && b2.num > 0;
+  // RFC 7641 §3.6: a GET with Observe=1, or without Observe, on the token of an observation ends it.
+  if (obs !== 0 && !continuation) observers.cancel(ex.epKey, ex.token);
+  const addr = parseSegments(path, 'subscribe');
+  const acc = accept(req);
+  if (acc !== undefined && contentTypeOf(acc) === undefined) return ex.respond(diagnostic(Code.NotAcceptable, `Content-Format ${acc} is not supported`));
+  const principal = await ctx.auth.principal(ex.epKey, query.get('auth'));
+  const wait = ctx.rate.take(`principal:${principal.id}`);
+  if (wait > 0) return ex.respond(tooManyRequests(wait));
+  await ctx.auth.authorize(principal, addr.channel, 'messages:subscribe');
+  ctx.auth.active(principal);
+  const target = { channel: addr.channel, filter: subscriptionFilter(addr.subtopic), repKey: `${ex.epKey} ${pathKey}` };
+  if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2))) return;
+  return read(ctx, ex, target, acc, b2);
+}

@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { Code, Opt, blockOption, decodeBlock, decodeUint, uintOption, type Block, type CoapMessage, type CoapOption } from '../../../shared/coap';
+import { settle } from './fake-clock';
+import { KEY, opt, setup, summary, type Client, type RequestSpec } from './harness';
+
+const PUB: RequestSpec = { code: Code.POST, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`], contentFormat: 42 };
+const GET: RequestSpec = { code: Code.GET, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`] };
+const body = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7) % 251);
+const blockOf = (m: CoapMessage, n: number): Block | undefined => {
+  const o = opt(m, n);
+  return o && decodeBlock(o.value);
+};
+
+async function upload(client: Client, data: Uint8Array, szx: number, extra: CoapOption[] = []): Promise<CoapMessage[]> {
+  const size = 2 ** (szx + 4);
+  const answers: CoapMessage[] = [];
+  for (let num = 0; num * size < data.length; num++) {
+    const more = (num + 1) * size < data.length;
+    client.request({ ...PUB, payload: data.slice(num * size, (num + 1) * size), options: [blockOption(Opt.Block1, { num, more, szx }), ...(num === 0 ? extra : [])] });
+    await settle();
+    answers.push(client.only());
+  }
+  return answers;
+}
+
+describe('Block1 uploads (RFC 7959 §2.3)', () => {
+  it('reassembles a 3000-byte body sent in 1024-byte blocks: 2.31, 2.31, then 2.04 — published once, whole', async () => {
+    const { client, platform } = setup();
+    const data = body(3000);
+    const answers = await upload(client, data, 6);
+    expect(answers.map(summary)).toEqual(['ACK 2.31', 'ACK 2.31', 'ACK 2.04']);
+    expect(answers.map((a) => blockOf(a, Opt.Block1))).toEqual([
+      { num: 0, more: true, szx: 6 },
+      { num: 1, more: true, szx: 6 },
+      { num: 2, more: false, szx: 6 },
+    ]);
+    expect(platform.published).toHaveLength(1);
+    expect(platform.published[0]!.payload).toEqual(data);
+    expect(platform.published[0]!.contentType).toBe('application/octet-stream');
+  });
+
+  it('honours the client\'s SZX (64-byte blocks)', async () => {
+    const { client, platform } = setup();
+    const data = body(200);
+    const answers = await upload(client, data, 2);
+    expect(answers.map(summary)).toEqual(['ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([data]);
+  });
+
+  it('the final block\'s retransmission (same Message ID) gets the same 2.04 and does not publish again', async () => {
+    const { client, platform } = setup();
+    client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    await settle();
+    client.take();
+    const final = client.request({ ...PUB, payload: body(5), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    const res = client.only();
+    client.send(final);
+    await settle();
+    expect(client.only()).toEqual(res);
+    expect(platform.published).toHaveLength(1);
+  });
+
+  it('4.08 for a gap or a continuation with no upload in progress; the upload is dropped', async () => {
+    const { client, platform } = setup();
+    client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 2, more: true, szx: 0 })] });
+    client.request({ ...PUB, payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 4.08', 'ACK 4.08']);
+    expect(platform.published).toHaveLength(0);
+  });
+
+  it('4.13 with Size1 when Size1 announces too much, or when the blocks add up to too much', async () => {
+    const { client, platform } = setup({ maxPayloadBytes: 100 });
+    client.request({ ...PUB, payload: body(64), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 2 }), uintOption(Opt.Size1, 500)] });
+    await settle();
+    const early = client.only();
+    expect(summary(early)).toBe('ACK 4.13');
+    expect(decodeUint(opt(early, Opt.Size1)!.value)).toBe(100);
+    const answers = await upload(client, body(192), 2);
+    expect(answers.map(summary)).toEqual(['ACK 2.31', 'ACK 4.13', 'ACK 4.08']); // the refused upload is gone
+    expect(platform.published).toHaveLength(0);
+  });
+
+  it('4.00 for a non-final block of the wrong size, or SZX 7', async () => {
+    const { client } = setup();
+    client.request({ ...PUB, payload: body(10), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    client.request({ ...PUB, payload: body(10), options: [{ number: Opt.Block1, value: Uint8Array.of(0x0f) }] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 4.00', 'ACK 4.00']);
+  });
+
+  it('a partial upload expires after blockTimeoutMs: its continuation then gets 4.08', async () => {
+    const { client, clock, server } = setup({ blockTimeoutMs: 30_000 });
+    client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    await settle();
+    expect(server.stats().pendingUploads).toBe(1);
+    await clock.advance(30_000);
+    expect(server.stats().pendingUploads).toBe(0);
+    client.take();
+    client.request({ ...PUB, payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.08');
+  });
+});
+
+describe('Block2 downloads (RFC 7959 §2.4)', () => {
+  async function retained(n: number) {
+    const s = setup();
+    await s.platform.inject('c1', 'fw', body(n), 'application/octet-stream', true);
+    return s;
+  }
+
+  it('a representation over 1024 bytes goes in 1024-byte blocks with Size2, fetched block by block', async () => {
+    const { client } = await retained(2500);
+    const got: Uint8Array[] = [];
+    for (let num = 0; ; num++) {
+      client.request({ ...GET, options: num === 0 ? [] : [blockOption(Opt.Block2, { num, more: false, szx: 6 })] });
+      await settle();
+      const res = client.only();
+      expect(summary(res)).toBe('ACK 2.05');
+      const b = blockOf(res, Opt.Block2)!;
+      expect(b).toMatchObject({ num, szx: 6 });
+      if (num === 0) expect(decodeUint(opt(res, Opt.Size2)!.value)).toBe(2500);
+      got.push(res.payload);
+      if (!b.more) break;
+    }
+    expect(got.map((g) => g.length)).toEqual([1024, 1024, 452]);
+    expect(Uint8Array.from(got.flatMap((g) => [...g]))).toEqual(body(2500));
+  });
+
+  it('honours a smaller SZX asked for by the client, and 4.02 for a block past the end', async () => {
+    const { client } = await retained(100);
+    client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 1 })] });
+    client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 3, more: false, szx: 1 })] });
+    client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 4, more: false, szx: 1 })] });
+    await settle();
+    const [first, last, past] = client.take();
+    expect([first!.payload.length, blockOf(first!, Opt.Block2)]).toEqual([32, { num: 0, more: true, szx: 1 }]);
+    expect([last!.payload.length, blockOf(last!, Opt.Block2)]).toEqual([4, { num: 3, more: false, szx: 1 }]);
+    expect(summary(past!)).toBe('ACK 4.02');
+  });
+
+  it('a large notification carries its first block; the rest is fetched with GET + Block2 from the same message', async () => {
+    const { client, platform } = setup();
+    client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 4 })] });
+    await settle();
+    client.take();
+    await platform.inject('c1', 'fw', body(600), 'application/octet-stream');
+    await settle();
+    const n = client.only();
+    expect(blockOf(n, Opt.Block2)).toEqual({ num: 0, more: true, szx: 4 });
+    expect(opt(n, Opt.Observe)).toBeDefined();
+    const parts = [n.payload];
+    for (let num = 1; num < 3; num++) {
+      client.request({ ...GET, token: Uint8Array.of(2), options: [blockOption(Opt.Block2, { num, more: false, szx: 4 })] });
+      await settle();
+      const res = client.only();
+      expect(opt(res, Opt.Observe)).toBeUndefined();
+      parts.push(res.payload);
+    }
+    expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(body(600));
+  });
+});

@@ -1,0 +1,87 @@
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent, request, type IncomingMessage, type ObserveReadStream } from 'coap';
+import { createCoapServer, type CoapServer } from '../server';
+import { KEY } from './harness';
+import { MemoryPlatform } from './memory-platform';
+
+// Interop over real UDP on loopback, with an independent implementation as the client:
+// node-coap (npm `coap`), which uses coap-packet for its codec.
+let server: CoapServer | undefined;
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function start(host?: string) {
+  const platform = new MemoryPlatform().addDevice('dev-1', KEY).addChannel('c1', { publish: ['dev-1'], subscribe: ['dev-1'] });
+  server = createCoapServer({ platform });
+  const addresses = await server.listen(0, host);
+  return { platform, addresses, port: addresses[0]!.port };
+}
+
+function send(params: Parameters<typeof request>[0] & object, body?: string | Buffer): Promise<IncomingMessage> {
+  // A fresh agent per request (it closes itself when done), so tests share no client state.
+  const req = request({ ...params, agent: new Agent({ type: params.hostname?.includes(':') ? 'udp6' : 'udp4' }) });
+  const res = once(req, 'response').then(([r]) => r as IncomingMessage);
+  req.end(body);
+  return res;
+}
+
+async function bodyOf(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString();
+}
+
+describe('UDP interop with node-coap', () => {
+  it('publishes with POST (2.04) and observes notifications with GET + Observe', async () => {
+    const { platform, port } = await start('127.0.0.1');
+    const base = { hostname: '127.0.0.1', port, query: `auth=${KEY}` };
+    const obs = (await send({ ...base, method: 'GET', pathname: '/channels/c1/messages/t', observe: true })) as unknown as ObserveReadStream;
+    expect(obs.code).toBe('2.05');
+    const seen: string[] = [];
+    obs.on('data', (d: Buffer) => seen.push(d.toString()));
+    const res = await send({ ...base, method: 'POST', pathname: '/channels/c1/messages/t', contentFormat: 'application/json' }, '{"v":1}');
+    expect(res.code).toBe('2.04');
+    expect(platform.published[0]).toMatchObject({ channel: 'c1', subtopic: 't', contentType: 'application/json', protocol: 'coap' });
+    await platform.inject('c1', 't', 'second');
+    // The registration response (empty: nothing retained) comes first, then one notification per message.
+    await expect.poll(() => seen).toEqual(['', '{"v":1}', 'second']);
+    obs.close();
+  });
+
+  it('a large POST goes in Block1 blocks and a large GET comes back in Block2 blocks', async () => {
+    const { platform, port } = await start('127.0.0.1');
+    const big = 'x'.repeat(3000) + 'end';
+    const base = { hostname: '127.0.0.1', port, query: `auth=${KEY}` };
+    // Block1 with SZX 6: node-coap sends 1024-byte blocks and waits for each 2.31 (RFC 7959 §2.3).
+    const res = await send({ ...base, method: 'POST', pathname: '/channels/c1/messages/big', query: `auth=${KEY}&retain`, options: { Block1: Buffer.of(6) } }, big);
+    expect(res.code).toBe('2.04');
+    expect(platform.published).toHaveLength(1);
+    expect(Buffer.from(platform.published[0]!.payload).toString()).toBe(big);
+    const got = await send({ ...base, method: 'GET', pathname: '/channels/c1/messages/big' });
+    expect(got.code).toBe('2.05');
+    expect(await bodyOf(got)).toBe(big);
+  });
+
+  it('answers /.well-known/core, and 4.01 without a key', async () => {
+    const { port } = await start('127.0.0.1');
+    const core = await send({ hostname: '127.0.0.1', port, pathname: '/.well-known/core' });
+    expect(core.code).toBe('2.05');
+    expect(await bodyOf(core)).toContain('</channels>');
+    const denied = await send({ hostname: '127.0.0.1', port, method: 'POST', pathname: '/channels/c1/messages' }, 'x');
+    expect(denied.code).toBe('4.01');
+  });
+
+  it('binds IPv4 and, where the host has it, IPv6 on the same port', async () => {
+    const { addresses, port } = await start('localhost');
+    expect(addresses[0]).toMatchObject({ family: 'IPv4', address: '127.0.0.1' });
+    const v6 = addresses.find((a) => a.family === 'IPv6');
+    if (!v6) return; // no IPv6 loopback here
+    expect(v6.port).toBe(port);
+    const res = await send({ hostname: '::1', port, method: 'POST', pathname: '/channels/c1/messages', query: `auth=${KEY}` }, 'over v6');
+    expect(res.code).toBe('2.04');
+  });
+});

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { Code, ContentFormat, Opt, blockOption, decodeBlock, decodeUint } from '../../../shared/coap';
+import { settle } from './fake-clock';
+import { KEY, opt, setup, str, summary } from './harness';
+
+describe('resource discovery (RFC 6690)', () => {
+  it('GET /.well-known/core: application/link-format describing the channels resource', async () => {
+    const { client } = setup();
+    client.request({ path: '/.well-known/core' });
+    await settle();
+    const res = client.only();
+    expect(summary(res)).toBe('ACK 2.05');
+    expect(decodeUint(opt(res, Opt.ContentFormat)!.value)).toBe(ContentFormat.LinkFormat);
+    expect(str(res.payload)).toMatch(/^<\/channels>;rt="edgeflux.channels";ct=40;title="[^"]+"$/);
+  });
+
+  it('with ?auth: the device\'s channels, obs where it may observe, filterable by attribute (§4.1)', async () => {
+    const { client, platform } = setup();
+    platform.addChannel('c3', { publish: ['dev-1'] });
+    client.request({ path: '/.well-known/core', query: [`auth=${KEY}`] });
+    client.request({ path: '/.well-known/core', query: [`auth=${KEY}`, 'rt=edgeflux.messages'] });
+    client.request({ path: '/.well-known/core', query: [`auth=${KEY}`, 'if=edgeflux.pub*'] });
+    client.request({ path: '/.well-known/core', query: [`auth=${KEY}`, 'href=/channels/c2*'] });
+    await settle();
+    const [all, messages, publishable, c2] = client.take().map((m) => str(m.payload));
+    const ct = 'ct="0 42 50 60 110 112"';
+    const l1 = `</channels/c1/messages>;rt="edgeflux.messages";if="edgeflux.publish edgeflux.observe";${ct};obs`;
+    const l2 = `</channels/c2/messages>;rt="edgeflux.messages";if="edgeflux.observe";${ct};obs`;
+    const l3 = `</channels/c3/messages>;rt="edgeflux.messages";if="edgeflux.publish";${ct}`;
+    expect(all!.split(',<')).toHaveLength(4);
+    expect(messages).toBe([l1, l2, l3].join(','));
+    expect(publishable).toBe([l1, l3].join(','));
+    expect(c2).toBe(l2);
+  });
+
+  it('GET /channels needs a key and lists the same channels; other methods are 4.05', async () => {
+    const { client } = setup();
+    client.request({ path: '/channels' });
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.01');
+    client.request({ path: '/channels', query: [`auth=${KEY}`] });
+    await settle();
+    expect(str(client.only().payload)).toMatch(/^<\/channels\/c1\/messages>.*,<\/channels\/c2\/messages>/);
+    client.request({ path: '/.well-known/core', code: Code.POST });
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.05');
+  });
+
+  it('a long listing goes in Block2 blocks', async () => {
+    const { client, platform } = setup();
+    for (let i = 0; i < 40; i++) platform.addChannel(`channel-${String(i).padStart(3, '0')}`, { subscribe: ['dev-1'] });
+    client.request({ path: '/channels', query: [`auth=${KEY}`] });
+    await settle();
+    const first = client.only();
+    expect(decodeBlock(opt(first, Opt.Block2)!.value)).toEqual({ num: 0, more: true, szx: 6 });
+    const total = decodeUint(opt(first, Opt.Size2)!.value);
+    let text = str(first.payload);
+    for (let num = 1; num * 1024 < total; num++) {
+      client.request({ path: '/channels', query: [`auth=${KEY}`], options: [blockOption(Opt.Block2, { num, more: false, szx: 6 })] });
+      await settle();
+      text += str(client.only().payload);
+    }
+    expect(text.length).toBe(total);
+    expect(text.split(',')).toHaveLength(42);
+  });
+});

@@ -1,0 +1,62 @@
+/**
+ * Resource discovery (RFC 6690): `GET /.well-known/core` lists, in application/link-format, what
+ * a client may use; with `?auth=<device key>` it also lists the channels that device may publish
+ * to or observe (`GET /channels?auth=…` lists only those). Query filtering per §4.1: one
+ * `attr=value` (or `href=…`), a trailing `*` matching any suffix; `auth` is not a filter.
+ */
+import { Code, ContentFormat, Opt, queryParams, uintOption, type Block, type CoapMessage } from '../../shared/coap';
+import { formatHttpPath } from '../../shared/topics';
+import type { Context } from './context';
+import type { Exchange } from './message-layer';
+import { sendBlocks } from './read';
+
+/** The Content-Formats a channel takes and gives (RFC 7252 §7.2.1 `ct`, space-separated). */
+const FORMATS = [ContentFormat.TextPlain, ContentFormat.OctetStream, ContentFormat.Json, ContentFormat.Cbor, ContentFormat.SenmlJson, ContentFormat.SenmlCbor].join(' ');
+
+interface Link {
+  href: string;
+  attrs: [string, string | true][];
+}
+
+const CHANNELS: Link = {
+  href: '/channels',
+  attrs: [['rt', 'edgeflux.channels'], ['ct', '40'], ['title', 'GET ?auth=<device key>: your channels; POST /channels/{id}/messages[/{subtopic}] publishes, GET with Observe subscribes']],
+};
+
+function serialize(links: readonly Link[]): string {
+  const attr = ([k, v]: [string, string | true]) => (v === true ? `;${k}` : k === 'ct' || k === 'sz' ? `;${k}=${/\s/.test(v) ? `"${v}"` : v}` : `;${k}="${v}"`);
+  return links.map((l) => `<${l.href}>${l.attrs.map(attr).join('')}`).join(',');
+}
+
+/** §4.1: does the link match the filter `name=value` (value may end in `*`)? */
+function matches(link: Link, name: string, pattern: string): boolean {
+  const test = (v: string) => (pattern.endsWith('*') ? v.startsWith(pattern.slice(0, -1)) : v === pattern);
+  if (name === 'href') return test(link.href);
+  return link.attrs.some(([k, v]) => k === name && (v === true ? pattern === '' || pattern === '*' : v.split(' ').some(test) || test(v)));
+}
+
+async function channelLinks(ctx: Context, ex: Exchange, key: string): Promise<Link[]> {
+  const principal = await ctx.auth.principal(ex.epKey, key);
+  const [pub, sub] = await Promise.all([ctx.platform.channelsFor(principal, 'messages:publish'), ctx.platform.channelsFor(principal, 'messages:subscribe')]);
+  const subs = new Set(sub);
+  return [...new Set([...pub, ...sub])].sort().map((channel) => ({
+    href: formatHttpPath({ channel, subtopic: '' }),
+    attrs: [['rt', 'edgeflux.messages'], ['if', [pub.includes(channel) ? 'edgeflux.publish' : '', subs.has(channel) ? 'edgeflux.observe' : ''].join(' ').trim()], ['ct', FORMATS], ...(subs.has(channel) ? [['obs', true] as [string, true]] : [])],
+  }));
+}
+
+export async function discover(ctx: Context, ex: Exchange, req: Pick<CoapMessage, 'options'>, which: 'core' | 'channels', block2: Block | undefined): Promise<void> {
+  const q = queryParams(req);
+  const key = q.get('auth');
+  q.delete('auth');
+  if (which === 'channels' && key === undefined) {
+    await ctx.auth.principal(ex.epKey, key); // throws the 4.01
+  }
+  let links = which === 'core' ? [CHANNELS] : [];
+  if (key !== undefined) links = [...links, ...(await channelLinks(ctx, ex, key))];
+  const [filter] = q.entries();
+  if (filter) links = links.filter((l) => matches(l, filter[0], filter[1]));
+  const payload = new TextEncoder().encode(serialize(links));
+  const rep = { code: Code.Content, options: [uintOption(Opt.ContentFormat, ContentFormat.LinkFormat)], payload };
+  sendBlocks(ctx, ex, `${ex.epKey} /${which}`, rep, block2);
+}
