@@ -14,6 +14,7 @@ import { keysRouter } from './keys';
 import { policiesRouter } from './policies';
 import { internalRouter } from './internal';
 import { messages } from './messages';
+import { queryRouter } from './query';
 
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
@@ -37,6 +38,7 @@ export function buildApp() {
   app.route('/', policiesRouter);
   app.route('/', internalRouter);
   app.route('/', messages);
+  app.route('/', queryRouter); // after messages: it answers the GETs that are not WebSocket upgrades
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',

@@ -1,6 +1,7 @@
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app-env';
 import { errors, jsonResponse, SECURED } from '../lib/openapi';
+import { QueryResult, queryParameters } from '../query/openapi';
 
 /**
  * OpenAPI entries for the message routes. The routes themselves are plain Hono handlers: a
@@ -33,13 +34,22 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
       path,
       tags,
       security: SECURED,
-      summary: 'Subscribe over WebSocket (Upgrade: websocket)',
+      summary: 'Query stored messages; or, with Upgrade: websocket, subscribe',
       description:
-        'Frames are JSON text, or CBOR binary with the `edgeflux.cbor` subprotocol or `?format=cbor`. `?since=<seq>` resumes after that seq (gap notices for what is no longer kept), `?ack=true` opts into flow control. Without a subtopic every message of the channel is delivered. A refused upgrade is accepted, sends one `{type:"error",status,code,message}` frame and closes with 4000+status. See docs/channel-actor.md.',
-      parameters,
-      responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 403, 404) },
+        'Without an Upgrade header this is the query API (docs/query.md): filters below, JSON by default, `Accept: text/csv` for CSV. With `Upgrade: websocket` it subscribes: frames are JSON text, or CBOR binary with the `edgeflux.cbor` subprotocol or `?format=cbor`. `?since=<seq>` resumes after that seq (gap notices for what is no longer kept), `?ack=true` opts into flow control. Without a subtopic every message of the channel is delivered. A refused upgrade is accepted, sends one `{type:"error",status,code,message}` frame and closes with 4000+status. See docs/channel-actor.md.',
+      parameters: [...parameters, ...queryParameters],
+      responses: { 200: { description: 'Stored messages, SenML records or aggregates', content: { 'application/json': { schema: QueryResult }, 'text/csv': { schema: { type: 'string' } } } }, 101: { description: 'Switching Protocols' }, ...errors(400, 401, 403, 404) },
     });
   }
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/channels/{id}/payloads/{seq}',
+    tags,
+    security: SECURED,
+    summary: 'The stored payload of one message, byte for byte, with its content type',
+    parameters: [channelParam, { name: 'seq', in: 'path', required: true, schema: { type: 'integer' }, description: 'The message seq' }],
+    responses: { 200: { description: 'The payload', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } }, ...errors(400, 401, 403, 404) },
+  });
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/internal/channels/{id}/link',

@@ -1,0 +1,139 @@
+import { runDurableObjectAlarm } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { api, expectProblem, newOrg, newUser, worker } from './helpers';
+
+/** Publishes over HTTP as the device, then drains the channel actor's outbox into D1/R2. */
+async function publish(channel: string, key: string, body: BodyInit, contentType: string, subtopic = '') {
+  const r = await api('POST', `/channels/${channel}/messages${subtopic ? `/${subtopic}` : ''}`, { device: key, raw: body, headers: { 'content-type': contentType } });
+  if (r.status !== 202) throw new Error(`publish ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.seq as number;
+}
+const drain = (channel: string) => runDurableObjectAlarm(env.CHANNELS.get(env.CHANNELS.idFromName(channel)));
+
+let t: string, org: string, ch: string, dev: { id: string; key: string }, pubOnly: { id: string; key: string };
+const T0 = 1_790_000_000; // seconds
+
+beforeAll(async () => {
+  const u = await newUser();
+  t = u.token;
+  org = (await newOrg(t)).id;
+  ch = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'telemetry' } })).body.id;
+  const devs = (await api('POST', `/orgs/${org}/devices/bulk`, { token: t, body: { devices: [{ name: 'sensor' }, { name: 'writer' }] } })).body.items;
+  [dev, pubOnly] = devs;
+  await api('PUT', `/orgs/${org}/channels/${ch}/devices/${dev.id}`, { token: t, body: {} });
+  await api('PUT', `/orgs/${org}/channels/${ch}/devices/${pubOnly.id}`, { token: t, body: { types: ['publish'] } });
+  // temperatures 20..25 at T0 + 0..50 s (every 10 s) on lab/temp, humidity on lab/hum, a string, a bool
+  for (let i = 0; i < 6; i++) await publish(ch, dev.key, JSON.stringify([{ bn: 'sensor/', bt: T0 + i * 10, n: 'temp', u: 'Cel', v: 20 + i }]), 'application/senml+json', 'lab/temp');
+  await publish(ch, dev.key, JSON.stringify([{ bn: 'sensor/', bt: T0, n: 'hum', u: '%RH', v: 40 }, { n: 'state', vs: 'ok, "fine"\nreally' }, { n: 'door', vb: true }]), 'application/senml+json', 'lab/hum');
+  await publish(ch, pubOnly.key, '{"cmd":"reboot"}', 'application/json', 'cmd/a');
+  await publish(ch, pubOnly.key, new Uint8Array([0, 1, 2, 255]), 'application/octet-stream', 'blob');
+  await publish(ch, dev.key, 'plain text', 'text/plain', 'office/x/y');
+  expect(await drain(ch)).toBe(true);
+});
+
+const q = (query: string, path = '') => api('GET', `/channels/${ch}/messages${path}?${query}`, { token: t });
+
+describe('message query API', () => {
+  it('lists stored messages newest first, with envelopes, pagination and total', async () => {
+    const r = await q('limit=3');
+    expect(r.status).toBe(200);
+    expect(r.body.total).toBe(10);
+    expect(r.body.items.map((m: { seq: number }) => m.seq)).toEqual([10, 9, 8]);
+    expect(r.body.items[0]).toMatchObject({ channel: ch, subtopic: 'office/x/y', publisher: dev.id, protocol: 'http', contentType: 'text/plain', payload: 'plain text' });
+    expect(r.body.items[1]).toMatchObject({ subtopic: 'blob', size: 4, payloadUrl: `/channels/${ch}/payloads/9` });
+    const asc = await q('order=asc&limit=2&offset=1');
+    expect(asc.body.items.map((m: { seq: number }) => m.seq)).toEqual([2, 3]);
+  });
+
+  it('filters by subtopic (path or param; exact, #, +), publisher, protocol and time', async () => {
+    const seqs = async (query: string, path = '') => ((await q(query, path)).body.items as { seq: number }[]).map((m) => m.seq).sort((a, b) => a - b);
+    expect(await seqs('', '/lab/hum')).toEqual([7]);
+    expect(await seqs('subtopic=lab/%23')).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(await seqs('', '/lab/%23')).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(await seqs('subtopic=%2B/temp')).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await seqs('subtopic=office/%2B/y')).toEqual([10]);
+    expect(await seqs('subtopic=office/%2B')).toEqual([]);
+    expect(await seqs(`publisher=${pubOnly.id}`)).toEqual([8, 9]);
+    expect(await seqs('protocol=mqtt')).toEqual([]);
+    const all = (await q('order=asc')).body.items as { created: number }[];
+    expect(await seqs(`from=${all[3]!.created}&to=${all[3]!.created}`)).toContain(4);
+    expect(await seqs(`from=${new Date(all[9]!.created + 1).toISOString()}`)).toEqual([]);
+    expectProblem(await q('subtopic=a/%2B/%23'), 400);
+    expectProblem(await q('subtopic=a/b', '/a/b'), 400);
+  });
+
+  it('returns resolved SenML records with value comparators and vs/vb', async () => {
+    const r = await q('format=senml&name=sensor/temp&v=23&comparator=ge&order=asc');
+    expect(r.body.total).toBe(3);
+    expect(r.body.items.map((x: { value: number }) => x.value)).toEqual([23, 24, 25]);
+    expect(r.body.items[0]).toMatchObject({ channel: ch, name: 'sensor/temp', unit: 'Cel', time: T0 + 30, subtopic: 'lab/temp', publisher: dev.id });
+    for (const [cmp, n] of [['eq', 1], ['lt', 3], ['le', 4], ['gt', 2]] as const) expect((await q(`format=senml&name=sensor/temp&v=23&comparator=${cmp}`)).body.total).toBe(n);
+    expect((await q('format=senml&vs=ok, "fine"%0Areally')).body.items[0]).toMatchObject({ name: 'sensor/state', stringValue: 'ok, "fine"\nreally' });
+    expect((await q('format=senml&vb=true')).body.items[0]).toMatchObject({ name: 'sensor/door', boolValue: true });
+    expect((await q(`format=senml&name=sensor/temp&from=${(T0 + 15) * 1000}&to=${(T0 + 35) * 1000}`)).body.total).toBe(2);
+  });
+
+  it('returns JSON documents parsed, and binary payloads from R2', async () => {
+    const r = await q('format=json');
+    expect(r.body.items).toEqual([expect.objectContaining({ seq: 8, payload: { cmd: 'reboot' }, contentType: 'application/json' })]);
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/payloads/9`, { headers: { authorization: `Bearer ${t}` } });
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([0, 1, 2, 255]);
+    expectProblem(await api('GET', `/channels/${ch}/payloads/999`, { token: t }), 404);
+  });
+
+  it('aggregates SenML values into time buckets', async () => {
+    const agg = async (a: string, interval?: string) => (await q(`format=senml&name=sensor/temp&aggregation=${a}&order=asc${interval ? `&interval=${interval}` : ''}`)).body.items;
+    expect(await agg('avg')).toEqual([{ time: T0 * 1000, name: 'sensor/temp', value: 22.5, count: 6 }]);
+    // T0 s is a whole multiple of 20 s, so the buckets start at T0, T0+20 s, T0+40 s.
+    expect((await agg('min', '20s')).map((b: { time: number; value: number; count: number }) => [b.time - T0 * 1000, b.value, b.count])).toEqual([[0, 20, 2], [20_000, 22, 2], [40_000, 24, 2]]);
+    const maxes = await agg('max', '1m');
+    expect(maxes.reduce((s: number, b: { count: number }) => s + b.count, 0)).toBe(6);
+    expect(Math.max(...maxes.map((b: { value: number }) => b.value))).toBe(25);
+    expect((await agg('sum')).at(0).value).toBe(135);
+    expect((await agg('count', '10s')).map((b: { count: number }) => b.count)).toEqual([1, 1, 1, 1, 1, 1]);
+    expect((await q('aggregation=count')).body.items[0].value).toBe(10);
+    expectProblem(await q('aggregation=avg'), 400); // needs format=senml
+    expectProblem(await q('format=senml&aggregation=avg&interval=5x'), 400);
+    expectProblem(await q('interval=1h'), 400);
+  });
+
+  it('exports CSV with a header and RFC 4180 quoting', async () => {
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?format=senml&vs=ok, "fine"%0Areally`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    expect(res.headers.get('content-type')).toContain('text/csv');
+    const text = await res.text();
+    const [header] = text.split('\r\n');
+    expect(header).toBe('seq,time,subtopic,publisher,name,channel,stringValue');
+    expect(text).toContain('"ok, ""fine""\nreally"');
+  });
+
+  it('authorizes reads: subscribe-connected device and viewer yes; publish-only device no; strangers see nothing', async () => {
+    expect((await api('GET', `/channels/${ch}/messages`, { device: dev.key })).status).toBe(200);
+    expectProblem(await api('GET', `/channels/${ch}/messages`, { device: pubOnly.key }), 403);
+    const viewer = await newUser('v');
+    await api('POST', `/orgs/${org}/members`, { token: t, body: { email: viewer.email, role: 'viewer' } });
+    expect((await api('GET', `/channels/${ch}/messages`, { token: viewer.token })).body.total).toBe(10);
+    const stranger = await newUser('s');
+    expectProblem(await api('GET', `/channels/${ch}/messages`, { token: stranger.token }), 404);
+    expectProblem(await api('GET', `/channels/${ch}/payloads/9`, { token: stranger.token }), 404);
+    expectProblem(await api('GET', `/channels/${ch}/messages`), 401);
+  });
+
+  it('rejects bad parameters with problem+json naming them', async () => {
+    expect(expectProblem(await q('limit=5000'), 400).detail).toContain('limit');
+    expect(expectProblem(await q('comparator=like'), 400).detail).toContain('comparator');
+    expect(expectProblem(await q('format=xml'), 400).detail).toContain('format');
+    expect(expectProblem(await q('valeu=3'), 400).detail).toMatch(/valeu|unrecognized/i);
+    expect(expectProblem(await q('from=yesterday'), 400).detail).toContain('from');
+    expectProblem(await q('limit=1&limit=2'), 400);
+  });
+
+  it('uses the indexes for its main query shapes', async () => {
+    const plan = async (sql: string, ...params: unknown[]) => JSON.stringify((await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all()).results);
+    expect(await plan('SELECT * FROM messages m WHERE m.channel_id = ? AND m.created >= ? ORDER BY m.seq DESC LIMIT 100', ch, 0)).toMatch(/USING (INDEX|PRIMARY KEY)/);
+    expect(await plan('SELECT * FROM messages m WHERE m.channel_id = ? AND m.subtopic = ? ORDER BY m.seq DESC LIMIT 100', ch, 'a')).toContain('messages_channel_subtopic');
+    expect(await plan('SELECT * FROM senml_records r WHERE r.channel_id = ? AND r.name = ? AND r.time >= ? ORDER BY r.time', ch, 'x', 0)).toContain('senml_channel_name_time');
+    expect(await plan('SELECT * FROM senml_records r WHERE r.channel_id = ? AND r.time >= ? ORDER BY r.time', ch, 0)).toMatch(/senml_channel_time|senml_channel_name_time/);
+  });
+});

@@ -1,0 +1,146 @@
+import type { Context } from 'hono';
+import type { AppEnv } from '../app-env';
+import { authenticate, authorizeChannel } from '../auth';
+import { payloadToWire, utf8Bytes } from '../../shared/envelope';
+import { ApiError, notFound } from '../lib/errors';
+import { router } from '../lib/router';
+import { toCsv } from './csv';
+import { parseQuery, type Query } from './params';
+import { messageWhere, senmlWhere } from './sql';
+
+/**
+ * The message-query API (Mainflux's "reader"): `GET /channels/{id}/messages[/{subtopic…}]` without
+ * an Upgrade header (the messages router hands plain GETs on to here). docs/query.md.
+ */
+export const queryRouter = router();
+
+interface MessageRow {
+  channel_id: string;
+  seq: number;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  content_type: string;
+  created: number;
+  size: number;
+  payload: string | null;
+  blob_key: string | null;
+}
+
+function messageItem(r: MessageRow, format: Query['format']) {
+  const base = { channel: r.channel_id, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, contentType: r.content_type, created: r.created, seq: r.seq };
+  if (r.payload === null) return { ...base, size: r.size, payloadUrl: `/channels/${r.channel_id}/payloads/${r.seq}` };
+  if (format === 'json') return { ...base, payload: JSON.parse(r.payload) as unknown };
+  return { ...base, ...payloadToWire(r.content_type, utf8Bytes(r.payload)) };
+}
+
+const SENML_COLUMNS = 'r.channel_id AS channel, r.seq, r.subtopic, r.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
+interface SenmlRow {
+  channel: string;
+  seq: number;
+  subtopic: string;
+  publisher: string;
+  name: string;
+  time: number;
+  unit: string | null;
+  value: number | null;
+  string_value: string | null;
+  bool_value: number | null;
+  data_value: string | null;
+  sum: number | null;
+  update_time: number | null;
+}
+const senmlItem = (r: SenmlRow) => ({
+  channel: r.channel,
+  seq: r.seq,
+  subtopic: r.subtopic,
+  publisher: r.publisher,
+  name: r.name,
+  time: r.time,
+  ...(r.unit !== null ? { unit: r.unit } : {}),
+  ...(r.value !== null ? { value: r.value } : {}),
+  ...(r.string_value !== null ? { stringValue: r.string_value } : {}),
+  ...(r.bool_value !== null ? { boolValue: r.bool_value === 1 } : {}),
+  ...(r.data_value !== null ? { dataValue: r.data_value } : {}),
+  ...(r.sum !== null ? { sum: r.sum } : {}),
+  ...(r.update_time !== null ? { updateTime: r.update_time } : {}),
+});
+
+async function listPage(db: D1Database, channel: string, q: Query, subtopic: string | undefined) {
+  const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+  if (q.format === 'senml') {
+    const w = senmlWhere(channel, q, subtopic);
+    const [count, rows] = await db.batch<Record<string, unknown>>([
+      db.prepare(`SELECT COUNT(*) AS n FROM senml_records r WHERE ${w.sql}`).bind(...w.params),
+      db.prepare(`SELECT ${SENML_COLUMNS} FROM senml_records r WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
+    ]);
+    return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as SenmlRow[]).map(senmlItem) };
+  }
+  const w = messageWhere(channel, q, subtopic);
+  const [count, rows] = await db.batch<Record<string, unknown>>([
+    db.prepare(`SELECT COUNT(*) AS n FROM messages m WHERE ${w.sql}`).bind(...w.params),
+    db.prepare(`SELECT m.* FROM messages m WHERE ${w.sql} ORDER BY m.seq ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
+  ]);
+  return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as MessageRow[]).map((r) => messageItem(r, q.format)) };
+}
+
+const AGG = { min: 'MIN(r.value)', max: 'MAX(r.value)', avg: 'AVG(r.value)', sum: 'SUM(r.value)', count: 'COUNT(*)' } as const;
+
+/** Time buckets of `interval` ms (one bucket for the whole range without it), per SenML name. */
+async function aggregate(db: D1Database, channel: string, q: Query, subtopic: string | undefined) {
+  const agg = q.aggregation!;
+  const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+  if (q.format !== 'senml') {
+    const w = messageWhere(channel, q, subtopic);
+    const bucket = q.interval ? `(m.created / ${q.interval}) * ${q.interval}` : 'MIN(m.created)';
+    const group = q.interval ? 'GROUP BY bucket' : '';
+    const { results } = await db.prepare(`SELECT ${bucket} AS bucket, COUNT(*) AS value FROM messages m WHERE ${w.sql} ${group} ORDER BY bucket ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset).all<{ bucket: number | null; value: number }>();
+    return results.filter((r) => r.bucket !== null).map((r) => ({ time: r.bucket, value: r.value, count: r.value }));
+  }
+  const w = senmlWhere(channel, q, subtopic);
+  const valued = agg === 'count' ? '' : ' AND r.value IS NOT NULL';
+  const bucket = q.interval ? `CAST(floor(r.time * 1000 / ${q.interval}) AS INTEGER) * ${q.interval}` : 'CAST(MIN(r.time) * 1000 AS INTEGER)';
+  const group = q.interval ? 'GROUP BY bucket, r.name' : 'GROUP BY r.name';
+  const { results } = await db
+    .prepare(`SELECT ${bucket} AS bucket, r.name AS name, ${AGG[agg]} AS value, COUNT(*) AS n FROM senml_records r WHERE ${w.sql}${valued} ${group} ORDER BY bucket ${dir}, r.name LIMIT ? OFFSET ?`)
+    .bind(...w.params, q.limit, q.offset)
+    .all<{ bucket: number; name: string; value: number; n: number }>();
+  return results.map((r) => ({ time: r.bucket, name: r.name, value: r.value, count: r.n }));
+}
+
+const wantsCsv = (c: Context<AppEnv>) => (c.req.header('accept') ?? '').toLowerCase().includes('text/csv');
+
+async function query(c: Context<AppEnv>) {
+  const channel = c.req.param('id')!;
+  const fromPath = c.req.param('subtopic');
+  const q = parseQuery(new URL(c.req.url));
+  if (fromPath !== undefined && q.subtopic !== undefined) throw new ApiError(400, 'validation_failed', 'give the subtopic in the path or in ?subtopic=, not both');
+  await authorizeChannel(c, channel, 'messages:read');
+  const subtopic = fromPath ?? q.subtopic;
+  if (q.aggregation) {
+    const items = await aggregate(c.env.DB, channel, q, subtopic);
+    if (wantsCsv(c)) return c.body(toCsv(items, ['time', 'name', 'value', 'count']), 200, { 'content-type': 'text/csv; charset=utf-8' });
+    return c.json({ aggregation: q.aggregation, interval: q.interval ?? null, offset: q.offset, limit: q.limit, items });
+  }
+  const { total, items } = await listPage(c.env.DB, channel, q, subtopic);
+  if (wantsCsv(c)) return c.body(toCsv(items as Record<string, unknown>[], ['seq', 'created', 'time', 'subtopic', 'publisher', 'name']), 200, { 'content-type': 'text/csv; charset=utf-8' });
+  return c.json({ total, offset: q.offset, limit: q.limit, items });
+}
+
+/** The stored payload of one message, as published (R2 for binary/large, D1 for text). */
+async function payload(c: Context<AppEnv>) {
+  const channel = c.req.param('id')!;
+  const seq = Number(c.req.param('seq'));
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new ApiError(400, 'validation_failed', 'seq must be a positive integer');
+  await authorizeChannel(c, channel, 'messages:read');
+  const row = await c.env.DB.prepare('SELECT content_type, payload, blob_key FROM messages WHERE channel_id = ? AND seq = ?').bind(channel, seq).first<{ content_type: string; payload: string | null; blob_key: string | null }>();
+  if (!row) throw notFound('message');
+  if (row.payload !== null) return c.body(row.payload, 200, { 'content-type': row.content_type });
+  const obj = await c.env.BLOBS.get(row.blob_key!);
+  if (!obj) throw notFound('payload');
+  return c.body(obj.body, 200, { 'content-type': row.content_type, 'content-length': String(obj.size) });
+}
+
+queryRouter.get('/channels/:id/messages', authenticate(), query);
+queryRouter.get('/channels/:id/messages/:subtopic{.+}', authenticate(), query);
+queryRouter.get('/channels/:id/payloads/:seq', authenticate(), payload);

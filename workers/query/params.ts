@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { ApiError } from '../lib/errors';
+
+/** Parses ms since epoch or an ISO-8601 date-time into ms. */
+const Instant = z.union([z.string().regex(/^\d{1,16}$/).transform(Number), z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))]);
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** `500ms`, `10s`, `5m`, `1h`, `1d`, or plain milliseconds. */
+const Interval = z
+  .string()
+  .regex(/^(\d+)(ms|s|m|h|d)?$/, 'interval is a number with an optional unit: ms, s, m, h or d (e.g. 10s, 1h)')
+  .transform((s) => {
+    const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s)!;
+    return Number(m[1]) * UNITS[m[2] ?? 'ms']!;
+  })
+  .refine((ms) => ms >= 1 && ms <= 366 * 86_400_000, 'interval must be between 1 ms and a year');
+
+export const MAX_QUERY_LIMIT = 1000;
+
+export const QuerySchema = z
+  // strict: a misspelt filter is an error, not silently ignored
+  .strictObject({
+    offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+    limit: z.coerce.number().int().min(1).max(MAX_QUERY_LIMIT).default(100),
+    format: z.enum(['messages', 'senml', 'json']).default('messages'),
+    order: z.enum(['asc', 'desc']).default('desc'),
+    subtopic: z.string().max(1024).optional(),
+    publisher: z.string().max(256).optional(),
+    protocol: z.enum(['http', 'ws', 'mqtt', 'coap']).optional(),
+    from: Instant.optional(),
+    to: Instant.optional(),
+    name: z.string().max(1024).optional(),
+    v: z.coerce.number().optional(),
+    comparator: z.enum(['eq', 'lt', 'le', 'gt', 'ge']).default('eq'),
+    vs: z.string().max(4096).optional(),
+    vb: z.enum(['true', 'false']).transform((b) => b === 'true').optional(),
+    vd: z.string().max(4096).optional(),
+    aggregation: z.enum(['min', 'max', 'avg', 'sum', 'count']).optional(),
+    interval: Interval.optional(),
+  })
+  .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from must not be after to', path: ['from'] })
+  .refine((q) => q.interval === undefined || q.aggregation !== undefined, { message: 'interval needs an aggregation', path: ['interval'] })
+  .refine((q) => !(q.aggregation && q.aggregation !== 'count' && q.format !== 'senml'), { message: 'min, max, avg and sum aggregate SenML values: use format=senml', path: ['aggregation'] });
+
+export type Query = z.infer<typeof QuerySchema>;
+
+export function parseQuery(url: URL): Query {
+  const raw: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) {
+    if (k === 'authorization') continue; // a credential, not a filter
+    if (k in raw) throw new ApiError(400, 'validation_failed', `query parameter ${k} given more than once`);
+    raw[k] = v;
+  }
+  const r = QuerySchema.safeParse(raw);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new ApiError(400, 'validation_failed', `invalid query: ${issues[0]?.path || '(query)'}: ${issues[0]?.message}`, issues);
+  }
+  return r.data;
+}

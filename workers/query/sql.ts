@@ -1,0 +1,65 @@
+import { subtopicProblem } from '../../shared/topics';
+import { ApiError } from '../lib/errors';
+import type { Query } from './params';
+
+/**
+ * WHERE clauses for the query API, every value bound. Subtopic filters follow subscription
+ * semantics: exact, `a/#` (a and everything below), `+` (exactly one segment) — `+` as LIKE plus
+ * an exact segment count, which keeps the literal prefix usable by the (channel_id, subtopic) index.
+ */
+export interface Where {
+  sql: string;
+  params: unknown[];
+}
+
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+const slashes = (col: string) => `(length(${col}) - length(replace(${col}, '/', '')))`;
+
+export function subtopicWhere(col: string, filter: string | undefined): Where {
+  if (filter === undefined || filter === '' || filter === '#') return { sql: '', params: [] };
+  const problem = subtopicProblem(filter, 'subscribe');
+  if (problem) throw new ApiError(400, 'invalid_subtopic', problem);
+  const segs = filter.split('/');
+  const multi = segs[segs.length - 1] === '#';
+  const fixed = multi ? segs.slice(0, -1) : segs;
+  if (!fixed.includes('+')) {
+    const exact = fixed.join('/');
+    if (!multi) return { sql: ` AND ${col} = ?`, params: [exact] };
+    return { sql: ` AND (${col} = ? OR ${col} LIKE ? ESCAPE '\\')`, params: [exact, `${likeEscape(exact)}/%`] };
+  }
+  if (multi) throw new ApiError(400, 'unsupported_filter', 'queries support `+` or a trailing `#`, not both in one filter; subscribe for that, or narrow the filter');
+  const like = fixed.map((s) => (s === '+' ? '%' : likeEscape(s))).join('/');
+  return { sql: ` AND ${col} LIKE ? ESCAPE '\\' AND ${slashes(col)} = ?`, params: [like, fixed.length - 1] };
+}
+
+const CMP = { eq: '=', lt: '<', le: '<=', gt: '>', ge: '>=' } as const;
+
+/** Filters on the messages table (alias m). Times are the message's `created` (ms). */
+export function messageWhere(channel: string, q: Query, subtopic: string | undefined): Where {
+  const parts: string[] = ['m.channel_id = ?'];
+  const params: unknown[] = [channel];
+  const st = subtopicWhere('m.subtopic', subtopic);
+  if (q.publisher !== undefined) (parts.push('m.publisher = ?'), params.push(q.publisher));
+  if (q.protocol !== undefined) (parts.push('m.protocol = ?'), params.push(q.protocol));
+  if (q.from !== undefined) (parts.push('m.created >= ?'), params.push(q.from));
+  if (q.to !== undefined) (parts.push('m.created <= ?'), params.push(q.to));
+  if (q.format === 'json') parts.push("(m.content_type = 'application/json' OR m.content_type LIKE 'application/json;%')");
+  return { sql: parts.join(' AND ') + st.sql, params: [...params, ...st.params] };
+}
+
+/** Filters on senml_records (alias r). Times are the record's resolved SenML time (seconds), given in ms. */
+export function senmlWhere(channel: string, q: Query, subtopic: string | undefined): Where {
+  const parts: string[] = ['r.channel_id = ?'];
+  const params: unknown[] = [channel];
+  const st = subtopicWhere('r.subtopic', subtopic);
+  if (q.name !== undefined) (parts.push('r.name = ?'), params.push(q.name));
+  if (q.publisher !== undefined) (parts.push('r.publisher = ?'), params.push(q.publisher));
+  if (q.protocol !== undefined) (parts.push('EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = r.channel_id AND m.seq = r.seq AND m.protocol = ?)'), params.push(q.protocol));
+  if (q.from !== undefined) (parts.push('r.time >= ?'), params.push(q.from / 1000));
+  if (q.to !== undefined) (parts.push('r.time <= ?'), params.push(q.to / 1000));
+  if (q.v !== undefined) (parts.push(`r.value ${CMP[q.comparator]} ?`), params.push(q.v));
+  if (q.vs !== undefined) (parts.push('r.string_value = ?'), params.push(q.vs));
+  if (q.vb !== undefined) (parts.push('r.bool_value = ?'), params.push(q.vb ? 1 : 0));
+  if (q.vd !== undefined) (parts.push('r.data_value = ?'), params.push(q.vd));
+  return { sql: parts.join(' AND ') + st.sql, params: [...params, ...st.params] };
+}
