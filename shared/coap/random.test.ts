@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CoapFormatError, decode, encode, type CoapMessage } from './codec';
-import { mulberry32 } from './prng';
+import { mulberry32 } from '../testing/prng';
 
 // As mqtt-packet's testRandom.js: whatever arrives, the parser answers with a message or a
 // CoapFormatError, never anything else. Seeded, so a failure is reproducible.

@@ -8,19 +8,10 @@ import { nameFault } from './chars';
 import {
   SenmlError, decodeSenmlCbor, decodeSenmlJson, decodeSenmlJsonValue, encodeSenmlCbor, encodeSenmlJson, type SenmlRecord,
 } from './index';
+import { mulberry32 } from '../testing/prng';
 import { jsonPackToCbor } from './vectors/cbor';
 import { NOW, RFC_EXAMPLES } from './vectors/rfc8428';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = mulberry32(0x5e71);
 const int = (n: number): number => Math.floor(rand() * n);

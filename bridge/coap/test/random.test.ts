@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, Type, blockOption, encode, uintOption, uriPathOptions, uriQueryOptions, type CoapMessage } from '../../../shared/coap';
-import { mulberry32 } from '../../../shared/coap/prng';
+import { mulberry32 } from '../../../shared/testing/prng';
 import { settle } from './fake-clock';
 import { Client, KEY, setup, summary } from './harness';
 
