@@ -3,7 +3,7 @@
  *   1. writes .dev.vars with fresh random secrets if there is none;
  *   2. applies D1 migrations to the local database (state persisted under EDGEFLUX_STATE_DIR);
  *   3. runs `wrangler dev` (real workerd: HTTP worker, channel actors, local D1 and R2);
- *   4. starts the bridge (MQTT/CoAP) once it exists in bridge/;
+ *   4. starts the bridge (bridge/main.ts: MQTT and CoAP);
  *   5. prints where everything is, and stops everything on Ctrl-C.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -56,6 +56,37 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs = 90_00
   throw new Error(`worker did not answer ${url}/health within ${timeoutMs / 1000}s`);
 }
 
+/** Starts bridge/main.ts and waits for its EDGEFLUX_BRIDGE_READY line (its listeners). */
+async function startBridge(workerUrl: string): Promise<Record<string, string>> {
+  const b = spawn(process.execPath, ['--import', 'tsx', resolve(root, 'bridge/main.ts')], {
+    cwd: root,
+    env: { ...childEnv, EDGEFLUX_WORKER_URL: workerUrl },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(b);
+  b.on('exit', (code) => {
+    console.error(`bridge exited (${code ?? 'signal'})`);
+    stopAll(code || 1);
+  });
+  return new Promise((ok, fail) => {
+    let buf = '';
+    const timer = setTimeout(() => fail(new Error('the bridge did not report ready within 30s')), 30_000);
+    b.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = /^EDGEFLUX_BRIDGE_READY (.*)$/.exec(line);
+        if (m?.[1]) {
+          clearTimeout(timer);
+          ok(JSON.parse(m[1]) as Record<string, string>);
+        } else process.stdout.write(`${line}\n`);
+      }
+    });
+  });
+}
+
 function stopAll(code: number): never {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   process.exit(code);
@@ -77,24 +108,14 @@ async function main(): Promise<void> {
   const base = `http://${cfg.host}:${cfg.httpPort}`;
   await waitForHealth(base, worker);
 
-  const bridgeEntry = resolve(root, 'bridge/main.ts');
-  const bridge = existsSync(bridgeEntry);
-  if (bridge) {
-    const b = spawn(process.execPath, ['--import', 'tsx', bridgeEntry], { cwd: root, env: { ...childEnv, EDGEFLUX_WORKER_URL: base }, stdio: ['ignore', 'inherit', 'inherit'] });
-    children.push(b);
-    b.on('exit', (code) => {
-      console.error(`bridge exited (${code ?? 'signal'})`);
-      stopAll(code ?? 1);
-    });
-  }
-
+  const listeners = await startBridge(base);
   const rows: [string, string][] = [
     ['HTTP API', base],
     ['WebSocket', `ws://${cfg.host}:${cfg.httpPort}/channels/{id}/messages`],
     ['OpenAPI', `${base}/openapi.json`],
     ['API reference', `${base}/docs`],
-    ['MQTT', bridge ? `mqtt://${cfg.host}:${cfg.mqttPort}` : 'bridge not built yet'],
-    ['CoAP', bridge ? `coap://${cfg.host}:${cfg.coapPort}` : 'bridge not built yet'],
+    ['MQTT', listeners.mqtt ?? 'not served by this bridge build'],
+    ['CoAP', listeners.coap ?? 'not served by this bridge build'],
     ['State', resolve(root, cfg.stateDir)],
   ];
   console.log(`\nEdgeflux is up (Ctrl-C stops everything)\n${rows.map(([k, v]) => `  ${k.padEnd(14)} ${v}`).join('\n')}\nEDGEFLUX_READY ${base}\n`);

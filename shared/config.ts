@@ -14,6 +14,8 @@ export interface PlatformConfig {
   stateDir: string;
   /** Base URL of the HTTP worker the bridge talks to. */
   workerUrl: string;
+  /** The bridge's service credential (the worker's BRIDGE_SECRET), when set in the environment. */
+  bridgeSecret: string | undefined;
 }
 
 type Vars = Record<string, string | undefined>;
@@ -37,5 +39,6 @@ export function loadConfig(vars: Vars): PlatformConfig {
     coapPort: port(vars, 'EDGEFLUX_COAP_PORT', 5683),
     stateDir: vars.EDGEFLUX_STATE_DIR || '.edgeflux/state',
     workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${host}:${httpPort}`,
+    bridgeSecret: vars.EDGEFLUX_BRIDGE_SECRET || vars.BRIDGE_SECRET || undefined,
   };
 }

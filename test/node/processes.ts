@@ -19,15 +19,41 @@ export function freePort(): Promise<number> {
 
 export interface Platform {
   url: string;
+  coapPort: number;
+  mqttPort: number;
   output: () => string;
   stop: () => Promise<void>;
 }
 
+/** A user, org, device and channel, connected, provisioned over the real HTTP API. */
+export async function provision(url: string, types: ('publish' | 'subscribe')[] = ['publish', 'subscribe']) {
+  const call = async (method: string, path: string, body: unknown, token?: string) => {
+    const res = await fetch(`${url}${path}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+    const json = (await res.json().catch(() => null)) as Record<string, unknown> | null;
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json as Record<string, string>;
+  };
+  const email = `u-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`;
+  await call('POST', '/users', { email, password: 'correct horse battery' });
+  const token = (await call('POST', '/tokens', { email, password: 'correct horse battery' })).access_token!;
+  const org = (await call('POST', '/orgs', { name: 'e2e' }, token)).id!;
+  const device = await call('POST', `/orgs/${org}/devices`, { name: 'device' }, token);
+  const channel = (await call('POST', `/orgs/${org}/channels`, { name: 'channel' }, token)).id!;
+  await call('POST', `/orgs/${org}/connections`, { channel_ids: [channel], device_ids: [device.id], types }, token);
+  return { token, org, channel, deviceId: device.id!, deviceKey: device.key!, call };
+}
+
 /** Runs `npm start`'s launcher as a real process group and waits until it prints EDGEFLUX_READY. */
 export async function startPlatform(env: Record<string, string>, timeoutMs = 90_000): Promise<Platform> {
+  // Every listener on a free port, so test files never collide with each other or a running platform.
+  const ports = {
+    EDGEFLUX_HTTP_PORT: env.EDGEFLUX_HTTP_PORT ?? String(await freePort()),
+    EDGEFLUX_COAP_PORT: env.EDGEFLUX_COAP_PORT ?? String(await freePort()),
+    EDGEFLUX_MQTT_PORT: env.EDGEFLUX_MQTT_PORT ?? String(await freePort()),
+  };
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
     cwd: root,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ...ports },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group, so stop() reaches wrangler and workerd too
   });
@@ -64,5 +90,5 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
     await stop();
     throw e;
   });
-  return { url, output: () => out, stop };
+  return { url, coapPort: Number(ports.EDGEFLUX_COAP_PORT), mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), output: () => out, stop };
 }

@@ -1,0 +1,75 @@
+/**
+ * The bridge process: MQTT and CoAP for devices, turned into platform calls (docs/bridge.md).
+ * `npm run bridge` runs it alone; `npm start` runs it next to the worker. It keeps no state of its
+ * own, so any number can run side by side.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadConfig } from '../shared/config';
+import { createCoapServer } from './coap';
+import { createPlatform } from './platform';
+
+const log = (msg: string) => console.log(`[bridge] ${msg}`);
+
+/** BRIDGE_SECRET from the environment, else from the local .dev.vars that `npm start` writes. */
+function bridgeSecret(fromEnv: string | undefined): string {
+  if (fromEnv) return fromEnv;
+  const file = resolve(process.cwd(), '.dev.vars');
+  if (existsSync(file)) {
+    const m = /^BRIDGE_SECRET=(.+)$/m.exec(readFileSync(file, 'utf8'));
+    if (m?.[1]) return m[1].trim();
+  }
+  throw new Error('set EDGEFLUX_BRIDGE_SECRET (the worker\'s BRIDGE_SECRET), or run from a folder whose .dev.vars has it');
+}
+
+interface Listener {
+  name: string;
+  url: string;
+  close: () => Promise<void>;
+}
+
+/** The MQTT front-end lives in bridge/mqtt/server.ts; until it exists the bridge serves CoAP only. */
+async function startMqtt(platform: ReturnType<typeof createPlatform>, host: string, port: number): Promise<Listener | null> {
+  const entry = resolve(import.meta.dirname, 'mqtt/server.ts');
+  if (!existsSync(entry)) return null;
+  const mod = (await import(entry)) as { createMqttServer?: (o: { platform: unknown }) => { listenTcp: (port: number, host: string) => Promise<{ port: number } | void>; close: () => Promise<void> } };
+  if (!mod.createMqttServer) return null;
+  const server = mod.createMqttServer({ platform });
+  const bound = await server.listenTcp(port, host);
+  return { name: 'MQTT', url: `mqtt://${host}:${bound?.port ?? port}`, close: () => server.close() };
+}
+
+async function main(): Promise<void> {
+  const cfg = loadConfig(process.env);
+  const platform = createPlatform({ workerUrl: cfg.workerUrl, bridgeSecret: bridgeSecret(cfg.bridgeSecret), log });
+  const listeners: Listener[] = [];
+
+  const coap = createCoapServer({ platform });
+  const bound = await coap.listen(cfg.coapPort, cfg.host);
+  listeners.push({ name: 'CoAP', url: bound.map((b) => `coap://${b.family === 'IPv6' ? `[${b.address}]` : b.address}:${b.port}`).join(' '), close: () => coap.close() });
+
+  const mqtt = await startMqtt(platform, cfg.host, cfg.mqttPort);
+  if (mqtt) listeners.push(mqtt);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: closing`);
+    await Promise.allSettled(listeners.map((l) => l.close()));
+    await platform.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  for (const l of listeners) log(`${l.name} on ${l.url}`);
+  log(`worker ${cfg.workerUrl}`);
+  // One machine-readable line for the launcher.
+  console.log(`EDGEFLUX_BRIDGE_READY ${JSON.stringify(Object.fromEntries(listeners.map((l) => [l.name.toLowerCase(), l.url])))}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`[bridge] failed to start: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

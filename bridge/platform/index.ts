@@ -1,0 +1,66 @@
+import type { Principal } from '../../shared/principal';
+import { InternalApi } from './internal-api';
+import { ChannelLink } from './link';
+import { PlatformError, type Decision, type Delivery, type MessageAction, type Platform, type PublishOutcome, type PublishRequest, type SubscribeRequest, type Subscription } from './types';
+
+export * from './types';
+
+export interface PlatformOptions {
+  workerUrl: string;
+  bridgeSecret: string;
+  /** Trust authentication/authorization answers this long (ms). */
+  cacheTtlMs?: number;
+  /** Close a channel link unused for this long (ms). */
+  linkIdleMs?: number;
+  log?: (msg: string) => void;
+}
+
+export interface RealPlatform extends Platform {
+  close(): Promise<void>;
+  /** The link to a channel (tests and stats). */
+  linkFor(channel: string): ChannelLink;
+}
+
+/**
+ * The Platform the protocol front-ends use, for real: authentication and policy decisions from the
+ * workers' /internal API (cached briefly), messages through one link per channel actor.
+ */
+export function createPlatform(opts: PlatformOptions): RealPlatform {
+  const api = new InternalApi({ workerUrl: opts.workerUrl, bridgeSecret: opts.bridgeSecret, ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}) });
+  const links = new Map<string, ChannelLink>();
+  const wsBase = opts.workerUrl.replace(/^http/, 'ws').replace(/\/$/, '');
+
+  const linkFor = (channel: string): ChannelLink => {
+    let l = links.get(channel);
+    if (!l) {
+      l = new ChannelLink({ url: `${wsBase}/internal/channels/${encodeURIComponent(channel)}/link`, bridgeSecret: opts.bridgeSecret, ...(opts.linkIdleMs !== undefined ? { idleMs: opts.linkIdleMs } : {}), ...(opts.log ? { log: opts.log } : {}) });
+      links.set(channel, l);
+    }
+    return l;
+  };
+
+  return {
+    authenticate: (username: string | undefined, password: string): Promise<Principal> => api.authenticate(username, password),
+    authorize: (principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> => api.authorize(principal, checks),
+    channelsFor: (principal: Principal, action: MessageAction) => api.channelsFor(principal, action),
+    publish: (req: PublishRequest): Promise<PublishOutcome> => linkFor(req.channel).publish(req),
+    async subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription> {
+      // The Platform's '' means "every message of the channel"; on the link, '' is the root only.
+      const filter = req.filter === '' ? '#' : req.filter;
+      try {
+        return await linkFor(req.channel).subscribe(filter, onMessage, { ...(req.since !== undefined ? { since: req.since } : {}), ...(req.noLocal ? { noLocal: req.noLocal } : {}) });
+      } catch (e) {
+        const status = (e as { status?: number }).status ?? 503;
+        throw new PlatformError(status, e instanceof Error ? e.message : String(e));
+      }
+    },
+    presence(deviceId: string, online: boolean): void {
+      api.presence(deviceId, online).catch((e: unknown) => opts.log?.(`presence of ${deviceId} not recorded: ${e instanceof Error ? e.message : String(e)}`));
+    },
+    linkFor,
+    async close() {
+      for (const l of links.values()) l.close();
+      links.clear();
+    },
+  };
+}

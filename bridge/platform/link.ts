@@ -1,0 +1,252 @@
+import WebSocket from 'ws';
+import { decodeLinkFrame, encodeLinkFrame, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
+import type { Delivery, PublishOutcome, PublishRequest } from './types';
+
+/**
+ * One WebSocket to one channel actor (docs/bridge.md), shared by every local publisher and
+ * subscriber of that channel:
+ *  - publishes issued in the same tick go out as one frame (one actor transaction);
+ *  - each publish resolves with the actor's ack (stored: seq) or nack, or a 503 if the link drops
+ *    first (the device may retry: at-least-once);
+ *  - deliveries are acknowledged cumulatively (`consumed`) once handed to the subscribers, so the
+ *    actor's flow control sees a live consumer;
+ *  - on reconnect every subscription resumes after the last seq it saw, so nothing is skipped.
+ * `ws` is used on Node, Bun and Deno alike (Bun and Deno run it through their Node compatibility).
+ */
+
+export interface LinkOptions {
+  url: string;
+  bridgeSecret: string;
+  /** Close the socket after this long with nothing using it (ms). */
+  idleMs?: number;
+  log?: (msg: string) => void;
+}
+
+interface Sub {
+  filter: string;
+  noLocal?: string;
+  lastSeq: number | null;
+  onMessage: (d: Delivery) => void;
+  ready?: () => void;
+  reject?: (e: Error) => void;
+}
+
+type Pending = (o: PublishOutcome) => void;
+
+const fail = (status: number, code: string, message: string): PublishOutcome => ({ ok: false, status, code, message });
+
+export class ChannelLink {
+  private ws: WebSocket | null = null;
+  private open = false;
+  private queue: BridgeOp[] = [];
+  private flushScheduled = false;
+  private nextId = 1;
+  private nextSub = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly subs = new Map<number, Sub>();
+  private retryMs = 250;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+  /** Frames sent (for tests and stats). */
+  framesSent = 0;
+  /** A permanent refusal (e.g. 404: the channel does not exist): no reconnects, everything fails with it. */
+  private refused: PublishOutcome | null = null;
+
+  constructor(private readonly opts: LinkOptions) {}
+
+  get idle(): boolean {
+    return this.subs.size === 0 && this.pending.size === 0 && this.queue.length === 0;
+  }
+
+  publish(req: PublishRequest): Promise<PublishOutcome> {
+    if (this.refused) return Promise.resolve(this.refused);
+    const id = this.nextId++;
+    const properties = req.userProperties ? Object.entries(req.userProperties).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x])) : undefined;
+    return new Promise<PublishOutcome>((resolve) => {
+      this.pending.set(id, resolve);
+      this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}) });
+    });
+  }
+
+  /** Resolves once the actor confirmed the subscription and replayed what it keeps (retained first). */
+  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string } = {}): Promise<{ close: () => void }> {
+    if (this.refused) return Promise.reject(new Error(this.refused.ok ? 'refused' : this.refused.message));
+    const sub = this.nextSub++;
+    const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) };
+    this.subs.set(sub, s);
+    const done = new Promise<void>((resolve, reject) => {
+      s.ready = resolve;
+      s.reject = reject;
+    });
+    this.send({ op: 'subscribe', sub, filter, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) });
+    return done.then(() => ({
+      close: () => {
+        if (this.subs.delete(sub) && this.open) this.send({ op: 'unsubscribe', sub });
+        this.armIdle();
+      },
+    }));
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.failPending(fail(503, 'bridge_closing', 'the bridge is shutting down'));
+    this.ws?.close(1001, 'bridge shutting down');
+  }
+
+  private send(op: BridgeOp): void {
+    if (this.idleTimer) (clearTimeout(this.idleTimer), (this.idleTimer = null));
+    this.queue.push(op);
+    this.connect();
+    if (this.open && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (!this.open || !this.ws || this.queue.length === 0) return;
+    const ops = this.queue;
+    this.queue = [];
+    this.ws.send(encodeLinkFrame(ops));
+    this.framesSent++;
+  }
+
+  private connect(): void {
+    if (this.ws || this.closed || this.refused) return;
+    const ws = new WebSocket(this.opts.url, LINK_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
+    ws.binaryType = 'nodebuffer';
+    this.ws = ws;
+    ws.on('open', () => {
+      this.open = true;
+      this.retryMs = 250;
+      this.flush();
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 502;
+      // 404: no such channel (deleted, or never existed) — permanent; anything else: retry.
+      if (status === 404) this.refused = fail(404, 'channel_not_found', 'channel not found');
+      else this.opts.log?.(`link ${this.opts.url}: HTTP ${status}`);
+      ws.terminate();
+    });
+    ws.on('message', (data: Buffer) => this.receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+    ws.on('error', (e) => this.opts.log?.(`link ${this.opts.url}: ${e.message}`));
+    ws.on('close', () => this.onClose());
+  }
+
+  private onClose(): void {
+    this.ws = null;
+    this.open = false;
+    // Publishes in flight may or may not have been stored: the device is told to retry.
+    this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
+    this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
+    if (this.refused) {
+      const why = this.refused.ok ? 'refused' : this.refused.message;
+      for (const s of this.subs.values()) s.reject?.(Object.assign(new Error(why), { status: this.refused.ok ? 500 : this.refused.status }));
+      this.subs.clear();
+      return;
+    }
+    if (this.closed || this.subs.size === 0) return;
+    // Resume every subscription after the last seq it saw.
+    this.queue = this.queue.filter((op) => op.op !== 'subscribe');
+    for (const [sub, s] of this.subs) this.queue.push({ op: 'subscribe', sub, filter: s.filter, ...(s.lastSeq !== null ? { since: s.lastSeq } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}) });
+    const wait = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, 10_000);
+    setTimeout(() => this.connect(), wait).unref?.();
+  }
+
+  private failPending(outcome: PublishOutcome): void {
+    for (const resolve of this.pending.values()) resolve(outcome);
+    this.pending.clear();
+  }
+
+  private receive(bytes: Uint8Array): void {
+    let ops: ActorOp[];
+    try {
+      ops = decodeLinkFrame(bytes) as ActorOp[];
+    } catch (e) {
+      this.opts.log?.(`link ${this.opts.url}: bad frame from actor: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    let consumed = 0;
+    const ready: (() => void)[] = [];
+    for (const op of ops) {
+      switch (op.op) {
+        case 'ack':
+          this.settle(op.id, { ok: true, seq: op.seq, created: op.created });
+          break;
+        case 'nack':
+          this.settle(op.id, fail(op.status, op.code, op.reason));
+          break;
+        case 'suback': {
+          const s = this.subs.get(op.sub);
+          if (s && s.lastSeq === null) s.lastSeq = op.seq;
+          if (s?.ready) {
+            ready.push(s.ready);
+            delete s.ready;
+            delete s.reject;
+          }
+          break;
+        }
+        case 'message':
+          consumed = Math.max(consumed, this.deliver(op));
+          break;
+        case 'gap':
+          this.opts.log?.(`link ${this.opts.url}: subscription ${op.sub} missed seq ${op.from}..${op.to} (older than the actor keeps)`);
+          break;
+        case 'error':
+          this.opts.log?.(`link ${this.opts.url}: actor error ${op.code}: ${op.reason}`);
+          break;
+        case 'unsuback':
+          break;
+      }
+    }
+    // Replays arrive in the same frame as their suback: subscribers are ready once all are delivered.
+    for (const r of ready) r();
+    if (consumed > 0) this.send({ op: 'consumed', seq: consumed });
+    this.armIdle();
+  }
+
+  private settle(id: number, outcome: PublishOutcome): void {
+    const resolve = this.pending.get(id);
+    if (!resolve) return;
+    this.pending.delete(id);
+    resolve(outcome);
+  }
+
+  private deliver(op: LinkMessage): number {
+    const e = op.envelope;
+    const userProperties = op.properties ? groupProperties(op.properties) : undefined;
+    const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained, ...(userProperties ? { userProperties } : {}), ...(op.expiry !== undefined ? { messageExpiry: op.expiry } : {}) };
+    for (const id of op.subs) {
+      const s = this.subs.get(id);
+      if (!s) continue;
+      if (!op.retained) s.lastSeq = Math.max(s.lastSeq ?? 0, e.seq);
+      try {
+        s.onMessage(d);
+      } catch (err) {
+        this.opts.log?.(`subscriber callback failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return op.retained ? 0 : e.seq;
+  }
+
+  private armIdle(): void {
+    if (!this.idle || this.idleTimer || this.closed) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.idle) this.ws?.close(1000, 'idle');
+    }, this.opts.idleMs ?? 60_000);
+    this.idleTimer.unref?.();
+  }
+}
+
+function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of pairs) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}

@@ -1,0 +1,167 @@
+import { execFile } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import coap from 'coap';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Code, decode, encode, Opt, stringOption, Type, uintOption, uriPathOptions } from '../../shared/coap';
+import { encodeSenmlCbor } from '../../shared/senml';
+import { provision, startPlatform, type Platform } from './processes';
+
+/**
+ * CoAP against the whole platform: the launcher (wrangler dev: worker, channel actors, local D1/R2)
+ * and the bridge as real processes; libcoap's coap-client, the npm `coap` client and raw UDP as
+ * devices; a WebSocket subscriber as the app.
+ */
+const run = promisify(execFile);
+const COAP_CLIENT = 'coap-client-notls';
+
+let platform: Platform;
+let world: Awaited<ReturnType<typeof provision>>;
+const state = mkdtempSync(join(tmpdir(), 'edgeflux-coap-'));
+const coapUrl = (path: string, key = world.deviceKey) => `coap://127.0.0.1:${platform.coapPort}/channels/${world.channel}/messages${path}?auth=${key}`;
+
+/** An app subscribed over WebSocket, collecting envelopes. */
+function app(subtopic = ''): Promise<{ got: Record<string, unknown>[]; close: () => void }> {
+  const ws = new WebSocket(`${platform.url.replace('http', 'ws')}/channels/${world.channel}/messages${subtopic}`, { headers: { authorization: `Bearer ${world.token}` } });
+  const got: Record<string, unknown>[] = [];
+  ws.on('message', (d: Buffer) => got.push(JSON.parse(d.toString()) as Record<string, unknown>));
+  return new Promise((ok, fail) => {
+    ws.once('open', () => ok({ got, close: () => ws.close() }));
+    ws.once('error', fail);
+  });
+}
+
+async function until<T>(f: () => T | undefined, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function coapClient(args: string[]): Promise<string> {
+  const { stdout, stderr } = await run(COAP_CLIENT, args, { timeout: 15_000 }).catch((e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? '' }));
+  return `${stdout}${stderr}`;
+}
+
+async function stored(query: string): Promise<{ total: number; items: Record<string, unknown>[] }> {
+  for (let i = 0; i < 80; i++) {
+    const r = (await (await fetch(`${platform.url}/channels/${world.channel}/messages?${query}`, { headers: { authorization: `Bearer ${world.token}` } })).json()) as { total: number; items: Record<string, unknown>[] };
+    if (r.total > 0 || i === 79) return r;
+    await new Promise((res) => setTimeout(res, 100)); // the actor drains to D1 within about a second
+  }
+  throw new Error('unreachable');
+}
+
+beforeAll(async () => {
+  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+  world = await provision(platform.url);
+}, 120_000);
+
+afterAll(async () => {
+  await platform?.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+describe('CoAP through the real platform', () => {
+  it('libcoap POSTs SenML+JSON and SenML+CBOR; a WebSocket app receives both; both are stored', async () => {
+    const sub = await app('/lab');
+    const cborFile = join(state, 'pack.cbor');
+    writeFileSync(cborFile, encodeSenmlCbor([{ name: 'mcu/hum', time: 1_795_000_000, unit: '%RH', value: 41 }]));
+    expect(await coapClient(['-m', 'post', '-t', '110', '-e', '[{"bn":"mcu/","n":"temp","u":"Cel","v":22.5}]', coapUrl('/lab')])).not.toMatch(/4\.\d\d|5\.\d\d/);
+    expect(await coapClient(['-m', 'post', '-t', '112', '-f', cborFile, coapUrl('/lab')])).not.toMatch(/4\.\d\d|5\.\d\d/);
+    const [json, cbor] = await until(() => (sub.got.length >= 2 ? sub.got : undefined));
+    expect(json).toMatchObject({ subtopic: 'lab', publisher: world.deviceId, protocol: 'coap', contentType: 'application/senml+json', payload: '[{"bn":"mcu/","n":"temp","u":"Cel","v":22.5}]' });
+    expect(cbor).toMatchObject({ subtopic: 'lab', protocol: 'coap', contentType: 'application/senml+cbor', encoding: 'base64' });
+    sub.close();
+    const recs = await stored('format=senml&subtopic=lab&order=asc');
+    expect(recs.items.map((r) => [r.name, r.value])).toEqual(expect.arrayContaining([['mcu/temp', 22.5], ['mcu/hum', 41]]));
+  });
+
+  it('observe (-s) receives messages published over HTTP, in order', async () => {
+    const observer = run(COAP_CLIENT, ['-s', '4', '-B', '4', coapUrl('/obs')], { timeout: 15_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const text of ['first', 'second']) {
+      const r = await fetch(`${platform.url}/channels/${world.channel}/messages/obs`, { method: 'POST', headers: { authorization: `Bearer ${world.token}`, 'content-type': 'text/plain' }, body: text });
+      expect(r.status).toBe(202);
+    }
+    const { stdout } = await observer;
+    expect(stdout.indexOf('first')).toBeGreaterThanOrEqual(0);
+    expect(stdout.indexOf('second')).toBeGreaterThan(stdout.indexOf('first'));
+  });
+
+  it('uploads a payload larger than 1 KiB block-wise (Block1) and stores it once, whole', async () => {
+    const pack = JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ n: `mcu/s${i}`, t: 1_795_000_000 + i, v: i })));
+    expect(pack.length).toBeGreaterThan(1024);
+    expect(await coapClient(['-m', 'post', '-b', '256', '-t', '110', '-e', pack, coapUrl('/big')])).not.toMatch(/4\.\d\d|5\.\d\d/);
+    const r = await stored('subtopic=big');
+    expect(r.total).toBe(1);
+    expect(r.items[0]!.payload).toBe(pack);
+  });
+
+  it('answers a wrong key with 4.01 and an unknown content-format with 4.15', async () => {
+    expect(await coapClient(['-m', 'post', '-t', '110', '-e', '[{"n":"x","v":1}]', coapUrl('', 'efd_wrong')])).toContain('4.01');
+    expect(await coapClient(['-m', 'post', '-t', '9999', '-e', 'x', coapUrl('')])).toContain('4.15');
+  });
+
+  it('publishes a retransmitted CON once and answers it identically', async () => {
+    const sock = createSocket('udp4');
+    const replies: Buffer[] = [];
+    sock.on('message', (m) => replies.push(m));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const datagram = encode({
+      type: Type.CON,
+      code: Code.POST,
+      messageId: 0x4242,
+      token: new Uint8Array([1, 2, 3, 4]),
+      options: [...uriPathOptions(['channels', world.channel, 'messages', 'dup']), stringOption(Opt.UriQuery, `auth=${world.deviceKey}`), uintOption(Opt.ContentFormat, 0)],
+      payload: new TextEncoder().encode('only once'),
+    });
+    sock.send(datagram, platform.coapPort, '127.0.0.1');
+    await until(() => (replies.length >= 1 ? true : undefined));
+    sock.send(datagram, platform.coapPort, '127.0.0.1');
+    await until(() => (replies.length >= 2 ? true : undefined));
+    sock.close();
+    expect(replies[1]!.equals(replies[0]!)).toBe(true);
+    expect(decode(replies[0]!).code).toBe(Code.Changed);
+    const r = await stored('subtopic=dup');
+    await new Promise((res) => setTimeout(res, 1500));
+    expect((await stored('subtopic=dup')).total).toBe(1);
+    expect(r.items[0]!.payload).toBe('only once');
+  });
+
+  it('works with the npm coap client: POST, then GET returns nothing retained, then observe', async () => {
+    const post = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'POST', pathname: `/channels/${world.channel}/messages/npm`, query: `auth=${world.deviceKey}&retain`, confirmable: true });
+    post.setOption('Content-Format', 'text/plain');
+    post.end('retained hello');
+    const res = await new Promise<{ code: string }>((ok) => post.on('response', ok));
+    expect(res.code).toBe('2.04');
+    const get = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'GET', pathname: `/channels/${world.channel}/messages/npm`, query: `auth=${world.deviceKey}` });
+    get.end();
+    const got = await new Promise<{ code: string; payload: Buffer }>((ok) => get.on('response', ok));
+    expect(got.code).toBe('2.05');
+    expect(got.payload.toString()).toBe('retained hello');
+  });
+
+  it('keeps serving after thousands of random datagrams', async () => {
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (let i = 0; i < 3000; i++) {
+      const buf = Buffer.alloc(1 + Math.floor(rand() * 64));
+      for (let j = 0; j < buf.length; j++) buf[j] = Math.floor(rand() * 256);
+      sock.send(buf, platform.coapPort, '127.0.0.1');
+      if (i % 200 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    sock.close();
+    expect(await coapClient(['-m', 'post', '-t', '0', '-e', 'still here', coapUrl('/after-noise')])).not.toMatch(/4\.\d\d|5\.\d\d/);
+    expect((await stored('subtopic=after-noise')).items[0]!.payload).toBe('still here');
+  });
+});
