@@ -45,10 +45,8 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     channelsFor: (principal: Principal, action: MessageAction) => api.channelsFor(principal, action),
     publish: (req: PublishRequest): Promise<PublishOutcome> => linkFor(req.channel).publish(req),
     async subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription> {
-      // The Platform's '' means "every message of the channel"; on the link, '' is the root only.
-      const filter = req.filter === '' ? '#' : req.filter;
       try {
-        return await linkFor(req.channel).subscribe(filter, onMessage, { ...(req.since !== undefined ? { since: req.since } : {}), ...(req.noLocal ? { noLocal: req.noLocal } : {}) });
+        return await linkFor(req.channel).subscribe(req.filter, onMessage, { ...(req.since !== undefined ? { since: req.since } : {}), ...(req.noLocal ? { noLocal: req.noLocal } : {}) });
       } catch (e) {
         const status = (e as { status?: number }).status ?? 503;
         throw new PlatformError(status, e instanceof Error ? e.message : String(e));

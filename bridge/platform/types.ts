@@ -53,7 +53,7 @@ export type PublishOutcome =
 
 export interface SubscribeRequest {
   channel: string;
-  /** Subtopic filter with `+`/`#`; '' means every message of the channel. */
+  /** Subtopic filter with MQTT semantics: '' is the channel root only, '#' every message, `+` one level. */
   filter: string;
   /** Resume after this seq (persistent sessions). */
   since?: number;

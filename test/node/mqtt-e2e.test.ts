@@ -1,0 +1,217 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { provision, startPlatform, type Platform } from './processes';
+
+/**
+ * MQTT against the whole platform (launcher: wrangler dev + bridge, real processes) with stock
+ * clients: MQTT.js (3.1.1 and 5.0), mosquitto_pub/mosquitto_sub, libcoap for CoAP ↔ MQTT.
+ */
+const run = promisify(execFile);
+let platform: Platform;
+let w: Awaited<ReturnType<typeof provision>>;
+const state = mkdtempSync(join(tmpdir(), 'edgeflux-mqtt-'));
+const topic = (sub = '') => `channels/${w.channel}/messages${sub ? `/${sub}` : ''}`;
+const clients: MqttClient[] = [];
+
+async function client(version: 4 | 5, opts: IClientOptions = {}): Promise<MqttClient> {
+  const c = mqtt.connect(`mqtt://127.0.0.1:${platform.mqttPort}`, { protocolVersion: version, username: w.deviceId, password: w.deviceKey, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+  clients.push(c);
+  await new Promise<void>((ok, fail) => {
+    c.once('connect', () => ok());
+    c.once('error', fail);
+  });
+  return c;
+}
+
+/** Connect attempt that is expected to fail: the CONNACK code MQTT.js reports. */
+function refusedCode(version: 4 | 5, opts: IClientOptions): Promise<number | undefined> {
+  const c = mqtt.connect(`mqtt://127.0.0.1:${platform.mqttPort}`, { protocolVersion: version, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+  clients.push(c);
+  return new Promise((ok) => {
+    c.once('error', (e: Error & { code?: number }) => ok(e.code));
+    c.once('connect', () => ok(0));
+  });
+}
+
+function collect(c: MqttClient): { topic: string; payload: string; retain: boolean; props?: Record<string, unknown> }[] {
+  const got: { topic: string; payload: string; retain: boolean; props?: Record<string, unknown> }[] = [];
+  c.on('message', (t, p, packet) => got.push({ topic: t, payload: p.toString(), retain: packet.retain, ...(packet.properties ? { props: packet.properties as Record<string, unknown> } : {}) }));
+  return got;
+}
+
+async function until<T>(f: () => T | undefined | false | Promise<T | undefined | false>, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const httpPublish = (sub: string, body: string, type = 'text/plain') =>
+  fetch(`${platform.url}/channels/${w.channel}/messages/${sub}`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': type }, body });
+
+beforeAll(async () => {
+  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+  w = await provision(platform.url);
+}, 120_000);
+
+// Each test closes what it opened (a device may hold only 10 connections at once).
+afterEach(async () => {
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+  clients.length = 0;
+});
+
+afterAll(async () => {
+  await platform?.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+describe('MQTT through the real platform', () => {
+  it('mosquitto_pub → a WebSocket app, and HTTP → mosquitto_sub', async () => {
+    const ws = new WebSocket(`${platform.url.replace('http', 'ws')}/channels/${w.channel}/messages/mosq`, { headers: { authorization: `Bearer ${w.token}` } });
+    const got: Record<string, unknown>[] = [];
+    ws.on('message', (d: Buffer) => got.push(JSON.parse(d.toString()) as Record<string, unknown>));
+    await new Promise((r) => ws.once('open', r));
+    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', topic('mosq'), '-m', 'from mosquitto', '-q', '1']);
+    // No content type on an MQTT 3.1.1 publish: opaque bytes, so the JSON envelope carries base64.
+    expect(await until(() => got[0])).toMatchObject({ subtopic: 'mosq', publisher: w.deviceId, protocol: 'mqtt', contentType: 'application/octet-stream', encoding: 'base64', payload: Buffer.from('from mosquitto').toString('base64') });
+    ws.close();
+
+    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', topic('to-mosq/#'), '-q', '1', '-C', '1', '-v', '-W', '10']);
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await httpPublish('to-mosq/x', 'from http')).status).toBe(202);
+    expect((await sub).stdout.trim()).toBe(`${topic('to-mosq/x')} from http`);
+  });
+
+  it.each([4, 5] as const)('MQTT.js v%i: QoS 0, 1 and 2 both ways, acknowledged after storage', async (v) => {
+    const sub = await client(v);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic(`q${v}/+`), { qos: 2 });
+    const pub = await client(v, { clientId: `pub-${v}` });
+    for (const qos of [0, 1, 2] as const) await pub.publishAsync(topic(`q${v}/${qos}`), `qos ${qos}`, { qos });
+    await until(() => got.length >= 3);
+    expect(got.map((m) => m.payload).sort()).toEqual(['qos 0', 'qos 1', 'qos 2']);
+    // Every one of them is stored (the actor drains to D1 within about a second).
+    const stored = async () => ((await (await fetch(`${platform.url}/channels/${w.channel}/messages?subtopic=q${v}/%2B`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { total: number }).total;
+    expect(await until(async () => ((await stored()) === 3 ? 3 : undefined))).toBe(3);
+  });
+
+  it('retained messages are delivered first to a new subscriber, with RETAIN set', async () => {
+    const pub = await client(4);
+    await pub.publishAsync(topic('ret'), 'last known', { qos: 1, retain: true });
+    const sub = await client(4);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic('ret'), { qos: 1 });
+    expect(await until(() => got[0])).toMatchObject({ payload: 'last known', retain: true });
+  });
+
+  it('publishes the will when a client vanishes, not when it disconnects', async () => {
+    const watcher = await client(5);
+    const got = collect(watcher);
+    await watcher.subscribeAsync(topic('will/#'), { qos: 1 });
+    const polite = await client(5, { clientId: 'polite', will: { topic: topic('will/polite'), payload: Buffer.from('gone polite'), qos: 1, retain: false } });
+    await polite.endAsync();
+    const rude = await client(5, { clientId: 'rude', will: { topic: topic('will/rude'), payload: Buffer.from('gone rude'), qos: 1, retain: false } });
+    rude.stream.destroy();
+    expect(await until(() => got.find((m) => m.topic.endsWith('will/rude')))).toMatchObject({ payload: 'gone rude' });
+    expect(got.some((m) => m.topic.endsWith('will/polite'))).toBe(false);
+  });
+
+  it('session takeover closes the first connection with 0x8E (v5)', async () => {
+    const first = await client(5, { clientId: 'same-id' });
+    const reason = new Promise<number | undefined>((ok) => first.once('disconnect', (p) => ok(p.reasonCode)));
+    await client(5, { clientId: 'same-id' });
+    expect(await reason).toBe(0x8e);
+  });
+
+  it('wrong credentials get the right CONNACK code, then a close', async () => {
+    expect(await refusedCode(4, { username: w.deviceId, password: 'efd_wrong' })).toBe(4);
+    expect(await refusedCode(5, { username: w.deviceId, password: 'efd_wrong' })).toBe(0x86);
+    expect(await refusedCode(4, { username: w.deviceId })).toBe(4);
+  });
+
+  it('an unauthorized topic gets PUBACK 0x87 (v5), a closed connection (3.1.1), SUBACK 0x87/0x80', async () => {
+    const other = '00000000-0000-4000-8000-000000000000';
+    const v5 = await client(5);
+    await expect(v5.publishAsync(`channels/${other}/messages`, 'x', { qos: 1 })).rejects.toMatchObject({ code: 0x87 });
+    // MQTT.js rejects when any filter failed; the SUBACK's codes are on the error.
+    const suback = await v5.subscribeAsync([`channels/${other}/messages/#`, topic('ok')], { qos: 1 }).catch((e: { packet?: { granted?: number[] } }) => e.packet?.granted);
+    expect(suback).toEqual([0x87, 1]);
+    const v4 = await client(4);
+    const closed = new Promise<void>((r) => v4.once('close', () => r()));
+    v4.publish(`channels/${other}/messages`, 'x', { qos: 1 });
+    await closed;
+    const v4b = await client(4);
+    const v4codes = await v4b.subscribeAsync(`channels/${other}/messages`, { qos: 1 }).then((g) => g.map((x) => x.qos)).catch((e: { packet?: { granted?: number[] } }) => e.packet?.granted);
+    expect(v4codes).toEqual([0x80]);
+  });
+
+  it('channels/+/messages/# spans every channel the device may read; No Local skips own messages', async () => {
+    const sub = await client(5, { clientId: 'spanner' });
+    const got = collect(sub);
+    await sub.subscribeAsync('channels/+/messages/span/#', { qos: 1, nl: true });
+    await sub.publishAsync(topic('span/self'), 'mine', { qos: 1 });
+    expect((await httpPublish('span/x', 'theirs')).status).toBe(202);
+    expect(await until(() => got[0])).toMatchObject({ topic: topic('span/x'), payload: 'theirs' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.map((m) => m.payload)).toEqual(['theirs']);
+  });
+
+  it('v5 content type and user properties pass through to subscribers and the envelope', async () => {
+    const sub = await client(5);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic('props'), { qos: 1 });
+    const pub = await client(5);
+    await pub.publishAsync(topic('props'), '[{"n":"t","v":1}]', { qos: 1, properties: { contentType: 'application/senml+json', userProperties: { site: 'lab' } } });
+    const m = await until(() => got[0]);
+    expect(m.props).toMatchObject({ contentType: 'application/senml+json', userProperties: { site: 'lab' } });
+  });
+
+  it('CoAP POST reaches an MQTT subscriber, and a CoAP observer gets an MQTT publish', async () => {
+    const sub = await client(4);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic('coap'), { qos: 1 });
+    await run('coap-client-notls', ['-m', 'post', '-t', '110', '-e', '[{"n":"t","v":2}]', `coap://127.0.0.1:${platform.coapPort}/channels/${w.channel}/messages/coap?auth=${w.deviceKey}`]);
+    expect(await until(() => got[0])).toMatchObject({ payload: '[{"n":"t","v":2}]' });
+    const observer = run('coap-client-notls', ['-s', '3', '-B', '3', `coap://127.0.0.1:${platform.coapPort}/channels/${w.channel}/messages/from-mqtt?auth=${w.deviceKey}`], { timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 800));
+    await sub.publishAsync(topic('from-mqtt'), 'mqtt to coap', { qos: 1 });
+    expect((await observer).stdout).toContain('mqtt to coap');
+  });
+
+  it('marks the device online while connected and records last-seen', async () => {
+    const get = async () => (await (await fetch(`${platform.url}/orgs/${w.org}/devices/${w.deviceId}`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { online: boolean; last_seen: number | null };
+    await until(async () => ((await get()).online ? undefined : true));
+    const c = await client(4, { clientId: 'presence' });
+    expect(await until(async () => (await get()).online || undefined)).toBe(true);
+    await c.endAsync();
+    const after = await until(async () => {
+      const d = await get();
+      return d.online ? undefined : d;
+    });
+    expect(after.last_seen).toBeGreaterThan(0);
+  });
+
+  it('malformed bytes close that connection cleanly and the bridge keeps serving', async () => {
+    for (const junk of [Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f]), Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from([0x30, 0x02, 0x00])]) {
+      const sock = tcpConnect(platform.mqttPort, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(junk);
+      await new Promise((r) => {
+        sock.once('close', r);
+        setTimeout(() => (sock.destroy(), r(null)), 3000);
+      });
+    }
+    const ok = await client(4);
+    await ok.publishAsync(topic('after-junk'), 'fine', { qos: 1 });
+  });
+});
