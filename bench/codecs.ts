@@ -21,7 +21,8 @@ function senmlPack(n: number): { json: string; cbor: Uint8Array } {
   const labels: Record<string, number> = { bn: -2, bt: -3, n: 0, u: 1, v: 2, t: 6 };
   const cborRecs = recs.map((r) => new Map(Object.entries(r).map(([k, v]) => [labels[k]!, v])));
   // Plain CBOR maps with integer keys (RFC 8428 §6), no cbor-x extensions.
-  const enc = new Encoder({ useRecords: false, useTag259ForMaps: false, variableMapSize: true });
+  // useTag259ForMaps is a cbor-x option its typings do not list.
+  const enc = new Encoder({ useRecords: false, useTag259ForMaps: false, variableMapSize: true } as ConstructorParameters<typeof Encoder>[0]);
   return { json: JSON.stringify(recs), cbor: enc.encode(cborRecs) };
 }
 
