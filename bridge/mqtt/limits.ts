@@ -1,37 +1,88 @@
-/** Limits of the MQTT front-end; exceeding one gets the protocol's reason code, never a crash. */
+import type { Clock } from './clock';
+
+/** Limits of the MQTT front-end (docs/mqtt.md "Limits"); exceeding one gets a reason code, never a crash. */
 export interface MqttLimits {
-  /** Largest packet accepted (and advertised in a v5 CONNACK as Maximum Packet Size). */
+  /** Largest packet accepted, in bytes (advertised in a v5 CONNACK as Maximum Packet Size). */
   maxPacketSize: number;
-  /** Outbound QoS 1/2 messages in flight per client (also capped by the client's Receive Maximum). */
+  /** Outbound QoS 1/2 PUBLISHes in flight per client (further capped by the client's v5 Receive Maximum). */
   maxInflight: number;
-  /** Inbound QoS 1/2 publishes not yet acknowledged (advertised as Receive Maximum). */
-  receiveMaximum: number;
-  /** Deliveries queued behind a full in-flight window before the client is dropped. */
+  /** Deliveries queued behind a full in-flight window; beyond, the client is disconnected (v5 0x97). */
   maxQueued: number;
-  /** Subscriptions (filters) per client. */
+  /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (advertised in a v5 CONNACK as Receive Maximum). */
+  receiveMaximum: number;
+  /** Subscriptions (topic filters) per client. */
   maxSubscriptions: number;
-  /** Simultaneous connections per device. */
+  /** Channels one wildcard filter (`channels/+/…`, `#`) may span: each is a platform subscription. */
+  maxChannelsPerFilter: number;
+  /** Simultaneous connections per device on this bridge. */
   maxConnectionsPerDevice: number;
-  /** Publishes per second per connection, with a burst. */
+  /** Publishes per second per device (token bucket shared by the device's connections), and the burst. */
   publishRate: number;
   publishBurst: number;
+  /** Time allowed between the first byte and a successful CONNACK. */
   connectTimeoutMs: number;
-  /** Highest keep alive granted; a v5 client asking for more is told Server Keep Alive. */
+  /** Highest Keep Alive (s); a v5 client asking for more, or for none, is told Server Keep Alive. */
   maxKeepalive: number;
-  /** v5 Topic Alias Maximum advertised. */
+  /** v5 Topic Alias Maximum advertised (client → server aliases). */
   topicAliasMaximum: number;
+  /** Highest QoS granted (SUBACK) and accepted (v5 CONNACK Maximum QoS). */
+  maxQos: 0 | 1 | 2;
+  /** Longest session kept after a disconnect (s): caps v5 Session Expiry; the expiry of 3.1.1 persistent sessions. */
+  maxSessionExpiry: number;
+  /** A persistent session's cursors are written to the session store at most this often. */
+  sessionCheckpointMs: number;
+  /** Publish authorization decisions are reused by a connection for this long. */
+  authorizationTtlMs: number;
+  /** Longest client identifier accepted. */
+  maxClientIdLength: number;
+  /** Packets parsed but not yet handled before the socket is paused (back-pressure on a flooding client). */
+  maxPendingPackets: number;
+  /** Bytes buffered for a slow reader beyond which QoS 0 deliveries to it are dropped. */
+  maxWriteBuffer: number;
 }
 
 export const DEFAULT_LIMITS: MqttLimits = {
-  maxPacketSize: 256 * 1024 + 1024,
-  maxInflight: 100,
-  receiveMaximum: 100,
-  maxQueued: 10_000,
+  maxPacketSize: 256 * 1024 + 16 * 1024,
+  maxInflight: 64,
+  maxQueued: 1000,
+  receiveMaximum: 64,
   maxSubscriptions: 100,
+  maxChannelsPerFilter: 1000,
   maxConnectionsPerDevice: 10,
   publishRate: 100,
   publishBurst: 200,
   connectTimeoutMs: 10_000,
   maxKeepalive: 3600,
   topicAliasMaximum: 64,
+  maxQos: 2,
+  maxSessionExpiry: 7 * 24 * 3600,
+  sessionCheckpointMs: 1000,
+  authorizationTtlMs: 60_000,
+  maxClientIdLength: 256,
+  maxPendingPackets: 1000,
+  maxWriteBuffer: 4 * 1024 * 1024,
 };
+
+/** A token bucket: `rate` tokens per second, at most `burst` saved up. */
+export class TokenBucket {
+  private tokens: number;
+  private at: number;
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    private readonly clock: Clock,
+  ) {
+    this.tokens = burst;
+    this.at = clock.now();
+  }
+
+  take(): boolean {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

@@ -1,81 +1,74 @@
-import { Duplex } from 'node:stream';
-import mqtt from 'mqtt-packet';
+import mqtt, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../../shared/principal';
 import { mulberry32 } from '../../shared/testing/prng';
-import { PlatformError, type Platform } from '../platform/types';
-import { createMqttServer } from './server';
+import { settle } from './test/fake-clock';
+import { setup } from './test/harness';
 
-/** An in-memory byte stream: what the server writes is collected; the test pushes bytes in. */
-function pipe(): { stream: Duplex; out: Buffer[]; closed: () => boolean } {
+/** Valid packets of both protocol levels, to be cut up, mutated and concatenated. */
+function corpus(): Buffer[] {
   const out: Buffer[] = [];
-  let isClosed = false;
-  const stream = new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) {
-      out.push(chunk);
-      cb();
-    },
-  });
-  stream.on('close', () => (isClosed = true));
-  return { stream, out, closed: () => isClosed };
+  for (const v of [4, 5] as const) {
+    const g = (p: Packet) => mqtt.generate(p, { protocolVersion: v });
+    out.push(
+      g({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clientId: `r${v}`, clean: v === 4, keepalive: 30, username: 'dev-1', password: Buffer.from('key-1'), will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from('w'), qos: 1, retain: false, ...(v === 5 ? { properties: { willDelayInterval: 1 } } : {}) }, ...(v === 5 ? { properties: { sessionExpiryInterval: 10, receiveMaximum: 5, topicAliasMaximum: 3 } } : {}) }),
+      g({ cmd: 'publish', topic: 'channels/ch-1/messages/a', payload: Buffer.from('hi'), qos: 1, messageId: 7, retain: true, dup: false, ...(v === 5 ? { properties: { topicAlias: 1, contentType: 'text/plain', userProperties: { a: 'b' } } } : {}) }),
+      g({ cmd: 'publish', topic: 'channels/ch-1/messages/b', payload: Buffer.from('x'), qos: 2, messageId: 8, retain: false, dup: false }),
+      g({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'channels/+/messages/#', qos: 2, ...(v === 5 ? { nl: true, rh: 1 } : {}) }, { topic: '$share/g/channels/ch-1/messages', qos: 1 }] }),
+      g({ cmd: 'unsubscribe', messageId: 4, unsubscriptions: ['channels/+/messages/#'] }),
+      g({ cmd: 'pubrel', messageId: 8 }),
+      g({ cmd: 'puback', messageId: 1 }),
+      g({ cmd: 'pubrec', messageId: 2 }),
+      g({ cmd: 'pubcomp', messageId: 2 }),
+      g({ cmd: 'pingreq' }),
+      g({ cmd: 'disconnect', ...(v === 5 ? { reasonCode: 4 } : {}) }),
+    );
+  }
+  return out;
 }
 
-/** Accepts one device key; every decision allowed; publishes acknowledged. Unit level only. */
-const platform: Platform = {
-  async authenticate(_u, password): Promise<Principal> {
-    if (password !== 'efd_good') throw new PlatformError(401, 'bad key');
-    return { kind: 'device', id: 'd1', orgId: 'o1' };
-  },
-  async authorize(_p, checks) {
-    return checks.map((c) => ({ ...c, allowed: true, status: 200 }));
-  },
-  async channelsFor() {
-    return ['c1'];
-  },
-  async publish() {
-    return { ok: true, seq: 1, created: Date.now() };
-  },
-  async subscribe() {
-    return { close() {} };
-  },
-  presence() {},
-};
-
 describe('MQTT server under random input', () => {
-  it('never throws on random and mutated bytes, and keeps serving a well-behaved client', async () => {
-    const server = createMqttServer({ platform, limits: { connectTimeoutMs: 50 } });
+  it('never throws on thousands of random and mutated streams, and keeps serving a well-behaved client', async () => {
+    // Many of the mutated CONNECTs succeed as dev-1: lift the per-device limit, this is not about limits.
+    const t = setup({ maxConnectionsPerDevice: 100_000, maxPacketSize: 4096 });
+    await t.platform.inject('ch-1', 'r', 'retained', { retain: true });
     const rand = mulberry32(20261125);
-    const valid = [
-      mqtt.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 0, username: 'd1', password: Buffer.from('efd_good') }),
-      mqtt.generate({ cmd: 'publish', topic: 'channels/c1/messages/a', payload: Buffer.from('hi'), qos: 1, messageId: 7, retain: false, dup: false }),
-      mqtt.generate({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'channels/c1/messages/#', qos: 1 }] }),
-    ];
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const valid = corpus();
+    const connects = valid.filter((b) => b[0] === 0x10);
     for (let i = 0; i < 3000; i++) {
-      const { stream } = pipe();
-      server.handle(stream);
+      const c = t.client(rand() < 0.5 ? 4 : 5);
       let bytes: Buffer;
-      if (i % 2 === 0) {
-        bytes = Buffer.alloc(1 + Math.floor(rand() * 48));
+      if (i % 3 === 0) {
+        bytes = Buffer.alloc(1 + Math.floor(rand() * 64));
         for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(rand() * 256);
       } else {
-        bytes = Buffer.concat(valid.slice(0, 1 + Math.floor(rand() * 3)));
-        for (let k = 0; k < 3; k++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+        // A CONNECT (usually intact) and a few packets, then a handful of flipped bytes.
+        const parts = [pick(connects), ...Array.from({ length: 1 + Math.floor(rand() * 5) }, () => pick(valid))];
+        bytes = Buffer.concat(parts);
+        const flips = i % 3 === 1 ? 1 + Math.floor(rand() * 4) : 0;
+        for (let k = 0; k < flips; k++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
       }
-      stream.push(bytes);
-      if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+      // Delivered in random slices: packets need not arrive whole.
+      for (let at = 0; at < bytes.length; ) {
+        const n = 1 + Math.floor(rand() * 24);
+        c.raw(bytes.subarray(at, at + n));
+        at += n;
+      }
+      if (rand() < 0.3) c.drop();
+      if (i % 50 === 0) await t.clock.advance(700);
     }
-    await new Promise((r) => setTimeout(r, 100));
-    // A good client still gets CONNACK 0 and its PUBACK.
-    const good = pipe();
-    server.handle(good.stream);
-    good.stream.push(Buffer.concat(valid.slice(0, 2)));
-    await new Promise((r) => setTimeout(r, 50));
-    const parser = mqtt.parser();
-    const got: string[] = [];
-    parser.on('packet', (p) => got.push(p.cmd === 'connack' ? `connack ${p.returnCode}` : p.cmd));
-    for (const b of good.out) parser.parse(b);
-    expect(got).toEqual(['connack 0', 'puback']);
-    await server.close();
+    await t.clock.advance(20_000);
+    await settle();
+
+    const good = await t.connected(5, { clientId: 'good' });
+    expect((await good.subscribe({ topic: 'channels/ch-1/messages/#', qos: 0 })).granted).toEqual([0]);
+    good.publish('channels/ch-1/messages/after', 'still here', 1);
+    expect((await good.next('puback')).reasonCode).toBe(0);
+    const got = (await good.drain()).flatMap((p) => (p.cmd === 'publish' ? [`${p.topic} ${p.retain}`] : []));
+    expect(got).toContain('channels/ch-1/messages/r true');
+    expect(got.at(-1)).toBe('channels/ch-1/messages/after false');
+    expect(good.errors).toEqual([]);
+    await t.server.close();
+    expect(t.server.connections.size).toBe(0);
   });
 });

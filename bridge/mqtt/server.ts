@@ -1,126 +1,160 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Packet } from 'mqtt-packet';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { WebSocketServer, type RawData } from 'ws';
 import type { Platform } from '../platform/types';
-import { Client, type ServerContext } from './client';
+import { systemClock, type Clock } from './clock';
 import { RC } from './codes';
-import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './handlers/acks';
-import { handleConnect } from './handlers/connect';
-import { handlePublish } from './handlers/publish';
-import { handleDisconnect, handlePingreq } from './handlers/session';
-import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe';
+import { Connection, type ConnectionInfo } from './connection';
+import type { ServerContext } from './context';
+import { dispatch } from './handlers/index';
 import { DEFAULT_LIMITS, type MqttLimits } from './limits';
+import { MemorySessionStore, type SessionStore } from './session';
+import { SharedSubscriptions } from './shares';
+import { adaptWebSocket, chooseMqttSubprotocol } from './websocket';
+import { Wills } from './wills';
 
 /**
- * The MQTT 3.1.1 / 5.0 front-end (docs/mqtt.md). Transport-agnostic: `handle()` takes any byte
- * stream (TCP, TLS, a WebSocket stream); `listenTcp()` is the plain-TCP listener.
+ * The MQTT 3.1.1 / 5.0 front-end (docs/mqtt.md). Transport-agnostic at its core: `handle()` takes
+ * any byte stream; the listeners below are TCP, TLS and WebSocket around it.
  */
 export interface MqttServerOptions {
   platform: Platform;
+  /** Where persistent sessions live; in-memory by default (sessions survive reconnects, not restarts). */
+  sessions?: SessionStore;
   limits?: Partial<MqttLimits>;
+  clock?: Clock;
   log?: (msg: string) => void;
 }
 
-export interface MqttServer {
-  handle(stream: Duplex): Client;
-  listenTcp(port: number, host?: string): Promise<{ port: number }>;
-  close(): Promise<void>;
-  readonly clients: ReadonlyMap<string, Client>;
+export interface TlsOptions {
+  port: number;
+  host?: string;
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca?: string | Buffer;
+  /** Ask for (and require) a client certificate signed by `ca`; its CN must then equal the MQTT username. */
+  requestCert?: boolean;
 }
 
-/** The single dispatch: one handler per packet type (aedes' shape). */
-async function dispatch(client: Client, packet: Packet): Promise<void> {
-  if (packet.cmd !== 'connect' && !client.connected) {
-    // [MQTT-3.1.0-1] the first packet must be CONNECT.
-    return client.destroy(`${packet.cmd} before CONNECT`);
-  }
-  client.touch();
-  switch (packet.cmd) {
-    case 'connect':
-      return handleConnect(client, packet);
-    case 'publish':
-      return handlePublish(client, packet);
-    case 'puback':
-      return handlePuback(client, packet);
-    case 'pubrec':
-      return handlePubrec(client, packet);
-    case 'pubrel':
-      return handlePubrel(client, packet);
-    case 'pubcomp':
-      return handlePubcomp(client, packet);
-    case 'subscribe':
-      return handleSubscribe(client, packet);
-    case 'unsubscribe':
-      return handleUnsubscribe(client, packet);
-    case 'pingreq':
-      return handlePingreq(client);
-    case 'disconnect':
-      return handleDisconnect(client, packet);
-    default:
-      // Server-to-client packets (CONNACK, SUBACK…) or AUTH, which we do not negotiate.
-      return client.disconnect(RC.ProtocolError, `unexpected ${packet.cmd} from a client`, false);
-  }
+export interface Bound {
+  port: number;
+}
+
+export interface MqttServer {
+  handle(stream: Duplex, info?: ConnectionInfo): Connection;
+  listenTcp(port: number, host?: string): Promise<Bound>;
+  listenTls(opts: TlsOptions): Promise<Bound>;
+  /** MQTT over WebSocket on `path` (default /mqtt), subprotocol `mqtt`. */
+  listenWebSocket(opts: { port: number; host?: string; path?: string }): Promise<Bound>;
+  /** Stops listening and ends every connection (v5: DISCONNECT 0x8B); sessions are released. */
+  close(): Promise<void>;
+  readonly connections: ReadonlySet<Connection>;
+  readonly context: ServerContext;
+}
+
+type Closable = NetServer | HttpServer;
+
+function listen(server: Closable, port: number, host: string): Promise<Bound> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const addr = server.address();
+      resolve({ port: typeof addr === 'object' && addr ? addr.port : port });
+    });
+  });
 }
 
 export function createMqttServer(opts: MqttServerOptions): MqttServer {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? (() => undefined);
+  let requireCertMatch = false;
   const ctx: ServerContext = {
     platform: opts.platform,
+    store: opts.sessions ?? new MemorySessionStore(clock),
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
-    log: opts.log ?? (() => undefined),
-    clients: new Map(),
-    perDevice: new Map(),
-    shares: new Map(),
+    clock,
+    log,
+    devices: new Map(),
+    holders: new Map(),
+    buckets: new Map(),
+    shares: new SharedSubscriptions(opts.platform),
+    wills: new Wills(opts.platform, clock, log),
+    get certificateMustMatchUsername() {
+      return requireCertMatch;
+    },
   };
-  const sockets = new Set<Duplex>();
-  let tcp: Server | null = null;
+  const connections = new Set<Connection>();
+  const listeners: Closable[] = [];
+  const hooks = { dispatch, ended: (c: Connection) => connections.delete(c) };
 
-  function handle(stream: Duplex): Client {
-    const client = new Client(stream, ctx);
-    sockets.add(stream);
-    // Packets are handled one after another per client, in arrival order.
-    let work: Promise<void> = Promise.resolve();
-    client.parser.on('packet', (packet: Packet) => {
-      work = work
-        .then(() => (client.closed ? undefined : dispatch(client, packet)))
-        .catch((e: unknown) => client.disconnect(RC.ImplementationSpecificError, `internal error: ${e instanceof Error ? e.message : String(e)}`, false));
+  function handle(stream: Duplex, info: ConnectionInfo = {}): Connection {
+    const conn = new Connection(stream, ctx, info, hooks);
+    connections.add(conn);
+    return conn;
+  }
+
+  async function tcp(port: number, host = '127.0.0.1'): Promise<Bound> {
+    const server = createNetServer((socket: Socket) => {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 60_000);
+      handle(socket, { remote: `${socket.remoteAddress}:${socket.remotePort}` });
     });
-    // Malformed bytes: v5 is told 0x81 when possible, then the connection closes [MQTT-4.13.1-1].
-    client.parser.on('error', (e: Error) => client.disconnect(RC.MalformedPacket, `malformed packet: ${e.message}`, false));
-    stream.on('data', (chunk: Buffer) => {
-      if (client.closed) return;
-      client.parser.parse(chunk);
-      // The fixed header declares the length before the body arrives: refuse oversize packets early.
-      const declared = (client.parser as unknown as { packet?: { length?: number } }).packet?.length ?? -1;
-      if (declared > ctx.limits.maxPacketSize) client.disconnect(RC.PacketTooLarge, `packet of ${declared} bytes exceeds ${ctx.limits.maxPacketSize}`, false);
+    listeners.push(server);
+    return listen(server, port, host);
+  }
+
+  async function tls(o: TlsOptions): Promise<Bound> {
+    requireCertMatch = o.requestCert === true;
+    const server = createTlsServer({ cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca } : {}), requestCert: o.requestCert === true, rejectUnauthorized: o.requestCert === true }, (socket: TLSSocket) => {
+      socket.setNoDelay(true);
+      const cn = socket.authorized ? socket.getPeerCertificate().subject?.CN : undefined;
+      handle(socket, { remote: `${socket.remoteAddress}:${socket.remotePort}`, ...(typeof cn === 'string' ? { certificateCN: cn } : {}) });
     });
-    stream.on('error', () => client.end(false));
-    stream.on('close', () => {
-      sockets.delete(stream);
-      client.end(false);
+    server.on('tlsClientError', (e) => log(`mqtt tls: handshake failed: ${e.message}`));
+    listeners.push(server);
+    return listen(server, o.port, o.host ?? '127.0.0.1');
+  }
+
+  async function websocket(o: { port: number; host?: string; path?: string }): Promise<Bound> {
+    const http = createHttpServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('MQTT over WebSocket: connect with subprotocol "mqtt"\n'));
+    const wss = new WebSocketServer({ server: http, path: o.path ?? '/mqtt', handleProtocols: (offered) => chooseMqttSubprotocol(offered) ?? false });
+    wss.on('connection', (ws, req) => {
+      const a = adaptWebSocket(ws);
+      ws.on('message', (data: RawData, binary: boolean) => {
+        const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? Buffer.from(data) : data;
+        a.message(binary ? bytes : bytes.toString('utf8'));
+      });
+      ws.on('close', () => a.closed());
+      ws.on('error', () => a.closed());
+      handle(a.stream, { remote: `${req.socket.remoteAddress}:${req.socket.remotePort}` });
     });
-    return client;
+    http.on('close', () => wss.close());
+    listeners.push(http);
+    return listen(http, o.port, o.host ?? '127.0.0.1');
   }
 
   return {
     handle,
-    clients: ctx.clients,
-    listenTcp(port, host = '127.0.0.1') {
-      return new Promise((ok, fail) => {
-        tcp = createServer((socket: Socket) => {
-          socket.setNoDelay(true);
-          handle(socket);
-        });
-        tcp.once('error', fail);
-        tcp.listen(port, host, () => {
-          const addr = tcp!.address();
-          ok({ port: typeof addr === 'object' && addr ? addr.port : port });
-        });
-      });
-    },
+    connections,
+    context: ctx,
+    listenTcp: tcp,
+    listenTls: tls,
+    listenWebSocket: websocket,
     async close() {
-      for (const c of ctx.clients.values()) c.disconnect(RC.ServerBusy, 'server shutting down', true);
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => (tcp ? tcp.close(() => r()) : r()));
+      const stopped = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
+      // Ending every connection: wills without delay go out (the bridge, not the device, went away — but
+      // a device that does not come back must still be seen to be gone); delayed wills are dropped.
+      const ended = [...connections].map((c) => {
+        c.disconnect(RC.ServerShuttingDown, 'server shutting down');
+        return c.end({ reason: 'server shutting down', will: true });
+      });
+      await Promise.allSettled(ended);
+      await ctx.wills.close();
+      for (const l of listeners) if ('closeAllConnections' in l) l.closeAllConnections();
+      await Promise.all(stopped);
     },
   };
 }

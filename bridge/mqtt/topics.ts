@@ -1,66 +1,83 @@
-import { channelIdProblem, formatMqttTopic, subtopicProblem } from '../../shared/topics';
+import { channelIdProblem, formatMqttTopic, parseMqttTopic, subtopicProblem, TopicError, type Address } from '../../shared/topics';
 
 /**
- * MQTT topic names and filters ↔ Edgeflux addresses. `channels/{id}/messages[/{subtopic}]`, with
- * MQTT semantics for filters: `channels/{id}/messages` is the channel root only,
- * `channels/{id}/messages/#` is every message of the channel (`#` includes the parent level,
- * [MQTT-4.7.1-2]), and `channels/+/messages/…` spans every channel the client may use.
+ * MQTT topic names and filters ↔ Edgeflux addresses (docs/mqtt.md "Topics"). The topic space is
+ * `channels/{id}/messages[/{subtopic}]`; filters keep MQTT semantics over that space:
+ *  - `channels/{id}/messages` is the channel root only; `channels/{id}/messages/#` every message of
+ *    the channel (`#` includes the parent level [MQTT-4.7.1-2]); `channels/{id}/#` the same;
+ *  - `+` in the channel level (`channels/+/messages/…`) spans every channel the client may read,
+ *    as `#`, `channels/#` and `channels/+/#` do: resolved with `channelsFor` at SUBSCRIBE time;
+ *  - `$share/{group}/{filter}` is a shared subscription [MQTT-4.8.2-1/2];
+ *  - anything else matches no topic Edgeflux has, and is refused as an invalid filter.
  */
-
-export interface TopicName {
-  channel: string;
-  subtopic: string;
-}
 
 export interface TopicFilter {
   /** A channel id, or '+' for every channel the client may subscribe to. */
   channel: string;
-  /** Subtopic filter as the channel actor understands it ('' = root only, '#' = everything). */
+  /** Subtopic filter as the platform takes it: '' the root only, '#' everything, '+' one level. */
   filter: string;
-  /** `$share/{group}/…` [MQTT-4.8.2]. */
+  /** `$share/{group}/…`. */
   share?: string;
 }
 
 export class TopicProblem extends Error {}
 
-export function parseTopicName(topic: string): TopicName {
-  if (topic.includes('+') || topic.includes('#')) throw new TopicProblem('a topic name may not contain wildcards [MQTT-3.3.2-2]');
-  const [a, channel, m, ...rest] = topic.split('/');
-  if (a !== 'channels' || channel === undefined || m !== 'messages') throw new TopicProblem('topic must be channels/{id}/messages[/{subtopic}]');
-  const cp = channelIdProblem(channel);
-  if (cp) throw new TopicProblem(cp);
-  const subtopic = rest.join('/');
-  const sp = subtopicProblem(subtopic, 'publish');
-  if (sp) throw new TopicProblem(sp);
-  return { channel, subtopic };
+/** A PUBLISH topic name. Throws TopicProblem. */
+export function parseTopicName(topic: string): Address {
+  try {
+    return parseMqttTopic(topic, 'publish');
+  } catch (e) {
+    throw new TopicProblem(e instanceof TopicError ? e.message : 'invalid topic');
+  }
 }
 
+/** Wildcards in a topic name are a protocol violation, not just an unknown address [MQTT-3.3.2-2]. */
+export const hasWildcard = (topic: string): boolean => topic.includes('+') || topic.includes('#');
+
+function checkSyntax(levels: string[]): void {
+  // [MQTT-4.7.1-2] `#` is a whole level and the last; [MQTT-4.7.1-3] `+` is a whole level.
+  levels.forEach((l, i) => {
+    if (l.includes('#') && (l !== '#' || i !== levels.length - 1)) throw new TopicProblem('# must be the last, whole level');
+    if (l.includes('+') && l !== '+') throw new TopicProblem('+ must be a whole level');
+  });
+}
+
+/** A SUBSCRIBE/UNSUBSCRIBE topic filter. Throws TopicProblem. */
 export function parseTopicFilter(raw: string): TopicFilter {
-  let filter = raw;
+  if (raw.length === 0) throw new TopicProblem('empty topic filter [MQTT-4.7.3-1]');
+  if (raw.includes('\u0000')) throw new TopicProblem('topic filter contains U+0000');
+  let text = raw;
   let share: string | undefined;
   if (raw.startsWith('$share/')) {
     const [, group, ...rest] = raw.split('/');
-    // [MQTT-4.8.2-1] ShareName: at least one character, no '/', '+' or '#'.
-    if (!group || group.includes('+') || group.includes('#') || rest.length === 0) throw new TopicProblem('shared subscription must be $share/{group}/{filter}');
+    // [MQTT-4.8.2-1/2] ShareName: at least one character, no '/', '+' or '#', then '/' and a filter.
+    if (!group || group.includes('+') || group.includes('#') || rest.length === 0 || rest.join('/') === '') {
+      throw new TopicProblem('a shared subscription is $share/{group}/{filter}');
+    }
     share = group;
-    filter = rest.join('/');
+    text = rest.join('/');
   }
-  const [a, channel, m, ...rest] = filter.split('/');
-  // `channels/#` and `#`: everything the client may read, i.e. `channels/+/messages/#`.
-  if (filter === '#' || filter === 'channels/#') return { channel: '+', filter: '#', ...(share ? { share } : {}) };
-  if (a !== 'channels' || channel === undefined || (m !== 'messages' && m !== '#' && m !== '+')) throw new TopicProblem('filter must be channels/{id|+}/messages[/{subtopic filter}]');
-  if (m === '#') return { channel, filter: '#', ...(share ? { share } : {}) };
-  if (m === '+') throw new TopicProblem('the third level must be messages');
-  if (channel !== '+') {
-    const cp = channelIdProblem(channel);
-    if (cp) throw new TopicProblem(cp);
+  const levels = text.split('/');
+  checkSyntax(levels);
+  const withShare = (channel: string, filter: string): TopicFilter => ({ channel, filter, ...(share !== undefined ? { share } : {}) });
+  const [l0, l1, l2, ...rest] = levels;
+  // `#` at any of the first three levels covers every message below it.
+  if (l0 === '#') return withShare('+', '#');
+  if (l0 !== 'channels' && l0 !== '+') throw new TopicProblem('topic filters start with channels/ (topics beginning with $ are not matched by wildcards [MQTT-4.7.2-1])');
+  if (l1 === undefined || l2 === undefined) {
+    if (l1 === '#') return withShare('+', '#');
+    throw new TopicProblem('filter must be channels/{id|+}/messages[/{subtopic filter}]');
   }
+  if (l1 !== '+') {
+    const problem = channelIdProblem(l1);
+    if (problem) throw new TopicProblem(problem);
+  }
+  if (l2 === '#') return withShare(l1, '#');
+  if (l2 !== 'messages' && l2 !== '+') throw new TopicProblem('the third level of a filter is messages');
   const sub = rest.join('/');
-  if (rest.length > 0) {
-    const sp = subtopicProblem(sub, 'subscribe');
-    if (sp) throw new TopicProblem(sp);
-  }
-  return { channel, filter: sub, ...(share ? { share } : {}) };
+  const problem = subtopicProblem(sub, 'subscribe');
+  if (problem || (rest.length > 0 && sub === '')) throw new TopicProblem(problem ?? 'empty subtopic level');
+  return withShare(l1, sub);
 }
 
 export const topicOf = (channel: string, subtopic: string): string => formatMqttTopic({ channel, subtopic });

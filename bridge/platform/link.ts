@@ -29,6 +29,7 @@ interface Sub {
   onMessage: (d: Delivery) => void;
   ready?: () => void;
   reject?: (e: Error) => void;
+  subscribedAt?: number;
 }
 
 type Pending = (o: PublishOutcome) => void;
@@ -69,7 +70,7 @@ export class ChannelLink {
   }
 
   /** Resolves once the actor confirmed the subscription and replayed what it keeps (retained first). */
-  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string } = {}): Promise<{ close: () => void }> {
+  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string } = {}): Promise<{ close: () => void; seq?: number }> {
     if (this.refused) return Promise.reject(new Error(this.refused.ok ? 'refused' : this.refused.message));
     const sub = this.nextSub++;
     const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) };
@@ -80,6 +81,8 @@ export class ChannelLink {
     });
     this.send({ op: 'subscribe', sub, filter, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) });
     return done.then(() => ({
+      // The channel's seq at subscription (from the suback), or the resume point given.
+      ...(s.subscribedAt !== undefined ? { seq: s.subscribedAt } : {}),
       close: () => {
         if (this.subs.delete(sub) && this.open) this.send({ op: 'unsubscribe', sub });
         this.armIdle();
@@ -181,6 +184,7 @@ export class ChannelLink {
           break;
         case 'suback': {
           const s = this.subs.get(op.sub);
+          if (s && s.subscribedAt === undefined) s.subscribedAt = op.seq;
           if (s && s.lastSeq === null) s.lastSeq = op.seq;
           if (s?.ready) {
             ready.push(s.ready);

@@ -63,6 +63,8 @@ export interface SubscribeRequest {
 
 export interface Subscription {
   close(): void;
+  /** The channel's last seq when the subscription was registered: resuming `since` it misses nothing. */
+  seq?: number;
 }
 
 export class PlatformError extends Error {

@@ -1,122 +1,151 @@
 import { randomUUID } from 'node:crypto';
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import { PlatformError } from '../../platform/types';
-import type { Client } from '../client';
 import { connackV4, RC } from '../codes';
+import type { Connection } from '../connection';
+import type { SessionLease } from '../session';
+import { resumeSession } from '../subscriptions';
 import { parseTopicName, TopicProblem } from '../topics';
-import { publishWill } from './will';
+import type { Will } from '../wills';
+import { publishContentType, validUtf8 } from './publish';
 
-const MAX_CLIENT_ID = 256;
+type WillSpec = NonNullable<IConnectPacket['will']>;
 
-/** CONNACK with a failure code, then close — never a silent drop [MQTT-3.2.2-5]. */
-function refuse(client: Client, rc: number, reason: string): void {
+/** Every refused CONNECT is answered with a CONNACK saying why, then closed [MQTT-3.2.2-7 (5.0), MQTT-3.2.2-5 (3.1.1)]. */
+function refuse(conn: Connection, rc: number, reason: string): void {
+  if (conn.phase === 'closed') return;
   const packet: IConnackPacket =
-    client.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode: rc, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(rc) };
-  client.send(packet);
-  client.ctx.log(`refused CONNECT from ${client.id || '(no id)'}: ${reason}`);
-  client.end(true);
+    conn.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode: rc, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(rc) };
+  conn.send(packet);
+  void conn.end({ reason: `CONNECT refused (0x${rc.toString(16)}): ${reason}`, will: false });
 }
 
-export async function handleConnect(client: Client, packet: IConnectPacket): Promise<void> {
-  // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
-  if (client.connected) return client.disconnect(RC.ProtocolError, 'second CONNECT', false);
-  const version = packet.protocolVersion ?? 4;
-  if (version !== 4 && version !== 5) {
-    client.version = 4;
-    return refuse(client, RC.UnsupportedProtocolVersion, `protocol version ${version} is not supported; use 3.1.1 (4) or 5`);
-  }
-  client.version = version;
-  const props = packet.properties ?? {};
+const authFailure = (e: unknown): number => {
+  const status = e instanceof PlatformError ? e.status : 503;
+  return status === 401 ? RC.BadUserNameOrPassword : status === 403 ? RC.NotAuthorized : RC.ServerUnavailable;
+};
 
-  // [MQTT-3.1.3-6/7/8] empty client id: assigned by the server if the session is clean (v5: always).
-  let id = packet.clientId ?? '';
-  let assigned = false;
-  if (id === '') {
-    if (version === 4 && !packet.clean) return refuse(client, RC.ClientIdentifierNotValid, 'an empty client id needs clean session [MQTT-3.1.3-8]');
-    id = `ef-${randomUUID()}`;
-    assigned = true;
-  }
-  if (id.length > MAX_CLIENT_ID) return refuse(client, RC.ClientIdentifierNotValid, `client id longer than ${MAX_CLIENT_ID} characters`);
-  client.id = id;
-
-  if (packet.password === undefined || packet.password.length === 0) return refuse(client, RC.BadUserNameOrPassword, 'password (device key or API key) required');
+/** The will is checked at CONNECT, so a client cannot leave a will it could never publish. Returns a refusal code or the will. */
+async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number, string]> {
+  let address;
   try {
-    client.principal = await client.ctx.platform.authenticate(packet.username || undefined, packet.password.toString('utf8'));
+    address = parseTopicName(w.topic);
   } catch (e) {
-    const status = e instanceof PlatformError ? e.status : 503;
-    const rc = status === 401 ? RC.BadUserNameOrPassword : status === 403 ? RC.NotAuthorized : RC.ServerUnavailable;
-    return refuse(client, rc, e instanceof Error ? e.message : 'authentication failed');
+    return [RC.TopicNameInvalid, `will topic: ${e instanceof TopicProblem ? e.message : 'invalid'}`];
   }
-  if (client.closed) return;
-
-  const device = client.deviceId;
-  if (device && (client.ctx.perDevice.get(device) ?? 0) >= client.ctx.limits.maxConnectionsPerDevice) {
-    return refuse(client, RC.QuotaExceeded, `device already has ${client.ctx.limits.maxConnectionsPerDevice} connections`);
+  const qos = w.qos ?? 0;
+  if (qos > conn.limits.maxQos) return [RC.QosNotSupported, `will QoS ${qos} above the maximum ${conn.limits.maxQos}`];
+  const payload = typeof w.payload === 'string' ? new TextEncoder().encode(w.payload) : new Uint8Array(w.payload);
+  const props = w.properties;
+  if (props?.payloadFormatIndicator && !validUtf8(payload)) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
+  try {
+    if (!(await conn.allowed(address.channel, 'messages:publish'))) return [RC.NotAuthorized, `not allowed to publish the will to channel ${address.channel}`];
+  } catch (e) {
+    return [authFailure(e) === RC.NotAuthorized ? RC.NotAuthorized : RC.ServerUnavailable, 'could not check the will topic'];
   }
+  return {
+    request: {
+      channel: address.channel,
+      subtopic: address.subtopic,
+      protocol: 'mqtt',
+      contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
+      payload,
+      retain: w.retain ?? false,
+      ...(props?.userProperties ? { userProperties: props.userProperties } : {}),
+      ...(props?.messageExpiryInterval !== undefined ? { messageExpiry: props.messageExpiryInterval } : {}),
+    },
+    delay: props?.willDelayInterval ?? 0,
+  };
+}
 
-  // The will is checked now, so a device cannot leave a will it could never publish.
+/** CONNECT: validate → authenticate → limits → will → claim the session → CONNACK → resume. */
+export async function handleConnect(conn: Connection, packet: IConnectPacket): Promise<void> {
+  // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+  if (conn.phase !== 'new') return conn.disconnect(RC.ProtocolError, 'second CONNECT [MQTT-3.1.0-2]');
+  conn.phase = 'connecting';
+  const { ctx, limits } = conn;
+  const version = packet.protocolVersion;
+  // [MQTT-3.1.2-2] protocol levels other than 4 (3.1.1) and 5: 0x01 / 0x84, then close.
+  if (version !== 4 && version !== 5) return refuse(conn, RC.UnsupportedProtocolVersion, `protocol level ${version} is not supported; use 4 (3.1.1) or 5`);
+  conn.version = version;
+  const props = packet.properties ?? {};
+  if (props.authenticationMethod !== undefined) return refuse(conn, RC.BadAuthenticationMethod, 'enhanced authentication is not supported; send the key as the password');
+  if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) return refuse(conn, RC.ProtocolError, 'Receive Maximum and Maximum Packet Size cannot be 0');
+
+  // [MQTT-3.1.3-6..8 (3.1.1)] an empty client id is assigned one, only with a clean session.
+  let clientId = packet.clientId ?? '';
+  const assigned = clientId === '';
+  if (assigned) {
+    if (!packet.clean) return refuse(conn, RC.ClientIdentifierNotValid, 'an empty client id needs Clean Session / Clean Start');
+    clientId = `auto-${randomUUID()}`;
+  }
+  if (clientId.length > limits.maxClientIdLength) return refuse(conn, RC.ClientIdentifierNotValid, `client id longer than ${limits.maxClientIdLength} characters`);
+  conn.clientId = clientId;
+
+  if (!packet.password || packet.password.length === 0) return refuse(conn, RC.BadUserNameOrPassword, 'the password (device key or token) is required');
+  let principal;
+  try {
+    principal = await ctx.platform.authenticate(packet.username || undefined, packet.password.toString('utf8'));
+  } catch (e) {
+    return refuse(conn, authFailure(e), e instanceof Error ? e.message : 'authentication failed');
+  }
+  if (conn.phase !== 'connecting') return;
+  if (ctx.certificateMustMatchUsername && conn.info.certificateCN !== packet.username) return refuse(conn, RC.NotAuthorized, 'the client certificate is not for this device');
+  conn.principal = principal;
+  conn.sessionKey = `${principal.id}\u0000${clientId}`;
+
+  // Connections of this device here, not counting the one this CONNECT takes over.
+  const device = conn.deviceId;
+  const open = device ? (ctx.devices.get(device) ?? 0) - (ctx.holders.has(conn.sessionKey) ? 1 : 0) : 0;
+  if (device && open >= limits.maxConnectionsPerDevice) return refuse(conn, RC.QuotaExceeded, `device already has ${open} connections`);
+
   if (packet.will) {
-    try {
-      const { channel } = parseTopicName(packet.will.topic);
-      const [d] = await client.ctx.platform.authorize(client.principal, [{ channel, action: 'messages:publish' }]);
-      if (!d?.allowed) return refuse(client, RC.NotAuthorized, `will topic not allowed: ${d?.reason ?? 'denied'}`);
-    } catch (e) {
-      if (e instanceof TopicProblem) return refuse(client, version === 5 ? RC.TopicNameInvalid : RC.NotAuthorized, `will topic: ${e.message}`);
-      return refuse(client, RC.ServerUnavailable, 'could not check the will topic');
-    }
-    client.will = {
-      topic: packet.will.topic,
-      payload: Buffer.from(packet.will.payload ?? Buffer.alloc(0)),
-      qos: packet.will.qos ?? 0,
-      retain: packet.will.retain ?? false,
-      ...(packet.will.properties ? { properties: packet.will.properties } : {}),
-      delay: packet.will.properties?.willDelayInterval ?? 0,
-    };
+    const w = await acceptWill(conn, packet.will);
+    if (Array.isArray(w)) return refuse(conn, w[0], w[1]);
+    conn.will = w;
+  }
+  if (conn.phase !== 'connecting') return;
+
+  // 3.1.1: Clean Session 0 keeps the session (up to maxSessionExpiry); v5: Session Expiry Interval, capped.
+  const requestedExpiry = version === 5 ? (props.sessionExpiryInterval ?? 0) : packet.clean ? 0 : limits.maxSessionExpiry;
+  conn.sessionExpiry = Math.min(requestedExpiry, limits.maxSessionExpiry);
+  let lease: SessionLease;
+  try {
+    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true);
+  } catch (e) {
+    return refuse(conn, RC.ServerUnavailable, `session store unavailable: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  conn.epoch = lease.epoch;
+  if (conn.phase !== 'connecting') {
+    // Gone while the session was being claimed: put it back as it was.
+    await ctx.store.release(conn.sessionKey, lease.epoch, lease.state, lease.state ? conn.sessionExpiry : 0);
+    return;
   }
 
-  // [MQTT-3.1.4-3] session takeover: the existing connection with this client id is closed.
-  const previous = client.ctx.clients.get(id);
-  if (previous && previous !== client) previous.disconnect(RC.SessionTakenOver, 'session taken over by a new connection', false);
-  client.ctx.clients.set(id, client);
-  if (device) client.ctx.perDevice.set(device, (client.ctx.perDevice.get(device) ?? 0) + 1);
-
-  const limits = client.ctx.limits;
   let keepalive = packet.keepalive ?? 0;
-  const serverKeepAlive = version === 5 && (keepalive === 0 || keepalive > limits.maxKeepalive) ? limits.maxKeepalive : undefined;
-  if (serverKeepAlive !== undefined) keepalive = serverKeepAlive;
-  if (props.receiveMaximum) client.receiveMaximum = props.receiveMaximum;
-  if (props.maximumPacketSize) client.maxPacketSize = props.maximumPacketSize;
+  let serverKeepAlive: number | undefined;
+  if (version === 5 && (keepalive === 0 || keepalive > limits.maxKeepalive)) keepalive = serverKeepAlive = limits.maxKeepalive;
+  conn.keepalive = keepalive;
+  if (props.receiveMaximum) conn.clientReceiveMaximum = props.receiveMaximum;
+  if (props.maximumPacketSize) conn.clientMaxPacketSize = props.maximumPacketSize;
+  if (props.requestProblemInformation === false) conn.problemInformation = false;
+  conn.opened();
 
-  client.onEnd((graceful) => {
-    if (client.ctx.clients.get(id) === client) client.ctx.clients.delete(id);
-    for (const sub of client.subs.values()) for (const h of sub.handles) h.close();
-    for (const share of client.ctx.shares.values()) share.members = share.members.filter((m) => m !== client);
-    if (device) {
-      const left = (client.ctx.perDevice.get(device) ?? 1) - 1;
-      if (left <= 0) {
-        client.ctx.perDevice.delete(device);
-        client.ctx.platform.presence(device, false);
-      } else client.ctx.perDevice.set(device, left);
-    }
-    // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
-    if (!graceful && client.will) publishWill(client, client.will);
-  });
-
-  client.connectedNow(keepalive);
-  if (device) client.ctx.platform.presence(device, true);
+  // [MQTT-3.2.2-2 (3.1.1), MQTT-3.2.2-3 (5.0)] Session Present: 1 only when a stored session is resumed.
+  const sessionPresent = lease.state !== null;
   const connack: IConnackPacket =
     version === 5
       ? {
           cmd: 'connack',
-          sessionPresent: false,
+          sessionPresent,
           reasonCode: RC.Success,
           properties: {
-            ...(assigned ? { assignedClientIdentifier: id } : {}),
+            ...(assigned ? { assignedClientIdentifier: clientId } : {}),
             ...(serverKeepAlive !== undefined ? { serverKeepAlive } : {}),
-            // Sessions are not kept after the connection ends yet: say so instead of pretending.
-            ...(props.sessionExpiryInterval ? { sessionExpiryInterval: 0 } : {}),
-            maximumPacketSize: limits.maxPacketSize,
+            ...(conn.sessionExpiry !== requestedExpiry ? { sessionExpiryInterval: conn.sessionExpiry } : {}),
+            ...(limits.maxQos < 2 ? { maximumQoS: limits.maxQos } : {}),
             receiveMaximum: limits.receiveMaximum,
+            maximumPacketSize: limits.maxPacketSize,
             topicAliasMaximum: limits.topicAliasMaximum,
             retainAvailable: true,
             wildcardSubscriptionAvailable: true,
@@ -124,6 +153,8 @@ export async function handleConnect(client: Client, packet: IConnectPacket): Pro
             subscriptionIdentifiersAvailable: false,
           },
         }
-      : { cmd: 'connack', sessionPresent: false, returnCode: 0 };
-  client.send(connack);
+      : { cmd: 'connack', sessionPresent, returnCode: 0 };
+  conn.send(connack);
+  conn.log(`connected (MQTT ${version === 5 ? '5' : '3.1.1'}, ${principal.kind} ${principal.id}, keep alive ${keepalive} s, session ${sessionPresent ? 'resumed' : 'new'}, expiry ${conn.sessionExpiry} s)`);
+  if (lease.state) await resumeSession(conn, lease.state);
 }

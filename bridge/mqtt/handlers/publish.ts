@@ -1,101 +1,158 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import type { PublishOutcome } from '../../platform/types';
-import type { Client } from '../client';
-import { reasonFromStatus, RC } from '../codes';
-import { parseTopicName, TopicProblem } from '../topics';
+import type { Address } from '../../../shared/topics';
+import { disconnectFromStatus, reasonFromStatus, RC } from '../codes';
+import type { Connection } from '../connection';
+import { TokenBucket } from '../limits';
+import { hasWildcard, parseTopicName, TopicProblem } from '../topics';
 
 /**
- * Acknowledgements go out in the order the PUBLISHes arrived [MQTT-4.6.0-2], and only once the
- * channel actor has stored the message (PUBACK/PUBREC = durable). Publishes are issued to the
- * platform in arrival order without waiting for each other, so one client can pipeline.
+ * Inbound PUBLISH: resolve alias → validate topic → rate → authorize → platform.publish →
+ * acknowledge. PUBACK/PUBREC go out only once the channel actor has stored the message (so an
+ * acknowledged message is durable), and always in the order the PUBLISHes came [MQTT-4.6.0-2/3].
+ * The handler returns as soon as the publish is issued: one client can pipeline many.
  */
-const ackChains = new WeakMap<Client, Promise<void>>();
-const inflightIn = new WeakMap<Client, number>();
 
-function ack(client: Client, packet: IPublishPacket, rc: number, reason?: string): void {
-  const messageId = packet.messageId!;
-  const cmd = packet.qos === 1 ? 'puback' : 'pubrec';
-  if (client.version === 5) client.send({ cmd, messageId, reasonCode: rc, ...(reason && rc >= 0x80 ? { properties: { reasonString: reason } } : {}) });
-  else client.send({ cmd, messageId });
+/** MQTT payloads are opaque bytes unless the v5 publisher says otherwise (docs/mqtt.md "Content type"). */
+export function publishContentType(contentType: string | undefined, payloadFormatIndicator: boolean | undefined): string {
+  return contentType ?? (payloadFormatIndicator ? 'text/plain; charset=utf-8' : 'application/octet-stream');
 }
 
-/** A refusal: v5 says why in PUBACK/PUBREC; 3.1.1 has no negative ack, so the connection closes [MQTT-3.3.5-2]. */
-function refuse(client: Client, packet: IPublishPacket, rc: number, reason: string): void {
-  if (client.version === 5) {
-    if (packet.qos > 0) ack(client, packet, rc, reason);
-    else client.ctx.log(`client ${client.id}: QoS 0 publish refused: ${reason}`);
-    return;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+export function validUtf8(bytes: Uint8Array): boolean {
+  try {
+    utf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
   }
-  client.disconnect(rc, reason, false);
 }
 
-function resolveTopic(client: Client, packet: IPublishPacket): string | null {
+interface Result {
+  rc: number;
+  reason?: string;
+  /** v5, QoS 0: the DISCONNECT code this refusal deserves (rate, size), if any. */
+  qos0?: number | null;
+}
+
+function ack(conn: Connection, packet: IPublishPacket, rc: number, reason?: string): void {
+  const messageId = packet.messageId ?? 0;
+  const cmd = packet.qos === 1 ? 'puback' : 'pubrec';
+  if (conn.version === 5) conn.send({ cmd, messageId, reasonCode: rc, ...(reason !== undefined && rc >= 0x80 ? { properties: { reasonString: reason } } : {}) });
+  else conn.send({ cmd, messageId });
+}
+
+/**
+ * v5 says why in PUBACK/PUBREC; a QoS 0 refusal has no answer, so it is dropped — or, for rate and
+ * size, the client is disconnected (0x96/0x95). 3.1.1 has no negative ack: the connection closes [MQTT-3.3.5-2 (3.1.1)].
+ */
+function refuse(conn: Connection, packet: IPublishPacket, r: Result): void {
+  const reason = r.reason ?? 'refused';
+  if (conn.version === 4) return conn.disconnect(r.rc, `publish refused: ${reason}`);
+  if (packet.qos > 0) return ack(conn, packet, r.rc, reason);
+  if (r.qos0) return conn.disconnect(r.qos0, reason);
+  conn.log(`QoS 0 publish to ${packet.topic} dropped: ${reason}`);
+}
+
+/** v5 topic aliases, client → server [MQTT-3.3.2-8..12]. Null when the connection was closed for a bad one. */
+function resolveTopic(conn: Connection, packet: IPublishPacket): string | null {
   const alias = packet.properties?.topicAlias;
-  if (client.version !== 5 || alias === undefined) return packet.topic;
-  // [MQTT-3.3.2-8/9] aliases are 1..Topic Alias Maximum; an empty topic needs a known alias.
-  if (alias === 0 || alias > client.ctx.limits.topicAliasMaximum) {
-    client.disconnect(RC.TopicAliasInvalid, `topic alias ${alias} out of range`, false);
+  if (conn.version !== 5 || alias === undefined) return packet.topic;
+  if (alias === 0 || alias > conn.limits.topicAliasMaximum) {
+    conn.disconnect(RC.TopicAliasInvalid, `topic alias ${alias} is outside 1..${conn.limits.topicAliasMaximum}`);
     return null;
   }
   if (packet.topic) {
-    client.aliases.set(alias, packet.topic);
+    conn.aliases.set(alias, packet.topic);
     return packet.topic;
   }
-  const known = client.aliases.get(alias);
-  if (!known) client.disconnect(RC.ProtocolError, `unknown topic alias ${alias}`, false);
+  const known = conn.aliases.get(alias);
+  if (known === undefined) conn.disconnect(RC.ProtocolError, `topic alias ${alias} has no topic yet`);
   return known ?? null;
 }
 
-export async function handlePublish(client: Client, packet: IPublishPacket): Promise<void> {
-  const principal = client.principal!;
-  if (packet.qos === 2 && client.qos2In.has(packet.messageId!)) {
-    // A resent QoS 2 PUBLISH before PUBREL: acknowledge again, store nothing twice [MQTT-4.3.3-2].
-    return ack(client, packet, RC.Success);
-  }
-  const topic = resolveTopic(client, packet);
-  if (topic === null) return;
-  let address;
+/** Everything between a valid topic and the acknowledgement; never rejects. */
+async function store(conn: Connection, packet: IPublishPacket, address: Address): Promise<Result> {
+  const principal = conn.principal!;
+  const payload = typeof packet.payload === 'string' ? new TextEncoder().encode(packet.payload) : new Uint8Array(packet.payload.buffer, packet.payload.byteOffset, packet.payload.byteLength);
+  const props = packet.properties;
+  // §3.3.2.3.2: a payload declared UTF-8 that is not gets 0x99.
+  if (props?.payloadFormatIndicator && !validUtf8(payload)) return { rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' };
   try {
-    address = parseTopicName(topic);
-  } catch (e) {
-    return refuse(client, packet, RC.TopicNameInvalid, e instanceof TopicProblem ? e.message : 'invalid topic');
-  }
-  if (!client.takeToken()) return refuse(client, packet, client.version === 5 ? RC.QuotaExceeded : RC.MessageRateTooHigh, 'publish rate limit exceeded');
-  if (packet.qos > 0) {
-    const n = (inflightIn.get(client) ?? 0) + 1;
-    // [MQTT-3.3.4-9] more unacknowledged QoS>0 PUBLISHes than our Receive Maximum.
-    if (client.version === 5 && n > client.ctx.limits.receiveMaximum) return client.disconnect(RC.ReceiveMaximumExceeded, 'receive maximum exceeded', false);
-    inflightIn.set(client, n);
-  }
-  const [decision] = await client.ctx.platform.authorize(principal, [{ channel: address.channel, action: 'messages:publish' }]);
-  let outcome: Promise<PublishOutcome>;
-  if (!decision?.allowed) {
-    outcome = Promise.resolve({ ok: false, status: 403, code: 'forbidden', message: `not allowed to publish to channel ${address.channel}` });
-  } else {
-    const props = packet.properties;
-    const payload = packet.payload;
-    outcome = client.ctx.platform.publish({
+    const outcome = await conn.ctx.platform.publish({
       channel: address.channel,
       subtopic: address.subtopic,
       publisher: principal.id,
       protocol: 'mqtt',
-      // v5 Content Type maps to the envelope's contentType; without it the payload is opaque bytes.
-      contentType: props?.contentType ?? 'application/octet-stream',
-      payload: typeof payload === 'string' ? new TextEncoder().encode(payload) : new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength),
+      contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
+      payload,
       retain: packet.retain,
       ...(props?.userProperties ? { userProperties: props.userProperties } : {}),
       ...(props?.messageExpiryInterval !== undefined ? { messageExpiry: props.messageExpiryInterval } : {}),
     });
+    return outcome.ok ? { rc: RC.Success } : { rc: reasonFromStatus(outcome.status), reason: outcome.message, qos0: disconnectFromStatus(outcome.status) };
+  } catch (e) {
+    return { rc: RC.UnspecifiedError, reason: `not stored: ${e instanceof Error ? e.message : String(e)}` };
   }
-  const previous = ackChains.get(client) ?? Promise.resolve();
-  const next = previous.then(async () => {
-    const o = await outcome;
-    if (packet.qos > 0) inflightIn.set(client, Math.max(0, (inflightIn.get(client) ?? 1) - 1));
-    if (client.closed) return;
-    if (!o.ok) return refuse(client, packet, reasonFromStatus(o.status), o.message);
-    if (packet.qos === 0) return;
-    if (packet.qos === 2) client.qos2In.add(packet.messageId!);
-    ack(client, packet, RC.Success);
+}
+
+/** Authorize (awaited, usually cached) and rate-limit, then issue the publish (not awaited: wrapped so it is not flattened). */
+async function admit(conn: Connection, packet: IPublishPacket, address: Address): Promise<{ outcome: Promise<Result> }> {
+  const { limits, ctx } = conn;
+  const refused = (rc: number, reason: string, qos0: number | null = null) => ({ outcome: Promise.resolve({ rc, reason, qos0 }) });
+  try {
+    if (!(await conn.allowed(address.channel, 'messages:publish'))) return refused(RC.NotAuthorized, `not allowed to publish to channel ${address.channel}`);
+  } catch (e) {
+    return refused(RC.UnspecifiedError, `authorization unavailable: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const key = conn.principal!.id;
+  let bucket = ctx.buckets.get(key);
+  if (!bucket) ctx.buckets.set(key, (bucket = new TokenBucket(limits.publishRate, limits.publishBurst, ctx.clock)));
+  if (!bucket.take()) return refused(RC.QuotaExceeded, `more than ${limits.publishRate} publishes per second`, RC.MessageRateTooHigh);
+  return { outcome: store(conn, packet, address) };
+}
+
+export async function handlePublish(conn: Connection, packet: IPublishPacket): Promise<void> {
+  const { limits } = conn;
+  const { qos } = packet;
+  const id = packet.messageId ?? 0;
+  // [MQTT-3.2.2-11 (5.0)] above the Maximum QoS of our CONNACK.
+  if (conn.version === 5 && qos > limits.maxQos) return conn.disconnect(RC.QosNotSupported, `QoS ${qos} is above the maximum ${limits.maxQos}`);
+  if (qos === 2 && conn.qos2In.has(id)) {
+    // [MQTT-4.3.3-10] a resent QoS 2 PUBLISH before PUBREL: PUBREC again, nothing published twice.
+    conn.acks = conn.acks.then(() => {
+      if (conn.qos2In.has(id) && conn.phase === 'open') ack(conn, packet, RC.Success);
+    });
+    return;
+  }
+  const topic = resolveTopic(conn, packet);
+  if (topic === null) return;
+  // [MQTT-3.3.2-2] a topic name with wildcards is a protocol violation, not just an unknown address.
+  if (hasWildcard(topic)) return conn.disconnect(RC.TopicNameInvalid, `wildcards in topic name ${topic}`);
+  if (qos > 0) {
+    // [MQTT-3.3.4-7] no more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum.
+    if (conn.version === 5 && conn.inboundInflight >= limits.receiveMaximum) return conn.disconnect(RC.ReceiveMaximumExceeded, `more than ${limits.receiveMaximum} unacknowledged publishes`);
+    conn.inboundInflight++;
+  }
+  if (qos === 2) conn.qos2In.add(id);
+
+  let address: Address | null = null;
+  let settled: Promise<Result>;
+  try {
+    address = parseTopicName(topic);
+  } catch (e) {
+    settled = Promise.resolve({ rc: RC.TopicNameInvalid, reason: e instanceof TopicProblem ? e.message : 'invalid topic' });
+  }
+  if (address) settled = (await admit(conn, packet, address)).outcome;
+  const outcome = settled!;
+  conn.acks = conn.acks.then(async () => {
+    const r = await outcome;
+    if (qos > 0) conn.inboundInflight--;
+    if (conn.phase !== 'open') return;
+    if (r.rc >= 0x80) {
+      if (qos === 2) conn.qos2In.delete(id);
+      return refuse(conn, packet, r);
+    }
+    if (qos === 2) conn.markDirty();
+    if (qos > 0) ack(conn, packet, RC.Success);
   });
-  ackChains.set(client, next);
 }

@@ -1,125 +1,75 @@
-import type { ISubscribePacket, ISubscription, IUnsubscribePacket } from 'mqtt-packet';
-import type { Delivery, Subscription } from '../../platform/types';
-import type { Client, LocalSub } from '../client';
-import { RC } from '../codes';
+import type { ISubscribePacket, ISubscription } from 'mqtt-packet';
+import { minQos, RC, V4 } from '../codes';
+import type { Connection } from '../connection';
+import { activate, createSub } from '../subscriptions';
 import { parseTopicFilter, TopicProblem, type TopicFilter } from '../topics';
 
-type Qos = 0 | 1 | 2;
+/** v5 codes for SUBACK failures; 3.1.1 has only 0x80 [MQTT-3.9.3-2 (3.1.1)]. */
+const failure = (conn: Connection, rc: number): number => (conn.version === 5 ? rc : V4.SubackFailure);
 
-/** Channels a filter covers for this client, or a refusal reason code. */
-async function channelsOf(client: Client, f: TopicFilter): Promise<string[] | number> {
-  const principal = client.principal!;
-  // `channels/+/messages/…`: every channel this client may subscribe to, as of now.
-  if (f.channel === '+') return client.ctx.platform.channelsFor(principal, 'messages:subscribe');
-  const [d] = await client.ctx.platform.authorize(principal, [{ channel: f.channel, action: 'messages:subscribe' }]);
-  return d?.allowed ? [f.channel] : RC.NotAuthorized;
-}
-
-/** Shared subscription: one platform subscription per (group, filter) on this bridge, deliveries round-robin. */
-async function joinShare(client: Client, f: TopicFilter, key: string, channels: string[], qos: Qos): Promise<Subscription[]> {
-  const shares = client.ctx.shares;
-  let share = shares.get(key);
-  if (!share) {
-    const created = { members: [] as Client[], next: 0, handles: [] as Subscription[], qos: new Map<Client, Qos>() };
-    shares.set(key, created);
-    share = created;
-    const pick = (d: Delivery) => {
-      if (d.retained) return; // [MQTT-4.8.2-?] retained messages are not sent for shared subscriptions
-      const live = created.members.filter((m) => !m.closed);
-      if (live.length === 0) return;
-      const m = live[created.next++ % live.length]!;
-      m.deliver(d, created.qos.get(m) ?? 0);
-    };
-    for (const channel of channels) created.handles.push(await client.ctx.platform.subscribe({ channel, filter: f.filter }, pick));
-  }
-  share.members.push(client);
-  share.qos.set(client, qos);
-  const s = share;
-  return [
-    {
-      close: () => {
-        s.members = s.members.filter((m) => m !== client);
-        if (s.members.length === 0) {
-          for (const h of s.handles) h.close();
-          shares.delete(key);
-        }
-      },
-    },
-  ];
-}
-
-async function subscribeOne(client: Client, sub: ISubscription, held: (() => void)[]): Promise<number> {
-  const v5 = client.version === 5;
+/** One topic filter: parse → quota → authorize → subscribe. Returns the granted QoS or a failure code. */
+async function subscribeOne(conn: Connection, s: ISubscription): Promise<number> {
+  const v5 = conn.version === 5;
   let f: TopicFilter;
   try {
-    f = parseTopicFilter(sub.topic);
+    f = parseTopicFilter(s.topic);
   } catch (e) {
-    client.ctx.log(`client ${client.id}: bad filter ${sub.topic}: ${e instanceof TopicProblem ? e.message : String(e)}`);
-    return v5 ? RC.TopicFilterInvalid : RC.UnspecifiedError;
+    conn.log(`filter ${JSON.stringify(s.topic)} refused: ${e instanceof TopicProblem ? e.message : String(e)}`);
+    return failure(conn, RC.TopicFilterInvalid);
   }
-  if (f.share && !v5) return RC.UnspecifiedError;
-  if (!client.subs.has(sub.topic) && client.subs.size >= client.ctx.limits.maxSubscriptions) return v5 ? RC.QuotaExceeded : RC.UnspecifiedError;
-  const channels = await channelsOf(client, f);
-  if (typeof channels === 'number') return v5 ? channels : RC.UnspecifiedError;
-  const qos = Math.min(sub.qos, 2) as Qos;
-  // [MQTT-3.8.4-3] a subscription with an existing filter replaces it.
-  const old = client.subs.get(sub.topic);
-  if (old) for (const h of old.handles) h.close();
-
-  const noLocal = v5 && sub.nl === true;
-  const skipRetained = v5 && sub.rh === 2; // Retain Handling 2: no retained messages at subscribe
-  // Deliveries that arrive before the SUBACK is written are held and flushed right after it.
-  let buffer: Delivery[] | null = [];
-  const onMessage = (d: Delivery) => {
-    if (d.retained && skipRetained) return;
-    if (buffer) buffer.push(d);
-    else client.deliver(d, qos);
-  };
-  held.push(() => {
-    const b = buffer ?? [];
-    buffer = null;
-    for (const d of b) client.deliver(d, qos);
-  });
-  let handles: Subscription[];
-  if (f.share) handles = await joinShare(client, f, `${f.share}\u0000${sub.topic}`, channels, qos);
-  else {
-    handles = [];
-    for (const channel of channels) {
-      handles.push(await client.ctx.platform.subscribe({ channel, filter: f.filter, ...(noLocal ? { noLocal: client.publisherId } : {}) }, onMessage));
-    }
+  // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
+  if (f.share !== undefined && v5 && s.nl) {
+    conn.disconnect(RC.ProtocolError, 'No Local on a shared subscription [MQTT-3.8.3-4]');
+    return RC.ProtocolError;
   }
-  const local: LocalSub = { topicFilter: sub.topic, qos, noLocal, handles, ...(f.share ? { share: f.share } : {}) };
-  client.subs.set(sub.topic, local);
-  return qos;
+  const existing = conn.subs.get(s.topic);
+  if (!existing && conn.subs.size >= conn.limits.maxSubscriptions) return failure(conn, RC.QuotaExceeded);
+  // [MQTT-3.8.4-6 (3.1.1)] the server may grant a lower QoS than requested.
+  const qos = minQos(s.qos, conn.limits.maxQos);
+  const retainHandling = v5 ? ((s.rh ?? 0) as 0 | 1 | 2) : 0;
+  const sub = createSub(conn, s.topic, f, { qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, retainHandling });
+  // Retain Handling 0: always; 1: only for a new subscription; 2: never [MQTT-3.3.1-9..11 (5.0)].
+  const sendRetained = retainHandling === 0 || (retainHandling === 1 && !existing);
+  let rc: number;
+  try {
+    rc = await activate(conn, sub, { kind: 'subscribe', sendRetained, ...(existing ? { replacing: existing } : {}) });
+  } catch (e) {
+    conn.log(`subscribe ${s.topic} failed: ${e instanceof Error ? e.message : String(e)}`);
+    return failure(conn, RC.UnspecifiedError);
+  }
+  if (rc >= 0x80) return failure(conn, rc);
+  if (conn.phase === 'closed') {
+    sub.close();
+    return rc;
+  }
+  // [MQTT-3.8.4-3] an identical filter replaces the existing subscription without interrupting its flow.
+  conn.subs.set(s.topic, sub);
+  existing?.close(sub.channels);
+  return rc;
 }
 
-export async function handleSubscribe(client: Client, packet: ISubscribePacket): Promise<void> {
-  const held: (() => void)[] = [];
-  const granted: number[] = [];
-  for (const sub of packet.subscriptions) {
-    try {
-      granted.push(await subscribeOne(client, sub, held));
-    } catch (e) {
-      client.ctx.log(`client ${client.id}: subscribe ${sub.topic} failed: ${e instanceof Error ? e.message : String(e)}`);
-      granted.push(client.version === 5 ? RC.ServerUnavailable : RC.UnspecifiedError);
-    }
+/**
+ * SUBSCRIBE: each filter on its own [MQTT-3.8.4-4 (3.1.1)], then one SUBACK with a code per filter
+ * in order [MQTT-3.8.4-1, MQTT-3.9.3-1]. Deliveries (retained first) are held until the SUBACK is
+ * written, and a persistent session is saved before it.
+ */
+export async function handleSubscribe(conn: Connection, packet: ISubscribePacket): Promise<void> {
+  const messageId = packet.messageId ?? 0;
+  // Subscription Identifiers are not offered (CONNACK says so): refuse rather than ignore them.
+  if (conn.version === 5 && packet.properties?.subscriptionIdentifier !== undefined) {
+    conn.send({ cmd: 'suback', messageId, granted: packet.subscriptions.map(() => 0xa1) });
+    return;
   }
-  if (client.closed) return;
-  // [MQTT-3.8.4-1/5] one SUBACK, a return code per filter, in order.
-  client.send({ cmd: 'suback', messageId: packet.messageId, granted });
-  for (const flush of held) flush();
-}
-
-export function handleUnsubscribe(client: Client, packet: IUnsubscribePacket): void {
-  const codes: number[] = [];
-  for (const topic of packet.unsubscriptions) {
-    const sub = client.subs.get(topic);
-    if (sub) {
-      for (const h of sub.handles) h.close();
-      client.subs.delete(topic);
+  conn.outbox.hold();
+  try {
+    const granted: number[] = [];
+    for (const s of packet.subscriptions) {
+      granted.push(await subscribeOne(conn, s));
+      if (conn.phase === 'closed') return;
     }
-    codes.push(sub ? RC.Success : RC.NoSubscriptionExisted);
+    await conn.saveSession();
+    conn.send({ cmd: 'suback', messageId, granted });
+  } finally {
+    conn.outbox.release();
   }
-  // [MQTT-3.10.4-4] UNSUBACK even when nothing matched; v5 carries a code per filter.
-  client.send(client.version === 5 ? { cmd: 'unsuback', messageId: packet.messageId, granted: codes } : { cmd: 'unsuback', messageId: packet.messageId, granted: [] });
 }

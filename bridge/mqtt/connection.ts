@@ -1,0 +1,332 @@
+import type { Duplex } from 'node:stream';
+import mqtt, { type Packet } from 'mqtt-packet';
+import type { Principal } from '../../shared/principal';
+import type { MessageAction, Subscription } from '../platform/types';
+import type { Timer } from './clock';
+import { connackV4, RC, type Qos } from './codes';
+import type { ServerContext } from './context';
+import type { Cursor } from './cursor';
+import { Outbox, type OutboundLink } from './outbound';
+import { PacketReader } from './reader';
+import type { SessionHolder, SessionState, StoredSubscription } from './session';
+import type { TopicFilter } from './topics';
+import type { Will } from './wills';
+
+/** One subscription of a connection, as SUBSCRIBE established it (bridge/mqtt/subscriptions.ts). */
+export interface ActiveSub {
+  readonly topicFilter: string;
+  readonly parsed: TopicFilter;
+  qos: Qos;
+  readonly noLocal: boolean;
+  readonly retainAsPublished: boolean;
+  readonly retainHandling: 0 | 1 | 2;
+  /** Non-shared: channel → platform subscription and resume cursor. */
+  readonly handles: Map<string, Subscription>;
+  readonly cursors: Map<string, Cursor>;
+  /** Channels it covers (for `channels/+/…`, as of the SUBSCRIBE). */
+  readonly channels: Set<string>;
+  /** Ends it; a shared subscription stays a member on the `keep` channels (a re-SUBSCRIBE). */
+  close(keep?: ReadonlySet<string>): void;
+  toStored(): StoredSubscription;
+}
+
+export interface ConnectionInfo {
+  remote?: string;
+  /** Common name of a verified TLS client certificate. */
+  certificateCN?: string;
+}
+
+export interface ConnectionHooks {
+  /** The packet handlers (handlers/index.ts). */
+  dispatch(conn: Connection, packet: Packet): Promise<void> | void;
+  /** Called once when the connection ends. */
+  ended(conn: Connection): void;
+}
+
+interface EndOptions {
+  reason: string;
+  /** Publish the will (ungraceful end). */
+  will: boolean;
+  /** Publish it now, whatever its delay (the session ends on a takeover with Clean Start). */
+  willNow?: boolean;
+}
+
+let lastId = 0;
+
+/**
+ * One MQTT network connection: bytes in → packets → the handlers (one at a time, in order); the
+ * state the handlers share; and one way out (`end`) that releases the session, publishes the will
+ * and reports presence exactly once.
+ */
+export class Connection implements SessionHolder, OutboundLink {
+  readonly id = ++lastId;
+  readonly outbox: Outbox;
+  private readonly reader: PacketReader;
+  version: 4 | 5 = 4;
+  phase: 'new' | 'connecting' | 'open' | 'closed' = 'new';
+  clientId = '';
+  principal: Principal | null = null;
+  sessionKey = '';
+  epoch = 0;
+  /** Seconds the session outlives the connection (0: it ends with it). */
+  sessionExpiry = 0;
+  keepalive = 0;
+  will: Will | null = null;
+  readonly subs = new Map<string, ActiveSub>();
+  /** Inbound QoS 2 ids: PUBREC sent, PUBREL not yet received [MQTT-4.3.3-10]. */
+  readonly qos2In = new Set<number>();
+  /** v5 client → server topic aliases [MQTT-3.3.2-12]. */
+  readonly aliases = new Map<number, string>();
+  /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
+  inboundInflight = 0;
+  /** Acknowledgements of inbound PUBLISHes, chained so they go out in arrival order [MQTT-4.6.0-2/3]. */
+  acks: Promise<void> = Promise.resolve();
+  clientReceiveMaximum = 65_535;
+  clientMaxPacketSize = Infinity;
+  /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
+  problemInformation = true;
+  private readonly authz = new Map<string, { allowed: boolean; at: number }>();
+  private connectTimer: Timer | null;
+  private keepaliveTimer: Timer | null = null;
+  private checkpointTimer: Timer | null = null;
+  private lastSeen = 0;
+  private ending: Promise<void> | null = null;
+
+  constructor(
+    readonly stream: Duplex,
+    readonly ctx: ServerContext,
+    readonly info: ConnectionInfo,
+    private readonly hooks: ConnectionHooks,
+  ) {
+    this.outbox = new Outbox(this);
+    this.reader = new PacketReader(stream, ctx.limits, {
+      handle: (p) => (this.phase === 'closed' ? undefined : hooks.dispatch(this, p)),
+      seen: () => (this.lastSeen = this.now()),
+      malformed: (message) => this.malformed(message),
+      tooLarge: (size, v5Connect) => this.tooLarge(size, v5Connect),
+      failed: (e, p) => {
+        this.log(`internal error handling ${p.cmd}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        this.disconnect(RC.ImplementationSpecificError, 'internal error');
+      },
+    });
+    // Packets already received (a DISCONNECT just before the close) are handled before the end.
+    const lost = (reason: string) => void this.reader.idle().then(() => this.end({ reason, will: true }));
+    stream.on('error', (e: Error) => lost(`socket error: ${e.message}`));
+    stream.on('end', () => lost('the client closed the connection'));
+    stream.on('close', () => lost('connection closed'));
+    // §3.1.4: a connection that is not CONNECTed in time is closed (with a CONNACK if one is due).
+    this.connectTimer = ctx.clock.setTimer(ctx.limits.connectTimeoutMs, () => this.connectTimedOut());
+  }
+
+  get limits() {
+    return this.ctx.limits;
+  }
+
+  log(msg: string): void {
+    this.ctx.log(`mqtt ${this.clientId || `#${this.id}`}: ${msg}`);
+  }
+
+  // --- OutboundLink -----------------------------------------------------------------------------
+  get window(): number {
+    return Math.min(this.limits.maxInflight, this.clientReceiveMaximum);
+  }
+  get maxQueued(): number {
+    return this.limits.maxQueued;
+  }
+  get backlog(): number {
+    return this.stream.writableLength;
+  }
+  get maxWriteBuffer(): number {
+    return this.limits.maxWriteBuffer;
+  }
+  now(): number {
+    return this.ctx.clock.now();
+  }
+  slowConsumer(): void {
+    this.disconnect(RC.QuotaExceeded, 'too many undelivered messages: the client is not keeping up');
+  }
+  progress(): void {
+    this.markDirty();
+  }
+
+  send(packet: Packet): 'sent' | 'too-large' | 'closed' {
+    if (this.stream.destroyed || this.stream.writableEnded) return 'closed';
+    const v5 = this.version === 5;
+    if (v5 && !this.problemInformation && 'properties' in packet && packet.properties && !['publish', 'connack', 'disconnect'].includes(packet.cmd)) {
+      delete packet.properties;
+    }
+    let bytes: Buffer;
+    try {
+      // Outside PUBLISH, mqtt-packet drops Reason String, then User Properties, to fit the client's maximum (e.g. [MQTT-3.4.2-2]).
+      const trim = v5 && packet.cmd !== 'publish' && Number.isFinite(this.clientMaxPacketSize);
+      bytes = mqtt.generate(packet, trim ? { protocolVersion: 5, properties: { maximumPacketSize: this.clientMaxPacketSize } } : { protocolVersion: this.version });
+    } catch (e) {
+      this.log(`cannot encode ${packet.cmd}: ${e instanceof Error ? e.message : String(e)}`);
+      return 'too-large';
+    }
+    // [MQTT-3.1.2-24 (5.0)] nothing larger than the client's Maximum Packet Size is sent.
+    if (bytes.length > this.clientMaxPacketSize) {
+      this.log(`${packet.cmd} of ${bytes.length} bytes discarded (client maximum ${this.clientMaxPacketSize})`);
+      return 'too-large';
+    }
+    this.stream.write(bytes);
+    return 'sent';
+  }
+
+  // --- refusing input ----------------------------------------------------------------------
+  /** Malformed bytes: v5 is told 0x81 when possible, then the connection closes [MQTT-4.13.1-1]. */
+  private malformed(message: string): void {
+    if (this.phase === 'closed') return;
+    if (this.phase === 'new' && /protocol version/i.test(message)) {
+      // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1 form, the only one it can read), then close.
+      this.send({ cmd: 'connack', sessionPresent: false, returnCode: 1 });
+      return void this.end({ reason: `refused: ${message}`, will: false });
+    }
+    this.disconnect(RC.MalformedPacket, `malformed packet: ${message}`);
+  }
+
+  private tooLarge(size: number, v5Connect: boolean): void {
+    const reason = `packet of ${size} bytes exceeds the maximum of ${this.limits.maxPacketSize}`;
+    if (this.phase === 'new' || this.phase === 'connecting') {
+      // v5 gets CONNACK 0x95; 3.1.1 has no code for it: just close.
+      if (v5Connect) {
+        this.version = 5;
+        this.send({ cmd: 'connack', sessionPresent: false, reasonCode: RC.PacketTooLarge, properties: { reasonString: reason } });
+      }
+      return void this.end({ reason, will: false });
+    }
+    this.disconnect(RC.PacketTooLarge, reason);
+  }
+
+  // --- lifecycle --------------------------------------------------------------------------------
+  /** CONNECT accepted: counted, kept alive, presence reported. */
+  opened(): void {
+    this.connectTimer?.cancel();
+    this.connectTimer = null;
+    this.phase = 'open';
+    this.lastSeen = this.now();
+    this.armKeepalive();
+    this.ctx.holders.set(this.sessionKey, this.id);
+    const device = this.deviceId;
+    if (device) {
+      this.ctx.devices.set(device, (this.ctx.devices.get(device) ?? 0) + 1);
+      this.ctx.platform.presence(device, true);
+    }
+  }
+
+  get deviceId(): string | null {
+    return this.principal?.kind === 'device' ? this.principal.id : null;
+  }
+
+  private connectTimedOut(): void {
+    this.connectTimer = null;
+    // A CONNECT still being handled (a slow platform) is answered 0x88 / 0x03; no CONNECT at all, just closed.
+    if (this.phase === 'connecting') this.disconnect(RC.ServerUnavailable, 'CONNECT took too long', false);
+    else void this.end({ reason: 'no CONNECT in time', will: false });
+  }
+
+  /** [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed. */
+  private armKeepalive(): void {
+    if (this.keepalive <= 0 || this.phase !== 'open') return;
+    const limit = this.keepalive * 1500;
+    this.keepaliveTimer = this.ctx.clock.setTimer(Math.max(1, limit - (this.now() - this.lastSeen)), () => {
+      if (this.now() - this.lastSeen >= limit) this.disconnect(RC.KeepAliveTimeout, `nothing received for ${limit / 1000} s (1.5 × keep alive)`);
+      else this.armKeepalive();
+    });
+  }
+
+  /**
+   * Server-initiated end: v5 hears why (DISCONNECT with a reason code) [MQTT-4.13.2-1]; the will
+   * goes out. While a CONNECT is being handled the answer is a CONNACK with that code instead.
+   */
+  disconnect(reasonCode: number, reason: string, will = true): void {
+    if (this.phase === 'closed') return;
+    if (this.phase === 'connecting') {
+      this.send(this.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(reasonCode) });
+    } else if (this.version === 5 && this.phase === 'open') this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: reason } });
+    void this.end({ reason, will });
+  }
+
+  /** SessionHolder: another connection claimed this session [MQTT-3.1.4-3]. */
+  takenOver({ clean }: { clean: boolean }): Promise<void> {
+    if (this.phase === 'closed') {
+      this.ctx.wills.claimed(this.sessionKey, clean);
+      return this.ending ?? Promise.resolve();
+    }
+    // v5 §3.1.4: the will goes if it has no delay or the session ends; a delayed one is cancelled by this very reconnect.
+    const ends = clean || this.sessionExpiry === 0;
+    const will = this.version === 4 || (this.will?.delay ?? 0) === 0 || ends;
+    if (this.version === 5 && this.phase === 'open') this.send({ cmd: 'disconnect', reasonCode: RC.SessionTakenOver, properties: { reasonString: 'another connection took over this session' } });
+    return this.end({ reason: 'session taken over', will, willNow: true });
+  }
+
+  /** The one way out. Returns once the session is released to the store. */
+  end(opts: EndOptions): Promise<void> {
+    if (this.ending) return this.ending;
+    const wasOpen = this.phase === 'open';
+    this.phase = 'closed';
+    for (const t of [this.connectTimer, this.keepaliveTimer, this.checkpointTimer]) t?.cancel();
+    this.log(`closed: ${opts.reason}`);
+    this.hooks.ended(this);
+    this.reader.stop();
+    for (const sub of this.subs.values()) sub.close();
+    this.stream.end();
+    setTimeout(() => this.stream.destroy(), 1000).unref?.();
+    if (wasOpen) {
+      if (this.ctx.holders.get(this.sessionKey) === this.id) this.ctx.holders.delete(this.sessionKey);
+      const device = this.deviceId;
+      const left = device ? (this.ctx.devices.get(device) ?? 1) - 1 : 0;
+      if (device && left > 0) this.ctx.devices.set(device, left);
+      else if (device) {
+        this.ctx.devices.delete(device);
+        this.ctx.buckets.delete(device);
+        this.ctx.platform.presence(device, false);
+      }
+      // [MQTT-3.1.2-8] the will is published unless the client said DISCONNECT (0x00).
+      if (opts.will && this.will && this.principal) {
+        const delay = opts.willNow || this.version === 4 ? 0 : Math.min(this.will.delay, this.sessionExpiry);
+        this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay);
+      }
+    }
+    const state = wasOpen && this.sessionExpiry > 0 ? this.snapshot() : null;
+    this.ending = wasOpen
+      ? this.ctx.store.release(this.sessionKey, this.epoch, state, state ? this.sessionExpiry : 0).catch((e: unknown) => this.log(`session not saved: ${e instanceof Error ? e.message : String(e)}`))
+      : Promise.resolve();
+    return this.ending;
+  }
+
+  // --- session ----------------------------------------------------------------------------------
+  snapshot(): SessionState {
+    return { subscriptions: [...this.subs.values()].map((s) => s.toStored()), inflight: this.outbox.snapshot(), awaitingRelease: [...this.qos2In] };
+  }
+
+  /** Something the session keeps changed: write it soon (persistent sessions only). */
+  markDirty(): void {
+    if (this.sessionExpiry === 0 || this.phase !== 'open' || this.checkpointTimer) return;
+    this.checkpointTimer = this.ctx.clock.setTimer(this.limits.sessionCheckpointMs, () => {
+      this.checkpointTimer = null;
+      void this.saveSession();
+    });
+  }
+
+  /** Writes the session now (before SUBACK/UNSUBACK, so an acknowledged subscription survives). */
+  async saveSession(): Promise<void> {
+    if (this.sessionExpiry === 0 || this.phase !== 'open') return;
+    try {
+      if (!(await this.ctx.store.save(this.sessionKey, this.epoch, this.snapshot()))) this.disconnect(RC.SessionTakenOver, 'session taken over elsewhere', false);
+    } catch (e) {
+      this.log(`session checkpoint failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
+  async allowed(channel: string, action: MessageAction): Promise<boolean> {
+    const key = `${action}\u0000${channel}`;
+    const hit = this.authz.get(key);
+    if (hit && this.now() - hit.at < this.limits.authorizationTtlMs) return hit.allowed;
+    const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
+    if (this.authz.size > 1000) this.authz.clear();
+    this.authz.set(key, { allowed: d?.allowed === true, at: this.now() });
+    return d?.allowed === true;
+  }
+}

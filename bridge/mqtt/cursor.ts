@@ -1,0 +1,59 @@
+import type { StoredCursor } from './session';
+
+/**
+ * How far one subscription has got in one channel (the resume point of a persistent session).
+ * Seqs of a channel are strictly increasing but a filter sees only some of them, and QoS 1/2
+ * acknowledgements may come back in any order, so the cursor is a low-water mark (`since`: all
+ * matching messages up to it are done) plus the seqs completed above it. "Done" means delivered
+ * at QoS 0, PUBACKed, PUBRECed, or discarded as the spec allows (expired, too large for the client).
+ */
+export class Cursor {
+  private sinceSeq: number | null;
+  private readonly open = new Set<number>();
+  private readonly done = new Set<number>();
+
+  /** `start`: the channel's seq when the subscription began, if the platform told us. */
+  constructor(stored?: StoredCursor, start?: number) {
+    this.sinceSeq = stored?.since ?? start ?? null;
+    for (const s of stored?.acked ?? []) this.done.add(s);
+  }
+
+  get since(): number | null {
+    return this.sinceSeq;
+  }
+
+  /** Already done: a replay after a resume skips it (no second copy of an acknowledged message). */
+  skip(seq: number): boolean {
+    return this.sinceSeq !== null && (seq <= this.sinceSeq || this.done.has(seq));
+  }
+
+  /** The channel's seq when the subscription was registered: nothing before it concerns us. */
+  begin(seq: number): void {
+    if (this.sinceSeq !== null) return;
+    this.sinceSeq = seq;
+    for (const s of this.done) if (s <= seq) this.done.delete(s);
+  }
+
+  handed(seq: number): void {
+    if (!this.skip(seq)) this.open.add(seq);
+  }
+
+  finished(seq: number): void {
+    this.open.delete(seq);
+    this.done.add(seq);
+    let low: number;
+    if (this.open.size > 0) {
+      low = Infinity;
+      for (const s of this.open) low = Math.min(low, s - 1);
+    } else {
+      low = this.sinceSeq ?? -Infinity;
+      for (const s of this.done) low = Math.max(low, s);
+    }
+    if (this.sinceSeq === null || low > this.sinceSeq) this.sinceSeq = low;
+    for (const s of this.done) if (s <= this.sinceSeq) this.done.delete(s);
+  }
+
+  toStored(): StoredCursor | null {
+    return this.sinceSeq === null ? null : { since: this.sinceSeq, acked: [...this.done].sort((a, b) => a - b) };
+  }
+}

@@ -1,0 +1,270 @@
+import type { IPublishPacket, Packet } from 'mqtt-packet';
+import type { Delivery } from '../platform/types';
+import type { Qos } from './codes';
+import type { Cursor } from './cursor';
+import type { StoredInflight } from './session';
+import { topicOf } from './topics';
+
+/** What the outbox needs from its connection. */
+export interface OutboundLink {
+  readonly version: 4 | 5;
+  /** 'too-large': discarded because of the client's Maximum Packet Size [MQTT-3.1.2-25 (5.0)]. */
+  send(packet: Packet): 'sent' | 'too-large' | 'closed';
+  /** In-flight window: min(our maxInflight, the client's Receive Maximum) [MQTT-3.3.4-9]. */
+  readonly window: number;
+  readonly maxQueued: number;
+  /** Bytes waiting in the socket; QoS 0 deliveries are dropped above `maxWriteBuffer`. */
+  readonly backlog: number;
+  readonly maxWriteBuffer: number;
+  now(): number;
+  /**
+   * The queue behind the window overflowed and has since drained: the client cannot keep up. It is
+   * disconnected (v5 0x97); a persistent session resumes from what it acknowledged.
+   */
+  slowConsumer(): void;
+  /** A cursor moved (persistent sessions checkpoint it). */
+  progress(): void;
+  log(msg: string): void;
+}
+
+interface Offer {
+  d: Delivery;
+  qos: Qos;
+  retain: boolean;
+  cursors: Cursor[];
+}
+
+interface Inflight {
+  qos: 1 | 2;
+  channel: string;
+  seq: number;
+  retained: boolean;
+  released: boolean;
+  cursors: Cursor[];
+}
+
+const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+const TEXT = /^text\/|charset=utf-8/i;
+
+/** Seconds left of a message's expiry, or undefined when it has none [MQTT-3.3.2-6]. */
+function expiryLeft(d: Delivery, now: number): number | undefined {
+  return d.messageExpiry === undefined ? undefined : d.messageExpiry - Math.floor((now - d.created) / 1000);
+}
+
+export function publishPacket(d: Delivery, qos: Qos, retain: boolean, version: 4 | 5, now: number): IPublishPacket {
+  const packet: IPublishPacket = { cmd: 'publish', topic: topicOf(d.channel, d.subtopic), payload: Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength), qos, dup: false, retain };
+  if (version === 5) {
+    const left = expiryLeft(d, now);
+    packet.properties = {
+      // The default content type is what the publisher's "no Content Type" was stored as: give it back as none.
+      ...(d.contentType !== DEFAULT_CONTENT_TYPE ? { contentType: d.contentType } : {}),
+      ...(TEXT.test(d.contentType) ? { payloadFormatIndicator: true } : {}),
+      ...(d.userProperties ? { userProperties: d.userProperties } : {}),
+      ...(left !== undefined ? { messageExpiryInterval: Math.max(1, left) } : {}),
+    };
+  }
+  return packet;
+}
+
+/**
+ * Deliveries to one client: de-duplication of overlapping subscriptions, packet ids, the in-flight
+ * window and the queue behind it, the QoS 1/2 sender state machines, and DUP redelivery of what a
+ * resumed session had in flight.
+ */
+export class Outbox {
+  private readonly batch = new Map<string, Offer>();
+  private scheduled = false;
+  private held = 0;
+  private readonly inflight = new Map<number, Inflight>();
+  private readonly queue: Offer[] = [];
+  /** From a resumed session: `channel \0 seq` → the packet id it had [MQTT-4.4.0-1]. */
+  private readonly reserved = new Map<string, StoredInflight>();
+  private nextId = 1;
+  /** QoS 0 deliveries dropped for a full socket buffer. */
+  dropped = 0;
+  /**
+   * Set when the queue overflowed: later QoS 1/2 deliveries are dropped without touching their
+   * cursors, so the cursors stop just before the first one and a resumed session gets it again.
+   */
+  private overflowed = false;
+
+  constructor(private readonly link: OutboundLink) {}
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /**
+   * One message for one subscription. Copies of a message matched by several subscriptions in the
+   * same turn are merged and sent once at the highest QoS [MQTT-3.3.4-2 (5.0), MQTT-3.3.5-1 (3.1.1)].
+   */
+  offer(d: Delivery, qos: Qos, retain: boolean, cursor: Cursor | null): void {
+    if (cursor && !d.retained && cursor.skip(d.seq)) return;
+    const key = `${d.channel}\u0000${d.seq}\u0000${d.retained ? 'r' : 'l'}`;
+    const o = this.batch.get(key);
+    if (o) {
+      o.qos = Math.max(o.qos, qos) as Qos;
+      o.retain ||= retain;
+      if (cursor) o.cursors.push(cursor);
+    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [] });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Deliveries wait while held (e.g. until the SUBACK is written). */
+  hold(): void {
+    this.held++;
+  }
+
+  release(): void {
+    this.held = Math.max(0, this.held - 1);
+    this.flush();
+  }
+
+  flush(): void {
+    if (this.held > 0) return;
+    const offers = [...this.batch.values()];
+    this.batch.clear();
+    for (const o of offers) this.dispatch(o);
+  }
+
+  private dispatch(o: Offer): void {
+    const { d } = o;
+    const left = expiryLeft(d, this.link.now());
+    // [MQTT-3.3.2-5] an expired message is not sent on.
+    if (left !== undefined && left <= 0) return this.complete(o.d, o.cursors);
+    if (o.qos === 0) {
+      if (this.link.backlog > this.link.maxWriteBuffer) this.dropped++;
+      else this.link.send(publishPacket(d, 0, o.retain, this.link.version, this.link.now()));
+      return this.complete(d, o.cursors);
+    }
+    if (this.overflowed) return;
+    if (this.queue.length >= this.link.maxQueued) {
+      this.overflowed = true;
+      this.link.log(`more than ${this.link.maxQueued} deliveries waiting; dropping the rest until the client catches up`);
+      return;
+    }
+    if (!d.retained) for (const c of o.cursors) c.handed(d.seq);
+    const again = d.retained ? undefined : this.reserved.get(`${d.channel}\u0000${d.seq}`);
+    if (again) {
+      this.reserved.delete(`${d.channel}\u0000${d.seq}`);
+      return this.transmit(o, again.packetId, true);
+    }
+    if (this.queue.length === 0 && this.inflight.size < this.link.window) return this.transmit(o, this.allocate(), false);
+    this.queue.push(o);
+  }
+
+  private transmit(o: Offer, packetId: number, dup: boolean): void {
+    const { d } = o;
+    const qos = o.qos as 1 | 2;
+    const packet = publishPacket(d, qos, o.retain, this.link.version, this.link.now());
+    packet.messageId = packetId;
+    packet.dup = dup;
+    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors });
+    if (this.link.send(packet) === 'too-large') {
+      // "behave as if it had completed sending that Application Message" [MQTT-3.1.2-25 (5.0)].
+      this.inflight.delete(packetId);
+      this.complete(d, o.cursors);
+      this.pump();
+    }
+  }
+
+  private complete(d: Delivery, cursors: Cursor[]): void {
+    if (d.retained || cursors.length === 0) return;
+    for (const c of cursors) c.finished(d.seq);
+    this.link.progress();
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.inflight.size < this.link.window) {
+      const o = this.queue.shift()!;
+      const left = expiryLeft(o.d, this.link.now());
+      if (left !== undefined && left <= 0) this.complete(o.d, o.cursors);
+      else this.transmit(o, this.allocate(), false);
+    }
+    if (this.overflowed && this.queue.length === 0 && this.inflight.size === 0) this.link.slowConsumer();
+  }
+
+  private allocate(): number {
+    for (let i = 0; i < 65_535; i++) {
+      const id = this.nextId;
+      this.nextId = (this.nextId % 65_535) + 1;
+      if (!this.inflight.has(id) && !(this.reserved.size > 0 && [...this.reserved.values()].some((r) => r.packetId === id))) return id;
+    }
+    throw new Error('no free packet identifier');
+  }
+
+  /** PUBACK: QoS 1 done [MQTT-4.3.2-3]. False when the id is not a QoS 1 in flight. */
+  puback(id: number): boolean {
+    const e = this.inflight.get(id);
+    if (!e || e.qos !== 1) return false;
+    this.inflight.delete(id);
+    this.finish(e);
+    this.pump();
+    return true;
+  }
+
+  /**
+   * PUBREC: the client owns the message now; answer PUBREL ('release'). A failure code ends the
+   * exchange ('done') [MQTT-4.3.3-4]; 'unknown' when the id is not a QoS 2 in flight.
+   */
+  pubrec(id: number, reasonCode: number): 'release' | 'done' | 'unknown' {
+    const e = this.inflight.get(id);
+    if (!e || e.qos !== 2) return 'unknown';
+    if (reasonCode >= 0x80) {
+      this.inflight.delete(id);
+      if (!e.released) this.finish(e);
+      this.pump();
+      return 'done';
+    }
+    if (!e.released) {
+      e.released = true;
+      this.finish(e);
+    }
+    return 'release';
+  }
+
+  /** PUBCOMP: QoS 2 done; the id is free [MQTT-4.3.3-5]. */
+  pubcomp(id: number): boolean {
+    const e = this.inflight.get(id);
+    if (!e || e.qos !== 2 || !e.released) return false;
+    this.inflight.delete(id);
+    this.pump();
+    return true;
+  }
+
+  private finish(e: Inflight): void {
+    if (e.retained || e.cursors.length === 0) return;
+    for (const c of e.cursors) c.finished(e.seq);
+    this.link.progress();
+  }
+
+  /** A resumed session's in-flight deliveries: PUBRELs are resent now, PUBLISHes when the replay brings them. */
+  restore(list: StoredInflight[]): void {
+    for (const r of list) {
+      if (r.released) {
+        this.inflight.set(r.packetId, { qos: 2, channel: r.channel, seq: r.seq, retained: false, released: true, cursors: [] });
+        this.link.send(this.link.version === 5 ? { cmd: 'pubrel', messageId: r.packetId, reasonCode: 0 } : { cmd: 'pubrel', messageId: r.packetId });
+      } else this.reserved.set(`${r.channel}\u0000${r.seq}`, r);
+    }
+  }
+
+  /** After the replay: in-flight deliveries the channel no longer has are given up (logged). */
+  dropUnreplayed(): void {
+    if (this.reserved.size === 0) return;
+    this.link.log(`${this.reserved.size} unacknowledged deliveries are no longer kept by their channels; not redelivered`);
+    this.reserved.clear();
+  }
+
+  /** What a persistent session keeps of the in-flight state (retained replays cannot be fetched again). */
+  snapshot(): StoredInflight[] {
+    const out: StoredInflight[] = [...this.reserved.values()];
+    for (const [packetId, e] of this.inflight) if (!e.retained) out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released });
+    return out;
+  }
+}

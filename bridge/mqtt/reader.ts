@@ -1,0 +1,103 @@
+import type { Duplex } from 'node:stream';
+import mqtt, { type Packet } from 'mqtt-packet';
+import type { MqttLimits } from './limits';
+
+/** Remaining Length → whole packet size (fixed header included), as Maximum Packet Size counts it. */
+export const packetSize = (remaining: number): number => remaining + 1 + (remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4);
+
+export interface ReaderEvents {
+  /** One packet; the next is not handed over before the returned promise settles (arrival order). */
+  handle(packet: Packet): Promise<void> | void;
+  /** Anything arrived (keep alive). */
+  seen(): void;
+  malformed(message: string): void;
+  /** `v5Connect`: the oversized packet is an MQTT 5 CONNECT (it can be told CONNACK 0x95). */
+  tooLarge(size: number, v5Connect: boolean): void;
+  /** A handler threw. */
+  failed(e: unknown, packet: Packet): void;
+}
+
+/**
+ * Bytes → packets → handlers, one at a time. Oversized packets are refused from their fixed
+ * header, before the body is buffered; a client that floods faster than its packets are handled
+ * is paused (TCP back-pressure) until the backlog halves.
+ */
+export class PacketReader {
+  private readonly parser = mqtt.parser();
+  private work: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private paused = false;
+  private stopped = false;
+  /** The first bytes, to find the protocol level of a CONNECT too large to parse. */
+  private head: Buffer | null = Buffer.alloc(0);
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly limits: Pick<MqttLimits, 'maxPacketSize' | 'maxPendingPackets'>,
+    private readonly events: ReaderEvents,
+  ) {
+    this.parser.on('packet', (p: Packet) => this.packet(p));
+    this.parser.on('error', (e: Error) => this.fail(() => events.malformed(e.message)));
+    stream.on('data', (chunk: Buffer) => this.push(chunk));
+  }
+
+  /** Settles once every packet received so far has been handled. */
+  idle(): Promise<void> {
+    return this.work;
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private fail(report: () => void): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    report();
+  }
+
+  private push(chunk: Buffer): void {
+    if (this.stopped || chunk.length === 0) return;
+    // [MQTT-3.1.0-1] the first packet must be CONNECT: no need to wait for the rest of anything else.
+    if (this.head?.length === 0 && chunk[0]! >> 4 !== 1) return this.fail(() => this.events.malformed('the first packet is not CONNECT [MQTT-3.1.0-1]'));
+    if (this.head && this.head.length < 16) this.head = Buffer.concat([this.head, chunk]).subarray(0, 16);
+    try {
+      this.parser.parse(chunk);
+    } catch (e) {
+      return this.fail(() => this.events.malformed(e instanceof Error ? e.message : String(e)));
+    }
+    const declared = (this.parser as unknown as { packet?: { length?: number } }).packet?.length ?? -1;
+    if (declared >= 0) this.checkSize(declared);
+  }
+
+  private checkSize(remaining: number): boolean {
+    const size = packetSize(remaining);
+    if (size <= this.limits.maxPacketSize) return true;
+    // A CONNECT's protocol level follows its 1–4 byte length and "\0\4MQTT".
+    const h = this.head;
+    let i = 1;
+    while (h && i < 5 && (h[i] ?? 0) & 0x80) i++;
+    const v5Connect = !!h && h[0] === 0x10 && h[i + 7] === 5;
+    this.fail(() => this.events.tooLarge(size, v5Connect));
+    return false;
+  }
+
+  private packet(packet: Packet): void {
+    if (this.stopped || (packet.length !== undefined && !this.checkSize(packet.length))) return;
+    this.head = null;
+    this.events.seen();
+    if (++this.pending > this.limits.maxPendingPackets && !this.paused) {
+      this.paused = true;
+      this.stream.pause();
+    }
+    this.work = this.work
+      .then(() => (this.stopped ? undefined : this.events.handle(packet)))
+      .catch((e: unknown) => this.events.failed(e, packet))
+      .finally(() => {
+        if (--this.pending <= this.limits.maxPendingPackets / 2 && this.paused && !this.stopped) {
+          this.paused = false;
+          this.stream.resume();
+        }
+      });
+  }
+}

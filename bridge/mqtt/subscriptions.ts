@@ -1,0 +1,151 @@
+import type { Subscription } from '../platform/types';
+import { RC, type Qos } from './codes';
+import type { ActiveSub, Connection } from './connection';
+import { Cursor } from './cursor';
+import type { SessionState, StoredCursor } from './session';
+import type { ShareMember } from './shares';
+import { parseTopicFilter, type TopicFilter } from './topics';
+
+/**
+ * Turning one MQTT subscription into platform subscriptions: authorize → subscribe per channel →
+ * deliver through the outbox. Used by SUBSCRIBE and by a resumed session.
+ */
+
+/** A platform may say where the channel was when the subscription began (resume cursor start). */
+type SubscriptionWithSeq = Subscription & { readonly seq?: number };
+
+export interface SubOptions {
+  qos: Qos;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+}
+
+export type Activation =
+  /** SUBSCRIBE: retained messages per Retain Handling; `replacing` hands over its cursors [MQTT-3.8.4-3]. */
+  | { kind: 'subscribe'; sendRetained: boolean; replacing?: ActiveSub }
+  /** Session resume: replay after the stored cursors; no retained replay (the subscription is not new). */
+  | { kind: 'resume'; cursors: Record<string, StoredCursor> };
+
+const shareGroupKey = (topicFilter: string, f: TopicFilter): string => `${f.share}\u0000${topicFilter.slice(`$share/${f.share}/`.length)}`;
+
+export function createSub(conn: Connection, topicFilter: string, parsed: TopicFilter, o: SubOptions): ActiveSub {
+  const handles = new Map<string, Subscription>();
+  const cursors = new Map<string, Cursor>();
+  const sub: ActiveSub = {
+    topicFilter,
+    parsed,
+    qos: o.qos,
+    noLocal: o.noLocal,
+    retainAsPublished: o.retainAsPublished,
+    retainHandling: o.retainHandling,
+    handles,
+    cursors,
+    channels: new Set(),
+    close(keep) {
+      for (const h of handles.values()) h.close();
+      handles.clear();
+      if (parsed.share !== undefined) conn.ctx.shares.leave(shareGroupKey(topicFilter, parsed), `${conn.id}\u0000${topicFilter}`, keep);
+    },
+    toStored() {
+      const stored: Record<string, StoredCursor> = {};
+      for (const [channel, c] of cursors) {
+        const s = c.toStored();
+        if (s) stored[channel] = s;
+      }
+      return { topicFilter, qos: sub.qos, noLocal: o.noLocal, retainAsPublished: o.retainAsPublished, retainHandling: o.retainHandling, cursors: stored };
+    },
+  };
+  return sub;
+}
+
+/** Channels the filter covers for this client, or a refusal code. `+`: a snapshot of `channelsFor`. */
+async function channelsOf(conn: Connection, f: TopicFilter): Promise<string[] | number> {
+  if (f.channel === '+') {
+    const all = await conn.ctx.platform.channelsFor(conn.principal!, 'messages:subscribe');
+    return all.length > conn.limits.maxChannelsPerFilter ? RC.QuotaExceeded : all;
+  }
+  const [d] = await conn.ctx.platform.authorize(conn.principal!, [{ channel: f.channel, action: 'messages:subscribe' }]);
+  return d?.allowed ? [f.channel] : RC.NotAuthorized;
+}
+
+/**
+ * Subscribes `sub` on every channel it covers. Returns the granted QoS, or a reason code ≥ 0x80.
+ * Throws (PlatformError) when the platform fails; whatever was opened is closed again.
+ */
+export async function activate(conn: Connection, sub: ActiveSub, how: Activation): Promise<number> {
+  const { platform, shares } = conn.ctx;
+  const f = sub.parsed;
+  const channels = await channelsOf(conn, f);
+  if (typeof channels === 'number') return channels;
+  try {
+    if (f.share !== undefined) {
+      const member: ShareMember = {
+        key: `${conn.id}\u0000${sub.topicFilter}`,
+        qos: sub.qos,
+        offer: (d, qos) => conn.outbox.offer(d, qos, false, null),
+        get closed() {
+          return conn.phase === 'closed';
+        },
+      };
+      for (const channel of channels) {
+        if (conn.phase === 'closed') break;
+        await shares.join(shareGroupKey(sub.topicFilter, f), channel, f.filter, member);
+        sub.channels.add(channel);
+      }
+      return sub.qos;
+    }
+    for (const channel of channels) {
+      if (conn.phase === 'closed') break;
+      // A re-SUBSCRIBE keeps the channel's cursor object: what the old one has in flight stays counted.
+      const cursor = how.kind === 'resume' ? new Cursor(how.cursors[channel]) : (how.replacing?.cursors.get(channel) ?? new Cursor());
+      sub.cursors.set(channel, cursor);
+      // Retained messages on resume come only with a gap notice: the current values the client missed.
+      const retainedOk = how.kind === 'resume' ? cursor.since !== null : how.sendRetained;
+      const since = how.kind === 'resume' && cursor.since !== null ? cursor.since : undefined;
+      const handle: SubscriptionWithSeq = await platform.subscribe(
+        { channel, filter: f.filter, ...(since !== undefined ? { since } : {}), ...(sub.noLocal ? { noLocal: conn.principal!.id } : {}) },
+        (d) => {
+          if (d.retained && !retainedOk) return;
+          // RETAIN is 1 only on retained replays [MQTT-3.3.1-9 (3.1.1), MQTT-3.3.1-12 (5.0)]; Retain As
+          // Published would need the publisher's flag, which deliveries do not carry (docs/mqtt.md).
+          conn.outbox.offer(d, sub.qos, d.retained, cursor);
+        },
+      );
+      sub.handles.set(channel, handle);
+      sub.channels.add(channel);
+      if (handle.seq !== undefined) cursor.begin(handle.seq);
+    }
+    return sub.qos;
+  } catch (e) {
+    sub.close(how.kind === 'subscribe' && how.replacing ? new Set(channels) : undefined);
+    throw e;
+  }
+}
+
+/** After CONNACK with Session Present: PUBRELs again, subscriptions replayed from their cursors, DUPs [MQTT-4.4.0-1]. */
+export async function resumeSession(conn: Connection, state: SessionState): Promise<void> {
+  for (const id of state.awaitingRelease) conn.qos2In.add(id);
+  conn.outbox.hold();
+  try {
+    conn.outbox.restore(state.inflight);
+    for (const s of state.subscriptions) {
+      let sub: ActiveSub | null = null;
+      let rc: number;
+      try {
+        sub = createSub(conn, s.topicFilter, parseTopicFilter(s.topicFilter), s);
+        rc = await activate(conn, sub, { kind: 'resume', cursors: s.cursors });
+      } catch (e) {
+        rc = RC.UnspecifiedError;
+        conn.log(`subscription ${s.topicFilter} not resumed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (conn.phase === 'closed') return sub?.close();
+      if (sub && rc < 0x80) conn.subs.set(s.topicFilter, sub);
+      else conn.log(`subscription ${s.topicFilter} dropped on resume (reason 0x${rc.toString(16)})`);
+    }
+  } finally {
+    conn.outbox.release();
+  }
+  conn.outbox.dropUnreplayed();
+  conn.markDirty();
+}

@@ -1,0 +1,197 @@
+import mqtt from 'mqtt-packet';
+import { describe, expect, it } from 'vitest';
+import { setup, VERSIONS, type Version } from './harness';
+
+const code = (v: Version, ack: { reasonCode?: number; returnCode?: number }) => (v === 5 ? ack.reasonCode : ack.returnCode);
+
+describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
+  it.each([
+    ['a wrong key', { password: Buffer.from('nope') }, 4, 0x86],
+    ['a key of another device', { username: 'dev-2', password: Buffer.from('key-1') }, 4, 0x86],
+    ['no password', { password: undefined }, 4, 0x86],
+    ['a disabled account (403)', { password: Buffer.from('forbidden') }, 5, 0x87],
+  ])('refuses %s with the right CONNACK code, then closes', async (_what, opts, v4, v5) => {
+    const t = setup();
+    const c = t.client(v);
+    expect(code(v, await c.connect(opts))).toBe(v === 5 ? v5 : v4);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('answers "server unavailable" when the platform cannot be reached', async () => {
+    const t = setup();
+    t.platform.down = true;
+    const c = t.client(v);
+    expect(code(v, await c.connect())).toBe(v === 5 ? 0x88 : 3);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('assigns a client id to an empty one with a clean session, refuses it without [MQTT-3.1.3-8]', async () => {
+    const t = setup();
+    const ok = await t.client(v).connect({ clientId: '' });
+    expect(code(v, ok)).toBe(0);
+    if (v === 5) expect(ok.properties?.assignedClientIdentifier).toMatch(/^auto-/);
+    const c = t.client(v);
+    // mqtt-packet will not generate this: clear Clean Session (bit 1 of the flags, byte 9) by hand.
+    const bytes = mqtt.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: '', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') });
+    bytes[9] = bytes[9]! & ~0x02;
+    c.raw(bytes);
+    expect(code(v, await c.next('connack'))).toBe(v === 5 ? 0x85 : 2);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('closes a connection whose first packet is not CONNECT, unanswered [MQTT-3.1.0-1]', async () => {
+    const t = setup();
+    const c = t.client(v);
+    c.send({ cmd: 'pingreq' });
+    expect(await c.closedYet()).toBe(true);
+    expect(c.received).toEqual([]);
+  });
+
+  it('treats a second CONNECT as a protocol violation [MQTT-3.1.0-2]', async () => {
+    const t = setup();
+    const c = await t.connected(v);
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: 'again', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') });
+    if (v === 5) expect((await c.next('disconnect')).reasonCode).toBe(0x82);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('closes a connection that sends no CONNECT in time', async () => {
+    const t = setup({ connectTimeoutMs: 5000 });
+    const c = t.client(v);
+    await t.clock.advance(4999);
+    expect(c.closed).toBe(false);
+    await t.clock.advance(1);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('answers a CONNECT the platform takes too long to authenticate with 0x88 / 0x03', async () => {
+    const t = setup({ connectTimeoutMs: 5000 });
+    t.platform.authenticate = () => new Promise(() => undefined);
+    const c = t.client(v);
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: 'slow', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') });
+    await t.clock.advance(5000);
+    expect(code(v, await c.next('connack'))).toBe(v === 5 ? 0x88 : 3);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('enforces keep alive at 1.5× and then publishes the will [MQTT-3.1.2-24]', async () => {
+    const t = setup();
+    const c = await t.connected(v, { keepalive: 10, will: { topic: 'channels/ch-1/messages/status', payload: Buffer.from('offline'), qos: 1, retain: true } });
+    await t.clock.advance(9000);
+    c.send({ cmd: 'pingreq' });
+    await c.next('pingresp');
+    await t.clock.advance(14_999);
+    expect(c.closed).toBe(false);
+    await t.clock.advance(1);
+    if (v === 5) expect((await c.next('disconnect')).reasonCode).toBe(0x8d);
+    expect(await c.closedYet()).toBe(true);
+    expect(t.platform.published.map((p) => [p.subtopic, new TextDecoder().decode(p.payload), p.retain])).toEqual([['status', 'offline', true]]);
+  });
+
+  it('does not publish the will after DISCONNECT [MQTT-3.14.4-3]', async () => {
+    const t = setup();
+    const c = await t.connected(v, { will: { topic: 'channels/ch-1/messages/status', payload: Buffer.from('offline'), qos: 0, retain: false } });
+    c.send({ cmd: 'disconnect' });
+    expect(await c.closedYet()).toBe(true);
+    await t.clock.advance(1000);
+    expect(t.platform.published).toEqual([]);
+  });
+
+  it('refuses a will the device may not publish, or with a bad topic', async () => {
+    const t = setup();
+    const denied = await t.client(v).connect({ will: { topic: 'channels/ch-ro/messages/x', payload: Buffer.from('x'), qos: 0, retain: false } });
+    expect(code(v, denied)).toBe(v === 5 ? 0x87 : 5);
+    const bad = await t.client(v).connect({ will: { topic: 'status/x', payload: Buffer.from('x'), qos: 0, retain: false } });
+    expect(code(v, bad)).toBe(v === 5 ? 0x90 : 5);
+  });
+
+  it('limits connections per device (v5 0x97, 3.1.1 0x03)', async () => {
+    const t = setup({ maxConnectionsPerDevice: 2 });
+    await t.connected(v, { clientId: 'a' });
+    await t.connected(v, { clientId: 'b' });
+    expect(code(v, await t.client(v).connect({ clientId: 'c' }))).toBe(v === 5 ? 0x97 : 3);
+    // Reconnecting with a client id already connected takes that connection over: not one more.
+    expect(code(v, await t.client(v).connect({ clientId: 'a' }))).toBe(0);
+  });
+
+  it('takes over a session: the first connection is closed (v5 DISCONNECT 0x8E) [MQTT-3.1.4-3]', async () => {
+    const t = setup();
+    const first = await t.connected(v, { clientId: 'same' });
+    const second = await t.connected(v, { clientId: 'same' });
+    if (v === 5) expect((await first.next('disconnect')).reasonCode).toBe(0x8e);
+    expect(await first.closedYet()).toBe(true);
+    second.send({ cmd: 'pingreq' });
+    await second.next('pingresp');
+  });
+
+  it('keeps sessions of different devices apart even with the same client id', async () => {
+    const t = setup();
+    const a = await t.connected(v, { clientId: 'same' });
+    await t.connected(v, { clientId: 'same', username: 'dev-2', password: Buffer.from('key-2') });
+    a.send({ cmd: 'pingreq' });
+    await a.next('pingresp');
+  });
+
+  it('reports presence on the first connection of a device and when its last one goes', async () => {
+    const t = setup();
+    const a = await t.connected(v, { clientId: 'a' });
+    const b = await t.connected(v, { clientId: 'b' });
+    a.drop();
+    await a.closedYet();
+    expect(t.platform.presenceLog.filter(([, on]) => !on)).toEqual([]);
+    b.send({ cmd: 'disconnect' });
+    await b.closedYet();
+    await t.clock.advance(0);
+    expect(t.platform.presenceLog).toEqual([['dev-1', true], ['dev-1', true], ['dev-1', false]]);
+  });
+});
+
+describe('CONNECT details', () => {
+  it('refuses protocol level 3 (MQIsdp) with 0x01, then closes [MQTT-3.1.2-2]', async () => {
+    const t = setup();
+    const c = t.client(4);
+    c.raw(mqtt.generate({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: true, clientId: 'old', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') }));
+    expect((await c.next('connack')).returnCode).toBe(1);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('refuses an unknown protocol level with 0x01', async () => {
+    const t = setup();
+    const c = t.client(4);
+    c.raw(Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x06, 0x02, 0x00, 0x00, 0x00, 0x00]));
+    expect((await c.next('connack')).returnCode).toBe(1);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('v5 CONNACK advertises our limits, and Server Keep Alive when the client asks for none or too much', async () => {
+    const t = setup({ maxKeepalive: 600 });
+    const ack = await t.client(5).connect({ keepalive: 0 });
+    expect(ack.properties).toMatchObject({ serverKeepAlive: 600, receiveMaximum: 64, maximumPacketSize: 256 * 1024 + 16 * 1024, topicAliasMaximum: 64, retainAvailable: true, sharedSubscriptionAvailable: true, wildcardSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false });
+    expect((await t.client(5).connect({ keepalive: 60 })).properties?.serverKeepAlive).toBeUndefined();
+    expect((await t.client(5).connect({ keepalive: 6000 })).properties?.serverKeepAlive).toBe(600);
+  });
+
+  it('v5: refuses enhanced authentication (0x8C) and caps Session Expiry (told in CONNACK)', async () => {
+    const t = setup({ maxSessionExpiry: 100 });
+    expect((await t.client(5).connect({ properties: { authenticationMethod: 'SCRAM-SHA-1' } })).reasonCode).toBe(0x8c);
+    expect((await t.client(5).connect({ properties: { sessionExpiryInterval: 5000 } })).properties?.sessionExpiryInterval).toBe(100);
+  });
+
+  it('v5: a CONNECT larger than the maximum packet size gets CONNACK 0x95; 3.1.1 is closed', async () => {
+    const t = setup({ maxPacketSize: 200 });
+    const c5 = t.client(5);
+    expect((await c5.connect({ clientId: 'x'.repeat(300) })).reasonCode).toBe(0x95);
+    expect(await c5.closedYet()).toBe(true);
+    const c4 = t.client(4);
+    c4.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'x'.repeat(300), keepalive: 0 });
+    expect(await c4.closedYet()).toBe(true);
+    expect(c4.received).toEqual([]);
+  });
+
+  it('v5: AUTH without an authentication method is a protocol error', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    c.send({ cmd: 'auth', reasonCode: 0x18 });
+    expect((await c.next('disconnect')).reasonCode).toBe(0x82);
+  });
+});

@@ -1,0 +1,27 @@
+import { Duplex } from 'node:stream';
+
+/** Two in-memory streams wired back to back: what one writes, the other reads; ending one ends the other's input. */
+export function duplexPair(): [Duplex, Duplex] {
+  const sides: Duplex[] = [];
+  const make = (peer: () => Duplex) =>
+    new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        const p = peer();
+        if (!p.destroyed && !p.readableEnded) p.push(chunk);
+        done();
+      },
+      final(done) {
+        const p = peer();
+        if (!p.destroyed) p.push(null);
+        done();
+      },
+      destroy(err, done) {
+        const p = peer();
+        if (!p.destroyed && !p.readableEnded) p.push(null);
+        done(err);
+      },
+    });
+  sides.push(make(() => sides[1]!), make(() => sides[0]!));
+  return [sides[0]!, sides[1]!];
+}

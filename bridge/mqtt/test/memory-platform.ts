@@ -1,0 +1,149 @@
+/**
+ * An in-memory `Platform` for the MQTT unit tests: devices with keys, channels with publish /
+ * subscribe connections, per-channel seq, retained messages per subtopic, a recent window replayed
+ * after `since`, No Local, synchronous fan-out, and knobs to defer, refuse or fail. A test double
+ * only: the real platform (workers + channel actors) is tested end to end elsewhere.
+ */
+import type { Principal } from '../../../shared/principal';
+import { matchSubtopic } from '../../../shared/topics';
+import {
+  PlatformError, type Decision, type Delivery, type MessageAction, type Platform, type PublishOutcome, type PublishRequest, type SubscribeRequest, type Subscription,
+} from '../../platform/types';
+
+interface Sub {
+  filter: string;
+  noLocal?: string;
+  onMessage: (d: Delivery) => void;
+}
+
+interface Channel {
+  publishers: Set<string>;
+  subscribers: Set<string>;
+  seq: number;
+  retained: Map<string, Delivery>;
+  recent: Delivery[];
+  subs: Set<Sub>;
+}
+
+export class MemoryPlatform implements Platform {
+  readonly keys = new Map<string, Principal>();
+  readonly channels = new Map<string, Channel>();
+  readonly published: PublishRequest[] = [];
+  readonly presenceLog: [string, boolean][] = [];
+  authorizeCalls = 0;
+  subscribeCalls = 0;
+  /** Messages kept per channel for replay after `since`. */
+  recentWindow = 100;
+  /** Every call fails as if the workers were unreachable (authenticate/authorize/subscribe throw 503; publish answers 503). */
+  down = false;
+  /** When set, every publish answers this instead of storing. */
+  refuse: PublishOutcome | undefined;
+  /** When true, publishes wait until `releasePublishes()`. */
+  defer = false;
+  private readonly deferred: (() => void)[] = [];
+
+  constructor(private readonly clock: { now(): number }) {}
+
+  addDevice(id: string, key: string, orgId = 'org-1'): this {
+    this.keys.set(key, { kind: 'device', id, orgId });
+    return this;
+  }
+
+  addChannel(id: string, connections: { publish?: string[]; subscribe?: string[] } = {}): this {
+    this.channels.set(id, { publishers: new Set(connections.publish), subscribers: new Set(connections.subscribe), seq: 0, retained: new Map(), recent: [], subs: new Set() });
+    return this;
+  }
+
+  /** Lets `n` deferred publishes (default all) go on, in order. */
+  releasePublishes(n = Infinity): void {
+    for (let i = 0; i < n && this.deferred.length > 0; i++) this.deferred.shift()!();
+  }
+
+  /** Lets the `i`-th waiting publish go on first (out-of-order storage acknowledgements). */
+  releaseAt(i: number): void {
+    this.deferred.splice(i, 1)[0]?.();
+  }
+
+  get pendingPublishes(): number {
+    return this.deferred.length;
+  }
+
+  get activeSubscriptions(): number {
+    let n = 0;
+    for (const c of this.channels.values()) n += c.subs.size;
+    return n;
+  }
+
+  private check(): void {
+    if (this.down) throw new PlatformError(503, 'platform unreachable');
+  }
+
+  async authenticate(username: string | undefined, password: string): Promise<Principal> {
+    this.check();
+    const p = this.keys.get(password);
+    if (password === 'forbidden') throw new PlatformError(403, 'account disabled');
+    if (!p || (username !== undefined && username !== p.id)) throw new PlatformError(401, 'unknown device or key');
+    return p;
+  }
+
+  async authorize(principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> {
+    this.check();
+    this.authorizeCalls++;
+    return checks.map(({ channel, action }) => {
+      const c = this.channels.get(channel);
+      if (!c) return { channel, action, allowed: false, status: 404, reason: `no channel ${channel}` };
+      const allowed = (action === 'messages:publish' ? c.publishers : c.subscribers).has(principal.id);
+      return { channel, action, allowed, status: allowed ? 200 : 403 };
+    });
+  }
+
+  async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {
+    this.check();
+    return [...this.channels].filter(([, c]) => (action === 'messages:publish' ? c.publishers : c.subscribers).has(principal.id)).map(([id]) => id);
+  }
+
+  async publish(req: PublishRequest): Promise<PublishOutcome> {
+    if (this.defer) await new Promise<void>((resolve) => this.deferred.push(resolve));
+    if (this.down) return { ok: false, status: 503, code: 'unavailable', message: 'platform unreachable' };
+    if (this.refuse) return this.refuse;
+    const c = this.channels.get(req.channel);
+    if (!c) return { ok: false, status: 404, code: 'not_found', message: 'no such channel' };
+    this.published.push(req);
+    const d: Delivery = {
+      channel: req.channel, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload,
+      created: this.clock.now(), seq: ++c.seq, retained: false,
+      ...(req.userProperties ? { userProperties: req.userProperties } : {}), ...(req.messageExpiry !== undefined ? { messageExpiry: req.messageExpiry } : {}),
+    };
+    if (req.retain) {
+      if (req.payload.length === 0) c.retained.delete(req.subtopic);
+      else c.retained.set(req.subtopic, { ...d, retained: true });
+    }
+    c.recent.push(d);
+    if (c.recent.length > this.recentWindow) c.recent.shift();
+    for (const s of [...c.subs]) if (matchSubtopic(s.filter, d.subtopic) && s.noLocal !== d.publisher) s.onMessage(d);
+    return { ok: true, seq: d.seq, created: d.created };
+  }
+
+  /** Retained first (new subscriptions) or the recent window after `since` (resumes), then live. */
+  async subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription & { seq: number }> {
+    this.check();
+    this.subscribeCalls++;
+    const c = this.channels.get(req.channel);
+    if (!c) throw new PlatformError(404, 'no such channel');
+    const sub: Sub = { filter: req.filter, onMessage, ...(req.noLocal ? { noLocal: req.noLocal } : {}) };
+    const wanted = (d: Delivery) => matchSubtopic(req.filter, d.subtopic) && d.publisher !== req.noLocal;
+    const replay = req.since === undefined ? [...c.retained.values()].sort((a, b) => a.seq - b.seq) : c.recent.filter((d) => d.seq > req.since!);
+    for (const d of replay) if (wanted(d)) onMessage(d);
+    c.subs.add(sub);
+    return { seq: c.seq, close: () => void c.subs.delete(sub) };
+  }
+
+  presence(deviceId: string, online: boolean): void {
+    this.presenceLog.push([deviceId, online]);
+  }
+
+  /** A message from another protocol (HTTP, CoAP) or device. */
+  inject(channel: string, subtopic: string, payload: string, opts: Partial<PublishRequest> = {}): Promise<PublishOutcome> {
+    return this.publish({ channel, subtopic, publisher: 'http-user', protocol: 'coap', contentType: 'text/plain', payload: new TextEncoder().encode(payload), retain: false, ...opts });
+  }
+}

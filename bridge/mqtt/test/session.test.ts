@@ -1,0 +1,224 @@
+import type { IConnectPacket } from 'mqtt-packet';
+import { describe, expect, it } from 'vitest';
+import { setup, text, VERSIONS, type Version } from './harness';
+
+const T = 'channels/ch-1/messages';
+/** A session that outlives the connection: 3.1.1 Clean Session 0; v5 Clean Start 0 + Session Expiry. */
+const persistent = (v: Version, expiry = 300): Partial<IConnectPacket> => ({ clientId: 'keeper', clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: expiry } } : {}) });
+const willOn = (topic = 'status') => ({ topic: `${T}/${topic}`, payload: Buffer.from('gone'), qos: 1 as const, retain: false });
+const wills = (t: ReturnType<typeof setup>) => t.platform.published.filter((p) => p.subtopic === 'status').length;
+
+describe.each(VERSIONS)('sessions, protocol level %i', (v) => {
+  it('a clean session ends with the connection', async () => {
+    const t = setup();
+    const c = await t.connected(v, { clientId: 'k' });
+    await c.subscribe(`${T}/#`);
+    c.send({ cmd: 'disconnect' });
+    await c.closedYet();
+    const again = t.client(v);
+    expect((await again.connect({ clientId: 'k' })).sessionPresent).toBe(false);
+    await t.platform.inject('ch-1', 'a', 'x');
+    expect(await again.drain()).toEqual([]);
+  });
+
+  it('a persistent session resumes: subscriptions kept, messages published meanwhile delivered in order', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    await c.subscribe(`${T}/#`);
+    c.send({ cmd: 'disconnect' });
+    await c.closedYet();
+    for (const m of ['while 1', 'while 2']) await t.platform.inject('ch-1', 'a', m);
+    const back = t.client(v);
+    expect((await back.connect(persistent(v))).sessionPresent).toBe(true);
+    const got = (await back.drain()).filter((p) => p.cmd === 'publish');
+    expect(got.map((p) => p.cmd === 'publish' && [text(p), p.dup, p.retain])).toEqual([['while 1', false, false], ['while 2', false, false]]);
+    for (const p of got) back.send({ cmd: 'puback', messageId: p.messageId! });
+    await t.platform.inject('ch-1', 'a', 'live');
+    expect(text(await back.next('publish'))).toBe('live');
+  });
+
+  it('redelivers an unacknowledged QoS 1 message with DUP and the same packet id; acknowledged ones are not resent [MQTT-4.4.0-1]', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    await c.subscribe(`${T}/#`);
+    await t.platform.inject('ch-1', 'a', 'acked');
+    await t.platform.inject('ch-1', 'a', 'not acked');
+    const [acked, pending] = (await c.drain()).filter((p) => p.cmd === 'publish');
+    c.send({ cmd: 'puback', messageId: acked!.messageId! });
+    await t.clock.advance(0);
+    c.drop();
+    await c.closedYet();
+    const back = t.client(v);
+    expect((await back.connect(persistent(v))).sessionPresent).toBe(true);
+    const again = (await back.drain()).filter((p) => p.cmd === 'publish');
+    expect(again.map((p) => p.cmd === 'publish' && [text(p), p.dup, p.messageId])).toEqual([['not acked', true, pending!.messageId]]);
+  });
+
+  it('resends PUBREL, not the PUBLISH, for a QoS 2 delivery the client had received', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    await c.subscribe({ topic: `${T}/#`, qos: 2 });
+    await t.platform.inject('ch-1', 'a', 'exactly once');
+    const p = await c.next('publish');
+    c.send({ cmd: 'pubrec', messageId: p.messageId! });
+    await c.next('pubrel');
+    c.drop();
+    await c.closedYet();
+    const back = t.client(v);
+    await back.connect(persistent(v));
+    const got = await back.drain();
+    expect(got.map((x) => [x.cmd, x.messageId])).toEqual([['pubrel', p.messageId]]);
+    back.send({ cmd: 'pubcomp', messageId: p.messageId! });
+  });
+
+  it('remembers inbound QoS 2 ids awaiting PUBREL across a reconnect: no second copy', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    c.send({ cmd: 'publish', topic: `${T}/q2`, payload: 'once', qos: 2, messageId: 7, dup: false, retain: false });
+    await c.next('pubrec');
+    c.drop();
+    await c.closedYet();
+    const back = t.client(v);
+    await back.connect(persistent(v));
+    back.send({ cmd: 'publish', topic: `${T}/q2`, payload: 'once', qos: 2, messageId: 7, dup: true, retain: false });
+    await back.next('pubrec');
+    back.send({ cmd: 'pubrel', messageId: 7 });
+    const comp = await back.next('pubcomp');
+    if (v === 5) expect(comp.reasonCode).toBe(0);
+    expect(t.platform.published).toHaveLength(1);
+  });
+
+  it('a subscription the device may no longer use is dropped on resume', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    await c.subscribe(`${T}/#`, 'channels/ch-2/messages/#');
+    c.send({ cmd: 'disconnect' });
+    await c.closedYet();
+    t.platform.channels.get('ch-2')!.subscribers.delete('dev-1');
+    const back = t.client(v);
+    await back.connect(persistent(v));
+    await t.platform.inject('ch-2', 'a', 'not any more');
+    await t.platform.inject('ch-1', 'a', 'still');
+    expect((await back.drain()).map((p) => p.cmd === 'publish' && text(p))).toEqual(['still']);
+  });
+
+  it('takeover keeps the session for the new connection and publishes the old will', async () => {
+    const t = setup();
+    const first = await t.connected(v, { ...persistent(v), will: willOn() });
+    await first.subscribe(`${T}/a`);
+    const second = t.client(v);
+    expect((await second.connect(persistent(v))).sessionPresent).toBe(true);
+    expect(await first.closedYet()).toBe(true);
+    expect(wills(t)).toBe(1);
+    await t.platform.inject('ch-1', 'a', 'to the new one');
+    expect(text(await second.next('publish'))).toBe('to the new one');
+  });
+});
+
+describe('sessions, MQTT 5', () => {
+  it('a session expires Session Expiry Interval seconds after the disconnect; 0 (the default) ends it at once', async () => {
+    const t = setup();
+    const c = await t.connected(5, persistent(5, 60));
+    await c.subscribe(`${T}/#`);
+    c.drop();
+    await c.closedYet();
+    await t.clock.advance(59_000);
+    const soon = t.client(5);
+    expect((await soon.connect(persistent(5, 60))).sessionPresent).toBe(true);
+    soon.drop();
+    await soon.closedYet();
+    await t.clock.advance(61_000);
+    expect((await t.client(5).connect(persistent(5, 0))).sessionPresent).toBe(false);
+    expect((await t.client(5).connect(persistent(5, 60))).sessionPresent).toBe(false);
+  });
+
+  it('Clean Start discards a stored session', async () => {
+    const t = setup();
+    const c = await t.connected(5, persistent(5));
+    await c.subscribe(`${T}/#`);
+    c.send({ cmd: 'disconnect' });
+    await c.closedYet();
+    expect((await t.client(5).connect({ ...persistent(5), clean: true })).sessionPresent).toBe(false);
+  });
+
+  it('DISCONNECT may shorten the session, but not start one from 0 [MQTT-3.14.2-2]', async () => {
+    const t = setup();
+    const c = await t.connected(5, { clientId: 'zero' });
+    c.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 100 } });
+    expect((await c.next('disconnect')).reasonCode).toBe(0x82);
+    const d = await t.connected(5, persistent(5));
+    await d.subscribe(`${T}/#`);
+    d.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
+    await d.closedYet();
+    expect((await t.client(5).connect(persistent(5))).sessionPresent).toBe(false);
+  });
+
+  it('DISCONNECT 0x04 publishes the will', async () => {
+    const t = setup();
+    const c = await t.connected(5, { will: willOn() });
+    c.send({ cmd: 'disconnect', reasonCode: 0x04 });
+    await c.closedYet();
+    await t.clock.advance(0);
+    expect(wills(t)).toBe(1);
+  });
+
+  it('Will Delay Interval: the will waits, and a reconnect in time cancels it [MQTT-3.1.3-9]', async () => {
+    const t = setup();
+    const will = { ...willOn(), properties: { willDelayInterval: 10 } };
+    const c = await t.connected(5, { ...persistent(5, 60), will });
+    c.drop();
+    await c.closedYet();
+    await t.clock.advance(9000);
+    expect(wills(t)).toBe(0);
+    await t.connected(5, persistent(5, 60));
+    await t.clock.advance(20_000);
+    expect(wills(t)).toBe(0);
+
+    const d = await t.connected(5, { ...persistent(5, 60), clientId: 'other', will });
+    d.drop();
+    await d.closedYet();
+    await t.clock.advance(10_000);
+    expect(wills(t)).toBe(1);
+  });
+
+  it('the will goes when the session ends, if that is sooner: expiry 0, or a reconnect with Clean Start', async () => {
+    const t = setup();
+    const will = { ...willOn(), properties: { willDelayInterval: 30 } };
+    const c = await t.connected(5, { clientId: 'short', will });
+    c.drop();
+    await c.closedYet();
+    await t.clock.advance(0);
+    expect(wills(t)).toBe(1);
+    const d = await t.connected(5, { ...persistent(5, 600), will });
+    d.drop();
+    await d.closedYet();
+    await t.connected(5, { ...persistent(5, 600), clean: true });
+    await t.clock.advance(0);
+    expect(wills(t)).toBe(2);
+  });
+
+  it('checkpoints cursors to the session store while connected', async () => {
+    const t = setup({ sessionCheckpointMs: 500 });
+    const c = await t.connected(5, persistent(5));
+    await c.subscribe(`${T}/#`);
+    await t.platform.inject('ch-1', 'a', 'x');
+    const p = await c.next('publish');
+    c.send({ cmd: 'puback', messageId: p.messageId! });
+    await t.clock.advance(500);
+    const stored = t.sessions.peek('dev-1\u0000keeper');
+    expect(stored?.subscriptions[0]?.cursors['ch-1']).toEqual({ since: 1, acked: [] });
+  });
+
+  it('messages older than the channel keeps are not replayed (the bound of a session)', async () => {
+    const t = setup();
+    t.platform.recentWindow = 2;
+    const c = await t.connected(5, persistent(5));
+    await c.subscribe(`${T}/#`);
+    c.drop();
+    await c.closedYet();
+    for (let i = 0; i < 5; i++) await t.platform.inject('ch-1', 'a', String(i));
+    const back = t.client(5);
+    await back.connect(persistent(5));
+    expect((await back.drain()).map((p) => p.cmd === 'publish' && text(p))).toEqual(['3', '4']);
+  });
+});

@@ -1,0 +1,228 @@
+import { describe, expect, it } from 'vitest';
+import { settle } from './fake-clock';
+import { setup, text, VERSIONS } from './harness';
+
+const T = 'channels/ch-1/messages';
+const dev2 = { username: 'dev-2', password: Buffer.from('key-2') };
+
+describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
+  it('answers each filter on its own: granted QoS or a failure code, in order', async () => {
+    const t = setup({ maxQos: 1 });
+    const c = await t.connected(v);
+    const ack = await c.subscribe({ topic: `${T}/#`, qos: 2 }, { topic: 'channels/ch-3/messages', qos: 1 }, { topic: 'sensors/#', qos: 0 }, { topic: `${T}/a#`, qos: 0 }, { topic: 'channels/nope/messages', qos: 0 }, { topic: `${T}/x`, qos: 0 });
+    expect(ack.granted).toEqual(v === 5 ? [1, 0x87, 0x8f, 0x8f, 0x87, 0] : [1, 0x80, 0x80, 0x80, 0x80, 0]);
+  });
+
+  it('sends retained messages after the SUBACK with RETAIN set; live ones without', async () => {
+    const t = setup();
+    await t.platform.inject('ch-1', 'state', 'on', { retain: true });
+    const c = await t.connected(v);
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${T}/#`, qos: 1 }] });
+    const [suback, retained] = await c.drain();
+    expect(suback?.cmd).toBe('suback');
+    expect(retained).toMatchObject({ cmd: 'publish', topic: `${T}/state`, retain: true, qos: 1 });
+    await t.platform.inject('ch-1', 'state', 'off', { retain: true });
+    const live = await c.next('publish');
+    expect([text(live), live.retain]).toEqual(['off', false]);
+  });
+
+  it('`channels/+/messages/…` and `#` span every channel the device may read, as of the SUBSCRIBE', async () => {
+    const t = setup();
+    const c = await t.connected(v, dev2);
+    await c.subscribe('channels/+/messages/span/#');
+    await t.platform.inject('ch-1', 'span/a', 'one');
+    await t.platform.inject('ch-2', 'span/b', 'two');
+    await t.platform.inject('ch-ro', 'span/c', 'not mine');
+    await t.platform.inject('ch-1', 'other', 'not matching');
+    expect((await c.drain()).map((p) => (p.cmd === 'publish' ? p.topic : p.cmd))).toEqual(['channels/ch-1/messages/span/a', 'channels/ch-2/messages/span/b']);
+    // A channel connected later is not covered until the client subscribes again.
+    t.platform.channels.get('ch-ro')!.subscribers.add('dev-2');
+    await t.platform.inject('ch-ro', 'span/c', 'later');
+    expect(await c.drain()).toEqual([]);
+    await c.subscribe('#');
+    await t.platform.inject('ch-ro', 'x', 'now');
+    expect(text(await c.next('publish'))).toBe('now');
+  });
+
+  it('delivers a message matched by overlapping subscriptions once, at the highest QoS [MQTT-3.3.4-2]', async () => {
+    const t = setup();
+    const c = await t.connected(v);
+    await c.subscribe({ topic: `${T}/#`, qos: 0 }, { topic: `${T}/a/+`, qos: 2 }, { topic: 'channels/+/messages/a/b', qos: 1 });
+    await t.platform.inject('ch-1', 'a/b', 'once');
+    const got = (await c.drain()).filter((p) => p.cmd === 'publish');
+    expect(got.map((p) => [p.cmd === 'publish' && p.qos, p.cmd === 'publish' && text(p)])).toEqual([[2, 'once']]);
+  });
+
+  it('outbound QoS 1 and 2 state machines: PUBACK; PUBREC → PUBREL → PUBCOMP', async () => {
+    const t = setup();
+    const c = await t.connected(v);
+    await c.subscribe({ topic: `${T}/one`, qos: 1 }, { topic: `${T}/two`, qos: 2 });
+    await t.platform.inject('ch-1', 'one', 'q1');
+    const p1 = await c.next('publish');
+    expect([p1.qos, p1.dup]).toEqual([1, false]);
+    c.send({ cmd: 'puback', messageId: p1.messageId! });
+    await t.platform.inject('ch-1', 'two', 'q2');
+    const p2 = await c.next('publish');
+    expect(p2.qos).toBe(2);
+    c.send({ cmd: 'pubrec', messageId: p2.messageId! });
+    expect((await c.next('pubrel')).messageId).toBe(p2.messageId);
+    c.send({ cmd: 'pubcomp', messageId: p2.messageId! });
+    c.send({ cmd: 'pubrec', messageId: 4242 });
+    const unknown = await c.next('pubrel');
+    if (v === 5) expect(unknown.reasonCode).toBe(0x92);
+    expect(c.errors).toEqual([]);
+  });
+
+  it('keeps at most the in-flight window outstanding and queues the rest, in order', async () => {
+    const t = setup({ maxInflight: 2 });
+    const c = await t.connected(v);
+    await c.subscribe(`${T}/#`);
+    for (let i = 0; i < 5; i++) await t.platform.inject('ch-1', 'n', String(i));
+    const first = (await c.drain()).filter((p) => p.cmd === 'publish');
+    expect(first.map((p) => p.cmd === 'publish' && text(p))).toEqual(['0', '1']);
+    for (const p of first) c.send({ cmd: 'puback', messageId: p.messageId! });
+    await settle();
+    const next = (await c.drain()).map((p) => p.cmd === 'publish' && text(p));
+    expect(next).toEqual(['2', '3']);
+  });
+
+  it('UNSUBSCRIBE stops deliveries and closes the platform subscriptions (v5: a code per filter)', async () => {
+    const t = setup();
+    const c = await t.connected(v);
+    await c.subscribe(`${T}/#`);
+    c.send({ cmd: 'unsubscribe', messageId: 9, unsubscriptions: [`${T}/#`, `${T}/never`] });
+    const ack = await c.next('unsuback');
+    expect(ack.messageId).toBe(9);
+    if (v === 5) expect(ack.granted).toEqual([0, 0x11]);
+    expect(t.platform.activeSubscriptions).toBe(0);
+    await t.platform.inject('ch-1', 'x', 'gone');
+    expect(await c.drain()).toEqual([]);
+  });
+
+  it('limits subscriptions per client (v5 0x97, 3.1.1 0x80); re-subscribing an existing filter is no new one', async () => {
+    const t = setup({ maxSubscriptions: 2 });
+    const c = await t.connected(v);
+    expect((await c.subscribe(`${T}/a`, `${T}/b`, `${T}/c`, `${T}/a`)).granted).toEqual([1, 1, v === 5 ? 0x97 : 0x80, 1]);
+  });
+
+  it('limits the channels one wildcard filter may span', async () => {
+    const t = setup({ maxChannelsPerFilter: 2 });
+    const c = await t.connected(v);
+    expect((await c.subscribe('channels/+/messages/#', 'channels/ch-1/messages/#')).granted).toEqual([v === 5 ? 0x97 : 0x80, 1]);
+  });
+
+  it('a re-SUBSCRIBE replaces the subscription (new QoS) and resends retained messages [MQTT-3.8.4-3]', async () => {
+    const t = setup();
+    await t.platform.inject('ch-1', 'r', 'kept', { retain: true });
+    const c = await t.connected(v);
+    await c.subscribe({ topic: `${T}/r`, qos: 0 });
+    expect((await c.next('publish')).qos).toBe(0);
+    await c.subscribe({ topic: `${T}/r`, qos: 1 });
+    expect((await c.next('publish')).qos).toBe(1);
+    expect(t.platform.activeSubscriptions).toBe(1);
+  });
+
+  it('shared subscriptions deliver each message to one member, round-robin; no retained', async () => {
+    const t = setup();
+    await t.platform.inject('ch-1', 'job', 'retained', { retain: true });
+    const members = [await t.connected(v), await t.connected(v, dev2), await t.connected(v)];
+    for (const m of members) expect((await m.subscribe(`$share/workers/${T}/job`)).granted).toEqual([1]);
+    expect(t.platform.activeSubscriptions).toBe(1);
+    for (let i = 0; i < 6; i++) await t.platform.inject('ch-1', 'job', `job ${i}`);
+    const got = await Promise.all(members.map(async (m) => (await m.drain()).map((p) => p.cmd === 'publish' && text(p))));
+    expect(got).toEqual([['job 0', 'job 3'], ['job 1', 'job 4'], ['job 2', 'job 5']]);
+    members[1]!.drop();
+    await members[1]!.closedYet();
+    for (let i = 6; i < 8; i++) await t.platform.inject('ch-1', 'job', `job ${i}`);
+    expect([...(await members[0]!.drain()), ...(await members[2]!.drain())]).toHaveLength(2);
+  });
+});
+
+describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
+  it('Retain Handling: 0 always, 1 only for a new subscription, 2 never', async () => {
+    const t = setup();
+    await t.platform.inject('ch-1', 'r', 'kept', { retain: true });
+    const c = await t.connected(5);
+    await c.subscribe({ topic: `${T}/r`, qos: 1, rh: 1 });
+    await c.next('publish');
+    await c.subscribe({ topic: `${T}/r`, qos: 1, rh: 1 });
+    await c.subscribe({ topic: `${T}/#`, qos: 1, rh: 2 });
+    expect(await c.drain()).toEqual([]);
+    await c.subscribe({ topic: `${T}/r`, qos: 1, rh: 0 });
+    expect((await c.next('publish')).retain).toBe(true);
+  });
+
+  it('No Local: the client does not get its own messages back', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    await c.subscribe({ topic: `${T}/#`, qos: 1, nl: true });
+    c.publish(`${T}/mine`, 'mine', 1);
+    await c.next('puback');
+    await t.platform.inject('ch-1', 'theirs', 'theirs');
+    const got = (await c.drain()).filter((p) => p.cmd === 'publish');
+    expect(got.map((p) => p.cmd === 'publish' && text(p))).toEqual(['theirs']);
+  });
+
+  it('No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `$share/g/${T}/#`, qos: 1, nl: true }] });
+    expect((await c.next('disconnect')).reasonCode).toBe(0x82);
+  });
+
+  it('honours the client Receive Maximum and Maximum Packet Size', async () => {
+    const t = setup();
+    const c = await t.connected(5, { properties: { receiveMaximum: 1, maximumPacketSize: 200 } });
+    await c.subscribe(`${T}/#`);
+    await t.platform.inject('ch-1', 'big', 'x'.repeat(500));
+    await t.platform.inject('ch-1', 'a', 'small 1');
+    await t.platform.inject('ch-1', 'a', 'small 2');
+    const first = await c.drain();
+    // The big one is discarded as if delivered [MQTT-3.1.2-25]; then one in flight at a time.
+    expect(first.map((p) => p.cmd === 'publish' && text(p))).toEqual(['small 1']);
+    c.send({ cmd: 'puback', messageId: first[0]!.messageId! });
+    expect(text(await c.next('publish'))).toBe('small 2');
+  });
+
+  it('content type, payload format, user properties and the remaining message expiry go to subscribers', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    await c.subscribe(`${T}/#`);
+    await t.platform.inject('ch-1', 'a', '{"t":1}', { contentType: 'application/json', userProperties: { site: 'lab' }, messageExpiry: 60 });
+    await t.platform.inject('ch-1', 'b', 'raw', { contentType: 'application/octet-stream' });
+    await t.platform.inject('ch-1', 'c', 'hi', { contentType: 'text/plain; charset=utf-8' });
+    const [a, b, p] = (await c.drain()).filter((x) => x.cmd === 'publish');
+    expect(a?.cmd === 'publish' && a.properties).toEqual({ contentType: 'application/json', userProperties: { site: 'lab' }, messageExpiryInterval: 60 });
+    expect(b?.cmd === 'publish' && b.properties).toBeUndefined();
+    expect(p?.cmd === 'publish' && p.properties).toEqual({ contentType: 'text/plain; charset=utf-8', payloadFormatIndicator: true });
+  });
+
+  it('an expired message waiting for the window is not sent [MQTT-3.3.2-5]', async () => {
+    const t = setup();
+    const c = await t.connected(5, { properties: { receiveMaximum: 1 } });
+    await c.subscribe(`${T}/#`);
+    await t.platform.inject('ch-1', 'a', 'first');
+    await t.platform.inject('ch-1', 'a', 'short-lived', { messageExpiry: 5 });
+    await t.platform.inject('ch-1', 'a', 'last');
+    const [first] = await c.drain();
+    await t.clock.advance(6000);
+    c.send({ cmd: 'puback', messageId: first!.messageId! });
+    expect(text(await c.next('publish'))).toBe('last');
+  });
+
+  it('a client that lets too much queue up is disconnected with 0x97 once it has caught up', async () => {
+    const t = setup({ maxInflight: 2, maxQueued: 3 });
+    const c = await t.connected(5);
+    await c.subscribe(`${T}/#`);
+    for (let i = 0; i < 8; i++) await t.platform.inject('ch-1', 'n', String(i));
+    for (let round = 0; round < 3; round++) for (const p of await c.drain()) if (p.cmd === 'publish') c.send({ cmd: 'puback', messageId: p.messageId! });
+    expect((await c.next('disconnect')).reasonCode).toBe(0x97);
+  });
+
+  it('refuses Subscription Identifiers (not offered) with 0xA1', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    c.send({ cmd: 'subscribe', messageId: 3, properties: { subscriptionIdentifier: 7 }, subscriptions: [{ topic: `${T}/#`, qos: 1 }] });
+    expect((await c.next('suback')).granted).toEqual([0xa1]);
+  });
+});

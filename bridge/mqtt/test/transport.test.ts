@@ -1,0 +1,117 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { setup } from './harness';
+
+/** The listeners with a stock client (MQTT.js) over real sockets: TCP, WebSocket, TLS with client certificates. */
+const T = 'channels/ch-1/messages';
+const opened: MqttClient[] = [];
+let t: ReturnType<typeof setup>;
+
+async function client(url: string, opts: IClientOptions): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 3000, username: 'dev-1', password: 'key-1', ...opts });
+  opened.push(c);
+  return c;
+}
+
+/** The CONNACK code of a refused connection (0 if accepted), or the socket error's code. */
+function refusal(url: string, opts: IClientOptions): Promise<number | string | undefined> {
+  const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
+  opened.push(c);
+  return new Promise((resolve) => {
+    c.once('error', (e: Error & { code?: number | string }) => resolve(e.code));
+    c.once('connect', () => resolve(0));
+  });
+}
+
+async function roundTrip(url: string, version: 4 | 5): Promise<void> {
+  const sub = await client(url, { protocolVersion: version });
+  const got: string[] = [];
+  sub.on('message', (topic, payload) => got.push(`${topic} ${payload.toString()}`));
+  await sub.subscribeAsync(`${T}/#`, { qos: 2 });
+  const pub = await client(url, { protocolVersion: version, username: 'dev-2', password: 'key-2' });
+  for (const qos of [0, 1, 2] as const) await pub.publishAsync(`${T}/q${qos}`, `qos ${qos}`, { qos });
+  for (let i = 0; i < 100 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(got).toEqual([`${T}/q0 qos 0`, `${T}/q1 qos 1`, `${T}/q2 qos 2`]);
+}
+
+beforeAll(() => {
+  t = setup();
+});
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.endAsync(true)));
+});
+afterAll(async () => {
+  await t.server.close();
+});
+
+describe('transports', () => {
+  it.each([4, 5] as const)('TCP with MQTT.js, protocol level %i', async (v) => {
+    const { port } = await t.server.listenTcp(0);
+    await roundTrip(`mqtt://127.0.0.1:${port}`, v);
+  });
+
+  it('WebSocket on /mqtt with subprotocol mqtt; text frames close the connection', async () => {
+    const { port } = await t.server.listenWebSocket({ port: 0 });
+    await roundTrip(`ws://127.0.0.1:${port}/mqtt`, 5);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
+    await new Promise((r) => ws.once('open', r));
+    expect(ws.protocol).toBe('mqtt');
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    ws.send('not binary');
+    expect(await closed).toBe(1003);
+  });
+
+  it('server.close() ends v5 clients with DISCONNECT 0x8B and stops listening', async () => {
+    const own = setup();
+    const { port } = await own.server.listenTcp(0);
+    const c = await client(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5 });
+    const reason = new Promise<number | undefined>((r) => c.once('disconnect', (p) => r(p.reasonCode)));
+    await own.server.close();
+    expect(await reason).toBe(0x8b);
+    expect(await refusal(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4 })).toBe('ECONNREFUSED');
+  });
+});
+
+describe('TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeflux-mqtt-tls-'));
+  const file = (n: string) => join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const cert = (name: string, cn: string, ext?: string) => {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    if (ext) writeFileSync(file(`${name}.ext`), ext);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', ...(ext ? ['-extfile', `${name}.ext`] : []));
+  };
+  const read = (n: string) => readFileSync(file(n));
+  let url = '';
+
+  beforeAll(async () => {
+    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=edgeflux-test-ca');
+    cert('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    cert('dev1', 'dev-1');
+    const { port } = await t.server.listenTls({ port: 0, cert: read('server.crt'), key: read('server.key'), ca: read('ca.crt'), requestCert: true });
+    url = `mqtts://127.0.0.1:${port}`;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('accepts a device whose certificate CN is its username', async () => {
+    const c = await client(url, { protocolVersion: 5, ca: read('ca.crt'), cert: read('dev1.crt'), key: read('dev1.key') });
+    await c.publishAsync(`${T}/tls`, 'over tls', { qos: 1 });
+    expect(t.platform.published.at(-1)?.subtopic).toBe('tls');
+  });
+
+  it('refuses another device presenting that certificate (v5 0x87, 3.1.1 5)', async () => {
+    const opts = { ca: read('ca.crt'), cert: read('dev1.crt'), key: read('dev1.key'), username: 'dev-2', password: 'key-2' };
+    expect(await refusal(url, { ...opts, protocolVersion: 5 })).toBe(0x87);
+    expect(await refusal(url, { ...opts, protocolVersion: 4 })).toBe(5);
+  });
+
+  it('refuses a client without a certificate at the handshake', async () => {
+    const code = await refusal(url, { protocolVersion: 4, ca: read('ca.crt'), username: 'dev-1', password: 'key-1' });
+    expect(code).not.toBe(0);
+  });
+});

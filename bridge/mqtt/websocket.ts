@@ -1,0 +1,72 @@
+import { Duplex } from 'node:stream';
+
+/**
+ * MQTT over WebSocket (MQTT 5 §6, 3.1.1 §6): the bytes of MQTT packets in binary frames, which
+ * need not line up with packet boundaries [MQTT-6.0.0-2]; text frames close the connection
+ * [MQTT-6.0.0-1]; the subprotocol is `mqtt` [MQTT-6.0.0-3]. Written against the smallest socket
+ * interface so `ws` (Node), Bun's and Deno's WebSocket, or any other can be plugged in: the caller
+ * forwards the socket's events to the returned adapter.
+ */
+export interface WebSocketLike {
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface WebSocketAdapter {
+  /** The byte stream to give to `MqttServer.handle()`. */
+  readonly stream: Duplex;
+  /** A message arrived: binary data, or a string for a text frame. */
+  message(data: Uint8Array | ArrayBuffer | string): void;
+  /** The socket closed or failed. */
+  closed(): void;
+}
+
+/** The subprotocol to accept from a handshake's offer, or null (refuse the upgrade). */
+export function chooseMqttSubprotocol(offered: Iterable<string>): string | null {
+  for (const p of offered) if (p.trim().toLowerCase() === 'mqtt') return p.trim();
+  // MQTT 3.1 clients still offer the old name.
+  for (const p of offered) if (p.trim().toLowerCase() === 'mqttv3.1') return p.trim();
+  return null;
+}
+
+export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
+  let ended = false;
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, done) {
+      try {
+        ws.send(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        done();
+      } catch (e) {
+        done(e instanceof Error ? e : new Error(String(e)));
+      }
+    },
+    final(done) {
+      ws.close(1000);
+      done();
+    },
+    destroy(err, done) {
+      if (!ended) ws.close(err ? 1011 : 1000);
+      done(err);
+    },
+  });
+  return {
+    stream,
+    message(data) {
+      if (ended) return;
+      if (typeof data === 'string') {
+        ended = true;
+        ws.close(1003, 'MQTT needs binary frames');
+        stream.destroy();
+        return;
+      }
+      stream.push(data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    },
+    closed() {
+      if (ended) return;
+      ended = true;
+      stream.push(null);
+      stream.destroy();
+    },
+  };
+}
