@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig } from '../shared/config';
 import { createCoapServer } from './coap';
+import { createMqttServer } from './mqtt/server';
 import { createPlatform } from './platform';
 
 const log = (msg: string) => console.log(`[bridge] ${msg}`);
@@ -28,17 +29,6 @@ interface Listener {
   close: () => Promise<void>;
 }
 
-/** The MQTT front-end lives in bridge/mqtt/server.ts; until it exists the bridge serves CoAP only. */
-async function startMqtt(platform: ReturnType<typeof createPlatform>, host: string, port: number): Promise<Listener | null> {
-  const entry = resolve(import.meta.dirname, 'mqtt/server.ts');
-  if (!existsSync(entry)) return null;
-  const mod = (await import(entry)) as { createMqttServer?: (o: { platform: unknown }) => { listenTcp: (port: number, host: string) => Promise<{ port: number } | void>; close: () => Promise<void> } };
-  if (!mod.createMqttServer) return null;
-  const server = mod.createMqttServer({ platform });
-  const bound = await server.listenTcp(port, host);
-  return { name: 'MQTT', url: `mqtt://${host}:${bound?.port ?? port}`, close: () => server.close() };
-}
-
 async function main(): Promise<void> {
   const cfg = loadConfig(process.env);
   const platform = createPlatform({ workerUrl: cfg.workerUrl, bridgeSecret: bridgeSecret(cfg.bridgeSecret), log });
@@ -48,8 +38,15 @@ async function main(): Promise<void> {
   const bound = await coap.listen(cfg.coapPort, cfg.host);
   listeners.push({ name: 'CoAP', url: bound.map((b) => `coap://${b.family === 'IPv6' ? `[${b.address}]` : b.address}:${b.port}`).join(' '), close: () => coap.close() });
 
-  const mqtt = await startMqtt(platform, cfg.host, cfg.mqttPort);
-  if (mqtt) listeners.push(mqtt);
+  const mqtt = createMqttServer({ platform, log });
+  const tcp = await mqtt.listenTcp(cfg.mqttPort, cfg.host);
+  listeners.push({ name: 'MQTT', url: `mqtt://${cfg.host}:${tcp.port}`, close: () => mqtt.close() });
+  const ws = await mqtt.listenWebSocket({ port: cfg.mqttWsPort, host: cfg.host, path: '/mqtt' });
+  listeners.push({ name: 'MQTT-WS', url: `ws://${cfg.host}:${ws.port}/mqtt`, close: async () => undefined });
+  if (cfg.mqttTlsCert && cfg.mqttTlsKey) {
+    const tls = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, cert: readFileSync(cfg.mqttTlsCert), key: readFileSync(cfg.mqttTlsKey) });
+    listeners.push({ name: 'MQTT-TLS', url: `mqtts://${cfg.host}:${tls.port}`, close: async () => undefined });
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -115,6 +115,8 @@ async function main(): Promise<void> {
     ['OpenAPI', `${base}/openapi.json`],
     ['API reference', `${base}/docs`],
     ['MQTT', listeners.mqtt ?? 'not served by this bridge build'],
+    ['MQTT over WS', listeners['mqtt-ws'] ?? 'off'],
+    ['MQTT over TLS', listeners['mqtt-tls'] ?? 'off (set EDGEFLUX_MQTT_TLS_CERT and _KEY)'],
     ['CoAP', listeners.coap ?? 'not served by this bridge build'],
     ['State', resolve(root, cfg.stateDir)],
   ];

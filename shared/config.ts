@@ -9,6 +9,11 @@ export interface PlatformConfig {
   httpPort: number;
   mqttPort: number;
   mqttTlsPort: number;
+  /** MQTT over WebSocket (path /mqtt) for browsers. */
+  mqttWsPort: number;
+  /** PEM files for MQTT over TLS; the TLS listener starts only when both are set. */
+  mqttTlsCert: string | undefined;
+  mqttTlsKey: string | undefined;
   coapPort: number;
   /** Where local D1/R2/Durable Object state is persisted, so a restart keeps data. */
   stateDir: string;
@@ -36,6 +41,9 @@ export function loadConfig(vars: Vars): PlatformConfig {
     httpPort,
     mqttPort: port(vars, 'EDGEFLUX_MQTT_PORT', 1883),
     mqttTlsPort: port(vars, 'EDGEFLUX_MQTT_TLS_PORT', 8883),
+    mqttWsPort: port(vars, 'EDGEFLUX_MQTT_WS_PORT', 8083),
+    mqttTlsCert: vars.EDGEFLUX_MQTT_TLS_CERT || undefined,
+    mqttTlsKey: vars.EDGEFLUX_MQTT_TLS_KEY || undefined,
     coapPort: port(vars, 'EDGEFLUX_COAP_PORT', 5683),
     stateDir: vars.EDGEFLUX_STATE_DIR || '.edgeflux/state',
     workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${host}:${httpPort}`,

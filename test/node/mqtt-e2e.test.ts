@@ -214,4 +214,14 @@ describe('MQTT through the real platform', () => {
     const ok = await client(4);
     await ok.publishAsync(topic('after-junk'), 'fine', { qos: 1 });
   });
+
+  it('MQTT over WebSocket (/mqtt, as browsers connect) publishes and receives', async () => {
+    const c = mqtt.connect(`ws://127.0.0.1:${platform.mqttWsPort}/mqtt`, { protocolVersion: 5, username: w.deviceId, password: w.deviceKey, reconnectPeriod: 0, connectTimeout: 5000 });
+    clients.push(c);
+    await new Promise<void>((ok, fail) => (c.once('connect', () => ok()), c.once('error', fail)));
+    const got = collect(c);
+    await c.subscribeAsync(topic('ws/#'), { qos: 1 });
+    expect((await httpPublish('ws/in', 'to the browser')).status).toBe(202);
+    expect(await until(() => got[0])).toMatchObject({ topic: topic('ws/in'), payload: 'to the browser' });
+  });
 });

@@ -21,6 +21,7 @@ export interface Platform {
   url: string;
   coapPort: number;
   mqttPort: number;
+  mqttWsPort: number;
   output: () => string;
   stop: () => Promise<void>;
 }
@@ -50,6 +51,7 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
     EDGEFLUX_HTTP_PORT: env.EDGEFLUX_HTTP_PORT ?? String(await freePort()),
     EDGEFLUX_COAP_PORT: env.EDGEFLUX_COAP_PORT ?? String(await freePort()),
     EDGEFLUX_MQTT_PORT: env.EDGEFLUX_MQTT_PORT ?? String(await freePort()),
+    EDGEFLUX_MQTT_WS_PORT: env.EDGEFLUX_MQTT_WS_PORT ?? String(await freePort()),
   };
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
     cwd: root,
@@ -90,5 +92,5 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
     await stop();
     throw e;
   });
-  return { url, coapPort: Number(ports.EDGEFLUX_COAP_PORT), mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), output: () => out, stop };
+  return { url, coapPort: Number(ports.EDGEFLUX_COAP_PORT), mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), mqttWsPort: Number(ports.EDGEFLUX_MQTT_WS_PORT), output: () => out, stop };
 }
