@@ -2,40 +2,136 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
+async function setup() {
+  const u = await newUser();
+  const org = await newOrg(u.token);
+  return { u, t: u.token, org: org.id, base: `/orgs/${org.id}/channels` };
+}
+
+const meta = (filter: unknown) => `metadata=${encodeURIComponent(typeof filter === 'string' ? filter : JSON.stringify(filter))}`;
+const names = (r: { body: { items: { name: string }[] } }) => r.body.items.map((c) => c.name);
+
 describe('channels', () => {
-  it('creates, bulk-creates, lists with filters, gets, updates', async () => {
-    const u = await newUser();
-    const org = await newOrg(u.token);
-    const base = `/orgs/${org.id}/channels`;
-    const one = await api('POST', base, { token: u.token, body: { name: 'telemetry', metadata: { kind: 'senml' } } });
+  it('creates and gets a channel', async () => {
+    const { t, base } = await setup();
+    const one = await api('POST', base, { token: t, body: { name: 'telemetry', metadata: { kind: 'senml' } } });
     expect(one.status).toBe(201);
+    expect(Object.keys(one.body).sort()).toEqual(['created_at', 'id', 'metadata', 'name', 'updated_at']);
     expect(one.body).toMatchObject({ name: 'telemetry', metadata: { kind: 'senml' } });
-    const bulk = await api('POST', `${base}/bulk`, { token: u.token, body: { channels: [{ name: 'alerts' }, { name: 'commands', metadata: { kind: 'json' } }] } });
-    expect(bulk.body.items.map((c: { name: string }) => c.name)).toEqual(['alerts', 'commands']);
-    expectProblem(await api('POST', `${base}/bulk`, { token: u.token, body: { channels: [] } }), 422);
-    expect((await api('GET', base, { token: u.token })).body.items.map((c: { name: string }) => c.name)).toEqual(['telemetry', 'alerts', 'commands']);
-    expect((await api('GET', `${base}?metadata=${encodeURIComponent('{"kind":"json"}')}`, { token: u.token })).body.items.map((c: { name: string }) => c.name)).toEqual(['commands']);
-    expect((await api('GET', `${base}?name=ALERT`, { token: u.token })).body.total).toBe(1);
-    expect((await api('GET', `${base}/${one.body.id}`, { token: u.token })).body).toEqual(one.body);
-    expect((await api('PATCH', `${base}/${one.body.id}`, { token: u.token, body: { name: 'renamed' } })).body).toMatchObject({ name: 'renamed', metadata: { kind: 'senml' } });
-    expectProblem(await api('GET', `${base}/${crypto.randomUUID()}`, { token: u.token }), 404);
+    expect((await api('GET', `${base}/${one.body.id}`, { token: t })).body).toEqual(one.body);
+    expect((await api('POST', base, { token: t, body: { name: 'bare' } })).body.metadata).toEqual({});
+    expectProblem(await api('GET', `${base}/${crypto.randomUUID()}`, { token: t }), 404);
+  });
+
+  it('bulk-creates all or nothing', async () => {
+    const { t, base } = await setup();
+    const bulk = await api('POST', `${base}/bulk`, { token: t, body: { channels: [{ name: 'alerts' }, { name: 'commands', metadata: { kind: 'json' } }] } });
+    expect(bulk.status).toBe(201);
+    expect(bulk.body.items.map((c: { name: string; metadata: object }) => [c.name, c.metadata])).toEqual([['alerts', {}], ['commands', { kind: 'json' }]]);
+    expect(expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { channels: [{ name: 'ok' }, { name: '' }] } }), 422).detail).toContain('channels.1.name');
+    expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { channels: [{ name: 'ok' }, { name: 'x', metadata: [] }] } }), 422);
+    expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { channels: [] } }), 422);
+    expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { channels: Array.from({ length: 101 }, (_, i) => ({ name: `c${i}` })) } }), 422);
+    expect((await api('GET', base, { token: t })).body.total).toBe(2);
+  });
+
+  it('lists with stable pagination, name and metadata filters', async () => {
+    const { t, base } = await setup();
+    await api('POST', base, { token: t, body: { name: 'telemetry', metadata: { kind: 'senml', site: { id: 7, zone: 'north' } } } });
+    await api('POST', `${base}/bulk`, {
+      token: t,
+      body: { channels: [{ name: 'Alerts', metadata: { kind: 'json', site: { id: 7, zone: 'south' } } }, { name: 'commands', metadata: { kind: 'json' } }, { name: 'alert-archive' }] },
+    });
+    const all = ['telemetry', 'Alerts', 'commands', 'alert-archive'];
+    const p1 = await api('GET', `${base}?limit=3`, { token: t });
+    const p2 = await api('GET', `${base}?limit=3&offset=3`, { token: t });
+    expect(p1.body).toMatchObject({ total: 4, offset: 0, limit: 3 });
+    expect(p2.body).toMatchObject({ total: 4, offset: 3, limit: 3 });
+    expect([...names(p1), ...names(p2)]).toEqual(all);
+    expectProblem(await api('GET', `${base}?limit=101`, { token: t }), 400);
+    expect(names(await api('GET', `${base}?name=ALERT`, { token: t }))).toEqual(['Alerts', 'alert-archive']);
+    expect(names(await api('GET', `${base}?${meta({ kind: 'json' })}`, { token: t }))).toEqual(['Alerts', 'commands']);
+    expect(names(await api('GET', `${base}?${meta({ site: { id: 7 } })}`, { token: t }))).toEqual(['telemetry', 'Alerts']);
+    expect(names(await api('GET', `${base}?${meta({ site: { id: 7, zone: 'south' } })}`, { token: t }))).toEqual(['Alerts']);
+    expect(names(await api('GET', `${base}?name=alert&${meta({ kind: 'json' })}`, { token: t }))).toEqual(['Alerts']);
+    expect((await api('GET', `${base}?${meta({ kind: 'xml' })}`, { token: t })).body).toMatchObject({ total: 0, items: [] });
+    expect(expectProblem(await api('GET', `${base}?${meta('{"kind":')}`, { token: t }), 400).code).toBe('invalid_filter');
+    expectProblem(await api('GET', `${base}?${meta('[]')}`, { token: t }), 400);
+  });
+
+  it('updates name and metadata (replaced) and refuses empty or invalid updates', async () => {
+    const { t, base } = await setup();
+    const ch = (await api('POST', base, { token: t, body: { name: 'c', metadata: { a: 1 } } })).body;
+    const up = await api('PATCH', `${base}/${ch.id}`, { token: t, body: { name: 'renamed' } });
+    expect(up.status).toBe(200);
+    expect(up.body).toMatchObject({ id: ch.id, name: 'renamed', metadata: { a: 1 }, created_at: ch.created_at });
+    expect((await api('PATCH', `${base}/${ch.id}`, { token: t, body: { metadata: { b: { c: 2 } } } })).body.metadata).toEqual({ b: { c: 2 } });
+    expect((await api('GET', `${base}/${ch.id}`, { token: t })).body).toMatchObject({ name: 'renamed', metadata: { b: { c: 2 } } });
+    for (const body of [{}, { name: '' }, { metadata: 3 }, { metadata: { s: 'x'.repeat(40_000) } }]) expectProblem(await api('PATCH', `${base}/${ch.id}`, { token: t, body }), 422);
+    expectProblem(await api('PATCH', `${base}/${crypto.randomUUID()}`, { token: t, body: { name: 'x' } }), 404);
+    expectProblem(await api('POST', base, { token: t, raw: 'nope', headers: { 'content-type': 'application/json' } }), 400);
+    expectProblem(await api('POST', base, { token: t, body: { metadata: {} } }), 422);
   });
 
   it('deleting a channel removes its connections and its stored messages', async () => {
-    const u = await newUser();
-    const org = await newOrg(u.token);
-    const ch = (await api('POST', `/orgs/${org.id}/channels`, { token: u.token, body: { name: 'c' } })).body;
-    const d = (await api('POST', `/orgs/${org.id}/devices`, { token: u.token, body: { name: 'd' } })).body;
-    await api('POST', `/orgs/${org.id}/connections`, { token: u.token, body: { channel_ids: [ch.id], device_ids: [d.id] } });
+    const { t, org } = await setup();
+    const ch = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'c' } })).body;
+    const d = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'd' } })).body;
+    await api('POST', `/orgs/${org}/connections`, { token: t, body: { channel_ids: [ch.id], device_ids: [d.id] } });
     await env.DB.prepare("INSERT INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload) VALUES (?, 1, '', ?, 'http', 'text/plain', 1, 2, 'hi')").bind(ch.id, d.id).run();
     await env.BLOBS.put(`channels/${ch.id}/0000000000000002`, new Uint8Array([1, 2]));
-    expect((await api('DELETE', `/orgs/${org.id}/channels/${ch.id}`, { token: u.token })).status).toBe(204);
-    expectProblem(await api('GET', `/orgs/${org.id}/channels/${ch.id}`, { token: u.token }), 404);
+    expect((await api('DELETE', `/orgs/${org}/channels/${ch.id}`, { token: t })).status).toBe(204);
+    expectProblem(await api('GET', `/orgs/${org}/channels/${ch.id}`, { token: t }), 404);
+    expectProblem(await api('DELETE', `/orgs/${org}/channels/${ch.id}`, { token: t }), 404);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM messages WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
+    expect((await api('GET', `/orgs/${org}/devices/${d.id}/channels`, { token: t })).body.total).toBe(0);
     // The blob purge runs in waitUntil; give it a moment.
     for (let i = 0; i < 50 && (await env.BLOBS.list({ prefix: `channels/${ch.id}/` })).objects.length; i++) await new Promise((r) => setTimeout(r, 20));
     expect((await env.BLOBS.list({ prefix: `channels/${ch.id}/` })).objects).toHaveLength(0);
     expectProblem(await api('POST', `/channels/${ch.id}/messages`, { device: d.key, raw: 'x', headers: { 'content-type': 'text/plain' } }), 404);
+  });
+
+  it('lets a viewer read but not write; a device credential cannot manage channels', async () => {
+    const { t, org, base } = await setup();
+    const viewer = await newUser('viewer');
+    await api('POST', `/orgs/${org}/members`, { token: t, body: { email: viewer.email, role: 'viewer' } });
+    const ch = (await api('POST', base, { token: t, body: { name: 'c' } })).body;
+    const d = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'd' } })).body;
+    const v = viewer.token;
+    expect((await api('GET', base, { token: v })).body.total).toBe(1);
+    expect((await api('GET', `${base}/${ch.id}`, { token: v })).status).toBe(200);
+    expectProblem(await api('POST', base, { token: v, body: { name: 'x' } }), 403);
+    expectProblem(await api('POST', `${base}/bulk`, { token: v, body: { channels: [{ name: 'x' }] } }), 403);
+    expectProblem(await api('PATCH', `${base}/${ch.id}`, { token: v, body: { name: 'x' } }), 403);
+    expectProblem(await api('DELETE', `${base}/${ch.id}`, { token: v }), 403);
+    expectProblem(await api('GET', base, { device: d.key }), 403);
+    expectProblem(await api('POST', base, { device: d.key, body: { name: 'x' } }), 403);
+    expect((await api('GET', base, { token: t })).body.total).toBe(1);
+  });
+
+  it("shows another org's user nothing: 404 on every channel route, nothing in its own lists", async () => {
+    const { t, base } = await setup();
+    const ch = (await api('POST', base, { token: t, body: { name: 'secret-channel' } })).body;
+    const stranger = await newUser('stranger');
+    const own = await newOrg(stranger.token, 'other');
+    const s = stranger.token;
+    const calls: [string, string, unknown?][] = [
+      ['POST', base, { name: 'x' }],
+      ['POST', `${base}/bulk`, { channels: [{ name: 'x' }] }],
+      ['GET', base],
+      ['GET', `${base}/${ch.id}`],
+      ['PATCH', `${base}/${ch.id}`, { name: 'x' }],
+      ['DELETE', `${base}/${ch.id}`],
+      ['GET', `${base}/${ch.id}/devices`],
+    ];
+    for (const [method, path, body] of calls) expect(JSON.stringify(expectProblem(await api(method, path, { token: s, body }), 404))).not.toContain('secret-channel');
+    const mine = `/orgs/${own.id}/channels`;
+    expect((await api('GET', mine, { token: s })).body).toMatchObject({ total: 0, items: [] });
+    expectProblem(await api('GET', `${mine}/${ch.id}`, { token: s }), 404);
+    expectProblem(await api('PATCH', `${mine}/${ch.id}`, { token: s, body: { name: 'x' } }), 404);
+    expectProblem(await api('DELETE', `${mine}/${ch.id}`, { token: s }), 404);
+    expectProblem(await api('GET', `${mine}/${ch.id}/devices`, { token: s }), 404);
+    expect((await api('GET', `${base}/${ch.id}`, { token: t })).body.name).toBe('secret-channel');
   });
 });

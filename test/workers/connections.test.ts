@@ -7,67 +7,179 @@ async function setup(nCh = 2, nDev = 2) {
   const org = await newOrg(u.token);
   const chs = (await api('POST', `/orgs/${org.id}/channels/bulk`, { token: u.token, body: { channels: Array.from({ length: nCh }, (_, i) => ({ name: `c${i}` })) } })).body.items as { id: string }[];
   const devs = (await api('POST', `/orgs/${org.id}/devices/bulk`, { token: u.token, body: { devices: Array.from({ length: nDev }, (_, i) => ({ name: `d${i}` })) } })).body.items as { id: string; key: string }[];
-  return { u, t: u.token, org: org.id, chs, devs, base: `/orgs/${org.id}/connections` };
+  return { u, t: u.token, org: org.id, chs, devs, ch: chs.map((c) => c.id), dev: devs.map((d) => d.id), base: `/orgs/${org.id}/connections` };
 }
 
+const count = (org: string) => env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE org_id = ?').bind(org).first<number>('n');
+const rows = async (org: string) =>
+  (await env.DB.prepare('SELECT channel_id, device_id, can_publish, can_subscribe FROM connections WHERE org_id = ? ORDER BY channel_id, device_id').bind(org).all()).results;
+
 describe('connections', () => {
-  it('connects the cross product with types, and re-connecting replaces the types', async () => {
-    const { t, org, chs, devs, base } = await setup();
-    const r = await api('POST', base, { token: t, body: { channel_ids: chs.map((c) => c.id), device_ids: devs.map((d) => d.id) } });
+  it('connects the cross product (both types by default), and re-connecting replaces the types', async () => {
+    const { t, org, ch, dev, base } = await setup(2, 3);
+    const r = await api('POST', base, { token: t, body: { channel_ids: [...ch, ch[0]], device_ids: dev } });
     expect(r.status).toBe(201);
-    expect(r.body.connections).toHaveLength(4);
-    expect(r.body.connections[0].types).toEqual(['publish', 'subscribe']);
-    const again = await api('POST', base, { token: t, body: { channel_ids: [chs[0]!.id], device_ids: [devs[0]!.id], types: ['subscribe'] } });
-    expect(again.body.connections).toEqual([{ channel_id: chs[0]!.id, device_id: devs[0]!.id, types: ['subscribe'] }]);
-    const ofCh = await api('GET', `/orgs/${org}/channels/${chs[0]!.id}/devices`, { token: t });
-    expect(ofCh.body.items.map((d: { name: string; types: string[] }) => [d.name, d.types])).toEqual([
-      ['d0', ['subscribe']],
-      ['d1', ['publish', 'subscribe']],
-    ]);
-    expect(ofCh.body.items[0]).not.toHaveProperty('key_hash');
-    const ofDev = await api('GET', `/orgs/${org}/devices/${devs[1]!.id}/channels`, { token: t });
-    expect(ofDev.body).toMatchObject({ total: 2 });
-    expectProblem(await api('POST', base, { token: t, body: { channel_ids: [chs[0]!.id], device_ids: [devs[0]!.id], types: ['read'] } }), 422);
+    expect(r.body.connections).toEqual(ch.flatMap((c) => dev.map((d) => ({ channel_id: c, device_id: d, types: ['publish', 'subscribe'] }))));
+    expect(await count(org)).toBe(6);
+    const again = await api('POST', base, { token: t, body: { channel_ids: [ch[0]], device_ids: [dev[0]], types: ['subscribe'] } });
+    expect(again.status).toBe(201);
+    expect(again.body.connections).toEqual([{ channel_id: ch[0], device_id: dev[0], types: ['subscribe'] }]);
+    expect(await count(org)).toBe(6);
+    expect((await rows(org)).filter((x) => x.channel_id === ch[0] && x.device_id === dev[0])).toEqual([{ channel_id: ch[0], device_id: dev[0], can_publish: 0, can_subscribe: 1 }]);
+    await api('POST', base, { token: t, body: { channel_ids: [ch[1]], device_ids: [dev[2]], types: ['publish'] } });
+    const ofCh = await api('GET', `/orgs/${org}/channels/${ch[0]}/devices`, { token: t });
+    expect(ofCh.body.total).toBe(3);
+    expect(ofCh.body.items.map((d: { name: string; types: string[] }) => [d.name, d.types])).toEqual([['d0', ['subscribe']], ['d1', ['publish', 'subscribe']], ['d2', ['publish', 'subscribe']]]);
+    expect(Object.keys(ofCh.body.items[0]).sort()).toEqual(['created_at', 'id', 'last_seen', 'metadata', 'name', 'online', 'types', 'updated_at']);
+    const ofDev = await api('GET', `/orgs/${org}/devices/${dev[2]}/channels`, { token: t });
+    expect(ofDev.body.items.map((c: { name: string; types: string[] }) => [c.name, c.types])).toEqual([['c0', ['publish', 'subscribe']], ['c1', ['publish']]]);
+    expect(Object.keys(ofDev.body.items[0]).sort()).toEqual(['created_at', 'id', 'metadata', 'name', 'types', 'updated_at']);
   });
 
-  it('refuses unknown or foreign ids and writes nothing', async () => {
-    const { t, chs, devs, base } = await setup();
+  it('refuses invalid requests as problem+json, and caps the cross product', async () => {
+    const { t, org, ch, dev, base } = await setup(1, 1);
+    const ids = (n: number) => Array.from({ length: n }, () => crypto.randomUUID());
+    for (const body of [
+      { channel_ids: ch, device_ids: dev, types: ['read'] },
+      { channel_ids: ch, device_ids: dev, types: [] },
+      { channel_ids: [], device_ids: dev },
+      { channel_ids: ch },
+      { channel_ids: ch, device_ids: [''] },
+      { channel_ids: ids(40), device_ids: ids(30) },
+    ]) expectProblem(await api('POST', base, { token: t, body }), 422);
+    expect(expectProblem(await api('DELETE', base, { token: t, body: { channel_ids: ids(40), device_ids: ids(30) } }), 422).detail).toContain('1000');
+    expectProblem(await api('PUT', `/orgs/${org}/channels/${ch[0]}/devices/${dev[0]}`, { token: t, body: { types: ['x'] } }), 422);
+    expectProblem(await api('POST', base, { token: t, raw: '{', headers: { 'content-type': 'application/json' } }), 400);
+    expect(await count(org)).toBe(0);
+  });
+
+  it('refuses unknown or foreign ids with 404 naming them, and writes nothing', async () => {
+    const { t, org, ch, dev, base } = await setup();
     const other = await setup(1, 1);
     const missing = crypto.randomUUID();
-    const r = expectProblem(await api('POST', base, { token: t, body: { channel_ids: [chs[0]!.id, missing], device_ids: [devs[0]!.id, other.devs[0]!.id] } }), 404);
+    const r = expectProblem(await api('POST', base, { token: t, body: { channel_ids: [ch[0], missing], device_ids: [dev[0], other.dev[0]] } }), 404);
     expect(r.detail).toContain(missing);
-    expect(r.detail).toContain(other.devs[0]!.id);
-    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE channel_id = ?').bind(chs[0]!.id).first('n')).toBe(0);
+    expect(r.detail).toContain(other.dev[0]);
+    expect(r.errors).toEqual({ channel_ids: [missing], device_ids: [other.dev[0]] });
+    expect(expectProblem(await api('POST', base, { token: t, body: { channel_ids: [other.ch[0]], device_ids: dev } }), 404).detail).toContain(other.ch[0]);
+    expectProblem(await api('PUT', `/orgs/${org}/channels/${other.ch[0]}/devices/${dev[0]}`, { token: t, body: {} }), 404);
+    expectProblem(await api('PUT', `/orgs/${org}/channels/${ch[0]}/devices/${missing}`, { token: t, body: {} }), 404);
+    expect(await count(org)).toBe(0);
+    expect(await count(other.org)).toBe(0);
+    await api('POST', base, { token: t, body: { channel_ids: ch, device_ids: dev } });
+    expectProblem(await api('DELETE', base, { token: t, body: { channel_ids: ch, device_ids: [dev[0], missing] } }), 404);
+    expect(await count(org)).toBe(4);
   });
 
-  it('caps the cross product', async () => {
-    const { t, base } = await setup(0 + 1, 1);
-    const ids = (n: number) => Array.from({ length: n }, () => crypto.randomUUID());
-    expectProblem(await api('POST', base, { token: t, body: { channel_ids: ids(40), device_ids: ids(30) } }), 422);
-  });
-
-  it('connects and disconnects one by one, and in bulk', async () => {
-    const { t, org, chs, devs, base } = await setup();
-    const pair = `/orgs/${org}/channels/${chs[0]!.id}/devices/${devs[0]!.id}`;
+  it('connects and disconnects one by one: 201 when new, 200 when the types change', async () => {
+    const { t, org, ch, dev } = await setup();
+    const pair = `/orgs/${org}/channels/${ch[0]}/devices/${dev[0]}`;
     const put = await api('PUT', pair, { token: t, body: { types: ['publish'] } });
-    expect(put.body).toEqual({ channel_id: chs[0]!.id, device_id: devs[0]!.id, types: ['publish'] });
+    expect(put.status).toBe(201);
+    expect(put.body).toEqual({ channel_id: ch[0], device_id: dev[0], types: ['publish'] });
+    const change = await api('PUT', pair, { token: t, body: {} });
+    expect(change.status).toBe(200);
+    expect(change.body.types).toEqual(['publish', 'subscribe']);
+    expect(await rows(org)).toEqual([{ channel_id: ch[0], device_id: dev[0], can_publish: 1, can_subscribe: 1 }]);
     expect((await api('DELETE', pair, { token: t })).status).toBe(204);
-    expectProblem(await api('DELETE', pair, { token: t }), 404);
-    await api('POST', base, { token: t, body: { channel_ids: chs.map((c) => c.id), device_ids: devs.map((d) => d.id) } });
-    expect((await api('DELETE', base, { token: t, body: { channel_ids: [chs[0]!.id], device_ids: devs.map((d) => d.id) } })).status).toBe(204);
-    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE org_id = ?').bind(org).first('n')).toBe(2);
+    expect(expectProblem(await api('DELETE', pair, { token: t }), 404).detail).toContain('not connected');
+    expectProblem(await api('DELETE', `/orgs/${org}/channels/${crypto.randomUUID()}/devices/${dev[0]}`, { token: t }), 404);
+    expect(await count(org)).toBe(0);
   });
 
-  it('a deny on one pair refuses the whole bulk call', async () => {
-    const { u, t, org, chs, devs, base } = await setup();
+  it('disconnects in bulk: exactly the pairs given', async () => {
+    const { t, org, ch, dev, base } = await setup(2, 3);
+    await api('POST', base, { token: t, body: { channel_ids: ch, device_ids: dev } });
+    const del = await api('DELETE', base, { token: t, body: { channel_ids: [ch[0]], device_ids: [dev[0], dev[1]] } });
+    expect(del.status).toBe(204);
+    expect((await rows(org)).map((x) => `${x.channel_id === ch[0] ? 'c0' : 'c1'}-${dev.indexOf(x.device_id as string)}`).sort()).toEqual(['c0-2', 'c1-0', 'c1-1', 'c1-2']);
+    // Disconnecting pairs that are not connected is not an error: the call states the wanted end state.
+    expect((await api('DELETE', base, { token: t, body: { channel_ids: ch, device_ids: dev } })).status).toBe(204);
+    expect(await count(org)).toBe(0);
+  });
+
+  it('lists the devices of a channel and the channels of a device, paginated in a stable order', async () => {
+    const { t, org, ch, dev, base } = await setup(3, 5);
+    await api('POST', base, { token: t, body: { channel_ids: ch, device_ids: dev } });
+    const url = `/orgs/${org}/channels/${ch[1]}/devices`;
+    const p1 = await api('GET', `${url}?limit=2`, { token: t });
+    const p2 = await api('GET', `${url}?limit=2&offset=2`, { token: t });
+    const p3 = await api('GET', `${url}?limit=2&offset=4`, { token: t });
+    expect([p1, p2, p3].map((p) => p.body.total)).toEqual([5, 5, 5]);
+    expect([p1, p2, p3].flatMap((p) => p.body.items.map((d: { id: string }) => d.id))).toEqual(dev);
+    expect((await api('GET', `/orgs/${org}/devices/${dev[0]}/channels?limit=2&offset=2`, { token: t })).body).toMatchObject({ total: 3, offset: 2, limit: 2, items: [{ id: ch[2] }] });
+    expectProblem(await api('GET', `${url}?limit=101`, { token: t }), 400);
+    expectProblem(await api('GET', `/orgs/${org}/devices/${dev[0]}/channels?offset=-2`, { token: t }), 400);
+    expectProblem(await api('GET', `/orgs/${org}/channels/${crypto.randomUUID()}/devices`, { token: t }), 404);
+    expectProblem(await api('GET', `/orgs/${org}/devices/${crypto.randomUUID()}/channels`, { token: t }), 404);
+    const lone = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'lone' } })).body;
+    expect((await api('GET', `/orgs/${org}/devices/${lone.id}/channels`, { token: t })).body).toMatchObject({ total: 0, items: [] });
+  });
+
+  it('checks every pair: a deny on one pair refuses the whole call and writes nothing', async () => {
+    const { t, org, ch, dev, base } = await setup();
     const member = await newUser('m');
     await api('POST', `/orgs/${org}/members`, { token: t, body: { email: member.email, role: 'member' } });
-    const pol = (await api('POST', `/orgs/${org}/policies`, { token: t, body: { name: 'no', statements: [{ effect: 'deny', actions: ['connections:create'], resources: [`connections/${chs[1]!.id}/*`] }] } })).body;
+    const statements = [{ effect: 'deny', actions: ['connections:create', 'connections:delete'], resources: [`connections/${ch[1]}/${dev[1]}`] }];
+    const pol = (await api('POST', `/orgs/${org}/policies`, { token: t, body: { name: 'no', statements } })).body;
     await api('POST', `/orgs/${org}/policies/${pol.id}/attachments`, { token: t, body: { principal_type: 'member', principal_id: member.id } });
-    expectProblem(await api('POST', base, { token: member.token, body: { channel_ids: chs.map((c) => c.id), device_ids: devs.map((d) => d.id) } }), 403);
-    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE org_id = ?').bind(org).first('n')).toBe(0);
-    expect((await api('POST', base, { token: member.token, body: { channel_ids: [chs[0]!.id], device_ids: devs.map((d) => d.id) } })).status).toBe(201);
-    expect(u.id).toBeTruthy();
+    const m = member.token;
+    expect(expectProblem(await api('POST', base, { token: m, body: { channel_ids: ch, device_ids: dev } }), 403).detail).toContain(`connections/${ch[1]}/${dev[1]}`);
+    expect(await count(org)).toBe(0);
+    expectProblem(await api('PUT', `/orgs/${org}/channels/${ch[1]}/devices/${dev[1]}`, { token: m, body: {} }), 403);
+    expect((await api('POST', base, { token: m, body: { channel_ids: [ch[0]], device_ids: dev } })).status).toBe(201);
+    expect((await api('PUT', `/orgs/${org}/channels/${ch[1]}/devices/${dev[0]}`, { token: m, body: {} })).status).toBe(201);
+    await api('POST', base, { token: t, body: { channel_ids: ch, device_ids: dev } });
+    expectProblem(await api('DELETE', base, { token: m, body: { channel_ids: ch, device_ids: dev } }), 403);
+    expectProblem(await api('DELETE', `/orgs/${org}/channels/${ch[1]}/devices/${dev[1]}`, { token: m }), 403);
+    expect(await count(org)).toBe(4);
+    // Listing is governed by the collection of one channel's (or one device's) connections.
+    const hide = (await api('POST', `/orgs/${org}/policies`, { token: t, body: { name: 'hide', statements: [{ effect: 'deny', actions: ['connections:read'], resources: [`connections/${ch[0]}/*`] }] } })).body;
+    await api('POST', `/orgs/${org}/policies/${hide.id}/attachments`, { token: t, body: { principal_type: 'member', principal_id: member.id } });
+    expectProblem(await api('GET', `/orgs/${org}/channels/${ch[0]}/devices`, { token: m }), 403);
+    expect((await api('GET', `/orgs/${org}/channels/${ch[1]}/devices`, { token: m })).body.total).toBe(2);
+  });
+
+  it('lets a viewer list connections but not connect or disconnect; a device cannot manage them', async () => {
+    const { t, org, ch, dev, devs, base } = await setup(1, 1);
+    const viewer = await newUser('viewer');
+    await api('POST', `/orgs/${org}/members`, { token: t, body: { email: viewer.email, role: 'viewer' } });
+    await api('POST', base, { token: t, body: { channel_ids: ch, device_ids: dev } });
+    const v = viewer.token;
+    expect((await api('GET', `/orgs/${org}/channels/${ch[0]}/devices`, { token: v })).body.total).toBe(1);
+    expect((await api('GET', `/orgs/${org}/devices/${dev[0]}/channels`, { token: v })).body.total).toBe(1);
+    expectProblem(await api('POST', base, { token: v, body: { channel_ids: ch, device_ids: dev } }), 403);
+    expectProblem(await api('DELETE', base, { token: v, body: { channel_ids: ch, device_ids: dev } }), 403);
+    expectProblem(await api('PUT', `/orgs/${org}/channels/${ch[0]}/devices/${dev[0]}`, { token: v, body: {} }), 403);
+    expectProblem(await api('DELETE', `/orgs/${org}/channels/${ch[0]}/devices/${dev[0]}`, { token: v }), 403);
+    expectProblem(await api('POST', base, { device: devs[0]!.key, body: { channel_ids: ch, device_ids: dev } }), 403);
+    expect(await count(org)).toBe(1);
+  });
+
+  it("shows another org's user nothing: 404 on every connection route, and its org cannot use the first org's ids", async () => {
+    const { t, org, ch, dev, base } = await setup(1, 1);
+    await api('POST', base, { token: t, body: { channel_ids: ch, device_ids: dev } });
+    const stranger = await setup(1, 1);
+    const s = stranger.t;
+    const pair = `/orgs/${org}/channels/${ch[0]}/devices/${dev[0]}`;
+    const calls: [string, string, unknown?][] = [
+      ['POST', base, { channel_ids: ch, device_ids: dev }],
+      ['DELETE', base, { channel_ids: ch, device_ids: dev }],
+      ['PUT', pair, {}],
+      ['DELETE', pair],
+      ['GET', `/orgs/${org}/channels/${ch[0]}/devices`],
+      ['GET', `/orgs/${org}/devices/${dev[0]}/channels`],
+    ];
+    for (const [method, path, body] of calls) expect(JSON.stringify(expectProblem(await api(method, path, { token: s, body }), 404))).not.toContain('"d0"');
+    // Through its own org: the first org's ids do not exist there.
+    expectProblem(await api('POST', stranger.base, { token: s, body: { channel_ids: [ch[0]], device_ids: stranger.dev } }), 404);
+    expectProblem(await api('POST', stranger.base, { token: s, body: { channel_ids: stranger.ch, device_ids: [dev[0]] } }), 404);
+    expectProblem(await api('PUT', `/orgs/${stranger.org}/channels/${stranger.ch[0]}/devices/${dev[0]}`, { token: s, body: {} }), 404);
+    expectProblem(await api('DELETE', `/orgs/${stranger.org}/channels/${ch[0]}/devices/${dev[0]}`, { token: s }), 404);
+    expectProblem(await api('GET', `/orgs/${stranger.org}/channels/${ch[0]}/devices`, { token: s }), 404);
+    expectProblem(await api('GET', `/orgs/${stranger.org}/devices/${dev[0]}/channels`, { token: s }), 404);
+    expect(await count(org)).toBe(1);
+    expect(await count(stranger.org)).toBe(0);
   });
 
   it('a connection is what lets a device publish: publish-only cannot subscribe', async () => {
@@ -85,5 +197,8 @@ describe('connections', () => {
     const { code, reason } = await closed;
     expect(code).toBe(4403);
     expect(reason).toContain('messages:subscribe');
+    // Disconnecting takes the right away on the next request.
+    await api('DELETE', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t });
+    expectProblem(await publish(), 403);
   });
 });

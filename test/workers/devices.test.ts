@@ -10,20 +10,30 @@ async function setup() {
   return { owner, org, base, t: owner.token };
 }
 
+const meta = (filter: unknown) => `metadata=${encodeURIComponent(typeof filter === 'string' ? filter : JSON.stringify(filter))}`;
+
 describe('devices', () => {
   it('creates a device with a key shown once, stored only as a hash, that authenticates as the device', async () => {
     const { base, t, org } = await setup();
     const r = await api('POST', base, { token: t, body: { name: 'thermo', metadata: { room: 'lab' } } });
     expect(r.status).toBe(201);
+    expect(Object.keys(r.body).sort()).toEqual(['created_at', 'id', 'key', 'last_seen', 'metadata', 'name', 'online', 'updated_at']);
     expect(r.body).toMatchObject({ name: 'thermo', metadata: { room: 'lab' }, online: false, last_seen: null });
     expect(r.body.key).toMatch(/^efd_[A-Za-z0-9_-]{43}$/);
     const row = await env.DB.prepare('SELECT * FROM devices WHERE id = ?').bind(r.body.id).first<Record<string, unknown>>();
     expect(row!.key_hash).toBe(await sha256Hex(r.body.key));
     expect(JSON.stringify(row)).not.toContain(r.body.key);
-    const got = await api('GET', `${base}/${r.body.id}`, { token: t });
-    expect(got.body).not.toHaveProperty('key');
-    expect(got.body).not.toHaveProperty('key_hash');
-    expect((await api('GET', '/orgs', { device: r.body.key })).body.items).toEqual([expect.objectContaining({ id: org.id })]);
+    const { key, ...withoutKey } = r.body;
+    expect(key).toBeTruthy();
+    expect((await api('GET', `${base}/${r.body.id}`, { token: t })).body).toEqual(withoutKey);
+    const listed = JSON.stringify((await api('GET', base, { token: t })).body);
+    expect(listed).not.toContain(r.body.key);
+    expect(listed).not.toContain('key_hash');
+    // The key is a working credential: the device sees its own org (and nothing else).
+    const asDevice = await api('GET', '/orgs', { device: r.body.key });
+    expect(asDevice.status).toBe(200);
+    expect(asDevice.body.items).toEqual([expect.objectContaining({ id: org.id })]);
+    expectProblem(await api('GET', '/orgs', { device: `${r.body.key.slice(0, -1)}x` }), 401);
   });
 
   it('rotates the key: the old one stops at once, the new one works', async () => {
@@ -32,81 +42,195 @@ describe('devices', () => {
     expect((await api('GET', '/orgs', { device: d.key })).status).toBe(200);
     const rot = await api('POST', `${base}/${d.id}/key`, { token: t });
     expect(rot.status).toBe(201);
+    expect(Object.keys(rot.body).sort()).toEqual(['id', 'key']);
+    expect(rot.body).toMatchObject({ id: d.id });
     expect(rot.body.key).not.toBe(d.key);
     expectProblem(await api('GET', '/orgs', { device: d.key }), 401);
     expect((await api('GET', '/orgs', { device: rot.body.key })).body.items[0].id).toBe(org.id);
+    expect((await api('GET', `${base}/${d.id}`, { token: t })).body).not.toHaveProperty('key');
+    expectProblem(await api('POST', `${base}/${crypto.randomUUID()}/key`, { token: t }), 404);
   });
 
-  it('bulk-creates all or nothing', async () => {
+  it('bulk-creates all or nothing, each device with its own working key', async () => {
     const { base, t } = await setup();
     const ok = await api('POST', `${base}/bulk`, { token: t, body: { devices: [{ name: 'a' }, { name: 'b', metadata: { x: 1 } }] } });
     expect(ok.status).toBe(201);
-    expect(ok.body.items).toHaveLength(2);
+    expect(ok.body.items.map((d: { name: string; metadata: object }) => [d.name, d.metadata])).toEqual([['a', {}], ['b', { x: 1 }]]);
     expect(new Set(ok.body.items.map((d: { key: string }) => d.key)).size).toBe(2);
-    expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { devices: [{ name: 'c' }, { name: '' }] } }), 422);
+    for (const d of ok.body.items) expect((await api('GET', '/orgs', { device: d.key })).status).toBe(200);
+    const bad = expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { devices: [{ name: 'c' }, { name: '' }] } }), 422);
+    expect(bad.detail).toContain('devices.1.name');
+    expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { devices: [{ name: 'c' }, { name: 'd', metadata: 'x' }] } }), 422);
     expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { devices: Array.from({ length: 101 }, (_, i) => ({ name: `d${i}` })) } }), 422);
-    expect((await api('GET', base, { token: t })).body.total).toBe(2);
+    expectProblem(await api('POST', `${base}/bulk`, { token: t, body: { devices: [] } }), 422);
+    expect((await api('POST', `${base}/bulk`, { token: t, body: { devices: Array.from({ length: 100 }, (_, i) => ({ name: `m${i}` })) } })).status).toBe(201);
+    expect((await api('GET', base, { token: t })).body.total).toBe(102);
   });
 
-  it('lists with stable pagination, name and metadata containment filters', async () => {
+  it('paginates in a stable order (creation, then the order given in a bulk call) with the total', async () => {
+    const { base, t } = await setup();
+    await api('POST', base, { token: t, body: { name: 'first' } });
+    await api('POST', `${base}/bulk`, { token: t, body: { devices: Array.from({ length: 6 }, (_, i) => ({ name: `n${i}` })) } });
+    const all = ['first', ...Array.from({ length: 6 }, (_, i) => `n${i}`)];
+    const seen: string[] = [];
+    for (let offset = 0; offset < 9; offset += 3) {
+      const p = await api('GET', `${base}?limit=3&offset=${offset}`, { token: t });
+      expect(p.body).toMatchObject({ total: 7, offset, limit: 3 });
+      seen.push(...p.body.items.map((d: { name: string }) => d.name));
+    }
+    expect(seen).toEqual(all);
+    expect((await api('GET', base, { token: t })).body).toMatchObject({ total: 7, offset: 0, limit: 20 });
+    expect((await api('GET', `${base}?offset=50`, { token: t })).body).toMatchObject({ total: 7, items: [] });
+    expect((await api('GET', `${base}?limit=100`, { token: t })).status).toBe(200);
+    for (const q of ['limit=101', 'limit=0', 'offset=-1', 'limit=abc']) expectProblem(await api('GET', `${base}?${q}`, { token: t }), 400);
+  });
+
+  it('filters by name (case-insensitive substring, wildcards literal) and by metadata containment', async () => {
     const { base, t } = await setup();
     const items = [
-      { name: 'Kitchen Thermo', metadata: { room: 'kitchen', hw: { rev: 2, vendor: 'acme' }, tags: ['a', 'b'] } },
-      { name: 'lab thermo', metadata: { room: 'lab', hw: { rev: 3, vendor: 'acme' }, active: true } },
-      { name: 'lab door', metadata: { room: 'lab', hw: { rev: 2, vendor: 'other' }, active: false, note: null } },
+      { name: 'Kitchen Thermo', metadata: { room: 'kitchen', hw: { rev: 2, vendor: 'acme' }, tags: ['a', 'b'], 'a.b': 'dotted' } },
+      { name: 'lab thermo', metadata: { room: 'lab', hw: { rev: 3, vendor: 'acme', fw: { v: 1.5 } }, active: true, n: '2' } },
+      { name: 'lab door', metadata: { room: 'lab', hw: { rev: 2.0, vendor: 'other' }, active: false, note: null, n: 1 } },
       { name: '100%_sure', metadata: {} },
     ];
     await api('POST', `${base}/bulk`, { token: t, body: { devices: items } });
-    const names = async (q: string) => ((await api('GET', `${base}?${q}`, { token: t })).body.items as { name: string }[]).map((d) => d.name);
+    const names = async (q: string) => {
+      const r = await api('GET', `${base}?${q}`, { token: t });
+      expect(r.status).toBe(200);
+      return (r.body.items as { name: string }[]).map((d) => d.name);
+    };
     expect(await names('name=THERMO')).toEqual(['Kitchen Thermo', 'lab thermo']);
     expect(await names('name=%25_')).toEqual(['100%_sure']);
-    expect(await names(`metadata=${encodeURIComponent('{"room":"lab"}')}`)).toEqual(['lab thermo', 'lab door']);
-    expect(await names(`metadata=${encodeURIComponent('{"hw":{"rev":2}}')}`)).toEqual(['Kitchen Thermo', 'lab door']);
-    expect(await names(`metadata=${encodeURIComponent('{"hw":{"rev":2,"vendor":"acme"}}')}`)).toEqual(['Kitchen Thermo']);
-    expect(await names(`metadata=${encodeURIComponent('{"active":true}')}`)).toEqual(['lab thermo']);
-    expect(await names(`metadata=${encodeURIComponent('{"active":false}')}`)).toEqual(['lab door']);
-    expect(await names(`metadata=${encodeURIComponent('{"note":null}')}`)).toEqual(['lab door']);
-    expect(await names(`metadata=${encodeURIComponent('{"tags":["a","b"]}')}`)).toEqual(['Kitchen Thermo']);
-    expect(await names(`metadata=${encodeURIComponent('{"room":"attic"}')}`)).toEqual([]);
-    expect(await names(`name=lab&metadata=${encodeURIComponent('{"hw":{"rev":3}}')}`)).toEqual(['lab thermo']);
-    expect(expectProblem(await api('GET', `${base}?metadata=${encodeURIComponent('{nope')}`, { token: t }), 400).code).toBe('invalid_filter');
-    expectProblem(await api('GET', `${base}?metadata=${encodeURIComponent('[1]')}`, { token: t }), 400);
-    const p1 = await api('GET', `${base}?limit=3`, { token: t });
-    const p2 = await api('GET', `${base}?limit=3&offset=3`, { token: t });
-    expect(p1.body.total).toBe(4);
-    expect([...p1.body.items, ...p2.body.items].map((d: { name: string }) => d.name)).toEqual(items.map((i) => i.name));
-    expectProblem(await api('GET', `${base}?limit=1000`, { token: t }), 400);
+    expect(await names('name=_')).toEqual(['100%_sure']);
+    expect(await names('name=nothing')).toEqual([]);
+    expect(await names(meta({ room: 'lab' }))).toEqual(['lab thermo', 'lab door']);
+    expect(await names(meta({ hw: { rev: 2 } }))).toEqual(['Kitchen Thermo', 'lab door']);
+    expect(await names(meta({ hw: { rev: 2, vendor: 'acme' } }))).toEqual(['Kitchen Thermo']);
+    expect(await names(meta({ hw: { fw: { v: 1.5 } } }))).toEqual(['lab thermo']);
+    expect(await names(meta({ hw: {} }))).toEqual(['Kitchen Thermo', 'lab thermo', 'lab door']);
+    expect(await names(meta({}))).toEqual(items.map((i) => i.name));
+    expect(await names(meta({ active: true }))).toEqual(['lab thermo']);
+    expect(await names(meta({ active: false }))).toEqual(['lab door']);
+    expect(await names(meta({ note: null }))).toEqual(['lab door']);
+    expect(await names(meta({ tags: ['a', 'b'] }))).toEqual(['Kitchen Thermo']);
+    expect(await names(meta({ tags: ['b', 'a'] }))).toEqual([]);
+    expect(await names(meta({ 'a.b': 'dotted' }))).toEqual(['Kitchen Thermo']);
+    // Types are compared too: "2" is not 2, 1 is not true, and a missing key is not null.
+    expect(await names(meta({ n: 2 }))).toEqual([]);
+    expect(await names(meta({ n: '2' }))).toEqual(['lab thermo']);
+    expect(await names(meta({ active: 1 }))).toEqual([]);
+    expect(await names(meta({ n: true }))).toEqual([]);
+    expect(await names(meta({ room: 'attic' }))).toEqual([]);
+    expect(await names(meta({ hw: { rev: 2, vendor: 'nobody' } }))).toEqual([]);
+    expect(await names(meta({ hw: 'acme' }))).toEqual([]);
+    expect(await names(`name=lab&${meta({ hw: { rev: 3 } })}`)).toEqual(['lab thermo']);
+    // A wide filter is one bound parameter, not one per key (D1 allows 100).
+    const wide = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`, i]));
+    expect(await names(meta(wide))).toEqual([]);
+    expect((await api('GET', `${base}?${meta({ room: 'lab' })}&limit=1`, { token: t })).body).toMatchObject({ total: 2, items: [{ name: 'lab thermo' }] });
+    for (const bad of ['{nope', '[1]', '"lab"', 'null', JSON.stringify({ 'a"b': 1 }), JSON.stringify({ ...wide, one: 'more' })]) {
+      expect(expectProblem(await api('GET', `${base}?${meta(bad)}`, { token: t }), 400).code).toBe('invalid_filter');
+    }
   });
 
-  it('updates name and metadata, and deletes with connections and policy attachments', async () => {
-    const { base, t, org } = await setup();
+  it('updates name and metadata (replaced), and refuses empty or invalid updates', async () => {
+    const { base, t } = await setup();
     const d = (await api('POST', base, { token: t, body: { name: 'd', metadata: { a: 1 } } })).body;
     const up = await api('PATCH', `${base}/${d.id}`, { token: t, body: { metadata: { b: 2 } } });
-    expect(up.body).toMatchObject({ name: 'd', metadata: { b: 2 } });
+    expect(up.status).toBe(200);
+    expect(up.body).toMatchObject({ id: d.id, name: 'd', metadata: { b: 2 }, created_at: d.created_at });
+    expect(up.body).not.toHaveProperty('key');
     expect(up.body.updated_at).toBeGreaterThanOrEqual(d.updated_at);
-    expect((await api('PATCH', `${base}/${d.id}`, { token: t, body: { name: 'renamed' } })).body).toMatchObject({ name: 'renamed', metadata: { b: 2 } });
-    expectProblem(await api('PATCH', `${base}/${d.id}`, { token: t, body: {} }), 422);
+    expect((await api('PATCH', `${base}/${d.id}`, { token: t, body: { name: ' renamed ' } })).body).toMatchObject({ name: 'renamed', metadata: { b: 2 } });
+    expect((await api('PATCH', `${base}/${d.id}`, { token: t, body: { metadata: {} } })).body.metadata).toEqual({});
+    expect((await api('GET', `${base}/${d.id}`, { token: t })).body).toMatchObject({ name: 'renamed', metadata: {} });
+    for (const body of [{}, { name: '' }, { name: 'x'.repeat(201) }, { metadata: [1] }, { metadata: 'x' }]) expectProblem(await api('PATCH', `${base}/${d.id}`, { token: t, body }), 422);
+    expectProblem(await api('PATCH', `${base}/${crypto.randomUUID()}`, { token: t, body: { name: 'x' } }), 404);
+    expectProblem(await api('GET', `${base}/${crypto.randomUUID()}`, { token: t }), 404);
+  });
+
+  it('refuses malformed bodies and metadata too large or too deep, as problem+json', async () => {
+    const { base, t } = await setup();
+    expect(expectProblem(await api('POST', base, { token: t, raw: '{', headers: { 'content-type': 'application/json' } }), 400).code).toBe('malformed_request');
+    expectProblem(await api('POST', base, { token: t, raw: '{"name":"a"}', headers: { 'content-type': 'text/plain' } }), 415);
+    for (const body of [{}, { name: 1 }, { name: '   ' }, { name: 'a', metadata: null }]) expectProblem(await api('POST', base, { token: t, body }), 422);
+    let deep: unknown = 1;
+    for (let i = 0; i < 33; i++) deep = { a: deep };
+    expect(expectProblem(await api('POST', base, { token: t, body: { name: 'deep', metadata: deep } }), 422).detail).toContain('32 levels');
+    let ok: unknown = 1;
+    for (let i = 0; i < 32; i++) ok = { a: ok };
+    expect((await api('POST', base, { token: t, body: { name: 'ok', metadata: ok } })).status).toBe(201);
+    expect(expectProblem(await api('POST', base, { token: t, body: { name: 'big', metadata: { s: 'x'.repeat(40_000) } } }), 422).detail).toContain('bytes');
+    expect((await api('GET', base, { token: t })).body.total).toBe(1);
+  });
+
+  it('deletes a device with its connections, policy attachments and key', async () => {
+    const { base, t, org } = await setup();
+    const d = (await api('POST', base, { token: t, body: { name: 'd' } })).body;
     const ch = (await api('POST', `/orgs/${org.id}/channels`, { token: t, body: { name: 'c' } })).body;
     await api('POST', `/orgs/${org.id}/connections`, { token: t, body: { channel_ids: [ch.id], device_ids: [d.id] } });
     const pol = (await api('POST', `/orgs/${org.id}/policies`, { token: t, body: { name: 'p', statements: [{ effect: 'deny', actions: ['*'], resources: ['*'] }] } })).body;
     expect((await api('POST', `/orgs/${org.id}/policies/${pol.id}/attachments`, { token: t, body: { principal_type: 'device', principal_id: d.id } })).status).toBe(201);
-    expect((await api('DELETE', `${base}/${d.id}`, { token: t })).status).toBe(204);
+    expect((await api('GET', '/orgs', { device: d.key })).status).toBe(200);
+    const del = await api('DELETE', `${base}/${d.id}`, { token: t });
+    expect(del.status).toBe(204);
+    expect(del.body).toBeNull();
     expectProblem(await api('GET', `${base}/${d.id}`, { token: t }), 404);
     expectProblem(await api('DELETE', `${base}/${d.id}`, { token: t }), 404);
     expectProblem(await api('GET', '/orgs', { device: d.key }), 401);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE device_id = ?').bind(d.id).first('n')).toBe(0);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM policy_attachments WHERE principal_id = ?').bind(d.id).first('n')).toBe(0);
+    expect((await api('GET', `/orgs/${org.id}/channels/${ch.id}/devices`, { token: t })).body.total).toBe(0);
   });
 
-  it('lets a viewer read but not create, and a device credential not manage devices', async () => {
+  it('lets a viewer read but not write, a device credential not manage devices, and nobody in without a credential', async () => {
     const { base, t, org } = await setup();
     const viewer = await newUser('viewer');
     await api('POST', `/orgs/${org.id}/members`, { token: t, body: { email: viewer.email, role: 'viewer' } });
     const d = (await api('POST', base, { token: t, body: { name: 'd' } })).body;
-    expect((await api('GET', base, { token: viewer.token })).body.total).toBe(1);
-    expectProblem(await api('POST', base, { token: viewer.token, body: { name: 'x' } }), 403);
-    expectProblem(await api('DELETE', `${base}/${d.id}`, { token: viewer.token }), 403);
+    const v = viewer.token;
+    expect((await api('GET', base, { token: v })).body.total).toBe(1);
+    expect((await api('GET', `${base}/${d.id}`, { token: v })).body.name).toBe('d');
+    expectProblem(await api('POST', base, { token: v, body: { name: 'x' } }), 403);
+    expectProblem(await api('POST', `${base}/bulk`, { token: v, body: { devices: [{ name: 'x' }] } }), 403);
+    expectProblem(await api('PATCH', `${base}/${d.id}`, { token: v, body: { name: 'x' } }), 403);
+    expectProblem(await api('POST', `${base}/${d.id}/key`, { token: v }), 403);
+    expectProblem(await api('DELETE', `${base}/${d.id}`, { token: v }), 403);
+    expect((await api('GET', base, { token: t })).body.total).toBe(1);
     expectProblem(await api('GET', base, { device: d.key }), 403);
+    expectProblem(await api('POST', `${base}/${d.id}/key`, { device: d.key }), 403);
     expectProblem(await api('GET', base), 401);
+  });
+
+  it("shows another org's user nothing: 404 on every device route, nothing in its own lists", async () => {
+    const { base, t, org } = await setup();
+    const d = (await api('POST', base, { token: t, body: { name: 'secret-device', metadata: { s: 1 } } })).body;
+    const stranger = await newUser('stranger');
+    const own = await newOrg(stranger.token, 'other');
+    const s = stranger.token;
+    const calls: [string, string, unknown?][] = [
+      ['POST', base, { name: 'x' }],
+      ['POST', `${base}/bulk`, { devices: [{ name: 'x' }] }],
+      ['GET', base],
+      ['GET', `${base}?${meta({ s: 1 })}`],
+      ['GET', `${base}/${d.id}`],
+      ['PATCH', `${base}/${d.id}`, { name: 'x' }],
+      ['POST', `${base}/${d.id}/key`],
+      ['DELETE', `${base}/${d.id}`],
+      ['GET', `${base}/${d.id}/channels`],
+    ];
+    for (const [method, path, body] of calls) {
+      const r = expectProblem(await api(method, path, { token: s, body }), 404);
+      expect(JSON.stringify(r)).not.toContain('secret-device');
+    }
+    // Its own org's routes do not reach the first org's device either.
+    const mine = `/orgs/${own.id}/devices`;
+    expect((await api('GET', mine, { token: s })).body).toMatchObject({ total: 0, items: [] });
+    expectProblem(await api('GET', `${mine}/${d.id}`, { token: s }), 404);
+    expectProblem(await api('PATCH', `${mine}/${d.id}`, { token: s, body: { name: 'x' } }), 404);
+    expectProblem(await api('POST', `${mine}/${d.id}/key`, { token: s }), 404);
+    expectProblem(await api('DELETE', `${mine}/${d.id}`, { token: s }), 404);
+    expect((await api('GET', `${base}/${d.id}`, { token: t })).body).toMatchObject({ name: 'secret-device' });
+    expect((await api('GET', '/orgs', { device: d.key })).status).toBe(200);
   });
 });

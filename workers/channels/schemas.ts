@@ -1,14 +1,14 @@
 import { z } from '@hono/zod-openapi';
-import { Metadata, Name } from '../lib/openapi';
+import { MAX_BULK, Metadata, MetadataInput, Name } from '../lib/openapi';
 import { OrgParam } from '../orgs/schemas';
 
 export const Channel = z
   .object({ id: z.string(), name: z.string(), metadata: Metadata, created_at: z.number().int(), updated_at: z.number().int() })
   .openapi('Channel');
-export const ChannelCreate = z.object({ name: Name, metadata: Metadata.optional() }).openapi('ChannelCreate');
-export const ChannelBulk = z.object({ channels: z.array(ChannelCreate).min(1).max(100) }).openapi('ChannelBulkCreate');
+export const ChannelCreate = z.object({ name: Name, metadata: MetadataInput.optional() }).openapi('ChannelCreate');
+export const ChannelBulk = z.object({ channels: z.array(ChannelCreate).min(1).max(MAX_BULK) }).openapi('ChannelBulkCreate');
 export const ChannelUpdate = z
-  .object({ name: Name.optional(), metadata: Metadata.optional() })
+  .object({ name: Name.optional(), metadata: MetadataInput.optional() })
   .refine((u) => u.name !== undefined || u.metadata !== undefined, 'give name and/or metadata')
   .openapi('ChannelUpdate');
 export const ChannelParam = OrgParam.extend({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });

@@ -1,4 +1,4 @@
-import { entityFilter, page, parseMetadata } from '../lib/entities';
+import { listFilter, page, parseMetadata } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
 
@@ -20,7 +20,7 @@ export async function createChannels(db: D1Database, orgId: string, items: { nam
 }
 
 export async function listChannels(db: D1Database, orgId: string, q: { offset: number; limit: number; name?: string; metadata?: string }) {
-  const f = entityFilter('c', q);
+  const f = listFilter('c', q);
   const p = await page<Row>(db, `channels c WHERE c.org_id = ?${f.where}`, [orgId, ...f.params], COLUMNS, 'c.created_at, c.rowid', q.offset, q.limit);
   return { ...p, items: p.items.map(out) };
 }

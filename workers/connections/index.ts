@@ -42,13 +42,13 @@ connectionsRouter.openapi(
 );
 
 connectionsRouter.openapi(
-  createRoute({ method: 'put', path: '/orgs/{org}/channels/{channel}/devices/{device}', tags, security, summary: 'Connect one device to one channel', request: { params: PairParam, ...jsonBody(ConnectOne) }, responses: { 200: jsonResponse(Connection, 'Connected'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'put', path: '/orgs/{org}/channels/{channel}/devices/{device}', tags, security, summary: 'Connect one device to one channel, or replace its types', request: { params: PairParam, ...jsonBody(ConnectOne) }, responses: { 200: jsonResponse(Connection, 'Was connected: types replaced'), 201: jsonResponse(Connection, 'Connected (new)'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org, channel, device } = c.req.valid('param');
     await authorize(c, org, 'connections:create', `connections/${channel}/${device}`);
     await conns.requireAll(c.env.DB, org, [channel], [device]);
-    const [conn] = await conns.connect(c.env.DB, org, [channel], [device], c.req.valid('json').types);
-    return c.json(conn!, 200);
+    const { created, connection } = await conns.connectOne(c.env.DB, org, channel, device, c.req.valid('json').types);
+    return created ? c.json(connection, 201) : c.json(connection, 200);
   },
 );
 
@@ -67,7 +67,8 @@ connectionsRouter.openapi(
   async (c) => {
     const { org, id } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');
-    await authorize(c, org, 'connections:read', `channels/${id}`);
+    // The collection of one channel's connections: a policy on `connections/{channel}/*` governs it.
+    await authorize(c, org, 'connections:read', `connections/${id}/*`);
     return c.json(await conns.devicesOfChannel(c.env.DB, org, id, offset, limit), 200);
   },
 );
@@ -77,7 +78,7 @@ connectionsRouter.openapi(
   async (c) => {
     const { org, id } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');
-    await authorize(c, org, 'connections:read', `devices/${id}`);
+    await authorize(c, org, 'connections:read', `connections/*/${id}`);
     return c.json(await conns.channelsOfDevice(c.env.DB, org, id, offset, limit), 200);
   },
 );

@@ -7,7 +7,11 @@ export const typesOf = (pub: number, sub: number): ConnType[] => [...(pub ? ['pu
 
 /** Ids are passed as one JSON array parameter (json_each), so a call is never limited by D1's bound-parameter cap. */
 async function missing(db: D1Database, table: 'channels' | 'devices', orgId: string, ids: string[]): Promise<string[]> {
-  const { results } = await db.prepare(`SELECT value AS id FROM json_each(?) WHERE value NOT IN (SELECT id FROM ${table} WHERE org_id = ?)`).bind(JSON.stringify(ids), orgId).all<{ id: string }>();
+  // NOT EXISTS by primary key: one lookup per given id, however many the org holds.
+  const { results } = await db
+    .prepare(`SELECT DISTINCT j.value AS id FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM ${table} t WHERE t.id = j.value AND t.org_id = ?)`)
+    .bind(JSON.stringify(ids), orgId)
+    .all<{ id: string }>();
   return results.map((r) => r.id);
 }
 
@@ -20,19 +24,43 @@ export async function requireAll(db: D1Database, orgId: string, channelIds: stri
   }
 }
 
-/** Connects the cross product in one statement; re-connecting replaces the types. */
-export async function connect(db: D1Database, orgId: string, channelIds: string[], deviceIds: string[], types: ConnType[]) {
-  const pub = types.includes('publish') ? 1 : 0;
-  const sub = types.includes('subscribe') ? 1 : 0;
-  await db
+/**
+ * The upsert of the cross product, in one statement. It joins the channels and devices of THIS org, so it can
+ * never connect an id of another org even if called without `requireAll`, and an id deleted since the check is
+ * skipped rather than failing on the foreign key. Re-connecting replaces the types and keeps `created_at`.
+ * CROSS JOIN fixes the join order: each given id is looked up by primary key (the planner would otherwise scan
+ * every channel and device of the org).
+ */
+function upsert(db: D1Database, orgId: string, channelIds: string[], deviceIds: string[], pub: number, sub: number): D1PreparedStatement {
+  return db
     .prepare(
       `INSERT INTO connections (org_id, channel_id, device_id, can_publish, can_subscribe, created_at)
-       SELECT ?, c.value, d.value, ?, ?, ? FROM json_each(?) c, json_each(?) d WHERE true
+       SELECT c.org_id, c.id, d.id, ?, ?, ?
+       FROM json_each(?) jc CROSS JOIN channels c CROSS JOIN json_each(?) jd CROSS JOIN devices d
+       WHERE c.id = jc.value AND d.id = jd.value AND c.org_id = ? AND d.org_id = c.org_id
        ON CONFLICT (channel_id, device_id) DO UPDATE SET can_publish = excluded.can_publish, can_subscribe = excluded.can_subscribe`,
     )
-    .bind(orgId, pub, sub, now(), JSON.stringify([...new Set(channelIds)]), JSON.stringify([...new Set(deviceIds)]))
-    .run();
-  return [...new Set(channelIds)].flatMap((channel_id) => [...new Set(deviceIds)].map((device_id) => ({ channel_id, device_id, types: typesOf(pub, sub) })));
+    .bind(pub, sub, now(), JSON.stringify(channelIds), JSON.stringify(deviceIds), orgId);
+}
+
+const flags = (types: ConnType[]) => [types.includes('publish') ? 1 : 0, types.includes('subscribe') ? 1 : 0] as const;
+
+/** Connects every (channel, device) pair; answers the pairs in request order, duplicates dropped. */
+export async function connect(db: D1Database, orgId: string, channelIds: string[], deviceIds: string[], types: ConnType[]) {
+  const [pub, sub] = flags(types);
+  const [chs, devs] = [[...new Set(channelIds)], [...new Set(deviceIds)]];
+  await upsert(db, orgId, chs, devs, pub, sub).run();
+  return chs.flatMap((channel_id) => devs.map((device_id) => ({ channel_id, device_id, types: typesOf(pub, sub) })));
+}
+
+/** Connects one pair; `created` tells a new connection from a changed one (read in the same transaction as the write). */
+export async function connectOne(db: D1Database, orgId: string, channelId: string, deviceId: string, types: ConnType[]) {
+  const [pub, sub] = flags(types);
+  const [before] = await db.batch([
+    db.prepare('SELECT 1 AS ok FROM connections WHERE channel_id = ? AND device_id = ? AND org_id = ?').bind(channelId, deviceId, orgId),
+    upsert(db, orgId, [channelId], [deviceId], pub, sub),
+  ]);
+  return { created: !before?.results.length, connection: { channel_id: channelId, device_id: deviceId, types: typesOf(pub, sub) } };
 }
 
 export async function disconnect(db: D1Database, orgId: string, channelIds: string[], deviceIds: string[]): Promise<number> {

@@ -14,26 +14,60 @@ export const ListQuery = PageQuery.extend({
   metadata: z.string().max(4096).optional().openapi({ description: 'JSON object contained in the metadata, e.g. {"room":"lab"}' }),
 });
 
-export interface Filter {
-  where: string;
-  params: unknown[];
+// The leaves of a metadata filter travel as one bound JSON parameter: D1 allows 100 bound parameters per
+// statement, so a filter with many keys must not grow the parameter count.
+
+/** One leaf of a metadata filter: a JSON path, the JSON type it must have there and, for scalars/arrays, the value. */
+type Leaf = [path: string, kind: 'null' | 'true' | 'false' | 'number' | 'text' | 'array' | 'object', value: unknown];
+export const MAX_FILTER_LEAVES = 32;
+const badFilter = (detail: string) => new ApiError(400, 'invalid_filter', detail);
+
+function kindOf(v: unknown): Leaf[1] {
+  if (v === null) return 'null';
+  if (v === true || v === false) return v ? 'true' : 'false';
+  if (typeof v === 'number') return 'number';
+  if (typeof v === 'string') return 'text';
+  return Array.isArray(v) ? 'array' : 'object';
 }
 
-const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
-
-function leaves(obj: Record<string, unknown>, path: string, out: { path: string; value: unknown }[]): void {
+function leavesOf(obj: Record<string, unknown>, path: string, out: Leaf[]): Leaf[] {
   for (const [k, v] of Object.entries(obj)) {
-    if (k.includes('"') || k.includes('\\')) throw new ApiError(400, 'invalid_filter', `metadata filter key ${JSON.stringify(k)} may not contain quotes or backslashes`);
+    // SQLite's quoted path labels ($."a.b") take any key but one with a quote; backslashes are refused too, since
+    // SQLite versions differ on unescaping them.
+    if (/["\\]/.test(k)) throw badFilter(`metadata filter key ${JSON.stringify(k)} may not contain quotes or backslashes`);
     const p = `${path}."${k}"`;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      if (Object.keys(v).length === 0) out.push({ path: p, value: v });
-      else leaves(v as Record<string, unknown>, p, out);
-    } else out.push({ path: p, value: v });
+    if (kindOf(v) === 'object' && Object.keys(v as object).length > 0) leavesOf(v as Record<string, unknown>, p, out);
+    else out.push([p, kindOf(v), v]);
+    if (out.length > MAX_FILTER_LEAVES) throw badFilter(`metadata filter may have at most ${MAX_FILTER_LEAVES} leaves`);
   }
+  return out;
 }
 
-/** SQL (for `alias.name` / `alias.metadata`) for the name and metadata filters; all values bound. */
-export function entityFilter(alias: string, q: { name?: string; metadata?: string }): Filter {
+/**
+ * Containment: every leaf of the filter must be in the metadata with the same JSON type and value; nested objects
+ * are compared key by key (so `{}` matches any object); arrays and scalars as whole values; numbers by value
+ * (2 = 2.0); strings exactly. The leaves travel as ONE bound JSON parameter, walked with json_each, so the SQL
+ * text is constant and the parameter count does not grow with the filter.
+ */
+function containment(column: string): string {
+  const path = 'f.value ->> 0';
+  const kind = 'f.value ->> 1';
+  const value = 'f.value ->> 2';
+  const type = `json_type(${column}, ${path})`;
+  return `NOT EXISTS (SELECT 1 FROM json_each(?) f WHERE NOT coalesce(CASE
+    WHEN ${kind} = 'number' THEN ${type} IN ('integer', 'real') AND json_extract(${column}, ${path}) = ${value}
+    WHEN ${kind} IN ('text', 'array') THEN ${type} = ${kind} AND json_extract(${column}, ${path}) = ${value}
+    ELSE ${type} = ${kind} END, 0))`;
+}
+
+export interface ListFilter {
+  name?: string;
+  metadata?: string;
+}
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
+
+/** `AND …` SQL for `alias.name` (case-insensitive substring, ASCII case folding as in SQLite) and `alias.metadata`. */
+export function listFilter(alias: string, q: ListFilter): { where: string; params: unknown[] } {
   const parts: string[] = [];
   const params: unknown[] = [];
   if (q.name) {
@@ -45,29 +79,16 @@ export function entityFilter(alias: string, q: { name?: string; metadata?: strin
     try {
       filter = JSON.parse(q.metadata);
     } catch {
-      throw new ApiError(400, 'invalid_filter', 'metadata filter is not valid JSON');
+      throw badFilter('metadata filter is not valid JSON');
     }
-    if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) throw new ApiError(400, 'invalid_filter', 'metadata filter must be a JSON object');
-    const ls: { path: string; value: unknown }[] = [];
-    leaves(filter as Record<string, unknown>, '$', ls);
-    for (const { path, value } of ls) {
-      if (value === null) {
-        parts.push(`json_type(${alias}.metadata, ?) = 'null'`);
-        params.push(path);
-      } else if (typeof value === 'boolean') {
-        parts.push(`json_type(${alias}.metadata, ?) = ?`);
-        params.push(path, value ? 'true' : 'false');
-      } else if (typeof value === 'object') {
-        // arrays and empty objects: equal as JSON documents
-        parts.push(`json(json_extract(${alias}.metadata, ?)) = json(?)`);
-        params.push(path, JSON.stringify(value));
-      } else {
-        parts.push(`json_type(${alias}.metadata, ?) IN ('text', 'integer', 'real') AND json_extract(${alias}.metadata, ?) = ?`);
-        params.push(path, path, value);
-      }
+    if (kindOf(filter) !== 'object') throw badFilter('metadata filter must be a JSON object');
+    const leaves = leavesOf(filter as Record<string, unknown>, '$', []);
+    if (leaves.length) {
+      parts.push(containment(`${alias}.metadata`));
+      params.push(JSON.stringify(leaves));
     }
   }
-  return { where: parts.length ? ` AND ${parts.join(' AND ')}` : '', params };
+  return { where: parts.map((p) => ` AND ${p}`).join(''), params };
 }
 
 /** One page plus the total, in one D1 round trip. */

@@ -51,6 +51,32 @@ export const pageOf = <T extends z.ZodType>(item: T, name: string) =>
 
 export const Metadata = z.record(z.string(), z.unknown()).openapi({ description: 'Free-form JSON object', example: { room: 'lab' } });
 
+// Bounds on stored metadata (devices and channels). D1 refuses values over 2 MB in production (a 500),
+// and SQLite's JSON functions refuse documents nested deeper than 1000 levels, which would make every
+// metadata-filtered listing of the org fail; so both are refused at the edge, with room to spare.
+export const MAX_METADATA_BYTES = 32 * 1024;
+export const MAX_METADATA_DEPTH = 32;
+
+/** Iterative (a hostile body may nest far deeper than the stack allows) and stops at the first level too deep. */
+function withinDepth(root: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[root, 1]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [v, depth] = top;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return false;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+/** Metadata as accepted on create/update of devices and channels. */
+export const MetadataInput = Metadata.refine((m) => withinDepth(m, MAX_METADATA_DEPTH), `metadata may nest at most ${MAX_METADATA_DEPTH} levels`)
+  .refine((m) => new TextEncoder().encode(JSON.stringify(m)).length <= MAX_METADATA_BYTES, `metadata may be at most ${MAX_METADATA_BYTES} bytes of JSON`)
+  .openapi({ description: `Free-form JSON object (at most ${MAX_METADATA_BYTES} bytes, ${MAX_METADATA_DEPTH} levels deep)` });
+
+/** Most items one bulk create takes. */
+export const MAX_BULK = 100;
+
 export const Name = z.string().trim().min(1).max(200);
 
 type Security = Array<Record<string, string[]>>;
