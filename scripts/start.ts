@@ -56,9 +56,27 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs = 90_00
   throw new Error(`worker did not answer ${url}/health within ${timeoutMs / 1000}s`);
 }
 
+/** The bridge runs on Node (default), Bun or Deno: EDGEFLUX_BRIDGE_RUNTIME. */
+function bridgeCommand(runtime: string): string[] {
+  const main = resolve(root, 'bridge/main.ts');
+  const bin = (name: string) => resolve(root, 'node_modules/.bin', name);
+  switch (runtime) {
+    case 'node':
+      return [process.execPath, '--import', 'tsx', main];
+    case 'bun':
+      return [bin('bun'), main];
+    case 'deno':
+      // Bare npm imports resolve from node_modules; extensionless relative imports need sloppy imports.
+      return [bin('deno'), 'run', '-A', '--unstable-sloppy-imports', main];
+    default:
+      throw new Error(`EDGEFLUX_BRIDGE_RUNTIME must be node, bun or deno, not ${JSON.stringify(runtime)}`);
+  }
+}
+
 /** Starts bridge/main.ts and waits for its EDGEFLUX_BRIDGE_READY line (its listeners). */
 async function startBridge(workerUrl: string): Promise<Record<string, string>> {
-  const b = spawn(process.execPath, ['--import', 'tsx', resolve(root, 'bridge/main.ts')], {
+  const [cmd, ...args] = bridgeCommand(process.env.EDGEFLUX_BRIDGE_RUNTIME ?? 'node');
+  const b = spawn(cmd!, args, {
     cwd: root,
     env: { ...childEnv, EDGEFLUX_WORKER_URL: workerUrl },
     stdio: ['ignore', 'pipe', 'inherit'],
