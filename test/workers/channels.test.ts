@@ -134,4 +134,31 @@ describe('channels', () => {
     expectProblem(await api('GET', `${mine}/${ch.id}/devices`, { token: s }), 404);
     expect((await api('GET', `${base}/${ch.id}`, { token: t })).body.name).toBe('secret-channel');
   });
+
+  it('reads and changes limits; members may read but not lift them; a limit takes effect at once', async () => {
+    const { t, base, org } = await setup();
+    const ch = (await api('POST', base, { token: t, body: { name: 'limited' } })).body;
+    const limits = await api('GET', `${base}/${ch.id}/limits`, { token: t });
+    expect(limits.status).toBe(200);
+    expect(limits.body.publisherRate).toEqual({ perSecond: 100, burst: 200 });
+    const changed = await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { maxPayloadBytes: 8, publisherRate: { perSecond: 5000, burst: 10000 } } });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ maxPayloadBytes: 8, publisherRate: { perSecond: 5000, burst: 10000 }, recentWindow: limits.body.recentWindow });
+    expect((await api('GET', `${base}/${ch.id}/limits`, { token: t })).body).toEqual(changed.body);
+    expect(expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { maxPayloadBytes: 10 * 1024 * 1024 } }), 422).detail).toContain('maxPayloadBytes');
+    expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { nonsense: 1 } }), 422);
+    expectProblem(await api('GET', `${base}/${crypto.randomUUID()}/limits`, { token: t }), 404);
+
+    // The new payload limit is enforced by the actor on the next publish.
+    const dev = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'd' } })).body;
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: { types: ['publish'] } });
+    const post = (body: string) => api('POST', `/channels/${ch.id}/messages`, { headers: { authorization: `Device ${dev.key}`, 'content-type': 'text/plain' }, raw: body });
+    expect((await post('12345678')).status).toBe(202);
+    expectProblem(await post('123456789'), 413);
+
+    const member = await newUser('m');
+    await api('POST', `/orgs/${org}/members`, { token: t, body: { email: member.email, role: 'member' } });
+    expect((await api('GET', `${base}/${ch.id}/limits`, { token: member.token })).status).toBe(200);
+    expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: member.token, body: { maxPayloadBytes: 100 } }), 403);
+  });
 });

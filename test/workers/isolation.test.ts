@@ -55,6 +55,7 @@ function sampleBody(route: string, a: World): unknown {
     'POST /orgs/{org}/channels': { name: 'x' },
     'POST /orgs/{org}/channels/bulk': { channels: [{ name: 'x' }] },
     'PATCH /orgs/{org}/channels/{id}': { name: 'x' },
+    'PATCH /orgs/{org}/channels/{id}/limits': { maxPayloadBytes: 1 },
     'POST /orgs/{org}/connections': { channel_ids: [a.channel], device_ids: [a.device] },
     'DELETE /orgs/{org}/connections': { channel_ids: [a.channel], device_ids: [a.device] },
     'PUT /orgs/{org}/channels/{channel}/devices/{device}': { types: ['publish'] },

@@ -4,7 +4,8 @@ import { ListQuery } from '../lib/entities';
 import { errors, jsonBody, jsonResponse, pageOf, SECURED } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
-import { Channel, ChannelBulk, ChannelCreate, ChannelParam, ChannelUpdate } from './schemas';
+import { ApiError } from '../lib/errors';
+import { Channel, ChannelBulk, ChannelCreate, ChannelLimits, ChannelLimitsPatch, ChannelParam, ChannelUpdate } from './schemas';
 import * as channels from './service';
 
 export const channelsRouter = router();
@@ -65,5 +66,34 @@ channelsRouter.openapi(
     const { purge } = await channels.deleteChannel(c.env, org, id);
     c.executionCtx.waitUntil(purge);
     return c.body(null, 204);
+  },
+);
+
+// Limits live in the channel's actor (persisted there); reading them is open to any role, changing them takes
+// `limits:update`, which only owners and admins hold by default (members could otherwise lift the rate limits
+// that protect the whole org).
+const actor = (env: Env, id: string) => env.CHANNELS.get(env.CHANNELS.idFromName(id));
+
+channelsRouter.openapi(
+  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/limits', tags, security, summary: "The channel's effective limits", request: { params: ChannelParam }, responses: { 200: jsonResponse(ChannelLimits, 'Limits'), ...errors(401, 403, 404) } }),
+  async (c) => {
+    const { org, id } = c.req.valid('param');
+    await authorize(c, org, 'limits:read', `channels/${id}`);
+    await channels.getChannel(c.env.DB, org, id);
+    const r = await actor(c.env, id).configure(id, {});
+    if (!r.ok) throw new ApiError(500, 'channel_unavailable', r.message);
+    return c.json(r.config, 200);
+  },
+);
+
+channelsRouter.openapi(
+  createRoute({ method: 'patch', path: '/orgs/{org}/channels/{id}/limits', tags, security, summary: "Change some of the channel's limits (rates, payload size, replay window, drain batching)", request: { params: ChannelParam, ...jsonBody(ChannelLimitsPatch) }, responses: { 200: jsonResponse(ChannelLimits, 'The effective limits'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  async (c) => {
+    const { org, id } = c.req.valid('param');
+    await authorize(c, org, 'limits:update', `channels/${id}`);
+    await channels.getChannel(c.env.DB, org, id);
+    const r = await actor(c.env, id).configure(id, c.req.valid('json'));
+    if (!r.ok) throw new ApiError(422, 'invalid_limits', r.message);
+    return c.json(r.config, 200);
   },
 );

@@ -12,3 +12,23 @@ export const ChannelUpdate = z
   .refine((u) => u.name !== undefined || u.metadata !== undefined, 'give name and/or metadata')
   .openapi('ChannelUpdate');
 export const ChannelParam = OrgParam.extend({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });
+
+const Rate = z.object({ perSecond: z.number().positive(), burst: z.number().positive() });
+const Window = z.object({ bytes: z.number().int().positive(), messages: z.number().int().positive() });
+/** The channel actor's limits (objects/channel/config.ts; docs/channel-actor.md explains each). */
+export const ChannelLimits = z
+  .object({
+    maxPayloadBytes: z.number().int(),
+    recentWindow: z.number().int(),
+    replayMaxBytes: z.number().int(),
+    channelRate: Rate,
+    publisherRate: Rate,
+    subscriberWindow: Window,
+    linkWindow: Window,
+    maxLinkSubscriptions: z.number().int(),
+    drainBatch: z.number().int(),
+    drainDelayMs: z.number().int(),
+  })
+  .openapi('ChannelLimits');
+/** A partial update; ranges are checked by the actor (422 names the setting). */
+export const ChannelLimitsPatch = ChannelLimits.partial().strict().openapi('ChannelLimitsPatch');
