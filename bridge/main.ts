@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig } from '../shared/config';
 import { createCoapServer } from './coap';
+import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
 import { createMqttServer } from './mqtt/server';
 import { createPlatform } from './platform';
 
@@ -38,7 +39,9 @@ async function main(): Promise<void> {
   const bound = await coap.listen(cfg.coapPort, cfg.host);
   listeners.push({ name: 'CoAP', url: bound.map((b) => `coap://${b.family === 'IPv6' ? `[${b.address}]` : b.address}:${b.port}`).join(' '), close: () => coap.close() });
 
-  const mqtt = createMqttServer({ platform, log });
+  const unknown = Object.keys(cfg.mqttLimits).filter((k) => !(k in DEFAULT_LIMITS));
+  if (unknown.length) throw new Error(`EDGEFLUX_MQTT_LIMITS: unknown limit(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
+  const mqtt = createMqttServer({ platform, log, limits: cfg.mqttLimits as Partial<MqttLimits> });
   const tcp = await mqtt.listenTcp(cfg.mqttPort, cfg.host);
   listeners.push({ name: 'MQTT', url: `mqtt://${cfg.host}:${tcp.port}`, close: () => mqtt.close() });
   const ws = await mqtt.listenWebSocket({ port: cfg.mqttWsPort, host: cfg.host, path: '/mqtt' });

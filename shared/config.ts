@@ -21,6 +21,8 @@ export interface PlatformConfig {
   workerUrl: string;
   /** The bridge's service credential (the worker's BRIDGE_SECRET), when set in the environment. */
   bridgeSecret: string | undefined;
+  /** Overrides of the MQTT front-end's limits (bridge/mqtt/limits.ts), from EDGEFLUX_MQTT_LIMITS as a JSON object of numbers. */
+  mqttLimits: Record<string, number>;
 }
 
 type Vars = Record<string, string | undefined>;
@@ -31,6 +33,20 @@ function port(vars: Vars, name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number (0-65535), got ${JSON.stringify(raw)}`);
   return n;
+}
+
+function numbers(vars: Vars, name: string): Record<string, number> {
+  const raw = vars[name];
+  if (raw === undefined || raw === '') return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new Error(`${name} must be a JSON object, got ${JSON.stringify(raw)}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${name} must be a JSON object`);
+  for (const [k, n] of Object.entries(v)) if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new Error(`${name}.${k} must be a non-negative number`);
+  return v as Record<string, number>;
 }
 
 export function loadConfig(vars: Vars): PlatformConfig {
@@ -48,5 +64,6 @@ export function loadConfig(vars: Vars): PlatformConfig {
     stateDir: vars.EDGEFLUX_STATE_DIR || '.edgeflux/state',
     workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${host}:${httpPort}`,
     bridgeSecret: vars.EDGEFLUX_BRIDGE_SECRET || vars.BRIDGE_SECRET || undefined,
+    mqttLimits: numbers(vars, 'EDGEFLUX_MQTT_LIMITS'),
   };
 }
