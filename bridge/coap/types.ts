@@ -30,20 +30,5 @@ export interface Reply {
   payload?: Uint8Array;
 }
 
-export interface Timer {
-  cancel(): void;
-}
-
-/** All timing goes through this, so tests drive it with a fake clock. */
-export interface Clock {
-  now(): number;
-  setTimer(ms: number, fn: () => void): Timer;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimer(ms, fn) {
-    const t = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(t) };
-  },
-};
+export type { Clock, Timer } from '../clock';
+export { systemClock } from '../clock';

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import mqtt, { type Packet } from 'mqtt-packet';
 import type { Principal } from '../../shared/principal';
 import type { MessageAction, Subscription } from '../platform/types';
-import type { Timer } from './clock';
+import type { Timer } from '../clock';
 import { connackV4, RC, type Qos } from './codes';
 import type { ServerContext } from './context';
 import type { Cursor } from './cursor';

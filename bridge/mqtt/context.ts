@@ -1,5 +1,5 @@
 import type { Platform } from '../platform/types';
-import type { Clock } from './clock';
+import type { Clock } from '../clock';
 import type { MqttLimits, TokenBucket } from './limits';
 import type { SessionStore } from './session';
 import type { SharedSubscriptions } from './shares';

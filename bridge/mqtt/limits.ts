@@ -1,4 +1,4 @@
-import type { Clock } from './clock';
+import type { Clock } from '../clock';
 
 /** Limits of the MQTT front-end (docs/mqtt.md "Limits"); exceeding one gets a reason code, never a crash. */
 export interface MqttLimits {

@@ -1,7 +1,7 @@
 import mqtt, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../shared/testing/prng';
-import { settle } from './test/fake-clock';
+import { settle } from '../testing/fake-clock';
 import { setup } from './test/harness';
 
 /** Valid packets of both protocol levels, to be cut up, mutated and concatenated. */

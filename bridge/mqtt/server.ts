@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { WebSocketServer, type RawData } from 'ws';
 import type { Platform } from '../platform/types';
-import { systemClock, type Clock } from './clock';
+import { systemClock, type Clock } from '../clock';
 import { RC } from './codes';
 import { Connection, type ConnectionInfo } from './connection';
 import type { ServerContext } from './context';

@@ -1,5 +1,5 @@
 import type { Qos } from './codes';
-import { systemClock, type Clock } from './clock';
+import { systemClock, type Clock } from '../clock';
 
 /**
  * Persistent MQTT sessions (docs/mqtt.md "Sessions"). The bridge keeps no messages: a session is

@@ -1,6 +1,6 @@
 import type { Principal } from '../../shared/principal';
 import type { Platform, PublishRequest } from '../platform/types';
-import type { Clock, Timer } from './clock';
+import type { Clock, Timer } from '../clock';
 
 /** A will as accepted at CONNECT: already parsed and authorized. */
 export interface Will {

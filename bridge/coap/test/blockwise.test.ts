@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, blockOption, decodeBlock, decodeUint, uintOption, type Block, type CoapMessage, type CoapOption } from '../../../shared/coap';
-import { settle } from './fake-clock';
+import { settle } from '../../testing/fake-clock';
 import { KEY, opt, setup, summary, type Client, type RequestSpec } from './harness';
 
 const PUB: RequestSpec = { code: Code.POST, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`], contentFormat: 42 };

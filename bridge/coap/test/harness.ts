@@ -2,7 +2,7 @@ import { Code, Opt, Type, codeString, decode, decodeUint, encode, uintOption, ur
 import { createCoapServer, type CoapServer } from '../server';
 import type { CoapLimits } from '../limits';
 import type { Endpoint } from '../types';
-import { FakeClock } from './fake-clock';
+import { FakeClock } from '../../testing/fake-clock';
 import { MemoryPlatform } from './memory-platform';
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -78,7 +78,7 @@ export const KEY = 'key-dev-1';
 
 export function setup(limits: Partial<CoapLimits> = {}) {
   const platform = new MemoryPlatform().addDevice('dev-1', KEY).addDevice('dev-2', 'key-dev-2').addChannel('c1', { publish: ['dev-1'], subscribe: ['dev-1', 'dev-2'] }).addChannel('c2', { subscribe: ['dev-1'] });
-  const clock = new FakeClock();
+  const clock = new FakeClock(0);
   const server = createCoapServer({ platform, clock, limits, random: () => 0 });
   const client = new Client(server);
   return { platform, clock, server, client };

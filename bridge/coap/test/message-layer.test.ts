@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, Type, encode, type CoapMessage } from '../../../shared/coap';
-import { settle } from './fake-clock';
+import { settle } from '../../testing/fake-clock';
 import { KEY, setup, str, summary } from './harness';
 
 const PUB = { code: Code.POST, path: '/channels/c1/messages/t', query: [`auth=${KEY}`], payload: 'hi' };

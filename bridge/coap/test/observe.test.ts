@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Code, ContentFormat, Opt, Type, uintOption, type CoapMessage } from '../../../shared/coap';
-import { settle } from './fake-clock';
+import { settle } from '../../testing/fake-clock';
 import { nextObserveNumber } from '../observe';
 import { KEY, opt, setup, str, summary, uintOf, type Client, type RequestSpec } from './harness';
 

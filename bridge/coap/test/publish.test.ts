@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Code, ContentFormat, Opt, type CoapMessage } from '../../../shared/coap';
-import { settle } from './fake-clock';
+import { settle } from '../../testing/fake-clock';
 import { KEY, setup, str, summary, text, uintOf, type RequestSpec } from './harness';
 
 const PUB: RequestSpec = { code: Code.POST, path: '/channels/c1/messages/room/1', query: [`auth=${KEY}`], payload: '21.5' };

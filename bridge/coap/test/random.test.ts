@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, Type, blockOption, encode, uintOption, uriPathOptions, uriQueryOptions, type CoapMessage } from '../../../shared/coap';
 import { mulberry32 } from '../../../shared/testing/prng';
-import { settle } from './fake-clock';
+import { settle } from '../../testing/fake-clock';
 import { Client, KEY, setup, summary } from './harness';
 
 // Thousands of random and mutated datagrams at the server core: it must never throw, and must keep

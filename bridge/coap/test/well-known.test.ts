@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Code, ContentFormat, Opt, blockOption, decodeBlock, decodeUint } from '../../../shared/coap';
-import { settle } from './fake-clock';
+import { settle } from '../../testing/fake-clock';
 import { KEY, opt, setup, str, summary } from './harness';
 
 describe('resource discovery (RFC 6690)', () => {

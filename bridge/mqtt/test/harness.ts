@@ -4,7 +4,7 @@ import type { MqttLimits } from '../limits';
 import { createMqttServer, type MqttServer } from '../server';
 import { MemorySessionStore } from '../session';
 import { duplexPair } from './duplex';
-import { FakeClock, settle } from './fake-clock';
+import { FakeClock, settle } from '../../testing/fake-clock';
 import { MemoryPlatform } from './memory-platform';
 
 export type Version = 4 | 5;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { settle } from './fake-clock';
+import { settle } from '../../testing/fake-clock';
 import { setup, text, VERSIONS } from './harness';
 
 const T = 'channels/ch-1/messages';

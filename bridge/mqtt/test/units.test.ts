@@ -3,7 +3,7 @@ import { Cursor } from '../cursor';
 import { MemorySessionStore, type SessionHolder } from '../session';
 import { parseTopicFilter, parseTopicName } from '../topics';
 import { chooseMqttSubprotocol } from '../websocket';
-import { FakeClock } from './fake-clock';
+import { FakeClock } from '../../testing/fake-clock';
 
 describe('topic filters', () => {
   it.each([

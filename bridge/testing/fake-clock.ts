@@ -1,5 +1,7 @@
 import type { Clock, Timer } from '../clock';
 
+/** Test time for the MQTT and CoAP front-ends (bridge/clock.ts). */
+
 /** Lets pending promise chains (platform calls, handlers) run to completion. */
 export async function settle(rounds = 10): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
@@ -13,9 +15,13 @@ interface Entry {
 
 /** A clock whose time moves only when a test says so; due timers fire in order, promises settle between. */
 export class FakeClock implements Clock {
-  private t = 1_700_000_000_000;
+  private t: number;
   private id = 0;
   private timers: Entry[] = [];
+
+  constructor(start = 1_700_000_000_000) {
+    this.t = start;
+  }
 
   now(): number {
     return this.t;
@@ -25,6 +31,10 @@ export class FakeClock implements Clock {
     const e: Entry = { at: this.t + Math.max(0, ms), id: ++this.id, fn };
     this.timers.push(e);
     return { cancel: () => void (this.timers = this.timers.filter((x) => x !== e)) };
+  }
+
+  get pendingTimers(): number {
+    return this.timers.length;
   }
 
   async advance(ms: number): Promise<void> {

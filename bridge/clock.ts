@@ -1,4 +1,4 @@
-/** All MQTT timing (connect timeout, keep alive, will delay, session checkpoints) goes through this. */
+/** All bridge timing (MQTT connect timeout, keep alive, will delay, session checkpoints; CoAP retransmission, observe, block-wise expiry) goes through this, so tests drive it with a fake clock. */
 export interface Timer {
   cancel(): void;
 }
