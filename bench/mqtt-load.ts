@@ -1,0 +1,158 @@
+/**
+ * The MQTT client harness, the same for every broker: MQTT.js 3.1.1 clients (Aedes speaks no
+ * MQTT 5), publishers either paced at a fixed offered rate or as fast as acknowledgements (QoS 1)
+ * or TCP back-pressure (QoS 0) allow, subscribers that count arrivals and record latency.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { settle } from './harness';
+import { LatencyRecorder, stampedSenml, type Latency } from './latency';
+import { ProcWatch, type Usage } from './procs';
+import { pool, type Server } from './servers';
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let clientSeq = 0;
+
+/** `n` connected clients, credentials `first`…`first+n−1`, at most `concurrency` CONNECTs in flight. */
+export async function connectMany(s: Server, n: number, opts: { first?: number; keepalive?: number; concurrency?: number } = {}): Promise<MqttClient[]> {
+  const clients: MqttClient[] = [];
+  try {
+    await pool(Array.from({ length: n }, (_, i) => i), opts.concurrency ?? 50, async (i) => {
+      const c = mqtt.connect({ host: '127.0.0.1', port: s.mqttPort, clientId: `bench-${process.pid}-${++clientSeq}`, protocolVersion: 4, reconnectPeriod: 0, queueQoSZero: false, connectTimeout: 30_000, keepalive: opts.keepalive ?? 60, ...s.mqttAuth((opts.first ?? 0) + i) });
+      clients.push(c);
+      await new Promise<void>((ok, fail) => (c.once('connect', () => ok()), c.once('error', fail), c.once('close', () => fail(new Error(`${s.name} closed an MQTT connection before CONNACK`)))));
+    });
+  } catch (e) {
+    await closeAll(clients);
+    throw e;
+  }
+  return clients;
+}
+
+export async function closeAll(clients: MqttClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(true, {}, () => r()))));
+}
+
+export interface FlowSpec {
+  channels: number;
+  publishersPerChannel: number;
+  subscribersPerChannel: number;
+  qos: 0 | 1;
+  seconds: number;
+  /** Total msgs/s offered by all publishers together; unset: as fast as the broker takes them. */
+  rate?: number;
+  /** QoS 1 publishes each publisher keeps in flight when unpaced. */
+  window?: number;
+}
+
+export interface FlowResult {
+  sent: number;
+  acked: number;
+  received: number;
+  /** Deliveries that should have arrived: sent × subscribers per channel. */
+  expected: number;
+  /** From the first publish to the last arrival (or the end of sending). */
+  seconds: number;
+  latency: Latency;
+  usage: Usage;
+  /** Client connections the server closed while loaded. */
+  closed: number;
+}
+
+/** Publishes on every channel for `seconds`, then waits for the tail to arrive (≤ 20 s). */
+export async function flow(s: Server, spec: FlowSpec): Promise<FlowResult> {
+  await s.channels(spec.channels);
+  const lat = new LatencyRecorder();
+  let received = 0;
+  let lastArrival = 0;
+  const subs = await connectMany(s, spec.channels * spec.subscribersPerChannel, { first: 0 });
+  const pubs: MqttClient[] = [];
+  try {
+    await pool(subs, 50, async (c, i) => {
+      await c.subscribeAsync(s.topic(i % spec.channels), { qos: spec.qos });
+      c.on('message', (_t, payload) => {
+        received += lat.record(payload) || 1;
+        lastArrival = performance.now();
+      });
+    });
+    pubs.push(...(await connectMany(s, spec.channels * spec.publishersPerChannel, { first: 1 })));
+    const sentBy = new Array<number>(spec.channels).fill(0);
+    const ackedBy = new Array<number>(spec.channels).fill(0);
+    let closed = 0;
+    for (const c of [...subs, ...pubs]) c.once('close', () => closed++);
+    const watch = new ProcWatch(s.pids()).start();
+    const start = performance.now();
+    const end = start + spec.seconds * 1000;
+    const perPub = spec.rate ? spec.rate / pubs.length : 0;
+    await Promise.all(
+      pubs.map(async (p, i) => {
+        const ch = i % spec.channels;
+        const topic = s.topic(ch);
+        const name = `p${i}`;
+        const send = () => {
+          sentBy[ch]!++;
+          if (spec.qos === 0) p.publish(topic, stampedSenml(name), { qos: 0 });
+          else p.publish(topic, stampedSenml(name), { qos: 1 }, (err) => void (err || ackedBy[ch]!++));
+        };
+        if (perPub) {
+          // Paced: send whatever is due, then sleep a tick; the offered rate holds whatever the latency.
+          let mine = 0;
+          for (let now = performance.now(); now < end && p.connected; now = performance.now()) {
+            const due = Math.floor(((now - start) / 1000) * perPub) - mine;
+            for (let k = 0; k < due; k++) send();
+            mine += Math.max(0, due);
+            await wait(2);
+          }
+        } else if (spec.qos === 1) {
+          await Promise.all(
+            Array.from({ length: spec.window ?? 8 }, async () => {
+              while (performance.now() < end && p.connected) {
+                sentBy[ch]!++;
+                if (await p.publishAsync(topic, stampedSenml(name), { qos: 1 }).then(() => true, () => false)) ackedBy[ch]!++;
+              }
+            }),
+          );
+        } else {
+          // QoS 0 has no ack: TCP back-pressure is the only brake; yield so arrivals are read too.
+          for (let k = 0; performance.now() < end && p.connected; k++) {
+            send();
+            const stream = p.stream as unknown as { writableNeedDrain?: boolean; once(e: string, f: () => void): void };
+            if (stream.writableNeedDrain) await new Promise<void>((r) => stream.once('drain', r));
+            else if (k % 32 === 0) await new Promise((r) => setImmediate(r));
+          }
+        }
+      }),
+    );
+    const sent = sentBy.reduce((a, b) => a + b, 0);
+    const expected = sent * spec.subscribersPerChannel;
+    await settle(() => received, expected);
+    const usage = watch.stop();
+    const closedByServer = closed;
+    const acked = ackedBy.reduce((a, b) => a + b, 0);
+    if (s.storage) for (let ch = 0; ch < spec.channels; ch++) s.storage.expect(ch, spec.qos === 1 ? ackedBy[ch]! : sentBy[ch]!);
+    return { sent, acked, received, expected, seconds: (Math.max(lastArrival, end) - start) / 1000, latency: lat.summary(), usage, closed: closedByServer };
+  } finally {
+    await closeAll([...pubs, ...subs]);
+  }
+}
+
+export interface IdleResult {
+  connections: number;
+  /** RSS growth of the process that holds the connections, MiB. */
+  holderMiB: number;
+  /** RSS growth of all the server's processes, MiB. */
+  allMiB: number;
+}
+
+/** Opens `n` idle connections (CONNECT accepted, no subscriptions) and measures what they cost in RSS. */
+export async function idleConnections(s: Server, n: number): Promise<IdleResult> {
+  const rss = (pids: number[]) => new ProcWatch(pids).start().stop().rssMiB;
+  await wait(1000);
+  const before = { holder: rss(s.connectionPids()), all: rss(s.pids()) };
+  const clients = await connectMany(s, n, { keepalive: 600, concurrency: 100 });
+  try {
+    await wait(2000); // let allocation settle (and a GC run) before reading RSS
+    return { connections: clients.length, holderMiB: rss(s.connectionPids()) - before.holder, allMiB: rss(s.pids()) - before.all };
+  } finally {
+    await closeAll(clients);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Scenarios 1–6: the same client harness against every server that speaks the protocol, each
+ * server measured in turn within each run, every figure the median over the runs. After each
+ * scenario the messages Edgeflux acknowledged are counted in D1 (query API `total`).
+ */
+import { medianRow, ratios, type Row } from './harness';
+import { flow, idleConnections, type FlowResult, type FlowSpec } from './mqtt-load';
+import type { Server } from './servers';
+import { webFlow, type WebSpec } from './web-load';
+
+export interface Settings {
+  runs: number;
+  seconds: number;
+  /** Scenario 1: publishers, and the paced rate (msgs/s) at which latency is taken. */
+  publishers: number;
+  rate: number;
+  /** Scenario 2: subscriber counts, and the deliveries/s offered (the publisher sends rate/M msgs/s). */
+  fanout: number[];
+  fanoutRate: number;
+  /** Scenario 3: channels (one publisher, one subscriber each). */
+  channels: number;
+  /** Scenario 4: keep-alive HTTP publishers. */
+  httpClients: number;
+  /** Scenario 5: WebSocket subscribers, and the deliveries/s offered. */
+  sockets: number;
+  socketRate: number;
+  /** Scenario 6: idle MQTT connections. */
+  idle: number;
+}
+
+export interface Outcome {
+  rows: Row[];
+  /** Storage differences: printed first. */
+  storage: string[];
+  notes: string[];
+}
+
+const figures = (r: FlowResult) => ({
+  'msgs/s': r.received / r.seconds,
+  'p50 ms': r.latency.p50,
+  'p90 ms': r.latency.p90,
+  'p99 ms': r.latency.p99,
+  'max ms': r.latency.max,
+  'CPU s': r.usage.cpuSeconds,
+  'CPU µs/msg': (r.usage.cpuSeconds / r.received) * 1e6,
+  'peak RSS MiB': r.usage.peakRssMiB,
+  'lost %': r.expected ? (100 * Math.max(0, r.expected - r.received)) / r.expected : 0,
+});
+
+/** Runs `one` for every server, `runs` times, interleaved; one median row per server. */
+async function compare<R extends FlowResult>(scenario: string, servers: Server[], runs: number, one: (s: Server) => Promise<R>, out: Outcome, ratioOn = 'msgs/s'): Promise<void> {
+  const results = new Map<Server, R[]>(servers.map((s) => [s, []]));
+  for (let r = 0; r < runs; r++) for (const s of servers) results.get(s)!.push(await one(s));
+  const rows = servers.map((s) => medianRow(scenario, s.name, results.get(s)!.map(figures)));
+  out.rows.push(...ratios(rows, ratioOn));
+  for (const s of servers) {
+    const closed = results.get(s)!.reduce((a, r) => a + r.closed, 0);
+    if (closed) out.notes.push(`${scenario}: ${s.name} closed ${closed} client connection(s) while loaded (over ${runs} run(s))${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}`);
+    if (!s.storage) continue;
+    const c = await s.storage.check();
+    const line = `${scenario}: ${s.name} accepted ${c.expected} messages on ${c.channels} channel(s) (QoS 1 and HTTP: acknowledged; QoS 0: sent), D1 holds ${c.stored}`;
+    if (c.stored !== c.expected) out.storage.push(`**STORAGE DIFFERENCE** ${line} (${c.stored - c.expected})`);
+    else out.notes.push(`storage ok: ${line}`);
+  }
+}
+
+/** The last line of a server's log that looks like a refusal, for the notes. */
+const lastProblem = (log: string) => log.split('\n').filter((l) => /error|refused|closed:/i.test(l)).at(-1)?.trim() ?? '(nothing logged)';
+
+const mqttServers = (all: Server[]) => all.filter((s) => s.mqttPort);
+const webServers = (all: Server[]) => all.filter((s) => s.httpUrl);
+
+export const SCENARIOS = ['fanin', 'fanout', 'channels', 'http', 'ws', 'idle'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export async function runScenarios(all: Server[], only: Set<string>, o: Settings): Promise<Outcome> {
+  const out: Outcome = { rows: [], storage: [], notes: [] };
+  const mq = mqttServers(all);
+  const base: Omit<FlowSpec, 'qos'> = { channels: 1, publishersPerChannel: o.publishers, subscribersPerChannel: 1, seconds: o.seconds };
+  if (only.has('fanin')) {
+    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 0, as fast as TCP allows`, mq, o.runs, (s) => flow(s, { ...base, qos: 0 }), out);
+    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 1, 8 in flight per publisher`, mq, o.runs, (s) => flow(s, { ...base, qos: 1, window: 8 }), out);
+    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 0, paced at ${o.rate} msgs/s`, mq, o.runs, (s) => flow(s, { ...base, qos: 0, rate: o.rate }), out, 'p99 ms');
+  }
+  if (only.has('fanout'))
+    for (const m of o.fanout) {
+      const rate = o.fanoutRate / m;
+      await compare(`2 MQTT fan-out 1→${m}, QoS 0, ${rate.toFixed(rate < 10 ? 1 : 0)} msgs/s published (${o.fanoutRate} deliveries/s offered)`, mq, o.runs, (s) => flow(s, { channels: 1, publishersPerChannel: 1, subscribersPerChannel: m, qos: 0, seconds: o.seconds, rate }), out, 'CPU µs/msg');
+    }
+  if (only.has('channels')) await compare(`3 many channels: ${o.channels} × (1 publisher QoS 1 → 1 subscriber)`, mq, o.runs, (s) => flow(s, { channels: o.channels, publishersPerChannel: 1, subscribersPerChannel: 1, qos: 1, seconds: o.seconds, window: 1 }), out);
+  const web = webServers(all);
+  if (only.has('http')) {
+    const spec: WebSpec = { sockets: 1, clients: o.httpClients, seconds: o.seconds };
+    await compare(`4 HTTP publish: ${o.httpClients} keep-alive POST clients → 1 WebSocket subscriber`, web, o.runs, (s) => webFlow(s, spec), out);
+  }
+  if (only.has('ws')) {
+    const spec: WebSpec = { sockets: o.sockets, clients: 4, seconds: o.seconds, rate: o.socketRate / o.sockets };
+    await compare(`5 WebSocket fan-out to ${o.sockets} sockets, ${(o.socketRate / o.sockets).toFixed(0)} POSTs/s (${o.socketRate} deliveries/s offered)`, web, o.runs, (s) => webFlow(s, spec), out, 'CPU µs/msg');
+  }
+  if (only.has('idle')) {
+    const rows: Row[] = [];
+    for (const s of mq) {
+      const rs = [];
+      for (let r = 0; r < o.runs; r++) rs.push(await idleConnections(s, o.idle));
+      const perConn = (mib: number, n: number) => (mib * 1024) / n;
+      const holder = s.connectionPids().length === s.pids().length ? s.name : `${s.name} bridge`;
+      rows.push(medianRow(`6 idle MQTT connections (${o.idle})`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
+      if (holder !== s.name) out.notes.push(`6 idle: ${s.name}, all processes (bridge + workerd + wrangler) grew ${(rs.reduce((a, x) => a + x.allMiB, 0) / rs.length).toFixed(1)} MiB on average for ${o.idle} connections`);
+    }
+    out.rows.push(...ratios(rows, 'KiB/conn', 'Edgeflux bridge'));
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+/**
+ * The HTTP/WebSocket client harness: keep-alive POST clients (node:http Agent, closed loop or paced)
+ * publishing SenML on one channel, and WebSocket subscribers on that channel counting arrivals and
+ * recording latency.
+ */
+import { Agent, request } from 'node:http';
+import WebSocket from 'ws';
+import { settle } from './harness';
+import { LatencyRecorder, stampedSenml } from './latency';
+import type { FlowResult } from './mqtt-load';
+import { ProcWatch } from './procs';
+import { pool, type Server } from './servers';
+
+export interface WebSpec {
+  /** WebSocket subscribers on the channel. */
+  sockets: number;
+  /** Keep-alive HTTP publishers. */
+  clients: number;
+  seconds: number;
+  /** Total POSTs/s offered; unset: each client posts again as soon as it has the answer. */
+  rate?: number;
+}
+
+export interface WebResult extends FlowResult {
+  /** POSTs answered with anything but 2xx. */
+  refused: number;
+}
+
+function post(agent: Agent, url: URL, headers: Record<string, string>, body: string): Promise<number> {
+  return new Promise((ok, fail) => {
+    const req = request(url, { agent, method: 'POST', headers: { ...headers, 'content-type': 'application/senml+json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => ok(res.statusCode ?? 0));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+export async function webFlow(s: Server, spec: WebSpec): Promise<WebResult> {
+  if (!s.httpUrl) throw new Error(`${s.name} takes no HTTP`);
+  await s.channels(1);
+  const lat = new LatencyRecorder();
+  let received = 0;
+  let lastArrival = 0;
+  const sockets: WebSocket[] = [];
+  const agent = new Agent({ keepAlive: true, maxSockets: spec.clients });
+  try {
+    const wsUrl = `${s.httpUrl.replace(/^http/, 'ws')}${s.path(0)}`;
+    await pool(Array.from({ length: spec.sockets }, (_, i) => i), 50, async () => {
+      const ws = new WebSocket(wsUrl, { headers: s.httpHeaders(0) });
+      sockets.push(ws);
+      ws.on('message', (data: Buffer) => {
+        received += lat.record(data);
+        lastArrival = performance.now();
+      });
+      await new Promise<void>((ok, fail) => (ws.once('open', () => ok()), ws.once('error', fail), ws.once('unexpected-response', (_q, res) => fail(new Error(`${s.name}: WebSocket upgrade answered ${res.statusCode}`)))));
+    });
+    await new Promise((r) => setTimeout(r, 300)); // subscriptions in place before the first publish
+    const url = new URL(`${s.httpUrl}${s.path(0)}`);
+    let sent = 0;
+    let acked = 0;
+    let refused = 0;
+    let closed = 0;
+    for (const ws of sockets) ws.once('close', () => closed++);
+    const watch = new ProcWatch(s.pids()).start();
+    const start = performance.now();
+    const end = start + spec.seconds * 1000;
+    const perClient = spec.rate ? spec.rate / spec.clients : 0;
+    const one = async (i: number) => {
+      sent++;
+      const status = await post(agent, url, s.httpHeaders(1 + i), stampedSenml(`h${i}`));
+      if (status >= 200 && status < 300) acked++;
+      else refused++;
+    };
+    await Promise.all(
+      Array.from({ length: spec.clients }, async (_, i) => {
+        if (!perClient) {
+          while (performance.now() < end) await one(i);
+          return;
+        }
+        const inFlight: Promise<void>[] = [];
+        let mine = 0;
+        for (let now = performance.now(); now < end; now = performance.now()) {
+          const due = Math.floor(((now - start) / 1000) * perClient) - mine;
+          for (let k = 0; k < due; k++) inFlight.push(one(i));
+          mine += Math.max(0, due);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        await Promise.all(inFlight);
+      }),
+    );
+    const expected = acked * spec.sockets;
+    await settle(() => received, expected);
+    const usage = watch.stop();
+    const closedByServer = closed;
+    s.storage?.expect(0, acked);
+    return { sent, acked, refused, received, expected, seconds: (Math.max(lastArrival, end) - start) / 1000, latency: lat.summary(), usage, closed: closedByServer };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    agent.destroy();
+  }
+}
