@@ -83,7 +83,8 @@ const fmt = (n: number | undefined): string => {
 
 /** One Markdown table per scenario; columns are the figures that scenario's rows have. */
 export function table(rows: Row[]): string {
-  const scenarios = [...new Set(rows.map((r) => r.scenario))];
+  const order = (s: string) => Number.parseInt(s, 10) || 0;
+  const scenarios = [...new Set(rows.map((r) => r.scenario))].sort((a, b) => order(a) - order(b));
   return scenarios
     .map((s) => {
       const rs = rows.filter((r) => r.scenario === s);

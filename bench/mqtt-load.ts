@@ -144,13 +144,15 @@ export interface IdleResult {
 }
 
 /** Opens `n` idle connections (CONNECT accepted, no subscriptions) and measures what they cost in RSS. */
-export async function idleConnections(s: Server, n: number): Promise<IdleResult> {
+export async function idleConnections(s: Server, n: number, settleMs = 2000): Promise<IdleResult> {
   const rss = (pids: number[]) => new ProcWatch(pids).start().stop().rssMiB;
-  await wait(1000);
+  // Warm-up: the connection code paths loaded and compiled before the baseline is read.
+  await closeAll(await connectMany(s, Math.min(50, n), { keepalive: 600 }));
+  await wait(settleMs);
   const before = { holder: rss(s.connectionPids()), all: rss(s.pids()) };
   const clients = await connectMany(s, n, { keepalive: 600, concurrency: 100 });
   try {
-    await wait(2000); // let allocation settle (and a GC run) before reading RSS
+    await wait(settleMs); // let allocation settle (and a GC run) before reading RSS
     return { connections: clients.length, holderMiB: rss(s.connectionPids()) - before.holder, allMiB: rss(s.pids()) - before.all };
   } finally {
     await closeAll(clients);

@@ -6,13 +6,13 @@
 import { parseArgs } from 'node:util';
 import { codecScenarios } from './codecs';
 import { machine, table, writeResults, type Row } from './harness';
-import { runScenarios, SCENARIOS, type Settings } from './scenarios';
+import { progress, runScenarios, SCENARIOS, type Settings } from './scenarios';
 import { BENCH_CHANNEL_LIMITS, BENCH_MQTT_LIMITS, startAedes, startEdgeflux, startMosquitto, startPlainNode, type Server } from './servers';
 
 const flags = {
   quick: { type: 'boolean', default: false, help: 'short run (< 2 min): small sizes, short runs' },
   only: { type: 'string', help: `comma-separated scenarios: ${[...SCENARIOS, 'codecs'].join(',')} (default all)` },
-  runs: { type: 'string', help: 'runs per figure (the median is reported); quick 3, full 3' },
+  runs: { type: 'string', help: 'runs per figure (the median is reported); quick 1, full 3' },
   seconds: { type: 'string', help: 'seconds each server is loaded per run; quick 1, full 4' },
   ms: { type: 'string', help: 'codec microbenchmark: ms per run; quick 100, full 1000' },
   publishers: { type: 'string', help: 'fan-in publishers (10)' },
@@ -36,7 +36,7 @@ const quick = Boolean(v.quick);
 const num = (x: unknown, quickDefault: number, fullDefault: number) => (typeof x === 'string' ? Number(x) : quick ? quickDefault : fullDefault);
 const list = (x: unknown, dflt: number[]) => (typeof x === 'string' ? x.split(',').map(Number) : dflt);
 const settings: Settings & { ms: number } = {
-  runs: num(v.runs, 3, 3),
+  runs: num(v.runs, 1, 3),
   seconds: num(v.seconds, 1, 4),
   ms: num(v.ms, 100, 1000),
   publishers: num(v.publishers, 10, 10),
@@ -60,6 +60,7 @@ const notes: string[] = [];
 const servers: Server[] = [];
 if ([...only].some((s) => s !== 'codecs')) {
   try {
+    progress('starting Edgeflux, Mosquitto, Aedes, bare Node');
     servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20) }));
     servers.push(await startMosquitto(), await startAedes(), await startPlainNode());
     notes.push(`Edgeflux limits raised for the benchmark: EDGEFLUX_MQTT_LIMITS=${JSON.stringify(BENCH_MQTT_LIMITS)}; every channel PATCH /limits ${JSON.stringify(BENCH_CHANNEL_LIMITS)}`);
@@ -71,6 +72,7 @@ if ([...only].some((s) => s !== 'codecs')) {
     for (const s of servers.reverse()) await s.stop();
   }
 }
+if (only.has('codecs')) progress('7 codecs');
 if (only.has('codecs')) rows.push(...codecScenarios({ ms: settings.ms, runs: settings.runs }));
 
 const method = [

@@ -36,7 +36,7 @@ export interface Outcome {
 }
 
 const figures = (r: FlowResult) => ({
-  'msgs/s': r.received / r.seconds,
+  'delivered/s': r.received / r.seconds,
   'p50 ms': r.latency.p50,
   'p90 ms': r.latency.p90,
   'p99 ms': r.latency.p99,
@@ -48,9 +48,13 @@ const figures = (r: FlowResult) => ({
 });
 
 /** Runs `one` for every server, `runs` times, interleaved; one median row per server. */
-async function compare<R extends FlowResult>(scenario: string, servers: Server[], runs: number, one: (s: Server) => Promise<R>, out: Outcome, ratioOn = 'msgs/s'): Promise<void> {
+async function compare<R extends FlowResult>(scenario: string, servers: Server[], runs: number, one: (s: Server) => Promise<R>, out: Outcome, ratioOn = 'delivered/s'): Promise<void> {
   const results = new Map<Server, R[]>(servers.map((s) => [s, []]));
-  for (let r = 0; r < runs; r++) for (const s of servers) results.get(s)!.push(await one(s));
+  for (let r = 0; r < runs; r++)
+    for (const s of servers) {
+      progress(`${scenario} · ${s.name} · run ${r + 1}/${runs}`);
+      results.get(s)!.push(await one(s));
+    }
   const rows = servers.map((s) => medianRow(scenario, s.name, results.get(s)!.map(figures)));
   out.rows.push(...ratios(rows, ratioOn));
   for (const s of servers) {
@@ -64,6 +68,10 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
   }
 }
 
+const began = Date.now();
+/** Progress on stderr, so stdout stays the Markdown report. */
+export const progress = (what: string) => process.stderr.write(`[bench ${((Date.now() - began) / 1000).toFixed(0).padStart(4)} s] ${what}\n`);
+
 /** The last line of a server's log that looks like a refusal, for the notes. */
 const lastProblem = (log: string) => log.split('\n').filter((l) => /error|refused|closed:/i.test(l)).at(-1)?.trim() ?? '(nothing logged)';
 
@@ -76,6 +84,22 @@ export type ScenarioName = (typeof SCENARIOS)[number];
 export async function runScenarios(all: Server[], only: Set<string>, o: Settings): Promise<Outcome> {
   const out: Outcome = { rows: [], storage: [], notes: [] };
   const mq = mqttServers(all);
+  // Idle connections first: RSS is steadiest before any load has grown (and later shrunk) the heaps.
+  if (only.has('idle')) {
+    const rows: Row[] = [];
+    for (const s of mq) {
+      const rs = [];
+      for (let r = 0; r < o.runs; r++) {
+        progress(`6 idle connections · ${s.name} · run ${r + 1}/${o.runs}`);
+        rs.push(await idleConnections(s, o.idle));
+      }
+      const perConn = (mib: number, n: number) => (mib * 1024) / n;
+      const holder = s.connectionPids().length === s.pids().length ? s.name : `${s.name} bridge`;
+      rows.push(medianRow(`6 idle MQTT connections (${o.idle})`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
+      if (holder !== s.name) out.notes.push(`6 idle: ${s.name}, all processes (bridge + workerd + wrangler) grew ${(rs.reduce((a, x) => a + x.allMiB, 0) / rs.length).toFixed(1)} MiB on average for ${o.idle} connections`);
+    }
+    out.rows.push(...ratios(rows, 'KiB/conn', 'Edgeflux bridge'));
+  }
   const base: Omit<FlowSpec, 'qos'> = { channels: 1, publishersPerChannel: o.publishers, subscribersPerChannel: 1, seconds: o.seconds };
   if (only.has('fanin')) {
     await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 0, as fast as TCP allows`, mq, o.runs, (s) => flow(s, { ...base, qos: 0 }), out);
@@ -96,18 +120,6 @@ export async function runScenarios(all: Server[], only: Set<string>, o: Settings
   if (only.has('ws')) {
     const spec: WebSpec = { sockets: o.sockets, clients: 4, seconds: o.seconds, rate: o.socketRate / o.sockets };
     await compare(`5 WebSocket fan-out to ${o.sockets} sockets, ${(o.socketRate / o.sockets).toFixed(0)} POSTs/s (${o.socketRate} deliveries/s offered)`, web, o.runs, (s) => webFlow(s, spec), out, 'CPU µs/msg');
-  }
-  if (only.has('idle')) {
-    const rows: Row[] = [];
-    for (const s of mq) {
-      const rs = [];
-      for (let r = 0; r < o.runs; r++) rs.push(await idleConnections(s, o.idle));
-      const perConn = (mib: number, n: number) => (mib * 1024) / n;
-      const holder = s.connectionPids().length === s.pids().length ? s.name : `${s.name} bridge`;
-      rows.push(medianRow(`6 idle MQTT connections (${o.idle})`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
-      if (holder !== s.name) out.notes.push(`6 idle: ${s.name}, all processes (bridge + workerd + wrangler) grew ${(rs.reduce((a, x) => a + x.allMiB, 0) / rs.length).toFixed(1)} MiB on average for ${o.idle} connections`);
-    }
-    out.rows.push(...ratios(rows, 'KiB/conn', 'Edgeflux bridge'));
   }
   return out;
 }
