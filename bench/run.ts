@@ -48,6 +48,7 @@ const settings: Settings & { ms: number } = {
   sockets: num(v.sockets, 100, 1000),
   socketRate: num(v['socket-rate'], 5000, 20000),
   idle: num(v.idle, 500, 2000),
+  settleMs: quick ? 1000 : 2000,
 };
 const only = new Set(typeof v.only === 'string' ? v.only.split(',') : [...SCENARIOS, 'codecs']);
 const unknown = [...only].filter((s) => s !== 'codecs' && !(SCENARIOS as readonly string[]).includes(s));

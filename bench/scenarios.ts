@@ -24,13 +24,14 @@ export interface Settings {
   /** Scenario 5: WebSocket subscribers, and the deliveries/s offered. */
   sockets: number;
   socketRate: number;
-  /** Scenario 6: idle MQTT connections. */
+  /** Scenario 6: idle MQTT connections, and how long RSS is left to settle before it is read. */
   idle: number;
+  settleMs: number;
 }
 
 export interface Outcome {
   rows: Row[];
-  /** Storage differences: printed first. */
+  /** Storage differences and failed runs: printed first. */
   storage: string[];
   notes: string[];
 }
@@ -53,11 +54,16 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
   for (let r = 0; r < runs; r++)
     for (const s of servers) {
       progress(`${scenario} · ${s.name} · run ${r + 1}/${runs}`);
-      results.get(s)!.push(await one(s));
+      try {
+        results.get(s)!.push(await one(s));
+      } catch (e) {
+        // A server that cannot take the load is a result too: say so and go on with the others.
+        out.storage.push(`**FAILED** ${scenario}: ${s.name} run ${r + 1}: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
-  const rows = servers.map((s) => medianRow(scenario, s.name, results.get(s)!.map(figures)));
+  const rows = servers.filter((s) => results.get(s)!.length).map((s) => medianRow(scenario, s.name, results.get(s)!.map(figures)));
   out.rows.push(...ratios(rows, ratioOn));
-  for (const s of servers) {
+  for (const s of servers.filter((x) => results.get(x)!.length)) {
     const closed = results.get(s)!.reduce((a, r) => a + r.closed, 0);
     if (closed) out.notes.push(`${scenario}: ${s.name} closed ${closed} client connection(s) while loaded (over ${runs} run(s))${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}`);
     if (!s.storage) continue;
@@ -91,8 +97,13 @@ export async function runScenarios(all: Server[], only: Set<string>, o: Settings
       const rs = [];
       for (let r = 0; r < o.runs; r++) {
         progress(`6 idle connections · ${s.name} · run ${r + 1}/${o.runs}`);
-        rs.push(await idleConnections(s, o.idle));
+        try {
+          rs.push(await idleConnections(s, o.idle, o.settleMs));
+        } catch (e) {
+          out.storage.push(`**FAILED** 6 idle connections: ${s.name} run ${r + 1}: ${e instanceof Error ? e.message : String(e)}`);
+        }
       }
+      if (!rs.length) continue;
       const perConn = (mib: number, n: number) => (mib * 1024) / n;
       const holder = s.connectionPids().length === s.pids().length ? s.name : `${s.name} bridge`;
       rows.push(medianRow(`6 idle MQTT connections (${o.idle})`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
