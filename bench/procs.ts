@@ -60,11 +60,21 @@ export interface Usage {
   peakRssMiB: number;
   /** Sum of RSS at the end, MiB. */
   rssMiB: number;
+  /** CPU seconds by process kind (workerd, bridge, wrangler, …). */
+  cpuBy: Record<string, number>;
+}
+
+/** A short name for a process: what it is, not its pid. */
+export function processKind(pid: number): string {
+  const cmd = commandLine(pid);
+  for (const [kind, re] of [['workerd', /workerd/], ['bridge', /bridge\/main/], ['launcher', /scripts\/start/], ['wrangler', /wrangler/], ['esbuild', /esbuild/]] as const) if (re.test(cmd)) return kind;
+  return cmd.split(' ')[0]?.split('/').at(-1) || String(pid);
 }
 
 /** Watches a set of processes from start() to stop(): CPU used and the peak of summed RSS. */
 export class ProcWatch {
   private cpu0 = new Map<number, number>();
+  private kinds = new Map<number, string>();
   private peak = 0;
   private timer?: NodeJS.Timeout;
 
@@ -75,7 +85,7 @@ export class ProcWatch {
   }
 
   start(sampleMs = 100): this {
-    for (const p of this.pids) this.cpu0.set(p, cpuSeconds(p));
+    for (const p of this.pids) this.cpu0.set(p, cpuSeconds(p)), this.kinds.set(p, processKind(p));
     this.peak = this.rssKiB();
     this.timer = setInterval(() => (this.peak = Math.max(this.peak, this.rssKiB())), sampleMs);
     return this;
@@ -86,7 +96,14 @@ export class ProcWatch {
     const rss = this.rssKiB();
     this.peak = Math.max(this.peak, rss);
     let cpu = 0;
-    for (const [p, c0] of this.cpu0) cpu += cpuSeconds(p) - c0;
-    return { cpuSeconds: this.pids.length ? cpu : NaN, peakRssMiB: this.pids.length ? this.peak / 1024 : NaN, rssMiB: this.pids.length ? rss / 1024 : NaN };
+    const cpuBy: Record<string, number> = {};
+    for (const [p, c0] of this.cpu0) {
+      const used = cpuSeconds(p) - c0;
+      if (Number.isNaN(used)) continue; // exited meanwhile
+      cpu += used;
+      const kind = this.kinds.get(p)!;
+      cpuBy[kind] = (cpuBy[kind] ?? 0) + used;
+    }
+    return { cpuSeconds: this.pids.length ? cpu : NaN, peakRssMiB: this.pids.length ? this.peak / 1024 : NaN, rssMiB: this.pids.length ? rss / 1024 : NaN, cpuBy };
   }
 }

@@ -65,6 +65,11 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
   out.rows.push(...ratios(rows, ratioOn));
   for (const s of servers.filter((x) => results.get(x)!.length)) {
     const closed = results.get(s)!.reduce((a, r) => a + r.closed, 0);
+    const by: Record<string, number> = {};
+    for (const r of results.get(s)!) for (const [k, v] of Object.entries(r.usage.cpuBy)) by[k] = (by[k] ?? 0) + v;
+    const cpu = Object.values(by).reduce((a, b) => a + b, 0);
+    if (Object.keys(by).length > 1 && cpu > 0)
+      out.notes.push(`${scenario}: ${s.name} CPU by process: ${Object.entries(by).sort((a, b) => b[1] - a[1]).filter(([, v]) => v / cpu >= 0.01).map(([k, v]) => `${k} ${((100 * v) / cpu).toFixed(0)}%`).join(', ')}`);
     if (closed) out.notes.push(`${scenario}: ${s.name} closed ${closed} client connection(s) while loaded (over ${runs} run(s))${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}`);
     if (!s.storage) continue;
     const c = await s.storage.check();
