@@ -50,7 +50,8 @@ export interface FlowSpec {
   seconds: number;
   /** Total msgs/s offered by all publishers together; unset: as fast as the broker takes them. */
   rate?: number;
-  /** QoS 1 publishes each publisher keeps in flight when unpaced. */
+  /** Unpaced: QoS 1 publishes each publisher keeps in flight; QoS 0 messages all publishers together
+   * keep sent but not yet arrived (without it the kernel's socket buffers queue minutes of backlog). */
   window?: number;
 }
 
@@ -129,8 +130,14 @@ export async function flow(s: Server, spec: FlowSpec): Promise<FlowResult> {
             }),
           );
         } else {
-          // QoS 0 has no ack: TCP back-pressure is the only brake; yield so arrivals are read too.
+          // QoS 0 has no ack: the brake is arrivals (the window), then TCP back-pressure.
+          const window = spec.window ?? 1000;
+          const inFlight = () => sentBy.reduce((a, b) => a + b, 0) * spec.subscribersPerChannel - received;
           for (let k = 0; performance.now() < end && p.connected; k++) {
+            if (inFlight() >= window * spec.subscribersPerChannel) {
+              await wait(1);
+              continue;
+            }
             send();
             const stream = p.stream as unknown as { writableNeedDrain?: boolean; once(e: string, f: () => void): void };
             if (stream.writableNeedDrain) await new Promise<void>((r) => stream.once('drain', r));

@@ -49,6 +49,7 @@ const settings: Settings & { ms: number } = {
   socketRate: num(v['socket-rate'], 5000, 20000),
   idle: num(v.idle, 500, 2000),
   settleMs: quick ? 1000 : 2000,
+  storageWaitMs: quick ? 15_000 : 60_000,
 };
 const only = new Set(typeof v.only === 'string' ? v.only.split(',') : [...SCENARIOS, 'codecs']);
 const unknown = [...only].filter((s) => s !== 'codecs' && !(SCENARIOS as readonly string[]).includes(s));

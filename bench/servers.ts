@@ -41,7 +41,7 @@ export interface Server {
 export interface Storage {
   expect(ch: number, n: number): void;
   /** Waits (up to `ms`) for the drain to catch up; answers accepted vs newly stored messages since the last check. */
-  check(ms?: number): Promise<{ expected: number; stored: number; channels: number }>;
+  check(ms?: number): Promise<{ expected: number; stored: number; channels: number; draining: boolean }>;
 }
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -159,17 +159,19 @@ export async function startEdgeflux(opts: { devices: number }): Promise<Server> 
         const until = Date.now() + ms;
         const now = new Map<number, number>();
         let stored = 0;
+        let draining = false;
         // The drain runs on the actor's alarm: poll until the count matches or stops moving for 5 s.
         for (let last = -1, still = 0; ; last = stored) {
           await pool(chs, 16, async (c) => void now.set(c, (await total(c)) - (storedAt.get(c) ?? 0)));
           stored = [...now.values()].reduce((a, b) => a + b, 0);
           still = stored === last ? still + 1 : 0;
+          draining = stored !== last && last >= 0;
           if (stored >= want || Date.now() > until || still >= 10) break;
           await wait(500);
         }
         for (const c of chs) storedAt.set(c, (storedAt.get(c) ?? 0) + now.get(c)!);
         expected.clear();
-        return { expected: want, stored, channels: chs.length };
+        return { expected: want, stored, channels: chs.length, draining: draining && stored < want };
       },
     };
 
