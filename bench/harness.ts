@@ -1,7 +1,6 @@
 /**
- * A small, honest measuring kit: every figure is the median of several runs (each after a
- * warm-up for the microbenchmarks); servers are measured in turn within each run so drift hits all
- * of them alike. Results print as Markdown tables and are written as JSON under bench/results/.
+ * A small, honest measuring kit: every figure is the median of several runs, each after a
+ * warm-up. Results print as Markdown tables and are written as JSON under bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -64,6 +63,17 @@ export function measure(fn: () => void, unitsPerCall: number, opts: { ms: number
   const runs: number[] = [];
   for (let i = 0; i < opts.runs; i++) runs.push(throughput(fn, unitsPerCall, opts.ms));
   return { value: median(runs), runs };
+}
+
+const began = Date.now();
+/** Progress on stderr, so stdout stays the Markdown report. */
+export const progress = (what: string) => void process.stderr.write(`[bench ${((Date.now() - began) / 1000).toFixed(0).padStart(4)} s] ${what}\n`);
+
+/** `p`, or a rejection naming `what` once `ms` have passed. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error(`${what}: no answer within ${(ms / 1000).toFixed(0)} s`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** Waits until `received()` reaches `expected`, or stops moving for 1 s, or `maxMs` passes. */

@@ -4,7 +4,7 @@
  * or TCP back-pressure (QoS 0) allow, subscribers that count arrivals and record latency.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { settle } from './harness';
+import { progress, settle, within } from './harness';
 import { LatencyRecorder, stampedSenml, type Latency } from './latency';
 import { ProcWatch, type Usage } from './procs';
 import { pool, type Server } from './servers';
@@ -69,12 +69,28 @@ export interface FlowResult {
   closed: number;
 }
 
-/** Publishes on every channel for `seconds`, then waits for the tail to arrive (≤ 20 s). */
+/** Connected, subscribed, warmed-up clients; each `run()` publishes for `seconds` and waits for the tail. */
+export interface Session<R> {
+  run(): Promise<R>;
+  close(): Promise<void>;
+}
+
+/** One run on fresh connections. */
 export async function flow(s: Server, spec: FlowSpec): Promise<FlowResult> {
+  const session = await openFlow(s, spec);
+  try {
+    return await session.run();
+  } finally {
+    await session.close();
+  }
+}
+
+export async function openFlow(s: Server, spec: FlowSpec): Promise<Session<FlowResult>> {
   await s.channels(spec.channels);
   let lat = new LatencyRecorder();
   let received = 0;
   let lastArrival = 0;
+  progress(`  ${spec.channels * spec.subscribersPerChannel} subscribers, ${spec.channels * spec.publishersPerChannel} publishers connecting`);
   const subs = await connectMany(s, spec.channels * spec.subscribersPerChannel, { first: 0 });
   const pubs: MqttClient[] = [];
   try {
@@ -88,15 +104,30 @@ export async function flow(s: Server, spec: FlowSpec): Promise<FlowResult> {
     pubs.push(...(await connectMany(s, spec.channels * spec.publishersPerChannel, { first: 1 })));
     // Warm-up, not timed: one acknowledged publish per publisher, all arrived, so that cold starts
     // (Edgeflux: actor wake-up, the bridge's link to each channel) are not in the figures.
-    await Promise.all(pubs.map((p, i) => p.publishAsync(s.topic(i % spec.channels), 'warm-up', { qos: 1 })));
+    progress('  warm-up');
+    let warmAcked = 0;
+    const warm = Promise.all(pubs.map((p, i) => p.publishAsync(s.topic(i % spec.channels), 'warm-up', { qos: 1 }).then(() => void warmAcked++)));
+    try {
+      await within(warm, 60_000, `${s.name} warm-up publishes`);
+    } catch (e) {
+      throw new Error(`${e instanceof Error ? e.message : String(e)} (${warmAcked} of ${pubs.length} acknowledged)`);
+    }
     if (s.storage) for (let ch = 0; ch < spec.channels; ch++) s.storage.expect(ch, spec.publishersPerChannel);
     await settle(() => received, pubs.length * spec.subscribersPerChannel, 10_000);
+  } catch (e) {
+    await closeAll([...pubs, ...subs]);
+    throw e;
+  }
+  let closed = 0;
+  for (const c of [...subs, ...pubs]) c.once('close', () => closed++);
+
+  const run = async (): Promise<FlowResult> => {
     received = 0;
+    lastArrival = 0;
+    closed = 0;
     lat = new LatencyRecorder();
     const sentBy = new Array<number>(spec.channels).fill(0);
     const ackedBy = new Array<number>(spec.channels).fill(0);
-    let closed = 0;
-    for (const c of [...subs, ...pubs]) c.once('close', () => closed++);
     const watch = new ProcWatch(s.pids()).start();
     const start = performance.now();
     const end = start + spec.seconds * 1000;
@@ -125,7 +156,10 @@ export async function flow(s: Server, spec: FlowSpec): Promise<FlowResult> {
             Array.from({ length: spec.window ?? 8 }, async () => {
               while (performance.now() < end && p.connected) {
                 sentBy[ch]!++;
-                if (await p.publishAsync(topic, stampedSenml(name), { qos: 1 }).then(() => true, () => false)) ackedBy[ch]!++;
+                // An ack that never comes ends this loop (and shows as a shortfall), not the benchmark.
+                const ok = await within(p.publishAsync(topic, stampedSenml(name), { qos: 1 }), Math.max(0, end - performance.now()) + 10_000, 'PUBACK').then(() => true, () => false);
+                if (ok) ackedBy[ch]!++;
+                else if (performance.now() >= end) break;
               }
             }),
           );
@@ -154,9 +188,8 @@ export async function flow(s: Server, spec: FlowSpec): Promise<FlowResult> {
     const acked = ackedBy.reduce((a, b) => a + b, 0);
     if (s.storage) for (let ch = 0; ch < spec.channels; ch++) s.storage.expect(ch, spec.qos === 1 ? ackedBy[ch]! : sentBy[ch]!);
     return { sent, acked, received, expected, seconds: (Math.max(lastArrival, end) - start) / 1000, latency: lat.summary(), usage, closed: closedByServer };
-  } finally {
-    await closeAll([...pubs, ...subs]);
-  }
+  };
+  return { run, close: () => closeAll([...pubs, ...subs]) };
 }
 
 export interface IdleResult {

@@ -5,8 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { codecScenarios } from './codecs';
-import { machine, table, writeResults, type Row } from './harness';
-import { progress, runScenarios, SCENARIOS, type Settings } from './scenarios';
+import { machine, progress, table, writeResults } from './harness';
+import { runScenarios, SCENARIOS, type Outcome, type Settings } from './scenarios';
 import { BENCH_CHANNEL_LIMITS, BENCH_MQTT_LIMITS, startAedes, startEdgeflux, startMosquitto, startPlainNode, type Server } from './servers';
 
 const flags = {
@@ -14,7 +14,7 @@ const flags = {
   only: { type: 'string', help: `comma-separated scenarios: ${[...SCENARIOS, 'codecs'].join(',')} (default all)` },
   runs: { type: 'string', help: 'runs per figure (the median is reported); quick 1, full 3' },
   seconds: { type: 'string', help: 'seconds each server is loaded per run; quick 1, full 4' },
-  ms: { type: 'string', help: 'codec microbenchmark: ms per run; quick 100, full 1000' },
+  ms: { type: 'string', help: 'codec microbenchmark: ms per run; quick 100, full 500' },
   publishers: { type: 'string', help: 'fan-in publishers (10)' },
   rate: { type: 'string', help: 'fan-in paced rate for latency, msgs/s (1000)' },
   fanout: { type: 'string', help: 'fan-out subscriber counts; quick 1,100; full 1,100,1000' },
@@ -38,7 +38,7 @@ const list = (x: unknown, dflt: number[]) => (typeof x === 'string' ? x.split(',
 const settings: Settings & { ms: number } = {
   runs: num(v.runs, 1, 3),
   seconds: num(v.seconds, 1, 4),
-  ms: num(v.ms, 100, 1000),
+  ms: num(v.ms, 100, 500),
   publishers: num(v.publishers, 10, 10),
   rate: num(v.rate, 1000, 1000),
   fanout: list(v.fanout, quick ? [1, 100] : [1, 100, 1000]),
@@ -49,52 +49,67 @@ const settings: Settings & { ms: number } = {
   socketRate: num(v['socket-rate'], 5000, 20000),
   idle: num(v.idle, 500, 2000),
   settleMs: quick ? 1000 : 2000,
-  storageWaitMs: quick ? 15_000 : 60_000,
+  storageWaitMs: quick ? 15_000 : 30_000,
 };
 const only = new Set(typeof v.only === 'string' ? v.only.split(',') : [...SCENARIOS, 'codecs']);
 const unknown = [...only].filter((s) => s !== 'codecs' && !(SCENARIOS as readonly string[]).includes(s));
 if (unknown.length) throw new Error(`--only: unknown scenario(s) ${unknown.join(', ')}`);
 
 const began = Date.now();
-const rows: Row[] = [];
-const storage: string[] = [];
-const notes: string[] = [];
+const out: Outcome = { rows: [], storage: [], notes: [] };
 const servers: Server[] = [];
+let stopping = false;
+
+async function stopServers(): Promise<void> {
+  for (const s of servers.splice(0).reverse()) await s.stop();
+}
+
+function report(interrupted = false): void {
+  const method = [
+    `Each figure is the median of ${settings.runs} runs of ${settings.seconds} s; the servers are loaded one after the other by the same client harness in this one Node process, each server's runs on one set of connected, warmed-up clients.`,
+    'Latency: sender clock written into the SenML payload, read back by the subscriber, recorded in an HDR histogram (µs, 3 digits).',
+    'CPU: user+system seconds of the server processes during the run (/proc/<pid>/stat); Edgeflux = its whole process group (launcher, wrangler, workerd, bridge). Peak RSS: highest sampled sum of VmRSS (100 ms).',
+    `Machine: ${machine()}.`,
+  ].join(' ');
+  const first = [...(interrupted ? ['**INTERRUPTED**: the scenarios below are the ones that finished'] : []), ...out.storage];
+  const text = [
+    `# Edgeflux benchmarks${quick ? ' (quick)' : ''}`,
+    '',
+    ...first.map((s) => `- ${s}`),
+    ...(first.length ? [''] : []),
+    method,
+    '',
+    ...out.notes.map((n) => `- ${n}`),
+    '',
+    table(out.rows),
+    '',
+    `took ${((Date.now() - began) / 1000).toFixed(0)} s`,
+  ].join('\n');
+  console.log(text);
+  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], ...settings } })}`);
+}
+
+// Ctrl-C: stop every server this run started (Edgeflux is a process group of its own) and report what finished.
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    void stopServers().finally(() => (report(true), process.exit(130)));
+  });
+
 if ([...only].some((s) => s !== 'codecs')) {
   try {
     progress('starting Edgeflux, Mosquitto, Aedes, bare Node');
     servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20) }));
     servers.push(await startMosquitto(), await startAedes(), await startPlainNode());
-    notes.push(`Edgeflux limits raised for the benchmark: EDGEFLUX_MQTT_LIMITS=${JSON.stringify(BENCH_MQTT_LIMITS)}; every channel PATCH /limits ${JSON.stringify(BENCH_CHANNEL_LIMITS)}`);
-    const out = await runScenarios(servers, only, settings);
-    rows.push(...out.rows);
-    storage.push(...out.storage);
-    notes.push(...out.notes);
+    out.notes.push(`Edgeflux limits raised for the benchmark: EDGEFLUX_MQTT_LIMITS=${JSON.stringify(BENCH_MQTT_LIMITS)}; every channel PATCH /limits ${JSON.stringify(BENCH_CHANNEL_LIMITS)}`);
+    await runScenarios(servers, only, settings, out);
   } finally {
-    for (const s of servers.reverse()) await s.stop();
+    if (!stopping) await stopServers();
   }
 }
-if (only.has('codecs')) progress('7 codecs');
-if (only.has('codecs')) rows.push(...codecScenarios({ ms: settings.ms, runs: settings.runs }));
-
-const method = [
-  `Each figure is the median of ${settings.runs} runs; within a run the servers are loaded one after the other (${settings.seconds} s each), by the same client harness in this one Node process.`,
-  'Latency: sender clock written into the SenML payload, read back by the subscriber, recorded in an HDR histogram (µs, 3 digits).',
-  'CPU: user+system seconds of the server processes during the run (/proc/<pid>/stat); Edgeflux = its whole process group (launcher, wrangler, workerd, bridge). Peak RSS: highest sampled sum of VmRSS (100 ms).',
-  `Machine: ${machine()}.`,
-].join(' ');
-const text = [
-  `# Edgeflux benchmarks${quick ? ' (quick)' : ''}`,
-  '',
-  ...storage.map((s) => `- ${s}`),
-  ...(storage.length ? [''] : []),
-  method,
-  '',
-  ...notes.map((n) => `- ${n}`),
-  '',
-  table(rows),
-  '',
-  `took ${((Date.now() - began) / 1000).toFixed(0)} s`,
-].join('\n');
-console.log(text);
-console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows, notes: [...storage, ...notes], method, settings: { quick, only: [...only], ...settings } })}`);
+if (only.has('codecs') && !stopping) {
+  progress('7 codecs');
+  out.rows.push(...codecScenarios({ ms: settings.ms, runs: settings.runs }));
+}
+if (!stopping) report();

@@ -1,12 +1,12 @@
 /**
- * Scenarios 1–6: the same client harness against every server that speaks the protocol, each
- * server measured in turn within each run, every figure the median over the runs. After each
+ * Scenarios 1–6: the same client harness against every server that speaks the protocol, the
+ * servers one after the other, every figure the median over the runs. After each
  * scenario the messages Edgeflux acknowledged are counted in D1 (query API `total`).
  */
-import { medianRow, ratios, type Row } from './harness';
-import { flow, idleConnections, type FlowResult, type FlowSpec } from './mqtt-load';
+import { medianRow, progress, ratios, type Row } from './harness';
+import { idleConnections, openFlow, type FlowResult, type FlowSpec, type Session } from './mqtt-load';
 import type { Server } from './servers';
-import { webFlow, type WebSpec } from './web-load';
+import { openWeb, type WebSpec } from './web-load';
 
 export interface Settings {
   runs: number;
@@ -50,19 +50,29 @@ const figures = (r: FlowResult) => ({
   'lost %': r.expected ? (100 * Math.max(0, r.expected - r.received)) / r.expected : 0,
 });
 
-/** Runs `one` for every server, `runs` times, interleaved; one median row per server. */
-async function compare<R extends FlowResult>(scenario: string, servers: Server[], runs: number, one: (s: Server) => Promise<R>, out: Outcome, ratioOn = 'delivered/s'): Promise<void> {
+/**
+ * For every server in turn: one session (clients connected, subscribed, warmed up), `runs` timed
+ * runs on it, one median row. (Setting up 2,000 authenticated connections takes longer than a run.)
+ */
+async function compare<R extends FlowResult>(scenario: string, servers: Server[], runs: number, open: (s: Server) => Promise<Session<R>>, out: Outcome, ratioOn = 'delivered/s'): Promise<void> {
   const results = new Map<Server, R[]>(servers.map((s) => [s, []]));
-  for (let r = 0; r < runs; r++)
-    for (const s of servers) {
-      progress(`${scenario} · ${s.name} · run ${r + 1}/${runs}`);
+  for (const s of servers) {
+    progress(`${scenario} · ${s.name}`);
+    try {
+      const session = await open(s);
       try {
-        results.get(s)!.push(await one(s));
-      } catch (e) {
-        // A server that cannot take the load is a result too: say so and go on with the others.
-        out.storage.push(`**FAILED** ${scenario}: ${s.name} run ${r + 1}: ${e instanceof Error ? e.message : String(e)}`);
+        for (let r = 0; r < runs; r++) {
+          progress(`  run ${r + 1}/${runs}`);
+          results.get(s)!.push(await session.run());
+        }
+      } finally {
+        await session.close();
       }
+    } catch (e) {
+      // A server that cannot take the load is a result too: say so and go on with the others.
+      out.storage.push(`**FAILED** ${scenario}: ${s.name} (after ${results.get(s)!.length} of ${runs} runs): ${e instanceof Error ? e.message : String(e)}${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}`);
     }
+  }
   const rows = servers.filter((s) => results.get(s)!.length).map((s) => medianRow(scenario, s.name, results.get(s)!.map(figures)));
   out.rows.push(...ratios(rows, ratioOn));
   for (const s of servers.filter((x) => results.get(x)!.length)) {
@@ -81,11 +91,8 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
   }
 }
 
-const began = Date.now();
 /** How long a scenario waits for the drain to put everything in D1 before it reports a difference. */
 let storageWaitMs = 60_000;
-/** Progress on stderr, so stdout stays the Markdown report. */
-export const progress = (what: string) => process.stderr.write(`[bench ${((Date.now() - began) / 1000).toFixed(0).padStart(4)} s] ${what}\n`);
 
 /** The last line of a server's log that looks like a refusal, for the notes. */
 const lastProblem = (log: string) => log.split('\n').filter((l) => /error|refused|closed:/i.test(l)).at(-1)?.trim() ?? '(nothing logged)';
@@ -96,8 +103,8 @@ const webServers = (all: Server[]) => all.filter((s) => s.httpUrl);
 export const SCENARIOS = ['fanin', 'fanout', 'channels', 'http', 'ws', 'idle'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
-export async function runScenarios(all: Server[], only: Set<string>, o: Settings): Promise<Outcome> {
-  const out: Outcome = { rows: [], storage: [], notes: [] };
+/** Appends to `out` as each scenario finishes, so an interrupted run still has what it measured. */
+export async function runScenarios(all: Server[], only: Set<string>, o: Settings, out: Outcome): Promise<Outcome> {
   storageWaitMs = o.storageWaitMs;
   const mq = mqttServers(all);
   // Idle connections first: RSS is steadiest before any load has grown (and later shrunk) the heaps.
@@ -123,24 +130,24 @@ export async function runScenarios(all: Server[], only: Set<string>, o: Settings
   }
   const base: Omit<FlowSpec, 'qos'> = { channels: 1, publishersPerChannel: o.publishers, subscribersPerChannel: 1, seconds: o.seconds };
   if (only.has('fanin')) {
-    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 0, ≤ 1000 in flight`, mq, o.runs, (s) => flow(s, { ...base, qos: 0, window: 1000 }), out);
-    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 1, 8 in flight per publisher`, mq, o.runs, (s) => flow(s, { ...base, qos: 1, window: 8 }), out);
-    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 0, paced at ${o.rate} msgs/s`, mq, o.runs, (s) => flow(s, { ...base, qos: 0, rate: o.rate }), out, 'p99 ms');
+    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 0, ≤ 1000 in flight`, mq, o.runs, (s) => openFlow(s, { ...base, qos: 0, window: 1000 }), out);
+    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 1, 8 in flight per publisher`, mq, o.runs, (s) => openFlow(s, { ...base, qos: 1, window: 8 }), out);
+    await compare(`1 MQTT fan-in ${o.publishers}→1, QoS 0, paced at ${o.rate} msgs/s`, mq, o.runs, (s) => openFlow(s, { ...base, qos: 0, rate: o.rate }), out, 'p99 ms');
   }
   if (only.has('fanout'))
     for (const m of o.fanout) {
       const rate = o.fanoutRate / m;
-      await compare(`2 MQTT fan-out 1→${m}, QoS 0, ${rate.toFixed(rate < 10 ? 1 : 0)} msgs/s published (${o.fanoutRate} deliveries/s offered)`, mq, o.runs, (s) => flow(s, { channels: 1, publishersPerChannel: 1, subscribersPerChannel: m, qos: 0, seconds: o.seconds, rate }), out, 'CPU µs/msg');
+      await compare(`2 MQTT fan-out 1→${m}, QoS 0, ${rate.toFixed(rate < 10 ? 1 : 0)} msgs/s published (${o.fanoutRate} deliveries/s offered)`, mq, o.runs, (s) => openFlow(s, { channels: 1, publishersPerChannel: 1, subscribersPerChannel: m, qos: 0, seconds: o.seconds, rate }), out, 'CPU µs/msg');
     }
-  if (only.has('channels')) await compare(`3 many channels: ${o.channels} × (1 publisher QoS 1 → 1 subscriber)`, mq, o.runs, (s) => flow(s, { channels: o.channels, publishersPerChannel: 1, subscribersPerChannel: 1, qos: 1, seconds: o.seconds, window: 1 }), out);
+  if (only.has('channels')) await compare(`3 many channels: ${o.channels} × (1 publisher QoS 1 → 1 subscriber)`, mq, o.runs, (s) => openFlow(s, { channels: o.channels, publishersPerChannel: 1, subscribersPerChannel: 1, qos: 1, seconds: o.seconds, window: 1 }), out);
   const web = webServers(all);
   if (only.has('http')) {
     const spec: WebSpec = { sockets: 1, clients: o.httpClients, seconds: o.seconds };
-    await compare(`4 HTTP publish: ${o.httpClients} keep-alive POST clients → 1 WebSocket subscriber`, web, o.runs, (s) => webFlow(s, spec), out);
+    await compare(`4 HTTP publish: ${o.httpClients} keep-alive POST clients → 1 WebSocket subscriber`, web, o.runs, (s) => openWeb(s, spec), out);
   }
   if (only.has('ws')) {
     const spec: WebSpec = { sockets: o.sockets, clients: 4, seconds: o.seconds, rate: o.socketRate / o.sockets };
-    await compare(`5 WebSocket fan-out to ${o.sockets} sockets, ${(o.socketRate / o.sockets).toFixed(0)} POSTs/s (${o.socketRate} deliveries/s offered)`, web, o.runs, (s) => webFlow(s, spec), out, 'CPU µs/msg');
+    await compare(`5 WebSocket fan-out to ${o.sockets} sockets, ${(o.socketRate / o.sockets).toFixed(0)} POSTs/s (${o.socketRate} deliveries/s offered)`, web, o.runs, (s) => openWeb(s, spec), out, 'CPU µs/msg');
   }
   return out;
 }

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, provision, startPlatform } from '../test/node/processes';
@@ -90,9 +91,11 @@ export async function startMosquitto(): Promise<Server> {
   writeFileSync(join(dir, 'm.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\nmax_queued_messages 10000\n`);
   const proc = spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' });
   proc.once('error', () => undefined);
-  const { connect } = await import('node:net');
   for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((r) => connect(port, '127.0.0.1').once('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
+    const up = await new Promise<boolean>((r) => {
+      const probe = connect(port, '127.0.0.1');
+      probe.once('connect', () => (probe.destroy(), r(true))).once('error', () => r(false));
+    });
     if (up) break;
     if (i > 50 || proc.exitCode !== null) throw new Error('mosquitto did not start (is the Debian package mosquitto installed?)');
     await wait(100);

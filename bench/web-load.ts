@@ -7,7 +7,7 @@ import { Agent, request } from 'node:http';
 import WebSocket from 'ws';
 import { settle } from './harness';
 import { LatencyRecorder, stampedSenml } from './latency';
-import type { FlowResult } from './mqtt-load';
+import type { FlowResult, Session } from './mqtt-load';
 import { ProcWatch } from './procs';
 import { pool, type Server } from './servers';
 
@@ -37,7 +37,17 @@ function post(agent: Agent, url: URL, headers: Record<string, string>, body: str
   });
 }
 
+/** One run on fresh sockets. */
 export async function webFlow(s: Server, spec: WebSpec): Promise<WebResult> {
+  const session = await openWeb(s, spec);
+  try {
+    return await session.run();
+  } finally {
+    await session.close();
+  }
+}
+
+export async function openWeb(s: Server, spec: WebSpec): Promise<Session<WebResult>> {
   if (!s.httpUrl) throw new Error(`${s.name} takes no HTTP`);
   await s.channels(1);
   let lat = new LatencyRecorder();
@@ -45,6 +55,11 @@ export async function webFlow(s: Server, spec: WebSpec): Promise<WebResult> {
   let lastArrival = 0;
   const sockets: WebSocket[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: spec.clients });
+  const close = () => {
+    for (const ws of sockets) ws.terminate();
+    agent.destroy();
+  };
+  const url = new URL(`${s.httpUrl}${s.path(0)}`);
   try {
     const wsUrl = `${s.httpUrl.replace(/^http/, 'ws')}${s.path(0)}`;
     await pool(Array.from({ length: spec.sockets }, (_, i) => i), 50, async () => {
@@ -57,7 +72,6 @@ export async function webFlow(s: Server, spec: WebSpec): Promise<WebResult> {
       });
       await new Promise<void>((ok, fail) => (ws.once('open', () => ok()), ws.once('error', fail), ws.once('unexpected-response', (_q, res) => fail(new Error(`${s.name}: WebSocket upgrade answered ${res.statusCode}`)))));
     });
-    const url = new URL(`${s.httpUrl}${s.path(0)}`);
     // Warm-up, not timed: one publish that every socket has received (subscriptions in place, actor awake).
     await new Promise((r) => setTimeout(r, 200));
     const warm = await new Promise<number>((ok, fail) => {
@@ -68,13 +82,21 @@ export async function webFlow(s: Server, spec: WebSpec): Promise<WebResult> {
     if (warm < 200 || warm > 299) throw new Error(`${s.name}: warm-up POST answered ${warm}`);
     s.storage?.expect(0, 1);
     await settle(() => received, spec.sockets, 10_000);
+  } catch (e) {
+    close();
+    throw e;
+  }
+  let closed = 0;
+  for (const ws of sockets) ws.once('close', () => closed++);
+
+  const run = async (): Promise<WebResult> => {
     received = 0;
+    lastArrival = 0;
+    closed = 0;
     lat = new LatencyRecorder();
     let sent = 0;
     let acked = 0;
     let refused = 0;
-    let closed = 0;
-    for (const ws of sockets) ws.once('close', () => closed++);
     const watch = new ProcWatch(s.pids()).start();
     const start = performance.now();
     const end = start + spec.seconds * 1000;
@@ -108,8 +130,6 @@ export async function webFlow(s: Server, spec: WebSpec): Promise<WebResult> {
     const closedByServer = closed;
     s.storage?.expect(0, acked);
     return { sent, acked, refused, received, expected, seconds: (Math.max(lastArrival, end) - start) / 1000, latency: lat.summary(), usage, closed: closedByServer };
-  } finally {
-    for (const ws of sockets) ws.terminate();
-    agent.destroy();
-  }
+  };
+  return { run, close: async () => close() };
 }
