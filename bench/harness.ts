@@ -39,7 +39,10 @@ export function ratios(rows: Row[], key: string, subject = 'Edgeflux'): Row[] {
   const peers = rows.filter((r) => r.subject !== subject);
   for (const r of rows) {
     if (r.subject !== subject) r.vs = 'peer';
-    else r.vs = peers.map((p) => `${(r.figures[key]! / p.figures[key]!).toFixed(2)}× ${p.subject}`).join(' · ') + (key === Object.keys(r.figures)[0] ? '' : ` (${key})`);
+    else {
+      const ratio = (p: Row) => r.figures[key]! / p.figures[key]!;
+      r.vs = peers.map((p) => (Number.isFinite(ratio(p)) && ratio(p) > 0 ? `${ratio(p).toFixed(2)}× ${p.subject}` : `– ${p.subject}`)).join(' · ') + (key === Object.keys(r.figures)[0] ? '' : ` (${key})`);
+    }
   }
   return rows;
 }

@@ -67,6 +67,8 @@ export interface FlowResult {
   usage: Usage;
   /** Client connections the server closed while loaded. */
   closed: number;
+  /** SUBSCRIBEs refused and retried while the session was set up. */
+  subscribeRetries?: number;
 }
 
 /** Connected, subscribed, warmed-up clients; each `run()` publishes for `seconds` and waits for the tail. */
@@ -90,12 +92,23 @@ export async function openFlow(s: Server, spec: FlowSpec): Promise<Session<FlowR
   let lat = new LatencyRecorder();
   let received = 0;
   let lastArrival = 0;
+  let subscribeRetries = 0;
   progress(`  ${spec.channels * spec.subscribersPerChannel} subscribers, ${spec.channels * spec.publishersPerChannel} publishers connecting`);
   const subs = await connectMany(s, spec.channels * spec.subscribersPerChannel, { first: 0 });
   const pubs: MqttClient[] = [];
   try {
     await pool(subs, 50, async (c, i) => {
-      await c.subscribeAsync(s.topic(i % spec.channels), { qos: spec.qos });
+      // A refused SUBSCRIBE (SUBACK 0x80) is retried twice, as a device would; retries are reported.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await c.subscribeAsync(s.topic(i % spec.channels), { qos: spec.qos });
+          break;
+        } catch (e) {
+          if (attempt >= 3) throw e;
+          subscribeRetries++;
+          await wait(500 * attempt);
+        }
+      }
       c.on('message', (_t, payload) => {
         received += lat.record(payload) || 1;
         lastArrival = performance.now();
@@ -187,7 +200,7 @@ export async function openFlow(s: Server, spec: FlowSpec): Promise<Session<FlowR
     const closedByServer = closed;
     const acked = ackedBy.reduce((a, b) => a + b, 0);
     if (s.storage) for (let ch = 0; ch < spec.channels; ch++) s.storage.expect(ch, spec.qos === 1 ? ackedBy[ch]! : sentBy[ch]!);
-    return { sent, acked, received, expected, seconds: (Math.max(lastArrival, end) - start) / 1000, latency: lat.summary(), usage, closed: closedByServer };
+    return { sent, acked, received, expected, seconds: (Math.max(lastArrival, end) - start) / 1000, latency: lat.summary(), usage, closed: closedByServer, subscribeRetries };
   };
   return { run, close: () => closeAll([...pubs, ...subs]) };
 }
@@ -200,18 +213,28 @@ export interface IdleResult {
   allMiB: number;
 }
 
-/** Opens `n` idle connections (CONNECT accepted, no subscriptions) and measures what they cost in RSS. */
-export async function idleConnections(s: Server, n: number, settleMs = 2000): Promise<IdleResult> {
+/**
+ * Opens `n` idle connections (CONNECT accepted, no subscriptions) `runs` times over, keeping all of
+ * them open, and measures each batch's RSS growth: freed memory is seldom given back to the system,
+ * so a batch opened after an earlier one was closed would reuse it and look free.
+ */
+export async function idleConnections(s: Server, n: number, runs = 1, settleMs = 2000): Promise<IdleResult[]> {
   const rss = (pids: number[]) => new ProcWatch(pids).start().stop().rssMiB;
-  // Warm-up: the connection code paths loaded and compiled before the baseline is read.
-  await closeAll(await connectMany(s, Math.min(50, n), { keepalive: 600 }));
-  await wait(settleMs);
-  const before = { holder: rss(s.connectionPids()), all: rss(s.pids()) };
-  const clients = await connectMany(s, n, { keepalive: 600, concurrency: 100 });
+  const open: MqttClient[] = [];
   try {
-    await wait(settleMs); // let allocation settle (and a GC run) before reading RSS
-    return { connections: clients.length, holderMiB: rss(s.connectionPids()) - before.holder, allMiB: rss(s.pids()) - before.all };
+    // Warm-up: the connection code paths loaded and compiled before the baseline is read.
+    open.push(...(await connectMany(s, Math.min(50, n), { keepalive: 600 })));
+    const results: IdleResult[] = [];
+    for (let r = 0; r < runs; r++) {
+      await wait(settleMs);
+      const before = { holder: rss(s.connectionPids()), all: rss(s.pids()) };
+      const batch = await connectMany(s, n, { keepalive: 600, concurrency: 100 });
+      open.push(...batch);
+      await wait(settleMs); // let allocation settle (and a GC run) before reading RSS
+      results.push({ connections: batch.length, holderMiB: rss(s.connectionPids()) - before.holder, allMiB: rss(s.pids()) - before.all });
+    }
+    return results;
   } finally {
-    await closeAll(clients);
+    await closeAll(open);
   }
 }

@@ -4,7 +4,7 @@
  * scenario the messages Edgeflux acknowledged are counted in D1 (query API `total`).
  */
 import { medianRow, progress, ratios, type Row } from './harness';
-import { idleConnections, openFlow, type FlowResult, type FlowSpec, type Session } from './mqtt-load';
+import { idleConnections, openFlow, type FlowResult, type FlowSpec, type IdleResult, type Session } from './mqtt-load';
 import type { Server } from './servers';
 import { openWeb, type WebSpec } from './web-load';
 
@@ -58,12 +58,19 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
   const results = new Map<Server, R[]>(servers.map((s) => [s, []]));
   for (const s of servers) {
     progress(`${scenario} · ${s.name}`);
+    s.freshChannels();
     try {
-      const session = await open(s);
+      let session = await open(s);
       try {
         for (let r = 0; r < runs; r++) {
           progress(`  run ${r + 1}/${runs}`);
-          results.get(s)!.push(await session.run());
+          const result = await session.run();
+          results.get(s)!.push(result);
+          // The server closed clients: the next run gets a new session rather than a half-dead one.
+          if (result.closed && r + 1 < runs) {
+            await session.close();
+            session = await open(s);
+          }
         }
       } finally {
         await session.close();
@@ -77,6 +84,8 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
   out.rows.push(...ratios(rows, ratioOn));
   for (const s of servers.filter((x) => results.get(x)!.length)) {
     const closed = results.get(s)!.reduce((a, r) => a + r.closed, 0);
+    const retries = Math.max(0, ...results.get(s)!.map((r) => r.subscribeRetries ?? 0));
+    if (retries) out.notes.push(`${scenario}: ${s.name} refused ${retries} SUBSCRIBE(s) while the clients were set up; each was retried`);
     const by: Record<string, number> = {};
     for (const r of results.get(s)!) for (const [k, v] of Object.entries(r.usage.cpuBy)) by[k] = (by[k] ?? 0) + v;
     const cpu = Object.values(by).reduce((a, b) => a + b, 0);
@@ -95,7 +104,7 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
 let storageWaitMs = 60_000;
 
 /** The last line of a server's log that looks like a refusal, for the notes. */
-const lastProblem = (log: string) => log.split('\n').filter((l) => /error|refused|closed:/i.test(l)).at(-1)?.trim() ?? '(nothing logged)';
+const lastProblem = (log: string) => log.split('\n').filter((l) => /error|refused|closed:/i.test(l) && !/the client closed the connection/.test(l)).at(-1)?.trim() ?? '(nothing logged)';
 
 const mqttServers = (all: Server[]) => all.filter((s) => s.mqttPort);
 const webServers = (all: Server[]) => all.filter((s) => s.httpUrl);
@@ -111,19 +120,17 @@ export async function runScenarios(all: Server[], only: Set<string>, o: Settings
   if (only.has('idle')) {
     const rows: Row[] = [];
     for (const s of mq) {
-      const rs = [];
-      for (let r = 0; r < o.runs; r++) {
-        progress(`6 idle connections · ${s.name} · run ${r + 1}/${o.runs}`);
-        try {
-          rs.push(await idleConnections(s, o.idle, o.settleMs));
-        } catch (e) {
-          out.storage.push(`**FAILED** 6 idle connections: ${s.name} run ${r + 1}: ${e instanceof Error ? e.message : String(e)}`);
-        }
+      progress(`6 idle connections · ${s.name} · ${o.runs} × ${o.idle}`);
+      let rs: IdleResult[] = [];
+      try {
+        rs = await idleConnections(s, o.idle, o.runs, o.settleMs);
+      } catch (e) {
+        out.storage.push(`**FAILED** 6 idle connections: ${s.name}: ${e instanceof Error ? e.message : String(e)}`);
       }
       if (!rs.length) continue;
       const perConn = (mib: number, n: number) => (mib * 1024) / n;
       const holder = s.connectionPids().length === s.pids().length ? s.name : `${s.name} bridge`;
-      rows.push(medianRow(`6 idle MQTT connections (${o.idle})`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
+      rows.push(medianRow(`6 idle MQTT connections (${o.runs} batches of ${o.idle}, all kept open)`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
       if (holder !== s.name) out.notes.push(`6 idle: ${s.name}, all processes (bridge + workerd + wrangler) grew ${(rs.reduce((a, x) => a + x.allMiB, 0) / rs.length).toFixed(1)} MiB on average for ${o.idle} connections`);
     }
     out.rows.push(...ratios(rows, 'KiB/conn', 'Edgeflux bridge'));

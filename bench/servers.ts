@@ -31,6 +31,8 @@ export interface Server {
   httpHeaders(i: number): Record<string, string>;
   /** Makes sure channels 0…n−1 exist (Edgeflux provisions them). */
   channels(n: number): Promise<void>;
+  /** From now on channel numbers name new channels, so one scenario's backlog never counts in the next. */
+  freshChannels(): void;
   /** Edgeflux only: what must end up in D1. */
   storage?: Storage;
   /** What the server printed (Edgeflux), for diagnosing a failed run. */
@@ -73,16 +75,20 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-const brokerBase = (name: string, pid: number) => ({
-  name,
-  pids: () => [pid],
-  connectionPids: () => [pid],
-  topic: (ch: number) => `bench/ch${ch}/bench`,
-  path: (ch: number) => `/channels/ch${ch}/messages/bench`,
-  mqttAuth: () => ({}),
-  httpHeaders: () => ({}),
-  channels: async () => undefined,
-});
+function brokerBase(name: string, pid: number) {
+  let set = 0;
+  return {
+    name,
+    pids: () => [pid],
+    connectionPids: () => [pid],
+    topic: (ch: number) => `bench/s${set}c${ch}/bench`,
+    path: (ch: number) => `/channels/s${set}c${ch}/messages/bench`,
+    mqttAuth: () => ({}),
+    httpHeaders: () => ({}),
+    channels: async () => undefined,
+    freshChannels: () => void set++,
+  };
+}
 
 export async function startMosquitto(): Promise<Server> {
   const port = await freePort();
@@ -145,6 +151,7 @@ export async function startEdgeflux(opts: { devices: number }): Promise<Server> 
     const made = (await call('POST', `/orgs/${w.org}/devices/bulk`, { devices: Array.from({ length: Math.max(0, Math.min(99, opts.devices - 1)) }, (_, i) => ({ name: `bench${i}` })) }, w.token).catch(() => ({ items: [] }))) as unknown as { items: { id: string; key: string }[] };
     const devices = [{ id: w.deviceId, key: w.deviceKey }, ...made.items];
     const channels: string[] = [w.channel];
+    let base = 0; // channel number 0 is channels[base]
     const limits = (id: string) => call('PATCH', `/orgs/${w.org}/channels/${id}/limits`, BENCH_CHANNEL_LIMITS, w.token);
     const connect = (ids: string[]) => call('POST', `/orgs/${w.org}/connections`, { channel_ids: ids, device_ids: devices.map((d) => d.id) }, w.token);
     if (made.items.length) await connect(channels);
@@ -155,7 +162,7 @@ export async function startEdgeflux(opts: { devices: number }): Promise<Server> 
     const storedAt = new Map<number, number>();
     const total = async (ch: number) => ((await (await fetch(`${platform.url}/channels/${channels[ch]}/messages?limit=1`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { total: number }).total;
     const storage: Storage = {
-      expect: (ch, n) => void expected.set(ch, (expected.get(ch) ?? 0) + n),
+      expect: (ch, n) => void expected.set(base + ch, (expected.get(base + ch) ?? 0) + n),
       check: async (ms = 60_000) => {
         const chs = [...expected.keys()];
         const want = chs.reduce((s, c) => s + expected.get(c)!, 0);
@@ -185,12 +192,13 @@ export async function startEdgeflux(opts: { devices: number }): Promise<Server> 
       httpUrl: platform.url,
       pids,
       connectionPids: () => pids().filter((p) => commandLine(p).includes('bridge/main')),
-      topic: (ch) => `channels/${channels[ch]}/messages/bench`,
-      path: (ch) => `/channels/${channels[ch]}/messages/bench`,
+      topic: (ch) => `channels/${channels[base + ch]}/messages/bench`,
+      path: (ch) => `/channels/${channels[base + ch]}/messages/bench`,
       mqttAuth: (i) => ({ username: devices[i % devices.length]!.id, password: devices[i % devices.length]!.key }),
       httpHeaders: (i) => ({ authorization: `Device ${devices[i % devices.length]!.key}` }),
+      freshChannels: () => void (base = channels.length),
       channels: async (n) => {
-        const want = n - channels.length;
+        const want = base + n - channels.length;
         if (want <= 0) return;
         const batches = Array.from({ length: Math.ceil(want / 100) }, (_, b) => Math.min(100, want - b * 100));
         await pool(batches, 2, async (size) => {
