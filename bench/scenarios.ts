@@ -95,7 +95,7 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
     if (!s.storage) continue;
     const c = await s.storage.check(storageWaitMs);
     const line = `${scenario}: ${s.name} accepted ${c.expected} messages on ${c.channels} channel(s) (QoS 1 and HTTP: acknowledged; QoS 0: sent), D1 holds ${c.stored}`;
-    if (c.stored !== c.expected) out.storage.push(`**STORAGE DIFFERENCE** ${line} (${c.stored - c.expected}${c.draining ? `; the drain was still writing after ${storageWaitMs / 1000} s` : ''})`);
+    if (c.stored !== c.expected) out.storage.push(`**STORAGE DIFFERENCE** ${line} (${c.stored - c.expected}${c.draining ? `; the drain was still writing after ${storageWaitMs / 1000} s, at ${c.drainRate.toFixed(0)} rows/s` : ''})`);
     else out.notes.push(`storage ok: ${line}`);
   }
 }

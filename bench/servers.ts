@@ -44,7 +44,7 @@ export interface Server {
 export interface Storage {
   expect(ch: number, n: number): void;
   /** Waits (up to `ms`) for the drain to catch up; answers accepted vs newly stored messages since the last check. */
-  check(ms?: number): Promise<{ expected: number; stored: number; channels: number; draining: boolean }>;
+  check(ms?: number): Promise<{ expected: number; stored: number; channels: number; draining: boolean; drainRate: number }>;
 }
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -170,10 +170,13 @@ export async function startEdgeflux(opts: { devices: number }): Promise<Server> 
         const now = new Map<number, number>();
         let stored = 0;
         let draining = false;
+        let first = -1;
+        const t0 = Date.now();
         // The drain runs on the actor's alarm: poll until the count matches or stops moving for 5 s.
         for (let last = -1, still = 0; ; last = stored) {
           await pool(chs, 16, async (c) => void now.set(c, (await total(c)) - (storedAt.get(c) ?? 0)));
           stored = [...now.values()].reduce((a, b) => a + b, 0);
+          if (first < 0) first = stored;
           still = stored === last ? still + 1 : 0;
           draining = stored !== last && last >= 0;
           if (stored >= want || Date.now() > until || still >= 10) break;
@@ -181,7 +184,7 @@ export async function startEdgeflux(opts: { devices: number }): Promise<Server> 
         }
         for (const c of chs) storedAt.set(c, (storedAt.get(c) ?? 0) + now.get(c)!);
         expected.clear();
-        return { expected: want, stored, channels: chs.length, draining: draining && stored < want };
+        return { expected: want, stored, channels: chs.length, draining: draining && stored < want, drainRate: (stored - first) / Math.max(0.001, (Date.now() - t0) / 1000) };
       },
     };
 
