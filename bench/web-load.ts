@@ -37,16 +37,6 @@ function post(agent: Agent, url: URL, headers: Record<string, string>, body: str
   });
 }
 
-/** One run on fresh sockets. */
-export async function webFlow(s: Server, spec: WebSpec): Promise<WebResult> {
-  const session = await openWeb(s, spec);
-  try {
-    return await session.run();
-  } finally {
-    await session.close();
-  }
-}
-
 export async function openWeb(s: Server, spec: WebSpec): Promise<Session<WebResult>> {
   if (!s.httpUrl) throw new Error(`${s.name} takes no HTTP`);
   await s.channels(1);
