@@ -1,7 +1,10 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { buildConsole } from './scripts/console-build.ts';
 
 const migrations = await readD1Migrations(new URL('./migrations', import.meta.url).pathname);
+// The worker serves console/dist as static assets (wrangler.toml [assets]); it must exist before workerd starts.
+await buildConsole();
 
 // Two projects: `workers` runs inside workerd with real D1/R2/Durable Objects;
 // `node` runs shared code, the bridge and process-level interop tests.

@@ -1,0 +1,89 @@
+import type { Role } from '../api';
+import { api, session } from '../session';
+import { Problem, useAction, useLoad, when } from '../ui';
+
+const ROLES: Role[] = ['owner', 'admin', 'member', 'viewer'];
+
+function RoleSelect({ value, label, onChange }: { value?: Role; label: string; onChange?: (r: Role) => void }) {
+  return (
+    <label>
+      <span class={onChange ? 'sr-only' : undefined}>{label}</span>
+      <select name="role" value={value} onChange={onChange && ((e) => onChange(e.currentTarget.value as Role))}>
+        {ROLES.map((r) => (
+          <option key={r}>{r}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** Org members: add a registered user by email with a role, change roles, remove. */
+export function MembersPage({ org }: { org: string }) {
+  const list = useLoad(() => api.members.list(org, { limit: 100 }), [org]);
+  const add = useAction();
+  const row = useAction();
+  const me = session.get()?.email;
+  return (
+    <section aria-labelledby="page-title">
+      <h1 id="page-title">Members</h1>
+      <form
+        class="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const form = e.currentTarget;
+          const f = new FormData(form);
+          void add.run(async () => {
+            await api.members.add(org, { email: String(f.get('email')), role: String(f.get('role')) as Role });
+            form.reset();
+            list.reload();
+          });
+        }}
+      >
+        <label>
+          Email of a registered user
+          <input name="email" type="email" required />
+        </label>
+        <RoleSelect label="Role" value="member" />
+        <button type="submit" disabled={add.busy}>
+          Add member
+        </button>
+      </form>
+      <Problem error={add.error ?? row.error ?? list.error} />
+      {list.data && (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Email</th>
+              <th scope="col">Role</th>
+              <th scope="col">Since</th>
+              <th scope="col">
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.data.items.map((m) => (
+              <tr key={m.user_id}>
+                <td>{m.email}</td>
+                <td>
+                  <RoleSelect label={`Role of ${m.email}`} value={m.role} onChange={(role) => void row.run(async () => (await api.members.setRole(org, m.user_id, role), list.reload()))} />
+                </td>
+                <td>{when(m.created_at)}</td>
+                <td class="actions">
+                  <button
+                    type="button"
+                    class="quiet danger"
+                    aria-label={`Remove ${m.email}`}
+                    onClick={() => confirm(`Remove ${m.email === me ? 'yourself' : m.email} from the org?`) && void row.run(async () => (await api.members.remove(org, m.user_id), list.reload()))}
+                  >
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
