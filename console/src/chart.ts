@@ -39,7 +39,7 @@ export function createChart(el: HTMLElement): Chart {
         {},
         ...keys.map((k, i) => ({ label: set.series.get(k)?.unit ? `${k} (${set.series.get(k)!.unit})` : k, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true, points: { show: true, size: 5 } })),
       ];
-      plot = new uPlot({ ...size(), series, scales: { x: { time: true } }, legend: { live: false } }, data, el);
+      plot = new uPlot({ ...size(), series, scales: { x: { time: true, range: (_u, min, max) => (min === max ? [min - 30, max + 30] : [min, max]) } }, legend: { live: false } }, data, el);
     },
     destroy() {
       resize.disconnect();

@@ -127,6 +127,9 @@ export function Pager({ total, offset, limit, onOffset }: { total: number; offse
   );
 }
 
+/** Numbers as people read them: 22.369999999999997 → 22.37 (12 significant digits). */
+export const num = (v: number): string => String(Number.isInteger(v) ? v : Number(v.toPrecision(12)));
+
 export const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toLocaleString() : '—');
 
 /** Parses a JSON object typed into a form field; throws a readable error otherwise. */

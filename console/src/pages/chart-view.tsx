@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import type { Chart } from '../chart';
 import type { SeriesSet } from '../senml';
+import { num } from '../ui';
 
 /**
  * A uPlot chart of a SeriesSet (redrawn when `version` changes), with a table of the latest value per
@@ -48,7 +49,7 @@ export function ChartView({ set, version, caption }: { set: SeriesSet; version: 
             {rows.map(([name, s]) => (
               <tr key={name} data-series={name}>
                 <th scope="row">{name}</th>
-                <td>{s.v[s.v.length - 1]}</td>
+                <td>{num(s.v[s.v.length - 1]!)}</td>
                 <td>{s.unit ?? ''}</td>
                 <td>{new Date(s.t[s.t.length - 1]! * 1000).toLocaleTimeString()}</td>
                 <td>{s.t.length}</td>

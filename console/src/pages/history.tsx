@@ -2,7 +2,7 @@ import { useRef, useState } from 'preact/hooks';
 import type { EnvelopeJson, MessageQuery } from '../api';
 import { SeriesSet } from '../senml';
 import { api } from '../session';
-import { Pager, Problem, useAction } from '../ui';
+import { Pager, Problem, num, useAction } from '../ui';
 import { ChartView } from './chart-view';
 import { ChannelHeader, MessageItem } from './live';
 
@@ -42,9 +42,15 @@ function chartOf(r: Result): SeriesSet {
   return set;
 }
 
-const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+/** Times as dates: `created` and aggregated bucket times are ms, SenML record times are seconds. */
+function cell(key: string, v: unknown, aggregated: boolean): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number' && (key === 'created' || key === 'time' || key === 'updateTime')) return new Date(key === 'created' || aggregated ? v : v * 1000).toLocaleString();
+  if (typeof v === 'number') return num(v);
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
 
-function Table({ items }: { items: Row[] }) {
+function Table({ items, aggregated }: { items: Row[]; aggregated: boolean }) {
   const keys = [...new Set(items.flatMap((it) => Object.keys(it)))];
   return (
     <table class="results">
@@ -61,7 +67,7 @@ function Table({ items }: { items: Row[] }) {
         {items.map((it, i) => (
           <tr key={i}>
             {keys.map((k) => (
-              <td key={k}>{cell(it[k])}</td>
+              <td key={k}>{cell(k, it[k], aggregated)}</td>
             ))}
           </tr>
         ))}
@@ -205,9 +211,9 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
       {result && (
         <>
           <p aria-live="polite" class="muted" data-result-count={result.items.length}>
-            {result.total !== undefined ? `${result.total} matching, showing ${result.items.length}` : `${result.items.length} rows`}
+            {result.total !== undefined ? `${result.total} matching, showing ${result.items.length}` : `${result.items.length} ${result.items.length === 1 ? 'row' : 'rows'}`}
           </p>
-          {chart && chart.points > 0 && <ChartView set={chart} version={version} caption={result.aggregation ? `${result.aggregation} per bucket` : 'Numeric values by name'} />}
+          {chart && chart.points > 1 && <ChartView set={chart} version={version} caption={result.aggregation ? `${result.aggregation} per bucket` : 'Numeric values by name'} />}
           {envelopes ? (
             <ol class="messages">
               {result.items.map((m) => (
@@ -215,7 +221,7 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
               ))}
             </ol>
           ) : (
-            <Table items={result.items} />
+            <Table items={result.items} aggregated={result.aggregation !== undefined} />
           )}
           {result.total !== undefined && <Pager total={result.total} offset={result.offset} limit={result.limit} onOffset={(offset) => run({ ...result.query, offset })} />}
         </>

@@ -1,0 +1,178 @@
+/**
+ * The web console end to end: Debian's Chromium driven by playwright-core against the real platform
+ * (`npm start`'s launcher: wrangler dev + bridge). Screenshots go to test-results/console/.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { root, startPlatform, type Platform } from './processes';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const shots = join(root, 'test-results/console');
+
+describe('web console in Chromium', () => {
+  const state = mkdtempSync(join(tmpdir(), 'edgeflux-console-state-'));
+  const profile = mkdtempSync(join(tmpdir(), 'edgeflux-chromium-'));
+  let platform: Platform;
+  let browser: BrowserContext;
+  let page: Page;
+  const consoleErrors: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    page.setDefaultTimeout(15_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await platform?.stop();
+    rmSync(state, { recursive: true, force: true });
+    rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('routes browser navigations: the SPA for console paths, the worker for API paths', async () => {
+    const nav = { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html' } };
+    for (const path of ['/', '/login', '/o/org-1/channels/ch-1/history']) {
+      const res = await fetch(`${platform.url}${path}`, nav);
+      expect(res.status, path).toBe(200);
+      expect(await res.text(), path).toContain('<div id="app">');
+    }
+    const orgs = await fetch(`${platform.url}/orgs`, nav);
+    expect(orgs.status).toBe(401);
+    expect(orgs.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(await (await fetch(`${platform.url}/health`, nav)).json()).toMatchObject({ status: 'ok' });
+    expect(((await (await fetch(`${platform.url}/openapi.json`, nav)).json()) as { openapi: string }).openapi).toBe('3.1.0');
+  });
+
+  it('registers, provisions, watches a channel live and downloads its history', async () => {
+    const email = `console-${Date.now()}@example.com`;
+    await page.goto(`${platform.url}/`);
+
+    // Register (and be logged in).
+    await page.getByRole('button', { name: 'Create an account' }).click();
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Create account' }).click();
+
+    // First org.
+    await page.getByLabel('New organization').fill('acme');
+    await page.getByRole('button', { name: 'Create organization' }).click();
+    await page.waitForURL(/\/o\/[^/]+\/devices$/);
+    const org = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+
+    // A device: its key is shown once.
+    await page.getByRole('button', { name: 'New device' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('thermo-1');
+    await dialog.getByLabel('Metadata (JSON object)').fill('{"room":"lab"}');
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    const deviceKey = (await page.locator('[data-secret]').textContent())!.trim();
+    expect(deviceKey.length).toBeGreaterThan(20);
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    await page.screenshot({ path: join(shots, '1-device-key.png') });
+    await page.getByRole('button', { name: 'Done' }).click();
+    await expect.poll(() => page.locator('[data-secret]').count()).toBe(0);
+
+    // Filters: by name and by metadata.
+    await page.getByLabel('Metadata contains (JSON)').fill('{"room":"attic"}');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('No devices match the filter').waitFor();
+    await page.getByLabel('Metadata contains (JSON)').fill('{"room":"lab"}');
+    await page.getByLabel('Name contains').fill('THERMO');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+
+    // A channel, then connect the device to it.
+    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('button', { name: 'New channel' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('telemetry');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('link', { name: 'telemetry', exact: true }).waitFor();
+
+    await page.getByRole('link', { name: 'Connections' }).click();
+    await page.getByLabel('Devices to connect').selectOption({ label: 'thermo-1' });
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await page.getByRole('checkbox', { name: 'thermo-1 may publish' }).waitFor();
+    expect(await page.getByRole('checkbox', { name: 'thermo-1 may subscribe' }).isChecked()).toBe(true);
+
+    // The live view: messages and chart points arrive over the WebSocket, without a reload.
+    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('link', { name: 'telemetry', exact: true }).click();
+    await page.waitForURL(/\/channels\/[^/]+$/);
+    const channel = /\/channels\/([^/]+)$/.exec(page.url())![1]!;
+    await page.locator('output.state.open').waitFor();
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+
+    const publish = async (senml: unknown[]) => {
+      const res = await fetch(`${platform.url}/channels/${channel}/messages/lab`, { method: 'POST', headers: { authorization: `Device ${deviceKey}`, 'content-type': 'application/senml+json' }, body: JSON.stringify(senml) });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { seq: number }).seq;
+    };
+    const seq1 = await publish([{ bn: 'thermo-1/', n: 'temp', u: 'Cel', v: 21.5 }]);
+    await page.locator(`li.message[data-seq="${seq1}"]`).getByText('21.5').waitFor();
+    await page.locator('figure.chart[data-points="1"]').waitFor();
+    await page.locator('tr[data-series="thermo-1/temp"]').getByRole('cell', { name: '21.5', exact: true }).waitFor();
+    await page.locator('figure.chart canvas').waitFor();
+
+    const seq2 = await publish([{ bn: 'thermo-1/', n: 'temp', u: 'Cel', v: 23.25 }, { n: 'humidity', u: '%RH', v: 41 }]);
+    await page.locator(`li.message[data-seq="${seq2}"]`).waitFor();
+    await page.locator('figure.chart[data-points="3"]').waitFor();
+    await page.locator('tr[data-series="thermo-1/temp"]').getByRole('cell', { name: '23.25', exact: true }).waitFor();
+    await page.locator('tr[data-series="thermo-1/humidity"]').waitFor();
+    for (const v of [22.1, 22.6, 22.4]) await publish([{ bn: 'thermo-1/', n: 'temp', u: 'Cel', v }, { n: 'humidity', u: '%RH', v: v * 2 - 3 }]);
+    await page.locator('figure.chart[data-points="9"]').waitFor();
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    await page.screenshot({ path: join(shots, '2-live.png'), fullPage: true });
+
+    // History: SenML records (once the actor has drained them to D1), aggregation, CSV.
+    await page.getByRole('link', { name: 'History' }).click();
+    await page.getByLabel('Format').selectOption('senml');
+    await expect
+      .poll(
+        async () => {
+          await page.getByRole('button', { name: 'Run query' }).click();
+          await page.locator('[data-result-count]').waitFor();
+          return Number(await page.locator('[data-result-count]').getAttribute('data-result-count'));
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(9); // 1 + 2 + 3 × 2 records
+    await page.getByLabel('SenML name').fill('thermo-1/temp');
+    await page.getByLabel('Aggregation').selectOption('avg');
+    await page.getByRole('button', { name: 'Run query' }).click();
+    await page.locator('[data-result-count="1"]').waitFor();
+    await page.locator('table.results').getByRole('cell', { name: '22.37', exact: true }).waitFor(); // (21.5 + 23.25 + 22.1 + 22.6 + 22.4) / 5
+    await page.screenshot({ path: join(shots, '3-history.png'), fullPage: true });
+
+    await page.getByLabel('Aggregation').selectOption('');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    const lines = csv.trim().split('\r\n');
+    expect(lines[0]).toMatch(/^seq,time,subtopic,publisher,name,/);
+    expect(lines).toHaveLength(6); // header + the 5 temperature records
+    expect(csv).toContain('thermo-1/temp');
+    expect(csv).toContain('23.25');
+    expect(download.suggestedFilename()).toMatch(new RegExp(`^channel-${channel}-.*\\.csv$`));
+
+    // An API key: shown once, and it works.
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('button', { name: 'New API key' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('dashboard');
+    await page.getByRole('dialog').getByLabel(/Scopes/).fill('messages:read');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    const apiKey = (await page.locator('[data-secret]').textContent())!.trim();
+    const read = await fetch(`${platform.url}/channels/${channel}/messages?limit=1`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(read.status).toBe(200);
+    const devices = await fetch(`${platform.url}/orgs/${org}/devices`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(devices.status).toBe(403);
+
+    expect(consoleErrors).toEqual([]);
+  }, 120_000);
+});
