@@ -62,7 +62,7 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Create account' }).click();
 
     // First org.
-    await page.getByLabel('New organization').fill('acme');
+    await page.getByLabel('Organization name').fill('acme');
     await page.getByRole('button', { name: 'Create organization' }).click();
     await page.waitForURL(/\/o\/[^/]+\/devices$/);
     const org = /\/o\/([^/]+)\//.exec(page.url())![1]!;
@@ -175,4 +175,58 @@ describe('web console in Chromium', () => {
 
     expect(consoleErrors).toEqual([]);
   }, 120_000);
+
+  it('edits and deletes, manages apps and members, and switches org', async () => {
+    page.on('dialog', (d) => void d.accept()); // confirm() before deleting
+    const firstOrg = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+
+    // Edit a device's metadata; create and delete another device.
+    await page.getByRole('link', { name: 'Devices' }).click();
+    await page.getByRole('button', { name: 'Edit thermo-1' }).click();
+    await page.getByRole('dialog').getByLabel('Metadata (JSON object)').fill('{"room":"lab","floor":2}');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('cell', { name: '{"room":"lab","floor":2}' }).waitFor();
+    await page.getByRole('button', { name: 'New device' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('spare');
+    await page.keyboard.press('Enter'); // the dialog's form submits from the keyboard
+    await page.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('cell', { name: 'spare', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Delete spare' }).click();
+    await expect.poll(() => page.getByRole('cell', { name: 'spare', exact: true }).count()).toBe(0);
+
+    // An app: its client secret is shown once.
+    await page.getByRole('link', { name: 'Apps' }).click();
+    await page.getByRole('button', { name: 'New app' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('grafana');
+    await page.getByRole('dialog').getByLabel(/Scopes/).fill('messages:read, channels:read');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    expect((await page.locator('[data-secret]').textContent())!.trim().length).toBeGreaterThan(20);
+    await page.getByRole('cell', { name: 'messages:read channels:read' }).waitFor();
+
+    // A member: another registered user, added as viewer, promoted to admin.
+    const other = `member-${Date.now()}@example.com`;
+    expect((await fetch(`${platform.url}/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: other, password: 'correct horse battery' }) })).status).toBe(201);
+    await page.getByRole('link', { name: 'Members' }).click();
+    await page.getByLabel('Email of a registered user').fill(other);
+    await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await page.getByRole('button', { name: 'Add member' }).click();
+    await page.getByLabel(`Role of ${other}`).waitFor();
+    expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('viewer');
+    await page.getByLabel(`Role of ${other}`).selectOption('admin');
+    await page.waitForResponse((r) => r.request().method() === 'GET' && r.url().includes('/members'));
+    await page.reload();
+    await page.getByLabel(`Role of ${other}`).waitFor();
+    expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('admin');
+
+    // A second org, then back to the first with the switcher.
+    await page.getByRole('button', { name: 'New organization' }).click();
+    await page.getByRole('dialog').getByLabel('Organization name').fill('second');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create organization' }).click();
+    await page.waitForURL((u) => !u.pathname.includes(firstOrg) && u.pathname.endsWith('/devices'));
+    await page.getByText('No devices yet').waitFor();
+    await page.getByLabel('Organization', { exact: true }).selectOption(firstOrg);
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    expect(page.url()).toContain(`/o/${firstOrg}/devices`);
+    expect(consoleErrors).toEqual([]);
+  }, 60_000);
 });

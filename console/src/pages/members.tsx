@@ -4,16 +4,14 @@ import { Problem, useAction, useLoad, when } from '../ui';
 
 const ROLES: Role[] = ['owner', 'admin', 'member', 'viewer'];
 
-function RoleSelect({ value, label, onChange }: { value?: Role; label: string; onChange?: (r: Role) => void }) {
+function RoleSelect({ value, label, onChange }: { value: Role; label: string; onChange?: (r: Role) => void }) {
+  // aria-label: a label wrapping a select would also be named by its selected option.
   return (
-    <label>
-      <span class={onChange ? 'sr-only' : undefined}>{label}</span>
-      <select name="role" value={value} onChange={onChange && ((e) => onChange(e.currentTarget.value as Role))}>
-        {ROLES.map((r) => (
-          <option key={r}>{r}</option>
-        ))}
-      </select>
-    </label>
+    <select name="role" aria-label={label} value={onChange ? value : undefined} defaultValue={onChange ? undefined : value} onChange={onChange && ((e) => onChange(e.currentTarget.value as Role))}>
+      {ROLES.map((r) => (
+        <option key={r}>{r}</option>
+      ))}
+    </select>
   );
 }
 
@@ -43,7 +41,10 @@ export function MembersPage({ org }: { org: string }) {
           Email of a registered user
           <input name="email" type="email" required />
         </label>
-        <RoleSelect label="Role" value="member" />
+        <label>
+          Role
+          <RoleSelect label="Role" value="member" />
+        </label>
         <button type="submit" disabled={add.busy}>
           Add member
         </button>

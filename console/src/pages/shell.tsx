@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Org } from '../api';
 import { Link, navigate } from '../router';
 import { api, logOut, session } from '../session';
-import { Problem, useAction, useLoad } from '../ui';
+import { Dialog, Problem, useAction, useLoad } from '../ui';
 
 const SECTIONS = ['devices', 'channels', 'connections', 'apps', 'keys', 'members'] as const;
 const LAST_ORG = 'edgeflux.org';
@@ -43,7 +43,7 @@ function NewOrgForm({ onCreated }: { onCreated: (o: Org) => void }) {
       }}
     >
       <label>
-        New organization
+        Organization name
         <input name="name" required maxLength={200} placeholder="acme" />
       </label>
       <button type="submit" disabled={action.busy}>
@@ -57,6 +57,7 @@ function NewOrgForm({ onCreated }: { onCreated: (o: Org) => void }) {
 /** Header (org switcher, sections, log out) around every signed-in page. */
 export function Shell({ org, path, children }: { org: string | undefined; path: string; children: ComponentChildren }) {
   const orgs = useOrgs();
+  const [adding, setAdding] = useState(false);
   useEffect(() => {
     if (org) localStorage.setItem(LAST_ORG, org);
   }, [org]);
@@ -71,17 +72,19 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
           Edgeflux
         </Link>
         {orgs.data && orgs.data.items.length > 0 && (
-          <label class="org">
-            <span class="sr-only">Organization</span>
-            <select value={org ?? ''} onChange={(e) => navigate(`/o/${encodeURIComponent(e.currentTarget.value)}/${section && section !== 'channels' ? section : 'devices'}`)}>
-              {!org && <option value="">Choose an organization</option>}
-              {orgs.data.items.map((o) => (
-                <option value={o.id} key={o.id}>
-                  {o.name} {o.role ? `(${o.role})` : ''}
-                </option>
-              ))}
-            </select>
-          </label>
+          <select aria-label="Organization" value={org ?? ''} onChange={(e) => navigate(`/o/${encodeURIComponent(e.currentTarget.value)}/${section ?? 'devices'}`)}>
+            {!org && <option value="">Choose an organization</option>}
+            {orgs.data.items.map((o) => (
+              <option value={o.id} key={o.id}>
+                {o.name} {o.role ? `(${o.role})` : ''}
+              </option>
+            ))}
+          </select>
+        )}
+        {orgs.data && orgs.data.items.length > 0 && (
+          <button type="button" class="quiet" onClick={() => setAdding(true)}>
+            New organization
+          </button>
         )}
         <span class="grow" />
         <span class="muted">{session.get()?.email}</span>
@@ -98,6 +101,14 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
           ))}
         </nav>
       )}
+      <Dialog title="New organization" open={adding} onClose={() => setAdding(false)}>
+        <NewOrgForm
+          onCreated={(o) => {
+            setAdding(false);
+            navigate(`/o/${encodeURIComponent(o.id)}/devices`);
+          }}
+        />
+      </Dialog>
       <main id="main" tabIndex={-1}>
         <Problem error={orgs.error} />
         {children}
@@ -126,4 +137,3 @@ export function HomePage() {
   );
 }
 
-export { NewOrgForm, orgsChanged };
