@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -112,8 +112,10 @@ export class ChannelLink {
     if (!this.open || !this.ws || this.queue.length === 0) return;
     const ops = this.queue;
     this.queue = [];
-    this.ws.send(encodeLinkFrame(ops));
-    this.framesSent++;
+    for (const frame of frames(ops)) {
+      this.ws.send(encodeLinkFrame(frame));
+      this.framesSent++;
+    }
   }
 
   private connect(): void {
@@ -201,6 +203,9 @@ export class ChannelLink {
           break;
         case 'error':
           this.opts.log?.(`link ${this.opts.url}: actor error ${op.code}: ${op.reason}`);
+          // The actor could not read a frame, so it will never answer the publishes in it: start over
+          // on a new socket (pending publishes fail with 503, subscriptions resume) rather than hang.
+          if (op.code === 'bad_frame') this.ws?.terminate();
           break;
         case 'unsuback':
           break;
@@ -244,6 +249,28 @@ export class ChannelLink {
     }, this.opts.idleMs ?? 60_000);
     this.idleTimer.unref?.();
   }
+}
+
+/** Splits queued ops into frames the actor accepts: bounded in ops, publishes and payload bytes. */
+export function frames(ops: readonly BridgeOp[]): BridgeOp[][] {
+  const out: BridgeOp[][] = [];
+  let cur: BridgeOp[] = [];
+  let publishes = 0;
+  let bytes = 0;
+  for (const op of ops) {
+    const size = op.op === 'publish' ? op.payload.byteLength : 0;
+    const full = cur.length >= LINK_LIMITS.opsPerFrame || (op.op === 'publish' && (publishes >= LINK_LIMITS.publishesPerFrame || (publishes > 0 && bytes + size > LINK_LIMITS.frameBytes)));
+    if (full && cur.length > 0) {
+      out.push(cur);
+      cur = [];
+      publishes = 0;
+      bytes = 0;
+    }
+    cur.push(op);
+    if (op.op === 'publish') (publishes++, (bytes += size));
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
 function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {
