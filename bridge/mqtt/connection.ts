@@ -153,6 +153,15 @@ export class Connection implements SessionHolder, OutboundLink {
     this.markDirty();
   }
 
+  batch(fn: () => void): void {
+    this.stream.cork();
+    try {
+      fn();
+    } finally {
+      this.stream.uncork();
+    }
+  }
+
   send(packet: Packet): 'sent' | 'too-large' | 'closed' {
     if (this.stream.destroyed || this.stream.writableEnded) return 'closed';
     const v5 = this.version === 5;
