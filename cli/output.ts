@@ -6,12 +6,14 @@ export interface OutputOptions {
   json: boolean;
 }
 
-const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
+const cell = (v: unknown): string =>
+  v === null || v === undefined ? '' : Array.isArray(v) && v.every(isScalar) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
-/** Columns padded to their widest cell; the last one is not padded. */
+/** Columns padded to their widest cell (columns empty in every row left out); the last one is not padded. */
 export function table(rows: Record<string, unknown>[], columns?: string[]): string {
   if (rows.length === 0) return '(none)';
-  const cols = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cols = (columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))]).filter((c) => rows.some((r) => cell(r[c]) !== ''));
   const cells = [cols.map((c) => c.toUpperCase()), ...rows.map((r) => cols.map((c) => cell(r[c])))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   return cells.map((row) => row.map((v, i) => (i === cols.length - 1 ? v : v.padEnd(widths[i]!))).join('  ')).join('\n');

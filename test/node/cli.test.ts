@@ -148,6 +148,16 @@ describe('edgeflux CLI', () => {
     expect(after.stderr).toMatch(/^error: .+ \(401 \w+\)/);
   });
 
+  it('manages policies and apps', async () => {
+    const p = await json('policies', 'create', 'no-deletes', '--deny', 'devices:delete,channels:delete@*');
+    expect(p.statements).toEqual([{ effect: 'deny', actions: ['devices:delete', 'channels:delete'], resources: ['*'] }]);
+    await json('policies', 'attach', p.id, devices[0]!.id, '--type', 'device');
+    expect((await json('policies', 'attachments', p.id)).items).toMatchObject([{ principal_type: 'device', principal_id: devices[0]!.id }]);
+    const app = await json('apps', 'create', 'dash', '--scopes', 'devices:read,messages:subscribe');
+    expect(app).toMatchObject({ name: 'dash', scopes: ['devices:read', 'messages:subscribe'], client_secret: expect.any(String) });
+    expect((await json('apps', 'list')).items.map((a: { id: string }) => a.id)).toEqual([app.id]);
+  });
+
   it('fails with a non-zero exit and the API problem message', async () => {
     const r = await cli(['devices', 'get', 'no-such-device', '--json']);
     expect(r.code).toBe(1);
