@@ -63,6 +63,10 @@ export type LinkOp = BridgeOp | ActorOp;
 
 export const LINK_LIMITS = {
   opsPerFrame: 10_000,
+  /** Publishes one frame may carry: the actor stores at most this many in one transaction. */
+  publishesPerFrame: 1000,
+  /** A sender starts a new frame once this many payload bytes are in one (workerd takes WebSocket messages up to 1 MiB). */
+  frameBytes: 512 * 1024,
   subsPerMessage: 10_000,
   stringLength: 4096,
   properties: 256,

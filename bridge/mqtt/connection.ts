@@ -81,6 +81,10 @@ export class Connection implements SessionHolder, OutboundLink {
   inboundInflight = 0;
   /** Acknowledgements of inbound PUBLISHes, chained so they go out in arrival order [MQTT-4.6.0-2/3]. */
   acks: Promise<void> = Promise.resolve();
+  /** Inbound PUBLISHes issued to the platform and not yet stored or refused (`maxUnstoredPublishes`). */
+  unstored = 0;
+  /** Set while the packet reader waits for one of them to settle. */
+  unstoredWaiter: (() => void) | null = null;
   clientReceiveMaximum = 65_535;
   clientMaxPacketSize = Infinity;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
@@ -147,6 +151,15 @@ export class Connection implements SessionHolder, OutboundLink {
   }
   progress(): void {
     this.markDirty();
+  }
+
+  batch(fn: () => void): void {
+    this.stream.cork();
+    try {
+      fn();
+    } finally {
+      this.stream.uncork();
+    }
   }
 
   send(packet: Packet): 'sent' | 'too-large' | 'closed' {

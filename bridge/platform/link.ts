@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -34,6 +34,9 @@ interface Sub {
 
 type Pending = (o: PublishOutcome) => void;
 
+/** Frames of publishes awaiting the actor's answer before further publishes wait (see flush). */
+const MAX_UNANSWERED_FRAMES = 2;
+
 const fail = (status: number, code: string, message: string): PublishOutcome => ({ ok: false, status, code, message });
 
 export class ChannelLink {
@@ -41,6 +44,8 @@ export class ChannelLink {
   private open = false;
   private queue: BridgeOp[] = [];
   private flushScheduled = false;
+  /** Per frame of publishes sent and not yet answered in full (oldest first): its last publish id. */
+  private unanswered: number[] = [];
   private nextId = 1;
   private nextSub = 1;
   private readonly pending = new Map<number, Pending>();
@@ -101,24 +106,47 @@ export class ChannelLink {
     if (this.idleTimer) (clearTimeout(this.idleTimer), (this.idleTimer = null));
     this.queue.push(op);
     this.connect();
-    if (this.open && !this.flushScheduled) {
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.open && !this.flushScheduled && this.queue.length > 0) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
   }
 
+  /**
+   * Sends what is queued. At most MAX_UNANSWERED_FRAMES frames of publishes are in flight: while
+   * they are, publishes (and what was queued after them, to keep the order) wait and then leave
+   * together. Under load frames grow to what arrived meanwhile — fewer, bigger actor transactions —
+   * while a lone publish still leaves at once. Flow-control acks (`consumed`) never wait.
+   */
   private flush(): void {
     this.flushScheduled = false;
     if (!this.open || !this.ws || this.queue.length === 0) return;
-    const ops = this.queue;
+    let ops = this.queue;
     this.queue = [];
-    this.ws.send(encodeLinkFrame(ops));
-    this.framesSent++;
+    if (this.unanswered.length >= MAX_UNANSWERED_FRAMES) {
+      const first = ops.findIndex((op) => op.op === 'publish');
+      if (first >= 0) {
+        this.queue = ops.slice(first).filter((op) => op.op !== 'consumed');
+        ops = [...ops.slice(0, first), ...ops.slice(first).filter((op) => op.op === 'consumed')];
+      }
+    }
+    for (const frame of frames(ops)) {
+      this.ws.send(encodeLinkFrame(frame));
+      this.framesSent++;
+      let last = -1;
+      for (const op of frame) if (op.op === 'publish') last = op.id;
+      if (last >= 0) this.unanswered.push(last);
+    }
   }
 
   private connect(): void {
     if (this.ws || this.closed || this.refused) return;
-    const ws = new WebSocket(this.opts.url, LINK_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
+    // No permessage-deflate: CBOR frames between a bridge and its platform cost more CPU to compress than they save.
+    const ws = new WebSocket(this.opts.url, LINK_SUBPROTOCOL, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
     ws.binaryType = 'nodebuffer';
     this.ws = ws;
     ws.on('open', () => {
@@ -141,6 +169,7 @@ export class ChannelLink {
   private onClose(): void {
     this.ws = null;
     this.open = false;
+    this.unanswered = [];
     // Publishes in flight may or may not have been stored: the device is told to retry.
     this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
     this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
@@ -201,6 +230,9 @@ export class ChannelLink {
           break;
         case 'error':
           this.opts.log?.(`link ${this.opts.url}: actor error ${op.code}: ${op.reason}`);
+          // The actor could not read a frame, so it will never answer the publishes in it: start over
+          // on a new socket (pending publishes fail with 503, subscriptions resume) rather than hang.
+          if (op.code === 'bad_frame') this.ws?.terminate();
           break;
         case 'unsuback':
           break;
@@ -213,6 +245,11 @@ export class ChannelLink {
   }
 
   private settle(id: number, outcome: PublishOutcome): void {
+    // The actor answers frames in order: this answer completes every frame up to the one with `id`.
+    if (this.unanswered.length > 0 && id >= this.unanswered[0]!) {
+      while (this.unanswered.length > 0 && id >= this.unanswered[0]!) this.unanswered.shift();
+      this.scheduleFlush();
+    }
     const resolve = this.pending.get(id);
     if (!resolve) return;
     this.pending.delete(id);
@@ -244,6 +281,28 @@ export class ChannelLink {
     }, this.opts.idleMs ?? 60_000);
     this.idleTimer.unref?.();
   }
+}
+
+/** Splits queued ops into frames the actor accepts: bounded in ops, publishes and payload bytes. */
+export function frames(ops: readonly BridgeOp[]): BridgeOp[][] {
+  const out: BridgeOp[][] = [];
+  let cur: BridgeOp[] = [];
+  let publishes = 0;
+  let bytes = 0;
+  for (const op of ops) {
+    const size = op.op === 'publish' ? op.payload.byteLength : 0;
+    const full = cur.length >= LINK_LIMITS.opsPerFrame || (op.op === 'publish' && (publishes >= LINK_LIMITS.publishesPerFrame || (publishes > 0 && bytes + size > LINK_LIMITS.frameBytes)));
+    if (full && cur.length > 0) {
+      out.push(cur);
+      cur = [];
+      publishes = 0;
+      bytes = 0;
+    }
+    cur.push(op);
+    if (op.op === 'publish') (publishes++, (bytes += size));
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
 function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {

@@ -1,3 +1,4 @@
+import { LINK_LIMITS } from '../../shared/link';
 /**
  * Per-channel limits. Defaults below; a channel may override any of them with the actor's
  * `configure()` RPC (stored in the actor's SQLite, so an override survives eviction).
@@ -40,7 +41,8 @@ export const MiB = 1024 * KiB;
 
 /** Hard ceilings: DO SQLite and D1 cap a value at 2 MB, and a WebSocket message at 1 MiB inbound. */
 export const MAX_PAYLOAD_CEILING = 1 * MiB;
-export const MAX_BATCH = 1000;
+/** Messages stored in one transaction (one publish call, one link frame's run of publishes). */
+export const MAX_BATCH = LINK_LIMITS.publishesPerFrame;
 
 export const DEFAULT_CONFIG: ChannelConfig = {
   maxPayloadBytes: 256 * KiB,

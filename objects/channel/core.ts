@@ -174,7 +174,7 @@ export class ChannelCore {
     return {
       channel: this.store.channel,
       seq: this.store.lastSeq,
-      outbox: this.store.count('outbox'),
+      outbox: this.store.pending,
       retained: this.store.count('retained'),
       oldestKept: this.store.oldestKept(),
       subscribers: this.ctx.getWebSockets(TAG_SUBSCRIBER).length,

@@ -150,5 +150,5 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   store.setMeta('drain_attempts', 0);
   store.setMeta('drain_error', null);
   core.backoffUntil = 0;
-  if (store.count('outbox') > 0) await core.scheduleDrain(Date.now());
+  if (store.pending > 0) await core.scheduleDrain(Date.now());
 }

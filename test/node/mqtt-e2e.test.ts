@@ -60,7 +60,8 @@ const httpPublish = (sub: string, body: string, type = 'text/plain') =>
   fetch(`${platform.url}/channels/${w.channel}/messages/${sub}`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': type }, body });
 
 beforeAll(async () => {
-  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+  // Per-device publish rate raised for the burst test; every other limit is the default.
+  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify({ publishRate: 100_000, publishBurst: 100_000 }) });
   w = await provision(platform.url);
 }, 120_000);
 
@@ -224,4 +225,23 @@ describe('MQTT through the real platform', () => {
     expect((await httpPublish('ws/in', 'to the browser')).status).toBe(202);
     expect(await until(() => got[0])).toMatchObject({ topic: topic('ws/in'), payload: 'to the browser' });
   });
+
+  it('a QoS 0 burst bigger than one link frame is delivered in order and stored whole', async () => {
+    const n = 3000;
+    const headers = { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' };
+    const limits = await fetch(`${platform.url}/orgs/${w.org}/channels/${w.channel}/limits`, { method: 'PATCH', headers, body: JSON.stringify({ channelRate: { perSecond: 100_000, burst: 100_000 }, publisherRate: { perSecond: 100_000, burst: 100_000 } }) });
+    expect(limits.status).toBe(200);
+    const sub = await client(5);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic('burst'), { qos: 0 });
+    const pubs = await Promise.all([0, 1, 2, 3, 4].map((p) => client(5, { clientId: `burst-pub-${p}` })));
+    // Synchronous loops on five connections: the bridge reads them in one turn and must split
+    // what they publish into frames the channel actor accepts.
+    for (let i = 0; i < n / 5; i++) pubs.forEach((pub, p) => pub.publish(topic('burst'), JSON.stringify([{ n: `p${p}`, v: i }]), { qos: 0, properties: { contentType: 'application/senml+json' } }));
+    await until(() => got.length >= n, 30_000);
+    const records = got.map((m) => JSON.parse(m.payload)[0] as { n: string; v: number });
+    for (let p = 0; p < 5; p++) expect(records.filter((r) => r.n === `p${p}`).map((r) => r.v)).toEqual(Array.from({ length: n / 5 }, (_, i) => i));
+    const stored = async () => ((await (await fetch(`${platform.url}/channels/${w.channel}/messages?subtopic=burst&limit=1`, { headers })).json()) as { total: number }).total;
+    expect(await until(async () => ((await stored()) >= n ? stored() : undefined), 30_000)).toBe(n);
+  }, 60_000);
 });

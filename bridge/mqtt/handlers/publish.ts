@@ -155,4 +155,13 @@ export async function handlePublish(conn: Connection, packet: IPublishPacket): P
     if (qos === 2) conn.markDirty();
     if (qos > 0) ack(conn, packet, RC.Success);
   });
+  // Back-pressure: the reader hands over no further packet until this settles.
+  conn.unstored++;
+  void outcome.then(() => {
+    conn.unstored--;
+    const wake = conn.unstoredWaiter;
+    conn.unstoredWaiter = null;
+    wake?.();
+  });
+  if (conn.unstored >= limits.maxUnstoredPublishes) await new Promise<void>((r) => (conn.unstoredWaiter = r));
 }

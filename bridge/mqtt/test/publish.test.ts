@@ -28,6 +28,23 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
     if (v === 5) expect(ack.reasonCode).toBe(0);
   });
 
+  it('reads no further packet while maxUnstoredPublishes QoS 0 publishes wait for storage (back-pressure, nothing dropped)', async () => {
+    const t = setup({ maxUnstoredPublishes: 3 });
+    t.platform.defer = true;
+    const c = await t.connected(v);
+    for (let i = 0; i < 5; i++) c.publish(`${T}/a`, String(i), 0);
+    await settle();
+    expect(t.platform.pendingPublishes).toBe(3);
+    t.platform.releasePublishes(1);
+    await settle();
+    expect(t.platform.pendingPublishes).toBe(3);
+    t.platform.releasePublishes();
+    await settle();
+    t.platform.releasePublishes();
+    await settle();
+    expect(t.platform.published.map((p) => utf8(p.payload))).toEqual(['0', '1', '2', '3', '4']);
+  });
+
   it('acknowledges in the order the PUBLISHes came, whatever order they are stored in [MQTT-4.6.0-2]', async () => {
     const t = setup();
     t.platform.defer = true;
