@@ -1,8 +1,9 @@
 /**
- * The signed-in user's tokens (localStorage, so a reload keeps the session) and the one API client
- * the console uses. An expired access token is traded for a new one with the refresh token, once.
+ * The one API client the console uses — the SDK (sdk/), as every other application does — and the
+ * signed-in user's session, kept in localStorage so a reload stays signed in. The SDK refreshes an
+ * expired access token on its own; `onTokens` stores the new pair.
  */
-import { createClient, type Tokens } from './api';
+import { Edgeflux, EdgefluxError, type Tokens } from '../../sdk';
 
 interface Stored {
   email: string;
@@ -21,49 +22,41 @@ function read(): Stored | null {
 }
 let current = read();
 
+function store(next: Stored | null): void {
+  current = next;
+  if (next) localStorage.setItem(KEY, JSON.stringify(next));
+  else localStorage.removeItem(KEY);
+  listeners.forEach((l) => l());
+}
+
+export const api = new Edgeflux({
+  url: location.origin,
+  token: current?.access,
+  refreshToken: current?.refresh,
+  onTokens: (t: Tokens) => current && store({ email: current.email, access: t.access_token, refresh: t.refresh_token }),
+});
+
 export const session = {
   get: () => current,
-  set(email: string, t: Tokens): void {
-    current = { email, access: t.access_token, refresh: t.refresh_token };
-    localStorage.setItem(KEY, JSON.stringify(current));
-    listeners.forEach((l) => l());
-  },
-  clear(): void {
-    current = null;
-    localStorage.removeItem(KEY);
-    listeners.forEach((l) => l());
-  },
   subscribe(l: () => void): () => void {
     listeners.add(l);
     return () => listeners.delete(l);
   },
+  /** A 401 that survived the SDK's refresh means the session is over: back to the login form. */
+  check(e: unknown): void {
+    if (e instanceof EdgefluxError && e.status === 401 && current) {
+      void api.logout().catch(() => undefined);
+      store(null);
+    }
+  },
 };
 
-let refreshing: Promise<boolean> | null = null;
-async function refresh(): Promise<boolean> {
-  const s = current;
-  if (!s) return false;
-  try {
-    session.set(s.email, await api.tokens.refresh(s.refresh));
-    return true;
-  } catch {
-    session.clear(); // the refresh token is spent or revoked: back to the login form
-    return false;
-  }
-}
-
-export const api = createClient({
-  baseUrl: '',
-  token: () => current?.access,
-  onUnauthorized: () => (refreshing ??= refresh().finally(() => (refreshing = null))),
-});
-
 export async function logIn(email: string, password: string): Promise<void> {
-  session.set(email, await api.tokens.login({ email, password }));
+  const t = await api.login(email, password);
+  store({ email, access: t.access_token, refresh: t.refresh_token });
 }
 
 export async function logOut(): Promise<void> {
-  const s = current;
-  session.clear();
-  if (s) await api.tokens.revoke(s.refresh).catch(() => undefined);
+  store(null);
+  await api.logout().catch(() => undefined);
 }

@@ -1,9 +1,10 @@
 /** Small accessible building blocks shared by the console's pages. */
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError } from './api';
+import { EdgefluxError } from '../../sdk';
+import { session } from './session';
 
-export const errorText = (e: unknown): string => (e instanceof ApiError ? `${e.message} (${e.status} ${e.code})` : e instanceof Error ? e.message : String(e));
+export const errorText = (e: unknown): string => (e instanceof EdgefluxError ? `${e.detail} (${e.status} ${e.code})` : e instanceof Error ? e.message : String(e));
 
 /** An error (or nothing) announced to screen readers as it appears. */
 export function Problem({ error }: { error: unknown }) {
@@ -24,7 +25,10 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T |
     setState((s) => ({ ...s, loading: true }));
     load().then(
       (data) => live && setState({ data, error: null, loading: false }),
-      (error: unknown) => live && setState((s) => ({ data: s.data, error, loading: false })),
+      (error: unknown) => {
+        session.check(error);
+        if (live) setState((s) => ({ data: s.data, error, loading: false }));
+      },
     );
     return () => {
       live = false;
@@ -44,6 +48,7 @@ export function useAction(): { busy: boolean; error: unknown; run: (f: () => Pro
       await f();
       return true;
     } catch (e) {
+      session.check(e);
       setError(e);
       return false;
     } finally {

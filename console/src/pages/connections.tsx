@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import type { ConnectionType } from '../api';
+import type { ConnectionType } from '../../../sdk';
 import { api } from '../session';
 import { Problem, useAction, useLoad } from '../ui';
 
@@ -8,12 +8,13 @@ const typesOf = (f: FormData) => TYPES.filter((t) => f.get(t) === 'on');
 
 /** Which devices may publish/subscribe on a channel: connect, change types, disconnect. */
 export function ConnectionsPage({ org }: { org: string }) {
-  const channels = useLoad(() => api.channels.list(org, { limit: 100 }), [org]);
-  const devices = useLoad(() => api.devices.list(org, { limit: 100 }), [org]);
+  const scope = api.org(org);
+  const channels = useLoad(() => scope.channels.list({ limit: 100 }), [org]);
+  const devices = useLoad(() => scope.devices.list({ limit: 100 }), [org]);
   const [channel, setChannel] = useState('');
   const [filter, setFilter] = useState('');
   const chosen = channel || channels.data?.items[0]?.id || '';
-  const connected = useLoad(async () => (chosen ? api.channels.devices(org, chosen, { limit: 100 }) : undefined), [org, chosen]);
+  const connected = useLoad(async () => (chosen ? scope.channels.devices(chosen, { limit: 100 }) : undefined), [org, chosen]);
   const act = useAction();
   const run = (f: () => Promise<unknown>) => void act.run(async () => (await f(), connected.reload()));
 
@@ -40,7 +41,7 @@ export function ConnectionsPage({ org }: { org: string }) {
           e.preventDefault();
           const f = new FormData(e.currentTarget);
           const ids = f.getAll('device').map(String);
-          if (ids.length) run(() => api.connections.connect(org, { channel_ids: [chosen], device_ids: ids, types: typesOf(f) }));
+          if (ids.length) run(() => scope.connections.connect({ channel_ids: [chosen], device_ids: ids, types: typesOf(f) }));
         }}
       >
         <label>
@@ -95,14 +96,14 @@ export function ConnectionsPage({ org }: { org: string }) {
                         checked={d.types.includes(t)}
                         onChange={(e) => {
                           const types = e.currentTarget.checked ? [...d.types, t] : d.types.filter((x) => x !== t);
-                          if (types.length) run(() => api.connections.connect(org, { channel_ids: [chosen], device_ids: [d.id], types }));
-                          else run(() => api.connections.disconnect(org, { channel_ids: [chosen], device_ids: [d.id] }));
+                          if (types.length) run(() => scope.connections.put(chosen, d.id, types));
+                          else run(() => scope.connections.remove(chosen, d.id));
                         }}
                       />
                     </td>
                   ))}
                   <td class="actions">
-                    <button type="button" class="quiet danger" aria-label={`Disconnect ${d.name}`} onClick={() => run(() => api.connections.disconnect(org, { channel_ids: [chosen], device_ids: [d.id] }))}>
+                    <button type="button" class="quiet danger" aria-label={`Disconnect ${d.name}`} onClick={() => run(() => scope.connections.remove(chosen, d.id))}>
                       Disconnect
                     </button>
                   </td>

@@ -1,5 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import type { EnvelopeJson, MessageQuery } from '../api';
+import type { Message, MessageQuery } from '../../../sdk';
 import { SeriesSet } from '../senml';
 import { api } from '../session';
 import { Pager, Problem, num, useAction } from '../ui';
@@ -18,14 +18,14 @@ interface Result {
 
 /** The form's fields as query parameters (docs/query.md); datetime-local values become ISO instants. */
 function toQuery(f: FormData): MessageQuery {
-  const q: MessageQuery = {};
+  const q: Record<string, string> = {};
   for (const [k, raw] of f) {
     const v = String(raw).trim();
-    if (!v) continue;
-    q[k] = k === 'from' || k === 'to' ? new Date(v).toISOString() : v;
+    if (v) q[k] = k === 'from' || k === 'to' ? new Date(v).toISOString() : v;
   }
   if (q.v === undefined) delete q.comparator;
-  return q;
+  // Sent as query parameters, as typed; the API parses and checks them (a 400 problem names a bad one).
+  return q as MessageQuery;
 }
 
 /** Numeric points of a result for the chart: SenML records (time in s) or aggregated buckets (time in ms). */
@@ -85,15 +85,15 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
 
   const run = (query: MessageQuery) =>
     void act.run(async () => {
-      const page = await api.messages.query<Row>(channel, query);
-      setResult({ query, ...page });
+      const page = await api.query(channel, query);
+      setResult({ query, ...page, items: page.items as unknown as Row[] });
       setVersion((v) => v + 1);
     });
   const download = () => {
     if (!form.current) return;
     const query = toQuery(new FormData(form.current));
     void act.run(async () => {
-      const csv = await api.messages.csv(channel, query);
+      const csv = await api.queryCsv(channel, query);
       const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
       const a = document.createElement('a');
       a.href = url;
@@ -217,7 +217,7 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
           {envelopes ? (
             <ol class="messages">
               {result.items.map((m) => (
-                <MessageItem key={String(m.seq)} m={m as unknown as EnvelopeJson} />
+                <MessageItem key={String(m.seq)} m={m as unknown as Message} />
               ))}
             </ol>
           ) : (

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { EnvelopeJson } from '../api';
+import type { Message, Subscription } from '../../../sdk';
 import { Link } from '../router';
 import { numericPoints, SeriesSet } from '../senml';
 import { api } from '../session';
@@ -9,7 +9,7 @@ import { ChartView } from './chart-view';
 const KEEP = 200;
 
 export function ChannelHeader({ org, channel, view }: { org: string; channel: string; view: 'live' | 'history' }) {
-  const info = useLoad(() => api.channels.get(org, channel), [org, channel]);
+  const info = useLoad(() => api.org(org).channels.get(channel), [org, channel]);
   const base = `/o/${encodeURIComponent(org)}/channels/${encodeURIComponent(channel)}`;
   return (
     <>
@@ -44,7 +44,7 @@ function PublishForm({ channel }: { channel: string }) {
           e.preventDefault();
           const f = new FormData(e.currentTarget);
           void act.run(async () => {
-            const r = await api.messages.publish(channel, String(f.get('payload')), { subtopic: String(f.get('subtopic') || '') || undefined, contentType: String(f.get('contentType')) });
+            const r = await api.publish(channel, String(f.get('payload')), { subtopic: String(f.get('subtopic') || '') || undefined, contentType: String(f.get('contentType')) });
             setDone(`Published as seq ${r.seq}`);
           });
         }}
@@ -80,7 +80,7 @@ function PublishForm({ channel }: { channel: string }) {
 }
 
 /** One envelope as a list item. */
-export function MessageItem({ m }: { m: EnvelopeJson & { retained?: boolean; size?: number } }) {
+export function MessageItem({ m }: { m: Message }) {
   // Large or binary payloads kept in R2 come from the query API as a size and a payloadUrl instead.
   const body = m.payload === undefined ? `(${m.size ?? '?'} bytes, stored)` : m.encoding ? `(${m.encoding}) ${m.payload.slice(0, 200)}` : m.payload.slice(0, 2000);
   return (
@@ -97,7 +97,7 @@ export function MessageItem({ m }: { m: EnvelopeJson & { retained?: boolean; siz
 
 /** Messages streaming in over a WebSocket, and a live chart of their numeric SenML values. */
 export function LivePage({ org, channel }: { org: string; channel: string }) {
-  const [messages, setMessages] = useState<(EnvelopeJson & { retained?: boolean })[]>([]);
+  const [messages, setMessages] = useState<Message[]>([]);
   const [state, setState] = useState('connecting');
   const [error, setError] = useState<unknown>(null);
   const series = useRef(new SeriesSet());
@@ -106,30 +106,30 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
   useEffect(() => {
     series.current = new SeriesSet();
     setMessages([]);
-    let sub: { close: () => void } | undefined;
+    let sub: Subscription | undefined;
     let dead = false;
-    const take = (batch: (EnvelopeJson & { retained?: boolean })[]) => {
+    const take = (batch: Message[]) => {
       series.current.add(batch.flatMap(numericPoints));
       setMessages((old) => [...batch.slice().reverse(), ...old].slice(0, KEEP));
       setVersion((v) => v + 1);
     };
     // The recent past from the query API, then live from the seq after it (the actor replays any gap).
-    void api.messages
-      .query<EnvelopeJson>(channel, { limit: 50, order: 'desc' })
-      .catch((e: unknown) => (setError(e), { items: [] as EnvelopeJson[] }))
+    void api
+      .query(channel, { limit: 50, order: 'desc' })
+      .catch((e: unknown) => (setError(e), { items: [] as Message[] }))
       .then((page) => {
         if (dead) return;
         const past = page.items.slice().reverse();
         take(past);
-        sub = api.messages.subscribe(
-          channel,
-          {
-            message: (m) => take([m]),
-            gap: (g) => setError(new Error(`messages ${g.from}–${g.to} are no longer kept by the channel`)),
-            state: (s, detail) => setState(s === 'closed' ? `reconnecting (${detail})` : s),
-          },
-          { since: past.length ? past[past.length - 1]!.seq : undefined },
-        );
+        setState('connecting');
+        sub = api.subscribe(channel, {
+          since: past.length ? past[past.length - 1]!.seq : undefined,
+          onMessage: (m) => take([m]),
+          onGap: (g) => setError(new Error(`messages ${g.from}–${g.to} are no longer kept by the channel`)),
+          onOpen: () => setState('open'),
+          onRetry: (e) => setState(`reconnecting (${e.detail})`),
+        });
+        sub.closed.catch((e: unknown) => (setState('closed'), setError(e)));
       });
     return () => {
       dead = true;

@@ -12,7 +12,7 @@ export function LoginPage() {
     const email = String(f.get('email'));
     const password = String(f.get('password'));
     void action.run(async () => {
-      if (mode === 'register') await api.users.register({ email, password });
+      if (mode === 'register') await api.users.create({ email, password });
       await logIn(email, password);
     });
   };

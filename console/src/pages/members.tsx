@@ -1,4 +1,4 @@
-import type { Role } from '../api';
+import type { Role } from '../../../sdk';
 import { api, session } from '../session';
 import { Problem, useAction, useLoad, when } from '../ui';
 
@@ -17,7 +17,8 @@ function RoleSelect({ value, label, onChange }: { value: Role; label: string; on
 
 /** Org members: add a registered user by email with a role, change roles, remove. */
 export function MembersPage({ org }: { org: string }) {
-  const list = useLoad(() => api.members.list(org, { limit: 100 }), [org]);
+  const members = api.org(org).members;
+  const list = useLoad(() => members.list({ limit: 100 }), [org]);
   const add = useAction();
   const row = useAction();
   const me = session.get()?.email;
@@ -31,7 +32,7 @@ export function MembersPage({ org }: { org: string }) {
           const form = e.currentTarget;
           const f = new FormData(form);
           void add.run(async () => {
-            await api.members.add(org, { email: String(f.get('email')), role: String(f.get('role')) as Role });
+            await members.add({ email: String(f.get('email')), role: String(f.get('role')) as Role });
             form.reset();
             list.reload();
           });
@@ -67,7 +68,7 @@ export function MembersPage({ org }: { org: string }) {
               <tr key={m.user_id}>
                 <td>{m.email}</td>
                 <td>
-                  <RoleSelect label={`Role of ${m.email}`} value={m.role} onChange={(role) => void row.run(async () => (await api.members.setRole(org, m.user_id, role), list.reload()))} />
+                  <RoleSelect label={`Role of ${m.email}`} value={m.role} onChange={(role) => void row.run(async () => (await members.setRole(m.user_id, role), list.reload()))} />
                 </td>
                 <td>{when(m.created_at)}</td>
                 <td class="actions">
@@ -75,7 +76,7 @@ export function MembersPage({ org }: { org: string }) {
                     type="button"
                     class="quiet danger"
                     aria-label={`Remove ${m.email}`}
-                    onClick={() => confirm(`Remove ${m.email === me ? 'yourself' : m.email} from the org?`) && void row.run(async () => (await api.members.remove(org, m.user_id), list.reload()))}
+                    onClick={() => confirm(`Remove ${m.email === me ? 'yourself' : m.email} from the org?`) && void row.run(async () => (await members.remove(m.user_id), list.reload()))}
                   >
                     Remove
                   </button>

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import type { ListQuery, Page } from '../api';
+import type { ListQuery, Page } from '../../../sdk';
 import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad } from '../ui';
 
 export interface Secret {

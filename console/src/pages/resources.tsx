@@ -1,5 +1,5 @@
 /** Devices, channels, apps and API keys: each is a Kind rendered by ResourcePage. */
-import type { ApiKey, App, Channel, Device } from '../api';
+import type { ApiKey, App, Channel, Device } from '../../../sdk';
 import { Link } from '../router';
 import { api } from '../session';
 import { parseObject, splitList, when } from '../ui';
@@ -38,7 +38,7 @@ const devices: Kind<Device> = {
   title: 'Devices',
   singular: 'device',
   filters: true,
-  list: (org, q) => api.devices.list(org, q),
+  list: (org, q) => api.org(org).devices.list(q),
   columns: [
     { label: 'Name', cell: (d) => d.name },
     { label: 'Id', cell: (d) => <code>{d.id}</code> },
@@ -47,11 +47,11 @@ const devices: Kind<Device> = {
   ],
   fields: (d) => <NameAndMetadata item={d} />,
   create: async (org, f) => {
-    const d = await api.devices.create(org, named(f));
+    const d = await api.org(org).devices.create(named(f));
     return { label: `Key of device ${d.name}`, value: d.key };
   },
-  update: (org, id, f) => api.devices.update(org, id, named(f)),
-  remove: (org, id) => api.devices.remove(org, id),
+  update: (org, id, f) => api.org(org).devices.update(id, named(f)),
+  remove: (org, id) => api.org(org).devices.delete(id),
   actions: (org, d, t) => (
     <button
       type="button"
@@ -59,7 +59,7 @@ const devices: Kind<Device> = {
       aria-label={`Rotate the key of ${d.name}`}
       onClick={async () => {
         if (!confirm(`Rotate the key of “${d.name}”? The old key stops working at once.`)) return;
-        const k = await api.devices.rotateKey(org, d.id);
+        const k = await api.org(org).devices.rotateKey(d.id);
         t.showSecret({ label: `New key of device ${d.name}`, value: k.key });
       }}
     >
@@ -72,7 +72,7 @@ const channels: Kind<Channel> = {
   title: 'Channels',
   singular: 'channel',
   filters: true,
-  list: (org, q) => api.channels.list(org, q),
+  list: (org, q) => api.org(org).channels.list(q),
   columns: [
     { label: 'Name', cell: (c, org) => <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`}>{c.name}</Link> },
     { label: 'Id', cell: (c) => <code>{c.id}</code> },
@@ -80,9 +80,9 @@ const channels: Kind<Channel> = {
     { label: 'Created', cell: (c) => when(c.created_at) },
   ],
   fields: (c) => <NameAndMetadata item={c} />,
-  create: async (org, f) => void (await api.channels.create(org, named(f))),
-  update: (org, id, f) => api.channels.update(org, id, named(f)),
-  remove: (org, id) => api.channels.remove(org, id),
+  create: async (org, f) => void (await api.org(org).channels.create(named(f))),
+  update: (org, id, f) => api.org(org).channels.update(id, named(f)),
+  remove: (org, id) => api.org(org).channels.delete(id),
   actions: (org, c) => (
     <>
       <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`} aria-label={`Live view of ${c.name}`}>
@@ -99,7 +99,7 @@ const apps: Kind<App> = {
   title: 'Apps',
   singular: 'app',
   intro: <p class="muted">Third-party applications authenticate with OAuth2 client credentials at <code>POST /oauth/token</code>.</p>,
-  list: (org, q) => api.apps.list(org, q),
+  list: (org, q) => api.org(org).apps.list(q),
   columns: [
     { label: 'Name', cell: (a) => a.name },
     { label: 'Client id', cell: (a) => <code>{a.client_id}</code> },
@@ -116,11 +116,11 @@ const apps: Kind<App> = {
     </>
   ),
   create: async (org, f) => {
-    const a = await api.apps.create(org, { name: str(f, 'name'), scopes: splitList(str(f, 'scopes')) });
+    const a = await api.org(org).apps.create({ name: str(f, 'name'), scopes: splitList(str(f, 'scopes')) });
     return { label: `Client secret of app ${a.name} (client id ${a.client_id})`, value: a.client_secret };
   },
-  update: (org, id, f) => api.apps.update(org, id, { name: str(f, 'name'), scopes: splitList(str(f, 'scopes')) }),
-  remove: (org, id) => api.apps.remove(org, id),
+  update: (org, id, f) => api.org(org).apps.update(id, { name: str(f, 'name'), scopes: splitList(str(f, 'scopes')) }),
+  remove: (org, id) => api.org(org).apps.delete(id),
   actions: (org, a, t) => (
     <button
       type="button"
@@ -128,7 +128,7 @@ const apps: Kind<App> = {
       aria-label={`New secret for ${a.name}`}
       onClick={async () => {
         if (!confirm(`Issue a new secret for “${a.name}”? The old one stops working.`)) return;
-        const s = await api.apps.rotateSecret(org, a.id);
+        const s = await api.org(org).apps.rotateSecret(a.id);
         t.showSecret({ label: `New client secret of app ${a.name}`, value: s.client_secret });
       }}
     >
@@ -141,7 +141,7 @@ const keys: Kind<ApiKey> = {
   title: 'API keys',
   singular: 'API key',
   intro: <p class="muted">Scoped, expiring JWTs for scripts and dashboards: <code>Authorization: Bearer &lt;key&gt;</code>.</p>,
-  list: (org, q) => api.keys.list(org, q),
+  list: (org, q) => api.org(org).keys.list(q),
   columns: [
     { label: 'Name', cell: (k) => k.name },
     { label: 'Scopes', cell: (k) => k.scopes.join(' ') },
@@ -163,10 +163,10 @@ const keys: Kind<ApiKey> = {
   ),
   create: async (org, f) => {
     const days = Number(str(f, 'days'));
-    const k = await api.keys.issue(org, { name: str(f, 'name'), scopes: splitList(str(f, 'scopes')), expires_in: days ? days * 86_400 : undefined });
+    const k = await api.org(org).keys.issue({ name: str(f, 'name'), scopes: splitList(str(f, 'scopes')), expires_in: days ? days * 86_400 : undefined });
     return { label: `API key ${k.name}`, value: k.key };
   },
-  remove: (org, id) => api.keys.revoke(org, id),
+  remove: (org, id) => api.org(org).keys.revoke(id),
   removeVerb: 'Revoke',
 };
 

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import type { Org } from '../api';
+import type { Org } from '../../../sdk';
 import { Link, navigate } from '../router';
 import { api, logOut, session } from '../session';
 import { Dialog, Problem, useAction, useLoad } from '../ui';
@@ -35,7 +35,7 @@ function NewOrgForm({ onCreated }: { onCreated: (o: Org) => void }) {
         const form = e.currentTarget;
         const name = String(new FormData(form).get('name'));
         void action.run(async () => {
-          const org = await api.orgs.create({ name });
+          const org = await api.orgs.create(name);
           form.reset();
           orgsChanged();
           onCreated(org);
