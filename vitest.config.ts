@@ -36,7 +36,7 @@ export default defineConfig({
         test: {
           name: 'node',
           environment: 'node',
-          include: ['shared/**/*.test.ts', 'bridge/**/*.test.ts', 'test/node/**/*.test.ts'],
+          include: ['shared/**/*.test.ts', 'bridge/**/*.test.ts', 'console/**/*.test.ts', 'test/node/**/*.test.ts'],
           testTimeout: 30_000,
         },
       },

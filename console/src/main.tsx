@@ -3,7 +3,7 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { match, navigate, useLocation } from './router';
+import { decodeSegment, match, navigate, useLocation } from './router';
 import { session } from './session';
 import { LoginPage } from './pages/login';
 import { Shell, HomePage } from './pages/shell';
@@ -42,7 +42,7 @@ function Console() {
   }, [signedIn, url.pathname]);
   if (!signedIn) return <LoginPage />;
   const orgId = /^\/o\/([^/]+)/.exec(url.pathname)?.[1];
-  const org = orgId === undefined ? undefined : decodeURIComponent(orgId);
+  const org = orgId === undefined ? undefined : decodeSegment(orgId);
   return (
     <Shell org={org} path={url.pathname}>
       <Routes path={url.pathname} />

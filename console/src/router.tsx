@@ -29,6 +29,15 @@ export function useLocation(): URL {
   return url;
 }
 
+/** A path segment decoded; a malformed escape (`%E0%A4%A`) stays as typed instead of throwing. */
+export function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 /** `/o/:org/x` against `/o/abc/x` → `{org: 'abc'}`; null when it does not match. */
 export function match(pattern: string, path: string): Record<string, string> | null {
   const p = pattern.split('/');
@@ -38,7 +47,7 @@ export function match(pattern: string, path: string): Record<string, string> | n
   for (let i = 0; i < p.length; i++) {
     const want = p[i]!;
     const got = s[i]!;
-    if (want.startsWith(':')) params[want.slice(1)] = decodeURIComponent(got);
+    if (want.startsWith(':')) params[want.slice(1)] = decodeSegment(got);
     else if (want !== got) return null;
   }
   return params;
