@@ -212,8 +212,10 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Add member' }).click();
     await page.getByLabel(`Role of ${other}`).waitFor();
     expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('viewer');
-    await page.getByLabel(`Role of ${other}`).selectOption('admin');
-    await page.waitForResponse((r) => r.request().method() === 'GET' && r.url().includes('/members'));
+    await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/members/') && r.status() === 204),
+      page.getByLabel(`Role of ${other}`).selectOption('admin'),
+    ]);
     await page.reload();
     await page.getByLabel(`Role of ${other}`).waitFor();
     expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('admin');
