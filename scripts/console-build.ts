@@ -7,8 +7,8 @@
  * by the channel views.
  */
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 const root = resolve(import.meta.dirname, '..');
@@ -27,12 +27,25 @@ function filesUnder(dir: string): string[] {
   });
 }
 
+/** Replaces a file only when its content changed, atomically (write aside, then rename). */
+function put(path: string, body: Uint8Array): void {
+  try {
+    if (readFileSync(path).equals(body)) return;
+  } catch {
+    /* not there yet */
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const aside = `${path}.${process.pid}.tmp`;
+  writeFileSync(aside, body);
+  renameSync(aside, path);
+}
+
 /**
- * Writes in place and then removes what this build did not write (old chunks): several launchers (test
- * files in parallel) may build while another's wrangler dev serves the directory, so it never disappears.
+ * Several launchers (test files run in parallel) may build while another's wrangler dev serves the
+ * directory, so files are never removed or half-written under a reader: unchanged files are left alone,
+ * changed ones are renamed into place, and only files this build did not produce (old chunks) are removed.
  */
 export async function buildConsole(): Promise<BuiltFile[]> {
-  mkdirSync(consoleDist, { recursive: true });
   const result = await build({
     entryPoints: { main: join(root, 'console/src/main.tsx') },
     outdir: join(consoleDist, 'assets'),
@@ -46,16 +59,14 @@ export async function buildConsole(): Promise<BuiltFile[]> {
     chunkNames: '[name]-[hash]',
     legalComments: 'none',
     logLevel: 'warning',
-    metafile: true,
+    write: false,
     absWorkingDir: root,
   });
-  copyFileSync(join(root, 'console/index.html'), join(consoleDist, 'index.html'));
-  const written = new Set([...Object.keys(result.metafile.outputs).map((o) => resolve(root, o)), join(consoleDist, 'index.html')]);
-  for (const f of filesUnder(consoleDist)) if (!written.has(f)) rmSync(f, { force: true });
-  return filesUnder(consoleDist).map((p) => {
-    const body = readFileSync(p);
-    return { file: relative(consoleDist, p), bytes: body.length, gzip: gzipSync(body, { level: 9 }).length };
-  });
+  const files = [...result.outputFiles.map((f) => ({ path: f.path, body: f.contents })), { path: join(consoleDist, 'index.html'), body: readFileSync(join(root, 'console/index.html')) }];
+  for (const f of files) put(f.path, f.body);
+  const produced = new Set(files.map((f) => f.path));
+  for (const f of filesUnder(consoleDist)) if (!produced.has(f) && !f.endsWith('.tmp')) rmSync(f, { force: true });
+  return files.map((f) => ({ file: relative(consoleDist, f.path), bytes: f.body.length, gzip: gzipSync(f.body, { level: 9 }).length }));
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
