@@ -202,6 +202,10 @@ describe('web console in Chromium', () => {
     await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
     expect((await page.locator('[data-secret]').textContent())!.trim().length).toBeGreaterThan(20);
     await page.getByRole('cell', { name: 'messages:read channels:read' }).waitFor();
+    await page.getByLabel('Filter by name').fill('zzz');
+    await page.getByText('No apps match the filter').waitFor();
+    await page.getByLabel('Filter by name').fill('GRAF');
+    await page.getByRole('cell', { name: 'grafana', exact: true }).waitFor();
 
     // A member: another registered user, added as viewer, promoted to admin.
     const other = `member-${Date.now()}@example.com`;
@@ -219,6 +223,8 @@ describe('web console in Chromium', () => {
     await page.reload();
     await page.getByLabel(`Role of ${other}`).waitFor();
     expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('admin');
+    await page.getByLabel('Filter by email').fill('member-');
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(1); // the owner is filtered out
 
     // A second org, then back to the first with the switcher.
     await page.getByRole('button', { name: 'New organization' }).click();

@@ -1,4 +1,5 @@
 import type { Role } from '../../../sdk';
+import { useState } from 'preact/hooks';
 import { api, session } from '../session';
 import { Problem, useAction, useLoad, when } from '../ui';
 
@@ -22,6 +23,7 @@ export function MembersPage({ org }: { org: string }) {
   const add = useAction();
   const row = useAction();
   const me = session.get()?.email;
+  const [filter, setFilter] = useState('');
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Members</h1>
@@ -51,6 +53,10 @@ export function MembersPage({ org }: { org: string }) {
         </button>
       </form>
       <Problem error={add.error ?? row.error ?? list.error} />
+      <label>
+        Filter by email
+        <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+      </label>
       {list.data && (
         <table>
           <thead>
@@ -64,7 +70,7 @@ export function MembersPage({ org }: { org: string }) {
             </tr>
           </thead>
           <tbody>
-            {list.data.items.map((m) => (
+            {list.data.items.filter((m) => m.email.toLowerCase().includes(filter.toLowerCase())).map((m) => (
               <tr key={m.user_id}>
                 <td>{m.email}</td>
                 <td>

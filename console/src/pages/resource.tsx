@@ -33,13 +33,17 @@ const LIMIT = 20;
 
 /** List with filters and paging, create and edit in a dialog, delete with confirmation, secrets shown once. */
 export function ResourcePage<T extends { id: string; name: string }>({ org, kind }: { org: string; kind: Kind<T> }) {
-  const [query, setQuery] = useState<ListQuery>({ offset: 0, limit: LIMIT });
+  // Kinds the API cannot filter (apps, keys) load a full page and filter it here by name.
+  const limit = kind.filters ? LIMIT : 100;
+  const [query, setQuery] = useState<ListQuery>({ offset: 0, limit });
+  const [local, setLocal] = useState('');
   const list = useLoad(() => kind.list(org, query), [org, JSON.stringify(query)]);
   const [editing, setEditing] = useState<T | 'new' | null>(null);
   const [secret, setSecret] = useState<Secret | null>(null);
   const action = useAction();
   const rowAction = useAction();
   const tools: RowTools = { reload: list.reload, showSecret: setSecret };
+  const shown = list.data?.items.filter((item) => item.name.toLowerCase().includes(local.toLowerCase())) ?? [];
 
   const save = (e: SubmitEvent) => {
     e.preventDefault();
@@ -78,6 +82,12 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
       </div>
       {kind.intro}
       {secret && <SecretOnce label={secret.label} value={secret.value} onDone={() => setSecret(null)} />}
+      {!kind.filters && (
+        <label class="filters">
+          Filter by name
+          <input type="search" value={local} onInput={(e) => setLocal(e.currentTarget.value)} />
+        </label>
+      )}
       {kind.filters && (
         <form
           class="row filters"
@@ -85,7 +95,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
           onSubmit={(e) => {
             e.preventDefault();
             const f = new FormData(e.currentTarget);
-            setQuery({ offset: 0, limit: LIMIT, name: String(f.get('name') ?? '') || undefined, metadata: String(f.get('metadata') ?? '') || undefined });
+            setQuery({ offset: 0, limit, name: String(f.get('name') ?? '') || undefined, metadata: String(f.get('metadata') ?? '') || undefined });
           }}
         >
           <label>
@@ -116,7 +126,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
               </tr>
             </thead>
             <tbody>
-              {list.data.items.map((item) => (
+              {shown.map((item) => (
                 <tr key={item.id}>
                   {kind.columns.map((c) => (
                     <td key={c.label}>{c.cell(item, org)}</td>
@@ -142,10 +152,10 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
                   </td>
                 </tr>
               ))}
-              {list.data.items.length === 0 && (
+              {shown.length === 0 && (
                 <tr>
                   <td colSpan={kind.columns.length + 1} class="muted">
-                    No {kind.title.toLowerCase()} {query.name || query.metadata ? 'match the filter' : 'yet'}.
+                    No {kind.title.toLowerCase()} {query.name || query.metadata || local ? 'match the filter' : 'yet'}.
                   </td>
                 </tr>
               )}
