@@ -39,7 +39,10 @@ export function createChart(el: HTMLElement): Chart {
         {},
         ...keys.map((k, i) => ({ label: set.series.get(k)?.unit ? `${k} (${set.series.get(k)!.unit})` : k, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true, points: { show: true, size: 5 } })),
       ];
-      plot = new uPlot({ ...size(), series, scales: { x: { time: true, range: (_u, min, max) => (min === max ? [min - 30, max + 30] : [min, max]) } }, legend: { live: false } }, data, el);
+      // Axis text and grid in the page's colours (light or dark scheme), not uPlot's fixed black.
+      const css = getComputedStyle(el);
+      const axis = { stroke: css.color, grid: { stroke: css.getPropertyValue('--line').trim() || '#8884', width: 1 }, ticks: { show: false } };
+      plot = new uPlot({ ...size(), series, axes: [axis, axis], scales: { x: { time: true, range: (_u, min, max) => (min === max ? [min - 30, max + 30] : [min, max]) } }, legend: { live: false } }, data, el);
     },
     destroy() {
       resize.disconnect();

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,21 @@ import { root, startPlatform, type Platform } from './processes';
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const shots = join(root, 'test-results/console');
+const axeScript = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  nodes: { target: string[] }[];
+}
+/** axe-core's WCAG 2.x A/AA rules on the current page; serious and critical findings fail the test. */
+async function audit(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: axeScript });
+  const violations = await page.evaluate(
+    () => (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: AxeViolation[] }> } }).axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }).then((r) => r.violations),
+  );
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${page.url()} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
 
 describe('web console in Chromium', () => {
   const state = mkdtempSync(join(tmpdir(), 'edgeflux-console-state-'));
@@ -20,6 +36,7 @@ describe('web console in Chromium', () => {
   let browser: BrowserContext;
   let page: Page;
   const consoleErrors: string[] = [];
+  const a11y: string[] = [];
 
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
@@ -56,6 +73,8 @@ describe('web console in Chromium', () => {
     await page.goto(`${platform.url}/`);
 
     // Register (and be logged in).
+    await page.getByLabel('Email').waitFor();
+    a11y.push(...(await audit(page)));
     await page.getByRole('button', { name: 'Create an account' }).click();
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password').fill('correct horse battery');
@@ -76,6 +95,7 @@ describe('web console in Chromium', () => {
     const deviceKey = (await page.locator('[data-secret]').textContent())!.trim();
     expect(deviceKey.length).toBeGreaterThan(20);
     await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    a11y.push(...(await audit(page)));
     await page.screenshot({ path: join(shots, '1-device-key.png') });
     await page.getByRole('button', { name: 'Done' }).click();
     await expect.poll(() => page.locator('[data-secret]').count()).toBe(0);
@@ -101,6 +121,7 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Connect', exact: true }).click();
     await page.getByRole('checkbox', { name: 'thermo-1 may publish' }).waitFor();
     expect(await page.getByRole('checkbox', { name: 'thermo-1 may subscribe' }).isChecked()).toBe(true);
+    a11y.push(...(await audit(page)));
 
     // The live view: messages and chart points arrive over the WebSocket, without a reload.
     await page.getByRole('link', { name: 'Channels' }).click();
@@ -129,6 +150,7 @@ describe('web console in Chromium', () => {
     for (const v of [22.1, 22.6, 22.4]) await publish([{ bn: 'thermo-1/', n: 'temp', u: 'Cel', v }, { n: 'humidity', u: '%RH', v: v * 2 - 3 }]);
     await page.locator('figure.chart[data-points="9"]').waitFor();
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    a11y.push(...(await audit(page)));
     await page.screenshot({ path: join(shots, '2-live.png'), fullPage: true });
 
     // History: SenML records (once the actor has drained them to D1), aggregation, CSV.
@@ -149,6 +171,7 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Run query' }).click();
     await page.locator('[data-result-count="1"]').waitFor();
     await page.locator('table.results').getByRole('cell', { name: '22.37', exact: true }).waitFor(); // (21.5 + 23.25 + 22.1 + 22.6 + 22.4) / 5
+    a11y.push(...(await audit(page)));
     await page.screenshot({ path: join(shots, '3-history.png'), fullPage: true });
 
     await page.getByLabel('Aggregation').selectOption('');
@@ -223,6 +246,7 @@ describe('web console in Chromium', () => {
     await page.reload();
     await page.getByLabel(`Role of ${other}`).waitFor();
     expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('admin');
+    a11y.push(...(await audit(page)));
     await page.getByLabel('Filter by email').fill('member-');
     await expect.poll(() => page.locator('tbody tr').count()).toBe(1); // the owner is filtered out
 
@@ -236,5 +260,23 @@ describe('web console in Chromium', () => {
     await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
     expect(page.url()).toContain(`/o/${firstOrg}/devices`);
     expect(consoleErrors).toEqual([]);
+  }, 60_000);
+
+  it('passes an accessibility audit (axe-core, WCAG 2.1 A/AA) on every page visited', async () => {
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('button', { name: 'New API key' }).click();
+    a11y.push(...(await audit(page))); // with the dialog open
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.getByRole('dialog').count()).toBe(0);
+    // The dark colour scheme has its own contrast.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    a11y.push(...(await audit(page)));
+    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('link', { name: 'telemetry', exact: true }).click();
+    await page.locator('figure.chart[data-points="9"]').waitFor();
+    a11y.push(...(await audit(page)));
+    await page.screenshot({ path: join(shots, '4-live-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+    expect(a11y).toEqual([]);
   }, 60_000);
 });

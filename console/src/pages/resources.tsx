@@ -56,7 +56,7 @@ const devices: Kind<Device> = {
     <button
       type="button"
       class="quiet"
-      aria-label={`Rotate the key of ${d.name}`}
+      aria-label={`Rotate key of ${d.name}`}
       onClick={async () => {
         if (!confirm(`Rotate the key of “${d.name}”? The old key stops working at once.`)) return;
         const k = await api.org(org).devices.rotateKey(d.id);
