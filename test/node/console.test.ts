@@ -275,6 +275,13 @@ describe('web console in Chromium', () => {
     await page.getByRole('link', { name: 'telemetry', exact: true }).click();
     await page.locator('figure.chart[data-points="9"]').waitFor();
     a11y.push(...(await audit(page)));
+    // Publishing from the console as the signed-in user: the message comes back over the socket.
+    await page.getByText('Publish a message').click();
+    await page.getByLabel('Content type').selectOption('text/plain');
+    await page.getByLabel('Payload').fill('hello from the console');
+    await page.getByRole('button', { name: 'Publish', exact: true }).click();
+    await page.getByText('Published as seq 6').waitFor();
+    await page.locator('li.message[data-seq="6"]').getByText('hello from the console').waitFor();
     await page.screenshot({ path: join(shots, '4-live-dark.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'light' });
     expect(a11y).toEqual([]);
