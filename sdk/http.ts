@@ -92,7 +92,9 @@ export class Http {
       try {
         return await this.fetchImpl(new Request(this.url(path, opts.query), { method, headers, body: body ?? null }));
       } catch (e) {
-        throw EdgefluxError.local(0, 'network_error', `${method} ${path}: ${e instanceof Error ? e.message : String(e)}`);
+        // Node's fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure…) is its cause.
+        const cause = e instanceof Error && e.cause instanceof Error ? ` (${e.cause.message})` : '';
+        throw EdgefluxError.local(0, 'network_error', `${method} ${this.base}${path}: ${e instanceof Error ? e.message : String(e)}${cause}`);
       }
     };
     let res = await send();

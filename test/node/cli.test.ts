@@ -31,7 +31,8 @@ async function json<T = any>(...args: string[]): Promise<T> {
 }
 
 beforeAll(async () => {
-  await exec('npm', ['run', '--silent', 'build'], { cwd: root });
+  // The CLI build bundles the SDK from source (dist/cli.js); sdk.test.ts builds dist/sdk.js, so the two never race.
+  await exec('npm', ['run', '--silent', 'build:cli'], { cwd: root });
   home = mkdtempSync(join(tmpdir(), 'edgeflux-cli-'));
   platform = await startPlatform({});
 }, 120_000);
