@@ -268,10 +268,23 @@ describe('web console in Chromium', () => {
     a11y.push(...(await audit(page))); // with the dialog open
     await page.keyboard.press('Escape');
     await expect.poll(() => page.getByRole('dialog').count()).toBe(0);
+    // Messages published just before the live view opens (maybe not yet stored in D1) are shown too.
+    const { access } = JSON.parse((await page.evaluate(() => localStorage.getItem('edgeflux.session')))!) as { access: string };
+    const orgId = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+    const headers = { authorization: `Bearer ${access}`, 'content-type': 'application/json' };
+    const fresh = (await (await fetch(`${platform.url}/orgs/${orgId}/channels`, { method: 'POST', headers, body: JSON.stringify({ name: 'fresh' }) })).json()) as { id: string };
+    for (const n of [1, 2, 3]) {
+      const r = await fetch(`${platform.url}/channels/${fresh.id}/messages`, { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: `early ${n}` });
+      expect(r.status).toBe(202);
+    }
+    await page.goto(`${platform.url}/o/${orgId}/channels/${fresh.id}`);
+    for (const n of [1, 2, 3]) await page.locator(`li.message[data-seq="${n}"]`).getByText(`early ${n}`).waitFor();
+    expect(await page.locator('li.message').count()).toBe(3);
+
     // The dark colour scheme has its own contrast.
     await page.emulateMedia({ colorScheme: 'dark' });
     a11y.push(...(await audit(page)));
-    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Channels' }).click();
     await page.getByRole('link', { name: 'telemetry', exact: true }).click();
     await page.locator('figure.chart[data-points="9"]').waitFor();
     a11y.push(...(await audit(page)));

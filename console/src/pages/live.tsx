@@ -113,17 +113,18 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
       setMessages((old) => [...batch.slice().reverse(), ...old].slice(0, KEEP));
       setVersion((v) => v + 1);
     };
-    // The recent past from the query API, then live from the seq after it (the actor replays any gap).
+    // The recent past from the query API, then live from the seq after it: the actor replays whatever came
+    // in between. Nothing stored yet means since=0, so messages not yet drained to D1 are replayed too.
     void api
       .query(channel, { limit: 50, order: 'desc' })
-      .catch((e: unknown) => (setError(e), { items: [] as Message[] }))
-      .then((page) => {
+      .then((page) => ({ past: page.items.slice().reverse(), known: true }))
+      .catch((e: unknown) => (setError(e), { past: [] as Message[], known: false }))
+      .then(({ past, known }) => {
         if (dead) return;
-        const past = page.items.slice().reverse();
         take(past);
         setState('connecting');
         sub = api.subscribe(channel, {
-          since: past.length ? past[past.length - 1]!.seq : undefined,
+          since: past.length ? past[past.length - 1]!.seq : known ? 0 : undefined,
           onMessage: (m) => take([m]),
           onGap: (g) => setError(new Error(`messages ${g.from}–${g.to} are no longer kept by the channel`)),
           onOpen: () => setState('open'),
