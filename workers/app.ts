@@ -4,6 +4,7 @@ import { healthRouter } from './health';
 import { onError, router } from './lib/router';
 import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
+import { accessChanged } from './iam/access';
 import { usersRouter } from './users';
 import { orgsRouter } from './orgs';
 import { appsRouter } from './apps';
@@ -26,6 +27,13 @@ export function buildApp() {
 
   // Everything under /orgs and /users/me needs a credential; message routes and /oauth authenticate themselves.
   for (const p of ['/orgs', '/orgs/*', '/users/me', '/users/me/*']) app.use(p, authenticate());
+  // Any write there may change who may do what: cached message decisions go (iam/access.ts).
+  for (const p of ['/orgs/*', '/users/me', '/users/me/*'])
+    app.use(p, async (c, next) => {
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') accessChanged();
+      await next();
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') accessChanged();
+    });
 
   app.route('/', healthRouter);
   app.route('/', usersRouter);

@@ -28,7 +28,8 @@ export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr
   const { limits, auth, platform } = ctx;
   const cf = contentFormat(req);
   // No Content-Format: opaque bytes (RFC 7252 §5.10.3 leaves the format to the application).
-  const contentType = cf === undefined ? 'application/octet-stream' : contentTypeOf(cf);
+  // No Content-Format: '' asks the channel for its default content type.
+  const contentType = cf === undefined ? '' : contentTypeOf(cf);
   if (contentType === undefined) return ex.respond(diagnostic(Code.UnsupportedContentFormat, `Content-Format ${cf} is not supported`));
   const retain = retainFlag(query.get('retain'));
   if (retain === null) return ex.respond(diagnostic(Code.BadRequest, 'retain must be true or false'));

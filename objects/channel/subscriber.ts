@@ -57,7 +57,7 @@ async function publishFrame(core: ChannelCore, ws: WebSocket, att: SubscriberAtt
     reply({ type: 'error', ...withId(frame.id), status: 400, code: 'subtopic_required', message: 'this connection subscribes with wildcards; name the subtopic to publish to' });
     return;
   }
-  const input = { subtopic, publisher: att.publisher, protocol: 'ws' as const, contentType: frame.contentType ?? 'application/octet-stream', payload: frame.payload, retain: frame.retain === true };
+  const input = { subtopic, publisher: att.publisher, protocol: 'ws' as const, contentType: frame.contentType ?? '', payload: frame.payload, retain: frame.retain === true };
   const [result] = await core.publish([input]);
   if (!result) return;
   if (result.ok) reply({ type: 'ack', ...withId(frame.id), seq: result.seq, created: result.created });

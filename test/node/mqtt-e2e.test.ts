@@ -245,4 +245,13 @@ describe('MQTT through the real platform', () => {
     const stored = async () => ((await (await fetch(`${platform.url}/channels/${w.channel}/messages?subtopic=burst&limit=1`, { headers })).json()) as { total: number }).total;
     expect(await until(async () => ((await stored()) >= n ? stored() : undefined), 30_000)).toBe(n);
   }, 60_000);
+
+  it("mosquitto_pub (3.1.1, no content type) to a channel whose default is SenML JSON: stored as SenML records", async () => {
+    const ch = (await w.call('POST', `/orgs/${w.org}/channels`, { name: 'senml-default' }, w.token)).id!;
+    await w.call('POST', `/orgs/${w.org}/connections`, { channel_ids: [ch], device_ids: [w.deviceId] }, w.token);
+    await w.call('PATCH', `/orgs/${w.org}/channels/${ch}/limits`, { defaultContentType: 'application/senml+json' }, w.token);
+    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', `channels/${ch}/messages/lab`, '-m', '[{"bn":"room1/","n":"temp","u":"Cel","v":22.5}]', '-q', '1']);
+    const records = async () => ((await (await fetch(`${platform.url}/channels/${ch}/messages?format=senml`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { items: Record<string, unknown>[] }).items;
+    expect(await until(async () => ((await records()).length > 0 ? records() : undefined))).toEqual([expect.objectContaining({ name: 'room1/temp', unit: 'Cel', value: 22.5, subtopic: 'lab' })]);
+  });
 });

@@ -12,9 +12,9 @@ import { hasWildcard, parseTopicName, TopicProblem } from '../topics';
  * The handler returns as soon as the publish is issued: one client can pipeline many.
  */
 
-/** MQTT payloads are opaque bytes unless the v5 publisher says otherwise (docs/mqtt.md "Content type"). */
+/** The v5 Content Type, text for Payload Format Indicator 1, else '' — the channel's default (docs/mqtt.md "Content type"). */
 export function publishContentType(contentType: string | undefined, payloadFormatIndicator: boolean | undefined): string {
-  return contentType ?? (payloadFormatIndicator ? 'text/plain; charset=utf-8' : 'application/octet-stream');
+  return contentType ?? (payloadFormatIndicator ? 'text/plain; charset=utf-8' : '');
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -161,12 +161,12 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
     expect(t.platform.published).toEqual([]);
   });
 
-  it('messages without a v5 Content Type are application/octet-stream', async () => {
+  it("messages without a v5 Content Type leave it to the channel's default ('')", async () => {
     const t = setup();
     const c = await t.connected(v);
     c.publish(`${T}/a`, 'bytes', 1);
     await c.next('puback');
-    expect(t.platform.published[0]?.contentType).toBe('application/octet-stream');
+    expect(t.platform.published[0]?.contentType).toBe('');
   });
 });
 
