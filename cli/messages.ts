@@ -101,7 +101,9 @@ function subCommand(program: Command): void {
             process.stdout.write(JSON.stringify(m) + '\n');
             if (o.count !== undefined && ++seen >= o.count) sub.close();
           },
-          onOpen: () => process.stderr.write(`subscribed to ${channel}${o.subtopic ? `/${o.subtopic}` : ''}${sub.lastSeq !== undefined ? ` after seq ${sub.lastSeq}` : ''}\n`),
+          // The channel's `subscribed` frame is a status line, not an envelope: stderr, like the others.
+          onSubscribed: ({ seq, since }) =>
+            process.stderr.write(`subscribed to ${channel}${o.subtopic ? `/${o.subtopic}` : ''} at seq ${seq}${since !== undefined ? `, resuming after seq ${since}` : ''}\n`),
           onGap: (g) => process.stderr.write(`gap: seqs ${g.from}..${g.to} are no longer kept\n`),
           onRetry: (e, ms) => process.stderr.write(`connection lost (${e.message}); reconnecting in ${ms} ms\n`),
         });

@@ -1,6 +1,6 @@
 import { EdgefluxError } from './errors';
 import { subtopicPath, type Http } from './http';
-import type { Gap, Message, Published } from './types';
+import type { Gap, Message, Published, Subscribed } from './types';
 
 /** The part of the WebSocket API the SDK uses: browsers, Deno, Bun, Node ≥ 22, `ws` and workerd all have it. */
 export interface WebSocketLike {
@@ -21,6 +21,8 @@ export interface SubscribeOptions {
   onGap?: (gap: Gap) => void;
   /** Every time the socket (re)opens. */
   onOpen?: () => void;
+  /** Every time the channel confirms the (re)subscription, before any message on that socket. */
+  onSubscribed?: (subscribed: Subscribed) => void;
   /** A transient failure the subscription recovers from by reconnecting. */
   onRetry?: (error: EdgefluxError, delayMs: number) => void;
   /** Reconnect with back-off after a dropped connection (default true). */
@@ -35,18 +37,22 @@ export interface PublishOptions {
   retain?: boolean;
 }
 
-type Frame = { type?: unknown; id?: unknown; seq?: unknown; created?: unknown; status?: unknown; code?: unknown; message?: unknown; from?: unknown; to?: unknown };
+type Frame = { type?: unknown; id?: unknown; seq?: unknown; since?: unknown; created?: unknown; status?: unknown; code?: unknown; message?: unknown; from?: unknown; to?: unknown };
 
 /** Close codes 4000 + HTTP status: a refused subscription. Only 401 (refreshable) and 429 are worth retrying. */
 const fatalClose = (code: number) => code >= 4000 && code < 5000 && code !== 4401 && code !== 4429;
 
 /**
  * A live subscription to one channel (or subtopic filter). It reconnects on its own and resumes
- * from the last seq it delivered with `?since=`, so messages published while it was away arrive
- * in seq order after the reconnect, and none twice.
+ * with `?since=` from its cursor, so messages published while it was away arrive in seq order
+ * after the reconnect, and none twice. The cursor starts at the channel's seq when the first
+ * socket is confirmed (`subscribed` frame), so even a drop before the first message loses nothing.
  */
 export class Subscription {
-  /** The highest seq delivered so far (the resume cursor). */
+  /**
+   * The resume cursor: every message up to this seq has been delivered or was published before
+   * the subscription began. Undefined until the channel first confirms the subscription (or `since`).
+   */
   lastSeq: number | undefined;
   /** Resolves when the socket first opens. */
   readonly opened: Promise<void>;
@@ -154,9 +160,19 @@ export class Subscription {
     }
     this.attempt = 0;
     switch (f.type) {
+      case 'subscribed': {
+        const seq = Number(f.seq);
+        // A fresh subscription starts its cursor at the channel's seq. A resumed one keeps its own:
+        // the replay that follows may still be cut short, and must then be asked for again.
+        if (this.lastSeq === undefined && Number.isSafeInteger(seq)) this.lastSeq = seq;
+        this.opts.onSubscribed?.(typeof f.since === 'number' ? { seq, since: f.since } : { seq });
+        return;
+      }
       case 'message': {
-        if (this.lastSeq !== undefined && f.seq <= this.lastSeq) return; // already delivered before a reconnect
-        this.lastSeq = f.seq;
+        // Retained messages sent because of the subscription may be older than the cursor; never
+        // duplicates, since a resume only sends those published after `since`.
+        if (!f.retained && this.lastSeq !== undefined && f.seq <= this.lastSeq) return; // already delivered before a reconnect
+        this.lastSeq = Math.max(this.lastSeq ?? f.seq, f.seq);
         const { type: _type, ...message } = f;
         this.opts.onMessage(message as Message);
         return;

@@ -115,3 +115,8 @@ export interface Gap {
   from: number;
   to: number;
 }
+/** The channel's confirmation of a (re)subscription: its last seq then, and the `since` it resumes after, if any. */
+export interface Subscribed {
+  seq: number;
+  since?: number;
+}

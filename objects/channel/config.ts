@@ -59,7 +59,7 @@ export const DEFAULT_CONFIG: ChannelConfig = {
   subscriberWindow: { bytes: 4 * MiB, messages: 5000 },
   linkWindow: { bytes: 32 * MiB, messages: 50_000 },
   maxLinkSubscriptions: 10_000,
-  drainBatch: 200,
+  drainBatch: 1000,
   drainDelayMs: 1000,
   defaultContentType: 'application/octet-stream',
 };

@@ -25,16 +25,18 @@ export function acceptSubscriber(core: ChannelCore, opts: SubscriberOptions): Re
   core.sockets.remember(server, att);
 
   // Same turn as acceptWebSocket: nothing published meanwhile can be missed or sent twice.
-  const request = { match: compileFilter(subscriptionFilter(opts.subtopic)), ...(opts.since === undefined ? {} : { since: opts.since }) };
-  for (const item of catchUp(core.store, core.config, request, Date.now())) {
-    const frame: ServerFrame =
-      item.kind === 'gap'
-        ? { type: 'gap', from: item.from, to: item.to }
-        : item.retained
-          ? { type: 'message', envelope: item.message.envelope, retained: true }
-          : { type: 'message', envelope: item.message.envelope };
-    if (!sendFrame(core, server, frame, att.encoding)) break;
-  }
+  // `subscribed` goes first, so a client that loses the socket before any message arrives still
+  // has a cursor to resume from (docs/channel-actor.md, "WebSocket frames").
+  const since = opts.since === undefined ? {} : { since: opts.since };
+  const request = { match: compileFilter(subscriptionFilter(opts.subtopic)), ...since };
+  const frames = function* (): Generator<ServerFrame> {
+    yield { type: 'subscribed', seq: core.store.lastSeq, ...since };
+    for (const item of catchUp(core.store, core.config, request, Date.now())) {
+      if (item.kind === 'gap') yield { type: 'gap', from: item.from, to: item.to };
+      else yield item.retained ? { type: 'message', envelope: item.message.envelope, retained: true } : { type: 'message', envelope: item.message.envelope };
+    }
+  };
+  for (const frame of frames()) if (!sendFrame(core, server, frame, att.encoding)) break;
 
   const headers = new Headers();
   // RFC 6455 §4.2.2: answer with one of the offered subprotocols, or browsers fail the handshake.

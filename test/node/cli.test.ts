@@ -83,7 +83,8 @@ describe('edgeflux CLI', () => {
     const exited = new Promise<number | null>((r) => sub.once('exit', (code) => r(code)));
     try {
       for (let i = 0; i < 200 && !err.includes('subscribed'); i++) await new Promise((r) => setTimeout(r, 25));
-      expect(err).toContain(`subscribed to ${channel}`);
+      // The channel's subscribed frame is a status line on stderr, never an envelope on stdout.
+      expect(err).toMatch(new RegExp(`^subscribed to ${channel} at seq \\d+\\n`));
       const sent = await json('send', channel, '--name', 'temp', '--value', '21.5', '--unit', 'Cel', '--subtopic', 'lab', '--device-key', devices[0]!.key);
       expect(sent.seq).toBeGreaterThan(0);
       const piped = await cli(['send', channel, '-s', 'notes', '--json', '--device-key', devices[1]!.key], { input: 'hello from stdin' });

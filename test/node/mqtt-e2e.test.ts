@@ -84,7 +84,8 @@ describe('MQTT through the real platform', () => {
     await new Promise((r) => ws.once('open', r));
     await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', topic('mosq'), '-m', 'from mosquitto', '-q', '1']);
     // No content type on an MQTT 3.1.1 publish: opaque bytes, so the JSON envelope carries base64.
-    expect(await until(() => got[0])).toMatchObject({ subtopic: 'mosq', publisher: w.deviceId, protocol: 'mqtt', contentType: 'application/octet-stream', encoding: 'base64', payload: Buffer.from('from mosquitto').toString('base64') });
+    expect(await until(() => got[1])).toMatchObject({ type: 'message', subtopic: 'mosq', publisher: w.deviceId, protocol: 'mqtt', contentType: 'application/octet-stream', encoding: 'base64', payload: Buffer.from('from mosquitto').toString('base64') });
+    expect(got[0]).toMatchObject({ type: 'subscribed', seq: expect.any(Number) }); // always the first frame
     ws.close();
 
     const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', topic('to-mosq/#'), '-q', '1', '-C', '1', '-v', '-W', '10']);

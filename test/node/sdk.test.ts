@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Edgeflux, type Message } from '../../sdk';
+import { Edgeflux, type Message, type Subscribed } from '../../sdk';
 import { freePort, provision, root, startPlatform, type Platform } from './processes';
 
 /**
@@ -81,6 +81,42 @@ describe('SDK subscribe', () => {
       expect(got.map((m) => m.seq)).toEqual([0, 1, 2, 3, 4].map((i) => first.seq + i));
       expect(got[2]).toMatchObject({ subtopic: 'b/c', publisher: w.deviceId, protocol: 'http' });
       expect(sub.lastSeq).toBe(first.seq + 4);
+    } finally {
+      sub.close();
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it('resumes from the channel seq it was subscribed at when the connection drops before any message', async () => {
+    const w = await provision(platform.url);
+    const proxy = await flakyProxy(new URL(platform.url));
+    const direct = new Edgeflux({ url: platform.url, deviceKey: w.deviceKey });
+    const viaProxy = new Edgeflux({ url: proxy.url, token: w.token });
+    const old = await direct.publish(w.channel, 'before the subscription');
+    const got: Message[] = [];
+    const confirmed: Subscribed[] = [];
+    let retries = 0;
+    const sub = viaProxy.subscribe(w.channel, { onMessage: (m) => got.push(m), onSubscribed: (s) => confirmed.push(s), onRetry: () => retries++, minDelayMs: 50, maxDelayMs: 300 });
+    try {
+      await until(() => confirmed.length === 1);
+      expect(confirmed).toEqual([{ seq: old.seq }]);
+      expect(sub.lastSeq).toBe(old.seq);
+
+      proxy.down(true);
+      proxy.cut(); // no message has arrived on this socket yet
+      await until(() => retries >= 1);
+      const missed = [];
+      for (const p of ['m1', 'm2', 'm3']) missed.push(await direct.publish(w.channel, p, { subtopic: 'x' }));
+      expect(got).toEqual([]);
+
+      proxy.down(false);
+      await until(() => got.length === 3);
+      await direct.publish(w.channel, 'm4');
+      await until(() => got.length === 4);
+      expect(confirmed[1]).toEqual({ seq: old.seq + 3, since: old.seq }); // resumed with since
+      expect(got.map((m) => m.payload)).toEqual(['m1', 'm2', 'm3', 'm4']);
+      expect(got.map((m) => m.seq)).toEqual([...missed.map((p) => p.seq), old.seq + 4]);
+      expect(sub.lastSeq).toBe(old.seq + 4);
     } finally {
       sub.close();
       await proxy.close();

@@ -223,6 +223,26 @@ describe('SDK: messages', () => {
     expect((await failure(ef.query(ch.id, { from: new Date(2), to: new Date(1) }))).status).toBe(400);
   });
 
+  it('starts the cursor at the channel seq from the subscribed frame, still delivering older retained messages', async () => {
+    const ch = await ef.org(org).channels.create({ name: 'cursor' });
+    await ef.publish(ch.id, 'r1', { subtopic: 'r', retain: true });
+    await ef.publish(ch.id, 'plain', { subtopic: 'p' });
+    const got: Message[] = [];
+    const confirmed: unknown[] = [];
+    const fresh = ef.subscribe(ch.id, { onMessage: (m) => got.push(m), onSubscribed: (s) => confirmed.push(s) });
+    for (let i = 0; i < 50 && got.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    fresh.close();
+    expect(confirmed).toEqual([{ seq: 2 }]);
+    expect(got).toMatchObject([{ seq: 1, payload: 'r1', retained: true }]); // seq 1 < cursor 2, delivered all the same
+    expect(fresh.lastSeq).toBe(2);
+
+    const resumed = ef.subscribe(ch.id, { since: 1, onMessage: (m) => got.push(m), onSubscribed: (s) => confirmed.push(s) });
+    for (let i = 0; i < 50 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    resumed.close();
+    expect(confirmed[1]).toEqual({ seq: 2, since: 1 });
+    expect(got.map((m) => m.payload)).toEqual(['r1', 'plain']);
+  });
+
   it('ends a refused subscription with the API problem instead of retrying', async () => {
     const sub = client({ token: 'junk' }).subscribe('no-such-channel', { onMessage: () => {} });
     const e = await failure(sub.closed);
