@@ -35,6 +35,21 @@ function toArrayBuffer(u8: Uint8Array): ArrayBuffer {
   return u8.slice().buffer as ArrayBuffer;
 }
 
+const LOG_COLUMNS = ['seq', 'subtopic', 'publisher', 'protocol', 'content_type', 'payload', 'created', 'retain', 'properties', 'expires_at', 'records'] as const;
+/** Durable Object SQLite binds at most 100 values per statement. */
+const LOG_ROWS_PER_INSERT = Math.floor(100 / LOG_COLUMNS.length);
+const insertLogSqls = new Map<number, string>();
+/** `INSERT INTO log … VALUES (…), (…)` for `rows` rows (the text is cached, so is the statement). */
+function insertLogSql(rows: number): string {
+  let sql = insertLogSqls.get(rows);
+  if (!sql) {
+    const row = `(${LOG_COLUMNS.map(() => '?').join(', ')})`;
+    sql = `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
+    insertLogSqls.set(rows, sql);
+  }
+  return sql;
+}
+
 export class ChannelStore {
   /** The channel this actor serves; null until the worker first tells it. */
   channel: string | null = null;
@@ -109,16 +124,21 @@ export class ChannelStore {
     let seq = this.lastSeq;
     const out: ChannelMessage[] = [];
     this.storage.transactionSync(() => {
+      // Log rows go in LOG_ROWS_PER_INSERT at a time (one statement, its 100 bound values at most).
+      let values: SqlStorageValue[] = [];
+      const insert = () => {
+        if (values.length === 0) return;
+        this.sql.exec(insertLogSql(values.length / LOG_COLUMNS.length), ...values);
+        values = [];
+      };
       for (const { input, records } of items) {
         seq++;
         const retain = input.retain === true;
         const props = input.properties && input.properties.length > 0 ? JSON.stringify(input.properties) : null;
         const expiresAt = input.expiry === undefined ? null : created + input.expiry * 1000;
         const payload = toArrayBuffer(input.payload);
-        this.sql.exec(
-          'INSERT INTO log (seq, subtopic, publisher, protocol, content_type, payload, created, retain, properties, expires_at, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-          seq, input.subtopic, input.publisher, input.protocol, input.contentType, payload, created, retain ? 1 : 0, props, expiresAt, records,
-        );
+        values.push(seq, input.subtopic, input.publisher, input.protocol, input.contentType, payload, created, retain ? 1 : 0, props, expiresAt, records);
+        if (values.length === LOG_ROWS_PER_INSERT * LOG_COLUMNS.length) insert();
         if (retain) {
           // [MQTT-3.3.1-10] a zero-byte retained message removes the retained message of its topic.
           if (input.payload.length === 0) this.sql.exec('DELETE FROM retained WHERE subtopic = ?', input.subtopic);
@@ -136,6 +156,7 @@ export class ChannelStore {
         if (expiresAt !== null) m.expiresAt = expiresAt;
         out.push(m);
       }
+      insert();
       this.setMeta('seq', seq);
       this.setMeta('created', created);
       this.trimLog(seq, recentWindow);
