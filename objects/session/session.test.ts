@@ -1,0 +1,170 @@
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp } from '../../shared/session-link';
+import { worker } from '../../test/workers/helpers';
+import { Inbox } from '../channel/test-helpers';
+import { HEADER_SESSION_KEY, TAKEOVER_TIMEOUT_MS, type SessionActor } from './index';
+import { SessionStorage } from './store';
+
+const newKey = (): string => `device-${crypto.randomUUID()}\u0000client-1`;
+const stub = (key: string) => env.SESSIONS.get(env.SESSIONS.idFromName(key));
+
+type Holder = Inbox<SessionActorOp> & { send(op: SessionBridgeOp): void; ws: WebSocket };
+
+async function connect(key: string): Promise<Holder> {
+  const res = await stub(key).fetch('http://session/', { headers: { upgrade: 'websocket', [HEADER_SESSION_KEY]: encodeURIComponent(key) } });
+  const ws = res.webSocket;
+  if (res.status !== 101 || !ws) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`);
+  ws.accept();
+  const h = new Inbox<SessionActorOp>(ws, (d) => [JSON.parse(d as string) as SessionActorOp]) as Holder;
+  h.send = (op) => ws.send(JSON.stringify(op));
+  return h;
+}
+
+let ids = 0;
+async function open(h: Holder, clean = false, expiry = 60): Promise<{ epoch: number; state: unknown }> {
+  const id = ++ids;
+  h.send({ op: 'open', id, clean, expiry });
+  const r = await h.next(TAKEOVER_TIMEOUT_MS + 2000);
+  if (r.op !== 'opened' || r.id !== id) throw new Error(`expected opened, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+async function request(h: Holder, op: SessionBridgeOp): Promise<SessionActorOp> {
+  h.send(op);
+  return h.next();
+}
+
+const stored = (key: string) => runInDurableObject(stub(key), (_o: SessionActor, state) => new SessionStorage(state.storage).read());
+
+describe('session actor', () => {
+  it('fences writes by epoch: only the holder socket with the current epoch may save or release', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const { epoch, state } = await open(a);
+    expect(epoch).toBeGreaterThan(0);
+    expect(state).toBeNull();
+    expect(await request(a, { op: 'save', id: 1, epoch, state: { subscriptions: ['x'] } })).toEqual({ op: 'saved', id: 1, ok: true });
+    expect(await request(a, { op: 'save', id: 2, epoch: epoch - 1, state: { stale: true } })).toEqual({ op: 'saved', id: 2, ok: false });
+    // A socket that never claimed the session cannot write with the holder's epoch.
+    const intruder = await connect(key);
+    expect(await request(intruder, { op: 'save', id: 3, epoch, state: { stale: true } })).toEqual({ op: 'saved', id: 3, ok: false });
+    expect(await request(intruder, { op: 'release', id: 4, epoch, state: null, expiry: 0 })).toEqual({ op: 'released', id: 4, ok: false });
+    expect(JSON.parse((await stored(key))!.state!)).toEqual({ subscriptions: ['x'] });
+    // Released: no more checkpoints from that connection.
+    expect(await request(a, { op: 'release', id: 5, epoch, state: { subscriptions: ['y'] }, expiry: 60 })).toEqual({ op: 'released', id: 5, ok: true });
+    expect(await request(a, { op: 'save', id: 6, epoch, state: { late: true } })).toEqual({ op: 'saved', id: 6, ok: false });
+    expect(JSON.parse((await stored(key))!.state!)).toEqual({ subscriptions: ['y'] });
+  });
+
+  it('tells the previous holder, waits for its final release, then hands the newer state to the next holder', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a);
+    await request(a, { op: 'save', id: 1, epoch: first.epoch, state: { n: 1 } });
+    const b = await connect(key);
+    const claimed = open(b);
+    expect(await a.next()).toEqual({ op: 'takeover', clean: false });
+    // The old holder writes its final state before it says done: that is what the claimant gets.
+    expect(await request(a, { op: 'release', id: 2, epoch: first.epoch, state: { n: 2 }, expiry: 60 })).toEqual({ op: 'released', id: 2, ok: true });
+    a.send({ op: 'done' });
+    const second = await claimed;
+    expect(second.state).toEqual({ n: 2 });
+    expect(second.epoch).toBeGreaterThan(first.epoch);
+    expect((await a.closed).code).toBe(CLOSE_TAKEN_OVER);
+    expect(await stored(key)).toMatchObject({ epoch: second.epoch, releasedAt: null });
+  });
+
+  it('a clean claim discards the state and says so to the previous holder', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a);
+    await request(a, { op: 'release', id: 1, epoch: first.epoch, state: { n: 1 }, expiry: 60 });
+    const b = await connect(key);
+    const claimed = open(b, true);
+    expect(await a.next()).toEqual({ op: 'takeover', clean: true });
+    a.send({ op: 'done' });
+    expect((await claimed).state).toBeNull();
+  });
+
+  it('stops waiting for a holder that does not answer, and keeps its last checkpoint', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a);
+    await request(a, { op: 'save', id: 1, epoch: first.epoch, state: { n: 1 } });
+    const b = await connect(key);
+    const started = Date.now();
+    const second = await open(b);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(TAKEOVER_TIMEOUT_MS - 100);
+    expect(second.state).toEqual({ n: 1 });
+    expect(await a.next()).toEqual({ op: 'takeover', clean: false });
+    expect((await a.closed).code).toBe(CLOSE_TAKEN_OVER);
+    // Its late release is fenced off.
+    expect(await request(b, { op: 'release', id: 2, epoch: first.epoch, state: { n: 0 }, expiry: 60 })).toEqual({ op: 'released', id: 2, ok: false });
+  });
+
+  it('keeps the last checkpoint when the holder socket is lost (bridge crash), for the session expiry', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a, false, 120);
+    await request(a, { op: 'save', id: 1, epoch: first.epoch, state: { n: 7 } });
+    a.ws.close(1001, 'gone');
+    for (let i = 0; i < 50 && (await stored(key))?.releasedAt === null; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await stored(key)).toMatchObject({ expiry: 120, releasedAt: expect.any(Number) });
+    const b = await connect(key);
+    expect((await open(b)).state).toEqual({ n: 7 });
+  });
+
+  it('a lost holder with session expiry 0 leaves nothing', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a, false, 0);
+    await request(a, { op: 'save', id: 1, epoch: first.epoch, state: { n: 1 } });
+    a.ws.close(1001, 'gone');
+    for (let i = 0; i < 50 && (await stored(key))?.releasedAt === null; i++) await new Promise((r) => setTimeout(r, 20));
+    const b = await connect(key);
+    expect((await open(b)).state).toBeNull();
+  });
+
+  it('expires released state with an alarm and forgets the holder then', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a);
+    await request(a, { op: 'release', id: 1, epoch: first.epoch, state: { n: 1 }, expiry: 1 });
+    // Not yet due: the alarm re-arms and the state stays.
+    await runDurableObjectAlarm(stub(key));
+    expect(JSON.parse((await stored(key))!.state!)).toEqual({ n: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    // workerd may already have run the alarm on time; if not, run it now.
+    await runDurableObjectAlarm(stub(key));
+    expect(await stored(key)).toBeNull();
+    expect((await a.closed).code).toBe(CLOSE_EXPIRED);
+    const b = await connect(key);
+    const second = await open(b);
+    expect(second.state).toBeNull();
+    expect(second.epoch).toBeGreaterThan(first.epoch); // epochs never repeat, even after a wipe
+  });
+
+  it('refuses bad frames with an error op, and stays usable', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    a.ws.send('not json');
+    expect(await a.next()).toMatchObject({ op: 'error', code: 'bad_frame' });
+    a.ws.send(JSON.stringify({ op: 'open', id: -1, clean: true, expiry: 0 }));
+    expect(await a.next()).toMatchObject({ op: 'error', code: 'bad_frame' });
+    expect((await open(a)).epoch).toBeGreaterThan(0);
+  });
+
+  it('is reached through the worker only with the bridge credential', async () => {
+    const key = encodeURIComponent(newKey());
+    const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
+    expect((await worker.fetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: { upgrade: 'websocket', authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await worker.fetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: bridge })).status).toBe(426);
+    const res = await worker.fetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: { ...bridge, upgrade: 'websocket', 'sec-websocket-protocol': SESSION_SUBPROTOCOL } });
+    expect(res.status).toBe(101);
+    expect(res.headers.get('sec-websocket-protocol')).toBe(SESSION_SUBPROTOCOL);
+    res.webSocket!.accept();
+    res.webSocket!.close();
+  });
+});
