@@ -1,0 +1,196 @@
+import WebSocket from 'ws';
+import { CLOSE_TAKEN_OVER, parseActorOp, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp } from '../../shared/session-link';
+import { PlatformError } from '../platform/types';
+import type { SessionHolder, SessionLease, SessionState, SessionStore } from './session';
+
+/**
+ * Sessions kept by the platform: one session actor (objects/session/) per session key, reached
+ * over a WebSocket per held session (docs/mqtt.md "Durable sessions"). The socket is also the
+ * holder channel: the actor sends `takeover` over it when a connection on any bridge claims the
+ * session, and this store hands that to the holder (the Connection), then answers `done` once
+ * the holder's final release has been written. The bridge itself keeps nothing that a restart
+ * would lose beyond the last checkpoint.
+ */
+export interface DurableSessionStoreOptions {
+  workerUrl: string;
+  bridgeSecret: string;
+  /** A request to the session actor that takes longer fails (ms). Opening waits for a takeover too. */
+  requestTimeoutMs?: number;
+  /** How often a released holder with a pending delayed will is asked whether it still needs the socket (ms). */
+  lingerPollMs?: number;
+  log?: (msg: string) => void;
+}
+
+type Reply = Exclude<SessionActorOp, { op: 'takeover' }>;
+
+/** One held session: its socket, its pending requests, its holder. */
+class HeldSession {
+  epoch = 0;
+  released = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  readonly opened: Promise<void>;
+  private closedByUs = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly holder: SessionHolder,
+    private readonly timeoutMs: number,
+    private readonly log: (msg: string) => void,
+    private readonly onGone: (h: HeldSession) => void,
+  ) {
+    this.opened = new Promise((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => {
+        reject(new PlatformError(503, `session actor refused the socket: HTTP ${res.statusCode ?? '?'}`));
+        ws.terminate();
+      });
+      ws.once('error', (e) => reject(new PlatformError(503, `session actor unreachable: ${e.message}`)));
+    });
+    ws.on('message', (data: Buffer, binary: boolean) => this.receive(binary ? '' : data.toString('utf8')));
+    ws.on('error', () => undefined);
+    ws.on('close', (code: number) => this.closed(code));
+  }
+
+  request(op: Record<string, unknown> & { op: SessionBridgeOp['op'] }): Promise<Reply> {
+    if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new PlatformError(503, 'session actor socket is closed'));
+    const id = this.nextId++;
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new PlatformError(503, `session actor did not answer ${op.op} in ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.ws.send(JSON.stringify({ ...op, id }));
+    });
+  }
+
+  close(): void {
+    this.closedByUs = true;
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'released');
+  }
+
+  private receive(text: string): void {
+    let op: SessionActorOp;
+    try {
+      op = parseActorOp(text);
+    } catch (e) {
+      return this.log(`session actor sent a bad frame: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (op.op === 'takeover') return void this.takeover(op.clean);
+    const id = op.id;
+    if (id === undefined) return this.log(`session actor error: ${op.op === 'error' ? `${op.code}: ${op.reason}` : op.op}`);
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (op.op === 'error') p.reject(new PlatformError(503, `session actor: ${op.code}: ${op.reason}`));
+    else p.resolve(op);
+  }
+
+  /** Another connection claimed the session: end ours (which releases it), then say done. */
+  private async takeover(clean: boolean): Promise<void> {
+    try {
+      await this.holder.takenOver({ clean });
+    } catch (e) {
+      this.log(`takeover: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ op: 'done' } satisfies SessionBridgeOp));
+  }
+
+  private closed(code: number): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new PlatformError(503, `session actor socket closed (${code})`));
+    }
+    this.pending.clear();
+    this.onGone(this);
+    if (this.closedByUs || this.released || this.epoch === 0) return;
+    // Lost while the connection is live: claimed elsewhere without our answer, or the platform went away.
+    if (code === CLOSE_TAKEN_OVER) void this.holder.takenOver({ clean: false });
+    else this.holder.storeLost?.(`session store connection lost (${code})`);
+  }
+}
+
+export class DurableSessionStore implements SessionStore {
+  private readonly held = new Map<string, HeldSession>();
+  private readonly base: string;
+  private readonly timeoutMs: number;
+  private readonly log: (msg: string) => void;
+
+  constructor(private readonly opts: DurableSessionStoreOptions) {
+    this.base = `${opts.workerUrl.replace(/^http/, 'ws').replace(/\/$/, '')}/internal/sessions/`;
+    // Opening may wait for the previous holder (the actor gives it 3 s).
+    this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  async open(key: string, holder: SessionHolder, clean: boolean, expirySeconds = 0): Promise<SessionLease> {
+    const ws = new WebSocket(this.base + encodeURIComponent(key), SESSION_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
+    const h = new HeldSession(ws, holder, this.timeoutMs, this.log, (gone) => {
+      if (this.held.get(this.id(key, gone.epoch)) === gone) this.held.delete(this.id(key, gone.epoch));
+    });
+    try {
+      await h.opened;
+      const r = await h.request({ op: 'open', clean, expiry: expirySeconds });
+      if (r.op !== 'opened') throw new PlatformError(503, `session actor answered ${r.op} to open`);
+      h.epoch = r.epoch;
+      this.held.set(this.id(key, r.epoch), h);
+      return { epoch: r.epoch, state: (r.state as SessionState | null) ?? null };
+    } catch (e) {
+      h.close();
+      throw e;
+    }
+  }
+
+  async save(key: string, epoch: number, state: SessionState): Promise<boolean> {
+    const h = this.held.get(this.id(key, epoch));
+    if (!h) return false;
+    const r = await h.request({ op: 'save', epoch, state });
+    return r.op === 'saved' && r.ok;
+  }
+
+  async release(key: string, epoch: number, state: SessionState | null, expirySeconds: number): Promise<void> {
+    const h = this.held.get(this.id(key, epoch));
+    if (!h) return;
+    try {
+      await h.request({ op: 'release', epoch, state, expiry: expirySeconds });
+    } finally {
+      h.released = true;
+    }
+    this.linger(key, epoch, h);
+  }
+
+  /** Closes every held socket (bridge shutdown, after the MQTT server released its sessions). */
+  async close(): Promise<void> {
+    for (const h of this.held.values()) h.close();
+    this.held.clear();
+  }
+
+  /** Open sockets (tests and stats). */
+  get size(): number {
+    return this.held.size;
+  }
+
+  private id(key: string, epoch: number): string {
+    return `${epoch}\u0000${key}`;
+  }
+
+  /**
+   * A released holder keeps its socket while it still needs to hear of a reconnect (a pending
+   * delayed will, cancelled or sent by the next claim); then the socket closes.
+   */
+  private linger(key: string, epoch: number, h: HeldSession): void {
+    const check = (holder: SessionHolder | undefined) => holder?.lingering?.() === true;
+    const poll = () => {
+      if (this.held.get(this.id(key, epoch)) !== h) return;
+      if (!check(h.holder)) {
+        this.held.delete(this.id(key, epoch));
+        h.close();
+        return;
+      }
+      setTimeout(poll, this.opts.lingerPollMs ?? 1000).unref?.();
+    };
+    poll();
+  }
+}

@@ -1,0 +1,140 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket, type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { provision, startBridge, startPlatform, type Bridge, type Platform } from './processes';
+
+/**
+ * Durable MQTT sessions against the whole platform (docs/mqtt.md "Durable sessions"): session
+ * actors keep the session, so it survives a crashed bridge, and a second bridge can take it over.
+ * Real processes, real MQTT.js clients.
+ */
+let platform: Platform;
+let w: Awaited<ReturnType<typeof provision>>;
+const state = mkdtempSync(join(tmpdir(), 'edgeflux-sessions-'));
+const clients: MqttClient[] = [];
+const bridges: Bridge[] = [];
+const topic = (sub: string) => `channels/${w.channel}/messages/${sub}`;
+
+async function connect(port: number, opts: IClientOptions): Promise<{ client: MqttClient; connack: IConnackPacket }> {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { username: w.deviceId, password: w.deviceKey, reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+  clients.push(client);
+  const connack = await new Promise<IConnackPacket>((ok, fail) => {
+    client.once('connect', ok);
+    client.once('error', fail);
+  });
+  return { client, connack };
+}
+
+async function until<T>(f: () => T | undefined | false, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function httpPublish(sub: string, body: string): Promise<void> {
+  const res = await fetch(`${platform.url}/channels/${w.channel}/messages/${sub}`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': 'text/plain' }, body });
+  expect(res.status).toBe(202);
+}
+
+const received = (c: MqttClient) => {
+  const got: { payload: string; qos: number; dup: boolean }[] = [];
+  c.on('message', (_t, p, packet) => got.push({ payload: p.toString(), qos: packet.qos, dup: packet.dup }));
+  return got;
+};
+
+beforeAll(async () => {
+  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+  w = await provision(platform.url);
+}, 120_000);
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.end(true);
+  await Promise.all(bridges.splice(0).map((b) => b.stop()));
+});
+
+afterAll(async () => {
+  await platform?.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+describe('durable MQTT sessions', () => {
+  it.each([
+    ['3.1.1, Clean Session 0', { protocolVersion: 4, clean: false }],
+    ['5.0, Session Expiry Interval', { protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }],
+  ] as const)('%s: QoS 1 messages published while the bridge is down arrive after it restarts', async (_name, opts) => {
+    const clientId = `persist-${opts.protocolVersion}-${Date.now()}`;
+    const sub = `crash-${opts.protocolVersion}`;
+    const first = await startBridge(platform);
+    bridges.push(first);
+    const a = await connect(first.mqttPort, { ...opts, clientId, properties: { ...('properties' in opts ? opts.properties : {}) } });
+    expect(a.connack.sessionPresent).toBe(false);
+    await a.client.subscribeAsync(topic(sub), { qos: 1 });
+    await first.kill(); // a crash: nothing released, the session actor keeps the last checkpoint
+    await until(() => a.client.connected === false);
+
+    for (const n of [1, 2, 3]) await httpPublish(sub, `queued ${n}`);
+
+    const second = await startBridge(platform);
+    bridges.push(second);
+    const b = await connect(second.mqttPort, { ...opts, clientId, properties: { ...('properties' in opts ? opts.properties : {}) } });
+    const got = received(b.client);
+    expect(b.connack.sessionPresent).toBe(true);
+    await until(() => got.length >= 3);
+    expect(got.map((m) => [m.payload, m.qos])).toEqual([
+      ['queued 1', 1],
+      ['queued 2', 1],
+      ['queued 3', 1],
+    ]);
+    // The restored subscription is live too.
+    await httpPublish(sub, 'live');
+    await until(() => got.length >= 4);
+    expect(got[3]?.payload).toBe('live');
+  }, 60_000);
+
+  it('a CONNECT on another bridge takes the session over: the first connection gets DISCONNECT 0x8E, the second the session', async () => {
+    const clientId = `takeover-${Date.now()}`;
+    const other = await startBridge(platform);
+    bridges.push(other);
+    const opts = { protocolVersion: 5, clean: false, clientId, properties: { sessionExpiryInterval: 600 } } as const;
+    const a = await connect(platform.mqttPort, { ...opts, properties: { ...opts.properties } });
+    await a.client.subscribeAsync(topic('takeover'), { qos: 1 });
+    let disconnect: IDisconnectPacket | undefined;
+    a.client.on('disconnect', (p) => (disconnect = p));
+
+    const b = await connect(other.mqttPort, { ...opts, properties: { ...opts.properties } });
+    expect(b.connack.sessionPresent).toBe(true);
+    const kicked = await until(() => disconnect);
+    expect(kicked.reasonCode).toBe(0x8e);
+    await until(() => a.client.connected === false);
+
+    // The second bridge resumed the subscription it found in the session.
+    const got = received(b.client);
+    await httpPublish('takeover', 'to the new holder');
+    await until(() => got.length >= 1);
+    expect(got.map((m) => m.payload)).toEqual(['to the new holder']);
+
+    // And back again: the second bridge is told in turn.
+    let second: IDisconnectPacket | undefined;
+    b.client.on('disconnect', (p) => (second = p));
+    const c = await connect(platform.mqttPort, { ...opts, properties: { ...opts.properties } });
+    expect(c.connack.sessionPresent).toBe(true);
+    expect((await until(() => second)).reasonCode).toBe(0x8e);
+  }, 60_000);
+
+  it('a clean-session client is taken over across bridges too (3.1.1: the first connection is closed)', async () => {
+    const clientId = `clean-${Date.now()}`;
+    const other = await startBridge(platform);
+    bridges.push(other);
+    const a = await connect(platform.mqttPort, { protocolVersion: 4, clientId, clean: true });
+    const b = await connect(other.mqttPort, { protocolVersion: 4, clientId, clean: true });
+    expect(b.connack.sessionPresent).toBe(false);
+    await until(() => a.client.connected === false);
+    expect(b.client.connected).toBe(true);
+  }, 60_000);
+});
