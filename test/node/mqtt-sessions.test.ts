@@ -137,4 +137,31 @@ describe('durable MQTT sessions', () => {
     await until(() => a.client.connected === false);
     expect(b.client.connected).toBe(true);
   }, 60_000);
+
+  it.each([
+    ['resumed in time: cancelled', false],
+    ['reconnected with Clean Start: sent at once', true],
+  ] as const)('a delayed will on one bridge, its client back on another — %s', async (_name, clean) => {
+    const clientId = `will-${clean}-${Date.now()}`;
+    const other = await startBridge(platform);
+    bridges.push(other);
+    const observer = await connect(platform.mqttPort, { protocolVersion: 5, clientId: `observer-${clientId}` });
+    await observer.client.subscribeAsync(topic('wills'), { qos: 1 });
+    const wills = received(observer.client);
+    const will = { topic: topic('wills'), payload: Buffer.from(`gone ${clientId}`), qos: 1 as const, retain: false, properties: { willDelayInterval: 4 } };
+    const a = await connect(other.mqttPort, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 600 }, will });
+    a.client.stream.destroy(); // no DISCONNECT: the will is due after its delay
+    await until(() => a.client.connected === false);
+    // Let the first bridge finish: the session is released, only its holder socket still listens.
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = await connect(platform.mqttPort, { protocolVersion: 5, clientId, clean, properties: { sessionExpiryInterval: 600 } });
+    expect(b.connack.sessionPresent).toBe(!clean);
+    if (clean) {
+      await until(() => wills.length >= 1, 2000); // before the 4 s delay
+      expect(wills.map((m) => m.payload)).toEqual([`gone ${clientId}`]);
+    } else {
+      await new Promise((r) => setTimeout(r, 4500));
+      expect(wills).toEqual([]);
+    }
+  }, 60_000);
 });
