@@ -4,6 +4,7 @@
  * own, so any number can run side by side.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { loadConfig } from '../shared/config';
 import { createCoapServer } from './coap';
@@ -34,7 +35,10 @@ interface Listener {
 async function main(): Promise<void> {
   const cfg = loadConfig(process.env);
   const secret = bridgeSecret(cfg.bridgeSecret);
-  const platform = createPlatform({ workerUrl: cfg.workerUrl, bridgeSecret: secret, log });
+  // Presence is recorded per bridge; a stable id lets a restarted bridge clear what it had online.
+  const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort}`;
+  const platform = createPlatform({ workerUrl: cfg.workerUrl, bridgeSecret: secret, bridgeId, log });
+  await platform.resetPresence().catch((e: unknown) => log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`));
   const listeners: Listener[] = [];
 
   const coap = createCoapServer({ platform });
@@ -69,7 +73,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
   for (const l of listeners) log(`${l.name} on ${l.url}`);
-  log(`worker ${cfg.workerUrl}, MQTT sessions in ${cfg.mqttSessions === 'platform' ? 'session actors' : 'memory'}`);
+  log(`bridge ${bridgeId}, worker ${cfg.workerUrl}, MQTT sessions in ${cfg.mqttSessions === 'platform' ? 'session actors' : 'memory'}`);
   // One machine-readable line for the launcher.
   console.log(`EDGEFLUX_BRIDGE_READY ${JSON.stringify(Object.fromEntries(listeners.map((l) => [l.name.toLowerCase(), l.url])))}`);
 }

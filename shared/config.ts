@@ -25,6 +25,8 @@ export interface PlatformConfig {
   mqttLimits: Record<string, number>;
   /** Where MQTT sessions live: `platform` (session actors; survive bridge restarts, takeover across bridges) or `memory` (this process only). EDGEFLUX_MQTT_SESSIONS. */
   mqttSessions: 'platform' | 'memory';
+  /** This bridge's name in presence records (EDGEFLUX_BRIDGE_ID); the bridge defaults it to host:MQTT port. Keep it stable across restarts. */
+  bridgeId: string | undefined;
 }
 
 type Vars = Record<string, string | undefined>;
@@ -74,5 +76,6 @@ export function loadConfig(vars: Vars): PlatformConfig {
     bridgeSecret: vars.EDGEFLUX_BRIDGE_SECRET || vars.BRIDGE_SECRET || undefined,
     mqttLimits: numbers(vars, 'EDGEFLUX_MQTT_LIMITS'),
     mqttSessions: sessions(vars.EDGEFLUX_MQTT_SESSIONS),
+    bridgeId: vars.EDGEFLUX_BRIDGE_ID || undefined,
   };
 }
