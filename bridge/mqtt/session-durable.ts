@@ -16,6 +16,11 @@ export interface DurableSessionStoreOptions {
   bridgeSecret: string;
   /** A request to the session actor that takes longer fails (ms). Opening waits for a takeover too. */
   requestTimeoutMs?: number;
+  /**
+   * WebSocket ping interval on each session socket (ms): keeps idle sockets open through proxies,
+   * and a socket that missed a pong is dropped (its connection ends: it could not be taken over).
+   */
+  pingMs?: number;
   /** How often a released holder with a pending delayed will is asked whether it still needs the socket (ms). */
   lingerPollMs?: number;
   log?: (msg: string) => void;
@@ -31,6 +36,7 @@ class HeldSession {
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   readonly opened: Promise<void>;
   private closedByUs = false;
+  private pinger: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private readonly ws: WebSocket,
@@ -38,9 +44,13 @@ class HeldSession {
     private readonly timeoutMs: number,
     private readonly log: (msg: string) => void,
     private readonly onGone: (h: HeldSession) => void,
+    pingMs: number,
   ) {
     this.opened = new Promise((resolve, reject) => {
-      ws.once('open', () => resolve());
+      ws.once('open', () => {
+        this.keepAlive(pingMs);
+        resolve();
+      });
       ws.once('unexpected-response', (_req, res) => {
         reject(new PlatformError(503, `session actor refused the socket: HTTP ${res.statusCode ?? '?'}`));
         ws.terminate();
@@ -68,6 +78,18 @@ class HeldSession {
   close(): void {
     this.closedByUs = true;
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'released');
+  }
+
+  /** Protocol-level pings: the runtime answers them without waking a hibernated actor. */
+  private keepAlive(ms: number): void {
+    let answered = true;
+    this.ws.on('pong', () => (answered = true));
+    this.pinger = setInterval(() => {
+      if (!answered) return void this.ws.terminate();
+      answered = false;
+      this.ws.ping();
+    }, ms);
+    this.pinger.unref?.();
   }
 
   private receive(text: string): void {
@@ -99,6 +121,7 @@ class HeldSession {
   }
 
   private closed(code: number): void {
+    if (this.pinger) clearInterval(this.pinger);
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(new PlatformError(503, `session actor socket closed (${code})`));
@@ -127,9 +150,16 @@ export class DurableSessionStore implements SessionStore {
 
   async open(key: string, holder: SessionHolder, clean: boolean, expirySeconds = 0): Promise<SessionLease> {
     const ws = new WebSocket(this.base + encodeURIComponent(key), SESSION_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
-    const h = new HeldSession(ws, holder, this.timeoutMs, this.log, (gone) => {
-      if (this.held.get(this.id(key, gone.epoch)) === gone) this.held.delete(this.id(key, gone.epoch));
-    });
+    const h = new HeldSession(
+      ws,
+      holder,
+      this.timeoutMs,
+      this.log,
+      (gone) => {
+        if (this.held.get(this.id(key, gone.epoch)) === gone) this.held.delete(this.id(key, gone.epoch));
+      },
+      this.opts.pingMs ?? 30_000,
+    );
     try {
       await h.opened;
       const r = await h.request({ op: 'open', clean, expiry: expirySeconds });

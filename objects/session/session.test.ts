@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp } from '../../shared/session-link';
@@ -74,6 +74,19 @@ describe('session actor', () => {
     expect(second.epoch).toBeGreaterThan(first.epoch);
     expect((await a.closed).code).toBe(CLOSE_TAKEN_OVER);
     expect(await stored(key)).toMatchObject({ epoch: second.epoch, releasedAt: null });
+  });
+
+  it('finds the holder again after the actor was evicted (hibernation: the epoch lives in the socket attachment)', async () => {
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a);
+    await request(a, { op: 'save', id: 1, epoch: first.epoch, state: { n: 1 } });
+    await evictDurableObject(stub(key));
+    const b = await connect(key);
+    const claimed = open(b);
+    expect(await a.next()).toEqual({ op: 'takeover', clean: false });
+    a.send({ op: 'done' });
+    expect((await claimed).state).toEqual({ n: 1 });
   });
 
   it('a clean claim discards the state and says so to the previous holder', async () => {
