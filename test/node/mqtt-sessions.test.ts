@@ -107,6 +107,34 @@ describe('durable MQTT sessions', () => {
     expect(got[3]?.payload).toBe('live');
   }, 60_000);
 
+  it('an unacknowledged QoS 1 delivery is sent again after a bridge crash, with DUP and the same packet id [MQTT-4.4.0-1]', async () => {
+    const clientId = `dup-${Date.now()}`;
+    const first = await startBridge(platform);
+    bridges.push(first);
+    const opts = { protocolVersion: 5, clean: false, clientId, properties: { sessionExpiryInterval: 600 } } as const;
+    // This client never PUBACKs: its ack handler records the PUBLISH and never calls done.
+    const seen: { payload: string; id?: number; dup: boolean }[] = [];
+    const a = await connect(first.mqttPort, {
+      ...opts,
+      properties: { ...opts.properties },
+      customHandleAcks: (_t, p, packet) => void seen.push({ payload: p.toString(), dup: packet.dup, ...(packet.messageId !== undefined ? { id: packet.messageId } : {}) }),
+    });
+    await a.client.subscribeAsync(topic('dup'), { qos: 1 });
+    await httpPublish('dup', 'unacked');
+    await until(() => seen.length >= 1);
+    expect(seen[0]).toMatchObject({ payload: 'unacked', dup: false });
+    await new Promise((r) => setTimeout(r, 1500)); // past the session checkpoint (1 s)
+    await first.kill();
+
+    const second = await startBridge(platform);
+    bridges.push(second);
+    const b = await connect(second.mqttPort, { ...opts, properties: { ...opts.properties } });
+    const again: { payload: string; id?: number; dup: boolean }[] = [];
+    b.client.on('message', (_t, p, packet) => again.push({ payload: p.toString(), dup: packet.dup, ...(packet.messageId !== undefined ? { id: packet.messageId } : {}) }));
+    await until(() => again.length >= 1);
+    expect(again[0]).toEqual({ payload: 'unacked', dup: true, id: seen[0]!.id });
+  }, 60_000);
+
   it('a CONNECT on another bridge takes the session over: the first connection gets DISCONNECT 0x8E, the second the session', async () => {
     // A device of its own: a crashed bridge of an earlier test still counts the shared one online.
     w = await provision(platform.url);
