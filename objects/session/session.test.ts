@@ -180,4 +180,17 @@ describe('session actor', () => {
     res.webSocket!.accept();
     res.webSocket!.close();
   });
+
+  it('routes any client id to its own actor: slashes, percent signs and spaces survive the path', async () => {
+    const raw = `device-${crypto.randomUUID()}\u0000a/b%20c d`;
+    const res = await worker.fetch(`http://edgeflux.test/internal/sessions/${encodeURIComponent(raw)}`, { headers: { authorization: `Bearer ${env.BRIDGE_SECRET}`, upgrade: 'websocket' } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    const h = new Inbox<SessionActorOp>(ws, (d) => [JSON.parse(d as string) as SessionActorOp]) as Holder;
+    h.send = (op) => ws.send(JSON.stringify(op));
+    await open(h);
+    expect((await stored(raw))?.key).toBe(raw);
+    ws.close();
+  });
 });
