@@ -186,9 +186,10 @@ export class DurableSessionStore implements SessionStore {
     try {
       await h.request({ op: 'release', epoch, state, expiry: expirySeconds });
     } finally {
+      // Also when the release failed: a socket nobody needs does not stay open.
       h.released = true;
+      this.linger(key, epoch, h);
     }
-    this.linger(key, epoch, h);
   }
 
   /** Closes every held socket (bridge shutdown, after the MQTT server released its sessions). */
