@@ -8,7 +8,7 @@
  * `state` is opaque to the actor (the bridge's SessionState); `expiry` is in seconds.
  *
  *   bridge → actor
- *     open     {id, clean, expiry}            claim the session; `expiry` applies if this socket is lost
+ *     open     {id, clean, expiry, will?}     claim the session; `expiry` and `will` apply if this socket is lost
  *     save     {id, epoch, state}             checkpoint of a live session
  *     release  {id, epoch, state|null, expiry} the connection ended; keep `state` `expiry` seconds
  *     done     {}                             answer to `takeover`: the old holder has finished
@@ -27,8 +27,27 @@ export const CLOSE_TAKEN_OVER = 4409;
 /** Close code when the released session expired. */
 export const CLOSE_EXPIRED = 4410;
 
+/**
+ * The connection's will, for the actor to publish should the holder's bridge vanish without a
+ * release (a crash): after min(delay, session expiry), unless the session is claimed again first.
+ */
+export interface SessionWill {
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  contentType: string;
+  /** Base64. */
+  payload: string;
+  retain: boolean;
+  properties?: [string, string][];
+  /** Message expiry interval, seconds. */
+  expiry?: number;
+  /** Will delay interval, seconds. */
+  delay: number;
+}
+
 export type SessionBridgeOp =
-  | { op: 'open'; id: number; clean: boolean; expiry: number }
+  | { op: 'open'; id: number; clean: boolean; expiry: number; will?: SessionWill }
   | { op: 'save'; id: number; epoch: number; state: unknown }
   | { op: 'release'; id: number; epoch: number; state: unknown; expiry: number }
   | { op: 'done' };
@@ -71,12 +90,38 @@ function parseObject(text: string): Obj {
   return v as Obj;
 }
 
+function str(o: Obj, k: string, max = 65_536): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length > max) throw new SessionFrameError(`${k} must be a string of at most ${max} characters`);
+  return v;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function parseWill(v: unknown): SessionWill {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SessionFrameError('will must be an object');
+  const o = v as Obj;
+  const payload = str(o, 'payload', 1_000_000);
+  if (!BASE64.test(payload)) throw new SessionFrameError('will payload must be base64');
+  const will: SessionWill = { channel: str(o, 'channel', 256), subtopic: str(o, 'subtopic', 1024), publisher: str(o, 'publisher', 256), contentType: str(o, 'contentType', 256), payload, retain: bool(o, 'retain'), delay: int(o, 'delay', MAX_EXPIRY) };
+  if (o.properties !== undefined) {
+    const p = o.properties;
+    if (!Array.isArray(p) || p.length > 256 || !p.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && typeof x[1] === 'string')) throw new SessionFrameError('will properties must be [name, value] string pairs');
+    will.properties = (p as [string, string][]).map(([k, x]) => [k, x]);
+  }
+  if (o.expiry !== undefined) will.expiry = int(o, 'expiry', MAX_EXPIRY);
+  return will;
+}
+
 /** Untrusted-input parser (the actor side): throws SessionFrameError. */
 export function parseBridgeOp(text: string): SessionBridgeOp {
   const o = parseObject(text);
   switch (o.op) {
-    case 'open':
-      return { op: 'open', id: int(o, 'id'), clean: bool(o, 'clean'), expiry: int(o, 'expiry', MAX_EXPIRY) };
+    case 'open': {
+      const op: SessionBridgeOp = { op: 'open', id: int(o, 'id'), clean: bool(o, 'clean'), expiry: int(o, 'expiry', MAX_EXPIRY) };
+      if (o.will !== undefined && o.will !== null) op.will = parseWill(o.will);
+      return op;
+    }
     case 'save':
       if (!('state' in o)) throw new SessionFrameError('save needs a state');
       return { op: 'save', id: int(o, 'id'), epoch: int(o, 'epoch'), state: o.state };

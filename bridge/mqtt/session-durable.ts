@@ -1,7 +1,8 @@
 import WebSocket from 'ws';
-import { CLOSE_TAKEN_OVER, parseActorOp, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp } from '../../shared/session-link';
+import { CLOSE_TAKEN_OVER, parseActorOp, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
+import { propertyPairs } from '../platform/link';
 import { PlatformError } from '../platform/types';
-import type { SessionHolder, SessionLease, SessionState, SessionStore } from './session';
+import type { OpenOptions, SessionHolder, SessionLease, SessionState, SessionStore } from './session';
 
 /**
  * Sessions kept by the platform: one session actor (objects/session/) per session key, reached
@@ -27,6 +28,23 @@ export interface DurableSessionStoreOptions {
 }
 
 type Reply = Exclude<SessionActorOp, { op: 'takeover' }>;
+
+/** The will as the session actor keeps it (to publish if this bridge vanishes). */
+function wireWill(w: NonNullable<OpenOptions['will']>): SessionWill {
+  const r = w.request;
+  const properties = r.userProperties ? propertyPairs(r.userProperties) : undefined;
+  return {
+    channel: r.channel,
+    subtopic: r.subtopic,
+    publisher: w.publisher,
+    contentType: r.contentType,
+    payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString('base64'),
+    retain: r.retain,
+    delay: w.delay,
+    ...(properties ? { properties } : {}),
+    ...(r.messageExpiry !== undefined ? { expiry: r.messageExpiry } : {}),
+  };
+}
 
 /** One held session: its socket, its pending requests, its holder. */
 class HeldSession {
@@ -148,7 +166,7 @@ export class DurableSessionStore implements SessionStore {
     this.log = opts.log ?? (() => undefined);
   }
 
-  async open(key: string, holder: SessionHolder, clean: boolean, expirySeconds = 0): Promise<SessionLease> {
+  async open(key: string, holder: SessionHolder, clean: boolean, opts: OpenOptions = {}): Promise<SessionLease> {
     const ws = new WebSocket(this.base + encodeURIComponent(key), SESSION_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
     const h = new HeldSession(
       ws,
@@ -162,7 +180,7 @@ export class DurableSessionStore implements SessionStore {
     );
     try {
       await h.opened;
-      const r = await h.request({ op: 'open', clean, expiry: expirySeconds });
+      const r = await h.request({ op: 'open', clean, expiry: opts.expirySeconds ?? 0, ...(opts.will ? { will: wireWill(opts.will) } : {}) });
       if (r.op !== 'opened') throw new PlatformError(503, `session actor answered ${r.op} to open`);
       h.epoch = r.epoch;
       this.held.set(this.id(key, r.epoch), h);

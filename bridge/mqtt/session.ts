@@ -1,4 +1,5 @@
 import type { Qos } from './codes';
+import type { Will } from './wills';
 import { systemClock, type Clock } from '../clock';
 
 /**
@@ -68,14 +69,20 @@ export interface SessionLease {
   state: SessionState | null;
 }
 
+export interface OpenOptions {
+  /** How long the session outlives the connection should the bridge vanish without a release (durable stores). */
+  expirySeconds?: number;
+  /** The connection's will: a durable store publishes it if the bridge vanishes without a release. */
+  will?: Will & { publisher: string };
+}
+
 export interface SessionStore {
   /**
    * Claims the session `key` for a new connection. The previous holder, if any, is told first
    * (`takenOver`, awaited with a timeout) so its final state is written before this reads it.
-   * `clean` discards the stored session [MQTT-3.1.2-4 (5.0)]. `expirySeconds` is how long the
-   * session outlives the connection should the bridge vanish without a release (durable stores).
+   * `clean` discards the stored session [MQTT-3.1.2-4 (5.0)].
    */
-  open(key: string, holder: SessionHolder, clean: boolean, expirySeconds?: number): Promise<SessionLease>;
+  open(key: string, holder: SessionHolder, clean: boolean, opts?: OpenOptions): Promise<SessionLease>;
   /** Writes the state of a live session. Returns false when `epoch` is stale (taken over). */
   save(key: string, epoch: number, state: SessionState): Promise<boolean>;
   /**

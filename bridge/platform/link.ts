@@ -62,7 +62,7 @@ export class ChannelLink {
   publish(req: PublishRequest): Promise<PublishOutcome> {
     if (this.refused) return Promise.resolve(this.refused);
     const id = this.nextId++;
-    const properties = req.userProperties ? Object.entries(req.userProperties).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x])) : undefined;
+    const properties = req.userProperties ? propertyPairs(req.userProperties) : undefined;
     return new Promise<PublishOutcome>((resolve) => {
       this.pending.set(id, resolve);
       this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}) });
@@ -244,6 +244,11 @@ export class ChannelLink {
     }, this.opts.idleMs ?? 60_000);
     this.idleTimer.unref?.();
   }
+}
+
+/** MQTT 5 user properties as ordered [name, value] pairs (the wire form, §3.3.2.3.7). */
+export function propertyPairs(props: Record<string, string | string[]>): [string, string][] {
+  return Object.entries(props).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x]));
 }
 
 function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {

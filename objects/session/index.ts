@@ -1,5 +1,5 @@
 import { DurableObject } from 'cloudflare:workers';
-import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, parseBridgeOp, SESSION_SUBPROTOCOL, SessionFrameError, type SessionActorOp, type SessionBridgeOp } from '../../shared/session-link';
+import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, parseBridgeOp, SESSION_SUBPROTOCOL, SessionFrameError, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
 import { HEADER_SESSION_KEY } from './headers';
 import { SessionStorage, type SessionRow } from './store';
 
@@ -114,12 +114,20 @@ export class SessionActor extends DurableObject<Env> {
     await this.webSocketClose(ws, 1011);
   }
 
-  /** Released state is forgotten once it has expired [MQTT-3.1.2-23 (5.0)], and the holder with it. */
+  /**
+   * A lost holder's will goes out when due; released state is forgotten once it has expired
+   * [MQTT-3.1.2-23 (5.0)], and the holder with it.
+   */
   override async alarm(): Promise<void> {
-    const row = this.store.read();
+    let row = this.store.read();
+    if (row && row.willDue !== null && Date.now() >= row.willDue) {
+      await this.publishWill(row);
+      row = { ...row, will: null, willDue: null };
+      this.store.write(row);
+    }
     if (!row || row.releasedAt === null) return;
     const due = row.releasedAt + row.expiry * 1000;
-    if (Date.now() < due) return this.ctx.storage.setAlarm(due);
+    if (Date.now() < due) return this.ctx.storage.setAlarm(Math.min(due, row.willDue ?? due));
     for (const ws of this.ctx.getWebSockets()) if (attachment(ws).epoch > 0) closeSocket(ws, CLOSE_EXPIRED, 'session expired');
     await this.store.clear();
   }
@@ -141,11 +149,14 @@ export class SessionActor extends DurableObject<Env> {
       if (row && row.releasedAt === null) await this.lost(row);
       return;
     }
+    // A lost holder's pending will: due already, or the session ends (Clean Start) → now; else the
+    // reconnect cancels it [MQTT-3.1.3-9].
+    if (row?.willDue != null && (op.clean || row.willDue <= now)) await this.publishWill(row).catch((e: unknown) => console.log(`session ${att.key}: will not published: ${String(e)}`));
     const expired = row !== null && row.releasedAt !== null && row.releasedAt + row.expiry * 1000 <= now;
     const state = op.clean || expired || !row ? null : row.state;
     // Epochs only grow, also across an expiry that wiped the storage (time-based floor).
     const epoch = Math.max((row?.epoch ?? 0) + 1, now);
-    row = { key: att.key, epoch, state, expiry: op.expiry, releasedAt: null };
+    row = { key: att.key, epoch, state, expiry: op.expiry, releasedAt: null, will: op.will ? JSON.stringify(op.will) : null, willDue: null };
     this.store.write(row);
     await this.ctx.storage.deleteAlarm();
     ws.serializeAttachment({ ...att, epoch } satisfies HolderAttachment);
@@ -168,7 +179,8 @@ export class SessionActor extends DurableObject<Env> {
     if (state !== null && state.length > MAX_STATE_BYTES) return send(ws, { op: 'error', id: op.id, code: 'state_too_large', reason: `a session state is at most ${MAX_STATE_BYTES} bytes` });
     const now = Date.now();
     // The socket stays open: it is still the holder (a pending delayed will hears of a reconnect).
-    this.store.write({ ...row, state, expiry: op.expiry, releasedAt: now });
+    // Its bridge has dealt with the will: the actor forgets it.
+    this.store.write({ ...row, state, expiry: op.expiry, releasedAt: now, will: null, willDue: null });
     await this.ctx.storage.setAlarm(now + op.expiry * 1000);
     send(ws, { op: 'released', id: op.id, ok: true });
   }
@@ -182,11 +194,29 @@ export class SessionActor extends DurableObject<Env> {
     return row;
   }
 
-  /** The holder is gone without a release: its last checkpoint is kept for the session's expiry. */
+  /**
+   * The holder is gone without a release: its last checkpoint is kept for the session's expiry,
+   * and its will is published after min(will delay, session expiry) [MQTT-3.1.2-8, MQTT-3.1.3-9].
+   */
   private async lost(row: SessionRow): Promise<void> {
     const now = Date.now();
-    this.store.write({ ...row, state: row.expiry > 0 ? row.state : null, releasedAt: now });
-    await this.ctx.storage.setAlarm(now + row.expiry * 1000);
+    const will = row.will ? (JSON.parse(row.will) as SessionWill) : null;
+    const willDue = will ? now + Math.min(will.delay, row.expiry) * 1000 : null;
+    this.store.write({ ...row, state: row.expiry > 0 ? row.state : null, releasedAt: now, willDue });
+    await this.ctx.storage.setAlarm(Math.min(now + row.expiry * 1000, willDue ?? Infinity));
+  }
+
+  /**
+   * Publishes a lost holder's will through its channel actor. It was authorized when the
+   * connection was accepted; a refusal now (channel deleted, payload rejected) drops it, logged.
+   */
+  private async publishWill(row: SessionRow): Promise<void> {
+    if (!row.will) return;
+    const w = JSON.parse(row.will) as SessionWill;
+    const payload = Uint8Array.from(atob(w.payload), (c) => c.charCodeAt(0));
+    const input = { subtopic: w.subtopic, publisher: w.publisher, protocol: 'mqtt' as const, contentType: w.contentType, payload, retain: w.retain, ...(w.properties ? { properties: w.properties } : {}), ...(w.expiry !== undefined ? { expiry: w.expiry } : {}) };
+    const [result] = await this.env.CHANNELS.get(this.env.CHANNELS.idFromName(w.channel)).publish([input], w.channel);
+    if (!result?.ok) console.log(`session ${row.key}: will on channel ${w.channel} refused: ${result ? `${result.status} ${result.message}` : 'no result'}`);
   }
 
   /** Tells a previous holder to finish; resolves on its `done`, its close, or the timeout. */

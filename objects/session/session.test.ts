@@ -1,9 +1,10 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp } from '../../shared/session-link';
+import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
 import { worker } from '../../test/workers/helpers';
-import { Inbox } from '../channel/test-helpers';
+import { Inbox, openLink } from '../channel/test-helpers';
+import type { LinkMessage } from '../../shared/link';
 import { HEADER_SESSION_KEY, TAKEOVER_TIMEOUT_MS, type SessionActor } from './index';
 import { SessionStorage } from './store';
 
@@ -23,9 +24,9 @@ async function connect(key: string): Promise<Holder> {
 }
 
 let ids = 0;
-async function open(h: Holder, clean = false, expiry = 60): Promise<{ epoch: number; state: unknown }> {
+async function open(h: Holder, clean = false, expiry = 60, will?: SessionWill): Promise<{ epoch: number; state: unknown }> {
   const id = ++ids;
-  h.send({ op: 'open', id, clean, expiry });
+  h.send({ op: 'open', id, clean, expiry, ...(will ? { will } : {}) });
   const r = await h.next(TAKEOVER_TIMEOUT_MS + 2000);
   if (r.op !== 'opened' || r.id !== id) throw new Error(`expected opened, got ${JSON.stringify(r)}`);
   return r;
@@ -192,5 +193,54 @@ describe('session actor', () => {
     await open(h);
     expect((await stored(raw))?.key).toBe(raw);
     ws.close();
+  });
+
+  describe('wills of lost holders', () => {
+    const willOn = (channel: string, delay: number): SessionWill => ({ channel, subtopic: 'status', publisher: 'dev-9', contentType: 'text/plain', payload: btoa('gone'), retain: false, delay, properties: [['k', 'v']] });
+    const lose = async (key: string, h: Holder) => {
+      h.ws.close(1001, 'bridge crashed');
+      for (let i = 0; i < 50 && (await stored(key))?.releasedAt === null; i++) await new Promise((r) => setTimeout(r, 20));
+    };
+    const wills = async (channel: string) => {
+      const link = await openLink(channel);
+      link.send([{ op: 'subscribe', sub: 1, filter: '#', since: 0 }]);
+      const ops = await link.drain(300);
+      return ops.filter((o): o is LinkMessage => o.op === 'message').map((m) => [new TextDecoder().decode(m.envelope.payload), m.envelope.publisher, m.envelope.subtopic, m.properties]);
+    };
+
+    it('publishes the will of a holder whose bridge vanished', async () => {
+      const key = newKey();
+      const channel = crypto.randomUUID();
+      const a = await connect(key);
+      await open(a, false, 60, willOn(channel, 0));
+      await lose(key, a);
+      await runDurableObjectAlarm(stub(key));
+      expect(await wills(channel)).toEqual([['gone', 'dev-9', 'status', [['k', 'v']]]]);
+      expect(await stored(key)).toMatchObject({ will: null, willDue: null });
+    });
+
+    it('a reconnect within the will delay cancels it; a Clean Start reconnect sends it at once', async () => {
+      for (const clean of [false, true]) {
+        const key = newKey();
+        const channel = crypto.randomUUID();
+        const a = await connect(key);
+        await open(a, false, 600, willOn(channel, 300));
+        await lose(key, a);
+        expect((await stored(key))?.willDue).toBeGreaterThan(Date.now() + 200_000);
+        await open(await connect(key), clean);
+        expect(await wills(channel)).toEqual(clean ? [['gone', 'dev-9', 'status', [['k', 'v']]]] : []);
+      }
+    });
+
+    it('forgets the will once the bridge released the session (the bridge dealt with it)', async () => {
+      const key = newKey();
+      const channel = crypto.randomUUID();
+      const a = await connect(key);
+      const { epoch } = await open(a, false, 60, willOn(channel, 0));
+      await request(a, { op: 'release', id: 1, epoch, state: null, expiry: 60 });
+      await lose(key, a);
+      await runDurableObjectAlarm(stub(key));
+      expect(await wills(channel)).toEqual([]);
+    });
   });
 });

@@ -14,6 +14,8 @@ const MIGRATIONS: readonly (readonly string[])[] = [
        released_at INTEGER
      )`,
   ],
+  // v2: the will of a holder that was lost (SessionWill as JSON) and when it is due.
+  ['ALTER TABLE session ADD COLUMN will TEXT', 'ALTER TABLE session ADD COLUMN will_due INTEGER'],
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;
@@ -28,6 +30,10 @@ export interface SessionRow {
   expiry: number;
   /** When the holder released the session (or its socket was lost), ms; null while a connection holds it. */
   releasedAt: number | null;
+  /** The holder's will (SessionWill JSON), kept while it holds the session. */
+  will: string | null;
+  /** When the will of a lost holder is to be published (ms), or null: none pending. */
+  willDue: number | null;
 }
 
 export class SessionStorage {
@@ -48,19 +54,23 @@ export class SessionStorage {
 
   read(): SessionRow | null {
     const r = this.storage.sql
-      .exec<{ key: string; epoch: number; state: string | null; expiry: number; released_at: number | null }>('SELECT key, epoch, state, expiry, released_at FROM session WHERE id = 1')
+      .exec<{ key: string; epoch: number; state: string | null; expiry: number; released_at: number | null; will: string | null; will_due: number | null }>(
+        'SELECT key, epoch, state, expiry, released_at, will, will_due FROM session WHERE id = 1',
+      )
       .toArray()[0];
-    return r ? { key: r.key, epoch: r.epoch, state: r.state, expiry: r.expiry, releasedAt: r.released_at } : null;
+    return r ? { key: r.key, epoch: r.epoch, state: r.state, expiry: r.expiry, releasedAt: r.released_at, will: r.will, willDue: r.will_due } : null;
   }
 
   write(row: SessionRow): void {
     this.storage.sql.exec(
-      'INSERT OR REPLACE INTO session (id, key, epoch, state, expiry, released_at) VALUES (1, ?, ?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO session (id, key, epoch, state, expiry, released_at, will, will_due) VALUES (1, ?, ?, ?, ?, ?, ?, ?)',
       row.key,
       row.epoch,
       row.state,
       row.expiry,
       row.releasedAt,
+      row.will,
+      row.willDue,
     );
   }
 

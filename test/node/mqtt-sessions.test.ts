@@ -211,4 +211,17 @@ describe('durable MQTT sessions', () => {
       expect(wills).toEqual([]);
     }
   }, 60_000);
+
+  it('the will of a connection whose bridge crashed is published by its session actor', async () => {
+    const clientId = `crash-will-${Date.now()}`;
+    const doomed = await startBridge(platform);
+    bridges.push(doomed);
+    const observer = await connect(platform.mqttPort, { protocolVersion: 5, clientId: `observer-${clientId}` });
+    await observer.client.subscribeAsync(topic('crash-wills'), { qos: 1 });
+    const wills = received(observer.client);
+    await connect(doomed.mqttPort, { protocolVersion: 4, clientId, clean: true, will: { topic: topic('crash-wills'), payload: Buffer.from('bridge lost me'), qos: 1, retain: false } });
+    await doomed.kill();
+    await until(() => wills.length >= 1);
+    expect(wills.map((m) => m.payload)).toEqual(['bridge lost me']);
+  }, 60_000);
 });
