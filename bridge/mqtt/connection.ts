@@ -265,9 +265,12 @@ export class Connection implements SessionHolder, OutboundLink {
     return this.ctx.wills.has(this.sessionKey);
   }
 
-  /** SessionHolder: without its holder channel this connection could not be taken over; end it. */
+  /**
+   * SessionHolder: without its holder channel this connection could not be taken over; end it.
+   * The session actor saw the holder go without a release and publishes the will itself.
+   */
   storeLost(reason: string): void {
-    this.disconnect(RC.UnspecifiedError, reason);
+    this.disconnect(RC.UnspecifiedError, reason, false);
   }
 
   /** The one way out. Returns once the session is released to the store. */
