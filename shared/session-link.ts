@@ -11,11 +11,13 @@
  *     open     {id, clean, expiry, will?}     claim the session; `expiry` and `will` apply if this socket is lost
  *     save     {id, epoch, state}             checkpoint of a live session
  *     release  {id, epoch, state|null, expiry} the connection ended; keep `state` `expiry` seconds
+ *     attach   {id, epoch}                    the socket dropped, the connection lives on: hold it again
  *     done     {}                             answer to `takeover`: the old holder has finished
  *   actor → bridge
  *     opened   {id, epoch, state|null}        the claim is granted; `state` unless clean/expired/none
  *     saved    {id, ok}                       ok false: stale epoch (taken over)
  *     released {id, ok}
+ *     attached {id, ok}                       ok false: claimed by another connection meanwhile
  *     takeover {clean}                        end the connection and release, then answer `done`
  *     error    {id?, code, reason}
  */
@@ -50,12 +52,14 @@ export type SessionBridgeOp =
   | { op: 'open'; id: number; clean: boolean; expiry: number; will?: SessionWill }
   | { op: 'save'; id: number; epoch: number; state: unknown }
   | { op: 'release'; id: number; epoch: number; state: unknown; expiry: number }
+  | { op: 'attach'; id: number; epoch: number }
   | { op: 'done' };
 
 export type SessionActorOp =
   | { op: 'opened'; id: number; epoch: number; state: unknown }
   | { op: 'saved'; id: number; ok: boolean }
   | { op: 'released'; id: number; ok: boolean }
+  | { op: 'attached'; id: number; ok: boolean }
   | { op: 'takeover'; clean: boolean }
   | { op: 'error'; id?: number; code: string; reason: string };
 
@@ -127,6 +131,8 @@ export function parseBridgeOp(text: string): SessionBridgeOp {
       return { op: 'save', id: int(o, 'id'), epoch: int(o, 'epoch'), state: o.state };
     case 'release':
       return { op: 'release', id: int(o, 'id'), epoch: int(o, 'epoch'), state: o.state ?? null, expiry: int(o, 'expiry', MAX_EXPIRY) };
+    case 'attach':
+      return { op: 'attach', id: int(o, 'id'), epoch: int(o, 'epoch') };
     case 'done':
       return { op: 'done' };
     default:
@@ -142,6 +148,7 @@ export function parseActorOp(text: string): SessionActorOp {
       return { op: 'opened', id: int(o, 'id'), epoch: int(o, 'epoch'), state: o.state ?? null };
     case 'saved':
     case 'released':
+    case 'attached':
       return { op: o.op, id: int(o, 'id'), ok: bool(o, 'ok') };
     case 'takeover':
       return { op: 'takeover', clean: bool(o, 'clean') };

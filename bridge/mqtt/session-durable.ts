@@ -46,29 +46,62 @@ function wireWill(w: NonNullable<OpenOptions['will']>): SessionWill {
   };
 }
 
-/** One held session: its socket, its pending requests, its holder. */
+/** Waits between attempts to attach again after the socket dropped (ms): ~8 s, inside the actor's 10 s grace. */
+const REATTACH_BACKOFF = [250, 500, 1000, 2000, 4000];
+
+/**
+ * One held session: its socket, its pending requests, its holder. If the socket drops while the
+ * connection lives (network, a worker restart), it attaches again with the same epoch; requests
+ * made meanwhile wait for that.
+ */
 class HeldSession {
   epoch = 0;
   released = false;
+  /** A release was sent: a drop after this is not undone by attaching again. */
+  releasing = false;
+  private ws: WebSocket;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   readonly opened: Promise<void>;
   private closedByUs = false;
   private pinger: ReturnType<typeof setInterval> | null = null;
+  /** Set while attaching again: requests wait for it. */
+  private reattached: Promise<boolean> | null = null;
+  private attaching = false;
+  /** The holder was told of a takeover: the close that follows needs nothing more. */
+  private handedOver = false;
 
   constructor(
-    private readonly ws: WebSocket,
+    private readonly dial: () => WebSocket,
     readonly holder: SessionHolder,
     private readonly timeoutMs: number,
     private readonly log: (msg: string) => void,
     private readonly onGone: (h: HeldSession) => void,
-    pingMs: number,
+    private readonly pingMs: number,
   ) {
-    this.opened = new Promise((resolve, reject) => {
-      ws.once('open', () => {
-        this.keepAlive(pingMs);
-        resolve();
-      });
+    this.ws = dial();
+    this.opened = this.wire(this.ws);
+  }
+
+  async request(op: Record<string, unknown> & { op: SessionBridgeOp['op'] }): Promise<Reply> {
+    if (this.reattached && !(await this.reattached)) throw new PlatformError(503, 'session actor socket is closed');
+    return this.send(this.ws, op);
+  }
+
+  /** Drops the socket as a network failure would (tests). */
+  drop(): void {
+    this.ws.terminate();
+  }
+
+  close(): void {
+    this.closedByUs = true;
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'released');
+  }
+
+  /** Listeners of one socket; resolves when it is open. */
+  private wire(ws: WebSocket): Promise<void> {
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
       ws.once('unexpected-response', (_req, res) => {
         reject(new PlatformError(503, `session actor refused the socket: HTTP ${res.statusCode ?? '?'}`));
         ws.terminate();
@@ -77,11 +110,17 @@ class HeldSession {
     });
     ws.on('message', (data: Buffer, binary: boolean) => this.receive(binary ? '' : data.toString('utf8')));
     ws.on('error', () => undefined);
-    ws.on('close', (code: number) => this.closed(code));
+    ws.on('close', (code: number) => {
+      if (ws !== this.ws) return;
+      if (this.attaching) this.rejectPending(code);
+      else this.closed(code);
+    });
+    void opened.then(() => ws === this.ws && this.keepAlive(), () => undefined);
+    return opened;
   }
 
-  request(op: Record<string, unknown> & { op: SessionBridgeOp['op'] }): Promise<Reply> {
-    if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new PlatformError(503, 'session actor socket is closed'));
+  private send(ws: WebSocket, op: Record<string, unknown> & { op: SessionBridgeOp['op'] }): Promise<Reply> {
+    if (ws.readyState !== WebSocket.OPEN) return Promise.reject(new PlatformError(503, 'session actor socket is closed'));
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -89,24 +128,21 @@ class HeldSession {
         reject(new PlatformError(503, `session actor did not answer ${op.op} in ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.ws.send(JSON.stringify({ ...op, id }));
+      ws.send(JSON.stringify({ ...op, id }));
     });
   }
 
-  close(): void {
-    this.closedByUs = true;
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'released');
-  }
-
   /** Protocol-level pings: the runtime answers them without waking a hibernated actor. */
-  private keepAlive(ms: number): void {
+  private keepAlive(): void {
+    const ws = this.ws;
     let answered = true;
-    this.ws.on('pong', () => (answered = true));
+    ws.on('pong', () => (answered = true));
+    if (this.pinger) clearInterval(this.pinger);
     this.pinger = setInterval(() => {
-      if (!answered) return void this.ws.terminate();
+      if (!answered) return void ws.terminate();
       answered = false;
-      this.ws.ping();
-    }, ms);
+      ws.ping();
+    }, this.pingMs);
     this.pinger.unref?.();
   }
 
@@ -130,6 +166,7 @@ class HeldSession {
 
   /** Another connection claimed the session: end ours (which releases it), then say done. */
   private async takeover(clean: boolean): Promise<void> {
+    this.handedOver = true;
     try {
       await this.holder.takenOver({ clean });
     } catch (e) {
@@ -138,18 +175,61 @@ class HeldSession {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ op: 'done' } satisfies SessionBridgeOp));
   }
 
-  private closed(code: number): void {
-    if (this.pinger) clearInterval(this.pinger);
+  private rejectPending(code: number): void {
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(new PlatformError(503, `session actor socket closed (${code})`));
     }
     this.pending.clear();
+  }
+
+  private closed(code: number): void {
+    if (this.pinger) clearInterval(this.pinger);
+    this.rejectPending(code);
+    if (this.closedByUs || this.released || this.releasing || this.handedOver || this.epoch === 0) return this.onGone(this);
+    // Claimed elsewhere without our answer: end the connection as taken over.
+    if (code === CLOSE_TAKEN_OVER) {
+      this.onGone(this);
+      return void this.holder.takenOver({ clean: false });
+    }
+    // The socket dropped under a live connection: hold the session again with the same epoch.
+    this.reattached = this.reattach(code);
+  }
+
+  private async reattach(code: number): Promise<boolean> {
+    this.attaching = true;
+    try {
+      return await this.attachAgain(code);
+    } finally {
+      this.attaching = false;
+    }
+  }
+
+  private async attachAgain(code: number): Promise<boolean> {
+    for (const wait of REATTACH_BACKOFF) {
+      await new Promise((r) => setTimeout(r, wait).unref?.());
+      if (this.closedByUs) return false;
+      const ws = this.dial();
+      this.ws = ws;
+      try {
+        await this.wire(ws);
+        const r = await this.send(ws, { op: 'attach', epoch: this.epoch });
+        if (r.op === 'attached' && r.ok) {
+          this.log(`session socket attached again after close ${code}`);
+          this.reattached = null;
+          return true;
+        }
+        break; // claimed by another connection meanwhile
+      } catch {
+        ws.terminate();
+      }
+    }
+    this.closedByUs = true;
+    this.ws.terminate();
     this.onGone(this);
-    if (this.closedByUs || this.released || this.epoch === 0) return;
-    // Lost while the connection is live: claimed elsewhere without our answer, or the platform went away.
-    if (code === CLOSE_TAKEN_OVER) void this.holder.takenOver({ clean: false });
-    else this.holder.storeLost?.(`session store connection lost (${code})`);
+    // The session actor publishes the will if due: the connection ends without it.
+    this.holder.storeLost?.(`session store connection lost (${code})`);
+    return false;
   }
 }
 
@@ -167,9 +247,9 @@ export class DurableSessionStore implements SessionStore {
   }
 
   async open(key: string, holder: SessionHolder, clean: boolean, opts: OpenOptions = {}): Promise<SessionLease> {
-    const ws = new WebSocket(this.base + encodeURIComponent(key), SESSION_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
+    const url = this.base + encodeURIComponent(key);
     const h = new HeldSession(
-      ws,
+      () => new WebSocket(url, SESSION_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } }),
       holder,
       this.timeoutMs,
       this.log,
@@ -201,6 +281,7 @@ export class DurableSessionStore implements SessionStore {
   async release(key: string, epoch: number, state: SessionState | null, expirySeconds: number): Promise<void> {
     const h = this.held.get(this.id(key, epoch));
     if (!h) return;
+    h.releasing = true;
     try {
       await h.request({ op: 'release', epoch, state, expiry: expirySeconds });
     } finally {
@@ -214,6 +295,11 @@ export class DurableSessionStore implements SessionStore {
   async close(): Promise<void> {
     for (const h of this.held.values()) h.close();
     this.held.clear();
+  }
+
+  /** Drops every session socket without a release, as a network failure or worker restart would (tests). */
+  dropSockets(): void {
+    for (const h of this.held.values()) h.drop();
   }
 
   /** Open sockets (tests and stats). */

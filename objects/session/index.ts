@@ -19,6 +19,7 @@ interface HolderAttachment {
 type Open = Extract<SessionBridgeOp, { op: 'open' }>;
 type Save = Extract<SessionBridgeOp, { op: 'save' }>;
 type Release = Extract<SessionBridgeOp, { op: 'release' }>;
+type Attach = Extract<SessionBridgeOp, { op: 'attach' }>;
 
 const attachment = (ws: WebSocket): HolderAttachment => (ws.deserializeAttachment() as HolderAttachment | null) ?? { key: '', epoch: 0 };
 
@@ -97,6 +98,8 @@ export class SessionActor extends DurableObject<Env> {
         return this.save(ws, op);
       case 'release':
         return this.release(ws, op);
+      case 'attach':
+        return this.attach(ws, op);
       case 'done':
         return this.waiting.get(ws)?.();
     }
@@ -105,8 +108,11 @@ export class SessionActor extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     this.waiting.get(ws)?.();
     const row = this.store.read();
+    const epoch = attachment(ws).epoch;
     // The holder's bridge went away without releasing (crash, network): keep the last checkpoint.
-    if (row && row.releasedAt === null && row.epoch === attachment(ws).epoch) await this.lost(row);
+    // Not if that holder already attached again on another socket.
+    const replaced = this.ctx.getWebSockets().some((s) => s !== ws && attachment(s).epoch === epoch);
+    if (row && row.releasedAt === null && row.epoch === epoch && !replaced) await this.lost(row);
     closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, 'closed');
   }
 
@@ -121,12 +127,15 @@ export class SessionActor extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     let row = this.store.read();
     if (row && row.willDue !== null && Date.now() >= row.willDue) {
+      // (willDue is never earlier than the reattach grace: a bridge that attached again cleared it.)
       await this.publishWill(row);
       row = { ...row, will: null, willDue: null };
       this.store.write(row);
     }
     if (!row || row.releasedAt === null) return;
-    const due = row.releasedAt + row.expiry * 1000;
+    // Kept at least the reattach grace: the bridge of a lost holder may attach again. (A claim in
+    // between still sees the session as expired: open() checks the expiry itself.)
+    const due = row.releasedAt + Math.max(row.expiry * 1000, this.grace);
     if (Date.now() < due) return this.ctx.storage.setAlarm(Math.min(due, row.willDue ?? due));
     for (const ws of this.ctx.getWebSockets()) if (attachment(ws).epoch > 0) closeSocket(ws, CLOSE_EXPIRED, 'session expired');
     await this.store.clear();
@@ -149,9 +158,12 @@ export class SessionActor extends DurableObject<Env> {
       if (row && row.releasedAt === null) await this.lost(row);
       return;
     }
-    // A lost holder's pending will: due already, or the session ends (Clean Start) → now; else the
-    // reconnect cancels it [MQTT-3.1.3-9].
-    if (row?.willDue != null && (op.clean || row.willDue <= now)) await this.publishWill(row).catch((e: unknown) => console.log(`session ${att.key}: will not published: ${String(e)}`));
+    // A lost holder's pending will: due already (its delay, not counting the reattach grace, has
+    // passed), or the session ends (Clean Start) → now; else the reconnect cancels it [MQTT-3.1.3-9].
+    if (row?.will && row.willDue !== null && row.releasedAt !== null) {
+      const delay = (JSON.parse(row.will) as SessionWill).delay;
+      if (op.clean || row.releasedAt + Math.min(delay, row.expiry) * 1000 <= now) await this.publishWill(row).catch((e: unknown) => console.log(`session ${att.key}: will not published: ${String(e)}`));
+    }
     const expired = row !== null && row.releasedAt !== null && row.releasedAt + row.expiry * 1000 <= now;
     const state = op.clean || expired || !row ? null : row.state;
     // Epochs only grow, also across an expiry that wiped the storage (time-based floor).
@@ -172,6 +184,22 @@ export class SessionActor extends DurableObject<Env> {
     send(ws, { op: 'saved', id: op.id, ok: true });
   }
 
+  /**
+   * The holder's socket dropped (network, a worker restart) but its connection lives on: the
+   * same epoch attaches again, unless another connection claimed the session meanwhile. The loss
+   * is undone: no will, no expiry.
+   */
+  private async attach(ws: WebSocket, op: Attach): Promise<void> {
+    const row = this.store.read();
+    if (attachment(ws).epoch > 0 || !row || row.epoch !== op.epoch) return send(ws, { op: 'attached', id: op.id, ok: false });
+    this.store.write({ ...row, releasedAt: null, willDue: null });
+    await this.ctx.storage.deleteAlarm();
+    ws.serializeAttachment({ ...attachment(ws), epoch: op.epoch } satisfies HolderAttachment);
+    // The holder's old socket, if this side has not seen it close yet, is replaced.
+    for (const s of this.ctx.getWebSockets()) if (s !== ws && attachment(s).epoch === op.epoch) closeSocket(s, 1000, 'replaced');
+    send(ws, { op: 'attached', id: op.id, ok: true });
+  }
+
   private async release(ws: WebSocket, op: Release): Promise<void> {
     const row = this.current(ws, op.epoch);
     if (!row) return send(ws, { op: 'released', id: op.id, ok: false });
@@ -187,6 +215,12 @@ export class SessionActor extends DurableObject<Env> {
 
   // --- helpers -----------------------------------------------------------------------------------
 
+  /** SESSION_REATTACH_MS (wrangler.toml), default 10 s. */
+  private get grace(): number {
+    const ms = Number(this.env.SESSION_REATTACH_MS);
+    return Number.isFinite(ms) && ms >= 0 ? ms : 10_000;
+  }
+
   /** The stored row if `ws` is the live holder with this epoch (fencing), else null. */
   private current(ws: WebSocket, epoch: number): SessionRow | null {
     const row = this.store.read();
@@ -201,9 +235,10 @@ export class SessionActor extends DurableObject<Env> {
   private async lost(row: SessionRow): Promise<void> {
     const now = Date.now();
     const will = row.will ? (JSON.parse(row.will) as SessionWill) : null;
-    const willDue = will ? now + Math.min(will.delay, row.expiry) * 1000 : null;
+    // Not before the reattach grace: the bridge may only have lost the socket, not the connection.
+    const willDue = will ? now + Math.max(Math.min(will.delay, row.expiry) * 1000, this.grace) : null;
     this.store.write({ ...row, state: row.expiry > 0 ? row.state : null, releasedAt: now, willDue });
-    await this.ctx.storage.setAlarm(Math.min(now + row.expiry * 1000, willDue ?? Infinity));
+    await this.ctx.storage.setAlarm(Math.min(now + Math.max(row.expiry * 1000, this.grace), willDue ?? Infinity));
   }
 
   /**

@@ -232,6 +232,36 @@ describe('session actor', () => {
       }
     });
 
+    it('a bridge whose socket dropped attaches again within the grace: the connection goes on, no will, writes accepted', async () => {
+      const key = newKey();
+      const channel = crypto.randomUUID();
+      const a = await connect(key);
+      const { epoch } = await open(a, false, 0, willOn(channel, 0));
+      await lose(key, a);
+      const again = await connect(key);
+      expect(await request(again, { op: 'attach', id: 1, epoch })).toEqual({ op: 'attached', id: 1, ok: true });
+      expect(await stored(key)).toMatchObject({ epoch, releasedAt: null, willDue: null });
+      await new Promise((r) => setTimeout(r, 200)); // past the grace (100 ms in tests)
+      await runDurableObjectAlarm(stub(key));
+      expect(await wills(channel)).toEqual([]);
+      expect(await request(again, { op: 'save', id: 2, epoch, state: { n: 1 } })).toEqual({ op: 'saved', id: 2, ok: true });
+      // It is the holder again: a new claim is told.
+      const b = await connect(key);
+      const claimed = open(b);
+      expect(await again.next()).toEqual({ op: 'takeover', clean: false });
+      again.send({ op: 'done' });
+      expect((await claimed).epoch).toBeGreaterThan(epoch);
+    });
+
+    it('refuses to attach once another connection claimed the session', async () => {
+      const key = newKey();
+      const a = await connect(key);
+      const { epoch } = await open(a);
+      await lose(key, a);
+      await open(await connect(key));
+      expect(await request(await connect(key), { op: 'attach', id: 1, epoch })).toEqual({ op: 'attached', id: 1, ok: false });
+    });
+
     it('forgets the will once the bridge released the session (the bridge dealt with it)', async () => {
       const key = newKey();
       const channel = crypto.randomUUID();

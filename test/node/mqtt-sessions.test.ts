@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { provision, startBridge, startPlatform, type Bridge, type Platform } from './processes';
+import { DurableSessionStore } from '../../bridge/mqtt/session-durable';
+import { provision, root, startBridge, startPlatform, type Bridge, type Platform } from './processes';
 
 /**
  * Durable MQTT sessions against the whole platform (docs/mqtt.md "Durable sessions"): session
@@ -221,7 +222,31 @@ describe('durable MQTT sessions', () => {
     const wills = received(observer.client);
     await connect(doomed.mqttPort, { protocolVersion: 4, clientId, clean: true, will: { topic: topic('crash-wills'), payload: Buffer.from('bridge lost me'), qos: 1, retain: false } });
     await doomed.kill();
-    await until(() => wills.length >= 1);
+    // After the actor's reattach grace (10 s): the bridge might only have lost its socket.
+    await until(() => wills.length >= 1, 20_000);
     expect(wills.map((m) => m.payload)).toEqual(['bridge lost me']);
+  }, 60_000);
+
+  it('a session socket that drops under a live connection attaches again: no will, writes accepted, still the holder', async () => {
+    const secret = /^BRIDGE_SECRET=(.+)$/m.exec(readFileSync(join(root, '.dev.vars'), 'utf8'))![1]!.trim();
+    const store = new DurableSessionStore({ workerUrl: platform.url, bridgeSecret: secret });
+    const other = new DurableSessionStore({ workerUrl: platform.url, bridgeSecret: secret });
+    const events: string[] = [];
+    const holder = { takenOver: async ({ clean }: { clean: boolean }) => void events.push(`takenOver ${clean}`), storeLost: (why: string) => void events.push(`lost ${why}`) };
+    const key = `${w.deviceId}\u0000reattach-${Date.now()}`;
+    try {
+      const { epoch } = await store.open(key, holder, false, { expirySeconds: 600 });
+      store.dropSockets();
+      await new Promise((r) => setTimeout(r, 100));
+      // Waits for the socket to attach again, then writes.
+      expect(await store.save(key, epoch, { subscriptions: [], inflight: [], awaitingRelease: [1] })).toBe(true);
+      expect(events).toEqual([]);
+      const second = await other.open(key, { takenOver: async () => undefined }, false, { expirySeconds: 600 });
+      expect(second.state).toEqual({ subscriptions: [], inflight: [], awaitingRelease: [1] });
+      expect(events).toEqual(['takenOver false']);
+    } finally {
+      await store.close();
+      await other.close();
+    }
   }, 60_000);
 });
