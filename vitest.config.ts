@@ -21,6 +21,8 @@ export default defineConfig({
                 JWT_SECRET: 'test-jwt-secret-0123456789abcdef0123456789abcdef',
                 BRIDGE_SECRET: 'test-bridge-secret-0123456789abcdef012345678',
                 TEST_MIGRATIONS: migrations,
+                // Session actors wait this long for a bridge to reattach (10 s in wrangler.toml).
+                SESSION_REATTACH_MS: '100',
               },
             },
           }),

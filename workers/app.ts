@@ -14,6 +14,7 @@ import { devicesRouter } from './devices';
 import { keysRouter } from './keys';
 import { policiesRouter } from './policies';
 import { internalRouter } from './internal';
+import { sessionsRouter } from './internal/sessions';
 import { messages } from './messages';
 import { queryRouter } from './query';
 
@@ -45,6 +46,7 @@ export function buildApp() {
   app.route('/', keysRouter);
   app.route('/', policiesRouter);
   app.route('/', internalRouter);
+  app.route('/', sessionsRouter);
   app.route('/', messages);
   app.route('/', queryRouter); // after messages: it answers the GETs that are not WebSocket upgrades
 

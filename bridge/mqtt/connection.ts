@@ -273,6 +273,19 @@ export class Connection implements SessionHolder, OutboundLink {
     return this.end({ reason: 'session taken over', will, willNow: true });
   }
 
+  /** SessionHolder: a released session still listens for claims while its delayed will waits. */
+  lingering(): boolean {
+    return this.ctx.wills.has(this.sessionKey);
+  }
+
+  /**
+   * SessionHolder: without its holder channel this connection could not be taken over; end it.
+   * The session actor saw the holder go without a release and publishes the will itself.
+   */
+  storeLost(reason: string): void {
+    this.disconnect(RC.UnspecifiedError, reason, false);
+  }
+
   /** The one way out. Returns once the session is released to the store. */
   end(opts: EndOptions): Promise<void> {
     if (this.ending) return this.ending;

@@ -174,7 +174,11 @@ export class Outbox {
       this.inflight.delete(packetId);
       this.complete(d, o.cursors);
       this.pump();
+      return;
     }
+    // The packet id is part of the session: checkpoint it, so that even after a bridge crash the
+    // message is resent with DUP and this id [MQTT-4.4.0-1].
+    if (!d.retained) this.link.progress();
   }
 
   private complete(d: Delivery, cursors: Cursor[]): void {

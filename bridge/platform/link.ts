@@ -67,7 +67,7 @@ export class ChannelLink {
   publish(req: PublishRequest): Promise<PublishOutcome> {
     if (this.refused) return Promise.resolve(this.refused);
     const id = this.nextId++;
-    const properties = req.userProperties ? Object.entries(req.userProperties).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x])) : undefined;
+    const properties = req.userProperties ? propertyPairs(req.userProperties) : undefined;
     return new Promise<PublishOutcome>((resolve) => {
       this.pending.set(id, resolve);
       this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}) });
@@ -259,7 +259,7 @@ export class ChannelLink {
   private deliver(op: LinkMessage): number {
     const e = op.envelope;
     const userProperties = op.properties ? groupProperties(op.properties) : undefined;
-    const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained, ...(userProperties ? { userProperties } : {}), ...(op.expiry !== undefined ? { messageExpiry: op.expiry } : {}) };
+    const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained, ...(userProperties ? { userProperties } : {}), ...(op.expiry !== undefined ? { messageExpiry: op.expiry } : {}), ...(op.retain ? { retainPublished: true } : {}) };
     for (const id of op.subs) {
       const s = this.subs.get(id);
       if (!s) continue;
@@ -303,6 +303,11 @@ export function frames(ops: readonly BridgeOp[]): BridgeOp[][] {
   }
   if (cur.length > 0) out.push(cur);
   return out;
+}
+
+/** MQTT 5 user properties as ordered [name, value] pairs (the wire form, §3.3.2.3.7). */
+export function propertyPairs(props: Record<string, string | string[]>): [string, string][] {
+  return Object.entries(props).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x]));
 }
 
 function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {

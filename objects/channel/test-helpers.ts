@@ -22,7 +22,7 @@ export const msg = (over: Partial<PublishInput> = {}): PublishInput => ({
 export const text = (s: string): Uint8Array => utf8Bytes(s);
 
 /** A queue of whatever arrives on a client WebSocket, read with timeouts so a missing frame fails the test. */
-class Inbox<T> {
+export class Inbox<T> {
   private items: T[] = [];
   private waiters: ((v: T) => void)[] = [];
   closed: Promise<{ code: number; reason: string }>;

@@ -116,6 +116,19 @@ describe('MQTT through the real platform', () => {
     expect(await until(() => got[0])).toMatchObject({ payload: 'last known', retain: true });
   });
 
+  it('v5 Retain As Published keeps the publisher\'s RETAIN on live messages; without it RETAIN is 0', async () => {
+    const rap = await client(5);
+    const plain = await client(5);
+    const withRap = collect(rap);
+    const without = collect(plain);
+    await rap.subscribeAsync(topic('rap'), { qos: 1, rap: true, rh: 2 });
+    await plain.subscribeAsync(topic('rap'), { qos: 1, rh: 2 });
+    const pub = await client(5);
+    await pub.publishAsync(topic('rap'), 'state', { qos: 1, retain: true });
+    expect(await until(() => withRap[0])).toMatchObject({ payload: 'state', retain: true });
+    expect(await until(() => without[0])).toMatchObject({ payload: 'state', retain: false });
+  });
+
   it('publishes the will when a client vanishes, not when it disconnects', async () => {
     const watcher = await client(5);
     const got = collect(watcher);

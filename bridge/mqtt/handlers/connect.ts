@@ -111,7 +111,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   conn.sessionExpiry = Math.min(requestedExpiry, limits.maxSessionExpiry);
   let lease: SessionLease;
   try {
-    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true);
+    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
   } catch (e) {
     return refuse(conn, RC.ServerUnavailable, `session store unavailable: ${e instanceof Error ? e.message : String(e)}`);
   }

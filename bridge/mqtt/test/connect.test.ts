@@ -1,6 +1,17 @@
 import mqtt from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import { DurableSessionStore } from '../session-durable';
 import { setup, VERSIONS, type Version } from './harness';
+
+/** A local port with nothing listening (connections are refused at once). */
+const closedPort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 
 const code = (v: Version, ack: { reasonCode?: number; returnCode?: number }) => (v === 5 ? ack.reasonCode : ack.returnCode);
 
@@ -20,6 +31,14 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
   it('answers "server unavailable" when the platform cannot be reached', async () => {
     const t = setup();
     t.platform.down = true;
+    const c = t.client(v);
+    expect(code(v, await c.connect())).toBe(v === 5 ? 0x88 : 3);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('answers "server unavailable" when the session actors cannot be reached', async () => {
+    const port = await closedPort();
+    const t = setup({}, new DurableSessionStore({ workerUrl: `http://127.0.0.1:${port}`, bridgeSecret: 'x' }));
     const c = t.client(v);
     expect(code(v, await c.connect())).toBe(v === 5 ? 0x88 : 3);
     expect(await c.closedYet()).toBe(true);

@@ -113,6 +113,7 @@ export class MemoryPlatform implements Platform {
       channel: req.channel, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType || 'application/octet-stream', payload: req.payload,
       created: this.clock.now(), seq: ++c.seq, retained: false,
       ...(req.userProperties ? { userProperties: req.userProperties } : {}), ...(req.messageExpiry !== undefined ? { messageExpiry: req.messageExpiry } : {}),
+      ...(req.retain ? { retainPublished: true } : {}),
     };
     if (req.retain) {
       if (req.payload.length === 0) c.retained.delete(req.subtopic);
