@@ -120,10 +120,22 @@ export function requireUser(c: Context<AppEnv>): string {
  */
 const allowed = new Map<string, { orgId: string; until: number }>();
 const ALLOWED_MAX = 10_000;
+/** Bumped by every access change: a decision made across a change is not cached. */
+let generation = 0;
 
 /** Access may have changed (a write under /orgs or /users/me): decide again from now on. */
 export function accessChanged(): void {
+  generation++;
   allowed.clear();
+}
+
+/**
+ * Everything a decision depends on besides D1: who, and — for API keys and app tokens, whose
+ * tokens may each carry narrower scopes than their owner — exactly which scopes.
+ */
+function decisionKey(p: Principal, channelId: string, action: string): string {
+  const scopes = p.kind === 'key' || p.kind === 'app' ? [...p.scopes].sort().join(' ') : '';
+  return `${p.kind}\u0000${p.id}\u0000${scopes}\u0000${channelId}\u0000${action}`;
 }
 
 /** Message routes are addressed by channel id alone: find the channel's org, then ask the PDP. */
@@ -133,13 +145,14 @@ export async function authorizeChannel(
   action: 'messages:publish' | 'messages:subscribe' | 'messages:read',
 ): Promise<{ orgId: string; publisher: string }> {
   const p = c.var.principal;
-  const key = `${p.kind}\u0000${p.id}\u0000${channelId}\u0000${action}`;
+  const key = decisionKey(p, channelId, action);
   const now = Date.now();
   const hit = allowed.get(key);
   if (hit && hit.until > now) return { orgId: hit.orgId, publisher: p.id };
+  const before = generation;
   const decided = await decideChannel(c, channelId, action);
   const ttl = cacheTtlMs(c.env);
-  if (ttl > 0) {
+  if (ttl > 0 && generation === before) {
     if (allowed.size >= ALLOWED_MAX) allowed.clear();
     allowed.set(key, { orgId: decided.orgId, until: now + ttl });
   }
