@@ -109,6 +109,7 @@ export class PacketReader {
   private readonly parser = flatParser();
   private work: Promise<void> = Promise.resolve();
   private pending = 0;
+  private pendingBytes = 0;
   private paused = false;
   private stopped = false;
   /** The first bytes, to find the protocol level of a CONNECT too large to parse. */
@@ -169,7 +170,12 @@ export class PacketReader {
     if (this.stopped || (packet.length !== undefined && !this.checkSize(packet.length))) return;
     this.head = null;
     this.events.seen();
-    if (++this.pending > this.limits.maxPendingPackets && !this.paused) {
+    const bytes = packet.length ?? 0;
+    this.pending++;
+    this.pendingBytes += bytes;
+    // Bounded by count and by bytes: a client cannot park more than this in the bridge's memory.
+    const byteCap = Math.max(1024 * 1024, 2 * this.limits.maxPacketSize);
+    if ((this.pending > this.limits.maxPendingPackets || this.pendingBytes > byteCap) && !this.paused) {
       this.paused = true;
       this.stream.pause();
     }
@@ -177,7 +183,9 @@ export class PacketReader {
       .then(() => (this.stopped ? undefined : this.events.handle(packet)))
       .catch((e: unknown) => this.events.failed(e, packet))
       .finally(() => {
-        if (--this.pending <= this.limits.maxPendingPackets / 2 && this.paused && !this.stopped) {
+        this.pending--;
+        this.pendingBytes -= bytes;
+        if (this.paused && !this.stopped && this.pending <= this.limits.maxPendingPackets / 2 && this.pendingBytes <= byteCap / 2) {
           this.paused = false;
           this.stream.resume();
         }

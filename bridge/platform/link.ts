@@ -19,6 +19,8 @@ export interface LinkOptions {
   bridgeSecret: string;
   /** Close the socket after this long with nothing using it (ms). */
   idleMs?: number;
+  /** Start over when a frame of publishes is not answered within this long (ms; default 30 s). */
+  answerTimeoutMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -36,6 +38,8 @@ type Pending = (o: PublishOutcome) => void;
 
 /** Frames of publishes awaiting the actor's answer before further publishes wait (see flush). */
 const MAX_UNANSWERED_FRAMES = 2;
+/** How long the actor may take to answer a frame of publishes before the link starts over. */
+const ANSWER_TIMEOUT_MS = 30_000;
 
 const fail = (status: number, code: string, message: string): PublishOutcome => ({ ok: false, status, code, message });
 
@@ -45,7 +49,8 @@ export class ChannelLink {
   private queue: BridgeOp[] = [];
   private flushScheduled = false;
   /** Per frame of publishes sent and not yet answered in full (oldest first): its last publish id. */
-  private unanswered: number[] = [];
+  private unanswered: { last: number; at: number }[] = [];
+  private answerTimer: ReturnType<typeof setTimeout> | null = null;
   private nextId = 1;
   private nextSub = 1;
   private readonly pending = new Map<number, Pending>();
@@ -139,8 +144,28 @@ export class ChannelLink {
       this.framesSent++;
       let last = -1;
       for (const op of frame) if (op.op === 'publish') last = op.id;
-      if (last >= 0) this.unanswered.push(last);
+      if (last >= 0) this.unanswered.push({ last, at: Date.now() });
     }
+    this.watchAnswers();
+  }
+
+  /**
+   * A frame of publishes the actor has not answered within ANSWER_TIMEOUT_MS ends the socket: its
+   * publishes fail with 503 (the devices retry), subscriptions resume on a new one, and the
+   * publishes held behind it are not held forever.
+   */
+  private watchAnswers(): void {
+    if (this.answerTimer || this.unanswered.length === 0) return;
+    const wait = Math.max(0, this.unanswered[0]!.at + (this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS) - Date.now());
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = null;
+      const oldest = this.unanswered[0];
+      if (oldest && Date.now() - oldest.at >= (this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS)) {
+        this.opts.log?.(`link ${this.opts.url}: no answer to a frame of publishes in ${this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS} ms; reconnecting`);
+        this.ws?.terminate();
+      } else this.watchAnswers();
+    }, wait);
+    this.answerTimer.unref?.();
   }
 
   private connect(): void {
@@ -170,16 +195,25 @@ export class ChannelLink {
     this.ws = null;
     this.open = false;
     this.unanswered = [];
-    // Publishes in flight may or may not have been stored: the device is told to retry.
-    this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
-    this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
+    if (this.answerTimer) (clearTimeout(this.answerTimer), (this.answerTimer = null));
+    if (this.refused || this.closed) {
+      this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
+      this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
+    } else {
+      // Publishes sent may or may not have been stored: the device is told to retry. Those still
+      // queued (held behind unanswered frames, or not flushed yet) go out on the next socket.
+      const unsent = new Set(this.queue.flatMap((op) => (op.op === 'publish' ? [op.id] : [])));
+      const lost = fail(503, 'link_lost', 'connection to the channel was lost; retry');
+      for (const [id, resolve] of this.pending) if (!unsent.has(id)) (this.pending.delete(id), resolve(lost));
+      this.queue = this.queue.filter((op) => op.op !== 'consumed');
+    }
     if (this.refused) {
       const why = this.refused.ok ? 'refused' : this.refused.message;
       for (const s of this.subs.values()) s.reject?.(Object.assign(new Error(why), { status: this.refused.ok ? 500 : this.refused.status }));
       this.subs.clear();
       return;
     }
-    if (this.closed || this.subs.size === 0) return;
+    if (this.closed || (this.subs.size === 0 && this.pending.size === 0)) return;
     // Resume every subscription after the last seq it saw.
     this.queue = this.queue.filter((op) => op.op !== 'subscribe');
     for (const [sub, s] of this.subs) this.queue.push({ op: 'subscribe', sub, filter: s.filter, ...(s.lastSeq !== null ? { since: s.lastSeq } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}) });
@@ -246,8 +280,8 @@ export class ChannelLink {
 
   private settle(id: number, outcome: PublishOutcome): void {
     // The actor answers frames in order: this answer completes every frame up to the one with `id`.
-    if (this.unanswered.length > 0 && id >= this.unanswered[0]!) {
-      while (this.unanswered.length > 0 && id >= this.unanswered[0]!) this.unanswered.shift();
+    if (this.unanswered.length > 0 && id >= this.unanswered[0]!.last) {
+      while (this.unanswered.length > 0 && id >= this.unanswered[0]!.last) this.unanswered.shift();
       this.scheduleFlush();
     }
     const resolve = this.pending.get(id);
@@ -283,14 +317,21 @@ export class ChannelLink {
   }
 }
 
-/** Splits queued ops into frames the actor accepts: bounded in ops, publishes and payload bytes. */
+/** About what a publish adds to a frame: its payload and its strings (UTF-16 length: a lower bound of UTF-8). */
+function publishBytes(op: Extract<BridgeOp, { op: 'publish' }>): number {
+  let n = op.payload.byteLength + op.subtopic.length + op.publisher.length + op.contentType.length + 16;
+  for (const [k, v] of op.properties ?? []) n += k.length + v.length + 2;
+  return n;
+}
+
+/** Splits queued ops into frames the actor accepts: bounded in ops, publishes and bytes. */
 export function frames(ops: readonly BridgeOp[]): BridgeOp[][] {
   const out: BridgeOp[][] = [];
   let cur: BridgeOp[] = [];
   let publishes = 0;
   let bytes = 0;
   for (const op of ops) {
-    const size = op.op === 'publish' ? op.payload.byteLength : 0;
+    const size = op.op === 'publish' ? publishBytes(op) : 0;
     const full = cur.length >= LINK_LIMITS.opsPerFrame || (op.op === 'publish' && (publishes >= LINK_LIMITS.publishesPerFrame || (publishes > 0 && bytes + size > LINK_LIMITS.frameBytes)));
     if (full && cur.length > 0) {
       out.push(cur);

@@ -1,4 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet';
+import { LINK_LIMITS } from '../../../shared/link';
 import type { Address } from '../../../shared/topics';
 import { disconnectFromStatus, reasonFromStatus, RC } from '../codes';
 import type { Connection } from '../connection';
@@ -25,6 +26,22 @@ export function validUtf8(bytes: Uint8Array): boolean {
   } catch {
     return false;
   }
+}
+
+/** Content types a channel accepts, and user properties a link frame carries (shared/link.ts LINK_LIMITS). */
+const MAX_CONTENT_TYPE = 255;
+export function propertiesProblem(props: { contentType?: string; userProperties?: Record<string, string | string[]> } | undefined): string | null {
+  if (props?.contentType !== undefined && props.contentType.length > MAX_CONTENT_TYPE) return `Content Type longer than ${MAX_CONTENT_TYPE} characters`;
+  const user = props?.userProperties;
+  if (!user) return null;
+  let pairs = 0;
+  for (const [k, v] of Object.entries(user)) {
+    for (const x of Array.isArray(v) ? v : [v]) {
+      if (++pairs > LINK_LIMITS.properties) return `more than ${LINK_LIMITS.properties} User Properties`;
+      if (k.length > LINK_LIMITS.stringLength || x.length > LINK_LIMITS.stringLength) return `a User Property longer than ${LINK_LIMITS.stringLength} characters`;
+    }
+  }
+  return null;
 }
 
 interface Result {
@@ -77,6 +94,8 @@ async function store(conn: Connection, packet: IPublishPacket, address: Address)
   const props = packet.properties;
   // §3.3.2.3.2: a payload declared UTF-8 that is not gets 0x99.
   if (props?.payloadFormatIndicator && !validUtf8(payload)) return { rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' };
+  const unfit = propertiesProblem(props);
+  if (unfit) return { rc: RC.ImplementationSpecificError, reason: unfit };
   try {
     const outcome = await conn.ctx.platform.publish({
       channel: address.channel,

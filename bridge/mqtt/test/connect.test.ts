@@ -124,6 +124,14 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     expect(code(v, bad)).toBe(v === 5 ? 0x90 : 5);
   });
 
+  if (v === 5)
+    it('refuses a will whose User Properties the channel link cannot carry (0x83)', async () => {
+      const t = setup();
+      const userProperties = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v']));
+      const r = await t.client(5).connect({ will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from('x'), qos: 0, retain: false, properties: { userProperties } } });
+      expect(code(5, r)).toBe(0x83);
+    });
+
   it('limits connections per device (v5 0x97, 3.1.1 0x03)', async () => {
     const t = setup({ maxConnectionsPerDevice: 2 });
     await t.connected(v, { clientId: 'a' });

@@ -186,6 +186,17 @@ describe('inbound PUBLISH, MQTT 5 properties', () => {
     expect((await c.next('puback')).reasonCode).toBe(0x99);
   });
 
+  it('a Content Type or User Properties the channel link cannot carry get PUBACK 0x83, and nothing is published', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    c.publish(`${T}/a`, 'x', 1, { properties: { contentType: `a/${'b'.repeat(300)}` } });
+    const tooMany = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v']));
+    c.publish(`${T}/a`, 'x', 1, { properties: { userProperties: tooMany } });
+    c.publish(`${T}/a`, 'x', 1, { properties: { userProperties: { long: 'v'.repeat(5000) } } });
+    for (let i = 0; i < 3; i++) expect((await c.next('puback')).reasonCode).toBe(0x83);
+    expect(t.platform.published).toEqual([]);
+  });
+
   it('topic aliases: set with a topic, used with an empty one; out of range → 0x94, unknown → 0x82', async () => {
     const t = setup({ topicAliasMaximum: 4 });
     const c = await t.connected(5);
