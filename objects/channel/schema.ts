@@ -1,7 +1,8 @@
 /**
  * The actor's own SQLite schema, migrated by a stored version (the cloudflare/agents
- * `_ensureSchema` pattern): every step is idempotent DDL, steps above the stored version run in
- * one transaction, and the version is written last. Append new steps; never edit old ones.
+ * `_ensureSchema` pattern): steps above the stored version run in one transaction and the version
+ * is written last, so a step runs exactly once (v1 is idempotent DDL; v2's ALTER TABLE relies on
+ * that transaction). Append new steps; never edit old ones.
  */
 export const MIGRATIONS: readonly (readonly string[])[] = [
   // v1
