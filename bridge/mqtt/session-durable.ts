@@ -249,7 +249,7 @@ export class DurableSessionStore implements SessionStore {
   async open(key: string, holder: SessionHolder, clean: boolean, opts: OpenOptions = {}): Promise<SessionLease> {
     const url = this.base + encodeURIComponent(key);
     const h = new HeldSession(
-      () => new WebSocket(url, SESSION_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } }),
+      () => new WebSocket(url, SESSION_SUBPROTOCOL, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } }),
       holder,
       this.timeoutMs,
       this.log,
