@@ -28,36 +28,37 @@ function senmlPack(n: number): { json: string; cbor: Uint8Array } {
 
 export function codecScenarios(opts: { ms: number; runs: number }): Row[] {
   const rows: Row[] = [];
-  const add = (subject: string, metric: string, unit: string, fn: () => void, units: number, peer?: { name: string; fn: () => void }) => {
+  const row = (subject: string, unit: string, m: { value: number; runs: number[] }, vs?: string): Row => ({ scenario: '7 codecs (one core)', subject: `${subject} (${unit})`, figures: { 'per second': m.value }, vs, runs: m.runs.length, samples: { 'per second': m.runs } });
+  const add = (subject: string, unit: string, fn: () => void, units: number, peer?: { name: string; fn: () => void }) => {
     const m = measure(fn, units, opts);
     let vs: string | undefined;
     if (peer) {
       const p = measure(peer.fn, units, opts);
-      rows.push({ scenario: '7 codecs', subject: peer.name, metric, value: p.value, unit, runs: p.runs, vs: 'peer' });
+      rows.push(row(peer.name, unit, p, 'peer'));
       vs = `${(m.value / p.value).toFixed(2)}× ${peer.name}`;
     }
-    rows.push({ scenario: '7 codecs', subject, metric, value: m.value, unit, runs: m.runs, vs });
+    rows.push(row(subject, unit, m, vs));
   };
 
   for (const n of [1, 10, 100]) {
     const p = senmlPack(n);
-    add(`SenML CBOR decode+normalize, ${n}/pack`, 'records/s', 'rec/s', () => decodeSenmlCbor(p.cbor), n, { name: `cbor-x decode only, ${n}/pack`, fn: () => cborDecodeRaw(p.cbor) });
-    add(`SenML JSON decode+normalize, ${n}/pack`, 'records/s', 'rec/s', () => decodeSenmlJson(p.json), n, { name: `JSON.parse only, ${n}/pack`, fn: () => JSON.parse(p.json) });
+    add(`SenML CBOR decode+normalize, ${n}/pack`, 'records', () => decodeSenmlCbor(p.cbor), n, { name: `cbor-x decode only, ${n}/pack`, fn: () => cborDecodeRaw(p.cbor) });
+    add(`SenML JSON decode+normalize, ${n}/pack`, 'records', () => decodeSenmlJson(p.json), n, { name: `JSON.parse only, ${n}/pack`, fn: () => JSON.parse(p.json) });
   }
 
   const payload = Buffer.from(senmlPack(3).json);
   for (const [protocolVersion, qos] of [[4, 0], [4, 1], [5, 1]] as const) {
     const packet = { cmd: 'publish' as const, topic: 'channels/6c1f0a8e-5f3b-4b43-9a39-0e6c1c1f3f7e/messages/lab/temp', payload, qos, messageId: qos ? 42 : undefined, retain: false, dup: false, ...(protocolVersion === 5 ? { properties: { contentType: 'application/senml+json' } } : {}) };
     const bytes = mqtt.generate(packet, { protocolVersion });
-    add(`MQTT v${protocolVersion} PUBLISH qos${qos} generate`, 'packets/s', 'pkt/s', () => mqtt.generate(packet, { protocolVersion }), 1);
+    add(`MQTT v${protocolVersion} PUBLISH qos${qos} generate`, 'packets', () => mqtt.generate(packet, { protocolVersion }), 1);
     const parser = mqtt.parser({ protocolVersion });
     parser.on('error', () => undefined);
-    add(`MQTT v${protocolVersion} PUBLISH qos${qos} parse`, 'packets/s', 'pkt/s', () => parser.parse(bytes), 1);
+    add(`MQTT v${protocolVersion} PUBLISH qos${qos} parse`, 'packets', () => parser.parse(bytes), 1);
   }
 
   const batch: LinkOp[] = Array.from({ length: 100 }, (_, i) => ({ op: 'publish', id: i + 1, subtopic: 'lab/temp', publisher: '3f6c1e0a-5f3b-4b43-9a39-0e6c1c1f3f7e', protocol: 'mqtt', contentType: 'application/senml+json', payload, retain: false }));
   const frame = encodeLinkFrame(batch);
-  add('link frame encode (100 publishes)', 'messages/s', 'msg/s', () => encodeLinkFrame(batch), 100);
-  add('link frame decode+validate (100 publishes)', 'messages/s', 'msg/s', () => decodeLinkFrame(frame), 100, { name: 'cbor-x decode only (same frame)', fn: () => cborDecodeRaw(frame) });
+  add('link frame encode (100 publishes)', 'messages', () => encodeLinkFrame(batch), 100);
+  add('link frame decode+validate (100 publishes)', 'messages', () => decodeLinkFrame(frame), 100, { name: 'cbor-x decode only (same frame)', fn: () => cborDecodeRaw(frame) });
   return rows;
 }

@@ -1,37 +1,115 @@
 /**
- * `npm run bench [-- --quick] [--only codecs,…] [--ms N] [--runs N]`
- * Prints one Markdown table and writes bench/results/<name>-<time>.json. How it was run is printed
- * with the results. See docs/performance.md.
+ * `npm run bench [-- --quick] [--only fanin,fanout,channels,http,ws,idle,codecs] [--runs N] …`
+ * Starts Edgeflux, Mosquitto, Aedes and a bare Node peer; runs the scenarios; prints Markdown tables
+ * and writes bench/results/<quick|full>-<time>.json. `--help` lists every flag. See docs/performance.md.
  */
 import { parseArgs } from 'node:util';
 import { codecScenarios } from './codecs';
-import { mqttFanInScenarios } from './mqtt-fanin';
-import { machine, table, writeResults, type Row } from './harness';
+import { machine, progress, table, writeResults } from './harness';
+import { runScenarios, SCENARIOS, type Outcome, type Settings } from './scenarios';
+import { BENCH_CHANNEL_LIMITS, BENCH_MQTT_LIMITS, startAedes, startEdgeflux, startMosquitto, startPlainNode, type Server } from './servers';
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    ms: { type: 'string' },
-    runs: { type: 'string' },
-    seconds: { type: 'string' },
-    publishers: { type: 'string' },
-  },
-});
-const quick = values.quick ?? false;
-const ms = Number(values.ms ?? (quick ? 150 : 1000));
-const runs = Number(values.runs ?? (quick ? 3 : 5));
-const only = new Set((values.only ?? 'codecs,mqtt').split(','));
+const flags = {
+  quick: { type: 'boolean', default: false, help: 'short run (< 2 min): small sizes, short runs' },
+  only: { type: 'string', help: `comma-separated scenarios: ${[...SCENARIOS, 'codecs'].join(',')} (default all)` },
+  runs: { type: 'string', help: 'runs per figure (the median is reported); quick 1, full 3' },
+  seconds: { type: 'string', help: 'seconds each server is loaded per run; quick 1, full 4' },
+  ms: { type: 'string', help: 'codec microbenchmark: ms per run; quick 100, full 500' },
+  publishers: { type: 'string', help: 'fan-in publishers (10)' },
+  rate: { type: 'string', help: 'fan-in paced rate for latency, msgs/s (1000)' },
+  fanout: { type: 'string', help: 'fan-out subscriber counts; quick 1,100; full 1,100,1000' },
+  'fanout-rate': { type: 'string', help: 'fan-out deliveries/s offered (quick 5000, full 20000)' },
+  channels: { type: 'string', help: 'many-channels count; quick 100, full 1000' },
+  'http-clients': { type: 'string', help: 'keep-alive HTTP publishers (16)' },
+  sockets: { type: 'string', help: 'WebSocket fan-out sockets; quick 100, full 1000' },
+  'socket-rate': { type: 'string', help: 'WebSocket deliveries/s offered (quick 5000, full 20000)' },
+  idle: { type: 'string', help: 'idle MQTT connections; quick 500, full 2000' },
+  help: { type: 'boolean', default: false, help: 'this list' },
+} as const;
 
-const rows: Row[] = [];
-const notes: string[] = [];
-if (only.has('codecs')) rows.push(...codecScenarios({ ms, runs }));
-if (only.has('mqtt')) {
-  const r = await mqttFanInScenarios({ seconds: Number(values.seconds ?? (quick ? 3 : 10)), runs: quick ? 1 : 3, publishers: Number(values.publishers ?? 10) });
-  rows.push(...r.rows);
-  notes.push(...r.notes);
+const { values: v } = parseArgs({ options: Object.fromEntries(Object.entries(flags).map(([k, f]) => [k, { type: f.type, ...('default' in f ? { default: f.default } : {}) }])) as { [K in keyof typeof flags]: { type: (typeof flags)[K]['type'] } } });
+if (v.help) {
+  console.log(Object.entries(flags).map(([k, f]) => `  --${k.padEnd(14)} ${f.help}`).join('\n'));
+  process.exit(0);
+}
+const quick = Boolean(v.quick);
+const num = (x: unknown, quickDefault: number, fullDefault: number) => (typeof x === 'string' ? Number(x) : quick ? quickDefault : fullDefault);
+const list = (x: unknown, dflt: number[]) => (typeof x === 'string' ? x.split(',').map(Number) : dflt);
+const settings: Settings & { ms: number } = {
+  runs: num(v.runs, 1, 3),
+  seconds: num(v.seconds, 1, 4),
+  ms: num(v.ms, 100, 500),
+  publishers: num(v.publishers, 10, 10),
+  rate: num(v.rate, 1000, 1000),
+  fanout: list(v.fanout, quick ? [1, 100] : [1, 100, 1000]),
+  fanoutRate: num(v['fanout-rate'], 5000, 20000),
+  channels: num(v.channels, 100, 1000),
+  httpClients: num(v['http-clients'], 16, 16),
+  sockets: num(v.sockets, 100, 1000),
+  socketRate: num(v['socket-rate'], 5000, 20000),
+  idle: num(v.idle, 500, 2000),
+  settleMs: quick ? 1000 : 2000,
+  storageWaitMs: quick ? 15_000 : 30_000,
+};
+const only = new Set(typeof v.only === 'string' ? v.only.split(',') : [...SCENARIOS, 'codecs']);
+const unknown = [...only].filter((s) => s !== 'codecs' && !(SCENARIOS as readonly string[]).includes(s));
+if (unknown.length) throw new Error(`--only: unknown scenario(s) ${unknown.join(', ')}`);
+
+const began = Date.now();
+const out: Outcome = { rows: [], storage: [], notes: [] };
+const servers: Server[] = [];
+let stopping = false;
+
+async function stopServers(): Promise<void> {
+  for (const s of servers.splice(0).reverse()) await s.stop();
 }
 
-const method = `median of ${runs} runs × ${ms} ms each after a warm-up, one process, one core; ${machine()}`;
-console.log(`# Edgeflux benchmarks${quick ? ' (quick)' : ''}\n\n${method}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n\n${table(rows)}\n`);
-console.log(`results: ${writeResults(quick ? 'quick' : 'full', rows, method)}`);
+function report(interrupted = false): void {
+  const method = [
+    `Each figure is the median of ${settings.runs} runs of ${settings.seconds} s; the servers are loaded one after the other by the same client harness in this one Node process, each server's runs on one set of connected, warmed-up clients.`,
+    'Latency: sender clock written into the SenML payload, read back by the subscriber, recorded in an HDR histogram (µs, 3 digits).',
+    'CPU: user+system seconds of the server processes during the run (/proc/<pid>/stat); Edgeflux = its whole process group (launcher, wrangler, workerd, bridge). Peak RSS: highest sampled sum of VmRSS (100 ms).',
+    `Machine: ${machine()}.`,
+  ].join(' ');
+  const first = [...(interrupted ? ['**INTERRUPTED**: the scenarios below are the ones that finished'] : []), ...out.storage];
+  const text = [
+    `# Edgeflux benchmarks${quick ? ' (quick)' : ''}`,
+    '',
+    ...first.map((s) => `- ${s}`),
+    ...(first.length ? [''] : []),
+    method,
+    '',
+    ...out.notes.map((n) => `- ${n}`),
+    '',
+    table(out.rows),
+    '',
+    `took ${((Date.now() - began) / 1000).toFixed(0)} s`,
+  ].join('\n');
+  console.log(text);
+  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], ...settings } })}`);
+}
+
+// Ctrl-C: stop every server this run started (Edgeflux is a process group of its own) and report what finished.
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    void stopServers().finally(() => (report(true), process.exit(130)));
+  });
+
+if ([...only].some((s) => s !== 'codecs')) {
+  try {
+    progress('starting Edgeflux, Mosquitto, Aedes, bare Node');
+    servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20) }));
+    servers.push(await startMosquitto(), await startAedes(), await startPlainNode());
+    out.notes.push(`Edgeflux limits raised for the benchmark: EDGEFLUX_MQTT_LIMITS=${JSON.stringify(BENCH_MQTT_LIMITS)}; every channel PATCH /limits ${JSON.stringify(BENCH_CHANNEL_LIMITS)}`);
+    await runScenarios(servers, only, settings, out);
+  } finally {
+    if (!stopping) await stopServers();
+  }
+}
+if (only.has('codecs') && !stopping) {
+  progress('7 codecs');
+  out.rows.push(...codecScenarios({ ms: settings.ms, runs: settings.runs }));
+}
+if (!stopping) report();

@@ -22,6 +22,8 @@ export interface Platform {
   coapPort: number;
   mqttPort: number;
   mqttWsPort: number;
+  /** The launcher's pid, also the process group of wrangler, workerd and the bridge. */
+  pid: number;
   output: () => string;
   stop: () => Promise<void>;
 }
@@ -92,7 +94,7 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
     await stop();
     throw e;
   });
-  return { url, coapPort: Number(ports.EDGEFLUX_COAP_PORT), mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), mqttWsPort: Number(ports.EDGEFLUX_MQTT_WS_PORT), output: () => out, stop };
+  return { url, coapPort: Number(ports.EDGEFLUX_COAP_PORT), mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), mqttWsPort: Number(ports.EDGEFLUX_MQTT_WS_PORT), pid: child.pid!, output: () => out, stop };
 }
 
 export interface Bridge {

@@ -1,0 +1,109 @@
+/**
+ * What the server processes cost, read from Linux /proc: CPU seconds (user + system, from
+ * /proc/<pid>/stat) and resident memory (VmRSS from /proc/<pid>/status), sampled while a scenario
+ * runs so the peak of the processes' summed RSS is seen. Off Linux every figure is NaN.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** USER_HZ: 100 on every Linux architecture Node runs on (sysconf(_SC_CLK_TCK)). */
+const TICKS_PER_SECOND = 100;
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined; // the process is gone, or this is not Linux
+  }
+}
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
+function statFields(pid: number): string[] | undefined {
+  const s = read(`/proc/${pid}/stat`);
+  if (!s) return undefined;
+  return s.slice(s.lastIndexOf(')') + 2).split(' ');
+}
+
+/** User + system CPU seconds the process has used so far (fields 14 and 15 of proc(5)). */
+export function cpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  return f ? (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND : NaN;
+}
+
+/** A `VmXxx:` line of /proc/<pid>/status, in KiB. */
+export function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(read(`/proc/${pid}/status`) ?? '');
+  return m ? Number(m[1]) : NaN;
+}
+
+export function commandLine(pid: number): string {
+  return (read(`/proc/${pid}/cmdline`) ?? '').split('\0').join(' ');
+}
+
+/** Every live process in process group `pgid` (a detached child and all it started). */
+export function processGroup(pgid: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => Number(statFields(pid)?.[2]) === pgid);
+}
+
+export interface Usage {
+  /** CPU seconds used by the watched processes during the watch. */
+  cpuSeconds: number;
+  /** Highest sum of the processes' RSS seen while watching, MiB. */
+  peakRssMiB: number;
+  /** Sum of RSS at the end, MiB. */
+  rssMiB: number;
+  /** CPU seconds by process kind (workerd, bridge, wrangler, …). */
+  cpuBy: Record<string, number>;
+}
+
+/** A short name for a process: what it is, not its pid. */
+export function processKind(pid: number): string {
+  const cmd = commandLine(pid);
+  for (const [kind, re] of [['workerd', /workerd/], ['bridge', /bridge\/main/], ['launcher', /scripts\/start/], ['wrangler', /wrangler/], ['esbuild', /esbuild/]] as const) if (re.test(cmd)) return kind;
+  return cmd.split(' ')[0]?.split('/').at(-1) || String(pid);
+}
+
+/** Watches a set of processes from start() to stop(): CPU used and the peak of summed RSS. */
+export class ProcWatch {
+  private cpu0 = new Map<number, number>();
+  private kinds = new Map<number, string>();
+  private peak = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly pids: number[]) {}
+
+  private rssKiB(): number {
+    return this.pids.reduce((s, p) => s + (statusKiB(p, 'VmRSS') || 0), 0);
+  }
+
+  start(sampleMs = 100): this {
+    for (const p of this.pids) this.cpu0.set(p, cpuSeconds(p)), this.kinds.set(p, processKind(p));
+    this.peak = this.rssKiB();
+    this.timer = setInterval(() => (this.peak = Math.max(this.peak, this.rssKiB())), sampleMs);
+    return this;
+  }
+
+  stop(): Usage {
+    clearInterval(this.timer);
+    const rss = this.rssKiB();
+    this.peak = Math.max(this.peak, rss);
+    let cpu = 0;
+    const cpuBy: Record<string, number> = {};
+    for (const [p, c0] of this.cpu0) {
+      const used = cpuSeconds(p) - c0;
+      if (Number.isNaN(used)) continue; // exited meanwhile
+      cpu += used;
+      const kind = this.kinds.get(p)!;
+      cpuBy[kind] = (cpuBy[kind] ?? 0) + used;
+    }
+    return { cpuSeconds: this.pids.length ? cpu : NaN, peakRssMiB: this.pids.length ? this.peak / 1024 : NaN, rssMiB: this.pids.length ? rss / 1024 : NaN, cpuBy };
+  }
+}

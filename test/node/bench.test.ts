@@ -1,0 +1,90 @@
+/**
+ * Keeps the benchmark harness from rotting: the kit's pieces on tiny sizes, the MQTT client harness
+ * against the two peers (Mosquitto, Aedes), and `npm run bench -- --only codecs` end to end.
+ * No figure is judged here — the benchmark does that — only that every part still measures.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codecScenarios } from '../../bench/codecs';
+import { median, medianRow, ratios, table } from '../../bench/harness';
+import { LatencyRecorder, stampedSenml } from '../../bench/latency';
+import { flow, idleConnections } from '../../bench/mqtt-load';
+import { cpuSeconds, ProcWatch, processGroup, statusKiB } from '../../bench/procs';
+import { startAedes, startMosquitto, type Server } from '../../bench/servers';
+import { root } from './processes';
+
+describe('bench kit', () => {
+  it('takes medians, ratios and tables', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    const rows = ratios([medianRow('1 x', 'Edgeflux', [{ 'delivered/s': 50 }, { 'delivered/s': 70 }, { 'delivered/s': 60 }]), medianRow('1 x', 'Mosquitto', [{ 'delivered/s': 100 }])], 'delivered/s');
+    expect(rows[0]!.figures['delivered/s']).toBe(60);
+    expect(rows[0]!.vs).toBe('0.60× Mosquitto');
+    expect(table(rows)).toContain('| Edgeflux | 60.0 | 0.60× Mosquitto | 3 |');
+  });
+
+  it('records latency from stamps, and ignores bytes without one', () => {
+    const lat = new LatencyRecorder();
+    expect(lat.record(Buffer.from(stampedSenml('p')))).toBe(1);
+    expect(lat.record(JSON.stringify({ type: 'message', payload: stampedSenml('p') }))).toBe(1); // escaped inside a JSON string
+    for (let i = 0; i < 200; i++) lat.record(randomBytes(i)); // random input never throws
+    const s = lat.summary();
+    expect(s.count).toBeGreaterThanOrEqual(2);
+    expect(s.p50).toBeGreaterThanOrEqual(0);
+    expect(s.max).toBeLessThan(1000);
+  });
+
+  it('reads CPU and RSS of a process from /proc', () => {
+    expect(cpuSeconds(process.pid)).toBeGreaterThan(0);
+    expect(statusKiB(process.pid, 'VmRSS')).toBeGreaterThan(1024);
+    const pgid = Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[2]);
+    expect(processGroup(pgid)).toContain(process.pid);
+    const w = new ProcWatch([process.pid]).start();
+    for (let t = Date.now(); Date.now() - t < 50; );
+    const u = w.stop();
+    expect(u.cpuSeconds).toBeGreaterThanOrEqual(0);
+    expect(u.peakRssMiB).toBeGreaterThan(1);
+  });
+
+  it('measures the codecs (tiny sizes)', () => {
+    const rows = codecScenarios({ ms: 2, runs: 1 });
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.every((r) => r.figures['per second']! > 0)).toBe(true);
+    expect(rows.some((r) => r.subject.startsWith('MQTT v5 PUBLISH qos1 parse'))).toBe(true);
+  });
+});
+
+describe('bench MQTT harness against the peers', () => {
+  const peers: Server[] = [];
+  beforeAll(async () => void peers.push(await startMosquitto(), await startAedes()));
+  afterAll(async () => void (await Promise.all(peers.map((p) => p.stop()))));
+
+  it('fans in, fans out and holds idle connections on Mosquitto and Aedes', async () => {
+    for (const s of peers) {
+      const r = await flow(s, { channels: 2, publishersPerChannel: 2, subscribersPerChannel: 2, qos: 1, seconds: 0.3, window: 2 });
+      expect(r.acked).toBeGreaterThan(10);
+      expect(r.received).toBe(r.expected);
+      expect(r.latency.count).toBe(r.received);
+      expect(r.usage.cpuSeconds).toBeGreaterThanOrEqual(0);
+      const paced = await flow(s, { channels: 1, publishersPerChannel: 1, subscribersPerChannel: 1, qos: 0, seconds: 0.3, rate: 100 });
+      expect(paced.sent).toBeGreaterThan(15);
+      expect(paced.sent).toBeLessThan(45);
+      const idle = await idleConnections(s, 20, 2, 100);
+      expect(idle.map((x) => x.connections)).toEqual([20, 20]);
+    }
+  });
+});
+
+it('npm run bench -- --only codecs prints a table and writes its JSON', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--only', 'codecs', '--ms', '2', '--runs', '1'], { cwd: root, encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  expect(r.stdout).toContain('### 7 codecs (one core)');
+  const file = /results: (\S+\.json)/.exec(r.stdout)?.[1];
+  expect(file).toBeTruthy();
+  const json = JSON.parse(readFileSync(file!, 'utf8')) as { rows: unknown[]; machine: string };
+  rmSync(file!);
+  expect(json.rows.length).toBeGreaterThan(10);
+  expect(json.machine).toMatch(/Node v/);
+});
