@@ -1,7 +1,10 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { buildConsole } from './scripts/console-build.ts';
 
 const migrations = await readD1Migrations(new URL('./migrations', import.meta.url).pathname);
+// The worker serves console/dist as static assets (wrangler.toml [assets]); it must exist before workerd starts.
+await buildConsole();
 
 // Two projects: `workers` runs inside workerd with real D1/R2/Durable Objects;
 // `node` runs shared code, the bridge and process-level interop tests.
@@ -18,6 +21,8 @@ export default defineConfig({
                 JWT_SECRET: 'test-jwt-secret-0123456789abcdef0123456789abcdef',
                 BRIDGE_SECRET: 'test-bridge-secret-0123456789abcdef012345678',
                 TEST_MIGRATIONS: migrations,
+                // Session actors wait this long for a bridge to reattach (10 s in wrangler.toml).
+                SESSION_REATTACH_MS: '100',
               },
             },
           }),
@@ -33,7 +38,7 @@ export default defineConfig({
         test: {
           name: 'node',
           environment: 'node',
-          include: ['shared/**/*.test.ts', 'bridge/**/*.test.ts', 'test/node/**/*.test.ts'],
+          include: ['shared/**/*.test.ts', 'bridge/**/*.test.ts', 'console/**/*.test.ts', 'test/node/**/*.test.ts'],
           testTimeout: 30_000,
         },
       },

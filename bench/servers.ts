@@ -128,7 +128,8 @@ export async function startPlainNode(): Promise<Server> {
  * per device); a benchmark that hit them would measure the limiter. These are printed with the results.
  */
 export const BENCH_MQTT_LIMITS = { publishRate: 1_000_000, publishBurst: 10_000_000, maxConnectionsPerDevice: 1_000_000 };
-export const BENCH_CHANNEL_LIMITS = { channelRate: { perSecond: 1_000_000, burst: 10_000_000 }, publisherRate: { perSecond: 1_000_000, burst: 10_000_000 } };
+/** Rates lifted so the limiter is not what is measured; the payloads are SenML sent over MQTT 3.1.1 (no content type), so the channels say so. */
+export const BENCH_CHANNEL_LIMITS = { channelRate: { perSecond: 1_000_000, burst: 10_000_000 }, publisherRate: { perSecond: 1_000_000, burst: 10_000_000 }, defaultContentType: 'application/senml+json' };
 
 /** Runs `fn` over `items` with at most `n` at a time. */
 export async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {

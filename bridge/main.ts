@@ -4,11 +4,13 @@
  * own, so any number can run side by side.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { loadConfig } from '../shared/config';
 import { createCoapServer } from './coap';
 import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
 import { createMqttServer } from './mqtt/server';
+import { DurableSessionStore } from './mqtt/session-durable';
 import { createPlatform } from './platform';
 
 const log = (msg: string) => console.log(`[bridge] ${msg}`);
@@ -32,7 +34,11 @@ interface Listener {
 
 async function main(): Promise<void> {
   const cfg = loadConfig(process.env);
-  const platform = createPlatform({ workerUrl: cfg.workerUrl, bridgeSecret: bridgeSecret(cfg.bridgeSecret), log });
+  const secret = bridgeSecret(cfg.bridgeSecret);
+  // Presence is recorded per bridge; a stable id lets a restarted bridge clear what it had online.
+  const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort}`;
+  const platform = createPlatform({ workerUrl: cfg.workerUrl, bridgeSecret: secret, bridgeId, log });
+  await platform.resetPresence().catch((e: unknown) => log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`));
   const listeners: Listener[] = [];
 
   const coap = createCoapServer({ platform });
@@ -41,9 +47,12 @@ async function main(): Promise<void> {
 
   const unknown = Object.keys(cfg.mqttLimits).filter((k) => !(k in DEFAULT_LIMITS));
   if (unknown.length) throw new Error(`EDGEFLUX_MQTT_LIMITS: unknown limit(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
-  const mqtt = createMqttServer({ platform, log, limits: cfg.mqttLimits as Partial<MqttLimits> });
+  // Sessions in session actors: they survive a bridge restart and a takeover works across bridges.
+  const sessions = cfg.mqttSessions === 'platform' ? new DurableSessionStore({ workerUrl: cfg.workerUrl, bridgeSecret: secret, log }) : undefined;
+  const mqtt = createMqttServer({ platform, log, limits: cfg.mqttLimits as Partial<MqttLimits>, ...(sessions ? { sessions } : {}) });
   const tcp = await mqtt.listenTcp(cfg.mqttPort, cfg.host);
-  listeners.push({ name: 'MQTT', url: `mqtt://${cfg.host}:${tcp.port}`, close: () => mqtt.close() });
+  // Closing the server releases every session; then the session sockets go.
+  listeners.push({ name: 'MQTT', url: `mqtt://${cfg.host}:${tcp.port}`, close: async () => (await mqtt.close(), await sessions?.close()) });
   const ws = await mqtt.listenWebSocket({ port: cfg.mqttWsPort, host: cfg.host, path: '/mqtt' });
   listeners.push({ name: 'MQTT-WS', url: `ws://${cfg.host}:${ws.port}/mqtt`, close: async () => undefined });
   if (cfg.mqttTlsCert && cfg.mqttTlsKey) {
@@ -64,7 +73,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
   for (const l of listeners) log(`${l.name} on ${l.url}`);
-  log(`worker ${cfg.workerUrl}`);
+  log(`bridge ${bridgeId}, worker ${cfg.workerUrl}, MQTT sessions in ${cfg.mqttSessions === 'platform' ? 'session actors' : 'memory'}`);
   // One machine-readable line for the launcher.
   console.log(`EDGEFLUX_BRIDGE_READY ${JSON.stringify(Object.fromEntries(listeners.map((l) => [l.name.toLowerCase(), l.url])))}`);
 }

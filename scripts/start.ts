@@ -2,9 +2,10 @@
  * `npm start`: the whole platform on this machine, offline.
  *   1. writes .dev.vars with fresh random secrets if there is none;
  *   2. applies D1 migrations to the local database (state persisted under EDGEFLUX_STATE_DIR);
- *   3. runs `wrangler dev` (real workerd: HTTP worker, channel actors, local D1 and R2);
- *   4. starts the bridge (bridge/main.ts: MQTT and CoAP);
- *   5. prints where everything is, and stops everything on Ctrl-C.
+ *   3. builds the web console (console/ → console/dist, served by the worker at /);
+ *   4. runs `wrangler dev` (real workerd: HTTP worker, channel actors, local D1 and R2);
+ *   5. starts the bridge (bridge/main.ts: MQTT and CoAP);
+ *   6. prints where everything is, and stops everything on Ctrl-C.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { loadConfig } from '../shared/config';
+import { buildConsole } from './console-build';
 
 const root = resolve(import.meta.dirname, '..');
 const cfg = loadConfig(process.env);
@@ -113,6 +115,7 @@ function stopAll(code: number): never {
 async function main(): Promise<void> {
   ensureSecrets();
   migrate();
+  await buildConsole();
   const worker = spawn(
     process.execPath,
     [wranglerBin, 'dev', '--ip', cfg.host, '--port', String(cfg.httpPort), '--persist-to', cfg.stateDir, '--show-interactive-dev-session=false', '--inspector-port', '0'],
@@ -128,6 +131,7 @@ async function main(): Promise<void> {
 
   const listeners = await startBridge(base);
   const rows: [string, string][] = [
+    ['Console', `${base}/`],
     ['HTTP API', base],
     ['WebSocket', `ws://${cfg.host}:${cfg.httpPort}/channels/{id}/messages`],
     ['OpenAPI', `${base}/openapi.json`],

@@ -23,6 +23,10 @@ export interface PlatformConfig {
   bridgeSecret: string | undefined;
   /** Overrides of the MQTT front-end's limits (bridge/mqtt/limits.ts), from EDGEFLUX_MQTT_LIMITS as a JSON object of numbers. */
   mqttLimits: Record<string, number>;
+  /** Where MQTT sessions live: `platform` (session actors; survive bridge restarts, takeover across bridges) or `memory` (this process only). EDGEFLUX_MQTT_SESSIONS. */
+  mqttSessions: 'platform' | 'memory';
+  /** This bridge's name in presence records (EDGEFLUX_BRIDGE_ID); the bridge defaults it to host:MQTT port. Keep it stable across restarts. */
+  bridgeId: string | undefined;
 }
 
 type Vars = Record<string, string | undefined>;
@@ -49,6 +53,12 @@ function numbers(vars: Vars, name: string): Record<string, number> {
   return v as Record<string, number>;
 }
 
+function sessions(raw: string | undefined): 'platform' | 'memory' {
+  if (raw === undefined || raw === '' || raw === 'platform') return 'platform';
+  if (raw === 'memory') return 'memory';
+  throw new Error(`EDGEFLUX_MQTT_SESSIONS must be platform or memory, got ${JSON.stringify(raw)}`);
+}
+
 export function loadConfig(vars: Vars): PlatformConfig {
   const host = vars.EDGEFLUX_HOST || '127.0.0.1';
   const httpPort = port(vars, 'EDGEFLUX_HTTP_PORT', 8787);
@@ -65,5 +75,7 @@ export function loadConfig(vars: Vars): PlatformConfig {
     workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${host}:${httpPort}`,
     bridgeSecret: vars.EDGEFLUX_BRIDGE_SECRET || vars.BRIDGE_SECRET || undefined,
     mqttLimits: numbers(vars, 'EDGEFLUX_MQTT_LIMITS'),
+    mqttSessions: sessions(vars.EDGEFLUX_MQTT_SESSIONS),
+    bridgeId: vars.EDGEFLUX_BRIDGE_ID || undefined,
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { utf8Bytes, type Envelope } from './envelope';
+import { CborError } from './cbor';
+import { EnvelopeError, utf8Bytes, type Envelope } from './envelope';
 import { FrameError, decodeClientFrame, decodeServerFrame, encodeClientFrame, encodeServerFrame, type ClientFrame, type ServerFrame } from './frames';
 
 const base = (contentType: string, payload: Uint8Array): Envelope => ({
@@ -16,6 +17,8 @@ const base = (contentType: string, payload: Uint8Array): Envelope => ({
 describe('subscriber frames', () => {
   const env = base('application/octet-stream', new Uint8Array([1, 2, 3]));
   const frames: ServerFrame[] = [
+    { type: 'subscribed', seq: 0 },
+    { type: 'subscribed', seq: 42, since: 7 },
     { type: 'message', envelope: env },
     { type: 'message', envelope: base('text/plain', utf8Bytes('hi')), retained: true },
     { type: 'ack', id: 'p1', seq: 7, created: 1 },
@@ -27,6 +30,49 @@ describe('subscriber frames', () => {
     const wire = encodeServerFrame(f, enc);
     expect(typeof wire === 'string').toBe(enc === 'json');
     expect(decodeServerFrame(wire)).toEqual(f);
+  });
+
+  it.each([
+    ['no seq', '{"type":"subscribed"}'],
+    ['negative seq', '{"type":"subscribed","seq":-1}'],
+    ['fractional since', '{"type":"subscribed","seq":3,"since":1.5}'],
+  ])('server subscribed frame with %s is refused with FrameError', (_n, text) => {
+    expect(() => decodeServerFrame(text)).toThrow(FrameError);
+  });
+
+  // After mqtt-packet's testRandom.js: what a client decodes from the wire gives a frame or one of
+  // the three decoding errors, never a crash.
+  it('decoding random and mutated server and client frames throws only FrameError, CborError or EnvelopeError', () => {
+    let seed = 0x51a7_3c09;
+    const rand = () => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) / 2 ** 32;
+    };
+    const valid = frames.flatMap((f) => [encodeServerFrame(f, 'json') as string, encodeServerFrame(f, 'cbor') as Uint8Array]);
+    let decoded = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const base = valid[i % valid.length] as string | Uint8Array;
+      let input: string | Uint8Array;
+      if (typeof base === 'string') {
+        const chars = [...base.slice(0, Math.floor(rand() * base.length) + 1)];
+        for (let k = 0; k < 2; k++) chars[Math.floor(rand() * chars.length)] = String.fromCharCode(32 + Math.floor(rand() * 95));
+        input = chars.join('');
+      } else {
+        input = base.slice(0, Math.max(1, Math.floor(rand() * base.length) + 1));
+        for (let k = 0; k < 2; k++) input[Math.floor(rand() * input.length)] = Math.floor(rand() * 256);
+      }
+      for (const decode of [decodeServerFrame, decodeClientFrame]) {
+        try {
+          expect(typeof decode(input).type).toBe('string');
+          decoded++;
+        } catch (e) {
+          if (!(e instanceof FrameError || e instanceof CborError || e instanceof EnvelopeError)) throw new Error(`${decode.name} threw ${String(e)} for ${JSON.stringify(typeof input === 'string' ? input : [...input])}`);
+        }
+      }
+    }
+    expect(decoded).toBeGreaterThan(0);
   });
 
   it('JSON messages are flat envelope objects a browser can read', () => {

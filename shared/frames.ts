@@ -12,6 +12,12 @@ export type FrameEncoding = 'json' | 'cbor';
 export type FrameId = string | number;
 
 export type ServerFrame =
+  /**
+   * The first frame of every subscription, before any retained, replayed or live message: `seq` is
+   * the channel's last seq at that moment (the resume cursor for a client that has seen nothing
+   * yet), `since` echoes the resume point the client asked for, if any.
+   */
+  | { type: 'subscribed'; seq: number; since?: number }
   | { type: 'message'; envelope: Envelope; retained?: boolean }
   | { type: 'ack'; id?: FrameId; seq: number; created: number }
   | { type: 'error'; id?: FrameId; status: number; code: string; message: string }
@@ -93,6 +99,11 @@ export function decodeServerFrame(data: string | Uint8Array): ServerFrame {
         envelope = envelopeFromJson(value);
       }
       return value.retained === true ? { type: 'message', envelope, retained: true } : { type: 'message', envelope };
+    }
+    case 'subscribed': {
+      const since = optional(value, 'since', isSeq, 'an integer seq');
+      if (!isSeq(value.seq)) throw new FrameError('subscribed needs an integer seq');
+      return { type: 'subscribed', seq: value.seq, ...(since === undefined ? {} : { since }) };
     }
     case 'ack': {
       const id = optional(value, 'id', isId, 'a string or an integer');

@@ -28,6 +28,7 @@ const ops: [string, LinkOp][] = [
   ['unsuback', { op: 'unsuback', sub: 7 }],
   ['message', { op: 'message', subs: [7, 8], envelope, retained: false }],
   ['message retained with properties', { op: 'message', subs: [1], envelope, retained: true, properties: [['a', 'b']], expiry: 30 }],
+  ['message published with RETAIN', { op: 'message', subs: [1], envelope, retained: false, retain: true }],
   ['gap', { op: 'gap', sub: 7, from: 1, to: 11 }],
   ['error', { op: 'error', code: 'bad_frame', reason: 'oops' }],
   ['error for a subscription', { op: 'error', code: 'invalid_filter', reason: 'x', sub: 4 }],

@@ -16,13 +16,15 @@
  *     [3  nack        id, status, code, reason] publish `id` refused (HTTP-like status: 400, 413, 429…)
  *     [5  suback      sub, seq]                 subscribed; `seq` = the channel's last seq at that moment
  *     [7  unsuback    sub]
- *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?]
+ *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?]
  *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
  *     [10 error       code, reason, sub?]
  *
  * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
  * properties as [name, value] pairs (order and duplicates kept, §3.3.2.3.7); `expiry` is the
- * message expiry interval in seconds (§3.3.2.3.3), remaining time on delivery.
+ * message expiry interval in seconds (§3.3.2.3.3), remaining time on delivery. In `message`,
+ * `retained` says the op is a retained replay; `retain` (true or absent) that the publisher set RETAIN
+ * (for MQTT 5 Retain As Published, §3.8.3.1).
  */
 import { asBytes, cborDecode, cborEncode, CborError } from './cbor';
 import { isProtocol, type Envelope, type Protocol } from './envelope';
@@ -53,7 +55,7 @@ export interface LinkAck { op: 'ack'; id: number; seq: number; created: number }
 export interface LinkNack { op: 'nack'; id: number; status: number; code: string; reason: string }
 export interface LinkSuback { op: 'suback'; sub: number; seq: number }
 export interface LinkUnsuback { op: 'unsuback'; sub: number }
-export interface LinkMessage { op: 'message'; subs: number[]; envelope: Envelope; retained: boolean; properties?: UserProperties; expiry?: number }
+export interface LinkMessage { op: 'message'; subs: number[]; envelope: Envelope; retained: boolean; properties?: UserProperties; expiry?: number; retain?: true }
 export interface LinkGap { op: 'gap'; sub: number; from: number; to: number }
 export interface LinkErrorOp { op: 'error'; code: string; reason: string; sub?: number }
 
@@ -63,6 +65,10 @@ export type LinkOp = BridgeOp | ActorOp;
 
 export const LINK_LIMITS = {
   opsPerFrame: 10_000,
+  /** Publishes one frame may carry: the actor stores at most this many in one transaction. */
+  publishesPerFrame: 1000,
+  /** A sender starts a new frame once this many payload bytes are in one (workerd takes WebSocket messages up to 1 MiB). */
+  frameBytes: 512 * 1024,
   subsPerMessage: 10_000,
   stringLength: 4096,
   properties: 256,
@@ -99,7 +105,7 @@ function opArray(op: LinkOp): unknown[] {
       return [7, op.sub];
     case 'message': {
       const e = op.envelope;
-      return [8, op.subs, e.channel, e.seq, e.created, e.subtopic, e.publisher, e.protocol, e.contentType, e.payload, op.retained, opt(op.properties), opt(op.expiry)];
+      return [8, op.subs, e.channel, e.seq, e.created, e.subtopic, e.publisher, e.protocol, e.contentType, e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null];
     }
     case 'gap':
       return [9, op.sub, op.from, op.to];
@@ -192,6 +198,13 @@ class Reader {
     }
     return n;
   }
+  /** A flag sent only when set: true or absent. */
+  optTrue(): true | undefined {
+    if (this.isAbsent()) return this.take(undefined);
+    const v = this.next();
+    if (v !== true) this.fail('true or absent');
+    return this.take(true);
+  }
   optStr(): string | undefined {
     return this.isAbsent() ? this.take(undefined) : this.str();
   }
@@ -244,7 +257,7 @@ function decodeOp(raw: unknown, index: number): LinkOp {
       const seq = r.uint();
       const created = r.uint();
       const envelope: Envelope = { channel, seq, created, subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes() };
-      op = withOptional<LinkMessage>({ op: 'message', subs, envelope, retained: r.bool() }, { properties: r.properties(), expiry: r.optUint(LINK_LIMITS.expiry) });
+      op = withOptional<LinkMessage>({ op: 'message', subs, envelope, retained: r.bool() }, { properties: r.properties(), expiry: r.optUint(LINK_LIMITS.expiry), retain: r.optTrue() });
       break;
     }
     case 'gap':

@@ -4,6 +4,7 @@ import { healthRouter } from './health';
 import { onError, router } from './lib/router';
 import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
+import { accessChanged } from './iam/access';
 import { usersRouter } from './users';
 import { orgsRouter } from './orgs';
 import { appsRouter } from './apps';
@@ -13,6 +14,7 @@ import { devicesRouter } from './devices';
 import { keysRouter } from './keys';
 import { policiesRouter } from './policies';
 import { internalRouter } from './internal';
+import { sessionsRouter } from './internal/sessions';
 import { messages } from './messages';
 import { queryRouter } from './query';
 
@@ -26,6 +28,13 @@ export function buildApp() {
 
   // Everything under /orgs and /users/me needs a credential; message routes and /oauth authenticate themselves.
   for (const p of ['/orgs', '/orgs/*', '/users/me', '/users/me/*']) app.use(p, authenticate());
+  // Any write there may change who may do what: cached message decisions go (iam/access.ts).
+  for (const p of ['/orgs/*', '/users/me', '/users/me/*'])
+    app.use(p, async (c, next) => {
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') accessChanged();
+      await next();
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') accessChanged();
+    });
 
   app.route('/', healthRouter);
   app.route('/', usersRouter);
@@ -37,6 +46,7 @@ export function buildApp() {
   app.route('/', keysRouter);
   app.route('/', policiesRouter);
   app.route('/', internalRouter);
+  app.route('/', sessionsRouter);
   app.route('/', messages);
   app.route('/', queryRouter); // after messages: it answers the GETs that are not WebSocket upgrades
 

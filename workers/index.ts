@@ -1,6 +1,7 @@
 import { buildApp } from './app';
 
 export { ChannelActor } from '../objects/channel';
+export { SessionActor } from '../objects/session';
 
 const app = buildApp();
 

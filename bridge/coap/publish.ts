@@ -27,8 +27,9 @@ function retryAfterOf(o: PublishOutcome): number | undefined {
 export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr: Address, query: Map<string, string>, block: Block | undefined, path: string): Promise<void> {
   const { limits, auth, platform } = ctx;
   const cf = contentFormat(req);
-  // No Content-Format: opaque bytes (RFC 7252 §5.10.3 leaves the format to the application).
-  const contentType = cf === undefined ? 'application/octet-stream' : contentTypeOf(cf);
+  // No Content-Format (RFC 7252 §5.10.3 leaves the format to the application): '' asks the channel
+  // for its defaultContentType (application/octet-stream, opaque bytes, unless set).
+  const contentType = cf === undefined ? '' : contentTypeOf(cf);
   if (contentType === undefined) return ex.respond(diagnostic(Code.UnsupportedContentFormat, `Content-Format ${cf} is not supported`));
   const retain = retainFlag(query.get('retain'));
   if (retain === null) return ex.respond(diagnostic(Code.BadRequest, 'retain must be true or false'));

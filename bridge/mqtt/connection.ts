@@ -81,6 +81,10 @@ export class Connection implements SessionHolder, OutboundLink {
   inboundInflight = 0;
   /** Acknowledgements of inbound PUBLISHes, chained so they go out in arrival order [MQTT-4.6.0-2/3]. */
   acks: Promise<void> = Promise.resolve();
+  /** Inbound PUBLISHes issued to the platform and not yet stored or refused (`maxUnstoredPublishes`). */
+  unstored = 0;
+  /** Set while the packet reader waits for one of them to settle. */
+  unstoredWaiter: (() => void) | null = null;
   clientReceiveMaximum = 65_535;
   clientMaxPacketSize = Infinity;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
@@ -147,6 +151,15 @@ export class Connection implements SessionHolder, OutboundLink {
   }
   progress(): void {
     this.markDirty();
+  }
+
+  batch(fn: () => void): void {
+    this.stream.cork();
+    try {
+      fn();
+    } finally {
+      this.stream.uncork();
+    }
   }
 
   send(packet: Packet): 'sent' | 'too-large' | 'closed' {
@@ -258,6 +271,19 @@ export class Connection implements SessionHolder, OutboundLink {
     const will = this.version === 4 || (this.will?.delay ?? 0) === 0 || ends;
     if (this.version === 5 && this.phase === 'open') this.send({ cmd: 'disconnect', reasonCode: RC.SessionTakenOver, properties: { reasonString: 'another connection took over this session' } });
     return this.end({ reason: 'session taken over', will, willNow: true });
+  }
+
+  /** SessionHolder: a released session still listens for claims while its delayed will waits. */
+  lingering(): boolean {
+    return this.ctx.wills.has(this.sessionKey);
+  }
+
+  /**
+   * SessionHolder: without its holder channel this connection could not be taken over; end it.
+   * The session actor saw the holder go without a release and publishes the will itself.
+   */
+  storeLost(reason: string): void {
+    this.disconnect(RC.UnspecifiedError, reason, false);
   }
 
   /** The one way out. Returns once the session is released to the store. */

@@ -39,6 +39,12 @@ export interface MqttLimits {
   maxPendingPackets: number;
   /** Bytes buffered for a slow reader beyond which QoS 0 deliveries to it are dropped. */
   maxWriteBuffer: number;
+  /**
+   * Inbound PUBLISHes of any QoS issued to the platform and not yet stored, per connection; at
+   * this many the connection reads no further packet until the oldest is stored (TCP back-pressure,
+   * so a fast QoS 0 publisher is slowed to what the channel can store instead of being dropped).
+   */
+  maxUnstoredPublishes: number;
 }
 
 export const DEFAULT_LIMITS: MqttLimits = {
@@ -61,6 +67,7 @@ export const DEFAULT_LIMITS: MqttLimits = {
   maxClientIdLength: 256,
   maxPendingPackets: 1000,
   maxWriteBuffer: 4 * 1024 * 1024,
+  maxUnstoredPublishes: 1000,
 };
 
 /** A token bucket: `rate` tokens per second, at most `burst` saved up. */

@@ -10,6 +10,8 @@ export interface OutboundLink {
   readonly version: 4 | 5;
   /** 'too-large': discarded because of the client's Maximum Packet Size [MQTT-3.1.2-25 (5.0)]. */
   send(packet: Packet): 'sent' | 'too-large' | 'closed';
+  /** Runs `fn`, whose sends may be written to the socket together (one write for a burst). */
+  batch(fn: () => void): void;
   /** In-flight window: min(our maxInflight, the client's Receive Maximum) [MQTT-3.3.4-9]. */
   readonly window: number;
   readonly maxQueued: number;
@@ -130,7 +132,8 @@ export class Outbox {
     if (this.held > 0) return;
     const offers = [...this.batch.values()];
     this.batch.clear();
-    for (const o of offers) this.dispatch(o);
+    if (offers.length === 1) this.dispatch(offers[0]!);
+    else if (offers.length > 1) this.link.batch(() => offers.forEach((o) => this.dispatch(o)));
   }
 
   private dispatch(o: Offer): void {
@@ -171,7 +174,11 @@ export class Outbox {
       this.inflight.delete(packetId);
       this.complete(d, o.cursors);
       this.pump();
+      return;
     }
+    // The packet id is part of the session: checkpoint it, so that even after a bridge crash the
+    // message is resent with DUP and this id [MQTT-4.4.0-1].
+    if (!d.retained) this.link.progress();
   }
 
   private complete(d: Delivery, cursors: Cursor[]): void {

@@ -1,4 +1,5 @@
 import type { Qos } from './codes';
+import type { Will } from './wills';
 import { systemClock, type Clock } from '../clock';
 
 /**
@@ -55,6 +56,10 @@ export interface SessionHolder {
    * if the session goes on, and sent now if the new connection starts `clean` (the session ends).
    */
   takenOver(opts: { clean: boolean }): Promise<void>;
+  /** After release: does this holder still need to hear of a new claim (a pending delayed will)? */
+  lingering?(): boolean;
+  /** The store lost the holder channel of a live connection (the platform went away): end it. */
+  storeLost?(reason: string): void;
 }
 
 export interface SessionLease {
@@ -64,13 +69,20 @@ export interface SessionLease {
   state: SessionState | null;
 }
 
+export interface OpenOptions {
+  /** How long the session outlives the connection should the bridge vanish without a release (durable stores). */
+  expirySeconds?: number;
+  /** The connection's will: a durable store publishes it if the bridge vanishes without a release. */
+  will?: Will & { publisher: string };
+}
+
 export interface SessionStore {
   /**
    * Claims the session `key` for a new connection. The previous holder, if any, is told first
    * (`takenOver`, awaited with a timeout) so its final state is written before this reads it.
    * `clean` discards the stored session [MQTT-3.1.2-4 (5.0)].
    */
-  open(key: string, holder: SessionHolder, clean: boolean): Promise<SessionLease>;
+  open(key: string, holder: SessionHolder, clean: boolean, opts?: OpenOptions): Promise<SessionLease>;
   /** Writes the state of a live session. Returns false when `epoch` is stale (taken over). */
   save(key: string, epoch: number, state: SessionState): Promise<boolean>;
   /**

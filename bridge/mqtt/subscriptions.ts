@@ -1,4 +1,4 @@
-import type { Subscription } from '../platform/types';
+import type { Delivery, Subscription } from '../platform/types';
 import { RC, type Qos } from './codes';
 import type { ActiveSub, Connection } from './connection';
 import { Cursor } from './cursor';
@@ -26,6 +26,12 @@ export type Activation =
   | { kind: 'subscribe'; sendRetained: boolean; replacing?: ActiveSub }
   /** Session resume: replay after the stored cursors; no retained replay (the subscription is not new). */
   | { kind: 'resume'; cursors: Record<string, StoredCursor> };
+
+/**
+ * RETAIN on a delivery: 1 on retained replays [MQTT-3.3.1-9]; on live messages 0 [MQTT-3.3.1-12],
+ * or the publisher's flag under v5 Retain As Published [MQTT-3.3.1-13].
+ */
+const retainFlag = (sub: Pick<ActiveSub, 'retainAsPublished'>, d: Delivery): boolean => d.retained || (sub.retainAsPublished && d.retainPublished === true);
 
 const shareGroupKey = (topicFilter: string, f: TopicFilter): string => `${f.share}\u0000${topicFilter.slice(`$share/${f.share}/`.length)}`;
 
@@ -83,7 +89,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
       const member: ShareMember = {
         key: `${conn.id}\u0000${sub.topicFilter}`,
         qos: sub.qos,
-        offer: (d, qos) => conn.outbox.offer(d, qos, false, null),
+        offer: (d, qos) => conn.outbox.offer(d, qos, retainFlag(sub, d), null),
         get closed() {
           return conn.phase === 'closed';
         },
@@ -107,9 +113,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         { channel, filter: f.filter, ...(since !== undefined ? { since } : {}), ...(sub.noLocal ? { noLocal: conn.principal!.id } : {}) },
         (d) => {
           if (d.retained && !retainedOk) return;
-          // RETAIN is 1 only on retained replays [MQTT-3.3.1-9 (3.1.1), MQTT-3.3.1-12 (5.0)]; Retain As
-          // Published would need the publisher's flag, which deliveries do not carry (docs/mqtt.md).
-          conn.outbox.offer(d, sub.qos, d.retained, cursor);
+          conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor);
         },
       );
       sub.handles.set(channel, handle);

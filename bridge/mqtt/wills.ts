@@ -49,6 +49,11 @@ export class Wills {
     else this.pending.delete(key);
   }
 
+  /** A delayed will is waiting for this session key. */
+  has(key: string): boolean {
+    return this.pending.has(key);
+  }
+
   cancel(key: string): void {
     this.pending.get(key)?.timer.cancel();
     this.pending.delete(key);

@@ -8,6 +8,8 @@ export * from './types';
 export interface PlatformOptions {
   workerUrl: string;
   bridgeSecret: string;
+  /** This bridge's name in presence records (a device is online while any bridge has it). */
+  bridgeId?: string;
   /** Trust authentication/authorization answers this long (ms). */
   cacheTtlMs?: number;
   /** Close a channel link unused for this long (ms). */
@@ -17,6 +19,8 @@ export interface PlatformOptions {
 
 export interface RealPlatform extends Platform {
   close(): Promise<void>;
+  /** Marks offline every device this bridge id had online (call at startup: a restart forgets its connections). */
+  resetPresence(): Promise<void>;
   /** The link to a channel (tests and stats). */
   linkFor(channel: string): ChannelLink;
 }
@@ -26,7 +30,7 @@ export interface RealPlatform extends Platform {
  * workers' /internal API (cached briefly), messages through one link per channel actor.
  */
 export function createPlatform(opts: PlatformOptions): RealPlatform {
-  const api = new InternalApi({ workerUrl: opts.workerUrl, bridgeSecret: opts.bridgeSecret, ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}) });
+  const api = new InternalApi({ workerUrl: opts.workerUrl, bridgeSecret: opts.bridgeSecret, ...(opts.bridgeId ? { bridgeId: opts.bridgeId } : {}), ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}) });
   const links = new Map<string, ChannelLink>();
   const wsBase = opts.workerUrl.replace(/^http/, 'ws').replace(/\/$/, '');
 
@@ -55,6 +59,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     presence(deviceId: string, online: boolean): void {
       api.presence(deviceId, online).catch((e: unknown) => opts.log?.(`presence of ${deviceId} not recorded: ${e instanceof Error ? e.message : String(e)}`));
     },
+    resetPresence: () => api.resetPresence(),
     linkFor,
     async close() {
       for (const l of links.values()) l.close();

@@ -11,6 +11,8 @@ export interface InternalApiOptions {
   bridgeSecret: string;
   /** How long authentication and authorization answers are trusted, ms (default 5000). */
   cacheTtlMs?: number;
+  /** This bridge's name in presence records. */
+  bridgeId?: string;
   fetch?: typeof fetch;
   now?: () => number;
 }
@@ -94,6 +96,11 @@ export class InternalApi {
   }
 
   async presence(deviceId: string, online: boolean): Promise<void> {
-    await this.call(`/internal/devices/${encodeURIComponent(deviceId)}/presence`, { online, at: this.now() });
+    await this.call(`/internal/devices/${encodeURIComponent(deviceId)}/presence`, { online, at: this.now(), ...(this.opts.bridgeId ? { bridge: this.opts.bridgeId } : {}) });
+  }
+
+  /** This bridge (re)started: whatever it had online before is not any more. */
+  async resetPresence(): Promise<void> {
+    if (this.opts.bridgeId) await this.call(`/internal/bridges/${encodeURIComponent(this.opts.bridgeId)}/reset`, { at: this.now() });
   }
 }

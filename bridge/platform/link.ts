@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -19,6 +19,8 @@ export interface LinkOptions {
   bridgeSecret: string;
   /** Close the socket after this long with nothing using it (ms). */
   idleMs?: number;
+  /** Start over when a frame of publishes is not answered within this long (ms; default 30 s). */
+  answerTimeoutMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -34,6 +36,11 @@ interface Sub {
 
 type Pending = (o: PublishOutcome) => void;
 
+/** Frames of publishes awaiting the actor's answer before further publishes wait (see flush). */
+const MAX_UNANSWERED_FRAMES = 2;
+/** How long the actor may take to answer a frame of publishes before the link starts over. */
+const ANSWER_TIMEOUT_MS = 30_000;
+
 const fail = (status: number, code: string, message: string): PublishOutcome => ({ ok: false, status, code, message });
 
 export class ChannelLink {
@@ -41,6 +48,9 @@ export class ChannelLink {
   private open = false;
   private queue: BridgeOp[] = [];
   private flushScheduled = false;
+  /** Per frame of publishes sent and not yet answered in full (oldest first): its last publish id. */
+  private unanswered: { last: number; at: number }[] = [];
+  private answerTimer: ReturnType<typeof setTimeout> | null = null;
   private nextId = 1;
   private nextSub = 1;
   private readonly pending = new Map<number, Pending>();
@@ -62,7 +72,7 @@ export class ChannelLink {
   publish(req: PublishRequest): Promise<PublishOutcome> {
     if (this.refused) return Promise.resolve(this.refused);
     const id = this.nextId++;
-    const properties = req.userProperties ? Object.entries(req.userProperties).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x])) : undefined;
+    const properties = req.userProperties ? propertyPairs(req.userProperties) : undefined;
     return new Promise<PublishOutcome>((resolve) => {
       this.pending.set(id, resolve);
       this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}) });
@@ -101,24 +111,67 @@ export class ChannelLink {
     if (this.idleTimer) (clearTimeout(this.idleTimer), (this.idleTimer = null));
     this.queue.push(op);
     this.connect();
-    if (this.open && !this.flushScheduled) {
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.open && !this.flushScheduled && this.queue.length > 0) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
   }
 
+  /**
+   * Sends what is queued. At most MAX_UNANSWERED_FRAMES frames of publishes are in flight: while
+   * they are, publishes (and what was queued after them, to keep the order) wait and then leave
+   * together. Under load frames grow to what arrived meanwhile — fewer, bigger actor transactions —
+   * while a lone publish still leaves at once. Flow-control acks (`consumed`) never wait.
+   */
   private flush(): void {
     this.flushScheduled = false;
     if (!this.open || !this.ws || this.queue.length === 0) return;
-    const ops = this.queue;
+    let ops = this.queue;
     this.queue = [];
-    this.ws.send(encodeLinkFrame(ops));
-    this.framesSent++;
+    if (this.unanswered.length >= MAX_UNANSWERED_FRAMES) {
+      const first = ops.findIndex((op) => op.op === 'publish');
+      if (first >= 0) {
+        this.queue = ops.slice(first).filter((op) => op.op !== 'consumed');
+        ops = [...ops.slice(0, first), ...ops.slice(first).filter((op) => op.op === 'consumed')];
+      }
+    }
+    for (const frame of frames(ops)) {
+      this.ws.send(encodeLinkFrame(frame));
+      this.framesSent++;
+      let last = -1;
+      for (const op of frame) if (op.op === 'publish') last = op.id;
+      if (last >= 0) this.unanswered.push({ last, at: Date.now() });
+    }
+    this.watchAnswers();
+  }
+
+  /**
+   * A frame of publishes the actor has not answered within ANSWER_TIMEOUT_MS ends the socket: its
+   * publishes fail with 503 (the devices retry), subscriptions resume on a new one, and the
+   * publishes held behind it are not held forever.
+   */
+  private watchAnswers(): void {
+    if (this.answerTimer || this.unanswered.length === 0) return;
+    const wait = Math.max(0, this.unanswered[0]!.at + (this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS) - Date.now());
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = null;
+      const oldest = this.unanswered[0];
+      if (oldest && Date.now() - oldest.at >= (this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS)) {
+        this.opts.log?.(`link ${this.opts.url}: no answer to a frame of publishes in ${this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS} ms; reconnecting`);
+        this.ws?.terminate();
+      } else this.watchAnswers();
+    }, wait);
+    this.answerTimer.unref?.();
   }
 
   private connect(): void {
     if (this.ws || this.closed || this.refused) return;
-    const ws = new WebSocket(this.opts.url, LINK_SUBPROTOCOL, { headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
+    // No permessage-deflate: CBOR frames between a bridge and its platform cost more CPU to compress than they save.
+    const ws = new WebSocket(this.opts.url, LINK_SUBPROTOCOL, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
     ws.binaryType = 'nodebuffer';
     this.ws = ws;
     ws.on('open', () => {
@@ -141,16 +194,26 @@ export class ChannelLink {
   private onClose(): void {
     this.ws = null;
     this.open = false;
-    // Publishes in flight may or may not have been stored: the device is told to retry.
-    this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
-    this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
+    this.unanswered = [];
+    if (this.answerTimer) (clearTimeout(this.answerTimer), (this.answerTimer = null));
+    if (this.refused || this.closed) {
+      this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
+      this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
+    } else {
+      // Publishes sent may or may not have been stored: the device is told to retry. Those still
+      // queued (held behind unanswered frames, or not flushed yet) go out on the next socket.
+      const unsent = new Set(this.queue.flatMap((op) => (op.op === 'publish' ? [op.id] : [])));
+      const lost = fail(503, 'link_lost', 'connection to the channel was lost; retry');
+      for (const [id, resolve] of this.pending) if (!unsent.has(id)) (this.pending.delete(id), resolve(lost));
+      this.queue = this.queue.filter((op) => op.op !== 'consumed');
+    }
     if (this.refused) {
       const why = this.refused.ok ? 'refused' : this.refused.message;
       for (const s of this.subs.values()) s.reject?.(Object.assign(new Error(why), { status: this.refused.ok ? 500 : this.refused.status }));
       this.subs.clear();
       return;
     }
-    if (this.closed || this.subs.size === 0) return;
+    if (this.closed || (this.subs.size === 0 && this.pending.size === 0)) return;
     // Resume every subscription after the last seq it saw.
     this.queue = this.queue.filter((op) => op.op !== 'subscribe');
     for (const [sub, s] of this.subs) this.queue.push({ op: 'subscribe', sub, filter: s.filter, ...(s.lastSeq !== null ? { since: s.lastSeq } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}) });
@@ -201,6 +264,9 @@ export class ChannelLink {
           break;
         case 'error':
           this.opts.log?.(`link ${this.opts.url}: actor error ${op.code}: ${op.reason}`);
+          // The actor could not read a frame, so it will never answer the publishes in it: start over
+          // on a new socket (pending publishes fail with 503, subscriptions resume) rather than hang.
+          if (op.code === 'bad_frame') this.ws?.terminate();
           break;
         case 'unsuback':
           break;
@@ -213,6 +279,11 @@ export class ChannelLink {
   }
 
   private settle(id: number, outcome: PublishOutcome): void {
+    // The actor answers frames in order: this answer completes every frame up to the one with `id`.
+    if (this.unanswered.length > 0 && id >= this.unanswered[0]!.last) {
+      while (this.unanswered.length > 0 && id >= this.unanswered[0]!.last) this.unanswered.shift();
+      this.scheduleFlush();
+    }
     const resolve = this.pending.get(id);
     if (!resolve) return;
     this.pending.delete(id);
@@ -222,7 +293,7 @@ export class ChannelLink {
   private deliver(op: LinkMessage): number {
     const e = op.envelope;
     const userProperties = op.properties ? groupProperties(op.properties) : undefined;
-    const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained, ...(userProperties ? { userProperties } : {}), ...(op.expiry !== undefined ? { messageExpiry: op.expiry } : {}) };
+    const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained, ...(userProperties ? { userProperties } : {}), ...(op.expiry !== undefined ? { messageExpiry: op.expiry } : {}), ...(op.retain ? { retainPublished: true } : {}) };
     for (const id of op.subs) {
       const s = this.subs.get(id);
       if (!s) continue;
@@ -244,6 +315,40 @@ export class ChannelLink {
     }, this.opts.idleMs ?? 60_000);
     this.idleTimer.unref?.();
   }
+}
+
+/** About what a publish adds to a frame: its payload and its strings (UTF-16 length: a lower bound of UTF-8). */
+function publishBytes(op: Extract<BridgeOp, { op: 'publish' }>): number {
+  let n = op.payload.byteLength + op.subtopic.length + op.publisher.length + op.contentType.length + 16;
+  for (const [k, v] of op.properties ?? []) n += k.length + v.length + 2;
+  return n;
+}
+
+/** Splits queued ops into frames the actor accepts: bounded in ops, publishes and bytes. */
+export function frames(ops: readonly BridgeOp[]): BridgeOp[][] {
+  const out: BridgeOp[][] = [];
+  let cur: BridgeOp[] = [];
+  let publishes = 0;
+  let bytes = 0;
+  for (const op of ops) {
+    const size = op.op === 'publish' ? publishBytes(op) : 0;
+    const full = cur.length >= LINK_LIMITS.opsPerFrame || (op.op === 'publish' && (publishes >= LINK_LIMITS.publishesPerFrame || (publishes > 0 && bytes + size > LINK_LIMITS.frameBytes)));
+    if (full && cur.length > 0) {
+      out.push(cur);
+      cur = [];
+      publishes = 0;
+      bytes = 0;
+    }
+    cur.push(op);
+    if (op.op === 'publish') (publishes++, (bytes += size));
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** MQTT 5 user properties as ordered [name, value] pairs (the wire form, §3.3.2.3.7). */
+export function propertyPairs(props: Record<string, string | string[]>): [string, string][] {
+  return Object.entries(props).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x]));
 }
 
 function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {

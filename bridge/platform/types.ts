@@ -28,6 +28,8 @@ export interface Delivery {
   created: number;
   seq: number;
   retained: boolean;
+  /** The publisher set RETAIN (MQTT 5 Retain As Published). */
+  retainPublished?: boolean;
   /** MQTT 5 pass-through, when the publisher set them. */
   userProperties?: Record<string, string | string[]>;
   messageExpiry?: number;

@@ -1,3 +1,4 @@
+import { LINK_LIMITS } from '../../shared/link';
 /**
  * Per-channel limits. Defaults below; a channel may override any of them with the actor's
  * `configure()` RPC (stored in the actor's SQLite, so an override survives eviction).
@@ -33,6 +34,12 @@ export interface ChannelConfig {
   drainBatch: number;
   /** Delay between the first undrained publish and the drain, so bursts are drained together. */
   drainDelayMs: number;
+  /**
+   * The content type of a message published without one (MQTT 3.1.1, MQTT 5 without Content
+   * Type, CoAP without Content-Format, HTTP without Content-Type). `application/senml+json` makes
+   * a plain `mosquitto_pub -m '[{"n":"temp","v":21}]'` a validated, queryable SenML message.
+   */
+  defaultContentType: string;
 }
 
 export const KiB = 1024;
@@ -40,7 +47,8 @@ export const MiB = 1024 * KiB;
 
 /** Hard ceilings: DO SQLite and D1 cap a value at 2 MB, and a WebSocket message at 1 MiB inbound. */
 export const MAX_PAYLOAD_CEILING = 1 * MiB;
-export const MAX_BATCH = 1000;
+/** Messages stored in one transaction (one publish call, one link frame's run of publishes). */
+export const MAX_BATCH = LINK_LIMITS.publishesPerFrame;
 
 export const DEFAULT_CONFIG: ChannelConfig = {
   maxPayloadBytes: 256 * KiB,
@@ -51,9 +59,13 @@ export const DEFAULT_CONFIG: ChannelConfig = {
   subscriberWindow: { bytes: 4 * MiB, messages: 5000 },
   linkWindow: { bytes: 32 * MiB, messages: 50_000 },
   maxLinkSubscriptions: 10_000,
-  drainBatch: 200,
+  drainBatch: 1000,
   drainDelayMs: 1000,
+  defaultContentType: 'application/octet-stream',
 };
+
+/** type "/" subtype [; parameters] (RFC 9110 §8.3.1), at most 255 characters. */
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$/;
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -93,6 +105,12 @@ const window = (v: unknown, path: string, base: Window): Window => {
   return { bytes: int(o.bytes, `${path}.bytes`, 1, 1024 * MiB, base.bytes), messages: int(o.messages, `${path}.messages`, 1, 1e7, base.messages) };
 };
 
+function mediaType(v: unknown, path: string, fallback: string): string {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || v.length > 255 || !MEDIA_TYPE.test(v)) throw new ConfigError(`${path} must be a media type such as application/senml+json (at most 255 characters)`);
+  return v;
+}
+
 /** `base` with the (untrusted) fields of `patch` applied; unknown fields are refused so typos show. */
 export function mergeConfig(base: ChannelConfig, patch: unknown): ChannelConfig {
   const p = sub(patch, 'config');
@@ -109,5 +127,6 @@ export function mergeConfig(base: ChannelConfig, patch: unknown): ChannelConfig 
     maxLinkSubscriptions: int(p.maxLinkSubscriptions, 'maxLinkSubscriptions', 1, 1e6, base.maxLinkSubscriptions),
     drainBatch: int(p.drainBatch, 'drainBatch', 1, 10_000, base.drainBatch),
     drainDelayMs: int(p.drainDelayMs, 'drainDelayMs', 0, 3_600_000, base.drainDelayMs),
+    defaultContentType: mediaType(p.defaultContentType, 'defaultContentType', base.defaultContentType),
   };
 }

@@ -124,7 +124,9 @@ export class ChannelCore {
     const results: PublishResult[] = new Array<PublishResult>(inputs.length);
     const items: AppendItem[] = [];
     const slots: number[] = [];
-    inputs.forEach((input, i) => {
+    inputs.forEach((given, i) => {
+      // No content type from the publisher ('') → the channel's default.
+      const input = given?.contentType === '' ? { ...given, contentType: this.config.defaultContentType } : given;
       if (i >= MAX_BATCH) {
         results[i] = fail(413, 'batch_too_large', `at most ${MAX_BATCH} messages per batch`);
         return;
@@ -174,7 +176,7 @@ export class ChannelCore {
     return {
       channel: this.store.channel,
       seq: this.store.lastSeq,
-      outbox: this.store.count('outbox'),
+      outbox: this.store.pending,
       retained: this.store.count('retained'),
       oldestKept: this.store.oldestKept(),
       subscribers: this.ctx.getWebSockets(TAG_SUBSCRIBER).length,

@@ -8,7 +8,7 @@ import type { ChannelMessage } from './types';
  * and R2 (blobs). At-least-once with idempotent writes = exactly-once rows:
  *   1. R2 puts first (same key, same bytes on a retry),
  *   2. one D1 batch (atomic) of INSERT OR IGNORE keyed by (channel_id, seq),
- *   3. only then are the outbox rows deleted.
+ *   3. only then does the `drained` mark move past those rows (store.drained).
  * A crash or a failure anywhere leaves the rows in the outbox and the alarm set again with
  * exponential back-off; nothing acknowledged is lost. No alarm is left when the outbox is empty.
  */
@@ -150,5 +150,5 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   store.setMeta('drain_attempts', 0);
   store.setMeta('drain_error', null);
   core.backoffUntil = 0;
-  if (store.count('outbox') > 0) await core.scheduleDrain(Date.now());
+  if (store.pending > 0) await core.scheduleDrain(Date.now());
 }

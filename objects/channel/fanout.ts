@@ -49,6 +49,8 @@ function overWindow(core: ChannelCore, ws: WebSocket, flowControlled: boolean, s
 export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, now: number): LinkMessage {
   const op: LinkMessage = { op: 'message', subs, envelope: m.envelope, retained };
   if (m.properties) op.properties = m.properties;
+  // The publisher's RETAIN, for MQTT 5 Retain As Published (retained replays are flagged by `retained`).
+  if (m.retain) op.retain = true;
   // MQTT 5 §3.3.2.3.3: forward the remaining lifetime, not the original one.
   if (m.expiresAt !== undefined) op.expiry = Math.max(0, Math.ceil((m.expiresAt - now) / 1000));
   return op;

@@ -5,7 +5,7 @@ import { catchUp } from './catchup';
 import type { ChannelCore } from './core';
 import { messageOp, sendLinkOps } from './fanout';
 import { TAG_LINK, type LinkAttachment } from './sockets';
-import type { PublishInput } from './types';
+import { fail, type PublishInput, type PublishResult } from './types';
 
 /**
  * The bridge link (shared/link.ts): one socket, many subscriptions (kept in SQLite by socket id)
@@ -88,21 +88,38 @@ export async function onLinkMessage(core: ChannelCore, ws: WebSocket, att: LinkA
     if (out.length > 0) sendLinkOps(core, ws, out);
     out = [];
   };
-  for (let i = 0; i < ops.length; ) {
-    const op = ops[i] as LinkOp;
-    if (op.op !== 'publish') {
-      handleOp(core, ws, att, op, out);
-      i++;
-      continue;
+  // Every publish of the frame is answered, whatever fails: the bridge holds further publishes
+  // until its frames are answered, so an unanswered one would stall the channel for all its devices.
+  try {
+    for (let i = 0; i < ops.length; ) {
+      const op = ops[i] as LinkOp;
+      if (op.op !== 'publish') {
+        try {
+          handleOp(core, ws, att, op, out);
+        } catch (e) {
+          out.push({ op: 'error', code: 'internal_error', reason: reasonOf(e), ...('sub' in op ? { sub: op.sub } : {}) });
+        }
+        i++;
+        continue;
+      }
+      const run: LinkPublish[] = [];
+      for (; i < ops.length && ops[i]?.op === 'publish'; i++) run.push(ops[i] as LinkPublish);
+      flush();
+      let results: PublishResult[];
+      try {
+        results = await core.publish(run.map(toInput));
+      } catch (e) {
+        // Not stored, or stored but not confirmed: the device retries (at-least-once).
+        results = run.map(() => fail(503, 'channel_unavailable', `not confirmed: ${reasonOf(e)}; retry`));
+      }
+      results.forEach((r, k) => {
+        const id = (run[k] as LinkPublish).id;
+        out.push(r.ok ? { op: 'ack', id, seq: r.seq, created: r.created } : { op: 'nack', id, status: r.status, code: r.code, reason: r.message });
+      });
     }
-    const run: LinkPublish[] = [];
-    for (; i < ops.length && ops[i]?.op === 'publish'; i++) run.push(ops[i] as LinkPublish);
+  } finally {
     flush();
-    const results = await core.publish(run.map(toInput));
-    results.forEach((r, k) => {
-      const id = (run[k] as LinkPublish).id;
-      out.push(r.ok ? { op: 'ack', id, seq: r.seq, created: r.created } : { op: 'nack', id, status: r.status, code: r.code, reason: r.message });
-    });
   }
-  flush();
 }
+
+const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e)).slice(0, 200);

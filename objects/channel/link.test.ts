@@ -67,6 +67,19 @@ describe('channel actor: bridge link', () => {
     expect(messages(await link.take(1)).map((m) => [m.envelope.seq, m.subs])).toEqual([[6, [2]]]);
   });
 
+  it("carries the publisher's RETAIN on live messages (for MQTT 5 Retain As Published)", async () => {
+    const ch = newChannel();
+    const link = await openLink(ch);
+    link.send([{ op: 'subscribe', sub: 1, filter: '#' }]);
+    expect(await link.next()).toEqual({ op: 'suback', sub: 1, seq: 0 });
+    await actor(ch).publish([msg({ subtopic: 'state', retain: true }), msg({ subtopic: 'event' })], ch);
+    const got = messages(await link.take(2));
+    expect(got.map((m) => [m.envelope.subtopic, m.retained, m.retain])).toEqual([
+      ['state', false, true],
+      ['event', false, undefined],
+    ]);
+  });
+
   it('replays retained messages and resumes with since and gap notices per subscription', async () => {
     const ch = newChannel();
     await actor(ch).configure(ch, { recentWindow: 2 });

@@ -1,9 +1,10 @@
 /**
  * The actor's own SQLite schema, migrated by a stored version (the cloudflare/agents
- * `_ensureSchema` pattern): every step is idempotent DDL, steps above the stored version run in
- * one transaction, and the version is written last. Append new steps; never edit old ones.
+ * `_ensureSchema` pattern): steps above the stored version run in one transaction and the version
+ * is written last, so a step runs exactly once (v1 is idempotent DDL; v2's ALTER TABLE relies on
+ * that transaction). Append new steps; never edit old ones.
  */
-const MIGRATIONS: readonly (readonly string[])[] = [
+export const MIGRATIONS: readonly (readonly string[])[] = [
   // v1
   [
     // Every message accepted, in seq order. Rows leave when they are both drained to D1/R2 and
@@ -45,6 +46,15 @@ const MIGRATIONS: readonly (readonly string[])[] = [
        no_local TEXT,
        PRIMARY KEY (socket, sub)
      )`,
+  ],
+  // v2: the outbox is no longer a table of its own but the log rows after the `drained` mark, so
+  // a publish is one row insert instead of two. Pending rows keep their SenML records in the log.
+  [
+    `ALTER TABLE log ADD COLUMN records TEXT`,
+    `UPDATE log SET records = (SELECT records FROM outbox WHERE outbox.seq = log.seq)`,
+    `INSERT OR REPLACE INTO meta (key, value)
+       SELECT 'drained', COALESCE((SELECT MIN(seq) - 1 FROM outbox), (SELECT value FROM meta WHERE key = 'seq'), 0)`,
+    `DROP TABLE outbox`,
   ],
 ];
 

@@ -35,10 +35,27 @@ function toArrayBuffer(u8: Uint8Array): ArrayBuffer {
   return u8.slice().buffer as ArrayBuffer;
 }
 
+const LOG_COLUMNS = ['seq', 'subtopic', 'publisher', 'protocol', 'content_type', 'payload', 'created', 'retain', 'properties', 'expires_at', 'records'] as const;
+/** Durable Object SQLite binds at most 100 values per statement. */
+const LOG_ROWS_PER_INSERT = Math.floor(100 / LOG_COLUMNS.length);
+const insertLogSqls = new Map<number, string>();
+/** `INSERT INTO log … VALUES (…), (…)` for `rows` rows (the text is cached, so is the statement). */
+function insertLogSql(rows: number): string {
+  let sql = insertLogSqls.get(rows);
+  if (!sql) {
+    const row = `(${LOG_COLUMNS.map(() => '?').join(', ')})`;
+    sql = `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
+    insertLogSqls.set(rows, sql);
+  }
+  return sql;
+}
+
 export class ChannelStore {
   /** The channel this actor serves; null until the worker first tells it. */
   channel: string | null = null;
   lastSeq = 0;
+  /** Every seq up to this one is in D1/R2; the log rows after it are the outbox. */
+  drainedUpTo = 0;
   private lastCreated = 0;
 
   constructor(private readonly storage: DurableObjectStorage) {}
@@ -61,6 +78,12 @@ export class ChannelStore {
     this.channel = typeof channel === 'string' ? channel : null;
     this.lastSeq = Number(this.meta('seq') ?? 0);
     this.lastCreated = Number(this.meta('created') ?? 0);
+    this.drainedUpTo = Number(this.meta('drained') ?? 0);
+  }
+
+  /** Messages accepted and not yet in D1/R2. */
+  get pending(): number {
+    return this.lastSeq - this.drainedUpTo;
   }
 
   /** The `created` of the next batch: wall-clock ms, but never before the previous batch's. */
@@ -94,23 +117,28 @@ export class ChannelStore {
 
   /**
    * The single writer: assigns seq (strictly increasing, persisted) and created (ms, never
-   * decreasing) and stores the batch, its outbox rows and retained changes in one transaction.
+   * decreasing) and stores the batch (log rows, which are also the outbox) and retained changes
+   * in one transaction.
    */
   append(items: readonly AppendItem[], created: number, recentWindow: number): ChannelMessage[] {
     let seq = this.lastSeq;
     const out: ChannelMessage[] = [];
     this.storage.transactionSync(() => {
+      // Log rows go in LOG_ROWS_PER_INSERT at a time (one statement, its 100 bound values at most).
+      let values: SqlStorageValue[] = [];
+      const insert = () => {
+        if (values.length === 0) return;
+        this.sql.exec(insertLogSql(values.length / LOG_COLUMNS.length), ...values);
+        values = [];
+      };
       for (const { input, records } of items) {
         seq++;
         const retain = input.retain === true;
         const props = input.properties && input.properties.length > 0 ? JSON.stringify(input.properties) : null;
         const expiresAt = input.expiry === undefined ? null : created + input.expiry * 1000;
         const payload = toArrayBuffer(input.payload);
-        this.sql.exec(
-          'INSERT INTO log (seq, subtopic, publisher, protocol, content_type, payload, created, retain, properties, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-          seq, input.subtopic, input.publisher, input.protocol, input.contentType, payload, created, retain ? 1 : 0, props, expiresAt,
-        );
-        this.sql.exec('INSERT INTO outbox (seq, records) VALUES (?, ?)', seq, records);
+        values.push(seq, input.subtopic, input.publisher, input.protocol, input.contentType, payload, created, retain ? 1 : 0, props, expiresAt, records);
+        if (values.length === LOG_ROWS_PER_INSERT * LOG_COLUMNS.length) insert();
         if (retain) {
           // [MQTT-3.3.1-10] a zero-byte retained message removes the retained message of its topic.
           if (input.payload.length === 0) this.sql.exec('DELETE FROM retained WHERE subtopic = ?', input.subtopic);
@@ -128,6 +156,7 @@ export class ChannelStore {
         if (expiresAt !== null) m.expiresAt = expiresAt;
         out.push(m);
       }
+      insert();
       this.setMeta('seq', seq);
       this.setMeta('created', created);
       this.trimLog(seq, recentWindow);
@@ -138,12 +167,16 @@ export class ChannelStore {
     return out;
   }
 
-  /** Drops log rows that are both drained (below the oldest outbox row) and outside the recent window. */
+  /** Drops log rows that are both drained and outside the recent window. */
   private trimLog(lastSeq: number, recentWindow: number): void {
-    const oldestPending = this.sql.exec<{ m: number | null }>('SELECT MIN(seq) AS m FROM outbox').one().m;
-    const cutoff = Math.min(lastSeq - recentWindow, oldestPending === null ? Number.MAX_SAFE_INTEGER : oldestPending - 1);
-    if (cutoff > 0) this.sql.exec('DELETE FROM log WHERE seq <= ?', cutoff);
+    const cutoff = Math.min(lastSeq - recentWindow, this.drainedUpTo);
+    if (cutoff > this.trimmedUpTo) {
+      this.sql.exec('DELETE FROM log WHERE seq <= ?', cutoff);
+      this.trimmedUpTo = cutoff;
+    }
   }
+  /** Log rows up to here are known to be gone (in memory only: 0 after a restart just means one extra DELETE). */
+  private trimmedUpTo = 0;
 
   trim(recentWindow: number): void {
     this.trimLog(this.lastSeq, recentWindow);
@@ -178,14 +211,15 @@ export class ChannelStore {
     return this.sql.exec<MessageRow>('SELECT * FROM retained ORDER BY seq').toArray().map((r) => this.toMessage(r, true));
   }
 
-  count(table: 'outbox' | 'retained' | 'log'): number {
+  count(table: 'retained' | 'log'): number {
     return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
   }
 
   /** The oldest outbox rows: at most `limit` of them and `maxBytes` of payload (but at least one). */
   outboxBatch(limit: number, maxBytes: number): { message: ChannelMessage; records: string | null }[] {
+    if (this.pending === 0) return [];
     const sizes = this.sql
-      .exec<{ seq: number; size: number }>('SELECT o.seq AS seq, length(l.payload) AS size FROM outbox o JOIN log l ON l.seq = o.seq ORDER BY o.seq LIMIT ?', limit)
+      .exec<{ seq: number; size: number }>('SELECT seq, length(payload) AS size FROM log WHERE seq > ? ORDER BY seq LIMIT ?', this.drainedUpTo, limit)
       .toArray();
     if (sizes.length === 0) return [];
     let upTo = sizes[0]?.seq ?? 0;
@@ -196,18 +230,16 @@ export class ChannelStore {
       upTo = seq;
     }
     return this.sql
-      .exec<MessageRow & { retain: number; records: string | null }>(
-        'SELECT l.*, o.records FROM outbox o JOIN log l ON l.seq = o.seq WHERE o.seq <= ? ORDER BY o.seq LIMIT ?',
-        upTo, limit,
-      )
+      .exec<MessageRow & { retain: number; records: string | null }>('SELECT * FROM log WHERE seq > ? AND seq <= ? ORDER BY seq', this.drainedUpTo, upTo)
       .toArray()
       .map((r) => ({ message: this.toMessage(r, r.retain === 1), records: r.records }));
   }
 
-  /** Removes drained rows (drains go in seq order, so `upTo` ends a prefix of the outbox). */
+  /** Moves the drained mark (drains go in seq order, so `upTo` ends a prefix of the outbox). */
   drained(upTo: number, recentWindow: number): void {
     this.storage.transactionSync(() => {
-      this.sql.exec('DELETE FROM outbox WHERE seq <= ?', upTo);
+      this.setMeta('drained', upTo);
+      this.drainedUpTo = upTo;
       this.trimLog(this.lastSeq, recentWindow);
     });
   }

@@ -1,13 +1,53 @@
 import { evictDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { encodeClientFrame, type ServerFrame } from '../../shared/frames';
-import { actor, msg, newChannel, payloadText, subscribe, text } from './test-helpers';
+import { actor, msg, newChannel, payloadText, subscribe, subscribeRaw, text } from './test-helpers';
 import { HEADER_CHANNEL, HEADER_SUBSCRIBER } from './sockets';
 
 const seqs = (frames: ServerFrame[]) => frames.map((f) => (f.type === 'message' ? f.envelope.seq : f.type));
 const subtopics = (frames: ServerFrame[]) => frames.map((f) => (f.type === 'message' ? f.envelope.subtopic : f.type));
 
 describe('channel actor: subscriptions', () => {
+  it('sends subscribed {seq} first, before retained and live messages, as JSON text or CBOR binary', async () => {
+    const ch = newChannel();
+    const empty = await subscribeRaw(ch);
+    expect(await empty.next()).toEqual({ type: 'subscribed', seq: 0 });
+    await actor(ch).publish([msg({ subtopic: 'r', retain: true, payload: text('r1') }), msg({ payload: text('m2') }), msg({ payload: text('m3') })], ch);
+    expect(seqs(await empty.take(3))).toEqual([1, 2, 3]);
+
+    for (const encoding of ['json', 'cbor'] as const) {
+      const s = await subscribeRaw(ch, { encoding });
+      const [first, retained] = await s.take(2);
+      expect(first).toEqual({ type: 'subscribed', seq: 3 }); // no `since`: none was asked for
+      expect(retained).toMatchObject({ type: 'message', retained: true, envelope: { seq: 1 } });
+      expect(s.wire).toEqual(encoding === 'json' ? ['text', 'text'] : ['binary', 'binary']);
+      expect(await s.drain(50)).toEqual([]);
+    }
+  });
+
+  it('subscribed carries the channel seq and echoes since (replay, up to date, gap, a cursor from the future)', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { recentWindow: 3 });
+    await actor(ch).publish(Array.from({ length: 6 }, (_, i) => msg({ payload: text(`m${i + 1}`) })), ch);
+    for (const encoding of ['json', 'cbor'] as const) {
+      const replay = await subscribeRaw(ch, { since: 4, encoding });
+      expect(seqs(await replay.take(3))).toEqual(['subscribed', 5, 6]);
+      const upToDate = await subscribeRaw(ch, { since: 6, encoding });
+      expect(await upToDate.take(1)).toEqual([{ type: 'subscribed', seq: 6, since: 6 }]);
+      expect(await upToDate.drain(50)).toEqual([]);
+      const gap = await subscribeRaw(ch, { since: 0, encoding });
+      expect(await gap.take(2)).toEqual([{ type: 'subscribed', seq: 6, since: 0 }, { type: 'gap', from: 1, to: 3 }]);
+      const future = await subscribeRaw(ch, { since: 99, encoding });
+      expect(await future.take(1)).toEqual([{ type: 'subscribed', seq: 6, since: 99 }]);
+      expect(replay.wire[0]).toBe(encoding === 'json' ? 'text' : 'binary');
+    }
+    const replay = await subscribeRaw(ch, { since: 4 });
+    expect(await replay.next()).toEqual({ type: 'subscribed', seq: 6, since: 4 });
+    // The seq survives hibernation: a woken actor reports the same one.
+    await evictDurableObject(actor(ch));
+    expect((await subscribe(ch)).subscribed).toEqual({ type: 'subscribed', seq: 6 });
+  });
+
   it('routes by filter: exact, +, #, # matching the parent, and no subtopic = everything', async () => {
     const ch = newChannel();
     const all = await subscribe(ch);
@@ -78,6 +118,7 @@ describe('channel actor: subscriptions', () => {
     );
     // 10 messages; the window keeps 8, 9, 10 (older ones are undrained but past the window).
     const s = await subscribe(ch, { since: 1 });
+    expect(s.subscribed).toEqual({ type: 'subscribed', seq: 10, since: 1 });
     const frames = await s.take(5);
     expect(frames[0]).toEqual({ type: 'gap', from: 2, to: 7 });
     // The retained value published inside the gap comes next, flagged, so the client has current state.

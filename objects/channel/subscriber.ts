@@ -25,16 +25,18 @@ export function acceptSubscriber(core: ChannelCore, opts: SubscriberOptions): Re
   core.sockets.remember(server, att);
 
   // Same turn as acceptWebSocket: nothing published meanwhile can be missed or sent twice.
-  const request = { match: compileFilter(subscriptionFilter(opts.subtopic)), ...(opts.since === undefined ? {} : { since: opts.since }) };
-  for (const item of catchUp(core.store, core.config, request, Date.now())) {
-    const frame: ServerFrame =
-      item.kind === 'gap'
-        ? { type: 'gap', from: item.from, to: item.to }
-        : item.retained
-          ? { type: 'message', envelope: item.message.envelope, retained: true }
-          : { type: 'message', envelope: item.message.envelope };
-    if (!sendFrame(core, server, frame, att.encoding)) break;
-  }
+  // `subscribed` goes first, so a client that loses the socket before any message arrives still
+  // has a cursor to resume from (docs/channel-actor.md, "WebSocket frames").
+  const since = opts.since === undefined ? {} : { since: opts.since };
+  const request = { match: compileFilter(subscriptionFilter(opts.subtopic)), ...since };
+  const frames = function* (): Generator<ServerFrame> {
+    yield { type: 'subscribed', seq: core.store.lastSeq, ...since };
+    for (const item of catchUp(core.store, core.config, request, Date.now())) {
+      if (item.kind === 'gap') yield { type: 'gap', from: item.from, to: item.to };
+      else yield item.retained ? { type: 'message', envelope: item.message.envelope, retained: true } : { type: 'message', envelope: item.message.envelope };
+    }
+  };
+  for (const frame of frames()) if (!sendFrame(core, server, frame, att.encoding)) break;
 
   const headers = new Headers();
   // RFC 6455 §4.2.2: answer with one of the offered subprotocols, or browsers fail the handshake.
@@ -55,7 +57,7 @@ async function publishFrame(core: ChannelCore, ws: WebSocket, att: SubscriberAtt
     reply({ type: 'error', ...withId(frame.id), status: 400, code: 'subtopic_required', message: 'this connection subscribes with wildcards; name the subtopic to publish to' });
     return;
   }
-  const input = { subtopic, publisher: att.publisher, protocol: 'ws' as const, contentType: frame.contentType ?? 'application/octet-stream', payload: frame.payload, retain: frame.retain === true };
+  const input = { subtopic, publisher: att.publisher, protocol: 'ws' as const, contentType: frame.contentType ?? '', payload: frame.payload, retain: frame.retain === true };
   const [result] = await core.publish([input]);
   if (!result) return;
   if (result.ok) reply({ type: 'ack', ...withId(frame.id), seq: result.seq, created: result.created });

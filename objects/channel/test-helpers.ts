@@ -22,7 +22,7 @@ export const msg = (over: Partial<PublishInput> = {}): PublishInput => ({
 export const text = (s: string): Uint8Array => utf8Bytes(s);
 
 /** A queue of whatever arrives on a client WebSocket, read with timeouts so a missing frame fails the test. */
-class Inbox<T> {
+export class Inbox<T> {
   private items: T[] = [];
   private waiters: ((v: T) => void)[] = [];
   closed: Promise<{ code: number; reason: string }>;
@@ -71,9 +71,24 @@ class Inbox<T> {
   }
 }
 
-export type Subscriber = Inbox<ServerFrame> & { send(data: string | Uint8Array): void };
+export type SubscribedFrame = Extract<ServerFrame, { type: 'subscribed' }>;
+/** `wire`: how each frame arrived (text = JSON, binary = CBOR), in arrival order. */
+export type RawSubscriber = Inbox<ServerFrame> & { send(data: string | Uint8Array): void; wire: ('text' | 'binary')[] };
+export type Subscriber = RawSubscriber & { subscribed: SubscribedFrame };
 
+/**
+ * A subscriber socket whose first frame, `subscribed`, has been checked and taken off the queue
+ * (kept as `.subscribed`), so the inbox holds what follows it: retained, replayed, live frames.
+ */
 export async function subscribe(channel: string, opts: Partial<SubscriberOptions> = {}): Promise<Subscriber> {
+  const s = await subscribeRaw(channel, opts);
+  const first = await s.next();
+  if (first.type !== 'subscribed') throw new Error(`first frame is ${first.type}, not subscribed`);
+  return Object.assign(s, { subscribed: first });
+}
+
+/** A subscriber socket with every frame left in the inbox, `subscribed` included. */
+export async function subscribeRaw(channel: string, opts: Partial<SubscriberOptions> = {}): Promise<RawSubscriber> {
   const res = await actor(channel).fetch('http://actor/', {
     headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_SUBSCRIBER]: JSON.stringify({ publisher: 'viewer', ...opts }) },
   });
@@ -81,7 +96,13 @@ export async function subscribe(channel: string, opts: Partial<SubscriberOptions
   if (res.status !== 101 || !ws) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`);
   ws.accept();
   // 'pong' is the runtime's auto-response to 'ping', not a frame.
-  const inbox = new Inbox<ServerFrame>(ws, (d) => (d === 'pong' ? [] : [decodeServerFrame(d)])) as Subscriber;
+  const wire: ('text' | 'binary')[] = [];
+  const inbox = new Inbox<ServerFrame>(ws, (d) => {
+    if (d === 'pong') return [];
+    wire.push(typeof d === 'string' ? 'text' : 'binary');
+    return [decodeServerFrame(d)];
+  }) as RawSubscriber;
+  inbox.wire = wire;
   inbox.send = (data) => ws.send(data);
   return inbox;
 }

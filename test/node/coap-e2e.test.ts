@@ -24,11 +24,14 @@ let world: Awaited<ReturnType<typeof provision>>;
 const state = mkdtempSync(join(tmpdir(), 'edgeflux-coap-'));
 const coapUrl = (path: string, key = world.deviceKey) => `coap://127.0.0.1:${platform.coapPort}/channels/${world.channel}/messages${path}?auth=${key}`;
 
-/** An app subscribed over WebSocket, collecting envelopes. */
+/** An app subscribed over WebSocket, collecting envelopes (message frames; the first frame, `subscribed`, is skipped). */
 function app(subtopic = ''): Promise<{ got: Record<string, unknown>[]; close: () => void }> {
   const ws = new WebSocket(`${platform.url.replace('http', 'ws')}/channels/${world.channel}/messages${subtopic}`, { headers: { authorization: `Bearer ${world.token}` } });
   const got: Record<string, unknown>[] = [];
-  ws.on('message', (d: Buffer) => got.push(JSON.parse(d.toString()) as Record<string, unknown>));
+  ws.on('message', (d: Buffer) => {
+    const frame = JSON.parse(d.toString()) as Record<string, unknown>;
+    if (frame.type === 'message') got.push(frame);
+  });
   return new Promise((ok, fail) => {
     ws.once('open', () => ok({ got, close: () => ws.close() }));
     ws.once('error', fail);

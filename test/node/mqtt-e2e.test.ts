@@ -60,7 +60,8 @@ const httpPublish = (sub: string, body: string, type = 'text/plain') =>
   fetch(`${platform.url}/channels/${w.channel}/messages/${sub}`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': type }, body });
 
 beforeAll(async () => {
-  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+  // Per-device publish rate raised for the burst test; every other limit is the default.
+  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify({ publishRate: 100_000, publishBurst: 100_000 }) });
   w = await provision(platform.url);
 }, 120_000);
 
@@ -83,7 +84,8 @@ describe('MQTT through the real platform', () => {
     await new Promise((r) => ws.once('open', r));
     await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', topic('mosq'), '-m', 'from mosquitto', '-q', '1']);
     // No content type on an MQTT 3.1.1 publish: opaque bytes, so the JSON envelope carries base64.
-    expect(await until(() => got[0])).toMatchObject({ subtopic: 'mosq', publisher: w.deviceId, protocol: 'mqtt', contentType: 'application/octet-stream', encoding: 'base64', payload: Buffer.from('from mosquitto').toString('base64') });
+    expect(await until(() => got[1])).toMatchObject({ type: 'message', subtopic: 'mosq', publisher: w.deviceId, protocol: 'mqtt', contentType: 'application/octet-stream', encoding: 'base64', payload: Buffer.from('from mosquitto').toString('base64') });
+    expect(got[0]).toMatchObject({ type: 'subscribed', seq: expect.any(Number) }); // always the first frame
     ws.close();
 
     const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', topic('to-mosq/#'), '-q', '1', '-C', '1', '-v', '-W', '10']);
@@ -112,6 +114,19 @@ describe('MQTT through the real platform', () => {
     const got = collect(sub);
     await sub.subscribeAsync(topic('ret'), { qos: 1 });
     expect(await until(() => got[0])).toMatchObject({ payload: 'last known', retain: true });
+  });
+
+  it('v5 Retain As Published keeps the publisher\'s RETAIN on live messages; without it RETAIN is 0', async () => {
+    const rap = await client(5);
+    const plain = await client(5);
+    const withRap = collect(rap);
+    const without = collect(plain);
+    await rap.subscribeAsync(topic('rap'), { qos: 1, rap: true, rh: 2 });
+    await plain.subscribeAsync(topic('rap'), { qos: 1, rh: 2 });
+    const pub = await client(5);
+    await pub.publishAsync(topic('rap'), 'state', { qos: 1, retain: true });
+    expect(await until(() => withRap[0])).toMatchObject({ payload: 'state', retain: true });
+    expect(await until(() => without[0])).toMatchObject({ payload: 'state', retain: false });
   });
 
   it('publishes the will when a client vanishes, not when it disconnects', async () => {
@@ -223,5 +238,33 @@ describe('MQTT through the real platform', () => {
     await c.subscribeAsync(topic('ws/#'), { qos: 1 });
     expect((await httpPublish('ws/in', 'to the browser')).status).toBe(202);
     expect(await until(() => got[0])).toMatchObject({ topic: topic('ws/in'), payload: 'to the browser' });
+  });
+
+  it('a QoS 0 burst bigger than one link frame is delivered in order and stored whole', async () => {
+    const n = 3000;
+    const headers = { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' };
+    const limits = await fetch(`${platform.url}/orgs/${w.org}/channels/${w.channel}/limits`, { method: 'PATCH', headers, body: JSON.stringify({ channelRate: { perSecond: 100_000, burst: 100_000 }, publisherRate: { perSecond: 100_000, burst: 100_000 } }) });
+    expect(limits.status).toBe(200);
+    const sub = await client(5);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic('burst'), { qos: 0 });
+    const pubs = await Promise.all([0, 1, 2, 3, 4].map((p) => client(5, { clientId: `burst-pub-${p}` })));
+    // Synchronous loops on five connections: the bridge reads them in one turn and must split
+    // what they publish into frames the channel actor accepts.
+    for (let i = 0; i < n / 5; i++) pubs.forEach((pub, p) => pub.publish(topic('burst'), JSON.stringify([{ n: `p${p}`, v: i }]), { qos: 0, properties: { contentType: 'application/senml+json' } }));
+    await until(() => got.length >= n, 30_000);
+    const records = got.map((m) => JSON.parse(m.payload)[0] as { n: string; v: number });
+    for (let p = 0; p < 5; p++) expect(records.filter((r) => r.n === `p${p}`).map((r) => r.v)).toEqual(Array.from({ length: n / 5 }, (_, i) => i));
+    const stored = async () => ((await (await fetch(`${platform.url}/channels/${w.channel}/messages?subtopic=burst&limit=1`, { headers })).json()) as { total: number }).total;
+    expect(await until(async () => ((await stored()) >= n ? stored() : undefined), 30_000)).toBe(n);
+  }, 60_000);
+
+  it("mosquitto_pub (3.1.1, no content type) to a channel whose default is SenML JSON: stored as SenML records", async () => {
+    const ch = (await w.call('POST', `/orgs/${w.org}/channels`, { name: 'senml-default' }, w.token)).id!;
+    await w.call('POST', `/orgs/${w.org}/connections`, { channel_ids: [ch], device_ids: [w.deviceId] }, w.token);
+    await w.call('PATCH', `/orgs/${w.org}/channels/${ch}/limits`, { defaultContentType: 'application/senml+json' }, w.token);
+    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', `channels/${ch}/messages/lab`, '-m', '[{"bn":"room1/","n":"temp","u":"Cel","v":22.5}]', '-q', '1']);
+    const records = async () => ((await (await fetch(`${platform.url}/channels/${ch}/messages?format=senml`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { items: Record<string, unknown>[] }).items;
+    expect(await until(async () => ((await records()).length > 0 ? records() : undefined))).toEqual([expect.objectContaining({ name: 'room1/temp', unit: 'Cel', value: 22.5, subtopic: 'lab' })]);
   });
 });

@@ -96,3 +96,55 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
   });
   return { url, coapPort: Number(ports.EDGEFLUX_COAP_PORT), mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), mqttWsPort: Number(ports.EDGEFLUX_MQTT_WS_PORT), pid: child.pid!, output: () => out, stop };
 }
+
+export interface Bridge {
+  mqttPort: number;
+  output: () => string;
+  /** SIGKILL: the process vanishes without releasing anything (a crash). */
+  kill: () => Promise<void>;
+  /** SIGTERM: a clean shutdown (sessions released). */
+  stop: () => Promise<void>;
+}
+
+/**
+ * One more bridge process (bridge/main.ts on Node) against a running platform, on free ports: a
+ * second bridge instance, or one the test can crash and restart while the platform's own runs on.
+ */
+export async function startBridge(platform: Pick<Platform, 'url'>, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Bridge> {
+  const ports = {
+    EDGEFLUX_MQTT_PORT: env.EDGEFLUX_MQTT_PORT ?? String(await freePort()),
+    EDGEFLUX_MQTT_WS_PORT: env.EDGEFLUX_MQTT_WS_PORT ?? String(await freePort()),
+    EDGEFLUX_COAP_PORT: env.EDGEFLUX_COAP_PORT ?? String(await freePort()),
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bridge/main.ts'], {
+    cwd: root, // reads BRIDGE_SECRET from the .dev.vars the launcher wrote
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', ...env, ...ports, EDGEFLUX_WORKER_URL: platform.url },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const signal = async (sig: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(sig);
+    await exited;
+  };
+  await new Promise<void>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`bridge not ready in ${timeoutMs}ms:\n${out}`)), timeoutMs);
+    child.stdout.on('data', () => {
+      if (out.includes('EDGEFLUX_BRIDGE_READY')) {
+        clearTimeout(timer);
+        ok();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`bridge exited with ${code}:\n${out}`));
+    });
+  }).catch(async (e: unknown) => {
+    await signal('SIGKILL');
+    throw e;
+  });
+  return { mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), output: () => out, kill: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
+}

@@ -28,8 +28,9 @@ describe.each(['node', 'bun', 'deno'])('bridge on %s', (runtime) => {
       ws.on('message', (d: Buffer) => seen.push(JSON.parse(d.toString()) as Record<string, unknown>));
       await new Promise((r) => ws.once('open', r));
       await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', w.deviceId, '-P', w.deviceKey, '-t', `${topic}/dev`, '-m', `via ${runtime}`, '-q', '1', '-V', 'mqttv5', '-D', 'publish', 'content-type', 'text/plain']);
-      for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(seen[0]).toMatchObject({ protocol: 'mqtt', payload: `via ${runtime}`, contentType: 'text/plain' });
+      for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(seen[0]).toEqual({ type: 'subscribed', seq: 0 });
+      expect(seen[1]).toMatchObject({ type: 'message', protocol: 'mqtt', payload: `via ${runtime}`, contentType: 'text/plain' });
       ws.close();
 
       sub.client = mqtt.connect(`mqtt://127.0.0.1:${platform.mqttPort}`, { username: w.deviceId, password: w.deviceKey, reconnectPeriod: 0 });

@@ -267,4 +267,17 @@ describe('isolation', () => {
     }
     expect((await api('GET', `/orgs/${a.org.id}/apps/${app.id}`, { token: a.owner.token })).body.name).toBe('ingest');
   });
+
+  it('a token narrowed to messages:read cannot publish, also after a full-scope token of the same app was allowed to (no shared cached decision)', async () => {
+    const { owner, org } = await setup();
+    const ch = (await api('POST', `/orgs/${org.id}/channels`, { token: owner.token, body: { name: 'c' } })).body as { id: string };
+    const app = await newApp(owner.token, org.id, ['messages:publish', 'messages:read']);
+    const full = await appToken(app);
+    const readOnly = await appToken(app, 'messages:read');
+    const publish = (token: string) => api('POST', `/channels/${ch.id}/messages`, { token, raw: 'x', headers: { 'content-type': 'text/plain' } });
+    expectProblem(await publish(readOnly), 403);
+    expect((await publish(full)).status).toBe(202);
+    expectProblem(await publish(readOnly), 403);
+    expect((await api('GET', `/channels/${ch.id}/messages`, { token: readOnly })).status).toBe(200);
+  });
 });

@@ -1,4 +1,5 @@
 import { env } from 'cloudflare:workers';
+import { runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
@@ -160,5 +161,28 @@ describe('channels', () => {
     await api('POST', `/orgs/${org}/members`, { token: t, body: { email: member.email, role: 'member' } });
     expect((await api('GET', `${base}/${ch.id}/limits`, { token: member.token })).status).toBe(200);
     expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: member.token, body: { maxPayloadBytes: 100 } }), 403);
+  });
+
+  it("a channel's defaultContentType applies to messages published without one: SenML validated and queryable", async () => {
+    const { t, base, org } = await setup();
+    const ch = (await api('POST', base, { token: t, body: { name: 'senml by default' } })).body;
+    expect((await api('GET', `${base}/${ch.id}/limits`, { token: t })).body.defaultContentType).toBe('application/octet-stream');
+    expect(expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { defaultContentType: 'not a type' } }), 422).detail).toContain('defaultContentType');
+    const set = await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { defaultContentType: 'application/senml+json' } });
+    expect(set.body.defaultContentType).toBe('application/senml+json');
+    const dev = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'd' } })).body;
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: { types: ['publish'] } });
+    // Bytes, so that fetch adds no Content-Type of its own.
+    const post = (body: string, headers: Record<string, string> = {}) => api('POST', `/channels/${ch.id}/messages`, { device: dev.key, headers, raw: new TextEncoder().encode(body) });
+    expect((await post('[{"n":"temp","u":"Cel","v":21.5}]')).status).toBe(202);
+    // Without a Content-Type the default applies, so an invalid pack is refused as SenML would be…
+    expect(expectProblem(await post('[{"n":"temp"}]'), 400).detail).toMatch(/value/i);
+    // …while a publisher's own Content-Type still wins.
+    expect((await post('[{"n":"temp"}]', { 'content-type': 'application/octet-stream' })).status).toBe(202);
+    expect(await runDurableObjectAlarm(env.CHANNELS.get(env.CHANNELS.idFromName(ch.id)))).toBe(true);
+    const records = (await api('GET', `/channels/${ch.id}/messages?format=senml`, { token: t })).body.items;
+    expect(records).toEqual([expect.objectContaining({ name: 'temp', unit: 'Cel', value: 21.5 })]);
+    const messages = (await api('GET', `/channels/${ch.id}/messages?order=asc`, { token: t })).body.items as { contentType: string }[];
+    expect(messages.map((m) => m.contentType)).toEqual(['application/senml+json', 'application/octet-stream']);
   });
 });

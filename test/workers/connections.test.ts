@@ -201,4 +201,27 @@ describe('connections', () => {
     await api('DELETE', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t });
     expectProblem(await publish(), 403);
   });
+
+  it('a connection removed by another isolate (straight in D1) stops HTTP publishes within REVOCATION_CACHE_TTL', async () => {
+    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
+    const { t, org, chs, devs } = await setup(1, 1);
+    const [ch, dev] = [chs[0]!, devs[0]!];
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: { types: ['publish'] } });
+    const publish = () => api('POST', `/channels/${ch.id}/messages`, { device: dev.key, raw: '{"a":1}', headers: { 'content-type': 'application/json' } });
+    expect((await publish()).status).toBe(202); // the decision is cached in this isolate
+    const removedAt = Date.now();
+    await env.DB.prepare('DELETE FROM connections WHERE channel_id = ? AND device_id = ?').bind(ch.id, dev.id).run();
+    let refusedAfter = -1;
+    while (Date.now() - removedAt < ttl + 1500) {
+      const r = await publish();
+      if (r.status === 403) {
+        refusedAfter = Date.now() - removedAt;
+        break;
+      }
+      expect(r.status).toBe(202);
+      await new Promise((ok) => setTimeout(ok, 200));
+    }
+    expect(refusedAfter).toBeGreaterThan(0);
+    expect(refusedAfter).toBeLessThanOrEqual(ttl + 500);
+  }, 15_000);
 });

@@ -78,4 +78,28 @@ describe('internal bridge API', () => {
     expect(row).toEqual({ online: 1, last_seen: 1234 });
     expectProblem(await post(`/internal/devices/${crypto.randomUUID()}/presence`, { online: false }), 404);
   });
+
+  it('counts presence per bridge: online while any bridge has the device, late updates ignored, a restarted bridge resets', async () => {
+    const w = await world();
+    const online = async () => (await env.DB.prepare('SELECT online, last_seen FROM devices WHERE id = ?').bind(w.device).first<{ online: number; last_seen: number }>())!;
+    const t0 = Date.now();
+    const report = async (bridge: string, on: boolean, at: number) => expect((await post(`/internal/devices/${w.device}/presence`, { online: on, at: t0 + at, bridge })).status).toBe(204);
+    await report('a', true, 100);
+    await report('b', true, 110); // the device moved to (or also connected to) bridge b
+    await report('a', false, 105);
+    expect(await online()).toEqual({ online: 1, last_seen: t0 + 110 });
+    await report('b', false, 120);
+    expect((await online()).online).toBe(0);
+    // An older "online" that arrives after the later "offline" (requests overtaking): ignored.
+    await report('b', true, 115);
+    expect((await online()).online).toBe(0);
+
+    await report('c', true, 200);
+    expect((await online()).online).toBe(1);
+    expect((await post('/internal/bridges/c/reset', { at: t0 + 300 })).status).toBe(204);
+    expect(await online()).toEqual({ online: 0, last_seen: t0 + 300 });
+    // Unknown bridges reset to nothing; the route needs the bridge credential.
+    expect((await post('/internal/bridges/nobody/reset', {})).status).toBe(204);
+    expectProblem(await api('POST', '/internal/bridges/c/reset', { body: {} }), 401);
+  });
 });

@@ -89,6 +89,8 @@ function fill(path: string, a: World): string {
           return a.device;
         case '{seq}':
           return '1';
+        case '{key}':
+          return encodeURIComponent(`${a.device}\u0000client-1`); // an MQTT session key
         case '{id}':
           return { devices: a.device, channels: a.channel, apps: a.app, keys: a.key, policies: a.policy }[prev ?? ''] ?? a.channel;
         default:

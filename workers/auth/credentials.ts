@@ -59,7 +59,7 @@ const keyCache = new Map<string, { ok: boolean; until: number }>();
 const deviceCache = new Map<string, { id: string; orgId: string; until: number }>();
 const CACHE_MAX = 10_000;
 
-function cacheTtlMs(env: Env): number {
+export function cacheTtlMs(env: Env): number {
   const s = Number(env.REVOCATION_CACHE_TTL);
   return Number.isFinite(s) && s >= 0 ? s * 1000 : 5000;
 }

@@ -1,7 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { authorize } from '../auth';
-import { ListQuery } from '../lib/entities';
-import { errors, jsonBody, jsonResponse, pageOf, SECURED } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { ApiError } from '../lib/errors';

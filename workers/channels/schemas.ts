@@ -28,6 +28,7 @@ export const ChannelLimits = z
     maxLinkSubscriptions: z.number().int(),
     drainBatch: z.number().int(),
     drainDelayMs: z.number().int(),
+    defaultContentType: z.string().openapi({ description: 'Content type of messages published without one (MQTT 3.1.1, CoAP without Content-Format, HTTP without Content-Type); default application/octet-stream', example: 'application/senml+json' }),
   })
   .openapi('ChannelLimits');
 /** A partial update; ranges are checked by the actor (422 names the setting). */

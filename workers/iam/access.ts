@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../app-env';
+import { cacheTtlMs } from '../auth/credentials';
 import type { Principal } from '../auth/principal';
 import { ApiError, forbidden, notFound, unauthorized } from '../lib/errors';
 import { connectionGrants, decide, roleGrants, scopeToStatement, type Role, type Statement } from './pdp';
@@ -110,12 +111,55 @@ export function requireUser(c: Context<AppEnv>): string {
   return p.id;
 }
 
+/**
+ * Isolate-local cache of allowed message decisions (principal × channel × action), the HTTP
+ * counterpart of the bridge's: a publish loop over HTTP costs no D1 read per request. An entry
+ * lives REVOCATION_CACHE_TTL seconds; any change to access made through this isolate (every
+ * write under /orgs and /users/me) clears it at once, so other isolates lag by at most the TTL
+ * (docs/auth.md). Refusals are not cached.
+ */
+const allowed = new Map<string, { orgId: string; until: number }>();
+const ALLOWED_MAX = 10_000;
+/** Bumped by every access change: a decision made across a change is not cached. */
+let generation = 0;
+
+/** Access may have changed (a write under /orgs or /users/me): decide again from now on. */
+export function accessChanged(): void {
+  generation++;
+  allowed.clear();
+}
+
+/**
+ * Everything a decision depends on besides D1: who, and — for API keys and app tokens, whose
+ * tokens may each carry narrower scopes than their owner — exactly which scopes.
+ */
+function decisionKey(p: Principal, channelId: string, action: string): string {
+  const scopes = p.kind === 'key' || p.kind === 'app' ? [...p.scopes].sort().join(' ') : '';
+  return `${p.kind}\u0000${p.id}\u0000${scopes}\u0000${channelId}\u0000${action}`;
+}
+
 /** Message routes are addressed by channel id alone: find the channel's org, then ask the PDP. */
 export async function authorizeChannel(
   c: Context<AppEnv>,
   channelId: string,
   action: 'messages:publish' | 'messages:subscribe' | 'messages:read',
 ): Promise<{ orgId: string; publisher: string }> {
+  const p = c.var.principal;
+  const key = decisionKey(p, channelId, action);
+  const now = Date.now();
+  const hit = allowed.get(key);
+  if (hit && hit.until > now) return { orgId: hit.orgId, publisher: p.id };
+  const before = generation;
+  const decided = await decideChannel(c, channelId, action);
+  const ttl = cacheTtlMs(c.env);
+  if (ttl > 0 && generation === before) {
+    if (allowed.size >= ALLOWED_MAX) allowed.clear();
+    allowed.set(key, { orgId: decided.orgId, until: now + ttl });
+  }
+  return decided;
+}
+
+async function decideChannel(c: Context<AppEnv>, channelId: string, action: 'messages:publish' | 'messages:subscribe' | 'messages:read'): Promise<{ orgId: string; publisher: string }> {
   const row = await c.env.DB.prepare('SELECT org_id FROM channels WHERE id = ?').bind(channelId).first<{ org_id: string }>();
   if (!row) throw notFound('channel');
   let access: AccessContext;

@@ -8,7 +8,7 @@ import { ApiError, unauthorized } from '../lib/errors';
 import { timingSafeEqual } from '../lib/crypto';
 import { errors, jsonBody, jsonResponse } from '../lib/openapi';
 import { router } from '../lib/router';
-import { AuthenticateRequest, AuthorizeRequest, AuthorizeResult, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
+import { AuthenticateRequest, AuthorizeRequest, AuthorizeResult, BridgeResetRequest, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
 
 /**
  * The bridge's door into the workers. Only a caller holding BRIDGE_SECRET gets in; the bridge then
@@ -116,15 +116,53 @@ internalRouter.openapi(
     path: '/internal/devices/{id}/presence',
     tags,
     security,
-    summary: 'Record a device connecting or disconnecting',
+    summary: 'Record a device connecting to or leaving a bridge',
     request: { params: z.object({ id: z.string() }), ...jsonBody(PresenceRequest) },
     responses: { 204: { description: 'Recorded' }, ...errors(401, 404, 415, 422) },
   }),
   async (c) => {
     const { id } = c.req.valid('param');
-    const { online, at } = c.req.valid('json');
-    const r = await c.env.DB.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE id = ?').bind(online ? 1 : 0, at ?? Date.now(), id).run();
-    if (!r.meta.changes) throw new ApiError(404, 'not_found', 'device not found');
+    const { online, at = Date.now(), bridge = '' } = c.req.valid('json');
+    const db = c.env.DB;
+    if (!(await db.prepare('SELECT 1 AS ok FROM devices WHERE id = ?').bind(id).first())) throw new ApiError(404, 'not_found', 'device not found');
+    await db.batch([
+      // An update older than what this bridge already said is ignored (requests may overtake each other).
+      db
+        .prepare('INSERT INTO device_presence (device_id, bridge, online, at) VALUES (?, ?, ?, ?) ON CONFLICT (device_id, bridge) DO UPDATE SET online = excluded.online, at = excluded.at WHERE excluded.at >= device_presence.at')
+        .bind(id, bridge, online ? 1 : 0, at),
+      ...summarize(db, id, at),
+    ]);
+    return c.body(null, 204);
+  },
+);
+
+/** devices.online = some bridge has the device online; last_seen = the latest report. Offline rows older than a day go. */
+function summarize(db: D1Database, device: string, at: number): D1PreparedStatement[] {
+  return [
+    db
+      .prepare('UPDATE devices SET online = EXISTS (SELECT 1 FROM device_presence WHERE device_id = ?1 AND online = 1), last_seen = MAX(COALESCE(last_seen, 0), ?2) WHERE id = ?1')
+      .bind(device, at),
+    db.prepare('DELETE FROM device_presence WHERE device_id = ? AND online = 0 AND at < ?').bind(device, Date.now() - 86_400_000),
+  ];
+}
+
+internalRouter.openapi(
+  createRoute({
+    method: 'post',
+    path: '/internal/bridges/{id}/reset',
+    tags,
+    security,
+    summary: 'A bridge (re)started: every device it had online is offline unless another bridge has it',
+    request: { params: z.object({ id: z.string().min(1).max(256) }), ...jsonBody(BridgeResetRequest) },
+    responses: { 204: { description: 'Reset' }, ...errors(401, 415, 422) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid('param');
+    const { at = Date.now() } = c.req.valid('json');
+    const db = c.env.DB;
+    const { results } = await db.prepare('SELECT device_id FROM device_presence WHERE bridge = ? AND online = 1 AND at <= ?').bind(id, at).all<{ device_id: string }>();
+    await db.batch([db.prepare('UPDATE device_presence SET online = 0, at = ? WHERE bridge = ? AND online = 1 AND at <= ?').bind(at, id, at)]);
+    for (let i = 0; i < results.length; i += 50) await db.batch(results.slice(i, i + 50).flatMap((r) => summarize(db, r.device_id, at)));
     return c.body(null, 204);
   },
 );

@@ -40,4 +40,12 @@ export const AuthorizeResult = z
 
 export const ChannelsRequest = z.object({ principal: PrincipalSchema, action: MessageAction }).openapi('BridgeChannels');
 
-export const PresenceRequest = z.object({ online: z.boolean(), at: z.number().int().optional() }).openapi('BridgePresence');
+export const PresenceRequest = z
+  .object({
+    online: z.boolean(),
+    at: z.number().int().nonnegative().optional().openapi({ description: "The bridge's clock (ms) when it happened; later updates win" }),
+    bridge: z.string().min(1).max(256).optional().openapi({ description: 'Which bridge reports; a device is online while any bridge has it online' }),
+  })
+  .openapi('BridgePresence');
+
+export const BridgeResetRequest = z.object({ at: z.number().int().nonnegative().optional() }).openapi('BridgeReset');

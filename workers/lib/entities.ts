@@ -1,6 +1,4 @@
-import { z } from '@hono/zod-openapi';
 import { ApiError } from './errors';
-import { PageQuery } from './openapi';
 
 /**
  * Listing and filtering shared by the named, metadata-carrying entities (devices, channels):
@@ -8,11 +6,6 @@ import { PageQuery } from './openapi';
  * entity's metadata — every leaf of the filter must be present with an equal value, nested objects
  * compared key by key, arrays and scalars compared as whole JSON values.
  */
-
-export const ListQuery = PageQuery.extend({
-  name: z.string().max(200).optional().openapi({ description: 'Case-insensitive substring of the name' }),
-  metadata: z.string().max(4096).optional().openapi({ description: 'JSON object contained in the metadata, e.g. {"room":"lab"}' }),
-});
 
 // The leaves of a metadata filter travel as one bound JSON parameter: D1 allows 100 bound parameters per
 // statement, so a filter with many keys must not grow the parameter count.

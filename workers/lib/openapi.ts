@@ -46,6 +46,12 @@ export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
 });
 
+/** Listing devices and channels (./entities filters them). */
+export const ListQuery = PageQuery.extend({
+  name: z.string().max(200).optional().openapi({ description: 'Case-insensitive substring of the name' }),
+  metadata: z.string().max(4096).optional().openapi({ description: 'JSON object contained in the metadata, e.g. {"room":"lab"}' }),
+});
+
 export const pageOf = <T extends z.ZodType>(item: T, name: string) =>
   z.object({ total: z.number().int(), offset: z.number().int(), limit: z.number().int(), items: z.array(item) }).openapi(name);
 

@@ -55,8 +55,8 @@ async function publish(c: C): Promise<Response> {
   const { publisher } = await authorizeChannel(c, channel, 'messages:publish');
   const retain = flag(c, 'retain');
   const payload = await readBody(c.req.raw);
-  // RFC 9110 §8.3: without a Content-Type the recipient may assume application/octet-stream.
-  const contentType = c.req.header('content-type') || 'application/octet-stream';
+  // Without a Content-Type the channel's default applies (application/octet-stream unless set, RFC 9110 §8.3).
+  const contentType = c.req.header('content-type') ?? '';
   const [result] = await actorFor(c.env, channel).publish([{ subtopic, publisher, protocol: 'http', contentType, payload, retain }], channel);
   if (!result) throw new ApiError(502, 'channel_error', 'the channel gave no answer');
   if (!result.ok) {

@@ -40,9 +40,12 @@ async function open(path: string, headers: Record<string, string>) {
   if (res.status !== 101 || !ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
   ws.binaryType = 'arraybuffer';
   const frames: ServerFrame[] = [];
+  /** Per frame: did it come as a binary (CBOR) message? */
+  const binary: boolean[] = [];
   const waiters: (() => void)[] = [];
   const closed = new Promise<{ code: number; reason: string }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, reason: e.reason })));
   ws.addEventListener('message', (e) => {
+    binary.push(typeof e.data !== 'string');
     frames.push(decodeServerFrame(typeof e.data === 'string' ? e.data : bytesOf(e.data as ArrayBuffer)));
     waiters.splice(0).forEach((w) => w());
   });
@@ -58,7 +61,7 @@ async function open(path: string, headers: Record<string, string>) {
     }
     return frames.splice(0, n);
   };
-  return { res, ws, take, closed };
+  return { res, ws, take, closed, binary };
 }
 
 describe('message API: HTTP publish', () => {
@@ -104,7 +107,8 @@ describe('message API: WebSocket', () => {
     const s = await open(`/channels/${w.channel}/messages/room/%2B`, device(w.ro.key));
     await call(`/channels/${w.channel}/messages/room/1`, { method: 'POST', headers: { ...device(w.rw.key), 'content-type': 'text/plain' }, body: 'hi' });
     await call(`/channels/${w.channel}/messages/hall`, { method: 'POST', headers: device(w.rw.key), body: 'no' });
-    const [f] = await s.take(1);
+    const [subscribed, f] = await s.take(2);
+    expect(subscribed).toEqual({ type: 'subscribed', seq: 0 });
     expect(f).toMatchObject({ type: 'message', envelope: { channel: w.channel, subtopic: 'room/1', publisher: w.rw.id, protocol: 'http', seq: 1 } });
   });
 
@@ -113,16 +117,19 @@ describe('message API: WebSocket', () => {
     await call(`/channels/${w.channel}/messages`, { method: 'POST', headers: device(w.rw.key), body: 'one' });
     const s = await open(`/channels/${w.channel}/messages?since=0`, { 'sec-websocket-protocol': `edgeflux.cbor, device.${w.ro.key}` });
     expect(s.res.headers.get('sec-websocket-protocol')).toBe('edgeflux.cbor');
-    const [f] = await s.take(1);
-    expect(f).toMatchObject({ type: 'message', envelope: { seq: 1 } });
+    expect(await s.take(2)).toMatchObject([{ type: 'subscribed', seq: 1, since: 0 }, { type: 'message', envelope: { seq: 1 } }]);
+    expect(s.binary.splice(0)).toEqual([true, true]);
     const q = await open(`/channels/${w.channel}/messages?format=cbor`, { 'sec-websocket-protocol': `device.${w.ro.key}` });
     expect(q.res.headers.get('sec-websocket-protocol')).toBe(`device.${w.ro.key}`);
+    expect(await q.take(1)).toEqual([{ type: 'subscribed', seq: 1 }]);
+    expect(q.binary).toEqual([true]);
   });
 
   it('lets only devices allowed to publish send publish frames', async () => {
     const w = await world();
     const rw = await open(`/channels/${w.channel}/messages/x`, device(w.rw.key));
     const ro = await open(`/channels/${w.channel}/messages/x`, device(w.ro.key));
+    for (const s of [rw, ro]) expect(await s.take(1)).toEqual([{ type: 'subscribed', seq: 0 }]);
     ro.ws.send(JSON.stringify({ id: 1, payload: 'no' }));
     expect(await ro.take(1)).toEqual([{ type: 'error', id: 1, status: 403, code: 'forbidden', message: expect.any(String) }]);
     rw.ws.send(JSON.stringify({ id: 2, payload: 'yes' }));

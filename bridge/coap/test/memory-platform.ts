@@ -91,7 +91,7 @@ export class MemoryPlatform implements Platform {
     if (!c) return { ok: false, status: 404, code: 'not_found', message: 'no such channel' };
     this.published.push(req);
     const created = 1_700_000_000_000 + c.seq;
-    const d: Delivery = { channel: req.channel, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, created, seq: ++c.seq, retained: false };
+    const d: Delivery = { channel: req.channel, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType || 'application/octet-stream', payload: req.payload, created, seq: ++c.seq, retained: false };
     if (req.retain) {
       if (req.payload.length === 0) c.retained.delete(req.subtopic);
       else c.retained.set(req.subtopic, { ...d, retained: true });

@@ -26,7 +26,7 @@ describe('POST /channels/{id}/messages[/subtopic] — publish', () => {
     ]);
   });
 
-  it('maps every Content-Format of the table; none means application/octet-stream; ?retain sets retain', async () => {
+  it('maps every Content-Format of the table; none leaves it to the channel default (empty); ?retain sets retain', async () => {
     const { client, platform } = setup();
     for (const cf of [0, 42, 50, 60, 110, 112]) client.request({ ...PUB, contentFormat: cf });
     client.request({ ...PUB, path: '/channels/c1/messages', query: [`auth=${KEY}`, 'retain'] });
@@ -40,8 +40,8 @@ describe('POST /channels/{id}/messages[/subtopic] — publish', () => {
       ['application/cbor', 'room/1', false],
       ['application/senml+json', 'room/1', false],
       ['application/senml+cbor', 'room/1', false],
-      ['application/octet-stream', '', true],
-      ['application/octet-stream', 'room/1', false],
+      ['', '', true],
+      ['', 'room/1', false],
     ]);
   });
 

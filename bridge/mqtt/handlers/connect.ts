@@ -7,7 +7,7 @@ import type { SessionLease } from '../session';
 import { resumeSession } from '../subscriptions';
 import { parseTopicName, TopicProblem } from '../topics';
 import type { Will } from '../wills';
-import { publishContentType, validUtf8 } from './publish';
+import { propertiesProblem, publishContentType, validUtf8 } from './publish';
 
 type WillSpec = NonNullable<IConnectPacket['will']>;
 
@@ -38,6 +38,8 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
   const payload = typeof w.payload === 'string' ? new TextEncoder().encode(w.payload) : new Uint8Array(w.payload);
   const props = w.properties;
   if (props?.payloadFormatIndicator && !validUtf8(payload)) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
+  const unfit = propertiesProblem(props);
+  if (unfit) return [RC.ImplementationSpecificError, `will: ${unfit}`];
   try {
     if (!(await conn.allowed(address.channel, 'messages:publish'))) return [RC.NotAuthorized, `not allowed to publish the will to channel ${address.channel}`];
   } catch (e) {
@@ -111,7 +113,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   conn.sessionExpiry = Math.min(requestedExpiry, limits.maxSessionExpiry);
   let lease: SessionLease;
   try {
-    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true);
+    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
   } catch (e) {
     return refuse(conn, RC.ServerUnavailable, `session store unavailable: ${e instanceof Error ? e.message : String(e)}`);
   }

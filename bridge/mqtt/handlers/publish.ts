@@ -1,4 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet';
+import { LINK_LIMITS } from '../../../shared/link';
 import type { Address } from '../../../shared/topics';
 import { disconnectFromStatus, reasonFromStatus, RC } from '../codes';
 import type { Connection } from '../connection';
@@ -12,9 +13,9 @@ import { hasWildcard, parseTopicName, TopicProblem } from '../topics';
  * The handler returns as soon as the publish is issued: one client can pipeline many.
  */
 
-/** MQTT payloads are opaque bytes unless the v5 publisher says otherwise (docs/mqtt.md "Content type"). */
+/** The v5 Content Type, text for Payload Format Indicator 1, else '' — the channel's default (docs/mqtt.md "Content type"). */
 export function publishContentType(contentType: string | undefined, payloadFormatIndicator: boolean | undefined): string {
-  return contentType ?? (payloadFormatIndicator ? 'text/plain; charset=utf-8' : 'application/octet-stream');
+  return contentType ?? (payloadFormatIndicator ? 'text/plain; charset=utf-8' : '');
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -25,6 +26,22 @@ export function validUtf8(bytes: Uint8Array): boolean {
   } catch {
     return false;
   }
+}
+
+/** Content types a channel accepts, and user properties a link frame carries (shared/link.ts LINK_LIMITS). */
+const MAX_CONTENT_TYPE = 255;
+export function propertiesProblem(props: { contentType?: string; userProperties?: Record<string, string | string[]> } | undefined): string | null {
+  if (props?.contentType !== undefined && props.contentType.length > MAX_CONTENT_TYPE) return `Content Type longer than ${MAX_CONTENT_TYPE} characters`;
+  const user = props?.userProperties;
+  if (!user) return null;
+  let pairs = 0;
+  for (const [k, v] of Object.entries(user)) {
+    for (const x of Array.isArray(v) ? v : [v]) {
+      if (++pairs > LINK_LIMITS.properties) return `more than ${LINK_LIMITS.properties} User Properties`;
+      if (k.length > LINK_LIMITS.stringLength || x.length > LINK_LIMITS.stringLength) return `a User Property longer than ${LINK_LIMITS.stringLength} characters`;
+    }
+  }
+  return null;
 }
 
 interface Result {
@@ -77,6 +94,8 @@ async function store(conn: Connection, packet: IPublishPacket, address: Address)
   const props = packet.properties;
   // §3.3.2.3.2: a payload declared UTF-8 that is not gets 0x99.
   if (props?.payloadFormatIndicator && !validUtf8(payload)) return { rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' };
+  const unfit = propertiesProblem(props);
+  if (unfit) return { rc: RC.ImplementationSpecificError, reason: unfit };
   try {
     const outcome = await conn.ctx.platform.publish({
       channel: address.channel,
@@ -155,4 +174,13 @@ export async function handlePublish(conn: Connection, packet: IPublishPacket): P
     if (qos === 2) conn.markDirty();
     if (qos > 0) ack(conn, packet, RC.Success);
   });
+  // Back-pressure: the reader hands over no further packet until this settles.
+  conn.unstored++;
+  void outcome.then(() => {
+    conn.unstored--;
+    const wake = conn.unstoredWaiter;
+    conn.unstoredWaiter = null;
+    wake?.();
+  });
+  if (conn.unstored >= limits.maxUnstoredPublishes) await new Promise<void>((r) => (conn.unstoredWaiter = r));
 }

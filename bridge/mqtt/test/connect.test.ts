@@ -1,6 +1,17 @@
 import mqtt from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import { DurableSessionStore } from '../session-durable';
 import { setup, VERSIONS, type Version } from './harness';
+
+/** A local port with nothing listening (connections are refused at once). */
+const closedPort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 
 const code = (v: Version, ack: { reasonCode?: number; returnCode?: number }) => (v === 5 ? ack.reasonCode : ack.returnCode);
 
@@ -20,6 +31,14 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
   it('answers "server unavailable" when the platform cannot be reached', async () => {
     const t = setup();
     t.platform.down = true;
+    const c = t.client(v);
+    expect(code(v, await c.connect())).toBe(v === 5 ? 0x88 : 3);
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('answers "server unavailable" when the session actors cannot be reached', async () => {
+    const port = await closedPort();
+    const t = setup({}, new DurableSessionStore({ workerUrl: `http://127.0.0.1:${port}`, bridgeSecret: 'x' }));
     const c = t.client(v);
     expect(code(v, await c.connect())).toBe(v === 5 ? 0x88 : 3);
     expect(await c.closedYet()).toBe(true);
@@ -104,6 +123,14 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     const bad = await t.client(v).connect({ will: { topic: 'status/x', payload: Buffer.from('x'), qos: 0, retain: false } });
     expect(code(v, bad)).toBe(v === 5 ? 0x90 : 5);
   });
+
+  if (v === 5)
+    it('refuses a will whose User Properties the channel link cannot carry (0x83)', async () => {
+      const t = setup();
+      const userProperties = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v']));
+      const r = await t.client(5).connect({ will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from('x'), qos: 0, retain: false, properties: { userProperties } } });
+      expect(code(5, r)).toBe(0x83);
+    });
 
   it('limits connections per device (v5 0x97, 3.1.1 0x03)', async () => {
     const t = setup({ maxConnectionsPerDevice: 2 });

@@ -2,7 +2,7 @@ import mqtt, { type IConnackPacket, type IConnectPacket, type IPublishPacket, ty
 import type { Duplex } from 'node:stream';
 import type { MqttLimits } from '../limits';
 import { createMqttServer, type MqttServer } from '../server';
-import { MemorySessionStore } from '../session';
+import { MemorySessionStore, type SessionStore } from '../session';
 import { duplexPair } from './duplex';
 import { FakeClock, settle } from '../../testing/fake-clock';
 import { MemoryPlatform } from './memory-platform';
@@ -96,7 +96,8 @@ export const text = (p: IPublishPacket): string => p.payload.toString();
  *  - ch-1: dev-1 and dev-2 publish and subscribe; ch-2: dev-1 and dev-2 subscribe, dev-1 publishes;
  *    ch-ro: dev-1 subscribes only; ch-3: dev-2 only.
  */
-export function setup(limits: Partial<MqttLimits> = {}) {
+/** `store` replaces the in-memory session store (e.g. a DurableSessionStore against a real endpoint). */
+export function setup(limits: Partial<MqttLimits> = {}, store?: SessionStore) {
   const clock = new FakeClock();
   const platform = new MemoryPlatform(clock).addDevice('dev-1', 'key-1').addDevice('dev-2', 'key-2').addDevice('dev-3', 'key-3');
   platform.addChannel('ch-1', { publish: ['dev-1', 'dev-2'], subscribe: ['dev-1', 'dev-2'] });
@@ -105,7 +106,7 @@ export function setup(limits: Partial<MqttLimits> = {}) {
   platform.addChannel('ch-3', { publish: ['dev-2'], subscribe: ['dev-2'] });
   const sessions = new MemorySessionStore(clock);
   const logs: string[] = [];
-  const server = createMqttServer({ platform, sessions, clock, limits, log: (m) => logs.push(m) });
+  const server = createMqttServer({ platform, sessions: store ?? sessions, clock, limits, log: (m) => logs.push(m) });
   const client = (version: Version) => new TestClient(server, version);
   /** A connected client (CONNACK checked). */
   const connected = async (version: Version, opts: Partial<IConnectPacket> = {}) => {

@@ -110,9 +110,10 @@ export class MemoryPlatform implements Platform {
     if (!c) return { ok: false, status: 404, code: 'not_found', message: 'no such channel' };
     this.published.push(req);
     const d: Delivery = {
-      channel: req.channel, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload,
+      channel: req.channel, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType || 'application/octet-stream', payload: req.payload,
       created: this.clock.now(), seq: ++c.seq, retained: false,
       ...(req.userProperties ? { userProperties: req.userProperties } : {}), ...(req.messageExpiry !== undefined ? { messageExpiry: req.messageExpiry } : {}),
+      ...(req.retain ? { retainPublished: true } : {}),
     };
     if (req.retain) {
       if (req.payload.length === 0) c.retained.delete(req.subtopic);

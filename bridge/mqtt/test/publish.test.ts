@@ -28,6 +28,23 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
     if (v === 5) expect(ack.reasonCode).toBe(0);
   });
 
+  it('reads no further packet while maxUnstoredPublishes QoS 0 publishes wait for storage (back-pressure, nothing dropped)', async () => {
+    const t = setup({ maxUnstoredPublishes: 3 });
+    t.platform.defer = true;
+    const c = await t.connected(v);
+    for (let i = 0; i < 5; i++) c.publish(`${T}/a`, String(i), 0);
+    await settle();
+    expect(t.platform.pendingPublishes).toBe(3);
+    t.platform.releasePublishes(1);
+    await settle();
+    expect(t.platform.pendingPublishes).toBe(3);
+    t.platform.releasePublishes();
+    await settle();
+    t.platform.releasePublishes();
+    await settle();
+    expect(t.platform.published.map((p) => utf8(p.payload))).toEqual(['0', '1', '2', '3', '4']);
+  });
+
   it('acknowledges in the order the PUBLISHes came, whatever order they are stored in [MQTT-4.6.0-2]', async () => {
     const t = setup();
     t.platform.defer = true;
@@ -144,12 +161,12 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
     expect(t.platform.published).toEqual([]);
   });
 
-  it('messages without a v5 Content Type are application/octet-stream', async () => {
+  it("messages without a v5 Content Type leave it to the channel's default ('')", async () => {
     const t = setup();
     const c = await t.connected(v);
     c.publish(`${T}/a`, 'bytes', 1);
     await c.next('puback');
-    expect(t.platform.published[0]?.contentType).toBe('application/octet-stream');
+    expect(t.platform.published[0]?.contentType).toBe('');
   });
 });
 
@@ -167,6 +184,17 @@ describe('inbound PUBLISH, MQTT 5 properties', () => {
     ]);
     c.publish(`${T}/c`, Buffer.from([0xff, 0xfe]), 1, { properties: { payloadFormatIndicator: true } });
     expect((await c.next('puback')).reasonCode).toBe(0x99);
+  });
+
+  it('a Content Type or User Properties the channel link cannot carry get PUBACK 0x83, and nothing is published', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    c.publish(`${T}/a`, 'x', 1, { properties: { contentType: `a/${'b'.repeat(300)}` } });
+    const tooMany = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v']));
+    c.publish(`${T}/a`, 'x', 1, { properties: { userProperties: tooMany } });
+    c.publish(`${T}/a`, 'x', 1, { properties: { userProperties: { long: 'v'.repeat(5000) } } });
+    for (let i = 0; i < 3; i++) expect((await c.next('puback')).reasonCode).toBe(0x83);
+    expect(t.platform.published).toEqual([]);
   });
 
   it('topic aliases: set with a topic, used with an empty one; out of range → 0x94, unknown → 0x82', async () => {

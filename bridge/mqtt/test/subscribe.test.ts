@@ -226,3 +226,25 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     expect((await c.next('suback')).granted).toEqual([0xa1]);
   });
 });
+
+describe('SUBSCRIBE options, MQTT 5', () => {
+  it('Retain As Published: a live message keeps the publisher\'s RETAIN [MQTT-3.3.1-13]; without it RETAIN is 0 [MQTT-3.3.1-12]', async () => {
+    const t = setup();
+    const rap = await t.connected(5);
+    const plain = await t.connected(5, dev2);
+    await rap.subscribe({ topic: `${T}/#`, qos: 1, rap: true, rh: 2 });
+    await plain.subscribe({ topic: `${T}/#`, qos: 1, rh: 2 });
+    await t.platform.inject('ch-1', 'state', 'on', { retain: true });
+    await t.platform.inject('ch-1', 'event', 'click');
+    const got = [await rap.next('publish'), await rap.next('publish')].map((p) => [text(p), p.retain]);
+    expect(got).toEqual([
+      ['on', true],
+      ['click', false],
+    ]);
+    const other = [await plain.next('publish'), await plain.next('publish')].map((p) => [text(p), p.retain]);
+    expect(other).toEqual([
+      ['on', false],
+      ['click', false],
+    ]);
+  });
+});

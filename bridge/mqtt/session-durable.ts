@@ -1,0 +1,331 @@
+import WebSocket from 'ws';
+import { CLOSE_TAKEN_OVER, parseActorOp, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
+import { propertyPairs } from '../platform/link';
+import { PlatformError } from '../platform/types';
+import type { OpenOptions, SessionHolder, SessionLease, SessionState, SessionStore } from './session';
+
+/**
+ * Sessions kept by the platform: one session actor (objects/session/) per session key, reached
+ * over a WebSocket per held session (docs/mqtt.md "Durable sessions"). The socket is also the
+ * holder channel: the actor sends `takeover` over it when a connection on any bridge claims the
+ * session, and this store hands that to the holder (the Connection), then answers `done` once
+ * the holder's final release has been written. The bridge itself keeps nothing that a restart
+ * would lose beyond the last checkpoint.
+ */
+export interface DurableSessionStoreOptions {
+  workerUrl: string;
+  bridgeSecret: string;
+  /** A request to the session actor that takes longer fails (ms). Opening waits for a takeover too. */
+  requestTimeoutMs?: number;
+  /**
+   * WebSocket ping interval on each session socket (ms): keeps idle sockets open through proxies,
+   * and a socket that missed a pong is dropped (its connection ends: it could not be taken over).
+   */
+  pingMs?: number;
+  /** How often a released holder with a pending delayed will is asked whether it still needs the socket (ms). */
+  lingerPollMs?: number;
+  log?: (msg: string) => void;
+}
+
+type Reply = Exclude<SessionActorOp, { op: 'takeover' }>;
+
+/** The will as the session actor keeps it (to publish if this bridge vanishes). */
+function wireWill(w: NonNullable<OpenOptions['will']>): SessionWill {
+  const r = w.request;
+  const properties = r.userProperties ? propertyPairs(r.userProperties) : undefined;
+  return {
+    channel: r.channel,
+    subtopic: r.subtopic,
+    publisher: w.publisher,
+    contentType: r.contentType,
+    payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString('base64'),
+    retain: r.retain,
+    delay: w.delay,
+    ...(properties ? { properties } : {}),
+    ...(r.messageExpiry !== undefined ? { expiry: r.messageExpiry } : {}),
+  };
+}
+
+/** Waits between attempts to attach again after the socket dropped (ms): ~8 s, inside the actor's 10 s grace. */
+const REATTACH_BACKOFF = [250, 500, 1000, 2000, 4000];
+
+/**
+ * One held session: its socket, its pending requests, its holder. If the socket drops while the
+ * connection lives (network, a worker restart), it attaches again with the same epoch; requests
+ * made meanwhile wait for that.
+ */
+class HeldSession {
+  epoch = 0;
+  released = false;
+  /** A release was sent: a drop after this is not undone by attaching again. */
+  releasing = false;
+  private ws: WebSocket;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  readonly opened: Promise<void>;
+  private closedByUs = false;
+  private pinger: ReturnType<typeof setInterval> | null = null;
+  /** Set while attaching again: requests wait for it. */
+  private reattached: Promise<boolean> | null = null;
+  private attaching = false;
+  /** The holder was told of a takeover: the close that follows needs nothing more. */
+  private handedOver = false;
+
+  constructor(
+    private readonly dial: () => WebSocket,
+    readonly holder: SessionHolder,
+    private readonly timeoutMs: number,
+    private readonly log: (msg: string) => void,
+    private readonly onGone: (h: HeldSession) => void,
+    private readonly pingMs: number,
+  ) {
+    this.ws = dial();
+    this.opened = this.wire(this.ws);
+  }
+
+  async request(op: Record<string, unknown> & { op: SessionBridgeOp['op'] }): Promise<Reply> {
+    if (this.reattached && !(await this.reattached)) throw new PlatformError(503, 'session actor socket is closed');
+    return this.send(this.ws, op);
+  }
+
+  /** Drops the socket as a network failure would (tests). */
+  drop(): void {
+    this.ws.terminate();
+  }
+
+  close(): void {
+    this.closedByUs = true;
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'released');
+  }
+
+  /** Listeners of one socket; resolves when it is open. */
+  private wire(ws: WebSocket): Promise<void> {
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => {
+        reject(new PlatformError(503, `session actor refused the socket: HTTP ${res.statusCode ?? '?'}`));
+        ws.terminate();
+      });
+      ws.once('error', (e) => reject(new PlatformError(503, `session actor unreachable: ${e.message}`)));
+    });
+    ws.on('message', (data: Buffer, binary: boolean) => this.receive(binary ? '' : data.toString('utf8')));
+    ws.on('error', () => undefined);
+    ws.on('close', (code: number) => {
+      if (ws !== this.ws) return;
+      if (this.attaching) this.rejectPending(code);
+      else this.closed(code);
+    });
+    void opened.then(() => ws === this.ws && this.keepAlive(), () => undefined);
+    return opened;
+  }
+
+  private send(ws: WebSocket, op: Record<string, unknown> & { op: SessionBridgeOp['op'] }): Promise<Reply> {
+    if (ws.readyState !== WebSocket.OPEN) return Promise.reject(new PlatformError(503, 'session actor socket is closed'));
+    const id = this.nextId++;
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new PlatformError(503, `session actor did not answer ${op.op} in ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      ws.send(JSON.stringify({ ...op, id }));
+    });
+  }
+
+  /** Protocol-level pings: the runtime answers them without waking a hibernated actor. */
+  private keepAlive(): void {
+    const ws = this.ws;
+    let answered = true;
+    ws.on('pong', () => (answered = true));
+    if (this.pinger) clearInterval(this.pinger);
+    this.pinger = setInterval(() => {
+      if (!answered) return void ws.terminate();
+      answered = false;
+      ws.ping();
+    }, this.pingMs);
+    this.pinger.unref?.();
+  }
+
+  private receive(text: string): void {
+    let op: SessionActorOp;
+    try {
+      op = parseActorOp(text);
+    } catch (e) {
+      return this.log(`session actor sent a bad frame: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (op.op === 'takeover') return void this.takeover(op.clean);
+    const id = op.id;
+    if (id === undefined) return this.log(`session actor error: ${op.op === 'error' ? `${op.code}: ${op.reason}` : op.op}`);
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (op.op === 'error') p.reject(new PlatformError(503, `session actor: ${op.code}: ${op.reason}`));
+    else p.resolve(op);
+  }
+
+  /** Another connection claimed the session: end ours (which releases it), then say done. */
+  private async takeover(clean: boolean): Promise<void> {
+    this.handedOver = true;
+    try {
+      await this.holder.takenOver({ clean });
+    } catch (e) {
+      this.log(`takeover: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ op: 'done' } satisfies SessionBridgeOp));
+  }
+
+  private rejectPending(code: number): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new PlatformError(503, `session actor socket closed (${code})`));
+    }
+    this.pending.clear();
+  }
+
+  private closed(code: number): void {
+    if (this.pinger) clearInterval(this.pinger);
+    this.rejectPending(code);
+    if (this.closedByUs || this.released || this.releasing || this.handedOver || this.epoch === 0) return this.onGone(this);
+    // Claimed elsewhere without our answer: end the connection as taken over.
+    if (code === CLOSE_TAKEN_OVER) {
+      this.onGone(this);
+      return void this.holder.takenOver({ clean: false });
+    }
+    // The socket dropped under a live connection: hold the session again with the same epoch.
+    this.reattached = this.reattach(code);
+  }
+
+  private async reattach(code: number): Promise<boolean> {
+    this.attaching = true;
+    try {
+      return await this.attachAgain(code);
+    } finally {
+      this.attaching = false;
+    }
+  }
+
+  private async attachAgain(code: number): Promise<boolean> {
+    for (const wait of REATTACH_BACKOFF) {
+      await new Promise((r) => setTimeout(r, wait).unref?.());
+      if (this.closedByUs) return false;
+      const ws = this.dial();
+      this.ws = ws;
+      try {
+        await this.wire(ws);
+        const r = await this.send(ws, { op: 'attach', epoch: this.epoch });
+        if (r.op === 'attached' && r.ok) {
+          this.log(`session socket attached again after close ${code}`);
+          this.reattached = null;
+          return true;
+        }
+        break; // claimed by another connection meanwhile
+      } catch {
+        ws.terminate();
+      }
+    }
+    this.closedByUs = true;
+    this.ws.terminate();
+    this.onGone(this);
+    // The session actor publishes the will if due: the connection ends without it.
+    this.holder.storeLost?.(`session store connection lost (${code})`);
+    return false;
+  }
+}
+
+export class DurableSessionStore implements SessionStore {
+  private readonly held = new Map<string, HeldSession>();
+  private readonly base: string;
+  private readonly timeoutMs: number;
+  private readonly log: (msg: string) => void;
+
+  constructor(private readonly opts: DurableSessionStoreOptions) {
+    this.base = `${opts.workerUrl.replace(/^http/, 'ws').replace(/\/$/, '')}/internal/sessions/`;
+    // Opening may wait for the previous holder (the actor gives it 3 s).
+    this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  async open(key: string, holder: SessionHolder, clean: boolean, opts: OpenOptions = {}): Promise<SessionLease> {
+    const url = this.base + encodeURIComponent(key);
+    const h = new HeldSession(
+      () => new WebSocket(url, SESSION_SUBPROTOCOL, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } }),
+      holder,
+      this.timeoutMs,
+      this.log,
+      (gone) => {
+        if (this.held.get(this.id(key, gone.epoch)) === gone) this.held.delete(this.id(key, gone.epoch));
+      },
+      this.opts.pingMs ?? 30_000,
+    );
+    try {
+      await h.opened;
+      const r = await h.request({ op: 'open', clean, expiry: opts.expirySeconds ?? 0, ...(opts.will ? { will: wireWill(opts.will) } : {}) });
+      if (r.op !== 'opened') throw new PlatformError(503, `session actor answered ${r.op} to open`);
+      h.epoch = r.epoch;
+      this.held.set(this.id(key, r.epoch), h);
+      return { epoch: r.epoch, state: (r.state as SessionState | null) ?? null };
+    } catch (e) {
+      h.close();
+      throw e;
+    }
+  }
+
+  async save(key: string, epoch: number, state: SessionState): Promise<boolean> {
+    const h = this.held.get(this.id(key, epoch));
+    if (!h) return false;
+    const r = await h.request({ op: 'save', epoch, state });
+    return r.op === 'saved' && r.ok;
+  }
+
+  async release(key: string, epoch: number, state: SessionState | null, expirySeconds: number): Promise<void> {
+    const h = this.held.get(this.id(key, epoch));
+    if (!h) return;
+    h.releasing = true;
+    try {
+      await h.request({ op: 'release', epoch, state, expiry: expirySeconds });
+    } finally {
+      // Also when the release failed: a socket nobody needs does not stay open.
+      h.released = true;
+      this.linger(key, epoch, h);
+    }
+  }
+
+  /** Closes every held socket (bridge shutdown, after the MQTT server released its sessions). */
+  async close(): Promise<void> {
+    for (const h of this.held.values()) h.close();
+    this.held.clear();
+  }
+
+  /** Drops every session socket without a release, as a network failure or worker restart would (tests). */
+  dropSockets(): void {
+    for (const h of this.held.values()) h.drop();
+  }
+
+  /** Open sockets (tests and stats). */
+  get size(): number {
+    return this.held.size;
+  }
+
+  private id(key: string, epoch: number): string {
+    return `${epoch}\u0000${key}`;
+  }
+
+  /**
+   * A released holder keeps its socket while it still needs to hear of a reconnect (a pending
+   * delayed will, cancelled or sent by the next claim); then the socket closes.
+   */
+  private linger(key: string, epoch: number, h: HeldSession): void {
+    const check = (holder: SessionHolder | undefined) => holder?.lingering?.() === true;
+    const poll = () => {
+      if (this.held.get(this.id(key, epoch)) !== h) return;
+      if (!check(h.holder)) {
+        this.held.delete(this.id(key, epoch));
+        h.close();
+        return;
+      }
+      setTimeout(poll, this.opts.lingerPollMs ?? 1000).unref?.();
+    };
+    poll();
+  }
+}

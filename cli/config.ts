@@ -1,0 +1,42 @@
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The CLI's own state: which API, the session, the default org. One JSON file in the user's
+ * config dir ($XDG_CONFIG_HOME/edgeflux, else ~/.config/edgeflux), readable by the user only.
+ */
+export const DEFAULT_API = 'http://127.0.0.1:8787';
+
+const ConfigSchema = z.object({
+  api: z.string().optional(),
+  token: z.string().optional(),
+  refresh_token: z.string().optional(),
+  email: z.string().optional(),
+  org: z.string().optional(),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  return join(base, 'edgeflux', 'config.json');
+}
+
+export function loadConfig(path = configPath()): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return {};
+  }
+  const parsed = ConfigSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new Error(`${path} is not a valid edgeflux config; delete it and log in again`);
+  return parsed.data;
+}
+
+export function saveConfig(config: Config, path = configPath()): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(path, 0o600); // also when the file existed with wider permissions
+}

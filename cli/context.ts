@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { Edgeflux } from '../sdk';
+import { configPath, DEFAULT_API, loadConfig, saveConfig, type Config } from './config';
+import type { OutputOptions } from './output';
+
+/** Options every command accepts (defined on the program, see main.ts). */
+export interface GlobalOptions {
+  api?: string;
+  json?: boolean;
+  org?: string;
+  token?: string;
+  deviceKey?: string;
+}
+
+/** What a command needs: the client (with the stored session), the org, output settings, the config. */
+export interface Context {
+  client: Edgeflux;
+  out: OutputOptions;
+  config: Config;
+  api: string;
+  /** The org to act in: --org, EDGEFLUX_ORG, or the one chosen with `orgs use`. */
+  org(): string;
+  save(patch: Partial<Config>): void;
+}
+
+export function context(cmd: Command): Context {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const path = configPath();
+  const config = loadConfig(path);
+  const api = g.api || process.env.EDGEFLUX_API || config.api || DEFAULT_API;
+  const save = (patch: Partial<Config>) => {
+    Object.assign(config, patch);
+    saveConfig(config, path);
+  };
+  const deviceKey = g.deviceKey || process.env.EDGEFLUX_DEVICE_KEY;
+  const token = g.token || process.env.EDGEFLUX_TOKEN;
+  // A stored session belongs to the API it was made with.
+  const session = config.api === undefined || config.api === api ? config : {};
+  const client = new Edgeflux({
+    url: api,
+    ...(deviceKey ? { deviceKey } : token ? { token } : { token: session.token, refreshToken: session.refresh_token }),
+    // A refreshed session is stored at once, so the next command starts from it.
+    onTokens: (t) => !deviceKey && !token && save({ api, token: t.access_token, refresh_token: t.refresh_token }),
+  });
+  return {
+    client,
+    out: { json: g.json === true },
+    config,
+    api,
+    org: () => {
+      const org = g.org || process.env.EDGEFLUX_ORG || config.org;
+      if (!org) throw new Error('no org: pass --org ID, set EDGEFLUX_ORG, or run `edgeflux orgs use ID`');
+      return org;
+    },
+    save,
+  };
+}

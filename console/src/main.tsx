@@ -1,0 +1,53 @@
+/** The Edgeflux web console: a single-page app served by the worker at `/` (docs/console.md). */
+import 'uplot/dist/uPlot.min.css';
+import './style.css';
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { decodeSegment, match, navigate, useLocation } from './router';
+import { session } from './session';
+import { LoginPage } from './pages/login';
+import { Shell, HomePage } from './pages/shell';
+import { AppsPage, ChannelsPage, DevicesPage, KeysPage } from './pages/resources';
+import { MembersPage } from './pages/members';
+import { ConnectionsPage } from './pages/connections';
+import { LivePage } from './pages/live';
+import { HistoryPage } from './pages/history';
+
+const sections = {
+  devices: DevicesPage,
+  channels: ChannelsPage,
+  connections: ConnectionsPage,
+  apps: AppsPage,
+  keys: KeysPage,
+  members: MembersPage,
+} as const;
+
+function Routes({ path }: { path: string }) {
+  let m: Record<string, string> | null;
+  if ((m = match('/o/:org/channels/:id/history', path))) return <HistoryPage org={m.org!} channel={m.id!} />;
+  if ((m = match('/o/:org/channels/:id', path))) return <LivePage org={m.org!} channel={m.id!} />;
+  if ((m = match('/o/:org/:section', path)) && m.section! in sections) {
+    const Page = sections[m.section as keyof typeof sections];
+    return <Page org={m.org!} />;
+  }
+  return <HomePage />;
+}
+
+function Console() {
+  const url = useLocation();
+  const [signedIn, setSignedIn] = useState(() => session.get() !== null);
+  useEffect(() => session.subscribe(() => setSignedIn(session.get() !== null)), []);
+  useEffect(() => {
+    if (signedIn && url.pathname === '/login') navigate(url.searchParams.get('next') ?? '/', true);
+  }, [signedIn, url.pathname]);
+  if (!signedIn) return <LoginPage />;
+  const orgId = /^\/o\/([^/]+)/.exec(url.pathname)?.[1];
+  const org = orgId === undefined ? undefined : decodeSegment(orgId);
+  return (
+    <Shell org={org} path={url.pathname}>
+      <Routes path={url.pathname} />
+    </Shell>
+  );
+}
+
+render(<Console />, document.getElementById('app')!);

@@ -1,0 +1,183 @@
+import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
+import type { ListQuery, Page } from '../../../sdk';
+import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad } from '../ui';
+
+export interface Secret {
+  label: string;
+  value: string;
+}
+export interface RowTools {
+  reload: () => void;
+  showSecret: (s: Secret) => void;
+}
+/** What one kind of resource looks like in the console; ResourcePage does the rest. */
+export interface Kind<T extends { id: string }> {
+  title: string;
+  singular: string;
+  intro?: ComponentChildren;
+  /** Name and metadata filters (devices, channels). */
+  filters?: boolean;
+  list: (org: string, q: ListQuery) => Promise<Page<T>>;
+  columns: { label: string; cell: (t: T, org: string) => ComponentChildren }[];
+  /** The form's inputs; `item` is set when editing. */
+  fields: (item?: T) => ComponentChildren;
+  create: (org: string, f: FormData) => Promise<Secret | void>;
+  update?: (org: string, id: string, f: FormData) => Promise<unknown>;
+  remove: (org: string, id: string) => Promise<unknown>;
+  removeVerb?: string;
+  actions?: (org: string, item: T, tools: RowTools) => ComponentChildren;
+}
+
+const LIMIT = 20;
+
+/** List with filters and paging, create and edit in a dialog, delete with confirmation, secrets shown once. */
+export function ResourcePage<T extends { id: string; name: string }>({ org, kind }: { org: string; kind: Kind<T> }) {
+  // Kinds the API cannot filter (apps, keys) load a full page and filter it here by name.
+  const limit = kind.filters ? LIMIT : 100;
+  const [query, setQuery] = useState<ListQuery>({ offset: 0, limit });
+  const [local, setLocal] = useState('');
+  const list = useLoad(() => kind.list(org, query), [org, JSON.stringify(query)]);
+  const [editing, setEditing] = useState<T | 'new' | null>(null);
+  const [secret, setSecret] = useState<Secret | null>(null);
+  const action = useAction();
+  const rowAction = useAction();
+  const tools: RowTools = { reload: list.reload, showSecret: setSecret };
+  const shown = list.data?.items.filter((item) => item.name.toLowerCase().includes(local.toLowerCase())) ?? [];
+
+  const save = (e: SubmitEvent) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget as HTMLFormElement);
+    const target = editing;
+    void action.run(async () => {
+      if (target === 'new') {
+        const s = await kind.create(org, f);
+        if (s) setSecret(s);
+      } else if (target && kind.update) await kind.update(org, target.id, f);
+      setEditing(null);
+      list.reload();
+    });
+  };
+  const remove = (item: T) => {
+    if (!confirm(`${kind.removeVerb ?? 'Delete'} ${kind.singular} “${item.name}”?`)) return;
+    void rowAction.run(async () => {
+      await kind.remove(org, item.id);
+      list.reload();
+    });
+  };
+
+  return (
+    <section aria-labelledby="page-title">
+      <div class="row heading">
+        <h1 id="page-title">{kind.title}</h1>
+        <button
+          type="button"
+          onClick={() => {
+            action.clear();
+            setEditing('new');
+          }}
+        >
+          New {kind.singular}
+        </button>
+      </div>
+      {kind.intro}
+      {secret && <SecretOnce label={secret.label} value={secret.value} onDone={() => setSecret(null)} />}
+      {!kind.filters && (
+        <label class="filters">
+          Filter by name
+          <input type="search" value={local} onInput={(e) => setLocal(e.currentTarget.value)} />
+        </label>
+      )}
+      {kind.filters && (
+        <form
+          class="row filters"
+          role="search"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const f = new FormData(e.currentTarget);
+            setQuery({ offset: 0, limit, name: String(f.get('name') ?? '') || undefined, metadata: String(f.get('metadata') ?? '') || undefined });
+          }}
+        >
+          <label>
+            Name contains
+            <input name="name" type="search" />
+          </label>
+          <label>
+            Metadata contains (JSON)
+            <input name="metadata" placeholder='{"room":"lab"}' />
+          </label>
+          <button type="submit">Filter</button>
+        </form>
+      )}
+      <Problem error={list.error ?? rowAction.error} />
+      {list.data && (
+        <>
+          <table aria-busy={list.loading}>
+            <thead>
+              <tr>
+                {kind.columns.map((c) => (
+                  <th scope="col" key={c.label}>
+                    {c.label}
+                  </th>
+                ))}
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((item) => (
+                <tr key={item.id}>
+                  {kind.columns.map((c) => (
+                    <td key={c.label}>{c.cell(item, org)}</td>
+                  ))}
+                  <td class="actions">
+                    {kind.actions?.(org, item, tools)}
+                    {kind.update && (
+                      <button
+                        type="button"
+                        class="quiet"
+                        aria-label={`Edit ${item.name}`}
+                        onClick={() => {
+                          action.clear();
+                          setEditing(item);
+                        }}
+                      >
+                        Edit
+                      </button>
+                    )}
+                    <button type="button" class="quiet danger" aria-label={`${kind.removeVerb ?? 'Delete'} ${item.name}`} onClick={() => remove(item)}>
+                      {kind.removeVerb ?? 'Delete'}
+                    </button>
+                  </td>
+                </tr>
+              ))}
+              {shown.length === 0 && (
+                <tr>
+                  <td colSpan={kind.columns.length + 1} class="muted">
+                    No {kind.title.toLowerCase()} {query.name || query.metadata || local ? 'match the filter' : 'yet'}.
+                  </td>
+                </tr>
+              )}
+            </tbody>
+          </table>
+          <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={(offset) => setQuery({ ...query, offset })} />
+        </>
+      )}
+      <Dialog title={editing === 'new' ? `New ${kind.singular}` : `Edit ${kind.singular}`} open={editing !== null} onClose={() => setEditing(null)}>
+        <form onSubmit={save}>
+          {kind.fields(editing === 'new' || editing === null ? undefined : editing)}
+          <Problem error={action.error} />
+          <div class="row">
+            <button type="submit" disabled={action.busy}>
+              {editing === 'new' ? 'Create' : 'Save'}
+            </button>
+            <button type="button" class="quiet" onClick={() => setEditing(null)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      </Dialog>
+    </section>
+  );
+}

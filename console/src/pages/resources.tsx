@@ -1,0 +1,176 @@
+/** Devices, channels, apps and API keys: each is a Kind rendered by ResourcePage. */
+import type { ApiKey, App, Channel, Device } from '../../../sdk';
+import { Link } from '../router';
+import { api } from '../session';
+import { parseObject, splitList, when } from '../ui';
+import { ResourcePage, type Kind } from './resource';
+
+const str = (f: FormData, k: string) => String(f.get(k) ?? '').trim();
+const json = (v: unknown) => (v && Object.keys(v).length ? JSON.stringify(v) : '');
+const orgPath = (org: string) => `/o/${encodeURIComponent(org)}`;
+
+function NameAndMetadata({ item }: { item?: { name: string; metadata: Record<string, unknown> } }) {
+  return (
+    <>
+      <label>
+        Name
+        <input name="name" required maxLength={200} defaultValue={item?.name} />
+      </label>
+      <label>
+        Metadata (JSON object)
+        <textarea name="metadata" rows={3} placeholder='{"room":"lab"}' defaultValue={item ? JSON.stringify(item.metadata, null, 2) : ''} />
+      </label>
+    </>
+  );
+}
+const named = (f: FormData) => ({ name: str(f, 'name'), metadata: parseObject(str(f, 'metadata'), 'metadata') });
+
+function ScopeFields({ scopes }: { scopes?: string[] }) {
+  return (
+    <label>
+      Scopes (space or comma separated, e.g. <code>devices:read messages:*</code>)
+      <input name="scopes" required defaultValue={scopes?.join(' ')} />
+    </label>
+  );
+}
+
+const devices: Kind<Device> = {
+  title: 'Devices',
+  singular: 'device',
+  filters: true,
+  list: (org, q) => api.org(org).devices.list(q),
+  columns: [
+    { label: 'Name', cell: (d) => d.name },
+    { label: 'Id', cell: (d) => <code>{d.id}</code> },
+    { label: 'Metadata', cell: (d) => <code>{json(d.metadata)}</code> },
+    { label: 'Online', cell: (d) => (d.online ? 'online' : `offline${d.last_seen ? ` since ${when(d.last_seen)}` : ''}`) },
+  ],
+  fields: (d) => <NameAndMetadata item={d} />,
+  create: async (org, f) => {
+    const d = await api.org(org).devices.create(named(f));
+    return { label: `Key of device ${d.name}`, value: d.key };
+  },
+  update: (org, id, f) => api.org(org).devices.update(id, named(f)),
+  remove: (org, id) => api.org(org).devices.delete(id),
+  actions: (org, d, t) => (
+    <button
+      type="button"
+      class="quiet"
+      aria-label={`Rotate key of ${d.name}`}
+      onClick={async () => {
+        if (!confirm(`Rotate the key of “${d.name}”? The old key stops working at once.`)) return;
+        const k = await api.org(org).devices.rotateKey(d.id);
+        t.showSecret({ label: `New key of device ${d.name}`, value: k.key });
+      }}
+    >
+      Rotate key
+    </button>
+  ),
+};
+
+const channels: Kind<Channel> = {
+  title: 'Channels',
+  singular: 'channel',
+  filters: true,
+  list: (org, q) => api.org(org).channels.list(q),
+  columns: [
+    { label: 'Name', cell: (c, org) => <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`}>{c.name}</Link> },
+    { label: 'Id', cell: (c) => <code>{c.id}</code> },
+    { label: 'Metadata', cell: (c) => <code>{json(c.metadata)}</code> },
+    { label: 'Created', cell: (c) => when(c.created_at) },
+  ],
+  fields: (c) => <NameAndMetadata item={c} />,
+  create: async (org, f) => void (await api.org(org).channels.create(named(f))),
+  update: (org, id, f) => api.org(org).channels.update(id, named(f)),
+  remove: (org, id) => api.org(org).channels.delete(id),
+  actions: (org, c) => (
+    <>
+      <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`} aria-label={`Live view of ${c.name}`}>
+        Live
+      </Link>
+      <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}/history`} aria-label={`History of ${c.name}`}>
+        History
+      </Link>
+    </>
+  ),
+};
+
+const apps: Kind<App> = {
+  title: 'Apps',
+  singular: 'app',
+  intro: <p class="muted">Third-party applications authenticate with OAuth2 client credentials at <code>POST /oauth/token</code>.</p>,
+  list: (org, q) => api.org(org).apps.list(q),
+  columns: [
+    { label: 'Name', cell: (a) => a.name },
+    { label: 'Client id', cell: (a) => <code>{a.client_id}</code> },
+    { label: 'Scopes', cell: (a) => a.scopes.join(' ') },
+    { label: 'Created', cell: (a) => when(a.created_at) },
+  ],
+  fields: (a) => (
+    <>
+      <label>
+        Name
+        <input name="name" required maxLength={200} defaultValue={a?.name} />
+      </label>
+      <ScopeFields scopes={a?.scopes} />
+    </>
+  ),
+  create: async (org, f) => {
+    const a = await api.org(org).apps.create({ name: str(f, 'name'), scopes: splitList(str(f, 'scopes')) });
+    return { label: `Client secret of app ${a.name} (client id ${a.client_id})`, value: a.client_secret };
+  },
+  update: (org, id, f) => api.org(org).apps.update(id, { name: str(f, 'name'), scopes: splitList(str(f, 'scopes')) }),
+  remove: (org, id) => api.org(org).apps.delete(id),
+  actions: (org, a, t) => (
+    <button
+      type="button"
+      class="quiet"
+      aria-label={`New secret for ${a.name}`}
+      onClick={async () => {
+        if (!confirm(`Issue a new secret for “${a.name}”? The old one stops working.`)) return;
+        const s = await api.org(org).apps.rotateSecret(a.id);
+        t.showSecret({ label: `New client secret of app ${a.name}`, value: s.client_secret });
+      }}
+    >
+      New secret
+    </button>
+  ),
+};
+
+const keys: Kind<ApiKey> = {
+  title: 'API keys',
+  singular: 'API key',
+  intro: <p class="muted">Scoped, expiring JWTs for scripts and dashboards: <code>Authorization: Bearer &lt;key&gt;</code>.</p>,
+  list: (org, q) => api.org(org).keys.list(q),
+  columns: [
+    { label: 'Name', cell: (k) => k.name },
+    { label: 'Scopes', cell: (k) => k.scopes.join(' ') },
+    { label: 'Expires', cell: (k) => (k.expires_at ? when(k.expires_at) : 'never') },
+    { label: 'State', cell: (k) => (k.revoked_at ? `revoked ${when(k.revoked_at)}` : k.expires_at && k.expires_at < Date.now() ? 'expired' : 'active') },
+  ],
+  fields: () => (
+    <>
+      <label>
+        Name
+        <input name="name" required maxLength={200} />
+      </label>
+      <ScopeFields />
+      <label>
+        Expires in (days; empty = never)
+        <input name="days" type="number" min={1} max={3650} />
+      </label>
+    </>
+  ),
+  create: async (org, f) => {
+    const days = Number(str(f, 'days'));
+    const k = await api.org(org).keys.issue({ name: str(f, 'name'), scopes: splitList(str(f, 'scopes')), expires_in: days ? days * 86_400 : undefined });
+    return { label: `API key ${k.name}`, value: k.key };
+  },
+  remove: (org, id) => api.org(org).keys.revoke(id),
+  removeVerb: 'Revoke',
+};
+
+export const DevicesPage = ({ org }: { org: string }) => <ResourcePage org={org} kind={devices} />;
+export const ChannelsPage = ({ org }: { org: string }) => <ResourcePage org={org} kind={channels} />;
+export const AppsPage = ({ org }: { org: string }) => <ResourcePage org={org} kind={apps} />;
+export const KeysPage = ({ org }: { org: string }) => <ResourcePage org={org} kind={keys} />;

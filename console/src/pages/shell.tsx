@@ -1,0 +1,139 @@
+import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import type { Org } from '../../../sdk';
+import { Link, navigate } from '../router';
+import { api, logOut, session } from '../session';
+import { Dialog, Problem, useAction, useLoad } from '../ui';
+
+const SECTIONS = ['devices', 'channels', 'connections', 'apps', 'keys', 'members'] as const;
+const LAST_ORG = 'edgeflux.org';
+
+// Creating or renaming an org reloads the switcher everywhere.
+let orgsVersion = 0;
+const ORGS_EVENT = 'edgeflux:orgs';
+const orgsChanged = () => {
+  orgsVersion++;
+  dispatchEvent(new Event(ORGS_EVENT));
+};
+function useOrgs() {
+  const [v, setV] = useState(orgsVersion);
+  useEffect(() => {
+    const on = () => setV(orgsVersion);
+    addEventListener(ORGS_EVENT, on);
+    return () => removeEventListener(ORGS_EVENT, on);
+  }, []);
+  return useLoad(() => api.orgs.list({ limit: 100 }), [v]);
+}
+
+function NewOrgForm({ onCreated }: { onCreated: (o: Org) => void }) {
+  const action = useAction();
+  return (
+    <form
+      class="row"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const form = e.currentTarget;
+        const name = String(new FormData(form).get('name'));
+        void action.run(async () => {
+          const org = await api.orgs.create(name);
+          form.reset();
+          orgsChanged();
+          onCreated(org);
+        });
+      }}
+    >
+      <label>
+        Organization name
+        <input name="name" required maxLength={200} placeholder="acme" />
+      </label>
+      <button type="submit" disabled={action.busy}>
+        Create organization
+      </button>
+      <Problem error={action.error} />
+    </form>
+  );
+}
+
+/** Header (org switcher, sections, log out) around every signed-in page. */
+export function Shell({ org, path, children }: { org: string | undefined; path: string; children: ComponentChildren }) {
+  const orgs = useOrgs();
+  const [adding, setAdding] = useState(false);
+  useEffect(() => {
+    if (org) localStorage.setItem(LAST_ORG, org);
+  }, [org]);
+  const section = path.split('/')[3];
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <Link href="/" class="brand">
+          Edgeflux
+        </Link>
+        {orgs.data && orgs.data.items.length > 0 && (
+          <select aria-label="Organization" value={org ?? ''} onChange={(e) => navigate(`/o/${encodeURIComponent(e.currentTarget.value)}/${section ?? 'devices'}`)}>
+            {!org && <option value="">Choose an organization</option>}
+            {orgs.data.items.map((o) => (
+              <option value={o.id} key={o.id}>
+                {o.name} {o.role ? `(${o.role})` : ''}
+              </option>
+            ))}
+          </select>
+        )}
+        {orgs.data && orgs.data.items.length > 0 && (
+          <button type="button" class="quiet" onClick={() => setAdding(true)}>
+            New organization
+          </button>
+        )}
+        <span class="grow" />
+        <span class="muted">{session.get()?.email}</span>
+        <button type="button" class="quiet" onClick={() => void logOut()}>
+          Log out
+        </button>
+      </header>
+      {org && (
+        <nav class="sections" aria-label="Sections">
+          {SECTIONS.map((s) => (
+            <Link key={s} href={`/o/${encodeURIComponent(org)}/${s}`} class={section === s ? 'active' : undefined}>
+              {s[0]!.toUpperCase() + s.slice(1)}
+            </Link>
+          ))}
+        </nav>
+      )}
+      <Dialog title="New organization" open={adding} onClose={() => setAdding(false)}>
+        <NewOrgForm
+          onCreated={(o) => {
+            setAdding(false);
+            navigate(`/o/${encodeURIComponent(o.id)}/devices`);
+          }}
+        />
+      </Dialog>
+      <main id="main" tabIndex={-1}>
+        <Problem error={orgs.error} />
+        {children}
+      </main>
+    </>
+  );
+}
+
+/** `/`: the last org used (or the first), or a form to create one. */
+export function HomePage() {
+  const orgs = useOrgs();
+  const items = orgs.data?.items;
+  useEffect(() => {
+    if (!items?.length) return;
+    const last = localStorage.getItem(LAST_ORG);
+    const pick = items.find((o) => o.id === last) ?? items[0]!;
+    navigate(`/o/${encodeURIComponent(pick.id)}/devices`, true);
+  }, [items]);
+  if (!items || items.length) return <p aria-busy="true">Loading…</p>;
+  return (
+    <section>
+      <h1>Welcome</h1>
+      <p>Everything in Edgeflux belongs to an organization. Create one to start; you become its owner.</p>
+      <NewOrgForm onCreated={(o) => navigate(`/o/${encodeURIComponent(o.id)}/devices`)} />
+    </section>
+  );
+}
+

@@ -1,0 +1,157 @@
+/** Small accessible building blocks shared by the console's pages. */
+import type { ComponentChildren } from 'preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { EdgefluxError } from '../../sdk';
+import { session } from './session';
+
+export const errorText = (e: unknown): string => (e instanceof EdgefluxError ? `${e.detail} (${e.status} ${e.code})` : e instanceof Error ? e.message : String(e));
+
+/** An error (or nothing) announced to screen readers as it appears. */
+export function Problem({ error }: { error: unknown }) {
+  if (!error) return null;
+  return (
+    <p role="alert" class="problem">
+      {errorText(error)}
+    </p>
+  );
+}
+
+/** Loads with `load()` whenever `deps` change; `reload()` runs it again. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T | undefined; error: unknown; loading: boolean; reload: () => void } {
+  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({ data: undefined, error: null, loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true }));
+    load().then(
+      (data) => live && setState({ data, error: null, loading: false }),
+      (error: unknown) => {
+        session.check(error);
+        if (live) setState((s) => ({ data: s.data, error, loading: false }));
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+  return { ...state, reload: useCallback(() => setTick((t) => t + 1), []) };
+}
+
+/** Runs an action, holding its error and a busy flag for the form that started it. */
+export function useAction(): { busy: boolean; error: unknown; run: (f: () => Promise<unknown>) => Promise<boolean>; clear: () => void } {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async (f: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await f();
+      return true;
+    } catch (e) {
+      session.check(e);
+      setError(e);
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run, clear: () => setError(null) };
+}
+
+/** A credential shown exactly once, with a copy button; the API never returns it again. */
+export function SecretOnce({ label, value, onDone }: { label: string; value: string; onDone: () => void }) {
+  const [copied, setCopied] = useState(false);
+  const ref = useRef<HTMLElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+    } catch {
+      // No clipboard permission (http, old browser): select the text so Ctrl-C works.
+      const range = document.createRange();
+      range.selectNodeContents(ref.current!);
+      getSelection()?.removeAllRanges();
+      getSelection()?.addRange(range);
+    }
+    setCopied(true);
+  };
+  return (
+    <section class="secret" aria-label={label}>
+      <p>
+        <strong>{label}</strong> — shown only now; copy it and keep it safe.
+      </p>
+      <code tabIndex={0} ref={ref} data-secret>
+        {value}
+      </code>
+      <div class="row">
+        <button type="button" onClick={copy}>
+          {copied ? 'Copied' : 'Copy'}
+        </button>
+        <button type="button" class="quiet" onClick={onDone}>
+          Done
+        </button>
+      </div>
+      <span class="sr-only" aria-live="polite">
+        {copied ? 'Copied to the clipboard' : ''}
+      </span>
+    </section>
+  );
+}
+
+/** A native modal dialog: focus moves in, Escape closes it, focus returns. */
+export function Dialog({ title, open, onClose, children }: { title: string; open: boolean; onClose: () => void; children: ComponentChildren }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) d.showModal();
+    if (!open && d.open) d.close();
+  }, [open]);
+  return (
+    <dialog ref={ref} onClose={onClose} aria-labelledby="dialog-title">
+      <h2 id="dialog-title">{title}</h2>
+      {open && children}
+    </dialog>
+  );
+}
+
+export function Pager({ total, offset, limit, onOffset }: { total: number; offset: number; limit: number; onOffset: (o: number) => void }) {
+  if (total <= limit) return <p class="muted">{total === 1 ? '1 item' : `${total} items`}</p>;
+  return (
+    <nav class="row pager" aria-label="Pages">
+      <button type="button" disabled={offset === 0} onClick={() => onOffset(Math.max(0, offset - limit))}>
+        Previous
+      </button>
+      <span>
+        {offset + 1}–{Math.min(offset + limit, total)} of {total}
+      </span>
+      <button type="button" disabled={offset + limit >= total} onClick={() => onOffset(offset + limit)}>
+        Next
+      </button>
+    </nav>
+  );
+}
+
+/** Numbers as people read them: 22.369999999999997 → 22.37 (12 significant digits). */
+export const num = (v: number): string => String(Number.isInteger(v) ? v : Number(v.toPrecision(12)));
+
+export const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toLocaleString() : '—');
+
+/** Parses a JSON object typed into a form field; throws a readable error otherwise. */
+export function parseObject(text: string, what: string): Record<string, unknown> | undefined {
+  if (!text.trim()) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new Error(`${what} is not valid JSON`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+export const splitList = (text: string): string[] =>
+  text
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);

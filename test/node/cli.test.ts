@@ -1,0 +1,175 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { root, startPlatform, type Platform } from './processes';
+
+/** The `edgeflux` CLI as a subprocess (the built bin, as `npx edgeflux` runs it) against the real local platform. */
+const exec = promisify(execFile);
+const BIN = join(root, 'bin/edgeflux.js');
+
+let platform: Platform;
+let home: string;
+const env = () => ({ ...process.env, XDG_CONFIG_HOME: home, EDGEFLUX_API: platform.url, EDGEFLUX_ORG: '', EDGEFLUX_TOKEN: '', EDGEFLUX_DEVICE_KEY: '' });
+
+/** Runs the CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
+function cli(args: string[], opts: { input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((ok) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: env(), cwd: root, timeout: 30_000 }, (err, stdout, stderr) =>
+      ok({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(opts.input ?? '');
+  });
+}
+/** Runs the CLI with --json and parses its answer; fails the test on a non-zero exit. */
+async function json<T = any>(...args: string[]): Promise<T> {
+  const r = await cli([...args, '--json']);
+  if (r.code !== 0) throw new Error(`edgeflux ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+beforeAll(async () => {
+  // The CLI build bundles the SDK from source (dist/cli.js); sdk.test.ts builds dist/sdk.js, so the two never race.
+  await exec('npm', ['run', '--silent', 'build:cli'], { cwd: root });
+  home = mkdtempSync(join(tmpdir(), 'edgeflux-cli-'));
+  platform = await startPlatform({});
+}, 120_000);
+afterAll(async () => {
+  await platform?.stop();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const email = `cli-${Date.now()}@example.com`;
+let org: string, channel: string, devices: { id: string; name: string; key: string }[];
+
+describe('edgeflux CLI', () => {
+  it('runs as `npx edgeflux` from the package', async () => {
+    const { stdout } = await exec('npx', ['--offline', 'edgeflux', '--version'], { cwd: root, env: env() });
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('registers, logs in with the password on stdin, and keeps the session in the config dir', async () => {
+    await json('register', '--email', email, '--password', 'correct horse battery');
+    const login = await cli(['login', '--email', email, '--json'], { input: 'correct horse battery\n' });
+    expect(login.code).toBe(0);
+    expect(JSON.parse(login.stdout)).toMatchObject({ email, api: platform.url });
+    const file = join(home, 'edgeflux', 'config.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect((await json('whoami')).email).toBe(email);
+  });
+
+  it('creates and lists orgs, devices and channels, and connects them', async () => {
+    org = (await json('orgs', 'create', 'cli-org')).id;
+    expect((await json('orgs', 'list')).items.map((o: { id: string }) => o.id)).toContain(org);
+    devices = await json('devices', 'create', 'thermo-1', 'thermo-2', '--metadata', '{"room":"lab"}');
+    expect(devices.map((d) => d.name)).toEqual(['thermo-1', 'thermo-2']);
+    expect(devices[0]!.key).toBeTruthy();
+    expect((await json('devices', 'list', '--metadata', '{"room":"lab"}')).total).toBe(2);
+    channel = (await json('channels', 'create', 'telemetry')).id;
+    expect((await json('channels', 'list', '--name', 'tele')).items.map((c: { id: string }) => c.id)).toEqual([channel]);
+    const conns = await json('connect', '--channel', channel, '--device', `${devices[0]!.id},${devices[1]!.id}`);
+    expect(conns).toHaveLength(2);
+    expect((await json('channels', 'devices', channel)).total).toBe(2);
+  });
+
+  it('streams with `sub` what `send` publishes (SenML flags, stdin), one envelope per line, and exits 0 on SIGINT', async () => {
+    const sub = spawn(process.execPath, [BIN, 'sub', channel], { env: env(), cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    sub.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    sub.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => sub.once('exit', (code) => r(code)));
+    try {
+      for (let i = 0; i < 200 && !err.includes('subscribed'); i++) await new Promise((r) => setTimeout(r, 25));
+      // The channel's subscribed frame is a status line on stderr, never an envelope on stdout.
+      expect(err).toMatch(new RegExp(`^subscribed to ${channel} at seq \\d+\\n`));
+      const sent = await json('send', channel, '--name', 'temp', '--value', '21.5', '--unit', 'Cel', '--subtopic', 'lab', '--device-key', devices[0]!.key);
+      expect(sent.seq).toBeGreaterThan(0);
+      const piped = await cli(['send', channel, '-s', 'notes', '--json', '--device-key', devices[1]!.key], { input: 'hello from stdin' });
+      expect(piped.code).toBe(0);
+      for (let i = 0; i < 200 && out.split('\n').length < 3; i++) await new Promise((r) => setTimeout(r, 25));
+      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toMatchObject([
+        { seq: sent.seq, subtopic: 'lab', publisher: devices[0]!.id, contentType: 'application/senml+json' },
+        { seq: sent.seq + 1, subtopic: 'notes', publisher: devices[1]!.id, payload: 'hello from stdin' },
+      ]);
+      expect(JSON.parse(lines[0]!.payload as string)).toEqual([{ n: 'temp', u: 'Cel', v: 21.5 }]);
+    } finally {
+      sub.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+  }, 30_000);
+
+  it('queries stored messages: filters, aggregation and --csv', async () => {
+    await json('send', channel, '--name', 'temp', '--value', '23.5', '--unit', 'Cel', '--subtopic', 'lab', '--device-key', devices[0]!.key);
+    let total = 0;
+    for (let i = 0; i < 100 && total < 3; i++) {
+      total = (await json('query', channel)).total;
+      if (total < 3) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(total).toBe(3);
+    expect((await json('query', channel, '--subtopic', 'notes')).items).toMatchObject([{ payload: 'hello from stdin' }]);
+    const avg = await json('query', channel, '--format', 'senml', '--name', 'temp', '--aggregation', 'avg');
+    expect(avg.items[0]).toMatchObject({ value: 22.5, count: 2 });
+    const csv = await cli(['query', channel, '--format', 'senml', '--order', 'asc', '--csv']);
+    expect(csv.code).toBe(0);
+    const rows = csv.stdout.trim().split('\r\n');
+    expect(rows[0]).toContain('name');
+    expect(rows).toHaveLength(3);
+    expect(rows[1]).toContain('temp');
+    expect(rows[1]).toContain('21.5');
+  });
+
+  it('provisions a YAML layout: channels, numbered devices with keys printed once, connections', async () => {
+    const file = join(home, 'layout.yaml');
+    writeFileSync(file, ['channels:', '  - name: plant', '    metadata: { site: north }', 'devices:', '  - name: "pump-{n}"', '    count: 3', '    channels: [plant]', '    types: [publish]', ''].join('\n'));
+    const r = await json<{ channels: { id: string; name: string }[]; devices: { id: string; name: string; key: string; channels: string[] }[] }>('provision', file);
+    expect(r.channels.map((c) => c.name)).toEqual(['plant']);
+    expect(r.devices.map((d) => d.name)).toEqual(['pump-1', 'pump-2', 'pump-3']);
+    expect(r.devices.every((d) => d.key.length > 20 && d.channels[0] === r.channels[0]!.id)).toBe(true);
+    const connected = await json('channels', 'devices', r.channels[0]!.id);
+    expect(connected.items.map((d: { types: string[] }) => d.types)).toEqual([['publish'], ['publish'], ['publish']]);
+    const bad = await cli(['provision', file.replace('layout', 'missing')]);
+    expect(bad.code).not.toBe(0);
+    writeFileSync(file, 'devices:\n  - name: x\n    colour: red\n');
+    const invalid = await cli(['provision', file]);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain('colour');
+  });
+
+  it('issues, uses and revokes API keys', async () => {
+    const key = await json('keys', 'issue', 'reader', '--scopes', 'devices:read', '--expires-in', '1h');
+    expect(key.key).toBeTruthy();
+    expect((await json('--token', key.key, 'devices', 'list')).total).toBeGreaterThan(0);
+    expect((await json('keys', 'list')).items.map((k: { id: string }) => k.id)).toContain(key.id);
+    expect(await json('keys', 'revoke', key.id)).toEqual({ revoked: key.id });
+    const after = await cli(['--token', key.key, 'devices', 'list', '--json']);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toMatch(/^error: .+ \(401 \w+\)/);
+  });
+
+  it('manages policies and apps', async () => {
+    const p = await json('policies', 'create', 'no-deletes', '--deny', 'devices:delete,channels:delete@*');
+    expect(p.statements).toEqual([{ effect: 'deny', actions: ['devices:delete', 'channels:delete'], resources: ['*'] }]);
+    await json('policies', 'attach', p.id, devices[0]!.id, '--type', 'device');
+    expect((await json('policies', 'attachments', p.id)).items).toMatchObject([{ principal_type: 'device', principal_id: devices[0]!.id }]);
+    const app = await json('apps', 'create', 'dash', '--scopes', 'devices:read,messages:subscribe');
+    expect(app).toMatchObject({ name: 'dash', scopes: ['devices:read', 'messages:subscribe'], client_secret: expect.any(String) });
+    expect((await json('apps', 'list')).items.map((a: { id: string }) => a.id)).toEqual([app.id]);
+  });
+
+  it('fails with a non-zero exit and the API problem message', async () => {
+    const r = await cli(['devices', 'get', 'no-such-device', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^error: .*not found.* \(404 not_found\)\n$/i);
+    const invalid = await cli(['channels', 'create', '   ']);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain('422');
+    const usage = await cli(['keys', 'issue', 'no-scopes']);
+    expect(usage.code).not.toBe(0);
+    expect(usage.stderr).toContain('--scopes');
+  });
+});

@@ -1,0 +1,317 @@
+/**
+ * The web console end to end: Debian's Chromium driven by playwright-core against the real platform
+ * (`npm start`'s launcher: wrangler dev + bridge). Screenshots go to test-results/console/.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { root, startPlatform, type Platform } from './processes';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const shots = join(root, 'test-results/console');
+const axeScript = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  nodes: { target: string[] }[];
+}
+/** axe-core's WCAG 2.x A/AA rules on the current page; serious and critical findings fail the test. */
+async function audit(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: axeScript });
+  const violations = await page.evaluate(
+    () => (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: AxeViolation[] }> } }).axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }).then((r) => r.violations),
+  );
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${page.url()} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+describe('web console in Chromium', () => {
+  const state = mkdtempSync(join(tmpdir(), 'edgeflux-console-state-'));
+  const profile = mkdtempSync(join(tmpdir(), 'edgeflux-chromium-'));
+  let platform: Platform;
+  let browser: BrowserContext;
+  let page: Page;
+  const consoleErrors: string[] = [];
+  const a11y: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    page.setDefaultTimeout(15_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await platform?.stop();
+    rmSync(state, { recursive: true, force: true });
+    rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('routes browser navigations: the SPA for console paths, the worker for API paths', async () => {
+    const nav = { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html' } };
+    for (const path of ['/', '/login', '/o/org-1/channels/ch-1/history']) {
+      const res = await fetch(`${platform.url}${path}`, nav);
+      expect(res.status, path).toBe(200);
+      expect(await res.text(), path).toContain('<div id="app">');
+    }
+    const orgs = await fetch(`${platform.url}/orgs`, nav);
+    expect(orgs.status).toBe(401);
+    expect(orgs.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(await (await fetch(`${platform.url}/health`, nav)).json()).toMatchObject({ status: 'ok' });
+    const doc = (await (await fetch(`${platform.url}/openapi.json`, nav)).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(doc.openapi).toBe('3.1.0');
+
+    // Every route of the API, called as a browser navigation would, is answered by the worker (JSON), never the app.
+    let checked = 0;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(ops).filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))) {
+        const res = await fetch(`${platform.url}${path.replace(/\{[^}]+\}/g, 'x')}`, { method: method.toUpperCase(), headers: nav.headers, body: method === 'get' || method === 'delete' ? undefined : '{}' });
+        const type = res.headers.get('content-type') ?? '';
+        expect(type, `${method} ${path}`).not.toMatch(/text\/html/);
+        expect(res.status, `${method} ${path}`).toBeLessThan(500);
+        await res.body?.cancel();
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(40);
+  });
+
+  it('registers, provisions, watches a channel live and downloads its history', async () => {
+    const email = `console-${Date.now()}@example.com`;
+    await page.goto(`${platform.url}/`);
+
+    // Register (and be logged in).
+    await page.getByLabel('Email').waitFor();
+    a11y.push(...(await audit(page)));
+    await page.getByRole('button', { name: 'Create an account' }).click();
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Create account' }).click();
+
+    // First org.
+    await page.getByLabel('Organization name').fill('acme');
+    await page.getByRole('button', { name: 'Create organization' }).click();
+    await page.waitForURL(/\/o\/[^/]+\/devices$/);
+    const org = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+
+    // A device: its key is shown once.
+    await page.getByRole('button', { name: 'New device' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('thermo-1');
+    await dialog.getByLabel('Metadata (JSON object)').fill('{"room":"lab"}');
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    const deviceKey = (await page.locator('[data-secret]').textContent())!.trim();
+    expect(deviceKey.length).toBeGreaterThan(20);
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    a11y.push(...(await audit(page)));
+    await page.screenshot({ path: join(shots, '1-device-key.png') });
+    await page.getByRole('button', { name: 'Done' }).click();
+    await expect.poll(() => page.locator('[data-secret]').count()).toBe(0);
+
+    // Filters: by name and by metadata.
+    await page.getByLabel('Metadata contains (JSON)').fill('{"room":"attic"}');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('No devices match the filter').waitFor();
+    await page.getByLabel('Metadata contains (JSON)').fill('{"room":"lab"}');
+    await page.getByLabel('Name contains').fill('THERMO');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+
+    // A channel, then connect the device to it.
+    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('button', { name: 'New channel' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('telemetry');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('link', { name: 'telemetry', exact: true }).waitFor();
+
+    await page.getByRole('link', { name: 'Connections' }).click();
+    await page.getByLabel('Devices to connect').selectOption({ label: 'thermo-1' });
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await page.getByRole('checkbox', { name: 'thermo-1 may publish' }).waitFor();
+    expect(await page.getByRole('checkbox', { name: 'thermo-1 may subscribe' }).isChecked()).toBe(true);
+    a11y.push(...(await audit(page)));
+
+    // The live view: messages and chart points arrive over the WebSocket, without a reload.
+    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('link', { name: 'telemetry', exact: true }).click();
+    await page.waitForURL(/\/channels\/[^/]+$/);
+    const channel = /\/channels\/([^/]+)$/.exec(page.url())![1]!;
+    await page.locator('output.state.open').waitFor();
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+
+    const publish = async (senml: unknown[]) => {
+      const res = await fetch(`${platform.url}/channels/${channel}/messages/lab`, { method: 'POST', headers: { authorization: `Device ${deviceKey}`, 'content-type': 'application/senml+json' }, body: JSON.stringify(senml) });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { seq: number }).seq;
+    };
+    const seq1 = await publish([{ bn: 'thermo-1/', n: 'temp', u: 'Cel', v: 21.5 }]);
+    await page.locator(`li.message[data-seq="${seq1}"]`).getByText('21.5').waitFor();
+    await page.locator('figure.chart[data-points="1"]').waitFor();
+    await page.locator('tr[data-series="thermo-1/temp"]').getByRole('cell', { name: '21.5', exact: true }).waitFor();
+    await page.locator('figure.chart canvas').waitFor();
+
+    const seq2 = await publish([{ bn: 'thermo-1/', n: 'temp', u: 'Cel', v: 23.25 }, { n: 'humidity', u: '%RH', v: 41 }]);
+    await page.locator(`li.message[data-seq="${seq2}"]`).waitFor();
+    await page.locator('figure.chart[data-points="3"]').waitFor();
+    await page.locator('tr[data-series="thermo-1/temp"]').getByRole('cell', { name: '23.25', exact: true }).waitFor();
+    await page.locator('tr[data-series="thermo-1/humidity"]').waitFor();
+    for (const v of [22.1, 22.6, 22.4]) await publish([{ bn: 'thermo-1/', n: 'temp', u: 'Cel', v }, { n: 'humidity', u: '%RH', v: v * 2 - 3 }]);
+    await page.locator('figure.chart[data-points="9"]').waitFor();
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    a11y.push(...(await audit(page)));
+    await page.screenshot({ path: join(shots, '2-live.png'), fullPage: true });
+
+    // History: SenML records (once the actor has drained them to D1), aggregation, CSV.
+    await page.getByRole('link', { name: 'History' }).click();
+    await page.getByLabel('Format').selectOption('senml');
+    await expect
+      .poll(
+        async () => {
+          await page.getByRole('button', { name: 'Run query' }).click();
+          await page.locator('[data-result-count]').waitFor();
+          return Number(await page.locator('[data-result-count]').getAttribute('data-result-count'));
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(9); // 1 + 2 + 3 × 2 records
+    await page.getByLabel('SenML name').fill('thermo-1/temp');
+    await page.getByLabel('Aggregation').selectOption('avg');
+    await page.getByRole('button', { name: 'Run query' }).click();
+    await page.locator('[data-result-count="1"]').waitFor();
+    await page.locator('table.results').getByRole('cell', { name: '22.37', exact: true }).waitFor(); // (21.5 + 23.25 + 22.1 + 22.6 + 22.4) / 5
+    a11y.push(...(await audit(page)));
+    await page.screenshot({ path: join(shots, '3-history.png'), fullPage: true });
+
+    await page.getByLabel('Aggregation').selectOption('');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    const lines = csv.trim().split('\r\n');
+    expect(lines[0]).toMatch(/^seq,time,subtopic,publisher,name,/);
+    expect(lines).toHaveLength(6); // header + the 5 temperature records
+    expect(csv).toContain('thermo-1/temp');
+    expect(csv).toContain('23.25');
+    expect(download.suggestedFilename()).toMatch(new RegExp(`^channel-${channel}-.*\\.csv$`));
+
+    // An API key: shown once, and it works.
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('button', { name: 'New API key' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('dashboard');
+    await page.getByRole('dialog').getByLabel(/Scopes/).fill('messages:read');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    const apiKey = (await page.locator('[data-secret]').textContent())!.trim();
+    const read = await fetch(`${platform.url}/channels/${channel}/messages?limit=1`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(read.status).toBe(200);
+    const devices = await fetch(`${platform.url}/orgs/${org}/devices`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(devices.status).toBe(403);
+
+    expect(consoleErrors).toEqual([]);
+  }, 120_000);
+
+  it('edits and deletes, manages apps and members, and switches org', async () => {
+    page.on('dialog', (d) => void d.accept()); // confirm() before deleting
+    const firstOrg = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+
+    // Edit a device's metadata; create and delete another device.
+    await page.getByRole('link', { name: 'Devices' }).click();
+    await page.getByRole('button', { name: 'Edit thermo-1' }).click();
+    await page.getByRole('dialog').getByLabel('Metadata (JSON object)').fill('{"room":"lab","floor":2}');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('cell', { name: '{"room":"lab","floor":2}' }).waitFor();
+    await page.getByRole('button', { name: 'New device' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('spare');
+    await page.keyboard.press('Enter'); // the dialog's form submits from the keyboard
+    await page.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('cell', { name: 'spare', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Delete spare' }).click();
+    await expect.poll(() => page.getByRole('cell', { name: 'spare', exact: true }).count()).toBe(0);
+
+    // An app: its client secret is shown once.
+    await page.getByRole('link', { name: 'Apps' }).click();
+    await page.getByRole('button', { name: 'New app' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('grafana');
+    await page.getByRole('dialog').getByLabel(/Scopes/).fill('messages:read, channels:read');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    expect((await page.locator('[data-secret]').textContent())!.trim().length).toBeGreaterThan(20);
+    await page.getByRole('cell', { name: 'messages:read channels:read' }).waitFor();
+    await page.getByLabel('Filter by name').fill('zzz');
+    await page.getByText('No apps match the filter').waitFor();
+    await page.getByLabel('Filter by name').fill('GRAF');
+    await page.getByRole('cell', { name: 'grafana', exact: true }).waitFor();
+
+    // A member: another registered user, added as viewer, promoted to admin.
+    const other = `member-${Date.now()}@example.com`;
+    expect((await fetch(`${platform.url}/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: other, password: 'correct horse battery' }) })).status).toBe(201);
+    await page.getByRole('link', { name: 'Members' }).click();
+    await page.getByLabel('Email of a registered user').fill(other);
+    await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await page.getByRole('button', { name: 'Add member' }).click();
+    await page.getByLabel(`Role of ${other}`).waitFor();
+    expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('viewer');
+    await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/members/') && r.status() === 204),
+      page.getByLabel(`Role of ${other}`).selectOption('admin'),
+    ]);
+    await page.reload();
+    await page.getByLabel(`Role of ${other}`).waitFor();
+    expect(await page.getByLabel(`Role of ${other}`).inputValue()).toBe('admin');
+    a11y.push(...(await audit(page)));
+    await page.getByLabel('Filter by email').fill('member-');
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(1); // the owner is filtered out
+
+    // A second org, then back to the first with the switcher.
+    await page.getByRole('button', { name: 'New organization' }).click();
+    await page.getByRole('dialog').getByLabel('Organization name').fill('second');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create organization' }).click();
+    await page.waitForURL((u) => !u.pathname.includes(firstOrg) && u.pathname.endsWith('/devices'));
+    await page.getByText('No devices yet').waitFor();
+    await page.getByLabel('Organization', { exact: true }).selectOption(firstOrg);
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    expect(page.url()).toContain(`/o/${firstOrg}/devices`);
+    expect(consoleErrors).toEqual([]);
+  }, 60_000);
+
+  it('passes an accessibility audit (axe-core, WCAG 2.1 A/AA) on every page visited', async () => {
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('button', { name: 'New API key' }).click();
+    a11y.push(...(await audit(page))); // with the dialog open
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.getByRole('dialog').count()).toBe(0);
+    // Messages published just before the live view opens (maybe not yet stored in D1) are shown too.
+    const { access } = JSON.parse((await page.evaluate(() => localStorage.getItem('edgeflux.session')))!) as { access: string };
+    const orgId = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+    const headers = { authorization: `Bearer ${access}`, 'content-type': 'application/json' };
+    const fresh = (await (await fetch(`${platform.url}/orgs/${orgId}/channels`, { method: 'POST', headers, body: JSON.stringify({ name: 'fresh' }) })).json()) as { id: string };
+    for (const n of [1, 2, 3]) {
+      const r = await fetch(`${platform.url}/channels/${fresh.id}/messages`, { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: `early ${n}` });
+      expect(r.status).toBe(202);
+    }
+    await page.goto(`${platform.url}/o/${orgId}/channels/${fresh.id}`);
+    for (const n of [1, 2, 3]) await page.locator(`li.message[data-seq="${n}"]`).getByText(`early ${n}`).waitFor();
+    expect(await page.locator('li.message').count()).toBe(3);
+
+    // The dark colour scheme has its own contrast.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    a11y.push(...(await audit(page)));
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('link', { name: 'telemetry', exact: true }).click();
+    await page.locator('figure.chart[data-points="9"]').waitFor();
+    a11y.push(...(await audit(page)));
+    // Publishing from the console as the signed-in user: the message comes back over the socket.
+    await page.getByText('Publish a message').click();
+    await page.getByLabel('Content type').selectOption('text/plain');
+    await page.getByLabel('Payload').fill('hello from the console');
+    await page.getByRole('button', { name: 'Publish', exact: true }).click();
+    await page.getByText('Published as seq 6').waitFor();
+    await page.locator('li.message[data-seq="6"]').getByText('hello from the console').waitFor();
+    await page.screenshot({ path: join(shots, '4-live-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+    expect(a11y).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,252 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket, type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DurableSessionStore } from '../../bridge/mqtt/session-durable';
+import { provision, root, startBridge, startPlatform, type Bridge, type Platform } from './processes';
+
+/**
+ * Durable MQTT sessions against the whole platform (docs/mqtt.md "Durable sessions"): session
+ * actors keep the session, so it survives a crashed bridge, and a second bridge can take it over.
+ * Real processes, real MQTT.js clients.
+ */
+let platform: Platform;
+let w: Awaited<ReturnType<typeof provision>>;
+const state = mkdtempSync(join(tmpdir(), 'edgeflux-sessions-'));
+const clients: MqttClient[] = [];
+const bridges: Bridge[] = [];
+const topic = (sub: string) => `channels/${w.channel}/messages/${sub}`;
+
+async function connect(port: number, opts: IClientOptions): Promise<{ client: MqttClient; connack: IConnackPacket }> {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { username: w.deviceId, password: w.deviceKey, reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+  clients.push(client);
+  const connack = await new Promise<IConnackPacket>((ok, fail) => {
+    client.once('connect', ok);
+    client.once('error', fail);
+  });
+  return { client, connack };
+}
+
+async function until<T>(f: () => T | undefined | false, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const device = async () => (await (await fetch(`${platform.url}/orgs/${w.org}/devices/${w.deviceId}`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { online: boolean };
+
+async function untilAsync(f: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function httpPublish(sub: string, body: string): Promise<void> {
+  const res = await fetch(`${platform.url}/channels/${w.channel}/messages/${sub}`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': 'text/plain' }, body });
+  expect(res.status).toBe(202);
+}
+
+const received = (c: MqttClient) => {
+  const got: { payload: string; qos: number; dup: boolean }[] = [];
+  c.on('message', (_t, p, packet) => got.push({ payload: p.toString(), qos: packet.qos, dup: packet.dup }));
+  return got;
+};
+
+beforeAll(async () => {
+  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+  w = await provision(platform.url);
+}, 120_000);
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.end(true);
+  await Promise.all(bridges.splice(0).map((b) => b.stop()));
+});
+
+afterAll(async () => {
+  await platform?.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+describe('durable MQTT sessions', () => {
+  it.each([
+    ['3.1.1, Clean Session 0', { protocolVersion: 4, clean: false }],
+    ['5.0, Session Expiry Interval', { protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }],
+  ] as const)('%s: QoS 1 messages published while the bridge is down arrive after it restarts', async (_name, opts) => {
+    const clientId = `persist-${opts.protocolVersion}-${Date.now()}`;
+    const sub = `crash-${opts.protocolVersion}`;
+    const first = await startBridge(platform);
+    bridges.push(first);
+    const a = await connect(first.mqttPort, { ...opts, clientId, properties: { ...('properties' in opts ? opts.properties : {}) } });
+    expect(a.connack.sessionPresent).toBe(false);
+    await a.client.subscribeAsync(topic(sub), { qos: 1 });
+    await first.kill(); // a crash: nothing released, the session actor keeps the last checkpoint
+    await until(() => a.client.connected === false);
+
+    for (const n of [1, 2, 3]) await httpPublish(sub, `queued ${n}`);
+
+    const second = await startBridge(platform);
+    bridges.push(second);
+    const b = await connect(second.mqttPort, { ...opts, clientId, properties: { ...('properties' in opts ? opts.properties : {}) } });
+    const got = received(b.client);
+    expect(b.connack.sessionPresent).toBe(true);
+    await until(() => got.length >= 3);
+    expect(got.map((m) => [m.payload, m.qos])).toEqual([
+      ['queued 1', 1],
+      ['queued 2', 1],
+      ['queued 3', 1],
+    ]);
+    // The restored subscription is live too.
+    await httpPublish(sub, 'live');
+    await until(() => got.length >= 4);
+    expect(got[3]?.payload).toBe('live');
+  }, 60_000);
+
+  it('an unacknowledged QoS 1 delivery is sent again after a bridge crash, with DUP and the same packet id [MQTT-4.4.0-1]', async () => {
+    const clientId = `dup-${Date.now()}`;
+    const first = await startBridge(platform);
+    bridges.push(first);
+    const opts = { protocolVersion: 5, clean: false, clientId, properties: { sessionExpiryInterval: 600 } } as const;
+    // This client never PUBACKs: its ack handler records the PUBLISH and never calls done.
+    const seen: { payload: string; id?: number; dup: boolean }[] = [];
+    const a = await connect(first.mqttPort, {
+      ...opts,
+      properties: { ...opts.properties },
+      customHandleAcks: (_t, p, packet) => void seen.push({ payload: p.toString(), dup: packet.dup, ...(packet.messageId !== undefined ? { id: packet.messageId } : {}) }),
+    });
+    await a.client.subscribeAsync(topic('dup'), { qos: 1 });
+    await httpPublish('dup', 'unacked');
+    await until(() => seen.length >= 1);
+    expect(seen[0]).toMatchObject({ payload: 'unacked', dup: false });
+    await new Promise((r) => setTimeout(r, 1500)); // past the session checkpoint (1 s)
+    await first.kill();
+
+    const second = await startBridge(platform);
+    bridges.push(second);
+    const b = await connect(second.mqttPort, { ...opts, properties: { ...opts.properties } });
+    const again: { payload: string; id?: number; dup: boolean }[] = [];
+    b.client.on('message', (_t, p, packet) => again.push({ payload: p.toString(), dup: packet.dup, ...(packet.messageId !== undefined ? { id: packet.messageId } : {}) }));
+    await until(() => again.length >= 1);
+    expect(again[0]).toEqual({ payload: 'unacked', dup: true, id: seen[0]!.id });
+  }, 60_000);
+
+  it('a CONNECT on another bridge takes the session over: the first connection gets DISCONNECT 0x8E, the second the session', async () => {
+    // A device of its own: a crashed bridge of an earlier test still counts the shared one online.
+    w = await provision(platform.url);
+    const clientId = `takeover-${Date.now()}`;
+    const other = await startBridge(platform);
+    bridges.push(other);
+    const opts = { protocolVersion: 5, clean: false, clientId, properties: { sessionExpiryInterval: 600 } } as const;
+    const a = await connect(platform.mqttPort, { ...opts, properties: { ...opts.properties } });
+    await a.client.subscribeAsync(topic('takeover'), { qos: 1 });
+    let disconnect: IDisconnectPacket | undefined;
+    a.client.on('disconnect', (p) => (disconnect = p));
+
+    const b = await connect(other.mqttPort, { ...opts, properties: { ...opts.properties } });
+    expect(b.connack.sessionPresent).toBe(true);
+    const kicked = await until(() => disconnect);
+    expect(kicked.reasonCode).toBe(0x8e);
+    await until(() => a.client.connected === false);
+
+    // The second bridge resumed the subscription it found in the session.
+    const got = received(b.client);
+    await httpPublish('takeover', 'to the new holder');
+    await until(() => got.length >= 1);
+    expect(got.map((m) => m.payload)).toEqual(['to the new holder']);
+
+    // And back again: the second bridge is told in turn.
+    let second: IDisconnectPacket | undefined;
+    b.client.on('disconnect', (p) => (second = p));
+    const c = await connect(platform.mqttPort, { ...opts, properties: { ...opts.properties } });
+    expect(c.connack.sessionPresent).toBe(true);
+    expect((await until(() => second)).reasonCode).toBe(0x8e);
+
+    // Presence is per bridge: the "offline" of the bridge the session left does not hide it.
+    await until(() => b.client.connected === false);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await device()).online).toBe(true);
+    await c.client.endAsync();
+    await untilAsync(async () => (await device()).online === false);
+  }, 60_000);
+
+  it('a clean-session client is taken over across bridges too (3.1.1: the first connection is closed)', async () => {
+    const clientId = `clean-${Date.now()}`;
+    const other = await startBridge(platform);
+    bridges.push(other);
+    const a = await connect(platform.mqttPort, { protocolVersion: 4, clientId, clean: true });
+    const b = await connect(other.mqttPort, { protocolVersion: 4, clientId, clean: true });
+    expect(b.connack.sessionPresent).toBe(false);
+    await until(() => a.client.connected === false);
+    expect(b.client.connected).toBe(true);
+  }, 60_000);
+
+  it.each([
+    ['resumed in time: cancelled', false],
+    ['reconnected with Clean Start: sent at once', true],
+  ] as const)('a delayed will on one bridge, its client back on another — %s', async (_name, clean) => {
+    const clientId = `will-${clean}-${Date.now()}`;
+    const other = await startBridge(platform);
+    bridges.push(other);
+    const observer = await connect(platform.mqttPort, { protocolVersion: 5, clientId: `observer-${clientId}` });
+    await observer.client.subscribeAsync(topic('wills'), { qos: 1 });
+    const wills = received(observer.client);
+    const will = { topic: topic('wills'), payload: Buffer.from(`gone ${clientId}`), qos: 1 as const, retain: false, properties: { willDelayInterval: 4 } };
+    const a = await connect(other.mqttPort, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 600 }, will });
+    a.client.stream.destroy(); // no DISCONNECT: the will is due after its delay
+    await until(() => a.client.connected === false);
+    // Let the first bridge finish: the session is released, only its holder socket still listens.
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = await connect(platform.mqttPort, { protocolVersion: 5, clientId, clean, properties: { sessionExpiryInterval: 600 } });
+    expect(b.connack.sessionPresent).toBe(!clean);
+    if (clean) {
+      await until(() => wills.length >= 1, 2000); // before the 4 s delay
+      expect(wills.map((m) => m.payload)).toEqual([`gone ${clientId}`]);
+    } else {
+      await new Promise((r) => setTimeout(r, 4500));
+      expect(wills).toEqual([]);
+    }
+  }, 60_000);
+
+  it('the will of a connection whose bridge crashed is published by its session actor', async () => {
+    const clientId = `crash-will-${Date.now()}`;
+    const doomed = await startBridge(platform);
+    bridges.push(doomed);
+    const observer = await connect(platform.mqttPort, { protocolVersion: 5, clientId: `observer-${clientId}` });
+    await observer.client.subscribeAsync(topic('crash-wills'), { qos: 1 });
+    const wills = received(observer.client);
+    await connect(doomed.mqttPort, { protocolVersion: 4, clientId, clean: true, will: { topic: topic('crash-wills'), payload: Buffer.from('bridge lost me'), qos: 1, retain: false } });
+    await doomed.kill();
+    // After the actor's reattach grace (10 s): the bridge might only have lost its socket.
+    await until(() => wills.length >= 1, 20_000);
+    expect(wills.map((m) => m.payload)).toEqual(['bridge lost me']);
+  }, 60_000);
+
+  it('a session socket that drops under a live connection attaches again: no will, writes accepted, still the holder', async () => {
+    const secret = /^BRIDGE_SECRET=(.+)$/m.exec(readFileSync(join(root, '.dev.vars'), 'utf8'))![1]!.trim();
+    const store = new DurableSessionStore({ workerUrl: platform.url, bridgeSecret: secret });
+    const other = new DurableSessionStore({ workerUrl: platform.url, bridgeSecret: secret });
+    const events: string[] = [];
+    const holder = { takenOver: async ({ clean }: { clean: boolean }) => void events.push(`takenOver ${clean}`), storeLost: (why: string) => void events.push(`lost ${why}`) };
+    const key = `${w.deviceId}\u0000reattach-${Date.now()}`;
+    try {
+      const { epoch } = await store.open(key, holder, false, { expirySeconds: 600 });
+      store.dropSockets();
+      await new Promise((r) => setTimeout(r, 100));
+      // Waits for the socket to attach again, then writes.
+      expect(await store.save(key, epoch, { subscriptions: [], inflight: [], awaitingRelease: [1] })).toBe(true);
+      expect(events).toEqual([]);
+      const second = await other.open(key, { takenOver: async () => undefined }, false, { expirySeconds: 600 });
+      expect(second.state).toEqual({ subscriptions: [], inflight: [], awaitingRelease: [1] });
+      expect(events).toEqual(['takenOver false']);
+    } finally {
+      await store.close();
+      await other.close();
+    }
+  }, 60_000);
+});
