@@ -120,18 +120,19 @@ export async function runScenarios(all: Server[], only: Set<string>, o: Settings
   if (only.has('idle')) {
     const rows: Row[] = [];
     for (const s of mq) {
-      progress(`6 idle connections · ${s.name} · ${o.runs} × ${o.idle}`);
+      const batch = Math.ceil(o.idle / o.runs);
+      progress(`6 idle connections · ${s.name} · ${o.runs} × ${batch}`);
       let rs: IdleResult[] = [];
       try {
-        rs = await idleConnections(s, o.idle, o.runs, o.settleMs);
+        rs = await idleConnections(s, batch, o.runs, o.settleMs);
       } catch (e) {
         out.storage.push(`**FAILED** 6 idle connections: ${s.name}: ${e instanceof Error ? e.message : String(e)}`);
       }
       if (!rs.length) continue;
       const perConn = (mib: number, n: number) => (mib * 1024) / n;
       const holder = s.connectionPids().length === s.pids().length ? s.name : `${s.name} bridge`;
-      rows.push(medianRow(`6 idle MQTT connections (${o.runs} batches of ${o.idle}, all kept open)`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
-      if (holder !== s.name) out.notes.push(`6 idle: ${s.name}, all processes (bridge + workerd + wrangler) grew ${(rs.reduce((a, x) => a + x.allMiB, 0) / rs.length).toFixed(1)} MiB on average for ${o.idle} connections`);
+      rows.push(medianRow(`6 idle MQTT connections (${o.idle} in ${o.runs} batches, all kept open)`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
+      if (holder !== s.name) out.notes.push(`6 idle: ${s.name}, all processes (bridge + workerd + wrangler) grew ${(rs.reduce((a, x) => a + x.allMiB, 0) / rs.length).toFixed(1)} MiB on average per batch of ${batch} connections`);
     }
     out.rows.push(...ratios(rows, 'KiB/conn', 'Edgeflux bridge'));
   }
