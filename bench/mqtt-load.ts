@@ -11,6 +11,8 @@ import { pool, type Server } from './servers';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let clientSeq = 0;
+/** Valid SenML (Edgeflux's bench channels default to application/senml+json), and no latency stamp. */
+const WARM_UP = '[{"n":"warm-up","v":0}]';
 
 /** `n` connected clients, credentials `first`…`first+n−1`, at most `concurrency` CONNECTs in flight. */
 export async function connectMany(s: Server, n: number, opts: { first?: number; keepalive?: number; concurrency?: number } = {}): Promise<MqttClient[]> {
@@ -119,8 +121,7 @@ export async function openFlow(s: Server, spec: FlowSpec): Promise<Session<FlowR
     // (Edgeflux: actor wake-up, the bridge's link to each channel) are not in the figures.
     progress('  warm-up');
     let warmAcked = 0;
-    // A valid SenML pack: Edgeflux's bench channels validate their payloads as SenML.
-    const warm = Promise.all(pubs.map((p, i) => p.publishAsync(s.topic(i % spec.channels), '[{"n":"warm-up","v":0}]', { qos: 1 }).then(() => void warmAcked++)));
+    const warm = Promise.all(pubs.map((p, i) => p.publishAsync(s.topic(i % spec.channels), WARM_UP, { qos: 1 }).then(() => void warmAcked++)));
     try {
       await within(warm, 60_000, `${s.name} warm-up publishes`);
     } catch (e) {

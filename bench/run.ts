@@ -3,6 +3,7 @@
  * Starts Edgeflux, Mosquitto, Aedes and a bare Node peer; runs the scenarios; prints Markdown tables
  * and writes bench/results/<quick|full>-<time>.json. `--help` lists every flag. See docs/performance.md.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { codecScenarios } from './codecs';
 import { machine, progress, table, writeResults } from './harness';
@@ -24,6 +25,7 @@ const flags = {
   sockets: { type: 'string', help: 'WebSocket fan-out sockets; quick 100, full 1000' },
   'socket-rate': { type: 'string', help: 'WebSocket deliveries/s offered (quick 5000, full 20000)' },
   idle: { type: 'string', help: 'idle MQTT connections; quick 500, full 2000' },
+  profile: { type: 'boolean', default: false, help: 'write a V8 CPU profile of the bridge under bench/results/profile-<time>/' },
   help: { type: 'boolean', default: false, help: 'this list' },
 } as const;
 
@@ -100,7 +102,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
 if ([...only].some((s) => s !== 'codecs')) {
   try {
     progress('starting Edgeflux, Mosquitto, Aedes, bare Node');
-    servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20) }));
+    const profileDir = v.profile ? resolve(import.meta.dirname, 'results', `profile-${new Date().toISOString().replace(/[:.]/g, '-')}`) : undefined;
+    servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20), profileDir }));
+    if (profileDir) out.notes.push(`CPU profile of the bridge (written when it exits): ${profileDir}`);
     servers.push(await startMosquitto(), await startAedes(), await startPlainNode());
     out.notes.push(`Edgeflux limits raised for the benchmark: EDGEFLUX_MQTT_LIMITS=${JSON.stringify(BENCH_MQTT_LIMITS)}; every channel PATCH /limits ${JSON.stringify(BENCH_CHANNEL_LIMITS)}`);
     await runScenarios(servers, only, settings, out);

@@ -142,9 +142,12 @@ export async function pool<T>(items: T[], n: number, fn: (item: T, i: number) =>
   }));
 }
 
-export async function startEdgeflux(opts: { devices: number }): Promise<Server> {
+/** `profileDir`: the bridge writes a V8 CPU profile of its whole life there when it exits (bench/profile-hook.mjs). */
+export async function startEdgeflux(opts: { devices: number; profileDir?: string }): Promise<Server> {
   const state = mkdtempSync(join(tmpdir(), 'bench-edgeflux-'));
-  const platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify(BENCH_MQTT_LIMITS) });
+  const hook = resolve(import.meta.dirname, 'profile-hook.mjs');
+  const profiling: Record<string, string> = opts.profileDir ? { BENCH_PROFILE_DIR: opts.profileDir, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${hook}`.trim() } : {};
+  const platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify(BENCH_MQTT_LIMITS), ...profiling });
   const stop = async () => (await platform.stop(), rmSync(state, { recursive: true, force: true }));
   try {
     const w = await provision(platform.url);
