@@ -6,7 +6,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { progress, settle, within } from './harness';
 import { LatencyRecorder, stampedSenml, type Latency } from './latency';
-import { ProcWatch, type Usage } from './procs';
+import { collectGarbage, ProcWatch, type Usage } from './procs';
 import { pool, type Server } from './servers';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -227,12 +227,18 @@ export async function idleConnections(s: Server, n: number, runs = 1, settleMs =
     // Warm-up: the connection code paths loaded and compiled before the baseline is read.
     open.push(...(await connectMany(s, Math.min(50, n), { keepalive: 600 })));
     const results: IdleResult[] = [];
+    // Node servers (the Edgeflux bridge, Aedes) are garbage-collected before each reading.
+    const gc = async () => {
+      for (const pid of s.connectionPids()) await collectGarbage(pid).catch(() => false);
+    };
     for (let r = 0; r < runs; r++) {
       await wait(settleMs);
+      await gc();
       const before = { holder: rss(s.connectionPids()), all: rss(s.pids()) };
       const batch = await connectMany(s, n, { keepalive: 600, concurrency: 100 });
       open.push(...batch);
-      await wait(settleMs); // let allocation settle (and a GC run) before reading RSS
+      await wait(settleMs); // let allocation settle before reading RSS
+      await gc();
       results.push({ connections: batch.length, holderMiB: rss(s.connectionPids()) - before.holder, allMiB: rss(s.pids()) - before.all });
     }
     return results;

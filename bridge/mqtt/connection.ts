@@ -346,10 +346,16 @@ export class Connection implements SessionHolder, OutboundLink {
   }
 
   /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
+  /** The cached decision, if still fresh (no promise: the PUBLISH hot path asks this first). */
+  allowedNow(channel: string, action: MessageAction): boolean | undefined {
+    const hit = this.authz.get(`${action}\u0000${channel}`);
+    return hit && this.now() - hit.at < this.limits.authorizationTtlMs ? hit.allowed : undefined;
+  }
+
   async allowed(channel: string, action: MessageAction): Promise<boolean> {
     const key = `${action}\u0000${channel}`;
-    const hit = this.authz.get(key);
-    if (hit && this.now() - hit.at < this.limits.authorizationTtlMs) return hit.allowed;
+    const cached = this.allowedNow(channel, action);
+    if (cached !== undefined) return cached;
     const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
     if (this.authz.size > 1000) this.authz.clear();
     this.authz.set(key, { allowed: d?.allowed === true, at: this.now() });

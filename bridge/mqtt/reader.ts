@@ -179,16 +179,19 @@ export class PacketReader {
       this.paused = true;
       this.stream.pause();
     }
+    const done = () => {
+      this.pending--;
+      this.pendingBytes -= bytes;
+      if (this.paused && !this.stopped && this.pending <= this.limits.maxPendingPackets / 2 && this.pendingBytes <= byteCap / 2) {
+        this.paused = false;
+        this.stream.resume();
+      }
+    };
     this.work = this.work
       .then(() => (this.stopped ? undefined : this.events.handle(packet)))
-      .catch((e: unknown) => this.events.failed(e, packet))
-      .finally(() => {
-        this.pending--;
-        this.pendingBytes -= bytes;
-        if (this.paused && !this.stopped && this.pending <= this.limits.maxPendingPackets / 2 && this.pendingBytes <= byteCap / 2) {
-          this.paused = false;
-          this.stream.resume();
-        }
+      .then(done, (e: unknown) => {
+        done();
+        this.events.failed(e, packet);
       });
   }
 }

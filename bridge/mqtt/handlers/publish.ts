@@ -114,20 +114,27 @@ async function store(conn: Connection, packet: IPublishPacket, address: Address)
   }
 }
 
-/** Authorize (awaited, usually cached) and rate-limit, then issue the publish (not awaited: wrapped so it is not flattened). */
-async function admit(conn: Connection, packet: IPublishPacket, address: Address): Promise<{ outcome: Promise<Result> }> {
+/** Authorize (usually a cached answer, then no await at all) and rate-limit, then issue the publish (not awaited). */
+function admit(conn: Connection, packet: IPublishPacket, address: Address): { outcome: Promise<Result> } | Promise<{ outcome: Promise<Result> }> {
+  const cached = conn.allowedNow(address.channel, 'messages:publish');
+  if (cached !== undefined) return { outcome: admitted(conn, packet, address, cached) };
+  // Wrapped, so awaiting the decision does not also await the store.
+  return conn.allowed(address.channel, 'messages:publish').then(
+    (ok) => ({ outcome: admitted(conn, packet, address, ok) }),
+    (e: unknown) => ({ outcome: refused(RC.UnspecifiedError, `authorization unavailable: ${e instanceof Error ? e.message : String(e)}`) }),
+  );
+}
+
+const refused = (rc: number, reason: string, qos0: number | null = null): Promise<Result> => Promise.resolve({ rc, reason, qos0 });
+
+function admitted(conn: Connection, packet: IPublishPacket, address: Address, allowed: boolean): Promise<Result> {
+  if (!allowed) return refused(RC.NotAuthorized, `not allowed to publish to channel ${address.channel}`);
   const { limits, ctx } = conn;
-  const refused = (rc: number, reason: string, qos0: number | null = null) => ({ outcome: Promise.resolve({ rc, reason, qos0 }) });
-  try {
-    if (!(await conn.allowed(address.channel, 'messages:publish'))) return refused(RC.NotAuthorized, `not allowed to publish to channel ${address.channel}`);
-  } catch (e) {
-    return refused(RC.UnspecifiedError, `authorization unavailable: ${e instanceof Error ? e.message : String(e)}`);
-  }
   const key = conn.principal!.id;
   let bucket = ctx.buckets.get(key);
   if (!bucket) ctx.buckets.set(key, (bucket = new TokenBucket(limits.publishRate, limits.publishBurst, ctx.clock)));
   if (!bucket.take()) return refused(RC.QuotaExceeded, `more than ${limits.publishRate} publishes per second`, RC.MessageRateTooHigh);
-  return { outcome: store(conn, packet, address) };
+  return store(conn, packet, address);
 }
 
 export async function handlePublish(conn: Connection, packet: IPublishPacket): Promise<void> {
@@ -161,7 +168,11 @@ export async function handlePublish(conn: Connection, packet: IPublishPacket): P
   } catch (e) {
     settled = Promise.resolve({ rc: RC.TopicNameInvalid, reason: e instanceof TopicProblem ? e.message : 'invalid topic' });
   }
-  if (address) settled = (await admit(conn, packet, address)).outcome;
+  if (address) {
+    const a = admit(conn, packet, address);
+    // A decision not cached yet is awaited here (packets after this one wait: arrival order).
+    settled = ('outcome' in a ? a : await a).outcome;
+  }
   const outcome = settled!;
   conn.acks = conn.acks.then(async () => {
     const r = await outcome;
