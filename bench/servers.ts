@@ -147,7 +147,10 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
   const state = mkdtempSync(join(tmpdir(), 'bench-edgeflux-'));
   const hook = resolve(import.meta.dirname, 'profile-hook.mjs');
   const profiling: Record<string, string> = opts.profileDir ? { BENCH_PROFILE_DIR: opts.profileDir, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${hook}`.trim() } : {};
-  const platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify(BENCH_MQTT_LIMITS), ...profiling });
+  const platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify(BENCH_MQTT_LIMITS), ...profiling }).catch((e: unknown) => {
+    rmSync(state, { recursive: true, force: true });
+    throw e;
+  });
   const stop = async () => (await platform.stop(), rmSync(state, { recursive: true, force: true }));
   try {
     const w = await provision(platform.url);
