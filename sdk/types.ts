@@ -3,6 +3,7 @@
  * nothing from workers/ ends up in the built SDK). An API change that breaks a client therefore
  * breaks `npm run typecheck`.
  */
+import type { SenmlRecord as ResolvedSenmlRecord } from '../shared/senml/types';
 import type { z } from '@hono/zod-openapi';
 import type { App as AppS, AppCreate as AppCreateS, AppUpdate as AppUpdateS, AppWithSecret as AppWithSecretS, TokenResponse } from '../workers/apps/schemas';
 import type { Channel as ChannelS, ChannelCreate as ChannelCreateS, ChannelLimits as ChannelLimitsS, ChannelLimitsPatch as ChannelLimitsPatchS, ChannelUpdate as ChannelUpdateS } from '../workers/channels/schemas';
@@ -86,18 +87,8 @@ export type MessageQuery = Partial<Omit<QueryOut, 'from' | 'to' | 'interval'>> &
   to?: number | string | Date;
   interval?: string | number;
 };
-/** A SenML record as the query API resolves it (`format=senml`). */
-export interface SenmlRecord {
-  name: string;
-  time: number;
-  unit?: string;
-  value?: number;
-  stringValue?: string;
-  boolValue?: boolean;
-  dataValue?: string;
-  sum?: number;
-  [k: string]: unknown;
-}
+/** A SenML record as the query API resolves it (`format=senml`): the resolved record (shared/senml) and where it came from. */
+export type SenmlRecord = ResolvedSenmlRecord & { channel: string; seq: number; subtopic: string; publisher: string };
 /** One aggregation bucket: start time, name and value; `count` values in it. */
 export interface Bucket {
   time: number;
