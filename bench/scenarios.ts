@@ -3,6 +3,8 @@
  * servers one after the other, every figure the median over the runs. After each
  * scenario the messages Edgeflux acknowledged are counted in D1 (query API `total`).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { medianRow, progress, ratios, type Row } from './harness';
 import { idleConnections, openFlow, type FlowResult, type FlowSpec, type IdleResult, type Session } from './mqtt-load';
 import type { Server } from './servers';
@@ -77,7 +79,8 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
       }
     } catch (e) {
       // A server that cannot take the load is a result too: say so and go on with the others.
-      out.storage.push(`**FAILED** ${scenario}: ${s.name} (after ${results.get(s)!.length} of ${runs} runs): ${e instanceof Error ? e.message : String(e)}${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}`);
+      const log = s.output ? saveLog(scenario, s.name, s.output()) : null;
+      out.storage.push(`**FAILED** ${scenario}: ${s.name} (after ${results.get(s)!.length} of ${runs} runs): ${e instanceof Error ? e.message : String(e)}${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}${log ? ` (whole log: ${log})` : ''}`);
     }
   }
   const rows = servers.filter((s) => results.get(s)!.length).map((s) => medianRow(scenario, s.name, results.get(s)!.map(figures)));
@@ -104,6 +107,18 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
 let storageWaitMs = 60_000;
 
 /** The last line of a server's log that looks like a refusal, for the notes. */
+/** The whole log of a server whose run failed, under bench/results/ (git-ignored): the path, or null if it could not be written. */
+function saveLog(scenario: string, server: string, log: string): string | null {
+  const file = join('bench', 'results', `failed-${scenario.split(' ')[0]}-${server.replace(/\W+/g, '-').toLowerCase()}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, log);
+    return file;
+  } catch {
+    return null;
+  }
+}
+
 const lastProblem = (log: string) => log.split('\n').filter((l) => /error|refused|closed:/i.test(l) && !/the client closed the connection/.test(l)).at(-1)?.trim() ?? '(nothing logged)';
 
 const mqttServers = (all: Server[]) => all.filter((s) => s.mqttPort);

@@ -3,11 +3,14 @@
  *   1. writes .dev.vars with fresh random secrets if there is none;
  *   2. applies D1 migrations to the local database (state persisted under EDGEFLUX_STATE_DIR);
  *   3. builds the web console (console/ → console/dist, served by the worker at /);
- *   4. runs `wrangler dev` (real workerd: HTTP worker, channel actors, local D1 and R2);
- *   5. starts the bridge (bridge/main.ts: MQTT and CoAP);
+ *   4. runs wrangler's dev server (scripts/dev-worker.ts: real workerd — HTTP worker, channel
+ *      actors, local D1 and R2 — as `wrangler dev` does);
+ *   5. starts the bridge (bridge/main.ts: MQTT and CoAP), which reaches the worker directly through
+ *      a local relay (below), not through wrangler's proxy;
  *   6. prints where everything is, and stops everything on Ctrl-C.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -46,7 +49,7 @@ function migrate(): void {
 async function waitForHealth(url: string, child: ChildProcess, timeoutMs = 90_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`the worker's dev server exited with code ${child.exitCode}`);
     try {
       const res = await fetch(`${url}/health`);
       if (res.ok) return;
@@ -112,24 +115,73 @@ function stopAll(code: number): never {
   process.exit(code);
 }
 
+/**
+ * Runs scripts/dev-worker.ts (wrangler's dev server). Its output goes to ours; it resolves with the
+ * worker's own address and calls `moved` when a reload gives the worker a new one.
+ */
+function startWorker(moved: (url: string) => void): { child: ChildProcess; direct: Promise<string> } {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', resolve(root, 'scripts/dev-worker.ts'), '--ip', cfg.host, '--port', String(cfg.httpPort), '--persist-to', cfg.stateDir],
+    { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const direct = new Promise<string>((ok) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = /^EDGEFLUX_WORKER_DIRECT (\S+)$/.exec(line);
+        if (m?.[1]) {
+          moved(m[1]);
+          ok(m[1]);
+        } else process.stdout.write(`${line}\n`);
+      }
+    });
+  });
+  return { child, direct };
+}
+
+/**
+ * The bridge's way in: a TCP relay on a loopback port of its own to wherever the worker listens now
+ * (a reload moves it; the bridge's sockets drop with the old worker and reconnect here). It relays
+ * bytes, nothing more: one socket pair per bridge socket in this process, instead of wrangler's proxy
+ * worker (a second workerd parsing every request and WebSocket frame, several descriptors each).
+ */
+async function startRelay(): Promise<{ url: string; target: (url: string) => void }> {
+  let to: URL | null = null;
+  const server = createServer({ noDelay: true }, (inbound) => {
+    if (!to) return inbound.destroy();
+    const outbound = connect({ host: to.hostname, port: Number(to.port), noDelay: true });
+    inbound.pipe(outbound).on('error', () => inbound.destroy());
+    outbound.pipe(inbound).on('error', () => outbound.destroy());
+    inbound.on('error', () => outbound.destroy()).on('close', () => outbound.destroy());
+    outbound.on('error', () => inbound.destroy()).on('close', () => inbound.destroy());
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, target: (url) => (to = new URL(url)) };
+}
+
 async function main(): Promise<void> {
   ensureSecrets();
   migrate();
   await buildConsole();
-  const worker = spawn(
-    process.execPath,
-    [wranglerBin, 'dev', '--ip', cfg.host, '--port', String(cfg.httpPort), '--persist-to', cfg.stateDir, '--show-interactive-dev-session=false', '--inspector-port', '0'],
-    { cwd: root, env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] },
-  );
+  const relay = await startRelay();
+  const { child: worker, direct } = startWorker(relay.target);
   children.push(worker);
   worker.on('exit', (code) => {
-    console.error(`wrangler dev exited (${code ?? 'signal'})`);
+    console.error(`the worker's dev server exited (${code ?? 'signal'})`);
     stopAll(code ?? 1);
   });
   const base = `http://${cfg.host}:${cfg.httpPort}`;
   await waitForHealth(base, worker);
+  // The dev server announces the worker's own address before it serves the public port.
+  const directUrl = await Promise.race([direct, new Promise<null>((ok) => setTimeout(() => ok(null), 10_000))]);
+  if (!directUrl) throw new Error("the worker's dev server did not say where the worker listens");
 
-  const listeners = await startBridge(base);
+  const listeners = await startBridge(relay.url);
   const rows: [string, string][] = [
     ['Console', `${base}/`],
     ['HTTP API', base],

@@ -15,6 +15,12 @@ export interface InternalApiOptions {
   bridgeId?: string;
   fetch?: typeof fetch;
   now?: () => number;
+  /**
+   * Calls in flight at once (default 32); more wait their turn. A reconnect storm of a thousand
+   * devices is then a queue on a few keep-alive connections, not a thousand new sockets to the
+   * worker at the same moment (which a local worker refused: "fetch failed").
+   */
+  maxInFlight?: number;
 }
 
 interface Cached<T> {
@@ -24,20 +30,49 @@ interface Cached<T> {
 
 const CACHE_MAX = 50_000;
 
+/** Why a fetch failed: runtimes put the socket's error (ECONNREFUSED, a timeout) in `cause`. */
+function reason(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const cause = e.cause instanceof Error ? ((e.cause as Error & { code?: string }).code ?? e.cause.message) : undefined;
+  return cause && !e.message.includes(cause) ? `${e.message} (${cause})` : e.message;
+}
+
 export class InternalApi {
   private readonly auth = new Map<string, Cached<Principal>>();
   private readonly decisions = new Map<string, Cached<Decision>>();
   private readonly ttl: number;
   private readonly doFetch: typeof fetch;
   private readonly now: () => number;
+  private readonly maxInFlight: number;
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(private readonly opts: InternalApiOptions) {
     this.ttl = opts.cacheTtlMs ?? 5000;
     this.doFetch = opts.fetch ?? fetch;
     this.now = opts.now ?? Date.now;
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 32);
+  }
+
+  /** Calls waiting for a free slot (for tests and stats). */
+  get queued(): number {
+    return this.waiting.length;
   }
 
   private async call<T>(path: string, body: unknown): Promise<T> {
+    if (this.inFlight >= this.maxInFlight) await new Promise<void>((go) => this.waiting.push(go));
+    else this.inFlight++;
+    try {
+      return await this.send<T>(path, body);
+    } finally {
+      // The slot passes straight to the next waiter, if any.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.inFlight--;
+    }
+  }
+
+  private async send<T>(path: string, body: unknown): Promise<T> {
     let res: Response;
     try {
       res = await this.doFetch(`${this.opts.workerUrl}${path}`, {
@@ -46,7 +81,7 @@ export class InternalApi {
         body: JSON.stringify(body),
       });
     } catch (e) {
-      throw new PlatformError(503, `platform unreachable: ${e instanceof Error ? e.message : String(e)}`);
+      throw new PlatformError(503, `platform unreachable: ${reason(e)}`);
     }
     if (res.status === 204) return undefined as T;
     const text = await res.text();

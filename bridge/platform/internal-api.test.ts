@@ -1,0 +1,66 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Principal } from '../../shared/principal';
+import { InternalApi } from './internal-api';
+import { PlatformError } from './types';
+
+const principal: Principal = { kind: 'device', id: 'd1', orgId: 'o1' };
+let server: Server | null = null;
+
+/** A stand-in /internal API on a real socket that answers every check "allowed" after `delayMs`, counting concurrent requests. */
+async function serve(delayMs: number) {
+  const seen = { now: 0, peak: 0, total: 0 };
+  server = createServer((req, res) => {
+    seen.now++;
+    seen.total++;
+    seen.peak = Math.max(seen.peak, seen.now);
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      const { checks } = JSON.parse(body) as { checks: { channel: string; action: string }[] };
+      setTimeout(() => {
+        seen.now--;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ results: checks.map((c) => ({ ...c, allowed: true })) }));
+      }, delayMs);
+    });
+  });
+  await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+afterEach(async () => {
+  await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
+  server = null;
+});
+
+describe('InternalApi', () => {
+  it('keeps at most maxInFlight calls open at once; the rest queue and all are answered, each with its own answer', async () => {
+    const { url, seen } = await serve(5);
+    const api = new InternalApi({ workerUrl: url, bridgeSecret: 's', maxInFlight: 4 });
+    const calls = Array.from({ length: 60 }, (_, i) => api.authorize(principal, [{ channel: `c${i}`, action: 'messages:publish' }]));
+    await new Promise((r) => setTimeout(r, 1));
+    expect(api.queued).toBeGreaterThan(0);
+    const answers = await Promise.all(calls);
+    expect(seen.total).toBe(60);
+    expect(seen.peak).toBeLessThanOrEqual(4);
+    expect(answers.map((a) => a[0]!.channel)).toEqual(Array.from({ length: 60 }, (_, i) => `c${i}`));
+    expect(api.queued).toBe(0);
+  });
+
+  it('frees the slot of a call that failed, and says why the platform was unreachable', async () => {
+    const { url } = await serve(0);
+    await new Promise((ok) => server!.close(ok)); // nothing listens there now
+    server = null;
+    const api = new InternalApi({ workerUrl: url, bridgeSecret: 's', maxInFlight: 1 });
+    const results = await Promise.allSettled([1, 2, 3].map((i) => api.authorize(principal, [{ channel: `c${i}`, action: 'messages:publish' }])));
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      const e = (r as PromiseRejectedResult).reason as PlatformError;
+      expect(e).toBeInstanceOf(PlatformError);
+      expect(e.message).toMatch(/platform unreachable: .*ECONNREFUSED/);
+    }
+    expect(api.queued).toBe(0);
+  });
+});

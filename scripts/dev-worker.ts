@@ -1,0 +1,53 @@
+/**
+ * The worker on local workerd for `npm start`: wrangler's dev server — the same as `wrangler dev`
+ * (bundling, reload on change, .dev.vars, local D1/R2/Durable Objects persisted under the state
+ * directory) — started through wrangler's API so that the launcher also learns where the worker
+ * itself listens.
+ *
+ * `wrangler dev` runs two workerd processes: a proxy worker on the public port, which holds
+ * requests while the worker reloads (good for browsers and curl), and the worker behind it on a
+ * port of its own. Every socket through the proxy costs it a relay and several file descriptors:
+ * with a few thousand bridge sockets (a link per channel, a session socket per MQTT connection) the
+ * proxy ran out of descriptors. The bridge is a service, not a browser, and reconnects on its own
+ * across a reload, so it dials the worker directly.
+ *
+ * Arguments: --ip, --port, --persist-to. Prints `EDGEFLUX_WORKER_DIRECT <url>` when the worker is
+ * ready, and again after a reload if its address changed.
+ */
+import { parseArgs } from 'node:util';
+import { unstable_DevEnv as DevEnv } from 'wrangler';
+
+const { values } = parseArgs({ options: { ip: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8787' }, 'persist-to': { type: 'string' } } });
+
+const env = new DevEnv();
+let announced = '';
+// Every finished (re)load passes through the proxy controller with the worker's own address.
+const onReloadComplete = env.proxy.onReloadComplete.bind(env.proxy);
+env.proxy.onReloadComplete = (event) => {
+  const u = event.proxyData.userWorkerUrl;
+  const url = u ? `${u.protocol}//${u.hostname}:${u.port}` : '';
+  if (url && url !== announced) {
+    announced = url;
+    console.log(`EDGEFLUX_WORKER_DIRECT ${url}`);
+  }
+  onReloadComplete(event);
+};
+
+const worker = await env.startWorker({
+  config: 'wrangler.toml',
+  dev: {
+    server: { hostname: values.ip, port: Number(values.port) },
+    inspector: { hostname: '127.0.0.1', port: 0 },
+    ...(values['persist-to'] ? { persist: values['persist-to'] } : {}),
+    watch: true,
+    logLevel: (process.env.WRANGLER_LOG as 'warn' | undefined) ?? 'warn',
+  },
+});
+await worker.ready;
+
+const stop = () => {
+  void worker.dispose().finally(() => process.exit(0));
+  setTimeout(() => process.exit(0), 5000).unref();
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
