@@ -127,6 +127,7 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
   );
   const direct = new Promise<string>((ok) => {
     let buf = '';
+    let announced = '';
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl;
@@ -135,6 +136,8 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
         buf = buf.slice(nl + 1);
         const m = /^EDGEFLUX_WORKER_DIRECT (\S+)$/.exec(line);
         if (m?.[1]) {
+          if (announced) console.log(`the worker reloaded; the bridge's relay now leads to ${m[1]}`);
+          announced = m[1];
           moved(m[1]);
           ok(m[1]);
         } else process.stdout.write(`${line}\n`);
@@ -155,10 +158,13 @@ async function startRelay(): Promise<{ url: string; target: (url: string) => voi
   const server = createServer({ noDelay: true }, (inbound) => {
     if (!to) return inbound.destroy();
     const outbound = connect({ host: to.hostname, port: Number(to.port), noDelay: true });
-    inbound.pipe(outbound).on('error', () => inbound.destroy());
-    outbound.pipe(inbound).on('error', () => outbound.destroy());
-    inbound.on('error', () => outbound.destroy()).on('close', () => outbound.destroy());
-    outbound.on('error', () => inbound.destroy()).on('close', () => inbound.destroy());
+    // A close travels as a close (FIN through pipe's end), so the worker's last frames (a WebSocket
+    // close reply) still get through; only an error tears both sides down at once.
+    const kill = () => (inbound.destroy(), outbound.destroy());
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+    inbound.on('error', kill);
+    outbound.on('error', kill);
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, target: (url) => (to = new URL(url)) };

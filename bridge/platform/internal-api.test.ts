@@ -49,6 +49,28 @@ describe('InternalApi', () => {
     expect(api.queued).toBe(0);
   });
 
+  it('sends a call once more when the worker closed its connection under it, and not more than once', async () => {
+    let requests = 0;
+    let dropAll = false;
+    server = createServer((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => {
+        if (dropAll || requests === 1) return req.socket.destroy(); // the socket closes with no answer
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ results: [{ channel: 'c1', action: 'messages:publish', allowed: true, status: 200 }] }));
+      });
+    });
+    await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
+    const api = new InternalApi({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 's', cacheTtlMs: 0 });
+    const [d] = await api.authorize(principal, [{ channel: 'c1', action: 'messages:publish' }]);
+    expect(d!.allowed).toBe(true);
+    expect(requests).toBe(2);
+    dropAll = true;
+    await expect(api.authorize(principal, [{ channel: 'c2', action: 'messages:publish' }])).rejects.toThrow(/platform unreachable/);
+    expect(requests).toBe(4);
+  });
+
   it('frees the slot of a call that failed, and says why the platform was unreachable', async () => {
     const { url } = await serve(0);
     await new Promise((ok) => server!.close(ok)); // nothing listens there now

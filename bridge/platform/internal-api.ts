@@ -74,11 +74,18 @@ export class InternalApi {
 
   private async send<T>(path: string, body: unknown): Promise<T> {
     let res: Response;
-    try {
-      res = await this.doFetch(`${this.opts.workerUrl}${path}`, {
+    const post = () =>
+      this.doFetch(`${this.opts.workerUrl}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.opts.bridgeSecret}` },
         body: JSON.stringify(body),
+      });
+    try {
+      res = await post().catch((e: unknown) => {
+        // A keep-alive connection the worker closed just as the request went out: every call here
+        // is a read or an idempotent write, so it is sent once more, on a new connection.
+        if (reason(e).includes('UND_ERR_SOCKET') || reason(e).includes('ECONNRESET')) return post();
+        throw e;
       });
     } catch (e) {
       throw new PlatformError(503, `platform unreachable: ${reason(e)}`);
