@@ -1,6 +1,6 @@
 import { isProtocol } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
-import { DEFAULT_CONFIG, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
+import { DEFAULT_CONFIG, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { deliver } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
@@ -146,8 +146,13 @@ export class ChannelCore {
     return results;
   }
 
+  /** When the next drain is due: now once a slice of rows waits, else `drainDelayMs` from now. */
+  drainDueAt(now = Date.now()): number {
+    return this.store.pending >= Math.min(DRAIN_EARLY_ROWS, this.config.drainBatch) ? now : now + this.config.drainDelayMs;
+  }
+
   /** Sets the drain alarm unless one is already due sooner. No alarm when nothing waits. */
-  async scheduleDrain(at = Date.now() + this.config.drainDelayMs, force = false): Promise<void> {
+  async scheduleDrain(at = this.drainDueAt(), force = false): Promise<void> {
     at = Math.max(at, this.backoffUntil);
     if (force) this.alarmAt = null;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();

@@ -150,5 +150,6 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   store.setMeta('drain_attempts', 0);
   store.setMeta('drain_error', null);
   core.backoffUntil = 0;
-  if (store.pending > 0) await core.scheduleDrain(Date.now());
+  // Rows that arrived during this drain: a slice's worth goes now, a few wait like any publish's.
+  if (store.pending > 0) await core.scheduleDrain();
 }
