@@ -3,7 +3,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { encodeSenmlCbor } from '../../shared/senml';
 import type { ChannelCore } from './core';
-import { DRAIN_EARLY_ROWS } from './config';
+import { DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
 import { backoffMs, blobKey, writeBatch } from './drain';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, text } from './test-helpers';
@@ -168,10 +168,16 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     // Fewer than a slice: the drain waits drainDelayMs, so a trickle is written in one batch.
     expect((await alarmOf(ch))! - Date.now()).toBeGreaterThan(30_000);
     await actor(ch).publish([msg({ payload: text('last') })], ch);
-    // A slice's worth: due now (the runtime fires it), not a minute later.
+    // A slice's worth: due now (no drain ran lately; the runtime fires it), not a minute later.
     await outboxEmpty(ch, 10_000, false);
     expect((await rows(ch)).length).toBe(DRAIN_EARLY_ROWS);
     expect(await alarmOf(ch)).toBeNull();
+    // Right after a drain, the next slice waits DRAIN_EARLY_GAP_MS at most — still not a minute.
+    await actor(ch).publish(Array.from({ length: DRAIN_EARLY_ROWS }, (_, i) => msg({ payload: text(`n${i}`) })), ch);
+    const at = await alarmOf(ch);
+    if (at !== null) expect(at - Date.now()).toBeLessThanOrEqual(DRAIN_EARLY_GAP_MS);
+    await outboxEmpty(ch, 10_000, false);
+    expect((await rows(ch)).length).toBe(2 * DRAIN_EARLY_ROWS);
   });
 
   it('drains a long outbox in slices: every row once, in seq order, publishes during the drain included', async () => {
