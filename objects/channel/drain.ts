@@ -150,6 +150,6 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   store.setMeta('drain_attempts', 0);
   store.setMeta('drain_error', null);
   core.backoffUntil = 0;
-  // Rows that arrived during this drain: a slice's worth goes now, a few wait like any publish's.
+  // Rows that arrived during this drain are due as any publish's would be (ChannelCore.drainDueAt).
   if (store.pending > 0) await core.scheduleDrain();
 }
