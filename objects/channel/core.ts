@@ -1,6 +1,6 @@
 import { isProtocol } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
-import { DEFAULT_CONFIG, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
+import { DEFAULT_CONFIG, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { deliver } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
@@ -29,6 +29,8 @@ export class ChannelCore {
   private alarmAt: number | null | undefined;
   /** After a failed drain, no retry before this (ms), however many publishes arrive meanwhile. */
   backoffUntil = 0;
+  /** When the last drain began (ms; in memory: 0 after eviction just allows one early drain at once). */
+  private lastDrainAt = 0;
 
   constructor(
     readonly ctx: DurableObjectState,
@@ -146,8 +148,22 @@ export class ChannelCore {
     return results;
   }
 
+  /**
+   * When the next drain is due: now once a full batch waits; once a slice waits, DRAIN_EARLY_GAP_MS
+   * after the last drain began (short drains, but not so many that their overhead adds up under
+   * load); else `drainDelayMs` from now.
+   */
+  drainDueAt(now = Date.now()): number {
+    const { pending } = this.store;
+    const { drainBatch, drainDelayMs } = this.config;
+    if (pending >= drainBatch) return now;
+    const later = now + drainDelayMs;
+    if (pending >= DRAIN_EARLY_ROWS) return Math.min(later, Math.max(now, this.lastDrainAt + DRAIN_EARLY_GAP_MS));
+    return later;
+  }
+
   /** Sets the drain alarm unless one is already due sooner. No alarm when nothing waits. */
-  async scheduleDrain(at = Date.now() + this.config.drainDelayMs, force = false): Promise<void> {
+  async scheduleDrain(at = this.drainDueAt(), force = false): Promise<void> {
     at = Math.max(at, this.backoffUntil);
     if (force) this.alarmAt = null;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
@@ -156,9 +172,10 @@ export class ChannelCore {
     this.alarmAt = at;
   }
 
-  /** The alarm fired (it is deleted by the runtime once the handler returns). */
-  alarmFired(): void {
+  /** The alarm fired (it is deleted by the runtime once the handler returns): a drain begins. */
+  alarmFired(now = Date.now()): void {
     this.alarmAt = null;
+    this.lastDrainAt = now;
   }
 
   /** A socket is closed or failed: forget what only it needed. */

@@ -3,6 +3,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { encodeSenmlCbor } from '../../shared/senml';
 import type { ChannelCore } from './core';
+import { DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
 import { backoffMs, blobKey, writeBatch } from './drain';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, text } from './test-helpers';
@@ -11,6 +12,20 @@ import { actor, msg, newChannel, text } from './test-helpers';
 // (which renames a table) never races another file's drain.
 
 const alarmOf = (ch: string) => runInDurableObject(actor(ch), (_i: ChannelActor, state) => state.storage.getAlarm());
+
+/**
+ * Waits until the outbox is empty: drains due now run by themselves; one set for later (fewer
+ * rows than a slice wait `drainDelayMs`) is run here.
+ */
+async function outboxEmpty(ch: string, ms: number, runLaterAlarm = true): Promise<void> {
+  const until = Date.now() + ms;
+  while ((await actor(ch).info()).outbox > 0) {
+    if (Date.now() > until) throw new Error(`outbox of ${ch} not empty after ${ms} ms`);
+    const at = await alarmOf(ch);
+    if (runLaterAlarm && at !== null && at > Date.now() + 1000) await runDurableObjectAlarm(actor(ch));
+    else await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 interface MessageRow {
   seq: number;
@@ -144,6 +159,44 @@ describe('channel actor: outbox drain to D1 and R2', () => {
       [2, null, blobKey(ch, 2)],
     ]);
     expect((await actor(ch).info()).outbox).toBe(0);
+  });
+
+  it('starts the drain at once when a slice of rows waits, and leaves fewer rows for drainDelayMs', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { drainDelayMs: 60_000, publisherRate: { perSecond: 1000, burst: 1000 } });
+    await actor(ch).publish(Array.from({ length: DRAIN_EARLY_ROWS - 1 }, (_, i) => msg({ payload: text(`m${i}`) })), ch);
+    // Fewer than a slice: the drain waits drainDelayMs, so a trickle is written in one batch.
+    expect((await alarmOf(ch))! - Date.now()).toBeGreaterThan(30_000);
+    await actor(ch).publish([msg({ payload: text('last') })], ch);
+    // A slice's worth: due now (no drain ran lately; the runtime fires it), not a minute later.
+    await outboxEmpty(ch, 10_000, false);
+    expect((await rows(ch)).length).toBe(DRAIN_EARLY_ROWS);
+    expect(await alarmOf(ch)).toBeNull();
+    // Right after a drain, the next slice waits DRAIN_EARLY_GAP_MS at most — still not a minute.
+    await actor(ch).publish(Array.from({ length: DRAIN_EARLY_ROWS }, (_, i) => msg({ payload: text(`n${i}`) })), ch);
+    const at = await alarmOf(ch);
+    if (at !== null) expect(at - Date.now()).toBeLessThanOrEqual(DRAIN_EARLY_GAP_MS);
+    await outboxEmpty(ch, 10_000, false);
+    expect((await rows(ch)).length).toBe(2 * DRAIN_EARLY_ROWS);
+  });
+
+  it('drains a long outbox in slices: every row once, in seq order, publishes during the drain included', async () => {
+    const ch = newChannel();
+    const slice = 40;
+    await actor(ch).configure(ch, { drainBatch: slice, drainDelayMs: 60_000, publisherRate: { perSecond: 10_000, burst: 10_000 } });
+    const payloads: string[] = [];
+    const publish = async (n: number) => {
+      const batch = Array.from({ length: n }, (_, i) => `m${payloads.length + i}`);
+      payloads.push(...batch);
+      const r = await actor(ch).publish(batch.map((p) => msg({ payload: text(p) })), ch);
+      expect(r.every((x) => x.ok)).toBe(true);
+    };
+    // Bursts while earlier slices drain; the last leftover (< a slice) waits for its alarm.
+    for (const n of [250, 7, 60, 3, 130]) await publish(n);
+    await outboxEmpty(ch, 20_000);
+    const stored = await rows(ch);
+    expect(stored.map((r) => [r.seq, r.payload])).toEqual(payloads.map((p, i) => [i + 1, p]));
+    expect(await alarmOf(ch)).toBeNull();
   });
 
   it('backs off exponentially with jitter, capped at five minutes', () => {

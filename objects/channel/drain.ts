@@ -150,5 +150,6 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   store.setMeta('drain_attempts', 0);
   store.setMeta('drain_error', null);
   core.backoffUntil = 0;
-  if (store.pending > 0) await core.scheduleDrain(Date.now());
+  // Rows that arrived during this drain are due as any publish's would be (ChannelCore.drainDueAt).
+  if (store.pending > 0) await core.scheduleDrain();
 }
