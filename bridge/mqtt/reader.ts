@@ -24,8 +24,11 @@ export interface ReaderEvents {
  * time. Here a read is an index, and a slice is a view (as `bl` gives within one buffer). Only a
  * packet split across TCP reads is copied, once, when its rest arrives.
  */
+/** One empty buffer for every idle queue (each `Buffer.alloc(0)` is its own ArrayBuffer, ~300 bytes). */
+const EMPTY = Buffer.alloc(0);
+
 class FlatBytes {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private off = 0;
 
   get length(): number {
@@ -46,7 +49,7 @@ class FlatBytes {
   consume(bytes: number): this {
     const n = Math.trunc(bytes);
     if (n > 0) this.off = Math.min(this.buf.length, this.off + n);
-    if (this.off === this.buf.length) (this.buf = Buffer.alloc(0)), (this.off = 0);
+    if (this.off === this.buf.length) (this.buf = EMPTY), (this.off = 0);
     return this;
   }
 
@@ -85,7 +88,7 @@ class FlatBytes {
   }
 }
 
-type ParserInternals = { _list: unknown; _resetState: () => void };
+type ParserInternals = { _list: unknown; _resetState: () => void; settings: { protocolVersion?: number; bridgeMode?: boolean } };
 
 /** An mqtt-packet parser reading from FlatBytes (also after it resets itself on an error). */
 export function flatParser(): ReturnType<typeof mqtt.parser> {
@@ -113,7 +116,7 @@ export class PacketReader {
   private paused = false;
   private stopped = false;
   /** The first bytes, to find the protocol level of a CONNECT too large to parse. */
-  private head: Buffer | null = Buffer.alloc(0);
+  private head: Buffer | null = EMPTY;
 
   constructor(
     private readonly stream: Duplex,
@@ -169,6 +172,9 @@ export class PacketReader {
   private packet(packet: Packet): void {
     if (this.stopped || (packet.length !== undefined && !this.checkSize(packet.length))) return;
     this.head = null;
+    // mqtt-packet keeps the whole CONNECT (password, will payload) as its settings for the life of
+    // the connection; it reads only these two fields of it.
+    if (packet.cmd === 'connect') (this.parser as unknown as ParserInternals).settings = { protocolVersion: packet.protocolVersion, bridgeMode: (packet as { bridgeMode?: boolean }).bridgeMode };
     this.events.seen();
     const bytes = packet.length ?? 0;
     this.pending++;
