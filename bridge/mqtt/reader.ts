@@ -88,19 +88,22 @@ class FlatBytes {
   }
 }
 
-type ParserInternals = { _list: unknown; _resetState: () => void; settings: { protocolVersion?: number; bridgeMode?: boolean } };
+type Parser = ReturnType<typeof mqtt.parser>;
+type ParserInternals = { _list: unknown; _resetState(): void; settings: { protocolVersion?: number; bridgeMode?: boolean }; parser(): Parser };
 
-/** An mqtt-packet parser reading from FlatBytes (also after it resets itself on an error). */
-export function flatParser(): ReturnType<typeof mqtt.parser> {
-  const parser = mqtt.parser();
-  const p = parser as unknown as ParserInternals;
-  const reset = p._resetState.bind(parser);
-  p._resetState = () => {
-    reset();
-    p._list = new FlatBytes();
-  };
-  p._list = new FlatBytes();
-  return parser;
+/** mqtt-packet's Parser class (the package exports only a factory). */
+const MqttParser = Object.getPrototypeOf(mqtt.parser()).constructor as new () => Parser & ParserInternals;
+
+/** An mqtt-packet parser reading from FlatBytes (also after it resets itself on an error). A subclass: no per-parser closures. */
+class FlatParser extends MqttParser {
+  override _resetState(): void {
+    super._resetState();
+    this._list = new FlatBytes();
+  }
+}
+
+export function flatParser(): Parser {
+  return new FlatParser().parser();
 }
 
 /**

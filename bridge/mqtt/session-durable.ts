@@ -177,6 +177,7 @@ class HeldSession {
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
+        if (pending.size === 0 && this.pending === pending) this.pending = null;
         reject(new PlatformError(503, `session actor did not answer ${op.op} in ${this.line.timeoutMs} ms`));
       }, this.line.timeoutMs);
       pending.set(id, { resolve, reject, timer });
@@ -197,6 +198,8 @@ class HeldSession {
     const p = this.pending?.get(id);
     if (!p) return;
     this.pending!.delete(id);
+    // Idle sessions keep no empty map (~270 bytes each).
+    if (this.pending!.size === 0) this.pending = null;
     clearTimeout(p.timer);
     if (op.op === 'error') p.reject(new PlatformError(503, `session actor: ${op.code}: ${op.reason}`));
     else p.resolve(op);
@@ -219,7 +222,7 @@ class HeldSession {
       clearTimeout(p.timer);
       p.reject(new PlatformError(503, `session actor socket closed (${code})`));
     }
-    this.pending.clear();
+    this.pending = null;
   }
 
   socketClosed(ws: WebSocket, code: number): void {
