@@ -53,6 +53,11 @@ interface EndOptions {
 
 let lastId = 0;
 
+const CONNECTION = Symbol('mqtt connection');
+type ConnectionStream = Duplex & { [CONNECTION]?: Connection };
+/** A settled promise: where each connection's chain of acknowledgements starts. */
+const SETTLED = Promise.resolve();
+
 /**
  * One MQTT network connection: bytes in → packets → the handlers (one at a time, in order); the
  * state the handlers share; and one way out (`end`) that releases the session, publishes the will
@@ -81,7 +86,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
   inboundInflight = 0;
   /** Acknowledgements of inbound PUBLISHes, chained so they go out in arrival order [MQTT-4.6.0-2/3]. */
-  acks: Promise<void> = Promise.resolve();
+  acks: Promise<void> = SETTLED;
   /** Inbound PUBLISHes issued to the platform and not yet stored or refused (`maxUnstoredPublishes`). */
   unstored = 0;
   /** Set while the packet reader waits for one of them to settle. */
@@ -105,9 +110,11 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
   ) {
     // The connection is its reader's event sink: no per-connection closures for it.
     this.reader = new PacketReader(stream, ctx.limits, this);
-    stream.on('error', (e: Error) => this.lost(`socket error: ${e.message}`));
-    stream.on('end', () => this.lost('the client closed the connection'));
-    stream.on('close', () => this.lost('connection closed'));
+    // Listeners shared by every connection (`this` is the stream).
+    (stream as ConnectionStream)[CONNECTION] = this;
+    stream.on('error', Connection.onError);
+    stream.on('end', Connection.onEnd);
+    stream.on('close', Connection.onClose);
     // §3.1.4: a connection that is not CONNECTed in time is closed (with a CONNACK if one is due).
     this.connectTimer = ctx.clock.setTimer(ctx.limits.connectTimeoutMs, () => this.connectTimedOut());
   }
@@ -136,6 +143,15 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
   /** The socket ended or failed: packets already received (a DISCONNECT just before the close) are handled first. */
   private lost(reason: string): void {
     void this.reader.idle().then(() => this.end({ reason, will: true }));
+  }
+  private static onError(this: ConnectionStream, e: Error): void {
+    this[CONNECTION]?.lost(`socket error: ${e.message}`);
+  }
+  private static onEnd(this: ConnectionStream): void {
+    this[CONNECTION]?.lost('the client closed the connection');
+  }
+  private static onClose(this: ConnectionStream): void {
+    this[CONNECTION]?.lost('connection closed');
   }
 
   // --- ReaderEvents -----------------------------------------------------------------------------

@@ -96,6 +96,9 @@ const MqttParser = Object.getPrototypeOf(mqtt.parser()).constructor as new () =>
 
 /** An mqtt-packet parser reading from FlatBytes (also after it resets itself on an error). A subclass: no per-parser closures. */
 class FlatParser extends MqttParser {
+  /** Whose packets these are (the parser's listeners are shared by every reader). */
+  reader: PacketReader | null = null;
+
   override _resetState(): void {
     super._resetState();
     this._list = new FlatBytes();
@@ -111,9 +114,14 @@ export function flatParser(): Parser {
  * header, before the body is buffered; a client that floods faster than its packets are handled
  * is paused (TCP back-pressure) until the backlog halves.
  */
+const READER = Symbol('packet reader');
+type ReaderStream = Duplex & { [READER]?: PacketReader };
+/** A settled promise: where each reader's chain of handled packets starts. */
+const SETTLED = Promise.resolve();
+
 export class PacketReader {
-  private readonly parser = flatParser();
-  private work: Promise<void> = Promise.resolve();
+  private readonly parser = new FlatParser().parser() as FlatParser;
+  private work: Promise<void> = SETTLED;
   private pending = 0;
   private pendingBytes = 0;
   private paused = false;
@@ -126,9 +134,23 @@ export class PacketReader {
     private readonly limits: Pick<MqttLimits, 'maxPacketSize' | 'maxPendingPackets'>,
     private readonly events: ReaderEvents,
   ) {
-    this.parser.on('packet', (p: Packet) => this.packet(p));
-    this.parser.on('error', (e: Error) => this.fail(() => events.malformed(e.message)));
-    stream.on('data', (chunk: Buffer) => this.push(chunk));
+    // Listeners shared by every reader (`this` is the emitter): an idle connection holds no closures for them.
+    this.parser.reader = this;
+    this.parser.on('packet', PacketReader.onPacket);
+    this.parser.on('error', PacketReader.onParseError);
+    (stream as ReaderStream)[READER] = this;
+    stream.on('data', PacketReader.onData);
+  }
+
+  private static onData(this: ReaderStream, chunk: Buffer): void {
+    this[READER]?.push(chunk);
+  }
+  private static onPacket(this: FlatParser, p: Packet): void {
+    this.reader?.packet(p);
+  }
+  private static onParseError(this: FlatParser, e: Error): void {
+    const reader = this.reader;
+    reader?.fail(() => reader.events.malformed(e.message));
   }
 
   /** Settles once every packet received so far has been handled. */
