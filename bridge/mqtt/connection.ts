@@ -6,6 +6,7 @@ import type { Timer } from '../clock';
 import { connackV4, RC, type Qos } from './codes';
 import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
+import type { KeptAlive } from './keepalive';
 import { Outbox, type OutboundLink } from './outbound';
 import { PacketReader, type ReaderEvents } from './reader';
 import type { SessionHolder, SessionState, StoredSubscription } from './session';
@@ -63,7 +64,7 @@ const SETTLED = Promise.resolve();
  * state the handlers share; and one way out (`end`) that releases the session, publishes the will
  * and reports presence exactly once.
  */
-export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
+export class Connection implements SessionHolder, OutboundLink, ReaderEvents, KeptAlive {
   readonly id = ++lastId;
   private readonly reader: PacketReader;
   version: 4 | 5 = 4;
@@ -97,7 +98,6 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
   problemInformation = true;
   private authz: Map<string, { allowed: boolean; at: number }> | null = null;
   private connectTimer: Timer | null;
-  private keepaliveTimer: Timer | null = null;
   private checkpointTimer: Timer | null = null;
   private lastSeen = 0;
   private ending: Promise<void> | null = null;
@@ -258,7 +258,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
     this.connectTimer = null;
     this.phase = 'open';
     this.lastSeen = this.now();
-    this.armKeepalive();
+    // [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed.
+    if (this.keepalive > 0) this.ctx.keepalive.watch(this);
     this.ctx.holders.set(this.sessionKey, this.id);
     const device = this.deviceId;
     if (device) {
@@ -278,14 +279,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
     else void this.end({ reason: 'no CONNECT in time', will: false });
   }
 
-  /** [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed. */
-  private armKeepalive(): void {
-    if (this.keepalive <= 0 || this.phase !== 'open') return;
-    const limit = this.keepalive * 1500;
-    this.keepaliveTimer = this.ctx.clock.setTimer(Math.max(1, limit - (this.now() - this.lastSeen)), () => {
-      if (this.now() - this.lastSeen >= limit) this.disconnect(RC.KeepAliveTimeout, `nothing received for ${limit / 1000} s (1.5 × keep alive)`);
-      else this.armKeepalive();
-    });
+  get keepaliveDeadline(): number {
+    return this.lastSeen + this.keepalive * 1500;
+  }
+
+  keepaliveExpired(): void {
+    this.disconnect(RC.KeepAliveTimeout, `nothing received for ${this.keepalive * 1.5} s (1.5 × keep alive)`);
   }
 
   /**
@@ -331,7 +330,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents {
     if (this.ending) return this.ending;
     const wasOpen = this.phase === 'open';
     this.phase = 'closed';
-    for (const t of [this.connectTimer, this.keepaliveTimer, this.checkpointTimer]) t?.cancel();
+    for (const t of [this.connectTimer, this.checkpointTimer]) t?.cancel();
+    this.ctx.keepalive.unwatch(this);
     this.log(`closed: ${opts.reason}`);
     this.hooks.ended(this);
     this.reader.stop();
