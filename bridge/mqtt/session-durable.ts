@@ -94,8 +94,10 @@ class HeldSession {
   /** Requests awaiting their answer; made by the first request (an idle session has none). */
   private pending: Map<number, Pending> | null = null;
   private closedByUs = false;
-  /** The last ping was answered (the store's sweep pings every open socket: `ping()`). */
+  /** The last ping was answered (the store's one timer pings every held socket in turn: `ping()`). */
   private answered = true;
+  /** When this socket is next pinged (ms). */
+  pingAt = 0;
   /** Set while attaching again: requests wait for it. */
   private reattached: Promise<boolean> | null = null;
   private attaching = false;
@@ -279,12 +281,14 @@ class HeldSession {
 export class DurableSessionStore implements SessionStore {
   private readonly held = new Map<string, HeldSession>();
   private readonly line: SessionLine;
-  /** One ping sweep over every held socket, while any is held (not a timer per session). */
+  /** One timer pings every held socket in turn, while any is held (not a timer per session). */
   private pinger: ReturnType<typeof setInterval> | null = null;
+  private readonly pingMs: number;
 
   constructor(private readonly opts: DurableSessionStoreOptions) {
     const base = `${opts.workerUrl.replace(/^http/, 'ws').replace(/\/$/, '')}/internal/sessions/`;
     const headers = { authorization: `Bearer ${opts.bridgeSecret}` };
+    this.pingMs = opts.pingMs ?? 30_000;
     this.line = {
       // Opening may wait for the previous holder (the actor gives it 3 s).
       timeoutMs: opts.requestTimeoutMs ?? 10_000,
@@ -352,13 +356,29 @@ export class DurableSessionStore implements SessionStore {
     return `${epoch}\u0000${key}`;
   }
 
+  /**
+   * Each socket is pinged `pingMs` after it was held and every `pingMs` after that, as a timer per
+   * socket would, so pings stay spread over time as the sockets were opened (not thousands in one
+   * burst at the session actors). `held` is kept in ping order: the next due is always first, and
+   * a pinged socket moves to the end.
+   */
   private hold(id: string, h: HeldSession): void {
+    h.pingAt = Date.now() + this.pingMs;
     this.held.set(id, h);
     if (this.pinger) return;
-    this.pinger = setInterval(() => {
-      for (const s of this.held.values()) s.ping();
-    }, this.opts.pingMs ?? 30_000);
+    this.pinger = setInterval(() => this.pingDue(), Math.min(1000, this.pingMs));
     this.pinger.unref?.();
+  }
+
+  private pingDue(): void {
+    const now = Date.now();
+    for (const [id, h] of this.held) {
+      if (h.pingAt > now) return;
+      h.pingAt = now + this.pingMs;
+      this.held.delete(id);
+      this.held.set(id, h);
+      h.ping();
+    }
   }
 
   private unhold(id: string): void {

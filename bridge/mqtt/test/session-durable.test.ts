@@ -83,6 +83,20 @@ describe('durable session store: liveness of session sockets', () => {
     expect(events).toEqual([]);
   });
 
+  it('pings each socket at its own pace from when it was held, not all in one burst', async () => {
+    const actor = await fakeActor(() => true);
+    const store = new DurableSessionStore({ workerUrl: actor.url, bridgeSecret: 'x', pingMs: 400 });
+    cleanups.push(() => store.close(), () => actor.close());
+    const holder = { takenOver: async () => undefined };
+    await store.open('dev\u0000a', holder, true);
+    await new Promise((r) => setTimeout(r, 200));
+    await store.open('dev\u0000b', holder, true);
+    await until(() => actor.sockets[0]!.pings === 1);
+    // b was held 200 ms after a: its first ping is due 200 ms after a's.
+    expect(actor.sockets[1]!.pings).toBe(0);
+    await until(() => actor.sockets[1]!.pings === 1);
+  });
+
   it('drops a socket that left a ping unanswered and holds the session again on a new one, with the same epoch', async () => {
     // The first socket of session "b" stops answering: the others, and b's next socket, answer.
     const actor = await fakeActor((i) => i !== 1);
