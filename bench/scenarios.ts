@@ -141,7 +141,7 @@ export async function runScenarios(all: Server[], only: Set<string>, o: Settings
       try {
         rs = await idleConnections(s, batch, o.runs, o.settleMs);
       } catch (e) {
-        out.storage.push(`**FAILED** 6 idle connections: ${s.name}: ${e instanceof Error ? e.message : String(e)}`);
+        out.storage.push(`**FAILED** 6 idle connections: ${s.name}: ${e instanceof Error ? e.message : String(e)}${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}`);
       }
       if (!rs.length) continue;
       const perConn = (mib: number, n: number) => (mib * 1024) / n;

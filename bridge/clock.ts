@@ -8,12 +8,20 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): Timer;
 }
 
+/** A wall-clock timer: a class, not a `{ cancel: () => … }` closure per timer (every connection holds one). */
+class SystemTimer implements Timer {
+  private readonly t: ReturnType<typeof setTimeout>;
+  constructor(ms: number, fn: () => void) {
+    this.t = setTimeout(fn, ms);
+    this.t.unref?.();
+  }
+  cancel(): void {
+    clearTimeout(this.t);
+  }
+}
+
 /** Wall clock; its timers never keep the process alive on their own. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer(ms, fn) {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return { cancel: () => clearTimeout(t) };
-  },
+  setTimer: (ms, fn) => new SystemTimer(ms, fn),
 };

@@ -6,8 +6,9 @@ import type { Timer } from '../clock';
 import { connackV4, RC, type Qos } from './codes';
 import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
+import type { KeptAlive } from './keepalive';
 import { Outbox, type OutboundLink } from './outbound';
-import { PacketReader } from './reader';
+import { PacketReader, type ReaderEvents } from './reader';
 import type { SessionHolder, SessionState, StoredSubscription } from './session';
 import type { TopicFilter } from './topics';
 import type { Will } from './wills';
@@ -53,14 +54,18 @@ interface EndOptions {
 
 let lastId = 0;
 
+const CONNECTION = Symbol('mqtt connection');
+type ConnectionStream = Duplex & { [CONNECTION]?: Connection };
+/** A settled promise: where each connection's chain of acknowledgements starts. */
+const SETTLED = Promise.resolve();
+
 /**
  * One MQTT network connection: bytes in → packets → the handlers (one at a time, in order); the
  * state the handlers share; and one way out (`end`) that releases the session, publishes the will
  * and reports presence exactly once.
  */
-export class Connection implements SessionHolder, OutboundLink {
+export class Connection implements SessionHolder, OutboundLink, ReaderEvents, KeptAlive {
   readonly id = ++lastId;
-  readonly outbox: Outbox;
   private readonly reader: PacketReader;
   version: 4 | 5 = 4;
   phase: 'new' | 'connecting' | 'open' | 'closed' = 'new';
@@ -72,15 +77,17 @@ export class Connection implements SessionHolder, OutboundLink {
   sessionExpiry = 0;
   keepalive = 0;
   will: Will | null = null;
-  readonly subs = new Map<string, ActiveSub>();
-  /** Inbound QoS 2 ids: PUBREC sent, PUBREL not yet received [MQTT-4.3.3-10]. */
-  readonly qos2In = new Set<number>();
-  /** v5 client → server topic aliases [MQTT-3.3.2-12]. */
-  readonly aliases = new Map<number, string>();
+  // An idle connection holds nothing but its socket, reader and timers (docs/mqtt.md "Memory"):
+  // the outbox, the maps below and the decision cache are made on first use. Each empty Map or
+  // Set is ~170 bytes of hash table, and thousands of connections never use most of them.
+  private _outbox: Outbox | null = null;
+  private _subs: Map<string, ActiveSub> | null = null;
+  private _qos2In: Set<number> | null = null;
+  private _aliases: Map<number, string> | null = null;
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
   inboundInflight = 0;
   /** Acknowledgements of inbound PUBLISHes, chained so they go out in arrival order [MQTT-4.6.0-2/3]. */
-  acks: Promise<void> = Promise.resolve();
+  acks: Promise<void> = SETTLED;
   /** Inbound PUBLISHes issued to the platform and not yet stored or refused (`maxUnstoredPublishes`). */
   unstored = 0;
   /** Set while the packet reader waits for one of them to settle. */
@@ -89,9 +96,8 @@ export class Connection implements SessionHolder, OutboundLink {
   clientMaxPacketSize = Infinity;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
   problemInformation = true;
-  private readonly authz = new Map<string, { allowed: boolean; at: number }>();
+  private authz: Map<string, { allowed: boolean; at: number }> | null = null;
   private connectTimer: Timer | null;
-  private keepaliveTimer: Timer | null = null;
   private checkpointTimer: Timer | null = null;
   private lastSeen = 0;
   private ending: Promise<void> | null = null;
@@ -102,28 +108,62 @@ export class Connection implements SessionHolder, OutboundLink {
     readonly info: ConnectionInfo,
     private readonly hooks: ConnectionHooks,
   ) {
-    this.outbox = new Outbox(this);
-    this.reader = new PacketReader(stream, ctx.limits, {
-      handle: (p) => (this.phase === 'closed' ? undefined : hooks.dispatch(this, p)),
-      seen: () => (this.lastSeen = this.now()),
-      malformed: (message) => this.malformed(message),
-      tooLarge: (size, v5Connect) => this.tooLarge(size, v5Connect),
-      failed: (e, p) => {
-        this.log(`internal error handling ${p.cmd}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-        this.disconnect(RC.ImplementationSpecificError, 'internal error');
-      },
-    });
-    // Packets already received (a DISCONNECT just before the close) are handled before the end.
-    const lost = (reason: string) => void this.reader.idle().then(() => this.end({ reason, will: true }));
-    stream.on('error', (e: Error) => lost(`socket error: ${e.message}`));
-    stream.on('end', () => lost('the client closed the connection'));
-    stream.on('close', () => lost('connection closed'));
+    // The connection is its reader's event sink: no per-connection closures for it.
+    this.reader = new PacketReader(stream, ctx.limits, this);
+    // Listeners shared by every connection (`this` is the stream).
+    (stream as ConnectionStream)[CONNECTION] = this;
+    stream.on('error', Connection.onError);
+    stream.on('end', Connection.onEnd);
+    stream.on('close', Connection.onClose);
     // §3.1.4: a connection that is not CONNECTed in time is closed (with a CONNACK if one is due).
     this.connectTimer = ctx.clock.setTimer(ctx.limits.connectTimeoutMs, () => this.connectTimedOut());
   }
 
   get limits() {
     return this.ctx.limits;
+  }
+
+  /** Deliveries to the client (made by the first SUBSCRIBE, resumed session or acknowledgement). */
+  get outbox(): Outbox {
+    return (this._outbox ??= new Outbox(this));
+  }
+  /** Subscriptions by topic filter. */
+  get subs(): Map<string, ActiveSub> {
+    return (this._subs ??= new Map());
+  }
+  /** Inbound QoS 2 ids: PUBREC sent, PUBREL not yet received [MQTT-4.3.3-10]. */
+  get qos2In(): Set<number> {
+    return (this._qos2In ??= new Set());
+  }
+  /** v5 client → server topic aliases [MQTT-3.3.2-12]. */
+  get aliases(): Map<number, string> {
+    return (this._aliases ??= new Map());
+  }
+
+  /** The socket ended or failed: packets already received (a DISCONNECT just before the close) are handled first. */
+  private lost(reason: string): void {
+    void this.reader.idle().then(() => this.end({ reason, will: true }));
+  }
+  private static onError(this: ConnectionStream, e: Error): void {
+    this[CONNECTION]?.lost(`socket error: ${e.message}`);
+  }
+  private static onEnd(this: ConnectionStream): void {
+    this[CONNECTION]?.lost('the client closed the connection');
+  }
+  private static onClose(this: ConnectionStream): void {
+    this[CONNECTION]?.lost('connection closed');
+  }
+
+  // --- ReaderEvents -----------------------------------------------------------------------------
+  handle(packet: Packet): Promise<void> | void {
+    return this.phase === 'closed' ? undefined : this.hooks.dispatch(this, packet);
+  }
+  seen(): void {
+    this.lastSeen = this.now();
+  }
+  failed(e: unknown, p: Packet): void {
+    this.log(`internal error handling ${p.cmd}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    this.disconnect(RC.ImplementationSpecificError, 'internal error');
   }
 
   log(msg: string): void {
@@ -188,7 +228,7 @@ export class Connection implements SessionHolder, OutboundLink {
 
   // --- refusing input ----------------------------------------------------------------------
   /** Malformed bytes: v5 is told 0x81 when possible, then the connection closes [MQTT-4.13.1-1]. */
-  private malformed(message: string): void {
+  malformed(message: string): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'new' && /protocol version/i.test(message)) {
       // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1 form, the only one it can read), then close.
@@ -198,7 +238,7 @@ export class Connection implements SessionHolder, OutboundLink {
     this.disconnect(RC.MalformedPacket, `malformed packet: ${message}`);
   }
 
-  private tooLarge(size: number, v5Connect: boolean): void {
+  tooLarge(size: number, v5Connect: boolean): void {
     const reason = `packet of ${size} bytes exceeds the maximum of ${this.limits.maxPacketSize}`;
     if (this.phase === 'new' || this.phase === 'connecting') {
       // v5 gets CONNACK 0x95; 3.1.1 has no code for it: just close.
@@ -218,7 +258,8 @@ export class Connection implements SessionHolder, OutboundLink {
     this.connectTimer = null;
     this.phase = 'open';
     this.lastSeen = this.now();
-    this.armKeepalive();
+    // [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed.
+    if (this.keepalive > 0) this.ctx.keepalive.watch(this);
     this.ctx.holders.set(this.sessionKey, this.id);
     const device = this.deviceId;
     if (device) {
@@ -238,14 +279,12 @@ export class Connection implements SessionHolder, OutboundLink {
     else void this.end({ reason: 'no CONNECT in time', will: false });
   }
 
-  /** [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed. */
-  private armKeepalive(): void {
-    if (this.keepalive <= 0 || this.phase !== 'open') return;
-    const limit = this.keepalive * 1500;
-    this.keepaliveTimer = this.ctx.clock.setTimer(Math.max(1, limit - (this.now() - this.lastSeen)), () => {
-      if (this.now() - this.lastSeen >= limit) this.disconnect(RC.KeepAliveTimeout, `nothing received for ${limit / 1000} s (1.5 × keep alive)`);
-      else this.armKeepalive();
-    });
+  get keepaliveDeadline(): number {
+    return this.lastSeen + this.keepalive * 1500;
+  }
+
+  keepaliveExpired(): void {
+    this.disconnect(RC.KeepAliveTimeout, `nothing received for ${this.keepalive * 1.5} s (1.5 × keep alive)`);
   }
 
   /**
@@ -291,11 +330,12 @@ export class Connection implements SessionHolder, OutboundLink {
     if (this.ending) return this.ending;
     const wasOpen = this.phase === 'open';
     this.phase = 'closed';
-    for (const t of [this.connectTimer, this.keepaliveTimer, this.checkpointTimer]) t?.cancel();
+    for (const t of [this.connectTimer, this.checkpointTimer]) t?.cancel();
+    this.ctx.keepalive.unwatch(this);
     this.log(`closed: ${opts.reason}`);
     this.hooks.ended(this);
     this.reader.stop();
-    for (const sub of this.subs.values()) sub.close();
+    if (this._subs) for (const sub of this._subs.values()) sub.close();
     this.stream.end();
     setTimeout(() => this.stream.destroy(), 1000).unref?.();
     if (wasOpen) {
@@ -323,7 +363,7 @@ export class Connection implements SessionHolder, OutboundLink {
 
   // --- session ----------------------------------------------------------------------------------
   snapshot(): SessionState {
-    return { subscriptions: [...this.subs.values()].map((s) => s.toStored()), inflight: this.outbox.snapshot(), awaitingRelease: [...this.qos2In] };
+    return { subscriptions: this._subs ? [...this._subs.values()].map((s) => s.toStored()) : [], inflight: this._outbox?.snapshot() ?? [], awaitingRelease: this._qos2In ? [...this._qos2In] : [] };
   }
 
   /** Something the session keeps changed: write it soon (persistent sessions only). */
@@ -348,7 +388,7 @@ export class Connection implements SessionHolder, OutboundLink {
   /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
   /** The cached decision, if still fresh (no promise: the PUBLISH hot path asks this first). */
   allowedNow(channel: string, action: MessageAction): boolean | undefined {
-    const hit = this.authz.get(`${action}\u0000${channel}`);
+    const hit = this.authz?.get(`${action}\u0000${channel}`);
     return hit && this.now() - hit.at < this.limits.authorizationTtlMs ? hit.allowed : undefined;
   }
 
@@ -357,6 +397,7 @@ export class Connection implements SessionHolder, OutboundLink {
     const cached = this.allowedNow(channel, action);
     if (cached !== undefined) return cached;
     const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
+    this.authz ??= new Map();
     if (this.authz.size > 1000) this.authz.clear();
     this.authz.set(key, { allowed: d?.allowed === true, at: this.now() });
     return d?.allowed === true;

@@ -1,5 +1,6 @@
 import type { Platform } from '../platform/types';
 import type { Clock } from '../clock';
+import type { KeepAliveSweep } from './keepalive';
 import type { MqttLimits, TokenBucket } from './limits';
 import type { SessionStore } from './session';
 import type { SharedSubscriptions } from './shares';
@@ -20,6 +21,8 @@ export interface ServerContext {
   readonly buckets: Map<string, TokenBucket>;
   readonly shares: SharedSubscriptions;
   readonly wills: Wills;
+  /** Keep Alive of every open connection, from one timer. */
+  readonly keepalive: KeepAliveSweep;
   /** TLS with client certificates: the certificate's CN must equal the MQTT username. */
   readonly certificateMustMatchUsername: boolean;
 }

@@ -24,8 +24,11 @@ export interface ReaderEvents {
  * time. Here a read is an index, and a slice is a view (as `bl` gives within one buffer). Only a
  * packet split across TCP reads is copied, once, when its rest arrives.
  */
+/** One empty buffer for every idle queue (each `Buffer.alloc(0)` is its own ArrayBuffer, ~300 bytes). */
+const EMPTY = Buffer.alloc(0);
+
 class FlatBytes {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private off = 0;
 
   get length(): number {
@@ -46,7 +49,7 @@ class FlatBytes {
   consume(bytes: number): this {
     const n = Math.trunc(bytes);
     if (n > 0) this.off = Math.min(this.buf.length, this.off + n);
-    if (this.off === this.buf.length) (this.buf = Buffer.alloc(0)), (this.off = 0);
+    if (this.off === this.buf.length) (this.buf = EMPTY), (this.off = 0);
     return this;
   }
 
@@ -85,19 +88,25 @@ class FlatBytes {
   }
 }
 
-type ParserInternals = { _list: unknown; _resetState: () => void };
+type Parser = ReturnType<typeof mqtt.parser>;
+type ParserInternals = { _list: unknown; _resetState(): void; settings: { protocolVersion?: number; bridgeMode?: boolean }; parser(): Parser };
 
-/** An mqtt-packet parser reading from FlatBytes (also after it resets itself on an error). */
-export function flatParser(): ReturnType<typeof mqtt.parser> {
-  const parser = mqtt.parser();
-  const p = parser as unknown as ParserInternals;
-  const reset = p._resetState.bind(parser);
-  p._resetState = () => {
-    reset();
-    p._list = new FlatBytes();
-  };
-  p._list = new FlatBytes();
-  return parser;
+/** mqtt-packet's Parser class (the package exports only a factory). */
+const MqttParser = Object.getPrototypeOf(mqtt.parser()).constructor as new () => Parser & ParserInternals;
+
+/** An mqtt-packet parser reading from FlatBytes (also after it resets itself on an error). A subclass: no per-parser closures. */
+class FlatParser extends MqttParser {
+  /** Whose packets these are (the parser's listeners are shared by every reader). */
+  reader: PacketReader | null = null;
+
+  override _resetState(): void {
+    super._resetState();
+    this._list = new FlatBytes();
+  }
+}
+
+export function flatParser(): Parser {
+  return new FlatParser().parser();
 }
 
 /**
@@ -105,24 +114,43 @@ export function flatParser(): ReturnType<typeof mqtt.parser> {
  * header, before the body is buffered; a client that floods faster than its packets are handled
  * is paused (TCP back-pressure) until the backlog halves.
  */
+const READER = Symbol('packet reader');
+type ReaderStream = Duplex & { [READER]?: PacketReader };
+/** A settled promise: where each reader's chain of handled packets starts. */
+const SETTLED = Promise.resolve();
+
 export class PacketReader {
-  private readonly parser = flatParser();
-  private work: Promise<void> = Promise.resolve();
+  private readonly parser = new FlatParser().parser() as FlatParser;
+  private work: Promise<void> = SETTLED;
   private pending = 0;
   private pendingBytes = 0;
   private paused = false;
   private stopped = false;
   /** The first bytes, to find the protocol level of a CONNECT too large to parse. */
-  private head: Buffer | null = Buffer.alloc(0);
+  private head: Buffer | null = EMPTY;
 
   constructor(
     private readonly stream: Duplex,
     private readonly limits: Pick<MqttLimits, 'maxPacketSize' | 'maxPendingPackets'>,
     private readonly events: ReaderEvents,
   ) {
-    this.parser.on('packet', (p: Packet) => this.packet(p));
-    this.parser.on('error', (e: Error) => this.fail(() => events.malformed(e.message)));
-    stream.on('data', (chunk: Buffer) => this.push(chunk));
+    // Listeners shared by every reader (`this` is the emitter): an idle connection holds no closures for them.
+    this.parser.reader = this;
+    this.parser.on('packet', PacketReader.onPacket);
+    this.parser.on('error', PacketReader.onParseError);
+    (stream as ReaderStream)[READER] = this;
+    stream.on('data', PacketReader.onData);
+  }
+
+  private static onData(this: ReaderStream, chunk: Buffer): void {
+    this[READER]?.push(chunk);
+  }
+  private static onPacket(this: FlatParser, p: Packet): void {
+    this.reader?.packet(p);
+  }
+  private static onParseError(this: FlatParser, e: Error): void {
+    const reader = this.reader;
+    reader?.fail(() => reader.events.malformed(e.message));
   }
 
   /** Settles once every packet received so far has been handled. */
@@ -169,6 +197,9 @@ export class PacketReader {
   private packet(packet: Packet): void {
     if (this.stopped || (packet.length !== undefined && !this.checkSize(packet.length))) return;
     this.head = null;
+    // mqtt-packet keeps the whole CONNECT (password, will payload) as its settings for the life of
+    // the connection; it reads only these two fields of it.
+    if (packet.cmd === 'connect') (this.parser as unknown as ParserInternals).settings = { protocolVersion: packet.protocolVersion, bridgeMode: (packet as { bridgeMode?: boolean }).bridgeMode };
     this.events.seen();
     const bytes = packet.length ?? 0;
     this.pending++;

@@ -9,6 +9,7 @@ import { RC } from './codes';
 import { Connection, type ConnectionInfo } from './connection';
 import type { ServerContext } from './context';
 import { dispatch } from './handlers/index';
+import { KeepAliveSweep } from './keepalive';
 import { DEFAULT_LIMITS, type MqttLimits } from './limits';
 import { MemorySessionStore, type SessionStore } from './session';
 import { SharedSubscriptions } from './shares';
@@ -82,6 +83,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
     buckets: new Map(),
     shares: new SharedSubscriptions(opts.platform),
     wills: new Wills(opts.platform, clock, log),
+    keepalive: new KeepAliveSweep(clock),
     get certificateMustMatchUsername() {
       return requireCertMatch;
     },

@@ -107,6 +107,30 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     expect(t.platform.published.map((p) => [p.subtopic, new TextDecoder().decode(p.payload), p.retain])).toEqual([['status', 'offline', true]]);
   });
 
+  it('watches every connection\'s keep alive from one timer: each silent one is closed at its own 1.5×, one that talks stays', async () => {
+    const t = setup();
+    const quiet10 = await t.connected(v, { keepalive: 10 });
+    const quiet20 = await t.connected(v, { keepalive: 20 });
+    const chatty = await t.connected(v, { keepalive: 10 });
+    // One sweep timer for the server, none per connection.
+    expect(t.clock.pendingTimers).toBe(1);
+    const closedAt = new Map<string, number>();
+    for (let s = 1; s <= 45; s++) {
+      await t.clock.advance(1000);
+      if (s % 5 === 0 && !chatty.closed) {
+        chatty.send({ cmd: 'pingreq' });
+        await chatty.next('pingresp');
+      }
+      for (const [name, c] of [['quiet10', quiet10], ['quiet20', quiet20], ['chatty', chatty]] as const) if (c.closed && !closedAt.has(name)) closedAt.set(name, s);
+    }
+    // quiet20's deadline (30 s) is acted on within the sweep's granularity (1 s).
+    expect(closedAt.get('quiet10')).toBe(15);
+    expect(closedAt.get('quiet20')).toBeGreaterThanOrEqual(30);
+    expect(closedAt.get('quiet20')).toBeLessThanOrEqual(31);
+    expect(closedAt.has('chatty')).toBe(false);
+    expect(t.server.context.keepalive.size).toBe(1);
+  });
+
   it('does not publish the will after DISCONNECT [MQTT-3.14.4-3]', async () => {
     const t = setup();
     const c = await t.connected(v, { will: { topic: 'channels/ch-1/messages/status', payload: Buffer.from('offline'), qos: 0, retain: false } });
