@@ -6,7 +6,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { progress, settle, within } from './harness';
 import { LatencyRecorder, stampedSenml, type Latency } from './latency';
-import { collectGarbage, ProcWatch, type Usage } from './procs';
+import { collectGarbage, commandLine, ProcWatch, type Usage } from './procs';
 import { pool, type Server } from './servers';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -213,6 +213,8 @@ export interface IdleResult {
   holderMiB: number;
   /** RSS growth of all the server's processes, MiB. */
   allMiB: number;
+  /** Each Node holder was garbage-collected before both readings (false: the figure includes garbage). */
+  collected: boolean;
 }
 
 /**
@@ -228,18 +230,21 @@ export async function idleConnections(s: Server, n: number, runs = 1, settleMs =
     open.push(...(await connectMany(s, Math.min(50, n), { keepalive: 600 })));
     const results: IdleResult[] = [];
     // Node servers (the Edgeflux bridge, Aedes) are garbage-collected before each reading.
+    const node = (pid: number) => /\bnode\b|\btsx\b/.test(commandLine(pid));
     const gc = async () => {
-      for (const pid of s.connectionPids()) await collectGarbage(pid).catch(() => false);
+      let all = true;
+      for (const pid of s.connectionPids()) if (node(pid)) all = (await collectGarbage(pid).catch(() => false)) && all;
+      return all;
     };
     for (let r = 0; r < runs; r++) {
       await wait(settleMs);
-      await gc();
+      const first = await gc();
       const before = { holder: rss(s.connectionPids()), all: rss(s.pids()) };
       const batch = await connectMany(s, n, { keepalive: 600, concurrency: 100 });
       open.push(...batch);
       await wait(settleMs); // let allocation settle before reading RSS
-      await gc();
-      results.push({ connections: batch.length, holderMiB: rss(s.connectionPids()) - before.holder, allMiB: rss(s.pids()) - before.all });
+      const second = await gc();
+      results.push({ connections: batch.length, holderMiB: rss(s.connectionPids()) - before.holder, allMiB: rss(s.pids()) - before.all, collected: first && second });
     }
     return results;
   } finally {

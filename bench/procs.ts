@@ -67,7 +67,7 @@ export interface Usage {
 /** A short name for a process: what it is, not its pid. */
 export function processKind(pid: number): string {
   const cmd = commandLine(pid);
-  for (const [kind, re] of [['workerd', /workerd.*(--debug-port|--inspector-addr)/], ["wrangler's proxy workerd", /workerd/], ['bridge', /bridge\/main/], ['launcher', /scripts\/start/], ['wrangler', /wrangler|dev-worker/], ['esbuild', /esbuild/]] as const) if (re.test(cmd)) return kind;
+  for (const [kind, re] of [['workerd', /workerd.*--socket-addr=entry=[^ ]*:0 /], ["wrangler's proxy workerd", /workerd/], ['bridge', /bridge\/main/], ['launcher', /scripts\/start/], ['wrangler', /wrangler|dev-worker/], ['esbuild', /esbuild/]] as const) if (re.test(cmd)) return kind;
   return cmd.split(' ')[0]?.split('/').at(-1) || String(pid);
 }
 

@@ -147,6 +147,8 @@ export async function runScenarios(all: Server[], only: Set<string>, o: Settings
       const perConn = (mib: number, n: number) => (mib * 1024) / n;
       const holder = s.connectionPids().length === s.pids().length ? s.name : `${s.name} bridge`;
       rows.push(medianRow(`6 idle MQTT connections (${o.idle} in ${o.runs} batches, all kept open)`, holder, rs.map((x) => ({ 'KiB/conn': perConn(x.holderMiB, x.connections), connections: x.connections, 'RSS growth MiB': x.holderMiB }))));
+      const uncollected = rs.filter((x) => !x.collected).length;
+      if (uncollected) out.storage.push(`**NOT GARBAGE-COLLECTED** 6 idle connections: ${s.name}: ${uncollected} of ${rs.length} batch(es) were read without a forced GC (the inspector on 127.0.0.1:9229 was not this process's — another Node process holds the port?); those figures include garbage`);
       if (holder !== s.name) out.notes.push(`6 idle: ${s.name}, all processes (bridge + workerd + wrangler) grew ${(rs.reduce((a, x) => a + x.allMiB, 0) / rs.length).toFixed(1)} MiB on average per batch of ${batch} connections`);
     }
     out.rows.push(...ratios(rows, 'KiB/conn', 'Edgeflux bridge'));

@@ -37,7 +37,9 @@ const worker = await env.startWorker({
   config: 'wrangler.toml',
   dev: {
     server: { hostname: values.ip, port: Number(values.port) },
-    inspector: { hostname: '127.0.0.1', port: 0 },
+    // wrangler's inspector proxy subscribes to the worker's Runtime, Debugger and Network events:
+    // a cost on every request and message, so it is on only when asked for (a port, 0 for any).
+    inspector: process.env.EDGEFLUX_INSPECTOR_PORT ? { hostname: '127.0.0.1', port: Number(process.env.EDGEFLUX_INSPECTOR_PORT) } : false,
     ...(values['persist-to'] ? { persist: values['persist-to'] } : {}),
     watch: true,
     logLevel: (process.env.WRANGLER_LOG as 'warn' | undefined) ?? 'warn',
