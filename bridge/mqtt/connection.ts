@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import mqtt, { type Packet } from 'mqtt-packet';
 import type { Principal } from '../../shared/principal';
+import type { Address } from '../../shared/topics';
 import type { MessageAction, Subscription } from '../platform/types';
 import type { Timer } from '../clock';
 import { connackV4, RC, type Qos } from './codes';
@@ -8,8 +9,8 @@ import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
 import { Outbox, type OutboundLink } from './outbound';
 import { PacketReader } from './reader';
+import { parseTopicName, type TopicFilter } from './topics';
 import type { SessionHolder, SessionState, StoredSubscription } from './session';
-import type { TopicFilter } from './topics';
 import type { Will } from './wills';
 
 /** One subscription of a connection, as SUBSCRIBE established it (bridge/mqtt/subscriptions.ts). */
@@ -90,6 +91,9 @@ export class Connection implements SessionHolder, OutboundLink {
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
   problemInformation = true;
   private readonly authz = new Map<string, { allowed: boolean; at: number }>();
+  /** The last topic name published to and its address: a device mostly publishes to one topic. */
+  private lastTopic = '';
+  private lastAddress: Address | null = null;
   private connectTimer: Timer | null;
   private keepaliveTimer: Timer | null = null;
   private checkpointTimer: Timer | null = null;
@@ -343,6 +347,15 @@ export class Connection implements SessionHolder, OutboundLink {
     } catch (e) {
       this.log(`session checkpoint failed: ${e instanceof Error ? e.message : String(e)}`);
     }
+  }
+
+  /** A PUBLISH topic name's address (throws TopicProblem), parsed once for a run of the same topic. */
+  addressOf(topic: string): Address {
+    if (topic === this.lastTopic && this.lastAddress) return this.lastAddress;
+    const address = parseTopicName(topic);
+    this.lastTopic = topic;
+    this.lastAddress = address;
+    return address;
   }
 
   /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */

@@ -6,7 +6,7 @@ import type { MqttLimits } from './limits';
 export const packetSize = (remaining: number): number => remaining + 1 + (remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4);
 
 export interface ReaderEvents {
-  /** One packet; the next is not handed over before the returned promise settles (arrival order). */
+  /** One packet; the next is not handed over before the returned promise settles (arrival order). May be called synchronously from the socket's data event. */
   handle(packet: Packet): Promise<void> | void;
   /** Anything arrived (keep alive). */
   seen(): void;
@@ -187,11 +187,23 @@ export class PacketReader {
         this.stream.resume();
       }
     };
-    this.work = this.work
-      .then(() => (this.stopped ? undefined : this.events.handle(packet)))
-      .then(done, (e: unknown) => {
-        done();
-        this.events.failed(e, packet);
-      });
+    const failed = (e: unknown) => {
+      done();
+      this.events.failed(e, packet);
+    };
+    if (this.pending > 1) {
+      this.work = this.work.then(() => (this.stopped ? undefined : this.events.handle(packet))).then(done, failed);
+      return;
+    }
+    // Nothing before it still being handled: handle it now, and chain only what it leaves pending
+    // (most PUBLISHes leave nothing: no promise, no turn of the microtask queue per packet).
+    let result: Promise<void> | void;
+    try {
+      result = this.events.handle(packet);
+    } catch (e) {
+      return failed(e);
+    }
+    if (result) this.work = result.then(done, failed);
+    else done();
   }
 }
