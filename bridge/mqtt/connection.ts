@@ -54,6 +54,13 @@ interface EndOptions {
 
 let lastId = 0;
 
+interface Decided {
+  channel: string;
+  action: MessageAction;
+  allowed: boolean;
+  at: number;
+}
+
 /**
  * One MQTT network connection: bytes in → packets → the handlers (one at a time, in order); the
  * state the handlers share; and one way out (`end`) that releases the session, publishes the will
@@ -90,7 +97,9 @@ export class Connection implements SessionHolder, OutboundLink {
   clientMaxPacketSize = Infinity;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
   problemInformation = true;
-  private readonly authz = new Map<string, { allowed: boolean; at: number }>();
+  private readonly authz = new Map<string, Decided>();
+  /** The decision asked for last (a device mostly publishes to one channel): no key to build. */
+  private lastDecision: Decided | null = null;
   /** The last topic name published to and its address: a device mostly publishes to one topic. */
   private lastTopic = '';
   private lastAddress: Address | null = null;
@@ -361,8 +370,11 @@ export class Connection implements SessionHolder, OutboundLink {
   /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
   /** The cached decision, if still fresh (no promise: the PUBLISH hot path asks this first). */
   allowedNow(channel: string, action: MessageAction): boolean | undefined {
-    const hit = this.authz.get(`${action}\u0000${channel}`);
-    return hit && this.now() - hit.at < this.limits.authorizationTtlMs ? hit.allowed : undefined;
+    const last = this.lastDecision;
+    const hit = last && last.channel === channel && last.action === action ? last : this.authz.get(`${action}\u0000${channel}`);
+    if (!hit || this.now() - hit.at >= this.limits.authorizationTtlMs) return undefined;
+    this.lastDecision = hit;
+    return hit.allowed;
   }
 
   async allowed(channel: string, action: MessageAction): Promise<boolean> {
@@ -371,7 +383,9 @@ export class Connection implements SessionHolder, OutboundLink {
     if (cached !== undefined) return cached;
     const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
     if (this.authz.size > 1000) this.authz.clear();
-    this.authz.set(key, { allowed: d?.allowed === true, at: this.now() });
+    const decided: Decided = { channel, action, allowed: d?.allowed === true, at: this.now() };
+    this.authz.set(key, decided);
+    this.lastDecision = decided;
     return d?.allowed === true;
   }
 }

@@ -183,6 +183,14 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
     c.publish(`${T}/a`, 'x', 1);
     await c.next('puback');
     expect(t.platform.authorizeCalls - before).toBe(2);
+    // Alternating channels: one question per channel, then the cached answers; again after the TTL.
+    for (const topic of ['channels/ch-2/messages/b', `${T}/a`, 'channels/ch-2/messages/b', `${T}/a`]) c.publish(topic, 'x', 1);
+    for (let i = 0; i < 4; i++) await c.next('puback');
+    expect(t.platform.authorizeCalls - before).toBe(3);
+    await t.clock.advance(10_000);
+    for (const topic of [`${T}/a`, 'channels/ch-2/messages/b', `${T}/a`]) c.publish(topic, 'x', 1);
+    for (let i = 0; i < 3; i++) await c.next('puback');
+    expect(t.platform.authorizeCalls - before).toBe(5);
   });
 
   it('refuses a packet above the maximum packet size (v5 DISCONNECT 0x95)', async () => {
