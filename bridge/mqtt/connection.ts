@@ -8,6 +8,7 @@ import { connackV4, RC, type Qos } from './codes';
 import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
 import { Outbox, type OutboundLink } from './outbound';
+import { encodeSimplePublish } from './publish-encode';
 import { PacketReader } from './reader';
 import { parseTopicName, type TopicFilter } from './topics';
 import type { SessionHolder, SessionState, StoredSubscription } from './session';
@@ -185,7 +186,7 @@ export class Connection implements SessionHolder, OutboundLink {
     try {
       // Outside PUBLISH, mqtt-packet drops Reason String, then User Properties, to fit the client's maximum (e.g. [MQTT-3.4.2-2]).
       const trim = v5 && packet.cmd !== 'publish' && Number.isFinite(this.clientMaxPacketSize);
-      bytes = mqtt.generate(packet, trim ? { protocolVersion: 5, properties: { maximumPacketSize: this.clientMaxPacketSize } } : { protocolVersion: this.version });
+      bytes = (packet.cmd === 'publish' ? encodeSimplePublish(packet, this.version) : null) ?? mqtt.generate(packet, trim ? { protocolVersion: 5, properties: { maximumPacketSize: this.clientMaxPacketSize } } : { protocolVersion: this.version });
     } catch (e) {
       this.log(`cannot encode ${packet.cmd}: ${e instanceof Error ? e.message : String(e)}`);
       return 'too-large';
