@@ -134,8 +134,13 @@ class Reader {
   private i = 1;
   constructor(
     private readonly a: readonly unknown[],
-    private readonly where: string,
+    private readonly index: number,
+    private readonly name: string,
   ) {}
+  /** Where, for an error message: built only when something fails (a frame holds thousands of ops). */
+  get where(): string {
+    return `op ${this.index} (${this.name})`;
+  }
   private fail(what: string): never {
     throw new LinkError(`${this.where}: element ${this.i} must be ${what}`);
   }
@@ -215,22 +220,22 @@ class Reader {
   }
 }
 
-const withOptional = <T extends object>(base: T, extra: Record<string, unknown>): T => {
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) (base as Record<string, unknown>)[k] = v;
-  return base;
-};
 
 function decodeOp(raw: unknown, index: number): LinkOp {
   if (!Array.isArray(raw) || raw.length === 0) throw new LinkError(`op ${index}: must be a non-empty array`);
   const code = raw[0];
   const name = typeof code === 'number' ? NAMES[code] : undefined;
   if (!name) throw new LinkError(`op ${index}: unknown opcode ${JSON.stringify(code)}`);
-  const r = new Reader(raw, `op ${index} (${name})`);
+  const r = new Reader(raw, index, name);
   let op: LinkOp;
   switch (name) {
     case 'publish': {
-      const base: LinkPublish = { op: 'publish', id: r.uint(), subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes(), retain: r.bool() };
-      op = withOptional(base, { properties: r.properties(), expiry: r.optUint(LINK_LIMITS.expiry) });
+      const publish: LinkPublish = { op: 'publish', id: r.uint(), subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes(), retain: r.bool() };
+      const properties = r.properties();
+      const expiry = r.optUint(LINK_LIMITS.expiry);
+      if (properties !== undefined) publish.properties = properties;
+      if (expiry !== undefined) publish.expiry = expiry;
+      op = publish;
       break;
     }
     case 'ack':
@@ -239,9 +244,15 @@ function decodeOp(raw: unknown, index: number): LinkOp {
     case 'nack':
       op = { op: 'nack', id: r.uint(), status: r.uint(), code: r.str(), reason: r.str() };
       break;
-    case 'subscribe':
-      op = withOptional<LinkSubscribe>({ op: 'subscribe', sub: r.uint(), filter: r.str() }, { since: r.optUint(), noLocal: r.optStr() });
+    case 'subscribe': {
+      const subscribe: LinkSubscribe = { op: 'subscribe', sub: r.uint(), filter: r.str() };
+      const since = r.optUint();
+      const noLocal = r.optStr();
+      if (since !== undefined) subscribe.since = since;
+      if (noLocal !== undefined) subscribe.noLocal = noLocal;
+      op = subscribe;
       break;
+    }
     case 'suback':
       op = { op: 'suback', sub: r.uint(), seq: r.uint() };
       break;
@@ -257,15 +268,26 @@ function decodeOp(raw: unknown, index: number): LinkOp {
       const seq = r.uint();
       const created = r.uint();
       const envelope: Envelope = { channel, seq, created, subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes() };
-      op = withOptional<LinkMessage>({ op: 'message', subs, envelope, retained: r.bool() }, { properties: r.properties(), expiry: r.optUint(LINK_LIMITS.expiry), retain: r.optTrue() });
+      const message: LinkMessage = { op: 'message', subs, envelope, retained: r.bool() };
+      const properties = r.properties();
+      const expiry = r.optUint(LINK_LIMITS.expiry);
+      const retain = r.optTrue();
+      if (properties !== undefined) message.properties = properties;
+      if (expiry !== undefined) message.expiry = expiry;
+      if (retain !== undefined) message.retain = retain;
+      op = message;
       break;
     }
     case 'gap':
       op = { op: 'gap', sub: r.uint(), from: r.uint(), to: r.uint() };
       break;
-    case 'error':
-      op = withOptional<LinkErrorOp>({ op: 'error', code: r.str(), reason: r.str() }, { sub: r.optUint() });
+    case 'error': {
+      const error: LinkErrorOp = { op: 'error', code: r.str(), reason: r.str() };
+      const sub = r.optUint();
+      if (sub !== undefined) error.sub = sub;
+      op = error;
       break;
+    }
     case 'consumed':
       op = { op: 'consumed', seq: r.uint() };
       break;

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import mqtt, { type Packet } from 'mqtt-packet';
 import type { Principal } from '../../shared/principal';
+import type { Address } from '../../shared/topics';
 import type { MessageAction, Subscription } from '../platform/types';
 import type { Timer } from '../clock';
 import { connackV4, RC, type Qos } from './codes';
@@ -8,9 +9,10 @@ import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
 import type { KeptAlive } from './keepalive';
 import { Outbox, type OutboundLink } from './outbound';
+import { encodeSimplePublish } from './publish-encode';
 import { PacketReader, type ReaderEvents } from './reader';
+import { parseTopicName, type TopicFilter } from './topics';
 import type { SessionHolder, SessionState, StoredSubscription } from './session';
-import type { TopicFilter } from './topics';
 import type { Will } from './wills';
 
 /** One subscription of a connection, as SUBSCRIBE established it (bridge/mqtt/subscriptions.ts). */
@@ -59,6 +61,13 @@ type ConnectionStream = Duplex & { [CONNECTION]?: Connection };
 /** A settled promise: where each connection's chain of acknowledgements starts. */
 const SETTLED = Promise.resolve();
 
+interface Decided {
+  channel: string;
+  action: MessageAction;
+  allowed: boolean;
+  at: number;
+}
+
 /**
  * One MQTT network connection: bytes in → packets → the handlers (one at a time, in order); the
  * state the handlers share; and one way out (`end`) that releases the session, publishes the will
@@ -96,7 +105,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   clientMaxPacketSize = Infinity;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
   problemInformation = true;
-  private authz: Map<string, { allowed: boolean; at: number }> | null = null;
+  private authz: Map<string, Decided> | null = null;
+  /** The decision asked for last (a device mostly publishes to one channel): no key to build. */
+  private lastDecision: Decided | null = null;
+  /** The last topic name published to and its address: a device mostly publishes to one topic. */
+  private lastTopic = '';
+  private lastAddress: Address | null = null;
   private connectTimer: Timer | null;
   private checkpointTimer: Timer | null = null;
   private lastSeen = 0;
@@ -212,7 +226,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     try {
       // Outside PUBLISH, mqtt-packet drops Reason String, then User Properties, to fit the client's maximum (e.g. [MQTT-3.4.2-2]).
       const trim = v5 && packet.cmd !== 'publish' && Number.isFinite(this.clientMaxPacketSize);
-      bytes = mqtt.generate(packet, trim ? { protocolVersion: 5, properties: { maximumPacketSize: this.clientMaxPacketSize } } : { protocolVersion: this.version });
+      bytes = (packet.cmd === 'publish' ? encodeSimplePublish(packet, this.version) : null) ?? mqtt.generate(packet, trim ? { protocolVersion: 5, properties: { maximumPacketSize: this.clientMaxPacketSize } } : { protocolVersion: this.version });
     } catch (e) {
       this.log(`cannot encode ${packet.cmd}: ${e instanceof Error ? e.message : String(e)}`);
       return 'too-large';
@@ -385,11 +399,23 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     }
   }
 
+  /** A PUBLISH topic name's address (throws TopicProblem), parsed once for a run of the same topic. */
+  addressOf(topic: string): Address {
+    if (topic === this.lastTopic && this.lastAddress) return this.lastAddress;
+    const address = parseTopicName(topic);
+    this.lastTopic = topic;
+    this.lastAddress = address;
+    return address;
+  }
+
   /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
   /** The cached decision, if still fresh (no promise: the PUBLISH hot path asks this first). */
   allowedNow(channel: string, action: MessageAction): boolean | undefined {
-    const hit = this.authz?.get(`${action}\u0000${channel}`);
-    return hit && this.now() - hit.at < this.limits.authorizationTtlMs ? hit.allowed : undefined;
+    const last = this.lastDecision;
+    const hit = last && last.channel === channel && last.action === action ? last : this.authz?.get(`${action}\u0000${channel}`);
+    if (!hit || this.now() - hit.at >= this.limits.authorizationTtlMs) return undefined;
+    this.lastDecision = hit;
+    return hit.allowed;
   }
 
   async allowed(channel: string, action: MessageAction): Promise<boolean> {
@@ -399,7 +425,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
     this.authz ??= new Map();
     if (this.authz.size > 1000) this.authz.clear();
-    this.authz.set(key, { allowed: d?.allowed === true, at: this.now() });
+    const decided: Decided = { channel, action, allowed: d?.allowed === true, at: this.now() };
+    this.authz.set(key, decided);
+    this.lastDecision = decided;
     return d?.allowed === true;
   }
 }

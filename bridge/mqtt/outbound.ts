@@ -48,15 +48,22 @@ interface Inflight {
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const TEXT = /^text\/|charset=utf-8/i;
 
-/** Seconds left of a message's expiry, or undefined when it has none [MQTT-3.3.2-6]. */
-function expiryLeft(d: Delivery, now: number): number | undefined {
-  return d.messageExpiry === undefined ? undefined : d.messageExpiry - Math.floor((now - d.created) / 1000);
+/** Seconds left of a message's expiry, or undefined when it has none [MQTT-3.3.2-6]. The clock is read only for a message that has one. */
+function expiryLeft(d: Delivery, link: Pick<OutboundLink, 'now'>): number | undefined {
+  return d.messageExpiry === undefined ? undefined : d.messageExpiry - Math.floor((link.now() - d.created) / 1000);
 }
 
-export function publishPacket(d: Delivery, qos: Qos, retain: boolean, version: 4 | 5, now: number): IPublishPacket {
-  const packet: IPublishPacket = { cmd: 'publish', topic: topicOf(d.channel, d.subtopic), payload: Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength), qos, dup: false, retain };
-  if (version === 5) {
-    const left = expiryLeft(d, now);
+/** The topic name of the last delivery (consecutive deliveries mostly share one): built once for the run. */
+let lastTopic = { channel: '', subtopic: '', topic: '' };
+function topicFor(d: Delivery): string {
+  if (d.channel !== lastTopic.channel || d.subtopic !== lastTopic.subtopic) lastTopic = { channel: d.channel, subtopic: d.subtopic, topic: topicOf(d.channel, d.subtopic) };
+  return lastTopic.topic;
+}
+
+function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<OutboundLink, 'version' | 'now'>): IPublishPacket {
+  const packet: IPublishPacket = { cmd: 'publish', topic: topicFor(d), payload: Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength), qos, dup: false, retain };
+  if (link.version === 5) {
+    const left = expiryLeft(d, link);
     packet.properties = {
       // The default content type is what the publisher's "no Content Type" was stored as: give it back as none.
       ...(d.contentType !== DEFAULT_CONTENT_TYPE ? { contentType: d.contentType } : {}),
@@ -138,12 +145,12 @@ export class Outbox {
 
   private dispatch(o: Offer): void {
     const { d } = o;
-    const left = expiryLeft(d, this.link.now());
+    const left = expiryLeft(d, this.link);
     // [MQTT-3.3.2-5] an expired message is not sent on.
     if (left !== undefined && left <= 0) return this.complete(o.d, o.cursors);
     if (o.qos === 0) {
       if (this.link.backlog > this.link.maxWriteBuffer) this.dropped++;
-      else this.link.send(publishPacket(d, 0, o.retain, this.link.version, this.link.now()));
+      else this.link.send(publishPacket(d, 0, o.retain, this.link));
       return this.complete(d, o.cursors);
     }
     if (this.overflowed) return;
@@ -165,7 +172,7 @@ export class Outbox {
   private transmit(o: Offer, packetId: number, dup: boolean): void {
     const { d } = o;
     const qos = o.qos as 1 | 2;
-    const packet = publishPacket(d, qos, o.retain, this.link.version, this.link.now());
+    const packet = publishPacket(d, qos, o.retain, this.link);
     packet.messageId = packetId;
     packet.dup = dup;
     this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors });
@@ -190,7 +197,7 @@ export class Outbox {
   private pump(): void {
     while (this.queue.length > 0 && this.inflight.size < this.link.window) {
       const o = this.queue.shift()!;
-      const left = expiryLeft(o.d, this.link.now());
+      const left = expiryLeft(o.d, this.link);
       if (left !== undefined && left <= 0) this.complete(o.d, o.cursors);
       else this.transmit(o, this.allocate(), false);
     }

@@ -6,7 +6,7 @@ import type { MqttLimits } from './limits';
 export const packetSize = (remaining: number): number => remaining + 1 + (remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4);
 
 export interface ReaderEvents {
-  /** One packet; the next is not handed over before the returned promise settles (arrival order). */
+  /** One packet; the next is not handed over before the returned promise settles (arrival order). May be called synchronously from the socket's data event. */
   handle(packet: Packet): Promise<void> | void;
   /** Anything arrived (keep alive). */
   seen(): void;
@@ -205,24 +205,50 @@ export class PacketReader {
     this.pending++;
     this.pendingBytes += bytes;
     // Bounded by count and by bytes: a client cannot park more than this in the bridge's memory.
-    const byteCap = Math.max(1024 * 1024, 2 * this.limits.maxPacketSize);
-    if ((this.pending > this.limits.maxPendingPackets || this.pendingBytes > byteCap) && !this.paused) {
+    if ((this.pending > this.limits.maxPendingPackets || this.pendingBytes > this.byteCap) && !this.paused) {
       this.paused = true;
       this.stream.pause();
     }
-    const done = () => {
-      this.pending--;
-      this.pendingBytes -= bytes;
-      if (this.paused && !this.stopped && this.pending <= this.limits.maxPendingPackets / 2 && this.pendingBytes <= byteCap / 2) {
-        this.paused = false;
-        this.stream.resume();
-      }
-    };
-    this.work = this.work
-      .then(() => (this.stopped ? undefined : this.events.handle(packet)))
-      .then(done, (e: unknown) => {
-        done();
-        this.events.failed(e, packet);
-      });
+    if (this.pending > 1) {
+      this.work = this.work.then(() => this.run(packet, bytes));
+      return;
+    }
+    // Nothing before it still being handled: handle it now, and chain only what it leaves pending
+    // (most PUBLISHes leave nothing: no promise, no turn of the microtask queue per packet).
+    this.work = this.run(packet, bytes) ?? this.work;
+  }
+
+  /** Handles one packet; a promise only when the handler left one pending. Never rejects. */
+  private run(packet: Packet, bytes: number): Promise<void> | undefined {
+    let result: Promise<void> | void;
+    try {
+      result = this.stopped ? undefined : this.events.handle(packet);
+    } catch (e) {
+      this.failed(e, packet, bytes);
+      return;
+    }
+    if (!result) return void this.done(bytes);
+    return result.then(
+      () => this.done(bytes),
+      (e: unknown) => this.failed(e, packet, bytes),
+    );
+  }
+
+  private get byteCap(): number {
+    return Math.max(1024 * 1024, 2 * this.limits.maxPacketSize);
+  }
+
+  private done(bytes: number): void {
+    this.pending--;
+    this.pendingBytes -= bytes;
+    if (this.paused && !this.stopped && this.pending <= this.limits.maxPendingPackets / 2 && this.pendingBytes <= this.byteCap / 2) {
+      this.paused = false;
+      this.stream.resume();
+    }
+  }
+
+  private failed(e: unknown, packet: Packet, bytes: number): void {
+    this.done(bytes);
+    this.events.failed(e, packet);
   }
 }

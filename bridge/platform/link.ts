@@ -293,7 +293,10 @@ export class ChannelLink {
   private deliver(op: LinkMessage): number {
     const e = op.envelope;
     const userProperties = op.properties ? groupProperties(op.properties) : undefined;
-    const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained, ...(userProperties ? { userProperties } : {}), ...(op.expiry !== undefined ? { messageExpiry: op.expiry } : {}), ...(op.retain ? { retainPublished: true } : {}) };
+    const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained };
+    if (userProperties) d.userProperties = userProperties;
+    if (op.expiry !== undefined) d.messageExpiry = op.expiry;
+    if (op.retain) d.retainPublished = true;
     for (const id of op.subs) {
       const s = this.subs.get(id);
       if (!s) continue;

@@ -30,7 +30,7 @@ export interface ChannelConfig {
   /** The same for a bridge link (always flow-controlled). */
   linkWindow: Window;
   maxLinkSubscriptions: number;
-  /** Outbox rows per drain. */
+  /** Outbox rows per drain: each drain is one D1 batch request, a fixed cost worth spreading over many rows. */
   drainBatch: number;
   /** Delay between the first undrained publish and the drain, so bursts are drained together (sooner once DRAIN_EARLY_ROWS or a full batch wait). */
   drainDelayMs: number;
@@ -70,7 +70,7 @@ export const DEFAULT_CONFIG: ChannelConfig = {
   subscriberWindow: { bytes: 4 * MiB, messages: 5000 },
   linkWindow: { bytes: 32 * MiB, messages: 50_000 },
   maxLinkSubscriptions: 10_000,
-  drainBatch: 1000,
+  drainBatch: 5000,
   drainDelayMs: 1000,
   defaultContentType: 'application/octet-stream',
 };

@@ -199,6 +199,22 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect(await alarmOf(ch)).toBeNull();
   });
 
+  it('takes outbox batches bounded by rows and payload bytes, always at least one row, in seq order', async () => {
+    const ch = newChannel();
+    await actor(ch).publish([msg({ payload: text('aaaaaaaaaa') }), msg({ payload: text('bbbbbbbbbb'), retain: true }), msg({ payload: text('cccccccccc') })], ch);
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => {
+      const { store } = (instance as unknown as { core: ChannelCore }).core;
+      const seqs = (limit: number, bytes: number) => store.outboxBatch(limit, bytes).map((b) => b.message.envelope.seq);
+      expect(seqs(2, 1 << 30)).toEqual([1, 2]);
+      expect(seqs(10, 25)).toEqual([1, 2]);
+      expect(seqs(10, 5)).toEqual([1]);
+      const [, second] = store.outboxBatch(10, 1 << 30);
+      expect(second?.message.retain).toBe(true);
+      expect(new TextDecoder().decode(second?.message.envelope.payload)).toBe('bbbbbbbbbb');
+      expect(second?.message.envelope.channel).toBe(ch);
+    });
+  });
+
   it('backs off exponentially with jitter, capped at five minutes', () => {
     expect(backoffMs(1, 0)).toBe(500);
     expect(backoffMs(1, 1)).toBe(1000);

@@ -17,6 +17,8 @@ interface MessageRow extends Row {
   expires_at: number | null;
 }
 
+type OutboxRow = Pick<MessageRow, 'seq' | 'subtopic' | 'publisher' | 'protocol' | 'content_type' | 'payload' | 'created'> & { retain: number; records: string | null };
+
 export interface AppendItem {
   input: PublishInput;
   /** Normalized SenML records (JSON) for the drain, or null. */
@@ -215,24 +217,23 @@ export class ChannelStore {
     return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
   }
 
-  /** The oldest outbox rows: at most `limit` of them and `maxBytes` of payload (but at least one). */
+  /**
+   * The oldest outbox rows: at most `limit` of them and `maxBytes` of payload (but at least one).
+   * One query, read lazily: the cursor stops at the byte bound. Only what the drain writes is read
+   * (no properties or expiry: D1 does not keep them).
+   */
   outboxBatch(limit: number, maxBytes: number): { message: ChannelMessage; records: string | null }[] {
     if (this.pending === 0) return [];
-    const sizes = this.sql
-      .exec<{ seq: number; size: number }>('SELECT seq, length(payload) AS size FROM log WHERE seq > ? ORDER BY seq LIMIT ?', this.drainedUpTo, limit)
-      .toArray();
-    if (sizes.length === 0) return [];
-    let upTo = sizes[0]?.seq ?? 0;
+    const out: { message: ChannelMessage; records: string | null }[] = [];
+    const channel = this.channel ?? '';
     let total = 0;
-    for (const { seq, size } of sizes) {
-      total += size;
-      if (total > maxBytes && seq !== sizes[0]?.seq) break;
-      upTo = seq;
+    for (const r of this.sql.exec<OutboxRow>('SELECT seq, subtopic, publisher, protocol, content_type, payload, created, retain, records FROM log WHERE seq > ? ORDER BY seq LIMIT ?', this.drainedUpTo, limit)) {
+      total += r.payload.byteLength;
+      if (total > maxBytes && out.length > 0) break;
+      const envelope = { channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol as Protocol, contentType: r.content_type, payload: new Uint8Array(r.payload), created: r.created, seq: r.seq };
+      out.push({ message: { envelope, retain: r.retain === 1 }, records: r.records });
     }
-    return this.sql
-      .exec<MessageRow & { retain: number; records: string | null }>('SELECT * FROM log WHERE seq > ? AND seq <= ? ORDER BY seq', this.drainedUpTo, upTo)
-      .toArray()
-      .map((r) => ({ message: this.toMessage(r, r.retain === 1), records: r.records }));
+    return out;
   }
 
   /** Moves the drained mark (drains go in seq order, so `upTo` ends a prefix of the outbox). */

@@ -4,7 +4,8 @@ import type { Address } from '../../../shared/topics';
 import { disconnectFromStatus, reasonFromStatus, RC } from '../codes';
 import type { Connection } from '../connection';
 import { TokenBucket } from '../limits';
-import { hasWildcard, parseTopicName, TopicProblem } from '../topics';
+import type { PublishOutcome, PublishRequest } from '../../platform/types';
+import { hasWildcard, TopicProblem } from '../topics';
 
 /**
  * Inbound PUBLISH: resolve alias → validate topic → rate → authorize → platform.publish →
@@ -88,31 +89,38 @@ function resolveTopic(conn: Connection, packet: IPublishPacket): string | null {
 }
 
 /** Everything between a valid topic and the acknowledgement; never rejects. */
-async function store(conn: Connection, packet: IPublishPacket, address: Address): Promise<Result> {
+function store(conn: Connection, packet: IPublishPacket, address: Address): Promise<Result> {
   const principal = conn.principal!;
   const payload = typeof packet.payload === 'string' ? new TextEncoder().encode(packet.payload) : new Uint8Array(packet.payload.buffer, packet.payload.byteOffset, packet.payload.byteLength);
   const props = packet.properties;
   // §3.3.2.3.2: a payload declared UTF-8 that is not gets 0x99.
-  if (props?.payloadFormatIndicator && !validUtf8(payload)) return { rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' };
+  if (props?.payloadFormatIndicator && !validUtf8(payload)) return Promise.resolve({ rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' });
   const unfit = propertiesProblem(props);
-  if (unfit) return { rc: RC.ImplementationSpecificError, reason: unfit };
+  if (unfit) return Promise.resolve({ rc: RC.ImplementationSpecificError, reason: unfit });
+  const req: PublishRequest = {
+    channel: address.channel,
+    subtopic: address.subtopic,
+    publisher: principal.id,
+    protocol: 'mqtt',
+    contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
+    payload,
+    retain: packet.retain,
+  };
+  if (props?.userProperties) req.userProperties = props.userProperties;
+  if (props?.messageExpiryInterval !== undefined) req.messageExpiry = props.messageExpiryInterval;
+  let issued: Promise<PublishOutcome>;
   try {
-    const outcome = await conn.ctx.platform.publish({
-      channel: address.channel,
-      subtopic: address.subtopic,
-      publisher: principal.id,
-      protocol: 'mqtt',
-      contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
-      payload,
-      retain: packet.retain,
-      ...(props?.userProperties ? { userProperties: props.userProperties } : {}),
-      ...(props?.messageExpiryInterval !== undefined ? { messageExpiry: props.messageExpiryInterval } : {}),
-    });
-    return outcome.ok ? { rc: RC.Success } : { rc: reasonFromStatus(outcome.status), reason: outcome.message, qos0: disconnectFromStatus(outcome.status) };
+    issued = conn.ctx.platform.publish(req);
   } catch (e) {
-    return { rc: RC.UnspecifiedError, reason: `not stored: ${e instanceof Error ? e.message : String(e)}` };
+    issued = Promise.reject(e);
   }
+  return issued.then(
+    (outcome): Result => (outcome.ok ? STORED : { rc: reasonFromStatus(outcome.status), reason: outcome.message, qos0: disconnectFromStatus(outcome.status) }),
+    (e: unknown): Result => ({ rc: RC.UnspecifiedError, reason: `not stored: ${e instanceof Error ? e.message : String(e)}` }),
+  );
 }
+
+const STORED: Result = Object.freeze({ rc: RC.Success });
 
 /** Authorize (usually a cached answer, then no await at all) and rate-limit, then issue the publish (not awaited). */
 function admit(conn: Connection, packet: IPublishPacket, address: Address): { outcome: Promise<Result> } | Promise<{ outcome: Promise<Result> }> {
@@ -137,7 +145,12 @@ function admitted(conn: Connection, packet: IPublishPacket, address: Address, al
   return store(conn, packet, address);
 }
 
-export async function handlePublish(conn: Connection, packet: IPublishPacket): Promise<void> {
+/**
+ * Returns nothing when the publish was issued at once (the usual case: a cached decision), so the
+ * reader goes straight on to the next packet; a promise when the next packet must wait for this
+ * one (a decision to fetch, or too many publishes not yet stored).
+ */
+export function handlePublish(conn: Connection, packet: IPublishPacket): Promise<void> | void {
   const { limits } = conn;
   const { qos } = packet;
   const id = packet.messageId ?? 0;
@@ -161,37 +174,50 @@ export async function handlePublish(conn: Connection, packet: IPublishPacket): P
   }
   if (qos === 2) conn.qos2In.add(id);
 
-  let address: Address | null = null;
-  let settled: Promise<Result>;
+  let address: Address;
   try {
-    address = parseTopicName(topic);
+    address = conn.addressOf(topic);
   } catch (e) {
-    settled = Promise.resolve({ rc: RC.TopicNameInvalid, reason: e instanceof TopicProblem ? e.message : 'invalid topic' });
+    return issued(conn, packet, Promise.resolve({ rc: RC.TopicNameInvalid, reason: e instanceof TopicProblem ? e.message : 'invalid topic' }));
   }
-  if (address) {
-    const a = admit(conn, packet, address);
-    // A decision not cached yet is awaited here (packets after this one wait: arrival order).
-    settled = ('outcome' in a ? a : await a).outcome;
-  }
-  const outcome = settled!;
-  conn.acks = conn.acks.then(async () => {
-    const r = await outcome;
-    if (qos > 0) conn.inboundInflight--;
-    if (conn.phase !== 'open') return;
-    if (r.rc >= 0x80) {
-      if (qos === 2) conn.qos2In.delete(id);
-      return refuse(conn, packet, r);
-    }
-    if (qos === 2) conn.markDirty();
-    if (qos > 0) ack(conn, packet, RC.Success);
-  });
-  // Back-pressure: the reader hands over no further packet until this settles.
+  const a = admit(conn, packet, address);
+  // A decision not cached yet is awaited here (packets after this one wait: arrival order).
+  return 'outcome' in a ? issued(conn, packet, a.outcome) : a.then((x) => issued(conn, packet, x.outcome));
+}
+
+/** The publish is on its way: acknowledge it in order once settled, and apply back-pressure. */
+function issued(conn: Connection, packet: IPublishPacket, outcome: Promise<Result>): Promise<void> | void {
+  const { qos } = packet;
+  const id = packet.messageId ?? 0;
   conn.unstored++;
-  void outcome.then(() => {
-    conn.unstored--;
-    const wake = conn.unstoredWaiter;
-    conn.unstoredWaiter = null;
-    wake?.();
-  });
-  if (conn.unstored >= limits.maxUnstoredPublishes) await new Promise<void>((r) => (conn.unstoredWaiter = r));
+  if (qos === 0) {
+    // Nothing to acknowledge: only a refusal joins the chain of acknowledgements (after those
+    // already due), so a stored QoS 0 publish costs no link in it.
+    void outcome.then((r) => {
+      unstoredSettled(conn);
+      if (r.rc >= 0x80) conn.acks = conn.acks.then(() => (conn.phase === 'open' ? refuse(conn, packet, r) : undefined));
+    });
+  } else {
+    conn.acks = conn.acks.then(async () => {
+      const r = await outcome;
+      conn.inboundInflight--;
+      if (conn.phase !== 'open') return;
+      if (r.rc >= 0x80) {
+        if (qos === 2) conn.qos2In.delete(id);
+        return refuse(conn, packet, r);
+      }
+      if (qos === 2) conn.markDirty();
+      ack(conn, packet, RC.Success);
+    });
+    void outcome.then(() => unstoredSettled(conn));
+  }
+  // Back-pressure: the reader hands over no further packet until one settles.
+  if (conn.unstored >= conn.limits.maxUnstoredPublishes) return new Promise<void>((r) => (conn.unstoredWaiter = r));
+}
+
+function unstoredSettled(conn: Connection): void {
+  conn.unstored--;
+  const wake = conn.unstoredWaiter;
+  conn.unstoredWaiter = null;
+  wake?.();
 }

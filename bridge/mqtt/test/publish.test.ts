@@ -139,6 +139,39 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
     expect((await c.next('disconnect')).reasonCode).toBe(0x96);
   });
 
+  it('each publish reaches the address of its own topic, however topics alternate', async () => {
+    const t = setup();
+    const c = await t.connected(v);
+    const topics = [`${T}/a`, 'channels/ch-2/messages/b', `${T}/a`, T, 'channels/ch-2/messages/b/c', `${T}/a`];
+    topics.forEach((topic, i) => c.publish(topic, String(i), 0));
+    await settle();
+    expect(t.platform.published.map((p) => [p.channel, p.subtopic, utf8(p.payload)])).toEqual([
+      ['ch-1', 'a', '0'],
+      ['ch-2', 'b', '1'],
+      ['ch-1', 'a', '2'],
+      ['ch-1', '', '3'],
+      ['ch-2', 'b/c', '4'],
+      ['ch-1', 'a', '5'],
+    ]);
+  });
+
+  it('a refused QoS 0 publish ends the connection only after the acknowledgements due before it', async () => {
+    const t = setup({ publishRate: 1, publishBurst: 1 });
+    t.platform.defer = true;
+    const c = await t.connected(v);
+    const id = c.publish(`${T}/a`, 'stored', 1);
+    c.publish(`${T}/a`, 'over the rate', 0);
+    await settle();
+    expect(c.received).toEqual([]);
+    t.platform.releasePublishes();
+    await settle();
+    const got = await c.drain();
+    expect(got[0]).toMatchObject({ cmd: 'puback', messageId: id });
+    if (v === 5) expect(got[1]).toMatchObject({ cmd: 'disconnect', reasonCode: 0x96 });
+    expect(await c.closedYet()).toBe(true);
+    expect(t.platform.published.map((p) => utf8(p.payload))).toEqual(['stored']);
+  });
+
   it('asks the platform once per channel and reuses the decision for a while', async () => {
     const t = setup({ authorizationTtlMs: 10_000 });
     const c = await t.connected(v);
@@ -150,6 +183,14 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
     c.publish(`${T}/a`, 'x', 1);
     await c.next('puback');
     expect(t.platform.authorizeCalls - before).toBe(2);
+    // Alternating channels: one question per channel, then the cached answers; again after the TTL.
+    for (const topic of ['channels/ch-2/messages/b', `${T}/a`, 'channels/ch-2/messages/b', `${T}/a`]) c.publish(topic, 'x', 1);
+    for (let i = 0; i < 4; i++) await c.next('puback');
+    expect(t.platform.authorizeCalls - before).toBe(3);
+    await t.clock.advance(10_000);
+    for (const topic of [`${T}/a`, 'channels/ch-2/messages/b', `${T}/a`]) c.publish(topic, 'x', 1);
+    for (let i = 0; i < 3; i++) await c.next('puback');
+    expect(t.platform.authorizeCalls - before).toBe(5);
   });
 
   it('refuses a packet above the maximum packet size (v5 DISCONNECT 0x95)', async () => {
