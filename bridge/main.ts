@@ -32,12 +32,35 @@ interface Listener {
   close: () => Promise<void>;
 }
 
+/** Calls `moved` with each `EDGEFLUX_WORKER_URL <url>` line on stdin. */
+function followWorkerUrl(moved: (url: string) => void): void {
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d: string) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const m = /^EDGEFLUX_WORKER_URL (https?:\/\/\S+)$/.exec(buf.slice(0, nl).trim());
+      buf = buf.slice(nl + 1);
+      if (m?.[1]) {
+        moved(m[1]);
+        log(`the worker is now at ${m[1]}`);
+      }
+    }
+  });
+}
+
 async function main(): Promise<void> {
   const cfg = loadConfig(process.env);
   const secret = bridgeSecret(cfg.bridgeSecret);
   // Presence is recorded per bridge; a stable id lets a restarted bridge clear what it had online.
   const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort}`;
-  const platform = createPlatform({ workerUrl: cfg.workerUrl, bridgeSecret: secret, bridgeId, log });
+  // Under `npm start` the worker moves to a new local port when it reloads: the launcher says where
+  // on stdin (`EDGEFLUX_WORKER_URL <url>` lines), and new connections to the worker go there.
+  let workerUrl = cfg.workerUrl;
+  if (process.env.EDGEFLUX_WORKER_URL_UPDATES === 'stdin') followWorkerUrl((url) => (workerUrl = url));
+  const worker = () => workerUrl;
+  const platform = createPlatform({ workerUrl: worker, bridgeSecret: secret, bridgeId, log });
   await platform.resetPresence().catch((e: unknown) => log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`));
   const listeners: Listener[] = [];
 
@@ -48,7 +71,7 @@ async function main(): Promise<void> {
   const unknown = Object.keys(cfg.mqttLimits).filter((k) => !(k in DEFAULT_LIMITS));
   if (unknown.length) throw new Error(`EDGEFLUX_MQTT_LIMITS: unknown limit(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
   // Sessions in session actors: they survive a bridge restart and a takeover works across bridges.
-  const sessions = cfg.mqttSessions === 'platform' ? new DurableSessionStore({ workerUrl: cfg.workerUrl, bridgeSecret: secret, log }) : undefined;
+  const sessions = cfg.mqttSessions === 'platform' ? new DurableSessionStore({ workerUrl: worker, bridgeSecret: secret, log }) : undefined;
   const mqtt = createMqttServer({ platform, log, limits: cfg.mqttLimits as Partial<MqttLimits>, ...(sessions ? { sessions } : {}) });
   const tcp = await mqtt.listenTcp(cfg.mqttPort, cfg.host);
   // Closing the server releases every session; then the session sockets go.

@@ -5,12 +5,11 @@
  *   3. builds the web console (console/ → console/dist, served by the worker at /);
  *   4. runs wrangler's dev server (scripts/dev-worker.ts: real workerd — HTTP worker, channel
  *      actors, local D1 and R2 — as `wrangler dev` does);
- *   5. starts the bridge (bridge/main.ts: MQTT and CoAP), which reaches the worker directly through
- *      a local relay (below), not through wrangler's proxy;
+ *   5. starts the bridge (bridge/main.ts: MQTT and CoAP), which reaches the worker directly, not
+ *      through wrangler's proxy, and is told on stdin where the worker moved after a reload;
  *   6. prints where everything is, and stops everything on Ctrl-C.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer, connect, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -78,20 +77,23 @@ function bridgeCommand(runtime: string): string[] {
   }
 }
 
-/** Starts bridge/main.ts and waits for its EDGEFLUX_BRIDGE_READY line (its listeners). */
-async function startBridge(workerUrl: string): Promise<Record<string, string>> {
+/**
+ * Starts bridge/main.ts; `ready` resolves with its EDGEFLUX_BRIDGE_READY line (its listeners). Its
+ * stdin stays open: the launcher writes `EDGEFLUX_WORKER_URL <url>` there when the worker moves.
+ */
+function startBridge(workerUrl: string): { child: ChildProcess; ready: Promise<Record<string, string>> } {
   const [cmd, ...args] = bridgeCommand(process.env.EDGEFLUX_BRIDGE_RUNTIME ?? 'node');
   const b = spawn(cmd!, args, {
     cwd: root,
-    env: { ...childEnv, EDGEFLUX_WORKER_URL: workerUrl },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...childEnv, EDGEFLUX_WORKER_URL: workerUrl, EDGEFLUX_WORKER_URL_UPDATES: 'stdin' },
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   children.push(b);
   b.on('exit', (code) => {
     console.error(`bridge exited (${code ?? 'signal'})`);
     stopAll(code || 1);
   });
-  return new Promise((ok, fail) => {
+  const ready = new Promise<Record<string, string>>((ok, fail) => {
     let buf = '';
     const timer = setTimeout(() => fail(new Error('the bridge did not report ready within 30s')), 30_000);
     b.stdout?.on('data', (d: Buffer) => {
@@ -108,6 +110,7 @@ async function startBridge(workerUrl: string): Promise<Record<string, string>> {
       }
     });
   });
+  return { child: b, ready };
 }
 
 function stopAll(code: number): never {
@@ -136,7 +139,7 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
         buf = buf.slice(nl + 1);
         const m = /^EDGEFLUX_WORKER_DIRECT (\S+)$/.exec(line);
         if (m?.[1]) {
-          if (announced) console.log(`the worker reloaded; the bridge's relay now leads to ${m[1]}`);
+          if (announced) console.log(`the worker reloaded, now at ${m[1]}`);
           announced = m[1];
           moved(m[1]);
           ok(m[1]);
@@ -147,35 +150,13 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
   return { child, direct };
 }
 
-/**
- * The bridge's way in: a TCP relay on a loopback port of its own to wherever the worker listens now
- * (a reload moves it; the bridge's sockets drop with the old worker and reconnect here). It relays
- * bytes, nothing more: one socket pair per bridge socket in this process, instead of wrangler's proxy
- * worker (a second workerd parsing every request and WebSocket frame, several descriptors each).
- */
-async function startRelay(): Promise<{ url: string; target: (url: string) => void }> {
-  let to: URL | null = null;
-  const server = createServer({ noDelay: true }, (inbound) => {
-    if (!to) return inbound.destroy();
-    const outbound = connect({ host: to.hostname, port: Number(to.port), noDelay: true });
-    // A close travels as a close (FIN through pipe's end), so the worker's last frames (a WebSocket
-    // close reply) still get through; only an error tears both sides down at once.
-    const kill = () => (inbound.destroy(), outbound.destroy());
-    inbound.pipe(outbound);
-    outbound.pipe(inbound);
-    inbound.on('error', kill);
-    outbound.on('error', kill);
-  });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, target: (url) => (to = new URL(url)) };
-}
 
 async function main(): Promise<void> {
   ensureSecrets();
   migrate();
   await buildConsole();
-  const relay = await startRelay();
-  const { child: worker, direct } = startWorker(relay.target);
+  let bridge: ChildProcess | undefined;
+  const { child: worker, direct } = startWorker((url) => bridge?.stdin?.write(`EDGEFLUX_WORKER_URL ${url}\n`));
   children.push(worker);
   worker.on('exit', (code) => {
     console.error(`the worker's dev server exited (${code ?? 'signal'})`);
@@ -187,7 +168,9 @@ async function main(): Promise<void> {
   const directUrl = await Promise.race([direct, new Promise<null>((ok) => setTimeout(() => ok(null), 10_000))]);
   if (!directUrl) throw new Error("the worker's dev server did not say where the worker listens");
 
-  const listeners = await startBridge(relay.url);
+  const started = startBridge(directUrl);
+  bridge = started.child;
+  const listeners = await started.ready;
   const rows: [string, string][] = [
     ['Console', `${base}/`],
     ['HTTP API', base],

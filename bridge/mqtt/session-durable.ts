@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { CLOSE_TAKEN_OVER, parseActorOp, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
 import { propertyPairs } from '../platform/link';
-import { PlatformError } from '../platform/types';
+import { PlatformError, wsUrl, type WorkerUrl } from '../platform/types';
 import type { OpenOptions, SessionHolder, SessionLease, SessionState, SessionStore } from './session';
 
 /**
@@ -13,7 +13,7 @@ import type { OpenOptions, SessionHolder, SessionLease, SessionState, SessionSto
  * would lose beyond the last checkpoint.
  */
 export interface DurableSessionStoreOptions {
-  workerUrl: string;
+  workerUrl: WorkerUrl;
   bridgeSecret: string;
   /** A request to the session actor that takes longer fails (ms). Opening waits for a takeover too. */
   requestTimeoutMs?: number;
@@ -286,14 +286,13 @@ export class DurableSessionStore implements SessionStore {
   private readonly pingMs: number;
 
   constructor(private readonly opts: DurableSessionStoreOptions) {
-    const base = `${opts.workerUrl.replace(/^http/, 'ws').replace(/\/$/, '')}/internal/sessions/`;
     const headers = { authorization: `Bearer ${opts.bridgeSecret}` };
     this.pingMs = opts.pingMs ?? 30_000;
     this.line = {
       // Opening may wait for the previous holder (the actor gives it 3 s).
       timeoutMs: opts.requestTimeoutMs ?? 10_000,
       log: opts.log ?? (() => undefined),
-      dial: (key) => new WebSocket(base + encodeURIComponent(key), SESSION_SUBPROTOCOL, { perMessageDeflate: false, headers }),
+      dial: (key) => new WebSocket(`${wsUrl(opts.workerUrl)}/internal/sessions/${encodeURIComponent(key)}`, SESSION_SUBPROTOCOL, { perMessageDeflate: false, headers }),
       gone: (key, h) => {
         if (this.held.get(this.id(key, h.epoch)) === h) this.unhold(this.id(key, h.epoch));
       },

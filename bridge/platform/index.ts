@@ -1,12 +1,12 @@
 import type { Principal } from '../../shared/principal';
 import { InternalApi } from './internal-api';
 import { ChannelLink } from './link';
-import { PlatformError, type Decision, type Delivery, type MessageAction, type Platform, type PublishOutcome, type PublishRequest, type SubscribeRequest, type Subscription } from './types';
+import { PlatformError, wsUrl, type WorkerUrl, type Decision, type Delivery, type MessageAction, type Platform, type PublishOutcome, type PublishRequest, type SubscribeRequest, type Subscription } from './types';
 
 export * from './types';
 
 export interface PlatformOptions {
-  workerUrl: string;
+  workerUrl: WorkerUrl;
   bridgeSecret: string;
   /** This bridge's name in presence records (a device is online while any bridge has it). */
   bridgeId?: string;
@@ -32,12 +32,11 @@ export interface RealPlatform extends Platform {
 export function createPlatform(opts: PlatformOptions): RealPlatform {
   const api = new InternalApi({ workerUrl: opts.workerUrl, bridgeSecret: opts.bridgeSecret, ...(opts.bridgeId ? { bridgeId: opts.bridgeId } : {}), ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}) });
   const links = new Map<string, ChannelLink>();
-  const wsBase = opts.workerUrl.replace(/^http/, 'ws').replace(/\/$/, '');
 
   const linkFor = (channel: string): ChannelLink => {
     let l = links.get(channel);
     if (!l) {
-      l = new ChannelLink({ url: `${wsBase}/internal/channels/${encodeURIComponent(channel)}/link`, bridgeSecret: opts.bridgeSecret, ...(opts.linkIdleMs !== undefined ? { idleMs: opts.linkIdleMs } : {}), ...(opts.log ? { log: opts.log } : {}) });
+      l = new ChannelLink({ url: () => `${wsUrl(opts.workerUrl)}/internal/channels/${encodeURIComponent(channel)}/link`, bridgeSecret: opts.bridgeSecret, ...(opts.linkIdleMs !== undefined ? { idleMs: opts.linkIdleMs } : {}), ...(opts.log ? { log: opts.log } : {}) });
       links.set(channel, l);
     }
     return l;

@@ -1,5 +1,5 @@
 import type { Principal } from '../../shared/principal';
-import { PlatformError, type Decision, type MessageAction } from './types';
+import { PlatformError, workerUrlNow, type Decision, type MessageAction, type WorkerUrl } from './types';
 
 /**
  * The bridge's client for the workers' /internal API (BRIDGE_SECRET-authenticated).
@@ -7,7 +7,7 @@ import { PlatformError, type Decision, type MessageAction } from './types';
  * D1 query per packet; the TTL bounds how long a revoked key or removed connection keeps working.
  */
 export interface InternalApiOptions {
-  workerUrl: string;
+  workerUrl: WorkerUrl;
   bridgeSecret: string;
   /** How long authentication and authorization answers are trusted, ms (default 5000). */
   cacheTtlMs?: number;
@@ -75,7 +75,7 @@ export class InternalApi {
   private async send<T>(path: string, body: unknown): Promise<T> {
     let res: Response;
     const post = () =>
-      this.doFetch(`${this.opts.workerUrl}${path}`, {
+      this.doFetch(`${workerUrlNow(this.opts.workerUrl)}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.opts.bridgeSecret}` },
         body: JSON.stringify(body),

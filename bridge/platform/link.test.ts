@@ -53,7 +53,8 @@ async function fakeActor(answer: (frameNo: number, ids: number[]) => boolean) {
     });
   });
   const port = (wss.address() as { port: number }).port;
-  return { url: `ws://127.0.0.1:${port}`, frames, connections: () => connections, close: () => new Promise((r) => wss.close(r)) };
+  const drop = () => wss.clients.forEach((c) => c.terminate());
+  return { url: `ws://127.0.0.1:${port}`, frames, connections: () => connections, drop, close: () => new Promise((r) => wss.close(r)) };
 }
 
 const req = (n: number): PublishRequest => ({ channel: 'c', subtopic: '', publisher: 'd', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array([n]), retain: false });
@@ -101,6 +102,27 @@ describe('ChannelLink windowing', () => {
     } finally {
       link.close();
       await actor.close();
+    }
+  });
+
+  it('dials where the worker is now at each connect: after the old one drops, publishes go to the new address', async () => {
+    const before = await fakeActor(() => true);
+    const after = await fakeActor(() => true);
+    let url = before.url;
+    const link = new ChannelLink({ url: () => url, bridgeSecret: 's' });
+    try {
+      expect(await link.publish(req(1))).toMatchObject({ ok: true });
+      url = after.url; // the worker reloaded on another port
+      before.drop();
+      await tick(400); // the link notices and dials again after its back-off
+      expect(await link.publish(req(2))).toMatchObject({ ok: true });
+      expect(before.connections()).toBe(1);
+      expect(after.connections()).toBe(1);
+      expect(after.frames.flat().map((o) => (o.op === 'publish' ? o.id : -1))).toEqual([2]);
+    } finally {
+      link.close();
+      await before.close();
+      await after.close();
     }
   });
 });

@@ -15,7 +15,8 @@ import type { Delivery, PublishOutcome, PublishRequest } from './types';
  */
 
 export interface LinkOptions {
-  url: string;
+  /** The link's WebSocket URL, or how to make it at each connect (the worker may have moved). */
+  url: string | (() => string);
   bridgeSecret: string;
   /** Close the socket after this long with nothing using it (ms). */
   idleMs?: number;
@@ -64,6 +65,10 @@ export class ChannelLink {
   private refused: PublishOutcome | null = null;
 
   constructor(private readonly opts: LinkOptions) {}
+
+  private get url(): string {
+    return typeof this.opts.url === 'string' ? this.opts.url : this.opts.url();
+  }
 
   get idle(): boolean {
     return this.subs.size === 0 && this.pending.size === 0 && this.queue.length === 0;
@@ -161,7 +166,7 @@ export class ChannelLink {
       this.answerTimer = null;
       const oldest = this.unanswered[0];
       if (oldest && Date.now() - oldest.at >= (this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS)) {
-        this.opts.log?.(`link ${this.opts.url}: no answer to a frame of publishes in ${this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS} ms; reconnecting`);
+        this.opts.log?.(`link ${this.url}: no answer to a frame of publishes in ${this.opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS} ms; reconnecting`);
         this.ws?.terminate();
       } else this.watchAnswers();
     }, wait);
@@ -171,7 +176,7 @@ export class ChannelLink {
   private connect(): void {
     if (this.ws || this.closed || this.refused) return;
     // No permessage-deflate: CBOR frames between a bridge and its platform cost more CPU to compress than they save.
-    const ws = new WebSocket(this.opts.url, LINK_SUBPROTOCOL, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
+    const ws = new WebSocket(this.url, LINK_SUBPROTOCOL, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
     ws.binaryType = 'nodebuffer';
     this.ws = ws;
     ws.on('open', () => {
@@ -183,11 +188,11 @@ export class ChannelLink {
       const status = res.statusCode ?? 502;
       // 404: no such channel (deleted, or never existed) — permanent; anything else: retry.
       if (status === 404) this.refused = fail(404, 'channel_not_found', 'channel not found');
-      else this.opts.log?.(`link ${this.opts.url}: HTTP ${status}`);
+      else this.opts.log?.(`link ${this.url}: HTTP ${status}`);
       ws.terminate();
     });
     ws.on('message', (data: Buffer) => this.receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
-    ws.on('error', (e) => this.opts.log?.(`link ${this.opts.url}: ${e.message}`));
+    ws.on('error', (e) => this.opts.log?.(`link ${this.url}: ${e.message}`));
     ws.on('close', () => this.onClose());
   }
 
@@ -232,7 +237,7 @@ export class ChannelLink {
     try {
       ops = decodeLinkFrame(bytes) as ActorOp[];
     } catch (e) {
-      this.opts.log?.(`link ${this.opts.url}: bad frame from actor: ${e instanceof Error ? e.message : String(e)}`);
+      this.opts.log?.(`link ${this.url}: bad frame from actor: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
     let consumed = 0;
@@ -260,10 +265,10 @@ export class ChannelLink {
           consumed = Math.max(consumed, this.deliver(op));
           break;
         case 'gap':
-          this.opts.log?.(`link ${this.opts.url}: subscription ${op.sub} missed seq ${op.from}..${op.to} (older than the actor keeps)`);
+          this.opts.log?.(`link ${this.url}: subscription ${op.sub} missed seq ${op.from}..${op.to} (older than the actor keeps)`);
           break;
         case 'error':
-          this.opts.log?.(`link ${this.opts.url}: actor error ${op.code}: ${op.reason}`);
+          this.opts.log?.(`link ${this.url}: actor error ${op.code}: ${op.reason}`);
           // The actor could not read a frame, so it will never answer the publishes in it: start over
           // on a new socket (pending publishes fail with 503, subscriptions resume) rather than hang.
           if (op.code === 'bad_frame') this.ws?.terminate();

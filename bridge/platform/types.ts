@@ -8,6 +8,14 @@ import type { Principal } from '../../shared/principal';
 
 export type MessageAction = 'messages:publish' | 'messages:subscribe';
 
+/**
+ * Where the worker is: a fixed URL, or a function read at each new connection — `npm start`'s
+ * worker moves to a new local port when it reloads (scripts/start.ts tells the bridge).
+ */
+export type WorkerUrl = string | (() => string);
+export const workerUrlNow = (u: WorkerUrl): string => (typeof u === 'string' ? u : u()).replace(/\/$/, '');
+export const wsUrl = (u: WorkerUrl): string => workerUrlNow(u).replace(/^http/, 'ws');
+
 export interface Decision {
   channel: string;
   action: MessageAction;
