@@ -215,6 +215,50 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     });
   });
 
+  it('drains from memory what it just stored, exactly as the log holds it; after a restart from the log', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { drainDelayMs: 60_000 });
+    await actor(ch).publish(
+      [
+        msg({ payload: text('plain') }),
+        msg({ contentType: 'application/senml+json', payload: text('[{"n":"t","v":1.5}]'), retain: true, subtopic: 'a/b' }),
+        msg({ contentType: 'application/octet-stream', payload: new Uint8Array([0, 255, 7]), publisher: 'p2' }),
+      ],
+      ch,
+    );
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => {
+      const { store } = (instance as unknown as { core: ChannelCore }).core;
+      const view = (b: ReturnType<typeof store.outboxBatch>) =>
+        b.map(({ message: { envelope: e, retain }, records }) => ({ ...e, payload: [...e.payload], retain, records }));
+      const fromMemory = view(store.outboxBatch(10, 1 << 30));
+      store.load(); // as after a restart: nothing in memory
+      const fromLog = view(store.outboxBatch(10, 1 << 30));
+      expect(fromMemory).toEqual(fromLog);
+      expect(fromLog.map((m) => m.seq)).toEqual([1, 2, 3]);
+      expect(fromLog[1]!.records).toContain('"n":"t"');
+    });
+    // New messages start a new run in memory while 1–3 are only in the log: the log's come first.
+    await actor(ch).publish([msg({ payload: text('four') }), msg({ payload: text('five') })], ch);
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => {
+      const { store } = (instance as unknown as { core: ChannelCore }).core;
+      const seqs = () => store.outboxBatch(10, 1 << 30).map((b) => b.message.envelope.seq);
+      expect(seqs()).toEqual([1, 2, 3]);
+    });
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true); // 1–3, from the log
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => {
+      const { store } = (instance as unknown as { core: ChannelCore }).core;
+      expect(store.outboxBatch(10, 1 << 30).map((b) => b.message.envelope.seq)).toEqual([4, 5]);
+    });
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true); // 4–5, from memory
+    expect((await rows(ch)).map((r) => [r.seq, r.payload])).toEqual([
+      [1, 'plain'],
+      [2, '[{"n":"t","v":1.5}]'],
+      [3, null],
+      [4, 'four'],
+      [5, 'five'],
+    ]);
+  });
+
   it('backs off exponentially with jitter, capped at five minutes', () => {
     expect(backoffMs(1, 0)).toBe(500);
     expect(backoffMs(1, 1)).toBe(1000);

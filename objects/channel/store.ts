@@ -19,6 +19,18 @@ interface MessageRow extends Row {
 
 type OutboxRow = Pick<MessageRow, 'seq' | 'subtopic' | 'publisher' | 'protocol' | 'content_type' | 'payload' | 'created'> & { retain: number; records: string | null };
 
+/** One outbox message as the drain writes it: the message and its SenML records as JSON text. */
+export interface OutboxItem {
+  message: ChannelMessage;
+  records: string | null;
+}
+
+/** At most this many log rows past the recent window are deleted at a time (one DELETE, not one per publish). */
+const TRIM_STEP = 64;
+
+/** Payload (and records) bytes of outbox messages kept in memory for the drain (ChannelStore.outboxCache). */
+const OUTBOX_CACHE_BYTES = 8 * 1024 * 1024;
+
 export interface AppendItem {
   input: PublishInput;
   /** Normalized SenML records (JSON) for the drain, or null. */
@@ -59,6 +71,14 @@ export class ChannelStore {
   /** Every seq up to this one is in D1/R2; the log rows after it are the outbox. */
   drainedUpTo = 0;
   private lastCreated = 0;
+  /**
+   * The newest undrained messages as this actor stored them (a contiguous run of seqs), so a drain
+   * need not read back from SQLite what was just written: at most OUTBOX_CACHE_BYTES of payload.
+   * Rows before the run (after a restart, or appended while it was full) are read from the log;
+   * an append that does not continue the run starts a new one.
+   */
+  private outboxCache: OutboxItem[] = [];
+  private outboxCacheBytes = 0;
 
   constructor(private readonly storage: DurableObjectStorage) {}
 
@@ -81,6 +101,8 @@ export class ChannelStore {
     this.lastSeq = Number(this.meta('seq') ?? 0);
     this.lastCreated = Number(this.meta('created') ?? 0);
     this.drainedUpTo = Number(this.meta('drained') ?? 0);
+    this.outboxCache = [];
+    this.outboxCacheBytes = 0;
   }
 
   /** Messages accepted and not yet in D1/R2. */
@@ -125,6 +147,7 @@ export class ChannelStore {
   append(items: readonly AppendItem[], created: number, recentWindow: number): ChannelMessage[] {
     let seq = this.lastSeq;
     const out: ChannelMessage[] = [];
+    const cached: OutboxItem[] = [];
     this.storage.transactionSync(() => {
       // Log rows go in LOG_ROWS_PER_INSERT at a time (one statement, its 100 bound values at most).
       let values: SqlStorageValue[] = [];
@@ -157,6 +180,8 @@ export class ChannelStore {
         if (props !== null && input.properties) m.properties = input.properties;
         if (expiresAt !== null) m.expiresAt = expiresAt;
         out.push(m);
+        // The drain's copy: the payload's own buffer (not a view into the link frame it came in).
+        cached.push({ message: { envelope: { ...m.envelope, payload: new Uint8Array(payload) }, retain }, records });
       }
       insert();
       this.setMeta('seq', seq);
@@ -164,15 +189,34 @@ export class ChannelStore {
       this.trimLog(seq, recentWindow);
     });
     // Only after the commit: a failed transaction leaves the counters where they were.
+    const first = this.lastSeq + 1;
     this.lastSeq = seq;
     this.lastCreated = created;
+    this.cacheOutbox(first, cached);
     return out;
+  }
+
+  private cacheOutbox(first: number, items: OutboxItem[]): void {
+    const last = this.outboxCache.at(-1);
+    if (last && last.message.envelope.seq + 1 !== first) {
+      this.outboxCache = [];
+      this.outboxCacheBytes = 0;
+    }
+    for (const it of items) {
+      const bytes = it.message.envelope.payload.byteLength + (it.records?.length ?? 0);
+      if (this.outboxCacheBytes + bytes > OUTBOX_CACHE_BYTES) return;
+      this.outboxCache.push(it);
+      this.outboxCacheBytes += bytes;
+    }
   }
 
   /** Drops log rows that are both drained and outside the recent window. */
   private trimLog(lastSeq: number, recentWindow: number): void {
     const cutoff = Math.min(lastSeq - recentWindow, this.drainedUpTo);
-    if (cutoff > this.trimmedUpTo) {
+    // One DELETE per step of rows, not per transaction: the log may keep up to a step (≤ 1/16 of
+    // the window, at most TRIM_STEP) more than the window.
+    const step = Math.max(1, Math.min(TRIM_STEP, Math.floor(recentWindow / 16)));
+    if (cutoff >= this.trimmedUpTo + step) {
       this.sql.exec('DELETE FROM log WHERE seq <= ?', cutoff);
       this.trimmedUpTo = cutoff;
     }
@@ -222,12 +266,23 @@ export class ChannelStore {
    * One query, read lazily: the cursor stops at the byte bound. Only what the drain writes is read
    * (no properties or expiry: D1 does not keep them).
    */
-  outboxBatch(limit: number, maxBytes: number): { message: ChannelMessage; records: string | null }[] {
+  outboxBatch(limit: number, maxBytes: number): OutboxItem[] {
     if (this.pending === 0) return [];
-    const out: { message: ChannelMessage; records: string | null }[] = [];
+    const out: OutboxItem[] = [];
     const channel = this.channel ?? '';
     let total = 0;
-    for (const r of this.sql.exec<OutboxRow>('SELECT seq, subtopic, publisher, protocol, content_type, payload, created, retain, records FROM log WHERE seq > ? ORDER BY seq LIMIT ?', this.drainedUpTo, limit)) {
+    const head = this.outboxCache[0]?.message.envelope.seq;
+    if (head === this.drainedUpTo + 1) {
+      for (const it of this.outboxCache) {
+        total += it.message.envelope.payload.byteLength;
+        if (out.length >= limit || (total > maxBytes && out.length > 0)) break;
+        out.push(it);
+      }
+      return out;
+    }
+    // The rows before the in-memory run (all of them if there is none) come from the log.
+    const until = head ?? this.lastSeq + 1;
+    for (const r of this.sql.exec<OutboxRow>('SELECT seq, subtopic, publisher, protocol, content_type, payload, created, retain, records FROM log WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?', this.drainedUpTo, until, limit)) {
       total += r.payload.byteLength;
       if (total > maxBytes && out.length > 0) break;
       const envelope = { channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol as Protocol, contentType: r.content_type, payload: new Uint8Array(r.payload), created: r.created, seq: r.seq };
@@ -243,6 +298,12 @@ export class ChannelStore {
       this.drainedUpTo = upTo;
       this.trimLog(this.lastSeq, recentWindow);
     });
+    let n = 0;
+    while (n < this.outboxCache.length && this.outboxCache[n]!.message.envelope.seq <= upTo) {
+      const it = this.outboxCache[n++]!;
+      this.outboxCacheBytes -= it.message.envelope.payload.byteLength + (it.records?.length ?? 0);
+    }
+    if (n > 0) this.outboxCache = this.outboxCache.slice(n);
   }
 
   linkSubs(socket: string): LinkSubRow[] {
