@@ -145,6 +145,10 @@ export async function collectGarbage(pid: number): Promise<boolean> {
     });
   await call('HeapProfiler.collectGarbage');
   await call('HeapProfiler.collectGarbage');
-  ws.close();
+  // Close the inspector again, so the next server's SIGUSR1 can have port 9229.
+  const closed = new Promise((r) => ws.once('close', r));
+  ws.send(JSON.stringify({ id: ++id, method: 'Runtime.evaluate', params: { expression: 'process._debugEnd()' } }));
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+  ws.terminate();
   return true;
 }
