@@ -89,6 +89,7 @@ function startBridge(workerUrl: string): { child: ChildProcess; ready: Promise<R
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   children.push(b);
+  b.stdin?.on('error', () => undefined); // a bridge that is gone reads nothing: its exit is handled below
   b.on('exit', (code) => {
     console.error(`bridge exited (${code ?? 'signal'})`);
     stopAll(code || 1);
@@ -149,7 +150,6 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
   });
   return { child, direct };
 }
-
 
 async function main(): Promise<void> {
   ensureSecrets();
