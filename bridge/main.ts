@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { loadConfig } from '../shared/config';
 import { createCoapServer } from './coap';
 import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
@@ -34,19 +35,11 @@ interface Listener {
 
 /** Calls `moved` with each `EDGEFLUX_WORKER_URL <url>` line on stdin. */
 function followWorkerUrl(moved: (url: string) => void): void {
-  let buf = '';
-  process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (d: string) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const m = /^EDGEFLUX_WORKER_URL (https?:\/\/\S+)$/.exec(buf.slice(0, nl).trim());
-      buf = buf.slice(nl + 1);
-      if (m?.[1]) {
-        moved(m[1]);
-        log(`the worker is now at ${m[1]}`);
-      }
-    }
+  createInterface({ input: process.stdin, crlfDelay: Infinity }).on('line', (line) => {
+    const m = /^EDGEFLUX_WORKER_URL (https?:\/\/\S+)$/.exec(line.trim());
+    if (!m?.[1]) return;
+    moved(m[1]);
+    log(`the worker is now at ${m[1]}`);
   });
 }
 

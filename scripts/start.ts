@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { loadConfig } from '../shared/config';
 import { buildConsole } from './console-build';
 
@@ -77,6 +78,16 @@ function bridgeCommand(runtime: string): string[] {
   }
 }
 
+/** Copies a child's stdout to ours line by line, except lines matching `signal`: their first group goes to `on`. */
+function passLines(child: ChildProcess, signal: RegExp, on: (value: string) => void): void {
+  if (!child.stdout) return;
+  createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
+    const m = signal.exec(line);
+    if (m?.[1] !== undefined) on(m[1]);
+    else process.stdout.write(`${line}\n`);
+  });
+}
+
 /**
  * Starts bridge/main.ts; `ready` resolves with its EDGEFLUX_BRIDGE_READY line (its listeners). Its
  * stdin stays open: the launcher writes `EDGEFLUX_WORKER_URL <url>` there when the worker moves.
@@ -95,20 +106,10 @@ function startBridge(workerUrl: string): { child: ChildProcess; ready: Promise<R
     stopAll(code || 1);
   });
   const ready = new Promise<Record<string, string>>((ok, fail) => {
-    let buf = '';
     const timer = setTimeout(() => fail(new Error('the bridge did not report ready within 30s')), 30_000);
-    b.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const m = /^EDGEFLUX_BRIDGE_READY (.*)$/.exec(line);
-        if (m?.[1]) {
-          clearTimeout(timer);
-          ok(JSON.parse(m[1]) as Record<string, string>);
-        } else process.stdout.write(`${line}\n`);
-      }
+    passLines(b, /^EDGEFLUX_BRIDGE_READY (.*)$/, (listeners) => {
+      clearTimeout(timer);
+      ok(JSON.parse(listeners) as Record<string, string>);
     });
   });
   return { child: b, ready };
@@ -130,22 +131,12 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
     { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const direct = new Promise<string>((ok) => {
-    let buf = '';
     let announced = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const m = /^EDGEFLUX_WORKER_DIRECT (\S+)$/.exec(line);
-        if (m?.[1]) {
-          if (announced) console.log(`the worker reloaded, now at ${m[1]}`);
-          announced = m[1];
-          moved(m[1]);
-          ok(m[1]);
-        } else process.stdout.write(`${line}\n`);
-      }
+    passLines(child, /^EDGEFLUX_WORKER_DIRECT (\S+)$/, (url) => {
+      if (announced) console.log(`the worker reloaded, now at ${url}`);
+      announced = url;
+      moved(url);
+      ok(url);
     });
   });
   return { child, direct };
