@@ -408,7 +408,6 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     return address;
   }
 
-  /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
   /** The cached decision, if still fresh (no promise: the PUBLISH hot path asks this first). */
   allowedNow(channel: string, action: MessageAction): boolean | undefined {
     const last = this.lastDecision;
@@ -418,6 +417,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     return hit.allowed;
   }
 
+  /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
   async allowed(channel: string, action: MessageAction): Promise<boolean> {
     const key = `${action}\u0000${channel}`;
     const cached = this.allowedNow(channel, action);
