@@ -194,7 +194,7 @@ export class ChannelCore {
       channel: this.store.channel,
       seq: this.store.lastSeq,
       outbox: this.store.pending,
-      retained: this.store.count('retained'),
+      retained: this.store.retainedCount(),
       oldestKept: this.store.oldestKept(),
       subscribers: this.ctx.getWebSockets(TAG_SUBSCRIBER).length,
       links: this.ctx.getWebSockets(TAG_LINK).length,

@@ -1,6 +1,7 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { encodeSenmlCbor } from '../../shared/senml';
+import { ChannelStore } from './store';
 import { actor, msg, newChannel, payloadText, subscribe, text } from './test-helpers';
 import type { ChannelActor } from './index';
 
@@ -14,10 +15,14 @@ describe('channel actor: publish', () => {
     const more = await actor(ch).publish([msg()], ch);
     expect(more[0]).toMatchObject({ ok: true, seq: 4 });
     // Acknowledged means in the actor's own SQLite: in the log, after the drained mark (the outbox).
-    const rows = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => ({
-      log: state.storage.sql.exec<{ seq: number; subtopic: string }>('SELECT seq, subtopic FROM log ORDER BY seq').toArray(),
-      outbox: 4 - Number(state.storage.sql.exec<{ value: number | null }>("SELECT value FROM meta WHERE key = 'drained'").toArray()[0]?.value ?? 0),
-    }));
+    const rows = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => {
+      const store = new ChannelStore(state.storage);
+      store.load();
+      return {
+        log: store.logFrom(1).map((m) => ({ seq: m.envelope.seq, subtopic: m.envelope.subtopic })),
+        outbox: 4 - Number(state.storage.sql.exec<{ value: number | null }>("SELECT value FROM meta WHERE key = 'drained'").toArray()[0]?.value ?? 0),
+      };
+    });
     expect(rows.log).toEqual([
       { seq: 1, subtopic: '' },
       { seq: 2, subtopic: 'a' },

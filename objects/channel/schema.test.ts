@@ -1,57 +1,100 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { ensureSchema, MIGRATIONS, SCHEMA_VERSION } from './schema';
+import { ChannelStore } from './store';
 import { actor, newChannel } from './test-helpers';
 import type { ChannelActor } from './index';
 
-/** Rebuilds an actor's storage as schema v1 left it, with `seq` as the last accepted seq. */
-function asV1(sql: SqlStorage, seq: number): void {
-  for (const t of ['log', 'retained', 'link_subs', 'meta']) sql.exec(`DROP TABLE IF EXISTS ${t}`);
+/** Rebuilds an actor's storage as schema `version` left it, with `seq` as the last accepted seq. */
+function asVersion(sql: SqlStorage, version: number, seq: number): void {
+  for (const t of ['log', 'outbox', 'runs', 'retained', 'link_subs', 'meta']) sql.exec(`DROP TABLE IF EXISTS ${t}`);
   sql.exec('CREATE TABLE meta (key TEXT PRIMARY KEY, value)');
-  for (const ddl of MIGRATIONS[0]!) sql.exec(ddl);
-  sql.exec("INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('seq', ?)", seq);
+  for (let v = 0; v < version; v++) {
+    for (const step of MIGRATIONS[v]!) {
+      if (typeof step !== 'string') throw new Error('only SQL steps up to this version');
+      sql.exec(step);
+    }
+  }
+  sql.exec("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('seq', ?)", version, seq);
 }
 
+const tables = (sql: SqlStorage) => sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").toArray().map((r) => r.name);
+
 describe('channel actor: schema migrations', () => {
-  it('v1 → v2 moves the outbox table into the log (records kept, drained mark set) and loses nothing', async () => {
+  it('v1 → current: the outbox table becomes the log after the drained mark (records kept) and loses nothing', async () => {
     const ch = newChannel();
     const after = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => {
       const sql = state.storage.sql;
       // As v1 had it: seqs 1–4 accepted, 1–2 drained, 3–4 in the outbox.
-      asV1(sql, 4);
+      asVersion(sql, 1, 4);
       for (let seq = 1; seq <= 4; seq++) {
         sql.exec("INSERT INTO log (seq, subtopic, publisher, protocol, content_type, payload, created, retain) VALUES (?, '', 'd', 'http', 'text/plain', ?, 1, 0)", seq, new Uint8Array([seq]).buffer);
       }
       sql.exec(`INSERT INTO outbox (seq, records) VALUES (3, '[{"n":"x"}]'), (4, NULL)`);
       ensureSchema(state.storage);
+      const store = new ChannelStore(state.storage);
+      store.load();
       return {
         version: sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'schema_version'").one().value,
-        drained: sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'drained'").one().value,
-        log: sql.exec<{ seq: number; records: string | null }>('SELECT seq, records FROM log ORDER BY seq').toArray(),
-        outboxTable: sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'outbox'").one().n,
+        drained: store.drainedUpTo,
+        log: store.logFrom(1).map((m) => [m.envelope.seq, [...m.envelope.payload]]),
+        outbox: store.outboxBatch(10, 1 << 30).map((it) => [it.message.envelope.seq, it.records]),
+        tables: tables(sql),
       };
     });
     expect(after).toEqual({
       version: SCHEMA_VERSION,
       drained: 2,
-      log: [
-        { seq: 1, records: null },
-        { seq: 2, records: null },
-        { seq: 3, records: '[{"n":"x"}]' },
-        { seq: 4, records: null },
-      ],
-      outboxTable: 0,
+      log: [[1, [1]], [2, [2]], [3, [3]], [4, [4]]],
+      outbox: [[3, '[{"n":"x"}]'], [4, null]],
+      tables: ['link_subs', 'meta', 'retained', 'runs'],
     });
   });
 
-  it('v1 → v2 with an empty outbox marks everything drained', async () => {
+  it('v1 → current with an empty outbox marks everything drained', async () => {
     const ch = newChannel();
     const drained = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => {
       const sql = state.storage.sql;
-      asV1(sql, 7);
+      asVersion(sql, 1, 7);
       ensureSchema(state.storage);
       return sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'drained'").one().value;
     });
     expect(drained).toBe(7);
+  });
+
+  it('v2 → v3 turns each log row into a run of one, every field kept, in chunks past the step size', async () => {
+    const ch = newChannel();
+    const n = 600; // more than one chunk of the step's loop
+    const after = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => {
+      const sql = state.storage.sql;
+      asVersion(sql, 2, n);
+      sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('channel', ?), ('drained', ?)", ch, n - 2);
+      for (let seq = 1; seq <= n; seq++) {
+        sql.exec(
+          'INSERT INTO log (seq, subtopic, publisher, protocol, content_type, payload, created, retain, properties, expires_at, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          seq, `s/${seq % 3}`, `dev-${seq % 2}`, 'mqtt', 'application/senml+json', new TextEncoder().encode(`[{"n":"t","v":${seq}}]`).buffer, 1000 + seq, seq % 5 === 0 ? 1 : 0,
+          seq === n ? JSON.stringify([['k', 'v'], ['k', 'w']]) : null, seq === n ? 99_000 : null, seq > n - 2 ? `[{"i":0,"n":"t","t":1,"v":${seq}}]` : null,
+        );
+      }
+      ensureSchema(state.storage);
+      const store = new ChannelStore(state.storage);
+      store.load();
+      return {
+        runs: sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM runs').one().n,
+        count: store.logCount(),
+        tail: store.logFrom(n - 1),
+        outbox: store.outboxBatch(10, 1 << 30).map((it) => [it.message.envelope.seq, it.records]),
+        tables: tables(sql),
+      };
+    });
+    const payload = (seq: number) => new TextEncoder().encode(`[{"n":"t","v":${seq}}]`);
+    expect(after.runs).toBe(n);
+    expect(after.count).toBe(n);
+    expect(after.tables).toEqual(['link_subs', 'meta', 'retained', 'runs']);
+    expect(after.tail).toEqual([
+      { envelope: { channel: ch, seq: n - 1, created: 1000 + n - 1, subtopic: `s/${(n - 1) % 3}`, publisher: `dev-${(n - 1) % 2}`, protocol: 'mqtt', contentType: 'application/senml+json', payload: payload(n - 1) }, retain: false },
+      { envelope: { channel: ch, seq: n, created: 1000 + n, subtopic: `s/${n % 3}`, publisher: `dev-${n % 2}`, protocol: 'mqtt', contentType: 'application/senml+json', payload: payload(n) }, retain: true, properties: [['k', 'v'], ['k', 'w']], expiresAt: 99_000 },
+    ]);
+    expect(after.outbox).toEqual([[n - 1, `[{"i":0,"n":"t","t":1,"v":${n - 1}}]`], [n, `[{"i":0,"n":"t","t":1,"v":${n}}]`]]);
   });
 });

@@ -1,10 +1,18 @@
+import { encodeRun } from './store';
+
+/** A migration step: SQL, or code for what SQL cannot do (v3 re-encodes rows as CBOR). */
+type Step = string | ((sql: SqlStorage) => void);
+
+/** Old log rows moved into runs per call of the v3 step's loop (bounded memory, whatever the window). */
+const V3_CHUNK = 256;
+
 /**
  * The actor's own SQLite schema, migrated by a stored version (the cloudflare/agents
  * `_ensureSchema` pattern): steps above the stored version run in one transaction and the version
  * is written last, so a step runs exactly once (v1 is idempotent DDL; v2's ALTER TABLE relies on
  * that transaction). Append new steps; never edit old ones.
  */
-export const MIGRATIONS: readonly (readonly string[])[] = [
+export const MIGRATIONS: readonly (readonly Step[])[] = [
   // v1
   [
     // Every message accepted, in seq order. Rows leave when they are both drained to D1/R2 and
@@ -56,6 +64,30 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
        SELECT 'drained', COALESCE((SELECT MIN(seq) - 1 FROM outbox), (SELECT value FROM meta WHERE key = 'seq'), 0)`,
     `DROP TABLE outbox`,
   ],
+  // v3: the log is kept in runs — one row per run of messages stored together, their fields in a
+  // CBOR blob (store.ts) — instead of one row per message. Each old row becomes a run of one.
+  [
+    `CREATE TABLE runs (
+       first   INTEGER PRIMARY KEY,
+       last    INTEGER NOT NULL,
+       created INTEGER NOT NULL,
+       bytes   INTEGER NOT NULL,
+       data    BLOB    NOT NULL
+     )`,
+    (sql) => {
+      type Old = { seq: number; subtopic: string; publisher: string; protocol: string; content_type: string; payload: ArrayBuffer; created: number; retain: number; properties: string | null; expires_at: number | null; records: string | null };
+      for (let after = -1; ; ) {
+        const rows = sql.exec<Old>('SELECT * FROM log WHERE seq > ? ORDER BY seq LIMIT ?', after, V3_CHUNK).toArray();
+        for (const r of rows) {
+          const entry = [r.subtopic, r.publisher, r.protocol, r.content_type, new Uint8Array(r.payload), r.retain === 1, r.properties === null ? null : JSON.parse(r.properties), r.expires_at, r.records] as const;
+          sql.exec('INSERT INTO runs (first, last, created, bytes, data) VALUES (?, ?, ?, ?, ?)', r.seq, r.seq, r.created, r.payload.byteLength, encodeRun([[...entry]]));
+        }
+        if (rows.length < V3_CHUNK) break;
+        after = (rows.at(-1) as Old).seq;
+      }
+    },
+    `DROP TABLE log`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -71,7 +103,12 @@ export function ensureSchema(storage: DurableObjectStorage): void {
   }
   if (current === SCHEMA_VERSION) return;
   storage.transactionSync(() => {
-    for (let v = current; v < SCHEMA_VERSION; v++) for (const ddl of MIGRATIONS[v] ?? []) sql.exec(ddl);
+    for (let v = current; v < SCHEMA_VERSION; v++) {
+      for (const step of MIGRATIONS[v] ?? []) {
+        if (typeof step === 'string') sql.exec(step);
+        else step(sql);
+      }
+    }
     sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", SCHEMA_VERSION);
   });
 }

@@ -1,3 +1,4 @@
+import { cborDecode, cborEncode } from '../../shared/cbor';
 import type { Protocol } from '../../shared/envelope';
 import type { UserProperties } from '../../shared/link';
 import type { ChannelMessage, PublishInput } from './types';
@@ -17,7 +18,29 @@ interface MessageRow extends Row {
   expires_at: number | null;
 }
 
-type OutboxRow = Pick<MessageRow, 'seq' | 'subtopic' | 'publisher' | 'protocol' | 'content_type' | 'payload' | 'created'> & { retain: number; records: string | null };
+/**
+ * The log is stored in runs: one row per run of consecutive messages stored together (one
+ * publish batch, or a part of it), not one row per message. A row write costs the actor about
+ * what a message's did (bound values, a B-tree insert, a delete when it leaves the window), so a
+ * run of 100 costs about 1/100 of that per message — and DO storage bills rows written.
+ * `data` is CBOR: an array of RunEntry, the i-th being message `first + i`; all share `created`.
+ */
+interface RunRow extends Row {
+  first: number;
+  last: number;
+  created: number;
+  /** Payload bytes of the run's messages (replay budgets are in payload bytes). */
+  bytes: number;
+  data: ArrayBuffer;
+}
+
+/** One message inside a run. */
+type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null];
+
+/** A run row stops growing past this much payload and records (DO SQLite caps a row at 2 MB; a payload is at most 1 MiB). */
+const RUN_ROW_BYTES = 256 * 1024;
+/** What an entry adds to its row besides payload and records (strings, CBOR framing): a bound, not a count. */
+const ENTRY_OVERHEAD = 64;
 
 /** One outbox message as the drain writes it: the message and its SenML records as JSON text. */
 export interface OutboxItem {
@@ -25,7 +48,7 @@ export interface OutboxItem {
   records: string | null;
 }
 
-/** At most this many log rows past the recent window are deleted at a time (one DELETE, not one per publish). */
+/** At most this many messages past the recent window wait before their runs are deleted (one DELETE, not one per publish). */
 const TRIM_STEP = 64;
 
 /** Payload (and records) bytes of outbox messages kept in memory for the drain (ChannelStore.outboxCache). */
@@ -46,22 +69,31 @@ export interface LinkSubRow extends Row {
 /** ArrayBuffer holding exactly the view's bytes (SQLite binds ArrayBuffers, not views). */
 function toArrayBuffer(u8: Uint8Array): ArrayBuffer {
   if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && u8.buffer instanceof ArrayBuffer) return u8.buffer;
-  return u8.slice().buffer as ArrayBuffer;
+  // A copy, not u8.slice(): on a Node Buffer (cbor-x's output under nodejs_compat) slice is a view.
+  const copy = new Uint8Array(u8.byteLength);
+  copy.set(u8);
+  return copy.buffer;
 }
 
-const LOG_COLUMNS = ['seq', 'subtopic', 'publisher', 'protocol', 'content_type', 'payload', 'created', 'retain', 'properties', 'expires_at', 'records'] as const;
-/** Durable Object SQLite binds at most 100 values per statement. */
-const LOG_ROWS_PER_INSERT = Math.floor(100 / LOG_COLUMNS.length);
-const insertLogSqls = new Map<number, string>();
-/** `INSERT INTO log … VALUES (…), (…)` for `rows` rows (the text is cached, so is the statement). */
-function insertLogSql(rows: number): string {
-  let sql = insertLogSqls.get(rows);
-  if (!sql) {
-    const row = `(${LOG_COLUMNS.map(() => '?').join(', ')})`;
-    sql = `INSERT INTO log (${LOG_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
-    insertLogSqls.set(rows, sql);
-  }
-  return sql;
+const entrySize = (payload: Uint8Array, records: string | null, strings: number): number => payload.byteLength + (records?.length ?? 0) + strings + ENTRY_OVERHEAD;
+
+/** Encodes a run row's `data` (an ArrayBuffer of its own: SQLite binds ArrayBuffers). */
+export function encodeRun(entries: readonly RunEntry[]): ArrayBuffer {
+  return toArrayBuffer(cborEncode(entries));
+}
+
+/** A run row's messages (with their records), oldest first. */
+function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: string): OutboxItem[] {
+  const entries = cborDecode(new Uint8Array(r.data)) as RunEntry[];
+  return entries.map(([subtopic, publisher, protocol, contentType, payload, retain, properties, expiresAt, records], i) => {
+    const message: ChannelMessage = {
+      envelope: { channel, subtopic, publisher, protocol: protocol as Protocol, contentType, payload: payload.constructor === Uint8Array ? payload : new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), created: r.created, seq: r.first + i },
+      retain,
+    };
+    if (properties !== null) message.properties = properties;
+    if (expiresAt !== null) message.expiresAt = expiresAt;
+    return { message, records };
+  });
 }
 
 export class ChannelStore {
@@ -141,49 +173,55 @@ export class ChannelStore {
 
   /**
    * The single writer: assigns seq (strictly increasing, persisted) and created (ms, never
-   * decreasing) and stores the batch (log rows, which are also the outbox) and retained changes
-   * in one transaction.
+   * decreasing) and stores the batch (run rows of the log, which are also the outbox) and
+   * retained changes in one transaction.
    */
   append(items: readonly AppendItem[], created: number, recentWindow: number): ChannelMessage[] {
     let seq = this.lastSeq;
     const out: ChannelMessage[] = [];
     const cached: OutboxItem[] = [];
     this.storage.transactionSync(() => {
-      // Log rows go in LOG_ROWS_PER_INSERT at a time (one statement, its 100 bound values at most).
-      let values: SqlStorageValue[] = [];
-      const insert = () => {
-        if (values.length === 0) return;
-        this.sql.exec(insertLogSql(values.length / LOG_COLUMNS.length), ...values);
-        values = [];
+      let entries: RunEntry[] = [];
+      let bytes = 0;
+      let size = 0;
+      const writeRun = () => {
+        if (entries.length === 0) return;
+        this.sql.exec('INSERT INTO runs (first, last, created, bytes, data) VALUES (?, ?, ?, ?, ?)', seq - entries.length + 1, seq, created, bytes, encodeRun(entries));
+        entries = [];
+        bytes = 0;
+        size = 0;
       };
       for (const { input, records } of items) {
+        const entryBytes = entrySize(input.payload, records, input.subtopic.length + input.publisher.length + input.contentType.length);
+        if (entries.length > 0 && size + entryBytes > RUN_ROW_BYTES) writeRun();
         seq++;
         const retain = input.retain === true;
-        const props = input.properties && input.properties.length > 0 ? JSON.stringify(input.properties) : null;
+        const props = input.properties && input.properties.length > 0 ? input.properties : null;
         const expiresAt = input.expiry === undefined ? null : created + input.expiry * 1000;
+        entries.push([input.subtopic, input.publisher, input.protocol, input.contentType, input.payload, retain, props, expiresAt, records]);
+        bytes += input.payload.byteLength;
+        size += entryBytes;
+        // The payload's own buffer (not a view into the link frame it came in) for the drain and retained.
         const payload = toArrayBuffer(input.payload);
-        values.push(seq, input.subtopic, input.publisher, input.protocol, input.contentType, payload, created, retain ? 1 : 0, props, expiresAt, records);
-        if (values.length === LOG_ROWS_PER_INSERT * LOG_COLUMNS.length) insert();
         if (retain) {
           // [MQTT-3.3.1-10] a zero-byte retained message removes the retained message of its topic.
           if (input.payload.length === 0) this.sql.exec('DELETE FROM retained WHERE subtopic = ?', input.subtopic);
           else
             this.sql.exec(
               'INSERT OR REPLACE INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created, properties, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-              input.subtopic, seq, input.publisher, input.protocol, input.contentType, payload, created, props, expiresAt,
+              input.subtopic, seq, input.publisher, input.protocol, input.contentType, payload, created, props === null ? null : JSON.stringify(props), expiresAt,
             );
         }
         const m: ChannelMessage = {
           envelope: { channel: this.channel ?? '', subtopic: input.subtopic, publisher: input.publisher, protocol: input.protocol, contentType: input.contentType, payload: input.payload, created, seq },
           retain,
         };
-        if (props !== null && input.properties) m.properties = input.properties;
+        if (props !== null) m.properties = props;
         if (expiresAt !== null) m.expiresAt = expiresAt;
         out.push(m);
-        // The drain's copy: the payload's own buffer (not a view into the link frame it came in).
         cached.push({ message: { envelope: { ...m.envelope, payload: new Uint8Array(payload) }, retain }, records });
       }
-      insert();
+      writeRun();
       this.setMeta('seq', seq);
       this.setMeta('created', created);
       this.trimLog(seq, recentWindow);
@@ -210,18 +248,19 @@ export class ChannelStore {
     }
   }
 
-  /** Drops log rows that are both drained and outside the recent window. */
+  /** Drops the runs whose messages are all both drained and outside the recent window. */
   private trimLog(lastSeq: number, recentWindow: number): void {
     const cutoff = Math.min(lastSeq - recentWindow, this.drainedUpTo);
-    // One DELETE per step of rows, not per transaction: the log may keep up to a step (≤ 1/16 of
-    // the window, at most TRIM_STEP) more than the window.
+    // One DELETE per step of messages, not per transaction; a run straddling the cutoff stays
+    // whole, so the log may keep up to a step (≤ 1/16 of the window, at most TRIM_STEP) and a
+    // run more than the window.
     const step = Math.max(1, Math.min(TRIM_STEP, Math.floor(recentWindow / 16)));
     if (cutoff >= this.trimmedUpTo + step) {
-      this.sql.exec('DELETE FROM log WHERE seq <= ?', cutoff);
+      this.sql.exec('DELETE FROM runs WHERE last <= ?', cutoff);
       this.trimmedUpTo = cutoff;
     }
   }
-  /** Log rows up to here are known to be gone (in memory only: 0 after a restart just means one extra DELETE). */
+  /** Messages up to here are known to be gone (in memory only: 0 after a restart just means one extra DELETE). */
   private trimmedUpTo = 0;
 
   trim(recentWindow: number): void {
@@ -229,36 +268,59 @@ export class ChannelStore {
   }
 
   oldestKept(): number | null {
-    return this.sql.exec<{ m: number | null }>('SELECT MIN(seq) AS m FROM log').one().m;
+    return this.sql.exec<{ m: number | null }>('SELECT MIN(first) AS m FROM runs').one().m;
+  }
+
+  /** Messages in the log. */
+  logCount(): number {
+    return this.sql.exec<{ n: number }>('SELECT COALESCE(SUM(last - first + 1), 0) AS n FROM runs').one().n;
   }
 
   /**
    * The first seq after `after` from which replaying everything to the end costs at most
    * `maxBytes` of payload (null when nothing qualifies). Bounds the memory a replay may take.
+   * Whole runs are counted from their `bytes`; only the run where the budget ends is decoded.
    */
   replayStart(after: number, maxBytes: number): number | null {
-    return this.sql
-      .exec<{ seq: number }>(
-        'SELECT seq FROM (SELECT seq, SUM(length(payload)) OVER (ORDER BY seq DESC) AS total FROM log WHERE seq > ?) WHERE total <= ? ORDER BY seq LIMIT 1',
-        after, maxBytes,
-      )
-      .toArray()[0]?.seq ?? null;
+    const runs = this.sql.exec<Pick<RunRow, 'first' | 'last' | 'bytes'>>('SELECT first, last, bytes FROM runs WHERE last > ? ORDER BY first DESC', after).toArray();
+    let total = 0;
+    let start: number | null = null;
+    for (const r of runs) {
+      if (r.first > after && total + r.bytes <= maxBytes) {
+        total += r.bytes;
+        start = r.first;
+        continue;
+      }
+      // The budget ends inside this run (or the run begins at or before `after`): its newest messages that fit.
+      const row = this.sql.exec<RunRow>('SELECT first, created, data FROM runs WHERE first = ?', r.first).one();
+      const items = unpackRun(row, '');
+      for (let i = items.length - 1; i >= 0; i--) {
+        const seq = r.first + i;
+        total += (items[i] as OutboxItem).message.envelope.payload.byteLength;
+        if (seq <= after || total > maxBytes) break;
+        start = seq;
+      }
+      break;
+    }
+    return start;
   }
 
-  /** Log rows with seq >= from, in seq order. Callers bound the size first (see replayStart). */
+  /** Log messages with seq >= from, in seq order. Callers bound the size first (see replayStart). */
   logFrom(from: number): ChannelMessage[] {
-    return this.sql
-      .exec<MessageRow & { retain: number }>('SELECT * FROM log WHERE seq >= ? ORDER BY seq', from)
-      .toArray()
-      .map((r) => this.toMessage(r, r.retain === 1));
+    const channel = this.channel ?? '';
+    const out: ChannelMessage[] = [];
+    for (const r of this.sql.exec<RunRow>('SELECT first, created, data FROM runs WHERE last >= ? ORDER BY first', from).toArray()) {
+      for (const it of unpackRun(r, channel)) if (it.message.envelope.seq >= from) out.push(it.message);
+    }
+    return out;
   }
 
   retained(): ChannelMessage[] {
     return this.sql.exec<MessageRow>('SELECT * FROM retained ORDER BY seq').toArray().map((r) => this.toMessage(r, true));
   }
 
-  count(table: 'retained' | 'log'): number {
-    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
+  retainedCount(): number {
+    return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM retained').one().n;
   }
 
   /**
@@ -280,13 +342,17 @@ export class ChannelStore {
       }
       return out;
     }
-    // The rows before the in-memory run (all of them if there is none) come from the log.
+    // The messages before the in-memory run (all of them if there is none) come from the log.
     const until = head ?? this.lastSeq + 1;
-    for (const r of this.sql.exec<OutboxRow>('SELECT seq, subtopic, publisher, protocol, content_type, payload, created, retain, records FROM log WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?', this.drainedUpTo, until, limit)) {
-      total += r.payload.byteLength;
-      if (total > maxBytes && out.length > 0) break;
-      const envelope = { channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol as Protocol, contentType: r.content_type, payload: new Uint8Array(r.payload), created: r.created, seq: r.seq };
-      out.push({ message: { envelope, retain: r.retain === 1 }, records: r.records });
+    const runs = this.sql.exec<RunRow>('SELECT first, created, data FROM runs WHERE last > ? AND first < ? ORDER BY first', this.drainedUpTo, until);
+    for (const r of runs) {
+      for (const it of unpackRun(r, channel)) {
+        const seq = it.message.envelope.seq;
+        if (seq <= this.drainedUpTo || seq >= until) continue;
+        total += it.message.envelope.payload.byteLength;
+        if (out.length >= limit || (total > maxBytes && out.length > 0)) return out;
+        out.push(it);
+      }
     }
     return out;
   }
