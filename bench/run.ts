@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { codecScenarios } from './codecs';
 import { machine, progress, table, writeResults } from './harness';
+import { describeCheck, machineCheck, type MachineCheck } from './machine-check';
 import { runScenarios, SCENARIOS, type Outcome, type Settings } from './scenarios';
 import { BENCH_CHANNEL_LIMITS, BENCH_MQTT_LIMITS, startAedes, startEdgeflux, startMosquitto, startPlainNode, type Server } from './servers';
 
@@ -59,6 +60,7 @@ if (unknown.length) throw new Error(`--only: unknown scenario(s) ${unknown.join(
 
 const began = Date.now();
 const out: Outcome = { rows: [], storage: [], notes: [] };
+const checks: { start: MachineCheck; end?: MachineCheck } = { start: machineCheck() };
 const servers: Server[] = [];
 let stopping = false;
 
@@ -67,11 +69,13 @@ async function stopServers(): Promise<void> {
 }
 
 function report(interrupted = false): void {
+  checks.end ??= machineCheck();
   const method = [
     `Each figure is the median of ${settings.runs} runs of ${settings.seconds} s; the servers are loaded one after the other by the same client harness in this one Node process, each server's runs on one set of connected, warmed-up clients.`,
     'Latency: sender clock written into the SenML payload, read back by the subscriber, recorded in an HDR histogram (µs, 3 digits).',
     'CPU: user+system seconds of the server processes during the run (/proc/<pid>/stat); Edgeflux = its whole process group (launcher, wrangler, workerd, bridge). Peak RSS: highest sampled sum of VmRSS (100 ms).',
     `Machine: ${machine()}.`,
+    `Machine check (the same probe every run; compare runs only when these agree): at the start ${describeCheck(checks.start)}${checks.end ? `; at the end ${describeCheck(checks.end)}` : ''}.`,
   ].join(' ');
   const first = [...(interrupted ? ['**INTERRUPTED**: the scenarios below are the ones that finished'] : []), ...out.storage];
   const text = [
@@ -88,7 +92,7 @@ function report(interrupted = false): void {
     `took ${((Date.now() - began) / 1000).toFixed(0)} s`,
   ].join('\n');
   console.log(text);
-  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], ...settings } })}`);
+  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], ...settings }, machineCheck: checks })}`);
 }
 
 // Ctrl-C: stop every server this run started (Edgeflux is a process group of its own) and report what finished.

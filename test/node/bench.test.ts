@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codecScenarios } from '../../bench/codecs';
 import { median, medianRow, ratios, table } from '../../bench/harness';
 import { LatencyRecorder, stampedSenml } from '../../bench/latency';
+import { describeCheck, machineCheck } from '../../bench/machine-check';
 import { flow, idleConnections } from '../../bench/mqtt-load';
 import { cpuSeconds, ProcWatch, processGroup, statusKiB } from '../../bench/procs';
 import { startAedes, startMosquitto, type Server } from '../../bench/servers';
@@ -34,6 +35,14 @@ describe('bench kit', () => {
     expect(s.count).toBeGreaterThanOrEqual(2);
     expect(s.p50).toBeGreaterThanOrEqual(0);
     expect(s.max).toBeLessThan(1000);
+  });
+
+  it('probes the machine: CPU time of a fixed hash, sync latency of the temp directory', () => {
+    const c = machineCheck(undefined, 20);
+    expect(c.cpuMs).toBeGreaterThan(0);
+    expect(c.syncP50Us).toBeGreaterThan(0);
+    expect(c.syncP99Us).toBeGreaterThanOrEqual(c.syncP50Us);
+    expect(describeCheck(c)).toMatch(/^SHA-256 of 64 MiB \d+ ms, 4 KiB write\+fdatasync p50 \d+ µs \/ p99 \d+ µs$/);
   });
 
   it('reads CPU and RSS of a process from /proc', () => {
