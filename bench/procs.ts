@@ -4,6 +4,7 @@
  * runs so the peak of the processes' summed RSS is seen. Off Linux every figure is NaN.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** USER_HZ: 100 on every Linux architecture Node runs on (sysconf(_SC_CLK_TCK)). */
 const TICKS_PER_SECOND = 100;
@@ -62,6 +63,12 @@ export interface Usage {
   rssMiB: number;
   /** CPU seconds by process kind (workerd, bridge, wrangler, …). */
   cpuBy: Record<string, number>;
+  /**
+   * The longest the harness's own event loop was held up during the watch, ms: a message sent or
+   * received then waits that long whatever the server does, so a latency tail no longer than this
+   * may be the harness's (or the machine's), not the server's.
+   */
+  harnessStallMs: number;
 }
 
 /** A short name for a process: what it is, not its pid. */
@@ -77,6 +84,7 @@ export class ProcWatch {
   private kinds = new Map<number, string>();
   private peak = 0;
   private timer?: NodeJS.Timeout;
+  private readonly stall = monitorEventLoopDelay({ resolution: 1 });
 
   constructor(private readonly pids: number[]) {}
 
@@ -88,11 +96,15 @@ export class ProcWatch {
     for (const p of this.pids) this.cpu0.set(p, cpuSeconds(p)), this.kinds.set(p, processKind(p));
     this.peak = this.rssKiB();
     this.timer = setInterval(() => (this.peak = Math.max(this.peak, this.rssKiB())), sampleMs);
+    this.stall.enable();
     return this;
   }
 
   stop(): Usage {
     clearInterval(this.timer);
+    this.stall.disable();
+    // The histogram holds the delay beyond the 1 ms resolution, in ns.
+    const harnessStallMs = this.stall.count ? this.stall.max / 1e6 : 0;
     const rss = this.rssKiB();
     this.peak = Math.max(this.peak, rss);
     let cpu = 0;
@@ -104,7 +116,7 @@ export class ProcWatch {
       const kind = this.kinds.get(p)!;
       cpuBy[kind] = (cpuBy[kind] ?? 0) + used;
     }
-    return { cpuSeconds: this.pids.length ? cpu : NaN, peakRssMiB: this.pids.length ? this.peak / 1024 : NaN, rssMiB: this.pids.length ? rss / 1024 : NaN, cpuBy };
+    return { cpuSeconds: this.pids.length ? cpu : NaN, peakRssMiB: this.pids.length ? this.peak / 1024 : NaN, rssMiB: this.pids.length ? rss / 1024 : NaN, cpuBy, harnessStallMs };
   }
 }
 

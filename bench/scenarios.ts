@@ -46,6 +46,7 @@ const figures = (r: FlowResult) => ({
   'p90 ms': r.latency.p90,
   'p99 ms': r.latency.p99,
   'max ms': r.latency.max,
+  'harness stall ms': r.usage.harnessStallMs,
   'CPU s': r.usage.cpuSeconds,
   'CPU µs/msg': (r.usage.cpuSeconds / r.received) * 1e6,
   'peak RSS MiB': r.usage.peakRssMiB,

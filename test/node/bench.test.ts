@@ -45,16 +45,20 @@ describe('bench kit', () => {
     expect(describeCheck(c)).toMatch(/^SHA-256 of 64 MiB \d+ ms, 4 KiB write\+fdatasync p50 \d+ µs \/ p99 \d+ µs$/);
   });
 
-  it('reads CPU and RSS of a process from /proc', () => {
+  it('reads CPU and RSS of a process from /proc, and how long the harness itself stalled', async () => {
     expect(cpuSeconds(process.pid)).toBeGreaterThan(0);
     expect(statusKiB(process.pid, 'VmRSS')).toBeGreaterThan(1024);
     const pgid = Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[2]);
     expect(processGroup(pgid)).toContain(process.pid);
     const w = new ProcWatch([process.pid]).start();
-    for (let t = Date.now(); Date.now() - t < 50; );
+    await new Promise((r) => setTimeout(r, 10)); // the monitor's first tick only sets its clock
+    for (let t = Date.now(); Date.now() - t < 60; ); // holds this event loop ~60 ms
+    await new Promise((r) => setTimeout(r, 20));
     const u = w.stop();
     expect(u.cpuSeconds).toBeGreaterThanOrEqual(0);
     expect(u.peakRssMiB).toBeGreaterThan(1);
+    expect(u.harnessStallMs).toBeGreaterThan(40);
+    expect(u.harnessStallMs).toBeLessThan(5000);
   });
 
   it('measures the codecs (tiny sizes)', () => {
