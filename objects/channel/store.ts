@@ -256,7 +256,8 @@ export class ChannelStore {
     // run more than the window.
     const step = Math.max(1, Math.min(TRIM_STEP, Math.floor(recentWindow / 16)));
     if (cutoff >= this.trimmedUpTo + step) {
-      this.sql.exec('DELETE FROM runs WHERE last <= ?', cutoff);
+      // `first <= cutoff` bounds the scan to the primary key's range (runs are contiguous, so `last` follows `first`).
+      this.sql.exec('DELETE FROM runs WHERE first <= ? AND last <= ?', cutoff, cutoff);
       this.trimmedUpTo = cutoff;
     }
   }
