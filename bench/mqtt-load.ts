@@ -40,8 +40,19 @@ export async function connectMany(s: Server, n: number, opts: { first?: number; 
   return clients;
 }
 
+/** How long closeAll waits for one client's end callback before destroying its socket: no close may hang a run. */
+const END_WAIT_MS = 2000;
+
 export async function closeAll(clients: MqttClient[]): Promise<void> {
-  await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(true, {}, () => r()))));
+  await Promise.all(
+    clients.map(
+      (c) =>
+        new Promise<void>((r) => {
+          const t = setTimeout(() => (c.stream?.destroy(), r()), END_WAIT_MS);
+          c.end(true, {}, () => (clearTimeout(t), r()));
+        }),
+    ),
+  );
 }
 
 export interface FlowSpec {

@@ -97,7 +97,14 @@ async function compare<R extends FlowResult>(scenario: string, servers: Server[]
       out.notes.push(`${scenario}: ${s.name} CPU by process: ${Object.entries(by).sort((a, b) => b[1] - a[1]).filter(([, v]) => v / cpu >= 0.01).map(([k, v]) => `${k} ${((100 * v) / cpu).toFixed(0)}%`).join(', ')}`);
     if (closed) out.notes.push(`${scenario}: ${s.name} closed ${closed} client connection(s) while loaded (over ${runs} run(s))${s.output ? `; its log says: ${lastProblem(s.output())}` : ''}`);
     if (!s.storage) continue;
-    const c = await s.storage.check(storageWaitMs);
+    let c: Awaited<ReturnType<typeof s.storage.check>>;
+    try {
+      c = await s.storage.check(storageWaitMs);
+    } catch (e) {
+      const log = s.output ? saveLog(scenario, s.name, s.output()) : null;
+      out.storage.push(`**STORAGE NOT CHECKED** ${scenario}: ${s.name}: ${e instanceof Error ? `${e.message}${e.cause ? ` (${String(e.cause)})` : ''}` : String(e)}${log ? ` (whole log: ${log})` : ''}`);
+      continue;
+    }
     const line = `${scenario}: ${s.name} accepted ${c.expected} messages on ${c.channels} channel(s) (QoS 1 and HTTP: acknowledged; QoS 0: sent), D1 holds ${c.stored}`;
     if (c.stored !== c.expected) out.storage.push(`**STORAGE DIFFERENCE** ${line} (${c.stored - c.expected}${c.draining ? `; the drain was still writing after ${storageWaitMs / 1000} s, at ${c.drainRate.toFixed(0)} rows/s` : ''})`);
     else out.notes.push(`storage ok: ${line}`);

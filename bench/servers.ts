@@ -143,6 +143,9 @@ export async function pool<T>(items: T[], n: number, fn: (item: T, i: number) =>
 }
 
 /** `profileDir`: the bridge writes a V8 CPU profile of its whole life there when it exits (bench/profile-hook.mjs). */
+/** The longest one stored-message count may take (the query API answers in milliseconds). */
+const COUNT_TIMEOUT_MS = 15_000;
+
 export async function startEdgeflux(opts: { devices: number; profileDir?: string }): Promise<Server> {
   const state = mkdtempSync(join(tmpdir(), 'bench-edgeflux-'));
   const hook = resolve(import.meta.dirname, 'profile-hook.mjs');
@@ -167,7 +170,12 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
     // Per channel: messages accepted since the last check, and the stored total at the last check.
     const expected = new Map<number, number>();
     const storedAt = new Map<number, number>();
-    const total = async (ch: number) => ((await (await fetch(`${platform.url}/channels/${channels[ch]}/messages?limit=1`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { total: number }).total;
+    // Bounded: a count that never comes must end the scenario with a reported failure, not hang the run.
+    const total = async (ch: number) => {
+      const res = await fetch(`${platform.url}/channels/${channels[ch]}/messages?limit=1`, { headers: { authorization: `Bearer ${w.token}` }, signal: AbortSignal.timeout(COUNT_TIMEOUT_MS) });
+      if (!res.ok) throw new Error(`counting the stored messages of channel ${ch}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+      return ((await res.json()) as { total: number }).total;
+    };
     const storage: Storage = {
       expect: (ch, n) => void expected.set(base + ch, (expected.get(base + ch) ?? 0) + n),
       check: async (ms = 60_000) => {
