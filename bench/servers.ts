@@ -171,8 +171,23 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
     const expected = new Map<number, number>();
     const storedAt = new Map<number, number>();
     // Bounded: a count that never comes must end the scenario with a reported failure, not hang the run.
+    const get = (base: string, path: string, ms: number) => fetch(`${base}${path}`, { headers: { authorization: `Bearer ${w.token}` }, signal: AbortSignal.timeout(ms) });
+    // When the public port (wrangler's proxy) does not answer, ask the worker's own port (the one the
+    // bridge dials) too, so the report says which of the two stopped.
+    const direct = async (path: string): Promise<string> => {
+      const worker = /\[bridge\] bridge \S+, worker (http:\/\/[^\s,]+),/.exec(platform.output())?.[1];
+      if (!worker) return "the worker's own port is unknown";
+      const t0 = Date.now();
+      return get(worker, path, 5000).then(
+        (r) => `the worker's own port (${worker}) answered HTTP ${r.status} in ${Date.now() - t0} ms`,
+        (e: unknown) => `the worker's own port (${worker}) did not answer either: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    };
     const total = async (ch: number) => {
-      const res = await fetch(`${platform.url}/channels/${channels[ch]}/messages?limit=1`, { headers: { authorization: `Bearer ${w.token}` }, signal: AbortSignal.timeout(COUNT_TIMEOUT_MS) });
+      const path = `/channels/${channels[ch]}/messages?limit=1`;
+      const res = await get(platform.url, path, COUNT_TIMEOUT_MS).catch(async (e: unknown) => {
+        throw new Error(`counting the stored messages of channel ${ch} through ${platform.url}: ${e instanceof Error ? e.message : String(e)}; ${await direct(path)}`);
+      });
       if (!res.ok) throw new Error(`counting the stored messages of channel ${ch}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
       return ((await res.json()) as { total: number }).total;
     };
