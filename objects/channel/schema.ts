@@ -1,4 +1,4 @@
-import { encodeRun } from './store';
+import { encodeRun, type RunEntry } from './store';
 
 /** A migration step: SQL, or code for what SQL cannot do (v3 re-encodes rows as CBOR). */
 type Step = string | ((sql: SqlStorage) => void);
@@ -79,8 +79,8 @@ export const MIGRATIONS: readonly (readonly Step[])[] = [
       for (let after = -1; ; ) {
         const rows = sql.exec<Old>('SELECT * FROM log WHERE seq > ? ORDER BY seq LIMIT ?', after, V3_CHUNK).toArray();
         for (const r of rows) {
-          const entry = [r.subtopic, r.publisher, r.protocol, r.content_type, new Uint8Array(r.payload), r.retain === 1, r.properties === null ? null : JSON.parse(r.properties), r.expires_at, r.records] as const;
-          sql.exec('INSERT INTO runs (first, last, created, bytes, data) VALUES (?, ?, ?, ?, ?)', r.seq, r.seq, r.created, r.payload.byteLength, encodeRun([[...entry]]));
+          const entry: RunEntry = [r.subtopic, r.publisher, r.protocol, r.content_type, new Uint8Array(r.payload), r.retain === 1, r.properties === null ? null : JSON.parse(r.properties), r.expires_at, r.records];
+          sql.exec('INSERT INTO runs (first, last, created, bytes, data) VALUES (?, ?, ?, ?, ?)', r.seq, r.seq, r.created, r.payload.byteLength, encodeRun([entry]));
         }
         if (rows.length < V3_CHUNK) break;
         after = (rows.at(-1) as Old).seq;

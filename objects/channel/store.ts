@@ -1,4 +1,4 @@
-import { cborDecode, cborEncode } from '../../shared/cbor';
+import { asBytes, cborDecode, cborEncode } from '../../shared/cbor';
 import type { Protocol } from '../../shared/envelope';
 import type { UserProperties } from '../../shared/link';
 import type { ChannelMessage, PublishInput } from './types';
@@ -35,7 +35,7 @@ interface RunRow extends Row {
 }
 
 /** One message inside a run. */
-type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null];
+export type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null];
 
 /** A run row stops growing past this much payload and records (DO SQLite caps a row at 2 MB; a payload is at most 1 MiB). */
 const RUN_ROW_BYTES = 256 * 1024;
@@ -85,9 +85,11 @@ export function encodeRun(entries: readonly RunEntry[]): ArrayBuffer {
 /** A run row's messages (with their records), oldest first. */
 function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: string): OutboxItem[] {
   const entries = cborDecode(new Uint8Array(r.data)) as RunEntry[];
-  return entries.map(([subtopic, publisher, protocol, contentType, payload, retain, properties, expiresAt, records], i) => {
+  return entries.map(([subtopic, publisher, protocol, contentType, raw, retain, properties, expiresAt, records], i) => {
+    const payload = asBytes(raw);
+    if (!payload) throw new Error(`run ${r.first}: message ${i} has no payload bytes`);
     const message: ChannelMessage = {
-      envelope: { channel, subtopic, publisher, protocol: protocol as Protocol, contentType, payload: payload.constructor === Uint8Array ? payload : new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), created: r.created, seq: r.first + i },
+      envelope: { channel, subtopic, publisher, protocol: protocol as Protocol, contentType, payload, created: r.created, seq: r.first + i },
       retain,
     };
     if (properties !== null) message.properties = properties;
