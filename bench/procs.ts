@@ -69,6 +69,11 @@ export interface Usage {
    * may be the harness's (or the machine's), not the server's.
    */
   harnessStallMs: number;
+  /**
+   * The harness's own CPU during the watch, % of one core (user+system of this Node process). Near
+   * 100 %, the harness (one thread) is the limit: the figure is the harness's, not the server's.
+   */
+  harnessCpuPct: number;
 }
 
 /** A short name for a process: what it is, not its pid. */
@@ -85,6 +90,8 @@ export class ProcWatch {
   private peak = 0;
   private timer?: NodeJS.Timeout;
   private readonly stall = monitorEventLoopDelay({ resolution: 1 });
+  private ownCpu0 = process.cpuUsage();
+  private wall0 = 0;
 
   constructor(private readonly pids: number[]) {}
 
@@ -97,6 +104,8 @@ export class ProcWatch {
     this.peak = this.rssKiB();
     this.timer = setInterval(() => (this.peak = Math.max(this.peak, this.rssKiB())), sampleMs);
     this.stall.enable();
+    this.ownCpu0 = process.cpuUsage();
+    this.wall0 = performance.now();
     return this;
   }
 
@@ -105,6 +114,8 @@ export class ProcWatch {
     this.stall.disable();
     // The histogram holds the delay beyond the 1 ms resolution, in ns.
     const harnessStallMs = this.stall.count ? this.stall.max / 1e6 : 0;
+    const own = process.cpuUsage(this.ownCpu0);
+    const harnessCpuPct = ((own.user + own.system) / 1e3 / Math.max(1, performance.now() - this.wall0)) * 100;
     const rss = this.rssKiB();
     this.peak = Math.max(this.peak, rss);
     let cpu = 0;
@@ -116,7 +127,7 @@ export class ProcWatch {
       const kind = this.kinds.get(p)!;
       cpuBy[kind] = (cpuBy[kind] ?? 0) + used;
     }
-    return { cpuSeconds: this.pids.length ? cpu : NaN, peakRssMiB: this.pids.length ? this.peak / 1024 : NaN, rssMiB: this.pids.length ? rss / 1024 : NaN, cpuBy, harnessStallMs };
+    return { cpuSeconds: this.pids.length ? cpu : NaN, peakRssMiB: this.pids.length ? this.peak / 1024 : NaN, rssMiB: this.pids.length ? rss / 1024 : NaN, cpuBy, harnessStallMs, harnessCpuPct };
   }
 }
 

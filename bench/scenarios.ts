@@ -47,6 +47,7 @@ const figures = (r: FlowResult) => ({
   'p99 ms': r.latency.p99,
   'max ms': r.latency.max,
   'harness stall ms': r.usage.harnessStallMs,
+  'harness CPU %': r.usage.harnessCpuPct,
   'CPU s': r.usage.cpuSeconds,
   'CPU µs/msg': (r.usage.cpuSeconds / r.received) * 1e6,
   'peak RSS MiB': r.usage.peakRssMiB,

@@ -11,6 +11,17 @@
  * proxy ran out of descriptors. The bridge is a service, not a browser, and reconnects on its own
  * across a reload, so it dials the worker directly.
  *
+ * wrangler's proxy worker (wrangler 4.86, templates/startDevWorker/ProxyWorker.ts) has a flaw this
+ * file works around: when forwarding a GET fails with a network error (a pooled keep-alive
+ * connection the worker had just closed), it compares the request's full URL with the worker's
+ * origin, concludes the worker is being replaced, and parks the request until the next `play`
+ * message — which only a reload sends. With nothing reloading, the request waits forever (and a
+ * client whose every request got parked never sends another to wake the queue). Reproduced here:
+ * 16 parallel GETs, ~4.9 s idle (the worker's keep-alive timeout is 5 s), 16 GETs again → 15 of
+ * them hung until the client gave up (20 s). So while no reload is under way the proxy is sent
+ * `play` again every second: in the same sweep the parked GETs were answered in 0.8–1.1 s.
+ * (workers-sdk compares origins upstream, in versions that need a newer Node.)
+ *
  * Arguments: --ip, --port, --persist-to. Prints `EDGEFLUX_WORKER_DIRECT <url>` when the worker is
  * ready, and again after a reload if its address changed.
  */
@@ -20,7 +31,17 @@ import { unstable_DevEnv as DevEnv } from 'wrangler';
 const { values } = parseArgs({ options: { ip: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8787' }, 'persist-to': { type: 'string' } } });
 
 const env = new DevEnv();
+type ProxyData = Parameters<typeof env.proxy.onReloadComplete>[0]['proxyData'];
 let announced = '';
+/** What the proxy was last told to forward to; unset from a reload's start until it completes. */
+let playing: ProxyData | undefined;
+for (const pause of ['onConfigUpdate', 'onBundleStart', 'onReloadStart'] as const) {
+  const original = env.proxy[pause].bind(env.proxy) as (event: never) => void;
+  env.proxy[pause] = (event: never) => {
+    playing = undefined;
+    original(event);
+  };
+}
 // Every finished (re)load passes through the proxy controller with the worker's own address.
 const onReloadComplete = env.proxy.onReloadComplete.bind(env.proxy);
 env.proxy.onReloadComplete = (event) => {
@@ -30,8 +51,16 @@ env.proxy.onReloadComplete = (event) => {
     announced = url;
     console.log(`EDGEFLUX_WORKER_DIRECT ${url}`);
   }
+  playing = event.proxyData;
   onReloadComplete(event);
 };
+// The proxy controller's messages go through one queue in order, so a `play` sent here never
+// overtakes a `pause` sent after it. Live reload is off (`dev.liveReload`), so a `play` reloads no
+// browser tab.
+const replay = setInterval(() => {
+  if (playing) void env.proxy.sendMessageToProxyWorker({ type: 'play', proxyData: playing });
+}, 1000);
+replay.unref();
 
 const worker = await env.startWorker({
   config: 'wrangler.toml',
@@ -48,6 +77,7 @@ const worker = await env.startWorker({
 await worker.ready;
 
 const stop = () => {
+  clearInterval(replay);
   void worker.dispose().finally(() => process.exit(0));
   setTimeout(() => process.exit(0), 5000).unref();
 };
