@@ -1,6 +1,7 @@
 import { isProtocol } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
-import { DEFAULT_CONFIG, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
+import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
+import { drainOutbox } from './drain';
 import { deliver } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
@@ -25,8 +26,13 @@ export class ChannelCore {
   readonly sockets = new SocketCache();
   config: ChannelConfig = DEFAULT_CONFIG;
   private limiter: RateLimiter;
-  /** When the drain alarm is known to be set (ms), null = known unset, undefined = unknown. */
+  /** When the alarm is known to be set (ms), null = known unset, undefined = unknown. */
   private alarmAt: number | null | undefined;
+  /** The next drain's timer, and when it fires (ms). */
+  private drainTimer: ReturnType<typeof setTimeout> | null = null;
+  private drainTimerAt = 0;
+  /** The drain under way (and any queued behind it), so that drains never overlap. */
+  private draining: Promise<void> | null = null;
   /** After a failed drain, no retry before this (ms), however many publishes arrive meanwhile. */
   backoffUntil = 0;
   /** When the last drain began (ms; in memory: 0 after eviction just allows one early drain at once). */
@@ -162,19 +168,69 @@ export class ChannelCore {
     return later;
   }
 
-  /** Sets the drain alarm unless one is already due sooner. No alarm when nothing waits. */
+  /**
+   * Schedules the next drain at `at` (unless one is due sooner) on a timer, and makes sure an alarm
+   * is set no later than DRAIN_BACKSTOP_MS after it (config.ts). `force` (a failed drain backing
+   * off): the alarm alone, at `at`; publishes meanwhile schedule nothing sooner.
+   */
   async scheduleDrain(at = this.drainDueAt(), force = false): Promise<void> {
     at = Math.max(at, this.backoffUntil);
-    if (force) this.alarmAt = null;
+    if (force) {
+      this.cancelDrainTimer();
+      await this.ctx.storage.setAlarm(at);
+      this.alarmAt = at;
+      return;
+    }
+    if (this.backoffUntil > Date.now()) return; // the back-off alarm drains
+    // The timer first, with no await before it: two publishes never race to set it.
+    if (this.drainTimer === null || this.drainTimerAt > at) {
+      this.cancelDrainTimer();
+      this.drainTimerAt = at;
+      this.drainTimer = setTimeout(() => {
+        this.drainTimer = null;
+        this.drain().catch((e: unknown) => console.error(`channel ${this.store.channel}: drain failed; the alarm retries`, e));
+      }, Math.max(0, at - Date.now()));
+    }
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (this.alarmAt !== null && this.alarmAt <= at) return;
-    await this.ctx.storage.setAlarm(at);
-    this.alarmAt = at;
+    if (this.alarmAt !== null && this.alarmAt <= at + DRAIN_BACKSTOP_MS) return;
+    this.alarmAt = at + DRAIN_BACKSTOP_MS;
+    await this.ctx.storage.setAlarm(this.alarmAt);
   }
 
-  /** The alarm fired (it is deleted by the runtime once the handler returns): a drain begins. */
-  alarmFired(now = Date.now()): void {
+  /** No drain is needed before more rows arrive (the outbox is empty). */
+  cancelDrainTimer(): void {
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
+  }
+
+  /** When the next drain's timer fires (ms), or null when none is set. */
+  drainTimerDue(): number | null {
+    return this.drainTimer === null ? null : this.drainTimerAt;
+  }
+
+  /**
+   * Runs a drain after the one under way, if any: drains never overlap. A failed D1/R2 write is
+   * handled inside (back-off); anything else rejects — the alarm's handler then fails and the
+   * runtime retries it, and a timer's drain is logged and left to the alarm.
+   */
+  drain(): Promise<void> {
+    const next = () => drainOutbox(this);
+    const run = (this.draining ?? Promise.resolve()).then(next, next);
+    this.draining = run;
+    const done = () => {
+      if (this.draining === run) this.draining = null;
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  /** The alarm fired (the runtime deletes it once the handler returns). */
+  alarmFired(): void {
     this.alarmAt = null;
+  }
+
+  /** A drain begins. */
+  drainStarted(now = Date.now()): void {
     this.lastDrainAt = now;
   }
 

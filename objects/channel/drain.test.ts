@@ -1,9 +1,9 @@
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { encodeSenmlCbor } from '../../shared/senml';
 import type { ChannelCore } from './core';
-import { DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
+import { DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
 import { backoffMs, blobKey, writeBatch } from './drain';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, text } from './test-helpers';
@@ -12,6 +12,8 @@ import { actor, msg, newChannel, text } from './test-helpers';
 // (which renames a table) never races another file's drain.
 
 const alarmOf = (ch: string) => runInDurableObject(actor(ch), (_i: ChannelActor, state) => state.storage.getAlarm());
+/** When the actor's drain timer fires (ms), or null when no drain is scheduled. */
+const timerOf = (ch: string) => runInDurableObject(actor(ch), (instance: ChannelActor) => (instance as unknown as { core: ChannelCore }).core.drainTimerDue());
 
 /**
  * Waits until the outbox is empty: drains due now run by themselves; one set for later (fewer
@@ -165,16 +167,19 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     const ch = newChannel();
     await actor(ch).configure(ch, { drainDelayMs: 60_000, publisherRate: { perSecond: 1000, burst: 1000 } });
     await actor(ch).publish(Array.from({ length: DRAIN_EARLY_ROWS - 1 }, (_, i) => msg({ payload: text(`m${i}`) })), ch);
-    // Fewer than a slice: the drain waits drainDelayMs, so a trickle is written in one batch.
-    expect((await alarmOf(ch))! - Date.now()).toBeGreaterThan(30_000);
+    // Fewer than a slice: the drain waits drainDelayMs, so a trickle is written in one batch; the
+    // alarm is the backstop behind the timer.
+    const due = (await timerOf(ch))!;
+    expect(due - Date.now()).toBeGreaterThan(30_000);
+    expect(await alarmOf(ch)).toBe(due + DRAIN_BACKSTOP_MS);
     await actor(ch).publish([msg({ payload: text('last') })], ch);
-    // A slice's worth: due now (no drain ran lately; the runtime fires it), not a minute later.
+    // A slice's worth: due now (no drain ran lately), not a minute later.
     await outboxEmpty(ch, 10_000, false);
     expect((await rows(ch)).length).toBe(DRAIN_EARLY_ROWS);
-    expect(await alarmOf(ch)).toBeNull();
+    expect(await timerOf(ch)).toBeNull();
     // Right after a drain, the next slice waits DRAIN_EARLY_GAP_MS at most — still not a minute.
     await actor(ch).publish(Array.from({ length: DRAIN_EARLY_ROWS }, (_, i) => msg({ payload: text(`n${i}`) })), ch);
-    const at = await alarmOf(ch);
+    const at = await timerOf(ch);
     if (at !== null) expect(at - Date.now()).toBeLessThanOrEqual(DRAIN_EARLY_GAP_MS);
     await outboxEmpty(ch, 10_000, false);
     expect((await rows(ch)).length).toBe(2 * DRAIN_EARLY_ROWS);
@@ -196,7 +201,51 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     await outboxEmpty(ch, 20_000);
     const stored = await rows(ch);
     expect(stored.map((r) => [r.seq, r.payload])).toEqual(payloads.map((p, i) => [i + 1, p]));
+    expect(await timerOf(ch)).toBeNull();
+  });
+
+  it('drains a quiet channel on its timer: no alarm written or fired per drain, only the one backstop', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { drainDelayMs: 20 });
+    await actor(ch).publish([msg({ payload: text('one') })], ch);
+    const backstop = await alarmOf(ch);
+    expect(backstop).not.toBeNull();
+    await outboxEmpty(ch, 5000, false);
+    for (const p of ['two', 'three']) {
+      await actor(ch).publish([msg({ payload: text(p) })], ch);
+      await outboxEmpty(ch, 5000, false);
+    }
+    expect((await rows(ch)).map((r) => r.payload)).toEqual(['one', 'two', 'three']);
+    // Three drains, and the alarm is still the one set by the first publish: it was not fired, reset
+    // or rewritten by any of them.
+    expect(await alarmOf(ch)).toBe(backstop);
+    // When it fires with nothing waiting it drains nothing and sets nothing.
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
     expect(await alarmOf(ch)).toBeNull();
+    expect(await timerOf(ch)).toBeNull();
+    expect((await rows(ch)).length).toBe(3);
+  });
+
+  it('drains on the backstop alarm when the instance that held the timer is gone', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { drainDelayMs: 60_000 });
+    await actor(ch).publish([msg({ payload: text('a') }), msg({ payload: text('b') })], ch);
+    // The test runtime's eviction waits for pending timers, so the instance's end (a crash, a
+    // deploy) is stood in for by dropping its timer, then evicting it.
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => {
+      const { core } = instance as unknown as { core: ChannelCore };
+      expect(core.drainTimerDue()).not.toBeNull();
+      core.cancelDrainTimer();
+    });
+    await evictDurableObject(actor(ch));
+    expect(await timerOf(ch)).toBeNull();
+    expect((await actor(ch).info()).outbox).toBe(2);
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    expect((await rows(ch)).map((r) => [r.seq, r.payload])).toEqual([
+      [1, 'a'],
+      [2, 'b'],
+    ]);
+    expect((await actor(ch).info()).outbox).toBe(0);
   });
 
   it('takes outbox batches bounded by rows and payload bytes, always at least one row, in seq order', async () => {

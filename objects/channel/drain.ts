@@ -107,12 +107,13 @@ export function backoffMs(attempt: number, random = Math.random()): number {
   return Math.round(ceiling / 2 + (random * ceiling) / 2);
 }
 
+/** One drain: the oldest outbox rows to R2 and D1. Run through ChannelCore.drain (never two at once). */
 export async function drainOutbox(core: ChannelCore): Promise<void> {
-  core.alarmFired();
+  core.drainStarted();
   const { store } = core;
   const channel = store.channel;
   const batch = store.outboxBatch(core.config.drainBatch, DRAIN_BYTES);
-  if (batch.length === 0 || channel === null) return;
+  if (batch.length === 0 || channel === null) return core.cancelDrainTimer();
   try {
     await writeBatch(core.env, channel, batch);
   } catch (e) {
@@ -133,4 +134,5 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   core.backoffUntil = 0;
   // Rows that arrived during this drain are due as any publish's would be (ChannelCore.drainDueAt).
   if (store.pending > 0) await core.scheduleDrain();
+  else core.cancelDrainTimer();
 }

@@ -1,7 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import { ConfigError, type ChannelConfig } from './config';
 import { ChannelCore, ChannelIdError } from './core';
-import { drainOutbox } from './drain';
 import { onSocketClose, onSocketError, onSocketMessage } from './events';
 import { handleFetch } from './fetch';
 import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
@@ -73,8 +72,9 @@ export class ChannelActor extends DurableObject<Env> {
     onSocketError(this.core, ws, error);
   }
 
-  /** Drains the outbox to D1/R2. */
+  /** The backstop (or a back-off retry): drains the outbox to D1/R2, after any drain under way. */
   override async alarm(): Promise<void> {
-    await drainOutbox(this.core);
+    this.core.alarmFired();
+    await this.core.drain();
   }
 }
