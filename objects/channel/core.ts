@@ -188,9 +188,19 @@ export class ChannelCore {
       this.drainTimerAt = at;
       this.drainTimer = setTimeout(() => {
         this.drainTimer = null;
-        this.drain().catch((e: unknown) => console.error(`channel ${this.store.channel}: drain failed; the alarm retries`, e));
+        this.drain()
+          .catch((e: unknown) => {
+            console.error(`channel ${this.store.channel}: drain failed; the alarm retries`, e);
+            return this.backstop(Date.now());
+          })
+          .catch((e: unknown) => console.error(`channel ${this.store.channel}: no alarm set after a failed drain`, e));
       }, Math.max(0, at - Date.now()));
     }
+    await this.backstop(at);
+  }
+
+  /** Makes sure an alarm is set no later than DRAIN_BACKSTOP_MS after `at`. */
+  private async backstop(at: number): Promise<void> {
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= at + DRAIN_BACKSTOP_MS) return;
     this.alarmAt = at + DRAIN_BACKSTOP_MS;

@@ -142,6 +142,30 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect(await alarmOf(ch)).toBeNull();
   });
 
+  it('a timer drain that fails backs off on the alarm: no timer retries, later publishes wait for it', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { drainDelayMs: 20 });
+    await env.DB.exec('ALTER TABLE messages RENAME TO messages_offline');
+    try {
+      await actor(ch).publish([msg({ payload: text('a') })], ch);
+      const until = Date.now() + 5000;
+      while ((await actor(ch).info()).drainAttempts === 0) {
+        if (Date.now() > until) throw new Error('the timer drain never ran');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await actor(ch).publish([msg({ payload: text('b') })], ch);
+      // Backing off: the alarm holds the retry (≥ 0.5 s away), and no timer runs sooner.
+      expect(await timerOf(ch)).toBeNull();
+      expect((await alarmOf(ch))! - Date.now()).toBeGreaterThan(300);
+      expect((await actor(ch).info()).drainAttempts).toBe(1);
+    } finally {
+      await env.DB.exec('ALTER TABLE messages_offline RENAME TO messages');
+    }
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    expect((await rows(ch)).map((r) => r.payload)).toEqual(['a', 'b']);
+    expect(await actor(ch).info()).toMatchObject({ outbox: 0, drainAttempts: 0, lastDrainError: null });
+  });
+
   it('stores each row once however often a batch is retried (crash between the D1 write and the outbox delete)', async () => {
     const ch = newChannel();
     await actor(ch).publish([msg({ payload: text('a') }), msg({ payload: new Uint8Array([1, 2]), contentType: 'application/octet-stream' })], ch);
