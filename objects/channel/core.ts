@@ -1,6 +1,6 @@
 import { isProtocol } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
-import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
+import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
 import { deliver } from './fanout';
 import { Flow } from './flow';
@@ -33,6 +33,8 @@ export class ChannelCore {
   private drainTimerAt = 0;
   /** The drain under way (and any queued behind it), so that drains never overlap. */
   private draining: Promise<void> | null = null;
+  /** Writes the drained mark unless an append has written it meanwhile (store.drainedUnsaved). */
+  private saveDrained: ReturnType<typeof setTimeout> | null = null;
   /** After a failed drain, no retry before this (ms), however many publishes arrive meanwhile. */
   backoffUntil = 0;
   /** When the last drain began (ms; in memory: 0 after eviction just allows one early drain at once). */
@@ -232,6 +234,18 @@ export class ChannelCore {
     };
     run.then(done, done);
     return run;
+  }
+
+  /**
+   * The drained mark moved without a commit: an append within DRAINED_SAVE_MS writes it with its
+   * own transaction (the usual case on a channel in use); else this timer writes it.
+   */
+  saveDrainedSoon(): void {
+    if (this.saveDrained !== null) return;
+    this.saveDrained = setTimeout(() => {
+      this.saveDrained = null;
+      this.store.flushDrained();
+    }, DRAINED_SAVE_MS);
   }
 
   /** The alarm fired (the runtime deletes it once the handler returns). */

@@ -250,6 +250,41 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect((await rows(ch)).length).toBe(3);
   });
 
+  it('a drain commits nothing of its own: the next append carries the drained mark, else a timer; a lost mark only re-sends rows', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { drainDelayMs: 20 });
+    const stored = () =>
+      runInDurableObject(actor(ch), (instance: ChannelActor) => {
+        const { store } = (instance as unknown as { core: ChannelCore }).core;
+        return { written: Number(store.meta('drained') ?? 0), inMemory: store.drainedUpTo, unsaved: store.drainedUnsaved };
+      });
+    await actor(ch).publish([msg({ payload: text('a') })], ch);
+    await outboxEmpty(ch, 5000, false);
+    expect(await stored()).toEqual({ written: 0, inMemory: 1, unsaved: true });
+    // The next publish's transaction writes it.
+    await actor(ch).publish([msg({ payload: text('b') })], ch);
+    const afterAppend = await stored();
+    expect(afterAppend.written).toBe(1);
+    await outboxEmpty(ch, 5000, false);
+    expect(await stored()).toEqual({ written: 1, inMemory: 2, unsaved: true });
+    // As after a restart before the mark was written: the stored mark is behind, so 'b' is the
+    // outbox again; the drain sends it once more and D1 still holds each row once.
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => (instance as unknown as { core: ChannelCore }).core.store.load());
+    expect((await actor(ch).info()).outbox).toBe(1);
+    await outboxEmpty(ch, 5000);
+    expect((await rows(ch)).map((r) => [r.seq, r.payload])).toEqual([
+      [1, 'a'],
+      [2, 'b'],
+    ]);
+    // With no append to carry it, the timer writes it.
+    const until = Date.now() + 10_000;
+    while ((await stored()).unsaved) {
+      if (Date.now() > until) throw new Error('the drained mark was never written');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await stored()).toEqual({ written: 2, inMemory: 2, unsaved: false });
+  });
+
   it('drains on the backstop alarm when the instance that held the timer is gone', async () => {
     const ch = newChannel();
     await actor(ch).configure(ch, { drainDelayMs: 60_000 });

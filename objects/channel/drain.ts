@@ -129,8 +129,12 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   }
   const last = batch[batch.length - 1]?.message.envelope.seq ?? 0;
   store.drained(last, core.config.recentWindow);
-  store.setMeta('drain_attempts', 0);
-  store.setMeta('drain_error', null);
+  // Written only when a failure left them set: a drain needs no commit of its own (store.drainedUnsaved).
+  if (Number(store.meta('drain_attempts') ?? 0) !== 0) {
+    store.setMeta('drain_attempts', 0);
+    store.setMeta('drain_error', null);
+  }
+  if (store.drainedUnsaved) core.saveDrainedSoon();
   core.backoffUntil = 0;
   // Rows that arrived during this drain are due as any publish's would be (ChannelCore.drainDueAt).
   if (store.pending > 0) await core.scheduleDrain();

@@ -104,6 +104,13 @@ export class ChannelStore {
   lastSeq = 0;
   /** Every seq up to this one is in D1/R2; the log rows after it are the outbox. */
   drainedUpTo = 0;
+  /**
+   * The drained mark moved since it was last written. It is written with the next append, with a
+   * trim (never after one: the log keeps every row after the stored mark), or by flushDrained: a
+   * drain needs no commit of its own. If the instance ends first, the stored mark is behind and the
+   * next drain sends those rows again, which the drain's idempotent writes absorb.
+   */
+  drainedUnsaved = false;
   private lastCreated = 0;
   /**
    * The newest undrained messages as this actor stored them (a contiguous run of seqs), so a drain
@@ -135,6 +142,7 @@ export class ChannelStore {
     this.lastSeq = Number(this.meta('seq') ?? 0);
     this.lastCreated = Number(this.meta('created') ?? 0);
     this.drainedUpTo = Number(this.meta('drained') ?? 0);
+    this.drainedUnsaved = false;
     this.outboxCache = [];
     this.outboxCacheBytes = 0;
   }
@@ -226,8 +234,10 @@ export class ChannelStore {
       writeRun();
       this.setMeta('seq', seq);
       this.setMeta('created', created);
+      if (this.drainedUnsaved) this.setMeta('drained', this.drainedUpTo);
       this.trimLog(seq, recentWindow);
     });
+    this.drainedUnsaved = false;
     // Only after the commit: a failed transaction leaves the counters where they were.
     const first = this.lastSeq + 1;
     this.lastSeq = seq;
@@ -250,18 +260,25 @@ export class ChannelStore {
     }
   }
 
-  /** Drops the runs whose messages are all both drained and outside the recent window. */
-  private trimLog(lastSeq: number, recentWindow: number): void {
-    const cutoff = Math.min(lastSeq - recentWindow, this.drainedUpTo);
-    // One DELETE per step of messages, not per transaction; a run straddling the cutoff stays
-    // whole, so the log may keep up to a step (≤ 1/16 of the window, at most TRIM_STEP) and a
-    // run more than the window.
+  /**
+   * Where the log would be cut now (the runs whose messages are all both drained and outside the
+   * recent window), or null while that is less than a step past the last cut: one DELETE per step
+   * of messages, not per transaction. A run straddling the cutoff stays whole, so the log may keep
+   * up to a step (≤ 1/16 of the window, at most TRIM_STEP) and a run more than the window.
+   */
+  private trimCutoff(lastSeq: number, recentWindow: number, drainedUpTo = this.drainedUpTo): number | null {
+    const cutoff = Math.min(lastSeq - recentWindow, drainedUpTo);
     const step = Math.max(1, Math.min(TRIM_STEP, Math.floor(recentWindow / 16)));
-    if (cutoff >= this.trimmedUpTo + step) {
-      // `first <= cutoff` bounds the scan to the primary key's range (runs are contiguous, so `last` follows `first`).
-      this.sql.exec('DELETE FROM runs WHERE first <= ? AND last <= ?', cutoff, cutoff);
-      this.trimmedUpTo = cutoff;
-    }
+    return cutoff >= this.trimmedUpTo + step ? cutoff : null;
+  }
+
+  /** Drops the runs whose messages are all both drained and outside the recent window (when a step is due). */
+  private trimLog(lastSeq: number, recentWindow: number): void {
+    const cutoff = this.trimCutoff(lastSeq, recentWindow);
+    if (cutoff === null) return;
+    // `first <= cutoff` bounds the scan to the primary key's range (runs are contiguous, so `last` follows `first`).
+    this.sql.exec('DELETE FROM runs WHERE first <= ? AND last <= ?', cutoff, cutoff);
+    this.trimmedUpTo = cutoff;
   }
   /** Messages up to here are known to be gone (in memory only: 0 after a restart just means one extra DELETE). */
   private trimmedUpTo = 0;
@@ -362,17 +379,30 @@ export class ChannelStore {
 
   /** Moves the drained mark (drains go in seq order, so `upTo` ends a prefix of the outbox). */
   drained(upTo: number, recentWindow: number): void {
-    this.storage.transactionSync(() => {
-      this.setMeta('drained', upTo);
+    if (this.trimCutoff(this.lastSeq, recentWindow, upTo) === null) {
       this.drainedUpTo = upTo;
-      this.trimLog(this.lastSeq, recentWindow);
-    });
+      this.drainedUnsaved = true;
+    } else {
+      this.storage.transactionSync(() => {
+        this.setMeta('drained', upTo);
+        this.drainedUpTo = upTo;
+        this.trimLog(this.lastSeq, recentWindow);
+      });
+      this.drainedUnsaved = false;
+    }
     let n = 0;
     while (n < this.outboxCache.length && this.outboxCache[n]!.message.envelope.seq <= upTo) {
       const it = this.outboxCache[n++]!;
       this.outboxCacheBytes -= it.message.envelope.payload.byteLength + (it.records?.length ?? 0);
     }
     if (n > 0) this.outboxCache = this.outboxCache.slice(n);
+  }
+
+  /** Writes the drained mark if it moved since it was last written (see drainedUnsaved). */
+  flushDrained(): void {
+    if (!this.drainedUnsaved) return;
+    this.setMeta('drained', this.drainedUpTo);
+    this.drainedUnsaved = false;
   }
 
   linkSubs(socket: string): LinkSubRow[] {
