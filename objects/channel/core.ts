@@ -254,8 +254,8 @@ export class ChannelCore {
   }
 
   /** A drain begins. */
-  drainStarted(now = Date.now()): void {
-    this.lastDrainAt = now;
+  drainStarted(): void {
+    this.lastDrainAt = Date.now();
   }
 
   /** A socket is closed or failed: forget what only it needed. */
