@@ -53,7 +53,9 @@ export async function openWeb(s: Server, spec: WebSpec): Promise<Session<WebResu
   try {
     const wsUrl = `${s.httpUrl.replace(/^http/, 'ws')}${s.path(0)}`;
     await pool(Array.from({ length: spec.sockets }, (_, i) => i), 50, async () => {
-      const ws = new WebSocket(wsUrl, { headers: s.httpHeaders(0) });
+      // No compression offer: the deployed worker refuses permessage-deflate (wrangler.toml), but
+      // wrangler's local dev server would negotiate it on its own hop (docs/performance.md, Method).
+      const ws = new WebSocket(wsUrl, { headers: s.httpHeaders(0), perMessageDeflate: false });
       sockets.push(ws);
       ws.on('error', () => undefined); // after the upgrade, errors end in 'close', which is counted
       ws.on('message', (data: Buffer) => {
