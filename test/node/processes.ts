@@ -1,20 +1,65 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 
 export const root = resolve(import.meta.dirname, '../..');
 
-/** A TCP port nobody is listening on right now (127.0.0.1). */
-export function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
+/**
+ * The low end of the kernel's ephemeral port range (outgoing connections' source ports), or 0 if
+ * unknown. A listening port handed out by bind(0) comes from that range, so a busy test run's
+ * outgoing connections (and UDP sockets) could take it between the pick and the server's listen:
+ * that happened (EADDRINUSE from the bridge). Ports below the range are never taken that way.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : 0;
+  } catch {
+    return 0;
+  }
+}
+const LOW = ephemeralLow();
+const handedOut = new Set<number>();
+
+const tryListen = (port: number): Promise<number | null> =>
+  new Promise((ok) => {
     const s = createServer();
     s.unref();
-    s.on('error', fail);
-    s.listen(0, '127.0.0.1', () => {
+    s.once('error', () => ok(null));
+    s.listen(port, '127.0.0.1', () => {
       const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? ok(addr.port) : fail(new Error('no port'))));
+      s.close(() => ok(typeof addr === 'object' && addr ? addr.port : null));
     });
   });
+
+const tryUdp = (port: number): Promise<boolean> =>
+  new Promise((ok) => {
+    const s = createSocket('udp4');
+    s.unref();
+    s.once('error', () => ok(false));
+    s.bind(port, '127.0.0.1', () => s.close(() => ok(true)));
+  });
+
+/**
+ * A port nobody is listening on right now (127.0.0.1, TCP and UDP): a random one below the
+ * ephemeral range when there is room there (10000 up), else one the kernel picks.
+ */
+export async function freePort(): Promise<number> {
+  if (LOW > 11_000) {
+    for (let i = 0; i < 200; i++) {
+      const port = 10_000 + Math.floor(Math.random() * (LOW - 10_000));
+      if (handedOut.has(port)) continue;
+      if ((await tryListen(port)) === port && (await tryUdp(port))) {
+        handedOut.add(port);
+        return port;
+      }
+    }
+  }
+  const port = await tryListen(0);
+  if (port === null) throw new Error('no free port');
+  return port;
 }
 
 export interface Platform {
