@@ -2,6 +2,7 @@ import { buildApp } from './app';
 
 export { ChannelActor } from '../objects/channel';
 export { SessionActor } from '../objects/session';
+export { StoreWriter } from '../objects/writer';
 
 const app = buildApp();
 

@@ -7,6 +7,7 @@ import { DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './confi
 import { backoffMs, blobKey, writeBatch } from './drain';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, text } from './test-helpers';
+import { writerFor, type WritePart } from '../writer';
 
 // Everything that touches D1's messages tables lives in this one file, so the fault test below
 // (which renames a table) never races another file's drain.
@@ -373,5 +374,49 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect(backoffMs(4, 1)).toBe(8000);
     expect(backoffMs(30, 1)).toBe(300_000);
     expect(backoffMs(30, 0)).toBe(150_000);
+  });
+});
+
+describe('store writer: many channels per D1 batch', () => {
+  /** A messages row in the writer's format (objects/writer/, INSERT_MESSAGES). */
+  const row = (ch: string, seq: number) => JSON.stringify([ch, seq, '', 'dev', 'http', 'text/plain', 1_700_000_000_000 + seq, 2, `m${seq}`, null, 0]);
+  const part = (ch: string, seqs: number[]): WritePart => ({ messages: seqs.map((s) => row(ch, s)), records: [] });
+  const freshWriter = () => env.WRITERS.get(env.WRITERS.idFromName(`test-${crypto.randomUUID()}`));
+
+  it('writes parts that arrive together as one D1 batch, and answers each once its rows are in', async () => {
+    const w = freshWriter();
+    const [a, b, c] = [newChannel(), newChannel(), newChannel()];
+    expect(await Promise.all([w.write(part(a, [1, 2])), w.write(part(b, [1])), w.write(part(c, [1, 2, 3]))])).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
+    expect(await w.stats()).toEqual({ parts: 3, failed: 0, batches: 1 });
+    for (const [ch, n] of [[a, 2], [b, 1], [c, 3]] as const) expect((await rows(ch)).map((r) => r.payload)).toEqual(Array.from({ length: n }, (_, i) => `m${i + 1}`));
+    // A part written again (a drain retried after its answer was lost) stores nothing twice.
+    await w.write(part(a, [1, 2]));
+    expect(await rows(a)).toHaveLength(2);
+  });
+
+  it("fails only the part whose rows D1 refuses: the others' rows land", async () => {
+    const w = freshWriter();
+    const [good1, bad, good2] = [newChannel(), newChannel(), newChannel()];
+    // A row that is not JSON makes json_each fail, and with it the shared batch.
+    const broken: WritePart = { messages: [row(bad, 1), '{not json'], records: [] };
+    const results = await Promise.all([w.write(part(good1, [1])), w.write(broken), w.write(part(good2, [1, 2]))]);
+    expect(results).toEqual([{ ok: true }, { ok: false, error: expect.stringMatching(/malformed JSON/) }, { ok: true }]);
+    expect(await w.stats()).toEqual({ parts: 2, failed: 1, batches: 4 });
+    expect(await rows(good1)).toHaveLength(1);
+    expect(await rows(good2)).toHaveLength(2);
+    expect(await rows(bad)).toEqual([]);
+  });
+
+  it("carries a channel's drains: its writer by hash, the same one every time", async () => {
+    const ch = newChannel();
+    expect(writerFor(env, ch).id.toString()).toBe(writerFor(env, ch).id.toString());
+    const before = await writerFor(env, ch).stats();
+    await actor(ch).publish([msg({ payload: text('via the writer') })], ch);
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    expect((await rows(ch)).map((r) => r.payload)).toEqual(['via the writer']);
+    expect((await writerFor(env, ch).stats()).parts).toBe(before.parts + 1);
+    // Channels spread over the STORE_WRITERS writers.
+    const ids = new Set(Array.from({ length: 64 }, () => writerFor(env, newChannel()).id.toString()));
+    expect(ids.size).toBe(Number(env.STORE_WRITERS));
   });
 });

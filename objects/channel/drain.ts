@@ -2,12 +2,14 @@ import { isTextualType, utf8Text } from '../../shared/envelope';
 import { MiB } from './config';
 import type { ChannelCore } from './core';
 import type { ChannelMessage } from './types';
+import { writerFor, type WritePart } from '../writer';
 
 /**
  * The outbox drain (alarm handler): accepted messages go from the actor's SQLite to D1 (rows)
  * and R2 (blobs). At-least-once with idempotent writes = exactly-once rows:
  *   1. R2 puts first (same key, same bytes on a retry),
- *   2. one D1 batch (atomic) of INSERT OR IGNORE keyed by (channel_id, seq),
+ *   2. the rows to D1 through a store writer (objects/writer/), which commits them — with other
+ *      channels' rows — in one D1 batch (atomic) of INSERT OR IGNORE keyed by (channel_id, seq),
  *   3. only then does the `drained` mark move past those rows (store.drained).
  * A crash or a failure anywhere leaves the rows in the outbox and the alarm set again with
  * exponential back-off; nothing acknowledged is lost. No alarm is left when the outbox is empty.
@@ -17,8 +19,6 @@ import type { ChannelMessage } from './types';
 export const INLINE_TEXT_MAX = 64 * 1024;
 /** Payload bytes read into memory per drain. */
 const DRAIN_BYTES = 8 * MiB;
-/** D1 caps a bound value at 2 MB; each statement's JSON parameter stays under this. */
-const PARAM_BUDGET = 900 * 1024;
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_MAX_MS = 5 * 60 * 1000;
 const R2_CONCURRENCY = 8;
@@ -26,45 +26,17 @@ const R2_CONCURRENCY = 8;
 export const blobKey = (channel: string, seq: number): string => `channels/${channel}/${String(seq).padStart(16, '0')}`;
 
 /**
- * One messages row as the drain sends it: a positional JSON array, read in SQL with `value ->> n`
- * (an index step per column; objects cost a key search per column, ~1.5× the insert's time).
- * Order: seq, subtopic, publisher, protocol, contentType, created, size, payload, blobKey, retained.
+ * One messages row as the drain hands it to the store writer: a positional JSON array
+ * (objects/writer/, INSERT_MESSAGES). Order: channel, seq, subtopic, publisher, protocol,
+ * contentType, created, size, payload, blobKey, retained.
  */
-type MessageItem = [number, string, string, string, string, number, number, string | null, string | null, 0 | 1];
+type MessageItem = [string, number, string, string, string, string, number, number, string | null, string | null, 0 | 1];
 
 function inlineText(m: ChannelMessage): string | null {
   const { contentType, payload } = m.envelope;
   if (payload.length > INLINE_TEXT_MAX || !isTextualType(contentType)) return null;
   return utf8Text(payload);
 }
-
-/** Splits JSON items into parameters that each stay under the D1 value limit. */
-function chunks(items: readonly string[]): string[] {
-  const out: string[] = [];
-  let cur: string[] = [];
-  let size = 2;
-  for (const it of items) {
-    if (cur.length > 0 && size + it.length + 1 > PARAM_BUDGET) {
-      out.push(`[${cur.join(',')}]`);
-      cur = [];
-      size = 2;
-    }
-    cur.push(it);
-    size += it.length + 1;
-  }
-  if (cur.length > 0) out.push(`[${cur.join(',')}]`);
-  return out;
-}
-
-const INSERT_MESSAGES = `INSERT OR IGNORE INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload, blob_key, retained)
-  SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9
-  FROM json_each(?2)`;
-
-/** Per message [seq, subtopic, publisher, created, records]; each record an object as payload.ts writes it. */
-const INSERT_RECORDS = `INSERT OR IGNORE INTO senml_records (channel_id, seq, idx, subtopic, publisher, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
-  SELECT ?1, m.value ->> 0, r.value ->> '$.i', m.value ->> 1, m.value ->> 2, m.value ->> 3, r.value ->> '$.n', r.value ->> '$.t', r.value ->> '$.u',
-         r.value ->> '$.v', r.value ->> '$.vs', r.value ->> '$.vb', r.value ->> '$.vd', r.value ->> '$.s', r.value ->> '$.ut'
-  FROM json_each(?2) AS m, json_each(m.value, '$[4]') AS r`;
 
 async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessage[]): Promise<void> {
   for (let i = 0; i < blobs.length; i += R2_CONCURRENCY) {
@@ -79,26 +51,30 @@ async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessag
   }
 }
 
-/** Writes one outbox batch to R2 and D1; throws if anything failed (the caller retries). */
-export async function writeBatch(env: Env, channel: string, batch: readonly { message: ChannelMessage; records: string | null }[]): Promise<void> {
-  const items: string[] = [];
-  const senml: string[] = [];
+/** The rows of one outbox batch, as the store writer takes them. */
+export function writePart(channel: string, batch: readonly { message: ChannelMessage; records: string | null }[]): { part: WritePart; blobs: ChannelMessage[] } {
+  const messages: string[] = [];
+  const records: string[] = [];
   const blobs: ChannelMessage[] = [];
-  for (const { message: m, records } of batch) {
+  const ch = JSON.stringify(channel);
+  for (const { message: m, records: r } of batch) {
     const e = m.envelope;
     const text = inlineText(m);
     if (text === null) blobs.push(m);
-    const item: MessageItem = [e.seq, e.subtopic, e.publisher, e.protocol, e.contentType, e.created, e.payload.length, text, text === null ? blobKey(channel, e.seq) : null, m.retain ? 1 : 0];
-    items.push(JSON.stringify(item));
+    const item: MessageItem = [channel, e.seq, e.subtopic, e.publisher, e.protocol, e.contentType, e.created, e.payload.length, text, text === null ? blobKey(channel, e.seq) : null, m.retain ? 1 : 0];
+    messages.push(JSON.stringify(item));
     // `records` is already JSON text (payload.ts); splice it in rather than parse and re-encode.
-    if (records !== null) senml.push(`[${e.seq},${JSON.stringify(e.subtopic)},${JSON.stringify(e.publisher)},${e.created},${records}]`);
+    if (r !== null) records.push(`[${ch},${e.seq},${JSON.stringify(e.subtopic)},${JSON.stringify(e.publisher)},${e.created},${r}]`);
   }
+  return { part: { messages, records }, blobs };
+}
+
+/** Writes one outbox batch to R2, then to D1 through the channel's store writer; throws if anything failed (the caller retries). */
+export async function writeBatch(env: Env, channel: string, batch: readonly { message: ChannelMessage; records: string | null }[]): Promise<void> {
+  const { part, blobs } = writePart(channel, batch);
   await putBlobs(env, channel, blobs);
-  const statements = [
-    ...chunks(items).map((json) => env.DB.prepare(INSERT_MESSAGES).bind(channel, json)),
-    ...chunks(senml).map((json) => env.DB.prepare(INSERT_RECORDS).bind(channel, json)),
-  ];
-  await env.DB.batch(statements);
+  const written = await writerFor(env, channel).write(part);
+  if (!written.ok) throw new Error(written.error);
 }
 
 export function backoffMs(attempt: number, random = Math.random()): number {

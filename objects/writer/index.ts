@@ -1,0 +1,187 @@
+import { DurableObject } from 'cloudflare:workers';
+
+/**
+ * The store writer: gathers the D1 writes of many channel actors' drains into few D1 batches.
+ *
+ * Each channel drains its outbox on its own (objects/channel/drain.ts). Writing each drain as its
+ * own D1 batch made D1's per-request cost — a request, a transaction, a commit — a per-drain cost,
+ * and a channel that gets a message every few seconds drains every message alone: with a thousand
+ * such channels, a thousand D1 requests a second. D1 runs one database's queries one at a time,
+ * so that request rate, not the rows, becomes the ceiling.
+ *
+ * A channel hands its rows to a writer (`write`), which answers once they are committed in D1.
+ * Parts that arrive while the writer lingers (WRITER_LINGER_MS) or while its previous batch is
+ * under way go out together, as one D1 batch of a few statements (the rows of all channels in one
+ * JSON parameter per statement). The writer keeps nothing itself: a part is the channel's until
+ * `write` resolves, so a failed or lost batch is the channel's to retry (its drain backs off), and
+ * the inserts are idempotent. If a shared batch fails, each part is retried alone, so one
+ * channel's bad rows cannot hold back the others.
+ *
+ * Channels are spread over `STORE_WRITERS` writers by a hash of their id (`writerFor`).
+ */
+
+/** How long a writer waits after the first part before writing, so more can join. Drains are already ≥ 50 ms apart; this adds little. */
+export const WRITER_LINGER_MS = 20;
+/** At most this many parameter bytes go in one D1 batch; more waits for the next. */
+const BATCH_BYTES = 8 * 1024 * 1024;
+/** D1 caps a bound value at 2 MB; each statement's JSON parameter stays under this. */
+const PARAM_BUDGET = 900 * 1024;
+
+/**
+ * One channel drain's rows, each already JSON text.
+ * `messages`: `[channel, seq, subtopic, publisher, protocol, contentType, created, size, payload, blobKey, retained]`.
+ * `records`: `[channel, seq, subtopic, publisher, created, [record…]]`, each record an object as objects/channel/payload.ts writes it.
+ */
+export interface WritePart {
+  messages: string[];
+  records: string[];
+}
+
+/** Positional rows read with `value ->> n`: an index step per column (objects cost a key search each). */
+export const INSERT_MESSAGES = `INSERT OR IGNORE INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload, blob_key, retained)
+  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10
+  FROM json_each(?1)`;
+
+export const INSERT_RECORDS = `INSERT OR IGNORE INTO senml_records (channel_id, seq, idx, subtopic, publisher, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
+  SELECT m.value ->> 0, m.value ->> 1, r.value ->> '$.i', m.value ->> 2, m.value ->> 3, m.value ->> 4, r.value ->> '$.n', r.value ->> '$.t', r.value ->> '$.u',
+         r.value ->> '$.v', r.value ->> '$.vs', r.value ->> '$.vb', r.value ->> '$.vd', r.value ->> '$.s', r.value ->> '$.ut'
+  FROM json_each(?1) AS m, json_each(m.value, '$[5]') AS r`;
+
+/** Joins JSON rows into array parameters that each stay under the D1 value limit. */
+export function chunks(items: readonly string[]): string[] {
+  const out: string[] = [];
+  let cur: string[] = [];
+  let size = 2;
+  for (const it of items) {
+    if (cur.length > 0 && size + it.length + 1 > PARAM_BUDGET) {
+      out.push(`[${cur.join(',')}]`);
+      cur = [];
+      size = 2;
+    }
+    cur.push(it);
+    size += it.length + 1;
+  }
+  if (cur.length > 0) out.push(`[${cur.join(',')}]`);
+  return out;
+}
+
+const partBytes = (p: WritePart): number => {
+  let n = 0;
+  for (const s of p.messages) n += s.length + 1;
+  for (const s of p.records) n += s.length + 1;
+  return n;
+};
+
+/** Writes parts to D1 in one batch (atomic): every row of every part, or none. */
+export async function writeParts(db: D1Database, parts: readonly WritePart[]): Promise<void> {
+  const messages = parts.flatMap((p) => p.messages);
+  const records = parts.flatMap((p) => p.records);
+  const statements = [...chunks(messages).map((json) => db.prepare(INSERT_MESSAGES).bind(json)), ...chunks(records).map((json) => db.prepare(INSERT_RECORDS).bind(json))];
+  if (statements.length > 0) await db.batch(statements);
+}
+
+/** Which writer a channel's drains go to: a stable hash of its id over `STORE_WRITERS` writers. */
+export function writerFor(env: Env, channel: string): DurableObjectStub<StoreWriter> {
+  const n = Math.max(1, Math.min(256, Math.floor(Number(env.STORE_WRITERS)) || 1));
+  let h = 0;
+  for (let i = 0; i < channel.length; i++) h = (Math.imul(h, 31) + channel.charCodeAt(i)) | 0;
+  const ns = env.WRITERS;
+  return ns.get(ns.idFromName(`writer-${(h >>> 0) % n}`));
+}
+
+export type WriteResult = { ok: true } | { ok: false; error: string };
+
+interface Waiting {
+  part: WritePart;
+  bytes: number;
+  done: () => void;
+  fail: (e: unknown) => void;
+}
+
+/** What a writer has done since it started (in memory). */
+export interface WriterStats {
+  /** Parts written (resolved). */
+  parts: number;
+  /** Parts refused (rejected with D1's error). */
+  failed: number;
+  /** D1 batches sent, including failed ones and single-part retries. */
+  batches: number;
+}
+
+export class StoreWriter extends DurableObject<Env> {
+  private waiting: Waiting[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private writing = false;
+  private counts: WriterStats = { parts: 0, failed: 0, batches: 0 };
+
+  stats(): WriterStats {
+    return { ...this.counts };
+  }
+
+  /**
+   * Answers once every row of `part` is committed in D1, or with D1's error if not. The error is
+   * an answer, not a throw: a throw out of an RPC method is logged as uncaught on this side too,
+   * and the channel already logs its failed drains.
+   */
+  write(part: WritePart): Promise<WriteResult> {
+    return new Promise<WriteResult>((resolve) => {
+      this.waiting.push({ part, bytes: partBytes(part), done: () => resolve({ ok: true }), fail: (e) => resolve({ ok: false, error: e instanceof Error ? e.message : String(e) }) });
+      this.schedule();
+    });
+  }
+
+  /** A batch starts WRITER_LINGER_MS after the first waiting part, or as soon as the previous batch ends. */
+  private schedule(): void {
+    if (this.writing || this.timer !== null || this.waiting.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, WRITER_LINGER_MS);
+  }
+
+  private async flush(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.waiting.length > 0) {
+        let bytes = 0;
+        let n = 0;
+        while (n < this.waiting.length && (n === 0 || bytes + (this.waiting[n] as Waiting).bytes <= BATCH_BYTES)) bytes += (this.waiting[n++] as Waiting).bytes;
+        const batch = this.waiting.splice(0, n);
+        // writeBatch answers every part itself; this is only so that nothing can leave one unanswered.
+        await this.writeBatch(batch).catch((e: unknown) => batch.forEach((w) => this.refuse(w, e)));
+      }
+    } finally {
+      this.writing = false;
+      this.schedule();
+    }
+  }
+
+  private async writeBatch(batch: Waiting[]): Promise<void> {
+    try {
+      await this.send(batch);
+      return;
+    } catch (e) {
+      if (batch.length === 1) return this.refuse(batch[0] as Waiting, e);
+    }
+    // The shared batch failed: each part alone, so only the parts that fail on their own fail.
+    for (const w of batch) {
+      try {
+        await this.send([w]);
+      } catch (e) {
+        this.refuse(w, e);
+      }
+    }
+  }
+
+  private async send(batch: Waiting[]): Promise<void> {
+    this.counts.batches++;
+    await writeParts(this.env.DB, batch.map((w) => w.part));
+    this.counts.parts += batch.length;
+    for (const w of batch) w.done();
+  }
+
+  private refuse(w: Waiting, e: unknown): void {
+    this.counts.failed++;
+    w.fail(e);
+  }
+}
