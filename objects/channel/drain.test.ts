@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { encodeSenmlCbor } from '../../shared/senml';
 import type { ChannelCore } from './core';
 import { DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
-import { backoffMs, blobKey, writeBatch } from './drain';
+import { backoffMs, blobKey, partsOf, writeBatch } from './drain';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, text } from './test-helpers';
-import { writerFor, type WritePart } from '../writer';
+import { isDataError, writerFor, type WritePart } from '../writer';
 
 // Everything that touches D1's messages tables lives in this one file, so the fault test below
 // (which renames a table) never races another file's drain.
@@ -92,7 +92,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     const ch = newChannel();
     const r = await actor(ch).publish(
       [
-        msg({ contentType: 'application/senml+json', payload: text('[{"bn":"urn:dev:1:","bt":1700000000,"n":"temp","u":"Cel","v":21.5},{"n":"on","t":10,"vb":true},{"n":"label","vs":"hi"}]') }),
+        msg({ subtopic: 'room/1', contentType: 'application/senml+json', payload: text('[{"bn":"urn:dev:1:","bt":1700000000,"n":"temp","u":"Cel","v":21.5},{"n":"on","t":10,"vb":true},{"n":"label","vs":"hi"}]') }),
         msg({ contentType: 'application/senml+cbor', payload: encodeSenmlCbor([{ name: 'urn:dev:2:hum', time: 1_700_000_100, unit: '%RH', value: 40 }]), publisher: 'dev-2' }),
       ],
       ch,
@@ -100,9 +100,17 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect(r.every((x) => x.ok)).toBe(true);
     await runDurableObjectAlarm(actor(ch));
     const recs = (
-      await env.DB.prepare('SELECT seq, idx, publisher, name, time, unit, value, string_value, bool_value FROM senml_records WHERE channel_id = ? ORDER BY seq, idx').bind(ch).all()
+      await env.DB.prepare('SELECT seq, idx, subtopic, publisher, created, name, time, unit, value, string_value, bool_value FROM senml_records WHERE channel_id = ? ORDER BY seq, idx').bind(ch).all()
     ).results;
-    expect(recs).toEqual([
+    const created = r.map((x) => (x.ok ? x.created : 0));
+    // Every record carries its message's subtopic, publisher and created (the writer's positional columns).
+    expect(recs.map(({ seq, subtopic, publisher, created: c }) => [seq, subtopic, publisher, c])).toEqual([
+      [1, 'room/1', 'dev-1', created[0]],
+      [1, 'room/1', 'dev-1', created[0]],
+      [1, 'room/1', 'dev-1', created[0]],
+      [2, '', 'dev-2', created[1]],
+    ]);
+    expect(recs.map(({ subtopic: _s, created: _c, ...rest }) => rest)).toEqual([
       { seq: 1, idx: 0, publisher: 'dev-1', name: 'urn:dev:1:temp', time: 1_700_000_000, unit: 'Cel', value: 21.5, string_value: null, bool_value: null },
       // Resolved records come in time order (RFC 8428 §4.6), so "on" (t+10) is last.
       { seq: 1, idx: 1, publisher: 'dev-1', name: 'urn:dev:1:label', time: 1_700_000_000, unit: null, value: null, string_value: 'hi', bool_value: null },
@@ -387,7 +395,10 @@ describe('store writer: many channels per D1 batch', () => {
     const w = freshWriter();
     const [a, b, c] = [newChannel(), newChannel(), newChannel()];
     expect(await Promise.all([w.write(part(a, [1, 2])), w.write(part(b, [1])), w.write(part(c, [1, 2, 3]))])).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
-    expect(await w.stats()).toEqual({ parts: 3, failed: 0, batches: 1 });
+    // Sent in one turn, they arrive within the writer's 20 ms linger: fewer batches than parts.
+    const st = await w.stats();
+    expect(st).toMatchObject({ parts: 3, failed: 0 });
+    expect(st.batches).toBeLessThan(3);
     for (const [ch, n] of [[a, 2], [b, 1], [c, 3]] as const) expect((await rows(ch)).map((r) => r.payload)).toEqual(Array.from({ length: n }, (_, i) => `m${i + 1}`));
     // A part written again (a drain retried after its answer was lost) stores nothing twice.
     await w.write(part(a, [1, 2]));
@@ -401,7 +412,7 @@ describe('store writer: many channels per D1 batch', () => {
     const broken: WritePart = { messages: [row(bad, 1), '{not json'], records: [] };
     const results = await Promise.all([w.write(part(good1, [1])), w.write(broken), w.write(part(good2, [1, 2]))]);
     expect(results).toEqual([{ ok: true }, { ok: false, error: expect.stringMatching(/malformed JSON/) }, { ok: true }]);
-    expect(await w.stats()).toEqual({ parts: 2, failed: 1, batches: 4 });
+    expect(await w.stats()).toMatchObject({ parts: 2, failed: 1 });
     expect(await rows(good1)).toHaveLength(1);
     expect(await rows(good2)).toHaveLength(2);
     expect(await rows(bad)).toEqual([]);
@@ -414,9 +425,41 @@ describe('store writer: many channels per D1 batch', () => {
     await actor(ch).publish([msg({ payload: text('via the writer') })], ch);
     expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
     expect((await rows(ch)).map((r) => r.payload)).toEqual(['via the writer']);
-    expect((await writerFor(env, ch).stats()).parts).toBe(before.parts + 1);
+    // (Other test files' drains may pass through the same writer meanwhile: at least this one did.)
+    expect((await writerFor(env, ch).stats()).parts).toBeGreaterThanOrEqual(before.parts + 1);
     // Channels spread over the STORE_WRITERS writers.
     const ids = new Set(Array.from({ length: 64 }, () => writerFor(env, newChannel()).id.toString()));
     expect(ids.size).toBe(Number(env.STORE_WRITERS));
+  });
+
+  it('splits a big drain into parts, a message and its records always together, and stores them all', async () => {
+    const ch = newChannel();
+    const senml = (i: number) => text(JSON.stringify(Array.from({ length: 20 }, (_, k) => ({ n: `s${i}.${k}`, v: k, t: 1_700_000_000 + k }))));
+    const res = await actor(ch).publish(Array.from({ length: 12 }, (_, i) => msg({ contentType: 'application/senml+json', payload: senml(i) })), ch);
+    expect(res.every((x) => x.ok)).toBe(true);
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => {
+      const batch = (instance as unknown as { core: ChannelCore }).core.store.outboxBatch(100, 1 << 30);
+      const { parts } = partsOf(ch, batch, 4000);
+      expect(parts.length).toBeGreaterThan(3);
+      for (const p of parts) {
+        expect(p.messages.length).toBeGreaterThan(0);
+        // Each records row names a seq whose message row is in the same part.
+        const seqs = new Set(p.messages.map((m) => (JSON.parse(m) as unknown[])[1]));
+        for (const r of p.records) expect(seqs.has((JSON.parse(r) as unknown[])[1])).toBe(true);
+      }
+      expect(parts.flatMap((p) => p.messages)).toHaveLength(12);
+      expect(parts.flatMap((p) => p.records)).toHaveLength(12);
+    });
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    expect(await rows(ch)).toHaveLength(12);
+    const n = await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch).first<{ n: number }>();
+    expect(n?.n).toBe(240);
+  });
+
+  it('retries part by part only when SQLite refused the rows, not when D1 itself failed', () => {
+    expect(isDataError(new Error('D1_ERROR: no such table: messages: SQLITE_ERROR'))).toBe(true);
+    expect(isDataError(new Error('D1_ERROR: malformed JSON: SQLITE_ERROR'))).toBe(true);
+    expect(isDataError(new Error('D1_ERROR: Network connection lost.'))).toBe(false);
+    expect(isDataError(new Error('D1 batch not answered in 30000 ms'))).toBe(false);
   });
 });

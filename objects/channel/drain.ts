@@ -2,7 +2,7 @@ import { isTextualType, utf8Text } from '../../shared/envelope';
 import { MiB } from './config';
 import type { ChannelCore } from './core';
 import type { ChannelMessage } from './types';
-import { writerFor, type WritePart } from '../writer';
+import { PART_CHARS, writerFor, type WritePart } from '../writer';
 
 /**
  * The outbox drain (alarm handler): accepted messages go from the actor's SQLite to D1 (rows)
@@ -51,10 +51,15 @@ async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessag
   }
 }
 
-/** The rows of one outbox batch, as the store writer takes them. */
-export function writePart(channel: string, batch: readonly { message: ChannelMessage; records: string | null }[]): { part: WritePart; blobs: ChannelMessage[] } {
-  const messages: string[] = [];
-  const records: string[] = [];
+/**
+ * The rows of one outbox batch, as the store writer takes them: parts of at most `maxChars`
+ * (PART_CHARS) characters, a message's row and its records always in the same part. (A drain's
+ * batch is bounded by payload bytes; its SenML records' JSON comes on top.)
+ */
+export function partsOf(channel: string, batch: readonly { message: ChannelMessage; records: string | null }[], maxChars = PART_CHARS): { parts: WritePart[]; blobs: ChannelMessage[] } {
+  const parts: WritePart[] = [];
+  let cur: WritePart = { messages: [], records: [] };
+  let size = 0;
   const blobs: ChannelMessage[] = [];
   const ch = JSON.stringify(channel);
   for (const { message: m, records: r } of batch) {
@@ -62,19 +67,33 @@ export function writePart(channel: string, batch: readonly { message: ChannelMes
     const text = inlineText(m);
     if (text === null) blobs.push(m);
     const item: MessageItem = [channel, e.seq, e.subtopic, e.publisher, e.protocol, e.contentType, e.created, e.payload.length, text, text === null ? blobKey(channel, e.seq) : null, m.retain ? 1 : 0];
-    messages.push(JSON.stringify(item));
+    const row = JSON.stringify(item);
     // `records` is already JSON text (payload.ts); splice it in rather than parse and re-encode.
-    if (r !== null) records.push(`[${ch},${e.seq},${JSON.stringify(e.subtopic)},${JSON.stringify(e.publisher)},${e.created},${r}]`);
+    const recs = r === null ? null : `[${ch},${e.seq},${JSON.stringify(e.subtopic)},${JSON.stringify(e.publisher)},${e.created},${r}]`;
+    const n = row.length + 1 + (recs === null ? 0 : recs.length + 1);
+    if (cur.messages.length > 0 && size + n > maxChars) {
+      parts.push(cur);
+      cur = { messages: [], records: [] };
+      size = 0;
+    }
+    cur.messages.push(row);
+    if (recs !== null) cur.records.push(recs);
+    size += n;
   }
-  return { part: { messages, records }, blobs };
+  if (cur.messages.length > 0) parts.push(cur);
+  return { parts, blobs };
 }
 
 /** Writes one outbox batch to R2, then to D1 through the channel's store writer; throws if anything failed (the caller retries). */
 export async function writeBatch(env: Env, channel: string, batch: readonly { message: ChannelMessage; records: string | null }[]): Promise<void> {
-  const { part, blobs } = writePart(channel, batch);
+  const { parts, blobs } = partsOf(channel, batch);
   await putBlobs(env, channel, blobs);
-  const written = await writerFor(env, channel).write(part);
-  if (!written.ok) throw new Error(written.error);
+  const writer = writerFor(env, channel);
+  // In order, each after the previous is in: a failure leaves a prefix written, which a retry rewrites harmlessly.
+  for (const p of parts) {
+    const written = await writer.write(p);
+    if (!written.ok) throw new Error(written.error);
+  }
 }
 
 export function backoffMs(attempt: number, random = Math.random()): number {

@@ -14,18 +14,29 @@ import { DurableObject } from 'cloudflare:workers';
  * under way go out together, as one D1 batch of a few statements (the rows of all channels in one
  * JSON parameter per statement). The writer keeps nothing itself: a part is the channel's until
  * `write` resolves, so a failed or lost batch is the channel's to retry (its drain backs off), and
- * the inserts are idempotent. If a shared batch fails, each part is retried alone, so one
- * channel's bad rows cannot hold back the others.
+ * the inserts are idempotent. If SQLite refuses a shared batch, each part is retried alone, so one
+ * channel's bad rows cannot hold back the others; any other failure (D1 unreachable, overloaded,
+ * or silent for BATCH_TIMEOUT_MS) fails the batch's parts at once, without more requests. A
+ * writer with more than QUEUE_CHARS of rows waiting answers "busy" rather than queue more.
  *
  * Channels are spread over `STORE_WRITERS` writers by a hash of their id (`writerFor`).
  */
 
 /** How long a writer waits after the first part before writing, so more can join. Drains are already ≥ 50 ms apart; this adds little. */
 export const WRITER_LINGER_MS = 20;
-/** At most this many parameter bytes go in one D1 batch; more waits for the next. */
-const BATCH_BYTES = 8 * 1024 * 1024;
-/** D1 caps a bound value at 2 MB; each statement's JSON parameter stays under this. */
-const PARAM_BUDGET = 900 * 1024;
+/** At most this many parameter characters go in one D1 batch; more waits for the next. */
+const BATCH_CHARS = 8 * 1024 * 1024;
+/**
+ * D1 caps a bound value at 2 MB (bytes); each statement's JSON parameter stays under this many
+ * UTF-16 code units, at most 3 UTF-8 bytes each: ≤ 1.8 MB whatever the text.
+ */
+const PARAM_BUDGET = 600 * 1024;
+/** A part is at most this many characters: drains split bigger ones (`splitPart`). */
+export const PART_CHARS = 4 * 1024 * 1024;
+/** Parts waiting beyond this many characters are refused ("busy"): their channels back off. */
+const QUEUE_CHARS = 64 * 1024 * 1024;
+/** A D1 batch that has not answered in this long counts as failed (it may still commit: the inserts are idempotent). */
+export const BATCH_TIMEOUT_MS = 30_000;
 
 /**
  * One channel drain's rows, each already JSON text.
@@ -65,12 +76,19 @@ export function chunks(items: readonly string[]): string[] {
   return out;
 }
 
-const partBytes = (p: WritePart): number => {
+export const partChars = (p: WritePart): number => {
   let n = 0;
   for (const s of p.messages) n += s.length + 1;
   for (const s of p.records) n += s.length + 1;
   return n;
 };
+
+/**
+ * A failure that the rows themselves may cause (SQLite refused a statement): worth retrying part
+ * by part. Anything else — D1 unreachable, overloaded, timed out — would fail each part alone
+ * too, and retrying them one by one would only multiply the requests.
+ */
+export const isDataError = (e: unknown): boolean => /SQLITE_|malformed JSON/i.test(e instanceof Error ? e.message : String(e));
 
 /** Writes parts to D1 in one batch (atomic): every row of every part, or none. */
 export async function writeParts(db: D1Database, parts: readonly WritePart[]): Promise<void> {
@@ -93,7 +111,7 @@ export type WriteResult = { ok: true } | { ok: false; error: string };
 
 interface Waiting {
   part: WritePart;
-  bytes: number;
+  chars: number;
   done: () => void;
   fail: (e: unknown) => void;
 }
@@ -113,6 +131,7 @@ export class StoreWriter extends DurableObject<Env> {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private writing = false;
   private counts: WriterStats = { parts: 0, failed: 0, batches: 0 };
+  private queued = 0;
 
   stats(): WriterStats {
     return { ...this.counts };
@@ -124,8 +143,18 @@ export class StoreWriter extends DurableObject<Env> {
    * and the channel already logs its failed drains.
    */
   write(part: WritePart): Promise<WriteResult> {
+    const chars = partChars(part);
+    if (this.queued > 0 && this.queued + chars > QUEUE_CHARS) {
+      this.counts.failed++;
+      return Promise.resolve({ ok: false, error: `store writer busy: ${this.queued} characters of rows wait for D1` });
+    }
+    this.queued += chars;
     return new Promise<WriteResult>((resolve) => {
-      this.waiting.push({ part, bytes: partBytes(part), done: () => resolve({ ok: true }), fail: (e) => resolve({ ok: false, error: e instanceof Error ? e.message : String(e) }) });
+      const answer = (r: WriteResult) => {
+        this.queued -= chars;
+        resolve(r);
+      };
+      this.waiting.push({ part, chars, done: () => answer({ ok: true }), fail: (e) => answer({ ok: false, error: e instanceof Error ? e.message : String(e) }) });
       this.schedule();
     });
   }
@@ -143,9 +172,9 @@ export class StoreWriter extends DurableObject<Env> {
     this.writing = true;
     try {
       while (this.waiting.length > 0) {
-        let bytes = 0;
+        let chars = 0;
         let n = 0;
-        while (n < this.waiting.length && (n === 0 || bytes + (this.waiting[n] as Waiting).bytes <= BATCH_BYTES)) bytes += (this.waiting[n++] as Waiting).bytes;
+        while (n < this.waiting.length && (n === 0 || chars + (this.waiting[n] as Waiting).chars <= BATCH_CHARS)) chars += (this.waiting[n++] as Waiting).chars;
         const batch = this.waiting.splice(0, n);
         // writeBatch answers every part itself; this is only so that nothing can leave one unanswered.
         await this.writeBatch(batch).catch((e: unknown) => batch.forEach((w) => this.refuse(w, e)));
@@ -161,7 +190,7 @@ export class StoreWriter extends DurableObject<Env> {
       await this.send(batch);
       return;
     } catch (e) {
-      if (batch.length === 1) return this.refuse(batch[0] as Waiting, e);
+      if (batch.length === 1 || !isDataError(e)) return batch.forEach((w) => this.refuse(w, e));
     }
     // The shared batch failed: each part alone, so only the parts that fail on their own fail.
     for (const w of batch) {
@@ -175,7 +204,13 @@ export class StoreWriter extends DurableObject<Env> {
 
   private async send(batch: Waiting[]): Promise<void> {
     this.counts.batches++;
-    await writeParts(this.env.DB, batch.map((w) => w.part));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`D1 batch not answered in ${BATCH_TIMEOUT_MS} ms`)), BATCH_TIMEOUT_MS)));
+    try {
+      await Promise.race([writeParts(this.env.DB, batch.map((w) => w.part)), deadline]);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
     this.counts.parts += batch.length;
     for (const w of batch) w.done();
   }
