@@ -5,8 +5,9 @@ import type { ChannelMessage } from './types';
 import { PART_CHARS, writerFor, type WritePart } from '../writer';
 
 /**
- * The outbox drain (alarm handler): accepted messages go from the actor's SQLite to D1 (rows)
- * and R2 (blobs). At-least-once with idempotent writes = exactly-once rows:
+ * The outbox drain (on the drain timer, or the backstop alarm; core.ts): accepted messages go
+ * from the actor's SQLite to D1 (rows) and R2 (blobs). At-least-once with idempotent writes =
+ * exactly-once rows:
  *   1. R2 puts first (same key, same bytes on a retry),
  *   2. the rows to D1 through a store writer (objects/writer/), which commits them — with other
  *      channels' rows — in one D1 batch (atomic) of INSERT OR IGNORE keyed by (channel_id, seq),

@@ -120,7 +120,7 @@ interface Waiting {
 export interface WriterStats {
   /** Parts written (resolved). */
   parts: number;
-  /** Parts refused (rejected with D1's error). */
+  /** Parts answered not ok: D1's error, or the writer busy. */
   failed: number;
   /** D1 batches sent, including failed ones and single-part retries. */
   batches: number;
