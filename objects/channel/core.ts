@@ -2,6 +2,7 @@ import { isProtocol } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
+import { writerFor, type StoreWriter } from '../writer';
 import { deliver } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
@@ -24,6 +25,8 @@ export class ChannelCore {
   readonly store: ChannelStore;
   readonly flow = new Flow();
   readonly sockets = new SocketCache();
+  /** This channel's store writer (a hash of its id names it: the same for the actor's life). */
+  private writerStub: DurableObjectStub<StoreWriter> | null = null;
   config: ChannelConfig = DEFAULT_CONFIG;
   private limiter: RateLimiter;
   /** When the alarm is known to be set (ms), null = known unset, undefined = unknown. */
@@ -207,6 +210,11 @@ export class ChannelCore {
     if (this.alarmAt !== null && this.alarmAt <= at + DRAIN_BACKSTOP_MS) return;
     this.alarmAt = at + DRAIN_BACKSTOP_MS;
     await this.ctx.storage.setAlarm(this.alarmAt);
+  }
+
+  /** The store writer this channel drains through, looked up once (objects/writer/). */
+  writer(channel: string): DurableObjectStub<StoreWriter> {
+    return (this.writerStub ??= writerFor(this.env, channel));
   }
 
   /** No drain is needed before more rows arrive (the outbox is empty). */

@@ -2,7 +2,7 @@ import { isTextualType, utf8Text } from '../../shared/envelope';
 import { MiB } from './config';
 import type { ChannelCore } from './core';
 import type { ChannelMessage } from './types';
-import { PART_CHARS, writerFor, type WritePart } from '../writer';
+import { PART_CHARS, writerFor, type StoreWriter, type WritePart } from '../writer';
 
 /**
  * The outbox drain (on the drain timer, or the backstop alarm; core.ts): accepted messages go
@@ -86,10 +86,14 @@ export function partsOf(channel: string, batch: readonly { message: ChannelMessa
 }
 
 /** Writes one outbox batch to R2, then to D1 through the channel's store writer; throws if anything failed (the caller retries). */
-export async function writeBatch(env: Env, channel: string, batch: readonly { message: ChannelMessage; records: string | null }[]): Promise<void> {
+export async function writeBatch(
+  env: Env,
+  channel: string,
+  batch: readonly { message: ChannelMessage; records: string | null }[],
+  writer: DurableObjectStub<StoreWriter> = writerFor(env, channel),
+): Promise<void> {
   const { parts, blobs } = partsOf(channel, batch);
   await putBlobs(env, channel, blobs);
-  const writer = writerFor(env, channel);
   // In order, each after the previous is in: a failure leaves a prefix written, which a retry rewrites harmlessly.
   for (const p of parts) {
     const written = await writer.write(p);
@@ -111,7 +115,7 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   const batch = store.outboxBatch(core.config.drainBatch, DRAIN_BYTES);
   if (batch.length === 0 || channel === null) return core.cancelDrainTimer();
   try {
-    await writeBatch(core.env, channel, batch);
+    await writeBatch(core.env, channel, batch, core.writer(channel));
   } catch (e) {
     const attempt = Number(store.meta('drain_attempts') ?? 0) + 1;
     const delay = backoffMs(attempt);
