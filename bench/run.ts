@@ -3,6 +3,7 @@
  * Starts Edgeflux, Mosquitto, Aedes and a bare Node peer; runs the scenarios; prints Markdown tables
  * and writes bench/results/<quick|full>-<time>.json. `--help` lists every flag. See docs/performance.md.
  */
+import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { codecScenarios } from './codecs';
@@ -26,6 +27,7 @@ const flags = {
   sockets: { type: 'string', help: 'WebSocket fan-out sockets; quick 100, full 1000' },
   'socket-rate': { type: 'string', help: 'WebSocket deliveries/s offered (quick 5000, full 20000)' },
   idle: { type: 'string', help: 'idle MQTT connections; quick 500, full 2000' },
+  'state-dir': { type: 'string', help: "where Edgeflux's local state (D1, R2, actors' SQLite) lives: default the OS temp directory; e.g. /dev/shm (tmpfs), since the peers keep everything in memory" },
   profile: { type: 'boolean', default: false, help: 'write a V8 CPU profile of the bridge under bench/results/profile-<time>/' },
   help: { type: 'boolean', default: false, help: 'this list' },
 } as const;
@@ -54,13 +56,14 @@ const settings: Settings & { ms: number } = {
   settleMs: quick ? 1000 : 2000,
   storageWaitMs: quick ? 15_000 : 30_000,
 };
+const stateDir = typeof v['state-dir'] === 'string' ? resolve(v['state-dir']) : tmpdir();
 const only = new Set(typeof v.only === 'string' ? v.only.split(',') : [...SCENARIOS, 'codecs']);
 const unknown = [...only].filter((s) => s !== 'codecs' && !(SCENARIOS as readonly string[]).includes(s));
 if (unknown.length) throw new Error(`--only: unknown scenario(s) ${unknown.join(', ')}`);
 
 const began = Date.now();
 const out: Outcome = { rows: [], storage: [], notes: [] };
-const checks: { start: MachineCheck; end?: MachineCheck } = { start: machineCheck() };
+const checks: { start: MachineCheck; end?: MachineCheck } = { start: machineCheck(stateDir) };
 const servers: Server[] = [];
 let stopping = false;
 
@@ -69,12 +72,13 @@ async function stopServers(): Promise<void> {
 }
 
 function report(interrupted = false): void {
-  checks.end ??= machineCheck();
+  checks.end ??= machineCheck(stateDir);
   const method = [
     `Each figure is the median of ${settings.runs} runs of ${settings.seconds} s; the servers are loaded one after the other by the same client harness in this one Node process, each server's runs on one set of connected, warmed-up clients.`,
     'Latency: sender clock written into the SenML payload, read back by the subscriber, recorded in an HDR histogram (µs, 3 digits).',
     'CPU: user+system seconds of the server processes during the run (/proc/<pid>/stat); Edgeflux = its whole process group (launcher, wrangler, workerd, bridge). Peak RSS: highest sampled sum of VmRSS (100 ms).',
     `Machine: ${machine()}.`,
+    `Edgeflux's local state (D1, R2, every Durable Object's SQLite, each commit an fsync on workerd's thread) in ${stateDir}${stateDir === tmpdir() ? ' (the OS temp directory)' : ''}; Mosquitto keeps nothing on disk, Aedes is in memory.`,
     `Machine check (the same probe every run; compare runs only when these agree): at the start ${describeCheck(checks.start)}${checks.end ? `; at the end ${describeCheck(checks.end)}` : ''}.`,
   ].join(' ');
   const first = [...(interrupted ? ['**INTERRUPTED**: the scenarios below are the ones that finished'] : []), ...out.storage];
@@ -92,7 +96,7 @@ function report(interrupted = false): void {
     `took ${((Date.now() - began) / 1000).toFixed(0)} s`,
   ].join('\n');
   console.log(text);
-  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], ...settings }, machineCheck: checks })}`);
+  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], stateDir, ...settings }, machineCheck: checks })}`);
 }
 
 // Ctrl-C: stop every server this run started (Edgeflux is a process group of its own) and report what finished.
@@ -107,7 +111,7 @@ if ([...only].some((s) => s !== 'codecs')) {
   try {
     progress('starting Edgeflux, Mosquitto, Aedes, bare Node');
     const profileDir = v.profile ? resolve(import.meta.dirname, 'results', `profile-${new Date().toISOString().replace(/[:.]/g, '-')}`) : undefined;
-    servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20), profileDir }));
+    servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20), profileDir, stateDir }));
     if (profileDir) out.notes.push(`CPU profile of the bridge (written when it exits): ${profileDir}`);
     servers.push(await startMosquitto(), await startAedes(), await startPlainNode());
     out.notes.push(`Edgeflux limits raised for the benchmark: EDGEFLUX_MQTT_LIMITS=${JSON.stringify(BENCH_MQTT_LIMITS)}; every channel PATCH /limits ${JSON.stringify(BENCH_CHANNEL_LIMITS)}`);

@@ -142,12 +142,16 @@ export async function pool<T>(items: T[], n: number, fn: (item: T, i: number) =>
   }));
 }
 
-/** `profileDir`: the bridge writes a V8 CPU profile of its whole life there when it exits (bench/profile-hook.mjs). */
 /** The longest one stored-message count may take (the query API answers in milliseconds). */
 const COUNT_TIMEOUT_MS = 15_000;
 
-export async function startEdgeflux(opts: { devices: number; profileDir?: string }): Promise<Server> {
-  const state = mkdtempSync(join(tmpdir(), 'bench-edgeflux-'));
+/**
+ * `profileDir`: the bridge writes a V8 CPU profile of its whole life there when it exits
+ * (bench/profile-hook.mjs). `stateDir`: where the platform's fresh state directory is made
+ * (default the OS temp directory).
+ */
+export async function startEdgeflux(opts: { devices: number; profileDir?: string; stateDir?: string }): Promise<Server> {
+  const state = mkdtempSync(join(opts.stateDir ?? tmpdir(), 'bench-edgeflux-'));
   const hook = resolve(import.meta.dirname, 'profile-hook.mjs');
   const profiling: Record<string, string> = opts.profileDir ? { BENCH_PROFILE_DIR: opts.profileDir, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${hook}`.trim() } : {};
   const platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify(BENCH_MQTT_LIMITS), ...profiling }).catch((e: unknown) => {

@@ -5,7 +5,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codecScenarios } from '../../bench/codecs';
 import { median, medianRow, ratios, table } from '../../bench/harness';
@@ -13,7 +15,7 @@ import { LatencyRecorder, stampedSenml } from '../../bench/latency';
 import { describeCheck, machineCheck } from '../../bench/machine-check';
 import { flow, idleConnections } from '../../bench/mqtt-load';
 import { cpuSeconds, ProcWatch, processGroup, statusKiB } from '../../bench/procs';
-import { startAedes, startMosquitto, type Server } from '../../bench/servers';
+import { startAedes, startEdgeflux, startMosquitto, type Server } from '../../bench/servers';
 import { root } from './processes';
 
 describe('bench kit', () => {
@@ -91,13 +93,40 @@ describe('bench MQTT harness against the peers', () => {
 });
 
 it('npm run bench -- --only codecs prints a table and writes its JSON', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--only', 'codecs', '--ms', '2', '--runs', '1'], { cwd: root, encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  expect(r.stdout).toContain('### 7 codecs (one core)');
-  const file = /results: (\S+\.json)/.exec(r.stdout)?.[1];
-  expect(file).toBeTruthy();
-  const json = JSON.parse(readFileSync(file!, 'utf8')) as { rows: unknown[]; machine: string };
-  rmSync(file!);
-  expect(json.rows.length).toBeGreaterThan(10);
-  expect(json.machine).toMatch(/Node v/);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-state-dir-'));
+  try {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--only', 'codecs', '--ms', '2', '--runs', '1', '--state-dir', dir], { cwd: root, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('### 7 codecs (one core)');
+    // The method names where Edgeflux's state (and the machine check's sync probe) lives.
+    expect(r.stdout).toContain(`Edgeflux's local state (D1, R2, every Durable Object's SQLite, each commit an fsync on workerd's thread) in ${dir};`);
+    const file = /results: (\S+\.json)/.exec(r.stdout)?.[1];
+    expect(file).toBeTruthy();
+    const json = JSON.parse(readFileSync(file!, 'utf8')) as { rows: unknown[]; machine: string; settings: { stateDir: string } };
+    rmSync(file!);
+    expect(json.rows.length).toBeGreaterThan(10);
+    expect(json.machine).toMatch(/Node v/);
+    expect(json.settings.stateDir).toBe(dir);
+    expect(readdirSync(dir)).toEqual([]); // the probe cleaned up after itself
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
+
+it('--state-dir: the benchmark platform keeps its D1 and actors under it, and removes them when it stops', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-state-dir-'));
+  try {
+    const s = await startEdgeflux({ devices: 2, stateDir: dir });
+    let files: string[];
+    try {
+      files = readdirSync(dir, { recursive: true, encoding: 'utf8' });
+    } finally {
+      await s.stop();
+    }
+    // D1's database and the provisioned channel's actor, each a SQLite file.
+    for (const kind of [/\/v3\/d1\/[^/]+\/[0-9a-f]{64}\.sqlite$/, /\/v3\/do\/edgeflux-ChannelActor\/[0-9a-f]{64}\.sqlite$/]) expect(files.some((f) => f.startsWith('bench-edgeflux-') && kind.test(f)), files.join('\n')).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
