@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 
@@ -92,6 +92,36 @@ export async function provision(url: string, types: ('publish' | 'subscribe')[] 
 }
 
 /** Runs `npm start`'s launcher as a real process group and waits until it prints EDGEFLUX_READY. */
+/** Whether a process of group `pgid` is still running (zombies, waiting for a reaper, do not count). Linux /proc; elsewhere it cannot tell and says no. */
+function groupRunning(pgid: number): boolean {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return false;
+  }
+  for (const pid of pids) {
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z') return true;
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return false;
+}
+
+async function groupGone(pgid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (groupRunning(pgid)) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
 export async function startPlatform(env: Record<string, string>, timeoutMs = 90_000): Promise<Platform> {
   // Every listener on a free port, so test files never collide with each other or a running platform.
   const ports = {
@@ -121,6 +151,16 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
     }
     const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 10_000);
     await exited;
+    // The launcher exits as soon as it has signalled its children: wait for wrangler, workerd and
+    // the bridge too, so that a caller removing the state directory next races nothing.
+    if (!(await groupGone(child.pid, 10_000))) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+      await groupGone(child.pid, 5_000);
+    }
     clearTimeout(timer);
   };
   const url = await new Promise<string>((ok, fail) => {
