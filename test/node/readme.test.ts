@@ -10,8 +10,8 @@ import { root, startPlatform, type Platform } from './processes';
  * mosquitto_pub and libcoap's coap-client. The blocks are read from README.md itself, so the text
  * cannot drift from what works. Changed only as a newcomer's machine differs from a test's: the
  * platform's free ports instead of the defaults; the background subscriber's output goes to a file,
- * and the next command waits for its SUBACK (as a person typing it would, without knowing); a 4 s
- * observation instead of 60; and 5 s instead of 2 for the message to reach D1, since a test
+ * and the next command waits for its SUBACK (a person typing the next command leaves it that
+ * time without thinking of it); a 4 s observation instead of 60; and 5 s instead of 2 for the message to reach D1, since a test
  * machine is busier than a newcomer's. curl fails on an HTTP error and gives up after 30 s.
  */
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
