@@ -54,6 +54,14 @@ export function processGroup(pgid: number): number[] {
     .filter((pid) => Number(statFields(pid)?.[2]) === pgid);
 }
 
+/** Whether any process of group `pgid` still runs; zombies (exited, awaiting their reaper) do not count. */
+export function groupRunning(pgid: number): boolean {
+  return processGroup(pgid).some((pid) => {
+    const state = statFields(pid)?.[0];
+    return state !== undefined && state !== 'Z';
+  });
+}
+
 export interface Usage {
   /** CPU seconds used by the watched processes during the watch. */
   cpuSeconds: number;

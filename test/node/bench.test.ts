@@ -3,7 +3,7 @@
  * against the two peers (Mosquitto, Aedes), and `npm run bench -- --only codecs` end to end.
  * No figure is judged here — the benchmark does that — only that every part still measures.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { median, medianRow, ratios, table } from '../../bench/harness';
 import { LatencyRecorder, stampedSenml } from '../../bench/latency';
 import { describeCheck, machineCheck } from '../../bench/machine-check';
 import { flow, idleConnections } from '../../bench/mqtt-load';
-import { cpuSeconds, ProcWatch, processGroup, statusKiB } from '../../bench/procs';
+import { cpuSeconds, groupRunning, ProcWatch, processGroup, statusKiB } from '../../bench/procs';
 import { startAedes, startEdgeflux, startMosquitto, type Server } from '../../bench/servers';
 import { root } from './processes';
 
@@ -61,6 +61,15 @@ describe('bench kit', () => {
     expect(u.peakRssMiB).toBeGreaterThan(1);
     expect(u.harnessStallMs).toBeGreaterThan(40);
     expect(u.harnessStallMs).toBeLessThan(5000);
+  });
+
+  it('tells whether a process group still runs', async () => {
+    const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    expect(groupRunning(child.pid!)).toBe(true);
+    process.kill(-child.pid!, 'SIGKILL');
+    await exited; // reaped by this process: gone from /proc
+    expect(groupRunning(child.pid!)).toBe(false);
   });
 
   it('measures the codecs (tiny sizes)', () => {

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { groupRunning } from '../../bench/procs';
 
 export const root = resolve(import.meta.dirname, '../..');
 
@@ -91,28 +92,7 @@ export async function provision(url: string, types: ('publish' | 'subscribe')[] 
   return { token, org, channel, deviceId: device.id!, deviceKey: device.key!, call };
 }
 
-/** Runs `npm start`'s launcher as a real process group and waits until it prints EDGEFLUX_READY. */
-/** Whether a process of group `pgid` is still running (zombies, waiting for a reaper, do not count). Linux /proc; elsewhere it cannot tell and says no. */
-function groupRunning(pgid: number): boolean {
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return false;
-  }
-  for (const pid of pids) {
-    try {
-      // /proc/<pid>/stat: "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pgrp) === pgid && state !== 'Z') return true;
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return false;
-}
-
+/** Waits up to `ms` for every process of group `pgid` to exit; false if some still run. */
 async function groupGone(pgid: number, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (groupRunning(pgid)) {
@@ -122,6 +102,7 @@ async function groupGone(pgid: number, ms: number): Promise<boolean> {
   return true;
 }
 
+/** Runs `npm start`'s launcher as a real process group and waits until it prints EDGEFLUX_READY. */
 export async function startPlatform(env: Record<string, string>, timeoutMs = 90_000): Promise<Platform> {
   // Every listener on a free port, so test files never collide with each other or a running platform.
   const ports = {
