@@ -119,6 +119,20 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     ]);
     // The CBOR pack itself is binary: in R2.
     expect((await rows(ch)).map((x) => x.blob_key === null)).toEqual([true, false]);
+    // Every other record column, and text that JSON must escape, comes through the writer's JSON parameter unchanged.
+    const tricky = 'q"\\ \n\t é ✓ 🌡 \u0001';
+    const payload = JSON.stringify([{ bn: 'urn:dev:3:', n: 'x', vd: 'AQID_w', s: 12.25, ut: 60, t: 1_700_000_200 }, { n: 'y', vs: tricky, t: 1_700_000_201 }, { n: 'z', v: -0.000001, t: 1_700_000_202 }]);
+    const r2 = await actor(ch).publish([msg({ subtopic: 'a/"b"/é', contentType: 'application/senml+json', payload: text(payload), publisher: tricky })], ch);
+    expect(r2).toMatchObject([{ ok: true }]);
+    await runDurableObjectAlarm(actor(ch));
+    const more = (await env.DB.prepare('SELECT idx, subtopic, publisher, name, time, value, string_value, data_value, sum, update_time FROM senml_records WHERE channel_id = ? AND seq = 3 ORDER BY idx').bind(ch).all()).results;
+    expect(more).toEqual([
+      { idx: 0, subtopic: 'a/"b"/é', publisher: tricky, name: 'urn:dev:3:x', time: 1_700_000_200, value: null, string_value: null, data_value: 'AQID_w', sum: 12.25, update_time: 60 },
+      { idx: 1, subtopic: 'a/"b"/é', publisher: tricky, name: 'urn:dev:3:y', time: 1_700_000_201, value: null, string_value: tricky, data_value: null, sum: null, update_time: null },
+      { idx: 2, subtopic: 'a/"b"/é', publisher: tricky, name: 'urn:dev:3:z', time: 1_700_000_202, value: -0.000001, string_value: null, data_value: null, sum: null, update_time: null },
+    ]);
+    const row = await env.DB.prepare('SELECT subtopic, publisher, payload, size FROM messages WHERE channel_id = ? AND seq = 3').bind(ch).first();
+    expect(row).toEqual({ subtopic: 'a/"b"/é', publisher: tricky, payload, size: new TextEncoder().encode(payload).length });
     // The name/time index serves "this sensor between t1 and t2".
     const plan = await env.DB.prepare('EXPLAIN QUERY PLAN SELECT value FROM senml_records WHERE channel_id = ? AND name = ? AND time BETWEEN ? AND ?').bind(ch, 'x', 0, 1).all<{ detail: string }>();
     expect(plan.results.map((p) => p.detail).join(' ')).toMatch(/senml_channel_name_time/);

@@ -48,15 +48,22 @@ export interface WritePart {
   records: string[];
 }
 
-/** Positional rows read with `value ->> n`: an index step per column (objects cost a key search each). */
-export const INSERT_MESSAGES = `INSERT OR IGNORE INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload, blob_key, retained)
-  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10
-  FROM json_each(?1)`;
+/**
+ * Positional rows read with `v ->> n`: an index step per column (objects cost a key search each).
+ * Each row is converted to SQLite's binary JSON once, in a MATERIALIZED CTE: `json_each` hands a
+ * container value out as text, and every `value ->> n` on that text would render and re-parse the
+ * row again — eleven times per message row (measured: ~10 % of workerd's CPU in a stored fan-in).
+ */
+export const INSERT_MESSAGES = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
+  INSERT OR IGNORE INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload, blob_key, retained)
+  SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8, v ->> 9, v ->> 10 FROM m`;
 
-export const INSERT_RECORDS = `INSERT OR IGNORE INTO senml_records (channel_id, seq, idx, subtopic, publisher, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
-  SELECT m.value ->> 0, m.value ->> 1, r.value ->> '$.i', m.value ->> 2, m.value ->> 3, m.value ->> 4, r.value ->> '$.n', r.value ->> '$.t', r.value ->> '$.u',
-         r.value ->> '$.v', r.value ->> '$.vs', r.value ->> '$.vb', r.value ->> '$.vd', r.value ->> '$.s', r.value ->> '$.ut'
-  FROM json_each(?1) AS m, json_each(m.value, '$[5]') AS r`;
+export const INSERT_RECORDS = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1)),
+  r AS MATERIALIZED (SELECT m.v AS v, jsonb(e.value) AS rv FROM m, json_each(m.v, '$[5]') AS e)
+  INSERT OR IGNORE INTO senml_records (channel_id, seq, idx, subtopic, publisher, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
+  SELECT v ->> 0, v ->> 1, rv ->> '$.i', v ->> 2, v ->> 3, v ->> 4, rv ->> '$.n', rv ->> '$.t', rv ->> '$.u',
+         rv ->> '$.v', rv ->> '$.vs', rv ->> '$.vb', rv ->> '$.vd', rv ->> '$.s', rv ->> '$.ut'
+  FROM r`;
 
 /** Joins JSON rows into array parameters that each stay under the D1 value limit. */
 export function chunks(items: readonly string[]): string[] {
