@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { encodeSenmlCbor } from '../../shared/senml';
 import type { ChannelCore } from './core';
 import { DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
-import { backoffMs, blobKey, partsOf, writeBatch } from './drain';
+import { isTextualType, utf8Text } from '../../shared/envelope';
+import { backoffMs, blobKey, INLINE_TEXT_MAX, partsOf, writeBatch, type MessageItem } from './drain';
+import type { ChannelMessage } from './types';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, text } from './test-helpers';
 import { isDataError, writerFor, type WritePart } from '../writer';
@@ -468,6 +470,36 @@ describe('store writer: many channels per D1 batch', () => {
     expect(await rows(ch)).toHaveLength(12);
     const n = await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch).first<{ n: number }>();
     expect(n?.n).toBe(240);
+  });
+
+  it('writes each row as exactly the JSON of its MessageItem, whatever the strings and payload', () => {
+    const ch = newChannel();
+    const strings = ['', 'room/1', 'q"\\ \n\t é ✓ 🌡 \u0001 \u2028', 'dev-1', 'dev-2'];
+    const payloads = [text('hello'), text('[{"n":"t","v":1}]'), new Uint8Array([0xff, 0xfe, 0x00]), new Uint8Array(64 * 1024 + 1).fill(0x41), text('x'.repeat(64 * 1024)), text('"é\\')];
+    const types = ['text/plain', 'application/senml+json', 'application/octet-stream', 'text/plain; charset=latin1', 'application/json'];
+    let seed = 7;
+    const pick = <T,>(xs: readonly T[]): T => xs[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % xs.length] as T;
+    const batch = Array.from({ length: 300 }, (_, i) => {
+      const envelope = { seq: i + 1, subtopic: pick(strings), publisher: pick(strings), protocol: pick(['http', 'ws', 'mqtt', 'coap'] as const), contentType: pick(types), created: 1_700_000_000_000 + i, payload: pick(payloads) };
+      return { message: { envelope, retain: pick([true, false]) } as ChannelMessage, records: pick([null, '[{"i":0,"n":"t","t":1,"v":1}]']) };
+    });
+    const { parts, blobs } = partsOf(ch, batch);
+    const inline = (m: ChannelMessage): string | null => {
+      const e = m.envelope;
+      return e.payload.length <= INLINE_TEXT_MAX && isTextualType(e.contentType) ? utf8Text(e.payload) : null;
+    };
+    const expected = batch.map(({ message: m }) => {
+      const e = m.envelope;
+      const t = inline(m);
+      const item: MessageItem = [ch, e.seq, e.subtopic, e.publisher, e.protocol, e.contentType, e.created, e.payload.length, t, t === null ? blobKey(ch, e.seq) : null, m.retain ? 1 : 0];
+      return JSON.stringify(item);
+    });
+    expect(parts.flatMap((p) => p.messages)).toEqual(expected);
+    expect(blobs.map((m) => m.envelope.seq)).toEqual(batch.filter(({ message: m }) => inline(m) === null).map(({ message: m }) => m.envelope.seq));
+    const recs = batch.filter((b) => b.records !== null).map(({ message: { envelope: e }, records }) => JSON.stringify([ch, e.seq, e.subtopic, e.publisher, e.created, JSON.parse(records!)]));
+    expect(parts.flatMap((p) => p.records)).toEqual(recs);
+    // Every kind of row came up: inline text, R2 (binary, too big, invalid UTF-8, other charset), retained.
+    expect(new Set(expected.map((r) => (JSON.parse(r) as unknown[])[8] === null)).size).toBe(2);
   });
 
   it('retries part by part only when SQLite refused the rows, not when D1 itself failed', () => {
