@@ -114,7 +114,7 @@ export function machine(): string {
   return `${c.length} × ${c[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}/${process.arch}`;
 }
 
-export function writeResults(name: string, result: { rows: Row[]; notes: string[]; method: string; settings: Record<string, unknown>; machineCheck?: unknown }): string {
+export function writeResults(name: string, result: { rows: Row[]; notes: string[]; method: string; settings: Record<string, unknown>; machineCheck?: unknown; d1?: unknown }): string {
   const dir = resolve(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   const file = resolve(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

@@ -65,7 +65,16 @@ const began = Date.now();
 const out: Outcome = { rows: [], storage: [], notes: [] };
 const checks: { start: MachineCheck; end?: MachineCheck } = { start: machineCheck(stateDir) };
 const servers: Server[] = [];
+let edgeflux: Server | undefined;
 let stopping = false;
+
+/** What storing every message cost on disk: known once Edgeflux has stopped. */
+function footprintNote(): string[] {
+  const f = edgeflux?.storage?.footprint();
+  if (!f || f.messages === 0) return [];
+  const mib = (f.bytes / 2 ** 20).toFixed(1);
+  return [`D1 after the run: ${f.messages} stored messages in ${mib} MiB of database file: ~${Math.round(f.bytes / f.messages)} bytes per message (its row, its SenML records and their indexes; the schema and the provisioned devices and channels, well under 1 MiB, are counted in too)`];
+}
 
 async function stopServers(): Promise<void> {
   for (const s of servers.splice(0).reverse()) await s.stop();
@@ -81,6 +90,7 @@ function report(interrupted = false): void {
     `Edgeflux's local state (D1, R2, every Durable Object's SQLite, each commit an fsync on workerd's thread) in ${stateDir}${stateDir === tmpdir() ? ' (the OS temp directory)' : ''}; Mosquitto keeps nothing on disk, Aedes is in memory.`,
     `Machine check (the same probe every run; compare runs only when these agree): at the start ${describeCheck(checks.start)}${checks.end ? `; at the end ${describeCheck(checks.end)}` : ''}.`,
   ].join(' ');
+  out.notes.push(...footprintNote());
   const first = [...(interrupted ? ['**INTERRUPTED**: the scenarios below are the ones that finished'] : []), ...out.storage];
   const text = [
     `# Edgeflux benchmarks${quick ? ' (quick)' : ''}`,
@@ -96,7 +106,7 @@ function report(interrupted = false): void {
     `took ${((Date.now() - began) / 1000).toFixed(0)} s`,
   ].join('\n');
   console.log(text);
-  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], stateDir, ...settings }, machineCheck: checks })}`);
+  console.log(`\nresults: ${writeResults(quick ? 'quick' : 'full', { rows: out.rows, notes: [...first, ...out.notes], method, settings: { quick, only: [...only], stateDir, ...settings }, machineCheck: checks, d1: edgeflux?.storage?.footprint() ?? null })}`);
 }
 
 // Ctrl-C: stop every server this run started (Edgeflux is a process group of its own) and report what finished.
@@ -111,7 +121,8 @@ if ([...only].some((s) => s !== 'codecs')) {
   try {
     progress('starting Edgeflux, Mosquitto, Aedes, bare Node');
     const profileDir = v.profile ? resolve(import.meta.dirname, 'results', `profile-${new Date().toISOString().replace(/[:.]/g, '-')}`) : undefined;
-    servers.push(await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20), profileDir, stateDir }));
+    edgeflux = await startEdgeflux({ devices: Math.max(settings.publishers + 1, 20), profileDir, stateDir });
+    servers.push(edgeflux);
     if (profileDir) out.notes.push(`CPU profile of the bridge (written when it exits): ${profileDir}`);
     servers.push(await startMosquitto(), await startAedes(), await startPlainNode());
     out.notes.push(`Edgeflux limits raised for the benchmark: EDGEFLUX_MQTT_LIMITS=${JSON.stringify(BENCH_MQTT_LIMITS)}; every channel PATCH /limits ${JSON.stringify(BENCH_CHANNEL_LIMITS)}`);

@@ -4,7 +4,7 @@
  * free port), Aedes (npm, its own process) and, for HTTP/WebSocket, a bare Node peer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -45,6 +45,28 @@ export interface Storage {
   expect(ch: number, n: number): void;
   /** Waits (up to `ms`) for the drain to catch up; answers accepted vs newly stored messages since the last check. */
   check(ms?: number): Promise<{ expected: number; stored: number; channels: number; draining: boolean; drainRate: number }>;
+  /**
+   * What storing cost on disk, known once the platform has stopped (null before): the bytes of
+   * D1's database files and the messages the checks counted in it. Read after workerd closed the
+   * database, so its write-ahead log is checkpointed into the file.
+   */
+  footprint(): Footprint | null;
+}
+
+export interface Footprint {
+  /** Messages counted in D1 by the storage checks (every scenario's channels). */
+  messages: number;
+  /** D1's database files (the database, and its WAL if one is left), every table and index. */
+  bytes: number;
+}
+
+/** The bytes of local D1's SQLite files under a platform's state directory (wrangler's v3 layout). */
+export function d1Bytes(state: string): number {
+  const dir = join(state, 'v3', 'd1', 'miniflare-D1DatabaseObject');
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir)
+    .filter((f) => /\.sqlite(-wal)?$/.test(f))
+    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -158,7 +180,13 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
     rmSync(state, { recursive: true, force: true });
     throw e;
   });
-  const stop = async () => (await platform.stop(), rmSync(state, { recursive: true, force: true }));
+  let footprint: Footprint | null = null;
+  let counted = () => 0;
+  const stop = async () => {
+    await platform.stop();
+    footprint = { messages: counted(), bytes: d1Bytes(state) };
+    rmSync(state, { recursive: true, force: true });
+  };
   try {
     const w = await provision(platform.url);
     const call = w.call;
@@ -195,8 +223,10 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
       if (!res.ok) throw new Error(`counting the stored messages of channel ${ch}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
       return ((await res.json()) as { total: number }).total;
     };
+    counted = () => [...storedAt.values()].reduce((a, b) => a + b, 0);
     const storage: Storage = {
       expect: (ch, n) => void expected.set(base + ch, (expected.get(base + ch) ?? 0) + n),
+      footprint: () => footprint,
       check: async (ms = 60_000) => {
         const chs = [...expected.keys()];
         const want = chs.reduce((s, c) => s + expected.get(c)!, 0);

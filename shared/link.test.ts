@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { cborEncode } from './cbor';
+import { cborDecode, cborEncode } from './cbor';
 import { utf8Bytes } from './envelope';
-import { LinkError, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, type LinkOp } from './link';
+import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkUsesRefs, type LinkOp } from './link';
 
 const envelope = {
   channel: 'c1',
@@ -40,6 +40,34 @@ describe('link frames', () => {
     expect(decodeLinkFrame(encodeLinkFrame([op]))).toEqual([op]);
   });
 
+  it.each(ops)('%s round-trips with string references', (_name, op) => {
+    expect(decodeLinkFrame(encodeLinkFrame([op, op], true))).toEqual([op, op]);
+  });
+
+  it('with string references, writes each repeated string once per frame', () => {
+    const burst: LinkOp[] = Array.from({ length: 300 }, (_, i) => ({ op: 'publish', id: i, subtopic: 'room/1', publisher: `5bcf5488-fc88-4006-976a-74d0b81006b${i % 3}`, protocol: 'mqtt', contentType: 'application/senml+json', payload: utf8Bytes(`[{"v":${i}}]`), retain: false }));
+    const plain = encodeLinkFrame(burst);
+    const refs = encodeLinkFrame(burst, true);
+    expect(decodeLinkFrame(refs)).toEqual(burst);
+    expect(decodeLinkFrame(plain)).toEqual(burst);
+    expect(refs.byteLength).toBeLessThan(plain.byteLength / 2);
+    // The table, in first-occurrence order: room/1, publisher 0, mqtt, content type, publisher 1, publisher 2.
+    const raw = cborDecode(refs) as unknown[][];
+    expect(raw[0]!.slice(2, 6)).toEqual(['room/1', '5bcf5488-fc88-4006-976a-74d0b81006b0', 'mqtt', 'application/senml+json']);
+    expect(raw[1]!.slice(2, 6)).toEqual([0, '5bcf5488-fc88-4006-976a-74d0b81006b1', 2, 3]);
+    expect(raw[3]!.slice(2, 6)).toEqual([0, 1, 2, 3]);
+    // References do not cross frames: each frame starts a table of its own.
+    expect((cborDecode(encodeLinkFrame(burst.slice(3), true)) as unknown[][])[0]!.slice(2, 6)).toEqual(['room/1', '5bcf5488-fc88-4006-976a-74d0b81006b0', 'mqtt', 'application/senml+json']);
+  });
+
+  it('negotiates the newest subprotocol both sides speak', () => {
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V1);
+    expect(chooseLinkSubprotocol(['edgeflux.link.v9', 'chat'])).toBeUndefined();
+    expect(chooseLinkSubprotocol([])).toBeUndefined();
+    expect([LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, undefined, null].map(linkUsesRefs)).toEqual([true, false, false, false]);
+  });
+
   it('batches many ops in one frame, in order', () => {
     const all = ops.map(([, op]) => op);
     expect(decodeLinkFrame(encodeLinkFrame(all))).toEqual(all);
@@ -67,6 +95,12 @@ describe('link frames', () => {
     ['malformed properties', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, [['k']]]], /pairs/],
     ['extra elements', [[6, 1, 'extra']], /unexpected element 2/],
     ['a missing element', [[2, 1, 2]], /element 3/],
+    ['a reference before any string', [[1, 1, 0, 'p', 'mqtt', 't', new Uint8Array(), false]], /op 0 \(publish\): element 2 must be a string, or a reference to one of the frame's 0 strings so far/],
+    ['a reference past the table', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false], [1, 2, 0, 4, 'mqtt', 't', new Uint8Array(), false]], /op 1 \(publish\): element 3 must be a string, or a reference to one of the frame's 4 strings/],
+    ['a negative reference', [[1, 1, 'a', -1, 'mqtt', 't', new Uint8Array(), false]], /element 3 must be a string, or a reference/],
+    ['a fractional reference', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false], [1, 2, 0.5, 'p', 'mqtt', 't', new Uint8Array(), false]], /op 1 \(publish\): element 2 must be a string, or a reference/],
+    ['a protocol that refers to a string that is not one', [[1, 1, 'a', 'p', 0, 't', new Uint8Array(), false]], /element 4 must be one of/],
+    ['a reference where only strings go (a filter)', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false], [4, 1, 0]], /op 1 \(subscribe\): element 2 must be a string/],
   ];
   it.each(bad)('refuses %s with a LinkError naming the op and element', (_name, value, message) => {
     const bytes = cborEncode(value);
@@ -90,7 +124,8 @@ describe('link frames', () => {
       seed ^= seed << 5;
       return (seed >>> 0) / 2 ** 32;
     };
-    const valid = encodeLinkFrame(ops.map(([, op]) => op));
+    const all = ops.map(([, op]) => op);
+    const frames = [encodeLinkFrame(all), encodeLinkFrame([...all, ...all], true)];
     let decoded = 0;
     for (let i = 0; i < 20_000; i++) {
       let bytes: Uint8Array;
@@ -99,6 +134,7 @@ describe('link frames', () => {
         if (bytes.length > 0) bytes[0] = 0x80 | Math.floor(rand() * 0x20); // usually an array head
       } else {
         // Mutate a valid frame: flip, truncate or splice bytes.
+        const valid = frames[i % 4 === 1 ? 0 : 1]!;
         bytes = valid.slice(0, Math.max(1, Math.floor(rand() * valid.length) + 1));
         for (let k = 0; k < 3; k++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
       }

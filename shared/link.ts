@@ -20,6 +20,14 @@
  *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
  *     [10 error       code, reason, sub?]
  *
+ * String references (`edgeflux.link.v2`): in one frame, the elements subtopic, publisher,
+ * protocol and contentType of `publish` and `message` ops, and channel of `message` ops, share a
+ * string table. Each such element given as a string is appended to the table, in frame order;
+ * such an element may instead be a non-negative integer k: the table's k-th string (0-based).
+ * A v2 sender writes each distinct string once per frame and refers to it after that (a burst
+ * repeats the same publisher ids and content types thousands of times). Receivers accept
+ * references whichever subprotocol was chosen; a v1 sender simply never writes one.
+ *
  * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
  * properties as [name, value] pairs (order and duplicates kept, §3.3.2.3.7); `expiry` is the
  * message expiry interval in seconds (§3.3.2.3.3), remaining time on delivery. In `message`,
@@ -29,7 +37,20 @@
 import { asBytes, cborDecode, cborEncode, CborError } from './cbor';
 import { isProtocol, type Envelope, type Protocol } from './envelope';
 
-export const LINK_SUBPROTOCOL = 'edgeflux.link.v1';
+/** The newest link subprotocol: v1 and string references. A bridge offers it first. */
+export const LINK_SUBPROTOCOL = 'edgeflux.link.v2';
+/** Still accepted: a peer that offers only v1 gets frames without string references. */
+export const LINK_SUBPROTOCOL_V1 = 'edgeflux.link.v1';
+/** What a bridge offers, newest first. */
+export const LINK_SUBPROTOCOLS = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1] as const;
+
+/** The subprotocol to answer an offer with (the newest both sides speak), or undefined if the peer offered none of ours. */
+export function chooseLinkSubprotocol(offered: readonly string[]): string | undefined {
+  return LINK_SUBPROTOCOLS.find((p) => offered.includes(p));
+}
+
+/** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may use string references. */
+export const linkUsesRefs = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
 
 export const OPCODES = {
   publish: 1,
@@ -87,10 +108,22 @@ export class LinkError extends Error {
 
 const opt = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 
-function opArray(op: LinkOp): unknown[] {
+/** One frame's string table as a sender keeps it: a string's first occurrence goes out as is, later ones as its index. */
+class StringRefs {
+  private readonly index = new Map<string, number>();
+  ref(s: string): string | number {
+    const k = this.index.get(s);
+    if (k !== undefined) return k;
+    this.index.set(s, this.index.size);
+    return s;
+  }
+}
+
+function opArray(op: LinkOp, t: StringRefs | undefined): unknown[] {
+  const s = (v: string): string | number => (t ? t.ref(v) : v);
   switch (op.op) {
     case 'publish':
-      return [1, op.id, op.subtopic, op.publisher, op.protocol, op.contentType, op.payload, op.retain, opt(op.properties), opt(op.expiry)];
+      return [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry)];
     case 'ack':
       return [2, op.id, op.seq, op.created];
     case 'nack':
@@ -105,7 +138,7 @@ function opArray(op: LinkOp): unknown[] {
       return [7, op.sub];
     case 'message': {
       const e = op.envelope;
-      return [8, op.subs, e.channel, e.seq, e.created, e.subtopic, e.publisher, e.protocol, e.contentType, e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null];
+      return [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null];
     }
     case 'gap':
       return [9, op.sub, op.from, op.to];
@@ -116,14 +149,17 @@ function opArray(op: LinkOp): unknown[] {
   }
 }
 
-export function encodeLinkOp(op: LinkOp): unknown[] {
-  const a = opArray(op);
+/** One op's array. `refs`: the frame's string table, when the link uses string references. */
+export function encodeLinkOp(op: LinkOp, refs?: StringRefs): unknown[] {
+  const a = opArray(op, refs);
   while (a.length > 1 && a[a.length - 1] === null) a.pop();
   return a;
 }
 
-export function encodeLinkFrame(ops: readonly LinkOp[]): Uint8Array {
-  return cborEncode(ops.map(encodeLinkOp));
+/** One frame. `refs`: write each repeated string once (only on a link whose subprotocol allows it: linkUsesRefs). */
+export function encodeLinkFrame(ops: readonly LinkOp[], refs = false): Uint8Array {
+  const t = refs ? new StringRefs() : undefined;
+  return cborEncode(ops.map((op) => encodeLinkOp(op, t)));
 }
 
 // ---- decode (untrusted bytes → typed ops or a LinkError) -------------------------------------
@@ -136,6 +172,8 @@ class Reader {
     private readonly a: readonly unknown[],
     private readonly index: number,
     private readonly name: string,
+    /** The frame's string table (see "String references" above), shared by its ops. */
+    private readonly strings: string[],
   ) {}
   /** Where, for an error message: built only when something fails (a frame holds thousands of ops). */
   get where(): string {
@@ -177,8 +215,23 @@ class Reader {
   }
   protocol(): Protocol {
     const v = this.next();
-    if (!isProtocol(v)) this.fail('one of http, ws, mqtt, coap');
-    return this.take(v);
+    const p = typeof v === 'number' ? this.resolve(v) : v;
+    if (!isProtocol(p)) this.fail('one of http, ws, mqtt, coap');
+    if (typeof v === 'string') this.strings.push(v);
+    return this.take(p);
+  }
+  /** A string element that may be a reference into the frame's string table. */
+  refStr(): string {
+    const v = this.next();
+    if (typeof v === 'number') return this.take(this.resolve(v));
+    const s = this.str();
+    this.strings.push(s);
+    return s;
+  }
+  private resolve(k: number): string {
+    const s = Number.isSafeInteger(k) && k >= 0 ? this.strings[k] : undefined;
+    if (s === undefined) this.fail(`a string, or a reference to one of the frame's ${this.strings.length} strings so far`);
+    return s;
   }
   uints(max: number): number[] {
     const v = this.next();
@@ -221,16 +274,16 @@ class Reader {
 }
 
 
-function decodeOp(raw: unknown, index: number): LinkOp {
+function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
   if (!Array.isArray(raw) || raw.length === 0) throw new LinkError(`op ${index}: must be a non-empty array`);
   const code = raw[0];
   const name = typeof code === 'number' ? NAMES[code] : undefined;
   if (!name) throw new LinkError(`op ${index}: unknown opcode ${JSON.stringify(code)}`);
-  const r = new Reader(raw, index, name);
+  const r = new Reader(raw, index, name, strings);
   let op: LinkOp;
   switch (name) {
     case 'publish': {
-      const publish: LinkPublish = { op: 'publish', id: r.uint(), subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes(), retain: r.bool() };
+      const publish: LinkPublish = { op: 'publish', id: r.uint(), subtopic: r.refStr(), publisher: r.refStr(), protocol: r.protocol(), contentType: r.refStr(), payload: r.bytes(), retain: r.bool() };
       const properties = r.properties();
       const expiry = r.optUint(LINK_LIMITS.expiry);
       if (properties !== undefined) publish.properties = properties;
@@ -264,10 +317,10 @@ function decodeOp(raw: unknown, index: number): LinkOp {
       break;
     case 'message': {
       const subs = r.uints(LINK_LIMITS.subsPerMessage);
-      const channel = r.str();
+      const channel = r.refStr();
       const seq = r.uint();
       const created = r.uint();
-      const envelope: Envelope = { channel, seq, created, subtopic: r.str(), publisher: r.str(), protocol: r.protocol(), contentType: r.str(), payload: r.bytes() };
+      const envelope: Envelope = { channel, seq, created, subtopic: r.refStr(), publisher: r.refStr(), protocol: r.protocol(), contentType: r.refStr(), payload: r.bytes() };
       const message: LinkMessage = { op: 'message', subs, envelope, retained: r.bool() };
       const properties = r.properties();
       const expiry = r.optUint(LINK_LIMITS.expiry);
@@ -306,7 +359,8 @@ export function decodeLinkFrame(bytes: Uint8Array): LinkOp[] {
   }
   if (!Array.isArray(value)) throw new LinkError('frame must be a CBOR array of ops');
   if (value.length > LINK_LIMITS.opsPerFrame) throw new LinkError(`frame has more than ${LINK_LIMITS.opsPerFrame} ops`);
-  return value.map(decodeOp);
+  const strings: string[] = [];
+  return value.map((raw, i) => decodeOp(raw, i, strings));
 }
 
 export const isBridgeOp = (op: LinkOp): op is BridgeOp => op.op === 'publish' || op.op === 'subscribe' || op.op === 'unsubscribe' || op.op === 'consumed';

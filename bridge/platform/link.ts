@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOL, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkUsesRefs, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -145,7 +145,8 @@ export class ChannelLink {
       }
     }
     for (const frame of frames(ops)) {
-      this.ws.send(encodeLinkFrame(frame));
+      // String references only if the platform chose v2 (an older worker answers v1).
+      this.ws.send(encodeLinkFrame(frame, linkUsesRefs(this.ws.protocol)));
       this.framesSent++;
       let last = -1;
       for (const op of frame) if (op.op === 'publish') last = op.id;
@@ -176,7 +177,7 @@ export class ChannelLink {
   private connect(): void {
     if (this.ws || this.closed || this.refused) return;
     // No permessage-deflate: CBOR frames between a bridge and its platform cost more CPU to compress than they save.
-    const ws = new WebSocket(this.url, LINK_SUBPROTOCOL, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
+    const ws = new WebSocket(this.url, [...LINK_SUBPROTOCOLS], { perMessageDeflate: false, headers: { authorization: `Bearer ${this.opts.bridgeSecret}` } });
     ws.binaryType = 'nodebuffer';
     this.ws = ws;
     ws.on('open', () => {

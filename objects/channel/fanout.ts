@@ -62,9 +62,11 @@ const opBytes = (op: ActorOp): number => (op.op === 'message' ? op.envelope.payl
 export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly ActorOp[], live = false): boolean {
   let chunk: ActorOp[] = [];
   let size = 0;
+  const att = core.sockets.attachment(ws);
+  const refs = att?.kind === 'link' && att.refs === true;
   const flush = (): boolean => {
     if (chunk.length === 0) return true;
-    const ok = send(core, ws, encodeLinkFrame(chunk));
+    const ok = send(core, ws, encodeLinkFrame(chunk, refs));
     chunk = [];
     size = 0;
     return ok;

@@ -1,5 +1,5 @@
 import { bytesOf } from '../../shared/cbor';
-import { LinkError, decodeLinkFrame, type ActorOp, type LinkOp, type LinkPublish, type LinkSubscribe } from '../../shared/link';
+import { LinkError, decodeLinkFrame, linkUsesRefs, type ActorOp, type LinkOp, type LinkPublish, type LinkSubscribe } from '../../shared/link';
 import { compileFilter, subtopicProblem } from '../../shared/topics';
 import { catchUp } from './catchup';
 import type { ChannelCore } from './core';
@@ -16,7 +16,7 @@ import { fail, type PublishInput, type PublishResult } from './types';
 export function acceptLink(core: ChannelCore, subprotocol?: string): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   core.ctx.acceptWebSocket(server, [TAG_LINK]);
-  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID() };
+  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID(), ...(linkUsesRefs(subprotocol) ? { refs: true } : {}) };
   core.sockets.remember(server, att);
   const headers = new Headers();
   if (subprotocol) headers.set('sec-websocket-protocol', subprotocol);

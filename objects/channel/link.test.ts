@@ -1,8 +1,8 @@
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import type { ActorOp, LinkMessage, LinkPublish } from '../../shared/link';
+import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, type ActorOp, type LinkMessage, type LinkPublish } from '../../shared/link';
 import type { ChannelActor } from './index';
-import { actor, framesOf, msg, newChannel, openLink, subscribe, text } from './test-helpers';
+import { actor, framesOf, msg, newChannel, openLink, rawFramesOf, subscribe, text } from './test-helpers';
 
 const publishOp = (id: number, over: Partial<LinkPublish> = {}): LinkPublish => ({
   op: 'publish',
@@ -130,6 +130,23 @@ describe('channel actor: bridge link', () => {
     expect((await actor(ch).info()).links).toBe(0);
     const subs = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM link_subs').one().n);
     expect(subs).toBe(0);
+  });
+
+  it('writes string references only on a v2 link, and still after hibernation', async () => {
+    const ch = newChannel();
+    const v2 = await openLink(ch, LINK_SUBPROTOCOL);
+    const v1 = await openLink(ch, LINK_SUBPROTOCOL_V1);
+    for (const l of [v2, v1]) {
+      l.send([{ op: 'subscribe', sub: 1, filter: '#' }]);
+      await l.next();
+    }
+    await evictDurableObject(actor(ch));
+    await actor(ch).publish([msg({ subtopic: 'x', publisher: 'dev-7' }), msg({ subtopic: 'x', publisher: 'dev-7' })], ch);
+    for (const l of [v2, v1]) expect(messages(await l.take(2)).map((m) => [m.envelope.subtopic, m.envelope.publisher])).toEqual([['x', 'dev-7'], ['x', 'dev-7']]);
+    // [8, subs, channel, seq, created, subtopic, publisher, protocol, contentType, …] as sent: the v2 link's second message refers to the first's strings.
+    const wire = (l: typeof v1) => rawFramesOf(l).flat().filter((op) => op[0] === 8).map((op) => [op[2], ...op.slice(5, 9)].map((x) => typeof x));
+    expect(wire(v2)).toEqual([['string', 'string', 'string', 'string', 'string'], ['number', 'number', 'number', 'number', 'number']]);
+    expect(wire(v1)).toEqual([['string', 'string', 'string', 'string', 'string'], ['string', 'string', 'string', 'string', 'string']]);
   });
 
   it('reports malformed frames and wrong-direction ops as error ops without closing', async () => {

@@ -31,6 +31,8 @@ export interface SubscriberAttachment {
 export interface LinkAttachment {
   kind: 'link';
   id: string;
+  /** Frames to the bridge may use string references (the link chose `edgeflux.link.v2`; shared/link.ts). Absent on links accepted before v2. */
+  refs?: boolean;
 }
 
 export type Attachment = SubscriberAttachment | LinkAttachment;

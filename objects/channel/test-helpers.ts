@@ -1,6 +1,6 @@
 // Helpers for the channel actor's workerd tests: real actors, real sockets, no mocks.
 import { env } from 'cloudflare:workers';
-import { bytesOf } from '../../shared/cbor';
+import { bytesOf, cborDecode } from '../../shared/cbor';
 import { utf8Bytes } from '../../shared/envelope';
 import { decodeServerFrame, type ServerFrame } from '../../shared/frames';
 import { decodeLinkFrame, encodeLinkFrame, type ActorOp, type BridgeOp } from '../../shared/link';
@@ -109,27 +109,34 @@ export async function subscribeRaw(channel: string, opts: Partial<SubscriberOpti
 
 export type Link = Inbox<ActorOp> & { send(ops: BridgeOp[]): void };
 
-export async function openLink(channel: string): Promise<Link> {
+/** A bridge link straight to the actor; `subprotocol` as the worker would pass it on (none: v1 frames). */
+export async function openLink(channel: string, subprotocol?: string): Promise<Link> {
   const res = await actor(channel).fetch('http://actor/', {
-    headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_LINK]: '{}' },
+    headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_LINK]: JSON.stringify(subprotocol ? { subprotocol } : {}) },
   });
   const ws = res.webSocket;
   if (res.status !== 101 || !ws) throw new Error(`link upgrade failed: ${res.status} ${await res.text()}`);
   ws.accept();
   const frames: number[] = [];
+  const raw: unknown[][][] = [];
   const inbox = new Inbox<ActorOp>(ws, (d) => {
     if (typeof d === 'string') throw new Error(`text frame on a link: ${d}`);
     const ops = decodeLinkFrame(d) as ActorOp[];
     frames.push(ops.length);
+    raw.push(cborDecode(d) as unknown[][]);
     return ops;
-  }) as Link & { frames: number[] };
+  }) as Link & { frames: number[]; raw: unknown[][][] };
   inbox.frames = frames;
+  inbox.raw = raw;
   inbox.send = (ops) => ws.send(encodeLinkFrame(ops));
   return inbox;
 }
 
 /** Ops per received frame, in arrival order (to check batching). */
 export const framesOf = (link: Link): number[] => (link as Link & { frames: number[] }).frames;
+
+/** Each received frame's ops as they were on the wire (CBOR arrays, string references unresolved). */
+export const rawFramesOf = (link: Link): unknown[][][] => (link as Link & { raw: unknown[][][] }).raw;
 
 export const payloadText = (f: ServerFrame | undefined): string | undefined =>
   f?.type === 'message' ? new TextDecoder().decode(f.envelope.payload) : undefined;

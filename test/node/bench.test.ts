@@ -122,12 +122,25 @@ it('npm run bench -- --only codecs prints a table and writes its JSON', () => {
   }
 });
 
-it('--state-dir: the benchmark platform keeps its D1 and actors under it, and removes them when it stops', async () => {
+it('--state-dir: the benchmark platform keeps its D1 and actors under it, counts what it stored, and removes it all when it stops', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-state-dir-'));
   try {
     const s = await startEdgeflux({ devices: 2, stateDir: dir });
     let files: string[];
+    const n = 2000;
     try {
+      // Stored messages, counted by the storage check, then weighed in D1 once the platform stopped.
+      let next = 0;
+      const post = async () => {
+        for (let i = next++; i < n; i = next++) {
+          const r = await fetch(`${s.httpUrl}${s.path(0)}`, { method: 'POST', headers: { ...s.httpHeaders(0), 'content-type': 'application/senml+json' }, body: JSON.stringify([{ n: `s${i % 10}`, v: i, t: i }]) });
+          expect(r.status).toBe(202);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, post));
+      s.storage!.expect(0, n);
+      expect(await s.storage!.check(30_000)).toMatchObject({ expected: n, stored: n });
+      expect(s.storage!.footprint()).toBeNull(); // known only once D1 is closed
       files = readdirSync(dir, { recursive: true, encoding: 'utf8' });
     } finally {
       await s.stop();
@@ -135,6 +148,12 @@ it('--state-dir: the benchmark platform keeps its D1 and actors under it, and re
     // D1's database and the provisioned channel's actor, each a SQLite file.
     for (const kind of [/\/v3\/d1\/[^/]+\/[0-9a-f]{64}\.sqlite$/, /\/v3\/do\/edgeflux-ChannelActor\/[0-9a-f]{64}\.sqlite$/]) expect(files.some((f) => f.startsWith('bench-edgeflux-') && kind.test(f)), files.join('\n')).toBe(true);
     expect(readdirSync(dir)).toEqual([]);
+    const f = s.storage!.footprint();
+    expect(f?.messages).toBe(n);
+    // A row, a SenML record and six indexes: hundreds of bytes per message, not a few, not many KiB.
+    const perMessage = f!.bytes / n;
+    expect(perMessage, `${f!.bytes} bytes`).toBeGreaterThan(200);
+    expect(perMessage, `${f!.bytes} bytes`).toBeLessThan(3000);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

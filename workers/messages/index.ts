@@ -1,5 +1,5 @@
 import type { Context, Next } from 'hono';
-import { LINK_SUBPROTOCOL } from '../../shared/link';
+import { chooseLinkSubprotocol } from '../../shared/link';
 import { TopicError, channelIdProblem, parseHttpPath, type Address, type TopicMode } from '../../shared/topics';
 import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from '../../objects/channel/sockets';
 import type { AppEnv } from '../app-env';
@@ -121,7 +121,7 @@ async function link(c: C): Promise<Response> {
   if (problem) throw new ApiError(400, 'invalid_channel', problem);
   const row = await c.env.DB.prepare('SELECT 1 AS ok FROM channels WHERE id = ?').bind(channel).first();
   if (!row) throw notFound('channel');
-  const subprotocol = offeredProtocols(c.req.raw).includes(LINK_SUBPROTOCOL) ? LINK_SUBPROTOCOL : undefined;
+  const subprotocol = chooseLinkSubprotocol(offeredProtocols(c.req.raw));
   const res = await actorFor(c.env, channel).fetch('https://channel.internal/', {
     headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_LINK]: JSON.stringify(subprotocol ? { subprotocol } : {}) },
   });

@@ -2,7 +2,8 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { bytesOf } from '../../shared/cbor';
 import { decodeServerFrame, type ServerFrame } from '../../shared/frames';
-import { LINK_SUBPROTOCOL, decodeLinkFrame, encodeLinkFrame } from '../../shared/link';
+import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, decodeLinkFrame, encodeLinkFrame } from '../../shared/link';
+import { cborDecode } from '../../shared/cbor';
 import { newOrg, newUser } from '../../test/workers/helpers';
 import { buildApp } from '../app';
 import { newSecret, sha256Hex } from '../lib/crypto';
@@ -186,6 +187,50 @@ describe('message API: bridge link', () => {
       expect.objectContaining({ op: 'message', subs: [1], envelope: expect.objectContaining({ seq: 1, protocol: 'mqtt' }) }),
       { op: 'ack', id: 5, seq: 1, created: expect.any(Number) },
     ]);
+  });
+});
+
+describe('bridge link: subprotocol versions', () => {
+  const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
+  // Two publishes from one device, sent with string references, and the raw arrays of what comes back.
+  async function roundTrip(offer: string): Promise<{ chosen: string | null; raw: unknown[][] }> {
+    const w = await world();
+    const res = await call(`/internal/channels/${w.channel}/link`, { headers: { ...bridge, upgrade: 'websocket', 'sec-websocket-protocol': offer } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.binaryType = 'arraybuffer';
+    const got = new Promise<unknown[][]>((resolve) => {
+      const raw: unknown[][] = [];
+      ws.addEventListener('message', (e) => {
+        raw.push(...(cborDecode(bytesOf(e.data as ArrayBuffer)) as unknown[][]));
+        if (raw.filter((op) => op[0] === 2).length >= 2) resolve(raw);
+      });
+    });
+    ws.accept();
+    const publish = (id: number) => ({ op: 'publish' as const, id, subtopic: 't', publisher: w.rw.id, protocol: 'mqtt' as const, contentType: 'text/plain', payload: new Uint8Array([104, 105]), retain: false });
+    // Receivers take references on any version; this frame's second publish refers to the first's strings.
+    ws.send(encodeLinkFrame([{ op: 'subscribe', sub: 1, filter: '#' }, publish(1), publish(2)], true));
+    const raw = await got;
+    ws.close();
+    return { chosen: res.headers.get('sec-websocket-protocol'), raw };
+  }
+
+  it('chooses v2 when offered and then refers to strings a frame repeats', async () => {
+    const { chosen, raw } = await roundTrip(`${LINK_SUBPROTOCOL}, ${LINK_SUBPROTOCOL_V1}`);
+    expect(chosen).toBe(LINK_SUBPROTOCOL);
+    const messages = raw.filter((op) => op[0] === 8);
+    expect(messages).toHaveLength(2);
+    // [8, subs, channel, seq, created, subtopic, publisher, protocol, contentType, …]: the second message's strings are indexes.
+    expect(messages[0]!.slice(5, 9).every((x) => typeof x === 'string')).toBe(true);
+    expect(messages[1]!.slice(5, 9).every((x) => typeof x === 'number')).toBe(true);
+  });
+
+  it('answers a v1-only bridge in v1: no references in what it sends', async () => {
+    const { chosen, raw } = await roundTrip(LINK_SUBPROTOCOL_V1);
+    expect(chosen).toBe(LINK_SUBPROTOCOL_V1);
+    const messages = raw.filter((op) => op[0] === 8);
+    expect(messages).toHaveLength(2);
+    for (const m of messages) expect([m[2], ...m.slice(5, 9)].every((x) => typeof x === 'string')).toBe(true);
   });
 });
 

@@ -55,7 +55,7 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
     path: '/internal/channels/{id}/link',
     tags: ['internal (bridge)'],
     security: [{ bridge: [] }],
-    summary: 'Bridge link to one channel (WebSocket, subprotocol edgeflux.link.v1)',
+    summary: 'Bridge link to one channel (WebSocket, subprotocol edgeflux.link.v2 or edgeflux.link.v1)',
     parameters: [channelParam],
     responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 404), 426: { description: 'Not a WebSocket upgrade' } },
   });
