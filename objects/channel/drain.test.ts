@@ -136,23 +136,23 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     const row = await env.DB.prepare('SELECT subtopic, publisher, payload, size FROM messages WHERE channel_id = ? AND seq = 3').bind(ch).first();
     expect(row).toEqual({ subtopic: 'a/"b"/é', publisher: tricky, payload, size: new TextEncoder().encode(payload).length });
     // The name/time index serves "this sensor between t1 and t2".
-    const plan = await env.DB.prepare('EXPLAIN QUERY PLAN SELECT value FROM senml_records WHERE channel_id = ? AND name = ? AND time BETWEEN ? AND ?').bind(ch, 'x', 0, 1).all<{ detail: string }>();
+    const plan = await env.DB.prepare('EXPLAIN QUERY PLAN SELECT value FROM senml_rows WHERE ch = (SELECT key FROM channel_keys WHERE channel_id = ?) AND name = ? AND time BETWEEN ? AND ?').bind(ch, 'x', 0, 1).all<{ detail: string }>();
     expect(plan.results.map((p) => p.detail).join(' ')).toMatch(/senml_channel_name_time/);
   });
 
   it('survives a real D1 failure: rows stay in the outbox, the alarm retries with back-off, every row lands exactly once', async () => {
     const ch = newChannel();
     await actor(ch).publish(Array.from({ length: 5 }, (_, i) => msg({ payload: text(`m${i}`) })), ch);
-    await env.DB.exec('ALTER TABLE messages RENAME TO messages_offline');
+    await env.DB.exec('ALTER TABLE message_rows RENAME TO message_rows_offline');
     try {
       expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
     } finally {
-      await env.DB.exec('ALTER TABLE messages_offline RENAME TO messages');
+      await env.DB.exec('ALTER TABLE message_rows_offline RENAME TO message_rows');
     }
     const failed = await actor(ch).info();
     expect(failed.outbox).toBe(5);
     expect(failed.drainAttempts).toBe(1);
-    expect(failed.lastDrainError).toMatch(/no such table: messages/);
+    expect(failed.lastDrainError).toMatch(/no such table: message_rows/);
     const retryAt = await alarmOf(ch);
     expect(retryAt).not.toBeNull();
     expect(retryAt! - Date.now()).toBeGreaterThan(300); // back-off, not an immediate hammer
@@ -170,7 +170,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
   it('a timer drain that fails backs off on the alarm: no timer retries, later publishes wait for it', async () => {
     const ch = newChannel();
     await actor(ch).configure(ch, { drainDelayMs: 20 });
-    await env.DB.exec('ALTER TABLE messages RENAME TO messages_offline');
+    await env.DB.exec('ALTER TABLE message_rows RENAME TO message_rows_offline');
     try {
       await actor(ch).publish([msg({ payload: text('a') })], ch);
       const until = Date.now() + 5000;
@@ -184,7 +184,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
       expect((await alarmOf(ch))! - Date.now()).toBeGreaterThan(300);
       expect((await actor(ch).info()).drainAttempts).toBe(1);
     } finally {
-      await env.DB.exec('ALTER TABLE messages_offline RENAME TO messages');
+      await env.DB.exec('ALTER TABLE message_rows_offline RENAME TO message_rows');
     }
     expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
     expect((await rows(ch)).map((r) => r.payload)).toEqual(['a', 'b']);
@@ -404,7 +404,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
 describe('store writer: many channels per D1 batch', () => {
   /** A messages row in the writer's format (objects/writer/, INSERT_MESSAGES). */
   const row = (ch: string, seq: number) => JSON.stringify([ch, seq, '', 'dev', 'http', 'text/plain', 1_700_000_000_000 + seq, 2, `m${seq}`, null, 0]);
-  const part = (ch: string, seqs: number[]): WritePart => ({ messages: seqs.map((s) => row(ch, s)), records: [] });
+  const part = (ch: string, seqs: number[]): WritePart => ({ channel: ch, publishers: ['dev'], messages: seqs.map((s) => row(ch, s)), records: [] });
   const freshWriter = () => env.WRITERS.get(env.WRITERS.idFromName(`test-${crypto.randomUUID()}`));
 
   it('writes parts that arrive together as one D1 batch, and answers each once its rows are in', async () => {
@@ -421,11 +421,25 @@ describe('store writer: many channels per D1 batch', () => {
     expect(await rows(a)).toHaveLength(2);
   });
 
+  it('refuses rows whose ids were not given keys, rather than dropping them', async () => {
+    const w = freshWriter();
+    const ch = newChannel();
+    // The part does not list the row's publisher, never seen before: no key, and the NOT NULL key column refuses the row.
+    const publisher = `dev-${crypto.randomUUID()}`;
+    const message = JSON.stringify([ch, 1, '', publisher, 'http', 'text/plain', 1_700_000_000_001, 2, 'm1', null, 0]);
+    const r = await w.write({ channel: ch, publishers: [], messages: [message], records: [] });
+    expect(r).toEqual({ ok: false, error: expect.stringMatching(/NOT NULL/) });
+    expect(await rows(ch)).toEqual([]);
+    // Given its keys, the same rows land.
+    expect(await w.write({ channel: ch, publishers: [publisher], messages: [message], records: [] })).toEqual({ ok: true });
+    expect((await rows(ch)).map((x) => x.publisher)).toEqual([publisher]);
+  });
+
   it("fails only the part whose rows D1 refuses: the others' rows land", async () => {
     const w = freshWriter();
     const [good1, bad, good2] = [newChannel(), newChannel(), newChannel()];
     // A row that is not JSON makes json_each fail, and with it the shared batch.
-    const broken: WritePart = { messages: [row(bad, 1), '{not json'], records: [] };
+    const broken: WritePart = { channel: bad, publishers: ['dev'], messages: [row(bad, 1), '{not json'], records: [] };
     const results = await Promise.all([w.write(part(good1, [1])), w.write(broken), w.write(part(good2, [1, 2]))]);
     expect(results).toEqual([{ ok: true }, { ok: false, error: expect.stringMatching(/malformed JSON/) }, { ok: true }]);
     expect(await w.stats()).toMatchObject({ parts: 2, failed: 1 });

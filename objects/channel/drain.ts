@@ -57,7 +57,8 @@ async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessag
  */
 export function partsOf(channel: string, batch: readonly { message: ChannelMessage; records: string | null }[], maxChars = PART_CHARS): { parts: WritePart[]; blobs: ChannelMessage[] } {
   const parts: WritePart[] = [];
-  let cur: WritePart = { messages: [], records: [] };
+  let cur: WritePart = { channel, publishers: [], messages: [], records: [] };
+  let publishers = new Set<string>();
   let size = 0;
   const blobs: ChannelMessage[] = [];
   const ch = JSON.stringify(channel);
@@ -83,15 +84,24 @@ export function partsOf(channel: string, batch: readonly { message: ChannelMessa
     const recs = r === null ? null : `[${ch},${e.seq},${subtopic},${publisher},${e.created},${r}]`;
     const n = row.length + 1 + (recs === null ? 0 : recs.length + 1);
     if (cur.messages.length > 0 && size + n > maxChars) {
+      cur.publishers = [...publishers];
       parts.push(cur);
-      cur = { messages: [], records: [] };
+      cur = { channel, publishers: [], messages: [], records: [] };
+      publishers = new Set();
       size = 0;
+    }
+    if (!publishers.has(e.publisher)) {
+      publishers.add(e.publisher);
+      size += e.publisher.length + 3;
     }
     cur.messages.push(row);
     if (recs !== null) cur.records.push(recs);
     size += n;
   }
-  if (cur.messages.length > 0) parts.push(cur);
+  if (cur.messages.length > 0) {
+    cur.publishers = [...publishers];
+    parts.push(cur);
+  }
   return { parts, blobs };
 }
 

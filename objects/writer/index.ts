@@ -42,11 +42,18 @@ export const BATCH_TIMEOUT_MS = 30_000;
  * One channel drain's rows, each already JSON text.
  * `messages`: `[channel, seq, subtopic, publisher, protocol, contentType, created, size, payload, blobKey, retained]`.
  * `records`: `[channel, seq, subtopic, publisher, created, [record…]]`, each record an object as objects/channel/payload.ts writes it.
+ * `channel` and `publishers`: the ids the rows name (distinct), which get their integer keys first (migrations/0004).
  */
 export interface WritePart {
+  channel: string;
+  publishers: string[];
   messages: string[];
   records: string[];
 }
+
+/** Keys for ids not seen before: one small JSON array of ids per statement. */
+export const INSERT_CHANNEL_KEYS = 'INSERT OR IGNORE INTO channel_keys (channel_id) SELECT value FROM json_each(?1)';
+export const INSERT_PUBLISHER_KEYS = 'INSERT OR IGNORE INTO publisher_keys (publisher) SELECT value FROM json_each(?1)';
 
 /**
  * Positional rows read with `v ->> n`: an index step per column (objects cost a key search each).
@@ -54,16 +61,28 @@ export interface WritePart {
  * container value out as text, and every `value ->> n` on that text would render and re-parse the
  * row again — eleven times per message row (measured: ~10 % of workerd's CPU in a stored fan-in).
  */
+/**
+ * Each row's ids become their keys by lookup (inserted by the same batch's first statements): a
+ * key that is not there is NULL, which the NOT NULL columns refuse — the batch fails and the
+ * drain retries, rather than a join dropping the row. (So `ON CONFLICT … DO NOTHING` for rows
+ * already stored, not `INSERT OR IGNORE`, which would skip a NOT NULL violation too; `WHERE
+ * true` is SQLite's way to write an upsert after a SELECT.)
+ */
+const CH = `(SELECT key FROM channel_keys WHERE channel_id = v ->> 0)`;
+const PUB = `(SELECT key FROM publisher_keys WHERE publisher = v ->> 3)`;
+
 export const INSERT_MESSAGES = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
-  INSERT OR IGNORE INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload, blob_key, retained)
-  SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8, v ->> 9, v ->> 10 FROM m`;
+  INSERT INTO message_rows (ch, seq, subtopic, pub, protocol, content_type, created, size, payload, blob_key, retained)
+  SELECT ${CH}, v ->> 1, v ->> 2, ${PUB}, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8, v ->> 9, v ->> 10 FROM m WHERE true
+  ON CONFLICT (ch, seq) DO NOTHING`;
 
 export const INSERT_RECORDS = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1)),
   r AS MATERIALIZED (SELECT m.v AS v, jsonb(e.value) AS rv FROM m, json_each(m.v, '$[5]') AS e)
-  INSERT OR IGNORE INTO senml_records (channel_id, seq, idx, subtopic, publisher, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
-  SELECT v ->> 0, v ->> 1, rv ->> '$.i', v ->> 2, v ->> 3, v ->> 4, rv ->> '$.n', rv ->> '$.t', rv ->> '$.u',
+  INSERT INTO senml_rows (ch, seq, idx, subtopic, pub, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
+  SELECT ${CH}, v ->> 1, rv ->> '$.i', v ->> 2, ${PUB}, v ->> 4, rv ->> '$.n', rv ->> '$.t', rv ->> '$.u',
          rv ->> '$.v', rv ->> '$.vs', rv ->> '$.vb', rv ->> '$.vd', rv ->> '$.s', rv ->> '$.ut'
-  FROM r`;
+  FROM r WHERE true
+  ON CONFLICT (ch, seq, idx) DO NOTHING`;
 
 /** Joins JSON rows into array parameters that each stay under the D1 value limit. */
 export function chunks(items: readonly string[]): string[] {
@@ -84,7 +103,8 @@ export function chunks(items: readonly string[]): string[] {
 }
 
 export const partChars = (p: WritePart): number => {
-  let n = 0;
+  let n = p.channel.length + 3;
+  for (const s of p.publishers) n += s.length + 3;
   for (const s of p.messages) n += s.length + 1;
   for (const s of p.records) n += s.length + 1;
   return n;
@@ -97,12 +117,19 @@ export const partChars = (p: WritePart): number => {
  */
 export const isDataError = (e: unknown): boolean => /SQLITE_|malformed JSON/i.test(e instanceof Error ? e.message : String(e));
 
-/** Writes parts to D1 in one batch (atomic): every row of every part, or none. */
+/** Writes parts to D1 in one batch (atomic): the keys of their ids first, then every row of every part, or none. */
 export async function writeParts(db: D1Database, parts: readonly WritePart[]): Promise<void> {
   const messages = parts.flatMap((p) => p.messages);
+  if (messages.length === 0) return;
   const records = parts.flatMap((p) => p.records);
-  const statements = [...chunks(messages).map((json) => db.prepare(INSERT_MESSAGES).bind(json)), ...chunks(records).map((json) => db.prepare(INSERT_RECORDS).bind(json))];
-  if (statements.length > 0) await db.batch(statements);
+  const ids = (xs: Iterable<string>) => chunks([...new Set(xs)].map((x) => JSON.stringify(x)));
+  const statements = [
+    ...ids(parts.map((p) => p.channel)).map((json) => db.prepare(INSERT_CHANNEL_KEYS).bind(json)),
+    ...ids(parts.flatMap((p) => p.publishers)).map((json) => db.prepare(INSERT_PUBLISHER_KEYS).bind(json)),
+    ...chunks(messages).map((json) => db.prepare(INSERT_MESSAGES).bind(json)),
+    ...chunks(records).map((json) => db.prepare(INSERT_RECORDS).bind(json)),
+  ];
+  await db.batch(statements);
 }
 
 /** Which writer a channel's drains go to: a stable hash of its id over `STORE_WRITERS` writers. */

@@ -2,6 +2,7 @@ import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { api, expectProblem, newOrg, newUser } from './helpers';
+import { writeParts } from '../../objects/writer';
 
 async function setup() {
   const u = await newUser();
@@ -79,13 +80,18 @@ describe('channels', () => {
     const ch = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'c' } })).body;
     const d = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'd' } })).body;
     await api('POST', `/orgs/${org}/connections`, { token: t, body: { channel_ids: [ch.id], device_ids: [d.id] } });
-    await env.DB.prepare("INSERT INTO messages (channel_id, seq, subtopic, publisher, protocol, content_type, created, size, payload) VALUES (?, 1, '', ?, 'http', 'text/plain', 1, 2, 'hi')").bind(ch.id, d.id).run();
+    // A stored message with a SenML record, as the store writer writes them.
+    const message = JSON.stringify([ch.id, 1, '', d.id, 'http', 'application/senml+json', 1, 15, '[{"n":"t","v":1}]', null, 0]);
+    const records = JSON.stringify([ch.id, 1, '', d.id, 1, [{ i: 0, n: 't', t: 1, v: 1 }]]);
+    await writeParts(env.DB, [{ channel: ch.id, publishers: [d.id], messages: [message], records: [records] }]);
+    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch.id).first('n')).toBe(1);
     await env.BLOBS.put(`channels/${ch.id}/0000000000000002`, new Uint8Array([1, 2]));
     expect((await api('DELETE', `/orgs/${org}/channels/${ch.id}`, { token: t })).status).toBe(204);
     expectProblem(await api('GET', `/orgs/${org}/channels/${ch.id}`, { token: t }), 404);
     expectProblem(await api('DELETE', `/orgs/${org}/channels/${ch.id}`, { token: t }), 404);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM messages WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
+    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
     expect((await api('GET', `/orgs/${org}/devices/${d.id}/channels`, { token: t })).body.total).toBe(0);
     // The blob purge runs in waitUntil; give it a moment.
     for (let i = 0; i < 50 && (await env.BLOBS.list({ prefix: `channels/${ch.id}/` })).objects.length; i++) await new Promise((r) => setTimeout(r, 20));

@@ -2,6 +2,7 @@ import { runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, expectProblem, newOrg, newUser, worker } from './helpers';
+import { CHANNEL_KEY, PUBLISHER_KEY } from '../../workers/query/sql';
 
 /** Publishes over HTTP as the device, then drains the channel actor's outbox into D1/R2. */
 async function publish(channel: string, key: string, body: BodyInit, contentType: string, subtopic = '') {
@@ -131,9 +132,15 @@ describe('message query API', () => {
 
   it('uses the indexes for its main query shapes', async () => {
     const plan = async (sql: string, ...params: unknown[]) => JSON.stringify((await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all()).results);
-    expect(await plan('SELECT * FROM messages m WHERE m.channel_id = ? AND m.created >= ? ORDER BY m.seq DESC LIMIT 100', ch, 0)).toMatch(/USING (INDEX|PRIMARY KEY)/);
-    expect(await plan('SELECT * FROM messages m WHERE m.channel_id = ? AND m.subtopic = ? ORDER BY m.seq DESC LIMIT 100', ch, 'a')).toContain('messages_channel_subtopic');
-    expect(await plan('SELECT * FROM senml_records r WHERE r.channel_id = ? AND r.name = ? AND r.time >= ? ORDER BY r.time', ch, 'x', 0)).toContain('senml_channel_name_time');
-    expect(await plan('SELECT * FROM senml_records r WHERE r.channel_id = ? AND r.time >= ? ORDER BY r.time', ch, 0)).toMatch(/senml_channel_time|senml_channel_name_time/);
+    const m = `SELECT m.seq, p.publisher FROM message_rows m JOIN publisher_keys p ON p.key = m.pub WHERE m.ch = ${CHANNEL_KEY}`;
+    const r = `SELECT r.seq, p.publisher FROM senml_rows r JOIN publisher_keys p ON p.key = r.pub WHERE r.ch = ${CHANNEL_KEY}`;
+    expect(await plan(`${m} AND m.created >= ? ORDER BY m.seq DESC LIMIT 100`, ch, 0)).toMatch(/SEARCH m USING (INDEX|PRIMARY KEY)/);
+    expect(await plan(`${m} AND m.subtopic = ? ORDER BY m.seq DESC LIMIT 100`, ch, 'a')).toContain('messages_channel_subtopic');
+    expect(await plan(`${r} AND r.name = ? AND r.time >= ? ORDER BY r.time`, ch, 'x', 0)).toContain('senml_channel_name_time');
+    expect(await plan(`${r} AND r.time >= ? ORDER BY r.time`, ch, 0)).toMatch(/senml_channel_time|senml_channel_name_time/);
+    expect(await plan(`${r} AND r.pub = ${PUBLISHER_KEY} AND r.time >= ? ORDER BY r.time`, ch, 'dev', 0)).toContain('senml_channel_publisher_time');
+    // The views with the ids, for reading the database by hand, go through the same indexes.
+    expect(await plan('SELECT * FROM messages WHERE channel_id = ? ORDER BY seq DESC LIMIT 10', ch)).toMatch(/SEARCH m USING (INDEX|PRIMARY KEY)/);
+    expect(await plan('SELECT * FROM senml_records WHERE channel_id = ? AND name = ? ORDER BY time', ch, 'x')).toContain('senml_channel_name_time');
   });
 });

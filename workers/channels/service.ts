@@ -50,7 +50,9 @@ export async function deleteChannel(env: Env, orgId: string, id: string): Promis
   const db = env.DB;
   const del = await db.prepare('DELETE FROM channels WHERE id = ? AND org_id = ?').bind(id, orgId).run();
   if (!del.meta.changes) throw notFound('channel');
-  await db.batch([db.prepare('DELETE FROM messages WHERE channel_id = ?').bind(id), db.prepare('DELETE FROM senml_records WHERE channel_id = ?').bind(id)]);
+  // Its key stays in channel_keys (keys are never handed out twice).
+  const key = '(SELECT key FROM channel_keys WHERE channel_id = ?)';
+  await db.batch([db.prepare(`DELETE FROM message_rows WHERE ch = ${key}`).bind(id), db.prepare(`DELETE FROM senml_rows WHERE ch = ${key}`).bind(id)]);
   return { purge: purgeBlobs(env.BLOBS, id) };
 }
 

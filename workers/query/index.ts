@@ -6,7 +6,7 @@ import { ApiError, notFound } from '../lib/errors';
 import { router } from '../lib/router';
 import { toCsv } from './csv';
 import { parseQuery, type Query } from './params';
-import { messageWhere, senmlWhere } from './sql';
+import { CHANNEL_KEY, messageWhere, senmlWhere } from './sql';
 
 /**
  * The message-query API (Mainflux's "reader"): `GET /channels/{id}/messages[/{subtopic…}]` without
@@ -14,6 +14,7 @@ import { messageWhere, senmlWhere } from './sql';
  */
 export const queryRouter = router();
 
+/** A message_rows row with its ids put back (the query's columns). */
 interface MessageRow {
   channel_id: string;
   seq: number;
@@ -34,7 +35,9 @@ function messageItem(r: MessageRow, format: Query['format']) {
   return { ...base, ...payloadToWire(r.content_type, utf8Bytes(r.payload)) };
 }
 
-const SENML_COLUMNS = 'r.channel_id AS channel, r.seq, r.subtopic, r.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
+/** A page's rows with their publisher ids; the channel's id is the query's own (`?` first). */
+const MESSAGE_COLUMNS = '? AS channel_id, m.seq, m.subtopic, p.publisher, m.protocol, m.content_type, m.created, m.size, m.payload, m.blob_key';
+const SENML_COLUMNS = '? AS channel, r.seq, r.subtopic, p.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
 interface SenmlRow {
   channel: string;
   seq: number;
@@ -71,15 +74,15 @@ async function listPage(db: D1Database, channel: string, q: Query, subtopic: str
   if (q.format === 'senml') {
     const w = senmlWhere(channel, q, subtopic);
     const [count, rows] = await db.batch<Record<string, unknown>>([
-      db.prepare(`SELECT COUNT(*) AS n FROM senml_records r WHERE ${w.sql}`).bind(...w.params),
-      db.prepare(`SELECT ${SENML_COLUMNS} FROM senml_records r WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
+      db.prepare(`SELECT COUNT(*) AS n FROM senml_rows r WHERE ${w.sql}`).bind(...w.params),
+      db.prepare(`SELECT ${SENML_COLUMNS} FROM senml_rows r JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(channel, ...w.params, q.limit, q.offset),
     ]);
     return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as SenmlRow[]).map(senmlItem) };
   }
   const w = messageWhere(channel, q, subtopic);
   const [count, rows] = await db.batch<Record<string, unknown>>([
-    db.prepare(`SELECT COUNT(*) AS n FROM messages m WHERE ${w.sql}`).bind(...w.params),
-    db.prepare(`SELECT m.* FROM messages m WHERE ${w.sql} ORDER BY m.seq ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
+    db.prepare(`SELECT COUNT(*) AS n FROM message_rows m WHERE ${w.sql}`).bind(...w.params),
+    db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM message_rows m JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY m.seq ${dir} LIMIT ? OFFSET ?`).bind(channel, ...w.params, q.limit, q.offset),
   ]);
   return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as MessageRow[]).map((r) => messageItem(r, q.format)) };
 }
@@ -94,7 +97,7 @@ async function aggregate(db: D1Database, channel: string, q: Query, subtopic: st
     const w = messageWhere(channel, q, subtopic);
     const bucket = q.interval ? `(m.created / ${q.interval}) * ${q.interval}` : 'MIN(m.created)';
     const group = q.interval ? 'GROUP BY bucket' : '';
-    const { results } = await db.prepare(`SELECT ${bucket} AS bucket, COUNT(*) AS value FROM messages m WHERE ${w.sql} ${group} ORDER BY bucket ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset).all<{ bucket: number | null; value: number }>();
+    const { results } = await db.prepare(`SELECT ${bucket} AS bucket, COUNT(*) AS value FROM message_rows m WHERE ${w.sql} ${group} ORDER BY bucket ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset).all<{ bucket: number | null; value: number }>();
     return results.filter((r) => r.bucket !== null).map((r) => ({ time: r.bucket, value: r.value, count: r.value }));
   }
   const w = senmlWhere(channel, q, subtopic);
@@ -102,7 +105,7 @@ async function aggregate(db: D1Database, channel: string, q: Query, subtopic: st
   const bucket = q.interval ? `CAST(floor(r.time * 1000 / ${q.interval}) AS INTEGER) * ${q.interval}` : 'CAST(MIN(r.time) * 1000 AS INTEGER)';
   const group = q.interval ? 'GROUP BY bucket, r.name' : 'GROUP BY r.name';
   const { results } = await db
-    .prepare(`SELECT ${bucket} AS bucket, r.name AS name, ${AGG[agg]} AS value, COUNT(*) AS n FROM senml_records r WHERE ${w.sql}${valued} ${group} ORDER BY bucket ${dir}, r.name LIMIT ? OFFSET ?`)
+    .prepare(`SELECT ${bucket} AS bucket, r.name AS name, ${AGG[agg]} AS value, COUNT(*) AS n FROM senml_rows r WHERE ${w.sql}${valued} ${group} ORDER BY bucket ${dir}, r.name LIMIT ? OFFSET ?`)
     .bind(...w.params, q.limit, q.offset)
     .all<{ bucket: number; name: string; value: number; n: number }>();
   return results.map((r) => ({ time: r.bucket, name: r.name, value: r.value, count: r.n }));
@@ -133,7 +136,7 @@ async function payload(c: Context<AppEnv>) {
   const seq = Number(c.req.param('seq'));
   if (!Number.isSafeInteger(seq) || seq < 1) throw new ApiError(400, 'validation_failed', 'seq must be a positive integer');
   await authorizeChannel(c, channel, 'messages:read');
-  const row = await c.env.DB.prepare('SELECT content_type, payload, blob_key FROM messages WHERE channel_id = ? AND seq = ?').bind(channel, seq).first<{ content_type: string; payload: string | null; blob_key: string | null }>();
+  const row = await c.env.DB.prepare(`SELECT content_type, payload, blob_key FROM message_rows WHERE ch = ${CHANNEL_KEY} AND seq = ?`).bind(channel, seq).first<{ content_type: string; payload: string | null; blob_key: string | null }>();
   if (!row) throw notFound('message');
   if (row.payload !== null) return c.body(row.payload, 200, { 'content-type': row.content_type });
   const obj = await c.env.BLOBS.get(row.blob_key!);

@@ -34,12 +34,20 @@ export function subtopicWhere(col: string, filter: string | undefined): Where {
 
 const CMP = { eq: '=', lt: '<', le: '<=', gt: '>', ge: '>=' } as const;
 
-/** Filters on the messages table (alias m). Times are the message's `created` (ms). */
+/**
+ * A channel's or a publisher's integer key (migrations/0004), looked up once per query: a scalar
+ * subquery, so the (key, …) indexes serve the filter. An id never stored has no key: NULL
+ * matches no row.
+ */
+export const CHANNEL_KEY = '(SELECT key FROM channel_keys WHERE channel_id = ?)';
+export const PUBLISHER_KEY = '(SELECT key FROM publisher_keys WHERE publisher = ?)';
+
+/** Filters on the message_rows table (alias m). Times are the message's `created` (ms). */
 export function messageWhere(channel: string, q: Query, subtopic: string | undefined): Where {
-  const parts: string[] = ['m.channel_id = ?'];
+  const parts: string[] = [`m.ch = ${CHANNEL_KEY}`];
   const params: unknown[] = [channel];
   const st = subtopicWhere('m.subtopic', subtopic);
-  if (q.publisher !== undefined) (parts.push('m.publisher = ?'), params.push(q.publisher));
+  if (q.publisher !== undefined) (parts.push(`m.pub = ${PUBLISHER_KEY}`), params.push(q.publisher));
   if (q.protocol !== undefined) (parts.push('m.protocol = ?'), params.push(q.protocol));
   if (q.from !== undefined) (parts.push('m.created >= ?'), params.push(q.from));
   if (q.to !== undefined) (parts.push('m.created <= ?'), params.push(q.to));
@@ -47,14 +55,14 @@ export function messageWhere(channel: string, q: Query, subtopic: string | undef
   return { sql: parts.join(' AND ') + st.sql, params: [...params, ...st.params] };
 }
 
-/** Filters on senml_records (alias r). Times are the record's resolved SenML time (seconds), given in ms. */
+/** Filters on senml_rows (alias r). Times are the record's resolved SenML time (seconds), given in ms. */
 export function senmlWhere(channel: string, q: Query, subtopic: string | undefined): Where {
-  const parts: string[] = ['r.channel_id = ?'];
+  const parts: string[] = [`r.ch = ${CHANNEL_KEY}`];
   const params: unknown[] = [channel];
   const st = subtopicWhere('r.subtopic', subtopic);
   if (q.name !== undefined) (parts.push('r.name = ?'), params.push(q.name));
-  if (q.publisher !== undefined) (parts.push('r.publisher = ?'), params.push(q.publisher));
-  if (q.protocol !== undefined) (parts.push('EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = r.channel_id AND m.seq = r.seq AND m.protocol = ?)'), params.push(q.protocol));
+  if (q.publisher !== undefined) (parts.push(`r.pub = ${PUBLISHER_KEY}`), params.push(q.publisher));
+  if (q.protocol !== undefined) (parts.push('EXISTS (SELECT 1 FROM message_rows m WHERE m.ch = r.ch AND m.seq = r.seq AND m.protocol = ?)'), params.push(q.protocol));
   if (q.from !== undefined) (parts.push('r.time >= ?'), params.push(q.from / 1000));
   if (q.to !== undefined) (parts.push('r.time <= ?'), params.push(q.to / 1000));
   if (q.v !== undefined) (parts.push(`r.value ${CMP[q.comparator]} ?`), params.push(q.v));
