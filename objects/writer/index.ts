@@ -60,8 +60,7 @@ export const INSERT_PUBLISHER_KEYS = 'INSERT OR IGNORE INTO publisher_keys (publ
  * Each row is converted to SQLite's binary JSON once, in a MATERIALIZED CTE: `json_each` hands a
  * container value out as text, and every `value ->> n` on that text would render and re-parse the
  * row again — eleven times per message row (measured: ~10 % of workerd's CPU in a stored fan-in).
- */
-/**
+ *
  * Each row's ids become their keys by lookup (inserted by the same batch's first statements): a
  * key that is not there is NULL, which the NOT NULL columns refuse — the batch fails and the
  * drain retries, rather than a join dropping the row. (So `ON CONFLICT … DO NOTHING` for rows
