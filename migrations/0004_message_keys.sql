@@ -8,6 +8,11 @@
 --
 -- `messages` and `senml_records` become read-only views with the old columns, for anyone who
 -- reads the database by hand; the query API and the store writer use the tables.
+--
+-- Deploying: apply this migration, then deploy the worker at once. In between, the old worker's
+-- drains fail on the views and back off (nothing is lost; they write once the new worker runs),
+-- and a channel deleted in that window keeps its stored rows. The copy below is one statement per
+-- table: on a large production database, check it against D1's limits first.
 
 CREATE TABLE channel_keys (
   key        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,8 +60,8 @@ CREATE TABLE senml_rows (
 );
 
 -- Whatever 0002's tables hold moves over.
-INSERT OR IGNORE INTO channel_keys (channel_id) SELECT channel_id FROM messages UNION SELECT channel_id FROM senml_records ORDER BY 1;
-INSERT OR IGNORE INTO publisher_keys (publisher) SELECT publisher FROM messages UNION SELECT publisher FROM senml_records ORDER BY 1;
+INSERT INTO channel_keys (channel_id) SELECT channel_id FROM messages UNION SELECT channel_id FROM senml_records ORDER BY 1;
+INSERT INTO publisher_keys (publisher) SELECT publisher FROM messages UNION SELECT publisher FROM senml_records ORDER BY 1;
 INSERT INTO message_rows (ch, seq, subtopic, pub, protocol, content_type, created, size, payload, blob_key, retained)
   SELECT c.key, m.seq, m.subtopic, p.key, m.protocol, m.content_type, m.created, m.size, m.payload, m.blob_key, m.retained
   FROM messages m JOIN channel_keys c ON c.channel_id = m.channel_id JOIN publisher_keys p ON p.publisher = m.publisher;

@@ -1,6 +1,6 @@
 /**
  * The bridge link: one WebSocket between the trusted bridge and one channel actor that carries
- * many subscriptions and publishes at once (subprotocol `edgeflux.link.v1`).
+ * many subscriptions and publishes at once (subprotocols `edgeflux.link.v2` and `edgeflux.link.v1`).
  *
  * Each WebSocket binary message is one frame: a CBOR (RFC 8949) array of ops, so a burst of
  * publishes or deliveries costs one message. Each op is itself a positional array whose first

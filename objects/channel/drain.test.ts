@@ -421,6 +421,23 @@ describe('store writer: many channels per D1 batch', () => {
     expect(await rows(a)).toHaveLength(2);
   });
 
+  it('gives each id one key, and uses up no key numbers for ids it already has', async () => {
+    const w = freshWriter();
+    const ch = newChannel();
+    const maxKey = async (table: string) => (await env.DB.prepare(`SELECT MAX(key) AS k FROM ${table}`).first<{ k: number }>())!.k;
+    expect(await w.write(part(ch, [1]))).toEqual({ ok: true });
+    const [c0, p0] = [await maxKey('channel_keys'), await maxKey('publisher_keys')];
+    // The same ids again (a retried drain, the next drain of the channel): no new key numbers.
+    expect(await w.write(part(ch, [1]))).toEqual({ ok: true });
+    expect(await w.write(part(ch, [2, 3]))).toEqual({ ok: true });
+    expect([await maxKey('channel_keys'), await maxKey('publisher_keys')]).toEqual([c0, p0]);
+    // A new channel takes the next number.
+    const other = newChannel();
+    expect(await w.write(part(other, [1]))).toEqual({ ok: true });
+    expect(await env.DB.prepare('SELECT key FROM channel_keys WHERE channel_id = ?').bind(other).first('key')).toBe(c0 + 1);
+    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM channel_keys WHERE channel_id IN (?, ?)').bind(ch, other).first('n')).toBe(2);
+  });
+
   it('refuses rows whose ids were not given keys, rather than dropping them', async () => {
     const w = freshWriter();
     const ch = newChannel();

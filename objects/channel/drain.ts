@@ -10,7 +10,7 @@ import { PART_CHARS, writerFor, type StoreWriter, type WritePart } from '../writ
  * exactly-once rows:
  *   1. R2 puts first (same key, same bytes on a retry),
  *   2. the rows to D1 through a store writer (objects/writer/), which commits them — with other
- *      channels' rows — in one D1 batch (atomic) of INSERT OR IGNORE keyed by (channel_id, seq),
+ *      channels' rows — in one D1 batch (atomic), rows keyed by (channel, seq) and skipped if there,
  *   3. only then does the `drained` mark move past those rows (store.drained).
  * A crash or a failure anywhere leaves the rows in the outbox and the alarm set again with
  * exponential back-off; nothing acknowledged is lost. No alarm is left when the outbox is empty.

@@ -6,7 +6,7 @@ import { fail, type PublishError } from './types';
 /**
  * Content checks at the door, so nothing malformed is ever acknowledged:
  *  - SenML JSON / CBOR (RFC 8428): decoded and resolved by shared/senml; the resolved records are
- *    what the drain writes to `senml_records`. The payload itself is delivered as published.
+ *    what the drain writes to `senml_rows`. The payload itself is delivered as published.
  *  - application/json: an object or an array of objects (what the query API and the console
  *    can show as fields); anything else is 400.
  *  - every other type is opaque bytes.

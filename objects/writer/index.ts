@@ -51,9 +51,14 @@ export interface WritePart {
   records: string[];
 }
 
-/** Keys for ids not seen before: one small JSON array of ids per statement. */
-export const INSERT_CHANNEL_KEYS = 'INSERT OR IGNORE INTO channel_keys (channel_id) SELECT value FROM json_each(?1)';
-export const INSERT_PUBLISHER_KEYS = 'INSERT OR IGNORE INTO publisher_keys (publisher) SELECT value FROM json_each(?1)';
+/**
+ * Keys for ids not seen before: one small JSON array of distinct ids per statement. Only the new
+ * ids are inserted: with AUTOINCREMENT, `INSERT OR IGNORE` would use up a key number for every id
+ * it skips, and keys would grow with every batch instead of with the ids (bigger integers in
+ * every row and index).
+ */
+export const INSERT_CHANNEL_KEYS = 'INSERT INTO channel_keys (channel_id) SELECT j.value FROM json_each(?1) j WHERE NOT EXISTS (SELECT 1 FROM channel_keys c WHERE c.channel_id = j.value)';
+export const INSERT_PUBLISHER_KEYS = 'INSERT INTO publisher_keys (publisher) SELECT j.value FROM json_each(?1) j WHERE NOT EXISTS (SELECT 1 FROM publisher_keys p WHERE p.publisher = j.value)';
 
 /**
  * Positional rows read with `v ->> n`: an index step per column (objects cost a key search each).
