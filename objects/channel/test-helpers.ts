@@ -10,6 +10,24 @@ import type { PublishInput } from './types';
 export const newChannel = (): string => crypto.randomUUID();
 export const actor = (channel: string) => env.CHANNELS.get(env.CHANNELS.idFromName(channel));
 
+/** A stored message as D1's `messages` view shows it (migrations/0004). */
+export interface StoredRow {
+  seq: number;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  content_type: string;
+  created: number;
+  size: number;
+  payload: string | null;
+  blob_key: string | null;
+  retained: number;
+}
+
+/** A channel's messages in D1, in seq order. */
+export const storedRows = async (ch: string): Promise<StoredRow[]> =>
+  (await env.DB.prepare('SELECT * FROM messages WHERE channel_id = ? ORDER BY seq').bind(ch).all<StoredRow>()).results;
+
 export const msg = (over: Partial<PublishInput> = {}): PublishInput => ({
   subtopic: '',
   publisher: 'dev-1',
