@@ -180,11 +180,12 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
     rmSync(state, { recursive: true, force: true });
     throw e;
   });
+  // Per channel: the stored total at the last storage check (the footprint counts their sum).
+  const storedAt = new Map<number, number>();
   let footprint: Footprint | null = null;
-  let counted = () => 0;
   const stop = async () => {
     await platform.stop();
-    footprint = { messages: counted(), bytes: d1Bytes(state) };
+    footprint = { messages: [...storedAt.values()].reduce((a, b) => a + b, 0), bytes: d1Bytes(state) };
     rmSync(state, { recursive: true, force: true });
   };
   try {
@@ -199,9 +200,8 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
     if (made.items.length) await connect(channels);
     await limits(w.channel);
 
-    // Per channel: messages accepted since the last check, and the stored total at the last check.
+    // Per channel: messages accepted since the last check.
     const expected = new Map<number, number>();
-    const storedAt = new Map<number, number>();
     // Bounded: a count that never comes must end the scenario with a reported failure, not hang the run.
     const get = (base: string, path: string, ms: number) => fetch(`${base}${path}`, { headers: { authorization: `Bearer ${w.token}` }, signal: AbortSignal.timeout(ms) });
     // When the public port (wrangler's proxy) does not answer, ask the worker's own port (the one the
@@ -223,7 +223,6 @@ export async function startEdgeflux(opts: { devices: number; profileDir?: string
       if (!res.ok) throw new Error(`counting the stored messages of channel ${ch}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
       return ((await res.json()) as { total: number }).total;
     };
-    counted = () => [...storedAt.values()].reduce((a, b) => a + b, 0);
     const storage: Storage = {
       expect: (ch, n) => void expected.set(base + ch, (expected.get(base + ch) ?? 0) + n),
       footprint: () => footprint,

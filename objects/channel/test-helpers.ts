@@ -10,19 +10,8 @@ import type { PublishInput } from './types';
 export const newChannel = (): string => crypto.randomUUID();
 export const actor = (channel: string) => env.CHANNELS.get(env.CHANNELS.idFromName(channel));
 
-/** A stored message as D1's `messages` view shows it (migrations/0004). */
-export interface StoredRow {
-  seq: number;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
-  content_type: string;
-  created: number;
-  size: number;
-  payload: string | null;
-  blob_key: string | null;
-  retained: number;
-}
+/** A stored message as D1's `messages` view shows it (migrations/0004): its columns by name. */
+export type StoredRow = Record<string, string | number | null>;
 
 /** A channel's messages in D1, in seq order. */
 export const storedRows = async (ch: string): Promise<StoredRow[]> =>

@@ -14,9 +14,8 @@ import { CHANNEL_KEY, messageWhere, senmlWhere } from './sql';
  */
 export const queryRouter = router();
 
-/** A message_rows row with its ids put back (the query's columns). */
+/** A message_rows row with its publisher's id (MESSAGE_COLUMNS); the channel is the query's own. */
 interface MessageRow {
-  channel_id: string;
   seq: number;
   subtopic: string;
   publisher: string;
@@ -28,18 +27,17 @@ interface MessageRow {
   blob_key: string | null;
 }
 
-function messageItem(r: MessageRow, format: Query['format']) {
-  const base = { channel: r.channel_id, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, contentType: r.content_type, created: r.created, seq: r.seq };
-  if (r.payload === null) return { ...base, size: r.size, payloadUrl: `/channels/${r.channel_id}/payloads/${r.seq}` };
+function messageItem(channel: string, r: MessageRow, format: Query['format']) {
+  const base = { channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, contentType: r.content_type, created: r.created, seq: r.seq };
+  if (r.payload === null) return { ...base, size: r.size, payloadUrl: `/channels/${channel}/payloads/${r.seq}` };
   if (format === 'json') return { ...base, payload: JSON.parse(r.payload) as unknown };
   return { ...base, ...payloadToWire(r.content_type, utf8Bytes(r.payload)) };
 }
 
-/** A page's rows with their publisher ids; the channel's id is the query's own (`?` first). */
-const MESSAGE_COLUMNS = '? AS channel_id, m.seq, m.subtopic, p.publisher, m.protocol, m.content_type, m.created, m.size, m.payload, m.blob_key';
-const SENML_COLUMNS = '? AS channel, r.seq, r.subtopic, p.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
+/** A page's rows with their publishers' ids. */
+const MESSAGE_COLUMNS = 'm.seq, m.subtopic, p.publisher, m.protocol, m.content_type, m.created, m.size, m.payload, m.blob_key';
+const SENML_COLUMNS = 'r.seq, r.subtopic, p.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
 interface SenmlRow {
-  channel: string;
   seq: number;
   subtopic: string;
   publisher: string;
@@ -53,8 +51,8 @@ interface SenmlRow {
   sum: number | null;
   update_time: number | null;
 }
-const senmlItem = (r: SenmlRow) => ({
-  channel: r.channel,
+const senmlItem = (channel: string, r: SenmlRow) => ({
+  channel,
   seq: r.seq,
   subtopic: r.subtopic,
   publisher: r.publisher,
@@ -75,16 +73,16 @@ async function listPage(db: D1Database, channel: string, q: Query, subtopic: str
     const w = senmlWhere(channel, q, subtopic);
     const [count, rows] = await db.batch<Record<string, unknown>>([
       db.prepare(`SELECT COUNT(*) AS n FROM senml_rows r WHERE ${w.sql}`).bind(...w.params),
-      db.prepare(`SELECT ${SENML_COLUMNS} FROM senml_rows r JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(channel, ...w.params, q.limit, q.offset),
+      db.prepare(`SELECT ${SENML_COLUMNS} FROM senml_rows r JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
     ]);
-    return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as SenmlRow[]).map(senmlItem) };
+    return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as SenmlRow[]).map((r) => senmlItem(channel, r)) };
   }
   const w = messageWhere(channel, q, subtopic);
   const [count, rows] = await db.batch<Record<string, unknown>>([
     db.prepare(`SELECT COUNT(*) AS n FROM message_rows m WHERE ${w.sql}`).bind(...w.params),
-    db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM message_rows m JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY m.seq ${dir} LIMIT ? OFFSET ?`).bind(channel, ...w.params, q.limit, q.offset),
+    db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM message_rows m JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY m.seq ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
   ]);
-  return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as MessageRow[]).map((r) => messageItem(r, q.format)) };
+  return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as MessageRow[]).map((r) => messageItem(channel, r, q.format)) };
 }
 
 const AGG = { min: 'MIN(r.value)', max: 'MAX(r.value)', avg: 'AVG(r.value)', sum: 'SUM(r.value)', count: 'COUNT(*)' } as const;
