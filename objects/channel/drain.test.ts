@@ -5,7 +5,7 @@ import { encodeSenmlCbor } from '../../shared/senml';
 import type { ChannelCore } from './core';
 import { DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
 import { isTextualType, utf8Text } from '../../shared/envelope';
-import { backoffMs, blobKey, INLINE_TEXT_MAX, partsOf, writeBatch, type MessageItem } from './drain';
+import { backoffMs, blobKey, INLINE_TEXT_MAX, partsOf, writeBatch, type MessageTail } from './drain';
 import type { ChannelMessage } from './types';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, storedRows as rows, text } from './test-helpers';
@@ -385,7 +385,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
 });
 
 describe('drain rows (partsOf)', () => {
-  it('writes each row as exactly the JSON of its MessageItem, whatever the strings and payload', () => {
+  it('writes each row as exactly the JSON of its MessageTail, with its publisher named once per part, whatever the strings and payload', () => {
     const ch = newChannel();
     const strings = ['', 'room/1', 'q"\\ \n\t é ✓ 🌡 \u0001 \u2028', 'dev-1', 'dev-2'];
     const payloads = [text('hello'), text('[{"n":"t","v":1}]'), new Uint8Array([0xff, 0xfe, 0x00]), new Uint8Array(64 * 1024 + 1).fill(0x41), text('x'.repeat(64 * 1024)), text('"é\\')];
@@ -396,7 +396,8 @@ describe('drain rows (partsOf)', () => {
       const envelope = { seq: i + 1, subtopic: pick(strings), publisher: pick(strings), protocol: pick(['http', 'ws', 'mqtt', 'coap'] as const), contentType: pick(types), created: 1_700_000_000_000 + i, payload: pick(payloads) };
       return { message: { envelope, retain: pick([true, false]) } as ChannelMessage, records: pick([null, '[{"i":0,"n":"t","t":1,"v":1}]']) };
     });
-    const { parts, blobs } = partsOf(ch, batch);
+    const { parts, blobs } = partsOf(ch, batch, 20_000);
+    expect(parts.length).toBeGreaterThan(1);
     const inline = (m: ChannelMessage): string | null => {
       const e = m.envelope;
       return e.payload.length <= INLINE_TEXT_MAX && isTextualType(e.contentType) ? utf8Text(e.payload) : null;
@@ -404,14 +405,23 @@ describe('drain rows (partsOf)', () => {
     const expected = batch.map(({ message: m }) => {
       const e = m.envelope;
       const t = inline(m);
-      const item: MessageItem = [ch, e.seq, e.subtopic, e.publisher, e.protocol, e.contentType, e.created, e.payload.length, t, t === null ? blobKey(ch, e.seq) : null, m.retain ? 1 : 0];
-      return JSON.stringify(item);
+      const item: MessageTail = [e.seq, e.subtopic, e.protocol, e.contentType, e.created, e.payload.length, t, t === null ? blobKey(ch, e.seq) : null, m.retain ? 1 : 0];
+      return JSON.stringify(item).slice(1);
     });
     expect(parts.flatMap((p) => p.messages)).toEqual(expected);
+    // Each row's publisher, by its index into its own part's list, which names each once.
+    expect(parts.flatMap((p) => p.messagePublishers.map((i) => p.publishers[i]))).toEqual(batch.map((b) => b.message.envelope.publisher));
+    for (const p of parts) {
+      expect(p.channel).toBe(ch);
+      expect(new Set(p.publishers).size).toBe(p.publishers.length);
+      expect(p.messagePublishers).toHaveLength(p.messages.length);
+      expect(p.recordPublishers).toHaveLength(p.records.length);
+    }
+    expect(parts.flatMap((p) => p.recordPublishers.map((i) => p.publishers[i]))).toEqual(batch.filter((b) => b.records !== null).map((b) => b.message.envelope.publisher));
     expect(blobs.map((m) => m.envelope.seq)).toEqual(batch.filter(({ message: m }) => inline(m) === null).map(({ message: m }) => m.envelope.seq));
-    const recs = batch.filter((b) => b.records !== null).map(({ message: { envelope: e }, records }) => JSON.stringify([ch, e.seq, e.subtopic, e.publisher, e.created, JSON.parse(records!)]));
+    const recs = batch.filter((b) => b.records !== null).map(({ message: { envelope: e }, records }) => JSON.stringify([e.seq, e.subtopic, e.created, JSON.parse(records!)]).slice(1));
     expect(parts.flatMap((p) => p.records)).toEqual(recs);
     // Every kind of row came up: inline text, R2 (binary, too big, invalid UTF-8, other charset), retained.
-    expect(new Set(expected.map((r) => (JSON.parse(r) as unknown[])[8] === null)).size).toBe(2);
+    expect(new Set(expected.map((r) => (JSON.parse(`[${r}`) as unknown[])[6] === null)).size).toBe(2);
   });
 });

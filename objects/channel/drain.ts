@@ -27,11 +27,11 @@ const R2_CONCURRENCY = 8;
 export const blobKey = (channel: string, seq: number): string => `channels/${channel}/${String(seq).padStart(16, '0')}`;
 
 /**
- * One messages row as the drain hands it to the store writer: a positional JSON array
- * (objects/writer/, INSERT_MESSAGES). Order: channel, seq, subtopic, publisher, protocol,
- * contentType, created, size, payload, blobKey, retained.
+ * What the drain hands the store writer for one message: its `messages` row without the two ids
+ * (objects/writer/, INSERT_MESSAGES), which the writer puts in front as their integer keys.
+ * Order: seq, subtopic, protocol, contentType, created, size, payload, blobKey, retained.
  */
-export type MessageItem = [string, number, string, string, string, string, number, number, string | null, string | null, 0 | 1];
+export type MessageTail = [number, string, string, string, number, number, string | null, string | null, 0 | 1];
 
 async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessage[]): Promise<void> {
   for (let i = 0; i < blobs.length; i += R2_CONCURRENCY) {
@@ -51,17 +51,20 @@ async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessag
  * (PART_CHARS) characters, a message's row and its records always in the same part. (A drain's
  * batch is bounded by payload bytes; its SenML records' JSON comes on top.)
  *
- * Each row is the JSON text of a `MessageItem`, written field by field: the strings a batch
- * repeats (subtopic, publisher, protocol, content type) are JSON-encoded once per batch, not once
- * per message (half of this function's time at 1,000 messages per drain; same text, drain.test.ts).
+ * A row leaves out the channel and the publisher: the part names its channel once and its
+ * publishers once each, every row says which publisher is its own (an index into `publishers`),
+ * and the writer puts both ids in front as their D1 keys (objects/writer/, WritePart). Each row is
+ * otherwise JSON text without its opening bracket (`MessageTail`; records: seq, subtopic,
+ * created, [record…]), written field by field: the strings a batch repeats (subtopic, protocol,
+ * content type) are JSON-encoded once per batch, not once per message (same text, drain.test.ts).
  */
 export function partsOf(channel: string, batch: readonly { message: ChannelMessage; records: string | null }[], maxChars = PART_CHARS): { parts: WritePart[]; blobs: ChannelMessage[] } {
   const parts: WritePart[] = [];
-  let cur: WritePart = { channel, publishers: [], messages: [], records: [] };
-  let publishers = new Set<string>();
+  const empty = (): WritePart => ({ channel, publishers: [], messages: [], messagePublishers: [], records: [], recordPublishers: [] });
+  let cur = empty();
+  let publishers = new Map<string, number>();
   let size = 0;
   const blobs: ChannelMessage[] = [];
-  const ch = JSON.stringify(channel);
   const quoted = new Map<string, string>();
   const q = (s: string): string => {
     let v = quoted.get(s);
@@ -77,31 +80,33 @@ export function partsOf(channel: string, batch: readonly { message: ChannelMessa
     const text = isText && e.payload.length <= INLINE_TEXT_MAX ? utf8Text(e.payload) : null;
     if (text === null) blobs.push(m);
     const subtopic = q(e.subtopic);
-    const publisher = q(e.publisher);
     const stored = text === null ? `null,${JSON.stringify(blobKey(channel, e.seq))}` : `${JSON.stringify(text)},null`;
-    const row = `[${ch},${e.seq},${subtopic},${publisher},${q(e.protocol)},${q(e.contentType)},${e.created},${e.payload.length},${stored},${m.retain ? 1 : 0}]`;
+    const row = `${e.seq},${subtopic},${q(e.protocol)},${q(e.contentType)},${e.created},${e.payload.length},${stored},${m.retain ? 1 : 0}]`;
     // `records` is already JSON text (payload.ts); splice it in rather than parse and re-encode.
-    const recs = r === null ? null : `[${ch},${e.seq},${subtopic},${publisher},${e.created},${r}]`;
-    const n = row.length + 1 + (recs === null ? 0 : recs.length + 1);
+    const recs = r === null ? null : `${e.seq},${subtopic},${e.created},${r}]`;
+    // Each row also costs its two keys and brackets in the writer's parameter: count them.
+    const n = row.length + 24 + (recs === null ? 0 : recs.length + 24);
     if (cur.messages.length > 0 && size + n > maxChars) {
-      cur.publishers = [...publishers];
       parts.push(cur);
-      cur = { channel, publishers: [], messages: [], records: [] };
-      publishers = new Set();
+      cur = empty();
+      publishers = new Map();
       size = 0;
     }
-    if (!publishers.has(e.publisher)) {
-      publishers.add(e.publisher);
+    let pub = publishers.get(e.publisher);
+    if (pub === undefined) {
+      publishers.set(e.publisher, (pub = cur.publishers.length));
+      cur.publishers.push(e.publisher);
       size += e.publisher.length + 3;
     }
     cur.messages.push(row);
-    if (recs !== null) cur.records.push(recs);
+    cur.messagePublishers.push(pub);
+    if (recs !== null) {
+      cur.records.push(recs);
+      cur.recordPublishers.push(pub);
+    }
     size += n;
   }
-  if (cur.messages.length > 0) {
-    cur.publishers = [...publishers];
-    parts.push(cur);
-  }
+  if (cur.messages.length > 0) parts.push(cur);
   return { parts, blobs };
 }
 

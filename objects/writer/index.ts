@@ -39,16 +39,21 @@ const QUEUE_CHARS = 64 * 1024 * 1024;
 export const BATCH_TIMEOUT_MS = 30_000;
 
 /**
- * One channel drain's rows, each already JSON text.
- * `messages`: `[channel, seq, subtopic, publisher, protocol, contentType, created, size, payload, blobKey, retained]`.
- * `records`: `[channel, seq, subtopic, publisher, created, [record…]]`, each record an object as objects/channel/payload.ts writes it.
- * `channel` and `publishers`: the ids the rows name (distinct), which get their integer keys first (migrations/0004).
+ * One channel drain's rows (objects/channel/drain.ts, partsOf), without their ids: the part names
+ * its `channel` and its distinct `publishers` once, each row gives its publisher as an index into
+ * `publishers` (`messagePublishers`, `recordPublishers`: one per row), and the writer puts both
+ * ids in front of each row as their integer keys (migrations/0004), so D1 is not sent two UUIDs
+ * per row. A row is JSON text without its opening bracket:
+ * `messages`: `seq, subtopic, protocol, contentType, created, size, payload, blobKey, retained]`;
+ * `records`: `seq, subtopic, created, [record…]]`, each record an object as objects/channel/payload.ts writes it.
  */
 export interface WritePart {
   channel: string;
   publishers: string[];
   messages: string[];
+  messagePublishers: number[];
   records: string[];
+  recordPublishers: number[];
 }
 
 /**
@@ -59,6 +64,8 @@ export interface WritePart {
  */
 export const INSERT_CHANNEL_KEYS = 'INSERT INTO channel_keys (channel_id) SELECT j.value FROM json_each(?1) j WHERE NOT EXISTS (SELECT 1 FROM channel_keys c WHERE c.channel_id = j.value)';
 export const INSERT_PUBLISHER_KEYS = 'INSERT INTO publisher_keys (publisher) SELECT j.value FROM json_each(?1) j WHERE NOT EXISTS (SELECT 1 FROM publisher_keys p WHERE p.publisher = j.value)';
+const SELECT_CHANNEL_KEYS = 'SELECT c.channel_id AS id, c.key AS key FROM json_each(?1) j JOIN channel_keys c ON c.channel_id = j.value';
+const SELECT_PUBLISHER_KEYS = 'SELECT p.publisher AS id, p.key AS key FROM json_each(?1) j JOIN publisher_keys p ON p.publisher = j.value';
 
 /**
  * Positional rows read with `v ->> n`: an index step per column (objects cost a key search each).
@@ -66,24 +73,25 @@ export const INSERT_PUBLISHER_KEYS = 'INSERT INTO publisher_keys (publisher) SEL
  * container value out as text, and every `value ->> n` on that text would render and re-parse the
  * row again — eleven times per message row (measured: ~10 % of workerd's CPU in a stored fan-in).
  *
- * Each row's ids become their keys by lookup (inserted by the same batch's first statements): a
- * key that is not there is NULL, which the NOT NULL columns refuse — the batch fails and the
- * drain retries, rather than a join dropping the row. (So `ON CONFLICT … DO NOTHING` for rows
- * already stored, not `INSERT OR IGNORE`, which would skip a NOT NULL violation too; `WHERE
- * true` is SQLite's way to write an upsert after a SELECT.)
+ * The two keys in front of each row come from the writer's cache (KeyCache); each is looked up
+ * again here by its integer primary key, so a key D1 does not have (a cache older than the
+ * database) is NULL, which the NOT NULL columns refuse: the batch fails, the writer forgets its
+ * keys and the drain retries, rather than rows landing under keys no id has. (So `ON CONFLICT …
+ * DO NOTHING` for rows already stored, not `INSERT OR IGNORE`, which would skip a NOT NULL
+ * violation too; `WHERE true` is SQLite's way to write an upsert after a SELECT.)
  */
-const CH = `(SELECT key FROM channel_keys WHERE channel_id = v ->> 0)`;
-const PUB = `(SELECT key FROM publisher_keys WHERE publisher = v ->> 3)`;
+const CH = `(SELECT key FROM channel_keys WHERE key = v ->> 0)`;
+const PUB = `(SELECT key FROM publisher_keys WHERE key = v ->> 1)`;
 
 export const INSERT_MESSAGES = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
-  INSERT INTO message_rows (ch, seq, subtopic, pub, protocol, content_type, created, size, payload, blob_key, retained)
-  SELECT ${CH}, v ->> 1, v ->> 2, ${PUB}, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8, v ->> 9, v ->> 10 FROM m WHERE true
+  INSERT INTO message_rows (ch, pub, seq, subtopic, protocol, content_type, created, size, payload, blob_key, retained)
+  SELECT ${CH}, ${PUB}, v ->> 2, v ->> 3, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8, v ->> 9, v ->> 10 FROM m WHERE true
   ON CONFLICT (ch, seq) DO NOTHING`;
 
 export const INSERT_RECORDS = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1)),
   r AS MATERIALIZED (SELECT m.v AS v, jsonb(e.value) AS rv FROM m, json_each(m.v, '$[5]') AS e)
-  INSERT INTO senml_rows (ch, seq, idx, subtopic, pub, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
-  SELECT ${CH}, v ->> 1, rv ->> '$.i', v ->> 2, ${PUB}, v ->> 4, rv ->> '$.n', rv ->> '$.t', rv ->> '$.u',
+  INSERT INTO senml_rows (ch, pub, seq, idx, subtopic, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
+  SELECT ${CH}, ${PUB}, v ->> 2, rv ->> '$.i', v ->> 3, v ->> 4, rv ->> '$.n', rv ->> '$.t', rv ->> '$.u',
          rv ->> '$.v', rv ->> '$.vs', rv ->> '$.vb', rv ->> '$.vd', rv ->> '$.s', rv ->> '$.ut'
   FROM r WHERE true
   ON CONFLICT (ch, seq, idx) DO NOTHING`;
@@ -109,8 +117,8 @@ export function chunks(items: readonly string[]): string[] {
 export const partChars = (p: WritePart): number => {
   let n = p.channel.length + 3;
   for (const s of p.publishers) n += s.length + 3;
-  for (const s of p.messages) n += s.length + 1;
-  for (const s of p.records) n += s.length + 1;
+  for (const s of p.messages) n += s.length + 24;
+  for (const s of p.records) n += s.length + 24;
   return n;
 };
 
@@ -121,19 +129,78 @@ export const partChars = (p: WritePart): number => {
  */
 export const isDataError = (e: unknown): boolean => /SQLITE_|malformed JSON/i.test(e instanceof Error ? e.message : String(e));
 
-/** Writes parts to D1 in one batch (atomic): the keys of their ids first, then every row of every part, or none. */
-export async function writeParts(db: D1Database, parts: readonly WritePart[]): Promise<void> {
-  const messages = parts.flatMap((p) => p.messages);
+/** Keys the cache holds at most (per kind); past that it starts again empty. */
+const KEY_CACHE_MAX = 100_000;
+
+/**
+ * The D1 keys of channel and publisher ids (migrations/0004), as a writer has seen them. Keys
+ * are never handed out twice nor deleted, so a key once read stays right for as long as the
+ * database does; `clear` is for when it may not have (SQLite refused a batch).
+ */
+export class KeyCache {
+  readonly channels = new Map<string, number>();
+  readonly publishers = new Map<string, number>();
+
+  /** Gives every id of `parts` its key: the ones not cached in one D1 batch (new ids inserted, then all read). */
+  async resolve(db: D1Database, parts: readonly WritePart[]): Promise<void> {
+    const channels = new Set<string>();
+    const publishers = new Set<string>();
+    for (const p of parts) {
+      if (!this.channels.has(p.channel)) channels.add(p.channel);
+      for (const id of p.publishers) if (!this.publishers.has(id)) publishers.add(id);
+    }
+    if (channels.size === 0 && publishers.size === 0) return;
+    const ids = (xs: Set<string>) => chunks([...xs].map((x) => JSON.stringify(x)));
+    const c = ids(channels);
+    const pub = ids(publishers);
+    const results = await db.batch<{ id: string; key: number }>([
+      ...c.map((json) => db.prepare(INSERT_CHANNEL_KEYS).bind(json)),
+      ...pub.map((json) => db.prepare(INSERT_PUBLISHER_KEYS).bind(json)),
+      ...c.map((json) => db.prepare(SELECT_CHANNEL_KEYS).bind(json)),
+      ...pub.map((json) => db.prepare(SELECT_PUBLISHER_KEYS).bind(json)),
+    ]);
+    if (this.channels.size + channels.size > KEY_CACHE_MAX) this.channels.clear();
+    if (this.publishers.size + publishers.size > KEY_CACHE_MAX) this.publishers.clear();
+    const reads = results.slice(c.length + pub.length);
+    reads.forEach((r, i) => {
+      const into = i < c.length ? this.channels : this.publishers;
+      for (const { id, key } of r.results) into.set(id, key);
+    });
+  }
+
+  clear(): void {
+    this.channels.clear();
+    this.publishers.clear();
+  }
+}
+
+function key(map: Map<string, number>, id: string): number {
+  const k = map.get(id);
+  if (k === undefined) throw new Error(`no D1 key for ${JSON.stringify(id)}`);
+  return k;
+}
+
+/** Each row of `part` with its two keys in front: the text INSERT_MESSAGES / INSERT_RECORDS read. */
+function keyed(rows: readonly string[], publishers: readonly number[], ch: number, pubKeys: readonly number[], out: string[]): void {
+  for (let i = 0; i < rows.length; i++) out.push(`[${ch},${pubKeys[publishers[i] as number]},${rows[i]}`);
+}
+
+/**
+ * Writes parts to D1 in one batch (atomic): every row of every part, or none. Ids `keys` has not
+ * seen get their keys first, in a D1 batch of their own.
+ */
+export async function writeParts(db: D1Database, parts: readonly WritePart[], keys = new KeyCache()): Promise<void> {
+  await keys.resolve(db, parts);
+  const messages: string[] = [];
+  const records: string[] = [];
+  for (const p of parts) {
+    const ch = key(keys.channels, p.channel);
+    const pubKeys = p.publishers.map((id) => key(keys.publishers, id));
+    keyed(p.messages, p.messagePublishers, ch, pubKeys, messages);
+    keyed(p.records, p.recordPublishers, ch, pubKeys, records);
+  }
   if (messages.length === 0) return;
-  const records = parts.flatMap((p) => p.records);
-  const ids = (xs: Iterable<string>) => chunks([...new Set(xs)].map((x) => JSON.stringify(x)));
-  const statements = [
-    ...ids(parts.map((p) => p.channel)).map((json) => db.prepare(INSERT_CHANNEL_KEYS).bind(json)),
-    ...ids(parts.flatMap((p) => p.publishers)).map((json) => db.prepare(INSERT_PUBLISHER_KEYS).bind(json)),
-    ...chunks(messages).map((json) => db.prepare(INSERT_MESSAGES).bind(json)),
-    ...chunks(records).map((json) => db.prepare(INSERT_RECORDS).bind(json)),
-  ];
-  await db.batch(statements);
+  await db.batch([...chunks(messages).map((json) => db.prepare(INSERT_MESSAGES).bind(json)), ...chunks(records).map((json) => db.prepare(INSERT_RECORDS).bind(json))]);
 }
 
 /** Which writer a channel's drains go to: a stable hash of its id over `STORE_WRITERS` writers. */
@@ -170,6 +237,7 @@ export class StoreWriter extends DurableObject<Env> {
   private writing = false;
   private counts: WriterStats = { parts: 0, failed: 0, batches: 0 };
   private queued = 0;
+  private keys = new KeyCache();
 
   stats(): WriterStats {
     return { ...this.counts };
@@ -228,6 +296,8 @@ export class StoreWriter extends DurableObject<Env> {
       await this.send(batch);
       return;
     } catch (e) {
+      // SQLite refused rows: maybe for a cached key D1 no longer has. Read them again next time.
+      if (isDataError(e)) this.keys.clear();
       if (batch.length === 1 || !isDataError(e)) return batch.forEach((w) => this.refuse(w, e));
     }
     // The shared batch failed: each part alone, so only the parts that fail on their own fail.
@@ -235,6 +305,7 @@ export class StoreWriter extends DurableObject<Env> {
       try {
         await this.send([w]);
       } catch (e) {
+        if (isDataError(e)) this.keys.clear();
         this.refuse(w, e);
       }
     }
@@ -245,7 +316,7 @@ export class StoreWriter extends DurableObject<Env> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`D1 batch not answered in ${BATCH_TIMEOUT_MS} ms`)), BATCH_TIMEOUT_MS)));
     try {
-      await Promise.race([writeParts(this.env.DB, batch.map((w) => w.part)), deadline]);
+      await Promise.race([writeParts(this.env.DB, batch.map((w) => w.part), this.keys), deadline]);
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }

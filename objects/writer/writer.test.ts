@@ -9,9 +9,9 @@ import { actor, msg, newChannel, storedRows as rows, text } from '../channel/tes
 import { isDataError, writerFor, type WritePart } from './index';
 
 describe('store writer: many channels per D1 batch', () => {
-  /** A messages row in the writer's format (objects/writer/, INSERT_MESSAGES). */
-  const row = (ch: string, seq: number) => JSON.stringify([ch, seq, '', 'dev', 'http', 'text/plain', 1_700_000_000_000 + seq, 2, `m${seq}`, null, 0]);
-  const part = (ch: string, seqs: number[]): WritePart => ({ channel: ch, publishers: ['dev'], messages: seqs.map((s) => row(ch, s)), records: [] });
+  /** A messages row as a drain hands it to the writer (WritePart: a MessageTail without its opening bracket). */
+  const row = (seq: number) => JSON.stringify([seq, '', 'http', 'text/plain', 1_700_000_000_000 + seq, 2, `m${seq}`, null, 0]).slice(1);
+  const part = (ch: string, seqs: number[], publisher = 'dev'): WritePart => ({ channel: ch, publishers: [publisher], messages: seqs.map(row), messagePublishers: seqs.map(() => 0), records: [], recordPublishers: [] });
   const freshWriter = () => env.WRITERS.get(env.WRITERS.idFromName(`test-${crypto.randomUUID()}`));
 
   it('writes parts that arrive together as one D1 batch, and answers each once its rows are in', async () => {
@@ -45,25 +45,45 @@ describe('store writer: many channels per D1 batch', () => {
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM channel_keys WHERE channel_id IN (?, ?)').bind(ch, other).first('n')).toBe(2);
   });
 
-  it('refuses rows whose ids were not given keys, rather than dropping them', async () => {
+  it('refuses rows under a key D1 does not have, rather than storing them under it, and then reads its keys again', async () => {
     const w = freshWriter();
     const ch = newChannel();
-    // The part does not list the row's publisher, never seen before: no key, and the NOT NULL key column refuses the row.
     const publisher = `dev-${crypto.randomUUID()}`;
-    const message = JSON.stringify([ch, 1, '', publisher, 'http', 'text/plain', 1_700_000_000_001, 2, 'm1', null, 0]);
-    const r = await w.write({ channel: ch, publishers: [], messages: [message], records: [] });
+    expect(await w.write(part(ch, [1], publisher))).toEqual({ ok: true });
+    // The database loses the keys the writer has cached (as if reset under a running writer).
+    await env.DB.batch([env.DB.prepare('DELETE FROM message_rows WHERE ch = (SELECT key FROM channel_keys WHERE channel_id = ?)').bind(ch), env.DB.prepare('DELETE FROM channel_keys WHERE channel_id = ?').bind(ch), env.DB.prepare('DELETE FROM publisher_keys WHERE publisher = ?').bind(publisher)]);
+    // The cached keys are refused by the NOT NULL key columns: nothing lands under them.
+    const r = await w.write(part(ch, [2], publisher));
     expect(r).toEqual({ ok: false, error: expect.stringMatching(/NOT NULL/) });
-    expect(await rows(ch)).toEqual([]);
-    // Given its keys, the same rows land.
-    expect(await w.write({ channel: ch, publishers: [publisher], messages: [message], records: [] })).toEqual({ ok: true });
-    expect((await rows(ch)).map((x) => x.publisher)).toEqual([publisher]);
+    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM message_rows WHERE ch NOT IN (SELECT key FROM channel_keys)').first('n')).toBe(0);
+    // The refusal made the writer forget its keys: the drain's retry gets new ones and lands.
+    expect(await w.write(part(ch, [2], publisher))).toEqual({ ok: true });
+    expect((await rows(ch)).map((x) => [x.seq, x.publisher])).toEqual([[2, publisher]]);
+  });
+
+  it('writes each row under its own publisher and its part\'s channel', async () => {
+    const w = freshWriter();
+    const [a, b] = [newChannel(), newChannel()];
+    const [p1, p2, p3] = ['dev-1', `dev-${crypto.randomUUID()}`, 'dev-"quoted"'];
+    const records = (seq: number) => JSON.stringify([seq, 'room', 1_700_000_000_000 + seq, [{ i: 0, n: 'temp', t: 1_700_000_000 + seq, v: seq }]]).slice(1);
+    const pa: WritePart = { channel: a, publishers: [p1, p2], messages: [row(1), row(2), row(3)], messagePublishers: [1, 0, 1], records: [records(1), records(3)], recordPublishers: [1, 1] };
+    const pb: WritePart = { channel: b, publishers: [p3, p1], messages: [row(1), row(2)], messagePublishers: [0, 1], records: [records(2)], recordPublishers: [1] };
+    expect(await Promise.all([w.write(pa), w.write(pb)])).toEqual([{ ok: true }, { ok: true }]);
+    expect((await rows(a)).map((x) => [x.seq, x.publisher])).toEqual([[1, p2], [2, p1], [3, p2]]);
+    expect((await rows(b)).map((x) => [x.seq, x.publisher])).toEqual([[1, p3], [2, p1]]);
+    const recs = await env.DB.prepare('SELECT channel_id, seq, publisher, subtopic, name, value FROM senml_records WHERE channel_id IN (?, ?) ORDER BY channel_id = ? DESC, seq').bind(a, b, a).all();
+    expect(recs.results).toEqual([
+      { channel_id: a, seq: 1, publisher: p2, subtopic: 'room', name: 'temp', value: 1 },
+      { channel_id: a, seq: 3, publisher: p2, subtopic: 'room', name: 'temp', value: 3 },
+      { channel_id: b, seq: 2, publisher: p1, subtopic: 'room', name: 'temp', value: 2 },
+    ]);
   });
 
   it("fails only the part whose rows D1 refuses: the others' rows land", async () => {
     const w = freshWriter();
     const [good1, bad, good2] = [newChannel(), newChannel(), newChannel()];
     // A row that is not JSON makes json_each fail, and with it the shared batch.
-    const broken: WritePart = { channel: bad, publishers: ['dev'], messages: [row(bad, 1), '{not json'], records: [] };
+    const broken: WritePart = { channel: bad, publishers: ['dev'], messages: [row(1), '{not json'], messagePublishers: [0, 0], records: [], recordPublishers: [] };
     const results = await Promise.all([w.write(part(good1, [1])), w.write(broken), w.write(part(good2, [1, 2]))]);
     expect(results).toEqual([{ ok: true }, { ok: false, error: expect.stringMatching(/malformed JSON/) }, { ok: true }]);
     expect(await w.stats()).toMatchObject({ parts: 2, failed: 1 });
@@ -98,8 +118,8 @@ describe('store writer: many channels per D1 batch', () => {
       for (const p of parts) {
         expect(p.messages.length).toBeGreaterThan(0);
         // Each records row names a seq whose message row is in the same part.
-        const seqs = new Set(p.messages.map((m) => (JSON.parse(m) as unknown[])[1]));
-        for (const r of p.records) expect(seqs.has((JSON.parse(r) as unknown[])[1])).toBe(true);
+        const seqs = new Set(p.messages.map((m) => (JSON.parse(`[${m}`) as unknown[])[0]));
+        for (const r of p.records) expect(seqs.has((JSON.parse(`[${r}`) as unknown[])[0])).toBe(true);
       }
       expect(parts.flatMap((p) => p.messages)).toHaveLength(12);
       expect(parts.flatMap((p) => p.records)).toHaveLength(12);

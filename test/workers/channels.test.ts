@@ -81,9 +81,9 @@ describe('channels', () => {
     const d = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'd' } })).body;
     await api('POST', `/orgs/${org}/connections`, { token: t, body: { channel_ids: [ch.id], device_ids: [d.id] } });
     // A stored message with a SenML record, as the store writer writes them.
-    const message = JSON.stringify([ch.id, 1, '', d.id, 'http', 'application/senml+json', 1, 15, '[{"n":"t","v":1}]', null, 0]);
-    const records = JSON.stringify([ch.id, 1, '', d.id, 1, [{ i: 0, n: 't', t: 1, v: 1 }]]);
-    await writeParts(env.DB, [{ channel: ch.id, publishers: [d.id], messages: [message], records: [records] }]);
+    const message = JSON.stringify([1, '', 'http', 'application/senml+json', 1, 15, '[{"n":"t","v":1}]', null, 0]).slice(1);
+    const records = JSON.stringify([1, '', 1, [{ i: 0, n: 't', t: 1, v: 1 }]]).slice(1);
+    await writeParts(env.DB, [{ channel: ch.id, publishers: [d.id], messages: [message], messagePublishers: [0], records: [records], recordPublishers: [0] }]);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch.id).first('n')).toBe(1);
     await env.BLOBS.put(`channels/${ch.id}/0000000000000002`, new Uint8Array([1, 2]));
     expect((await api('DELETE', `/orgs/${org}/channels/${ch.id}`, { token: t })).status).toBe(204);
