@@ -16,22 +16,32 @@ export type Checked = { ok: true; records: string | null } | PublishError;
 /** The drain binds records as one JSON parameter; D1 caps a value at 2 MB, leave room. */
 const MAX_RECORDS_JSON = 1 * MiB;
 
-/** Compact keys (SenML's own labels) keep the outbox and the drain's JSON parameter small. */
-interface StoredRecord {
-  i: number;
-  n: string;
-  t: number;
-  u?: string;
-  v?: number;
-  vs?: string;
-  vb?: boolean;
-  vd?: string;
-  s?: number;
-  ut?: number;
-}
+const num = (x: number): string => (x - x === 0 ? `${x}` : 'null');
 
-function compact(records: SenmlRecord[]): StoredRecord[] {
-  return records.map((r, i) => ({ i, n: r.name, t: r.time, u: r.unit, v: r.value, vs: r.stringValue, vb: r.boolValue, vd: r.dataValue, s: r.sum, ut: r.updateTime }));
+/**
+ * The records as the outbox keeps them and the drain writes them (objects/writer/, INSERT_RECORDS):
+ * a JSON array of objects with SenML's own labels (compact, for the outbox and the drain's JSON
+ * parameter) and each record's position as `i`, keys in this order, absent fields left out:
+ * `{"i":0,"n":"…","t":…,"u":"…","v":…,"vs":"…","vb":…,"vd":"…","s":…,"ut":…}`. Written field by
+ * field rather than through JSON.stringify of one new object per record (same text,
+ * payload.test.ts). Numbers are finite (shared/senml checks them); `num` still writes anything
+ * else as JSON.stringify would (`null`), since text that is not JSON would fail every drain.
+ */
+export function recordsJson(records: readonly SenmlRecord[]): string {
+  let out = '[';
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as SenmlRecord;
+    out += `${i === 0 ? '' : ','}{"i":${i},"n":${JSON.stringify(r.name)},"t":${num(r.time)}`;
+    if (r.unit !== undefined) out += `,"u":${JSON.stringify(r.unit)}`;
+    if (r.value !== undefined) out += `,"v":${num(r.value)}`;
+    if (r.stringValue !== undefined) out += `,"vs":${JSON.stringify(r.stringValue)}`;
+    if (r.boolValue !== undefined) out += `,"vb":${r.boolValue}`;
+    if (r.dataValue !== undefined) out += `,"vd":${JSON.stringify(r.dataValue)}`;
+    if (r.sum !== undefined) out += `,"s":${num(r.sum)}`;
+    if (r.updateTime !== undefined) out += `,"ut":${num(r.updateTime)}`;
+    out += '}';
+  }
+  return `${out}]`;
 }
 
 function senml(decode: () => SenmlRecord[]): Checked {
@@ -42,7 +52,7 @@ function senml(decode: () => SenmlRecord[]): Checked {
     if (e instanceof SenmlError) return fail(400, 'invalid_senml', `invalid SenML: ${e.message}`);
     throw e;
   }
-  const json = JSON.stringify(compact(records));
+  const json = recordsJson(records);
   if (json.length > MAX_RECORDS_JSON) return fail(413, 'senml_too_large', `the resolved SenML pack is ${json.length} bytes; at most ${MAX_RECORDS_JSON} can be stored`);
   return { ok: true, records: json };
 }
