@@ -2,7 +2,9 @@ import { runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, expectProblem, newOrg, newUser, worker } from './helpers';
-import { CHANNEL_KEY, PUBLISHER_KEY } from '../../workers/query/sql';
+import { writeParts } from '../../objects/writer';
+import { CHANNEL_KEY, PUBLISHER_KEY, messageWhere } from '../../workers/query/sql';
+import { QuerySchema } from '../../workers/query/params';
 
 /** Publishes over HTTP as the device, then drains the channel actor's outbox into D1/R2. */
 async function publish(channel: string, key: string, body: BodyInit, contentType: string, subtopic = '') {
@@ -132,15 +134,77 @@ describe('message query API', () => {
 
   it('uses the indexes for its main query shapes', async () => {
     const plan = async (sql: string, ...params: unknown[]) => JSON.stringify((await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all()).results);
-    const m = `SELECT m.seq, p.publisher FROM message_rows m JOIN publisher_keys p ON p.key = m.pub WHERE m.ch = ${CHANNEL_KEY}`;
     const r = `SELECT r.seq, p.publisher FROM senml_rows r JOIN publisher_keys p ON p.key = r.pub WHERE r.ch = ${CHANNEL_KEY}`;
-    expect(await plan(`${m} AND m.created >= ? ORDER BY m.seq DESC LIMIT 100`, ch, 0)).toMatch(/SEARCH m USING (INDEX|PRIMARY KEY)/);
-    expect(await plan(`${m} AND m.subtopic = ? ORDER BY m.seq DESC LIMIT 100`, ch, 'a')).toContain('messages_channel_subtopic');
+    // The message listing's own SQL (as listPage builds it) for its filters.
+    const page = (query: Record<string, string>, subtopic?: string) => {
+      const w = messageWhere(ch, QuerySchema.parse(query), subtopic);
+      return plan(`SELECT m.seq, p.publisher FROM ${w.from} JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY ${w.orderBy('DESC')} LIMIT 100`, ...w.params);
+    };
+    expect(await page({})).toMatch(/SEARCH m USING (COVERING )?(INDEX sqlite_autoindex_message_rows_1|PRIMARY KEY) \(ch=\?\)/);
+    expect(await page({}, 'a')).toContain('messages_channel_subtopic');
+    // A time range seeks the seq range (primary key or subtopic index), not a scan from the newest message.
+    expect(await page({ from: '1', to: '2' })).toMatch(/SEARCH m USING (COVERING )?(INDEX sqlite_autoindex_message_rows_1|PRIMARY KEY) \(ch=\? AND seq>\? AND seq<\?\)/);
+    expect(await page({ to: '2' }, 'a')).toMatch(/messages_channel_subtopic \(ch=\? AND subtopic=\? AND seq<\?\)/);
+    // A publisher takes its own index, with or without a time range.
+    expect(await page({ publisher: 'dev' })).toMatch(/SEARCH m USING INDEX messages_channel_publisher \(ch=\? AND pub=\?\)/);
+    expect(await page({ publisher: 'dev', from: '1', to: '2' })).toMatch(/messages_channel_publisher \(ch=\? AND pub=\? AND created>\? AND created<\?\)/);
     expect(await plan(`${r} AND r.name = ? AND r.time >= ? ORDER BY r.time`, ch, 'x', 0)).toContain('senml_channel_name_time');
     expect(await plan(`${r} AND r.time >= ? ORDER BY r.time`, ch, 0)).toMatch(/senml_channel_time|senml_channel_name_time/);
     expect(await plan(`${r} AND r.pub = ${PUBLISHER_KEY} AND r.time >= ? ORDER BY r.time`, ch, 'dev', 0)).toContain('senml_channel_publisher_time');
     // The views with the ids, for reading the database by hand, go through the same indexes.
     expect(await plan('SELECT * FROM messages WHERE channel_id = ? ORDER BY seq DESC LIMIT 10', ch)).toMatch(/SEARCH m USING (INDEX|PRIMARY KEY)/);
     expect(await plan('SELECT * FROM senml_records WHERE channel_id = ? AND name = ? ORDER BY time', ch, 'x')).toContain('senml_channel_name_time');
+  });
+});
+
+describe('message listings over many messages: filters and pages as a plain filter would give them', () => {
+  it('gives the same rows, total and order for publisher, time, subtopic, order and paging', async () => {
+    const u = await newUser('m');
+    const o = (await newOrg(u.token)).id;
+    const c = (await api('POST', `/orgs/${o}/channels`, { token: u.token, body: { name: 'many' } })).body.id as string;
+    // 300 messages as the actor stores them: created never decreases with seq, in ties of three.
+    const base = 1_790_000_000_000;
+    const publishers = ['dev-a', 'dev-b', 'dev-c', 'dev-rare'];
+    const all = Array.from({ length: 300 }, (_, i) => {
+      const seq = i + 1;
+      return { seq, created: base + Math.floor(seq / 3) * 1000, publisher: seq % 50 === 0 ? 'dev-rare' : (publishers[seq % 3] as string), subtopic: seq % 4 === 0 ? 'b/c' : 'a' };
+    });
+    await writeParts(env.DB, [{
+      channel: c,
+      publishers,
+      messages: all.map((m) => JSON.stringify([m.seq, m.subtopic, 'http', 'text/plain', m.created, 1, 'x', null, 0]).slice(1)),
+      messagePublishers: all.map((m) => publishers.indexOf(m.publisher)),
+      records: [],
+      recordPublishers: [],
+    }]);
+    const times = [undefined, base, base + 1000, base + 1500, base + 33_000, base + 99_000, base + 100_000, base + 200_000];
+    let checked = 0;
+    for (const publisher of [undefined, 'dev-rare', 'dev-b', 'nobody']) {
+      for (const from of times) {
+        for (const to of [undefined, base + 50_000, base + 50_500, base + 99_000, base + 1000]) {
+          for (const subtopic of [undefined, 'a']) {
+            const expected = all.filter((m) => (publisher === undefined || m.publisher === publisher) && (from === undefined || m.created >= from) && (to === undefined || m.created <= to) && (subtopic === undefined || m.subtopic === subtopic));
+            const order = checked % 2 === 0 ? 'desc' : 'asc';
+            const [limit, offset] = checked % 3 === 0 ? [7, 5] : [100, 0];
+            const ordered = order === 'desc' ? [...expected].reverse() : expected;
+            const params = new URLSearchParams({ order, limit: String(limit), offset: String(offset) });
+            if (publisher !== undefined) params.set('publisher', publisher);
+            if (from !== undefined) params.set('from', String(from));
+            if (to !== undefined) params.set('to', String(to));
+            if (subtopic !== undefined) params.set('subtopic', subtopic);
+            const res = await api('GET', `/channels/${c}/messages?${params}`, { token: u.token });
+            if (from !== undefined && to !== undefined && from > to) {
+              expect(expectProblem(res, 400).detail).toContain('from must not be after to');
+              continue;
+            }
+            expect(res.status, params.toString()).toBe(200);
+            const got = { total: res.body.total, seqs: (res.body.items as { seq: number }[]).map((m) => m.seq) };
+            expect(got, params.toString()).toEqual({ total: expected.length, seqs: ordered.slice(offset, offset + limit).map((m) => m.seq) });
+            checked++;
+          }
+        }
+      }
+    }
+    expect(checked).toBe(216); // every combination but those with from after to
   });
 });

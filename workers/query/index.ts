@@ -79,8 +79,8 @@ async function listPage(db: D1Database, channel: string, q: Query, subtopic: str
   }
   const w = messageWhere(channel, q, subtopic);
   const [count, rows] = await db.batch<Record<string, unknown>>([
-    db.prepare(`SELECT COUNT(*) AS n FROM message_rows m WHERE ${w.sql}`).bind(...w.params),
-    db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM message_rows m JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY m.seq ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
+    db.prepare(`SELECT COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}`).bind(...w.params),
+    db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM ${w.from} JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY ${w.orderBy(dir)} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
   ]);
   return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as MessageRow[]).map((r) => messageItem(channel, r, q.format)) };
 }
@@ -95,7 +95,7 @@ async function aggregate(db: D1Database, channel: string, q: Query, subtopic: st
     const w = messageWhere(channel, q, subtopic);
     const bucket = q.interval ? `(m.created / ${q.interval}) * ${q.interval}` : 'MIN(m.created)';
     const group = q.interval ? 'GROUP BY bucket' : '';
-    const { results } = await db.prepare(`SELECT ${bucket} AS bucket, COUNT(*) AS value FROM message_rows m WHERE ${w.sql} ${group} ORDER BY bucket ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset).all<{ bucket: number | null; value: number }>();
+    const { results } = await db.prepare(`SELECT ${bucket} AS bucket, COUNT(*) AS value FROM ${w.from} WHERE ${w.sql} ${group} ORDER BY bucket ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset).all<{ bucket: number | null; value: number }>();
     return results.filter((r) => r.bucket !== null).map((r) => ({ time: r.bucket, value: r.value, count: r.value }));
   }
   const w = senmlWhere(channel, q, subtopic);
