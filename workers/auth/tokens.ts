@@ -27,9 +27,11 @@ function secretKey(secret: string | undefined): Uint8Array {
 
 export async function signToken(env: Env, claims: TokenClaims, ttlSeconds: number | null): Promise<string> {
   const { sub, ...rest } = claims;
-  const jwt = new SignJWT({ ...rest }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer(ISSUER).setSubject(sub).setIssuedAt();
+  // One clock reading for both: read twice, a second boundary between them made a token live a second longer than its ttl.
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ ...rest }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer(ISSUER).setSubject(sub).setIssuedAt(now);
   if (claims.typ === 'key') jwt.setJti(claims.jti);
-  if (ttlSeconds !== null) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds);
+  if (ttlSeconds !== null) jwt.setExpirationTime(now + ttlSeconds);
   return jwt.sign(secretKey(env.JWT_SECRET));
 }
 
