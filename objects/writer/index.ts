@@ -68,30 +68,35 @@ const SELECT_CHANNEL_KEYS = 'SELECT c.channel_id AS id, c.key AS key FROM json_e
 const SELECT_PUBLISHER_KEYS = 'SELECT p.publisher AS id, p.key AS key FROM json_each(?1) j JOIN publisher_keys p ON p.publisher = j.value';
 
 /**
+ * Each batch first makes sure D1 holds every (key, id) pair its rows were given: a pair that is
+ * there inserts nothing; a pair that is missing is inserted (a database emptied under a running
+ * writer gets back the keys its rows carry); a key or an id that D1 holds in another pair — the
+ * database went back in time (a restore) and handed the key to another id — fails the primary
+ * key or the UNIQUE constraint, and with it the batch, and the writer forgets its keys (a data
+ * error). So a cached key cannot put rows under another channel or publisher, and the rows
+ * themselves carry their keys as plain integers. One small statement per batch, per id, not per row.
+ */
+export const VERIFY_CHANNEL_KEYS = 'INSERT INTO channel_keys (key, channel_id) SELECT j.value ->> 0, j.value ->> 1 FROM json_each(?1) j WHERE NOT EXISTS (SELECT 1 FROM channel_keys c WHERE c.key = j.value ->> 0 AND c.channel_id = j.value ->> 1)';
+export const VERIFY_PUBLISHER_KEYS = 'INSERT INTO publisher_keys (key, publisher) SELECT j.value ->> 0, j.value ->> 1 FROM json_each(?1) j WHERE NOT EXISTS (SELECT 1 FROM publisher_keys p WHERE p.key = j.value ->> 0 AND p.publisher = j.value ->> 1)';
+
+/**
  * Positional rows read with `v ->> n`: an index step per column (objects cost a key search each).
  * Each row is converted to SQLite's binary JSON once, in a MATERIALIZED CTE: `json_each` hands a
  * container value out as text, and every `value ->> n` on that text would render and re-parse the
  * row again — eleven times per message row (measured: ~10 % of workerd's CPU in a stored fan-in).
- *
- * The two keys in front of each row come from the writer's cache (KeyCache); each is looked up
- * again here by its integer primary key, so a key D1 does not have (a cache older than the
- * database) is NULL, which the NOT NULL columns refuse: the batch fails, the writer forgets its
- * keys and the drain retries, rather than rows landing under keys no id has. (So `ON CONFLICT …
- * DO NOTHING` for rows already stored, not `INSERT OR IGNORE`, which would skip a NOT NULL
- * violation too; `WHERE true` is SQLite's way to write an upsert after a SELECT.)
+ * `ON CONFLICT … DO NOTHING` skips rows already stored (a retried drain), and only those: `INSERT
+ * OR IGNORE` would also skip a row that breaks a NOT NULL or CHECK constraint. (`WHERE true` is
+ * SQLite's way to write an upsert after a SELECT.)
  */
-const CH = `(SELECT key FROM channel_keys WHERE key = v ->> 0)`;
-const PUB = `(SELECT key FROM publisher_keys WHERE key = v ->> 1)`;
-
 export const INSERT_MESSAGES = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
   INSERT INTO message_rows (ch, pub, seq, subtopic, protocol, content_type, created, size, payload, blob_key, retained)
-  SELECT ${CH}, ${PUB}, v ->> 2, v ->> 3, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8, v ->> 9, v ->> 10 FROM m WHERE true
+  SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8, v ->> 9, v ->> 10 FROM m WHERE true
   ON CONFLICT (ch, seq) DO NOTHING`;
 
 export const INSERT_RECORDS = `WITH m AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1)),
   r AS MATERIALIZED (SELECT m.v AS v, jsonb(e.value) AS rv FROM m, json_each(m.v, '$[5]') AS e)
   INSERT INTO senml_rows (ch, pub, seq, idx, subtopic, created, name, time, unit, value, string_value, bool_value, data_value, sum, update_time)
-  SELECT ${CH}, ${PUB}, v ->> 2, rv ->> '$.i', v ->> 3, v ->> 4, rv ->> '$.n', rv ->> '$.t', rv ->> '$.u',
+  SELECT v ->> 0, v ->> 1, v ->> 2, rv ->> '$.i', v ->> 3, v ->> 4, rv ->> '$.n', rv ->> '$.t', rv ->> '$.u',
          rv ->> '$.v', rv ->> '$.vs', rv ->> '$.vb', rv ->> '$.vd', rv ->> '$.s', rv ->> '$.ut'
   FROM r WHERE true
   ON CONFLICT (ch, seq, idx) DO NOTHING`;
@@ -123,11 +128,11 @@ export const partChars = (p: WritePart): number => {
 };
 
 /**
- * A failure that the rows themselves may cause (SQLite refused a statement): worth retrying part
- * by part. Anything else — D1 unreachable, overloaded, timed out — would fail each part alone
- * too, and retrying them one by one would only multiply the requests.
+ * A failure that the rows themselves may cause (SQLite refused a statement, or an id got no key):
+ * worth retrying part by part. Anything else — D1 unreachable, overloaded, timed out — would fail
+ * each part alone too, and retrying them one by one would only multiply the requests.
  */
-export const isDataError = (e: unknown): boolean => /SQLITE_|malformed JSON/i.test(e instanceof Error ? e.message : String(e));
+export const isDataError = (e: unknown): boolean => /SQLITE_|malformed JSON|no D1 key/i.test(e instanceof Error ? e.message : String(e));
 
 /** Keys the cache holds at most (per kind); past that it starts again empty. */
 const KEY_CACHE_MAX = 100_000;
@@ -141,8 +146,13 @@ export class KeyCache {
   readonly channels = new Map<string, number>();
   readonly publishers = new Map<string, number>();
 
+  constructor(private readonly max = KEY_CACHE_MAX) {}
+
   /** Gives every id of `parts` its key: the ones not cached in one D1 batch (new ids inserted, then all read). */
   async resolve(db: D1Database, parts: readonly WritePart[]): Promise<void> {
+    // Full: start again empty, before looking for what is missing (so nothing this batch needs is dropped after).
+    if (this.channels.size >= this.max) this.channels.clear();
+    if (this.publishers.size >= this.max) this.publishers.clear();
     const channels = new Set<string>();
     const publishers = new Set<string>();
     for (const p of parts) {
@@ -159,8 +169,6 @@ export class KeyCache {
       ...c.map((json) => db.prepare(SELECT_CHANNEL_KEYS).bind(json)),
       ...pub.map((json) => db.prepare(SELECT_PUBLISHER_KEYS).bind(json)),
     ]);
-    if (this.channels.size + channels.size > KEY_CACHE_MAX) this.channels.clear();
-    if (this.publishers.size + publishers.size > KEY_CACHE_MAX) this.publishers.clear();
     const reads = results.slice(c.length + pub.length);
     reads.forEach((r, i) => {
       const into = i < c.length ? this.channels : this.publishers;
@@ -174,9 +182,10 @@ export class KeyCache {
   }
 }
 
+/** An id's cached key; an id D1 gave no key (one that does not survive SQLite's text unchanged) fails its part alone (isDataError). */
 function key(map: Map<string, number>, id: string): number {
   const k = map.get(id);
-  if (k === undefined) throw new Error(`no D1 key for ${JSON.stringify(id)}`);
+  if (k === undefined) throw new Error(`no D1 key for ${JSON.stringify(id).slice(0, 300)}`);
   return k;
 }
 
@@ -187,20 +196,34 @@ function keyed(rows: readonly string[], publishers: readonly number[], ch: numbe
 
 /**
  * Writes parts to D1 in one batch (atomic): every row of every part, or none. Ids `keys` has not
- * seen get their keys first, in a D1 batch of their own.
+ * seen get their keys first, in a D1 batch of their own; the batch itself checks the pairs it uses
+ * (VERIFY_CHANNEL_KEYS).
  */
 export async function writeParts(db: D1Database, parts: readonly WritePart[], keys = new KeyCache()): Promise<void> {
   await keys.resolve(db, parts);
   const messages: string[] = [];
   const records: string[] = [];
+  const channelPairs = new Map<string, number>();
+  const publisherPairs = new Map<string, number>();
   for (const p of parts) {
     const ch = key(keys.channels, p.channel);
-    const pubKeys = p.publishers.map((id) => key(keys.publishers, id));
+    channelPairs.set(p.channel, ch);
+    const pubKeys = p.publishers.map((id) => {
+      const k = key(keys.publishers, id);
+      publisherPairs.set(id, k);
+      return k;
+    });
     keyed(p.messages, p.messagePublishers, ch, pubKeys, messages);
     keyed(p.records, p.recordPublishers, ch, pubKeys, records);
   }
   if (messages.length === 0) return;
-  await db.batch([...chunks(messages).map((json) => db.prepare(INSERT_MESSAGES).bind(json)), ...chunks(records).map((json) => db.prepare(INSERT_RECORDS).bind(json))]);
+  const pairs = (m: Map<string, number>) => chunks([...m].map(([id, k]) => `[${k},${JSON.stringify(id)}]`));
+  await db.batch([
+    ...pairs(channelPairs).map((json) => db.prepare(VERIFY_CHANNEL_KEYS).bind(json)),
+    ...pairs(publisherPairs).map((json) => db.prepare(VERIFY_PUBLISHER_KEYS).bind(json)),
+    ...chunks(messages).map((json) => db.prepare(INSERT_MESSAGES).bind(json)),
+    ...chunks(records).map((json) => db.prepare(INSERT_RECORDS).bind(json)),
+  ]);
 }
 
 /** Which writer a channel's drains go to: a stable hash of its id over `STORE_WRITERS` writers. */

@@ -6,7 +6,7 @@ import type { ChannelCore } from '../channel/core';
 import { partsOf } from '../channel/drain';
 import type { ChannelActor } from '../channel/index';
 import { actor, msg, newChannel, storedRows as rows, text } from '../channel/test-helpers';
-import { isDataError, writerFor, type WritePart } from './index';
+import { isDataError, KeyCache, writeParts, writerFor, type WritePart } from './index';
 
 describe('store writer: many channels per D1 batch', () => {
   /** A messages row as a drain hands it to the writer (WritePart: a MessageTail without its opening bracket). */
@@ -34,9 +34,11 @@ describe('store writer: many channels per D1 batch', () => {
     const maxKey = async (table: string) => (await env.DB.prepare(`SELECT MAX(key) AS k FROM ${table}`).first<{ k: number }>())!.k;
     expect(await w.write(part(ch, [1]))).toEqual({ ok: true });
     const [c0, p0] = [await maxKey('channel_keys'), await maxKey('publisher_keys')];
-    // The same ids again (a retried drain, the next drain of the channel): no new key numbers.
+    // The same ids again (a retried drain, the next drain of the channel), also through writers
+    // that have not cached them (they ask D1): no new key numbers.
     expect(await w.write(part(ch, [1]))).toEqual({ ok: true });
-    expect(await w.write(part(ch, [2, 3]))).toEqual({ ok: true });
+    expect(await freshWriter().write(part(ch, [2, 3]))).toEqual({ ok: true });
+    expect(await freshWriter().write(part(ch, [4]))).toEqual({ ok: true });
     expect([await maxKey('channel_keys'), await maxKey('publisher_keys')]).toEqual([c0, p0]);
     // A new channel takes the next number.
     const other = newChannel();
@@ -45,20 +47,53 @@ describe('store writer: many channels per D1 batch', () => {
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM channel_keys WHERE channel_id IN (?, ?)').bind(ch, other).first('n')).toBe(2);
   });
 
-  it('refuses rows under a key D1 does not have, rather than storing them under it, and then reads its keys again', async () => {
+  it('gives an emptied database back the keys its cached rows carry', async () => {
     const w = freshWriter();
     const ch = newChannel();
     const publisher = `dev-${crypto.randomUUID()}`;
     expect(await w.write(part(ch, [1], publisher))).toEqual({ ok: true });
-    // The database loses the keys the writer has cached (as if reset under a running writer).
-    await env.DB.batch([env.DB.prepare('DELETE FROM message_rows WHERE ch = (SELECT key FROM channel_keys WHERE channel_id = ?)').bind(ch), env.DB.prepare('DELETE FROM channel_keys WHERE channel_id = ?').bind(ch), env.DB.prepare('DELETE FROM publisher_keys WHERE publisher = ?').bind(publisher)]);
-    // The cached keys are refused by the NOT NULL key columns: nothing lands under them.
-    const r = await w.write(part(ch, [2], publisher));
-    expect(r).toEqual({ ok: false, error: expect.stringMatching(/NOT NULL/) });
-    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM message_rows WHERE ch NOT IN (SELECT key FROM channel_keys)').first('n')).toBe(0);
-    // The refusal made the writer forget its keys: the drain's retry gets new ones and lands.
+    const keyOf = () => env.DB.prepare('SELECT key FROM channel_keys WHERE channel_id = ?').bind(ch).first('key');
+    const k = await keyOf();
+    // The database loses the rows and the keys the writer has cached (as if emptied under it).
+    await env.DB.batch([env.DB.prepare('DELETE FROM message_rows WHERE ch = ?').bind(k), env.DB.prepare('DELETE FROM channel_keys WHERE key = ?').bind(k), env.DB.prepare('DELETE FROM publisher_keys WHERE publisher = ?').bind(publisher)]);
     expect(await w.write(part(ch, [2], publisher))).toEqual({ ok: true });
+    expect(await keyOf()).toBe(k);
     expect((await rows(ch)).map((x) => [x.seq, x.publisher])).toEqual([[2, publisher]]);
+  });
+
+  it('refuses rows whose cached key D1 has given to another id, stores nothing under it, and then reads its keys again', async () => {
+    const w = freshWriter();
+    const [ch, other] = [newChannel(), newChannel()];
+    expect(await w.write(part(ch, [1]))).toEqual({ ok: true });
+    const k = await env.DB.prepare('SELECT key FROM channel_keys WHERE channel_id = ?').bind(ch).first<number>('key');
+    // As after a restore to an earlier time: the key now belongs to another channel.
+    await env.DB.batch([env.DB.prepare('DELETE FROM message_rows WHERE ch = ?').bind(k), env.DB.prepare('UPDATE channel_keys SET channel_id = ? WHERE key = ?').bind(other, k)]);
+    const r = await w.write(part(ch, [2]));
+    expect(r).toEqual({ ok: false, error: expect.stringMatching(/constraint/i) });
+    expect(await rows(other)).toEqual([]);
+    // The refusal made the writer forget its keys: the drain's retry gets a new key and lands.
+    expect(await w.write(part(ch, [2]))).toEqual({ ok: true });
+    expect((await rows(ch)).map((x) => x.seq)).toEqual([2]);
+    expect(await env.DB.prepare('SELECT key FROM channel_keys WHERE channel_id = ?').bind(ch).first('key')).not.toBe(k);
+    expect(await rows(other)).toEqual([]);
+  });
+
+  it('fails only the part with an id D1 gives no key, and keeps a full key cache working', async () => {
+    const w = freshWriter();
+    const [good1, bad, good2] = [newChannel(), newChannel(), newChannel()];
+    // A lone surrogate does not come back from SQLite as the same text: no key can be read for it.
+    const results = await Promise.all([w.write(part(good1, [1])), w.write(part(bad, [1], 'dev-\ud800')), w.write(part(good2, [1]))]);
+    expect(results).toEqual([{ ok: true }, { ok: false, error: expect.stringMatching(/no D1 key/) }, { ok: true }]);
+    // A cache at its limit starts again before it looks for missing ids, so a batch never loses keys it needs.
+    const keys = new KeyCache(2);
+    const [a, b] = [newChannel(), newChannel()];
+    const three: WritePart = { channel: a, publishers: ['p-1', 'p-2', 'p-3'], messages: [row(1), row(2), row(3)], messagePublishers: [0, 1, 2], records: [], recordPublishers: [] };
+    await writeParts(env.DB, [three], keys);
+    expect(keys.publishers.size).toBe(3);
+    await writeParts(env.DB, [part(a, [4], 'p-1'), part(b, [1], 'p-4')], keys);
+    expect([...keys.publishers.keys()].sort()).toEqual(['p-1', 'p-4']);
+    expect((await rows(a)).map((x) => x.publisher)).toEqual(['p-1', 'p-2', 'p-3', 'p-1']);
+    expect((await rows(b)).map((x) => x.publisher)).toEqual(['p-4']);
   });
 
   it('writes each row under its own publisher and its part\'s channel', async () => {

@@ -167,13 +167,16 @@ describe('message listings over many messages: filters and pages as a plain filt
     const publishers = ['dev-a', 'dev-b', 'dev-c', 'dev-rare'];
     const all = Array.from({ length: 300 }, (_, i) => {
       const seq = i + 1;
-      return { seq, created: base + Math.floor(seq / 3) * 1000, publisher: seq % 50 === 0 ? 'dev-rare' : (publishers[seq % 3] as string), subtopic: seq % 4 === 0 ? 'b/c' : 'a' };
+      // Runs of six from one publisher, so a publisher's messages tie on created too.
+      return { seq, created: base + Math.floor(seq / 3) * 1000, publisher: seq % 50 === 0 ? 'dev-rare' : (publishers[Math.floor(seq / 6) % 3] as string), subtopic: seq % 4 === 0 ? 'b/c' : 'a' };
     });
+    // Stored out of seq order, so no order can come from insertion order by accident.
+    const stored = [...all].sort((x, y) => ((x.seq * 7919) % 300) - ((y.seq * 7919) % 300));
     await writeParts(env.DB, [{
       channel: c,
       publishers,
-      messages: all.map((m) => JSON.stringify([m.seq, m.subtopic, 'http', 'text/plain', m.created, 1, 'x', null, 0]).slice(1)),
-      messagePublishers: all.map((m) => publishers.indexOf(m.publisher)),
+      messages: stored.map((m) => JSON.stringify([m.seq, m.subtopic, 'http', 'text/plain', m.created, 1, 'x', null, 0]).slice(1)),
+      messagePublishers: stored.map((m) => publishers.indexOf(m.publisher)),
       records: [],
       recordPublishers: [],
     }]);
