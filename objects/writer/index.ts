@@ -319,7 +319,7 @@ export class StoreWriter extends DurableObject<Env> {
       await this.send(batch);
       return;
     } catch (e) {
-      // SQLite refused rows: maybe for a cached key D1 no longer has. Read them again next time.
+      // SQLite refused rows: maybe for a cached key D1 no longer holds with its id (VERIFY_CHANNEL_KEYS). Read them again next time.
       if (isDataError(e)) this.keys.clear();
       if (batch.length === 1 || !isDataError(e)) return batch.forEach((w) => this.refuse(w, e));
     }

@@ -72,8 +72,8 @@ async function listPage(db: D1Database, channel: string, q: Query, subtopic: str
   if (q.format === 'senml') {
     const w = senmlWhere(channel, q, subtopic);
     const [count, rows] = await db.batch<Record<string, unknown>>([
-      db.prepare(`SELECT COUNT(*) AS n FROM senml_rows r WHERE ${w.sql}`).bind(...w.params),
-      db.prepare(`SELECT ${SENML_COLUMNS} FROM senml_rows r JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
+      db.prepare(`SELECT COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}`).bind(...w.params),
+      db.prepare(`SELECT ${SENML_COLUMNS} FROM ${w.from} JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
     ]);
     return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as SenmlRow[]).map((r) => senmlItem(channel, r)) };
   }
@@ -103,7 +103,7 @@ async function aggregate(db: D1Database, channel: string, q: Query, subtopic: st
   const bucket = q.interval ? `CAST(floor(r.time * 1000 / ${q.interval}) AS INTEGER) * ${q.interval}` : 'CAST(MIN(r.time) * 1000 AS INTEGER)';
   const group = q.interval ? 'GROUP BY bucket, r.name' : 'GROUP BY r.name';
   const { results } = await db
-    .prepare(`SELECT ${bucket} AS bucket, r.name AS name, ${AGG[agg]} AS value, COUNT(*) AS n FROM senml_rows r WHERE ${w.sql}${valued} ${group} ORDER BY bucket ${dir}, r.name LIMIT ? OFFSET ?`)
+    .prepare(`SELECT ${bucket} AS bucket, r.name AS name, ${AGG[agg]} AS value, COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}${valued} ${group} ORDER BY bucket ${dir}, r.name LIMIT ? OFFSET ?`)
     .bind(...w.params, q.limit, q.offset)
     .all<{ bucket: number; name: string; value: number; n: number }>();
   return results.map((r) => ({ time: r.bucket, name: r.name, value: r.value, count: r.n }));

@@ -86,8 +86,13 @@ export function messageWhere(channel: string, q: Query, subtopic: string | undef
   };
 }
 
-/** Filters on senml_rows (alias r). Times are the record's resolved SenML time (seconds), given in ms. */
-export function senmlWhere(channel: string, q: Query, subtopic: string | undefined): Where {
+/**
+ * Filters on senml_rows (alias r, in `from`). Times are the record's resolved SenML time (seconds),
+ * given in ms. A publisher without a name reads the (channel, publisher, time) index by name, as
+ * the message listing does: without statistics SQLite took the time index for a publisher and a
+ * range, and scanned the range (1 M records, a publisher with one in 10,000: 76 ms).
+ */
+export function senmlWhere(channel: string, q: Query, subtopic: string | undefined): Where & { from: string } {
   const parts: string[] = [`r.ch = ${CHANNEL_KEY}`];
   const params: unknown[] = [channel];
   const st = subtopicWhere('r.subtopic', subtopic);
@@ -100,5 +105,6 @@ export function senmlWhere(channel: string, q: Query, subtopic: string | undefin
   if (q.vs !== undefined) (parts.push('r.string_value = ?'), params.push(q.vs));
   if (q.vb !== undefined) (parts.push('r.bool_value = ?'), params.push(q.vb ? 1 : 0));
   if (q.vd !== undefined) (parts.push('r.data_value = ?'), params.push(q.vd));
-  return { sql: parts.join(' AND ') + st.sql, params: [...params, ...st.params] };
+  const byPublisher = q.publisher !== undefined && q.name === undefined;
+  return { sql: parts.join(' AND ') + st.sql, params: [...params, ...st.params], from: byPublisher ? 'senml_rows r INDEXED BY senml_channel_publisher_time' : 'senml_rows r' };
 }
