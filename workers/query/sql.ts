@@ -52,9 +52,13 @@ export const PUBLISHER_KEY = '(SELECT key FROM publisher_keys WHERE publisher = 
 const SEQ_FROM = `(SELECT s.seq FROM message_rows s WHERE s.ch = ${CHANNEL_KEY} AND s.created >= ? ORDER BY s.created, s.seq LIMIT 1)`;
 const SEQ_TO = `(SELECT s.seq FROM message_rows s WHERE s.ch = ${CHANNEL_KEY} AND s.created <= ? ORDER BY s.created DESC, s.seq DESC LIMIT 1)`;
 
-/** A message query: its table (`from`, alias m), filters, and the order of its rows. */
-export interface MessageWhere extends Where {
+/** A listing's filters and the table it reads (`from`: with its alias, and an index when it names one). */
+export interface TableWhere extends Where {
   from: string;
+}
+
+/** A message query: its filters, its table (alias m), and the order of its rows. */
+export interface MessageWhere extends TableWhere {
   orderBy: (dir: 'ASC' | 'DESC') => string;
 }
 
@@ -92,7 +96,7 @@ export function messageWhere(channel: string, q: Query, subtopic: string | undef
  * the message listing does: without statistics SQLite took the time index for a publisher and a
  * range, and scanned the range (1 M records, a publisher with one in 10,000: 76 ms).
  */
-export function senmlWhere(channel: string, q: Query, subtopic: string | undefined): Where & { from: string } {
+export function senmlWhere(channel: string, q: Query, subtopic: string | undefined): TableWhere {
   const parts: string[] = [`r.ch = ${CHANNEL_KEY}`];
   const params: unknown[] = [channel];
   const st = subtopicWhere('r.subtopic', subtopic);
