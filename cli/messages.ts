@@ -149,11 +149,13 @@ function queryCommand(program: Command): void {
     .addOption(choice('--order <order>', 'desc (default) or asc', ['asc', 'desc']))
     .option('--offset <n>', 'items to skip', integer)
     .option('--limit <n>', 'page size (max 1000)', integer)
+    .option('--cursor <next>', "the page after an earlier one: its `next` (same format and order; not with --offset)")
+    .option('--no-total', 'do not count every match (cheaper on big channels)')
     .option('--csv', 'CSV (RFC 4180) instead of JSON or a table')
     .action(
       run(async (ctx, channel: string, o: QueryOptions) => {
-        const { value, stringValue, boolValue, csv, ...rest } = o;
-        const q = { ...rest, v: value, vs: stringValue, vb: boolValue === undefined ? undefined : boolValue === 'true' };
+        const { value, stringValue, boolValue, csv, total, ...rest } = o;
+        const q = { ...rest, v: value, vs: stringValue, vb: boolValue === undefined ? undefined : boolValue === 'true', total: total === false ? false : undefined };
         if (csv) return void process.stdout.write(await ctx.client.queryCsv(channel, q));
         const page = await ctx.client.query(channel, q);
         const columns = o.aggregation ? ['time', 'name', 'value', 'count'] : o.format === 'senml' ? ['seq', 'time', 'name', 'value', 'unit', 'stringValue', 'boolValue'] : ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload'];

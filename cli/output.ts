@@ -31,10 +31,13 @@ export function show(out: OutputOptions, data: unknown, columns?: string[]): voi
 }
 
 /** Shown after a list on a terminal when there is more than one page. */
-export function showPage(out: OutputOptions, page: { total?: number; offset: number; limit: number; items: unknown[] }, columns?: string[]): void {
+export function showPage(out: OutputOptions, page: { total?: number; offset: number; limit: number; next?: string | null; items: unknown[] }, columns?: string[]): void {
   if (out.json || !process.stdout.isTTY) return show(out, page);
   show(out, page.items, columns);
-  if (page.total !== undefined && page.total > page.offset + page.items.length) {
+  if (page.next) {
+    const of = page.total !== undefined ? ` of ${page.total}` : '';
+    process.stderr.write(`${page.items.length}${of} shown; the next page: --cursor ${page.next}\n`);
+  } else if (page.total !== undefined && page.total > page.offset + page.items.length) {
     process.stderr.write(`${page.items.length} of ${page.total} shown; use --offset/--limit for more\n`);
   }
 }

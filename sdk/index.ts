@@ -106,6 +106,25 @@ export class Edgeflux {
     return this.http.json('GET', `/channels/${encodeURIComponent(channel)}/messages`, { query: queryParams(q) });
   }
 
+  /**
+   * Every item of a listing, page after page by cursor (`next`), without counting `total`: stays
+   * as cheap per page on a channel of millions of messages as on a small one. Aggregations page by
+   * offset; use `query` for them.
+   */
+  queryAll(channel: string, q: QueryInput & { format: 'senml' }): AsyncGenerator<SenmlRecord>;
+  queryAll(channel: string, q: QueryInput & { format: 'json' }): AsyncGenerator<Message & { payload: unknown }>;
+  queryAll(channel: string, q?: QueryInput): AsyncGenerator<Message>;
+  async *queryAll(channel: string, q: QueryInput = {}): AsyncGenerator<unknown> {
+    if (q.aggregation) throw EdgefluxError.local(400, 'validation_failed', 'queryAll lists messages or records; use query() for aggregations');
+    let page = await this.http.json<QueryPage<unknown>>('GET', `/channels/${encodeURIComponent(channel)}/messages`, { query: queryParams({ ...q, total: false }) });
+    for (;;) {
+      yield* page.items;
+      if (!page.next) return;
+      // later pages start at the cursor: an offset applies to the first one only
+      page = await this.http.json<QueryPage<unknown>>('GET', `/channels/${encodeURIComponent(channel)}/messages`, { query: queryParams({ ...q, offset: undefined, cursor: page.next, total: false }) });
+    }
+  }
+
   /** The same query answered as CSV (RFC 4180, header row). */
   async queryCsv(channel: string, q?: QueryInput): Promise<string> {
     const res = await this.http.fetch('GET', `/channels/${encodeURIComponent(channel)}/messages`, { query: queryParams(q), accept: 'text/csv' });

@@ -82,10 +82,12 @@ export type Message = EnvelopeJson & { retained?: boolean; size?: number; payloa
 
 type QueryOut = z.output<typeof QuerySchema>;
 /** Filters of the query API (docs/query.md); times as ms, ISO-8601 or Date; interval as `10s`, `1h` or ms. */
-export type MessageQuery = Partial<Omit<QueryOut, 'from' | 'to' | 'interval'>> & {
+export type MessageQuery = Partial<Omit<QueryOut, 'from' | 'to' | 'interval' | 'cursor'>> & {
   from?: number | string | Date;
   to?: number | string | Date;
   interval?: string | number;
+  /** The `next` of an earlier page (same format and order): the page after it. Not with `offset`. */
+  cursor?: string;
 };
 /** A SenML record as the query API resolves it (`format=senml`): the resolved record (shared/senml) and where it came from. */
 export type SenmlRecord = ResolvedSenmlRecord & { channel: string; seq: number; subtopic: string; publisher: string };
@@ -96,7 +98,11 @@ export interface Bucket {
   value: number;
   count: number;
 }
-export type QueryPage<T> = { total?: number; offset: number; limit: number; items: T[]; aggregation?: QueryOut['aggregation']; interval?: number };
+/**
+ * One page of a query. `total` counts every match (left out when asked with `total: false`); `next`
+ * is the cursor of the page after this one, null on the last (listings only, not aggregations).
+ */
+export type QueryPage<T> = { total?: number; offset: number; limit: number; next?: string | null; items: T[]; aggregation?: QueryOut['aggregation']; interval?: number };
 
 export interface Published {
   seq: number;

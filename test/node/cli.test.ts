@@ -111,6 +111,13 @@ describe('edgeflux CLI', () => {
     }
     expect(total).toBe(3);
     expect((await json('query', channel, '--subtopic', 'notes')).items).toMatchObject([{ payload: 'hello from stdin' }]);
+    // Cursor pages: --no-total leaves the count out, --cursor takes the page's next.
+    const first = await json('query', channel, '--limit', '2', '--no-total');
+    expect(first.total).toBeUndefined();
+    expect(first.items).toHaveLength(2);
+    const second = await json('query', channel, '--limit', '2', '--cursor', first.next);
+    expect(second).toMatchObject({ total: 3, next: null });
+    expect(second.items.map((m: { seq: number }) => m.seq)).toEqual([first.items[1].seq - 1]);
     const avg = await json('query', channel, '--format', 'senml', '--name', 'temp', '--aggregation', 'avg');
     expect(avg.items[0]).toMatchObject({ value: 22.5, count: 2 });
     const csv = await cli(['query', channel, '--format', 'senml', '--order', 'asc', '--csv']);

@@ -35,6 +35,8 @@ beforeAll(async () => {
   expect(await drain(ch)).toBe(true);
 });
 
+/** A would-be cursor: base64url of some JSON. */
+const b64url = (v: unknown) => btoa(JSON.stringify(v)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const q = (query: string, path = '') => api('GET', `/channels/${ch}/messages${path}?${query}`, { token: t });
 
 describe('message query API', () => {
@@ -47,6 +49,61 @@ describe('message query API', () => {
     expect(r.body.items[1]).toMatchObject({ subtopic: 'blob', size: 4, payloadUrl: `/channels/${ch}/payloads/9` });
     const asc = await q('order=asc&limit=2&offset=1');
     expect(asc.body.items.map((m: { seq: number }) => m.seq)).toEqual([2, 3]);
+  });
+
+  it('pages by cursor: next and a Link header until the last page, total left out on request', async () => {
+    const first = await q('limit=4&total=false');
+    expect(first.body.total).toBeUndefined();
+    expect(first.body.items.map((m: { seq: number }) => m.seq)).toEqual([10, 9, 8, 7]);
+    expect(typeof first.body.next).toBe('string');
+    // The Link header is the same query with the cursor: follow it as it is (with the credential in a header).
+    const link = /^<([^>]+)>; rel="next"$/.exec(first.headers.get('link') ?? '');
+    expect(new URL(link![1]!).searchParams.get('cursor')).toBe(first.body.next);
+    const second = await api('GET', new URL(link![1]!).pathname + new URL(link![1]!).search, { token: t });
+    expect(second.body.items.map((m: { seq: number }) => m.seq)).toEqual([6, 5, 4, 3]);
+    const last = await q(`limit=4&cursor=${second.body.next}`);
+    expect(last.body).toMatchObject({ total: 10, next: null });
+    expect(last.body.items.map((m: { seq: number }) => m.seq)).toEqual([2, 1]);
+    expect(last.headers.get('link')).toBeNull();
+    // A page that ends exactly at the last row says so: no empty page after it.
+    expect((await q(`limit=2&cursor=${second.body.next}`)).body.next).toBeNull();
+    // An offset page gives a cursor too; the Link leaves the offset and a query-string credential out.
+    const byOffset = await api('GET', `/channels/${ch}/messages?order=asc&offset=2&limit=3&authorization=Bearer%20${t}`);
+    expect(byOffset.body.items.map((m: { seq: number }) => m.seq)).toEqual([3, 4, 5]);
+    const next = new URL(/^<([^>]+)>/.exec(byOffset.headers.get('link')!)![1]!);
+    expect([...next.searchParams.keys()].sort()).toEqual(['cursor', 'limit', 'order']);
+    expect((await q(next.search.slice(1))).body.items.map((m: { seq: number }) => m.seq)).toEqual([6, 7, 8]);
+    // CSV answers carry the Link as well.
+    const csv = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?limit=3`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    expect(csv.headers.get('link')).toContain('rel="next"');
+    expect((await csv.text()).trim().split('\r\n')).toHaveLength(4);
+  });
+
+  it('refuses a cursor it did not give out, or one used with another order, format, an offset or an aggregation', async () => {
+    const desc = (await q('limit=2')).body.next as string;
+    const senml = (await q('format=senml&limit=2')).body.next as string;
+    expect(senml).toEqual(expect.any(String));
+    for (const [query, words] of [
+      ['cursor=nope', 'not a cursor'],
+      [`cursor=${desc.slice(0, -2)}`, 'not a cursor'],
+      [`cursor=${b64url(['m', 'desc', -1, 5])}`, 'not a cursor'],
+      [`cursor=${b64url(['m', 'desc', 1.5, 5])}`, 'not a cursor'],
+      [`cursor=${b64url(['m', 'up', 1, 5])}`, 'not a cursor'],
+      [`cursor=${b64url(['s', 'desc', 1, 5])}`, 'not a cursor'],
+      [`cursor=${b64url({ seq: 5 })}`, 'not a cursor'],
+      [`cursor=${desc}&order=asc`, 'other order'],
+      [`cursor=${desc}&format=senml`, 'another format'],
+      [`cursor=${senml}`, 'another format'],
+      [`cursor=${desc}&offset=3`, 'offset or cursor'],
+      [`cursor=${desc}&aggregation=count`, 'aggregations'],
+      ['total=maybe', 'total'],
+    ]) {
+      const p = expectProblem(await q(query!), 400);
+      expect(p.detail, query).toContain(words);
+    }
+    // The same cursor with the format it came from works, json sharing the message cursor.
+    expect((await q(`cursor=${desc}&format=json`)).status).toBe(200);
+    expect((await q(`format=senml&cursor=${senml}`)).status).toBe(200);
   });
 
   it('filters by subtopic (path or param; exact, #, +), publisher, protocol and time', async () => {
@@ -137,9 +194,16 @@ describe('message query API', () => {
     const r = `SELECT r.seq, p.publisher FROM senml_rows r JOIN publisher_keys p ON p.key = r.pub WHERE r.ch = ${CHANNEL_KEY}`;
     // The message listing's own SQL (as listPage builds it) for its filters.
     const page = (query: Record<string, string>, subtopic?: string) => {
-      const w = messageWhere(ch, QuerySchema.parse(query), subtopic);
-      return plan(`SELECT m.seq, p.publisher FROM ${w.from} JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY ${w.orderBy('DESC')} LIMIT 100`, ...w.params);
+      const parsed = QuerySchema.parse(query);
+      const w = messageWhere(ch, parsed, subtopic);
+      const after = parsed.cursor ? w.after(parsed.cursor) : { sql: '', params: [] };
+      return plan(`SELECT m.seq, p.publisher FROM ${w.from} JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql}${after.sql} ORDER BY ${w.orderBy('DESC')} LIMIT 100`, ...w.params, ...after.params);
     };
+    // A cursor page seeks to the cursor on the index the listing reads.
+    const cursor = b64url(['m', 'desc', 1_790_000_000_000, 500]);
+    expect(await page({ cursor })).toMatch(/(INDEX sqlite_autoindex_message_rows_1|PRIMARY KEY) \(ch=\? AND seq<\?\)/);
+    expect(await page({ cursor }, 'a')).toMatch(/messages_channel_subtopic \(ch=\? AND subtopic=\? AND seq<\?\)/);
+    expect(await page({ cursor, publisher: 'dev' })).toMatch(/messages_channel_publisher \(ch=\? AND pub=\? AND created<\?\)/);
     expect(await page({})).toMatch(/SEARCH m USING (COVERING )?(INDEX sqlite_autoindex_message_rows_1|PRIMARY KEY) \(ch=\?\)/);
     expect(await page({}, 'a')).toContain('messages_channel_subtopic');
     // A time range seeks the seq range (primary key or subtopic index), not a scan from the newest message.
@@ -149,9 +213,14 @@ describe('message query API', () => {
     expect(await page({ publisher: 'dev' })).toMatch(/SEARCH m USING INDEX messages_channel_publisher \(ch=\? AND pub=\?\)/);
     expect(await page({ publisher: 'dev', from: '1', to: '2' })).toMatch(/messages_channel_publisher \(ch=\? AND pub=\? AND created>\? AND created<\?\)/);
     const records = (query: Record<string, string>) => {
-      const w = senmlWhere(ch, QuerySchema.parse({ format: 'senml', ...query }), undefined);
-      return plan(`SELECT r.seq, p.publisher FROM ${w.from} JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql} ORDER BY r.time DESC, r.seq DESC, r.idx DESC LIMIT 100`, ...w.params);
+      const parsed = QuerySchema.parse({ format: 'senml', ...query });
+      const w = senmlWhere(ch, parsed, undefined);
+      const after = parsed.cursor ? w.after(parsed.cursor) : { sql: '', params: [] };
+      return plan(`SELECT r.seq, p.publisher FROM ${w.from} JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql}${after.sql} ORDER BY r.time DESC, r.seq DESC, r.idx DESC LIMIT 100`, ...w.params, ...after.params);
     };
+    const senmlCursor = b64url(['s', 'desc', 1_790_000_000.5, 40, 2]);
+    expect(await records({ cursor: senmlCursor, publisher: 'dev' })).toMatch(/senml_channel_publisher_time \(ch=\? AND pub=\? AND time<\?\)/);
+    expect(await records({ cursor: senmlCursor, name: 'x' })).toMatch(/senml_channel_name_time \(ch=\? AND name=\? AND time<\?\)/);
     expect(await records({ publisher: 'dev', from: '1', to: '2' })).toMatch(/senml_channel_publisher_time \(ch=\? AND pub=\? AND time>\? AND time<\?\)/);
     // Named, not left to the planner: without statistics SQLite's choice depends on the data (at 1 M records it took the time index).
     expect(senmlWhere(ch, QuerySchema.parse({ format: 'senml', publisher: 'dev' }), undefined).from).toContain('INDEXED BY senml_channel_publisher_time');
@@ -210,13 +279,76 @@ describe('message listings over many messages: filters and pages as a plain filt
               continue;
             }
             expect(res.status, params.toString()).toBe(200);
-            const got = { total: res.body.total, seqs: (res.body.items as { seq: number }[]).map((m) => m.seq) };
-            expect(got, params.toString()).toEqual({ total: expected.length, seqs: ordered.slice(offset, offset + limit).map((m) => m.seq) });
+            const got = { total: res.body.total, seqs: (res.body.items as { seq: number }[]).map((m) => m.seq), more: res.body.next !== null };
+            expect(got, params.toString()).toEqual({ total: expected.length, seqs: ordered.slice(offset, offset + limit).map((m) => m.seq), more: offset + limit < expected.length });
+            // The whole listing by cursor, without total: every row once, in order, and no empty last page.
+            const pageSize = checked % 2 === 0 ? 29 : 97;
+            const walked: number[] = [];
+            let pages = 0;
+            for (let next: string | null = null; pages === 0 || next !== null; pages++) {
+              const p = new URLSearchParams(params);
+              p.delete('offset');
+              p.set('limit', String(pageSize));
+              p.set('total', 'false');
+              if (next !== null) p.set('cursor', next);
+              const page = await api('GET', `/channels/${c}/messages?${p}`, { token: u.token });
+              expect(page.status, p.toString()).toBe(200);
+              expect(page.body.total).toBeUndefined();
+              walked.push(...(page.body.items as { seq: number }[]).map((m) => m.seq));
+              next = page.body.next as string | null;
+            }
+            expect(walked, params.toString()).toEqual(ordered.map((m) => m.seq));
+            expect(pages).toBe(Math.max(1, Math.ceil(ordered.length / pageSize)));
             checked++;
           }
         }
       }
     }
     expect(checked).toBe(216); // every combination but those with from after to
+  });
+});
+
+describe('SenML listings by cursor', () => {
+  it('walks records with tied times across messages and packs in (time, seq, idx) order, both ways, with filters', async () => {
+    const u = await newUser('sc');
+    const o = (await newOrg(u.token)).id;
+    const c = (await api('POST', `/orgs/${o}/channels`, { token: u.token, body: { name: 'senml-pages' } })).body.id as string;
+    const publishers = ['dev-a', 'dev-b'];
+    // 60 packs of 1 to 4 records; record times from a small set, so many tie across packs, and
+    // records 0 and 1 (2 and 3) of a pack tie within it.
+    const packs = Array.from({ length: 60 }, (_, i) => {
+      const seq = i + 1;
+      const records = Array.from({ length: 1 + (seq % 4) }, (_, idx) => ({ i: idx, n: idx % 2 ? 'hum' : 'temp', t: 1_790_000_000 + ((seq * 7 + Math.floor(idx / 2) * 3) % 11) * 0.5, v: seq * 10 + idx }));
+      return { seq, publisher: seq % 3 === 0 ? 1 : 0, records };
+    });
+    const stored = [...packs].sort((x, y) => ((x.seq * 37) % 60) - ((y.seq * 37) % 60));
+    await writeParts(env.DB, [{
+      channel: c,
+      publishers,
+      messages: stored.map((p) => JSON.stringify([p.seq, 'room', 'mqtt', 'application/senml+json', 1_790_000_000_000 + p.seq, 1, '[]', null, 0]).slice(1)),
+      messagePublishers: stored.map((p) => p.publisher),
+      records: stored.map((p) => JSON.stringify([p.seq, 'room', 1_790_000_000_000 + p.seq, p.records]).slice(1)),
+      recordPublishers: stored.map((p) => p.publisher),
+    }]);
+    const all = packs.flatMap((p) => p.records.map((r) => ({ time: r.t, seq: p.seq, idx: r.i, name: r.n, publisher: publishers[p.publisher], value: r.v })));
+    all.sort((a, b) => a.time - b.time || a.seq - b.seq || a.idx - b.idx);
+    const filters: Record<string, string>[] = [{}, { name: 'hum' }, { publisher: 'dev-b' }, { from: String(1_790_000_001_000), to: String(1_790_000_003_500) }, { v: '300', comparator: 'ge' }];
+    for (const filter of filters) {       const expected = all.filter((r) => (filter.name === undefined || r.name === filter.name) && (filter.publisher === undefined || r.publisher === filter.publisher) && (filter.from === undefined || (r.time * 1000 >= Number(filter.from) && r.time * 1000 <= Number(filter.to))) && (filter.v === undefined || r.value >= 300));
+      expect(expected.length).toBeGreaterThan(5);
+      for (const order of ['asc', 'desc'] as const) {
+        const want = (order === 'asc' ? expected : [...expected].reverse()).map((r) => `${r.seq}.${r.idx}`);
+        const got: string[] = [];
+        let next: string | null = null;
+        do {
+          const p = new URLSearchParams({ ...filter, format: 'senml', order, limit: '7', total: 'false', ...(next ? { cursor: next } : {}) });
+          const page = await api('GET', `/channels/${c}/messages?${p}`, { token: u.token });
+          expect(page.status, p.toString()).toBe(200);
+          // a record's value is seq * 10 + idx: it names the record
+          got.push(...(page.body.items as { seq: number; value: number }[]).map((r) => `${r.seq}.${r.value - r.seq * 10}`));
+          next = page.body.next as string | null;
+        } while (next !== null);
+        expect(got, `${JSON.stringify(filter)} ${order}`).toEqual(want);
+      }
+    }
   });
 });

@@ -211,6 +211,17 @@ describe('SDK: messages', () => {
     const page = await ef.query(ch.id, { order: 'asc' });
     expect(page.items.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
     expect((await ef.query(ch.id, { subtopic: 'lab/#', protocol: 'ws' })).items.map((m) => m.seq)).toEqual([5]);
+    // Pages by cursor: queryAll follows `next` (two items a page here) and never counts a total.
+    const small = await ef.query(ch.id, { limit: 2, total: false });
+    expect(small).toMatchObject({ next: expect.any(String) });
+    expect(small.total).toBeUndefined();
+    expect((await ef.query(ch.id, { limit: 2, cursor: small.next! })).items.map((m) => m.seq)).toEqual([3, 2]);
+    const walked: number[] = [];
+    for await (const m of ef.queryAll(ch.id, { limit: 2, order: 'asc', offset: 1 })) walked.push(m.seq);
+    expect(walked).toEqual([2, 3, 4, 5]);
+    const names: string[] = [];
+    for await (const r of ef.queryAll(ch.id, { format: 'senml', limit: 1 })) names.push(`${r.name}=${r.value}`);
+    expect(names).toEqual(['sensor/temp=24', 'sensor/temp=20']);
     const senml = await ef.query(ch.id, { format: 'senml', name: 'sensor/temp', v: 21, comparator: 'gt' });
     expect(senml.items.map((r) => r.value)).toEqual([24]);
     const avg = await ef.query(ch.id, { format: 'senml', name: 'sensor/temp', aggregation: 'avg' });

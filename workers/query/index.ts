@@ -6,6 +6,7 @@ import { ApiError, notFound } from '../lib/errors';
 import { router } from '../lib/router';
 import { toCsv } from './csv';
 import { parseQuery, type Query } from './params';
+import { encodeCursor } from './cursor';
 import { CHANNEL_KEY, messageWhere, senmlWhere } from './sql';
 
 /**
@@ -36,9 +37,10 @@ function messageItem(channel: string, r: MessageRow, format: Query['format']) {
 
 /** A page's rows with their publishers' ids. */
 const MESSAGE_COLUMNS = 'm.seq, m.subtopic, p.publisher, m.protocol, m.content_type, m.created, m.size, m.payload, m.blob_key';
-const SENML_COLUMNS = 'r.seq, r.subtopic, p.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
+const SENML_COLUMNS = 'r.seq, r.idx, r.subtopic, p.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
 interface SenmlRow {
   seq: number;
+  idx: number;
   subtopic: string;
   publisher: string;
   name: string;
@@ -67,22 +69,38 @@ const senmlItem = (channel: string, r: SenmlRow) => ({
   ...(r.update_time !== null ? { updateTime: r.update_time } : {}),
 });
 
+/**
+ * One page of a listing, with `total` (all matches, when asked for) and `next`: the cursor of the
+ * page's last row when more rows follow (one more row than the page is read to know).
+ */
 async function listPage(db: D1Database, channel: string, q: Query, subtopic: string | undefined) {
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
-  if (q.format === 'senml') {
-    const w = senmlWhere(channel, q, subtopic);
-    const [count, rows] = await db.batch<Record<string, unknown>>([
-      db.prepare(`SELECT COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}`).bind(...w.params),
-      db.prepare(`SELECT ${SENML_COLUMNS} FROM ${w.from} JOIN publisher_keys p ON p.key = r.pub WHERE ${w.sql} ORDER BY r.time ${dir}, r.seq ${dir}, r.idx ${dir} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
-    ]);
-    return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as SenmlRow[]).map((r) => senmlItem(channel, r)) };
-  }
-  const w = messageWhere(channel, q, subtopic);
-  const [count, rows] = await db.batch<Record<string, unknown>>([
-    db.prepare(`SELECT COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}`).bind(...w.params),
-    db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM ${w.from} JOIN publisher_keys p ON p.key = m.pub WHERE ${w.sql} ORDER BY ${w.orderBy(dir)} LIMIT ? OFFSET ?`).bind(...w.params, q.limit, q.offset),
-  ]);
-  return { total: Number(count?.results[0]?.n ?? 0), items: (rows!.results as unknown as MessageRow[]).map((r) => messageItem(channel, r, q.format)) };
+  const senml = q.format === 'senml';
+  const mw = senml ? undefined : messageWhere(channel, q, subtopic);
+  const w = mw ?? senmlWhere(channel, q, subtopic);
+  const [columns, orderBy] = mw ? [`${MESSAGE_COLUMNS} FROM ${w.from} JOIN publisher_keys p ON p.key = m.pub`, mw.orderBy(dir)] : [`${SENML_COLUMNS} FROM ${w.from} JOIN publisher_keys p ON p.key = r.pub`, `r.time ${dir}, r.seq ${dir}, r.idx ${dir}`];
+  const after = q.cursor ? w.after(q.cursor) : { sql: '', params: [] };
+  const page = db.prepare(`SELECT ${columns} WHERE ${w.sql}${after.sql} ORDER BY ${orderBy} LIMIT ? OFFSET ?`);
+  const statements = [page.bind(...w.params, ...after.params, q.limit + 1, q.offset)];
+  if (q.total) statements.push(db.prepare(`SELECT COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}`).bind(...w.params));
+  const [rows, count] = await db.batch<Record<string, unknown>>(statements);
+  const found = rows!.results;
+  const more = found.length > q.limit;
+  if (more) found.length = q.limit;
+  const last = found[found.length - 1];
+  const order = q.order;
+  const next = !more || !last ? null : senml ? encodeCursor({ kind: 's', order, time: last.time as number, seq: last.seq as number, idx: last.idx as number }) : encodeCursor({ kind: 'm', order, created: last.created as number, seq: last.seq as number });
+  const items = senml ? (found as unknown as SenmlRow[]).map((r) => senmlItem(channel, r)) : (found as unknown as MessageRow[]).map((r) => messageItem(channel, r, q.format));
+  return { total: count ? Number(count.results[0]?.n ?? 0) : undefined, next, items };
+}
+
+/** The request's own URL for the page after `next`: the same filters, the cursor instead of an offset, no credential. */
+function nextLink(url: string, next: string): string {
+  const u = new URL(url);
+  u.searchParams.delete('offset');
+  u.searchParams.delete('authorization');
+  u.searchParams.set('cursor', next);
+  return `<${u.href}>; rel="next"`;
 }
 
 const AGG = { min: 'MIN(r.value)', max: 'MAX(r.value)', avg: 'AVG(r.value)', sum: 'SUM(r.value)', count: 'COUNT(*)' } as const;
@@ -123,9 +141,10 @@ async function query(c: Context<AppEnv>) {
     if (wantsCsv(c)) return c.body(toCsv(items, ['time', 'name', 'value', 'count']), 200, { 'content-type': 'text/csv; charset=utf-8' });
     return c.json({ aggregation: q.aggregation, interval: q.interval ?? null, offset: q.offset, limit: q.limit, items });
   }
-  const { total, items } = await listPage(c.env.DB, channel, q, subtopic);
+  const { total, next, items } = await listPage(c.env.DB, channel, q, subtopic);
+  if (next) c.header('link', nextLink(c.req.url, next));
   if (wantsCsv(c)) return c.body(toCsv(items as Record<string, unknown>[], ['seq', 'created', 'time', 'subtopic', 'publisher', 'name']), 200, { 'content-type': 'text/csv; charset=utf-8' });
-  return c.json({ total, offset: q.offset, limit: q.limit, items });
+  return c.json({ ...(total !== undefined ? { total } : {}), offset: q.offset, limit: q.limit, next, items });
 }
 
 /** The stored payload of one message, as published (R2 for binary/large, D1 for text). */

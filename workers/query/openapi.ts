@@ -3,7 +3,7 @@ import { QuerySchema } from './params';
 
 /** The query parameters of `GET /channels/{id}/messages[/{subtopic}]` (without Upgrade), as OpenAPI parameters. */
 const DESCRIPTIONS: Record<string, string> = {
-  offset: 'Items to skip',
+  offset: 'Items to skip (not with `cursor`)',
   limit: 'Page size (max 1000)',
   format: '`messages` (envelopes), `senml` (resolved SenML records) or `json` (application/json documents, parsed)',
   order: '`desc` (newest first, the default) or `asc`',
@@ -20,6 +20,8 @@ const DESCRIPTIONS: Record<string, string> = {
   vd: 'SenML data value (base64url)',
   aggregation: 'min, max, avg, sum (format=senml) or count, per time bucket and name',
   interval: 'Bucket width: 500ms, 10s, 5m, 1h, 1d or plain ms; without it one bucket for the whole range',
+  cursor: "The page after an earlier one: that page's `next`, as given (listings, same format and order; not with `offset`)",
+  total: '`true` (default): count every match into `total`; `false`: leave it out, which keeps pages of big channels cheap',
 };
 
 export const queryParameters = Object.keys(QuerySchema.def.type === 'object' ? QuerySchema.shape : {}).map((name) => ({
@@ -31,5 +33,11 @@ export const queryParameters = Object.keys(QuerySchema.def.type === 'object' ? Q
 }));
 
 export const QueryResult = z
-  .object({ total: z.number().int().optional(), offset: z.number().int(), limit: z.number().int(), items: z.array(z.record(z.string(), z.unknown())) })
+  .object({
+    total: z.number().int().optional().openapi({ description: 'Every match of the filters (listings; left out with total=false)' }),
+    offset: z.number().int(),
+    limit: z.number().int(),
+    next: z.string().nullable().optional().openapi({ description: 'Listings: the cursor of the next page, null on the last (also in the Link header, rel="next")' }),
+    items: z.array(z.record(z.string(), z.unknown())),
+  })
   .openapi('MessageQueryResult');

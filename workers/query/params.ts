@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ApiError } from '../lib/errors';
+import { decodeCursor } from './cursor';
 
 /** Parses ms since epoch or an ISO-8601 date-time into ms. */
 const Instant = z.union([z.string().regex(/^\d{1,16}$/).transform(Number), z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))]);
@@ -16,6 +17,16 @@ const Interval = z
   .refine((ms) => ms >= 1 && ms <= 366 * 86_400_000, 'interval must be between 1 ms and a year');
 
 export const MAX_QUERY_LIMIT = 1000;
+
+/** A `next` cursor from an earlier page (cursor.ts), decoded. */
+const CursorParam = z.string().transform((s, ctx) => {
+  const c = decodeCursor(s);
+  if (c === null) {
+    ctx.addIssue({ code: 'custom', message: 'not a cursor this API gave out: pass the `next` of an earlier page as it was' });
+    return z.NEVER;
+  }
+  return c;
+});
 
 export const QuerySchema = z
   // strict: a misspelt filter is an error, not silently ignored
@@ -37,10 +48,16 @@ export const QuerySchema = z
     vd: z.string().max(4096).optional(),
     aggregation: z.enum(['min', 'max', 'avg', 'sum', 'count']).optional(),
     interval: Interval.optional(),
+    cursor: CursorParam.optional(),
+    total: z.enum(['true', 'false']).transform((b) => b === 'true').default(true),
   })
   .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from must not be after to', path: ['from'] })
   .refine((q) => q.interval === undefined || q.aggregation !== undefined, { message: 'interval needs an aggregation', path: ['interval'] })
-  .refine((q) => !(q.aggregation && q.aggregation !== 'count' && q.format !== 'senml'), { message: 'min, max, avg and sum aggregate SenML values: use format=senml', path: ['aggregation'] });
+  .refine((q) => !(q.aggregation && q.aggregation !== 'count' && q.format !== 'senml'), { message: 'min, max, avg and sum aggregate SenML values: use format=senml', path: ['aggregation'] })
+  .refine((q) => !(q.cursor && q.offset > 0), { message: 'give offset or cursor, not both: a cursor already says where the page starts', path: ['cursor'] })
+  .refine((q) => !(q.cursor && q.aggregation), { message: 'aggregations page with offset, not cursor', path: ['cursor'] })
+  .refine((q) => !q.cursor || q.cursor.kind === (q.format === 'senml' ? 's' : 'm'), { message: 'this cursor is from a listing of another format (senml records and messages page differently)', path: ['cursor'] })
+  .refine((q) => !q.cursor || q.cursor.order === q.order, { message: 'this cursor is from a listing in the other order: keep the order of the page that gave it', path: ['cursor'] });
 
 export type Query = z.infer<typeof QuerySchema>;
 

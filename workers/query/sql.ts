@@ -1,5 +1,6 @@
 import { subtopicProblem } from '../../shared/topics';
 import { ApiError } from '../lib/errors';
+import type { Cursor } from './cursor';
 import type { Query } from './params';
 
 /**
@@ -52,9 +53,13 @@ export const PUBLISHER_KEY = '(SELECT key FROM publisher_keys WHERE publisher = 
 const SEQ_FROM = `(SELECT s.seq FROM message_rows s WHERE s.ch = ${CHANNEL_KEY} AND s.created >= ? ORDER BY s.created, s.seq LIMIT 1)`;
 const SEQ_TO = `(SELECT s.seq FROM message_rows s WHERE s.ch = ${CHANNEL_KEY} AND s.created <= ? ORDER BY s.created DESC, s.seq DESC LIMIT 1)`;
 
-/** A listing's filters and the table it reads (`from`: with its alias, and an index when it names one). */
+/**
+ * A listing's filters and the table it reads (`from`: with its alias, and an index when it names
+ * one); `after` narrows the filters to the rows after a cursor's, in the listing's order.
+ */
 export interface TableWhere extends Where {
   from: string;
+  after: (c: Cursor) => Where;
 }
 
 /** A message query: its filters, its table (alias m), and the order of its rows. */
@@ -87,6 +92,13 @@ export function messageWhere(channel: string, q: Query, subtopic: string | undef
     params: [...params, ...st.params],
     from: byPublisher ? 'message_rows m INDEXED BY messages_channel_publisher' : 'message_rows m',
     orderBy: (dir) => (byPublisher ? `m.created ${dir}, m.seq ${dir}` : `m.seq ${dir}`),
+    // Seq alone orders the rows (created follows it); on the publisher index, the created bound lets
+    // the page seek to the cursor instead of walking from the publisher's first or last message.
+    after: (c) => {
+      if (c.kind !== 'm') throw new Error('a SenML cursor on a message listing');
+      const [cmp, eq] = c.order === 'desc' ? ['<', '<='] : ['>', '>='];
+      return byPublisher ? { sql: ` AND m.created ${eq} ? AND m.seq ${cmp} ?`, params: [c.created, c.seq] } : { sql: ` AND m.seq ${cmp} ?`, params: [c.seq] };
+    },
   };
 }
 
@@ -110,5 +122,16 @@ export function senmlWhere(channel: string, q: Query, subtopic: string | undefin
   if (q.vb !== undefined) (parts.push('r.bool_value = ?'), params.push(q.vb ? 1 : 0));
   if (q.vd !== undefined) (parts.push('r.data_value = ?'), params.push(q.vd));
   const byPublisher = q.publisher !== undefined && q.name === undefined;
-  return { sql: parts.join(' AND ') + st.sql, params: [...params, ...st.params], from: byPublisher ? 'senml_rows r INDEXED BY senml_channel_publisher_time' : 'senml_rows r' };
+  return {
+    sql: parts.join(' AND ') + st.sql,
+    params: [...params, ...st.params],
+    from: byPublisher ? 'senml_rows r INDEXED BY senml_channel_publisher_time' : 'senml_rows r',
+    // (time, seq, idx) after the cursor's, with the time bound on its own so every index ending in
+    // time seeks to it.
+    after: (c) => {
+      if (c.kind !== 's') throw new Error('a message cursor on a SenML listing');
+      const [cmp, eq] = c.order === 'desc' ? ['<', '<='] : ['>', '>='];
+      return { sql: ` AND r.time ${eq} ? AND (r.time ${cmp} ? OR r.seq ${cmp} ? OR (r.seq = ? AND r.idx ${cmp} ?))`, params: [c.time, c.time, c.seq, c.seq, c.idx] };
+    },
+  };
 }
