@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { MessageQuery } from '../sdk';
@@ -120,12 +121,18 @@ function subCommand(program: Command): void {
     );
 }
 
+/** Writes to stdout, waiting when its buffer is full, so a long --all export holds one page at a time. */
+const write = async (text: string) => {
+  if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+};
+
 interface QueryOptions extends Omit<MessageQuery, 'v' | 'vs' | 'vb'> {
   subtopic?: string;
   value?: number;
   stringValue?: string;
   boolValue?: 'true' | 'false';
   csv?: boolean;
+  all?: boolean;
 }
 
 function queryCommand(program: Command): void {
@@ -151,11 +158,21 @@ function queryCommand(program: Command): void {
     .option('--limit <n>', 'page size (max 1000)', integer)
     .option('--cursor <next>', "the page after an earlier one: its `next` (same format and order; not with --offset)")
     .option('--no-total', 'do not count every match (cheaper on big channels)')
+    .option('--all', 'every page, followed by cursor: JSON lines (one item each), or one CSV table with --csv')
     .option('--csv', 'CSV (RFC 4180) instead of JSON or a table')
     .action(
       run(async (ctx, channel: string, o: QueryOptions) => {
-        const { value, stringValue, boolValue, csv, total, ...rest } = o;
+        const { value, stringValue, boolValue, csv, total, all, ...rest } = o;
         const q = { ...rest, v: value, vs: stringValue, vb: boolValue === undefined ? undefined : boolValue === 'true', total: total === false ? false : undefined };
+        if (all && q.aggregation) throw new Error('--all walks listings; aggregations page with --offset');
+        if (all && csv) {
+          for await (const chunk of ctx.client.queryCsvAll(channel, q)) await write(chunk);
+          return;
+        }
+        if (all) {
+          for await (const item of ctx.client.queryAll(channel, q)) await write(`${JSON.stringify(item)}\n`);
+          return;
+        }
         if (csv) return void process.stdout.write(await ctx.client.queryCsv(channel, q));
         const page = await ctx.client.query(channel, q);
         const columns = o.aggregation ? ['time', 'name', 'value', 'count'] : o.format === 'senml' ? ['seq', 'time', 'name', 'value', 'unit', 'stringValue', 'boolValue'] : ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload'];

@@ -131,6 +131,25 @@ export class Edgeflux {
     return res.text();
   }
 
+  /**
+   * A whole listing as CSV, page after page by cursor (the answers' Link header), without counting
+   * `total`: the header row once, then each page's rows as they arrive. Every page of a kind has
+   * the same columns (docs/query.md, CSV), so the chunks join into one table.
+   */
+  async *queryCsvAll(channel: string, q: QueryInput = {}): AsyncGenerator<string> {
+    if (q.aggregation) throw EdgefluxError.local(400, 'validation_failed', 'queryCsvAll lists messages or records; use queryCsv() for aggregations');
+    let query: QueryInput = { ...q, total: false };
+    for (let first = true; ; first = false) {
+      const res = await this.http.fetch('GET', `/channels/${encodeURIComponent(channel)}/messages`, { query: queryParams(query), accept: 'text/csv' });
+      const text = await res.text();
+      yield first ? text : text.slice(text.indexOf('\r\n') + 2);
+      const next = /<([^>]*)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
+      const cursor = next ? new URL(next).searchParams.get('cursor') : null;
+      if (!cursor) return;
+      query = { ...q, offset: undefined, cursor, total: false };
+    }
+  }
+
   /** One stored payload, byte for byte, with its content type. */
   async payload(channel: string, seq: number): Promise<{ contentType: string; bytes: Uint8Array }> {
     const res = await this.http.fetch('GET', `/channels/${encodeURIComponent(channel)}/payloads/${seq}`);

@@ -118,6 +118,15 @@ describe('edgeflux CLI', () => {
     const second = await json('query', channel, '--limit', '2', '--cursor', first.next);
     expect(second).toMatchObject({ total: 3, next: null });
     expect(second.items.map((m: { seq: number }) => m.seq)).toEqual([first.items[1].seq - 1]);
+    // --all: every page by cursor, as JSON lines, or as one CSV table
+    const lines = await cli(['query', channel, '--all', '--limit', '1', '--order', 'asc']);
+    expect(lines.code).toBe(0);
+    expect(lines.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([1, 2, 3].map((i) => first.items[1].seq - 2 + i));
+    const table = await cli(['query', channel, '--all', '--limit', '1', '--csv', '--format', 'senml']);
+    const csvRows = table.stdout.trim().split('\r\n');
+    expect(csvRows[0]).toMatch(/^seq,time,subtopic,publisher,name,/);
+    expect(csvRows.filter((r) => r.startsWith('seq,'))).toHaveLength(1);
+    expect(csvRows).toHaveLength(3); // the header and the two temperature records, a page each
     const avg = await json('query', channel, '--format', 'senml', '--name', 'temp', '--aggregation', 'avg');
     expect(avg.items[0]).toMatchObject({ value: 22.5, count: 2 });
     const csv = await cli(['query', channel, '--format', 'senml', '--order', 'asc', '--csv']);

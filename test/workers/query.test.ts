@@ -164,8 +164,43 @@ describe('message query API', () => {
     expect(res.headers.get('content-type')).toContain('text/csv');
     const text = await res.text();
     const [header] = text.split('\r\n');
-    expect(header).toBe('seq,time,subtopic,publisher,name,channel,stringValue');
+    expect(header).toBe('seq,time,subtopic,publisher,name,unit,value,stringValue,boolValue,dataValue,sum,updateTime,channel');
     expect(text).toContain('"ok, ""fine""\nreally"');
+  });
+
+  it('answers CSV with one fixed header per kind of answer, holding every field of the JSON answer', async () => {
+    /** RFC 4180 rows (quoted fields may hold commas, quotes and line breaks). */
+    const parse = (text: string) => {
+      const rows: string[][] = [];
+      let row: string[] = [], cell = '', quoted = false;
+      for (let i = 0; i < text.length; i++) {
+        const ch = text[i]!;
+        if (quoted) {
+          if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
+          else if (ch === '"') quoted = false;
+          else cell += ch;
+        } else if (ch === '"') quoted = true;
+        else if (ch === ',') row.push(cell), (cell = '');
+        else if (ch === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
+        else cell += ch;
+      }
+      return rows;
+    };
+    const headers = new Set<string>();
+    for (const query of ['', 'format=json', 'format=senml', 'subtopic=blob', 'format=senml&name=sensor/door', 'aggregation=count', 'format=senml&aggregation=avg&interval=10s', 'publisher=nobody', 'format=senml&publisher=nobody']) {
+      const json = await q(query);
+      const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+      const [header, ...rows] = parse(await res.text());
+      headers.add(header!.join(','));
+      expect(rows, query).toHaveLength(json.body.items.length);
+      json.body.items.forEach((item: Record<string, unknown>, i: number) => {
+        // every field of the JSON item is a column, with the same value
+        for (const [k, v] of Object.entries(item)) expect(rows[i]![header!.indexOf(k)], `${query} ${k}`).toBe(typeof v === 'object' ? JSON.stringify(v) : String(v));
+        expect(rows[i]).toHaveLength(header!.length);
+      });
+    }
+    // messages and json share one header, SenML has its own, aggregations theirs: three in all.
+    expect(headers.size).toBe(3);
   });
 
   it('authorizes reads: subscribe-connected device and viewer yes; publish-only device no; strangers see nothing', async () => {

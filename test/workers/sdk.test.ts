@@ -222,6 +222,12 @@ describe('SDK: messages', () => {
     const names: string[] = [];
     for await (const r of ef.queryAll(ch.id, { format: 'senml', limit: 1 })) names.push(`${r.name}=${r.value}`);
     expect(names).toEqual(['sensor/temp=24', 'sensor/temp=20']);
+    let table = '';
+    for await (const chunk of ef.queryCsvAll(ch.id, { format: 'senml', limit: 1, order: 'asc' })) table += chunk;
+    const tableRows = table.split('\r\n');
+    expect(tableRows[0]).toMatch(/^seq,time,subtopic,publisher,name,unit,value,/);
+    expect(tableRows.slice(1, 3).map((r) => r.split(',')[6])).toEqual(['20', '24']);
+    expect(tableRows).toHaveLength(4); // header, two records from two pages, and the final line end
     const senml = await ef.query(ch.id, { format: 'senml', name: 'sensor/temp', v: 21, comparator: 'gt' });
     expect(senml.items.map((r) => r.value)).toEqual([24]);
     const avg = await ef.query(ch.id, { format: 'senml', name: 'sensor/temp', aggregation: 'avg' });

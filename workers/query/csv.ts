@@ -1,14 +1,23 @@
-/** RFC 4180 CSV: header row from the union of keys, CRLF line ends, fields quoted when they need it. */
+/**
+ * RFC 4180 CSV: a header row of the given columns, CRLF line ends, fields quoted when they need it.
+ * The columns are fixed per kind of answer (CSV_COLUMNS), not taken from the items: every page and
+ * every query of a kind has the same header, so pages followed by cursor concatenate into one
+ * table, and an empty answer still says what its columns are.
+ */
 function field(v: unknown): string {
   if (v === undefined || v === null) return '';
   const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function toCsv(items: Record<string, unknown>[], preferred: string[] = []): string {
-  const present = new Set(items.flatMap((it) => Object.keys(it)));
-  const keys = preferred.filter((k) => present.has(k));
-  for (const k of present) if (!keys.includes(k)) keys.push(k);
-  const lines = [keys.map(field).join(','), ...items.map((it) => keys.map((k) => field(it[k])).join(','))];
+export const CSV_COLUMNS = {
+  /** format=messages and format=json (a JSON document's payload as JSON text). */
+  messages: ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload', 'encoding', 'size', 'payloadUrl', 'channel'],
+  senml: ['seq', 'time', 'subtopic', 'publisher', 'name', 'unit', 'value', 'stringValue', 'boolValue', 'dataValue', 'sum', 'updateTime', 'channel'],
+  aggregation: ['time', 'name', 'value', 'count'],
+} as const;
+
+export function toCsv(items: Record<string, unknown>[], columns: readonly string[]): string {
+  const lines = [columns.map(field).join(','), ...items.map((it) => columns.map((k) => field(it[k])).join(','))];
   return `${lines.join('\r\n')}\r\n`;
 }

@@ -4,7 +4,7 @@ import { authenticate, authorizeChannel } from '../auth';
 import { payloadToWire, utf8Bytes } from '../../shared/envelope';
 import { ApiError, notFound } from '../lib/errors';
 import { router } from '../lib/router';
-import { toCsv } from './csv';
+import { CSV_COLUMNS, toCsv } from './csv';
 import { parseQuery, type Query } from './params';
 import { encodeCursor } from './cursor';
 import { CHANNEL_KEY, messageWhere, senmlWhere } from './sql';
@@ -138,12 +138,12 @@ async function query(c: Context<AppEnv>) {
   const subtopic = fromPath ?? q.subtopic;
   if (q.aggregation) {
     const items = await aggregate(c.env.DB, channel, q, subtopic);
-    if (wantsCsv(c)) return c.body(toCsv(items, ['time', 'name', 'value', 'count']), 200, { 'content-type': 'text/csv; charset=utf-8' });
+    if (wantsCsv(c)) return c.body(toCsv(items, CSV_COLUMNS.aggregation), 200, { 'content-type': 'text/csv; charset=utf-8' });
     return c.json({ aggregation: q.aggregation, interval: q.interval ?? null, offset: q.offset, limit: q.limit, items });
   }
   const { total, next, items } = await listPage(c.env.DB, channel, q, subtopic);
   if (next) c.header('link', nextLink(c.req.url, next));
-  if (wantsCsv(c)) return c.body(toCsv(items as Record<string, unknown>[], ['seq', 'created', 'time', 'subtopic', 'publisher', 'name']), 200, { 'content-type': 'text/csv; charset=utf-8' });
+  if (wantsCsv(c)) return c.body(toCsv(items as Record<string, unknown>[], q.format === 'senml' ? CSV_COLUMNS.senml : CSV_COLUMNS.messages), 200, { 'content-type': 'text/csv; charset=utf-8' });
   return c.json({ ...(total !== undefined ? { total } : {}), offset: q.offset, limit: q.limit, next, items });
 }
 
