@@ -73,6 +73,11 @@ export class Uploads {
     return { kind: 'complete', payload: concat(u.chunks), options: [blockOption(Opt.Block1, { num: block.num, more: false, szx: block.szx })] };
   }
 
+  /** Whether `key` has an upload in progress (its later blocks continue it). */
+  has(key: string): boolean {
+    return this.uploads.has(key);
+  }
+
   private expire(key: string): Timer {
     return this.clock.setTimer(this.limits.blockTimeoutMs, () => this.uploads.delete(key));
   }

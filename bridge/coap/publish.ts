@@ -24,7 +24,8 @@ function retryAfterOf(o: PublishOutcome): number | undefined {
   return typeof v === 'number' && v >= 0 ? v : undefined;
 }
 
-export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr: Address, query: Map<string, string>, block: Block | undefined, path: string): Promise<void> {
+/** `continuing`: a later block of an upload in progress, which the request rates do not count (resources.ts). */
+export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr: Address, query: Map<string, string>, block: Block | undefined, path: string, continuing = false): Promise<void> {
   const { limits, auth, platform } = ctx;
   const cf = contentFormat(req);
   // No Content-Format (RFC 7252 §5.10.3 leaves the format to the application): '' asks the channel
@@ -36,7 +37,7 @@ export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr
   if (!block && req.payload.length > limits.maxPayloadBytes) return ex.respond(tooLarge(limits, `payload exceeds ${limits.maxPayloadBytes} bytes`));
 
   const principal = await auth.principal(ex.epKey, query.get('auth'));
-  const wait = ctx.rate.take(`principal:${principal.id}`);
+  const wait = continuing ? 0 : ctx.rate.take(`principal:${principal.id}`);
   if (wait > 0) return ex.respond(tooManyRequests(wait));
   await auth.authorize(principal, addr.channel, 'messages:publish');
   auth.active(principal);

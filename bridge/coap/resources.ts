@@ -40,25 +40,33 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   }
   const req: CoapMessage = { ...ex.request, options: recognizedOptions(ex.request, KNOWN) };
   if (has(req, Opt.ProxyUri) || has(req, Opt.ProxyScheme)) return ex.respond(diagnostic(Code.ProxyingNotSupported, 'this server is not a proxy')); // §5.7.2
-  const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
-  if (wait > 0) return ex.respond(tooManyRequests(wait));
-
   const path = uriPath(req);
   const pathKey = `/${path.join('/')}`;
   const query = queryParams(req);
+  const b1 = block1(req);
   const b2 = block2(req);
+  // A block-wise transfer is one request (RFC 7959 §2): the blocks after the first of a transfer in
+  // progress are not counted against the request rates. They are bounded by the transfer's size
+  // (maxPayloadBytes), its timeout and maxPendingUploads, and served from what the bridge holds.
+  const transferKey = `${ex.epKey} ${pathKey}`;
+  const continuing = (req.code === Code.POST && b1 !== undefined && b1.num > 0 && ctx.uploads.has(transferKey)) || (req.code === Code.GET && b2 !== undefined && b2.num > 0 && ctx.reps.get(transferKey) !== undefined);
+  if (!continuing) {
+    const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
+    if (wait > 0) return ex.respond(tooManyRequests(wait));
+  }
+
   if (pathKey === '/.well-known/core' || pathKey === '/channels') {
     if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, `${pathKey} only answers GET`));
     return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2);
   }
   if (path[0] !== 'channels') return ex.respond(diagnostic(Code.NotFound, `no resource ${pathKey}`));
-  if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, block1(req), pathKey);
+  if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, b1, pathKey, continuing);
   // §5.8: an unsupported method is 4.05.
   if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, 'use POST to publish, GET (with Observe) to read or subscribe'));
-  return get(ctx, observers, ex, req, path, pathKey, query, b2);
+  return get(ctx, observers, ex, req, path, pathKey, query, b2, continuing);
 }
 
-async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMessage, path: string[], pathKey: string, query: Map<string, string>, b2: Block | undefined): Promise<void> {
+async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMessage, path: string[], pathKey: string, query: Map<string, string>, b2: Block | undefined, continuing: boolean): Promise<void> {
   const obs = observe(req);
   const continuation = b2 !== undefined && b2.num > 0;
   // RFC 7641 §3.6: a GET with Observe=1, or without Observe, on the token of an observation ends it.
@@ -67,7 +75,7 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
   const acc = accept(req);
   if (acc !== undefined && contentTypeOf(acc) === undefined) return ex.respond(diagnostic(Code.NotAcceptable, `Content-Format ${acc} is not supported`));
   const principal = await ctx.auth.principal(ex.epKey, query.get('auth'));
-  const wait = ctx.rate.take(`principal:${principal.id}`);
+  const wait = continuing ? 0 : ctx.rate.take(`principal:${principal.id}`);
   if (wait > 0) return ex.respond(tooManyRequests(wait));
   await ctx.auth.authorize(principal, addr.channel, 'messages:subscribe');
   ctx.auth.active(principal);

@@ -108,6 +108,22 @@ describe('CoAP through the real platform', () => {
     expect(r.items[0]!.payload).toBe(pack);
   });
 
+  it('uploads 60 kB with coap-client\'s own block size and downloads it block-wise: a transfer is one request for the rate limits', async () => {
+    // 60,000 bytes are ~118 blocks of 512, beyond the default burst of 100 requests: each block
+    // counted against the rate got 4.29 part-way through (found by a black-box review).
+    const big = Buffer.alloc(60_000, 'a');
+    const file = join(state, 'big.txt');
+    writeFileSync(file, big);
+    expect(await coapClient(['-m', 'post', '-t', '0', '-f', file, `${coapUrl('/large')}&retain=true`])).not.toMatch(/4\.\d\d|5\.\d\d/);
+    const r = await stored('subtopic=large');
+    expect(r.total).toBe(1);
+    expect(r.items[0]!.payload).toBe(big.toString());
+    // The retained message back in 64-byte blocks (~940 of them), all within one transfer.
+    const out = await coapClient(['-m', 'get', '-b', '64', coapUrl('/large')]);
+    expect(out).not.toMatch(/4\.\d\d|5\.\d\d/);
+    expect(out.trim()).toBe(big.toString());
+  }, 30_000);
+
   it('answers a wrong key with 4.01 and an unknown content-format with 4.15', async () => {
     expect(await coapClient(['-m', 'post', '-t', '110', '-e', '[{"n":"x","v":1}]', coapUrl('', 'efd_wrong')])).toContain('4.01');
     expect(await coapClient(['-m', 'post', '-t', '9999', '-e', 'x', coapUrl('')])).toContain('4.15');

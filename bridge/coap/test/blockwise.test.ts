@@ -105,6 +105,49 @@ describe('Block1 uploads (RFC 7959 §2.3)', () => {
   });
 });
 
+describe('block-wise transfers and the request rates', () => {
+  it('an upload counts as one request: 64 KiB in 16-byte blocks under a rate of 1/s, burst 2', async () => {
+    const { client, platform } = setup({ requestRate: { perSecond: 1, burst: 2 } });
+    const data = body(65_536);
+    const answers = await upload(client, data, 0);
+    expect(answers).toHaveLength(4096);
+    expect(answers.slice(0, -1).every((a) => a.code === Code.Continue)).toBe(true);
+    expect(summary(answers.at(-1)!)).toBe('ACK 2.04');
+    expect(platform.published.map((p) => p.payload)).toEqual([data]);
+    // It took one token of the two: one more request passes, the next is over the rate.
+    client.request({ ...PUB, payload: body(3) });
+    client.request({ ...PUB, payload: body(3) });
+    await settle();
+    expect(client.take().map(summary).sort()).toEqual(['ACK 2.04', 'ACK 4.29']);
+  });
+
+  it('a block 1+ with no upload in progress is counted (and answered 4.08), so it cannot bypass the rates', async () => {
+    const { client } = setup({ requestRate: { perSecond: 1, burst: 2 } });
+    for (let i = 0; i < 3; i++) client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 1, more: true, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary).sort()).toEqual(['ACK 4.08', 'ACK 4.08', 'ACK 4.29']);
+  });
+
+  it('a download counts as one request: every block of a 5,000-byte message in 16-byte blocks under a rate of 1/s', async () => {
+    const { client, platform } = setup({ requestRate: { perSecond: 1, burst: 1 } });
+    await platform.inject('c1', 'fw', body(5000), 'application/octet-stream', true);
+    const got: number[] = [];
+    for (let num = 0; ; num++) {
+      client.request({ ...GET, options: [blockOption(Opt.Block2, { num, more: false, szx: 0 })] });
+      await settle();
+      const res = client.only();
+      expect(summary(res), `block ${num}`).toBe('ACK 2.05');
+      got.push(...res.payload);
+      if (!blockOf(res, Opt.Block2)!.more) break;
+    }
+    expect(Uint8Array.from(got)).toEqual(body(5000));
+    // The transfer is over: a new GET of block 1 starts a read of its own, and is counted.
+    client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.29');
+  });
+});
+
 describe('Block2 downloads (RFC 7959 §2.4)', () => {
   async function retained(n: number) {
     const s = setup();
