@@ -29,6 +29,8 @@ export type ClientFrame =
   | { type: 'ack'; seq: number };
 
 export class FrameError extends Error {
+  /** The `id` of the refused frame, when it had a valid one: the error frame echoes it. */
+  id?: FrameId;
   constructor(message: string) {
     super(message);
     this.name = 'FrameError';
@@ -152,10 +154,23 @@ function publishPayload(value: Obj, json: boolean): { payload: Uint8Array; defau
   throw new FrameError("'payload' must be a byte string or a text string");
 }
 
-/** Parses an untrusted frame from a subscriber. A frame without `type` is a publish. */
+/**
+ * Parses an untrusted frame from a subscriber. A frame without `type` is a publish. A frame that
+ * is an object with a valid `id` but is refused throws a FrameError carrying that id, so the client
+ * learns which of its publishes failed.
+ */
 export function decodeClientFrame(data: string | Uint8Array): ClientFrame {
   const { value, json } = parse(data);
   if (!isObj(value)) throw new FrameError('frame must be an object');
+  try {
+    return clientFrame(value, json);
+  } catch (e) {
+    if (e instanceof FrameError && isId(value.id)) e.id = value.id;
+    throw e;
+  }
+}
+
+function clientFrame(value: Obj, json: boolean): ClientFrame {
   const type = value.type ?? 'publish';
   if (type === 'ack') {
     if (!isSeq(value.seq)) throw new FrameError("ack needs an integer 'seq'");

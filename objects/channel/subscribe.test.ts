@@ -159,6 +159,18 @@ describe('channel actor: subscriptions', () => {
       { type: 'error', status: 400, code: 'invalid_subtopic', message: expect.any(String) },
       { type: 'error', status: 400, code: 'bad_frame', message: 'text frame is not valid JSON' },
     ]);
+    // A refused frame with an id gets its error with that id, whatever is wrong with it.
+    const bad = [
+      { id: 'd', payload: '!!notbase64', encoding: 'base64' },
+      { id: 'i' },
+      { id: 'j', payload: 'x', retain: 'yes' },
+      { id: 'k', payload: 'x', encoding: 'hex' },
+      { id: 7, type: 'bogus', payload: 'x' },
+      { id: { nested: true }, payload: 'x', retain: 1 },
+    ];
+    for (const f of bad) pub.send(JSON.stringify(f));
+    const errors = await pub.take(bad.length);
+    expect(errors.map((e) => (e.type === 'error' ? [e.code, e.id] : e.type))).toEqual([['bad_frame', 'd'], ['bad_frame', 'i'], ['bad_frame', 'j'], ['bad_frame', 'k'], ['bad_frame', 7], ['bad_frame', undefined]]);
   });
 
   it('refuses publish frames from a subscribe-only socket and from wildcard sockets without a subtopic', async () => {

@@ -1,5 +1,5 @@
 import { bytesOf } from '../../shared/cbor';
-import { decodeClientFrame, type ClientFrame, type FrameId, type ServerFrame } from '../../shared/frames';
+import { FrameError, decodeClientFrame, type ClientFrame, type FrameId, type ServerFrame } from '../../shared/frames';
 import { compileFilter, subscriptionFilter } from '../../shared/topics';
 import { catchUp } from './catchup';
 import type { ChannelCore } from './core';
@@ -71,7 +71,7 @@ export async function onSubscriberMessage(core: ChannelCore, ws: WebSocket, att:
   } catch (e) {
     // FrameError (bad shape) or CborError (bad bytes): both are the client's mistake.
     const message = e instanceof Error ? e.message : String(e);
-    sendFrame(core, ws, { type: 'error', status: 400, code: 'bad_frame', message }, att.encoding);
+    sendFrame(core, ws, { type: 'error', ...withId(e instanceof FrameError ? e.id : undefined), status: 400, code: 'bad_frame', message }, att.encoding);
     return;
   }
   if (frame.type === 'ack') core.flow.acked(ws, frame.seq);
