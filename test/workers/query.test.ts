@@ -222,6 +222,13 @@ describe('message query API', () => {
     expect(expectProblem(await q('valeu=3'), 400).detail).toMatch(/valeu|unrecognized/i);
     expect(expectProblem(await q('from=yesterday'), 400).detail).toContain('from');
     expectProblem(await q('limit=1&limit=2'), 400);
+    // SenML filters on a message listing would filter nothing: refused, not ignored.
+    for (const f of ['name=temp', 'v=1', 'vs=zzz', 'vb=true', 'vd=AQ', 'format=json&name=temp', 'aggregation=count&name=temp']) expect(expectProblem(await q(f), 400).detail, f).toContain('format=senml');
+    expect(expectProblem(await q('format=senml&comparator=gt'), 400).detail).toContain('comparator compares v');
+    expect(expectProblem(await q('format=senml&vd=!!'), 400).detail).toContain('base64url');
+    expect(expectProblem(await q('format=senml&vd=AQ%3D%3D'), 400).detail).toContain('padding');
+    expect((await q('format=senml&vd=AQ')).status).toBe(200);
+    expect((await q('format=senml&v=0&comparator=gt')).body.items.length).toBeGreaterThan(0);
   });
 
   it('uses the indexes for its main query shapes', async () => {

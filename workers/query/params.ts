@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ApiError } from '../lib/errors';
+import { base64urlFault } from '../../shared/senml/chars';
 import { decodeCursor } from './cursor';
 
 /** Parses ms since epoch or an ISO-8601 date-time into ms. */
@@ -42,16 +43,26 @@ export const QuerySchema = z
     to: Instant.optional(),
     name: z.string().max(1024).optional(),
     v: z.coerce.number().optional(),
-    comparator: z.enum(['eq', 'lt', 'le', 'gt', 'ge']).default('eq'),
+    comparator: z.enum(['eq', 'lt', 'le', 'gt', 'ge']).optional(),
     vs: z.string().max(4096).optional(),
     vb: z.enum(['true', 'false']).transform((b) => b === 'true').optional(),
-    vd: z.string().max(4096).optional(),
+    // stored data values are canonical base64url (the SenML codec checks them), so nothing else can match
+    vd: z
+      .string()
+      .max(4096)
+      .superRefine((s, ctx) => {
+        const fault = base64urlFault(s);
+        if (fault) ctx.addIssue({ code: 'custom', message: fault });
+      })
+      .optional(),
     aggregation: z.enum(['min', 'max', 'avg', 'sum', 'count']).optional(),
     interval: Interval.optional(),
     cursor: CursorParam.optional(),
     total: z.enum(['true', 'false']).transform((b) => b === 'true').default(true),
   })
   .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from must not be after to', path: ['from'] })
+  .refine((q) => q.format === 'senml' || [q.name, q.v, q.vs, q.vb, q.vd].every((f) => f === undefined), { message: 'name, v, vs, vb and vd filter SenML records: add format=senml', path: ['format'] })
+  .refine((q) => q.comparator === undefined || q.v !== undefined, { message: 'comparator compares v: give v too', path: ['comparator'] })
   .refine((q) => q.interval === undefined || q.aggregation !== undefined, { message: 'interval needs an aggregation', path: ['interval'] })
   .refine((q) => !(q.aggregation && q.aggregation !== 'count' && q.format !== 'senml'), { message: 'min, max, avg and sum aggregate SenML values: use format=senml', path: ['aggregation'] })
   .refine((q) => !(q.cursor && q.offset > 0), { message: 'give offset or cursor, not both: a cursor already says where the page starts', path: ['cursor'] })

@@ -117,7 +117,7 @@ export function senmlWhere(channel: string, q: Query, subtopic: string | undefin
   if (q.protocol !== undefined) (parts.push('EXISTS (SELECT 1 FROM message_rows m WHERE m.ch = r.ch AND m.seq = r.seq AND m.protocol = ?)'), params.push(q.protocol));
   if (q.from !== undefined) (parts.push('r.time >= ?'), params.push(q.from / 1000));
   if (q.to !== undefined) (parts.push('r.time <= ?'), params.push(q.to / 1000));
-  if (q.v !== undefined) (parts.push(`r.value ${CMP[q.comparator]} ?`), params.push(q.v));
+  if (q.v !== undefined) (parts.push(`r.value ${CMP[q.comparator ?? 'eq']} ?`), params.push(q.v));
   if (q.vs !== undefined) (parts.push('r.string_value = ?'), params.push(q.vs));
   if (q.vb !== undefined) (parts.push('r.bool_value = ?'), params.push(q.vb ? 1 : 0));
   if (q.vd !== undefined) (parts.push('r.data_value = ?'), params.push(q.vd));
