@@ -30,6 +30,8 @@ export interface ActiveSub {
   readonly channels: Set<string>;
   /** Ends it; a shared subscription stays a member on the `keep` channels (a re-SUBSCRIBE). */
   close(keep?: ReadonlySet<string>): void;
+  /** Stops its deliveries from one channel (the permission to subscribe there was withdrawn). */
+  drop(channel: string): void;
   toStored(): StoredSubscription;
 }
 
@@ -91,6 +93,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   // Set is ~170 bytes of hash table, and thousands of connections never use most of them.
   private _outbox: Outbox | null = null;
   private _subs: Map<string, ActiveSub> | null = null;
+  /** Channel → when the permission to subscribe there was last confirmed (recheckSubscribe). */
+  private subscribeChecked: Map<string, number> | null = null;
   private _qos2In: Set<number> | null = null;
   private _aliases: Map<number, string> | null = null;
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
@@ -406,6 +410,45 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this.lastTopic = topic;
     this.lastAddress = address;
     return address;
+  }
+
+  /**
+   * Asked on every delivery from `channel`: once the permission to subscribe there is older than
+   * `authorizationTtlMs`, asks the platform again (without holding the delivery up), and when it is
+   * withdrawn — the device's connection to the channel removed, its key revoked, a policy changed —
+   * drops the channel from this connection's subscriptions, as a resumed session would. So a
+   * revoked subscriber stops receiving within about that bound, and a quiet subscription costs
+   * nothing. A platform failure keeps the subscription (asked again after the bound).
+   */
+  recheckSubscribe(channel: string): void {
+    const checked = (this.subscribeChecked ??= new Map());
+    const at = checked.get(channel);
+    const now = this.now();
+    if (at !== undefined && now - at < this.limits.authorizationTtlMs) return;
+    checked.set(channel, now);
+    this.ctx.platform.authorize(this.principal!, [{ channel, action: 'messages:subscribe' }]).then(
+      ([d]) => {
+        if (d?.allowed !== true && this.phase !== 'closed') this.dropChannel(channel);
+      },
+      (e: unknown) => this.log(`could not re-check the permission to subscribe on channel ${channel}: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
+
+  /** A subscription was just granted on `channel` (its next check is `authorizationTtlMs` away). */
+  subscribeGranted(channel: string): void {
+    (this.subscribeChecked ??= new Map()).set(channel, this.now());
+  }
+
+  private dropChannel(channel: string): void {
+    this.subscribeChecked?.delete(channel);
+    if (!this._subs) return;
+    for (const [filter, sub] of this._subs) {
+      if (!sub.channels.has(channel)) continue;
+      sub.drop(channel);
+      if (sub.channels.size === 0) this._subs.delete(filter);
+      this.log(`subscription ${filter}: no longer allowed to subscribe on channel ${channel}; deliveries from it stop`);
+    }
+    this.markDirty();
   }
 
   /** The cached decision, if still fresh (no promise: the PUBLISH hot path asks this first). */

@@ -31,7 +31,12 @@ export interface MqttLimits {
   maxSessionExpiry: number;
   /** A persistent session's cursors are written to the session store at most this often. */
   sessionCheckpointMs: number;
-  /** Publish authorization decisions are reused by a connection for this long. */
+  /**
+   * Publish decisions are reused by a connection for this long, and a live subscription's
+   * permission is asked again once it is this old (on its next delivery): the bound on how long a
+   * removed connection, revoked key or changed policy keeps working (the platform client caches
+   * for 5 s as well, docs/bridge.md).
+   */
   authorizationTtlMs: number;
   /** Longest client identifier accepted. */
   maxClientIdLength: number;
@@ -63,7 +68,7 @@ export const DEFAULT_LIMITS: MqttLimits = {
   maxQos: 2,
   maxSessionExpiry: 7 * 24 * 3600,
   sessionCheckpointMs: 1000,
-  authorizationTtlMs: 60_000,
+  authorizationTtlMs: 5_000,
   maxClientIdLength: 256,
   maxPendingPackets: 1000,
   maxWriteBuffer: 4 * 1024 * 1024,

@@ -53,6 +53,13 @@ export function createSub(conn: Connection, topicFilter: string, parsed: TopicFi
       handles.clear();
       if (parsed.share !== undefined) conn.ctx.shares.leave(shareGroupKey(topicFilter, parsed), `${conn.id}\u0000${topicFilter}`, keep);
     },
+    drop(channel) {
+      handles.get(channel)?.close();
+      handles.delete(channel);
+      cursors.delete(channel);
+      sub.channels.delete(channel);
+      if (parsed.share !== undefined) conn.ctx.shares.leave(shareGroupKey(topicFilter, parsed), `${conn.id}\u0000${topicFilter}`, sub.channels);
+    },
     toStored() {
       const stored: Record<string, StoredCursor> = {};
       for (const [channel, c] of cursors) {
@@ -89,7 +96,10 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
       const member: ShareMember = {
         key: `${conn.id}\u0000${sub.topicFilter}`,
         qos: sub.qos,
-        offer: (d, qos) => conn.outbox.offer(d, qos, retainFlag(sub, d), null),
+        offer: (d, qos) => {
+          conn.recheckSubscribe(d.channel);
+          return conn.outbox.offer(d, qos, retainFlag(sub, d), null);
+        },
         get closed() {
           return conn.phase === 'closed';
         },
@@ -98,6 +108,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         if (conn.phase === 'closed') break;
         await shares.join(shareGroupKey(sub.topicFilter, f), channel, f.filter, member);
         sub.channels.add(channel);
+        conn.subscribeGranted(channel);
       }
       return sub.qos;
     }
@@ -113,11 +124,13 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         { channel, filter: f.filter, ...(since !== undefined ? { since } : {}), ...(sub.noLocal ? { noLocal: conn.principal!.id } : {}) },
         (d) => {
           if (d.retained && !retainedOk) return;
+          conn.recheckSubscribe(channel);
           conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor);
         },
       );
       sub.handles.set(channel, handle);
       sub.channels.add(channel);
+      conn.subscribeGranted(channel);
       if (handle.seq !== undefined) cursor.begin(handle.seq);
     }
     return sub.qos;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { settle } from '../../testing/fake-clock';
+import { PlatformError } from '../../platform/types';
 import { setup, text, VERSIONS } from './harness';
 
 const T = 'channels/ch-1/messages';
@@ -42,6 +43,63 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     await c.subscribe('#');
     await t.platform.inject('ch-ro', 'x', 'now');
     expect(text(await c.next('publish'))).toBe('now');
+  });
+
+  it('stops delivering from a channel once the permission to subscribe there is withdrawn (re-checked after authorizationTtlMs)', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const c = await t.connected(v, { ...dev2, clientId: 'revoked', clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}) });
+    await c.subscribe('channels/+/messages/r/#', `${T}/only/#`, `$share/g/${T}/r/#`);
+    const topics = async () => (await c.drain()).flatMap((p) => (p.cmd === 'publish' ? [p.topic] : []));
+    await t.platform.inject('ch-1', 'r/1', 'before');
+    await t.platform.inject('ch-2', 'r/1', 'before');
+    // ch-1's message matches two of the filters and is delivered once [MQTT-3.3.4-2].
+    expect((await topics()).sort()).toEqual(['channels/ch-1/messages/r/1', 'channels/ch-2/messages/r/1']);
+    // dev-2's connection to ch-1 is removed: within the bound its deliveries still flow…
+    t.platform.channels.get('ch-1')!.subscribers.delete('dev-2');
+    await t.platform.inject('ch-1', 'r/2', 'within');
+    expect(await topics()).toEqual(['channels/ch-1/messages/r/2']);
+    // …after it, the next delivery asks again, and ch-1 is dropped from every subscription.
+    await t.clock.advance(5000);
+    await t.platform.inject('ch-1', 'r/3', 'asked');
+    await settle();
+    await c.drain();
+    await t.platform.inject('ch-1', 'r/4', 'after');
+    await t.platform.inject('ch-1', 'only/x', 'after');
+    await t.platform.inject('ch-2', 'r/4', 'still');
+    expect(await topics()).toEqual(['channels/ch-2/messages/r/4']);
+    expect(t.logs.filter((l) => l.includes('no longer allowed to subscribe on channel ch-1'))).toHaveLength(3);
+    expect(t.platform.channels.get('ch-1')!.subs.size).toBe(0);
+    // The session no longer holds the subscription that covered only ch-1.
+    c.send({ cmd: 'disconnect' });
+    await c.closedYet();
+    const again = t.client(v);
+    expect((await again.connect({ ...dev2, clientId: 'revoked', clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}) })).sessionPresent).toBe(true);
+    await t.platform.inject('ch-2', 'r/5', 'resumed');
+    await t.platform.inject('ch-1', 'only/y', 'gone');
+    // (what ch-2 sent since the session's last checkpoint is replayed too: at least once)
+    const resumed = (await again.drain()).flatMap((p) => (p.cmd === 'publish' ? [p.topic] : []));
+    expect(resumed).toContain('channels/ch-2/messages/r/5');
+    expect(resumed.filter((topic) => topic.startsWith('channels/ch-1/'))).toEqual([]);
+  });
+
+  it('keeps a subscription whose re-check fails on the platform, and asks again after the bound', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const c = await t.connected(v, dev2);
+    await c.subscribe(`${T}/#`);
+    await t.clock.advance(5000);
+    const authorize = t.platform.authorize.bind(t.platform);
+    t.platform.authorize = () => Promise.reject(new PlatformError(503, 'platform unreachable'));
+    await t.platform.inject('ch-1', 'a', 'one');
+    await settle();
+    t.platform.authorize = authorize;
+    await t.platform.inject('ch-1', 'b', 'two');
+    expect((await c.drain()).flatMap((p) => (p.cmd === 'publish' ? [text(p)] : []))).toEqual(['one', 'two']);
+    expect(t.logs.some((l) => l.includes('could not re-check'))).toBe(true);
+    const calls = t.platform.authorizeCalls;
+    await t.clock.advance(5000);
+    await t.platform.inject('ch-1', 'c', 'three');
+    await settle();
+    expect(t.platform.authorizeCalls).toBe(calls + 1);
   });
 
   it('delivers a message matched by overlapping subscriptions once, at the highest QoS [MQTT-3.3.4-2]', async () => {
