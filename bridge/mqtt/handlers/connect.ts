@@ -3,6 +3,7 @@ import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import { PlatformError } from '../../platform/types';
 import { connackV4, RC } from '../codes';
 import type { Connection } from '../connection';
+import { protocolProblem } from '../wellformed';
 import type { SessionLease } from '../session';
 import { resumeSession } from '../subscriptions';
 import { parseTopicName, TopicProblem } from '../topics';
@@ -73,6 +74,8 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   const props = packet.properties ?? {};
   if (props.authenticationMethod !== undefined) return refuse(conn, RC.BadAuthenticationMethod, 'enhanced authentication is not supported; send the key as the password');
   if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) return refuse(conn, RC.ProtocolError, 'Receive Maximum and Maximum Packet Size cannot be 0');
+  const problem = protocolProblem(packet);
+  if (problem) return refuse(conn, RC.ProtocolError, problem);
 
   // [MQTT-3.1.3-6..8 (3.1.1)] an empty client id is assigned one, only with a clean session.
   let clientId = packet.clientId ?? '';

@@ -12,12 +12,15 @@ import { handlePubrec } from './pubrec';
 import { handlePubrel } from './pubrel';
 import { handleSubscribe } from './subscribe';
 import { handleUnsubscribe } from './unsubscribe';
+import { protocolProblem } from '../wellformed';
 
 /** The single dispatch: one handler per packet type. Packets of one connection arrive here one at a time. */
 export function dispatch(conn: Connection, packet: Packet): Promise<void> | void {
   if (packet.cmd === 'connect') return handleConnect(conn, packet);
   // [MQTT-3.1.0-1] the first packet must be CONNECT: anything else closes the connection unanswered.
   if (conn.phase !== 'open') return void conn.end({ reason: `${packet.cmd} before CONNECT [MQTT-3.1.0-1]`, will: false });
+  const problem = protocolProblem(packet);
+  if (problem) return conn.disconnect(RC.ProtocolError, problem);
   switch (packet.cmd) {
     case 'publish':
       return handlePublish(conn, packet);

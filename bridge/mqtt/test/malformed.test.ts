@@ -23,6 +23,57 @@ describe.each(VERSIONS)('malformed input, protocol level %i', (v) => {
     expect(c.received).toEqual([]);
   });
 
+  /** A QoS 1 PUBLISH to channels/ch-1/messages/a (id 7), v5 properties as raw bytes. */
+  const publishWith = (props: number[]) => {
+    const topic = Buffer.from('channels/ch-1/messages/a');
+    const body = [0x00, topic.length, ...topic, 0x00, 0x07, ...(v === 5 ? [props.length, ...props] : []), 0x78];
+    return Buffer.from([0x32, body.length, ...body]);
+  };
+  const contentType = (s: string) => [0x03, 0x00, s.length, ...Buffer.from(s)];
+
+  it.each([
+    ['SUBSCRIBE without a topic filter [MQTT-3.8.3-2]', (ver: number) => (ver === 5 ? [0x82, 0x03, 0x00, 0x09, 0x00] : [0x82, 0x02, 0x00, 0x09])],
+    ['UNSUBSCRIBE without a topic filter [MQTT-3.10.3-2]', (ver: number) => (ver === 5 ? [0xa2, 0x03, 0x00, 0x09, 0x00] : [0xa2, 0x02, 0x00, 0x09])],
+    ['a QoS 1 PUBLISH with packet identifier 0 [MQTT-2.3.1-1]', (ver: number) => [0x32, ver === 5 ? 6 : 5, 0x00, 0x01, 0x61, 0x00, 0x00, ...(ver === 5 ? [0x00] : [])]],
+  ])('closes the connection on %s (v5: DISCONNECT 0x82 first), nothing stored', async (_what, bytes) => {
+    const t = setup();
+    const c = await t.connected(v);
+    c.raw(Buffer.from(bytes(v)));
+    if (v === 5) expect((await c.next('disconnect')).reasonCode).toBe(0x82);
+    expect(await c.closedYet()).toBe(true);
+    expect(t.platform.published).toEqual([]);
+  });
+
+  if (v === 5) {
+    it.each([
+      ['Content Type', [...contentType('text/plain'), ...contentType('a/b')]],
+      ['Message Expiry Interval', [0x02, 0, 0, 0, 9, 0x02, 0, 0, 0, 10]],
+      ['Payload Format Indicator', [0x01, 0x01, 0x01, 0x01]],
+    ])('a PUBLISH with a repeated %s is a protocol error for that client only (MQTT 5 §2.2.2.2), never passed on', async (_what, props) => {
+      const t = setup();
+      const bad = await t.connected(v);
+      const good = await t.connected(v, { username: 'dev-2', password: Buffer.from('key-2') });
+      bad.raw(publishWith(props));
+      expect((await bad.next('disconnect')).reasonCode).toBe(0x82);
+      expect(await bad.closedYet()).toBe(true);
+      good.publish('channels/ch-1/messages/a', 'fine', 1);
+      expect((await good.next('puback')).reasonCode ?? 0).toBe(0);
+      expect(t.platform.published.map((p) => p.payload.length)).toEqual([4]);
+      // User Properties may repeat: accepted.
+      const ok = await t.connected(v);
+      ok.raw(publishWith([0x26, 0, 1, 0x6b, 0, 1, 0x31, 0x26, 0, 1, 0x6b, 0, 1, 0x32, ...contentType('text/plain')]));
+      expect((await ok.next('puback')).reasonCode ?? 0).toBe(0);
+    });
+
+    it('a CONNECT whose will repeats a property is refused with CONNACK 0x82', async () => {
+      const t = setup();
+      const c = t.client(v);
+      const ack = await c.connect({ will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from('x'), qos: 0, retain: false, properties: { contentType: ['a/b', 'c/d'] as unknown as string } } });
+      expect(ack.reasonCode).toBe(0x82);
+      expect(await c.closedYet()).toBe(true);
+    });
+  }
+
   it('a server-to-client packet from a client is a protocol error', async () => {
     const t = setup();
     const c = await t.connected(v);

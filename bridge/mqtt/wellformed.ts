@@ -1,0 +1,40 @@
+import type { Packet } from 'mqtt-packet';
+
+/**
+ * Protocol errors mqtt-packet parses without complaint, found before any handler sees the packet
+ * (each closes the connection, v5 after DISCONNECT 0x82, as the handlers do for theirs):
+ *
+ * - a property other than User Property (and Subscription Identifier, which a server sends) more
+ *   than once [MQTT 5 §2.2.2.2]: mqtt-packet turns the repeats into an array, which nothing after
+ *   it expects (a repeated Content Type reached the channel actor as an array);
+ * - SUBSCRIBE or UNSUBSCRIBE without a topic filter [MQTT-3.8.3-2, MQTT-3.10.3-2; 3.1.1: 3.8.3-3, 3.10.3-2];
+ * - a QoS 1 or 2 PUBLISH with packet identifier 0 [MQTT-2.3.1-1].
+ *
+ * CONNECT is checked by its handler (a refused CONNECT gets a CONNACK, not a DISCONNECT).
+ */
+export function protocolProblem(packet: Packet): string | null {
+  const repeated = repeatedProperty((packet as { properties?: object }).properties);
+  if (repeated) return repeated;
+  switch (packet.cmd) {
+    case 'connect':
+      return repeatedProperty(packet.will?.properties, 'will ');
+    case 'subscribe':
+      return packet.subscriptions.length === 0 ? 'SUBSCRIBE without a topic filter [MQTT-3.8.3-2]' : null;
+    case 'unsubscribe':
+      return packet.unsubscriptions.length === 0 ? 'UNSUBSCRIBE without a topic filter [MQTT-3.10.3-2]' : null;
+    case 'publish':
+      return packet.qos > 0 && !packet.messageId ? `QoS ${packet.qos} PUBLISH with packet identifier 0 [MQTT-2.3.1-1]` : null;
+    default:
+      return null;
+  }
+}
+
+const MAY_REPEAT = new Set(['userProperties', 'subscriptionIdentifier']);
+
+function repeatedProperty(props: object | undefined, where = ''): string | null {
+  if (!props) return null;
+  for (const [name, value] of Object.entries(props)) {
+    if (Array.isArray(value) && !MAY_REPEAT.has(name)) return `${where}property ${name} given ${value.length} times; it may appear once [MQTT 5 §2.2.2.2]`;
+  }
+  return null;
+}
