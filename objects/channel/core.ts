@@ -1,3 +1,4 @@
+import { SubscriberAccess } from './access';
 import { isProtocol } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
@@ -25,6 +26,8 @@ export class ChannelCore {
   readonly store: ChannelStore;
   readonly flow = new Flow();
   readonly sockets = new SocketCache();
+  /** Live subscribers' permissions, asked again while they live (access.ts). */
+  readonly access = new SubscriberAccess(this);
   /** This channel's store writer (a hash of its id names it: the same for the actor's life). */
   private writerStub: DurableObjectStub<StoreWriter> | null = null;
   config: ChannelConfig = DEFAULT_CONFIG;

@@ -99,9 +99,15 @@ export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]):
   for (const ws of core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
     const s = core.sockets.subscriber(ws);
     if (!s) continue;
+    let checked = false;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as ChannelMessage;
       if (!s.match(m.envelope.subtopic)) continue;
+      // Its permission, asked again when due (access.ts); not for sockets nothing is sent to.
+      if (!checked) {
+        checked = true;
+        if (!core.access.recheck(ws, s.att)) break;
+      }
       const data = frameOf(i, s.att.encoding);
       if (!send(core, ws, data)) break;
       const bytes = typeof data === 'string' ? data.length : data.byteLength;

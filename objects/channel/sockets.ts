@@ -1,3 +1,4 @@
+import type { Principal } from '../../shared/principal';
 import type { FrameEncoding } from '../../shared/frames';
 import { compileFilter, isWildcardFilter, subscriptionFilter, subtopicProblem } from '../../shared/topics';
 import type { ChannelStore } from './store';
@@ -26,6 +27,10 @@ export interface SubscriberAttachment {
   encoding: FrameEncoding;
   /** The client sends cumulative `ack` frames, so the actor can tell when it falls behind. */
   ack: boolean;
+  /** Who it is, for re-checking its permissions while it lives (access.ts). */
+  principal?: Principal;
+  /** Its principal was too big for the attachment and is kept in memory (access.ts). */
+  principalInMemory?: boolean;
 }
 
 export interface LinkAttachment {
@@ -47,6 +52,8 @@ export interface SubscriberOptions {
   since?: number;
   /** The Sec-WebSocket-Protocol value to answer with (RFC 6455 §4.2.2), if the client offered any. */
   subprotocol?: string;
+  /** The principal the worker authorized, so the actor can ask again while the socket lives. */
+  principal?: Principal;
 }
 
 export class BadRequest extends Error {
@@ -85,7 +92,18 @@ export function parseSubscriberOptions(raw: string): SubscriberOptions {
   const opts: SubscriberOptions = { publisher: o.publisher, canPublish: o.canPublish === true, subtopic, encoding, ack: o.ack === true };
   if (since !== undefined) opts.since = since;
   if (typeof o.subprotocol === 'string' && o.subprotocol !== '') opts.subprotocol = o.subprotocol;
+  if (o.principal !== undefined) opts.principal = parsePrincipal(o.principal);
   return opts;
+}
+
+const KINDS = new Set(['user', 'device', 'app', 'key']);
+
+/** The worker's principal, shape-checked (the header comes from the worker, not the client). */
+function parsePrincipal(v: unknown): Principal {
+  const p = v as Obj | null;
+  if (typeof p !== 'object' || p === null || !KINDS.has(p.kind as string) || typeof p.id !== 'string') throw new BadRequest('bad_internal_header', 'subscriber.principal must be a principal');
+  if ((p.kind === 'key' || p.kind === 'app') && !(Array.isArray(p.scopes) && p.scopes.every((x) => typeof x === 'string'))) throw new BadRequest('bad_internal_header', 'subscriber.principal.scopes must be strings');
+  return p as unknown as Principal;
 }
 
 export function parseLinkOptions(raw: string): { subprotocol?: string } {

@@ -13,15 +13,11 @@ import { TAG_SUBSCRIBER, defaultPublishSubtopic, type SubscriberAttachment, type
 export function acceptSubscriber(core: ChannelCore, opts: SubscriberOptions): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   core.ctx.acceptWebSocket(server, [TAG_SUBSCRIBER]);
-  const att: SubscriberAttachment = {
-    kind: 'subscriber',
-    id: crypto.randomUUID(),
-    publisher: opts.publisher,
-    canPublish: opts.canPublish,
-    subtopic: opts.subtopic,
-    encoding: opts.encoding,
-    ack: opts.ack,
-  };
+  const att = core.access.attach(
+    server,
+    { kind: 'subscriber', id: crypto.randomUUID(), publisher: opts.publisher, canPublish: opts.canPublish, subtopic: opts.subtopic, encoding: opts.encoding, ack: opts.ack },
+    opts.principal,
+  );
   core.sockets.remember(server, att);
 
   // Same turn as acceptWebSocket: nothing published meanwhile can be missed or sent twice.
@@ -48,7 +44,7 @@ const withId = (id: FrameId | undefined): { id?: FrameId } => (id === undefined 
 
 async function publishFrame(core: ChannelCore, ws: WebSocket, att: SubscriberAttachment, frame: Extract<ClientFrame, { type: 'publish' }>): Promise<void> {
   const reply = (f: ServerFrame) => sendFrame(core, ws, f, att.encoding);
-  if (!att.canPublish) {
+  if (!att.canPublish || !(await core.access.mayPublish(ws, att))) {
     reply({ type: 'error', ...withId(frame.id), status: 403, code: 'forbidden', message: 'this connection may not publish to the channel' });
     return;
   }

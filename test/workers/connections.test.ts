@@ -224,4 +224,84 @@ describe('connections', () => {
     expect(refusedAfter).toBeGreaterThan(0);
     expect(refusedAfter).toBeLessThanOrEqual(ttl + 500);
   }, 15_000);
+
+  it('a live WebSocket subscriber loses what its connection loses, within REVOCATION_CACHE_TTL: publish frames first, then the socket (4403)', async () => {
+    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
+    const { t, org, chs, devs } = await setup(1, 1);
+    const [ch, dev] = [chs[0]!, devs[0]!];
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const ws = res.webSocket!;
+    const frames: { type: string; id?: unknown; status?: number; envelope?: { seq: number } }[] = [];
+    ws.addEventListener('message', (e) => frames.push(JSON.parse(e.data as string)));
+    const closed = new Promise<{ code: number; reason: string; at: number }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, reason: e.reason, at: Date.now() })));
+    ws.accept();
+    const fromUser = () => api('POST', `/channels/${ch.id}/messages`, { token: t, raw: 'tick', headers: { 'content-type': 'text/plain' } });
+    const until = async (ok: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+      return ok();
+    };
+    expect((await fromUser()).status).toBe(202);
+    expect(await until(() => frames.some((f) => f.type === 'message'), 2000)).toBe(true);
+    // 1. Publish taken away: the device's publish frames are refused within the bound; it still receives.
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: { types: ['subscribe'] } });
+    const changedAt = Date.now();
+    let refusedAfter = -1;
+    for (let i = 0; Date.now() - changedAt < ttl + 1500; i++) {
+      ws.send(JSON.stringify({ id: i, payload: 'from the device' }));
+      if (await until(() => frames.some((f) => f.id === i && (f.type === 'ack' || f.type === 'error')), 1000) && frames.some((f) => f.id === i && f.type === 'error' && f.status === 403)) {
+        refusedAfter = Date.now() - changedAt;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(refusedAfter).toBeGreaterThan(0);
+    expect(refusedAfter).toBeLessThanOrEqual(ttl + 1000);
+    const received = frames.filter((f) => f.type === 'message').length;
+    expect((await fromUser()).status).toBe(202);
+    expect(await until(() => frames.filter((f) => f.type === 'message').length > received, 2000)).toBe(true);
+    // 2. The connection removed: the next deliveries after the bound close the socket with 4403.
+    await api('DELETE', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t });
+    const removedAt = Date.now();
+    let done: { code: number; reason: string; at: number } | undefined;
+    void closed.then((c) => (done = c));
+    while (!done && Date.now() - removedAt < ttl + 1500) {
+      await fromUser();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(done).toMatchObject({ code: 4403, reason: expect.stringContaining('permission to subscribe withdrawn') });
+    expect(done!.at - removedAt).toBeLessThanOrEqual(ttl + 1000);
+  }, 20_000);
+
+  it('a WebSocket subscriber on an API key stops when the key is revoked (a key of 50 scopes, too big for the socket attachment, too)', async () => {
+    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
+    const { t, org, chs } = await setup(1, 1);
+    const ch = chs[0]!;
+    const scopes = [`messages:subscribe@channels/${ch.id}`, ...Array.from({ length: 49 }, () => `messages:subscribe@channels/${crypto.randomUUID()}`)];
+    expect(JSON.stringify(scopes).length).toBeGreaterThan(2048); // workerd's attachment limit
+    const key = await api('POST', `/orgs/${org}/keys`, { token: t, body: { name: 'wide', scopes } });
+    expect(key.status).toBe(201);
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${key.body.key}` } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    const messages: unknown[] = [];
+    ws.addEventListener('message', (e) => {
+      if ((JSON.parse(e.data as string) as { type: string }).type === 'message') messages.push(e.data);
+    });
+    let done: { code: number; reason: string; at: number } | undefined;
+    ws.addEventListener('close', (e) => (done = { code: e.code, reason: e.reason, at: Date.now() }));
+    ws.accept();
+    const fromUser = () => api('POST', `/channels/${ch.id}/messages`, { token: t, raw: 'tick', headers: { 'content-type': 'text/plain' } });
+    await fromUser();
+    for (let i = 0; i < 40 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(messages.length).toBe(1);
+    expect((await api('DELETE', `/orgs/${org}/keys/${key.body.id}`, { token: t })).status).toBe(204);
+    const revokedAt = Date.now();
+    while (!done && Date.now() - revokedAt < ttl + 1500) {
+      await fromUser();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(done).toMatchObject({ code: 4403, reason: expect.stringContaining('revoked') });
+    expect(done!.at - revokedAt).toBeLessThanOrEqual(ttl + 1000);
+  }, 20_000);
 });

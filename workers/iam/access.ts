@@ -138,6 +138,29 @@ function decisionKey(p: Principal, channelId: string, action: string): string {
   return `${p.kind}\u0000${p.id}\u0000${scopes}\u0000${channelId}\u0000${action}`;
 }
 
+/**
+ * A message decision for a principal known already (no request): the bridge's /internal/authorize,
+ * and a channel actor re-checking its live WebSocket subscribers. An API key is checked to be still
+ * live (it may have been revoked since it was resolved). Another org's channel is reported exactly
+ * like a missing one.
+ */
+export async function decideMessageAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<{ allowed: boolean; status: number; reason?: string }> {
+  if (principal.kind === 'key') {
+    // The principal was resolved from the key earlier; it may have been revoked or run out since.
+    const key = await db.prepare('SELECT revoked_at, expires_at FROM api_keys WHERE id = ?').bind(principal.id).first<{ revoked_at: number | null; expires_at: number | null }>();
+    if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
+  }
+  const row = await db.prepare('SELECT org_id FROM channels WHERE id = ?').bind(channel).first<{ org_id: string }>();
+  if (!row) return { allowed: false, status: 404, reason: 'channel not found' };
+  try {
+    check(await loadAccess(db, principal, row.org_id), action, `channels/${channel}`);
+    return { allowed: true, status: 200 };
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    return e.status === 404 ? { allowed: false, status: 404, reason: 'channel not found' } : { allowed: false, status: e.status, reason: e.message };
+  }
+}
+
 /** Message routes are addressed by channel id alone: find the channel's org, then ask the PDP. */
 export async function authorizeChannel(
   c: Context<AppEnv>,

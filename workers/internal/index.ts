@@ -3,7 +3,7 @@ import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../app-env';
 import { resolvePrincipal } from '../auth';
 import type { Principal } from '../auth/principal';
-import { check, loadAccess } from '../iam/access';
+import { check, decideMessageAccess, loadAccess } from '../iam/access';
 import { ApiError, unauthorized } from '../lib/errors';
 import { timingSafeEqual } from '../lib/crypto';
 import { errors, jsonBody, jsonResponse } from '../lib/openapi';
@@ -49,19 +49,6 @@ internalRouter.openapi(
   },
 );
 
-async function decideFor(db: D1Database, principal: Principal, channel: string, action: string) {
-  const row = await db.prepare('SELECT org_id FROM channels WHERE id = ?').bind(channel).first<{ org_id: string }>();
-  if (!row) return { allowed: false, status: 404, reason: 'channel not found' };
-  try {
-    check(await loadAccess(db, principal, row.org_id), action, `channels/${channel}`);
-    return { allowed: true, status: 200 };
-  } catch (e) {
-    if (!(e instanceof ApiError)) throw e;
-    // Another org's channel is reported exactly like a missing one.
-    return e.status === 404 ? { allowed: false, status: 404, reason: 'channel not found' } : { allowed: false, status: e.status, reason: e.message };
-  }
-}
-
 internalRouter.openapi(
   createRoute({
     method: 'post',
@@ -75,7 +62,7 @@ internalRouter.openapi(
   async (c) => {
     const { principal, checks } = c.req.valid('json');
     const results = [];
-    for (const { channel, action } of checks) results.push({ channel, action, ...(await decideFor(c.env.DB, principal, channel, action)) });
+    for (const { channel, action } of checks) results.push({ channel, action, ...(await decideMessageAccess(c.env.DB, principal, channel, action)) });
     return c.json({ results }, 200);
   },
 );

@@ -95,7 +95,7 @@ async function subscribe(c: C, next: Next): Promise<Response | void> {
     c.set('principal', await resolvePrincipal(c.env, credential));
     const { publisher } = await authorizeChannel(c, channel, 'messages:subscribe');
     const { encoding, subprotocol } = negotiate(c.req.raw, credentialProtocol);
-    const opts: SubscriberOptions = { publisher, canPublish: await mayPublish(c, channel), subtopic, encoding, ack: flag(c, 'ack') };
+    const opts: SubscriberOptions = { publisher, canPublish: await mayPublish(c, channel), subtopic, encoding, ack: flag(c, 'ack'), principal: c.var.principal };
     const from = since(c);
     if (from !== undefined) opts.since = from;
     if (subprotocol) opts.subprotocol = subprotocol;
