@@ -27,6 +27,8 @@ export interface ReaderEvents {
 /** One empty buffer for every idle queue (each `Buffer.alloc(0)` is its own ArrayBuffer, ~300 bytes). */
 const EMPTY = Buffer.alloc(0);
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 class FlatBytes {
   private buf: Buffer = EMPTY;
   private off = 0;
@@ -64,9 +66,23 @@ class FlatBytes {
     return this.buf.subarray(s, e);
   }
 
+  /**
+   * mqtt-packet reads every UTF-8 string field (topics, filters, client id, content type, user
+   * properties…) through here. Ill-formed UTF-8 makes the packet malformed [MQTT-1.5.4-1]: Node
+   * would put U+FFFD in its place and a topic nobody sent would be stored. A U+FFFD in the result
+   * is rare, so only then are the bytes checked strictly (a well-formed U+FFFD stays).
+   */
   toString(encoding: BufferEncoding = 'utf8', start?: number, end?: number): string {
     const [s, e] = this.range(start, end);
-    return this.buf.toString(encoding, s, e);
+    const text = this.buf.toString(encoding, s, e);
+    if (encoding === 'utf8' && text.includes('\uFFFD')) {
+      try {
+        STRICT_UTF8.decode(this.buf.subarray(s, e));
+      } catch {
+        throw new Error('a UTF-8 string field is not well-formed UTF-8 [MQTT-1.5.4-1]');
+      }
+    }
+    return text;
   }
 
   // Out of range these throw RangeError, as Buffer's (and so bl's) do.

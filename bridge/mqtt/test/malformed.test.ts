@@ -74,6 +74,37 @@ describe.each(VERSIONS)('malformed input, protocol level %i', (v) => {
     });
   }
 
+  /** A QoS 1 PUBLISH with raw topic bytes (no properties). */
+  const publishTopic = (topic: Buffer) => {
+    const body = [0x00, topic.length, ...topic, 0x00, 0x05, ...(v === 5 ? [0x00] : []), 0x78];
+    return Buffer.from([0x32, body.length, ...body]);
+  };
+
+  it.each([
+    ['a PUBLISH topic', () => publishTopic(Buffer.concat([Buffer.from('channels/ch-1/messages/bad'), Buffer.from([0xc3, 0x28])]))],
+    ['a SUBSCRIBE filter', () => {
+      const f = Buffer.concat([Buffer.from('channels/ch-1/messages/'), Buffer.from([0xff])]);
+      const body = [0x00, 0x09, ...(v === 5 ? [0x00] : []), 0x00, f.length, ...f, 0x01];
+      return Buffer.from([0x82, body.length, ...body]);
+    }],
+    ['a surrogate encoded in UTF-8 (ED A0 80)', () => publishTopic(Buffer.concat([Buffer.from('channels/ch-1/messages/x'), Buffer.from([0xed, 0xa0, 0x80])]))],
+  ])('closes the connection on ill-formed UTF-8 in %s [MQTT-1.5.4-1] (v5: DISCONNECT 0x81), nothing stored', async (_what, bytes) => {
+    const t = setup();
+    const c = await t.connected(v);
+    c.raw(bytes());
+    if (v === 5) expect((await c.next('disconnect')).reasonCode).toBe(0x81);
+    expect(await c.closedYet()).toBe(true);
+    expect(t.platform.published).toEqual([]);
+  });
+
+  it('takes a well-formed U+FFFD in a topic as it is', async () => {
+    const t = setup();
+    const c = await t.connected(v);
+    c.raw(publishTopic(Buffer.from('channels/ch-1/messages/r\uFFFDd')));
+    expect(await c.next('puback')).toMatchObject({ messageId: 5 });
+    expect(t.platform.published.map((p) => p.subtopic)).toEqual(['r\uFFFDd']);
+  });
+
   it('a server-to-client packet from a client is a protocol error', async () => {
     const t = setup();
     const c = await t.connected(v);
