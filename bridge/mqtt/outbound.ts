@@ -4,6 +4,7 @@ import type { Qos } from './codes';
 import type { Cursor } from './cursor';
 import type { StoredInflight } from './session';
 import { topicOf } from './topics';
+import { validUtf8 } from './utf8';
 
 /** What the outbox needs from its connection. */
 export interface OutboundLink {
@@ -67,7 +68,8 @@ function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<Outbou
     packet.properties = {
       // The default content type is what the publisher's "no Content Type" was stored as: give it back as none.
       ...(d.contentType !== DEFAULT_CONTENT_TYPE ? { contentType: d.contentType } : {}),
-      ...(TEXT.test(d.contentType) ? { payloadFormatIndicator: true } : {}),
+      // Payload Format Indicator 1 says "UTF-8": set for text types only when the bytes are.
+      ...(TEXT.test(d.contentType) && validUtf8(d.payload) ? { payloadFormatIndicator: true } : {}),
       ...(d.userProperties ? { userProperties: d.userProperties } : {}),
       ...(left !== undefined ? { messageExpiryInterval: Math.max(1, left) } : {}),
     };

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { STRICT_UTF8 } from './utf8';
 import mqtt, { type Packet } from 'mqtt-packet';
 import type { MqttLimits } from './limits';
 
@@ -26,8 +27,6 @@ export interface ReaderEvents {
  */
 /** One empty buffer for every idle queue (each `Buffer.alloc(0)` is its own ArrayBuffer, ~300 bytes). */
 const EMPTY = Buffer.alloc(0);
-
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 class FlatBytes {
   private buf: Buffer = EMPTY;

@@ -8,7 +8,8 @@ import type { SessionLease } from '../session';
 import { resumeSession } from '../subscriptions';
 import { parseTopicName, TopicProblem } from '../topics';
 import type { Will } from '../wills';
-import { propertiesProblem, publishContentType, validUtf8 } from './publish';
+import { validUtf8 } from '../utf8';
+import { propertiesProblem, publishContentType } from './publish';
 
 type WillSpec = NonNullable<IConnectPacket['will']>;
 

@@ -1,4 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet';
+import { validUtf8 } from '../utf8';
 import { LINK_LIMITS } from '../../../shared/link';
 import type { Address } from '../../../shared/topics';
 import { disconnectFromStatus, reasonFromStatus, RC } from '../codes';
@@ -17,16 +18,6 @@ import { hasWildcard, TopicProblem } from '../topics';
 /** The v5 Content Type, text for Payload Format Indicator 1, else '' — the channel's default (docs/mqtt.md "Content type"). */
 export function publishContentType(contentType: string | undefined, payloadFormatIndicator: boolean | undefined): string {
   return contentType ?? (payloadFormatIndicator ? 'text/plain; charset=utf-8' : '');
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-export function validUtf8(bytes: Uint8Array): boolean {
-  try {
-    utf8.decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Content types a channel accepts, and user properties a link frame carries (shared/link.ts LINK_LIMITS). */

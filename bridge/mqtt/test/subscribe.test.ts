@@ -249,10 +249,13 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     await t.platform.inject('ch-1', 'a', '{"t":1}', { contentType: 'application/json', userProperties: { site: 'lab' }, messageExpiry: 60 });
     await t.platform.inject('ch-1', 'b', 'raw', { contentType: 'application/octet-stream' });
     await t.platform.inject('ch-1', 'c', 'hi', { contentType: 'text/plain; charset=utf-8' });
-    const [a, b, p] = (await c.drain()).filter((x) => x.cmd === 'publish');
+    // A text type over bytes that are not UTF-8 (HTTP and CoAP do not check): no Payload Format Indicator 1.
+    await t.platform.inject('ch-1', 'd', '', { contentType: 'text/plain', payload: Uint8Array.of(0xff, 0xfe) });
+    const [a, b, p, notUtf8] = (await c.drain()).filter((x) => x.cmd === 'publish');
     expect(a?.cmd === 'publish' && a.properties).toEqual({ contentType: 'application/json', userProperties: { site: 'lab' }, messageExpiryInterval: 60 });
     expect(b?.cmd === 'publish' && b.properties).toBeUndefined();
     expect(p?.cmd === 'publish' && p.properties).toEqual({ contentType: 'text/plain; charset=utf-8', payloadFormatIndicator: true });
+    expect(notUtf8?.cmd === 'publish' && notUtf8.properties).toEqual({ contentType: 'text/plain' });
   });
 
   it('an expired message waiting for the window is not sent [MQTT-3.3.2-5]', async () => {
