@@ -44,6 +44,20 @@ export class EnvelopeError extends Error {
 export const isProtocol = (v: unknown): v is Protocol => typeof v === 'string' && (PROTOCOLS as readonly string[]).includes(v);
 
 /** `type/subtype` in lower case, parameters dropped (RFC 9110 §8.3.1: type and subtype are case-insensitive). */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const QUOTED = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
+/** RFC 9110 §8.3.1: type "/" subtype *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] ). */
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*(?:${TOKEN}=(?:${TOKEN}|${QUOTED}))?)*[ \\t]*$`);
+let lastMediaType = '';
+
+/** Why `contentType` is not a media type (RFC 9110 §8.3.1), or null when it is one. */
+export function mediaTypeProblem(contentType: string): string | null {
+  if (contentType === lastMediaType) return null; // consecutive publishes mostly share one
+  if (!MEDIA_TYPE.test(contentType)) return `content type ${JSON.stringify(contentType.slice(0, 64))} is not a media type: type/subtype with optional ;name=value parameters (RFC 9110 §8.3.1)`;
+  lastMediaType = contentType;
+  return null;
+}
+
 export function mediaType(contentType: string): string {
   return (contentType.split(';')[0] ?? '').trim().toLowerCase();
 }

@@ -1,5 +1,5 @@
 import { SubscriberAccess } from './access';
-import { isProtocol } from '../../shared/envelope';
+import { isProtocol, mediaTypeProblem } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
@@ -114,6 +114,9 @@ export class ChannelCore {
     if (typeof input.contentType !== 'string' || input.contentType === '' || input.contentType.length > MAX_CONTENT_TYPE_LENGTH) {
       return fail(400, 'invalid_content_type', `content type must be a non-empty string of at most ${MAX_CONTENT_TYPE_LENGTH} characters`);
     }
+    // It is served back as an HTTP Content-Type (the query API, /payloads): a media type or nothing.
+    const typeIssue = mediaTypeProblem(input.contentType);
+    if (typeIssue) return fail(400, 'invalid_content_type', typeIssue);
     if (input.expiry !== undefined && !(Number.isInteger(input.expiry) && input.expiry >= 0 && input.expiry <= 0xffff_ffff)) return fail(400, 'invalid_message', 'expiry must be whole seconds');
     const subtopicIssue = typeof input.subtopic === 'string' ? subtopicProblem(input.subtopic, 'publish') : 'subtopic must be a string';
     if (subtopicIssue) return fail(400, 'invalid_subtopic', subtopicIssue);

@@ -185,6 +185,11 @@ describe('channels', () => {
     expect(expectProblem(await post('[{"n":"temp"}]'), 400).detail).toMatch(/value/i);
     // …while a publisher's own Content-Type still wins.
     expect((await post('[{"n":"temp"}]', { 'content-type': 'application/octet-stream' })).status).toBe(202);
+    // A Content-Type that is not a media type is refused (it would be served back as a header).
+    for (const bad of [';;;', 'text', 'a b/c', 'text/plain; charset']) {
+      const r = await post('x', { 'content-type': bad });
+      expect(expectProblem(r, 400), bad).toMatchObject({ code: 'invalid_content_type', detail: expect.stringContaining('RFC 9110') });
+    }
     expect(await runDurableObjectAlarm(env.CHANNELS.get(env.CHANNELS.idFromName(ch.id)))).toBe(true);
     const records = (await api('GET', `/channels/${ch.id}/messages?format=senml`, { token: t })).body.items;
     expect(records).toEqual([expect.objectContaining({ name: 'temp', unit: 'Cel', value: 21.5 })]);
