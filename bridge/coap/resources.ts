@@ -4,7 +4,7 @@
  * reads or observes). Every failure becomes a response; nothing is dropped silently.
  */
 import {
-  Code, Opt, accept, block1, block2, contentTypeOf, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, type Block, type CoapMessage,
+  Code, Opt, accept, block1, block2, contentTypeOf, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
 } from '../../shared/coap';
 import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
 import type { Context } from './context';
@@ -60,10 +60,27 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
     return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2);
   }
   if (path[0] !== 'channels') return ex.respond(diagnostic(Code.NotFound, `no resource ${pathKey}`));
+  if (req.code === Code.POST || req.code === Code.GET) {
+    const problem = queryProblem(req, req.code === Code.POST ? ['auth', 'retain'] : ['auth']);
+    if (problem) return ex.respond(diagnostic(Code.BadRequest, problem));
+  }
   if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, b1, pathKey, continuing);
   // §5.8: an unsupported method is 4.05.
   if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, 'use POST to publish, GET (with Observe) to read or subscribe'));
   return get(ctx, observers, ex, req, path, pathKey, query, b2, continuing);
+}
+
+/** A misspelt or repeated query option is an error, not ignored (`?retian=true`, a second `auth`). */
+function queryProblem(req: CoapMessage, allowed: readonly string[]): string | null {
+  const seen = new Set<string>();
+  for (const q of uriQuery(req)) {
+    const eq = q.indexOf('=');
+    const k = eq < 0 ? q : q.slice(0, eq);
+    if (!allowed.includes(k)) return `unknown query parameter ${JSON.stringify(k)}; this resource takes ${allowed.join(', ')}`;
+    if (seen.has(k)) return `query parameter ${k} given more than once`;
+    seen.add(k);
+  }
+  return null;
 }
 
 async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMessage, path: string[], pathKey: string, query: Map<string, string>, b2: Block | undefined, continuing: boolean): Promise<void> {

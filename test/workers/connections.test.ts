@@ -304,4 +304,19 @@ describe('connections', () => {
     expect(done).toMatchObject({ code: 4403, reason: expect.stringContaining('revoked') });
     expect(done!.at - revokedAt).toBeLessThanOrEqual(ttl + 1000);
   }, 20_000);
+
+  it('refuses a misspelt or unknown query parameter on publish (400) and subscribe (4400), naming it', async () => {
+    const { t, org, chs, devs } = await setup(1, 1);
+    const [ch, dev] = [chs[0]!, devs[0]!];
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
+    const post = (query: string) => api('POST', `/channels/${ch.id}/messages/a?${query}`, { device: dev.key, raw: 'x', headers: { 'content-type': 'text/plain' } });
+    expect(expectProblem(await post('retian=true'), 400).detail).toContain('"retian"');
+    expect((await post('retain=true')).status).toBe(202);
+    expect((await post(`authorization=Device%20${dev.key}`)).status).toBe(202);
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages?sinse=3`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const ws = res.webSocket!;
+    const closed = new Promise<{ code: number; reason: string }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, reason: e.reason })));
+    ws.accept();
+    expect(await closed).toMatchObject({ code: 4400, reason: expect.stringContaining('sinse') });
+  });
 });

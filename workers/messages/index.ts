@@ -34,6 +34,16 @@ function address(c: C, mode: TopicMode): Address {
   }
 }
 
+/**
+ * A misspelt parameter is an error, not ignored (`?retian=true` would otherwise publish without
+ * retaining), as in the query API. `authorization` is a credential, taken on every route.
+ */
+function onlyParams(c: C, allowed: readonly string[]): void {
+  for (const k of new URL(c.req.url).searchParams.keys()) {
+    if (k !== 'authorization' && !allowed.includes(k)) throw new ApiError(400, 'invalid_query', `unknown query parameter ${JSON.stringify(k)}; this route takes ${allowed.join(', ')}`);
+  }
+}
+
 function flag(c: C, name: string): boolean {
   const v = c.req.query(name);
   if (v === undefined || v === 'false' || v === '0') return false;
@@ -52,6 +62,7 @@ async function readBody(req: Request): Promise<Uint8Array> {
 
 async function publish(c: C): Promise<Response> {
   const { channel, subtopic } = address(c, 'publish');
+  onlyParams(c, ['retain']);
   const { publisher } = await authorizeChannel(c, channel, 'messages:publish');
   const retain = flag(c, 'retain');
   const payload = await readBody(c.req.raw);
@@ -90,6 +101,7 @@ async function subscribe(c: C, next: Next): Promise<Response | void> {
   if (!isUpgrade(c.req.raw)) return next();
   try {
     const { channel, subtopic } = address(c, 'subscribe');
+    onlyParams(c, ['since', 'format', 'ack']);
     const { credential, subprotocol: credentialProtocol } = extractCredential(c.req.raw);
     if (!credential) throw unauthorized();
     c.set('principal', await resolvePrincipal(c.env, credential));

@@ -68,6 +68,24 @@ describe('POST /channels/{id}/messages[/subtopic] — publish', () => {
     });
   }
 
+  it('4.00 for an unknown or repeated query parameter, naming it; nothing published', async () => {
+    const { client, platform } = setup();
+    const cases: [RequestSpec, string][] = [
+      [{ ...PUB, query: [`auth=${KEY}`, 'retian=true'] }, 'unknown query parameter "retian"'],
+      [{ ...PUB, query: [`auth=${KEY}`, 'auth=other'] }, 'auth given more than once'],
+      [{ ...PUB, query: [`auth=${KEY}`, 'retain=true', 'retain=false'] }, 'retain given more than once'],
+      [{ code: Code.GET, path: '/channels/c1/messages/room/1', query: [`auth=${KEY}`, 'retain=true'] }, 'unknown query parameter "retain"'],
+    ];
+    for (const [spec, words] of cases) {
+      client.request(spec);
+      await settle();
+      const res = client.only();
+      expect(summary(res)).toBe('ACK 4.00');
+      expect(str(res.payload)).toContain(words);
+    }
+    expect(platform.published).toEqual([]);
+  });
+
   it('4.13 with Size1 for a payload over the limit, and for the platform\'s 413', async () => {
     const res = await answer({ ...PUB, payload: new Uint8Array(101) }, { maxPayloadBytes: 100 });
     expect(summary(res)).toBe('ACK 4.13');
