@@ -18,11 +18,36 @@ import { sessionsRouter } from './internal/sessions';
 import { messages } from './messages';
 import { queryRouter } from './query';
 
+let routeMatchers: { method: string; re: RegExp }[] | null = null;
+
+/** The methods of the routes whose path matches (middleware, registered for ALL, does not count). Built once. */
+function methodsFor(routes: readonly { method: string; path: string }[], path: string): string[] {
+  routeMatchers ??= routes
+    .filter((r) => r.method !== 'ALL')
+    .map((r) => {
+      const pattern = r.path
+        .split('/')
+        .map((seg) => {
+          const param = /^:\w+(?:\{(.+)\})?$/.exec(seg);
+          if (param) return param[1] ? `(?:${param[1]})` : '[^/]+';
+          return seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        })
+        .join('/');
+      return { method: r.method, re: new RegExp(`^${pattern}/?$`) };
+    });
+  const methods = new Set(routeMatchers.filter((m) => m.re.test(path)).map((m) => m.method));
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
   const app = router();
   app.onError(onError);
-  app.notFound(() => {
+  app.notFound((c) => {
+    // RFC 9110 §15.5.6: a path that exists under other methods is 405 with Allow, not 404.
+    const allow = methodsFor(app.routes, c.req.path);
+    if (allow.length > 0) throw new ApiError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(', ')}`, undefined, { allow: allow.join(', ') });
     throw new ApiError(404, 'not_found', 'no such route');
   });
 
