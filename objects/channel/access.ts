@@ -7,8 +7,8 @@ import { TAG_SUBSCRIBER, type SubscriberAttachment } from './sockets';
 
 /** Close code when the permission to subscribe was withdrawn: 4000 + 403, as a refused upgrade. */
 export const CLOSE_FORBIDDEN = 4403;
-/** workerd keeps at most 2,048 bytes of attachment per socket; a principal that does not fit stays in memory. */
-const ATTACHMENT_MAX = 2_000;
+/** Of the 2,048 bytes workerd keeps per socket, leaving room for the structured clone's own framing. */
+const ATTACHMENT_BUDGET = 1_900;
 
 const keys = new WeakMap<Principal, string>();
 /** Who decides alike: the kind and id, and for keys and app tokens their scopes (computed once per principal object). */
@@ -36,13 +36,28 @@ export class SubscriberAccess {
 
   constructor(private readonly core: ChannelCore) {}
 
-  /** The attachment to keep for a new subscriber: with its principal when it fits. */
-  attach(ws: WebSocket, att: SubscriberAttachment, principal: Principal | undefined): SubscriberAttachment {
-    if (!principal) return att;
-    const withPrincipal = { ...att, principal };
-    if (JSON.stringify(withPrincipal).length <= ATTACHMENT_MAX) return withPrincipal;
-    this.unattached.set(ws, principal);
-    return { ...att, principalInMemory: true };
+  /**
+   * Keeps a new subscriber's attachment (SocketCache.remember), with its principal when workerd
+   * takes it: at most 2,048 bytes serialized (a key's 50 scopes or a long subtopic exceed that).
+   * Local workerd does not enforce the limit, so its JSON size decides first; a refusal by the
+   * runtime all the same is caught. Otherwise the principal stays in memory.
+   */
+  remember(ws: WebSocket, att: SubscriberAttachment, principal: Principal | undefined): SubscriberAttachment {
+    if (principal && JSON.stringify({ ...att, principal }).length > ATTACHMENT_BUDGET) {
+      this.unattached.set(ws, principal);
+      att = { ...att, principalInMemory: true };
+    } else if (principal) {
+      try {
+        const withPrincipal = { ...att, principal };
+        this.core.sockets.remember(ws, withPrincipal);
+        return withPrincipal;
+      } catch {
+        this.unattached.set(ws, principal);
+        att = { ...att, principalInMemory: true };
+      }
+    }
+    this.core.sockets.remember(ws, att);
+    return att;
   }
 
   private principalOf(ws: WebSocket, att: SubscriberAttachment): Principal | null | undefined {

@@ -13,12 +13,11 @@ import { TAG_SUBSCRIBER, defaultPublishSubtopic, type SubscriberAttachment, type
 export function acceptSubscriber(core: ChannelCore, opts: SubscriberOptions): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   core.ctx.acceptWebSocket(server, [TAG_SUBSCRIBER]);
-  const att = core.access.attach(
+  const att = core.access.remember(
     server,
     { kind: 'subscriber', id: crypto.randomUUID(), publisher: opts.publisher, canPublish: opts.canPublish, subtopic: opts.subtopic, encoding: opts.encoding, ack: opts.ack },
     opts.principal,
   );
-  core.sockets.remember(server, att);
 
   // Same turn as acceptWebSocket: nothing published meanwhile can be missed or sent twice.
   // `subscribed` goes first, so a client that loses the socket before any message arrives still

@@ -1,3 +1,4 @@
+import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { api, expectProblem, newOrg, newUser, worker } from './helpers';
@@ -295,6 +296,10 @@ describe('connections', () => {
     await fromUser();
     for (let i = 0; i < 40 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(messages.length).toBe(1);
+    // workerd refused the principal in the socket's attachment; the actor keeps it in memory.
+    const attachments = await runInDurableObject(env.CHANNELS.get(env.CHANNELS.idFromName(ch.id)), (_instance, state) => state.getWebSockets('subscriber').map((w) => w.deserializeAttachment() as Record<string, unknown>));
+    expect(attachments).toEqual([expect.objectContaining({ principalInMemory: true })]);
+    expect(attachments[0]).not.toHaveProperty('principal');
     expect((await api('DELETE', `/orgs/${org}/keys/${key.body.id}`, { token: t })).status).toBe(204);
     const revokedAt = Date.now();
     while (!done && Date.now() - revokedAt < ttl + 1500) {
