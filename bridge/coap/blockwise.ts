@@ -73,9 +73,10 @@ export class Uploads {
     return { kind: 'complete', payload: concat(u.chunks), options: [blockOption(Opt.Block1, { num: block.num, more: false, szx: block.szx })] };
   }
 
-  /** Whether `key` has an upload in progress (its later blocks continue it). */
-  has(key: string): boolean {
-    return this.uploads.has(key);
+  /** Whether `block` is the next one of `key`'s upload in progress: it moves the transfer on. */
+  continues(key: string, block: Block): boolean {
+    const u = this.uploads.get(key);
+    return u !== undefined && block.num > 0 && block.num * blockSize(block.szx) === u.received;
   }
 
   private expire(key: string): Timer {
@@ -125,6 +126,8 @@ export function blockReply(rep: Representation, requested: Block | undefined, li
 interface Kept {
   rep: Representation;
   timer: Timer;
+  /** The byte offset the next block of this transfer starts at. */
+  next: number;
 }
 
 const KEPT_MAX = 10_000;
@@ -135,14 +138,20 @@ export class Representations {
 
   constructor(private readonly clock: Clock, private readonly limits: CoapLimits) {}
 
-  keep(key: string, rep: Representation): void {
+  keep(key: string, rep: Representation, next = 0): void {
     this.kept.get(key)?.timer.cancel();
     this.kept.delete(key);
     if (this.kept.size >= KEPT_MAX) {
       const [oldest] = this.kept.keys();
       if (oldest !== undefined) this.forget(oldest);
     }
-    this.kept.set(key, { rep, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.kept.delete(key)) });
+    this.kept.set(key, { rep, next, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.kept.delete(key)) });
+  }
+
+  /** Whether `block` is the next one of the representation kept for `key`: it moves the transfer on. */
+  continues(key: string, block: Block): boolean {
+    const k = this.kept.get(key);
+    return k !== undefined && block.num > 0 && block.num * blockSize(block.szx) === k.next;
   }
 
   get(key: string): Representation | undefined {

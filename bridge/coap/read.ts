@@ -4,7 +4,7 @@
  * follow-ups (NUM > 0) are served from the representation whose first block was sent, so every
  * block of one transfer comes from the same message (RFC 7959 §2.4).
  */
-import { Code, Opt, contentTypeOf, type Block } from '../../shared/coap';
+import { Code, Opt, blockSize, contentTypeOf, decodeBlock, type Block } from '../../shared/coap';
 import type { Delivery } from '../platform/types';
 import { blockReply, type Representation } from './blockwise';
 import type { Context } from './context';
@@ -20,8 +20,10 @@ export function sendBlocks(ctx: Context, ex: Exchange, repKey: string, rep: Repr
     ex.respond(diagnostic(Code.BadOption, `block ${block2?.num ?? 0} is past the end of the ${rep.payload.length}-byte representation`));
     return;
   }
-  const more = reply.options?.some((o) => o.number === Opt.Block2 && ((o.value.at(-1) ?? 0) & 0x8) !== 0) ?? false;
-  if (more) ctx.reps.keep(repKey, rep);
+  const opt = reply.options?.find((o) => o.number === Opt.Block2);
+  const sent = opt ? decodeBlock(opt.value) : undefined;
+  const more = sent?.more ?? false;
+  if (sent && more) ctx.reps.keep(repKey, rep, (sent.num + 1) * blockSize(sent.szx));
   else if (block2 && block2.num > 0) ctx.reps.forget(repKey);
   ex.respond(reply);
 }

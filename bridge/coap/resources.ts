@@ -45,11 +45,12 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   const query = queryParams(req);
   const b1 = block1(req);
   const b2 = block2(req);
-  // A block-wise transfer is one request (RFC 7959 §2): the blocks after the first of a transfer in
-  // progress are not counted against the request rates. They are bounded by the transfer's size
-  // (maxPayloadBytes), its timeout and maxPendingUploads, and served from what the bridge holds.
+  // A block-wise transfer is one request (RFC 7959 §2): a block that moves a transfer in progress on
+  // (the next one, at the offset reached) is not counted against the request rates, so a transfer
+  // costs one request however small its blocks. Repeats and rewinds are counted: free blocks per
+  // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
   const transferKey = `${ex.epKey} ${pathKey}`;
-  const continuing = (req.code === Code.POST && b1 !== undefined && b1.num > 0 && ctx.uploads.has(transferKey)) || (req.code === Code.GET && b2 !== undefined && b2.num > 0 && ctx.reps.get(transferKey) !== undefined);
+  const continuing = (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(transferKey, b1)) || (req.code === Code.GET && b2 !== undefined && ctx.reps.continues(transferKey, b2));
   if (!continuing) {
     const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
     if (wait > 0) return ex.respond(tooManyRequests(wait));
@@ -97,6 +98,12 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
   await ctx.auth.authorize(principal, addr.channel, 'messages:subscribe');
   ctx.auth.active(principal);
   const target = { channel: addr.channel, filter: subscriptionFilter(addr.subtopic), repKey: `${ex.epKey} ${pathKey}` };
+  // The kept representation went away meanwhile (its last block served, or pushed out): reading
+  // again is a request of its own.
+  if (continuing && ctx.reps.get(target.repKey) === undefined) {
+    const again = Math.max(ctx.rate.take(`endpoint:${ex.epKey}`), ctx.rate.take(`principal:${principal.id}`));
+    if (again > 0) return ex.respond(tooManyRequests(again));
+  }
   if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2))) return;
   return read(ctx, ex, target, acc, b2);
 }

@@ -121,6 +121,29 @@ describe('block-wise transfers and the request rates', () => {
     expect(client.take().map(summary).sort()).toEqual(['ACK 2.04', 'ACK 4.29']);
   });
 
+  it('only a block that moves the transfer on is free: a repeated upload block or download block is counted', async () => {
+    const { client, platform } = setup({ requestRate: { perSecond: 1, burst: 2 } });
+    const up = (num: number) => client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num, more: true, szx: 0 })] });
+    up(0);
+    await settle();
+    up(1); // the next block: free
+    await settle();
+    up(1); // the same again (a rewind): counted
+    await settle();
+    up(1); // and again: counted, and over the burst
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 4.29']);
+    const t2 = setup({ requestRate: { perSecond: 1, burst: 2 } });
+    await t2.platform.inject('c1', 'fw', body(100), 'application/octet-stream', true);
+    const down = (num: number) => t2.client.request({ ...GET, options: [blockOption(Opt.Block2, { num, more: false, szx: 0 })] });
+    for (const num of [0, 1, 1, 1]) {
+      down(num);
+      await settle();
+    }
+    expect(t2.client.take().map(summary)).toEqual(['ACK 2.05', 'ACK 2.05', 'ACK 2.05', 'ACK 4.29']);
+    expect(platform.published).toEqual([]);
+  });
+
   it('a block 1+ with no upload in progress is counted (and answered 4.08), so it cannot bypass the rates', async () => {
     const { client } = setup({ requestRate: { perSecond: 1, burst: 2 } });
     for (let i = 0; i < 3; i++) client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 1, more: true, szx: 0 })] });
