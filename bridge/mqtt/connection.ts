@@ -94,7 +94,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   private _outbox: Outbox | null = null;
   private _subs: Map<string, ActiveSub> | null = null;
   /** Channel → when the permission to subscribe there was last confirmed (recheckSubscribe). */
-  private subscribeChecked: Map<string, number> | null = null;
+  private subscribeChecked: Map<string, { at: number }> | null = null;
   private _qos2In: Set<number> | null = null;
   private _aliases: Map<number, string> | null = null;
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
@@ -422,13 +422,16 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
    */
   recheckSubscribe(channel: string): void {
     const checked = (this.subscribeChecked ??= new Map());
-    const at = checked.get(channel);
+    const last = checked.get(channel);
     const now = this.now();
-    if (at !== undefined && now - at < this.limits.authorizationTtlMs) return;
-    checked.set(channel, now);
+    if (last !== undefined && now - last.at < this.limits.authorizationTtlMs) return;
+    if (checked.size >= 1000) checked.clear(); // channels ever subscribed on a long-lived connection
+    const mark = { at: now };
+    checked.set(channel, mark);
     this.ctx.platform.authorize(this.principal!, [{ channel, action: 'messages:subscribe' }]).then(
       ([d]) => {
-        if (d?.allowed !== true && this.phase !== 'closed') this.dropChannel(channel);
+        // Only a refusal decided by this very check counts: a re-SUBSCRIBE granted meanwhile stands.
+        if (d?.allowed === false && this.phase !== 'closed' && this.subscribeChecked?.get(channel) === mark) this.dropChannel(channel);
       },
       (e: unknown) => this.log(`could not re-check the permission to subscribe on channel ${channel}: ${e instanceof Error ? e.message : String(e)}`),
     );
@@ -436,7 +439,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
 
   /** A subscription was just granted on `channel` (its next check is `authorizationTtlMs` away). */
   subscribeGranted(channel: string): void {
-    (this.subscribeChecked ??= new Map()).set(channel, this.now());
+    (this.subscribeChecked ??= new Map()).set(channel, { at: this.now() });
   }
 
   private dropChannel(channel: string): void {

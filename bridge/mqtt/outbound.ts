@@ -61,6 +61,13 @@ function topicFor(d: Delivery): string {
   return lastTopic.topic;
 }
 
+/** Whether a delivery's payload is UTF-8, decided once per delivery (it goes to every recipient in turn). */
+let lastChecked: { d: Delivery | null; utf8: boolean } = { d: null, utf8: false };
+function utf8Payload(d: Delivery): boolean {
+  if (lastChecked.d !== d) lastChecked = { d, utf8: validUtf8(d.payload) };
+  return lastChecked.utf8;
+}
+
 function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<OutboundLink, 'version' | 'now'>): IPublishPacket {
   const packet: IPublishPacket = { cmd: 'publish', topic: topicFor(d), payload: Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength), qos, dup: false, retain };
   if (link.version === 5) {
@@ -69,7 +76,7 @@ function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<Outbou
       // The default content type is what the publisher's "no Content Type" was stored as: give it back as none.
       ...(d.contentType !== DEFAULT_CONTENT_TYPE ? { contentType: d.contentType } : {}),
       // Payload Format Indicator 1 says "UTF-8": set for text types only when the bytes are.
-      ...(TEXT.test(d.contentType) && validUtf8(d.payload) ? { payloadFormatIndicator: true } : {}),
+      ...(TEXT.test(d.contentType) && utf8Payload(d) ? { payloadFormatIndicator: true } : {}),
       ...(d.userProperties ? { userProperties: d.userProperties } : {}),
       ...(left !== undefined ? { messageExpiryInterval: Math.max(1, left) } : {}),
     };

@@ -82,6 +82,34 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(resumed.filter((topic) => topic.startsWith('channels/ch-1/'))).toEqual([]);
   });
 
+  it('a refusal that arrives after the client subscribed again (and was allowed) does not drop the new subscription', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const c = await t.connected(v, dev2);
+    await c.subscribe(`${T}/#`);
+    t.platform.channels.get('ch-1')!.subscribers.delete('dev-2');
+    await t.clock.advance(5000);
+    // The re-check's answer (a refusal) is held back…
+    const authorize = t.platform.authorize.bind(t.platform);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    t.platform.authorize = async (p, checks) => {
+      const answer = await authorize(p, checks);
+      await held;
+      return answer;
+    };
+    await t.platform.inject('ch-1', 'a', 'one');
+    await settle();
+    // …while the connection is restored and the client subscribes again.
+    t.platform.authorize = authorize;
+    t.platform.channels.get('ch-1')!.subscribers.add('dev-2');
+    await c.subscribe(`${T}/#`);
+    release();
+    await settle();
+    await t.platform.inject('ch-1', 'b', 'two');
+    expect((await c.drain()).flatMap((p) => (p.cmd === 'publish' ? [text(p)] : []))).toEqual(['one', 'two']);
+    expect(t.logs.some((l) => l.includes('no longer allowed'))).toBe(false);
+  });
+
   it('keeps a subscription whose re-check fails on the platform, and asks again after the bound', async () => {
     const t = setup({ authorizationTtlMs: 5000 });
     const c = await t.connected(v, dev2);
