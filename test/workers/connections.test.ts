@@ -272,7 +272,20 @@ describe('connections', () => {
     }
     expect(done).toMatchObject({ code: 4403, reason: expect.stringContaining('permission to subscribe withdrawn') });
     expect(done!.at - removedAt).toBeLessThanOrEqual(ttl + 1000);
-  }, 20_000);
+    // 3. Connected again at once: the new socket is not closed by the refusal the actor still holds.
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
+    const again = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const ws2 = again.webSocket!;
+    const got: string[] = [];
+    let closed2: number | undefined;
+    ws2.addEventListener('message', (e) => got.push(JSON.parse(e.data as string).type));
+    ws2.addEventListener('close', (e) => (closed2 = e.code));
+    ws2.accept();
+    for (let i = 0; i < 3; i++) await fromUser();
+    expect(await until(() => got.filter((x) => x === 'message').length >= 3, 3000)).toBe(true);
+    expect(closed2).toBeUndefined();
+    ws2.close();
+  }, 25_000);
 
   it('a WebSocket subscriber on an API key stops when the key is revoked (a key of 50 scopes, too big for the socket attachment, too)', async () => {
     const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
@@ -316,6 +329,7 @@ describe('connections', () => {
     await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
     const post = (query: string) => api('POST', `/channels/${ch.id}/messages/a?${query}`, { device: dev.key, raw: 'x', headers: { 'content-type': 'text/plain' } });
     expect(expectProblem(await post('retian=true'), 400).detail).toContain('"retian"');
+    expect(expectProblem(await post('retain=false&retain=true'), 400).detail).toContain('retain given more than once');
     expect((await post('retain=true')).status).toBe(202);
     expect((await post(`authorization=Device%20${dev.key}`)).status).toBe(202);
     const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages?sinse=3`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });

@@ -68,6 +68,18 @@ describe('internal bridge API', () => {
     expect(foreign.body.results[0]).toMatchObject({ allowed: false, status: 404 });
   });
 
+  it('refuses every decision for an API key revoked since the bridge resolved it (the bridge re-checks live subscriptions with these)', async () => {
+    const w = await world();
+    const key = await api('POST', `/orgs/${w.org.id}/keys`, { token: w.owner.token, body: { name: 'bridge', scopes: ['messages:*'] } });
+    const auth = await post('/internal/authenticate', { password: key.body.key });
+    expect(auth.status).toBe(200);
+    const checks = [{ channel: w.pub, action: 'messages:publish' }, { channel: w.sub, action: 'messages:subscribe' }];
+    expect((await post('/internal/authorize', { principal: auth.body.principal, checks })).body.results.map((x: { allowed: boolean }) => x.allowed)).toEqual([true, true]);
+    expect((await api('DELETE', `/orgs/${w.org.id}/keys/${key.body.id}`, { token: w.owner.token })).status).toBe(204);
+    const after = await post('/internal/authorize', { principal: auth.body.principal, checks });
+    expect(after.body.results).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the API key was revoked or has expired' })));
+  });
+
   it('lists the channels a device may subscribe to, and records presence', async () => {
     const w = await world();
     const principal = { kind: 'device', id: w.device, orgId: w.org.id };

@@ -144,12 +144,22 @@ function decisionKey(p: Principal, channelId: string, action: string): string {
  * live (it may have been revoked since it was resolved). Another org's channel is reported exactly
  * like a missing one.
  */
-export async function decideMessageAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<{ allowed: boolean; status: number; reason?: string }> {
-  if (principal.kind === 'key') {
-    // The principal was resolved from the key earlier; it may have been revoked or run out since.
-    const key = await db.prepare('SELECT revoked_at, expires_at FROM api_keys WHERE id = ?').bind(principal.id).first<{ revoked_at: number | null; expires_at: number | null }>();
-    if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
-  }
+export async function decideMessageAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<MessageDecision> {
+  return (await keyRefusal(db, principal)) ?? decideChannelAccess(db, principal, channel, action);
+}
+
+export type MessageDecision = { allowed: boolean; status: number; reason?: string };
+
+/** An API key principal whose key was revoked or ran out since it was resolved: the refusal; else null. */
+export async function keyRefusal(db: D1Database, principal: Principal): Promise<MessageDecision | null> {
+  if (principal.kind !== 'key') return null;
+  const key = await db.prepare('SELECT revoked_at, expires_at FROM api_keys WHERE id = ?').bind(principal.id).first<{ revoked_at: number | null; expires_at: number | null }>();
+  if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
+  return null;
+}
+
+/** decideMessageAccess without the key check (for a batch of decisions that checked the key once). */
+export async function decideChannelAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<MessageDecision> {
   const row = await db.prepare('SELECT org_id FROM channels WHERE id = ?').bind(channel).first<{ org_id: string }>();
   if (!row) return { allowed: false, status: 404, reason: 'channel not found' };
   try {

@@ -35,12 +35,16 @@ function address(c: C, mode: TopicMode): Address {
 }
 
 /**
- * A misspelt parameter is an error, not ignored (`?retian=true` would otherwise publish without
+ * A misspelt or repeated parameter is an error, not ignored (`?retian=true` would otherwise publish without
  * retaining), as in the query API. `authorization` is a credential, taken on every route.
  */
 function onlyParams(c: C, allowed: readonly string[]): void {
+  const seen = new Set<string>();
   for (const k of new URL(c.req.url).searchParams.keys()) {
     if (k !== 'authorization' && !allowed.includes(k)) throw new ApiError(400, 'invalid_query', `unknown query parameter ${JSON.stringify(k)}; this route takes ${allowed.join(', ')}`);
+    // ?retain=false&retain=true: which one was meant? (c.req.query would take the first)
+    if (seen.has(k)) throw new ApiError(400, 'invalid_query', `query parameter ${k} given more than once`);
+    seen.add(k);
   }
 }
 
