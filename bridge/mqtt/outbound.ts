@@ -4,7 +4,7 @@ import type { Qos } from './codes';
 import type { Cursor } from './cursor';
 import type { StoredInflight } from './session';
 import { topicOf } from './topics';
-import { validUtf8 } from './utf8';
+import { utf8Text } from '../../shared/envelope';
 
 /** What the outbox needs from its connection. */
 export interface OutboundLink {
@@ -64,7 +64,7 @@ function topicFor(d: Delivery): string {
 /** Whether a delivery's payload is UTF-8, decided once per delivery (it goes to every recipient in turn). */
 let lastChecked: { d: Delivery | null; utf8: boolean } = { d: null, utf8: false };
 function utf8Payload(d: Delivery): boolean {
-  if (lastChecked.d !== d) lastChecked = { d, utf8: validUtf8(d.payload) };
+  if (lastChecked.d !== d) lastChecked = { d, utf8: utf8Text(d.payload) !== null };
   return lastChecked.utf8;
 }
 

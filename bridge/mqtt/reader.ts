@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { STRICT_UTF8 } from './utf8';
+import { utf8Text } from '../../shared/envelope';
 import mqtt, { type Packet } from 'mqtt-packet';
 import type { MqttLimits } from './limits';
 
@@ -74,13 +74,7 @@ class FlatBytes {
   toString(encoding: BufferEncoding = 'utf8', start?: number, end?: number): string {
     const [s, e] = this.range(start, end);
     const text = this.buf.toString(encoding, s, e);
-    if (encoding === 'utf8' && text.includes('\uFFFD')) {
-      try {
-        STRICT_UTF8.decode(this.buf.subarray(s, e));
-      } catch {
-        throw new Error('a UTF-8 string field is not well-formed UTF-8 [MQTT-1.5.4-1]');
-      }
-    }
+    if (encoding === 'utf8' && text.includes('\uFFFD') && utf8Text(this.buf.subarray(s, e)) === null) throw new Error('a UTF-8 string field is not well-formed UTF-8 [MQTT-1.5.4-1]');
     return text;
   }
 

@@ -8,7 +8,7 @@ import type { SessionLease } from '../session';
 import { resumeSession } from '../subscriptions';
 import { parseTopicName, TopicProblem } from '../topics';
 import type { Will } from '../wills';
-import { validUtf8 } from '../utf8';
+import { utf8Text } from '../../../shared/envelope';
 import { propertiesProblem, publishContentType } from './publish';
 
 type WillSpec = NonNullable<IConnectPacket['will']>;
@@ -39,7 +39,7 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
   if (qos > conn.limits.maxQos) return [RC.QosNotSupported, `will QoS ${qos} above the maximum ${conn.limits.maxQos}`];
   const payload = typeof w.payload === 'string' ? new TextEncoder().encode(w.payload) : new Uint8Array(w.payload);
   const props = w.properties;
-  if (props?.payloadFormatIndicator && !validUtf8(payload)) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
+  if (props?.payloadFormatIndicator && utf8Text(payload) === null) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
   const unfit = propertiesProblem(props);
   if (unfit) return [RC.ImplementationSpecificError, `will: ${unfit}`];
   try {

@@ -1,5 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import { validUtf8 } from '../utf8';
+import { utf8Text } from '../../../shared/envelope';
 import { LINK_LIMITS } from '../../../shared/link';
 import type { Address } from '../../../shared/topics';
 import { disconnectFromStatus, reasonFromStatus, RC } from '../codes';
@@ -85,7 +85,7 @@ function store(conn: Connection, packet: IPublishPacket, address: Address): Prom
   const payload = typeof packet.payload === 'string' ? new TextEncoder().encode(packet.payload) : new Uint8Array(packet.payload.buffer, packet.payload.byteOffset, packet.payload.byteLength);
   const props = packet.properties;
   // §3.3.2.3.2: a payload declared UTF-8 that is not gets 0x99.
-  if (props?.payloadFormatIndicator && !validUtf8(payload)) return Promise.resolve({ rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' });
+  if (props?.payloadFormatIndicator && utf8Text(payload) === null) return Promise.resolve({ rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' });
   const unfit = propertiesProblem(props);
   if (unfit) return Promise.resolve({ rc: RC.ImplementationSpecificError, reason: unfit });
   const req: PublishRequest = {
