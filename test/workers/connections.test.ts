@@ -234,7 +234,9 @@ describe('connections', () => {
     const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
     const ws = res.webSocket!;
     const frames: { type: string; id?: unknown; status?: number; envelope?: { seq: number } }[] = [];
-    ws.addEventListener('message', (e) => frames.push(JSON.parse(e.data as string)));
+    ws.addEventListener('message', (e) => {
+      frames.push(JSON.parse(e.data as string));
+    });
     const closed = new Promise<{ code: number; reason: string; at: number }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, reason: e.reason, at: Date.now() })));
     ws.accept();
     const fromUser = () => api('POST', `/channels/${ch.id}/messages`, { token: t, raw: 'tick', headers: { 'content-type': 'text/plain' } });
@@ -278,8 +280,12 @@ describe('connections', () => {
     const ws2 = again.webSocket!;
     const got: string[] = [];
     let closed2: number | undefined;
-    ws2.addEventListener('message', (e) => got.push(JSON.parse(e.data as string).type));
-    ws2.addEventListener('close', (e) => (closed2 = e.code));
+    ws2.addEventListener('message', (e) => {
+      got.push(JSON.parse(e.data as string).type);
+    });
+    ws2.addEventListener('close', (e) => {
+      closed2 = e.code;
+    });
     ws2.accept();
     for (let i = 0; i < 3; i++) await fromUser();
     expect(await until(() => got.filter((x) => x === 'message').length >= 3, 3000)).toBe(true);
@@ -303,7 +309,9 @@ describe('connections', () => {
       if ((JSON.parse(e.data as string) as { type: string }).type === 'message') messages.push(e.data);
     });
     let done: { code: number; reason: string; at: number } | undefined;
-    ws.addEventListener('close', (e) => (done = { code: e.code, reason: e.reason, at: Date.now() }));
+    ws.addEventListener('close', (e) => {
+      done = { code: e.code, reason: e.reason, at: Date.now() };
+    });
     ws.accept();
     const fromUser = () => api('POST', `/channels/${ch.id}/messages`, { token: t, raw: 'tick', headers: { 'content-type': 'text/plain' } });
     await fromUser();
