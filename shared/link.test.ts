@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cborDecode, cborEncode } from './cbor';
 import { utf8Bytes } from './envelope';
-import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkUsesRefs, type LinkOp } from './link';
+import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkCarriesQos, linkDialect, linkUsesRefs, type LinkOp } from './link';
 
 const envelope = {
   channel: 'c1',
@@ -61,11 +61,59 @@ describe('link frames', () => {
   });
 
   it('negotiates the newest subprotocol both sides speak', () => {
-    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2])).toBe(LINK_SUBPROTOCOL_V2);
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V1);
     expect(chooseLinkSubprotocol(['edgeflux.link.v9', 'chat'])).toBeUndefined();
     expect(chooseLinkSubprotocol([])).toBeUndefined();
-    expect([LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, undefined, null].map(linkUsesRefs)).toEqual([true, false, false, false]);
+    expect([LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null].map(linkUsesRefs)).toEqual([true, true, false, false, false]);
+    expect([LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null].map(linkCarriesQos)).toEqual([true, false, false, false, false]);
+  });
+
+  describe('publish QoS (v3)', () => {
+    const withQos: LinkOp[] = [
+      { op: 'publish', id: 1, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'text/plain', payload: utf8Bytes('hi'), retain: false, qos: 0 },
+      { op: 'publish', id: 2, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'text/plain', payload: utf8Bytes('hi'), retain: true, properties: [['k', 'v']], expiry: 9, qos: 1 },
+      { op: 'message', subs: [1], envelope, retained: false, qos: 0 },
+      { op: 'message', subs: [1], envelope, retained: true, properties: [['a', 'b']], expiry: 30, retain: true, qos: 1 },
+    ];
+    const v3 = linkDialect(LINK_SUBPROTOCOL);
+
+    it('round-trips on a v3 link, after every other optional element', () => {
+      expect(decodeLinkFrame(encodeLinkFrame(withQos, v3))).toEqual(withQos);
+      const raw = cborDecode(encodeLinkFrame(withQos, v3)) as unknown[][];
+      expect(raw[0]!.slice(7)).toEqual([false, null, null, 0]);
+      expect(raw[2]!.at(-1)).toBe(0);
+      expect(raw[2]!.length).toBe(15);
+    });
+
+    it('is never written on a v2 or v1 link, whose receivers refuse elements they do not know', () => {
+      const bare = withQos.map((op) => {
+        const { qos: _, ...rest } = op as LinkOp & { qos?: number };
+        return rest as LinkOp;
+      });
+      for (const dialect of [linkDialect(LINK_SUBPROTOCOL_V2), linkDialect(LINK_SUBPROTOCOL_V1), true, false]) {
+        const bytes = encodeLinkFrame(withQos, dialect);
+        expect(decodeLinkFrame(bytes)).toEqual(bare);
+        const raw = cborDecode(bytes) as unknown[][];
+        expect(raw[0]!.length).toBe(8);
+        expect(raw[2]!.length).toBe(11);
+      }
+    });
+
+    it('2 is what absence means: read as absent, and not written', () => {
+      expect(decodeLinkFrame(cborEncode([[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 2]]))).toEqual([{ op: 'publish', id: 1, subtopic: 'a', publisher: 'p', protocol: 'mqtt', contentType: 't', payload: new Uint8Array(), retain: false }]);
+      const op: LinkOp = { op: 'publish', id: 1, subtopic: 'a', publisher: 'p', protocol: 'mqtt', contentType: 't', payload: new Uint8Array(), retain: false };
+      expect(encodeLinkOp(op, undefined, true)).toHaveLength(8);
+    });
+
+    it.each([
+      ['a publish QoS of 3', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 3]], /element 10 must be at most 2/],
+      ['a message QoS that is not a number', [[8, [1], 'c', 1, 1, 's', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, 'one']], /element 14 must be a non-negative integer/],
+      ['an element after the QoS', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 1, 'x']], /unexpected element 11/],
+    ])('refuses %s', (_name, value, message) => {
+      expect(() => decodeLinkFrame(cborEncode(value))).toThrow(message);
+    });
   });
 
   it('batches many ops in one frame, in order', () => {
@@ -125,7 +173,7 @@ describe('link frames', () => {
       return (seed >>> 0) / 2 ** 32;
     };
     const all = ops.map(([, op]) => op);
-    const frames = [encodeLinkFrame(all), encodeLinkFrame([...all, ...all], true)];
+    const frames = [encodeLinkFrame(all), encodeLinkFrame([...all, ...all], true), encodeLinkFrame(all.map((op, k) => (op.op === 'publish' || op.op === 'message' ? { ...op, qos: k % 2 } : op)) as LinkOp[], linkDialect(LINK_SUBPROTOCOL))];
     let decoded = 0;
     for (let i = 0; i < 20_000; i++) {
       let bytes: Uint8Array;
@@ -134,7 +182,7 @@ describe('link frames', () => {
         if (bytes.length > 0) bytes[0] = 0x80 | Math.floor(rand() * 0x20); // usually an array head
       } else {
         // Mutate a valid frame: flip, truncate or splice bytes.
-        const valid = frames[i % 4 === 1 ? 0 : 1]!;
+        const valid = frames[(i >> 1) % frames.length]!;
         bytes = valid.slice(0, Math.max(1, Math.floor(rand() * valid.length) + 1));
         for (let k = 0; k < 3; k++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
       }

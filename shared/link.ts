@@ -1,13 +1,13 @@
 /**
  * The bridge link: one WebSocket between the trusted bridge and one channel actor that carries
- * many subscriptions and publishes at once (subprotocols `edgeflux.link.v2` and `edgeflux.link.v1`).
+ * many subscriptions and publishes at once (subprotocols `edgeflux.link.v3`, `.v2` and `.v1`).
  *
  * Each WebSocket binary message is one frame: a CBOR (RFC 8949) array of ops, so a burst of
  * publishes or deliveries costs one message. Each op is itself a positional array whose first
  * element is the opcode; trailing optional elements may be omitted (or null). Layout:
  *
  *   bridge → actor
- *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?]
+ *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?, qos?]
  *     [4  subscribe   sub, filter, since?, noLocal?]
  *     [6  unsubscribe sub]
  *     [11 consumed    seq]                      cumulative flow-control ack of deliveries
@@ -16,7 +16,7 @@
  *     [3  nack        id, status, code, reason] publish `id` refused (HTTP-like status: 400, 413, 429…)
  *     [5  suback      sub, seq]                 subscribed; `seq` = the channel's last seq at that moment
  *     [7  unsuback    sub]
- *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?]
+ *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?, qos?]
  *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
  *     [10 error       code, reason, sub?]
  *
@@ -28,6 +28,12 @@
  * repeats the same publisher ids and content types thousands of times). Receivers accept
  * references whichever subprotocol was chosen; a v1 sender simply never writes one.
  *
+ * Publish QoS (`edgeflux.link.v3`): `qos` (0, 1 or 2) is the QoS an MQTT client published with, kept
+ * with the message and handed back on `message` ops, so a delivery goes out at
+ * min(published, granted) [MQTT-3.8.4-8]. Absent means 2: a message stored and confirmed by its
+ * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 sender writes it
+ * (v1 and v2 receivers refuse elements they do not know); receivers accept it on any link.
+ *
  * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
  * properties as [name, value] pairs (order and duplicates kept, §3.3.2.3.7); `expiry` is the
  * message expiry interval in seconds (§3.3.2.3.3), remaining time on delivery. In `message`,
@@ -37,12 +43,14 @@
 import { asBytes, cborDecode, cborEncode, CborError } from './cbor';
 import { isProtocol, type Envelope, type Protocol } from './envelope';
 
-/** The newest link subprotocol: v1 and string references. A bridge offers it first. */
-export const LINK_SUBPROTOCOL = 'edgeflux.link.v2';
-/** Still accepted: a peer that offers only v1 gets frames without string references. */
+/** The newest link subprotocol: v2 and publish QoS. A bridge offers it first. */
+export const LINK_SUBPROTOCOL = 'edgeflux.link.v3';
+/** Still accepted: v1 and string references, without publish QoS. */
+export const LINK_SUBPROTOCOL_V2 = 'edgeflux.link.v2';
+/** Still accepted: a peer that offers only v1 gets frames without string references or QoS. */
 export const LINK_SUBPROTOCOL_V1 = 'edgeflux.link.v1';
 /** What a bridge offers, newest first. */
-export const LINK_SUBPROTOCOLS = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1] as const;
+export const LINK_SUBPROTOCOLS = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1] as const;
 
 /** The subprotocol to answer an offer with (the newest both sides speak), or undefined if the peer offered none of ours. */
 export function chooseLinkSubprotocol(offered: readonly string[]): string | undefined {
@@ -50,7 +58,19 @@ export function chooseLinkSubprotocol(offered: readonly string[]): string | unde
 }
 
 /** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may use string references. */
-export const linkUsesRefs = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
+export const linkUsesRefs = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V2;
+
+/** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may carry publish QoS. */
+export const linkCarriesQos = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
+
+/** What a sender may write on a link: string references (v2 and up), publish QoS (v3). */
+export interface LinkDialect {
+  refs: boolean;
+  qos: boolean;
+}
+
+/** The dialect of a link whose chosen subprotocol is `subprotocol`. */
+export const linkDialect = (subprotocol: string | null | undefined): LinkDialect => ({ refs: linkUsesRefs(subprotocol), qos: linkCarriesQos(subprotocol) });
 
 export const OPCODES = {
   publish: 1,
@@ -68,7 +88,10 @@ export const OPCODES = {
 
 export type UserProperties = [string, string][];
 
-export interface LinkPublish { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number }
+/** The QoS an MQTT client published with, when below 2 (absent: 2, see "Publish QoS" above). */
+export type LinkQos = 0 | 1;
+
+export interface LinkPublish { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number; qos?: LinkQos }
 export interface LinkSubscribe { op: 'subscribe'; sub: number; filter: string; since?: number; noLocal?: string }
 export interface LinkUnsubscribe { op: 'unsubscribe'; sub: number }
 export interface LinkConsumed { op: 'consumed'; seq: number }
@@ -76,7 +99,7 @@ export interface LinkAck { op: 'ack'; id: number; seq: number; created: number }
 export interface LinkNack { op: 'nack'; id: number; status: number; code: string; reason: string }
 export interface LinkSuback { op: 'suback'; sub: number; seq: number }
 export interface LinkUnsuback { op: 'unsuback'; sub: number }
-export interface LinkMessage { op: 'message'; subs: number[]; envelope: Envelope; retained: boolean; properties?: UserProperties; expiry?: number; retain?: true }
+export interface LinkMessage { op: 'message'; subs: number[]; envelope: Envelope; retained: boolean; properties?: UserProperties; expiry?: number; retain?: true; qos?: LinkQos }
 export interface LinkGap { op: 'gap'; sub: number; from: number; to: number }
 export interface LinkErrorOp { op: 'error'; code: string; reason: string; sub?: number }
 
@@ -119,11 +142,12 @@ class StringRefs {
   }
 }
 
-function opArray(op: LinkOp, t: StringRefs | undefined): unknown[] {
+function opArray(op: LinkOp, t: StringRefs | undefined, qos: boolean): unknown[] {
   const s = (v: string): string | number => (t ? t.ref(v) : v);
+  const q = (v: LinkQos | undefined): LinkQos | null => (qos && v !== undefined ? v : null);
   switch (op.op) {
     case 'publish':
-      return [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry)];
+      return [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry), q(op.qos)];
     case 'ack':
       return [2, op.id, op.seq, op.created];
     case 'nack':
@@ -138,7 +162,7 @@ function opArray(op: LinkOp, t: StringRefs | undefined): unknown[] {
       return [7, op.sub];
     case 'message': {
       const e = op.envelope;
-      return [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null];
+      return [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null, q(op.qos)];
     }
     case 'gap':
       return [9, op.sub, op.from, op.to];
@@ -149,17 +173,22 @@ function opArray(op: LinkOp, t: StringRefs | undefined): unknown[] {
   }
 }
 
-/** One op's array. `refs`: the frame's string table, when the link uses string references. */
-export function encodeLinkOp(op: LinkOp, refs?: StringRefs): unknown[] {
-  const a = opArray(op, refs);
+/** One op's array. `refs`: the frame's string table, when the link uses string references; `qos`: whether the link carries publish QoS. */
+export function encodeLinkOp(op: LinkOp, refs?: StringRefs, qos = false): unknown[] {
+  const a = opArray(op, refs, qos);
   while (a.length > 1 && a[a.length - 1] === null) a.pop();
   return a;
 }
 
-/** One frame. `refs`: write each repeated string once (only on a link whose subprotocol allows it: linkUsesRefs). */
-export function encodeLinkFrame(ops: readonly LinkOp[], refs = false): Uint8Array {
-  const t = refs ? new StringRefs() : undefined;
-  return cborEncode(ops.map((op) => encodeLinkOp(op, t)));
+/**
+ * One frame, in what the link's dialect allows (linkDialect): string references write each
+ * repeated string once; publish QoS is written only where the peer reads it. `true` is
+ * references without QoS (v2); nothing, plain v1.
+ */
+export function encodeLinkFrame(ops: readonly LinkOp[], dialect: boolean | LinkDialect = false): Uint8Array {
+  const d = typeof dialect === 'boolean' ? { refs: dialect, qos: false } : dialect;
+  const t = d.refs ? new StringRefs() : undefined;
+  return cborEncode(ops.map((op) => encodeLinkOp(op, t, d.qos)));
 }
 
 // ---- decode (untrusted bytes → typed ops or a LinkError) -------------------------------------
@@ -263,6 +292,11 @@ class Reader {
     if (v !== true) this.fail('true or absent');
     return this.take(true);
   }
+  /** 0, 1 or 2; 2 is what absence means, so it comes back as undefined. */
+  optQos(): LinkQos | undefined {
+    const q = this.optUint(2);
+    return q === 2 ? undefined : (q as LinkQos | undefined);
+  }
   optStr(): string | undefined {
     return this.isAbsent() ? this.take(undefined) : this.str();
   }
@@ -286,8 +320,10 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
       const publish: LinkPublish = { op: 'publish', id: r.uint(), subtopic: r.refStr(), publisher: r.refStr(), protocol: r.protocol(), contentType: r.refStr(), payload: r.bytes(), retain: r.bool() };
       const properties = r.properties();
       const expiry = r.optUint(LINK_LIMITS.expiry);
+      const qos = r.optQos();
       if (properties !== undefined) publish.properties = properties;
       if (expiry !== undefined) publish.expiry = expiry;
+      if (qos !== undefined) publish.qos = qos;
       op = publish;
       break;
     }
@@ -325,9 +361,11 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
       const properties = r.properties();
       const expiry = r.optUint(LINK_LIMITS.expiry);
       const retain = r.optTrue();
+      const qos = r.optQos();
       if (properties !== undefined) message.properties = properties;
       if (expiry !== undefined) message.expiry = expiry;
       if (retain !== undefined) message.retain = retain;
+      if (qos !== undefined) message.qos = qos;
       op = message;
       break;
     }

@@ -44,6 +44,8 @@ export interface SessionWill {
   properties?: [string, string][];
   /** Message expiry interval, seconds. */
   expiry?: number;
+  /** The will QoS when below 2 (absent: 2), so subscribers get it at min(will QoS, granted). */
+  qos?: 0 | 1;
   /** Will delay interval, seconds. */
   delay: number;
 }
@@ -114,6 +116,10 @@ function parseWill(v: unknown): SessionWill {
     will.properties = (p as [string, string][]).map(([k, x]) => [k, x]);
   }
   if (o.expiry !== undefined) will.expiry = int(o, 'expiry', MAX_EXPIRY);
+  if (o.qos !== undefined) {
+    const qos = int(o, 'qos', 2);
+    if (qos < 2) will.qos = qos as 0 | 1;
+  }
   return will;
 }
 

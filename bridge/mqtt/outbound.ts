@@ -113,11 +113,14 @@ export class Outbox {
   }
 
   /**
-   * One message for one subscription. Copies of a message matched by several subscriptions in the
-   * same turn are merged and sent once at the highest QoS [MQTT-3.3.4-2 (5.0), MQTT-3.3.5-1 (3.1.1)].
+   * One message for one subscription granted `granted`. Copies of a message matched by several
+   * subscriptions in the same turn are merged and sent once at the highest QoS [MQTT-3.3.4-2 (5.0),
+   * MQTT-3.3.5-1 (3.1.1)].
    */
-  offer(d: Delivery, qos: Qos, retain: boolean, cursor: Cursor | null): void {
+  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null): void {
     if (cursor && !d.retained && cursor.skip(d.seq)) return;
+    // [MQTT-3.8.4-8] min(the QoS it was published with, the subscription's granted QoS).
+    const qos = d.qos !== undefined && d.qos < granted ? d.qos : granted;
     const key = `${d.channel}\u0000${d.seq}\u0000${d.retained ? 'r' : 'l'}`;
     const o = this.batch.get(key);
     if (o) {

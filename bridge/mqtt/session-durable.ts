@@ -44,6 +44,7 @@ function wireWill(w: NonNullable<OpenOptions['will']>): SessionWill {
     delay: w.delay,
     ...(properties ? { properties } : {}),
     ...(r.messageExpiry !== undefined ? { expiry: r.messageExpiry } : {}),
+    ...(r.qos === 0 || r.qos === 1 ? { qos: r.qos } : {}),
   };
 }
 

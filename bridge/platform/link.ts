@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkUsesRefs, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -80,7 +80,7 @@ export class ChannelLink {
     const properties = req.userProperties ? propertyPairs(req.userProperties) : undefined;
     return new Promise<PublishOutcome>((resolve) => {
       this.pending.set(id, resolve);
-      this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}) });
+      this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}), ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}) });
     });
   }
 
@@ -145,8 +145,8 @@ export class ChannelLink {
       }
     }
     for (const frame of frames(ops)) {
-      // String references only if the platform chose v2 (an older worker answers v1).
-      this.ws.send(encodeLinkFrame(frame, linkUsesRefs(this.ws.protocol)));
+      // String references and QoS only if the platform chose a subprotocol with them (an older worker answers v2 or v1).
+      this.ws.send(encodeLinkFrame(frame, linkDialect(this.ws.protocol)));
       this.framesSent++;
       let last = -1;
       for (const op of frame) if (op.op === 'publish') last = op.id;
@@ -303,6 +303,7 @@ export class ChannelLink {
     if (userProperties) d.userProperties = userProperties;
     if (op.expiry !== undefined) d.messageExpiry = op.expiry;
     if (op.retain) d.retainPublished = true;
+    if (op.qos !== undefined) d.qos = op.qos;
     for (const id of op.subs) {
       const s = this.subs.get(id);
       if (!s) continue;

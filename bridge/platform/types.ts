@@ -41,6 +41,8 @@ export interface Delivery {
   /** MQTT 5 pass-through, when the publisher set them. */
   userProperties?: Record<string, string | string[]>;
   messageExpiry?: number;
+  /** The QoS an MQTT client published it with, when below 2 (absent: 2): it goes out at min(this, granted) [MQTT-3.8.4-8]. */
+  qos?: 0 | 1;
 }
 
 export interface PublishRequest {
@@ -54,6 +56,8 @@ export interface PublishRequest {
   userProperties?: Record<string, string | string[]>;
   /** Seconds (MQTT 5 message expiry interval). */
   messageExpiry?: number;
+  /** The MQTT QoS it was published with (absent: 2, as for CoAP). */
+  qos?: 0 | 1 | 2;
 }
 
 /** Acknowledged only once the channel actor has the message in its own storage. */

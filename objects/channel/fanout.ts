@@ -51,6 +51,8 @@ export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, 
   if (m.properties) op.properties = m.properties;
   // The publisher's RETAIN, for MQTT 5 Retain As Published (retained replays are flagged by `retained`).
   if (m.retain) op.retain = true;
+  // The QoS it was published with: the bridge delivers at min(published, granted) [MQTT-3.8.4-8].
+  if (m.qos !== undefined) op.qos = m.qos;
   // MQTT 5 §3.3.2.3.3: forward the remaining lifetime, not the original one.
   if (m.expiresAt !== undefined) op.expiry = Math.max(0, Math.ceil((m.expiresAt - now) / 1000));
   return op;
@@ -63,10 +65,10 @@ export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly Acto
   let chunk: ActorOp[] = [];
   let size = 0;
   const att = core.sockets.attachment(ws);
-  const refs = att?.kind === 'link' && att.refs === true;
+  const dialect = { refs: att?.kind === 'link' && att.refs === true, qos: att?.kind === 'link' && att.qos === true };
   const flush = (): boolean => {
     if (chunk.length === 0) return true;
-    const ok = send(core, ws, encodeLinkFrame(chunk, refs));
+    const ok = send(core, ws, encodeLinkFrame(chunk, dialect));
     chunk = [];
     size = 0;
     return ok;

@@ -1,5 +1,5 @@
 import { bytesOf } from '../../shared/cbor';
-import { LinkError, decodeLinkFrame, linkUsesRefs, type ActorOp, type LinkOp, type LinkPublish, type LinkSubscribe } from '../../shared/link';
+import { LinkError, decodeLinkFrame, linkDialect, type ActorOp, type LinkOp, type LinkPublish, type LinkSubscribe } from '../../shared/link';
 import { compileFilter, subtopicProblem } from '../../shared/topics';
 import { catchUp } from './catchup';
 import type { ChannelCore } from './core';
@@ -16,7 +16,8 @@ import { fail, type PublishInput, type PublishResult } from './types';
 export function acceptLink(core: ChannelCore, subprotocol?: string): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   core.ctx.acceptWebSocket(server, [TAG_LINK]);
-  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID(), ...(linkUsesRefs(subprotocol) ? { refs: true } : {}) };
+  const dialect = linkDialect(subprotocol);
+  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID(), ...(dialect.refs ? { refs: true } : {}), ...(dialect.qos ? { qos: true } : {}) };
   core.sockets.remember(server, att);
   const headers = new Headers();
   if (subprotocol) headers.set('sec-websocket-protocol', subprotocol);
@@ -27,6 +28,7 @@ const toInput = (op: LinkPublish): PublishInput => {
   const input: PublishInput = { subtopic: op.subtopic, publisher: op.publisher, protocol: op.protocol, contentType: op.contentType, payload: op.payload, retain: op.retain };
   if (op.properties) input.properties = op.properties;
   if (op.expiry !== undefined) input.expiry = op.expiry;
+  if (op.qos !== undefined) input.qos = op.qos;
   return input;
 };
 

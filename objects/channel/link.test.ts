@@ -1,6 +1,6 @@
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, type ActorOp, type LinkMessage, type LinkPublish } from '../../shared/link';
+import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, type ActorOp, type LinkMessage, type LinkPublish } from '../../shared/link';
 import type { ChannelActor } from './index';
 import { actor, framesOf, msg, newChannel, openLink, rawFramesOf, subscribe, text } from './test-helpers';
 
@@ -132,7 +132,7 @@ describe('channel actor: bridge link', () => {
     expect(subs).toBe(0);
   });
 
-  it('writes string references only on a v2 link, and still after hibernation', async () => {
+  it('writes string references only on a v2 or newer link, and still after hibernation', async () => {
     const ch = newChannel();
     const v2 = await openLink(ch, LINK_SUBPROTOCOL);
     const v1 = await openLink(ch, LINK_SUBPROTOCOL_V1);
@@ -147,6 +147,31 @@ describe('channel actor: bridge link', () => {
     const wire = (l: typeof v1) => rawFramesOf(l).flat().filter((op) => op[0] === 8).map((op) => [op[2], ...op.slice(5, 9)].map((x) => typeof x));
     expect(wire(v2)).toEqual([['string', 'string', 'string', 'string', 'string'], ['number', 'number', 'number', 'number', 'number']]);
     expect(wire(v1)).toEqual([['string', 'string', 'string', 'string', 'string'], ['string', 'string', 'string', 'string', 'string']]);
+  });
+
+  it('keeps the publish QoS on a v3 link: live, replayed from the log and retained, after hibernation; never on a v2 link', async () => {
+    const ch = newChannel();
+    const v3 = await openLink(ch, LINK_SUBPROTOCOL);
+    const v2 = await openLink(ch, LINK_SUBPROTOCOL_V2);
+    for (const l of [v3, v2]) {
+      l.send([{ op: 'subscribe', sub: 1, filter: '#' }]);
+      await l.next();
+    }
+    await evictDurableObject(actor(ch));
+    v3.send([publishOp(1, { subtopic: 'r', retain: true, qos: 0 }), publishOp(2, { subtopic: 'x', qos: 1 }), publishOp(3, { subtopic: 'y' })]);
+    const qosOf = (ops: ActorOp[]) => messages(ops).map((m) => [m.envelope.subtopic, m.qos ?? 2, m.retained]);
+    const live = await v3.take(6);
+    expect(live.filter((o) => o.op === 'ack')).toHaveLength(3);
+    expect(qosOf(live)).toEqual([['r', 0, false], ['x', 1, false], ['y', 2, false]]);
+    expect(qosOf(await v2.take(3))).toEqual([['r', 2, false], ['x', 2, false], ['y', 2, false]]);
+    // What a v2 bridge can read: [8, …, retained, properties?, expiry?, retain?] and no element after it.
+    expect(rawFramesOf(v2).flat().filter((op) => op[0] === 8).map((op) => op.length)).toEqual([14, 11, 11]);
+    // From SQLite, not memory: the retained row and the log's runs.
+    await evictDurableObject(actor(ch));
+    const later = await openLink(ch, LINK_SUBPROTOCOL);
+    later.send([{ op: 'subscribe', sub: 1, filter: 'r' }, { op: 'subscribe', sub: 2, filter: '#', since: 0 }]);
+    const replayed = await later.take(6);
+    expect(qosOf(replayed)).toEqual([['r', 0, true], ['r', 0, false], ['x', 1, false], ['y', 2, false]]);
   });
 
   it('reports malformed frames and wrong-direction ops as error ops without closing', async () => {

@@ -11,8 +11,8 @@ function asVersion(sql: SqlStorage, version: number, seq: number): void {
   sql.exec('CREATE TABLE meta (key TEXT PRIMARY KEY, value)');
   for (let v = 0; v < version; v++) {
     for (const step of MIGRATIONS[v]!) {
-      if (typeof step !== 'string') throw new Error('only SQL steps up to this version');
-      sql.exec(step);
+      if (typeof step === 'string') sql.exec(step);
+      else step(sql);
     }
   }
   sql.exec("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('seq', ?)", version, seq);
@@ -96,5 +96,25 @@ describe('channel actor: schema migrations', () => {
       { envelope: { channel: ch, seq: n, created: 1000 + n, subtopic: `s/${n % 3}`, publisher: `dev-${n % 2}`, protocol: 'mqtt', contentType: 'application/senml+json', payload: payload(n) }, retain: true, properties: [['k', 'v'], ['k', 'w']], expiresAt: 99_000 },
     ]);
     expect(after.outbox).toEqual([[n - 1, `[{"i":0,"n":"t","t":1,"v":${n - 1}}]`], [n, `[{"i":0,"n":"t","t":1,"v":${n}}]`]]);
+  });
+
+  it('v3 → v4: a retained message stored before keeps being served (at QoS 2); new ones keep their publish QoS', async () => {
+    const ch = newChannel();
+    const after = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => {
+      const sql = state.storage.sql;
+      asVersion(sql, 3, 1);
+      sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('channel', ?)", ch);
+      sql.exec("INSERT INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created) VALUES ('old', 1, 'd', 'mqtt', 'text/plain', ?, 5)", new Uint8Array([1]).buffer);
+      ensureSchema(state.storage);
+      const store = new ChannelStore(state.storage);
+      store.load();
+      store.append([{ input: { subtopic: 'new', publisher: 'd', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array([2]), retain: true, qos: 0 }, records: null }], 10, 100);
+      return {
+        version: sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'schema_version'").one().value,
+        retained: store.retained().map((m) => [m.envelope.subtopic, m.envelope.seq, m.qos ?? 2]),
+        log: store.logFrom(2).map((m) => [m.envelope.seq, m.qos ?? 2]),
+      };
+    });
+    expect(after).toEqual({ version: SCHEMA_VERSION, retained: [['old', 1, 2], ['new', 2, 0]], log: [[2, 0]] });
   });
 });

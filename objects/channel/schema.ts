@@ -88,6 +88,9 @@ export const MIGRATIONS: readonly (readonly Step[])[] = [
     },
     `DROP TABLE log`,
   ],
+  // v4: a retained message keeps the QoS it was published with (null: 2), so a subscriber gets it
+  // at min(published, granted) [MQTT-3.3.1-8]. Runs carry it in their entries (store.ts RunEntry).
+  [`ALTER TABLE retained ADD COLUMN qos INTEGER`],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -38,6 +38,8 @@ export interface LinkAttachment {
   id: string;
   /** Frames to the bridge may use string references (the link chose `edgeflux.link.v2`; shared/link.ts). Absent on links accepted before v2. */
   refs?: boolean;
+  /** Frames to the bridge may carry publish QoS (the link chose `edgeflux.link.v3`). Absent on links accepted before v3. */
+  qos?: boolean;
 }
 
 export type Attachment = SubscriberAttachment | LinkAttachment;

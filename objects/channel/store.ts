@@ -16,6 +16,8 @@ interface MessageRow extends Row {
   created: number;
   properties: string | null;
   expires_at: number | null;
+  /** The publish QoS when below 2 (schema v4; null: 2). */
+  qos: number | null;
 }
 
 /**
@@ -34,8 +36,8 @@ interface RunRow extends Row {
   data: ArrayBuffer;
 }
 
-/** One message inside a run. */
-export type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null];
+/** One message inside a run. `qos` (the publish QoS when below 2) is left out when absent, as in runs written before it existed. */
+export type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null, qos?: 0 | 1];
 
 /** A run row stops growing past this much payload and records (DO SQLite caps a row at 2 MB; a payload is at most 1 MiB). */
 const RUN_ROW_BYTES = 256 * 1024;
@@ -85,7 +87,7 @@ export function encodeRun(entries: readonly RunEntry[]): ArrayBuffer {
 /** A run row's messages (with their records), oldest first. */
 function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: string): OutboxItem[] {
   const entries = cborDecode(new Uint8Array(r.data)) as RunEntry[];
-  return entries.map(([subtopic, publisher, protocol, contentType, raw, retain, properties, expiresAt, records], i) => {
+  return entries.map(([subtopic, publisher, protocol, contentType, raw, retain, properties, expiresAt, records, qos], i) => {
     const payload = asBytes(raw);
     if (!payload) throw new Error(`run ${r.first}: message ${i} has no payload bytes`);
     const message: ChannelMessage = {
@@ -94,6 +96,7 @@ function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: strin
     };
     if (properties !== null) message.properties = properties;
     if (expiresAt !== null) message.expiresAt = expiresAt;
+    if (qos === 0 || qos === 1) message.qos = qos;
     return { message, records };
   });
 }
@@ -178,6 +181,7 @@ export class ChannelStore {
     };
     if (r.properties !== null) m.properties = JSON.parse(r.properties) as UserProperties;
     if (r.expires_at !== null) m.expiresAt = r.expires_at;
+    if (r.qos === 0 || r.qos === 1) m.qos = r.qos;
     return m;
   }
 
@@ -208,7 +212,10 @@ export class ChannelStore {
         const retain = input.retain === true;
         const props = input.properties && input.properties.length > 0 ? input.properties : null;
         const expiresAt = input.expiry === undefined ? null : created + input.expiry * 1000;
-        entries.push([input.subtopic, input.publisher, input.protocol, input.contentType, input.payload, retain, props, expiresAt, records]);
+        const qos = input.qos;
+        const entry: RunEntry = [input.subtopic, input.publisher, input.protocol, input.contentType, input.payload, retain, props, expiresAt, records];
+        if (qos !== undefined) entry.push(qos);
+        entries.push(entry);
         bytes += input.payload.byteLength;
         size += entryBytes;
         // The payload's own buffer (not a view into the link frame it came in) for the drain and retained.
@@ -218,8 +225,8 @@ export class ChannelStore {
           if (input.payload.length === 0) this.sql.exec('DELETE FROM retained WHERE subtopic = ?', input.subtopic);
           else
             this.sql.exec(
-              'INSERT OR REPLACE INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created, properties, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-              input.subtopic, seq, input.publisher, input.protocol, input.contentType, payload, created, props === null ? null : JSON.stringify(props), expiresAt,
+              'INSERT OR REPLACE INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created, properties, expires_at, qos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+              input.subtopic, seq, input.publisher, input.protocol, input.contentType, payload, created, props === null ? null : JSON.stringify(props), expiresAt, qos ?? null,
             );
         }
         const m: ChannelMessage = {
@@ -228,6 +235,7 @@ export class ChannelStore {
         };
         if (props !== null) m.properties = props;
         if (expiresAt !== null) m.expiresAt = expiresAt;
+        if (qos !== undefined) m.qos = qos;
         out.push(m);
         cached.push({ message: { envelope: { ...m.envelope, payload: new Uint8Array(payload) }, retain }, records });
       }

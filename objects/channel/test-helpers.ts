@@ -3,7 +3,7 @@ import { env } from 'cloudflare:workers';
 import { bytesOf, cborDecode } from '../../shared/cbor';
 import { utf8Bytes } from '../../shared/envelope';
 import { decodeServerFrame, type ServerFrame } from '../../shared/frames';
-import { decodeLinkFrame, encodeLinkFrame, type ActorOp, type BridgeOp } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, linkDialect, type ActorOp, type BridgeOp } from '../../shared/link';
 import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from './sockets';
 import type { PublishInput } from './types';
 
@@ -135,7 +135,8 @@ export async function openLink(channel: string, subprotocol?: string): Promise<L
   }) as Link & { frames: number[]; raw: unknown[][][] };
   inbox.frames = frames;
   inbox.raw = raw;
-  inbox.send = (ops) => ws.send(encodeLinkFrame(ops));
+  // As a bridge writes on the chosen subprotocol (string references, publish QoS).
+  inbox.send = (ops) => ws.send(encodeLinkFrame(ops, linkDialect(subprotocol)));
   return inbox;
 }
 

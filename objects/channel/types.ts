@@ -13,6 +13,8 @@ export interface PublishInput {
   properties?: UserProperties;
   /** MQTT 5 message expiry interval, seconds. */
   expiry?: number;
+  /** The QoS an MQTT client published with, when below 2 (absent: 2; shared/link.ts, "Publish QoS"). */
+  qos?: 0 | 1;
 }
 
 export type PublishError = { ok: false; status: number; code: string; message: string; retryAfter?: number };
@@ -25,6 +27,8 @@ export interface ChannelMessage {
   properties?: UserProperties;
   /** ms since epoch; absent = never expires. */
   expiresAt?: number;
+  /** The QoS it was published with, when below 2 (PublishInput.qos). */
+  qos?: 0 | 1;
 }
 
 export interface ChannelInfo {

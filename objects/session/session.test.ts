@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
 import { worker } from '../../test/workers/helpers';
 import { Inbox, openLink } from '../channel/test-helpers';
-import type { LinkMessage } from '../../shared/link';
+import { LINK_SUBPROTOCOL, type LinkMessage } from '../../shared/link';
 import { HEADER_SESSION_KEY, TAKEOVER_TIMEOUT_MS, type SessionActor } from './index';
 import { SessionStorage } from './store';
 
@@ -202,20 +202,21 @@ describe('session actor', () => {
       for (let i = 0; i < 50 && (await stored(key))?.releasedAt === null; i++) await new Promise((r) => setTimeout(r, 20));
     };
     const wills = async (channel: string) => {
-      const link = await openLink(channel);
+      const link = await openLink(channel, LINK_SUBPROTOCOL);
       link.send([{ op: 'subscribe', sub: 1, filter: '#', since: 0 }]);
       const ops = await link.drain(300);
-      return ops.filter((o): o is LinkMessage => o.op === 'message').map((m) => [new TextDecoder().decode(m.envelope.payload), m.envelope.publisher, m.envelope.subtopic, m.properties]);
+      return ops.filter((o): o is LinkMessage => o.op === 'message').map((m) => [new TextDecoder().decode(m.envelope.payload), m.envelope.publisher, m.envelope.subtopic, m.properties, ...(m.qos !== undefined ? [m.qos] : [])]);
     };
 
     it('publishes the will of a holder whose bridge vanished', async () => {
       const key = newKey();
       const channel = crypto.randomUUID();
       const a = await connect(key);
-      await open(a, false, 60, willOn(channel, 0));
+      await open(a, false, 60, { ...willOn(channel, 0), qos: 1 });
       await lose(key, a);
       await runDurableObjectAlarm(stub(key));
-      expect(await wills(channel)).toEqual([['gone', 'dev-9', 'status', [['k', 'v']]]]);
+      // With the will's QoS, so subscribers get it at min(1, granted).
+      expect(await wills(channel)).toEqual([['gone', 'dev-9', 'status', [['k', 'v']], 1]]);
       expect(await stored(key)).toMatchObject({ will: null, willDue: null });
     });
 

@@ -55,6 +55,7 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
       contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
       payload,
       retain: w.retain ?? false,
+      qos,
       ...(props?.userProperties ? { userProperties: props.userProperties } : {}),
       ...(props?.messageExpiryInterval !== undefined ? { messageExpiry: props.messageExpiryInterval } : {}),
     },

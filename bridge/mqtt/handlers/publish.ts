@@ -96,6 +96,7 @@ function store(conn: Connection, packet: IPublishPacket, address: Address): Prom
     contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
     payload,
     retain: packet.retain,
+    qos: packet.qos,
   };
   if (props?.userProperties) req.userProperties = props.userProperties;
   if (props?.messageExpiryInterval !== undefined) req.messageExpiry = props.messageExpiryInterval;

@@ -114,6 +114,7 @@ export class MemoryPlatform implements Platform {
       created: this.clock.now(), seq: ++c.seq, retained: false,
       ...(req.userProperties ? { userProperties: req.userProperties } : {}), ...(req.messageExpiry !== undefined ? { messageExpiry: req.messageExpiry } : {}),
       ...(req.retain ? { retainPublished: true } : {}),
+      ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}),
     };
     if (req.retain) {
       if (req.payload.length === 0) c.retained.delete(req.subtopic);

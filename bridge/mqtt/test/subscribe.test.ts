@@ -139,6 +139,20 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(got.map((p) => [p.cmd === 'publish' && p.qos, p.cmd === 'publish' && text(p)])).toEqual([[2, 'once']]);
   });
 
+  it('delivers at min(published, granted) [MQTT-3.8.4-8]: per subscription, then the highest of overlapping ones', async () => {
+    const t = setup();
+    const c = await t.connected(v);
+    const pub = await t.connected(v, { ...dev2, clientId: 'publisher' });
+    await c.subscribe({ topic: `${T}/q/#`, qos: 2 }, { topic: `${T}/q/one`, qos: 1 }, { topic: `${T}/low/#`, qos: 0 });
+    for (const qos of [0, 1, 2] as const) pub.send({ cmd: 'publish', topic: `${T}/q/${qos}`, payload: Buffer.from(`q${qos}`), qos, dup: false, retain: false, ...(qos > 0 ? { messageId: 10 + qos } : {}) });
+    pub.send({ cmd: 'publish', topic: `${T}/q/one`, payload: Buffer.from('one'), qos: 0, dup: false, retain: false });
+    pub.send({ cmd: 'publish', topic: `${T}/low/2`, payload: Buffer.from('low'), qos: 2, dup: false, retain: false, messageId: 20 });
+    // Without a QoS of its own (HTTP, CoAP): the granted one.
+    await t.platform.inject('ch-1', 'q/http', 'http');
+    const got = (await c.drain()).flatMap((p) => (p.cmd === 'publish' ? [[text(p), p.qos]] : []));
+    expect(got.sort()).toEqual([['http', 2], ['low', 0], ['one', 0], ['q0', 0], ['q1', 1], ['q2', 2]]);
+  });
+
   it('outbound QoS 1 and 2 state machines: PUBACK; PUBREC → PUBREL → PUBCOMP', async () => {
     const t = setup();
     const c = await t.connected(v);
