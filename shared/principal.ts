@@ -3,7 +3,12 @@ export type Principal =
   | { kind: 'user'; id: string }
   | { kind: 'key'; id: string; orgId: string; owner: { kind: 'user' | 'app'; id: string }; scopes: string[] }
   | { kind: 'app'; id: string; orgId: string; scopes: string[] }
-  | { kind: 'device'; id: string; orgId: string };
+  /**
+   * `keyStamp`: the start of the SHA-256 of the device key it presented (16 hex digits), so a
+   * live session can be told its key was rotated since (decideMessageAccess). Absent on principals
+   * resolved before stamps existed: those are not re-checked for rotation.
+   */
+  | { kind: 'device'; id: string; orgId: string; keyStamp?: string };
 
 /** The org a non-user principal is bound to; users can belong to many. */
 export const boundOrg = (p: Principal): string | null => (p.kind === 'user' ? null : p.orgId);

@@ -430,11 +430,21 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     checked.set(channel, mark);
     this.ctx.platform.authorize(this.principal!, [{ channel, action: 'messages:subscribe' }]).then(
       ([d]) => {
+        if (d?.status === 401) return this.credentialRefused(d.reason);
         // Only a refusal decided by this very check counts: a re-SUBSCRIBE granted meanwhile stands.
         if (d?.allowed === false && this.phase !== 'closed' && this.subscribeChecked?.get(channel) === mark) this.dropChannel(channel);
       },
       (e: unknown) => this.log(`could not re-check the permission to subscribe on channel ${channel}: ${e instanceof Error ? e.message : String(e)}`),
     );
+  }
+
+  /**
+   * The credential this connection presented is no longer good (its API key revoked or expired, its
+   * device key rotated, its device deleted): the connection ends, as a refused CONNECT would, and
+   * its will is not published — it was left under a credential the owner has withdrawn.
+   */
+  private credentialRefused(reason: string | undefined): void {
+    this.disconnect(RC.NotAuthorized, `credential no longer valid: ${reason ?? 'refused'}`, false);
   }
 
   /** A subscription was just granted on `channel` (its next check is `authorizationTtlMs` away). */
@@ -469,6 +479,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     const cached = this.allowedNow(channel, action);
     if (cached !== undefined) return cached;
     const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
+    if (d?.status === 401) this.credentialRefused(d.reason);
     this.authz ??= new Map();
     if (this.authz.size > 1000) this.authz.clear();
     const decided: Decided = { channel, action, allowed: d?.allowed === true, at: this.now() };

@@ -7,6 +7,8 @@ import { TAG_SUBSCRIBER, type SubscriberAttachment } from './sockets';
 
 /** Close code when the permission to subscribe was withdrawn: 4000 + 403, as a refused upgrade. */
 export const CLOSE_FORBIDDEN = 4403;
+/** Close code when the credential itself is no longer good (a key revoked, a device key rotated): 4000 + 401. */
+export const CLOSE_UNAUTHORIZED = 4401;
 /** Close code asking a socket to connect (and be authorized) again: 1013 Try Again Later, which clients retry. */
 const CLOSE_REAUTHORIZE = 1013;
 /** Of the 2,048 bytes workerd keeps per socket, leaving room for the structured clone's own framing. */
@@ -18,6 +20,8 @@ type Action = 'messages:subscribe' | 'messages:publish';
 interface Decision {
   at: number;
   allowed: boolean;
+  /** A refusal of the credential itself (401), not of one permission. */
+  unauthorized?: boolean;
   pending: Promise<boolean> | null;
 }
 
@@ -26,7 +30,8 @@ const keysOf = new WeakMap<Principal, { subscribe: string; publish: string }>();
 function keyOf(p: Principal, action: Action): string {
   let k = keysOf.get(p);
   if (!k) {
-    const who = p.kind === 'key' || p.kind === 'app' ? `${p.kind}:${p.id}:${[...p.scopes].sort().join(' ')}` : `${p.kind}:${p.id}`;
+    // Sockets of one device that presented different keys (one since rotated) are decided apart.
+    const who = p.kind === 'key' || p.kind === 'app' ? `${p.kind}:${p.id}:${[...p.scopes].sort().join(' ')}` : p.kind === 'device' ? `device:${p.id}:${p.keyStamp ?? ''}` : `${p.kind}:${p.id}`;
     keysOf.set(p, (k = { subscribe: `messages:subscribe ${who}`, publish: `messages:publish ${who}` }));
   }
   return action === 'messages:subscribe' ? k.subscribe : k.publish;
@@ -41,7 +46,9 @@ function keyOf(p: Principal, action: Action): string {
  * permission to subscribe is withdrawn (the device's connection removed, a key revoked or narrowed,
  * a member removed) the principal's sockets accepted before that answer was asked for close with
  * 4403; a withdrawn permission to publish refuses its publish frames with 403 and keeps the
- * subscription. A D1 failure keeps what was decided and asks again after that bound.
+ * subscription. A credential that is no longer good (an API key revoked, a device key rotated or its
+ * device deleted: a 401 from either check) closes them with 4401. A D1 failure keeps what was
+ * decided and asks again after that bound.
  */
 export class SubscriberAccess {
   private readonly decided = new Map<string, Decision>();
@@ -102,7 +109,8 @@ export class SubscriberAccess {
       // A fresh refusal: a socket admitted before it (on an older, cached "allowed") closes at once;
       // one admitted after it was allowed since, so the refusal is stale: ask again.
       if ((this.acceptedAt.get(ws) ?? 0) <= d.at) {
-        closeSocket(this.core, ws, CLOSE_FORBIDDEN, 'permission to subscribe withdrawn');
+        if (d.unauthorized) closeSocket(this.core, ws, CLOSE_UNAUTHORIZED, 'credential no longer valid');
+        else closeSocket(this.core, ws, CLOSE_FORBIDDEN, 'permission to subscribe withdrawn');
         return false;
       }
       this.decided.delete(key);
@@ -140,8 +148,13 @@ export class SubscriberAccess {
         entry.allowed = r.allowed;
         entry.at = Date.now();
         entry.pending = null;
-        if (!r.allowed && action === 'messages:subscribe') this.closeAll(key, now, r.reason ?? 'not allowed');
-        return r.allowed;
+        if (r.allowed) return true;
+        if (r.status === 401) {
+          // The credential, not a permission: every socket that presented it goes, whatever it does.
+          entry.unauthorized = true;
+          this.closeAll(keyOf(p, 'messages:subscribe'), now, CLOSE_UNAUTHORIZED, r.reason ?? 'credential no longer valid');
+        } else if (action === 'messages:subscribe') this.closeAll(key, now, CLOSE_FORBIDDEN, `permission to subscribe withdrawn: ${r.reason ?? 'not allowed'}`);
+        return false;
       },
       () => {
         entry.pending = null;
@@ -154,12 +167,12 @@ export class SubscriberAccess {
   }
 
   /** Closes the sockets of the refused principal that were accepted before the answer was asked for. */
-  private closeAll(key: string, askedAt: number, reason: string): void {
+  private closeAll(key: string, askedAt: number, code: number, reason: string): void {
     for (const ws of this.core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
       if ((this.acceptedAt.get(ws) ?? 0) > askedAt) continue; // came in on a newer decision
       const s = this.core.sockets.subscriber(ws);
       const p = s && this.principalOf(ws, s.att);
-      if (p && keyOf(p, 'messages:subscribe') === key) closeSocket(this.core, ws, CLOSE_FORBIDDEN, `permission to subscribe withdrawn: ${reason}`);
+      if (p && keyOf(p, 'messages:subscribe') === key) closeSocket(this.core, ws, code, reason);
     }
   }
 }

@@ -158,6 +158,41 @@ describe('MQTT through the real platform', () => {
     expect(got.some((m) => m.topic.endsWith('will/polite'))).toBe(false);
   });
 
+  it('rotating a device key ends the MQTT connections that presented the old key (v5 DISCONNECT 0x87, mosquitto_sub closed)', async () => {
+    // A device of its own: the other tests keep using w's key.
+    const device = await w.call('POST', `/orgs/${w.org}/devices`, { name: 'rotated' }, w.token);
+    await w.call('POST', `/orgs/${w.org}/connections`, { channel_ids: [w.channel], device_ids: [device.id] }, w.token);
+    const creds = { username: device.id!, password: device.key! };
+    const v5 = await client(5, { ...creds, clientId: 'rotated-v5' });
+    await v5.subscribeAsync(topic('rot'), { qos: 1 });
+    const disconnect = new Promise<{ reasonCode?: number; properties?: { reasonString?: string } }>((ok) => v5.once('disconnect', ok));
+    const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', creds.username, '-P', creds.password, '-t', topic('rot'), '-q', '1', '-i', 'rotated-mosq']);
+    const subExit = new Promise<number | null>((ok) => sub.once('exit', (code) => ok(code)));
+    let out = '';
+    sub.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    // Both connected and receiving before the rotation.
+    const got = collect(v5);
+    await until(async () => (await httpPublish('rot', 'before')).status === 202 && out.includes('before') && got.length > 0);
+    const rotated = await fetch(`${platform.url}/orgs/${w.org}/devices/${device.id}/key`, { method: 'POST', headers: { authorization: `Bearer ${w.token}` } });
+    expect(rotated.status).toBe(201);
+    const rotatedAt = Date.now();
+    // Deliveries keep flowing; the first one after the bridge's and the platform's caches (5 s each) finds the key rotated.
+    const ticker = setInterval(() => void httpPublish('rot', 'tick'), 250);
+    try {
+      const d = await disconnect;
+      expect(d.reasonCode).toBe(0x87);
+      expect(d.properties?.reasonString).toContain('the device key was rotated');
+      expect(await subExit).not.toBeNull();
+      expect(Date.now() - rotatedAt).toBeLessThan(12_000);
+    } finally {
+      clearInterval(ticker);
+      sub.kill();
+    }
+    // The new key connects as before; the old one no longer does.
+    await client(5, { ...creds, password: (await rotated.json() as { key: string }).key, clientId: 'rotated-new' });
+    expect(await refusedCode(5, { ...creds, clientId: 'rotated-old' })).toBe(0x86);
+  }, 30_000);
+
   it('session takeover closes the first connection with 0x8E (v5)', async () => {
     const first = await client(5, { clientId: 'same-id' });
     const reason = new Promise<number | undefined>((ok) => first.once('disconnect', (p) => ok(p.reasonCode)));

@@ -327,8 +327,51 @@ describe('connections', () => {
       await fromUser();
       await new Promise((r) => setTimeout(r, 200));
     }
-    expect(done).toMatchObject({ code: 4403, reason: expect.stringContaining('revoked') });
+    // The credential itself is gone, not one permission: 4401.
+    expect(done).toMatchObject({ code: 4401, reason: expect.stringContaining('revoked') });
     expect(done!.at - revokedAt).toBeLessThanOrEqual(ttl + 1000);
+  }, 20_000);
+
+  it('rotating a device key ends the WebSockets that presented the old key (4401), within REVOCATION_CACHE_TTL; one on the new key goes on', async () => {
+    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
+    const { t, org, chs, devs } = await setup(1, 1);
+    const [ch, dev] = [chs[0]!, devs[0]!];
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
+    const open = async (key: string) => {
+      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${key}` } });
+      expect(res.status).toBe(101);
+      const ws = res.webSocket!;
+      const s = { ws, messages: 0, done: undefined as { code: number; reason: string; at: number } | undefined };
+      ws.addEventListener('message', (e) => {
+        if ((JSON.parse(e.data as string) as { type: string }).type === 'message') s.messages++;
+      });
+      ws.addEventListener('close', (e) => {
+        s.done = { code: e.code, reason: e.reason, at: Date.now() };
+      });
+      ws.accept();
+      return s;
+    };
+    const old = await open(dev.key);
+    const fromUser = () => api('POST', `/channels/${ch.id}/messages`, { token: t, raw: 'tick', headers: { 'content-type': 'text/plain' } });
+    await fromUser();
+    for (let i = 0; i < 40 && old.messages === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(old.messages).toBe(1);
+    const rotated = await api('POST', `/orgs/${org}/devices/${dev.id}/key`, { token: t });
+    expect(rotated.status).toBe(201);
+    const rotatedAt = Date.now();
+    const fresh = await open(rotated.body.key as string);
+    while (!old.done && Date.now() - rotatedAt < ttl + 1500) {
+      await fromUser();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(old.done).toMatchObject({ code: 4401, reason: expect.stringContaining('rotated') });
+    expect(old.done!.at - rotatedAt).toBeLessThanOrEqual(ttl + 1000);
+    const before = fresh.messages;
+    await fromUser();
+    for (let i = 0; i < 40 && fresh.messages === before; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(fresh.messages).toBe(before + 1);
+    expect(fresh.done).toBeUndefined();
+    fresh.ws.close();
   }, 20_000);
 
   it('refuses a misspelt or unknown query parameter on publish (400) and subscribe (4400), naming it', async () => {

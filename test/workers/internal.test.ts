@@ -33,7 +33,8 @@ describe('internal bridge API', () => {
     const w = await world();
     const ok = await post('/internal/authenticate', { username: w.device, password: w.key });
     expect(ok.status).toBe(200);
-    expect(ok.body.principal).toEqual({ kind: 'device', id: w.device, orgId: w.org.id });
+    // With the start of its key's hash, so a live session learns when the key is rotated.
+    expect(ok.body.principal).toEqual({ kind: 'device', id: w.device, orgId: w.org.id, keyStamp: (await sha256Hex(w.key)).slice(0, 16) });
     expect((await post('/internal/authenticate', { password: w.key })).status).toBe(200);
     expectProblem(await post('/internal/authenticate', { username: crypto.randomUUID(), password: w.key }), 401);
     expectProblem(await post('/internal/authenticate', { username: w.device, password: 'efd_wrong' }), 401);
@@ -78,6 +79,23 @@ describe('internal bridge API', () => {
     expect((await api('DELETE', `/orgs/${w.org.id}/keys/${key.body.id}`, { token: w.owner.token })).status).toBe(204);
     const after = await post('/internal/authorize', { principal: auth.body.principal, checks });
     expect(after.body.results).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the API key was revoked or has expired' })));
+  });
+
+  it('refuses every decision for a device whose key was rotated or which was deleted since the bridge resolved it', async () => {
+    const w = await world();
+    const auth = await post('/internal/authenticate', { username: w.device, password: w.key });
+    const checks = [{ channel: w.pub, action: 'messages:publish' }, { channel: w.sub, action: 'messages:subscribe' }];
+    const decide = async (principal: unknown) => (await post('/internal/authorize', { principal, checks })).body.results;
+    expect((await decide(auth.body.principal)).map((x: { allowed: boolean }) => x.allowed)).toEqual([true, true]);
+    const rotated = await api('POST', `/orgs/${w.org.id}/devices/${w.device}/key`, { token: w.owner.token });
+    expect(rotated.status).toBe(201);
+    expect(await decide(auth.body.principal)).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the device key was rotated' })));
+    // The new key's session is decided as before; a principal without a stamp (an older bridge's) is not checked for rotation.
+    const again = await post('/internal/authenticate', { username: w.device, password: rotated.body.key });
+    expect((await decide(again.body.principal)).map((x: { allowed: boolean }) => x.allowed)).toEqual([true, true]);
+    expect((await decide({ kind: 'device', id: w.device, orgId: w.org.id })).map((x: { allowed: boolean }) => x.allowed)).toEqual([true, true]);
+    expect((await api('DELETE', `/orgs/${w.org.id}/devices/${w.device}`, { token: w.owner.token })).status).toBe(204);
+    expect(await decide(again.body.principal)).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the device was deleted' })));
   });
 
   it('lists the channels a device may subscribe to, and records presence', async () => {

@@ -56,7 +56,10 @@ export function extractCredential(req: Request): { credential: Credential | null
 // most REVOCATION_CACHE_TTL seconds after revocation (docs/auth.md): bounded staleness instead of
 // a D1 read on every request.
 const keyCache = new Map<string, { ok: boolean; until: number }>();
-const deviceCache = new Map<string, { id: string; orgId: string; until: number }>();
+const deviceCache = new Map<string, { id: string; orgId: string; keyStamp: string; until: number }>();
+
+/** How much of a device key's SHA-256 a principal carries (Principal.keyStamp): 64 bits tell a rotated key apart. */
+export const KEY_STAMP_LENGTH = 16;
 const CACHE_MAX = 10_000;
 
 export function cacheTtlMs(env: Env): number {
@@ -87,7 +90,7 @@ async function keyIsLive(env: Env, jti: string): Promise<boolean> {
   return ok;
 }
 
-export async function deviceByKey(env: Env, key: string): Promise<{ id: string; orgId: string } | null> {
+export async function deviceByKey(env: Env, key: string): Promise<{ id: string; orgId: string; keyStamp: string } | null> {
   // Keyed by the key itself, not its hash: hashing on every request was ~7 % of the worker's time
   // per HTTP publish. (The key is in this isolate's memory for the request anyway.)
   const t = Date.now();
@@ -96,7 +99,7 @@ export async function deviceByKey(env: Env, key: string): Promise<{ id: string; 
   const hash = await sha256Hex(key);
   const row = await env.DB.prepare('SELECT id, org_id FROM devices WHERE key_hash = ?').bind(hash).first<{ id: string; org_id: string }>();
   if (!row) return null;
-  const found = { id: row.id, orgId: row.org_id, until: t + cacheTtlMs(env) };
+  const found = { id: row.id, orgId: row.org_id, keyStamp: hash.slice(0, KEY_STAMP_LENGTH), until: t + cacheTtlMs(env) };
   remember(deviceCache, key, found);
   return found;
 }
@@ -105,7 +108,7 @@ export async function resolvePrincipal(env: Env, cred: Credential): Promise<Prin
   if (cred.scheme === 'device') {
     const d = await deviceByKey(env, cred.value);
     if (!d) throw unauthorized('unknown device key');
-    return { kind: 'device', id: d.id, orgId: d.orgId };
+    return { kind: 'device', id: d.id, orgId: d.orgId, keyStamp: d.keyStamp };
   }
   const claims = await verifyToken(env, cred.value);
   switch (claims.typ) {

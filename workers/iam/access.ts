@@ -145,20 +145,29 @@ function decisionKey(p: Principal, channelId: string, action: string): string {
  * like a missing one.
  */
 export async function decideMessageAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<MessageDecision> {
-  return (await keyRefusal(db, principal)) ?? decideChannelAccess(db, principal, channel, action);
+  return (await credentialRefusal(db, principal)) ?? decideChannelAccess(db, principal, channel, action);
 }
 
 export type MessageDecision = { allowed: boolean; status: number; reason?: string };
 
-/** An API key principal whose key was revoked or ran out since it was resolved: the refusal; else null. */
-export async function keyRefusal(db: D1Database, principal: Principal): Promise<MessageDecision | null> {
-  if (principal.kind !== 'key') return null;
-  const key = await db.prepare('SELECT revoked_at, expires_at FROM api_keys WHERE id = ?').bind(principal.id).first<{ revoked_at: number | null; expires_at: number | null }>();
-  if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
+/**
+ * The credential a live session presented is no longer good — an API key revoked or run out, a
+ * device key rotated (Principal.keyStamp) or its device deleted — since it was resolved: a 401
+ * refusal, which ends the session rather than one channel's permission; else null.
+ */
+export async function credentialRefusal(db: D1Database, principal: Principal): Promise<MessageDecision | null> {
+  if (principal.kind === 'key') {
+    const key = await db.prepare('SELECT revoked_at, expires_at FROM api_keys WHERE id = ?').bind(principal.id).first<{ revoked_at: number | null; expires_at: number | null }>();
+    if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
+  } else if (principal.kind === 'device' && principal.keyStamp !== undefined) {
+    const device = await db.prepare('SELECT key_hash FROM devices WHERE id = ?').bind(principal.id).first<{ key_hash: string }>();
+    if (!device) return { allowed: false, status: 401, reason: 'the device was deleted' };
+    if (!device.key_hash.startsWith(principal.keyStamp)) return { allowed: false, status: 401, reason: 'the device key was rotated' };
+  }
   return null;
 }
 
-/** decideMessageAccess without the key check (for a batch of decisions that checked the key once). */
+/** decideMessageAccess without the credential check (for a batch of decisions that checked it once). */
 export async function decideChannelAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<MessageDecision> {
   const row = await db.prepare('SELECT org_id FROM channels WHERE id = ?').bind(channel).first<{ org_id: string }>();
   if (!row) return { allowed: false, status: 404, reason: 'channel not found' };

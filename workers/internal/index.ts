@@ -3,7 +3,7 @@ import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../app-env';
 import { resolvePrincipal } from '../auth';
 import type { Principal } from '../auth/principal';
-import { check, decideChannelAccess, keyRefusal, loadAccess } from '../iam/access';
+import { check, credentialRefusal, decideChannelAccess, loadAccess } from '../iam/access';
 import { ApiError, unauthorized } from '../lib/errors';
 import { timingSafeEqual } from '../lib/crypto';
 import { errors, jsonBody, jsonResponse } from '../lib/openapi';
@@ -61,7 +61,7 @@ internalRouter.openapi(
   }),
   async (c) => {
     const { principal, checks } = c.req.valid('json');
-    const refused = await keyRefusal(c.env.DB, principal); // once per batch, not per check
+    const refused = await credentialRefusal(c.env.DB, principal); // once per batch, not per check
     const results = [];
     for (const { channel, action } of checks) results.push({ channel, action, ...(refused ?? (await decideChannelAccess(c.env.DB, principal, channel, action))) });
     return c.json({ results }, 200);

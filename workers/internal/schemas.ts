@@ -4,7 +4,7 @@ import { z } from '@hono/zod-openapi';
 export const PrincipalSchema = z
   .discriminatedUnion('kind', [
     z.object({ kind: z.literal('user'), id: z.string() }),
-    z.object({ kind: z.literal('device'), id: z.string(), orgId: z.string() }),
+    z.object({ kind: z.literal('device'), id: z.string(), orgId: z.string(), keyStamp: z.string().max(64).optional() }),
     z.object({ kind: z.literal('app'), id: z.string(), orgId: z.string(), scopes: z.array(z.string()) }),
     z.object({
       kind: z.literal('key'),

@@ -82,6 +82,33 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(resumed.filter((topic) => topic.startsWith('channels/ch-1/'))).toEqual([]);
   });
 
+  it('ends the connection, without its will, once its credential is refused (a device key rotated): on a delivery or a publish after authorizationTtlMs', async () => {
+    for (const via of ['delivery', 'publish'] as const) {
+      const t = setup({ authorizationTtlMs: 5000 });
+      const watcher = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'watcher' });
+      await watcher.subscribe(`${T}/will`);
+      const c = await t.connected(v, { ...dev2, clientId: `rotated-${via}`, will: { topic: `${T}/will`, payload: Buffer.from('gone'), qos: 0, retain: false } });
+      await c.subscribe(`${T}/x`);
+      await t.platform.inject('ch-1', 'x', 'before');
+      expect((await c.drain()).filter((p) => p.cmd === 'publish')).toHaveLength(1);
+      t.platform.rotateKey('key-2');
+      await t.clock.advance(5000);
+      if (via === 'delivery') await t.platform.inject('ch-1', 'x', 'asked');
+      else c.send({ cmd: 'publish', topic: `${T}/y`, payload: Buffer.from('p'), qos: 0, dup: false, retain: false });
+      await settle();
+      if (v === 5) {
+        const d = await c.next('disconnect');
+        expect([d.reasonCode, d.properties?.reasonString]).toEqual([0x87, 'credential no longer valid: the device key was rotated']);
+      }
+      expect(await c.closedYet()).toBe(true);
+      expect(t.logs.some((l) => l.includes('credential no longer valid'))).toBe(true);
+      await settle();
+      expect((await watcher.drain()).filter((p) => p.cmd === 'publish')).toEqual([]);
+      // The publish that found out was not stored.
+      expect(t.platform.published.map((p) => p.subtopic)).not.toContain('y');
+    }
+  });
+
   it('a refusal that arrives after the client subscribed again (and was allowed) does not drop the new subscription', async () => {
     const t = setup({ authorizationTtlMs: 5000 });
     const c = await t.connected(v, dev2);
