@@ -25,6 +25,8 @@ export interface CoapLimits {
   separateResponseAfterMs: number;
   /** How long an `auth` key's principal is reused for the same endpoint. */
   authCacheMs: number;
+  /** An observation's permission to subscribe is asked again on the first notification after it is this old. */
+  authorizationTtlMs: number;
   /** Every Nth notification is confirmable … */
   observeConEvery: number;
   /** … and so is the first one after this long without one (RFC 7641 §4.5 asks for at least one per 24 h). */
@@ -55,6 +57,7 @@ export const DEFAULT_LIMITS: CoapLimits = {
   blockTimeoutMs: 60_000,
   separateResponseAfterMs: 1000,
   authCacheMs: 10_000,
+  authorizationTtlMs: 5000,
   observeConEvery: 20,
   observeConIntervalMs: 120_000,
   observerPingMs: 300_000,

@@ -7,6 +7,12 @@
  * messages queue (NSTART = 1, RFC 7252 §4.7) — in order, never replaced, because each one is a
  * message rather than a newer state. A RST to any notification, or a CON one left unacknowledged
  * after MAX_RETRANSMIT, removes the observer (§3.6, §4.5).
+ *
+ * An observation keeps its permission only as long as the platform does: the first notification
+ * after the last answer is `authorizationTtlMs` old asks again (without holding it up). When the
+ * permission is withdrawn — the device's connection removed, its key rotated, the device deleted —
+ * the observation ends with a last response that is not 2.xx and carries no Observe option: 4.03,
+ * or 4.01 for a credential no longer good (§3.2, §4.2: the client then knows it is not observing).
  */
 import { Opt, szxFor, uintOption, type Block } from '../../shared/coap';
 import type { Principal } from '../../shared/principal';
@@ -15,7 +21,7 @@ import { blockReply, type Representation } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import { Liveness } from './liveness';
-import { errorReply } from './replies';
+import { errorReply, platformStatus } from './replies';
 import { deliveryRepresentation, emptyRepresentation, formatOfDelivery } from './representation';
 import type { Reply, Send } from './types';
 
@@ -45,6 +51,8 @@ interface Observer {
   active: boolean;
   closed: boolean;
   dropped: number;
+  /** When the permission to subscribe was last decided (register, or the last re-check asked). */
+  checkedAt: number;
 }
 
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -90,7 +98,7 @@ export class Observers {
       szx: Math.min(block2?.szx ?? 6, szxFor(limits.maxBlockBytes)),
       // Carried over on re-registration so the client's freshness check (§3.4) keeps passing.
       seq: previous?.seq ?? 1,
-      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0,
+      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0, checkedAt: this.ctx.clock.now(),
     };
     this.byKey.set(key, o);
     this.perPrincipal.set(principal.id, (this.perPrincipal.get(principal.id) ?? 0) + 1);
@@ -128,6 +136,7 @@ export class Observers {
 
   private deliver(o: Observer, d: Delivery): void {
     if (o.closed) return;
+    this.recheck(o);
     if (o.accept !== undefined && formatOfDelivery(d) !== o.accept) return; // the client asked for one format only
     o.queue.push(d);
     if (o.queue.length > this.ctx.limits.observeQueue) {
@@ -135,6 +144,30 @@ export class Observers {
       if (o.dropped++ % 100 === 0) this.ctx.log.warn('coap: observer too slow, oldest queued notifications dropped', { endpoint: o.epKey, dropped: o.dropped });
     }
     if (o.active) this.flush(o);
+  }
+
+  /** Asks the platform again once the observer's permission is `authorizationTtlMs` old; a refusal ends the observation. */
+  private recheck(o: Observer): void {
+    const { clock, limits, platform, log } = this.ctx;
+    const now = clock.now();
+    if (now - o.checkedAt < limits.authorizationTtlMs) return;
+    o.checkedAt = now;
+    platform.authorize(o.principal, [{ channel: o.target.channel, action: 'messages:subscribe' }]).then(
+      ([d]) => {
+        if (!d || d.allowed || o.closed) return;
+        const status = d.status === 401 || d.status === 404 ? d.status : 403;
+        const reason = d.reason ?? (status === 401 ? 'credential no longer valid' : `no longer allowed to subscribe to channel ${o.target.channel}`);
+        this.end(o, platformStatus(status, reason, limits), `refused on re-check: ${reason}`);
+      },
+      (e: unknown) => log.warn('coap: could not re-check an observation', { endpoint: o.epKey, channel: o.target.channel, error: e instanceof Error ? e.message : String(e) }),
+    );
+  }
+
+  /** Ends the observation with a last, non-2.xx response (no Observe option: §4.2), confirmable so that it arrives. */
+  private end(o: Observer, reply: Reply, why: string): void {
+    const { epKey, send, token } = o;
+    this.remove(o, why);
+    this.ctx.layer.sendResponse(epKey, send, token, reply, true, {});
   }
 
   /** Sends queued messages while no confirmable notification is in flight. */

@@ -99,6 +99,37 @@ describe('CoAP through the real platform', () => {
     expect(stdout.indexOf('second')).toBeGreaterThan(stdout.indexOf('first'));
   });
 
+  it('an observation ends with 4.01 once its device key is rotated (coap-client sees the last response)', async () => {
+    const device = await world.call('POST', `/orgs/${world.org}/devices`, { name: 'rotated' }, world.token);
+    await world.call('POST', `/orgs/${world.org}/connections`, { channel_ids: [world.channel], device_ids: [device.id] }, world.token);
+    let out = '';
+    const observer = execFile(COAP_CLIENT, ['-s', '20', '-B', '20', coapUrl('/rot', device.key)], { timeout: 25_000 });
+    observer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    observer.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((ok) => observer.once('exit', () => ok()));
+    const tick = (text: string) => fetch(`${platform.url}/channels/${world.channel}/messages/rot`, { method: 'POST', headers: { authorization: `Bearer ${world.token}`, 'content-type': 'text/plain' }, body: text });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await tick('before')).status).toBe(202);
+    const rotated = await fetch(`${platform.url}/orgs/${world.org}/devices/${device.id}/key`, { method: 'POST', headers: { authorization: `Bearer ${world.token}` } });
+    expect(rotated.status).toBe(201);
+    const rotatedAt = Date.now();
+    // Messages keep coming; the first one after the bridge's and the platform's caches finds the key rotated.
+    let n = 0;
+    while (!out.includes('4.01') && Date.now() - rotatedAt < 15_000) {
+      await tick(`tick ${n++}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const endedAfter = Date.now() - rotatedAt;
+    for (let i = 0; i < 4; i++) await tick(`after ${i}`);
+    observer.kill();
+    await exited;
+    expect(out).toContain('before');
+    expect(out).toMatch(/4\.01/);
+    expect(out).toContain('the device key was rotated');
+    expect(out).not.toContain('after');
+    expect(endedAfter).toBeLessThan(12_000);
+  }, 40_000);
+
   it('uploads a payload larger than 1 KiB block-wise (Block1) and stores it once, whole', async () => {
     const pack = JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ n: `mcu/s${i}`, t: 1_795_000_000 + i, v: i })));
     expect(pack.length).toBeGreaterThan(1024);

@@ -44,6 +44,12 @@ export class MemoryPlatform implements Platform {
     return this;
   }
 
+  /** The device's key is rotated: its principal is refused from now on (401), as the workers refuse a stale key stamp. */
+  rotateKey(key: string): this {
+    this.devices.delete(key);
+    return this;
+  }
+
   addChannel(id: string, connections: { publish?: string[]; subscribe?: string[] } = {}): this {
     this.channels.set(id, { publishers: new Set(connections.publish), subscribers: new Set(connections.subscribe), seq: 0, retained: new Map(), subs: new Set() });
     return this;
@@ -69,6 +75,7 @@ export class MemoryPlatform implements Platform {
 
   async authorize(principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> {
     this.check();
+    if (principal.kind === 'device' && ![...this.devices.values()].includes(principal)) return checks.map(({ channel, action }) => ({ channel, action, allowed: false, status: 401, reason: 'the device key was rotated' }));
     return checks.map(({ channel, action }) => {
       const c = this.channels.get(channel);
       if (!c) return { channel, action, allowed: false, status: 404, reason: `no channel ${channel}` };

@@ -87,6 +87,32 @@ describe('GET with Observe (RFC 7641)', () => {
     expect(await notifications(client)).toEqual([]);
   });
 
+  it.each([
+    ['the device no longer connected to the channel', '4.03', (p: Awaited<ReturnType<typeof registered>>['platform']) => void p.channels.get('c1')!.subscribers.delete('dev-1')],
+    ['its key rotated', '4.01', (p: Awaited<ReturnType<typeof registered>>['platform']) => void p.rotateKey(KEY)],
+  ])('asks again after authorizationTtlMs: %s ends the observation with a last CON %s, without Observe (§4.2)', async (_name, code, withdraw) => {
+    const { client, platform, clock, server } = await registered({ authorizationTtlMs: 5000 });
+    await platform.inject('c1', 'room', 'a');
+    expect((await notifications(client)).map((n) => str(n.payload))).toEqual(['a']);
+    withdraw(platform);
+    // Within the bound the observation goes on…
+    await platform.inject('c1', 'room', 'b');
+    expect((await notifications(client)).map((n) => str(n.payload))).toEqual(['b']);
+    // …after it, the next message asks again (and is not held up), and the refusal ends it.
+    await clock.advance(5000);
+    await platform.inject('c1', 'room', 'c');
+    const ns = await notifications(client);
+    expect(ns.map((n) => [summary(n), str(n.payload).length > 0 ? str(n.payload).slice(0, 3) : '', observeOf(n) ?? null])).toEqual([
+      ['NON 2.05', 'c', expect.any(Number)],
+      [`CON ${code}`, code === '4.01' ? 'the' : 'no ', null],
+    ]);
+    expect(ns[1]!.token).toEqual(OBS.token);
+    expect(server.stats().observers).toBe(0);
+    expect(platform.activeSubscriptions).toBe(0);
+    await platform.inject('c1', 'room', 'd');
+    expect(await notifications(client)).toEqual([]);
+  });
+
   it('a CON notification never acknowledged is retransmitted MAX_RETRANSMIT times, then the observer is removed (§4.5)', async () => {
     const { client, clock, platform, server } = await registered({ observeConEvery: 1 });
     await platform.inject('c1', 'room', 'x');
