@@ -31,7 +31,12 @@ function keyOf(p: Principal, action: Action): string {
   let k = keysOf.get(p);
   if (!k) {
     // Sockets of one device that presented different keys (one since rotated) are decided apart.
-    const who = p.kind === 'key' || p.kind === 'app' ? `${p.kind}:${p.id}:${[...p.scopes].sort().join(' ')}` : p.kind === 'device' ? `device:${p.id}:${p.keyStamp ?? ''}` : `${p.kind}:${p.id}`;
+    // So do sessions and app tokens that expire at different times.
+    const who =
+      p.kind === 'key' ? `key:${p.id}:${[...p.scopes].sort().join(' ')}`
+      : p.kind === 'app' ? `app:${p.id}:${p.exp ?? ''}:${[...p.scopes].sort().join(' ')}`
+      : p.kind === 'device' ? `device:${p.id}:${p.keyStamp ?? ''}`
+      : `user:${p.id}:${p.exp ?? ''}`;
     keysOf.set(p, (k = { subscribe: `messages:subscribe ${who}`, publish: `messages:publish ${who}` }));
   }
   return action === 'messages:subscribe' ? k.subscribe : k.publish;

@@ -98,6 +98,18 @@ describe('internal bridge API', () => {
     expect(await decide(again.body.principal)).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the device was deleted' })));
   });
 
+  it('refuses every decision for a user session or app token past its exp (a live WebSocket or MQTT session ends with its token)', async () => {
+    const w = await world();
+    const checks = [{ channel: w.pub, action: 'messages:publish' }];
+    const past = Math.floor(Date.now() / 1000) - 1;
+    for (const principal of [{ kind: 'user', id: w.owner.id, exp: past }, { kind: 'app', id: crypto.randomUUID(), orgId: w.org.id, scopes: ['messages:*'], exp: past }]) {
+      expect((await post('/internal/authorize', { principal, checks })).body.results).toEqual([{ ...checks[0], allowed: false, status: 401, reason: 'the access token expired' }]);
+    }
+    // Not yet expired: decided as usual (the owner may publish on the org's channels).
+    const live = await post('/internal/authorize', { principal: { kind: 'user', id: w.owner.id, exp: past + 3600 }, checks });
+    expect(live.body.results[0]).toMatchObject({ allowed: true, status: 200 });
+  });
+
   it('lists the channels a device may subscribe to, and records presence', async () => {
     const w = await world();
     const principal = { kind: 'device', id: w.device, orgId: w.org.id };

@@ -2,6 +2,7 @@ import { runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Edgeflux, EdgefluxError, payloadBytes, type Message, type Tokens } from '../../sdk';
+import { signToken } from '../../workers/auth/tokens';
 import { uniqueEmail, worker } from './helpers';
 
 /** The SDK against the real worker in workerd: every resource group, through its public API only. */
@@ -239,6 +240,38 @@ describe('SDK: messages', () => {
     expect([...blob.bytes]).toEqual([0, 1, 255]);
     expect((await failure(ef.query(ch.id, { from: new Date(2), to: new Date(1) }))).status).toBe(400);
   });
+
+  it('a subscription outlives its access token: closed with 4401 when it expires, refreshed and resumed, nothing lost or twice', async () => {
+    const o = ef.org(org);
+    const ch = await o.channels.create({ name: 'expiring' });
+    const d = await o.devices.create({ name: 'ticker' });
+    await o.connections.connect({ channel_ids: [ch.id], device_ids: [d.id] });
+    const asDevice = client({ deviceKey: d.key });
+    const me = await ef.users.me();
+    const tokens = await client().login(email, password);
+    // A session token that expires in 2 s, with a good refresh token beside it.
+    const short = await signToken(env, { typ: 'user', sub: me.id }, 2);
+    const refreshed: Tokens[] = [];
+    const viewer = client({ token: short, refreshToken: tokens.refresh_token, onTokens: (t) => refreshed.push(t) });
+    const got: number[] = [];
+    const closes: string[] = [];
+    const sub = viewer.subscribe(ch.id, { onMessage: (m) => got.push(m.seq), onRetry: (e) => closes.push(e.message), minDelayMs: 20, maxDelayMs: 100 });
+    await sub.opened;
+    const sent: number[] = [];
+    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
+    const end = Date.now() + 2000 + ttl + 3000;
+    while (Date.now() < end && refreshed.length === 0) {
+      sent.push((await asDevice.publish(ch.id, 'tick')).seq);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    for (let i = 0; i < 3; i++) sent.push((await asDevice.publish(ch.id, 'after')).seq);
+    for (let i = 0; i < 100 && got.length < sent.length; i++) await new Promise((r) => setTimeout(r, 20));
+    sub.close();
+    await sub.closed;
+    expect(closes.some((m) => m.includes('4401') && m.includes('the access token expired'))).toBe(true);
+    expect(refreshed).toHaveLength(1);
+    expect(got).toEqual(sent);
+  }, 20_000);
 
   it('starts the cursor at the channel seq from the subscribed frame, still delivering older retained messages', async () => {
     const ch = await ef.org(org).channels.create({ name: 'cursor' });

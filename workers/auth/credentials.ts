@@ -113,9 +113,9 @@ export async function resolvePrincipal(env: Env, cred: Credential): Promise<Prin
   const claims = await verifyToken(env, cred.value);
   switch (claims.typ) {
     case 'user':
-      return { kind: 'user', id: claims.sub };
+      return { kind: 'user', id: claims.sub, ...(claims.exp !== undefined ? { exp: claims.exp } : {}) };
     case 'app':
-      return { kind: 'app', id: claims.sub, orgId: claims.org, scopes: claims.scp };
+      return { kind: 'app', id: claims.sub, orgId: claims.org, scopes: claims.scp, ...(claims.exp !== undefined ? { exp: claims.exp } : {}) };
     case 'key':
       if (!(await keyIsLive(env, claims.jti))) throw unauthorized('API key revoked or expired');
       return { kind: 'key', id: claims.jti, orgId: claims.org, owner: { kind: claims.own, id: claims.sub }, scopes: claims.scp };

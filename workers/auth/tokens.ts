@@ -8,9 +8,9 @@ import { ApiError, unauthorized } from '../lib/errors';
  *  - app:  an OAuth2 client-credentials access token (`sub` = app id, `org`, `scp`)
  */
 export type TokenClaims =
-  | { typ: 'user'; sub: string }
+  | { typ: 'user'; sub: string; exp?: number }
   | { typ: 'key'; sub: string; jti: string; org: string; scp: string[]; own: 'user' | 'app' }
-  | { typ: 'app'; sub: string; org: string; scp: string[] };
+  | { typ: 'app'; sub: string; org: string; scp: string[]; exp?: number };
 
 const ISSUER = 'edgeflux';
 const keys = new Map<string, Uint8Array>();
@@ -27,6 +27,7 @@ function secretKey(secret: string | undefined): Uint8Array {
 
 export async function signToken(env: Env, claims: TokenClaims, ttlSeconds: number | null): Promise<string> {
   const { sub, ...rest } = claims;
+  delete (rest as { exp?: number }).exp; // set from ttlSeconds, never copied from claims that were read
   // One clock reading for both: read twice, a second boundary between them made a token live a second longer than its ttl.
   const now = Math.floor(Date.now() / 1000);
   const jwt = new SignJWT({ ...rest }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer(ISSUER).setSubject(sub).setIssuedAt(now);
@@ -46,10 +47,12 @@ export async function verifyToken(env: Env, token: string): Promise<TokenClaims>
     if (e instanceof ApiError) throw e;
     throw unauthorized('invalid token');
   }
-  const { typ, sub, org, scp, own, jti } = payload as Record<string, unknown>;
+  const { typ, sub, org, scp, own, jti, exp } = payload as Record<string, unknown>;
   if (typeof sub !== 'string') throw unauthorized('invalid token');
-  if (typ === 'user') return { typ, sub };
-  if (typ === 'app' && typeof org === 'string' && isStringArray(scp)) return { typ, sub, org, scp };
+  // Sessions and app tokens always expire; the time goes with the principal so live sockets end with it.
+  const expiry = typeof exp === 'number' ? { exp } : {};
+  if (typ === 'user') return { typ, sub, ...expiry };
+  if (typ === 'app' && typeof org === 'string' && isStringArray(scp)) return { typ, sub, org, scp, ...expiry };
   if (typ === 'key' && typeof org === 'string' && isStringArray(scp) && typeof jti === 'string' && (own === 'user' || own === 'app')) {
     return { typ, sub, org, scp, own, jti };
   }

@@ -152,10 +152,14 @@ export type MessageDecision = { allowed: boolean; status: number; reason?: strin
 
 /**
  * The credential a live session presented is no longer good — an API key revoked or run out, a
- * device key rotated (Principal.keyStamp) or its device deleted — since it was resolved: a 401
- * refusal, which ends the session rather than one channel's permission; else null.
+ * device key rotated (Principal.keyStamp) or its device deleted, a user session or app token past
+ * its `exp` — since it was resolved: a 401 refusal, which ends the session rather than one
+ * channel's permission; else null.
  */
 export async function credentialRefusal(db: D1Database, principal: Principal): Promise<MessageDecision | null> {
+  if ((principal.kind === 'user' || principal.kind === 'app') && principal.exp !== undefined && principal.exp * 1000 <= Date.now()) {
+    return { allowed: false, status: 401, reason: 'the access token expired' };
+  }
   if (principal.kind === 'key') {
     const key = await db.prepare('SELECT revoked_at, expires_at FROM api_keys WHERE id = ?').bind(principal.id).first<{ revoked_at: number | null; expires_at: number | null }>();
     if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };

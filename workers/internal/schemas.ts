@@ -3,9 +3,9 @@ import { z } from '@hono/zod-openapi';
 /** A principal as the bridge carries it after /internal/authenticate (the bridge is trusted). */
 export const PrincipalSchema = z
   .discriminatedUnion('kind', [
-    z.object({ kind: z.literal('user'), id: z.string() }),
+    z.object({ kind: z.literal('user'), id: z.string(), exp: z.number().int().optional() }),
     z.object({ kind: z.literal('device'), id: z.string(), orgId: z.string(), keyStamp: z.string().max(64).optional() }),
-    z.object({ kind: z.literal('app'), id: z.string(), orgId: z.string(), scopes: z.array(z.string()) }),
+    z.object({ kind: z.literal('app'), id: z.string(), orgId: z.string(), scopes: z.array(z.string()), exp: z.number().int().optional() }),
     z.object({
       kind: z.literal('key'),
       id: z.string(),
