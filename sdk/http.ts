@@ -1,11 +1,20 @@
 import { EdgefluxError, errorFrom } from './errors';
 import type { Tokens } from './types';
 
-/** Who the client is: a user session (refreshable), a bearer credential, or a device. */
+/** OAuth 2.0 client credentials (RFC 6749 §4.4): they have no refresh token; a new access token is asked for with them. */
+export interface AppCredentials {
+  client_id: string;
+  client_secret: string;
+  /** Space-separated scopes asked for, if fewer than the app's. */
+  scope?: string;
+}
+
+/** Who the client is: a user session (refreshable), an app (renewed with its client credentials), a bearer credential, or a device. */
 export interface Credential {
   token?: string;
   refreshToken?: string;
   deviceKey?: string;
+  app?: AppCredentials;
 }
 
 export interface HttpOptions extends Credential {
@@ -63,8 +72,15 @@ export class Http {
     this.onTokens?.(tokens);
   }
 
-  /** Trades the refresh token for new tokens; concurrent callers share one refresh. */
+  /** Trades the refresh token for new tokens (an app: asks for a new token with its client credentials); concurrent callers share one refresh. */
   refresh(): Promise<void> {
+    const app = this.credential.app;
+    if (app) {
+      this.refreshing ??= this.json<{ access_token: string }>('POST', '/oauth/token', { json: { grant_type: 'client_credentials', ...app }, auth: false })
+        .then((t) => void (this.credential = { token: t.access_token, app }))
+        .finally(() => (this.refreshing = null));
+      return this.refreshing;
+    }
     const rt = this.credential.refreshToken;
     if (!rt) return Promise.reject(EdgefluxError.local(401, 'no_refresh_token', 'no refresh token: log in again'));
     this.refreshing ??= this.json<Tokens>('POST', '/tokens/refresh', { json: { refresh_token: rt }, auth: false })
@@ -98,8 +114,8 @@ export class Http {
       }
     };
     let res = await send();
-    // An expired session: refresh once and retry (a user session only; keys and devices cannot).
-    if (res.status === 401 && opts.auth !== false && this.credential.refreshToken && !this.credential.deviceKey) {
+    // An expired session: refresh once and retry (a user session or an app; keys and devices cannot).
+    if (res.status === 401 && opts.auth !== false && (this.credential.refreshToken || this.credential.app) && !this.credential.deviceKey) {
       await res.body?.cancel();
       await this.refresh();
       res = await send();

@@ -69,11 +69,15 @@ export class Edgeflux {
     return this.http.credential.token;
   }
 
-  /** Acts as an app from now on: OAuth 2.0 client credentials (RFC 6749 §4.4). */
+  /**
+   * Acts as an app from now on: OAuth 2.0 client credentials (RFC 6749 §4.4). The client keeps
+   * them, in memory, to ask for a new access token when the current one expires (a request's
+   * 401, a subscription's 4401), as a user session is refreshed.
+   */
   async appLogin(client_id: string, client_secret: string, scope?: string[]): Promise<AppToken> {
-    const body = { grant_type: 'client_credentials', client_id, client_secret, ...(scope ? { scope: scope.join(' ') } : {}) };
-    const token = await this.http.json<AppToken>('POST', '/oauth/token', { json: body, auth: false });
-    this.http.credential = { token: token.access_token };
+    const app = { client_id, client_secret, ...(scope ? { scope: scope.join(' ') } : {}) };
+    const token = await this.http.json<AppToken>('POST', '/oauth/token', { json: { grant_type: 'client_credentials', ...app }, auth: false });
+    this.http.credential = { token: token.access_token, app };
     return token;
   }
 

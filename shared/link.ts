@@ -144,10 +144,9 @@ class StringRefs {
 
 function opArray(op: LinkOp, t: StringRefs | undefined, qos: boolean): unknown[] {
   const s = (v: string): string | number => (t ? t.ref(v) : v);
-  const q = (v: LinkQos | undefined): LinkQos | null => (qos && v !== undefined ? v : null);
   switch (op.op) {
     case 'publish':
-      return [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry), q(op.qos)];
+      return [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry), qos && op.qos !== undefined ? op.qos : null];
     case 'ack':
       return [2, op.id, op.seq, op.created];
     case 'nack':
@@ -162,7 +161,7 @@ function opArray(op: LinkOp, t: StringRefs | undefined, qos: boolean): unknown[]
       return [7, op.sub];
     case 'message': {
       const e = op.envelope;
-      return [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null, q(op.qos)];
+      return [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null, qos && op.qos !== undefined ? op.qos : null];
     }
     case 'gap':
       return [9, op.sub, op.from, op.to];

@@ -13,3 +13,33 @@ export type Principal =
 
 /** The org a non-user principal is bound to; users can belong to many. */
 export const boundOrg = (p: Principal): string | null => (p.kind === 'user' ? null : p.orgId);
+
+const identities = new WeakMap<Principal, string>();
+
+/**
+ * Who is decided alike: kind and id, and what can make two principals of one id get different
+ * answers — an API key's or app token's scopes, a device's key stamp, a session's or app token's
+ * expiry. Caches of decisions key on this (a rotated key's refusal must not reach its successor).
+ * Built once per principal object.
+ */
+export function principalIdentity(p: Principal): string {
+  let who = identities.get(p);
+  if (who === undefined) {
+    switch (p.kind) {
+      case 'key':
+        who = `key:${p.id}:${[...p.scopes].sort().join(' ')}`;
+        break;
+      case 'app':
+        who = `app:${p.id}:${p.exp ?? ''}:${[...p.scopes].sort().join(' ')}`;
+        break;
+      case 'device':
+        who = `device:${p.id}:${p.keyStamp ?? ''}`;
+        break;
+      case 'user':
+        who = `user:${p.id}:${p.exp ?? ''}`;
+        break;
+    }
+    identities.set(p, who);
+  }
+  return who;
+}

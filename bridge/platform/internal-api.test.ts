@@ -49,6 +49,30 @@ describe('InternalApi', () => {
     expect(api.queued).toBe(0);
   });
 
+  it('caches decisions per principal identity: a rotated key\'s refusal never reaches the new key, nor the reverse', async () => {
+    let requests = 0;
+    server = createServer((req, res) => {
+      requests++;
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        const { principal: p, checks } = JSON.parse(body) as { principal: { keyStamp?: string }; checks: { channel: string; action: string }[] };
+        const old = p.keyStamp === 'aaaa';
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ results: checks.map((c) => ({ ...c, allowed: !old, status: old ? 401 : 200 })) }));
+      });
+    });
+    await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
+    const api = new InternalApi({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 's' });
+    const check = [{ channel: 'c1', action: 'messages:publish' as const }];
+    const oldKey: Principal = { kind: 'device', id: 'd1', orgId: 'o1', keyStamp: 'aaaa' };
+    const newKey: Principal = { kind: 'device', id: 'd1', orgId: 'o1', keyStamp: 'bbbb' };
+    expect((await api.authorize(oldKey, check))[0]).toMatchObject({ allowed: false, status: 401 });
+    expect((await api.authorize(newKey, check))[0]).toMatchObject({ allowed: true, status: 200 });
+    expect((await api.authorize({ ...oldKey }, check))[0]).toMatchObject({ allowed: false, status: 401 }); // cached, per identity
+    expect(requests).toBe(2);
+  });
+
   it('sends a call once more when the worker closed its connection under it, and not more than once', async () => {
     let requests = 0;
     let dropAll = false;

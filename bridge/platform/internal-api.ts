@@ -1,4 +1,4 @@
-import type { Principal } from '../../shared/principal';
+import { principalIdentity, type Principal } from '../../shared/principal';
 import { PlatformError, workerUrlNow, type Decision, type MessageAction, type WorkerUrl } from './types';
 
 /**
@@ -121,7 +121,9 @@ export class InternalApi {
 
   async authorize(principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> {
     const t = this.now();
-    const keyOf = (c: { channel: string; action: string }) => `${principal.kind}:${principal.id}\u0000${c.channel}\u0000${c.action}`;
+    // Per principalIdentity, not per id: a rotated key's refusal must not reach the new key's connections, nor the reverse.
+    const who = principalIdentity(principal);
+    const keyOf = (c: { channel: string; action: string }) => `${who}\u0000${c.channel}\u0000${c.action}`;
     const missing = checks.filter((c) => !((this.decisions.get(keyOf(c))?.until ?? 0) > t));
     if (missing.length) {
       for (let i = 0; i < missing.length; i += 100) {

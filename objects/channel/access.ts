@@ -1,4 +1,4 @@
-import type { Principal } from '../../shared/principal';
+import { principalIdentity, type Principal } from '../../shared/principal';
 import { cacheTtlMs } from '../../workers/auth/credentials';
 import { decideMessageAccess } from '../../workers/iam/access';
 import type { ChannelCore } from './core';
@@ -25,18 +25,12 @@ interface Decision {
   pending: Promise<boolean> | null;
 }
 
-/** Who decides alike (kind, id, and for keys and app tokens their scopes), per action: built once per principal object. */
+/** Who decides alike (principalIdentity), per action: built once per principal object. */
 const keysOf = new WeakMap<Principal, { subscribe: string; publish: string }>();
 function keyOf(p: Principal, action: Action): string {
   let k = keysOf.get(p);
   if (!k) {
-    // Sockets of one device that presented different keys (one since rotated) are decided apart.
-    // So do sessions and app tokens that expire at different times.
-    const who =
-      p.kind === 'key' ? `key:${p.id}:${[...p.scopes].sort().join(' ')}`
-      : p.kind === 'app' ? `app:${p.id}:${p.exp ?? ''}:${[...p.scopes].sort().join(' ')}`
-      : p.kind === 'device' ? `device:${p.id}:${p.keyStamp ?? ''}`
-      : `user:${p.id}:${p.exp ?? ''}`;
+    const who = principalIdentity(p);
     keysOf.set(p, (k = { subscribe: `messages:subscribe ${who}`, publish: `messages:publish ${who}` }));
   }
   return action === 'messages:subscribe' ? k.subscribe : k.publish;

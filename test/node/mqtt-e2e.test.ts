@@ -176,8 +176,18 @@ describe('MQTT through the real platform', () => {
     const rotated = await fetch(`${platform.url}/orgs/${w.org}/devices/${device.id}/key`, { method: 'POST', headers: { authorization: `Bearer ${w.token}` } });
     expect(rotated.status).toBe(201);
     const rotatedAt = Date.now();
+    const newKey = (await rotated.json() as { key: string }).key;
+    // The new key's session, on at once: the old key's refusal must not reach it (nor its publishes).
+    const fresh = await client(5, { ...creds, password: newKey, clientId: 'rotated-new', clean: false, properties: { sessionExpiryInterval: 600 } });
+    let freshGone = false;
+    fresh.on('disconnect', () => (freshGone = true));
+    await fresh.subscribeAsync(topic('rot'), { qos: 1 });
+    const freshGot = collect(fresh);
     // Deliveries keep flowing; the first one after the bridge's and the platform's caches (5 s each) finds the key rotated.
-    const ticker = setInterval(() => void httpPublish('rot', 'tick'), 250);
+    const ticker = setInterval(() => {
+      void httpPublish('rot', 'tick');
+      void fresh.publishAsync(topic('rot-own'), 'still mine', { qos: 1 }).catch(() => (freshGone = true));
+    }, 250);
     try {
       const d = await disconnect;
       expect(d.reasonCode).toBe(0x87);
@@ -188,8 +198,12 @@ describe('MQTT through the real platform', () => {
       clearInterval(ticker);
       sub.kill();
     }
-    // The new key connects as before; the old one no longer does.
-    await client(5, { ...creds, password: (await rotated.json() as { key: string }).key, clientId: 'rotated-new' });
+    // The new key's connection lived through it all, publishing and receiving; the old key no longer connects.
+    const before = freshGot.length;
+    expect((await httpPublish('rot', 'after')).status).toBe(202);
+    await until(() => freshGot.length > before);
+    expect(freshGone).toBe(false);
+    expect(fresh.connected).toBe(true);
     expect(await refusedCode(5, { ...creds, clientId: 'rotated-old' })).toBe(0x86);
   }, 30_000);
 

@@ -241,26 +241,20 @@ describe('SDK: messages', () => {
     expect((await failure(ef.query(ch.id, { from: new Date(2), to: new Date(1) }))).status).toBe(400);
   });
 
-  it('a subscription outlives its access token: closed with 4401 when it expires, refreshed and resumed, nothing lost or twice', async () => {
+  /** Publishes ticks as a device until `viewer` renewed its token (or the bound passed); what `viewer`'s subscription got, and how it retried. */
+  async function outlive(viewer: Edgeflux, renewed: () => boolean) {
     const o = ef.org(org);
     const ch = await o.channels.create({ name: 'expiring' });
     const d = await o.devices.create({ name: 'ticker' });
     await o.connections.connect({ channel_ids: [ch.id], device_ids: [d.id] });
     const asDevice = client({ deviceKey: d.key });
-    const me = await ef.users.me();
-    const tokens = await client().login(email, password);
-    // A session token that expires in 2 s, with a good refresh token beside it.
-    const short = await signToken(env, { typ: 'user', sub: me.id }, 2);
-    const refreshed: Tokens[] = [];
-    const viewer = client({ token: short, refreshToken: tokens.refresh_token, onTokens: (t) => refreshed.push(t) });
     const got: number[] = [];
     const closes: string[] = [];
     const sub = viewer.subscribe(ch.id, { onMessage: (m) => got.push(m.seq), onRetry: (e) => closes.push(e.message), minDelayMs: 20, maxDelayMs: 100 });
     await sub.opened;
     const sent: number[] = [];
-    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
-    const end = Date.now() + 2000 + ttl + 3000;
-    while (Date.now() < end && refreshed.length === 0) {
+    const end = Date.now() + 2000 + Number(env.REVOCATION_CACHE_TTL) * 1000 + 3000;
+    while (Date.now() < end && !renewed()) {
       sent.push((await asDevice.publish(ch.id, 'tick')).seq);
       await new Promise((r) => setTimeout(r, 150));
     }
@@ -268,8 +262,38 @@ describe('SDK: messages', () => {
     for (let i = 0; i < 100 && got.length < sent.length; i++) await new Promise((r) => setTimeout(r, 20));
     sub.close();
     await sub.closed;
+    return { got, sent, closes };
+  }
+
+  it('a subscription outlives its access token: closed with 4401 when it expires, refreshed and resumed, nothing lost or twice', async () => {
+    const me = await ef.users.me();
+    const tokens = await client().login(email, password);
+    // A session token that expires in 2 s, with a good refresh token beside it.
+    const short = await signToken(env, { typ: 'user', sub: me.id }, 2);
+    const refreshed: Tokens[] = [];
+    const viewer = client({ token: short, refreshToken: tokens.refresh_token, onTokens: (t) => refreshed.push(t) });
+    const { got, sent, closes } = await outlive(viewer, () => refreshed.length > 0);
     expect(closes.some((m) => m.includes('4401') && m.includes('the access token expired'))).toBe(true);
     expect(refreshed).toHaveLength(1);
+    expect(got).toEqual(sent);
+  }, 20_000);
+
+  it('an app renews its expired token with its client credentials: for requests (401) and subscriptions (4401)', async () => {
+    const o = ef.org(org);
+    const scp = ['messages:subscribe', 'devices:read'];
+    const app = await o.apps.create({ name: 'watcher', scopes: scp });
+    const asApp = client();
+    await asApp.appLogin(app.client_id, app.client_secret);
+    const credential = () => (asApp as unknown as { http: { credential: { token?: string } } }).http.credential;
+    // A token that has expired already: the request is refused once, renewed, and sent again.
+    credential().token = await signToken(env, { typ: 'app', sub: app.id, org, scp }, -1);
+    expect((await asApp.org(org).devices.list()).total).toBeGreaterThan(0);
+    // One that expires in 2 s under a live subscription.
+    const short = await signToken(env, { typ: 'app', sub: app.id, org, scp }, 2);
+    credential().token = short;
+    const { got, sent, closes } = await outlive(asApp, () => asApp.token !== short);
+    expect(closes.some((m) => m.includes('4401') && m.includes('the access token expired'))).toBe(true);
+    expect(asApp.token).not.toBe(short);
     expect(got).toEqual(sent);
   }, 20_000);
 
