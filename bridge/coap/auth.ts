@@ -51,12 +51,12 @@ export class Auth {
     return principal;
   }
 
-  /** Throws PlatformError 403/404 unless the principal may do `action` on `channel`. */
+  /** Throws PlatformError 403/404 unless the principal may do `action` on `channel`; 401 when its credential is no longer good (a rotated key still cached here). */
   async authorize(principal: Principal, channel: string, action: MessageAction): Promise<void> {
     const [d] = await this.platform.authorize(principal, [{ channel, action }]);
     if (!d) throw new PlatformError(503, 'no authorization decision');
     if (d.allowed) return;
-    const status = d.status === 404 ? 404 : 403;
+    const status = d.status === 404 || d.status === 401 ? d.status : 403;
     throw new PlatformError(status, d.reason ?? (status === 404 ? `no channel ${channel}` : `not allowed to ${action === 'messages:publish' ? 'publish to' : 'subscribe to'} channel ${channel}`));
   }
 

@@ -443,8 +443,21 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
    * device key rotated, its device deleted): the connection ends, as a refused CONNECT would, and
    * its will is not published — it was left under a credential the owner has withdrawn.
    */
-  private credentialRefused(reason: string | undefined): void {
+  credentialRefused(reason: string | undefined): void {
     this.disconnect(RC.NotAuthorized, `credential no longer valid: ${reason ?? 'refused'}`, false);
+  }
+
+  /**
+   * On a PINGREQ: a subscriber on a quiet channel gets no delivery to re-check on, so one of its
+   * channels is asked about when due (recheckSubscribe's bound) — enough to find a credential that
+   * is no longer good (a rotated key, a revoked API key, an expired app token) within a keep alive,
+   * and a channel withdrawn since. A connection that only publishes is checked on its next PUBLISH.
+   */
+  recheckIdle(): void {
+    if (!this._subs || this.phase !== 'open') return;
+    for (const sub of this._subs.values()) {
+      for (const channel of sub.channels) return this.recheckSubscribe(channel);
+    }
   }
 
   /** A subscription was just granted on `channel` (its next check is `authorizationTtlMs` away). */

@@ -79,6 +79,8 @@ async function channelsOf(conn: Connection, f: TopicFilter): Promise<string[] | 
     return all.length > conn.limits.maxChannelsPerFilter ? RC.QuotaExceeded : all;
   }
   const [d] = await conn.ctx.platform.authorize(conn.principal!, [{ channel: f.channel, action: 'messages:subscribe' }]);
+  // A credential no longer good ends the connection (DISCONNECT 0x87), as on PUBLISH.
+  if (d?.status === 401) conn.credentialRefused(d.reason);
   return d?.allowed ? [f.channel] : RC.NotAuthorized;
 }
 

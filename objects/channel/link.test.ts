@@ -2,6 +2,7 @@ import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, type ActorOp, type LinkMessage, type LinkPublish } from '../../shared/link';
 import type { ChannelActor } from './index';
+import { parseLinkOptions } from './sockets';
 import { actor, framesOf, msg, newChannel, openLink, rawFramesOf, subscribe, text } from './test-helpers';
 
 const publishOp = (id: number, over: Partial<LinkPublish> = {}): LinkPublish => ({
@@ -172,6 +173,15 @@ describe('channel actor: bridge link', () => {
     later.send([{ op: 'subscribe', sub: 1, filter: 'r' }, { op: 'subscribe', sub: 2, filter: '#', since: 0 }]);
     const replayed = await later.take(6);
     expect(qosOf(replayed)).toEqual([['r', 0, true], ['r', 0, false], ['x', 1, false], ['y', 2, false]]);
+  });
+
+  it('picks the link subprotocol itself from what the bridge offered (the worker\'s pick is for actors before v3)', () => {
+    const header = (o: unknown) => parseLinkOptions(JSON.stringify(o));
+    expect(header({ offered: [LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL], subprotocol: LINK_SUBPROTOCOL_V2 })).toEqual({ subprotocol: LINK_SUBPROTOCOL });
+    expect(header({ offered: [LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1], subprotocol: LINK_SUBPROTOCOL_V2 })).toEqual({ subprotocol: LINK_SUBPROTOCOL_V2 });
+    expect(header({ offered: ['edgeflux.link.v9'] })).toEqual({});
+    // An older worker sends only its own pick.
+    expect(header({ subprotocol: LINK_SUBPROTOCOL_V1 })).toEqual({ subprotocol: LINK_SUBPROTOCOL_V1 });
   });
 
   it('reports malformed frames and wrong-direction ops as error ops without closing', async () => {

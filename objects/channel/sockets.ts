@@ -1,6 +1,7 @@
 import type { Principal } from '../../shared/principal';
 import type { FrameEncoding } from '../../shared/frames';
 import { compileFilter, isWildcardFilter, subscriptionFilter, subtopicProblem } from '../../shared/topics';
+import { chooseLinkSubprotocol } from '../../shared/link';
 import type { ChannelStore } from './store';
 
 /**
@@ -108,8 +109,18 @@ function parsePrincipal(v: unknown): Principal {
   return p as unknown as Principal;
 }
 
+/**
+ * `offered`: the subprotocols the bridge offered; this actor picks the newest it speaks (so a newer
+ * worker in front of an older actor, as in a gradual deploy, never makes the bridge write what the
+ * actor cannot read). `subprotocol`: the worker's own pick among what actors before link v3 speak,
+ * which those actors use.
+ */
 export function parseLinkOptions(raw: string): { subprotocol?: string } {
   const o = parseJsonHeader(raw, HEADER_LINK);
+  if (Array.isArray(o.offered) && o.offered.every((x) => typeof x === 'string')) {
+    const chosen = chooseLinkSubprotocol(o.offered as string[]);
+    return chosen ? { subprotocol: chosen } : {};
+  }
   return typeof o.subprotocol === 'string' && o.subprotocol !== '' ? { subprotocol: o.subprotocol } : {};
 }
 

@@ -68,7 +68,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/devices/{id}/key', tags, security, summary: 'Rotate the device key: the old one is refused, and live connections that presented it end (within REVOCATION_CACHE_TTL; MQTT ~10 s)', request: { params: DeviceParam }, responses: { 201: jsonResponse(KeyRotated, 'New key, shown once'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/devices/{id}/key', tags, security, summary: 'Rotate the device key: the old one is refused, and live connections that presented it end at their next message or keep-alive', request: { params: DeviceParam }, responses: { 201: jsonResponse(KeyRotated, 'New key, shown once'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'devices:update', `devices/${id}`);

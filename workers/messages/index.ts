@@ -1,5 +1,5 @@
 import type { Context, Next } from 'hono';
-import { chooseLinkSubprotocol } from '../../shared/link';
+import { chooseLinkSubprotocol, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2 } from '../../shared/link';
 import { TopicError, channelIdProblem, parseHttpPath, type Address, type TopicMode } from '../../shared/topics';
 import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions } from '../../objects/channel/sockets';
 import type { AppEnv } from '../app-env';
@@ -137,9 +137,12 @@ async function link(c: C): Promise<Response> {
   if (problem) throw new ApiError(400, 'invalid_channel', problem);
   const row = await c.env.DB.prepare('SELECT 1 AS ok FROM channels WHERE id = ?').bind(channel).first();
   if (!row) throw notFound('channel');
-  const subprotocol = chooseLinkSubprotocol(offeredProtocols(c.req.raw));
+  // The actor picks from what the bridge offered and answers with it; `subprotocol` is for actors
+  // from before link v3, which read only that (v2 at most: they cannot read v3 frames).
+  const offered = offeredProtocols(c.req.raw);
+  const legacy = chooseLinkSubprotocol(offered.filter((p) => p === LINK_SUBPROTOCOL_V2 || p === LINK_SUBPROTOCOL_V1));
   const res = await actorFor(c.env, channel).fetch('https://channel.internal/', {
-    headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_LINK]: JSON.stringify(subprotocol ? { subprotocol } : {}) },
+    headers: { upgrade: 'websocket', [HEADER_CHANNEL]: channel, [HEADER_LINK]: JSON.stringify({ offered, ...(legacy ? { subprotocol: legacy } : {}) }) },
   });
   if (res.status !== 101) throw await actorRefusal(res);
   return res;

@@ -111,6 +111,10 @@ describe('GET with Observe (RFC 7641)', () => {
     expect(platform.activeSubscriptions).toBe(0);
     await platform.inject('c1', 'room', 'd');
     expect(await notifications(client)).toEqual([]);
+    // Registering again on the same key (its principal still cached here) is refused the same way.
+    client.request({ ...OBS, token: Uint8Array.of(9) });
+    await settle();
+    expect(summary(client.only())).toBe(`ACK ${code}`);
   });
 
   it('a CON notification never acknowledged is retransmitted MAX_RETRANSMIT times, then the observer is removed (§4.5)', async () => {

@@ -82,8 +82,8 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(resumed.filter((topic) => topic.startsWith('channels/ch-1/'))).toEqual([]);
   });
 
-  it('ends the connection, without its will, once its credential is refused (a device key rotated): on a delivery or a publish after authorizationTtlMs', async () => {
-    for (const via of ['delivery', 'publish'] as const) {
+  it('ends the connection, without its will, once its credential is refused (a device key rotated): on a delivery, a publish or a PINGREQ after authorizationTtlMs', async () => {
+    for (const via of ['delivery', 'publish', 'pingreq'] as const) {
       const t = setup({ authorizationTtlMs: 5000 });
       const watcher = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'watcher' });
       await watcher.subscribe(`${T}/will`);
@@ -94,7 +94,8 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
       t.platform.rotateKey('key-2');
       await t.clock.advance(5000);
       if (via === 'delivery') await t.platform.inject('ch-1', 'x', 'asked');
-      else c.send({ cmd: 'publish', topic: `${T}/y`, payload: Buffer.from('p'), qos: 0, dup: false, retain: false });
+      else if (via === 'publish') c.send({ cmd: 'publish', topic: `${T}/y`, payload: Buffer.from('p'), qos: 0, dup: false, retain: false });
+      else c.send({ cmd: 'pingreq' }); // a quiet channel: the keep alive asks
       await settle();
       if (v === 5) {
         const d = await c.next('disconnect');
