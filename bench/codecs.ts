@@ -64,5 +64,11 @@ export function codecScenarios(opts: { ms: number; runs: number }): Row[] {
   add('link frame decode+validate (100 publishes), v1', 'messages', () => decodeLinkFrame(frame), 100, { name: 'cbor-x decode only (same frame)', fn: () => cborDecodeRaw(frame) });
   add('link frame encode (100 publishes), v2 string references', 'messages', () => encodeLinkFrame(batch, true), 100, { name: 'v1 encode (same ops)', fn: () => encodeLinkFrame(batch) });
   add('link frame decode+validate (100 publishes), v2 string references', 'messages', () => decodeLinkFrame(v2), 100, { name: 'v1 decode+validate (same ops)', fn: () => decodeLinkFrame(frame) });
+  // v3: the same QoS 0 publishes with their QoS, as the bridge now sends them.
+  const withQos: LinkOp[] = batch.map((op) => ({ ...op, qos: 0 }) as LinkOp);
+  const v3dialect = { refs: true, qos: true };
+  const v3 = encodeLinkFrame(withQos, v3dialect);
+  add('link frame encode (100 QoS 0 publishes), v3 with publish QoS', 'messages', () => encodeLinkFrame(withQos, v3dialect), 100, { name: 'v2 encode (same ops, no QoS)', fn: () => encodeLinkFrame(batch, true) });
+  add('link frame decode+validate (100 QoS 0 publishes), v3 with publish QoS', 'messages', () => decodeLinkFrame(v3), 100, { name: 'v2 decode+validate (no QoS)', fn: () => decodeLinkFrame(v2) });
   return rows;
 }
