@@ -1,8 +1,8 @@
 /** Who is calling. Resolved once per request by `authenticate()`. */
 export type Principal =
-  /** `exp` (user sessions and app tokens): the access token's expiry, seconds since the epoch; a live session ends with it. */
+  /** `exp` (user sessions, app tokens, API keys that expire): the token's expiry, seconds since the epoch; a live session ends with it. */
   | { kind: 'user'; id: string; exp?: number }
-  | { kind: 'key'; id: string; orgId: string; owner: { kind: 'user' | 'app'; id: string }; scopes: string[] }
+  | { kind: 'key'; id: string; orgId: string; owner: { kind: 'user' | 'app'; id: string }; scopes: string[]; exp?: number }
   | { kind: 'app'; id: string; orgId: string; scopes: string[]; exp?: number }
   /**
    * `keyStamp`: the start of the SHA-256 of the device key it presented (16 hex digits), so a
@@ -27,7 +27,7 @@ export function principalIdentity(p: Principal): string {
   if (who === undefined) {
     switch (p.kind) {
       case 'key':
-        who = `key:${p.id}:${[...p.scopes].sort().join(' ')}`;
+        who = `key:${p.id}:${p.exp ?? ''}:${[...p.scopes].sort().join(' ')}`;
         break;
       case 'app':
         who = `app:${p.id}:${p.exp ?? ''}:${[...p.scopes].sort().join(' ')}`;

@@ -5,6 +5,7 @@ import { onError, router } from './lib/router';
 import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
 import { accessChanged } from './iam/access';
+import { bumpAccessEpoch } from './iam/epochs';
 import { usersRouter } from './users';
 import { orgsRouter } from './orgs';
 import { appsRouter } from './apps';
@@ -40,6 +41,20 @@ function methodsFor(routes: readonly { method: string; path: string }[], path: s
   return [...methods].sort();
 }
 
+/**
+ * The org whose access data a write under /orgs/{org} may change. Creating an org changes no one
+ * else's, and a user's own account (/users/me: the password) no message access.
+ */
+function orgOfPath(path: string): string | null {
+  const m = /^\/orgs\/([^/]+)/.exec(path);
+  if (!m?.[1]) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return m[1];
+  }
+}
+
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
   const app = router();
@@ -53,12 +68,17 @@ export function buildApp() {
 
   // Everything under /orgs and /users/me needs a credential; message routes and /oauth authenticate themselves.
   for (const p of ['/orgs', '/orgs/*', '/users/me', '/users/me/*']) app.use(p, authenticate());
-  // Any write there may change who may do what: cached message decisions go (iam/access.ts).
+  // Any write there may change who may do what: this isolate's cached message decisions go
+  // (iam/access.ts), and the org's access epoch moves, which tells bridges to ask again (iam/epochs.ts).
   for (const p of ['/orgs/*', '/users/me', '/users/me/*'])
     app.use(p, async (c, next) => {
-      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') accessChanged();
+      if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+      accessChanged();
       await next();
-      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') accessChanged();
+      accessChanged();
+      // A refused write (4xx) changed nothing; it must not make every bridge ask again either.
+      const org = orgOfPath(c.req.path);
+      if (org !== null && (c.res.status < 400 || c.res.status >= 500)) await bumpAccessEpoch(c.env.DB, org);
     });
 
   app.route('/', healthRouter);

@@ -53,6 +53,8 @@ interface Observer {
   dropped: number;
   /** When the permission to subscribe was last decided (register, or the last re-check asked). */
   checkedAt: number;
+  /** The platform's accessVersion at that check: when it moves, the observer is checked again. */
+  checkedVersion: number;
 }
 
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -98,7 +100,7 @@ export class Observers {
       szx: Math.min(block2?.szx ?? 6, szxFor(limits.maxBlockBytes)),
       // Carried over on re-registration so the client's freshness check (§3.4) keeps passing.
       seq: previous?.seq ?? 1,
-      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0, checkedAt: this.ctx.clock.now(),
+      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0, checkedAt: this.ctx.clock.now(), checkedVersion: this.ctx.platform.accessVersion?.(principal) ?? 0,
     };
     this.byKey.set(key, o);
     this.perPrincipal.set(principal.id, (this.perPrincipal.get(principal.id) ?? 0) + 1);
@@ -146,12 +148,14 @@ export class Observers {
     if (o.active) this.flush(o);
   }
 
-  /** Asks the platform again once the observer's permission is `authorizationTtlMs` old; a refusal ends the observation. */
+  /** Asks the platform again once the observer's permission is `authorizationTtlMs` old, or its accessVersion moved; a refusal ends the observation. */
   private recheck(o: Observer): void {
     const { clock, limits, platform, log } = this.ctx;
     const now = clock.now();
-    if (now - o.checkedAt < limits.authorizationTtlMs) return;
+    const version = platform.accessVersion?.(o.principal) ?? 0;
+    if (now - o.checkedAt < limits.authorizationTtlMs && version === o.checkedVersion) return;
     o.checkedAt = now;
+    o.checkedVersion = version;
     platform.authorize(o.principal, [{ channel: o.target.channel, action: 'messages:subscribe' }]).then(
       ([d]) => {
         if (!d || d.allowed || o.closed) return;

@@ -68,6 +68,8 @@ interface Decided {
   action: MessageAction;
   allowed: boolean;
   at: number;
+  /** The platform's accessVersion when it was asked for: when that moves, it is asked again. */
+  version: number;
 }
 
 /**
@@ -94,7 +96,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   private _outbox: Outbox | null = null;
   private _subs: Map<string, ActiveSub> | null = null;
   /** Channel → when the permission to subscribe there was last confirmed (recheckSubscribe). */
-  private subscribeChecked: Map<string, { at: number }> | null = null;
+  private subscribeChecked: Map<string, { at: number; version: number }> | null = null;
   private _qos2In: Set<number> | null = null;
   private _aliases: Map<number, string> | null = null;
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
@@ -414,7 +416,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
 
   /**
    * Asked on every delivery from `channel`: once the permission to subscribe there is older than
-   * `authorizationTtlMs`, asks the platform again (without holding the delivery up), and when it is
+   * `authorizationTtlMs`, or the platform's accessVersion moved since, asks the platform again (without holding the delivery up), and when it is
    * withdrawn — the device's connection to the channel removed, its key revoked, a policy changed —
    * drops the channel from this connection's subscriptions, as a resumed session would. So a
    * revoked subscriber stops receiving within about that bound, and a quiet subscription costs
@@ -424,9 +426,10 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     const checked = (this.subscribeChecked ??= new Map());
     const last = checked.get(channel);
     const now = this.now();
-    if (last !== undefined && now - last.at < this.limits.authorizationTtlMs) return;
+    const version = this.accessVersion();
+    if (last !== undefined && now - last.at < this.limits.authorizationTtlMs && last.version === version) return;
     if (checked.size >= 1000) checked.clear(); // channels ever subscribed on a long-lived connection
-    const mark = { at: now };
+    const mark = { at: now, version };
     checked.set(channel, mark);
     this.ctx.platform.authorize(this.principal!, [{ channel, action: 'messages:subscribe' }]).then(
       ([d]) => {
@@ -462,7 +465,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
 
   /** A subscription was just granted on `channel` (its next check is `authorizationTtlMs` away). */
   subscribeGranted(channel: string): void {
-    (this.subscribeChecked ??= new Map()).set(channel, { at: this.now() });
+    (this.subscribeChecked ??= new Map()).set(channel, { at: this.now(), version: this.accessVersion() });
+  }
+
+  /** Moves when the platform may know of a change to this connection's access (Platform.accessVersion). */
+  private accessVersion(): number {
+    return this.ctx.platform.accessVersion?.(this.principal!) ?? 0;
   }
 
   private dropChannel(channel: string): void {
@@ -481,21 +489,22 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   allowedNow(channel: string, action: MessageAction): boolean | undefined {
     const last = this.lastDecision;
     const hit = last && last.channel === channel && last.action === action ? last : this.authz?.get(`${action}\u0000${channel}`);
-    if (!hit || this.now() - hit.at >= this.limits.authorizationTtlMs) return undefined;
+    if (!hit || this.now() - hit.at >= this.limits.authorizationTtlMs || hit.version !== this.accessVersion()) return undefined;
     this.lastDecision = hit;
     return hit.allowed;
   }
 
-  /** Publish decisions, reused for `authorizationTtlMs` (the platform caches too). Throws PlatformError. */
+  /** Publish decisions, reused for `authorizationTtlMs` while the platform's accessVersion stays put (the platform caches too). Throws PlatformError. */
   async allowed(channel: string, action: MessageAction): Promise<boolean> {
     const key = `${action}\u0000${channel}`;
     const cached = this.allowedNow(channel, action);
     if (cached !== undefined) return cached;
+    const version = this.accessVersion(); // before asking: a change while the answer is on its way makes it stale
     const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
     if (d?.status === 401) this.credentialRefused(d.reason);
     this.authz ??= new Map();
     if (this.authz.size > 1000) this.authz.clear();
-    const decided: Decided = { channel, action, allowed: d?.allowed === true, at: this.now() };
+    const decided: Decided = { channel, action, allowed: d?.allowed === true, at: this.now(), version };
     this.authz.set(key, decided);
     this.lastDecision = decided;
     return d?.allowed === true;

@@ -10,8 +10,12 @@ export interface PlatformOptions {
   bridgeSecret: string;
   /** This bridge's name in presence records (a device is online while any bridge has it). */
   bridgeId?: string;
-  /** Trust authentication/authorization answers this long (ms). */
+  /** Trust authentication/authorization answers this long (ms) when changes are not followed. */
   cacheTtlMs?: number;
+  /** Ask which orgs' access changed this often (ms, default 1000). */
+  changesPollMs?: number;
+  /** Trust decisions this long (ms, default 60000) while changes are followed. */
+  trustedTtlMs?: number;
   /** Close a channel link unused for this long (ms). */
   linkIdleMs?: number;
   log?: (msg: string) => void;
@@ -27,10 +31,19 @@ export interface RealPlatform extends Platform {
 
 /**
  * The Platform the protocol front-ends use, for real: authentication and policy decisions from the
- * workers' /internal API (cached briefly), messages through one link per channel actor.
+ * workers' /internal API (cached while their org's access does not change), messages through one
+ * link per channel actor.
  */
 export function createPlatform(opts: PlatformOptions): RealPlatform {
-  const api = new InternalApi({ workerUrl: opts.workerUrl, bridgeSecret: opts.bridgeSecret, ...(opts.bridgeId ? { bridgeId: opts.bridgeId } : {}), ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}) });
+  const api = new InternalApi({
+    workerUrl: opts.workerUrl,
+    bridgeSecret: opts.bridgeSecret,
+    ...(opts.bridgeId ? { bridgeId: opts.bridgeId } : {}),
+    ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}),
+    ...(opts.changesPollMs !== undefined ? { changesPollMs: opts.changesPollMs } : {}),
+    ...(opts.trustedTtlMs !== undefined ? { trustedTtlMs: opts.trustedTtlMs } : {}),
+  });
+  api.start();
   const links = new Map<string, ChannelLink>();
 
   const linkFor = (channel: string): ChannelLink => {
@@ -46,6 +59,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     authenticate: (username: string | undefined, password: string): Promise<Principal> => api.authenticate(username, password),
     authorize: (principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> => api.authorize(principal, checks),
     channelsFor: (principal: Principal, action: MessageAction) => api.channelsFor(principal, action),
+    accessVersion: (principal: Principal) => api.accessVersion(principal),
     publish: (req: PublishRequest): Promise<PublishOutcome> => linkFor(req.channel).publish(req),
     async subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription> {
       try {
@@ -61,6 +75,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     resetPresence: () => api.resetPresence(),
     linkFor,
     async close() {
+      api.close();
       for (const l of links.values()) l.close();
       links.clear();
     },

@@ -110,3 +110,167 @@ describe('InternalApi', () => {
     expect(api.queued).toBe(0);
   });
 });
+
+/**
+ * A stand-in /internal API whose access data can be "written": /internal/access/changes answers
+ * from a list of (epoch, org) writes, /internal/authorize with the current answer per channel.
+ * `hold` keeps authorize answers back until released (an answer on its way across a change).
+ */
+async function serveAccess() {
+  const state = {
+    epoch: 5,
+    writes: [] as { epoch: number; org: string }[],
+    allowed: true,
+    authorizes: 0,
+    polls: 0,
+    failPolls: false,
+    hold: null as null | Promise<void>,
+  };
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', async () => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/internal/access/changes') {
+        state.polls++;
+        if (state.failPolls) return void res.writeHead(404).end('{"detail":"no such route"}');
+        const { since } = JSON.parse(body) as { since: number | null };
+        const orgs = since === null ? [] : state.writes.filter((w) => w.epoch > since).map((w) => w.org);
+        return void res.end(JSON.stringify({ epoch: state.epoch, orgs, all: since === null || state.epoch < since }));
+      }
+      state.authorizes++;
+      const allowed = state.allowed;
+      if (state.hold) await state.hold;
+      const { checks } = JSON.parse(body) as { checks: { channel: string; action: string }[] };
+      res.end(JSON.stringify({ results: checks.map((c) => ({ ...c, allowed, status: allowed ? 200 : 403 })) }));
+    });
+  });
+  await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
+  const write = (org: string) => state.writes.push({ epoch: ++state.epoch, org });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, state, write };
+}
+
+describe('InternalApi following access changes', () => {
+  const check = [{ channel: 'c1', action: 'messages:publish' as const }];
+  const setup = async (opts: { cacheTtlMs?: number; trustedTtlMs?: number } = {}) => {
+    const s = await serveAccess();
+    const clock = { t: 1_000_000 };
+    const api = new InternalApi({ workerUrl: s.url, bridgeSecret: 's', cacheTtlMs: 5000, trustedTtlMs: 60_000, changesPollMs: 1000, now: () => clock.t, ...opts });
+    return { ...s, clock, api };
+  };
+
+  it('keeps a decision past cacheTtlMs while the changes are followed and none touch its org, up to trustedTtlMs', async () => {
+    const { api, state, clock, write } = await setup();
+    await api.pollChanges();
+    await api.authorize(principal, check);
+    for (let i = 0; i < 50; i++) {
+      clock.t += 1000;
+      if (i === 10) write('another-org');
+      await api.pollChanges();
+      await api.authorize(principal, check);
+    }
+    expect(state.authorizes).toBe(1); // 50 s: the bridge asked once
+    clock.t += 10_000;
+    await api.pollChanges();
+    await api.authorize(principal, check);
+    expect(state.authorizes).toBe(2); // 60 s: asked again however quiet it was
+  });
+
+  it('forgets at once what it cached for an org whose access changed, and says so through accessVersion', async () => {
+    const { api, state, clock, write } = await setup();
+    await api.pollChanges();
+    expect((await api.authorize(principal, check))[0]!.allowed).toBe(true);
+    const before = api.accessVersion(principal);
+    const other: Principal = { kind: 'device', id: 'd9', orgId: 'o9' };
+    await api.authorize(other, check);
+    const otherBefore = api.accessVersion(other);
+    state.allowed = false;
+    write('o1');
+    clock.t += 100;
+    expect((await api.authorize(principal, check))[0]!.allowed).toBe(true); // not polled yet: still the cached answer
+    await api.pollChanges();
+    expect(api.accessVersion(principal)).not.toBe(before);
+    expect(api.accessVersion(other)).toBe(otherBefore);
+    expect((await api.authorize(principal, check))[0]!.allowed).toBe(false);
+    expect(state.authorizes).toBe(3);
+    await api.authorize(other, check); // o9 did not change: still cached
+    expect(state.authorizes).toBe(3);
+    state.epoch = 1; // the sequence went backwards (the database was recreated): everything goes
+    await api.pollChanges();
+    await api.authorize(other, check);
+    expect(state.authorizes).toBe(4);
+  });
+
+  it('does not trust an answer that was on its way while its org changed', async () => {
+    const { api, state, clock, write } = await setup();
+    await api.pollChanges();
+    let release!: () => void;
+    state.hold = new Promise<void>((r) => (release = r));
+    const asked = api.authorize(principal, check); // the worker answers "allowed", slowly
+    await new Promise((r) => setTimeout(r, 20));
+    write('o1');
+    await api.pollChanges();
+    release();
+    expect((await asked)[0]!.allowed).toBe(true);
+    state.hold = null;
+    state.allowed = false;
+    clock.t += 10;
+    expect((await api.authorize(principal, check))[0]!.allowed).toBe(false);
+    expect(state.authorizes).toBe(2);
+  });
+
+  it('falls back to cacheTtlMs when the changes cannot be followed (an older worker, the platform away), and forgets everything when they can again', async () => {
+    const { api, state, clock, write } = await setup();
+    state.failPolls = true;
+    await api.pollChanges();
+    await api.authorize(principal, check);
+    clock.t += 4000;
+    await api.authorize(principal, check);
+    expect(state.authorizes).toBe(1);
+    clock.t += 1000;
+    await api.authorize(principal, check);
+    expect(state.authorizes).toBe(2); // 5 s: asked again, as without news of changes
+    state.failPolls = false;
+    await api.pollChanges();
+    const v = api.accessVersion(principal);
+    expect(v).toBeGreaterThan(0); // the first answer forgets everything: what changed meanwhile is unknown
+    await api.authorize(principal, check);
+    expect(state.authorizes).toBe(3);
+    // Then answers stop coming: cached decisions last cacheTtlMs from when they were asked for, no more.
+    clock.t += 3000;
+    state.failPolls = true;
+    await api.pollChanges();
+    write('o1'); // unseen
+    clock.t += 2000;
+    await api.authorize(principal, check);
+    expect(state.authorizes).toBe(4);
+    expect(state.polls).toBe(3);
+  });
+
+  it('never trusts a decision past the expiry of the credential it was made for', async () => {
+    const { api, state, clock } = await setup();
+    await api.pollChanges();
+    const key: Principal = { kind: 'key', id: 'k1', orgId: 'o1', owner: { kind: 'user', id: 'u1' }, scopes: [], exp: Math.floor(clock.t / 1000) + 20 };
+    await api.authorize(key, check);
+    clock.t += 19_000;
+    await api.pollChanges();
+    await api.authorize(key, check);
+    expect(state.authorizes).toBe(1);
+    clock.t += 1000;
+    await api.pollChanges();
+    await api.authorize(key, check);
+    expect(state.authorizes).toBe(2);
+  });
+
+  it('polls on its own once started, and stops when closed', async () => {
+    const s = await serveAccess();
+    const api = new InternalApi({ workerUrl: s.url, bridgeSecret: 's', changesPollMs: 50 });
+    api.start();
+    await new Promise((r) => setTimeout(r, 300));
+    api.close();
+    const polled = s.state.polls;
+    expect(polled).toBeGreaterThanOrEqual(3);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(s.state.polls).toBe(polled);
+  });
+});

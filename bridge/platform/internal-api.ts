@@ -3,14 +3,25 @@ import { PlatformError, workerUrlNow, type Decision, type MessageAction, type Wo
 
 /**
  * The bridge's client for the workers' /internal API (BRIDGE_SECRET-authenticated).
- * Answers are cached briefly so a reconnect storm or a chatty device does not turn into a
- * D1 query per packet; the TTL bounds how long a revoked key or removed connection keeps working.
+ *
+ * Answers are cached so a reconnect storm or a chatty device does not turn into a D1 query per
+ * packet. What bounds how long a revoked key or a removed connection keeps working:
+ *  - every `changesPollMs` the bridge asks which orgs had their access data written since it last
+ *    asked (POST /internal/access/changes, one small query however many devices are connected),
+ *    and forgets what it cached for those orgs at once; `accessVersion` tells connections to ask again;
+ *  - while those answers keep coming, a decision is trusted up to `trustedTtlMs`; when they stop
+ *    (a worker without the route, the platform unreachable), only up to `cacheTtlMs`, as before;
+ *  - never past the credential's own `exp`.
  */
 export interface InternalApiOptions {
   workerUrl: WorkerUrl;
   bridgeSecret: string;
-  /** How long authentication and authorization answers are trusted, ms (default 5000). */
+  /** How long answers are trusted without news of changes, ms (default 5000). */
   cacheTtlMs?: number;
+  /** How often to ask which orgs' access changed, ms (default 1000). */
+  changesPollMs?: number;
+  /** How long a decision is trusted while the changes are followed, ms (default 60000): the bound for changes made behind the API's back. */
+  trustedTtlMs?: number;
   /** This bridge's name in presence records. */
   bridgeId?: string;
   fetch?: typeof fetch;
@@ -25,7 +36,14 @@ export interface InternalApiOptions {
 
 interface Cached<T> {
   value: T;
-  until: number;
+  /** When it was asked for. */
+  at: number;
+  /** `changes` when it was asked for: a change to its org after that makes it stale. */
+  seen: number;
+  /** Its org (the principal's), for per-org forgetting. */
+  org: string | undefined;
+  /** The credential's expiry, ms (Infinity: none). */
+  exp: number;
 }
 
 const CACHE_MAX = 50_000;
@@ -37,10 +55,26 @@ function reason(e: unknown): string {
   return cause && !e.message.includes(cause) ? `${e.message} (${cause})` : e.message;
 }
 
+const orgOf = (p: Principal): string | undefined => (p.kind === 'user' ? undefined : p.orgId);
+const expiryOf = (p: Principal): number => (p.kind !== 'device' && p.exp !== undefined ? p.exp * 1000 : Infinity);
+
 export class InternalApi {
   private readonly auth = new Map<string, Cached<Principal>>();
   private readonly decisions = new Map<string, Cached<Decision>>();
   private readonly ttl: number;
+  private readonly pollMs: number;
+  private readonly trustedTtl: number;
+  /** Forgettings so far; `everyoneAt` and `orgAt` say at which count each org was last forgotten. */
+  private changes = 0;
+  private everyoneAt = 0;
+  private readonly orgAt = new Map<string, number>();
+  /** The sequence number of the last answer about changes (undefined: not following them). */
+  private epoch: number | undefined;
+  /** Decisions may be trusted past `cacheTtlMs` until then (the last answer about changes, plus a margin). */
+  private followingUntil = 0;
+  private poller: ReturnType<typeof setTimeout> | undefined;
+  private polling: Promise<void> | undefined;
+  private closed = false;
   private readonly doFetch: typeof fetch;
   private readonly now: () => number;
   private readonly maxInFlight: number;
@@ -49,6 +83,8 @@ export class InternalApi {
 
   constructor(private readonly opts: InternalApiOptions) {
     this.ttl = opts.cacheTtlMs ?? 5000;
+    this.pollMs = Math.max(50, opts.changesPollMs ?? 1000);
+    this.trustedTtl = Math.max(this.ttl, opts.trustedTtlMs ?? 60_000);
     this.doFetch = opts.fetch ?? fetch;
     this.now = opts.now ?? Date.now;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 32);
@@ -105,17 +141,89 @@ export class InternalApi {
     return JSON.parse(text) as T;
   }
 
-  private remember<T>(map: Map<string, Cached<T>>, key: string, value: T): void {
+  /** Starts following access changes (every `changesPollMs`, the first at once). */
+  start(): void {
+    if (this.poller !== undefined || this.closed) return;
+    const loop = () => {
+      this.poller = setTimeout(() => void this.pollChanges().finally(() => !this.closed && loop()), this.pollMs);
+      this.poller.unref?.();
+    };
+    this.poller = setTimeout(() => void this.pollChanges().finally(() => !this.closed && loop()), 0);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.poller);
+  }
+
+  /**
+   * Asks which orgs' access changed since the last answer and forgets what was cached for them.
+   * When the question fails, changes are no longer followed: cached answers fall back to
+   * `cacheTtlMs`, and the next answer forgets everything (what changed meanwhile is unknown).
+   */
+  pollChanges(): Promise<void> {
+    return (this.polling ??= (async () => {
+      const asked = this.now();
+      try {
+        const r = await this.send<{ epoch: number; orgs: string[]; all: boolean }>('/internal/access/changes', { since: this.epoch ?? null });
+        if (r.all || this.epoch === undefined) this.forget(undefined);
+        else for (const org of r.orgs) this.forget(org);
+        this.epoch = r.epoch;
+        this.followingUntil = asked + Math.max(this.ttl, 3 * this.pollMs);
+      } catch {
+        this.epoch = undefined;
+        this.followingUntil = 0;
+      } finally {
+        this.polling = undefined;
+      }
+    })());
+  }
+
+  /** Forgets cached answers for one org's principals (undefined: everyone's). */
+  private forget(org: string | undefined): void {
+    this.changes++;
+    if (org === undefined) this.everyoneAt = this.changes;
+    else this.orgAt.set(org, this.changes);
+    if (this.orgAt.size > CACHE_MAX) {
+      this.orgAt.clear();
+      this.everyoneAt = this.changes;
+    }
+  }
+
+  private changedAt(org: string | undefined): number {
+    const o = org === undefined ? 0 : (this.orgAt.get(org) ?? 0);
+    return o > this.everyoneAt ? o : this.everyoneAt;
+  }
+
+  /**
+   * Moves whenever what was cached for this principal's org is forgotten (a change to its access
+   * data): a connection that keeps its own copy of a decision asks again when this is not what it
+   * was when it asked.
+   */
+  accessVersion(principal: Principal): number {
+    return this.changedAt(orgOf(principal));
+  }
+
+  private fresh<T>(c: Cached<T> | undefined, now: number): c is Cached<T> {
+    if (!c || now >= c.exp || this.changedAt(c.org) > c.seen) return false;
+    const age = now - c.at;
+    return age < this.ttl || (now < this.followingUntil && age < this.trustedTtl);
+  }
+
+  private remember<T>(map: Map<string, Cached<T>>, key: string, value: T, principal: Principal, at: number, seen: number): void {
     if (map.size >= CACHE_MAX) map.clear();
-    map.set(key, { value, until: this.now() + this.ttl });
+    map.set(key, { value, at, seen, org: orgOf(principal), exp: expiryOf(principal) });
   }
 
   async authenticate(username: string | undefined, password: string): Promise<Principal> {
     const key = `${username ?? ''}\u0000${password}`;
     const hit = this.auth.get(key);
-    if (hit && hit.until > this.now()) return hit.value;
+    const now = this.now();
+    // Only `cacheTtlMs`: a reconnect is rare, and a key may be refused for reasons no org change shows.
+    if (this.fresh(hit, now) && now - hit.at < this.ttl) return hit.value;
+    const seen = this.changes;
     const { principal } = await this.call<{ principal: Principal }>('/internal/authenticate', { username, password });
-    this.remember(this.auth, key, principal);
+    this.remember(this.auth, key, principal, principal, now, seen);
     return principal;
   }
 
@@ -124,14 +232,23 @@ export class InternalApi {
     // Per principalIdentity, not per id: a rotated key's refusal must not reach the new key's connections, nor the reverse.
     const who = principalIdentity(principal);
     const keyOf = (c: { channel: string; action: string }) => `${who}\u0000${c.channel}\u0000${c.action}`;
-    const missing = checks.filter((c) => !((this.decisions.get(keyOf(c))?.until ?? 0) > t));
-    if (missing.length) {
-      for (let i = 0; i < missing.length; i += 100) {
-        const { results } = await this.call<{ results: Decision[] }>('/internal/authorize', { principal, checks: missing.slice(i, i + 100) });
-        for (const d of results) this.remember(this.decisions, keyOf(d), d);
+    const known = new Map<string, Decision>();
+    const missing = checks.filter((c) => {
+      const hit = this.decisions.get(keyOf(c));
+      if (!this.fresh(hit, t)) return true;
+      known.set(keyOf(c), hit.value);
+      return false;
+    });
+    for (let i = 0; i < missing.length; i += 100) {
+      // Counted before asking: a change forgotten while the answer is on its way makes the answer stale too.
+      const seen = this.changes;
+      const { results } = await this.call<{ results: Decision[] }>('/internal/authorize', { principal, checks: missing.slice(i, i + 100) });
+      for (const d of results) {
+        known.set(keyOf(d), d);
+        this.remember(this.decisions, keyOf(d), d, principal, t, seen);
       }
     }
-    return checks.map((c) => this.decisions.get(keyOf(c))!.value);
+    return checks.map((c) => known.get(keyOf(c))!);
   }
 
   async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {

@@ -99,4 +99,10 @@ export interface Platform {
   /** Retained messages matching the filter are delivered first, then live messages in seq order. */
   subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription>;
   presence(deviceId: string, online: boolean): void;
+  /**
+   * A number that moves when what the platform knows about this principal's access may have
+   * changed (its org's access data was written). A front-end keeping its own copy of a decision
+   * asks again when it moves, without waiting out its own bound. Absent: only the bound applies.
+   */
+  accessVersion?(principal: Principal): number;
 }

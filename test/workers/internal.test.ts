@@ -79,6 +79,11 @@ describe('internal bridge API', () => {
     expect((await api('DELETE', `/orgs/${w.org.id}/keys/${key.body.id}`, { token: w.owner.token })).status).toBe(204);
     const after = await post('/internal/authorize', { principal: auth.body.principal, checks });
     expect(after.body.results).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the API key was revoked or has expired' })));
+    // A key that expires carries its expiry, so a bridge never trusts a decision past it.
+    expect(auth.body.principal.exp).toBeUndefined();
+    const expiring = await api('POST', `/orgs/${w.org.id}/keys`, { token: w.owner.token, body: { name: 'short', scopes: ['messages:*'], expires_in: 3600 } });
+    const principal = (await post('/internal/authenticate', { password: expiring.body.key })).body.principal;
+    expect(Math.abs(principal.exp * 1000 - expiring.body.expires_at)).toBeLessThan(1000);
   });
 
   it('refuses every decision for a device whose key was rotated or which was deleted since the bridge resolved it', async () => {
@@ -108,6 +113,47 @@ describe('internal bridge API', () => {
     // Not yet expired: decided as usual (the owner may publish on the org's channels).
     const live = await post('/internal/authorize', { principal: { kind: 'user', id: w.owner.id, exp: past + 3600 }, checks });
     expect(live.body.results[0]).toMatchObject({ allowed: true, status: 200 });
+  });
+
+  it('tells a bridge which orgs had their access data written since it last asked: writes under /orgs/{org} count, reads, refused writes and messages do not', async () => {
+    const w = await world();
+    const other = await world();
+    expectProblem(await api('POST', '/internal/access/changes', { body: { since: null } }), 401);
+    const first = await post('/internal/access/changes', { since: null });
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ orgs: [], all: true }); // the first answer: trust nothing cached yet
+    const changes = async (since: number) => (await post('/internal/access/changes', { since })).body as { epoch: number; orgs: string[]; all: boolean };
+    // Other test files may write to their own orgs meanwhile: only these two orgs are looked at.
+    const ours = (orgs: string[]) => orgs.filter((o) => o === w.org.id || o === other.org.id);
+    let since = first.body.epoch as number;
+    const quiet = async () => {
+      const r = await changes(since);
+      expect(r.all).toBe(false);
+      expect(ours(r.orgs)).toEqual([]);
+    };
+    // Reads, messages, a refused write and a new org move nothing.
+    expect((await api('GET', `/orgs/${w.org.id}/devices`, { token: w.owner.token })).status).toBe(200);
+    const published = await api('POST', `/channels/${w.pub}/messages`, { headers: { authorization: `Device ${w.key}`, 'content-type': 'text/plain' }, raw: '21.5' });
+    expect(published.status).toBe(202);
+    expectProblem(await api('DELETE', `/orgs/${w.org.id}/devices/${crypto.randomUUID()}`, { token: w.owner.token }), 404);
+    expectProblem(await api('DELETE', `/orgs/${other.org.id}/devices/${other.device}`, { token: w.owner.token }), 404);
+    await newOrg(w.owner.token, 'another');
+    await quiet();
+    // A key rotated in one org: that org, and only it.
+    expect((await api('POST', `/orgs/${w.org.id}/devices/${w.device}/key`, { token: w.owner.token })).status).toBe(201);
+    let r = await changes(since);
+    expect(ours(r.orgs)).toEqual([w.org.id]);
+    expect(r.all).toBe(false);
+    expect(r.epoch).toBeGreaterThan(since);
+    since = r.epoch;
+    await quiet();
+    // A connection removed in the other org, then a policy created in the first: both, oldest first.
+    expect((await api('DELETE', `/orgs/${other.org.id}/channels/${other.pub}/devices/${other.device}`, { token: other.owner.token })).status).toBe(204);
+    expect((await api('POST', `/orgs/${w.org.id}/policies`, { token: w.owner.token, body: { name: 'p', statements: [{ effect: 'deny', actions: ['messages:publish'], resources: ['channels/*'] }] } })).status).toBe(201);
+    r = await changes(since);
+    expect(ours(r.orgs)).toEqual([other.org.id, w.org.id]);
+    // A bridge holding a number the database has never reached (it was recreated): everything.
+    expect(await changes(r.epoch + 1_000_000)).toMatchObject({ orgs: [], all: true });
   });
 
   it('lists the channels a device may subscribe to, and records presence', async () => {

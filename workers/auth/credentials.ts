@@ -118,6 +118,6 @@ export async function resolvePrincipal(env: Env, cred: Credential): Promise<Prin
       return { kind: 'app', id: claims.sub, orgId: claims.org, scopes: claims.scp, ...(claims.exp !== undefined ? { exp: claims.exp } : {}) };
     case 'key':
       if (!(await keyIsLive(env, claims.jti))) throw unauthorized('API key revoked or expired');
-      return { kind: 'key', id: claims.jti, orgId: claims.org, owner: { kind: claims.own, id: claims.sub }, scopes: claims.scp };
+      return { kind: 'key', id: claims.jti, orgId: claims.org, owner: { kind: claims.own, id: claims.sub }, scopes: claims.scp, ...(claims.exp !== undefined ? { exp: claims.exp } : {}) };
   }
 }

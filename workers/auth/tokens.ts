@@ -9,7 +9,7 @@ import { ApiError, unauthorized } from '../lib/errors';
  */
 export type TokenClaims =
   | { typ: 'user'; sub: string; exp?: number }
-  | { typ: 'key'; sub: string; jti: string; org: string; scp: string[]; own: 'user' | 'app' }
+  | { typ: 'key'; sub: string; jti: string; org: string; scp: string[]; own: 'user' | 'app'; exp?: number }
   | { typ: 'app'; sub: string; org: string; scp: string[]; exp?: number };
 
 const ISSUER = 'edgeflux';
@@ -49,12 +49,12 @@ export async function verifyToken(env: Env, token: string): Promise<TokenClaims>
   }
   const { typ, sub, org, scp, own, jti, exp } = payload as Record<string, unknown>;
   if (typeof sub !== 'string') throw unauthorized('invalid token');
-  // Sessions and app tokens always expire; the time goes with the principal so live sockets end with it.
+  // Sessions and app tokens always expire, API keys when asked to; the time goes with the principal so live sessions end with it.
   const expiry = typeof exp === 'number' ? { exp } : {};
   if (typ === 'user') return { typ, sub, ...expiry };
   if (typ === 'app' && typeof org === 'string' && isStringArray(scp)) return { typ, sub, org, scp, ...expiry };
   if (typ === 'key' && typeof org === 'string' && isStringArray(scp) && typeof jti === 'string' && (own === 'user' || own === 'app')) {
-    return { typ, sub, org, scp, own, jti };
+    return { typ, sub, org, scp, own, jti, ...expiry };
   }
   throw unauthorized('invalid token');
 }

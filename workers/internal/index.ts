@@ -4,11 +4,12 @@ import type { AppEnv } from '../app-env';
 import { resolvePrincipal } from '../auth';
 import type { Principal } from '../auth/principal';
 import { check, credentialRefusal, decideChannelAccess, loadAccess } from '../iam/access';
+import { changesSince } from '../iam/epochs';
 import { ApiError, unauthorized } from '../lib/errors';
 import { timingSafeEqual } from '../lib/crypto';
 import { errors, jsonBody, jsonResponse } from '../lib/openapi';
 import { router } from '../lib/router';
-import { AuthenticateRequest, AuthorizeRequest, AuthorizeResult, BridgeResetRequest, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
+import { AccessChangesRequest, AccessChangesResult, AuthenticateRequest, AuthorizeRequest, AuthorizeResult, BridgeResetRequest, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
 
 /**
  * The bridge's door into the workers. Only a caller holding BRIDGE_SECRET gets in; the bridge then
@@ -152,5 +153,23 @@ internalRouter.openapi(
     await db.batch([db.prepare('UPDATE device_presence SET online = 0, at = ? WHERE bridge = ? AND online = 1 AND at <= ?').bind(at, id, at)]);
     for (let i = 0; i < results.length; i += 50) await db.batch(results.slice(i, i + 50).flatMap((r) => summarize(db, r.device_id, at)));
     return c.body(null, 204);
+  },
+);
+
+internalRouter.openapi(
+  createRoute({
+    method: 'post',
+    path: '/internal/access/changes',
+    tags,
+    security,
+    summary: 'Which orgs had their access data written since a bridge last asked (it keeps its cached decisions for the others)',
+    request: jsonBody(AccessChangesRequest),
+    responses: { 200: jsonResponse(AccessChangesResult, 'Changes'), ...errors(401, 415, 422) },
+  }),
+  async (c) => {
+    const { since } = c.req.valid('json');
+    // A bridge that has not asked before learns only where the sequence is: it trusts nothing cached yet.
+    const changes = await changesSince(c.env.DB, since ?? Number.MAX_SAFE_INTEGER);
+    return c.json(since === null ? { epoch: changes.epoch, orgs: [], all: true } : changes, 200);
   },
 );

@@ -12,6 +12,7 @@ export const PrincipalSchema = z
       orgId: z.string(),
       owner: z.object({ kind: z.enum(['user', 'app']), id: z.string() }),
       scopes: z.array(z.string()),
+      exp: z.number().int().optional(),
     }),
   ])
   .openapi('Principal');
@@ -49,3 +50,15 @@ export const PresenceRequest = z
   .openapi('BridgePresence');
 
 export const BridgeResetRequest = z.object({ at: z.number().int().nonnegative().optional() }).openapi('BridgeReset');
+
+export const AccessChangesRequest = z
+  .object({ since: z.number().int().nonnegative().nullable().openapi({ description: 'The `epoch` of the last answer; null the first time' }) })
+  .openapi('BridgeAccessChanges');
+
+export const AccessChangesResult = z
+  .object({
+    epoch: z.number().int().openapi({ description: 'Where the sequence is now: `since` next time' }),
+    orgs: z.array(z.string()).openapi({ description: "Orgs whose access data was written after `since`: forget the decisions cached for their principals" }),
+    all: z.boolean().openapi({ description: 'Forget every cached decision (too many orgs changed, a change touching any org, the sequence went backwards, or the first question)' }),
+  })
+  .openapi('BridgeAccessChangesResult');

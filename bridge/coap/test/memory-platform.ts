@@ -38,6 +38,12 @@ export class MemoryPlatform implements Platform {
   gate: Promise<void> | undefined;
   /** Thrown from publish (an unexpected failure). */
   explode: Error | undefined;
+  /** What `accessVersion` answers: a test moves it to say access changed (as a bridge learns from the workers). */
+  version = 0;
+
+  accessVersion(): number {
+    return this.version;
+  }
 
   addDevice(id: string, key: string, orgId = 'org-1'): this {
     this.devices.set(key, { kind: 'device', id, orgId });

@@ -117,6 +117,18 @@ describe('GET with Observe (RFC 7641)', () => {
     expect(summary(client.only())).toBe(`ACK ${code}`);
   });
 
+  it('asks again at once, within authorizationTtlMs, when the platform says access changed (its accessVersion moved)', async () => {
+    const { client, platform, server } = await registered({ authorizationTtlMs: 5000 });
+    await platform.inject('c1', 'room', 'a');
+    expect((await notifications(client)).map((n) => str(n.payload))).toEqual(['a']);
+    platform.rotateKey(KEY);
+    platform.version++;
+    await platform.inject('c1', 'room', 'b');
+    const ns = await notifications(client);
+    expect(ns.map((n) => [summary(n), observeOf(n) ?? null])).toEqual([['NON 2.05', expect.any(Number)], ['CON 4.01', null]]);
+    expect(server.stats().observers).toBe(0);
+  });
+
   it('a CON notification never acknowledged is retransmitted MAX_RETRANSMIT times, then the observer is removed (§4.5)', async () => {
     const { client, clock, platform, server } = await registered({ observeConEvery: 1 });
     await platform.inject('c1', 'room', 'x');

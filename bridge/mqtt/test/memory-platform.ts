@@ -38,6 +38,8 @@ export class MemoryPlatform implements Platform {
   down = false;
   /** When set, every publish answers this instead of storing. */
   refuse: PublishOutcome | undefined;
+  /** What `accessVersion` answers: a test moves it to say access changed (as a bridge learns from the workers). */
+  version = 0;
   /** When true, publishes wait until `releasePublishes()`. */
   defer = false;
   private readonly deferred: (() => void)[] = [];
@@ -58,6 +60,10 @@ export class MemoryPlatform implements Platform {
   addChannel(id: string, connections: { publish?: string[]; subscribe?: string[] } = {}): this {
     this.channels.set(id, { publishers: new Set(connections.publish), subscribers: new Set(connections.subscribe), seq: 0, retained: new Map(), recent: [], subs: new Set() });
     return this;
+  }
+
+  accessVersion(): number {
+    return this.version;
   }
 
   /** Lets `n` deferred publishes (default all) go on, in order. */

@@ -82,7 +82,7 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(resumed.filter((topic) => topic.startsWith('channels/ch-1/'))).toEqual([]);
   });
 
-  it('ends the connection, without its will, once its credential is refused (a device key rotated): on a delivery, a publish or a PINGREQ after authorizationTtlMs', async () => {
+  it.each(['authorizationTtlMs', 'the platform\'s accessVersion moving'])('ends the connection, without its will, once its credential is refused (a device key rotated): on a delivery, a publish or a PINGREQ after %s', async (after) => {
     for (const via of ['delivery', 'publish', 'pingreq'] as const) {
       const t = setup({ authorizationTtlMs: 5000 });
       const watcher = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'watcher' });
@@ -92,7 +92,8 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
       await t.platform.inject('ch-1', 'x', 'before');
       expect((await c.drain()).filter((p) => p.cmd === 'publish')).toHaveLength(1);
       t.platform.rotateKey('key-2');
-      await t.clock.advance(5000);
+      if (after === 'authorizationTtlMs') await t.clock.advance(5000);
+      else t.platform.version++; // at once, not after the bound
       if (via === 'delivery') await t.platform.inject('ch-1', 'x', 'asked');
       else if (via === 'publish') c.send({ cmd: 'publish', topic: `${T}/y`, payload: Buffer.from('p'), qos: 0, dup: false, retain: false });
       else c.send({ cmd: 'pingreq' }); // a quiet channel: the keep alive asks
