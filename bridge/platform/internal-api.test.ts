@@ -125,6 +125,8 @@ async function serveAccess() {
     polls: 0,
     failPolls: false,
     hold: null as null | Promise<void>,
+    /** Polls left unanswered (the socket stays open), as a hung worker would. */
+    hangPolls: 0,
   };
   server = createServer((req, res) => {
     let body = '';
@@ -133,6 +135,7 @@ async function serveAccess() {
       res.setHeader('content-type', 'application/json');
       if (req.url === '/internal/access/changes') {
         state.polls++;
+        if (state.hangPolls > 0) return void state.hangPolls--;
         if (state.failPolls) return void res.writeHead(404).end('{"detail":"no such route"}');
         const { since } = JSON.parse(body) as { since: number | null };
         const orgs = since === null ? [] : state.writes.filter((w) => w.epoch > since).map((w) => w.org);
@@ -272,5 +275,18 @@ describe('InternalApi following access changes', () => {
     expect(polled).toBeGreaterThanOrEqual(3);
     await new Promise((r) => setTimeout(r, 200));
     expect(s.state.polls).toBe(polled);
+  });
+
+  it('gives up on a question about changes that hangs, and goes on asking', async () => {
+    const s = await serveAccess();
+    s.state.hangPolls = 1;
+    const api = new InternalApi({ workerUrl: s.url, bridgeSecret: 's', cacheTtlMs: 100, changesPollMs: 50 });
+    api.start();
+    await new Promise((r) => setTimeout(r, 600));
+    api.close();
+    expect(s.state.hangPolls).toBe(0);
+    expect(s.state.polls).toBeGreaterThanOrEqual(3);
+    expect(api.accessVersion(principal)).toBeGreaterThan(0); // an answer came after the hung one
+    server!.closeAllConnections();
   });
 });

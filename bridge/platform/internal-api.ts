@@ -108,13 +108,14 @@ export class InternalApi {
     }
   }
 
-  private async send<T>(path: string, body: unknown): Promise<T> {
+  private async send<T>(path: string, body: unknown, timeoutMs?: number): Promise<T> {
     let res: Response;
     const post = () =>
       this.doFetch(`${workerUrlNow(this.opts.workerUrl)}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.opts.bridgeSecret}` },
         body: JSON.stringify(body),
+        ...(timeoutMs !== undefined ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
       });
     try {
       res = await post().catch((e: unknown) => {
@@ -165,7 +166,8 @@ export class InternalApi {
     return (this.polling ??= (async () => {
       const asked = this.now();
       try {
-        const r = await this.send<{ epoch: number; orgs: string[]; all: boolean }>('/internal/access/changes', { since: this.epoch ?? null });
+        // Bounded: a question that hangs must not stop the following for good (undici waits minutes).
+        const r = await this.send<{ epoch: number; orgs: string[]; all: boolean }>('/internal/access/changes', { since: this.epoch ?? null }, Math.max(this.ttl, 2 * this.pollMs));
         if (r.all || this.epoch === undefined) this.forget(undefined);
         else for (const org of r.orgs) this.forget(org);
         this.epoch = r.epoch;
