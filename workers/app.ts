@@ -55,6 +55,13 @@ function orgOfPath(path: string): string | null {
   }
 }
 
+/**
+ * Creating a device, channel, API key or app changes no decision anyone has: nothing has been
+ * decided about ids that did not exist. Such writes leave the org's access epoch alone, so a
+ * provisioning script does not make every bridge ask again about every session of its org.
+ */
+const CREATION = /^\/orgs\/[^/]+\/(?:(?:devices|channels)(?:\/bulk)?|keys|apps)\/?$/;
+
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
   const app = router();
@@ -78,7 +85,8 @@ export function buildApp() {
       accessChanged();
       // A refused write (4xx) changed nothing; it must not make every bridge ask again either.
       const org = orgOfPath(c.req.path);
-      if (org !== null && (c.res.status < 400 || c.res.status >= 500)) await bumpAccessEpoch(c.env.DB, org);
+      const creation = c.req.method === 'POST' && CREATION.test(c.req.path);
+      if (org !== null && !creation && (c.res.status < 400 || c.res.status >= 500)) await bumpAccessEpoch(c.env.DB, org);
     });
 
   app.route('/', healthRouter);

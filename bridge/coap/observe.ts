@@ -65,11 +65,22 @@ export class Observers {
   private readonly byKey = new Map<string, Observer>();
   private readonly perPrincipal = new Map<string, number>();
   private readonly liveness: Liveness;
+  private readonly stopFollowing: (() => void) | undefined;
 
   constructor(private readonly ctx: Context) {
     this.liveness = new Liveness(ctx, (epKey) => {
       for (const o of [...this.byKey.values()]) if (o.epKey === epKey) this.remove(o, 'ping unanswered');
     });
+    this.stopFollowing = ctx.platform.onAccessChange?.((org) => this.accessChanged(org));
+  }
+
+  /**
+   * Access in `org` may have changed (undefined: anywhere): its observations are asked about now
+   * rather than at their next notification, so one on a quiet channel whose credential or
+   * permission was withdrawn ends within about a second too.
+   */
+  accessChanged(org: string | undefined): void {
+    for (const o of [...this.byKey.values()]) if (org === undefined || (o.principal.kind !== 'user' && o.principal.orgId === org)) this.recheck(o);
   }
 
   /** The message layer heard from this endpoint. */
@@ -228,6 +239,7 @@ export class Observers {
   }
 
   close(): void {
+    this.stopFollowing?.();
     for (const o of [...this.byKey.values()]) this.remove(o, 'server closing');
     this.liveness.close();
   }

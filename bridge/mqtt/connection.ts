@@ -463,6 +463,22 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     }
   }
 
+  /**
+   * The platform says this connection's org's access changed (Platform.onAccessChange): its
+   * subscriptions' channels and the publish decisions it keeps are asked about now, not at their
+   * next packet, so an idle session on a revoked credential ends within about a second too, and a
+   * quiet subscription withdrawn stops before its next message rather than after it.
+   */
+  accessChanged(): void {
+    if (this.phase !== 'open' || !this.principal) return;
+    if (this._subs) for (const sub of this._subs.values()) for (const channel of sub.channels) this.recheckSubscribe(channel);
+    if (this.authz) {
+      for (const d of [...this.authz.values()]) {
+        this.allowed(d.channel, d.action).catch((e: unknown) => this.log(`could not re-check the permission to publish on channel ${d.channel}: ${e instanceof Error ? e.message : String(e)}`));
+      }
+    }
+  }
+
   /** A subscription was just granted on `channel` (its next check is `authorizationTtlMs` away). */
   subscribeGranted(channel: string): void {
     (this.subscribeChecked ??= new Map()).set(channel, { at: this.now(), version: this.accessVersion() });

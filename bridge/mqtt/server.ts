@@ -92,6 +92,11 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
   const listeners: Closable[] = [];
   const hooks = { dispatch, ended: (c: Connection) => connections.delete(c) };
 
+  // Sessions of an org whose access changed are asked about at once, idle ones included.
+  const stopFollowing = opts.platform.onAccessChange?.((org) => {
+    for (const c of connections) if (org === undefined || (c.principal && c.principal.kind !== 'user' && c.principal.orgId === org)) c.accessChanged();
+  });
+
   function handle(stream: Duplex, info: ConnectionInfo = {}): Connection {
     const conn = new Connection(stream, ctx, info, hooks);
     connections.add(conn);
@@ -146,6 +151,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
     listenTls: tls,
     listenWebSocket: websocket,
     async close() {
+      stopFollowing?.();
       const stopped = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
       // Ending every connection: wills without delay go out (the bridge, not the device, went away — but
       // a device that does not come back must still be seen to be gone); delayed wills are dropped.

@@ -60,6 +60,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     authorize: (principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> => api.authorize(principal, checks),
     channelsFor: (principal: Principal, action: MessageAction) => api.channelsFor(principal, action),
     accessVersion: (principal: Principal) => api.accessVersion(principal),
+    onAccessChange: (listener: (org: string | undefined) => void) => api.onAccessChange(listener),
     publish: (req: PublishRequest): Promise<PublishOutcome> => linkFor(req.channel).publish(req),
     async subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription> {
       try {

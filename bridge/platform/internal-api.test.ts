@@ -181,7 +181,10 @@ describe('InternalApi following access changes', () => {
 
   it('forgets at once what it cached for an org whose access changed, and says so through accessVersion', async () => {
     const { api, state, clock, write } = await setup();
+    const told: (string | undefined)[] = [];
+    api.onAccessChange((org) => told.push(org));
     await api.pollChanges();
+    expect(told).toEqual([undefined]); // the first answer: everything forgotten
     expect((await api.authorize(principal, check))[0]!.allowed).toBe(true);
     const before = api.accessVersion(principal);
     const other: Principal = { kind: 'device', id: 'd9', orgId: 'o9' };
@@ -192,6 +195,7 @@ describe('InternalApi following access changes', () => {
     clock.t += 100;
     expect((await api.authorize(principal, check))[0]!.allowed).toBe(true); // not polled yet: still the cached answer
     await api.pollChanges();
+    expect(told).toEqual([undefined, 'o1']); // then the org that changed, once its answers are forgotten
     expect(api.accessVersion(principal)).not.toBe(before);
     expect(api.accessVersion(other)).toBe(otherBefore);
     expect((await api.authorize(principal, check))[0]!.allowed).toBe(false);

@@ -75,6 +75,7 @@ export class InternalApi {
   private poller: ReturnType<typeof setTimeout> | undefined;
   private polling: Promise<void> | undefined;
   private closed = false;
+  private readonly listeners = new Set<(org: string | undefined) => void>();
   private readonly doFetch: typeof fetch;
   private readonly now: () => number;
   private readonly maxInFlight: number;
@@ -168,10 +169,11 @@ export class InternalApi {
       try {
         // Bounded: a question that hangs must not stop the following for good (undici waits minutes).
         const r = await this.send<{ epoch: number; orgs: string[]; all: boolean }>('/internal/access/changes', { since: this.epoch ?? null }, Math.max(this.ttl, 2 * this.pollMs));
-        if (r.all || this.epoch === undefined) this.forget(undefined);
-        else for (const org of r.orgs) this.forget(org);
+        const changed = r.all || this.epoch === undefined ? [undefined] : r.orgs;
+        for (const org of changed) this.forget(org);
         this.epoch = r.epoch;
         this.followingUntil = asked + Math.max(this.ttl, 3 * this.pollMs);
+        for (const org of changed) this.tell(org);
       } catch {
         this.epoch = undefined;
         this.followingUntil = 0;
@@ -179,6 +181,22 @@ export class InternalApi {
         this.polling = undefined;
       }
     })());
+  }
+
+  /** Calls `listener` after each org's cached answers are forgotten (undefined: everyone's). Returns the way to stop. */
+  onAccessChange(listener: (org: string | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private tell(org: string | undefined): void {
+    for (const l of this.listeners) {
+      try {
+        l(org);
+      } catch {
+        /* a listener's failure is its own */
+      }
+    }
   }
 
   /** Forgets cached answers for one org's principals (undefined: everyone's). */

@@ -105,4 +105,10 @@ export interface Platform {
    * asks again when it moves, without waiting out its own bound. Absent: only the bound applies.
    */
   accessVersion?(principal: Principal): number;
+  /**
+   * Calls `listener` when access in an org may have changed (undefined: in any org), so sessions
+   * that are idle — a subscriber on a quiet channel, an observer — are asked about now rather than
+   * at their next packet. Returns the way to stop.
+   */
+  onAccessChange?(listener: (org: string | undefined) => void): () => void;
 }

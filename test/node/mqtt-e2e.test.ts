@@ -207,6 +207,23 @@ describe('MQTT through the real platform', () => {
     expect(await refusedCode(5, { ...creds, clientId: 'rotated-old' })).toBe(0x86);
   }, 30_000);
 
+  it('deleting a device ends its idle MQTT session within seconds, with no message or keep alive to ride on: mosquitto_sub exits', async () => {
+    const device = await w.call('POST', `/orgs/${w.org}/devices`, { name: 'idle' }, w.token);
+    await w.call('POST', `/orgs/${w.org}/connections`, { channel_ids: [w.channel], device_ids: [device.id] }, w.token);
+    // Keep alive 60 s: no PINGREQ within this test, and nothing is published on this subtopic after "hello".
+    const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(platform.mqttPort), '-u', device.id!, '-P', device.key!, '-t', topic('idle'), '-q', '1', '-k', '60', '-i', 'idle-mosq']);
+    const subExit = new Promise<number | null>((ok) => sub.once('exit', (code) => ok(code)));
+    let out = '';
+    sub.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await until(async () => (await httpPublish('idle', 'hello')).status === 202 && out.includes('hello'));
+    const deleted = await fetch(`${platform.url}/orgs/${w.org}/devices/${device.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${w.token}` } });
+    expect(deleted.status).toBe(204);
+    const deletedAt = Date.now();
+    expect(await subExit).not.toBeNull();
+    // The bridge hears of the org's change within its one-second poll and asks about its sessions then.
+    expect(Date.now() - deletedAt).toBeLessThan(4_000);
+  }, 30_000);
+
   it('session takeover closes the first connection with 0x8E (v5)', async () => {
     const first = await client(5, { clientId: 'same-id' });
     const reason = new Promise<number | undefined>((ok) => first.once('disconnect', (p) => ok(p.reasonCode)));

@@ -131,13 +131,25 @@ describe('internal bridge API', () => {
       expect(r.all).toBe(false);
       expect(ours(r.orgs)).toEqual([]);
     };
-    // Reads, messages, a refused write and a new org move nothing.
+    // Reads, messages, a refused write, a new org and new devices, channels, keys and apps move nothing.
     expect((await api('GET', `/orgs/${w.org.id}/devices`, { token: w.owner.token })).status).toBe(200);
     const published = await api('POST', `/channels/${w.pub}/messages`, { headers: { authorization: `Device ${w.key}`, 'content-type': 'text/plain' }, raw: '21.5' });
     expect(published.status).toBe(202);
     expectProblem(await api('DELETE', `/orgs/${w.org.id}/devices/${crypto.randomUUID()}`, { token: w.owner.token }), 404);
     expectProblem(await api('DELETE', `/orgs/${other.org.id}/devices/${other.device}`, { token: w.owner.token }), 404);
     await newOrg(w.owner.token, 'another');
+    const created = [
+      await api('POST', `/orgs/${w.org.id}/devices`, { token: w.owner.token, body: { name: 'new' } }),
+      await api('POST', `/orgs/${w.org.id}/devices/bulk`, { token: w.owner.token, body: { devices: [{ name: 'b1' }, { name: 'b2' }] } }),
+      await api('POST', `/orgs/${w.org.id}/channels`, { token: w.owner.token, body: { name: 'new' } }),
+      await api('POST', `/orgs/${w.org.id}/keys`, { token: w.owner.token, body: { name: 'k', scopes: ['messages:*'] } }),
+      await api('POST', `/orgs/${w.org.id}/apps`, { token: w.owner.token, body: { name: 'a', scopes: ['messages:*'] } }),
+    ];
+    expect(created.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
+    await quiet();
+    // Renaming a device is a write like any other (only creations are known to change nothing).
+    expect((await api('PATCH', `/orgs/${w.org.id}/devices/${created[0]!.body.id}`, { token: w.owner.token, body: { name: 'renamed' } })).status).toBe(200);
+    since = (await changes(since)).epoch;
     await quiet();
     // A key rotated in one org: that org, and only it.
     expect((await api('POST', `/orgs/${w.org.id}/devices/${w.device}/key`, { token: w.owner.token })).status).toBe(201);

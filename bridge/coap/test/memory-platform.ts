@@ -45,6 +45,19 @@ export class MemoryPlatform implements Platform {
     return this.version;
   }
 
+  private readonly accessListeners = new Set<(org: string | undefined) => void>();
+
+  onAccessChange(listener: (org: string | undefined) => void): () => void {
+    this.accessListeners.add(listener);
+    return () => this.accessListeners.delete(listener);
+  }
+
+  /** Says access in `org` changed (undefined: anywhere), as a bridge hears it from the workers: the version moves and listeners are told. */
+  changeAccess(org?: string): void {
+    this.version++;
+    for (const l of this.accessListeners) l(org);
+  }
+
   addDevice(id: string, key: string, orgId = 'org-1'): this {
     this.devices.set(key, { kind: 'device', id, orgId });
     return this;

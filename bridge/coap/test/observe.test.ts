@@ -129,6 +129,20 @@ describe('GET with Observe (RFC 7641)', () => {
     expect(server.stats().observers).toBe(0);
   });
 
+  it('asks about a quiet observation at once when the platform says its org\'s access changed: a rotated key ends it with CON 4.01 without any message', async () => {
+    const { client, platform, server } = await registered({ authorizationTtlMs: 5000 });
+    platform.rotateKey(KEY);
+    platform.changeAccess('org-2'); // another org's change: this observation is not asked about
+    await settle();
+    expect(await notifications(client)).toEqual([]);
+    expect(server.stats().observers).toBe(1);
+    platform.changeAccess('org-1');
+    await settle();
+    const ns = await notifications(client);
+    expect(ns.map((n) => [summary(n), observeOf(n) ?? null])).toEqual([['CON 4.01', null]]);
+    expect(server.stats().observers).toBe(0);
+  });
+
   it('a CON notification never acknowledged is retransmitted MAX_RETRANSMIT times, then the observer is removed (§4.5)', async () => {
     const { client, clock, platform, server } = await registered({ observeConEvery: 1 });
     await platform.inject('c1', 'room', 'x');

@@ -111,6 +111,34 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     }
   });
 
+  it('asks about its sessions at once when the platform says their org\'s access changed: idle ones on a rotated key end without sending a packet; other orgs\' are not asked about', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const quietSub = await t.connected(v, { ...dev2, clientId: 'quiet-sub' });
+    await quietSub.subscribe(`${T}/x`);
+    const quietPub = await t.connected(v, { ...dev2, clientId: 'quiet-pub' });
+    const other = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'still-good' });
+    for (const c of [quietPub, other]) c.send({ cmd: 'publish', topic: `${T}/y`, payload: Buffer.from('p'), qos: 0, dup: false, retain: false });
+    await settle();
+    expect(t.platform.published).toHaveLength(2);
+    t.platform.rotateKey('key-2');
+    const asked = t.platform.authorizeCalls;
+    t.platform.changeAccess('org-2'); // another org: nobody here is asked about
+    await settle();
+    expect(t.platform.authorizeCalls).toBe(asked);
+    t.platform.changeAccess('org-1');
+    await settle();
+    for (const c of [quietSub, quietPub]) {
+      if (v === 5) expect((await c.next('disconnect')).reasonCode).toBe(0x87);
+      expect(await c.closedYet()).toBe(true);
+    }
+    // The connection on a good key was asked about too, and goes on.
+    expect(t.platform.authorizeCalls).toBeGreaterThan(asked + 2);
+    expect(await other.closedYet()).toBe(false);
+    other.send({ cmd: 'publish', topic: `${T}/y`, payload: Buffer.from('q'), qos: 0, dup: false, retain: false });
+    await settle();
+    expect(t.platform.published).toHaveLength(3);
+  });
+
   it('a refusal that arrives after the client subscribed again (and was allowed) does not drop the new subscription', async () => {
     const t = setup({ authorizationTtlMs: 5000 });
     const c = await t.connected(v, dev2);
