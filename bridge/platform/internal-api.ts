@@ -169,11 +169,15 @@ export class InternalApi {
       try {
         // Bounded: a question that hangs must not stop the following for good (undici waits minutes).
         const r = await this.send<{ epoch: number; orgs: string[]; all: boolean }>('/internal/access/changes', { since: this.epoch ?? null }, Math.max(this.ttl, 2 * this.pollMs));
-        const changed = r.all || this.epoch === undefined ? [undefined] : r.orgs;
-        for (const org of changed) this.forget(org);
+        const unknown = r.all || this.epoch === undefined;
+        if (unknown) this.forget(undefined);
+        else for (const org of r.orgs) this.forget(org);
         this.epoch = r.epoch;
         this.followingUntil = asked + Math.max(this.ttl, 3 * this.pollMs);
-        for (const org of changed) this.tell(org);
+        // Listeners hear of known changes only. "Anything may have changed" (the first answer, one
+        // after the following was lost, too many orgs) is left to each session's next packet: told,
+        // every session of the bridge would ask at once after each hiccup of the worker.
+        if (!unknown) for (const org of r.orgs) this.tell(org);
       } catch {
         this.epoch = undefined;
         this.followingUntil = 0;
@@ -183,7 +187,7 @@ export class InternalApi {
     })());
   }
 
-  /** Calls `listener` after each org's cached answers are forgotten (undefined: everyone's). Returns the way to stop. */
+  /** Calls `listener` after an org's cached answers are forgotten because its access changed. Returns the way to stop. */
   onAccessChange(listener: (org: string | undefined) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

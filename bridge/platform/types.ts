@@ -106,9 +106,9 @@ export interface Platform {
    */
   accessVersion?(principal: Principal): number;
   /**
-   * Calls `listener` when access in an org may have changed (undefined: in any org), so sessions
-   * that are idle — a subscriber on a quiet channel, an observer — are asked about now rather than
-   * at their next packet. Returns the way to stop.
+   * Calls `listener` when access in an org changed (undefined: in any org), so sessions that are
+   * idle — a subscriber on a quiet channel, an observer — are asked about now rather than at their
+   * next packet. Returns the way to stop.
    */
   onAccessChange?(listener: (org: string | undefined) => void): () => void;
 }
