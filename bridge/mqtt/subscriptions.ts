@@ -1,4 +1,4 @@
-import type { Delivery, Subscription } from '../platform/types';
+import { PlatformError, type Delivery, type Subscription } from '../platform/types';
 import { RC, type Qos } from './codes';
 import type { ActiveSub, Connection } from './connection';
 import { Cursor } from './cursor';
@@ -75,7 +75,17 @@ export function createSub(conn: Connection, topicFilter: string, parsed: TopicFi
 /** Channels the filter covers for this client, or a refusal code. `+`: a snapshot of `channelsFor`. */
 async function channelsOf(conn: Connection, f: TopicFilter): Promise<string[] | number> {
   if (f.channel === '+') {
-    const all = await conn.ctx.platform.channelsFor(conn.principal!, 'messages:subscribe');
+    let all: string[];
+    try {
+      all = await conn.ctx.platform.channelsFor(conn.principal!, 'messages:subscribe');
+    } catch (e) {
+      // The credential is no longer good: the connection ends, as when one channel is asked about.
+      if (e instanceof PlatformError && e.status === 401) {
+        conn.credentialRefused(e.message);
+        return RC.NotAuthorized;
+      }
+      throw e;
+    }
     return all.length > conn.limits.maxChannelsPerFilter ? RC.QuotaExceeded : all;
   }
   const [d] = await conn.ctx.platform.authorize(conn.principal!, [{ channel: f.channel, action: 'messages:subscribe' }]);

@@ -95,6 +95,8 @@ describe('internal bridge API', () => {
     const rotated = await api('POST', `/orgs/${w.org.id}/devices/${w.device}/key`, { token: w.owner.token });
     expect(rotated.status).toBe(201);
     expect(await decide(auth.body.principal)).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the device key was rotated' })));
+    // Nor a list of channels for `channels/+/…` filters.
+    expect(expectProblem(await post('/internal/channels', { principal: auth.body.principal, action: 'messages:subscribe' }), 401).detail).toBe('the device key was rotated');
     // The new key's session is decided as before; a principal without a stamp (an older bridge's) is not checked for rotation.
     const again = await post('/internal/authenticate', { username: w.device, password: rotated.body.key });
     expect((await decide(again.body.principal)).map((x: { allowed: boolean }) => x.allowed)).toEqual([true, true]);

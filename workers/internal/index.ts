@@ -82,6 +82,9 @@ internalRouter.openapi(
   }),
   async (c) => {
     const { principal, action } = c.req.valid('json');
+    // A credential no longer good (a rotated key, a revoked API key) gets no list: 401, as /internal/authorize's decisions.
+    const refused = await credentialRefusal(c.env.DB, principal);
+    if (refused) throw unauthorized(refused.reason ?? 'credential no longer valid');
     if (principal.kind === 'user') return c.json({ channels: [] }, 200);
     const access = await loadAccess(c.env.DB, principal, principal.orgId);
     const { results } = await c.env.DB.prepare('SELECT id FROM channels WHERE org_id = ? ORDER BY created_at, id LIMIT ?').bind(principal.orgId, MAX_CHANNELS).all<{ id: string }>();

@@ -125,6 +125,7 @@ export class MemoryPlatform implements Platform {
 
   async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {
     this.check();
+    if (principal.kind === 'device' && ![...this.keys.values()].includes(principal)) throw new PlatformError(401, 'the device key was rotated');
     return [...this.channels].filter(([, c]) => (action === 'messages:publish' ? c.publishers : c.subscribers).has(principal.id)).map(([id]) => id);
   }
 

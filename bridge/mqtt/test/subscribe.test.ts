@@ -139,6 +139,17 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(t.platform.published).toHaveLength(3);
   });
 
+  it('ends the connection when a `channels/+/…` SUBSCRIBE finds its credential refused (the channel list is not given to a rotated key)', async () => {
+    const t = setup();
+    const c = await t.connected(v, dev2);
+    t.platform.rotateKey('key-2');
+    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'channels/+/messages/#', qos: 0 }] });
+    await settle();
+    if (v === 5) expect((await c.next('disconnect')).reasonCode).toBe(0x87);
+    expect(await c.closedYet()).toBe(true);
+    expect(t.logs.some((l) => l.includes('credential no longer valid: the device key was rotated'))).toBe(true);
+  });
+
   it('a refusal that arrives after the client subscribed again (and was allowed) does not drop the new subscription', async () => {
     const t = setup({ authorizationTtlMs: 5000 });
     const c = await t.connected(v, dev2);
