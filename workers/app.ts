@@ -56,11 +56,17 @@ function orgOfPath(path: string): string | null {
 }
 
 /**
- * Creating a device, channel, API key or app changes no decision anyone has: nothing has been
- * decided about ids that did not exist. Such writes leave the org's access epoch alone, so a
- * provisioning script does not make every bridge ask again about every session of its org.
+ * Writes that change no message decision leave the org's access epoch alone, so a provisioning
+ * script or a dashboard renaming things does not make every bridge ask again about every session
+ * of the org: creating a device, channel, API key or app (nothing was decided about ids that did
+ * not exist), renaming an org, a device's or channel's name and metadata (the PDP reads neither),
+ * a channel's limits (rates and sizes, not who).
  */
-const CREATION = /^\/orgs\/[^/]+\/(?:(?:devices|channels)(?:\/bulk)?|keys|apps)\/?$/;
+const NO_ACCESS_CHANGE: readonly (readonly [string, RegExp])[] = [
+  ['POST', /^\/orgs\/[^/]+\/(?:(?:devices|channels)(?:\/bulk)?|keys|apps)\/?$/],
+  ['PATCH', /^\/orgs\/[^/]+(?:\/(?:devices|channels)\/[^/]+)?\/?$/],
+  ['PATCH', /^\/orgs\/[^/]+\/channels\/[^/]+\/limits\/?$/],
+];
 
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
@@ -85,8 +91,8 @@ export function buildApp() {
       accessChanged();
       // A refused write (4xx) changed nothing; it must not make bridges ask again about the org either.
       const org = orgOfPath(c.req.path);
-      const creation = c.req.method === 'POST' && CREATION.test(c.req.path);
-      if (org === null || creation || (c.res.status >= 400 && c.res.status < 500)) return;
+      const harmless = NO_ACCESS_CHANGE.some(([method, path]) => c.req.method === method && path.test(c.req.path));
+      if (org === null || harmless || (c.res.status >= 400 && c.res.status < 500)) return;
       try {
         await bumpAccessEpoch(c.env.DB, org);
       } catch (e) {

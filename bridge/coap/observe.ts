@@ -95,9 +95,10 @@ export class Observers {
   /**
    * Registers (or re-registers, §4.1: replacing) the observation of `ex`. Returns false, having
    * done nothing, when a limit is reached: the caller then answers as a plain GET, without Observe,
-   * which tells the client it is not registered (§4.1).
+   * which tells the client it is not registered (§4.1). `version`: the platform's accessVersion
+   * read before the permission was asked for.
    */
-  async register(ex: Exchange, principal: Principal, target: ObserveTarget, accept: number | undefined, block2: Block | undefined): Promise<boolean> {
+  async register(ex: Exchange, principal: Principal, target: ObserveTarget, accept: number | undefined, block2: Block | undefined, version: number): Promise<boolean> {
     const { limits, platform, log } = this.ctx;
     const key = `${ex.epKey}#${hex(ex.token)}`;
     const previous = this.byKey.get(key);
@@ -111,7 +112,7 @@ export class Observers {
       szx: Math.min(block2?.szx ?? 6, szxFor(limits.maxBlockBytes)),
       // Carried over on re-registration so the client's freshness check (§3.4) keeps passing.
       seq: previous?.seq ?? 1,
-      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0, checkedAt: this.ctx.clock.now(), checkedVersion: this.ctx.platform.accessVersion?.(principal) ?? 0,
+      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0, checkedAt: this.ctx.clock.now(), checkedVersion: version,
     };
     this.byKey.set(key, o);
     this.perPrincipal.set(principal.id, (this.perPrincipal.get(principal.id) ?? 0) + 1);

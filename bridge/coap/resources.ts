@@ -95,6 +95,8 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
   const principal = await ctx.auth.principal(ex.epKey, query.get('auth'));
   const wait = continuing ? 0 : ctx.rate.take(`principal:${principal.id}`);
   if (wait > 0) return ex.respond(tooManyRequests(wait));
+  // Read before asking: a change told while the answer is on its way makes an observation due again at once.
+  const version = ctx.platform.accessVersion?.(principal) ?? 0;
   await ctx.auth.authorize(principal, addr.channel, 'messages:subscribe');
   ctx.auth.active(principal);
   const target = { channel: addr.channel, filter: subscriptionFilter(addr.subtopic), repKey: `${ex.epKey} ${pathKey}` };
@@ -104,6 +106,6 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
     const again = Math.max(ctx.rate.take(`endpoint:${ex.epKey}`), ctx.rate.take(`principal:${principal.id}`));
     if (again > 0) return ex.respond(tooManyRequests(again));
   }
-  if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2))) return;
+  if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2, version))) return;
   return read(ctx, ex, target, acc, b2);
 }

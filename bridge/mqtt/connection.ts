@@ -2,13 +2,14 @@ import type { Duplex } from 'node:stream';
 import mqtt, { type Packet } from 'mqtt-packet';
 import type { Principal } from '../../shared/principal';
 import type { Address } from '../../shared/topics';
-import type { MessageAction, Subscription } from '../platform/types';
+import type { Subscription } from '../platform/types';
 import type { Timer } from '../clock';
 import { connackV4, RC, type Qos } from './codes';
 import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
 import type { KeptAlive } from './keepalive';
 import { Outbox, type OutboundLink } from './outbound';
+import { Permissions } from './permissions';
 import { encodeSimplePublish } from './publish-encode';
 import { PacketReader, type ReaderEvents } from './reader';
 import { parseTopicName, type TopicFilter } from './topics';
@@ -63,15 +64,6 @@ type ConnectionStream = Duplex & { [CONNECTION]?: Connection };
 /** A settled promise: where each connection's chain of acknowledgements starts. */
 const SETTLED = Promise.resolve();
 
-interface Decided {
-  channel: string;
-  action: MessageAction;
-  allowed: boolean;
-  at: number;
-  /** The platform's accessVersion when it was asked for: when that moves, it is asked again. */
-  version: number;
-}
-
 /**
  * One MQTT network connection: bytes in → packets → the handlers (one at a time, in order); the
  * state the handlers share; and one way out (`end`) that releases the session, publishes the will
@@ -95,8 +87,6 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   // Set is ~170 bytes of hash table, and thousands of connections never use most of them.
   private _outbox: Outbox | null = null;
   private _subs: Map<string, ActiveSub> | null = null;
-  /** Channel → when the permission to subscribe there was last confirmed (recheckSubscribe). */
-  private subscribeChecked: Map<string, { at: number; version: number }> | null = null;
   private _qos2In: Set<number> | null = null;
   private _aliases: Map<number, string> | null = null;
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
@@ -111,9 +101,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   clientMaxPacketSize = Infinity;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
   problemInformation = true;
-  private authz: Map<string, Decided> | null = null;
-  /** The decision asked for last (a device mostly publishes to one channel): no key to build. */
-  private lastDecision: Decided | null = null;
+  private _permissions: Permissions | null = null;
   /** The last topic name published to and its address: a device mostly publishes to one topic. */
   private lastTopic = '';
   private lastAddress: Address | null = null;
@@ -414,31 +402,19 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     return address;
   }
 
-  /**
-   * Asked on every delivery from `channel`: once the permission to subscribe there is older than
-   * `authorizationTtlMs`, or the platform's accessVersion moved since, asks the platform again (without holding the delivery up), and when it is
-   * withdrawn — the device's connection to the channel removed, its key revoked, a policy changed —
-   * drops the channel from this connection's subscriptions, as a resumed session would. So a
-   * revoked subscriber stops receiving within about that bound, and a quiet subscription costs
-   * nothing. A platform failure keeps the subscription (asked again after the bound).
-   */
-  recheckSubscribe(channel: string): void {
-    const checked = (this.subscribeChecked ??= new Map());
-    const last = checked.get(channel);
-    const now = this.now();
-    const version = this.accessVersion();
-    if (last !== undefined && now - last.at < this.limits.authorizationTtlMs && last.version === version) return;
-    if (checked.size >= 1000) checked.clear(); // channels ever subscribed on a long-lived connection
-    const mark = { at: now, version };
-    checked.set(channel, mark);
-    this.ctx.platform.authorize(this.principal!, [{ channel, action: 'messages:subscribe' }]).then(
-      ([d]) => {
-        if (d?.status === 401) return this.credentialRefused(d.reason);
-        // Only a refusal decided by this very check counts: a re-SUBSCRIBE granted meanwhile stands.
-        if (d?.allowed === false && this.phase !== 'closed' && this.subscribeChecked?.get(channel) === mark) this.dropChannel(channel);
-      },
-      (e: unknown) => this.log(`could not re-check the permission to subscribe on channel ${channel}: ${e instanceof Error ? e.message : String(e)}`),
-    );
+  /** What this connection may do, and when to ask again (created at its first publish or subscription). */
+  get permissions(): Permissions {
+    return (this._permissions ??= new Permissions(this));
+  }
+
+  /** A PINGREQ: a quiet subscriber's permissions are asked about when due (Permissions.recheckIdle). */
+  recheckIdle(): void {
+    this._permissions?.recheckIdle();
+  }
+
+  /** Its org's access changed (Platform.onAccessChange): what it was granted is asked about now. One that was granted nothing yet has nothing to ask about: its first packet is. */
+  accessChanged(): void {
+    this._permissions?.accessChanged();
   }
 
   /**
@@ -450,47 +426,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this.disconnect(RC.NotAuthorized, `credential no longer valid: ${reason ?? 'refused'}`, false);
   }
 
-  /**
-   * On a PINGREQ: a subscriber on a quiet channel gets no delivery to re-check on, so one of its
-   * channels is asked about when due (recheckSubscribe's bound) — enough to find a credential that
-   * is no longer good (a rotated key, a revoked API key, an expired app token) within a keep alive,
-   * and a channel withdrawn since. A connection that only publishes is checked on its next PUBLISH.
-   */
-  recheckIdle(): void {
-    if (!this._subs || this.phase !== 'open') return;
-    for (const sub of this._subs.values()) {
-      for (const channel of sub.channels) return this.recheckSubscribe(channel);
-    }
-  }
-
-  /**
-   * The platform says this connection's org's access changed (Platform.onAccessChange): its
-   * subscriptions' channels and the publish decisions it keeps are asked about now, not at their
-   * next packet, so an idle session on a revoked credential ends within about a second too, and a
-   * quiet subscription withdrawn stops before its next message rather than after it.
-   */
-  accessChanged(): void {
-    if (this.phase !== 'open' || !this.principal) return;
-    if (this._subs) for (const sub of this._subs.values()) for (const channel of sub.channels) this.recheckSubscribe(channel);
-    if (this.authz) {
-      for (const d of [...this.authz.values()]) {
-        this.allowed(d.channel, d.action).catch((e: unknown) => this.log(`could not re-check the permission to publish on channel ${d.channel}: ${e instanceof Error ? e.message : String(e)}`));
-      }
-    }
-  }
-
-  /** A subscription was just granted on `channel` (its next check is `authorizationTtlMs` away). */
-  subscribeGranted(channel: string): void {
-    (this.subscribeChecked ??= new Map()).set(channel, { at: this.now(), version: this.accessVersion() });
-  }
-
-  /** Moves when the platform may know of a change to this connection's access (Platform.accessVersion). */
-  private accessVersion(): number {
-    return this.ctx.platform.accessVersion?.(this.principal!) ?? 0;
-  }
-
-  private dropChannel(channel: string): void {
-    this.subscribeChecked?.delete(channel);
+  /** The permission to subscribe on `channel` was withdrawn: it leaves every subscription, as on a resumed session. */
+  dropChannel(channel: string): void {
     if (!this._subs) return;
     for (const [filter, sub] of this._subs) {
       if (!sub.channels.has(channel)) continue;
@@ -499,30 +436,5 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       this.log(`subscription ${filter}: no longer allowed to subscribe on channel ${channel}; deliveries from it stop`);
     }
     this.markDirty();
-  }
-
-  /** The cached decision, if still fresh (no promise: the PUBLISH hot path asks this first). */
-  allowedNow(channel: string, action: MessageAction): boolean | undefined {
-    const last = this.lastDecision;
-    const hit = last && last.channel === channel && last.action === action ? last : this.authz?.get(`${action}\u0000${channel}`);
-    if (!hit || this.now() - hit.at >= this.limits.authorizationTtlMs || hit.version !== this.accessVersion()) return undefined;
-    this.lastDecision = hit;
-    return hit.allowed;
-  }
-
-  /** Publish decisions, reused for `authorizationTtlMs` while the platform's accessVersion stays put (the platform caches too). Throws PlatformError. */
-  async allowed(channel: string, action: MessageAction): Promise<boolean> {
-    const key = `${action}\u0000${channel}`;
-    const cached = this.allowedNow(channel, action);
-    if (cached !== undefined) return cached;
-    const version = this.accessVersion(); // before asking: a change while the answer is on its way makes it stale
-    const [d] = await this.ctx.platform.authorize(this.principal!, [{ channel, action }]);
-    if (d?.status === 401) this.credentialRefused(d.reason);
-    this.authz ??= new Map();
-    if (this.authz.size > 1000) this.authz.clear();
-    const decided: Decided = { channel, action, allowed: d?.allowed === true, at: this.now(), version };
-    this.authz.set(key, decided);
-    this.lastDecision = decided;
-    return d?.allowed === true;
   }
 }

@@ -101,6 +101,8 @@ async function channelsOf(conn: Connection, f: TopicFilter): Promise<string[] | 
 export async function activate(conn: Connection, sub: ActiveSub, how: Activation): Promise<number> {
   const { platform, shares } = conn.ctx;
   const f = sub.parsed;
+  // Read before asking: a change told while the answers are on their way makes the grants due again.
+  const version = conn.permissions.version();
   const channels = await channelsOf(conn, f);
   if (typeof channels === 'number') return channels;
   try {
@@ -109,7 +111,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         key: `${conn.id}\u0000${sub.topicFilter}`,
         qos: sub.qos,
         offer: (d, qos) => {
-          conn.recheckSubscribe(d.channel);
+          conn.permissions.recheck(d.channel);
           return conn.outbox.offer(d, qos, retainFlag(sub, d), null);
         },
         get closed() {
@@ -120,7 +122,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         if (conn.phase === 'closed') break;
         await shares.join(shareGroupKey(sub.topicFilter, f), channel, f.filter, member);
         sub.channels.add(channel);
-        conn.subscribeGranted(channel);
+        conn.permissions.granted(channel, version);
       }
       return sub.qos;
     }
@@ -136,13 +138,13 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         { channel, filter: f.filter, ...(since !== undefined ? { since } : {}), ...(sub.noLocal ? { noLocal: conn.principal!.id } : {}) },
         (d) => {
           if (d.retained && !retainedOk) return;
-          conn.recheckSubscribe(channel);
+          conn.permissions.recheck(channel);
           conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor);
         },
       );
       sub.handles.set(channel, handle);
       sub.channels.add(channel);
-      conn.subscribeGranted(channel);
+      conn.permissions.granted(channel, version);
       if (handle.seq !== undefined) cursor.begin(handle.seq);
     }
     return sub.qos;

@@ -226,7 +226,7 @@ describe('InternalApi following access changes', () => {
     expect(state.authorizes).toBe(2);
   });
 
-  it('falls back to cacheTtlMs when the changes cannot be followed (an older worker, the platform away), and forgets everything when they can again', async () => {
+  it('falls back to cacheTtlMs when the changes cannot be followed (an older worker, the platform away); the first answer forgets everything, and one after a gap names what changed meanwhile', async () => {
     const { api, state, clock, write } = await setup();
     state.failPolls = true;
     await api.pollChanges();
@@ -252,6 +252,28 @@ describe('InternalApi following access changes', () => {
     await api.authorize(principal, check);
     expect(state.authorizes).toBe(4);
     expect(state.polls).toBe(3);
+    // When answers come again, the org that changed meanwhile is named — and its sessions told — not lost.
+    const told: (string | undefined)[] = [];
+    api.onAccessChange((org) => told.push(org));
+    const before = api.accessVersion(principal);
+    state.failPolls = false;
+    await api.pollChanges();
+    expect(told).toEqual(['o1']);
+    expect(api.accessVersion(principal)).toBeGreaterThan(before);
+  });
+
+  it('queues at most maxQueued calls; beyond, a call fails at once with 503', async () => {
+    const s = await serveAccess();
+    let release!: () => void;
+    s.state.hold = new Promise<void>((r) => (release = r));
+    const api = new InternalApi({ workerUrl: s.url, bridgeSecret: 's', maxInFlight: 1, maxQueued: 2 });
+    const calls = [1, 2, 3, 4].map((i) => api.authorize(principal, [{ channel: `q${i}`, action: 'messages:publish' }]));
+    const settled = Promise.allSettled(calls);
+    await new Promise((r) => setTimeout(r, 20));
+    release();
+    const results = await settled;
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+    expect(((results[3] as PromiseRejectedResult).reason as PlatformError).status).toBe(503);
   });
 
   it('never trusts a decision past the expiry of the credential it was made for', async () => {

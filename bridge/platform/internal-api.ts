@@ -32,6 +32,8 @@ export interface InternalApiOptions {
    * worker at the same moment (which a local worker refused: "fetch failed").
    */
   maxInFlight?: number;
+  /** Calls waiting at most (default 10000); beyond, a call fails at once with 503 (a device retries; a re-check is asked again later). */
+  maxQueued?: number;
 }
 
 interface Cached<T> {
@@ -81,6 +83,7 @@ export class InternalApi {
   private readonly maxInFlight: number;
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly maxQueued: number;
 
   constructor(private readonly opts: InternalApiOptions) {
     this.ttl = opts.cacheTtlMs ?? 5000;
@@ -89,6 +92,7 @@ export class InternalApi {
     this.doFetch = opts.fetch ?? fetch;
     this.now = opts.now ?? Date.now;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 32);
+    this.maxQueued = Math.max(0, opts.maxQueued ?? 10_000);
   }
 
   /** Calls waiting for a free slot (for tests and stats). */
@@ -97,8 +101,10 @@ export class InternalApi {
   }
 
   private async call<T>(path: string, body: unknown): Promise<T> {
-    if (this.inFlight >= this.maxInFlight) await new Promise<void>((go) => this.waiting.push(go));
-    else this.inFlight++;
+    if (this.inFlight >= this.maxInFlight) {
+      if (this.waiting.length >= this.maxQueued) throw new PlatformError(503, 'platform busy: too many questions waiting');
+      await new Promise<void>((go) => this.waiting.push(go));
+    } else this.inFlight++;
     try {
       return await this.send<T>(path, body);
     } finally {
@@ -161,7 +167,8 @@ export class InternalApi {
   /**
    * Asks which orgs' access changed since the last answer and forgets what was cached for them.
    * When the question fails, changes are no longer followed: cached answers fall back to
-   * `cacheTtlMs`, and the next answer forgets everything (what changed meanwhile is unknown).
+   * `cacheTtlMs` until an answer comes, which — asked since the last number seen — names the orgs
+   * that changed meanwhile, so their sessions are still told.
    */
   pollChanges(): Promise<void> {
     return (this.polling ??= (async () => {
@@ -174,12 +181,11 @@ export class InternalApi {
         else for (const org of r.orgs) this.forget(org);
         this.epoch = r.epoch;
         this.followingUntil = asked + Math.max(this.ttl, 3 * this.pollMs);
-        // Listeners hear of known changes only. "Anything may have changed" (the first answer, one
-        // after the following was lost, too many orgs) is left to each session's next packet: told,
-        // every session of the bridge would ask at once after each hiccup of the worker.
+        // Listeners hear of known changes only. "Anything may have changed" (the first answer, too
+        // many orgs, a database recreated) is left to each session's next packet: told, every
+        // session of the bridge would ask at once.
         if (!unknown) for (const org of r.orgs) this.tell(org);
       } catch {
-        this.epoch = undefined;
         this.followingUntil = 0;
       } finally {
         this.polling = undefined;

@@ -149,10 +149,20 @@ describe('internal bridge API', () => {
     ];
     expect(created.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
     await quiet();
-    // Renaming a device is a write like any other (only creations are known to change nothing).
-    expect((await api('PATCH', `/orgs/${w.org.id}/devices/${created[0]!.body.id}`, { token: w.owner.token, body: { name: 'renamed' } })).status).toBe(200);
-    since = (await changes(since)).epoch;
+    // Nor do renames, metadata and limits: the PDP reads none of them.
+    const patched = [
+      await api('PATCH', `/orgs/${w.org.id}/devices/${created[0]!.body.id}`, { token: w.owner.token, body: { name: 'renamed', metadata: { room: 'lab' } } }),
+      await api('PATCH', `/orgs/${w.org.id}/channels/${created[2]!.body.id}`, { token: w.owner.token, body: { name: 'renamed' } }),
+      await api('PATCH', `/orgs/${w.org.id}/channels/${created[2]!.body.id}/limits`, { token: w.owner.token, body: { maxPayloadBytes: 1000 } }),
+      await api('PATCH', `/orgs/${w.org.id}`, { token: w.owner.token, body: { name: 'renamed' } }),
+    ];
+    expect(patched.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     await quiet();
+    // An app's scopes are access: that moves it.
+    expect((await api('PATCH', `/orgs/${w.org.id}/apps/${created[4]!.body.id}`, { token: w.owner.token, body: { scopes: ['messages:read'] } })).status).toBe(200);
+    const moved = await changes(since);
+    expect(ours(moved.orgs)).toEqual([w.org.id]);
+    since = moved.epoch;
     // A key rotated in one org: that org, and only it.
     expect((await api('POST', `/orgs/${w.org.id}/devices/${w.device}/key`, { token: w.owner.token })).status).toBe(201);
     let r = await changes(since);

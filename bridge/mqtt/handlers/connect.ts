@@ -43,7 +43,7 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
   const unfit = propertiesProblem(props);
   if (unfit) return [RC.ImplementationSpecificError, `will: ${unfit}`];
   try {
-    if (!(await conn.allowed(address.channel, 'messages:publish'))) return [RC.NotAuthorized, `not allowed to publish the will to channel ${address.channel}`];
+    if (!(await conn.permissions.allowed(address.channel, 'messages:publish'))) return [RC.NotAuthorized, `not allowed to publish the will to channel ${address.channel}`];
   } catch (e) {
     return [authFailure(e) === RC.NotAuthorized ? RC.NotAuthorized : RC.ServerUnavailable, 'could not check the will topic'];
   }

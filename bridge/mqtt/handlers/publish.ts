@@ -116,10 +116,10 @@ const STORED: Result = Object.freeze({ rc: RC.Success });
 
 /** Authorize (usually a cached answer, then no await at all) and rate-limit, then issue the publish (not awaited). */
 function admit(conn: Connection, packet: IPublishPacket, address: Address): { outcome: Promise<Result> } | Promise<{ outcome: Promise<Result> }> {
-  const cached = conn.allowedNow(address.channel, 'messages:publish');
+  const cached = conn.permissions.allowedNow(address.channel, 'messages:publish');
   if (cached !== undefined) return { outcome: admitted(conn, packet, address, cached) };
   // Wrapped, so awaiting the decision does not also await the store.
-  return conn.allowed(address.channel, 'messages:publish').then(
+  return conn.permissions.allowed(address.channel, 'messages:publish').then(
     (ok) => ({ outcome: admitted(conn, packet, address, ok) }),
     (e: unknown) => ({ outcome: refused(RC.UnspecifiedError, `authorization unavailable: ${e instanceof Error ? e.message : String(e)}`) }),
   );

@@ -38,6 +38,9 @@ export class MemoryPlatform implements Platform {
   down = false;
   /** When set, every publish answers this instead of storing. */
   refuse: PublishOutcome | undefined;
+  /** Called once each authorize call has decided, before it answers (a change racing the answer); then the call waits for `authorizeGate`, if set. */
+  onAuthorize: (() => void) | undefined;
+  authorizeGate: Promise<void> | undefined;
   /** What `accessVersion` answers: a test moves it to say access changed (as a bridge learns from the workers). */
   version = 0;
   /** When true, publishes wait until `releasePublishes()`. */
@@ -114,13 +117,19 @@ export class MemoryPlatform implements Platform {
   async authorize(principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> {
     this.check();
     this.authorizeCalls++;
-    if (principal.kind === 'device' && ![...this.keys.values()].includes(principal)) return checks.map(({ channel, action }) => ({ channel, action, allowed: false, status: 401, reason: 'the device key was rotated' }));
-    return checks.map(({ channel, action }) => {
-      const c = this.channels.get(channel);
-      if (!c) return { channel, action, allowed: false, status: 404, reason: `no channel ${channel}` };
-      const allowed = (action === 'messages:publish' ? c.publishers : c.subscribers).has(principal.id);
-      return { channel, action, allowed, status: allowed ? 200 : 403 };
-    });
+    const decided: Decision[] =
+      principal.kind === 'device' && ![...this.keys.values()].includes(principal)
+        ? checks.map(({ channel, action }) => ({ channel, action, allowed: false, status: 401, reason: 'the device key was rotated' }))
+        : checks.map(({ channel, action }) => {
+            const c = this.channels.get(channel);
+            if (!c) return { channel, action, allowed: false, status: 404, reason: `no channel ${channel}` };
+            const allowed = (action === 'messages:publish' ? c.publishers : c.subscribers).has(principal.id);
+            return { channel, action, allowed, status: allowed ? 200 : 403 };
+          });
+    // Decided; what happens now races the answer on its way.
+    this.onAuthorize?.();
+    if (this.authorizeGate) await this.authorizeGate;
+    return decided;
   }
 
   async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {

@@ -139,6 +139,61 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(t.platform.published).toHaveLength(3);
   });
 
+  it('asks a connection\'s questions about an access change in one call: its subscribed channels and the publishes it was allowed, not the ones it was refused', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const c = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'batched' });
+    await c.subscribe(`${T}/x`, 'channels/ch-2/messages/x');
+    // (A refused publish ends a 3.1.1 connection: only v5 keeps a refusal to leave out.)
+    for (const topic of [`${T}/y`, ...(v === 5 ? ['channels/ch-ro/messages/y'] : [])]) c.send({ cmd: 'publish', topic, payload: Buffer.from('p'), qos: 0, dup: false, retain: false });
+    await settle();
+    const asked: { channel: string; action: string }[][] = [];
+    const authorize = t.platform.authorize.bind(t.platform);
+    t.platform.authorize = (p, checks) => (asked.push(checks), authorize(p, checks));
+    t.platform.changeAccess('org-1');
+    await settle();
+    expect(asked).toHaveLength(1);
+    expect(asked[0]!.map((x) => `${x.action} ${x.channel}`).sort()).toEqual(['messages:publish ch-1', 'messages:subscribe ch-1', 'messages:subscribe ch-2']);
+  });
+
+  it('a SUBSCRIBE whose answer was on its way while access changed is asked about again at its first delivery, not after authorizationTtlMs', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const c = await t.connected(v, dev2);
+    // The connection is removed, and the bridge told, while the SUBSCRIBE's "allowed" is on its way.
+    t.platform.onAuthorize = () => {
+      t.platform.onAuthorize = undefined;
+      t.platform.channels.get('ch-1')!.subscribers.delete('dev-2');
+      t.platform.changeAccess('org-1');
+    };
+    await c.subscribe(`${T}/x`);
+    await t.platform.inject('ch-1', 'x', 'a'); // asks again (not held up)
+    await settle();
+    await c.drain();
+    await t.platform.inject('ch-1', 'x', 'b');
+    expect((await c.drain()).filter((p) => p.cmd === 'publish')).toEqual([]);
+    expect(t.platform.channels.get('ch-1')!.subs.size).toBe(0);
+  });
+
+  it('a refusal counts though newer questions about the channel are still on their way (an org that keeps changing)', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const c = await t.connected(v, dev2);
+    await c.subscribe(`${T}/x`);
+    t.platform.channels.get('ch-1')!.subscribers.delete('dev-2');
+    let release!: () => void;
+    t.platform.authorizeGate = new Promise<void>((r) => (release = r));
+    t.platform.changeAccess('org-1'); // asked: the answer waits
+    await settle();
+    t.platform.down = true;
+    t.platform.changeAccess('org-1'); // asked again: this one fails
+    await settle();
+    t.platform.down = false;
+    t.platform.authorizeGate = undefined;
+    release();
+    await settle();
+    expect(t.platform.channels.get('ch-1')!.subs.size).toBe(0);
+    await t.platform.inject('ch-1', 'x', 'after');
+    expect((await c.drain()).filter((p) => p.cmd === 'publish')).toEqual([]);
+  });
+
   it('ends the connection when a `channels/+/…` SUBSCRIBE finds its credential refused (the channel list is not given to a rotated key)', async () => {
     const t = setup();
     const c = await t.connected(v, dev2);
