@@ -5,6 +5,7 @@
  * end-to-end tests run the bridge against the workers.
  */
 import type { Principal } from '../../../shared/principal';
+import { AccessChanges } from '../../testing/access-changes';
 import { matchSubtopic } from '../../../shared/topics';
 import {
   PlatformError, type Decision, type Delivery, type MessageAction, type Platform, type PublishOutcome, type PublishRequest, type SubscribeRequest, type Subscription,
@@ -38,24 +39,20 @@ export class MemoryPlatform implements Platform {
   gate: Promise<void> | undefined;
   /** Thrown from publish (an unexpected failure). */
   explode: Error | undefined;
-  /** What `accessVersion` answers: a test moves it to say access changed (as a bridge learns from the workers). */
-  version = 0;
+  /** Access changes, as the real platform client follows them (`access.version++`: seen at the next packet, no one told). */
+  readonly access = new AccessChanges();
 
   accessVersion(): number {
-    return this.version;
+    return this.access.version;
   }
-
-  private readonly accessListeners = new Set<(org: string | undefined) => void>();
 
   onAccessChange(listener: (org: string | undefined) => void): () => void {
-    this.accessListeners.add(listener);
-    return () => this.accessListeners.delete(listener);
+    return this.access.listen(listener);
   }
 
-  /** Says access in `org` changed (undefined: anywhere), as a bridge hears it from the workers: the version moves and listeners are told. */
+  /** Says access in `org` changed (undefined: anywhere), as the bridge hears it from the workers. */
   changeAccess(org?: string): void {
-    this.version++;
-    for (const l of this.accessListeners) l(org);
+    this.access.change(org);
   }
 
   addDevice(id: string, key: string, orgId = 'org-1'): this {

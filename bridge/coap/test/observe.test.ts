@@ -122,7 +122,7 @@ describe('GET with Observe (RFC 7641)', () => {
     await platform.inject('c1', 'room', 'a');
     expect((await notifications(client)).map((n) => str(n.payload))).toEqual(['a']);
     platform.rotateKey(KEY);
-    platform.version++;
+    platform.access.version++;
     await platform.inject('c1', 'room', 'b');
     const ns = await notifications(client);
     expect(ns.map((n) => [summary(n), observeOf(n) ?? null])).toEqual([['NON 2.05', expect.any(Number)], ['CON 4.01', null]]);

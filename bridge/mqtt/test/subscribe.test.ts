@@ -93,7 +93,7 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
       expect((await c.drain()).filter((p) => p.cmd === 'publish')).toHaveLength(1);
       t.platform.rotateKey('key-2');
       if (after === 'authorizationTtlMs') await t.clock.advance(5000);
-      else t.platform.version++; // at once, not after the bound
+      else t.platform.access.version++; // at once, not after the bound
       if (via === 'delivery') await t.platform.inject('ch-1', 'x', 'asked');
       else if (via === 'publish') c.send({ cmd: 'publish', topic: `${T}/y`, payload: Buffer.from('p'), qos: 0, dup: false, retain: false });
       else c.send({ cmd: 'pingreq' }); // a quiet channel: the keep alive asks
