@@ -70,7 +70,7 @@ export class InternalApi {
   private changes = 0;
   private everyoneAt = 0;
   private readonly orgAt = new Map<string, number>();
-  /** The sequence number of the last answer about changes (undefined: not following them). */
+  /** The sequence number of the last answer about changes (undefined: none yet); kept when a question fails, so the next names what changed meanwhile. */
   private epoch: number | undefined;
   /** Decisions may be trusted past `cacheTtlMs` until then (the last answer about changes, plus a margin). */
   private followingUntil = 0;
