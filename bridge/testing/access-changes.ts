@@ -8,10 +8,11 @@ export class AccessChanges {
   version = 0;
   private readonly listeners = new Set<(org: string | undefined) => void>();
 
-  listen(listener: (org: string | undefined) => void): () => void {
+  /** Platform.onAccessChange (a bound function: the test platforms hand it out as theirs). */
+  readonly listen = (listener: (org: string | undefined) => void): (() => void) => {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
+  };
 
   /** Access in `org` changed (undefined: anywhere): the version moves and listeners are told. */
   change(org?: string): void {

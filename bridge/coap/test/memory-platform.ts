@@ -39,21 +39,11 @@ export class MemoryPlatform implements Platform {
   gate: Promise<void> | undefined;
   /** Thrown from publish (an unexpected failure). */
   explode: Error | undefined;
-  /** Access changes, as the real platform client follows them (`access.version++`: seen at the next packet, no one told). */
+  /** Access changes, as the real platform client follows them (`access.change(org)`, as the bridge hears of it from the workers; `access.version++`: seen at the next packet, no one told). */
   readonly access = new AccessChanges();
 
-  accessVersion(): number {
-    return this.access.version;
-  }
-
-  onAccessChange(listener: (org: string | undefined) => void): () => void {
-    return this.access.listen(listener);
-  }
-
-  /** Says access in `org` changed (undefined: anywhere), as the bridge hears it from the workers. */
-  changeAccess(org?: string): void {
-    this.access.change(org);
-  }
+  readonly accessVersion = (): number => this.access.version;
+  readonly onAccessChange = this.access.listen;
 
   addDevice(id: string, key: string, orgId = 'org-1'): this {
     this.devices.set(key, { kind: 'device', id, orgId });

@@ -132,11 +132,11 @@ describe('GET with Observe (RFC 7641)', () => {
   it('asks about a quiet observation at once when the platform says its org\'s access changed: a rotated key ends it with CON 4.01 without any message', async () => {
     const { client, platform, server } = await registered({ authorizationTtlMs: 5000 });
     platform.rotateKey(KEY);
-    platform.changeAccess('org-2'); // another org's change: this observation is not asked about
+    platform.access.change('org-2'); // another org's change: this observation is not asked about
     await settle();
     expect(await notifications(client)).toEqual([]);
     expect(server.stats().observers).toBe(1);
-    platform.changeAccess('org-1');
+    platform.access.change('org-1');
     await settle();
     const ns = await notifications(client);
     expect(ns.map((n) => [summary(n), observeOf(n) ?? null])).toEqual([['CON 4.01', null]]);

@@ -42,7 +42,7 @@ export class MemoryPlatform implements Platform {
   /** Called once each authorize call has decided, before it answers (a change racing the answer); then the call waits for `authorizeGate`, if set. */
   onAuthorize: (() => void) | undefined;
   authorizeGate: Promise<void> | undefined;
-  /** Access changes, as the real platform client follows them (`access.version++`: seen at the next packet, no one told). */
+  /** Access changes, as the real platform client follows them (`access.change(org)`, as the bridge hears of it from the workers; `access.version++`: seen at the next packet, no one told). */
   readonly access = new AccessChanges();
   /** When true, publishes wait until `releasePublishes()`. */
   defer = false;
@@ -66,18 +66,8 @@ export class MemoryPlatform implements Platform {
     return this;
   }
 
-  accessVersion(): number {
-    return this.access.version;
-  }
-
-  onAccessChange(listener: (org: string | undefined) => void): () => void {
-    return this.access.listen(listener);
-  }
-
-  /** Says access in `org` changed (undefined: anywhere), as the bridge hears it from the workers. */
-  changeAccess(org?: string): void {
-    this.access.change(org);
-  }
+  readonly accessVersion = (): number => this.access.version;
+  readonly onAccessChange = this.access.listen;
 
   /** Lets `n` deferred publishes (default all) go on, in order. */
   releasePublishes(n = Infinity): void {

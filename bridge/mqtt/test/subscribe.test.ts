@@ -122,10 +122,10 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(t.platform.published).toHaveLength(2);
     t.platform.rotateKey('key-2');
     const asked = t.platform.authorizeCalls;
-    t.platform.changeAccess('org-2'); // another org: nobody here is asked about
+    t.platform.access.change('org-2'); // another org: nobody here is asked about
     await settle();
     expect(t.platform.authorizeCalls).toBe(asked);
-    t.platform.changeAccess('org-1');
+    t.platform.access.change('org-1');
     await settle();
     for (const c of [quietSub, quietPub]) {
       if (v === 5) expect((await c.next('disconnect')).reasonCode).toBe(0x87);
@@ -149,7 +149,7 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     const asked: { channel: string; action: string }[][] = [];
     const authorize = t.platform.authorize.bind(t.platform);
     t.platform.authorize = (p, checks) => (asked.push(checks), authorize(p, checks));
-    t.platform.changeAccess('org-1');
+    t.platform.access.change('org-1');
     await settle();
     expect(asked).toHaveLength(1);
     expect(asked[0]!.map((x) => `${x.action} ${x.channel}`).sort()).toEqual(['messages:publish ch-1', 'messages:subscribe ch-1', 'messages:subscribe ch-2']);
@@ -162,7 +162,7 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     t.platform.onAuthorize = () => {
       t.platform.onAuthorize = undefined;
       t.platform.channels.get('ch-1')!.subscribers.delete('dev-2');
-      t.platform.changeAccess('org-1');
+      t.platform.access.change('org-1');
     };
     await c.subscribe(`${T}/x`);
     await t.platform.inject('ch-1', 'x', 'a'); // asks again (not held up)
@@ -180,10 +180,10 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     t.platform.channels.get('ch-1')!.subscribers.delete('dev-2');
     let release!: () => void;
     t.platform.authorizeGate = new Promise<void>((r) => (release = r));
-    t.platform.changeAccess('org-1'); // asked: the answer waits
+    t.platform.access.change('org-1'); // asked: the answer waits
     await settle();
     t.platform.down = true;
-    t.platform.changeAccess('org-1'); // asked again: this one fails
+    t.platform.access.change('org-1'); // asked again: this one fails
     await settle();
     t.platform.down = false;
     t.platform.authorizeGate = undefined;
