@@ -3,6 +3,7 @@ import { cacheTtlMs } from '../../workers/auth/credentials';
 import { decideMessageAccess } from '../../workers/iam/access';
 import type { ChannelCore } from './core';
 import { closeSocket } from './fanout';
+import { CLOSE_TRY_AGAIN_LATER } from './flow';
 import { TAG_SUBSCRIBER, type SubscriberAttachment } from './sockets';
 
 /** Close code when the permission to subscribe was withdrawn: 4000 + 403, as a refused upgrade. */
@@ -18,11 +19,20 @@ type Action = 'messages:subscribe' | 'messages:publish';
 
 /** One principal's latest answer for one action. */
 interface Decision {
+  /** When the answer came (while `pending`: when the question was asked). */
   at: number;
   allowed: boolean;
   /** A refusal of the credential itself (401), not of one permission. */
   unauthorized?: boolean;
   pending: Promise<boolean> | null;
+  /** While `pending`: until when the previous answer, `allowed`, may still be used (0: none to use). */
+  trustedUntil: number;
+}
+
+/** Deliveries held for one socket while its principal's question is answered. */
+interface Held {
+  frames: { data: string | Uint8Array; seq: number }[];
+  bytes: number;
 }
 
 /** Who decides alike (principalIdentity), per action: built once per principal object. */
@@ -38,16 +48,22 @@ function keyOf(p: Principal, action: Action): string {
 
 /**
  * Live WebSocket subscribers keep their permissions only as long as the platform does: the worker
- * decided at the upgrade, and from then on a subscriber's deliveries (and publish frames) ask the
- * PDP again once the last answer for its principal is REVOCATION_CACHE_TTL old (5 s; the bound the
- * worker's own caches keep, docs/auth.md) — one D1 decision per principal, not per socket, and none
- * for a quiet channel; while an answer is fresh a delivery costs two map lookups. When the
- * permission to subscribe is withdrawn (the device's connection removed, a key revoked or narrowed,
- * a member removed) the principal's sockets accepted before that answer was asked for close with
- * 4403; a withdrawn permission to publish refuses its publish frames with 403 and keeps the
- * subscription. A credential that is no longer good (an API key revoked, a device key rotated or its
- * device deleted: a 401 from either check) closes them with 4401. A D1 failure keeps what was
- * decided and asks again after that bound.
+ * decided at the upgrade, and from then on the channel actor asks the PDP again for each
+ * principal — one D1 decision per principal, not per socket, and none for a quiet channel — and
+ * delivers only on an answer younger than REVOCATION_CACHE_TTL (5 s; the bound the worker's own
+ * caches keep, docs/auth.md). A delivery to a socket whose principal has no such answer (a channel
+ * quiet past the bound, an actor woken from hibernation) waits, held for that socket alone, until
+ * the question is answered: a revoked subscriber never gets a message published after the bound.
+ * On a busy channel the question is asked again in the background once the answer is half that
+ * old, so deliveries do not wait; while an answer is fresh a delivery costs two map lookups. A new
+ * socket's principal is asked about at once (`prefetch`), so its first delivery seldom waits.
+ * When the permission to subscribe is withdrawn (the device's connection removed, a key revoked or
+ * narrowed, a member removed) the principal's sockets accepted before that answer was asked for
+ * close with 4403; a withdrawn permission to publish refuses its publish frames with 403 and keeps
+ * the subscription. A credential that is no longer good (an API key revoked, a device key rotated
+ * or its device deleted: a 401 from either check) closes them with 4401. A D1 failure keeps what
+ * was decided (for a socket with no answer yet: the worker's, at the upgrade) and asks again after
+ * that bound.
  */
 export class SubscriberAccess {
   private readonly decided = new Map<string, Decision>();
@@ -55,6 +71,9 @@ export class SubscriberAccess {
   private readonly unattached = new WeakMap<WebSocket, Principal>();
   /** When each socket was accepted (in memory: a socket from before a wake counts as older than any answer). */
   private readonly acceptedAt = new WeakMap<WebSocket, number>();
+  /** Sockets whose deliveries wait for their principal's answer (`admit`), and what is held for them. */
+  private readonly waiting = new WeakMap<WebSocket, Promise<boolean>>();
+  private readonly held = new Map<WebSocket, Held>();
   private ttlMs: number | undefined;
 
   constructor(private readonly core: ChannelCore) {}
@@ -96,15 +115,27 @@ export class SubscriberAccess {
     return this.unattached.get(ws) ?? null;
   }
 
-  /** On a delivery to `ws`: asks again when due; false when the socket was closed. */
-  recheck(ws: WebSocket, att: SubscriberAttachment): boolean {
+  /**
+   * Before a delivery to `ws`: true = send now; false = the socket was closed (or is refused);
+   * a promise = hold the delivery (`hold`) until it settles — the principal's question is being
+   * answered and no answer young enough is at hand. A socket with held deliveries keeps holding,
+   * so it gets its messages in order.
+   */
+  admit(ws: WebSocket, att: SubscriberAttachment): boolean | Promise<boolean> {
+    const waiting = this.waiting.get(ws);
+    if (waiting) return waiting;
     const p = this.principalOf(ws, att);
     if (p === undefined) return true;
     if (p === null) return this.reauthorize(ws);
     const key = keyOf(p, 'messages:subscribe');
+    const now = Date.now();
     const d = this.decided.get(key);
-    if (d && (d.pending || Date.now() - d.at < this.ttl)) {
-      if (d.pending || d.allowed) return true;
+    if (d && !d.pending && now - d.at < this.ttl) {
+      if (d.allowed) {
+        // Asked again ahead of the bound, in the background: a busy channel's deliveries never wait.
+        if (now - d.at >= this.ttl / 2) void this.decide(p, 'messages:subscribe');
+        return true;
+      }
       // A fresh refusal: a socket admitted before it (on an older, cached "allowed") closes at once;
       // one admitted after it was allowed since, so the refusal is stale: ask again.
       if ((this.acceptedAt.get(ws) ?? 0) <= d.at) {
@@ -113,9 +144,58 @@ export class SubscriberAccess {
         return false;
       }
       this.decided.delete(key);
+    } else if (d?.pending && d.allowed && now < d.trustedUntil) return true;
+    const asked = this.decide(p, 'messages:subscribe');
+    this.waiting.set(ws, asked);
+    const done = () => {
+      if (this.waiting.get(ws) === asked) this.waiting.delete(ws);
+    };
+    asked.then(done, done);
+    return asked;
+  }
+
+  /**
+   * Keeps a delivery for `ws` until `admitted` (from `admit`) settles; then sends what was held,
+   * in order, through `send` (false: stop, the socket is gone), or drops it if the socket was
+   * refused. More than the subscriber window held closes the socket as a slow consumer would be.
+   */
+  hold(ws: WebSocket, admitted: Promise<boolean>, data: string | Uint8Array, seq: number, send: (data: string | Uint8Array, seq: number) => boolean): void {
+    let h = this.held.get(ws);
+    if (!h) {
+      this.held.set(ws, (h = { frames: [], bytes: 0 }));
+      const settle = (allowed: boolean) => {
+        const held = this.held.get(ws);
+        this.held.delete(ws);
+        if (!held || ws.readyState !== WebSocket.READY_STATE_OPEN) return;
+        // Refused: `decide` closed the sockets the refusal is about; one admitted after the question
+        // was asked is asked about again (`admit`), as any delivery would be.
+        const next = allowed ? true : this.admitAgain(ws);
+        if (next === false) return;
+        for (const f of held.frames) {
+          if (next !== true) this.hold(ws, next, f.data, f.seq, send);
+          else if (!send(f.data, f.seq)) return;
+        }
+      };
+      admitted.then(settle, () => settle(false));
     }
-    void this.decide(p, 'messages:subscribe');
-    return true;
+    h.frames.push({ data, seq });
+    h.bytes += typeof data === 'string' ? data.length : data.byteLength;
+    if (h.bytes > this.core.config.subscriberWindow.bytes) {
+      this.held.delete(ws);
+      closeSocket(this.core, ws, CLOSE_TRY_AGAIN_LATER, 'slow consumer: deliveries held while its permission is checked exceed the window');
+    }
+  }
+
+  /** After a refusal, for a socket still open: admitted afresh (the refusal may predate it). */
+  private admitAgain(ws: WebSocket): boolean | Promise<boolean> {
+    const s = this.core.sockets.subscriber(ws);
+    return s ? this.admit(ws, s.att) : false;
+  }
+
+  /** A new socket: its principal is asked about now, unless an answer is fresh, so its first delivery seldom waits. */
+  prefetch(ws: WebSocket, att: SubscriberAttachment): void {
+    const p = this.principalOf(ws, att);
+    if (p) void this.decide(p, 'messages:subscribe');
   }
 
   /** Whether the socket's principal may still publish (awaits a decision only when one is due). */
@@ -141,7 +221,9 @@ export class SubscriberAccess {
     const now = Date.now();
     if (d && now - d.at < this.ttl) return Promise.resolve(d.allowed);
     if (this.decided.size > 10_000) this.decided.clear();
-    const entry: Decision = { at: now, allowed: d?.allowed ?? true, pending: null };
+    // While asked, the previous answer still counts until its own bound (`admit`); with none, the worker's at the upgrade.
+    const trustedUntil = d ? (d.pending ? d.trustedUntil : d.at + this.ttl) : 0;
+    const entry: Decision = { at: now, allowed: d?.allowed ?? true, pending: null, trustedUntil };
     entry.pending = decideMessageAccess(this.core.env.DB, p, channel, action).then(
       (r) => {
         entry.allowed = r.allowed;

@@ -101,19 +101,21 @@ export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]):
   for (const ws of core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
     const s = core.sockets.subscriber(ws);
     if (!s) continue;
-    let checked = false;
+    const sendOne = (data: string | Uint8Array, seq: number): boolean => {
+      if (!send(core, ws, data)) return false;
+      const bytes = typeof data === 'string' ? data.length : data.byteLength;
+      return !overWindow(core, ws, s.att.ack, seq, bytes, core.config.subscriberWindow);
+    };
+    // Its permission (access.ts): asked only for sockets something is sent to; held while asked.
+    let admitted: boolean | Promise<boolean> | undefined;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as ChannelMessage;
       if (!s.match(m.envelope.subtopic)) continue;
-      // Its permission, asked again when due (access.ts); not for sockets nothing is sent to.
-      if (!checked) {
-        checked = true;
-        if (!core.access.recheck(ws, s.att)) break;
-      }
+      admitted ??= core.access.admit(ws, s.att);
+      if (admitted === false) break;
       const data = frameOf(i, s.att.encoding);
-      if (!send(core, ws, data)) break;
-      const bytes = typeof data === 'string' ? data.length : data.byteLength;
-      if (overWindow(core, ws, s.att.ack, m.envelope.seq, bytes, core.config.subscriberWindow)) break;
+      if (admitted !== true) core.access.hold(ws, admitted, data, m.envelope.seq, sendOne);
+      else if (!sendOne(data, m.envelope.seq)) break;
     }
   }
 

@@ -18,6 +18,7 @@ export function acceptSubscriber(core: ChannelCore, opts: SubscriberOptions): Re
     { kind: 'subscriber', id: crypto.randomUUID(), publisher: opts.publisher, canPublish: opts.canPublish, subtopic: opts.subtopic, encoding: opts.encoding, ack: opts.ack },
     opts.principal,
   );
+  core.access.prefetch(server, att);
 
   // Same turn as acceptWebSocket: nothing published meanwhile can be missed or sent twice.
   // `subscribed` goes first, so a client that loses the socket before any message arrives still

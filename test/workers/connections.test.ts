@@ -293,6 +293,53 @@ describe('connections', () => {
     ws2.close();
   }, 25_000);
 
+  it('a WebSocket on a channel quiet past REVOCATION_CACHE_TTL gets nothing published after its access was withdrawn; with access kept, held deliveries arrive in order', async () => {
+    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
+    const { t, org, chs, devs } = await setup(1, 2);
+    const ch = chs[0]!;
+    const open = async (key: string) => {
+      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${key}` } });
+      expect(res.status).toBe(101);
+      const ws = res.webSocket!;
+      const s = { seqs: [] as number[], done: undefined as { code: number; reason: string } | undefined };
+      ws.addEventListener('message', (e) => {
+        const f = JSON.parse(e.data as string) as { type: string; seq?: number };
+        if (f.type === 'message') s.seqs.push(f.seq!);
+      });
+      ws.addEventListener('close', (e) => {
+        s.done = { code: e.code, reason: e.reason };
+      });
+      ws.accept();
+      return { ws, s };
+    };
+    for (const d of devs) await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${d.id}`, { token: t, body: {} });
+    const kept = await open(devs[0]!.key);
+    const lost = await open(devs[1]!.key);
+    const fromUser = async () => {
+      const r = await api('POST', `/channels/${ch.id}/messages`, { token: t, raw: 'tick', headers: { 'content-type': 'text/plain' } });
+      expect(r.status).toBe(202);
+      return r.body.seq as number;
+    };
+    const until = async (ok: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
+      return ok();
+    };
+    const first = await fromUser();
+    expect(await until(() => kept.s.seqs.length === 1 && lost.s.seqs.length === 1, 2000)).toBe(true);
+    // Withdrawn, then quiet past the bound: the actor's last answer for both devices is stale.
+    expect((await api('DELETE', `/orgs/${org}/channels/${ch.id}/devices/${devs[1]!.id}`, { token: t })).status).toBe(204);
+    await new Promise((r) => setTimeout(r, ttl + 300));
+    const later = await Promise.all([fromUser(), fromUser(), fromUser(), fromUser(), fromUser()]);
+    expect(await until(() => lost.s.done !== undefined && kept.s.seqs.length === 6, 3000)).toBe(true);
+    expect(lost.s.done).toMatchObject({ code: 4403, reason: expect.stringContaining('permission to subscribe withdrawn') });
+    // Not one message published after the bound reached the device that lost its connection…
+    expect(lost.s.seqs).toEqual([first]);
+    // …and the one that kept its got every one, held while the actor asked, in seq order.
+    expect(kept.s.seqs).toEqual([first, ...later.sort((a, b) => a - b)]);
+    expect(kept.s.done).toBeUndefined();
+    kept.ws.close();
+  }, 20_000);
+
   it('a WebSocket subscriber on an API key stops when the key is revoked (a key of 50 scopes, too big for the socket attachment, too)', async () => {
     const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
     const { t, org, chs } = await setup(1, 1);
