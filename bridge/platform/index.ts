@@ -1,6 +1,7 @@
 import type { Principal } from '../../shared/principal';
 import { InternalApi } from './internal-api';
 import { ChannelLink } from './link';
+import { PresenceCount } from './presence';
 import { PlatformError, wsUrl, type WorkerUrl, type Decision, type Delivery, type MessageAction, type Platform, type PublishOutcome, type PublishRequest, type SubscribeRequest, type Subscription } from './types';
 
 export * from './types';
@@ -45,6 +46,10 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
   });
   api.start();
   const links = new Map<string, ChannelLink>();
+  // MQTT and CoAP report under this bridge's one id: counted, so neither overwrites the other (presence.ts).
+  const presence = new PresenceCount((deviceId, online) => {
+    api.presence(deviceId, online).catch((e: unknown) => opts.log?.(`presence of ${deviceId} not recorded: ${e instanceof Error ? e.message : String(e)}`));
+  });
 
   const linkFor = (channel: string): ChannelLink => {
     let l = links.get(channel);
@@ -71,7 +76,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
       }
     },
     presence(deviceId: string, online: boolean): void {
-      api.presence(deviceId, online).catch((e: unknown) => opts.log?.(`presence of ${deviceId} not recorded: ${e instanceof Error ? e.message : String(e)}`));
+      presence.set(deviceId, online);
     },
     resetPresence: () => api.resetPresence(),
     linkFor,

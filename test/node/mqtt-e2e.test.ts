@@ -286,17 +286,38 @@ describe('MQTT through the real platform', () => {
     expect((await observer).stdout).toContain('mqtt to coap');
   });
 
+  /** A device of its own, connected to the channel: earlier tests' CoAP requests keep theirs online for presenceIdleMs. */
+  const freshDevice = async () => {
+    const d = await w.call('POST', `/orgs/${w.org}/devices`, { name: `presence-${Date.now()}` }, w.token);
+    await w.call('POST', `/orgs/${w.org}/connections`, { channel_ids: [w.channel], device_ids: [d.id] }, w.token);
+    const get = async () => (await (await fetch(`${platform.url}/orgs/${w.org}/devices/${d.id}`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { online: boolean; last_seen: number | null };
+    return { id: d.id!, key: d.key!, get };
+  };
+
   it('marks the device online while connected and records last-seen', async () => {
-    const get = async () => (await (await fetch(`${platform.url}/orgs/${w.org}/devices/${w.deviceId}`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { online: boolean; last_seen: number | null };
-    await until(async () => ((await get()).online ? undefined : true));
-    const c = await client(4, { clientId: 'presence' });
-    expect(await until(async () => (await get()).online || undefined)).toBe(true);
+    const d = await freshDevice();
+    expect((await d.get()).online).toBe(false);
+    const c = await client(4, { clientId: 'presence', username: d.id, password: d.key });
+    expect(await until(async () => (await d.get()).online || undefined)).toBe(true);
     await c.endAsync();
     const after = await until(async () => {
-      const d = await get();
-      return d.online ? undefined : d;
+      const x = await d.get();
+      return x.online ? undefined : x;
     });
     expect(after.last_seen).toBeGreaterThan(0);
+  });
+
+  it('a device online over CoAP stays online while an MQTT connection of it comes and goes (one presence per bridge, counted)', async () => {
+    const d = await freshDevice();
+    // A CoAP request makes the device online (for presenceIdleMs: 5 minutes)…
+    const coap = await run('coap-client-notls', ['-m', 'post', '-e', 'hello', `coap://127.0.0.1:${platform.coapPort}/channels/${w.channel}/messages/presence?auth=${d.key}`], { timeout: 15_000 });
+    expect(`${coap.stdout}${coap.stderr}`).not.toMatch(/[45]\.\d\d/);
+    expect(await until(async () => (await d.get()).online || undefined)).toBe(true);
+    // …and an MQTT connection of the same device closing does not take that away.
+    const c = await client(4, { clientId: 'presence-both', username: d.id, password: d.key });
+    await c.endAsync();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await d.get()).online).toBe(true);
   });
 
   it('malformed bytes close that connection cleanly and the bridge keeps serving', async () => {
