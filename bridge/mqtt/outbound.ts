@@ -49,9 +49,9 @@ interface Inflight {
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const TEXT = /^text\/|charset=utf-8/i;
 
-/** Seconds left of a message's expiry, or undefined when it has none [MQTT-3.3.2-6]. The clock is read only for a message that has one. */
+/** Seconds left of a message's expiry (whole seconds, rounded up), or undefined when it has none [MQTT-3.3.2-6]. The clock is read only for a message that has one. */
 function expiryLeft(d: Delivery, link: Pick<OutboundLink, 'now'>): number | undefined {
-  return d.messageExpiry === undefined ? undefined : d.messageExpiry - Math.floor((link.now() - d.created) / 1000);
+  return d.expiresAt === undefined ? undefined : Math.ceil((d.expiresAt - link.now()) / 1000);
 }
 
 /** The topic name of the last delivery (consecutive deliveries mostly share one): built once for the run. */

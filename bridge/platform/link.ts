@@ -301,7 +301,8 @@ export class ChannelLink {
     const userProperties = op.properties ? groupProperties(op.properties) : undefined;
     const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained };
     if (userProperties) d.userProperties = userProperties;
-    if (op.expiry !== undefined) d.messageExpiry = op.expiry;
+    // op.expiry is what was left when the actor sent it: counted from now, not from `created` (counting twice lost messages).
+    if (op.expiry !== undefined) d.expiresAt = Date.now() + op.expiry * 1000;
     if (op.retain) d.retainPublished = true;
     if (op.qos !== undefined) d.qos = op.qos;
     for (const id of op.subs) {

@@ -40,7 +40,12 @@ export interface Delivery {
   retainPublished?: boolean;
   /** MQTT 5 pass-through, when the publisher set them. */
   userProperties?: Record<string, string | string[]>;
-  messageExpiry?: number;
+  /**
+   * When it expires (MQTT 5 Message Expiry), ms on this process's clock. The channel actor sends the
+   * lifetime left when it sends the message (not the publisher's interval), so the platform client
+   * counts from its arrival here; a front-end sends on what is left then [MQTT-3.3.2-6].
+   */
+  expiresAt?: number;
   /** The QoS an MQTT client published it with, when below 2 (absent: 2): it goes out at min(this, granted) [MQTT-3.8.4-8]. */
   qos?: 0 | 1;
 }

@@ -132,6 +132,30 @@ describe('MQTT through the real platform', () => {
     expect(await until(() => got[1])).toMatchObject({ payload: 'at least once', retain: false, qos: 1 });
   });
 
+  it('v5 Message Expiry: a retained message is replayed with what is left of its lifetime, not gone at half of it [MQTT-3.3.2-5, -6]', async () => {
+    const pub = await client(5);
+    await pub.publishAsync(topic('ret-exp'), 'short-lived', { qos: 1, retain: true, properties: { messageExpiryInterval: 4 } });
+    const publishedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 2300));
+    const sub = await client(5);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic('ret-exp'), { qos: 1 });
+    const first = await until(() => got[0]);
+    const waited = (Date.now() - publishedAt) / 1000;
+    expect(first).toMatchObject({ payload: 'short-lived', retain: true });
+    // 4 s less the ~2.3 s waited, in whole seconds; counting the wait twice had dropped it.
+    const left = first.props?.messageExpiryInterval as number;
+    expect(left).toBeGreaterThanOrEqual(1);
+    expect(left).toBeLessThanOrEqual(Math.ceil(4 - waited) + 1);
+    // Past its lifetime it is not replayed at all.
+    await new Promise((r) => setTimeout(r, Math.max(0, publishedAt + 4500 - Date.now())));
+    const late = await client(5);
+    const lateGot = collect(late);
+    await late.subscribeAsync(topic('ret-exp'), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(lateGot).toEqual([]);
+  });
+
   it('v5 Retain As Published keeps the publisher\'s RETAIN on live messages; without it RETAIN is 0', async () => {
     const rap = await client(5);
     const plain = await client(5);

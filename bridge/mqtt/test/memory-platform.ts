@@ -135,7 +135,7 @@ export class MemoryPlatform implements Platform {
     const d: Delivery = {
       channel: req.channel, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType || 'application/octet-stream', payload: req.payload,
       created: this.clock.now(), seq: ++c.seq, retained: false,
-      ...(req.userProperties ? { userProperties: req.userProperties } : {}), ...(req.messageExpiry !== undefined ? { messageExpiry: req.messageExpiry } : {}),
+      ...(req.userProperties ? { userProperties: req.userProperties } : {}), ...(req.messageExpiry !== undefined ? { expiresAt: this.clock.now() + req.messageExpiry * 1000 } : {}),
       ...(req.retain ? { retainPublished: true } : {}),
       ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}),
     };
