@@ -34,11 +34,29 @@ function methodsFor(routes: readonly { method: string; path: string }[], path: s
           return seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
         })
         .join('/');
-      return { method: r.method, re: new RegExp(`^${pattern}/?$`) };
+      return { method: r.method, re: new RegExp(`^${pattern}$`) };
     });
   const methods = new Set(routeMatchers.filter((m) => m.re.test(path)).map((m) => m.method));
   if (methods.has('GET')) methods.add('HEAD');
   return [...methods].sort();
+}
+
+/**
+ * A browser loading a page, not a script or an API client: Fetch Metadata says so (every current
+ * browser); without it, a GET that asks for HTML.
+ */
+function isNavigation(req: Request): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const mode = req.headers.get('sec-fetch-mode');
+  if (mode !== null) return mode === 'navigate';
+  return /\btext\/html\b/.test(req.headers.get('accept') ?? '');
+}
+
+/** The console's single page (index.html), answered for any of its client-side routes. */
+async function consolePage(env: Env, req: Request): Promise<Response> {
+  const res = await env.ASSETS.fetch(new Request(new URL('/', req.url), { method: req.method, headers: req.headers }));
+  if (!res.ok) throw new ApiError(404, 'not_found', 'no such route');
+  return res;
 }
 
 /**
@@ -76,6 +94,12 @@ export function buildApp() {
     // RFC 9110 §15.5.6: a path that exists under other methods is 405 with Allow, not 404.
     const allow = methodsFor(app.routes, c.req.path);
     if (allow.length > 0) throw new ApiError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(', ')}`, undefined, { allow: allow.join(', ') });
+    // No route and no asset: a browser navigating to a console route (/login, /o/…) gets the app,
+    // which routes on the client; curl, fetch and a missing script get a 404 (wrangler.toml [assets]).
+    if (isNavigation(c.req.raw)) return consolePage(c.env, c.req.raw);
+    // Routes take no trailing slash; say so rather than leave a caller guessing.
+    const bare = c.req.path.length > 1 && c.req.path.endsWith('/') ? c.req.path.replace(/\/+$/, '') : null;
+    if (bare && methodsFor(app.routes, bare).length > 0) throw new ApiError(404, 'not_found', `no such route: ${c.req.path} ends with a slash; the route is ${bare}`);
     throw new ApiError(404, 'not_found', 'no such route');
   });
 

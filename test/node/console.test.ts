@@ -3,6 +3,7 @@
  * (`npm start`'s launcher: wrangler dev + bridge). Screenshots go to test-results/console/.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -56,11 +57,31 @@ describe('web console in Chromium', () => {
 
   it('routes browser navigations: the SPA for console paths, the worker for API paths', async () => {
     const nav = { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html' } };
+    // node:http, not fetch: fetch sends its own `Sec-Fetch-Mode: cors`, as a page's fetch() does.
+    const navigate = (path: string) =>
+      new Promise<{ status: number; body: string }>((ok, fail) => {
+        httpGet(`${platform.url}${path}`, nav, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => ok({ status: res.statusCode ?? 0, body }));
+        }).on('error', fail);
+      });
     for (const path of ['/', '/login', '/o/org-1/channels/ch-1/history']) {
-      const res = await fetch(`${platform.url}${path}`, nav);
+      const res = await navigate(path);
       expect(res.status, path).toBe(200);
-      expect(await res.text(), path).toContain('<div id="app">');
+      expect(res.body, path).toContain('<div id="app">');
     }
+    // Not a navigation (curl, fetch, a missing script): the worker's 404 problem, never the app with 200.
+    for (const path of ['/nope', '/o/org-1', '/assets/no-such-chunk.js', '/foo.json']) {
+      const res = await fetch(`${platform.url}${path}`, { headers: { accept: '*/*' } });
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get('content-type'), path).toMatch(/problem\+json/);
+    }
+    const js = await fetch(`${platform.url}/assets/main.js`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toMatch(/javascript/);
+    await js.body?.cancel();
     const orgs = await fetch(`${platform.url}/orgs`, nav);
     expect(orgs.status).toBe(401);
     expect(orgs.headers.get('content-type')).toMatch(/problem\+json/);

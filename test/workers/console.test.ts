@@ -6,7 +6,8 @@ import { api, newUser, worker } from './helpers';
 // vitest.config.ts). Here the asset service is reached through its binding: the test harness calls the
 // worker itself, not the asset router in front of it. Which paths reach which (run_worker_first) is tested
 // against wrangler dev in test/node/console.test.ts.
-const navigate = (path: string) => env.ASSETS.fetch(`http://edgeflux.test${path}`, { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html' } });
+// A path with no file reaches the worker (not_found_handling = "none"), which answers a navigation with the app.
+const navigate = (path: string) => (path === '/' ? env.ASSETS : worker).fetch(`http://edgeflux.test${path}`, { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html' } });
 
 describe('web console assets', () => {
   it('serves the single-page app at / and at console routes', async () => {
@@ -50,8 +51,31 @@ describe('web console assets', () => {
   });
 
   it('answers unknown non-navigation requests from the worker as problem JSON', async () => {
-    const res = await worker.fetch('http://edgeflux.test/no-such-thing', { headers: { accept: 'application/json' } });
-    expect(res.status).toBe(404);
-    expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+    // curl's */*, fetch() from a page (cors mode), a JSON client, a missing script: none of them gets the app.
+    const variants: Record<string, string>[] = [{ accept: '*/*' }, { accept: 'application/json' }, { 'sec-fetch-mode': 'cors', accept: 'text/html' }, { 'sec-fetch-mode': 'no-cors', accept: '*/*' }];
+    for (const headers of variants) {
+      for (const path of ['/no-such-thing', '/assets/no-such-chunk.js', '/o/org-1']) {
+        const res = await worker.fetch(`http://edgeflux.test${path}`, { headers });
+        expect(res.status, `${path} ${JSON.stringify(headers)}`).toBe(404);
+        expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+      }
+    }
+    // A browser without Fetch Metadata that asks for HTML still gets the app.
+    const old = await worker.fetch('http://edgeflux.test/login', { headers: { accept: 'text/html,application/xhtml+xml' } });
+    expect(old.status).toBe(200);
+    expect(await old.text()).toContain('<div id="app">');
+  });
+
+  it('a trailing slash is a 404 naming the route, not a 405 that contradicts itself', async () => {
+    const u = await newUser('slash');
+    for (const [method, path, route] of [
+      ['GET', '/orgs/', '/orgs'],
+      ['POST', '/channels/c-1/messages/', '/channels/c-1/messages'],
+    ] as const) {
+      const res = await api(method, path, { token: u.token });
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get('allow')).toBeNull();
+      expect(res.body.detail).toContain(`the route is ${route}`);
+    }
   });
 });
