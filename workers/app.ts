@@ -1,3 +1,4 @@
+import { cors } from 'hono/cors';
 import { Scalar } from '@scalar/hono-api-reference';
 import type { AppEnv } from './app-env';
 import { healthRouter } from './health';
@@ -39,6 +40,30 @@ function methodsFor(routes: readonly { method: string; path: string }[], path: s
   const methods = new Set(routeMatchers.filter((m) => m.re.test(path)).map((m) => m.method));
   if (methods.has('GET')) methods.add('HEAD');
   return [...methods].sort();
+}
+
+/** What a page on another origin may send and read (docs/auth.md, "Browsers on other origins"). */
+const CORS = {
+  allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+  allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'If-None-Match'],
+  exposeHeaders: ['Link', 'Location', 'Retry-After', 'WWW-Authenticate', 'ETag', 'Content-Disposition'],
+  maxAge: 86_400,
+};
+let corsFor: { origins: string; handler: ReturnType<typeof cors> | null } | null = null;
+
+/**
+ * CORS for the API: every credential travels in the Authorization header (or a WebSocket
+ * subprotocol), never in a cookie, so a page on another origin can use only a key it was given —
+ * `CORS_ORIGINS` ("*" by default; a comma-separated list of origins; empty = none) says which
+ * origins may. Not on /internal/*, which only the bridge calls.
+ */
+function corsHandler(origins: string | undefined): ReturnType<typeof cors> | null {
+  const given = origins ?? '*';
+  if (corsFor?.origins !== given) {
+    const list = given.split(',').map((o) => o.trim()).filter((o) => o !== '');
+    corsFor = { origins: given, handler: list.length === 0 ? null : cors({ ...CORS, origin: list.includes('*') ? '*' : list }) };
+  }
+  return corsFor.handler;
 }
 
 /**
@@ -101,6 +126,12 @@ export function buildApp() {
     const bare = c.req.path.length > 1 && c.req.path.endsWith('/') ? c.req.path.replace(/\/+$/, '') : null;
     if (bare && methodsFor(app.routes, bare).length > 0) throw new ApiError(404, 'not_found', `no such route: ${c.req.path} ends with a slash; the route is ${bare}`);
     throw new ApiError(404, 'not_found', 'no such route');
+  });
+
+  // Before authentication: a preflight carries no credential.
+  app.use('*', async (c, next) => {
+    const handler = c.req.path.startsWith('/internal/') ? null : corsHandler(c.env.CORS_ORIGINS);
+    return handler ? handler(c, next) : next();
   });
 
   // Everything under /orgs and /users/me needs a credential; message routes and /oauth authenticate themselves.
