@@ -412,9 +412,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this._permissions?.recheckIdle();
   }
 
-  /** Its org's access changed (Platform.onAccessChange): what it was granted is asked about now. One that was granted nothing yet has nothing to ask about: its first packet is. */
+  /** Its org's access changed (Platform.onAccessChange): what it was granted is asked about now; one granted nothing yet, its credential (permissions.ts). */
   accessChanged(): void {
-    this._permissions?.accessChanged();
+    this.permissions.accessChanged();
   }
 
   /**

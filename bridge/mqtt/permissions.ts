@@ -114,7 +114,8 @@ export class Permissions {
    * subscribed channel and every publish decision kept as allowed are asked about now, in one
    * question, not at their next packet — so an idle session on a revoked credential ends within
    * about a second, and a quiet subscription withdrawn stops before its next message. Refusals
-   * kept are not asked about again here (their next PUBLISH does).
+   * kept are not asked about again here (their next PUBLISH does). A session with none of these
+   * has its credential asked about (Platform.credentialRefusal).
    */
   accessChanged(): void {
     if (this.conn.phase !== 'open' || !this.conn.principal) return;
@@ -128,6 +129,20 @@ export class Permissions {
     }
     if (this.decided) for (const d of this.decided.values()) if (d.allowed && d.version !== version) asks.push({ channel: d.channel, action: d.action });
     if (asks.length) this.ask(asks);
+    // Nothing to ask about (no subscription, no publish yet): the credential itself, or a session on
+    // a revoked key or a deleted device would live on until its next packet.
+    else this.askCredential();
+  }
+
+  private askCredential(): void {
+    const { platform } = this.conn.ctx;
+    if (!platform.credentialRefusal) return;
+    platform.credentialRefusal(this.conn.principal!).then(
+      (reason) => {
+        if (reason !== null && this.conn.phase !== 'closed') this.conn.credentialRefused(reason);
+      },
+      (e: unknown) => this.conn.log(`could not re-check the credential: ${e instanceof Error ? e.message : String(e)}`),
+    );
   }
 
   /** Marks `channel` as being asked about at `version`, unless it was asked about recently enough. */

@@ -281,6 +281,12 @@ export class InternalApi {
     return checks.map((c) => known.get(keyOf(c))!);
   }
 
+  /** Whether the credential is still good (null) or why not: an authorize with no checks; not cached (asked only on an access change). */
+  async credentialRefusal(principal: Principal): Promise<string | null> {
+    const { refused } = await this.call<{ refused?: { reason: string } }>('/internal/authorize', { principal, checks: [] });
+    return refused ? refused.reason : null;
+  }
+
   async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {
     const { channels } = await this.call<{ channels: string[] }>('/internal/channels', { principal, action });
     return channels;

@@ -116,4 +116,9 @@ export interface Platform {
    * next packet. Returns the way to stop.
    */
   onAccessChange?(listener: (org: string | undefined) => void): () => void;
+  /**
+   * Whether the credential behind a principal is still good: null, or why not (a key revoked,
+   * rotated or run out; the device deleted). For a session with nothing else to ask about.
+   */
+  credentialRefusal?(principal: Principal): Promise<string | null>;
 }

@@ -248,6 +248,20 @@ describe('MQTT through the real platform', () => {
     expect(Date.now() - deletedAt).toBeLessThan(4_000);
   }, 30_000);
 
+  it('a session that never subscribed nor published ends within seconds when its device key is rotated (v5 DISCONNECT 0x87)', async () => {
+    const device = await w.call('POST', `/orgs/${w.org}/devices`, { name: 'idle-bare' }, w.token);
+    const c = await client(5, { clientId: 'idle-bare', username: device.id, password: device.key, keepalive: 600 });
+    let reason: number | undefined;
+    c.on('disconnect', (p) => (reason = p.reasonCode));
+    const closed = new Promise<void>((ok) => c.once('close', () => ok()));
+    const rotated = await fetch(`${platform.url}/orgs/${w.org}/devices/${device.id}/key`, { method: 'POST', headers: { authorization: `Bearer ${w.token}` } });
+    expect(rotated.status).toBe(201);
+    const rotatedAt = Date.now();
+    await closed;
+    expect(reason).toBe(0x87);
+    expect(Date.now() - rotatedAt).toBeLessThan(4_000);
+  }, 30_000);
+
   it('session takeover closes the first connection with 0x8E (v5)', async () => {
     const first = await client(5, { clientId: 'same-id' });
     const reason = new Promise<number | undefined>((ok) => first.once('disconnect', (p) => ok(p.reasonCode)));

@@ -95,11 +95,14 @@ describe('internal bridge API', () => {
     const rotated = await api('POST', `/orgs/${w.org.id}/devices/${w.device}/key`, { token: w.owner.token });
     expect(rotated.status).toBe(201);
     expect(await decide(auth.body.principal)).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the device key was rotated' })));
+    // No checks: only whether the credential is good (a session with nothing else to ask about).
+    expect((await post('/internal/authorize', { principal: auth.body.principal, checks: [] })).body).toEqual({ results: [], refused: { status: 401, reason: 'the device key was rotated' } });
     // Nor a list of channels for `channels/+/…` filters.
     expect(expectProblem(await post('/internal/channels', { principal: auth.body.principal, action: 'messages:subscribe' }), 401).detail).toBe('the device key was rotated');
     // The new key's session is decided as before; a principal without a stamp (an older bridge's) is not checked for rotation.
     const again = await post('/internal/authenticate', { username: w.device, password: rotated.body.key });
     expect((await decide(again.body.principal)).map((x: { allowed: boolean }) => x.allowed)).toEqual([true, true]);
+    expect((await post('/internal/authorize', { principal: again.body.principal, checks: [] })).body).toEqual({ results: [] });
     expect((await decide({ kind: 'device', id: w.device, orgId: w.org.id })).map((x: { allowed: boolean }) => x.allowed)).toEqual([true, true]);
     expect((await api('DELETE', `/orgs/${w.org.id}/devices/${w.device}`, { token: w.owner.token })).status).toBe(204);
     expect(await decide(again.body.principal)).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the device was deleted' })));

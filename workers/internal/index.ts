@@ -56,7 +56,7 @@ internalRouter.openapi(
     path: '/internal/authorize',
     tags,
     security,
-    summary: 'Batch policy decisions for a principal on channels',
+    summary: 'Batch policy decisions for a principal on channels (none: whether its credential is still good)',
     request: jsonBody(AuthorizeRequest),
     responses: { 200: jsonResponse(AuthorizeResult, 'Decisions'), ...errors(401, 415, 422) },
   }),
@@ -65,7 +65,7 @@ internalRouter.openapi(
     const refused = await credentialRefusal(c.env.DB, principal); // once per batch, not per check
     const results = [];
     for (const { channel, action } of checks) results.push({ channel, action, ...(refused ?? (await decideChannelAccess(c.env.DB, principal, channel, action))) });
-    return c.json({ results }, 200);
+    return c.json({ results, ...(refused ? { refused: { status: refused.status, reason: refused.reason ?? 'credential no longer valid' } } : {}) }, 200);
   },
 );
 

@@ -29,13 +29,17 @@ export const AuthenticateRequest = z
 export const AuthorizeRequest = z
   .object({
     principal: PrincipalSchema,
-    checks: z.array(z.object({ channel: z.string().min(1), action: MessageAction })).min(1).max(100),
+    checks: z.array(z.object({ channel: z.string().min(1), action: MessageAction })).max(100).openapi({ description: 'None: only whether the credential is still good (`refused`)' }),
   })
   .openapi('BridgeAuthorize');
 
 export const AuthorizeResult = z
   .object({
     results: z.array(z.object({ channel: z.string(), action: MessageAction, allowed: z.boolean(), status: z.number().int(), reason: z.string().optional() })),
+    refused: z
+      .object({ status: z.number().int(), reason: z.string() })
+      .optional()
+      .openapi({ description: 'The credential itself is no longer good (a key revoked, rotated or run out; the device deleted): every result is this refusal' }),
   })
   .openapi('BridgeAuthorizeResult');
 

@@ -119,6 +119,13 @@ export class MemoryPlatform implements Platform {
     return decided;
   }
 
+  credentialRefusals = 0;
+  async credentialRefusal(principal: Principal): Promise<string | null> {
+    this.check();
+    this.credentialRefusals++;
+    return principal.kind === 'device' && ![...this.keys.values()].includes(principal) ? 'the device key was rotated' : null;
+  }
+
   async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {
     this.check();
     if (principal.kind === 'device' && ![...this.keys.values()].includes(principal)) throw new PlatformError(401, 'the device key was rotated');

@@ -139,6 +139,20 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(t.platform.published).toHaveLength(3);
   });
 
+  it('a session with nothing to ask about (no subscription, no publish) has its credential checked when its org\'s access changes: on a rotated key it ends', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const idle = await t.connected(v, { ...dev2, clientId: 'idle' });
+    const good = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'idle-good' });
+    await settle();
+    t.platform.rotateKey('key-2');
+    t.platform.access.change('org-1');
+    await settle();
+    expect(t.platform.credentialRefusals).toBe(2);
+    if (v === 5) expect((await idle.next('disconnect')).reasonCode).toBe(0x87);
+    expect(await idle.closedYet()).toBe(true);
+    expect(await good.closedYet()).toBe(false);
+  });
+
   it('asks a connection\'s questions about an access change in one call: its subscribed channels and the publishes it was allowed, not the ones it was refused', async () => {
     const t = setup({ authorizationTtlMs: 5000 });
     const c = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'batched' });
