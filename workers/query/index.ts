@@ -4,7 +4,7 @@ import { authenticate, authorizeChannel } from '../auth';
 import { payloadToWire, utf8Bytes } from '../../shared/envelope';
 import { ApiError, notFound } from '../lib/errors';
 import { router } from '../lib/router';
-import { CSV_COLUMNS, toCsv } from './csv';
+import { CSV_COLUMNS, prefersCsv, toCsv } from './csv';
 import { parseQuery, type Query } from './params';
 import { encodeCursor } from './cursor';
 import { CHANNEL_KEY, messageWhere, senmlWhere } from './sql';
@@ -127,7 +127,7 @@ async function aggregate(db: D1Database, channel: string, q: Query, subtopic: st
   return results.map((r) => ({ time: r.bucket, name: r.name, value: r.value, count: r.n }));
 }
 
-const wantsCsv = (c: Context<AppEnv>) => (c.req.header('accept') ?? '').toLowerCase().includes('text/csv');
+const wantsCsv = (c: Context<AppEnv>) => prefersCsv(c.req.header('accept'));
 
 async function query(c: Context<AppEnv>) {
   const channel = c.req.param('id')!;
