@@ -69,12 +69,16 @@ class FlatBytes {
    * mqtt-packet reads every UTF-8 string field (topics, filters, client id, content type, user
    * properties…) through here. Ill-formed UTF-8 makes the packet malformed [MQTT-1.5.4-1]: Node
    * would put U+FFFD in its place and a topic nobody sent would be stored. A U+FFFD in the result
-   * is rare, so only then are the bytes checked strictly (a well-formed U+FFFD stays).
+   * is rare, so only then are the bytes checked strictly (a well-formed U+FFFD stays). U+0000 is
+   * refused too [MQTT-1.5.4-2].
    */
   toString(encoding: BufferEncoding = 'utf8', start?: number, end?: number): string {
     const [s, e] = this.range(start, end);
     const text = this.buf.toString(encoding, s, e);
-    if (encoding === 'utf8' && text.includes('\uFFFD') && utf8Text(this.buf.subarray(s, e)) === null) throw new Error('a UTF-8 string field is not well-formed UTF-8 [MQTT-1.5.4-1]');
+    if (encoding !== 'utf8') return text;
+    if (text.includes('\uFFFD') && utf8Text(this.buf.subarray(s, e)) === null) throw new Error('a UTF-8 string field is not well-formed UTF-8 [MQTT-1.5.4-1]');
+    // U+0000 is well-formed but not allowed in a string: a malformed packet (3.1.1: close) [MQTT-1.5.4-2].
+    if (text.includes('\u0000')) throw new Error('a UTF-8 string field contains U+0000 [MQTT-1.5.4-2]');
     return text;
   }
 

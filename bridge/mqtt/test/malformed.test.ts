@@ -88,7 +88,14 @@ describe.each(VERSIONS)('malformed input, protocol level %i', (v) => {
       return Buffer.from([0x82, body.length, ...body]);
     }],
     ['a surrogate encoded in UTF-8 (ED A0 80)', () => publishTopic(Buffer.concat([Buffer.from('channels/ch-1/messages/x'), Buffer.from([0xed, 0xa0, 0x80])]))],
-  ])('closes the connection on ill-formed UTF-8 in %s [MQTT-1.5.4-1] (v5: DISCONNECT 0x81), nothing stored', async (_what, bytes) => {
+    // U+0000 is well-formed UTF-8 but may not appear in a string [MQTT-1.5.4-2; 3.1.1: MQTT-1.5.3-2].
+    ['a PUBLISH topic with U+0000', () => publishTopic(Buffer.from('channels/ch-1/messages/nul\u0000x'))],
+    ['a SUBSCRIBE filter with U+0000', () => {
+      const f = Buffer.from('channels/ch-1/messages/\u0000');
+      const body = [0x00, 0x09, ...(v === 5 ? [0x00] : []), 0x00, f.length, ...f, 0x01];
+      return Buffer.from([0x82, body.length, ...body]);
+    }],
+  ])('closes the connection on ill-formed UTF-8 or U+0000 in %s [MQTT-1.5.4-1, -2] (v5: DISCONNECT 0x81), nothing stored', async (_what, bytes) => {
     const t = setup();
     const c = await t.connected(v);
     c.raw(bytes());
