@@ -141,9 +141,13 @@ export class Observers {
   }
 
   /** Ends the observation of (endpoint, token), if any (§3.6: GET with Observe=1 or without Observe). */
-  cancel(epKey: string, token: Uint8Array): boolean {
+  /**
+   * Ends the observation of `token` — only of `repKey`'s resource when given: RFC 7641 §3.6 ends an
+   * observation with a GET of the same resource, so a GET elsewhere that reuses the token leaves it.
+   */
+  cancel(epKey: string, token: Uint8Array, repKey?: string): boolean {
     const o = this.byKey.get(`${epKey}#${hex(token)}`);
-    if (!o) return false;
+    if (!o || (repKey !== undefined && o.target.repKey !== repKey)) return false;
     this.remove(o, 'deregistered');
     return true;
   }

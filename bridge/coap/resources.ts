@@ -4,7 +4,7 @@
  * reads or observes). Every failure becomes a response; nothing is dropped silently.
  */
 import {
-  Code, Opt, accept, block1, block2, contentTypeOf, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
+  Code, Opt, accept, block1, block2, contentTypeOf, getAll, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
 } from '../../shared/coap';
 import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
 import type { Context } from './context';
@@ -20,6 +20,25 @@ const KNOWN: ReadonlySet<number> = new Set([
   Opt.UriHost, Opt.UriPort, Opt.UriPath, Opt.UriQuery, Opt.ContentFormat, Opt.Accept, Opt.Observe,
   Opt.Block1, Opt.Block2, Opt.Size1, Opt.Size2, Opt.ProxyUri, Opt.ProxyScheme,
 ]);
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The first Uri-Path or Uri-Query option whose value is not UTF-8 (RFC 7252 §3.2: string options
+ * are Net-Unicode). Decoded leniently, different bytes would become one U+FFFD subtopic.
+ */
+function notUtf8(req: CoapMessage): number | undefined {
+  for (const number of [Opt.UriPath, Opt.UriQuery]) {
+    for (const value of getAll(req, number)) {
+      try {
+        strictUtf8.decode(value);
+      } catch {
+        return number;
+      }
+    }
+  }
+  return undefined;
+}
 
 export function createRouter(ctx: Context, observers: Observers): (ex: Exchange) => void {
   return (ex) => {
@@ -39,9 +58,18 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
     return ex.respond(diagnostic(Code.BadOption, `unrecognized critical option ${optionName(bad)} (${bad})`));
   }
   const req: CoapMessage = { ...ex.request, options: recognizedOptions(ex.request, KNOWN) };
+  // §5.4.3: a critical option whose value does not fit its format is treated as unrecognized.
+  const malformed = notUtf8(req);
+  if (malformed !== undefined) {
+    if (!ex.con) return ex.reject();
+    return ex.respond(diagnostic(Code.BadOption, `${optionName(malformed)} is not UTF-8 (RFC 7252 §3.2)`));
+  }
   if (has(req, Opt.ProxyUri) || has(req, Opt.ProxyScheme)) return ex.respond(diagnostic(Code.ProxyingNotSupported, 'this server is not a proxy')); // §5.7.2
   const path = uriPath(req);
   const pathKey = `/${path.join('/')}`;
+  // A URI's "." and ".." segments are removed before it becomes Uri-Path options (§6.4, RFC 3986
+  // §5.2.4): they name no resource here, as over HTTP.
+  if (path.some((s) => s === '.' || s === '..')) return ex.respond(diagnostic(Code.NotFound, `no resource ${pathKey}: "." and ".." are not path segments`));
   const query = queryParams(req);
   const b1 = block1(req);
   const b2 = block2(req);
@@ -88,7 +116,7 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
   const obs = observe(req);
   const continuation = b2 !== undefined && b2.num > 0;
   // RFC 7641 §3.6: a GET with Observe=1, or without Observe, on the token of an observation ends it.
-  if (obs !== 0 && !continuation) observers.cancel(ex.epKey, ex.token);
+  if (obs !== 0 && !continuation) observers.cancel(ex.epKey, ex.token, `${ex.epKey} ${pathKey}`);
   const addr = parseSegments(path, 'subscribe');
   const acc = accept(req);
   if (acc !== undefined && contentTypeOf(acc) === undefined) return ex.respond(diagnostic(Code.NotAcceptable, `Content-Format ${acc} is not supported`));

@@ -167,6 +167,16 @@ describe('GET with Observe (RFC 7641)', () => {
     }
   });
 
+  it('a GET of another resource that reuses an observation\'s token leaves that observation alone (§3.6: the same resource ends it)', async () => {
+    const { client, platform, server } = await registered();
+    client.request({ ...OBS, path: '/channels/c1/messages/other', observe: undefined });
+    await settle();
+    expect(summary(client.only())).toBe('ACK 2.05');
+    expect(server.stats().observers).toBe(1);
+    await platform.inject('c1', 'room', 'still observed', 'text/plain');
+    expect((await notifications(client)).map((n) => str(n.payload))).toEqual(['still observed']);
+  });
+
   it('re-registering with the same token replaces the observation, and the Observe numbers keep increasing (§4.1)', async () => {
     const { client, platform, server, res } = await registered();
     client.request(OBS);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Code, ContentFormat, Opt, type CoapMessage } from '../../../shared/coap';
+import { Code, ContentFormat, Opt, Type, type CoapMessage } from '../../../shared/coap';
 import { settle } from '../../testing/fake-clock';
 import { KEY, setup, str, summary, text, uintOf, type RequestSpec } from './harness';
 
@@ -82,6 +82,34 @@ describe('POST /channels/{id}/messages[/subtopic] — publish', () => {
       const res = client.only();
       expect(summary(res)).toBe('ACK 4.00');
       expect(str(res.payload)).toContain(words);
+    }
+    expect(platform.published).toEqual([]);
+  });
+
+  it('a Uri-Path or Uri-Query that is not UTF-8 is a bad option (4.02 for CON, RST for NON), never a U+FFFD subtopic; "." and ".." name no resource (4.04)', async () => {
+    const { client, platform } = setup();
+    const bytes = (...b: number[]) => Uint8Array.from(b);
+    const specs: RequestSpec[] = [
+      // A fourth path segment of bytes FF FE.
+      { ...PUB, path: '/channels/c1/messages', options: [{ number: Opt.UriPath, value: bytes(0xff, 0xfe) }] },
+      // auth=<key> followed by a lone lead byte.
+      { ...PUB, query: [], options: [{ number: Opt.UriQuery, value: new Uint8Array([...new TextEncoder().encode(`auth=${KEY}`), 0xc3, 0x28]) }] },
+    ];
+    for (const spec of specs) {
+      client.request(spec);
+      await settle();
+      const res = client.only();
+      expect(summary(res)).toBe('ACK 4.02');
+      expect(str(res.payload)).toContain('not UTF-8');
+    }
+    client.request({ ...PUB, type: Type.NON, options: [{ number: Opt.UriPath, value: bytes(0xc3, 0x28) }] });
+    await settle();
+    expect(summary(client.only())).toBe('RST 0.00');
+    for (const dots of ['.', '..']) {
+      client.request({ ...PUB, path: `/channels/c1/messages/${dots}` });
+      await settle();
+      const res = client.only();
+      expect(summary(res)).toBe('ACK 4.04');
     }
     expect(platform.published).toEqual([]);
   });
