@@ -4,11 +4,12 @@
  * to or observe (`GET /channels?auth=…` lists only those). Query filtering per §4.1: one
  * `attr=value` (or `href=…`), a trailing `*` matching any suffix; `auth` is not a filter.
  */
-import { Code, ContentFormat, Opt, queryParams, uintOption, type Block, type CoapMessage } from '../../shared/coap';
+import { Code, ContentFormat, Opt, accept, queryParams, uintOption, type Block, type CoapMessage } from '../../shared/coap';
 import { formatHttpPath } from '../../shared/topics';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import { sendBlocks } from './read';
+import { diagnostic } from './replies';
 
 /** The Content-Formats a channel takes and gives (RFC 7252 §7.2.1 `ct`, space-separated). */
 const FORMATS = [ContentFormat.TextPlain, ContentFormat.OctetStream, ContentFormat.Json, ContentFormat.Cbor, ContentFormat.SenmlJson, ContentFormat.SenmlCbor].join(' ');
@@ -46,6 +47,9 @@ async function channelLinks(ctx: Context, ex: Exchange, key: string): Promise<Li
 }
 
 export async function discover(ctx: Context, ex: Exchange, req: Pick<CoapMessage, 'options'>, which: 'core' | 'channels', block2: Block | undefined): Promise<void> {
+  // RFC 7252 §5.10.4: discovery answers only in link format (RFC 6690).
+  const acc = accept(req);
+  if (acc !== undefined && acc !== ContentFormat.LinkFormat) return ex.respond(diagnostic(Code.NotAcceptable, `discovery answers in application/link-format (Content-Format 40), not ${acc}`));
   const q = queryParams(req);
   const key = q.get('auth');
   q.delete('auth');

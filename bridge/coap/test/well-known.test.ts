@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Code, ContentFormat, Opt, blockOption, decodeBlock, decodeUint } from '../../../shared/coap';
+import { Code, ContentFormat, Opt, blockOption, decodeBlock, decodeUint, uintOption } from '../../../shared/coap';
 import { settle } from '../../testing/fake-clock';
 import { KEY, opt, setup, str, summary } from './harness';
 
@@ -12,6 +12,18 @@ describe('resource discovery (RFC 6690)', () => {
     expect(summary(res)).toBe('ACK 2.05');
     expect(decodeUint(opt(res, Opt.ContentFormat)!.value)).toBe(ContentFormat.LinkFormat);
     expect(str(res.payload)).toMatch(/^<\/channels>;rt="edgeflux.channels";ct=40;title="[^"]+"$/);
+  });
+
+  it('answers only in link format: Accept 40 is served, any other is 4.06 (RFC 7252 §5.10.4)', async () => {
+    const { client } = setup();
+    for (const [accept, answer] of [[ContentFormat.LinkFormat, 'ACK 2.05'], [ContentFormat.Json, 'ACK 4.06'], [ContentFormat.TextPlain, 'ACK 4.06']] as const) {
+      client.request({ path: '/.well-known/core', options: [uintOption(Opt.Accept, accept)] });
+      await settle();
+      expect(summary(client.only()), String(accept)).toBe(answer);
+    }
+    client.request({ path: '/channels', query: [`auth=${KEY}`], options: [uintOption(Opt.Accept, ContentFormat.Json)] });
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.06');
   });
 
   it('with ?auth: the device\'s channels, obs where it may observe, filterable by attribute (§4.1)', async () => {
