@@ -130,7 +130,7 @@ export function buildApp() {
 
   // Before authentication: a preflight carries no credential.
   app.use('*', async (c, next) => {
-    const handler = c.req.path.startsWith('/internal/') ? null : corsHandler(c.env.CORS_ORIGINS);
+    const handler = c.req.path.startsWith('/internal/') ? null : corsHandler((c.env as Env | undefined)?.CORS_ORIGINS);
     return handler ? handler(c, next) : next();
   });
 
