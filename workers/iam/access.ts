@@ -92,7 +92,7 @@ export function requireOrg(c: Context<AppEnv>, orgId: string): Promise<AccessCon
 export function check(access: AccessContext, action: string, resource: string): void {
   const d = decide({ action, resource, grants: access.grants, policies: access.policies, scopes: access.scopes });
   if (!d.allowed) {
-    const why = d.reason === 'explicit_deny' ? 'denied by policy' : d.reason === 'out_of_scope' ? 'outside the credential\'s scopes' : 'not permitted';
+    const why = d.reason === 'explicit_deny' ? 'denied by policy' : d.reason === 'role_deny' ? 'not allowed to your role' : d.reason === 'out_of_scope' ? 'outside the credential\'s scopes' : 'not permitted';
     throw forbidden(`${action} on ${resource}: ${why}`);
   }
 }

@@ -46,6 +46,10 @@ describe('decide', () => {
     // ...but only where it matches
     expect(decide(base({ resource: 'devices/d2', grants: roleGrants('owner'), policies: [{ effect: 'deny', actions: ['devices:*'], resources: ['devices/d1'] }] })).allowed).toBe(true);
   });
+  it('a role\'s own deny (an admin may not delete the org) is told apart from a policy\'s', () => {
+    expect(decide(base({ action: 'orgs:delete', resource: 'org', grants: roleGrants('admin') }))).toEqual({ allowed: false, reason: 'role_deny' });
+    expect(decide(base({ action: 'orgs:delete', resource: 'org', grants: roleGrants('admin'), policies: [{ effect: 'deny', actions: ['orgs:*'], resources: ['*'] }] }))).toEqual({ allowed: false, reason: 'explicit_deny' });
+  });
   it('a policy allow widens a role', () => {
     const p = [{ effect: 'allow' as const, actions: ['apps:read'], resources: ['apps/*'] }];
     expect(decide(base({ action: 'apps:create', resource: 'apps/*', grants: roleGrants('member') })).allowed).toBe(false);

@@ -30,7 +30,7 @@ export interface DecisionInput {
 
 export type Decision =
   | { allowed: true }
-  | { allowed: false; reason: 'explicit_deny' | 'no_allow' | 'out_of_scope' };
+  | { allowed: false; reason: 'explicit_deny' | 'role_deny' | 'no_allow' | 'out_of_scope' };
 
 /** `*` matches any run of characters (including `/` and `:`); everything else is literal. */
 export function globMatch(pattern: string, value: string): boolean {
@@ -66,9 +66,9 @@ export function scopeToStatement(scope: string): Statement {
 export function decide(input: DecisionInput): Decision {
   const { action, resource } = input;
   const all = [...input.grants, ...input.policies];
-  if (all.some((s) => s.effect === 'deny' && matches(s, action, resource))) {
-    return { allowed: false, reason: 'explicit_deny' };
-  }
+  // A deny wins over every allow; said apart so a refusal names where it came from (an admin's role vs a policy).
+  if (input.policies.some((s) => s.effect === 'deny' && matches(s, action, resource))) return { allowed: false, reason: 'explicit_deny' };
+  if (input.grants.some((s) => s.effect === 'deny' && matches(s, action, resource))) return { allowed: false, reason: 'role_deny' };
   if (!all.some((s) => s.effect === 'allow' && matches(s, action, resource))) {
     return { allowed: false, reason: 'no_allow' };
   }
