@@ -77,10 +77,14 @@ function isNavigation(req: Request): boolean {
   return /\btext\/html\b/.test(req.headers.get('accept') ?? '');
 }
 
+/** Paths that are the API's (wrangler.toml run_worker_first): never answered with the console. */
+const API_PATH = /^\/(?:health|version|openapi\.json|docs|users|tokens|orgs|channels|oauth|internal)(?:\/|$)/;
+
 /** The console's single page (index.html), answered for any of its client-side routes. */
 async function consolePage(env: Env, req: Request): Promise<Response> {
+  // The browser's own headers go along: a reload revalidates (If-None-Match → 304 Not Modified).
   const res = await env.ASSETS.fetch(new Request(new URL('/', req.url), { method: req.method, headers: req.headers }));
-  if (!res.ok) throw new ApiError(404, 'not_found', 'no such route');
+  if (!res.ok && res.status !== 304) throw new ApiError(404, 'not_found', 'no such route');
   return res;
 }
 
@@ -121,16 +125,18 @@ export function buildApp() {
     if (allow.length > 0) throw new ApiError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(', ')}`, undefined, { allow: allow.join(', ') });
     // No route and no asset: a browser navigating to a console route (/login, /o/…) gets the app,
     // which routes on the client; curl, fetch and a missing script get a 404 (wrangler.toml [assets]).
-    if (isNavigation(c.req.raw)) return consolePage(c.env, c.req.raw);
+    if (isNavigation(c.req.raw) && !API_PATH.test(c.req.path)) return consolePage(c.env, c.req.raw);
     // Routes take no trailing slash; say so rather than leave a caller guessing.
     const bare = c.req.path.length > 1 && c.req.path.endsWith('/') ? c.req.path.replace(/\/+$/, '') : null;
     if (bare && methodsFor(app.routes, bare).length > 0) throw new ApiError(404, 'not_found', `no such route: ${c.req.path} ends with a slash; the route is ${bare}`);
     throw new ApiError(404, 'not_found', 'no such route');
   });
 
-  // Before authentication: a preflight carries no credential.
+  // Before authentication: a preflight carries no credential. Only for a request with an Origin
+  // (browsers send it on every cross-origin request): curl, the SDK in Node and the bridge skip it.
   app.use('*', async (c, next) => {
-    const handler = c.req.path.startsWith('/internal/') ? null : corsHandler((c.env as Env | undefined)?.CORS_ORIGINS);
+    if (c.req.header('origin') === undefined || c.req.path.startsWith('/internal/')) return next();
+    const handler = corsHandler((c.env as Env | undefined)?.CORS_ORIGINS);
     return handler ? handler(c, next) : next();
   });
 

@@ -66,6 +66,20 @@ describe('web console assets', () => {
     expect(await old.text()).toContain('<div id="app">');
   });
 
+  it('a reload of a console route revalidates (304), and API paths never get the app, navigated to or not', async () => {
+    const first = await navigate('/login');
+    const etag = first.headers.get('etag');
+    expect(etag).toBeTruthy();
+    await first.body?.cancel();
+    const again = await worker.fetch('http://edgeflux.test/o/org-1/devices', { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html', 'if-none-match': etag! } });
+    expect(again.status).toBe(304);
+    for (const path of ['/orgs/', '/channels/x/nope/', '/tokens/nope', '/docs/nope']) {
+      const res = await worker.fetch(`http://edgeflux.test${path}`, { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html' } });
+      expect(res.headers.get('content-type'), path).toMatch(/problem\+json/);
+      expect([401, 404], path).toContain(res.status); // /orgs/* asks for a credential first
+    }
+  });
+
   it('a trailing slash is a 404 naming the route, not a 405 that contradicts itself', async () => {
     const u = await newUser('slash');
     for (const [method, path, route] of [

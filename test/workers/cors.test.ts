@@ -32,6 +32,12 @@ describe('CORS', () => {
     expect(refused.headers.get('access-control-expose-headers')?.toLowerCase()).toContain('link');
   });
 
+  it('adds nothing to a request without an Origin (curl, the SDK in Node)', async () => {
+    const res = await worker.fetch('http://edgeflux.test/health');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
   it('is not offered on the bridge\'s internal routes', async () => {
     const res = await worker.fetch('http://edgeflux.test/internal/authorize', { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'POST' } });
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
