@@ -21,6 +21,8 @@ type Action = 'messages:subscribe' | 'messages:publish';
 interface Decision {
   /** When the answer came (while `pending`: when the question was asked). */
   at: number;
+  /** When the question behind `allowed` was asked: sockets accepted after it are asked about again. */
+  askedAt: number;
   allowed: boolean;
   /** A refusal of the credential itself (401), not of one permission. */
   unauthorized?: boolean;
@@ -133,12 +135,12 @@ export class SubscriberAccess {
     if (d && !d.pending && now - d.at < this.ttl) {
       if (d.allowed) {
         // Asked again ahead of the bound, in the background: a busy channel's deliveries never wait.
-        if (now - d.at >= this.ttl / 2) void this.decide(p, 'messages:subscribe');
+        if (now - d.at >= this.ttl / 2) void this.decide(p, 'messages:subscribe', true);
         return true;
       }
       // A fresh refusal: a socket admitted before it (on an older, cached "allowed") closes at once;
       // one admitted after it was allowed since, so the refusal is stale: ask again.
-      if ((this.acceptedAt.get(ws) ?? 0) <= d.at) {
+      if ((this.acceptedAt.get(ws) ?? 0) <= d.askedAt) {
         if (d.unauthorized) closeSocket(this.core, ws, CLOSE_UNAUTHORIZED, 'credential no longer valid');
         else closeSocket(this.core, ws, CLOSE_FORBIDDEN, 'permission to subscribe withdrawn');
         return false;
@@ -159,7 +161,7 @@ export class SubscriberAccess {
    * in order, through `send` (false: stop, the socket is gone), or drops it if the socket was
    * refused. More than the subscriber window held closes the socket as a slow consumer would be.
    */
-  hold(ws: WebSocket, admitted: Promise<boolean>, data: string | Uint8Array, seq: number, send: (data: string | Uint8Array, seq: number) => boolean): void {
+  hold(ws: WebSocket, admitted: Promise<boolean>, data: string | Uint8Array, seq: number, send: (data: string | Uint8Array, seq: number) => boolean): boolean {
     let h = this.held.get(ws);
     if (!h) {
       this.held.set(ws, (h = { frames: [], bytes: 0 }));
@@ -172,8 +174,7 @@ export class SubscriberAccess {
         const next = allowed ? true : this.admitAgain(ws);
         if (next === false) return;
         for (const f of held.frames) {
-          if (next !== true) this.hold(ws, next, f.data, f.seq, send);
-          else if (!send(f.data, f.seq)) return;
+          if (next !== true ? !this.hold(ws, next, f.data, f.seq, send) : !send(f.data, f.seq)) return;
         }
       };
       admitted.then(settle, () => settle(false));
@@ -183,7 +184,9 @@ export class SubscriberAccess {
     if (h.bytes > this.core.config.subscriberWindow.bytes) {
       this.held.delete(ws);
       closeSocket(this.core, ws, CLOSE_TRY_AGAIN_LATER, 'slow consumer: deliveries held while its permission is checked exceed the window');
+      return false;
     }
+    return true;
   }
 
   /** After a refusal, for a socket still open: admitted afresh (the refusal may predate it). */
@@ -212,18 +215,19 @@ export class SubscriberAccess {
     return false;
   }
 
-  private decide(p: Principal, action: Action): Promise<boolean> {
+  /** The principal's answer: a fresh one, the question under way, or a new question (`ahead`: even while the last answer is fresh). */
+  private decide(p: Principal, action: Action, ahead = false): Promise<boolean> {
     const channel = this.core.store.channel;
     if (channel === null) return Promise.resolve(true); // no subscriber without a bound channel; nothing to ask about
     const key = keyOf(p, action);
     const d = this.decided.get(key);
     if (d?.pending) return d.pending;
     const now = Date.now();
-    if (d && now - d.at < this.ttl) return Promise.resolve(d.allowed);
+    if (!ahead && d && now - d.at < this.ttl) return Promise.resolve(d.allowed);
     if (this.decided.size > 10_000) this.decided.clear();
     // While asked, the previous answer still counts until its own bound (`admit`); with none, the worker's at the upgrade.
     const trustedUntil = d ? (d.pending ? d.trustedUntil : d.at + this.ttl) : 0;
-    const entry: Decision = { at: now, allowed: d?.allowed ?? true, pending: null, trustedUntil };
+    const entry: Decision = { at: now, askedAt: now, allowed: d?.allowed ?? true, pending: null, trustedUntil };
     entry.pending = decideMessageAccess(this.core.env.DB, p, channel, action).then(
       (r) => {
         entry.allowed = r.allowed;

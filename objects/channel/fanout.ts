@@ -114,8 +114,7 @@ export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]):
       admitted ??= core.access.admit(ws, s.att);
       if (admitted === false) break;
       const data = frameOf(i, s.att.encoding);
-      if (admitted !== true) core.access.hold(ws, admitted, data, m.envelope.seq, sendOne);
-      else if (!sendOne(data, m.envelope.seq)) break;
+      if (admitted !== true ? !core.access.hold(ws, admitted, data, m.envelope.seq, sendOne) : !sendOne(data, m.envelope.seq)) break;
     }
   }
 

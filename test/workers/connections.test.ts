@@ -340,6 +340,32 @@ describe('connections', () => {
     kept.ws.close();
   }, 20_000);
 
+  it('on a busy channel a subscriber\'s permission is asked again ahead of REVOCATION_CACHE_TTL, so its deliveries are not held when the answer ages out', async () => {
+    const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
+    const { t, org, chs, devs } = await setup(1, 1);
+    const [ch, dev] = [chs[0]!, devs[0]!];
+    await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const ws = res.webSocket!;
+    ws.accept();
+    const stub = env.CHANNELS.get(env.CHANNELS.idFromName(ch.id));
+    // What the actor would do with a delivery to its one subscriber now: send it (true) or hold it (a promise).
+    const admitNow = () =>
+      runInDurableObject(stub, (instance) => {
+        const core = (instance as unknown as { core: { access: { admit(w: WebSocket, a: unknown): unknown }; sockets: { subscriber(w: WebSocket): { att: unknown } | null } } }).core;
+        const [sock] = (instance as unknown as { ctx: DurableObjectState }).ctx.getWebSockets('subscriber');
+        return core.access.admit(sock!, core.sockets.subscriber(sock!)!.att) === true;
+      });
+    await new Promise((r) => setTimeout(r, 300)); // the answer asked for at accept (prefetch) is in
+    expect(await admitNow()).toBe(true);
+    await new Promise((r) => setTimeout(r, ttl / 2 + 100));
+    expect(await admitNow()).toBe(true); // past half the bound: sent, and asked again in the background
+    await new Promise((r) => setTimeout(r, ttl / 2 + 100));
+    // Past the first answer's bound: the newer answer is in, nothing waits.
+    expect(await admitNow()).toBe(true);
+    ws.close();
+  }, 20_000);
+
   it('a WebSocket subscriber on an API key stops when the key is revoked (a key of 50 scopes, too big for the socket attachment, too)', async () => {
     const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
     const { t, org, chs } = await setup(1, 1);
