@@ -145,6 +145,8 @@ async function serveAccess() {
       const allowed = state.allowed;
       if (state.hold) await state.hold;
       const { checks } = JSON.parse(body) as { checks: { channel: string; action: string }[] };
+      // No checks: only whether the credential is good (`allowed` false stands for a rotated key here).
+      if (checks.length === 0) return void res.end(JSON.stringify({ results: [], ...(allowed ? {} : { refused: { status: 401, reason: 'the device key was rotated' } }) }));
       res.end(JSON.stringify({ results: checks.map((c) => ({ ...c, allowed, status: allowed ? 200 : 403 })) }));
     });
   });
@@ -206,6 +208,27 @@ describe('InternalApi following access changes', () => {
     await api.pollChanges();
     await api.authorize(other, check);
     expect(state.authorizes).toBe(4);
+  });
+
+  it('asks about a credential once for all the idle sessions of a principal, and again after its org changes', async () => {
+    const { api, state, clock, write } = await setup();
+    await api.pollChanges();
+    let release!: () => void;
+    state.hold = new Promise<void>((r) => (release = r));
+    const answers = Array.from({ length: 20 }, () => api.credentialRefusal(principal));
+    await new Promise((r) => setTimeout(r, 20));
+    release();
+    expect(await Promise.all(answers)).toEqual(Array(20).fill(null));
+    expect(state.authorizes).toBe(1);
+    state.hold = null;
+    expect(await api.credentialRefusal(principal)).toBeNull(); // cached while the org does not change
+    expect(state.authorizes).toBe(1);
+    state.allowed = false;
+    write('o1');
+    clock.t += 100;
+    await api.pollChanges();
+    expect(await api.credentialRefusal(principal)).toBe('the device key was rotated');
+    expect(state.authorizes).toBe(2);
   });
 
   it('does not trust an answer that was on its way while its org changed', async () => {

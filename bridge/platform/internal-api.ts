@@ -63,6 +63,9 @@ const expiryOf = (p: Principal): number => (p.kind !== 'device' && p.exp !== und
 export class InternalApi {
   private readonly auth = new Map<string, Cached<Principal>>();
   private readonly decisions = new Map<string, Cached<Decision>>();
+  /** Whether a credential is still good (null) or why not, per principal; and the questions under way. */
+  private readonly credentials = new Map<string, Cached<string | null>>();
+  private readonly credentialAsks = new Map<string, { asked: Promise<string | null>; seen: number }>();
   private readonly ttl: number;
   private readonly pollMs: number;
   private readonly trustedTtl: number;
@@ -281,10 +284,32 @@ export class InternalApi {
     return checks.map((c) => known.get(keyOf(c))!);
   }
 
-  /** Whether the credential is still good (null) or why not: an authorize with no checks; not cached (asked only on an access change). */
+  /**
+   * Whether the credential is still good (null) or why not: an authorize with no checks. Asked on an
+   * org's access change by every idle session of it, so one question per principal is shared, and
+   * its answer kept until the org changes again (or the usual bound).
+   */
   async credentialRefusal(principal: Principal): Promise<string | null> {
-    const { refused } = await this.call<{ refused?: { reason: string } }>('/internal/authorize', { principal, checks: [] });
-    return refused ? refused.reason : null;
+    const who = principalIdentity(principal);
+    const t = this.now();
+    const hit = this.credentials.get(who);
+    if (this.fresh(hit, t)) return hit.value;
+    // A question asked before the org's latest change is not shared: its answer may predate it.
+    const under = this.credentialAsks.get(who);
+    if (under && this.changedAt(orgOf(principal)) <= under.seen) return under.asked;
+    const seen = this.changes;
+    const asked = this.call<{ refused?: { reason: string } }>('/internal/authorize', { principal, checks: [] }).then((r) => {
+      const reason = r.refused ? r.refused.reason : null;
+      this.remember(this.credentials, who, reason, principal, t, seen);
+      return reason;
+    });
+    const entry = { asked, seen };
+    this.credentialAsks.set(who, entry);
+    const done = () => {
+      if (this.credentialAsks.get(who) === entry) this.credentialAsks.delete(who);
+    };
+    asked.then(done, done);
+    return asked;
   }
 
   async channelsFor(principal: Principal, action: MessageAction): Promise<string[]> {
