@@ -5,6 +5,7 @@
 import { Decoder, Encoder } from 'cbor-x';
 import { bytesToBase64url, base64urlToBytes } from './chars';
 import { scanSenmlCbor } from './cbor-scan';
+import { readCommonPack } from './cbor-fast';
 import { checkRecordArray, checkResolvedRecord } from './check';
 import {
   Resolver, asSenmlError, clearRawRecord, decodeClock, decodeLimit, emptyRawRecord, mustUnderstand,
@@ -45,6 +46,12 @@ export function decodeSenmlCbor(input: Uint8Array, now?: number, options?: Senml
   const maxRecords = decodeLimit(options?.maxRecords);
   if (!(input instanceof Uint8Array)) throw new SenmlError(-1, null, `must be given as a Uint8Array, got ${preview(input)}`);
   scanSenmlCbor(input, maxRecords);
+  // The common pack straight into records (cbor-fast.ts); anything else, and every error, the general way.
+  return fastDecode(input, clock) ?? generalDecode(input, clock);
+}
+
+/** The general way: cbor-x builds the pack, then each record's labels are read (exported for the differential test). */
+export function generalDecode(input: Uint8Array, clock: number): SenmlRecord[] {
   let pack: unknown;
   try {
     pack = decoder.decode(input) as unknown;
@@ -65,6 +72,16 @@ export function decodeSenmlCbor(input: Uint8Array, now?: number, options?: Senml
     return resolver.finish();
   } catch (error) {
     throw asSenmlError(error, 'could not be resolved');
+  }
+}
+
+/** The common pack's records, or null: its records could not all be read, or one did not resolve. */
+export function fastDecode(input: Uint8Array, clock: number): SenmlRecord[] | null {
+  const resolver = new Resolver(clock);
+  try {
+    return readCommonPack(input, emptyRawRecord(), (i, raw) => resolver.add(i, raw)) ? resolver.finish() : null;
+  } catch {
+    return null; // a record the resolver refuses: the general way finds it again and says why
   }
 }
 
