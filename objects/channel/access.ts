@@ -2,7 +2,7 @@ import { principalIdentity, type Principal } from '../../shared/principal';
 import { cacheTtlMs } from '../../workers/auth/credentials';
 import { decideMessageAccess } from '../../workers/iam/access';
 import type { ChannelCore } from './core';
-import { closeSocket } from './fanout';
+import { closeSocket, sendFrame } from './fanout';
 import { CLOSE_TRY_AGAIN_LATER } from './flow';
 import { TAG_SUBSCRIBER, type SubscriberAttachment } from './sockets';
 
@@ -141,8 +141,8 @@ export class SubscriberAccess {
       // A fresh refusal: a socket admitted before it (on an older, cached "allowed") closes at once;
       // one admitted after it was allowed since, so the refusal is stale: ask again.
       if ((this.acceptedAt.get(ws) ?? 0) <= d.askedAt) {
-        if (d.unauthorized) closeSocket(this.core, ws, CLOSE_UNAUTHORIZED, 'credential no longer valid');
-        else closeSocket(this.core, ws, CLOSE_FORBIDDEN, 'permission to subscribe withdrawn');
+        if (d.unauthorized) this.refuse(ws, CLOSE_UNAUTHORIZED, 'credential no longer valid');
+        else this.refuse(ws, CLOSE_FORBIDDEN, 'permission to subscribe withdrawn');
         return false;
       }
       this.decided.delete(key);
@@ -209,6 +209,18 @@ export class SubscriberAccess {
     return this.decide(p, 'messages:publish');
   }
 
+  /**
+   * Closes a subscriber whose permission or credential was withdrawn, after one last error frame
+   * saying so (`closing`): the close frame is on its way too, but a client may act on the frame at
+   * once — locally workerd ends such a server-closed connection's TCP only ~15 s later.
+   */
+  private refuse(ws: WebSocket, code: typeof CLOSE_FORBIDDEN | typeof CLOSE_UNAUTHORIZED, reason: string): void {
+    const s = this.core.sockets.subscriber(ws);
+    const status = code === CLOSE_UNAUTHORIZED ? 401 : 403;
+    if (s) sendFrame(this.core, ws, { type: 'error', status, code: status === 401 ? 'unauthorized' : 'forbidden', message: reason, closing: true }, s.att.encoding);
+    closeSocket(this.core, ws, code, reason);
+  }
+
   /** Its principal did not survive hibernation: it connects (and is authorized) again. */
   private reauthorize(ws: WebSocket): false {
     closeSocket(this.core, ws, CLOSE_REAUTHORIZE, 'please reconnect: this connection must be authorized again');
@@ -227,10 +239,13 @@ export class SubscriberAccess {
     if (this.decided.size > 10_000) this.decided.clear();
     // While asked, the previous answer still counts until its own bound (`admit`); with none, the worker's at the upgrade.
     const trustedUntil = d ? (d.pending ? d.trustedUntil : d.at + this.ttl) : 0;
-    const entry: Decision = { at: now, askedAt: now, allowed: d?.allowed ?? true, pending: null, trustedUntil };
+    // The previous answer is carried (with when it was asked) until this one comes: a failed question keeps it as it was.
+    const entry: Decision = { at: now, askedAt: d?.askedAt ?? now, allowed: d?.allowed ?? true, pending: null, trustedUntil, ...(d?.unauthorized ? { unauthorized: true } : {}) };
     entry.pending = decideMessageAccess(this.core.env.DB, p, channel, action).then(
       (r) => {
         entry.allowed = r.allowed;
+        entry.unauthorized = r.status === 401 && !r.allowed ? true : undefined;
+        entry.askedAt = now;
         entry.at = Date.now();
         entry.pending = null;
         if (r.allowed) return true;
@@ -252,12 +267,12 @@ export class SubscriberAccess {
   }
 
   /** Closes the sockets of the refused principal that were accepted before the answer was asked for. */
-  private closeAll(key: string, askedAt: number, code: number, reason: string): void {
+  private closeAll(key: string, askedAt: number, code: typeof CLOSE_FORBIDDEN | typeof CLOSE_UNAUTHORIZED, reason: string): void {
     for (const ws of this.core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
       if ((this.acceptedAt.get(ws) ?? 0) > askedAt) continue; // came in on a newer decision
       const s = this.core.sockets.subscriber(ws);
       const p = s && this.principalOf(ws, s.att);
-      if (p && keyOf(p, 'messages:subscribe') === key) closeSocket(this.core, ws, code, reason);
+      if (p && keyOf(p, 'messages:subscribe') === key) this.refuse(ws, code, reason);
     }
   }
 }

@@ -54,7 +54,7 @@ class Writer {
 }
 
 // Names and units alike (a unit may be anything; a name with % or non-ASCII is refused by the resolver).
-const NAMES = ['temperature', 'humidity', 'Cel', 'urn:dev:ow:10e2073a01080063:', 'a', 'x'.repeat(70), 'temp-1.5', '%RH', 'höhe', '温度'];
+const NAMES = ['temperature', 'humidity', 'Cel', 'urn:dev:ow:10e2073a01080063:', 'a', 'x'.repeat(70), 'temp-1.5', '%RH', 'höhe', '温度', '\uFEFFtemp', '\uFEFF', '𝄞', 'ü'.repeat(40), '\uFEFF' + 'ä'.repeat(40)];
 const ODD_NAMES = ['', 'bad name!', 'n_'];
 /** Labels besides the value: each present with some chance (bver seldom: most versions are refused). */
 const OTHER_LABELS = [-2, -3, -4, -5, -6, 0, 1, 5, 6, 7];
@@ -67,7 +67,11 @@ function writeNumber(w: Writer, r: () => number): void {
   const widths = [undefined, 1, 2, 4, 8] as const;
   if (k === 0) w.head(0, Math.floor(r() * 30));
   else if (k === 1) w.head(0, Math.floor(r() * 2 ** 32), widths[Math.floor(r() * 5)]);
-  else if (k === 2) w.head(0, Math.floor(r() * 2 ** 53) * (r() < 0.3 ? 2 ** 11 : 1), 8); // past 2**53 sometimes
+  else if (k === 2) {
+    // Any 64-bit integer, past 2**53 included (rounding to a double must match cbor-x's BigInt path).
+    w.out.push(r() < 0.5 ? 0x1b : 0x3b);
+    for (let b = 0; b < 8; b++) w.out.push(b === 0 && r() < 0.5 ? 0 : Math.floor(r() * 256));
+  }
   else if (k === 3) w.head(1, Math.floor(r() * 2 ** 40));
   else if (k === 4) w.head(1, Math.floor(r() * 2 ** 53) * 2 ** 11, 8);
   else if (k === 5) w.float(r(), 2);
@@ -155,7 +159,7 @@ describe('SenML CBOR fast path (cbor-fast.ts)', () => {
       expect(fast, [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')).toStrictEqual(expected);
     }
     // Not vacuous: most packs the general way decodes took the fast path, and some did not.
-    expect(decoded).toBeGreaterThan(3000);
+    expect(decoded).toBeGreaterThan(1500);
     expect(answered).toBeGreaterThan(decoded * 0.6);
     expect(answered).toBeLessThan(decoded);
   });

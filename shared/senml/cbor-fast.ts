@@ -136,6 +136,8 @@ class Reader {
     const start = this.pos;
     const end = start + n;
     if (end > this.buf.length) throw GIVE_UP;
+    // A leading U+FEFF: TextDecoder drops it, cbor-x keeps it in short strings — leave it to the general way.
+    if (n >= 3 && this.buf[start] === 0xef && this.buf[start + 1] === 0xbb && this.buf[start + 2] === 0xbf) throw GIVE_UP;
     this.pos = end;
     return n <= SHORT ? short(this.buf, start, end) : text.decode(this.buf.subarray(start, end));
   }
