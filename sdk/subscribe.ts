@@ -37,7 +37,7 @@ export interface PublishOptions {
   retain?: boolean;
 }
 
-type Frame = { type?: unknown; id?: unknown; seq?: unknown; since?: unknown; created?: unknown; status?: unknown; code?: unknown; message?: unknown; from?: unknown; to?: unknown };
+type Frame = { type?: unknown; id?: unknown; seq?: unknown; since?: unknown; created?: unknown; status?: unknown; code?: unknown; message?: unknown; closing?: unknown; from?: unknown; to?: unknown };
 
 /** Close codes 4000 + HTTP status: a refused subscription. Only 401 (refreshable) and 429 are worth retrying. */
 const fatalClose = (code: number) => code >= 4000 && code < 5000 && code !== 4401 && code !== 4429;
@@ -190,6 +190,19 @@ export class Subscription {
         const p = f.id === undefined ? undefined : this.pending.get(String(f.id));
         if (p) (this.pending.delete(String(f.id)), p.fail(e));
         else this.lastProblem = e; // a refusal; the close that follows decides what to do
+        // The server closes right after a `closing` error (a withdrawn permission or credential): act
+        // now rather than when the connection is finally torn down (locally ~15 s later).
+        const ws = this.ws;
+        if (f.closing === true && ws && Number.isSafeInteger(Number(f.status))) {
+          const code = 4000 + Number(f.status);
+          this.lastProblem = EdgefluxError.local(Number(f.status), String(f.code), `WebSocket closed with ${code}: ${String(f.message)}`);
+          void this.onClose(ws, code, String(f.message));
+          try {
+            ws.close();
+          } catch {
+            /* already closing */
+          }
+        }
         return;
       }
     }

@@ -20,7 +20,8 @@ export type ServerFrame =
   | { type: 'subscribed'; seq: number; since?: number }
   | { type: 'message'; envelope: Envelope; retained?: boolean }
   | { type: 'ack'; id?: FrameId; seq: number; created: number }
-  | { type: 'error'; id?: FrameId; status: number; code: string; message: string }
+  /** `closing`: the server closes the socket right after this frame (a withdrawn permission or credential); a client may act on it at once. */
+  | { type: 'error'; id?: FrameId; status: number; code: string; message: string; closing?: true }
   | { type: 'gap'; from: number; to: number };
 
 export type ClientFrame =
@@ -115,7 +116,7 @@ export function decodeServerFrame(data: string | Uint8Array): ServerFrame {
     case 'error': {
       const id = optional(value, 'id', isId, 'a string or an integer');
       if (!isSeq(value.status) || !isString(value.code) || !isString(value.message)) throw new FrameError('error needs status, code, message');
-      return { type: 'error', ...(id === undefined ? {} : { id }), status: value.status, code: value.code, message: value.message };
+      return { type: 'error', ...(id === undefined ? {} : { id }), status: value.status, code: value.code, message: value.message, ...(value.closing === true ? { closing: true as const } : {}) };
     }
     case 'gap':
       if (!isSeq(value.from) || !isSeq(value.to)) throw new FrameError('gap needs integer from and to');

@@ -122,6 +122,29 @@ describe('SDK subscribe', () => {
       await proxy.close();
     }
   }, 60_000);
+
+  it('learns at once that its API key was revoked: the server\'s last error frame ends the subscription, not the TCP close that follows (~15 s later locally)', async () => {
+    const w = await provision(platform.url);
+    const key = await w.call('POST', `/orgs/${w.org}/keys`, { name: 'revoked', scopes: ['messages:subscribe'] }, w.token);
+    const direct = new Edgeflux({ url: platform.url, token: w.token });
+    const viaKey = new Edgeflux({ url: platform.url, token: key.key });
+    const confirmed: Subscribed[] = [];
+    const sub = viaKey.subscribe(w.channel, { onMessage: () => undefined, onSubscribed: (s) => confirmed.push(s) });
+    let ended: { at: number; status: number } | undefined;
+    sub.closed.then(
+      () => (ended = { at: Date.now(), status: 0 }),
+      (e: { status: number }) => (ended = { at: Date.now(), status: e.status }),
+    );
+    await until(() => confirmed.length === 1);
+    expect((await fetch(`${platform.url}/orgs/${w.org}/keys/${key.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${w.token}` } })).status).toBe(204);
+    // Past REVOCATION_CACHE_TTL the next delivery asks again, and the actor refuses and closes.
+    await new Promise((r) => setTimeout(r, 5500));
+    const publishedAt = Date.now();
+    await direct.publish(w.channel, 'after the revocation');
+    await until(() => ended !== undefined, 10_000);
+    expect(ended?.status).toBe(401);
+    expect(ended!.at - publishedAt).toBeLessThan(3000);
+  }, 60_000);
 });
 
 describe('the built SDK (dist/sdk.js)', () => {
