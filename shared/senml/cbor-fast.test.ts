@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fastDecode, generalDecode } from './cbor';
 import { scanSenmlCbor } from './cbor-scan';
+import { mulberry32 } from '../testing/prng';
 import { SenmlError } from './types';
 
 // cbor-fast.ts reads common packs without cbor-x; whenever it answers, it must answer exactly what
@@ -10,17 +11,6 @@ import { SenmlError } from './types';
 // indefinite lengths (which it must give up on), then mutated byte by byte.
 
 const NOW = 1_800_000_000;
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Writer {
   readonly out: number[] = [];
@@ -140,7 +130,7 @@ function general(bytes: Uint8Array): unknown {
 
 describe('SenML CBOR fast path (cbor-fast.ts)', () => {
   it('answers exactly what the general decoder answers, or leaves the pack to it: 40,000 random and mutated packs', () => {
-    const r = rng(20261202);
+    const r = mulberry32(20261202);
     let answered = 0;
     let decoded = 0;
     for (let i = 0; i < 40_000; i++) {
