@@ -335,4 +335,41 @@ describe('web console in Chromium', () => {
     await page.emulateMedia({ colorScheme: 'light' });
     expect(a11y).toEqual([]);
   }, 60_000);
+  it('offers a viewer only what a viewer may do: no new, edit, delete or rotate on devices, no new app; keys: issue, and revoke only its own', async () => {
+    const org = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+    const owner = (JSON.parse((await page.evaluate(() => localStorage.getItem('edgeflux.session')))!) as { access: string }).access;
+    const call = async (method: string, path: string, body: unknown, token?: string) => {
+      const res = await fetch(`${platform.url}${path}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+      expect(res.status, `${method} ${path}`).toBeLessThan(300);
+      return res.json() as Promise<Record<string, unknown>>;
+    };
+    const viewer = `viewer-${Date.now()}@example.com`;
+    await call('POST', '/users', { email: viewer, password: 'correct horse battery' });
+    await call('POST', `/orgs/${org}/members`, { email: viewer, role: 'viewer' }, owner);
+    await call('POST', `/orgs/${org}/keys`, { name: 'owners-key', scopes: ['devices:read'] }, owner);
+
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByLabel('Email').fill(viewer);
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('button', { name: 'Log out' }).waitFor(); // signed in (the session is stored)
+    await page.goto(`${platform.url}/o/${org}/devices`);
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    for (const name of ['New device', 'Edit thermo-1', 'Delete thermo-1', 'Rotate key of thermo-1']) expect(await page.getByRole('button', { name }).count(), name).toBe(0);
+
+    await page.getByRole('link', { name: 'Apps' }).click();
+    await page.getByRole('cell', { name: 'grafana', exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'New app' }).count()).toBe(0);
+
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('cell', { name: 'owners-key', exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Revoke owners-key' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'New API key' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('dashboard');
+    await page.getByRole('dialog').getByLabel(/Scopes/).fill('devices:read');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('button', { name: 'Revoke dashboard' }).waitFor(); // its own key
+    expect(consoleErrors).toEqual([]);
+  }, 60_000);
 });

@@ -1,6 +1,8 @@
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import type { ListQuery, Page } from '../../../sdk';
+import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
+import { session } from '../session';
 import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad } from '../ui';
 
 export interface Secret {
@@ -15,6 +17,10 @@ export interface RowTools {
 export interface Kind<T extends { id: string }> {
   title: string;
   singular: string;
+  /** Which permission changing it takes (access.ts): the console offers New, Edit, Delete and row actions only with it. */
+  manages: Managed;
+  /** Whether this row may be removed, beyond `manages` (a key: its owner, or an owner or admin). */
+  removable?: (item: T, role: Role | undefined, me: string | undefined) => boolean;
   intro?: ComponentChildren;
   /** Name and metadata filters (devices, channels). */
   filters?: boolean;
@@ -44,6 +50,9 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   const rowAction = useAction();
   const tools: RowTools = { reload: list.reload, showSecret: setSecret };
   const shown = list.data?.items.filter((item) => item.name.toLowerCase().includes(local.toLowerCase())) ?? [];
+  const role = useRole();
+  const manage = mayManage(role, kind.manages);
+  const me = userIdOf(session.get()?.access);
 
   const save = (e: SubmitEvent) => {
     e.preventDefault();
@@ -70,15 +79,17 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
     <section aria-labelledby="page-title">
       <div class="row heading">
         <h1 id="page-title">{kind.title}</h1>
-        <button
-          type="button"
-          onClick={() => {
-            action.clear();
-            setEditing('new');
-          }}
-        >
-          New {kind.singular}
-        </button>
+        {manage && (
+          <button
+            type="button"
+            onClick={() => {
+              action.clear();
+              setEditing('new');
+            }}
+          >
+            New {kind.singular}
+          </button>
+        )}
       </div>
       {kind.intro}
       {secret && <SecretOnce label={secret.label} value={secret.value} onDone={() => setSecret(null)} />}
@@ -132,8 +143,8 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
                     <td key={c.label}>{c.cell(item, org)}</td>
                   ))}
                   <td class="actions">
-                    {kind.actions?.(org, item, tools)}
-                    {kind.update && (
+                    {manage && kind.actions?.(org, item, tools)}
+                    {manage && kind.update && (
                       <button
                         type="button"
                         class="quiet"
@@ -146,9 +157,11 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
                         Edit
                       </button>
                     )}
-                    <button type="button" class="quiet danger" aria-label={`${kind.removeVerb ?? 'Delete'} ${item.name}`} onClick={() => remove(item)}>
-                      {kind.removeVerb ?? 'Delete'}
-                    </button>
+                    {manage && (kind.removable?.(item, role, me) ?? true) && (
+                      <button type="button" class="quiet danger" aria-label={`${kind.removeVerb ?? 'Delete'} ${item.name}`} onClick={() => remove(item)}>
+                        {kind.removeVerb ?? 'Delete'}
+                      </button>
+                    )}
                   </td>
                 </tr>
               ))}

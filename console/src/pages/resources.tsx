@@ -4,6 +4,7 @@ import { Link } from '../router';
 import { api } from '../session';
 import { parseObject, splitList, when } from '../ui';
 import { ResourcePage, type Kind } from './resource';
+import { mayRevoke } from '../access';
 
 const str = (f: FormData, k: string) => String(f.get(k) ?? '').trim();
 const json = (v: unknown) => (v && Object.keys(v).length ? JSON.stringify(v) : '');
@@ -35,6 +36,7 @@ function ScopeFields({ scopes }: { scopes?: string[] }) {
 }
 
 const devices: Kind<Device> = {
+  manages: 'devices',
   title: 'Devices',
   singular: 'device',
   filters: true,
@@ -69,6 +71,7 @@ const devices: Kind<Device> = {
 };
 
 const channels: Kind<Channel> = {
+  manages: 'channels',
   title: 'Channels',
   singular: 'channel',
   filters: true,
@@ -96,6 +99,7 @@ const channels: Kind<Channel> = {
 };
 
 const apps: Kind<App> = {
+  manages: 'apps',
   title: 'Apps',
   singular: 'app',
   intro: <p class="muted">Third-party applications authenticate with OAuth2 client credentials at <code>POST /oauth/token</code>.</p>,
@@ -138,6 +142,8 @@ const apps: Kind<App> = {
 };
 
 const keys: Kind<ApiKey> = {
+  manages: 'keys',
+  removable: (k, role, me) => mayRevoke(role, me, k),
   title: 'API keys',
   singular: 'API key',
   intro: <p class="muted">Scoped, expiring JWTs for scripts and dashboards: <code>Authorization: Bearer &lt;key&gt;</code>.</p>,

@@ -2,6 +2,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { Org } from '../../../sdk';
 import { Link, navigate } from '../router';
+import { RoleContext, type Role } from '../access';
 import { api, logOut, session } from '../session';
 import { Dialog, Problem, useAction, useLoad } from '../ui';
 
@@ -111,7 +112,7 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
       </Dialog>
       <main id="main" tabIndex={-1}>
         <Problem error={orgs.error} />
-        {children}
+        <RoleContext.Provider value={orgs.data?.items.find((o) => o.id === org)?.role as Role | undefined}>{children}</RoleContext.Provider>
       </main>
     </>
   );
