@@ -7,7 +7,7 @@ import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
 
 export type Role = 'owner' | 'admin' | 'member' | 'viewer';
-export type Managed = 'devices' | 'channels' | 'apps' | 'keys';
+export type Managed = 'devices' | 'channels' | 'apps' | 'keys' | 'connections' | 'members';
 
 export const RoleContext = createContext<Role | undefined>(undefined);
 export const useRole = (): Role | undefined => useContext(RoleContext);
@@ -16,7 +16,7 @@ export const useRole = (): Role | undefined => useContext(RoleContext);
 export function mayManage(role: Role | undefined, what: Managed): boolean {
   if (role === undefined || role === 'owner' || role === 'admin') return true;
   if (what === 'keys') return true; // every role may issue keys; revoking is per key (mayRevoke)
-  return role === 'member' && (what === 'devices' || what === 'channels');
+  return role === 'member' && (what === 'devices' || what === 'channels' || what === 'connections');
 }
 
 /** Owners and admins revoke any key; everyone else only their own, and only one still live. */

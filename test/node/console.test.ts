@@ -370,6 +370,20 @@ describe('web console in Chromium', () => {
     await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
     await page.getByRole('button', { name: 'Done' }).click();
     await page.getByRole('button', { name: 'Revoke dashboard' }).waitFor(); // its own key
+
+    // Connections: seen, not changed.
+    await page.getByRole('link', { name: 'Connections' }).click();
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Connect' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Disconnect thermo-1' }).count()).toBe(0);
+    expect(await page.getByLabel('thermo-1 may publish').isDisabled()).toBe(true);
+    // Members: no adding or role changes; leaving is its own to do.
+    await page.getByRole('link', { name: 'Members' }).click();
+    await page.getByRole('cell', { name: viewer, exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Add member' }).count()).toBe(0);
+    expect(await page.getByLabel(/^Role of /).count()).toBe(0);
+    expect(await page.getByRole('button', { name: /^Remove / }).count()).toBe(1);
+    await page.getByRole('button', { name: `Remove ${viewer}` }).waitFor();
     expect(consoleErrors).toEqual([]);
   }, 60_000);
 });

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import type { ConnectionType } from '../../../sdk';
 import { api } from '../session';
 import { Problem, useAction, useLoad } from '../ui';
+import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
 const typesOf = (f: FormData) => TYPES.filter((t) => f.get(t) === 'on');
@@ -18,6 +19,7 @@ export function ConnectionsPage({ org }: { org: string }) {
   const act = useAction();
   const run = (f: () => Promise<unknown>) => void act.run(async () => (await f(), connected.reload()));
 
+  const manage = mayManage(useRole(), 'connections');
   if (channels.data && channels.data.items.length === 0) return <p>Create a channel first, then connect devices to it here.</p>;
   return (
     <section aria-labelledby="page-title">
@@ -35,37 +37,39 @@ export function ConnectionsPage({ org }: { org: string }) {
           </select>
         </label>
       </div>
-      <form
-        class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          const f = new FormData(e.currentTarget);
-          const ids = f.getAll('device').map(String);
-          if (ids.length) run(() => scope.connections.connect({ channel_ids: [chosen], device_ids: ids, types: typesOf(f) }));
-        }}
-      >
-        <label>
-          Devices to connect
-          <select name="device" multiple size={Math.min(6, Math.max(2, devices.data?.items.length ?? 2))} required>
-            {devices.data?.items.map((d) => (
-              <option key={d.id} value={d.id}>
-                {d.name}
-              </option>
+      {manage && (
+        <form
+          class="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const f = new FormData(e.currentTarget);
+            const ids = f.getAll('device').map(String);
+            if (ids.length) run(() => scope.connections.connect({ channel_ids: [chosen], device_ids: ids, types: typesOf(f) }));
+          }}
+        >
+          <label>
+            Devices to connect
+            <select name="device" multiple size={Math.min(6, Math.max(2, devices.data?.items.length ?? 2))} required>
+              {devices.data?.items.map((d) => (
+                <option key={d.id} value={d.id}>
+                  {d.name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <fieldset>
+            <legend>May</legend>
+            {TYPES.map((t) => (
+              <label key={t} class="check">
+                <input type="checkbox" name={t} defaultChecked /> {t}
+              </label>
             ))}
-          </select>
-        </label>
-        <fieldset>
-          <legend>May</legend>
-          {TYPES.map((t) => (
-            <label key={t} class="check">
-              <input type="checkbox" name={t} defaultChecked /> {t}
-            </label>
-          ))}
-        </fieldset>
-        <button type="submit" disabled={act.busy || !chosen}>
-          Connect
-        </button>
-      </form>
+          </fieldset>
+          <button type="submit" disabled={act.busy || !chosen}>
+            Connect
+          </button>
+        </form>
+      )}
       <label>
         Filter connected devices by name
         <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
@@ -94,6 +98,7 @@ export function ConnectionsPage({ org }: { org: string }) {
                         type="checkbox"
                         aria-label={`${d.name} may ${t}`}
                         checked={d.types.includes(t)}
+                        disabled={!manage}
                         onChange={(e) => {
                           const types = e.currentTarget.checked ? [...d.types, t] : d.types.filter((x) => x !== t);
                           if (types.length) run(() => scope.connections.put(chosen, d.id, types));
@@ -103,9 +108,11 @@ export function ConnectionsPage({ org }: { org: string }) {
                     </td>
                   ))}
                   <td class="actions">
-                    <button type="button" class="quiet danger" aria-label={`Disconnect ${d.name}`} onClick={() => run(() => scope.connections.remove(chosen, d.id))}>
-                      Disconnect
-                    </button>
+                    {manage && (
+                      <button type="button" class="quiet danger" aria-label={`Disconnect ${d.name}`} onClick={() => run(() => scope.connections.remove(chosen, d.id))}>
+                        Disconnect
+                      </button>
+                    )}
                   </td>
                 </tr>
               ))}
