@@ -186,23 +186,26 @@ export class Subscription {
         return;
       }
       case 'error': {
-        const e = EdgefluxError.local(Number(f.status), String(f.code), String(f.message));
+        const status = Number(f.status);
         const p = f.id === undefined ? undefined : this.pending.get(String(f.id));
-        if (p) (this.pending.delete(String(f.id)), p.fail(e));
-        else this.lastProblem = e; // a refusal; the close that follows decides what to do
-        // The server closes right after a `closing` error (a withdrawn permission or credential): act
-        // now rather than when the connection is finally torn down (locally ~15 s later).
+        if (p) {
+          this.pending.delete(String(f.id));
+          p.fail(EdgefluxError.local(status, String(f.code), String(f.message)));
+          return;
+        }
         const ws = this.ws;
-        if (f.closing === true && ws && Number.isSafeInteger(Number(f.status))) {
-          const code = 4000 + Number(f.status);
-          this.lastProblem = EdgefluxError.local(Number(f.status), String(f.code), `WebSocket closed with ${code}: ${String(f.message)}`);
+        if (f.closing === true && ws && Number.isSafeInteger(status)) {
+          // The server closes right after a `closing` error (a withdrawn permission or credential): act
+          // now rather than when the connection is finally torn down (locally ~15 s later).
+          const code = 4000 + status;
+          this.lastProblem = EdgefluxError.local(status, String(f.code), `WebSocket closed with ${code}: ${String(f.message)}`);
           void this.onClose(ws, code, String(f.message));
           try {
             ws.close();
           } catch {
             /* already closing */
           }
-        }
+        } else this.lastProblem = EdgefluxError.local(status, String(f.code), String(f.message)); // a refusal; the close that follows decides what to do
         return;
       }
     }

@@ -251,7 +251,6 @@ export class SubscriberAccess {
         if (r.allowed) return true;
         if (r.status === 401) {
           // The credential, not a permission: every socket that presented it goes, whatever it does.
-          entry.unauthorized = true;
           this.closeAll(keyOf(p, 'messages:subscribe'), now, CLOSE_UNAUTHORIZED, r.reason ?? 'credential no longer valid');
         } else if (action === 'messages:subscribe') this.closeAll(key, now, CLOSE_FORBIDDEN, `permission to subscribe withdrawn: ${r.reason ?? 'not allowed'}`);
         return false;

@@ -84,10 +84,7 @@ class Reader {
     const ib = this.byte();
     const major = ib >> 5;
     const ai = ib & 31;
-    if (major === 0) {
-      const n = this.argument(ai);
-      return n;
-    }
+    if (major === 0) return this.argument(ai);
     if (major === 1) {
       const n = this.argument(ai);
       // -1 - n, rounded once: past 2**53 the double n is already rounded, so go through BigInt.
