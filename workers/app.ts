@@ -77,8 +77,13 @@ function isNavigation(req: Request): boolean {
   return /\btext\/html\b/.test(req.headers.get('accept') ?? '');
 }
 
-/** Paths that are the API's (wrangler.toml run_worker_first): never answered with the console. */
-const API_PATH = /^\/(?:health|version|openapi\.json|docs|users|tokens|orgs|channels|oauth|internal)(?:\/|$)/;
+let apiRoots: Set<string> | null = null;
+
+/** Whether `path` lies under one of the API's own first segments (/orgs, /channels, …): never answered with the console. Built once from the routes. */
+function isApiPath(routes: readonly { method: string; path: string }[], path: string): boolean {
+  apiRoots ??= new Set(routes.filter((r) => r.method !== 'ALL').map((r) => r.path.split('/')[1] ?? ''));
+  return apiRoots.has(path.split('/')[1] ?? '');
+}
 
 /** The console's single page (index.html), answered for any of its client-side routes. */
 async function consolePage(env: Env, req: Request): Promise<Response> {
@@ -125,7 +130,7 @@ export function buildApp() {
     if (allow.length > 0) throw new ApiError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(', ')}`, undefined, { allow: allow.join(', ') });
     // No route and no asset: a browser navigating to a console route (/login, /o/…) gets the app,
     // which routes on the client; curl, fetch and a missing script get a 404 (wrangler.toml [assets]).
-    if (isNavigation(c.req.raw) && !API_PATH.test(c.req.path)) return consolePage(c.env, c.req.raw);
+    if (isNavigation(c.req.raw) && !isApiPath(app.routes, c.req.path)) return consolePage(c.env, c.req.raw);
     // Routes take no trailing slash; say so rather than leave a caller guessing.
     const bare = c.req.path.length > 1 && c.req.path.endsWith('/') ? c.req.path.replace(/\/+$/, '') : null;
     if (bare && methodsFor(app.routes, bare).length > 0) throw new ApiError(404, 'not_found', `no such route: ${c.req.path} ends with a slash; the route is ${bare}`);
