@@ -70,6 +70,8 @@ describe('channels', () => {
     expect((await api('PATCH', `${base}/${ch.id}`, { token: t, body: { metadata: { b: { c: 2 } } } })).body.metadata).toEqual({ b: { c: 2 } });
     expect((await api('GET', `${base}/${ch.id}`, { token: t })).body).toMatchObject({ name: 'renamed', metadata: { b: { c: 2 } } });
     for (const body of [{}, { name: '' }, { metadata: 3 }, { metadata: { s: 'x'.repeat(40_000) } }]) expectProblem(await api('PATCH', `${base}/${ch.id}`, { token: t, body }), 422);
+    expect(expectProblem(await api('PATCH', `${base}/${ch.id}`, { token: t, body: { nmae: 'typo' } }), 422).detail).toContain('nmae');
+    expect((await api('GET', `${base}/${ch.id}`, { token: t })).body.name).toBe('renamed');
     expectProblem(await api('PATCH', `${base}/${crypto.randomUUID()}`, { token: t, body: { name: 'x' } }), 404);
     expectProblem(await api('POST', base, { token: t, raw: 'nope', headers: { 'content-type': 'application/json' } }), 400);
     expectProblem(await api('POST', base, { token: t, body: { metadata: {} } }), 422);

@@ -154,6 +154,11 @@ describe('devices', () => {
     expect(expectProblem(await api('POST', base, { token: t, raw: '{', headers: { 'content-type': 'application/json' } }), 400).code).toBe('malformed_request');
     expectProblem(await api('POST', base, { token: t, raw: '{"name":"a"}', headers: { 'content-type': 'text/plain' } }), 415);
     for (const body of [{}, { name: 1 }, { name: '   ' }, { name: 'a', metadata: null }]) expectProblem(await api('POST', base, { token: t, body }), 422);
+    // A misspelt field is refused by name, not dropped (a PATCH of { nmae } would otherwise change nothing and answer 200).
+    const typo = expectProblem(await api('POST', base, { token: t, body: { name: 'a', metdata: { room: 'lab' } } }), 422);
+    expect(typo.detail).toContain('metdata');
+    const [dev] = (await api('GET', base, { token: t })).body.items as { id: string }[];
+    expect(dev).toBeUndefined();
     let deep: unknown = 1;
     for (let i = 0; i < 33; i++) deep = { a: deep };
     expect(expectProblem(await api('POST', base, { token: t, body: { name: 'deep', metadata: deep } }), 422).detail).toContain('32 levels');

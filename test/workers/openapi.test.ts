@@ -20,6 +20,34 @@ describe('OpenAPI document', () => {
     expect(missing).toEqual([]);
   });
 
+  it('has every public JSON request body refuse fields it does not know (internal bodies stay open for rolling upgrades; the OAuth token endpoint ignores them by RFC)', async () => {
+    type Schema = { $ref?: string; type?: string; properties?: Record<string, Schema>; items?: Schema; additionalProperties?: unknown };
+    const doc = (await api('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Schema }> } }>>; components: { schemas: Record<string, Schema> } };
+    const resolve = (s: Schema): Schema => (s.$ref ? resolve(doc.components.schemas[s.$ref.replace('#/components/schemas/', '')]!) : s);
+    const open: string[] = [];
+    const walk = (s: Schema, where: string) => {
+      const r = resolve(s);
+      if (r.type === 'object' && r.properties) {
+        if (r.additionalProperties !== false) open.push(where);
+        for (const [k, v] of Object.entries(r.properties)) if (k !== 'metadata') walk(v, `${where}.${k}`);
+      }
+      if (r.items) walk(r.items, `${where}[]`);
+    };
+    let bodies = 0;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      // RFC 6749 §3.1: the token endpoint MUST ignore parameters it does not recognize.
+      if (path.startsWith('/internal/') || path === '/oauth/token') continue;
+      for (const [method, op] of Object.entries(ops)) {
+        const schema = op.requestBody?.content?.['application/json']?.schema;
+        if (!schema) continue;
+        bodies++;
+        walk(schema, `${method} ${path}`);
+      }
+    }
+    expect(bodies).toBeGreaterThan(20);
+    expect(open).toEqual([]);
+  });
+
   it('serves a browsable reference page at /docs', async () => {
     const page = await api('GET', '/docs');
     expect(page.status).toBe(200);

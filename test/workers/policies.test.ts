@@ -69,6 +69,8 @@ describe('policies', () => {
     expectProblem(await post([]), 422);
     expectProblem(await post(Array.from({ length: 51 }, () => allow(['devices:read']))), 422);
     expectProblem(await post([{ effect: 'maybe', actions: ['devices:read'], resources: ['*'] }]), 422);
+    // A misspelt key inside a statement would otherwise be dropped silently (a condition the user meant to add).
+    expect(expectProblem(await post([{ ...allow(['devices:read']), condition: { ip: '10.0.0.0/8' } }]), 422).detail).toContain('condition');
     expectProblem(await post([allow([])]), 422);
     expectProblem(await post([allow(['devices:read'], [])]), 422);
     expectProblem(await post([allow(['devices:read'], ['devices/ a'])]), 422);

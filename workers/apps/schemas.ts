@@ -17,9 +17,9 @@ export const App = z
 export const AppWithSecret = App.extend({
   client_secret: z.string().openapi({ description: 'Shown once; only its SHA-256 is stored' }),
 }).openapi('AppWithSecret');
-export const AppCreate = z.object({ name: Name, scopes: Scopes }).openapi('AppCreate');
+export const AppCreate = z.strictObject({ name: Name, scopes: Scopes }).openapi('AppCreate');
 export const AppUpdate = z
-  .object({ name: Name.optional(), scopes: Scopes.optional() })
+  .strictObject({ name: Name.optional(), scopes: Scopes.optional() })
   .refine((b) => b.name !== undefined || b.scopes !== undefined, 'give name and/or scopes')
   .openapi('AppUpdate');
 export const AppParam = OrgParam.extend({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });

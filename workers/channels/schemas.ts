@@ -5,16 +5,16 @@ import { OrgParam } from '../orgs/schemas';
 export const Channel = z
   .object({ id: z.string(), name: z.string(), metadata: Metadata, created_at: z.number().int(), updated_at: z.number().int() })
   .openapi('Channel');
-export const ChannelCreate = z.object({ name: Name, metadata: MetadataInput.optional() }).openapi('ChannelCreate');
-export const ChannelBulk = z.object({ channels: z.array(ChannelCreate).min(1).max(MAX_BULK) }).openapi('ChannelBulkCreate');
+export const ChannelCreate = z.strictObject({ name: Name, metadata: MetadataInput.optional() }).openapi('ChannelCreate');
+export const ChannelBulk = z.strictObject({ channels: z.array(ChannelCreate).min(1).max(MAX_BULK) }).openapi('ChannelBulkCreate');
 export const ChannelUpdate = z
-  .object({ name: Name.optional(), metadata: MetadataInput.optional() })
+  .strictObject({ name: Name.optional(), metadata: MetadataInput.optional() })
   .refine((u) => u.name !== undefined || u.metadata !== undefined, 'give name and/or metadata')
   .openapi('ChannelUpdate');
 export const ChannelParam = OrgParam.extend({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });
 
-const Rate = z.object({ perSecond: z.number().positive(), burst: z.number().positive() });
-const Window = z.object({ bytes: z.number().int().positive(), messages: z.number().int().positive() });
+const Rate = z.strictObject({ perSecond: z.number().positive(), burst: z.number().positive() });
+const Window = z.strictObject({ bytes: z.number().int().positive(), messages: z.number().int().positive() });
 /** The channel actor's limits (objects/channel/config.ts; docs/channel-actor.md explains each). */
 export const ChannelLimits = z
   .object({

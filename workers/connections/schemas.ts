@@ -9,15 +9,15 @@ const Ids = z.array(z.string().min(1)).min(1).max(1000);
 
 export const MAX_PAIRS = 1000;
 export const ConnectRequest = z
-  .object({ channel_ids: Ids, device_ids: Ids, types: Types })
+  .strictObject({ channel_ids: Ids, device_ids: Ids, types: Types })
   .refine((r) => new Set(r.channel_ids).size * new Set(r.device_ids).size <= MAX_PAIRS, `at most ${MAX_PAIRS} channel × device pairs per call`)
   .openapi('ConnectRequest');
 export const DisconnectRequest = z
-  .object({ channel_ids: Ids, device_ids: Ids })
+  .strictObject({ channel_ids: Ids, device_ids: Ids })
   .refine((r) => new Set(r.channel_ids).size * new Set(r.device_ids).size <= MAX_PAIRS, `at most ${MAX_PAIRS} channel × device pairs per call`)
   .openapi('DisconnectRequest');
 export const Connection = z.object({ channel_id: z.string(), device_id: z.string(), types: z.array(ConnectionType) }).openapi('Connection');
-export const ConnectOne = z.object({ types: Types }).openapi('ConnectOne');
+export const ConnectOne = z.strictObject({ types: Types }).openapi('ConnectOne');
 export const PairParam = OrgParam.extend({
   channel: z.string().min(1).openapi({ param: { name: 'channel', in: 'path' } }),
   device: z.string().min(1).openapi({ param: { name: 'device', in: 'path' } }),

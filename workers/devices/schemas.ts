@@ -14,10 +14,10 @@ export const Device = z
   })
   .openapi('Device');
 export const DeviceWithKey = Device.extend({ key: z.string().openapi({ description: 'The device key. Shown only now; store it.' }) }).openapi('DeviceWithKey');
-export const DeviceCreate = z.object({ name: Name, metadata: MetadataInput.optional() }).openapi('DeviceCreate');
-export const DeviceBulk = z.object({ devices: z.array(DeviceCreate).min(1).max(MAX_BULK) }).openapi('DeviceBulkCreate');
+export const DeviceCreate = z.strictObject({ name: Name, metadata: MetadataInput.optional() }).openapi('DeviceCreate');
+export const DeviceBulk = z.strictObject({ devices: z.array(DeviceCreate).min(1).max(MAX_BULK) }).openapi('DeviceBulkCreate');
 export const DeviceUpdate = z
-  .object({ name: Name.optional(), metadata: MetadataInput.optional() })
+  .strictObject({ name: Name.optional(), metadata: MetadataInput.optional() })
   .refine((u) => u.name !== undefined || u.metadata !== undefined, 'give name and/or metadata')
   .openapi('DeviceUpdate');
 export const DeviceParam = OrgParam.extend({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });

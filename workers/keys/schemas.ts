@@ -22,7 +22,7 @@ export const ApiKeyWithSecret = ApiKey.extend({
   key: z.string().openapi({ description: 'The API key (a JWT). Shown once: use it as `Authorization: Bearer <key>`' }),
 }).openapi('ApiKeyWithSecret');
 export const ApiKeyCreate = z
-  .object({
+  .strictObject({
     name: Name,
     scopes: Scopes,
     expires_in: z

@@ -47,7 +47,7 @@ const ResourcePattern = z
   .openapi({ example: 'devices/*' });
 
 export const StatementSchema = z
-  .object({
+  .strictObject({
     effect: z.enum(['allow', 'deny']),
     actions: z.array(ActionPattern).min(1).max(20),
     resources: z.array(ResourcePattern).min(1).max(20),
@@ -58,15 +58,15 @@ const Statements = z.array(StatementSchema).min(1).max(50);
 export const Policy = z
   .object({ id: z.string(), name: z.string(), statements: Statements, created_at: z.number().int(), updated_at: z.number().int() })
   .openapi('Policy');
-export const PolicyCreate = z.object({ name: Name, statements: Statements }).openapi('PolicyCreate');
+export const PolicyCreate = z.strictObject({ name: Name, statements: Statements }).openapi('PolicyCreate');
 export const PolicyUpdate = z
-  .object({ name: Name.optional(), statements: Statements.optional() })
+  .strictObject({ name: Name.optional(), statements: Statements.optional() })
   .refine((b) => b.name !== undefined || b.statements !== undefined, 'give name and/or statements')
   .openapi('PolicyUpdate');
 
 export const PrincipalType = z.enum(['member', 'device', 'app', 'key']).openapi('PrincipalType');
 export const Attachment = z
-  .object({
+  .strictObject({
     principal_type: PrincipalType,
     principal_id: z.string().min(1).max(200).openapi({ description: 'member: the user id; device, app, key: its id' }),
   })
