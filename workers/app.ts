@@ -139,10 +139,26 @@ export function buildApp() {
 
   // Before authentication: a preflight carries no credential. Only for a request with an Origin
   // (browsers send it on every cross-origin request): curl, the SDK in Node and the bridge skip it.
+  // Answers with and without an Origin differ (Access-Control-* headers), so every one says
+  // `Vary: Origin` for caches (RFC 9110 §12.5.5; Fetch "CORS protocol and HTTP caches").
   app.use('*', async (c, next) => {
-    if (c.req.header('origin') === undefined || c.req.path.startsWith('/internal/')) return next();
+    if (c.req.path.startsWith('/internal/')) return next();
     const handler = corsHandler((c.env as Env | undefined)?.CORS_ORIGINS);
-    return handler ? handler(c, next) : next();
+    if (!handler) return next();
+    if (c.req.header('origin') === undefined) await next();
+    else {
+      const preflight = await handler(c, next); // a preflight's answer is returned, not set
+      if (preflight instanceof Response) c.res = preflight;
+    }
+    if (c.res.status === 101 || /(^|,)\s*origin\s*(,|$)/i.test(c.res.headers.get('vary') ?? '')) return;
+    try {
+      c.res.headers.append('Vary', 'Origin');
+    } catch {
+      // An answer fetched from elsewhere (an actor, the assets) has immutable headers: copy it.
+      const res = new Response(c.res.body, c.res);
+      res.headers.append('Vary', 'Origin');
+      c.res = res;
+    }
   });
 
   // Everything under /orgs and /users/me needs a credential; message routes and /oauth authenticate themselves.

@@ -36,6 +36,13 @@ describe('CORS', () => {
     const res = await worker.fetch('http://edgeflux.test/health');
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    // … except Vary: the answer to a browser differs, so a shared cache must keep them apart.
+    expect(res.headers.get('vary')).toMatch(/\bOrigin\b/);
+    const fromBrowser = await worker.fetch('http://edgeflux.test/health', { headers: { origin: ORIGIN } });
+    expect(fromBrowser.headers.get('vary')).toMatch(/\bOrigin\b/);
+    expect(fromBrowser.headers.get('vary')?.match(/origin/gi)).toHaveLength(1);
+    // Answers relayed from elsewhere (the OpenAPI document, an actor's answer) carry it too.
+    expect((await worker.fetch('http://edgeflux.test/openapi.json')).headers.get('vary')).toMatch(/\bOrigin\b/);
   });
 
   it('is not offered on the bridge\'s internal routes', async () => {
