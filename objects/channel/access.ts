@@ -201,6 +201,30 @@ export class SubscriberAccess {
     if (p) void this.decide(p, 'messages:subscribe');
   }
 
+  /**
+   * The org's access changed (live.ts): every subscriber's principal is asked again now, in the
+   * background, so a refusal closes its sockets though nothing is being delivered. A question
+   * already under way may have read D1 before the change: this one is asked after it. Returns how
+   * many principals were asked about.
+   */
+  recheckAll(): number {
+    const asked = new Set<string>();
+    for (const ws of this.core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
+      const s = this.core.sockets.subscriber(ws);
+      const p = s && this.principalOf(ws, s.att);
+      if (p === null) this.reauthorize(ws);
+      if (!p) continue;
+      const key = keyOf(p, 'messages:subscribe');
+      if (asked.has(key)) continue;
+      asked.add(key);
+      const pending = this.decided.get(key)?.pending;
+      const ask = () => void this.decide(p, 'messages:subscribe', true);
+      if (pending) void pending.then(ask, ask);
+      else ask();
+    }
+    return asked.size;
+  }
+
   /** Whether the socket's principal may still publish (awaits a decision only when one is due). */
   async mayPublish(ws: WebSocket, att: SubscriberAttachment): Promise<boolean> {
     const p = this.principalOf(ws, att);

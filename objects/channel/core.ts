@@ -1,10 +1,11 @@
 import { SubscriberAccess } from './access';
+import { LiveRegistry } from './live';
 import { isProtocol, mediaTypeProblem } from '../../shared/envelope';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
 import { writerFor, type StoreWriter } from '../writer';
-import { deliver } from './fanout';
+import { closeSocket, deliver, sendFrame } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
 import { RateLimiter } from './ratelimit';
@@ -14,6 +15,9 @@ import { ChannelStore, type AppendItem } from './store';
 import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
 
 export class ChannelIdError extends Error {}
+
+/** Close code for subscribers of a deleted channel: 4000 + 404, as a refused upgrade. */
+export const CLOSE_NOT_FOUND = 4404;
 
 const MAX_PUBLISHER_LENGTH = 256;
 const MAX_CONTENT_TYPE_LENGTH = 255;
@@ -28,6 +32,8 @@ export class ChannelCore {
   readonly sockets = new SocketCache();
   /** Live subscribers' permissions, asked again while they live (access.ts). */
   readonly access = new SubscriberAccess(this);
+  /** This channel's row in D1's `live_channels` while it has subscribers (live.ts). */
+  readonly live = new LiveRegistry(this);
   /** This channel's store writer (a hash of its id names it: the same for the actor's life). */
   private writerStub: DurableObjectStub<StoreWriter> | null = null;
   config: ChannelConfig = DEFAULT_CONFIG;
@@ -45,6 +51,8 @@ export class ChannelCore {
   backoffUntil = 0;
   /** When the last drain began (ms; in memory: 0 after eviction just allows one early drain at once). */
   private lastDrainAt = 0;
+  /** The channel was deleted (`retire`): nothing is accepted any more. */
+  retired = false;
 
   constructor(
     readonly ctx: DurableObjectState,
@@ -58,6 +66,7 @@ export class ChannelCore {
   init(): void {
     ensureSchema(this.ctx.storage);
     this.store.load();
+    this.retired = this.store.meta('retired') === 1;
     const stored = this.store.meta('config');
     if (typeof stored === 'string') this.applyConfig(mergeConfig(DEFAULT_CONFIG, JSON.parse(stored)));
     // Link subscriptions of sockets that closed while no instance was running.
@@ -139,6 +148,7 @@ export class ChannelCore {
    * actor's SQLite: the output gate holds the reply until the write is durable.
    */
   async publish(inputs: readonly PublishInput[]): Promise<PublishResult[]> {
+    if (this.retired) return inputs.map(() => fail(404, 'channel_not_found', 'channel deleted'));
     const created = this.store.nextCreated(Date.now());
     const results: PublishResult[] = new Array<PublishResult>(inputs.length);
     const items: AppendItem[] = [];
@@ -272,13 +282,48 @@ export class ChannelCore {
     this.lastDrainAt = Date.now();
   }
 
+  /**
+   * The channel was deleted (the worker, before it deletes the stored messages): subscribers get a
+   * last error frame and 4404, a drain under way finishes (so no row of it lands after the
+   * worker's delete), and everything the actor kept — outbox, recent window, retained messages,
+   * limits, the alarm — goes. A mark stays: later publishes (a bridge link still open) are
+   * refused with 404, and nothing is stored under the deleted channel again.
+   */
+  async retire(): Promise<void> {
+    this.retired = true;
+    for (const ws of this.ctx.getWebSockets(TAG_SUBSCRIBER)) {
+      const s = this.sockets.subscriber(ws);
+      if (s) sendFrame(this, ws, { type: 'error', status: 404, code: 'not_found', message: 'channel deleted', closing: true }, s.att.encoding);
+      closeSocket(this, ws, CLOSE_NOT_FOUND, 'channel deleted');
+    }
+    this.cancelDrainTimer();
+    if (this.saveDrained !== null) clearTimeout(this.saveDrained);
+    this.saveDrained = null;
+    await this.draining?.catch(() => undefined);
+    const channel = this.store.channel;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.alarmAt = null;
+    this.backoffUntil = 0;
+    ensureSchema(this.ctx.storage);
+    this.store.load();
+    if (channel !== null) this.store.setChannel(channel);
+    this.store.setMeta('retired', 1);
+    this.applyConfig(DEFAULT_CONFIG);
+  }
+
   /** A socket is closed or failed: forget what only it needed. */
   socketGone(ws: WebSocket): void {
     const att = this.sockets.attachment(ws);
     if (att?.kind === 'link') {
       this.ctx.storage.sql.exec('DELETE FROM link_subs WHERE socket = ?', att.id);
       this.sockets.forgetLink(att.id);
-    }
+    } else if (att?.kind === 'subscriber') this.live.sync();
+  }
+
+  /** Sockets still open (one this actor closed stays listed until the client's close arrives). */
+  private openSockets(tag: string): number {
+    return this.ctx.getWebSockets(tag).filter((ws) => ws.readyState === WebSocket.READY_STATE_OPEN).length;
   }
 
   info(): ChannelInfo {
@@ -290,8 +335,8 @@ export class ChannelCore {
       outbox: this.store.pending,
       retained: this.store.retainedCount(),
       oldestKept: this.store.oldestKept(),
-      subscribers: this.ctx.getWebSockets(TAG_SUBSCRIBER).length,
-      links: this.ctx.getWebSockets(TAG_LINK).length,
+      subscribers: this.openSockets(TAG_SUBSCRIBER),
+      links: this.openSockets(TAG_LINK),
       drainAttempts: typeof attempts === 'number' ? attempts : 0,
       lastDrainError: typeof error === 'string' ? error : null,
     };

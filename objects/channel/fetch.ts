@@ -15,6 +15,7 @@ export function handleFetch(core: ChannelCore, request: Request): Response {
   try {
     core.bindChannel(request.headers.get(HEADER_CHANNEL));
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return actorError(426, 'upgrade_required', 'the channel actor only accepts WebSocket upgrades');
+    if (core.retired) return actorError(404, 'channel_not_found', 'channel deleted');
     const link = request.headers.get(HEADER_LINK);
     if (link !== null) return acceptLink(core, parseLinkOptions(link).subprotocol);
     const subscriber = request.headers.get(HEADER_SUBSCRIBER);

@@ -55,6 +55,33 @@ export class ChannelActor extends DurableObject<Env> {
     }
   }
 
+  /**
+   * The org's access changed (the worker, after the write): every live subscriber's principal is
+   * asked about again now (access.ts `recheckAll`). Returns how many principals were asked about.
+   */
+  async recheckSubscribers(channel: string): Promise<number> {
+    try {
+      this.core.bindChannel(channel);
+    } catch (e) {
+      if (e instanceof ChannelIdError) return 0;
+      throw e;
+    }
+    const asked = this.core.access.recheckAll();
+    this.core.live.sync(); // none left (a row from before a restart): the row goes
+    return asked;
+  }
+
+  /** The channel was deleted: close its subscribers (4404) and forget everything (core.ts `retire`). */
+  async retire(channel: string): Promise<void> {
+    try {
+      this.core.bindChannel(channel);
+    } catch (e) {
+      if (e instanceof ChannelIdError) return;
+      throw e;
+    }
+    await this.core.retire();
+  }
+
   /** Counters for operators and tests. */
   async info(): Promise<ChannelInfo> {
     return this.core.info();

@@ -57,6 +57,8 @@ export interface SubscriberOptions {
   subprotocol?: string;
   /** The principal the worker authorized, so the actor can ask again while the socket lives. */
   principal?: Principal;
+  /** The channel's org, as the worker found it (live.ts names it in `live_channels`). */
+  org?: string;
 }
 
 export class BadRequest extends Error {
@@ -96,6 +98,7 @@ export function parseSubscriberOptions(raw: string): SubscriberOptions {
   if (since !== undefined) opts.since = since;
   if (typeof o.subprotocol === 'string' && o.subprotocol !== '') opts.subprotocol = o.subprotocol;
   if (o.principal !== undefined) opts.principal = parsePrincipal(o.principal);
+  if (typeof o.org === 'string' && o.org !== '') opts.org = o.org;
   return opts;
 }
 

@@ -19,6 +19,8 @@ export function acceptSubscriber(core: ChannelCore, opts: SubscriberOptions): Re
     opts.principal,
   );
   core.access.prefetch(server, att);
+  core.live.noteOrg(opts.org);
+  core.live.sync();
 
   // Same turn as acceptWebSocket: nothing published meanwhile can be missed or sent twice.
   // `subscribed` goes first, so a client that loses the socket before any message arrives still

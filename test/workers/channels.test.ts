@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, expectProblem, newOrg, newUser } from './helpers';
+import { api, expectProblem, newOrg, newUser, worker } from './helpers';
 import { writeParts } from '../../objects/writer';
 
 async function setup() {
@@ -75,6 +75,33 @@ describe('channels', () => {
     expectProblem(await api('PATCH', `${base}/${crypto.randomUUID()}`, { token: t, body: { name: 'x' } }), 404);
     expectProblem(await api('POST', base, { token: t, raw: 'nope', headers: { 'content-type': 'application/json' } }), 400);
     expectProblem(await api('POST', base, { token: t, body: { metadata: {} } }), 422);
+  });
+
+  it('deleting a channel closes its live subscribers (4404) and its actor forgets everything and takes nothing more', async () => {
+    const { t, org } = await setup();
+    const ch = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'doomed' } })).body as { id: string };
+    const publish = (retain: boolean) => api('POST', `/channels/${ch.id}/messages/lab${retain ? '?retain=true' : ''}`, { token: t, raw: 'x', headers: { 'content-type': 'text/plain' } });
+    expect((await publish(true)).status).toBe(202);
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${t}` } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    const frames: { type: string; status?: number; closing?: boolean }[] = [];
+    let done: { code: number; reason: string } | undefined;
+    ws.addEventListener('message', (e) => frames.push(JSON.parse(e.data as string)));
+    ws.addEventListener('close', (e) => (done = { code: e.code, reason: e.reason }));
+    ws.accept();
+    const stub = env.CHANNELS.get(env.CHANNELS.idFromName(ch.id));
+    expect(await stub.info()).toMatchObject({ seq: 1, retained: 1, subscribers: 1 });
+    expect((await api('DELETE', `/orgs/${org}/channels/${ch.id}`, { token: t })).status).toBe(204);
+    for (let i = 0; i < 100 && !done; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(done).toEqual({ code: 4404, reason: 'channel deleted' });
+    expect(frames.at(-1)).toMatchObject({ type: 'error', status: 404, closing: true });
+    // Nothing kept: no retained message, no window, no outbox; a publish that still reaches it (a bridge link) is refused.
+    expect(await stub.info()).toMatchObject({ seq: 0, retained: 0, outbox: 0, subscribers: 0 });
+    const [late] = await stub.publish([{ subtopic: 'lab', publisher: 'p', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array([1]), retain: false }], ch.id);
+    expect(late).toMatchObject({ ok: false, status: 404, code: 'channel_not_found' });
+    expect(await stub.info()).toMatchObject({ seq: 0, outbox: 0 });
+    expectProblem(await publish(false), 404);
   });
 
   it('deleting a channel removes its connections and its stored messages', async () => {

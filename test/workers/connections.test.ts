@@ -340,6 +340,58 @@ describe('connections', () => {
     kept.ws.close();
   }, 20_000);
 
+  it('a WebSocket subscriber on a quiet channel is closed as soon as its access is withdrawn, with nothing published (live_channels)', async () => {
+    const { t, org, chs, devs } = await setup(1, 2);
+    const ch = chs[0]!;
+    for (const d of devs) await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${d.id}`, { token: t, body: {} });
+    const liveRow = () => env.DB.prepare('SELECT org_id FROM live_channels WHERE channel_id = ?').bind(ch.id).first<{ org_id: string }>();
+    const until = async (ok: () => boolean | Promise<boolean>, ms: number) => {
+      for (const end = Date.now() + ms; !(await ok()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
+      return ok();
+    };
+    expect(await liveRow()).toBeNull();
+    const sockets = await Promise.all(
+      devs.map(async (d) => {
+        const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${d.key}` } });
+        expect(res.status).toBe(101);
+        const ws = res.webSocket!;
+        const s = { ws, frames: [] as { type: string; closing?: boolean }[], done: undefined as { code: number; reason: string; at: number } | undefined };
+        ws.addEventListener('message', (e) => s.frames.push(JSON.parse(e.data as string)));
+        ws.addEventListener('close', (e) => (s.done = { code: e.code, reason: e.reason, at: Date.now() }));
+        ws.accept();
+        return s;
+      }),
+    );
+    const [kept, lost] = sockets as [(typeof sockets)[0], (typeof sockets)[0]];
+    // The actor names its channel while it has subscribers.
+    expect(await until(async () => (await liveRow())?.org_id === org, 2000)).toBe(true);
+    const removedAt = Date.now();
+    expect((await api('DELETE', `/orgs/${org}/channels/${ch.id}/devices/${devs[1]!.id}`, { token: t })).status).toBe(204);
+    // Nothing is published: the write itself makes the actor ask again, and the refusal closes the socket.
+    expect(await until(() => lost.done !== undefined, 3000)).toBe(true);
+    expect(lost.done).toMatchObject({ code: 4403, reason: expect.stringContaining('permission to subscribe withdrawn') });
+    expect(lost.done!.at - removedAt).toBeLessThan(3000);
+    expect(lost.frames.at(-1)).toMatchObject({ type: 'error', closing: true });
+    expect(lost.frames.filter((f) => f.type === 'message')).toEqual([]);
+    // The other device kept its connection and its socket.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(kept.done).toBeUndefined();
+    // The last subscriber gone, the row goes.
+    kept.ws.close(1000, 'bye');
+    expect(await until(async () => (await liveRow()) === null, 3000)).toBe(true);
+  }, 20_000);
+
+  it('an access change on a channel whose live_channels row outlived its subscribers removes the row', async () => {
+    const { t, org, chs } = await setup(1, 1);
+    const ch = chs[0]!;
+    await env.DB.prepare('INSERT INTO live_channels (channel_id, org_id) VALUES (?, ?)').bind(ch.id, org).run();
+    const key = await api('POST', `/orgs/${org}/keys`, { token: t, body: { name: 'k', scopes: ['messages:read'] } });
+    expect((await api('DELETE', `/orgs/${org}/keys/${key.body.id}`, { token: t })).status).toBe(204);
+    const gone = async () => (await env.DB.prepare('SELECT 1 AS x FROM live_channels WHERE channel_id = ?').bind(ch.id).first()) === null;
+    for (const end = Date.now() + 3000; !(await gone()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
+    expect(await gone()).toBe(true);
+  });
+
   it('on a busy channel a subscriber\'s permission is asked again ahead of REVOCATION_CACHE_TTL, so its deliveries are not held when the answer ages out', async () => {
     const ttl = Number(env.REVOCATION_CACHE_TTL) * 1000;
     const { t, org, chs, devs } = await setup(1, 1);

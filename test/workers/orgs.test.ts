@@ -1,3 +1,4 @@
+import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
@@ -43,6 +44,29 @@ describe('orgs', () => {
     expectProblem(await api('DELETE', `/orgs/${org.id}`, { token: admin.token }), 403);
     expect((await api('DELETE', `/orgs/${org.id}`, { token: owner.token })).status).toBe(204);
     expectProblem(await api('GET', `/orgs/${org.id}`, { token: owner.token }), 404);
+  });
+
+  it('deleting an org deletes its channels\' stored messages and blobs, and ends their actors', async () => {
+    const owner = await newUser();
+    const org = await newOrg(owner.token);
+    const chs = (await api('POST', `/orgs/${org.id}/channels/bulk`, { token: owner.token, body: { channels: [{ name: 'a' }, { name: 'b' }] } })).body.items as { id: string }[];
+    for (const ch of chs) {
+      for (const [type, body] of [['application/senml+json', '[{"n":"t","v":1}]'], ['application/octet-stream', 'blob']]) {
+        expect((await api('POST', `/channels/${ch.id}/messages`, { token: owner.token, raw: body, headers: { 'content-type': type } })).status).toBe(202);
+      }
+    }
+    const count = async (table: string) =>
+      Number(await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ch IN (SELECT key FROM channel_keys WHERE channel_id IN (?, ?))`).bind(chs[0]!.id, chs[1]!.id).first('n'));
+    const blobs = async () => (await Promise.all(chs.map((ch) => env.BLOBS.list({ prefix: `channels/${ch.id}/` })))).reduce((n, l) => n + l.objects.length, 0);
+    const until = async (ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 150 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 20));
+      return ok();
+    };
+    // Drained by the actors (drainDelayMs) into D1 and R2.
+    expect(await until(async () => (await count('message_rows')) === 4 && (await count('senml_rows')) === 2 && (await blobs()) === 2)).toBe(true);
+    expect((await api('DELETE', `/orgs/${org.id}`, { token: owner.token })).status).toBe(204);
+    expect(await until(async () => (await count('message_rows')) === 0 && (await count('senml_rows')) === 0 && (await blobs()) === 0)).toBe(true);
+    for (const ch of chs) expect(await env.CHANNELS.get(env.CHANNELS.idFromName(ch.id)).info()).toMatchObject({ seq: 0, outbox: 0 });
   });
 });
 

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { authorize } from '../auth';
+import { channelActor } from '../lib/actors';
 import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
@@ -71,7 +72,7 @@ channelsRouter.openapi(
 // Limits live in the channel's actor (persisted there); reading them is open to any role, changing them takes
 // `limits:update`, which only owners and admins hold by default (members could otherwise lift the rate limits
 // that protect the whole org).
-const actor = (env: Env, id: string) => env.CHANNELS.get(env.CHANNELS.idFromName(id));
+const actor = channelActor;
 
 channelsRouter.openapi(
   createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/limits', tags, security, summary: "The channel's effective limits", request: { params: ChannelParam }, responses: { 200: jsonResponse(ChannelLimits, 'Limits'), ...errors(401, 403, 404) } }),

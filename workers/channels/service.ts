@@ -1,3 +1,4 @@
+import { channelActor } from '../lib/actors';
 import { listFilter, page, parseMetadata } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
@@ -41,19 +42,41 @@ export async function updateChannel(db: D1Database, orgId: string, id: string, u
 }
 
 /**
- * Deletes the channel (connections cascade) and its stored messages. The stored rows have no
- * foreign key (the actor's drain must never fail on a deleted channel), so they go here; R2 blobs
- * are removed in the background. A drain still in flight may re-add a few rows: they are
- * unreachable (every read checks the channel exists) and removed by the next delete of the id.
+ * Deletes the channel (connections cascade) and its stored messages. First its actor retires
+ * (objects/channel/core.ts `retire`): its subscribers are closed with 4404, a drain in flight
+ * finishes, it forgets what it kept and refuses anything published later, so no row lands after
+ * the rows are deleted here (the stored rows have no foreign key: a drain must never fail on a
+ * deleted channel). R2 blobs are removed in the background.
  */
 export async function deleteChannel(env: Env, orgId: string, id: string): Promise<{ purge: Promise<void> }> {
-  const db = env.DB;
-  const del = await db.prepare('DELETE FROM channels WHERE id = ? AND org_id = ?').bind(id, orgId).run();
+  const del = await env.DB.prepare('DELETE FROM channels WHERE id = ? AND org_id = ?').bind(id, orgId).run();
   if (!del.meta.changes) throw notFound('channel');
-  // Its key stays in channel_keys (keys are never handed out twice).
-  const key = '(SELECT key FROM channel_keys WHERE channel_id = ?)';
-  await db.batch([db.prepare(`DELETE FROM message_rows WHERE ch = ${key}`).bind(id), db.prepare(`DELETE FROM senml_rows WHERE ch = ${key}`).bind(id)]);
+  await purgeChannels(env, [id]);
   return { purge: purgeBlobs(env.BLOBS, id) };
+}
+
+/**
+ * Everything stored for channels whose rows are gone (a channel or an org deleted): each actor
+ * retires, then their message rows go (their keys stay in channel_keys: never handed out twice).
+ * An actor that cannot be reached is logged; its rows are deleted all the same.
+ */
+export async function purgeChannels(env: Env, ids: readonly string[]): Promise<void> {
+  const db = env.DB;
+  for (let i = 0; i < ids.length; i += PURGE_CHUNK) {
+    const chunk = ids.slice(i, i + PURGE_CHUNK);
+    const retired = await Promise.allSettled(chunk.map((id) => channelActor(env, id).retire(id)));
+    retired.forEach((r, k) => r.status === 'rejected' && console.error(`channel ${chunk[k]}: actor not retired`, r.reason));
+    const keys = `(SELECT key FROM channel_keys WHERE channel_id IN (${chunk.map(() => '?').join(', ')}))`;
+    await db.batch([db.prepare(`DELETE FROM message_rows WHERE ch IN ${keys}`).bind(...chunk), db.prepare(`DELETE FROM senml_rows WHERE ch IN ${keys}`).bind(...chunk)]);
+  }
+}
+
+/** Channels purged per step (bound parameters per statement, actors told at once). */
+const PURGE_CHUNK = 50;
+
+/** The R2 blobs of deleted channels, one after another (in the background). */
+export async function purgeAllBlobs(bucket: R2Bucket, ids: readonly string[]): Promise<void> {
+  for (const id of ids) await purgeBlobs(bucket, id);
 }
 
 async function purgeBlobs(bucket: R2Bucket, channelId: string): Promise<void> {

@@ -5,6 +5,7 @@ import { HEADER_CHANNEL, HEADER_LINK, HEADER_SUBSCRIBER, type SubscriberOptions 
 import type { AppEnv } from '../app-env';
 import { authenticate, authorizeChannel, extractCredential, resolvePrincipal } from '../auth';
 import { timingSafeEqual } from '../lib/crypto';
+import { channelActor } from '../lib/actors';
 import { ApiError, notFound, unauthorized } from '../lib/errors';
 import { router } from '../lib/router';
 import { describeRoutes } from './openapi';
@@ -23,7 +24,7 @@ type C = Context<AppEnv>;
 /** Hard ceiling of any channel's payload limit; bigger bodies are refused before they are read. */
 const MAX_BODY = 1024 * 1024;
 
-const actorFor = (env: Env, channel: string) => env.CHANNELS.get(env.CHANNELS.idFromName(channel));
+const actorFor = channelActor;
 
 function address(c: C, mode: TopicMode): Address {
   try {
@@ -109,9 +110,9 @@ async function subscribe(c: C, next: Next): Promise<Response | void> {
     const { credential, subprotocol: credentialProtocol } = extractCredential(c.req.raw);
     if (!credential) throw unauthorized();
     c.set('principal', await resolvePrincipal(c.env, credential));
-    const { publisher } = await authorizeChannel(c, channel, 'messages:subscribe');
+    const { publisher, orgId } = await authorizeChannel(c, channel, 'messages:subscribe');
     const { encoding, subprotocol } = negotiate(c.req.raw, credentialProtocol);
-    const opts: SubscriberOptions = { publisher, canPublish: await mayPublish(c, channel), subtopic, encoding, ack: flag(c, 'ack'), principal: c.var.principal };
+    const opts: SubscriberOptions = { publisher, canPublish: await mayPublish(c, channel), subtopic, encoding, ack: flag(c, 'ack'), principal: c.var.principal, org: orgId };
     const from = since(c);
     if (from !== undefined) opts.since = from;
     if (subprotocol) opts.subprotocol = subprotocol;

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { authorize, requireOrg, requireUser } from '../auth';
+import { purgeAllBlobs, purgeChannels } from '../channels/service';
 import { newId, now } from '../lib/ids';
 import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY } from '../lib/openapi';
 import { router } from '../lib/router';
@@ -71,7 +72,16 @@ orgsRouter.openapi(
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'orgs:delete', 'org');
+    // Its channels' stored messages have no foreign key (a drain must never fail): they go here,
+    // with their actors (closed subscribers, forgotten windows), in the background.
+    const { results } = await c.env.DB.prepare('SELECT id FROM channels WHERE org_id = ?').bind(org).all<{ id: string }>();
     await c.env.DB.prepare('DELETE FROM orgs WHERE id = ?').bind(org).run();
+    const ids = results.map((r) => r.id);
+    c.executionCtx.waitUntil(
+      purgeChannels(c.env, ids)
+        .then(() => purgeAllBlobs(c.env.BLOBS, ids))
+        .catch((e: unknown) => console.error(`org ${org}: its channels' messages not all deleted`, e)),
+    );
     return c.body(null, 204);
   },
 );
