@@ -1,3 +1,4 @@
+import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { Scalar } from '@scalar/hono-api-reference';
 import type { AppEnv } from './app-env';
@@ -121,6 +122,15 @@ const NO_ACCESS_CHANGE: readonly (readonly [string, RegExp])[] = [
   ['PATCH', /^\/orgs\/[^/]+\/channels\/[^/]+\/limits\/?$/],
 ];
 
+/** The largest JSON body of the management API (a bulk create of 100 items with metadata fits many times over). */
+const MAX_JSON_BODY = 1024 * 1024;
+const jsonBodyLimit = bodyLimit({
+  maxSize: MAX_JSON_BODY,
+  onError: () => {
+    throw new ApiError(413, 'payload_too_large', 'request body over 1 MiB: no route of this API takes one that large');
+  },
+});
+
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
   const app = router();
@@ -160,6 +170,12 @@ export function buildApp() {
       res.headers.append('Vary', 'Origin');
       c.res = res;
     }
+  });
+
+  // A JSON body larger than any the API takes is refused before it is read (message routes have their own limit).
+  app.use('*', async (c, next) => {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD' || c.req.method === 'OPTIONS' || c.req.path.startsWith('/channels/') || c.req.path.startsWith('/internal/')) return next();
+    return jsonBodyLimit(c, next);
   });
 
   // Everything under /orgs and /users/me needs a credential; message routes and /oauth authenticate themselves.

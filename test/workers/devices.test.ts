@@ -33,7 +33,11 @@ describe('devices', () => {
     const asDevice = await api('GET', '/orgs', { device: r.body.key });
     expect(asDevice.status).toBe(200);
     expect(asDevice.body.items).toEqual([expect.objectContaining({ id: org.id })]);
-    expectProblem(await api('GET', '/orgs', { device: `${r.body.key.slice(0, -1)}x` }), 401);
+    const refused = await api('GET', '/orgs', { device: `${r.body.key.slice(0, -1)}x` });
+    expectProblem(refused, 401);
+    // The challenge names the Device scheme too, not only Bearer (RFC 9110 §11.6.1).
+    expect(refused.headers.get('www-authenticate')).toMatch(/(^|, )Device realm="edgeflux"/);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer realm="edgeflux"/);
   });
 
   it('rotates the key: the old one stops at once, the new one works', async () => {
@@ -149,10 +153,22 @@ describe('devices', () => {
     expectProblem(await api('GET', `${base}/${crypto.randomUUID()}`, { token: t }), 404);
   });
 
+  it('refuses list parameters it does not know (a misspelt filter never lists everything) and bodies over 1 MiB', async () => {
+    const { base, t } = await setup();
+    await api('POST', base, { token: t, body: { name: 'kept' } });
+    const typo = expectProblem(await api('GET', `${base}?nmae=x`, { token: t }), 400);
+    expect(typo.detail).toContain('nmae');
+    expect((await api('GET', `${base}?name=kept&limit=5`, { token: t })).body.total).toBe(1);
+    expectProblem(await api('GET', `/orgs?ofset=1`, { token: t }), 400);
+    const big = expectProblem(await api('POST', base, { token: t, raw: JSON.stringify({ name: 'big', metadata: { s: 'x'.repeat(1_100_000) } }), headers: { 'content-type': 'application/json' } }), 413);
+    expect(big.detail).toContain('1 MiB');
+  });
+
   it('refuses malformed bodies and metadata too large or too deep, as problem+json', async () => {
     const { base, t } = await setup();
     expect(expectProblem(await api('POST', base, { token: t, raw: '{', headers: { 'content-type': 'application/json' } }), 400).code).toBe('malformed_request');
-    expectProblem(await api('POST', base, { token: t, raw: '{"name":"a"}', headers: { 'content-type': 'text/plain' } }), 415);
+    // curl -d sends a form: the answer says what to send instead.
+    expect(expectProblem(await api('POST', base, { token: t, raw: '{"name":"a"}', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415).detail).toContain('Content-Type: application/json');
     for (const body of [{}, { name: 1 }, { name: '   ' }, { name: 'a', metadata: null }]) expectProblem(await api('POST', base, { token: t, body }), 422);
     // A misspelt field is refused by name, not dropped (a PATCH of { nmae } would otherwise change nothing and answer 200).
     const typo = expectProblem(await api('POST', base, { token: t, body: { name: 'a', metdata: { room: 'lab' } } }), 422);

@@ -51,7 +51,7 @@ describe('orgs', () => {
     const org = await newOrg(owner.token);
     const chs = (await api('POST', `/orgs/${org.id}/channels/bulk`, { token: owner.token, body: { channels: [{ name: 'a' }, { name: 'b' }] } })).body.items as { id: string }[];
     for (const ch of chs) {
-      for (const [type, body] of [['application/senml+json', '[{"n":"t","v":1}]'], ['application/octet-stream', 'blob']]) {
+      for (const [type, body] of [['application/senml+json', '[{"n":"t","v":1}]'], ['application/octet-stream', 'blob']] as const) {
         expect((await api('POST', `/channels/${ch.id}/messages`, { token: owner.token, raw: body, headers: { 'content-type': type } })).status).toBe(202);
       }
     }

@@ -58,7 +58,8 @@ export function problemBody(status: number, code: string, detail: string, errors
 export function problem(c: Context, err: ApiError): Response {
   const res = c.json(problemBody(err.status, err.code, err.message, err.details), err.status as ContentfulStatusCode, {
     'content-type': 'application/problem+json',
-    ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="edgeflux"' } : {}),
+    // Both schemes a caller may answer with (RFC 9110 §11.6.1): tokens and API keys, device keys.
+    ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="edgeflux", Device realm="edgeflux"' } : {}),
     ...err.headers,
   });
   return res;

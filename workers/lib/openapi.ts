@@ -41,7 +41,7 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
 });
 
 export const MAX_LIMIT = 100;
-export const PageQuery = z.object({
+export const PageQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0).openapi({ description: 'Items to skip' }),
   limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
 });

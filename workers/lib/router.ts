@@ -28,7 +28,12 @@ export function onError(err: Error, c: Parameters<Parameters<OpenAPIHono<AppEnv>
   if (err instanceof HTTPException) {
     const status = err.status;
     const code = status === 415 ? 'unsupported_media_type' : status === 400 ? 'malformed_request' : 'http_error';
-    const message = status === 400 && /json/i.test(err.message) ? 'request body is not valid JSON' : err.message || 'request failed';
+    const message =
+      status === 400 && /json/i.test(err.message)
+        ? 'request body is not valid JSON'
+        : status === 415
+          ? `this route takes a JSON body: send it with Content-Type: application/json (got ${c.req.header('content-type') ?? 'none'})`
+          : err.message || 'request failed';
     return problem(c, new ApiError(status, code, message));
   }
   console.error('unhandled error', err);

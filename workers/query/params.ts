@@ -3,8 +3,36 @@ import { ApiError } from '../lib/errors';
 import { base64urlFault } from '../../shared/senml/chars';
 import { decodeCursor } from './cursor';
 
-/** Parses ms since epoch or an ISO-8601 date-time into ms. */
-const Instant = z.union([z.string().regex(/^\d{1,16}$/).transform(Number), z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))]);
+const INSTANT_HELP = 'expected ms since the epoch, an ISO-8601 date-time with its zone (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00 or +0100) or a date (2026-12-01: midnight UTC)';
+const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)([Zz]|[+-]\d{2}(?::?\d{2})?)$/;
+
+/** ms since the epoch, an ISO-8601 date-time with a zone, or a date (UTC midnight), into ms; NaN if none. */
+export function parseInstant(s: string): number {
+  if (/^\d{1,16}$/.test(s)) return Number(s);
+  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return realDate(s) ? Date.parse(`${s}T00:00:00Z`) : NaN;
+  const m = DATE_TIME.exec(s);
+  if (!m || !realDate(m[1]!)) return NaN;
+  // ±hh and ±hhmm are ISO-8601 too; Date.parse takes only ±hh:mm. Fractions past ms are cut.
+  const zone = m[3]!.length === 1 ? 'Z' : m[3]!.length === 3 ? `${m[3]}:00` : `${m[3]!.slice(0, 3)}:${m[3]!.slice(-2)}`;
+  const time = m[2]!.replace(/(\.\d{3})\d+$/, '$1');
+  return Date.parse(`${m[1]}T${time.length === 5 ? `${time}:00` : time}${zone}`);
+}
+
+/** Whether YYYY-MM-DD names a day of the calendar (Date.parse rolls 2026-02-31 over to March). */
+function realDate(ymd: string): boolean {
+  const [y, mo, d] = ymd.split('-').map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  return day.getUTCFullYear() === y && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d;
+}
+
+const Instant = z.string().transform((s, ctx) => {
+  const ms = parseInstant(s);
+  if (Number.isNaN(ms)) {
+    ctx.addIssue({ code: 'custom', message: INSTANT_HELP });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 /** `500ms`, `10s`, `5m`, `1h`, `1d`, or plain milliseconds. */

@@ -1,6 +1,6 @@
 import { signToken } from '../auth/tokens';
 import { hashPassword, newSecret, sha256Hex, verifyPassword } from '../lib/crypto';
-import { conflict, unauthorized } from '../lib/errors';
+import { ApiError, conflict, unauthorized } from '../lib/errors';
 import { newId, now } from '../lib/ids';
 
 export const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -65,7 +65,10 @@ export async function revokeRefresh(db: D1Database, token: string): Promise<void
 
 export async function changePassword(db: D1Database, userId: string, oldPassword: string, newPassword: string) {
   const u = await db.prepare('SELECT password_hash FROM users WHERE id = ?').bind(userId).first<UserRow>();
-  if (!u || !(await verifyPassword(oldPassword, u.password_hash))) throw unauthorized('old password is wrong');
+  if (!u) throw unauthorized('user not found');
+  // The session is good; the old password is not: 403, not 401 (RFC 9110 §15.5.2), or clients
+  // would take it for an expired session and refresh.
+  if (!(await verifyPassword(oldPassword, u.password_hash))) throw new ApiError(403, 'wrong_password', 'old password is wrong');
   // A password change ends every other session: all refresh tokens go.
   await db.batch([
     db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(await hashPassword(newPassword), now(), userId),
