@@ -20,6 +20,8 @@ describe('devices', () => {
     expect(Object.keys(r.body).sort()).toEqual(['created_at', 'id', 'key', 'last_seen', 'metadata', 'name', 'online', 'updated_at']);
     expect(r.body).toMatchObject({ name: 'thermo', metadata: { room: 'lab' }, online: false, last_seen: null });
     expect(r.body.key).toMatch(/^efd_[A-Za-z0-9_-]{43}$/);
+    // RFC 9110 §10.2.2: the 201 names the device it created.
+    expect(r.headers.get('location')).toBe(`/orgs/${org.id}/devices/${r.body.id}`);
     const row = await env.DB.prepare('SELECT * FROM devices WHERE id = ?').bind(r.body.id).first<Record<string, unknown>>();
     expect(row!.key_hash).toBe(await sha256Hex(r.body.key));
     expect(JSON.stringify(row)).not.toContain(r.body.key);

@@ -36,6 +36,7 @@ describe('API keys', () => {
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({ name: 'ci', scopes: ['orgs:read', 'members:read'], owner_type: 'user', owner_id: owner.id, revoked_at: null });
     expect(r.body.expires_at).toBeGreaterThanOrEqual(before + 3600_000);
+    expect(r.headers.get('location')).toBe(`/orgs/${org.id}/keys/${r.body.id}`);
     expect(r.body.expires_at).toBeLessThanOrEqual(Date.now() + 3600_000);
     const c = claims(r.body.key);
     expect(c).toMatchObject({ typ: 'key', jti: r.body.id, sub: owner.id, org: org.id, own: 'user', scp: ['orgs:read', 'members:read'] });

@@ -9,6 +9,8 @@ describe('orgs', () => {
     const org = await api('POST', '/orgs', { token: a.token, body: { name: '  Acme  ' } });
     expect(org.status).toBe(201);
     expect(org.body).toMatchObject({ name: 'Acme', role: 'owner' });
+    expect(org.headers.get('location')).toBe(`/orgs/${org.body.id}`);
+    expect((await api('GET', org.headers.get('location')!, { token: a.token })).body.id).toBe(org.body.id);
     await newOrg(a.token, 'second');
     const mine = await api('GET', '/orgs', { token: a.token });
     expect(mine.body.total).toBe(2);

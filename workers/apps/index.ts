@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
 import type { Principal } from '../auth/principal';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { assertMayGrant, scopePairs } from '../policies/authority';
@@ -37,7 +37,8 @@ appsRouter.openapi(
     const { name, scopes } = c.req.valid('json');
     const access = await authorize(c, org, 'apps:create', 'apps/*');
     assertMayGrant(access, scopePairs(scopes), 'these scopes');
-    return c.json(await apps.createApp(c.env.DB, org, name, [...new Set(scopes)], accountable(c.var.principal)), 201);
+    const app = await apps.createApp(c.env.DB, org, name, [...new Set(scopes)], accountable(c.var.principal));
+    return c.json(created(c, app, 'orgs', org, 'apps', app.id), 201);
   },
 );
 
@@ -113,7 +114,7 @@ appsRouter.openapi(
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'apps:update', `apps/${id}`);
-    return c.json(await apps.rotateSecret(c.env.DB, org, id), 201);
+    return c.json(created(c, await apps.rotateSecret(c.env.DB, org, id), 'orgs', org, 'apps', id), 201);
   },
 );
 

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { authorize } from '../auth';
 import { channelActor } from '../lib/actors';
-import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED, created } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { ApiError } from '../lib/errors';
@@ -18,7 +18,7 @@ channelsRouter.openapi(
     const { org } = c.req.valid('param');
     await authorize(c, org, 'channels:create', 'channels/*');
     const [channel] = await channels.createChannels(c.env.DB, org, [c.req.valid('json')]);
-    return c.json(channel!, 201);
+    return c.json(created(c, channel!, 'orgs', org, 'channels', channel!.id), 201);
   },
 );
 

@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
-import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED, created } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { z } from '@hono/zod-openapi';
@@ -17,7 +17,7 @@ devicesRouter.openapi(
     const { org } = c.req.valid('param');
     await authorize(c, org, 'devices:create', 'devices/*');
     const [device] = await devices.createDevices(c.env.DB, org, [c.req.valid('json')]);
-    return c.json(device!, 201);
+    return c.json(created(c, device!, 'orgs', org, 'devices', device!.id), 201);
   },
 );
 
@@ -72,6 +72,6 @@ devicesRouter.openapi(
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'devices:update', `devices/${id}`);
-    return c.json(await devices.rotateKey(c.env.DB, org, id), 201);
+    return c.json(created(c, await devices.rotateKey(c.env.DB, org, id), 'orgs', org, 'devices', id), 201);
   },
 );

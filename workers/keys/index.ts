@@ -4,7 +4,7 @@ import type { Principal } from '../auth/principal';
 import { check, type AccessContext } from '../iam/access';
 import { decide } from '../iam/pdp';
 import { ApiError } from '../lib/errors';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { assertMayGrant, scopePairs } from '../policies/authority';
@@ -70,7 +70,8 @@ keysRouter.openapi(
     }
     if (p.kind === 'app') assertMayGrant(access, scopePairs(scopes), 'this key');
     const owner = ownerOf(p)!;
-    return c.json(await keys.issueKey(c.env, org, owner, name, [...new Set(scopes)], expires_in), 201);
+    const key = await keys.issueKey(c.env, org, owner, name, [...new Set(scopes)], expires_in);
+    return c.json(created(c, key, 'orgs', org, 'keys', key.id), 201);
   },
 );
 

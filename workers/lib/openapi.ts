@@ -88,3 +88,9 @@ export const Name = z.string().trim().min(1).max(200);
 type Security = Array<Record<string, string[]>>;
 export const SECURED: Security = [{ bearer: [] }, { device: [] }];
 export const USER_ONLY: Security = [{ bearer: [] }];
+
+/** RFC 9110 §10.2.2: a 201 names what it created (path segments are percent-encoded). */
+export function created<T>(c: { header: (name: string, value: string) => void }, body: T, ...segments: string[]): T {
+  c.header('Location', `/${segments.map(encodeURIComponent).join('/')}`);
+  return body;
+}

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { authorize, requireOrg, requireUser } from '../auth';
 import { purgeAllBlobs, purgeChannels } from '../channels/service';
 import { newId, now } from '../lib/ids';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY, created } from '../lib/openapi';
 import { router } from '../lib/router';
 import { addMember, changeRole, removeMember } from './members';
 import { Member, MemberInvite, MemberParam, Org, OrgCreate, OrgParam, RoleChange } from './schemas';
@@ -22,7 +22,7 @@ orgsRouter.openapi(
       c.env.DB.prepare('INSERT INTO orgs (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)').bind(id, name, t, t),
       c.env.DB.prepare("INSERT INTO members (org_id, user_id, role, created_at) VALUES (?, ?, 'owner', ?)").bind(id, userId, t),
     ]);
-    return c.json({ id, name, created_at: t, role: 'owner' as const }, 201);
+    return c.json(created(c, { id, name, created_at: t, role: 'owner' as const }, 'orgs', id), 201);
   },
 );
 
@@ -107,7 +107,8 @@ orgsRouter.openapi(
     const { org } = c.req.valid('param');
     const access = await authorize(c, org, 'members:create', 'members/*');
     const { email, role } = c.req.valid('json');
-    return c.json(await addMember(c.env.DB, org, access.role, email, role), 201);
+    const member = await addMember(c.env.DB, org, access.role, email, role);
+    return c.json(created(c, member, 'orgs', org, 'members', member.user_id), 201);
   },
 );
 

@@ -2,7 +2,7 @@ import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
 import type { AccessContext } from '../iam/access';
 import { forbidden } from '../lib/errors';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { allowPairs, assertMayGrant } from './authority';
@@ -30,7 +30,8 @@ policiesRouter.openapi(
     const { name, statements } = c.req.valid('json');
     const access = await authorize(c, org, 'policies:create', 'policies/*');
     assertMayGrant(access, allowPairs(statements), 'this policy');
-    return c.json(await policies.createPolicy(c.env.DB, org, name, statements), 201);
+    const policy = await policies.createPolicy(c.env.DB, org, name, statements);
+    return c.json(created(c, policy, 'orgs', org, 'policies', policy.id), 201);
   },
 );
 
@@ -96,7 +97,7 @@ policiesRouter.openapi(
     await policies.assertPrincipal(c.env.DB, org, principal_type, principal_id);
     assertMayGrant(access, allowPairs(policy.statements), 'attaching this policy');
     if (principal_type === 'member' && (await policies.roleOf(c.env.DB, org, principal_id)) === 'owner') guardOwner(access);
-    return c.json(await policies.attach(c.env.DB, org, id, principal_type, principal_id), 201);
+    return c.json(created(c, await policies.attach(c.env.DB, org, id, principal_type, principal_id), 'orgs', org, 'policies', id, 'attachments', principal_type, principal_id), 201);
   },
 );
 
