@@ -91,13 +91,18 @@ describe('addresses', () => {
     ['/channels/c1/messages/a%20b/c', 'publish', { channel: 'c1', subtopic: 'a b/c' }],
     ['/channels/c1/messages/a/%2B', 'subscribe', { channel: 'c1', subtopic: 'a/+' }],
     ['/channels/c1/messages/a/%23', 'subscribe', { channel: 'c1', subtopic: 'a/#' }],
+    // An encoded / separates levels too (a generated client encodes the {subtopic} parameter's /).
+    ['/channels/c1/messages/a%2Fb', 'publish', { channel: 'c1', subtopic: 'a/b' }],
+    ['/channels/c1/messages/a%2fb/c', 'subscribe', { channel: 'c1', subtopic: 'a/b/c' }],
   ] as const)('HTTP %s (%s)', (path, mode, expected) => {
     expect(parseHttpPath(path, mode)).toEqual(expected);
   });
 
   it.each([
     ['/channels/c1/messages/a/+', 'publish', 'invalid_subtopic'],
-    ['/channels/c1/messages/a%2Fb', 'publish', 'invalid_subtopic'],
+    ['/channels/c1/messages/a%2F%2Fb', 'publish', 'invalid_subtopic'],
+    ['/channels/c1/messages/a%2F', 'publish', 'invalid_subtopic'],
+    ['/channels/a%2Fb/messages', 'publish', 'invalid_channel'],
     ['/channels/c1/messages/', 'publish', 'invalid_subtopic'],
     ['/channels/c1/messages//a', 'publish', 'invalid_subtopic'],
     ['/channels/c1/message', 'publish', 'invalid_address'],

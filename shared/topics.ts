@@ -102,16 +102,23 @@ export function parseSegments(segments: readonly string[], mode: TopicMode): Add
   return { channel, subtopic: checkSubtopic(rest.join('/'), mode) };
 }
 
-/** `/channels/{id}/messages[/…]` (HTTP, WebSocket, CoAP). Each segment is percent-decoded (RFC 3986 §2.1). */
+/**
+ * `/channels/{id}/messages[/…]` (HTTP, WebSocket). Each segment is percent-decoded (RFC 3986
+ * §2.1). In the subtopic an encoded `/` (%2F) separates levels as `/` does: no level can hold a
+ * `/`, so nothing is lost, and a client generated from the OpenAPI document — which encodes the
+ * `{subtopic}` path parameter's `/` — reaches `lab/temp` too.
+ */
 export function parseHttpPath(path: string, mode: TopicMode): Address {
   if (!path.startsWith('/')) throw new TopicError('invalid_address', 'path must start with /');
   const raw = path.slice(1).split('/');
-  const segments = raw.map((s) => {
+  const segments = raw.flatMap((s, i) => {
+    let decoded: string;
     try {
-      return decodeURIComponent(s);
+      decoded = decodeURIComponent(s);
     } catch {
       throw new TopicError('invalid_address', `malformed percent-encoding in path segment ${JSON.stringify(s)}`);
     }
+    return i >= 3 ? decoded.split('/') : [decoded];
   });
   return parseSegments(segments, mode);
 }

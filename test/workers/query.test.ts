@@ -40,6 +40,20 @@ const b64url = (v: unknown) => btoa(JSON.stringify(v)).replace(/\+/g, '-').repla
 const q = (query: string, path = '') => api('GET', `/channels/${ch}/messages${path}?${query}`, { token: t });
 
 describe('message query API', () => {
+  it('reads an encoded / in the subtopic as a level separator (a client generated from the OpenAPI document sends one)', async () => {
+    const plain = await q('total=false', '/lab/temp');
+    expect(plain.status).toBe(200);
+    expect(plain.body.items.length).toBe(6);
+    expect((await q('total=false', '/lab%2Ftemp')).body.items).toEqual(plain.body.items);
+    expectProblem(await q('', '/lab%2F%2Ftemp'), 400);
+    // …and publishes there (on a channel of its own: the others' counts stay), stored under lab/temp.
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'encoded' } })).body.id as string;
+    const r = await api('POST', `/channels/${other}/messages/lab%2Ftemp`, { token: t, raw: 'x', headers: { 'content-type': 'text/plain' } });
+    expect(r.status).toBe(202);
+    expect(await drain(other)).toBe(true);
+    expect((await api('GET', `/channels/${other}/messages/lab/temp`, { token: t })).body.items).toEqual([expect.objectContaining({ seq: r.body.seq, subtopic: 'lab/temp' })]);
+  });
+
   it('lists stored messages newest first, with envelopes, pagination and total', async () => {
     const r = await q('limit=3');
     expect(r.status).toBe(200);
