@@ -156,6 +156,17 @@ describe('edgeflux CLI', () => {
     expect(bad.stderr).toMatch(/^error: invalid query: vd: .+ \(400 validation_failed\)\n$/);
   });
 
+  it('provisions nothing when the layout names a channel id that does not exist, and connects to one that does', async () => {
+    const missing = await cli(['provision', '-'], { input: 'devices:\n  - name: ghost-1\n    channels: [nope]\n' });
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toMatch(/^error: layout: devices\.0\.channels: .*nope\n$/);
+    expect((await json('devices', 'list', '--name', 'ghost')).total).toBe(0);
+    const ok = await cli(['provision', '-', '--json'], { input: `devices:\n  - name: ghost-2\n    channels: [${channel}]\n` });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).devices).toMatchObject([{ name: 'ghost-2', channels: [channel] }]);
+  });
+
   it('provisions a YAML layout: channels, numbered devices with keys printed once, connections', async () => {
     const file = join(home, 'layout.yaml');
     writeFileSync(file, ['channels:', '  - name: plant', '    metadata: { site: north }', 'devices:', '  - name: "pump-{n}"', '    count: 3', '    channels: [plant]', '    types: [publish]', ''].join('\n'));
