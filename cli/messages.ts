@@ -126,11 +126,12 @@ const write = async (text: string) => {
   if (!process.stdout.write(text)) await once(process.stdout, 'drain');
 };
 
-interface QueryOptions extends Omit<MessageQuery, 'v' | 'vs' | 'vb'> {
+interface QueryOptions extends Omit<MessageQuery, 'v' | 'vs' | 'vb' | 'vd'> {
   subtopic?: string;
   value?: number;
   stringValue?: string;
   boolValue?: 'true' | 'false';
+  dataValue?: string;
   csv?: boolean;
   all?: boolean;
 }
@@ -151,6 +152,7 @@ function queryCommand(program: Command): void {
     .addOption(choice('--comparator <op>', 'eq (default), lt, le, gt, ge', ['eq', 'lt', 'le', 'gt', 'ge']))
     .option('--string-value <text>')
     .addOption(choice('--bool-value <bool>', 'true or false', ['true', 'false']))
+    .option('--data-value <base64url>', 'SenML data value, as stored: canonical unpadded base64url')
     .addOption(choice('--aggregation <fn>', 'min, max, avg, sum (SenML) or count', ['min', 'max', 'avg', 'sum', 'count']))
     .option('--interval <width>', 'aggregation bucket: 500ms, 10s, 5m, 1h, 1d')
     .addOption(choice('--order <order>', 'desc (default) or asc', ['asc', 'desc']))
@@ -162,8 +164,8 @@ function queryCommand(program: Command): void {
     .option('--csv', 'CSV (RFC 4180) instead of JSON or a table')
     .action(
       run(async (ctx, channel: string, o: QueryOptions) => {
-        const { value, stringValue, boolValue, csv, total, all, ...rest } = o;
-        const q = { ...rest, v: value, vs: stringValue, vb: boolValue === undefined ? undefined : boolValue === 'true', total: total === false ? false : undefined };
+        const { value, stringValue, boolValue, dataValue, csv, total, all, ...rest } = o;
+        const q = { ...rest, v: value, vs: stringValue, vb: boolValue === undefined ? undefined : boolValue === 'true', vd: dataValue, total: total === false ? false : undefined };
         if (all && q.aggregation) throw new Error('--all walks listings; aggregations page with --offset');
         if (all && csv) {
           for await (const chunk of ctx.client.queryCsvAll(channel, q)) await write(chunk);
@@ -175,7 +177,7 @@ function queryCommand(program: Command): void {
         }
         if (csv) return void process.stdout.write(await ctx.client.queryCsv(channel, q));
         const page = await ctx.client.query(channel, q);
-        const columns = o.aggregation ? ['time', 'name', 'value', 'count'] : o.format === 'senml' ? ['seq', 'time', 'name', 'value', 'unit', 'stringValue', 'boolValue'] : ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload'];
+        const columns = o.aggregation ? ['time', 'name', 'value', 'count'] : o.format === 'senml' ? ['seq', 'time', 'name', 'value', 'unit', 'stringValue', 'boolValue', 'dataValue'] : ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload'];
         showPage(ctx.out, page, columns);
       }),
     );

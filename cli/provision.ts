@@ -1,8 +1,8 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import type { Channel, DeviceWithKey, OrgScope } from '../sdk';
+import { EdgefluxError, type Channel, type DeviceWithKey, type OrgScope } from '../sdk';
 import type { Context } from './context';
-import { parseLayout, type Layout } from './layout';
+import { LayoutError, parseLayout, type Layout } from './layout';
 import { table } from './output';
 import { readDocument } from './parse';
 import { run } from './run';
@@ -18,6 +18,33 @@ export interface Provisioned {
 }
 
 const chunks = <T>(items: T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+
+const LOOKUPS = 8; // existing channels looked up at once
+
+/**
+ * The channels a layout names that are not its own must exist in the org: each is looked up before
+ * anything is created, so a mistyped id fails the run while it has made nothing. Only a 404 means
+ * "no such channel"; any other refusal (a 403 without channels:read) fails the run as the API gave it.
+ */
+async function checkExisting(org: OrgScope, layout: Layout): Promise<void> {
+  const own = new Set(layout.channels.map((c) => c.name));
+  const ids = [...new Set(layout.groups.flatMap((g) => g.channels).filter((c) => !own.has(c)))];
+  const missing = new Set<string>();
+  for (const batch of chunks(ids, LOOKUPS)) {
+    await Promise.all(
+      batch.map((id) =>
+        org.channels.get(id).catch((e: unknown) => {
+          if (!(e instanceof EdgefluxError && e.status === 404)) throw e;
+          missing.add(id);
+        }),
+      ),
+    );
+  }
+  const at = layout.groups.findIndex((g) => g.channels.some((c) => missing.has(c)));
+  if (at < 0) return;
+  const names = layout.groups[at]!.channels.filter((c) => missing.has(c));
+  throw new LayoutError(`layout: devices.${at}.channels: neither a channel of the layout nor an existing channel of this org: ${names.join(', ')}`);
+}
 
 /** Runs the layout step by step; `done` is what exists so far, so a failure can still report it. */
 async function provision(org: OrgScope, layout: Layout, done: Provisioned, tick: (n: number) => void): Promise<void> {
@@ -58,6 +85,7 @@ export function provisionCommand(program: Command): void {
       run(async (ctx, file: string) => {
         const layout = parseLayout(readDocument(file));
         const org = ctx.client.org(ctx.org());
+        await checkExisting(org, layout);
         const total = layout.channels.length + layout.groups.reduce((n, g) => n + g.devices.length * (1 + g.channels.length), 0);
         const bar = process.stdout.isTTY && process.stderr.isTTY ? new SingleBar({ stream: process.stderr, format: 'provisioning [{bar}] {value}/{total} {eta_formatted}', hideCursor: true }) : null;
         bar?.start(total, 0);

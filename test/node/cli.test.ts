@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QuerySchema } from '../../workers/query/params';
 import { root, startPlatform, type Platform } from './processes';
 
 /** The `edgeflux` CLI as a subprocess (the built bin, as `npx edgeflux` runs it) against the real local platform. */
@@ -136,6 +137,34 @@ describe('edgeflux CLI', () => {
     expect(rows).toHaveLength(3);
     expect(rows[1]).toContain('temp');
     expect(rows[1]).toContain('21.5');
+  });
+
+  it('reaches every query API parameter from `query` (--data-value for vd, as --string-value for vs)', async () => {
+    const help = (await cli(['query', '--help'])).stdout;
+    const flags: Record<string, string> = { v: '--value', vs: '--string-value', vb: '--bool-value', vd: '--data-value', total: '--no-total' };
+    const missing = Object.keys(QuerySchema.shape).filter((p) => !help.includes(`${flags[p] ?? `--${p}`} `));
+    expect(missing).toEqual([]);
+    for (const vd of ['AQID', 'BAUG']) await json('send', channel, JSON.stringify([{ n: 'blob', vd }]), '-t', 'application/senml+json', '--subtopic', 'data');
+    let found: { name: string; dataValue: string }[] = [];
+    for (let i = 0; i < 100 && found.length === 0; i++) {
+      found = (await json('query', channel, '--format', 'senml', '--data-value', 'BAUG')).items;
+      if (found.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(found).toMatchObject([{ name: 'blob', dataValue: 'BAUG' }]);
+    const bad = await cli(['query', channel, '--format', 'senml', '--data-value', 'BAUG=']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: invalid query: vd: .+ \(400 validation_failed\)\n$/);
+  });
+
+  it('provisions nothing when the layout names a channel id that does not exist, and connects to one that does', async () => {
+    const missing = await cli(['provision', '-'], { input: 'devices:\n  - name: ghost-1\n    channels: [nope]\n' });
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toMatch(/^error: layout: devices\.0\.channels: .*nope\n$/);
+    expect((await json('devices', 'list', '--name', 'ghost')).total).toBe(0);
+    const ok = await cli(['provision', '-', '--json'], { input: `devices:\n  - name: ghost-2\n    channels: [${channel}]\n` });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).devices).toMatchObject([{ name: 'ghost-2', channels: [channel] }]);
   });
 
   it('provisions a YAML layout: channels, numbered devices with keys printed once, connections', async () => {

@@ -20,6 +20,25 @@ describe('OpenAPI document', () => {
     expect(missing).toEqual([]);
   });
 
+  it('gives every operation a unique camelCase operationId (generated clients name their methods by it)', async () => {
+    const doc = (await api('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { operationId?: string }>> };
+    const ids = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ op: `${method} ${path}`, id: op.operationId })));
+    expect(ids.filter((o) => !o.id || !/^[a-z][a-zA-Z0-9]*$/.test(o.id))).toEqual([]);
+    expect(ids.filter((o, i) => ids.findIndex((p) => p.id === o.id) !== i)).toEqual([]);
+    expect(ids.find((o) => o.op === 'get /orgs/{org}/devices')?.id).toBe('listDevices');
+  });
+
+  it('declares the query parameters the message routes take: retain, the WebSocket options, authorization', async () => {
+    type Op = { parameters?: { name: string; in: string }[] };
+    const doc = (await api('GET', '/openapi.json')).body as { paths: Record<string, Record<string, Op>> };
+    const query = (path: string, method: string) => (doc.paths[path]?.[method]?.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+    for (const path of ['/channels/{id}/messages', '/channels/{id}/messages/{subtopic}']) {
+      expect(query(path, 'post').sort(), `post ${path}`).toEqual(['authorization', 'retain']);
+      expect(query(path, 'get'), `get ${path}`).toEqual(expect.arrayContaining(['since', 'format', 'ack', 'authorization', 'vd', 'cursor']));
+    }
+    expect(query('/channels/{id}/payloads/{seq}', 'get')).toEqual(['authorization']);
+  });
+
   it('has every public JSON request body refuse fields it does not know (internal bodies stay open for rolling upgrades; the OAuth token endpoint ignores them by RFC)', async () => {
     type Schema = { $ref?: string; type?: string; properties?: Record<string, Schema>; items?: Schema; additionalProperties?: unknown };
     const doc = (await api('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Schema }> } }>>; components: { schemas: Record<string, Schema> } };

@@ -25,6 +25,7 @@ appsRouter.openapi(
   createRoute({
     method: 'post',
     path: '/orgs/{org}/apps',
+    operationId: 'createApp',
     tags,
     security,
     summary: 'Register an app (OAuth2 client); the client secret is shown once',
@@ -43,7 +44,7 @@ appsRouter.openapi(
 );
 
 appsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/apps', tags, security, summary: 'List apps', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(App, 'AppPage'), 'Apps'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/apps', operationId: 'listApps', tags, security, summary: 'List apps', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(App, 'AppPage'), 'Apps'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');
@@ -53,7 +54,7 @@ appsRouter.openapi(
 );
 
 appsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/apps/{id}', tags, security, summary: 'Get an app (never its secret)', request: { params: AppParam }, responses: { 200: jsonResponse(App, 'App'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/apps/{id}', operationId: 'getApp', tags, security, summary: 'Get an app (never its secret)', request: { params: AppParam }, responses: { 200: jsonResponse(App, 'App'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'apps:read', `apps/${id}`);
@@ -65,6 +66,7 @@ appsRouter.openapi(
   createRoute({
     method: 'patch',
     path: '/orgs/{org}/apps/{id}',
+    operationId: 'updateApp',
     tags,
     security,
     summary: 'Rename an app or replace its scopes',
@@ -86,6 +88,7 @@ appsRouter.openapi(
   createRoute({
     method: 'delete',
     path: '/orgs/{org}/apps/{id}',
+    operationId: 'deleteApp',
     tags,
     security,
     summary: 'Delete an app; its access tokens and API keys stop working at once',
@@ -104,6 +107,7 @@ appsRouter.openapi(
   createRoute({
     method: 'post',
     path: '/orgs/{org}/apps/{id}/secret',
+    operationId: 'rotateAppSecret',
     tags,
     security,
     summary: 'Rotate the client secret (shown once); the old secret stops working at once',

@@ -137,6 +137,7 @@ oauthRouter.openapi(
   createRoute({
     method: 'post',
     path: '/oauth/token',
+    operationId: 'appLogin',
     tags: ['apps'],
     security: [{ client_basic: [] }, {}],
     summary: 'OAuth 2.0 token endpoint: client credentials grant (RFC 6749 §4.4)',

@@ -13,7 +13,7 @@ const tags = ['channels'];
 const security = SECURED;
 
 channelsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/channels', tags, security, summary: 'Create a channel', request: { params: OrgParam, ...jsonBody(ChannelCreate) }, responses: { 201: jsonResponse(Channel, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/channels', operationId: 'createChannel', tags, security, summary: 'Create a channel', request: { params: OrgParam, ...jsonBody(ChannelCreate) }, responses: { 201: jsonResponse(Channel, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'channels:create', 'channels/*');
@@ -23,7 +23,7 @@ channelsRouter.openapi(
 );
 
 channelsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/channels/bulk', tags, security, summary: 'Create up to 100 channels at once (all or nothing)', request: { params: OrgParam, ...jsonBody(ChannelBulk) }, responses: { 201: jsonResponse(z.object({ items: z.array(Channel) }), 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/channels/bulk', operationId: 'createChannels', tags, security, summary: 'Create up to 100 channels at once (all or nothing)', request: { params: OrgParam, ...jsonBody(ChannelBulk) }, responses: { 201: jsonResponse(z.object({ items: z.array(Channel) }), 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'channels:create', 'channels/*');
@@ -32,7 +32,7 @@ channelsRouter.openapi(
 );
 
 channelsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/channels', tags, security, summary: 'List channels, filtered by name and metadata', request: { params: OrgParam, query: ListQuery }, responses: { 200: jsonResponse(pageOf(Channel, 'ChannelPage'), 'Channels'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/channels', operationId: 'listChannels', tags, security, summary: 'List channels, filtered by name and metadata', request: { params: OrgParam, query: ListQuery }, responses: { 200: jsonResponse(pageOf(Channel, 'ChannelPage'), 'Channels'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'channels:read', 'channels/*');
@@ -41,7 +41,7 @@ channelsRouter.openapi(
 );
 
 channelsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}', tags, security, summary: 'Get a channel', request: { params: ChannelParam }, responses: { 200: jsonResponse(Channel, 'Channel'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}', operationId: 'getChannel', tags, security, summary: 'Get a channel', request: { params: ChannelParam }, responses: { 200: jsonResponse(Channel, 'Channel'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'channels:read', `channels/${id}`);
@@ -50,7 +50,7 @@ channelsRouter.openapi(
 );
 
 channelsRouter.openapi(
-  createRoute({ method: 'patch', path: '/orgs/{org}/channels/{id}', tags, security, summary: 'Rename a channel or replace its metadata', request: { params: ChannelParam, ...jsonBody(ChannelUpdate) }, responses: { 200: jsonResponse(Channel, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'patch', path: '/orgs/{org}/channels/{id}', operationId: 'updateChannel', tags, security, summary: 'Rename a channel or replace its metadata', request: { params: ChannelParam, ...jsonBody(ChannelUpdate) }, responses: { 200: jsonResponse(Channel, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'channels:update', `channels/${id}`);
@@ -59,7 +59,7 @@ channelsRouter.openapi(
 );
 
 channelsRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/channels/{id}', tags, security, summary: 'Delete a channel with its connections and stored messages', request: { params: ChannelParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/channels/{id}', operationId: 'deleteChannel', tags, security, summary: 'Delete a channel with its connections and stored messages', request: { params: ChannelParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'channels:delete', `channels/${id}`);
@@ -75,7 +75,7 @@ channelsRouter.openapi(
 const actor = channelActor;
 
 channelsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/limits', tags, security, summary: "The channel's effective limits", request: { params: ChannelParam }, responses: { 200: jsonResponse(ChannelLimits, 'Limits'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/limits', operationId: 'getChannelLimits', tags, security, summary: "The channel's effective limits", request: { params: ChannelParam }, responses: { 200: jsonResponse(ChannelLimits, 'Limits'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'limits:read', `channels/${id}`);
@@ -87,7 +87,7 @@ channelsRouter.openapi(
 );
 
 channelsRouter.openapi(
-  createRoute({ method: 'patch', path: '/orgs/{org}/channels/{id}/limits', tags, security, summary: "Change some of the channel's limits (rates, payload size, replay window, drain batching)", request: { params: ChannelParam, ...jsonBody(ChannelLimitsPatch) }, responses: { 200: jsonResponse(ChannelLimits, 'The effective limits'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'patch', path: '/orgs/{org}/channels/{id}/limits', operationId: 'updateChannelLimits', tags, security, summary: "Change some of the channel's limits (rates, payload size, replay window, drain batching)", request: { params: ChannelParam, ...jsonBody(ChannelLimitsPatch) }, responses: { 200: jsonResponse(ChannelLimits, 'The effective limits'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'limits:update', `channels/${id}`);

@@ -19,7 +19,7 @@ async function authorizePairs(c: Parameters<typeof requireOrg>[0], org: string, 
 }
 
 connectionsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/connections', tags, security, summary: 'Connect devices to channels (every pair; re-connecting replaces the types)', request: { params: OrgParam, ...jsonBody(ConnectRequest) }, responses: { 201: jsonResponse(z.object({ connections: z.array(Connection) }), 'Connected'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/connections', operationId: 'connect', tags, security, summary: 'Connect devices to channels (every pair; re-connecting replaces the types)', request: { params: OrgParam, ...jsonBody(ConnectRequest) }, responses: { 201: jsonResponse(z.object({ connections: z.array(Connection) }), 'Connected'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const { channel_ids, device_ids, types } = c.req.valid('json');
@@ -30,7 +30,7 @@ connectionsRouter.openapi(
 );
 
 connectionsRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/connections', tags, security, summary: 'Disconnect devices from channels (every pair)', request: { params: OrgParam, ...jsonBody(DisconnectRequest) }, responses: { 204: { description: 'Disconnected' }, ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/connections', operationId: 'disconnect', tags, security, summary: 'Disconnect devices from channels (every pair)', request: { params: OrgParam, ...jsonBody(DisconnectRequest) }, responses: { 204: { description: 'Disconnected' }, ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const { channel_ids, device_ids } = c.req.valid('json');
@@ -42,7 +42,7 @@ connectionsRouter.openapi(
 );
 
 connectionsRouter.openapi(
-  createRoute({ method: 'put', path: '/orgs/{org}/channels/{channel}/devices/{device}', tags, security, summary: 'Connect one device to one channel, or replace its types', request: { params: PairParam, ...jsonBody(ConnectOne) }, responses: { 200: jsonResponse(Connection, 'Was connected: types replaced'), 201: jsonResponse(Connection, 'Connected (new)'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'put', path: '/orgs/{org}/channels/{channel}/devices/{device}', operationId: 'connectDevice', tags, security, summary: 'Connect one device to one channel, or replace its types', request: { params: PairParam, ...jsonBody(ConnectOne) }, responses: { 200: jsonResponse(Connection, 'Was connected: types replaced'), 201: jsonResponse(Connection, 'Connected (new)'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org, channel, device } = c.req.valid('param');
     await authorize(c, org, 'connections:create', `connections/${channel}/${device}`);
@@ -53,7 +53,7 @@ connectionsRouter.openapi(
 );
 
 connectionsRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/channels/{channel}/devices/{device}', tags, security, summary: 'Disconnect one device from one channel', request: { params: PairParam }, responses: { 204: { description: 'Disconnected' }, ...errors(401, 403, 404) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/channels/{channel}/devices/{device}', operationId: 'disconnectDevice', tags, security, summary: 'Disconnect one device from one channel', request: { params: PairParam }, responses: { 204: { description: 'Disconnected' }, ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, channel, device } = c.req.valid('param');
     await authorize(c, org, 'connections:delete', `connections/${channel}/${device}`);
@@ -63,7 +63,7 @@ connectionsRouter.openapi(
 );
 
 connectionsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/devices', tags, security, summary: 'Devices connected to a channel', request: { params: IdParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(ConnectedDevice, 'ConnectedDevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/devices', operationId: 'listChannelDevices', tags, security, summary: 'Devices connected to a channel', request: { params: IdParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(ConnectedDevice, 'ConnectedDevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');
@@ -74,7 +74,7 @@ connectionsRouter.openapi(
 );
 
 connectionsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/devices/{id}/channels', tags, security, summary: 'Channels a device is connected to', request: { params: IdParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(ConnectedChannel, 'ConnectedChannelPage'), 'Channels'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/devices/{id}/channels', operationId: 'listDeviceChannels', tags, security, summary: 'Channels a device is connected to', request: { params: IdParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(ConnectedChannel, 'ConnectedChannelPage'), 'Channels'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');

@@ -12,7 +12,7 @@ const tags = ['devices'];
 const security = SECURED;
 
 devicesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/devices', tags, security, summary: 'Create a device (its key is shown once)', request: { params: OrgParam, ...jsonBody(DeviceCreate) }, responses: { 201: jsonResponse(DeviceWithKey, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/devices', operationId: 'createDevice', tags, security, summary: 'Create a device (its key is shown once)', request: { params: OrgParam, ...jsonBody(DeviceCreate) }, responses: { 201: jsonResponse(DeviceWithKey, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'devices:create', 'devices/*');
@@ -22,7 +22,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/devices/bulk', tags, security, summary: 'Create up to 100 devices at once (all or nothing)', request: { params: OrgParam, ...jsonBody(DeviceBulk) }, responses: { 201: jsonResponse(z.object({ items: z.array(DeviceWithKey) }), 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/devices/bulk', operationId: 'createDevices', tags, security, summary: 'Create up to 100 devices at once (all or nothing)', request: { params: OrgParam, ...jsonBody(DeviceBulk) }, responses: { 201: jsonResponse(z.object({ items: z.array(DeviceWithKey) }), 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'devices:create', 'devices/*');
@@ -31,7 +31,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/devices', tags, security, summary: 'List devices, filtered by name and metadata', request: { params: OrgParam, query: ListQuery }, responses: { 200: jsonResponse(pageOf(Device, 'DevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/devices', operationId: 'listDevices', tags, security, summary: 'List devices, filtered by name and metadata', request: { params: OrgParam, query: ListQuery }, responses: { 200: jsonResponse(pageOf(Device, 'DevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'devices:read', 'devices/*');
@@ -40,7 +40,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/devices/{id}', tags, security, summary: 'Get a device (never its key)', request: { params: DeviceParam }, responses: { 200: jsonResponse(Device, 'Device'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/devices/{id}', operationId: 'getDevice', tags, security, summary: 'Get a device (never its key)', request: { params: DeviceParam }, responses: { 200: jsonResponse(Device, 'Device'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'devices:read', `devices/${id}`);
@@ -49,7 +49,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'patch', path: '/orgs/{org}/devices/{id}', tags, security, summary: 'Rename a device or replace its metadata', request: { params: DeviceParam, ...jsonBody(DeviceUpdate) }, responses: { 200: jsonResponse(Device, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'patch', path: '/orgs/{org}/devices/{id}', operationId: 'updateDevice', tags, security, summary: 'Rename a device or replace its metadata', request: { params: DeviceParam, ...jsonBody(DeviceUpdate) }, responses: { 200: jsonResponse(Device, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'devices:update', `devices/${id}`);
@@ -58,7 +58,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/devices/{id}', tags, security, summary: 'Delete a device (its connections and key go with it)', request: { params: DeviceParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/devices/{id}', operationId: 'deleteDevice', tags, security, summary: 'Delete a device (its connections and key go with it)', request: { params: DeviceParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'devices:delete', `devices/${id}`);
@@ -68,7 +68,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/devices/{id}/key', tags, security, summary: 'Rotate the device key: the old one is refused, and live connections that presented it end at their next message or keep-alive', request: { params: DeviceParam }, responses: { 201: jsonResponse(KeyRotated, 'New key, shown once'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/devices/{id}/key', operationId: 'rotateDeviceKey', tags, security, summary: 'Rotate the device key: the old one is refused, and live connections that presented it end at their next message or keep-alive', request: { params: DeviceParam }, responses: { 201: jsonResponse(KeyRotated, 'New key, shown once'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'devices:update', `devices/${id}`);

@@ -9,6 +9,7 @@ healthRouter.openapi(
   createRoute({
     method: 'get',
     path: '/health',
+    operationId: 'getHealth',
     tags: ['meta'],
     summary: 'Liveness and storage check',
     responses: {
@@ -30,6 +31,7 @@ healthRouter.openapi(
   createRoute({
     method: 'get',
     path: '/version',
+    operationId: 'getVersion',
     tags: ['meta'],
     summary: 'Build and API version',
     responses: { 200: jsonResponse(z.object({ name: z.string(), version: z.string(), api: z.string() }), 'Version') },

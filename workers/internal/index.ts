@@ -33,6 +33,7 @@ internalRouter.openapi(
   createRoute({
     method: 'post',
     path: '/internal/authenticate',
+    operationId: 'authenticateCredential',
     tags,
     security,
     summary: 'Check a device/app/key credential presented over MQTT or CoAP',
@@ -54,6 +55,7 @@ internalRouter.openapi(
   createRoute({
     method: 'post',
     path: '/internal/authorize',
+    operationId: 'authorizeActions',
     tags,
     security,
     summary: 'Batch policy decisions for a principal on channels (none: whether its credential is still good)',
@@ -74,6 +76,7 @@ internalRouter.openapi(
   createRoute({
     method: 'post',
     path: '/internal/channels',
+    operationId: 'listAllowedChannels',
     tags,
     security,
     summary: 'Every channel a principal may use for an action (for `channels/+/messages/…` subscriptions)',
@@ -106,6 +109,7 @@ internalRouter.openapi(
   createRoute({
     method: 'post',
     path: '/internal/devices/{id}/presence',
+    operationId: 'recordDevicePresence',
     tags,
     security,
     summary: 'Record a device connecting to or leaving a bridge',
@@ -142,6 +146,7 @@ internalRouter.openapi(
   createRoute({
     method: 'post',
     path: '/internal/bridges/{id}/reset',
+    operationId: 'resetBridge',
     tags,
     security,
     summary: 'A bridge (re)started: every device it had online is offline unless another bridge has it',
@@ -163,6 +168,7 @@ internalRouter.openapi(
   createRoute({
     method: 'post',
     path: '/internal/access/changes',
+    operationId: 'listAccessChanges',
     tags,
     security,
     summary: 'Which orgs had their access data written since a bridge last asked (it keeps its cached decisions for the others)',

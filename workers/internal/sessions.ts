@@ -31,6 +31,7 @@ sessionsRouter.get('/internal/sessions/:key', async (c) => {
 sessionsRouter.openAPIRegistry.registerPath({
   method: 'get',
   path: '/internal/sessions/{key}',
+  operationId: 'openSessionHolder',
   tags: ['internal (bridge)'],
   security: [{ bridge: [] }],
   summary: 'Holder socket to one MQTT session actor (WebSocket, subprotocol edgeflux.session.v1)',

@@ -51,6 +51,7 @@ keysRouter.openapi(
   createRoute({
     method: 'post',
     path: '/orgs/{org}/keys',
+    operationId: 'issueApiKey',
     tags,
     security,
     summary: 'Issue an API key to the caller (a user or an app); the key is shown once',
@@ -79,6 +80,7 @@ keysRouter.openapi(
   createRoute({
     method: 'get',
     path: '/orgs/{org}/keys',
+    operationId: 'listApiKeys',
     tags,
     security,
     summary: "List API keys: all of the org's with keys:read on keys/*, otherwise the caller's own",
@@ -100,7 +102,7 @@ keysRouter.openapi(
 );
 
 keysRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/keys/{id}', tags, security, summary: 'Get an API key (never the key itself)', request: { params: ApiKeyParam }, responses: { 200: jsonResponse(ApiKey, 'API key'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/keys/{id}', operationId: 'getApiKey', tags, security, summary: 'Get an API key (never the key itself)', request: { params: ApiKeyParam }, responses: { 200: jsonResponse(ApiKey, 'API key'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     const access = await requireOrg(c, org);
@@ -114,6 +116,7 @@ keysRouter.openapi(
   createRoute({
     method: 'delete',
     path: '/orgs/{org}/keys/{id}',
+    operationId: 'revokeApiKey',
     tags,
     security,
     summary: 'Revoke an API key (its owner always may; others need keys:delete)',

@@ -12,6 +12,15 @@ const Published = z.object({ seq: z.number().int().openapi({ description: 'Per-c
 
 const channelParam = { name: 'id', in: 'path' as const, required: true, schema: { type: 'string' as const }, description: 'Channel id' };
 const subtopicParam = { name: 'subtopic', in: 'path' as const, required: true, schema: { type: 'string' as const }, description: 'One or more `/`-separated segments (subscriptions may use `+` and `#`, percent-encoded as %2B / %23)' };
+/** Any message route takes the credential in the query string too (workers/auth/credentials.ts). */
+const authorizationParam = { name: 'authorization', in: 'query' as const, required: false, schema: { type: 'string' as const }, description: "The Authorization header's value (`Bearer <token>` or `Device <key>`), for clients that cannot set headers, such as a browser opening a WebSocket; a header or credential subprotocol entry wins over it" };
+const retainParam = { name: 'retain', in: 'query' as const, required: false, schema: { type: 'boolean' as const }, description: 'Keep the message as the retained message of its subtopic (an empty retained body clears it)' };
+/** The WebSocket subscription's options (docs/channel-actor.md); `format` shares its name with the query API's. */
+const subscribeParams = [
+  { name: 'since', in: 'query' as const, required: false, schema: { type: 'integer' as const, minimum: 0 }, description: 'WebSocket subscribe: replay what came after this seq first (a gap notice for what is no longer kept), then live messages' },
+  { name: 'ack', in: 'query' as const, required: false, schema: { type: 'boolean' as const }, description: 'WebSocket subscribe: opt into flow control: acknowledge with `{type:"ack",seq}` frames; a socket that falls a window behind is closed with 1013' },
+];
+const getParams = queryParameters.map((p) => (p.name === 'format' ? { ...p, description: `${p.description}. With Upgrade: websocket, the frame encoding instead: \`json\` (default) or \`cbor\` (as with the \`edgeflux.cbor\` subprotocol)` } : p));
 
 export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
   const tags = ['messages'];
@@ -20,6 +29,7 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
     app.openAPIRegistry.registerPath({
       method: 'post',
       path,
+      operationId: path.includes('subtopic') ? 'publishMessageToSubtopic' : 'publishMessage',
       tags,
       security: SECURED,
       summary: 'Publish one message',
@@ -27,32 +37,35 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
         'The body is the payload, stored as sent; `Content-Type` is its content type (default application/octet-stream). SenML JSON/CBOR and application/json bodies are validated. `?retain=true` keeps it as the retained message of its subtopic (an empty retained body clears it).',
       request: { body: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } } },
       responses: { 202: jsonResponse(Published, 'Stored; seq and created assigned by the channel'), ...errors(400, 401, 403, 404, 413, 429) },
-      parameters,
+      parameters: [...parameters, retainParam, authorizationParam],
     });
     app.openAPIRegistry.registerPath({
       method: 'get',
       path,
+      operationId: path.includes('subtopic') ? 'queryMessagesInSubtopic' : 'queryMessages',
       tags,
       security: SECURED,
       summary: 'Query stored messages; or, with Upgrade: websocket, subscribe',
       description:
         'Without an Upgrade header this is the query API (docs/query.md): filters below, JSON by default, `Accept: text/csv` for CSV. With `Upgrade: websocket` it subscribes: frames are JSON text, or CBOR binary with the `edgeflux.cbor` subprotocol or `?format=cbor`. The first frame is always `{type:"subscribed",seq,since?}` (`seq` is the last seq of the channel at that moment: the resume point before any message arrives; `since` echoes the query), then retained or replayed messages, then live ones. `?since=<seq>` resumes after that seq (gap notices for what is no longer kept), `?ack=true` opts into flow control. Without a subtopic every message of the channel is delivered. A refused upgrade is accepted, sends one `{type:"error",status,code,message}` frame and closes with 4000+status. See docs/channel-actor.md.',
-      parameters: [...parameters, ...queryParameters],
+      parameters: [...parameters, ...getParams, ...subscribeParams, authorizationParam],
       responses: { 200: { description: 'Stored messages, SenML records or aggregates', headers: { Link: { description: 'Listings with more rows: `<the same query with cursor=next>; rel="next"` (JSON and CSV alike)', schema: { type: 'string' } } }, content: { 'application/json': { schema: QueryResult }, 'text/csv': { schema: { type: 'string' } } } }, 101: { description: 'Switching Protocols' }, ...errors(400, 401, 403, 404) },
     });
   }
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/channels/{id}/payloads/{seq}',
+    operationId: 'getPayload',
     tags,
     security: SECURED,
     summary: 'The stored payload of one message, byte for byte, with its content type',
-    parameters: [channelParam, { name: 'seq', in: 'path', required: true, schema: { type: 'integer' }, description: 'The message seq' }],
+    parameters: [channelParam, { name: 'seq', in: 'path', required: true, schema: { type: 'integer' }, description: 'The message seq' }, authorizationParam],
     responses: { 200: { description: 'The payload', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } }, ...errors(400, 401, 403, 404) },
   });
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/internal/channels/{id}/link',
+    operationId: 'openChannelLink',
     tags: ['internal (bridge)'],
     security: [{ bridge: [] }],
     summary: 'Bridge link to one channel (WebSocket, subprotocol edgeflux.link.v2 or edgeflux.link.v1)',

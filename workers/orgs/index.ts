@@ -12,7 +12,7 @@ const tags = ['orgs'];
 const security = SECURED;
 
 orgsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs', tags, security: USER_ONLY, summary: 'Create an org; the caller becomes its owner', request: jsonBody(OrgCreate), responses: { 201: jsonResponse(Org, 'Created'), ...errors(400, 401, 403, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs', operationId: 'createOrg', tags, security: USER_ONLY, summary: 'Create an org; the caller becomes its owner', request: jsonBody(OrgCreate), responses: { 201: jsonResponse(Org, 'Created'), ...errors(400, 401, 403, 415, 422) } }),
   async (c) => {
     const userId = requireUser(c);
     const { name } = c.req.valid('json');
@@ -27,7 +27,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs', tags, security, summary: 'Orgs I belong to', request: { query: PageQuery }, responses: { 200: jsonResponse(pageOf(Org, 'OrgPage'), 'Orgs'), ...errors(400, 401) } }),
+  createRoute({ method: 'get', path: '/orgs', operationId: 'listOrgs', tags, security, summary: 'Orgs I belong to', request: { query: PageQuery }, responses: { 200: jsonResponse(pageOf(Org, 'OrgPage'), 'Orgs'), ...errors(400, 401) } }),
   async (c) => {
     const { offset, limit } = c.req.valid('query');
     const p = c.var.principal;
@@ -47,7 +47,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}', tags, security, summary: 'Get an org', request: { params: OrgParam }, responses: { 200: jsonResponse(Org, 'Org'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}', operationId: 'getOrg', tags, security, summary: 'Get an org', request: { params: OrgParam }, responses: { 200: jsonResponse(Org, 'Org'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const access = await authorize(c, org, 'orgs:read', 'org');
@@ -57,7 +57,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'patch', path: '/orgs/{org}', tags, security, summary: 'Rename an org', request: { params: OrgParam, ...jsonBody(OrgCreate) }, responses: { 200: jsonResponse(Org, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'patch', path: '/orgs/{org}', operationId: 'renameOrg', tags, security, summary: 'Rename an org', request: { params: OrgParam, ...jsonBody(OrgCreate) }, responses: { 200: jsonResponse(Org, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'orgs:update', 'org');
@@ -68,7 +68,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}', tags, security, summary: 'Delete an org and everything in it (owners only)', request: { params: OrgParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}', operationId: 'deleteOrg', tags, security, summary: 'Delete an org and everything in it (owners only)', request: { params: OrgParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'orgs:delete', 'org');
@@ -87,7 +87,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/members', tags, security, summary: 'List members', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(Member, 'MemberPage'), 'Members'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/members', operationId: 'listMembers', tags, security, summary: 'List members', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(Member, 'MemberPage'), 'Members'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');
@@ -102,7 +102,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/members', tags, security, summary: 'Add a registered user to the org with a role', request: { params: OrgParam, ...jsonBody(MemberInvite) }, responses: { 201: jsonResponse(Member, 'Added'), ...errors(400, 401, 403, 404, 409, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/members', operationId: 'addMember', tags, security, summary: 'Add a registered user to the org with a role', request: { params: OrgParam, ...jsonBody(MemberInvite) }, responses: { 201: jsonResponse(Member, 'Added'), ...errors(400, 401, 403, 404, 409, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const access = await authorize(c, org, 'members:create', 'members/*');
@@ -113,7 +113,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'patch', path: '/orgs/{org}/members/{user}', tags, security, summary: "Change a member's role", request: { params: MemberParam, ...jsonBody(RoleChange) }, responses: { 204: { description: 'Changed' }, ...errors(400, 401, 403, 404, 409, 415, 422) } }),
+  createRoute({ method: 'patch', path: '/orgs/{org}/members/{user}', operationId: 'setMemberRole', tags, security, summary: "Change a member's role", request: { params: MemberParam, ...jsonBody(RoleChange) }, responses: { 204: { description: 'Changed' }, ...errors(400, 401, 403, 404, 409, 415, 422) } }),
   async (c) => {
     const { org, user } = c.req.valid('param');
     const access = await authorize(c, org, 'members:update', `members/${user}`);
@@ -123,7 +123,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/members/{user}', tags, security, summary: 'Remove a member (any member may remove themselves)', request: { params: MemberParam }, responses: { 204: { description: 'Removed' }, ...errors(401, 403, 404, 409) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/members/{user}', operationId: 'removeMember', tags, security, summary: 'Remove a member (any member may remove themselves)', request: { params: MemberParam }, responses: { 204: { description: 'Removed' }, ...errors(401, 403, 404, 409) } }),
   async (c) => {
     const { org, user } = c.req.valid('param');
     const p = c.var.principal;

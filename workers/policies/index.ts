@@ -24,7 +24,7 @@ function guardOwner(access: AccessContext): void {
 }
 
 policiesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/policies', tags, security, summary: 'Create a policy', request: { params: OrgParam, ...jsonBody(PolicyCreate) }, responses: { 201: jsonResponse(Policy, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/policies', operationId: 'createPolicy', tags, security, summary: 'Create a policy', request: { params: OrgParam, ...jsonBody(PolicyCreate) }, responses: { 201: jsonResponse(Policy, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const { name, statements } = c.req.valid('json');
@@ -36,7 +36,7 @@ policiesRouter.openapi(
 );
 
 policiesRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/policies', tags, security, summary: 'List policies', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(Policy, 'PolicyPage'), 'Policies'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/policies', operationId: 'listPolicies', tags, security, summary: 'List policies', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(Policy, 'PolicyPage'), 'Policies'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');
@@ -46,7 +46,7 @@ policiesRouter.openapi(
 );
 
 policiesRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/policies/{id}', tags, security, summary: 'Get a policy', request: { params: PolicyParam }, responses: { 200: jsonResponse(Policy, 'Policy'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/policies/{id}', operationId: 'getPolicy', tags, security, summary: 'Get a policy', request: { params: PolicyParam }, responses: { 200: jsonResponse(Policy, 'Policy'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'policies:read', `policies/${id}`);
@@ -55,7 +55,7 @@ policiesRouter.openapi(
 );
 
 policiesRouter.openapi(
-  createRoute({ method: 'patch', path: '/orgs/{org}/policies/{id}', tags, security, summary: 'Rename a policy or replace its statements (takes effect on the next request)', request: { params: PolicyParam, ...jsonBody(PolicyUpdate) }, responses: { 200: jsonResponse(Policy, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'patch', path: '/orgs/{org}/policies/{id}', operationId: 'updatePolicy', tags, security, summary: 'Rename a policy or replace its statements (takes effect on the next request)', request: { params: PolicyParam, ...jsonBody(PolicyUpdate) }, responses: { 200: jsonResponse(Policy, 'Updated'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     const patch = c.req.valid('json');
@@ -70,7 +70,7 @@ policiesRouter.openapi(
 );
 
 policiesRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/policies/{id}', tags, security, summary: 'Delete a policy (and all its attachments)', request: { params: PolicyParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/policies/{id}', operationId: 'deletePolicy', tags, security, summary: 'Delete a policy (and all its attachments)', request: { params: PolicyParam }, responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'policies:delete', `policies/${id}`);
@@ -83,6 +83,7 @@ policiesRouter.openapi(
   createRoute({
     method: 'post',
     path: '/orgs/{org}/policies/{id}/attachments',
+    operationId: 'attachPolicy',
     tags,
     security,
     summary: 'Attach a policy to a member (by user id), device, app or API key of this org',
@@ -102,7 +103,7 @@ policiesRouter.openapi(
 );
 
 policiesRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/policies/{id}/attachments', tags, security, summary: 'Who a policy is attached to', request: { params: PolicyParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(AttachmentOut, 'AttachmentPage'), 'Attachments'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/policies/{id}/attachments', operationId: 'listPolicyAttachments', tags, security, summary: 'Who a policy is attached to', request: { params: PolicyParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(AttachmentOut, 'AttachmentPage'), 'Attachments'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     const { offset, limit } = c.req.valid('query');
@@ -113,7 +114,7 @@ policiesRouter.openapi(
 );
 
 policiesRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/policies/{id}/attachments/{principal_type}/{principal_id}', tags, security, summary: 'Detach a policy', request: { params: AttachmentParam }, responses: { 204: { description: 'Detached' }, ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/policies/{id}/attachments/{principal_type}/{principal_id}', operationId: 'detachPolicy', tags, security, summary: 'Detach a policy', request: { params: AttachmentParam }, responses: { 204: { description: 'Detached' }, ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org, id, principal_type, principal_id } = c.req.valid('param');
     const access = await authorize(c, org, 'policies:update', `policies/${id}`);

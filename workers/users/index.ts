@@ -10,7 +10,7 @@ export const usersRouter = router();
 const tags = ['users'];
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/users', tags, summary: 'Register a user', request: jsonBody(Credentials), responses: { 201: jsonResponse(User, 'Registered'), ...errors(400, 409, 415, 422) } }),
+  createRoute({ method: 'post', path: '/users', operationId: 'registerUser', tags, summary: 'Register a user', request: jsonBody(Credentials), responses: { 201: jsonResponse(User, 'Registered'), ...errors(400, 409, 415, 422) } }),
   async (c) => {
     const { email, password } = c.req.valid('json');
     return c.json(created(c, await users.register(c.env.DB, email, password), 'users', 'me'), 201);
@@ -18,7 +18,7 @@ usersRouter.openapi(
 );
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/tokens', tags, summary: 'Log in: access JWT + refresh token', request: jsonBody(Login), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422) } }),
+  createRoute({ method: 'post', path: '/tokens', operationId: 'login', tags, summary: 'Log in: access JWT + refresh token', request: jsonBody(Login), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422) } }),
   async (c) => {
     const { email, password } = c.req.valid('json');
     return c.json(await users.login(c.env, email, password), 201);
@@ -26,12 +26,12 @@ usersRouter.openapi(
 );
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/tokens/refresh', tags, summary: 'Trade a refresh token for new tokens (rotates it)', request: jsonBody(Refresh), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422) } }),
+  createRoute({ method: 'post', path: '/tokens/refresh', operationId: 'refreshTokens', tags, summary: 'Trade a refresh token for new tokens (rotates it)', request: jsonBody(Refresh), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422) } }),
   async (c) => c.json(await users.refresh(c.env, c.req.valid('json').refresh_token), 201),
 );
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/tokens/revoke', tags, summary: 'Log out: revoke a refresh token', request: jsonBody(Refresh), responses: { 204: { description: 'Revoked (or was not valid)' }, ...errors(400, 415, 422) } }),
+  createRoute({ method: 'post', path: '/tokens/revoke', operationId: 'logout', tags, summary: 'Log out: revoke a refresh token', request: jsonBody(Refresh), responses: { 204: { description: 'Revoked (or was not valid)' }, ...errors(400, 415, 422) } }),
   async (c) => {
     await users.revokeRefresh(c.env.DB, c.req.valid('json').refresh_token);
     return c.body(null, 204);
@@ -40,7 +40,7 @@ usersRouter.openapi(
 
 
 usersRouter.openapi(
-  createRoute({ method: 'get', path: '/users/me', tags, security: USER_ONLY, summary: 'My profile', responses: { 200: jsonResponse(User.extend({ orgs: z.array(z.object({ id: z.string(), name: z.string(), role: z.string() })) }), 'Profile'), ...errors(401, 403) } }),
+  createRoute({ method: 'get', path: '/users/me', operationId: 'getMe', tags, security: USER_ONLY, summary: 'My profile', responses: { 200: jsonResponse(User.extend({ orgs: z.array(z.object({ id: z.string(), name: z.string(), role: z.string() })) }), 'Profile'), ...errors(401, 403) } }),
   async (c) => {
     const id = requireUser(c);
     const u = await c.env.DB.prepare('SELECT id, email, created_at FROM users WHERE id = ?').bind(id).first<users.UserRow>();
@@ -53,7 +53,7 @@ usersRouter.openapi(
 );
 
 usersRouter.openapi(
-  createRoute({ method: 'patch', path: '/users/me/password', tags, security: USER_ONLY, summary: 'Change my password (ends other sessions)', request: jsonBody(PasswordChange), responses: { 204: { description: 'Changed' }, ...errors(400, 401, 403, 415, 422) } }),
+  createRoute({ method: 'patch', path: '/users/me/password', operationId: 'changePassword', tags, security: USER_ONLY, summary: 'Change my password (ends other sessions)', request: jsonBody(PasswordChange), responses: { 204: { description: 'Changed' }, ...errors(400, 401, 403, 415, 422) } }),
   async (c) => {
     const { old_password, new_password } = c.req.valid('json');
     await users.changePassword(c.env.DB, requireUser(c), old_password, new_password);
