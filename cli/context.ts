@@ -41,6 +41,16 @@ export function context(cmd: Command): Context {
     ...(deviceKey ? { deviceKey } : token ? { token } : { token: session.token, refreshToken: session.refresh_token }),
     // A refreshed session is stored at once, so the next command starts from it.
     onTokens: (t) => !deviceKey && !token && save({ api, token: t.access_token, refresh_token: t.refresh_token }),
+    // Other runs share the session (a long `edgeflux sub` beside short commands): before refreshing,
+    // take a newer pair one of them stored rather than reuse a spent refresh token (docs/auth.md).
+    ...(deviceKey || token
+      ? {}
+      : {
+          currentTokens: () => {
+            const now = loadConfig(path);
+            return now.api === undefined || now.api === api ? { access_token: now.token, refresh_token: now.refresh_token } : null;
+          },
+        }),
   });
   return {
     client,

@@ -24,6 +24,13 @@ export interface HttpOptions extends Credential {
   fetch?: (input: Request) => Promise<Response>;
   /** Called whenever login or an automatic refresh yields new tokens, so they can be stored. */
   onTokens?: (tokens: Tokens) => void;
+  /**
+   * Where other holders of this session keep its newest tokens (the console's localStorage shared
+   * by its tabs, the CLI's config file shared by its runs), read before every refresh. A refresh
+   * token is good once: refreshing with a copy another holder already used would look like theft
+   * and end the session (docs/auth.md), so a newer pair found there is taken instead.
+   */
+  currentTokens?: () => { access_token?: string; refresh_token?: string } | null | undefined;
 }
 
 type Query = Record<string, string | number | boolean | undefined | null>;
@@ -45,13 +52,15 @@ export class Http {
   credential: Credential;
   private readonly fetchImpl: (input: Request) => Promise<Response>;
   private readonly onTokens: ((tokens: Tokens) => void) | undefined;
-  private refreshing: Promise<void> | null = null;
+  private readonly currentTokens: HttpOptions['currentTokens'];
+  private refreshing: Promise<'adopted' | 'refreshed'> | null = null;
 
   constructor(opts: HttpOptions) {
     this.base = opts.url.replace(/\/+$/, '');
     this.credential = { token: opts.token, refreshToken: opts.refreshToken, deviceKey: opts.deviceKey };
     this.fetchImpl = opts.fetch ?? ((r) => fetch(r));
     this.onTokens = opts.onTokens;
+    this.currentTokens = opts.currentTokens;
   }
 
   /** The Authorization header value for the current credential, if any. */
@@ -72,21 +81,50 @@ export class Http {
     this.onTokens?.(tokens);
   }
 
-  /** Trades the refresh token for new tokens (an app: asks for a new token with its client credentials); concurrent callers share one refresh. */
-  refresh(): Promise<void> {
+  /**
+   * Trades the refresh token for new tokens (an app: asks for a new token with its client
+   * credentials); concurrent callers share one refresh. 'adopted': another holder of the session
+   * had refreshed it already (`currentTokens`), and its newer pair is used instead.
+   */
+  refresh(): Promise<'adopted' | 'refreshed'> {
     const app = this.credential.app;
     if (app) {
       this.refreshing ??= this.json<{ access_token: string }>('POST', '/oauth/token', { json: { grant_type: 'client_credentials', ...app }, auth: false })
-        .then((t) => void (this.credential = { token: t.access_token, app }))
+        .then((t) => ((this.credential = { token: t.access_token, app }), 'refreshed' as const))
         .finally(() => (this.refreshing = null));
       return this.refreshing;
     }
-    const rt = this.credential.refreshToken;
-    if (!rt) return Promise.reject(EdgefluxError.local(401, 'no_refresh_token', 'no refresh token: log in again'));
-    this.refreshing ??= this.json<Tokens>('POST', '/tokens/refresh', { json: { refresh_token: rt }, auth: false })
-      .then((t) => this.setTokens(t))
-      .finally(() => (this.refreshing = null));
+    this.refreshing ??= this.refreshSession().finally(() => (this.refreshing = null));
     return this.refreshing;
+  }
+
+  /** A newer pair than ours that another holder stored, if any. */
+  private newerShared(): { token: string; refreshToken: string } | null {
+    const shared = this.currentTokens?.();
+    if (!shared?.refresh_token || !shared.access_token || shared.refresh_token === this.credential.refreshToken) return null;
+    return { token: shared.access_token, refreshToken: shared.refresh_token };
+  }
+
+  private async refreshSession(): Promise<'adopted' | 'refreshed'> {
+    for (let attempt = 0; ; attempt++) {
+      const newer = this.newerShared();
+      if (newer) {
+        this.credential = newer;
+        return 'adopted';
+      }
+      const rt = this.credential.refreshToken;
+      if (!rt) throw EdgefluxError.local(401, 'no_refresh_token', 'no refresh token: log in again');
+      try {
+        this.setTokens(await this.json<Tokens>('POST', '/tokens/refresh', { json: { refresh_token: rt }, auth: false }));
+        return 'refreshed';
+      } catch (e) {
+        // Another holder may have used the same token a moment ago ("already used"): its pair
+        // reaches the shared store shortly. Look again a few times before giving up.
+        // Within the server's leeway a retry is refused the same way, never taken for theft.
+        if (!(e instanceof EdgefluxError && e.status === 401 && this.currentTokens) || attempt >= 3) throw e;
+        await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+      }
+    }
   }
 
   /** The request as is, through the configured fetch: no credential, no error mapping. */
@@ -117,7 +155,13 @@ export class Http {
     // An expired session: refresh once and retry (a user session or an app; keys and devices cannot).
     if (res.status === 401 && opts.auth !== false && (this.credential.refreshToken || this.credential.app) && !this.credential.deviceKey) {
       await res.body?.cancel();
-      await this.refresh();
+      // A pair adopted from another holder may have aged too: then refresh it, once.
+      if ((await this.refresh()) === 'adopted') {
+        res = await send();
+        if (res.status !== 401) return res.ok ? res : Promise.reject(await errorFrom(res));
+        await res.body?.cancel();
+        await this.refresh();
+      }
       res = await send();
     }
     if (!res.ok) throw await errorFrom(res);

@@ -56,6 +56,14 @@ export class Edgeflux {
     return tokens;
   }
 
+  /**
+   * Acts with this session's pair from now on (null: with no credential) without calling
+   * `onTokens` — for a pair another holder of the session stored (another tab), see `currentTokens`.
+   */
+  useTokens(tokens: { access_token: string; refresh_token: string } | null): void {
+    this.http.credential = tokens ? { token: tokens.access_token, refreshToken: tokens.refresh_token } : {};
+  }
+
   /** Revokes the session's refresh token and forgets the credential. */
   async logout(): Promise<void> {
     const rt = this.http.credential.refreshToken;

@@ -34,6 +34,23 @@ export const api = new Edgeflux({
   token: current?.access,
   refreshToken: current?.refresh,
   onTokens: (t: Tokens) => current && store({ email: current.email, access: t.access_token, refresh: t.refresh_token }),
+  // Every tab of the console holds this session: one that refreshed stored the newer pair, which
+  // the others take instead of refreshing with a used token (that would end the session).
+  currentTokens: () => {
+    const s = read();
+    return s && s.email === current?.email ? { access_token: s.access, refresh_token: s.refresh } : null;
+  },
+});
+
+// Another tab refreshed, logged in or out: follow it (RFC 9700 §4.14.2 — a used refresh token given
+// again ends the session, so tabs must not keep stale copies).
+addEventListener('storage', (e) => {
+  if (e.key !== KEY && e.key !== null) return;
+  const next = read();
+  if (next?.refresh === current?.refresh && next?.email === current?.email) return;
+  current = next;
+  api.useTokens(next ? { access_token: next.access, refresh_token: next.refresh } : null);
+  listeners.forEach((l) => l());
 });
 
 export const session = {

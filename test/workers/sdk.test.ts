@@ -53,6 +53,34 @@ describe('SDK: users and tokens', () => {
     expect(c.token).not.toBe('not-a-jwt');
   });
 
+  it('holders of one session that share a store (tabs, CLI runs) never refresh with a spent token: the session lives on', async () => {
+    const first = await client().tokens.create(email, password);
+    // One store, as localStorage is for the console's tabs or the config file for CLI runs.
+    let store = { access_token: first.access_token, refresh_token: first.refresh_token };
+    const holder = () =>
+      client({ token: first.access_token, refreshToken: first.refresh_token, onTokens: (t) => (store = { access_token: t.access_token, refresh_token: t.refresh_token }), currentTokens: () => store });
+    const a = holder();
+    await a.refresh(); // tab A refreshes: its pair is stored, the first refresh token is spent
+    expect(store.refresh_token).not.toBe(first.refresh_token);
+    // Much later (past the server's leeway), tab B's access token is refused: it must not present the spent token.
+    await env.DB.prepare('UPDATE refresh_tokens SET used_at = used_at - 60000 WHERE used_at IS NOT NULL').run();
+    const bStale = client({ token: 'expired', refreshToken: first.refresh_token, currentTokens: () => store });
+    expect((await bStale.users.me()).email).toBe(email);
+    expect(bStale.token).toBe(store.access_token);
+    // The session is whole: A's refresh token still works.
+    expect((await a.users.me()).email).toBe(email);
+    await a.refresh();
+    // Both refresh at once with the same token (two tabs): one wins, the other takes its pair, nothing is revoked.
+    const [c, d] = [holder(), holder()].map((h) => (h.useTokens(store), h));
+    await Promise.all([c!.refresh(), d!.refresh()]);
+    expect(c!.token).toBe(d!.token);
+    expect((await d!.users.me()).email).toBe(email);
+    // Without a shared store, the stale holder's refresh looks like theft and ends the session (docs/auth.md).
+    const lone = client({ token: 'expired', refreshToken: first.refresh_token });
+    expect((await failure(lone.users.me())).status).toBe(401);
+    expect((await failure(client().tokens.refresh(store.refresh_token))).detail).toMatch(/revoked|invalid/);
+  });
+
   it('fails with the API problem: status, code and detail', async () => {
     const e = await failure(client().users.create({ email, password }));
     expect(e).toMatchObject({ status: 409, code: expect.any(String) });

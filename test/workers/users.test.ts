@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { api, expectProblem, newUser, uniqueEmail } from './helpers';
+import { REFRESH_REUSE_LEEWAY_MS } from '../../workers/users/service';
 
 describe('users and tokens', () => {
   it('registers, logs in, and never returns or stores the password in clear', async () => {
@@ -44,6 +45,33 @@ describe('users and tokens', () => {
     expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } }), 401);
     expect((await api('POST', '/tokens/revoke', { body: { refresh_token: r1.body.refresh_token } })).status).toBe(204);
     expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: r1.body.refresh_token } }), 401);
+  });
+
+  it('a used refresh token given again ends its whole session (RFC 9700 §4.14.2); at once after its use it is only refused (two tabs)', async () => {
+    const u = await newUser();
+    const second = await api('POST', '/tokens', { body: { email: u.email, password: u.password } }); // another login: another family
+    const r1 = await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } });
+    expect(r1.status).toBe(201);
+    // Within the leeway: refused, nothing revoked (another tab of the same session raced this one).
+    expect(expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } }), 401).detail).toBe('refresh token already used');
+    const r2 = await api('POST', '/tokens/refresh', { body: { refresh_token: r1.body.refresh_token } });
+    expect(r2.status).toBe(201);
+    // Later: a copy of the old token in other hands. The family ends, the newest token with it.
+    await env.DB.prepare('UPDATE refresh_tokens SET used_at = used_at - ?').bind(REFRESH_REUSE_LEEWAY_MS + 1000).run();
+    expect(expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } }), 401).detail).toContain('every token of this session was revoked');
+    expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: r2.body.refresh_token } }), 401);
+    // The other login is another session: it goes on.
+    expect((await api('POST', '/tokens/refresh', { body: { refresh_token: second.body.refresh_token } })).status).toBe(201);
+    // A token never issued is just invalid.
+    expect(expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: 'efr_nothing' } }), 401).detail).toBe('refresh token invalid or expired');
+  });
+
+  it('logging out ends the session: every token of its family, used ones included', async () => {
+    const u = await newUser();
+    const r1 = await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } });
+    expect((await api('POST', '/tokens/revoke', { body: { refresh_token: r1.body.refresh_token } })).status).toBe(204);
+    const left = await env.DB.prepare('SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE email = ?)').bind(u.email).first<number>('n');
+    expect(left).toBe(0);
   });
 
   it('changes the password and ends other sessions', async () => {

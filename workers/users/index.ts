@@ -26,12 +26,12 @@ usersRouter.openapi(
 );
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/tokens/refresh', operationId: 'refreshTokens', tags, summary: 'Trade a refresh token for new tokens (rotates it)', request: jsonBody(Refresh), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422) } }),
+  createRoute({ method: 'post', path: '/tokens/refresh', operationId: 'refreshTokens', tags, summary: 'Trade a refresh token for new tokens (rotates it; a used one given again revokes its whole session)', request: jsonBody(Refresh), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422) } }),
   async (c) => c.json(await users.refresh(c.env, c.req.valid('json').refresh_token), 201),
 );
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/tokens/revoke', operationId: 'logout', tags, summary: 'Log out: revoke a refresh token', request: jsonBody(Refresh), responses: { 204: { description: 'Revoked (or was not valid)' }, ...errors(400, 415, 422) } }),
+  createRoute({ method: 'post', path: '/tokens/revoke', operationId: 'logout', tags, summary: 'Log out: revoke the session of a refresh token (every token of its family)', request: jsonBody(Refresh), responses: { 204: { description: 'Revoked (or was not valid)' }, ...errors(400, 415, 422) } }),
   async (c) => {
     await users.revokeRefresh(c.env.DB, c.req.valid('json').refresh_token);
     return c.body(null, 204);

@@ -32,13 +32,19 @@ function accessTtl(env: Env): number {
   return Number.isFinite(n) && n > 0 ? n : 900;
 }
 
-/** A new access JWT plus a fresh opaque refresh token (stored hashed). */
-export async function issueTokens(env: Env, userId: string) {
+/**
+ * A second use of a refresh token this soon after its first is taken for two tabs of one session
+ * refreshing at once (refused, nothing else); later, for a copy in other hands (its family ends).
+ */
+export const REFRESH_REUSE_LEEWAY_MS = 10_000;
+
+/** A new access JWT plus a fresh opaque refresh token (stored hashed), in `family` (a login starts one). */
+export async function issueTokens(env: Env, userId: string, family: string = newId()) {
   const ttl = accessTtl(env);
   const refresh = newSecret('efr');
   const t = now();
-  await env.DB.prepare('INSERT INTO refresh_tokens (token_hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)')
-    .bind(await sha256Hex(refresh), userId, t + REFRESH_TTL_MS, t)
+  await env.DB.prepare('INSERT INTO refresh_tokens (token_hash, user_id, expires_at, created_at, family) VALUES (?, ?, ?, ?, ?)')
+    .bind(await sha256Hex(refresh), userId, t + REFRESH_TTL_MS, t, family)
     .run();
   return { access_token: await signToken(env, { typ: 'user', sub: userId }, ttl), refresh_token: refresh, token_type: 'Bearer' as const, expires_in: ttl };
 }
@@ -51,16 +57,36 @@ export async function login(env: Env, email: string, password: string) {
   return issueTokens(env, u.id);
 }
 
-/** Refresh tokens rotate: using one deletes it, so a stolen token works at most once. */
+/**
+ * Refresh tokens rotate: using one marks it used and issues the next of its family, so a token
+ * works once. A used one given again (past REFRESH_REUSE_LEEWAY_MS) means two holders: the whole
+ * family is revoked, and whoever holds its newest token must log in again (migrations/0007).
+ */
 export async function refresh(env: Env, token: string) {
+  const db = env.DB;
   const hash = await sha256Hex(token);
-  const row = await env.DB.prepare('DELETE FROM refresh_tokens WHERE token_hash = ? RETURNING user_id, expires_at').bind(hash).first<{ user_id: string; expires_at: number }>();
-  if (!row || row.expires_at <= now()) throw unauthorized('refresh token invalid or expired');
-  return issueTokens(env, row.user_id);
+  const t = now();
+  const row = await db
+    .prepare('UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL RETURNING user_id, expires_at, family')
+    .bind(hash, t)
+    .first<{ user_id: string; expires_at: number; family: string | null }>();
+  if (!row) {
+    const used = await db.prepare('SELECT family, used_at FROM refresh_tokens WHERE token_hash = ?').bind(hash).first<{ family: string | null; used_at: number }>();
+    if (!used) throw unauthorized('refresh token invalid or expired');
+    if (t - used.used_at < REFRESH_REUSE_LEEWAY_MS) throw unauthorized('refresh token already used');
+    await db.prepare('DELETE FROM refresh_tokens WHERE family = ?1 OR token_hash = ?2').bind(used.family, hash).run();
+    throw unauthorized('refresh token reused: every token of this session was revoked; log in again');
+  }
+  if (row.expires_at <= t) throw unauthorized('refresh token invalid or expired');
+  // Used tokens are kept only while they could still be presented; this user's are swept here.
+  await db.prepare('DELETE FROM refresh_tokens WHERE user_id = ? AND expires_at <= ?').bind(row.user_id, t).run();
+  return issueTokens(env, row.user_id, row.family ?? hash);
 }
 
+/** Logging out ends the session: the token's whole family (a used token of it, too). */
 export async function revokeRefresh(db: D1Database, token: string): Promise<void> {
-  await db.prepare('DELETE FROM refresh_tokens WHERE token_hash = ?').bind(await sha256Hex(token)).run();
+  const hash = await sha256Hex(token);
+  await db.prepare('DELETE FROM refresh_tokens WHERE token_hash = ?1 OR family = (SELECT family FROM refresh_tokens WHERE token_hash = ?1)').bind(hash).run();
 }
 
 export async function changePassword(db: D1Database, userId: string, oldPassword: string, newPassword: string) {
