@@ -239,6 +239,55 @@ describe('CONNECT details', () => {
     expect(c4.received).toEqual([]);
   });
 
+  describe("v5: the CONNACK fits the client's Maximum Packet Size [MQTT-3.1.2-24 (5.0)]", () => {
+    /** The CONNACK's size in bytes: fixed header byte, remaining length, the rest. */
+    const size = ({ length = Infinity }: { length?: number }) => 1 + (length < 128 ? 1 : 2) + length;
+
+    it('leaves out what only repeats a default, keeps what the client must know', async () => {
+      const t = setup();
+      const c = t.client(5);
+      const ack = await c.connect({ clientId: '', properties: { maximumPacketSize: 64 } });
+      expect(ack.reasonCode).toBe(0);
+      expect(size(ack)).toBeLessThanOrEqual(64);
+      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive', 'topicAliasMaximum']);
+      expect(ack.properties?.assignedClientIdentifier).toMatch(/^auto-/);
+      c.send({ cmd: 'pingreq' });
+      await c.next('pingresp');
+      // With room, the full set as before.
+      const roomy = await t.client(5).connect({ properties: { maximumPacketSize: 1024 } });
+      expect(roomy.properties).toMatchObject({ retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false });
+    });
+
+    it('a refusal drops its reason string to fit', async () => {
+      const t = setup();
+      const c = t.client(5);
+      const ack = await c.connect({ password: Buffer.from('nope'), properties: { maximumPacketSize: 16 } });
+      expect(ack.reasonCode).toBe(0x86);
+      expect(ack.properties?.reasonString).toBeUndefined();
+      expect(size(ack)).toBeLessThanOrEqual(16);
+      expect(await c.closedYet()).toBe(true);
+    });
+
+    it('below the smallest CONNACK (5 bytes) the connection is closed unanswered, never registered, nothing taken over', async () => {
+      const t = setup();
+      const first = await t.connected(5, { clientId: 'same' });
+      for (const maximumPacketSize of [1, 4]) {
+        const c = t.client(5);
+        c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'same', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1'), properties: { maximumPacketSize } });
+        expect(await c.closedYet()).toBe(true);
+        expect(c.received).toEqual([]);
+      }
+      // Room for a refusal but not for the minimal CONNACK that accepts (19 bytes here): 0x95, and the session stays where it was.
+      const c = t.client(5);
+      expect((await c.connect({ clientId: 'same', properties: { maximumPacketSize: 12 } })).reasonCode).toBe(0x95);
+      expect(await c.closedYet()).toBe(true);
+      first.send({ cmd: 'pingreq' });
+      await first.next('pingresp');
+      expect(t.platform.presenceLog).toEqual([['dev-1', true]]);
+      expect(t.server.context.holders.size).toBe(1);
+    });
+  });
+
   it('v5: AUTH without an authentication method is a protocol error', async () => {
     const t = setup();
     const c = await t.connected(5);
