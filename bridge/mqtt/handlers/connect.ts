@@ -52,6 +52,12 @@ function refuse(conn: Connection, rc: number, reason: string): void {
   void conn.end({ reason: `CONNECT refused (0x${rc.toString(16)}): ${reason}${packet ? '' : ` (no CONNACK: larger than the client's maximum of ${conn.clientMaxPacketSize} bytes)`}`, will: false });
 }
 
+/** A CONNECT that breaks its own packet's rules: v5 is told (CONNACK 0x81 / 0x82) [MQTT 5 §4.13]; 3.1.1 is closed unanswered [MQTT-3.1.4-1 (3.1.1)]. */
+function refuseMalformed(conn: Connection, rc: number, reason: string): void {
+  if (conn.version === 5) return refuse(conn, rc, reason);
+  void conn.end({ reason: `CONNECT refused: ${reason}`, will: false });
+}
+
 const authFailure = (e: unknown): number => {
   const status = e instanceof PlatformError ? e.status : 503;
   return status === 401 ? RC.BadUserNameOrPassword : status === 403 ? RC.NotAuthorized : RC.ServerUnavailable;
@@ -111,6 +117,9 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   if (conn.clientMaxPacketSize < MIN_CONNACK) return refuse(conn, RC.PacketTooLarge, `Maximum Packet Size ${conn.clientMaxPacketSize} is below the smallest CONNACK (${MIN_CONNACK} bytes)`);
   const problem = protocolProblem(packet);
   if (problem) return refuse(conn, RC.ProtocolError, problem);
+  // mqtt-packet parses both of these without complaint.
+  if (packet.will && (packet.will.qos as number) > 2) return refuseMalformed(conn, RC.MalformedPacket, 'will QoS 3 [MQTT-3.1.2-12]');
+  if (version === 4 && packet.password !== undefined && packet.username === undefined) return refuseMalformed(conn, RC.ProtocolError, 'Password flag without User Name flag [MQTT-3.1.2-22 (3.1.1)]');
 
   // [MQTT-3.1.3-6..8 (3.1.1)] an empty client id is assigned one, only with a clean session.
   let clientId = packet.clientId ?? '';

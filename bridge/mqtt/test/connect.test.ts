@@ -148,6 +148,31 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     expect(code(v, bad)).toBe(v === 5 ? 0x90 : 5);
   });
 
+  it('refuses a will with QoS 3 as malformed [MQTT-3.1.2-12]: v5 CONNACK 0x81, 3.1.1 closed unanswered', async () => {
+    const t = setup();
+    const c = t.client(v);
+    // mqtt-packet generates (and parses) Will QoS 3 as given.
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: 'w3', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1'), will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from('x'), qos: 3 as 2, retain: false } });
+    if (v === 5) expect((await c.next('connack')).reasonCode).toBe(0x81);
+    expect(await c.closedYet()).toBe(true);
+    if (v === 4) expect(c.received).toEqual([]);
+    expect(t.platform.presenceLog).toEqual([]);
+  });
+
+  it('a Password without a User Name: 3.1.1 closes unanswered [MQTT-3.1.2-22 (3.1.1)], v5 authenticates the key alone', async () => {
+    const t = setup();
+    const c = t.client(v);
+    // mqtt-packet will not generate it: flags 0x42 (Password, Clean Session), keep alive 0, client id "p", password "key-1".
+    const str = (x: string) => [0, x.length, ...Buffer.from(x)];
+    const body = [...str('MQTT'), v, 0x42, 0, 0, ...(v === 5 ? [0] : []), ...str('p'), ...str('key-1')];
+    c.raw(Buffer.from([0x10, body.length, ...body]));
+    if (v === 4) {
+      expect(await c.closedYet()).toBe(true);
+      expect(c.received).toEqual([]);
+      expect(t.platform.presenceLog).toEqual([]);
+    } else expect((await c.next('connack')).reasonCode).toBe(0);
+  });
+
   if (v === 5)
     it('refuses a will whose User Properties the channel link cannot carry (0x83)', async () => {
       const t = setup();
