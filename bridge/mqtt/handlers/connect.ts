@@ -8,7 +8,8 @@ import type { SessionLease } from '../session';
 import { resumeSession } from '../subscriptions';
 import { parseTopicName, TopicProblem } from '../topics';
 import type { Will } from '../wills';
-import { utf8Text } from '../../../shared/envelope';
+import { checkContent } from '../../../shared/content';
+import { mediaTypeProblem, utf8Text } from '../../../shared/envelope';
 import { propertiesProblem, publishContentType } from './publish';
 
 type WillSpec = NonNullable<IConnectPacket['will']>;
@@ -63,6 +64,11 @@ const authFailure = (e: unknown): number => {
   return status === 401 ? RC.BadUserNameOrPassword : status === 403 ? RC.NotAuthorized : RC.ServerUnavailable;
 };
 
+const contentProblem = (contentType: string, payload: Uint8Array, now: number): string | null => {
+  const checked = checkContent(contentType, payload, now);
+  return checked.ok ? null : checked.message;
+};
+
 /** The will is checked at CONNECT, so a client cannot leave a will it could never publish. Returns a refusal code or the will. */
 async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number, string]> {
   let address;
@@ -78,6 +84,10 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
   if (props?.payloadFormatIndicator && utf8Text(payload) === null) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
   const unfit = propertiesProblem(props);
   if (unfit) return [RC.ImplementationSpecificError, `will: ${unfit}`];
+  // What the channel actor would refuse the will for when it fires (objects/channel/payload.ts), asked now.
+  const contentType = publishContentType(props?.contentType, props?.payloadFormatIndicator);
+  const invalid = contentType === '' || (w.retain && payload.length === 0) ? null : (mediaTypeProblem(contentType) ?? contentProblem(contentType, payload, conn.now()));
+  if (invalid) return [RC.PayloadFormatInvalid, `will: ${invalid}`];
   try {
     if (!(await conn.permissions.allowed(address.channel, 'messages:publish'))) return [RC.NotAuthorized, `not allowed to publish the will to channel ${address.channel}`];
   } catch (e) {
@@ -88,7 +98,7 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
       channel: address.channel,
       subtopic: address.subtopic,
       protocol: 'mqtt',
-      contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
+      contentType,
       payload,
       retain: w.retain ?? false,
       qos,

@@ -174,6 +174,19 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
   });
 
   if (v === 5)
+    it('refuses a will whose payload its Content Type says cannot be (0x99), as the channel would refuse it when it fires', async () => {
+      const t = setup();
+      const will = (contentType: string, payload: string) => ({ will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from(payload), qos: 0 as const, retain: false, properties: { contentType } } });
+      expect(code(5, await t.client(5).connect(will('application/json', 'offline')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('application/senml+json', 'offline')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('application/senml+json', '[{"n":"temp"}]')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('json', '{}')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('application/json', '{"state":"offline"}')))).toBe(0);
+      expect(code(5, await t.client(5).connect(will('application/senml+json', '[{"n":"online","vb":false}]')))).toBe(0);
+      expect(code(5, await t.client(5).connect(will('text/plain', 'offline')))).toBe(0);
+    });
+
+  if (v === 5)
     it('refuses a will whose User Properties the channel link cannot carry (0x83)', async () => {
       const t = setup();
       const userProperties = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v']));
