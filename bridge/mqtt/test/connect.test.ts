@@ -173,6 +173,31 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     } else expect((await c.next('connack')).reasonCode).toBe(0);
   });
 
+  it('retries a will the platform could not take (503) with back-off, a bounded number of times', async () => {
+    const t = setup();
+    const will = { topic: 'channels/ch-1/messages/status', payload: Buffer.from('offline'), qos: 1 as const, retain: false };
+    const c = await t.connected(v, { will });
+    t.platform.down = true;
+    c.drop();
+    await c.closedYet();
+    await t.clock.advance(1000 + 2000);
+    expect(t.platform.published).toEqual([]);
+    t.platform.down = false;
+    await t.clock.advance(4000);
+    expect(t.platform.published.map((p) => new TextDecoder().decode(p.payload))).toEqual(['offline']);
+    // One that never gets through is given up after five more tries (1 + 2 + 4 + 8 + 16 s).
+    const d = await t.connected(v, { will });
+    t.platform.down = true;
+    d.drop();
+    await d.closedYet();
+    await t.clock.advance(31_000);
+    t.platform.down = false;
+    await t.clock.advance(60_000);
+    expect(t.platform.published).toHaveLength(1);
+    expect(t.logs.filter((l) => l.includes('trying again'))).toHaveLength(3 + 5);
+    expect(t.logs.some((l) => /will of dev-1 not published: platform unreachable/.test(l))).toBe(true);
+  });
+
   if (v === 5)
     it('refuses a will whose payload its Content Type says cannot be (0x99), as the channel would refuse it when it fires', async () => {
       const t = setup();
