@@ -52,6 +52,8 @@ export function connackV4(rc: number): number {
     case RC.NotAuthorized:
     case RC.TopicNameInvalid:
     case RC.QosNotSupported:
+    case RC.PayloadFormatInvalid:
+      // The will's refusals: 3.1.1 has no code of its own for them.
       return V4.NotAuthorized;
     default:
       // 0x88 unavailable, 0x97 quota exceeded (too many connections), 0x95 too large: all "try later".

@@ -8,7 +8,8 @@ import type { Packet } from 'mqtt-packet';
  *   than once [MQTT 5 §2.2.2.2]: mqtt-packet turns the repeats into an array, which nothing after
  *   it expects (a repeated Content Type reached the channel actor as an array);
  * - SUBSCRIBE or UNSUBSCRIBE without a topic filter [MQTT-3.8.3-2, MQTT-3.10.3-2; 3.1.1: 3.8.3-3, 3.10.3-2];
- * - a QoS 1 or 2 PUBLISH with packet identifier 0 [MQTT-2.3.1-1].
+ * - a QoS 1 or 2 PUBLISH with packet identifier 0 [MQTT-2.3.1-1];
+ * - a PUBLISH with an empty topic name and no Topic Alias [MQTT 5 §3.3.2.3.4; 3.1.1: MQTT-4.7.3-1].
  *
  * CONNECT is checked by its handler (a refused CONNECT gets a CONNACK, not a DISCONNECT).
  */
@@ -23,7 +24,8 @@ export function protocolProblem(packet: Packet): string | null {
     case 'unsubscribe':
       return packet.unsubscriptions.length === 0 ? 'UNSUBSCRIBE without a topic filter [MQTT-3.10.3-2]' : null;
     case 'publish':
-      return packet.qos > 0 && !packet.messageId ? `QoS ${packet.qos} PUBLISH with packet identifier 0 [MQTT-2.3.1-1]` : null;
+      if (packet.qos > 0 && !packet.messageId) return `QoS ${packet.qos} PUBLISH with packet identifier 0 [MQTT-2.3.1-1]`;
+      return packet.topic === '' && packet.properties?.topicAlias === undefined ? 'PUBLISH with an empty topic name and no Topic Alias [MQTT 5 §3.3.2.3.4]' : null;
     default:
       return null;
   }

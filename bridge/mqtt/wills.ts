@@ -1,5 +1,5 @@
 import type { Principal } from '../../shared/principal';
-import type { Platform, PublishRequest } from '../platform/types';
+import { PlatformError, type Platform, type PublishRequest } from '../platform/types';
 import type { Clock, Timer } from '../clock';
 
 /** A will as accepted at CONNECT: already parsed and authorized. */
@@ -10,6 +10,13 @@ export interface Will {
 }
 
 /**
+ * A will the platform could not take for now (503: unreachable, the channel's link lost, busy) is
+ * tried again, at most this many times, after 1, 2, 4, 8, 16 s: there is no client to resend it.
+ */
+const WILL_RETRIES = 5;
+const WILL_RETRY_MS = 1000;
+
+/**
  * Publishing wills [MQTT-3.1.2-8]: at once, or after the v5 Will Delay Interval (or when the
  * session ends, if sooner). A new connection to the same session within the delay cancels it
  * [MQTT-3.1.3-9]; a new connection with Clean Start ends the session, so the will goes at once.
@@ -18,6 +25,8 @@ export interface Will {
 export class Wills {
   private readonly pending = new Map<string, { timer: Timer; fire: () => void }>();
   private readonly publishing = new Set<Promise<void>>();
+  private readonly retrying = new Set<Timer>();
+  private closed = false;
 
   constructor(
     private readonly platform: Platform,
@@ -60,26 +69,45 @@ export class Wills {
   }
 
   /** Authorized again at publish time: the device may have lost the right since it connected. */
-  private publish(principal: Principal, will: Will): void {
+  private publish(principal: Principal, will: Will, attempt = 0): void {
     const req: PublishRequest = { ...will.request, publisher: principal.id };
     const work = (async () => {
       try {
         const [d] = await this.platform.authorize(principal, [{ channel: req.channel, action: 'messages:publish' }]);
         if (!d?.allowed) return this.log(`will of ${principal.id} not published: not allowed on channel ${req.channel}`);
         const o = await this.platform.publish(req);
-        if (!o.ok) this.log(`will of ${principal.id} not stored: ${o.status} ${o.message}`);
+        if (!o.ok && !(o.status === 503 && this.retry(principal, will, attempt, `${o.status} ${o.message}`))) this.log(`will of ${principal.id} not stored: ${o.status} ${o.message}`);
       } catch (e) {
-        this.log(`will of ${principal.id} not published: ${e instanceof Error ? e.message : String(e)}`);
+        const why = e instanceof Error ? e.message : String(e);
+        const unavailable = !(e instanceof PlatformError) || e.status === 503;
+        if (!(unavailable && this.retry(principal, will, attempt, why))) this.log(`will of ${principal.id} not published: ${why}`);
       }
     })();
     this.publishing.add(work);
     void work.finally(() => this.publishing.delete(work));
   }
 
-  /** Server shutdown: delayed wills are dropped (their clients are expected back), sent ones awaited. */
+  /** Schedules the next attempt; false when the attempts are used up. */
+  private retry(principal: Principal, will: Will, attempt: number, why: string): boolean {
+    if (attempt >= WILL_RETRIES || this.closed) return false;
+    const ms = WILL_RETRY_MS * 2 ** attempt;
+    this.log(`will of ${principal.id} not published yet (${why}): trying again in ${ms / 1000} s`);
+    const timer = this.clock.setTimer(ms, () => {
+      this.retrying.delete(timer);
+      this.publish(principal, will, attempt + 1);
+    });
+    this.retrying.add(timer);
+    return true;
+  }
+
+  /** Server shutdown: delayed wills and retries are dropped (their clients are expected back), sent ones awaited. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const p of this.pending.values()) p.timer.cancel();
     this.pending.clear();
     await Promise.allSettled([...this.publishing]);
+    for (const t of this.retrying) t.cancel();
+    if (this.retrying.size > 0) this.log(`${this.retrying.size} will(s) waiting to be tried again dropped at shutdown`);
+    this.retrying.clear();
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import mqtt, { type IConnackPacket, type IConnectPacket } from 'mqtt-packet';
 import { PlatformError } from '../../platform/types';
 import { connackV4, RC } from '../codes';
 import type { Connection } from '../connection';
@@ -8,23 +8,65 @@ import type { SessionLease } from '../session';
 import { resumeSession } from '../subscriptions';
 import { parseTopicName, TopicProblem } from '../topics';
 import type { Will } from '../wills';
-import { utf8Text } from '../../../shared/envelope';
+import { checkContent } from '../../../shared/content';
+import { mediaTypeProblem, utf8Text } from '../../../shared/envelope';
 import { propertiesProblem, publishContentType } from './publish';
 
 type WillSpec = NonNullable<IConnectPacket['will']>;
 
-/** Every refused CONNECT is answered with a CONNACK saying why, then closed [MQTT-3.2.2-7 (5.0), MQTT-3.2.2-5 (3.1.1)]. */
+/**
+ * v5 CONNACK properties a client can do without, in the order they are left out when the CONNACK
+ * would exceed the client's Maximum Packet Size [MQTT-3.1.2-24 (5.0)]: the reason string, then
+ * those that only repeat a default (MQTT 5 §3.2.2.3), then Subscription Identifiers Available 0
+ * (a client that uses one anyway is told per filter, SUBACK 0xA1). What the client must know stays:
+ * Assigned Client Identifier, Server Keep Alive, Session Expiry Interval, Receive Maximum, Maximum
+ * QoS, Maximum Packet Size, Topic Alias Maximum.
+ */
+const CONNACK_OPTIONAL = ['reasonString', 'wildcardSubscriptionAvailable', 'sharedSubscriptionAvailable', 'retainAvailable', 'subscriptionIdentifiersAvailable'] as const;
+/** The smallest CONNACK: fixed header, flags, reason code and (v5) an empty property length. No client maximum below it can be answered. */
+const MIN_CONNACK = 5;
+
+/** The CONNACK cut down to the client's Maximum Packet Size, or null when even its minimal form is larger. */
+function fitConnack(conn: Connection, packet: IConnackPacket): IConnackPacket | null {
+  if (conn.version !== 5 || !Number.isFinite(conn.clientMaxPacketSize)) return packet;
+  const properties = { ...packet.properties };
+  for (const optional of [undefined, ...CONNACK_OPTIONAL]) {
+    if (optional) delete properties[optional];
+    const fitted = { ...packet, properties };
+    if (mqtt.generate(fitted, { protocolVersion: 5 }).length <= conn.clientMaxPacketSize) return fitted;
+  }
+  return null;
+}
+
+/**
+ * Every refused CONNECT is answered with a CONNACK saying why, then closed [MQTT-3.2.2-7 (5.0),
+ * MQTT-3.2.2-5 (3.1.1)] — unless not even a CONNACK without a reason string fits the client's
+ * Maximum Packet Size: then it is closed unanswered [MQTT-3.1.2-24 (5.0)], as Mosquitto does.
+ */
 function refuse(conn: Connection, rc: number, reason: string): void {
   if (conn.phase === 'closed') return;
-  const packet: IConnackPacket =
-    conn.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode: rc, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(rc) };
-  conn.send(packet);
-  void conn.end({ reason: `CONNECT refused (0x${rc.toString(16)}): ${reason}`, will: false });
+  const packet = fitConnack(
+    conn,
+    conn.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode: rc, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(rc) },
+  );
+  if (packet) conn.send(packet);
+  void conn.end({ reason: `CONNECT refused (0x${rc.toString(16)}): ${reason}${packet ? '' : ` (no CONNACK: larger than the client's maximum of ${conn.clientMaxPacketSize} bytes)`}`, will: false });
+}
+
+/** A CONNECT that breaks its own packet's rules: v5 is told (CONNACK 0x81 / 0x82) [MQTT 5 §4.13]; 3.1.1 is closed unanswered [MQTT-3.1.4-1 (3.1.1)]. */
+function refuseMalformed(conn: Connection, rc: number, reason: string): void {
+  if (conn.version === 5) return refuse(conn, rc, reason);
+  void conn.end({ reason: `CONNECT refused: ${reason}`, will: false });
 }
 
 const authFailure = (e: unknown): number => {
   const status = e instanceof PlatformError ? e.status : 503;
   return status === 401 ? RC.BadUserNameOrPassword : status === 403 ? RC.NotAuthorized : RC.ServerUnavailable;
+};
+
+const contentProblem = (contentType: string, payload: Uint8Array, now: number): string | null => {
+  const checked = checkContent(contentType, payload, now);
+  return checked.ok ? null : checked.message;
 };
 
 /** The will is checked at CONNECT, so a client cannot leave a will it could never publish. Returns a refusal code or the will. */
@@ -42,6 +84,10 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
   if (props?.payloadFormatIndicator && utf8Text(payload) === null) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
   const unfit = propertiesProblem(props);
   if (unfit) return [RC.ImplementationSpecificError, `will: ${unfit}`];
+  // What the channel actor would refuse the will for when it fires (objects/channel/payload.ts), asked now.
+  const contentType = publishContentType(props?.contentType, props?.payloadFormatIndicator);
+  const invalid = contentType === '' || (w.retain && payload.length === 0) ? null : (mediaTypeProblem(contentType) ?? contentProblem(contentType, payload, conn.now()));
+  if (invalid) return [RC.PayloadFormatInvalid, `will: ${invalid}`];
   try {
     if (!(await conn.permissions.allowed(address.channel, 'messages:publish'))) return [RC.NotAuthorized, `not allowed to publish the will to channel ${address.channel}`];
   } catch (e) {
@@ -52,7 +98,7 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
       channel: address.channel,
       subtopic: address.subtopic,
       protocol: 'mqtt',
-      contentType: publishContentType(props?.contentType, props?.payloadFormatIndicator),
+      contentType,
       payload,
       retain: w.retain ?? false,
       qos,
@@ -76,8 +122,14 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   const props = packet.properties ?? {};
   if (props.authenticationMethod !== undefined) return refuse(conn, RC.BadAuthenticationMethod, 'enhanced authentication is not supported; send the key as the password');
   if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) return refuse(conn, RC.ProtocolError, 'Receive Maximum and Maximum Packet Size cannot be 0');
+  // [MQTT-3.1.2-24 (5.0)] from here on, refusals included, nothing larger than the client's maximum is sent.
+  if (props.maximumPacketSize) conn.clientMaxPacketSize = props.maximumPacketSize;
+  if (conn.clientMaxPacketSize < MIN_CONNACK) return refuse(conn, RC.PacketTooLarge, `Maximum Packet Size ${conn.clientMaxPacketSize} is below the smallest CONNACK (${MIN_CONNACK} bytes)`);
   const problem = protocolProblem(packet);
   if (problem) return refuse(conn, RC.ProtocolError, problem);
+  // mqtt-packet parses both of these without complaint.
+  if (packet.will && (packet.will.qos as number) > 2) return refuseMalformed(conn, RC.MalformedPacket, 'will QoS 3 [MQTT-3.1.2-12]');
+  if (version === 4 && packet.password !== undefined && packet.username === undefined) return refuseMalformed(conn, RC.ProtocolError, 'Password flag without User Name flag [MQTT-3.1.2-22 (3.1.1)]');
 
   // [MQTT-3.1.3-6..8 (3.1.1)] an empty client id is assigned one, only with a clean session.
   let clientId = packet.clientId ?? '';
@@ -116,35 +168,16 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   // 3.1.1: Clean Session 0 keeps the session (up to maxSessionExpiry); v5: Session Expiry Interval, capped.
   const requestedExpiry = version === 5 ? (props.sessionExpiryInterval ?? 0) : packet.clean ? 0 : limits.maxSessionExpiry;
   conn.sessionExpiry = Math.min(requestedExpiry, limits.maxSessionExpiry);
-  let lease: SessionLease;
-  try {
-    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
-  } catch (e) {
-    return refuse(conn, RC.ServerUnavailable, `session store unavailable: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  conn.epoch = lease.epoch;
-  if (conn.phase !== 'connecting') {
-    // Gone while the session was being claimed: put it back as it was.
-    await ctx.store.release(conn.sessionKey, lease.epoch, lease.state, lease.state ? conn.sessionExpiry : 0);
-    return;
-  }
-
   let keepalive = packet.keepalive ?? 0;
   let serverKeepAlive: number | undefined;
   if (version === 5 && (keepalive === 0 || keepalive > limits.maxKeepalive)) keepalive = serverKeepAlive = limits.maxKeepalive;
-  conn.keepalive = keepalive;
-  if (props.receiveMaximum) conn.clientReceiveMaximum = props.receiveMaximum;
-  if (props.maximumPacketSize) conn.clientMaxPacketSize = props.maximumPacketSize;
-  if (props.requestProblemInformation === false) conn.problemInformation = false;
-  conn.opened();
-
-  // [MQTT-3.2.2-2 (3.1.1), MQTT-3.2.2-3 (5.0)] Session Present: 1 only when a stored session is resumed.
-  const sessionPresent = lease.state !== null;
-  const connack: IConnackPacket =
+  // Made before the session is claimed: a client that could not read it takes no session over.
+  const connack = fitConnack(
+    conn,
     version === 5
       ? {
           cmd: 'connack',
-          sessionPresent,
+          sessionPresent: false,
           reasonCode: RC.Success,
           properties: {
             ...(assigned ? { assignedClientIdentifier: clientId } : {}),
@@ -160,8 +193,35 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
             subscriptionIdentifiersAvailable: false,
           },
         }
-      : { cmd: 'connack', sessionPresent, returnCode: 0 };
-  conn.send(connack);
+      : { cmd: 'connack', sessionPresent: false, returnCode: 0 },
+  );
+  if (!connack) return refuse(conn, RC.PacketTooLarge, `the CONNACK is larger than the client's Maximum Packet Size of ${conn.clientMaxPacketSize} bytes`);
+  let lease: SessionLease;
+  try {
+    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
+  } catch (e) {
+    return refuse(conn, RC.ServerUnavailable, `session store unavailable: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  conn.epoch = lease.epoch;
+  if (conn.phase !== 'connecting') {
+    // Gone while the session was being claimed: put it back as it was.
+    await ctx.store.release(conn.sessionKey, lease.epoch, lease.state, lease.state ? conn.sessionExpiry : 0);
+    return;
+  }
+
+  conn.keepalive = keepalive;
+  if (props.receiveMaximum) conn.clientReceiveMaximum = props.receiveMaximum;
+  if (props.requestProblemInformation === false) conn.problemInformation = false;
+
+  // [MQTT-3.2.2-2 (3.1.1), MQTT-3.2.2-3 (5.0)] Session Present: 1 only when a stored session is resumed.
+  const sessionPresent = lease.state !== null;
+  // Sent before the connection is counted: one whose CONNACK did not go out is never registered.
+  if (conn.send({ ...connack, sessionPresent }) !== 'sent') {
+    void conn.end({ reason: 'CONNACK not sent', will: false });
+    await ctx.store.release(conn.sessionKey, lease.epoch, lease.state, lease.state ? conn.sessionExpiry : 0);
+    return;
+  }
+  conn.opened();
   conn.log(`connected (MQTT ${version === 5 ? '5' : '3.1.1'}, ${principal.kind} ${principal.id}, keep alive ${keepalive} s, session ${sessionPresent ? 'resumed' : 'new'}, expiry ${conn.sessionExpiry} s)`);
   if (lease.state) await resumeSession(conn, lease.state);
 }

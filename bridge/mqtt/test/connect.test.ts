@@ -148,6 +148,69 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     expect(code(v, bad)).toBe(v === 5 ? 0x90 : 5);
   });
 
+  it('refuses a will with QoS 3 as malformed [MQTT-3.1.2-12]: v5 CONNACK 0x81, 3.1.1 closed unanswered', async () => {
+    const t = setup();
+    const c = t.client(v);
+    // mqtt-packet generates (and parses) Will QoS 3 as given.
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, clientId: 'w3', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1'), will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from('x'), qos: 3 as 2, retain: false } });
+    if (v === 5) expect((await c.next('connack')).reasonCode).toBe(0x81);
+    expect(await c.closedYet()).toBe(true);
+    if (v === 4) expect(c.received).toEqual([]);
+    expect(t.platform.presenceLog).toEqual([]);
+  });
+
+  it('a Password without a User Name: 3.1.1 closes unanswered [MQTT-3.1.2-22 (3.1.1)], v5 authenticates the key alone', async () => {
+    const t = setup();
+    const c = t.client(v);
+    // mqtt-packet will not generate it: flags 0x42 (Password, Clean Session), keep alive 0, client id "p", password "key-1".
+    const str = (x: string) => [0, x.length, ...Buffer.from(x)];
+    const body = [...str('MQTT'), v, 0x42, 0, 0, ...(v === 5 ? [0] : []), ...str('p'), ...str('key-1')];
+    c.raw(Buffer.from([0x10, body.length, ...body]));
+    if (v === 4) {
+      expect(await c.closedYet()).toBe(true);
+      expect(c.received).toEqual([]);
+      expect(t.platform.presenceLog).toEqual([]);
+    } else expect((await c.next('connack')).reasonCode).toBe(0);
+  });
+
+  it('retries a will the platform could not take (503) with back-off, a bounded number of times', async () => {
+    const t = setup();
+    const will = { topic: 'channels/ch-1/messages/status', payload: Buffer.from('offline'), qos: 1 as const, retain: false };
+    const c = await t.connected(v, { will });
+    t.platform.down = true;
+    c.drop();
+    await c.closedYet();
+    await t.clock.advance(1000 + 2000);
+    expect(t.platform.published).toEqual([]);
+    t.platform.down = false;
+    await t.clock.advance(4000);
+    expect(t.platform.published.map((p) => new TextDecoder().decode(p.payload))).toEqual(['offline']);
+    // One that never gets through is given up after five more tries (1 + 2 + 4 + 8 + 16 s).
+    const d = await t.connected(v, { will });
+    t.platform.down = true;
+    d.drop();
+    await d.closedYet();
+    await t.clock.advance(31_000);
+    t.platform.down = false;
+    await t.clock.advance(60_000);
+    expect(t.platform.published).toHaveLength(1);
+    expect(t.logs.filter((l) => l.includes('trying again'))).toHaveLength(3 + 5);
+    expect(t.logs.some((l) => /will of dev-1 not published: platform unreachable/.test(l))).toBe(true);
+  });
+
+  if (v === 5)
+    it('refuses a will whose payload its Content Type says cannot be (0x99), as the channel would refuse it when it fires', async () => {
+      const t = setup();
+      const will = (contentType: string, payload: string) => ({ will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from(payload), qos: 0 as const, retain: false, properties: { contentType } } });
+      expect(code(5, await t.client(5).connect(will('application/json', 'offline')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('application/senml+json', 'offline')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('application/senml+json', '[{"n":"temp"}]')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('json', '{}')))).toBe(0x99);
+      expect(code(5, await t.client(5).connect(will('application/json', '{"state":"offline"}')))).toBe(0);
+      expect(code(5, await t.client(5).connect(will('application/senml+json', '[{"n":"online","vb":false}]')))).toBe(0);
+      expect(code(5, await t.client(5).connect(will('text/plain', 'offline')))).toBe(0);
+    });
+
   if (v === 5)
     it('refuses a will whose User Properties the channel link cannot carry (0x83)', async () => {
       const t = setup();
@@ -237,6 +300,55 @@ describe('CONNECT details', () => {
     c4.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'x'.repeat(300), keepalive: 0 });
     expect(await c4.closedYet()).toBe(true);
     expect(c4.received).toEqual([]);
+  });
+
+  describe("v5: the CONNACK fits the client's Maximum Packet Size [MQTT-3.1.2-24 (5.0)]", () => {
+    /** The CONNACK's size in bytes: fixed header byte, remaining length, the rest. */
+    const size = ({ length = Infinity }: { length?: number }) => 1 + (length < 128 ? 1 : 2) + length;
+
+    it('leaves out what only repeats a default, keeps what the client must know', async () => {
+      const t = setup();
+      const c = t.client(5);
+      const ack = await c.connect({ clientId: '', properties: { maximumPacketSize: 64 } });
+      expect(ack.reasonCode).toBe(0);
+      expect(size(ack)).toBeLessThanOrEqual(64);
+      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive', 'topicAliasMaximum']);
+      expect(ack.properties?.assignedClientIdentifier).toMatch(/^auto-/);
+      c.send({ cmd: 'pingreq' });
+      await c.next('pingresp');
+      // With room, the full set as before.
+      const roomy = await t.client(5).connect({ properties: { maximumPacketSize: 1024 } });
+      expect(roomy.properties).toMatchObject({ retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false });
+    });
+
+    it('a refusal drops its reason string to fit', async () => {
+      const t = setup();
+      const c = t.client(5);
+      const ack = await c.connect({ password: Buffer.from('nope'), properties: { maximumPacketSize: 16 } });
+      expect(ack.reasonCode).toBe(0x86);
+      expect(ack.properties?.reasonString).toBeUndefined();
+      expect(size(ack)).toBeLessThanOrEqual(16);
+      expect(await c.closedYet()).toBe(true);
+    });
+
+    it('below the smallest CONNACK (5 bytes) the connection is closed unanswered, never registered, nothing taken over', async () => {
+      const t = setup();
+      const first = await t.connected(5, { clientId: 'same' });
+      for (const maximumPacketSize of [1, 4]) {
+        const c = t.client(5);
+        c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'same', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1'), properties: { maximumPacketSize } });
+        expect(await c.closedYet()).toBe(true);
+        expect(c.received).toEqual([]);
+      }
+      // Room for a refusal but not for the minimal CONNACK that accepts (19 bytes here): 0x95, and the session stays where it was.
+      const c = t.client(5);
+      expect((await c.connect({ clientId: 'same', properties: { maximumPacketSize: 12 } })).reasonCode).toBe(0x95);
+      expect(await c.closedYet()).toBe(true);
+      first.send({ cmd: 'pingreq' });
+      await first.next('pingresp');
+      expect(t.platform.presenceLog).toEqual([['dev-1', true]]);
+      expect(t.server.context.holders.size).toBe(1);
+    });
   });
 
   it('v5: AUTH without an authentication method is a protocol error', async () => {

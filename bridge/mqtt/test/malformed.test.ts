@@ -35,6 +35,8 @@ describe.each(VERSIONS)('malformed input, protocol level %i', (v) => {
     ['SUBSCRIBE without a topic filter [MQTT-3.8.3-2]', (ver: number) => (ver === 5 ? [0x82, 0x03, 0x00, 0x09, 0x00] : [0x82, 0x02, 0x00, 0x09])],
     ['UNSUBSCRIBE without a topic filter [MQTT-3.10.3-2]', (ver: number) => (ver === 5 ? [0xa2, 0x03, 0x00, 0x09, 0x00] : [0xa2, 0x02, 0x00, 0x09])],
     ['a QoS 1 PUBLISH with packet identifier 0 [MQTT-2.3.1-1]', (ver: number) => [0x32, ver === 5 ? 6 : 5, 0x00, 0x01, 0x61, 0x00, 0x00, ...(ver === 5 ? [0x00] : [])]],
+    ['a QoS 1 PUBLISH with an empty topic and no Topic Alias [MQTT 5 §3.3.2.3.4]', (ver: number) => [0x32, ver === 5 ? 6 : 5, 0x00, 0x00, 0x00, 0x07, ...(ver === 5 ? [0x00] : []), 0x78]],
+    ['a QoS 0 PUBLISH with an empty topic and no Topic Alias [MQTT 5 §3.3.2.3.4]', (ver: number) => [0x30, ver === 5 ? 4 : 3, 0x00, 0x00, ...(ver === 5 ? [0x00] : []), 0x78]],
   ])('closes the connection on %s (v5: DISCONNECT 0x82 first), nothing stored', async (_what, bytes) => {
     const t = setup();
     const c = await t.connected(v);
