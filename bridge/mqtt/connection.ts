@@ -24,8 +24,9 @@ export interface ActiveSub {
   readonly noLocal: boolean;
   readonly retainAsPublished: boolean;
   readonly retainHandling: 0 | 1 | 2;
-  /** Non-shared: channel → platform subscription and resume cursor. */
+  /** Non-shared: channel → platform subscription. */
   readonly handles: Map<string, Subscription>;
+  /** Channel → resume cursor (a shared subscription's is its group's). */
   readonly cursors: Map<string, Cursor>;
   /** Channels it covers (for `channels/+/…`, as of the SUBSCRIBE). */
   readonly channels: Set<string>;
@@ -344,6 +345,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this.hooks.ended(this);
     this.reader.stop();
     if (this._subs) for (const sub of this._subs.values()) sub.close();
+    this._outbox?.abandon();
     this.stream.end();
     setTimeout(() => this.stream.destroy(), 1000).unref?.();
     if (wasOpen) {

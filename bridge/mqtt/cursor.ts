@@ -34,6 +34,16 @@ export class Cursor {
     for (const s of this.done) if (s <= seq) this.done.delete(s);
   }
 
+  /** How many seqs are done above `since`: what one unfinished delivery holds back. */
+  get ahead(): number {
+    return this.done.size;
+  }
+
+  /** Handed out and not yet finished (in flight or queued somewhere). */
+  pending(seq: number): boolean {
+    return this.open.has(seq);
+  }
+
   handed(seq: number): void {
     if (!this.skip(seq)) this.open.add(seq);
   }

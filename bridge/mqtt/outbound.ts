@@ -30,11 +30,20 @@ export interface OutboundLink {
   log(msg: string): void;
 }
 
+/** The shared subscription group a delivery was picked for (shares.ts). */
+export interface ShareTag {
+  /** `${group}\0${filter}`: the group's copy is not merged with a non-shared subscription's [MQTT 5 §4.8.2]. */
+  readonly group: string;
+  /** This client cannot finish `d` (its connection ended, or it fell behind); `sent`: its PUBLISH was in flight. */
+  returned(d: Delivery, sent: boolean): void;
+}
+
 interface Offer {
   d: Delivery;
   qos: Qos;
   retain: boolean;
   cursors: Cursor[];
+  share?: ShareTag;
 }
 
 interface Inflight {
@@ -44,7 +53,12 @@ interface Inflight {
   retained: boolean;
   released: boolean;
   cursors: Cursor[];
+  /** A shared delivery keeps its message: it goes back to the group if the connection ends. */
+  share?: { tag: ShareTag; d: Delivery };
 }
+
+/** Where a delivery is in the session: a shared group's copy is a slot of its own. */
+const slot = (channel: string, seq: number, group?: string): string => (group === undefined ? `${channel}\u0000${seq}` : `${channel}\u0000${seq}\u0000${group}`);
 
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const TEXT = /^text\/|charset=utf-8/i;
@@ -95,7 +109,7 @@ export class Outbox {
   private held = 0;
   private readonly inflight = new Map<number, Inflight>();
   private readonly queue: Offer[] = [];
-  /** From a resumed session: `channel \0 seq` → the packet id it had [MQTT-4.4.0-1]. */
+  /** From a resumed session: `slot()` → the packet id it had [MQTT-4.4.0-1]. */
   private readonly reserved = new Map<string, StoredInflight>();
   private nextId = 1;
   /** QoS 0 deliveries dropped for a full socket buffer. */
@@ -112,22 +126,27 @@ export class Outbox {
     return this.inflight.size;
   }
 
+  /** The queue overflowed: nothing more is taken until the client has caught up (and is disconnected). */
+  get overflowing(): boolean {
+    return this.overflowed;
+  }
+
   /**
    * One message for one subscription granted `granted`. Copies of a message matched by several
    * subscriptions in the same turn are merged and sent once at the highest QoS [MQTT-3.3.4-2 (5.0),
-   * MQTT-3.3.5-1 (3.1.1)].
+   * MQTT-3.3.5-1 (3.1.1)]; a shared subscription's copy is separate [MQTT 5 §4.8.2].
    */
-  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null): void {
+  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null, share?: ShareTag): void {
     if (cursor && !d.retained && cursor.skip(d.seq)) return;
     // [MQTT-3.8.4-8] min(the QoS it was published with, the subscription's granted QoS).
     const qos = d.qos !== undefined && d.qos < granted ? d.qos : granted;
-    const key = `${d.channel}\u0000${d.seq}\u0000${d.retained ? 'r' : 'l'}`;
+    const key = `${slot(d.channel, d.seq, share?.group)}\u0000${d.retained ? 'r' : 'l'}`;
     const o = this.batch.get(key);
     if (o) {
       o.qos = Math.max(o.qos, qos) as Qos;
       o.retain ||= retain;
       if (cursor) o.cursors.push(cursor);
-    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [] });
+    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [], ...(share ? { share } : {}) });
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(() => {
@@ -165,16 +184,17 @@ export class Outbox {
       else this.link.send(publishPacket(d, 0, o.retain, this.link));
       return this.complete(d, o.cursors);
     }
-    if (this.overflowed) return;
+    if (this.overflowed) return o.share?.returned(d, false);
     if (this.queue.length >= this.link.maxQueued) {
       this.overflowed = true;
       this.link.log(`more than ${this.link.maxQueued} deliveries waiting; dropping the rest until the client catches up`);
-      return;
+      return o.share?.returned(d, false);
     }
     if (!d.retained) for (const c of o.cursors) c.handed(d.seq);
-    const again = d.retained ? undefined : this.reserved.get(`${d.channel}\u0000${d.seq}`);
+    const at = slot(d.channel, d.seq, o.share?.group);
+    const again = d.retained ? undefined : this.reserved.get(at);
     if (again) {
-      this.reserved.delete(`${d.channel}\u0000${d.seq}`);
+      this.reserved.delete(at);
       return this.transmit(o, again.packetId, true);
     }
     if (this.queue.length === 0 && this.inflight.size < this.link.window) return this.transmit(o, this.allocate(), false);
@@ -187,7 +207,7 @@ export class Outbox {
     const packet = publishPacket(d, qos, o.retain, this.link);
     packet.messageId = packetId;
     packet.dup = dup;
-    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors });
+    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors, ...(o.share ? { share: { tag: o.share, d } } : {}) });
     if (this.link.send(packet) === 'too-large') {
       // "behave as if it had completed sending that Application Message" [MQTT-3.1.2-25 (5.0)].
       this.inflight.delete(packetId);
@@ -276,8 +296,26 @@ export class Outbox {
       if (r.released) {
         this.inflight.set(r.packetId, { qos: 2, channel: r.channel, seq: r.seq, retained: false, released: true, cursors: [] });
         this.link.send(this.link.version === 5 ? { cmd: 'pubrel', messageId: r.packetId, reasonCode: 0 } : { cmd: 'pubrel', messageId: r.packetId });
-      } else this.reserved.set(`${r.channel}\u0000${r.seq}`, r);
+      } else this.reserved.set(slot(r.channel, r.seq, r.share), r);
     }
+  }
+
+  /** A resumed session had `d` in flight for the shared group `group` (it goes back to this client). */
+  reserves(d: Delivery, group: string): boolean {
+    return this.reserved.size > 0 && this.reserved.has(slot(d.channel, d.seq, group));
+  }
+
+  /**
+   * The connection ended: shared deliveries it had not finished go back to their groups — sent ones
+   * kept for this session's resume while it lives, unsent ones to another member (shares.ts).
+   */
+  abandon(): void {
+    const back: [ShareTag, Delivery, boolean][] = [];
+    for (const e of this.inflight.values()) if (e.share && !e.released) back.push([e.share.tag, e.share.d, true]);
+    for (const o of [...this.batch.values(), ...this.queue]) if (o.share) back.push([o.share, o.d, false]);
+    this.batch.clear();
+    this.queue.length = 0;
+    for (const [tag, d, sent] of back) tag.returned(d, sent);
   }
 
   /** After the replay: in-flight deliveries the channel no longer has are given up (logged). */
@@ -290,7 +328,7 @@ export class Outbox {
   /** What a persistent session keeps of the in-flight state (retained replays cannot be fetched again). */
   snapshot(): StoredInflight[] {
     const out: StoredInflight[] = [...this.reserved.values()];
-    for (const [packetId, e] of this.inflight) if (!e.retained) out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released });
+    for (const [packetId, e] of this.inflight) if (!e.retained) out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released, ...(e.share ? { share: e.share.tag.group } : {}) });
     return out;
   }
 }

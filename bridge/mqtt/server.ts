@@ -81,7 +81,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
     devices: new Map(),
     holders: new Map(),
     buckets: new Map(),
-    shares: new SharedSubscriptions(opts.platform),
+    shares: new SharedSubscriptions(opts.platform, clock),
     wills: new Wills(opts.platform, clock, log),
     keepalive: new KeepAliveSweep(clock),
     get certificateMustMatchUsername() {

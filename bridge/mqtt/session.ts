@@ -39,6 +39,8 @@ export interface StoredInflight {
   qos: 1 | 2;
   /** QoS 2: PUBREC received and PUBREL sent; only PUBREL is resent [MQTT-4.3.3-6, MQTT-4.4.0-1]. */
   released: boolean;
+  /** Picked for this shared group (`${group}\0${filter}`); absent: a non-shared subscription's. */
+  share?: string;
 }
 
 export interface SessionState {

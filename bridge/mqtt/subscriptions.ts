@@ -2,6 +2,7 @@ import { PlatformError, type Delivery, type Subscription } from '../platform/typ
 import { RC, type Qos } from './codes';
 import type { ActiveSub, Connection } from './connection';
 import { Cursor } from './cursor';
+import type { ShareTag } from './outbound';
 import type { SessionState, StoredCursor } from './session';
 import type { ShareMember } from './shares';
 import { parseTopicFilter, type TopicFilter } from './topics';
@@ -34,6 +35,8 @@ export type Activation =
 const retainFlag = (sub: Pick<ActiveSub, 'retainAsPublished'>, d: Delivery): boolean => d.retained || (sub.retainAsPublished && d.retainPublished === true);
 
 const shareGroupKey = (topicFilter: string, f: TopicFilter): string => `${f.share}\u0000${topicFilter.slice(`$share/${f.share}/`.length)}`;
+/** A shared subscription's member is its session's: the same member when the session resumes. */
+const shareMemberKey = (conn: Connection, topicFilter: string): string => `${conn.sessionKey}\u0000${topicFilter}`;
 
 export function createSub(conn: Connection, topicFilter: string, parsed: TopicFilter, o: SubOptions): ActiveSub {
   const handles = new Map<string, Subscription>();
@@ -51,14 +54,16 @@ export function createSub(conn: Connection, topicFilter: string, parsed: TopicFi
     close(keep) {
       for (const h of handles.values()) h.close();
       handles.clear();
-      if (parsed.share !== undefined) conn.ctx.shares.leave(shareGroupKey(topicFilter, parsed), `${conn.id}\u0000${topicFilter}`, keep);
+      // The connection ended: a shared subscription stays a member (away) while the session lives.
+      const awayMs = conn.phase === 'closed' ? conn.sessionExpiry * 1000 : 0;
+      if (parsed.share !== undefined) conn.ctx.shares.leave(shareGroupKey(topicFilter, parsed), shareMemberKey(conn, topicFilter), keep, awayMs);
     },
     drop(channel) {
       handles.get(channel)?.close();
       handles.delete(channel);
       cursors.delete(channel);
       sub.channels.delete(channel);
-      if (parsed.share !== undefined) conn.ctx.shares.leave(shareGroupKey(topicFilter, parsed), `${conn.id}\u0000${topicFilter}`, sub.channels);
+      if (parsed.share !== undefined) conn.ctx.shares.leave(shareGroupKey(topicFilter, parsed), shareMemberKey(conn, topicFilter), sub.channels);
     },
     toStored() {
       const stored: Record<string, StoredCursor> = {};
@@ -107,20 +112,25 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
   if (typeof channels === 'number') return channels;
   try {
     if (f.share !== undefined) {
+      const group = shareGroupKey(sub.topicFilter, f);
+      const key = shareMemberKey(conn, sub.topicFilter);
+      const tag: ShareTag = { group, returned: (d, sent) => shares.returned(group, key, d, sent) };
       const member: ShareMember = {
-        key: `${conn.id}\u0000${sub.topicFilter}`,
+        key,
         qos: sub.qos,
-        offer: (d, qos) => {
+        offer: (d, qos, cursor) => {
           conn.permissions.recheck(d.channel);
-          return conn.outbox.offer(d, qos, retainFlag(sub, d), null);
+          conn.outbox.offer(d, qos, retainFlag(sub, d), cursor, tag);
         },
+        holds: (d) => conn.outbox.reserves(d, group),
         get closed() {
-          return conn.phase === 'closed';
+          return conn.phase === 'closed' || conn.outbox.overflowing;
         },
       };
       for (const channel of channels) {
         if (conn.phase === 'closed') break;
-        await shares.join(shareGroupKey(sub.topicFilter, f), channel, f.filter, member);
+        // The group's cursor is the subscription's: saved with the session, where a group starts again after a bridge restart.
+        sub.cursors.set(channel, await shares.join(group, channel, f.filter, member, how.kind === 'resume' ? how.cursors[channel] : undefined));
         sub.channels.add(channel);
         conn.permissions.granted(channel, version);
       }
@@ -179,4 +189,6 @@ export async function resumeSession(conn: Connection, state: SessionState): Prom
   }
   conn.outbox.dropUnreplayed();
   conn.markDirty();
+  // Shared subscriptions of the session that did not come back: what they kept goes to the other members.
+  if (conn.phase !== 'closed') conn.ctx.shares.claimed(conn.sessionKey);
 }

@@ -250,3 +250,64 @@ describe('durable MQTT sessions', () => {
     }
   }, 60_000);
 });
+
+describe('shared subscriptions of persistent sessions (docs/mqtt.md "Shared subscriptions and sessions")', () => {
+  const v5 = (clientId: string) => ({ protocolVersion: 5, clean: false, clientId, properties: { sessionExpiryInterval: 120 } }) as const;
+
+  it('a member that drops gets its unacknowledged delivery again (DUP, same packet id), then what was published while it was away', async () => {
+    const bridge = await startBridge(platform);
+    bridges.push(bridge);
+    const clientId = `share-member-${Date.now()}`;
+    const share = `$share/g9/${topic('psi/#')}`;
+    const seen: { payload: string; id?: number; dup: boolean }[] = [];
+    // This member never PUBACKs: its ack handler records the PUBLISH and never calls done.
+    const a = await connect(bridge.mqttPort, { ...v5(clientId), properties: { sessionExpiryInterval: 120 }, customHandleAcks: (_t, p, packet) => void seen.push({ payload: p.toString(), dup: packet.dup, ...(packet.messageId !== undefined ? { id: packet.messageId } : {}) }) });
+    await a.client.subscribeAsync(share, { qos: 1 });
+    const pub = await connect(bridge.mqttPort, { protocolVersion: 5, clientId: `share-pub-${Date.now()}` });
+    await pub.client.publishAsync(topic('psi/1'), 'in flight', { qos: 1 });
+    await until(() => seen.length >= 1);
+    expect(seen[0]).toMatchObject({ payload: 'in flight', dup: false });
+    a.client.stream.destroy(); // the socket drops, no DISCONNECT
+    await until(() => a.client.connected === false);
+    for (const n of [1, 2, 3]) await pub.client.publishAsync(topic('psi/2'), `while away ${n}`, { qos: 1 });
+
+    const b = await connect(bridge.mqttPort, { ...v5(clientId), properties: { sessionExpiryInterval: 120 } });
+    const again: { payload: string; id?: number; dup: boolean }[] = [];
+    b.client.on('message', (_t, p, packet) => again.push({ payload: p.toString(), dup: packet.dup, ...(packet.messageId !== undefined ? { id: packet.messageId } : {}) }));
+    expect(b.connack.sessionPresent).toBe(true);
+    await until(() => again.length >= 4);
+    expect(again[0]).toEqual({ payload: 'in flight', dup: true, id: seen[0]!.id });
+    expect(again.slice(1).map((m) => [m.payload, m.dup])).toEqual([['while away 1', false], ['while away 2', false], ['while away 3', false]]);
+  }, 60_000);
+
+  it('a group whose only member is away keeps its place across a bridge crash: the backlog arrives on resume at another bridge', async () => {
+    const first = await startBridge(platform);
+    bridges.push(first);
+    const clientId = `share-crash-${Date.now()}`;
+    const a = await connect(first.mqttPort, v5(clientId));
+    await a.client.subscribeAsync(`$share/crash/${topic('crash-share/#')}`, { qos: 1 });
+    await first.kill();
+    await until(() => a.client.connected === false);
+    for (const n of [1, 2, 3]) await httpPublish('crash-share/x', `queued ${n}`);
+
+    const second = await startBridge(platform);
+    bridges.push(second);
+    const b = await connect(second.mqttPort, v5(clientId));
+    const got = received(b.client);
+    expect(b.connack.sessionPresent).toBe(true);
+    await until(() => got.length >= 3);
+    expect(got.map((m) => [m.payload, m.qos])).toEqual([['queued 1', 1], ['queued 2', 1], ['queued 3', 1]]);
+  }, 60_000);
+
+  it('a client subscribed to a filter both shared and not gets two copies [MQTT 5 §4.8.2]', async () => {
+    const bridge = await startBridge(platform);
+    bridges.push(bridge);
+    const a = await connect(bridge.mqttPort, { protocolVersion: 5, clientId: `share-both-${Date.now()}` });
+    await a.client.subscribeAsync([`$share/pg/${topic('both/#')}`, topic('both/#')], { qos: 1 });
+    const got = received(a.client);
+    await httpPublish('both/x', 'one message');
+    await until(() => got.length >= 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.map((m) => m.payload)).toEqual(['one message', 'one message']);
+  }, 60_000);
+});

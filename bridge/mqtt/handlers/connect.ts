@@ -224,4 +224,6 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   conn.opened();
   conn.log(`connected (MQTT ${version === 5 ? '5' : '3.1.1'}, ${principal.kind} ${principal.id}, keep alive ${keepalive} s, session ${sessionPresent ? 'resumed' : 'new'}, expiry ${conn.sessionExpiry} s)`);
   if (lease.state) await resumeSession(conn, lease.state);
+  // A new session: shared subscriptions an earlier one left here are gone, and what they kept goes to the other members.
+  else ctx.shares.claimed(conn.sessionKey);
 }

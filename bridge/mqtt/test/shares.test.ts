@@ -1,0 +1,179 @@
+import type { IConnectPacket, IPublishPacket, Packet } from 'mqtt-packet';
+import { describe, expect, it } from 'vitest';
+import { createMqttServer } from '../server';
+import { setup, TestClient, text, VERSIONS, type Version } from './harness';
+
+const T = 'channels/ch-1/messages';
+const SHARE = `$share/g9/${T}/psi/#`;
+/** A persistent session: 3.1.1 Clean Session 0; v5 Clean Start 0 + Session Expiry Interval. */
+const persistent = (v: Version, clientId: string, expiry = 120): Partial<IConnectPacket> => ({ clientId, clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: expiry } } : {}) });
+const publishes = (ps: Packet[]): IPublishPacket[] => ps.filter((p): p is IPublishPacket => p.cmd === 'publish');
+const seen = (ps: Packet[]) => publishes(ps).map((p) => [text(p), p.dup]);
+
+/**
+ * Shared subscriptions whose members are persistent sessions (docs/mqtt.md "Shared subscriptions
+ * and sessions"): what the group is sent while every member is away, what a member had in flight
+ * when it dropped, and a client subscribed to a filter both shared and not.
+ */
+describe.each(VERSIONS)('shared subscriptions and sessions, protocol level %i', (v) => {
+  it('a member that drops with a QoS 1 delivery unacknowledged gets it again when it resumes: DUP, same packet id [MQTT-4.4.0-1]', async () => {
+    const t = setup();
+    const a = await t.connected(v, persistent(v, 'a'));
+    await a.subscribe(SHARE);
+    await t.platform.inject('ch-1', 'psi/1', 'in flight');
+    const [first] = publishes(await a.drain());
+    expect(first).toMatchObject({ qos: 1, dup: false });
+    a.drop();
+    await a.closedYet();
+    const back = t.client(v);
+    expect((await back.connect(persistent(v, 'a'))).sessionPresent).toBe(true);
+    const again = publishes(await back.drain());
+    expect(again.map((p) => [text(p), p.dup, p.messageId])).toEqual([['in flight', true, first!.messageId]]);
+  });
+
+  it('while its only member is away the group waits, unsubscribed: what was published meanwhile arrives when it resumes, in order', async () => {
+    const t = setup();
+    const a = await t.connected(v, persistent(v, 'a'));
+    await a.subscribe(SHARE);
+    a.send({ cmd: 'disconnect' });
+    await a.closedYet();
+    expect(t.platform.activeSubscriptions).toBe(0);
+    for (const n of [1, 2, 3]) await t.platform.inject('ch-1', 'psi/x', `queued ${n}`, { qos: 1 });
+    const back = t.client(v);
+    expect((await back.connect(persistent(v, 'a'))).sessionPresent).toBe(true);
+    const got = publishes(await back.drain());
+    expect(got.map((p) => [text(p), p.qos, p.dup])).toEqual([['queued 1', 1, false], ['queued 2', 1, false], ['queued 3', 1, false]]);
+    for (const p of got) back.send({ cmd: 'puback', messageId: p.messageId! });
+    await t.platform.inject('ch-1', 'psi/x', 'live');
+    expect(seen(await back.drain())).toEqual([['live', false]]);
+  });
+
+  it('the backlog goes to the first member back; what the group had completed is not sent again', async () => {
+    const t = setup();
+    const [a, b] = [await t.connected(v, persistent(v, 'a')), await t.connected(v, persistent(v, 'b'))];
+    for (const m of [a, b]) await m.subscribe(SHARE);
+    for (const n of [1, 2]) await t.platform.inject('ch-1', 'psi/x', `done ${n}`);
+    for (const m of [a, b]) {
+      for (const p of publishes(await m.drain())) m.send({ cmd: 'puback', messageId: p.messageId! });
+      await t.clock.advance(0);
+    }
+    a.send({ cmd: 'disconnect' });
+    await a.closedYet();
+    await t.platform.inject('ch-1', 'psi/x', 'to b');
+    expect(seen(await b.drain())).toEqual([['to b', false]]);
+    b.drop();
+    await b.closedYet();
+    for (const n of [1, 2]) await t.platform.inject('ch-1', 'psi/x', `backlog ${n}`);
+    const a2 = t.client(v);
+    await a2.connect(persistent(v, 'a'));
+    // 'to b' was in flight to b, whose session lives: it waits for b, not a [MQTT 5 §4.8.2].
+    expect(seen(await a2.drain())).toEqual([['backlog 1', false], ['backlog 2', false]]);
+    const b2 = t.client(v);
+    await b2.connect(persistent(v, 'b'));
+    expect(seen(await b2.drain())).toEqual([['to b', true]]);
+  });
+
+  it('a member whose session ends (a reconnect with Clean Start) hands what it had in flight to another member', async () => {
+    const t = setup();
+    const a = await t.connected(v, persistent(v, 'a'));
+    const other = await t.connected(v, { clientId: 'other' });
+    for (const m of [a, other]) await m.subscribe(SHARE);
+    await t.platform.inject('ch-1', 'psi/x', 'for a');
+    expect(seen(await a.drain())).toEqual([['for a', false]]);
+    a.drop();
+    await a.closedYet();
+    expect(await other.drain()).toEqual([]);
+    const fresh = t.client(v);
+    expect((await fresh.connect({ clientId: 'a', clean: true })).sessionPresent).toBe(false);
+    expect(seen(await other.drain())).toEqual([['for a', false]]);
+    expect(await fresh.drain()).toEqual([]);
+  });
+
+  it('a client with a shared and a non-shared subscription to one filter gets two copies, each resent with its own packet id on resume [MQTT 5 §4.8.2]', async () => {
+    const t = setup();
+    const a = await t.connected(v, persistent(v, 'a'));
+    await a.subscribe(`$share/pg/${T}/psi/#`, `${T}/psi/#`);
+    await t.platform.inject('ch-1', 'psi/x', 'twice');
+    const copies = publishes(await a.drain());
+    expect(copies.map((p) => text(p))).toEqual(['twice', 'twice']);
+    expect(new Set(copies.map((p) => p.messageId)).size).toBe(2);
+    a.drop();
+    await a.closedYet();
+    const back = t.client(v);
+    await back.connect(persistent(v, 'a'));
+    const again = publishes(await back.drain());
+    expect(again.map((p) => [text(p), p.dup, p.messageId]).sort()).toEqual(copies.map((p) => ['twice', true, p.messageId]).sort());
+  });
+
+  it('a group resumes after a bridge restart from the cursor saved in its member’s session', async () => {
+    const t = setup();
+    const a = await t.connected(v, persistent(v, 'a'));
+    await a.subscribe(SHARE);
+    await t.platform.inject('ch-1', 'psi/x', 'acked');
+    await t.platform.inject('ch-1', 'psi/x', 'in flight');
+    const [acked, pending] = publishes(await a.drain());
+    a.send({ cmd: 'puback', messageId: acked!.messageId! });
+    await t.clock.advance(0);
+    await t.server.close();
+    await t.platform.inject('ch-1', 'psi/x', 'while down');
+    const restarted = createMqttServer({ platform: t.platform, sessions: t.sessions, clock: t.clock });
+    const back = new TestClient(restarted, v);
+    expect((await back.connect(persistent(v, 'a'))).sessionPresent).toBe(true);
+    const got = publishes(await back.drain());
+    expect(got.map((p) => [text(p), p.dup, p.messageId === pending!.messageId])).toEqual([['in flight', true, true], ['while down', false, false]]);
+  });
+});
+
+describe('shared subscriptions and sessions, MQTT 5', () => {
+  it('an away member’s in-flight delivery goes to another member when its Session Expiry Interval runs out', async () => {
+    const t = setup();
+    const a = await t.connected(5, persistent(5, 'a', 10));
+    const other = await t.connected(5, { clientId: 'other' });
+    for (const m of [a, other]) await m.subscribe(SHARE);
+    await t.platform.inject('ch-1', 'psi/x', 'for a');
+    expect(seen(await a.drain())).toEqual([['for a', false]]);
+    a.drop();
+    await a.closedYet();
+    await t.clock.advance(9_000);
+    expect(await other.drain()).toEqual([]);
+    await t.clock.advance(1_000);
+    expect(seen(await other.drain())).toEqual([['for a', false]]);
+  });
+
+  it('an away member’s in-flight delivery goes to another member once the others have finished 1000 messages past it (the cursor is not held back without bound)', async () => {
+    const t = setup();
+    const a = await t.connected(5, persistent(5, 'a'));
+    const other = await t.connected(5, { clientId: 'other' });
+    for (const m of [a, other]) await m.subscribe(SHARE);
+    await t.platform.inject('ch-1', 'psi/x', 'for a');
+    expect(seen(await a.drain())).toEqual([['for a', false]]);
+    a.drop();
+    await a.closedYet();
+    const got: string[] = [];
+    for (let batch = 0; batch < 25; batch++) {
+      if (batch < 24) for (let i = 0; i < 50; i++) await t.platform.inject('ch-1', 'psi/x', `n ${batch * 50 + i}`);
+      for (const p of publishes(await other.drain())) {
+        got.push(text(p));
+        other.send({ cmd: 'puback', messageId: p.messageId! });
+      }
+    }
+    expect(got.slice(0, 1001)).not.toContain('for a');
+    expect(got).toContain('for a');
+  });
+
+  it('a member that had not been sent a delivery yet (queued behind its window) hands it to another member when it drops', async () => {
+    const t = setup();
+    const a = await t.connected(5, { ...persistent(5, 'a'), properties: { sessionExpiryInterval: 120, receiveMaximum: 1 } });
+    await a.subscribe(SHARE);
+    for (const n of [1, 2]) await t.platform.inject('ch-1', 'psi/x', `job ${n}`);
+    expect(seen(await a.drain())).toEqual([['job 1', false]]);
+    const other = await t.connected(5, { clientId: 'other' });
+    await other.subscribe(SHARE);
+    a.drop();
+    await a.closedYet();
+    expect(seen(await other.drain())).toEqual([['job 2', false]]);
+    const back = t.client(5);
+    await back.connect(persistent(5, 'a'));
+    expect(seen(await back.drain())).toEqual([['job 1', true]]);
+  });
+});
