@@ -64,6 +64,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     authenticate: (username: string | undefined, password: string): Promise<Principal> => api.authenticate(username, password),
     authorize: (principal: Principal, checks: { channel: string; action: MessageAction }[]): Promise<Decision[]> => api.authorize(principal, checks),
     channelsFor: (principal: Principal, action: MessageAction) => api.channelsFor(principal, action),
+    channelDefaults: (channel: string) => api.channelDefaults(channel),
     credentialRefusal: (principal: Principal) => api.credentialRefusal(principal),
     accessVersion: (principal: Principal) => api.accessVersion(principal),
     onAccessChange: (listener: (org: string | undefined) => void) => api.onAccessChange(listener),

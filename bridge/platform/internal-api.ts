@@ -317,6 +317,10 @@ export class InternalApi {
     return channels;
   }
 
+  async channelDefaults(channel: string): Promise<{ defaultContentType: string }> {
+    return this.call<{ defaultContentType: string }>('/internal/channel-defaults', { channel });
+  }
+
   async presence(deviceId: string, online: boolean): Promise<void> {
     await this.call(`/internal/devices/${encodeURIComponent(deviceId)}/presence`, { online, at: this.now(), ...(this.opts.bridgeId ? { bridge: this.opts.bridgeId } : {}) });
   }

@@ -121,4 +121,9 @@ export interface Platform {
    * rotated or run out; the device deleted). For a session with nothing else to ask about.
    */
   credentialRefusal?(principal: Principal): Promise<string | null>;
+  /**
+   * What the channel applies to a message published without a content type (its
+   * `defaultContentType` limit), so a will without one is checked at CONNECT as it will be stored.
+   */
+  channelDefaults?(channel: string): Promise<{ defaultContentType: string }>;
 }

@@ -82,6 +82,17 @@ export class ChannelActor extends DurableObject<Env> {
     await this.core.retire();
   }
 
+  /** What applies to a message published without a content type (the bridge checks wills with it); null: not this channel's actor. */
+  async defaults(channel: string): Promise<{ defaultContentType: string } | null> {
+    try {
+      this.core.bindChannel(channel);
+    } catch (e) {
+      if (e instanceof ChannelIdError) return null;
+      throw e;
+    }
+    return { defaultContentType: this.core.config.defaultContentType };
+  }
+
   /** Counters for operators and tests. */
   async info(): Promise<ChannelInfo> {
     return this.core.info();

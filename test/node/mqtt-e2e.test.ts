@@ -169,6 +169,21 @@ describe('MQTT through the real platform', () => {
     expect(await until(() => without[0])).toMatchObject({ payload: 'state', retain: false });
   });
 
+  it('refuses at CONNECT a will the channel could never store: no content type on a SenML channel (3.1.1 and 5)', async () => {
+    const senml = (await w.call('POST', `/orgs/${w.org}/channels`, { name: 'senml-wills' }, w.token)).id!;
+    await w.call('POST', `/orgs/${w.org}/connections`, { channel_ids: [senml], device_ids: [w.deviceId], types: ['publish', 'subscribe'] }, w.token);
+    await w.call('PATCH', `/orgs/${w.org}/channels/${senml}/limits`, { defaultContentType: 'application/senml+json' }, w.token);
+    const will = (payload: string) => ({ username: w.deviceId, password: w.deviceKey, will: { topic: `channels/${senml}/messages/status`, payload: Buffer.from(payload), qos: 1 as const, retain: false } });
+    // mosquitto_sub's usual `--will-payload offline`: the channel's actor would refuse it as SenML when it fires.
+    expect(await refusedCode(4, will('offline'))).toBe(5);
+    expect(await refusedCode(5, will('offline'))).toBe(0x99);
+    // A SenML will is fine, and is stored when the client vanishes.
+    const ok = await client(4, { clientId: 'senml-will', ...will('[{"n":"online","vb":false}]') });
+    ok.stream.destroy();
+    const stored = async () => ((await (await fetch(`${platform.url}/channels/${senml}/messages`, { headers: { authorization: `Bearer ${w.token}` } })).json()) as { items: { subtopic: string; contentType: string }[] }).items;
+    expect(await until(async () => (await stored()).find((m) => m.subtopic === 'status'))).toMatchObject({ contentType: 'application/senml+json' });
+  });
+
   it('publishes the will when a client vanishes, not when it disconnects', async () => {
     const watcher = await client(5);
     const got = collect(watcher);

@@ -5,7 +5,8 @@ import { resolvePrincipal } from '../auth';
 import type { Principal } from '../auth/principal';
 import { check, credentialRefusal, decideChannelAccess, loadAccess } from '../iam/access';
 import { changesSince } from '../iam/epochs';
-import { ApiError, unauthorized } from '../lib/errors';
+import { channelActor } from '../lib/actors';
+import { ApiError, notFound, unauthorized } from '../lib/errors';
 import { timingSafeEqual } from '../lib/crypto';
 import { errors, jsonBody, jsonResponse } from '../lib/openapi';
 import { router } from '../lib/router';
@@ -180,5 +181,26 @@ internalRouter.openapi(
     // A bridge that has not asked before learns only where the sequence is: it trusts nothing cached yet.
     const changes = await changesSince(c.env.DB, since ?? Number.MAX_SAFE_INTEGER);
     return c.json(since === null ? { epoch: changes.epoch, orgs: [], all: true } : changes, 200);
+  },
+);
+
+internalRouter.openapi(
+  createRoute({
+    method: 'post',
+    path: '/internal/channel-defaults',
+    operationId: 'getChannelDefaults',
+    tags,
+    security,
+    summary: "What a channel's actor applies to a message published without a content type (a bridge checks a will against it at CONNECT)",
+    request: jsonBody(z.object({ channel: z.string().min(1) }).openapi('BridgeChannelDefaults')),
+    responses: { 200: jsonResponse(z.object({ defaultContentType: z.string() }), 'Defaults'), ...errors(401, 404, 415, 422) },
+  }),
+  async (c) => {
+    const { channel } = c.req.valid('json');
+    // No actor is woken (or made) for a channel that does not exist.
+    if (!(await c.env.DB.prepare('SELECT 1 AS x FROM channels WHERE id = ?').bind(channel).first())) throw notFound('channel');
+    const r = await channelActor(c.env, channel).defaults(channel);
+    if (!r) throw notFound('channel');
+    return c.json(r, 200);
   },
 );

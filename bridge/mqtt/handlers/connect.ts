@@ -84,14 +84,29 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
   if (props?.payloadFormatIndicator && utf8Text(payload) === null) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
   const unfit = propertiesProblem(props);
   if (unfit) return [RC.ImplementationSpecificError, `will: ${unfit}`];
-  // What the channel actor would refuse the will for when it fires (objects/channel/payload.ts), asked now.
   const contentType = publishContentType(props?.contentType, props?.payloadFormatIndicator);
-  const invalid = contentType === '' || (w.retain && payload.length === 0) ? null : (mediaTypeProblem(contentType) ?? contentProblem(contentType, payload, conn.now()));
-  if (invalid) return [RC.PayloadFormatInvalid, `will: ${invalid}`];
+  const declared = contentType === '' ? null : mediaTypeProblem(contentType);
+  if (declared) return [RC.PayloadFormatInvalid, `will: ${declared}`];
   try {
     if (!(await conn.permissions.allowed(address.channel, 'messages:publish'))) return [RC.NotAuthorized, `not allowed to publish the will to channel ${address.channel}`];
   } catch (e) {
     return [authFailure(e) === RC.NotAuthorized ? RC.NotAuthorized : RC.ServerUnavailable, 'could not check the will topic'];
+  }
+  // What the channel actor would refuse the will for when it fires (objects/channel/payload.ts),
+  // asked now; a will without a content type gets the channel's default there, so it is checked
+  // against that (a 3.1.1 "offline" will on a SenML channel could never be stored).
+  if (!(w.retain && payload.length === 0)) {
+    let stored: string | null = contentType === '' ? null : contentType;
+    if (stored === null && conn.ctx.platform.channelDefaults) {
+      try {
+        stored = (await conn.ctx.platform.channelDefaults(address.channel)).defaultContentType;
+      } catch (e) {
+        // Unknown now: the actor checks it when the will fires (and the bridge logs a refusal).
+        conn.ctx.log?.(`will of ${conn.clientId}: the channel's default content type is unknown (${e instanceof Error ? e.message : String(e)}); not checked at CONNECT`);
+      }
+    }
+    const invalid = stored === null ? null : contentProblem(stored, payload, conn.now());
+    if (invalid) return [RC.PayloadFormatInvalid, `will: ${invalid}${contentType === '' ? ` (the channel's default content type is ${stored})` : ''}`];
   }
   return {
     request: {
