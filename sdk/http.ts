@@ -120,9 +120,10 @@ export class Http {
       } catch (e) {
         // Another holder may have used the same token a moment ago ("already used"): its pair
         // reaches the shared store shortly. Look again a few times before giving up.
-        // Within the server's leeway a retry is refused the same way, never taken for theft.
-        if (!(e instanceof EdgefluxError && e.status === 401 && this.currentTokens) || attempt >= 3) throw e;
-        await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+        // Within the server's leeway (10 s) a retry is refused the same way, never taken for theft:
+        // wait up to ~3 s in all for the winner's pair (a slow answer) before giving up.
+        if (!(e instanceof EdgefluxError && e.status === 401 && this.currentTokens) || attempt >= 6) throw e;
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       }
     }
   }

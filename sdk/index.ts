@@ -44,6 +44,11 @@ export class Edgeflux {
     return this.http.base;
   }
 
+  /** The session's refresh token, if the client acts as a user session. */
+  get refreshToken(): string | undefined {
+    return this.http.credential.refreshToken;
+  }
+
   /** The current access token (after login or refresh), if the client acts as a user, key or app. */
   get token(): string | undefined {
     return this.http.credential.token;

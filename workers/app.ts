@@ -4,6 +4,7 @@ import { Scalar } from '@scalar/hono-api-reference';
 import type { AppEnv } from './app-env';
 import { healthRouter } from './health';
 import { onError, router } from './lib/router';
+import { MAX_BULK, MAX_METADATA_BYTES } from './lib/openapi';
 import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
 import { accessChanged } from './iam/access';
@@ -122,12 +123,12 @@ const NO_ACCESS_CHANGE: readonly (readonly [string, RegExp])[] = [
   ['PATCH', /^\/orgs\/[^/]+\/channels\/[^/]+\/limits\/?$/],
 ];
 
-/** The largest JSON body of the management API (a bulk create of 100 items with metadata fits many times over). */
-const MAX_JSON_BODY = 1024 * 1024;
+/** The largest JSON body of the management API: a bulk create of MAX_BULK items with the most metadata each, and room for JSON's escapes. */
+const MAX_JSON_BODY = 2 * MAX_BULK * MAX_METADATA_BYTES;
 const jsonBodyLimit = bodyLimit({
   maxSize: MAX_JSON_BODY,
   onError: () => {
-    throw new ApiError(413, 'payload_too_large', 'request body over 1 MiB: no route of this API takes one that large');
+    throw new ApiError(413, 'payload_too_large', `request body over ${MAX_JSON_BODY / 1024 / 1024} MiB: no route of this API takes one that large`);
   },
 });
 

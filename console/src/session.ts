@@ -62,7 +62,15 @@ export const session = {
   /** A 401 that survived the SDK's refresh means the session is over: back to the login form. */
   check(e: unknown): void {
     if (e instanceof EdgefluxError && e.status === 401 && current) {
-      void api.logout().catch(() => undefined);
+      // Another tab may have refreshed meanwhile: take its pair rather than end the session.
+      const stored = read();
+      if (stored && stored.email === current.email && stored.refresh !== current.refresh && stored.refresh !== api.refreshToken) {
+        current = stored;
+        api.useTokens({ access_token: stored.access, refresh_token: stored.refresh });
+        listeners.forEach((l) => l());
+        return;
+      }
+      // Only a token that is still ours to use is revoked (never one whose refresh just failed: it may be spent).
       store(null);
     }
   },

@@ -66,6 +66,17 @@ describe('users and tokens', () => {
     expect(expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: 'efr_nothing' } }), 401).detail).toBe('refresh token invalid or expired');
   });
 
+  it('a refresh token from before families (no family in its row) ends its session on reuse too', async () => {
+    const u = await newUser();
+    await env.DB.prepare('UPDATE refresh_tokens SET family = NULL WHERE user_id = (SELECT id FROM users WHERE email = ?)').bind(u.email).run();
+    const r1 = await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } });
+    expect(r1.status).toBe(201);
+    await env.DB.prepare('UPDATE refresh_tokens SET used_at = used_at - ? WHERE used_at IS NOT NULL').bind(REFRESH_REUSE_LEEWAY_MS + 1000).run();
+    expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } }), 401);
+    // The newer token went with it.
+    expectProblem(await api('POST', '/tokens/refresh', { body: { refresh_token: r1.body.refresh_token } }), 401);
+  });
+
   it('logging out ends the session: every token of its family, used ones included', async () => {
     const u = await newUser();
     const r1 = await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } });

@@ -44,6 +44,8 @@ export const MAX_LIMIT = 100;
 export const PageQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0).openapi({ description: 'Items to skip' }),
   limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
+  // Read by authenticate() (workers/auth/credentials.ts), as on every route; declared so the strict list refuses only what no route takes.
+  authorization: z.string().optional().openapi({ description: "The Authorization header's value, for clients that cannot set headers; the header wins over it" }),
 });
 
 /** Listing devices and channels (./entities filters them). */

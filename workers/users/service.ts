@@ -67,26 +67,27 @@ export async function refresh(env: Env, token: string) {
   const hash = await sha256Hex(token);
   const t = now();
   const row = await db
-    .prepare('UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL RETURNING user_id, expires_at, family')
+    // A token from before families (migrations/0007) starts one named after itself, on its own row too.
+    .prepare('UPDATE refresh_tokens SET used_at = ?2, family = COALESCE(family, token_hash) WHERE token_hash = ?1 AND used_at IS NULL RETURNING user_id, expires_at, family')
     .bind(hash, t)
     .first<{ user_id: string; expires_at: number; family: string | null }>();
   if (!row) {
     const used = await db.prepare('SELECT family, used_at FROM refresh_tokens WHERE token_hash = ?').bind(hash).first<{ family: string | null; used_at: number }>();
     if (!used) throw unauthorized('refresh token invalid or expired');
     if (t - used.used_at < REFRESH_REUSE_LEEWAY_MS) throw unauthorized('refresh token already used');
-    await db.prepare('DELETE FROM refresh_tokens WHERE family = ?1 OR token_hash = ?2').bind(used.family, hash).run();
+    await db.prepare('DELETE FROM refresh_tokens WHERE family = ?1 OR token_hash = ?2').bind(used.family ?? hash, hash).run();
     throw unauthorized('refresh token reused: every token of this session was revoked; log in again');
   }
   if (row.expires_at <= t) throw unauthorized('refresh token invalid or expired');
   // Used tokens are kept only while they could still be presented; this user's are swept here.
   await db.prepare('DELETE FROM refresh_tokens WHERE user_id = ? AND expires_at <= ?').bind(row.user_id, t).run();
-  return issueTokens(env, row.user_id, row.family ?? hash);
+  return issueTokens(env, row.user_id, row.family!);
 }
 
 /** Logging out ends the session: the token's whole family (a used token of it, too). */
 export async function revokeRefresh(db: D1Database, token: string): Promise<void> {
   const hash = await sha256Hex(token);
-  await db.prepare('DELETE FROM refresh_tokens WHERE token_hash = ?1 OR family = (SELECT family FROM refresh_tokens WHERE token_hash = ?1)').bind(hash).run();
+  await db.prepare('DELETE FROM refresh_tokens WHERE token_hash = ?1 OR family = (SELECT COALESCE(family, token_hash) FROM refresh_tokens WHERE token_hash = ?1)').bind(hash).run();
 }
 
 export async function changePassword(db: D1Database, userId: string, oldPassword: string, newPassword: string) {
