@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -35,8 +35,11 @@ export function loadConfig(path = configPath()): Config {
   return parsed.data;
 }
 
+/** Written whole and renamed into place: another run (a long `edgeflux sub` reading it before a refresh) never sees half a file. */
 export function saveConfig(config: Config, path = configPath()): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(path, 0o600); // also when the file existed with wider permissions
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600); // also when umask or an old file had wider permissions
+  renameSync(tmp, path);
 }

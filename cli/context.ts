@@ -28,19 +28,23 @@ export function context(cmd: Command): Context {
   const path = configPath();
   const config = loadConfig(path);
   const api = g.api || process.env.EDGEFLUX_API || config.api || DEFAULT_API;
+  // Onto what the file holds now, not this run's copy: another run may have changed it since (`orgs use`, a login).
   const save = (patch: Partial<Config>) => {
     Object.assign(config, patch);
-    saveConfig(config, path);
+    saveConfig({ ...loadConfig(path), ...patch }, path);
   };
   const deviceKey = g.deviceKey || process.env.EDGEFLUX_DEVICE_KEY;
   const token = g.token || process.env.EDGEFLUX_TOKEN;
   // A stored session belongs to the API it was made with.
   const session = config.api === undefined || config.api === api ? config : {};
+  // The file still holds this run's session: the same API and the same user.
+  const sameSession = (now: Config) => (now.api === undefined || now.api === api) && now.email === session.email;
   const client = new Edgeflux({
     url: api,
     ...(deviceKey ? { deviceKey } : token ? { token } : { token: session.token, refreshToken: session.refresh_token }),
-    // A refreshed session is stored at once, so the next command starts from it.
-    onTokens: (t) => !deviceKey && !token && save({ api, token: t.access_token, refresh_token: t.refresh_token }),
+    // A refreshed session is stored at once, so the next command starts from it — unless the file
+    // holds another session by now (a login as someone else, or to another API): that one stays.
+    onTokens: (t) => !deviceKey && !token && sameSession(loadConfig(path)) && save({ api, token: t.access_token, refresh_token: t.refresh_token }),
     // Other runs share the session (a long `edgeflux sub` beside short commands): before refreshing,
     // take a newer pair one of them stored rather than reuse a spent refresh token (docs/auth.md).
     ...(deviceKey || token
@@ -48,7 +52,7 @@ export function context(cmd: Command): Context {
       : {
           currentTokens: () => {
             const now = loadConfig(path);
-            return now.api === undefined || now.api === api ? { access_token: now.token, refresh_token: now.refresh_token } : null;
+            return sameSession(now) ? { access_token: now.token, refresh_token: now.refresh_token } : null;
           },
         }),
   });

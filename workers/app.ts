@@ -166,10 +166,10 @@ export function buildApp() {
     try {
       c.res.headers.append('Vary', 'Origin');
     } catch {
-      // An answer fetched from elsewhere (an actor, the assets) has immutable headers: copy it.
-      const res = new Response(c.res.body, c.res);
-      res.headers.append('Vary', 'Origin');
-      c.res = res;
+      // An answer fetched from elsewhere (an actor, the assets) has immutable headers: copy it
+      // (Hono's setter copies the old headers over the new answer's, so append after it).
+      c.res = new Response(c.res.body, c.res);
+      c.res.headers.append('Vary', 'Origin');
     }
   });
 

@@ -195,6 +195,7 @@ export class ChannelCore {
    * off): the alarm alone, at `at`; publishes meanwhile schedule nothing sooner.
    */
   async scheduleDrain(at = this.drainDueAt(), force = false): Promise<void> {
+    if (this.retired) return; // nothing is drained for a deleted channel
     at = Math.max(at, this.backoffUntil);
     if (force) {
       this.cancelDrainTimer();
@@ -250,7 +251,8 @@ export class ChannelCore {
    * runtime retries it, and a timer's drain is logged and left to the alarm.
    */
   drain(): Promise<void> {
-    const next = () => drainOutbox(this);
+    // Checked when each drain starts: one queued behind a drain that `retire` waits for does nothing.
+    const next = () => (this.retired ? undefined : drainOutbox(this));
     const run = (this.draining ?? Promise.resolve()).then(next, next);
     this.draining = run;
     const done = () => {
@@ -296,10 +298,11 @@ export class ChannelCore {
       if (s) sendFrame(this, ws, { type: 'error', status: 404, code: 'not_found', message: 'channel deleted', closing: true }, s.att.encoding);
       closeSocket(this, ws, CLOSE_NOT_FOUND, 'channel deleted');
     }
+    // Every drain under way or queued (an alarm's, a timer's) finishes first; none starts after.
+    while (this.draining) await this.draining.catch(() => undefined);
     this.cancelDrainTimer();
     if (this.saveDrained !== null) clearTimeout(this.saveDrained);
     this.saveDrained = null;
-    await this.draining?.catch(() => undefined);
     const channel = this.store.channel;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();

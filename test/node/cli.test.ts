@@ -1,9 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { context } from '../../cli/context';
 import { QuerySchema } from '../../workers/query/params';
 import { root, startPlatform, type Platform } from './processes';
 
@@ -203,6 +205,38 @@ describe('edgeflux CLI', () => {
     const app = await json('apps', 'create', 'dash', '--scopes', 'devices:read,messages:subscribe');
     expect(app).toMatchObject({ name: 'dash', scopes: ['devices:read', 'messages:subscribe'], client_secret: expect.any(String) });
     expect((await json('apps', 'list')).items.map((a: { id: string }) => a.id)).toEqual([app.id]);
+  });
+
+  it('runs that share the config share the session: a long run takes the pair another stored, and never writes over another session or an org chosen meanwhile', async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, { XDG_CONFIG_HOME: home, EDGEFLUX_API: platform.url, EDGEFLUX_TOKEN: '', EDGEFLUX_DEVICE_KEY: '' });
+    try {
+      const file = join(home, 'edgeflux', 'config.json');
+      const read = () => JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+      const before = read();
+      const long = context(new Command()); // a long `edgeflux sub`: its session read once, at its start
+      const other = context(new Command()); // another run refreshes meanwhile and stores the new pair
+      await other.client.refresh();
+      const refreshed = read();
+      expect(refreshed.refresh_token).not.toBe(before.refresh_token);
+      // Another run chose another org meanwhile.
+      writeFileSync(file, JSON.stringify({ ...refreshed, org: 'chosen-meanwhile' }));
+      // The long run's access token is refused: it takes the stored pair (its own refresh token is spent).
+      long.client.useTokens({ access_token: 'refused', refresh_token: before.refresh_token! });
+      expect((await long.client.users.me()).email).toBe(email);
+      expect(long.client.refreshToken).toBe(refreshed.refresh_token);
+      // Its own refresh later is stored onto the file as it is now: the org chosen meanwhile stays.
+      await long.client.refresh();
+      expect(read()).toMatchObject({ org: 'chosen-meanwhile', email, refresh_token: long.client.refreshToken });
+      // Someone else logs in: a run of the old session no longer writes its tokens over theirs.
+      const theirs = { ...read(), email: 'someone-else@example.com', token: 't', refresh_token: 'r' };
+      writeFileSync(file, JSON.stringify(theirs));
+      await long.client.refresh();
+      expect(read()).toEqual(theirs);
+      writeFileSync(file, JSON.stringify({ ...theirs, email, token: long.client.token, refresh_token: long.client.refreshToken, org }));
+    } finally {
+      process.env = saved;
+    }
   });
 
   it('fails with a non-zero exit and the API problem message', async () => {

@@ -18,6 +18,12 @@ describe('web console assets', () => {
       const html = await res.text();
       expect(html, path).toContain('<div id="app">');
       expect(html, path).toContain('/assets/main.js');
+      // The app relayed by the worker keeps the assets' own Vary and adds Origin (its CORS headers depend on it).
+      if (path !== '/') {
+        const vary = (res.headers.get('vary') ?? '').split(',').map((v) => v.trim().toLowerCase());
+        const fromAssets = ((await env.ASSETS.fetch('http://edgeflux.test/')).headers.get('vary') ?? '').split(',').map((v) => v.trim().toLowerCase()).filter(Boolean);
+        expect(vary, path).toEqual(expect.arrayContaining(['origin', ...fromAssets]));
+      }
     }
   });
 

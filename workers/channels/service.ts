@@ -62,13 +62,21 @@ export async function deleteChannel(env: Env, orgId: string, id: string): Promis
  */
 export async function purgeChannels(env: Env, ids: readonly string[]): Promise<void> {
   const db = env.DB;
+  const failed: unknown[] = [];
+  // Chunk by chunk; a chunk that fails does not stop the others (the error is raised at the end).
   for (let i = 0; i < ids.length; i += PURGE_CHUNK) {
     const chunk = ids.slice(i, i + PURGE_CHUNK);
     const retired = await Promise.allSettled(chunk.map((id) => channelActor(env, id).retire(id)));
     retired.forEach((r, k) => r.status === 'rejected' && console.error(`channel ${chunk[k]}: actor not retired`, r.reason));
     const keys = `(SELECT key FROM channel_keys WHERE channel_id IN (${chunk.map(() => '?').join(', ')}))`;
-    await db.batch([db.prepare(`DELETE FROM message_rows WHERE ch IN ${keys}`).bind(...chunk), db.prepare(`DELETE FROM senml_rows WHERE ch IN ${keys}`).bind(...chunk)]);
+    try {
+      await db.batch([db.prepare(`DELETE FROM message_rows WHERE ch IN ${keys}`).bind(...chunk), db.prepare(`DELETE FROM senml_rows WHERE ch IN ${keys}`).bind(...chunk)]);
+    } catch (e) {
+      failed.push(e);
+      console.error(`channels ${chunk.join(', ')}: stored messages not deleted`, e);
+    }
   }
+  if (failed.length > 0) throw new AggregateError(failed, `stored messages of ${failed.length} chunk(s) of deleted channels not deleted`);
 }
 
 /** Channels purged per step (bound parameters per statement, actors told at once). */

@@ -77,10 +77,13 @@ orgsRouter.openapi(
     const { results } = await c.env.DB.prepare('SELECT id FROM channels WHERE org_id = ?').bind(org).all<{ id: string }>();
     await c.env.DB.prepare('DELETE FROM orgs WHERE id = ?').bind(org).run();
     const ids = results.map((r) => r.id);
+    // Blobs go whatever happened to the rows. Not durable: a purge cut short (waitUntil's limit, a
+    // failure) leaves unreachable rows behind, logged; nothing resumes it yet.
     c.executionCtx.waitUntil(
       purgeChannels(c.env, ids)
+        .catch((e: unknown) => console.error(`org ${org}: its channels' messages not all deleted`, e))
         .then(() => purgeAllBlobs(c.env.BLOBS, ids))
-        .catch((e: unknown) => console.error(`org ${org}: its channels' messages not all deleted`, e)),
+        .catch((e: unknown) => console.error(`org ${org}: its channels' blobs not all deleted`, e)),
     );
     return c.body(null, 204);
   },
