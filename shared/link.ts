@@ -31,7 +31,7 @@
  * Publish QoS (`edgeflux.link.v3`): `qos` (0, 1 or 2) is the QoS an MQTT client published with, kept
  * with the message and handed back on `message` ops, so a delivery goes out at
  * min(published, granted) [MQTT-3.8.4-8]. Absent means 2: a message stored and confirmed by its
- * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 sender writes it
+ * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 or v4 sender writes it
  * (v1 and v2 receivers refuse elements they do not know); receivers accept it on any link.
  *
  * MQTT 5 request/response and payload format (`edgeflux.link.v4`): `responseTopic` (a string, an
@@ -205,9 +205,8 @@ class StringRefs {
   }
 }
 
-/** The v4 elements, only on a v4 link; nothing at all (not even nulls) when the op has none of them. */
+/** The v4 elements, only on a v4 link and only for an op that has one of them (else nothing at all, not even nulls). */
 function pushMqtt5(a: unknown[], op: Mqtt5Fields): void {
-  if (op.format === undefined && op.responseTopic === undefined && op.correlation === undefined) return;
   a.push(opt(op.format), opt(op.responseTopic), opt(op.correlation));
 }
 
@@ -217,7 +216,7 @@ function opArray(op: LinkOp, t: StringRefs | undefined, d: LinkDialect): unknown
   switch (op.op) {
     case 'publish': {
       const a = [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry), qos && op.qos !== undefined ? op.qos : null];
-      if (d.mqtt5) pushMqtt5(a, op);
+      if (d.mqtt5 && (op.format !== undefined || op.responseTopic !== undefined || op.correlation !== undefined)) pushMqtt5(a, op);
       return a;
     }
     case 'ack':
@@ -235,7 +234,7 @@ function opArray(op: LinkOp, t: StringRefs | undefined, d: LinkDialect): unknown
     case 'message': {
       const e = op.envelope;
       const a = [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null, qos && op.qos !== undefined ? op.qos : null];
-      if (d.mqtt5) pushMqtt5(a, op);
+      if (d.mqtt5 && (op.format !== undefined || op.responseTopic !== undefined || op.correlation !== undefined)) pushMqtt5(a, op);
       return a;
     }
     case 'gap':
@@ -380,6 +379,7 @@ class Reader {
   }
   /** The v4 elements: format, responseTopic, correlation; each set on `into` only when present. */
   mqtt5(into: Mqtt5Fields): void {
+    if (this.i >= this.a.length) return; // the usual op: none of them (nothing to read, nothing left for end())
     if (!this.isAbsent()) {
       const v = this.next();
       if (typeof v !== 'number' || !isLinkFormat(v)) this.fail('a format: 0..7, at most one Payload Format Indicator bit');
