@@ -70,5 +70,15 @@ export function codecScenarios(opts: { ms: number; runs: number }): Row[] {
   const v3 = encodeLinkFrame(withQos, v3dialect);
   add('link frame encode (100 QoS 0 publishes), v3 with publish QoS', 'messages', () => encodeLinkFrame(withQos, v3dialect), 100, { name: 'v2 encode (same ops, no QoS)', fn: () => encodeLinkFrame(batch, true) });
   add('link frame decode+validate (100 QoS 0 publishes), v3 with publish QoS', 'messages', () => decodeLinkFrame(v3), 100, { name: 'v2 decode+validate (no QoS)', fn: () => decodeLinkFrame(v2) });
+  // v4: the same publishes, none with MQTT 5 format / Response Topic / Correlation Data (the usual case: nothing written), and
+  // as MQTT 5 requests (a Content Type of their own, a Response Topic and 16 bytes of Correlation Data each).
+  const v4dialect = { refs: true, qos: true, mqtt5: true };
+  const v4 = encodeLinkFrame(withQos, v4dialect);
+  add('link frame encode (100 QoS 0 publishes), v4 without MQTT 5 fields', 'messages', () => encodeLinkFrame(withQos, v4dialect), 100, { name: 'v3 encode (same ops)', fn: () => encodeLinkFrame(withQos, v3dialect) });
+  add('link frame decode+validate (100 QoS 0 publishes), v4 without MQTT 5 fields', 'messages', () => decodeLinkFrame(v4), 100, { name: 'v3 decode+validate (same ops)', fn: () => decodeLinkFrame(v3) });
+  const requests: LinkOp[] = withQos.map((op, i) => ({ ...op, format: 4, responseTopic: `channels/6c1f0a8e-5f3b-4b43-9a39-0e6c1c1f3f7e/messages/replies/${i % 10}`, correlation: new Uint8Array(16).fill(i) }) as LinkOp);
+  const v4requests = encodeLinkFrame(requests, v4dialect);
+  add('link frame encode (100 QoS 0 MQTT 5 requests), v4 with format, Response Topic, Correlation Data', 'messages', () => encodeLinkFrame(requests, v4dialect), 100, { name: 'v4 encode without them', fn: () => encodeLinkFrame(withQos, v4dialect) });
+  add('link frame decode+validate (100 QoS 0 MQTT 5 requests), v4 with format, Response Topic, Correlation Data', 'messages', () => decodeLinkFrame(v4requests), 100, { name: 'v4 decode+validate without them', fn: () => decodeLinkFrame(v4) });
   return rows;
 }

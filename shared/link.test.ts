@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cborDecode, cborEncode } from './cbor';
 import { utf8Bytes } from './envelope';
-import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkCarriesQos, linkDialect, linkUsesRefs, type LinkOp } from './link';
+import { FORMAT, LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkCarriesMqtt5, linkCarriesQos, linkDialect, linkUsesRefs, type LinkOp } from './link';
 
 const envelope = {
   channel: 'c1',
@@ -61,13 +61,18 @@ describe('link frames', () => {
   });
 
   it('negotiates the newest subprotocol both sides speak', () => {
-    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
+    expect(LINK_SUBPROTOCOL).toBe('edgeflux.link.v4');
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
+    // A bridge from before v4 offers v3 first: it gets v3.
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V3);
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2])).toBe(LINK_SUBPROTOCOL_V2);
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V1);
     expect(chooseLinkSubprotocol(['edgeflux.link.v9', 'chat'])).toBeUndefined();
     expect(chooseLinkSubprotocol([])).toBeUndefined();
-    expect([LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null].map(linkUsesRefs)).toEqual([true, true, false, false, false]);
-    expect([LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null].map(linkCarriesQos)).toEqual([true, false, false, false, false]);
+    const all = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null];
+    expect(all.map(linkUsesRefs)).toEqual([true, true, true, false, false, false]);
+    expect(all.map(linkCarriesQos)).toEqual([true, true, false, false, false, false]);
+    expect(all.map(linkCarriesMqtt5)).toEqual([true, false, false, false, false, false]);
   });
 
   describe('publish QoS (v3)', () => {
@@ -77,7 +82,7 @@ describe('link frames', () => {
       { op: 'message', subs: [1], envelope, retained: false, qos: 0 },
       { op: 'message', subs: [1], envelope, retained: true, properties: [['a', 'b']], expiry: 30, retain: true, qos: 1 },
     ];
-    const v3 = linkDialect(LINK_SUBPROTOCOL);
+    const v3 = linkDialect(LINK_SUBPROTOCOL_V3);
 
     it('round-trips on a v3 link, after every other optional element', () => {
       expect(decodeLinkFrame(encodeLinkFrame(withQos, v3))).toEqual(withQos);
@@ -110,8 +115,65 @@ describe('link frames', () => {
     it.each([
       ['a publish QoS of 3', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 3]], /element 10 must be at most 2/],
       ['a message QoS that is not a number', [[8, [1], 'c', 1, 1, 's', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, 'one']], /element 14 must be a non-negative integer/],
-      ['an element after the QoS', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 1, 'x']], /unexpected element 11/],
     ])('refuses %s', (_name, value, message) => {
+      expect(() => decodeLinkFrame(cborEncode(value))).toThrow(message);
+    });
+  });
+
+  describe('MQTT 5 format, Response Topic and Correlation Data (v4)', () => {
+    const correlation = new Uint8Array([0, 0xff, 7]);
+    const withMqtt5: LinkOp[] = [
+      { op: 'publish', id: 1, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'application/json', payload: utf8Bytes('{}'), retain: false, qos: 1, format: FORMAT.utf8 | FORMAT.ownContentType, responseTopic: 'channels/c2/messages/replies/dev', correlation },
+      { op: 'publish', id: 2, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'text/plain; charset=utf-8', payload: utf8Bytes('hi'), retain: false, format: FORMAT.utf8 },
+      { op: 'publish', id: 3, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'application/octet-stream', payload: utf8Bytes('x'), retain: false, correlation: new Uint8Array() },
+      { op: 'message', subs: [1], envelope, retained: false, format: 0 },
+      { op: 'message', subs: [1], envelope, retained: true, properties: [['a', 'b']], expiry: 30, retain: true, qos: 0, format: FORMAT.unspecified, responseTopic: 'channels/c1/messages/r', correlation },
+      { op: 'message', subs: [2], envelope, retained: false, responseTopic: 'channels/c1/messages' },
+    ];
+    const v4 = linkDialect(LINK_SUBPROTOCOL);
+
+    it('round-trip on a v4 link, after every other optional element, with or without string references', () => {
+      expect(decodeLinkFrame(encodeLinkFrame(withMqtt5, v4))).toEqual(withMqtt5);
+      expect(decodeLinkFrame(encodeLinkFrame(withMqtt5, { ...v4, refs: false }))).toEqual(withMqtt5);
+      const raw = cborDecode(encodeLinkFrame(withMqtt5, v4)) as unknown[][];
+      expect(raw[0]!.slice(8, 13)).toEqual([null, null, 1, 6, 'channels/c2/messages/replies/dev']);
+      expect([...(raw[0]![13] as Uint8Array)]).toEqual([0, 0xff, 7]);
+      expect(raw[1]!.slice(8)).toEqual([null, null, null, 2]);
+      expect(raw[3]!.slice(11)).toEqual([null, null, null, null, 0]);
+      expect(raw[5]!.length).toBe(17);
+    });
+
+    it('are never written on a v3, v2 or v1 link, whose receivers refuse elements they do not know', () => {
+      const bare = withMqtt5.map((op) => {
+        const { format: _f, responseTopic: _r, correlation: _c, ...rest } = op as LinkOp & Record<string, unknown>;
+        return rest as LinkOp;
+      });
+      for (const dialect of [linkDialect(LINK_SUBPROTOCOL_V3), linkDialect(LINK_SUBPROTOCOL_V2), linkDialect(LINK_SUBPROTOCOL_V1), true, false]) {
+        const decoded = decodeLinkFrame(encodeLinkFrame(withMqtt5, dialect));
+        expect(decoded.map((op) => ({ ...op, qos: undefined }))).toEqual(bare.map((op) => ({ ...op, qos: undefined })));
+        for (const op of cborDecode(encodeLinkFrame(withMqtt5, dialect)) as unknown[][]) expect(op.length).toBeLessThanOrEqual(op[0] === 1 ? 11 : 15);
+      }
+    });
+
+    it('cost nothing when absent: the same bytes as on a v3 link', () => {
+      const plain: LinkOp[] = [
+        { op: 'publish', id: 1, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'application/octet-stream', payload: utf8Bytes('21.5'), retain: false, qos: 0 },
+        { op: 'message', subs: [1], envelope, retained: false, qos: 1 },
+      ];
+      expect(encodeLinkFrame(plain, v4)).toEqual(encodeLinkFrame(plain, linkDialect(LINK_SUBPROTOCOL_V3)));
+    });
+
+    it.each([
+      ['a format with both indicator bits', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, 3]], /element 11 must be a format/],
+      ['a format above 7', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, 8]], /element 11 must be a format/],
+      ['a fractional format', [[8, [1], 'c', 1, 1, 's', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, 1.5]], /element 15 must be a format/],
+      ['a Response Topic that is not a string', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, 7]], /element 12 must be a string/],
+      ['a Response Topic that refers to the string table', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, 0]], /element 12 must be a string/],
+      ['Correlation Data that is text', [[8, [1], 'c', 1, 1, 's', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, null, null, 'abc']], /element 17 must be a byte string of at most 65535 bytes/],
+      ['Correlation Data over 65535 bytes', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, null, new Uint8Array(65_536)]], /element 13 must be a byte string of at most 65535/],
+      ['an element after the Correlation Data', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 1, 0, 'channels/c/messages', new Uint8Array(1), 'x']], /unexpected element 14/],
+    ])('refuses %s', (_name, value, message) => {
+      expect(() => decodeLinkFrame(cborEncode(value))).toThrow(LinkError);
       expect(() => decodeLinkFrame(cborEncode(value))).toThrow(message);
     });
   });
@@ -173,7 +235,15 @@ describe('link frames', () => {
       return (seed >>> 0) / 2 ** 32;
     };
     const all = ops.map(([, op]) => op);
-    const frames = [encodeLinkFrame(all), encodeLinkFrame([...all, ...all], true), encodeLinkFrame(all.map((op, k) => (op.op === 'publish' || op.op === 'message' ? { ...op, qos: k % 2 } : op)) as LinkOp[], linkDialect(LINK_SUBPROTOCOL))];
+    const v4 = all.map((op, k) => (op.op === 'publish' || op.op === 'message' ? { ...op, qos: k % 2, format: k % 8 === 3 ? 0 : k % 8, responseTopic: `channels/c/messages/r${k}`, correlation: new Uint8Array([k, 0, 255]) } : op)) as LinkOp[];
+    const frames = [
+      encodeLinkFrame(all),
+      encodeLinkFrame([...all, ...all], true),
+      encodeLinkFrame(all.map((op, k) => (op.op === 'publish' || op.op === 'message' ? { ...op, qos: k % 2 } : op)) as LinkOp[], linkDialect(LINK_SUBPROTOCOL_V3)),
+      encodeLinkFrame(v4, linkDialect(LINK_SUBPROTOCOL)),
+    ];
+    // The v4 frame as it is: it round-trips before it is mutated.
+    expect(decodeLinkFrame(frames[3]!)).toEqual(v4);
     let decoded = 0;
     for (let i = 0; i < 20_000; i++) {
       let bytes: Uint8Array;

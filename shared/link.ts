@@ -1,13 +1,13 @@
 /**
  * The bridge link: one WebSocket between the trusted bridge and one channel actor that carries
- * many subscriptions and publishes at once (subprotocols `edgeflux.link.v3`, `.v2` and `.v1`).
+ * many subscriptions and publishes at once (subprotocols `edgeflux.link.v4`, `.v3`, `.v2` and `.v1`).
  *
  * Each WebSocket binary message is one frame: a CBOR (RFC 8949) array of ops, so a burst of
  * publishes or deliveries costs one message. Each op is itself a positional array whose first
  * element is the opcode; trailing optional elements may be omitted (or null). Layout:
  *
  *   bridge → actor
- *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?, qos?]
+ *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?, qos?, format?, responseTopic?, correlation?]
  *     [4  subscribe   sub, filter, since?, noLocal?]
  *     [6  unsubscribe sub]
  *     [11 consumed    seq]                      cumulative flow-control ack of deliveries
@@ -16,7 +16,7 @@
  *     [3  nack        id, status, code, reason] publish `id` refused (HTTP-like status: 400, 413, 429…)
  *     [5  suback      sub, seq]                 subscribed; `seq` = the channel's last seq at that moment
  *     [7  unsuback    sub]
- *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?, qos?]
+ *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?, qos?, format?, responseTopic?, correlation?]
  *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
  *     [10 error       code, reason, sub?]
  *
@@ -31,8 +31,22 @@
  * Publish QoS (`edgeflux.link.v3`): `qos` (0, 1 or 2) is the QoS an MQTT client published with, kept
  * with the message and handed back on `message` ops, so a delivery goes out at
  * min(published, granted) [MQTT-3.8.4-8]. Absent means 2: a message stored and confirmed by its
- * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 sender writes it
+ * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 or v4 sender writes it
  * (v1 and v2 receivers refuse elements they do not know); receivers accept it on any link.
+ *
+ * MQTT 5 request/response and payload format (`edgeflux.link.v4`): `responseTopic` (a string, an
+ * Edgeflux topic name the bridge checked) and `correlation` (bytes, at most 65535) are the MQTT 5
+ * Response Topic and Correlation Data, kept with the message and handed back unaltered on every
+ * `message` op [MQTT-3.3.2-15], [MQTT-3.3.2-16]. `format` says what the publisher itself gave of
+ * the Payload Format Indicator and the Content Type, as a bit set (FORMAT): `contentType` stays the
+ * content type the platform stores and checks (a publisher without one gets its channel's default,
+ * or text/plain under Payload Format Indicator 1), and `format` lets the bridge give MQTT 5
+ * subscribers the publisher's own properties, unaltered [MQTT-3.3.2-4], [MQTT-3.3.2-20].
+ * Absent `format` means "nothing to add": `contentType` is the publisher's own unless it is
+ * application/octet-stream (which then stands for none), and the bridge derives the indicator from
+ * it — what every message without `format` meant before v4, and exactly right for the most common
+ * publish (no Content Type, no indicator, a channel with the default content type), which so costs
+ * nothing. Only a v4 sender writes these three; receivers accept them on any link.
  *
  * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
  * properties as [name, value] pairs (order and duplicates kept, §3.3.2.3.7); `expiry` is the
@@ -43,14 +57,16 @@
 import { asBytes, cborDecode, cborEncode, CborError } from './cbor';
 import { isProtocol, type Envelope, type Protocol } from './envelope';
 
-/** The newest link subprotocol: v2 and publish QoS. A bridge offers it first. */
-export const LINK_SUBPROTOCOL = 'edgeflux.link.v3';
+/** The newest link subprotocol: v3 and MQTT 5 request/response and payload format. A bridge offers it first. */
+export const LINK_SUBPROTOCOL = 'edgeflux.link.v4';
+/** Still accepted: v2 and publish QoS, without Response Topic, Correlation Data or format. */
+export const LINK_SUBPROTOCOL_V3 = 'edgeflux.link.v3';
 /** Still accepted: v1 and string references, without publish QoS. */
 export const LINK_SUBPROTOCOL_V2 = 'edgeflux.link.v2';
 /** Still accepted: a peer that offers only v1 gets frames without string references or QoS. */
 export const LINK_SUBPROTOCOL_V1 = 'edgeflux.link.v1';
 /** What a bridge offers, newest first. */
-export const LINK_SUBPROTOCOLS = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1] as const;
+export const LINK_SUBPROTOCOLS = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1] as const;
 
 /** The subprotocol to answer an offer with (the newest both sides speak), or undefined if the peer offered none of ours. */
 export function chooseLinkSubprotocol(offered: readonly string[]): string | undefined {
@@ -58,19 +74,23 @@ export function chooseLinkSubprotocol(offered: readonly string[]): string | unde
 }
 
 /** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may use string references. */
-export const linkUsesRefs = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V2;
+export const linkUsesRefs = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V3 || subprotocol === LINK_SUBPROTOCOL_V2;
 
 /** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may carry publish QoS. */
-export const linkCarriesQos = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
+export const linkCarriesQos = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V3;
 
-/** What a sender may write on a link: string references (v2 and up), publish QoS (v3). */
+/** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may carry format, Response Topic and Correlation Data. */
+export const linkCarriesMqtt5 = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
+
+/** What a sender may write on a link: string references (v2 and up), publish QoS (v3 and up), format, Response Topic and Correlation Data (v4). */
 export interface LinkDialect {
   refs: boolean;
   qos: boolean;
+  mqtt5?: boolean;
 }
 
 /** The dialect of a link whose chosen subprotocol is `subprotocol`. */
-export const linkDialect = (subprotocol: string | null | undefined): LinkDialect => ({ refs: linkUsesRefs(subprotocol), qos: linkCarriesQos(subprotocol) });
+export const linkDialect = (subprotocol: string | null | undefined): LinkDialect => ({ refs: linkUsesRefs(subprotocol), qos: linkCarriesQos(subprotocol), mqtt5: linkCarriesMqtt5(subprotocol) });
 
 export const OPCODES = {
   publish: 1,
@@ -91,7 +111,50 @@ export type UserProperties = [string, string][];
 /** The QoS an MQTT client published with, when below 2 (absent: 2, see "Publish QoS" above). */
 export type LinkQos = 0 | 1;
 
-export interface LinkPublish { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number; qos?: LinkQos }
+/**
+ * The bits of `format` (see "MQTT 5 request/response and payload format" above). A Payload Format
+ * Indicator is kept as given, 0 included (`unspecified`); `ownContentType` says `contentType` is
+ * the Content Type the publisher gave. `format` present without it: the publisher gave none.
+ */
+export const FORMAT = {
+  /** Payload Format Indicator 0 (unspecified bytes), given explicitly. */
+  unspecified: 1,
+  /** Payload Format Indicator 1: UTF-8. */
+  utf8: 2,
+  /** `contentType` is the publisher's own Content Type. */
+  ownContentType: 4,
+} as const;
+
+/** The content type that, without `format`, stands for "the publisher gave none" (every channel's default unless set otherwise). */
+export const OPAQUE_CONTENT_TYPE = 'application/octet-stream';
+
+/**
+ * The `format` of a message published without a content type, once it is given `defaultType` (its
+ * channel's default): it keeps that the publisher gave none, so MQTT 5 subscribers get none —
+ * written only where application/octet-stream does not already say so, so the usual publish costs nothing.
+ */
+export function formatWithDefault(format: number | undefined, defaultType: string): number | undefined {
+  if (format !== undefined) return format & ~FORMAT.ownContentType;
+  return defaultType === OPAQUE_CONTENT_TYPE ? undefined : 0;
+}
+
+/** A valid `format`: the bits above, at most one indicator. */
+export const isLinkFormat = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 7 && (v & 3) !== 3;
+
+/** The MQTT 5 Correlation Data is Binary Data (§1.5.6): at most 65535 bytes. */
+export const MAX_CORRELATION_BYTES = 0xffff;
+
+/** What MQTT 5 publishers say beyond the envelope (link v4), as every side keeps it. All absent: nothing said. */
+export interface Mqtt5Fields {
+  /** FORMAT bits; absent: see "MQTT 5 request/response and payload format" above. */
+  format?: number;
+  /** MQTT 5 Response Topic (§3.3.2.3.5): an Edgeflux topic name. */
+  responseTopic?: string;
+  /** MQTT 5 Correlation Data (§3.3.2.3.6). */
+  correlation?: Uint8Array;
+}
+
+export interface LinkPublish extends Mqtt5Fields { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number; qos?: LinkQos }
 export interface LinkSubscribe { op: 'subscribe'; sub: number; filter: string; since?: number; noLocal?: string }
 export interface LinkUnsubscribe { op: 'unsubscribe'; sub: number }
 export interface LinkConsumed { op: 'consumed'; seq: number }
@@ -99,7 +162,7 @@ export interface LinkAck { op: 'ack'; id: number; seq: number; created: number }
 export interface LinkNack { op: 'nack'; id: number; status: number; code: string; reason: string }
 export interface LinkSuback { op: 'suback'; sub: number; seq: number }
 export interface LinkUnsuback { op: 'unsuback'; sub: number }
-export interface LinkMessage { op: 'message'; subs: number[]; envelope: Envelope; retained: boolean; properties?: UserProperties; expiry?: number; retain?: true; qos?: LinkQos }
+export interface LinkMessage extends Mqtt5Fields { op: 'message'; subs: number[]; envelope: Envelope; retained: boolean; properties?: UserProperties; expiry?: number; retain?: true; qos?: LinkQos }
 export interface LinkGap { op: 'gap'; sub: number; from: number; to: number }
 export interface LinkErrorOp { op: 'error'; code: string; reason: string; sub?: number }
 
@@ -142,11 +205,20 @@ class StringRefs {
   }
 }
 
-function opArray(op: LinkOp, t: StringRefs | undefined, qos: boolean): unknown[] {
+/** The v4 elements, only on a v4 link and only for an op that has one of them (else nothing at all, not even nulls). */
+function pushMqtt5(a: unknown[], op: Mqtt5Fields): void {
+  a.push(opt(op.format), opt(op.responseTopic), opt(op.correlation));
+}
+
+function opArray(op: LinkOp, t: StringRefs | undefined, d: LinkDialect): unknown[] {
   const s = (v: string): string | number => (t ? t.ref(v) : v);
+  const qos = d.qos;
   switch (op.op) {
-    case 'publish':
-      return [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry), qos && op.qos !== undefined ? op.qos : null];
+    case 'publish': {
+      const a = [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry), qos && op.qos !== undefined ? op.qos : null];
+      if (d.mqtt5 && (op.format !== undefined || op.responseTopic !== undefined || op.correlation !== undefined)) pushMqtt5(a, op);
+      return a;
+    }
     case 'ack':
       return [2, op.id, op.seq, op.created];
     case 'nack':
@@ -161,7 +233,9 @@ function opArray(op: LinkOp, t: StringRefs | undefined, qos: boolean): unknown[]
       return [7, op.sub];
     case 'message': {
       const e = op.envelope;
-      return [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null, qos && op.qos !== undefined ? op.qos : null];
+      const a = [8, op.subs, s(e.channel), e.seq, e.created, s(e.subtopic), s(e.publisher), s(e.protocol), s(e.contentType), e.payload, op.retained, opt(op.properties), opt(op.expiry), op.retain ? true : null, qos && op.qos !== undefined ? op.qos : null];
+      if (d.mqtt5 && (op.format !== undefined || op.responseTopic !== undefined || op.correlation !== undefined)) pushMqtt5(a, op);
+      return a;
     }
     case 'gap':
       return [9, op.sub, op.from, op.to];
@@ -172,22 +246,26 @@ function opArray(op: LinkOp, t: StringRefs | undefined, qos: boolean): unknown[]
   }
 }
 
-/** One op's array. `refs`: the frame's string table, when the link uses string references; `qos`: whether the link carries publish QoS. */
-export function encodeLinkOp(op: LinkOp, refs?: StringRefs, qos = false): unknown[] {
-  const a = opArray(op, refs, qos);
+const V1: LinkDialect = { refs: false, qos: false };
+
+/** One op's array. `refs`: the frame's string table, when the link uses string references; `dialect`: what else the link carries (linkDialect). */
+export function encodeLinkOp(op: LinkOp, refs?: StringRefs, dialect: boolean | LinkDialect = V1): unknown[] {
+  // `true`/`false` alone: publish QoS or not (what this parameter was before v4).
+  const a = opArray(op, refs, typeof dialect === 'boolean' ? { refs: refs !== undefined, qos: dialect } : dialect);
   while (a.length > 1 && a[a.length - 1] === null) a.pop();
   return a;
 }
 
 /**
  * One frame, in what the link's dialect allows (linkDialect): string references write each
- * repeated string once; publish QoS is written only where the peer reads it. `true` is
- * references without QoS (v2); nothing, plain v1.
+ * repeated string once; publish QoS, and v4's format, Response Topic and Correlation Data, are
+ * written only where the peer reads them. `true` is references without the rest (v2); nothing,
+ * plain v1.
  */
 export function encodeLinkFrame(ops: readonly LinkOp[], dialect: boolean | LinkDialect = false): Uint8Array {
   const d = typeof dialect === 'boolean' ? { refs: dialect, qos: false } : dialect;
   const t = d.refs ? new StringRefs() : undefined;
-  return cborEncode(ops.map((op) => encodeLinkOp(op, t, d.qos)));
+  return cborEncode(ops.map((op) => encodeLinkOp(op, t, d)));
 }
 
 // ---- decode (untrusted bytes → typed ops or a LinkError) -------------------------------------
@@ -299,6 +377,24 @@ class Reader {
   optStr(): string | undefined {
     return this.isAbsent() ? this.take(undefined) : this.str();
   }
+  /** The v4 elements: format, responseTopic, correlation; each set on `into` only when present. */
+  mqtt5(into: Mqtt5Fields): void {
+    if (this.i >= this.a.length) return; // the usual op: none of them (nothing to read, nothing left for end())
+    if (!this.isAbsent()) {
+      const v = this.next();
+      if (typeof v !== 'number' || !isLinkFormat(v)) this.fail('a format: 0..7, at most one Payload Format Indicator bit');
+      into.format = v;
+    }
+    this.i++;
+    const responseTopic = this.optStr();
+    if (responseTopic !== undefined) into.responseTopic = responseTopic;
+    if (!this.isAbsent()) {
+      const b = asBytes(this.next());
+      if (!b || b.byteLength > MAX_CORRELATION_BYTES) this.fail(`a byte string of at most ${MAX_CORRELATION_BYTES} bytes`);
+      into.correlation = b;
+    }
+    this.i++;
+  }
   end(): void {
     for (let j = this.i; j < this.a.length; j++) {
       if (this.a[j] !== null && this.a[j] !== undefined) throw new LinkError(`${this.where}: unexpected element ${j}`);
@@ -323,6 +419,7 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
       if (properties !== undefined) publish.properties = properties;
       if (expiry !== undefined) publish.expiry = expiry;
       if (qos !== undefined) publish.qos = qos;
+      r.mqtt5(publish);
       op = publish;
       break;
     }
@@ -365,6 +462,7 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
       if (expiry !== undefined) message.expiry = expiry;
       if (retain !== undefined) message.retain = retain;
       if (qos !== undefined) message.qos = qos;
+      r.mqtt5(message);
       op = message;
       break;
     }

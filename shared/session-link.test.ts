@@ -5,6 +5,7 @@ import { mulberry32 } from './testing/prng';
 const valid: SessionBridgeOp[] = [
   { op: 'open', id: 1, clean: false, expiry: 600 },
   { op: 'open', id: 5, clean: true, expiry: 0, will: { channel: 'c', subtopic: 's', publisher: 'd', contentType: 'text/plain', payload: 'Z29uZQ==', retain: true, delay: 5, properties: [['k', 'v']], expiry: 60 } },
+  { op: 'open', id: 6, clean: false, expiry: 9, will: { channel: 'c', subtopic: 's', publisher: 'd', contentType: 'text/plain; charset=utf-8', payload: 'Z29uZQ==', retain: false, delay: 0, qos: 1, format: 2, responseTopic: 'channels/c/messages/re', correlation: 'BwA=' } },
   { op: 'save', id: 2, epoch: 1_700_000_000_000, state: { subscriptions: [], inflight: [], awaitingRelease: [] } },
   { op: 'release', id: 3, epoch: 5, state: null, expiry: 0 },
   { op: 'done' },
@@ -25,6 +26,8 @@ describe('session socket frames', () => {
     ['expiry above four bytes', '{"op":"open","id":1,"clean":true,"expiry":4294967296}'],
     ['clean not boolean', '{"op":"open","id":1,"clean":1,"expiry":0}'],
     ['a will that is not base64', '{"op":"open","id":1,"clean":true,"expiry":0,"will":{"channel":"c","subtopic":"","publisher":"d","contentType":"t","payload":"!!","retain":false,"delay":0}}'],
+    ['a will with both Payload Format Indicator bits', '{"op":"open","id":1,"clean":true,"expiry":0,"will":{"channel":"c","subtopic":"","publisher":"d","contentType":"t","payload":"","retain":false,"delay":0,"format":3}}'],
+    ['a will whose correlation is not base64', '{"op":"open","id":1,"clean":true,"expiry":0,"will":{"channel":"c","subtopic":"","publisher":"d","contentType":"t","payload":"","retain":false,"delay":0,"correlation":"!!"}}'],
     ['a will without a channel', '{"op":"open","id":1,"clean":true,"expiry":0,"will":{"subtopic":"","publisher":"d","contentType":"t","payload":"","retain":false,"delay":0}}'],
   ])('refuses %s', (_name, text) => {
     expect(() => parseBridgeOp(text)).toThrow(SessionFrameError);

@@ -22,6 +22,8 @@
  *     error    {id?, code, reason}
  */
 
+import { isLinkFormat, LINK_LIMITS, MAX_CORRELATION_BYTES } from './link';
+
 export const SESSION_SUBPROTOCOL = 'edgeflux.session.v1';
 
 /** Close code the actor uses when it ends a holder's socket because the session was claimed elsewhere. */
@@ -46,6 +48,10 @@ export interface SessionWill {
   expiry?: number;
   /** The will QoS when below 2 (absent: 2), so subscribers get it at min(will QoS, granted). */
   qos?: 0 | 1;
+  /** MQTT 5 format bits, Response Topic and Correlation Data (base64) of the will, passed on unaltered (shared/link.ts). */
+  format?: number;
+  responseTopic?: string;
+  correlation?: string;
   /** Will delay interval, seconds. */
   delay: number;
 }
@@ -119,6 +125,17 @@ function parseWill(v: unknown): SessionWill {
   if (o.qos !== undefined) {
     const qos = int(o, 'qos', 2);
     if (qos < 2) will.qos = qos as 0 | 1;
+  }
+  if (o.format !== undefined) {
+    const format = int(o, 'format', 7);
+    if (!isLinkFormat(format)) throw new SessionFrameError('will format has both Payload Format Indicator bits');
+    will.format = format;
+  }
+  if (o.responseTopic !== undefined) will.responseTopic = str(o, 'responseTopic', LINK_LIMITS.stringLength);
+  if (o.correlation !== undefined) {
+    const correlation = str(o, 'correlation', Math.ceil(MAX_CORRELATION_BYTES / 3) * 4);
+    if (!BASE64.test(correlation)) throw new SessionFrameError('will correlation must be base64');
+    will.correlation = correlation;
   }
   return will;
 }

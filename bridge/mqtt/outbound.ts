@@ -5,6 +5,7 @@ import type { Cursor } from './cursor';
 import type { StoredInflight } from './session';
 import { topicOf } from './topics';
 import { utf8Text } from '../../shared/envelope';
+import { deliveredFormat } from './format';
 
 /** What the outbox needs from its connection. */
 export interface OutboundLink {
@@ -60,9 +61,6 @@ interface Inflight {
 /** Where a delivery is in the session: a shared group's copy is a slot of its own. */
 const slot = (channel: string, seq: number, group?: string): string => (group === undefined ? `${channel}\u0000${seq}` : `${channel}\u0000${seq}\u0000${group}`);
 
-const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
-const TEXT = /^text\/|charset=utf-8/i;
-
 /** Seconds left of a message's expiry (whole seconds, rounded up), or undefined when it has none [MQTT-3.3.2-6]. The clock is read only for a message that has one. */
 function expiryLeft(d: Delivery, link: Pick<OutboundLink, 'now'>): number | undefined {
   return d.expiresAt === undefined ? undefined : Math.ceil((d.expiresAt - link.now()) / 1000);
@@ -87,12 +85,13 @@ function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<Outbou
   if (link.version === 5) {
     const left = expiryLeft(d, link);
     packet.properties = {
-      // The default content type is what the publisher's "no Content Type" was stored as: give it back as none.
-      ...(d.contentType !== DEFAULT_CONTENT_TYPE ? { contentType: d.contentType } : {}),
-      // Payload Format Indicator 1 says "UTF-8": set for text types only when the bytes are.
-      ...(TEXT.test(d.contentType) && utf8Payload(d) ? { payloadFormatIndicator: true } : {}),
+      // The publisher's own Content Type and Payload Format Indicator [MQTT-3.3.2-4], [MQTT-3.3.2-20] (format.ts).
+      ...deliveredFormat(d, () => utf8Payload(d)),
       ...(d.userProperties ? { userProperties: d.userProperties } : {}),
       ...(left !== undefined ? { messageExpiryInterval: Math.max(1, left) } : {}),
+      // Unaltered, to every subscriber [MQTT-3.3.2-15], [MQTT-3.3.2-16].
+      ...(d.responseTopic !== undefined ? { responseTopic: d.responseTopic } : {}),
+      ...(d.correlation !== undefined ? { correlationData: Buffer.from(d.correlation.buffer, d.correlation.byteOffset, d.correlation.byteLength) } : {}),
     };
   }
   return packet;

@@ -45,6 +45,9 @@ function wireWill(w: NonNullable<OpenOptions['will']>): SessionWill {
     ...(properties ? { properties } : {}),
     ...(r.messageExpiry !== undefined ? { expiry: r.messageExpiry } : {}),
     ...(r.qos === 0 || r.qos === 1 ? { qos: r.qos } : {}),
+    ...(r.format !== undefined ? { format: r.format } : {}),
+    ...(r.responseTopic !== undefined ? { responseTopic: r.responseTopic } : {}),
+    ...(r.correlation !== undefined ? { correlation: Buffer.from(r.correlation.buffer, r.correlation.byteOffset, r.correlation.byteLength).toString('base64') } : {}),
   };
 }
 

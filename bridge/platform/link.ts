@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage, type Mqtt5Fields } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -80,7 +80,7 @@ export class ChannelLink {
     const properties = req.userProperties ? propertyPairs(req.userProperties) : undefined;
     return new Promise<PublishOutcome>((resolve) => {
       this.pending.set(id, resolve);
-      this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}), ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}) });
+      this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}), ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}), ...mqtt5Of(req) });
     });
   }
 
@@ -305,6 +305,9 @@ export class ChannelLink {
     if (op.expiry !== undefined) d.expiresAt = Date.now() + op.expiry * 1000;
     if (op.retain) d.retainPublished = true;
     if (op.qos !== undefined) d.qos = op.qos;
+    if (op.format !== undefined) d.format = op.format;
+    if (op.responseTopic !== undefined) d.responseTopic = op.responseTopic;
+    if (op.correlation !== undefined) d.correlation = op.correlation;
     for (const id of op.subs) {
       const s = this.subs.get(id);
       if (!s) continue;
@@ -328,9 +331,21 @@ export class ChannelLink {
   }
 }
 
+const NO_MQTT5: Mqtt5Fields = Object.freeze({});
+
+/** The MQTT 5 fields of a publish (written on a v4 link only: encodeLinkFrame), without a spread of absent ones. */
+function mqtt5Of(req: PublishRequest): Mqtt5Fields {
+  if (req.format === undefined && req.responseTopic === undefined && req.correlation === undefined) return NO_MQTT5;
+  const f: Mqtt5Fields = {};
+  if (req.format !== undefined) f.format = req.format;
+  if (req.responseTopic !== undefined) f.responseTopic = req.responseTopic;
+  if (req.correlation !== undefined) f.correlation = req.correlation;
+  return f;
+}
+
 /** About what a publish adds to a frame: its payload and its strings (UTF-16 length: a lower bound of UTF-8). */
 function publishBytes(op: Extract<BridgeOp, { op: 'publish' }>): number {
-  let n = op.payload.byteLength + op.subtopic.length + op.publisher.length + op.contentType.length + 16;
+  let n = op.payload.byteLength + op.subtopic.length + op.publisher.length + op.contentType.length + 16 + (op.responseTopic?.length ?? 0) + (op.correlation?.byteLength ?? 0);
   for (const [k, v] of op.properties ?? []) n += k.length + v.length + 2;
   return n;
 }

@@ -1,4 +1,5 @@
 import type { Principal } from '../../shared/principal';
+import type { Mqtt5Fields } from '../../shared/link';
 
 /**
  * What a protocol front-end (MQTT, CoAP) needs from the platform. The front-ends know nothing of
@@ -25,8 +26,11 @@ export interface Decision {
   reason?: string;
 }
 
-/** One message as delivered to a subscriber: the envelope plus whether it is a retained replay. */
-export interface Delivery {
+/**
+ * One message as delivered to a subscriber: the envelope plus whether it is a retained replay, and
+ * what its MQTT 5 publisher said beyond it (format bits, Response Topic, Correlation Data: shared/link.ts).
+ */
+export interface Delivery extends Mqtt5Fields {
   channel: string;
   subtopic: string;
   publisher: string;
@@ -50,7 +54,8 @@ export interface Delivery {
   qos?: 0 | 1;
 }
 
-export interface PublishRequest {
+/** `format`, `responseTopic`, `correlation`: what an MQTT 5 publisher said beyond the envelope (shared/link.ts), passed on unaltered. */
+export interface PublishRequest extends Mqtt5Fields {
   channel: string;
   subtopic: string;
   publisher: string;

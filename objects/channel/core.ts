@@ -1,6 +1,7 @@
 import { SubscriberAccess } from './access';
 import { LiveRegistry } from './live';
 import { isProtocol, mediaTypeProblem } from '../../shared/envelope';
+import { formatWithDefault, isLinkFormat, LINK_LIMITS, MAX_CORRELATION_BYTES } from '../../shared/link';
 import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
@@ -15,6 +16,26 @@ import { ChannelStore, type AppendItem } from './store';
 import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
 
 export class ChannelIdError extends Error {}
+
+/**
+ * A message published without a content type gets the channel's default, which is what is stored,
+ * checked and queried; `format` keeps that the publisher gave none, so MQTT 5 subscribers get no
+ * Content Type [MQTT-3.3.2-20] (shared/link.ts formatWithDefault).
+ */
+function withDefaultType(given: PublishInput, contentType: string): PublishInput {
+  const input = { ...given, contentType };
+  const format = formatWithDefault(given.format, contentType);
+  if (format !== undefined) input.format = format;
+  return input;
+}
+
+/** The MQTT 5 fields' shapes (the bridge checked the Response Topic is an Edgeflux topic name; the link decoder, these shapes). */
+function mqtt5Problem(input: PublishInput): string | null {
+  if (input.format !== undefined && !(typeof input.format === 'number' && isLinkFormat(input.format))) return 'format must be 0..7 with at most one Payload Format Indicator bit';
+  if (input.responseTopic !== undefined && !(typeof input.responseTopic === 'string' && input.responseTopic !== '' && input.responseTopic.length <= LINK_LIMITS.stringLength)) return `responseTopic must be a non-empty string of at most ${LINK_LIMITS.stringLength} characters`;
+  if (input.correlation !== undefined && !(input.correlation instanceof Uint8Array && input.correlation.byteLength <= MAX_CORRELATION_BYTES)) return `correlation must be at most ${MAX_CORRELATION_BYTES} bytes`;
+  return null;
+}
 
 /** Close code for subscribers of a deleted channel: 4000 + 404, as a refused upgrade. */
 export const CLOSE_NOT_FOUND = 4404;
@@ -127,6 +148,10 @@ export class ChannelCore {
     const typeIssue = mediaTypeProblem(input.contentType);
     if (typeIssue) return fail(400, 'invalid_content_type', typeIssue);
     if (input.expiry !== undefined && !(Number.isInteger(input.expiry) && input.expiry >= 0 && input.expiry <= 0xffff_ffff)) return fail(400, 'invalid_message', 'expiry must be whole seconds');
+    if (input.format !== undefined || input.responseTopic !== undefined || input.correlation !== undefined) {
+      const issue = mqtt5Problem(input);
+      if (issue) return fail(400, 'invalid_message', issue);
+    }
     const subtopicIssue = typeof input.subtopic === 'string' ? subtopicProblem(input.subtopic, 'publish') : 'subtopic must be a string';
     if (subtopicIssue) return fail(400, 'invalid_subtopic', subtopicIssue);
     const max = this.config.maxPayloadBytes;
@@ -155,7 +180,7 @@ export class ChannelCore {
     const slots: number[] = [];
     inputs.forEach((given, i) => {
       // No content type from the publisher ('') → the channel's default.
-      const input = given?.contentType === '' ? { ...given, contentType: this.config.defaultContentType } : given;
+      const input = given?.contentType === '' ? withDefaultType(given, this.config.defaultContentType) : given;
       if (i >= MAX_BATCH) {
         results[i] = fail(413, 'batch_too_large', `at most ${MAX_BATCH} messages per batch`);
         return;

@@ -53,6 +53,10 @@ export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, 
   if (m.retain) op.retain = true;
   // The QoS it was published with: the bridge delivers at min(published, granted) [MQTT-3.8.4-8].
   if (m.qos !== undefined) op.qos = m.qos;
+  // What its MQTT 5 publisher said beyond the envelope, unaltered [MQTT-3.3.2-4, -15, -16, -20] (v4 links only: sendLinkOps).
+  if (m.format !== undefined) op.format = m.format;
+  if (m.responseTopic !== undefined) op.responseTopic = m.responseTopic;
+  if (m.correlation !== undefined) op.correlation = m.correlation;
   // MQTT 5 §3.3.2.3.3: forward the remaining lifetime, not the original one.
   if (m.expiresAt !== undefined) op.expiry = Math.max(0, Math.ceil((m.expiresAt - now) / 1000));
   return op;
@@ -65,7 +69,8 @@ export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly Acto
   let chunk: ActorOp[] = [];
   let size = 0;
   const att = core.sockets.attachment(ws);
-  const dialect = { refs: att?.kind === 'link' && att.refs === true, qos: att?.kind === 'link' && att.qos === true };
+  const link = att?.kind === 'link' ? att : null;
+  const dialect = { refs: link?.refs === true, qos: link?.qos === true, mqtt5: link?.mqtt5 === true };
   const flush = (): boolean => {
     if (chunk.length === 0) return true;
     const ok = send(core, ws, encodeLinkFrame(chunk, dialect));

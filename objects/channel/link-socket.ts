@@ -17,7 +17,7 @@ export function acceptLink(core: ChannelCore, subprotocol?: string): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   core.ctx.acceptWebSocket(server, [TAG_LINK]);
   const dialect = linkDialect(subprotocol);
-  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID(), ...(dialect.refs ? { refs: true } : {}), ...(dialect.qos ? { qos: true } : {}) };
+  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID(), ...(dialect.refs ? { refs: true } : {}), ...(dialect.qos ? { qos: true } : {}), ...(dialect.mqtt5 ? { mqtt5: true } : {}) };
   core.sockets.remember(server, att);
   const headers = new Headers();
   if (subprotocol) headers.set('sec-websocket-protocol', subprotocol);
@@ -28,6 +28,9 @@ const toInput = (op: LinkPublish): PublishInput => {
   const input: PublishInput = { subtopic: op.subtopic, publisher: op.publisher, protocol: op.protocol, contentType: op.contentType, payload: op.payload, retain: op.retain };
   if (op.properties) input.properties = op.properties;
   if (op.expiry !== undefined) input.expiry = op.expiry;
+  if (op.format !== undefined) input.format = op.format;
+  if (op.responseTopic !== undefined) input.responseTopic = op.responseTopic;
+  if (op.correlation !== undefined) input.correlation = op.correlation;
   if (op.qos !== undefined) input.qos = op.qos;
   return input;
 };

@@ -1,6 +1,6 @@
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, type ActorOp, type LinkMessage, type LinkPublish } from '../../shared/link';
+import { FORMAT, LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, type ActorOp, type LinkMessage, type LinkPublish } from '../../shared/link';
 import type { ChannelActor } from './index';
 import { parseLinkOptions } from './sockets';
 import { actor, framesOf, msg, newChannel, openLink, rawFramesOf, subscribe, text } from './test-helpers';
@@ -182,6 +182,49 @@ describe('channel actor: bridge link', () => {
     expect(header({ offered: ['edgeflux.link.v9'] })).toEqual({});
     // An older worker sends only its own pick.
     expect(header({ subprotocol: LINK_SUBPROTOCOL_V1 })).toEqual({ subprotocol: LINK_SUBPROTOCOL_V1 });
+  });
+
+  it('keeps Response Topic, Correlation Data and format on a v4 link: live, replayed from the log and retained, after hibernation; never on a v3 link', async () => {
+    const ch = newChannel();
+    const v4 = await openLink(ch, LINK_SUBPROTOCOL);
+    const v3 = await openLink(ch, LINK_SUBPROTOCOL_V3);
+    for (const l of [v4, v3]) {
+      l.send([{ op: 'subscribe', sub: 1, filter: '#' }]);
+      await l.next();
+    }
+    await evictDurableObject(actor(ch));
+    const correlation = new Uint8Array([0, 0xff, 3]);
+    const rt = `channels/${ch}/messages/replies`;
+    v4.send([
+      publishOp(1, { subtopic: 'r', retain: true, qos: 1, format: FORMAT.utf8 | FORMAT.ownContentType, contentType: 'application/json', payload: text('{}'), responseTopic: rt, correlation }),
+      publishOp(2, { subtopic: 'x', correlation: new Uint8Array() }),
+      publishOp(3, { subtopic: 'y' }),
+    ]);
+    const fields = (ops: ActorOp[]) => messages(ops).map((m) => [m.envelope.subtopic, m.format, m.responseTopic, m.correlation && [...m.correlation], m.retained]);
+    const live = await v4.take(6);
+    expect(live.filter((o) => o.op === 'ack')).toHaveLength(3);
+    expect(fields(live)).toEqual([['r', 6, rt, [0, 0xff, 3], false], ['x', undefined, undefined, [], false], ['y', undefined, undefined, undefined, false]]);
+    expect(fields(await v3.take(3))).toEqual([['r', undefined, undefined, undefined, false], ['x', undefined, undefined, undefined, false], ['y', undefined, undefined, undefined, false]]);
+    // What a v3 bridge can read: [8, …, retain?, qos?] and no element after it.
+    expect(rawFramesOf(v3).flat().filter((op) => op[0] === 8).map((op) => op.length)).toEqual([15, 11, 11]);
+    // From SQLite, not memory: the retained row and the log's runs.
+    await evictDurableObject(actor(ch));
+    const later = await openLink(ch, LINK_SUBPROTOCOL);
+    later.send([{ op: 'subscribe', sub: 1, filter: 'r' }, { op: 'subscribe', sub: 2, filter: '#', since: 0 }]);
+    const replayed = await later.take(6);
+    expect(fields(replayed)).toEqual([['r', 6, rt, [0, 0xff, 3], true], ['r', 6, rt, [0, 0xff, 3], false], ['x', undefined, undefined, [], false], ['y', undefined, undefined, undefined, false]]);
+  });
+
+  it("a message without a content type on a channel with another default keeps that its publisher gave none (format 0); with the default, nothing", async () => {
+    const ch = newChannel();
+    const link = await openLink(ch, LINK_SUBPROTOCOL);
+    link.send([{ op: 'subscribe', sub: 1, filter: '#' }]);
+    await link.next();
+    link.send([publishOp(1, { contentType: '' }), publishOp(2, { contentType: '', format: FORMAT.utf8 })]);
+    await actor(ch).configure(ch, { defaultContentType: 'text/plain' });
+    link.send([publishOp(3, { contentType: '' }), publishOp(4, { contentType: '', format: FORMAT.unspecified })]);
+    const got = messages(await link.take(8)).map((m) => [m.envelope.contentType, m.format]);
+    expect(got).toEqual([['application/octet-stream', undefined], ['application/octet-stream', FORMAT.utf8], ['text/plain', 0], ['text/plain', FORMAT.unspecified]]);
   });
 
   it('reports malformed frames and wrong-direction ops as error ops without closing', async () => {

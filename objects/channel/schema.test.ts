@@ -1,7 +1,8 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { ensureSchema, MIGRATIONS, SCHEMA_VERSION } from './schema';
-import { ChannelStore } from './store';
+import { ChannelStore, encodeRun } from './store';
+import type { ChannelMessage } from './types';
 import { actor, newChannel } from './test-helpers';
 import type { ChannelActor } from './index';
 
@@ -116,5 +117,34 @@ describe('channel actor: schema migrations', () => {
       };
     });
     expect(after).toEqual({ version: SCHEMA_VERSION, retained: [['old', 1, 2], ['new', 2, 0]], log: [[2, 0]] });
+  });
+
+  it('v4 → v5: a retained message and a run stored before are served as they were; new ones keep format, Response Topic and Correlation Data', async () => {
+    const ch = newChannel();
+    const after = await runInDurableObject(actor(ch), (_i: ChannelActor, state) => {
+      const sql = state.storage.sql;
+      asVersion(sql, 4, 1);
+      sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('channel', ?)", ch);
+      sql.exec("INSERT INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created, qos) VALUES ('old', 1, 'd', 'mqtt', 'text/plain', ?, 5, 1)", new Uint8Array([1]).buffer);
+      // A v4 run entry: qos last.
+      sql.exec('INSERT INTO runs (first, last, created, bytes, data) VALUES (1, 1, 5, 1, ?)', encodeRun([['old', 'd', 'mqtt', 'text/plain', new Uint8Array([1]), true, null, null, null, 1]]));
+      ensureSchema(state.storage);
+      const store = new ChannelStore(state.storage);
+      store.load();
+      const input = { subtopic: 'new', publisher: 'd', protocol: 'mqtt' as const, contentType: 'application/json', payload: new Uint8Array([0x7b, 0x7d]), retain: true, format: 6, responseTopic: `channels/${ch}/messages/re`, correlation: new Uint8Array([9, 0]) };
+      store.append([{ input, records: null }, { input: { ...input, subtopic: 'plain', retain: false, format: undefined, responseTopic: undefined, correlation: undefined }, records: null }], 10, 100);
+      const fields = (m: ChannelMessage) => [m.envelope.subtopic, m.qos ?? 2, m.format, m.responseTopic, m.correlation && [...m.correlation]];
+      return {
+        version: sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'schema_version'").one().value,
+        retained: store.retained().map(fields),
+        log: store.logFrom(0).map(fields),
+      };
+    });
+    const rt = `channels/${ch}/messages/re`;
+    expect(after).toEqual({
+      version: SCHEMA_VERSION,
+      retained: [['old', 1, undefined, undefined, undefined], ['new', 2, 6, rt, [9, 0]]],
+      log: [['old', 1, undefined, undefined, undefined], ['new', 2, 6, rt, [9, 0]], ['plain', 2, undefined, undefined, undefined]],
+    });
   });
 });

@@ -91,6 +91,11 @@ export const MIGRATIONS: readonly (readonly Step[])[] = [
   // v4: a retained message keeps the QoS it was published with (null: 2), so a subscriber gets it
   // at min(published, granted) [MQTT-3.3.1-8]. Runs carry it in their entries (store.ts RunEntry).
   [`ALTER TABLE retained ADD COLUMN qos INTEGER`],
+  // v5: a retained message keeps what its MQTT 5 publisher said beyond the envelope — the format
+  // bits (shared/link.ts FORMAT), Response Topic and Correlation Data — handed back unaltered
+  // [MQTT-3.3.2-4, -15, -16, -20]. Null: not given (rows from before: read as they were). Runs carry
+  // them in their entries (store.ts RunEntry).
+  [`ALTER TABLE retained ADD COLUMN format INTEGER`, `ALTER TABLE retained ADD COLUMN response_topic TEXT`, `ALTER TABLE retained ADD COLUMN correlation BLOB`],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -39,8 +39,10 @@ export interface LinkAttachment {
   id: string;
   /** Frames to the bridge may use string references (the link chose `edgeflux.link.v2`; shared/link.ts). Absent on links accepted before v2. */
   refs?: boolean;
-  /** Frames to the bridge may carry publish QoS (the link chose `edgeflux.link.v3`). Absent on links accepted before v3. */
+  /** Frames to the bridge may carry publish QoS (the link chose `edgeflux.link.v3` or newer). Absent on links accepted before v3. */
   qos?: boolean;
+  /** Frames to the bridge may carry the MQTT 5 format, Response Topic and Correlation Data (the link chose `edgeflux.link.v4`). Absent on links accepted before v4. */
+  mqtt5?: boolean;
 }
 
 export type Attachment = SubscriberAttachment | LinkAttachment;

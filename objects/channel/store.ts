@@ -18,6 +18,10 @@ interface MessageRow extends Row {
   expires_at: number | null;
   /** The publish QoS when below 2 (schema v4; null: 2). */
   qos: number | null;
+  /** MQTT 5 format bits, Response Topic, Correlation Data (schema v5; null: not given). */
+  format: number | null;
+  response_topic: string | null;
+  correlation: ArrayBuffer | null;
 }
 
 /**
@@ -36,8 +40,12 @@ interface RunRow extends Row {
   data: ArrayBuffer;
 }
 
-/** One message inside a run. `qos` (the publish QoS when below 2) is left out when absent, as in runs written before it existed. */
-export type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null, qos?: 0 | 1];
+/**
+ * One message inside a run. `qos` (the publish QoS when below 2) and the MQTT 5 format, Response
+ * Topic and Correlation Data (shared/link.ts) are trailing elements left out when absent, as in runs
+ * written before they existed; null where a later one is present.
+ */
+export type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null, qos?: 0 | 1 | null, format?: number | null, responseTopic?: string | null, correlation?: Uint8Array | null];
 
 /** A run row stops growing past this much payload and records (DO SQLite caps a row at 2 MB; a payload is at most 1 MiB). */
 const RUN_ROW_BYTES = 256 * 1024;
@@ -87,7 +95,7 @@ export function encodeRun(entries: readonly RunEntry[]): ArrayBuffer {
 /** A run row's messages (with their records), oldest first. */
 function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: string): OutboxItem[] {
   const entries = cborDecode(new Uint8Array(r.data)) as RunEntry[];
-  return entries.map(([subtopic, publisher, protocol, contentType, raw, retain, properties, expiresAt, records, qos], i) => {
+  return entries.map(([subtopic, publisher, protocol, contentType, raw, retain, properties, expiresAt, records, qos, format, responseTopic, correlation], i) => {
     const payload = asBytes(raw);
     if (!payload) throw new Error(`run ${r.first}: message ${i} has no payload bytes`);
     const message: ChannelMessage = {
@@ -97,6 +105,10 @@ function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: strin
     if (properties !== null) message.properties = properties;
     if (expiresAt !== null) message.expiresAt = expiresAt;
     if (qos === 0 || qos === 1) message.qos = qos;
+    if (typeof format === 'number') message.format = format;
+    if (typeof responseTopic === 'string') message.responseTopic = responseTopic;
+    const c = correlation === undefined || correlation === null ? undefined : asBytes(correlation);
+    if (c) message.correlation = c;
     return { message, records };
   });
 }
@@ -182,6 +194,9 @@ export class ChannelStore {
     if (r.properties !== null) m.properties = JSON.parse(r.properties) as UserProperties;
     if (r.expires_at !== null) m.expiresAt = r.expires_at;
     if (r.qos === 0 || r.qos === 1) m.qos = r.qos;
+    if (r.format !== null && r.format !== undefined) m.format = r.format;
+    if (r.response_topic !== null && r.response_topic !== undefined) m.responseTopic = r.response_topic;
+    if (r.correlation !== null && r.correlation !== undefined) m.correlation = new Uint8Array(r.correlation);
     return m;
   }
 
@@ -206,15 +221,19 @@ export class ChannelStore {
         size = 0;
       };
       for (const { input, records } of items) {
-        const entryBytes = entrySize(input.payload, records, input.subtopic.length + input.publisher.length + input.contentType.length);
+        const entryBytes = entrySize(input.payload, records, input.subtopic.length + input.publisher.length + input.contentType.length + (input.responseTopic?.length ?? 0) + (input.correlation?.byteLength ?? 0));
         if (entries.length > 0 && size + entryBytes > RUN_ROW_BYTES) writeRun();
         seq++;
         const retain = input.retain === true;
         const props = input.properties && input.properties.length > 0 ? input.properties : null;
         const expiresAt = input.expiry === undefined ? null : created + input.expiry * 1000;
         const qos = input.qos;
+        const { format, responseTopic } = input;
+        const correlation = input.correlation === undefined ? undefined : new Uint8Array(toArrayBuffer(input.correlation));
+        const mqtt5 = format !== undefined || responseTopic !== undefined || correlation !== undefined;
         const entry: RunEntry = [input.subtopic, input.publisher, input.protocol, input.contentType, input.payload, retain, props, expiresAt, records];
-        if (qos !== undefined) entry.push(qos);
+        if (qos !== undefined || mqtt5) entry.push(qos ?? null);
+        if (mqtt5) entry.push(format ?? null, responseTopic ?? null, correlation ?? null);
         entries.push(entry);
         bytes += input.payload.byteLength;
         size += entryBytes;
@@ -225,8 +244,9 @@ export class ChannelStore {
           if (input.payload.length === 0) this.sql.exec('DELETE FROM retained WHERE subtopic = ?', input.subtopic);
           else
             this.sql.exec(
-              'INSERT OR REPLACE INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created, properties, expires_at, qos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+              'INSERT OR REPLACE INTO retained (subtopic, seq, publisher, protocol, content_type, payload, created, properties, expires_at, qos, format, response_topic, correlation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
               input.subtopic, seq, input.publisher, input.protocol, input.contentType, payload, created, props === null ? null : JSON.stringify(props), expiresAt, qos ?? null,
+              format ?? null, responseTopic ?? null, correlation === undefined ? null : toArrayBuffer(correlation),
             );
         }
         const m: ChannelMessage = {
@@ -236,6 +256,9 @@ export class ChannelStore {
         if (props !== null) m.properties = props;
         if (expiresAt !== null) m.expiresAt = expiresAt;
         if (qos !== undefined) m.qos = qos;
+        if (format !== undefined) m.format = format;
+        if (responseTopic !== undefined) m.responseTopic = responseTopic;
+        if (correlation !== undefined) m.correlation = correlation;
         out.push(m);
         cached.push({ message: { envelope: { ...m.envelope, payload: new Uint8Array(payload) }, retain }, records });
       }

@@ -1,8 +1,11 @@
 import type { Envelope, Protocol } from '../../shared/envelope';
-import type { UserProperties } from '../../shared/link';
+import type { Mqtt5Fields, UserProperties } from '../../shared/link';
 
-/** One message to publish, as the worker, a WebSocket or the bridge hands it to the actor. */
-export interface PublishInput {
+/**
+ * One message to publish, as the worker, a WebSocket or the bridge hands it to the actor. The MQTT 5
+ * fields (format, Response Topic, Correlation Data: shared/link.ts) are kept and handed back, unread.
+ */
+export interface PublishInput extends Mqtt5Fields {
   subtopic: string;
   publisher: string;
   protocol: Protocol;
@@ -21,7 +24,7 @@ export type PublishError = { ok: false; status: number; code: string; message: s
 export type PublishResult = { ok: true; seq: number; created: number } | PublishError;
 
 /** A message as the actor keeps it: the envelope plus what only the actor needs. */
-export interface ChannelMessage {
+export interface ChannelMessage extends Mqtt5Fields {
   envelope: Envelope;
   retain: boolean;
   properties?: UserProperties;

@@ -249,7 +249,9 @@ export class SessionActor extends DurableObject<Env> {
     if (!row.will) return;
     const w = JSON.parse(row.will) as SessionWill;
     const payload = Uint8Array.from(atob(w.payload), (c) => c.charCodeAt(0));
-    const input = { subtopic: w.subtopic, publisher: w.publisher, protocol: 'mqtt' as const, contentType: w.contentType, payload, retain: w.retain, ...(w.properties ? { properties: w.properties } : {}), ...(w.expiry !== undefined ? { expiry: w.expiry } : {}), ...(w.qos !== undefined ? { qos: w.qos } : {}) };
+    const input = { subtopic: w.subtopic, publisher: w.publisher, protocol: 'mqtt' as const, contentType: w.contentType, payload, retain: w.retain, ...(w.properties ? { properties: w.properties } : {}), ...(w.expiry !== undefined ? { expiry: w.expiry } : {}), ...(w.qos !== undefined ? { qos: w.qos } : {}),
+      ...(w.format !== undefined ? { format: w.format } : {}), ...(w.responseTopic !== undefined ? { responseTopic: w.responseTopic } : {}),
+      ...(w.correlation !== undefined ? { correlation: Uint8Array.from(atob(w.correlation), (c) => c.charCodeAt(0)) } : {}) };
     const [result] = await this.env.CHANNELS.get(this.env.CHANNELS.idFromName(w.channel)).publish([input], w.channel);
     if (!result?.ok) console.log(`session ${row.key}: will on channel ${w.channel} refused: ${result ? `${result.status} ${result.message}` : 'no result'}`);
   }

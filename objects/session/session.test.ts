@@ -205,18 +205,21 @@ describe('session actor', () => {
       const link = await openLink(channel, LINK_SUBPROTOCOL);
       link.send([{ op: 'subscribe', sub: 1, filter: '#', since: 0 }]);
       const ops = await link.drain(300);
-      return ops.filter((o): o is LinkMessage => o.op === 'message').map((m) => [new TextDecoder().decode(m.envelope.payload), m.envelope.publisher, m.envelope.subtopic, m.properties, ...(m.qos !== undefined ? [m.qos] : [])]);
+      return ops.filter((o): o is LinkMessage => o.op === 'message').map((m) => [
+        new TextDecoder().decode(m.envelope.payload), m.envelope.publisher, m.envelope.subtopic, m.properties, ...(m.qos !== undefined ? [m.qos] : []),
+        ...(m.format !== undefined || m.responseTopic !== undefined || m.correlation !== undefined ? [[m.format, m.responseTopic, m.correlation && [...m.correlation]]] : []),
+      ]);
     };
 
     it('publishes the will of a holder whose bridge vanished', async () => {
       const key = newKey();
       const channel = crypto.randomUUID();
       const a = await connect(key);
-      await open(a, false, 60, { ...willOn(channel, 0), qos: 1 });
+      await open(a, false, 60, { ...willOn(channel, 0), qos: 1, format: 2, responseTopic: `channels/${channel}/messages/re`, correlation: 'BwA=' });
       await lose(key, a);
       await runDurableObjectAlarm(stub(key));
-      // With the will's QoS, so subscribers get it at min(1, granted).
-      expect(await wills(channel)).toEqual([['gone', 'dev-9', 'status', [['k', 'v']], 1]]);
+      // With the will's QoS, so subscribers get it at min(1, granted); its MQTT 5 fields unaltered.
+      expect(await wills(channel)).toEqual([['gone', 'dev-9', 'status', [['k', 'v']], 1, [2, `channels/${channel}/messages/re`, [7, 0]]]]);
       expect(await stored(key)).toMatchObject({ will: null, willDue: null });
     });
 

@@ -327,6 +327,54 @@ describe('MQTT through the real platform', () => {
     expect(m.props).toMatchObject({ contentType: 'application/senml+json', userProperties: { site: 'lab' } });
   });
 
+  it('v5 request/response: Response Topic, Correlation Data, Payload Format Indicator and Content Type arrive as published — live, retained and on a resumed session [MQTT-3.3.2-4, -15, -16, -20]', async () => {
+    const correlationData = Buffer.from([0x00, 0x9f, 0xff, 0x01]);
+    const request = { qos: 1 as const, properties: { responseTopic: topic('rr/reply/req-1'), correlationData, payloadFormatIndicator: true, contentType: 'application/json' } };
+    // The responder answers every request on its Response Topic, with its Correlation Data.
+    const responder = await client(5, { clientId: 'rr-responder' });
+    const seen = collect(responder);
+    responder.on('message', (_t, payload, packet) => {
+      const p = packet.properties;
+      if (p?.responseTopic) void responder.publishAsync(p.responseTopic, `answer to ${payload.toString()}`, { qos: 1, properties: { correlationData: p.correlationData! } });
+    });
+    await responder.subscribeAsync(topic('rr/req'), { qos: 1 });
+    const requester = await client(5, { clientId: 'rr-requester' });
+    const answers = collect(requester);
+    await requester.subscribeAsync(topic('rr/reply/#'), { qos: 1 });
+    await requester.publishAsync(topic('rr/req'), '{"op":"read"}', request);
+    expect((await until(() => seen[0])).props).toEqual(request.properties);
+    const answer = await until(() => answers[0]);
+    expect(answer).toMatchObject({ topic: topic('rr/reply/req-1'), payload: 'answer to {"op":"read"}' });
+    expect(answer.props).toEqual({ correlationData });
+    // The publisher's own properties, no more: text/plain alone gets no indicator; an indicator alone no Content Type.
+    await requester.publishAsync(topic('rr/req'), 'plain', { qos: 1, properties: { contentType: 'text/plain', responseTopic: topic('rr/reply/2') } });
+    await requester.publishAsync(topic('rr/req'), 'utf8', { qos: 1, properties: { payloadFormatIndicator: true, responseTopic: topic('rr/reply/3') } });
+    await until(() => seen.length >= 3 && answers.length >= 3);
+    expect(seen.slice(1).map((m) => m.props)).toEqual([
+      { contentType: 'text/plain', responseTopic: topic('rr/reply/2') },
+      { payloadFormatIndicator: true, responseTopic: topic('rr/reply/3') },
+    ]);
+    // A Response Topic nobody could answer on: PUBACK 0x83, not a silent loss.
+    await expect(requester.publishAsync(topic('rr/req'), 'x', { qos: 1, properties: { responseTopic: 'replies/x' } })).rejects.toMatchObject({ code: 0x83 });
+
+    // Retained: from the channel actor's storage, to a new subscriber.
+    await requester.publishAsync(topic('rr/retained'), '{"op":"kept"}', { ...request, retain: true });
+    const late = await client(5, { clientId: 'rr-late' });
+    const lateGot = collect(late);
+    await late.subscribeAsync(topic('rr/retained'), { qos: 1 });
+    expect(await until(() => lateGot[0])).toMatchObject({ retain: true, payload: '{"op":"kept"}', props: request.properties });
+
+    // A persistent session away while a QoS 1 request was published gets it on resume, with its properties.
+    const away = await client(5, { clientId: 'rr-away', clean: false, properties: { sessionExpiryInterval: 600 } });
+    await away.subscribeAsync(topic('rr/queued'), { qos: 1 });
+    await away.endAsync();
+    await requester.publishAsync(topic('rr/queued'), '{"op":"queued"}', request);
+    const back = mqtt.connect(`mqtt://127.0.0.1:${platform.mqttPort}`, { protocolVersion: 5, username: w.deviceId, password: w.deviceKey, reconnectPeriod: 0, clientId: 'rr-away', clean: false, properties: { sessionExpiryInterval: 600 } });
+    clients.push(back);
+    const resumed = collect(back);
+    expect(await until(() => resumed[0])).toMatchObject({ payload: '{"op":"queued"}', qos: 1, props: request.properties });
+  });
+
   it('CoAP POST reaches an MQTT subscriber, and a CoAP observer gets an MQTT publish', async () => {
     const sub = await client(4);
     const got = collect(sub);

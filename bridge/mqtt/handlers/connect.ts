@@ -10,7 +10,8 @@ import { parseTopicName, TopicProblem } from '../topics';
 import type { Will } from '../wills';
 import { checkContent } from '../../../shared/content';
 import { mediaTypeProblem, utf8Text } from '../../../shared/envelope';
-import { propertiesProblem, publishContentType } from './publish';
+import { publishContentType, publishFormat, responseTopicProblem } from '../format';
+import { propertiesProblem } from './publish';
 
 type WillSpec = NonNullable<IConnectPacket['will']>;
 
@@ -84,6 +85,12 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
   if (props?.payloadFormatIndicator && utf8Text(payload) === null) return [RC.PayloadFormatInvalid, 'will payload is not UTF-8 as its Payload Format Indicator says'];
   const unfit = propertiesProblem(props);
   if (unfit) return [RC.ImplementationSpecificError, `will: ${unfit}`];
+  // [MQTT-3.3.2-14] as for a PUBLISH (handlers/publish.ts): wildcards are a protocol error; a topic nobody could answer on, refused.
+  const responseTopic = props?.responseTopic;
+  const unanswerable = responseTopic === undefined ? null : responseTopicProblem(responseTopic);
+  if (unanswerable) return [unanswerable.protocol ? RC.ProtocolError : RC.ImplementationSpecificError, `will: ${unanswerable.reason}`];
+  const format = publishFormat(props?.contentType, props?.payloadFormatIndicator);
+  const correlation = props?.correlationData;
   const contentType = publishContentType(props?.contentType, props?.payloadFormatIndicator);
   const declared = contentType === '' ? null : mediaTypeProblem(contentType);
   if (declared) return [RC.PayloadFormatInvalid, `will: ${declared}`];
@@ -119,6 +126,9 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
       qos,
       ...(props?.userProperties ? { userProperties: props.userProperties } : {}),
       ...(props?.messageExpiryInterval !== undefined ? { messageExpiry: props.messageExpiryInterval } : {}),
+      ...(format !== undefined ? { format } : {}),
+      ...(responseTopic !== undefined ? { responseTopic } : {}),
+      ...(correlation !== undefined ? { correlation: new Uint8Array(correlation) } : {}),
     },
     delay: props?.willDelayInterval ?? 0,
   };

@@ -4,6 +4,7 @@ import { LINK_LIMITS } from '../../../shared/link';
 import type { Address } from '../../../shared/topics';
 import { disconnectFromStatus, reasonFromStatus, RC } from '../codes';
 import type { Connection } from '../connection';
+import { publishContentType, publishFormat, responseTopicProblem } from '../format';
 import { TokenBucket } from '../limits';
 import type { PublishOutcome, PublishRequest } from '../../platform/types';
 import { hasWildcard, TopicProblem } from '../topics';
@@ -14,11 +15,6 @@ import { hasWildcard, TopicProblem } from '../topics';
  * acknowledged message is durable), and always in the order the PUBLISHes came [MQTT-4.6.0-2/3].
  * The handler returns as soon as the publish is issued: one client can pipeline many.
  */
-
-/** The v5 Content Type, text for Payload Format Indicator 1, else '' — the channel's default (docs/mqtt.md "Content type"). */
-export function publishContentType(contentType: string | undefined, payloadFormatIndicator: boolean | undefined): string {
-  return contentType ?? (payloadFormatIndicator ? 'text/plain; charset=utf-8' : '');
-}
 
 /** Content types a channel accepts, and user properties a link frame carries (shared/link.ts LINK_LIMITS). */
 const MAX_CONTENT_TYPE = 255;
@@ -88,6 +84,10 @@ function store(conn: Connection, packet: IPublishPacket, address: Address): Prom
   if (props?.payloadFormatIndicator && utf8Text(payload) === null) return Promise.resolve({ rc: RC.PayloadFormatInvalid, reason: 'payload is not UTF-8 as its Payload Format Indicator says' });
   const unfit = propertiesProblem(props);
   if (unfit) return Promise.resolve({ rc: RC.ImplementationSpecificError, reason: unfit });
+  // A Response Topic that is a topic name (handlePublish checked) but no Edgeflux one: nobody could answer on it.
+  const responseTopic = props?.responseTopic;
+  const unanswerable = responseTopic === undefined ? null : responseTopicProblem(responseTopic);
+  if (unanswerable) return Promise.resolve({ rc: RC.ImplementationSpecificError, reason: unanswerable.reason });
   const req: PublishRequest = {
     channel: address.channel,
     subtopic: address.subtopic,
@@ -100,6 +100,13 @@ function store(conn: Connection, packet: IPublishPacket, address: Address): Prom
   };
   if (props?.userProperties) req.userProperties = props.userProperties;
   if (props?.messageExpiryInterval !== undefined) req.messageExpiry = props.messageExpiryInterval;
+  if (props) {
+    // Passed on unaltered [MQTT-3.3.2-4], [MQTT-3.3.2-15], [MQTT-3.3.2-16], [MQTT-3.3.2-20] (format.ts).
+    const format = publishFormat(props.contentType, props.payloadFormatIndicator);
+    if (format !== undefined) req.format = format;
+    if (responseTopic !== undefined) req.responseTopic = responseTopic;
+    if (props.correlationData !== undefined) req.correlation = new Uint8Array(props.correlationData.buffer, props.correlationData.byteOffset, props.correlationData.byteLength);
+  }
   let issued: Promise<PublishOutcome>;
   try {
     issued = conn.ctx.platform.publish(req);
@@ -159,6 +166,12 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   if (topic === null) return;
   // [MQTT-3.3.2-2] a topic name with wildcards is a protocol violation, not just an unknown address.
   if (hasWildcard(topic)) return conn.disconnect(RC.TopicNameInvalid, `wildcards in topic name ${topic}`);
+  // [MQTT-3.3.2-14] a Response Topic is a topic name: wildcards (or nothing) make the packet a protocol error.
+  const responseTopic = packet.properties?.responseTopic;
+  if (responseTopic !== undefined) {
+    const problem = responseTopicProblem(responseTopic);
+    if (problem?.protocol) return conn.disconnect(RC.ProtocolError, problem.reason);
+  }
   if (qos > 0) {
     // [MQTT-3.3.4-7] no more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum.
     if (conn.version === 5 && conn.inboundInflight >= limits.receiveMaximum) return conn.disconnect(RC.ReceiveMaximumExceeded, `more than ${limits.receiveMaximum} unacknowledged publishes`);

@@ -212,6 +212,19 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     });
 
   if (v === 5)
+    it('a will keeps its Response Topic, Correlation Data and what it gave of Payload Format Indicator and Content Type; a wildcard Response Topic is 0x82, one outside Edgeflux 0x83', async () => {
+      const t = setup();
+      const will = (properties: object) => ({ will: { topic: 'channels/ch-1/messages/w', payload: Buffer.from('gone'), qos: 1 as const, retain: false, properties } });
+      expect(code(5, await t.client(5).connect(will({ responseTopic: 'channels/ch-1/messages/+' })))).toBe(0x82);
+      expect(code(5, await t.client(5).connect(will({ responseTopic: 'replies/x' })))).toBe(0x83);
+      const c = await t.connected(5, will({ payloadFormatIndicator: true, responseTopic: 'channels/ch-1/messages/re', correlationData: Buffer.from([7, 0]) }));
+      c.drop();
+      await c.closedYet();
+      await t.clock.advance(10);
+      expect(t.platform.published.map((p) => [p.contentType, p.format, p.responseTopic, p.correlation && [...p.correlation]])).toEqual([['text/plain; charset=utf-8', 2, 'channels/ch-1/messages/re', [7, 0]]]);
+    });
+
+  if (v === 5)
     it('refuses a will whose User Properties the channel link cannot carry (0x83)', async () => {
       const t = setup();
       const userProperties = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'v']));

@@ -145,6 +145,9 @@ export class MemoryPlatform implements Platform {
       ...(req.userProperties ? { userProperties: req.userProperties } : {}), ...(req.messageExpiry !== undefined ? { expiresAt: this.clock.now() + req.messageExpiry * 1000 } : {}),
       ...(req.retain ? { retainPublished: true } : {}),
       ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}),
+      ...(req.format !== undefined ? { format: req.format } : {}),
+      ...(req.responseTopic !== undefined ? { responseTopic: req.responseTopic } : {}),
+      ...(req.correlation !== undefined ? { correlation: req.correlation } : {}),
     };
     if (req.retain) {
       if (req.payload.length === 0) c.retained.delete(req.subtopic);

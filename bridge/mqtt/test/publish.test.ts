@@ -227,6 +227,44 @@ describe('inbound PUBLISH, MQTT 5 properties', () => {
     expect((await c.next('puback')).reasonCode).toBe(0x99);
   });
 
+  it('passes Response Topic and Correlation Data on unaltered, and what the publisher gave of Payload Format Indicator and Content Type', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    const correlation = Buffer.from([0, 1, 0xff]);
+    c.publish(`${T}/req`, '{"q":1}', 1, { properties: { responseTopic: 'channels/ch-2/messages/replies/dev-1', correlationData: correlation, payloadFormatIndicator: true, contentType: 'application/json' } });
+    c.publish(`${T}/b`, 'x', 1, { properties: { contentType: 'text/plain' } });
+    c.publish(`${T}/c`, 'x', 1, { properties: { payloadFormatIndicator: false } });
+    c.publish(`${T}/d`, 'x', 1);
+    for (let i = 0; i < 4; i++) expect((await c.next('puback')).reasonCode).toBe(0);
+    expect(t.platform.published.map((p) => [p.contentType, p.format, p.responseTopic, p.correlation && [...p.correlation]])).toEqual([
+      ['application/json', 6, 'channels/ch-2/messages/replies/dev-1', [0, 1, 0xff]],
+      ['text/plain', 4, undefined, undefined],
+      ['', 1, undefined, undefined],
+      // Nothing given: nothing carried (the usual publish costs nothing more).
+      ['', undefined, undefined, undefined],
+    ]);
+  });
+
+  it('a Response Topic with wildcards (or empty) is a protocol error [MQTT-3.3.2-14]: DISCONNECT 0x82, nothing published', async () => {
+    for (const responseTopic of [`${T}/+/x`, `${T}/#`, '']) {
+      const t = setup();
+      const c = await t.connected(5);
+      c.publish(`${T}/a`, 'x', 0, { properties: { responseTopic } });
+      expect((await c.next('disconnect')).reasonCode).toBe(0x82);
+      expect(await c.closedYet()).toBe(true);
+      expect(t.platform.published).toEqual([]);
+    }
+  });
+
+  it('a Response Topic outside channels/{id}/messages (nobody could answer on it) gets PUBACK 0x83, and nothing is published', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    c.publish(`${T}/a`, 'x', 1, { properties: { responseTopic: 'replies/dev-1' } });
+    const ack = await c.next('puback');
+    expect([ack.reasonCode, ack.properties?.reasonString]).toEqual([0x83, expect.stringMatching(/Response Topic/)]);
+    expect(t.platform.published).toEqual([]);
+  });
+
   it('a Content Type or User Properties the channel link cannot carry get PUBACK 0x83, and nothing is published', async () => {
     const t = setup();
     const c = await t.connected(5);

@@ -439,6 +439,27 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     expect(notUtf8?.cmd === 'publish' && notUtf8.properties).toEqual({ contentType: 'text/plain' });
   });
 
+  it('MQTT 5 request/response: Response Topic, Correlation Data, Payload Format Indicator and Content Type reach subscribers as published', async () => {
+    const t = setup();
+    const c = await t.connected(5);
+    const pub = await t.connected(5, { ...dev2, clientId: 'requester' });
+    await c.subscribe(`${T}/#`);
+    const correlation = Buffer.from('req-1');
+    pub.publish(`${T}/a`, '{"x":1}', 1, { properties: { payloadFormatIndicator: true, contentType: 'application/json', responseTopic: `${T}/replies`, correlationData: correlation } });
+    pub.publish(`${T}/b`, 'hi', 1, { properties: { contentType: 'text/plain' } });
+    pub.publish(`${T}/c`, 'hi', 1, { properties: { payloadFormatIndicator: true } });
+    pub.publish(`${T}/d`, 'raw', 1, { properties: { payloadFormatIndicator: false, contentType: 'application/octet-stream' } });
+    pub.publish(`${T}/e`, 'plain', 1);
+    const got = (await c.drain()).flatMap((p) => (p.cmd === 'publish' ? [[p.topic.slice(T.length + 1), p.properties ?? {}]] : []));
+    expect(got).toEqual([
+      ['a', { payloadFormatIndicator: true, contentType: 'application/json', responseTopic: `${T}/replies`, correlationData: correlation }],
+      ['b', { contentType: 'text/plain' }],
+      ['c', { payloadFormatIndicator: true }],
+      ['d', { payloadFormatIndicator: false, contentType: 'application/octet-stream' }],
+      ['e', {}],
+    ]);
+  });
+
   it('an expired message waiting for the window is not sent [MQTT-3.3.2-5]', async () => {
     const t = setup();
     const c = await t.connected(5, { properties: { receiveMaximum: 1 } });
