@@ -67,6 +67,17 @@ describe('OpenAPI document', () => {
     expect(open).toEqual([]);
   });
 
+  it('declares Location on every 201 that creates one addressable thing', async () => {
+    const doc = (await api('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { operationId: string; responses: Record<string, { headers?: Record<string, unknown> }> }>> };
+    // Tokens are not resources; bulk creates and connections answer many, or the request's own URL.
+    const without = new Set(['login', 'refreshTokens', 'createChannels', 'createDevices', 'connect', 'connectDevice']);
+    const missing: string[] = [];
+    for (const ops of Object.values(doc.paths)) {
+      for (const op of Object.values(ops)) if (op.responses['201'] && !without.has(op.operationId) && !op.responses['201'].headers?.Location) missing.push(op.operationId);
+    }
+    expect(missing).toEqual([]);
+  });
+
   it('serves a browsable reference page at /docs', async () => {
     const page = await api('GET', '/docs');
     expect(page.status).toBe(200);

@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
 import type { Principal } from '../auth/principal';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { assertMayGrant, scopePairs } from '../policies/authority';
@@ -31,7 +31,7 @@ appsRouter.openapi(
     summary: 'Register an app (OAuth2 client); the client secret is shown once',
     description: 'Every scope must name known actions, and must be within what the caller may do (403 `exceeds_authority` otherwise).',
     request: { params: OrgParam, ...jsonBody(AppCreate) },
-    responses: { 201: jsonResponse(AppWithSecret, 'Registered'), ...errors(400, 401, 403, 404, 415, 422) },
+    responses: { 201: createdResponse(AppWithSecret, 'Registered'), ...errors(400, 401, 403, 404, 415, 422) },
   }),
   async (c) => {
     const { org } = c.req.valid('param');
@@ -113,7 +113,7 @@ appsRouter.openapi(
     summary: 'Rotate the client secret (shown once); the old secret stops working at once',
     description: 'Access tokens issued with the old secret stay valid until they expire (at most 1 hour); delete the app to end them at once.',
     request: { params: AppParam },
-    responses: { 201: jsonResponse(AppWithSecret, 'Rotated'), ...errors(401, 403, 404) },
+    responses: { 201: createdResponse(AppWithSecret, 'Rotated'), ...errors(401, 403, 404) },
   }),
   async (c) => {
     const { org, id } = c.req.valid('param');

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { authorize } from '../auth';
 import { channelActor } from '../lib/actors';
-import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED, created } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { ApiError } from '../lib/errors';
@@ -13,7 +13,7 @@ const tags = ['channels'];
 const security = SECURED;
 
 channelsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/channels', operationId: 'createChannel', tags, security, summary: 'Create a channel', request: { params: OrgParam, ...jsonBody(ChannelCreate) }, responses: { 201: jsonResponse(Channel, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/channels', operationId: 'createChannel', tags, security, summary: 'Create a channel', request: { params: OrgParam, ...jsonBody(ChannelCreate) }, responses: { 201: createdResponse(Channel, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'channels:create', 'channels/*');

@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
-import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED, created } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { z } from '@hono/zod-openapi';
@@ -12,7 +12,7 @@ const tags = ['devices'];
 const security = SECURED;
 
 devicesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/devices', operationId: 'createDevice', tags, security, summary: 'Create a device (its key is shown once)', request: { params: OrgParam, ...jsonBody(DeviceCreate) }, responses: { 201: jsonResponse(DeviceWithKey, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/devices', operationId: 'createDevice', tags, security, summary: 'Create a device (its key is shown once)', request: { params: OrgParam, ...jsonBody(DeviceCreate) }, responses: { 201: createdResponse(DeviceWithKey, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'devices:create', 'devices/*');
@@ -68,7 +68,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/devices/{id}/key', operationId: 'rotateDeviceKey', tags, security, summary: 'Rotate the device key: the old one is refused, and live connections that presented it end at their next message or keep-alive', request: { params: DeviceParam }, responses: { 201: jsonResponse(KeyRotated, 'New key, shown once'), ...errors(401, 403, 404) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/devices/{id}/key', operationId: 'rotateDeviceKey', tags, security, summary: 'Rotate the device key: the old one is refused, and live connections that presented it end at their next message or keep-alive', request: { params: DeviceParam }, responses: { 201: createdResponse(KeyRotated, 'New key, shown once'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'devices:update', `devices/${id}`);

@@ -4,7 +4,7 @@ import type { Principal } from '../auth/principal';
 import { check, type AccessContext } from '../iam/access';
 import { decide } from '../iam/pdp';
 import { ApiError } from '../lib/errors';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { assertMayGrant, scopePairs } from '../policies/authority';
@@ -59,7 +59,7 @@ keysRouter.openapi(
       "A key acts as its owner, narrowed to its scopes: a user's key can never do more than the user's role and policies allow, " +
       "whatever its scopes say. An app may only issue keys within its own scopes. API keys and devices cannot issue keys (403).",
     request: { params: OrgParam, ...jsonBody(ApiKeyCreate) },
-    responses: { 201: jsonResponse(ApiKeyWithSecret, 'Issued'), ...errors(400, 401, 403, 404, 415, 422) },
+    responses: { 201: createdResponse(ApiKeyWithSecret, 'Issued'), ...errors(400, 401, 403, 404, 415, 422) },
   }),
   async (c) => {
     const { org } = c.req.valid('param');

@@ -40,6 +40,12 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   content: { 'application/json': { schema } },
 });
 
+/** A 201 that names what it created in Location (`created`). */
+export const createdResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  ...jsonResponse(schema, description),
+  headers: z.object({ Location: z.string().openapi({ description: 'Path of what was created (RFC 9110 §10.2.2)', example: '/orgs/o-1/devices/d-1' }) }),
+});
+
 export const MAX_LIMIT = 100;
 export const PageQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0).openapi({ description: 'Items to skip' }),

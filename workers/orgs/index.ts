@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { authorize, requireOrg, requireUser } from '../auth';
 import { purgeAllBlobs, purgeChannels } from '../channels/service';
 import { newId, now } from '../lib/ids';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY, created } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { addMember, changeRole, removeMember } from './members';
 import { Member, MemberInvite, MemberParam, Org, OrgCreate, OrgParam, RoleChange } from './schemas';
@@ -12,7 +12,7 @@ const tags = ['orgs'];
 const security = SECURED;
 
 orgsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs', operationId: 'createOrg', tags, security: USER_ONLY, summary: 'Create an org; the caller becomes its owner', request: jsonBody(OrgCreate), responses: { 201: jsonResponse(Org, 'Created'), ...errors(400, 401, 403, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs', operationId: 'createOrg', tags, security: USER_ONLY, summary: 'Create an org; the caller becomes its owner', request: jsonBody(OrgCreate), responses: { 201: createdResponse(Org, 'Created'), ...errors(400, 401, 403, 415, 422) } }),
   async (c) => {
     const userId = requireUser(c);
     const { name } = c.req.valid('json');
@@ -105,7 +105,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/members', operationId: 'addMember', tags, security, summary: 'Add a registered user to the org with a role', request: { params: OrgParam, ...jsonBody(MemberInvite) }, responses: { 201: jsonResponse(Member, 'Added'), ...errors(400, 401, 403, 404, 409, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/members', operationId: 'addMember', tags, security, summary: 'Add a registered user to the org with a role', request: { params: OrgParam, ...jsonBody(MemberInvite) }, responses: { 201: createdResponse(Member, 'Added'), ...errors(400, 401, 403, 404, 409, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const access = await authorize(c, org, 'members:create', 'members/*');

@@ -2,7 +2,7 @@ import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
 import type { AccessContext } from '../iam/access';
 import { forbidden } from '../lib/errors';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { allowPairs, assertMayGrant } from './authority';
@@ -24,7 +24,7 @@ function guardOwner(access: AccessContext): void {
 }
 
 policiesRouter.openapi(
-  createRoute({ method: 'post', path: '/orgs/{org}/policies', operationId: 'createPolicy', tags, security, summary: 'Create a policy', request: { params: OrgParam, ...jsonBody(PolicyCreate) }, responses: { 201: jsonResponse(Policy, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
+  createRoute({ method: 'post', path: '/orgs/{org}/policies', operationId: 'createPolicy', tags, security, summary: 'Create a policy', request: { params: OrgParam, ...jsonBody(PolicyCreate) }, responses: { 201: createdResponse(Policy, 'Created'), ...errors(400, 401, 403, 404, 415, 422) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     const { name, statements } = c.req.valid('json');
@@ -88,7 +88,7 @@ policiesRouter.openapi(
     security,
     summary: 'Attach a policy to a member (by user id), device, app or API key of this org',
     request: { params: PolicyParam, ...jsonBody(Attachment) },
-    responses: { 201: jsonResponse(AttachmentOut, 'Attached'), ...errors(400, 401, 403, 404, 409, 415, 422) },
+    responses: { 201: createdResponse(AttachmentOut, 'Attached'), ...errors(400, 401, 403, 404, 409, 415, 422) },
   }),
   async (c) => {
     const { org, id } = c.req.valid('param');

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { router } from '../lib/router';
 import { requireUser } from '../auth';
 import { notFound } from '../lib/errors';
-import { errors, jsonBody, jsonResponse, USER_ONLY, created } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, USER_ONLY, created, createdResponse } from '../lib/openapi';
 import { Credentials, Login, PasswordChange, Refresh, Tokens, User } from './schemas';
 import * as users from './service';
 
@@ -10,7 +10,7 @@ export const usersRouter = router();
 const tags = ['users'];
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/users', operationId: 'registerUser', tags, summary: 'Register a user', request: jsonBody(Credentials), responses: { 201: jsonResponse(User, 'Registered'), ...errors(400, 409, 415, 422) } }),
+  createRoute({ method: 'post', path: '/users', operationId: 'registerUser', tags, summary: 'Register a user', request: jsonBody(Credentials), responses: { 201: createdResponse(User, 'Registered'), ...errors(400, 409, 415, 422) } }),
   async (c) => {
     const { email, password } = c.req.valid('json');
     return c.json(created(c, await users.register(c.env.DB, email, password), 'users', 'me'), 201);
