@@ -312,6 +312,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   takenOver({ clean }: { clean: boolean }): Promise<void> {
     if (this.phase === 'closed') {
       this.ctx.wills.claimed(this.sessionKey, clean);
+      // Claimed on another bridge: whether it resumed there or ended, this bridge's groups lose the
+      // member (a claim here sorts its shares out itself: it resumes them, or calls claimed()).
+      if (!this.ctx.claiming.has(this.sessionKey)) this.ctx.shares.claimed(this.sessionKey);
       return this.ending ?? Promise.resolve();
     }
     // v5 §3.1.4: the will goes if it has no delay or the session ends; a delayed one is cancelled by this very reconnect.
@@ -321,9 +324,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     return this.end({ reason: 'session taken over', will, willNow: true });
   }
 
-  /** SessionHolder: a released session still listens for claims while its delayed will waits. */
+  /**
+   * SessionHolder: a released session still listens for claims while its will waits (delayed, or to
+   * be tried again) and while shared groups here hold deliveries for it (a claim elsewhere frees them).
+   */
   lingering(): boolean {
-    return this.ctx.wills.has(this.sessionKey);
+    return this.ctx.wills.has(this.sessionKey) || this.ctx.shares.holding(this.sessionKey);
   }
 
   /**

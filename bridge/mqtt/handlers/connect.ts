@@ -212,10 +212,18 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   );
   if (!connack) return refuse(conn, RC.PacketTooLarge, `the CONNACK is larger than the client's Maximum Packet Size of ${conn.clientMaxPacketSize} bytes`);
   let lease: SessionLease;
+  // While this CONNECT claims the session, an ended holder of it here that hears of the claim
+  // (takenOver) knows the claim is local, not another bridge's.
+  const key = conn.sessionKey;
+  ctx.claiming.set(key, (ctx.claiming.get(key) ?? 0) + 1);
   try {
-    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
+    lease = await ctx.store.open(key, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
   } catch (e) {
     return refuse(conn, RC.ServerUnavailable, `session store unavailable: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    const left = (ctx.claiming.get(key) ?? 1) - 1;
+    if (left > 0) ctx.claiming.set(key, left);
+    else ctx.claiming.delete(key);
   }
   conn.epoch = lease.epoch;
   if (conn.phase !== 'connecting') {
