@@ -54,7 +54,10 @@ interface EndOptions {
   reason: string;
   /** Publish the will (ungraceful end). */
   will: boolean;
-  /** Publish it now, whatever its delay (the session ends on a takeover with Clean Start). */
+  /**
+   * Publish it now, whatever its delay, and once (a takeover: a retry after a 503 would come after
+   * what the new connection publishes).
+   */
   willNow?: boolean;
 }
 
@@ -367,7 +370,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       // [MQTT-3.1.2-8] the will is published unless the client said DISCONNECT (0x00).
       if (opts.will && this.will && this.principal) {
         const delay = opts.willNow || this.version === 4 ? 0 : Math.min(this.will.delay, this.sessionExpiry);
-        this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay);
+        this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay, !opts.willNow);
       }
     }
     const state = wasOpen && this.sessionExpiry > 0 ? this.snapshot() : null;

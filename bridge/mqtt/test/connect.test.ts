@@ -198,6 +198,41 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     expect(t.logs.some((l) => /will of dev-1 not published: platform unreachable/.test(l))).toBe(true);
   });
 
+  it('a will waiting to be tried again (503) belongs to its session: a reconnect within the wait is not followed by the old will [MQTT-3.1.3-9]', async () => {
+    const t = setup();
+    const status = 'channels/ch-1/messages/status';
+    const will = { topic: status, payload: Buffer.from('offline'), qos: 1 as const, retain: true };
+    const a = await t.connected(v, { clientId: 'dev', will });
+    t.platform.refuse = { ok: false, status: 503, code: 'unavailable', message: 'link lost' };
+    a.drop();
+    await a.closedYet();
+    expect(t.logs.some((l) => l.includes('trying again in 1 s'))).toBe(true);
+    t.platform.refuse = undefined;
+    // Back within the second (Clean Session / Clean Start: the old session ends, so its will goes now, once), and online.
+    const back = await t.connected(v, { clientId: 'dev', will });
+    back.publish(status, 'online', 1, { retain: true });
+    await back.next('puback');
+    await t.clock.advance(60_000);
+    expect(t.platform.published.map((p) => new TextDecoder().decode(p.payload))).toEqual(['offline', 'online']);
+    const retained = [...t.platform.channels.get('ch-1')!.retained.values()].map((d) => new TextDecoder().decode(d.payload));
+    expect(retained).toEqual(['online']);
+  });
+
+  it('a will waiting to be tried again is dropped when its session is resumed', async () => {
+    const t = setup();
+    const will = { topic: 'channels/ch-1/messages/status', payload: Buffer.from('offline'), qos: 1 as const, retain: true };
+    const persistent = { clientId: 'dev', clean: false, will, ...(v === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}) };
+    const a = await t.connected(v, persistent);
+    t.platform.refuse = { ok: false, status: 503, code: 'unavailable', message: 'link lost' };
+    a.drop();
+    await a.closedYet();
+    t.platform.refuse = undefined;
+    await t.connected(v, persistent);
+    await t.clock.advance(60_000);
+    expect(t.platform.published).toEqual([]);
+    expect(t.logs.some((l) => l.includes('will of dev-1 not tried again: its session was resumed'))).toBe(true);
+  });
+
   if (v === 5)
     it('refuses a will whose payload its Content Type says cannot be (0x99), as the channel would refuse it when it fires', async () => {
       const t = setup();
