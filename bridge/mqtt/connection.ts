@@ -103,6 +103,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   unstoredWaiter: (() => void) | null = null;
   clientReceiveMaximum = 65_535;
   clientMaxPacketSize = Infinity;
+  /** v5: the Topic Alias Maximum the CONNACK told the client (0 when it was left out to fit). */
+  topicAliasMaximum = 0;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
   problemInformation = true;
   private _permissions: Permissions | null = null;

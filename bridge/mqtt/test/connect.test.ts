@@ -341,19 +341,34 @@ describe('CONNECT details', () => {
     /** The CONNACK's size in bytes: fixed header byte, remaining length, the rest. */
     const size = ({ length = Infinity }: { length?: number }) => 1 + (length < 128 ? 1 : 2) + length;
 
-    it('leaves out what only repeats a default, keeps what the client must know', async () => {
+    it('leaves out what only repeats a default, then Topic Alias Maximum (absent: 0); keeps what the client must know and what absent would claim', async () => {
       const t = setup();
       const c = t.client(5);
       const ack = await c.connect({ clientId: '', properties: { maximumPacketSize: 64 } });
       expect(ack.reasonCode).toBe(0);
       expect(size(ack)).toBeLessThanOrEqual(64);
-      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive', 'topicAliasMaximum']);
+      // Subscription Identifiers Available absent would mean "supported".
+      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive', 'subscriptionIdentifiersAvailable']);
+      expect(ack.properties?.subscriptionIdentifiersAvailable).toBe(false);
       expect(ack.properties?.assignedClientIdentifier).toMatch(/^auto-/);
       c.send({ cmd: 'pingreq' });
       await c.next('pingresp');
+      // Told no Topic Alias Maximum, the client may use no alias (MQTT 5 §3.2.2.3.8).
+      c.publish('channels/ch-1/messages/a', 'aliased', 1, { properties: { topicAlias: 1 } });
+      expect((await c.next('disconnect')).reasonCode).toBe(0x94);
+      expect(t.platform.published).toEqual([]);
       // With room, the full set as before.
       const roomy = await t.client(5).connect({ properties: { maximumPacketSize: 1024 } });
       expect(roomy.properties).toMatchObject({ retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false });
+    });
+
+    it('a repeated Maximum Packet Size is refused (0x82) and not taken for a limit', async () => {
+      const t = setup();
+      const c = t.client(5);
+      const ack = await c.connect({ properties: { maximumPacketSize: [1024, 2048] as unknown as number } });
+      expect(ack.reasonCode).toBe(0x82);
+      expect(ack.properties?.reasonString).toMatch(/maximumPacketSize given 2 times/);
+      expect(await c.closedYet()).toBe(true);
     });
 
     it('a refusal drops its reason string to fit', async () => {
