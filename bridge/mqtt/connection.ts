@@ -54,7 +54,10 @@ interface EndOptions {
   reason: string;
   /** Publish the will (ungraceful end). */
   will: boolean;
-  /** Publish it now, whatever its delay (the session ends on a takeover with Clean Start). */
+  /**
+   * Publish it now, whatever its delay, and once (a takeover: a retry after a 503 would come after
+   * what the new connection publishes).
+   */
   willNow?: boolean;
 }
 
@@ -100,6 +103,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   unstoredWaiter: (() => void) | null = null;
   clientReceiveMaximum = 65_535;
   clientMaxPacketSize = Infinity;
+  /** v5: the Topic Alias Maximum the CONNACK told the client (0 when it was left out to fit). */
+  topicAliasMaximum = 0;
   /** v5 Request Problem Information: 0 → no Reason String / User Property outside PUBLISH/CONNACK/DISCONNECT [MQTT-3.1.2-29]. */
   problemInformation = true;
   private _permissions: Permissions | null = null;
@@ -312,6 +317,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   takenOver({ clean }: { clean: boolean }): Promise<void> {
     if (this.phase === 'closed') {
       this.ctx.wills.claimed(this.sessionKey, clean);
+      // Claimed on another bridge: whether it resumed there or ended, this bridge's groups lose the
+      // member (a claim here sorts its shares out itself: it resumes them, or calls claimed()).
+      if (!this.ctx.claiming.has(this.sessionKey)) this.ctx.shares.claimed(this.sessionKey);
       return this.ending ?? Promise.resolve();
     }
     // v5 §3.1.4: the will goes if it has no delay or the session ends; a delayed one is cancelled by this very reconnect.
@@ -321,9 +329,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     return this.end({ reason: 'session taken over', will, willNow: true });
   }
 
-  /** SessionHolder: a released session still listens for claims while its delayed will waits. */
+  /**
+   * SessionHolder: a released session still listens for claims while its will waits (delayed, or to
+   * be tried again) and while shared groups here hold deliveries for it (a claim elsewhere frees them).
+   */
   lingering(): boolean {
-    return this.ctx.wills.has(this.sessionKey);
+    return this.ctx.wills.has(this.sessionKey) || this.ctx.shares.holding(this.sessionKey);
   }
 
   /**
@@ -361,7 +372,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       // [MQTT-3.1.2-8] the will is published unless the client said DISCONNECT (0x00).
       if (opts.will && this.will && this.principal) {
         const delay = opts.willNow || this.version === 4 ? 0 : Math.min(this.will.delay, this.sessionExpiry);
-        this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay);
+        this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay, !opts.willNow);
       }
     }
     const state = wasOpen && this.sessionExpiry > 0 ? this.snapshot() : null;

@@ -17,6 +17,8 @@ export interface ServerContext {
   readonly devices: Map<string, number>;
   /** Session key → id of the local connection holding it. */
   readonly holders: Map<string, number>;
+  /** Session key → CONNECTs on this bridge claiming it right now (a claim seen by an ended holder is then not another bridge's). */
+  readonly claiming: Map<string, number>;
   /** Publish rate per device. */
   readonly buckets: Map<string, TokenBucket>;
   readonly shares: SharedSubscriptions;

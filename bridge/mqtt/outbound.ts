@@ -35,8 +35,12 @@ export interface OutboundLink {
 export interface ShareTag {
   /** `${group}\0${filter}`: the group's copy is not merged with a non-shared subscription's [MQTT 5 §4.8.2]. */
   readonly group: string;
-  /** This client cannot finish `d` (its connection ended, or it fell behind); `sent`: its PUBLISH was in flight. */
-  returned(d: Delivery, sent: boolean): void;
+  /**
+   * This client cannot finish `d` (its connection ended, or it fell behind). `qos`: what it was (or
+   * would have been) sent at; `sent`: this session was sent its PUBLISH (in flight now, or by an
+   * earlier connection: its packet id is reserved), so a QoS 2 one is this session's alone [MQTT-4.8.2-4].
+   */
+  returned(d: Delivery, qos: Qos, sent: boolean): void;
 }
 
 interface Offer {
@@ -110,6 +114,8 @@ export class Outbox {
   private readonly queue: Offer[] = [];
   /** From a resumed session: `slot()` → the packet id it had [MQTT-4.4.0-1]. */
   private readonly reserved = new Map<string, StoredInflight>();
+  /** The packet ids in `reserved`: not given to another delivery (made by the first resume that has any). */
+  private reservedIds: Set<number> | null = null;
   private nextId = 1;
   /** QoS 0 deliveries dropped for a full socket buffer. */
   dropped = 0;
@@ -183,17 +189,17 @@ export class Outbox {
       else this.link.send(publishPacket(d, 0, o.retain, this.link));
       return this.complete(d, o.cursors);
     }
-    if (this.overflowed) return o.share?.returned(d, false);
+    if (this.overflowed) return this.giveBack(o);
     if (this.queue.length >= this.link.maxQueued) {
       this.overflowed = true;
       this.link.log(`more than ${this.link.maxQueued} deliveries waiting; dropping the rest until the client catches up`);
-      return o.share?.returned(d, false);
+      return this.giveBack(o);
     }
     if (!d.retained) for (const c of o.cursors) c.handed(d.seq);
     const at = slot(d.channel, d.seq, o.share?.group);
     const again = d.retained ? undefined : this.reserved.get(at);
     if (again) {
-      this.reserved.delete(at);
+      this.unreserve(at, again);
       return this.transmit(o, again.packetId, true);
     }
     if (this.queue.length === 0 && this.inflight.size < this.link.window) return this.transmit(o, this.allocate(), false);
@@ -239,7 +245,7 @@ export class Outbox {
     for (let i = 0; i < 65_535; i++) {
       const id = this.nextId;
       this.nextId = (this.nextId % 65_535) + 1;
-      if (!this.inflight.has(id) && !(this.reserved.size > 0 && [...this.reserved.values()].some((r) => r.packetId === id))) return id;
+      if (!this.inflight.has(id) && !this.reservedIds?.has(id)) return id;
     }
     throw new Error('no free packet identifier');
   }
@@ -295,8 +301,23 @@ export class Outbox {
       if (r.released) {
         this.inflight.set(r.packetId, { qos: 2, channel: r.channel, seq: r.seq, retained: false, released: true, cursors: [] });
         this.link.send(this.link.version === 5 ? { cmd: 'pubrel', messageId: r.packetId, reasonCode: 0 } : { cmd: 'pubrel', messageId: r.packetId });
-      } else this.reserved.set(slot(r.channel, r.seq, r.share), r);
+      } else {
+        this.reserved.set(slot(r.channel, r.seq, r.share), r);
+        (this.reservedIds ??= new Set()).add(r.packetId);
+      }
     }
+  }
+
+  private unreserve(at: string, r: StoredInflight): void {
+    this.reserved.delete(at);
+    this.reservedIds?.delete(r.packetId);
+  }
+
+  /** A shared offer this client will not send goes back to its group, sent if an earlier connection of the session had sent it. */
+  private giveBack(o: Offer): void {
+    if (!o.share) return;
+    const r = this.reserved.get(slot(o.d.channel, o.d.seq, o.share.group));
+    o.share.returned(o.d, r?.qos ?? o.qos, r !== undefined);
   }
 
   /** A resumed session had `d` in flight for the shared group `group` (it goes back to this client). */
@@ -306,22 +327,34 @@ export class Outbox {
 
   /**
    * The connection ended: shared deliveries it had not finished go back to their groups — sent ones
-   * kept for this session's resume while it lives, unsent ones to another member (shares.ts).
+   * (in flight, or re-offered on a resume that had not resent them yet: their packet id is
+   * reserved) kept for this session's resume while it lives, unsent ones to another member (shares.ts).
    */
   abandon(): void {
-    const back: [ShareTag, Delivery, boolean][] = [];
-    for (const e of this.inflight.values()) if (e.share && !e.released) back.push([e.share.tag, e.share.d, true]);
-    for (const o of [...this.batch.values(), ...this.queue]) if (o.share) back.push([o.share, o.d, false]);
+    const inflight = [...this.inflight.values()];
+    const offers = [...this.batch.values(), ...this.queue];
     this.batch.clear();
     this.queue.length = 0;
-    for (const [tag, d, sent] of back) tag.returned(d, sent);
+    for (const e of inflight) if (e.share && !e.released) e.share.tag.returned(e.share.d, e.qos, true);
+    for (const o of offers) this.giveBack(o);
   }
 
-  /** After the replay: in-flight deliveries the channel no longer has are given up (logged). */
+  /**
+   * After the replay: in-flight deliveries the channel no longer has are given up (logged). A QoS 2
+   * one keeps its packet id (saved with the session): the client may have sent PUBREC and be waiting
+   * for PUBREL, and would take a new QoS 2 PUBLISH with that id for a duplicate [MQTT-4.3.3] — it
+   * is sent if its group still brings it (shares.ts), else the id stays out of use until the session ends.
+   */
   dropUnreplayed(): void {
     if (this.reserved.size === 0) return;
-    this.link.log(`${this.reserved.size} unacknowledged deliveries are no longer kept by their channels; not redelivered`);
-    this.reserved.clear();
+    let dropped = 0;
+    for (const [at, r] of [...this.reserved]) {
+      if (r.qos === 2) continue;
+      this.unreserve(at, r);
+      dropped++;
+    }
+    if (dropped > 0) this.link.log(`${dropped} unacknowledged deliveries are no longer kept by their channels; not redelivered`);
+    if (this.reserved.size > 0) this.link.log(`${this.reserved.size} unacknowledged QoS 2 deliveries not resent (yet): their packet ids stay reserved`);
   }
 
   /** What a persistent session keeps of the in-flight state (retained replays cannot be fetched again). */

@@ -80,8 +80,9 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
     log,
     devices: new Map(),
     holders: new Map(),
+    claiming: new Map(),
     buckets: new Map(),
-    shares: new SharedSubscriptions(opts.platform, clock),
+    shares: new SharedSubscriptions(opts.platform, clock, log),
     wills: new Wills(opts.platform, clock, log),
     keepalive: new KeepAliveSweep(clock),
     get certificateMustMatchUsername() {

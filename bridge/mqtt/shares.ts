@@ -7,7 +7,8 @@ import type { StoredCursor } from './session';
 /**
  * A delivery kept for an away member holds the group's cursor back, and every message the others
  * finish meanwhile is remembered above it (in memory and in each member's saved session). Past this
- * many, what away members kept goes to the others instead (MQTT 5 §4.8.2 allows it at once).
+ * many, what away members kept at QoS 1 goes to the others instead (MQTT 5 §4.8.2 allows it at once);
+ * a QoS 2 delivery stays with its member's session whatever the count [MQTT-4.8.2-4].
  */
 const MAX_AHEAD = 1000;
 
@@ -29,13 +30,18 @@ interface Held {
   d: Delivery;
   /** The member whose session had it in flight (it is resent to it alone), or null: the next live member. */
   owner: string | null;
+  /**
+   * Sent to `owner` at QoS 2 and not PUBREC'd: only that session may complete it. It stays with it,
+   * whatever the bound, and is dropped, never handed over, when that session ends [MQTT-4.8.2-4, MQTT-4.8.2-5].
+   */
+  exactlyOnce: boolean;
 }
 
 interface ChannelGroup {
   /** Members whose connection is open. */
   members: ShareMember[];
-  /** Members whose connection ended while their session lives on: member key → the session's expiry. */
-  away: Map<string, Timer>;
+  /** Members whose connection ended while their session lives on (their expiry: `Away`). */
+  away: Set<string>;
   next: number;
   /**
    * The group's resume point in the channel, moved by whichever member finishes a message; it is
@@ -47,6 +53,19 @@ interface ChannelGroup {
   /** The platform subscription while a member is connected; null while the group waits for one. */
   handle: Promise<Subscription> | null;
 }
+
+/** A member away from its group: the channels it is away on, and one timer for its session's expiry. */
+interface Away {
+  groupKey: string;
+  memberKey: string;
+  sessionKey: string;
+  channels: Set<string>;
+  timer: Timer | null;
+}
+
+/** A member key is `${session key}\0${topic filter}`; a topic filter has no U+0000 [MQTT-1.5.4-2]. */
+const sessionOf = (memberKey: string): string => memberKey.slice(0, memberKey.lastIndexOf('\u0000'));
+const readable = (key: string): string => key.replaceAll('\u0000', ' ');
 
 /**
  * Shared subscriptions `$share/{group}/{filter}` [MQTT-4.8.2] (MQTT 5; accepted from 3.1.1 clients
@@ -60,17 +79,22 @@ interface ChannelGroup {
  * member's session lives, the group closes its platform subscription and keeps its cursor; the
  * first member back subscribes again after it, and the channel actor replays the backlog.
  * A member whose connection ends keeps what it had in flight (resent to it alone when its session
- * resumes, MQTT 5 §4.8.2 "MAY wait for the Client to reconnect"); what it had not been sent yet,
- * and everything once its session ends, goes to the other members ("SHOULD send the Application
- * Message to another Client").
+ * resumes, MQTT 5 §4.8.2 "MAY wait for the Client to reconnect"); what it had not been sent yet goes
+ * to the other members. Once its session ends, a QoS 1 delivery it had goes to another member (§4.8.2
+ * SHOULD); a QoS 2 one it had been sent is dropped [MQTT-4.8.2-5].
  */
 export class SharedSubscriptions {
   /** `${group}\0${filter}` → channel → group state. */
   private readonly groups = new Map<string, Map<string, ChannelGroup>>();
+  /** Member key → where it is away (a member belongs to one group: its filter names it). */
+  private readonly away = new Map<string, Away>();
+  /** Session key → its away members: a CONNECT finds them without looking through every group. */
+  private readonly sessions = new Map<string, Set<Away>>();
 
   constructor(
     private readonly platform: Platform,
     private readonly clock: Clock,
+    private readonly log: (msg: string) => void = () => undefined,
   ) {}
 
   /**
@@ -82,9 +106,8 @@ export class SharedSubscriptions {
     let channels = this.groups.get(groupKey);
     if (!channels) this.groups.set(groupKey, (channels = new Map()));
     let g = channels.get(channel);
-    if (!g) channels.set(channel, (g = { members: [], away: new Map(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null }));
-    g.away.get(member.key)?.cancel();
-    g.away.delete(member.key);
+    if (!g) channels.set(channel, (g = { members: [], away: new Set(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null }));
+    if (g.away.delete(member.key)) this.back(member.key, channel);
     const at = g.members.findIndex((m) => m.key === member.key);
     if (at >= 0) g.members[at] = member;
     else g.members.push(member);
@@ -113,34 +136,62 @@ export class SharedSubscriptions {
   leave(groupKey: string, memberKey: string, keep: ReadonlySet<string> = new Set(), awayMs = 0): void {
     const channels = this.groups.get(groupKey);
     if (!channels) return;
+    let away: Away | null = null;
     for (const [channel, g] of [...channels]) {
       if (keep.has(channel) || !(g.away.has(memberKey) || g.members.some((m) => m.key === memberKey))) continue;
       g.members = g.members.filter((m) => m.key !== memberKey);
       if (awayMs > 0) {
-        g.away.get(memberKey)?.cancel();
-        g.away.set(memberKey, this.clock.setTimer(awayMs, () => this.sessionEnded(groupKey, channel, memberKey)));
-      } else this.release(g, memberKey);
+        g.away.add(memberKey);
+        away = this.markAway(groupKey, memberKey, channel);
+      } else this.release(channel, g, memberKey);
       this.settle(groupKey, channel, g);
     }
-  }
-
-  /** A session was claimed on this bridge: any of its members still away are gone (Clean Start, or not resumed). */
-  claimed(sessionKey: string): void {
-    const prefix = `${sessionKey}\u0000`;
-    for (const [groupKey, channels] of [...this.groups]) {
-      for (const [channel, g] of [...channels]) for (const key of [...g.away.keys()]) if (key.startsWith(prefix)) this.sessionEnded(groupKey, channel, key);
+    // One timer for the member's session, however many channels its filter covers.
+    if (away) {
+      const a = away;
+      a.timer?.cancel();
+      a.timer = this.clock.setTimer(awayMs, () => this.sessionEnded(a));
     }
   }
 
   /**
-   * A member's connection could not finish `d` (it ended, or the member could take no more): kept
-   * for the member if it was `sent` and its session lives (resent on resume), else for the others.
+   * The session was claimed — by a new connection here (Clean Start, or resumed without some of its
+   * shared subscriptions), or on another bridge: its members still away here are gone. What they
+   * held goes to the others (QoS 1) or is dropped (QoS 2 sent to them; a resume elsewhere resends
+   * it from its own replay).
    */
-  returned(groupKey: string, memberKey: string, d: Delivery, sent: boolean): void {
+  claimed(sessionKey: string): void {
+    for (const a of [...(this.sessions.get(sessionKey) ?? [])]) this.sessionEnded(a);
+  }
+
+  /** This bridge holds deliveries for a member of the session whose connection ended: it needs to hear of a claim elsewhere. */
+  holding(sessionKey: string): boolean {
+    for (const a of this.sessions.get(sessionKey) ?? []) {
+      for (const channel of a.channels) {
+        const g = this.groups.get(a.groupKey)?.get(channel);
+        if (g) for (const h of g.held.values()) if (h.owner === a.memberKey) return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * A member's connection could not finish `d` (it ended, or the member could take no more). Sent at
+   * QoS 2, it stays the member's while its session lives, else it is dropped [MQTT-4.8.2-4/5]; sent
+   * at QoS 1, it is kept for the member while it is away (resent on resume), else it goes to the
+   * others, as an unsent one does.
+   */
+  returned(groupKey: string, memberKey: string, d: Delivery, qos: Qos, sent: boolean): void {
     const g = this.groups.get(groupKey)?.get(d.channel);
     if (!g || g.cursor.skip(d.seq)) return;
     g.cursor.handed(d.seq);
-    g.held.set(d.seq, { d, owner: sent && g.away.has(memberKey) ? memberKey : null });
+    const away = g.away.has(memberKey);
+    if (sent && qos === 2) {
+      if (!away && !g.members.some((m) => m.key === memberKey)) return this.drop(g, d, memberKey);
+      g.held.set(d.seq, { d, owner: memberKey, exactlyOnce: true });
+      return;
+    }
+    g.held.set(d.seq, { d, owner: sent && away ? memberKey : null, exactlyOnce: false });
     this.handOut(g);
   }
 
@@ -160,8 +211,15 @@ export class SharedSubscriptions {
     // Done, or already with someone (a replay after the group waited covers what it had handed out).
     if (d.retained || g.cursor.skip(d.seq) || g.cursor.pending(d.seq)) return;
     if (g.held.size > 0 && g.cursor.ahead > MAX_AHEAD) {
-      for (const h of g.held.values()) h.owner = null;
-      this.handOut(g);
+      // The bound: what away members kept at QoS 1 goes to the others (§4.8.2 allows it at once). A
+      // QoS 2 delivery stays with its member's session [MQTT-4.8.2-4].
+      let freed = false;
+      for (const h of g.held.values()) {
+        if (h.owner === null || h.exactlyOnce) continue;
+        h.owner = null;
+        freed = true;
+      }
+      if (freed) this.handOut(g);
     }
     const live = g.members.filter((m) => !m.closed);
     const owner = live.find((m) => m.holds(d));
@@ -169,7 +227,7 @@ export class SharedSubscriptions {
     if (live.length === 0) {
       // Between a member's end and its leave: keep it for the next one.
       g.cursor.handed(d.seq);
-      g.held.set(d.seq, { d, owner: null });
+      g.held.set(d.seq, { d, owner: null, exactlyOnce: false });
       return;
     }
     const m = live[g.next++ % live.length]!;
@@ -188,19 +246,61 @@ export class SharedSubscriptions {
     }
   }
 
-  /** What was kept for a member whose session ended goes to the others [MQTT 5 §4.8.2]. */
-  private release(g: ChannelGroup, memberKey: string): void {
-    g.away.get(memberKey)?.cancel();
-    g.away.delete(memberKey);
-    for (const h of g.held.values()) if (h.owner === memberKey) h.owner = null;
+  /** A member's session ended (on this channel): what it kept at QoS 1 goes to the others [MQTT 5 §4.8.2], at QoS 2 nowhere [MQTT-4.8.2-5]. */
+  private release(channel: string, g: ChannelGroup, memberKey: string): void {
+    if (g.away.delete(memberKey)) this.back(memberKey, channel);
+    for (const [seq, h] of [...g.held]) {
+      if (h.owner !== memberKey) continue;
+      if (h.exactlyOnce) {
+        g.held.delete(seq);
+        this.drop(g, h.d, memberKey);
+      } else h.owner = null;
+    }
     this.handOut(g);
   }
 
-  private sessionEnded(groupKey: string, channel: string, memberKey: string): void {
-    const g = this.groups.get(groupKey)?.get(channel);
-    if (!g?.away.has(memberKey)) return;
-    this.release(g, memberKey);
-    this.settle(groupKey, channel, g);
+  /** A QoS 2 delivery whose session ended before it completed: finished for the group, sent to nobody else [MQTT-4.8.2-5]. */
+  private drop(g: ChannelGroup, d: Delivery, memberKey: string): void {
+    g.cursor.finished(d.seq);
+    this.log(`shared subscription ${readable(memberKey)}: QoS 2 message ${d.seq} on channel ${d.channel} was in flight when its session ended; not sent to another member [MQTT-4.8.2-5]`);
+  }
+
+  private sessionEnded(a: Away): void {
+    a.timer?.cancel();
+    a.timer = null;
+    for (const channel of [...a.channels]) {
+      const g = this.groups.get(a.groupKey)?.get(channel);
+      if (!g?.away.has(a.memberKey)) {
+        this.back(a.memberKey, channel);
+        continue;
+      }
+      this.release(channel, g, a.memberKey);
+      this.settle(a.groupKey, channel, g);
+    }
+  }
+
+  private markAway(groupKey: string, memberKey: string, channel: string): Away {
+    let a = this.away.get(memberKey);
+    if (!a) {
+      a = { groupKey, memberKey, sessionKey: sessionOf(memberKey), channels: new Set(), timer: null };
+      this.away.set(memberKey, a);
+      let mine = this.sessions.get(a.sessionKey);
+      if (!mine) this.sessions.set(a.sessionKey, (mine = new Set()));
+      mine.add(a);
+    }
+    a.channels.add(channel);
+    return a;
+  }
+
+  /** The member is no longer away on `channel` (back, or gone); on no channel at all, its timer and entries go. */
+  private back(memberKey: string, channel: string): void {
+    const a = this.away.get(memberKey);
+    if (!a?.channels.delete(channel) || a.channels.size > 0) return;
+    a.timer?.cancel();
+    this.away.delete(memberKey);
+    const mine = this.sessions.get(a.sessionKey);
+    mine?.delete(a);
+    if (mine?.size === 0) this.sessions.delete(a.sessionKey);
   }
 
   /** No member connected: stop the platform subscription (the cursor stays); nobody at all: forget the group. */
@@ -215,7 +315,7 @@ export class SharedSubscriptions {
   private forget(groupKey: string, channel: string, g: ChannelGroup): void {
     const channels = this.groups.get(groupKey);
     if (channels?.get(channel) !== g) return;
-    for (const t of g.away.values()) t.cancel();
+    for (const memberKey of g.away) this.back(memberKey, channel);
     channels.delete(channel);
     if (channels.size === 0) this.groups.delete(groupKey);
     void g.handle?.then((h) => h.close(), () => undefined);

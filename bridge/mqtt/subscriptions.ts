@@ -114,7 +114,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
     if (f.share !== undefined) {
       const group = shareGroupKey(sub.topicFilter, f);
       const key = shareMemberKey(conn, sub.topicFilter);
-      const tag: ShareTag = { group, returned: (d, sent) => shares.returned(group, key, d, sent) };
+      const tag: ShareTag = { group, returned: (d, qos, sent) => shares.returned(group, key, d, qos, sent) };
       const member: ShareMember = {
         key,
         qos: sub.qos,

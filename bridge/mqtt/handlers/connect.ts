@@ -18,12 +18,13 @@ type WillSpec = NonNullable<IConnectPacket['will']>;
 /**
  * v5 CONNACK properties a client can do without, in the order they are left out when the CONNACK
  * would exceed the client's Maximum Packet Size [MQTT-3.1.2-24 (5.0)]: the reason string, then
- * those that only repeat a default (MQTT 5 §3.2.2.3), then Subscription Identifiers Available 0
- * (a client that uses one anyway is told per filter, SUBACK 0xA1). What the client must know stays:
- * Assigned Client Identifier, Server Keep Alive, Session Expiry Interval, Receive Maximum, Maximum
- * QoS, Maximum Packet Size, Topic Alias Maximum.
+ * those that only repeat a default (MQTT 5 §3.2.2.3), then Topic Alias Maximum — absent, it means 0
+ * (no aliases), which is safe: the connection then takes none. A property whose absence would say
+ * something untrue is never left out: Subscription Identifiers Available 0 (absent: "supported"),
+ * and what the client must know — Assigned Client Identifier, Server Keep Alive, Session Expiry
+ * Interval, Receive Maximum, Maximum QoS, Maximum Packet Size.
  */
-const CONNACK_OPTIONAL = ['reasonString', 'wildcardSubscriptionAvailable', 'sharedSubscriptionAvailable', 'retainAvailable', 'subscriptionIdentifiersAvailable'] as const;
+const CONNACK_OPTIONAL = ['reasonString', 'wildcardSubscriptionAvailable', 'sharedSubscriptionAvailable', 'retainAvailable', 'topicAliasMaximum'] as const;
 /** The smallest CONNACK: fixed header, flags, reason code and (v5) an empty property length. No client maximum below it can be answered. */
 const MIN_CONNACK = 5;
 
@@ -147,8 +148,10 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   const props = packet.properties ?? {};
   if (props.authenticationMethod !== undefined) return refuse(conn, RC.BadAuthenticationMethod, 'enhanced authentication is not supported; send the key as the password');
   if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) return refuse(conn, RC.ProtocolError, 'Receive Maximum and Maximum Packet Size cannot be 0');
-  // [MQTT-3.1.2-24 (5.0)] from here on, refusals included, nothing larger than the client's maximum is sent.
-  if (props.maximumPacketSize) conn.clientMaxPacketSize = props.maximumPacketSize;
+  // [MQTT-3.1.2-24 (5.0)] from here on, refusals included, nothing larger than the client's maximum is
+  // sent. A repeated property is an array (mqtt-packet): only a single number is taken, and the
+  // repeat is refused below (protocolProblem).
+  if (typeof props.maximumPacketSize === 'number') conn.clientMaxPacketSize = props.maximumPacketSize;
   if (conn.clientMaxPacketSize < MIN_CONNACK) return refuse(conn, RC.PacketTooLarge, `Maximum Packet Size ${conn.clientMaxPacketSize} is below the smallest CONNACK (${MIN_CONNACK} bytes)`);
   const problem = protocolProblem(packet);
   if (problem) return refuse(conn, RC.ProtocolError, problem);
@@ -222,10 +225,18 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   );
   if (!connack) return refuse(conn, RC.PacketTooLarge, `the CONNACK is larger than the client's Maximum Packet Size of ${conn.clientMaxPacketSize} bytes`);
   let lease: SessionLease;
+  // While this CONNECT claims the session, an ended holder of it here that hears of the claim
+  // (takenOver) knows the claim is local, not another bridge's.
+  const key = conn.sessionKey;
+  ctx.claiming.set(key, (ctx.claiming.get(key) ?? 0) + 1);
   try {
-    lease = await ctx.store.open(conn.sessionKey, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
+    lease = await ctx.store.open(key, conn, packet.clean ?? true, { expirySeconds: conn.sessionExpiry, ...(conn.will ? { will: { ...conn.will, publisher: principal.id } } : {}) });
   } catch (e) {
     return refuse(conn, RC.ServerUnavailable, `session store unavailable: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    const left = (ctx.claiming.get(key) ?? 1) - 1;
+    if (left > 0) ctx.claiming.set(key, left);
+    else ctx.claiming.delete(key);
   }
   conn.epoch = lease.epoch;
   if (conn.phase !== 'connecting') {
@@ -235,6 +246,8 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   }
 
   conn.keepalive = keepalive;
+  // A Topic Alias Maximum left out of the CONNACK means 0: the client may send no alias (MQTT 5 §3.2.2.3.8).
+  if (version === 5) conn.topicAliasMaximum = connack.properties?.topicAliasMaximum ?? 0;
   if (props.receiveMaximum) conn.clientReceiveMaximum = props.receiveMaximum;
   if (props.requestProblemInformation === false) conn.problemInformation = false;
 

@@ -62,8 +62,8 @@ function refuse(conn: Connection, packet: IPublishPacket, r: Result): void {
 function resolveTopic(conn: Connection, packet: IPublishPacket): string | null {
   const alias = packet.properties?.topicAlias;
   if (conn.version !== 5 || alias === undefined) return packet.topic;
-  if (alias === 0 || alias > conn.limits.topicAliasMaximum) {
-    conn.disconnect(RC.TopicAliasInvalid, `topic alias ${alias} is outside 1..${conn.limits.topicAliasMaximum}`);
+  if (alias === 0 || alias > conn.topicAliasMaximum) {
+    conn.disconnect(RC.TopicAliasInvalid, conn.topicAliasMaximum === 0 ? `topic alias ${alias}: this connection takes none` : `topic alias ${alias} is outside 1..${conn.topicAliasMaximum}`);
     return null;
   }
   if (packet.topic) {

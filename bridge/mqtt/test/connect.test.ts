@@ -198,6 +198,41 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
     expect(t.logs.some((l) => /will of dev-1 not published: platform unreachable/.test(l))).toBe(true);
   });
 
+  it('a will waiting to be tried again (503) belongs to its session: a reconnect within the wait is not followed by the old will [MQTT-3.1.3-9]', async () => {
+    const t = setup();
+    const status = 'channels/ch-1/messages/status';
+    const will = { topic: status, payload: Buffer.from('offline'), qos: 1 as const, retain: true };
+    const a = await t.connected(v, { clientId: 'dev', will });
+    t.platform.refuse = { ok: false, status: 503, code: 'unavailable', message: 'link lost' };
+    a.drop();
+    await a.closedYet();
+    expect(t.logs.some((l) => l.includes('trying again in 1 s'))).toBe(true);
+    t.platform.refuse = undefined;
+    // Back within the second (Clean Session / Clean Start: the old session ends, so its will goes now, once), and online.
+    const back = await t.connected(v, { clientId: 'dev', will });
+    back.publish(status, 'online', 1, { retain: true });
+    await back.next('puback');
+    await t.clock.advance(60_000);
+    expect(t.platform.published.map((p) => new TextDecoder().decode(p.payload))).toEqual(['offline', 'online']);
+    const retained = [...t.platform.channels.get('ch-1')!.retained.values()].map((d) => new TextDecoder().decode(d.payload));
+    expect(retained).toEqual(['online']);
+  });
+
+  it('a will waiting to be tried again is dropped when its session is resumed', async () => {
+    const t = setup();
+    const will = { topic: 'channels/ch-1/messages/status', payload: Buffer.from('offline'), qos: 1 as const, retain: true };
+    const persistent = { clientId: 'dev', clean: false, will, ...(v === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}) };
+    const a = await t.connected(v, persistent);
+    t.platform.refuse = { ok: false, status: 503, code: 'unavailable', message: 'link lost' };
+    a.drop();
+    await a.closedYet();
+    t.platform.refuse = undefined;
+    await t.connected(v, persistent);
+    await t.clock.advance(60_000);
+    expect(t.platform.published).toEqual([]);
+    expect(t.logs.some((l) => l.includes('will of dev-1 not tried again: its session was resumed'))).toBe(true);
+  });
+
   if (v === 5)
     it('refuses a will whose payload its Content Type says cannot be (0x99), as the channel would refuse it when it fires', async () => {
       const t = setup();
@@ -319,19 +354,34 @@ describe('CONNECT details', () => {
     /** The CONNACK's size in bytes: fixed header byte, remaining length, the rest. */
     const size = ({ length = Infinity }: { length?: number }) => 1 + (length < 128 ? 1 : 2) + length;
 
-    it('leaves out what only repeats a default, keeps what the client must know', async () => {
+    it('leaves out what only repeats a default, then Topic Alias Maximum (absent: 0); keeps what the client must know and what absent would claim', async () => {
       const t = setup();
       const c = t.client(5);
       const ack = await c.connect({ clientId: '', properties: { maximumPacketSize: 64 } });
       expect(ack.reasonCode).toBe(0);
       expect(size(ack)).toBeLessThanOrEqual(64);
-      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive', 'topicAliasMaximum']);
+      // Subscription Identifiers Available absent would mean "supported".
+      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive', 'subscriptionIdentifiersAvailable']);
+      expect(ack.properties?.subscriptionIdentifiersAvailable).toBe(false);
       expect(ack.properties?.assignedClientIdentifier).toMatch(/^auto-/);
       c.send({ cmd: 'pingreq' });
       await c.next('pingresp');
+      // Told no Topic Alias Maximum, the client may use no alias (MQTT 5 §3.2.2.3.8).
+      c.publish('channels/ch-1/messages/a', 'aliased', 1, { properties: { topicAlias: 1 } });
+      expect((await c.next('disconnect')).reasonCode).toBe(0x94);
+      expect(t.platform.published).toEqual([]);
       // With room, the full set as before.
       const roomy = await t.client(5).connect({ properties: { maximumPacketSize: 1024 } });
       expect(roomy.properties).toMatchObject({ retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false });
+    });
+
+    it('a repeated Maximum Packet Size is refused (0x82) and not taken for a limit', async () => {
+      const t = setup();
+      const c = t.client(5);
+      const ack = await c.connect({ properties: { maximumPacketSize: [1024, 2048] as unknown as number } });
+      expect(ack.reasonCode).toBe(0x82);
+      expect(ack.properties?.reasonString).toMatch(/maximumPacketSize given 2 times/);
+      expect(await c.closedYet()).toBe(true);
     });
 
     it('a refusal drops its reason string to fit', async () => {

@@ -1,6 +1,7 @@
 import type { IConnectPacket, IPublishPacket, Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { createMqttServer } from '../server';
+import { MemorySessionStore, type SessionHolder, type SessionLease } from '../session';
 import { setup, TestClient, text, VERSIONS, type Version } from './harness';
 
 const T = 'channels/ch-1/messages';
@@ -175,5 +176,185 @@ describe('shared subscriptions and sessions, MQTT 5', () => {
     const back = t.client(5);
     await back.connect(persistent(5, 'a'));
     expect(seen(await back.drain())).toEqual([['job 1', true]]);
+  });
+});
+
+/**
+ * QoS 2 in flight to a member is that session's alone: completed with it when it reconnects, and
+ * if its session ends first, sent to nobody else [MQTT-4.8.2-4, MQTT-4.8.2-5]. (QoS 1: §4.8.2 SHOULD
+ * send it to another member, as above.)
+ */
+describe('shared subscriptions at QoS 2', () => {
+  const exactly = (v: Version, clientId: string, expiry = 120) => persistent(v, clientId, expiry);
+  const ended = (t: ReturnType<typeof setup>) => t.logs.some((l) => l.includes('not sent to another member [MQTT-4.8.2-5]'));
+
+  it.each(VERSIONS)('a member without a persistent session drops with a QoS 2 PUBLISH unanswered: no other member gets it (level %i)', async (v) => {
+    const t = setup();
+    const a = await t.connected(v, { clientId: 'a' });
+    const other = await t.connected(v, { clientId: 'other' });
+    for (const m of [a, other]) await m.subscribe({ topic: SHARE, qos: 2 });
+    await t.platform.inject('ch-1', 'psi/x', 'exactly once', { qos: 2 });
+    expect(seen(await a.drain())).toEqual([['exactly once', false]]);
+    a.drop();
+    await a.closedYet();
+    expect(await other.drain()).toEqual([]);
+    expect(ended(t)).toBe(true);
+    // The group goes on past it.
+    await t.platform.inject('ch-1', 'psi/x', 'next', { qos: 2 });
+    expect(seen(await other.drain())).toEqual([['next', false]]);
+  });
+
+  it.each([
+    ['a reconnect with Clean Start', async (t: ReturnType<typeof setup>) => void (await t.connected(5, { clientId: 'a', clean: true }))],
+    ['its Session Expiry Interval running out', async (t: ReturnType<typeof setup>) => t.clock.advance(120_000)],
+  ])('a persistent member’s session ends (%s) with a QoS 2 delivery in flight: no other member gets it', async (_how, end) => {
+    const t = setup();
+    const a = await t.connected(5, exactly(5, 'a'));
+    const other = await t.connected(5, { clientId: 'other' });
+    for (const m of [a, other]) await m.subscribe({ topic: SHARE, qos: 2 });
+    await t.platform.inject('ch-1', 'psi/x', 'for a', { qos: 2 });
+    expect(seen(await a.drain())).toEqual([['for a', false]]);
+    a.drop();
+    await a.closedYet();
+    await end(t);
+    expect(await other.drain()).toEqual([]);
+    expect(ended(t)).toBe(true);
+  });
+
+  it('a QoS 2 delivery held for an away member stays its own past the 1000-message bound, and is completed with it on resume: DUP, same packet id', async () => {
+    const t = setup();
+    const a = await t.connected(5, exactly(5, 'a', 3600));
+    const b = await t.connected(5, { clientId: 'b' });
+    for (const m of [a, b]) await m.subscribe({ topic: SHARE, qos: 2 });
+    await t.platform.inject('ch-1', 'psi/x', 'pinned', { qos: 2 });
+    const [sent] = publishes(await a.drain());
+    a.drop();
+    await a.closedYet();
+    const got: string[] = [];
+    // Past 1000 finished above it by the 22nd batch (a QoS 1 delivery would go to b then: above).
+    for (let batch = 0; batch < 22; batch++) {
+      for (let i = 0; i < 50; i++) await t.platform.inject('ch-1', 'psi/x', `m${batch * 50 + i}`, { qos: 2 });
+      for (const p of publishes(await b.drain())) {
+        got.push(text(p));
+        b.send({ cmd: 'pubrec', messageId: p.messageId! });
+        b.send({ cmd: 'pubcomp', messageId: p.messageId! });
+      }
+      await b.drain();
+    }
+    expect(got).toHaveLength(1100);
+    expect(got).not.toContain('pinned');
+    const back = t.client(5);
+    await back.connect(exactly(5, 'a', 3600));
+    const again = publishes(await back.drain());
+    expect(again.map((p) => [text(p), p.dup, p.messageId])).toEqual([['pinned', true, sent!.messageId]]);
+  });
+
+  it('a resumed session whose QoS 2 delivery is not resent keeps its packet id: the client may be waiting for PUBREL on it', async () => {
+    const t = setup();
+    const a = await t.connected(5, exactly(5, 'a'));
+    await a.subscribe({ topic: SHARE, qos: 2 });
+    await t.platform.inject('ch-1', 'psi/x', 'PUBREC lost', { qos: 2 });
+    const [sent] = publishes(await a.drain());
+    a.drop();
+    await a.closedYet();
+    // Its subscription does not come back (no longer allowed on ch-1): the delivery is dropped, its id is not.
+    t.platform.channels.get('ch-1')!.subscribers.delete('dev-1');
+    const back = t.client(5);
+    expect((await back.connect(exactly(5, 'a'))).sessionPresent).toBe(true);
+    await back.drain();
+    await back.subscribe({ topic: 'channels/ch-2/messages/#', qos: 2 });
+    await t.platform.inject('ch-2', 'x', 'new', { qos: 2 });
+    const [next] = publishes(await back.drain());
+    expect(text(next!)).toBe('new');
+    expect(next!.messageId).not.toBe(sent!.messageId);
+  });
+
+  it.each([1, 2] as const)('a delivery re-offered on resume stays the member’s if that connection ends before resending it (QoS %i)', async (qos) => {
+    const t = setup();
+    const a = await t.connected(5, exactly(5, 'a'));
+    const other = await t.connected(5, { clientId: 'other' });
+    await a.subscribe({ topic: SHARE, qos });
+    await a.subscribe({ topic: 'channels/ch-2/messages/#', qos });
+    await other.subscribe({ topic: SHARE, qos });
+    await t.platform.inject('ch-1', 'psi/x', 'for a', { qos });
+    const [sent] = publishes(await a.drain());
+    a.drop();
+    await a.closedYet();
+    // The resume re-offers 'for a', then waits on the second subscription's authorization…
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const authorize = t.platform.authorize.bind(t.platform);
+    t.platform.authorize = async (principal, checks) => {
+      if (checks.some((c) => c.channel === 'ch-2')) await gate;
+      return authorize(principal, checks);
+    };
+    const resuming = t.client(5);
+    await resuming.connect(exactly(5, 'a'));
+    // …and is taken over meanwhile: that connection ends without having resent it.
+    const back = t.client(5);
+    const acked = back.connect(exactly(5, 'a'));
+    expect(await resuming.closedYet()).toBe(true);
+    release();
+    expect((await acked).sessionPresent).toBe(true);
+    expect(await other.drain()).toEqual([]);
+    const got = publishes(await back.drain());
+    expect(got.map((p) => [text(p), p.dup, p.messageId])).toEqual([['for a', true, sent!.messageId]]);
+  });
+});
+
+describe('shared subscriptions: expiry timers and claims', () => {
+  it('a member away on every channel of `channels/+/…` has one expiry timer, not one per channel', async () => {
+    const timersAfterDrop = async (filter: string) => {
+      const t = setup();
+      const a = await t.connected(5, persistent(5, 'a'));
+      await a.subscribe(filter);
+      const before = t.clock.pendingTimers;
+      a.drop();
+      await a.closedYet();
+      return t.clock.pendingTimers - before;
+    };
+    // dev-1 may subscribe on ch-1, ch-2 and ch-ro.
+    expect(await timersAfterDrop('$share/g/channels/+/messages/#')).toBe(await timersAfterDrop('$share/g/channels/ch-1/messages/#'));
+  });
+});
+
+/** A store shared by two bridges that remembers each session's latest holder. */
+class WatchedStore extends MemorySessionStore {
+  readonly holders = new Map<string, SessionHolder>();
+  override open(key: string, holder: SessionHolder, clean: boolean): Promise<SessionLease> {
+    this.holders.set(key, holder);
+    return super.open(key, holder, clean);
+  }
+}
+
+describe('shared subscriptions: a member’s session claimed on another bridge', () => {
+  const twoBridges = async () => {
+    const store = new WatchedStore();
+    const t = setup({}, store);
+    const a = await t.connected(5, persistent(5, 'a', 3600));
+    await a.subscribe({ topic: SHARE, qos: 2 });
+    const holder = store.holders.get('dev-1\u0000a')!;
+    const bridge2 = createMqttServer({ platform: t.platform, sessions: store, clock: t.clock });
+    return { t, a, holder, elsewhere: () => new TestClient(bridge2, 5) };
+  };
+
+  it.each([
+    ['ends there (Clean Start)', { clientId: 'a', clean: true }],
+    ['resumes there', persistent(5, 'a', 3600)],
+  ])('when it %s, a QoS 1 delivery it held here goes to a member here, a QoS 2 one is dropped', async (_how, connect) => {
+    const { t, a, holder, elsewhere } = await twoBridges();
+    await t.platform.inject('ch-1', 'psi/x', 'pinned 1', { qos: 1 });
+    await t.platform.inject('ch-1', 'psi/x', 'pinned 2', { qos: 2 });
+    const b = await t.connected(5, { clientId: 'b' });
+    await b.subscribe({ topic: SHARE, qos: 2 });
+    expect(seen(await a.drain()).map(([m]) => m)).toEqual(['pinned 1', 'pinned 2']);
+    a.drop();
+    await a.closedYet();
+    // The durable store keeps listening for claims while this bridge holds deliveries for the session.
+    expect(holder.lingering?.()).toBe(true);
+    await elsewhere().connect(connect);
+    expect(seen(await b.drain())).toEqual([['pinned 1', false]]);
+    expect(t.logs.some((l) => l.includes('QoS 2 message 2 on channel ch-1'))).toBe(true);
+    expect(holder.lingering?.()).toBe(false);
   });
 });
