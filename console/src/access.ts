@@ -7,24 +7,34 @@ import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
 
 export type Role = 'owner' | 'admin' | 'member' | 'viewer';
-export type Managed = 'devices' | 'channels' | 'apps' | 'keys' | 'connections' | 'members';
+export type Managed = 'devices' | 'channels' | 'apps' | 'keys' | 'connections' | 'members' | 'messages';
 
 export const RoleContext = createContext<Role | undefined>(undefined);
 export const useRole = (): Role | undefined => useContext(RoleContext);
 
-/** Whether `role` may create, edit and delete `what` (not known yet: offered, as before it is). */
+/**
+ * Whether `role` may create, edit and delete `what` ('messages': publish). A role not known (the org
+ * list still loading, or an org the user is not in) offers nothing: the API would refuse it.
+ */
 export function mayManage(role: Role | undefined, what: Managed): boolean {
-  if (role === undefined || role === 'owner' || role === 'admin') return true;
+  if (role === undefined) return false;
+  if (role === 'owner' || role === 'admin') return true;
   if (what === 'keys') return true; // every role may issue keys; revoking is per key (mayRevoke)
-  return role === 'member' && (what === 'devices' || what === 'channels' || what === 'connections');
+  return role === 'member' && (what === 'devices' || what === 'channels' || what === 'connections' || what === 'messages');
 }
 
 /** Owners and admins revoke any key; everyone else only their own, and only one still live. */
 export function mayRevoke(role: Role | undefined, me: string | undefined, key: { owner_type: string; owner_id: string; revoked_at: number | null; expires_at: number | null }, now = Date.now()): boolean {
-  if (key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= now)) return false;
-  if (role === undefined || role === 'owner' || role === 'admin') return true;
+  if (role === undefined || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= now)) return false;
+  if (role === 'owner' || role === 'admin') return true;
   return key.owner_type === 'user' && key.owner_id === me;
 }
+
+/** The roles `role` may hand out: only an owner grants or takes away the owner role (workers/orgs/members.ts). */
+export const grantableRoles = (role: Role | undefined): Role[] => (role === 'owner' ? ['owner', 'admin', 'member', 'viewer'] : role === 'admin' ? ['admin', 'member', 'viewer'] : []);
+
+/** Whether `role` may change the role of, or remove, a member who is `of` (anyone may remove themselves). */
+export const mayChangeMember = (role: Role | undefined, of: Role): boolean => grantableRoles(role).includes(of);
 
 /** The user id in a session's access token (its `sub`; read, not verified: the API verifies). */
 export function userIdOf(token: string | undefined): string | undefined {

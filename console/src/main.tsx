@@ -3,7 +3,7 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { decodeSegment, match, navigate, useLocation } from './router';
+import { decodeSegment, match, navigate, safeNext, useLocation, visitCount } from './router';
 import { session } from './session';
 import { LoginPage } from './pages/login';
 import { Shell, HomePage } from './pages/shell';
@@ -22,13 +22,18 @@ const sections = {
   members: MembersPage,
 } as const;
 
+/**
+ * Each page is keyed by its org (and channel) and by the visit: another org, or the same section
+ * clicked again, starts it afresh — no secret shown once, filter, page or open dialog carries over.
+ */
 function Routes({ path }: { path: string }) {
   let m: Record<string, string> | null;
-  if ((m = match('/o/:org/channels/:id/history', path))) return <HistoryPage org={m.org!} channel={m.id!} />;
-  if ((m = match('/o/:org/channels/:id', path))) return <LivePage org={m.org!} channel={m.id!} />;
+  const visit = visitCount();
+  if ((m = match('/o/:org/channels/:id/history', path))) return <HistoryPage key={`${m.org}/${m.id}/${visit}`} org={m.org!} channel={m.id!} />;
+  if ((m = match('/o/:org/channels/:id', path))) return <LivePage key={`${m.org}/${m.id}/${visit}`} org={m.org!} channel={m.id!} />;
   if ((m = match('/o/:org/:section', path)) && m.section! in sections) {
     const Page = sections[m.section as keyof typeof sections];
-    return <Page org={m.org!} />;
+    return <Page key={`${m.org}/${visit}`} org={m.org!} />;
   }
   return <HomePage />;
 }
@@ -38,7 +43,7 @@ function Console() {
   const [signedIn, setSignedIn] = useState(() => session.get() !== null);
   useEffect(() => session.subscribe(() => setSignedIn(session.get() !== null)), []);
   useEffect(() => {
-    if (signedIn && url.pathname === '/login') navigate(url.searchParams.get('next') ?? '/', true);
+    if (signedIn && url.pathname === '/login') navigate(safeNext(url.searchParams.get('next')), true);
   }, [signedIn, url.pathname]);
   if (!signedIn) return <LoginPage />;
   const orgId = /^\/o\/([^/]+)/.exec(url.pathname)?.[1];

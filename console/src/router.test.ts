@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../shared/testing/prng';
-import { decodeSegment, match } from './router';
+import { decodeSegment, match, safeNext } from './router';
 
 describe('console routes', () => {
   it('matches patterns and decodes parameters', () => {
@@ -25,5 +25,13 @@ describe('console routes', () => {
         if (m) expect(Object.keys(m).every((k) => typeof m[k] === 'string')).toBe(true);
       }
     }
+  });
+
+  it('returns after login only to a path on this origin (?next=)', () => {
+    const origin = 'https://console.example';
+    expect(safeNext('/o/acme/devices?x=1', origin)).toBe('/o/acme/devices?x=1');
+    expect(safeNext(null, origin)).toBe('/');
+    for (const next of ['//evil.example/x', '/\\evil.example/x', '/\t/evil.example', '/\n/evil.example', 'https://evil.example/', 'javascript:alert(1)', 'o/acme', ''])
+      expect(safeNext(next, origin), JSON.stringify(next)).toBe('/');
   });
 });

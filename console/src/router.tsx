@@ -7,12 +7,39 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 const EVENT = 'edgeflux:navigate';
+let visits = 0;
 
+/**
+ * Goes to `to`. Going to the page already shown (a click on the current section) adds no history
+ * entry but still counts as a visit: the page starts afresh (first page, no filter, reloaded).
+ */
 export function navigate(to: string, replace = false): void {
-  if (to === location.pathname + location.search) return;
-  history[replace ? 'replaceState' : 'pushState'](null, '', to);
+  visits++;
+  const same = to === location.pathname + location.search;
+  history[replace || same ? 'replaceState' : 'pushState'](null, '', to);
   dispatchEvent(new Event(EVENT));
 }
+
+/** How many times navigate() ran: a key that remounts the page on every visit, the current one too. */
+export const visitCount = (): number => visits;
+
+/**
+ * A `?next=` path to return to after logging in, if it stays on this origin: one leading slash, not
+ * `//host` or `/\\host`, and still this origin once the URL parser has had its way (it drops tabs and
+ * newlines: `/\t/host` is `//host`). Anything else goes home.
+ */
+export function safeNext(next: string | null, origin: string = location.origin): string {
+  if (!next || !next.startsWith('/') || next.startsWith('//')) return '/';
+  try {
+    const url = new URL(next, origin);
+    return url.origin === origin ? url.pathname + url.search + url.hash : '/';
+  } catch {
+    return '/';
+  }
+}
+
+/** A path without its trailing slashes (`/o/x/devices/` is `/o/x/devices`). */
+const trimmed = (path: string): string => path.replace(/(.)\/+$/, '$1');
 
 /** The current location (path + query), re-rendering on every navigation. */
 export function useLocation(): URL {
@@ -58,15 +85,17 @@ interface LinkProps {
   children: ComponentChildren;
   class?: string;
   'aria-label'?: string;
+  /** Marks the link current beyond its own page (a section on one of its pages, e.g. Channels on a live view). */
+  section?: boolean;
 }
 
-export function Link({ href, children, ...rest }: LinkProps) {
-  const current = useLocation().pathname === href;
+export function Link({ href, children, section, ...rest }: LinkProps) {
+  const here = trimmed(useLocation().pathname) === trimmed(href);
   return (
     <a
       {...rest}
       href={href}
-      aria-current={current ? 'page' : undefined}
+      aria-current={here ? 'page' : section ? 'true' : undefined}
       onClick={(e) => {
         if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
         e.preventDefault();

@@ -1,8 +1,11 @@
 /** Small accessible building blocks shared by the console's pages. */
 import type { ComponentChildren } from 'preact';
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { EdgefluxError } from '../../sdk';
 import { session } from './session';
+
+/** A 404 from the API: the thing asked for is gone (or never was). */
+export const isNotFound = (e: unknown): boolean => e instanceof EdgefluxError && e.status === 404;
 
 export const errorText = (e: unknown): string => (e instanceof EdgefluxError ? `${e.detail} (${e.status} ${e.code})` : e instanceof Error ? e.message : String(e));
 
@@ -34,7 +37,12 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T |
       live = false;
     };
   }, [...deps, tick]);
-  return { ...state, reload: useCallback(() => setTick((t) => t + 1), []) };
+  // Loading from the click on: a control disabled while loading stays disabled until the new data is in.
+  const reload = useCallback(() => {
+    setState((s) => ({ ...s, loading: true }));
+    setTick((t) => t + 1);
+  }, []);
+  return { ...state, reload };
 }
 
 /** Runs an action, holding its error and a busy flag for the form that started it. */
@@ -98,18 +106,23 @@ export function SecretOnce({ label, value, onDone }: { label: string; value: str
   );
 }
 
-/** A native modal dialog: focus moves in, Escape closes it, focus returns. */
+/**
+ * A native modal dialog: focus moves in, Escape closes it, focus returns. It opens and closes as the
+ * page renders (a layout effect), before other effects run: a secret shown as the dialog closes can
+ * then take focus (while the dialog is modal the rest of the page is inert and cannot).
+ */
 export function Dialog({ title, open, onClose, children }: { title: string; open: boolean; onClose: () => void; children: ComponentChildren }) {
   const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
+  const id = useId();
+  useLayoutEffect(() => {
     const d = ref.current;
     if (!d) return;
     if (open && !d.open) d.showModal();
     if (!open && d.open) d.close();
   }, [open]);
   return (
-    <dialog ref={ref} onClose={onClose} aria-labelledby="dialog-title">
-      <h2 id="dialog-title">{title}</h2>
+    <dialog ref={ref} onClose={onClose} aria-labelledby={id}>
+      <h2 id={id}>{title}</h2>
       {open && children}
     </dialog>
   );
@@ -130,6 +143,18 @@ export function Pager({ total, offset, limit, onOffset }: { total: number; offse
       </button>
     </nav>
   );
+}
+
+/** Saves a blob as a file (an object URL clicked as a download link). */
+export function saveFile(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 /** Numbers as people read them: 22.369999999999997 → 22.37 (12 significant digits). */

@@ -38,6 +38,7 @@ describe('web console in Chromium', () => {
   let page: Page;
   const consoleErrors: string[] = [];
   const a11y: string[] = [];
+  const people = { owner: '', viewer: '', ownerEmail: '' };
 
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
@@ -124,12 +125,14 @@ describe('web console in Chromium', () => {
 
     // A device: its key is shown once.
     await page.getByRole('button', { name: 'New device' }).click();
-    const dialog = page.getByRole('dialog');
+    const dialog = page.getByRole('dialog', { name: 'New device' }); // each dialog is named by its own title
     await dialog.getByLabel('Name').fill('thermo-1');
     await dialog.getByLabel('Metadata (JSON object)').fill('{"room":"lab"}');
     await dialog.getByRole('button', { name: 'Create' }).click();
     const deviceKey = (await page.locator('[data-secret]').textContent())!.trim();
     expect(deviceKey.length).toBeGreaterThan(20);
+    // The key shown once has focus (not the New device button the closing dialog would return it to).
+    await expect.poll(() => page.evaluate(() => document.activeElement?.hasAttribute('data-secret'))).toBe(true);
     await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
     a11y.push(...(await audit(page)));
     await page.screenshot({ path: join(shots, '1-device-key.png') });
@@ -159,11 +162,39 @@ describe('web console in Chromium', () => {
     expect(await page.getByRole('checkbox', { name: 'thermo-1 may subscribe' }).isChecked()).toBe(true);
     a11y.push(...(await audit(page)));
 
+    // Two quick clicks: one change at a time, each from the state after the last; the second waits its turn
+    // (refused while the first is under way) instead of overwriting the first from stale types.
+    const { access: ownerToken } = JSON.parse((await page.evaluate(() => localStorage.getItem('edgeflux.session')))!) as { access: string };
+    const connectedTypes = async () => {
+      const ch = ((await (await fetch(`${platform.url}/orgs/${org}/channels`, { headers: { authorization: `Bearer ${ownerToken}` } })).json()) as { items: { id: string }[] }).items[0]!.id;
+      const res = await fetch(`${platform.url}/orgs/${org}/channels/${ch}/devices`, { headers: { authorization: `Bearer ${ownerToken}` } });
+      return ((await res.json()) as { items: { types: string[] }[] }).items.map((d) => [...d.types].sort());
+    };
+    const box = (t: string) => page.getByRole('checkbox', { name: `thermo-1 may ${t}` });
+    const settled = () => page.locator('table[aria-busy="false"]').waitFor();
+    await page.evaluate(() => {
+      (document.querySelector('[aria-label="thermo-1 may publish"]') as HTMLElement).click();
+      (document.querySelector('[aria-label="thermo-1 may subscribe"]') as HTMLElement).click();
+    });
+    await expect.poll(connectedTypes).toEqual([['subscribe']]);
+    await settled();
+    expect([await box('publish').isChecked(), await box('subscribe').isChecked()]).toEqual([false, true]);
+    // Unticking the last type is a disconnect, asked first: declined (Playwright dismisses the confirm), nothing changes.
+    await box('subscribe').click();
+    expect(await box('subscribe').isChecked()).toBe(true);
+    expect(await connectedTypes()).toEqual([['subscribe']]);
+    await box('publish').click();
+    await expect.poll(connectedTypes).toEqual([['publish', 'subscribe']]);
+    await settled();
+    expect(await box('publish').isChecked()).toBe(true);
+
     // The live view: messages and chart points arrive over the WebSocket, without a reload.
     await page.getByRole('link', { name: 'Channels' }).click();
     await page.getByRole('link', { name: 'telemetry', exact: true }).click();
     await page.waitForURL(/\/channels\/[^/]+$/);
     const channel = /\/channels\/([^/]+)$/.exec(page.url())![1]!;
+    // The section stays marked on a channel's own pages.
+    expect(await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Channels' }).getAttribute('aria-current')).toBe('true');
     await page.locator('output.state.open').waitFor();
     await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
 
@@ -245,6 +276,16 @@ describe('web console in Chromium', () => {
     await page.getByRole('dialog').getByLabel('Metadata (JSON object)').fill('{"room":"lab","floor":2}');
     await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
     await page.getByRole('cell', { name: '{"room":"lab","floor":2}' }).waitFor();
+    // An emptied metadata box clears the metadata.
+    await page.getByRole('button', { name: 'Edit thermo-1' }).click();
+    await page.getByRole('dialog').getByLabel('Metadata (JSON object)').fill('');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => page.getByRole('cell', { name: '{"room":"lab","floor":2}' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Edit thermo-1' }).click();
+    expect(await page.getByRole('dialog').getByLabel('Metadata (JSON object)').inputValue()).toBe('{}');
+    await page.getByRole('dialog').getByLabel('Metadata (JSON object)').fill('{"room":"lab"}');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('cell', { name: '{"room":"lab"}' }).waitFor();
     await page.getByRole('button', { name: 'New device' }).click();
     await page.getByRole('dialog').getByLabel('Name').fill('spare');
     await page.keyboard.press('Enter'); // the dialog's form submits from the keyboard
@@ -286,14 +327,57 @@ describe('web console in Chromium', () => {
     await page.getByLabel('Filter by email').fill('member-');
     await expect.poll(() => page.locator('tbody tr').count()).toBe(1); // the owner is filtered out
 
+    // Added without touching the role picker: a member (never an owner).
+    await page.getByLabel('Filter by email').fill('');
+    const plain = `plain-${Date.now()}@example.com`;
+    expect((await fetch(`${platform.url}/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: plain, password: 'correct horse battery' }) })).status).toBe(201);
+    expect(await page.getByLabel('Role', { exact: true }).inputValue()).toBe('member');
+    await page.getByLabel('Email of a registered user').fill(plain);
+    await page.getByRole('button', { name: 'Add member' }).click();
+    await page.getByLabel(`Role of ${plain}`).waitFor();
+    expect(await page.getByLabel(`Role of ${plain}`).inputValue()).toBe('member');
+    expect(await page.getByLabel('Role', { exact: true }).inputValue()).toBe('member');
+    await page.getByRole('button', { name: `Remove ${plain}` }).click();
+    await expect.poll(() => page.getByLabel(`Role of ${plain}`).count()).toBe(0);
+
     // A second org, then back to the first with the switcher.
     await page.getByRole('button', { name: 'New organization' }).click();
     await page.getByRole('dialog').getByLabel('Organization name').fill('second');
     await page.getByRole('dialog').getByRole('button', { name: 'Create organization' }).click();
     await page.waitForURL((u) => !u.pathname.includes(firstOrg) && u.pathname.endsWith('/devices'));
     await page.getByText('No devices yet').waitFor();
+    const secondOrg = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+
+    // Paging: a click on the current section starts it afresh; a page emptied by a delete steps back.
+    const { access } = JSON.parse((await page.evaluate(() => localStorage.getItem('edgeflux.session')))!) as { access: string };
+    const bulk = await fetch(`${platform.url}/orgs/${secondOrg}/devices/bulk`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ devices: Array.from({ length: 21 }, (_, i) => ({ name: `bulk-${String(i).padStart(2, '0')}` })) }),
+    });
+    expect(bulk.status).toBeLessThan(300);
+    await page.getByRole('link', { name: 'Devices' }).click();
+    await page.getByText('1–20 of 21').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('21–21 of 21').waitFor();
+    await page.getByRole('link', { name: 'Devices' }).click();
+    await page.getByText('1–20 of 21').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('21–21 of 21').waitFor();
+    const last = (await page.locator('tbody tr td:first-child').first().textContent())!;
+    await page.getByRole('button', { name: `Delete ${last}` }).click();
+    await page.getByText('20 items').waitFor();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(20);
+    expect(await page.getByText('No devices yet').count()).toBe(0);
+
+    // A key shown once in this org is gone after switching to another (so are filters and pages).
+    await page.getByRole('button', { name: 'New device' }).click();
+    await page.getByRole('dialog', { name: 'New device' }).getByLabel('Name').fill('other');
+    await page.getByRole('dialog', { name: 'New device' }).getByRole('button', { name: 'Create' }).click();
+    await page.locator('[data-secret]').waitFor();
     await page.getByLabel('Organization', { exact: true }).selectOption(firstOrg);
     await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    expect(await page.locator('[data-secret]').count()).toBe(0);
     expect(page.url()).toContain(`/o/${firstOrg}/devices`);
     expect(consoleErrors).toEqual([]);
   }, 60_000);
@@ -344,6 +428,7 @@ describe('web console in Chromium', () => {
       return res.json() as Promise<Record<string, unknown>>;
     };
     const viewer = `viewer-${Date.now()}@example.com`;
+    Object.assign(people, { owner, viewer, ownerEmail: (JSON.parse((await page.evaluate(() => localStorage.getItem('edgeflux.session')))!) as { email: string }).email });
     await call('POST', '/users', { email: viewer, password: 'correct horse battery' });
     await call('POST', `/orgs/${org}/members`, { email: viewer, role: 'viewer' }, owner);
     await call('POST', `/orgs/${org}/keys`, { name: 'owners-key', scopes: ['devices:read'] }, owner);
@@ -384,6 +469,113 @@ describe('web console in Chromium', () => {
     expect(await page.getByLabel(/^Role of /).count()).toBe(0);
     expect(await page.getByRole('button', { name: /^Remove / }).count()).toBe(1);
     await page.getByRole('button', { name: `Remove ${viewer}` }).waitFor();
+    expect(consoleErrors).toEqual([]);
+  }, 60_000);
+
+  it('shows a viewer the channel views without publishing, payloads of any kind, and history errors alone', async () => {
+    const org = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+    const owner = { authorization: `Bearer ${people.owner}` };
+    const channels = (await (await fetch(`${platform.url}/orgs/${org}/channels?limit=100`, { headers: owner })).json()) as { items: { id: string; name: string }[] };
+    const fresh = channels.items.find((c) => c.name === 'fresh')!.id;
+    // A plain MQTT-style payload (text sent as octet-stream) and real binary: both kept in R2, not inline.
+    for (const body of [new TextEncoder().encode('hello-mqtt'), new Uint8Array([0xff, 0x00, 0x10])]) {
+      const r = await fetch(`${platform.url}/channels/${fresh}/messages/raw`, { method: 'POST', headers: { ...owner, 'content-type': 'application/octet-stream' }, body });
+      expect(r.status).toBe(202);
+    }
+
+    // The channel list links to the live and history views for a viewer too.
+    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('link', { name: 'Live view of fresh' }).click();
+    await page.locator('output.state.open').waitFor();
+    expect(await page.getByText('Publish a message').count()).toBe(0); // a viewer may not publish
+    const text = page.locator('li.message[data-seq="4"]');
+    const binary = page.locator('li.message[data-seq="5"]');
+    // Live (base64 on the socket), or from the query API after a drain (stored: fetched on request).
+    const show = async (item: typeof text) => {
+      if ((await item.locator('pre').count()) === 0) {
+        const [download] = await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: /^Download the payload/ }).click()]);
+        return download;
+      }
+      return null;
+    };
+    await text.waitFor();
+    await show(text);
+    await text.locator('pre[data-shown-as="utf-8"]').getByText('hello-mqtt').waitFor();
+    await binary.waitFor();
+    await show(binary);
+    await binary.locator('pre[data-shown-as="hex"]').getByText('ff 00 10').waitFor();
+    // After a reload (read back from the query API): stored, downloadable with the session's credential.
+    await expect
+      .poll(async () => ((await (await fetch(`${platform.url}/channels/${fresh}/messages?limit=10`, { headers: owner })).json()) as { items: { seq: number; payloadUrl?: string }[] }).items.filter((m) => m.payloadUrl).length)
+      .toBe(2);
+    await page.reload();
+    await text.getByText(/10 bytes, stored/).waitFor();
+    const download = (await show(text))!;
+    expect(readFileSync((await download.path())!, 'utf8')).toBe('hello-mqtt');
+    expect(download.suggestedFilename()).toBe('message-4.bin');
+    await text.locator('pre[data-shown-as="utf-8"]').getByText('hello-mqtt').waitFor();
+
+    // History: a query with no match says so; a failed query shows its error, not the last result.
+    await page.getByRole('link', { name: 'History' }).click();
+    await page.getByRole('button', { name: 'Run query' }).click();
+    await page.locator('[data-result-count="5"]').waitFor();
+    await page.getByLabel('Subtopic').fill('nothing/here');
+    await page.getByRole('button', { name: 'Run query' }).click();
+    await page.getByText('Nothing matches this query.').waitFor();
+    await page.getByLabel('Subtopic').fill('');
+    await page.getByLabel('SenML name').fill('temp'); // needs format=senml: a 400
+    await page.getByRole('button', { name: 'Run query' }).click();
+    await page.getByRole('alert').getByText(/format=senml/).waitFor();
+    expect(await page.locator('[data-result-count]').count()).toBe(0);
+
+    // A channel that does not exist is reported once; an org the user is not in offers nothing.
+    await page.goto(`${platform.url}/o/${org}/channels/no-such-channel`);
+    await page.getByRole('alert').first().waitFor();
+    await page.waitForTimeout(1000); // the live view's own query and socket fail too: not reported again
+    expect(await page.getByRole('alert').count()).toBe(1);
+    await page.goto(`${platform.url}/o/no-such-org/devices`);
+    await page.getByRole('alert').first().waitFor();
+    expect(await page.getByRole('button', { name: 'New device' }).count()).toBe(0);
+    expect(await page.getByLabel('Organization', { exact: true }).locator('option:checked').textContent()).toBe('Not one of your organizations');
+
+    // A next= that leaves the origin is not followed (and does not throw).
+    await page.goto(`${platform.url}/login?next=//evil.example/x`);
+    await page.waitForURL((u) => u.pathname.endsWith('/devices'));
+    expect(new URL(page.url()).origin).toBe(platform.url);
+
+    // Narrow screens: the page does not scroll sideways (tables scroll in their own box).
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${platform.url}/o/${org}/devices`);
+    await page.getByRole('cell', { name: 'thermo-1', exact: true }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: join(shots, '5-narrow.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    expect(consoleErrors).toEqual([]);
+  }, 90_000);
+
+  it('offers an admin no owner changes, follows a change of the own role, and leaves an org for home', async () => {
+    const org = /\/o\/([^/]+)\//.exec(page.url())![1]!;
+    const owner = { authorization: `Bearer ${people.owner}`, 'content-type': 'application/json' };
+    const members = (await (await fetch(`${platform.url}/orgs/${org}/members?limit=100`, { headers: owner })).json()) as { items: { user_id: string; email: string }[] };
+    const me = members.items.find((m) => m.email === people.viewer)!;
+    expect((await fetch(`${platform.url}/orgs/${org}/members/${me.user_id}`, { method: 'PATCH', headers: owner, body: JSON.stringify({ role: 'admin' }) })).status).toBe(204);
+
+    await page.goto(`${platform.url}/o/${org}/members`);
+    await page.getByLabel(`Role of ${people.viewer}`).waitFor();
+    expect(await page.getByLabel(`Role of ${people.ownerEmail}`).count()).toBe(0);
+    expect(await page.getByRole('button', { name: `Remove ${people.ownerEmail}` }).count()).toBe(0);
+    expect(await page.getByLabel('Role', { exact: true }).locator('option').allTextContents()).toEqual(['admin', 'member', 'viewer']);
+    expect(await page.getByLabel('Organization', { exact: true }).locator('option:checked').textContent()).toMatch(/\(admin\)/);
+
+    // Demoting oneself: the page and the org picker follow at once.
+    await page.getByLabel(`Role of ${people.viewer}`).selectOption('member');
+    await expect.poll(() => page.getByRole('button', { name: 'Add member' }).count()).toBe(0);
+    await expect.poll(() => page.getByLabel('Organization', { exact: true }).locator('option:checked').textContent()).toMatch(/\(member\)/);
+
+    // Leaving: home, which has no org left for this user.
+    await page.getByRole('button', { name: `Remove ${people.viewer}` }).click(); // confirm() accepted
+    await page.getByRole('heading', { name: 'Welcome' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/');
     expect(consoleErrors).toEqual([]);
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionType } from '../../../sdk';
 import { api } from '../session';
 import { Problem, useAction, useLoad } from '../ui';
@@ -17,14 +17,36 @@ export function ConnectionsPage({ org }: { org: string }) {
   const chosen = channel || channels.data?.items[0]?.id || '';
   const connected = useLoad(async () => (chosen ? scope.channels.devices(chosen, { limit: 100 }) : undefined), [org, chosen]);
   const act = useAction();
-  const run = (f: () => Promise<unknown>) => void act.run(async () => (await f(), connected.reload()));
+  // One change at a time, each from the list as it is after the last one: from the click until the
+  // reloaded list is in (a failed change reloads too, undoing the tick) the boxes refuse clicks. They
+  // are aria-disabled, not disabled, so the box just ticked keeps keyboard focus.
+  // `inFlight` refuses a second click before the page has even re-rendered after the first.
+  const inFlight = useRef(false);
+  const run = (f: () => Promise<unknown>) => {
+    inFlight.current = true;
+    void act.run(f).then(connected.reload);
+  };
+  const settling = act.busy || connected.loading;
+  // The types just asked for, shown until the reloaded list has them (or, if refused, has the old ones).
+  const [pending, setPending] = useState<{ device: string; types: ConnectionType[] } | null>(null);
+  useEffect(() => {
+    if (connected.loading) return;
+    inFlight.current = false;
+    setPending(null);
+  }, [connected.loading, connected.data]);
+  const disconnect = (name: string, id: string): boolean => {
+    if (inFlight.current || !confirm(`Disconnect ${name} from this channel? It may no longer publish or subscribe here.`)) return false;
+    run(() => scope.connections.remove(chosen, id));
+    return true;
+  };
 
   const manage = mayManage(useRole(), 'connections');
   if (channels.data && channels.data.items.length === 0) return <p>Create a channel first, then connect devices to it here.</p>;
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Connections</h1>
-      <Problem error={channels.error ?? devices.error ?? connected.error ?? act.error} />
+      <Problem error={act.error} />
+      <Problem error={channels.error ?? devices.error ?? connected.error} />
       <div class="row">
         <label>
           Channel
@@ -75,56 +97,66 @@ export function ConnectionsPage({ org }: { org: string }) {
         <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
       </label>
       {connected.data && (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Device</th>
-              <th scope="col">Publish</th>
-              <th scope="col">Subscribe</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {connected.data.items
-              .filter((d) => d.name.toLowerCase().includes(filter.toLowerCase()))
-              .map((d) => (
-                <tr key={d.id}>
-                  <td>{d.name}</td>
-                  {TYPES.map((t) => (
-                    <td key={t}>
-                      <input
-                        type="checkbox"
-                        aria-label={`${d.name} may ${t}`}
-                        checked={d.types.includes(t)}
-                        disabled={!manage}
-                        onChange={(e) => {
-                          const types = e.currentTarget.checked ? [...d.types, t] : d.types.filter((x) => x !== t);
-                          if (types.length) run(() => scope.connections.put(chosen, d.id, types));
-                          else run(() => scope.connections.remove(chosen, d.id));
-                        }}
-                      />
-                    </td>
-                  ))}
-                  <td class="actions">
-                    {manage && (
-                      <button type="button" class="quiet danger" aria-label={`Disconnect ${d.name}`} onClick={() => run(() => scope.connections.remove(chosen, d.id))}>
-                        Disconnect
-                      </button>
-                    )}
+        <div class="scroll">
+          <table aria-busy={settling ? 'true' : 'false'}>
+            <thead>
+              <tr>
+                <th scope="col">Device</th>
+                <th scope="col">Publish</th>
+                <th scope="col">Subscribe</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {connected.data.items
+                .filter((d) => d.name.toLowerCase().includes(filter.toLowerCase()))
+                .map((d) => {
+                  const types = pending?.device === d.id ? pending.types : d.types;
+                  return (
+                    <tr key={d.id}>
+                      <td>{d.name}</td>
+                      {TYPES.map((t) => (
+                        <td key={t}>
+                          <input
+                            type="checkbox"
+                            aria-label={`${d.name} may ${t}`}
+                            checked={types.includes(t)}
+                            disabled={!manage}
+                            aria-disabled={settling || undefined}
+                            onClick={(e) => (settling || inFlight.current) && e.preventDefault()}
+                            onChange={(e) => {
+                              const box = e.currentTarget;
+                              const next = TYPES.filter((x) => (x === t ? box.checked : types.includes(x)));
+                              if (next.length) {
+                                setPending({ device: d.id, types: next });
+                                run(() => scope.connections.put(chosen, d.id, next));
+                              } else if (!disconnect(d.name, d.id)) box.checked = true; // neither: that is a disconnect, asked like one
+                            }}
+                          />
+                        </td>
+                      ))}
+                      <td class="actions">
+                        {manage && (
+                          <button type="button" class="quiet danger" aria-label={`Disconnect ${d.name}`} disabled={settling} onClick={() => disconnect(d.name, d.id)}>
+                            Disconnect
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  );
+                })}
+              {connected.data.items.length === 0 && (
+                <tr>
+                  <td colSpan={4} class="muted">
+                    No devices connected to this channel yet.
                   </td>
                 </tr>
-              ))}
-            {connected.data.items.length === 0 && (
-              <tr>
-                <td colSpan={4} class="muted">
-                  No devices connected to this channel yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
+              )}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );

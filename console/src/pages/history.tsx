@@ -2,7 +2,7 @@ import { useRef, useState } from 'preact/hooks';
 import type { Message, MessageQuery } from '../../../sdk';
 import { SeriesSet } from '../senml';
 import { api } from '../session';
-import { Pager, Problem, num, useAction } from '../ui';
+import { Pager, Problem, isNotFound, num, saveFile, useAction } from '../ui';
 import { ChartView } from './chart-view';
 import { ChannelHeader, MessageItem } from './live';
 
@@ -83,25 +83,21 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
   const [version, setVersion] = useState(0);
   const act = useAction();
 
+  // A failed query shows its error alone: the result of an earlier one would read as this one's.
   const run = (query: MessageQuery) =>
-    void act.run(async () => {
-      const page = await api.query(channel, query);
-      setResult({ query, ...page, items: page.items as unknown as Row[] });
-      setVersion((v) => v + 1);
-    });
+    void act
+      .run(async () => {
+        const page = await api.query(channel, query);
+        setResult({ query, ...page, items: page.items as unknown as Row[] });
+        setVersion((v) => v + 1);
+      })
+      .then((ok) => ok || setResult(null));
   const download = () => {
     if (!form.current) return;
     const query = toQuery(new FormData(form.current));
     void act.run(async () => {
       const csv = await api.queryCsv(channel, query);
-      const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = `channel-${channel}-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`;
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      saveFile(new Blob([csv], { type: 'text/csv' }), `channel-${channel}-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
     });
   };
   const envelopes = result && !result.aggregation && (result.query.format ?? 'messages') === 'messages';
@@ -207,21 +203,26 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
           </button>
         </div>
       </form>
-      <Problem error={act.error} />
+      {/* A channel that is not there: the header says so once. */}
+      <Problem error={isNotFound(act.error) ? null : act.error} />
       {result && (
         <>
           <p aria-live="polite" class="muted" data-result-count={result.items.length}>
             {result.total !== undefined ? `${result.total} matching, showing ${result.items.length}` : `${result.items.length} ${result.items.length === 1 ? 'row' : 'rows'}`}
           </p>
           {chart && chart.points > 1 && <ChartView set={chart} version={version} caption={result.aggregation ? `${result.aggregation} per bucket` : 'Numeric values by name'} />}
-          {envelopes ? (
+          {result.items.length === 0 ? (
+            <p class="muted">Nothing matches this query{result.total ? ' on this page' : ''}.</p>
+          ) : envelopes ? (
             <ol class="messages">
               {result.items.map((m) => (
-                <MessageItem key={String(m.seq)} m={m as unknown as Message} />
+                <MessageItem key={String(m.seq)} m={m as unknown as Message} channel={channel} />
               ))}
             </ol>
           ) : (
-            <Table items={result.items} aggregated={result.aggregation !== undefined} />
+            <div class="scroll">
+              <Table items={result.items} aggregated={result.aggregation !== undefined} />
+            </div>
           )}
           {result.total !== undefined && <Pager total={result.total} offset={result.offset} limit={result.limit} onOffset={(offset) => run({ ...result.query, offset })} />}
         </>

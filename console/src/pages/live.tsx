@@ -1,9 +1,11 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Message, Subscription } from '../../../sdk';
+import { fromBase64, type Message, type Subscription } from '../../../sdk';
+import { mayManage, useRole } from '../access';
+import { payloadFileName, showBytes } from '../payload';
 import { Link } from '../router';
 import { numericPoints, SeriesSet } from '../senml';
 import { api } from '../session';
-import { Problem, errorText, useAction, useLoad } from '../ui';
+import { Problem, errorText, isNotFound, saveFile, useAction, useLoad } from '../ui';
 import { ChartView } from './chart-view';
 
 const KEEP = 200;
@@ -79,10 +81,43 @@ function PublishForm({ channel }: { channel: string }) {
   );
 }
 
+/**
+ * A payload: text as it came; other bytes (base64 in JSON) as text when they are UTF-8, else as hex,
+ * marked which, with a download. Payloads kept in R2 come from the query API as a size and a
+ * payloadUrl: fetched with the session's credential on request, then shown and saved the same way.
+ */
+function Payload({ m, channel }: { m: Message; channel: string }) {
+  const [fetched, setFetched] = useState<{ bytes: Uint8Array; contentType: string } | null>(null);
+  const act = useAction();
+  if (m.payload !== undefined && !m.encoding) return <pre>{m.payload.slice(0, 2000)}</pre>;
+  const bytes = fetched?.bytes ?? (m.payload !== undefined ? fromBase64(m.payload) : null);
+  const contentType = fetched?.contentType ?? m.contentType;
+  const shown = bytes && showBytes(bytes);
+  const download = () =>
+    void act.run(async () => {
+      const got = bytes ? { bytes, contentType } : await api.payload(channel, m.seq);
+      setFetched(got);
+      saveFile(new Blob([got.bytes.slice()], { type: got.contentType }), payloadFileName(m.seq, got.contentType));
+    });
+  const size = bytes?.length ?? m.size;
+  return (
+    <>
+      <div class="row tight">
+        <span class="muted">
+          ({size ?? '?'} bytes{!shown ? ', stored' : shown.as === 'utf-8' ? ', shown as UTF-8 text' : ', shown as hex'})
+        </span>
+        <button type="button" class="link" aria-label={`Download the payload of message ${m.seq}`} disabled={act.busy} onClick={download}>
+          Download
+        </button>
+      </div>
+      {shown && <pre data-shown-as={shown.as}>{shown.text}</pre>}
+      <Problem error={act.error} />
+    </>
+  );
+}
+
 /** One envelope as a list item. */
-export function MessageItem({ m }: { m: Message }) {
-  // Large or binary payloads kept in R2 come from the query API as a size and a payloadUrl instead.
-  const body = m.payload === undefined ? `(${m.size ?? '?'} bytes, stored)` : m.encoding ? `(${m.encoding}) ${m.payload.slice(0, 200)}` : m.payload.slice(0, 2000);
+export function MessageItem({ m, channel }: { m: Message; channel: string }) {
   return (
     <li class="message" data-seq={m.seq}>
       <div class="meta">
@@ -90,7 +125,7 @@ export function MessageItem({ m }: { m: Message }) {
         <span title={m.publisher}>{m.publisher.slice(0, 12)}</span> · {m.contentType}
         {m.retained ? ' · retained' : ''}
       </div>
-      <pre>{body}</pre>
+      <Payload m={m} channel={channel} />
     </li>
   );
 }
@@ -102,15 +137,24 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
   const [error, setError] = useState<unknown>(null);
   const series = useRef(new SeriesSet());
   const [version, setVersion] = useState(0);
+  const mayPublish = mayManage(useRole(), 'messages');
 
   useEffect(() => {
     series.current = new SeriesSet();
     setMessages([]);
     let sub: Subscription | undefined;
     let dead = false;
+    const seen = new Set<number>();
     const take = (batch: Message[]) => {
-      series.current.add(batch.flatMap(numericPoints));
-      setMessages((old) => [...batch.slice().reverse(), ...old].slice(0, KEEP));
+      // A retained message the socket sends may be one already shown: it is marked, not shown twice.
+      const fresh = batch.filter((m) => !seen.has(m.seq));
+      const marked = new Set(batch.filter((m) => m.retained && seen.has(m.seq)).map((m) => m.seq));
+      fresh.forEach((m) => seen.add(m.seq));
+      series.current.add(fresh.flatMap(numericPoints));
+      setMessages((old) => {
+        const kept = marked.size ? old.map((m) => (marked.has(m.seq) ? { ...m, retained: true } : m)) : old;
+        return [...fresh, ...kept].sort((a, b) => b.seq - a.seq).slice(0, KEEP);
+      });
       setVersion((v) => v + 1);
     };
     // The recent past from the query API, then live from the seq after it: the actor replays whatever came
@@ -144,13 +188,14 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
       <p>
         Connection: <output class={`state ${state}`}>{state}</output>
       </p>
-      <Problem error={error && errorText(error)} />
+      {/* A channel that is not there: the header says so once. */}
+      <Problem error={error && !isNotFound(error) && errorText(error)} />
       <ChartView set={series.current} version={version} caption="Numeric SenML values by name, live" />
-      <PublishForm channel={channel} />
+      {mayPublish && <PublishForm channel={channel} />}
       <h2>Messages</h2>
       <ol class="messages" aria-live="polite" aria-relevant="additions">
         {messages.map((m) => (
-          <MessageItem key={m.seq} m={m} />
+          <MessageItem key={m.seq} m={m} channel={channel} />
         ))}
       </ol>
       {messages.length === 0 && <p class="muted">Waiting for messages…</p>}

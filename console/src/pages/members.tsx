@@ -1,16 +1,17 @@
 import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
+import { navigate } from '../router';
 import { api, session } from '../session';
 import { Problem, useAction, useLoad, when } from '../ui';
-import { mayManage, useRole } from '../access';
+import { grantableRoles, mayChangeMember, mayManage, useRole } from '../access';
+import { orgsChanged } from './shell';
 
-const ROLES: Role[] = ['owner', 'admin', 'member', 'viewer'];
-
-function RoleSelect({ value, label, onChange }: { value: Role; label: string; onChange?: (r: Role) => void }) {
+/** A controlled select (Preact sets `value`, never `defaultValue`, on a select: the first option would win). */
+function RoleSelect({ value, roles, label, onChange }: { value: Role; roles: Role[]; label: string; onChange: (r: Role) => void }) {
   // aria-label: a label wrapping a select would also be named by its selected option.
   return (
-    <select name="role" aria-label={label} value={onChange ? value : undefined} defaultValue={onChange ? undefined : value} onChange={onChange && ((e) => onChange(e.currentTarget.value as Role))}>
-      {ROLES.map((r) => (
+    <select name="role" aria-label={label} value={value} onChange={(e) => onChange(e.currentTarget.value as Role)}>
+      {roles.map((r) => (
         <option key={r}>{r}</option>
       ))}
     </select>
@@ -24,9 +25,21 @@ export function MembersPage({ org }: { org: string }) {
   const add = useAction();
   const row = useAction();
   const me = session.get()?.email;
-  // Owners and admins manage members; anyone may leave (remove themselves).
-  const manage = mayManage(useRole(), 'members');
+  const role = useRole();
+  // Owners and admins manage members (only owners touch the owner role); anyone may leave.
+  const manage = mayManage(role, 'members');
+  const roles = grantableRoles(role);
+  const [newRole, setNewRole] = useState<Role>('member');
   const [filter, setFilter] = useState('');
+  // A membership changed: the list, and the org list too (it carries the user's own role, or the org is gone for them).
+  const changed = () => {
+    list.reload();
+    orgsChanged();
+  };
+  const rowRun = (f: () => Promise<unknown>) => {
+    add.clear();
+    void row.run(f).then(changed);
+  };
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Members</h1>
@@ -35,12 +48,12 @@ export function MembersPage({ org }: { org: string }) {
           class="row"
           onSubmit={(e) => {
             e.preventDefault();
-            const form = e.currentTarget;
-            const f = new FormData(form);
+            const email = e.currentTarget.elements.namedItem('email') as HTMLInputElement;
+            row.clear();
             void add.run(async () => {
-              await members.add({ email: String(f.get('email')), role: String(f.get('role')) as Role });
-              form.reset();
-              list.reload();
+              await members.add({ email: email.value, role: newRole });
+              email.value = '';
+              changed();
             });
           }}
         >
@@ -50,52 +63,71 @@ export function MembersPage({ org }: { org: string }) {
           </label>
           <label>
             Role
-            <RoleSelect label="Role" value="member" />
+            <RoleSelect label="Role" roles={roles} value={newRole} onChange={setNewRole} />
           </label>
           <button type="submit" disabled={add.busy}>
             Add member
           </button>
         </form>
       )}
-      <Problem error={add.error ?? row.error ?? list.error} />
+      <Problem error={add.error} />
+      <Problem error={row.error} />
+      <Problem error={list.error} />
       <label>
         Filter by email
         <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
       </label>
       {list.data && (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Email</th>
-              <th scope="col">Role</th>
-              <th scope="col">Since</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.items.filter((m) => m.email.toLowerCase().includes(filter.toLowerCase())).map((m) => (
-              <tr key={m.user_id}>
-                <td>{m.email}</td>
-                <td>{manage ? <RoleSelect label={`Role of ${m.email}`} value={m.role} onChange={(role) => void row.run(async () => (await members.setRole(m.user_id, role), list.reload()))} /> : m.role}</td>
-                <td>{when(m.created_at)}</td>
-                <td class="actions">
-                  {(manage || m.email === me) && (
-                    <button
-                      type="button"
-                      class="quiet danger"
-                      aria-label={`Remove ${m.email}`}
-                      onClick={() => confirm(`Remove ${m.email === me ? 'yourself' : m.email} from the org?`) && void row.run(async () => (await members.remove(m.user_id), list.reload()))}
-                    >
-                      Remove
-                    </button>
-                  )}
-                </td>
+        <div class="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Email</th>
+                <th scope="col">Role</th>
+                <th scope="col">Since</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {list.data.items
+                .filter((m) => m.email.toLowerCase().includes(filter.toLowerCase()))
+                .map((m) => {
+                  const self = m.email === me;
+                  const may = mayChangeMember(role, m.role);
+                  return (
+                    <tr key={m.user_id}>
+                      <td>{m.email}</td>
+                      <td>{may ? <RoleSelect label={`Role of ${m.email}`} roles={roles} value={m.role} onChange={(r) => rowRun(() => members.setRole(m.user_id, r))} /> : m.role}</td>
+                      <td>{when(m.created_at)}</td>
+                      <td class="actions">
+                        {(may || self) && (
+                          <button
+                            type="button"
+                            class="quiet danger"
+                            aria-label={`Remove ${m.email}`}
+                            onClick={() => {
+                              if (!confirm(`Remove ${self ? 'yourself' : m.email} from the org?`)) return;
+                              if (!self) return rowRun(() => members.remove(m.user_id));
+                              // Left the org: nothing here is ours to see any more; home picks another org.
+                              void row.run(() => members.remove(m.user_id)).then((ok) => {
+                                if (!ok) return changed();
+                                orgsChanged();
+                                navigate('/');
+                              });
+                            }}
+                          >
+                            Remove
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  );
+                })}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );

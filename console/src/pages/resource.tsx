@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
@@ -10,12 +10,15 @@ export interface Secret {
   value: string;
 }
 export interface RowTools {
-  reload: () => void;
+  /** Runs a row action through the page: its error is shown, and the list is reloaded either way. */
+  run: (f: () => Promise<unknown>) => void;
   showSecret: (s: Secret) => void;
 }
 /** What one kind of resource looks like in the console; ResourcePage does the rest. */
 export interface Kind<T extends { id: string }> {
   title: string;
+  /** The plural in a sentence ("No API keys yet."); the title in lower case if not given. */
+  plural?: string;
   singular: string;
   /** Which permission changing it takes (access.ts): the console offers New, Edit, Delete and row actions only with it. */
   manages: Managed;
@@ -32,7 +35,10 @@ export interface Kind<T extends { id: string }> {
   update?: (org: string, id: string, f: FormData) => Promise<unknown>;
   remove: (org: string, id: string) => Promise<unknown>;
   removeVerb?: string;
+  /** Row actions that change something: offered with `manages`. */
   actions?: (org: string, item: T, tools: RowTools) => ComponentChildren;
+  /** Row links everyone who sees the row may follow (a channel's live and history views). */
+  links?: (org: string, item: T) => ComponentChildren;
 }
 
 const LIMIT = 20;
@@ -48,11 +54,19 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   const [secret, setSecret] = useState<Secret | null>(null);
   const action = useAction();
   const rowAction = useAction();
-  const tools: RowTools = { reload: list.reload, showSecret: setSecret };
+  const runRow = (f: () => Promise<unknown>) => void rowAction.run(f).then(list.reload);
+  const tools: RowTools = { run: runRow, showSecret: setSecret };
   const shown = list.data?.items.filter((item) => item.name.toLowerCase().includes(local.toLowerCase())) ?? [];
   const role = useRole();
   const manage = mayManage(role, kind.manages);
   const me = userIdOf(session.get()?.access);
+
+  // A page emptied by a delete (its only row, elsewhere or here): step back to the last page that has rows.
+  const page = list.data;
+  const stepping = page !== undefined && page.items.length === 0 && page.offset > 0;
+  useEffect(() => {
+    if (page && stepping) setQuery((q) => ({ ...q, offset: Math.max(0, Math.floor((page.total - 1) / limit) * limit) }));
+  }, [page]);
 
   const save = (e: SubmitEvent) => {
     e.preventDefault();
@@ -69,10 +83,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   };
   const remove = (item: T) => {
     if (!confirm(`${kind.removeVerb ?? 'Delete'} ${kind.singular} “${item.name}”?`)) return;
-    void rowAction.run(async () => {
-      await kind.remove(org, item.id);
-      list.reload();
-    });
+    runRow(() => kind.remove(org, item.id));
   };
 
   return (
@@ -120,61 +131,65 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
           <button type="submit">Filter</button>
         </form>
       )}
-      <Problem error={list.error ?? rowAction.error} />
+      <Problem error={rowAction.error} />
+      <Problem error={list.error} />
       {list.data && (
         <>
-          <table aria-busy={list.loading}>
-            <thead>
-              <tr>
-                {kind.columns.map((c) => (
-                  <th scope="col" key={c.label}>
-                    {c.label}
-                  </th>
-                ))}
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((item) => (
-                <tr key={item.id}>
-                  {kind.columns.map((c) => (
-                    <td key={c.label}>{c.cell(item, org)}</td>
-                  ))}
-                  <td class="actions">
-                    {manage && kind.actions?.(org, item, tools)}
-                    {manage && kind.update && (
-                      <button
-                        type="button"
-                        class="quiet"
-                        aria-label={`Edit ${item.name}`}
-                        onClick={() => {
-                          action.clear();
-                          setEditing(item);
-                        }}
-                      >
-                        Edit
-                      </button>
-                    )}
-                    {manage && (kind.removable?.(item, role, me) ?? true) && (
-                      <button type="button" class="quiet danger" aria-label={`${kind.removeVerb ?? 'Delete'} ${item.name}`} onClick={() => remove(item)}>
-                        {kind.removeVerb ?? 'Delete'}
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-              {shown.length === 0 && (
+          <div class="scroll">
+            <table aria-busy={list.loading}>
+              <thead>
                 <tr>
-                  <td colSpan={kind.columns.length + 1} class="muted">
-                    No {kind.title.toLowerCase()} {query.name || query.metadata || local ? 'match the filter' : 'yet'}.
-                  </td>
+                  {kind.columns.map((c) => (
+                    <th scope="col" key={c.label}>
+                      {c.label}
+                    </th>
+                  ))}
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
                 </tr>
-              )}
-            </tbody>
-          </table>
-          <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={(offset) => setQuery({ ...query, offset })} />
+              </thead>
+              <tbody>
+                {shown.map((item) => (
+                  <tr key={item.id}>
+                    {kind.columns.map((c) => (
+                      <td key={c.label}>{c.cell(item, org)}</td>
+                    ))}
+                    <td class="actions">
+                      {kind.links?.(org, item)}
+                      {manage && kind.actions?.(org, item, tools)}
+                      {manage && kind.update && (
+                        <button
+                          type="button"
+                          class="quiet"
+                          aria-label={`Edit ${item.name}`}
+                          onClick={() => {
+                            action.clear();
+                            setEditing(item);
+                          }}
+                        >
+                          Edit
+                        </button>
+                      )}
+                      {manage && (kind.removable?.(item, role, me) ?? true) && (
+                        <button type="button" class="quiet danger" aria-label={`${kind.removeVerb ?? 'Delete'} ${item.name}`} onClick={() => remove(item)}>
+                          {kind.removeVerb ?? 'Delete'}
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+                {shown.length === 0 && !stepping && (
+                  <tr>
+                    <td colSpan={kind.columns.length + 1} class="muted">
+                      No {kind.plural ?? kind.title.toLowerCase()} {query.name || query.metadata || local ? 'match the filter' : 'yet'}.
+                    </td>
+                  </tr>
+                )}
+              </tbody>
+            </table>
+          </div>
+          {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={(offset) => setQuery({ ...query, offset })} />}
         </>
       )}
       <Dialog title={editing === 'new' ? `New ${kind.singular}` : `Edit ${kind.singular}`} open={editing !== null} onClose={() => setEditing(null)}>

@@ -24,7 +24,8 @@ function NameAndMetadata({ item }: { item?: { name: string; metadata: Record<str
     </>
   );
 }
-const named = (f: FormData) => ({ name: str(f, 'name'), metadata: parseObject(str(f, 'metadata'), 'metadata') });
+/** Name and metadata from the form; an emptied metadata box clears it on edit ({}), and is left out on create. */
+const named = (f: FormData, editing = false) => ({ name: str(f, 'name'), metadata: parseObject(str(f, 'metadata'), 'metadata') ?? (editing ? {} : undefined) });
 
 function ScopeFields({ scopes }: { scopes?: string[] }) {
   return (
@@ -52,17 +53,19 @@ const devices: Kind<Device> = {
     const d = await api.org(org).devices.create(named(f));
     return { label: `Key of device ${d.name}`, value: d.key };
   },
-  update: (org, id, f) => api.org(org).devices.update(id, named(f)),
+  update: (org, id, f) => api.org(org).devices.update(id, named(f, true)),
   remove: (org, id) => api.org(org).devices.delete(id),
   actions: (org, d, t) => (
     <button
       type="button"
       class="quiet"
       aria-label={`Rotate key of ${d.name}`}
-      onClick={async () => {
+      onClick={() => {
         if (!confirm(`Rotate the key of “${d.name}”? The old key stops working at once.`)) return;
-        const k = await api.org(org).devices.rotateKey(d.id);
-        t.showSecret({ label: `New key of device ${d.name}`, value: k.key });
+        t.run(async () => {
+          const k = await api.org(org).devices.rotateKey(d.id);
+          t.showSecret({ label: `New key of device ${d.name}`, value: k.key });
+        });
       }}
     >
       Rotate key
@@ -84,9 +87,9 @@ const channels: Kind<Channel> = {
   ],
   fields: (c) => <NameAndMetadata item={c} />,
   create: async (org, f) => void (await api.org(org).channels.create(named(f))),
-  update: (org, id, f) => api.org(org).channels.update(id, named(f)),
+  update: (org, id, f) => api.org(org).channels.update(id, named(f, true)),
   remove: (org, id) => api.org(org).channels.delete(id),
-  actions: (org, c) => (
+  links: (org, c) => (
     <>
       <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`} aria-label={`Live view of ${c.name}`}>
         Live
@@ -130,10 +133,12 @@ const apps: Kind<App> = {
       type="button"
       class="quiet"
       aria-label={`New secret for ${a.name}`}
-      onClick={async () => {
+      onClick={() => {
         if (!confirm(`Issue a new secret for “${a.name}”? The old one stops working.`)) return;
-        const s = await api.org(org).apps.rotateSecret(a.id);
-        t.showSecret({ label: `New client secret of app ${a.name}`, value: s.client_secret });
+        t.run(async () => {
+          const s = await api.org(org).apps.rotateSecret(a.id);
+          t.showSecret({ label: `New client secret of app ${a.name}`, value: s.client_secret });
+        });
       }}
     >
       New secret
@@ -145,6 +150,7 @@ const keys: Kind<ApiKey> = {
   manages: 'keys',
   removable: (k, role, me) => mayRevoke(role, me, k),
   title: 'API keys',
+  plural: 'API keys',
   singular: 'API key',
   intro: <p class="muted">Scoped, expiring JWTs for scripts and dashboards: <code>Authorization: Bearer &lt;key&gt;</code>.</p>,
   list: (org, q) => api.org(org).keys.list(q),

@@ -9,10 +9,11 @@ import { Dialog, Problem, useAction, useLoad } from '../ui';
 const SECTIONS = ['devices', 'channels', 'connections', 'apps', 'keys', 'members'] as const;
 const LAST_ORG = 'edgeflux.org';
 
-// Creating or renaming an org reloads the switcher everywhere.
+// Creating an org, or a change of membership (one's own role, leaving), reloads the org list everywhere:
+// the switcher and the role that decides what pages offer.
 let orgsVersion = 0;
 const ORGS_EVENT = 'edgeflux:orgs';
-const orgsChanged = () => {
+export const orgsChanged = (): void => {
   orgsVersion++;
   dispatchEvent(new Event(ORGS_EVENT));
 };
@@ -63,6 +64,7 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
     if (org) localStorage.setItem(LAST_ORG, org);
   }, [org]);
   const section = path.split('/')[3];
+  const current = orgs.data?.items.find((o) => o.id === org);
   return (
     <>
       <a class="skip" href="#main">
@@ -74,7 +76,8 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
         </Link>
         {orgs.data && orgs.data.items.length > 0 && (
           <select aria-label="Organization" value={org ?? ''} onChange={(e) => navigate(`/o/${encodeURIComponent(e.currentTarget.value)}/${section ?? 'devices'}`)}>
-            {!org && <option value="">Choose an organization</option>}
+            {/* An org not in the list (a link to one the user is not in): the picker says so rather than showing blank. */}
+            {!current && <option value={org ?? ''}>{!org ? 'Choose an organization' : orgs.loading ? 'Loading…' : 'Not one of your organizations'}</option>}
             {orgs.data.items.map((o) => (
               <option value={o.id} key={o.id}>
                 {o.name} {o.role ? `(${o.role})` : ''}
@@ -96,7 +99,7 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
       {org && (
         <nav class="sections" aria-label="Sections">
           {SECTIONS.map((s) => (
-            <Link key={s} href={`/o/${encodeURIComponent(org)}/${s}`} class={section === s ? 'active' : undefined}>
+            <Link key={s} href={`/o/${encodeURIComponent(org)}/${s}`} section={section === s}>
               {s[0]!.toUpperCase() + s.slice(1)}
             </Link>
           ))}
@@ -112,7 +115,7 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
       </Dialog>
       <main id="main" tabIndex={-1}>
         <Problem error={orgs.error} />
-        <RoleContext.Provider value={orgs.data?.items.find((o) => o.id === org)?.role as Role | undefined}>{children}</RoleContext.Provider>
+        <RoleContext.Provider value={current?.role as Role | undefined}>{children}</RoleContext.Provider>
       </main>
     </>
   );
