@@ -24,6 +24,8 @@ export interface ActiveSub {
   readonly noLocal: boolean;
   readonly retainAsPublished: boolean;
   readonly retainHandling: 0 | 1 | 2;
+  /** v5 Subscription Identifier, sent with every PUBLISH this subscription causes [MQTT-3.3.4-3]; undefined: none. */
+  readonly subscriptionId: number | undefined;
   /** Non-shared: channel → platform subscription. */
   readonly handles: Map<string, Subscription>;
   /** Channel → resume cursor (a shared subscription's is its group's). */

@@ -49,6 +49,8 @@ interface Offer {
   retain: boolean;
   cursors: Cursor[];
   share?: ShareTag;
+  /** Subscription Identifiers of the subscriptions merged into this copy; undefined while none has one. */
+  ids?: number[] | undefined;
 }
 
 interface Inflight {
@@ -60,6 +62,8 @@ interface Inflight {
   cursors: Cursor[];
   /** A shared delivery keeps its message: it goes back to the group if the connection ends. */
   share?: { tag: ShareTag; d: Delivery };
+  /** What it was sent with, saved with the session for the DUP resend. */
+  ids?: number[] | undefined;
 }
 
 /** Where a delivery is in the session: a shared group's copy is a slot of its own. */
@@ -84,7 +88,7 @@ function utf8Payload(d: Delivery): boolean {
   return lastChecked.utf8;
 }
 
-function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<OutboundLink, 'version' | 'now'>): IPublishPacket {
+function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<OutboundLink, 'version' | 'now'>, ids?: number[]): IPublishPacket {
   const packet: IPublishPacket = { cmd: 'publish', topic: topicFor(d), payload: Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength), qos, dup: false, retain };
   if (link.version === 5) {
     const left = expiryLeft(d, link);
@@ -97,6 +101,9 @@ function publishPacket(d: Delivery, qos: Qos, retain: boolean, link: Pick<Outbou
       ...(d.responseTopic !== undefined ? { responseTopic: d.responseTopic } : {}),
       ...(d.correlation !== undefined ? { correlationData: Buffer.from(d.correlation.buffer, d.correlation.byteOffset, d.correlation.byteLength) } : {}),
     };
+    // Those of every matching subscription that has one, in one copy [MQTT-3.3.4-3, MQTT-3.3.4-4]
+    // (duplicates kept: two subscriptions may share an identifier). Counted in the packet's size.
+    if (ids !== undefined && ids.length > 0) packet.properties.subscriptionIdentifier = ids.length === 1 ? ids[0]! : ids;
   }
   return packet;
 }
@@ -139,9 +146,10 @@ export class Outbox {
   /**
    * One message for one subscription granted `granted`. Copies of a message matched by several
    * subscriptions in the same turn are merged and sent once at the highest QoS [MQTT-3.3.4-2 (5.0),
-   * MQTT-3.3.5-1 (3.1.1)]; a shared subscription's copy is separate [MQTT 5 §4.8.2].
+   * MQTT-3.3.5-1 (3.1.1)], with the Subscription Identifiers of all of them [MQTT-3.3.4-4]; a
+   * shared subscription's copy is separate [MQTT 5 §4.8.2] and carries its own [MQTT-3.3.4-5].
    */
-  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null, share?: ShareTag): void {
+  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null, share?: ShareTag, subscriptionId?: number): void {
     if (cursor && !d.retained && cursor.skip(d.seq)) return;
     // [MQTT-3.8.4-8] min(the QoS it was published with, the subscription's granted QoS).
     const qos = d.qos !== undefined && d.qos < granted ? d.qos : granted;
@@ -151,7 +159,8 @@ export class Outbox {
       o.qos = Math.max(o.qos, qos) as Qos;
       o.retain ||= retain;
       if (cursor) o.cursors.push(cursor);
-    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [], ...(share ? { share } : {}) });
+      if (subscriptionId !== undefined) (o.ids ??= []).push(subscriptionId);
+    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [], ...(share ? { share } : {}), ids: subscriptionId === undefined ? undefined : [subscriptionId] });
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(() => {
@@ -186,7 +195,7 @@ export class Outbox {
     if (left !== undefined && left <= 0) return this.complete(o.d, o.cursors);
     if (o.qos === 0) {
       if (this.link.backlog > this.link.maxWriteBuffer) this.dropped++;
-      else this.link.send(publishPacket(d, 0, o.retain, this.link));
+      else this.link.send(publishPacket(d, 0, o.retain, this.link, o.ids));
       return this.complete(d, o.cursors);
     }
     if (this.overflowed) return this.giveBack(o);
@@ -200,6 +209,8 @@ export class Outbox {
     const again = d.retained ? undefined : this.reserved.get(at);
     if (again) {
       this.unreserve(at, again);
+      // The resend carries what the first PUBLISH carried, whatever the resumed subscriptions merged.
+      o.ids = again.subscriptionIds;
       return this.transmit(o, again.packetId, true);
     }
     if (this.queue.length === 0 && this.inflight.size < this.link.window) return this.transmit(o, this.allocate(), false);
@@ -209,10 +220,10 @@ export class Outbox {
   private transmit(o: Offer, packetId: number, dup: boolean): void {
     const { d } = o;
     const qos = o.qos as 1 | 2;
-    const packet = publishPacket(d, qos, o.retain, this.link);
+    const packet = publishPacket(d, qos, o.retain, this.link, o.ids);
     packet.messageId = packetId;
     packet.dup = dup;
-    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors, ...(o.share ? { share: { tag: o.share, d } } : {}) });
+    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors, ...(o.share ? { share: { tag: o.share, d } } : {}), ids: o.ids });
     if (this.link.send(packet) === 'too-large') {
       // "behave as if it had completed sending that Application Message" [MQTT-3.1.2-25 (5.0)].
       this.inflight.delete(packetId);
@@ -360,7 +371,10 @@ export class Outbox {
   /** What a persistent session keeps of the in-flight state (retained replays cannot be fetched again). */
   snapshot(): StoredInflight[] {
     const out: StoredInflight[] = [...this.reserved.values()];
-    for (const [packetId, e] of this.inflight) if (!e.retained) out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released, ...(e.share ? { share: e.share.tag.group } : {}) });
+    for (const [packetId, e] of this.inflight) {
+      if (e.retained) continue;
+      out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released, ...(e.share ? { share: e.share.tag.group } : {}), ...(e.ids && !e.released ? { subscriptionIds: e.ids } : {}) });
+    }
     return out;
   }
 }

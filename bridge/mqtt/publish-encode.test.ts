@@ -29,8 +29,25 @@ describe('encodeSimplePublish: the bytes mqtt-packet generates', () => {
     }
   });
 
-  it('leaves MQTT 5 properties and out-of-range packets to mqtt-packet (null)', () => {
+  it('MQTT 5 Subscription Identifiers as the only properties: one, several, equal ones, each length of identifier, many (a two-byte property length)', () => {
+    const lists = [[1], [127], [128], [16_383, 16_384], [2_097_151, 2_097_152, 268_435_455], [5, 5], Array.from({ length: 40 }, (_, i) => 1 + i * 6_000_000)];
+    for (const ids of lists) {
+      for (const qos of [0, 1] as const) {
+        const p = packet({ qos, ...(qos > 0 ? { messageId: 9 } : {}), payload: Buffer.alloc(120, 0x62), properties: { subscriptionIdentifier: ids.length === 1 ? ids[0]! : ids } });
+        same(p, 5);
+        const parser = mqtt.parser({ protocolVersion: 5 });
+        let parsed: IPublishPacket | undefined;
+        parser.on('packet', (x) => (parsed = x as IPublishPacket));
+        parser.parse(encodeSimplePublish(p, 5)!);
+        expect(parsed?.properties?.subscriptionIdentifier).toEqual(ids.length === 1 ? ids[0] : ids);
+      }
+    }
+  });
+
+  it('leaves other MQTT 5 properties and out-of-range packets to mqtt-packet (null)', () => {
     expect(encodeSimplePublish(packet({ properties: { contentType: 'text/plain' } }), 5)).toBeNull();
+    expect(encodeSimplePublish(packet({ properties: { subscriptionIdentifier: 3, contentType: 'text/plain' } }), 5)).toBeNull();
+    expect(encodeSimplePublish(packet({ properties: { subscriptionIdentifier: 0 } }), 5)).toBeNull();
     expect(encodeSimplePublish(packet({ topic: 'x'.repeat(70_000) }), 4)).toBeNull();
     expect(encodeSimplePublish(packet({ qos: 1 }), 4)).toBeNull();
   });

@@ -27,6 +27,8 @@ export interface StoredSubscription {
   noLocal: boolean;
   retainAsPublished: boolean;
   retainHandling: 0 | 1 | 2;
+  /** v5 Subscription Identifier (1..268,435,455) the SUBSCRIBE gave it; absent: none [MQTT 5 §3.8.2.1.2]. */
+  subscriptionId?: number;
   /** Channel id → cursor. */
   cursors: Record<string, StoredCursor>;
 }
@@ -41,6 +43,8 @@ export interface StoredInflight {
   released: boolean;
   /** Picked for this shared group (`${group}\0${filter}`); absent: a non-shared subscription's. */
   share?: string;
+  /** The Subscription Identifiers it was sent with: the DUP resend carries the same [MQTT-3.3.4-3]. Absent: none. */
+  subscriptionIds?: number[];
 }
 
 export interface SessionState {

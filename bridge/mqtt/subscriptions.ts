@@ -20,6 +20,8 @@ export interface SubOptions {
   noLocal: boolean;
   retainAsPublished: boolean;
   retainHandling: 0 | 1 | 2;
+  /** v5 Subscription Identifier; undefined: none (a SUBSCRIBE without one removes it) [MQTT 5 §3.8.2.1.2]. */
+  subscriptionId?: number | undefined;
 }
 
 export type Activation =
@@ -48,6 +50,7 @@ export function createSub(conn: Connection, topicFilter: string, parsed: TopicFi
     noLocal: o.noLocal,
     retainAsPublished: o.retainAsPublished,
     retainHandling: o.retainHandling,
+    subscriptionId: o.subscriptionId,
     handles,
     cursors,
     channels: new Set(),
@@ -71,7 +74,15 @@ export function createSub(conn: Connection, topicFilter: string, parsed: TopicFi
         const s = c.toStored();
         if (s) stored[channel] = s;
       }
-      return { topicFilter, qos: sub.qos, noLocal: o.noLocal, retainAsPublished: o.retainAsPublished, retainHandling: o.retainHandling, cursors: stored };
+      return {
+        topicFilter,
+        qos: sub.qos,
+        noLocal: o.noLocal,
+        retainAsPublished: o.retainAsPublished,
+        retainHandling: o.retainHandling,
+        ...(o.subscriptionId !== undefined ? { subscriptionId: o.subscriptionId } : {}),
+        cursors: stored,
+      };
     },
   };
   return sub;
@@ -120,7 +131,8 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         qos: sub.qos,
         offer: (d, qos, cursor) => {
           conn.permissions.recheck(d.channel);
-          conn.outbox.offer(d, qos, retainFlag(sub, d), cursor, tag);
+          // The group's copy carries this subscription's identifier alone [MQTT-3.3.4-5].
+          conn.outbox.offer(d, qos, retainFlag(sub, d), cursor, tag, sub.subscriptionId);
         },
         holds: (d) => conn.outbox.reserves(d, group),
         get closed() {
@@ -149,7 +161,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         (d) => {
           if (d.retained && !retainedOk) return;
           conn.permissions.recheck(channel);
-          conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor);
+          conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor, undefined, sub.subscriptionId);
         },
       );
       sub.handles.set(channel, handle);

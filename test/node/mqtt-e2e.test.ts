@@ -375,6 +375,33 @@ describe('MQTT through the real platform', () => {
     expect(await until(() => resumed[0])).toMatchObject({ payload: '{"op":"queued"}', qos: 1, props: request.properties });
   });
 
+  it('v5 Subscription Identifiers: overlapping subscriptions give one PUBLISH carrying both identifiers, one matching only one its own; kept by a resumed session [MQTT-3.3.4-3, -4]', async () => {
+    const ids = (m: Got | undefined) => {
+      const v = m?.props?.subscriptionIdentifier as number | number[] | undefined;
+      return v === undefined ? [] : (Array.isArray(v) ? [...v] : [v]).sort((a, b) => a - b);
+    };
+    const session = { clientId: 'sid-keeper', clean: false, properties: { sessionExpiryInterval: 600 } };
+    const sub = await client(5, session);
+    const got = collect(sub);
+    await sub.subscribeAsync(topic('sid/#'), { qos: 1, properties: { subscriptionIdentifier: 11 } });
+    await sub.subscribeAsync(topic('sid/+'), { qos: 1, properties: { subscriptionIdentifier: 2_000_000 } });
+    await sub.subscribeAsync(topic('sid/plain/x'), { qos: 1 });
+    expect((await httpPublish('sid/a', 'both')).status).toBe(202);
+    expect((await httpPublish('sid/a/b', 'one')).status).toBe(202);
+    expect((await httpPublish('sid/plain/x', 'wildcard only')).status).toBe(202);
+    await until(() => got.length >= 3);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.map((m) => [m.payload, ids(m)])).toEqual([['both', [11, 2_000_000]], ['one', [11]], ['wildcard only', [11]]]);
+    // Saved with the session (the session actor): a message published while away comes with them.
+    await sub.endAsync();
+    expect((await httpPublish('sid/b', 'while away')).status).toBe(202);
+    const back = mqtt.connect(`mqtt://127.0.0.1:${platform.mqttPort}`, { protocolVersion: 5, username: w.deviceId, password: w.deviceKey, reconnectPeriod: 0, ...session });
+    clients.push(back);
+    const resumed = collect(back);
+    expect(await until(() => resumed[0])).toMatchObject({ payload: 'while away' });
+    expect(ids(resumed[0])).toEqual([11, 2_000_000]);
+  });
+
   it('CoAP POST reaches an MQTT subscriber, and a CoAP observer gets an MQTT publish', async () => {
     const sub = await client(4);
     const got = collect(sub);

@@ -20,9 +20,10 @@ type WillSpec = NonNullable<IConnectPacket['will']>;
  * would exceed the client's Maximum Packet Size [MQTT-3.1.2-24 (5.0)]: the reason string, then
  * those that only repeat a default (MQTT 5 §3.2.2.3), then Topic Alias Maximum — absent, it means 0
  * (no aliases), which is safe: the connection then takes none. A property whose absence would say
- * something untrue is never left out: Subscription Identifiers Available 0 (absent: "supported"),
- * and what the client must know — Assigned Client Identifier, Server Keep Alive, Session Expiry
- * Interval, Receive Maximum, Maximum QoS, Maximum Packet Size.
+ * something untrue is never left out — what the client must know: Assigned Client Identifier,
+ * Server Keep Alive, Session Expiry Interval, Receive Maximum, Maximum QoS, Maximum Packet Size.
+ * (Subscription Identifiers Available is not sent at all: absent means 1, which is true
+ * [MQTT 5 §3.2.2.3.12]. Were it ever 0, it would belong to that list, never to this one.)
  */
 const CONNACK_OPTIONAL = ['reasonString', 'wildcardSubscriptionAvailable', 'sharedSubscriptionAvailable', 'retainAvailable', 'topicAliasMaximum'] as const;
 /** The smallest CONNACK: fixed header, flags, reason code and (v5) an empty property length. No client maximum below it can be answered. */
@@ -218,7 +219,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
             retainAvailable: true,
             wildcardSubscriptionAvailable: true,
             sharedSubscriptionAvailable: true,
-            subscriptionIdentifiersAvailable: false,
+            // Subscription Identifiers Available: left out, absent means 1 (supported).
           },
         }
       : { cmd: 'connack', sessionPresent: false, returnCode: 0 },

@@ -8,7 +8,7 @@ import { parseTopicFilter, TopicProblem, type TopicFilter } from '../topics';
 const failure = (conn: Connection, rc: number): number => (conn.version === 5 ? rc : V4.SubackFailure);
 
 /** One topic filter: parse → quota → authorize → subscribe. Returns the granted QoS or a failure code. */
-async function subscribeOne(conn: Connection, s: ISubscription): Promise<number> {
+async function subscribeOne(conn: Connection, s: ISubscription, subscriptionId: number | undefined): Promise<number> {
   const v5 = conn.version === 5;
   let f: TopicFilter;
   try {
@@ -27,7 +27,7 @@ async function subscribeOne(conn: Connection, s: ISubscription): Promise<number>
   // [MQTT-3.8.4-6 (3.1.1)] the server may grant a lower QoS than requested.
   const qos = minQos(s.qos, conn.limits.maxQos);
   const retainHandling = v5 ? ((s.rh ?? 0) as 0 | 1 | 2) : 0;
-  const sub = createSub(conn, s.topic, f, { qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, retainHandling });
+  const sub = createSub(conn, s.topic, f, { qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, retainHandling, subscriptionId });
   // Retain Handling 0: always; 1: only for a new subscription; 2: never [MQTT-3.3.1-9..11 (5.0)].
   const sendRetained = retainHandling === 0 || (retainHandling === 1 && !existing);
   let rc: number;
@@ -55,16 +55,14 @@ async function subscribeOne(conn: Connection, s: ISubscription): Promise<number>
  */
 export async function handleSubscribe(conn: Connection, packet: ISubscribePacket): Promise<void> {
   const messageId = packet.messageId ?? 0;
-  // Subscription Identifiers are not offered (CONNACK says so): refuse rather than ignore them.
-  if (conn.version === 5 && packet.properties?.subscriptionIdentifier !== undefined) {
-    conn.send({ cmd: 'suback', messageId, granted: packet.subscriptions.map(() => 0xa1) });
-    return;
-  }
+  // v5: stored with every subscription this packet creates or modifies; a SUBSCRIBE without one
+  // leaves them without [MQTT 5 §3.8.2.1.2]. (0 and repeats were refused as protocol errors: wellformed.ts.)
+  const subscriptionId = conn.version === 5 ? packet.properties?.subscriptionIdentifier : undefined;
   conn.outbox.hold();
   try {
     const granted: number[] = [];
     for (const s of packet.subscriptions) {
-      granted.push(await subscribeOne(conn, s));
+      granted.push(await subscribeOne(conn, s, subscriptionId));
       if (conn.phase === 'closed') return;
     }
     await conn.saveSession();

@@ -328,7 +328,9 @@ describe('CONNECT details', () => {
   it('v5 CONNACK advertises our limits, and Server Keep Alive when the client asks for none or too much', async () => {
     const t = setup({ maxKeepalive: 600 });
     const ack = await t.client(5).connect({ keepalive: 0 });
-    expect(ack.properties).toMatchObject({ serverKeepAlive: 600, receiveMaximum: 64, maximumPacketSize: 256 * 1024 + 16 * 1024, topicAliasMaximum: 64, retainAvailable: true, sharedSubscriptionAvailable: true, wildcardSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false });
+    expect(ack.properties).toMatchObject({ serverKeepAlive: 600, receiveMaximum: 64, maximumPacketSize: 256 * 1024 + 16 * 1024, topicAliasMaximum: 64, retainAvailable: true, sharedSubscriptionAvailable: true, wildcardSubscriptionAvailable: true });
+    // Subscription Identifiers are supported: the property is left out (absent means 1) [MQTT 5 §3.2.2.3.12].
+    expect(ack.properties).not.toHaveProperty('subscriptionIdentifiersAvailable');
     expect((await t.client(5).connect({ keepalive: 60 })).properties?.serverKeepAlive).toBeUndefined();
     expect((await t.client(5).connect({ keepalive: 6000 })).properties?.serverKeepAlive).toBe(600);
   });
@@ -357,12 +359,11 @@ describe('CONNECT details', () => {
     it('leaves out what only repeats a default, then Topic Alias Maximum (absent: 0); keeps what the client must know and what absent would claim', async () => {
       const t = setup();
       const c = t.client(5);
-      const ack = await c.connect({ clientId: '', properties: { maximumPacketSize: 64 } });
+      const ack = await c.connect({ clientId: '', properties: { maximumPacketSize: 61 } });
       expect(ack.reasonCode).toBe(0);
-      expect(size(ack)).toBeLessThanOrEqual(64);
-      // Subscription Identifiers Available absent would mean "supported".
-      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive', 'subscriptionIdentifiersAvailable']);
-      expect(ack.properties?.subscriptionIdentifiersAvailable).toBe(false);
+      expect(size(ack)).toBeLessThanOrEqual(61);
+      // Subscription Identifiers Available is never sent: absent means "supported", which is true.
+      expect(Object.keys(ack.properties ?? {}).sort()).toEqual(['assignedClientIdentifier', 'maximumPacketSize', 'receiveMaximum', 'serverKeepAlive']);
       expect(ack.properties?.assignedClientIdentifier).toMatch(/^auto-/);
       c.send({ cmd: 'pingreq' });
       await c.next('pingresp');
@@ -372,7 +373,8 @@ describe('CONNECT details', () => {
       expect(t.platform.published).toEqual([]);
       // With room, the full set as before.
       const roomy = await t.client(5).connect({ properties: { maximumPacketSize: 1024 } });
-      expect(roomy.properties).toMatchObject({ retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: true, subscriptionIdentifiersAvailable: false });
+      expect(roomy.properties).toMatchObject({ retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: true });
+      expect(roomy.properties).not.toHaveProperty('subscriptionIdentifiersAvailable');
     });
 
     it('a repeated Maximum Packet Size is refused (0x82) and not taken for a limit', async () => {

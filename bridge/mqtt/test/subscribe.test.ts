@@ -482,12 +482,6 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     expect((await c.next('disconnect')).reasonCode).toBe(0x97);
   });
 
-  it('refuses Subscription Identifiers (not offered) with 0xA1', async () => {
-    const t = setup();
-    const c = await t.connected(5);
-    c.send({ cmd: 'subscribe', messageId: 3, properties: { subscriptionIdentifier: 7 }, subscriptions: [{ topic: `${T}/#`, qos: 1 }] });
-    expect((await c.next('suback')).granted).toEqual([0xa1]);
-  });
 });
 
 describe('SUBSCRIBE options, MQTT 5', () => {
