@@ -78,7 +78,8 @@ export type AttachmentCreate = z.input<typeof AttachmentS>;
 export type Attachment = z.infer<typeof AttachmentOut>;
 
 /** A message as the API shows it in JSON: text payloads inline, others base64 (`encoding: "base64"`). */
-export type Message = EnvelopeJson & { retained?: boolean; size?: number; payloadUrl?: string };
+/** `retained`: a retained replay (WebSocket); `retain`: stored, and published with retain (query API). */
+export type Message = EnvelopeJson & { retained?: boolean; retain?: boolean; size?: number; payloadUrl?: string };
 
 type QueryOut = z.output<typeof QuerySchema>;
 /** Filters of the query API (docs/query.md); times as ms, ISO-8601 or Date; interval as `10s`, `1h` or ms. */

@@ -54,6 +54,14 @@ describe('message query API', () => {
     expect((await api('GET', `/channels/${other}/messages/lab/temp`, { token: t })).body.items).toEqual([expect.objectContaining({ seq: r.body.seq, subtopic: 'lab/temp' })]);
   });
 
+  it('says which stored messages were published with retain', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'retains' } })).body.id as string;
+    for (const retain of [true, false]) expect((await api('POST', `/channels/${other}/messages/state${retain ? '?retain=true' : ''}`, { token: t, raw: String(retain), headers: { 'content-type': 'text/plain' } })).status).toBe(202);
+    expect(await drain(other)).toBe(true);
+    const items = (await api('GET', `/channels/${other}/messages?order=asc`, { token: t })).body.items as { payload: string; retain?: boolean }[];
+    expect(items.map((m) => [m.payload, m.retain])).toEqual([['true', true], ['false', undefined]]);
+  });
+
   it('lists stored messages newest first, with envelopes, pagination and total', async () => {
     const r = await q('limit=3');
     expect(r.status).toBe(200);

@@ -26,17 +26,18 @@ interface MessageRow {
   size: number;
   payload: string | null;
   blob_key: string | null;
+  retained: number;
 }
 
 function messageItem(channel: string, r: MessageRow, format: Query['format']) {
-  const base = { channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, contentType: r.content_type, created: r.created, seq: r.seq };
+  const base = { channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, contentType: r.content_type, created: r.created, seq: r.seq, ...(r.retained ? { retain: true } : {}) };
   if (r.payload === null) return { ...base, size: r.size, payloadUrl: `/channels/${channel}/payloads/${r.seq}` };
   if (format === 'json') return { ...base, payload: JSON.parse(r.payload) as unknown };
   return { ...base, ...payloadToWire(r.content_type, utf8Bytes(r.payload)) };
 }
 
 /** A page's rows with their publishers' ids. */
-const MESSAGE_COLUMNS = 'm.seq, m.subtopic, p.publisher, m.protocol, m.content_type, m.created, m.size, m.payload, m.blob_key';
+const MESSAGE_COLUMNS = 'm.seq, m.subtopic, p.publisher, m.protocol, m.content_type, m.created, m.size, m.payload, m.blob_key, m.retained';
 const SENML_COLUMNS = 'r.seq, r.idx, r.subtopic, p.publisher, r.name, r.time, r.unit, r.value, r.string_value, r.bool_value, r.data_value, r.sum, r.update_time';
 interface SenmlRow {
   seq: number;

@@ -123,7 +123,7 @@ export function MessageItem({ m, channel }: { m: Message; channel: string }) {
       <div class="meta">
         <strong>#{m.seq}</strong> <time dateTime={new Date(m.created).toISOString()}>{new Date(m.created).toLocaleTimeString()}</time> · {m.protocol} · {m.subtopic || '(no subtopic)'} ·{' '}
         <span title={m.publisher}>{m.publisher.slice(0, 12)}</span> · {m.contentType}
-        {m.retained ? ' · retained' : ''}
+        {m.retained || m.retain ? ' · retained' : ''}
       </div>
       <Payload m={m} channel={channel} />
     </li>
