@@ -31,7 +31,7 @@ describe('console routes', () => {
     const origin = 'https://console.example';
     expect(safeNext('/o/acme/devices?x=1', origin)).toBe('/o/acme/devices?x=1');
     expect(safeNext(null, origin)).toBe('/');
-    for (const next of ['//evil.example/x', '/\\evil.example/x', '/\t/evil.example', '/\n/evil.example', 'https://evil.example/', 'javascript:alert(1)', 'o/acme', ''])
+    for (const next of ['//evil.example/x', '/\\evil.example/x', '/\t/evil.example', '/\n/evil.example', 'https://evil.example/', 'javascript:alert(1)', 'o/acme', '', '/.//evil.example/x', '/..//evil.example', '/%2e%2e//evil', '/a/..//evil'])
       expect(safeNext(next, origin), JSON.stringify(next)).toBe('/');
   });
 });

@@ -32,7 +32,8 @@ export function safeNext(next: string | null, origin: string = location.origin):
   if (!next || !next.startsWith('/') || next.startsWith('//')) return '/';
   try {
     const url = new URL(next, origin);
-    return url.origin === origin ? url.pathname + url.search + url.hash : '/';
+    // Dot segments are resolved after the check above: `/..//host` comes out as `//host`.
+    return url.origin === origin && !url.pathname.startsWith('//') ? url.pathname + url.search + url.hash : '/';
   } catch {
     return '/';
   }

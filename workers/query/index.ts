@@ -156,11 +156,20 @@ async function payload(c: Context<AppEnv>) {
   await authorizeChannel(c, channel, 'messages:read');
   const row = await c.env.DB.prepare(`SELECT content_type, payload, blob_key FROM message_rows WHERE ch = ${CHANNEL_KEY} AND seq = ?`).bind(channel, seq).first<{ content_type: string; payload: string | null; blob_key: string | null }>();
   if (!row) throw notFound('message');
-  if (row.payload !== null) return c.body(row.payload, 200, { 'content-type': row.content_type });
+  const headers = { 'content-type': row.content_type, ...UNTRUSTED, 'content-disposition': `attachment; filename="${channel.replace(/[^\w.-]/g, '_')}-${seq}"` };
+  if (row.payload !== null) return c.body(row.payload, 200, headers);
   const obj = await c.env.BLOBS.get(row.blob_key!);
   if (!obj) throw notFound('payload');
-  return c.body(obj.body, 200, { 'content-type': row.content_type, 'content-length': String(obj.size) });
+  return c.body(obj.body, 200, { ...headers, 'content-length': String(obj.size) });
 }
+
+/**
+ * A payload is whatever a device published, with the content type it chose (text/html, SVG…), on
+ * the console's origin: a link to it (`?authorization=` works on every route) must never run as a
+ * page there — it would read the console's session. Saved, not shown; never sniffed; and if a
+ * browser shows it anyway, in a sandbox with nothing allowed.
+ */
+const UNTRUSTED = { 'x-content-type-options': 'nosniff', 'content-security-policy': "sandbox; default-src 'none'" };
 
 queryRouter.get('/channels/:id/messages', authenticate(), query);
 queryRouter.get('/channels/:id/messages/:subtopic{.+}', authenticate(), query);

@@ -9,6 +9,8 @@ import { Problem, errorText, isNotFound, saveFile, useAction, useLoad } from '..
 import { ChartView } from './chart-view';
 
 const KEEP = 200;
+/** Seqs remembered to tell a replayed retained message from a new one. */
+const SEEN_MAX = 20 * KEEP;
 
 export function ChannelHeader({ org, channel, view }: { org: string; channel: string; view: 'live' | 'history' }) {
   const info = useLoad(() => api.org(org).channels.get(channel), [org, channel]);
@@ -97,7 +99,8 @@ function Payload({ m, channel }: { m: Message; channel: string }) {
     void act.run(async () => {
       const got = bytes ? { bytes, contentType } : await api.payload(channel, m.seq);
       setFetched(got);
-      saveFile(new Blob([got.bytes.slice()], { type: got.contentType }), payloadFileName(m.seq, got.contentType));
+      // Saved as bytes, whatever type the publisher gave (text/html, SVG): never a document of this origin.
+      saveFile(new Blob([got.bytes.slice()], { type: 'application/octet-stream' }), payloadFileName(m.seq, got.contentType));
     });
   const size = bytes?.length ?? m.size;
   return (
@@ -150,6 +153,8 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
       const fresh = batch.filter((m) => !seen.has(m.seq));
       const marked = new Set(batch.filter((m) => m.retained && seen.has(m.seq)).map((m) => m.seq));
       fresh.forEach((m) => seen.add(m.seq));
+      // Bounded: the oldest seqs (first in) go; a replay that old would fall off the kept list anyway.
+      if (seen.size > SEEN_MAX) for (const seq of seen) if (seen.size > SEEN_MAX / 2) seen.delete(seq);
       series.current.add(fresh.flatMap(numericPoints));
       setMessages((old) => {
         const kept = marked.size ? old.map((m) => (marked.has(m.seq) ? { ...m, retained: true } : m)) : old;

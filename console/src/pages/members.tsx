@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
 import { Problem, useAction, useLoad, when } from '../ui';
-import { grantableRoles, mayChangeMember, mayManage, useRole } from '../access';
+import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
 /** A controlled select (Preact sets `value`, never `defaultValue`, on a select: the first option would win). */
@@ -24,7 +24,8 @@ export function MembersPage({ org }: { org: string }) {
   const list = useLoad(() => members.list({ limit: 100 }), [org]);
   const add = useAction();
   const row = useAction();
-  const me = session.get()?.email;
+  // By id: the email as typed at login may differ in case from the stored one.
+  const me = userIdOf(session.get()?.access);
   const role = useRole();
   // Owners and admins manage members (only owners touch the owner role); anyone may leave.
   const manage = mayManage(role, 'members');
@@ -94,7 +95,7 @@ export function MembersPage({ org }: { org: string }) {
               {list.data.items
                 .filter((m) => m.email.toLowerCase().includes(filter.toLowerCase()))
                 .map((m) => {
-                  const self = m.email === me;
+                  const self = me !== undefined && m.user_id === me;
                   const may = mayChangeMember(role, m.role);
                   return (
                     <tr key={m.user_id}>
