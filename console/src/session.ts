@@ -33,7 +33,20 @@ export const api = new Edgeflux({
   url: location.origin,
   token: current?.access,
   refreshToken: current?.refresh,
-  onTokens: (t: Tokens) => current && store({ email: current.email, access: t.access_token, refresh: t.refresh_token }),
+  onTokens: (t: Tokens) => {
+    if (!current) return;
+    // Another tab logged out (or in as someone else) while this refresh was on its way: that stays,
+    // and what this refresh got is given back rather than stored over it.
+    const stored = read();
+    if (!stored || stored.email !== current.email) {
+      current = stored;
+      api.useTokens(stored ? { access_token: stored.access, refresh_token: stored.refresh } : null);
+      void api.tokens.revoke(t.refresh_token).catch(() => undefined);
+      listeners.forEach((l) => l());
+      return;
+    }
+    store({ email: current.email, access: t.access_token, refresh: t.refresh_token });
+  },
   // Every tab of the console holds this session: one that refreshed stored the newer pair, which
   // the others take instead of refreshing with a used token (that would end the session).
   currentTokens: () => {
