@@ -60,12 +60,7 @@ export class ChannelActor extends DurableObject<Env> {
    * asked about again now (access.ts `recheckAll`). Returns how many principals were asked about.
    */
   async recheckSubscribers(channel: string): Promise<number> {
-    try {
-      this.core.bindChannel(channel);
-    } catch (e) {
-      if (e instanceof ChannelIdError) return 0;
-      throw e;
-    }
+    if (!this.serves(channel)) return 0;
     const asked = this.core.access.recheckAll();
     this.core.live.sync(); // none left (a row from before a restart): the row goes
     return asked;
@@ -73,24 +68,23 @@ export class ChannelActor extends DurableObject<Env> {
 
   /** The channel was deleted: close its subscribers (4404) and forget everything (core.ts `retire`). */
   async retire(channel: string): Promise<void> {
-    try {
-      this.core.bindChannel(channel);
-    } catch (e) {
-      if (e instanceof ChannelIdError) return;
-      throw e;
-    }
-    await this.core.retire();
+    if (this.serves(channel)) await this.core.retire();
   }
 
   /** What applies to a message published without a content type (the bridge checks wills with it); null: not this channel's actor. */
   async defaults(channel: string): Promise<{ defaultContentType: string } | null> {
+    return this.serves(channel) ? { defaultContentType: this.core.config.defaultContentType } : null;
+  }
+
+  /** Binds the channel id (core.bindChannel); false when this actor is not that channel's. */
+  private serves(channel: string): boolean {
     try {
       this.core.bindChannel(channel);
+      return true;
     } catch (e) {
-      if (e instanceof ChannelIdError) return null;
+      if (e instanceof ChannelIdError) return false;
       throw e;
     }
-    return { defaultContentType: this.core.config.defaultContentType };
   }
 
   /** Counters for operators and tests. */
