@@ -95,6 +95,11 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   private _subs: Map<string, ActiveSub> | null = null;
   private _qos2In: Set<number> | null = null;
   private _aliases: Map<number, string> | null = null;
+  /**
+   * While a resumed session's subscriptions are being activated: the stored ones not active yet.
+   * The session keeps them as stored should the connection end first (a takeover mid-resume).
+   */
+  resuming: Map<string, StoredSubscription> | null = null;
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
   inboundInflight = 0;
   /** Acknowledgements of inbound PUBLISHes, chained so they go out in arrival order [MQTT-4.6.0-2/3]. */
@@ -386,7 +391,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
 
   // --- session ----------------------------------------------------------------------------------
   snapshot(): SessionState {
-    return { subscriptions: this._subs ? [...this._subs.values()].map((s) => s.toStored()) : [], inflight: this._outbox?.snapshot() ?? [], awaitingRelease: this._qos2In ? [...this._qos2In] : [] };
+    const subscriptions = this._subs ? [...this._subs.values()].map((s) => s.toStored()) : [];
+    if (this.resuming) for (const s of this.resuming.values()) if (!this._subs?.has(s.topicFilter)) subscriptions.push(s);
+    return { subscriptions, inflight: this._outbox?.snapshot() ?? [], awaitingRelease: this._qos2In ? [...this._qos2In] : [] };
   }
 
   /** Something the session keeps changed: write it soon (persistent sessions only). */

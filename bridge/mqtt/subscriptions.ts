@@ -180,6 +180,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
 export async function resumeSession(conn: Connection, state: SessionState): Promise<void> {
   for (const id of state.awaitingRelease) conn.qos2In.add(id);
   conn.outbox.hold();
+  const pending = (conn.resuming = new Map(state.subscriptions.map((s) => [s.topicFilter, s])));
   try {
     conn.outbox.restore(state.inflight);
     for (const s of state.subscriptions) {
@@ -192,11 +193,14 @@ export async function resumeSession(conn: Connection, state: SessionState): Prom
         rc = RC.UnspecifiedError;
         conn.log(`subscription ${s.topicFilter} not resumed: ${e instanceof Error ? e.message : String(e)}`);
       }
+      // Ended meanwhile (taken over): the session it saved keeps this one and the rest as stored.
       if (conn.phase === 'closed') return sub?.close();
+      pending.delete(s.topicFilter);
       if (sub && rc < 0x80) conn.subs.set(s.topicFilter, sub);
       else conn.log(`subscription ${s.topicFilter} dropped on resume (reason 0x${rc.toString(16)})`);
     }
   } finally {
+    conn.resuming = null;
     conn.outbox.release();
   }
   conn.outbox.dropUnreplayed();

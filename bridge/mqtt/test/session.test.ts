@@ -113,6 +113,50 @@ describe.each(VERSIONS)('sessions, protocol level %i', (v) => {
     await t.platform.inject('ch-1', 'a', 'to the new one');
     expect(text(await second.next('publish'))).toBe('to the new one');
   });
+
+  it('a takeover mid-resume keeps every subscription of the session, with its options, cursor and in-flight delivery', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    await c.subscribe({ topic: `${T}/#`, qos: 1 }, { topic: 'channels/ch-2/messages/#', qos: 2 }, { topic: 'channels/ch-ro/messages/#', qos: 1 });
+    await t.platform.inject('ch-ro', 'a', 'acked');
+    await t.platform.inject('ch-ro', 'a', 'in flight');
+    const [acked, pending] = (await c.drain()).filter((p) => p.cmd === 'publish');
+    c.send({ cmd: 'puback', messageId: acked!.messageId! });
+    await t.clock.advance(0);
+    c.drop();
+    await c.closedYet();
+    for (const channel of ['ch-1', 'ch-2', 'ch-ro']) await t.platform.inject(channel, 'a', `meanwhile on ${channel}`);
+    // The resume's second subscription waits on the platform (its third has not started)…
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const subscribe = t.platform.subscribe.bind(t.platform);
+    t.platform.subscribe = async (req, onMessage) => {
+      if (req.channel === 'ch-2') await gate;
+      return subscribe(req, onMessage);
+    };
+    const resuming = t.client(v);
+    expect((await resuming.connect(persistent(v))).sessionPresent).toBe(true);
+    // …when another connection takes the session over.
+    const back = t.client(v);
+    const connack = back.connect(persistent(v));
+    expect(await resuming.closedYet()).toBe(true);
+    release();
+    expect((await connack).sessionPresent).toBe(true);
+    const got = (await back.drain()).flatMap((p) => (p.cmd === 'publish' ? [[text(p), p.qos, p.dup, p.dup ? p.messageId : 0]] : []));
+    expect(got.sort()).toEqual([
+      ['in flight', 1, true, pending!.messageId],
+      ['meanwhile on ch-1', 1, false, 0],
+      ['meanwhile on ch-2', 2, false, 0],
+      ['meanwhile on ch-ro', 1, false, 0],
+    ]);
+    back.drop();
+    await back.closedYet();
+    expect(t.sessions.peek('dev-1\u0000keeper')?.subscriptions.map((s) => [s.topicFilter, s.qos])).toEqual([
+      [`${T}/#`, 1],
+      ['channels/ch-2/messages/#', 2],
+      ['channels/ch-ro/messages/#', 1],
+    ]);
+  });
 });
 
 describe('sessions, MQTT 5', () => {
