@@ -129,6 +129,8 @@ describe('link frames', () => {
       { op: 'message', subs: [1], envelope, retained: false, format: 0 },
       { op: 'message', subs: [1], envelope, retained: true, properties: [['a', 'b']], expiry: 30, retain: true, qos: 0, format: FORMAT.unspecified, responseTopic: 'channels/c1/messages/r', correlation },
       { op: 'message', subs: [2], envelope, retained: false, responseTopic: 'channels/c1/messages' },
+      { op: 'publish', id: 4, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'text/plain', payload: utf8Bytes('o'), retain: false, origin: 'dev\u0000client-1' },
+      { op: 'publish', id: 5, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'text/plain', payload: utf8Bytes('o'), retain: false, qos: 0, correlation, origin: 'dev\u0000client-2' },
     ];
     const v4 = linkDialect(LINK_SUBPROTOCOL);
 
@@ -141,11 +143,15 @@ describe('link frames', () => {
       expect(raw[1]!.slice(8)).toEqual([null, null, null, 2]);
       expect(raw[3]!.slice(11)).toEqual([null, null, null, null, 0]);
       expect(raw[5]!.length).toBe(17);
+      // origin after the three MQTT 5 elements (null when none of them is there).
+      expect(raw[6]!.slice(8)).toEqual([null, null, null, null, null, null, 'dev\u0000client-1']);
+      expect(raw[7]!.length).toBe(15);
+      expect(raw[7]![14]).toBe('dev\u0000client-2');
     });
 
     it('are never written on a v3, v2 or v1 link, whose receivers refuse elements they do not know', () => {
       const bare = withMqtt5.map((op) => {
-        const { format: _f, responseTopic: _r, correlation: _c, ...rest } = op as LinkOp & Record<string, unknown>;
+        const { format: _f, responseTopic: _r, correlation: _c, origin: _o, ...rest } = op as LinkOp & Record<string, unknown>;
         return rest as LinkOp;
       });
       for (const dialect of [linkDialect(LINK_SUBPROTOCOL_V3), linkDialect(LINK_SUBPROTOCOL_V2), linkDialect(LINK_SUBPROTOCOL_V1), true, false]) {
@@ -171,7 +177,9 @@ describe('link frames', () => {
       ['a Response Topic that refers to the string table', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, 0]], /element 12 must be a string/],
       ['Correlation Data that is text', [[8, [1], 'c', 1, 1, 's', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, null, null, 'abc']], /element 17 must be a byte string of at most 65535 bytes/],
       ['Correlation Data over 65535 bytes', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, null, new Uint8Array(65_536)]], /element 13 must be a byte string of at most 65535/],
-      ['an element after the Correlation Data', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 1, 0, 'channels/c/messages', new Uint8Array(1), 'x']], /unexpected element 14/],
+      ['an element after the Correlation Data of a message', [[8, [1], 'c', 1, 1, 's', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, 1, 'channels/c/messages', new Uint8Array(1), 'x']], /unexpected element 18/],
+      ['an origin that is not a string', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, null, null, null, null, 7]], /element 14 must be a string/],
+      ['an element after the origin', [[1, 1, 'a', 'p', 'mqtt', 't', new Uint8Array(), false, null, null, 1, 0, 'channels/c/messages', new Uint8Array(1), 'o', 'x']], /unexpected element 15/],
     ])('refuses %s', (_name, value, message) => {
       expect(() => decodeLinkFrame(cborEncode(value))).toThrow(LinkError);
       expect(() => decodeLinkFrame(cborEncode(value))).toThrow(message);
@@ -235,7 +243,7 @@ describe('link frames', () => {
       return (seed >>> 0) / 2 ** 32;
     };
     const all = ops.map(([, op]) => op);
-    const v4 = all.map((op, k) => (op.op === 'publish' || op.op === 'message' ? { ...op, qos: k % 2, format: k % 8 === 3 ? 0 : k % 8, responseTopic: `channels/c/messages/r${k}`, correlation: new Uint8Array([k, 0, 255]) } : op)) as LinkOp[];
+    const v4 = all.map((op, k) => (op.op === 'publish' || op.op === 'message' ? { ...op, qos: k % 2, format: k % 8 === 3 ? 0 : k % 8, responseTopic: `channels/c/messages/r${k}`, correlation: new Uint8Array([k, 0, 255]), ...(op.op === 'publish' ? { origin: `dev\u0000client-${k}` } : {}) } : op)) as LinkOp[];
     const frames = [
       encodeLinkFrame(all),
       encodeLinkFrame([...all, ...all], true),

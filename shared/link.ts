@@ -7,7 +7,7 @@
  * element is the opcode; trailing optional elements may be omitted (or null). Layout:
  *
  *   bridge → actor
- *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?, qos?, format?, responseTopic?, correlation?]
+ *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?, qos?, format?, responseTopic?, correlation?, origin?]
  *     [4  subscribe   sub, filter, since?, noLocal?]
  *     [6  unsubscribe sub]
  *     [11 consumed    seq]                      cumulative flow-control ack of deliveries
@@ -48,6 +48,15 @@
  * publish (no Content Type, no indicator, a channel with the default content type), which so costs
  * nothing. Only a v4 sender writes these three; receivers accept them on any link.
  *
+ * MQTT 5 No Local (`edgeflux.link.v4`): `origin` on `publish` names the publishing MQTT connection's
+ * client (its session: principal and client id), written only when that connection has a No Local
+ * subscription — the only case it can matter. A subscription's `noLocal` is such a token too: the
+ * actor skips a message for it when `noLocal` equals the message's `origin`, so only the same
+ * client id is skipped, not other clients of the same device [MQTT-3.8.3-3]. A `noLocal` equal to
+ * the publisher id is still skipped as well (what older bridges sent). The actor keeps `origin` in
+ * its log for replays, never in D1, and hands it back on no op; retained messages carry none (sent
+ * on subscribe whoever published them, as Mosquitto 2 does).
+ *
  * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
  * properties as [name, value] pairs (order and duplicates kept, §3.3.2.3.7); `expiry` is the
  * message expiry interval in seconds (§3.3.2.3.3), remaining time on delivery. In `message`,
@@ -82,7 +91,7 @@ export const linkCarriesQos = (subprotocol: string | null | undefined): boolean 
 /** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may carry format, Response Topic and Correlation Data. */
 export const linkCarriesMqtt5 = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
 
-/** What a sender may write on a link: string references (v2 and up), publish QoS (v3 and up), format, Response Topic and Correlation Data (v4). */
+/** What a sender may write on a link: string references (v2 and up), publish QoS (v3 and up), format, Response Topic, Correlation Data and origin (v4). */
 export interface LinkDialect {
   refs: boolean;
   qos: boolean;
@@ -154,7 +163,7 @@ export interface Mqtt5Fields {
   correlation?: Uint8Array;
 }
 
-export interface LinkPublish extends Mqtt5Fields { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number; qos?: LinkQos }
+export interface LinkPublish extends Mqtt5Fields { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number; qos?: LinkQos; origin?: string }
 export interface LinkSubscribe { op: 'subscribe'; sub: number; filter: string; since?: number; noLocal?: string }
 export interface LinkUnsubscribe { op: 'unsubscribe'; sub: number }
 export interface LinkConsumed { op: 'consumed'; seq: number }
@@ -216,7 +225,8 @@ function opArray(op: LinkOp, t: StringRefs | undefined, d: LinkDialect): unknown
   switch (op.op) {
     case 'publish': {
       const a = [1, op.id, s(op.subtopic), s(op.publisher), s(op.protocol), s(op.contentType), op.payload, op.retain, opt(op.properties), opt(op.expiry), qos && op.qos !== undefined ? op.qos : null];
-      if (d.mqtt5 && (op.format !== undefined || op.responseTopic !== undefined || op.correlation !== undefined)) pushMqtt5(a, op);
+      if (d.mqtt5 && (op.format !== undefined || op.responseTopic !== undefined || op.correlation !== undefined || op.origin !== undefined)) pushMqtt5(a, op);
+      if (d.mqtt5 && op.origin !== undefined) a.push(op.origin);
       return a;
     }
     case 'ack':
@@ -420,6 +430,8 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
       if (expiry !== undefined) publish.expiry = expiry;
       if (qos !== undefined) publish.qos = qos;
       r.mqtt5(publish);
+      const origin = r.optStr();
+      if (origin !== undefined) publish.origin = origin;
       op = publish;
       break;
     }

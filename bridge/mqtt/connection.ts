@@ -152,6 +152,16 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   get subs(): Map<string, ActiveSub> {
     return (this._subs ??= new Map());
   }
+  /**
+   * What this connection's publishes give as their origin for No Local (shared/link.ts): its session
+   * key — the client id within its principal — and only while it has a No Local subscription, active
+   * or still being resumed, since No Local is about this client's own subscriptions [MQTT-3.8.3-3].
+   */
+  get origin(): string | undefined {
+    if (this._subs) for (const s of this._subs.values()) if (s.noLocal) return this.sessionKey;
+    if (this.resuming) for (const s of this.resuming.values()) if (s.noLocal) return this.sessionKey;
+    return undefined;
+  }
   /** Inbound QoS 2 ids: PUBREC sent, PUBREL not yet received [MQTT-4.3.3-10]. */
   get qos2In(): Set<number> {
     return (this._qos2In ??= new Set());

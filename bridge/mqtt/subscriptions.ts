@@ -157,7 +157,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
       const retainedOk = how.kind === 'resume' ? cursor.since !== null : how.sendRetained;
       const since = how.kind === 'resume' && cursor.since !== null ? cursor.since : undefined;
       const handle: SubscriptionWithSeq = await platform.subscribe(
-        { channel, filter: f.filter, ...(since !== undefined ? { since } : {}), ...(sub.noLocal ? { noLocal: conn.principal!.id } : {}) },
+        { channel, filter: f.filter, ...(since !== undefined ? { since } : {}), ...(sub.noLocal ? { noLocal: conn.sessionKey } : {}) },
         (d) => {
           if (d.retained && !retainedOk) return;
           conn.permissions.recheck(channel);

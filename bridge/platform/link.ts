@@ -80,7 +80,7 @@ export class ChannelLink {
     const properties = req.userProperties ? propertyPairs(req.userProperties) : undefined;
     return new Promise<PublishOutcome>((resolve) => {
       this.pending.set(id, resolve);
-      this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}), ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}), ...mqtt5Of(req) });
+      this.send({ op: 'publish', id, subtopic: req.subtopic, publisher: req.publisher, protocol: req.protocol, contentType: req.contentType, payload: req.payload, retain: req.retain, ...(properties ? { properties } : {}), ...(req.messageExpiry !== undefined ? { expiry: req.messageExpiry } : {}), ...(req.qos === 0 || req.qos === 1 ? { qos: req.qos } : {}), ...mqtt5Of(req), ...(req.origin !== undefined ? { origin: req.origin } : {}) });
     });
   }
 

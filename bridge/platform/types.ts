@@ -68,6 +68,8 @@ export interface PublishRequest extends Mqtt5Fields {
   messageExpiry?: number;
   /** The MQTT QoS it was published with (absent: 2, as for CoAP). */
   qos?: 0 | 1 | 2;
+  /** The publishing MQTT connection's session key, when it has a No Local subscription (Connection.origin). */
+  origin?: string;
 }
 
 /** Acknowledged only once the channel actor has the message in its own storage. */
@@ -81,7 +83,7 @@ export interface SubscribeRequest {
   filter: string;
   /** Resume after this seq (persistent sessions). */
   since?: number;
-  /** Skip messages whose publisher is this id (MQTT 5 No Local). */
+  /** MQTT 5 No Local: skip messages published with this origin, the subscribing connection's session key [MQTT-3.8.3-3]. */
   noLocal?: string;
 }
 

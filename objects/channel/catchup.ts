@@ -1,6 +1,6 @@
 import type { ChannelStore } from './store';
 import type { ChannelConfig } from './config';
-import type { ChannelMessage } from './types';
+import { isLocal, type ChannelMessage } from './types';
 
 export type CatchUpItem = { kind: 'message'; message: ChannelMessage; retained: boolean } | { kind: 'gap'; from: number; to: number };
 
@@ -8,7 +8,7 @@ export interface CatchUpRequest {
   match: (subtopic: string) => boolean;
   /** Last seq the subscriber has seen; undefined = a fresh subscription. */
   since?: number;
-  /** MQTT 5 No Local [MQTT-3.8.3-3]: skip this publisher's own messages. */
+  /** MQTT 5 No Local [MQTT-3.8.3-3]: skip this client's own messages (isLocal). */
   noLocal?: string | null;
 }
 
@@ -30,7 +30,7 @@ const live = (m: ChannelMessage, now: number): boolean => m.expiresAt === undefi
  * Expired messages (MQTT 5 message expiry) are never replayed.
  */
 export function* catchUp(store: ChannelStore, config: ChannelConfig, req: CatchUpRequest, now: number): Generator<CatchUpItem> {
-  const wanted = (m: ChannelMessage) => req.match(m.envelope.subtopic) && live(m, now) && (!req.noLocal || m.envelope.publisher !== req.noLocal);
+  const wanted = (m: ChannelMessage) => req.match(m.envelope.subtopic) && live(m, now) && !isLocal(req.noLocal, m);
   const last = store.lastSeq;
 
   if (req.since === undefined) {

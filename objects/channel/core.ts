@@ -34,6 +34,7 @@ function mqtt5Problem(input: PublishInput): string | null {
   if (input.format !== undefined && !(typeof input.format === 'number' && isLinkFormat(input.format))) return 'format must be 0..7 with at most one Payload Format Indicator bit';
   if (input.responseTopic !== undefined && !(typeof input.responseTopic === 'string' && input.responseTopic !== '' && input.responseTopic.length <= LINK_LIMITS.stringLength)) return `responseTopic must be a non-empty string of at most ${LINK_LIMITS.stringLength} characters`;
   if (input.correlation !== undefined && !(input.correlation instanceof Uint8Array && input.correlation.byteLength <= MAX_CORRELATION_BYTES)) return `correlation must be at most ${MAX_CORRELATION_BYTES} bytes`;
+  if (input.origin !== undefined && !(typeof input.origin === 'string' && input.origin.length <= LINK_LIMITS.stringLength)) return `origin must be a string of at most ${LINK_LIMITS.stringLength} characters`;
   return null;
 }
 

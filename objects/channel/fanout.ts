@@ -4,7 +4,7 @@ import type { Window } from './config';
 import { CLOSE_TRY_AGAIN_LATER, bufferedAmount } from './flow';
 import type { ChannelCore } from './core';
 import { TAG_LINK, TAG_SUBSCRIBER } from './sockets';
-import type { ChannelMessage } from './types';
+import { isLocal, type ChannelMessage } from './types';
 
 /** Target size of one link frame: many ops per WebSocket message, well under the 1 MiB inbound limit of a peer actor. */
 const LINK_FRAME_BYTES = 256 * 1024;
@@ -132,7 +132,7 @@ export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]):
     const ops: ActorOp[] = [];
     for (const m of messages) {
       const ids: number[] = [];
-      for (const s of subs) if (s.match(m.envelope.subtopic) && s.noLocal !== m.envelope.publisher) ids.push(s.sub);
+      for (const s of subs) if (s.match(m.envelope.subtopic) && !isLocal(s.noLocal, m)) ids.push(s.sub);
       if (ids.length > 0) ops.push(messageOp(m, ids, false, now));
     }
     sendLinkOps(core, ws, ops, true);

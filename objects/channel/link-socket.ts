@@ -32,6 +32,7 @@ const toInput = (op: LinkPublish): PublishInput => {
   if (op.responseTopic !== undefined) input.responseTopic = op.responseTopic;
   if (op.correlation !== undefined) input.correlation = op.correlation;
   if (op.qos !== undefined) input.qos = op.qos;
+  if (op.origin !== undefined) input.origin = op.origin;
   return input;
 };
 

@@ -117,6 +117,35 @@ describe('channel actor: bridge link', () => {
     expect(ops.filter((o) => o.op === 'ack').map((o) => o.op === 'ack' && o.id)).toEqual([1, 2]);
   });
 
+  it('No Local is per client: skips the same origin only, live and on catch-up from the log [MQTT-3.8.3-3]', async () => {
+    const ch = newChannel();
+    const link = await openLink(ch, LINK_SUBPROTOCOL);
+    // Two MQTT clients of one device (client ids A and B), each subscribed with No Local.
+    link.send([
+      { op: 'subscribe', sub: 1, filter: '#', noLocal: 'dev-1\u0000A' },
+      { op: 'subscribe', sub: 2, filter: '#', noLocal: 'dev-1\u0000B' },
+    ]);
+    await link.take(2);
+    link.send([publishOp(1, { origin: 'dev-1\u0000A' }), publishOp(2, { origin: 'dev-1\u0000B' }), publishOp(3)]);
+    const live = messages(await link.take(6));
+    expect(live.map((m) => [m.envelope.seq, m.subs])).toEqual([
+      [1, [2]],
+      [2, [1]],
+      [3, [1, 2]],
+    ]);
+    // A session resumed later (after hibernation: from the stored log) gets the same answer.
+    await evictDurableObject(actor(ch));
+    const again = await openLink(ch, LINK_SUBPROTOCOL);
+    again.send([{ op: 'subscribe', sub: 3, filter: '#', since: 0, noLocal: 'dev-1\u0000A' }]);
+    const replay = messages(await again.take(3));
+    expect(replay.map((m) => [m.envelope.seq, m.retained])).toEqual([
+      [2, false],
+      [3, false],
+    ]);
+    // The origin is the actor's own: never handed back on a message.
+    expect([...live, ...replay].some((m) => 'origin' in m)).toBe(false);
+  });
+
   it('keeps link subscriptions across hibernation and forgets them when the link closes', async () => {
     const ch = newChannel();
     const link = await openLink(ch);

@@ -41,11 +41,12 @@ interface RunRow extends Row {
 }
 
 /**
- * One message inside a run. `qos` (the publish QoS when below 2) and the MQTT 5 format, Response
- * Topic and Correlation Data (shared/link.ts) are trailing elements left out when absent, as in runs
- * written before they existed; null where a later one is present.
+ * One message inside a run. `qos` (the publish QoS when below 2), the MQTT 5 format, Response
+ * Topic and Correlation Data, and the publishing client's `origin` for No Local (shared/link.ts)
+ * are trailing elements left out when absent, as in runs written before they existed; null where a
+ * later one is present.
  */
-export type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null, qos?: 0 | 1 | null, format?: number | null, responseTopic?: string | null, correlation?: Uint8Array | null];
+export type RunEntry = [subtopic: string, publisher: string, protocol: string, contentType: string, payload: Uint8Array, retain: boolean, properties: UserProperties | null, expiresAt: number | null, records: string | null, qos?: 0 | 1 | null, format?: number | null, responseTopic?: string | null, correlation?: Uint8Array | null, origin?: string | null];
 
 /** A run row stops growing past this much payload and records (DO SQLite caps a row at 2 MB; a payload is at most 1 MiB). */
 const RUN_ROW_BYTES = 256 * 1024;
@@ -95,7 +96,7 @@ export function encodeRun(entries: readonly RunEntry[]): ArrayBuffer {
 /** A run row's messages (with their records), oldest first. */
 function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: string): OutboxItem[] {
   const entries = cborDecode(new Uint8Array(r.data)) as RunEntry[];
-  return entries.map(([subtopic, publisher, protocol, contentType, raw, retain, properties, expiresAt, records, qos, format, responseTopic, correlation], i) => {
+  return entries.map(([subtopic, publisher, protocol, contentType, raw, retain, properties, expiresAt, records, qos, format, responseTopic, correlation, origin], i) => {
     const payload = asBytes(raw);
     if (!payload) throw new Error(`run ${r.first}: message ${i} has no payload bytes`);
     const message: ChannelMessage = {
@@ -109,6 +110,7 @@ function unpackRun(r: Pick<RunRow, 'first' | 'created' | 'data'>, channel: strin
     if (typeof responseTopic === 'string') message.responseTopic = responseTopic;
     const c = correlation === undefined || correlation === null ? undefined : asBytes(correlation);
     if (c) message.correlation = c;
+    if (typeof origin === 'string') message.origin = origin;
     return { message, records };
   });
 }
@@ -221,19 +223,20 @@ export class ChannelStore {
         size = 0;
       };
       for (const { input, records } of items) {
-        const entryBytes = entrySize(input.payload, records, input.subtopic.length + input.publisher.length + input.contentType.length + (input.responseTopic?.length ?? 0) + (input.correlation?.byteLength ?? 0));
+        const entryBytes = entrySize(input.payload, records, input.subtopic.length + input.publisher.length + input.contentType.length + (input.responseTopic?.length ?? 0) + (input.correlation?.byteLength ?? 0) + (input.origin?.length ?? 0));
         if (entries.length > 0 && size + entryBytes > RUN_ROW_BYTES) writeRun();
         seq++;
         const retain = input.retain === true;
         const props = input.properties && input.properties.length > 0 ? input.properties : null;
         const expiresAt = input.expiry === undefined ? null : created + input.expiry * 1000;
         const qos = input.qos;
-        const { format, responseTopic } = input;
+        const { format, responseTopic, origin } = input;
         const correlation = input.correlation === undefined ? undefined : new Uint8Array(toArrayBuffer(input.correlation));
         const mqtt5 = format !== undefined || responseTopic !== undefined || correlation !== undefined;
         const entry: RunEntry = [input.subtopic, input.publisher, input.protocol, input.contentType, input.payload, retain, props, expiresAt, records];
-        if (qos !== undefined || mqtt5) entry.push(qos ?? null);
-        if (mqtt5) entry.push(format ?? null, responseTopic ?? null, correlation ?? null);
+        if (qos !== undefined || mqtt5 || origin !== undefined) entry.push(qos ?? null);
+        if (mqtt5 || origin !== undefined) entry.push(format ?? null, responseTopic ?? null, correlation ?? null);
+        if (origin !== undefined) entry.push(origin);
         entries.push(entry);
         bytes += input.payload.byteLength;
         size += entryBytes;
@@ -259,6 +262,7 @@ export class ChannelStore {
         if (format !== undefined) m.format = format;
         if (responseTopic !== undefined) m.responseTopic = responseTopic;
         if (correlation !== undefined) m.correlation = correlation;
+        if (origin !== undefined) m.origin = origin;
         out.push(m);
         cached.push({ message: { envelope: { ...m.envelope, payload: new Uint8Array(payload) }, retain }, records });
       }

@@ -18,6 +18,8 @@ export interface PublishInput extends Mqtt5Fields {
   expiry?: number;
   /** The QoS an MQTT client published with, when below 2 (absent: 2; shared/link.ts, "Publish QoS"). */
   qos?: 0 | 1;
+  /** The publishing MQTT client, for No Local (shared/link.ts, "MQTT 5 No Local"); kept in the log, not in D1 or retained. */
+  origin?: string;
 }
 
 export type PublishError = { ok: false; status: number; code: string; message: string; retryAfter?: number };
@@ -32,7 +34,16 @@ export interface ChannelMessage extends Mqtt5Fields {
   expiresAt?: number;
   /** The QoS it was published with, when below 2 (PublishInput.qos). */
   qos?: 0 | 1;
+  /** The publishing MQTT client (PublishInput.origin), when its bridge said. */
+  origin?: string;
 }
+
+/**
+ * MQTT 5 No Local [MQTT-3.8.3-3]: whether a subscription whose `noLocal` is this skips the message —
+ * the same client (`origin`, shared/link.ts), or, as older bridges ask, the same publisher id.
+ */
+export const isLocal = (noLocal: string | null | undefined, m: ChannelMessage): boolean =>
+  !!noLocal && (noLocal === m.envelope.publisher || (m.origin !== undefined && noLocal === m.origin));
 
 export interface ChannelInfo {
   channel: string | null;

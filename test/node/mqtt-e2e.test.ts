@@ -317,6 +317,22 @@ describe('MQTT through the real platform', () => {
     expect(got.map((m) => m.payload)).toEqual(['theirs']);
   });
 
+  it('v5 No Local is per client id: two clients of one device, each subscribed with nl, get each other\'s messages but not their own [MQTT-3.8.3-3]', async () => {
+    const a = await client(5, { clientId: 'nl-a' });
+    const b = await client(5, { clientId: 'nl-b' });
+    const gotA = collect(a);
+    const gotB = collect(b);
+    await a.subscribeAsync(topic('nl/#'), { qos: 1, nl: true });
+    await b.subscribeAsync(topic('nl/#'), { qos: 1, nl: true });
+    await a.publishAsync(topic('nl/a'), 'from a', { qos: 1 });
+    await b.publishAsync(topic('nl/b'), 'from b', { qos: 1 });
+    expect((await httpPublish('nl/x', 'from http')).status).toBe(202);
+    await until(() => gotA.length >= 2 && gotB.length >= 2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gotA.map((m) => m.payload)).toEqual(['from b', 'from http']);
+    expect(gotB.map((m) => m.payload)).toEqual(['from a', 'from http']);
+  });
+
   it('v5 content type and user properties pass through to subscribers and the envelope', async () => {
     const sub = await client(5);
     const got = collect(sub);

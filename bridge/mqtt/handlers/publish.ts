@@ -100,6 +100,8 @@ function store(conn: Connection, packet: IPublishPacket, address: Address): Prom
   };
   if (props?.userProperties) req.userProperties = props.userProperties;
   if (props?.messageExpiryInterval !== undefined) req.messageExpiry = props.messageExpiryInterval;
+  const origin = conn.origin;
+  if (origin !== undefined) req.origin = origin;
   if (props) {
     // Passed on unaltered [MQTT-3.3.2-4], [MQTT-3.3.2-15], [MQTT-3.3.2-16], [MQTT-3.3.2-20] (format.ts).
     const format = publishFormat(props.contentType, props.payloadFormatIndicator);

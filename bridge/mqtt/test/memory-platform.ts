@@ -26,7 +26,12 @@ interface Channel {
   subs: Set<Sub>;
 }
 
+/** MQTT 5 No Local as the channel actor applies it (objects/channel/types.ts isLocal): the same origin, or the publisher id of older bridges. */
+const isLocal = (noLocal: string | undefined, d: Delivery, origin: string | undefined): boolean => !!noLocal && (noLocal === d.publisher || (origin !== undefined && noLocal === origin));
+
 export class MemoryPlatform implements Platform {
+  /** Each stored message's origin (PublishRequest.origin): kept beside it, never handed to subscribers; retained copies have none. */
+  private readonly origins = new WeakMap<Delivery, string>();
   readonly keys = new Map<string, Principal>();
   readonly channels = new Map<string, Channel>();
   readonly published: PublishRequest[] = [];
@@ -149,13 +154,14 @@ export class MemoryPlatform implements Platform {
       ...(req.responseTopic !== undefined ? { responseTopic: req.responseTopic } : {}),
       ...(req.correlation !== undefined ? { correlation: req.correlation } : {}),
     };
+    if (req.origin !== undefined) this.origins.set(d, req.origin);
     if (req.retain) {
       if (req.payload.length === 0) c.retained.delete(req.subtopic);
       else c.retained.set(req.subtopic, { ...d, retained: true });
     }
     c.recent.push(d);
     if (c.recent.length > this.recentWindow) c.recent.shift();
-    for (const s of [...c.subs]) if (matchSubtopic(s.filter, d.subtopic) && s.noLocal !== d.publisher) s.onMessage(d);
+    for (const s of [...c.subs]) if (matchSubtopic(s.filter, d.subtopic) && !isLocal(s.noLocal, d, req.origin)) s.onMessage(d);
     return { ok: true, seq: d.seq, created: d.created };
   }
 
@@ -166,7 +172,7 @@ export class MemoryPlatform implements Platform {
     const c = this.channels.get(req.channel);
     if (!c) throw new PlatformError(404, 'no such channel');
     const sub: Sub = { filter: req.filter, onMessage, ...(req.noLocal ? { noLocal: req.noLocal } : {}) };
-    const wanted = (d: Delivery) => matchSubtopic(req.filter, d.subtopic) && d.publisher !== req.noLocal;
+    const wanted = (d: Delivery) => matchSubtopic(req.filter, d.subtopic) && !isLocal(req.noLocal, d, this.origins.get(d));
     const replay = req.since === undefined ? [...c.retained.values()].sort((a, b) => a.seq - b.seq) : c.recent.filter((d) => d.seq > req.since!);
     for (const d of replay) if (wanted(d)) onMessage(d);
     c.subs.add(sub);

@@ -402,6 +402,43 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     expect(got.map((p) => p.cmd === 'publish' && text(p))).toEqual(['theirs']);
   });
 
+  it('No Local is per client id: two clients of one device each get the other\'s messages, not their own [MQTT-3.8.3-3]', async () => {
+    const t = setup();
+    const a = await t.connected(5, { clientId: 'client-a' });
+    const b = await t.connected(5, { clientId: 'client-b' });
+    // Before any No Local subscription, a publish says nothing of its origin.
+    a.publish(`${T}/before`, 'before', 1);
+    await a.next('puback');
+    expect(t.platform.published.at(-1)?.origin).toBeUndefined();
+    await a.subscribe({ topic: `${T}/#`, qos: 1, nl: true });
+    await b.subscribe({ topic: `${T}/#`, qos: 1, nl: true });
+    a.publish(`${T}/x`, 'from a', 1);
+    await a.next('puback');
+    b.publish(`${T}/x`, 'from b', 1);
+    await b.next('puback');
+    const got = async (c: typeof a) => (await c.drain()).filter((p) => p.cmd === 'publish').map((p) => p.cmd === 'publish' && text(p));
+    expect(await got(a)).toEqual(['from b']);
+    expect(await got(b)).toEqual(['from a']);
+  });
+
+  it('No Local stays per client id when a persistent session resumes: what the client missed from another client of its device comes, its own does not', async () => {
+    const t = setup();
+    const session = { clientId: 'keeper', clean: false, properties: { sessionExpiryInterval: 300 } };
+    const a = await t.connected(5, session);
+    await a.subscribe({ topic: `${T}/#`, qos: 1, nl: true });
+    a.publish(`${T}/x`, 'mine', 1);
+    await a.next('puback');
+    a.send({ cmd: 'disconnect' });
+    await a.closedYet();
+    const other = await t.connected(5, { clientId: 'other' });
+    other.publish(`${T}/x`, 'theirs', 1);
+    await other.next('puback');
+    const back = t.client(5);
+    expect((await back.connect(session)).sessionPresent).toBe(true);
+    const got = (await back.drain()).filter((p) => p.cmd === 'publish');
+    expect(got.map((p) => p.cmd === 'publish' && text(p))).toEqual(['theirs']);
+  });
+
   it('No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]', async () => {
     const t = setup();
     const c = await t.connected(5);
