@@ -269,18 +269,22 @@ describe('shared subscriptions at QoS 2', () => {
     expect(next!.messageId).not.toBe(sent!.messageId);
   });
 
-  it.each([1, 2] as const)('a delivery re-offered on resume stays the member’s if that connection ends before resending it (QoS %i)', async (qos) => {
+  /**
+   * Member a holds 'for a' (sent, not acknowledged) and drops; its resume is held at the
+   * authorization of its ch-2 subscription and taken over meanwhile. `sharedFirst`: the shared
+   * subscription was made (and so is resumed) before ch-2 — re-offered, not yet resent — or after
+   * it — not reached at all. Either way the session's next connection gets 'for a' back.
+   */
+  async function takenOverMidResume(qos: 1 | 2, sharedFirst: boolean) {
     const t = setup();
     const a = await t.connected(5, exactly(5, 'a'));
     const other = await t.connected(5, { clientId: 'other' });
-    await a.subscribe({ topic: SHARE, qos });
-    await a.subscribe({ topic: 'channels/ch-2/messages/#', qos });
+    for (const topic of sharedFirst ? [SHARE, 'channels/ch-2/messages/#'] : ['channels/ch-2/messages/#', SHARE]) await a.subscribe({ topic, qos });
     await other.subscribe({ topic: SHARE, qos });
     await t.platform.inject('ch-1', 'psi/x', 'for a', { qos });
     const [sent] = publishes(await a.drain());
     a.drop();
     await a.closedYet();
-    // The resume re-offers 'for a', then waits on the second subscription's authorization…
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const authorize = t.platform.authorize.bind(t.platform);
@@ -290,7 +294,6 @@ describe('shared subscriptions at QoS 2', () => {
     };
     const resuming = t.client(5);
     await resuming.connect(exactly(5, 'a'));
-    // …and is taken over meanwhile: that connection ends without having resent it.
     const back = t.client(5);
     const acked = back.connect(exactly(5, 'a'));
     expect(await resuming.closedYet()).toBe(true);
@@ -299,38 +302,16 @@ describe('shared subscriptions at QoS 2', () => {
     expect(await other.drain()).toEqual([]);
     const got = publishes(await back.drain());
     expect(got.map((p) => [text(p), p.dup, p.messageId])).toEqual([['for a', true, sent!.messageId]]);
+    return { t, back, other };
+  }
+
+  it.each([1, 2] as const)('a delivery re-offered on resume stays the member’s if that connection ends before resending it (QoS %i)', async (qos) => {
+    await takenOverMidResume(qos, true);
   });
 
   it.each([1, 2] as const)('a member taken over before its resume reached the shared subscription stays a member, and gets its delivery back (QoS %i)', async (qos) => {
-    const t = setup();
-    const a = await t.connected(5, exactly(5, 'a'));
-    const other = await t.connected(5, { clientId: 'other' });
-    await a.subscribe({ topic: 'channels/ch-2/messages/#', qos });
-    await a.subscribe({ topic: SHARE, qos });
-    await other.subscribe({ topic: SHARE, qos });
-    await t.platform.inject('ch-1', 'psi/x', 'for a', { qos });
-    const [sent] = publishes(await a.drain());
-    a.drop();
-    await a.closedYet();
-    // The resume waits on its first subscription's authorization, before the shared one…
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const authorize = t.platform.authorize.bind(t.platform);
-    t.platform.authorize = async (principal, checks) => {
-      if (checks.some((c) => c.channel === 'ch-2')) await gate;
-      return authorize(principal, checks);
-    };
-    const resuming = t.client(5);
-    await resuming.connect(exactly(5, 'a'));
-    // …and is taken over meanwhile: the session it saves still has the shared subscription.
-    const back = t.client(5);
-    const acked = back.connect(exactly(5, 'a'));
-    expect(await resuming.closedYet()).toBe(true);
-    release();
-    expect((await acked).sessionPresent).toBe(true);
-    expect(await other.drain()).toEqual([]);
-    const got = publishes(await back.drain());
-    expect(got.map((p) => [text(p), p.dup, p.messageId])).toEqual([['for a', true, sent!.messageId]]);
+    const { t, back, other } = await takenOverMidResume(qos, false);
+    // Still a member: later messages are shared out as before.
     await t.platform.inject('ch-1', 'psi/x', 'next', { qos });
     await t.platform.inject('ch-1', 'psi/x', 'after', { qos });
     expect([...publishes(await back.drain()), ...publishes(await other.drain())].map(text).sort()).toEqual(['after', 'next']);
