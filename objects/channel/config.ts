@@ -40,6 +40,11 @@ export interface ChannelConfig {
    * a plain `mosquitto_pub -m '[{"n":"temp","v":21}]'` a validated, queryable SenML message.
    */
   defaultContentType: string;
+  /**
+   * How long stored messages are kept, in days (fractions allowed, at least an hour); 0 keeps them
+   * forever. Older messages leave D1, R2 and the actor's own log (retention.ts); retained messages stay.
+   */
+  retentionDays: number;
 }
 
 export const KiB = 1024;
@@ -88,7 +93,13 @@ export const DEFAULT_CONFIG: ChannelConfig = {
   drainBatch: 5000,
   drainDelayMs: 1000,
   defaultContentType: 'application/octet-stream',
+  retentionDays: 0,
 };
+
+/** The shortest retention other than 0 (keep forever): an hour, in days. */
+export const MIN_RETENTION_DAYS = 1 / 24;
+/** The longest: a hundred years. */
+export const MAX_RETENTION_DAYS = 36_500;
 
 /** type "/" subtype [; parameters] (RFC 9110 §8.3.1), at most 255 characters. */
 const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$/;
@@ -137,6 +148,12 @@ function mediaType(v: unknown, path: string, fallback: string): string {
   return v;
 }
 
+function retention(v: unknown, fallback: number): number {
+  const days = num(v, 'retentionDays', 0, MAX_RETENTION_DAYS, fallback);
+  if (days !== 0 && days < MIN_RETENTION_DAYS) throw new ConfigError(`retentionDays must be 0 (keep every message) or at least ${MIN_RETENTION_DAYS} (an hour)`);
+  return days;
+}
+
 /** `base` with the (untrusted) fields of `patch` applied; unknown fields are refused so typos show. */
 export function mergeConfig(base: ChannelConfig, patch: unknown): ChannelConfig {
   const p = sub(patch, 'config');
@@ -154,5 +171,6 @@ export function mergeConfig(base: ChannelConfig, patch: unknown): ChannelConfig 
     drainBatch: int(p.drainBatch, 'drainBatch', 1, 10_000, base.drainBatch),
     drainDelayMs: int(p.drainDelayMs, 'drainDelayMs', 0, 3_600_000, base.drainDelayMs),
     defaultContentType: mediaType(p.defaultContentType, 'defaultContentType', base.defaultContentType),
+    retentionDays: retention(p.retentionDays, base.retentionDays),
   };
 }

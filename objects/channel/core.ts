@@ -10,6 +10,7 @@ import { closeSocket, deliver, sendFrame } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
 import { RateLimiter } from './ratelimit';
+import { Retention } from './retention';
 import { ensureSchema } from './schema';
 import { SocketCache, TAG_LINK, TAG_SUBSCRIBER } from './sockets';
 import { ChannelStore, type AppendItem } from './store';
@@ -56,6 +57,8 @@ export class ChannelCore {
   readonly access = new SubscriberAccess(this);
   /** This channel's row in D1's `live_channels` while it has subscribers (live.ts). */
   readonly live = new LiveRegistry(this);
+  /** Deletes stored messages older than `config.retentionDays` (retention.ts). */
+  readonly retention = new Retention(this);
   /** This channel's store writer (a hash of its id names it: the same for the actor's life). */
   private writerStub: DurableObjectStub<StoreWriter> | null = null;
   config: ChannelConfig = DEFAULT_CONFIG;
@@ -130,10 +133,12 @@ export class ChannelCore {
     return channel;
   }
 
-  configure(patch: unknown): ChannelConfig {
+  async configure(patch: unknown): Promise<ChannelConfig> {
     const next = mergeConfig(this.config, patch);
+    const retentionChanged = next.retentionDays !== this.config.retentionDays;
     this.store.setMeta('config', JSON.stringify(next));
     this.applyConfig(next);
+    if (retentionChanged) await this.retention.configured();
     return next;
   }
 
@@ -253,6 +258,14 @@ export class ChannelCore {
     if (this.alarmAt !== null && this.alarmAt <= at + DRAIN_BACKSTOP_MS) return;
     this.alarmAt = at + DRAIN_BACKSTOP_MS;
     await this.ctx.storage.setAlarm(this.alarmAt);
+  }
+
+  /** Makes sure the alarm fires no later than `at` (retention.ts: its sweeps share the drain's alarm). */
+  async alarmNoLaterThan(at: number): Promise<void> {
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
   }
 
   /** The store writer this channel drains through, looked up once (objects/writer/). */

@@ -6,6 +6,7 @@ import type { ChannelCore } from './core';
 import { DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
 import { isTextualType, utf8Text } from '../../shared/envelope';
 import { backoffMs, blobKey, INLINE_TEXT_MAX, partsOf, writeBatch, type MessageTail } from './drain';
+import { RETENTION_SWEEP_MS, type SweepResult } from './retention';
 import type { ChannelMessage } from './types';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, storedRows as rows, text } from './test-helpers';
@@ -423,5 +424,106 @@ describe('drain rows (partsOf)', () => {
     expect(parts.flatMap((p) => p.records)).toEqual(recs);
     // Every kind of row came up: inline text, R2 (binary, too big, invalid UTF-8, other charset), retained.
     expect(new Set(expected.map((r) => (JSON.parse(`[${r}`) as unknown[])[6] === null)).size).toBe(2);
+  });
+});
+
+describe('channel actor: message retention (retention.ts)', () => {
+  const HOUR_DAYS = 1 / 24;
+  const coreOf = (ch: string) => (fn: (core: ChannelCore) => unknown) => runInDurableObject(actor(ch), (instance: ChannelActor) => fn((instance as unknown as { core: ChannelCore }).core));
+  const senmlCount = async (ch: string) => (await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch).first<{ n: number }>())?.n;
+  const blobKeys = async (ch: string) => (await env.BLOBS.list({ prefix: `channels/${ch}/` })).objects.map((o) => o.key);
+  const createdOf = (r: Awaited<ReturnType<ReturnType<typeof actor>['publish']>>) => r.map((x) => (x.ok ? x.created : NaN));
+
+  /** Publishes an old batch and, a few ms later, a new one, each drained; `mid` lies between their times. */
+  async function oldAndNew(ch: string) {
+    const senml = text('[{"n":"temp","v":21.5},{"n":"hum","v":40}]');
+    const bin = new Uint8Array([0xff, 0x00, 0x01]);
+    const old = await actor(ch).publish([msg({ contentType: 'application/senml+json', payload: senml }), msg({ contentType: 'application/octet-stream', payload: bin }), msg({ subtopic: 'state', payload: text('on'), retain: true })], ch);
+    await outboxEmpty(ch, 5000);
+    await new Promise((r) => setTimeout(r, 5));
+    const recent = await actor(ch).publish([msg({ contentType: 'application/senml+json', payload: senml }), msg({ contentType: 'application/octet-stream', payload: bin })], ch);
+    await outboxEmpty(ch, 5000);
+    const [oldAt, newAt] = [Math.max(...createdOf(old)), Math.min(...createdOf(recent))];
+    expect(newAt).toBeGreaterThan(oldAt);
+    return { mid: (oldAt + newAt) / 2 };
+  }
+
+  it('deletes what is older than the retention from D1, R2 and the replay window; keeps the newer and the retained message', async () => {
+    const ch = newChannel();
+    const configured = await actor(ch).configure(ch, { retentionDays: HOUR_DAYS });
+    expect(configured.ok && configured.config.retentionDays).toBe(HOUR_DAYS);
+    const { mid } = await oldAndNew(ch);
+    expect((await rows(ch)).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(await senmlCount(ch)).toBe(4);
+    expect(await blobKeys(ch)).toEqual([blobKey(ch, 2), blobKey(ch, 5)]);
+
+    // An hour after `mid`: the first batch (seqs 1–3) is older than the retention, the second is not.
+    const result = (await coreOf(ch)((core) => core.retention.sweep(mid + 3_600_000))) as SweepResult;
+    expect(result).toMatchObject({ upTo: 3, more: false, blobsDeleted: 1 });
+    expect((await rows(ch)).map((r) => r.seq)).toEqual([4, 5]);
+    expect(await senmlCount(ch)).toBe(2);
+    expect(await blobKeys(ch)).toEqual([blobKey(ch, 5)]);
+    // Nothing expired is replayed to a subscriber asking `since` 0; the retained message stays.
+    const info = await actor(ch).info();
+    expect(info.oldestKept).toBe(4);
+    expect(info.retained).toBe(1);
+    // Sweeping again at the same time deletes nothing more.
+    expect(await coreOf(ch)((core) => core.retention.sweep(mid + 3_600_000))).toMatchObject({ upTo: 0, blobsDeleted: 0 });
+    expect((await rows(ch)).map((r) => r.seq)).toEqual([4, 5]);
+  });
+
+  it('a sweep cut short by its chunk budget leaves its bound stored and the next one finishes, blobs included', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { retentionDays: HOUR_DAYS, channelRate: { perSecond: 1e6, burst: 1e6 }, publisherRate: { perSecond: 1e6, burst: 1e6 } });
+    const first = await actor(ch).publish(Array.from({ length: 40 }, (_, i) => msg({ contentType: 'application/octet-stream', payload: new Uint8Array([i]) })), ch);
+    await outboxEmpty(ch, 5000);
+    await new Promise((r) => setTimeout(r, 5));
+    await actor(ch).publish([msg({ payload: text('new') })], ch);
+    await outboxEmpty(ch, 5000);
+    const at = Math.max(...createdOf(first)) + 1 + 3_600_000;
+    const cut = (await coreOf(ch)((core) => core.retention.sweep(at, { chunk: 10, chunksPerSweep: 2 }))) as SweepResult;
+    expect(cut).toMatchObject({ upTo: 40, more: true, blobsDeleted: 0 });
+    expect((await rows(ch)).map((r) => r.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 21));
+    expect(await blobKeys(ch)).toHaveLength(40); // blobs wait for their rows to go
+    expect(await coreOf(ch)((core) => core.store.meta('retention_upto'))).toBe(40);
+    // The next sweep (a later alarm) goes on from where this one stopped.
+    expect(await coreOf(ch)((core) => core.retention.sweep(at, { chunk: 10, chunksPerSweep: 2 }))).toMatchObject({ upTo: 40, more: false, blobsDeleted: 40 });
+    expect((await rows(ch)).map((r) => r.seq)).toEqual([41]);
+    expect(await blobKeys(ch)).toEqual([]);
+    expect(await coreOf(ch)((core) => core.store.meta('retention_upto'))).toBeNull();
+  });
+
+  it('runs on the alarm: a first sweep as soon as configured, then one an hour; 0 keeps everything', async () => {
+    const ch = newChannel();
+    const before = Date.now();
+    await actor(ch).configure(ch, { retentionDays: 30 });
+    // The first sweep is due at once: the alarm fires by itself and puts the next an hour on.
+    let next = 0;
+    for (const until = Date.now() + 5000; next < before + RETENTION_SWEEP_MS; ) {
+      if (Date.now() > until) throw new Error('no first sweep within 5 s of configuring');
+      await new Promise((r) => setTimeout(r, 20));
+      next = (await coreOf(ch)((core) => core.retention.nextAt)) as number;
+    }
+    expect(next - Date.now()).toBeLessThanOrEqual(RETENTION_SWEEP_MS);
+    expect(await alarmOf(ch)).toBe(next); // the alarm now waits for the next sweep
+    // A publish's drain moves the alarm earlier; after that alarm, it waits for the sweep again.
+    await actor(ch).publish([msg()], ch);
+    expect(await alarmOf(ch)).toBeLessThan(next);
+    await outboxEmpty(ch, 5000);
+    await runDurableObjectAlarm(actor(ch));
+    expect(await alarmOf(ch)).toBe(next);
+    await actor(ch).configure(ch, { retentionDays: 0 });
+    expect(await coreOf(ch)((core) => core.retention.nextAt)).toBeNull();
+  });
+
+  it('refuses a retention under an hour, negative or over a hundred years', async () => {
+    const ch = newChannel();
+    for (const retentionDays of [0.01, -1, 36_501, Number.NaN]) {
+      const r = await actor(ch).configure(ch, { retentionDays });
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.message).toContain('retentionDays');
+    }
+    const r = await actor(ch).configure(ch, { retentionDays: 0 });
+    expect(r.ok && r.config.retentionDays).toBe(0);
   });
 });

@@ -48,7 +48,7 @@ export class ChannelActor extends DurableObject<Env> {
   async configure(channel: string, patch: Partial<ChannelConfig>): Promise<{ ok: true; config: ChannelConfig } | { ok: false; message: string }> {
     try {
       this.core.bindChannel(channel);
-      return { ok: true, config: this.core.configure(patch) };
+      return { ok: true, config: await this.core.configure(patch) };
     } catch (e) {
       if (e instanceof ChannelIdError || e instanceof ConfigError) return { ok: false, message: e.message };
       throw e;
@@ -104,9 +104,13 @@ export class ChannelActor extends DurableObject<Env> {
     onSocketError(this.core, ws, error);
   }
 
-  /** The backstop (or a back-off retry): drains the outbox to D1/R2, after any drain under way. */
+  /**
+   * The backstop (or a back-off retry): drains the outbox to D1/R2, after any drain under way; then
+   * the retention sweep, when one is due (retention.ts).
+   */
   override async alarm(): Promise<void> {
     this.core.alarmFired();
     await this.core.drain();
+    await this.core.retention.onAlarm();
   }
 }

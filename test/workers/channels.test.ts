@@ -184,6 +184,12 @@ describe('channels', () => {
     expect(expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { maxPayloadBytes: 10 * 1024 * 1024 } }), 422).detail).toContain('maxPayloadBytes');
     expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { nonsense: 1 } }), 422);
     expectProblem(await api('GET', `${base}/${crypto.randomUUID()}/limits`, { token: t }), 404);
+    // Retention: kept forever by default; days, at least an hour.
+    expect(limits.body.retentionDays).toBe(0);
+    expect((await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { retentionDays: 30 } })).body.retentionDays).toBe(30);
+    expect(expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { retentionDays: 0.01 } }), 422).detail).toContain('an hour');
+    expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { retentionDays: '30d' } }), 422);
+    expect((await api('PATCH', `${base}/${ch.id}/limits`, { token: t, body: { retentionDays: 0 } })).body.retentionDays).toBe(0);
 
     // The new payload limit is enforced by the actor on the next publish.
     const dev = (await api('POST', `/orgs/${org}/devices`, { token: t, body: { name: 'd' } })).body;

@@ -29,6 +29,7 @@ export const ChannelLimits = z
     drainBatch: z.number().int(),
     drainDelayMs: z.number().int(),
     defaultContentType: z.string().openapi({ description: 'Content type of messages published without one (MQTT 3.1.1, CoAP without Content-Format, HTTP without Content-Type); default application/octet-stream', example: 'application/senml+json' }),
+    retentionDays: z.number().openapi({ description: 'How long stored messages are kept, in days (fractions allowed, at least 1/24: an hour); 0 (the default) keeps them forever. Expired messages are deleted from the query API, payload storage and the replay window within about an hour; retained messages stay', example: 30 }),
   })
   .openapi('ChannelLimits');
 /** A partial update; ranges are checked by the actor (422 names the setting). */
