@@ -150,7 +150,7 @@ function mediaType(v: unknown, path: string, fallback: string): string {
 
 function retention(v: unknown, fallback: number): number {
   const days = num(v, 'retentionDays', 0, MAX_RETENTION_DAYS, fallback);
-  if (days !== 0 && days < MIN_RETENTION_DAYS) throw new ConfigError(`retentionDays must be 0 (keep every message) or at least ${MIN_RETENTION_DAYS} (an hour)`);
+  if (days !== 0 && days < MIN_RETENTION_DAYS) throw new ConfigError('retentionDays must be 0 (keep every message) or at least an hour (1/24 ≈ 0.0417)');
   return days;
 }
 
