@@ -3,13 +3,15 @@
  * devices and connections made through the API, then reached and used from Chromium against the
  * real platform (`npm start`'s launcher).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { audit, openBrowser } from './browser';
-import { startPlatform, type Platform } from './processes';
+import { root, startPlatform, type Platform } from './processes';
+
+const shots = join(root, 'test-results/console');
 
 const PASSWORD = 'correct horse battery';
 const pad = (n: number) => String(n).padStart(3, '0');
@@ -44,6 +46,7 @@ describe('web console with lists longer than a page of the API', () => {
   const ids = (items: { id: string; name: string }[], into: Map<string, string>) => items.forEach((i) => into.set(i.name, i.id));
 
   beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
     platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
     browser = await openBrowser();
     page = browser.page;
@@ -147,6 +150,7 @@ describe('web console with lists longer than a page of the API', () => {
     await picker.selectOption({ label: 'dev-003' });
     await page.getByText('To connect: dev-145, dev-003').waitFor();
     a11y.push(...(await audit(page)));
+    await page.screenshot({ path: join(shots, '6-connections-search.png'), fullPage: true });
     await page.getByRole('button', { name: 'Connect', exact: true }).click();
     await page.getByText('Connected dev-145, dev-003 to chan-110.').waitFor();
     await page.getByRole('checkbox', { name: 'dev-145 may subscribe' }).waitFor();
@@ -181,6 +185,7 @@ describe('web console with lists longer than a page of the API', () => {
 
     await page.goto(`${platform.url}/o/${big}/members`);
     await page.getByText('1–20 of 121').waitFor();
+    await page.screenshot({ path: join(shots, '7-members-paged.png'), fullPage: true });
     for (const from of [21, 41, 61, 81, 101, 121]) {
       await page.getByRole('button', { name: 'Next' }).click();
       await page.getByText(`${from}–${Math.min(from + 19, 121)} of 121`).waitFor();
