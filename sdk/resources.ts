@@ -34,7 +34,7 @@ export function orgScope(http: Http, org: string) {
     id: org,
     get: () => http.json<T.Org>('GET', at()),
     members: {
-      list: (q?: T.PageQuery) => http.json<T.Page<T.Member>>('GET', at('members'), { query: q }),
+      list: (q?: T.MemberQuery) => http.json<T.Page<T.Member>>('GET', at('members'), { query: q }),
       add: (body: T.MemberInvite) => http.json<T.Member>('POST', at('members'), { json: body }),
       setRole: (user: string, role: T.Role) => http.none('PATCH', at('members', user), { json: { role } }),
       remove: (user: string) => http.none('DELETE', at('members', user)),
@@ -48,7 +48,7 @@ export function orgScope(http: Http, org: string) {
       update: (id: string, body: T.DeviceUpdate) => http.json<T.Device>('PATCH', at('devices', id), { json: body }),
       delete: (id: string) => http.none('DELETE', at('devices', id)),
       rotateKey: (id: string) => http.json<T.DeviceKey>('POST', at('devices', id, 'key')),
-      channels: (id: string, q?: T.PageQuery) => http.json<T.Page<T.ConnectedChannel>>('GET', at('devices', id, 'channels'), { query: q }),
+      channels: (id: string, q?: T.ListQuery) => http.json<T.Page<T.ConnectedChannel>>('GET', at('devices', id, 'channels'), { query: listQuery(q) }),
     },
     channels: {
       create: (body: T.ChannelCreate) => http.json<T.Channel>('POST', at('channels'), { json: body }),
@@ -57,7 +57,7 @@ export function orgScope(http: Http, org: string) {
       get: (id: string) => http.json<T.Channel>('GET', at('channels', id)),
       update: (id: string, body: T.ChannelUpdate) => http.json<T.Channel>('PATCH', at('channels', id), { json: body }),
       delete: (id: string) => http.none('DELETE', at('channels', id)),
-      devices: (id: string, q?: T.PageQuery) => http.json<T.Page<T.ConnectedDevice>>('GET', at('channels', id, 'devices'), { query: q }),
+      devices: (id: string, q?: T.ListQuery) => http.json<T.Page<T.ConnectedDevice>>('GET', at('channels', id, 'devices'), { query: listQuery(q) }),
       limits: (id: string) => http.json<T.ChannelLimits>('GET', at('channels', id, 'limits')),
       setLimits: (id: string, patch: T.ChannelLimitsPatch) => http.json<T.ChannelLimits>('PATCH', at('channels', id, 'limits'), { json: patch }),
     },

@@ -1,7 +1,7 @@
 /** Small accessible building blocks shared by the console's pages. */
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { EdgefluxError } from '../../sdk';
+import { EdgefluxError, type Page } from '../../sdk';
 import { session } from './session';
 
 /** A 404 from the API: the thing asked for is gone (or never was). */
@@ -128,14 +128,20 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
   );
 }
 
+/** Where a list stands: its count, or Previous / Next around the rows shown (announced as it changes, e.g. after a search). */
 export function Pager({ total, offset, limit, onOffset }: { total: number; offset: number; limit: number; onOffset: (o: number) => void }) {
-  if (total <= limit) return <p class="muted">{total === 1 ? '1 item' : `${total} items`}</p>;
+  if (total <= limit)
+    return (
+      <p class="muted" role="status">
+        {total === 1 ? '1 item' : `${total} items`}
+      </p>
+    );
   return (
     <nav class="row pager" aria-label="Pages">
       <button type="button" disabled={offset === 0} onClick={() => onOffset(Math.max(0, offset - limit))}>
         Previous
       </button>
-      <span>
+      <span role="status">
         {offset + 1}–{Math.min(offset + limit, total)} of {total}
       </span>
       <button type="button" disabled={offset + limit >= total} onClick={() => onOffset(offset + limit)}>
@@ -143,6 +149,46 @@ export function Pager({ total, offset, limit, onOffset }: { total: number; offse
       </button>
     </nav>
   );
+}
+
+/** A page emptied by a delete (its only row, here or elsewhere): steps back to the last page that has rows. True while it does. */
+export function useStepBack(page: Page<unknown> | undefined, setOffset: (offset: number) => void): boolean {
+  const stepping = page !== undefined && page.items.length === 0 && page.offset > 0;
+  useEffect(() => {
+    if (page && stepping) setOffset(Math.max(0, Math.floor((page.total - 1) / page.limit) * page.limit));
+  }, [page]);
+  return stepping;
+}
+
+/** The API's largest page. */
+export const MAX_PAGE = 100;
+
+/**
+ * A list's query: a page, and a search the API answers. The text typed is asked for once typing
+ * pauses (250 ms), not at every key; a new search starts at the first page.
+ */
+export function useSearch(limit: number) {
+  const [text, setText] = useState('');
+  const [query, setQuery] = useState({ search: '', offset: 0, limit });
+  useEffect(() => {
+    const t = setTimeout(() => setQuery((q) => (q.search === text.trim() ? q : { ...q, search: text.trim(), offset: 0 })), 250);
+    return () => clearTimeout(t);
+  }, [text]);
+  const setOffset = useCallback((offset: number) => setQuery((q) => ({ ...q, offset })), []);
+  return { text, setText, query, setOffset };
+}
+
+/**
+ * Every item of a paged list, 100 at a time: for a list needed whole (the org switcher). A row
+ * moved to another page by a change made meanwhile is kept once (by id).
+ */
+export async function allPages<T extends { id: string }>(list: (q: { offset: number; limit: number }) => Promise<Page<T>>): Promise<T[]> {
+  const items = new Map<string, T>();
+  for (let offset = 0; ; offset += MAX_PAGE) {
+    const page = await list({ offset, limit: MAX_PAGE });
+    for (const item of page.items) items.set(item.id, item);
+    if (page.items.length < MAX_PAGE || offset + MAX_PAGE >= page.total) return [...items.values()];
+  }
 }
 
 /** Saves a blob as a file (an object URL clicked as a download link). */

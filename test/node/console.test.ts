@@ -5,36 +5,18 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { audit, openBrowser } from './browser';
 import { root, startPlatform, type Platform } from './processes';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const shots = join(root, 'test-results/console');
-const axeScript = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  nodes: { target: string[] }[];
-}
-/** axe-core's WCAG 2.x A/AA rules on the current page; serious and critical findings fail the test. */
-async function audit(page: Page): Promise<string[]> {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: axeScript });
-  const violations = await page.evaluate(
-    () => (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: AxeViolation[] }> } }).axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }).then((r) => r.violations),
-  );
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${page.url()} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
 
 describe('web console in Chromium', () => {
   const state = mkdtempSync(join(tmpdir(), 'edgeflux-console-state-'));
-  const profile = mkdtempSync(join(tmpdir(), 'edgeflux-chromium-'));
   let platform: Platform;
-  let browser: BrowserContext;
+  let browser: Awaited<ReturnType<typeof openBrowser>>;
   let page: Page;
   const consoleErrors: string[] = [];
   const a11y: string[] = [];
@@ -43,8 +25,8 @@ describe('web console in Chromium', () => {
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
     platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-    page = browser.pages()[0] ?? (await browser.newPage());
+    browser = await openBrowser();
+    page = browser.page;
     page.on('pageerror', (e) => consoleErrors.push(e.message));
     page.setDefaultTimeout(15_000);
   }, 120_000);
@@ -53,7 +35,6 @@ describe('web console in Chromium', () => {
     await browser?.close();
     await platform?.stop();
     rmSync(state, { recursive: true, force: true });
-    rmSync(profile, { recursive: true, force: true });
   });
 
   it('routes browser navigations: the SPA for console paths, the worker for API paths', async () => {

@@ -117,6 +117,27 @@ describe('connections', () => {
     expect((await api('GET', `/orgs/${org}/devices/${lone.id}/channels`, { token: t })).body).toMatchObject({ total: 0, items: [] });
   });
 
+  it('filters the devices of a channel and the channels of a device by name and metadata, counted as filtered', async () => {
+    const { t, org, ch, base } = await setup(2, 1); // d0: not connected, never listed
+    const made = (await api('POST', `/orgs/${org}/devices/bulk`, { token: t, body: { devices: [{ name: 'Pump-7', metadata: { room: 'lab' } }, { name: 'pump_70' }, { name: 'valve-1', metadata: { room: 'lab' } }] } })).body.items as { id: string }[];
+    const ids = made.map((d) => d.id);
+    await api('POST', base, { token: t, body: { channel_ids: [ch[0]], device_ids: ids } });
+    const url = `/orgs/${org}/channels/${ch[0]}/devices`;
+    const names = (r: { body: { items: { name: string }[] } }) => r.body.items.map((d) => d.name);
+    const pump = await api('GET', `${url}?name=PUMP`, { token: t });
+    expect(pump.body).toMatchObject({ total: 2, offset: 0 });
+    expect(names(pump)).toEqual(['Pump-7', 'pump_70']);
+    expect(names(await api('GET', `${url}?name=p_7`, { token: t }))).toEqual(['pump_70']); // `_` is literal, not LIKE's any-one
+    expect(names(await api('GET', `${url}?metadata=${encodeURIComponent('{"room":"lab"}')}`, { token: t }))).toEqual(['Pump-7', 'valve-1']);
+    expect((await api('GET', `${url}?name=pump&limit=1&offset=1`, { token: t })).body).toMatchObject({ total: 2, items: [{ name: 'pump_70' }] });
+    expectProblem(await api('GET', `${url}?metadata=nope`, { token: t }), 400);
+    // Only the devices connected to this channel, however the org's others are named.
+    await api('POST', base, { token: t, body: { channel_ids: [ch[1]], device_ids: [ids[2]!] } });
+    expect((await api('GET', `/orgs/${org}/channels/${ch[1]}/devices?name=pump`, { token: t })).body).toMatchObject({ total: 0, items: [] });
+    await api('PATCH', `/orgs/${org}/channels/${ch[1]}`, { token: t, body: { name: 'Second' } });
+    expect((await api('GET', `/orgs/${org}/devices/${ids[2]}/channels?name=seC`, { token: t })).body).toMatchObject({ total: 1, items: [{ id: ch[1], name: 'Second' }] });
+  });
+
   it('checks every pair: a deny on one pair refuses the whole call and writes nothing', async () => {
     const { t, org, ch, dev, base } = await setup();
     const member = await newUser('m');

@@ -100,6 +100,18 @@ describe('members', () => {
     expectProblem(await api('DELETE', `/orgs/${org.id}/members/${other.id}`, { token: owner.token }), 404);
   });
 
+  it('filters members by a case-insensitive substring of the email, counted as filtered', async () => {
+    const { owner, other, org } = await setup();
+    const third = await newUser('third');
+    for (const u of [other, third]) await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: u.email } });
+    const list = (q: string) => api('GET', `/orgs/${org.id}/members?${q}`, { token: owner.token });
+    const byOther = await list(`email=${encodeURIComponent(other.email.slice(0, 8).toUpperCase())}`);
+    expect(byOther.body).toMatchObject({ total: 1, offset: 0, items: [{ user_id: other.id, email: other.email, role: 'member' }] });
+    expect((await list('email=example.com&limit=2&offset=2')).body).toMatchObject({ total: 3, offset: 2, limit: 2, items: [{ user_id: third.id }] });
+    expect((await list('email=%25')).body.total).toBe(0); // `%` is literal, not LIKE's wildcard
+    expectProblem(await list(`email=${'x'.repeat(255)}`), 400);
+  });
+
   it('keeps at least one owner, and only owners hand out ownership', async () => {
     const { owner, other, org } = await setup();
     expectProblem(await api('PATCH', `/orgs/${org.id}/members/${owner.id}`, { token: owner.token, body: { role: 'admin' } }), 409);

@@ -59,29 +59,25 @@ export interface ListFilter {
 }
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 
-/** `AND …` SQL for `alias.name` (case-insensitive substring, ASCII case folding as in SQLite) and `alias.metadata`. */
+/** `AND …` SQL for a case-insensitive substring of `column` (ASCII case folding, as SQLite's LIKE). */
+export function substring(column: string, text: string | undefined): { where: string; params: unknown[] } {
+  return text ? { where: ` AND ${column} LIKE ? ESCAPE '\\'`, params: [`%${likeEscape(text)}%`] } : { where: '', params: [] };
+}
+
+/** `AND …` SQL for `alias.name` (case-insensitive substring) and `alias.metadata` (containment). */
 export function listFilter(alias: string, q: ListFilter): { where: string; params: unknown[] } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  if (q.name) {
-    parts.push(`${alias}.name LIKE ? ESCAPE '\\'`);
-    params.push(`%${likeEscape(q.name)}%`);
+  const { where, params } = substring(`${alias}.name`, q.name);
+  if (q.metadata === undefined) return { where, params };
+  let filter: unknown;
+  try {
+    filter = JSON.parse(q.metadata);
+  } catch {
+    throw badFilter('metadata filter is not valid JSON');
   }
-  if (q.metadata !== undefined) {
-    let filter: unknown;
-    try {
-      filter = JSON.parse(q.metadata);
-    } catch {
-      throw badFilter('metadata filter is not valid JSON');
-    }
-    if (kindOf(filter) !== 'object') throw badFilter('metadata filter must be a JSON object');
-    const leaves = leavesOf(filter as Record<string, unknown>, '$', []);
-    if (leaves.length) {
-      parts.push(containment(`${alias}.metadata`));
-      params.push(JSON.stringify(leaves));
-    }
-  }
-  return { where: parts.map((p) => ` AND ${p}`).join(''), params };
+  if (kindOf(filter) !== 'object') throw badFilter('metadata filter must be a JSON object');
+  const leaves = leavesOf(filter as Record<string, unknown>, '$', []);
+  if (!leaves.length) return { where, params };
+  return { where: `${where} AND ${containment(`${alias}.metadata`)}`, params: [...params, JSON.stringify(leaves)] };
 }
 
 /** One page plus the total, in one D1 round trip. */

@@ -1,11 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { authorize, requireOrg, requireUser } from '../auth';
 import { purgeAllBlobs, purgeChannels } from '../channels/service';
+import { page, substring } from '../lib/entities';
 import { newId, now } from '../lib/ids';
 import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { addMember, changeRole, removeMember } from './members';
-import { Member, MemberInvite, MemberParam, Org, OrgCreate, OrgParam, RoleChange } from './schemas';
+import { Member, MemberInvite, MemberParam, MemberQuery, Org, OrgCreate, OrgParam, RoleChange } from './schemas';
 
 export const orgsRouter = router();
 const tags = ['orgs'];
@@ -90,17 +91,14 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/members', operationId: 'listMembers', tags, security, summary: 'List members', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(Member, 'MemberPage'), 'Members'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/members', operationId: 'listMembers', tags, security, summary: 'List members, filtered by email', request: { params: OrgParam, query: MemberQuery }, responses: { 200: jsonResponse(pageOf(Member, 'MemberPage'), 'Members'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
-    const { offset, limit } = c.req.valid('query');
+    const { offset, limit, email } = c.req.valid('query');
     await authorize(c, org, 'members:read', 'members/*');
-    const [count, rows] = await c.env.DB.batch<{ n: number } & z.infer<typeof Member>>([
-      c.env.DB.prepare('SELECT COUNT(*) AS n FROM members WHERE org_id = ?').bind(org),
-      c.env.DB.prepare('SELECT m.user_id, u.email, m.role, m.created_at FROM members m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? ORDER BY m.created_at, m.user_id LIMIT ? OFFSET ?').bind(org, limit, offset),
-    ]);
-    const items = (rows?.results ?? []).map(({ user_id, email, role, created_at }) => ({ user_id, email, role, created_at }));
-    return c.json({ total: count?.results[0]?.n ?? 0, offset, limit, items }, 200);
+    const f = substring('u.email', email);
+    const p = await page<z.infer<typeof Member>>(c.env.DB, `members m JOIN users u ON u.id = m.user_id WHERE m.org_id = ?${f.where}`, [org, ...f.params], 'm.user_id, u.email, m.role, m.created_at', 'm.created_at, m.user_id', offset, limit);
+    return c.json(p, 200);
   },
 );
 

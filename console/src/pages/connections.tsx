@@ -1,22 +1,55 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { ConnectionType } from '../../../sdk';
+import type { ConnectionType, Page } from '../../../sdk';
 import { api } from '../session';
-import { Problem, useAction, useLoad } from '../ui';
+import { MAX_PAGE, Pager, Problem, useAction, useLoad, useSearch, useStepBack } from '../ui';
 import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
 const typesOf = (f: FormData) => TYPES.filter((t) => f.get(t) === 'on');
+const LIMIT = 20;
 
-/** Which devices may publish/subscribe on a channel: connect, change types, disconnect. */
+interface Named {
+  id: string;
+  name: string;
+}
+
+/** What a picker lists of its matches: the API's first 100; past that, a search finds the rest. */
+function Listed({ page, what, search }: { page: Page<Named> | undefined; what: string; search: string }) {
+  const text = !page ? '' : page.total > page.items.length ? `Listing ${page.items.length} of ${page.total} ${what}: search by name to find the others.` : page.total === 0 && search ? `No ${what} match “${search}”.` : '';
+  return (
+    <p class="muted" role="status">
+      {text}
+    </p>
+  );
+}
+
+const names = (list: string[]) => (list.length > 3 ? `${list.slice(0, 3).join(', ')} and ${list.length - 3} more` : list.join(', '));
+
+/**
+ * Which devices may publish/subscribe on a channel: connect, change types, disconnect. The channel
+ * and the devices to connect are found by a name search the API answers, so any of an org's
+ * channels and devices can be reached; the connected devices are paged, and filtered by the API.
+ */
 export function ConnectionsPage({ org }: { org: string }) {
   const scope = api.org(org);
-  const channels = useLoad(() => scope.channels.list({ limit: 100 }), [org]);
-  const devices = useLoad(() => scope.devices.list({ limit: 100 }), [org]);
-  const [channel, setChannel] = useState('');
-  const [filter, setFilter] = useState('');
-  const chosen = channel || channels.data?.items[0]?.id || '';
-  const connected = useLoad(async () => (chosen ? scope.channels.devices(chosen, { limit: 100 }) : undefined), [org, chosen]);
+  const channelSearch = useSearch(MAX_PAGE);
+  const channels = useLoad(() => scope.channels.list({ name: channelSearch.query.search || undefined, limit: MAX_PAGE }), [org, channelSearch.query.search]);
+  const deviceSearch = useSearch(MAX_PAGE);
+  const devices = useLoad(() => scope.devices.list({ name: deviceSearch.query.search || undefined, limit: MAX_PAGE }), [org, deviceSearch.query.search]);
+  // The devices ticked to connect, kept across searches (id → name).
+  const [picked, setPicked] = useState<ReadonlyMap<string, string>>(new Map());
+  const [chosen, setChosen] = useState<Named | null>(null);
+  // The first channel, until another is chosen.
+  useEffect(() => {
+    const first = channels.data?.items[0];
+    if (!chosen && first) setChosen(first);
+  }, [channels.data]);
+  const listed = useSearch(LIMIT);
+  const { query } = listed;
+  const connected = useLoad(async () => (chosen ? scope.channels.devices(chosen.id, { name: query.search || undefined, offset: query.offset, limit: query.limit }) : undefined), [org, chosen?.id, query]);
+  const stepping = useStepBack(connected.data, listed.setOffset);
   const act = useAction();
+  const [done, setDone] = useState('');
   // One change at a time, each from the list as it is after the last one: from the click until the
   // reloaded list is in (a failed change reloads too, undoing the tick) the boxes refuse clicks. They
   // are aria-disabled, not disabled, so the box just ticked keeps keyboard focus.
@@ -24,6 +57,7 @@ export function ConnectionsPage({ org }: { org: string }) {
   const inFlight = useRef(false);
   const run = (f: () => Promise<unknown>) => {
     inFlight.current = true;
+    setDone('');
     void act.run(f).then(connected.reload);
   };
   const settling = act.busy || connected.loading;
@@ -35,13 +69,18 @@ export function ConnectionsPage({ org }: { org: string }) {
     setPending(null);
   }, [connected.loading, connected.data]);
   const disconnect = (name: string, id: string): boolean => {
-    if (inFlight.current || !confirm(`Disconnect ${name} from this channel? It may no longer publish or subscribe here.`)) return false;
-    run(() => scope.connections.remove(chosen, id));
+    if (!chosen || inFlight.current || !confirm(`Disconnect ${name} from this channel? It may no longer publish or subscribe here.`)) return false;
+    const channel = chosen.id;
+    run(() => scope.connections.remove(channel, id));
     return true;
   };
 
   const manage = mayManage(useRole(), 'connections');
-  if (channels.data && channels.data.items.length === 0) return <p>Create a channel first, then connect devices to it here.</p>;
+  if (channels.data && channels.data.total === 0 && !channelSearch.query.search && !channels.loading) return <p>Create a channel first, then connect devices to it here.</p>;
+  // The chosen channel stays in the picker while a search lists others.
+  const channelOptions = chosen && !channels.data?.items.some((c) => c.id === chosen.id) ? [chosen, ...(channels.data?.items ?? [])] : (channels.data?.items ?? []);
+  const deviceItems = devices.data?.items ?? [];
+  const filtered = query.search !== '';
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Connections</h1>
@@ -49,9 +88,24 @@ export function ConnectionsPage({ org }: { org: string }) {
       <Problem error={channels.error ?? devices.error ?? connected.error} />
       <div class="row">
         <label>
+          Search channels by name
+          <input type="search" value={channelSearch.text} onInput={(e) => channelSearch.setText(e.currentTarget.value)} />
+        </label>
+        <label>
           Channel
-          <select value={chosen} onChange={(e) => setChannel(e.currentTarget.value)}>
-            {channels.data?.items.map((c) => (
+          {/* aria-label: a label wrapping a select would also be named by its selected options. */}
+          <select
+            aria-label="Channel"
+            value={chosen?.id ?? ''}
+            onChange={(e) => {
+              const c = channelOptions.find((o) => o.id === e.currentTarget.value);
+              if (!c) return;
+              setChosen({ id: c.id, name: c.name });
+              listed.setOffset(0);
+              setDone('');
+            }}
+          >
+            {channelOptions.map((c) => (
               <option key={c.id} value={c.id}>
                 {c.name}
               </option>
@@ -59,60 +113,99 @@ export function ConnectionsPage({ org }: { org: string }) {
           </select>
         </label>
       </div>
+      <Listed page={channels.data} what="channels" search={channelSearch.query.search} />
       {manage && (
         <form
-          class="row"
           onSubmit={(e) => {
             e.preventDefault();
             const f = new FormData(e.currentTarget);
-            const ids = f.getAll('device').map(String);
-            if (ids.length) run(() => scope.connections.connect({ channel_ids: [chosen], device_ids: ids, types: typesOf(f) }));
+            const channel = chosen;
+            const ids = [...picked.keys()];
+            const what = names([...picked.values()]);
+            if (!channel || !ids.length) return;
+            run(async () => {
+              await scope.connections.connect({ channel_ids: [channel.id], device_ids: ids, types: typesOf(f) });
+              setPicked(new Map());
+              setDone(`Connected ${what} to ${channel.name}.`);
+            });
           }}
         >
-          <label>
-            Devices to connect
-            <select name="device" multiple size={Math.min(6, Math.max(2, devices.data?.items.length ?? 2))} required>
-              {devices.data?.items.map((d) => (
-                <option key={d.id} value={d.id}>
-                  {d.name}
-                </option>
+          <div class="row">
+            <label>
+              Search devices by name
+              <input type="search" value={deviceSearch.text} onInput={(e) => deviceSearch.setText(e.currentTarget.value)} />
+            </label>
+            <label>
+              Devices to connect
+              <select
+                aria-label="Devices to connect"
+                name="device"
+                multiple
+                size={Math.min(6, Math.max(2, deviceItems.length))}
+                // Ticked ones found by an earlier search count too: the browser asks only when none is.
+                required={picked.size === 0}
+                onChange={(e) => {
+                  const next = new Map(picked);
+                  for (const o of Array.from(e.currentTarget.options)) {
+                    if (o.selected) next.set(o.value, o.text);
+                    else next.delete(o.value);
+                  }
+                  setPicked(next);
+                }}
+              >
+                {deviceItems.map((d) => (
+                  <option key={d.id} value={d.id} selected={picked.has(d.id)}>
+                    {d.name}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <fieldset>
+              <legend>May</legend>
+              {TYPES.map((t) => (
+                <label key={t} class="check">
+                  <input type="checkbox" name={t} defaultChecked /> {t}
+                </label>
               ))}
-            </select>
-          </label>
-          <fieldset>
-            <legend>May</legend>
-            {TYPES.map((t) => (
-              <label key={t} class="check">
-                <input type="checkbox" name={t} defaultChecked /> {t}
-              </label>
-            ))}
-          </fieldset>
-          <button type="submit" disabled={act.busy || !chosen}>
-            Connect
-          </button>
+            </fieldset>
+            <button type="submit" disabled={act.busy || !chosen}>
+              Connect
+            </button>
+          </div>
+          <Listed page={devices.data} what="devices" search={deviceSearch.query.search} />
+          {picked.size > 0 && (
+            <p class="row tight">
+              <span>
+                To connect: {names([...picked.values()])}
+              </span>
+              <button type="button" class="quiet" onClick={() => setPicked(new Map())}>
+                Clear the choice
+              </button>
+            </p>
+          )}
         </form>
       )}
-      <label>
+      <p role="status">{done}</p>
+      <label class="filters">
         Filter connected devices by name
-        <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+        <input type="search" value={listed.text} onInput={(e) => listed.setText(e.currentTarget.value)} />
       </label>
       {connected.data && (
-        <div class="scroll">
-          <table aria-busy={settling ? 'true' : 'false'}>
-            <thead>
-              <tr>
-                <th scope="col">Device</th>
-                <th scope="col">Publish</th>
-                <th scope="col">Subscribe</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {connected.data.items
-                .filter((d) => d.name.toLowerCase().includes(filter.toLowerCase()))
-                .map((d) => {
+        <>
+          <div class="scroll">
+            <table aria-busy={settling ? 'true' : 'false'}>
+              <thead>
+                <tr>
+                  <th scope="col">Device</th>
+                  <th scope="col">Publish</th>
+                  <th scope="col">Subscribe</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {connected.data.items.map((d) => {
                   const types = pending?.device === d.id ? pending.types : d.types;
                   return (
                     <tr key={d.id}>
@@ -131,7 +224,8 @@ export function ConnectionsPage({ org }: { org: string }) {
                               const next = TYPES.filter((x) => (x === t ? box.checked : types.includes(x)));
                               if (next.length) {
                                 setPending({ device: d.id, types: next });
-                                run(() => scope.connections.put(chosen, d.id, next));
+                                const channel = chosen!.id; // a row is of the chosen channel
+                                run(() => scope.connections.put(channel, d.id, next));
                               } else if (!disconnect(d.name, d.id)) box.checked = true; // neither: that is a disconnect, asked like one
                             }}
                           />
@@ -147,16 +241,18 @@ export function ConnectionsPage({ org }: { org: string }) {
                     </tr>
                   );
                 })}
-              {connected.data.items.length === 0 && (
-                <tr>
-                  <td colSpan={4} class="muted">
-                    No devices connected to this channel yet.
-                  </td>
-                </tr>
-              )}
-            </tbody>
-          </table>
-        </div>
+                {connected.data.items.length === 0 && !stepping && (
+                  <tr>
+                    <td colSpan={4} class="muted">
+                      {filtered ? 'No connected devices match the filter.' : 'No devices connected to this channel yet.'}
+                    </td>
+                  </tr>
+                )}
+              </tbody>
+            </table>
+          </div>
+          {!stepping && <Pager total={connected.data.total} offset={connected.data.offset} limit={connected.data.limit} onOffset={listed.setOffset} />}
+        </>
       )}
     </section>
   );

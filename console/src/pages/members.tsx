@@ -2,7 +2,7 @@ import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
-import { Problem, useAction, useLoad, when } from '../ui';
+import { Pager, Problem, useAction, useLoad, useSearch, useStepBack, when } from '../ui';
 import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
@@ -18,10 +18,15 @@ function RoleSelect({ value, roles, label, onChange }: { value: Role; roles: Rol
   );
 }
 
-/** Org members: add a registered user by email with a role, change roles, remove. */
+const LIMIT = 20;
+
+/** Org members: add a registered user by email with a role, change roles, remove; found by email (the API filters), paged. */
 export function MembersPage({ org }: { org: string }) {
   const members = api.org(org).members;
-  const list = useLoad(() => members.list({ limit: 100 }), [org]);
+  const search = useSearch(LIMIT);
+  const { query } = search;
+  const list = useLoad(() => members.list({ email: query.search || undefined, offset: query.offset, limit: query.limit }), [org, query]);
+  const stepping = useStepBack(list.data, search.setOffset);
   const add = useAction();
   const row = useAction();
   // By id: the email as typed at login may differ in case from the stored one.
@@ -31,7 +36,6 @@ export function MembersPage({ org }: { org: string }) {
   const manage = mayManage(role, 'members');
   const roles = grantableRoles(role);
   const [newRole, setNewRole] = useState<Role>('member');
-  const [filter, setFilter] = useState('');
   // A membership changed: the list, and the org list too (it carries the user's own role, or the org is gone for them).
   const changed = () => {
     list.reload();
@@ -74,27 +78,26 @@ export function MembersPage({ org }: { org: string }) {
       <Problem error={add.error} />
       <Problem error={row.error} />
       <Problem error={list.error} />
-      <label>
+      <label class="filters">
         Filter by email
-        <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+        <input type="search" value={search.text} onInput={(e) => search.setText(e.currentTarget.value)} />
       </label>
       {list.data && (
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Email</th>
-                <th scope="col">Role</th>
-                <th scope="col">Since</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.items
-                .filter((m) => m.email.toLowerCase().includes(filter.toLowerCase()))
-                .map((m) => {
+        <>
+          <div class="scroll">
+            <table aria-busy={list.loading}>
+              <thead>
+                <tr>
+                  <th scope="col">Email</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Since</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.data.items.map((m) => {
                   const self = me !== undefined && m.user_id === me;
                   const may = mayChangeMember(role, m.role);
                   return (
@@ -126,9 +129,18 @@ export function MembersPage({ org }: { org: string }) {
                     </tr>
                   );
                 })}
-            </tbody>
-          </table>
-        </div>
+                {list.data.items.length === 0 && !stepping && (
+                  <tr>
+                    <td colSpan={4} class="muted">
+                      No members match the filter.
+                    </td>
+                  </tr>
+                )}
+              </tbody>
+            </table>
+          </div>
+          {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={search.setOffset} />}
+        </>
       )}
     </section>
   );

@@ -1,9 +1,9 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import type { ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad } from '../ui';
+import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad, useStepBack } from '../ui';
 
 export interface Secret {
   label: string;
@@ -61,12 +61,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   const manage = mayManage(role, kind.manages);
   const me = userIdOf(session.get()?.access);
 
-  // A page emptied by a delete (its only row, elsewhere or here): step back to the last page that has rows.
-  const page = list.data;
-  const stepping = page !== undefined && page.items.length === 0 && page.offset > 0;
-  useEffect(() => {
-    if (page && stepping) setQuery((q) => ({ ...q, offset: Math.max(0, Math.floor((page.total - 1) / limit) * limit) }));
-  }, [page]);
+  const stepping = useStepBack(list.data, (offset) => setQuery((q) => ({ ...q, offset })));
 
   const save = (e: SubmitEvent) => {
     e.preventDefault();

@@ -4,7 +4,7 @@ import type { Org } from '../../../sdk';
 import { Link, navigate } from '../router';
 import { RoleContext, type Role } from '../access';
 import { api, logOut, session } from '../session';
-import { Dialog, Problem, useAction, useLoad } from '../ui';
+import { allPages, Dialog, isNotFound, Problem, useAction, useLoad } from '../ui';
 
 const SECTIONS = ['devices', 'channels', 'connections', 'apps', 'keys', 'members'] as const;
 const LAST_ORG = 'edgeflux.org';
@@ -17,15 +17,17 @@ export const orgsChanged = (): void => {
   orgsVersion++;
   dispatchEvent(new Event(ORGS_EVENT));
 };
-function useOrgs() {
+function useOrgsVersion(): number {
   const [v, setV] = useState(orgsVersion);
   useEffect(() => {
     const on = () => setV(orgsVersion);
     addEventListener(ORGS_EVENT, on);
     return () => removeEventListener(ORGS_EVENT, on);
   }, []);
-  return useLoad(() => api.orgs.list({ limit: 100 }), [v]);
+  return v;
 }
+
+const orgLabel = (o: Org) => `${o.name}${o.role ? ` (${o.role})` : ''}`;
 
 function NewOrgForm({ onCreated }: { onCreated: (o: Org) => void }) {
   const action = useAction();
@@ -58,13 +60,21 @@ function NewOrgForm({ onCreated }: { onCreated: (o: Org) => void }) {
 
 /** Header (org switcher, sections, log out) around every signed-in page. */
 export function Shell({ org, path, children }: { org: string | undefined; path: string; children: ComponentChildren }) {
-  const orgs = useOrgs();
+  const v = useOrgsVersion();
+  // The switcher offers every org of the user, however many (a page of 100 at a time).
+  const orgs = useLoad(() => allPages((q) => api.orgs.list(q)), [v]);
+  // The org shown is asked for by id: that one call gives the user's role there (a 404: not one of theirs),
+  // whatever the list holds or how far it has loaded.
+  const shown = useLoad(async () => (org ? api.orgs.get(org) : undefined), [org, v]);
   const [adding, setAdding] = useState(false);
   useEffect(() => {
     if (org) localStorage.setItem(LAST_ORG, org);
   }, [org]);
   const section = path.split('/')[3];
-  const current = orgs.data?.items.find((o) => o.id === org);
+  const listed = orgs.data?.find((o) => o.id === org);
+  // Until it answers for this org, the list's entry; after a 404, nothing. Another failure (a policy that
+  // denies reading the org) leaves the list's entry, as it is the membership that carries the role.
+  const current = shown.error ? (isNotFound(shown.error) ? undefined : listed) : shown.data?.id === org ? shown.data : listed;
   return (
     <>
       <a class="skip" href="#main">
@@ -74,18 +84,18 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
         <Link href="/" class="brand">
           Edgeflux
         </Link>
-        {orgs.data && orgs.data.items.length > 0 && (
+        {orgs.data && orgs.data.length > 0 && (
           <select aria-label="Organization" value={org ?? ''} onChange={(e) => navigate(`/o/${encodeURIComponent(e.currentTarget.value)}/${section ?? 'devices'}`)}>
             {/* An org not in the list (a link to one the user is not in): the picker says so rather than showing blank. */}
-            {!current && <option value={org ?? ''}>{!org ? 'Choose an organization' : orgs.loading ? 'Loading…' : 'Not one of your organizations'}</option>}
-            {orgs.data.items.map((o) => (
+            {!listed && <option value={org ?? ''}>{!org ? 'Choose an organization' : current ? orgLabel(current) : shown.loading ? 'Loading…' : 'Not one of your organizations'}</option>}
+            {orgs.data.map((o) => (
               <option value={o.id} key={o.id}>
-                {o.name} {o.role ? `(${o.role})` : ''}
+                {orgLabel(o)}
               </option>
             ))}
           </select>
         )}
-        {orgs.data && orgs.data.items.length > 0 && (
+        {orgs.data && orgs.data.length > 0 && (
           <button type="button" class="quiet" onClick={() => setAdding(true)}>
             New organization
           </button>
@@ -121,17 +131,20 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
   );
 }
 
-/** `/`: the last org used (or the first), or a form to create one. */
+/** `/`: the last org used if the user is still in it (asked for by id), else their first, or a form to create one. */
 export function HomePage() {
-  const orgs = useOrgs();
-  const items = orgs.data?.items;
-  useEffect(() => {
-    if (!items?.length) return;
+  const v = useOrgsVersion();
+  const pick = useLoad(async () => {
     const last = localStorage.getItem(LAST_ORG);
-    const pick = items.find((o) => o.id === last) ?? items[0]!;
-    navigate(`/o/${encodeURIComponent(pick.id)}/devices`, true);
-  }, [items]);
-  if (!items || items.length) return <p aria-busy="true">Loading…</p>;
+    const lastOrg = last ? await api.orgs.get(last).catch(() => undefined) : undefined;
+    return lastOrg ?? (await api.orgs.list({ limit: 1 })).items[0] ?? null;
+  }, [v]);
+  const to = pick.data;
+  useEffect(() => {
+    if (to) navigate(`/o/${encodeURIComponent(to.id)}/devices`, true);
+  }, [to]);
+  if (pick.error) return <Problem error={pick.error} />;
+  if (to !== null) return <p aria-busy="true">Loading…</p>;
   return (
     <section>
       <h1>Welcome</h1>
@@ -140,4 +153,3 @@ export function HomePage() {
     </section>
   );
 }
-
