@@ -8,7 +8,7 @@ import { connackV4, RC, type Qos } from './codes';
 import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
 import type { KeptAlive } from './keepalive';
-import { Outbox, type OutboundLink } from './outbound';
+import { Outbox, type OutboundLink, type SubscriptionSlot } from './outbound';
 import { Permissions } from './permissions';
 import { encodeSimplePublish } from './publish-encode';
 import { PacketReader, type ReaderEvents } from './reader';
@@ -26,6 +26,8 @@ export interface ActiveSub {
   readonly retainHandling: 0 | 1 | 2;
   /** v5 Subscription Identifier, sent with every PUBLISH this subscription causes [MQTT-3.3.4-3]; undefined: none. */
   readonly subscriptionId: number | undefined;
+  /** Its filter's place, shared with the subscription it replaces: the identifier in effect (outbound.ts). */
+  readonly slot: SubscriptionSlot;
   /** Non-shared: channel → platform subscription. */
   readonly handles: Map<string, Subscription>;
   /** Channel → resume cursor (a shared subscription's is its group's). */

@@ -43,14 +43,37 @@ export interface ShareTag {
   returned(d: Delivery, qos: Qos, sent: boolean): void;
 }
 
+/**
+ * One topic filter's place in a session: whose Subscription Identifier the deliveries of that filter
+ * carry — the subscription in effect there [MQTT 5 §3.8.2.1.2]. A re-SUBSCRIBE of the filter takes
+ * the same slot and sets the identifier when it takes effect, so a message offered by both the old
+ * and the new subscription (both are open while one replaces the other) is one subscription's, and
+ * carries one identifier, not both.
+ */
+export interface SubscriptionSlot {
+  subscriptionId: number | undefined;
+}
+
 interface Offer {
   d: Delivery;
   qos: Qos;
   retain: boolean;
   cursors: Cursor[];
   share?: ShareTag;
-  /** Subscription Identifiers of the subscriptions merged into this copy; undefined while none has one. */
+  /** The slots of the subscriptions merged into this copy, each once (`more` made on the first merge). */
+  from?: SubscriptionSlot | undefined;
+  more?: SubscriptionSlot[];
+  /** A DUP resend: the identifiers its first PUBLISH carried ([] for none), whatever the slots say now. */
   ids?: number[] | undefined;
+}
+
+/** The identifiers a copy carries when sent: those its slots have then [MQTT-3.3.4-3, MQTT-3.3.4-4]; undefined for none. */
+function idsOf(o: Offer): number[] | undefined {
+  if (o.ids !== undefined) return o.ids;
+  const first = o.from?.subscriptionId;
+  let ids = first === undefined ? undefined : [first];
+  if (o.more) for (const s of o.more) if (s.subscriptionId !== undefined) (ids ??= []).push(s.subscriptionId);
+  return ids;
 }
 
 interface Inflight {
@@ -148,8 +171,9 @@ export class Outbox {
    * subscriptions in the same turn are merged and sent once at the highest QoS [MQTT-3.3.4-2 (5.0),
    * MQTT-3.3.5-1 (3.1.1)], with the Subscription Identifiers of all of them [MQTT-3.3.4-4]; a
    * shared subscription's copy is separate [MQTT 5 §4.8.2] and carries its own [MQTT-3.3.4-5].
+   * `from`: the offering subscription's filter (SubscriptionSlot); two offers from one count once.
    */
-  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null, share?: ShareTag, subscriptionId?: number): void {
+  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null, share?: ShareTag, from?: SubscriptionSlot): void {
     if (cursor && !d.retained && cursor.skip(d.seq)) return;
     // [MQTT-3.8.4-8] min(the QoS it was published with, the subscription's granted QoS).
     const qos = d.qos !== undefined && d.qos < granted ? d.qos : granted;
@@ -159,8 +183,11 @@ export class Outbox {
       o.qos = Math.max(o.qos, qos) as Qos;
       o.retain ||= retain;
       if (cursor) o.cursors.push(cursor);
-      if (subscriptionId !== undefined) (o.ids ??= []).push(subscriptionId);
-    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [], ...(share ? { share } : {}), ids: subscriptionId === undefined ? undefined : [subscriptionId] });
+      if (from && from !== o.from && !o.more?.includes(from)) {
+        if (o.from) (o.more ??= []).push(from);
+        else o.from = from;
+      }
+    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [], ...(share ? { share } : {}), from });
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(() => {
@@ -195,7 +222,7 @@ export class Outbox {
     if (left !== undefined && left <= 0) return this.complete(o.d, o.cursors);
     if (o.qos === 0) {
       if (this.link.backlog > this.link.maxWriteBuffer) this.dropped++;
-      else this.link.send(publishPacket(d, 0, o.retain, this.link, o.ids));
+      else this.link.send(publishPacket(d, 0, o.retain, this.link, idsOf(o)));
       return this.complete(d, o.cursors);
     }
     if (this.overflowed) return this.giveBack(o);
@@ -210,7 +237,7 @@ export class Outbox {
     if (again) {
       this.unreserve(at, again);
       // The resend carries what the first PUBLISH carried, whatever the resumed subscriptions merged.
-      o.ids = again.subscriptionIds;
+      o.ids = again.subscriptionIds ?? [];
       return this.transmit(o, again.packetId, true);
     }
     if (this.queue.length === 0 && this.inflight.size < this.link.window) return this.transmit(o, this.allocate(), false);
@@ -220,10 +247,11 @@ export class Outbox {
   private transmit(o: Offer, packetId: number, dup: boolean): void {
     const { d } = o;
     const qos = o.qos as 1 | 2;
-    const packet = publishPacket(d, qos, o.retain, this.link, o.ids);
+    const ids = idsOf(o);
+    const packet = publishPacket(d, qos, o.retain, this.link, ids);
     packet.messageId = packetId;
     packet.dup = dup;
-    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors, ...(o.share ? { share: { tag: o.share, d } } : {}), ids: o.ids });
+    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors, ...(o.share ? { share: { tag: o.share, d } } : {}), ids });
     if (this.link.send(packet) === 'too-large') {
       // "behave as if it had completed sending that Application Message" [MQTT-3.1.2-25 (5.0)].
       this.inflight.delete(packetId);
@@ -373,7 +401,7 @@ export class Outbox {
     const out: StoredInflight[] = [...this.reserved.values()];
     for (const [packetId, e] of this.inflight) {
       if (e.retained) continue;
-      out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released, ...(e.share ? { share: e.share.tag.group } : {}), ...(e.ids && !e.released ? { subscriptionIds: e.ids } : {}) });
+      out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released, ...(e.share ? { share: e.share.tag.group } : {}), ...(e.ids?.length && !e.released ? { subscriptionIds: e.ids } : {}) });
     }
     return out;
   }
