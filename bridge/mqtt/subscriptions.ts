@@ -5,6 +5,7 @@ import { Cursor } from './cursor';
 import type { ShareTag } from './outbound';
 import type { SessionState, StoredCursor } from './session';
 import type { ShareMember } from './shares';
+import { SubscriptionMap } from './subscription-map';
 import { parseTopicFilter, type TopicFilter } from './topics';
 
 /**
@@ -182,7 +183,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
 export async function resumeSession(conn: Connection, state: SessionState): Promise<void> {
   for (const id of state.awaitingRelease) conn.qos2In.add(id);
   conn.outbox.hold();
-  const pending = (conn.resuming = new Map(state.subscriptions.map((s) => [s.topicFilter, s])));
+  const pending = (conn.resuming = new SubscriptionMap(state.subscriptions.map((s) => [s.topicFilter, s])));
   try {
     conn.outbox.restore(state.inflight);
     for (const s of state.subscriptions) {

@@ -439,6 +439,64 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     expect(got.map((p) => p.cmd === 'publish' && text(p))).toEqual(['theirs']);
   });
 
+  it('the count of No Local subscriptions behind a publish’s origin stays right through re-SUBSCRIBEs with other options, UNSUBSCRIBE, a withdrawn channel and a resume', async () => {
+    const t = setup();
+    const session = { clientId: 'counted', clean: false, properties: { sessionExpiryInterval: 300 } };
+    let c = await t.connected(5, session);
+    const conn = () => [...t.server.connections].find((x) => x.clientId === 'counted' && x.phase === 'open')!;
+    /** The counts and what a publish says of its origin now (a recount of the entries beside the count). */
+    const state = async () => {
+      c.publish(`${T}/probe`, 'p', 1);
+      await c.next('puback');
+      const subs = conn().subs;
+      return { count: subs.noLocal, recount: [...subs.values()].filter((s) => s.noLocal).length, origin: t.platform.published.at(-1)?.origin };
+    };
+    const key = 'dev-1\u0000counted';
+    const is = (n: number) => ({ count: n, recount: n, origin: n > 0 ? key : undefined });
+    expect(await state()).toEqual(is(0));
+    await c.subscribe({ topic: `${T}/a`, qos: 1, nl: true }, { topic: `${T}/b`, qos: 1, nl: true });
+    expect(await state()).toEqual(is(2));
+    await c.subscribe({ topic: `${T}/a`, qos: 1 }); // the same filter, No Local off
+    expect(await state()).toEqual(is(1));
+    await c.subscribe({ topic: `${T}/b`, qos: 0, nl: true }); // No Local kept, other options
+    expect(await state()).toEqual(is(1));
+    await c.subscribe({ topic: `${T}/a`, qos: 1, nl: true }); // on again
+    expect(await state()).toEqual(is(2));
+    c.send({ cmd: 'unsubscribe', messageId: 90, unsubscriptions: [`${T}/a`, `${T}/never`] });
+    await c.next('unsuback');
+    expect(await state()).toEqual(is(1));
+    // A subscription on ch-2 alone, whose permission is then withdrawn: dropped, and no longer counted.
+    await c.subscribe({ topic: 'channels/ch-2/messages/#', qos: 1, nl: true });
+    expect(await state()).toEqual(is(2));
+    t.platform.channels.get('ch-2')!.subscribers.delete('dev-1');
+    await t.clock.advance(5000);
+    await t.platform.inject('ch-2', 'x', 'asks again');
+    await settle();
+    expect(conn().subs.has('channels/ch-2/messages/#')).toBe(false);
+    await c.drain();
+    expect(await state()).toEqual(is(1));
+    // Resumed: counted among the stored subscriptions until each is active again, then among the active ones.
+    await c.subscribe({ topic: `${T}/c`, qos: 1 });
+    c.drop();
+    await c.closedYet();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const platformSubscribe = t.platform.subscribe.bind(t.platform);
+    t.platform.subscribe = async (req, onMessage) => {
+      await gate;
+      return platformSubscribe(req, onMessage);
+    };
+    c = t.client(5);
+    const acked = c.connect(session);
+    await settle();
+    expect([conn().resuming?.noLocal, conn().resuming?.size, conn().subs.noLocal, conn().origin]).toEqual([1, 2, 0, key]);
+    release();
+    expect((await acked).sessionPresent).toBe(true);
+    await settle();
+    expect(conn().resuming).toBeNull();
+    expect(await state()).toEqual(is(1));
+  });
+
   it('No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]', async () => {
     const t = setup();
     const c = await t.connected(5);
