@@ -337,14 +337,18 @@ export class Outbox {
   /** A resumed session's in-flight deliveries: PUBRELs are resent now, PUBLISHes when the replay brings them. */
   restore(list: StoredInflight[]): void {
     for (const r of list) {
-      if (r.released) {
-        this.inflight.set(r.packetId, { qos: 2, channel: r.channel, seq: r.seq, retained: false, released: true, cursors: [] });
-        this.link.send(this.link.version === 5 ? { cmd: 'pubrel', messageId: r.packetId, reasonCode: 0 } : { cmd: 'pubrel', messageId: r.packetId });
-      } else {
+      if (r.released) this.releaseId(r);
+      else {
         this.reserved.set(slot(r.channel, r.seq, r.share), r);
         (this.reservedIds ??= new Set()).add(r.packetId);
       }
     }
+  }
+
+  /** PUBREL on a QoS 2 packet id, which stays in use (in flight, counted in the window) until its PUBCOMP [MQTT-4.3.3]. */
+  private releaseId(r: StoredInflight): void {
+    this.inflight.set(r.packetId, { qos: 2, channel: r.channel, seq: r.seq, retained: false, released: true, cursors: [] });
+    this.link.send(this.link.version === 5 ? { cmd: 'pubrel', messageId: r.packetId, reasonCode: 0 } : { cmd: 'pubrel', messageId: r.packetId });
   }
 
   private unreserve(at: string, r: StoredInflight): void {
@@ -379,21 +383,31 @@ export class Outbox {
   }
 
   /**
-   * After the replay: in-flight deliveries the channel no longer has are given up (logged). A QoS 2
-   * one keeps its packet id (saved with the session): the client may have sent PUBREC and be waiting
-   * for PUBREL, and would take a new QoS 2 PUBLISH with that id for a duplicate [MQTT-4.3.3] — it
-   * is sent if its group still brings it (shares.ts), else the id stays out of use until the session ends.
+   * After the replay (and what shared groups held for this session, offered as it rejoined them):
+   * in-flight deliveries that did not come back are given up (logged). A QoS 1 one's packet id is
+   * free at once. A QoS 2 one's is not: the client may have PUBRECed it (a PUBREC lost with the
+   * connection) and be waiting for PUBREL, and would take a new QoS 2 PUBLISH with that id for a
+   * duplicate — PUBREC it, and never deliver it [MQTT-4.3.3-10]: acknowledged, and lost. So the exchange
+   * is completed on that id: PUBREL, as if its PUBREC had come. A client that had the PUBLISH
+   * delivers it then, if it had not yet, and forgets the id; one that never got it answers PUBCOMP
+   * (v5 0x92, Packet Identifier not found). The id is in use until that PUBCOMP, counted in the
+   * in-flight window like any QoS 2 delivery, so the ids a session holds stay within its window —
+   * before, each resume that could not resend one kept its id out of use until the session ended,
+   * and a long-lived session could run out of the 65,535.
    */
   dropUnreplayed(): void {
     if (this.reserved.size === 0) return;
     let dropped = 0;
+    let released = 0;
     for (const [at, r] of [...this.reserved]) {
-      if (r.qos === 2) continue;
       this.unreserve(at, r);
-      dropped++;
+      if (r.qos === 2) {
+        this.releaseId(r);
+        released++;
+      } else dropped++;
     }
-    if (dropped > 0) this.link.log(`${dropped} unacknowledged deliveries are no longer kept by their channels; not redelivered`);
-    if (this.reserved.size > 0) this.link.log(`${this.reserved.size} unacknowledged QoS 2 deliveries not resent (yet): their packet ids stay reserved`);
+    if (dropped > 0) this.link.log(`${dropped} unacknowledged QoS 1 deliveries are no longer kept by their channels; not redelivered`);
+    if (released > 0) this.link.log(`${released} unacknowledged QoS 2 deliveries are no longer kept by their channels; not redelivered, their packet ids released (PUBREL)`);
   }
 
   /** What a persistent session keeps of the in-flight state (retained replays cannot be fetched again). */
