@@ -8,12 +8,13 @@ import { connackV4, RC, type Qos } from './codes';
 import type { ServerContext } from './context';
 import type { Cursor } from './cursor';
 import type { KeptAlive } from './keepalive';
-import { Outbox, type OutboundLink } from './outbound';
+import { Outbox, type OutboundLink, type SubscriptionSlot } from './outbound';
 import { Permissions } from './permissions';
 import { encodeSimplePublish } from './publish-encode';
 import { PacketReader, type ReaderEvents } from './reader';
 import { parseTopicName, type TopicFilter } from './topics';
 import type { SessionHolder, SessionState, StoredSubscription } from './session';
+import { SubscriptionMap } from './subscription-map';
 import type { Will } from './wills';
 
 /** One subscription of a connection, as SUBSCRIBE established it (bridge/mqtt/subscriptions.ts). */
@@ -26,6 +27,8 @@ export interface ActiveSub {
   readonly retainHandling: 0 | 1 | 2;
   /** v5 Subscription Identifier, sent with every PUBLISH this subscription causes [MQTT-3.3.4-3]; undefined: none. */
   readonly subscriptionId: number | undefined;
+  /** Its filter's place, shared with the subscription it replaces: the identifier in effect (outbound.ts). */
+  readonly slot: SubscriptionSlot;
   /** Non-shared: channel → platform subscription. */
   readonly handles: Map<string, Subscription>;
   /** Channel → resume cursor (a shared subscription's is its group's). */
@@ -92,14 +95,14 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   // the outbox, the maps below and the decision cache are made on first use. Each empty Map or
   // Set is ~170 bytes of hash table, and thousands of connections never use most of them.
   private _outbox: Outbox | null = null;
-  private _subs: Map<string, ActiveSub> | null = null;
+  private _subs: SubscriptionMap<ActiveSub> | null = null;
   private _qos2In: Set<number> | null = null;
   private _aliases: Map<number, string> | null = null;
   /**
    * While a resumed session's subscriptions are being activated: the stored ones not active yet.
    * The session keeps them as stored should the connection end first (a takeover mid-resume).
    */
-  resuming: Map<string, StoredSubscription> | null = null;
+  resuming: SubscriptionMap<StoredSubscription> | null = null;
   /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (our Receive Maximum). */
   inboundInflight = 0;
   /** Acknowledgements of inbound PUBLISHes, chained so they go out in arrival order [MQTT-4.6.0-2/3]. */
@@ -149,18 +152,17 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     return (this._outbox ??= new Outbox(this));
   }
   /** Subscriptions by topic filter. */
-  get subs(): Map<string, ActiveSub> {
-    return (this._subs ??= new Map());
+  get subs(): SubscriptionMap<ActiveSub> {
+    return (this._subs ??= new SubscriptionMap());
   }
   /**
    * What this connection's publishes give as their origin for No Local (shared/link.ts): its session
    * key — the client id within its principal — and only while it has a No Local subscription, active
    * or still being resumed, since No Local is about this client's own subscriptions [MQTT-3.8.3-3].
+   * Asked on every PUBLISH: two counts (SubscriptionMap), whatever the number of subscriptions.
    */
   get origin(): string | undefined {
-    if (this._subs) for (const s of this._subs.values()) if (s.noLocal) return this.sessionKey;
-    if (this.resuming) for (const s of this.resuming.values()) if (s.noLocal) return this.sessionKey;
-    return undefined;
+    return (this._subs?.noLocal ?? 0) + (this.resuming?.noLocal ?? 0) > 0 ? this.sessionKey : undefined;
   }
   /** Inbound QoS 2 ids: PUBREC sent, PUBREL not yet received [MQTT-4.3.3-10]. */
   get qos2In(): Set<number> {

@@ -43,14 +43,37 @@ export interface ShareTag {
   returned(d: Delivery, qos: Qos, sent: boolean): void;
 }
 
+/**
+ * One topic filter's place in a session: whose Subscription Identifier the deliveries of that filter
+ * carry — the subscription in effect there [MQTT 5 §3.8.2.1.2]. A re-SUBSCRIBE of the filter takes
+ * the same slot and sets the identifier when it takes effect, so a message offered by both the old
+ * and the new subscription (both are open while one replaces the other) is one subscription's, and
+ * carries one identifier, not both.
+ */
+export interface SubscriptionSlot {
+  subscriptionId: number | undefined;
+}
+
 interface Offer {
   d: Delivery;
   qos: Qos;
   retain: boolean;
   cursors: Cursor[];
   share?: ShareTag;
-  /** Subscription Identifiers of the subscriptions merged into this copy; undefined while none has one. */
+  /** The slots of the subscriptions merged into this copy, each once (`more` made on the first merge). */
+  from?: SubscriptionSlot | undefined;
+  more?: SubscriptionSlot[];
+  /** A DUP resend: the identifiers its first PUBLISH carried ([] for none), whatever the slots say now. */
   ids?: number[] | undefined;
+}
+
+/** The identifiers a copy carries when sent: those its slots have then [MQTT-3.3.4-3, MQTT-3.3.4-4]; undefined for none. */
+function idsOf(o: Offer): number[] | undefined {
+  if (o.ids !== undefined) return o.ids;
+  const first = o.from?.subscriptionId;
+  let ids = first === undefined ? undefined : [first];
+  if (o.more) for (const s of o.more) if (s.subscriptionId !== undefined) (ids ??= []).push(s.subscriptionId);
+  return ids;
 }
 
 interface Inflight {
@@ -148,8 +171,9 @@ export class Outbox {
    * subscriptions in the same turn are merged and sent once at the highest QoS [MQTT-3.3.4-2 (5.0),
    * MQTT-3.3.5-1 (3.1.1)], with the Subscription Identifiers of all of them [MQTT-3.3.4-4]; a
    * shared subscription's copy is separate [MQTT 5 §4.8.2] and carries its own [MQTT-3.3.4-5].
+   * `from`: the offering subscription's filter (SubscriptionSlot); two offers from one count once.
    */
-  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null, share?: ShareTag, subscriptionId?: number): void {
+  offer(d: Delivery, granted: Qos, retain: boolean, cursor: Cursor | null, share?: ShareTag, from?: SubscriptionSlot): void {
     if (cursor && !d.retained && cursor.skip(d.seq)) return;
     // [MQTT-3.8.4-8] min(the QoS it was published with, the subscription's granted QoS).
     const qos = d.qos !== undefined && d.qos < granted ? d.qos : granted;
@@ -159,8 +183,11 @@ export class Outbox {
       o.qos = Math.max(o.qos, qos) as Qos;
       o.retain ||= retain;
       if (cursor) o.cursors.push(cursor);
-      if (subscriptionId !== undefined) (o.ids ??= []).push(subscriptionId);
-    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [], ...(share ? { share } : {}), ids: subscriptionId === undefined ? undefined : [subscriptionId] });
+      if (from && from !== o.from && !o.more?.includes(from)) {
+        if (o.from) (o.more ??= []).push(from);
+        else o.from = from;
+      }
+    } else this.batch.set(key, { d, qos, retain, cursors: cursor ? [cursor] : [], ...(share ? { share } : {}), from });
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(() => {
@@ -195,7 +222,7 @@ export class Outbox {
     if (left !== undefined && left <= 0) return this.complete(o.d, o.cursors);
     if (o.qos === 0) {
       if (this.link.backlog > this.link.maxWriteBuffer) this.dropped++;
-      else this.link.send(publishPacket(d, 0, o.retain, this.link, o.ids));
+      else this.link.send(publishPacket(d, 0, o.retain, this.link, idsOf(o)));
       return this.complete(d, o.cursors);
     }
     if (this.overflowed) return this.giveBack(o);
@@ -210,7 +237,7 @@ export class Outbox {
     if (again) {
       this.unreserve(at, again);
       // The resend carries what the first PUBLISH carried, whatever the resumed subscriptions merged.
-      o.ids = again.subscriptionIds;
+      o.ids = again.subscriptionIds ?? [];
       return this.transmit(o, again.packetId, true);
     }
     if (this.queue.length === 0 && this.inflight.size < this.link.window) return this.transmit(o, this.allocate(), false);
@@ -220,10 +247,11 @@ export class Outbox {
   private transmit(o: Offer, packetId: number, dup: boolean): void {
     const { d } = o;
     const qos = o.qos as 1 | 2;
-    const packet = publishPacket(d, qos, o.retain, this.link, o.ids);
+    const ids = idsOf(o);
+    const packet = publishPacket(d, qos, o.retain, this.link, ids);
     packet.messageId = packetId;
     packet.dup = dup;
-    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors, ...(o.share ? { share: { tag: o.share, d } } : {}), ids: o.ids });
+    this.inflight.set(packetId, { qos, channel: d.channel, seq: d.seq, retained: d.retained, released: false, cursors: o.cursors, ...(o.share ? { share: { tag: o.share, d } } : {}), ids });
     if (this.link.send(packet) === 'too-large') {
       // "behave as if it had completed sending that Application Message" [MQTT-3.1.2-25 (5.0)].
       this.inflight.delete(packetId);
@@ -309,14 +337,18 @@ export class Outbox {
   /** A resumed session's in-flight deliveries: PUBRELs are resent now, PUBLISHes when the replay brings them. */
   restore(list: StoredInflight[]): void {
     for (const r of list) {
-      if (r.released) {
-        this.inflight.set(r.packetId, { qos: 2, channel: r.channel, seq: r.seq, retained: false, released: true, cursors: [] });
-        this.link.send(this.link.version === 5 ? { cmd: 'pubrel', messageId: r.packetId, reasonCode: 0 } : { cmd: 'pubrel', messageId: r.packetId });
-      } else {
+      if (r.released) this.releaseId(r);
+      else {
         this.reserved.set(slot(r.channel, r.seq, r.share), r);
         (this.reservedIds ??= new Set()).add(r.packetId);
       }
     }
+  }
+
+  /** PUBREL on a QoS 2 packet id, which stays in use (in flight, counted in the window) until its PUBCOMP [MQTT-4.3.3]. */
+  private releaseId(r: StoredInflight): void {
+    this.inflight.set(r.packetId, { qos: 2, channel: r.channel, seq: r.seq, retained: false, released: true, cursors: [] });
+    this.link.send(this.link.version === 5 ? { cmd: 'pubrel', messageId: r.packetId, reasonCode: 0 } : { cmd: 'pubrel', messageId: r.packetId });
   }
 
   private unreserve(at: string, r: StoredInflight): void {
@@ -351,21 +383,31 @@ export class Outbox {
   }
 
   /**
-   * After the replay: in-flight deliveries the channel no longer has are given up (logged). A QoS 2
-   * one keeps its packet id (saved with the session): the client may have sent PUBREC and be waiting
-   * for PUBREL, and would take a new QoS 2 PUBLISH with that id for a duplicate [MQTT-4.3.3] — it
-   * is sent if its group still brings it (shares.ts), else the id stays out of use until the session ends.
+   * After the replay (and what shared groups held for this session, offered as it rejoined them):
+   * in-flight deliveries that did not come back are given up (logged). A QoS 1 one's packet id is
+   * free at once. A QoS 2 one's is not: the client may have PUBRECed it (a PUBREC lost with the
+   * connection) and be waiting for PUBREL, and would take a new QoS 2 PUBLISH with that id for a
+   * duplicate — PUBREC it, and never deliver it [MQTT-4.3.3-10]: acknowledged, and lost. So the exchange
+   * is completed on that id: PUBREL, as if its PUBREC had come. A client that had the PUBLISH
+   * delivers it then, if it had not yet, and forgets the id; one that never got it answers PUBCOMP
+   * (v5 0x92, Packet Identifier not found). The id is in use until that PUBCOMP, counted in the
+   * in-flight window like any QoS 2 delivery, so the ids a session holds stay within its window —
+   * before, each resume that could not resend one kept its id out of use until the session ended,
+   * and a long-lived session could run out of the 65,535.
    */
   dropUnreplayed(): void {
     if (this.reserved.size === 0) return;
     let dropped = 0;
+    let released = 0;
     for (const [at, r] of [...this.reserved]) {
-      if (r.qos === 2) continue;
       this.unreserve(at, r);
-      dropped++;
+      if (r.qos === 2) {
+        this.releaseId(r);
+        released++;
+      } else dropped++;
     }
-    if (dropped > 0) this.link.log(`${dropped} unacknowledged deliveries are no longer kept by their channels; not redelivered`);
-    if (this.reserved.size > 0) this.link.log(`${this.reserved.size} unacknowledged QoS 2 deliveries not resent (yet): their packet ids stay reserved`);
+    if (dropped > 0) this.link.log(`${dropped} unacknowledged QoS 1 deliveries are no longer kept by their channels; not redelivered`);
+    if (released > 0) this.link.log(`${released} unacknowledged QoS 2 deliveries are no longer kept by their channels; not redelivered, their packet ids released (PUBREL)`);
   }
 
   /** What a persistent session keeps of the in-flight state (retained replays cannot be fetched again). */
@@ -373,7 +415,7 @@ export class Outbox {
     const out: StoredInflight[] = [...this.reserved.values()];
     for (const [packetId, e] of this.inflight) {
       if (e.retained) continue;
-      out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released, ...(e.share ? { share: e.share.tag.group } : {}), ...(e.ids && !e.released ? { subscriptionIds: e.ids } : {}) });
+      out.push({ packetId, channel: e.channel, seq: e.seq, qos: e.qos, released: e.released, ...(e.share ? { share: e.share.tag.group } : {}), ...(e.ids?.length && !e.released ? { subscriptionIds: e.ids } : {}) });
     }
     return out;
   }

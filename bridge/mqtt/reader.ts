@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { utf8Text } from '../../shared/envelope';
 import mqtt, { type Packet } from 'mqtt-packet';
+import constants from 'mqtt-packet/constants.js';
 import type { MqttLimits } from './limits';
 
 /** Remaining Length → whole packet size (fixed header included), as Maximum Packet Size counts it. */
@@ -102,7 +103,18 @@ class FlatBytes {
 }
 
 type Parser = ReturnType<typeof mqtt.parser>;
-type ParserInternals = { _list: unknown; _resetState(): void; settings: { protocolVersion?: number; bridgeMode?: boolean }; parser(): Parser };
+type ParserInternals = {
+  _list: unknown;
+  _pos: number;
+  _resetState(): void;
+  _parseProperties(): Record<string, unknown> | false;
+  _parseVarByteNum(): number | false;
+  _parseByte(): number | undefined;
+  _parseByType(type: string | undefined): unknown;
+  _emitError(e: Error): void;
+  settings: { protocolVersion?: number; bridgeMode?: boolean };
+  parser(): Parser;
+};
 
 /** mqtt-packet's Parser class (the package exports only a factory). */
 const MqttParser = Object.getPrototypeOf(mqtt.parser()).constructor as new () => Parser & ParserInternals;
@@ -116,6 +128,45 @@ class FlatParser extends MqttParser {
     super._resetState();
     this._list = new FlatBytes();
   }
+
+  /**
+   * mqtt-packet's own property reader but for one test: a property already read is a repeat when it
+   * is *present*, not when its first value is truthy. mqtt-packet turns a repeat into an array only
+   * if the first value was truthy, so Subscription Identifier 0 followed by 5 came out as 5, a
+   * Session Expiry Interval 0 then 300 as 300, a user property "" then "x" as "x" alone: a protocol
+   * error hidden [MQTT 5 §2.2.2.2] (wellformed.ts refuses the arrays) and a user property lost.
+   */
+  override _parseProperties(): Record<string, unknown> | false {
+    const length = this._parseVarByteNum();
+    const end = this._pos + (length || 0);
+    const result: Record<string, unknown> = {};
+    while (this._pos < end) {
+      const code = this._parseByte();
+      if (!code) {
+        this._emitError(new Error('Cannot parse property code type'));
+        return false;
+      }
+      const name = constants.propertiesCodes[code];
+      if (!name) {
+        this._emitError(new Error('Unknown property'));
+        return false;
+      }
+      const value = this._parseByType(constants.propertiesTypes[name]);
+      if (name === 'userProperties') {
+        const pair = value as { name: string; value: string };
+        add((result.userProperties ??= Object.create(null)) as Record<string, unknown>, pair.name, pair.value);
+      } else add(result, name, value);
+    }
+    return result;
+  }
+}
+
+/** A value under `key`; a second one makes an array of them (as mqtt-packet does). */
+function add(into: Record<string, unknown>, key: string, value: unknown): void {
+  const had = into[key];
+  if (had === undefined) into[key] = value;
+  else if (Array.isArray(had)) had.push(value);
+  else into[key] = [had, value];
 }
 
 export function flatParser(): Parser {

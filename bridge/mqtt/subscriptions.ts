@@ -5,6 +5,7 @@ import { Cursor } from './cursor';
 import type { ShareTag } from './outbound';
 import type { SessionState, StoredCursor } from './session';
 import type { ShareMember } from './shares';
+import { SubscriptionMap } from './subscription-map';
 import { parseTopicFilter, type TopicFilter } from './topics';
 
 /**
@@ -40,7 +41,8 @@ const shareGroupKey = (topicFilter: string, f: TopicFilter): string => `${f.shar
 /** A shared subscription's member is its session's: the same member when the session resumes. */
 const shareMemberKey = (conn: Connection, topicFilter: string): string => `${conn.sessionKey}\u0000${topicFilter}`;
 
-export function createSub(conn: Connection, topicFilter: string, parsed: TopicFilter, o: SubOptions): ActiveSub {
+/** `replacing`: the subscription of the same filter it is to replace; it takes that one's slot (SubscriptionSlot), and sets the identifier there once it takes effect. */
+export function createSub(conn: Connection, topicFilter: string, parsed: TopicFilter, o: SubOptions, replacing?: ActiveSub): ActiveSub {
   const handles = new Map<string, Subscription>();
   const cursors = new Map<string, Cursor>();
   const sub: ActiveSub = {
@@ -51,6 +53,7 @@ export function createSub(conn: Connection, topicFilter: string, parsed: TopicFi
     retainAsPublished: o.retainAsPublished,
     retainHandling: o.retainHandling,
     subscriptionId: o.subscriptionId,
+    slot: replacing?.slot ?? { subscriptionId: o.subscriptionId },
     handles,
     cursors,
     channels: new Set(),
@@ -132,7 +135,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         offer: (d, qos, cursor) => {
           conn.permissions.recheck(d.channel);
           // The group's copy carries this subscription's identifier alone [MQTT-3.3.4-5].
-          conn.outbox.offer(d, qos, retainFlag(sub, d), cursor, tag, sub.subscriptionId);
+          conn.outbox.offer(d, qos, retainFlag(sub, d), cursor, tag, sub.slot);
         },
         holds: (d) => conn.outbox.reserves(d, group),
         get closed() {
@@ -161,7 +164,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         (d) => {
           if (d.retained && !retainedOk) return;
           conn.permissions.recheck(channel);
-          conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor, undefined, sub.subscriptionId);
+          conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor, undefined, sub.slot);
         },
       );
       sub.handles.set(channel, handle);
@@ -180,7 +183,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
 export async function resumeSession(conn: Connection, state: SessionState): Promise<void> {
   for (const id of state.awaitingRelease) conn.qos2In.add(id);
   conn.outbox.hold();
-  const pending = (conn.resuming = new Map(state.subscriptions.map((s) => [s.topicFilter, s])));
+  const pending = (conn.resuming = new SubscriptionMap(state.subscriptions.map((s) => [s.topicFilter, s])));
   try {
     conn.outbox.restore(state.inflight);
     for (const s of state.subscriptions) {

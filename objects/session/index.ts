@@ -251,7 +251,10 @@ export class SessionActor extends DurableObject<Env> {
     const payload = Uint8Array.from(atob(w.payload), (c) => c.charCodeAt(0));
     const input = { subtopic: w.subtopic, publisher: w.publisher, protocol: 'mqtt' as const, contentType: w.contentType, payload, retain: w.retain, ...(w.properties ? { properties: w.properties } : {}), ...(w.expiry !== undefined ? { expiry: w.expiry } : {}), ...(w.qos !== undefined ? { qos: w.qos } : {}),
       ...(w.format !== undefined ? { format: w.format } : {}), ...(w.responseTopic !== undefined ? { responseTopic: w.responseTopic } : {}),
-      ...(w.correlation !== undefined ? { correlation: Uint8Array.from(atob(w.correlation), (c) => c.charCodeAt(0)) } : {}) };
+      ...(w.correlation !== undefined ? { correlation: Uint8Array.from(atob(w.correlation), (c) => c.charCodeAt(0)) } : {}),
+      // The session key is its client's No Local token (shared/link.ts): the session's own No Local
+      // subscriptions skip its will when it resumes [MQTT-3.8.3-3], as they do when the bridge publishes it.
+      origin: row.key };
     const [result] = await this.env.CHANNELS.get(this.env.CHANNELS.idFromName(w.channel)).publish([input], w.channel);
     if (!result?.ok) console.log(`session ${row.key}: will on channel ${w.channel} refused: ${result ? `${result.status} ${result.message}` : 'no result'}`);
   }

@@ -227,6 +227,39 @@ describe('durable MQTT sessions', () => {
     expect(wills.map((m) => m.payload)).toEqual(['bridge lost me']);
   }, 60_000);
 
+  /**
+   * MQTT 5 No Local [MQTT-3.8.3-3]: a will is published on its session's behalf, so that session's
+   * own No Local subscription does not get it back when it resumes (Mosquitto 2 neither) — whether
+   * the bridge published it (the connection dropped) or the session actor did (the bridge crashed).
+   */
+  it.each([
+    ['the bridge published it: the connection dropped', false],
+    ['the session actor published it: the bridge crashed', true],
+  ] as const)('a resumed session’s No Local subscription does not get its own will — %s', async (_name, crash) => {
+    const clientId = `nl-will-${crash}-${Date.now()}`;
+    const sub = `nl-wills-${crash}`;
+    const first = await startBridge(platform);
+    bridges.push(first);
+    const observer = await connect(platform.mqttPort, { protocolVersion: 5, clientId: `observer-${clientId}` });
+    await observer.client.subscribeAsync(topic(sub), { qos: 1 });
+    const seen = received(observer.client);
+    const session = { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 600 } } as const;
+    const a = await connect(first.mqttPort, { ...session, properties: { ...session.properties }, will: { topic: topic(sub), payload: Buffer.from(`gone ${clientId}`), qos: 1, retain: false } });
+    await a.client.subscribeAsync(topic(sub), { qos: 1, nl: true });
+    if (crash) await first.kill();
+    else a.client.stream.destroy();
+    // The crashed bridge's will comes after the session actor's reattach grace (10 s).
+    await until(() => seen.length >= 1, 20_000);
+    expect(seen.map((m) => m.payload)).toEqual([`gone ${clientId}`]);
+    await httpPublish(sub, 'while away');
+    const b = await connect(platform.mqttPort, { ...session, properties: { ...session.properties } });
+    expect(b.connack.sessionPresent).toBe(true);
+    const got = received(b.client);
+    await until(() => got.length >= 1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(got.map((m) => m.payload)).toEqual(['while away']);
+  }, 60_000);
+
   it('a session socket that drops under a live connection attaches again: no will, writes accepted, still the holder', async () => {
     const secret = /^BRIDGE_SECRET=(.+)$/m.exec(readFileSync(join(root, '.dev.vars'), 'utf8'))![1]!.trim();
     const store = new DurableSessionStore({ workerUrl: platform.url, bridgeSecret: secret });

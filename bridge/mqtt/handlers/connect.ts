@@ -131,6 +131,9 @@ async function acceptWill(conn: Connection, w: WillSpec): Promise<Will | [number
       ...(format !== undefined ? { format } : {}),
       ...(responseTopic !== undefined ? { responseTopic } : {}),
       ...(correlation !== undefined ? { correlation: new Uint8Array(correlation) } : {}),
+      // Published on the session's behalf: a No Local subscription of this client id does not get it
+      // back [MQTT-3.8.3-3] (Mosquitto 2 neither). One per connection, so always, not only with one.
+      origin: conn.sessionKey,
     },
     delay: props?.willDelayInterval ?? 0,
   };

@@ -27,7 +27,7 @@ async function subscribeOne(conn: Connection, s: ISubscription, subscriptionId: 
   // [MQTT-3.8.4-6 (3.1.1)] the server may grant a lower QoS than requested.
   const qos = minQos(s.qos, conn.limits.maxQos);
   const retainHandling = v5 ? ((s.rh ?? 0) as 0 | 1 | 2) : 0;
-  const sub = createSub(conn, s.topic, f, { qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, retainHandling, subscriptionId });
+  const sub = createSub(conn, s.topic, f, { qos, noLocal: v5 && s.nl === true, retainAsPublished: v5 && s.rap === true, retainHandling, subscriptionId }, existing);
   // Retain Handling 0: always; 1: only for a new subscription; 2: never [MQTT-3.3.1-9..11 (5.0)].
   const sendRetained = retainHandling === 0 || (retainHandling === 1 && !existing);
   let rc: number;
@@ -44,6 +44,8 @@ async function subscribeOne(conn: Connection, s: ISubscription, subscriptionId: 
   }
   // [MQTT-3.8.4-3] an identical filter replaces the existing subscription without interrupting its flow.
   conn.subs.set(s.topic, sub);
+  // Its identifier is the filter's from now on: what either subscription offered and is not sent yet carries it alone.
+  sub.slot.subscriptionId = sub.subscriptionId;
   existing?.close(sub.channels);
   return rc;
 }

@@ -51,6 +51,10 @@ describe.each(VERSIONS)('malformed input, protocol level %i', (v) => {
       ['Content Type', [...contentType('text/plain'), ...contentType('a/b')]],
       ['Message Expiry Interval', [0x02, 0, 0, 0, 9, 0x02, 0, 0, 0, 10]],
       ['Payload Format Indicator', [0x01, 0x01, 0x01, 0x01]],
+      // A first value that is 0 / empty still counts (mqtt-packet alone kept the second).
+      ['Payload Format Indicator, 0 first', [0x01, 0x00, 0x01, 0x01]],
+      ['Message Expiry Interval, 0 first', [0x02, 0, 0, 0, 0, 0x02, 0, 0, 0, 10]],
+      ['Content Type, empty first', [0x03, 0, 0, ...contentType('text/plain')]],
     ])('a PUBLISH with a repeated %s is a protocol error for that client only (MQTT 5 §2.2.2.2), never passed on', async (_what, props) => {
       const t = setup();
       const bad = await t.connected(v);
@@ -65,6 +69,26 @@ describe.each(VERSIONS)('malformed input, protocol level %i', (v) => {
       const ok = await t.connected(v);
       ok.raw(publishWith([0x26, 0, 1, 0x6b, 0, 1, 0x31, 0x26, 0, 1, 0x6b, 0, 1, 0x32, ...contentType('text/plain')]));
       expect((await ok.next('puback')).reasonCode ?? 0).toBe(0);
+    });
+
+    it('a User Property repeated under one name keeps every value, an empty first one included', async () => {
+      const t = setup();
+      const c = await t.connected(v);
+      c.raw(publishWith([0x26, 0, 1, 0x6b, 0, 0, 0x26, 0, 1, 0x6b, 0, 1, 0x32, ...contentType('text/plain')]));
+      expect((await c.next('puback')).reasonCode ?? 0).toBe(0);
+      expect(t.platform.published.map((p) => p.userProperties)).toEqual([{ k: ['', '2'] }]);
+    });
+
+    it('a CONNECT that repeats a property is refused with CONNACK 0x82, a 0 first value included', async () => {
+      const t = setup();
+      // Session Expiry Interval 0, then 300: [0x11, 0,0,0,0, 0x11, 0,0,1,0x2c].
+      const props = [0x11, 0, 0, 0, 0, 0x11, 0, 0, 1, 0x2c];
+      const body = [0, 4, ...Buffer.from('MQTT'), 5, 0x02, 0, 0, props.length, ...props, 0, 1, 0x78];
+      const c = t.client(v);
+      c.raw(Buffer.from([0x10, body.length, ...body]));
+      const ack = await c.next('connack');
+      expect([ack.reasonCode, ack.properties?.reasonString]).toEqual([0x82, expect.stringMatching(/sessionExpiryInterval given 2 times/)]);
+      expect(await c.closedYet()).toBe(true);
     });
 
     it('a CONNECT whose will repeats a property is refused with CONNACK 0x82', async () => {

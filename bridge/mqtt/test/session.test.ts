@@ -71,6 +71,70 @@ describe.each(VERSIONS)('sessions, protocol level %i', (v) => {
     back.send({ cmd: 'pubcomp', messageId: p.messageId! });
   });
 
+  /**
+   * A QoS 2 delivery in flight (PUBREC lost with the connection, or never sent) that its channel no
+   * longer keeps cannot be resent: its exchange is completed on its packet id with PUBREL, and the id
+   * is free again once the client answers PUBCOMP — not held until the session ends, once per resume.
+   */
+  it('a QoS 2 delivery its channel no longer keeps is completed with PUBREL on resume; after PUBCOMP its packet id is free, resume after resume', async () => {
+    const t = setup();
+    t.platform.recentWindow = 2;
+    let c = await t.connected(v, persistent(v));
+    await c.subscribe({ topic: `${T}/#`, qos: 2 });
+    for (let round = 0; round < 3; round++) {
+      await t.platform.inject('ch-1', 'a', `lost ${round}`, { qos: 2 });
+      const lost = await c.next('publish');
+      expect(text(lost)).toBe(`lost ${round}`);
+      c.drop();
+      await c.closedYet();
+      for (let i = 0; i < 3; i++) await t.platform.inject('ch-1', 'a', `after ${round}.${i}`, { qos: 2 });
+      c = t.client(v);
+      expect((await c.connect(persistent(v))).sessionPresent).toBe(true);
+      const got = await c.drain();
+      expect(got.filter((p) => p.cmd === 'pubrel').map((p) => p.messageId)).toEqual([lost.messageId]);
+      // What the channel still keeps comes as usual, on other ids; the client completes it all.
+      const resent = got.filter((p) => p.cmd === 'publish');
+      expect(resent.map((p) => p.cmd === 'publish' && text(p))).toEqual([`after ${round}.1`, `after ${round}.2`]);
+      expect(resent.map((p) => p.messageId)).not.toContain(lost.messageId);
+      c.send({ cmd: 'pubcomp', messageId: lost.messageId!, ...(v === 5 ? { reasonCode: 0x92 } : {}) });
+      for (const p of resent) c.send({ cmd: 'pubrec', messageId: p.messageId! });
+      for (const p of resent) expect((await c.next('pubrel')).messageId).toBe(p.messageId);
+      for (const p of resent) c.send({ cmd: 'pubcomp', messageId: p.messageId! });
+      await c.drain();
+    }
+    c.send({ cmd: 'disconnect' });
+    await c.closedYet();
+    // Nothing left in flight: no packet id held for the session's life.
+    expect(t.sessions.peek('dev-1\u0000keeper')?.inflight).toEqual([]);
+    expect(t.logs.filter((l) => l.includes('their packet ids released (PUBREL)'))).toHaveLength(3);
+  });
+
+  it('a session whose stored packet ids are all in use (65,535 QoS 2 deliveries its channel no longer keeps) keeps working: PUBREL for each, then new deliveries', async () => {
+    const t = setup();
+    const key = 'dev-1\u0000keeper';
+    const lease = await t.sessions.open(key, { takenOver: async () => undefined }, false);
+    const inflight = Array.from({ length: 65_535 }, (_, i) => ({ packetId: i + 1, channel: 'ch-1', seq: 1_000_000 + i, qos: 2 as const, released: false }));
+    await t.sessions.release(key, lease.epoch, { subscriptions: [{ topicFilter: `${T}/#`, qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0, cursors: { 'ch-1': { since: 0, acked: [] } } }], inflight, awaitingRelease: [] }, 300);
+    const c = t.client(v);
+    expect((await c.connect(persistent(v))).sessionPresent).toBe(true);
+    const released = (await c.drain()).filter((p) => p.cmd === 'pubrel');
+    expect(released).toHaveLength(65_535);
+    // Each id is in use, in the in-flight window (64), until its PUBCOMP: a new delivery waits for room…
+    await t.platform.inject('ch-1', 'a', 'new', { qos: 2 });
+    expect((await c.drain()).filter((p) => p.cmd === 'publish')).toEqual([]);
+    for (const p of released.slice(0, 65_535 - 63)) c.send({ cmd: 'pubcomp', messageId: p.messageId! });
+    // …and goes out on a free id once the client has completed enough of them.
+    const next = await c.next('publish');
+    expect([text(next), next.messageId]).toEqual(['new', 1]);
+    for (const p of released.slice(65_535 - 63)) c.send({ cmd: 'pubcomp', messageId: p.messageId! });
+    c.send({ cmd: 'pubrec', messageId: 1 });
+    expect((await c.next('pubrel')).messageId).toBe(1);
+    c.send({ cmd: 'pubcomp', messageId: 1 });
+    c.send({ cmd: 'disconnect' });
+    await c.closedYet();
+    expect(t.sessions.peek(key)?.inflight).toEqual([]);
+  });
+
   it('remembers inbound QoS 2 ids awaiting PUBREL across a reconnect: no second copy', async () => {
     const t = setup();
     const c = await t.connected(v, persistent(v));

@@ -249,7 +249,7 @@ describe('shared subscriptions at QoS 2', () => {
     expect(again.map((p) => [text(p), p.dup, p.messageId])).toEqual([['pinned', true, sent!.messageId]]);
   });
 
-  it('a resumed session whose QoS 2 delivery is not resent keeps its packet id: the client may be waiting for PUBREL on it', async () => {
+  it('a resumed session whose QoS 2 delivery is not resent completes its packet id with PUBREL: the client may be waiting for it', async () => {
     const t = setup();
     const a = await t.connected(5, exactly(5, 'a'));
     await a.subscribe({ topic: SHARE, qos: 2 });
@@ -257,16 +257,23 @@ describe('shared subscriptions at QoS 2', () => {
     const [sent] = publishes(await a.drain());
     a.drop();
     await a.closedYet();
-    // Its subscription does not come back (no longer allowed on ch-1): the delivery is dropped, its id is not.
+    // Its subscription does not come back (no longer allowed on ch-1): the delivery is dropped, its id released.
     t.platform.channels.get('ch-1')!.subscribers.delete('dev-1');
     const back = t.client(5);
     expect((await back.connect(exactly(5, 'a'))).sessionPresent).toBe(true);
-    await back.drain();
+    expect((await back.drain()).map((p) => [p.cmd, p.messageId])).toEqual([['pubrel', sent!.messageId]]);
     await back.subscribe({ topic: 'channels/ch-2/messages/#', qos: 2 });
     await t.platform.inject('ch-2', 'x', 'new', { qos: 2 });
     const [next] = publishes(await back.drain());
     expect(text(next!)).toBe('new');
+    // In use until its PUBCOMP…
     expect(next!.messageId).not.toBe(sent!.messageId);
+    back.send({ cmd: 'pubcomp', messageId: sent!.messageId! });
+    await back.drain();
+    back.send({ cmd: 'disconnect' });
+    await back.closedYet();
+    // …then no longer the session's.
+    expect(t.sessions.peek('dev-1\u0000a')?.inflight.map((r) => r.packetId)).not.toContain(sent!.messageId);
   });
 
   /**

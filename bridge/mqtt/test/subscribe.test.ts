@@ -1,3 +1,4 @@
+import type { Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { settle } from '../../testing/fake-clock';
 import { PlatformError } from '../../platform/types';
@@ -5,6 +6,7 @@ import { setup, text, VERSIONS } from './harness';
 
 const T = 'channels/ch-1/messages';
 const dev2 = { username: 'dev-2', password: Buffer.from('key-2') };
+const publishedTexts = (ps: Packet[]): string[] => ps.flatMap((p) => (p.cmd === 'publish' ? [text(p)] : []));
 
 describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
   it('answers each filter on its own: granted QoS or a failure code, in order', async () => {
@@ -437,6 +439,107 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     expect((await back.connect(session)).sessionPresent).toBe(true);
     const got = (await back.drain()).filter((p) => p.cmd === 'publish');
     expect(got.map((p) => p.cmd === 'publish' && text(p))).toEqual(['theirs']);
+  });
+
+  /**
+   * The will is published by the bridge on the session's behalf: a No Local subscription of the same
+   * client id does not get it, as with Mosquitto 2 (checked against 2.0.11: X subscribed No Local,
+   * its connection dropped, its will published, X resumed — no will; another client got it).
+   */
+  it.each([
+    ['published when the connection dropped', 0, 'drop'],
+    ['published after its delay, the client away', 5, 'drop'],
+    ['published at a takeover', 0, 'takeover'],
+  ] as const)('No Local: a resumed session does not get its own will — %s [MQTT-3.8.3-3]', async (_name, delay, how) => {
+    const t = setup();
+    const will = { topic: `${T}/status`, payload: Buffer.from('gone'), qos: 1 as const, retain: false, properties: { willDelayInterval: delay } };
+    const session = { clientId: 'willing', clean: false, properties: { sessionExpiryInterval: 300 } };
+    const observer = await t.connected(5, { clientId: 'observer' });
+    await observer.subscribe({ topic: `${T}/#`, qos: 1 });
+    const a = await t.connected(5, { ...session, will });
+    await a.subscribe({ topic: `${T}/#`, qos: 1, nl: true });
+    const back = t.client(5);
+    if (how === 'drop') {
+      a.drop();
+      await a.closedYet();
+      await t.clock.advance(delay * 1000);
+      await settle();
+      expect(publishedTexts(await observer.drain())).toEqual(['gone']);
+      const other = await t.connected(5, { ...dev2, clientId: 'other' });
+      other.publish(`${T}/x`, 'while away', 1);
+      await other.next('puback');
+      expect((await back.connect(session)).sessionPresent).toBe(true);
+    } else {
+      expect((await back.connect(session)).sessionPresent).toBe(true);
+      expect((await a.next('disconnect')).reasonCode).toBe(0x8e);
+      await settle();
+      expect(publishedTexts(await observer.drain())).toEqual(['gone']);
+      const other = await t.connected(5, { ...dev2, clientId: 'other' });
+      other.publish(`${T}/x`, 'while away', 1);
+      await other.next('puback');
+    }
+    await settle();
+    expect(publishedTexts(await back.drain())).toEqual(['while away']);
+    // The will carries its session's origin, as the client's own publishes do.
+    expect(t.platform.published.find((p) => new TextDecoder().decode(p.payload) === 'gone')?.origin).toBe('dev-1\u0000willing');
+  });
+
+  it('the count of No Local subscriptions behind a publish’s origin stays right through re-SUBSCRIBEs with other options, UNSUBSCRIBE, a withdrawn channel and a resume', async () => {
+    const t = setup();
+    const session = { clientId: 'counted', clean: false, properties: { sessionExpiryInterval: 300 } };
+    let c = await t.connected(5, session);
+    const conn = () => [...t.server.connections].find((x) => x.clientId === 'counted' && x.phase === 'open')!;
+    /** The counts and what a publish says of its origin now (a recount of the entries beside the count). */
+    const state = async () => {
+      c.publish(`${T}/probe`, 'p', 1);
+      await c.next('puback');
+      const subs = conn().subs;
+      return { count: subs.noLocal, recount: [...subs.values()].filter((s) => s.noLocal).length, origin: t.platform.published.at(-1)?.origin };
+    };
+    const key = 'dev-1\u0000counted';
+    const is = (n: number) => ({ count: n, recount: n, origin: n > 0 ? key : undefined });
+    expect(await state()).toEqual(is(0));
+    await c.subscribe({ topic: `${T}/a`, qos: 1, nl: true }, { topic: `${T}/b`, qos: 1, nl: true });
+    expect(await state()).toEqual(is(2));
+    await c.subscribe({ topic: `${T}/a`, qos: 1 }); // the same filter, No Local off
+    expect(await state()).toEqual(is(1));
+    await c.subscribe({ topic: `${T}/b`, qos: 0, nl: true }); // No Local kept, other options
+    expect(await state()).toEqual(is(1));
+    await c.subscribe({ topic: `${T}/a`, qos: 1, nl: true }); // on again
+    expect(await state()).toEqual(is(2));
+    c.send({ cmd: 'unsubscribe', messageId: 90, unsubscriptions: [`${T}/a`, `${T}/never`] });
+    await c.next('unsuback');
+    expect(await state()).toEqual(is(1));
+    // A subscription on ch-2 alone, whose permission is then withdrawn: dropped, and no longer counted.
+    await c.subscribe({ topic: 'channels/ch-2/messages/#', qos: 1, nl: true });
+    expect(await state()).toEqual(is(2));
+    t.platform.channels.get('ch-2')!.subscribers.delete('dev-1');
+    await t.clock.advance(5000);
+    await t.platform.inject('ch-2', 'x', 'asks again');
+    await settle();
+    expect(conn().subs.has('channels/ch-2/messages/#')).toBe(false);
+    await c.drain();
+    expect(await state()).toEqual(is(1));
+    // Resumed: counted among the stored subscriptions until each is active again, then among the active ones.
+    await c.subscribe({ topic: `${T}/c`, qos: 1 });
+    c.drop();
+    await c.closedYet();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const platformSubscribe = t.platform.subscribe.bind(t.platform);
+    t.platform.subscribe = async (req, onMessage) => {
+      await gate;
+      return platformSubscribe(req, onMessage);
+    };
+    c = t.client(5);
+    const acked = c.connect(session);
+    await settle();
+    expect([conn().resuming?.noLocal, conn().resuming?.size, conn().subs.noLocal, conn().origin]).toEqual([1, 2, 0, key]);
+    release();
+    expect((await acked).sessionPresent).toBe(true);
+    await settle();
+    expect(conn().resuming).toBeNull();
+    expect(await state()).toEqual(is(1));
   });
 
   it('No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]', async () => {

@@ -82,6 +82,42 @@ describe('Subscription Identifiers, MQTT 5', () => {
     expect(live.properties).not.toHaveProperty('subscriptionIdentifier');
   });
 
+  /**
+   * `channels/+/messages/#` re-SUBSCRIBEd with identifier 2: while its second channel's platform
+   * subscription is on its way (gated), the first has both the old handle and the new one open, and
+   * a message there reaches the outbox from both. It is one subscription's, and carries the identifier
+   * in effect when it is sent: 2 once the re-SUBSCRIBE took effect, 1 if it failed.
+   */
+  it.each([
+    ['took effect: the new identifier alone', false, [2]],
+    ['failed: the old identifier alone', true, [1]],
+  ] as const)('a message arriving while a re-SUBSCRIBE of the same filter is set up carries one identifier — %s', async (_name, fails, expected) => {
+    const t = setup();
+    const c = await t.connected(5);
+    await subscribe(c, 1, 'channels/+/messages/#');
+    await t.platform.inject('ch-1', 'before', 'x');
+    expect(ids(await c.next('publish'))).toEqual([1]);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const platformSubscribe = t.platform.subscribe.bind(t.platform);
+    t.platform.subscribe = async (req, onMessage) => {
+      if (req.channel === 'ch-2') {
+        await gate;
+        if (fails) throw new Error('platform failed');
+      }
+      return platformSubscribe(req, onMessage);
+    };
+    c.send({ cmd: 'subscribe', messageId: 50, properties: { subscriptionIdentifier: 2 }, subscriptions: [{ topic: 'channels/+/messages/#', qos: 1 }] });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    await t.platform.inject('ch-1', 'during', 'y');
+    release();
+    expect((await c.next('suback')).granted).toEqual([fails ? 0x80 : 1]);
+    const got = publishes(await c.drain());
+    expect(got.map((p) => [text(p), ids(p)])).toEqual([['y', expected]]);
+    await t.platform.inject('ch-1', 'after', 'z');
+    expect(ids(await c.next('publish'))).toEqual(expected);
+  });
+
   it('a shared subscription’s copy carries only its own identifier, the non-shared copy only the others’ [MQTT-3.3.4-5]', async () => {
     const t = setup();
     const c = await t.connected(5);
@@ -101,10 +137,16 @@ describe('Subscription Identifiers, MQTT 5', () => {
     zero.send({ cmd: 'subscribe', messageId: 1, properties: { subscriptionIdentifier: 0 }, subscriptions: [{ topic: `${T}/#`, qos: 1 }] });
     expect((await zero.next('disconnect')).reasonCode).toBe(0x82);
     expect(await zero.closedYet()).toBe(true);
-    // Two of them: 0x0B 0x03 0x0B 0x04 (mqtt-packet writes one property of each name).
-    const twice = await t.connected(5);
-    twice.raw(Buffer.from([0x82, 13, 0, 1, 4, 0x0b, 3, 0x0b, 4, 0, 3, 0x61, 0x2f, 0x62, 1]));
-    expect((await twice.next('disconnect')).reasonCode).toBe(0x82);
+    // Two of them, whatever the order and whether one is 0 (mqtt-packet writes one property of each
+    // name, so the bytes by hand; alone, its parser kept 0-then-4 as 4).
+    for (const [first, second] of [[3, 4], [4, 0], [0, 4]]) {
+      const twice = await t.connected(5);
+      twice.raw(Buffer.from([0x82, 13, 0, 1, 4, 0x0b, first!, 0x0b, second!, 0, 3, 0x61, 0x2f, 0x62, 1]));
+      const refused = await twice.next('disconnect');
+      expect([first, second, refused.reasonCode, refused.properties?.reasonString]).toEqual([first, second, 0x82, expect.stringMatching(/subscriptionIdentifier given 2 times/)]);
+      expect(twice.received.filter((p) => p.cmd === 'suback')).toEqual([]);
+      expect(await twice.closedYet()).toBe(true);
+    }
     const pub = await t.connected(5, dev2);
     pub.publish(`${T}/a`, 'x', 1, { properties: { subscriptionIdentifier: 3 } });
     expect((await pub.next('disconnect')).reasonCode).toBe(0x82);

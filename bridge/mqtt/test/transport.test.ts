@@ -77,6 +77,50 @@ describe('transports', () => {
   });
 });
 
+describe('a QoS 2 delivery its channel no longer keeps, with MQTT.js (docs/mqtt.md "Sessions", Bound)', () => {
+  const wait = async (f: () => boolean) => {
+    for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  it('a client whose PUBREC was lost gets the message once, on the PUBREL sent when it resumes; the id is then free', async () => {
+    const own = setup();
+    own.platform.recentWindow = 2;
+    const { port } = await own.server.listenTcp(0);
+    const url = `mqtt://127.0.0.1:${port}`;
+    // The client's own store of QoS 2 messages it has PUBRECed, kept across its connections as a real client keeps it.
+    const incomingStore = new mqtt.Store();
+    const session = { protocolVersion: 5, clientId: 'pubrec-lost', clean: false, properties: { sessionExpiryInterval: 300 }, incomingStore } as const;
+    const a = await client(url, session);
+    await a.subscribeAsync(`${T}/q2/#`, { qos: 2 });
+    // The fault: its PUBREC is lost with the connection (the message is stored on the client's side).
+    const internals = a as unknown as { _sendPacket: (packet: { cmd: string }, ...rest: unknown[]) => void };
+    const send = internals._sendPacket.bind(a);
+    let lost = false;
+    internals._sendPacket = (packet, ...rest) => {
+      if (packet.cmd !== 'pubrec') return send(packet, ...rest);
+      lost = true;
+      a.stream.destroy();
+    };
+    await own.platform.inject('ch-1', 'q2/x', 'exactly once', { qos: 2 });
+    await wait(() => lost);
+    expect(lost).toBe(true);
+    // Gone from the channel's window before the client is back.
+    for (const n of [1, 2, 3]) await own.platform.inject('ch-1', 'q2/x', `later ${n}`, { qos: 2 });
+    const got: string[] = [];
+    // Listening from the start: the PUBREL may come in the CONNACK's chunk.
+    const b = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, username: 'dev-1', password: 'key-1', ...session });
+    opened.push(b);
+    b.on('message', (_topic, payload) => got.push(payload.toString()));
+    await wait(() => got.length >= 3);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got.sort()).toEqual(['exactly once', 'later 2', 'later 3']);
+    expect(own.logs.filter((l) => l.includes('their packet ids released (PUBREL)'))).toHaveLength(1);
+    await b.endAsync();
+    expect(own.sessions.peek('dev-1\u0000pubrec-lost')?.inflight).toEqual([]);
+    await own.server.close();
+  });
+});
+
 describe('TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgeflux-mqtt-tls-'));
   const file = (n: string) => join(dir, n);
