@@ -6,7 +6,7 @@ import type { ChannelCore } from './core';
 import { DRAIN_BACKSTOP_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS } from './config';
 import { isTextualType, utf8Text } from '../../shared/envelope';
 import { backoffMs, blobKey, INLINE_TEXT_MAX, partsOf, writeBatch, type MessageTail } from './drain';
-import { RETENTION_SWEEP_MS, type SweepResult } from './retention';
+import { RETENTION_JITTER, RETENTION_SWEEP_MS, type SweepResult } from './retention';
 import type { ChannelMessage } from './types';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, storedRows as rows, text } from './test-helpers';
@@ -485,12 +485,12 @@ describe('channel actor: message retention (retention.ts)', () => {
     expect(cut).toMatchObject({ upTo: 40, more: true, blobsDeleted: 0 });
     expect((await rows(ch)).map((r) => r.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 21));
     expect(await blobKeys(ch)).toHaveLength(40); // blobs wait for their rows to go
-    expect(await coreOf(ch)((core) => core.store.meta('retention_upto'))).toBe(40);
+    expect(await coreOf(ch)((core) => core.store.meta('retention_done'))).toBe(20);
     // The next sweep (a later alarm) goes on from where this one stopped.
     expect(await coreOf(ch)((core) => core.retention.sweep(at, { chunk: 10, chunksPerSweep: 2 }))).toMatchObject({ upTo: 40, more: false, blobsDeleted: 40 });
     expect((await rows(ch)).map((r) => r.seq)).toEqual([41]);
     expect(await blobKeys(ch)).toEqual([]);
-    expect(await coreOf(ch)((core) => core.store.meta('retention_upto'))).toBeNull();
+    expect(await coreOf(ch)((core) => core.store.meta('retention_done'))).toBeNull();
   });
 
   it('runs on the alarm: a first sweep as soon as configured, then one an hour; 0 keeps everything', async () => {
@@ -499,12 +499,12 @@ describe('channel actor: message retention (retention.ts)', () => {
     await actor(ch).configure(ch, { retentionDays: 30 });
     // The first sweep is due at once: the alarm fires by itself and puts the next an hour on.
     let next = 0;
-    for (const until = Date.now() + 5000; next < before + RETENTION_SWEEP_MS; ) {
+    for (const until = Date.now() + 5000; next < before + RETENTION_SWEEP_MS * (1 - RETENTION_JITTER); ) {
       if (Date.now() > until) throw new Error('no first sweep within 5 s of configuring');
       await new Promise((r) => setTimeout(r, 20));
       next = (await coreOf(ch)((core) => core.retention.nextAt)) as number;
     }
-    expect(next - Date.now()).toBeLessThanOrEqual(RETENTION_SWEEP_MS);
+    expect(next - Date.now()).toBeLessThanOrEqual(RETENTION_SWEEP_MS * (1 + RETENTION_JITTER));
     expect(await alarmOf(ch)).toBe(next); // the alarm now waits for the next sweep
     // A publish's drain moves the alarm earlier; after that alarm, it waits for the sweep again.
     await actor(ch).publish([msg()], ch);
@@ -514,6 +514,76 @@ describe('channel actor: message retention (retention.ts)', () => {
     expect(await alarmOf(ch)).toBe(next);
     await actor(ch).configure(ch, { retentionDays: 0 });
     expect(await coreOf(ch)((core) => core.retention.nextAt)).toBeNull();
+  });
+
+  it('a sweep right after a drain keeps the log the stored drained mark needs: a new instance still drains', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { retentionDays: HOUR_DAYS });
+    const r = await actor(ch).publish([msg({ payload: text('old') })], ch);
+    await outboxEmpty(ch, 5000);
+    const created = r[0]?.ok ? r[0].created : NaN;
+    await coreOf(ch)((core) => core.retention.sweep(created + 3_600_001));
+    // What a new instance loads before the drained mark's own timer (2 s) would have written it.
+    await coreOf(ch)((core) => core.store.load());
+    await actor(ch).publish([msg({ payload: text('new') })], ch);
+    await outboxEmpty(ch, 5000);
+    expect((await rows(ch)).map((x) => x.seq)).toEqual([2]);
+  });
+
+  it('a sweep cut short never deletes more than the retention in force says; blobs it left go even once retention is off', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { retentionDays: HOUR_DAYS, channelRate: { perSecond: 1e6, burst: 1e6 }, publisherRate: { perSecond: 1e6, burst: 1e6 } });
+    const first = await actor(ch).publish(Array.from({ length: 40 }, (_, i) => msg({ contentType: 'application/octet-stream', payload: new Uint8Array([i]) })), ch);
+    await outboxEmpty(ch, 5000);
+    const at = Math.max(...createdOf(first)) + 1 + 3_600_000;
+    expect(await coreOf(ch)((core) => core.retention.sweep(at, { chunk: 10, chunksPerSweep: 2 }))).toMatchObject({ upTo: 40, more: true });
+    expect(await rows(ch)).toHaveLength(20);
+    // Off: the rows left stay; the next sweep (on the alarm, at once) deletes only the 20 blobs whose rows are gone.
+    await actor(ch).configure(ch, { retentionDays: 0 });
+    for (const until = Date.now() + 5000; (await blobKeys(ch)).length !== 20; await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > until) throw new Error(`blobs: ${(await blobKeys(ch)).length}`);
+    }
+    expect(await blobKeys(ch)).toEqual(Array.from({ length: 20 }, (_, i) => blobKey(ch, i + 21)));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await coreOf(ch)((core) => [core.retention.nextAt, core.store.meta('retention_done')])).toEqual([null, null]);
+    // Thirty days: nothing seconds old goes.
+    await actor(ch).configure(ch, { retentionDays: 30 });
+    expect(await coreOf(ch)((core) => core.retention.sweep())).toMatchObject({ upTo: 0, blobsDeleted: 0 });
+    expect(await rows(ch)).toHaveLength(20);
+  });
+
+  it('a retention changed or a channel retired during a sweep is not undone by that sweep', async () => {
+    const ch = newChannel();
+    await actor(ch).configure(ch, { retentionDays: HOUR_DAYS });
+    await actor(ch).publish([msg({ payload: text('x') })], ch);
+    await outboxEmpty(ch, 5000);
+    const off = (await coreOf(ch)(async (core) => {
+      core.store.setMeta('retention_next', 1); // due
+      const sweeping = core.retention.onAlarm();
+      await core.configure({ retentionDays: 0 });
+      await sweeping;
+      return core.retention.nextAt;
+    })) as number | null;
+    expect(off).toBeNull();
+    await actor(ch).configure(ch, { retentionDays: HOUR_DAYS });
+    // Changed to another retention during a sweep: its own sweep, due at once, stays due.
+    const changed = (await coreOf(ch)(async (core) => {
+      core.store.setMeta('retention_next', 1);
+      const sweeping = core.retention.onAlarm();
+      const before = Date.now();
+      await core.configure({ retentionDays: 2 * HOUR_DAYS });
+      await sweeping;
+      return (core.retention.nextAt ?? Infinity) - before;
+    })) as number;
+    expect(changed).toBeLessThan(1000);
+    const retired = (await coreOf(ch)(async (core) => {
+      core.store.setMeta('retention_next', 1);
+      const sweeping = core.retention.onAlarm(Date.now() + 7_200_000);
+      await core.retire();
+      await sweeping;
+      return { next: core.retention.nextAt, alarm: await core.ctx.storage.getAlarm() };
+    })) as { next: number | null; alarm: number | null };
+    expect(retired).toEqual({ next: null, alarm: null });
   });
 
   it('refuses a retention under an hour, negative or over a hundred years', async () => {

@@ -20,7 +20,10 @@ export class ChannelActor extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.core = new ChannelCore(ctx, env);
-    void ctx.blockConcurrencyWhile(async () => this.core.init());
+    void ctx.blockConcurrencyWhile(async () => {
+      this.core.init();
+      await this.core.retention.resume();
+    });
     // The runtime answers "ping" with "pong" itself, without waking a hibernated actor.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('ping', 'pong'));
   }
@@ -110,7 +113,10 @@ export class ChannelActor extends DurableObject<Env> {
    */
   override async alarm(): Promise<void> {
     this.core.alarmFired();
-    await this.core.drain();
-    await this.core.retention.onAlarm();
+    try {
+      await this.core.drain();
+    } finally {
+      await this.core.retention.onAlarm();
+    }
   }
 }
