@@ -125,7 +125,10 @@ export class SharedSubscriptions {
     let channels = this.groups.get(groupKey);
     if (!channels) this.groups.set(groupKey, (channels = new Map()));
     let g = channels.get(channel);
-    if (!g) channels.set(channel, (g = { members: [], away: new Set(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null, share: member.persistent ? null : nameOf(groupKey) }));
+    if (!g) {
+      channels.set(channel, (g = { members: [], away: new Set(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null, share: member.persistent ? null : nameOf(groupKey) }));
+      g.cursor.sparse = g.share !== null;
+    }
     else if (member.persistent && g.share !== null) this.unshare(g, channel);
     if (g.away.delete(member.key)) this.back(member.key, channel);
     const at = g.members.findIndex((m) => m.key === member.key);
@@ -226,6 +229,7 @@ export class SharedSubscriptions {
    */
   private unshare(g: ChannelGroup, channel: string): void {
     g.share = null;
+    g.cursor.sparse = false;
     const shared = g.handle;
     const plain = this.subscribe(g, channel, true);
     g.handle = plain;

@@ -84,7 +84,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     linkFor,
     async close() {
       api.close();
-      for (const l of links.values()) l.close();
+      await Promise.all([...links.values()].map((l) => l.close()));
       links.clear();
     },
   };

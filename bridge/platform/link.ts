@@ -70,6 +70,8 @@ export class ChannelLink {
   private readonly subs = new Map<number, Sub>();
   /** Shared subscriptions unsubscribed on this socket, until their unsuback (then `return`). */
   private readonly closing = new Map<number, Closing>();
+  /** close() waits for `givingBack` to end. */
+  private givenBack: (() => void) | null = null;
   private retryMs = 250;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
@@ -140,11 +142,28 @@ export class ChannelLink {
     this.armIdle();
   }
 
-  close(): void {
+  /**
+   * Stops the link. Shared subscriptions closed just before (the bridge's connections ended) are
+   * given a moment (at most `graceMs`) to be confirmed and to give back what their groups could not
+   * finish, so a clean shutdown hands those deliveries to the group's other bridges.
+   */
+  async close(graceMs = 2000): Promise<void> {
+    if (this.open && !this.closed && this.givingBack) {
+      await new Promise<void>((resolve) => {
+        this.givenBack = resolve;
+        setTimeout(resolve, graceMs).unref?.();
+      });
+      this.givenBack = null;
+    }
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.failPending(fail(503, 'bridge_closing', 'the bridge is shutting down'));
     this.ws?.close(1001, 'bridge shutting down');
+  }
+
+  /** Shared subscriptions await their unsuback, or what they give back is not sent yet. */
+  private get givingBack(): boolean {
+    return this.closing.size > 0 || this.queue.some((op) => op.op === 'return');
   }
 
   private send(op: BridgeOp): void {
@@ -190,6 +209,11 @@ export class ChannelLink {
       if (last >= 0) this.unanswered.push({ last, at: Date.now() });
     }
     this.watchAnswers();
+    this.checkGivenBack();
+  }
+
+  private checkGivenBack(): void {
+    if (this.givenBack && !this.givingBack) this.givenBack();
   }
 
   /**
@@ -327,6 +351,7 @@ export class ChannelLink {
     // Replays arrive in the same frame as their suback: subscribers are ready once all are delivered.
     for (const r of ready) r();
     if (consumed > 0) this.send({ op: 'consumed', seq: consumed });
+    this.checkGivenBack();
     this.armIdle();
   }
 
