@@ -32,7 +32,7 @@
  * Publish QoS (`edgeflux.link.v3`): `qos` (0, 1 or 2) is the QoS an MQTT client published with, kept
  * with the message and handed back on `message` ops, so a delivery goes out at
  * min(published, granted) [MQTT-3.8.4-8]. Absent means 2: a message stored and confirmed by its
- * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 or v4 sender writes it
+ * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 or newer sender writes it
  * (v1 and v2 receivers refuse elements they do not know); receivers accept it on any link.
  *
  * MQTT 5 request/response and payload format (`edgeflux.link.v4`): `responseTopic` (a string, an
@@ -47,7 +47,7 @@
  * application/octet-stream (which then stands for none), and the bridge derives the indicator from
  * it — what every message without `format` meant before v4, and exactly right for the most common
  * publish (no Content Type, no indicator, a channel with the default content type), which so costs
- * nothing. Only a v4 sender writes these three; receivers accept them on any link.
+ * nothing. Only a v4 or newer sender writes these three; receivers accept them on any link.
  *
  * MQTT 5 No Local (`edgeflux.link.v4`): `origin` on `publish` names the publishing MQTT connection's
  * client (its session: principal and client id), written only when that connection has a No Local
@@ -238,7 +238,7 @@ class StringRefs {
   }
 }
 
-/** The v4 elements, only on a v4 link and only for an op that has one of them (else nothing at all, not even nulls). */
+/** The v4 elements, only on a v4 or newer link and only for an op that has one of them (else nothing at all, not even nulls). */
 function pushMqtt5(a: unknown[], op: Mqtt5Fields): void {
   a.push(opt(op.format), opt(op.responseTopic), opt(op.correlation));
 }

@@ -137,7 +137,7 @@ export class ChannelLink {
     } else {
       // Not subscribed on any socket now: its resume must not go out; what it gives back goes on the next one.
       this.queue = this.queue.filter((op) => !(op.op === 'subscribe' && op.sub === sub));
-      if (s.share !== undefined && giveBack.length > 0) this.send({ op: 'return', share: s.share, filter: s.filter, seqs: [...giveBack] });
+      if (s.share !== undefined) for (const op of returnOps({ share: s.share, filter: s.filter, seqs: [...giveBack] })) this.send(op);
     }
     this.armIdle();
   }
@@ -263,7 +263,7 @@ export class ChannelLink {
     this.open = false;
     // Shared subscriptions closed and not yet confirmed: the actor gives what it had not been told
     // was taken to the group's other bridges; what was taken and is given back goes on the next socket.
-    for (const c of this.closing.values()) if (c.seqs.length > 0) this.queue.push({ op: 'return', share: c.share, filter: c.filter, seqs: c.seqs });
+    for (const c of this.closing.values()) this.queue.push(...returnOps(c));
     this.closing.clear();
     this.unanswered = [];
     if (this.answerTimer) (clearTimeout(this.answerTimer), (this.answerTimer = null));
@@ -343,7 +343,7 @@ export class ChannelLink {
           // A shared group's subscription: nothing more comes for it; give back what it could not take.
           const c = this.closing.get(op.sub);
           this.closing.delete(op.sub);
-          if (c && c.seqs.length > 0) this.send({ op: 'return', share: c.share, filter: c.filter, seqs: c.seqs });
+          if (c) for (const r of returnOps(c)) this.send(r);
           break;
         }
       }
@@ -406,9 +406,16 @@ export class ChannelLink {
   }
 }
 
+/** What a closed shared subscription gives back, in ops the actor accepts (at most LINK_LIMITS.seqsPerReturn seqs each). */
+function returnOps(c: Closing): BridgeOp[] {
+  const out: BridgeOp[] = [];
+  for (let i = 0; i < c.seqs.length; i += LINK_LIMITS.seqsPerReturn) out.push({ op: 'return', share: c.share, filter: c.filter, seqs: c.seqs.slice(i, i + LINK_LIMITS.seqsPerReturn) });
+  return out;
+}
+
 const NO_MQTT5: Mqtt5Fields = Object.freeze({});
 
-/** The MQTT 5 fields of a publish (written on a v4 link only: encodeLinkFrame), without a spread of absent ones. */
+/** The MQTT 5 fields of a publish (written on a v4 or newer link only: encodeLinkFrame), without a spread of absent ones. */
 function mqtt5Of(req: PublishRequest): Mqtt5Fields {
   if (req.format === undefined && req.responseTopic === undefined && req.correlation === undefined) return NO_MQTT5;
   const f: Mqtt5Fields = {};

@@ -54,7 +54,7 @@ export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, 
   if (m.retain) op.retain = true;
   // The QoS it was published with: the bridge delivers at min(published, granted) [MQTT-3.8.4-8].
   if (m.qos !== undefined) op.qos = m.qos;
-  // What its MQTT 5 publisher said beyond the envelope, unaltered [MQTT-3.3.2-4, -15, -16, -20] (v4 links only: sendLinkOps).
+  // What its MQTT 5 publisher said beyond the envelope, unaltered [MQTT-3.3.2-4, -15, -16, -20] (v4 and newer links only: sendLinkOps).
   if (m.format !== undefined) op.format = m.format;
   if (m.responseTopic !== undefined) op.responseTopic = m.responseTopic;
   if (m.correlation !== undefined) op.correlation = m.correlation;

@@ -41,7 +41,7 @@ export interface LinkAttachment {
   refs?: boolean;
   /** Frames to the bridge may carry publish QoS (the link chose `edgeflux.link.v3` or newer). Absent on links accepted before v3. */
   qos?: boolean;
-  /** Frames to the bridge may carry the MQTT 5 format, Response Topic and Correlation Data (the link chose `edgeflux.link.v4`). Absent on links accepted before v4. */
+  /** Frames to the bridge may carry the MQTT 5 format, Response Topic and Correlation Data (the link chose `edgeflux.link.v4` or newer). Absent on links accepted before v4. */
   mqtt5?: boolean;
 }
 
