@@ -126,3 +126,41 @@ describe('ChannelLink windowing', () => {
     }
   });
 });
+
+describe('ChannelLink, a shared group’s subscription (link v5)', () => {
+  const envelope = (seq: number) => ({ channel: 'c', seq, created: 1, subtopic: 'jobs/x', publisher: 'd', protocol: 'mqtt' as const, contentType: 'text/plain', payload: new Uint8Array([seq]) });
+
+  it('gives back, after the unsuback, what came for it once it was closed here and what its group could not finish', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    const got: BridgeOp[] = [];
+    wss.on('connection', (ws) => {
+      ws.on('message', (data: Buffer) => {
+        for (const op of decodeLinkFrame(new Uint8Array(data)) as BridgeOp[]) {
+          got.push(op);
+          if (op.op === 'subscribe') ws.send(encodeLinkFrame([{ op: 'suback', sub: op.sub, seq: 0 }, { op: 'message', subs: [op.sub], envelope: envelope(1), retained: false }]));
+          // Seq 2 was on its way when the unsubscribe arrived: it comes after the bridge closed the subscription.
+          if (op.op === 'unsubscribe') ws.send(encodeLinkFrame([{ op: 'message', subs: [op.sub], envelope: envelope(2), retained: false }, { op: 'unsuback', sub: op.sub }]));
+        }
+      });
+    });
+    const link = new ChannelLink({ url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, bridgeSecret: 's' });
+    try {
+      const seen: number[] = [];
+      const sub = await link.subscribe('jobs/#', (d) => seen.push(d.seq), { share: 'workers' });
+      await tick();
+      expect(seen).toEqual([1]);
+      expect(got[0]).toEqual({ op: 'subscribe', sub: 1, filter: 'jobs/#', share: 'workers' });
+      sub.close([1]);
+      await tick(200);
+      expect(seen).toEqual([1]); // seq 2 went to nobody here
+      expect(got.filter((op) => op.op !== 'consumed').slice(1)).toEqual([
+        { op: 'unsubscribe', sub: 1 },
+        { op: 'return', share: 'workers', filter: 'jobs/#', seqs: [1, 2] },
+      ]);
+    } finally {
+      await link.close(0);
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});

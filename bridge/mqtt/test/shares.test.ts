@@ -381,3 +381,49 @@ describe('shared subscriptions: a member’s session claimed on another bridge',
     expect(holder.lingering?.()).toBe(false);
   });
 });
+
+/**
+ * Groups spanning bridges (docs/mqtt.md "Shared subscriptions"): the platform subscription of a
+ * group without persistent members names the group, so the channel actor gives this bridge only
+ * its share; a persistent member keeps a group to its bridge. (The in-memory platform delivers
+ * every message whatever the name: what is checked here is what the bridge asks of it.)
+ */
+describe('shared groups across bridges', () => {
+  const shared = (t: ReturnType<typeof setup>) => t.platform.subscribes.map((s) => [s.req.share ?? null, s.open]);
+
+  it('a group of members without persistent sessions names itself on its platform subscription', async () => {
+    const t = setup();
+    const [a, b] = [await t.connected(5, { clientId: 'a' }), await t.connected(5, { clientId: 'b' })];
+    for (const m of [a, b]) await m.subscribe(SHARE);
+    expect(shared(t)).toEqual([['g9', true]]);
+  });
+
+  it('a persistent member turns it into this bridge’s own group: a plain subscription, then the shared one closed; each message still goes to one member', async () => {
+    const t = setup();
+    const a = await t.connected(5, { clientId: 'a' });
+    await a.subscribe(SHARE);
+    const p = await t.connected(5, persistent(5, 'p'));
+    await p.subscribe(SHARE);
+    await t.clock.advance(0);
+    expect(shared(t)).toEqual([['g9', false], [null, true]]);
+    for (const n of [1, 2, 3, 4]) await t.platform.inject('ch-1', 'psi/x', `m ${n}`);
+    const got = [...publishes(await a.drain()), ...publishes(await p.drain())].map(text).sort();
+    expect(got).toEqual(['m 1', 'm 2', 'm 3', 'm 4']);
+  });
+
+  it('its last member leaving gives back the QoS 1 deliveries it had not acknowledged, for the group’s other bridges', async () => {
+    const t = setup();
+    const a = await t.connected(5, { clientId: 'a' });
+    await a.subscribe(SHARE);
+    for (const n of [1, 2]) await t.platform.inject('ch-1', 'psi/x', `m ${n}`);
+    const sent = publishes(await a.drain());
+    expect(sent).toHaveLength(2);
+    a.send({ cmd: 'puback', messageId: sent[0]!.messageId! });
+    await t.clock.advance(0);
+    a.drop();
+    await a.closedYet();
+    await t.clock.advance(0);
+    expect(t.platform.subscribes.map((s) => [s.open, s.givenBack])).toEqual([[false, [2]]]);
+  });
+});
+
