@@ -75,6 +75,8 @@ export class ChannelCore {
   private lastDrainAt = 0;
   /** The channel was deleted (`retire`): nothing is accepted any more. */
   retired = false;
+  /** Times the worker asked this instance to recheck its subscribers (`recheckSubscribers`; in memory). */
+  rechecks = 0;
   /** The retirement under way or done (`retire`), so that it runs once. */
   private retiring: Promise<void> | null = null;
 
@@ -386,6 +388,7 @@ export class ChannelCore {
       links: this.openSockets(TAG_LINK),
       drainAttempts: typeof attempts === 'number' ? attempts : 0,
       lastDrainError: typeof error === 'string' ? error : null,
+      rechecks: this.rechecks,
     };
   }
 }
