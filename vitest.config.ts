@@ -23,6 +23,8 @@ export default defineConfig({
                 TEST_MIGRATIONS: migrations,
                 // Session actors wait this long for a bridge to reattach (10 s in wrangler.toml).
                 SESSION_REATTACH_MS: '100',
+                // A failed channel purge is tried again this long after (5 s in wrangler.toml), doubling.
+                PURGE_RETRY_MS: '50',
               },
             },
           }),

@@ -9,7 +9,7 @@ import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
 import { accessChanged } from './iam/access';
 import { bumpAccessEpoch } from './iam/epochs';
-import { recheckLiveChannels } from './lib/actors';
+import { recheckLiveChannelsSoon } from './lib/rechecks';
 import { usersRouter } from './users';
 import { orgsRouter } from './orgs';
 import { appsRouter } from './apps';
@@ -196,7 +196,8 @@ export function buildApp() {
       try {
         await bumpAccessEpoch(c.env.DB, org);
         // WebSocket subscribers of the org's channels are asked about again too, after the answer.
-        c.executionCtx.waitUntil(recheckLiveChannels(c.env, org).catch((e: unknown) => console.error(`org ${org}: live channels not rechecked`, e)));
+        // Coalesced: writes in quick succession share one recheck that starts after the last of them (lib/rechecks.ts).
+        c.executionCtx.waitUntil(recheckLiveChannelsSoon(c.env, org).catch((e: unknown) => console.error(`org ${org}: live channels not rechecked`, e)));
       } catch (e) {
         // The write is done and its answer (a rotated key's new key) must reach the caller; bridges
         // then learn of it only within their 60 s bound. Said loudly: that bound is not the promise.

@@ -81,6 +81,10 @@ export class ChannelCore {
   private lastDrainAt = 0;
   /** The channel was deleted (`retire`): nothing is accepted any more. */
   retired = false;
+  /** Times the worker asked this instance to recheck its subscribers (`recheckSubscribers`; in memory). */
+  rechecks = 0;
+  /** The retirement under way or done (`retire`), so that it runs once. */
+  private retiring: Promise<void> | null = null;
 
   constructor(
     readonly ctx: DurableObjectState,
@@ -95,6 +99,7 @@ export class ChannelCore {
     ensureSchema(this.ctx.storage);
     this.store.load();
     this.retired = this.store.meta('retired') === 1;
+    if (this.retired) this.retiring = Promise.resolve();
     const stored = this.store.meta('config');
     if (typeof stored === 'string') this.applyConfig(mergeConfig(DEFAULT_CONFIG, JSON.parse(stored)));
     // Link subscriptions of sockets that closed while no instance was running.
@@ -332,8 +337,19 @@ export class ChannelCore {
    * worker's delete), and everything the actor kept — outbox, recent window, retained messages,
    * limits, the alarm — goes. A mark stays: later publishes (a bridge link still open) are
    * refused with 404, and nothing is stored under the deleted channel again.
+   *
+   * Runs once: a later call (the channel purger's, after the delete's own; objects/purger/) waits
+   * for the first and has nothing more to do.
    */
-  async retire(): Promise<void> {
+  retire(): Promise<void> {
+    this.retiring ??= this.retireOnce().catch((e: unknown) => {
+      this.retiring = null; // not done: a later call tries again
+      throw e;
+    });
+    return this.retiring;
+  }
+
+  private async retireOnce(): Promise<void> {
     this.retired = true;
     for (const ws of this.ctx.getWebSockets(TAG_SUBSCRIBER)) {
       const s = this.sockets.subscriber(ws);
@@ -346,15 +362,19 @@ export class ChannelCore {
     if (this.saveDrained !== null) clearTimeout(this.saveDrained);
     this.saveDrained = null;
     const channel = this.store.channel;
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    this.alarmAt = null;
-    this.backoffUntil = 0;
-    ensureSchema(this.ctx.storage);
-    this.store.load();
-    if (channel !== null) this.store.setChannel(channel);
-    this.store.setMeta('retired', 1);
-    this.applyConfig(DEFAULT_CONFIG);
+    // No event in between: one that arrived after deleteAll and before the schema is back would
+    // find no tables (a read, a publish refused with 500 instead of 404).
+    await this.ctx.blockConcurrencyWhile(async () => {
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      this.alarmAt = null;
+      this.backoffUntil = 0;
+      ensureSchema(this.ctx.storage);
+      this.store.load();
+      if (channel !== null) this.store.setChannel(channel);
+      this.store.setMeta('retired', 1);
+      this.applyConfig(DEFAULT_CONFIG);
+    });
   }
 
   /** A socket is closed or failed: forget what only it needed. */
@@ -387,6 +407,7 @@ export class ChannelCore {
       links: this.openSockets(TAG_LINK),
       drainAttempts: typeof attempts === 'number' ? attempts : 0,
       lastDrainError: typeof error === 'string' ? error : null,
+      rechecks: this.rechecks,
     };
   }
 }

@@ -64,6 +64,7 @@ export class ChannelActor extends DurableObject<Env> {
    */
   async recheckSubscribers(channel: string): Promise<number> {
     if (!this.serves(channel)) return 0;
+    this.core.rechecks++;
     const asked = this.core.access.recheckAll();
     this.core.live.sync(); // none left (a row from before a restart): the row goes
     return asked;

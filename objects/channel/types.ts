@@ -55,6 +55,8 @@ export interface ChannelInfo {
   links: number;
   drainAttempts: number;
   lastDrainError: string | null;
+  /** Times the worker asked this instance to recheck its subscribers after an access change (in memory, since it started). */
+  rechecks: number;
 }
 
 export const fail = (status: number, code: string, message: string, retryAfter?: number): PublishError =>

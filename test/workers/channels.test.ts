@@ -119,12 +119,15 @@ describe('channels', () => {
     expectProblem(await api('GET', `/orgs/${org}/channels/${ch.id}`, { token: t }), 404);
     expectProblem(await api('DELETE', `/orgs/${org}/channels/${ch.id}`, { token: t }), 404);
     expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM connections WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
-    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM messages WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
-    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch.id).first('n')).toBe(0);
     expect((await api('GET', `/orgs/${org}/devices/${d.id}/channels`, { token: t })).body.total).toBe(0);
-    // The blob purge runs in waitUntil; give it a moment.
-    for (let i = 0; i < 50 && (await env.BLOBS.list({ prefix: `channels/${ch.id}/` })).objects.length; i++) await new Promise((r) => setTimeout(r, 20));
-    expect((await env.BLOBS.list({ prefix: `channels/${ch.id}/` })).objects).toHaveLength(0);
+    // The purger (objects/purger/) deletes the rows and blobs just after the answer.
+    const stored = async () =>
+      Number(await env.DB.prepare('SELECT COUNT(*) AS n FROM messages WHERE channel_id = ?').bind(ch.id).first('n')) +
+      Number(await env.DB.prepare('SELECT COUNT(*) AS n FROM senml_records WHERE channel_id = ?').bind(ch.id).first('n')) +
+      (await env.BLOBS.list({ prefix: `channels/${ch.id}/` })).objects.length +
+      Number(await env.DB.prepare('SELECT COUNT(*) AS n FROM channel_purges WHERE channel_id = ?').bind(ch.id).first('n'));
+    for (let i = 0; i < 150 && (await stored()) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await stored()).toBe(0);
     expectProblem(await api('POST', `/channels/${ch.id}/messages`, { device: d.key, raw: 'x', headers: { 'content-type': 'text/plain' } }), 404);
   });
 

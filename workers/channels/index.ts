@@ -63,8 +63,7 @@ channelsRouter.openapi(
   async (c) => {
     const { org, id } = c.req.valid('param');
     await authorize(c, org, 'channels:delete', `channels/${id}`);
-    const { purge } = await channels.deleteChannel(c.env, org, id);
-    c.executionCtx.waitUntil(purge);
+    await channels.deleteChannel(c.env, org, id);
     return c.body(null, 204);
   },
 );

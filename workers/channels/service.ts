@@ -1,4 +1,4 @@
-import { channelActor } from '../lib/actors';
+import { channelActor, startPurges } from '../lib/actors';
 import { listFilter, page, parseMetadata } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
@@ -42,56 +42,32 @@ export async function updateChannel(db: D1Database, orgId: string, id: string, u
 }
 
 /**
- * Deletes the channel (connections cascade) and its stored messages. First its actor retires
- * (objects/channel/core.ts `retire`): its subscribers are closed with 4404, a drain in flight
- * finishes, it forgets what it kept and refuses anything published later, so no row lands after
- * the rows are deleted here (the stored rows have no foreign key: a drain must never fail on a
- * deleted channel). R2 blobs are removed in the background.
+ * The statement that records the purge of an org's channels (`channel` given: that one only) in
+ * D1's `channel_purges` (objects/purger/): run in the same batch as the delete of their rows, so a
+ * deleted channel's stored messages are due to go as surely as the channel is gone.
  */
-export async function deleteChannel(env: Env, orgId: string, id: string): Promise<{ purge: Promise<void> }> {
-  const del = await env.DB.prepare('DELETE FROM channels WHERE id = ? AND org_id = ?').bind(id, orgId).run();
-  if (!del.meta.changes) throw notFound('channel');
-  await purgeChannels(env, [id]);
-  return { purge: purgeBlobs(env.BLOBS, id) };
+export function recordPurges(db: D1Database, orgId: string, channel?: string): D1PreparedStatement {
+  const t = now();
+  const which = channel === undefined ? '' : ' AND id = ?3';
+  return db
+    .prepare(`INSERT INTO channel_purges (channel_id, org_id, due_at, created_at) SELECT id, org_id, ?2, ?2 FROM channels WHERE org_id = ?1${which} ON CONFLICT (channel_id) DO NOTHING`)
+    .bind(orgId, t, ...(channel === undefined ? [] : [channel]));
 }
 
 /**
- * Everything stored for channels whose rows are gone (a channel or an org deleted): each actor
- * retires, then their message rows go (their keys stay in channel_keys: never handed out twice).
- * An actor that cannot be reached is logged; its rows are deleted all the same.
+ * Deletes the channel (connections cascade) and records the purge of what it stored (its stored
+ * messages have no foreign key: a drain must never fail on a deleted channel). Its actor retires
+ * at once (objects/channel/core.ts `retire`): its subscribers are closed with 4404 before the
+ * answer, and it refuses anything published later. The purger (objects/purger/) then deletes the
+ * D1 rows and R2 blobs, and retries until they are gone; the answer does not wait for it.
  */
-export async function purgeChannels(env: Env, ids: readonly string[]): Promise<void> {
-  const db = env.DB;
-  const failed: unknown[] = [];
-  // Chunk by chunk; a chunk that fails does not stop the others (the error is raised at the end).
-  for (let i = 0; i < ids.length; i += PURGE_CHUNK) {
-    const chunk = ids.slice(i, i + PURGE_CHUNK);
-    const retired = await Promise.allSettled(chunk.map((id) => channelActor(env, id).retire(id)));
-    retired.forEach((r, k) => r.status === 'rejected' && console.error(`channel ${chunk[k]}: actor not retired`, r.reason));
-    const keys = `(SELECT key FROM channel_keys WHERE channel_id IN (${chunk.map(() => '?').join(', ')}))`;
-    try {
-      await db.batch([db.prepare(`DELETE FROM message_rows WHERE ch IN ${keys}`).bind(...chunk), db.prepare(`DELETE FROM senml_rows WHERE ch IN ${keys}`).bind(...chunk)]);
-    } catch (e) {
-      failed.push(e);
-      console.error(`channels ${chunk.join(', ')}: stored messages not deleted`, e);
-    }
+export async function deleteChannel(env: Env, orgId: string, id: string): Promise<void> {
+  const [, del] = await env.DB.batch([recordPurges(env.DB, orgId, id), env.DB.prepare('DELETE FROM channels WHERE id = ? AND org_id = ?').bind(id, orgId)]);
+  if (!del?.meta.changes) throw notFound('channel');
+  try {
+    await channelActor(env, id).retire(id);
+  } catch (e) {
+    console.error(`channel ${id}: actor not retired at delete; the purger retries`, e);
   }
-  if (failed.length > 0) throw new AggregateError(failed, `stored messages of ${failed.length} chunk(s) of deleted channels not deleted`);
-}
-
-/** Channels purged per step (bound parameters per statement, actors told at once). */
-const PURGE_CHUNK = 50;
-
-/** The R2 blobs of deleted channels, one after another (in the background). */
-export async function purgeAllBlobs(bucket: R2Bucket, ids: readonly string[]): Promise<void> {
-  for (const id of ids) await purgeBlobs(bucket, id);
-}
-
-async function purgeBlobs(bucket: R2Bucket, channelId: string): Promise<void> {
-  let cursor: string | undefined;
-  do {
-    const list = await bucket.list({ prefix: `channels/${channelId}/`, cursor, limit: 1000 });
-    if (list.objects.length) await bucket.delete(list.objects.map((o) => o.key));
-    cursor = list.truncated ? list.cursor : undefined;
-  } while (cursor);
+  await startPurges(env);
 }

@@ -1,6 +1,21 @@
 /** The channel actor of a channel (one Durable Object per channel id). */
 export const channelActor = (env: Env, channel: string) => env.CHANNELS.get(env.CHANNELS.idFromName(channel));
 
+/** The one actor that drives deleted channels' purges (objects/purger/). */
+export const channelPurger = (env: Env) => env.PURGER.get(env.PURGER.idFromName('channel-purger'));
+
+/**
+ * Purges were recorded (D1 `channel_purges`): the purger starts on them now. If it cannot be told,
+ * they wait for its next alarm or the cron trigger's kick (workers/index.ts); nothing is lost.
+ */
+export async function startPurges(env: Env): Promise<void> {
+  try {
+    await channelPurger(env).kick();
+  } catch (e) {
+    console.error('channel purger not told of new purges; its next alarm or the cron trigger starts them', e);
+  }
+}
+
 /** More channels than this with live subscribers in one org: the rest notice at their next delivery (access.ts). */
 const MAX_RECHECKED = 500;
 

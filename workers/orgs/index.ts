@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { authorize, requireOrg, requireUser } from '../auth';
-import { purgeAllBlobs, purgeChannels } from '../channels/service';
+import { recordPurges } from '../channels/service';
+import { startPurges } from '../lib/actors';
 import { page, substring } from '../lib/entities';
 import { newId, now } from '../lib/ids';
 import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY, created, createdResponse } from '../lib/openapi';
@@ -73,19 +74,10 @@ orgsRouter.openapi(
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'orgs:delete', 'org');
-    // Its channels' stored messages have no foreign key (a drain must never fail): they go here,
-    // with their actors (closed subscribers, forgotten windows), in the background.
-    const { results } = await c.env.DB.prepare('SELECT id FROM channels WHERE org_id = ?').bind(org).all<{ id: string }>();
-    await c.env.DB.prepare('DELETE FROM orgs WHERE id = ?').bind(org).run();
-    const ids = results.map((r) => r.id);
-    // Blobs go whatever happened to the rows. Not durable: a purge cut short (waitUntil's limit, a
-    // failure) leaves unreachable rows behind, logged; nothing resumes it yet.
-    c.executionCtx.waitUntil(
-      purgeChannels(c.env, ids)
-        .catch((e: unknown) => console.error(`org ${org}: its channels' messages not all deleted`, e))
-        .then(() => purgeAllBlobs(c.env.BLOBS, ids))
-        .catch((e: unknown) => console.error(`org ${org}: its channels' blobs not all deleted`, e)),
-    );
+    // Its channels' stored messages have no foreign key (a drain must never fail): their purge is
+    // recorded with the delete, in one batch, and the purger (objects/purger/) carries it out.
+    await c.env.DB.batch([recordPurges(c.env.DB, org), c.env.DB.prepare('DELETE FROM orgs WHERE id = ?').bind(org)]);
+    await startPurges(c.env);
     return c.body(null, 204);
   },
 );

@@ -1,0 +1,82 @@
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { RECHECK_WINDOW_MS } from '../../workers/lib/rechecks';
+import { api, newOrg, newUser, worker } from './helpers';
+
+/** An org with `nCh` channels, each with a live WebSocket subscriber (device 0), and a spare device to connect and disconnect. */
+async function setup(nCh: number) {
+  const u = await newUser();
+  const org = (await newOrg(u.token)).id;
+  const chs = (await api('POST', `/orgs/${org}/channels/bulk`, { token: u.token, body: { channels: Array.from({ length: nCh }, (_, i) => ({ name: `c${i}` })) } })).body.items as { id: string }[];
+  const [sub, spare] = (await api('POST', `/orgs/${org}/devices/bulk`, { token: u.token, body: { devices: [{ name: 'sub' }, { name: 'spare' }] } })).body.items as { id: string; key: string }[];
+  await api('POST', `/orgs/${org}/connections`, { token: u.token, body: { channel_ids: chs.map((c) => c.id), device_ids: [sub!.id] } });
+  const sockets = await Promise.all(
+    chs.map(async (ch) => {
+      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${sub!.key}` } });
+      expect(res.status).toBe(101);
+      const ws = res.webSocket!;
+      const s = { ws, messages: 0, done: undefined as { code: number; reason: string } | undefined };
+      ws.addEventListener('message', (e) => (JSON.parse(e.data as string).type === 'message' ? s.messages++ : 0));
+      ws.addEventListener('close', (e) => (s.done = { code: e.code, reason: e.reason }));
+      ws.accept();
+      return s;
+    }),
+  );
+  // Every channel is in live_channels, so an access change pokes it.
+  expect(await until(async () => Number(await env.DB.prepare('SELECT COUNT(*) AS n FROM live_channels WHERE org_id = ?').bind(org).first('n')) === nCh, 3000)).toBe(true);
+  return { t: u.token, org, chs, sub: sub!, spare: spare!, sockets };
+}
+
+async function until(ok: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; !(await ok()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  return ok();
+}
+
+const actor = (ch: string) => env.CHANNELS.get(env.CHANNELS.idFromName(ch));
+const rechecks = async (chs: { id: string }[]) => Promise.all(chs.map(async (c) => (await actor(c.id).info()).rechecks));
+
+/** One access-changing write (not in NO_ACCESS_CHANGE): the spare device connected to or disconnected from channel 0. */
+const toggle = (s: Awaited<ReturnType<typeof setup>>, i: number) =>
+  api(i % 2 === 0 ? 'PUT' : 'DELETE', `/orgs/${s.org}/channels/${s.chs[0]!.id}/devices/${s.spare.id}`, { token: s.t, ...(i % 2 === 0 ? { body: {} } : {}) });
+
+describe('access rechecks of live channels', () => {
+  it('rapid access changes are coalesced: each live channel is asked to recheck about once per window, not once per write', async () => {
+    const s = await setup(3);
+    const before = await rechecks(s.chs);
+    const N = 40;
+    const start = Date.now();
+    for (let i = 0; i < N; i++) expect((await toggle(s, i)).status).toBeLessThan(300);
+    const elapsed = Date.now() - start;
+    // The last write's recheck starts at most a window after the one before it.
+    await new Promise((r) => setTimeout(r, RECHECK_WINDOW_MS + 500));
+    const after = await rechecks(s.chs);
+    const calls = after.map((n, i) => n - before[i]!);
+    console.log(`${N} access changes in ${elapsed} ms: ${calls.join(', ')} recheck calls per live channel (one per write before coalescing: ${N})`);
+    for (const n of calls) {
+      expect(n).toBeGreaterThanOrEqual(1);
+      // One at once, then at most one per window started within the writes, and the last.
+      expect(n).toBeLessThanOrEqual(Math.ceil(elapsed / RECHECK_WINDOW_MS) + 2);
+      expect(n).toBeLessThan(N / 2);
+    }
+    // The subscribers kept their access throughout.
+    for (const so of s.sockets) expect(so.done).toBeUndefined();
+    s.sockets.forEach((so) => so.ws.close(1000, 'bye'));
+  }, 30_000);
+
+  it('a write just after a recheck started is not left to it: a revocation then gets a recheck of its own and closes the socket at once', async () => {
+    const s = await setup(1);
+    const [base] = await rechecks(s.chs);
+    await toggle(s, 0);
+    // That write's recheck reached the actor, and its question went to D1, before the revocation below commits:
+    // it cannot stand for it, though it started well within the window.
+    expect(await until(async () => (await rechecks(s.chs))[0]! > base!, 2000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 30));
+    const revokedAt = Date.now();
+    expect((await api('DELETE', `/orgs/${s.org}/channels/${s.chs[0]!.id}/devices/${s.sub.id}`, { token: s.t })).status).toBe(204);
+    // Nothing is published (a quiet channel): only a recheck closes it, well before REVOCATION_CACHE_TTL.
+    expect(await until(() => s.sockets[0]!.done !== undefined, 2000)).toBe(true);
+    expect(s.sockets[0]!.done).toMatchObject({ code: 4403, reason: expect.stringContaining('permission to subscribe withdrawn') });
+    expect(Date.now() - revokedAt).toBeLessThan(Number(env.REVOCATION_CACHE_TTL) * 1000);
+    expect((await rechecks(s.chs))[0]).toBe(base! + 2);
+  });
+});
