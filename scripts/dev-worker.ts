@@ -22,11 +22,17 @@
  * `play` again every second: in the same sweep the parked GETs were answered in 0.8–1.1 s.
  * (workers-sdk compares origins upstream, in versions that need a newer Node.)
  *
+ * The proxy does not forward to the worker itself but to scripts/worker-relay.ts, which forwards to
+ * the worker: between two workerd processes, kj's equal keep-alive timeouts (5 s both) made the proxy
+ * send a request now and then on a connection the worker was closing — a POST then got HTTP 503
+ * "Your worker restarted mid-request" with nothing restarting (the relay's header says more).
+ *
  * Arguments: --ip, --port, --persist-to. Prints `EDGEFLUX_WORKER_DIRECT <url>` when the worker is
  * ready, and again after a reload if its address changed.
  */
 import { parseArgs } from 'node:util';
 import { unstable_DevEnv as DevEnv } from 'wrangler';
+import { startWorkerRelay } from './worker-relay';
 
 const { values } = parseArgs({ options: { ip: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8787' }, 'persist-to': { type: 'string' } } });
 
@@ -42,7 +48,11 @@ for (const pause of ['onConfigUpdate', 'onBundleStart', 'onReloadStart'] as cons
     original(event);
   };
 }
-// Every finished (re)load passes through the proxy controller with the worker's own address.
+/** The worker's own address, where the relay forwards the proxy's requests. */
+let worker: URL | undefined;
+const relay = await startWorkerRelay(() => worker, values.ip);
+// Every finished (re)load passes through the proxy controller with the worker's own address: the
+// bridge is told that one, the proxy the relay's.
 const onReloadComplete = env.proxy.onReloadComplete.bind(env.proxy);
 env.proxy.onReloadComplete = (event) => {
   const u = event.proxyData.userWorkerUrl;
@@ -51,8 +61,10 @@ env.proxy.onReloadComplete = (event) => {
     announced = url;
     console.log(`EDGEFLUX_WORKER_DIRECT ${url}`);
   }
-  playing = event.proxyData;
-  onReloadComplete(event);
+  if (url) worker = new URL(url);
+  const relayed = { ...event, proxyData: { ...event.proxyData, userWorkerUrl: relay.origin } };
+  playing = relayed.proxyData;
+  onReloadComplete(relayed);
 };
 // The proxy controller's messages go through one queue in order, so a `play` sent here never
 // overtakes a `pause` sent after it. Live reload is off (`dev.liveReload`), so a `play` reloads no
@@ -62,7 +74,7 @@ const replay = setInterval(() => {
 }, 1000);
 replay.unref();
 
-const worker = await env.startWorker({
+const devServer = await env.startWorker({
   config: 'wrangler.toml',
   dev: {
     server: { hostname: values.ip, port: Number(values.port) },
@@ -74,11 +86,11 @@ const worker = await env.startWorker({
     logLevel: (process.env.WRANGLER_LOG as 'warn' | undefined) ?? 'warn',
   },
 });
-await worker.ready;
+await devServer.ready;
 
 const stop = () => {
   clearInterval(replay);
-  void worker.dispose().finally(() => process.exit(0));
+  void Promise.allSettled([devServer.dispose(), relay.close()]).finally(() => process.exit(0));
   setTimeout(() => process.exit(0), 5000).unref();
 };
 process.on('SIGINT', stop);

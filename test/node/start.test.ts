@@ -30,4 +30,28 @@ describe('npm start', () => {
     const login = await fetch(`${running.url}/tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(creds) });
     expect(login.status).toBe(201);
   }, 180_000);
+
+  // wrangler's proxy (the public port) pools keep-alive connections to the worker; both ends used to
+  // drop an idle one after 5 s, and a request sent on one the worker was closing came back to a POST
+  // as 503 "Your worker restarted mid-request" (scripts/worker-relay.ts). Here 48 POSTs at once fill
+  // the pool, and 48 more reuse it just before 5 s: without the relay, 2–3 of these 6 rounds got
+  // 503s (6 to 27 of 48), in every sweep tried.
+  it('answers POSTs sent just as the pooled connections behind the public port turn 5 s idle, none with 503', async () => {
+    running ??= await startPlatform({ EDGEFLUX_STATE_DIR: state });
+    const url = running.url;
+    const post = () =>
+      fetch(`${url}/channels/none/messages`, { method: 'POST', headers: { 'content-type': 'application/senml+json' }, body: '[{"n":"t","v":1}]' }).then(
+        async (r) => `${r.status} ${r.status === 401 ? '' : await r.text()}`.trim(),
+        (e: unknown) => `failed: ${e instanceof Error ? String(e.cause ?? e.message) : String(e)}`,
+      );
+    const burst = () => Promise.all(Array.from({ length: 48 }, post));
+    const unexpected: string[] = [];
+    for (const idle of [4860, 4880, 4900, 4920, 4940, 4960]) {
+      await burst();
+      await new Promise((r) => setTimeout(r, idle));
+      unexpected.push(...(await burst()).filter((s) => s !== '401').map((s) => `after ${idle} ms: ${s}`));
+    }
+    // 401: no key for a channel — the worker's answer, so the request went all the way through.
+    expect(unexpected).toEqual([]);
+  }, 180_000);
 });
