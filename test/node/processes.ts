@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { groupRunning } from '../../bench/procs';
 
 export const root = resolve(import.meta.dirname, '../..');
@@ -111,9 +112,12 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
     EDGEFLUX_MQTT_PORT: env.EDGEFLUX_MQTT_PORT ?? String(await freePort()),
     EDGEFLUX_MQTT_WS_PORT: env.EDGEFLUX_MQTT_WS_PORT ?? String(await freePort()),
   };
+  // A state directory of its own unless given one: two test files on `npm start`'s default
+  // (<checkout>/.edgeflux/state) would share one D1 and one set of actor databases at once.
+  const ownState = env.EDGEFLUX_STATE_DIR === undefined ? mkdtempSync(join(tmpdir(), 'edgeflux-platform-')) : null;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
     cwd: root,
-    env: { ...process.env, ...env, ...ports },
+    env: { ...process.env, ...env, ...ports, ...(ownState ? { EDGEFLUX_STATE_DIR: ownState } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group, so stop() reaches wrangler and workerd too
   });
@@ -123,7 +127,8 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const stop = async () => {
-    if (child.exitCode !== null || child.pid === undefined) return;
+    const forget = () => ownState && rmSync(ownState, { recursive: true, force: true });
+    if (child.exitCode !== null || child.pid === undefined) return void forget();
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     try {
       process.kill(-child.pid, 'SIGTERM');
@@ -143,6 +148,7 @@ export async function startPlatform(env: Record<string, string>, timeoutMs = 90_
       await groupGone(child.pid, 5_000);
     }
     clearTimeout(timer);
+    forget();
   };
   const url = await new Promise<string>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`platform not ready in ${timeoutMs}ms:\n${out}`)), timeoutMs);
