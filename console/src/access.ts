@@ -7,14 +7,16 @@ import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
 
 export type Role = 'owner' | 'admin' | 'member' | 'viewer';
-export type Managed = 'devices' | 'channels' | 'apps' | 'keys' | 'connections' | 'members' | 'messages';
+export type Managed = 'devices' | 'channels' | 'apps' | 'keys' | 'connections' | 'members' | 'messages' | 'limits';
 
 export const RoleContext = createContext<Role | undefined>(undefined);
 export const useRole = (): Role | undefined => useContext(RoleContext);
 
 /**
- * Whether `role` may create, edit and delete `what` ('messages': publish). A role not known (the org
- * list still loading, or an org the user is not in) offers nothing: the API would refuse it.
+ * Whether `role` may create, edit and delete `what` ('messages': publish; 'limits': change a channel's
+ * settings, `limits:update`, which members lack so they cannot lift the rates that protect the org). A
+ * role not known (the org list still loading, or an org the user is not in) offers nothing: the API
+ * would refuse it.
  */
 export function mayManage(role: Role | undefined, what: Managed): boolean {
   if (role === undefined) return false;

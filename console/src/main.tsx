@@ -12,6 +12,7 @@ import { MembersPage } from './pages/members';
 import { ConnectionsPage } from './pages/connections';
 import { LivePage } from './pages/live';
 import { HistoryPage } from './pages/history';
+import { ChannelSettingsPage } from './pages/settings';
 
 const sections = {
   devices: DevicesPage,
@@ -30,6 +31,7 @@ function Routes({ path }: { path: string }) {
   let m: Record<string, string> | null;
   const visit = visitCount();
   if ((m = match('/o/:org/channels/:id/history', path))) return <HistoryPage key={`${m.org}/${m.id}/${visit}`} org={m.org!} channel={m.id!} />;
+  if ((m = match('/o/:org/channels/:id/settings', path))) return <ChannelSettingsPage key={`${m.org}/${m.id}/${visit}`} org={m.org!} channel={m.id!} />;
   if ((m = match('/o/:org/channels/:id', path))) return <LivePage key={`${m.org}/${m.id}/${visit}`} org={m.org!} channel={m.id!} />;
   if ((m = match('/o/:org/:section', path)) && m.section! in sections) {
     const Page = sections[m.section as keyof typeof sections];

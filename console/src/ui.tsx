@@ -203,8 +203,7 @@ export function saveFile(blob: Blob, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-/** Numbers as people read them: 22.369999999999997 → 22.37 (12 significant digits). */
-export const num = (v: number): string => String(Number.isInteger(v) ? v : Number(v.toPrecision(12)));
+export { num } from './format';
 
 export const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toLocaleString() : '—');
 

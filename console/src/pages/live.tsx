@@ -12,7 +12,7 @@ const KEEP = 200;
 /** Seqs remembered to tell a replayed retained message from a new one. */
 const SEEN_MAX = 20 * KEEP;
 
-export function ChannelHeader({ org, channel, view }: { org: string; channel: string; view: 'live' | 'history' }) {
+export function ChannelHeader({ org, channel, view }: { org: string; channel: string; view: 'live' | 'history' | 'settings' }) {
   const info = useLoad(() => api.org(org).channels.get(channel), [org, channel]);
   const base = `/o/${encodeURIComponent(org)}/channels/${encodeURIComponent(channel)}`;
   return (
@@ -22,11 +22,12 @@ export function ChannelHeader({ org, channel, view }: { org: string; channel: st
       </p>
       <div class="row heading">
         <h1 id="page-title">
-          {info.data?.name ?? 'Channel'} <span class="muted">{view === 'live' ? 'live' : 'history'}</span>
+          {info.data?.name ?? 'Channel'} <span class="muted">{view}</span>
         </h1>
         <nav class="row tabs" aria-label="Channel views">
           <Link href={base}>Live</Link>
           <Link href={`${base}/history`}>History</Link>
+          <Link href={`${base}/settings`}>Settings</Link>
         </nav>
       </div>
       <p class="muted">
