@@ -28,7 +28,7 @@ export function retention(days: number): string {
   return Number.isInteger(days) ? text : `${text} (${num(days * 24)} hours)`;
 }
 
-const rate = (r: { perSecond: number; burst: number }) => `${num(r.perSecond)} messages/s, bursts of ${r.burst.toLocaleString('en')}`;
+const rate = (r: { perSecond: number; burst: number }) => `${r.perSecond.toLocaleString('en', { maximumFractionDigits: 6 })} messages/s, bursts of ${r.burst.toLocaleString('en')}`;
 const window = (w: { bytes: number; messages: number }) => `${w.messages.toLocaleString('en')} messages or ${bytes(w.bytes)}`;
 
 /** Every setting, in the order shown: a name, its value as text, and what it does. */

@@ -79,7 +79,7 @@ describe("web console: a channel's settings", () => {
     await expect.poll(() => valueOf('defaultContentType').textContent()).toBe('application/octet-stream');
     expect(await valueOf('retentionDays').textContent()).toBe('Forever');
     expect(await valueOf('maxPayloadBytes').textContent()).toBe('262,144 bytes (256 KiB)');
-    expect(await valueOf('channelRate').textContent()).toBe('1000 messages/s, bursts of 2,000');
+    expect(await valueOf('channelRate').textContent()).toBe('1,000 messages/s, bursts of 2,000');
     expect(await page.getByRole('radio', { name: 'Forever' }).isChecked()).toBe(true);
     a11y.push(...(await audit(page)));
 
