@@ -33,9 +33,15 @@ export const blobKey = (channel: string, seq: number): string => `channels/${cha
  */
 export type MessageTail = [number, string, string, string, number, number, string | null, string | null, 0 | 1];
 
+/**
+ * Puts the blobs, R2_CONCURRENCY at a time. A failed put fails the drain only once every put of its
+ * group has ended: a drain that settled with puts still under way would let a channel's `retire`
+ * (which waits for the drain) and then its purge go ahead, and those puts would land after the
+ * purge had listed the channel's blobs — kept for good.
+ */
 async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessage[]): Promise<void> {
   for (let i = 0; i < blobs.length; i += R2_CONCURRENCY) {
-    await Promise.all(
+    const puts = await Promise.allSettled(
       blobs.slice(i, i + R2_CONCURRENCY).map(({ envelope: e }) =>
         env.BLOBS.put(blobKey(channel, e.seq), e.payload, {
           httpMetadata: { contentType: e.contentType },
@@ -43,6 +49,8 @@ async function putBlobs(env: Env, channel: string, blobs: readonly ChannelMessag
         }),
       ),
     );
+    const failed = puts.find((p) => p.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }
 

@@ -1,7 +1,7 @@
 import { createExecutionContext, createScheduledController, evictDurableObject, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { api, newOrg, newUser } from '../../test/workers/helpers';
+import { api, newOrg, newUser, worker as self } from '../../test/workers/helpers';
 import worker from '../../workers/index';
 import { channelPurger } from '../../workers/lib/actors';
 import { writeParts } from '../writer';
@@ -136,4 +136,53 @@ describe('the cron trigger', () => {
     expect(await until(() => gone(ids))).toBe(true);
     expect(await until(async () => (await pending(org)).results.length === 0)).toBe(true);
   });
+});
+
+describe('a channel deleted while its drain writes blobs', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const channelActor = (ch: string) => env.CHANNELS.get(env.CHANNELS.idFromName(ch));
+  /** The actor's R2 as on a bad day (a fault R2 cannot be made to show locally): `put` as given, the rest real. */
+  const withPut = (ch: string, put: (real: R2Bucket, key: string, value: Uint8Array, opts: R2PutOptions) => Promise<unknown>) =>
+    runInDurableObject(channelActor(ch), (instance: unknown) => {
+      const core = (instance as { core: { env: Env } }).core;
+      const real = core.env.BLOBS;
+      const bucket = { list: real.list.bind(real), delete: real.delete.bind(real), get: real.get.bind(real), head: real.head.bind(real), put: (k: string, v: Uint8Array, o: R2PutOptions) => put(real, k, v, o) };
+      core.env = { ...core.env, BLOBS: bucket as unknown as R2Bucket };
+    });
+  const oneChannel = async () => {
+    const u = await newUser();
+    const org = (await newOrg(u.token)).id;
+    const [ch] = (await api('POST', `/orgs/${org}/channels/bulk`, { token: u.token, body: { channels: [{ name: 'a' }] } })).body.items as { id: string }[];
+    return { token: u.token, org, ch: ch!.id };
+  };
+  const binary = (n: number) => Array.from({ length: n }, () => ({ subtopic: '', publisher: 'p', protocol: 'mqtt' as const, contentType: 'application/octet-stream', payload: new Uint8Array(1000).fill(7) }));
+
+  it('leaves no blob behind when one put fails while the others are still under way', async () => {
+    const { token, org, ch } = await oneChannel();
+    let puts = 0;
+    await withPut(ch, async (real, k, v, o) => {
+      if (puts++ === 0) throw new Error('R2 put: 500 internal error (injected)');
+      await sleep(800);
+      return real.put(k, v, o);
+    });
+    expect((await channelActor(ch).publish(binary(4), ch)).every((r) => r.ok)).toBe(true);
+    await sleep(1150); // the drain (drainDelayMs 1 s) has started its puts; the first failed
+    expect((await api('DELETE', `/orgs/${org}/channels/${ch}`, { token })).status).toBe(204);
+    expect(await until(async () => (await pending(org)).results.length === 0)).toBe(true);
+    await sleep(1200); // any put still under way has ended
+    expect(await blobs([ch])).toBe(0);
+  }, 30_000);
+
+  it('a DELETE given up by its client while the actor retires still has its purge carried out', async () => {
+    const { token, org, ch } = await oneChannel();
+    await withPut(ch, async (real, k, v, o) => (await sleep(3000), real.put(k, v, o)));
+    expect((await channelActor(ch).publish(binary(1), ch))[0]?.ok).toBe(true);
+    await sleep(1100); // its drain is under way (a slow put): retire waits for it
+    const gaveUp = new AbortController();
+    const del = self.fetch(`http://edgeflux.test/orgs/${org}/channels/${ch}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` }, signal: gaveUp.signal }).catch((e: unknown) => e);
+    await sleep(300);
+    gaveUp.abort();
+    await del;
+    expect(await until(async () => (await pending(org)).results.length === 0 && (await blobs([ch])) === 0)).toBe(true);
+  }, 30_000);
 });

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { RECHECK_WINDOW_MS } from '../../workers/lib/rechecks';
+import { RECHECK_WINDOW_MS, recheckLiveChannelsSoon } from '../../workers/lib/rechecks';
 import { api, newOrg, newUser, worker } from './helpers';
 
 /** An org with `nCh` channels, each with a live WebSocket subscriber (device 0), and a spare device to connect and disconnect. */
@@ -78,5 +78,42 @@ describe('access rechecks of live channels', () => {
     expect(s.sockets[0]!.done).toMatchObject({ code: 4403, reason: expect.stringContaining('permission to subscribe withdrawn') });
     expect(Date.now() - revokedAt).toBeLessThan(Number(env.REVOCATION_CACHE_TTL) * 1000);
     expect((await rechecks(s.chs))[0]).toBe(base! + 2);
+  });
+});
+
+describe('a recheck that fails', () => {
+  /** An env whose D1 answers live_channels after 30 ms with no rows, or fails (a D1 outage a recheck cannot be made to meet locally), counting the reads. */
+  const fakeEnv = (fail: boolean) => {
+    const e = {
+      reads: 0,
+      DB: {
+        prepare: () => ({
+          bind: () => ({
+            all: async () => {
+              e.reads++;
+              await new Promise((r) => setTimeout(r, 30));
+              if (fail) throw new Error('D1 unavailable (injected)');
+              return { results: [] };
+            },
+          }),
+        }),
+      },
+    };
+    return e;
+  };
+
+  it('hands back the writes it stood for: a write it covered runs a recheck of its own', async () => {
+    const org = crypto.randomUUID();
+    await recheckLiveChannelsSoon(fakeEnv(false) as unknown as Env, org); // after a quiet spell: at once; the window starts
+    const a = fakeEnv(true); // request A's recheck will fail
+    const b = fakeEnv(false); // request B: a revocation committed just after A's write, covered by A's recheck
+    const pa = recheckLiveChannelsSoon(a as unknown as Env, org).then(
+      () => 'ok',
+      (e: Error) => e.message,
+    );
+    const pb = recheckLiveChannelsSoon(b as unknown as Env, org);
+    expect(await pa).toContain('injected');
+    await pb;
+    expect([a.reads, b.reads]).toEqual([1, 1]);
   });
 });

@@ -64,10 +64,13 @@ export function recordPurges(db: D1Database, orgId: string, channel?: string): D
 export async function deleteChannel(env: Env, orgId: string, id: string): Promise<void> {
   const [, del] = await env.DB.batch([recordPurges(env.DB, orgId, id), env.DB.prepare('DELETE FROM channels WHERE id = ? AND org_id = ?').bind(id, orgId)]);
   if (!del?.meta.changes) throw notFound('channel');
+  // The purger first: a request cancelled while the actor retires (it waits for a drain under way)
+  // must not leave the recorded purge waiting for the next cron. Its own retire of this channel
+  // waits for this one (retire runs once).
+  await startPurges(env);
   try {
     await channelActor(env, id).retire(id);
   } catch (e) {
     console.error(`channel ${id}: actor not retired at delete; the purger retries`, e);
   }
-  await startPurges(env);
 }

@@ -33,6 +33,8 @@ interface OrgRechecks {
   issued: number;
   /** Every ticket up to this one is covered by a recheck that has started. */
   covered: number;
+  /** Every ticket up to this one is covered by a recheck that has ended well; a failed one hands its tickets back (covered falls to this). */
+  confirmed: number;
   running: boolean;
   /** Rechecks started: a stale one ending late does not mark a newer one done. */
   runs: number;
@@ -46,26 +48,38 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * After a committed write that changed `org`'s access: its live channels recheck their subscribers
- * by a recheck that starts after now — this request's or one it shares. Resolves once another
- * request's recheck has started for it, or once its own has ended (for waitUntil).
+ * by a recheck that starts after now — this request's or one it shares. Resolves once a recheck
+ * that stands for it has ended well — another request's (this one waits by its own timer) or its
+ * own; if the one that stood for it fails or is lost, this request runs one (for waitUntil).
  */
 export async function recheckLiveChannelsSoon(env: Env, org: string): Promise<void> {
   const s = stateOf(org);
   const ticket = ++s.issued;
   for (;;) {
-    if (s.covered >= ticket) return; // a recheck that started after this write stands for it
+    if (s.confirmed >= ticket) return; // a recheck that started after this write has done it
+    if (s.covered >= ticket && !s.running) s.covered = s.confirmed; // the one that stood for it failed or was lost
+    if (s.covered >= ticket) {
+      await sleep(POLL_MS); // another request's recheck stands for it: wait for its outcome
+      if (Date.now() - s.lastStart >= STALE_MS) s.covered = s.confirmed;
+      continue;
+    }
     const now = Date.now();
     const wait = s.running && now - s.lastStart < STALE_MS ? POLL_MS : s.lastStart + RECHECK_WINDOW_MS - now;
     if (wait <= 0) break;
     await sleep(Math.max(POLL_MS, wait));
   }
   // No await between the check above and this: in one isolate, one waiting request wins.
-  s.covered = s.issued;
+  const upTo = (s.covered = s.issued);
   s.running = true;
   s.lastStart = Date.now();
   const run = ++s.runs;
   try {
     await recheckLiveChannels(env, org);
+    s.confirmed = Math.max(s.confirmed, upTo);
+  } catch (e) {
+    // The writes it stood for are uncovered again: the next waiting request, or the next write, runs one.
+    if (s.runs === run) s.covered = s.confirmed;
+    throw e;
   } finally {
     if (s.runs === run) s.running = false;
   }
@@ -76,8 +90,8 @@ function stateOf(org: string): OrgRechecks {
   if (s) return s;
   if (orgs.size >= MAX_ORGS) {
     const now = Date.now();
-    for (const [k, v] of orgs) if (!v.running && v.covered === v.issued && now - v.lastStart >= RECHECK_WINDOW_MS) orgs.delete(k);
+    for (const [k, v] of orgs) if (!v.running && v.confirmed === v.issued && now - v.lastStart >= RECHECK_WINDOW_MS) orgs.delete(k);
   }
-  orgs.set(org, (s = { issued: 0, covered: 0, running: false, runs: 0, lastStart: 0 }));
+  orgs.set(org, (s = { issued: 0, covered: 0, confirmed: 0, running: false, runs: 0, lastStart: 0 }));
   return s;
 }
