@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cborDecode, cborEncode } from './cbor';
 import { utf8Bytes } from './envelope';
-import { FORMAT, LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V4, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkCarriesMqtt5, linkCarriesQos, linkCarriesShare, linkDialect, linkUsesRefs, type LinkOp } from './link';
+import { FORMAT, LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkCarriesMqtt5, linkCarriesQos, linkDialect, linkUsesRefs, type LinkOp } from './link';
 
 const envelope = {
   channel: 'c1',
@@ -35,13 +35,6 @@ const ops: [string, LinkOp][] = [
   ['consumed', { op: 'consumed', seq: 12 }],
 ];
 
-/** Link v5: a shared group's subscriptions (a fresh one, a resumed one) and deliveries given back. */
-const sharedOps: LinkOp[] = [
-  { op: 'subscribe', sub: 7, filter: 'a/#', share: 'workers' },
-  { op: 'subscribe', sub: 8, filter: '#', since: 12, share: 'g' },
-  { op: 'return', share: 'workers', filter: 'a/#', seqs: [3, 5, 9] },
-];
-
 describe('link frames', () => {
   it.each(ops)('%s round-trips', (_name, op) => {
     expect(decodeLinkFrame(encodeLinkFrame([op]))).toEqual([op]);
@@ -68,47 +61,18 @@ describe('link frames', () => {
   });
 
   it('negotiates the newest subprotocol both sides speak', () => {
-    expect(LINK_SUBPROTOCOL).toBe('edgeflux.link.v5');
-    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V4, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
-    // A bridge from before v5 offers v4 first: it gets v4.
-    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V4, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V4);
+    expect(LINK_SUBPROTOCOL).toBe('edgeflux.link.v4');
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
     // A bridge from before v4 offers v3 first: it gets v3.
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V3);
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2])).toBe(LINK_SUBPROTOCOL_V2);
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V1);
     expect(chooseLinkSubprotocol(['edgeflux.link.v9', 'chat'])).toBeUndefined();
     expect(chooseLinkSubprotocol([])).toBeUndefined();
-    const all = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V4, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null];
-    expect(all.map(linkUsesRefs)).toEqual([true, true, true, true, false, false, false]);
-    expect(all.map(linkCarriesQos)).toEqual([true, true, true, false, false, false, false]);
-    expect(all.map(linkCarriesMqtt5)).toEqual([true, true, false, false, false, false, false]);
-    expect(all.map(linkCarriesShare)).toEqual([true, false, false, false, false, false, false]);
-  });
-
-  describe('shared groups (v5)', () => {
-    it('round-trip on a v5 link: share after noLocal, return with its seqs', () => {
-      expect(decodeLinkFrame(encodeLinkFrame(sharedOps, linkDialect(LINK_SUBPROTOCOL)))).toEqual(sharedOps);
-      const raw = cborDecode(encodeLinkFrame(sharedOps, linkDialect(LINK_SUBPROTOCOL))) as unknown[][];
-      expect(raw[0]).toEqual([4, 7, 'a/#', null, null, 'workers']);
-      expect(raw[1]).toEqual([4, 8, '#', 12, null, 'g']);
-      expect(raw[2]).toEqual([12, 'workers', 'a/#', [3, 5, 9]]);
-    });
-
-    it('share is never written on an older link, whose actor refuses elements it does not know: the subscription is a plain one there', () => {
-      for (const dialect of [linkDialect(LINK_SUBPROTOCOL_V4), linkDialect(LINK_SUBPROTOCOL_V3), linkDialect(LINK_SUBPROTOCOL_V2), linkDialect(LINK_SUBPROTOCOL_V1), true, false]) {
-        const [a, b] = decodeLinkFrame(encodeLinkFrame(sharedOps.slice(0, 2), dialect));
-        expect(a).toEqual({ op: 'subscribe', sub: 7, filter: 'a/#' });
-        expect(b).toEqual({ op: 'subscribe', sub: 8, filter: '#', since: 12 });
-      }
-    });
-
-    it.each([
-      ['a return without seqs', [[12, 'g', '#']], /element 3 must be an array/],
-      ['a return with a negative seq', [[12, 'g', '#', [1, -2]]], /element 3 must be an array/],
-      ['a share that is not a string', [[4, 1, '#', null, null, 5]], /element 5 must be a string/],
-    ])('refuses %s', (_, frame, message) => {
-      expect(() => decodeLinkFrame(cborEncode(frame))).toThrow(message);
-    });
+    const all = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null];
+    expect(all.map(linkUsesRefs)).toEqual([true, true, true, false, false, false]);
+    expect(all.map(linkCarriesQos)).toEqual([true, true, false, false, false, false]);
+    expect(all.map(linkCarriesMqtt5)).toEqual([true, false, false, false, false, false]);
   });
 
   describe('publish QoS (v3)', () => {
@@ -168,7 +132,7 @@ describe('link frames', () => {
       { op: 'publish', id: 4, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'text/plain', payload: utf8Bytes('o'), retain: false, origin: 'dev\u0000client-1' },
       { op: 'publish', id: 5, subtopic: 'a', publisher: 'dev', protocol: 'mqtt', contentType: 'text/plain', payload: utf8Bytes('o'), retain: false, qos: 0, correlation, origin: 'dev\u0000client-2' },
     ];
-    const v4 = linkDialect(LINK_SUBPROTOCOL_V4);
+    const v4 = linkDialect(LINK_SUBPROTOCOL);
 
     it('round-trip on a v4 link, after every other optional element, with or without string references', () => {
       expect(decodeLinkFrame(encodeLinkFrame(withMqtt5, v4))).toEqual(withMqtt5);
@@ -288,7 +252,6 @@ describe('link frames', () => {
     ];
     // The v4 frame as it is: it round-trips before it is mutated.
     expect(decodeLinkFrame(frames[3]!)).toEqual(v4);
-    frames.push(encodeLinkFrame(sharedOps, linkDialect(LINK_SUBPROTOCOL)));
     let decoded = 0;
     for (let i = 0; i < 20_000; i++) {
       let bytes: Uint8Array;

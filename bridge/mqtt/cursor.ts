@@ -11,12 +11,6 @@ export class Cursor {
   private sinceSeq: number | null;
   private readonly open = new Set<number>();
   private readonly done = new Set<number>();
-  /**
-   * The cursor of a shared group spanning bridges (shares.ts): it is given some of the channel's
-   * messages, and older ones come later (a delivery another bridge gave back), so nothing is skipped
-   * for being below `since` — only what is under way here (`pending`) is not taken twice.
-   */
-  sparse = false;
 
   /** `start`: the channel's seq when the subscription began, if the platform told us. */
   constructor(stored?: StoredCursor, start?: number) {
@@ -30,7 +24,7 @@ export class Cursor {
 
   /** Already done: a replay after a resume skips it (no second copy of an acknowledged message). */
   skip(seq: number): boolean {
-    return !this.sparse && this.sinceSeq !== null && (seq <= this.sinceSeq || this.done.has(seq));
+    return this.sinceSeq !== null && (seq <= this.sinceSeq || this.done.has(seq));
   }
 
   /** The channel's seq when the subscription was registered: nothing before it concerns us. */

@@ -17,8 +17,6 @@ export interface ShareMember {
   /** `${session key}\0${topic filter}`: the same member again when its session resumes (or re-SUBSCRIBEs). */
   key: string;
   qos: Qos;
-  /** Its session outlives its connection (Session Expiry Interval > 0; 3.1.1 Clean Session 0): the group keeps its place for it. */
-  persistent: boolean;
   /** Sends `d` through the member's outbox; `cursor` is the group's (acknowledgements move it). */
   offer(d: Delivery, qos: Qos, cursor: Cursor): void;
   /** The member's resumed session had `d` in flight: it goes back to it, DUP, same packet id [MQTT-4.4.0-1]. */
@@ -54,12 +52,6 @@ interface ChannelGroup {
   filter: string;
   /** The platform subscription while a member is connected; null while the group waits for one. */
   handle: Promise<Subscription> | null;
-  /**
-   * The group's name while it spans bridges: its platform subscription names it (`share`), and the
-   * channel actor gives it only this bridge's share of the messages. Null: a group of this bridge
-   * alone, given every message — what a group with a persistent member is (below).
-   */
-  share: string | null;
 }
 
 /** A member away from its group: the channels it is away on, and one timer for its session's expiry. */
@@ -74,25 +66,14 @@ interface Away {
 /** A member key is `${session key}\0${topic filter}`; a topic filter has no U+0000 [MQTT-1.5.4-2]. */
 const sessionOf = (memberKey: string): string => memberKey.slice(0, memberKey.lastIndexOf('\u0000'));
 const readable = (key: string): string => key.replaceAll('\u0000', ' ');
-/** A group key is `${group name}\0${filter}`. */
-const nameOf = (groupKey: string): string => groupKey.slice(0, groupKey.indexOf('\u0000'));
 
 /**
  * Shared subscriptions `$share/{group}/{filter}` [MQTT-4.8.2] (MQTT 5; accepted from 3.1.1 clients
  * too, as Mosquitto does): each message goes to one member, round-robin. One platform
- * subscription per (group, filter, channel) serves every member on this bridge.
- *
- * **Across bridges.** A group whose members here are all without a persistent session names itself
- * on its platform subscription (`share`): the channel actor gives each message to one of the
- * bridges whose subscriptions name the group, so members on several bridges get each message once
- * between them (objects/channel/shares.ts). When its last member here leaves, what it took and could
- * not finish (QoS 1 deliveries of members that left) goes back to the actor for the group's other
- * bridges. A group with a persistent member stays **this bridge's** (no `share`: it gets every
- * message, and other bridges' groups get theirs): what follows — a cursor saved in sessions,
- * deliveries held for away members, the backlog replayed to the first one back — needs every
- * message of the group to pass through it, which a share of them does not give. A persistent member
- * joining a group that spans bridges turns it into this bridge's own. Retained messages are not
- * sent to shared subscriptions (§3.3.1.3: they go to a new *non-shared* subscription).
+ * subscription per (group, filter, channel) serves every member on this bridge. Groups are per bridge: members connected to different bridges form different
+ * groups, so each bridge's group gets a copy (docs/mqtt.md — a cross-bridge group needs the channel
+ * actor to pick the bridge). Retained messages are not sent to shared subscriptions (§3.3.1.3:
+ * they go to a new *non-shared* subscription).
  *
  * Like a session, a group keeps no messages: it has a cursor. While no member is connected but a
  * member's session lives, the group closes its platform subscription and keeps its cursor; the
@@ -125,11 +106,7 @@ export class SharedSubscriptions {
     let channels = this.groups.get(groupKey);
     if (!channels) this.groups.set(groupKey, (channels = new Map()));
     let g = channels.get(channel);
-    if (!g) {
-      channels.set(channel, (g = { members: [], away: new Set(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null, share: member.persistent ? null : nameOf(groupKey) }));
-      g.cursor.sparse = g.share !== null;
-    }
-    else if (member.persistent && g.share !== null) this.unshare(g, channel);
+    if (!g) channels.set(channel, (g = { members: [], away: new Set(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null }));
     if (g.away.delete(member.key)) this.back(member.key, channel);
     const at = g.members.findIndex((m) => m.key === member.key);
     if (at >= 0) g.members[at] = member;
@@ -222,25 +199,9 @@ export class SharedSubscriptions {
     return this.groups.size;
   }
 
-  /**
-   * A persistent member joins a group that spans bridges: from now on it is this bridge's own. Its
-   * plain subscription starts at the channel's present (the shared one stays open until it is
-   * there, so nothing falls between; what both bring is picked once: the cursor).
-   */
-  private unshare(g: ChannelGroup, channel: string): void {
-    g.share = null;
-    g.cursor.sparse = false;
-    const shared = g.handle;
-    const plain = this.subscribe(g, channel, true);
-    g.handle = plain;
-    const closeShared = () => void shared?.then((h) => h.close(), () => undefined);
-    plain.then(closeShared, closeShared);
-  }
-
-  private subscribe(g: ChannelGroup, channel: string, fresh = false): Promise<Subscription> {
-    const since = fresh ? null : g.cursor.since;
-    const req = { channel, filter: g.filter, ...(since !== null ? { since } : {}), ...(g.share !== null ? { share: g.share } : {}) };
-    return this.platform.subscribe(req, (d) => this.pick(g, d)).then((h) => {
+  private subscribe(g: ChannelGroup, channel: string): Promise<Subscription> {
+    const since = g.cursor.since;
+    return this.platform.subscribe({ channel, filter: g.filter, ...(since !== null ? { since } : {}) }, (d) => this.pick(g, d)).then((h) => {
       if (h.seq !== undefined) g.cursor.begin(h.seq);
       return h;
     });
@@ -345,14 +306,6 @@ export class SharedSubscriptions {
   /** No member connected: stop the platform subscription (the cursor stays); nobody at all: forget the group. */
   private settle(groupKey: string, channel: string, g: ChannelGroup): void {
     if (g.members.length > 0) return;
-    if (g.away.size === 0 && g.share !== null) {
-      // The connection that left gives back what it had not finished right after (outbox.abandon):
-      // forgotten once that is in, so it goes to the group's other bridges (forget).
-      queueMicrotask(() => {
-        if (g.members.length === 0 && g.away.size === 0) this.forget(groupKey, channel, g);
-      });
-      return;
-    }
     if (g.away.size === 0) return this.forget(groupKey, channel, g);
     const handle = g.handle;
     g.handle = null;
@@ -365,10 +318,7 @@ export class SharedSubscriptions {
     for (const memberKey of g.away) this.back(memberKey, channel);
     channels.delete(channel);
     if (channels.size === 0) this.groups.delete(groupKey);
-    // Spanning bridges: the QoS 1 deliveries nobody here can finish go to the group's other bridges
-    // [MQTT 5 §4.8.2] (a QoS 2 one sent to a member that left is nobody's [MQTT-4.8.2-5]: dropped above).
-    const giveBack = g.share === null ? [] : [...g.held].filter(([, h]) => !h.exactlyOnce).map(([seq]) => seq);
-    void g.handle?.then((h) => h.close(giveBack), () => undefined);
+    void g.handle?.then((h) => h.close(), () => undefined);
     g.handle = null;
   }
 }

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkCarriesShare, linkDialect, type ActorOp, type BridgeOp, type LinkMessage, type Mqtt5Fields } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage, type Mqtt5Fields } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -10,10 +10,7 @@ import type { Delivery, PublishOutcome, PublishRequest } from './types';
  *    first (the device may retry: at-least-once);
  *  - deliveries are acknowledged cumulatively (`consumed`) once handed to the subscribers, so the
  *    actor's flow control sees a live consumer;
- *  - on reconnect every subscription resumes after the last seq it saw, so nothing is skipped;
- *  - a shared group's subscription (`share`, link v5) is given only its share of the channel's
- *    messages; closing one gives back what the group could not finish and what still came for it
- *    until the actor confirmed the unsubscribe (`return`), so the group's other bridges get them.
+ *  - on reconnect every subscription resumes after the last seq it saw, so nothing is skipped.
  * `ws` is used on Node, Bun and Deno alike (Bun and Deno run it through their Node compatibility).
  */
 
@@ -31,8 +28,6 @@ export interface LinkOptions {
 interface Sub {
   filter: string;
   noLocal?: string;
-  /** MQTT 5 shared subscription group (link v5): the actor gives this subscription one bridge's share. */
-  share?: string;
   lastSeq: number | null;
   onMessage: (d: Delivery) => void;
   ready?: () => void;
@@ -41,13 +36,6 @@ interface Sub {
 }
 
 type Pending = (o: PublishOutcome) => void;
-
-/** A shared group's subscription closed here and not yet confirmed by the actor: what it gives back. */
-interface Closing {
-  share: string;
-  filter: string;
-  seqs: number[];
-}
 
 /** Frames of publishes awaiting the actor's answer before further publishes wait (see flush). */
 const MAX_UNANSWERED_FRAMES = 2;
@@ -68,10 +56,6 @@ export class ChannelLink {
   private nextSub = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly subs = new Map<number, Sub>();
-  /** Shared subscriptions unsubscribed on this socket, until their unsuback (then `return`). */
-  private readonly closing = new Map<number, Closing>();
-  /** close() waits for `givingBack` to end. */
-  private givenBack: (() => void) | null = null;
   private retryMs = 250;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
@@ -87,7 +71,7 @@ export class ChannelLink {
   }
 
   get idle(): boolean {
-    return this.subs.size === 0 && this.pending.size === 0 && this.queue.length === 0 && this.closing.size === 0;
+    return this.subs.size === 0 && this.pending.size === 0 && this.queue.length === 0;
   }
 
   publish(req: PublishRequest): Promise<PublishOutcome> {
@@ -100,70 +84,32 @@ export class ChannelLink {
     });
   }
 
-  /**
-   * Resolves once the actor confirmed the subscription and replayed what it keeps (retained first).
-   * `share`: a shared group's subscription (link v5; on an older link, a plain one). Its `close`
-   * takes the seqs the group took and gives back (they go to another bridge of the group).
-   */
-  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string; share?: string } = {}): Promise<{ close: (giveBack?: readonly number[]) => void; seq?: number }> {
+  /** Resolves once the actor confirmed the subscription and replayed what it keeps (retained first). */
+  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string } = {}): Promise<{ close: () => void; seq?: number }> {
     if (this.refused) return Promise.reject(new Error(this.refused.ok ? 'refused' : this.refused.message));
     const sub = this.nextSub++;
-    const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}), ...(opts.share !== undefined ? { share: opts.share } : {}) };
+    const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) };
     this.subs.set(sub, s);
     const done = new Promise<void>((resolve, reject) => {
       s.ready = resolve;
       s.reject = reject;
     });
-    this.send(this.subscribeOp(sub, s));
+    this.send({ op: 'subscribe', sub, filter, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) });
     return done.then(() => ({
       // The channel's seq at subscription (from the suback), or the resume point given.
       ...(s.subscribedAt !== undefined ? { seq: s.subscribedAt } : {}),
-      close: (giveBack: readonly number[] = []) => this.unsubscribe(sub, giveBack),
+      close: () => {
+        if (this.subs.delete(sub) && this.open) this.send({ op: 'unsubscribe', sub });
+        this.armIdle();
+      },
     }));
   }
 
-  private subscribeOp(sub: number, s: Sub): BridgeOp {
-    return { op: 'subscribe', sub, filter: s.filter, ...(s.lastSeq !== null ? { since: s.lastSeq } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}), ...(s.share !== undefined ? { share: s.share } : {}) };
-  }
-
-  private unsubscribe(sub: number, giveBack: readonly number[]): void {
-    const s = this.subs.get(sub);
-    if (!s) return;
-    this.subs.delete(sub);
-    if (this.open) {
-      this.send({ op: 'unsubscribe', sub });
-      // A shared group's: deliveries may still come for it until the actor has the unsubscribe.
-      if (s.share !== undefined && linkCarriesShare(this.ws?.protocol)) this.closing.set(sub, { share: s.share, filter: s.filter, seqs: [...giveBack] });
-    } else {
-      // Not subscribed on any socket now: its resume must not go out; what it gives back goes on the next one.
-      this.queue = this.queue.filter((op) => !(op.op === 'subscribe' && op.sub === sub));
-      if (s.share !== undefined) for (const op of returnOps({ share: s.share, filter: s.filter, seqs: [...giveBack] })) this.send(op);
-    }
-    this.armIdle();
-  }
-
-  /**
-   * Stops the link. Shared subscriptions closed just before (the bridge's connections ended) are
-   * given a moment (at most `graceMs`) to be confirmed and to give back what their groups could not
-   * finish, so a clean shutdown hands those deliveries to the group's other bridges.
-   */
-  async close(graceMs = 2000): Promise<void> {
-    if (this.open && !this.closed && this.givingBack) {
-      await new Promise<void>((resolve) => {
-        this.givenBack = resolve;
-        setTimeout(resolve, graceMs).unref?.();
-      });
-      this.givenBack = null;
-    }
+  close(): void {
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.failPending(fail(503, 'bridge_closing', 'the bridge is shutting down'));
     this.ws?.close(1001, 'bridge shutting down');
-  }
-
-  /** Shared subscriptions await their unsuback, or what they give back is not sent yet. */
-  private get givingBack(): boolean {
-    return this.closing.size > 0 || this.queue.some((op) => op.op === 'return');
   }
 
   private send(op: BridgeOp): void {
@@ -198,8 +144,6 @@ export class ChannelLink {
         ops = [...ops.slice(0, first), ...ops.slice(first).filter((op) => op.op === 'consumed')];
       }
     }
-    // `return` exists from link v5: an older actor never gave this bridge a share (its subscriptions were plain).
-    if (!linkCarriesShare(this.ws.protocol)) ops = ops.filter((op) => op.op !== 'return');
     for (const frame of frames(ops)) {
       // String references and QoS only if the platform chose a subprotocol with them (an older worker answers v2 or v1).
       this.ws.send(encodeLinkFrame(frame, linkDialect(this.ws.protocol)));
@@ -209,11 +153,6 @@ export class ChannelLink {
       if (last >= 0) this.unanswered.push({ last, at: Date.now() });
     }
     this.watchAnswers();
-    this.checkGivenBack();
-  }
-
-  private checkGivenBack(): void {
-    if (this.givenBack && !this.givingBack) this.givenBack();
   }
 
   /**
@@ -261,10 +200,6 @@ export class ChannelLink {
   private onClose(): void {
     this.ws = null;
     this.open = false;
-    // Shared subscriptions closed and not yet confirmed: the actor gives what it had not been told
-    // was taken to the group's other bridges; what was taken and is given back goes on the next socket.
-    for (const c of this.closing.values()) this.queue.push(...returnOps(c));
-    this.closing.clear();
     this.unanswered = [];
     if (this.answerTimer) (clearTimeout(this.answerTimer), (this.answerTimer = null));
     if (this.refused || this.closed) {
@@ -284,10 +219,10 @@ export class ChannelLink {
       this.subs.clear();
       return;
     }
-    if (this.closed || (this.subs.size === 0 && this.pending.size === 0 && !this.queue.some((op) => op.op === 'return'))) return;
+    if (this.closed || (this.subs.size === 0 && this.pending.size === 0)) return;
     // Resume every subscription after the last seq it saw.
     this.queue = this.queue.filter((op) => op.op !== 'subscribe');
-    for (const [sub, s] of this.subs) this.queue.push(this.subscribeOp(sub, s));
+    for (const [sub, s] of this.subs) this.queue.push({ op: 'subscribe', sub, filter: s.filter, ...(s.lastSeq !== null ? { since: s.lastSeq } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}) });
     const wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, 10_000);
     setTimeout(() => this.connect(), wait).unref?.();
@@ -339,19 +274,13 @@ export class ChannelLink {
           // on a new socket (pending publishes fail with 503, subscriptions resume) rather than hang.
           if (op.code === 'bad_frame') this.ws?.terminate();
           break;
-        case 'unsuback': {
-          // A shared group's subscription: nothing more comes for it; give back what it could not take.
-          const c = this.closing.get(op.sub);
-          this.closing.delete(op.sub);
-          if (c) for (const r of returnOps(c)) this.send(r);
+        case 'unsuback':
           break;
-        }
       }
     }
     // Replays arrive in the same frame as their suback: subscribers are ready once all are delivered.
     for (const r of ready) r();
     if (consumed > 0) this.send({ op: 'consumed', seq: consumed });
-    this.checkGivenBack();
     this.armIdle();
   }
 
@@ -381,11 +310,7 @@ export class ChannelLink {
     if (op.correlation !== undefined) d.correlation = op.correlation;
     for (const id of op.subs) {
       const s = this.subs.get(id);
-      if (!s) {
-        // Came for a shared subscription closed here: it goes back to the group (see unsuback).
-        if (!op.retained) this.closing.get(id)?.seqs.push(e.seq);
-        continue;
-      }
+      if (!s) continue;
       if (!op.retained) s.lastSeq = Math.max(s.lastSeq ?? 0, e.seq);
       try {
         s.onMessage(d);
@@ -406,16 +331,9 @@ export class ChannelLink {
   }
 }
 
-/** What a closed shared subscription gives back, in ops the actor accepts (at most LINK_LIMITS.seqsPerReturn seqs each). */
-function returnOps(c: Closing): BridgeOp[] {
-  const out: BridgeOp[] = [];
-  for (let i = 0; i < c.seqs.length; i += LINK_LIMITS.seqsPerReturn) out.push({ op: 'return', share: c.share, filter: c.filter, seqs: c.seqs.slice(i, i + LINK_LIMITS.seqsPerReturn) });
-  return out;
-}
-
 const NO_MQTT5: Mqtt5Fields = Object.freeze({});
 
-/** The MQTT 5 fields of a publish (written on a v4 or newer link only: encodeLinkFrame), without a spread of absent ones. */
+/** The MQTT 5 fields of a publish (written on a v4 link only: encodeLinkFrame), without a spread of absent ones. */
 function mqtt5Of(req: PublishRequest): Mqtt5Fields {
   if (req.format === undefined && req.responseTopic === undefined && req.correlation === undefined) return NO_MQTT5;
   const f: Mqtt5Fields = {};

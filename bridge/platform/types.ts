@@ -85,17 +85,10 @@ export interface SubscribeRequest {
   since?: number;
   /** MQTT 5 No Local: skip messages published with this origin, the subscribing connection's session key [MQTT-3.8.3-3]. */
   noLocal?: string;
-  /**
-   * An MQTT 5 shared subscription group's name: the subscriptions of every bridge naming it (and
-   * this filter) share the channel's messages, each delivered to one of them (link v5; a platform
-   * that cannot do that delivers every message, as to a plain subscription).
-   */
-  share?: string;
 }
 
 export interface Subscription {
-  /** `giveBack` (a shared group's): seqs it was given and could not finish, for another bridge of the group. */
-  close(giveBack?: readonly number[]): void;
+  close(): void;
   /** The channel's last seq when the subscription was registered: resuming `since` it misses nothing. */
   seq?: number;
 }

@@ -6,13 +6,12 @@ import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
 import { writerFor, type StoreWriter } from '../writer';
-import { closeSocket, deliver, redispatch, sendFrame } from './fanout';
+import { closeSocket, deliver, sendFrame } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
 import { RateLimiter } from './ratelimit';
 import { Retention } from './retention';
 import { ensureSchema } from './schema';
-import { ShareDispatch } from './shares';
 import { SocketCache, TAG_LINK, TAG_SUBSCRIBER } from './sockets';
 import { ChannelStore, type AppendItem } from './store';
 import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
@@ -54,8 +53,6 @@ export class ChannelCore {
   readonly store: ChannelStore;
   readonly flow = new Flow();
   readonly sockets = new SocketCache();
-  /** Shared subscription groups across links: whose turn, what each link has not acknowledged (shares.ts). */
-  readonly shares = new ShareDispatch();
   /** Live subscribers' permissions, asked again while they live (access.ts). */
   readonly access = new SubscriberAccess(this);
   /** This channel's row in D1's `live_channels` while it has subscribers (live.ts). */
@@ -383,9 +380,6 @@ export class ChannelCore {
     if (att?.kind === 'link') {
       this.ctx.storage.sql.exec('DELETE FROM link_subs WHERE socket = ?', att.id);
       this.sockets.forgetLink(att.id);
-      // Shared groups' deliveries it had not acknowledged go to the group's other subscriptions;
-      // with none left, the bridge's resume (`since`) is replayed them (link-socket.ts).
-      for (const { group, seqs } of this.shares.take(att.id)) redispatch(this, group, seqs, att.id);
     } else if (att?.kind === 'subscriber') this.live.sync();
   }
 

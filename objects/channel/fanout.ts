@@ -3,8 +3,7 @@ import { encodeLinkFrame, type ActorOp, type LinkMessage } from '../../shared/li
 import type { Window } from './config';
 import { CLOSE_TRY_AGAIN_LATER, bufferedAmount } from './flow';
 import type { ChannelCore } from './core';
-import { openLinks, shareTargets } from './shares';
-import { TAG_SUBSCRIBER } from './sockets';
+import { TAG_LINK, TAG_SUBSCRIBER } from './sockets';
 import { isLocal, type ChannelMessage } from './types';
 
 /** Target size of one link frame: many ops per WebSocket message, well under the 1 MiB inbound limit of a peer actor. */
@@ -54,7 +53,7 @@ export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, 
   if (m.retain) op.retain = true;
   // The QoS it was published with: the bridge delivers at min(published, granted) [MQTT-3.8.4-8].
   if (m.qos !== undefined) op.qos = m.qos;
-  // What its MQTT 5 publisher said beyond the envelope, unaltered [MQTT-3.3.2-4, -15, -16, -20] (v4 and newer links only: sendLinkOps).
+  // What its MQTT 5 publisher said beyond the envelope, unaltered [MQTT-3.3.2-4, -15, -16, -20] (v4 links only: sendLinkOps).
   if (m.format !== undefined) op.format = m.format;
   if (m.responseTopic !== undefined) op.responseTopic = m.responseTopic;
   if (m.correlation !== undefined) op.correlation = m.correlation;
@@ -125,61 +124,17 @@ export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]):
   }
 
   const now = Date.now();
-  const links = openLinks(core);
-  // Shared groups across links (shares.ts): each message to one subscription of each matching group.
-  const groups = shareTargets(links);
-  let picked: Map<WebSocket, Map<number, number[]>> | null = null;
-  if (groups.size > 0) {
-    picked = new Map();
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i] as ChannelMessage;
-      for (const [group, g] of groups) {
-        if (!g.match(m.envelope.subtopic)) continue;
-        const t = core.shares.pick(group, g.targets);
-        core.shares.sent(t.link, t.sub, group, m.envelope.seq);
-        let mine = picked.get(t.ws);
-        if (!mine) picked.set(t.ws, (mine = new Map()));
-        const ids = mine.get(i);
-        if (ids) ids.push(t.sub);
-        else mine.set(i, [t.sub]);
-      }
-    }
-  }
-  for (const { ws, subs } of links) {
-    const mine = picked?.get(ws);
+  for (const ws of core.ctx.getWebSockets(TAG_LINK)) {
+    const att = core.sockets.attachment(ws);
+    if (!att || att.kind !== 'link') continue;
+    const subs = core.sockets.linkSubs(core.store, att.id);
+    if (subs.length === 0) continue;
     const ops: ActorOp[] = [];
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i] as ChannelMessage;
+    for (const m of messages) {
       const ids: number[] = [];
-      for (const s of subs) if (s.group === null && s.match(m.envelope.subtopic) && !isLocal(s.noLocal, m)) ids.push(s.sub);
-      const shared = mine?.get(i);
-      if (shared) ids.push(...shared);
+      for (const s of subs) if (s.match(m.envelope.subtopic) && !isLocal(s.noLocal, m)) ids.push(s.sub);
       if (ids.length > 0) ops.push(messageOp(m, ids, false, now));
     }
     sendLinkOps(core, ws, ops, true);
   }
-}
-
-/**
- * Gives the group's messages `seqs` to other subscriptions of the group (not `exceptLink`'s),
- * round-robin, as live deliveries. Returns how many found one: with nobody left in the group (or
- * the channel no longer keeping the message, or it expired) a message is given to nobody.
- */
-export function redispatch(core: ChannelCore, group: string, seqs: readonly number[], exceptLink?: string): number {
-  if (seqs.length === 0) return 0;
-  const g = shareTargets(openLinks(core), exceptLink === undefined ? undefined : { link: exceptLink }).get(group);
-  if (!g) return 0;
-  const wanted = new Set(seqs);
-  const now = Date.now();
-  const found = core.store.logFrom(seqs.reduce((a, b) => Math.min(a, b))).filter((m) => wanted.has(m.envelope.seq) && (m.expiresAt === undefined || m.expiresAt > now));
-  const perLink = new Map<WebSocket, ActorOp[]>();
-  for (const m of found) {
-    const t = core.shares.pick(group, g.targets);
-    core.shares.sent(t.link, t.sub, group, m.envelope.seq);
-    let ops = perLink.get(t.ws);
-    if (!ops) perLink.set(t.ws, (ops = []));
-    ops.push(messageOp(m, [t.sub], false, now));
-  }
-  for (const [ws, ops] of perLink) sendLinkOps(core, ws, ops, true);
-  return found.length;
 }

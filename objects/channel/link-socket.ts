@@ -3,9 +3,8 @@ import { LinkError, decodeLinkFrame, linkDialect, type ActorOp, type LinkOp, typ
 import { compileFilter, subtopicProblem } from '../../shared/topics';
 import { catchUp } from './catchup';
 import type { ChannelCore } from './core';
-import { messageOp, redispatch, sendLinkOps } from './fanout';
-import { openLinks, shareTargets } from './shares';
-import { TAG_LINK, shareGroup, type LinkAttachment } from './sockets';
+import { messageOp, sendLinkOps } from './fanout';
+import { TAG_LINK, type LinkAttachment } from './sockets';
 import { fail, type PublishInput, type PublishResult } from './types';
 
 /**
@@ -49,35 +48,13 @@ function subscribe(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe, ou
     return;
   }
   // Same id again replaces the subscription, like a repeated MQTT SUBSCRIBE [MQTT-3.8.4-3].
-  core.store.putLinkSub(att.id, op.sub, op.filter, op.noLocal ?? null, op.share ?? null);
+  core.store.putLinkSub(att.id, op.sub, op.filter, op.noLocal ?? null);
   core.sockets.forgetLink(att.id);
   out.push({ op: 'suback', sub: op.sub, seq: core.store.lastSeq });
-  if (op.share !== undefined) return shareCatchUp(core, att, op as LinkSubscribe & { share: string }, out);
   const now = Date.now();
   const request = { match: compileFilter(op.filter), noLocal: op.noLocal ?? null, ...(op.since === undefined ? {} : { since: op.since }) };
   for (const item of catchUp(core.store, core.config, request, now)) {
     out.push(item.kind === 'gap' ? { op: 'gap', sub: op.sub, from: item.from, to: item.to } : messageOp(item.message, [op.sub], item.retained, now));
-  }
-}
-
-/**
- * What a shared group's subscription gets before live messages (shares.ts): no retained messages
- * (they go to new non-shared subscriptions only, MQTT 5 §3.3.1.3); on a resume (`since`: its link
- * came back) what it missed after `since`, but only when no other link of the group is there —
- * one that is has been given the group's messages meanwhile, and the ones this link had not
- * acknowledged when it closed.
- */
-function shareCatchUp(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe & { share: string }, out: ActorOp[]): void {
-  if (op.since === undefined) return;
-  const group = shareGroup(op.share, op.filter);
-  if (shareTargets(openLinks(core), { link: att.id, sub: op.sub }).has(group)) return;
-  const now = Date.now();
-  for (const item of catchUp(core.store, core.config, { match: compileFilter(op.filter), since: op.since }, now)) {
-    if (item.kind === 'gap') out.push({ op: 'gap', sub: op.sub, from: item.from, to: item.to });
-    else if (!item.retained) {
-      core.shares.sent(att.id, op.sub, group, item.message.envelope.seq);
-      out.push(messageOp(item.message, [op.sub], false, now));
-    }
   }
 }
 
@@ -89,19 +66,11 @@ function handleOp(core: ChannelCore, ws: WebSocket, att: LinkAttachment, op: Lin
     case 'unsubscribe':
       core.store.deleteLinkSub(att.id, op.sub);
       core.sockets.forgetLink(att.id);
-      core.shares.unsubscribed(att.id, op.sub);
       out.push({ op: 'unsuback', sub: op.sub });
       return;
     case 'consumed':
       core.flow.acked(ws, op.seq);
-      core.shares.consumed(att.id, op.seq);
       return;
-    case 'return': {
-      // A bridge gives back deliveries of a shared group it cannot finish: to another subscription of the group.
-      const given = redispatch(core, shareGroup(op.share, op.filter), op.seqs);
-      if (given < op.seqs.length) console.warn(`channel ${core.store.channel}: ${op.seqs.length - given} of ${op.seqs.length} deliveries given back to shared group ${op.share} (${op.filter}) went to nobody: no member left, or no longer kept`);
-      return;
-    }
     default:
       out.push({ op: 'error', code: 'unexpected_op', reason: `${op.op} is sent by the channel actor, not to it` });
   }

@@ -96,9 +96,6 @@ export const MIGRATIONS: readonly (readonly Step[])[] = [
   // [MQTT-3.3.2-4, -15, -16, -20]. Null: not given (rows from before: read as they were). Runs carry
   // them in their entries (store.ts RunEntry).
   [`ALTER TABLE retained ADD COLUMN format INTEGER`, `ALTER TABLE retained ADD COLUMN response_topic TEXT`, `ALTER TABLE retained ADD COLUMN correlation BLOB`],
-  // v6: a link subscription may name an MQTT 5 shared subscription group (link v5 `share`): the
-  // subscriptions of every link naming the same group and filter share its messages (shares.ts).
-  [`ALTER TABLE link_subs ADD COLUMN share TEXT`],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

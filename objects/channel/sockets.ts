@@ -41,7 +41,7 @@ export interface LinkAttachment {
   refs?: boolean;
   /** Frames to the bridge may carry publish QoS (the link chose `edgeflux.link.v3` or newer). Absent on links accepted before v3. */
   qos?: boolean;
-  /** Frames to the bridge may carry the MQTT 5 format, Response Topic and Correlation Data (the link chose `edgeflux.link.v4` or newer). Absent on links accepted before v4. */
+  /** Frames to the bridge may carry the MQTT 5 format, Response Topic and Correlation Data (the link chose `edgeflux.link.v4`). Absent on links accepted before v4. */
   mqtt5?: boolean;
 }
 
@@ -138,15 +138,10 @@ function isAttachment(v: unknown): v is Attachment {
 /** The subtopic a subscriber's publish frames go to when they name none; null = they must name one. */
 export const defaultPublishSubtopic = (a: SubscriberAttachment): string | null => (isWildcardFilter(a.subtopic) ? null : a.subtopic);
 
-/** A shared subscription group on the channel: its name and its filter (`$share/g/a` and `$share/g/b` are two groups). */
-export const shareGroup = (share: string, filter: string): string => `${share}\u0000${filter}`;
-
 export interface CompiledLinkSub {
   sub: number;
   match: (subtopic: string) => boolean;
   noLocal: string | null;
-  /** The shared subscription group it belongs to (link v5 `share`), as `${share}\0${filter}` (shares.ts); null: a plain one. */
-  group: string | null;
 }
 
 export class SocketCache {
@@ -183,7 +178,7 @@ export class SocketCache {
   linkSubs(store: ChannelStore, linkId: string): CompiledLinkSub[] {
     let subs = this.links.get(linkId);
     if (!subs) {
-      subs = store.linkSubs(linkId).map((r) => ({ sub: r.sub, match: compileFilter(r.filter), noLocal: r.no_local, group: r.share === null ? null : shareGroup(r.share, r.filter) }));
+      subs = store.linkSubs(linkId).map((r) => ({ sub: r.sub, match: compileFilter(r.filter), noLocal: r.no_local }));
       this.links.set(linkId, subs);
     }
     return subs;

@@ -75,7 +75,6 @@ export interface LinkSubRow extends Row {
   sub: number;
   filter: string;
   no_local: string | null;
-  share: string | null;
 }
 
 /** ArrayBuffer holding exactly the view's bytes (SQLite binds ArrayBuffers, not views). */
@@ -442,15 +441,15 @@ export class ChannelStore {
   }
 
   linkSubs(socket: string): LinkSubRow[] {
-    return this.sql.exec<LinkSubRow>('SELECT sub, filter, no_local, share FROM link_subs WHERE socket = ? ORDER BY sub', socket).toArray();
+    return this.sql.exec<LinkSubRow>('SELECT sub, filter, no_local FROM link_subs WHERE socket = ? ORDER BY sub', socket).toArray();
   }
 
   linkSubCount(socket: string): number {
     return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM link_subs WHERE socket = ?', socket).one().n;
   }
 
-  putLinkSub(socket: string, sub: number, filter: string, noLocal: string | null, share: string | null = null): void {
-    this.sql.exec('INSERT OR REPLACE INTO link_subs (socket, sub, filter, no_local, share) VALUES (?, ?, ?, ?, ?)', socket, sub, filter, noLocal, share);
+  putLinkSub(socket: string, sub: number, filter: string, noLocal: string | null): void {
+    this.sql.exec('INSERT OR REPLACE INTO link_subs (socket, sub, filter, no_local) VALUES (?, ?, ?, ?)', socket, sub, filter, noLocal);
   }
 
   deleteLinkSub(socket: string, sub: number): void {

@@ -38,8 +38,6 @@ export class MemoryPlatform implements Platform {
   readonly presenceLog: [string, boolean][] = [];
   authorizeCalls = 0;
   subscribeCalls = 0;
-  /** Every subscribe request, in order, and what each subscription gave back when it closed (a shared group's, SubscribeRequest.share). */
-  readonly subscribes: { req: SubscribeRequest; open: boolean; givenBack?: readonly number[] }[] = [];
   /** Messages kept per channel for replay after `since`. */
   recentWindow = 100;
   /** Every call fails as if the workers were unreachable (authenticate/authorize/subscribe throw 503; publish answers 503). */
@@ -178,16 +176,7 @@ export class MemoryPlatform implements Platform {
     const replay = req.since === undefined ? [...c.retained.values()].sort((a, b) => a.seq - b.seq) : c.recent.filter((d) => d.seq > req.since!);
     for (const d of replay) if (wanted(d)) onMessage(d);
     c.subs.add(sub);
-    const record: (typeof this.subscribes)[number] = { req, open: true };
-    this.subscribes.push(record);
-    return {
-      seq: c.seq,
-      close: (giveBack?: readonly number[]) => {
-        c.subs.delete(sub);
-        record.open = false;
-        if (giveBack !== undefined) record.givenBack = giveBack;
-      },
-    };
+    return { seq: c.seq, close: () => void c.subs.delete(sub) };
   }
 
   presence(deviceId: string, online: boolean): void {
