@@ -9,6 +9,9 @@ import { run } from './run';
 
 const paging = (cmd: Command) => cmd.option('--offset <n>', 'items to skip', integer).option('--limit <n>', 'page size (max 100)', integer);
 const page = (o: PageQuery) => ({ offset: o.offset, limit: o.limit });
+type Filtered = PageQuery & { name?: string; metadata?: Record<string, unknown> };
+/** The name and metadata filters of the device and channel lists (also of a channel's devices and a device's channels). */
+const filtered = (c: Command) => c.option('--name <text>', 'name contains (case-insensitive)').option('--metadata <json>', 'metadata contains this JSON object', jsonObject);
 const DEVICE_COLUMNS = ['id', 'name', 'online', 'metadata'];
 const CHANNEL_COLUMNS = ['id', 'name', 'metadata'];
 
@@ -34,7 +37,9 @@ export function orgCommands(program: Command): void {
     .action(run(async (ctx, id: string) => (ctx.save({ org: (await ctx.client.orgs.get(id)).id }), show(ctx.out, { org: id }))));
 
   const members = program.command('members').description('members of the current org');
-  paging(members.command('list')).action(run(async (ctx, o: PageQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).members.list(page(o)), ['user_id', 'email', 'role'])));
+  paging(members.command('list'))
+    .option('--email <text>', 'email contains (case-insensitive)')
+    .action(run(async (ctx, o: PageQuery & { email?: string }) => showPage(ctx.out, await ctx.client.org(ctx.org()).members.list({ ...page(o), email: o.email }), ['user_id', 'email', 'role'])));
   const role = new Option('--role <role>').choices(['owner', 'admin', 'member', 'viewer']);
   members
     .command('add <email>')
@@ -54,10 +59,9 @@ function entityCommands(program: Command, kind: 'devices' | 'channels'): void {
   // The calls used here have the same shape for both resources.
   const api = (ctx: Context) => ctx.client.org(ctx.org())[kind] as OrgScope['channels'];
   const group = program.command(kind).description(kind === 'devices' ? 'devices (things): each has a secret key' : 'channels: named message streams');
-  paging(group.command('list').description(`${kind} of the current org`))
-    .option('--name <text>', 'name contains (case-insensitive)')
-    .option('--metadata <json>', 'metadata contains this JSON object', jsonObject)
-    .action(run(async (ctx, o: PageQuery & { name?: string; metadata?: Record<string, unknown> }) => showPage(ctx.out, await api(ctx).list({ ...page(o), name: o.name, metadata: o.metadata }), columns)));
+  filtered(paging(group.command('list').description(`${kind} of the current org`))).action(
+    run(async (ctx, o: Filtered) => showPage(ctx.out, await api(ctx).list({ ...page(o), name: o.name, metadata: o.metadata }), columns)),
+  );
   group
     .command('create <name...>')
     .description(`create one or more ${kind}${kind === 'devices' ? ' (keys are shown once)' : ''}`)
@@ -77,9 +81,13 @@ function entityCommands(program: Command, kind: 'devices' | 'channels'): void {
   group.command('delete <id...>').action(run(async (ctx, ids: string[]) => show(ctx.out, { deleted: await Promise.all(ids.map(async (id) => (await api(ctx).delete(id), id))) })));
   if (kind === 'devices') {
     group.command('rotate-key <id>').description('new device key (the old one stops working at once)').action(run(async (ctx, id: string) => show(ctx.out, await ctx.client.org(ctx.org()).devices.rotateKey(id))));
-    paging(group.command('channels <id>').description('channels the device is connected to')).action(run(async (ctx, id: string, o: PageQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).devices.channels(id, page(o)), ['id', 'name', 'types'])));
+    filtered(paging(group.command('channels <id>').description('channels the device is connected to'))).action(
+      run(async (ctx, id: string, o: Filtered) => showPage(ctx.out, await ctx.client.org(ctx.org()).devices.channels(id, { ...page(o), name: o.name, metadata: o.metadata }), ['id', 'name', 'types'])),
+    );
   } else {
-    paging(group.command('devices <id>').description('devices connected to the channel')).action(run(async (ctx, id: string, o: PageQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).channels.devices(id, page(o)), ['id', 'name', 'types'])));
+    filtered(paging(group.command('devices <id>').description('devices connected to the channel'))).action(
+      run(async (ctx, id: string, o: Filtered) => showPage(ctx.out, await ctx.client.org(ctx.org()).channels.devices(id, { ...page(o), name: o.name, metadata: o.metadata }), ['id', 'name', 'types'])),
+    );
     group
       .command('limits <id>')
       .description("show the channel's limits, or change some: --set maxPayloadBytes=4096")

@@ -75,6 +75,11 @@ describe('edgeflux CLI', () => {
     const conns = await json('connect', '--channel', channel, '--device', `${devices[0]!.id},${devices[1]!.id}`);
     expect(conns).toHaveLength(2);
     expect((await json('channels', 'devices', channel)).total).toBe(2);
+    // The connected lists and the members take the filters the API has (through the API, not the page shown).
+    expect((await json('channels', 'devices', channel, '--name', 'THERMO-2')).items.map((d: { id: string }) => d.id)).toEqual([devices[1]!.id]);
+    expect((await json('devices', 'channels', devices[0]!.id, '--name', 'nothing-like-it')).total).toBe(0);
+    expect((await json('members', 'list', '--email', email.slice(0, 8).toUpperCase())).items.map((m: { email: string }) => m.email)).toEqual([email]);
+    expect((await json('members', 'list', '--email', 'nobody-')).total).toBe(0);
   });
 
   it('streams with `sub` what `send` publishes (SenML flags, stdin), one envelope per line, and exits 0 on SIGINT', async () => {
