@@ -47,14 +47,21 @@ export async function purgePass(env: Env, maxChunks: number, until: number): Pro
       .bind(Date.now(), PURGE_CHUNK)
       .all<Pending>();
     if (results.length === 0) break;
-    await purgeChunk(env, results);
+    await purgeChunk(env, results, until);
   }
   const next = await db.prepare('SELECT MIN(due_at) AS at FROM channel_purges').first<number | null>('at');
   return next === null ? null : Math.max(next, Date.now());
 }
 
+/**
+ * A channel's rows or blobs are not all gone when its pass's time is up (a channel of millions of
+ * rows): not a failure — it goes on in the next pass, where it is due at once, behind no back-off,
+ * and the channels due after it get their turn in between.
+ */
+class NotDone extends Error {}
+
 /** One chunk through every step it has left; each channel's outcome is written back in one D1 batch. */
-async function purgeChunk(env: Env, chunk: readonly Pending[]): Promise<void> {
+async function purgeChunk(env: Env, chunk: readonly Pending[], until: number): Promise<void> {
   const failed = new Map<string, { stage: number; error: unknown }>();
   const ok = (p: Pending) => !failed.has(p.channel_id);
 
@@ -63,13 +70,13 @@ async function purgeChunk(env: Env, chunk: readonly Pending[]): Promise<void> {
   retired.forEach((r, i) => r.status === 'rejected' && failed.set(retiring[i]!.channel_id, { stage: STAGE_RETIRE, error: r.reason }));
 
   const rows = chunk.filter((p) => p.stage <= STAGE_ROWS && ok(p)).map((p) => p.channel_id);
-  for (const [id, error] of await deleteRows(env.DB, rows)) failed.set(id, { stage: STAGE_ROWS, error });
+  for (const [id, error] of await deleteRows(env.DB, rows, until)) failed.set(id, { stage: STAGE_ROWS, error });
   const rowsGone = rows.filter((id) => !failed.has(id));
   // Recorded before the blobs, which may take long: a pass cut short there does not delete rows again.
   if (rowsGone.length > 0) await env.DB.prepare(`UPDATE channel_purges SET stage = ${STAGE_BLOBS} WHERE channel_id IN (SELECT value FROM json_each(?)) AND stage < ${STAGE_BLOBS}`).bind(JSON.stringify(rowsGone)).run();
 
   const blobs = chunk.filter(ok).map((p) => p.channel_id);
-  const deleted = await Promise.allSettled(blobs.map((id) => deleteBlobs(env.BLOBS, id)));
+  const deleted = await Promise.allSettled(blobs.map((id) => deleteBlobs(env.BLOBS, id, until)));
   deleted.forEach((r, i) => r.status === 'rejected' && failed.set(blobs[i]!, { stage: STAGE_BLOBS, error: r.reason }));
 
   const done = chunk.filter(ok).map((p) => p.channel_id);
@@ -79,7 +86,12 @@ async function purgeChunk(env: Env, chunk: readonly Pending[]): Promise<void> {
   for (const p of chunk) {
     const f = failed.get(p.channel_id);
     if (!f) continue;
-    const attempts = p.attempts + 1;
+    if (f.error instanceof NotDone) {
+      writes.push(env.DB.prepare('UPDATE channel_purges SET stage = ?, due_at = ?, error = NULL WHERE channel_id = ?').bind(f.stage, now, p.channel_id));
+      continue;
+    }
+    // Failures in a row of the same step: a purge that got further starts its back-off again.
+    const attempts = f.stage > p.stage ? 1 : p.attempts + 1;
     const delay = retryDelay(env, attempts);
     const error = f.error instanceof Error ? f.error.message : String(f.error);
     // Every failure is said: a purge that keeps failing is data a user deleted and still stored.
@@ -94,33 +106,36 @@ async function purgeChunk(env: Env, chunk: readonly Pending[]): Promise<void> {
  * twice), in steps of ROW_STEP rows, all channels together; if that fails, each channel alone, so
  * one channel's failure holds back no other. Returns the channels whose rows are not all gone.
  */
-async function deleteRows(db: D1Database, ids: readonly string[]): Promise<Map<string, unknown>> {
+async function deleteRows(db: D1Database, ids: readonly string[], until: number): Promise<Map<string, unknown>> {
   const failed = new Map<string, unknown>();
   if (ids.length === 0) return failed;
   try {
-    await deleteRowsOf(db, ids);
+    await deleteRowsOf(db, ids, until);
   } catch (e) {
-    if (ids.length === 1) failed.set(ids[0]!, e);
-    else for (const id of ids) await deleteRowsOf(db, [id]).catch((e: unknown) => failed.set(id, e));
+    if (ids.length === 1 || e instanceof NotDone) for (const id of ids) failed.set(id, e);
+    else for (const id of ids) await deleteRowsOf(db, [id], until).catch((e: unknown) => failed.set(id, e));
   }
   return failed;
 }
 
-async function deleteRowsOf(db: D1Database, ids: readonly string[]): Promise<void> {
+/** Steps of ROW_STEP rows until none is left; NotDone once `until` has passed with rows left. */
+async function deleteRowsOf(db: D1Database, ids: readonly string[], until: number): Promise<void> {
   const keys = `(SELECT key FROM channel_keys WHERE channel_id IN (SELECT value FROM json_each(?1)))`;
   const step = (table: string) => db.prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ch IN ${keys} LIMIT ${ROW_STEP})`).bind(JSON.stringify(ids));
   for (;;) {
     const [messages, records] = await db.batch([step('message_rows'), step('senml_rows')]);
     if ((messages?.meta.changes ?? 0) < ROW_STEP && (records?.meta.changes ?? 0) < ROW_STEP) return;
+    if (Date.now() >= until) throw new NotDone('rows left when the pass ended');
   }
 }
 
-/** The R2 blobs of a deleted channel (`channels/{id}/…`), a listed page at a time. */
-async function deleteBlobs(bucket: R2Bucket, channelId: string): Promise<void> {
+/** The R2 blobs of a deleted channel (`channels/{id}/…`), a listed page at a time; NotDone once `until` has passed with pages left. */
+async function deleteBlobs(bucket: R2Bucket, channelId: string, until: number): Promise<void> {
   let cursor: string | undefined;
   do {
     const list = await bucket.list({ prefix: `channels/${channelId}/`, cursor, limit: 1000 });
     if (list.objects.length) await bucket.delete(list.objects.map((o) => o.key));
     cursor = list.truncated ? list.cursor : undefined;
+    if (cursor && Date.now() >= until) throw new NotDone('blobs left when the pass ended');
   } while (cursor);
 }

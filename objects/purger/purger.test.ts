@@ -6,6 +6,7 @@ import worker from '../../workers/index';
 import { channelPurger } from '../../workers/lib/actors';
 import { writeParts } from '../writer';
 import { PURGE_CHUNK } from '.';
+import { purgePass, STAGE_ROWS } from './purge';
 
 /** A stored message with one SenML record per channel, as the store writer writes them, and a blob each. */
 async function store(channels: readonly string[]): Promise<void> {
@@ -185,4 +186,28 @@ describe('a channel deleted while its drain writes blobs', () => {
     await del;
     expect(await until(async () => (await pending(org)).results.length === 0 && (await blobs([ch])) === 0)).toBe(true);
   }, 30_000);
+});
+
+describe('a channel with more rows than a pass has time for', () => {
+  it('goes on in the next pass, due at once and not counted as a failure; then nothing is left', async () => {
+    const { org, ids } = await orgWith(1);
+    const [ch] = ids as [string];
+    // 12,000 more message rows: more than two of the purge's 5,000-row steps.
+    const rowsOf = (from: number) => Array.from({ length: 3000 }, (_, i) => JSON.stringify([from + i, '', 'http', 'text/plain', 1, 1, 'x', null, 0]).slice(1));
+    for (let from = 10; from < 12_010; from += 3000) await writeParts(env.DB, [{ channel: ch, publishers: ['dev'], messages: rowsOf(from), messagePublishers: rowsOf(from).map(() => 0), records: [], recordPublishers: [] }]);
+    expect(await rows([ch])).toBe(12_003);
+    // Recorded as a delete does, without the kick, so that only the passes below run.
+    await env.DB.batch([env.DB.prepare('INSERT INTO channel_purges (channel_id, org_id, due_at, created_at) VALUES (?, ?, 0, 0)').bind(ch, org)]);
+    expect((await pending(org)).results).toHaveLength(1);
+    // A pass whose time is up after its first step: rows are left, and the purge is due again at once, no failure counted.
+    const next = await purgePass(env, 1, Date.now() + 1);
+    const [row] = (await pending(org)).results;
+    expect(row).toMatchObject({ channel_id: ch, stage: STAGE_ROWS, attempts: 0, error: null });
+    expect(await rows([ch])).toBeGreaterThan(0);
+    expect(next).not.toBeNull();
+    expect(next! - Date.now()).toBeLessThan(1000);
+    expect(await purgePass(env, 4, Date.now() + 10_000)).toBeNull();
+    expect(await gone([ch])).toBe(true);
+    expect((await pending(org)).results).toEqual([]);
+  }, 60_000);
 });
