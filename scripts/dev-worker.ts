@@ -50,7 +50,8 @@ for (const pause of ['onConfigUpdate', 'onBundleStart', 'onReloadStart'] as cons
 }
 /** The worker's own address, where the relay forwards the proxy's requests. */
 let worker: URL | undefined;
-const relay = await startWorkerRelay(() => worker, values.ip);
+// Only wrangler's proxy, on this machine, talks to it: loopback whatever address the platform serves on.
+const relay = await startWorkerRelay(() => worker, '127.0.0.1');
 // Every finished (re)load passes through the proxy controller with the worker's own address: the
 // bridge is told that one, the proxy the relay's.
 const onReloadComplete = env.proxy.onReloadComplete.bind(env.proxy);

@@ -157,9 +157,18 @@ class FlatParser extends MqttParser {
         add((result.userProperties ??= Object.create(null)) as Record<string, unknown>, pair.name, pair.value);
       } else add(result, name, value);
     }
+    // A property that began inside the Property Length and ended past it took bytes of what follows
+    // (the payload, a topic filter): malformed [MQTT-2.2.2], where mqtt-packet read on.
+    if (this._pos !== end) {
+      this._emitError(new Error(PROPERTY_OVERRUN));
+      return false;
+    }
     return result;
   }
 }
+
+/** The error of a property that runs past the Property Length (the random-input test knows it). */
+export const PROPERTY_OVERRUN = 'a property runs past the Property Length';
 
 /** A value under `key`; a second one makes an array of them (as mqtt-packet does). */
 function add(into: Record<string, unknown>, key: string, value: unknown): void {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, type BridgeOp } from '../../shared/link';
-import { ChannelLink, frames } from './link';
+import mqtt from 'mqtt-packet';
+import { ChannelLink, frames, groupProperties, propertyPairs } from './link';
 import type { PublishRequest } from './types';
 
 const pub = (id: number, bytes = 10): BridgeOp => ({ op: 'publish', id, subtopic: '', publisher: 'd', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array(bytes), retain: false });
@@ -124,5 +125,21 @@ describe('ChannelLink windowing', () => {
       await before.close();
       await after.close();
     }
+  });
+});
+
+describe('user properties back from the link (groupProperties)', () => {
+  it("keeps a property named like one of Object's (toString, constructor, __proto__) as the publisher's, repeats in order", () => {
+    const pairs: [string, string][] = [['toString', 'x'], ['__proto__', 'y'], ['constructor', 'z'], ['a', '1'], ['a', '2']];
+    const grouped = groupProperties(pairs);
+    expect(Object.keys(grouped)).toEqual(['toString', '__proto__', 'constructor', 'a']);
+    expect(propertyPairs(grouped)).toEqual(pairs);
+    // As a subscriber receives them: the PUBLISH mqtt-packet writes and parses back.
+    const wire = mqtt.generate({ cmd: 'publish', topic: 't', payload: Buffer.from('p'), qos: 0, dup: false, retain: false, properties: { userProperties: grouped } }, { protocolVersion: 5 });
+    const parser = mqtt.parser({ protocolVersion: 5 });
+    let got: Record<string, unknown> | undefined;
+    parser.on('packet', (p) => (got = (p as mqtt.IPublishPacket).properties?.userProperties as Record<string, unknown>));
+    parser.parse(wire);
+    expect(got && Object.entries(got)).toEqual([['toString', 'x'], ['__proto__', 'y'], ['constructor', 'z'], ['a', ['1', '2']]]);
   });
 });

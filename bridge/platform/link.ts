@@ -377,8 +377,12 @@ export function propertyPairs(props: Record<string, string | string[]>): [string
   return Object.entries(props).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x]));
 }
 
-function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+/**
+ * Ordered pairs back into mqtt-packet's object form (a repeated name: an array). A null-prototype
+ * object: a property named `toString` or `__proto__` is the publisher's, not Object's.
+ */
+export function groupProperties(pairs: [string, string][]): Record<string, string | string[]> {
+  const out = Object.create(null) as Record<string, string | string[]>;
   for (const [k, v] of pairs) {
     const prev = out[k];
     out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];

@@ -71,6 +71,18 @@ describe.each(VERSIONS)('malformed input, protocol level %i', (v) => {
       expect((await ok.next('puback')).reasonCode ?? 0).toBe(0);
     });
 
+    it('a property that runs past the Property Length is malformed (DISCONNECT 0x81): its bytes are not taken from the payload', async () => {
+      const t = setup();
+      const c = await t.connected(v);
+      // Property Length 1, then a Content Type of 2 bytes that can only come from the payload "xy".
+      const topic = Buffer.from('channels/ch-1/messages/a');
+      const body = [0x00, topic.length, ...topic, 0x00, 0x07, 0x01, 0x03, 0x00, 0x02, 0x78, 0x79];
+      c.raw(Buffer.from([0x32, body.length, ...body]));
+      expect((await c.next('disconnect')).reasonCode).toBe(0x81);
+      expect(await c.closedYet()).toBe(true);
+      expect(t.platform.published).toEqual([]);
+    });
+
     it('a User Property repeated under one name keeps every value, an empty first one included', async () => {
       const t = setup();
       const c = await t.connected(v);
