@@ -24,6 +24,16 @@ export async function openBrowser(): Promise<{ context: BrowserContext; page: Pa
   };
 }
 
+/** Logs in through the console's login page as `email` (logging out first if signed in) and waits until signed in. */
+export async function logIn(page: Page, base: string, email: string, password: string): Promise<void> {
+  if (await page.getByRole('button', { name: 'Log out' }).count()) await page.getByRole('button', { name: 'Log out' }).click();
+  await page.goto(`${base}/login`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+}
+
 interface AxeViolation {
   id: string;
   impact: string | null;

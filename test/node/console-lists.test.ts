@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { audit, openBrowser } from './browser';
+import { audit, logIn, openBrowser } from './browser';
 import { root, startPlatform, type Platform } from './processes';
 
 const shots = join(root, 'test-results/console');
@@ -69,11 +69,7 @@ describe('web console with lists longer than a page of the API', () => {
       await call('POST', `/orgs/${big}/members`, { email: who, role: 'viewer' });
     });
 
-    await page.goto(`${platform.url}/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('button', { name: 'Log out' }).waitFor();
+    await logIn(page, platform.url, email, PASSWORD);
   }, 300_000);
 
   afterAll(async () => {

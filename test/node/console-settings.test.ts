@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { audit, openBrowser } from './browser';
+import { audit, logIn as logInAs, openBrowser } from './browser';
 import { root, startPlatform, type Platform } from './processes';
 
 const shots = join(root, 'test-results/console');
@@ -37,14 +37,7 @@ describe("web console: a channel's settings", () => {
   const settingsUrl = () => `${platform.url}/o/${org}/channels/${channel}/settings`;
   const valueOf = (key: string) => page.locator(`tr[data-setting="${key}"] td`).first();
 
-  async function logIn(email: string) {
-    if (await page.getByRole('button', { name: 'Log out' }).count()) await page.getByRole('button', { name: 'Log out' }).click();
-    await page.goto(`${platform.url}/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('button', { name: 'Log out' }).waitFor();
-  }
+  const logIn = (email: string) => logInAs(page, platform.url, email, PASSWORD);
 
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
