@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only fanin,fanout,channels,http,ws,idle,codecs] [--runs N] …`
+ * `npm run bench [-- --quick] [--only fanin,paced,fanout,channels,http,ws,idle,codecs] [--runs N] …`
  * Starts Edgeflux, Mosquitto, Aedes and a bare Node peer; runs the scenarios; prints Markdown tables
  * and writes bench/results/<quick|full>-<time>.json. `--help` lists every flag. See docs/performance.md.
  */
