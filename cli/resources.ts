@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import type { OrgScope, PageQuery, Statement } from '../sdk';
+import type { NameQuery, OrgScope, PageQuery, Statement } from '../sdk';
 import type { Context } from './context';
 import { show, showPage } from './output';
 import { duration, integer, jsonObject, list, readDocument } from './parse';
@@ -9,9 +9,11 @@ import { run } from './run';
 
 const paging = (cmd: Command) => cmd.option('--offset <n>', 'items to skip', integer).option('--limit <n>', 'page size (max 100)', integer);
 const page = (o: PageQuery) => ({ offset: o.offset, limit: o.limit });
-type Filtered = PageQuery & { name?: string; metadata?: Record<string, unknown> };
+type Filtered = NameQuery & { metadata?: Record<string, unknown> };
+/** The name filter of the app and key lists. */
+const named = (c: Command) => c.option('--name <text>', 'name contains (case-insensitive)');
 /** The name and metadata filters of the device and channel lists (also of a channel's devices and a device's channels). */
-const filtered = (c: Command) => c.option('--name <text>', 'name contains (case-insensitive)').option('--metadata <json>', 'metadata contains this JSON object', jsonObject);
+const filtered = (c: Command) => named(c).option('--metadata <json>', 'metadata contains this JSON object', jsonObject);
 const DEVICE_COLUMNS = ['id', 'name', 'online', 'metadata'];
 const CHANNEL_COLUMNS = ['id', 'name', 'metadata'];
 
@@ -134,7 +136,7 @@ export function thingCommands(program: Command): void {
 
 export function accessCommands(program: Command): void {
   const apps = program.command('apps').description('third-party apps (OAuth2 client credentials)');
-  paging(apps.command('list')).action(run(async (ctx, o: PageQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).apps.list(page(o)), ['id', 'name', 'client_id', 'scopes'])));
+  named(paging(apps.command('list'))).action(run(async (ctx, o: NameQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).apps.list({ ...page(o), name: o.name }), ['id', 'name', 'client_id', 'scopes'])));
   apps
     .command('create <name>')
     .description('register an app (its client secret is shown once)')
@@ -160,7 +162,7 @@ export function accessCommands(program: Command): void {
         show(ctx.out, await ctx.client.org(ctx.org()).keys.issue({ name, scopes: o.scopes, ...(o.expiresIn ? { expires_in: o.expiresIn } : {}) }), ['id', 'name', 'key']);
       }),
     );
-  paging(keys.command('list')).action(run(async (ctx, o: PageQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).keys.list(page(o)), ['id', 'name', 'scopes', 'expires_at', 'revoked_at'])));
+  named(paging(keys.command('list'))).action(run(async (ctx, o: NameQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).keys.list({ ...page(o), name: o.name }), ['id', 'name', 'scopes', 'expires_at', 'revoked_at'])));
   keys.command('get <id>').action(run(async (ctx, id: string) => show(ctx.out, await ctx.client.org(ctx.org()).keys.get(id))));
   keys.command('revoke <id>').action(run(async (ctx, id: string) => (await ctx.client.org(ctx.org()).keys.revoke(id), show(ctx.out, { revoked: id }))));
 

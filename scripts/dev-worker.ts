@@ -27,8 +27,9 @@
  * send a request now and then on a connection the worker was closing — a POST then got HTTP 503
  * "Your worker restarted mid-request" with nothing restarting (the relay's header says more).
  *
- * Arguments: --ip, --port, --persist-to. Prints `EDGEFLUX_WORKER_DIRECT <url>` when the worker is
- * ready, and again after a reload if its address changed.
+ * Arguments: --ip, --port, --persist-to. Prints `EDGEFLUX_WORKER_RELAY <address> <port>` once, where
+ * the relay's socket is bound (loopback, whatever --ip says), and `EDGEFLUX_WORKER_DIRECT <url>` when
+ * the worker is ready, and again after a reload if its address changed.
  */
 import { parseArgs } from 'node:util';
 import { unstable_DevEnv as DevEnv } from 'wrangler';
@@ -52,6 +53,7 @@ for (const pause of ['onConfigUpdate', 'onBundleStart', 'onReloadStart'] as cons
 let worker: URL | undefined;
 // Only wrangler's proxy, on this machine, talks to it: loopback whatever address the platform serves on.
 const relay = await startWorkerRelay(() => worker, '127.0.0.1');
+console.log(`EDGEFLUX_WORKER_RELAY ${relay.bound.address} ${relay.bound.port}`);
 // Every finished (re)load passes through the proxy controller with the worker's own address: the
 // bridge is told that one, the proxy the relay's.
 const onReloadComplete = env.proxy.onReloadComplete.bind(env.proxy);

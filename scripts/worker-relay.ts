@@ -38,6 +38,8 @@ function endToEnd(raw: string[], keep: string[] = []): string[] {
 export interface WorkerRelay {
   /** Where wrangler's proxy should send the worker's requests. */
   origin: { protocol: string; hostname: string; port: string };
+  /** The address and port the relay's socket is bound to, as the system reports it. */
+  bound: { address: string; port: number };
   close: () => Promise<void>;
 }
 
@@ -89,6 +91,7 @@ export async function startWorkerRelay(target: () => URL | undefined, hostname =
   if (!address || typeof address === 'string') throw new Error('the worker relay has no port');
   return {
     origin: { protocol: 'http:', hostname, port: String(address.port) },
+    bound: { address: address.address, port: address.port },
     close: () =>
       new Promise<void>((ok) => {
         agent.destroy();

@@ -71,7 +71,7 @@ export function orgScope(http: Http, org: string) {
     },
     apps: {
       create: (body: T.AppCreate) => http.json<T.AppWithSecret>('POST', at('apps'), { json: body }),
-      list: (q?: T.PageQuery) => http.json<T.Page<T.App>>('GET', at('apps'), { query: q }),
+      list: (q?: T.NameQuery) => http.json<T.Page<T.App>>('GET', at('apps'), { query: q }),
       get: (id: string) => http.json<T.App>('GET', at('apps', id)),
       update: (id: string, body: T.AppUpdate) => http.json<T.App>('PATCH', at('apps', id), { json: body }),
       delete: (id: string) => http.none('DELETE', at('apps', id)),
@@ -79,7 +79,7 @@ export function orgScope(http: Http, org: string) {
     },
     keys: {
       issue: (body: T.ApiKeyCreate) => http.json<T.ApiKeyWithSecret>('POST', at('keys'), { json: body }),
-      list: (q?: T.PageQuery) => http.json<T.Page<T.ApiKey>>('GET', at('keys'), { query: q }),
+      list: (q?: T.NameQuery) => http.json<T.Page<T.ApiKey>>('GET', at('keys'), { query: q }),
       get: (id: string) => http.json<T.ApiKey>('GET', at('keys', id)),
       revoke: (id: string) => http.none('DELETE', at('keys', id)),
     },

@@ -29,6 +29,8 @@ export interface Page<T> {
 export type PageQuery = Partial<z.input<typeof PageQueryS>> & { offset?: number; limit?: number };
 /** Listing devices/channels: paging plus a name substring and a metadata containment filter. */
 export type ListQuery = PageQuery & Omit<Partial<z.output<typeof ListQueryS>>, 'metadata' | 'offset' | 'limit'> & { metadata?: Record<string, unknown> | string };
+/** Listing apps/API keys: paging plus a name substring (case-insensitive; `%` and `_` match themselves). */
+export type NameQuery = PageQuery & { name?: string };
 /** Listing members: paging plus an email substring. */
 export type MemberQuery = PageQuery & { email?: string };
 

@@ -196,6 +196,8 @@ describe('edgeflux CLI', () => {
     expect(key.key).toBeTruthy();
     expect((await json('--token', key.key, 'devices', 'list')).total).toBeGreaterThan(0);
     expect((await json('keys', 'list')).items.map((k: { id: string }) => k.id)).toContain(key.id);
+    expect((await json('keys', 'list', '--name', 'READ')).items.map((k: { id: string }) => k.id)).toEqual([key.id]);
+    expect((await json('keys', 'list', '--name', 'nothing-like-it')).total).toBe(0);
     expect(await json('keys', 'revoke', key.id)).toEqual({ revoked: key.id });
     const after = await cli(['--token', key.key, 'devices', 'list', '--json']);
     expect(after.code).toBe(1);
@@ -210,6 +212,8 @@ describe('edgeflux CLI', () => {
     const app = await json('apps', 'create', 'dash', '--scopes', 'devices:read,messages:subscribe');
     expect(app).toMatchObject({ name: 'dash', scopes: ['devices:read', 'messages:subscribe'], client_secret: expect.any(String) });
     expect((await json('apps', 'list')).items.map((a: { id: string }) => a.id)).toEqual([app.id]);
+    expect((await json('apps', 'list', '--name', 'DAS')).items.map((a: { id: string }) => a.id)).toEqual([app.id]);
+    expect((await json('apps', 'list', '--name', 'nothing-like-it')).total).toBe(0);
   });
 
   it('runs that share the config share the session: a long run takes the pair another stored, and never writes over another session or an org chosen meanwhile', async () => {

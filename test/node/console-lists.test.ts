@@ -1,6 +1,6 @@
 /**
  * The web console with more of everything than one API page holds (100): orgs, members, channels,
- * devices and connections made through the API, then reached and used from Chromium against the
+ * devices, connections, apps and API keys made through the API, then reached and used from Chromium against the
  * real platform (`npm start`'s launcher).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -68,6 +68,10 @@ describe('web console with lists longer than a page of the API', () => {
       await call('POST', '/users', { email: who, password: PASSWORD });
       await call('POST', `/orgs/${big}/members`, { email: who, role: 'viewer' });
     });
+
+    // 110 apps and 110 API keys in the big org.
+    await inBatches(range(1, 110), 10, (n) => call('POST', `/orgs/${big}/apps`, { name: `app-${pad(n)}`, scopes: ['orgs:read'] }));
+    await inBatches(range(1, 110), 10, (n) => call('POST', `/orgs/${big}/keys`, { name: `key-${pad(n)}`, scopes: ['orgs:read'] }));
 
     await logIn(page, platform.url, email, PASSWORD);
   }, 300_000);
@@ -196,6 +200,40 @@ describe('web console with lists longer than a page of the API', () => {
     await page.getByRole('button', { name: `Remove member-118-${email}` }).click();
     await page.getByText('No members match the filter.').waitFor();
     expect((await call<{ total: number }>('GET', `/orgs/${big}/members`)).total).toBe(120);
+    a11y.push(...(await audit(page)));
+    a11y.push(...(await audit(page)));
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('pages the apps and API keys and finds one past the first 100 by name (the API filters), to delete or revoke', async () => {
+    const names = async (path: string) => (await call<{ total: number; items: { name: string }[] }>('GET', path)).items.map((i) => i.name);
+    // The premise: neither is on the first page of the API's largest.
+    expect(await names(`/orgs/${big}/apps?limit=100`)).not.toContain('app-105');
+    expect(await names(`/orgs/${big}/keys?limit=100`)).not.toContain('key-107');
+
+    await page.goto(`${platform.url}/o/${big}/apps`);
+    await page.getByText('1–20 of 110').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('21–40 of 110').waitFor();
+    await page.getByLabel('Filter by name').fill('APP-1');
+    await page.getByText('11 items').waitFor(); // app-100…110: one page, from the first again
+    await page.getByRole('cell', { name: 'app-110', exact: true }).waitFor();
+    await page.getByLabel('Filter by name').fill('APP-105');
+    await page.getByText('1 item').waitFor();
+    await page.getByRole('cell', { name: 'app-105', exact: true }).waitFor();
+    a11y.push(...(await audit(page)));
+    await page.getByRole('button', { name: 'Delete app-105' }).click();
+    await page.getByText('No apps match the filter.').waitFor();
+    expect(await names(`/orgs/${big}/apps?name=app-105`)).toEqual([]);
+
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByText('1–20 of 110').waitFor();
+    await page.getByLabel('Filter by name').fill('key-107');
+    await page.getByText('1 item').waitFor();
+    await page.getByRole('button', { name: 'Revoke key-107' }).click();
+    await page.getByRole('cell', { name: /^revoked / }).waitFor();
+    const revoked = await call<{ items: { name: string; revoked_at: number | null }[] }>('GET', `/orgs/${big}/keys?name=key-107`);
+    expect(revoked.items).toMatchObject([{ name: 'key-107', revoked_at: expect.any(Number) }]);
     a11y.push(...(await audit(page)));
     expect(a11y).toEqual([]);
     expect(pageErrors).toEqual([]);

@@ -96,6 +96,32 @@ describe('apps', () => {
     expectProblem(await api('POST', `/orgs/${org.id}/apps/${ids[0]}/secret`, { token: owner.token }), 404);
   });
 
+  it('filters by name (case-insensitive substring, wildcards literal), counted as filtered, past the first page', async () => {
+    const { owner, org } = await setup();
+    // 30 others first: the default page (20) and a page of 10 both end before the apps searched for.
+    for (let i = 1; i <= 30; i++) await newApp(owner.token, org.id, ['orgs:read'], `app-${String(i).padStart(2, '0')}`);
+    for (const n of ['Grafana Dash', '100%_sure', 'grafana-backup']) await newApp(owner.token, org.id, ['orgs:read'], n);
+    const list = async (q: string) => {
+      const r = await api('GET', `/orgs/${org.id}/apps?${q}`, { token: owner.token });
+      expect(r.status, q).toBe(200);
+      return { total: r.body.total as number, names: (r.body.items as { name: string }[]).map((a) => a.name).sort() };
+    };
+    // The premise: neither is on the first page of the unfiltered list.
+    const first = await list('');
+    expect(first.total).toBe(33);
+    expect(first.names).not.toContain('Grafana Dash');
+    expect(first.names).not.toContain('100%_sure');
+
+    expect(await list('name=GRAFANA')).toEqual({ total: 2, names: ['Grafana Dash', 'grafana-backup'] });
+    expect(await list('name=%25_')).toEqual({ total: 1, names: ['100%_sure'] }); // `%` and `_` are literal, not LIKE's wildcards
+    expect(await list('name=_')).toEqual({ total: 1, names: ['100%_sure'] });
+    expect(await list('name=%25')).toEqual({ total: 1, names: ['100%_sure'] });
+    expect(await list('name=nothing')).toEqual({ total: 0, names: [] });
+    expect(await list('name=APP-&limit=10&offset=20')).toEqual({ total: 30, names: Array.from({ length: 10 }, (_, i) => `app-${i + 21}`) });
+    expect((await list('name=')).total).toBe(33); // an empty filter filters nothing
+    expectProblem(await api('GET', `/orgs/${org.id}/apps?name=${'x'.repeat(201)}`, { token: owner.token }), 400);
+  });
+
   it('validates scopes: known actions only, no empty resource, at least one', async () => {
     const { owner, org } = await setup();
     const bad = expectProblem(await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'x', scopes: ['orgs:read', 'devics:read'] } }), 422);

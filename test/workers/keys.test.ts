@@ -58,6 +58,40 @@ describe('API keys', () => {
     expectProblem(await api('DELETE', `/orgs/${org.id}/keys/nope`, { token: owner.token }), 404);
   });
 
+  it('filters by name (case-insensitive substring, wildcards literal), counted as filtered, past the first page', async () => {
+    const { owner, org } = await setup();
+    // 30 others first: the default page (20) and a page of 10 both end before the keys searched for.
+    for (let i = 1; i <= 30; i++) await issue(owner.token, org.id, ['orgs:read'], { name: `key-${String(i).padStart(2, '0')}` });
+    for (const name of ['CI Deploy', '100%_sure', 'ci-nightly']) await issue(owner.token, org.id, ['orgs:read'], { name });
+    const list = async (q: string, token = owner.token) => {
+      const r = await api('GET', `/orgs/${org.id}/keys?${q}`, { token });
+      expect(r.status, q).toBe(200);
+      return { total: r.body.total as number, names: (r.body.items as { name: string }[]).map((k) => k.name).sort() };
+    };
+    // The premise: neither is on the first page of the unfiltered list.
+    const first = await list('');
+    expect(first.total).toBe(33);
+    expect(first.names).not.toContain('CI Deploy');
+    expect(first.names).not.toContain('100%_sure');
+
+    expect(await list('name=ci')).toEqual({ total: 2, names: ['CI Deploy', 'ci-nightly'] });
+    expect(await list('name=%25_')).toEqual({ total: 1, names: ['100%_sure'] }); // `%` and `_` are literal, not LIKE's wildcards
+    expect(await list('name=_')).toEqual({ total: 1, names: ['100%_sure'] });
+    expect(await list('name=%25')).toEqual({ total: 1, names: ['100%_sure'] });
+    expect(await list('name=nothing')).toEqual({ total: 0, names: [] });
+    expect(await list('name=KEY-&limit=10&offset=20')).toEqual({ total: 30, names: Array.from({ length: 10 }, (_, i) => `key-${i + 21}`) });
+    expect((await list('name=')).total).toBe(33); // an empty filter filters nothing
+    expectProblem(await api('GET', `/orgs/${org.id}/keys?name=${'x'.repeat(201)}`, { token: owner.token }), 400);
+
+    // A caller who may read only their own keys searches only those.
+    const m = await member(owner, org.id, 'member');
+    const mine = await issue(m.token, org.id, ['orgs:read'], { name: 'ci-mine' });
+    const pol = await api('POST', `/orgs/${org.id}/policies`, { token: owner.token, body: { name: 'no key reading', statements: [{ effect: 'deny', actions: ['keys:read'], resources: ['keys/*'] }] } });
+    await api('POST', `/orgs/${org.id}/policies/${pol.body.id}/attachments`, { token: owner.token, body: { principal_type: 'member', principal_id: m.id } });
+    expect(await list('name=CI', m.token)).toEqual({ total: 1, names: [mine.name] });
+    expect(await list('name=key-', m.token)).toEqual({ total: 0, names: [] });
+  });
+
   it('validates the body', async () => {
     const { owner, org } = await setup();
     const post = (body: unknown) => api('POST', `/orgs/${org.id}/keys`, { token: owner.token, body });

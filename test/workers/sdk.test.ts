@@ -180,6 +180,8 @@ describe('SDK: apps, keys, policies', () => {
     expect(bad).toMatchObject({ status: 401, code: 'invalid_client' });
     await client().appLogin(rotated.client_id, rotated.client_secret);
     expect((await o.apps.list()).items.map((a) => a.id)).toContain(app.id);
+    expect((await o.apps.list({ name: 'DASH2' })).items.map((a) => a.id)).toEqual([app.id]);
+    expect((await o.apps.list({ name: 'nothing-like-it' })).total).toBe(0);
     await o.apps.delete(app.id);
     expect((await failure(o.apps.get(app.id))).status).toBe(404);
   });
@@ -190,6 +192,8 @@ describe('SDK: apps, keys, policies', () => {
     const asKey = client({ token: k.key });
     await asKey.org(org).devices.list();
     expect((await o.keys.list()).items.map((x) => x.id)).toContain(k.id);
+    expect((await o.keys.list({ name: 'RO' })).items.map((x) => x.id)).toEqual([k.id]);
+    expect((await o.keys.list({ name: 'nothing-like-it' })).total).toBe(0);
     expect((await o.keys.get(k.id)).revoked_at).toBeNull();
     await o.keys.revoke(k.id);
     expect((await failure(asKey.org(org).devices.list())).status).toBe(401);

@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
 import type { Principal } from '../auth/principal';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created, createdResponse } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, NameQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { assertMayGrant, scopePairs } from '../policies/authority';
@@ -44,12 +44,11 @@ appsRouter.openapi(
 );
 
 appsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/apps', operationId: 'listApps', tags, security, summary: 'List apps', request: { params: OrgParam, query: PageQuery }, responses: { 200: jsonResponse(pageOf(App, 'AppPage'), 'Apps'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/apps', operationId: 'listApps', tags, security, summary: 'List apps, filtered by name', request: { params: OrgParam, query: NameQuery }, responses: { 200: jsonResponse(pageOf(App, 'AppPage'), 'Apps'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
-    const { offset, limit } = c.req.valid('query');
     await authorize(c, org, 'apps:read', 'apps/*');
-    return c.json(await apps.listApps(c.env.DB, org, offset, limit), 200);
+    return c.json(await apps.listApps(c.env.DB, org, c.req.valid('query')), 200);
   },
 );
 

@@ -1,5 +1,6 @@
 import { forgetCredential } from '../auth/credentials';
 import { newSecret, randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../lib/crypto';
+import { page, substring } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
 
@@ -50,12 +51,11 @@ export async function createApp(db: D1Database, orgId: string, name: string, sco
   return { ...publicApp(row), client_secret: secret };
 }
 
-export async function listApps(db: D1Database, orgId: string, offset: number, limit: number) {
-  const [count, rows] = await db.batch<{ n: number } & AppRow>([
-    db.prepare('SELECT COUNT(*) AS n FROM apps WHERE org_id = ?').bind(orgId),
-    db.prepare(`SELECT ${COLS} FROM apps WHERE org_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?`).bind(orgId, limit, offset),
-  ]);
-  return { total: count?.results[0]?.n ?? 0, offset, limit, items: (rows?.results ?? []).map(publicApp) };
+/** The org's apps, oldest first, optionally only those whose name contains `name` (case-insensitive, as devices). */
+export async function listApps(db: D1Database, orgId: string, q: { offset: number; limit: number; name?: string | undefined }) {
+  const f = substring('name', q.name);
+  const p = await page<AppRow>(db, `apps WHERE org_id = ?${f.where}`, [orgId, ...f.params], COLS, 'created_at, id', q.offset, q.limit);
+  return { ...p, items: p.items.map(publicApp) };
 }
 
 export async function getApp(db: D1Database, orgId: string, id: string) {

@@ -4,7 +4,7 @@ import type { Principal } from '../auth/principal';
 import { check, type AccessContext } from '../iam/access';
 import { decide } from '../iam/pdp';
 import { ApiError } from '../lib/errors';
-import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, created, createdResponse } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, NameQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { assertMayGrant, scopePairs } from '../policies/authority';
@@ -83,13 +83,13 @@ keysRouter.openapi(
     operationId: 'listApiKeys',
     tags,
     security,
-    summary: "List API keys: all of the org's with keys:read on keys/*, otherwise the caller's own",
-    request: { params: OrgParam, query: PageQuery },
+    summary: "List API keys, filtered by name: all of the org's with keys:read on keys/*, otherwise the caller's own",
+    request: { params: OrgParam, query: NameQuery },
     responses: { 200: jsonResponse(pageOf(ApiKey, 'ApiKeyPage'), 'API keys (never the keys themselves)'), ...errors(400, 401, 403, 404) },
   }),
   async (c) => {
     const { org } = c.req.valid('param');
-    const { offset, limit } = c.req.valid('query');
+    const q = c.req.valid('query');
     const p = c.var.principal;
     const access = await requireOrg(c, org);
     let owner: keys.Owner | null = null;
@@ -97,7 +97,7 @@ keysRouter.openapi(
       if (!ownerMay(p, access, null, 'keys:read', 'keys/*')) check(access, 'keys:read', 'keys/*');
       owner = ownerOf(p);
     }
-    return c.json(await keys.listKeys(c.env.DB, org, owner, offset, limit), 200);
+    return c.json(await keys.listKeys(c.env.DB, org, owner, q), 200);
   },
 );
 

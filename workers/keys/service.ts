@@ -1,5 +1,6 @@
 import { forgetCredential } from '../auth/credentials';
 import { signToken } from '../auth/tokens';
+import { page, substring } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
 
@@ -34,15 +35,16 @@ export async function issueKey(env: Env, orgId: string, owner: Owner, name: stri
   return { id, key, name, scopes, owner_type: owner.type, owner_id: owner.id, expires_at, revoked_at: null, created_at: t };
 }
 
-/** Every key of the org, or only those of one owner. Revoked and expired keys are listed too (they say so). */
-export async function listKeys(db: D1Database, orgId: string, owner: Owner | null, offset: number, limit: number) {
-  const where = owner ? 'org_id = ? AND owner_type = ? AND owner_id = ?' : 'org_id = ?';
-  const args = owner ? [orgId, owner.type, owner.id] : [orgId];
-  const [count, rows] = await db.batch<{ n: number } & KeyRow>([
-    db.prepare(`SELECT COUNT(*) AS n FROM api_keys WHERE ${where}`).bind(...args),
-    db.prepare(`SELECT ${COLS} FROM api_keys WHERE ${where} ORDER BY created_at, id LIMIT ? OFFSET ?`).bind(...args, limit, offset),
-  ]);
-  return { total: count?.results[0]?.n ?? 0, offset, limit, items: (rows?.results ?? []).map(toKey) };
+/**
+ * Every key of the org, or only those of one owner; optionally only those whose name contains `name`
+ * (case-insensitive, as devices). Revoked and expired keys are listed too (they say so).
+ */
+export async function listKeys(db: D1Database, orgId: string, owner: Owner | null, q: { offset: number; limit: number; name?: string | undefined }) {
+  const f = substring('name', q.name);
+  const where = `${owner ? 'org_id = ? AND owner_type = ? AND owner_id = ?' : 'org_id = ?'}${f.where}`;
+  const args = [...(owner ? [orgId, owner.type, owner.id] : [orgId]), ...f.params];
+  const p = await page<KeyRow>(db, `api_keys WHERE ${where}`, args, COLS, 'created_at, id', q.offset, q.limit);
+  return { ...p, items: p.items.map(toKey) };
 }
 
 export async function getKey(db: D1Database, orgId: string, id: string) {

@@ -1,8 +1,9 @@
 import { ApiError } from './errors';
 
 /**
- * Listing and filtering shared by the named, metadata-carrying entities (devices, channels):
- * `name` is a case-insensitive substring; `metadata` is a JSON object that must be contained in the
+ * Listing and filtering shared by the listed entities. `name` (devices, channels, apps, API keys; and
+ * `email` for members) is a case-insensitive substring in which `%` and `_` match themselves. For the
+ * metadata-carrying ones (devices, channels), `metadata` is a JSON object that must be contained in the
  * entity's metadata — every leaf of the filter must be present with an equal value, nested objects
  * compared key by key, arrays and scalars compared as whole JSON values.
  */

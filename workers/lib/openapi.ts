@@ -54,9 +54,13 @@ export const PageQuery = z.strictObject({
   authorization: z.string().optional().openapi({ description: "The Authorization header's value, for clients that cannot set headers; the header wins over it" }),
 });
 
-/** Listing devices and channels (./entities filters them). */
-export const ListQuery = PageQuery.extend({
-  name: z.string().max(200).optional().openapi({ description: 'Case-insensitive substring of the name' }),
+/** Listing apps and API keys: paging and a name filter (./entities `substring`). */
+export const NameQuery = PageQuery.extend({
+  name: z.string().max(200).optional().openapi({ description: 'Case-insensitive substring of the name (`%` and `_` match themselves)' }),
+});
+
+/** Listing devices and channels (./entities filters them): the name filter, and metadata containment. */
+export const ListQuery = NameQuery.extend({
   metadata: z.string().max(4096).optional().openapi({ description: 'JSON object contained in the metadata, e.g. {"room":"lab"}' }),
 });
 

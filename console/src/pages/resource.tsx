@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import type { ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad, useStepBack } from '../ui';
+import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad, useSearch, useStepBack } from '../ui';
 
 export interface Secret {
   label: string;
@@ -25,8 +25,11 @@ export interface Kind<T extends { id: string }> {
   /** Whether this row may be removed, beyond `manages` (a key: its owner, or an owner or admin). */
   removable?: (item: T, role: Role | undefined, me: string | undefined) => boolean;
   intro?: ComponentChildren;
-  /** Name and metadata filters (devices, channels). */
-  filters?: boolean;
+  /**
+   * A metadata filter beside the name (devices, channels): both in a form sent with Filter. Without
+   * it the name alone is a search sent as typing pauses (apps, keys), as on the members page.
+   */
+  metadata?: boolean;
   list: (org: string, q: ListQuery) => Promise<Page<T>>;
   columns: { label: string; cell: (t: T, org: string) => ComponentChildren }[];
   /** The form's inputs; `item` is set when editing. */
@@ -43,12 +46,12 @@ export interface Kind<T extends { id: string }> {
 
 const LIMIT = 20;
 
-/** List with filters and paging, create and edit in a dialog, delete with confirmation, secrets shown once. */
+/** List with filters and paging (both answered by the API), create and edit in a dialog, delete with confirmation, secrets shown once. */
 export function ResourcePage<T extends { id: string; name: string }>({ org, kind }: { org: string; kind: Kind<T> }) {
-  // Kinds the API cannot filter (apps, keys) load a full page and filter it here by name.
-  const limit = kind.filters ? LIMIT : 100;
-  const [query, setQuery] = useState<ListQuery>({ offset: 0, limit });
-  const [local, setLocal] = useState('');
+  const [filtered, setFiltered] = useState<ListQuery>({ offset: 0, limit: LIMIT });
+  const search = useSearch(LIMIT);
+  const query: ListQuery = kind.metadata ? filtered : { name: search.query.search || undefined, offset: search.query.offset, limit: search.query.limit };
+  const setOffset = kind.metadata ? (offset: number) => setFiltered((q) => ({ ...q, offset })) : search.setOffset;
   const list = useLoad(() => kind.list(org, query), [org, JSON.stringify(query)]);
   const [editing, setEditing] = useState<T | 'new' | null>(null);
   const [secret, setSecret] = useState<Secret | null>(null);
@@ -56,12 +59,12 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   const rowAction = useAction();
   const runRow = (f: () => Promise<unknown>) => void rowAction.run(f).then(list.reload);
   const tools: RowTools = { run: runRow, showSecret: setSecret };
-  const shown = list.data?.items.filter((item) => item.name.toLowerCase().includes(local.toLowerCase())) ?? [];
+  const shown = list.data?.items ?? [];
   const role = useRole();
   const manage = mayManage(role, kind.manages);
   const me = userIdOf(session.get()?.access);
 
-  const stepping = useStepBack(list.data, (offset) => setQuery((q) => ({ ...q, offset })));
+  const stepping = useStepBack(list.data, setOffset);
 
   const save = (e: SubmitEvent) => {
     e.preventDefault();
@@ -99,20 +102,20 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
       </div>
       {kind.intro}
       {secret && <SecretOnce label={secret.label} value={secret.value} onDone={() => setSecret(null)} />}
-      {!kind.filters && (
+      {!kind.metadata && (
         <label class="filters">
           Filter by name
-          <input type="search" value={local} onInput={(e) => setLocal(e.currentTarget.value)} />
+          <input type="search" value={search.text} onInput={(e) => search.setText(e.currentTarget.value)} />
         </label>
       )}
-      {kind.filters && (
+      {kind.metadata && (
         <form
           class="row filters"
           role="search"
           onSubmit={(e) => {
             e.preventDefault();
             const f = new FormData(e.currentTarget);
-            setQuery({ offset: 0, limit, name: String(f.get('name') ?? '') || undefined, metadata: String(f.get('metadata') ?? '') || undefined });
+            setFiltered({ offset: 0, limit: LIMIT, name: String(f.get('name') ?? '') || undefined, metadata: String(f.get('metadata') ?? '') || undefined });
           }}
         >
           <label>
@@ -177,14 +180,14 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
                 {shown.length === 0 && !stepping && (
                   <tr>
                     <td colSpan={kind.columns.length + 1} class="muted">
-                      No {kind.plural ?? kind.title.toLowerCase()} {query.name || query.metadata || local ? 'match the filter' : 'yet'}.
+                      No {kind.plural ?? kind.title.toLowerCase()} {query.name || query.metadata ? 'match the filter' : 'yet'}.
                     </td>
                   </tr>
                 )}
               </tbody>
             </table>
           </div>
-          {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={(offset) => setQuery({ ...query, offset })} />}
+          {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={setOffset} />}
         </>
       )}
       <Dialog title={editing === 'new' ? `New ${kind.singular}` : `Edit ${kind.singular}`} open={editing !== null} onClose={() => setEditing(null)}>

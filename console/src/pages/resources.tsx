@@ -40,7 +40,7 @@ const devices: Kind<Device> = {
   manages: 'devices',
   title: 'Devices',
   singular: 'device',
-  filters: true,
+  metadata: true,
   list: (org, q) => api.org(org).devices.list(q),
   columns: [
     { label: 'Name', cell: (d) => d.name },
@@ -77,7 +77,7 @@ const channels: Kind<Channel> = {
   manages: 'channels',
   title: 'Channels',
   singular: 'channel',
-  filters: true,
+  metadata: true,
   list: (org, q) => api.org(org).channels.list(q),
   columns: [
     { label: 'Name', cell: (c, org) => <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`}>{c.name}</Link> },
