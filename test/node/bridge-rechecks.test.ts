@@ -32,16 +32,6 @@ afterAll(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-async function until<T>(f: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe('re-checks after an access change, through a real bridge', () => {
   it('50 subscribed sessions and 5 idle ones of one org cost a batch request or two, not 55; the deleted device among them is disconnected', async () => {
     const w = await provision(platform.url);
@@ -59,11 +49,16 @@ describe('re-checks after an access change, through a real bridge', () => {
 
     const topic = `channels/${w.channel}/messages/herd`;
     const closed = new Set<number>();
+    let deletedGone!: () => void;
+    const gone = new Promise<void>((r) => (deletedGone = r));
     await Promise.all(
       devices.map(async (d, i) => {
         const c = mqtt.connect(`mqtt://127.0.0.1:${bridge.mqttPort}`, { protocolVersion: 5, clientId: `herd-${i}`, username: d.id, password: d.key, reconnectPeriod: 0, keepalive: 600, connectTimeout: 20_000 });
         clients.push(c);
-        c.on('close', () => closed.add(i));
+        c.on('close', () => {
+          closed.add(i);
+          if (i === 0) deletedGone();
+        });
         await new Promise<void>((ok, fail) => {
           c.once('connect', () => ok());
           c.once('error', fail);
@@ -80,7 +75,7 @@ describe('re-checks after an access change, through a real bridge', () => {
     // An access change in the org that also revokes one of them: device 0 (subscribed) is deleted.
     const deleted = await fetch(`${platform.url}/orgs/${w.org}/devices/${devices[0]!.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${w.token}` } });
     expect(deleted.status).toBe(204);
-    await until(() => closed.has(0));
+    await gone;
     const endedAfter = Date.now() - changedAt;
     // Then long enough for any straggling question (the bridge polls for changes every second).
     await new Promise((r) => setTimeout(r, 2500));
