@@ -208,13 +208,17 @@ describe('/internal/authorize in batches', () => {
   it('refuses a batch past its bound, or malformed, with 422 problem JSON', async () => {
     const w = await world();
     const item = { principal: w.principals.connected, checks: [{ channel: w.channels.pub, action: 'messages:publish' }] };
-    expect(expectProblem(await post('/internal/authorize', { items: Array(AUTHORIZE_BATCH.items + 1).fill(item) }), 422).code).toBe('validation_failed');
+    // Each names what is wrong in the form it came closest to, not a bare "Invalid input".
+    const refused = async (body: unknown) => expectProblem(await post('/internal/authorize', body), 422);
+    expect(await refused({ items: Array(AUTHORIZE_BATCH.items + 1).fill(item) })).toMatchObject({ code: 'validation_failed', detail: expect.stringMatching(/^invalid body: items: .*100/) });
     const tenChecks = { ...item, checks: Array(10).fill(item.checks[0]) };
     expect((await post('/internal/authorize', { items: Array(AUTHORIZE_BATCH.checks / 10).fill(tenChecks) })).status).toBe(200);
-    expectProblem(await post('/internal/authorize', { items: [...Array(AUTHORIZE_BATCH.checks / 10).fill(tenChecks), item] }), 422);
-    expectProblem(await post('/internal/authorize', { items: [] }), 422);
-    expectProblem(await post('/internal/authorize', { items: [{ principal: { kind: 'robot', id: 'x' }, checks: [] }] }), 422);
-    expectProblem(await post('/internal/authorize', { items: [item, { ...item, checks: [{ channel: '', action: 'messages:publish' }] }] }), 422);
+    expect((await refused({ items: [...Array(AUTHORIZE_BATCH.checks / 10 - 1).fill(tenChecks), { ...item, checks: Array(11).fill(item.checks[0]) }] })).detail).toBe('invalid body: items: a batch holds at most 1000 checks in all');
+    expect((await refused({ items: [] })).detail).toMatch(/^invalid body: items: /);
+    expect((await refused({ items: [{ principal: { kind: 'robot', id: 'x' }, checks: [] }] })).detail).toMatch(/^invalid body: items\.0\.principal/);
+    expect((await refused({ items: [item, { ...item, checks: [{ channel: '', action: 'messages:publish' }] }] })).detail).toMatch(/^invalid body: items\.1\.checks\.0\.channel: /);
+    // The single form's errors are as specific as before batches.
+    expect((await refused({ principal: { kind: 'device', id: 'd' }, checks: [] })).detail).toMatch(/^invalid body: principal\.orgId: /);
     expectProblem(await api('POST', '/internal/authorize', { body: { items: [item] } }), 401);
   });
 });
