@@ -8,8 +8,19 @@ import { PlatformError } from './types';
 const principal: Principal = { kind: 'device', id: 'd1', orgId: 'o1' };
 let server: Server | null = null;
 
-/** A stand-in /internal API on a real socket that answers every check "allowed" after `delayMs`, counting concurrent requests. */
-async function serve(delayMs: number) {
+type Item = { principal: Principal; checks: { channel: string; action: string }[] };
+
+/** /internal/authorize as the worker answers it: the single form (`principal`, `checks`), or a batch (`items`), each item by `one`. */
+function authorizeAnswer(body: string, one: (item: Item) => unknown): unknown {
+  const parsed = JSON.parse(body) as Item | { items: Item[] };
+  return 'items' in parsed ? { items: parsed.items.map(one) } : one(parsed);
+}
+
+/**
+ * A stand-in /internal API on a real socket that answers every check "allowed" (and /internal/channels
+ * with the principal's id) after `delayMs`, or once `hold` is released; counts concurrent requests.
+ */
+async function serve(delayMs: number, hold?: Promise<void>) {
   const seen = { now: 0, peak: 0, total: 0 };
   server = createServer((req, res) => {
     seen.now++;
@@ -17,18 +28,22 @@ async function serve(delayMs: number) {
     seen.peak = Math.max(seen.peak, seen.now);
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      const { checks } = JSON.parse(body) as { checks: { channel: string; action: string }[] };
+    req.on('end', async () => {
+      if (hold) await hold;
       setTimeout(() => {
         seen.now--;
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ results: checks.map((c) => ({ ...c, allowed: true })) }));
+        if (req.url === '/internal/channels') return void res.end(JSON.stringify({ channels: [(JSON.parse(body) as Item).principal.id] }));
+        res.end(JSON.stringify(authorizeAnswer(body, ({ checks }) => ({ results: checks.map((c) => ({ ...c, allowed: true })) }))));
       }, delayMs);
     });
   });
   await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
 }
+
+/** Lets the turn end: what was asked in it has left (authorize questions leave together at its end). */
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 afterEach(async () => {
   await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
@@ -37,15 +52,17 @@ afterEach(async () => {
 
 describe('InternalApi', () => {
   it('keeps at most maxInFlight calls open at once; the rest queue and all are answered, each with its own answer', async () => {
-    const { url, seen } = await serve(5);
+    let release!: () => void;
+    const { url, seen } = await serve(0, new Promise<void>((r) => (release = r)));
     const api = new InternalApi({ workerUrl: url, bridgeSecret: 's', maxInFlight: 4 });
-    const calls = Array.from({ length: 60 }, (_, i) => api.authorize(principal, [{ channel: `c${i}`, action: 'messages:publish' }]));
-    await new Promise((r) => setTimeout(r, 1));
-    expect(api.queued).toBeGreaterThan(0);
+    const calls = Array.from({ length: 60 }, (_, i) => api.channelsFor({ ...principal, id: `d${i}` }, 'messages:subscribe'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(api.queued).toBe(56);
+    release();
     const answers = await Promise.all(calls);
     expect(seen.total).toBe(60);
     expect(seen.peak).toBeLessThanOrEqual(4);
-    expect(answers.map((a) => a[0]!.channel)).toEqual(Array.from({ length: 60 }, (_, i) => `c${i}`));
+    expect(answers).toEqual(Array.from({ length: 60 }, (_, i) => [`d${i}`]));
     expect(api.queued).toBe(0);
   });
 
@@ -56,10 +73,15 @@ describe('InternalApi', () => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString()));
       req.on('end', () => {
-        const { principal: p, checks } = JSON.parse(body) as { principal: { keyStamp?: string }; checks: { channel: string; action: string }[] };
-        const old = p.keyStamp === 'aaaa';
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ results: checks.map((c) => ({ ...c, allowed: !old, status: old ? 401 : 200 })) }));
+        res.end(
+          JSON.stringify(
+            authorizeAnswer(body, ({ principal: p, checks }) => {
+              const old = p.kind === 'device' && p.keyStamp === 'aaaa';
+              return { results: checks.map((c) => ({ ...c, allowed: !old, status: old ? 401 : 200 })) };
+            }),
+          ),
+        );
       });
     });
     await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
@@ -127,6 +149,12 @@ async function serveAccess() {
     hold: null as null | Promise<void>,
     /** Polls left unanswered (the socket stays open), as a hung worker would. */
     hangPolls: 0,
+    /** Per /internal/authorize request: how many items it carried (1: the single form). */
+    items: [] as number[],
+    /** Answer the batch form 422, as a worker from before batches does. */
+    refuseBatches: false,
+    /** Answer the batch form 500. */
+    failBatches: false,
   };
   server = createServer((req, res) => {
     let body = '';
@@ -144,10 +172,18 @@ async function serveAccess() {
       state.authorizes++;
       const allowed = state.allowed;
       if (state.hold) await state.hold;
-      const { checks } = JSON.parse(body) as { checks: { channel: string; action: string }[] };
-      // No checks: only whether the credential is good (`allowed` false stands for a rotated key here).
-      if (checks.length === 0) return void res.end(JSON.stringify({ results: [], ...(allowed ? {} : { refused: { status: 401, reason: 'the device key was rotated' } }) }));
-      res.end(JSON.stringify({ results: checks.map((c) => ({ ...c, allowed, status: allowed ? 200 : 403 })) }));
+      const batch = (JSON.parse(body) as { items?: Item[] }).items;
+      state.items.push(batch ? batch.length : 1);
+      if (batch && state.refuseBatches) return void res.writeHead(422).end('{"detail":"invalid body: principal: Required"}');
+      if (batch && state.failBatches) return void res.writeHead(500).end('{"detail":"internal error"}');
+      res.end(
+        JSON.stringify(
+          authorizeAnswer(body, ({ checks }) =>
+            // No checks: only whether the credential is good (`allowed` false stands for a rotated key here).
+            checks.length === 0 ? { results: [], ...(allowed ? {} : { refused: { status: 401, reason: 'the device key was rotated' } }) } : { results: checks.map((c) => ({ ...c, allowed, status: allowed ? 200 : 403 })) },
+          ),
+        ),
+      );
     });
   });
   await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
@@ -285,16 +321,91 @@ describe('InternalApi following access changes', () => {
     expect(api.accessVersion(principal)).toBeGreaterThan(before);
   });
 
+  it('sends the questions of one turn as one batch request, split at its bound, each answered with its own; a lone question goes alone', async () => {
+    const { api, state } = await setup();
+    await api.pollChanges();
+    // An access change: 250 sessions ask about a channel each, 30 idle ones about their credential.
+    const device = (i: number): Principal => ({ kind: 'device', id: `d${i}`, orgId: 'o1' });
+    const decisions = Array.from({ length: 250 }, (_, i) => api.authorize(device(i), [{ channel: `c${i}`, action: 'messages:subscribe' }]));
+    const credentials = Array.from({ length: 30 }, (_, i) => api.credentialRefusal(device(1000 + i)));
+    expect((await Promise.all(decisions)).map(([d]) => d!.channel)).toEqual(Array.from({ length: 250 }, (_, i) => `c${i}`));
+    expect(await Promise.all(credentials)).toEqual(Array(30).fill(null));
+    expect(state.items).toEqual([100, 100, 80]);
+    // Cached as before: asked again, nothing leaves.
+    await api.authorize(device(7), [{ channel: 'c7', action: 'messages:subscribe' }]);
+    expect(state.authorizes).toBe(3);
+    // Split at 1000 checks too: twelve principals asking about 100 channels each.
+    const many = Array.from({ length: 100 }, (_, i) => ({ channel: `m${i}`, action: 'messages:publish' as const }));
+    await Promise.all(Array.from({ length: 12 }, (_, i) => api.authorize(device(2000 + i), many)));
+    expect(state.items.slice(3)).toEqual([10, 2]);
+    // A question alone in its turn takes the single form.
+    await api.authorize(device(3000), [{ channel: 'alone', action: 'messages:publish' }]);
+    expect(state.items.slice(5)).toEqual([1]);
+  });
+
+  it('fails each question of a failed batch as a failed request did, and asks again next time', async () => {
+    const { api, state } = await setup();
+    await api.pollChanges();
+    state.failBatches = true;
+    const asked = await Promise.allSettled([api.authorize(principal, check), api.authorize({ ...principal, id: 'd2' }, check), api.credentialRefusal({ ...principal, id: 'd3' })]);
+    expect(asked.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of asked) expect((r as PromiseRejectedResult).reason).toMatchObject({ name: 'PlatformError', status: 503 });
+    state.failBatches = false;
+    const again = await Promise.all([api.authorize(principal, check), api.authorize({ ...principal, id: 'd2' }, check), api.credentialRefusal({ ...principal, id: 'd3' })]);
+    expect(again).toEqual([[{ ...check[0], allowed: true, status: 200 }], [{ ...check[0], allowed: true, status: 200 }], null]);
+    expect(state.items).toEqual([3, 3]);
+  });
+
+  it('asks an older worker, which refuses the batch form, one question at a time, and tries batches again only after a minute', async () => {
+    const { api, state, clock } = await setup();
+    await api.pollChanges();
+    state.refuseBatches = true;
+    const ask = (n: number, tag: string) => Promise.all(Array.from({ length: n }, (_, i) => api.authorize({ ...principal, id: `${tag}${i}` }, check)));
+    expect((await ask(5, 'a')).flat().map((d) => d.allowed)).toEqual(Array(5).fill(true));
+    expect(state.items).toEqual([5, 1, 1, 1, 1, 1]); // the batch refused, then each alone
+    await ask(3, 'b');
+    expect(state.items.slice(6)).toEqual([1, 1, 1]); // no batch tried meanwhile
+    clock.t += 60_000;
+    await api.pollChanges();
+    state.refuseBatches = false; // upgraded meanwhile
+    await ask(3, 'c');
+    expect(state.items.slice(9)).toEqual([3]);
+  });
+
+  it('does not trust the answers of a batch that was on its way while their org changed', async () => {
+    const { api, state, clock, write } = await setup();
+    await api.pollChanges();
+    let release!: () => void;
+    state.hold = new Promise<void>((r) => (release = r));
+    const other: Principal = { ...principal, id: 'd2' };
+    const asked = Promise.all([api.authorize(principal, check), api.authorize(other, check), api.credentialRefusal({ ...principal, id: 'd3' })]);
+    await new Promise((r) => setTimeout(r, 20));
+    write('o1');
+    await api.pollChanges();
+    release();
+    expect((await asked).slice(0, 2).map((d) => (d as { allowed: boolean }[])[0]!.allowed)).toEqual([true, true]); // used for the packets that asked
+    state.hold = null;
+    state.allowed = false;
+    clock.t += 10;
+    const next = await Promise.all([api.authorize(principal, check), api.authorize(other, check), api.credentialRefusal({ ...principal, id: 'd3' })]);
+    expect(next).toEqual([[{ ...check[0], allowed: false, status: 403 }], [{ ...check[0], allowed: false, status: 403 }], 'the device key was rotated']);
+    expect(state.items).toEqual([3, 3]);
+  });
+
   it('queues at most maxQueued calls; beyond, a call fails at once with 503', async () => {
     const s = await serveAccess();
     let release!: () => void;
     s.state.hold = new Promise<void>((r) => (release = r));
     const api = new InternalApi({ workerUrl: s.url, bridgeSecret: 's', maxInFlight: 1, maxQueued: 2 });
-    const calls = [1, 2, 3, 4].map((i) => api.authorize(principal, [{ channel: `q${i}`, action: 'messages:publish' }]));
-    const settled = Promise.allSettled(calls);
+    // One a turn, so that each is a request of its own (questions of one turn leave as one).
+    const calls: Promise<PromiseSettledResult<unknown>>[] = [];
+    for (const i of [1, 2, 3, 4]) {
+      calls.push(Promise.allSettled([api.authorize(principal, [{ channel: `q${i}`, action: 'messages:publish' }])]).then(([r]) => r!));
+      await nextTurn();
+    }
     await new Promise((r) => setTimeout(r, 20));
     release();
-    const results = await settled;
+    const results = await Promise.all(calls);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
     expect(((results[3] as PromiseRejectedResult).reason as PlatformError).status).toBe(503);
   });

@@ -1,4 +1,6 @@
+import { AUTHORIZE_BATCH } from '../../shared/authorize';
 import { principalIdentity, type Principal } from '../../shared/principal';
+import { AuthorizeBatcher, type AuthorizeAnswer } from './authorize-batch';
 import { PlatformError, workerUrlNow, type Decision, type MessageAction, type WorkerUrl } from './types';
 
 /**
@@ -12,6 +14,10 @@ import { PlatformError, workerUrlNow, type Decision, type MessageAction, type Wo
  *  - while those answers keep coming, a decision is trusted up to `trustedTtlMs`; when they stop
  *    (a worker without the route, the platform unreachable), only up to `cacheTtlMs`, as before;
  *  - never past the credential's own `exp`.
+ *
+ * Questions to /internal/authorize raised in one event-loop turn — every session of an org asks
+ * when it changes — leave as one batch request per 100 principals (authorize-batch.ts); each is
+ * cached, and counted stale, exactly as if it had been asked alone.
  */
 export interface InternalApiOptions {
   workerUrl: WorkerUrl;
@@ -87,6 +93,8 @@ export class InternalApi {
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly maxQueued: number;
+  /** Questions to /internal/authorize raised in one turn leave as one batch request. */
+  private readonly batcher: AuthorizeBatcher;
 
   constructor(private readonly opts: InternalApiOptions) {
     this.ttl = opts.cacheTtlMs ?? 5000;
@@ -96,6 +104,7 @@ export class InternalApi {
     this.now = opts.now ?? Date.now;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 32);
     this.maxQueued = Math.max(0, opts.maxQueued ?? 10_000);
+    this.batcher = new AuthorizeBatcher((path, body) => this.call(path, body), this.now);
   }
 
   /** Calls waiting for a free slot (for tests and stats). */
@@ -272,10 +281,11 @@ export class InternalApi {
       known.set(keyOf(c), hit.value);
       return false;
     });
-    for (let i = 0; i < missing.length; i += 100) {
-      // Counted before asking: a change forgotten while the answer is on its way makes the answer stale too.
-      const seen = this.changes;
-      const { results } = await this.call<{ results: Decision[] }>('/internal/authorize', { principal, checks: missing.slice(i, i + 100) });
+    // Counted before asking: a change forgotten while the answer is on its way makes the answer stale too.
+    const seen = this.changes;
+    const asks: Promise<AuthorizeAnswer>[] = [];
+    for (let i = 0; i < missing.length; i += AUTHORIZE_BATCH.checksPerItem) asks.push(this.batcher.ask({ principal, checks: missing.slice(i, i + AUTHORIZE_BATCH.checksPerItem) }));
+    for (const { results } of await Promise.all(asks)) {
       for (const d of results) {
         known.set(keyOf(d), d);
         this.remember(this.decisions, keyOf(d), d, principal, t, seen);
@@ -286,8 +296,9 @@ export class InternalApi {
 
   /**
    * Whether the credential is still good (null) or why not: an authorize with no checks. Asked on an
-   * org's access change by every idle session of it, so one question per principal is shared, and
-   * its answer kept until the org changes again (or the usual bound).
+   * org's access change by every idle session of it, so one question per principal is shared (and
+   * the questions of different principals leave in one batch), and its answer kept until the org
+   * changes again (or the usual bound).
    */
   async credentialRefusal(principal: Principal): Promise<string | null> {
     const who = principalIdentity(principal);
@@ -298,7 +309,7 @@ export class InternalApi {
     const under = this.credentialAsks.get(who);
     if (under && this.changedAt(orgOf(principal)) <= under.seen) return under.asked;
     const seen = this.changes;
-    const asked = this.call<{ refused?: { reason: string } }>('/internal/authorize', { principal, checks: [] }).then((r) => {
+    const asked = this.batcher.ask({ principal, checks: [] }).then((r) => {
       const reason = r.refused ? r.refused.reason : null;
       this.remember(this.credentials, who, reason, principal, t, seen);
       return reason;

@@ -44,14 +44,24 @@ const tryUdp = (port: number): Promise<boolean> =>
     s.bind(port, '127.0.0.1', () => s.close(() => ok(true)));
   });
 
+/** `EDGEFLUX_TEST_PORTS=lo-hi`: the range free ports are picked from (several people testing on one machine each take their own). */
+function portRange(): [number, number] | null {
+  const m = /^(\d+)-(\d+)$/.exec(process.env.EDGEFLUX_TEST_PORTS ?? '');
+  if (m) return [Number(m[1]), Number(m[2]) + 1];
+  return LOW > 11_000 ? [10_000, LOW] : null;
+}
+
 /**
- * A port nobody is listening on right now (127.0.0.1, TCP and UDP): a random one below the
- * ephemeral range when there is room there (10000 up), else one the kernel picks.
+ * A port nobody is listening on right now (127.0.0.1, TCP and UDP): a random one in
+ * EDGEFLUX_TEST_PORTS when set, else below the ephemeral range when there is room there (10000 up),
+ * else one the kernel picks.
  */
 export async function freePort(): Promise<number> {
-  if (LOW > 11_000) {
+  const range = portRange();
+  if (range) {
+    const [lo, hi] = range;
     for (let i = 0; i < 200; i++) {
-      const port = 10_000 + Math.floor(Math.random() * (LOW - 10_000));
+      const port = lo + Math.floor(Math.random() * (hi - lo));
       if (handedOut.has(port)) continue;
       if ((await tryListen(port)) === port && (await tryUdp(port))) {
         handedOut.add(port);

@@ -4,6 +4,7 @@ import { cacheTtlMs } from '../auth/credentials';
 import type { Principal } from '../auth/principal';
 import { ApiError, forbidden, notFound, unauthorized } from '../lib/errors';
 import { connectionGrants, decide, roleGrants, scopeToStatement, type Role, type Statement } from './pdp';
+import { loadAccessRows, refKey, roleKey, subjectsOf, type AccessRows } from './rows';
 
 /** Everything the PDP needs about one principal inside one org, loaded once per request. */
 export interface AccessContext {
@@ -14,68 +15,56 @@ export interface AccessContext {
   scopes: string[] | null;
 }
 
-type PrincipalRef = { type: 'member' | 'device' | 'app' | 'key'; id: string };
-
-async function attachedPolicies(db: D1Database, orgId: string, refs: PrincipalRef[]): Promise<Statement[]> {
-  const where = refs.map(() => '(a.principal_type = ? AND a.principal_id = ?)').join(' OR ');
-  const { results } = await db
-    .prepare(`SELECT p.statements FROM policies p JOIN policy_attachments a ON a.policy_id = p.id WHERE a.org_id = ? AND (${where})`)
-    .bind(orgId, ...refs.flatMap((r) => [r.type, r.id]))
-    .all<{ statements: string }>();
-  return results.flatMap((r) => JSON.parse(r.statements) as Statement[]);
-}
-
-async function memberRole(db: D1Database, orgId: string, userId: string): Promise<Role | null> {
-  const row = await db.prepare('SELECT role FROM members WHERE org_id = ? AND user_id = ?').bind(orgId, userId).first<{ role: Role }>();
-  return row?.role ?? null;
-}
-
-async function appScopes(db: D1Database, orgId: string, appId: string): Promise<string[] | null> {
-  const row = await db.prepare('SELECT scopes FROM apps WHERE id = ? AND org_id = ?').bind(appId, orgId).first<{ scopes: string }>();
-  return row ? (JSON.parse(row.scopes) as string[]) : null;
-}
-
-/** Loads the access context; an org the principal does not belong to is reported as not found (no existence leak). */
-export async function loadAccess(db: D1Database, p: Principal, orgId: string): Promise<AccessContext> {
+/**
+ * The access context of `p` in `orgId` from rows loaded for it (loadAccessRows with `orgs` or
+ * `channels` naming it); an org the principal does not belong to is reported as not found (no
+ * existence leak). The one place the PDP's inputs are assembled: HTTP routes, the bridge's batch
+ * decisions and the channel actors' re-checks all come here.
+ */
+export function accessFrom(rows: AccessRows, p: Principal, orgId: string): AccessContext {
+  const policies = () => subjectsOf(p).flatMap((s) => rows.policies.get(refKey(orgId, s.type, s.id)) ?? []);
   switch (p.kind) {
     case 'user': {
-      const role = await memberRole(db, orgId, p.id);
+      const role = rows.roles.get(roleKey(orgId, p.id));
       if (!role) throw notFound('org');
-      return { orgId, role, grants: roleGrants(role), policies: await attachedPolicies(db, orgId, [{ type: 'member', id: p.id }]), scopes: null };
+      return { orgId, role, grants: roleGrants(role), policies: policies(), scopes: null };
     }
     case 'key': {
       if (p.orgId !== orgId) throw notFound('org');
       let grants: Statement[];
       let role: Role | null = null;
       if (p.owner.kind === 'user') {
-        role = await memberRole(db, orgId, p.owner.id);
+        role = rows.roles.get(roleKey(orgId, p.owner.id)) ?? null;
         if (!role) throw unauthorized('the owner of this API key is no longer a member of its org');
         grants = roleGrants(role);
       } else {
-        const scopes = await appScopes(db, orgId, p.owner.id);
+        const scopes = appScopes(rows, orgId, p.owner.id);
         if (!scopes) throw unauthorized('the app of this API key no longer exists');
         grants = scopes.map(scopeToStatement);
       }
-      const ownerRef: PrincipalRef = { type: p.owner.kind === 'user' ? 'member' : 'app', id: p.owner.id };
-      const policies = await attachedPolicies(db, orgId, [{ type: 'key', id: p.id }, ownerRef]);
-      return { orgId, role, grants, policies, scopes: p.scopes };
+      return { orgId, role, grants, policies: policies(), scopes: p.scopes };
     }
     case 'app': {
       if (p.orgId !== orgId) throw notFound('org');
-      const scopes = await appScopes(db, orgId, p.id);
+      const scopes = appScopes(rows, orgId, p.id);
       if (!scopes) throw unauthorized('app no longer exists');
-      return { orgId, role: null, grants: scopes.map(scopeToStatement), policies: await attachedPolicies(db, orgId, [{ type: 'app', id: p.id }]), scopes: p.scopes };
+      return { orgId, role: null, grants: scopes.map(scopeToStatement), policies: policies(), scopes: p.scopes };
     }
     case 'device': {
       if (p.orgId !== orgId) throw notFound('org');
-      const { results } = await db
-        .prepare('SELECT channel_id, can_publish, can_subscribe FROM connections WHERE device_id = ?')
-        .bind(p.id)
-        .all<{ channel_id: string; can_publish: number; can_subscribe: number }>();
-      const grants = connectionGrants(results.map((r) => ({ channelId: r.channel_id, canPublish: !!r.can_publish, canSubscribe: !!r.can_subscribe })));
-      return { orgId, role: null, grants, policies: await attachedPolicies(db, orgId, [{ type: 'device', id: p.id }]), scopes: null };
+      return { orgId, role: null, grants: connectionGrants(rows.connections.get(p.id) ?? []), policies: policies(), scopes: null };
     }
   }
+}
+
+function appScopes(rows: AccessRows, orgId: string, appId: string): string[] | null {
+  const app = rows.apps.get(appId);
+  return app && app.orgId === orgId ? app.scopes : null;
+}
+
+/** Loads the access context (one D1 round trip); an org the principal does not belong to is reported as not found. */
+export async function loadAccess(db: D1Database, p: Principal, orgId: string): Promise<AccessContext> {
+  return accessFrom(await loadAccessRows(db, [{ principal: p, orgs: [orgId] }]), p, orgId);
 }
 
 const perRequest = new WeakMap<Request, Map<string, Promise<AccessContext>>>();
@@ -139,44 +128,69 @@ function decisionKey(p: Principal, channelId: string, action: string): string {
 }
 
 /**
- * A message decision for a principal known already (no request): the bridge's /internal/authorize,
- * and a channel actor re-checking its live WebSocket subscribers. An API key is checked to be still
- * live (it may have been revoked since it was resolved). Another org's channel is reported exactly
- * like a missing one.
+ * A message decision for a principal known already (no request): a channel actor re-checking its
+ * live WebSocket subscribers. An API key is checked to be still live (it may have been revoked since
+ * it was resolved). Another org's channel is reported exactly like a missing one.
  */
 export async function decideMessageAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<MessageDecision> {
-  return (await credentialRefusal(db, principal)) ?? decideChannelAccess(db, principal, channel, action);
+  return (await decideMessages(db, [{ principal, checks: [{ channel, action }] }]))[0]!.results[0]!;
 }
 
 export type MessageDecision = { allowed: boolean; status: number; reason?: string };
+
+export interface MessageQuestion<A extends string = string> {
+  principal: Principal;
+  checks: readonly { channel: string; action: A }[];
+}
+export interface MessageAnswer<A extends string = string> {
+  results: ({ channel: string; action: A } & MessageDecision)[];
+  /** The credential itself is no longer good: every result is this refusal. */
+  refused?: MessageDecision;
+}
+
+/**
+ * Message decisions for many principals at once (the bridge's /internal/authorize, a batch of
+ * sessions): every row needed is read in one D1 round trip, then each check is decided in memory by
+ * the same rules as one alone. A principal whose credential is refused gets that refusal for every
+ * check; with no checks, only whether its credential is good.
+ */
+export async function decideMessages<A extends string>(db: D1Database, questions: readonly MessageQuestion<A>[]): Promise<MessageAnswer<A>[]> {
+  const rows = await loadAccessRows(db, questions.map(({ principal, checks }) => ({ principal, credential: true, channels: checks.map((c) => c.channel) })));
+  const now = Date.now();
+  return questions.map(({ principal, checks }) => {
+    const refused = refusalFrom(rows, principal, now);
+    const results = checks.map(({ channel, action }) => ({ channel, action, ...(refused ?? channelDecision(rows, principal, channel, action)) }));
+    return refused ? { results, refused } : { results };
+  });
+}
 
 /**
  * The credential a live session presented is no longer good — an API key revoked or run out, a
  * device key rotated (Principal.keyStamp) or its device deleted, a user session or app token past
  * its `exp` — since it was resolved: a 401 refusal, which ends the session rather than one
- * channel's permission; else null.
+ * channel's permission; else null. `rows` loaded with `credential`.
  */
-export async function credentialRefusal(db: D1Database, principal: Principal): Promise<MessageDecision | null> {
-  if ((principal.kind === 'user' || principal.kind === 'app') && principal.exp !== undefined && principal.exp * 1000 <= Date.now()) {
+export function refusalFrom(rows: AccessRows, principal: Principal, now: number): MessageDecision | null {
+  if ((principal.kind === 'user' || principal.kind === 'app') && principal.exp !== undefined && principal.exp * 1000 <= now) {
     return { allowed: false, status: 401, reason: 'the access token expired' };
   }
   if (principal.kind === 'key') {
-    const key = await db.prepare('SELECT revoked_at, expires_at FROM api_keys WHERE id = ?').bind(principal.id).first<{ revoked_at: number | null; expires_at: number | null }>();
-    if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
+    const key = rows.keys.get(principal.id);
+    if (!key || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= now)) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
   } else if (principal.kind === 'device' && principal.keyStamp !== undefined) {
-    const device = await db.prepare('SELECT key_hash FROM devices WHERE id = ?').bind(principal.id).first<{ key_hash: string }>();
-    if (!device) return { allowed: false, status: 401, reason: 'the device was deleted' };
-    if (!device.key_hash.startsWith(principal.keyStamp)) return { allowed: false, status: 401, reason: 'the device key was rotated' };
+    const keyHash = rows.devices.get(principal.id);
+    if (keyHash === undefined) return { allowed: false, status: 401, reason: 'the device was deleted' };
+    if (!keyHash.startsWith(principal.keyStamp)) return { allowed: false, status: 401, reason: 'the device key was rotated' };
   }
   return null;
 }
 
-/** decideMessageAccess without the credential check (for a batch of decisions that checked it once). */
-export async function decideChannelAccess(db: D1Database, principal: Principal, channel: string, action: string): Promise<MessageDecision> {
-  const row = await db.prepare('SELECT org_id FROM channels WHERE id = ?').bind(channel).first<{ org_id: string }>();
-  if (!row) return { allowed: false, status: 404, reason: 'channel not found' };
+/** A channel's decision without the credential check, from rows loaded with the channel. */
+function channelDecision(rows: AccessRows, principal: Principal, channel: string, action: string): MessageDecision {
+  const org = rows.channelOrgs.get(channel);
+  if (org === undefined) return { allowed: false, status: 404, reason: 'channel not found' };
   try {
-    check(await loadAccess(db, principal, row.org_id), action, `channels/${channel}`);
+    check(accessFrom(rows, principal, org), action, `channels/${channel}`);
     return { allowed: true, status: 200 };
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;

@@ -3,14 +3,16 @@ import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../app-env';
 import { resolvePrincipal } from '../auth';
 import type { Principal } from '../auth/principal';
-import { check, credentialRefusal, decideChannelAccess, loadAccess } from '../iam/access';
+import { accessFrom, check, decideMessages, refusalFrom } from '../iam/access';
+import { loadAccessRows } from '../iam/rows';
+import { AUTHORIZE_BATCH } from '../../shared/authorize';
 import { changesSince } from '../iam/epochs';
 import { channelActor } from '../lib/actors';
 import { ApiError, notFound, unauthorized } from '../lib/errors';
 import { timingSafeEqual } from '../lib/crypto';
 import { errors, jsonBody, jsonResponse } from '../lib/openapi';
 import { router } from '../lib/router';
-import { AccessChangesRequest, AccessChangesResult, AuthenticateRequest, AuthorizeRequest, AuthorizeResult, BridgeResetRequest, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
+import { AccessChangesRequest, AccessChangesResult, AuthenticateRequest, AuthorizeBatchRequest, AuthorizeBatchResult, AuthorizeRequest, AuthorizeResult, BridgeResetRequest, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
 
 /**
  * The bridge's door into the workers. Only a caller holding BRIDGE_SECRET gets in; the bridge then
@@ -59,16 +61,19 @@ internalRouter.openapi(
     operationId: 'authorizeActions',
     tags,
     security,
-    summary: 'Batch policy decisions for a principal on channels (none: whether its credential is still good)',
-    request: jsonBody(AuthorizeRequest),
-    responses: { 200: jsonResponse(AuthorizeResult, 'Decisions'), ...errors(401, 415, 422) },
+    summary: 'Policy decisions for a principal on channels (none: whether its credential is still good), or for many principals at once (`items`)',
+    description:
+      'A bridge coalesces the questions its sessions ask at about the same moment (after an access change, every session of the org asks) into one `items` batch: ' +
+      `at most ${AUTHORIZE_BATCH.items} principals and ${AUTHORIZE_BATCH.checks} checks, read from D1 in one round trip whatever its size and decided exactly as one alone. ` +
+      'The single form (`principal`, `checks`) is kept for older bridges.',
+    request: jsonBody(z.union([AuthorizeRequest, AuthorizeBatchRequest])),
+    responses: { 200: jsonResponse(z.union([AuthorizeResult, AuthorizeBatchResult]), 'Decisions (`items` in the order asked, for a batch)'), ...errors(401, 415, 422) },
   }),
   async (c) => {
-    const { principal, checks } = c.req.valid('json');
-    const refused = await credentialRefusal(c.env.DB, principal); // once per batch, not per check
-    const results = [];
-    for (const { channel, action } of checks) results.push({ channel, action, ...(refused ?? (await decideChannelAccess(c.env.DB, principal, channel, action))) });
-    return c.json({ results, ...(refused ? { refused: { status: refused.status, reason: refused.reason ?? 'credential no longer valid' } } : {}) }, 200);
+    const body = c.req.valid('json');
+    const answers = await decideMessages(c.env.DB, 'items' in body ? body.items : [body]);
+    const out = answers.map(({ results, refused }) => ({ results, ...(refused ? { refused: { status: refused.status, reason: refused.reason ?? 'credential no longer valid' } } : {}) }));
+    return c.json('items' in body ? { items: out } : out[0]!, 200);
   },
 );
 
@@ -87,10 +92,11 @@ internalRouter.openapi(
   async (c) => {
     const { principal, action } = c.req.valid('json');
     // A credential no longer good (a rotated key, a revoked API key) gets no list: 401, as /internal/authorize's decisions.
-    const refused = await credentialRefusal(c.env.DB, principal);
+    const rows = await loadAccessRows(c.env.DB, [{ principal, credential: true, ...(principal.kind === 'user' ? {} : { orgs: [principal.orgId] }) }]);
+    const refused = refusalFrom(rows, principal, Date.now());
     if (refused) throw unauthorized(refused.reason ?? 'credential no longer valid');
     if (principal.kind === 'user') return c.json({ channels: [] }, 200);
-    const access = await loadAccess(c.env.DB, principal, principal.orgId);
+    const access = accessFrom(rows, principal, principal.orgId);
     const { results } = await c.env.DB.prepare('SELECT id FROM channels WHERE org_id = ? ORDER BY created_at, id LIMIT ?').bind(principal.orgId, MAX_CHANNELS).all<{ id: string }>();
     const channels = results
       .map((r) => r.id)

@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { AUTHORIZE_BATCH } from '../../shared/authorize';
 
 /** A principal as the bridge carries it after /internal/authenticate (the bridge is trusted). */
 export const PrincipalSchema = z
@@ -26,12 +27,26 @@ export const AuthenticateRequest = z
   })
   .openapi('BridgeAuthenticate');
 
-export const AuthorizeRequest = z
+const AuthorizeItem = z.object({
+  principal: PrincipalSchema,
+  checks: z
+    .array(z.object({ channel: z.string().min(1), action: MessageAction }))
+    .max(AUTHORIZE_BATCH.checksPerItem)
+    .openapi({ description: 'None: only whether the credential is still good (`refused`)' }),
+});
+
+export const AuthorizeRequest = AuthorizeItem.openapi('BridgeAuthorize');
+
+export const AuthorizeBatchRequest = z
   .object({
-    principal: PrincipalSchema,
-    checks: z.array(z.object({ channel: z.string().min(1), action: MessageAction })).max(100).openapi({ description: 'None: only whether the credential is still good (`refused`)' }),
+    items: z
+      .array(AuthorizeItem)
+      .min(1)
+      .max(AUTHORIZE_BATCH.items)
+      .openapi({ description: `Questions of many sessions at once, answered in this order (at most ${AUTHORIZE_BATCH.items}, and ${AUTHORIZE_BATCH.checks} checks in all)` }),
   })
-  .openapi('BridgeAuthorize');
+  .refine((b) => b.items.reduce((n, i) => n + i.checks.length, 0) <= AUTHORIZE_BATCH.checks, { message: `a batch holds at most ${AUTHORIZE_BATCH.checks} checks in all`, path: ['items'] })
+  .openapi('BridgeAuthorizeBatch');
 
 export const AuthorizeResult = z
   .object({
@@ -42,6 +57,8 @@ export const AuthorizeResult = z
       .openapi({ description: 'The credential itself is no longer good (a key revoked, rotated or run out; the device deleted): every result is this refusal' }),
   })
   .openapi('BridgeAuthorizeResult');
+
+export const AuthorizeBatchResult = z.object({ items: z.array(AuthorizeResult) }).openapi('BridgeAuthorizeBatchResult');
 
 export const ChannelsRequest = z.object({ principal: PrincipalSchema, action: MessageAction }).openapi('BridgeChannels');
 

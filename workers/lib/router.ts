@@ -3,6 +3,19 @@ import { HTTPException } from 'hono/http-exception';
 import type { AppEnv } from '../app-env';
 import { ApiError, problem } from './errors';
 
+type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] };
+
+/**
+ * A body that fits no form of a union (/internal/authorize: one principal, or `items`) is told what
+ * is wrong with the form it came closest to — the one with the fewest issues, the first on a tie —
+ * not zod's bare "Invalid input" at the root.
+ */
+function closest(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || !issue.errors?.length) return [issue];
+  const best = issue.errors.reduce((a, b) => (b.length < a.length ? b : a));
+  return best.flatMap((i) => closest({ ...i, path: [...issue.path, ...i.path] }));
+}
+
 /**
  * Every router is an OpenAPIHono built with this factory, so request validation failures
  * take the one error shape and every route lands in /openapi.json.
@@ -11,7 +24,7 @@ export function router(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) {
-        const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+        const issues = result.error.issues.flatMap((i) => closest(i)).map((i) => ({ path: i.path.join('.'), message: i.message }));
         const where = result.target === 'json' ? 'body' : result.target;
         // A body that parsed but failed the schema is 422; a bad query or path is 400.
         const status = result.target === 'json' ? 422 : 400;

@@ -1,0 +1,224 @@
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { AUTHORIZE_BATCH } from '../../shared/authorize';
+import { buildApp } from '../../workers/app';
+import { api, expectProblem, newOrg, newUser } from './helpers';
+
+/**
+ * /internal/authorize's batch form (`items`): what a bridge sends when many sessions ask at once
+ * (after an access change every session of the org does). Its answers must be exactly the single
+ * form's, and its D1 reads must not grow with it.
+ */
+const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
+const post = (path: string, body: unknown) => api('POST', path, { body, headers: bridge });
+type Check = { channel: string; action: 'messages:publish' | 'messages:subscribe' | 'messages:read' };
+type Item = { principal: Record<string, unknown>; checks: Check[] };
+
+const token = (t: string) => ({ token: t });
+
+/** One org with every kind of principal and refusal the bridge can meet, through the real API. */
+async function world() {
+  const owner = await newUser();
+  const org = await newOrg(owner.token);
+  const o = (path: string) => `/orgs/${org.id}${path}`;
+  const call = async (method: string, path: string, body?: unknown, t = owner.token) => {
+    const r = await api(method, path, { ...token(t), ...(body !== undefined ? { body } : {}) });
+    if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const [pub, sub, quiet] = (await Promise.all(['pub', 'sub', 'quiet'].map(async (name) => (await call('POST', o('/channels'), { name })).id as string))) as [string, string, string];
+  const device = async (name: string) => {
+    const d = await call('POST', o('/devices'), { name });
+    const principal = (await post('/internal/authenticate', { username: d.id, password: d.key })).body.principal;
+    return { id: d.id as string, principal };
+  };
+  const connected = await device('connected');
+  await call('POST', o('/connections'), { channel_ids: [pub], device_ids: [connected.id], types: ['publish'] });
+  await call('POST', o('/connections'), { channel_ids: [sub], device_ids: [connected.id], types: ['subscribe'] });
+  const unconnected = await device('unconnected');
+  const rotated = await device('rotated');
+  await call('POST', o('/connections'), { channel_ids: [pub], device_ids: [rotated.id] });
+  await call('POST', o(`/devices/${rotated.id}/key`));
+  const deleted = await device('deleted');
+  await call('DELETE', o(`/devices/${deleted.id}`));
+  const denied = await device('denied');
+  await call('POST', o('/connections'), { channel_ids: [pub, sub], device_ids: [denied.id] });
+  const policy = await call('POST', o('/policies'), { name: 'no publishing', statements: [{ effect: 'deny', actions: ['messages:publish'], resources: [`channels/${pub}`] }] });
+  await call('POST', o(`/policies/${policy.id}/attachments`), { principal_type: 'device', principal_id: denied.id });
+
+  const apiKey = async (scopes: string[], t = owner.token, extra: Record<string, unknown> = {}) => {
+    const k = await call('POST', o('/keys'), { name: 'k', scopes, ...extra }, t);
+    return { id: k.id as string, principal: (await post('/internal/authenticate', { password: k.key })).body.principal };
+  };
+  const liveKey = await apiKey(['messages:*']);
+  const revokedKey = await apiKey(['messages:*']);
+  await call('DELETE', o(`/keys/${revokedKey.id}`));
+  const expiredKey = await apiKey(['messages:*'], owner.token, { expires_in: 3600 });
+  await env.DB.prepare('UPDATE api_keys SET expires_at = ? WHERE id = ?').bind(Date.now() - 1000, expiredKey.id).run();
+  const narrowKey = await apiKey(['messages:subscribe']);
+  const leaver = await newUser('leaver');
+  await call('POST', o('/members'), { email: leaver.email, role: 'member' });
+  const leaversKey = await apiKey(['messages:*'], leaver.token);
+  await call('DELETE', o(`/members/${leaver.id}`));
+  const member = await newUser('member');
+  await call('POST', o('/members'), { email: member.email, role: 'viewer' });
+
+  const app = await call('POST', o('/apps'), { name: 'ingest', scopes: ['messages:publish'] });
+  const goneApp = await call('POST', o('/apps'), { name: 'gone', scopes: ['messages:*'] });
+  await call('DELETE', o(`/apps/${goneApp.id}`));
+  // A key issued to an app (the API issues keys to users; the schema holds both).
+  const appKey = crypto.randomUUID();
+  await env.DB.prepare("INSERT INTO api_keys (id, org_id, name, owner_type, owner_id, scopes, created_at) VALUES (?, ?, 'app key', 'app', ?, '[\"messages:*\"]', ?)").bind(appKey, org.id, app.id, Date.now()).run();
+
+  const other = await newOrg(owner.token, 'other');
+  const foreign = (await call('POST', `/orgs/${other.id}/channels`, { name: 'theirs' })).id as string;
+  const past = Math.floor(Date.now() / 1000) - 1;
+  const principals: Record<string, Record<string, unknown>> = {
+    connected: connected.principal,
+    unstamped: { kind: 'device', id: connected.id, orgId: org.id }, // an older bridge's principal: not checked for rotation
+    unconnected: unconnected.principal,
+    rotated: rotated.principal,
+    deleted: deleted.principal,
+    denied: denied.principal,
+    liveKey: liveKey.principal,
+    revokedKey: revokedKey.principal,
+    expiredKey: expiredKey.principal,
+    narrowKey: narrowKey.principal,
+    leaversKey: leaversKey.principal,
+    appKey: { kind: 'key', id: appKey, orgId: org.id, owner: { kind: 'app', id: app.id }, scopes: ['messages:publish'] },
+    app: { kind: 'app', id: app.id, orgId: org.id, scopes: ['messages:publish'] },
+    narrowApp: { kind: 'app', id: app.id, orgId: org.id, scopes: ['messages:read'] },
+    goneApp: { kind: 'app', id: goneApp.id, orgId: org.id, scopes: ['messages:*'] },
+    expiredApp: { kind: 'app', id: app.id, orgId: org.id, scopes: ['messages:publish'], exp: past },
+    owner: { kind: 'user', id: owner.id, exp: past + 3600 },
+    viewer: { kind: 'user', id: member.id },
+    stranger: { kind: 'user', id: leaver.id },
+    expiredUser: { kind: 'user', id: owner.id, exp: past },
+    otherOrgsDevice: { kind: 'device', id: connected.id, orgId: other.id },
+  };
+  const channels = { pub, sub, quiet, foreign, missing: crypto.randomUUID() };
+  return { org, principals, channels };
+}
+
+/** Every principal × every channel × publish and subscribe, and each with no checks too. */
+function questions(w: Awaited<ReturnType<typeof world>>): Item[] {
+  const checks: Check[] = Object.values(w.channels).flatMap((channel) => [
+    { channel, action: 'messages:publish' as const },
+    { channel, action: 'messages:subscribe' as const },
+  ]);
+  return Object.values(w.principals).flatMap((principal) => [{ principal, checks }, { principal, checks: [] }]);
+}
+
+/** A D1 binding that counts its round trips: each statement run alone, and each batch. */
+function counting(db: D1Database) {
+  const n = { trips: 0 };
+  const real = new WeakMap<object, D1PreparedStatement>();
+  const wrap = (s: D1PreparedStatement): D1PreparedStatement => {
+    const w = {
+      bind: (...v: unknown[]) => wrap(s.bind(...v)),
+      first: (...a: [string?]) => (n.trips++, s.first(...(a as []))),
+      all: () => (n.trips++, s.all()),
+      run: () => (n.trips++, s.run()),
+      raw: (...a: unknown[]) => (n.trips++, (s.raw as (...x: unknown[]) => unknown)(...a)),
+    } as unknown as D1PreparedStatement;
+    real.set(w, s);
+    return w;
+  };
+  const counted = {
+    prepare: (sql: string) => wrap(db.prepare(sql)),
+    batch: (stmts: D1PreparedStatement[]) => (n.trips++, db.batch(stmts.map((s) => real.get(s) ?? s))),
+    exec: (sql: string) => (n.trips++, db.exec(sql)),
+  } as unknown as D1Database;
+  return { db: counted, n };
+}
+
+describe('/internal/authorize in batches', () => {
+  it('answers a batch exactly as it answers each principal alone: every kind of principal and refusal, in one request', async () => {
+    const w = await world();
+    const items = questions(w);
+    const singles = [];
+    for (const item of items) {
+      const r = await post('/internal/authorize', item);
+      expect(r.status).toBe(200);
+      singles.push(r.body);
+    }
+    const batch = await post('/internal/authorize', { items });
+    expect(batch.status).toBe(200);
+    expect(batch.body.items).toEqual(singles);
+
+    // And the answers are the ones the rules give (not, say, all alike): a few spelled out.
+    const { pub, sub, quiet, foreign, missing } = w.channels;
+    const answer = (who: string) => batch.body.items[Object.keys(w.principals).indexOf(who) * 2] as { results: { channel: string; action: string; allowed: boolean; status: number; reason?: string }[]; refused?: unknown };
+    const of = (who: string, channel: string, action: string) => answer(who).results.find((r) => r.channel === channel && r.action === `messages:${action}`);
+    expect(of('connected', pub, 'publish')).toMatchObject({ allowed: true, status: 200 });
+    expect(of('connected', pub, 'subscribe')).toMatchObject({ allowed: false, status: 403 });
+    expect(of('connected', sub, 'subscribe')).toMatchObject({ allowed: true, status: 200 });
+    expect(of('connected', quiet, 'publish')).toMatchObject({ allowed: false, status: 403 });
+    expect(of('connected', foreign, 'publish')).toEqual({ channel: foreign, action: 'messages:publish', allowed: false, status: 404, reason: 'channel not found' });
+    expect(of('connected', missing, 'publish')).toEqual({ channel: missing, action: 'messages:publish', allowed: false, status: 404, reason: 'channel not found' });
+    expect(of('unstamped', pub, 'publish')).toMatchObject({ allowed: true });
+    expect(of('unconnected', pub, 'publish')).toMatchObject({ allowed: false, status: 403 });
+    expect(answer('rotated').refused).toEqual({ status: 401, reason: 'the device key was rotated' });
+    expect(answer('deleted').refused).toEqual({ status: 401, reason: 'the device was deleted' });
+    expect(of('denied', pub, 'publish')).toMatchObject({ allowed: false, status: 403, reason: expect.stringContaining('denied by policy') });
+    expect(of('denied', sub, 'subscribe')).toMatchObject({ allowed: true });
+    expect(of('liveKey', quiet, 'subscribe')).toMatchObject({ allowed: true });
+    expect(of('liveKey', foreign, 'subscribe')).toMatchObject({ allowed: false, status: 404 });
+    expect(answer('revokedKey').refused).toEqual({ status: 401, reason: 'the API key was revoked or has expired' });
+    expect(answer('expiredKey').refused).toEqual({ status: 401, reason: 'the API key was revoked or has expired' });
+    expect(of('narrowKey', pub, 'publish')).toMatchObject({ allowed: false, status: 403, reason: expect.stringContaining('outside the credential') });
+    expect(of('narrowKey', pub, 'subscribe')).toMatchObject({ allowed: true });
+    expect(of('leaversKey', pub, 'publish')).toMatchObject({ allowed: false, status: 401, reason: 'the owner of this API key is no longer a member of its org' });
+    expect(answer('leaversKey').refused).toBeUndefined(); // the key itself is good: each channel's answer says why
+    expect(of('appKey', pub, 'publish')).toMatchObject({ allowed: true });
+    expect(of('app', pub, 'publish')).toMatchObject({ allowed: true });
+    expect(of('app', pub, 'subscribe')).toMatchObject({ allowed: false, status: 403 });
+    expect(of('narrowApp', pub, 'publish')).toMatchObject({ allowed: false, status: 403 });
+    expect(of('goneApp', pub, 'publish')).toMatchObject({ allowed: false, status: 401, reason: 'app no longer exists' });
+    expect(answer('expiredApp').refused).toEqual({ status: 401, reason: 'the access token expired' });
+    expect(of('owner', quiet, 'publish')).toMatchObject({ allowed: true });
+    expect(of('owner', foreign, 'publish')).toMatchObject({ allowed: true }); // the owner's other org
+    expect(of('viewer', pub, 'publish')).toMatchObject({ allowed: false, status: 403 });
+    expect(of('viewer', pub, 'subscribe')).toMatchObject({ allowed: true });
+    expect(of('stranger', pub, 'subscribe')).toMatchObject({ allowed: false, status: 404 });
+    expect(answer('expiredUser').refused).toEqual({ status: 401, reason: 'the access token expired' });
+    expect(of('otherOrgsDevice', pub, 'publish')).toMatchObject({ allowed: false, status: 404 });
+  });
+
+  it('reads D1 in one round trip per batch, whatever its size (the single form too)', async () => {
+    const w = await world();
+    const all = questions(w);
+    const app = buildApp();
+    const ask = async (body: unknown) => {
+      const { db, n } = counting(env.DB);
+      const res = await app.request('/internal/authorize', { method: 'POST', headers: { ...bridge, 'content-type': 'application/json' }, body: JSON.stringify(body) }, Object.assign(Object.create(env), { DB: db }));
+      expect(res.status).toBe(200);
+      return n.trips;
+    };
+    const withChecks = all.filter((i) => i.checks.length > 0);
+    expect(await ask(withChecks[0])).toBe(1);
+    expect(await ask({ items: withChecks.slice(0, 1) })).toBe(1);
+    expect(await ask({ items: all.slice(0, 10) })).toBe(1);
+    // The largest batch allowed: 100 principals (the world's, over and over) and 1000 checks.
+    const big: Item[] = Array.from({ length: AUTHORIZE_BATCH.items }, (_, i) => ({ principal: all[(2 * i) % all.length]!.principal, checks: withChecks[0]!.checks }));
+    expect(big.reduce((n, i) => n + i.checks.length, 0)).toBe(AUTHORIZE_BATCH.checks);
+    expect(await ask({ items: big })).toBe(1);
+  });
+
+  it('refuses a batch past its bound, or malformed, with 422 problem JSON', async () => {
+    const w = await world();
+    const item = { principal: w.principals.connected, checks: [{ channel: w.channels.pub, action: 'messages:publish' }] };
+    // Each names what is wrong in the form it came closest to, not a bare "Invalid input".
+    const refused = async (body: unknown) => expectProblem(await post('/internal/authorize', body), 422);
+    expect(await refused({ items: Array(AUTHORIZE_BATCH.items + 1).fill(item) })).toMatchObject({ code: 'validation_failed', detail: expect.stringMatching(/^invalid body: items: .*100/) });
+    const tenChecks = { ...item, checks: Array(10).fill(item.checks[0]) };
+    expect((await post('/internal/authorize', { items: Array(AUTHORIZE_BATCH.checks / 10).fill(tenChecks) })).status).toBe(200);
+    expect((await refused({ items: [...Array(AUTHORIZE_BATCH.checks / 10 - 1).fill(tenChecks), { ...item, checks: Array(11).fill(item.checks[0]) }] })).detail).toBe('invalid body: items: a batch holds at most 1000 checks in all');
+    expect((await refused({ items: [] })).detail).toMatch(/^invalid body: items: /);
+    expect((await refused({ items: [{ principal: { kind: 'robot', id: 'x' }, checks: [] }] })).detail).toMatch(/^invalid body: items\.0\.principal/);
+    expect((await refused({ items: [item, { ...item, checks: [{ channel: '', action: 'messages:publish' }] }] })).detail).toMatch(/^invalid body: items\.1\.checks\.0\.channel: /);
+    // The single form's errors are as specific as before batches.
+    expect((await refused({ principal: { kind: 'device', id: 'd' }, checks: [] })).detail).toMatch(/^invalid body: principal\.orgId: /);
+    expectProblem(await api('POST', '/internal/authorize', { body: { items: [item] } }), 401);
+  });
+});
