@@ -1,12 +1,17 @@
 /**
- * `npm start`'s relay between wrangler's proxy and the worker (scripts/worker-relay.ts) serves only
- * that proxy, on this machine: it listens on loopback even when the platform serves every address
- * (EDGEFLUX_HOST=0.0.0.0), so nothing on another host reaches the worker except through the proxy.
+ * `npm start` with EDGEFLUX_HOST=0.0.0.0 serves every address on the ports it announces (HTTP, MQTT,
+ * MQTT over WebSocket and TLS, CoAP) and on no other: its relay between wrangler's proxy and the
+ * worker (scripts/worker-relay.ts), the worker's own port, and miniflare's loopback servers (which
+ * write and read files for whoever calls them: scripts/public-port.ts) all listen on 127.0.0.1.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPlatform, type Platform } from './processes';
+import { commandLine, processGroup } from '../../bench/procs';
+import { freePort, startPlatform, type Platform } from './processes';
 
 /** This machine's first IPv4 address that is not loopback, if it has one. */
 const outsideAddress = () =>
@@ -23,12 +28,90 @@ const tryConnect = (host: string, port: number) =>
     s.once('error', (e: NodeJS.ErrnoException) => ok(e.code ?? e.message));
   });
 
+interface Listener {
+  proto: 'tcp' | 'udp';
+  address: string;
+  port: number;
+  pid: number;
+}
+
+/** An address of /proc/net/{tcp,udp}[6] (hex, each 32-bit word in host order: little-endian here) as text. */
+function procAddress(hex: string): string {
+  const words = hex.match(/.{8}/g)!.map((w) => w.match(/../g)!.reverse().join(''));
+  if (words.length === 1) return words[0]!.match(/../g)!.map((b) => parseInt(b, 16)).join('.');
+  // IPv6: the URL parser writes it in its shortest form ([::1], [::], [::ffff:7f00:1]).
+  return new URL(`http://[${words.join('').match(/.{4}/g)!.join(':')}]`).hostname.slice(1, -1);
+}
+
+/**
+ * Every socket the processes of group `pgid` could be reached on: listening TCP sockets and
+ * unconnected (bound, state 07) UDP sockets, found by matching the socket inodes in /proc/<pid>/fd
+ * against /proc/net/{tcp,tcp6,udp,udp6}.
+ */
+function groupListeners(pgid: number): Listener[] {
+  const owner = new Map<string, number>();
+  for (const pid of processGroup(pgid)) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) owner.set(m[1]!, pid);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  const found: Listener[] = [];
+  for (const [file, proto, open] of [
+    ['tcp', 'tcp', '0A'],
+    ['tcp6', 'tcp', '0A'],
+    ['udp', 'udp', '07'],
+    ['udp6', 'udp', '07'],
+  ] as const) {
+    for (const line of readFileSync(`/proc/net/${file}`, 'utf8').trim().split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const [local, state, inode] = [f[1]!, f[3]!, f[9]!];
+      const pid = owner.get(inode);
+      if (pid === undefined || state !== open) continue;
+      const [hex, port] = local.split(':');
+      found.push({ proto, address: procAddress(hex!), port: parseInt(port!, 16), pid });
+    }
+  }
+  return found;
+}
+
+/** 127.0.0.0/8, ::1, and 127.x mapped into IPv6 (::ffff:7f00:1). */
+const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:7f');
+
+/** A self-signed certificate and key for MQTT over TLS, if openssl is here. */
+function selfSigned(dir: string): { cert: string; key: string } | undefined {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  return r.status === 0 ? { cert, key } : undefined;
+}
+
 describe("npm start's worker relay", () => {
   let platform: Platform;
+  let tlsPort: number | undefined;
+  const certDir = mkdtempSync(join(tmpdir(), 'edgeflux-tls-'));
   beforeAll(async () => {
-    platform = await startPlatform({ EDGEFLUX_HOST: '0.0.0.0' });
+    const tls = selfSigned(certDir);
+    tlsPort = tls ? await freePort() : undefined;
+    platform = await startPlatform({
+      EDGEFLUX_HOST: '0.0.0.0',
+      ...(tls ? { EDGEFLUX_MQTT_TLS_CERT: tls.cert, EDGEFLUX_MQTT_TLS_KEY: tls.key, EDGEFLUX_MQTT_TLS_PORT: String(tlsPort) } : {}),
+    });
   }, 120_000);
-  afterAll(() => platform?.stop());
+  afterAll(async () => {
+    await platform?.stop();
+    rmSync(certDir, { recursive: true, force: true });
+  });
 
   it('listens on loopback only, even with EDGEFLUX_HOST=0.0.0.0', async ({ annotate }) => {
     const m = /^EDGEFLUX_WORKER_RELAY (\S+) (\d+)$/m.exec(platform.output());
@@ -49,4 +132,38 @@ describe("npm start's worker relay", () => {
     // …and the relay's port refuses it.
     expect(await tryConnect(outside, Number(port))).toBe('ECONNREFUSED');
   }, 30_000);
+
+  it('listens on every address only on the ports it announces; all else on loopback', async ({ annotate }) => {
+    const announced = new Set([
+      `tcp ${new URL(platform.url).port}`,
+      `tcp ${platform.mqttPort}`,
+      `tcp ${platform.mqttWsPort}`,
+      ...(tlsPort ? [`tcp ${tlsPort}`] : []),
+      `udp ${platform.coapPort}`,
+    ]);
+    if (!tlsPort) await annotate('no openssl: MQTT over TLS was off');
+    const listeners = groupListeners(platform.pid);
+    // The announced ones are there, on every address, as EDGEFLUX_HOST asked.
+    for (const port of announced) {
+      const on = listeners.filter((l) => `${l.proto} ${l.port}` === port);
+      expect(on.length, `${port} is listened on`).toBeGreaterThan(0);
+      for (const l of on) expect(isLoopback(l.address), `${port} on ${l.address}`).toBe(false);
+    }
+    // Everything else, whoever opened it (launcher, wrangler and miniflare, workerd, the bridge), on loopback.
+    const exposed = listeners.filter((l) => !announced.has(`${l.proto} ${l.port}`) && !isLoopback(l.address));
+    expect(
+      exposed.map((l) => `${l.proto} ${l.address}:${l.port} (pid ${l.pid}: ${commandLine(l.pid).slice(0, 120)})`),
+      'sockets reachable from other hosts on a port npm start does not announce',
+    ).toEqual([]);
+    // There are such loopback listeners (the relay, the worker, miniflare's): the scan saw them.
+    expect(listeners.filter((l) => isLoopback(l.address)).length).toBeGreaterThanOrEqual(3);
+
+    const outside = outsideAddress();
+    if (!outside) return;
+    // From this machine's outside address only the announced TCP ports answer.
+    for (const l of listeners.filter((x) => x.proto === 'tcp')) {
+      const expected = announced.has(`tcp ${l.port}`) ? 'connected' : 'ECONNREFUSED';
+      expect(`${l.port}: ${await tryConnect(outside, l.port)}`).toBe(`${l.port}: ${expected}`);
+    }
+  }, 60_000);
 });
