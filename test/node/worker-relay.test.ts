@@ -96,7 +96,7 @@ function selfSigned(dir: string): { cert: string; key: string } | undefined {
   return r.status === 0 ? { cert, key } : undefined;
 }
 
-describe("npm start's worker relay", () => {
+describe('npm start with EDGEFLUX_HOST=0.0.0.0', () => {
   let platform: Platform;
   let tlsPort: number | undefined;
   const certDir = mkdtempSync(join(tmpdir(), 'edgeflux-tls-'));
@@ -113,7 +113,7 @@ describe("npm start's worker relay", () => {
     rmSync(certDir, { recursive: true, force: true });
   });
 
-  it('listens on loopback only, even with EDGEFLUX_HOST=0.0.0.0', async ({ annotate }) => {
+  it('the worker relay listens on loopback only', async ({ annotate }) => {
     const m = /^EDGEFLUX_WORKER_RELAY (\S+) (\d+)$/m.exec(platform.output());
     expect(m, 'the dev server reports where the relay listens').not.toBeNull();
     const [, address, port] = m!;
@@ -126,7 +126,7 @@ describe("npm start's worker relay", () => {
       await annotate('this machine has no non-loopback IPv4 address: only the bound address was checked');
       return;
     }
-    // The public port (wrangler's proxy) does serve that address, as EDGEFLUX_HOST asked…
+    // The public port (the forwarder to wrangler's proxy) does serve that address, as EDGEFLUX_HOST asked…
     const publicPort = new URL(platform.url).port;
     expect((await fetch(`http://${outside}:${publicPort}/health`)).status).toBe(200);
     // …and the relay's port refuses it.
