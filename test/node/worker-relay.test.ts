@@ -5,13 +5,13 @@
  * write and read files for whoever calls them: scripts/public-port.ts) all listen on 127.0.0.1.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandLine, processGroup } from '../../bench/procs';
-import { freePort, startPlatform, type Platform } from './processes';
+import { commandLine } from '../../bench/procs';
+import { freePort, groupListeners, startPlatform, type Platform } from './processes';
 
 /** This machine's first IPv4 address that is not loopback, if it has one. */
 const outsideAddress = () =>
@@ -27,63 +27,6 @@ const tryConnect = (host: string, port: number) =>
     s.once('timeout', () => (s.destroy(), ok('timeout')));
     s.once('error', (e: NodeJS.ErrnoException) => ok(e.code ?? e.message));
   });
-
-interface Listener {
-  proto: 'tcp' | 'udp';
-  address: string;
-  port: number;
-  pid: number;
-}
-
-/** An address of /proc/net/{tcp,udp}[6] (hex, each 32-bit word in host order: little-endian here) as text. */
-function procAddress(hex: string): string {
-  const words = hex.match(/.{8}/g)!.map((w) => w.match(/../g)!.reverse().join(''));
-  if (words.length === 1) return words[0]!.match(/../g)!.map((b) => parseInt(b, 16)).join('.');
-  // IPv6: the URL parser writes it in its shortest form ([::1], [::], [::ffff:7f00:1]).
-  return new URL(`http://[${words.join('').match(/.{4}/g)!.join(':')}]`).hostname.slice(1, -1);
-}
-
-/**
- * Every socket the processes of group `pgid` could be reached on: listening TCP sockets and
- * unconnected (bound, state 07) UDP sockets, found by matching the socket inodes in /proc/<pid>/fd
- * against /proc/net/{tcp,tcp6,udp,udp6}.
- */
-function groupListeners(pgid: number): Listener[] {
-  const owner = new Map<string, number>();
-  for (const pid of processGroup(pgid)) {
-    let fds: string[] = [];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // gone meanwhile
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) owner.set(m[1]!, pid);
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-  }
-  const found: Listener[] = [];
-  for (const [file, proto, open] of [
-    ['tcp', 'tcp', '0A'],
-    ['tcp6', 'tcp', '0A'],
-    ['udp', 'udp', '07'],
-    ['udp6', 'udp', '07'],
-  ] as const) {
-    for (const line of readFileSync(`/proc/net/${file}`, 'utf8').trim().split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      const [local, state, inode] = [f[1]!, f[3]!, f[9]!];
-      const pid = owner.get(inode);
-      if (pid === undefined || state !== open) continue;
-      const [hex, port] = local.split(':');
-      found.push({ proto, address: procAddress(hex!), port: parseInt(port!, 16), pid });
-    }
-  }
-  return found;
-}
 
 /** 127.0.0.0/8, ::1, and 127.x mapped into IPv6 (::ffff:7f00:1). */
 const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:7f');
