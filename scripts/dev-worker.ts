@@ -27,12 +27,18 @@
  * send a request now and then on a connection the worker was closing — a POST then got HTTP 503
  * "Your worker restarted mid-request" with nothing restarting (the relay's header says more).
  *
+ * Every port this process listens on is on loopback except the one public port, --ip:--port: with a
+ * loopback --ip wrangler's proxy serves it; with any other (0.0.0.0 in a container) the proxy and
+ * miniflare's loopback server behind it listen on 127.0.0.1 and scripts/public-port.ts forwards
+ * --ip:--port to the proxy (that file says why).
+ *
  * Arguments: --ip, --port, --persist-to. Prints `EDGEFLUX_WORKER_RELAY <address> <port>` once, where
  * the relay's socket is bound (loopback, whatever --ip says), and `EDGEFLUX_WORKER_DIRECT <url>` when
  * the worker is ready, and again after a reload if its address changed.
  */
 import { parseArgs } from 'node:util';
 import { unstable_DevEnv as DevEnv } from 'wrangler';
+import { isLoopbackHost, startPublicPort, type PublicPort } from './public-port';
 import { startWorkerRelay } from './worker-relay';
 
 const { values } = parseArgs({ options: { ip: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8787' }, 'persist-to': { type: 'string' } } });
@@ -77,10 +83,13 @@ const replay = setInterval(() => {
 }, 1000);
 replay.unref();
 
+// wrangler's proxy listens where its miniflare's loopback server does (see public-port.ts): on
+// loopback. A loopback --ip is served by the proxy itself; any other by a TCP forwarder to it.
+const forwarded = !isLoopbackHost(values.ip);
 const devServer = await env.startWorker({
   config: 'wrangler.toml',
   dev: {
-    server: { hostname: values.ip, port: Number(values.port) },
+    server: forwarded ? { hostname: '127.0.0.1', port: 0 } : { hostname: values.ip, port: Number(values.port) },
     // wrangler's inspector proxy subscribes to the worker's Runtime, Debugger and Network events:
     // a cost on every request and message, so it is on only when asked for (a port, 0 for any).
     inspector: process.env.EDGEFLUX_INSPECTOR_PORT ? { hostname: '127.0.0.1', port: Number(process.env.EDGEFLUX_INSPECTOR_PORT) } : false,
@@ -90,10 +99,24 @@ const devServer = await env.startWorker({
   },
 });
 await devServer.ready;
+let publicPort: PublicPort | undefined;
+if (forwarded) {
+  // miniflare keeps a socket's port across option changes when it was asked for any (0), so the
+  // proxy's loopback port read once here stays right across reloads.
+  const proxy = await devServer.url;
+  const target = { host: proxy.hostname, port: Number(proxy.port) };
+  try {
+    publicPort = await startPublicPort(values.ip, Number(values.port), () => target);
+  } catch (e) {
+    console.error(`the public port ${values.ip}:${values.port} cannot be opened: ${e instanceof Error ? e.message : String(e)}`);
+    await Promise.allSettled([devServer.dispose(), relay.close()]);
+    process.exit(1);
+  }
+}
 
 const stop = () => {
   clearInterval(replay);
-  void Promise.allSettled([devServer.dispose(), relay.close()]).finally(() => process.exit(0));
+  void Promise.allSettled([devServer.dispose(), relay.close(), publicPort?.close()]).finally(() => process.exit(0));
   setTimeout(() => process.exit(0), 5000).unref();
 };
 process.on('SIGINT', stop);

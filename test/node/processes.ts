@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { groupRunning } from '../../bench/procs';
+import { groupRunning, processGroup } from '../../bench/procs';
 
 export const root = resolve(import.meta.dirname, '../..');
 
@@ -231,4 +231,61 @@ export async function startBridge(platform: Pick<Platform, 'url'>, env: Record<s
     throw e;
   });
   return { mqttPort: Number(ports.EDGEFLUX_MQTT_PORT), output: () => out, kill: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
+}
+
+export interface Listener {
+  proto: 'tcp' | 'udp';
+  address: string;
+  port: number;
+  pid: number;
+}
+
+/** An address of /proc/net/{tcp,udp}[6] (hex, each 32-bit word in host order: little-endian here) as text. */
+function procAddress(hex: string): string {
+  const words = hex.match(/.{8}/g)!.map((w) => w.match(/../g)!.reverse().join(''));
+  if (words.length === 1) return words[0]!.match(/../g)!.map((b) => parseInt(b, 16)).join('.');
+  // IPv6: the URL parser writes it in its shortest form ([::1], [::], [::ffff:7f00:1]).
+  return new URL(`http://[${words.join('').match(/.{4}/g)!.join(':')}]`).hostname.slice(1, -1);
+}
+
+/**
+ * Every socket the processes of group `pgid` could be reached on: listening TCP sockets and
+ * unconnected (bound, state 07) UDP sockets, found by matching the socket inodes in /proc/<pid>/fd
+ * against /proc/net/{tcp,tcp6,udp,udp6}.
+ */
+export function groupListeners(pgid: number): Listener[] {
+  const owner = new Map<string, number>();
+  for (const pid of processGroup(pgid)) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) owner.set(m[1]!, pid);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  const found: Listener[] = [];
+  for (const [file, proto, open] of [
+    ['tcp', 'tcp', '0A'],
+    ['tcp6', 'tcp', '0A'],
+    ['udp', 'udp', '07'],
+    ['udp6', 'udp', '07'],
+  ] as const) {
+    for (const line of readFileSync(`/proc/net/${file}`, 'utf8').trim().split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const [local, state, inode] = [f[1]!, f[3]!, f[9]!];
+      const pid = owner.get(inode);
+      if (pid === undefined || state !== open) continue;
+      const [hex, port] = local.split(':');
+      found.push({ proto, address: procAddress(hex!), port: parseInt(port!, 16), pid });
+    }
+  }
+  return found;
 }

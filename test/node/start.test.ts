@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, startPlatform, type Platform } from './processes';
+import { commandLine } from '../../bench/procs';
+import { freePort, groupListeners, startPlatform, type Platform } from './processes';
 
 describe('npm start', () => {
   const state = mkdtempSync(join(tmpdir(), 'edgeflux-state-'));
@@ -19,6 +20,10 @@ describe('npm start', () => {
     expect(running.url).toBe(`http://127.0.0.1:${port}`);
     expect(running.output()).toMatch(/OpenAPI\s+http:\/\/127\.0\.0\.1:\d+\/openapi\.json/);
     expect(await (await fetch(`${running.url}/health`)).json()).toEqual({ status: 'ok', d1: 'ok' });
+    // On loopback (the default) wrangler's proxy workerd serves the public port itself: no forwarder
+    // (scripts/public-port.ts, a Node hop) in the way.
+    const http = groupListeners(running.pid).filter((l) => l.proto === 'tcp' && l.port === port);
+    expect(http.map((l) => `${l.address} ${/\bworkerd serve\b/.test(commandLine(l.pid)) ? 'workerd' : commandLine(l.pid).slice(0, 80)}`)).toEqual(['127.0.0.1 workerd']);
 
     const creds = { email: 'restart@example.com', password: 'correct horse battery' };
     const reg = await fetch(`${running.url}/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(creds) });

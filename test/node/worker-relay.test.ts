@@ -1,12 +1,17 @@
 /**
- * `npm start`'s relay between wrangler's proxy and the worker (scripts/worker-relay.ts) serves only
- * that proxy, on this machine: it listens on loopback even when the platform serves every address
- * (EDGEFLUX_HOST=0.0.0.0), so nothing on another host reaches the worker except through the proxy.
+ * `npm start` with EDGEFLUX_HOST=0.0.0.0 serves every address on the ports it announces (HTTP, MQTT,
+ * MQTT over WebSocket and TLS, CoAP) and on no other: its relay between wrangler's proxy and the
+ * worker (scripts/worker-relay.ts), the worker's own port, and miniflare's loopback servers (which
+ * write and read files for whoever calls them: scripts/public-port.ts) all listen on 127.0.0.1.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPlatform, type Platform } from './processes';
+import { commandLine } from '../../bench/procs';
+import { freePort, groupListeners, startPlatform, type Platform } from './processes';
 
 /** This machine's first IPv4 address that is not loopback, if it has one. */
 const outsideAddress = () =>
@@ -23,14 +28,35 @@ const tryConnect = (host: string, port: number) =>
     s.once('error', (e: NodeJS.ErrnoException) => ok(e.code ?? e.message));
   });
 
-describe("npm start's worker relay", () => {
-  let platform: Platform;
-  beforeAll(async () => {
-    platform = await startPlatform({ EDGEFLUX_HOST: '0.0.0.0' });
-  }, 120_000);
-  afterAll(() => platform?.stop());
+/** 127.0.0.0/8, ::1, and 127.x mapped into IPv6 (::ffff:7f00:1). */
+const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:7f');
 
-  it('listens on loopback only, even with EDGEFLUX_HOST=0.0.0.0', async ({ annotate }) => {
+/** A self-signed certificate and key for MQTT over TLS, if openssl is here. */
+function selfSigned(dir: string): { cert: string; key: string } | undefined {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  return r.status === 0 ? { cert, key } : undefined;
+}
+
+describe('npm start with EDGEFLUX_HOST=0.0.0.0', () => {
+  let platform: Platform;
+  let tlsPort: number | undefined;
+  const certDir = mkdtempSync(join(tmpdir(), 'edgeflux-tls-'));
+  beforeAll(async () => {
+    const tls = selfSigned(certDir);
+    tlsPort = tls ? await freePort() : undefined;
+    platform = await startPlatform({
+      EDGEFLUX_HOST: '0.0.0.0',
+      ...(tls ? { EDGEFLUX_MQTT_TLS_CERT: tls.cert, EDGEFLUX_MQTT_TLS_KEY: tls.key, EDGEFLUX_MQTT_TLS_PORT: String(tlsPort) } : {}),
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await platform?.stop();
+    rmSync(certDir, { recursive: true, force: true });
+  });
+
+  it('the worker relay listens on loopback only', async ({ annotate }) => {
     const m = /^EDGEFLUX_WORKER_RELAY (\S+) (\d+)$/m.exec(platform.output());
     expect(m, 'the dev server reports where the relay listens').not.toBeNull();
     const [, address, port] = m!;
@@ -43,10 +69,44 @@ describe("npm start's worker relay", () => {
       await annotate('this machine has no non-loopback IPv4 address: only the bound address was checked');
       return;
     }
-    // The public port (wrangler's proxy) does serve that address, as EDGEFLUX_HOST asked…
+    // The public port (the forwarder to wrangler's proxy) does serve that address, as EDGEFLUX_HOST asked…
     const publicPort = new URL(platform.url).port;
     expect((await fetch(`http://${outside}:${publicPort}/health`)).status).toBe(200);
     // …and the relay's port refuses it.
     expect(await tryConnect(outside, Number(port))).toBe('ECONNREFUSED');
   }, 30_000);
+
+  it('listens on every address only on the ports it announces; all else on loopback', async ({ annotate }) => {
+    const announced = new Set([
+      `tcp ${new URL(platform.url).port}`,
+      `tcp ${platform.mqttPort}`,
+      `tcp ${platform.mqttWsPort}`,
+      ...(tlsPort ? [`tcp ${tlsPort}`] : []),
+      `udp ${platform.coapPort}`,
+    ]);
+    if (!tlsPort) await annotate('no openssl: MQTT over TLS was off');
+    const listeners = groupListeners(platform.pid);
+    // The announced ones are there, on every address, as EDGEFLUX_HOST asked.
+    for (const port of announced) {
+      const on = listeners.filter((l) => `${l.proto} ${l.port}` === port);
+      expect(on.length, `${port} is listened on`).toBeGreaterThan(0);
+      for (const l of on) expect(isLoopback(l.address), `${port} on ${l.address}`).toBe(false);
+    }
+    // Everything else, whoever opened it (launcher, wrangler and miniflare, workerd, the bridge), on loopback.
+    const exposed = listeners.filter((l) => !announced.has(`${l.proto} ${l.port}`) && !isLoopback(l.address));
+    expect(
+      exposed.map((l) => `${l.proto} ${l.address}:${l.port} (pid ${l.pid}: ${commandLine(l.pid).slice(0, 120)})`),
+      'sockets reachable from other hosts on a port npm start does not announce',
+    ).toEqual([]);
+    // There are such loopback listeners (the relay, the worker, miniflare's): the scan saw them.
+    expect(listeners.filter((l) => isLoopback(l.address)).length).toBeGreaterThanOrEqual(3);
+
+    const outside = outsideAddress();
+    if (!outside) return;
+    // From this machine's outside address only the announced TCP ports answer.
+    for (const l of listeners.filter((x) => x.proto === 'tcp')) {
+      const expected = announced.has(`tcp ${l.port}`) ? 'connected' : 'ECONNREFUSED';
+      expect(`${l.port}: ${await tryConnect(outside, l.port)}`).toBe(`${l.port}: ${expected}`);
+    }
+  }, 60_000);
 });
