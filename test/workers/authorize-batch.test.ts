@@ -2,6 +2,8 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AUTHORIZE_BATCH } from '../../shared/authorize';
 import { buildApp } from '../../workers/app';
+import type { Principal } from '../../workers/auth/principal';
+import { decideMessageAccess } from '../../workers/iam/access';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
 /**
@@ -220,5 +222,105 @@ describe('/internal/authorize in batches', () => {
     // The single form's errors are as specific as before batches.
     expect((await refused({ principal: { kind: 'device', id: 'd' }, checks: [] })).detail).toMatch(/^invalid body: principal\.orgId: /);
     expectProblem(await api('POST', '/internal/authorize', { body: { items: [item] } }), 401);
+  });
+});
+
+/**
+ * Policy denies on message decisions, one per place a policy is attached: a member (a user of two
+ * orgs, the deny in one only), an API key, the user owning a key (applies to the key), an app (to
+ * its token and to a key it owns). Each principal is also asked about a channel the deny does not
+ * name, which must stay allowed: a test that passes because everything is refused proves nothing.
+ */
+async function policyWorld() {
+  const owner = await newUser('owner');
+  const [a, b] = [await newOrg(owner.token, 'a'), await newOrg(owner.token, 'b')];
+  const call = async (method: string, path: string, body?: unknown, t = owner.token) => {
+    const r = await api(method, path, { token: t, ...(body !== undefined ? { body } : {}) });
+    if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const channel = async (org: string, name: string) => (await call('POST', `/orgs/${org}/channels`, { name })).id as string;
+  const [a1, a2, b1] = [await channel(a.id, 'a1'), await channel(a.id, 'a2'), await channel(b.id, 'b1')];
+  const deny = async (org: string, resources: string[], principal_type: string, principal_id: string, action = 'messages:publish') => {
+    const policy = await call('POST', `/orgs/${org}/policies`, { name: `deny ${principal_type}`, statements: [{ effect: 'deny', actions: [action], resources }] });
+    await call('POST', `/orgs/${org}/policies/${policy.id}/attachments`, { principal_type, principal_id });
+  };
+  const authenticated = async (key: string) => (await post('/internal/authenticate', { password: key })).body.principal as Record<string, unknown>;
+
+  // A member of both orgs, denied publishing on every channel of `a` (`channels/*`: were the deny read
+  // in `b` too, it would match there).
+  const member = await newUser('member');
+  for (const org of [a, b]) await call('POST', `/orgs/${org.id}/members`, { email: member.email, role: 'member' });
+  await deny(a.id, ['channels/*'], 'member', member.id);
+  // Its key in `a`: the owner's deny applies to the key.
+  const membersKey = await call('POST', `/orgs/${a.id}/keys`, { name: 'members', scopes: ['messages:*'] }, member.token);
+  // A key of the org's owner (no deny of its own owner), denied publishing on a1 itself.
+  const deniedKey = await call('POST', `/orgs/${a.id}/keys`, { name: 'denied', scopes: ['messages:*'] });
+  await deny(a.id, [`channels/${a1}`], 'key', deniedKey.id);
+  // An app denied publishing on a1 and, by a second policy, subscribing on a2 (both must count): its
+  // token and a key it owns (the API issues keys to users; the schema holds both).
+  const app = await call('POST', `/orgs/${a.id}/apps`, { name: 'ingest', scopes: ['messages:*'] });
+  await deny(a.id, [`channels/${a1}`], 'app', app.id);
+  await deny(a.id, [`channels/${a2}`], 'app', app.id, 'messages:subscribe');
+  const appKey = crypto.randomUUID();
+  await env.DB.prepare("INSERT INTO api_keys (id, org_id, name, owner_type, owner_id, scopes, created_at) VALUES (?, ?, 'app key', 'app', ?, '[\"messages:*\"]', ?)").bind(appKey, a.id, app.id, Date.now()).run();
+
+  const principals: Record<string, Record<string, unknown>> = {
+    member: { kind: 'user', id: member.id },
+    membersKey: await authenticated(membersKey.key),
+    deniedKey: await authenticated(deniedKey.key),
+    app: { kind: 'app', id: app.id, orgId: a.id, scopes: ['messages:*'] },
+    appKey: { kind: 'key', id: appKey, orgId: a.id, owner: { kind: 'app', id: app.id }, scopes: ['messages:*'] },
+  };
+  // [who, channel, action, allowed]
+  const expected: [string, string, Check['action'], boolean][] = [
+    ['member', a1, 'messages:publish', false],
+    ['member', a2, 'messages:publish', false],
+    ['member', a1, 'messages:subscribe', true],
+    ['member', b1, 'messages:publish', true], // the other org: no deny there
+    ['membersKey', a1, 'messages:publish', false],
+    ['membersKey', a2, 'messages:publish', false],
+    ['membersKey', a1, 'messages:subscribe', true],
+    ['deniedKey', a1, 'messages:publish', false],
+    ['deniedKey', a2, 'messages:publish', true],
+    ['app', a1, 'messages:publish', false],
+    ['app', a2, 'messages:subscribe', false],
+    ['app', a2, 'messages:publish', true],
+    ['appKey', a1, 'messages:publish', false],
+    ['appKey', a2, 'messages:subscribe', false],
+    ['appKey', a2, 'messages:publish', true],
+  ];
+  const names: Record<string, string> = { [a1]: 'a1', [a2]: 'a2', [b1]: 'b1' };
+  return { principals, expected, names };
+}
+
+describe('policy denies on message decisions', () => {
+  const verdict = (d: { allowed: boolean; status: number; reason?: string }) => (d.allowed ? { allowed: true, status: 200 } : { allowed: false, status: d.status, denied: /denied by policy/.test(d.reason ?? '') });
+  const want = (allowed: boolean) => (allowed ? { allowed: true, status: 200 } : { allowed: false, status: 403, denied: true });
+
+  it('are applied by /internal/authorize, single and batch, and by the channel actors\' re-checks', async () => {
+    const { principals, expected, names } = await policyWorld();
+    const wanted = expected.map(([, , , allowed]) => want(allowed));
+    const label = expected.map(([who, channel, action]) => `${who} ${action} ${names[channel]}`);
+    const items: Item[] = Object.entries(principals).map(([who, principal]) => ({ principal, checks: expected.filter(([w]) => w === who).map(([, channel, action]) => ({ channel, action })) }));
+    const inOrder = (answers: { results: { channel: string; action: string; allowed: boolean; status: number; reason?: string }[] }[]) =>
+      Object.fromEntries(answers.flatMap((a) => a.results).map((d, i) => [label[i], verdict(d)]));
+    const expectedByLabel = Object.fromEntries(label.map((l, i) => [l, wanted[i]]));
+
+    // The single form, one principal at a time.
+    const singles = [];
+    for (const item of items) {
+      const r = await post('/internal/authorize', item);
+      expect(r.status).toBe(200);
+      singles.push(r.body);
+    }
+    // The batch form, every principal in one request (the member's checks span both its orgs).
+    const batch = await post('/internal/authorize', { items });
+    expect(batch.status).toBe(200);
+    // A channel actor re-checking a live subscriber (objects/channel/access.ts): decideMessageAccess.
+    const actor: Record<string, unknown> = {};
+    for (const [who, channel, action] of expected) actor[`${who} ${action} ${names[channel]}`] = verdict(await decideMessageAccess(env.DB, principals[who] as unknown as Principal, channel, action));
+    // All three compared at once: a failure shows which paths lost which deny.
+    expect({ single: inOrder(singles), batch: inOrder(batch.body.items), actor }).toEqual({ single: expectedByLabel, batch: expectedByLabel, actor: expectedByLabel });
   });
 });
