@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { AUTHORIZE_BATCH } from '../../shared/authorize';
 import { buildApp } from '../../workers/app';
 import type { Principal } from '../../workers/auth/principal';
-import { decideMessageAccess } from '../../workers/iam/access';
+import { decideMessageAccess, loadAccess } from '../../workers/iam/access';
+import { ApiError } from '../../workers/lib/errors';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
 /**
@@ -205,6 +206,24 @@ describe('/internal/authorize in batches', () => {
     const big: Item[] = Array.from({ length: AUTHORIZE_BATCH.items }, (_, i) => ({ principal: all[(2 * i) % all.length]!.principal, checks: withChecks[0]!.checks }));
     expect(big.reduce((n, i) => n + i.checks.length, 0)).toBe(AUTHORIZE_BATCH.checks);
     expect(await ask({ items: big })).toBe(1);
+  });
+
+  it('tells a device, key or app asking about another org "not found" without reading D1; a user, after reading its memberships', async () => {
+    const w = await world();
+    const other = (await newOrg((await newUser()).token, 'elsewhere')).id;
+    const notFoundAfter = async (p: Record<string, unknown>, org: string) => {
+      const { db, n } = counting(env.DB);
+      const e = await loadAccess(db, p as unknown as Principal, org).then(() => null, (x: unknown) => x);
+      expect(e).toBeInstanceOf(ApiError);
+      expect((e as ApiError).status).toBe(404);
+      return n.trips;
+    };
+    for (const who of ['connected', 'liveKey', 'appKey', 'app'] as const) expect({ who, trips: await notFoundAfter(w.principals[who]!, other) }).toEqual({ who, trips: 0 });
+    expect(await notFoundAfter(w.principals.viewer!, other)).toBe(1);
+    // In its own org the same device is read for, and allowed in.
+    const { db, n } = counting(env.DB);
+    expect((await loadAccess(db, w.principals.connected as unknown as Principal, w.org.id)).orgId).toBe(w.org.id);
+    expect(n.trips).toBe(1);
   });
 
   it('refuses a batch past its bound, or malformed, with 422 problem JSON', async () => {
