@@ -4,6 +4,7 @@ import { AUTHORIZE_BATCH } from '../../shared/authorize';
 import { buildApp } from '../../workers/app';
 import type { Principal } from '../../workers/auth/principal';
 import { decideMessageAccess, loadAccess } from '../../workers/iam/access';
+import { MAX_AUTHORIZE_BODY } from '../../workers/internal/schemas';
 import { ApiError } from '../../workers/lib/errors';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
@@ -238,9 +239,59 @@ describe('/internal/authorize in batches', () => {
     expect((await refused({ items: [] })).detail).toMatch(/^invalid body: items: /);
     expect((await refused({ items: [{ principal: { kind: 'robot', id: 'x' }, checks: [] }] })).detail).toMatch(/^invalid body: items\.0\.principal/);
     expect((await refused({ items: [item, { ...item, checks: [{ channel: '', action: 'messages:publish' }] }] })).detail).toMatch(/^invalid body: items\.1\.checks\.0\.channel: /);
+    // A batch is told about its items however many are bad (not about the single form's missing keys).
+    const twoBad = await refused({ items: [{ ...item, checks: [{ channel: '', action: 'messages:publish' }] }, { principal: { kind: 'device', id: 'd' }, checks: [] }] });
+    expect(twoBad.detail).toMatch(/^invalid body: items\.0\.checks\.0\.channel: /);
+    expect((twoBad.errors as { path: string }[]).map((e) => e.path)).toEqual(['items.0.checks.0.channel', 'items.1.principal.orgId']);
     // The single form's errors are as specific as before batches.
     expect((await refused({ principal: { kind: 'device', id: 'd' }, checks: [] })).detail).toMatch(/^invalid body: principal\.orgId: /);
+    expect((await refused({ principal: { kind: 'device', id: 'd', orgId: 'o' }, checks: [{ channel: '', action: 'messages:publish' }, { channel: 'c', action: 'messages:delete' }] })).errors).toEqual([
+      { path: 'checks.0.channel', message: expect.any(String) },
+      { path: 'checks.1.action', message: expect.any(String) },
+    ]);
+    // A body of neither form is told what the single form (the older one) lacks.
+    expect((await refused({})).errors).toEqual([
+      { path: 'principal', message: expect.any(String) },
+      { path: 'checks', message: expect.any(String) },
+    ]);
     expectProblem(await api('POST', '/internal/authorize', { body: { items: [item] } }), 401);
+  });
+
+  it('bounds every string it takes as the API that made it does, and its body before reading it', async () => {
+    const w = await world();
+    const device = w.principals.connected as { kind: 'device'; id: string; orgId: string; keyStamp: string };
+    const ask = (principal: unknown, channel: string) => ({ principal, checks: [{ channel, action: 'messages:publish' }] });
+    const refused = async (body: unknown) => (await expectProblem(await post('/internal/authorize', body), 422)).errors as { path: string; message: string }[];
+    // Channel ids as every protocol takes them (shared/topics.ts): at most 128 characters, URL-safe.
+    expect((await post('/internal/authorize', ask(device, 'c'.repeat(128)))).body.results[0]).toMatchObject({ allowed: false, status: 404 });
+    expect(await refused(ask(device, 'c'.repeat(129)))).toEqual([{ path: 'checks.0.channel', message: 'channel id is longer than 128 characters' }]);
+    expect(await refused({ items: [ask(device, w.channels.pub), ask(device, `${w.channels.pub}\u0000`)] })).toEqual([{ path: 'items.1.checks.0.channel', message: expect.stringMatching(/may only contain/) }]);
+    // Ids: at most as long as a policy attachment's principal id, no control characters; scopes as keys and apps take them; key stamps hex.
+    expect((await refused(ask({ ...device, id: 'd'.repeat(201) }, w.channels.pub)))[0]!.path).toBe('principal.id');
+    expect((await refused(ask({ ...device, orgId: `${device.orgId}\n` }, w.channels.pub)))[0]).toEqual({ path: 'principal.orgId', message: 'an id has no control characters' });
+    expect((await refused(ask({ ...device, id: '' }, w.channels.pub)))[0]!.path).toBe('principal.id');
+    expect((await refused(ask({ ...device, keyStamp: '' }, w.channels.pub)))[0]!.path).toBe('principal.keyStamp'); // '' would match any key
+    expect((await refused(ask({ ...device, keyStamp: 'f'.repeat(65) }, w.channels.pub)))[0]!.path).toBe('principal.keyStamp');
+    const key = w.principals.liveKey as { scopes: string[] };
+    expect((await refused(ask({ ...key, scopes: ['s'.repeat(301)] }, w.channels.pub)))[0]!.path).toBe('principal.scopes.0');
+    expect((await refused(ask({ ...key, scopes: Array(51).fill('messages:*') }, w.channels.pub)))[0]!.path).toBe('principal.scopes');
+    expect((await refused(ask({ kind: 'key', id: 'k', orgId: 'o', owner: { kind: 'user', id: 'u'.repeat(201) }, scopes: [] }, w.channels.pub)))[0]!.path).toBe('principal.owner.id');
+
+    // The largest batch its schema takes is under the body limit, and answered.
+    const id = (c: string) => c.repeat(200);
+    const largest = {
+      items: Array.from({ length: AUTHORIZE_BATCH.items }, (_, i) => ({
+        principal: { kind: 'key', id: id('k'), orgId: id('o'), owner: { kind: 'user', id: id('u') }, scopes: Array(50).fill('s'.repeat(300)), exp: 2 ** 40 },
+        checks: Array.from({ length: AUTHORIZE_BATCH.checks / AUTHORIZE_BATCH.items }, (_, j) => ({ channel: `${i}-${j}-`.padEnd(128, 'c'), action: 'messages:subscribe' })),
+      })),
+    };
+    expect(JSON.stringify(largest).length).toBeLessThan(MAX_AUTHORIZE_BODY);
+    const answered = await post('/internal/authorize', largest);
+    expect(answered.status).toBe(200);
+    expect(answered.body.items[99].refused).toEqual({ status: 401, reason: 'the API key was revoked or has expired' });
+    // Past the limit: 413 problem JSON, before the body is parsed (a valid batch with padding).
+    const over = { ...largest, padding: 'x'.repeat(MAX_AUTHORIZE_BODY) };
+    expect(await expectProblem(await post('/internal/authorize', over), 413)).toMatchObject({ code: 'payload_too_large' });
   });
 });
 
