@@ -173,9 +173,10 @@ export function buildApp() {
     }
   });
 
-  // A JSON body larger than any the API takes is refused before it is read (message routes have their own limit).
+  // A JSON body larger than any the API takes is refused before it is read (message routes have
+  // their own limit; /internal/authorize a tighter one). The bridge's routes too: it relays devices.
   app.use('*', async (c, next) => {
-    if (c.req.method === 'GET' || c.req.method === 'HEAD' || c.req.method === 'OPTIONS' || c.req.path.startsWith('/channels/') || c.req.path.startsWith('/internal/')) return next();
+    if (c.req.method === 'GET' || c.req.method === 'HEAD' || c.req.method === 'OPTIONS' || c.req.path.startsWith('/channels/')) return next();
     return jsonBodyLimit(c, next);
   });
 

@@ -14,10 +14,10 @@ import { PlatformError, type Decision, type MessageAction } from './types';
  * PUBLISH waits for a few microseconds, not a millisecond). A lone question goes in the single
  * form, as before batches existed.
  *
- * An older worker refuses the batch form (422: its schema wants `principal`; or 400/404/405/413/415):
- * the batch's questions are then asked one by one, and batches are not tried again for
- * `SINGLES_FOR_MS`. Any other failure of a batch fails each of its questions with that error, as a
- * failed single request did.
+ * A worker from before batches refuses the batch form — 422, its schema wanting the single form's
+ * `principal` and `checks` (`olderWorker`) — the batch's questions are then asked one by one, and
+ * batches are not tried again for `SINGLES_FOR_MS`. Any other failure of a batch, a 4xx included,
+ * fails each of its questions with that error, as a failed single request did.
  */
 
 export interface AuthorizeItem {
@@ -34,9 +34,16 @@ export interface AuthorizeAnswer {
 /** Sends one request through the platform client's in-flight limit. */
 export type Send = <T>(path: string, body: unknown) => Promise<T>;
 
-/** An older worker's answers to a body it does not understand. */
-const NOT_UNDERSTOOD = new Set([400, 404, 405, 413, 415, 422]);
-/** After one, single requests only for this long (the worker may be upgraded meanwhile). */
+/**
+ * A worker from before batches, told a batch: it reads the body as the single form, which has no
+ * `items`, so it answers 422 with every issue at the single form's keys (problem JSON `errors`:
+ * `principal` and `checks` missing). A worker that knows batches names `items…` in a 422, whatever
+ * is wrong with the batch; a 400, 404, 413 or a 422 without those paths is no sign of an older one.
+ */
+export function olderWorker(e: unknown): boolean {
+  return e instanceof PlatformError && e.status === 422 && !!e.paths?.length && e.paths.every((p) => p === 'principal' || p === 'checks');
+}
+/** After an older worker's refusal, single requests only for this long (the worker may be upgraded meanwhile). */
 export const SINGLES_FOR_MS = 60_000;
 
 interface Question {
@@ -91,7 +98,7 @@ export class AuthorizeBatcher {
       ({ items } = await this.send<{ items: AuthorizeAnswer[] }>('/internal/authorize', { items: batch.map((q) => q.item) }));
       if (!Array.isArray(items) || items.length !== batch.length) throw new PlatformError(503, `platform answered ${Array.isArray(items) ? items.length : 'no'} items for ${batch.length} questions`);
     } catch (e) {
-      if (e instanceof PlatformError && NOT_UNDERSTOOD.has(e.status)) {
+      if (olderWorker(e)) {
         this.singlesUntil = this.now() + SINGLES_FOR_MS;
         return batch.forEach((q) => this.single(q));
       }

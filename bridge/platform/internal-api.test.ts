@@ -133,6 +133,19 @@ describe('InternalApi', () => {
   });
 });
 
+/** What a worker from before batches (f80e257) answers a batch body: it reads it as the single form. */
+const OLDER_WORKERS_422 = {
+  type: 'https://edgeflux.dev/problems/validation_failed',
+  title: 'Unprocessable Content',
+  status: 422,
+  detail: 'invalid body: principal: Invalid input: expected object, received undefined',
+  code: 'validation_failed',
+  errors: [
+    { path: 'principal', message: 'Invalid input: expected object, received undefined' },
+    { path: 'checks', message: 'Invalid input: expected array, received undefined' },
+  ],
+};
+
 /**
  * A stand-in /internal API whose access data can be "written": /internal/access/changes answers
  * from a list of (epoch, org) writes, /internal/authorize with the current answer per channel.
@@ -155,6 +168,10 @@ async function serveAccess() {
     refuseBatches: false,
     /** Answer the batch form 500. */
     failBatches: false,
+    /** Answer the batch form this (a status and a problem body), e.g. a 4xx no older worker gives. */
+    batchAnswer: null as null | { status: number; body: unknown },
+    /** Principals refused: 403 on each check, and `refused` when asked only about the credential. */
+    refuse: (_p: Principal) => false,
   };
   server = createServer((req, res) => {
     let body = '';
@@ -174,14 +191,16 @@ async function serveAccess() {
       if (state.hold) await state.hold;
       const batch = (JSON.parse(body) as { items?: Item[] }).items;
       state.items.push(batch ? batch.length : 1);
-      if (batch && state.refuseBatches) return void res.writeHead(422).end('{"detail":"invalid body: principal: Required"}');
+      if (batch && state.refuseBatches) return void res.writeHead(422, { 'content-type': 'application/problem+json' }).end(JSON.stringify(OLDER_WORKERS_422));
       if (batch && state.failBatches) return void res.writeHead(500).end('{"detail":"internal error"}');
+      if (batch && state.batchAnswer) return void res.writeHead(state.batchAnswer.status, { 'content-type': 'application/problem+json' }).end(JSON.stringify(state.batchAnswer.body));
       res.end(
         JSON.stringify(
-          authorizeAnswer(body, ({ checks }) =>
-            // No checks: only whether the credential is good (`allowed` false stands for a rotated key here).
-            checks.length === 0 ? { results: [], ...(allowed ? {} : { refused: { status: 401, reason: 'the device key was rotated' } }) } : { results: checks.map((c) => ({ ...c, allowed, status: allowed ? 200 : 403 })) },
-          ),
+          authorizeAnswer(body, ({ principal: p, checks }) => {
+            const ok = allowed && !state.refuse(p);
+            // No checks: only whether the credential is good (a refusal stands for a rotated key here).
+            return checks.length === 0 ? { results: [], ...(ok ? {} : { refused: { status: 401, reason: 'the device key was rotated' } }) } : { results: checks.map((c) => ({ ...c, allowed: ok, status: ok ? 200 : 403 })) };
+          }),
         ),
       );
     });
@@ -343,6 +362,22 @@ describe('InternalApi following access changes', () => {
     expect(state.items.slice(5)).toEqual([1]);
   });
 
+  it('gives each question of a batch its own answer: principals refused by id, credential-only questions among checks', async () => {
+    const { api, state } = await setup();
+    await api.pollChanges();
+    state.refuse = (p) => Number(p.id.slice(1)) % 2 === 1; // every odd device
+    const device = (i: number): Principal => ({ kind: 'device', id: `d${i}`, orgId: 'o1' });
+    const credentialOnly = (i: number) => i % 3 === 0;
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => (credentialOnly(i) ? api.credentialRefusal(device(i)) : api.authorize(device(i), [{ channel: `c${i}`, action: 'messages:publish' }]))));
+    expect(state.items).toEqual([12]); // one batch
+    const odd = (i: number) => i % 2 === 1;
+    expect(answers).toEqual(
+      Array.from({ length: 12 }, (_, i) =>
+        credentialOnly(i) ? (odd(i) ? 'the device key was rotated' : null) : [{ channel: `c${i}`, action: 'messages:publish', allowed: !odd(i), status: odd(i) ? 403 : 200 }],
+      ),
+    );
+  });
+
   it('fails each question of a failed batch as a failed request did, and asks again next time', async () => {
     const { api, state } = await setup();
     await api.pollChanges();
@@ -354,6 +389,31 @@ describe('InternalApi following access changes', () => {
     const again = await Promise.all([api.authorize(principal, check), api.authorize({ ...principal, id: 'd2' }, check), api.credentialRefusal({ ...principal, id: 'd3' })]);
     expect(again).toEqual([[{ ...check[0], allowed: true, status: 200 }], [{ ...check[0], allowed: true, status: 200 }], null]);
     expect(state.items).toEqual([3, 3]);
+  });
+
+  it('takes no other 4xx on a batch for an older worker: its questions fail with it, and the next turn is a batch again', async () => {
+    const { api, state } = await setup();
+    await api.pollChanges();
+    // A worker that knows batches and refuses this one (its issues under `items`), then other 4xx.
+    const refusals = [
+      { status: 422, body: { status: 422, code: 'validation_failed', detail: 'invalid body: items.0.principal.id: Too big', errors: [{ path: 'items.0.principal.id', message: 'Too big' }] } },
+      { status: 413, body: { status: 413, code: 'payload_too_large', detail: 'request body too large' } },
+      { status: 400, body: { status: 400, code: 'malformed_request', detail: 'request body is not valid JSON' } },
+      { status: 404, body: { status: 404, code: 'not_found', detail: 'not found' } },
+      { status: 422, body: { status: 422, code: 'validation_failed', detail: 'invalid body: principal: Required' } }, // no `errors`: not known to be an older worker
+    ];
+    let n = 0;
+    for (const refusal of refusals) {
+      state.batchAnswer = refusal;
+      const asked = await Promise.allSettled([api.authorize({ ...principal, id: `x${n}` }, check), api.credentialRefusal({ ...principal, id: `y${n}` })]);
+      n++;
+      expect(asked.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      for (const r of asked) expect((r as PromiseRejectedResult).reason).toMatchObject({ name: 'PlatformError', status: refusal.status, message: refusal.body.detail });
+    }
+    expect(state.items).toEqual([2, 2, 2, 2, 2]); // each turn tried a batch, and nothing was asked alone
+    state.batchAnswer = null;
+    expect(await Promise.all([api.authorize({ ...principal, id: 'z1' }, check), api.credentialRefusal({ ...principal, id: 'z2' })])).toEqual([[{ ...check[0], allowed: true, status: 200 }], null]);
+    expect(state.items.slice(5)).toEqual([2]);
   });
 
   it('asks an older worker, which refuses the batch form, one question at a time, and tries batches again only after a minute', async () => {

@@ -150,13 +150,16 @@ export class InternalApi {
     const text = await res.text();
     if (!res.ok) {
       let detail = text;
+      let paths: string[] | undefined;
       try {
-        detail = (JSON.parse(text) as { detail?: string }).detail ?? text;
+        const problem = JSON.parse(text) as { detail?: string; errors?: unknown };
+        detail = problem.detail ?? text;
+        if (Array.isArray(problem.errors)) paths = problem.errors.map((e) => String((e as { path?: unknown } | null)?.path ?? ''));
       } catch {
         /* not JSON */
       }
       // 5xx from the worker means "try later" to a device, not "bad credentials".
-      throw new PlatformError(res.status >= 500 ? 503 : res.status, detail);
+      throw new PlatformError(res.status >= 500 ? 503 : res.status, detail, paths);
     }
     return JSON.parse(text) as T;
   }

@@ -94,8 +94,15 @@ export interface Subscription {
 }
 
 export class PlatformError extends Error {
-  /** 401 bad credentials, 403 not allowed, 503 platform unreachable. */
-  constructor(readonly status: number, message: string) {
+  /**
+   * 401 bad credentials, 403 not allowed, 503 platform unreachable. `paths`: where the worker's
+   * validation refused the body (problem JSON `errors[].path`), when it said.
+   */
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly paths?: readonly string[],
+  ) {
     super(message);
     this.name = 'PlatformError';
   }

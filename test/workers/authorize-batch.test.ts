@@ -2,6 +2,10 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AUTHORIZE_BATCH } from '../../shared/authorize';
 import { buildApp } from '../../workers/app';
+import type { Principal } from '../../workers/auth/principal';
+import { decideMessageAccess, loadAccess } from '../../workers/iam/access';
+import { MAX_AUTHORIZE_BODY } from '../../workers/internal/schemas';
+import { ApiError } from '../../workers/lib/errors';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
 /**
@@ -205,6 +209,24 @@ describe('/internal/authorize in batches', () => {
     expect(await ask({ items: big })).toBe(1);
   });
 
+  it('tells a device, key or app asking about another org "not found" without reading D1; a user, after reading its memberships', async () => {
+    const w = await world();
+    const other = (await newOrg((await newUser()).token, 'elsewhere')).id;
+    const notFoundAfter = async (p: Record<string, unknown>, org: string) => {
+      const { db, n } = counting(env.DB);
+      const e = await loadAccess(db, p as unknown as Principal, org).then(() => null, (x: unknown) => x);
+      expect(e).toBeInstanceOf(ApiError);
+      expect((e as ApiError).status).toBe(404);
+      return n.trips;
+    };
+    for (const who of ['connected', 'liveKey', 'appKey', 'app'] as const) expect({ who, trips: await notFoundAfter(w.principals[who]!, other) }).toEqual({ who, trips: 0 });
+    expect(await notFoundAfter(w.principals.viewer!, other)).toBe(1);
+    // In its own org the same device is read for, and allowed in.
+    const { db, n } = counting(env.DB);
+    expect((await loadAccess(db, w.principals.connected as unknown as Principal, w.org.id)).orgId).toBe(w.org.id);
+    expect(n.trips).toBe(1);
+  });
+
   it('refuses a batch past its bound, or malformed, with 422 problem JSON', async () => {
     const w = await world();
     const item = { principal: w.principals.connected, checks: [{ channel: w.channels.pub, action: 'messages:publish' }] };
@@ -217,8 +239,158 @@ describe('/internal/authorize in batches', () => {
     expect((await refused({ items: [] })).detail).toMatch(/^invalid body: items: /);
     expect((await refused({ items: [{ principal: { kind: 'robot', id: 'x' }, checks: [] }] })).detail).toMatch(/^invalid body: items\.0\.principal/);
     expect((await refused({ items: [item, { ...item, checks: [{ channel: '', action: 'messages:publish' }] }] })).detail).toMatch(/^invalid body: items\.1\.checks\.0\.channel: /);
+    // A batch is told about its items however many are bad (not about the single form's missing keys).
+    const twoBad = await refused({ items: [{ ...item, checks: [{ channel: '', action: 'messages:publish' }] }, { principal: { kind: 'device', id: 'd' }, checks: [] }] });
+    expect(twoBad.detail).toMatch(/^invalid body: items\.0\.checks\.0\.channel: /);
+    expect((twoBad.errors as { path: string }[]).map((e) => e.path)).toEqual(['items.0.checks.0.channel', 'items.1.principal.orgId']);
     // The single form's errors are as specific as before batches.
     expect((await refused({ principal: { kind: 'device', id: 'd' }, checks: [] })).detail).toMatch(/^invalid body: principal\.orgId: /);
+    expect((await refused({ principal: { kind: 'device', id: 'd', orgId: 'o' }, checks: [{ channel: '', action: 'messages:publish' }, { channel: 'c', action: 'messages:delete' }] })).errors).toEqual([
+      { path: 'checks.0.channel', message: expect.any(String) },
+      { path: 'checks.1.action', message: expect.any(String) },
+    ]);
+    // A body of neither form is told what the single form (the older one) lacks.
+    expect((await refused({})).errors).toEqual([
+      { path: 'principal', message: expect.any(String) },
+      { path: 'checks', message: expect.any(String) },
+    ]);
     expectProblem(await api('POST', '/internal/authorize', { body: { items: [item] } }), 401);
+  });
+
+  it('bounds every string it takes as the API that made it does, and its body before reading it', async () => {
+    const w = await world();
+    const device = w.principals.connected as { kind: 'device'; id: string; orgId: string; keyStamp: string };
+    const ask = (principal: unknown, channel: string) => ({ principal, checks: [{ channel, action: 'messages:publish' }] });
+    const refused = async (body: unknown) => (await expectProblem(await post('/internal/authorize', body), 422)).errors as { path: string; message: string }[];
+    // Channel ids as every protocol takes them (shared/topics.ts): at most 128 characters, URL-safe.
+    expect((await post('/internal/authorize', ask(device, 'c'.repeat(128)))).body.results[0]).toMatchObject({ allowed: false, status: 404 });
+    expect(await refused(ask(device, 'c'.repeat(129)))).toEqual([{ path: 'checks.0.channel', message: 'channel id is longer than 128 characters' }]);
+    expect(await refused({ items: [ask(device, w.channels.pub), ask(device, `${w.channels.pub}\u0000`)] })).toEqual([{ path: 'items.1.checks.0.channel', message: expect.stringMatching(/may only contain/) }]);
+    // Ids: at most as long as a policy attachment's principal id, no control characters; scopes as keys and apps take them; key stamps hex.
+    expect((await refused(ask({ ...device, id: 'd'.repeat(201) }, w.channels.pub)))[0]!.path).toBe('principal.id');
+    expect((await refused(ask({ ...device, orgId: `${device.orgId}\n` }, w.channels.pub)))[0]).toEqual({ path: 'principal.orgId', message: 'an id has no control characters' });
+    expect((await refused(ask({ ...device, id: '' }, w.channels.pub)))[0]!.path).toBe('principal.id');
+    expect((await refused(ask({ ...device, keyStamp: '' }, w.channels.pub)))[0]!.path).toBe('principal.keyStamp'); // '' would match any key
+    expect((await refused(ask({ ...device, keyStamp: 'f'.repeat(65) }, w.channels.pub)))[0]!.path).toBe('principal.keyStamp');
+    const key = w.principals.liveKey as { scopes: string[] };
+    expect((await refused(ask({ ...key, scopes: ['s'.repeat(301)] }, w.channels.pub)))[0]!.path).toBe('principal.scopes.0');
+    expect((await refused(ask({ ...key, scopes: Array(51).fill('messages:*') }, w.channels.pub)))[0]!.path).toBe('principal.scopes');
+    expect((await refused(ask({ kind: 'key', id: 'k', orgId: 'o', owner: { kind: 'user', id: 'u'.repeat(201) }, scopes: [] }, w.channels.pub)))[0]!.path).toBe('principal.owner.id');
+
+    // The largest batch its schema takes is under the body limit, and answered.
+    const id = (c: string) => c.repeat(200);
+    const largest = {
+      items: Array.from({ length: AUTHORIZE_BATCH.items }, (_, i) => ({
+        principal: { kind: 'key', id: id('k'), orgId: id('o'), owner: { kind: 'user', id: id('u') }, scopes: Array(50).fill('s'.repeat(300)), exp: 2 ** 40 },
+        checks: Array.from({ length: AUTHORIZE_BATCH.checks / AUTHORIZE_BATCH.items }, (_, j) => ({ channel: `${i}-${j}-`.padEnd(128, 'c'), action: 'messages:subscribe' })),
+      })),
+    };
+    expect(JSON.stringify(largest).length).toBeLessThan(MAX_AUTHORIZE_BODY);
+    const answered = await post('/internal/authorize', largest);
+    expect(answered.status).toBe(200);
+    expect(answered.body.items[99].refused).toEqual({ status: 401, reason: 'the API key was revoked or has expired' });
+    // Past the limit: 413 problem JSON, before the body is parsed (a valid batch with padding).
+    const over = { ...largest, padding: 'x'.repeat(MAX_AUTHORIZE_BODY) };
+    expect(await expectProblem(await post('/internal/authorize', over), 413)).toMatchObject({ code: 'payload_too_large' });
+  });
+});
+
+/**
+ * Policy denies on message decisions, one per place a policy is attached: a member (a user of two
+ * orgs, the deny in one only), an API key, the user owning a key (applies to the key), an app (to
+ * its token and to a key it owns). Each principal is also asked about a channel the deny does not
+ * name, which must stay allowed: a test that passes because everything is refused proves nothing.
+ */
+async function policyWorld() {
+  const owner = await newUser('owner');
+  const [a, b] = [await newOrg(owner.token, 'a'), await newOrg(owner.token, 'b')];
+  const call = async (method: string, path: string, body?: unknown, t = owner.token) => {
+    const r = await api(method, path, { token: t, ...(body !== undefined ? { body } : {}) });
+    if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const channel = async (org: string, name: string) => (await call('POST', `/orgs/${org}/channels`, { name })).id as string;
+  const [a1, a2, b1] = [await channel(a.id, 'a1'), await channel(a.id, 'a2'), await channel(b.id, 'b1')];
+  const deny = async (org: string, resources: string[], principal_type: string, principal_id: string, action = 'messages:publish') => {
+    const policy = await call('POST', `/orgs/${org}/policies`, { name: `deny ${principal_type}`, statements: [{ effect: 'deny', actions: [action], resources }] });
+    await call('POST', `/orgs/${org}/policies/${policy.id}/attachments`, { principal_type, principal_id });
+  };
+  const authenticated = async (key: string) => (await post('/internal/authenticate', { password: key })).body.principal as Record<string, unknown>;
+
+  // A member of both orgs, denied publishing on every channel of `a` (`channels/*`: were the deny read
+  // in `b` too, it would match there).
+  const member = await newUser('member');
+  for (const org of [a, b]) await call('POST', `/orgs/${org.id}/members`, { email: member.email, role: 'member' });
+  await deny(a.id, ['channels/*'], 'member', member.id);
+  // Its key in `a`: the owner's deny applies to the key.
+  const membersKey = await call('POST', `/orgs/${a.id}/keys`, { name: 'members', scopes: ['messages:*'] }, member.token);
+  // A key of the org's owner (no deny of its own owner), denied publishing on a1 itself.
+  const deniedKey = await call('POST', `/orgs/${a.id}/keys`, { name: 'denied', scopes: ['messages:*'] });
+  await deny(a.id, [`channels/${a1}`], 'key', deniedKey.id);
+  // An app denied publishing on a1 and, by a second policy, subscribing on a2 (both must count): its
+  // token and a key it owns (the API issues keys to users; the schema holds both).
+  const app = await call('POST', `/orgs/${a.id}/apps`, { name: 'ingest', scopes: ['messages:*'] });
+  await deny(a.id, [`channels/${a1}`], 'app', app.id);
+  await deny(a.id, [`channels/${a2}`], 'app', app.id, 'messages:subscribe');
+  const appKey = crypto.randomUUID();
+  await env.DB.prepare("INSERT INTO api_keys (id, org_id, name, owner_type, owner_id, scopes, created_at) VALUES (?, ?, 'app key', 'app', ?, '[\"messages:*\"]', ?)").bind(appKey, a.id, app.id, Date.now()).run();
+
+  const principals: Record<string, Record<string, unknown>> = {
+    member: { kind: 'user', id: member.id },
+    membersKey: await authenticated(membersKey.key),
+    deniedKey: await authenticated(deniedKey.key),
+    app: { kind: 'app', id: app.id, orgId: a.id, scopes: ['messages:*'] },
+    appKey: { kind: 'key', id: appKey, orgId: a.id, owner: { kind: 'app', id: app.id }, scopes: ['messages:*'] },
+  };
+  // [who, channel, action, allowed]
+  const expected: [string, string, Check['action'], boolean][] = [
+    ['member', a1, 'messages:publish', false],
+    ['member', a2, 'messages:publish', false],
+    ['member', a1, 'messages:subscribe', true],
+    ['member', b1, 'messages:publish', true], // the other org: no deny there
+    ['membersKey', a1, 'messages:publish', false],
+    ['membersKey', a2, 'messages:publish', false],
+    ['membersKey', a1, 'messages:subscribe', true],
+    ['deniedKey', a1, 'messages:publish', false],
+    ['deniedKey', a2, 'messages:publish', true],
+    ['app', a1, 'messages:publish', false],
+    ['app', a2, 'messages:subscribe', false],
+    ['app', a2, 'messages:publish', true],
+    ['appKey', a1, 'messages:publish', false],
+    ['appKey', a2, 'messages:subscribe', false],
+    ['appKey', a2, 'messages:publish', true],
+  ];
+  const names: Record<string, string> = { [a1]: 'a1', [a2]: 'a2', [b1]: 'b1' };
+  return { principals, expected, names };
+}
+
+describe('policy denies on message decisions', () => {
+  const verdict = (d: { allowed: boolean; status: number; reason?: string }) => (d.allowed ? { allowed: true, status: 200 } : { allowed: false, status: d.status, denied: /denied by policy/.test(d.reason ?? '') });
+  const want = (allowed: boolean) => (allowed ? { allowed: true, status: 200 } : { allowed: false, status: 403, denied: true });
+
+  it('are applied by /internal/authorize, single and batch, and by the channel actors\' re-checks', async () => {
+    const { principals, expected, names } = await policyWorld();
+    const wanted = expected.map(([, , , allowed]) => want(allowed));
+    const label = expected.map(([who, channel, action]) => `${who} ${action} ${names[channel]}`);
+    const items: Item[] = Object.entries(principals).map(([who, principal]) => ({ principal, checks: expected.filter(([w]) => w === who).map(([, channel, action]) => ({ channel, action })) }));
+    const inOrder = (answers: { results: { channel: string; action: string; allowed: boolean; status: number; reason?: string }[] }[]) =>
+      Object.fromEntries(answers.flatMap((a) => a.results).map((d, i) => [label[i], verdict(d)]));
+    const expectedByLabel = Object.fromEntries(label.map((l, i) => [l, wanted[i]]));
+
+    // The single form, one principal at a time.
+    const singles = [];
+    for (const item of items) {
+      const r = await post('/internal/authorize', item);
+      expect(r.status).toBe(200);
+      singles.push(r.body);
+    }
+    // The batch form, every principal in one request (the member's checks span both its orgs).
+    const batch = await post('/internal/authorize', { items });
+    expect(batch.status).toBe(200);
+    // A channel actor re-checking a live subscriber (objects/channel/access.ts): decideMessageAccess.
+    const actor: Record<string, unknown> = {};
+    for (const [who, channel, action] of expected) actor[`${who} ${action} ${names[channel]}`] = verdict(await decideMessageAccess(env.DB, principals[who] as unknown as Principal, channel, action));
+    // All three compared at once: a failure shows which paths lost which deny.
+    expect({ single: inOrder(singles), batch: inOrder(batch.body.items), actor }).toEqual({ single: expectedByLabel, batch: expectedByLabel, actor: expectedByLabel });
   });
 });

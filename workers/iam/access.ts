@@ -62,8 +62,13 @@ function appScopes(rows: AccessRows, orgId: string, appId: string): string[] | n
   return app && app.orgId === orgId ? app.scopes : null;
 }
 
-/** Loads the access context (one D1 round trip); an org the principal does not belong to is reported as not found. */
+/**
+ * Loads the access context (one D1 round trip); an org the principal does not belong to is reported
+ * as not found — at once, with no read, for a principal bound to another org (only a user's orgs
+ * need D1 to tell).
+ */
 export async function loadAccess(db: D1Database, p: Principal, orgId: string): Promise<AccessContext> {
+  if (p.kind !== 'user' && p.orgId !== orgId) throw notFound('org');
   return accessFrom(await loadAccessRows(db, [{ principal: p, orgs: [orgId] }]), p, orgId);
 }
 
@@ -159,9 +164,31 @@ export async function decideMessages<A extends string>(db: D1Database, questions
   const now = Date.now();
   return questions.map(({ principal, checks }) => {
     const refused = refusalFrom(rows, principal, now);
-    const results = checks.map(({ channel, action }) => ({ channel, action, ...(refused ?? channelDecision(rows, principal, channel, action)) }));
-    return refused ? { results, refused } : { results };
+    if (refused) return { results: checks.map(({ channel, action }) => ({ channel, action, ...refused })), refused };
+    const accessIn = accessPerOrg(rows, principal);
+    return { results: checks.map(({ channel, action }) => ({ channel, action, ...channelDecision(rows, accessIn, channel, action) })) };
   });
+}
+
+/**
+ * The principal's access context in an org, or why it has none there, assembled once per org however
+ * many of its checks name that org's channels (an item may carry a hundred).
+ */
+function accessPerOrg(rows: AccessRows, principal: Principal): (org: string) => AccessContext | ApiError {
+  const memo = new Map<string, AccessContext | ApiError>();
+  return (org) => {
+    let access = memo.get(org);
+    if (!access) {
+      try {
+        access = accessFrom(rows, principal, org);
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        access = e;
+      }
+      memo.set(org, access);
+    }
+    return access;
+  };
 }
 
 /**
@@ -186,11 +213,13 @@ export function refusalFrom(rows: AccessRows, principal: Principal, now: number)
 }
 
 /** A channel's decision without the credential check, from rows loaded with the channel. */
-function channelDecision(rows: AccessRows, principal: Principal, channel: string, action: string): MessageDecision {
+function channelDecision(rows: AccessRows, accessIn: (org: string) => AccessContext | ApiError, channel: string, action: string): MessageDecision {
   const org = rows.channelOrgs.get(channel);
   if (org === undefined) return { allowed: false, status: 404, reason: 'channel not found' };
   try {
-    check(accessFrom(rows, principal, org), action, `channels/${channel}`);
+    const access = accessIn(org);
+    if (access instanceof ApiError) throw access;
+    check(access, action, `channels/${channel}`);
     return { allowed: true, status: 200 };
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;

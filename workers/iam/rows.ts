@@ -134,7 +134,9 @@ export async function loadAccessRows(db: D1Database, needs: readonly AccessNeed[
       (rs: { org_id: string; type: RefType; id: string; statements: string }[]) => {
         for (const r of rs) {
           const k = refKey(r.org_id, r.type, r.id);
-          rows.policies.set(k, [...(rows.policies.get(k) ?? []), ...(JSON.parse(r.statements) as Statement[])]);
+          let list = rows.policies.get(k);
+          if (!list) rows.policies.set(k, (list = []));
+          list.push(...(JSON.parse(r.statements) as Statement[]));
         }
       },
     );

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../app-env';
 import { resolvePrincipal } from '../auth';
@@ -12,7 +13,7 @@ import { ApiError, notFound, unauthorized } from '../lib/errors';
 import { timingSafeEqual } from '../lib/crypto';
 import { errors, jsonBody, jsonResponse } from '../lib/openapi';
 import { router } from '../lib/router';
-import { AccessChangesRequest, AccessChangesResult, AuthenticateRequest, AuthorizeBatchRequest, AuthorizeBatchResult, AuthorizeRequest, AuthorizeResult, BridgeResetRequest, ChannelsRequest, PresenceRequest, PrincipalSchema } from './schemas';
+import { AccessChangesRequest, AccessChangesResult, AuthenticateRequest, AuthorizeBatchRequest, AuthorizeBatchResult, AuthorizeRequest, AuthorizeResult, BridgeResetRequest, ChannelId, ChannelsRequest, MAX_AUTHORIZE_BODY, PresenceRequest, PrincipalSchema } from './schemas';
 
 /**
  * The bridge's door into the workers. Only a caller holding BRIDGE_SECRET gets in; the bridge then
@@ -31,6 +32,16 @@ export const requireBridge = () =>
   });
 
 internalRouter.use('/internal/*', requireBridge());
+// Tighter than the API's limit (workers/app.ts): no body this route's schema accepts comes near it.
+internalRouter.use(
+  '/internal/authorize',
+  bodyLimit({
+    maxSize: MAX_AUTHORIZE_BODY,
+    onError: () => {
+      throw new ApiError(413, 'payload_too_large', `request body over ${MAX_AUTHORIZE_BODY} bytes: no batch /internal/authorize accepts is that large`);
+    },
+  }),
+);
 
 internalRouter.openapi(
   createRoute({
@@ -67,7 +78,7 @@ internalRouter.openapi(
       `at most ${AUTHORIZE_BATCH.items} principals and ${AUTHORIZE_BATCH.checks} checks, read from D1 in one round trip whatever its size and decided exactly as one alone. ` +
       'The single form (`principal`, `checks`) is kept for older bridges.',
     request: jsonBody(z.union([AuthorizeRequest, AuthorizeBatchRequest])),
-    responses: { 200: jsonResponse(z.union([AuthorizeResult, AuthorizeBatchResult]), 'Decisions (`items` in the order asked, for a batch)'), ...errors(401, 415, 422) },
+    responses: { 200: jsonResponse(z.union([AuthorizeResult, AuthorizeBatchResult]), 'Decisions (`items` in the order asked, for a batch)'), ...errors(401, 413, 415, 422) },
   }),
   async (c) => {
     const body = c.req.valid('json');
@@ -198,7 +209,7 @@ internalRouter.openapi(
     tags,
     security,
     summary: "What a channel's actor applies to a message published without a content type (a bridge checks a will against it at CONNECT)",
-    request: jsonBody(z.object({ channel: z.string().min(1) }).openapi('BridgeChannelDefaults')),
+    request: jsonBody(z.object({ channel: ChannelId }).openapi('BridgeChannelDefaults')),
     responses: { 200: jsonResponse(z.object({ defaultContentType: z.string() }), 'Defaults'), ...errors(401, 404, 415, 422) },
   }),
   async (c) => {

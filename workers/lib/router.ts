@@ -6,14 +6,24 @@ import { ApiError, problem } from './errors';
 type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] };
 
 /**
- * A body that fits no form of a union (/internal/authorize: one principal, or `items`) is told what
- * is wrong with the form it came closest to — the one with the fewest issues, the first on a tie —
- * not zod's bare "Invalid input" at the root.
+ * A body that fits no form of a union (/internal/authorize: `principal` and `checks`, or `items`) is
+ * told what is wrong with the form it was written in, not zod's bare "Invalid input" at the root: the
+ * first form whose every issue is under a key the body has (a batch has `items`; a single question,
+ * `principal`), else the first form. Not the form with the fewest issues: a batch with two bad items
+ * has as many as the single form finds (`principal`, `checks` missing).
  */
-function closest(issue: Issue): Issue[] {
+function closest(issue: Issue, input: unknown): Issue[] {
   if (issue.code !== 'invalid_union' || !issue.errors?.length) return [issue];
-  const best = issue.errors.reduce((a, b) => (b.length < a.length ? b : a));
-  return best.flatMap((i) => closest({ ...i, path: [...issue.path, ...i.path] }));
+  const value = valueAt(input, issue.path);
+  const has = (i: Issue) => i.path.length === 0 || (typeof value === 'object' && value !== null && Object.hasOwn(value, i.path[0]!));
+  const form = issue.errors.find((issues) => issues.every(has)) ?? issue.errors[0]!;
+  return form.flatMap((i) => closest({ ...i, path: [...issue.path, ...i.path] }, input));
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const k of path) v = typeof v === 'object' && v !== null ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
 }
 
 /**
@@ -22,9 +32,11 @@ function closest(issue: Issue): Issue[] {
  */
 export function router(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({
-    defaultHook: (result) => {
+    defaultHook: async (result, c) => {
       if (!result.success) {
-        const issues = result.error.issues.flatMap((i) => closest(i)).map((i) => ({ path: i.path.join('.'), message: i.message }));
+        // A union's form is picked by the keys of the body (Hono keeps it parsed: no second read).
+        const input = result.target === 'json' && result.error.issues.some((i) => i.code === 'invalid_union') ? await c.req.json<unknown>() : undefined;
+        const issues = result.error.issues.flatMap((i) => closest(i, input)).map((i) => ({ path: i.path.join('.'), message: i.message }));
         const where = result.target === 'json' ? 'body' : result.target;
         // A body that parsed but failed the schema is 422; a bad query or path is 400.
         const status = result.target === 'json' ? 422 : 400;

@@ -22,16 +22,22 @@ export function scopeProblem(scope: string): string | null {
   return isKnownActionPattern(action) ? null : unknownAction(action);
 }
 
+/** Bounds of a credential's scopes (keys and apps take them; the bridge's principals carry them). */
+export const MAX_SCOPE_LENGTH = 300;
+export const MAX_SCOPES = 50;
+/** The longest principal id a policy attachment names (ids are UUIDs today). */
+export const MAX_PRINCIPAL_ID_LENGTH = 200;
+
 export const Scope = z
   .string()
   .min(1)
-  .max(300)
+  .max(MAX_SCOPE_LENGTH)
   .superRefine((s, ctx) => {
     const why = scopeProblem(s);
     if (why) ctx.addIssue({ code: 'custom', message: why });
   })
   .openapi({ description: '`action` or `action@resource`, `*` as wildcard', example: 'devices:read@devices/*' });
-export const Scopes = z.array(Scope).min(1).max(50).openapi({ example: ['orgs:read', 'devices:*'] });
+export const Scopes = z.array(Scope).min(1).max(MAX_SCOPES).openapi({ example: ['orgs:read', 'devices:*'] });
 
 const ActionPattern = z
   .string()
@@ -68,7 +74,7 @@ export const PrincipalType = z.enum(['member', 'device', 'app', 'key']).openapi(
 export const Attachment = z
   .strictObject({
     principal_type: PrincipalType,
-    principal_id: z.string().min(1).max(200).openapi({ description: 'member: the user id; device, app, key: its id' }),
+    principal_id: z.string().min(1).max(MAX_PRINCIPAL_ID_LENGTH).openapi({ description: 'member: the user id; device, app, key: its id' }),
   })
   .openapi('AttachmentCreate');
 export const AttachmentOut = Attachment.extend({ policy_id: z.string(), created_at: z.number().int() }).openapi('Attachment');
