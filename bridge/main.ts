@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { loadConfig } from '../shared/config';
+import { loadConfig, urlHost } from '../shared/config';
 import { createCoapServer } from './coap';
 import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
 import { createMqttServer } from './mqtt/server';
@@ -68,12 +68,12 @@ async function main(): Promise<void> {
   const mqtt = createMqttServer({ platform, log, limits: cfg.mqttLimits as Partial<MqttLimits>, ...(sessions ? { sessions } : {}) });
   const tcp = await mqtt.listenTcp(cfg.mqttPort, cfg.host);
   // Closing the server releases every session; then the session sockets go.
-  listeners.push({ name: 'MQTT', url: `mqtt://${cfg.host}:${tcp.port}`, close: async () => (await mqtt.close(), await sessions?.close()) });
+  listeners.push({ name: 'MQTT', url: `mqtt://${urlHost(cfg.host)}:${tcp.port}`, close: async () => (await mqtt.close(), await sessions?.close()) });
   const ws = await mqtt.listenWebSocket({ port: cfg.mqttWsPort, host: cfg.host, path: '/mqtt' });
-  listeners.push({ name: 'MQTT-WS', url: `ws://${cfg.host}:${ws.port}/mqtt`, close: async () => undefined });
+  listeners.push({ name: 'MQTT-WS', url: `ws://${urlHost(cfg.host)}:${ws.port}/mqtt`, close: async () => undefined });
   if (cfg.mqttTlsCert && cfg.mqttTlsKey) {
     const tls = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, cert: readFileSync(cfg.mqttTlsCert), key: readFileSync(cfg.mqttTlsKey) });
-    listeners.push({ name: 'MQTT-TLS', url: `mqtts://${cfg.host}:${tls.port}`, close: async () => undefined });
+    listeners.push({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tls.port}`, close: async () => undefined });
   }
 
   let stopping = false;

@@ -15,7 +15,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { loadConfig } from '../shared/config';
+import { loadConfig, urlHost } from '../shared/config';
 import { buildConsole } from './console-build';
 
 const root = resolve(import.meta.dirname, '..');
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     console.error(`the worker's dev server exited (${code ?? 'signal'})`);
     stopAll(code ?? 1);
   });
-  const base = `http://${cfg.host}:${cfg.httpPort}`;
+  const base = `http://${urlHost(cfg.host)}:${cfg.httpPort}`;
   await waitForHealth(base, worker);
   // The dev server announces the worker's own address before it serves the public port.
   const directUrl = await Promise.race([direct, new Promise<null>((ok) => setTimeout(() => ok(null), 10_000))]);
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   const rows: [string, string][] = [
     ['Console', `${base}/`],
     ['HTTP API', base],
-    ['WebSocket', `ws://${cfg.host}:${cfg.httpPort}/channels/{id}/messages`],
+    ['WebSocket', `ws://${urlHost(cfg.host)}:${cfg.httpPort}/channels/{id}/messages`],
     ['OpenAPI', `${base}/openapi.json`],
     ['API reference', `${base}/docs`],
     ['MQTT', listeners.mqtt ?? 'not served by this bridge build'],

@@ -59,6 +59,11 @@ function sessions(raw: string | undefined): 'platform' | 'memory' {
   throw new Error(`EDGEFLUX_MQTT_SESSIONS must be platform or memory, got ${JSON.stringify(raw)}`);
 }
 
+/** `host` as it is written in a URL: an IPv6 literal (`::`, `::1`, `fd00::2`) in brackets (RFC 3986 §3.2.2). */
+export function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
 export function loadConfig(vars: Vars): PlatformConfig {
   const host = vars.EDGEFLUX_HOST || '127.0.0.1';
   const httpPort = port(vars, 'EDGEFLUX_HTTP_PORT', 8787);
@@ -72,7 +77,7 @@ export function loadConfig(vars: Vars): PlatformConfig {
     mqttTlsKey: vars.EDGEFLUX_MQTT_TLS_KEY || undefined,
     coapPort: port(vars, 'EDGEFLUX_COAP_PORT', 5683),
     stateDir: vars.EDGEFLUX_STATE_DIR || '.edgeflux/state',
-    workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${host}:${httpPort}`,
+    workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${urlHost(host)}:${httpPort}`,
     bridgeSecret: vars.EDGEFLUX_BRIDGE_SECRET || vars.BRIDGE_SECRET || undefined,
     mqttLimits: numbers(vars, 'EDGEFLUX_MQTT_LIMITS'),
     mqttSessions: sessions(vars.EDGEFLUX_MQTT_SESSIONS),

@@ -110,3 +110,31 @@ describe('npm start with EDGEFLUX_HOST=0.0.0.0', () => {
     }
   }, 60_000);
 });
+
+describe('npm start with an IPv6 EDGEFLUX_HOST (::)', () => {
+  const ipv6 = Object.values(networkInterfaces())
+    .flat()
+    .some((a) => a?.family === 'IPv6' && a.internal);
+  let platform: Platform | undefined;
+  beforeAll(async () => {
+    if (ipv6) platform = await startPlatform({ EDGEFLUX_HOST: '::' });
+  }, 120_000);
+  afterAll(async () => {
+    await platform?.stop();
+  });
+
+  it('starts, says where it is in URLs that parse, and answers over IPv6 loopback', async ({ annotate }) => {
+    if (!platform) {
+      await annotate('this machine has no IPv6 loopback interface: only shared/config.test.ts checks the bracketed host');
+      return;
+    }
+    const ready = new URL(platform.url);
+    expect(ready.hostname).toBe('[::]');
+    const res = await fetch(`http://[::1]:${ready.port}/health`);
+    expect(res.status).toBe(200);
+    // Every URL npm start prints for a listener is one a client can parse, the host in brackets.
+    const mqtt = /MQTT\s+(mqtt:\/\/\S+)/.exec(platform.output())?.[1];
+    expect(mqtt && new URL(mqtt).hostname).toBe('[::]');
+    expect(new URL(mqtt!).port).toBe(String(platform.mqttPort));
+  });
+});
