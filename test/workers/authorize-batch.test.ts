@@ -15,6 +15,19 @@ import { api, expectProblem, newOrg, newUser } from './helpers';
  */
 const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
 const post = (path: string, body: unknown) => api('POST', path, { body, headers: bridge });
+
+/** Each item asked alone (the single form, one request each), then all of them in one batch request. */
+async function singlesAndBatch(items: readonly unknown[]) {
+  const singles = [];
+  for (const item of items) {
+    const r = await post('/internal/authorize', item);
+    expect(r.status).toBe(200);
+    singles.push(r.body);
+  }
+  const batch = await post('/internal/authorize', { items });
+  expect(batch.status).toBe(200);
+  return { singles, batch };
+}
 type Check = { channel: string; action: 'messages:publish' | 'messages:subscribe' | 'messages:read' };
 type Item = { principal: Record<string, unknown>; checks: Check[] };
 
@@ -139,15 +152,7 @@ function counting(db: D1Database) {
 describe('/internal/authorize in batches', () => {
   it('answers a batch exactly as it answers each principal alone: every kind of principal and refusal, in one request', async () => {
     const w = await world();
-    const items = questions(w);
-    const singles = [];
-    for (const item of items) {
-      const r = await post('/internal/authorize', item);
-      expect(r.status).toBe(200);
-      singles.push(r.body);
-    }
-    const batch = await post('/internal/authorize', { items });
-    expect(batch.status).toBe(200);
+    const { singles, batch } = await singlesAndBatch(questions(w));
     expect(batch.body.items).toEqual(singles);
 
     // And the answers are the ones the rules give (not, say, all alike): a few spelled out.
@@ -377,16 +382,8 @@ describe('policy denies on message decisions', () => {
       Object.fromEntries(answers.flatMap((a) => a.results).map((d, i) => [label[i], verdict(d)]));
     const expectedByLabel = Object.fromEntries(label.map((l, i) => [l, wanted[i]]));
 
-    // The single form, one principal at a time.
-    const singles = [];
-    for (const item of items) {
-      const r = await post('/internal/authorize', item);
-      expect(r.status).toBe(200);
-      singles.push(r.body);
-    }
-    // The batch form, every principal in one request (the member's checks span both its orgs).
-    const batch = await post('/internal/authorize', { items });
-    expect(batch.status).toBe(200);
+    // The single form, one principal at a time; the batch form, every principal in one request (the member's checks span both its orgs).
+    const { singles, batch } = await singlesAndBatch(items);
     // A channel actor re-checking a live subscriber (objects/channel/access.ts): decideMessageAccess.
     const actor: Record<string, unknown> = {};
     for (const [who, channel, action] of expected) actor[`${who} ${action} ${names[channel]}`] = verdict(await decideMessageAccess(env.DB, principals[who] as unknown as Principal, channel, action));
