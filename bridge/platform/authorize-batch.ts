@@ -14,10 +14,13 @@ import { PlatformError, type Decision, type MessageAction } from './types';
  * PUBLISH waits for a few microseconds, not a millisecond). A lone question goes in the single
  * form, as before batches existed.
  *
- * A worker from before batches refuses the batch form — 422, its schema wanting the single form's
- * `principal` and `checks` (`olderWorker`) — the batch's questions are then asked one by one, and
- * batches are not tried again for `SINGLES_FOR_MS`. Any other failure of a batch, a 4xx included,
- * fails each of its questions with that error, as a failed single request did.
+ * A batch the worker refuses (4xx) has its questions asked one by one, so that a question the worker
+ * will not take (one principal with more scopes than it accepts, say) fails alone instead of
+ * failing — and so holding back the re-checks of — up to a hundred other sessions. A worker from
+ * before batches refuses the batch form — 422, its schema wanting the single form's `principal` and
+ * `checks` (`olderWorker`) — and batches are then not tried again for `SINGLES_FOR_MS`; after any
+ * other refusal the next turn is a batch again. Any other failure of a batch (the platform away, a
+ * 5xx) fails each of its questions with that error, as a failed single request did.
  */
 
 export interface AuthorizeItem {
@@ -98,11 +101,9 @@ export class AuthorizeBatcher {
       ({ items } = await this.send<{ items: AuthorizeAnswer[] }>('/internal/authorize', { items: batch.map((q) => q.item) }));
       if (!Array.isArray(items) || items.length !== batch.length) throw new PlatformError(503, `platform answered ${Array.isArray(items) ? items.length : 'no'} items for ${batch.length} questions`);
     } catch (e) {
-      if (olderWorker(e)) {
-        this.singlesUntil = this.now() + SINGLES_FOR_MS;
-        return batch.forEach((q) => this.single(q));
-      }
-      return batch.forEach((q) => q.reject(e));
+      if (!(e instanceof PlatformError) || e.status < 400 || e.status >= 500) return batch.forEach((q) => q.reject(e));
+      if (olderWorker(e)) this.singlesUntil = this.now() + SINGLES_FOR_MS;
+      return batch.forEach((q) => this.single(q));
     }
     batch.forEach((q, i) => q.resolve(items[i]!));
   }

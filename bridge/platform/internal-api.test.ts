@@ -172,6 +172,8 @@ async function serveAccess() {
     batchAnswer: null as null | { status: number; body: unknown },
     /** Principals refused: 403 on each check, and `refused` when asked only about the credential. */
     refuse: (_p: Principal) => false,
+    /** Principals whose single question the worker does not take (422), as a too-large one. */
+    invalid: (_p: Principal) => false,
   };
   server = createServer((req, res) => {
     let body = '';
@@ -194,6 +196,8 @@ async function serveAccess() {
       if (batch && state.refuseBatches) return void res.writeHead(422, { 'content-type': 'application/problem+json' }).end(JSON.stringify(OLDER_WORKERS_422));
       if (batch && state.failBatches) return void res.writeHead(500).end('{"detail":"internal error"}');
       if (batch && state.batchAnswer) return void res.writeHead(state.batchAnswer.status, { 'content-type': 'application/problem+json' }).end(JSON.stringify(state.batchAnswer.body));
+      const single = batch ? null : (JSON.parse(body) as Item);
+      if (single && state.invalid(single.principal)) return void res.writeHead(422, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ status: 422, code: 'validation_failed', detail: 'invalid body: principal.scopes: Too big', errors: [{ path: 'principal.scopes', message: 'Too big' }] }));
       res.end(
         JSON.stringify(
           authorizeAnswer(body, ({ principal: p, checks }) => {
@@ -391,29 +395,32 @@ describe('InternalApi following access changes', () => {
     expect(state.items).toEqual([3, 3]);
   });
 
-  it('takes no other 4xx on a batch for an older worker: its questions fail with it, and the next turn is a batch again', async () => {
+  it('asks the questions of a batch the worker refuses (a 4xx) one by one, so one it will not take fails alone; the next turn is a batch again', async () => {
     const { api, state } = await setup();
     await api.pollChanges();
     // A worker that knows batches and refuses this one (its issues under `items`), then other 4xx.
     const refusals = [
-      { status: 422, body: { status: 422, code: 'validation_failed', detail: 'invalid body: items.0.principal.id: Too big', errors: [{ path: 'items.0.principal.id', message: 'Too big' }] } },
+      { status: 422, body: { status: 422, code: 'validation_failed', detail: 'invalid body: items.0.principal.scopes: Too big', errors: [{ path: 'items.0.principal.scopes', message: 'Too big' }] } },
       { status: 413, body: { status: 413, code: 'payload_too_large', detail: 'request body too large' } },
       { status: 400, body: { status: 400, code: 'malformed_request', detail: 'request body is not valid JSON' } },
       { status: 404, body: { status: 404, code: 'not_found', detail: 'not found' } },
       { status: 422, body: { status: 422, code: 'validation_failed', detail: 'invalid body: principal: Required' } }, // no `errors`: not known to be an older worker
     ];
+    // The first principal of every turn is one the worker will not take even alone.
+    state.invalid = (p) => p.id.startsWith('bad');
     let n = 0;
     for (const refusal of refusals) {
       state.batchAnswer = refusal;
-      const asked = await Promise.allSettled([api.authorize({ ...principal, id: `x${n}` }, check), api.credentialRefusal({ ...principal, id: `y${n}` })]);
+      const asked = await Promise.allSettled([api.authorize({ ...principal, id: `bad${n}` }, check), api.authorize({ ...principal, id: `x${n}` }, check), api.credentialRefusal({ ...principal, id: `y${n}` })]);
       n++;
-      expect(asked.map((r) => r.status)).toEqual(['rejected', 'rejected']);
-      for (const r of asked) expect((r as PromiseRejectedResult).reason).toMatchObject({ name: 'PlatformError', status: refusal.status, message: refusal.body.detail });
+      expect(asked.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+      expect((asked[0] as PromiseRejectedResult).reason).toMatchObject({ name: 'PlatformError', status: 422 });
+      expect(asked.slice(1).map((r) => (r as PromiseFulfilledResult<unknown>).value)).toEqual([[{ ...check[0], allowed: true, status: 200 }], null]);
     }
-    expect(state.items).toEqual([2, 2, 2, 2, 2]); // each turn tried a batch, and nothing was asked alone
+    expect(state.items).toEqual(refusals.flatMap(() => [3, 1, 1, 1])); // each turn tried a batch, then its questions alone
     state.batchAnswer = null;
     expect(await Promise.all([api.authorize({ ...principal, id: 'z1' }, check), api.credentialRefusal({ ...principal, id: 'z2' })])).toEqual([[{ ...check[0], allowed: true, status: 200 }], null]);
-    expect(state.items.slice(5)).toEqual([2]);
+    expect(state.items.slice(refusals.length * 4)).toEqual([2]);
   });
 
   it('asks an older worker, which refuses the batch form, one question at a time, and tries batches again only after a minute', async () => {

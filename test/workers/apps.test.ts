@@ -224,6 +224,18 @@ describe('OAuth 2.0 client credentials (RFC 6749 §4.4)', () => {
     }
   });
 
+  it("bounds a token's scopes as a key's are (at most 50, each at most 300 characters): the bridge takes its principals only within them", async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['apps:read@apps/*']);
+    const auth = basic(app.client_id, app.client_secret);
+    const each = (n: number) => Array.from({ length: n }, (_, i) => `apps:read@apps/a${i}`).join(' ');
+    expect((await tokenRequest({ grant_type: 'client_credentials', scope: each(50) }, auth)).body.scope.split(' ')).toHaveLength(50);
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials', scope: each(51) }, auth), 400, 'invalid_scope');
+    const long = `apps:read@apps/${'x'.repeat(300 - 'apps:read@apps/'.length)}`;
+    expect((await tokenRequest({ grant_type: 'client_credentials', scope: long }, auth)).body.scope).toBe(long);
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials', scope: `${long}y` }, auth), 400, 'invalid_scope');
+  });
+
   it('lets an app token do what its scopes allow in its own org, and nothing else', async () => {
     const { owner, org } = await setup();
     const other = await setup();

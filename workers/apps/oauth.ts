@@ -5,7 +5,7 @@ import { signToken } from '../auth/tokens';
 import { globMatch, scopeToStatement } from '../iam/pdp';
 import { jsonResponse } from '../lib/openapi';
 import { router } from '../lib/router';
-import { scopeProblem } from '../policies/schemas';
+import { MAX_SCOPE_LENGTH, MAX_SCOPES, scopeProblem } from '../policies/schemas';
 import { OAuthError, OAuthErrorCode, TokenRequest, TokenResponse } from './schemas';
 import { authenticateClient } from './service';
 
@@ -100,6 +100,10 @@ function grantedScopes(requested: string | undefined, appScopes: string[]): stri
   if (requested === undefined) return appScopes; // §3.3: the pre-defined default is everything the app holds
   const list = [...new Set(requested.split(' ').filter(Boolean))];
   if (!list.length) throw fail('invalid_scope', 'scope is empty');
+  // Bounded as a key's or an app's own scopes are: a token's principal reaches the bridge, whose questions the worker takes only within them.
+  if (list.length > MAX_SCOPES) throw fail('invalid_scope', `at most ${MAX_SCOPES} scopes`);
+  const long = list.find((s) => s.length > MAX_SCOPE_LENGTH);
+  if (long) throw fail('invalid_scope', `a scope is at most ${MAX_SCOPE_LENGTH} characters (${long.slice(0, 40)}… has ${long.length})`);
   const held = appScopes.map(scopeToStatement);
   for (const s of list) {
     const why = scopeProblem(s);
