@@ -12,10 +12,10 @@
  * on 127.0.0.1 moves its loopback server there too; this forwarder gives the public address back.
  *
  * It forwards bytes, not HTTP: no parsing, no pooling, WebSocket upgrades and half-closes pass through
- * as they are. It is the one Node hop this adds, and only when EDGEFLUX_HOST is not loopback
+ * as they are (one side's end is passed on; only an error ends both sides at once). It is the one Node hop this adds, and only when EDGEFLUX_HOST is not loopback
  * (docs/performance.md, "Sixteenth round", for what it costs).
  */
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 
 /** Whether `host` names this machine's loopback interface only (then no forwarder is needed). */
 export function isLoopbackHost(host: string): boolean {
@@ -25,6 +25,8 @@ export function isLoopbackHost(host: string): boolean {
 export interface PublicPort {
   /** The address and port the forwarder's socket is bound to, as the system reports it. */
   bound: { address: string; port: number };
+  /** The listening socket (its errors are logged here, never thrown). */
+  server: Server;
   close: () => Promise<void>;
 }
 
@@ -33,31 +35,41 @@ export interface PublicPort {
  * per connection). No target yet: the connection is cut, as a closed port would be for a client.
  */
 export async function startPublicPort(host: string, port: number, target: () => { host: string; port: number } | undefined): Promise<PublicPort> {
-  const open = new Set<Socket>();
+  /** Per open connection: how to end both its sockets at once. */
+  const open = new Set<() => void>();
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
     const to = target();
     if (!to) return void client.destroy();
     const up = connect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
-    open.add(client);
-    const cut = () => {
-      open.delete(client);
+    // An error on either side ends both at once. A clean close ends only its own socket: `pipe` has
+    // already passed its end on, and what the other side still has to write (a response to a client
+    // that half-closed after its request, to a slow reader) is delivered, not cut off.
+    const fail = () => {
       client.destroy();
       up.destroy();
     };
-    client.on('error', cut).on('close', cut);
-    up.on('error', cut).on('close', cut);
+    open.add(fail);
+    client.on('error', fail).on('close', (hadError) => {
+      open.delete(fail);
+      if (hadError) up.destroy();
+    });
+    up.on('error', fail).on('close', (hadError) => hadError && client.destroy());
     client.pipe(up);
     up.pipe(client);
   });
-  await new Promise<void>((ok, fail) => server.once('error', fail).listen(port, host, () => ok()));
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(port, host, () => (server.off('error', fail), ok())));
+  // Errors after that (an accept failing for want of file descriptors) are said, not thrown: an
+  // unhandled 'error' would end the dev server, and with it the whole platform.
+  server.on('error', (e) => console.error(`public port ${host}:${port}: ${e.message}`));
   const address = server.address();
   if (!address || typeof address === 'string') throw new Error('the public port has no address');
   return {
     bound: { address: address.address, port: address.port },
+    server,
     close: () =>
       new Promise<void>((ok) => {
         server.close(() => ok());
-        for (const s of open) s.destroy();
+        for (const end of open) end();
       }),
   };
 }
