@@ -240,3 +240,43 @@ describe('message API: OpenAPI', () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/channels/{id}/messages', '/channels/{id}/messages/{subtopic}', '/internal/channels/{id}/link']));
   });
 });
+
+describe('message API: D1 round trips', () => {
+  /** env with a DB that counts round trips to D1 (each `first`/`all`/`run`/`raw` and each `batch`). */
+  function counting() {
+    let trips = 0;
+    const wrap = (s: D1PreparedStatement): D1PreparedStatement =>
+      new Proxy(s, {
+        get(t, k) {
+          const v = Reflect.get(t, k, t) as unknown;
+          if (k === 'bind') return (...a: unknown[]) => wrap((v as (...a: unknown[]) => D1PreparedStatement).apply(t, a));
+          if (k === 'first' || k === 'all' || k === 'run' || k === 'raw') return (...a: unknown[]) => (trips++, (v as (...a: unknown[]) => unknown).apply(t, a));
+          return typeof v === 'function' ? v.bind(t) : v;
+        },
+      });
+    const db = new Proxy(env.DB, {
+      get(t, k) {
+        if (k === 'prepare') return (sql: string) => wrap(t.prepare(sql));
+        if (k === 'batch') return (stmts: D1PreparedStatement[]) => (trips++, t.batch(stmts));
+        const v = Reflect.get(t, k, t) as unknown;
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+    return { env: { ...env, DB: db }, trips: () => trips };
+  }
+
+  it('decides a publish or a subscribe (with its may-publish) in one D1 round trip on a cold cache', async () => {
+    const w = await world();
+    const bearer = { authorization: `Bearer ${w.owner.token}` };
+    const pub = counting();
+    const r = await app.request(`http://edgeflux.test/channels/${w.channel}/messages`, { method: 'POST', headers: bearer, body: 'x' }, pub.env);
+    expect(r.status).toBe(202);
+    expect(pub.trips()).toBe(1);
+    const sub = counting();
+    const res = await app.request(`http://edgeflux.test/channels/${w.channel}/messages`, { headers: { upgrade: 'websocket', ...bearer } }, sub.env);
+    expect(res.status).toBe(101);
+    res.webSocket!.accept();
+    res.webSocket!.close();
+    expect(sub.trips()).toBe(1);
+  });
+});
