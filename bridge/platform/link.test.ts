@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, type BridgeOp } from '../../shared/link';
 import mqtt from 'mqtt-packet';
-import { ChannelLink, frames, groupProperties, propertyPairs } from './link';
+import { ChannelLink, frames, groupProperties, maskingNeedless, propertyPairs } from './link';
 import type { PublishRequest } from './types';
 
 const pub = (id: number, bytes = 10): BridgeOp => ({ op: 'publish', id, subtopic: '', publisher: 'd', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array(bytes), retain: false });
@@ -44,8 +44,11 @@ async function fakeActor(answer: (frameNo: number, ids: number[]) => boolean) {
   await new Promise((r) => wss.once('listening', r));
   const frames: BridgeOp[][] = [];
   let connections = 0;
-  wss.on('connection', (ws) => {
+  /** The bytes each connection sent after its upgrade, as they came over TCP (frames still masked). */
+  const wire: Buffer[] = [];
+  wss.on('connection', (ws, req) => {
     connections++;
+    req.socket.on('data', (b: Buffer) => wire.push(b));
     ws.on('message', (data: Buffer) => {
       const ops = decodeLinkFrame(new Uint8Array(data)) as BridgeOp[];
       frames.push(ops);
@@ -55,7 +58,7 @@ async function fakeActor(answer: (frameNo: number, ids: number[]) => boolean) {
   });
   const port = (wss.address() as { port: number }).port;
   const drop = () => wss.clients.forEach((c) => c.terminate());
-  return { url: `ws://127.0.0.1:${port}`, frames, connections: () => connections, drop, close: () => new Promise((r) => wss.close(r)) };
+  return { url: `ws://127.0.0.1:${port}`, frames, wire, connections: () => connections, drop, close: () => new Promise((r) => wss.close(r)) };
 }
 
 const req = (n: number): PublishRequest => ({ channel: 'c', subtopic: '', publisher: 'd', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array([n]), retain: false });
@@ -141,5 +144,31 @@ describe('user properties back from the link (groupProperties)', () => {
     parser.on('packet', (p) => (got = (p as mqtt.IPublishPacket).properties?.userProperties as Record<string, unknown>));
     parser.parse(wire);
     expect(got && Object.entries(got)).toEqual([['toString', 'x'], ['__proto__', 'y'], ['constructor', 'z'], ['a', ['1', '2']]]);
+  });
+});
+
+describe('link masking', () => {
+  it('sends frames with a zero masking key only where nothing between bridge and worker reads the bytes', () => {
+    for (const url of ['ws://127.0.0.1:8787/x', 'ws://127.1.2.3/x', 'ws://localhost:1/x', 'ws://[::1]:8787/x', 'wss://edgeflux.example.com/x', 'wss://10.0.0.5/x']) expect(maskingNeedless(url)).toBe(true);
+    for (const url of ['ws://edgeflux.example.com/x', 'ws://10.0.0.5:8787/x', 'ws://[2001:db8::1]/x', 'ws://127.0.0.1.example.com/x', 'ws://localhost.example.com/x']) expect(maskingNeedless(url)).toBe(false);
+  });
+
+  it('on a loopback link, a frame of publishes goes out masked with key 0000 and its payload as encoded', async () => {
+    const actor = await fakeActor(() => true);
+    const link = new ChannelLink({ url: () => actor.url, bridgeSecret: 's' });
+    try {
+      expect(await link.publish(req(7))).toMatchObject({ ok: true });
+      const bytes = Buffer.concat(actor.wire);
+      expect(bytes[0]! & 0x0f).toBe(2); // binary frame
+      expect(bytes[1]! & 0x80).toBe(0x80); // masked, as a client must
+      const len7 = bytes[1]! & 0x7f;
+      const keyAt = len7 === 126 ? 4 : len7 === 127 ? 10 : 2;
+      const length = len7 === 126 ? bytes.readUInt16BE(2) : len7 === 127 ? Number(bytes.readBigUInt64BE(2)) : len7;
+      expect([...bytes.subarray(keyAt, keyAt + 4)]).toEqual([0, 0, 0, 0]);
+      expect(decodeLinkFrame(new Uint8Array(bytes.subarray(keyAt + 4, keyAt + 4 + length)))).toEqual(actor.frames[0]);
+    } finally {
+      link.close();
+      await actor.close();
+    }
   });
 });
