@@ -42,6 +42,7 @@ interface Result {
 function ack(conn: Connection, packet: IPublishPacket, rc: number, reason?: string): void {
   const messageId = packet.messageId ?? 0;
   const cmd = packet.qos === 1 ? 'puback' : 'pubrec';
+  conn.corkTurn();
   if (conn.version === 5) conn.send({ cmd, messageId, reasonCode: rc, ...(reason !== undefined && rc >= 0x80 ? { properties: { reasonString: reason } } : {}) });
   else conn.send({ cmd, messageId });
 }

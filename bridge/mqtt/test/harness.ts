@@ -16,6 +16,8 @@ export class TestClient {
   /** What this client's parser could not read: the server sent something invalid. */
   readonly errors: string[] = [];
   closed = false;
+  /** Chunks the server's side wrote: one per write, or one per uncork of a corked burst. */
+  chunks = 0;
   private readonly parser;
   private readonly end: Duplex;
   private nextId = 1;
@@ -29,7 +31,7 @@ export class TestClient {
     this.parser = mqtt.parser({ protocolVersion: version });
     this.parser.on('packet', (p: Packet) => this.received.push(p));
     this.parser.on('error', (e: Error) => this.errors.push(e.message));
-    clientSide.on('data', (b: Buffer) => this.parser.parse(b));
+    clientSide.on('data', (b: Buffer) => (this.chunks++, this.parser.parse(b)));
     clientSide.on('end', () => (this.closed = true));
     clientSide.on('close', () => (this.closed = true));
     server.handle(serverSide);

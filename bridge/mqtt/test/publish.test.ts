@@ -311,3 +311,19 @@ describe('inbound PUBLISH, MQTT 5 properties', () => {
     expect((await c.next('disconnect')).reasonCode).toBe(0x9b);
   });
 });
+
+describe.each(VERSIONS)('acknowledgements written together, protocol level %i', (v) => {
+  it('PUBACKs and PUBRECs settled in one turn leave in one write, in order', async () => {
+    const t = setup();
+    t.platform.defer = true;
+    const c = await t.connected(v);
+    const ids = Array.from({ length: 8 }, (_, i) => c.publish(`${T}/a`, String(i), i % 4 === 3 ? 2 : 1));
+    await settle();
+    expect(t.platform.pendingPublishes).toBe(8);
+    const before = c.chunks;
+    t.platform.releasePublishes();
+    await settle();
+    expect((await c.drain()).map((p) => [p.cmd, p.messageId])).toEqual(ids.map((id, i) => [i % 4 === 3 ? 'pubrec' : 'puback', id]));
+    expect(c.chunks - before).toBe(1);
+  });
+});
