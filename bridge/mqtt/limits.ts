@@ -8,7 +8,14 @@ export interface MqttLimits {
   maxInflight: number;
   /** Deliveries queued behind a full in-flight window; beyond, the client is disconnected (v5 0x97). */
   maxQueued: number;
-  /** Inbound QoS 1/2 PUBLISHes not yet acknowledged (advertised in a v5 CONNACK as Receive Maximum). */
+  /**
+   * Inbound QoS 1/2 PUBLISHes not yet acknowledged (advertised in a v5 CONNACK as Receive Maximum).
+   * As many as maxUnstoredPublishes by default: the bridge acknowledges only once the channel has
+   * stored a message (not on receipt, as Mosquitto does), so a burst stays unacknowledged for a few
+   * ms — and MQTT.js 5 does not keep to the server's Receive Maximum: at 64, a `Promise.all` of 100
+   * QoS 1 publishes was disconnected (0x93). What the connection holds is bounded by the reader's
+   * back-pressure either way.
+   */
   receiveMaximum: number;
   /** Subscriptions (topic filters) per client. */
   maxSubscriptions: number;
@@ -56,7 +63,7 @@ export const DEFAULT_LIMITS: MqttLimits = {
   maxPacketSize: 256 * 1024 + 16 * 1024,
   maxInflight: 64,
   maxQueued: 1000,
-  receiveMaximum: 64,
+  receiveMaximum: 1000,
   maxSubscriptions: 100,
   maxChannelsPerFilter: 1000,
   maxConnectionsPerDevice: 10,

@@ -507,6 +507,16 @@ describe('MQTT through the real platform', () => {
     expect(await until(async () => ((await stored()) >= n ? stored() : undefined), 30_000)).toBe(n);
   }, 60_000);
 
+  it('MQTT.js 5 firing 300 QoS 1 publishes at once (it does not keep to Receive Maximum) gets every PUBACK, not DISCONNECT 0x93', async () => {
+    const headers = { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' };
+    const limits = await fetch(`${platform.url}/orgs/${w.org}/channels/${w.channel}/limits`, { method: 'PATCH', headers, body: JSON.stringify({ channelRate: { perSecond: 100_000, burst: 100_000 }, publisherRate: { perSecond: 100_000, burst: 100_000 } }) });
+    expect(limits.status).toBe(200);
+    const pub = await client(5, { clientId: 'qos1-burst' });
+    const dropped = new Promise<{ disconnect: number }>((r) => pub.once('disconnect', (p) => r({ disconnect: p.reasonCode ?? 0 })));
+    const acked = Promise.all(Array.from({ length: 300 }, (_, i) => pub.publishAsync(topic('qos1-burst'), `m${i}`, { qos: 1 }))).then((acks) => ({ reasonCodes: acks.map((a) => a?.reasonCode ?? 0) }));
+    expect(await Promise.race([acked, dropped])).toEqual({ reasonCodes: Array.from({ length: 300 }, () => 0) });
+  }, 60_000);
+
   it("mosquitto_pub (3.1.1, no content type) to a channel whose default is SenML JSON: stored as SenML records", async () => {
     const ch = (await w.call('POST', `/orgs/${w.org}/channels`, { name: 'senml-default' }, w.token)).id!;
     await w.call('POST', `/orgs/${w.org}/connections`, { channel_ids: [ch], device_ids: [w.deviceId] }, w.token);

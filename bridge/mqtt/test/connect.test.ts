@@ -328,7 +328,7 @@ describe('CONNECT details', () => {
   it('v5 CONNACK advertises our limits, and Server Keep Alive when the client asks for none or too much', async () => {
     const t = setup({ maxKeepalive: 600 });
     const ack = await t.client(5).connect({ keepalive: 0 });
-    expect(ack.properties).toMatchObject({ serverKeepAlive: 600, receiveMaximum: 64, maximumPacketSize: 256 * 1024 + 16 * 1024, topicAliasMaximum: 64, retainAvailable: true, sharedSubscriptionAvailable: true, wildcardSubscriptionAvailable: true });
+    expect(ack.properties).toMatchObject({ serverKeepAlive: 600, receiveMaximum: 1000, maximumPacketSize: 256 * 1024 + 16 * 1024, topicAliasMaximum: 64, retainAvailable: true, sharedSubscriptionAvailable: true, wildcardSubscriptionAvailable: true });
     // Subscription Identifiers are supported: the property is left out (absent means 1) [MQTT 5 §3.2.2.3.12].
     expect(ack.properties).not.toHaveProperty('subscriptionIdentifiersAvailable');
     expect((await t.client(5).connect({ keepalive: 60 })).properties?.serverKeepAlive).toBeUndefined();
