@@ -142,6 +142,13 @@ export class Outbox {
   private held = 0;
   private readonly inflight = new Map<number, Inflight>();
   private readonly queue: Offer[] = [];
+  /**
+   * Retained replays in `queue`: they do not count toward maxQueued. A SUBSCRIBE's retained
+   * messages arrive at once, as many as the channels hold (one per subtopic), and are already in
+   * memory; counted, a subscription to a channel with more than maxQueued + the window of them made
+   * its subscriber a "slow consumer" at once, and again on every reconnect.
+   */
+  private queuedRetained = 0;
   /** From a resumed session: `slot()` → the packet id it had [MQTT-4.4.0-1]. */
   private readonly reserved = new Map<string, StoredInflight>();
   /** The packet ids in `reserved`: not given to another delivery (made by the first resume that has any). */
@@ -226,7 +233,7 @@ export class Outbox {
       return this.complete(d, o.cursors);
     }
     if (this.overflowed) return this.giveBack(o);
-    if (this.queue.length >= this.link.maxQueued) {
+    if (!d.retained && this.queue.length - this.queuedRetained >= this.link.maxQueued) {
       this.overflowed = true;
       this.link.log(`more than ${this.link.maxQueued} deliveries waiting; dropping the rest until the client catches up`);
       return this.giveBack(o);
@@ -241,6 +248,7 @@ export class Outbox {
       return this.transmit(o, again.packetId, true);
     }
     if (this.queue.length === 0 && this.inflight.size < this.link.window) return this.transmit(o, this.allocate(), false);
+    if (d.retained) this.queuedRetained++;
     this.queue.push(o);
   }
 
@@ -273,6 +281,7 @@ export class Outbox {
   private pump(): void {
     while (this.queue.length > 0 && this.inflight.size < this.link.window) {
       const o = this.queue.shift()!;
+      if (o.d.retained) this.queuedRetained--;
       const left = expiryLeft(o.d, this.link);
       if (left !== undefined && left <= 0) this.complete(o.d, o.cursors);
       else this.transmit(o, this.allocate(), false);
@@ -378,6 +387,7 @@ export class Outbox {
     const offers = [...this.batch.values(), ...this.queue];
     this.batch.clear();
     this.queue.length = 0;
+    this.queuedRetained = 0;
     for (const e of inflight) if (e.share && !e.released) e.share.tag.returned(e.share.d, e.qos, true);
     for (const o of offers) this.giveBack(o);
   }

@@ -513,7 +513,7 @@ describe('MQTT through the real platform', () => {
     expect(limits.status).toBe(200);
     const pub = await client(5, { clientId: 'qos1-burst' });
     const dropped = new Promise<{ disconnect: number }>((r) => pub.once('disconnect', (p) => r({ disconnect: (p as { reasonCode?: number }).reasonCode ?? 0 })));
-    const acked = Promise.all(Array.from({ length: 300 }, (_, i) => pub.publishAsync(topic('qos1-burst'), `m${i}`, { qos: 1 }))).then((acks) => ({ reasonCodes: acks.map((a) => a?.reasonCode ?? 0) }));
+    const acked = Promise.all(Array.from({ length: 300 }, (_, i) => pub.publishAsync(topic('qos1-burst'), `m${i}`, { qos: 1 }))).then((acks) => ({ reasonCodes: acks.map((a) => (a as { reasonCode?: number } | undefined)?.reasonCode ?? 0) }));
     expect(await Promise.race([acked, dropped])).toEqual({ reasonCodes: Array.from({ length: 300 }, () => 0) });
   }, 60_000);
 

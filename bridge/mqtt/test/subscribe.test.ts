@@ -622,6 +622,26 @@ describe('SUBSCRIBE and deliveries, MQTT 5 options', () => {
     expect((await c.next('disconnect')).reasonCode).toBe(0x97);
   });
 
+  it('retained messages on SUBSCRIBE, however many, wait their turn instead of making the subscriber a slow consumer; live ones still count', async () => {
+    const t = setup({ maxInflight: 2, maxQueued: 3 });
+    for (let i = 0; i < 20; i++) await t.platform.inject('ch-1', `r${i}`, String(i), { retain: true });
+    const c = await t.connected(5);
+    await c.subscribe(`${T}/#`);
+    const got: string[] = [];
+    for (let round = 0; round < 30 && got.length < 20; round++) {
+      for (const p of await c.drain()) {
+        expect(p.cmd).toBe('publish');
+        got.push(text(p as Extract<Packet, { cmd: 'publish' }>));
+        c.send({ cmd: 'puback', messageId: p.messageId! });
+      }
+    }
+    expect(got).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+    // The bound still holds for live messages.
+    for (let i = 0; i < 8; i++) await t.platform.inject('ch-1', 'n', String(i));
+    for (let round = 0; round < 3; round++) for (const p of await c.drain()) if (p.cmd === 'publish') c.send({ cmd: 'puback', messageId: p.messageId! });
+    expect((await c.next('disconnect')).reasonCode).toBe(0x97);
+  });
+
 });
 
 describe('SUBSCRIBE options, MQTT 5', () => {
