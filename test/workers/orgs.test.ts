@@ -124,6 +124,34 @@ describe('members', () => {
     expect((await api('PATCH', `/orgs/${org.id}/members/${owner.id}`, { token: owner.token, body: { role: 'member' } })).status).toBe(204);
   });
 
+  it('keeps an owner when two owners demote or remove each other at the same time', async () => {
+    // Each request checked the owner count and then wrote: both could see two owners and leave none,
+    // an org that nobody could ever delete or hand ownership of again. Many pairs at once, so the
+    // two requests of some pair interleave.
+    const owners = async (org: string) => Number(await env.DB.prepare("SELECT COUNT(*) AS n FROM members WHERE org_id = ? AND role = 'owner'").bind(org).first('n'));
+    for (const how of ['demote', 'remove'] as const) {
+      const pairs = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const { owner, other, org } = await setup();
+          await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'owner' } });
+          return { owner, other, org };
+        }),
+      );
+      const act = (org: string, by: { token: string }, whom: { id: string }) =>
+        how === 'demote'
+          ? api('PATCH', `/orgs/${org}/members/${whom.id}`, { token: by.token, body: { role: 'admin' } })
+          : api('DELETE', `/orgs/${org}/members/${whom.id}`, { token: by.token });
+      const answers = await Promise.all(pairs.map(({ owner, other, org }) => Promise.all([act(org.id, owner, other), act(org.id, other, owner)])));
+      for (const [i, { org }] of pairs.entries()) {
+        expect(await owners(org.id), `${how} #${i}`).toBe(1);
+        const statuses = answers[i]!.map((r) => r.status);
+        expect(statuses.filter((s) => s === 204), `${how} #${i}: ${statuses}`).toHaveLength(1);
+        const refused = answers[i]!.find((r) => r.status !== 204)!;
+        expect([403, 404, 409]).toContain(expectProblem(refused, refused.status) && refused.status);
+      }
+    }
+  });
+
   it('lets a member leave on their own', async () => {
     const { owner, other, org } = await setup();
     await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'viewer' } });

@@ -4,9 +4,17 @@ import { now } from '../lib/ids';
 
 /** Membership rules that are about roles themselves, not about a single action (so they are not policies). */
 
-async function ownerCount(db: D1Database, orgId: string): Promise<number> {
-  const r = await db.prepare("SELECT COUNT(*) AS n FROM members WHERE org_id = ? AND role = 'owner'").bind(orgId).first<{ n: number }>();
-  return r?.n ?? 0;
+/**
+ * The condition that keeps an org's last owner, for a write that takes the owner role away from the
+ * member `?2` of org `?1`: it is part of the write itself (D1 runs one statement at a time), not a
+ * count read before it — two owners demoting or removing each other at once both read two owners,
+ * and left an org nobody could delete or hand ownership of again.
+ */
+const KEEPS_AN_OWNER = "(role <> 'owner' OR (SELECT COUNT(*) FROM members WHERE org_id = ?1 AND role = 'owner') > 1)";
+
+/** Why a guarded write changed nothing: the member is gone (404), or they are the last owner (409). */
+async function refusal(db: D1Database, orgId: string, userId: string): Promise<ApiError> {
+  return (await roleOf(db, orgId, userId)) ? conflict('an org must keep at least one owner') : notFound('member');
 }
 
 async function roleOf(db: D1Database, orgId: string, userId: string): Promise<Role | null> {
@@ -37,17 +45,22 @@ export async function changeRole(db: D1Database, orgId: string, actorRole: Role 
   const current = await roleOf(db, orgId, userId);
   if (!current) throw notFound('member');
   guardOwnerRole(actorRole, current, role);
-  if (current === 'owner' && role !== 'owner' && (await ownerCount(db, orgId)) <= 1) throw conflict('an org must keep at least one owner');
-  await db.prepare('UPDATE members SET role = ? WHERE org_id = ? AND user_id = ?').bind(role, orgId, userId).run();
+  const r = await db
+    .prepare(`UPDATE members SET role = ?3 WHERE org_id = ?1 AND user_id = ?2 AND (?3 = 'owner' OR ${KEEPS_AN_OWNER})`)
+    .bind(orgId, userId, role)
+    .run();
+  if (!r.meta.changes) throw await refusal(db, orgId, userId);
 }
 
 export async function removeMember(db: D1Database, orgId: string, actorRole: Role | null, userId: string) {
   const current = await roleOf(db, orgId, userId);
   if (!current) throw notFound('member');
   guardOwnerRole(actorRole, current, null);
-  if (current === 'owner' && (await ownerCount(db, orgId)) <= 1) throw conflict('an org must keep at least one owner');
-  await db.batch([
-    db.prepare('DELETE FROM members WHERE org_id = ? AND user_id = ?').bind(orgId, userId),
-    db.prepare("DELETE FROM policy_attachments WHERE org_id = ? AND principal_type = 'member' AND principal_id = ?").bind(orgId, userId),
+  // One batch (one transaction): what hangs off the membership goes only if the membership did.
+  const gone = 'NOT EXISTS (SELECT 1 FROM members WHERE org_id = ?1 AND user_id = ?2)';
+  const [del] = await db.batch([
+    db.prepare(`DELETE FROM members WHERE org_id = ?1 AND user_id = ?2 AND ${KEEPS_AN_OWNER}`).bind(orgId, userId),
+    db.prepare(`DELETE FROM policy_attachments WHERE org_id = ?1 AND principal_type = 'member' AND principal_id = ?2 AND ${gone}`).bind(orgId, userId),
   ]);
+  if (!del?.meta.changes) throw await refusal(db, orgId, userId);
 }
