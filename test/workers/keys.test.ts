@@ -193,13 +193,26 @@ describe('API keys', () => {
     expect(rejectedAfter).toBeLessThanOrEqual(TTL_MS + 500);
   }, 15_000);
 
-  it("stops working when its owner leaves the org", async () => {
+  it("stops working when its owner leaves the org, and stays revoked if they come back", async () => {
     const { owner, org } = await setup();
     const m = await member(owner, org.id, 'member');
     const k = await issue(m.token, org.id, ['orgs:read']);
     expect((await api('GET', `/orgs/${org.id}`, { token: k.key })).status).toBe(200);
     expect((await api('DELETE', `/orgs/${org.id}/members/${m.id}`, { token: owner.token })).status).toBe(204);
-    expect(expectProblem(await api('GET', `/orgs/${org.id}`, { token: k.key }), 401).detail).toContain('no longer a member');
+    expectProblem(await api('GET', `/orgs/${org.id}`, { token: k.key }), 401);
+    // For good, and it says so: the key is revoked with the membership (as an app's keys are with the
+    // app), so adding the user back later does not bring a key back that everyone saw as dead.
+    expect((await api('GET', `/orgs/${org.id}/keys/${k.id}`, { token: owner.token })).body.revoked_at).toEqual(expect.any(Number));
+    expect((await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: m.email, role: 'viewer' } })).status).toBe(201);
+    expectProblem(await api('GET', `/orgs/${org.id}`, { token: k.key }), 401);
+    expect((await api('GET', `/orgs/${org.id}`, { token: (await issue(m.token, org.id, ['orgs:read'])).key })).status).toBe(200);
+  });
+
+  it("outlives a refused removal of its owner (the org's last owner)", async () => {
+    const { owner, org } = await setup();
+    const k = await issue(owner.token, org.id, ['orgs:read']);
+    expectProblem(await api('DELETE', `/orgs/${org.id}/members/${owner.id}`, { token: owner.token }), 409);
+    expect((await api('GET', `/orgs/${org.id}`, { token: k.key })).status).toBe(200);
   });
 
   it('owners of a key may always see and revoke it; others need keys:read / keys:delete', async () => {

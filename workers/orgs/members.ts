@@ -1,3 +1,4 @@
+import { forgetCredential } from '../auth/credentials';
 import type { Role } from '../iam/pdp';
 import { ApiError, conflict, forbidden, notFound } from '../lib/errors';
 import { now } from '../lib/ids';
@@ -57,10 +58,20 @@ export async function removeMember(db: D1Database, orgId: string, actorRole: Rol
   if (!current) throw notFound('member');
   guardOwnerRole(actorRole, current, null);
   // One batch (one transaction): what hangs off the membership goes only if the membership did.
+  // Their API keys in this org are revoked, as an app's are when it is deleted: they already fail
+  // (access.ts finds no member), and revoked they stay dead — listings say so, and adding the user
+  // back later does not revive keys issued under a membership that ended.
   const gone = 'NOT EXISTS (SELECT 1 FROM members WHERE org_id = ?1 AND user_id = ?2)';
-  const [del] = await db.batch([
+  const [del, , revoked] = await db.batch<{ id: string }>([
     db.prepare(`DELETE FROM members WHERE org_id = ?1 AND user_id = ?2 AND ${KEEPS_AN_OWNER}`).bind(orgId, userId),
     db.prepare(`DELETE FROM policy_attachments WHERE org_id = ?1 AND principal_type = 'member' AND principal_id = ?2 AND ${gone}`).bind(orgId, userId),
+    db
+      .prepare(`UPDATE api_keys SET revoked_at = ?3 WHERE org_id = ?1 AND owner_type = 'user' AND owner_id = ?2 AND revoked_at IS NULL AND ${gone} RETURNING id`)
+      .bind(orgId, userId, now()),
+    db
+      .prepare(`DELETE FROM policy_attachments WHERE org_id = ?1 AND principal_type = 'key' AND principal_id IN (SELECT id FROM api_keys WHERE org_id = ?1 AND owner_type = 'user' AND owner_id = ?2) AND ${gone}`)
+      .bind(orgId, userId),
   ]);
   if (!del?.meta.changes) throw await refusal(db, orgId, userId);
+  for (const k of revoked?.results ?? []) forgetCredential(k.id);
 }
