@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import committed from '../../docs/openapi.json';
-import { api, expectProblem } from './helpers';
+import { api, expectProblem, newOrg, newUser } from './helpers';
 
 describe('OpenAPI document', () => {
   it('docs/openapi.json is what the code serves (run `npm run docs:openapi` after changing a route)', async () => {
@@ -76,6 +76,37 @@ describe('OpenAPI document', () => {
       for (const op of Object.values(ops)) if (op.responses['201'] && !without.has(op.operationId) && !op.responses['201'].headers?.Location) missing.push(op.operationId);
     }
     expect(missing).toEqual([]);
+  });
+
+  it('composes no schema (allOf) from a closed object: each part would refuse the others\' fields, and every answer with them', async () => {
+    // JSON Schema 2020-12 (OpenAPI 3.1): `additionalProperties: false` sees only its own subschema's
+    // properties, so allOf [closed {a}, {b}] matches no object holding both a and b.
+    type Schema = { $ref?: string; allOf?: Schema[]; additionalProperties?: unknown };
+    const doc = (await api('GET', '/openapi.json')).body as { components: { schemas: Record<string, Schema> } };
+    const resolve = (s: Schema): Schema => (s.$ref ? resolve(doc.components.schemas[s.$ref.replace('#/components/schemas/', '')]!) : s);
+    const closed: string[] = [];
+    const walk = (v: unknown, where: string) => {
+      if (!v || typeof v !== 'object') return;
+      const s = v as Schema;
+      if (Array.isArray(s.allOf) && s.allOf.length > 1) s.allOf.forEach((part, i) => resolve(part).additionalProperties === false && closed.push(`${where}.allOf[${i}]`));
+      for (const [k, child] of Object.entries(v)) walk(child, `${where}.${k}`);
+    };
+    walk(doc, '$');
+    expect(closed).toEqual([]);
+  });
+
+  it('describes a policy attachment as the API answers it', async () => {
+    const owner = await newUser();
+    const org = await newOrg(owner.token);
+    const pol = await api('POST', `/orgs/${org.id}/policies`, { token: owner.token, body: { name: 'p', statements: [{ effect: 'deny', actions: ['devices:delete'], resources: ['*'] }] } });
+    const att = await api('POST', `/orgs/${org.id}/policies/${pol.body.id}/attachments`, { token: owner.token, body: { principal_type: 'member', principal_id: owner.id } });
+    expect(att.status).toBe(201);
+    type Schema = { type?: string; properties?: Record<string, unknown>; required?: string[]; additionalProperties?: unknown };
+    const doc = (await api('GET', '/openapi.json')).body as { components: { schemas: Record<string, Schema> } };
+    const schema = doc.components.schemas.Attachment!;
+    expect(schema.type).toBe('object');
+    expect(Object.keys(att.body).sort()).toEqual(Object.keys(schema.properties!).sort());
+    expect([...schema.required!].sort()).toEqual(Object.keys(att.body).sort());
   });
 
   it('serves a browsable reference page at /docs', async () => {

@@ -71,13 +71,14 @@ export const PolicyUpdate = z
   .openapi('PolicyUpdate');
 
 export const PrincipalType = z.enum(['member', 'device', 'app', 'key']).openapi('PrincipalType');
-export const Attachment = z
-  .strictObject({
-    principal_type: PrincipalType,
-    principal_id: z.string().min(1).max(MAX_PRINCIPAL_ID_LENGTH).openapi({ description: 'member: the user id; device, app, key: its id' }),
-  })
-  .openapi('AttachmentCreate');
-export const AttachmentOut = Attachment.extend({ policy_id: z.string(), created_at: z.number().int() }).openapi('Attachment');
+const AttachmentFields = {
+  principal_type: PrincipalType,
+  principal_id: z.string().min(1).max(MAX_PRINCIPAL_ID_LENGTH).openapi({ description: 'member: the user id; device, app, key: its id' }),
+};
+export const Attachment = z.strictObject(AttachmentFields).openapi('AttachmentCreate');
+// Not `Attachment.extend`: that is published as allOf [AttachmentCreate, {policy_id, created_at}],
+// and the request's closed object (additionalProperties: false) makes the pair match no answer.
+export const AttachmentOut = z.object({ ...AttachmentFields, policy_id: z.string(), created_at: z.number().int() }).openapi('Attachment');
 
 export const PolicyParam = OrgParam.extend({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });
 export const AttachmentParam = PolicyParam.extend({
