@@ -10,11 +10,15 @@ const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].i
 const cell = (v: unknown): string =>
   v === null || v === undefined ? '' : Array.isArray(v) && v.every(isScalar) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
+/** The API's times (`created_at`, `expires_at`, `last_seen`…) are ms since 1970: a person reads them as ISO 8601 UTC. */
+const isTime = (field: string) => field.endsWith('_at') || field === 'last_seen';
+const shown = (field: string, v: unknown): unknown => (isTime(field) && typeof v === 'number' && Number.isFinite(v) ? new Date(v).toISOString() : v);
+
 /** Columns padded to their widest cell (columns empty in every row left out); the last one is not padded. */
 export function table(rows: Record<string, unknown>[], columns?: string[]): string {
   if (rows.length === 0) return '(none)';
   const cols = (columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))]).filter((c) => rows.some((r) => cell(r[c]) !== ''));
-  const cells = [cols.map((c) => c.toUpperCase()), ...rows.map((r) => cols.map((c) => cell(r[c])))];
+  const cells = [cols.map((c) => c.toUpperCase()), ...rows.map((r) => cols.map((c) => cell(shown(c, r[c]))))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   return cells.map((row) => row.map((v, i) => (i === cols.length - 1 ? v : v.padEnd(widths[i]!))).join('  ')).join('\n');
 }
@@ -24,7 +28,7 @@ export function show(out: OutputOptions, data: unknown, columns?: string[]): voi
   if (out.json || !process.stdout.isTTY) return void process.stdout.write(JSON.stringify(data, null, out.json ? 2 : 0) + '\n');
   if (Array.isArray(data)) return void process.stdout.write(table(data as Record<string, unknown>[], columns) + '\n');
   if (data && typeof data === 'object') {
-    const rows = Object.entries(data).map(([field, value]) => ({ field, value }));
+    const rows = Object.entries(data).map(([field, value]) => ({ field, value: shown(field, value) }));
     return void process.stdout.write(table(rows, ['field', 'value']) + '\n');
   }
   process.stdout.write(cell(data) + '\n');
