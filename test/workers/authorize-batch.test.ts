@@ -76,7 +76,13 @@ async function world() {
   const leaver = await newUser('leaver');
   await call('POST', o('/members'), { email: leaver.email, role: 'member' });
   const leaversKey = await apiKey(['messages:*'], leaver.token);
-  await call('DELETE', o(`/members/${leaver.id}`));
+  await call('DELETE', o(`/members/${leaver.id}`)); // which revokes the key
+  // A key whose owner's membership is gone but the key is not revoked: the API no longer leaves
+  // this state (removing a member revokes their keys), so it is built directly.
+  const dropped = await newUser('dropped');
+  await call('POST', o('/members'), { email: dropped.email, role: 'member' });
+  const droppedsKey = await apiKey(['messages:*'], dropped.token);
+  await env.DB.prepare('DELETE FROM members WHERE org_id = ? AND user_id = ?').bind(org.id, dropped.id).run();
   const member = await newUser('member');
   await call('POST', o('/members'), { email: member.email, role: 'viewer' });
 
@@ -102,6 +108,7 @@ async function world() {
     expiredKey: expiredKey.principal,
     narrowKey: narrowKey.principal,
     leaversKey: leaversKey.principal,
+    droppedsKey: droppedsKey.principal,
     appKey: { kind: 'key', id: appKey, orgId: org.id, owner: { kind: 'app', id: app.id }, scopes: ['messages:publish'] },
     app: { kind: 'app', id: app.id, orgId: org.id, scopes: ['messages:publish'] },
     narrowApp: { kind: 'app', id: app.id, orgId: org.id, scopes: ['messages:read'] },
@@ -177,8 +184,9 @@ describe('/internal/authorize in batches', () => {
     expect(answer('expiredKey').refused).toEqual({ status: 401, reason: 'the API key was revoked or has expired' });
     expect(of('narrowKey', pub, 'publish')).toMatchObject({ allowed: false, status: 403, reason: expect.stringContaining('outside the credential') });
     expect(of('narrowKey', pub, 'subscribe')).toMatchObject({ allowed: true });
-    expect(of('leaversKey', pub, 'publish')).toMatchObject({ allowed: false, status: 401, reason: 'the owner of this API key is no longer a member of its org' });
-    expect(answer('leaversKey').refused).toBeUndefined(); // the key itself is good: each channel's answer says why
+    expect(answer('leaversKey').refused).toEqual({ status: 401, reason: 'the API key was revoked or has expired' }); // removed through the API
+    expect(of('droppedsKey', pub, 'publish')).toMatchObject({ allowed: false, status: 401, reason: 'the owner of this API key is no longer a member of its org' });
+    expect(answer('droppedsKey').refused).toBeUndefined(); // the key itself is good: each channel's answer says why
     expect(of('appKey', pub, 'publish')).toMatchObject({ allowed: true });
     expect(of('app', pub, 'publish')).toMatchObject({ allowed: true });
     expect(of('app', pub, 'subscribe')).toMatchObject({ allowed: false, status: 403 });
