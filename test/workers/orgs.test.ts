@@ -152,6 +152,53 @@ describe('members', () => {
     }
   });
 
+  it('does not let an admin demote or remove a member an owner makes an owner at the same time', async () => {
+    // The admin's request read the member's role (not an owner, so an admin may change it) and then
+    // wrote: an owner's promotion in between was overwritten, or the brand-new owner deleted. The
+    // write is now only made on the role that was read, so of two that interleave the second is
+    // refused. Many pairs at once, half of them sent promotion first, so some interleave each way.
+    const roleOf = async (org: string, user: string) => (await env.DB.prepare('SELECT role FROM members WHERE org_id = ? AND user_id = ?').bind(org, user).first<{ role: string }>('role')) ?? null;
+    for (const how of ['demote', 'remove'] as const) {
+      const trios = await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          const { owner, other: admin, org } = await setup();
+          const x = await newUser('x');
+          await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: admin.email, role: 'admin' } });
+          await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: x.email, role: 'member' } });
+          return { owner, admin, x, org };
+        }),
+      );
+      const answers = await Promise.all(
+        trios.map(async ({ owner, admin, x, org }, i) => {
+          const byAdmin = () =>
+            how === 'demote'
+              ? api('PATCH', `/orgs/${org.id}/members/${x.id}`, { token: admin.token, body: { role: 'viewer' } })
+              : api('DELETE', `/orgs/${org.id}/members/${x.id}`, { token: admin.token });
+          const promotion = () => api('PATCH', `/orgs/${org.id}/members/${x.id}`, { token: owner.token, body: { role: 'owner' } });
+          if (i % 2) return Promise.all([byAdmin(), promotion()]);
+          const [p, a] = await Promise.all([promotion(), byAdmin()]);
+          return [a, p] as const;
+        }),
+      );
+      for (const [i, { x, org }] of trios.entries()) {
+        const [byAdmin, promotion] = answers[i]!;
+        const role = await roleOf(org.id, x.id);
+        const seen = `${how} #${i}: admin ${byAdmin.status}, promotion ${promotion.status}, role ${role}`;
+        // A promotion that was answered 204 stands: nothing read before it undid it.
+        if (promotion.status === 204) expect(role, seen).toBe('owner');
+        else expect(role, seen).toBe(how === 'demote' ? 'viewer' : null);
+        expect([byAdmin, promotion].some((r) => r.status === 204), seen).toBe(true);
+        // Refused: the admin found an owner already (403), the member was gone (404), or the role
+        // changed between the read and the write (409).
+        for (const r of [byAdmin, promotion].filter((r) => r.status !== 204)) {
+          const problem = expectProblem(r, r.status);
+          if (r.status === 409) expect(problem.detail, seen).toBe("the member's role changed; try again");
+          else expect(r.status, seen).toBe(r === byAdmin ? 403 : 404);
+        }
+      }
+    }
+  });
+
   it('lets a member leave on their own', async () => {
     const { owner, other, org } = await setup();
     await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'viewer' } });
