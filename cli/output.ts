@@ -10,9 +10,14 @@ const isScalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].i
 const cell = (v: unknown): string =>
   v === null || v === undefined ? '' : Array.isArray(v) && v.every(isScalar) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
-/** The API's times (`created_at`, `expires_at`, `last_seen`…) are ms since 1970: a person reads them as ISO 8601 UTC. */
-const isTime = (field: string) => field.endsWith('_at') || field === 'last_seen';
-const shown = (field: string, v: unknown): unknown => (isTime(field) && typeof v === 'number' && Number.isFinite(v) ? new Date(v).toISOString() : v);
+/**
+ * The API's times (`created_at`, `expires_at`, `last_seen`, a message's `created`…) are ms since 1970:
+ * a person reads them as ISO 8601 UTC. SenML's `time` is seconds, and is left as it is.
+ */
+const isTime = (field: string) => field.endsWith('_at') || field === 'last_seen' || field === 'created';
+/** A Date holds ±8.64e15 ms (ECMA-262, "Time Values and Time Range"); past that toISOString throws, so the number is shown as is. */
+const MAX_DATE_MS = 8.64e15;
+const shown = (field: string, v: unknown): unknown => (isTime(field) && typeof v === 'number' && Math.abs(v) <= MAX_DATE_MS ? new Date(v).toISOString() : v);
 
 /** Columns padded to their widest cell (columns empty in every row left out); the last one is not padded. */
 export function table(rows: Record<string, unknown>[], columns?: string[]): string {
