@@ -199,12 +199,12 @@ describe('API keys', () => {
     const k = await issue(m.token, org.id, ['orgs:read']);
     expect((await api('GET', `/orgs/${org.id}`, { token: k.key })).status).toBe(200);
     expect((await api('DELETE', `/orgs/${org.id}/members/${m.id}`, { token: owner.token })).status).toBe(204);
-    expectProblem(await api('GET', `/orgs/${org.id}`, { token: k.key }), 401);
+    expect(expectProblem(await api('GET', `/orgs/${org.id}`, { token: k.key }), 401).detail).toBe('API key revoked or expired');
     // For good, and it says so: the key is revoked with the membership (as an app's keys are with the
     // app), so adding the user back later does not bring a key back that everyone saw as dead.
     expect((await api('GET', `/orgs/${org.id}/keys/${k.id}`, { token: owner.token })).body.revoked_at).toEqual(expect.any(Number));
     expect((await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: m.email, role: 'viewer' } })).status).toBe(201);
-    expectProblem(await api('GET', `/orgs/${org.id}`, { token: k.key }), 401);
+    expect(expectProblem(await api('GET', `/orgs/${org.id}`, { token: k.key }), 401).detail).toBe('API key revoked or expired');
     expect((await api('GET', `/orgs/${org.id}`, { token: (await issue(m.token, org.id, ['orgs:read'])).key })).status).toBe(200);
   });
 
