@@ -116,7 +116,7 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'delete', path: '/orgs/{org}/members/{user}', operationId: 'removeMember', tags, security, summary: 'Remove a member (any member may remove themselves)', request: { params: MemberParam }, responses: { 204: { description: 'Removed' }, ...errors(401, 403, 404, 409) } }),
+  createRoute({ method: 'delete', path: '/orgs/{org}/members/{user}', operationId: 'removeMember', tags, security, summary: 'Remove a member (any member may remove themselves)', description: "Removing a member, also leaving on one's own, revokes that user's API keys in this org and drops the policy attachments of the membership and of those keys; a refused removal (409) revokes nothing.", request: { params: MemberParam }, responses: { 204: { description: 'Removed' }, ...errors(401, 403, 404, 409) } }),
   async (c) => {
     const { org, user } = c.req.valid('param');
     const p = c.var.principal;

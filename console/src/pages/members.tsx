@@ -112,7 +112,7 @@ export function MembersPage({ org }: { org: string }) {
                             class="quiet danger"
                             aria-label={`Remove ${m.email}`}
                             onClick={() => {
-                              if (!confirm(`Remove ${self ? 'yourself' : m.email} from the org?`)) return;
+                              if (!confirm(`Remove ${self ? 'yourself' : m.email} from the org? ${self ? 'Your' : 'Their'} API keys in this org are revoked.`)) return;
                               if (!self) return rowRun(() => members.remove(m.user_id));
                               // Left the org: nothing here is ours to see any more; home picks another org.
                               void row.run(() => members.remove(m.user_id)).then((ok) => {
