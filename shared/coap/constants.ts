@@ -144,21 +144,24 @@ const BY_TYPE = new Map(CONTENT_TYPES.map(([n, t]) => [t, n]));
 /** The media type string of a Content-Format number, or undefined when not in the table. */
 export const contentTypeOf = (format: number): string | undefined => BY_NUMBER.get(format);
 
+/** JSON-based types: always UTF-8 (RFC 8259 §8.1), so a charset parameter says nothing (§11). */
+const JSON_TYPES = new Set(['application/json', 'application/senml+json']);
+
 /**
  * The Content-Format number of a media type, or undefined. Case and spaces are ignored; `text/plain`
- * without a charset, or with charset utf-8/us-ascii, is 0; other parameters make it unknown
+ * without a charset, or with charset utf-8/us-ascii, is 0; so is a JSON type with such a charset
+ * (HTTP clients add `; charset=utf-8` to JSON: RFC 8259 §11 says it "has no effect", and the
+ * platform checks such a payload as JSON or SenML); other parameters make it unknown
  * (RFC 7252 §12.3 registers exact strings).
  */
 export function contentFormatOf(contentType: string): number | undefined {
   const [type = '', ...params] = contentType.toLowerCase().split(';').map((s) => s.trim());
   const ps = params.filter((p) => p !== '');
-  if (type === 'text/plain') {
-    if (ps.length === 0) return 0;
-    const charset = ps.length === 1 ? /^charset="?(utf-8|us-ascii)"?$/.exec(ps[0] ?? '') : null;
-    return charset ? 0 : undefined;
-  }
-  if (ps.length > 0) return undefined;
-  return BY_TYPE.get(type);
+  if (ps.length === 0) return BY_TYPE.get(type) ?? (type === 'text/plain' ? 0 : undefined);
+  const utf8 = ps.length === 1 && /^charset\s*=\s*"?(utf-8|us-ascii)"?$/.test(ps[0] ?? '');
+  if (!utf8) return undefined;
+  if (type === 'text/plain') return 0;
+  return JSON_TYPES.has(type) ? BY_TYPE.get(type) : undefined;
 }
 
 /** RFC 7252 §4.8 and §4.8.2 (ms). */
