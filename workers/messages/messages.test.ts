@@ -91,6 +91,34 @@ describe('message API: HTTP publish', () => {
     expect(await problem(await post(`/channels/${w.channel}/messages`, { ...device(w.rw.key), 'content-type': 'application/json' }, '7'))).toMatchObject({ status: 400, code: 'invalid_json' });
   });
 
+  it('removes a gzip or deflate Content-Encoding before storing; 415 with Accept-Encoding for another coding, 400 for a body that is not its coding', async () => {
+    const w = await world();
+    const sub = await open(`/channels/${w.channel}/messages`, device(w.rw.key));
+    expect((await sub.take(1))[0]).toMatchObject({ type: 'subscribed' });
+    const packed = async (text: string, format: 'gzip' | 'deflate') => new Uint8Array(await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream(format))).arrayBuffer());
+    const post = (headers: Record<string, string>, body: BodyInit) => call(`/channels/${w.channel}/messages`, { method: 'POST', headers: { ...device(w.rw.key), ...headers }, body });
+    const json = { 'content-type': 'application/json' };
+    expect((await post({ ...json, 'content-encoding': 'gzip' }, await packed('{"t":1}', 'gzip'))).status).toBe(202);
+    expect((await post({ ...json, 'content-encoding': 'Deflate' }, await packed('{"t":2}', 'deflate'))).status).toBe(202);
+    expect((await post({ 'content-type': 'text/plain', 'content-encoding': 'identity' }, 'as is')).status).toBe(202);
+    expect((await sub.take(3)).map((f) => (f.type === 'message' ? new TextDecoder().decode(f.envelope.payload) : f.type))).toEqual(['{"t":1}', '{"t":2}', 'as is']);
+
+    const br = await post({ ...json, 'content-encoding': 'br' }, 'x');
+    expect([br.status, br.headers.get('accept-encoding'), br.headers.get('content-type')]).toEqual([415, 'gzip, deflate', 'application/problem+json']);
+    expect(await br.json()).toMatchObject({ code: 'unsupported_content_encoding' });
+    expect((await post({ 'content-encoding': 'gzip, gzip' }, 'x')).status).toBe(415);
+    expect((await post({ 'content-encoding': 'constructor' }, 'x')).status).toBe(415);
+    const corrupt = await post({ 'content-type': 'text/plain', 'content-encoding': 'gzip' }, 'not gzip at all');
+    expect([corrupt.status, (await corrupt.json<{ code: string }>()).code]).toEqual([400, 'invalid_content_encoding']);
+    // A small body that decodes past the ceiling (a "zip bomb") is refused without being stored.
+    const bomb = await packed('0'.repeat(2 * 1024 * 1024), 'gzip');
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    expect((await post({ 'content-encoding': 'gzip' }, bomb)).status).toBe(413);
+    // None of the refused bodies reached the channel: the next message is seq 4.
+    expect(await (await post({ 'content-type': 'text/plain' }, 'last')).json()).toMatchObject({ seq: 4 });
+    sub.ws.close();
+  });
+
   it('passes 429 with Retry-After through from the channel', async () => {
     const w = await world();
     const stub = env.CHANNELS.get(env.CHANNELS.idFromName(w.channel));

@@ -34,9 +34,9 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
       security: SECURED,
       summary: 'Publish one message',
       description:
-        'The body is the payload, stored as sent; `Content-Type` is its content type (default application/octet-stream). SenML JSON/CBOR and application/json bodies are validated. `?retain=true` keeps it as the retained message of its subtopic (an empty retained body clears it).',
+        'The body is the payload, stored as sent (a `Content-Encoding` of gzip or deflate removed first; any other coding is 415); `Content-Type` is its content type (default application/octet-stream). SenML JSON/CBOR and application/json bodies are validated. `?retain=true` keeps it as the retained message of its subtopic (an empty retained body clears it).',
       request: { body: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } } },
-      responses: { 202: jsonResponse(Published, 'Stored; seq and created assigned by the channel'), ...errors(400, 401, 403, 404, 413, 429) },
+      responses: { 202: jsonResponse(Published, 'Stored; seq and created assigned by the channel'), ...errors(400, 401, 403, 404, 413, 415, 429) },
       parameters: [...parameters, retainParam, authorizationParam],
     });
     app.openAPIRegistry.registerPath({
