@@ -113,6 +113,9 @@ describe('typed option helpers', () => {
     expect(contentFormatOf('application/senml+json;charset="UTF-8"')).toBe(110);
     expect(contentFormatOf('application/json; charset=iso-8859-1')).toBeUndefined();
     expect(contentFormatOf('application/json; profile=x')).toBeUndefined();
+    // RFC 9110 §5.6.6: parameter = name "=" value, nothing around the "=" (nor an unclosed quote).
+    for (const t of ['text/plain; charset = utf-8', 'application/json; charset= utf-8', 'application/json; charset="utf-8'])
+      expect(contentFormatOf(t), t).toBeUndefined();
     expect(contentFormatOf('application/cbor; charset=utf-8')).toBeUndefined();
     expect(contentFormatOf('text/csv')).toBeUndefined();
     expect(contentTypeOf(9999)).toBeUndefined();
