@@ -16,7 +16,7 @@
  * A request that fails towards the worker (the worker reloading) has its connection to the proxy cut,
  * so the proxy sees the same network error as without the relay.
  */
-import { Agent, createServer, request, type IncomingMessage } from 'node:http';
+import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 
 /** How long a connection to the worker may sit idle before this relay closes it (the worker waits 5 s). */
@@ -51,7 +51,7 @@ export async function startWorkerRelay(target: () => URL | undefined, hostname =
   // Idle sockets towards the worker are closed after IDLE_MS; a socket in use is not timed.
   const agent = new Agent({ keepAlive: true, timeout: IDLE_MS, scheduling: 'lifo' });
   // keepAliveTimeout 0: an idle connection from the proxy stays open until the proxy closes it.
-  const server = createServer({ keepAliveTimeout: 0, requestTimeout: 0 }, (req, res) => {
+  const relay = (req: IncomingMessage, res: ServerResponse) => {
     const to = target();
     if (!to) return void res.destroy();
     const up = request({ hostname: to.hostname, port: to.port, method: req.method, path: req.url, headers: endToEnd(req.rawHeaders), agent, setHost: false });
@@ -66,7 +66,14 @@ export async function startWorkerRelay(target: () => URL | undefined, hostname =
       if (!res.writableFinished) up.destroy();
     });
     req.pipe(up);
-  });
+  };
+  const server = createServer({ keepAliveTimeout: 0, requestTimeout: 0 }, relay);
+  // A request with `Expect: 100-continue` (curl's for a body over 1 MiB; .NET's, PowerShell's, old
+  // libcurl's for any body) is relayed without the interim 100 Continue Node would send first:
+  // wrangler's proxy takes a 1xx for the final answer and failed every such POST as 503 "Your
+  // worker restarted mid-request" (workers-sdk#7185). The proxy sends the body regardless, and the
+  // worker's own answer (202, 413…) follows; RFC 9110 §10.1.1 lets a server skip the 100.
+  server.on('checkContinue', relay);
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
     const to = target();
     if (!to) return void socket.destroy();

@@ -144,21 +144,25 @@ const BY_TYPE = new Map(CONTENT_TYPES.map(([n, t]) => [t, n]));
 /** The media type string of a Content-Format number, or undefined when not in the table. */
 export const contentTypeOf = (format: number): string | undefined => BY_NUMBER.get(format);
 
+/** JSON-based types: always UTF-8 (RFC 8259 §8.1), so a charset parameter says nothing (§11). */
+const JSON_TYPES = new Set(['application/json', 'application/senml+json']);
+
 /**
- * The Content-Format number of a media type, or undefined. Case and spaces are ignored; `text/plain`
- * without a charset, or with charset utf-8/us-ascii, is 0; other parameters make it unknown
- * (RFC 7252 §12.3 registers exact strings).
+ * The Content-Format number of a media type, or undefined. Case and spaces around `;` are ignored;
+ * `text/plain` without a charset, or with charset utf-8/us-ascii, is 0. `application/json` and
+ * `application/senml+json` with such a charset keep their own numbers, 50 and 110: HTTP clients add
+ * `; charset=utf-8` to JSON, RFC 8259 §11 says it "has no effect", and the platform checks such a
+ * payload as JSON or SenML. Other parameters, or a parameter not written `name=value` (no spaces
+ * around `=`, RFC 9110 §5.6.6), make the type unknown (RFC 7252 §12.3 registers exact strings).
  */
 export function contentFormatOf(contentType: string): number | undefined {
   const [type = '', ...params] = contentType.toLowerCase().split(';').map((s) => s.trim());
   const ps = params.filter((p) => p !== '');
-  if (type === 'text/plain') {
-    if (ps.length === 0) return 0;
-    const charset = ps.length === 1 ? /^charset="?(utf-8|us-ascii)"?$/.exec(ps[0] ?? '') : null;
-    return charset ? 0 : undefined;
-  }
-  if (ps.length > 0) return undefined;
-  return BY_TYPE.get(type);
+  if (ps.length === 0) return BY_TYPE.get(type) ?? (type === 'text/plain' ? 0 : undefined);
+  const utf8 = ps.length === 1 && /^charset=(utf-8|us-ascii|"utf-8"|"us-ascii")$/.test(ps[0] ?? '');
+  if (!utf8) return undefined;
+  if (type === 'text/plain') return 0;
+  return JSON_TYPES.has(type) ? BY_TYPE.get(type) : undefined;
 }
 
 /** RFC 7252 §4.8 and §4.8.2 (ms). */

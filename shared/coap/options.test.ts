@@ -108,7 +108,15 @@ describe('typed option helpers', () => {
     expect(contentFormatOf('Text/Plain; charset="UTF-8"')).toBe(0);
     expect(contentFormatOf('text/plain; charset=iso-8859-1')).toBeUndefined();
     expect(contentFormatOf('APPLICATION/JSON')).toBe(50);
-    expect(contentFormatOf('application/json; charset=utf-8')).toBeUndefined();
+    // JSON is UTF-8 by definition: the charset HTTP clients add says nothing (RFC 8259 §8.1, §11).
+    expect(contentFormatOf('application/json; charset=utf-8')).toBe(50);
+    expect(contentFormatOf('application/senml+json;charset="UTF-8"')).toBe(110);
+    expect(contentFormatOf('application/json; charset=iso-8859-1')).toBeUndefined();
+    expect(contentFormatOf('application/json; profile=x')).toBeUndefined();
+    // RFC 9110 §5.6.6: parameter = name "=" value, nothing around the "=" (nor an unclosed quote).
+    for (const t of ['text/plain; charset = utf-8', 'application/json; charset= utf-8', 'application/json; charset="utf-8'])
+      expect(contentFormatOf(t), t).toBeUndefined();
+    expect(contentFormatOf('application/cbor; charset=utf-8')).toBeUndefined();
     expect(contentFormatOf('text/csv')).toBeUndefined();
     expect(contentTypeOf(9999)).toBeUndefined();
   });

@@ -109,6 +109,14 @@ describe('OpenAPI document', () => {
     expect([...schema.required!].sort()).toEqual(Object.keys(att.body).sort());
   });
 
+  it('declares Accept-Encoding on the publish routes\' 415, as the answer carries it (RFC 9110 §12.5.3)', async () => {
+    type Op = { responses: Record<string, { headers?: Record<string, unknown> }> };
+    const doc = (await api('GET', '/openapi.json')).body as { paths: Record<string, Record<string, Op>> };
+    for (const path of ['/channels/{id}/messages', '/channels/{id}/messages/{subtopic}']) {
+      expect(Object.keys(doc.paths[path]?.post?.responses['415']?.headers ?? {}), path).toEqual(['Accept-Encoding']);
+    }
+  });
+
   it('serves a browsable reference page at /docs', async () => {
     const page = await api('GET', '/docs');
     expect(page.status).toBe(200);

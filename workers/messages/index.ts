@@ -8,6 +8,7 @@ import { timingSafeEqual } from '../lib/crypto';
 import { channelActor } from '../lib/actors';
 import { ApiError, notFound, unauthorized } from '../lib/errors';
 import { router } from '../lib/router';
+import { readPayload } from './body';
 import { describeRoutes } from './openapi';
 import { actorRefusal, isUpgrade, negotiate, offeredProtocols, refuseUpgrade } from './upgrade';
 
@@ -56,21 +57,12 @@ function flag(c: C, name: string): boolean {
   throw new ApiError(400, 'invalid_query', `${name} must be true or false`);
 }
 
-async function readBody(req: Request): Promise<Uint8Array> {
-  const declared = Number(req.headers.get('content-length') ?? '0');
-  const tooBig = () => new ApiError(413, 'payload_too_large', `payload exceeds ${MAX_BODY} bytes`);
-  if (declared > MAX_BODY) throw tooBig();
-  const body = new Uint8Array(await req.arrayBuffer());
-  if (body.length > MAX_BODY) throw tooBig();
-  return body;
-}
-
 async function publish(c: C): Promise<Response> {
   const { channel, subtopic } = address(c, 'publish');
   onlyParams(c, ['retain']);
   const { publisher } = await authorizeChannel(c, channel, 'messages:publish');
   const retain = flag(c, 'retain');
-  const payload = await readBody(c.req.raw);
+  const payload = await readPayload(c.req.raw, MAX_BODY);
   // Without a Content-Type the channel's default applies (application/octet-stream unless set, RFC 9110 §8.3).
   const contentType = c.req.header('content-type') ?? '';
   const [result] = await actorFor(c.env, channel).publish([{ subtopic, publisher, protocol: 'http', contentType, payload, retain }], channel);

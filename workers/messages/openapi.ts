@@ -2,6 +2,7 @@ import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../app-env';
 import { errors, jsonResponse, SECURED } from '../lib/openapi';
 import { QueryResult, queryParameters } from '../query/openapi';
+import { ACCEPT_ENCODING } from './body';
 
 /**
  * OpenAPI entries for the message routes. The routes themselves are plain Hono handlers: a
@@ -22,6 +23,13 @@ const subscribeParams = [
 ];
 const getParams = queryParameters.map((p) => (p.name === 'format' ? { ...p, description: `${p.description}. With Upgrade: websocket, the frame encoding instead: \`json\` (default) or \`cbor\` (as with the \`edgeflux.cbor\` subprotocol)` } : p));
 
+/** A Content-Encoding the publish route cannot remove: the 415 says which it can (RFC 9110 §12.5.3). */
+const unsupportedEncoding = {
+  ...errors(415)['415'],
+  description: 'Unsupported Content-Encoding',
+  headers: { 'Accept-Encoding': { description: `The codings the route removes: \`${ACCEPT_ENCODING}\``, schema: { type: 'string' as const } } },
+};
+
 export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
   const tags = ['messages'];
   for (const path of ['/channels/{id}/messages', '/channels/{id}/messages/{subtopic}']) {
@@ -34,9 +42,9 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
       security: SECURED,
       summary: 'Publish one message',
       description:
-        'The body is the payload, stored as sent; `Content-Type` is its content type (default application/octet-stream). SenML JSON/CBOR and application/json bodies are validated. `?retain=true` keeps it as the retained message of its subtopic (an empty retained body clears it).',
+        'The body is the payload, stored as sent (a `Content-Encoding` of gzip or deflate removed first; any other coding is 415); `Content-Type` is its content type (default application/octet-stream). SenML JSON/CBOR and application/json bodies are validated. `?retain=true` keeps it as the retained message of its subtopic (an empty retained body clears it).',
       request: { body: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } } },
-      responses: { 202: jsonResponse(Published, 'Stored; seq and created assigned by the channel'), ...errors(400, 401, 403, 404, 413, 429) },
+      responses: { 202: jsonResponse(Published, 'Stored; seq and created assigned by the channel'), ...errors(400, 401, 403, 404, 413, 429), 415: unsupportedEncoding },
       parameters: [...parameters, retainParam, authorizationParam],
     });
     app.openAPIRegistry.registerPath({

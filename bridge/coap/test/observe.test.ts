@@ -232,6 +232,21 @@ describe('GET with Observe (RFC 7641)', () => {
     expect((await notifications(client)).map((n) => str(n.payload))).toEqual(['{}']);
   });
 
+  it('a JSON message published with "; charset=utf-8" (as HTTP clients send it) is Content-Format 50, and passes Accept 50', async () => {
+    const { client, platform } = setup();
+    client.request({ ...OBS, options: [uintOption(Opt.Accept, ContentFormat.Json)] });
+    client.request({ ...OBS, token: Uint8Array.of(5), options: [uintOption(Opt.Accept, ContentFormat.SenmlJson)] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.05', 'ACK 2.05']);
+    await platform.inject('c1', 'room', '{"t":1}', 'application/json; charset=utf-8');
+    await platform.inject('c1', 'room', '[{"n":"t","v":1}]', 'application/senml+json; charset=UTF-8');
+    const ns = await notifications(client);
+    expect(ns.map((n) => [n.token[0], str(n.payload), uintOf(n, Opt.ContentFormat)])).toEqual([
+      [7, '{"t":1}', ContentFormat.Json],
+      [5, '[{"n":"t","v":1}]', ContentFormat.SenmlJson],
+    ]);
+  });
+
   it('errors: 4.01 without key, 4.03 not connected for subscribe, 4.04 unknown channel, 5.03 platform down', async () => {
     const { client, platform } = setup();
     client.request({ ...OBS, query: [] });
