@@ -10,6 +10,12 @@ import { Duplex } from 'node:stream';
 export interface WebSocketLike {
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
+  /**
+   * Stop and restart reading the socket (`ws` has both). Without them nothing slows a client down:
+   * what it sends while the connection reads no further packet waits in the bridge's memory.
+   */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface WebSocketAdapter {
@@ -31,8 +37,17 @@ export function chooseMqttSubprotocol(offered: Iterable<string>): string | null 
 
 export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
   let ended = false;
+  /** Our side closed: nothing more is read, and the socket is never paused again (it must read the peer's close). */
+  let closing = false;
+  const unpause = () => {
+    closing = true;
+    ws.resume?.();
+  };
   const stream = new Duplex({
-    read() {},
+    // The reader wants more: read the socket again (see message()).
+    read() {
+      ws.resume?.();
+    },
     write(chunk: Buffer, _encoding, done) {
       try {
         ws.send(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
@@ -42,10 +57,13 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
       }
     },
     final(done) {
+      // A paused socket would not read the peer's answer to the close: its closing handshake would wait out ws's timeout.
+      unpause();
       ws.close(1000);
       done();
     },
     destroy(err, done) {
+      unpause();
       if (!ended) ws.close(err ? 1011 : 1000);
       done(err);
     },
@@ -53,14 +71,16 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
   return {
     stream,
     message(data) {
-      if (ended) return;
+      if (ended || closing) return;
       if (typeof data === 'string') {
         ended = true;
         ws.close(1003, 'MQTT needs binary frames');
         stream.destroy();
         return;
       }
-      stream.push(data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      // Back-pressure as over TCP: the packet reader pauses the stream when packets wait to be
+      // handled; once its buffer is full the socket is paused too, until read() asks for more.
+      if (!stream.push(data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)) && !closing) ws.pause?.();
     },
     closed() {
       if (ended) return;

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
+import mqttPacket from 'mqtt-packet';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -74,6 +76,46 @@ describe('transports', () => {
     await own.server.close();
     expect(await reason).toBe(0x8b);
     expect(await refusal(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4 })).toBe('ECONNREFUSED');
+  });
+});
+
+describe('a client flooding faster than its packets are handled', () => {
+  const MiB = 1024 * 1024;
+  /** A raw client: `send` writes one chunk (one WebSocket message), `opened` resolves at the CONNACK. */
+  async function rawClient(kind: 'tcp' | 'ws', port: number): Promise<{ send: (b: Buffer) => void; close: () => void }> {
+    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `flood-${kind}`, keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') });
+    if (kind === 'tcp') {
+      const s = tcpConnect(port, '127.0.0.1');
+      await new Promise((r) => s.once('connect', r));
+      s.write(connect);
+      await new Promise((r) => s.once('data', r));
+      return { send: (b) => void s.write(b), close: () => s.destroy() };
+    }
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
+    await new Promise((r) => ws.once('open', r));
+    ws.send(connect);
+    await new Promise((r) => ws.once('message', r));
+    return { send: (b) => ws.send(b), close: () => ws.terminate() };
+  }
+
+  // The reader stops taking packets (maxPendingPackets, and its byte bound); the transport must then
+  // stop reading the socket, or whatever the client sends piles up in the bridge's memory.
+  it.each(['tcp', 'ws'] as const)('over %s the bridge stops reading the socket: what waits in its memory stays bounded', async (kind) => {
+    const own = setup({ publishRate: 1e6, publishBurst: 1e6, maxUnstoredPublishes: 1 });
+    own.platform.defer = true; // nothing is stored: the reader's backlog only grows
+    const { port } = kind === 'tcp' ? await own.server.listenTcp(0) : await own.server.listenWebSocket({ port: 0 });
+    const c = await rawClient(kind, port);
+    const publish = mqttPacket.generate({ cmd: 'publish', topic: `${T}/flood`, payload: Buffer.alloc(32 * 1024, 1), qos: 0, dup: false, retain: false });
+    for (let i = 0; i < 256; i++) c.send(publish); // 8 MiB
+    await new Promise((r) => setTimeout(r, 500));
+    const [conn] = [...own.server.connections];
+    expect(conn).toBeDefined();
+    // Read from the socket but not yet handed to the reader (which pauses at 1 MiB of its own).
+    expect(conn!.stream.readableLength).toBeLessThan(MiB);
+    c.close();
+    own.platform.defer = false;
+    own.platform.releasePublishes();
+    await own.server.close();
   });
 });
 
