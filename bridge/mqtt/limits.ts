@@ -50,6 +50,12 @@ export interface MqttLimits {
    * so a fast QoS 0 publisher is slowed to what the channel can store instead of being dropped).
    */
   maxUnstoredPublishes: number;
+  /**
+   * Largest WebSocket message taken (MQTT over WebSocket). `ws` reads a message whole before the
+   * packet reader sees a byte of it, so this, not `maxPacketSize`, bounds what one message costs the
+   * bridge — before CONNECT too. Room for several packets: browsers' MQTT.js joins queued writes.
+   */
+  maxWebSocketMessage: number;
 }
 
 export const DEFAULT_LIMITS: MqttLimits = {
@@ -73,6 +79,7 @@ export const DEFAULT_LIMITS: MqttLimits = {
   maxPendingPackets: 1000,
   maxWriteBuffer: 4 * 1024 * 1024,
   maxUnstoredPublishes: 1000,
+  maxWebSocketMessage: 8 * 1024 * 1024,
 };
 
 /** A token bucket: `rate` tokens per second, at most `burst` saved up. */

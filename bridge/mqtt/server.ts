@@ -128,7 +128,8 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
 
   async function websocket(o: { port: number; host?: string; path?: string }): Promise<Bound> {
     const http = createHttpServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('MQTT over WebSocket: connect with subprotocol "mqtt"\n'));
-    const wss = new WebSocketServer({ server: http, path: o.path ?? '/mqtt', handleProtocols: (offered) => chooseMqttSubprotocol(offered) ?? false });
+    // A larger message is refused from its frame header (close 1009), before it is buffered (ws's default: 100 MiB).
+    const wss = new WebSocketServer({ server: http, path: o.path ?? '/mqtt', maxPayload: ctx.limits.maxWebSocketMessage, handleProtocols: (offered) => chooseMqttSubprotocol(offered) ?? false });
     wss.on('connection', (ws, req) => {
       const a = adaptWebSocket(ws);
       ws.on('message', (data: RawData, binary: boolean) => {

@@ -68,6 +68,24 @@ describe('transports', () => {
     expect(await closed).toBe(1003);
   });
 
+  it('a WebSocket message over maxWebSocketMessage closes the socket with 1009 before it is read, CONNECT or not', async () => {
+    const own = setup({ maxWebSocketMessage: 64 * 1024 });
+    const { port } = await own.server.listenWebSocket({ port: 0 });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
+    await new Promise((r) => ws.once('open', r));
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    // The start of a CONNECT, then bytes: one message a little over the bound.
+    ws.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0x7f]), Buffer.alloc(64 * 1024 - 3)]));
+    expect(await closed).toBe(1009);
+    // One at the bound is read (and this one is a CONNECT larger than maxPacketSize: refused as such).
+    const ok = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
+    await new Promise((r) => ok.once('open', r));
+    const okClosed = new Promise<number>((r) => ok.once('close', (code) => r(code)));
+    ok.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0x7f]), Buffer.alloc(64 * 1024 - 4)]));
+    expect(await okClosed).not.toBe(1009);
+    await own.server.close();
+  });
+
   it('server.close() ends v5 clients with DISCONNECT 0x8B and stops listening', async () => {
     const own = setup();
     const { port } = await own.server.listenTcp(0);
