@@ -27,6 +27,14 @@ export interface WebSocketAdapter {
   closed(): void;
 }
 
+/**
+ * A message is handed to the packet reader in views of at most this many bytes. The reader parses
+ * a chunk whole, and its back-pressure (pausing the stream) acts only between chunks: one 8 MiB
+ * message of 2-byte PINGREQs taken as one chunk left four million packets pending behind a stalled
+ * one. A TCP read is at most 64 KiB.
+ */
+const READ_SLICE = 16 * 1024;
+
 /** The subprotocol to accept from a handshake's offer, or null (refuse the upgrade). */
 export function chooseMqttSubprotocol(offered: Iterable<string>): string | null {
   for (const p of offered) if (p.trim().toLowerCase() === 'mqtt') return p.trim();
@@ -78,9 +86,14 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
         stream.destroy();
         return;
       }
+      const bytes = data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      // Every slice is pushed: they are views of a message already in memory, and one left out
+      // would be lost. What bounds the work is that the reader takes them one at a time.
+      let more = true;
+      for (let at = 0; at < bytes.length; at += READ_SLICE) more = stream.push(bytes.subarray(at, at + READ_SLICE));
       // Back-pressure as over TCP: the packet reader pauses the stream when packets wait to be
       // handled; once its buffer is full the socket is paused too, until read() asks for more.
-      if (!stream.push(data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)) && !closing) ws.pause?.();
+      if (!more && !closing) ws.pause?.();
     },
     closed() {
       if (ended) return;

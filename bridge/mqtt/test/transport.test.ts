@@ -135,6 +135,33 @@ describe('a client flooding faster than its packets are handled', () => {
     own.platform.releasePublishes();
     await own.server.close();
   });
+
+  // A WebSocket message is read whole; were it handed to the reader as one chunk, every packet in it
+  // would be parsed at once, the reader's pause acting only after (a TCP read is at most 64 KiB).
+  it('one WebSocket message of many small packets behind a stalled publish: the reader parses a bounded number of them', async () => {
+    const own = setup({ publishRate: 1e6, publishBurst: 1e6, maxUnstoredPublishes: 1 });
+    own.platform.defer = true;
+    try {
+      const { port } = await own.server.listenWebSocket({ port: 0 });
+      const c = await rawClient('ws', port);
+      const publish = mqttPacket.generate({ cmd: 'publish', topic: `${T}/stalled`, payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
+      const pings = Buffer.alloc(2 * MiB);
+      for (let i = 0; i < pings.length; i += 2) pings[i] = 0xc0; // PINGREQ: 0xC0 0x00
+      c.send(Buffer.concat([publish, pings])); // one message: a publish that is not stored, then a million PINGREQs
+      await new Promise((r) => setTimeout(r, 500));
+      const [conn] = [...own.server.connections];
+      // Parsed and waiting to be handled (private: the reader's own count).
+      const pending = (conn as unknown as { reader: { pending: number } }).reader.pending;
+      expect(pending).toBeGreaterThan(0);
+      // maxPendingPackets (1000) plus the rest of the chunk that crossed it (16 KiB: 8192 PINGREQs); was 1,048,576.
+      expect(pending).toBeLessThan(10_000);
+      c.close();
+    } finally {
+      own.platform.defer = false;
+      own.platform.releasePublishes();
+      await own.server.close();
+    }
+  });
 });
 
 describe('a QoS 2 delivery its channel no longer keeps, with MQTT.js (docs/mqtt.md "Sessions", Bound)', () => {
