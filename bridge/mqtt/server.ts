@@ -137,7 +137,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
         a.message(binary ? bytes : bytes.toString('utf8'));
       });
       ws.on('close', () => a.closed());
-      ws.on('error', () => a.closed());
+      ws.on('error', (e) => a.closed(e));
       handle(a.stream, { remote: `${req.socket.remoteAddress}:${req.socket.remotePort}` });
     });
     http.on('close', () => wss.close());

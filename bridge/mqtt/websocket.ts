@@ -23,8 +23,12 @@ export interface WebSocketAdapter {
   readonly stream: Duplex;
   /** A message arrived: binary data, or a string for a text frame. */
   message(data: Uint8Array | ArrayBuffer | string): void;
-  /** The socket closed or failed. */
-  closed(): void;
+  /**
+   * The socket closed: what it delivered before is still read, as after a TCP FIN (a DISCONNECT
+   * and the publishes before it, sent just before the close). With an error it failed: the stream
+   * is destroyed, as a TCP socket is on a reset.
+   */
+  closed(error?: Error): void;
 }
 
 /**
@@ -95,11 +99,12 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
       // handled; once its buffer is full the socket is paused too, until read() asks for more.
       if (!more && !closing) ws.pause?.();
     },
-    closed() {
+    closed(error) {
       if (ended) return;
       ended = true;
-      stream.push(null);
-      stream.destroy();
+      // Without an error the stream ends once the reader has taken everything, as a TCP socket does after a FIN.
+      if (error) stream.destroy(error);
+      else stream.push(null);
     },
   };
 }

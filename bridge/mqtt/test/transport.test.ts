@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import mqttPacket from 'mqtt-packet';
+import mqttPacket, { type IConnectPacket } from 'mqtt-packet';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -99,21 +99,21 @@ describe('transports', () => {
 
 describe('a client flooding faster than its packets are handled', () => {
   const MiB = 1024 * 1024;
-  /** A raw client: `send` writes one chunk (one WebSocket message), `opened` resolves at the CONNACK. */
-  async function rawClient(kind: 'tcp' | 'ws', port: number): Promise<{ send: (b: Buffer) => void; close: () => void }> {
-    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `flood-${kind}`, keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') });
+  /** A raw client, connected (CONNACK read): `send` writes one chunk (one WebSocket message); `end` closes cleanly, `close` drops. */
+  async function rawClient(kind: 'tcp' | 'ws', port: number, extra: Partial<IConnectPacket> = {}): Promise<{ send: (b: Buffer) => void; close: () => void; end: () => void }> {
+    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `flood-${kind}`, keepalive: 0, username: 'dev-1', password: Buffer.from('key-1'), ...extra });
     if (kind === 'tcp') {
       const s = tcpConnect(port, '127.0.0.1');
       await new Promise((r) => s.once('connect', r));
       s.write(connect);
       await new Promise((r) => s.once('data', r));
-      return { send: (b) => void s.write(b), close: () => s.destroy() };
+      return { send: (b) => void s.write(b), close: () => s.destroy(), end: () => void s.end() };
     }
     const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
     await new Promise((r) => ws.once('open', r));
     ws.send(connect);
     await new Promise((r) => ws.once('message', r));
-    return { send: (b) => ws.send(b), close: () => ws.terminate() };
+    return { send: (b) => ws.send(b), close: () => ws.terminate(), end: () => ws.close(1000) };
   }
 
   // The reader stops taking packets (maxPendingPackets, and its byte bound); the transport must then
@@ -156,6 +156,32 @@ describe('a client flooding faster than its packets are handled', () => {
       // maxPendingPackets (1000) plus the rest of the chunk that crossed it (16 KiB: 8192 PINGREQs); was 1,048,576.
       expect(pending).toBeLessThan(10_000);
       c.close();
+    } finally {
+      own.platform.defer = false;
+      own.platform.releasePublishes();
+      await own.server.close();
+    }
+  });
+
+  // A client that closes right after DISCONNECT: what it sent before is handled, as after a TCP FIN.
+  it.each(['tcp', 'ws'] as const)('over %s a clean close after DISCONNECT: every publish sent before it is stored, the will is not published', async (kind) => {
+    const own = setup({ publishRate: 1e6, publishBurst: 1e6, maxUnstoredPublishes: 1 });
+    // The reader stops at maxPendingPackets: the rest waits in the stream when the client closes.
+    own.platform.defer = true;
+    try {
+      const { port } = kind === 'tcp' ? await own.server.listenTcp(0) : await own.server.listenWebSocket({ port: 0 });
+      const c = await rawClient(kind, port, { will: { topic: `${T}/will`, payload: Buffer.from('gone'), qos: 0, retain: false } });
+      for (let i = 0; i < 1100; i++) c.send(mqttPacket.generate({ cmd: 'publish', topic: `${T}/flood`, payload: Buffer.from(String(i)), qos: 0, dup: false, retain: false }));
+      c.send(mqttPacket.generate({ cmd: 'disconnect' }));
+      c.end();
+      await new Promise((r) => setTimeout(r, 300));
+      own.platform.defer = false;
+      own.platform.releasePublishes();
+      for (let i = 0; i < 100 && own.server.connections.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(own.server.connections.size).toBe(0);
+      expect(own.platform.published.filter((p) => p.subtopic === 'flood').length).toBe(1100);
+      expect(own.platform.published.filter((p) => p.subtopic === 'will')).toEqual([]);
     } finally {
       own.platform.defer = false;
       own.platform.releasePublishes();
