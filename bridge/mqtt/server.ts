@@ -10,7 +10,7 @@ import { Connection, type ConnectionInfo } from './connection';
 import type { ServerContext } from './context';
 import { dispatch } from './handlers/index';
 import { KeepAliveSweep } from './keepalive';
-import { DEFAULT_LIMITS, type MqttLimits } from './limits';
+import { checkLimits, DEFAULT_LIMITS, type MqttLimits } from './limits';
 import { MemorySessionStore, type SessionStore } from './session';
 import { SharedSubscriptions } from './shares';
 import { adaptWebSocket, chooseMqttSubprotocol } from './websocket';
@@ -72,10 +72,12 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? (() => undefined);
   let requireCertMatch = false;
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  checkLimits(limits);
   const ctx: ServerContext = {
     platform: opts.platform,
     store: opts.sessions ?? new MemorySessionStore(clock),
-    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    limits,
     clock,
     log,
     devices: new Map(),

@@ -69,7 +69,7 @@ describe('transports', () => {
   });
 
   it('a WebSocket message over maxWebSocketMessage closes the socket with 1009 before it is read, CONNECT or not', async () => {
-    const own = setup({ maxWebSocketMessage: 64 * 1024 });
+    const own = setup({ maxWebSocketMessage: 64 * 1024, maxPacketSize: 16 * 1024 });
     const { port } = await own.server.listenWebSocket({ port: 0 });
     const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
     await new Promise((r) => ws.once('open', r));
@@ -84,6 +84,13 @@ describe('transports', () => {
     ok.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0x7f]), Buffer.alloc(64 * 1024 - 4)]));
     expect(await okClosed).not.toBe(1009);
     await own.server.close();
+  });
+
+  it('maxWebSocketMessage that ws would read as no bound, or below maxPacketSize, is refused at start-up', async () => {
+    // ws takes maxPayload | 0 and reads ≤ 0 as no limit.
+    for (const bad of [0, -1, 2 ** 31, 2 ** 32, 1.5 * 1024 * 1024 + 0.5, Number.NaN]) expect(() => setup({ maxWebSocketMessage: bad }), String(bad)).toThrow(/maxWebSocketMessage must be a whole number of bytes from 1 to 2147483647/);
+    expect(() => setup({ maxWebSocketMessage: 1024 * 1024, maxPacketSize: 1024 * 1024 + 1 })).toThrow(/maxWebSocketMessage \(1048576\) must be at least maxPacketSize \(1048577\)/);
+    await setup({ maxWebSocketMessage: 2 ** 31 - 1 }).server.close();
   });
 
   it('server.close() ends v5 clients with DISCONNECT 0x8B and stops listening', async () => {
