@@ -8,7 +8,14 @@ import { Duplex } from 'node:stream';
  * forwards the socket's events to the returned adapter.
  */
 export interface WebSocketLike {
-  send(data: Uint8Array): void;
+  /**
+   * Sends one binary message and calls `sent` once it is written to the network (`ws` does). The
+   * adapter writes nothing more until then, so what a client does not read waits in the stream's
+   * buffer, where the connection sees it as a backlog (QoS 0 deliveries are dropped past
+   * `maxWriteBuffer`). A socket without such a callback (Bun, Deno) calls it when its
+   * `bufferedAmount` is low again; called at once, nothing bounds what a slow client is sent.
+   */
+  send(data: Uint8Array, sent: (err?: Error) => void): void;
   close(code?: number, reason?: string): void;
   /**
    * Stop and restart reading the socket (`ws` has both). Without them nothing slows a client down:
@@ -39,6 +46,13 @@ export interface WebSocketAdapter {
  */
 const READ_SLICE = 16 * 1024;
 
+/**
+ * Packets written together (a corked burst, or what waited while the client was slow) go out as
+ * one message up to this size; a larger packet goes alone. A client's WebSocket may bound a
+ * message (`ws`'s maxPayload, an embedded client's frame buffer) well below what can wait here.
+ */
+const WRITE_MESSAGE = 64 * 1024;
+
 /** The subprotocol to accept from a handshake's offer, or null (refuse the upgrade). */
 export function chooseMqttSubprotocol(offered: Iterable<string>): string | null {
   for (const p of offered) if (p.trim().toLowerCase() === 'mqtt') return p.trim();
@@ -55,18 +69,41 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
     closing = true;
     ws.resume?.();
   };
+  /**
+   * Sends `bytes`; `done` once they are on the network. A send's error is not passed on: the socket
+   * then closes or fails, and that ends the stream (an error here would destroy it, and drop the
+   * packets the client sent before closing). Written after the close, bytes are dropped, as a TCP
+   * socket's would be once its peer is gone.
+   */
+  const send = (bytes: Buffer, done: (e?: Error) => void) => {
+    if (ended) return done();
+    try {
+      ws.send(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), () => done());
+    } catch (e) {
+      done(e instanceof Error ? e : new Error(String(e)));
+    }
+  };
   const stream = new Duplex({
     // The reader wants more: read the socket again (see message()).
     read() {
       ws.resume?.();
     },
     write(chunk: Buffer, _encoding, done) {
-      try {
-        ws.send(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        done();
-      } catch (e) {
-        done(e instanceof Error ? e : new Error(String(e)));
+      send(chunk, done);
+    },
+    writev(chunks: { chunk: Buffer }[], done) {
+      let group: Buffer[] = [];
+      let size = 0;
+      for (const { chunk } of chunks) {
+        if (size > 0 && size + chunk.length > WRITE_MESSAGE) {
+          // Messages go out in order: the last one's callback says all of them went.
+          send(Buffer.concat(group, size), () => undefined);
+          (group = []), (size = 0);
+        }
+        group.push(chunk);
+        size += chunk.length;
       }
+      send(group.length === 1 ? group[0]! : Buffer.concat(group, size), done);
     },
     final(done) {
       // A paused socket would not read the peer's answer to the close: its closing handshake would wait out ws's timeout.

@@ -104,25 +104,33 @@ describe('transports', () => {
   });
 });
 
-describe('a client flooding faster than its packets are handled', () => {
-  const MiB = 1024 * 1024;
-  /** A raw client, connected (CONNACK read): `send` writes one chunk (one WebSocket message); `end` closes cleanly, `close` drops. */
-  async function rawClient(kind: 'tcp' | 'ws', port: number, extra: Partial<IConnectPacket> = {}): Promise<{ send: (b: Buffer) => void; close: () => void; end: () => void }> {
-    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `flood-${kind}`, keepalive: 0, username: 'dev-1', password: Buffer.from('key-1'), ...extra });
-    if (kind === 'tcp') {
-      const s = tcpConnect(port, '127.0.0.1');
-      await new Promise((r) => s.once('connect', r));
-      s.write(connect);
-      await new Promise((r) => s.once('data', r));
-      return { send: (b) => void s.write(b), close: () => s.destroy(), end: () => void s.end() };
-    }
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
-    await new Promise((r) => ws.once('open', r));
-    ws.send(connect);
-    await new Promise((r) => ws.once('message', r));
-    return { send: (b) => ws.send(b), close: () => ws.terminate(), end: () => ws.close(1000) };
-  }
+const MiB = 1024 * 1024;
 
+/** A raw client, connected (CONNACK read): `send` writes one chunk (one WebSocket message); `end` closes cleanly, `close` drops; `stopReading` leaves what the bridge sends unread. */
+interface RawClient {
+  send(b: Buffer): void;
+  close(): void;
+  end(): void;
+  stopReading(): void;
+}
+
+async function rawClient(kind: 'tcp' | 'ws', port: number, extra: Partial<IConnectPacket> = {}): Promise<RawClient> {
+  const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `flood-${kind}`, keepalive: 0, username: 'dev-1', password: Buffer.from('key-1'), ...extra });
+  if (kind === 'tcp') {
+    const s = tcpConnect(port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    s.write(connect);
+    await new Promise((r) => s.once('data', r));
+    return { send: (b) => void s.write(b), close: () => s.destroy(), end: () => void s.end(), stopReading: () => void s.pause() };
+  }
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
+  await new Promise((r) => ws.once('open', r));
+  ws.send(connect);
+  await new Promise((r) => ws.once('message', r));
+  return { send: (b) => ws.send(b), close: () => ws.terminate(), end: () => ws.close(1000), stopReading: () => ws.pause() };
+}
+
+describe('a client flooding faster than its packets are handled', () => {
   // The reader stops taking packets (maxPendingPackets, and its byte bound); the transport must then
   // stop reading the socket, or whatever the client sends piles up in the bridge's memory.
   it.each(['tcp', 'ws'] as const)('over %s the bridge stops reading the socket: what waits in its memory stays bounded', async (kind) => {
@@ -192,6 +200,36 @@ describe('a client flooding faster than its packets are handled', () => {
     } finally {
       own.platform.defer = false;
       own.platform.releasePublishes();
+      await own.server.close();
+    }
+  });
+});
+
+describe('a subscriber that does not read', () => {
+  // What the bridge cannot send waits in the transport's stream, where the connection sees it
+  // (Connection.backlog): past maxWriteBuffer QoS 0 deliveries are dropped instead of piling up.
+  it.each(['tcp', 'ws'] as const)('over %s its backlog reaches maxWriteBuffer and QoS 0 deliveries are dropped', async (kind) => {
+    const own = setup({ publishRate: 1e6, publishBurst: 1e6, maxWriteBuffer: 256 * 1024 });
+    let c: RawClient | undefined;
+    try {
+      const { port } = kind === 'tcp' ? await own.server.listenTcp(0) : await own.server.listenWebSocket({ port: 0 });
+      c = await rawClient(kind, port);
+      const [sub] = [...own.server.connections];
+      c.send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${T}/#`, qos: 0 }] }));
+      for (let i = 0; i < 100 && !sub!.subs.has(`${T}/#`); i++) await new Promise((r) => setTimeout(r, 10));
+      c.stopReading();
+      const pub = await own.connected(4, { username: 'dev-2', password: Buffer.from('key-2') });
+      let most = 0;
+      // 32 MiB: more than the kernel's socket buffers hold on loopback.
+      for (let i = 0; i < 512; i++) {
+        pub.publish(`${T}/big`, Buffer.alloc(64 * 1024, i));
+        await new Promise((r) => setImmediate(r));
+        most = Math.max(most, sub!.backlog);
+      }
+      expect(most).toBeGreaterThan(256 * 1024);
+      expect(sub!.outbox.dropped).toBeGreaterThan(0);
+    } finally {
+      c?.close();
       await own.server.close();
     }
   });
