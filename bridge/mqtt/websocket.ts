@@ -23,6 +23,8 @@ export interface WebSocketLike {
    */
   pause?(): void;
   resume?(): void;
+  /** Drops the socket without a closing handshake (`ws` has it): for a peer that does not answer the close. */
+  terminate?(): void;
 }
 
 export interface WebSocketAdapter {
@@ -53,6 +55,13 @@ const READ_SLICE = 16 * 1024;
  */
 const WRITE_MESSAGE = 64 * 1024;
 
+/**
+ * How long a destroyed connection's socket may take over its closing handshake before it is
+ * dropped. A client that does not read never gets the close frame (it waits behind what it did not
+ * read), and `ws` would hold the socket, and `server.close()`, for its own 30 s.
+ */
+const CLOSE_GRACE_MS = 1000;
+
 /** The subprotocol to accept from a handshake's offer, or null (refuse the upgrade). */
 export function chooseMqttSubprotocol(offered: Iterable<string>): string | null {
   for (const p of offered) if (p.trim().toLowerCase() === 'mqtt') return p.trim();
@@ -65,6 +74,7 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
   let ended = false;
   /** Our side closed: nothing more is read, and the socket is never paused again (it must read the peer's close). */
   let closing = false;
+  let dropAfterGrace: ReturnType<typeof setTimeout> | undefined;
   const unpause = () => {
     closing = true;
     ws.resume?.();
@@ -113,7 +123,11 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
     },
     destroy(err, done) {
       unpause();
-      if (!ended) ws.close(err ? 1011 : 1000);
+      if (!ended) {
+        ws.close(err ? 1011 : 1000);
+        dropAfterGrace = setTimeout(() => ws.terminate?.(), CLOSE_GRACE_MS);
+        dropAfterGrace.unref?.();
+      }
       done(err);
     },
   });
@@ -137,6 +151,7 @@ export function adaptWebSocket(ws: WebSocketLike): WebSocketAdapter {
       if (!more && !closing) ws.pause?.();
     },
     closed(error) {
+      if (dropAfterGrace) clearTimeout(dropAfterGrace);
       if (ended) return;
       ended = true;
       // Without an error the stream ends once the reader has taken everything, as a TCP socket does after a FIN.

@@ -235,6 +235,34 @@ describe('a subscriber that does not read', () => {
   });
 });
 
+describe('server.close() and a WebSocket client that does not read', () => {
+  // ws waits 30 s for the peer's answer to its close; one that does not read never answers.
+  it('ends the connection within a few seconds', async () => {
+    const own = setup({ publishRate: 1e6, publishBurst: 1e6 });
+    let c: RawClient | undefined;
+    try {
+      const { port } = await own.server.listenWebSocket({ port: 0 });
+      c = await rawClient('ws', port);
+      const [sub] = [...own.server.connections];
+      c.send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${T}/#`, qos: 0 }] }));
+      for (let i = 0; i < 100 && !sub!.subs.has(`${T}/#`); i++) await new Promise((r) => setTimeout(r, 10));
+      c.stopReading();
+      const pub = await own.connected(4, { username: 'dev-2', password: Buffer.from('key-2') });
+      // Enough that the kernel's buffers fill and the close frame cannot be sent.
+      for (let i = 0; i < 512; i++) {
+        pub.publish(`${T}/big`, Buffer.alloc(64 * 1024, i));
+        await new Promise((r) => setImmediate(r));
+      }
+      const started = Date.now();
+      await own.server.close();
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      c?.close();
+      await own.server.close();
+    }
+  });
+});
+
 describe('a QoS 2 delivery its channel no longer keeps, with MQTT.js (docs/mqtt.md "Sessions", Bound)', () => {
   const wait = async (f: () => boolean) => {
     for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
