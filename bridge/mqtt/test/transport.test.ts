@@ -70,20 +70,27 @@ describe('transports', () => {
 
   it('a WebSocket message over maxWebSocketMessage closes the socket with 1009 before it is read, CONNECT or not', async () => {
     const own = setup({ maxWebSocketMessage: 64 * 1024, maxPacketSize: 16 * 1024 });
-    const { port } = await own.server.listenWebSocket({ port: 0 });
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
-    await new Promise((r) => ws.once('open', r));
-    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
-    // The start of a CONNECT, then bytes: one message a little over the bound.
-    ws.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0x7f]), Buffer.alloc(64 * 1024 - 3)]));
-    expect(await closed).toBe(1009);
-    // One at the bound is read (and this one is a CONNECT larger than maxPacketSize: refused as such).
-    const ok = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
-    await new Promise((r) => ok.once('open', r));
-    const okClosed = new Promise<number>((r) => ok.once('close', (code) => r(code)));
-    ok.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0x7f]), Buffer.alloc(64 * 1024 - 4)]));
-    expect(await okClosed).not.toBe(1009);
-    await own.server.close();
+    const sockets: WebSocket[] = [];
+    try {
+      const { port } = await own.server.listenWebSocket({ port: 0 });
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
+      sockets.push(ws);
+      await new Promise((r) => ws.once('open', r));
+      const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+      // The start of a CONNECT, then bytes: one message a little over the bound.
+      ws.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0x7f]), Buffer.alloc(64 * 1024 - 3)]));
+      expect(await closed).toBe(1009);
+      // One at the bound is read (and this one is a CONNECT larger than maxPacketSize: refused as such).
+      const ok = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt']);
+      sockets.push(ok);
+      await new Promise((r) => ok.once('open', r));
+      const okClosed = new Promise<number>((r) => ok.once('close', (code) => r(code)));
+      ok.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0x7f]), Buffer.alloc(64 * 1024 - 4)]));
+      expect(await okClosed).not.toBe(1009);
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      await own.server.close();
+    }
   });
 
   it('maxWebSocketMessage that ws would read as no bound, or below maxPacketSize, is refused at start-up', async () => {
@@ -136,19 +143,23 @@ describe('a client flooding faster than its packets are handled', () => {
   it.each(['tcp', 'ws'] as const)('over %s the bridge stops reading the socket: what waits in its memory stays bounded', async (kind) => {
     const own = setup({ publishRate: 1e6, publishBurst: 1e6, maxUnstoredPublishes: 1 });
     own.platform.defer = true; // nothing is stored: the reader's backlog only grows
-    const { port } = kind === 'tcp' ? await own.server.listenTcp(0) : await own.server.listenWebSocket({ port: 0 });
-    const c = await rawClient(kind, port);
-    const publish = mqttPacket.generate({ cmd: 'publish', topic: `${T}/flood`, payload: Buffer.alloc(32 * 1024, 1), qos: 0, dup: false, retain: false });
-    for (let i = 0; i < 256; i++) c.send(publish); // 8 MiB
-    await new Promise((r) => setTimeout(r, 500));
-    const [conn] = [...own.server.connections];
-    expect(conn).toBeDefined();
-    // Read from the socket but not yet handed to the reader (which pauses at 1 MiB of its own).
-    expect(conn!.stream.readableLength).toBeLessThan(MiB);
-    c.close();
-    own.platform.defer = false;
-    own.platform.releasePublishes();
-    await own.server.close();
+    let c: RawClient | undefined;
+    try {
+      const { port } = kind === 'tcp' ? await own.server.listenTcp(0) : await own.server.listenWebSocket({ port: 0 });
+      c = await rawClient(kind, port);
+      const publish = mqttPacket.generate({ cmd: 'publish', topic: `${T}/flood`, payload: Buffer.alloc(32 * 1024, 1), qos: 0, dup: false, retain: false });
+      for (let i = 0; i < 256; i++) c.send(publish); // 8 MiB
+      await new Promise((r) => setTimeout(r, 500));
+      const [conn] = [...own.server.connections];
+      expect(conn).toBeDefined();
+      // Read from the socket but not yet handed to the reader (which pauses at 1 MiB of its own).
+      expect(conn!.stream.readableLength).toBeLessThan(MiB);
+    } finally {
+      c?.close();
+      own.platform.defer = false;
+      own.platform.releasePublishes();
+      await own.server.close();
+    }
   });
 
   // A WebSocket message is read whole; were it handed to the reader as one chunk, every packet in it
@@ -156,9 +167,10 @@ describe('a client flooding faster than its packets are handled', () => {
   it('one WebSocket message of many small packets behind a stalled publish: the reader parses a bounded number of them', async () => {
     const own = setup({ publishRate: 1e6, publishBurst: 1e6, maxUnstoredPublishes: 1 });
     own.platform.defer = true;
+    let c: RawClient | undefined;
     try {
       const { port } = await own.server.listenWebSocket({ port: 0 });
-      const c = await rawClient('ws', port);
+      c = await rawClient('ws', port);
       const publish = mqttPacket.generate({ cmd: 'publish', topic: `${T}/stalled`, payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
       const pings = Buffer.alloc(2 * MiB);
       for (let i = 0; i < pings.length; i += 2) pings[i] = 0xc0; // PINGREQ: 0xC0 0x00
@@ -170,8 +182,8 @@ describe('a client flooding faster than its packets are handled', () => {
       expect(pending).toBeGreaterThan(0);
       // maxPendingPackets (1000) plus the rest of the chunk that crossed it (16 KiB: 8192 PINGREQs); was 1,048,576.
       expect(pending).toBeLessThan(10_000);
-      c.close();
     } finally {
+      c?.close();
       own.platform.defer = false;
       own.platform.releasePublishes();
       await own.server.close();
@@ -183,9 +195,10 @@ describe('a client flooding faster than its packets are handled', () => {
     const own = setup({ publishRate: 1e6, publishBurst: 1e6, maxUnstoredPublishes: 1 });
     // The reader stops at maxPendingPackets: the rest waits in the stream when the client closes.
     own.platform.defer = true;
+    let c: RawClient | undefined;
     try {
       const { port } = kind === 'tcp' ? await own.server.listenTcp(0) : await own.server.listenWebSocket({ port: 0 });
-      const c = await rawClient(kind, port, { will: { topic: `${T}/will`, payload: Buffer.from('gone'), qos: 0, retain: false } });
+      c = await rawClient(kind, port, { will: { topic: `${T}/will`, payload: Buffer.from('gone'), qos: 0, retain: false } });
       for (let i = 0; i < 1100; i++) c.send(mqttPacket.generate({ cmd: 'publish', topic: `${T}/flood`, payload: Buffer.from(String(i)), qos: 0, dup: false, retain: false }));
       c.send(mqttPacket.generate({ cmd: 'disconnect' }));
       c.end();
@@ -198,6 +211,7 @@ describe('a client flooding faster than its packets are handled', () => {
       expect(own.platform.published.filter((p) => p.subtopic === 'flood').length).toBe(1100);
       expect(own.platform.published.filter((p) => p.subtopic === 'will')).toEqual([]);
     } finally {
+      c?.close();
       own.platform.defer = false;
       own.platform.releasePublishes();
       await own.server.close();
