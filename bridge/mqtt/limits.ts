@@ -57,6 +57,12 @@ export interface MqttLimits {
    * so a fast QoS 0 publisher is slowed to what the channel can store instead of being dropped).
    */
   maxUnstoredPublishes: number;
+  /**
+   * Largest WebSocket message taken (MQTT over WebSocket). `ws` reads a message whole before the
+   * packet reader sees a byte of it, so this, not `maxPacketSize`, bounds what one message costs the
+   * bridge — before CONNECT too. Room for several packets: browsers' MQTT.js joins queued writes.
+   */
+  maxWebSocketMessage: number;
 }
 
 export const DEFAULT_LIMITS: MqttLimits = {
@@ -80,7 +86,21 @@ export const DEFAULT_LIMITS: MqttLimits = {
   maxPendingPackets: 1000,
   maxWriteBuffer: 4 * 1024 * 1024,
   maxUnstoredPublishes: 1000,
+  maxWebSocketMessage: 8 * 1024 * 1024,
 };
+
+/**
+ * Refuses, at start-up, limits that would not bound what they say. `ws` takes its maxPayload as
+ * `value | 0` and reads 0 or less as no limit: 0, a negative number or 2^31 and more would turn the
+ * WebSocket bound off (back to any size, before CONNECT too), and a fraction would be cut.
+ */
+export function checkLimits(limits: MqttLimits): void {
+  const { maxWebSocketMessage: ws, maxPacketSize } = limits;
+  if (!Number.isInteger(ws) || ws < 1 || ws > 2 ** 31 - 1) throw new Error(`MQTT limit maxWebSocketMessage must be a whole number of bytes from 1 to 2147483647, got ${ws}`);
+  // A client sends a packet in one message at least (MQTT.js does): a smaller bound would close
+  // the socket (1009) on a packet maxPacketSize allows.
+  if (ws < maxPacketSize) throw new Error(`MQTT limit maxWebSocketMessage (${ws}) must be at least maxPacketSize (${maxPacketSize})`);
+}
 
 /** A token bucket: `rate` tokens per second, at most `burst` saved up. */
 export class TokenBucket {

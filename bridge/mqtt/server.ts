@@ -10,7 +10,7 @@ import { Connection, type ConnectionInfo } from './connection';
 import type { ServerContext } from './context';
 import { dispatch } from './handlers/index';
 import { KeepAliveSweep } from './keepalive';
-import { DEFAULT_LIMITS, type MqttLimits } from './limits';
+import { checkLimits, DEFAULT_LIMITS, type MqttLimits } from './limits';
 import { MemorySessionStore, type SessionStore } from './session';
 import { SharedSubscriptions } from './shares';
 import { adaptWebSocket, chooseMqttSubprotocol } from './websocket';
@@ -72,10 +72,12 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? (() => undefined);
   let requireCertMatch = false;
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  checkLimits(limits);
   const ctx: ServerContext = {
     platform: opts.platform,
     store: opts.sessions ?? new MemorySessionStore(clock),
-    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    limits,
     clock,
     log,
     devices: new Map(),
@@ -128,7 +130,8 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
 
   async function websocket(o: { port: number; host?: string; path?: string }): Promise<Bound> {
     const http = createHttpServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('MQTT over WebSocket: connect with subprotocol "mqtt"\n'));
-    const wss = new WebSocketServer({ server: http, path: o.path ?? '/mqtt', handleProtocols: (offered) => chooseMqttSubprotocol(offered) ?? false });
+    // A larger message is refused from its frame header (close 1009), before it is buffered (ws's default: 100 MiB).
+    const wss = new WebSocketServer({ server: http, path: o.path ?? '/mqtt', maxPayload: ctx.limits.maxWebSocketMessage, handleProtocols: (offered) => chooseMqttSubprotocol(offered) ?? false });
     wss.on('connection', (ws, req) => {
       const a = adaptWebSocket(ws);
       ws.on('message', (data: RawData, binary: boolean) => {
@@ -136,7 +139,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
         a.message(binary ? bytes : bytes.toString('utf8'));
       });
       ws.on('close', () => a.closed());
-      ws.on('error', () => a.closed());
+      ws.on('error', (e) => a.closed(e));
       handle(a.stream, { remote: `${req.socket.remoteAddress}:${req.socket.remotePort}` });
     });
     http.on('close', () => wss.close());
