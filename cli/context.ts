@@ -18,6 +18,8 @@ export interface Context {
   out: OutputOptions;
   config: Config;
   api: string;
+  /** What the client acts with: --device-key, --token, the stored session, or nothing (not logged in to this API). */
+  credential: 'device' | 'token' | 'session' | 'none';
   /** The org to act in: --org, EDGEFLUX_ORG, or the one chosen with `orgs use`. */
   org(): string;
   save(patch: Partial<Config>): void;
@@ -61,6 +63,7 @@ export function context(cmd: Command): Context {
     out: { json: g.json === true },
     config,
     api,
+    credential: deviceKey ? 'device' : token ? 'token' : session.token || session.refresh_token ? 'session' : 'none',
     org: () => {
       const org = g.org || process.env.EDGEFLUX_ORG || config.org;
       if (!org) throw new Error('no org: pass --org ID, set EDGEFLUX_ORG, or run `edgeflux orgs use ID`');

@@ -260,4 +260,29 @@ describe('edgeflux CLI', () => {
     expect(usage.code).not.toBe(0);
     expect(usage.stderr).toContain('--scopes');
   });
+
+  // Last: it logs out.
+  it('after logout says to log in rather than "missing or invalid credentials"; a stored session refused keeps its 401, with the hint to log in again', async () => {
+    const file = join(home, 'edgeflux', 'config.json');
+    const session = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    expect((await cli(['logout', '--json'])).code).toBe(0);
+    const hint = `run \`edgeflux login -e ${email}\` (or pass --token or --device-key)`;
+    for (const args of [['whoami'], ['devices', 'list', '--json']]) {
+      const r = await cli(args);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`error: not logged in: ${hint}\n`);
+    }
+    // Another API than the one logged in to: no session there either.
+    const elsewhere = platform.url.replace('127.0.0.1', 'localhost');
+    const other = await cli(['--api', elsewhere, 'whoami']);
+    expect(other.stderr).toBe(`error: not logged in to ${elsewhere}: run \`edgeflux login -e EMAIL\` (or pass --token or --device-key)\n`);
+    // The session as it was, its access token refused and its refresh token revoked by the logout.
+    writeFileSync(file, JSON.stringify({ ...session, token: 'refused' }));
+    const refused = await cli(['whoami']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(`error: refresh token invalid or expired (401 unauthorized): the stored session was refused; log in again with \`edgeflux login -e ${email}\`\n`);
+    // A wrong password is the answer to login itself, and a refused --token the caller's own: both as the API says.
+    expect((await cli(['login', '-e', email, '--password', 'not the password'])).stderr).toBe('error: wrong email or password (401 unauthorized)\n');
+    expect((await cli(['--token', 'nope', 'whoami'])).stderr).toMatch(/^error: [^:]+ \(401 unauthorized\)\n$/);
+  });
 });
