@@ -9,6 +9,12 @@ import { Problem, errorText, isNotFound, saveFile, useAction, useLoad } from '..
 import { ChartView } from './chart-view';
 
 const KEEP = 200;
+/**
+ * Messages arriving over the socket are shown together at most this often: one render, one sort and
+ * one chart redraw per batch rather than per message, so a busy channel (hundreds a second) leaves
+ * the page responsive. A timer, not an animation frame, so a hidden tab still takes them in.
+ */
+const BATCH_MS = 100;
 /** Seqs remembered to tell a replayed retained message from a new one. */
 const SEEN_MAX = 20 * KEEP;
 
@@ -149,6 +155,17 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
     let sub: Subscription | undefined;
     let dead = false;
     const seen = new Set<number>();
+    let pending: Message[] = [];
+    let flush: ReturnType<typeof setTimeout> | undefined;
+    const arrived = (m: Message) => {
+      pending.push(m);
+      flush ??= setTimeout(() => {
+        flush = undefined;
+        const batch = pending;
+        pending = [];
+        if (!dead) take(batch);
+      }, BATCH_MS);
+    };
     const take = (batch: Message[]) => {
       // A retained message the socket sends may be one already shown: it is marked, not shown twice.
       const fresh = batch.filter((m) => !seen.has(m.seq));
@@ -175,7 +192,7 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
         setState('connecting');
         sub = api.subscribe(channel, {
           since: past.length ? past[past.length - 1]!.seq : known ? 0 : undefined,
-          onMessage: (m) => take([m]),
+          onMessage: arrived,
           onGap: (g) => setError(new Error(`messages ${g.from}–${g.to} are no longer kept by the channel`)),
           onOpen: () => setState('open'),
           onRetry: (e) => setState(`reconnecting (${e.detail})`),
@@ -184,6 +201,7 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
       });
     return () => {
       dead = true;
+      clearTimeout(flush);
       sub?.close();
     };
   }, [channel]);
