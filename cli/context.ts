@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Edgeflux } from '../sdk';
-import { configPath, DEFAULT_API, loadConfig, saveConfig, type Config } from './config';
+import { configPath, DEFAULT_API, loadConfig, normalApi, saveConfig, type Config } from './config';
 import type { OutputOptions } from './output';
 
 /** Options every command accepts (defined on the program, see main.ts). */
@@ -29,7 +29,8 @@ export function context(cmd: Command): Context {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const path = configPath();
   const config = loadConfig(path);
-  const api = g.api || process.env.EDGEFLUX_API || config.api || DEFAULT_API;
+  // In one form (normalApi), as loadConfig gives the stored one: a session is matched to its API by string.
+  const api = normalApi(g.api || process.env.EDGEFLUX_API || config.api || DEFAULT_API);
   // Onto what the file holds now, not this run's copy: another run may have changed it since (`orgs use`, a login).
   const save = (patch: Partial<Config>) => {
     Object.assign(config, patch);

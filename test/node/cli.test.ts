@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Command } from 'commander';
+import { normalApi } from '../../cli/config';
 import { context } from '../../cli/context';
 import { QuerySchema } from '../../workers/query/params';
 import { root, startPlatform, type Platform } from './processes';
@@ -60,6 +61,18 @@ describe('edgeflux CLI', () => {
     expect(JSON.parse(login.stdout)).toMatchObject({ email, api: platform.url });
     const file = join(home, 'edgeflux', 'config.json');
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect((await json('whoami')).email).toBe(email);
+  });
+
+  it('finds the session whichever way the API is written, and stores it in one form', async () => {
+    expect(normalApi('HTTP://LocalHost:8787//')).toBe('http://localhost:8787');
+    expect(normalApi('https://api.example:443/v1/')).toBe('https://api.example/v1');
+    expect(normalApi('not a url/')).toBe('not a url');
+    for (const api of [`${platform.url}/`, platform.url.replace('http://', 'HTTP://')]) expect((await json('--api', api, 'whoami')).email, api).toBe(email);
+    const login = await cli(['--api', `${platform.url}/`, 'login', '--email', email, '--json'], { input: 'correct horse battery\n' });
+    expect(login.code, login.stderr).toBe(0);
+    expect(JSON.parse(login.stdout).api).toBe(platform.url);
+    expect(JSON.parse(readFileSync(join(home, 'edgeflux', 'config.json'), 'utf8')).api).toBe(platform.url);
     expect((await json('whoami')).email).toBe(email);
   });
 
