@@ -98,8 +98,9 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
         setVersion((v) => v + 1);
       })
       .then((ok) => ok || setResult(null));
-  // The CSV of what the page shows: the query the form holds, at the page shown when that is its
-  // result (Next, then Download: that page's rows, not the first page's).
+  // The CSV of the query the form holds, at the offset shown when that is its result (Next, then
+  // Download: that offset, not the first page's). The query is read again, not the rows shown: on a
+  // channel still receiving (newest first) the same offset may hold newer rows by then.
   const download = () => {
     if (!form.current) return;
     const typed = toQuery(new FormData(form.current));
