@@ -1,8 +1,8 @@
 /**
- * docs/sdk.md against the SDK: every `ts` example typechecks (the TypeScript compiler, with the
- * SDK's own tsconfig), every method of the SDK is named in the guide, and every `ef.…` / `acme.…`
- * the guide names exists. A guessed call shape (`ef.orgs.create({ name })`, where a string is
- * taken) fails the first.
+ * docs/sdk.md against the SDK: every `ts`/`typescript` example typechecks (the TypeScript compiler,
+ * with the SDK's own tsconfig), every method of the SDK is named in the guide, and every `ef.…` /
+ * `acme.…` the guide's code (examples and backtick spans, not prose) names exists. A guessed call
+ * shape (`ef.orgs.create({ name })`, where a string is taken) fails the first.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,21 @@ import { Edgeflux } from '../../sdk';
 import { root } from './processes';
 
 const guide = readFileSync(join(root, 'docs/sdk.md'), 'utf8');
-const examples = [...guide.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+/** A guide's TypeScript examples: ```ts and ```typescript blocks, also with more on the fence line (```ts title=…). */
+const FENCE = /^```(?:ts|typescript)\b[^\n]*\n([\s\S]*?)^```/gm;
+const examplesIn = (md: string) => [...md.matchAll(FENCE)].map((m) => m[1]!);
+const examples = examplesIn(guide);
+
+/**
+ * The SDK names (`ef.…`, `acme.…`) a guide uses: in its TypeScript blocks and its backtick spans,
+ * not its prose (`a console at https://console.acme.example` names nothing).
+ */
+function namesIn(md: string): string[] {
+  const spans = [...md.replace(/^```[\s\S]*?^```/gm, '').matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!);
+  const code = [...examplesIn(md), ...spans].join('\n');
+  return [...new Set([...code.matchAll(/(?<![\w.\/-])(ef|acme)((?:\.[A-Za-z]\w*)+)/g)].map((m) => m[0]))];
+}
 
 /** What the guide's examples may use without declaring it. */
 const PRELUDE = `import { Edgeflux, EdgefluxError, payloadBytes } from ${JSON.stringify(join(root, 'sdk/index.ts'))};
@@ -69,6 +83,12 @@ describe('docs/sdk.md', () => {
     expect(typeErrors([`await acme.devices.create('thermo-1');`]).join('\n')).toMatch(/not assignable/);
   });
 
+  it('reads ```typescript and ```ts title=… blocks as examples, and takes names from code, not prose', () => {
+    expect(examplesIn('```typescript\nconst a = 1;\n```\n\n```ts title="b.ts"\nconst b = 2;\n```\n```sh\nx\n```\n')).toEqual(['const a = 1;\n', 'const b = 2;\n']);
+    const md = 'A console at https://console.acme.example shows `acme.devices.list()`.\n\n```ts\nawait ef.orgs.list();\n```\n\n```sh\ncurl https://ef.example/x\n```\n';
+    expect(namesIn(md)).toEqual(['ef.orgs.list', 'acme.devices.list']);
+  });
+
   it('typechecks every ts example against the SDK', () => {
     expect(typeErrors(examples)).toEqual([]);
   }, 60_000);
@@ -80,7 +100,8 @@ describe('docs/sdk.md', () => {
     expect(missing, 'SDK methods the guide does not show called').toEqual([]);
     const ef = new Edgeflux({ url: 'http://127.0.0.1:9' }) as unknown as Record<string, unknown>;
     const scope: Record<string, unknown> = { ef, acme: (ef.org as (id: string) => unknown).call(ef, 'o') };
-    const named = [...new Set([...guide.matchAll(/\b(ef|acme)((?:\.[A-Za-z]\w*)+)/g)].map((m) => m[0]))];
+    const named = namesIn(guide);
+    expect(named.length).toBeGreaterThan(60);
     const unknown = named.filter((n) => {
       const [head, ...path] = n.split('.');
       let at: unknown = scope[head!];
