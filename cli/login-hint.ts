@@ -13,8 +13,10 @@ export function withLoginHint(e: unknown, ctx: Pick<Context, 'credential' | 'api
   const login = `\`edgeflux login -e ${ctx.config.email && ctx.config.api === ctx.api ? ctx.config.email : 'EMAIL'}\``;
   if (ctx.credential === 'none') {
     const where = ctx.config.api !== undefined && ctx.config.api !== ctx.api ? ` to ${ctx.api}` : '';
-    return new Error(`not logged in${where}: run ${login} (or pass --token or --device-key)`);
+    return new Error(`not logged in${where}: run ${login} (or pass --token or --device-key)`, { cause: e });
   }
-  if (ctx.credential === 'session') return new Error(`${e.detail} (401 ${e.code}): the stored session was refused; log in again with ${login}`);
+  // The API's answer may say "log in again" itself (a reused refresh token): not said twice.
+  const again = /log in again/i.test(e.detail) ? 'run' : 'log in again with';
+  if (ctx.credential === 'session') return new Error(`${e.detail} (401 ${e.code}): the stored session was refused; ${again} ${login}`, { cause: e });
   return e;
 }

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Command } from 'commander';
 import { normalApi } from '../../cli/config';
 import { context } from '../../cli/context';
+import { withLoginHint } from '../../cli/login-hint';
+import { EdgefluxError } from '../../sdk';
 import { QuerySchema } from '../../workers/query/params';
 import { root, startPlatform, type Platform } from './processes';
 
@@ -272,6 +274,15 @@ describe('edgeflux CLI', () => {
     const usage = await cli(['keys', 'issue', 'no-scopes']);
     expect(usage.code).not.toBe(0);
     expect(usage.stderr).toContain('--scopes');
+  });
+
+  it('says "log in again" once when the API already says it, and keeps the 401 as the cause', () => {
+    const ctx = { credential: 'session' as const, api: 'http://a', config: { api: 'http://a', email: 'me@example.com' } };
+    const reused = EdgefluxError.local(401, 'unauthorized', 'refresh token reused: every token of this session was revoked; log in again');
+    const hinted = withLoginHint(reused, ctx) as Error;
+    expect(hinted.message).toBe('refresh token reused: every token of this session was revoked; log in again (401 unauthorized): the stored session was refused; run `edgeflux login -e me@example.com`');
+    expect(hinted.cause).toBe(reused);
+    expect((withLoginHint(reused, { ...ctx, credential: 'none' }) as Error).cause).toBe(reused);
   });
 
   // Last: it logs out.
