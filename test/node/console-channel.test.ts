@@ -106,8 +106,10 @@ describe("web console: a channel's live view and history under load", () => {
 
   it("downloads as CSV the history query at the offset shown: the API's CSV of that query and offset", async () => {
     const api = async (q: string) => (await fetch(`${platform.url}/channels/${channel}/messages?${q}`, { headers: { authorization: `Bearer ${token}`, accept: 'text/csv' } })).text();
+    let filename = '';
     const download = async () => {
       const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+      filename = file.suggestedFilename();
       return readFileSync((await file.path())!, 'utf8');
     };
     // Every message stored (D1 is written about a second after the actor takes a message).
@@ -119,6 +121,7 @@ describe("web console: a channel's live view and history under load", () => {
     await expect.poll(() => page.locator('[data-result-count]').textContent()).toBe(`${published} matching, showing 50`);
     const first = await api('format=senml&order=desc&limit=50');
     expect(await download()).toBe(first);
+    expect(filename).toMatch(new RegExp(`^channel-${channel}-\\d{4}-[\\d-T]+Z\\.csv$`));
     await page.getByRole('button', { name: /next/i }).click();
     // The second page's first row: seq published − 50 (values arrived out of order, seqs did not),
     // as the API's JSON of that page has it.
@@ -130,6 +133,7 @@ describe("web console: a channel's live view and history under load", () => {
     const second = await api('format=senml&order=desc&limit=50&offset=50');
     expect(second).not.toBe(first);
     expect(await download()).toBe(second);
+    expect(filename).toMatch(new RegExp(`^channel-${channel}-offset-50-\\d{4}-`));
     // Another query typed but not run: its first page, as before.
     await page.getByLabel('Limit').fill('10');
     expect(await download()).toBe(await api('format=senml&order=desc&limit=10'));

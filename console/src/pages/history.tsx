@@ -107,7 +107,8 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
     const query = result && sameQuery(result.query, typed) ? result.query : typed;
     void act.run(async () => {
       const csv = await api.queryCsv(channel, query);
-      saveFile(new Blob([csv], { type: 'text/csv' }), `channel-${channel}-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
+      const offset = Number(query.offset ?? 0);
+      saveFile(new Blob([csv], { type: 'text/csv' }), `channel-${channel}${offset > 0 ? `-offset-${offset}` : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
     });
   };
   const envelopes = result && !result.aggregation && (result.query.format ?? 'messages') === 'messages';
