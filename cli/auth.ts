@@ -34,7 +34,7 @@ export function authCommands(program: Command): void {
     .action(
       run(async (ctx, opts: { email: string; password?: string }) => {
         show(ctx.out, await ctx.client.users.create({ email: opts.email, password: await password(opts.password) }));
-      }),
+      }, { loginHint: false }),
     );
 
   program
@@ -51,7 +51,7 @@ export function authCommands(program: Command): void {
         const me = await ctx.client.users.me();
         if (!org && me.orgs.length === 1) ctx.save({ org: me.orgs[0]!.id });
         show(ctx.out, { api: ctx.api, email: me.email, user: me.id, org: ctx.config.org ?? null });
-      }),
+      }, { loginHint: false }),
     );
 
   program

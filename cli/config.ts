@@ -18,6 +18,22 @@ const ConfigSchema = z.object({
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
+/**
+ * An API's URL in one form, so a session stored for it is found whatever way it is written
+ * (`http://host:8787/`, `HTTP://HOST:8787`): the WHATWG URL's form (scheme and host lowercase,
+ * default port dropped) without trailing slashes, as the SDK strips them. Not a URL: as given
+ * (less trailing slashes), for the client to refuse.
+ */
+export function normalApi(raw: string): string {
+  let url = raw.trim();
+  try {
+    url = new URL(url).href;
+  } catch {
+    // left to the client
+  }
+  return url.replace(/\/+$/, '');
+}
+
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CONFIG_HOME || join(homedir(), '.config');
   return join(base, 'edgeflux', 'config.json');
@@ -32,7 +48,8 @@ export function loadConfig(path = configPath()): Config {
   }
   const parsed = ConfigSchema.safeParse(JSON.parse(text));
   if (!parsed.success) throw new Error(`${path} is not a valid edgeflux config; delete it and log in again`);
-  return parsed.data;
+  // One written before the API's URL was normalised (`login --api http://host:8787/`) still matches.
+  return parsed.data.api === undefined ? parsed.data : { ...parsed.data, api: normalApi(parsed.data.api) };
 }
 
 /** Written whole and renamed into place: another run (a long `edgeflux sub` reading it before a refresh) never sees half a file. */

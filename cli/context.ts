@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Edgeflux } from '../sdk';
-import { configPath, DEFAULT_API, loadConfig, saveConfig, type Config } from './config';
+import { configPath, DEFAULT_API, loadConfig, normalApi, saveConfig, type Config } from './config';
 import type { OutputOptions } from './output';
 
 /** Options every command accepts (defined on the program, see main.ts). */
@@ -18,6 +18,8 @@ export interface Context {
   out: OutputOptions;
   config: Config;
   api: string;
+  /** What the client acts with: --device-key, --token, the stored session, or nothing (not logged in to this API). */
+  credential: 'device' | 'token' | 'session' | 'none';
   /** The org to act in: --org, EDGEFLUX_ORG, or the one chosen with `orgs use`. */
   org(): string;
   save(patch: Partial<Config>): void;
@@ -27,7 +29,8 @@ export function context(cmd: Command): Context {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const path = configPath();
   const config = loadConfig(path);
-  const api = g.api || process.env.EDGEFLUX_API || config.api || DEFAULT_API;
+  // In one form (normalApi), as loadConfig gives the stored one: a session is matched to its API by string.
+  const api = normalApi(g.api || process.env.EDGEFLUX_API || config.api || DEFAULT_API);
   // Onto what the file holds now, not this run's copy: another run may have changed it since (`orgs use`, a login).
   const save = (patch: Partial<Config>) => {
     Object.assign(config, patch);
@@ -61,6 +64,7 @@ export function context(cmd: Command): Context {
     out: { json: g.json === true },
     config,
     api,
+    credential: deviceKey ? 'device' : token ? 'token' : session.token || session.refresh_token ? 'session' : 'none',
     org: () => {
       const org = g.org || process.env.EDGEFLUX_ORG || config.org;
       if (!org) throw new Error('no org: pass --org ID, set EDGEFLUX_ORG, or run `edgeflux orgs use ID`');

@@ -1,14 +1,21 @@
 import type { Command } from 'commander';
 import { context, type Context } from './context';
+import { withLoginHint } from './login-hint';
 
 /**
  * Wraps a command handler: builds the context from the command's (global) options and passes the
  * positional arguments and the command's own options. Errors propagate to main.ts, which prints
- * them and exits non-zero.
+ * them and exits non-zero; a 401 on the stored session becomes a hint to log in (`loginHint: false`
+ * for the commands that are the way in: register and login, whose 401 is a wrong password).
  */
-export function run<A extends unknown[]>(handler: (ctx: Context, ...args: A) => Promise<void> | void) {
+export function run<A extends unknown[]>(handler: (ctx: Context, ...args: A) => Promise<void> | void, opts: { loginHint?: boolean } = {}) {
   return async (...args: unknown[]): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
-    await handler(context(cmd), ...(args.slice(0, -1) as A));
+    const ctx = context(cmd);
+    try {
+      await handler(ctx, ...(args.slice(0, -1) as A));
+    } catch (e) {
+      throw opts.loginHint === false ? e : withLoginHint(e, ctx);
+    }
   };
 }

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Command } from 'commander';
+import { normalApi } from '../../cli/config';
 import { context } from '../../cli/context';
+import { withLoginHint } from '../../cli/login-hint';
+import { EdgefluxError } from '../../sdk';
 import { QuerySchema } from '../../workers/query/params';
 import { root, startPlatform, type Platform } from './processes';
 
@@ -60,6 +63,18 @@ describe('edgeflux CLI', () => {
     expect(JSON.parse(login.stdout)).toMatchObject({ email, api: platform.url });
     const file = join(home, 'edgeflux', 'config.json');
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect((await json('whoami')).email).toBe(email);
+  });
+
+  it('finds the session whichever way the API is written, and stores it in one form', async () => {
+    expect(normalApi('HTTP://LocalHost:8787//')).toBe('http://localhost:8787');
+    expect(normalApi('https://api.example:443/v1/')).toBe('https://api.example/v1');
+    expect(normalApi('not a url/')).toBe('not a url');
+    for (const api of [`${platform.url}/`, platform.url.replace('http://', 'HTTP://')]) expect((await json('--api', api, 'whoami')).email, api).toBe(email);
+    const login = await cli(['--api', `${platform.url}/`, 'login', '--email', email, '--json'], { input: 'correct horse battery\n' });
+    expect(login.code, login.stderr).toBe(0);
+    expect(JSON.parse(login.stdout).api).toBe(platform.url);
+    expect(JSON.parse(readFileSync(join(home, 'edgeflux', 'config.json'), 'utf8')).api).toBe(platform.url);
     expect((await json('whoami')).email).toBe(email);
   });
 
@@ -259,5 +274,39 @@ describe('edgeflux CLI', () => {
     const usage = await cli(['keys', 'issue', 'no-scopes']);
     expect(usage.code).not.toBe(0);
     expect(usage.stderr).toContain('--scopes');
+  });
+
+  it('says "log in again" once when the API already says it, and keeps the 401 as the cause', () => {
+    const ctx = { credential: 'session' as const, api: 'http://a', config: { api: 'http://a', email: 'me@example.com' } };
+    const reused = EdgefluxError.local(401, 'unauthorized', 'refresh token reused: every token of this session was revoked; log in again');
+    const hinted = withLoginHint(reused, ctx) as Error;
+    expect(hinted.message).toBe('refresh token reused: every token of this session was revoked; log in again (401 unauthorized): the stored session was refused; run `edgeflux login -e me@example.com`');
+    expect(hinted.cause).toBe(reused);
+    expect((withLoginHint(reused, { ...ctx, credential: 'none' }) as Error).cause).toBe(reused);
+  });
+
+  // Last: it logs out.
+  it('after logout says to log in rather than "missing or invalid credentials"; a stored session refused keeps its 401, with the hint to log in again', async () => {
+    const file = join(home, 'edgeflux', 'config.json');
+    const session = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    expect((await cli(['logout', '--json'])).code).toBe(0);
+    const hint = `run \`edgeflux login -e ${email}\` (or pass --token or --device-key)`;
+    for (const args of [['whoami'], ['devices', 'list', '--json']]) {
+      const r = await cli(args);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`error: not logged in: ${hint}\n`);
+    }
+    // Another API than the one logged in to: no session there either.
+    const elsewhere = platform.url.replace('127.0.0.1', 'localhost');
+    const other = await cli(['--api', elsewhere, 'whoami']);
+    expect(other.stderr).toBe(`error: not logged in to ${elsewhere}: run \`edgeflux login -e EMAIL\` (or pass --token or --device-key)\n`);
+    // The session as it was, its access token refused and its refresh token revoked by the logout.
+    writeFileSync(file, JSON.stringify({ ...session, token: 'refused' }));
+    const refused = await cli(['whoami']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(`error: refresh token invalid or expired (401 unauthorized): the stored session was refused; log in again with \`edgeflux login -e ${email}\`\n`);
+    // A wrong password is the answer to login itself, and a refused --token the caller's own: both as the API says.
+    expect((await cli(['login', '-e', email, '--password', 'not the password'])).stderr).toBe('error: wrong email or password (401 unauthorized)\n');
+    expect((await cli(['--token', 'nope', 'whoami'])).stderr).toMatch(/^error: [^:]+ \(401 unauthorized\)\n$/);
   });
 });

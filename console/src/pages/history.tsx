@@ -28,6 +28,12 @@ function toQuery(f: FormData): MessageQuery {
   return q as MessageQuery;
 }
 
+/** The same filters, whatever the page (`offset`). */
+function sameQuery(a: MessageQuery, b: MessageQuery): boolean {
+  const key = ({ offset: _, ...q }: MessageQuery) => JSON.stringify(Object.entries(q).sort(([x], [y]) => (x < y ? -1 : 1)));
+  return key(a) === key(b);
+}
+
 /** Numeric points of a result for the chart: SenML records (time in s) or aggregated buckets (time in ms). */
 function chartOf(r: Result): SeriesSet {
   const set = new SeriesSet(5000);
@@ -92,12 +98,17 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
         setVersion((v) => v + 1);
       })
       .then((ok) => ok || setResult(null));
+  // The CSV of the query the form holds, at the offset shown when that is its result (Next, then
+  // Download: that offset, not the first page's). The query is read again, not the rows shown: on a
+  // channel still receiving (newest first) the same offset may hold newer rows by then.
   const download = () => {
     if (!form.current) return;
-    const query = toQuery(new FormData(form.current));
+    const typed = toQuery(new FormData(form.current));
+    const query = result && sameQuery(result.query, typed) ? result.query : typed;
     void act.run(async () => {
       const csv = await api.queryCsv(channel, query);
-      saveFile(new Blob([csv], { type: 'text/csv' }), `channel-${channel}-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
+      const offset = Number(query.offset ?? 0);
+      saveFile(new Blob([csv], { type: 'text/csv' }), `channel-${channel}${offset > 0 ? `-offset-${offset}` : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
     });
   };
   const envelopes = result && !result.aggregation && (result.query.format ?? 'messages') === 'messages';

@@ -9,6 +9,14 @@ import { Problem, errorText, isNotFound, saveFile, useAction, useLoad } from '..
 import { ChartView } from './chart-view';
 
 const KEEP = 200;
+/**
+ * Messages arriving over the socket are shown together at most this often: one render, one sort and
+ * one chart redraw per batch rather than per message, so a busy channel (hundreds a second) leaves
+ * the page responsive. A timer, not an animation frame, so a hidden tab still takes them in.
+ */
+const BATCH_MS = 100;
+/** Messages waiting for the timer past which they are taken at once (a hidden tab's timers are slow). */
+const PENDING_MAX = 1000;
 /** Seqs remembered to tell a replayed retained message from a new one. */
 const SEEN_MAX = 20 * KEEP;
 
@@ -149,17 +157,44 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
     let sub: Subscription | undefined;
     let dead = false;
     const seen = new Set<number>();
+    let pending: Message[] = [];
+    let flush: ReturnType<typeof setTimeout> | undefined;
+    const arrived = (m: Message) => {
+      pending.push(m);
+      // A hidden tab's timers are throttled (to once a second or less): a busy channel would pile
+      // up messages meanwhile. Past PENDING_MAX they are taken at once, still as one batch.
+      if (pending.length >= PENDING_MAX) {
+        clearTimeout(flush);
+        flush = undefined;
+        const batch = pending;
+        pending = [];
+        if (!dead) take(batch);
+        return;
+      }
+      flush ??= setTimeout(() => {
+        flush = undefined;
+        const batch = pending;
+        pending = [];
+        if (!dead) take(batch);
+      }, BATCH_MS);
+    };
     const take = (batch: Message[]) => {
-      // A retained message the socket sends may be one already shown: it is marked, not shown twice.
-      const fresh = batch.filter((m) => !seen.has(m.seq));
-      const marked = new Set(batch.filter((m) => m.retained && seen.has(m.seq)).map((m) => m.seq));
-      fresh.forEach((m) => seen.add(m.seq));
+      // A retained message the socket sends may be one already shown (before, or earlier in this
+      // batch): it is marked, not shown twice.
+      const fresh: Message[] = [];
+      const marked = new Set<number>();
+      for (const m of batch) {
+        if (!seen.has(m.seq)) {
+          seen.add(m.seq);
+          fresh.push(m);
+        } else if (m.retained) marked.add(m.seq);
+      }
       // Bounded: the oldest seqs (first in) go; a replay that old would fall off the kept list anyway.
       if (seen.size > SEEN_MAX) for (const seq of seen) if (seen.size > SEEN_MAX / 2) seen.delete(seq);
       series.current.add(fresh.flatMap(numericPoints));
       setMessages((old) => {
-        const kept = marked.size ? old.map((m) => (marked.has(m.seq) ? { ...m, retained: true } : m)) : old;
-        return [...fresh, ...kept].sort((a, b) => b.seq - a.seq).slice(0, KEEP);
+        const all = [...fresh, ...old].sort((a, b) => b.seq - a.seq).slice(0, KEEP);
+        return marked.size ? all.map((m) => (marked.has(m.seq) && !m.retained ? { ...m, retained: true } : m)) : all;
       });
       setVersion((v) => v + 1);
     };
@@ -175,7 +210,7 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
         setState('connecting');
         sub = api.subscribe(channel, {
           since: past.length ? past[past.length - 1]!.seq : known ? 0 : undefined,
-          onMessage: (m) => take([m]),
+          onMessage: arrived,
           onGap: (g) => setError(new Error(`messages ${g.from}–${g.to} are no longer kept by the channel`)),
           onOpen: () => setState('open'),
           onRetry: (e) => setState(`reconnecting (${e.detail})`),
@@ -184,6 +219,7 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
       });
     return () => {
       dead = true;
+      clearTimeout(flush);
       sub?.close();
     };
   }, [channel]);
