@@ -6,12 +6,13 @@ import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
 import { writerFor, type StoreWriter } from '../writer';
-import { closeSocket, deliver, sendFrame } from './fanout';
+import { closeSocket, deliver, regive, sendFrame } from './fanout';
 import { Flow } from './flow';
 import { checkPayload } from './payload';
 import { RateLimiter } from './ratelimit';
 import { Retention } from './retention';
 import { ensureSchema } from './schema';
+import { ShareGroups } from './shares';
 import { SocketCache, TAG_LINK, TAG_SUBSCRIBER } from './sockets';
 import { ChannelStore, type AppendItem } from './store';
 import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
@@ -53,6 +54,8 @@ export class ChannelCore {
   readonly store: ChannelStore;
   readonly flow = new Flow();
   readonly sockets = new SocketCache();
+  /** Shared subscription groups spanning links (link v5), in memory (shares.ts). */
+  readonly shares = new ShareGroups();
   /** Live subscribers' permissions, asked again while they live (access.ts). */
   readonly access = new SubscriberAccess(this);
   /** This channel's row in D1's `live_channels` while it has subscribers (live.ts). */
@@ -105,6 +108,8 @@ export class ChannelCore {
       return a ? [a.id] : [];
     });
     this.store.pruneLinkSubs(live);
+    // Shared groups, from the subscriptions that name one (hibernation keeps no memory; shares.ts).
+    for (const s of this.store.sharedLinkSubs()) this.shares.join(s.socket, s.sub, s.share, s.filter);
   }
 
   private applyConfig(config: ChannelConfig): void {
@@ -380,6 +385,8 @@ export class ChannelCore {
     if (att?.kind === 'link') {
       this.ctx.storage.sql.exec('DELETE FROM link_subs WHERE socket = ?', att.id);
       this.sockets.forgetLink(att.id);
+      // What it was given for shared groups and did not settle goes to their other links (or waits as orphans).
+      if (this.shares.active) regive(this, this.shares.linkGone(att.id));
     } else if (att?.kind === 'subscriber') this.live.sync();
   }
 

@@ -3,6 +3,7 @@ import { encodeLinkFrame, type ActorOp, type LinkMessage } from '../../shared/li
 import type { Window } from './config';
 import { CLOSE_TRY_AGAIN_LATER, bufferedAmount } from './flow';
 import type { ChannelCore } from './core';
+import type { Given } from './shares';
 import { TAG_LINK, TAG_SUBSCRIBER } from './sockets';
 import { isLocal, type ChannelMessage } from './types';
 
@@ -64,27 +65,71 @@ export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, 
 
 const opBytes = (op: ActorOp): number => (op.op === 'message' ? op.envelope.payload.length + 128 + op.subs.length * 5 : 64);
 
-/** Sends ops to a link socket, several frames if they are large; `live` deliveries count against the window. */
+/**
+ * Sends ops to a link socket, several frames if they are large; `live` deliveries count against the
+ * window. A frame holding shared-group deliveries is remembered with them (shares.ts: settled by
+ * frame count); those the link is not sent after all (it closed) are given to the group again.
+ */
 export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly ActorOp[], live = false): boolean {
   let chunk: ActorOp[] = [];
   let size = 0;
   const att = core.sockets.attachment(ws);
   const link = att?.kind === 'link' ? att : null;
   const dialect = { refs: link?.refs === true, qos: link?.qos === true, mqtt5: link?.mqtt5 === true };
+  const shares = link?.share === true && core.shares.active ? core.shares : null;
   const flush = (): boolean => {
     if (chunk.length === 0) return true;
+    if (shares) regive(core, shares.framed((link as { id: string }).id, chunk));
     const ok = send(core, ws, encodeLinkFrame(chunk, dialect));
     chunk = [];
     size = 0;
     return ok;
   };
-  for (const op of ops) {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as ActorOp;
     chunk.push(op);
     size += opBytes(op);
-    if (live && op.op === 'message' && overWindow(core, ws, true, op.envelope.seq, opBytes(op), core.config.linkWindow)) return false;
+    if (live && op.op === 'message' && overWindow(core, ws, true, op.envelope.seq, opBytes(op), core.config.linkWindow)) {
+      // Closed (its unsettled frames were given again): what it was not sent goes too.
+      if (shares) regive(core, shares.heldBy([...chunk, ...ops.slice(i + 1)]));
+      return false;
+    }
     if (size >= LINK_FRAME_BYTES && !flush()) return false;
   }
-  return flush();
+  if (!flush()) return false;
+  if (shares && link && shares.unsettled(link.id) > core.config.linkWindow.messages) {
+    closeSocket(core, ws, CLOSE_TRY_AGAIN_LATER, `slow consumer: ${shares.unsettled(link.id)} shared deliveries unsettled (window ${core.config.linkWindow.messages})`);
+    return false;
+  }
+  return true;
+}
+
+/** Group deliveries given back (a link closed or unsubscribed, shares.ts): sent to the links the groups pick now. */
+export function regive(core: ChannelCore, back: readonly Given[]): void {
+  const byLink = core.shares.regive(back);
+  if (byLink.size === 0) return;
+  const now = Date.now();
+  for (const ws of core.ctx.getWebSockets(TAG_LINK)) {
+    const att = core.sockets.attachment(ws);
+    const given = att?.kind === 'link' ? byLink.get(att.id) : undefined;
+    if (!given) continue;
+    byLink.delete((att as { id: string }).id);
+    sendLinkOps(core, ws, given.map((x) => sharedOp(core, x, now)), true);
+  }
+  for (const [id, given] of byLink) unreachable(core, id, given);
+}
+
+/** A link picked for group deliveries has no socket here (a link leaves its groups when its socket goes, so this should not be): it leaves them now. */
+function unreachable(core: ChannelCore, linkId: string, given: readonly Given[]): void {
+  console.warn(`shared groups: link ${linkId} has no socket; its group deliveries go to the others`);
+  regive(core, [...core.shares.linkGone(linkId), ...given]);
+}
+
+/** A message op for one group delivery, remembered as such (shares.ts `mark`). */
+export function sharedOp(core: ChannelCore, x: Given, now: number): LinkMessage {
+  const op = messageOp(x.m, [x.sub], false, now);
+  core.shares.mark(op, [x]);
+  return op;
 }
 
 /**
@@ -124,17 +169,28 @@ export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]):
   }
 
   const now = Date.now();
+  // Shared groups spanning links (shares.ts): one link of each group per message. With none, one check.
+  const picks = core.shares.active ? core.shares.pick(messages, now) : null;
   for (const ws of core.ctx.getWebSockets(TAG_LINK)) {
     const att = core.sockets.attachment(ws);
     if (!att || att.kind !== 'link') continue;
     const subs = core.sockets.linkSubs(core.store, att.id);
-    if (subs.length === 0) continue;
+    const mine = picks?.get(att.id);
+    if (subs.length === 0 && !mine) continue;
     const ops: ActorOp[] = [];
-    for (const m of messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as ChannelMessage;
       const ids: number[] = [];
-      for (const s of subs) if (s.match(m.envelope.subtopic) && !isLocal(s.noLocal, m)) ids.push(s.sub);
-      if (ids.length > 0) ops.push(messageOp(m, ids, false, now));
+      for (const s of subs) if (s.share === null && s.match(m.envelope.subtopic) && !isLocal(s.noLocal, m)) ids.push(s.sub);
+      const given = mine?.get(i);
+      if (given) for (const x of given) ids.push(x.sub);
+      if (ids.length === 0) continue;
+      const op = messageOp(m, ids, false, now);
+      if (given) core.shares.mark(op, given);
+      ops.push(op);
     }
+    picks?.delete(att.id);
     sendLinkOps(core, ws, ops, true);
   }
+  if (picks) for (const [id, mine] of picks) unreachable(core, id, [...mine.values()].flat());
 }

@@ -3,7 +3,7 @@ import { LinkError, decodeLinkFrame, linkDialect, type ActorOp, type LinkOp, typ
 import { compileFilter, subtopicProblem } from '../../shared/topics';
 import { catchUp } from './catchup';
 import type { ChannelCore } from './core';
-import { messageOp, sendLinkOps } from './fanout';
+import { messageOp, regive, sendLinkOps, sharedOp } from './fanout';
 import { TAG_LINK, type LinkAttachment } from './sockets';
 import { fail, type PublishInput, type PublishResult } from './types';
 
@@ -17,7 +17,7 @@ export function acceptLink(core: ChannelCore, subprotocol?: string): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   core.ctx.acceptWebSocket(server, [TAG_LINK]);
   const dialect = linkDialect(subprotocol);
-  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID(), ...(dialect.refs ? { refs: true } : {}), ...(dialect.qos ? { qos: true } : {}), ...(dialect.mqtt5 ? { mqtt5: true } : {}) };
+  const att: LinkAttachment = { kind: 'link', id: crypto.randomUUID(), ...(dialect.refs ? { refs: true } : {}), ...(dialect.qos ? { qos: true } : {}), ...(dialect.mqtt5 ? { mqtt5: true } : {}), ...(dialect.share ? { share: true } : {}) };
   core.sockets.remember(server, att);
   const headers = new Headers();
   if (subprotocol) headers.set('sec-websocket-protocol', subprotocol);
@@ -47,11 +47,22 @@ function subscribe(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe, ou
     out.push({ op: 'error', code: 'too_many_subscriptions', reason: `at most ${core.config.maxLinkSubscriptions} subscriptions per link`, sub: op.sub });
     return;
   }
-  // Same id again replaces the subscription, like a repeated MQTT SUBSCRIBE [MQTT-3.8.4-3].
-  core.store.putLinkSub(att.id, op.sub, op.filter, op.noLocal ?? null);
+  // Same id again replaces the subscription, like a repeated MQTT SUBSCRIBE [MQTT-3.8.4-3]. A shared
+  // group is named only on a v5 link (the one whose bridge settles by frame); no No Local with it [MQTT-3.8.3-4].
+  const share = att.share === true && op.share !== undefined ? op.share : null;
+  const back = core.shares.leave(att.id, op.sub);
+  core.store.putLinkSub(att.id, { sub: op.sub, filter: op.filter, noLocal: share === null ? (op.noLocal ?? null) : null, share });
   core.sockets.forgetLink(att.id);
   out.push({ op: 'suback', sub: op.sub, seq: core.store.lastSeq });
   const now = Date.now();
+  if (share !== null) {
+    // No retained messages for a shared subscription [MQTT-3.3.1-3 (5.0): only new non-shared ones], and
+    // no replay: what the group's other links took is theirs, and what no link took is its orphans.
+    for (const x of core.shares.join(att.id, op.sub, share, op.filter, now)) out.push(sharedOp(core, x, now));
+    regive(core, back);
+    return;
+  }
+  regive(core, back);
   const request = { match: compileFilter(op.filter), noLocal: op.noLocal ?? null, ...(op.since === undefined ? {} : { since: op.since }) };
   for (const item of catchUp(core.store, core.config, request, now)) {
     out.push(item.kind === 'gap' ? { op: 'gap', sub: op.sub, from: item.from, to: item.to } : messageOp(item.message, [op.sub], item.retained, now));
@@ -67,9 +78,14 @@ function handleOp(core: ChannelCore, ws: WebSocket, att: LinkAttachment, op: Lin
       core.store.deleteLinkSub(att.id, op.sub);
       core.sockets.forgetLink(att.id);
       out.push({ op: 'unsuback', sub: op.sub });
+      // A shared subscription's unsettled deliveries go to the group's other links (its bridge gave them up).
+      regive(core, core.shares.leave(att.id, op.sub));
       return;
     case 'consumed':
       core.flow.acked(ws, op.seq);
+      return;
+    case 'settled':
+      core.shares.settled(att.id, op.frames);
       return;
     default:
       out.push({ op: 'error', code: 'unexpected_op', reason: `${op.op} is sent by the channel actor, not to it` });
