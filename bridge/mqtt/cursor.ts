@@ -11,6 +11,14 @@ export class Cursor {
   private sinceSeq: number | null;
   private readonly open = new Set<number>();
   private readonly done = new Set<number>();
+  /**
+   * A shared group spanning bridges (shares.ts): this bridge sees only some of the channel's seqs, and
+   * a delivery given back elsewhere may come here later with a seq below `since` — so nothing is
+   * skipped by the mark (the group skips what it has in flight itself).
+   */
+  spanning = false;
+  /** Told of every seq finished (a spanning group settles it with the channel actor). */
+  onFinished: ((seq: number) => void) | null = null;
 
   /** `start`: the channel's seq when the subscription began, if the platform told us. */
   constructor(stored?: StoredCursor, start?: number) {
@@ -24,7 +32,7 @@ export class Cursor {
 
   /** Already done: a replay after a resume skips it (no second copy of an acknowledged message). */
   skip(seq: number): boolean {
-    return this.sinceSeq !== null && (seq <= this.sinceSeq || this.done.has(seq));
+    return !this.spanning && this.sinceSeq !== null && (seq <= this.sinceSeq || this.done.has(seq));
   }
 
   /** The channel's seq when the subscription was registered: nothing before it concerns us. */
@@ -61,6 +69,7 @@ export class Cursor {
     }
     if (this.sinceSeq === null || low > this.sinceSeq) this.sinceSeq = low;
     for (const s of this.done) if (s <= this.sinceSeq) this.done.delete(s);
+    this.onFinished?.(seq);
   }
 
   toStored(): StoredCursor | null {

@@ -28,6 +28,10 @@ export interface LinkOptions {
 interface Sub {
   filter: string;
   noLocal?: string;
+  /** Its shared group spanning bridges (link v5, shared/link.ts). */
+  share?: string;
+  /** The `settle` of each of its spanning deliveries not settled yet (on this socket). */
+  unsettled?: Set<() => void>;
   lastSeq: number | null;
   onMessage: (d: Delivery) => void;
   ready?: () => void;
@@ -36,6 +40,11 @@ interface Sub {
 }
 
 type Pending = (o: PublishOutcome) => void;
+
+/** A frame that listed a spanning subscription: how many of its deliveries are not settled yet. */
+interface SpanFrame {
+  left: number;
+}
 
 /** Frames of publishes awaiting the actor's answer before further publishes wait (see flush). */
 const MAX_UNANSWERED_FRAMES = 2;
@@ -63,6 +72,16 @@ export class ChannelLink {
   framesSent = 0;
   /** A permanent refusal (e.g. 404: the channel does not exist): no reconnects, everything fails with it. */
   private refused: PublishOutcome | null = null;
+  /**
+   * Shared groups spanning bridges (link v5): the socket speaks v5; its frames that listed a
+   * spanning subscription, oldest first, until settled (`settled` by count, in order); spanning
+   * subscriptions closed and not yet unsubacked (frames may still list them); the socket's number,
+   * so that a settle from an earlier socket counts nothing.
+   */
+  private spanning = false;
+  private spanFrames: SpanFrame[] = [];
+  private readonly closingShared = new Set<number>();
+  private socketNo = 0;
 
   constructor(private readonly opts: LinkOptions) {}
 
@@ -85,21 +104,26 @@ export class ChannelLink {
   }
 
   /** Resolves once the actor confirmed the subscription and replayed what it keeps (retained first). */
-  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string } = {}): Promise<{ close: () => void; seq?: number }> {
+  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string; share?: string } = {}): Promise<{ close: () => void; seq?: number }> {
     if (this.refused) return Promise.reject(new Error(this.refused.ok ? 'refused' : this.refused.message));
     const sub = this.nextSub++;
-    const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) };
+    const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}), ...(opts.share !== undefined ? { share: opts.share, unsettled: new Set() } : {}) };
     this.subs.set(sub, s);
     const done = new Promise<void>((resolve, reject) => {
       s.ready = resolve;
       s.reject = reject;
     });
-    this.send({ op: 'subscribe', sub, filter, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) });
+    this.send(subscribeOp(sub, s, opts.since));
     return done.then(() => ({
       // The channel's seq at subscription (from the suback), or the resume point given.
       ...(s.subscribedAt !== undefined ? { seq: s.subscribedAt } : {}),
       close: () => {
-        if (this.subs.delete(sub) && this.open) this.send({ op: 'unsubscribe', sub });
+        if (this.subs.delete(sub) && this.open) {
+          this.send({ op: 'unsubscribe', sub });
+          if (s.share !== undefined && this.spanning) this.closingShared.add(sub);
+        }
+        // What it had not finished is given back (after the unsubscribe: the actor gives it to another bridge).
+        for (const settle of [...(s.unsettled ?? [])]) settle();
         this.armIdle();
       },
     }));
@@ -182,6 +206,7 @@ export class ChannelLink {
     this.ws = ws;
     ws.on('open', () => {
       this.open = true;
+      this.spanning = linkDialect(ws.protocol).share === true;
       this.retryMs = 250;
       this.flush();
     });
@@ -200,6 +225,12 @@ export class ChannelLink {
   private onClose(): void {
     this.ws = null;
     this.open = false;
+    // The actor gives what this socket left unsettled to the group again: settles from it count nothing now.
+    this.spanning = false;
+    this.spanFrames = [];
+    this.closingShared.clear();
+    this.socketNo++;
+    for (const s of this.subs.values()) s.unsettled?.clear();
     this.unanswered = [];
     if (this.answerTimer) (clearTimeout(this.answerTimer), (this.answerTimer = null));
     if (this.refused || this.closed) {
@@ -222,7 +253,7 @@ export class ChannelLink {
     if (this.closed || (this.subs.size === 0 && this.pending.size === 0)) return;
     // Resume every subscription after the last seq it saw.
     this.queue = this.queue.filter((op) => op.op !== 'subscribe');
-    for (const [sub, s] of this.subs) this.queue.push({ op: 'subscribe', sub, filter: s.filter, ...(s.lastSeq !== null ? { since: s.lastSeq } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}) });
+    for (const [sub, s] of this.subs) this.queue.push(subscribeOp(sub, s, s.lastSeq ?? undefined));
     const wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, 10_000);
     setTimeout(() => this.connect(), wait).unref?.();
@@ -243,6 +274,8 @@ export class ChannelLink {
     }
     let consumed = 0;
     const ready: (() => void)[] = [];
+    const span: SpanFrame | null = this.spanning ? { left: 0 } : null;
+    let spanned = false;
     for (const op of ops) {
       switch (op.op) {
         case 'ack':
@@ -263,7 +296,8 @@ export class ChannelLink {
           break;
         }
         case 'message':
-          consumed = Math.max(consumed, this.deliver(op));
+          if (span && this.listsSpanning(op)) spanned = true;
+          consumed = Math.max(consumed, this.deliver(op, spanned ? span : null));
           break;
         case 'gap':
           this.opts.log?.(`link ${this.url}: subscription ${op.sub} missed seq ${op.from}..${op.to} (older than the actor keeps)`);
@@ -275,8 +309,14 @@ export class ChannelLink {
           if (op.code === 'bad_frame') this.ws?.terminate();
           break;
         case 'unsuback':
+          this.closingShared.delete(op.sub);
           break;
       }
+    }
+    // A frame that listed a spanning subscription counts for `settled`, whatever became of its deliveries.
+    if (span && spanned) {
+      this.spanFrames.push(span);
+      this.advanceSettled();
     }
     // Replays arrive in the same frame as their suback: subscribers are ready once all are delivered.
     for (const r of ready) r();
@@ -296,7 +336,37 @@ export class ChannelLink {
     resolve(outcome);
   }
 
-  private deliver(op: LinkMessage): number {
+  /** Whether a message op lists a spanning subscription (one still open, or closed and not yet unsubacked): its frame counts. */
+  private listsSpanning(op: LinkMessage): boolean {
+    for (const id of op.subs) if (this.subs.get(id)?.share !== undefined || this.closingShared.has(id)) return true;
+    return false;
+  }
+
+  /** Tells the actor how many more of the oldest counted frames are settled (shared/link.ts `settled`). */
+  private advanceSettled(): void {
+    let n = 0;
+    while (this.spanFrames.length > 0 && this.spanFrames[0]!.left === 0) (this.spanFrames.shift(), n++);
+    if (n > 0 && this.open) this.send({ op: 'settled', frames: n });
+  }
+
+  /** `settle` for one spanning delivery in `frame`: once, and only while this socket lives. */
+  private settler(s: Sub, frame: SpanFrame): () => void {
+    const socket = this.socketNo;
+    let done = false;
+    frame.left++;
+    const settle = (): void => {
+      if (done) return;
+      done = true;
+      s.unsettled?.delete(settle);
+      if (socket !== this.socketNo) return;
+      frame.left--;
+      this.advanceSettled();
+    };
+    s.unsettled?.add(settle);
+    return settle;
+  }
+
+  private deliver(op: LinkMessage, span: SpanFrame | null = null): number {
     const e = op.envelope;
     const userProperties = op.properties ? groupProperties(op.properties) : undefined;
     const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained };
@@ -313,7 +383,7 @@ export class ChannelLink {
       if (!s) continue;
       if (!op.retained) s.lastSeq = Math.max(s.lastSeq ?? 0, e.seq);
       try {
-        s.onMessage(d);
+        s.onMessage(span && s.share !== undefined ? { ...d, settle: this.settler(s, span) } : d);
       } catch (err) {
         this.opts.log?.(`subscriber callback failed: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -329,6 +399,11 @@ export class ChannelLink {
     }, this.opts.idleMs ?? 60_000);
     this.idleTimer.unref?.();
   }
+}
+
+/** A subscription's op, on its first socket or again on the next one (`share` is written on a v5 link only: encodeLinkFrame). */
+function subscribeOp(sub: number, s: Sub, since: number | undefined): BridgeOp {
+  return { op: 'subscribe', sub, filter: s.filter, ...(since !== undefined ? { since } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}), ...(s.share !== undefined ? { share: s.share } : {}) };
 }
 
 const NO_MQTT5: Mqtt5Fields = Object.freeze({});
