@@ -33,7 +33,8 @@ const ops: [string, LinkOp][] = [
   ['error', { op: 'error', code: 'bad_frame', reason: 'oops' }],
   ['error for a subscription', { op: 'error', code: 'invalid_filter', reason: 'x', sub: 4 }],
   ['consumed', { op: 'consumed', seq: 12 }],
-  ['settled', { op: 'settled', frames: 3 }],
+  ['settled', { op: 'settled', frames: [1_733_000_000_000_007, 3, 4] }],
+  ['frame', { op: 'frame', no: 1_733_000_000_000_007 }],
 ];
 
 describe('link frames', () => {

@@ -11,7 +11,7 @@
  *     [4  subscribe   sub, filter, since?, noLocal?, share?]
  *     [6  unsubscribe sub]
  *     [11 consumed    seq]                      cumulative flow-control ack of deliveries
- *     [12 settled     frames]                   the next `frames` frames that carried shared-group deliveries are finished (v5)
+ *     [12 settled     [frame...]]               these numbered frames' shared-group deliveries are all finished, in any order (v5)
  *   actor → bridge
  *     [2  ack         id, seq, created]         publish `id` is stored as `seq`
  *     [3  nack        id, status, code, reason] publish `id` refused (HTTP-like status: 400, 413, 429…)
@@ -19,6 +19,7 @@
  *     [7  unsuback    sub]
  *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?, qos?, format?, responseTopic?, correlation?]
  *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
+ *     [13 frame       no]                       the shared-group deliveries of this frame are frame `no` (v5; first op)
  *     [10 error       code, reason, sub?]
  *
  * String references (`edgeflux.link.v2`): in one frame, the elements subtopic, publisher,
@@ -64,13 +65,18 @@
  * subscriptions of every link naming the same `share` and `filter` form one group: the actor gives
  * each message to the subscription of ONE link of the group (round-robin), and that bridge picks
  * one member of its own. A shared subscription gets no retained messages and no replay (`since` is
- * ignored). Acknowledgement is by frame count: a frame that lists a shared subscription in one of
- * its `message` ops counts, on both sides, and `settled` says how many more of those frames, in
- * the order they came, the bridge has finished (every shared delivery in them given to a member
- * and acknowledged by it, or let go: an unsubscribe gives a subscription's unfinished deliveries
- * back). What a link has not settled when it closes, or when it unsubscribes the subscription, the
+ * ignored). Acknowledgement is by frame NUMBER: the actor starts each frame that holds deliveries
+ * for a shared subscription with `frame no` — `no` unique to that frame on that socket, and never
+ * reused by a later instance of the actor (it counts up from a base taken from the clock when the
+ * instance starts) — and the bridge answers `settled` with the numbers of the frames all of whose
+ * shared deliveries are finished (given to a member and acknowledged by it, or let go: a closed
+ * subscription gives its unfinished deliveries back), in any order, as they finish. A delivery the
+ * bridge cannot hand to a subscription (one it closed) counts as finished: the actor gives what an
+ * unsubscribed subscription held to another link. The actor ignores (and logs) a number it does not
+ * know. What a link has not settled when it closes, or when it unsubscribes the subscription, the
  * actor gives to another link of the group (docs/channel-actor.md "Shared groups"). Only a v5
- * sender writes `share` and `settled`; on an older link the bridge's subscription is a plain one
+ * sender writes `share`, `settled` and `frame`; on an older link the bridge's subscription is a
+ * plain one
  * and gets every message (each bridge's group its own copy, as before v5).
  *
  * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
@@ -136,6 +142,7 @@ export const OPCODES = {
   error: 10,
   consumed: 11,
   settled: 12,
+  frame: 13,
 } as const;
 
 export type UserProperties = [string, string][];
@@ -190,7 +197,8 @@ export interface LinkPublish extends Mqtt5Fields { op: 'publish'; id: number; su
 export interface LinkSubscribe { op: 'subscribe'; sub: number; filter: string; since?: number; noLocal?: string; share?: string }
 export interface LinkUnsubscribe { op: 'unsubscribe'; sub: number }
 export interface LinkConsumed { op: 'consumed'; seq: number }
-export interface LinkSettled { op: 'settled'; frames: number }
+export interface LinkSettled { op: 'settled'; frames: number[] }
+export interface LinkFrameNo { op: 'frame'; no: number }
 export interface LinkAck { op: 'ack'; id: number; seq: number; created: number }
 export interface LinkNack { op: 'nack'; id: number; status: number; code: string; reason: string }
 export interface LinkSuback { op: 'suback'; sub: number; seq: number }
@@ -200,7 +208,7 @@ export interface LinkGap { op: 'gap'; sub: number; from: number; to: number }
 export interface LinkErrorOp { op: 'error'; code: string; reason: string; sub?: number }
 
 export type BridgeOp = LinkPublish | LinkSubscribe | LinkUnsubscribe | LinkConsumed | LinkSettled;
-export type ActorOp = LinkAck | LinkNack | LinkSuback | LinkUnsuback | LinkMessage | LinkGap | LinkErrorOp;
+export type ActorOp = LinkAck | LinkNack | LinkSuback | LinkUnsuback | LinkMessage | LinkGap | LinkErrorOp | LinkFrameNo;
 export type LinkOp = BridgeOp | ActorOp;
 
 export const LINK_LIMITS = {
@@ -210,6 +218,8 @@ export const LINK_LIMITS = {
   /** A sender starts a new frame once this many payload bytes are in one (workerd takes WebSocket messages up to 1 MiB). */
   frameBytes: 512 * 1024,
   subsPerMessage: 10_000,
+  /** Frame numbers one `settled` op may list (a bridge starts another op past it). */
+  settledPerOp: 10_000,
   stringLength: 4096,
   properties: 256,
   /** MQTT 5 expiry is a Four Byte Integer. */
@@ -279,6 +289,8 @@ function opArray(op: LinkOp, t: StringRefs | undefined, d: LinkDialect): unknown
       return [11, op.seq];
     case 'settled':
       return [12, op.frames];
+    case 'frame':
+      return [13, op.no];
   }
 }
 
@@ -520,7 +532,10 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
       op = { op: 'consumed', seq: r.uint() };
       break;
     case 'settled':
-      op = { op: 'settled', frames: r.uint() };
+      op = { op: 'settled', frames: r.uints(LINK_LIMITS.settledPerOp) };
+      break;
+    case 'frame':
+      op = { op: 'frame', no: r.uint() };
       break;
   }
   r.end();

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage, type Mqtt5Fields } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage, type LinkSettled, type Mqtt5Fields } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -41,9 +41,11 @@ interface Sub {
 
 type Pending = (o: PublishOutcome) => void;
 
-/** A frame that listed a spanning subscription: how many of its deliveries are not settled yet. */
+/** A numbered frame (`frame no`, link v5): how many of its spanning deliveries are not settled yet; `read` once all were handed over. */
 interface SpanFrame {
+  no: number;
   left: number;
+  read: boolean;
 }
 
 /** Frames of publishes awaiting the actor's answer before further publishes wait (see flush). */
@@ -73,14 +75,14 @@ export class ChannelLink {
   /** A permanent refusal (e.g. 404: the channel does not exist): no reconnects, everything fails with it. */
   private refused: PublishOutcome | null = null;
   /**
-   * Shared groups spanning bridges (link v5): the socket speaks v5; its frames that listed a
-   * spanning subscription, oldest first, until settled (`settled` by count, in order); spanning
-   * subscriptions closed and not yet unsubacked (frames may still list them); the socket's number,
-   * so that a settle from an earlier socket counts nothing.
+   * Shared groups spanning bridges (link v5): the socket speaks v5; how many subscriptions name a
+   * group; the `settled` op queued and still open to more numbers; the socket's number, so that a
+   * settle of a delivery from an earlier socket counts nothing (the actor gave it to another link
+   * when that socket closed).
    */
   private spanning = false;
-  private spanFrames: SpanFrame[] = [];
-  private readonly closingShared = new Set<number>();
+  private spanSubs = 0;
+  private settledOp: LinkSettled | null = null;
   private socketNo = 0;
 
   constructor(private readonly opts: LinkOptions) {}
@@ -109,6 +111,7 @@ export class ChannelLink {
     const sub = this.nextSub++;
     const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}), ...(opts.share !== undefined ? { share: opts.share, unsettled: new Set() } : {}) };
     this.subs.set(sub, s);
+    if (s.share !== undefined) this.spanSubs++;
     const done = new Promise<void>((resolve, reject) => {
       s.ready = resolve;
       s.reject = reject;
@@ -118,10 +121,12 @@ export class ChannelLink {
       // The channel's seq at subscription (from the suback), or the resume point given.
       ...(s.subscribedAt !== undefined ? { seq: s.subscribedAt } : {}),
       close: () => {
-        if (this.subs.delete(sub) && this.open) {
-          this.send({ op: 'unsubscribe', sub });
-          if (s.share !== undefined && this.spanning) this.closingShared.add(sub);
-        }
+        if (!this.subs.delete(sub)) return;
+        if (s.share !== undefined) this.spanSubs--;
+        // Open: the actor is told. Not: the subscribe re-queued for the next socket (onClose) must not
+        // go out, or the actor would keep a subscription nobody reads (in a group: given messages).
+        if (this.open) this.send({ op: 'unsubscribe', sub });
+        else this.queue = this.queue.filter((op) => !(op.op === 'subscribe' && op.sub === sub));
         // What it had not finished is given back (after the unsubscribe: the actor gives it to another bridge).
         for (const settle of [...(s.unsettled ?? [])]) settle();
         this.armIdle();
@@ -154,18 +159,19 @@ export class ChannelLink {
    * Sends what is queued. At most MAX_UNANSWERED_FRAMES frames of publishes are in flight: while
    * they are, publishes (and what was queued after them, to keep the order) wait and then leave
    * together. Under load frames grow to what arrived meanwhile — fewer, bigger actor transactions —
-   * while a lone publish still leaves at once. Flow-control acks (`consumed`) never wait.
+   * while a lone publish still leaves at once. Acknowledgements (`consumed`, `settled`) never wait.
    */
   private flush(): void {
     this.flushScheduled = false;
     if (!this.open || !this.ws || this.queue.length === 0) return;
     let ops = this.queue;
     this.queue = [];
+    this.settledOp = null;
     if (this.unanswered.length >= MAX_UNANSWERED_FRAMES) {
       const first = ops.findIndex((op) => op.op === 'publish');
       if (first >= 0) {
-        this.queue = ops.slice(first).filter((op) => op.op !== 'consumed');
-        ops = [...ops.slice(0, first), ...ops.slice(first).filter((op) => op.op === 'consumed')];
+        this.queue = ops.slice(first).filter((op) => !isAck(op));
+        ops = [...ops.slice(0, first), ...ops.slice(first).filter(isAck)];
       }
     }
     for (const frame of frames(ops)) {
@@ -227,27 +233,28 @@ export class ChannelLink {
     this.open = false;
     // The actor gives what this socket left unsettled to the group again: settles from it count nothing now.
     this.spanning = false;
-    this.spanFrames = [];
-    this.closingShared.clear();
+    this.settledOp = null;
     this.socketNo++;
     for (const s of this.subs.values()) s.unsettled?.clear();
     this.unanswered = [];
     if (this.answerTimer) (clearTimeout(this.answerTimer), (this.answerTimer = null));
     if (this.refused || this.closed) {
       this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
-      this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
+      this.queue = this.queue.filter((op) => op.op !== 'publish' && !isAck(op));
     } else {
       // Publishes sent may or may not have been stored: the device is told to retry. Those still
       // queued (held behind unanswered frames, or not flushed yet) go out on the next socket.
       const unsent = new Set(this.queue.flatMap((op) => (op.op === 'publish' ? [op.id] : [])));
       const lost = fail(503, 'link_lost', 'connection to the channel was lost; retry');
       for (const [id, resolve] of this.pending) if (!unsent.has(id)) (this.pending.delete(id), resolve(lost));
-      this.queue = this.queue.filter((op) => op.op !== 'consumed');
+      // Acknowledgements speak of the closed socket's deliveries and frames: never carried over.
+      this.queue = this.queue.filter((op) => !isAck(op));
     }
     if (this.refused) {
       const why = this.refused.ok ? 'refused' : this.refused.message;
       for (const s of this.subs.values()) s.reject?.(Object.assign(new Error(why), { status: this.refused.ok ? 500 : this.refused.status }));
       this.subs.clear();
+      this.spanSubs = 0;
       return;
     }
     if (this.closed || (this.subs.size === 0 && this.pending.size === 0)) return;
@@ -270,12 +277,14 @@ export class ChannelLink {
       ops = decodeLinkFrame(bytes) as ActorOp[];
     } catch (e) {
       this.opts.log?.(`link ${this.url}: bad frame from actor: ${e instanceof Error ? e.message : String(e)}`);
+      // It may have held group deliveries under a number this bridge now never settles: start over
+      // (the actor gives what this socket held to the group again; subscriptions resume).
+      if (this.spanning && this.spanSubs > 0) this.ws?.terminate();
       return;
     }
     let consumed = 0;
     const ready: (() => void)[] = [];
-    const span: SpanFrame | null = this.spanning ? { left: 0 } : null;
-    let spanned = false;
+    let span: SpanFrame | null = null;
     for (const op of ops) {
       switch (op.op) {
         case 'ack':
@@ -295,9 +304,11 @@ export class ChannelLink {
           }
           break;
         }
+        case 'frame':
+          if (this.spanning) span = { no: op.no, left: 0, read: false };
+          break;
         case 'message':
-          if (span && this.listsSpanning(op)) spanned = true;
-          consumed = Math.max(consumed, this.deliver(op, spanned ? span : null));
+          consumed = Math.max(consumed, this.deliver(op, span));
           break;
         case 'gap':
           this.opts.log?.(`link ${this.url}: subscription ${op.sub} missed seq ${op.from}..${op.to} (older than the actor keeps)`);
@@ -308,15 +319,13 @@ export class ChannelLink {
           // on a new socket (pending publishes fail with 503, subscriptions resume) rather than hang.
           if (op.code === 'bad_frame') this.ws?.terminate();
           break;
-        case 'unsuback':
-          this.closingShared.delete(op.sub);
-          break;
       }
     }
-    // A frame that listed a spanning subscription counts for `settled`, whatever became of its deliveries.
-    if (span && spanned) {
-      this.spanFrames.push(span);
-      this.advanceSettled();
+    // A numbered frame is settled once every spanning delivery in it is (at once if it handed none over:
+    // those for a subscription closed meanwhile the actor gives to another link on the unsubscribe).
+    if (span) {
+      span.read = true;
+      if (span.left === 0) this.settledFrame(span.no);
     }
     // Replays arrive in the same frame as their suback: subscribers are ready once all are delivered.
     for (const r of ready) r();
@@ -336,17 +345,15 @@ export class ChannelLink {
     resolve(outcome);
   }
 
-  /** Whether a message op lists a spanning subscription (one still open, or closed and not yet unsubacked): its frame counts. */
-  private listsSpanning(op: LinkMessage): boolean {
-    for (const id of op.subs) if (this.subs.get(id)?.share !== undefined || this.closingShared.has(id)) return true;
-    return false;
-  }
-
-  /** Tells the actor how many more of the oldest counted frames are settled (shared/link.ts `settled`). */
-  private advanceSettled(): void {
-    let n = 0;
-    while (this.spanFrames.length > 0 && this.spanFrames[0]!.left === 0) (this.spanFrames.shift(), n++);
-    if (n > 0 && this.open) this.send({ op: 'settled', frames: n });
+  /** Tells the actor frame `no` is finished: numbers of one tick go in one `settled` op (shared/link.ts). */
+  private settledFrame(no: number): void {
+    if (!this.open) return;
+    if (this.settledOp && this.settledOp.frames.length < LINK_LIMITS.settledPerOp) {
+      this.settledOp.frames.push(no);
+      return;
+    }
+    this.settledOp = { op: 'settled', frames: [no] };
+    this.send(this.settledOp);
   }
 
   /** `settle` for one spanning delivery in `frame`: once, and only while this socket lives. */
@@ -360,7 +367,7 @@ export class ChannelLink {
       s.unsettled?.delete(settle);
       if (socket !== this.socketNo) return;
       frame.left--;
-      this.advanceSettled();
+      if (frame.left === 0 && frame.read) this.settledFrame(frame.no);
     };
     s.unsettled?.add(settle);
     return settle;
@@ -400,6 +407,9 @@ export class ChannelLink {
     this.idleTimer.unref?.();
   }
 }
+
+/** Acknowledgements of what the actor sent on this socket: never held behind publishes, never carried to the next socket. */
+const isAck = (op: BridgeOp): boolean => op.op === 'consumed' || op.op === 'settled';
 
 /** A subscription's op, on its first socket or again on the next one (`share` is written on a v5 link only: encodeLinkFrame). */
 function subscribeOp(sub: number, s: Sub, since: number | undefined): BridgeOp {

@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS,
 import { drainOutbox } from './drain';
 import { writerFor, type StoreWriter } from '../writer';
 import { closeSocket, deliver, regive, sendFrame } from './fanout';
-import { Flow } from './flow';
+import { CLOSE_TRY_AGAIN_LATER, Flow } from './flow';
 import { checkPayload } from './payload';
 import { RateLimiter } from './ratelimit';
 import { Retention } from './retention';
@@ -55,7 +55,7 @@ export class ChannelCore {
   readonly flow = new Flow();
   readonly sockets = new SocketCache();
   /** Shared subscription groups spanning links (link v5), in memory (shares.ts). */
-  readonly shares = new ShareGroups();
+  shares = new ShareGroups();
   /** Live subscribers' permissions, asked again while they live (access.ts). */
   readonly access = new SubscriberAccess(this);
   /** This channel's row in D1's `live_channels` while it has subscribers (live.ts). */
@@ -108,8 +108,20 @@ export class ChannelCore {
       return a ? [a.id] : [];
     });
     this.store.pruneLinkSubs(live);
-    // Shared groups, from the subscriptions that name one (hibernation keeps no memory; shares.ts).
-    for (const s of this.store.sharedLinkSubs()) this.shares.join(s.socket, s.sub, s.share, s.filter);
+    this.loadShares();
+  }
+
+  /**
+   * Shared groups, from the subscriptions that name one: an instance starts with nothing else of
+   * them in memory (what an earlier one had unsettled is forgotten: shares.ts, docs/channel-actor.md).
+   */
+  loadShares(shares = new ShareGroups()): void {
+    // The last resort for a link that holds shared deliveries and settles none (shares.ts sweep, logged there).
+    shares.onStuck = (id, why) => {
+      for (const ws of this.ctx.getWebSockets(TAG_LINK)) if (this.sockets.attachment(ws)?.id === id) closeSocket(this, ws, CLOSE_TRY_AGAIN_LATER, why);
+    };
+    for (const s of this.store.sharedLinkSubs()) shares.join(s.socket, s.sub, s.share, s.filter);
+    this.shares = shares;
   }
 
   private applyConfig(config: ChannelConfig): void {

@@ -67,41 +67,45 @@ const opBytes = (op: ActorOp): number => (op.op === 'message' ? op.envelope.payl
 
 /**
  * Sends ops to a link socket, several frames if they are large; `live` deliveries count against the
- * window. A frame holding shared-group deliveries is remembered with them (shares.ts: settled by
- * frame count); those the link is not sent after all (it closed) are given to the group again.
+ * window. A frame holding shared-group deliveries starts with its number (`frame`, link v5) and is
+ * remembered with them until the bridge settles it (shares.ts); what the link is not sent after all
+ * (it closed, or a send failed) is given to the groups again.
  */
 export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly ActorOp[], live = false): boolean {
   let chunk: ActorOp[] = [];
   let size = 0;
   const att = core.sockets.attachment(ws);
   const link = att?.kind === 'link' ? att : null;
+  const linkId = link?.id ?? '';
   const dialect = { refs: link?.refs === true, qos: link?.qos === true, mqtt5: link?.mqtt5 === true };
   const shares = link?.share === true && core.shares.active ? core.shares : null;
   const flush = (): boolean => {
     if (chunk.length === 0) return true;
-    if (shares) regive(core, shares.framed((link as { id: string }).id, chunk));
-    const ok = send(core, ws, encodeLinkFrame(chunk, dialect));
+    let frame: ActorOp[] = chunk;
+    if (shares) {
+      const f = shares.framed(linkId, chunk);
+      if (f.no !== null) frame = [{ op: 'frame', no: f.no }, ...chunk];
+      if (f.back.length > 0) regive(core, f.back);
+    }
+    const ok = send(core, ws, encodeLinkFrame(frame, dialect));
     chunk = [];
     size = 0;
     return ok;
+  };
+  /** Not sent after all: what `rest` held for groups goes to them again, and a link that cannot be sent to leaves them (or the next pick would be it again). */
+  const giveBack = (rest: readonly ActorOp[]): false => {
+    if (shares) regive(core, [...shares.unsent(linkId, rest), ...shares.linkGone(linkId)]);
+    return false;
   };
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i] as ActorOp;
     chunk.push(op);
     size += opBytes(op);
-    if (live && op.op === 'message' && overWindow(core, ws, true, op.envelope.seq, opBytes(op), core.config.linkWindow)) {
-      // Closed (its unsettled frames were given again): what it was not sent goes too.
-      if (shares) regive(core, shares.heldBy([...chunk, ...ops.slice(i + 1)]));
-      return false;
-    }
-    if (size >= LINK_FRAME_BYTES && !flush()) return false;
+    // Closed (its unsettled frames were given again): what it was not sent goes too.
+    if (live && op.op === 'message' && overWindow(core, ws, true, op.envelope.seq, opBytes(op), core.config.linkWindow)) return giveBack([...chunk, ...ops.slice(i + 1)]);
+    if (size >= LINK_FRAME_BYTES && !flush()) return giveBack(ops.slice(i + 1));
   }
-  if (!flush()) return false;
-  if (shares && link && shares.unsettled(link.id) > core.config.linkWindow.messages) {
-    closeSocket(core, ws, CLOSE_TRY_AGAIN_LATER, `slow consumer: ${shares.unsettled(link.id)} shared deliveries unsettled (window ${core.config.linkWindow.messages})`);
-    return false;
-  }
-  return true;
+  return flush() || giveBack([]);
 }
 
 /** Group deliveries given back (a link closed or unsubscribed, shares.ts): sent to the links the groups pick now. */
@@ -111,9 +115,10 @@ export function regive(core: ChannelCore, back: readonly Given[]): void {
   const now = Date.now();
   for (const ws of core.ctx.getWebSockets(TAG_LINK)) {
     const att = core.sockets.attachment(ws);
-    const given = att?.kind === 'link' ? byLink.get(att.id) : undefined;
+    if (att?.kind !== 'link') continue;
+    const given = byLink.get(att.id);
     if (!given) continue;
-    byLink.delete((att as { id: string }).id);
+    byLink.delete(att.id);
     sendLinkOps(core, ws, given.map((x) => sharedOp(core, x, now)), true);
   }
   for (const [id, given] of byLink) unreachable(core, id, given);

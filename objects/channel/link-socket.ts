@@ -36,10 +36,19 @@ const toInput = (op: LinkPublish): PublishInput => {
   return input;
 };
 
-function subscribe(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe, out: ActorOp[]): void {
+/**
+ * `out`: answers (sent first, outside the window); `after`: group deliveries handed over on joining,
+ * sent after the answers (the suback first) and counted against the link's window like live ones.
+ */
+function subscribe(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe, out: ActorOp[], after: ActorOp[]): void {
   const problem = subtopicProblem(op.filter, 'subscribe');
   if (problem) {
     out.push({ op: 'error', code: 'invalid_filter', reason: problem, sub: op.sub });
+    return;
+  }
+  // A No Local token never starts with U+0001: that is how a shared group is kept in its column (store.ts SHARE_PREFIX).
+  if (op.noLocal?.startsWith('\u0001')) {
+    out.push({ op: 'error', code: 'invalid_no_local', reason: 'a noLocal token may not start with U+0001', sub: op.sub });
     return;
   }
   const existing = core.sockets.linkSubs(core.store, att.id);
@@ -58,7 +67,7 @@ function subscribe(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe, ou
   if (share !== null) {
     // No retained messages for a shared subscription [MQTT-3.3.1-3 (5.0): only new non-shared ones], and
     // no replay: what the group's other links took is theirs, and what no link took is its orphans.
-    for (const x of core.shares.join(att.id, op.sub, share, op.filter, now)) out.push(sharedOp(core, x, now));
+    for (const x of core.shares.join(att.id, op.sub, share, op.filter, now)) after.push(sharedOp(core, x, now));
     regive(core, back);
     return;
   }
@@ -69,10 +78,10 @@ function subscribe(core: ChannelCore, att: LinkAttachment, op: LinkSubscribe, ou
   }
 }
 
-function handleOp(core: ChannelCore, ws: WebSocket, att: LinkAttachment, op: LinkOp, out: ActorOp[]): void {
+function handleOp(core: ChannelCore, ws: WebSocket, att: LinkAttachment, op: LinkOp, out: ActorOp[], after: ActorOp[]): void {
   switch (op.op) {
     case 'subscribe':
-      subscribe(core, att, op, out);
+      subscribe(core, att, op, out, after);
       return;
     case 'unsubscribe':
       core.store.deleteLinkSub(att.id, op.sub);
@@ -86,6 +95,8 @@ function handleOp(core: ChannelCore, ws: WebSocket, att: LinkAttachment, op: Lin
       return;
     case 'settled':
       core.shares.settled(att.id, op.frames);
+      // Room on this link: what the groups kept goes out now.
+      regive(core, []);
       return;
     default:
       out.push({ op: 'error', code: 'unexpected_op', reason: `${op.op} is sent by the channel actor, not to it` });
@@ -106,9 +117,12 @@ export async function onLinkMessage(core: ChannelCore, ws: WebSocket, att: LinkA
     return;
   }
   let out: ActorOp[] = [];
+  let after: ActorOp[] = [];
   const flush = () => {
     if (out.length > 0) sendLinkOps(core, ws, out);
+    if (after.length > 0) sendLinkOps(core, ws, after, true);
     out = [];
+    after = [];
   };
   // Every publish of the frame is answered, whatever fails: the bridge holds further publishes
   // until its frames are answered, so an unanswered one would stall the channel for all its devices.
@@ -117,7 +131,7 @@ export async function onLinkMessage(core: ChannelCore, ws: WebSocket, att: LinkA
       const op = ops[i] as LinkOp;
       if (op.op !== 'publish') {
         try {
-          handleOp(core, ws, att, op, out);
+          handleOp(core, ws, att, op, out, after);
         } catch (e) {
           out.push({ op: 'error', code: 'internal_error', reason: reasonOf(e), ...('sub' in op ? { sub: op.sub } : {}) });
         }
