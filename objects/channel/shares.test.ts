@@ -162,6 +162,18 @@ describe('channel actor: shared groups across links (v5)', () => {
     expect(open).toBe(2);
   });
 
+  it('the last resort: a link at its limit that settles nothing for stuckMs is closed (1013), its deliveries to the group\'s other link', async () => {
+    const ch = newChannel();
+    const a = await member(ch);
+    await setLimits(ch, { linkMessages: 1, stuckMs: 0 });
+    await publish(ch, 1);
+    expect((await takeMessages(a, 1)).seqs).toEqual([1]);
+    const b = await member(ch);
+    await runInDurableObject(actor(ch), (i: ChannelActor) => coreOf(i).shares.sweep());
+    expect((await a.closed).code).toBe(1013);
+    expect((await takeMessages(b, 1)).seqs).toEqual([1]);
+  });
+
   it('an unsubscribe gives the subscription\'s unsettled deliveries to the other links', async () => {
     const ch = newChannel();
     const a = await member(ch);
