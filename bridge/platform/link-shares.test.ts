@@ -106,6 +106,50 @@ describe('ChannelLink: shared groups (v5)', () => {
     }
   });
 
+  it("a closed subscription's settles go after its unsubscribe, never into a settled op queued before it", async () => {
+    const actor = await fakeActor();
+    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
+    const got: Delivery[] = [];
+    try {
+      await link.subscribe('#', (d) => got.push(d), { share: 'a/#' });
+      const second = await link.subscribe('#', () => undefined, { share: 'b/#' });
+      actor.send([{ op: 'frame', no: 10 }, message(1, 1)]);
+      actor.send([{ op: 'frame', no: 11 }, message(2, 2)]);
+      await tick();
+      // In one turn: a settle opens a settled op, then the second subscription closes with frame 11 unsettled.
+      got[0]?.settle?.();
+      second.close();
+      await tick();
+      expect(said(actor.conns[0] ?? []).slice(2)).toEqual(['settled 10', 'unsubscribe 2', 'settled 11']);
+    } finally {
+      link.close();
+      await actor.close();
+    }
+  });
+
+  it('an unsubscribe is not held behind unanswered publishes: the settles that follow it never overtake it', async () => {
+    const actor = await fakeActor(false); // publishes are never answered
+    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
+    try {
+      const sub = await link.subscribe('#', () => undefined, { share: 'g/#' });
+      void link.publish(req(1));
+      await tick();
+      void link.publish(req(2));
+      await tick();
+      void link.publish(req(3)); // held: two frames unanswered
+      actor.send([{ op: 'frame', no: 42 }, message(1, 1)]);
+      await tick();
+      sub.close(); // gives frame 42 back
+      await tick();
+      actor.send([{ op: 'frame', no: 43 }, message(1, 2)]); // sent before the actor read the unsubscribe: settled at once
+      await tick();
+      expect(said(actor.conns[0] ?? [])).toEqual(['subscribe 1', 'publish 1', 'publish 2', 'unsubscribe 1', 'settled 42', 'settled 43']);
+    } finally {
+      link.close();
+      await actor.close();
+    }
+  });
+
   it('a shared subscription closed while the link is down is not subscribed again on the next socket (no phantom member)', async () => {
     const actor = await fakeActor();
     const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });

@@ -125,8 +125,13 @@ export class ChannelLink {
         if (s.share !== undefined) this.spanSubs--;
         // Open: the actor is told. Not: the subscribe re-queued for the next socket (onClose) must not
         // go out, or the actor would keep a subscription nobody reads (in a group: given messages).
-        if (this.open) this.send({ op: 'unsubscribe', sub });
-        else this.queue = this.queue.filter((op) => !(op.op === 'subscribe' && op.sub === sub));
+        if (this.open) {
+          this.send({ op: 'unsubscribe', sub });
+          // Its settles go in a `settled` op after the unsubscribe, never into an earlier one: the
+          // actor gives a delivery to another link only on the unsubscribe, and releases it as
+          // finished on the settle — a settle first would release it to no one.
+          this.settledOp = null;
+        } else this.queue = this.queue.filter((op) => !(op.op === 'subscribe' && op.sub === sub));
         // What it had not finished is given back (after the unsubscribe: the actor gives it to another bridge).
         for (const settle of [...(s.unsettled ?? [])]) settle();
         this.armIdle();
@@ -159,7 +164,12 @@ export class ChannelLink {
    * Sends what is queued. At most MAX_UNANSWERED_FRAMES frames of publishes are in flight: while
    * they are, publishes (and what was queued after them, to keep the order) wait and then leave
    * together. Under load frames grow to what arrived meanwhile — fewer, bigger actor transactions —
-   * while a lone publish still leaves at once. Acknowledgements (`consumed`, `settled`) never wait.
+   * while a lone publish still leaves at once. Acknowledgements (`consumed`, `settled`) and
+   * `unsubscribe` never wait, and keep their order among themselves: a `settled` may name frames an
+   * earlier `unsubscribe` gave back, which the actor must read first (it gives them to another link
+   * only on the unsubscribe). An unsubscribe is never queued before its subscribe's suback (close()
+   * exists only after it), and a subscribe re-queued while the link is down is filtered out, so it
+   * cannot overtake its subscribe.
    */
   private flush(): void {
     this.flushScheduled = false;
@@ -170,8 +180,8 @@ export class ChannelLink {
     if (this.unanswered.length >= MAX_UNANSWERED_FRAMES) {
       const first = ops.findIndex((op) => op.op === 'publish');
       if (first >= 0) {
-        this.queue = ops.slice(first).filter((op) => !isAck(op));
-        ops = [...ops.slice(0, first), ...ops.slice(first).filter(isAck)];
+        this.queue = ops.slice(first).filter((op) => !neverHeld(op));
+        ops = [...ops.slice(0, first), ...ops.slice(first).filter(neverHeld)];
       }
     }
     for (const frame of frames(ops)) {
@@ -410,6 +420,9 @@ export class ChannelLink {
 
 /** Acknowledgements of what the actor sent on this socket: never held behind publishes, never carried to the next socket. */
 const isAck = (op: BridgeOp): boolean => op.op === 'consumed' || op.op === 'settled';
+
+/** What flush() sends even while publishes wait: acknowledgements, and the unsubscribes they may follow. */
+const neverHeld = (op: BridgeOp): boolean => isAck(op) || op.op === 'unsubscribe';
 
 /** A subscription's op, on its first socket or again on the next one (`share` is written on a v5 link only: encodeLinkFrame). */
 function subscribeOp(sub: number, s: Sub, since: number | undefined): BridgeOp {
