@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V4, type ActorOp, type LinkMessage } from '../../shared/link';
 import type { ChannelCore } from './core';
 import type { ChannelActor } from './index';
-import type { ShareLimits } from './shares';
+import { ShareGroups, type ShareLimits } from './shares';
+import type { ChannelMessage } from './types';
 import { TAG_LINK } from './sockets';
 import { actor, msg, newChannel, openLink, type Link } from './test-helpers';
 
@@ -373,5 +374,33 @@ describe('channel actor: shared groups across links (v5)', () => {
     await publish(ch, 2);
     const got = [...seqs(await a.drain(200)), ...seqs(await b.drain(0))].sort();
     expect(got).toEqual([1, 2]);
+  });
+});
+
+/** A channel message for ShareGroups alone (no actor). */
+const channelMessage = (seq: number, over: Partial<ChannelMessage> = {}): ChannelMessage => ({
+  envelope: { channel: 'c', seq, created: 1, subtopic: 't', publisher: 'p', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array(8) },
+  retain: false,
+  ...over,
+});
+
+/** ShareGroups' private counters (what a leak would show). */
+const insides = (s: ShareGroups) => s as unknown as { keptCount: number; holding(): boolean; timer: ReturnType<typeof setTimeout> | null };
+
+describe('ShareGroups (no actor)', () => {
+  it('a waiting group forgotten after heldTtlMs without a link releases what it kept: nothing held, nothing to sweep', () => {
+    const lines: string[] = [];
+    const shares = new ShareGroups((m) => lines.push(m), 1000);
+    shares.limits.heldTtlMs = 1000;
+    shares.join('L', 1, 'g', '#', 0);
+    shares.linkGone('L', 0); // the group waits for a link to come back
+    shares.pick([channelMessage(1)], 500); // kept: younger than heldTtlMs when the group is forgotten
+    expect(shares.heldBytes).toBeGreaterThan(0);
+    shares.sweep(1000);
+    expect(lines.join('\n')).toMatch(/1 message\(s\) \(seq 1\.\.1\) dropped: no link came back/);
+    expect(shares.heldBytes).toBe(0);
+    expect(insides(shares).keptCount).toBe(0);
+    expect(insides(shares).holding()).toBe(false);
+    clearTimeout(insides(shares).timer ?? undefined);
   });
 });

@@ -434,7 +434,10 @@ export class ShareGroups {
       while (g.held.length > 0 && now - (g.held[0] as Held).at >= this.limits.heldTtlMs) old.push(this.unkeep(g).m);
       this.drop(key, old, `no link took it in ${this.limits.heldTtlMs} ms`);
       if (g.members.length === 0 && g.emptySince !== null && now - g.emptySince >= this.limits.heldTtlMs) {
-        this.drop(key, g.held.splice(0).map((h) => h.m), `no link came back in ${this.limits.heldTtlMs} ms`);
+        // unkeep, not splice: what it kept still counts against the actor's bytes and keeps the sweep armed.
+        const gone: ChannelMessage[] = [];
+        while (g.held.length > 0) gone.push(this.unkeep(g).m);
+        this.drop(key, gone, `no link came back in ${this.limits.heldTtlMs} ms`);
         this.groups.delete(key);
       }
     }
