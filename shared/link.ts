@@ -73,8 +73,12 @@
  * subscription gives its unfinished deliveries back), in any order, as they finish. A delivery the
  * bridge cannot hand to a subscription (one it closed) counts as finished: the actor gives what an
  * unsubscribed subscription held to another link. The actor ignores (and logs) a number it does not
- * know. What a link has not settled when it closes, or when it unsubscribes the subscription, the
- * actor gives to another link of the group (docs/channel-actor.md "Shared groups"). Only a v5
+ * know; `settled []` is a no-op (the bridge sends it to keep the actor from eviction while it holds
+ * deliveries). What a link has not settled when it closes, or when it unsubscribes the
+ * subscription, the actor gives to another link of the group (docs/channel-actor.md "Shared
+ * groups") — so the bridge sends a subscription's `unsubscribe` before the `settled` naming the
+ * frames it gives back: read the other way round, those deliveries would be released as finished,
+ * to no link. Only a v5
  * sender writes `share`, `settled` and `frame`; on an older link the bridge's subscription is a
  * plain one
  * and gets every message (each bridge's group its own copy, as before v5).

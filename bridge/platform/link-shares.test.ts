@@ -150,6 +150,28 @@ describe('ChannelLink: shared groups (v5)', () => {
     }
   });
 
+  it('while a spanning delivery is unsettled, an empty settled goes every beatMs (the actor is not evicted meanwhile); none before or after', async () => {
+    const actor = await fakeActor();
+    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's', beatMs: 60 });
+    const got: Delivery[] = [];
+    try {
+      await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
+      await tick(200);
+      expect(said(actor.conns[0] ?? [])).toEqual(['subscribe 1']); // nothing unsettled: quiet
+      actor.send([{ op: 'frame', no: 5 }, message(1, 1)]);
+      await tick(300);
+      const beats = said(actor.conns[0] ?? []).filter((s) => s === 'settled ').length;
+      expect(beats).toBeGreaterThanOrEqual(2);
+      got[0]?.settle?.();
+      await tick(300);
+      const after = said(actor.conns[0] ?? []);
+      expect(after.slice(after.indexOf('settled 5'))).toEqual(['settled 5']);
+    } finally {
+      link.close();
+      await actor.close();
+    }
+  });
+
   it('a shared subscription closed while the link is down is not subscribed again on the next socket (no phantom member)', async () => {
     const actor = await fakeActor();
     const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });

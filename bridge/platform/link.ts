@@ -22,6 +22,8 @@ export interface LinkOptions {
   idleMs?: number;
   /** Start over when a frame of publishes is not answered within this long (ms; default 30 s). */
   answerTimeoutMs?: number;
+  /** While spanning deliveries are unsettled, send something at least this often (ms; default 30 s): see beat(). */
+  beatMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -52,6 +54,8 @@ interface SpanFrame {
 const MAX_UNANSWERED_FRAMES = 2;
 /** How long the actor may take to answer a frame of publishes before the link starts over. */
 const ANSWER_TIMEOUT_MS = 30_000;
+/** Well under the 70–140 s without an incoming event after which the runtime may evict a channel actor. */
+const BEAT_MS = 30_000;
 
 const fail = (status: number, code: string, message: string): PublishOutcome => ({ ok: false, status, code, message });
 
@@ -84,6 +88,9 @@ export class ChannelLink {
   private spanSubs = 0;
   private settledOp: LinkSettled | null = null;
   private socketNo = 0;
+  private beatTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When flush() last sent a frame (ms): the actor heard from this link then. */
+  private sentAt = 0;
 
   constructor(private readonly opts: LinkOptions) {}
 
@@ -142,6 +149,7 @@ export class ChannelLink {
   close(): void {
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.beatTimer) (clearTimeout(this.beatTimer), (this.beatTimer = null));
     this.failPending(fail(503, 'bridge_closing', 'the bridge is shutting down'));
     this.ws?.close(1001, 'bridge shutting down');
   }
@@ -188,6 +196,7 @@ export class ChannelLink {
       // String references and QoS only if the platform chose a subprotocol with them (an older worker answers v2 or v1).
       this.ws.send(encodeLinkFrame(frame, linkDialect(this.ws.protocol)));
       this.framesSent++;
+      this.sentAt = Date.now();
       let last = -1;
       for (const op of frame) if (op.op === 'publish') last = op.id;
       if (last >= 0) this.unanswered.push({ last, at: Date.now() });
@@ -380,7 +389,29 @@ export class ChannelLink {
       if (frame.left === 0 && frame.read) this.settledFrame(frame.no);
     };
     s.unsettled?.add(settle);
+    this.beat();
     return settle;
+  }
+
+  /**
+   * What the actor holds unsettled for this link is in its memory only, and a setTimeout there does
+   * not stop the runtime from evicting it after 70–140 s without an incoming event — losing what a
+   * device still holds (a QoS 1 delivery whose connection died silently is noticed only after 1.5×
+   * its keep alive). So while any spanning delivery on this socket is unsettled, the link sends
+   * something at least every `beatMs`: an empty `settled` (a no-op for the actor) when nothing else went.
+   */
+  private beat(wait = this.opts.beatMs ?? BEAT_MS): void {
+    if (this.beatTimer || this.closed) return;
+    this.beatTimer = setTimeout(() => {
+      this.beatTimer = null;
+      if (!this.open || !this.spanning || ![...this.subs.values()].some((s) => (s.unsettled?.size ?? 0) > 0)) return;
+      const every = this.opts.beatMs ?? BEAT_MS;
+      const quiet = Date.now() - this.sentAt;
+      if (quiet < every) return this.beat(every - quiet);
+      this.send({ op: 'settled', frames: [] });
+      this.beat();
+    }, wait);
+    this.beatTimer.unref?.();
   }
 
   private deliver(op: LinkMessage, span: SpanFrame | null = null): number {

@@ -111,6 +111,17 @@ describe('channel actor: shared groups across links (v5)', () => {
     expect(await b.drain(100)).toEqual([]);
   });
 
+  it('takes an empty settled (the bridge keeping it in memory) as a no-op: no answer, what the link holds stays unsettled', async () => {
+    const ch = newChannel();
+    const a = await member(ch);
+    await publish(ch, 1);
+    expect((await takeMessages(a, 1)).seqs).toEqual([1]);
+    await settle(a, []);
+    expect(await a.drain(100)).toEqual([]);
+    const counts = await runInDurableObject(actor(ch), (i: ChannelActor) => [...(coreOf(i).shares as unknown as { links: Map<string, { count: number }> }).links.values()].map((l) => l.count));
+    expect(counts).toEqual([1]);
+  });
+
   it('numbers each frame holding group deliveries (first op, distinct); a frame with plain deliveries only carries none', async () => {
     const ch = newChannel();
     const a = await member(ch);
@@ -401,6 +412,7 @@ describe('ShareGroups (no actor)', () => {
     expect(shares.heldBytes).toBe(0);
     expect(insides(shares).keptCount).toBe(0);
     expect(insides(shares).holding()).toBe(false);
-    clearTimeout(insides(shares).timer ?? undefined);
+    const timer = insides(shares).timer;
+    if (timer) clearTimeout(timer);
   });
 });
