@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V4, type ActorOp, type LinkMessage } from '../../shared/link';
 import type { ChannelCore } from './core';
 import type { ChannelActor } from './index';
-import { ShareGroups, type ShareLimits } from './shares';
+import { ShareGroups, type Given, type ShareLimits } from './shares';
 import type { ChannelMessage } from './types';
 import { TAG_LINK } from './sockets';
 import { actor, msg, newChannel, openLink, type Link } from './test-helpers';
@@ -398,7 +398,29 @@ const channelMessage = (seq: number, over: Partial<ChannelMessage> = {}): Channe
 /** ShareGroups' private counters (what a leak would show). */
 const insides = (s: ShareGroups) => s as unknown as { keptCount: number; holding(): boolean; timer: ReturnType<typeof setTimeout> | null };
 
+/** Picks `m` for the group's links, as fanout.ts does, and sends each link its op in a frame: the link it went to. */
+function pickAndFrame(shares: ShareGroups, m: ChannelMessage): string {
+  const [[link, given]] = [...shares.pick([m], 0)] as [[string, Map<number, Given[]>]];
+  const op: LinkMessage = { op: 'message', subs: [1], envelope: m.envelope, retained: false };
+  shares.mark(op, given.get(0) ?? []);
+  expect(shares.framed(link, [op]).no).not.toBeNull();
+  return link;
+}
+
 describe('ShareGroups (no actor)', () => {
+  it('a message published at QoS 0 is given once: sent in a frame, it is not given again when its link closes before settling', () => {
+    const shares = new ShareGroups(() => undefined, 1000);
+    shares.join('A', 1, 'g', '#', 0);
+    shares.join('B', 1, 'g', '#', 0);
+    const at0 = pickAndFrame(shares, channelMessage(1, { qos: 0 }));
+    expect(shares.unsettled(at0)).toBe(0);
+    expect(shares.linkGone(at0, 0)).toEqual([]);
+    const at1 = pickAndFrame(shares, channelMessage(2, { qos: 1 }));
+    expect(shares.linkGone(at1, 0).map((x) => x.m.envelope.seq)).toEqual([2]);
+    const timer = insides(shares).timer;
+    if (timer) clearTimeout(timer);
+  });
+
   it('a waiting group forgotten after heldTtlMs without a link releases what it kept: nothing held, nothing to sweep', () => {
     const lines: string[] = [];
     const shares = new ShareGroups((m) => lines.push(m), 1000);

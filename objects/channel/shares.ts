@@ -328,6 +328,15 @@ export class ShareGroups {
     const s = this.links.get(link);
     if (!s) return { no: null, back: held };
     const no = this.nextFrame++;
+    // A message published at QoS 0 is delivered at QoS 0 whatever the member was granted (the lower
+    // of the two): once sent it is never given again — at most once, even if this link closes before
+    // its frame is settled. The frame is still numbered (the bridge settles it; a known number).
+    let k = 0;
+    for (const x of held) {
+      if (x.m.qos === 0) this.release(s, x);
+      else held[k++] = x;
+    }
+    held.length = k;
     s.frames.set(no, held);
     this.idleCheck();
     return { no, back: [] };
