@@ -56,8 +56,23 @@ export class Cursor {
     if (!this.skip(seq)) this.open.add(seq);
   }
 
+  /**
+   * A group that stopped spanning subscribes again live from `seq` (its new subscription's): what
+   * came before was the spanning subscription's business (the mark did not follow it), so a later
+   * resume starts here rather than replaying what other bridges took.
+   */
+  liveFrom(seq: number): void {
+    if (this.sinceSeq === null || seq > this.sinceSeq) this.sinceSeq = seq;
+  }
+
   finished(seq: number): void {
     this.open.delete(seq);
+    // A spanning group never resumes by the mark (shares.ts subscribes it without `since`): keeping
+    // one would walk `done` on every finish behind one pending seq (quadratic under load).
+    if (this.spanning) {
+      this.onFinished?.(seq);
+      return;
+    }
     this.done.add(seq);
     let low: number;
     if (this.open.size > 0) {

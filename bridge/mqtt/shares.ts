@@ -87,9 +87,11 @@ const readable = (key: string): string => key.replaceAll('\u0000', ' ');
 /**
  * Shared subscriptions `$share/{group}/{filter}` [MQTT-4.8.2] (MQTT 5; accepted from 3.1.1 clients
  * too, as Mosquitto does): each message goes to one member, round-robin. One platform
- * subscription per (group, filter, channel) serves every member on this bridge. Groups are per bridge: members connected to different bridges form different
- * groups, so each bridge's group gets a copy (docs/mqtt.md — a cross-bridge group needs the channel
- * actor to pick the bridge). Retained messages are not sent to shared subscriptions (§3.3.1.3:
+ * subscription per (group, filter, channel) serves every member on this bridge. While every member
+ * is a session that ends with its connection, at QoS ≤ 1, the group spans bridges (link v5 `share`:
+ * the channel actor picks the bridge, this bridge one member); a persistent or QoS 2 member keeps it
+ * per bridge — members on different bridges then form different groups, each getting a copy
+ * (docs/mqtt.md "Shared subscriptions"). Retained messages are not sent to shared subscriptions (§3.3.1.3:
  * they go to a new *non-shared* subscription).
  *
  * Like a session, a group keeps no messages: it has a cursor. While no member is connected but a
@@ -254,7 +256,7 @@ export class SharedSubscriptions {
     const since = g.span || !resume ? null : g.cursor.since;
     const req = { channel, filter: g.filter, ...(since !== null ? { since } : {}), ...(g.span ? { share: groupKey.replace('\u0000', '/') } : {}) };
     return this.platform.subscribe(req, (d) => this.pick(g, d)).then((h) => {
-      if (h.seq !== undefined) g.cursor.begin(h.seq);
+      if (h.seq !== undefined) (resume ? g.cursor.begin(h.seq) : g.cursor.liveFrom(h.seq));
       return h;
     });
   }

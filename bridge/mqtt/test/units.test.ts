@@ -44,6 +44,22 @@ describe('resume cursor', () => {
     expect(c.toStored()).toEqual({ since: 15, acked: [] });
   });
 
+  it('a spanning cursor keeps no mark: finishes behind one pending seq leave nothing in `done`, each is told', () => {
+    const c = new Cursor(undefined, 0);
+    c.spanning = true;
+    const told: number[] = [];
+    c.onFinished = (s) => told.push(s);
+    for (let s = 1; s <= 1000; s++) c.handed(s);
+    for (let s = 2; s <= 1000; s++) c.finished(s);
+    expect(c.ahead).toBe(0);
+    expect(told.length).toBe(999);
+    expect(c.pending(1)).toBe(true);
+    // It stops spanning: live from its new subscription's seq, not replaying what went before.
+    c.spanning = false;
+    c.liveFrom(1000);
+    expect(c.since).toBe(1000);
+  });
+
   it('a stored cursor skips what was already done', () => {
     const c = new Cursor({ since: 5, acked: [8] });
     expect([4, 5, 6, 7, 8, 9].map((s) => c.skip(s))).toEqual([true, true, false, false, true, false]);
