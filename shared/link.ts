@@ -11,7 +11,7 @@
  *     [4  subscribe   sub, filter, since?, noLocal?, share?]
  *     [6  unsubscribe sub]
  *     [11 consumed    seq]                      cumulative flow-control ack of deliveries
- *     [12 settled     [frame...]]               these numbered frames' shared-group deliveries are all finished, in any order (v5)
+ *     [12 settled     [frame...]]               these numbered frames' shared-group deliveries are all finished, in any order (v5; may be empty: a no-op)
  *   actor → bridge
  *     [2  ack         id, seq, created]         publish `id` is stored as `seq`
  *     [3  nack        id, status, code, reason] publish `id` refused (HTTP-like status: 400, 413, 429…)
@@ -19,7 +19,9 @@
  *     [7  unsuback    sub]
  *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?, qos?, format?, responseTopic?, correlation?]
  *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
- *     [13 frame       no]                       the shared-group deliveries of this frame are frame `no` (v5; first op)
+ *     [13 frame       no]                       the shared-group deliveries of this frame are frame `no` (v5; first op;
+ *                                               `no` and settled's numbers: integers in [0, 2^53), as large as ~1.8e15, so
+ *                                               encoded as CBOR float64 — readers take any number encoding of an integer)
  *     [10 error       code, reason, sub?]
  *
  * String references (`edgeflux.link.v2`): in one frame, the elements subtopic, publisher,

@@ -343,6 +343,7 @@ describe('channel actor: shared groups across links (v5)', () => {
     });
     await settle(a, [before.frameOf.get(1) as number]);
     await settle(b, [before.frameOf.get(1) as number]);
+    await runInDurableObject(actor(ch), (i: ChannelActor) => coreOf(i).shares.sweep());
     expect(lines.join('\n')).toMatch(/settled 1 frame\(s\) this instance did not send/);
     const c = await member(ch);
     await closeLink(a);
@@ -408,6 +409,22 @@ function pickAndFrame(shares: ShareGroups, m: ChannelMessage): string {
 }
 
 describe('ShareGroups (no actor)', () => {
+  it('settles of numbers this instance did not send are logged once a sweep per link, summed, without calling them lost', () => {
+    const lines: string[] = [];
+    const shares = new ShareGroups((m) => lines.push(m), 1000);
+    shares.join('A', 1, 'g', '#', 0);
+    for (let k = 0; k < 3; k++) shares.settled('A', [5, 6], 0);
+    expect(lines).toEqual([]);
+    shares.sweep(0);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/link A settled 6 frame\(s\) this instance did not send/);
+    expect(lines[0]).not.toMatch(/is lost/);
+    shares.sweep(0);
+    expect(lines).toHaveLength(1);
+    const timer = insides(shares).timer;
+    if (timer) clearTimeout(timer);
+  });
+
   it('a message published at QoS 0 is given once: sent in a frame, it is not given again when its link closes before settling', () => {
     const shares = new ShareGroups(() => undefined, 1000);
     shares.join('A', 1, 'g', '#', 0);

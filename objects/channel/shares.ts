@@ -133,6 +133,8 @@ export class ShareGroups {
   /** Messages kept by groups (to skip handing them out when there are none). */
   private keptCount = 0;
   private readonly drops = new Map<string, Dropped>();
+  /** Per link, frame numbers it settled that this instance did not send (logged once a sweep). */
+  private readonly unknownSettled = new Map<string, number>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   limits: ShareLimits = { ...SHARE_LIMITS };
   /** A link stuck at its limit is to be closed (core.ts closes its socket; the close gives its deliveries back). */
@@ -234,7 +236,10 @@ export class ShareGroups {
       s.since = now;
       this.forgetIfDone(link, s);
     }
-    if (unknown > 0) this.log(`shared groups: link ${link} settled ${unknown} frame(s) this instance did not send (an earlier instance's, before an eviction or restart: what the bridge gave back of them is lost)`);
+    if (unknown > 0) {
+      this.unknownSettled.set(link, (this.unknownSettled.get(link) ?? 0) + unknown);
+      this.idleCheck();
+    }
   }
 
   /** How many deliveries the link holds unsettled. */
@@ -434,6 +439,9 @@ export class ShareGroups {
   private flushDrops(): void {
     for (const [id, d] of this.drops) this.log(`shared group ${readable(id.slice(0, id.lastIndexOf('\u0000')))}: ${d.n} message(s) (seq ${d.from}..${d.to}) dropped: ${d.why}`);
     this.drops.clear();
+    // Most of these were simply finished; only deliveries among them the bridge gave back (a member left) reached no one.
+    for (const [link, n] of this.unknownSettled) this.log(`shared groups: link ${link} settled ${n} frame(s) this instance did not send (an earlier instance's, before an eviction or restart): ignored — any deliveries the bridge gave back in them went to no other link`);
+    this.unknownSettled.clear();
   }
 
   /** Kept messages past their time, groups with no link past theirs (logged); links stuck at their limit (closed, logged). */
@@ -476,7 +484,7 @@ export class ShareGroups {
   }
 
   private holding(): boolean {
-    if (this.keptCount > 0 || this.drops.size > 0) return true;
+    if (this.keptCount > 0 || this.drops.size > 0 || this.unknownSettled.size > 0) return true;
     for (const g of this.groups.values()) if (g.emptySince !== null) return true;
     for (const s of this.links.values()) if (s.count > 0 || s.frames.size > 0) return true;
     return false;
