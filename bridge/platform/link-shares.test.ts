@@ -216,6 +216,26 @@ describe('ChannelLink: shared groups (v5)', () => {
     }
   });
 
+  it('a settle of a delivery from an earlier socket sends nothing on the next one (the actor gave it to another link)', async () => {
+    const actor = await fakeActor();
+    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
+    const got: Delivery[] = [];
+    try {
+      await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
+      actor.send([{ op: 'frame', no: 5 }, message(1, 1)]);
+      await tick();
+      actor.drop();
+      await tick(500);
+      expect(actor.conns.length).toBe(2);
+      got[0]?.settle?.();
+      await tick();
+      expect(said(actor.conns[1] ?? [])).toEqual(['subscribe 1']);
+    } finally {
+      link.close();
+      await actor.close();
+    }
+  });
+
   it('a settled op the socket did not send before it closed is not carried to the next one', async () => {
     const actor = await fakeActor(false);
     const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
