@@ -30,9 +30,13 @@ export class Cursor {
     return this.sinceSeq;
   }
 
-  /** Already done: a replay after a resume skips it (no second copy of an acknowledged message). */
+  /**
+   * Already done: a replay after a resume skips it (no second copy of an acknowledged message). A
+   * seq still handed out is never done, even below `since`: only liveFrom puts one there (a group
+   * that stopped spanning while a member held it), and given back it must go out again.
+   */
   skip(seq: number): boolean {
-    return !this.spanning && this.sinceSeq !== null && (seq <= this.sinceSeq || this.done.has(seq));
+    return !this.spanning && this.sinceSeq !== null && !this.open.has(seq) && (seq <= this.sinceSeq || this.done.has(seq));
   }
 
   /** The channel's seq when the subscription was registered: nothing before it concerns us. */

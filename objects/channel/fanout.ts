@@ -79,22 +79,28 @@ export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly Acto
   const linkId = link?.id ?? '';
   const dialect = { refs: link?.refs === true, qos: link?.qos === true, mqtt5: link?.mqtt5 === true };
   const shares = link?.share === true && core.shares.active ? core.shares : null;
+  let unsentZero: Given[] = [];
   const flush = (): boolean => {
     if (chunk.length === 0) return true;
     let frame: ActorOp[] = chunk;
+    let zero: Given[] = [];
     if (shares) {
       const f = shares.framed(linkId, chunk);
       if (f.no !== null) frame = [{ op: 'frame', no: f.no }, ...chunk];
       if (f.back.length > 0) regive(core, f.back);
+      zero = f.zero;
     }
     const ok = send(core, ws, encodeLinkFrame(frame, dialect));
+    // QoS 0 deliveries framed (released as given once) but not sent after all: to the group again,
+    // with the rest (giveBack), once the link has left its groups.
+    if (!ok) unsentZero = zero;
     chunk = [];
     size = 0;
     return ok;
   };
   /** Not sent after all: what `rest` held for groups goes to them again, and a link that cannot be sent to leaves them (or the next pick would be it again). */
   const giveBack = (rest: readonly ActorOp[]): false => {
-    if (shares) regive(core, [...shares.unsent(linkId, rest), ...shares.linkGone(linkId)]);
+    if (shares) regive(core, [...shares.unsent(linkId, rest), ...shares.linkGone(linkId), ...unsentZero]);
     return false;
   };
   for (let i = 0; i < ops.length; i++) {

@@ -378,6 +378,24 @@ describe('channel actor: shared groups across links (v5)', () => {
     expect((await a.closed).code).toBe(1011);
   });
 
+  it('QoS 0 deliveries of a frame whose send failed go to the group again (released as given once only when sent)', async () => {
+    const ch = newChannel();
+    const a = await member(ch);
+    const b = await member(ch);
+    await runInDurableObject(actor(ch), (i: ChannelActor) => {
+      const first = coreOf(i).ctx.getWebSockets(TAG_LINK)[0] as WebSocket; // a's (accepted first)
+      Object.defineProperty(first, 'send', {
+        value: () => {
+          throw new Error('boom');
+        },
+      });
+    });
+    await actor(ch).publish(Array.from({ length: 8 }, () => msg({ qos: 0, payload: new Uint8Array(100 * 1024) })), ch);
+    const got = await takeMessages(b, 8);
+    expect(got.seqs.sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect((await a.closed).code).toBe(1011);
+  });
+
   it('keeps its groups across hibernation (rebuilt from the link subscriptions): still one link per message', async () => {
     const ch = newChannel();
     const a = await member(ch);
@@ -434,6 +452,20 @@ describe('ShareGroups (no actor)', () => {
     expect(shares.linkGone(at0, 0)).toEqual([]);
     const at1 = pickAndFrame(shares, channelMessage(2, { qos: 1 }));
     expect(shares.linkGone(at1, 0).map((x) => x.m.envelope.seq)).toEqual([2]);
+    const timer = insides(shares).timer;
+    if (timer) clearTimeout(timer);
+  });
+
+  it('a link whose frames hold only QoS 0 deliveries and that settles none is closed when full too', () => {
+    const stuck: string[] = [];
+    const shares = new ShareGroups(() => undefined, 1000);
+    shares.onStuck = (link) => stuck.push(link);
+    shares.limits.linkFrames = 3;
+    shares.limits.stuckMs = 1000;
+    shares.join('A', 1, 'g', '#', 0);
+    for (let seq = 1; seq <= 3; seq++) pickAndFrame(shares, channelMessage(seq, { qos: 0 }));
+    shares.sweep(5000);
+    expect(stuck).toEqual(['A']);
     const timer = insides(shares).timer;
     if (timer) clearTimeout(timer);
   });

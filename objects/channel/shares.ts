@@ -323,28 +323,32 @@ export class ShareGroups {
    * A frame is about to be sent to the link: if it holds group deliveries, its number (to write
    * first in it) — remembered until settled. `back`: what it holds when the link is gone already.
    */
-  framed(link: string, ops: readonly ActorOp[]): { no: number | null; back: Given[] } {
+  framed(link: string, ops: readonly ActorOp[]): { no: number | null; back: Given[]; zero: Given[] } {
     let held: Given[] | null = null;
     for (const op of ops) {
       const g = this.marks.get(op);
       if (g) (held ??= []).push(...g);
     }
-    if (!held) return { no: null, back: [] };
+    if (!held) return { no: null, back: [], zero: [] };
     const s = this.links.get(link);
-    if (!s) return { no: null, back: held };
+    if (!s) return { no: null, back: held, zero: [] };
     const no = this.nextFrame++;
     // A message published at QoS 0 is delivered at QoS 0 whatever the member was granted (the lower
     // of the two): once sent it is never given again — at most once, even if this link closes before
     // its frame is settled. The frame is still numbered (the bridge settles it; a known number).
+    // They are `zero`: if the frame cannot be sent after all, the caller gives them again.
+    const zero: Given[] = [];
     let k = 0;
     for (const x of held) {
-      if (x.m.qos === 0) this.release(s, x);
-      else held[k++] = x;
+      if (x.m.qos === 0) {
+        this.release(s, x);
+        zero.push(x);
+      } else held[k++] = x;
     }
     held.length = k;
     s.frames.set(no, held);
     this.idleCheck();
-    return { no, back: [] };
+    return { no, back: [], zero };
   }
 
   /** What ops a link was not sent after all hold for groups (no longer counted against it): to give again. */
@@ -460,7 +464,8 @@ export class ShareGroups {
     }
     this.dropEmpty();
     for (const [link, s] of this.links) {
-      if (s.count > 0 && this.full(s) && now - s.since >= this.limits.stuckMs) {
+      // Frames of QoS 0 deliveries only hold no count, but they fill the link's frame cap all the same.
+      if ((s.count > 0 || s.frames.size > 0) && this.full(s) && now - s.since >= this.limits.stuckMs) {
         this.log(`shared groups: link ${link} holds ${s.count} deliveries (${s.bytes} bytes, ${s.frames.size} frames) unsettled and settled none in ${this.limits.stuckMs} ms; closing it (its deliveries go to the group's other links)`);
         this.onStuck(link, `stuck: ${s.count} shared deliveries unsettled for ${this.limits.stuckMs} ms`);
       }
