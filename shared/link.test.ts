@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cborDecode, cborEncode } from './cbor';
 import { utf8Bytes } from './envelope';
-import { FORMAT, LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkCarriesMqtt5, linkCarriesQos, linkDialect, linkUsesRefs, type LinkOp } from './link';
+import { FORMAT, LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V4, LinkError, chooseLinkSubprotocol, decodeLinkFrame, encodeLinkFrame, encodeLinkOp, linkCarriesMqtt5, linkCarriesQos, linkCarriesShare, linkDialect, linkUsesRefs, type LinkOp } from './link';
 
 const envelope = {
   channel: 'c1',
@@ -33,6 +33,8 @@ const ops: [string, LinkOp][] = [
   ['error', { op: 'error', code: 'bad_frame', reason: 'oops' }],
   ['error for a subscription', { op: 'error', code: 'invalid_filter', reason: 'x', sub: 4 }],
   ['consumed', { op: 'consumed', seq: 12 }],
+  ['settled', { op: 'settled', frames: [1_733_000_000_000_007, 3, 4] }],
+  ['frame', { op: 'frame', no: 1_733_000_000_000_007 }],
 ];
 
 describe('link frames', () => {
@@ -61,18 +63,33 @@ describe('link frames', () => {
   });
 
   it('negotiates the newest subprotocol both sides speak', () => {
-    expect(LINK_SUBPROTOCOL).toBe('edgeflux.link.v4');
-    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
+    expect(LINK_SUBPROTOCOL).toBe('edgeflux.link.v5');
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V4, LINK_SUBPROTOCOL])).toBe(LINK_SUBPROTOCOL);
+    // A bridge from before v5 offers v4 first: it gets v4.
+    expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V4, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V4);
     // A bridge from before v4 offers v3 first: it gets v3.
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V3);
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1, LINK_SUBPROTOCOL_V2])).toBe(LINK_SUBPROTOCOL_V2);
     expect(chooseLinkSubprotocol([LINK_SUBPROTOCOL_V1])).toBe(LINK_SUBPROTOCOL_V1);
     expect(chooseLinkSubprotocol(['edgeflux.link.v9', 'chat'])).toBeUndefined();
     expect(chooseLinkSubprotocol([])).toBeUndefined();
-    const all = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null];
-    expect(all.map(linkUsesRefs)).toEqual([true, true, true, false, false, false]);
-    expect(all.map(linkCarriesQos)).toEqual([true, true, false, false, false, false]);
-    expect(all.map(linkCarriesMqtt5)).toEqual([true, false, false, false, false, false]);
+    const all = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V4, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1, undefined, null];
+    expect(all.map(linkUsesRefs)).toEqual([true, true, true, true, false, false, false]);
+    expect(all.map(linkCarriesQos)).toEqual([true, true, true, false, false, false, false]);
+    expect(all.map(linkCarriesMqtt5)).toEqual([true, true, false, false, false, false, false]);
+    expect(all.map(linkCarriesShare)).toEqual([true, false, false, false, false, false, false]);
+  });
+
+  describe('shared groups (v5)', () => {
+    const shared: LinkOp = { op: 'subscribe', sub: 3, filter: '#', since: 4, share: 'g/channels/c/messages/#' };
+    it('a subscription naming a group round-trips on a v5 link, after since and noLocal', () => {
+      expect(decodeLinkFrame(encodeLinkFrame([shared], linkDialect(LINK_SUBPROTOCOL)))).toEqual([shared]);
+      expect((cborDecode(encodeLinkFrame([shared], linkDialect(LINK_SUBPROTOCOL))) as unknown[][])[0]).toEqual([4, 3, '#', 4, null, 'g/channels/c/messages/#']);
+    });
+    it('is a plain subscription on an older link: an older actor never sees the element it would refuse', () => {
+      const { share: _, ...plain } = shared as Extract<LinkOp, { op: 'subscribe' }>;
+      expect(decodeLinkFrame(encodeLinkFrame([shared], linkDialect(LINK_SUBPROTOCOL_V4)))).toEqual([plain]);
+    });
   });
 
   describe('publish QoS (v3)', () => {

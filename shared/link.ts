@@ -1,6 +1,6 @@
 /**
  * The bridge link: one WebSocket between the trusted bridge and one channel actor that carries
- * many subscriptions and publishes at once (subprotocols `edgeflux.link.v4`, `.v3`, `.v2` and `.v1`).
+ * many subscriptions and publishes at once (subprotocols `edgeflux.link.v5`, `.v4`, `.v3`, `.v2` and `.v1`).
  *
  * Each WebSocket binary message is one frame: a CBOR (RFC 8949) array of ops, so a burst of
  * publishes or deliveries costs one message. Each op is itself a positional array whose first
@@ -8,9 +8,10 @@
  *
  *   bridge → actor
  *     [1  publish     id, subtopic, publisher, protocol, contentType, payload(bytes), retain, properties?, expiry?, qos?, format?, responseTopic?, correlation?, origin?]
- *     [4  subscribe   sub, filter, since?, noLocal?]
+ *     [4  subscribe   sub, filter, since?, noLocal?, share?]
  *     [6  unsubscribe sub]
  *     [11 consumed    seq]                      cumulative flow-control ack of deliveries
+ *     [12 settled     [frame...]]               these numbered frames' shared-group deliveries are all finished, in any order (v5; may be empty: a no-op)
  *   actor → bridge
  *     [2  ack         id, seq, created]         publish `id` is stored as `seq`
  *     [3  nack        id, status, code, reason] publish `id` refused (HTTP-like status: 400, 413, 429…)
@@ -18,6 +19,9 @@
  *     [7  unsuback    sub]
  *     [8  message     subs[], channel, seq, created, subtopic, publisher, protocol, contentType, payload, retained, properties?, expiry?, retain?, qos?, format?, responseTopic?, correlation?]
  *     [9  gap         sub, from, to]            seqs from..to (inclusive) are no longer kept; not replayed
+ *     [13 frame       no]                       the shared-group deliveries of this frame are frame `no` (v5; first op;
+ *                                               `no` and settled's numbers: integers in [0, 2^53), as large as ~1.8e15, so
+ *                                               encoded as CBOR float64 — readers take any number encoding of an integer)
  *     [10 error       code, reason, sub?]
  *
  * String references (`edgeflux.link.v2`): in one frame, the elements subtopic, publisher,
@@ -31,7 +35,7 @@
  * Publish QoS (`edgeflux.link.v3`): `qos` (0, 1 or 2) is the QoS an MQTT client published with, kept
  * with the message and handed back on `message` ops, so a delivery goes out at
  * min(published, granted) [MQTT-3.8.4-8]. Absent means 2: a message stored and confirmed by its
- * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 or v4 sender writes it
+ * channel actor (HTTP, WebSocket, CoAP) may be delivered at any QoS. Only a v3 or newer sender writes it
  * (v1 and v2 receivers refuse elements they do not know); receivers accept it on any link.
  *
  * MQTT 5 request/response and payload format (`edgeflux.link.v4`): `responseTopic` (a string, an
@@ -46,7 +50,7 @@
  * application/octet-stream (which then stands for none), and the bridge derives the indicator from
  * it — what every message without `format` meant before v4, and exactly right for the most common
  * publish (no Content Type, no indicator, a channel with the default content type), which so costs
- * nothing. Only a v4 sender writes these three; receivers accept them on any link.
+ * nothing. Only a v4 or newer sender writes these three; receivers accept them on any link.
  *
  * MQTT 5 No Local (`edgeflux.link.v4`): `origin` on `publish` names the publishing MQTT connection's
  * client (its session: principal and client id), written only when that connection has a No Local
@@ -57,6 +61,30 @@
  * its log for replays, never in D1, and hands it back on no op; retained messages carry none (sent
  * on subscribe whoever published them, as Mosquitto 2 does).
  *
+ * Shared subscriptions across bridges (`edgeflux.link.v5`): `share` on `subscribe` names an MQTT 5
+ * shared subscription group (the MQTT bridge writes `{ShareName}/{Topic Filter}`, so two different
+ * MQTT shared subscriptions are two groups even where they map to one channel filter). The
+ * subscriptions of every link naming the same `share` and `filter` form one group: the actor gives
+ * each message to the subscription of ONE link of the group (round-robin), and that bridge picks
+ * one member of its own. A shared subscription gets no retained messages and no replay (`since` is
+ * ignored). Acknowledgement is by frame NUMBER: the actor starts each frame that holds deliveries
+ * for a shared subscription with `frame no` — `no` unique to that frame on that socket, and never
+ * reused by a later instance of the actor (it counts up from a base taken from the clock when the
+ * instance starts) — and the bridge answers `settled` with the numbers of the frames all of whose
+ * shared deliveries are finished (given to a member and acknowledged by it, or let go: a closed
+ * subscription gives its unfinished deliveries back), in any order, as they finish. A delivery the
+ * bridge cannot hand to a subscription (one it closed) counts as finished: the actor gives what an
+ * unsubscribed subscription held to another link. The actor ignores (and logs) a number it does not
+ * know; `settled []` is a no-op (the bridge sends it to keep the actor from eviction while it holds
+ * deliveries). What a link has not settled when it closes, or when it unsubscribes the
+ * subscription, the actor gives to another link of the group (docs/channel-actor.md "Shared
+ * groups") — so the bridge sends a subscription's `unsubscribe` before the `settled` naming the
+ * frames it gives back: read the other way round, those deliveries would be released as finished,
+ * to no link. Only a v5
+ * sender writes `share`, `settled` and `frame`; on an older link the bridge's subscription is a
+ * plain one
+ * and gets every message (each bridge's group its own copy, as before v5).
+ *
  * `id` and `sub` are the bridge's own non-negative integers. `properties` are MQTT 5 user
  * properties as [name, value] pairs (order and duplicates kept, §3.3.2.3.7); `expiry` is the
  * message expiry interval in seconds (§3.3.2.3.3), remaining time on delivery. In `message`,
@@ -66,8 +94,10 @@
 import { asBytes, cborDecode, cborEncode, CborError } from './cbor';
 import { isProtocol, type Envelope, type Protocol } from './envelope';
 
-/** The newest link subprotocol: v3 and MQTT 5 request/response and payload format. A bridge offers it first. */
-export const LINK_SUBPROTOCOL = 'edgeflux.link.v4';
+/** The newest link subprotocol: v4 and shared subscription groups across bridges. A bridge offers it first. */
+export const LINK_SUBPROTOCOL = 'edgeflux.link.v5';
+/** Still accepted: v3 and MQTT 5 request/response and payload format, without shared groups. */
+export const LINK_SUBPROTOCOL_V4 = 'edgeflux.link.v4';
 /** Still accepted: v2 and publish QoS, without Response Topic, Correlation Data or format. */
 export const LINK_SUBPROTOCOL_V3 = 'edgeflux.link.v3';
 /** Still accepted: v1 and string references, without publish QoS. */
@@ -75,7 +105,7 @@ export const LINK_SUBPROTOCOL_V2 = 'edgeflux.link.v2';
 /** Still accepted: a peer that offers only v1 gets frames without string references or QoS. */
 export const LINK_SUBPROTOCOL_V1 = 'edgeflux.link.v1';
 /** What a bridge offers, newest first. */
-export const LINK_SUBPROTOCOLS = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1] as const;
+export const LINK_SUBPROTOCOLS = [LINK_SUBPROTOCOL, LINK_SUBPROTOCOL_V4, LINK_SUBPROTOCOL_V3, LINK_SUBPROTOCOL_V2, LINK_SUBPROTOCOL_V1] as const;
 
 /** The subprotocol to answer an offer with (the newest both sides speak), or undefined if the peer offered none of ours. */
 export function chooseLinkSubprotocol(offered: readonly string[]): string | undefined {
@@ -83,23 +113,27 @@ export function chooseLinkSubprotocol(offered: readonly string[]): string | unde
 }
 
 /** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may use string references. */
-export const linkUsesRefs = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V3 || subprotocol === LINK_SUBPROTOCOL_V2;
+export const linkUsesRefs = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V4 || subprotocol === LINK_SUBPROTOCOL_V3 || subprotocol === LINK_SUBPROTOCOL_V2;
 
 /** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may carry publish QoS. */
-export const linkCarriesQos = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V3;
+export const linkCarriesQos = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V4 || subprotocol === LINK_SUBPROTOCOL_V3;
 
 /** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may carry format, Response Topic and Correlation Data. */
-export const linkCarriesMqtt5 = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
+export const linkCarriesMqtt5 = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL || subprotocol === LINK_SUBPROTOCOL_V4;
 
-/** What a sender may write on a link: string references (v2 and up), publish QoS (v3 and up), format, Response Topic, Correlation Data and origin (v4). */
+/** Whether frames sent on a link whose chosen subprotocol is `subprotocol` may carry `share` and `settled` (v5). */
+export const linkCarriesShare = (subprotocol: string | null | undefined): boolean => subprotocol === LINK_SUBPROTOCOL;
+
+/** What a sender may write on a link: string references (v2 and up), publish QoS (v3 and up), format, Response Topic, Correlation Data and origin (v4), shared groups (v5). */
 export interface LinkDialect {
   refs: boolean;
   qos: boolean;
   mqtt5?: boolean;
+  share?: boolean;
 }
 
 /** The dialect of a link whose chosen subprotocol is `subprotocol`. */
-export const linkDialect = (subprotocol: string | null | undefined): LinkDialect => ({ refs: linkUsesRefs(subprotocol), qos: linkCarriesQos(subprotocol), mqtt5: linkCarriesMqtt5(subprotocol) });
+export const linkDialect = (subprotocol: string | null | undefined): LinkDialect => ({ refs: linkUsesRefs(subprotocol), qos: linkCarriesQos(subprotocol), mqtt5: linkCarriesMqtt5(subprotocol), share: linkCarriesShare(subprotocol) });
 
 export const OPCODES = {
   publish: 1,
@@ -113,6 +147,8 @@ export const OPCODES = {
   gap: 9,
   error: 10,
   consumed: 11,
+  settled: 12,
+  frame: 13,
 } as const;
 
 export type UserProperties = [string, string][];
@@ -164,9 +200,11 @@ export interface Mqtt5Fields {
 }
 
 export interface LinkPublish extends Mqtt5Fields { op: 'publish'; id: number; subtopic: string; publisher: string; protocol: Protocol; contentType: string; payload: Uint8Array; retain: boolean; properties?: UserProperties; expiry?: number; qos?: LinkQos; origin?: string }
-export interface LinkSubscribe { op: 'subscribe'; sub: number; filter: string; since?: number; noLocal?: string }
+export interface LinkSubscribe { op: 'subscribe'; sub: number; filter: string; since?: number; noLocal?: string; share?: string }
 export interface LinkUnsubscribe { op: 'unsubscribe'; sub: number }
 export interface LinkConsumed { op: 'consumed'; seq: number }
+export interface LinkSettled { op: 'settled'; frames: number[] }
+export interface LinkFrameNo { op: 'frame'; no: number }
 export interface LinkAck { op: 'ack'; id: number; seq: number; created: number }
 export interface LinkNack { op: 'nack'; id: number; status: number; code: string; reason: string }
 export interface LinkSuback { op: 'suback'; sub: number; seq: number }
@@ -175,8 +213,8 @@ export interface LinkMessage extends Mqtt5Fields { op: 'message'; subs: number[]
 export interface LinkGap { op: 'gap'; sub: number; from: number; to: number }
 export interface LinkErrorOp { op: 'error'; code: string; reason: string; sub?: number }
 
-export type BridgeOp = LinkPublish | LinkSubscribe | LinkUnsubscribe | LinkConsumed;
-export type ActorOp = LinkAck | LinkNack | LinkSuback | LinkUnsuback | LinkMessage | LinkGap | LinkErrorOp;
+export type BridgeOp = LinkPublish | LinkSubscribe | LinkUnsubscribe | LinkConsumed | LinkSettled;
+export type ActorOp = LinkAck | LinkNack | LinkSuback | LinkUnsuback | LinkMessage | LinkGap | LinkErrorOp | LinkFrameNo;
 export type LinkOp = BridgeOp | ActorOp;
 
 export const LINK_LIMITS = {
@@ -186,6 +224,8 @@ export const LINK_LIMITS = {
   /** A sender starts a new frame once this many payload bytes are in one (workerd takes WebSocket messages up to 1 MiB). */
   frameBytes: 512 * 1024,
   subsPerMessage: 10_000,
+  /** Frame numbers one `settled` op may list (a bridge starts another op past it). */
+  settledPerOp: 10_000,
   stringLength: 4096,
   properties: 256,
   /** MQTT 5 expiry is a Four Byte Integer. */
@@ -234,7 +274,7 @@ function opArray(op: LinkOp, t: StringRefs | undefined, d: LinkDialect): unknown
     case 'nack':
       return [3, op.id, op.status, op.code, op.reason];
     case 'subscribe':
-      return [4, op.sub, op.filter, opt(op.since), opt(op.noLocal)];
+      return [4, op.sub, op.filter, opt(op.since), opt(op.noLocal), d.share ? opt(op.share) : null];
     case 'suback':
       return [5, op.sub, op.seq];
     case 'unsubscribe':
@@ -253,6 +293,10 @@ function opArray(op: LinkOp, t: StringRefs | undefined, d: LinkDialect): unknown
       return [10, op.code, op.reason, opt(op.sub)];
     case 'consumed':
       return [11, op.seq];
+    case 'settled':
+      return [12, op.frames];
+    case 'frame':
+      return [13, op.no];
   }
 }
 
@@ -445,8 +489,10 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
       const subscribe: LinkSubscribe = { op: 'subscribe', sub: r.uint(), filter: r.str() };
       const since = r.optUint();
       const noLocal = r.optStr();
+      const share = r.optStr();
       if (since !== undefined) subscribe.since = since;
       if (noLocal !== undefined) subscribe.noLocal = noLocal;
+      if (share !== undefined) subscribe.share = share;
       op = subscribe;
       break;
     }
@@ -491,6 +537,12 @@ function decodeOp(raw: unknown, index: number, strings: string[]): LinkOp {
     case 'consumed':
       op = { op: 'consumed', seq: r.uint() };
       break;
+    case 'settled':
+      op = { op: 'settled', frames: r.uints(LINK_LIMITS.settledPerOp) };
+      break;
+    case 'frame':
+      op = { op: 'frame', no: r.uint() };
+      break;
   }
   r.end();
   return op;
@@ -510,4 +562,4 @@ export function decodeLinkFrame(bytes: Uint8Array): LinkOp[] {
   return value.map((raw, i) => decodeOp(raw, i, strings));
 }
 
-export const isBridgeOp = (op: LinkOp): op is BridgeOp => op.op === 'publish' || op.op === 'subscribe' || op.op === 'unsubscribe' || op.op === 'consumed';
+export const isBridgeOp = (op: LinkOp): op is BridgeOp => op.op === 'publish' || op.op === 'subscribe' || op.op === 'unsubscribe' || op.op === 'consumed' || op.op === 'settled';

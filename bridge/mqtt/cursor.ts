@@ -11,6 +11,14 @@ export class Cursor {
   private sinceSeq: number | null;
   private readonly open = new Set<number>();
   private readonly done = new Set<number>();
+  /**
+   * A shared group spanning bridges (shares.ts): this bridge sees only some of the channel's seqs, and
+   * a delivery given back elsewhere may come here later with a seq below `since` — so nothing is
+   * skipped by the mark (the group skips what it has in flight itself).
+   */
+  spanning = false;
+  /** Told of every seq finished (a spanning group settles it with the channel actor). */
+  onFinished: ((seq: number) => void) | null = null;
 
   /** `start`: the channel's seq when the subscription began, if the platform told us. */
   constructor(stored?: StoredCursor, start?: number) {
@@ -22,9 +30,13 @@ export class Cursor {
     return this.sinceSeq;
   }
 
-  /** Already done: a replay after a resume skips it (no second copy of an acknowledged message). */
+  /**
+   * Already done: a replay after a resume skips it (no second copy of an acknowledged message). A
+   * seq still handed out is never done, even below `since`: only liveFrom puts one there (a group
+   * that stopped spanning while a member held it), and given back it must go out again.
+   */
   skip(seq: number): boolean {
-    return this.sinceSeq !== null && (seq <= this.sinceSeq || this.done.has(seq));
+    return !this.spanning && this.sinceSeq !== null && !this.open.has(seq) && (seq <= this.sinceSeq || this.done.has(seq));
   }
 
   /** The channel's seq when the subscription was registered: nothing before it concerns us. */
@@ -48,8 +60,23 @@ export class Cursor {
     if (!this.skip(seq)) this.open.add(seq);
   }
 
+  /**
+   * A group that stopped spanning subscribes again live from `seq` (its new subscription's): what
+   * came before was the spanning subscription's business (the mark did not follow it), so a later
+   * resume starts here rather than replaying what other bridges took.
+   */
+  liveFrom(seq: number): void {
+    if (this.sinceSeq === null || seq > this.sinceSeq) this.sinceSeq = seq;
+  }
+
   finished(seq: number): void {
     this.open.delete(seq);
+    // A spanning group never resumes by the mark (shares.ts subscribes it without `since`): keeping
+    // one would walk `done` on every finish behind one pending seq (quadratic under load).
+    if (this.spanning) {
+      this.onFinished?.(seq);
+      return;
+    }
     this.done.add(seq);
     let low: number;
     if (this.open.size > 0) {
@@ -61,6 +88,7 @@ export class Cursor {
     }
     if (this.sinceSeq === null || low > this.sinceSeq) this.sinceSeq = low;
     for (const s of this.done) if (s <= this.sinceSeq) this.done.delete(s);
+    this.onFinished?.(seq);
   }
 
   toStored(): StoredCursor | null {

@@ -17,6 +17,8 @@ export interface ShareMember {
   /** `${session key}\0${topic filter}`: the same member again when its session resumes (or re-SUBSCRIBEs). */
   key: string;
   qos: Qos;
+  /** Its session outlives its connection (Session Expiry Interval > 0; 3.1.1 Clean Session 0). */
+  persistent: boolean;
   /** Sends `d` through the member's outbox; `cursor` is the group's (acknowledgements move it). */
   offer(d: Delivery, qos: Qos, cursor: Cursor): void;
   /** The member's resumed session had `d` in flight: it goes back to it, DUP, same packet id [MQTT-4.4.0-1]. */
@@ -52,7 +54,22 @@ interface ChannelGroup {
   filter: string;
   /** The platform subscription while a member is connected; null while the group waits for one. */
   handle: Promise<Subscription> | null;
+  /**
+   * The group spans bridges: the channel actor gives each message to one bridge's subscription of
+   * it (`share`), and each delivery is settled with the actor once finished here (`settles`, by seq).
+   * Only while every member it has had is a session that ends with its connection, at QoS 0 or 1
+   * (`spans`); a member that is not turns it into a group of this bridge alone, as before.
+   */
+  span: boolean;
+  settles: Map<number, () => void>;
 }
+
+/**
+ * A group spans bridges only while its members' sessions end with their connections, at QoS ≤ 1: the
+ * actor gives a delivery a link left unfinished to another bridge, which cannot hold a QoS 2 delivery
+ * to the one session that had it [MQTT-4.8.2-4, MQTT-4.8.2-5], nor a away member's claim on it.
+ */
+const spans = (m: ShareMember): boolean => !m.persistent && m.qos <= 1;
 
 /** A member away from its group: the channels it is away on, and one timer for its session's expiry. */
 interface Away {
@@ -70,9 +87,11 @@ const readable = (key: string): string => key.replaceAll('\u0000', ' ');
 /**
  * Shared subscriptions `$share/{group}/{filter}` [MQTT-4.8.2] (MQTT 5; accepted from 3.1.1 clients
  * too, as Mosquitto does): each message goes to one member, round-robin. One platform
- * subscription per (group, filter, channel) serves every member on this bridge. Groups are per bridge: members connected to different bridges form different
- * groups, so each bridge's group gets a copy (docs/mqtt.md — a cross-bridge group needs the channel
- * actor to pick the bridge). Retained messages are not sent to shared subscriptions (§3.3.1.3:
+ * subscription per (group, filter, channel) serves every member on this bridge. While every member
+ * is a session that ends with its connection, at QoS ≤ 1, the group spans bridges (link v5 `share`:
+ * the channel actor picks the bridge, this bridge one member); a persistent or QoS 2 member keeps it
+ * per bridge — members on different bridges then form different groups, each getting a copy
+ * (docs/mqtt.md "Shared subscriptions"). Retained messages are not sent to shared subscriptions (§3.3.1.3:
  * they go to a new *non-shared* subscription).
  *
  * Like a session, a group keeps no messages: it has a cursor. While no member is connected but a
@@ -106,7 +125,8 @@ export class SharedSubscriptions {
     let channels = this.groups.get(groupKey);
     if (!channels) this.groups.set(groupKey, (channels = new Map()));
     let g = channels.get(channel);
-    if (!g) channels.set(channel, (g = { members: [], away: new Set(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null }));
+    if (!g) channels.set(channel, (g = this.group(filter, stored, spans(member))));
+    else if (g.span && !spans(member)) this.unspan(g, groupKey, channel);
     if (g.away.delete(member.key)) this.back(member.key, channel);
     const at = g.members.findIndex((m) => m.key === member.key);
     if (at >= 0) g.members[at] = member;
@@ -117,7 +137,7 @@ export class SharedSubscriptions {
       member.offer(h.d, member.qos, g.cursor);
     }
     this.handOut(g);
-    const handle = (g.handle ??= this.subscribe(g, channel));
+    const handle = (g.handle ??= this.subscribe(g, groupKey, channel));
     try {
       await handle;
     } catch (e) {
@@ -183,7 +203,7 @@ export class SharedSubscriptions {
    */
   returned(groupKey: string, memberKey: string, d: Delivery, qos: Qos, sent: boolean): void {
     const g = this.groups.get(groupKey)?.get(d.channel);
-    if (!g || g.cursor.skip(d.seq)) return;
+    if (!g || g.cursor.skip(d.seq)) return; // (never for a spanning group: Cursor.spanning)
     g.cursor.handed(d.seq);
     const away = g.away.has(memberKey);
     if (sent && qos === 2) {
@@ -199,17 +219,60 @@ export class SharedSubscriptions {
     return this.groups.size;
   }
 
-  private subscribe(g: ChannelGroup, channel: string): Promise<Subscription> {
-    const since = g.cursor.since;
-    return this.platform.subscribe({ channel, filter: g.filter, ...(since !== null ? { since } : {}) }, (d) => this.pick(g, d)).then((h) => {
-      if (h.seq !== undefined) g.cursor.begin(h.seq);
+  private group(filter: string, stored: StoredCursor | undefined, span: boolean): ChannelGroup {
+    const g: ChannelGroup = { members: [], away: new Set(), next: 0, cursor: new Cursor(stored), held: new Map(), filter, handle: null, span, settles: new Map() };
+    g.cursor.spanning = span;
+    g.cursor.onFinished = (seq) => {
+      const settle = g.settles.get(seq);
+      if (!settle) return;
+      g.settles.delete(seq);
+      settle();
+    };
+    return g;
+  }
+
+  /**
+   * A member that cannot span (a persistent session, QoS 2) joined a spanning group: from now on a
+   * group of this bridge alone, live from now — a plain platform subscription first, then the
+   * spanning one closed, which gives what it had not finished back to the actor (for another bridge:
+   * duplicates at QoS ≤ 1, never a loss).
+   */
+  private unspan(g: ChannelGroup, groupKey: string, channel: string): void {
+    g.span = false;
+    g.cursor.spanning = false;
+    const old = g.handle;
+    if (!old) return;
+    g.handle = this.subscribe(g, groupKey, channel, false);
+    void g.handle.then(
+      () => old.then((h) => h.close(), () => undefined),
+      () => old.then((h) => h.close(), () => undefined),
+    );
+  }
+
+  private subscribe(g: ChannelGroup, groupKey: string, channel: string, resume = true): Promise<Subscription> {
+    // A spanning group is named `{ShareName}/{Topic Filter}` (the group key, readable): two MQTT shared
+    // subscriptions are two groups even where they map to one channel filter. It resumes nothing: what
+    // other bridges took is theirs, and the actor keeps what no bridge took.
+    const since = g.span || !resume ? null : g.cursor.since;
+    const req = { channel, filter: g.filter, ...(since !== null ? { since } : {}), ...(g.span ? { share: groupKey.replace('\u0000', '/') } : {}) };
+    return this.platform.subscribe(req, (d) => this.pick(g, d)).then((h) => {
+      if (h.seq !== undefined) (resume ? g.cursor.begin(h.seq) : g.cursor.liveFrom(h.seq));
       return h;
     });
   }
 
   private pick(g: ChannelGroup, d: Delivery): void {
+    if (d.settle) {
+      // A spanning group's delivery: settled when a member finishes it (Cursor.onFinished).
+      if (d.retained) return d.settle();
+      const had = g.settles.get(d.seq);
+      const settle = d.settle;
+      g.settles.set(d.seq, had ? () => (had(), settle()) : settle);
+      // Already here (a copy the actor gave again after this bridge's link dropped): that one finishes both.
+      if (g.cursor.pending(d.seq)) return;
+    }
     // Done, or already with someone (a replay after the group waited covers what it had handed out).
-    if (d.retained || g.cursor.skip(d.seq) || g.cursor.pending(d.seq)) return;
+    else if (d.retained || g.cursor.skip(d.seq) || g.cursor.pending(d.seq)) return;
     if (g.held.size > 0 && g.cursor.ahead > MAX_AHEAD) {
       // The bound: what away members kept at QoS 1 goes to the others (§4.8.2 allows it at once). A
       // QoS 2 delivery stays with its member's session [MQTT-4.8.2-4].
@@ -318,6 +381,8 @@ export class SharedSubscriptions {
     for (const memberKey of g.away) this.back(memberKey, channel);
     channels.delete(channel);
     if (channels.size === 0) this.groups.delete(groupKey);
+    // Closing a spanning subscription gives what it had not finished back to the actor (platform link).
+    g.settles.clear();
     void g.handle?.then((h) => h.close(), () => undefined);
     g.handle = null;
   }

@@ -132,6 +132,8 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
       const member: ShareMember = {
         key,
         qos: sub.qos,
+        // A member that is not (or QoS 2) keeps its group on this bridge alone (shares.ts `spans`).
+        persistent: conn.sessionExpiry > 0,
         offer: (d, qos, cursor) => {
           conn.permissions.recheck(d.channel);
           // The group's copy carries this subscription's identifier alone [MQTT-3.3.4-5].

@@ -71,7 +71,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     publish: (req: PublishRequest): Promise<PublishOutcome> => linkFor(req.channel).publish(req),
     async subscribe(req: SubscribeRequest, onMessage: (d: Delivery) => void): Promise<Subscription> {
       try {
-        return await linkFor(req.channel).subscribe(req.filter, onMessage, { ...(req.since !== undefined ? { since: req.since } : {}), ...(req.noLocal ? { noLocal: req.noLocal } : {}) });
+        return await linkFor(req.channel).subscribe(req.filter, onMessage, { ...(req.since !== undefined ? { since: req.since } : {}), ...(req.noLocal ? { noLocal: req.noLocal } : {}), ...(req.share !== undefined ? { share: req.share } : {}) });
       } catch (e) {
         const status = (e as { status?: number }).status ?? 503;
         throw new PlatformError(status, e instanceof Error ? e.message : String(e));

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage, type Mqtt5Fields } from '../../shared/link';
+import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, LINK_SUBPROTOCOLS, linkDialect, type ActorOp, type BridgeOp, type LinkMessage, type LinkSettled, type Mqtt5Fields } from '../../shared/link';
 import type { Delivery, PublishOutcome, PublishRequest } from './types';
 
 /**
@@ -42,12 +42,18 @@ export interface LinkOptions {
   idleMs?: number;
   /** Start over when a frame of publishes is not answered within this long (ms; default 30 s). */
   answerTimeoutMs?: number;
+  /** While spanning deliveries are unsettled, send something at least this often (ms; default 30 s): see beat(). */
+  beatMs?: number;
   log?: (msg: string) => void;
 }
 
 interface Sub {
   filter: string;
   noLocal?: string;
+  /** Its shared group spanning bridges (link v5, shared/link.ts). */
+  share?: string;
+  /** The `settle` of each of its spanning deliveries not settled yet (on this socket). */
+  unsettled?: Set<() => void>;
   lastSeq: number | null;
   onMessage: (d: Delivery) => void;
   ready?: () => void;
@@ -57,10 +63,19 @@ interface Sub {
 
 type Pending = (o: PublishOutcome) => void;
 
+/** A numbered frame (`frame no`, link v5): how many of its spanning deliveries are not settled yet; `read` once all were handed over. */
+interface SpanFrame {
+  no: number;
+  left: number;
+  read: boolean;
+}
+
 /** Frames of publishes awaiting the actor's answer before further publishes wait (see flush). */
 const MAX_UNANSWERED_FRAMES = 2;
 /** How long the actor may take to answer a frame of publishes before the link starts over. */
 const ANSWER_TIMEOUT_MS = 30_000;
+/** Well under the 70–140 s without an incoming event after which the runtime may evict a channel actor. */
+const BEAT_MS = 30_000;
 
 const fail = (status: number, code: string, message: string): PublishOutcome => ({ ok: false, status, code, message });
 
@@ -83,6 +98,19 @@ export class ChannelLink {
   framesSent = 0;
   /** A permanent refusal (e.g. 404: the channel does not exist): no reconnects, everything fails with it. */
   private refused: PublishOutcome | null = null;
+  /**
+   * Shared groups spanning bridges (link v5): the socket speaks v5; how many subscriptions name a
+   * group; the `settled` op queued and still open to more numbers; the socket's number, so that a
+   * settle of a delivery from an earlier socket counts nothing (the actor gave it to another link
+   * when that socket closed).
+   */
+  private spanning = false;
+  private spanSubs = 0;
+  private settledOp: LinkSettled | null = null;
+  private socketNo = 0;
+  private beatTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When flush() last sent a frame (ms): the actor heard from this link then. */
+  private sentAt = 0;
 
   constructor(private readonly opts: LinkOptions) {}
 
@@ -105,21 +133,34 @@ export class ChannelLink {
   }
 
   /** Resolves once the actor confirmed the subscription and replayed what it keeps (retained first). */
-  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string } = {}): Promise<{ close: () => void; seq?: number }> {
+  subscribe(filter: string, onMessage: (d: Delivery) => void, opts: { since?: number; noLocal?: string; share?: string } = {}): Promise<{ close: () => void; seq?: number }> {
     if (this.refused) return Promise.reject(new Error(this.refused.ok ? 'refused' : this.refused.message));
     const sub = this.nextSub++;
-    const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) };
+    const s: Sub = { filter, lastSeq: opts.since ?? null, onMessage, ...(opts.noLocal ? { noLocal: opts.noLocal } : {}), ...(opts.share !== undefined ? { share: opts.share, unsettled: new Set() } : {}) };
     this.subs.set(sub, s);
+    if (s.share !== undefined) this.spanSubs++;
     const done = new Promise<void>((resolve, reject) => {
       s.ready = resolve;
       s.reject = reject;
     });
-    this.send({ op: 'subscribe', sub, filter, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.noLocal ? { noLocal: opts.noLocal } : {}) });
+    this.send(subscribeOp(sub, s, opts.since));
     return done.then(() => ({
       // The channel's seq at subscription (from the suback), or the resume point given.
       ...(s.subscribedAt !== undefined ? { seq: s.subscribedAt } : {}),
       close: () => {
-        if (this.subs.delete(sub) && this.open) this.send({ op: 'unsubscribe', sub });
+        if (!this.subs.delete(sub)) return;
+        if (s.share !== undefined) this.spanSubs--;
+        // Open: the actor is told. Not: the subscribe re-queued for the next socket (onClose) must not
+        // go out, or the actor would keep a subscription nobody reads (in a group: given messages).
+        if (this.open) {
+          this.send({ op: 'unsubscribe', sub });
+          // Its settles go in a `settled` op after the unsubscribe, never into an earlier one: the
+          // actor gives a delivery to another link only on the unsubscribe, and releases it as
+          // finished on the settle — a settle first would release it to no one.
+          this.settledOp = null;
+        } else this.queue = this.queue.filter((op) => !(op.op === 'subscribe' && op.sub === sub));
+        // What it had not finished is given back (after the unsubscribe: the actor gives it to another bridge).
+        for (const settle of [...(s.unsettled ?? [])]) settle();
         this.armIdle();
       },
     }));
@@ -128,6 +169,7 @@ export class ChannelLink {
   close(): void {
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.beatTimer) (clearTimeout(this.beatTimer), (this.beatTimer = null));
     this.failPending(fail(503, 'bridge_closing', 'the bridge is shutting down'));
     this.ws?.close(1001, 'bridge shutting down');
   }
@@ -150,24 +192,31 @@ export class ChannelLink {
    * Sends what is queued. At most MAX_UNANSWERED_FRAMES frames of publishes are in flight: while
    * they are, publishes (and what was queued after them, to keep the order) wait and then leave
    * together. Under load frames grow to what arrived meanwhile — fewer, bigger actor transactions —
-   * while a lone publish still leaves at once. Flow-control acks (`consumed`) never wait.
+   * while a lone publish still leaves at once. Acknowledgements (`consumed`, `settled`) and
+   * `unsubscribe` never wait, and keep their order among themselves: a `settled` may name frames an
+   * earlier `unsubscribe` gave back, which the actor must read first (it gives them to another link
+   * only on the unsubscribe). An unsubscribe is never queued before its subscribe's suback (close()
+   * exists only after it), and a subscribe re-queued while the link is down is filtered out, so it
+   * cannot overtake its subscribe.
    */
   private flush(): void {
     this.flushScheduled = false;
     if (!this.open || !this.ws || this.queue.length === 0) return;
     let ops = this.queue;
     this.queue = [];
+    this.settledOp = null;
     if (this.unanswered.length >= MAX_UNANSWERED_FRAMES) {
       const first = ops.findIndex((op) => op.op === 'publish');
       if (first >= 0) {
-        this.queue = ops.slice(first).filter((op) => op.op !== 'consumed');
-        ops = [...ops.slice(0, first), ...ops.slice(first).filter((op) => op.op === 'consumed')];
+        this.queue = ops.slice(first).filter((op) => !neverHeld(op));
+        ops = [...ops.slice(0, first), ...ops.slice(first).filter(neverHeld)];
       }
     }
     for (const frame of frames(ops)) {
       // String references and QoS only if the platform chose a subprotocol with them (an older worker answers v2 or v1).
       this.ws.send(encodeLinkFrame(frame, linkDialect(this.ws.protocol)));
       this.framesSent++;
+      this.sentAt = Date.now();
       let last = -1;
       for (const op of frame) if (op.op === 'publish') last = op.id;
       if (last >= 0) this.unanswered.push({ last, at: Date.now() });
@@ -206,6 +255,7 @@ export class ChannelLink {
     this.ws = ws;
     ws.on('open', () => {
       this.open = true;
+      this.spanning = linkDialect(ws.protocol).share === true;
       this.retryMs = 250;
       this.flush();
     });
@@ -224,29 +274,36 @@ export class ChannelLink {
   private onClose(): void {
     this.ws = null;
     this.open = false;
+    // The actor gives what this socket left unsettled to the group again: settles from it count nothing now.
+    this.spanning = false;
+    this.settledOp = null;
+    this.socketNo++;
+    for (const s of this.subs.values()) s.unsettled?.clear();
     this.unanswered = [];
     if (this.answerTimer) (clearTimeout(this.answerTimer), (this.answerTimer = null));
     if (this.refused || this.closed) {
       this.failPending(this.refused ?? fail(503, 'link_lost', 'connection to the channel was lost; retry'));
-      this.queue = this.queue.filter((op) => op.op !== 'publish' && op.op !== 'consumed');
+      this.queue = this.queue.filter((op) => op.op !== 'publish' && !isAck(op));
     } else {
       // Publishes sent may or may not have been stored: the device is told to retry. Those still
       // queued (held behind unanswered frames, or not flushed yet) go out on the next socket.
       const unsent = new Set(this.queue.flatMap((op) => (op.op === 'publish' ? [op.id] : [])));
       const lost = fail(503, 'link_lost', 'connection to the channel was lost; retry');
       for (const [id, resolve] of this.pending) if (!unsent.has(id)) (this.pending.delete(id), resolve(lost));
-      this.queue = this.queue.filter((op) => op.op !== 'consumed');
+      // Acknowledgements speak of the closed socket's deliveries and frames: never carried over.
+      this.queue = this.queue.filter((op) => !isAck(op));
     }
     if (this.refused) {
       const why = this.refused.ok ? 'refused' : this.refused.message;
       for (const s of this.subs.values()) s.reject?.(Object.assign(new Error(why), { status: this.refused.ok ? 500 : this.refused.status }));
       this.subs.clear();
+      this.spanSubs = 0;
       return;
     }
     if (this.closed || (this.subs.size === 0 && this.pending.size === 0)) return;
     // Resume every subscription after the last seq it saw.
     this.queue = this.queue.filter((op) => op.op !== 'subscribe');
-    for (const [sub, s] of this.subs) this.queue.push({ op: 'subscribe', sub, filter: s.filter, ...(s.lastSeq !== null ? { since: s.lastSeq } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}) });
+    for (const [sub, s] of this.subs) this.queue.push(subscribeOp(sub, s, s.lastSeq ?? undefined));
     const wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, 10_000);
     setTimeout(() => this.connect(), wait).unref?.();
@@ -263,10 +320,14 @@ export class ChannelLink {
       ops = decodeLinkFrame(bytes) as ActorOp[];
     } catch (e) {
       this.opts.log?.(`link ${this.url}: bad frame from actor: ${e instanceof Error ? e.message : String(e)}`);
+      // It may have held group deliveries under a number this bridge now never settles: start over
+      // (the actor gives what this socket held to the group again; subscriptions resume).
+      if (this.spanning && this.spanSubs > 0) this.ws?.terminate();
       return;
     }
     let consumed = 0;
     const ready: (() => void)[] = [];
+    let span: SpanFrame | null = null;
     for (const op of ops) {
       switch (op.op) {
         case 'ack':
@@ -286,8 +347,11 @@ export class ChannelLink {
           }
           break;
         }
+        case 'frame':
+          if (this.spanning) span = { no: op.no, left: 0, read: false };
+          break;
         case 'message':
-          consumed = Math.max(consumed, this.deliver(op));
+          consumed = Math.max(consumed, this.deliver(op, span));
           break;
         case 'gap':
           this.opts.log?.(`link ${this.url}: subscription ${op.sub} missed seq ${op.from}..${op.to} (older than the actor keeps)`);
@@ -298,9 +362,13 @@ export class ChannelLink {
           // on a new socket (pending publishes fail with 503, subscriptions resume) rather than hang.
           if (op.code === 'bad_frame') this.ws?.terminate();
           break;
-        case 'unsuback':
-          break;
       }
+    }
+    // A numbered frame is settled once every spanning delivery in it is (at once if it handed none over:
+    // those for a subscription closed meanwhile the actor gives to another link on the unsubscribe).
+    if (span) {
+      span.read = true;
+      if (span.left === 0) this.settledFrame(span.no);
     }
     // Replays arrive in the same frame as their suback: subscribers are ready once all are delivered.
     for (const r of ready) r();
@@ -320,7 +388,57 @@ export class ChannelLink {
     resolve(outcome);
   }
 
-  private deliver(op: LinkMessage): number {
+  /** Tells the actor frame `no` is finished: numbers of one tick go in one `settled` op (shared/link.ts). */
+  private settledFrame(no: number): void {
+    if (!this.open) return;
+    if (this.settledOp && this.settledOp.frames.length < LINK_LIMITS.settledPerOp) {
+      this.settledOp.frames.push(no);
+      return;
+    }
+    this.settledOp = { op: 'settled', frames: [no] };
+    this.send(this.settledOp);
+  }
+
+  /** `settle` for one spanning delivery in `frame`: once, and only while this socket lives. */
+  private settler(s: Sub, frame: SpanFrame): () => void {
+    const socket = this.socketNo;
+    let done = false;
+    frame.left++;
+    const settle = (): void => {
+      if (done) return;
+      done = true;
+      s.unsettled?.delete(settle);
+      if (socket !== this.socketNo) return;
+      frame.left--;
+      if (frame.left === 0 && frame.read) this.settledFrame(frame.no);
+    };
+    s.unsettled?.add(settle);
+    this.beat();
+    return settle;
+  }
+
+  /**
+   * What the actor holds unsettled for this link is in its memory only, and a setTimeout there does
+   * not stop the runtime from evicting it after 70–140 s without an incoming event — losing what a
+   * device still holds (a QoS 1 delivery whose connection died silently is noticed only after 1.5×
+   * its keep alive). So while any spanning delivery on this socket is unsettled, the link sends
+   * something at least every `beatMs`: an empty `settled` (a no-op for the actor) when nothing else went.
+   */
+  private beat(wait = this.opts.beatMs ?? BEAT_MS): void {
+    if (this.beatTimer || this.closed) return;
+    this.beatTimer = setTimeout(() => {
+      this.beatTimer = null;
+      if (!this.open || !this.spanning || ![...this.subs.values()].some((s) => (s.unsettled?.size ?? 0) > 0)) return;
+      const every = this.opts.beatMs ?? BEAT_MS;
+      const quiet = Date.now() - this.sentAt;
+      if (quiet < every) return this.beat(every - quiet);
+      this.send({ op: 'settled', frames: [] });
+      this.beat();
+    }, wait);
+    this.beatTimer.unref?.();
+  }
+
+  private deliver(op: LinkMessage, span: SpanFrame | null = null): number {
     const e = op.envelope;
     const userProperties = op.properties ? groupProperties(op.properties) : undefined;
     const d: Delivery = { channel: e.channel, subtopic: e.subtopic, publisher: e.publisher, protocol: e.protocol, contentType: e.contentType, payload: e.payload, created: e.created, seq: e.seq, retained: op.retained };
@@ -337,7 +455,7 @@ export class ChannelLink {
       if (!s) continue;
       if (!op.retained) s.lastSeq = Math.max(s.lastSeq ?? 0, e.seq);
       try {
-        s.onMessage(d);
+        s.onMessage(span && s.share !== undefined ? { ...d, settle: this.settler(s, span) } : d);
       } catch (err) {
         this.opts.log?.(`subscriber callback failed: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -353,6 +471,17 @@ export class ChannelLink {
     }, this.opts.idleMs ?? 60_000);
     this.idleTimer.unref?.();
   }
+}
+
+/** Acknowledgements of what the actor sent on this socket: never held behind publishes, never carried to the next socket. */
+const isAck = (op: BridgeOp): boolean => op.op === 'consumed' || op.op === 'settled';
+
+/** What flush() sends even while publishes wait: acknowledgements, and the unsubscribes they may follow. */
+const neverHeld = (op: BridgeOp): boolean => isAck(op) || op.op === 'unsubscribe';
+
+/** A subscription's op, on its first socket or again on the next one (`share` is written on a v5 link only: encodeLinkFrame). */
+function subscribeOp(sub: number, s: Sub, since: number | undefined): BridgeOp {
+  return { op: 'subscribe', sub, filter: s.filter, ...(since !== undefined ? { since } : {}), ...(s.noLocal ? { noLocal: s.noLocal } : {}), ...(s.share !== undefined ? { share: s.share } : {}) };
 }
 
 const NO_MQTT5: Mqtt5Fields = Object.freeze({});

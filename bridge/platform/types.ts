@@ -52,6 +52,12 @@ export interface Delivery extends Mqtt5Fields {
   expiresAt?: number;
   /** The QoS an MQTT client published it with, when below 2 (absent: 2): it goes out at min(this, granted) [MQTT-3.8.4-8]. */
   qos?: 0 | 1;
+  /**
+   * Given to a shared group spanning bridges (SubscribeRequest.share): call once it is finished
+   * (acknowledged by a member, or let go). Until then the channel actor gives it to another bridge
+   * if this one's subscription closes or its link drops. Idempotent.
+   */
+  settle?: () => void;
 }
 
 /** `format`, `responseTopic`, `correlation`: what an MQTT 5 publisher said beyond the envelope (shared/link.ts), passed on unaltered. */
@@ -85,6 +91,12 @@ export interface SubscribeRequest {
   since?: number;
   /** MQTT 5 No Local: skip messages published with this origin, the subscribing connection's session key [MQTT-3.8.3-3]. */
   noLocal?: string;
+  /**
+   * An MQTT shared group spanning bridges, `{ShareName}/{Topic Filter}`: the channel actor gives each
+   * message to one bridge's subscription of the group (link v5). Deliveries then carry `settle`; with
+   * an older platform they do not, and the subscription gets every message.
+   */
+  share?: string;
 }
 
 export interface Subscription {

@@ -6,12 +6,13 @@ import { channelIdProblem, subtopicProblem } from '../../shared/topics';
 import { DEFAULT_CONFIG, DRAIN_BACKSTOP_MS, DRAINED_SAVE_MS, DRAIN_EARLY_GAP_MS, DRAIN_EARLY_ROWS, MAX_BATCH, mergeConfig, type ChannelConfig } from './config';
 import { drainOutbox } from './drain';
 import { writerFor, type StoreWriter } from '../writer';
-import { closeSocket, deliver, sendFrame } from './fanout';
-import { Flow } from './flow';
+import { closeSocket, deliver, regive, sendFrame } from './fanout';
+import { CLOSE_TRY_AGAIN_LATER, Flow } from './flow';
 import { checkPayload } from './payload';
 import { RateLimiter } from './ratelimit';
 import { Retention } from './retention';
 import { ensureSchema } from './schema';
+import { ShareGroups } from './shares';
 import { SocketCache, TAG_LINK, TAG_SUBSCRIBER } from './sockets';
 import { ChannelStore, type AppendItem } from './store';
 import { fail, type ChannelInfo, type PublishInput, type PublishResult } from './types';
@@ -53,6 +54,8 @@ export class ChannelCore {
   readonly store: ChannelStore;
   readonly flow = new Flow();
   readonly sockets = new SocketCache();
+  /** Shared subscription groups spanning links (link v5), in memory (shares.ts). */
+  shares = new ShareGroups();
   /** Live subscribers' permissions, asked again while they live (access.ts). */
   readonly access = new SubscriberAccess(this);
   /** This channel's row in D1's `live_channels` while it has subscribers (live.ts). */
@@ -105,6 +108,20 @@ export class ChannelCore {
       return a ? [a.id] : [];
     });
     this.store.pruneLinkSubs(live);
+    this.loadShares();
+  }
+
+  /**
+   * Shared groups, from the subscriptions that name one: an instance starts with nothing else of
+   * them in memory (what an earlier one had unsettled is forgotten: shares.ts, docs/channel-actor.md).
+   */
+  loadShares(shares = new ShareGroups()): void {
+    // The last resort for a link that holds shared deliveries and settles none (shares.ts sweep, logged there).
+    shares.onStuck = (id, why) => {
+      for (const ws of this.ctx.getWebSockets(TAG_LINK)) if (this.sockets.attachment(ws)?.id === id) closeSocket(this, ws, CLOSE_TRY_AGAIN_LATER, why);
+    };
+    for (const s of this.store.sharedLinkSubs()) shares.join(s.socket, s.sub, s.share, s.filter);
+    this.shares = shares;
   }
 
   private applyConfig(config: ChannelConfig): void {
@@ -380,6 +397,8 @@ export class ChannelCore {
     if (att?.kind === 'link') {
       this.ctx.storage.sql.exec('DELETE FROM link_subs WHERE socket = ?', att.id);
       this.sockets.forgetLink(att.id);
+      // What it was given for shared groups and did not settle goes to their other links (or waits as orphans).
+      if (this.shares.active) regive(this, this.shares.linkGone(att.id));
     } else if (att?.kind === 'subscriber') this.live.sync();
   }
 

@@ -3,6 +3,7 @@ import { encodeLinkFrame, type ActorOp, type LinkMessage } from '../../shared/li
 import type { Window } from './config';
 import { CLOSE_TRY_AGAIN_LATER, bufferedAmount } from './flow';
 import type { ChannelCore } from './core';
+import type { Given } from './shares';
 import { TAG_LINK, TAG_SUBSCRIBER } from './sockets';
 import { isLocal, type ChannelMessage } from './types';
 
@@ -64,27 +65,82 @@ export function messageOp(m: ChannelMessage, subs: number[], retained: boolean, 
 
 const opBytes = (op: ActorOp): number => (op.op === 'message' ? op.envelope.payload.length + 128 + op.subs.length * 5 : 64);
 
-/** Sends ops to a link socket, several frames if they are large; `live` deliveries count against the window. */
+/**
+ * Sends ops to a link socket, several frames if they are large; `live` deliveries count against the
+ * window. A frame holding shared-group deliveries starts with its number (`frame`, link v5) and is
+ * remembered with them until the bridge settles it (shares.ts); what the link is not sent after all
+ * (it closed, or a send failed) is given to the groups again.
+ */
 export function sendLinkOps(core: ChannelCore, ws: WebSocket, ops: readonly ActorOp[], live = false): boolean {
   let chunk: ActorOp[] = [];
   let size = 0;
   const att = core.sockets.attachment(ws);
   const link = att?.kind === 'link' ? att : null;
+  const linkId = link?.id ?? '';
   const dialect = { refs: link?.refs === true, qos: link?.qos === true, mqtt5: link?.mqtt5 === true };
+  const shares = link?.share === true && core.shares.active ? core.shares : null;
+  let unsentZero: Given[] = [];
   const flush = (): boolean => {
     if (chunk.length === 0) return true;
-    const ok = send(core, ws, encodeLinkFrame(chunk, dialect));
+    let frame: ActorOp[] = chunk;
+    let zero: Given[] = [];
+    if (shares) {
+      const f = shares.framed(linkId, chunk);
+      if (f.no !== null) frame = [{ op: 'frame', no: f.no }, ...chunk];
+      if (f.back.length > 0) regive(core, f.back);
+      zero = f.zero;
+    }
+    const ok = send(core, ws, encodeLinkFrame(frame, dialect));
+    // QoS 0 deliveries framed (released as given once) but not sent after all: to the group again,
+    // with the rest (giveBack), once the link has left its groups.
+    if (!ok) unsentZero = zero;
     chunk = [];
     size = 0;
     return ok;
   };
-  for (const op of ops) {
+  /** Not sent after all: what `rest` held for groups goes to them again, and a link that cannot be sent to leaves them (or the next pick would be it again). */
+  const giveBack = (rest: readonly ActorOp[]): false => {
+    if (shares) regive(core, [...shares.unsent(linkId, rest), ...shares.linkGone(linkId), ...unsentZero]);
+    return false;
+  };
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as ActorOp;
     chunk.push(op);
     size += opBytes(op);
-    if (live && op.op === 'message' && overWindow(core, ws, true, op.envelope.seq, opBytes(op), core.config.linkWindow)) return false;
-    if (size >= LINK_FRAME_BYTES && !flush()) return false;
+    // Closed (its unsettled frames were given again): what it was not sent goes too.
+    if (live && op.op === 'message' && overWindow(core, ws, true, op.envelope.seq, opBytes(op), core.config.linkWindow)) return giveBack([...chunk, ...ops.slice(i + 1)]);
+    if (size >= LINK_FRAME_BYTES && !flush()) return giveBack(ops.slice(i + 1));
   }
-  return flush();
+  return flush() || giveBack([]);
+}
+
+/** Group deliveries given back (a link closed or unsubscribed, shares.ts): sent to the links the groups pick now. */
+export function regive(core: ChannelCore, back: readonly Given[]): void {
+  const byLink = core.shares.regive(back);
+  if (byLink.size === 0) return;
+  const now = Date.now();
+  for (const ws of core.ctx.getWebSockets(TAG_LINK)) {
+    const att = core.sockets.attachment(ws);
+    if (att?.kind !== 'link') continue;
+    const given = byLink.get(att.id);
+    if (!given) continue;
+    byLink.delete(att.id);
+    sendLinkOps(core, ws, given.map((x) => sharedOp(core, x, now)), true);
+  }
+  for (const [id, given] of byLink) unreachable(core, id, given);
+}
+
+/** A link picked for group deliveries has no socket here (a link leaves its groups when its socket goes, so this should not be): it leaves them now. */
+function unreachable(core: ChannelCore, linkId: string, given: readonly Given[]): void {
+  console.warn(`shared groups: link ${linkId} has no socket; its group deliveries go to the others`);
+  regive(core, [...core.shares.linkGone(linkId), ...given]);
+}
+
+/** A message op for one group delivery, remembered as such (shares.ts `mark`). */
+export function sharedOp(core: ChannelCore, x: Given, now: number): LinkMessage {
+  const op = messageOp(x.m, [x.sub], false, now);
+  core.shares.mark(op, [x]);
+  return op;
 }
 
 /**
@@ -124,17 +180,28 @@ export function deliver(core: ChannelCore, messages: readonly ChannelMessage[]):
   }
 
   const now = Date.now();
+  // Shared groups spanning links (shares.ts): one link of each group per message. With none, one check.
+  const picks = core.shares.active ? core.shares.pick(messages, now) : null;
   for (const ws of core.ctx.getWebSockets(TAG_LINK)) {
     const att = core.sockets.attachment(ws);
     if (!att || att.kind !== 'link') continue;
     const subs = core.sockets.linkSubs(core.store, att.id);
-    if (subs.length === 0) continue;
+    const mine = picks?.get(att.id);
+    if (subs.length === 0 && !mine) continue;
     const ops: ActorOp[] = [];
-    for (const m of messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as ChannelMessage;
       const ids: number[] = [];
-      for (const s of subs) if (s.match(m.envelope.subtopic) && !isLocal(s.noLocal, m)) ids.push(s.sub);
-      if (ids.length > 0) ops.push(messageOp(m, ids, false, now));
+      for (const s of subs) if (s.share === null && s.match(m.envelope.subtopic) && !isLocal(s.noLocal, m)) ids.push(s.sub);
+      const given = mine?.get(i);
+      if (given) for (const x of given) ids.push(x.sub);
+      if (ids.length === 0) continue;
+      const op = messageOp(m, ids, false, now);
+      if (given) core.shares.mark(op, given);
+      ops.push(op);
     }
+    picks?.delete(att.id);
     sendLinkOps(core, ws, ops, true);
   }
+  if (picks) for (const [id, mine] of picks) unreachable(core, id, [...mine.values()].flat());
 }

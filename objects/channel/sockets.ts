@@ -43,6 +43,8 @@ export interface LinkAttachment {
   qos?: boolean;
   /** Frames to the bridge may carry the MQTT 5 format, Response Topic and Correlation Data (the link chose `edgeflux.link.v4`). Absent on links accepted before v4. */
   mqtt5?: boolean;
+  /** Its subscriptions may name a shared group, and it settles group deliveries by frame (the link chose `edgeflux.link.v5`). Absent on links accepted before v5. */
+  share?: boolean;
 }
 
 export type Attachment = SubscriberAttachment | LinkAttachment;
@@ -142,6 +144,8 @@ export interface CompiledLinkSub {
   sub: number;
   match: (subtopic: string) => boolean;
   noLocal: string | null;
+  /** Its shared group (link v5): delivered through the group (shares.ts), not as a plain subscription. */
+  share: string | null;
 }
 
 export class SocketCache {
@@ -178,7 +182,7 @@ export class SocketCache {
   linkSubs(store: ChannelStore, linkId: string): CompiledLinkSub[] {
     let subs = this.links.get(linkId);
     if (!subs) {
-      subs = store.linkSubs(linkId).map((r) => ({ sub: r.sub, match: compileFilter(r.filter), noLocal: r.no_local }));
+      subs = store.linkSubs(linkId).map((r) => ({ sub: r.sub, match: compileFilter(r.filter), noLocal: r.noLocal, share: r.share }));
       this.links.set(linkId, subs);
     }
     return subs;

@@ -77,6 +77,29 @@ export interface LinkSubRow extends Row {
   no_local: string | null;
 }
 
+/** A link subscription as kept: its No Local token, or the shared group it belongs to (link v5), never both. */
+export interface LinkSub {
+  sub: number;
+  filter: string;
+  noLocal: string | null;
+  share: string | null;
+}
+
+/**
+ * A shared subscription's group is kept in `link_subs.no_local` behind this prefix, not in a column
+ * of its own: No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4], so that column
+ * is free for them, and no schema change is needed (an actor rolled back to code before link v5
+ * reads the group as a No Local token that matches no publisher: a plain subscription, what such
+ * code gives every subscription). A token never starts with U+0001 (it is a device id, or a
+ * principal and client id).
+ */
+const SHARE_PREFIX = '\u0001share\u0001';
+
+function linkSubOf(r: LinkSubRow): LinkSub {
+  const shared = r.no_local?.startsWith(SHARE_PREFIX) === true;
+  return { sub: r.sub, filter: r.filter, noLocal: shared ? null : r.no_local, share: shared ? (r.no_local as string).slice(SHARE_PREFIX.length) : null };
+}
+
 /** ArrayBuffer holding exactly the view's bytes (SQLite binds ArrayBuffers, not views). */
 function toArrayBuffer(u8: Uint8Array): ArrayBuffer {
   if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && u8.buffer instanceof ArrayBuffer) return u8.buffer;
@@ -440,16 +463,24 @@ export class ChannelStore {
     this.drainedUnsaved = false;
   }
 
-  linkSubs(socket: string): LinkSubRow[] {
-    return this.sql.exec<LinkSubRow>('SELECT sub, filter, no_local FROM link_subs WHERE socket = ? ORDER BY sub', socket).toArray();
+  linkSubs(socket: string): LinkSub[] {
+    return this.sql.exec<LinkSubRow>('SELECT sub, filter, no_local FROM link_subs WHERE socket = ? ORDER BY sub', socket).toArray().map(linkSubOf);
+  }
+
+  /** Every link's shared subscriptions (an instance rebuilds its groups from them: shares.ts). */
+  sharedLinkSubs(): (LinkSub & { socket: string; share: string })[] {
+    return this.sql
+      .exec<LinkSubRow & { socket: string }>('SELECT socket, sub, filter, no_local FROM link_subs WHERE substr(no_local, 1, ?) = ? ORDER BY socket, sub', SHARE_PREFIX.length, SHARE_PREFIX)
+      .toArray()
+      .map((r) => ({ ...linkSubOf(r), socket: r.socket, share: (r.no_local as string).slice(SHARE_PREFIX.length) }));
   }
 
   linkSubCount(socket: string): number {
     return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM link_subs WHERE socket = ?', socket).one().n;
   }
 
-  putLinkSub(socket: string, sub: number, filter: string, noLocal: string | null): void {
-    this.sql.exec('INSERT OR REPLACE INTO link_subs (socket, sub, filter, no_local) VALUES (?, ?, ?, ?)', socket, sub, filter, noLocal);
+  putLinkSub(socket: string, s: LinkSub): void {
+    this.sql.exec('INSERT OR REPLACE INTO link_subs (socket, sub, filter, no_local) VALUES (?, ?, ?, ?)', socket, s.sub, s.filter, s.share !== null ? SHARE_PREFIX + s.share : s.noLocal);
   }
 
   deleteLinkSub(socket: string, sub: number): void {

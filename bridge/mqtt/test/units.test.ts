@@ -44,6 +44,38 @@ describe('resume cursor', () => {
     expect(c.toStored()).toEqual({ since: 15, acked: [] });
   });
 
+  it('a spanning cursor keeps no mark: finishes behind one pending seq leave nothing in `done`, each is told', () => {
+    const c = new Cursor(undefined, 0);
+    c.spanning = true;
+    const told: number[] = [];
+    c.onFinished = (s) => told.push(s);
+    for (let s = 1; s <= 1000; s++) c.handed(s);
+    for (let s = 2; s <= 1000; s++) c.finished(s);
+    expect(c.ahead).toBe(0);
+    expect(told.length).toBe(999);
+    expect(c.pending(1)).toBe(true);
+    // It stops spanning: live from its new subscription's seq, not replaying what went before.
+    c.spanning = false;
+    c.liveFrom(1000);
+    expect(c.since).toBe(1000);
+  });
+
+  it('a delivery still in flight when a group stops spanning is not taken for done: given back, it goes out again, and the mark moves past it', () => {
+    const c = new Cursor(undefined, 0);
+    c.spanning = true;
+    c.handed(5); // a non-persistent member holds seq 5, unacknowledged
+    c.spanning = false;
+    c.liveFrom(10); // a persistent member joined at the channel's seq 10
+    expect(c.skip(5)).toBe(false); // the member left: seq 5 is handed out again, not dropped
+    c.handed(5);
+    for (let s = 11; s <= 20; s++) c.handed(s);
+    for (let s = 11; s <= 20; s++) c.finished(s);
+    expect(c.since).toBe(10); // held back by seq 5, as any pending delivery holds the mark
+    c.finished(5);
+    expect(c.since).toBe(20);
+    expect(c.ahead).toBe(0);
+  });
+
   it('a stored cursor skips what was already done', () => {
     const c = new Cursor({ since: 5, acked: [8] });
     expect([4, 5, 6, 7, 8, 9].map((s) => c.skip(s))).toEqual([true, true, false, false, true, false]);
