@@ -56,10 +56,12 @@ export function ChannelSettingsPage({ org, channel }: { org: string; channel: st
 function SettingsForm({ org, channel, limits, onSaved }: { org: string; channel: string; limits: ChannelLimits; onSaved: (l: ChannelLimits) => void }) {
   const [draft, setDraft] = useState<Draft>(() => draftOf(limits));
   const [done, setDone] = useState('');
-  const [invalid, setInvalid] = useState<string | undefined>();
   const act = useAction();
   const form = useRef<HTMLFormElement>(null);
   const problemId = useId();
+  // The setting a refused value's problem names: derived in the same render as the problem's text,
+  // so the alert and the field's aria-invalid appear together (an effect set it one render later).
+  const invalid = act.error instanceof EdgefluxError ? settingNamed(act.error.detail) : undefined;
   const set = (change: Partial<Draft>) => {
     setDone('');
     setDraft((d) => ({ ...d, ...change }));
@@ -75,7 +77,6 @@ function SettingsForm({ org, channel, limits, onSaved }: { org: string; channel:
   const save = (e: SubmitEvent) => {
     e.preventDefault();
     setDone('');
-    setInvalid(undefined);
     void act.run(async () => {
       const l = await api.org(org).channels.setLimits(channel, patchOf(limits, draft));
       onSaved(l);
@@ -83,9 +84,6 @@ function SettingsForm({ org, channel, limits, onSaved }: { org: string; channel:
       setDone('Saved. The table shows the settings now in effect.');
     });
   };
-  useEffect(() => {
-    if (act.error instanceof EdgefluxError) setInvalid(settingNamed(act.error.detail));
-  }, [act.error]);
 
   // Marks the setting a problem names, and points it at the problem's text.
   const field = (name: string) => (invalid === name ? { 'aria-invalid': true as const, 'aria-describedby': problemId } : {});
@@ -152,7 +150,7 @@ function SettingsForm({ org, channel, limits, onSaved }: { org: string; channel:
         <button type="submit" disabled={act.busy}>
           Save settings
         </button>
-        <button type="button" class="quiet" disabled={act.busy} onClick={() => (act.clear(), setInvalid(undefined), set(draftOf(limits)))}>
+        <button type="button" class="quiet" disabled={act.busy} onClick={() => (act.clear(), set(draftOf(limits)))}>
           Reset
         </button>
         <span role="status">{done}</span>
