@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { CLOSE_TAKEN_OVER, parseActorOp, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
-import { propertyPairs } from '../platform/link';
+import { propertyPairs } from '../platform/link-frames';
 import { PlatformError, wsUrl, type WorkerUrl } from '../platform/types';
 import type { OpenOptions, SessionHolder, SessionLease, SessionState, SessionStore } from './session';
 

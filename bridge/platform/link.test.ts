@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { decodeLinkFrame, encodeLinkFrame, LINK_LIMITS, type BridgeOp } from '../../shared/link';
 import mqtt from 'mqtt-packet';
-import { ChannelLink, frames, groupProperties, maskingNeedless, propertyPairs } from './link';
+import { ChannelLink, maskingNeedless } from './link';
+import { frames, groupProperties, propertyPairs } from './link-frames';
 import type { PublishRequest } from './types';
 
 const pub = (id: number, bytes = 10): BridgeOp => ({ op: 'publish', id, subtopic: '', publisher: 'd', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array(bytes), retain: false });
