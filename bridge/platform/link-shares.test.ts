@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decodeLinkFrame, encodeLinkFrame, LINK_SUBPROTOCOL, linkDialect, type ActorOp, type BridgeOp } from '../../shared/link';
-import { ChannelLink } from './link';
+import { ChannelLink, type LinkOptions } from './link';
 import type { Delivery, PublishRequest } from './types';
 
 // The bridge's side of shared groups spanning bridges (link v5): numbered frames settled as they
@@ -40,6 +40,18 @@ async function fakeActor(answer = true) {
   };
 }
 
+/** A link to a fake actor for one test's body; both are closed after it, whatever happens. */
+async function withLink(body: (actor: Awaited<ReturnType<typeof fakeActor>>, link: ChannelLink) => Promise<void>, opts: { answer?: boolean; link?: Partial<LinkOptions> } = {}): Promise<void> {
+  const actor = await fakeActor(opts.answer ?? true);
+  const link = new ChannelLink({ url: actor.url, bridgeSecret: 's', ...opts.link });
+  try {
+    await body(actor, link);
+  } finally {
+    link.close();
+    await actor.close();
+  }
+}
+
 const tick = (ms = 50) => new Promise((r) => setTimeout(r, ms));
 const envelope = (seq: number) => ({ channel: 'c', seq, created: 1, subtopic: 't', publisher: 'p', protocol: 'mqtt' as const, contentType: 'text/plain', payload: new Uint8Array([seq]) });
 const message = (sub: number, seq: number): ActorOp => ({ op: 'message', subs: [sub], envelope: envelope(seq), retained: false });
@@ -50,10 +62,8 @@ const said = (frames: BridgeOp[][]): string[] =>
 
 describe('ChannelLink: shared groups (v5)', () => {
   it('settles numbered frames by number as each finishes, in any order; a frame that handed nothing over at once', async () => {
-    const actor = await fakeActor();
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
     const got: Delivery[] = [];
-    try {
+    await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
       actor.send([{ op: 'frame', no: 100 }, message(1, 1)]);
       actor.send([{ op: 'frame', no: 101 }, message(1, 2)]);
@@ -66,17 +76,12 @@ describe('ChannelLink: shared groups (v5)', () => {
       got[0]?.settle?.(); // idempotent
       await tick();
       expect(said(actor.conns[0] ?? []).filter((s) => s.startsWith('settled'))).toEqual(['settled 102', 'settled 101', 'settled 100']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    });
   });
 
   it('a frame whose delivery is settled while the frame is read is settled once, after it is read whole', async () => {
-    const actor = await fakeActor();
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
     const got: Delivery[] = [];
-    try {
+    await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => (d.seq === 1 ? d.settle?.() : got.push(d)), { share: 'g/#' });
       actor.send([{ op: 'frame', no: 7 }, message(1, 1), message(1, 2)]);
       await tick();
@@ -84,33 +89,23 @@ describe('ChannelLink: shared groups (v5)', () => {
       got[0]?.settle?.();
       await tick();
       expect(said(actor.conns[0] ?? []).filter((s) => s.startsWith('settled'))).toEqual(['settled 7']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    });
   });
 
   it('a closed subscription gives back what it had not finished: its unsubscribe, then the settle', async () => {
-    const actor = await fakeActor();
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
-    try {
+    await withLink(async (actor, link) => {
       const sub = await link.subscribe('#', () => undefined, { share: 'g/#' });
       actor.send([{ op: 'frame', no: 5 }, message(1, 1)]);
       await tick();
       sub.close();
       await tick();
       expect(said(actor.conns[0] ?? []).slice(1)).toEqual(['unsubscribe 1', 'settled 5']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    });
   });
 
   it("a closed subscription's settles go after its unsubscribe, never into a settled op queued before it", async () => {
-    const actor = await fakeActor();
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
     const got: Delivery[] = [];
-    try {
+    await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => got.push(d), { share: 'a/#' });
       const second = await link.subscribe('#', () => undefined, { share: 'b/#' });
       actor.send([{ op: 'frame', no: 10 }, message(1, 1)]);
@@ -121,16 +116,12 @@ describe('ChannelLink: shared groups (v5)', () => {
       second.close();
       await tick();
       expect(said(actor.conns[0] ?? []).slice(2)).toEqual(['settled 10', 'unsubscribe 2', 'settled 11']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    });
   });
 
   it('an unsubscribe is not held behind unanswered publishes: the settles that follow it never overtake it', async () => {
-    const actor = await fakeActor(false); // publishes are never answered
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
-    try {
+    // publishes are never answered
+    await withLink(async (actor, link) => {
       const sub = await link.subscribe('#', () => undefined, { share: 'g/#' });
       void link.publish(req(1));
       await tick();
@@ -144,17 +135,12 @@ describe('ChannelLink: shared groups (v5)', () => {
       actor.send([{ op: 'frame', no: 43 }, message(1, 2)]); // sent before the actor read the unsubscribe: settled at once
       await tick();
       expect(said(actor.conns[0] ?? [])).toEqual(['subscribe 1', 'publish 1', 'publish 2', 'unsubscribe 1', 'settled 42', 'settled 43']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    }, { answer: false });
   });
 
   it('while a spanning delivery is unsettled, an empty settled goes every beatMs (the actor is not evicted meanwhile); none before or after', async () => {
-    const actor = await fakeActor();
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's', beatMs: 60 });
     const got: Delivery[] = [];
-    try {
+    await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
       await tick(200);
       expect(said(actor.conns[0] ?? [])).toEqual(['subscribe 1']); // nothing unsettled: quiet
@@ -166,16 +152,11 @@ describe('ChannelLink: shared groups (v5)', () => {
       await tick(300);
       const after = said(actor.conns[0] ?? []);
       expect(after.slice(after.indexOf('settled 5'))).toEqual(['settled 5']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    }, { link: { beatMs: 60 } });
   });
 
   it('a shared subscription closed while the link is down is not subscribed again on the next socket (no phantom member)', async () => {
-    const actor = await fakeActor();
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
-    try {
+    await withLink(async (actor, link) => {
       const shared = await link.subscribe('#', () => undefined, { share: 'g/#' });
       await link.subscribe('plain', () => undefined); // keeps the link dialling
       actor.drop();
@@ -184,17 +165,13 @@ describe('ChannelLink: shared groups (v5)', () => {
       await tick(500);
       expect(actor.conns.length).toBe(2);
       expect(said(actor.conns[1] ?? [])).toEqual(['subscribe 2']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    });
   });
 
   it('settled is never held behind unanswered publishes, nor carried to the next socket', async () => {
-    const actor = await fakeActor(false); // publishes are never answered
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
     const got: Delivery[] = [];
-    try {
+    // publishes are never answered
+    await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
       void link.publish(req(1));
       await tick();
@@ -210,17 +187,12 @@ describe('ChannelLink: shared groups (v5)', () => {
       await tick(500);
       expect(actor.conns.length).toBe(2);
       expect(said(actor.conns[1] ?? []).filter((s) => s.startsWith('settled'))).toEqual([]);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    }, { answer: false });
   });
 
   it('a settle of a delivery from an earlier socket sends nothing on the next one (the actor gave it to another link)', async () => {
-    const actor = await fakeActor();
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
     const got: Delivery[] = [];
-    try {
+    await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
       actor.send([{ op: 'frame', no: 5 }, message(1, 1)]);
       await tick();
@@ -230,17 +202,12 @@ describe('ChannelLink: shared groups (v5)', () => {
       got[0]?.settle?.();
       await tick();
       expect(said(actor.conns[1] ?? [])).toEqual(['subscribe 1']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    });
   });
 
   it('a settled op the socket did not send before it closed is not carried to the next one', async () => {
-    const actor = await fakeActor(false);
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's' });
     const got: Delivery[] = [];
-    try {
+    await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
       actor.send([{ op: 'frame', no: 9 }, message(1, 1)]);
       await tick();
@@ -252,26 +219,18 @@ describe('ChannelLink: shared groups (v5)', () => {
       await tick(500);
       expect(actor.conns.length).toBe(2);
       expect(said(actor.conns[1] ?? [])).toEqual(['subscribe 1']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    }, { answer: false });
   });
 
   it('a frame it cannot read on a link with spanning subscriptions ends the socket (its numbers would never be settled)', async () => {
-    const actor = await fakeActor();
     const logs: string[] = [];
-    const link = new ChannelLink({ url: actor.url, bridgeSecret: 's', log: (m) => logs.push(m) });
-    try {
+    await withLink(async (actor, link) => {
       await link.subscribe('#', () => undefined, { share: 'g/#' });
       actor.sendRaw(new Uint8Array([0xff, 0x00]));
       await tick(500);
       expect(logs.join('\n')).toMatch(/bad frame from actor/);
       expect(actor.conns.length).toBe(2);
       expect(said(actor.conns[1] ?? [])).toEqual(['subscribe 1']);
-    } finally {
-      link.close();
-      await actor.close();
-    }
+    }, { link: { log: (m) => logs.push(m) } });
   });
 });
