@@ -175,8 +175,14 @@ export function buildApp() {
 
   // A JSON body larger than any the API takes is refused before it is read (message routes have
   // their own limit; /internal/authorize a tighter one). The bridge's routes too: it relays devices.
+  // A content coding is not removed here (only message routes decode one: workers/messages/body.ts):
+  // a gzipped JSON body is 415 with Accept-Encoding (RFC 9110 §15.5.16), not "not valid JSON".
   app.use('*', async (c, next) => {
     if (c.req.method === 'GET' || c.req.method === 'HEAD' || c.req.method === 'OPTIONS' || c.req.path.startsWith('/channels/')) return next();
+    const coding = c.req.header('content-encoding')?.trim().toLowerCase();
+    if (coding && coding !== 'identity') {
+      throw new ApiError(415, 'unsupported_content_encoding', `Content-Encoding ${JSON.stringify(coding)} is not supported on this route: send the JSON body as is`, undefined, { 'accept-encoding': 'identity' });
+    }
     return jsonBodyLimit(c, next);
   });
 

@@ -174,6 +174,12 @@ describe('devices', () => {
   it('refuses malformed bodies and metadata too large or too deep, as problem+json', async () => {
     const { base, t } = await setup();
     expect(expectProblem(await api('POST', base, { token: t, raw: '{', headers: { 'content-type': 'application/json' } }), 400).code).toBe('malformed_request');
+    // A content coding (curl --compressed-ish clients, Telegraf): not decoded here, so 415 with
+    // Accept-Encoding, not "not valid JSON" (RFC 9110 §15.5.16). `identity` is no coding at all.
+    const gz = await api('POST', base, { token: t, raw: '\x1f\x8b', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    expect(expectProblem(gz, 415).detail).toContain('Content-Encoding');
+    expect(gz.headers.get('accept-encoding')).toBe('identity');
+    expectProblem(await api('POST', base, { token: t, body: {}, headers: { 'content-encoding': 'identity' } }), 422);
     // curl -d sends a form: the answer says what to send instead.
     expect(expectProblem(await api('POST', base, { token: t, raw: '{"name":"a"}', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415).detail).toContain('Content-Type: application/json');
     for (const body of [{}, { name: 1 }, { name: '   ' }, { name: 'a', metadata: null }]) expectProblem(await api('POST', base, { token: t, body }), 422);
