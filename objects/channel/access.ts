@@ -276,7 +276,12 @@ export class SubscriberAccess {
         if (r.status === 401) {
           // The credential, not a permission: every socket that presented it goes, whatever it does.
           this.closeAll(keyOf(p, 'messages:subscribe'), now, CLOSE_UNAUTHORIZED, r.reason ?? 'credential no longer valid');
-        } else if (action === 'messages:subscribe') this.closeAll(key, now, CLOSE_FORBIDDEN, `permission to subscribe withdrawn: ${r.reason ?? 'not allowed'}`);
+        } else if (action === 'messages:subscribe') {
+          // A 404 hides another org's channel from a stranger; a subscriber already here knows it
+          // exists (deleting the channel ends it with 4404 instead), so it is told its access ended.
+          const why = r.status === 404 ? 'no access to this channel any more (not in its org, or the org is gone)' : (r.reason ?? 'not allowed');
+          this.closeAll(key, now, CLOSE_FORBIDDEN, `permission to subscribe withdrawn: ${why}`);
+        }
         return false;
       },
       () => {

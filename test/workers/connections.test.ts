@@ -361,6 +361,22 @@ describe('connections', () => {
     kept.ws.close();
   }, 20_000);
 
+  it('a member removed from the org is told their access ended, not that the channel they were watching is not found', async () => {
+    const { u, t, org, chs } = await setup(1, 1);
+    const viewer = await newUser('viewer');
+    expect((await api('POST', `/orgs/${org}/members`, { token: t, body: { email: viewer.email, role: 'viewer' } })).status).toBe(201);
+    const res = await worker.fetch(`http://edgeflux.test/channels/${chs[0]!.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${viewer.token}` } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    let done: { code: number; reason: string } | undefined;
+    ws.addEventListener('close', (e) => (done = { code: e.code, reason: e.reason }));
+    ws.accept();
+    expect(u.id).not.toBe(viewer.id);
+    expect((await api('DELETE', `/orgs/${org}/members/${viewer.id}`, { token: t })).status).toBe(204);
+    for (const end = Date.now() + 3000; !done && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
+    expect(done).toMatchObject({ code: 4403, reason: 'permission to subscribe withdrawn: no access to this channel any more (not in its org, or the org is gone)' });
+  });
+
   it('a WebSocket subscriber on a quiet channel is closed as soon as its access is withdrawn, with nothing published (live_channels)', async () => {
     const { t, org, chs, devs } = await setup(1, 2);
     const ch = chs[0]!;
