@@ -57,6 +57,15 @@ const envelope = (seq: number) => ({ channel: 'c', seq, created: 1, subtopic: 't
 const message = (sub: number, seq: number): ActorOp => ({ op: 'message', subs: [sub], envelope: envelope(seq), retained: false });
 const req = (n: number): PublishRequest => ({ channel: 'c', subtopic: '', publisher: 'd', protocol: 'mqtt', contentType: 'text/plain', payload: new Uint8Array([n]), retain: false });
 /** What a connection's frames said, op by op (subscribe/unsubscribe with their sub, settled with its numbers; not `consumed`). */
+/** Three publishes a tick apart to an actor that never answers them: the third is held behind two unanswered frames. */
+async function twoFramesUnanswered(link: ChannelLink): Promise<void> {
+  void link.publish(req(1));
+  await tick();
+  void link.publish(req(2));
+  await tick();
+  void link.publish(req(3));
+}
+
 const said = (frames: BridgeOp[][]): string[] =>
   frames.flat().filter((o) => o.op !== 'consumed').map((o) => (o.op === 'settled' ? `settled ${o.frames.join(',')}` : o.op === 'subscribe' || o.op === 'unsubscribe' ? `${o.op} ${o.sub}` : `publish ${o.id}`));
 
@@ -123,11 +132,7 @@ describe('ChannelLink: shared groups (v5)', () => {
     // publishes are never answered
     await withLink(async (actor, link) => {
       const sub = await link.subscribe('#', () => undefined, { share: 'g/#' });
-      void link.publish(req(1));
-      await tick();
-      void link.publish(req(2));
-      await tick();
-      void link.publish(req(3)); // held: two frames unanswered
+      await twoFramesUnanswered(link);
       actor.send([{ op: 'frame', no: 42 }, message(1, 1)]);
       await tick();
       sub.close(); // gives frame 42 back
@@ -173,11 +178,7 @@ describe('ChannelLink: shared groups (v5)', () => {
     // publishes are never answered
     await withLink(async (actor, link) => {
       await link.subscribe('#', (d) => got.push(d), { share: 'g/#' });
-      void link.publish(req(1));
-      await tick();
-      void link.publish(req(2));
-      await tick();
-      void link.publish(req(3)); // held: two frames unanswered
+      await twoFramesUnanswered(link);
       actor.send([{ op: 'frame', no: 42 }, message(1, 1)]);
       await tick();
       got[0]?.settle?.();
