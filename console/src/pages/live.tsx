@@ -159,24 +159,19 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
     const seen = new Set<number>();
     let pending: Message[] = [];
     let flush: ReturnType<typeof setTimeout> | undefined;
+    const drain = () => {
+      clearTimeout(flush);
+      flush = undefined;
+      const batch = pending;
+      pending = [];
+      if (!dead) take(batch);
+    };
     const arrived = (m: Message) => {
       pending.push(m);
       // A hidden tab's timers are throttled (to once a second or less): a busy channel would pile
       // up messages meanwhile. Past PENDING_MAX they are taken at once, still as one batch.
-      if (pending.length >= PENDING_MAX) {
-        clearTimeout(flush);
-        flush = undefined;
-        const batch = pending;
-        pending = [];
-        if (!dead) take(batch);
-        return;
-      }
-      flush ??= setTimeout(() => {
-        flush = undefined;
-        const batch = pending;
-        pending = [];
-        if (!dead) take(batch);
-      }, BATCH_MS);
+      if (pending.length >= PENDING_MAX) drain();
+      else flush ??= setTimeout(drain, BATCH_MS);
     };
     const take = (batch: Message[]) => {
       // A retained message the socket sends may be one already shown (before, or earlier in this
