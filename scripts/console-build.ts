@@ -62,7 +62,8 @@ export async function buildConsole(): Promise<BuiltFile[]> {
     write: false,
     absWorkingDir: root,
   });
-  const files = [...result.outputFiles.map((f) => ({ path: f.path, body: f.contents })), { path: join(consoleDist, 'index.html'), body: readFileSync(join(root, 'console/index.html')) }];
+  const copied = ['index.html', '_headers'].map((name) => ({ path: join(consoleDist, name), body: readFileSync(join(root, 'console', name)) }));
+  const files = [...result.outputFiles.map((f) => ({ path: f.path, body: f.contents })), ...copied];
   for (const f of files) put(f.path, f.body);
   const produced = new Set(files.map((f) => f.path));
   for (const f of filesUnder(consoleDist)) if (!produced.has(f) && !f.endsWith('.tmp')) rmSync(f, { force: true });

@@ -311,8 +311,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this.connectTimer = null;
     this.phase = 'open';
     this.lastSeen = this.now();
-    // [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed.
-    if (this.keepalive > 0) this.ctx.keepalive.watch(this);
+    // [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed;
+    // so is one whose credential runs out (the same sweep watches both deadlines).
+    if (this.keepalive > 0 || this.credentialExpiry < Infinity) this.ctx.keepalive.watch(this);
     this.ctx.holders.set(this.sessionKey, this.id);
     const device = this.deviceId;
     if (device) {
@@ -332,12 +333,32 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     else void this.end({ reason: 'no CONNECT in time', will: false });
   }
 
+  /** The keep alive deadline, or the credential's expiry if sooner (both only move later). */
   get keepaliveDeadline(): number {
-    return this.lastSeen + this.keepalive * 1500;
+    const keptAlive = this.keepalive > 0 ? this.lastSeen + this.keepalive * 1500 : Infinity;
+    return Math.min(keptAlive, this.credentialExpiry);
   }
 
   keepaliveExpired(): void {
+    if (this.credentialExpired()) return;
     this.disconnect(RC.KeepAliveTimeout, `nothing received for ${this.keepalive * 1.5} s (1.5 × keep alive)`);
+  }
+
+  /**
+   * When the credential this connection presented runs out (ms; Infinity: never): an API key issued
+   * with an expiry, an app token (docs/auth.md). Known from the principal, so no platform call is
+   * needed to act on it: the connection ends then, idle or not, and nothing goes either way after it.
+   */
+  get credentialExpiry(): number {
+    const p = this.principal;
+    return p !== null && p.kind !== 'device' && p.exp !== undefined ? p.exp * 1000 : Infinity;
+  }
+
+  /** True once the credential has run out, and then the connection is ended (0x87, no will), as on a refused one. */
+  credentialExpired(): boolean {
+    if (this.now() < this.credentialExpiry) return false;
+    this.credentialRefused(this.principal?.kind === 'key' ? 'the API key expired' : 'the access token expired');
+    return true;
   }
 
   /**

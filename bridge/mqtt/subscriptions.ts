@@ -141,7 +141,8 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         },
         holds: (d) => conn.outbox.reserves(d, group),
         get closed() {
-          return conn.phase === 'closed' || conn.outbox.overflowing;
+          // Past its credential's expiry a member takes nothing more (the keep alive sweep ends it within a second).
+          return conn.phase === 'closed' || conn.outbox.overflowing || conn.now() >= conn.credentialExpiry;
         },
       };
       for (const channel of channels) {
@@ -165,6 +166,7 @@ export async function activate(conn: Connection, sub: ActiveSub, how: Activation
         { channel, filter: f.filter, ...(since !== undefined ? { since } : {}), ...(sub.noLocal ? { noLocal: conn.sessionKey } : {}) },
         (d) => {
           if (d.retained && !retainedOk) return;
+          if (conn.credentialExpired()) return;
           conn.permissions.recheck(channel);
           conn.outbox.offer(d, sub.qos, retainFlag(sub, d), cursor, undefined, sub.slot);
         },

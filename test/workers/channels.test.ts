@@ -207,6 +207,25 @@ describe('channels', () => {
     expectProblem(await api('PATCH', `${base}/${ch.id}/limits`, { token: member.token, body: { maxPayloadBytes: 100 } }), 403);
   });
 
+  it("a channel's limits are read with channels:read — the action a key's scopes and a policy can name — and not without it", async () => {
+    const { t, base, org } = await setup();
+    const ch = (await api('POST', base, { token: t, body: { name: 'dashboard' } })).body;
+    const other = (await api('POST', base, { token: t, body: { name: 'other' } })).body;
+    const key = async (scopes: string[]) => (await api('POST', `/orgs/${org}/keys`, { token: t, body: { name: 'k', scopes } })).body.key as string;
+    const readsChannels = await key(['channels:read']);
+    expect((await api('GET', `${base}/${ch.id}/limits`, { token: readsChannels })).status).toBe(200);
+    const oneChannel = await key([`channels:read@channels/${ch.id}`]);
+    expect((await api('GET', `${base}/${ch.id}/limits`, { token: oneChannel })).status).toBe(200);
+    expect(expectProblem(await api('GET', `${base}/${other.id}/limits`, { token: oneChannel }), 403).detail).toBe(`channels:read on channels/${other.id}: outside the credential's scopes`);
+    expect(expectProblem(await api('GET', `${base}/${ch.id}/limits`, { token: await key(['devices:read']) }), 403).detail).toContain('channels:read');
+    // A member denied reading a channel does not read its limits either.
+    const member = await newUser('m');
+    await api('POST', `/orgs/${org}/members`, { token: t, body: { email: member.email, role: 'member' } });
+    const deny = (await api('POST', `/orgs/${org}/policies`, { token: t, body: { name: 'hide', statements: [{ effect: 'deny', actions: ['channels:read'], resources: [`channels/${ch.id}`] }] } })).body;
+    expect((await api('POST', `/orgs/${org}/policies/${deny.id}/attachments`, { token: t, body: { principal_type: 'member', principal_id: member.id } })).status).toBe(201);
+    expect(expectProblem(await api('GET', `${base}/${ch.id}/limits`, { token: member.token }), 403).detail).toContain('denied by policy');
+  });
+
   it("a channel's defaultContentType applies to messages published without one: SenML validated and queryable", async () => {
     const { t, base, org } = await setup();
     const ch = (await api('POST', base, { token: t, body: { name: 'senml by default' } })).body;

@@ -27,6 +27,18 @@ describe('web console assets', () => {
     }
   });
 
+  it('refuses to be framed by another site (clickjacking) and is never sniffed: the app at / and at console routes, and its files', async () => {
+    const answers = [...(await Promise.all(['/', '/login', '/o/some-org/devices'].map(navigate))), await env.ASSETS.fetch('http://edgeflux.test/assets/main.js')];
+    for (const res of answers) {
+      expect(res.status, res.url).toBe(200);
+      expect(res.headers.get('content-security-policy'), res.url).toBe("frame-ancestors 'none'");
+      expect(res.headers.get('x-frame-options'), res.url).toBe('DENY');
+      expect(res.headers.get('x-content-type-options'), res.url).toBe('nosniff');
+      expect(res.headers.get('referrer-policy'), res.url).toBe('no-referrer');
+      await res.body?.cancel();
+    }
+  });
+
   it('serves the bundle and the stylesheet', async () => {
     const js = await env.ASSETS.fetch('http://edgeflux.test/assets/main.js');
     expect(js.status).toBe(200);

@@ -68,16 +68,17 @@ channelsRouter.openapi(
   },
 );
 
-// Limits live in the channel's actor (persisted there); reading them is open to any role, changing them takes
-// `limits:update`, which only owners and admins hold by default (members could otherwise lift the rate limits
-// that protect the whole org).
+// Limits live in the channel's actor (persisted there). Reading them is reading the channel (`channels:read`,
+// which a key's scopes and a policy can name; there is no `limits:read` action to scope a key to); changing
+// them takes `limits:update`, which only owners and admins hold by default (members could otherwise lift the
+// rate limits that protect the whole org).
 const actor = channelActor;
 
 channelsRouter.openapi(
   createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/limits', operationId: 'getChannelLimits', tags, security, summary: "The channel's effective limits", request: { params: ChannelParam }, responses: { 200: jsonResponse(ChannelLimits, 'Limits'), ...errors(401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
-    await authorize(c, org, 'limits:read', `channels/${id}`);
+    await authorize(c, org, 'channels:read', `channels/${id}`);
     await channels.getChannel(c.env.DB, org, id);
     const r = await actor(c.env, id).configure(id, {});
     if (!r.ok) throw new ApiError(500, 'channel_unavailable', r.message);

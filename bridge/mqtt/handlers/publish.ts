@@ -126,6 +126,8 @@ const STORED: Result = Object.freeze({ rc: RC.Success });
 
 /** Authorize (usually a cached answer, then no await at all) and rate-limit, then issue the publish (not awaited). */
 function admit(conn: Connection, packet: IPublishPacket, address: Address): { outcome: Promise<Result> } | Promise<{ outcome: Promise<Result> }> {
+  // A cached decision is not trusted past the credential's expiry: the connection ends instead.
+  if (conn.credentialExpired()) return { outcome: refused(RC.NotAuthorized, 'credential expired') };
   const cached = conn.permissions.allowedNow(address.channel, 'messages:publish');
   if (cached !== undefined) return { outcome: admitted(conn, packet, address, cached) };
   // Wrapped, so awaiting the decision does not also await the store.

@@ -2,6 +2,7 @@ import type { Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { settle } from '../../testing/fake-clock';
 import { PlatformError } from '../../platform/types';
+import type { Principal } from '../../../shared/principal';
 import { setup, text, VERSIONS } from './harness';
 
 const T = 'channels/ch-1/messages';
@@ -111,6 +112,40 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
       // The publish that found out was not stored.
       expect(t.platform.published.map((p) => p.subtopic)).not.toContain('y');
     }
+  });
+
+  it.each(['key', 'app'] as const)('a connection on a credential that expires (%s: an API key issued with an expiry, an app token) ends at its expiry with 0x87 and no will, idle ones too; nothing is delivered or stored after it', async (kind) => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const exp = Math.floor(t.clock.now() / 1000) + 60;
+    const principal: Principal =
+      kind === 'key' ? { kind, id: 'key-a', orgId: 'org-1', owner: { kind: 'user', id: 'user-a' }, scopes: ['messages:*'], exp } : { kind, id: 'app-a', orgId: 'org-1', scopes: ['messages:*'], exp };
+    t.platform.keys.set('token-a', principal);
+    t.platform.addChannel('ch-k', { publish: [principal.id, 'dev-1'], subscribe: [principal.id, 'dev-1'] });
+    const K = 'channels/ch-k/messages';
+    const watcher = await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'watcher' });
+    await watcher.subscribe(`${K}/will`);
+    const as = { username: principal.id, password: Buffer.from('token-a') };
+    // Keep alive 0 and nothing sent: no PINGREQ, no delivery, no access change will ask about it.
+    const idle = await t.connected(v, { ...as, clientId: 'idle', will: { topic: `${K}/will`, payload: Buffer.from('gone'), qos: 0, retain: false } });
+    await idle.subscribe(`${K}/x`);
+    const pub = await t.connected(v, { ...as, clientId: 'pub' });
+    await t.platform.inject('ch-k', 'x', 'before');
+    expect(publishedTexts(await idle.drain())).toEqual(['before']);
+    await t.clock.advance(59_000);
+    expect([await idle.closedYet(1), await pub.closedYet(1)]).toEqual([false, false]);
+    await t.clock.advance(2000);
+    for (const c of [idle, pub]) {
+      if (v === 5) {
+        const d = await c.next('disconnect');
+        expect([d.reasonCode, d.properties?.reasonString]).toEqual([0x87, `credential no longer valid: ${kind === 'key' ? 'the API key expired' : 'the access token expired'}`]);
+      }
+      expect(await c.closedYet()).toBe(true);
+    }
+    pub.send({ cmd: 'publish', topic: `${K}/y`, payload: Buffer.from('late'), qos: 0, dup: false, retain: false });
+    await t.platform.inject('ch-k', 'x', 'after');
+    expect(publishedTexts(await idle.drain())).toEqual([]);
+    expect(t.platform.published.map((p) => p.subtopic)).not.toContain('y');
+    expect(publishedTexts(await watcher.drain())).toEqual([]);
   });
 
   it('asks about its sessions at once when the platform says their org\'s access changed: idle ones on a rotated key end without sending a packet; other orgs\' are not asked about', async () => {
