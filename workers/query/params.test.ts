@@ -18,6 +18,15 @@ describe('from/to instants', () => {
     expect(parseInstant('2026-12-02')).toBe(Date.UTC(2026, 11, 2));
   });
 
+  it('read a zone whose + a URL query turned into a space (curl "?from=2026-12-02T03:03:50+01:00")', () => {
+    const at = Date.UTC(2026, 11, 2, 2, 3, 50);
+    for (const typed of ['2026-12-02T03:03:50+01:00', '2026-12-02T03:03:50+0100', '2026-12-02T03:03:50+01', '2026-12-02 03:03:50+01:00']) {
+      const query = new URL(`http://x/?from=${typed}`).searchParams.get('from')!;
+      expect(query, typed).toContain(' ');
+      expect(parseInstant(query), typed).toBe(at);
+    }
+  });
+
   it('refuse what names no instant: no zone, impossible dates and times, other text', () => {
     for (const s of ['', '2026-12-02T02:03:50', '2026-02-31', '2026-02-31T00:00:00Z', '2026-12-02T25:00:00Z', '2026-12-02T02:60:00Z', '2026-13-01', 'yesterday', '1e12', '-5', '2026-12-02T02:03:50+1', '12345678901234567']) {
       expect(parseInstant(s), s).toBeNaN();

@@ -4,7 +4,11 @@ import { base64urlFault } from '../../shared/senml/chars';
 import { decodeCursor } from './cursor';
 
 const INSTANT_HELP = 'expected ms since the epoch, an ISO-8601 date-time with its zone (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00 or +0100) or a date (2026-12-01: midnight UTC)';
-const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)([Zz]|[+-]\d{2}(?::?\d{2})?)$/;
+/**
+ * The zone's sign may be a space: a `+` typed into a URL's query (curl "…?from=…T11:00:00+01:00")
+ * arrives as one (application/x-www-form-urlencoded), and a space there can mean nothing else.
+ */
+const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)([Zz]|[+ -]\d{2}(?::?\d{2})?)$/;
 
 /** ms since the epoch, an ISO-8601 date-time with a zone, or a date (UTC midnight), into ms; NaN if none. */
 export function parseInstant(s: string): number {
@@ -13,7 +17,8 @@ export function parseInstant(s: string): number {
   const m = DATE_TIME.exec(s);
   if (!m || !realDate(m[1]!)) return NaN;
   // ±hh and ±hhmm are ISO-8601 too; Date.parse takes only ±hh:mm. Fractions past ms are cut.
-  const zone = m[3]!.length === 1 ? 'Z' : m[3]!.length === 3 ? `${m[3]}:00` : `${m[3]!.slice(0, 3)}:${m[3]!.slice(-2)}`;
+  const offset = m[3]!.replace(/^ /, '+');
+  const zone = offset.length === 1 ? 'Z' : offset.length === 3 ? `${offset}:00` : `${offset.slice(0, 3)}:${offset.slice(-2)}`;
   const time = m[2]!.replace(/(\.\d{3})\d+$/, '$1');
   return Date.parse(`${m[1]}T${time.length === 5 ? `${time}:00` : time}${zone}`);
 }
