@@ -60,6 +60,12 @@ describe('message query API', () => {
     expect(await drain(other)).toBe(true);
     const items = (await api('GET', `/channels/${other}/messages?order=asc`, { token: t })).body.items as { payload: string; retain?: boolean }[];
     expect(items.map((m) => [m.payload, m.retain])).toEqual([['true', true], ['false', undefined]]);
+    // A CSV export says so too, in its own column (empty when not retained).
+    const csv = await worker.fetch(`http://edgeflux.test/channels/${other}/messages?order=asc`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    const [header, ...rows] = (await csv.text()).trim().split('\r\n').map((l) => l.split(','));
+    const at = header!.indexOf('retain');
+    expect(at).toBeGreaterThan(-1);
+    expect(rows.map((r) => [r[header!.indexOf('payload')], r[at]])).toEqual([['true', 'true'], ['false', '']]);
   });
 
   it('lists stored messages newest first, with envelopes, pagination and total', async () => {
