@@ -104,6 +104,11 @@ describe('message query API', () => {
     // CSV answers carry the Link as well.
     const csv = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?limit=3`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
     expect(csv.headers.get('link')).toContain('rel="next"');
+    // The answer depends on Accept, and says so to caches, as it does for Origin.
+    for (const res of [csv, await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?aggregation=count`, { headers: { authorization: `Bearer ${t}` } })]) {
+      expect(res.headers.get('vary')).toMatch(/\bAccept\b/);
+      expect(res.headers.get('vary')).toMatch(/\bOrigin\b/);
+    }
     expect((await csv.text()).trim().split('\r\n')).toHaveLength(4);
   });
 

@@ -138,6 +138,8 @@ async function query(c: Context<AppEnv>) {
   if (fromPath !== undefined && q.subtopic !== undefined) throw new ApiError(400, 'validation_failed', 'give the subtopic in the path or in ?subtopic=, not both');
   await authorizeChannel(c, channel, 'messages:read');
   const subtopic = fromPath ?? q.subtopic;
+  // JSON or CSV by Accept: a cache keeps the two apart (RFC 9110 §12.5.5).
+  c.header('vary', 'Accept', { append: true });
   if (q.aggregation) {
     const items = await aggregate(c.env.DB, channel, q, subtopic);
     if (wantsCsv(c)) return c.body(toCsv(items, CSV_COLUMNS.aggregation), 200, { 'content-type': 'text/csv; charset=utf-8' });
