@@ -75,7 +75,13 @@ export const QuerySchema = z
     from: Instant.optional(),
     to: Instant.optional(),
     name: z.string().max(1024).optional(),
-    v: z.coerce.number().optional(),
+    // Decimal only: coercion would read `v=` (an empty form field) as 0 and `v=0x10` as 16.
+    v: z
+      .string()
+      .regex(/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/, 'v is a decimal number (21.5, -3, 1e3)')
+      .transform(Number)
+      .refine(Number.isFinite, 'v is out of range')
+      .optional(),
     comparator: z.enum(['eq', 'lt', 'le', 'gt', 'ge']).optional(),
     vs: z.string().max(4096).optional(),
     vb: z.enum(['true', 'false']).transform((b) => b === 'true').optional(),
