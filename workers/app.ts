@@ -48,8 +48,9 @@ function methodsFor(routes: readonly { method: string; path: string }[], path: s
 /** What a page on another origin may send and read (docs/auth.md, "Browsers on other origins"). */
 const CORS = {
   allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-  allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'If-None-Match'],
-  exposeHeaders: ['Link', 'Location', 'Retry-After', 'WWW-Authenticate', 'ETag', 'Content-Disposition'],
+  // Range and the conditionals: a page downloads (and resumes) payloads as curl does (docs/query.md).
+  allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'If-None-Match', 'If-Match', 'If-Modified-Since', 'If-Unmodified-Since', 'Range', 'If-Range'],
+  exposeHeaders: ['Link', 'Location', 'Retry-After', 'WWW-Authenticate', 'ETag', 'Content-Disposition', 'Content-Range', 'Accept-Ranges'],
   maxAge: 86_400,
 };
 let corsFor: { origins: string; handler: ReturnType<typeof cors> | null } | null = null;

@@ -128,7 +128,8 @@ export const ContentFormat = {
 } as const;
 
 const CONTENT_TYPES: ReadonlyArray<readonly [number, string]> = [
-  [0, 'text/plain;charset=utf-8'],
+  // RFC 7252 §12.3 Table 9 registers it with the space — and so WebSocket text and MQTT 5's UTF-8 payload indicator store it.
+  [0, 'text/plain; charset=utf-8'],
   [40, 'application/link-format'],
   [41, 'application/xml'],
   [42, 'application/octet-stream'],

@@ -93,7 +93,7 @@ describe('typed option helpers', () => {
 
   it('Content-Format map (RFC 7252 §12.3, RFC 8428) both ways', () => {
     const table: [number, string][] = [
-      [0, 'text/plain;charset=utf-8'],
+      [0, 'text/plain; charset=utf-8'], // RFC 7252 §12.3's string, what WebSocket and MQTT 5 text are stored as too
       [42, 'application/octet-stream'],
       [50, 'application/json'],
       [60, 'application/cbor'],
@@ -105,6 +105,7 @@ describe('typed option helpers', () => {
       expect(contentFormatOf(t)).toBe(n);
     }
     expect(contentFormatOf('text/plain')).toBe(0);
+    expect(contentFormatOf('text/plain;charset=utf-8')).toBe(0);
     expect(contentFormatOf('Text/Plain; charset="UTF-8"')).toBe(0);
     expect(contentFormatOf('text/plain; charset=iso-8859-1')).toBeUndefined();
     expect(contentFormatOf('APPLICATION/JSON')).toBe(50);

@@ -20,6 +20,15 @@ describe('CORS', () => {
     }
   });
 
+  it('lets a page download a payload in ranges: Range and If-Range allowed, Content-Range readable', async () => {
+    const pre = await worker.fetch('http://edgeflux.test/channels/c-1/payloads/1', { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization, range, if-range' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-headers')?.toLowerCase()).toMatch(/(^|, *)range(,|$)/);
+    expect(pre.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('if-range');
+    const res = await worker.fetch('http://edgeflux.test/channels/c-1/payloads/1', { headers: { origin: ORIGIN } });
+    expect(res.headers.get('access-control-expose-headers')?.toLowerCase()).toContain('content-range');
+  });
+
   it('lets the page read answers, errors included, and the paging Link header', async () => {
     const u = await newUser('cors');
     const ok = await api('POST', '/orgs', { token: u.token, body: { name: 'cors' }, headers: { origin: ORIGIN } });

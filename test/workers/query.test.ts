@@ -60,6 +60,12 @@ describe('message query API', () => {
     expect(await drain(other)).toBe(true);
     const items = (await api('GET', `/channels/${other}/messages?order=asc`, { token: t })).body.items as { payload: string; retain?: boolean }[];
     expect(items.map((m) => [m.payload, m.retain])).toEqual([['true', true], ['false', undefined]]);
+    // A CSV export says so too, in its own column (empty when not retained).
+    const csv = await worker.fetch(`http://edgeflux.test/channels/${other}/messages?order=asc`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    const [header, ...rows] = (await csv.text()).trim().split('\r\n').map((l) => l.split(','));
+    const at = header!.indexOf('retain');
+    expect(at).toBeGreaterThan(-1);
+    expect(rows.map((r) => [r[header!.indexOf('payload')], r[at]])).toEqual([['true', 'true'], ['false', '']]);
   });
 
   it('lists stored messages newest first, with envelopes, pagination and total', async () => {
@@ -98,6 +104,11 @@ describe('message query API', () => {
     // CSV answers carry the Link as well.
     const csv = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?limit=3`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
     expect(csv.headers.get('link')).toContain('rel="next"');
+    // The answer depends on Accept, and says so to caches, as it does for Origin.
+    for (const res of [csv, await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?aggregation=count`, { headers: { authorization: `Bearer ${t}` } })]) {
+      expect(res.headers.get('vary')).toMatch(/\bAccept\b/);
+      expect(res.headers.get('vary')).toMatch(/\bOrigin\b/);
+    }
     expect((await csv.text()).trim().split('\r\n')).toHaveLength(4);
   });
 
@@ -163,6 +174,21 @@ describe('message query API', () => {
     expect(res.headers.get('content-type')).toBe('application/octet-stream');
     expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([0, 1, 2, 255]);
     expectProblem(await api('GET', `/channels/${ch}/payloads/999`, { token: t }), 404);
+  });
+
+  it('lists as format=json every document the channel checked as application/json, however its type was written', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'json-types' } })).body.id as string;
+    const types = ['application/json', 'Application/JSON', 'application/json; charset=utf-8', 'application/json ; charset=UTF-8', 'APPLICATION/JSON;charset=utf-8'];
+    await api('PUT', `/orgs/${org}/channels/${other}/devices/${dev.id}`, { token: t, body: {} });
+    for (const type of types) await publish(other, dev.key, JSON.stringify({ type }), type);
+    // Not JSON documents: another type that merely starts alike, and text.
+    await publish(other, dev.key, '{"x":1}', 'application/jsonl');
+    await publish(other, dev.key, 'plain', 'text/plain');
+    expect(await drain(other)).toBe(true);
+    const r = await api('GET', `/channels/${other}/messages?format=json&order=asc`, { token: t });
+    expect(r.status).toBe(200);
+    expect(r.body.items.map((i: { payload: { type: string } }) => i.payload.type)).toEqual(types);
+    expect(r.body.total).toBe(types.length);
   });
 
   it('serves a payload a device published as HTML so that it can never run as a page on the console\'s origin', async () => {

@@ -23,6 +23,13 @@ const subscribeParams = [
 ];
 const getParams = queryParameters.map((p) => (p.name === 'format' ? { ...p, description: `${p.description}. With Upgrade: websocket, the frame encoding instead: \`json\` (default) or \`cbor\` (as with the \`edgeflux.cbor\` subprotocol)` } : p));
 
+/** What a payload download says about itself (RFC 9110 §8.8, §14.3). */
+const payloadHeaders = {
+  ETag: { description: 'Strong; the same for as long as the message is stored', schema: { type: 'string' as const } },
+  'Last-Modified': { description: 'When the channel stored the message', schema: { type: 'string' as const } },
+  'Accept-Ranges': { description: '`bytes`', schema: { type: 'string' as const } },
+};
+
 /** A Content-Encoding the publish route cannot remove: the 415 says which it can (RFC 9110 §12.5.3). */
 const unsupportedEncoding = {
   ...errors(415)['415'],
@@ -67,8 +74,22 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
     tags,
     security: SECURED,
     summary: 'The stored payload of one message, byte for byte, with its content type',
-    parameters: [channelParam, { name: 'seq', in: 'path', required: true, schema: { type: 'integer' }, description: 'The message seq' }, authorizationParam],
-    responses: { 200: { description: 'The payload', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } }, ...errors(400, 401, 403, 404) },
+    description:
+      'A download as RFC 9110 has it: one byte `Range` is answered 206 with `Content-Range` (a range starting past the end is 416 with `Content-Range: bytes */size`; another unit, several ranges or a malformed header is ignored: 200, the whole payload). `ETag` and `Last-Modified` never change for a stored message: `If-None-Match` / `If-Modified-Since` answer 304, `If-Range` resumes only the same payload, `If-Match` / `If-Unmodified-Since` that fail are 412. HEAD answers the same headers.',
+    parameters: [
+      channelParam,
+      { name: 'seq', in: 'path', required: true, schema: { type: 'integer' }, description: 'The message seq' },
+      ...['Range', 'If-Range', 'If-None-Match', 'If-Modified-Since', 'If-Match', 'If-Unmodified-Since'].map((name) => ({ name, in: 'header' as const, required: false, schema: { type: 'string' as const } })),
+      authorizationParam,
+    ],
+    responses: {
+      200: { description: 'The payload', headers: payloadHeaders, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+      206: { description: 'The requested byte range', headers: { ...payloadHeaders, 'Content-Range': { description: '`bytes first-last/size`', schema: { type: 'string' } } }, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+      304: { description: 'Not modified (If-None-Match / If-Modified-Since)', headers: payloadHeaders },
+      ...errors(400, 401, 403, 404),
+      412: { ...errors(412)['412'], description: 'If-Match or If-Unmodified-Since failed' },
+      416: { ...errors(416)['416'], description: 'The range starts past the end', headers: { 'Content-Range': { description: '`bytes */size`', schema: { type: 'string' } } } },
+    },
   });
   app.openAPIRegistry.registerPath({
     method: 'get',

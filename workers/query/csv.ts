@@ -11,8 +11,8 @@ function field(v: unknown): string {
 }
 
 export const CSV_COLUMNS = {
-  /** format=messages and format=json (a JSON document's payload as JSON text). */
-  messages: ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload', 'encoding', 'size', 'payloadUrl', 'channel'],
+  /** format=messages and format=json (a JSON document's payload as JSON text); `retain` last, where it was added. */
+  messages: ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload', 'encoding', 'size', 'payloadUrl', 'channel', 'retain'],
   senml: ['seq', 'time', 'subtopic', 'publisher', 'name', 'unit', 'value', 'stringValue', 'boolValue', 'dataValue', 'sum', 'updateTime', 'channel'],
   aggregation: ['time', 'name', 'value', 'count'],
 } as const;

@@ -3,6 +3,7 @@ import type { AppEnv } from '../app-env';
 import { authenticate, authorizeChannel } from '../auth';
 import { payloadToWire, utf8Bytes } from '../../shared/envelope';
 import { ApiError, notFound } from '../lib/errors';
+import { evaluate, validatorHeaders, type Representation } from '../lib/ranges';
 import { router } from '../lib/router';
 import { CSV_COLUMNS, prefersCsv, toCsv } from './csv';
 import { parseQuery, type Query } from './params';
@@ -137,6 +138,8 @@ async function query(c: Context<AppEnv>) {
   if (fromPath !== undefined && q.subtopic !== undefined) throw new ApiError(400, 'validation_failed', 'give the subtopic in the path or in ?subtopic=, not both');
   await authorizeChannel(c, channel, 'messages:read');
   const subtopic = fromPath ?? q.subtopic;
+  // JSON or CSV by Accept: a cache keeps the two apart (RFC 9110 §12.5.5).
+  c.header('vary', 'Accept', { append: true });
   if (q.aggregation) {
     const items = await aggregate(c.env.DB, channel, q, subtopic);
     if (wantsCsv(c)) return c.body(toCsv(items, CSV_COLUMNS.aggregation), 200, { 'content-type': 'text/csv; charset=utf-8' });
@@ -148,19 +151,50 @@ async function query(c: Context<AppEnv>) {
   return c.json({ ...(total !== undefined ? { total } : {}), offset: q.offset, limit: q.limit, next, items });
 }
 
-/** The stored payload of one message, as published (R2 for binary/large, D1 for text). */
+/**
+ * The stored payload of one message, as published (R2 for binary/large, D1 for text), with the
+ * range and conditional requests a download needs (RFC 9110 §13, §14: workers/lib/ranges.ts). A
+ * stored message never changes, so its seq and `created` are a strong entity tag, and a 304, 412
+ * or 416 is decided from its D1 row without reading the payload; a range of a blob is an R2 range read.
+ */
 async function payload(c: Context<AppEnv>) {
   const channel = c.req.param('id')!;
   const seq = Number(c.req.param('seq'));
   if (!Number.isSafeInteger(seq) || seq < 1) throw new ApiError(400, 'validation_failed', 'seq must be a positive integer');
   await authorizeChannel(c, channel, 'messages:read');
-  const row = await c.env.DB.prepare(`SELECT content_type, payload, blob_key FROM message_rows WHERE ch = ${CHANNEL_KEY} AND seq = ?`).bind(channel, seq).first<{ content_type: string; payload: string | null; blob_key: string | null }>();
+  const row = await c.env.DB.prepare(`SELECT content_type, created, size, payload, blob_key FROM message_rows WHERE ch = ${CHANNEL_KEY} AND seq = ?`)
+    .bind(channel, seq)
+    .first<{ content_type: string; created: number; size: number; payload: string | null; blob_key: string | null }>();
   if (!row) throw notFound('message');
-  const headers = { 'content-type': row.content_type, ...UNTRUSTED, 'content-disposition': `attachment; filename="${channel.replace(/[^\w.-]/g, '_')}-${seq}"` };
-  if (row.payload !== null) return c.body(row.payload, 200, headers);
-  const obj = await c.env.BLOBS.get(row.blob_key!);
+  const rep: Representation = { etag: `"${seq}-${row.created}"`, lastModified: row.created, size: row.size };
+  // private: a payload is never for a shared cache; no-cache: a copy is revalidated (a cheap 304) so a revoked credential or an expired message stops being served.
+  const validators = { ...validatorHeaders(rep), 'accept-ranges': 'bytes', 'cache-control': 'private, no-cache' };
+  const answer = evaluate(c.req.raw.headers, rep);
+  if (answer.status === 304) return c.body(null, 304, validators);
+  if (answer.status === 412) throw new ApiError(412, 'precondition_failed', `the payload's current entity tag is ${rep.etag}`, undefined, validators);
+  if (answer.status === 416) throw new ApiError(416, 'range_not_satisfiable', `the payload is ${rep.size} bytes; a range must start before its end`, undefined, { ...validators, 'content-range': `bytes */${rep.size}` });
+  const range = answer.status === 206 ? answer.range : undefined;
+  const headers: Record<string, string> = {
+    'content-type': row.content_type,
+    ...UNTRUSTED,
+    'content-disposition': `attachment; filename="${channel.replace(/[^\w.-]/g, '_')}-${seq}"`,
+    ...validators,
+    'content-length': String(range ? range.end - range.start + 1 : rep.size),
+    ...(range ? { 'content-range': `bytes ${range.start}-${range.end}/${rep.size}` } : {}),
+  };
+  const status = range ? 206 : 200;
+  if (row.payload !== null) {
+    const bytes = utf8Bytes(row.payload) as Uint8Array<ArrayBuffer>;
+    return c.body(range ? bytes.subarray(range.start, range.end + 1) : bytes, status, headers);
+  }
+  // HEAD reads no bytes: R2's head says whether the blob is still there.
+  if (c.req.method === 'HEAD') {
+    if (!(await c.env.BLOBS.head(row.blob_key!))) throw notFound('payload');
+    return c.body(null, status, headers);
+  }
+  const obj = await c.env.BLOBS.get(row.blob_key!, range ? { range: { offset: range.start, length: range.end - range.start + 1 } } : {});
   if (!obj) throw notFound('payload');
-  return c.body(obj.body, 200, { ...headers, 'content-length': String(obj.size) });
+  return c.body(obj.body, status, headers);
 }
 
 /**

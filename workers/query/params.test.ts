@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../shared/testing/prng';
-import { parseInstant } from './params';
+import { parseInstant, parseQuery } from './params';
 
 describe('from/to instants', () => {
   it('read ms, ISO-8601 date-times with any zone form, and dates (UTC midnight)', () => {
@@ -16,6 +16,15 @@ describe('from/to instants', () => {
     expect(parseInstant('2026-12-02T02:03Z')).toBe(at - 50_000);
     expect(parseInstant('2026-12-02T02:03:50.123456789Z')).toBe(at + 123);
     expect(parseInstant('2026-12-02')).toBe(Date.UTC(2026, 11, 2));
+  });
+
+  it('read a zone whose + a URL query turned into a space (curl "?from=2026-12-02T03:03:50+01:00")', () => {
+    const at = Date.UTC(2026, 11, 2, 2, 3, 50);
+    for (const typed of ['2026-12-02T03:03:50+01:00', '2026-12-02T03:03:50+0100', '2026-12-02T03:03:50+01', '2026-12-02 03:03:50+01:00']) {
+      const query = new URL(`http://x/?from=${typed}`).searchParams.get('from')!;
+      expect(query, typed).toContain(' ');
+      expect(parseInstant(query), typed).toBe(at);
+    }
   });
 
   it('refuse what names no instant: no zone, impossible dates and times, other text', () => {
@@ -42,5 +51,15 @@ describe('from/to instants', () => {
       const v = parseInstant(s);
       if (!Number.isNaN(v) && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d[+-]\d{2}:\d{2}$/.test(s)) expect(v).toBe(Date.parse(s));
     }
+  });
+});
+
+describe('SenML value filter', () => {
+  const v = (value: string) => parseQuery(new URL(`http://x/?format=senml&v=${value}`)).v;
+  it('reads decimal numbers', () => {
+    for (const [s, n] of [['21.5', 21.5], ['-3', -3], ['0', 0], ['1e3', 1000], ['.5', 0.5], ['%2B2', 2]] as const) expect(v(s), s).toBe(n);
+  });
+  it('refuses what is not one rather than reading it as some number (an empty v is not 0)', () => {
+    for (const s of ['', '%20', 'abc', '0x10', 'Infinity', '1e999', '1,5']) expect(() => v(s), s).toThrow(/invalid query: v:/);
   });
 });

@@ -4,7 +4,11 @@ import { base64urlFault } from '../../shared/senml/chars';
 import { decodeCursor } from './cursor';
 
 const INSTANT_HELP = 'expected ms since the epoch, an ISO-8601 date-time with its zone (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00 or +0100) or a date (2026-12-01: midnight UTC)';
-const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)([Zz]|[+-]\d{2}(?::?\d{2})?)$/;
+/**
+ * The zone's sign may be a space: a `+` typed into a URL's query (curl "…?from=…T11:00:00+01:00")
+ * arrives as one (application/x-www-form-urlencoded), and a space there can mean nothing else.
+ */
+const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)([Zz]|[+ -]\d{2}(?::?\d{2})?)$/;
 
 /** ms since the epoch, an ISO-8601 date-time with a zone, or a date (UTC midnight), into ms; NaN if none. */
 export function parseInstant(s: string): number {
@@ -13,7 +17,8 @@ export function parseInstant(s: string): number {
   const m = DATE_TIME.exec(s);
   if (!m || !realDate(m[1]!)) return NaN;
   // ±hh and ±hhmm are ISO-8601 too; Date.parse takes only ±hh:mm. Fractions past ms are cut.
-  const zone = m[3]!.length === 1 ? 'Z' : m[3]!.length === 3 ? `${m[3]}:00` : `${m[3]!.slice(0, 3)}:${m[3]!.slice(-2)}`;
+  const offset = m[3]!.replace(/^ /, '+');
+  const zone = offset.length === 1 ? 'Z' : offset.length === 3 ? `${offset}:00` : `${offset.slice(0, 3)}:${offset.slice(-2)}`;
   const time = m[2]!.replace(/(\.\d{3})\d+$/, '$1');
   return Date.parse(`${m[1]}T${time.length === 5 ? `${time}:00` : time}${zone}`);
 }
@@ -70,7 +75,13 @@ export const QuerySchema = z
     from: Instant.optional(),
     to: Instant.optional(),
     name: z.string().max(1024).optional(),
-    v: z.coerce.number().optional(),
+    // Decimal only: coercion would read `v=` (an empty form field) as 0 and `v=0x10` as 16.
+    v: z
+      .string()
+      .regex(/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/, 'v is a decimal number (21.5, -3, 1e3)')
+      .transform(Number)
+      .refine(Number.isFinite, 'v is out of range')
+      .optional(),
     comparator: z.enum(['eq', 'lt', 'le', 'gt', 'ge']).optional(),
     vs: z.string().max(4096).optional(),
     vb: z.enum(['true', 'false']).transform((b) => b === 'true').optional(),

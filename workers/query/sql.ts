@@ -68,6 +68,13 @@ export interface MessageWhere extends TableWhere {
 }
 
 /**
+ * The stored content type's media type as `mediaType()` (shared/envelope.ts) reads it — before any
+ * `;`, without the whitespace around it, lower case — so `format=json` lists every message the
+ * channel actor checked as application/json (`Application/JSON`, `application/json ; charset=utf-8`).
+ */
+const MEDIA_TYPE_SQL = "lower(trim(substr(m.content_type, 1, instr(m.content_type || ';', ';') - 1), ' ' || char(9)))";
+
+/**
  * Filters on the message_rows table (alias m). Times are the message's `created` (ms).
  *
  * With a publisher, rows come from the (channel, publisher, created) index, in created order with
@@ -85,7 +92,7 @@ export function messageWhere(channel: string, q: Query, subtopic: string | undef
   if (q.protocol !== undefined) (parts.push('m.protocol = ?'), params.push(q.protocol));
   if (q.from !== undefined) (parts.push('m.created >= ?', `m.seq >= ${SEQ_FROM}`), params.push(q.from, channel, q.from));
   if (q.to !== undefined) (parts.push('m.created <= ?', `m.seq <= ${SEQ_TO}`), params.push(q.to, channel, q.to));
-  if (q.format === 'json') parts.push("(m.content_type = 'application/json' OR m.content_type LIKE 'application/json;%')");
+  if (q.format === 'json') parts.push(`${MEDIA_TYPE_SQL} = 'application/json'`);
   const byPublisher = q.publisher !== undefined;
   return {
     sql: parts.join(' AND ') + st.sql,

@@ -34,7 +34,7 @@ describe('POST /channels/{id}/messages[/subtopic] — publish', () => {
     await settle();
     expect(client.take().map(summary)).toEqual(new Array(8).fill('ACK 2.04'));
     expect(platform.published.map((p) => [p.contentType, p.subtopic, p.retain])).toEqual([
-      ['text/plain;charset=utf-8', 'room/1', false],
+      ['text/plain; charset=utf-8', 'room/1', false],
       ['application/octet-stream', 'room/1', false],
       ['application/json', 'room/1', false],
       ['application/cbor', 'room/1', false],

@@ -1,0 +1,117 @@
+/**
+ * Conditional and range requests on an immutable stored representation (RFC 9110 §13, §14): what a
+ * GET or HEAD of `/channels/{id}/payloads/{seq}` answers, decided from the validators and the size
+ * alone, before any byte is read — so a 304 or 416 never fetches the blob.
+ */
+
+/** The representation's validators and length. */
+export interface Representation {
+  /** A strong entity tag, quoted (`"…"`). */
+  etag: string;
+  /** ms since the epoch; sent (and compared) at HTTP-date's one-second resolution. */
+  lastModified: number;
+  size: number;
+}
+
+/** A byte range of the representation, both ends inclusive (RFC 9110 §14.1.2). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export type Answer =
+  | { status: 200 }
+  | { status: 206; range: ByteRange }
+  | { status: 304 }
+  /** If-Match or If-Unmodified-Since failed. */
+  | { status: 412 }
+  | { status: 416 };
+
+type Headers = { get(name: string): string | null };
+
+const seconds = (ms: number) => Math.floor(ms / 1000);
+
+/** An HTTP-date (RFC 9110 §5.6.7) in ms, or null when it is not one (which makes the condition be ignored, §13.1.3/§13.1.4). */
+function httpDate(value: string): number | null {
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** The entity tags of an If-Match / If-None-Match list, `*` as itself (RFC 9110 §8.8.3, §13.1.1). */
+function tags(value: string): string[] {
+  if (value.trim() === '*') return ['*'];
+  return value.match(/(?:W\/)?"[^"]*"/g) ?? [];
+}
+
+/** Strong comparison (§8.8.3.2): both strong, same opaque tag. */
+const strongMatch = (tag: string, etag: string) => !tag.startsWith('W/') && tag === etag;
+/** Weak comparison: same opaque tag, weak or not. */
+const weakMatch = (tag: string, etag: string) => tag.replace(/^W\//, '') === etag.replace(/^W\//, '');
+
+/**
+ * The one byte range a `Range` header asks for, or:
+ * - `null` when the header is absent, not `bytes`, malformed, or asks for more than one range — a
+ *   server may ignore Range (§14.2), and answering several with one 200 spares multipart/byteranges;
+ * - `'unsatisfiable'` when the one range starts at or past the end (§14.1.1), answered 416.
+ */
+export function parseRange(header: string | null, size: number): ByteRange | 'unsatisfiable' | null {
+  if (header === null) return null;
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  const [first, last] = [m[1]!, m[2]!];
+  if (first === '') {
+    // suffix-range: the last N bytes (all of them when shorter); a zero-length one is unsatisfiable.
+    const n = Number(last);
+    if (n === 0) return 'unsatisfiable';
+    // An empty representation has no bytes to range over: answer it whole (§14.2 lets us ignore Range).
+    if (size === 0) return null;
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(first);
+  const end = last === '' ? size - 1 : Number(last);
+  // last-pos < first-pos makes the range-spec invalid, so the whole header is ignored (§14.1.1).
+  if (last !== '' && end < start) return null;
+  if (!Number.isSafeInteger(start) || start >= size) return 'unsatisfiable';
+  return { start, end: Math.min(end, size - 1) };
+}
+
+/**
+ * What a GET or HEAD answers given its preconditions and Range, evaluated in RFC 9110 §13.2.2's
+ * order: If-Match, else If-Unmodified-Since (412); If-None-Match, else If-Modified-Since (304);
+ * then Range, only if If-Range (when given) still matches.
+ */
+export function evaluate(headers: Headers, rep: Representation): Answer {
+  const ifMatch = headers.get('if-match');
+  if (ifMatch !== null) {
+    if (!tags(ifMatch).some((t) => t === '*' || strongMatch(t, rep.etag))) return { status: 412 };
+  } else {
+    const since = headers.get('if-unmodified-since');
+    const date = since === null ? null : httpDate(since);
+    if (date !== null && seconds(rep.lastModified) > seconds(date)) return { status: 412 };
+  }
+  const ifNoneMatch = headers.get('if-none-match');
+  if (ifNoneMatch !== null) {
+    if (tags(ifNoneMatch).some((t) => t === '*' || weakMatch(t, rep.etag))) return { status: 304 };
+  } else {
+    const since = headers.get('if-modified-since');
+    const date = since === null ? null : httpDate(since);
+    if (date !== null && seconds(rep.lastModified) <= seconds(date)) return { status: 304 };
+  }
+  const range = parseRange(headers.get('range'), rep.size);
+  if (range === null) return { status: 200 };
+  const ifRange = headers.get('if-range');
+  if (ifRange !== null && !ifRangeHolds(ifRange.trim(), rep)) return { status: 200 };
+  return range === 'unsatisfiable' ? { status: 416 } : { status: 206, range };
+}
+
+/** If-Range (§13.1.5): a strong entity tag that is the current one, or exactly the Last-Modified date. */
+function ifRangeHolds(value: string, rep: Representation): boolean {
+  if (value.startsWith('"') || value.startsWith('W/')) return strongMatch(value, rep.etag);
+  const date = httpDate(value);
+  return date !== null && seconds(date) === seconds(rep.lastModified);
+}
+
+/** The validators every 200, 206 and 304 carries (§15.4.5: a 304 sends what the 200 would have). */
+export function validatorHeaders(rep: Representation): Record<string, string> {
+  return { etag: rep.etag, 'last-modified': new Date(seconds(rep.lastModified) * 1000).toUTCString() };
+}
