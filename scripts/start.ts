@@ -1,5 +1,6 @@
 /**
  * `npm start`: the whole platform on this machine, offline.
+ *   0. checks that every port it will announce is free on EDGEFLUX_HOST (scripts/ports-free.ts);
  *   1. writes .dev.vars with fresh random secrets if there is none;
  *   2. applies D1 migrations to the local database (state persisted under EDGEFLUX_STATE_DIR);
  *   3. builds the web console (console/ → console/dist, served by the worker at /);
@@ -17,6 +18,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadConfig, urlHost } from '../shared/config';
 import { buildConsole } from './console-build';
+import { announcedPorts, portProblems } from './ports-free';
 
 const root = resolve(import.meta.dirname, '..');
 const cfg = loadConfig(process.env);
@@ -143,6 +145,8 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
 }
 
 async function main(): Promise<void> {
+  const taken = await portProblems(cfg.host, announcedPorts(cfg));
+  if (taken.length) throw new Error(`cannot listen where asked:\n  ${taken.join('\n  ')}`);
   ensureSecrets();
   migrate();
   await buildConsole();
