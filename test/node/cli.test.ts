@@ -285,6 +285,22 @@ describe('edgeflux CLI', () => {
     expect((withLoginHint(reused, { ...ctx, credential: 'none' }) as Error).cause).toBe(reused);
   });
 
+  // The README sets a channel's defaultContentType with curl; the CLI's `--set` read every value as
+  // JSON, so `--set defaultContentType=application/senml+json` died on "Unexpected token 'a'" and
+  // `--set foo` on a JSON error about "foo".
+  it('changes channel settings with --set: numbers and rates as JSON, text as is, a usage error without =', async () => {
+    const ch = (await json<{ id: string }>('channels', 'create', 'settings')).id;
+    const set = await json('channels', 'limits', ch, '--set', 'defaultContentType=application/senml+json', '--set', 'maxPayloadBytes=4096', '--set', 'channelRate={"perSecond":50,"burst":100}');
+    expect(set).toMatchObject({ defaultContentType: 'application/senml+json', maxPayloadBytes: 4096, channelRate: { perSecond: 50, burst: 100 } });
+    expect(await json('channels', 'limits', ch)).toMatchObject({ defaultContentType: 'application/senml+json', maxPayloadBytes: 4096 });
+    const bare = await cli(['channels', 'limits', ch, '--set', 'retentionDays']);
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toContain("argument 'retentionDays' is invalid. NAME=VALUE, e.g. maxPayloadBytes=4096");
+    // A value of the wrong type is the API's to refuse, naming the setting.
+    const wrong = await cli(['channels', 'limits', ch, '--set', 'maxPayloadBytes=lots']);
+    expect(wrong.stderr).toMatch(/^error: invalid body: maxPayloadBytes: .*\(422 validation_failed\)\n$/);
+  });
+
   // A fresh clone's first command: no session and no org stored. Asking for an org id the user
   // cannot have yet ("no org: pass --org ID…") sent them the wrong way; logging in picks their org.
   it('tells someone who never logged in to log in, not to pass an org they do not have yet', async () => {
