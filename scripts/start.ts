@@ -21,7 +21,15 @@ import { buildConsole } from './console-build';
 import { announcedPorts, portProblems } from './ports-free';
 
 const root = resolve(import.meta.dirname, '..');
-const cfg = loadConfig(process.env);
+// A bad variable is the user's to fix, said in one line as every other failure here, not a stack trace.
+const cfg = (() => {
+  try {
+    return loadConfig(process.env);
+  } catch (e) {
+    console.error(`npm start failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  }
+})();
 const wranglerBin = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
 // Offline by design: no telemetry, no Request.cf download, no update check.
 const childEnv = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_LOG: process.env.WRANGLER_LOG ?? 'warn', NO_UPDATE_NOTIFIER: '1' };

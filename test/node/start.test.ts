@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
@@ -5,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commandLine } from '../../bench/procs';
-import { freePort, groupListeners, startPlatform, type Platform } from './processes';
+import { freePort, groupListeners, root, startPlatform, type Platform } from './processes';
 
 describe('npm start', () => {
   const state = mkdtempSync(join(tmpdir(), 'edgeflux-state-'));
@@ -70,6 +71,18 @@ describe('npm start', () => {
       rmSync(other, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('says what is wrong with a bad variable in one line, not with a stack trace', async () => {
+    const r = await new Promise<{ code: number | null; out: string }>((ok) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: root, env: { ...process.env, EDGEFLUX_HTTP_PORT: 'abc' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('exit', (code) => ok({ code, out }));
+    });
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('npm start failed: EDGEFLUX_HTTP_PORT must be a port number (0-65535), got "abc"\n');
+  }, 60_000);
 
   // wrangler's proxy (the public port) pools keep-alive connections to the worker; both ends used to
   // drop an idle one after 5 s, and a request sent on one the worker was closing came back to a POST
