@@ -27,6 +27,15 @@ function bridgeSecret(fromEnv: string | undefined): string {
   throw new Error('set EDGEFLUX_BRIDGE_SECRET (the worker\'s BRIDGE_SECRET), or run from a folder whose .dev.vars has it');
 }
 
+/** A PEM file a variable names; one that cannot be read is said with the variable's name. */
+function pemFile(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new Error(`${variable}=${path} cannot be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 interface Listener {
   name: string;
   url: string;
@@ -72,7 +81,7 @@ async function main(): Promise<void> {
   const ws = await mqtt.listenWebSocket({ port: cfg.mqttWsPort, host: cfg.host, path: '/mqtt' });
   listeners.push({ name: 'MQTT-WS', url: `ws://${urlHost(cfg.host)}:${ws.port}/mqtt`, close: async () => undefined });
   if (cfg.mqttTlsCert && cfg.mqttTlsKey) {
-    const tls = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, cert: readFileSync(cfg.mqttTlsCert), key: readFileSync(cfg.mqttTlsKey) });
+    const tls = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, cert: pemFile('EDGEFLUX_MQTT_TLS_CERT', cfg.mqttTlsCert), key: pemFile('EDGEFLUX_MQTT_TLS_KEY', cfg.mqttTlsKey) });
     listeners.push({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tls.port}`, close: async () => undefined });
   }
 

@@ -25,6 +25,9 @@ export interface Context {
   save(patch: Partial<Config>): void;
 }
 
+/** No org given or chosen: said as "log in" instead when there is no credential at all (cli/login-hint.ts). */
+export class NoOrgError extends Error {}
+
 export function context(cmd: Command): Context {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const path = configPath();
@@ -67,7 +70,7 @@ export function context(cmd: Command): Context {
     credential: deviceKey ? 'device' : token ? 'token' : session.token || session.refresh_token ? 'session' : 'none',
     org: () => {
       const org = g.org || process.env.EDGEFLUX_ORG || config.org;
-      if (!org) throw new Error('no org: pass --org ID, set EDGEFLUX_ORG, or run `edgeflux orgs use ID`');
+      if (!org) throw new NoOrgError('no org: pass --org ID, set EDGEFLUX_ORG, or run `edgeflux orgs use ID`');
       return org;
     },
     save,

@@ -27,6 +27,25 @@ export function number(text: string): number {
   return n;
 }
 
+/**
+ * `name=value` → a [name, value] pair, appended to earlier occurrences of the option. The value is
+ * JSON when it parses as JSON (`4096`, `true`, `{"perSecond":50}`), else the text itself
+ * (`defaultContentType=application/senml+json`, which JSON would refuse): the API's schema says
+ * which type each name takes, and answers a wrong one with a 422 naming it.
+ */
+export function assignment(text: string, previous: [string, unknown][] = []): [string, unknown][] {
+  const at = text.indexOf('=');
+  if (at <= 0) throw new InvalidArgumentError('NAME=VALUE, e.g. maxPayloadBytes=4096');
+  const raw = text.slice(at + 1);
+  let value: unknown = raw;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    /* not JSON: the text as it is */
+  }
+  return [...previous, [text.slice(0, at), value]];
+}
+
 /** `a,b c` → ['a', 'b', 'c'], appended to earlier occurrences of the option. */
 export const list = (text: string, previous: string[] = []): string[] => [...previous, ...text.split(/[\s,]+/).filter(Boolean)];
 

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import type { NameQuery, OrgScope, PageQuery, Statement } from '../sdk';
 import type { Context } from './context';
 import { show, showPage } from './output';
-import { duration, integer, jsonObject, list, readDocument } from './parse';
+import { assignment, duration, integer, jsonObject, list, readDocument } from './parse';
 import { run } from './run';
 
 /** The management commands: one sub-command group per API resource. */
@@ -93,13 +93,12 @@ function entityCommands(program: Command, kind: 'devices' | 'channels'): void {
     group
       .command('limits <id>')
       .description("show the channel's limits, or change some: --set maxPayloadBytes=4096")
-      .option('--set <key=value...>', 'a limit to change (numbers; rates as JSON)')
+      .option('--set <key=value...>', 'a setting to change: numbers, rates as JSON, text as is (defaultContentType=application/senml+json)', assignment)
       .action(
-        run(async (ctx, id: string, o: { set?: string[] }) => {
+        run(async (ctx, id: string, o: { set?: [string, unknown][] }) => {
           const channels = ctx.client.org(ctx.org()).channels;
           if (!o.set) return show(ctx.out, await channels.limits(id));
-          const patch = Object.fromEntries(o.set.map((kv) => [kv.slice(0, kv.indexOf('=')), JSON.parse(kv.slice(kv.indexOf('=') + 1)) as unknown]));
-          show(ctx.out, await channels.setLimits(id, patch));
+          show(ctx.out, await channels.setLimits(id, Object.fromEntries(o.set)));
         }),
       );
   }

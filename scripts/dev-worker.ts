@@ -36,12 +36,16 @@
  * the relay's socket is bound (loopback, whatever --ip says), and `EDGEFLUX_WORKER_DIRECT <url>` when
  * the worker is ready, and again after a reload if its address changed.
  */
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { unstable_DevEnv as DevEnv } from 'wrangler';
 import { isLoopbackHost, startPublicPort, type PublicPort } from './public-port';
 import { startWorkerRelay } from './worker-relay';
 
 const { values } = parseArgs({ options: { ip: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8787' }, 'persist-to': { type: 'string' } } });
+
+// The miniflare wrangler itself runs (its own copy, not the one the vitest plugin hoists).
+const { getNodeCompat } = createRequire(createRequire(import.meta.url).resolve('wrangler'))('miniflare') as typeof import('miniflare');
 
 const env = new DevEnv();
 type ProxyData = Parameters<typeof env.proxy.onReloadComplete>[0]['proxyData'];
@@ -97,6 +101,11 @@ const devServer = await env.startWorker({
     watch: true,
     logLevel: (process.env.WRANGLER_LOG as 'warn' | undefined) ?? 'warn',
   },
+  // `wrangler dev` and `wrangler deploy` bundle with the Node.js compatibility mode wrangler.toml's
+  // date and flags give (nodejs_compat: "v2", unenv's polyfills and globals); startWorker leaves it
+  // unset unless told, so the worker was bundled as if nodejs_compat were off — unlike the one
+  // deployed — and esbuild warned at every start that node:zlib needs the flag it has.
+  build: { nodejsCompatMode: (config) => getNodeCompat(config.compatibility_date, config.compatibility_flags).mode },
 });
 await devServer.ready;
 let publicPort: PublicPort | undefined;

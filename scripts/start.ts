@@ -1,5 +1,6 @@
 /**
  * `npm start`: the whole platform on this machine, offline.
+ *   0. checks that every port it will announce is free on EDGEFLUX_HOST (scripts/ports-free.ts);
  *   1. writes .dev.vars with fresh random secrets if there is none;
  *   2. applies D1 migrations to the local database (state persisted under EDGEFLUX_STATE_DIR);
  *   3. builds the web console (console/ → console/dist, served by the worker at /);
@@ -17,9 +18,18 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadConfig, urlHost } from '../shared/config';
 import { buildConsole } from './console-build';
+import { announcedPorts, portProblems } from './ports-free';
 
 const root = resolve(import.meta.dirname, '..');
-const cfg = loadConfig(process.env);
+// A bad variable is the user's to fix, said in one line as every other failure here, not a stack trace.
+const cfg = (() => {
+  try {
+    return loadConfig(process.env);
+  } catch (e) {
+    console.error(`npm start failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  }
+})();
 const wranglerBin = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
 // Offline by design: no telemetry, no Request.cf download, no update check.
 const childEnv = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_LOG: process.env.WRANGLER_LOG ?? 'warn', NO_UPDATE_NOTIFIER: '1' };
@@ -143,6 +153,8 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
 }
 
 async function main(): Promise<void> {
+  const taken = await portProblems(cfg.host, announcedPorts(cfg));
+  if (taken.length) throw new Error(`cannot listen where asked:\n  ${taken.join('\n  ')}`);
   ensureSecrets();
   migrate();
   await buildConsole();

@@ -18,3 +18,13 @@ describe('urlHost', () => {
     expect(url.port).toBe('8788');
   });
 });
+
+describe('MQTT over TLS files', () => {
+  // One alone left TLS off with nothing said: a misspelt key variable, and no TLS listener.
+  it('takes both or neither, and names the one missing', () => {
+    expect(loadConfig({}).mqttTlsCert).toBeUndefined();
+    expect(loadConfig({ EDGEFLUX_MQTT_TLS_CERT: 'c.pem', EDGEFLUX_MQTT_TLS_KEY: 'k.pem' })).toMatchObject({ mqttTlsCert: 'c.pem', mqttTlsKey: 'k.pem' });
+    expect(() => loadConfig({ EDGEFLUX_MQTT_TLS_CERT: 'c.pem' })).toThrow('EDGEFLUX_MQTT_TLS_CERT is set but EDGEFLUX_MQTT_TLS_KEY is not: MQTT over TLS needs both PEM files (or neither, for no TLS)');
+    expect(() => loadConfig({ EDGEFLUX_MQTT_TLS_KEY: 'k.pem', EDGEFLUX_MQTT_TLS_CERT: '' })).toThrow('EDGEFLUX_MQTT_TLS_KEY is set but EDGEFLUX_MQTT_TLS_CERT is not');
+  });
+});

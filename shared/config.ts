@@ -11,7 +11,7 @@ export interface PlatformConfig {
   mqttTlsPort: number;
   /** MQTT over WebSocket (path /mqtt) for browsers. */
   mqttWsPort: number;
-  /** PEM files for MQTT over TLS; the TLS listener starts only when both are set. */
+  /** PEM files for MQTT over TLS; the TLS listener starts when both are set (one alone is an error). */
   mqttTlsCert: string | undefined;
   mqttTlsKey: string | undefined;
   coapPort: number;
@@ -64,17 +64,30 @@ export function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
+/**
+ * The TLS certificate and key files: both or neither. One alone used to leave MQTT over TLS off with
+ * nothing said (a misspelt EDGEFLUX_MQTT_TLS_KEY, and devices could not connect over TLS).
+ */
+function tlsFiles(vars: Vars): { cert: string | undefined; key: string | undefined } {
+  const cert = vars.EDGEFLUX_MQTT_TLS_CERT || undefined;
+  const key = vars.EDGEFLUX_MQTT_TLS_KEY || undefined;
+  if (cert && !key) throw new Error('EDGEFLUX_MQTT_TLS_CERT is set but EDGEFLUX_MQTT_TLS_KEY is not: MQTT over TLS needs both PEM files (or neither, for no TLS)');
+  if (key && !cert) throw new Error('EDGEFLUX_MQTT_TLS_KEY is set but EDGEFLUX_MQTT_TLS_CERT is not: MQTT over TLS needs both PEM files (or neither, for no TLS)');
+  return { cert, key };
+}
+
 export function loadConfig(vars: Vars): PlatformConfig {
   const host = vars.EDGEFLUX_HOST || '127.0.0.1';
   const httpPort = port(vars, 'EDGEFLUX_HTTP_PORT', 8787);
+  const tls = tlsFiles(vars);
   return {
     host,
     httpPort,
     mqttPort: port(vars, 'EDGEFLUX_MQTT_PORT', 1883),
     mqttTlsPort: port(vars, 'EDGEFLUX_MQTT_TLS_PORT', 8883),
     mqttWsPort: port(vars, 'EDGEFLUX_MQTT_WS_PORT', 8083),
-    mqttTlsCert: vars.EDGEFLUX_MQTT_TLS_CERT || undefined,
-    mqttTlsKey: vars.EDGEFLUX_MQTT_TLS_KEY || undefined,
+    mqttTlsCert: tls.cert,
+    mqttTlsKey: tls.key,
     coapPort: port(vars, 'EDGEFLUX_COAP_PORT', 5683),
     stateDir: vars.EDGEFLUX_STATE_DIR || '.edgeflux/state',
     workerUrl: vars.EDGEFLUX_WORKER_URL || `http://${urlHost(host)}:${httpPort}`,

@@ -21,9 +21,9 @@ let home: string;
 const env = () => ({ ...process.env, XDG_CONFIG_HOME: home, EDGEFLUX_API: platform.url, EDGEFLUX_ORG: '', EDGEFLUX_TOKEN: '', EDGEFLUX_DEVICE_KEY: '' });
 
 /** Runs the CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
-function cli(args: string[], opts: { input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((ok) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: env(), cwd: root, timeout: 30_000 }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, [BIN, ...args], { env: { ...env(), ...opts.env }, cwd: root, timeout: 30_000 }, (err, stdout, stderr) =>
       ok({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
     child.stdin?.end(opts.input ?? '');
@@ -283,6 +283,40 @@ describe('edgeflux CLI', () => {
     expect(hinted.message).toBe('refresh token reused: every token of this session was revoked; log in again (401 unauthorized): the stored session was refused; run `edgeflux login -e me@example.com`');
     expect(hinted.cause).toBe(reused);
     expect((withLoginHint(reused, { ...ctx, credential: 'none' }) as Error).cause).toBe(reused);
+  });
+
+  // The README sets a channel's defaultContentType with curl; the CLI's `--set` read every value as
+  // JSON, so `--set defaultContentType=application/senml+json` died on "Unexpected token 'a'" and
+  // `--set foo` on a JSON error about "foo".
+  it('changes channel settings with --set: numbers and rates as JSON, text as is, a usage error without =', async () => {
+    const ch = (await json<{ id: string }>('channels', 'create', 'settings')).id;
+    const set = await json('channels', 'limits', ch, '--set', 'defaultContentType=application/senml+json', '--set', 'maxPayloadBytes=4096', '--set', 'channelRate={"perSecond":50,"burst":100}');
+    expect(set).toMatchObject({ defaultContentType: 'application/senml+json', maxPayloadBytes: 4096, channelRate: { perSecond: 50, burst: 100 } });
+    expect(await json('channels', 'limits', ch)).toMatchObject({ defaultContentType: 'application/senml+json', maxPayloadBytes: 4096 });
+    const bare = await cli(['channels', 'limits', ch, '--set', 'retentionDays']);
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toContain("argument 'retentionDays' is invalid. NAME=VALUE, e.g. maxPayloadBytes=4096");
+    // A value of the wrong type is the API's to refuse, naming the setting.
+    const wrong = await cli(['channels', 'limits', ch, '--set', 'maxPayloadBytes=lots']);
+    expect(wrong.stderr).toMatch(/^error: invalid body: maxPayloadBytes: .*\(422 validation_failed\)\n$/);
+  });
+
+  // A fresh clone's first command: no session and no org stored. Asking for an org id the user
+  // cannot have yet ("no org: pass --org ID…") sent them the wrong way; logging in picks their org.
+  it('tells someone who never logged in to log in, not to pass an org they do not have yet', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'edgeflux-cli-fresh-'));
+    try {
+      for (const args of [['devices', 'list'], ['channels', 'create', 'telemetry'], ['connect', '-c', 'c', '-d', 'd']]) {
+        const r = await cli(args, { env: { XDG_CONFIG_HOME: fresh } });
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr, args.join(' ')).toBe('error: not logged in: run `edgeflux login -e EMAIL` (or pass --token or --device-key)\n');
+      }
+      // With a credential but no org, the org is what is missing.
+      const keyed = await cli(['--token', 'some-api-key', 'devices', 'list'], { env: { XDG_CONFIG_HOME: fresh } });
+      expect(keyed.stderr).toBe('error: no org: pass --org ID, set EDGEFLUX_ORG, or run `edgeflux orgs use ID`\n');
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
   });
 
   // Last: it logs out.

@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commandLine } from '../../bench/procs';
-import { freePort, groupListeners, startPlatform, type Platform } from './processes';
+import { freePort, groupListeners, root, startPlatform, type Platform } from './processes';
 
 describe('npm start', () => {
   const state = mkdtempSync(join(tmpdir(), 'edgeflux-state-'));
@@ -20,6 +22,9 @@ describe('npm start', () => {
     running = await startPlatform(env);
     expect(running.url).toBe(`http://127.0.0.1:${port}`);
     expect(running.output()).toMatch(/OpenAPI\s+http:\/\/127\.0\.0\.1:\d+\/openapi\.json/);
+    // The worker is bundled as `wrangler deploy` bundles it, with wrangler.toml's nodejs_compat: no
+    // warning that node:zlib (workers/messages/body.ts) needs the flag it has.
+    expect(running.output()).not.toMatch(/WARNING|nodejs_compat/);
     expect(await (await fetch(`${running.url}/health`)).json()).toEqual({ status: 'ok', d1: 'ok' });
     // On loopback (the default) wrangler's proxy workerd serves the public port itself: no forwarder
     // (scripts/public-port.ts, a Node hop) in the way.
@@ -36,6 +41,48 @@ describe('npm start', () => {
     const login = await fetch(`${running.url}/tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(creds) });
     expect(login.status).toBe(201);
   }, 180_000);
+
+  // wrangler's dev server says nothing when its public port is taken, and the launcher's health check
+  // was answered by whatever held it: a second `npm start` on the same ports printed "Edgeflux is up"
+  // with someone else's HTTP API (here a server that answers /health as the platform does).
+  it('refuses to start, naming the variable to change, when a port it would announce is taken', async () => {
+    const held = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","d1":"ok"}'));
+    const httpPort = await freePort();
+    await new Promise<void>((ok) => held.listen(httpPort, '127.0.0.1', ok));
+    const udp = createSocket('udp4');
+    const coapPort = await freePort();
+    await new Promise<void>((ok) => udp.bind(coapPort, '127.0.0.1', ok));
+    const other = mkdtempSync(join(tmpdir(), 'edgeflux-state-'));
+    try {
+      const started = startPlatform({ EDGEFLUX_HTTP_PORT: String(httpPort), EDGEFLUX_COAP_PORT: String(coapPort), EDGEFLUX_STATE_DIR: other }).then(
+        async (p) => (await p.stop(), `up: ${p.output()}`),
+        (e: unknown) => String(e),
+      );
+      const said = await started;
+      expect(said).toMatch(/^Error: launcher exited with 1:/);
+      expect(said).not.toContain('Edgeflux is up');
+      expect(said).toContain(`HTTP API port 127.0.0.1:${httpPort} is already in use (another npm start?): stop what holds it, or set EDGEFLUX_HTTP_PORT to a free port`);
+      expect(said).toContain(`CoAP port 127.0.0.1:${coapPort}/udp is already in use (another npm start?): stop what holds it, or set EDGEFLUX_COAP_PORT to a free port`);
+      // Checked before anything started: no migrations applied, no worker, no bridge.
+      expect(said).not.toMatch(/D1 migrations|D1 schema|\[bridge\]/);
+    } finally {
+      held.close();
+      udp.close();
+      rmSync(other, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('says what is wrong with a bad variable in one line, not with a stack trace', async () => {
+    const r = await new Promise<{ code: number | null; out: string }>((ok) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: root, env: { ...process.env, EDGEFLUX_HTTP_PORT: 'abc' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('exit', (code) => ok({ code, out }));
+    });
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('npm start failed: EDGEFLUX_HTTP_PORT must be a port number (0-65535), got "abc"\n');
+  }, 60_000);
 
   // wrangler's proxy (the public port) pools keep-alive connections to the worker; both ends used to
   // drop an idle one after 5 s, and a request sent on one the worker was closing came back to a POST
