@@ -89,6 +89,11 @@ describe('devices', () => {
     expect((await api('GET', `${base}?offset=50`, { token: t })).body).toMatchObject({ total: 7, items: [] });
     expect((await api('GET', `${base}?limit=100`, { token: t })).status).toBe(200);
     for (const q of ['limit=101', 'limit=0', 'offset=-1', 'limit=abc']) expectProblem(await api('GET', `${base}?${q}`, { token: t }), 400);
+    // Not read as 0, 16, 10 or 5 (z.coerce did): an empty, hex, exponent or padded number is refused by name.
+    for (const q of ['offset=', 'limit=', 'offset=0x10', 'limit=1e1', 'offset=%205', 'offset=1.0']) {
+      const p = expectProblem(await api('GET', `${base}?${q}`, { token: t }), 400);
+      expect(JSON.stringify(p), q).toContain(`${q.split('=')[0]} must be a whole number`);
+    }
   });
 
   it('filters by name (case-insensitive substring, wildcards literal) and by metadata containment', async () => {

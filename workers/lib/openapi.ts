@@ -1,4 +1,5 @@
 import { z, type RouteConfig } from '@hono/zod-openapi';
+import { wholeNumber } from './params';
 
 /** Shared OpenAPI/zod building blocks so every feature describes requests and errors the same way. */
 
@@ -48,8 +49,8 @@ export const createdResponse = <T extends z.ZodType>(schema: T, description: str
 
 export const MAX_LIMIT = 100;
 export const PageQuery = z.strictObject({
-  offset: z.coerce.number().int().min(0).default(0).openapi({ description: 'Items to skip' }),
-  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
+  offset: wholeNumber('offset', 0, 1_000_000_000).default(0).openapi({ description: 'Items to skip' }),
+  limit: wholeNumber('limit', 1, MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
   // Read by authenticate() (workers/auth/credentials.ts), as on every route; declared so the strict list refuses only what no route takes.
   authorization: z.string().optional().openapi({ description: "The Authorization header's value, for clients that cannot set headers; the header wins over it" }),
 });
