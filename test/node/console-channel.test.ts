@@ -153,7 +153,7 @@ describe("web console: a channel's live view and history under load", () => {
     let expected = '';
     let url: string | undefined = `${platform.url}/channels/${channel}/messages?order=desc&limit=1000&total=false`;
     for (let pages = 0; url; pages++) {
-      const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: 'text/csv' } });
+      const res: Response = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: 'text/csv' } });
       const text = await res.text();
       expected += pages === 0 ? text : text.slice(text.indexOf('\r\n') + 2);
       url = /<([^>]*)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
