@@ -9,7 +9,14 @@ import { run } from './run';
 
 const paging = (cmd: Command) => cmd.option('--offset <n>', 'items to skip', integer).option('--limit <n>', 'page size (max 100)', integer);
 const page = (o: PageQuery) => ({ offset: o.offset, limit: o.limit });
-type Filtered = NameQuery & { metadata?: Record<string, unknown> };
+type Sorting = { sort?: 'created' | 'name' | 'last_seen'; order?: 'asc' | 'desc' };
+type Filtered = Omit<NameQuery, 'sort'> & Sorting & { metadata?: Record<string, unknown> };
+/** --sort and --order of a list; devices sort by last_seen too. */
+const sorted = (keys: Sorting['sort'][]) => (c: Command) =>
+  c.addOption(new Option('--sort <key>', `${keys.join(', ')} (default created)`).choices(keys as string[])).addOption(new Option('--order <dir>', 'asc (default) or desc').choices(['asc', 'desc']));
+const BY_NAME = sorted(['created', 'name']);
+const BY_DEVICE = sorted(['created', 'name', 'last_seen']);
+const sortOf = (o: Sorting) => ({ sort: o.sort, order: o.order });
 /** The name filter of the app and key lists. */
 const named = (c: Command) => c.option('--name <text>', 'name contains (case-insensitive)');
 /** The name and metadata filters of the device and channel lists (also of a channel's devices and a device's channels). */
@@ -61,8 +68,9 @@ function entityCommands(program: Command, kind: 'devices' | 'channels'): void {
   // The calls used here have the same shape for both resources.
   const api = (ctx: Context) => ctx.client.org(ctx.org())[kind] as OrgScope['channels'];
   const group = program.command(kind).description(kind === 'devices' ? 'devices (things): each has a secret key' : 'channels: named message streams');
-  filtered(paging(group.command('list').description(`${kind} of the current org`))).action(
-    run(async (ctx, o: Filtered) => showPage(ctx.out, await api(ctx).list({ ...page(o), name: o.name, metadata: o.metadata }), columns)),
+  (kind === 'devices' ? BY_DEVICE : BY_NAME)(filtered(paging(group.command('list').description(`${kind} of the current org`)))).action(
+    // The devices' call takes last_seen too (the shared signature is the channels').
+    run(async (ctx, o: Filtered) => showPage(ctx.out, await api(ctx).list({ ...page(o), ...(sortOf(o) as NameQuery), name: o.name, metadata: o.metadata }), columns)),
   );
   group
     .command('create <name...>')
@@ -83,12 +91,12 @@ function entityCommands(program: Command, kind: 'devices' | 'channels'): void {
   group.command('delete <id...>').action(run(async (ctx, ids: string[]) => show(ctx.out, { deleted: await Promise.all(ids.map(async (id) => (await api(ctx).delete(id), id))) })));
   if (kind === 'devices') {
     group.command('rotate-key <id>').description('new device key (the old one stops working at once)').action(run(async (ctx, id: string) => show(ctx.out, await ctx.client.org(ctx.org()).devices.rotateKey(id))));
-    filtered(paging(group.command('channels <id>').description('channels the device is connected to'))).action(
-      run(async (ctx, id: string, o: Filtered) => showPage(ctx.out, await ctx.client.org(ctx.org()).devices.channels(id, { ...page(o), name: o.name, metadata: o.metadata }), ['id', 'name', 'types'])),
+    BY_NAME(filtered(paging(group.command('channels <id>').description('channels the device is connected to')))).action(
+      run(async (ctx, id: string, o: Filtered) => showPage(ctx.out, await ctx.client.org(ctx.org()).devices.channels(id, { ...page(o), ...(sortOf(o) as NameQuery), name: o.name, metadata: o.metadata }), ['id', 'name', 'types'])),
     );
   } else {
-    filtered(paging(group.command('devices <id>').description('devices connected to the channel'))).action(
-      run(async (ctx, id: string, o: Filtered) => showPage(ctx.out, await ctx.client.org(ctx.org()).channels.devices(id, { ...page(o), name: o.name, metadata: o.metadata }), ['id', 'name', 'types'])),
+    BY_DEVICE(filtered(paging(group.command('devices <id>').description('devices connected to the channel')))).action(
+      run(async (ctx, id: string, o: Filtered) => showPage(ctx.out, await ctx.client.org(ctx.org()).channels.devices(id, { ...page(o), ...sortOf(o), name: o.name, metadata: o.metadata }), ['id', 'name', 'types'])),
     );
     group
       .command('limits <id>')
@@ -135,7 +143,7 @@ export function thingCommands(program: Command): void {
 
 export function accessCommands(program: Command): void {
   const apps = program.command('apps').description('third-party apps (OAuth2 client credentials)');
-  named(paging(apps.command('list'))).action(run(async (ctx, o: NameQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).apps.list({ ...page(o), name: o.name }), ['id', 'name', 'client_id', 'scopes'])));
+  BY_NAME(named(paging(apps.command('list')))).action(run(async (ctx, o: NameQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).apps.list({ ...page(o), sort: o.sort, order: o.order, name: o.name }), ['id', 'name', 'client_id', 'scopes'])));
   apps
     .command('create <name>')
     .description('register an app (its client secret is shown once)')
@@ -161,7 +169,7 @@ export function accessCommands(program: Command): void {
         show(ctx.out, await ctx.client.org(ctx.org()).keys.issue({ name, scopes: o.scopes, ...(o.expiresIn ? { expires_in: o.expiresIn } : {}) }), ['id', 'name', 'key']);
       }),
     );
-  named(paging(keys.command('list'))).action(run(async (ctx, o: NameQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).keys.list({ ...page(o), name: o.name }), ['id', 'name', 'scopes', 'expires_at', 'revoked_at'])));
+  BY_NAME(named(paging(keys.command('list')))).action(run(async (ctx, o: NameQuery) => showPage(ctx.out, await ctx.client.org(ctx.org()).keys.list({ ...page(o), sort: o.sort, order: o.order, name: o.name }), ['id', 'name', 'scopes', 'expires_at', 'revoked_at'])));
   keys.command('get <id>').action(run(async (ctx, id: string) => show(ctx.out, await ctx.client.org(ctx.org()).keys.get(id))));
   keys.command('revoke <id>').action(run(async (ctx, id: string) => (await ctx.client.org(ctx.org()).keys.revoke(id), show(ctx.out, { revoked: id }))));
 

@@ -3,7 +3,7 @@ import type * as T from './types';
 
 /** Resource groups: one small object per API feature folder (workers/<feature>/). */
 
-const listQuery = (q: T.ListQuery = {}) => ({ ...q, metadata: typeof q.metadata === 'object' ? JSON.stringify(q.metadata) : q.metadata });
+const listQuery = (q: T.ListQuery | T.DeviceListQuery = {}) => ({ ...q, metadata: typeof q.metadata === 'object' ? JSON.stringify(q.metadata) : q.metadata });
 
 export const usersApi = (http: Http) => ({
   /** Register (no credential needed). */
@@ -43,7 +43,7 @@ export function orgScope(http: Http, org: string) {
       create: (body: T.DeviceCreate) => http.json<T.DeviceWithKey>('POST', at('devices'), { json: body }),
       /** Up to 100 at once, all or nothing. */
       createMany: (devices: T.DeviceCreate[]) => http.json<{ items: T.DeviceWithKey[] }>('POST', at('devices', 'bulk'), { json: { devices } }).then((r) => r.items),
-      list: (q?: T.ListQuery) => http.json<T.Page<T.Device>>('GET', at('devices'), { query: listQuery(q) }),
+      list: (q?: T.DeviceListQuery) => http.json<T.Page<T.Device>>('GET', at('devices'), { query: listQuery(q) }),
       get: (id: string) => http.json<T.Device>('GET', at('devices', id)),
       update: (id: string, body: T.DeviceUpdate) => http.json<T.Device>('PATCH', at('devices', id), { json: body }),
       delete: (id: string) => http.none('DELETE', at('devices', id)),
@@ -57,7 +57,7 @@ export function orgScope(http: Http, org: string) {
       get: (id: string) => http.json<T.Channel>('GET', at('channels', id)),
       update: (id: string, body: T.ChannelUpdate) => http.json<T.Channel>('PATCH', at('channels', id), { json: body }),
       delete: (id: string) => http.none('DELETE', at('channels', id)),
-      devices: (id: string, q?: T.ListQuery) => http.json<T.Page<T.ConnectedDevice>>('GET', at('channels', id, 'devices'), { query: listQuery(q) }),
+      devices: (id: string, q?: T.DeviceListQuery) => http.json<T.Page<T.ConnectedDevice>>('GET', at('channels', id, 'devices'), { query: listQuery(q) }),
       limits: (id: string) => http.json<T.ChannelLimits>('GET', at('channels', id, 'limits')),
       setLimits: (id: string, patch: T.ChannelLimitsPatch) => http.json<T.ChannelLimits>('PATCH', at('channels', id, 'limits'), { json: patch }),
     },

@@ -10,7 +10,7 @@ import type { Channel as ChannelS, ChannelCreate as ChannelCreateS, ChannelLimit
 import type { Connection as ConnectionS, ConnectedChannel as ConnectedChannelS, ConnectedDevice as ConnectedDeviceS, ConnectRequest, ConnectionType as ConnectionTypeS, DisconnectRequest } from '../workers/connections/schemas';
 import type { Device as DeviceS, DeviceCreate as DeviceCreateS, DeviceUpdate as DeviceUpdateS, DeviceWithKey as DeviceWithKeyS, KeyRotated } from '../workers/devices/schemas';
 import type { ApiKey as ApiKeyS, ApiKeyCreate as ApiKeyCreateS, ApiKeyWithSecret as ApiKeyWithSecretS } from '../workers/keys/schemas';
-import type { ListQuery as ListQueryS, PageQuery as PageQueryS, ProblemSchema } from '../workers/lib/openapi';
+import type { DeviceListQuery as DeviceListQueryS, ListQuery as ListQueryS, NameQuery as NameQueryS, PageQuery as PageQueryS, ProblemSchema } from '../workers/lib/openapi';
 import type { Member as MemberS, MemberInvite as MemberInviteS, Org as OrgS, RoleSchema } from '../workers/orgs/schemas';
 import type { Attachment as AttachmentS, AttachmentOut, Policy as PolicyS, PolicyCreate as PolicyCreateS, PolicyUpdate as PolicyUpdateS, PrincipalType as PrincipalTypeS, StatementSchema } from '../workers/policies/schemas';
 import type { QuerySchema } from '../workers/query/params';
@@ -27,10 +27,14 @@ export interface Page<T> {
   items: T[];
 }
 export type PageQuery = Partial<z.input<typeof PageQueryS>> & { offset?: number; limit?: number };
-/** Listing devices/channels: paging plus a name substring and a metadata containment filter. */
+/** A list's order: `sort` by creation (the default) or name (case-insensitive), `order` asc (the default) or desc. */
+export type SortQuery = Partial<Pick<z.output<typeof NameQueryS>, 'sort' | 'order'>>;
+/** Listing channels: paging, a sort, a name substring and a metadata containment filter. */
 export type ListQuery = PageQuery & Omit<Partial<z.output<typeof ListQueryS>>, 'metadata' | 'offset' | 'limit'> & { metadata?: Record<string, unknown> | string };
-/** Listing apps/API keys: paging plus a name substring (case-insensitive; `%` and `_` match themselves). */
-export type NameQuery = PageQuery & { name?: string };
+/** Listing devices (an org's, a channel's): as channels, and sortable by `last_seen` too. */
+export type DeviceListQuery = Omit<ListQuery, 'sort'> & Partial<Pick<z.output<typeof DeviceListQueryS>, 'sort'>>;
+/** Listing apps/API keys: paging, a sort and a name substring (case-insensitive; `%` and `_` match themselves). */
+export type NameQuery = PageQuery & SortQuery & { name?: string };
 /** Listing members: paging plus an email substring. */
 export type MemberQuery = PageQuery & { email?: string };
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CborError } from './cbor';
+import { CborError, cborEncode } from './cbor';
 import { EnvelopeError, utf8Bytes, type Envelope } from './envelope';
 import { FrameError, decodeClientFrame, decodeServerFrame, encodeClientFrame, encodeServerFrame, type ClientFrame, type ServerFrame } from './frames';
 
@@ -101,6 +101,24 @@ describe('subscriber frames', () => {
     ['array', '[]'],
   ])('client frame %s is refused with FrameError', (_n, text) => {
     expect(() => decodeClientFrame(text)).toThrow(FrameError);
+  });
+
+  it.each([
+    ['a misspelt retain', '{"id":7,"payload":"x","retained":true}', 'retained', 7],
+    ['a misspelt subtopic', '{"payload":"x","subTopic":"room/1"}', 'subTopic', undefined],
+    ['an ack with more', '{"type":"ack","seq":3,"id":"a"}', 'id', 'a'],
+  ])('a client frame with %s is refused, naming the key (and echoing a valid id)', (_n, text, key, id) => {
+    let err: unknown;
+    try {
+      decodeClientFrame(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FrameError);
+    expect((err as FrameError).message).toContain(`unknown key "${key}"`);
+    expect((err as FrameError).id).toBe(id);
+    // The same in CBOR.
+    expect(() => decodeClientFrame(cborEncode({ ...JSON.parse(text), payload: new Uint8Array([1]) }))).toThrow(`unknown key "${key}"`);
   });
 
   it.each(['json', 'cbor'] as const)('client publish round-trips as %s', (enc) => {

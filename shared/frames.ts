@@ -171,13 +171,23 @@ export function decodeClientFrame(data: string | Uint8Array): ClientFrame {
   }
 }
 
+/** What each client frame may carry: a misspelt key (`retained`, `subTopic`) is refused, not ignored. */
+const PUBLISH_KEYS = new Set(['type', 'id', 'subtopic', 'contentType', 'retain', 'payload', 'encoding']);
+const ACK_KEYS = new Set(['type', 'seq']);
+
+function knownKeys(value: Obj, known: Set<string>, what: string): void {
+  for (const k in value) if (!known.has(k)) throw new FrameError(`unknown key ${JSON.stringify(k)} in ${what} frame; it takes ${[...known].join(', ')}`);
+}
+
 function clientFrame(value: Obj, json: boolean): ClientFrame {
   const type = value.type ?? 'publish';
   if (type === 'ack') {
+    knownKeys(value, ACK_KEYS, 'an ack');
     if (!isSeq(value.seq)) throw new FrameError("ack needs an integer 'seq'");
     return { type: 'ack', seq: value.seq };
   }
   if (type !== 'publish') throw new FrameError(`unknown frame type ${JSON.stringify(type)}; expected publish or ack`);
+  knownKeys(value, PUBLISH_KEYS, 'a publish');
   const id = optional(value, 'id', isId, `a string of at most ${MAX_ID_LENGTH} characters or an integer`);
   const subtopic = optional(value, 'subtopic', isString, 'a string');
   const contentType = optional(value, 'contentType', isContentType, `a non-empty string of at most ${MAX_CONTENT_TYPE_LENGTH} characters`);

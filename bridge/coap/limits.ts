@@ -35,8 +35,15 @@ export interface CoapLimits {
   observerPingMs: number;
   /** Notifications held per observer while a confirmable one awaits its ACK (overflow drops the oldest, logged). */
   observeQueue: number;
-  /** Max-Age of notifications and GET responses, seconds (RFC 7641 §4.3.1: a silent observation is stale after it). */
+  /** Max-Age of notifications and of an observation's first response, seconds (RFC 7641 §4.3.1: a silent observation is stale after it). */
   notificationMaxAgeS: number;
+  /**
+   * Max-Age of a plain GET's answer (the latest retained message, or none yet), seconds. 0: the
+   * latest message changes whenever anyone publishes, so a cache (a CoAP proxy, a client that
+   * caches) must ask again — with the ETag it holds, answered 2.03 Valid while it is current —
+   * rather than serve it for the notifications' hour (RFC 7252 §5.6.1, §5.10.5).
+   */
+  readMaxAgeS: number;
   /** Max-Age of 5.03 and of a 4.29 from the platform that gave no retry time, seconds. */
   retryAfterS: number;
   /** A device is reported offline after this long without a request and without an observation. */
@@ -63,6 +70,7 @@ export const DEFAULT_LIMITS: CoapLimits = {
   observerPingMs: 300_000,
   observeQueue: 64,
   notificationMaxAgeS: 3600,
+  readMaxAgeS: 0,
   retryAfterS: 5,
   presenceIdleMs: 300_000,
   maxDedupEntries: 200_000,

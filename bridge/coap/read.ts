@@ -1,6 +1,7 @@
 /**
  * A plain GET on a channel address (no Observe): the latest retained message matching the address
- * (2.05), or 2.05 with an empty payload when there is none (docs/coap.md "Decisions"). Block2
+ * (2.05), or 2.05 with an empty payload when there is none (docs/coap.md "Decisions"); 2.03 Valid
+ * when the client's ETag is that message's. Max-Age `readMaxAgeS` (0). Block2
  * follow-ups (NUM > 0) are served from the representation whose first block was sent, so every
  * block of one transfer comes from the same message (RFC 7959 §2.4).
  */
@@ -10,7 +11,7 @@ import { blockReply, type Representation } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import type { ObserveTarget } from './observe';
-import { diagnostic } from './replies';
+import { diagnostic, etagOf, maxAgeOption } from './replies';
 import { deliveryRepresentation, emptyRepresentation, formatOfDelivery, latest } from './representation';
 
 /** Sends block `block2` of `rep` (keeping `rep` for the next blocks), or 4.02 past its end. */
@@ -28,7 +29,8 @@ export function sendBlocks(ctx: Context, ex: Exchange, repKey: string, rep: Repr
   ex.respond(reply);
 }
 
-export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined): Promise<void> {
+/** `validators`: the request's ETag options (the representations the client holds). */
+export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined, validators: readonly Uint8Array[] = []): Promise<void> {
   if (block2 && block2.num > 0) {
     const kept = ctx.reps.get(target.repKey);
     // A notification's later blocks are fetched without Observe (RFC 7959 §2.6 / §3.4).
@@ -44,5 +46,13 @@ export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, ac
     return;
   }
   const d = latest(acceptable);
-  sendBlocks(ctx, ex, target.repKey, d ? deliveryRepresentation(d, ctx.limits) : emptyRepresentation(ctx.limits), block2);
+  const maxAge = ctx.limits.readMaxAgeS;
+  // RFC 7252 §5.10.6.2: the client holds this message already (its ETag is the seq): 2.03 Valid, no payload.
+  if (d && (!block2 || block2.num === 0)) {
+    const tag = etagOf(d.seq).value;
+    if (validators.some((v) => sameBytes(v, tag))) return ex.respond({ code: Code.Valid, options: [etagOf(d.seq), maxAgeOption(maxAge)] });
+  }
+  sendBlocks(ctx, ex, target.repKey, d ? deliveryRepresentation(d, ctx.limits, maxAge) : emptyRepresentation(ctx.limits, maxAge), block2);
 }
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

@@ -11,15 +11,16 @@ import { etagOf, maxAgeOption } from './replies';
  */
 export const formatOfDelivery = (d: Pick<Delivery, 'contentType'>): number | undefined => contentFormatOf(d.contentType);
 
-export function deliveryRepresentation(d: Delivery, limits: CoapLimits): Representation {
-  const options: CoapOption[] = [etagOf(d.seq), maxAgeOption(limits.notificationMaxAgeS)];
+/** `maxAgeS`: the notifications' freshness unless told otherwise (a plain GET's is `readMaxAgeS`). */
+export function deliveryRepresentation(d: Delivery, limits: CoapLimits, maxAgeS = limits.notificationMaxAgeS): Representation {
+  const options: CoapOption[] = [etagOf(d.seq), maxAgeOption(maxAgeS)];
   const cf = formatOfDelivery(d);
   if (cf !== undefined) options.push(uintOption(Opt.ContentFormat, cf));
   return { code: Code.Content, options, payload: d.payload };
 }
 
 /** "Nothing published yet": 2.05 with an empty payload (docs/coap.md "Decisions"). */
-export const emptyRepresentation = (limits: CoapLimits): Representation => ({ code: Code.Content, options: [maxAgeOption(limits.notificationMaxAgeS)], payload: new Uint8Array() });
+export const emptyRepresentation = (limits: CoapLimits, maxAgeS = limits.notificationMaxAgeS): Representation => ({ code: Code.Content, options: [maxAgeOption(maxAgeS)], payload: new Uint8Array() });
 
 /** The latest of some deliveries (highest seq), or undefined. */
 export const latest = (ds: readonly Delivery[]): Delivery | undefined => ds.reduce<Delivery | undefined>((a, d) => (!a || d.seq > a.seq ? d : a), undefined);

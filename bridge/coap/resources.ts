@@ -4,7 +4,7 @@
  * reads or observes). Every failure becomes a response; nothing is dropped silently.
  */
 import {
-  Code, Opt, accept, block1, block2, contentTypeOf, getAll, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
+  Code, Opt, accept, block1, block2, contentTypeOf, etags, getAll, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
 } from '../../shared/coap';
 import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
 import type { Context } from './context';
@@ -17,7 +17,7 @@ import { discover } from './well-known';
 
 /** Options this server acts on; any other critical option gets 4.02 (RFC 7252 §5.4.1). */
 const KNOWN: ReadonlySet<number> = new Set([
-  Opt.UriHost, Opt.UriPort, Opt.UriPath, Opt.UriQuery, Opt.ContentFormat, Opt.Accept, Opt.Observe,
+  Opt.UriHost, Opt.UriPort, Opt.UriPath, Opt.UriQuery, Opt.ContentFormat, Opt.Accept, Opt.Observe, Opt.ETag,
   Opt.Block1, Opt.Block2, Opt.Size1, Opt.Size2, Opt.ProxyUri, Opt.ProxyScheme,
 ]);
 
@@ -135,5 +135,5 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
     if (again > 0) return ex.respond(tooManyRequests(again));
   }
   if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2, version))) return;
-  return read(ctx, ex, target, acc, b2);
+  return read(ctx, ex, target, acc, b2, etags(req));
 }

@@ -23,7 +23,13 @@ export interface MqttLimits {
   maxChannelsPerFilter: number;
   /** Simultaneous connections per device on this bridge. */
   maxConnectionsPerDevice: number;
-  /** Publishes per second per device (token bucket shared by the device's connections), and the burst. */
+  /**
+   * Publishes per second per device on this bridge (token bucket shared by the device's
+   * connections, whatever the channels), and the burst: a guard of the bridge, not the channel's
+   * limit. The channel's own `publisherRate` (100/s by default, raised per channel) is what governs a
+   * device, so this is set above what a channel admits by default (its whole `channelRate`): at 100/s
+   * it cut off devices on channels whose owner had raised their rates.
+   */
   publishRate: number;
   publishBurst: number;
   /** Time allowed between the first byte and a successful CONNACK. */
@@ -73,8 +79,8 @@ export const DEFAULT_LIMITS: MqttLimits = {
   maxSubscriptions: 100,
   maxChannelsPerFilter: 1000,
   maxConnectionsPerDevice: 10,
-  publishRate: 100,
-  publishBurst: 200,
+  publishRate: 1000,
+  publishBurst: 2000,
   connectTimeoutMs: 10_000,
   maxKeepalive: 3600,
   topicAliasMaximum: 64,

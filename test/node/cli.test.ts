@@ -85,6 +85,7 @@ describe('edgeflux CLI', () => {
     expect(devices.map((d) => d.name)).toEqual(['thermo-1', 'thermo-2']);
     expect(devices[0]!.key).toBeTruthy();
     expect((await json('devices', 'list', '--metadata', '{"room":"lab"}')).total).toBe(2);
+    expect((await json('devices', 'list', '--sort', 'name', '--order', 'desc')).items.map((d: { name: string }) => d.name)).toEqual(['thermo-2', 'thermo-1']);
     channel = (await json('channels', 'create', 'telemetry')).id;
     expect((await json('channels', 'list', '--name', 'tele')).items.map((c: { id: string }) => c.id)).toEqual([channel]);
     const conns = await json('connect', '--channel', channel, '--device', `${devices[0]!.id},${devices[1]!.id}`);

@@ -197,6 +197,16 @@ describe('CoAP through the real platform', () => {
     const got = await new Promise<{ code: string; payload: Buffer }>((ok) => get.on('response', ok));
     expect(got.code).toBe('2.05');
     expect(got.payload.toString()).toBe('retained hello');
+    // Not cacheable as it stands (Max-Age 0), and revalidated by its ETag: 2.03 Valid, no payload.
+    const option = (r: { options: { name: string | number; value: unknown }[] }, name: string) => r.options.find((o) => o.name === name)?.value;
+    const etag = option(got as never, 'ETag') as Buffer;
+    expect(etag).toBeDefined();
+    expect(option(got as never, 'Max-Age')).toBe(0); // the coap package reads the uint
+    const again = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'GET', pathname: `/channels/${world.channel}/messages/npm`, query: `auth=${world.deviceKey}` });
+    again.setOption('ETag', etag);
+    again.end();
+    const valid = await new Promise<{ code: string; payload: Buffer }>((ok) => again.on('response', ok));
+    expect([valid.code, valid.payload.length]).toEqual(['2.03', 0]);
   });
 
   it('keeps serving after thousands of random datagrams', async () => {

@@ -238,4 +238,28 @@ describe('web console with lists longer than a page of the API', () => {
     expect(a11y).toEqual([]);
     expect(pageErrors).toEqual([]);
   }, 60_000);
+
+  it('sorts the devices by name from the column header, both ways, from the first page; the API reads the same order', async () => {
+    await page.goto(`${platform.url}/o/${big}/devices`);
+    await page.getByText('1–20 of 150').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('21–40 of 150').waitFor();
+    const header = page.getByRole('columnheader', { name: /^Name/ });
+    const firstName = () => page.locator('table tbody tr').first().locator('td').first().textContent();
+    await header.getByRole('button').click();
+    await page.getByText('1–20 of 150').waitFor(); // a new sort starts from the first page
+    await expect.poll(() => header.getAttribute('aria-sort')).toBe('ascending');
+    await expect.poll(firstName).toBe('dev-001');
+    await header.getByRole('button').click();
+    await expect.poll(() => header.getAttribute('aria-sort')).toBe('descending');
+    await expect.poll(firstName).toBe('dev-150');
+    const api = await call<{ items: { name: string }[] }>('GET', `/orgs/${big}/devices?sort=name&order=desc&limit=20`);
+    expect(await page.locator('table tbody tr td:first-child').allTextContents()).toEqual(api.items.map((d) => d.name));
+    // A third click goes back to the creation order, with no sort marked.
+    await header.getByRole('button').click();
+    await expect.poll(() => header.getAttribute('aria-sort')).toBeNull();
+    a11y.push(...(await audit(page)));
+    expect(a11y).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
 });

@@ -120,6 +120,11 @@ describe('apps', () => {
     expect(await list('name=APP-&limit=10&offset=20')).toEqual({ total: 30, names: Array.from({ length: 10 }, (_, i) => `app-${i + 21}`) });
     expect((await list('name=')).total).toBe(33); // an empty filter filters nothing
     expectProblem(await api('GET', `/orgs/${org.id}/apps?name=${'x'.repeat(201)}`, { token: owner.token }), 400);
+    // Sorted by name (case-insensitive), either way, with the filter; and by creation, newest first.
+    const inOrder = async (q: string) => ((await api('GET', `/orgs/${org.id}/apps?${q}`, { token: owner.token })).body.items as { name: string }[]).map((a) => a.name);
+    expect(await inOrder('name=grafana&sort=name')).toEqual(['Grafana Dash', 'grafana-backup']);
+    expect(await inOrder('name=grafana&sort=name&order=desc')).toEqual(['grafana-backup', 'Grafana Dash']);
+    expect(await inOrder('order=desc&limit=3')).toEqual(['grafana-backup', '100%_sure', 'Grafana Dash']);
   });
 
   it('validates scopes: known actions only, no empty resource, at least one', async () => {

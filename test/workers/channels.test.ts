@@ -59,6 +59,10 @@ describe('channels', () => {
     expect((await api('GET', `${base}?${meta({ kind: 'xml' })}`, { token: t })).body).toMatchObject({ total: 0, items: [] });
     expect(expectProblem(await api('GET', `${base}?${meta('{"kind":')}`, { token: t }), 400).code).toBe('invalid_filter');
     expectProblem(await api('GET', `${base}?${meta('[]')}`, { token: t }), 400);
+    expect(names(await api('GET', `${base}?sort=name`, { token: t }))).toEqual(['alert-archive', 'Alerts', 'commands', 'telemetry']);
+    expect(names(await api('GET', `${base}?sort=name&order=desc&name=alert`, { token: t }))).toEqual(['Alerts', 'alert-archive']);
+    expect(names(await api('GET', `${base}?order=desc&limit=2`, { token: t }))).toEqual(['alert-archive', 'commands']);
+    expectProblem(await api('GET', `${base}?sort=last_seen`, { token: t }), 400); // a device's, not a channel's
   });
 
   it('updates name and metadata (replaced) and refuses empty or invalid updates', async () => {

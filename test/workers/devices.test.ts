@@ -89,6 +89,41 @@ describe('devices', () => {
     expect((await api('GET', `${base}?offset=50`, { token: t })).body).toMatchObject({ total: 7, items: [] });
     expect((await api('GET', `${base}?limit=100`, { token: t })).status).toBe(200);
     for (const q of ['limit=101', 'limit=0', 'offset=-1', 'limit=abc']) expectProblem(await api('GET', `${base}?${q}`, { token: t }), 400);
+    // Not read as 0, 16, 10 or 5 (z.coerce did): an empty, hex, exponent or padded number is refused by name.
+    for (const q of ['offset=', 'limit=', 'offset=0x10', 'limit=1e1', 'offset=%205', 'offset=1.0']) {
+      const p = expectProblem(await api('GET', `${base}?${q}`, { token: t }), 400);
+      expect(JSON.stringify(p), q).toContain(`${q.split('=')[0]} must be a whole number`);
+    }
+  });
+
+  it('sorts by name (case-insensitive), creation or last_seen, either way, ties in creation order, paging stably; a sort it does not know is a 400', async () => {
+    const { base, t, org } = await setup();
+    const { body } = await api('POST', `${base}/bulk`, { token: t, body: { devices: ['beta', 'Alpha', 'gamma', 'alpha', 'Beta'].map((name) => ({ name })) } });
+    const ids = (body.items as { id: string; name: string }[]).map((d) => d.id);
+    const names = async (q: string) => ((await api('GET', `${base}?${q}`, { token: t })).body.items as { name: string }[]).map((d) => d.name);
+    expect(await names('')).toEqual(['beta', 'Alpha', 'gamma', 'alpha', 'Beta']);
+    expect(await names('order=desc')).toEqual(['Beta', 'alpha', 'gamma', 'Alpha', 'beta']);
+    expect(await names('sort=name')).toEqual(['Alpha', 'alpha', 'beta', 'Beta', 'gamma']);
+    expect(await names('sort=name&order=desc')).toEqual(['gamma', 'Beta', 'beta', 'alpha', 'Alpha']);
+    // Pages of a sort join into the whole list, nothing twice.
+    const paged = [...(await names('sort=name&limit=2')), ...(await names('sort=name&limit=2&offset=2')), ...(await names('sort=name&limit=2&offset=4'))];
+    expect(paged).toEqual(['Alpha', 'alpha', 'beta', 'Beta', 'gamma']);
+    // last_seen: never seen first in asc, last in desc; the most recent first in desc.
+    await env.DB.prepare('UPDATE devices SET last_seen = ? WHERE id = ?').bind(2000, ids[2]).run();
+    await env.DB.prepare('UPDATE devices SET last_seen = ? WHERE id = ?').bind(1000, ids[0]).run();
+    expect(await names('sort=last_seen&order=desc')).toEqual(['gamma', 'beta', 'Beta', 'alpha', 'Alpha']);
+    expect(await names('sort=last_seen')).toEqual(['Alpha', 'alpha', 'Beta', 'beta', 'gamma']);
+    // The same sorts on the devices of a channel.
+    const ch = (await api('POST', `/orgs/${org.id}/channels`, { token: t, body: { name: 'c' } })).body.id as string;
+    await api('POST', `/orgs/${org.id}/connections`, { token: t, body: { channel_ids: [ch], device_ids: ids } });
+    const connected = await api('GET', `/orgs/${org.id}/channels/${ch}/devices?sort=name&order=desc`, { token: t });
+    expect((connected.body.items as { name: string }[]).map((d) => d.name)).toEqual(['gamma', 'Beta', 'beta', 'alpha', 'Alpha']);
+    for (const q of ['sort=email', 'order=up', 'sort=']) expectProblem(await api('GET', `${base}?${q}`, { token: t }), 400);
+    // Read in index order: no temporary B-tree for the sort.
+    for (const order of ['d.name COLLATE NOCASE ASC, d.rowid ASC', 'd.last_seen DESC, d.rowid DESC']) {
+      const plan = JSON.stringify((await env.DB.prepare(`EXPLAIN QUERY PLAN SELECT id FROM devices d WHERE d.org_id = ? ORDER BY ${order} LIMIT 20`).bind(org.id).all()).results);
+      expect(plan, order).not.toContain('TEMP B-TREE');
+    }
   });
 
   it('filters by name (case-insensitive substring, wildcards literal) and by metadata containment', async () => {

@@ -82,6 +82,11 @@ describe('API keys', () => {
     expect(await list('name=KEY-&limit=10&offset=20')).toEqual({ total: 30, names: Array.from({ length: 10 }, (_, i) => `key-${i + 21}`) });
     expect((await list('name=')).total).toBe(33); // an empty filter filters nothing
     expectProblem(await api('GET', `/orgs/${org.id}/keys?name=${'x'.repeat(201)}`, { token: owner.token }), 400);
+    // Sorted by name (case-insensitive), either way; by creation, newest first.
+    const inOrder = async (q: string) => ((await api('GET', `/orgs/${org.id}/keys?${q}`, { token: owner.token })).body.items as { name: string }[]).map((k) => k.name);
+    expect(await inOrder('name=ci&sort=name')).toEqual(['CI Deploy', 'ci-nightly']);
+    expect(await inOrder('name=ci&sort=name&order=desc')).toEqual(['ci-nightly', 'CI Deploy']);
+    expect(await inOrder('order=desc&limit=3')).toEqual(['ci-nightly', '100%_sure', 'CI Deploy']);
 
     // A caller who may read only their own keys searches only those.
     const m = await member(owner, org.id, 'member');

@@ -130,6 +130,12 @@ describe('message query API', () => {
       [`cursor=${desc}&offset=3`, 'offset or cursor'],
       [`cursor=${desc}&aggregation=count`, 'aggregations'],
       ['total=maybe', 'total'],
+      ['offset=', 'offset must be a whole number'],
+      ['limit=', 'limit must be a whole number'],
+      ['offset=0x10', 'offset must be a whole number'],
+      ['name=t&v=', 'v must be a decimal number'],
+      ['name=t&v=0x10', 'v must be a decimal number'],
+      ['name=t&v=%2021', 'v must be a decimal number'],
     ]) {
       const p = expectProblem(await q(query!), 400);
       expect(p.detail, query).toContain(words);

@@ -1,5 +1,5 @@
 import { channelActor, startPurges } from '../lib/actors';
-import { listFilter, page, parseMetadata } from '../lib/entities';
+import { listFilter, orderBy, page, parseMetadata, type Sort } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
 
@@ -20,9 +20,9 @@ export async function createChannels(db: D1Database, orgId: string, items: { nam
   return made;
 }
 
-export async function listChannels(db: D1Database, orgId: string, q: { offset: number; limit: number; name?: string; metadata?: string }) {
+export async function listChannels(db: D1Database, orgId: string, q: { offset: number; limit: number; name?: string; metadata?: string } & Sort) {
   const f = listFilter('c', q);
-  const p = await page<Row>(db, `channels c WHERE c.org_id = ?${f.where}`, [orgId, ...f.params], COLUMNS, 'c.created_at, c.rowid', q.offset, q.limit);
+  const p = await page<Row>(db, `channels c WHERE c.org_id = ?${f.where}`, [orgId, ...f.params], COLUMNS, orderBy('c', q, 'c.rowid'), q.offset, q.limit);
   return { ...p, items: p.items.map(out) };
 }
 

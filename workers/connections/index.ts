@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { authorize, requireOrg } from '../auth';
 import { check } from '../iam/access';
 import { ApiError } from '../lib/errors';
-import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, DeviceListQuery, ListQuery, pageOf, SECURED } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { ConnectedChannel, ConnectedDevice, ConnectOne, Connection, ConnectRequest, DisconnectRequest, IdParam, PairParam } from './schemas';
@@ -63,7 +63,7 @@ connectionsRouter.openapi(
 );
 
 connectionsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/devices', operationId: 'listChannelDevices', tags, security, summary: 'Devices connected to a channel, filtered by name and metadata', request: { params: IdParam, query: ListQuery }, responses: { 200: jsonResponse(pageOf(ConnectedDevice, 'ConnectedDevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/channels/{id}/devices', operationId: 'listChannelDevices', tags, security, summary: 'Devices connected to a channel, filtered by name and metadata', request: { params: IdParam, query: DeviceListQuery }, responses: { 200: jsonResponse(pageOf(ConnectedDevice, 'ConnectedDevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org, id } = c.req.valid('param');
     // The collection of one channel's connections: a policy on `connections/{channel}/*` governs it.

@@ -1,4 +1,4 @@
-import { listFilter, page, parseMetadata, type ListFilter } from '../lib/entities';
+import { listFilter, orderBy, page, parseMetadata, type ListFilter, type Sort } from '../lib/entities';
 import { ApiError, notFound } from '../lib/errors';
 import { now } from '../lib/ids';
 
@@ -80,13 +80,13 @@ type Joined = { id: string; name: string; metadata: string; created_at: number; 
 type JoinedDevice = Joined & { online: number; last_seen: number | null };
 const withTypes = <T extends Joined>({ can_publish, can_subscribe, metadata, ...rest }: T) => ({ ...rest, metadata: parseMetadata(metadata), types: typesOf(can_publish, can_subscribe) });
 
-type ListQuery = ListFilter & { offset: number; limit: number };
+type ListQuery = ListFilter & Sort & { offset: number; limit: number };
 
 /** The devices connected to a channel, filtered by the devices' name and metadata as the device list is. */
 export async function devicesOfChannel(db: D1Database, orgId: string, channelId: string, q: ListQuery) {
   await requireOne(db, 'channels', orgId, channelId);
   const f = listFilter('d', q);
-  const p = await page<JoinedDevice>(db, `connections k JOIN devices d ON d.id = k.device_id WHERE k.org_id = ? AND k.channel_id = ?${f.where}`, [orgId, channelId, ...f.params], 'd.id, d.name, d.metadata, d.online, d.last_seen, d.created_at, d.updated_at, k.can_publish, k.can_subscribe', 'd.created_at, d.rowid', q.offset, q.limit);
+  const p = await page<JoinedDevice>(db, `connections k JOIN devices d ON d.id = k.device_id WHERE k.org_id = ? AND k.channel_id = ?${f.where}`, [orgId, channelId, ...f.params], 'd.id, d.name, d.metadata, d.online, d.last_seen, d.created_at, d.updated_at, k.can_publish, k.can_subscribe', orderBy('d', q, 'd.rowid'), q.offset, q.limit);
   return { ...p, items: p.items.map((r) => ({ ...withTypes(r), online: !!r.online })) };
 }
 
@@ -94,6 +94,6 @@ export async function devicesOfChannel(db: D1Database, orgId: string, channelId:
 export async function channelsOfDevice(db: D1Database, orgId: string, deviceId: string, q: ListQuery) {
   await requireOne(db, 'devices', orgId, deviceId);
   const f = listFilter('c', q);
-  const p = await page<Joined>(db, `connections k JOIN channels c ON c.id = k.channel_id WHERE k.org_id = ? AND k.device_id = ?${f.where}`, [orgId, deviceId, ...f.params], 'c.id, c.name, c.metadata, c.created_at, c.updated_at, k.can_publish, k.can_subscribe', 'c.created_at, c.rowid', q.offset, q.limit);
+  const p = await page<Joined>(db, `connections k JOIN channels c ON c.id = k.channel_id WHERE k.org_id = ? AND k.device_id = ?${f.where}`, [orgId, deviceId, ...f.params], 'c.id, c.name, c.metadata, c.created_at, c.updated_at, k.can_publish, k.can_subscribe', orderBy('c', q, 'c.rowid'), q.offset, q.limit);
   return { ...p, items: p.items.map(withTypes) };
 }

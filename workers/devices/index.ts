@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { authorize } from '../auth';
-import { errors, jsonBody, jsonResponse, ListQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
+import { errors, jsonBody, jsonResponse, DeviceListQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { z } from '@hono/zod-openapi';
@@ -31,7 +31,7 @@ devicesRouter.openapi(
 );
 
 devicesRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs/{org}/devices', operationId: 'listDevices', tags, security, summary: 'List devices, filtered by name and metadata', request: { params: OrgParam, query: ListQuery }, responses: { 200: jsonResponse(pageOf(Device, 'DevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
+  createRoute({ method: 'get', path: '/orgs/{org}/devices', operationId: 'listDevices', tags, security, summary: 'List devices, filtered by name and metadata', request: { params: OrgParam, query: DeviceListQuery }, responses: { 200: jsonResponse(pageOf(Device, 'DevicePage'), 'Devices'), ...errors(400, 401, 403, 404) } }),
   async (c) => {
     const { org } = c.req.valid('param');
     await authorize(c, org, 'devices:read', 'devices/*');

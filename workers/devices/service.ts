@@ -1,7 +1,7 @@
 import { forgetCredential } from '../auth';
 import { DEVICE_KEY_PREFIX } from '../auth/credentials';
 import { newSecret, sha256Hex } from '../lib/crypto';
-import { listFilter, page, parseMetadata } from '../lib/entities';
+import { listFilter, orderBy, page, parseMetadata, type Sort } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
 
@@ -35,9 +35,9 @@ export async function createDevices(db: D1Database, orgId: string, items: { name
   return made.map((m) => m.device);
 }
 
-export async function listDevices(db: D1Database, orgId: string, q: { offset: number; limit: number; name?: string; metadata?: string }) {
+export async function listDevices(db: D1Database, orgId: string, q: { offset: number; limit: number; name?: string; metadata?: string } & Sort) {
   const f = listFilter('d', q);
-  const p = await page<Row>(db, `devices d WHERE d.org_id = ?${f.where}`, [orgId, ...f.params], COLUMNS, 'd.created_at, d.rowid', q.offset, q.limit);
+  const p = await page<Row>(db, `devices d WHERE d.org_id = ?${f.where}`, [orgId, ...f.params], COLUMNS, orderBy('d', q, 'd.rowid'), q.offset, q.limit);
   return { ...p, items: p.items.map(out) };
 }
 

@@ -1,6 +1,6 @@
 import { forgetCredential } from '../auth/credentials';
 import { signToken } from '../auth/tokens';
-import { page, substring } from '../lib/entities';
+import { orderBy, page, substring, type Sort } from '../lib/entities';
 import { notFound } from '../lib/errors';
 import { newId, now } from '../lib/ids';
 
@@ -39,11 +39,11 @@ export async function issueKey(env: Env, orgId: string, owner: Owner, name: stri
  * Every key of the org, or only those of one owner; optionally only those whose name contains `name`
  * (case-insensitive, as devices). Revoked and expired keys are listed too (they say so).
  */
-export async function listKeys(db: D1Database, orgId: string, owner: Owner | null, q: { offset: number; limit: number; name?: string | undefined }) {
+export async function listKeys(db: D1Database, orgId: string, owner: Owner | null, q: { offset: number; limit: number; name?: string | undefined } & Sort) {
   const f = substring('name', q.name);
   const where = `${owner ? 'org_id = ? AND owner_type = ? AND owner_id = ?' : 'org_id = ?'}${f.where}`;
   const args = [...(owner ? [orgId, owner.type, owner.id] : [orgId]), ...f.params];
-  const p = await page<KeyRow>(db, `api_keys WHERE ${where}`, args, COLS, 'created_at, id', q.offset, q.limit);
+  const p = await page<KeyRow>(db, `api_keys WHERE ${where}`, args, COLS, orderBy('', q, 'id'), q.offset, q.limit);
   return { ...p, items: p.items.map(toKey) };
 }
 

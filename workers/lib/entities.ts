@@ -81,6 +81,24 @@ export function listFilter(alias: string, q: ListFilter): { where: string; param
   return { where: `${where} AND ${containment(`${alias}.metadata`)}`, params: [...params, JSON.stringify(leaves)] };
 }
 
+/** A list's sort (the `sort` and `order` query parameters of ./openapi `NameQuery`). */
+export interface Sort {
+  sort?: 'created' | 'name' | 'last_seen';
+  order?: 'asc' | 'desc';
+}
+
+/**
+ * `ORDER BY` SQL for a sort over table `alias` (or none): by creation (the default), name
+ * (case-insensitive, as the name filter), or last_seen; `tiebreak` (the creation order's own
+ * second key) keeps pages stable among equal values, in the same direction.
+ */
+export function orderBy(alias: string, q: Sort, tiebreak: string): string {
+  const at = alias ? `${alias}.` : '';
+  const dir = q.order === 'desc' ? 'DESC' : 'ASC';
+  const first = q.sort === 'name' ? `${at}name COLLATE NOCASE` : q.sort === 'last_seen' ? `${at}last_seen` : `${at}created_at`;
+  return `${first} ${dir}, ${tiebreak} ${dir}`;
+}
+
 /** One page plus the total, in one D1 round trip. */
 export async function page<T>(db: D1Database, from: string, params: unknown[], select: string, order: string, offset: number, limit: number): Promise<{ total: number; offset: number; limit: number; items: T[] }> {
   const [count, rows] = await db.batch<Record<string, unknown>>([

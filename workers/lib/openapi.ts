@@ -1,4 +1,5 @@
 import { z, type RouteConfig } from '@hono/zod-openapi';
+import { wholeNumber } from './params';
 
 /** Shared OpenAPI/zod building blocks so every feature describes requests and errors the same way. */
 
@@ -48,20 +49,29 @@ export const createdResponse = <T extends z.ZodType>(schema: T, description: str
 
 export const MAX_LIMIT = 100;
 export const PageQuery = z.strictObject({
-  offset: z.coerce.number().int().min(0).default(0).openapi({ description: 'Items to skip' }),
-  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
+  offset: wholeNumber('offset', 0, 1_000_000_000).default(0).openapi({ description: 'Items to skip' }),
+  limit: wholeNumber('limit', 1, MAX_LIMIT).default(20).openapi({ description: `Page size (max ${MAX_LIMIT})` }),
   // Read by authenticate() (workers/auth/credentials.ts), as on every route; declared so the strict list refuses only what no route takes.
   authorization: z.string().optional().openapi({ description: "The Authorization header's value, for clients that cannot set headers; the header wins over it" }),
 });
 
-/** Listing apps and API keys: paging and a name filter (./entities `substring`). */
+const order = z.enum(['asc', 'desc']).default('asc').openapi({ description: 'Direction of `sort`' });
+
+/** Listing apps and API keys: paging, a name filter (./entities `substring`) and a sort (./entities `orderBy`). */
 export const NameQuery = PageQuery.extend({
   name: z.string().max(200).optional().openapi({ description: 'Case-insensitive substring of the name (`%` and `_` match themselves)' }),
+  sort: z.enum(['created', 'name']).default('created').openapi({ description: 'created (creation order, the default) or name (case-insensitive); ties in creation order' }),
+  order,
 });
 
-/** Listing devices and channels (./entities filters them): the name filter, and metadata containment. */
+/** Listing channels (./entities filters them): the name filter, and metadata containment. */
 export const ListQuery = NameQuery.extend({
   metadata: z.string().max(4096).optional().openapi({ description: 'JSON object contained in the metadata, e.g. {"room":"lab"}' }),
+});
+
+/** Listing devices: as channels, and by when a device last connected or disconnected (never: first in `asc`, last in `desc`). */
+export const DeviceListQuery = ListQuery.extend({
+  sort: z.enum(['created', 'name', 'last_seen']).default('created').openapi({ description: 'created (the default), name (case-insensitive) or last_seen (never-seen devices first in asc, last in desc); ties in creation order' }),
 });
 
 export const pageOf = <T extends z.ZodType>(item: T, name: string) =>

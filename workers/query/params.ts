@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ApiError } from '../lib/errors';
+import { decimalNumber, wholeNumber } from '../lib/params';
 import { base64urlFault } from '../../shared/senml/chars';
 import { decodeCursor } from './cursor';
 
@@ -65,8 +66,8 @@ const CursorParam = z.string().transform((s, ctx) => {
 export const QuerySchema = z
   // strict: a misspelt filter is an error, not silently ignored
   .strictObject({
-    offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
-    limit: z.coerce.number().int().min(1).max(MAX_QUERY_LIMIT).default(100),
+    offset: wholeNumber('offset', 0, 1_000_000).default(0),
+    limit: wholeNumber('limit', 1, MAX_QUERY_LIMIT).default(100),
     format: z.enum(['messages', 'senml', 'json']).default('messages'),
     order: z.enum(['asc', 'desc']).default('desc'),
     subtopic: z.string().max(1024).optional(),
@@ -75,13 +76,7 @@ export const QuerySchema = z
     from: Instant.optional(),
     to: Instant.optional(),
     name: z.string().max(1024).optional(),
-    // Decimal only: coercion would read `v=` (an empty form field) as 0 and `v=0x10` as 16.
-    v: z
-      .string()
-      .regex(/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/, 'v is a decimal number (21.5, -3, 1e3)')
-      .transform(Number)
-      .refine(Number.isFinite, 'v is out of range')
-      .optional(),
+    v: decimalNumber('v').optional(),
     comparator: z.enum(['eq', 'lt', 'le', 'gt', 'ge']).optional(),
     vs: z.string().max(4096).optional(),
     vb: z.enum(['true', 'false']).transform((b) => b === 'true').optional(),

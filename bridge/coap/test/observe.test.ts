@@ -277,6 +277,32 @@ describe('GET with Observe (RFC 7641)', () => {
     expect(platform.activeSubscriptions).toBe(0);
   });
 
+  it('plain GET answers Max-Age 0 (the latest message changes on any publish), and 2.03 Valid to the ETag of the latest (RFC 7252 §5.10.6.2)', async () => {
+    const { client, platform } = setup();
+    const plain = { ...OBS, observe: undefined };
+    client.request(plain);
+    await settle();
+    expect(uintOf(client.only(), Opt.MaxAge)).toBe(0);
+    await platform.inject('c1', 'room', 'first', 'text/plain', true);
+    client.request(plain);
+    await settle();
+    const first = client.only();
+    expect([summary(first), str(first.payload), uintOf(first, Opt.MaxAge)]).toEqual(['ACK 2.05', 'first', 0]);
+    const tag = opt(first, Opt.ETag)!;
+    // Still the latest: 2.03 with the ETag and no payload; among several ETags too.
+    client.request({ ...plain, options: [{ number: Opt.ETag, value: Uint8Array.of(99) }, tag] });
+    await settle();
+    const valid = client.only();
+    expect([summary(valid), valid.payload.length, opt(valid, Opt.ETag)?.value, uintOf(valid, Opt.MaxAge)]).toEqual(['ACK 2.03', 0, tag.value, 0]);
+    // A newer message: the held ETag is stale, so the new one comes whole.
+    await platform.inject('c1', 'room', 'second', 'text/plain', true);
+    client.request({ ...plain, options: [tag] });
+    await settle();
+    const second = client.only();
+    expect([summary(second), str(second.payload)]).toEqual(['ACK 2.05', 'second']);
+    expect(opt(second, Opt.ETag)?.value).not.toEqual(tag.value);
+  });
+
   it('an observing device stays online; it goes offline once the observation ends and it is quiet', async () => {
     const { client, clock, platform } = await registered({ presenceIdleMs: 10_000 });
     await clock.advance(60_000);

@@ -145,7 +145,7 @@ function admitted(conn: Connection, packet: IPublishPacket, address: Address, al
   const key = conn.principal!.id;
   let bucket = ctx.buckets.get(key);
   if (!bucket) ctx.buckets.set(key, (bucket = new TokenBucket(limits.publishRate, limits.publishBurst, ctx.clock)));
-  if (!bucket.take()) return refused(RC.QuotaExceeded, `more than ${limits.publishRate} publishes per second`, RC.MessageRateTooHigh);
+  if (!bucket.take()) return refused(RC.QuotaExceeded, `this device sent more than ${limits.publishRate} publishes per second (the bridge's limit per device)`, RC.MessageRateTooHigh);
   return store(conn, packet, address);
 }
 

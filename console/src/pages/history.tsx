@@ -82,6 +82,9 @@ function Table({ items, aggregated }: { items: Row[]; aggregated: boolean }) {
   );
 }
 
+/** The most CSV "Download all" gathers in the page before it stops (the whole file is in memory). */
+const ALL_MAX_BYTES = 256 * 2 ** 20;
+
 /** Stored messages with the query API's filters and aggregation; the same query as CSV. */
 export function HistoryPage({ org, channel }: { org: string; channel: string }) {
   const form = useRef<HTMLFormElement>(null);
@@ -110,6 +113,31 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
       const offset = Number(query.offset ?? 0);
       saveFile(new Blob([csv], { type: 'text/csv' }), `channel-${channel}${offset > 0 ? `-offset-${offset}` : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
     });
+  };
+  // Every page of the typed query (by cursor, 1000 rows a page), as one CSV table. Cancellable
+  // between pages; past ALL_MAX_BYTES it stops and says so, since the browser holds it all at once.
+  const [all, setAll] = useState<{ pages: number; bytes: number } | null>(null);
+  const cancelAll = useRef(false);
+  const downloadAll = () => {
+    if (!form.current) return;
+    const { offset: _o, cursor: _c, ...typed } = toQuery(new FormData(form.current));
+    cancelAll.current = false;
+    setAll({ pages: 0, bytes: 0 });
+    void act
+      .run(async () => {
+        if (typed.aggregation) throw new Error('Download all walks messages or records; an aggregation pages by offset: download its pages with Download CSV');
+        const chunks: string[] = [];
+        let bytes = 0;
+        for await (const chunk of api.queryCsvAll(channel, { ...typed, limit: 1000 })) {
+          if (cancelAll.current) return;
+          chunks.push(chunk);
+          bytes += chunk.length;
+          if (bytes > ALL_MAX_BYTES) throw new Error(`stopped after ${chunks.length} pages: more than ${ALL_MAX_BYTES / 2 ** 20} MiB of CSV is more than a browser tab should hold; narrow the query (from, to, subtopic) or use the CLI: edgeflux messages query ${channel} --all --csv`);
+          setAll({ pages: chunks.length, bytes });
+        }
+        saveFile(new Blob(chunks, { type: 'text/csv' }), `channel-${channel}-all-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
+      })
+      .finally(() => setAll(null));
   };
   const envelopes = result && !result.aggregation && (result.query.format ?? 'messages') === 'messages';
   const chart = result ? chartOf(result) : null;
@@ -212,6 +240,19 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
           <button type="button" class="quiet" disabled={act.busy} onClick={download}>
             Download CSV
           </button>
+          <button type="button" class="quiet" disabled={act.busy} title="Every page of this query, as one CSV file" onClick={downloadAll}>
+            Download all (CSV)
+          </button>
+          {all && (
+            <>
+              <span class="muted" role="status" data-all-pages={all.pages}>
+                {all.pages} {all.pages === 1 ? 'page' : 'pages'} ({Math.ceil(all.bytes / 1024)} KiB)…
+              </span>
+              <button type="button" class="quiet" onClick={() => (cancelAll.current = true)}>
+                Cancel
+              </button>
+            </>
+          )}
         </div>
       </form>
       {/* A channel that is not there: the header says so once. */}

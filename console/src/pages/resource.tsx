@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import type { ListQuery, Page } from '../../../sdk';
+import type { DeviceListQuery, ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
 import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad, useSearch, useStepBack } from '../ui';
@@ -30,8 +30,10 @@ export interface Kind<T extends { id: string }> {
    * it the name alone is a search sent as typing pauses (apps, keys), as on the members page.
    */
   metadata?: boolean;
-  list: (org: string, q: ListQuery) => Promise<Page<T>>;
-  columns: { label: string; cell: (t: T, org: string) => ComponentChildren }[];
+  /** `q.sort` is one of the columns' `sort` keys (last_seen only where a column offers it: devices). */
+  list: (org: string, q: DeviceListQuery) => Promise<Page<T>>;
+  /** `sort`: the list's sort this column's header offers (the API's `sort`), asc then desc then back to creation order. */
+  columns: { label: string; cell: (t: T, org: string) => ComponentChildren; sort?: SortKey }[];
   /** The form's inputs; `item` is set when editing. */
   fields: (item?: T) => ComponentChildren;
   create: (org: string, f: FormData) => Promise<Secret | void>;
@@ -46,12 +48,23 @@ export interface Kind<T extends { id: string }> {
 
 const LIMIT = 20;
 
+type SortKey = NonNullable<DeviceListQuery['sort']>;
+type Sorting = { sort: SortKey; order: 'asc' | 'desc' };
+const CREATION: Sorting = { sort: 'created', order: 'asc' };
+/** A header's next sort: its key ascending, then descending, then the list's creation order again. */
+const nextSorting = (s: Sorting, key: SortKey): Sorting => (s.sort !== key ? { sort: key, order: 'asc' } : s.order === 'asc' ? { sort: key, order: 'desc' } : CREATION);
+
 /** List with filters and paging (both answered by the API), create and edit in a dialog, delete with confirmation, secrets shown once. */
 export function ResourcePage<T extends { id: string; name: string }>({ org, kind }: { org: string; kind: Kind<T> }) {
   const [filtered, setFiltered] = useState<ListQuery>({ offset: 0, limit: LIMIT });
   const search = useSearch(LIMIT);
-  const query: ListQuery = kind.metadata ? filtered : { name: search.query.search || undefined, offset: search.query.offset, limit: search.query.limit };
+  const [sorting, setSorting] = useState<Sorting>(CREATION);
+  const query = { ...(kind.metadata ? filtered : { name: search.query.search || undefined, offset: search.query.offset, limit: search.query.limit }), ...sorting };
   const setOffset = kind.metadata ? (offset: number) => setFiltered((q) => ({ ...q, offset })) : search.setOffset;
+  const sortBy = (key: SortKey) => {
+    setSorting((s) => nextSorting(s, key));
+    setOffset(0);
+  };
   const list = useLoad(() => kind.list(org, query), [org, JSON.stringify(query)]);
   const [editing, setEditing] = useState<T | 'new' | null>(null);
   const [secret, setSecret] = useState<Secret | null>(null);
@@ -137,11 +150,21 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
             <table aria-busy={list.loading}>
               <thead>
                 <tr>
-                  {kind.columns.map((c) => (
-                    <th scope="col" key={c.label}>
-                      {c.label}
-                    </th>
-                  ))}
+                  {kind.columns.map((c) => {
+                    const by = c.sort !== undefined && sorting.sort === c.sort ? sorting.order : undefined;
+                    return (
+                      <th scope="col" key={c.label} aria-sort={by === 'asc' ? 'ascending' : by === 'desc' ? 'descending' : undefined}>
+                        {c.sort === undefined ? (
+                          c.label
+                        ) : (
+                          <button type="button" class="sort" onClick={() => sortBy(c.sort!)} title={`Sort by ${c.label.toLowerCase()}${by === 'asc' ? ', descending' : by === 'desc' ? ': back to creation order' : ''}`}>
+                            {c.label}
+                            <span aria-hidden="true">{by === 'asc' ? ' ▲' : by === 'desc' ? ' ▼' : ''}</span>
+                          </button>
+                        )}
+                      </th>
+                    );
+                  })}
                   <th scope="col">
                     <span class="sr-only">Actions</span>
                   </th>

@@ -1,10 +1,13 @@
 /** Devices, channels, apps and API keys: each is a Kind rendered by ResourcePage. */
-import type { ApiKey, App, Channel, Device } from '../../../sdk';
+import type { ApiKey, App, Channel, Device, DeviceListQuery, ListQuery } from '../../../sdk';
 import { Link } from '../router';
 import { api } from '../session';
 import { parseObject, splitList, when } from '../ui';
 import { ResourcePage, type Kind } from './resource';
 import { mayRevoke } from '../access';
+
+/** The query of a list whose columns offer only name and creation sorts (last_seen is the devices'). */
+const byName = ({ sort, ...q }: DeviceListQuery): ListQuery => ({ ...q, sort: sort === 'last_seen' ? undefined : sort });
 
 const str = (f: FormData, k: string) => String(f.get(k) ?? '').trim();
 const json = (v: unknown) => (v && Object.keys(v).length ? JSON.stringify(v) : '');
@@ -43,10 +46,10 @@ const devices: Kind<Device> = {
   metadata: true,
   list: (org, q) => api.org(org).devices.list(q),
   columns: [
-    { label: 'Name', cell: (d) => d.name },
+    { label: 'Name', cell: (d) => d.name, sort: 'name' },
     { label: 'Id', cell: (d) => <code>{d.id}</code> },
     { label: 'Metadata', cell: (d) => <code>{json(d.metadata)}</code> },
-    { label: 'Online', cell: (d) => (d.online ? 'online' : `offline${d.last_seen ? ` since ${when(d.last_seen)}` : ''}`) },
+    { label: 'Online', cell: (d) => (d.online ? 'online' : `offline${d.last_seen ? ` since ${when(d.last_seen)}` : ''}`), sort: 'last_seen' },
   ],
   fields: (d) => <NameAndMetadata item={d} />,
   create: async (org, f) => {
@@ -78,9 +81,9 @@ const channels: Kind<Channel> = {
   title: 'Channels',
   singular: 'channel',
   metadata: true,
-  list: (org, q) => api.org(org).channels.list(q),
+  list: (org, q) => api.org(org).channels.list(byName(q)),
   columns: [
-    { label: 'Name', cell: (c, org) => <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`}>{c.name}</Link> },
+    { label: 'Name', cell: (c, org) => <Link href={`${orgPath(org)}/channels/${encodeURIComponent(c.id)}`}>{c.name}</Link>, sort: 'name' },
     { label: 'Id', cell: (c) => <code>{c.id}</code> },
     { label: 'Metadata', cell: (c) => <code>{json(c.metadata)}</code> },
     { label: 'Created', cell: (c) => when(c.created_at) },
@@ -106,9 +109,9 @@ const apps: Kind<App> = {
   title: 'Apps',
   singular: 'app',
   intro: <p class="muted">Third-party applications authenticate with OAuth2 client credentials at <code>POST /oauth/token</code>.</p>,
-  list: (org, q) => api.org(org).apps.list(q),
+  list: (org, q) => api.org(org).apps.list(byName(q)),
   columns: [
-    { label: 'Name', cell: (a) => a.name },
+    { label: 'Name', cell: (a) => a.name, sort: 'name' },
     { label: 'Client id', cell: (a) => <code>{a.client_id}</code> },
     { label: 'Scopes', cell: (a) => a.scopes.join(' ') },
     { label: 'Created', cell: (a) => when(a.created_at) },
@@ -153,9 +156,9 @@ const keys: Kind<ApiKey> = {
   plural: 'API keys',
   singular: 'API key',
   intro: <p class="muted">Scoped, expiring JWTs for scripts and dashboards: <code>Authorization: Bearer &lt;key&gt;</code>.</p>,
-  list: (org, q) => api.org(org).keys.list(q),
+  list: (org, q) => api.org(org).keys.list(byName(q)),
   columns: [
-    { label: 'Name', cell: (k) => k.name },
+    { label: 'Name', cell: (k) => k.name, sort: 'name' },
     { label: 'Scopes', cell: (k) => k.scopes.join(' ') },
     { label: 'Expires', cell: (k) => (k.expires_at ? when(k.expires_at) : 'never') },
     { label: 'State', cell: (k) => (k.revoked_at ? `revoked ${when(k.revoked_at)}` : k.expires_at && k.expires_at < Date.now() ? 'expired' : 'active') },
