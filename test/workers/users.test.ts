@@ -37,6 +37,36 @@ describe('users and tokens', () => {
     expectProblem(await api('POST', '/tokens', { body: { email: uniqueEmail(), password: 'whatever pw' } }), 401);
   });
 
+  it('throttles log-ins per email: 6 attempts at once, then each waits 1 s, 2 s … (429, Retry-After) before its password is checked; a success clears it', async () => {
+    const u = await newUser();
+    const attempt = (password: string, email = u.email) => api('POST', '/tokens', { body: { email, password } });
+    for (let i = 0; i < 6; i++) expectProblem(await attempt('wrong password'), 401);
+    // The seventh comes too soon: refused before its password is looked at, the right one too, whatever the email's case.
+    const refused = await attempt(u.password, u.email.toUpperCase());
+    expect(expectProblem(refused, 429).code).toBe('login_throttled');
+    expect(refused.headers.get('retry-after')).toBe('1');
+    await new Promise((r) => setTimeout(r, 1100));
+    expectProblem(await attempt('wrong password'), 401); // counted: the next waits 2 s
+    const longer = await attempt(u.password);
+    expect(expectProblem(longer, 429).detail).toMatch(/try again in 2 s/);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await attempt(u.password)).status).toBe(201);
+    // Cleared: six free attempts again.
+    for (let i = 0; i < 6; i++) expectProblem(await attempt('wrong password'), 401);
+    expectProblem(await attempt(u.password), 429);
+  });
+
+  it('counts attempts sent at once one by one: of 20 parallel guesses only the free 6 reach the password check; unknown emails are throttled alike', async () => {
+    const u = await newUser();
+    const statuses = await Promise.all(Array.from({ length: 20 }, () => api('POST', '/tokens', { body: { email: u.email, password: 'wrong password' } }).then((r) => r.status)));
+    expect(statuses.filter((s) => s === 401)).toHaveLength(6);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(14);
+    const nobody = uniqueEmail();
+    const unknown = [];
+    for (let i = 0; i < 7; i++) unknown.push((await api('POST', '/tokens', { body: { email: nobody, password: 'whatever pw' } })).status);
+    expect(unknown).toEqual([401, 401, 401, 401, 401, 401, 429]);
+  });
+
   it('rotates refresh tokens: each works once', async () => {
     const u = await newUser();
     const r1 = await api('POST', '/tokens/refresh', { body: { refresh_token: u.refresh } });

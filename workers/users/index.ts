@@ -18,7 +18,7 @@ usersRouter.openapi(
 );
 
 usersRouter.openapi(
-  createRoute({ method: 'post', path: '/tokens', operationId: 'login', tags, summary: 'Log in: access JWT + refresh token', request: jsonBody(Login), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422) } }),
+  createRoute({ method: 'post', path: '/tokens', operationId: 'login', tags, summary: 'Log in: access JWT + refresh token (after 5 wrong passwords in a row, each further attempt for the email waits: 429 with Retry-After)', request: jsonBody(Login), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422, 429) } }),
   async (c) => {
     const { email, password } = c.req.valid('json');
     return c.json(await users.login(c.env, email, password), 201);

@@ -2,6 +2,7 @@ import { signToken } from '../auth/tokens';
 import { hashPassword, newSecret, sha256Hex, verifyPassword } from '../lib/crypto';
 import { ApiError, conflict, unauthorized } from '../lib/errors';
 import { newId, now } from '../lib/ids';
+import { attemptStatements, clearFailures, refuseUncounted } from './throttle';
 
 export const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
 
@@ -50,10 +51,15 @@ export async function issueTokens(env: Env, userId: string, family: string = new
 }
 
 export async function login(env: Env, email: string, password: string) {
-  const u = await env.DB.prepare('SELECT id, password_hash FROM users WHERE email = ?').bind(email).first<UserRow>();
+  const t = now();
+  const [users, counted, waiting] = await env.DB.batch<Record<string, unknown>>([env.DB.prepare('SELECT id, password_hash FROM users WHERE email = ?').bind(email), ...attemptStatements(env.DB, email, t)]);
+  // Before any hashing: a throttled guess costs neither side a PBKDF2 (./throttle.ts).
+  refuseUncounted(counted, Number(waiting?.results[0]?.wait_until ?? 0), t);
+  const u = (users?.results[0] ?? null) as UserRow | null;
   // Hash even when the user is unknown so timing does not tell which emails exist.
   const ok = u ? await verifyPassword(password, u.password_hash) : (await hashPassword(password), false);
   if (!u || !ok) throw unauthorized('wrong email or password');
+  await clearFailures(env.DB, email);
   return issueTokens(env, u.id);
 }
 
