@@ -103,6 +103,13 @@ describe('payload downloads', () => {
     expect(((await r.json()) as { code: string }).code).toBe('precondition_failed');
   });
 
+  it('refuses a seq that is not decimal digits (1e3, 0x10, 1.0, 0) with 400 rather than reading it as another number', async () => {
+    for (const seq of ['1e0', '0x1', `${textSeq}.0`, '0', '-1', '%201']) {
+      const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/payloads/${seq}`, { headers: { authorization: `Bearer ${t}` } });
+      expect(res.status, seq).toBe(400);
+    }
+  });
+
   it('answers HEAD with the headers of the GET and no body', async () => {
     const res = await get(blobSeq, { range: 'bytes=0-99' }, 'HEAD');
     expect(res.status).toBe(206);

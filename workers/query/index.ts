@@ -159,8 +159,10 @@ async function query(c: Context<AppEnv>) {
  */
 async function payload(c: Context<AppEnv>) {
   const channel = c.req.param('id')!;
-  const seq = Number(c.req.param('seq'));
-  if (!Number.isSafeInteger(seq) || seq < 1) throw new ApiError(400, 'validation_failed', 'seq must be a positive integer');
+  // Digits only: Number() read 1e3 as 1000 and 0x10 as 16 (a seq nobody wrote).
+  const text = c.req.param('seq')!;
+  const seq = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new ApiError(400, 'validation_failed', 'seq must be a positive integer written in decimal digits');
   await authorizeChannel(c, channel, 'messages:read');
   const row = await c.env.DB.prepare(`SELECT content_type, created, size, payload, blob_key FROM message_rows WHERE ch = ${CHANNEL_KEY} AND seq = ?`)
     .bind(channel, seq)
