@@ -10,7 +10,7 @@ import { context } from '../../cli/context';
 import { withLoginHint } from '../../cli/login-hint';
 import { EdgefluxError } from '../../sdk';
 import { QuerySchema } from '../../workers/query/params';
-import { root, startPlatform, type Platform } from './processes';
+import { freePort, root, startPlatform, type Platform } from './processes';
 
 /** The `edgeflux` CLI as a subprocess (the built bin, as `npx edgeflux` runs it) against the real local platform. */
 const exec = promisify(execFile);
@@ -54,6 +54,14 @@ describe('edgeflux CLI', () => {
   it('runs as `npx edgeflux` from the package', async () => {
     const { stdout } = await exec('npx', ['--offline', 'edgeflux', '--version'], { cwd: root, env: env() });
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('says what to check when nothing answers at the API address', async () => {
+    const port = await freePort();
+    const r = await cli(['devices', 'list', '--org', 'o', '--token', 'x'], { env: { EDGEFLUX_API: `http://127.0.0.1:${port}` } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`nothing answers at http://127.0.0.1:${port}`);
+    expect(r.stderr).toContain('is the platform running (`npm start`)? Otherwise pass --api URL or set EDGEFLUX_API');
   });
 
   it('registers, logs in with the password on stdin, and keeps the session in the config dir', async () => {
