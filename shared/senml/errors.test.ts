@@ -39,7 +39,8 @@ const both: Case[] = [
   ['bv not a number', [{ bv: true, n: 'a', v: 1 }], 0, 'bv', /field 'bv' must be a finite number, got true/],
   ['bs not a number', [{ bs: [1], n: 'a', v: 1 }], 0, 'bs', /field 'bs' must be a finite number, got an array/],
   ['s not a number', [{ n: 'a', s: 'x' }], 0, 's', /field 's' must be a finite number/],
-  ['ut not a number', [{ n: 'a', v: 1, ut: {} }], 0, 'ut', /field 'ut' must be a finite number, got a map/],
+  // JSON calls it an object, CBOR a map (the error says it in the pack's own terms).
+  ['ut not a number', [{ n: 'a', v: 1, ut: {} }], 0, 'ut', /field 'ut' must be a finite number, got (an object|a map)/],
   ['n not a string', [{ n: 5, v: 1 }], 0, 'n', /field 'n' must be a string, got 5/],
   ['bn not a string', [{ bn: 5, n: 'a', v: 1 }], 0, 'bn', /field 'bn' must be a string/],
   ['u not a string', [{ n: 'a', v: 1, u: 1 }], 0, 'u', /field 'u' must be a string/],
@@ -81,6 +82,13 @@ describe('validation errors name the record and the field', () => {
     const error = caught(() => decodeSenmlCbor(jsonPackToCbor(pack), NOW));
     expect(error.message).toMatch(message);
     expect([error.index, error.field]).toStrictEqual([index, field]);
+  });
+
+  it('names a nested object in JSON terms for JSON and in CBOR terms for CBOR', () => {
+    const pack = [{ n: 'a', v: 1, ut: {} }];
+    expect(caught(() => decodeSenmlJson(JSON.stringify(pack), NOW)).message).toMatch(/got an object$/);
+    expect(caught(() => decodeSenmlCbor(jsonPackToCbor(pack), NOW)).message).toMatch(/got a map$/);
+    expect(caught(() => decodeSenmlJson('{"n":"a","v":1}', NOW)).message).toMatch(/must be a JSON array of records \(RFC 8428 §5\), got an object/);
   });
 });
 

@@ -89,7 +89,8 @@ export function preview(value: unknown): string {
   else if (value instanceof Uint8Array) text = `a byte string`;
   else if (value === null) text = 'null';
   else if (Array.isArray(value)) text = 'an array';
-  else if (typeof value === 'object') text = 'a map'; // a JSON object or a CBOR Map
+  else if (value instanceof Map) text = 'a map'; // CBOR decodes maps as Map
+  else if (typeof value === 'object') text = 'an object'; // JSON's word for it
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') text = String(value);
   else text = typeof value;
   return text;
