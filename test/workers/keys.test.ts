@@ -133,6 +133,10 @@ describe('API keys', () => {
     const { owner, org } = await setup();
     const k = await issue(owner.token, org.id, ['*']);
     expect(expectProblem(await api('POST', `/orgs/${org.id}/keys`, { token: k.key, body: { name: 'x', scopes: ['orgs:read'] } }), 403).code).toBe('issuer_not_allowed');
+    // A device too, with the reason (not the plain 'forbidden' of keys:create, which it lacks).
+    const device = (await api('POST', `/orgs/${org.id}/devices`, { token: owner.token, body: { name: 'd' } })).body;
+    const byDevice = expectProblem(await api('POST', `/orgs/${org.id}/keys`, { device: device.key, body: { name: 'x', scopes: ['orgs:read'] } }), 403);
+    expect([byDevice.code, byDevice.detail]).toEqual(['issuer_not_allowed', 'a device cannot issue API keys; use a user session or an app token']);
 
     const app = (await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'a', scopes: ['orgs:read', 'keys:create', 'keys:read'] } })).body;
     const tok = await api('POST', '/oauth/token', { body: { grant_type: 'client_credentials', client_id: app.client_id, client_secret: app.client_secret } });
