@@ -103,6 +103,25 @@ describe('payload downloads', () => {
     expect(((await r.json()) as { code: string }).code).toBe('precondition_failed');
   });
 
+  it('ignores condition dates that are not HTTP-dates (RFC 9110 §13.1.3–§13.1.4); the three HTTP-date forms count', async () => {
+    // Date.parse would read "1" as 2001 (412) and "2100" as a year (304).
+    expect((await get(textSeq, { 'if-unmodified-since': '1' })).status).toBe(200);
+    expect((await get(textSeq, { 'if-modified-since': '2100' })).status).toBe(200);
+    expect((await get(textSeq, { 'if-modified-since': 'yesterday 5' })).status).toBe(200);
+    for (const future of ['Fri, 01 Jan 2100 00:00:00 GMT', 'Saturday, 01-Jan-50 00:00:00 GMT', 'Fri Jan  1 00:00:00 2100']) {
+      expect((await get(textSeq, { 'if-modified-since': future })).status, future).toBe(304);
+    }
+    expect((await get(textSeq, { 'if-unmodified-since': 'Sun, 06 Nov 1994 08:49:37 GMT' })).status).toBe(412);
+    // If-Range with the exact Last-Modified date resumes; another date answers whole.
+    const lastModified = (await get(textSeq, {}, 'HEAD')).headers.get('last-modified')!;
+    expect((await get(textSeq, { range: 'bytes=0-0', 'if-range': lastModified })).status).toBe(206);
+    expect((await get(textSeq, { range: 'bytes=0-0', 'if-range': 'Sun, 06 Nov 1994 08:49:37 GMT' })).status).toBe(200);
+  });
+
+  it('asks that nothing re-encode a payload (no-transform): a gzipped copy would not be the bytes its strong ETag and Content-Range name', async () => {
+    expect((await get(textSeq)).headers.get('cache-control')).toBe('private, no-cache, no-transform');
+  });
+
   it('refuses a seq that is not decimal digits (1e3, 0x10, 1.0, 0) with 400 rather than reading it as another number', async () => {
     for (const seq of ['1e0', '0x1', `${textSeq}.0`, '0', '-1', '%201']) {
       const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/payloads/${seq}`, { headers: { authorization: `Bearer ${t}` } });
@@ -110,12 +129,16 @@ describe('payload downloads', () => {
     }
   });
 
-  it('answers HEAD with the headers of the GET and no body', async () => {
-    const res = await get(blobSeq, { range: 'bytes=0-99' }, 'HEAD');
-    expect(res.status).toBe(206);
-    expect(res.headers.get('content-range')).toBe(`bytes 0-99/${blob.length}`);
-    expect(res.headers.get('content-length')).toBe('100');
-    expect(await res.text()).toBe('');
+  it('answers HEAD with the headers of the whole GET and no body: a Range on HEAD is ignored (RFC 9110 §14.2)', async () => {
+    for (const range of ['bytes=0-99', 'bytes=999999-']) {
+      const res = await get(blobSeq, { range }, 'HEAD');
+      expect(res.status, range).toBe(200);
+      expect(res.headers.get('content-range'), range).toBeNull();
+      expect(res.headers.get('content-length'), range).toBe(String(blob.length));
+      expect(await res.text()).toBe('');
+    }
+    const text304 = await get(textSeq, { 'if-none-match': (await get(textSeq, {}, 'HEAD')).headers.get('etag')! }, 'HEAD');
+    expect(text304.status).toBe(304);
     expect((await get(999, {}, 'HEAD')).status).toBe(404);
     expectProblem(await api('GET', `/channels/${ch}/payloads/999`, { token: t, headers: { range: 'bytes=0-1' } }), 404);
   });

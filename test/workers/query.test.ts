@@ -135,7 +135,7 @@ describe('message query API', () => {
       ['offset=0x10', 'offset must be a whole number'],
       ['name=t&v=', 'v must be a decimal number'],
       ['name=t&v=0x10', 'v must be a decimal number'],
-      ['name=t&v=%2021', 'v must be a decimal number'],
+      ['name=t&v=%20%2021', 'v must be a decimal number'],
     ]) {
       const p = expectProblem(await q(query!), 400);
       expect(p.detail, query).toContain(words);

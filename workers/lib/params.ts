@@ -18,6 +18,13 @@ const textInto = <T extends z.ZodType>(name: string, pattern: RegExp, what: stri
 export const wholeNumber = (name: string, min: number, max: number) =>
   textInto(name, /^\d{1,16}$/, 'a whole number written in decimal digits', z.number().int().min(min, `${name} must be at least ${min}`).max(max, `${name} must be at most ${max}`));
 
-/** A decimal number as JSON writes one, or with a + (sign, fraction and exponent allowed; no hex, no spaces, not empty). */
+/**
+ * A decimal number as JSON writes one, or with a + (sign, fraction and exponent allowed; no hex, no
+ * spaces, not empty). A + typed into a URL unencoded arrives as a space (form encoding): one space
+ * before the number is read as that + (as the query's from/to read a zone's).
+ */
 export const decimalNumber = (name: string) =>
-  textInto(name, /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/, 'a decimal number (e.g. 21, -0.5, 1e3)', z.number().refine(Number.isFinite, `${name} is too large`));
+  z.preprocess(
+    (v) => (typeof v === 'string' ? v.replace(/^ (?=[\d.])/, '+') : v),
+    textInto(name, /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/, 'a decimal number (e.g. 21, -0.5, 1e3)', z.number().refine(Number.isFinite, `${name} is too large`)),
+  );

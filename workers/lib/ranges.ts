@@ -31,9 +31,35 @@ type Headers = { get(name: string): string | null };
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
-/** An HTTP-date (RFC 9110 §5.6.7) in ms, or null when it is not one (which makes the condition be ignored, §13.1.3/§13.1.4). */
-function httpDate(value: string): number | null {
-  const ms = Date.parse(value);
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+/** The three forms of HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, the obsolete RFC 850 and asctime forms. */
+const HTTP_DATE = new RegExp(
+  [
+    `^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \\d{2} ${MONTH} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$`,
+    `^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-${MONTH}-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$`,
+    `^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MONTH} [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}$`,
+  ].join('|'),
+);
+
+/**
+ * An HTTP-date (RFC 9110 §5.6.7) in ms, or null when it is not one — which makes the condition be
+ * ignored (§13.1.3, §13.1.4). Checked against the grammar first: `Date.parse` alone read "1" as
+ * 2001 and "2100" as a year, so a stray value turned into a 412 or a 304. asctime has no zone and is
+ * UTC (§5.6.7).
+ */
+export function httpDate(value: string, now = Date.now()): number | null {
+  let v = value.trim();
+  if (!HTTP_DATE.test(v)) return null;
+  // RFC 850's two-digit year: the year with those digits not more than 50 years ahead (§5.6.7);
+  // Date.parse would put 50–99 in the 1900s whatever the date.
+  const rfc850 = /^\w+, (\d{2})-(\w{3})-(\d{2}) (.*)$/.exec(v);
+  if (rfc850) {
+    const current = new Date(now).getUTCFullYear();
+    let year = current - (current % 100) + Number(rfc850[3]);
+    if (year > current + 50) year -= 100;
+    v = `${rfc850[1]} ${rfc850[2]} ${year} ${rfc850[4]}`;
+  }
+  const ms = Date.parse(/GMT$/.test(v) ? v : `${v} GMT`);
   return Number.isFinite(ms) ? ms : null;
 }
 
@@ -78,9 +104,10 @@ export function parseRange(header: string | null, size: number): ByteRange | 'un
 /**
  * What a GET or HEAD answers given its preconditions and Range, evaluated in RFC 9110 §13.2.2's
  * order: If-Match, else If-Unmodified-Since (412); If-None-Match, else If-Modified-Since (304);
- * then Range, only if If-Range (when given) still matches.
+ * then, for a GET only (§14.2: range handling is defined for GET alone, so a HEAD's Range is
+ * ignored), Range, only if If-Range (when given) still matches.
  */
-export function evaluate(headers: Headers, rep: Representation): Answer {
+export function evaluate(headers: Headers, rep: Representation, method = 'GET'): Answer {
   const ifMatch = headers.get('if-match');
   if (ifMatch !== null) {
     if (!tags(ifMatch).some((t) => t === '*' || strongMatch(t, rep.etag))) return { status: 412 };
@@ -97,6 +124,7 @@ export function evaluate(headers: Headers, rep: Representation): Answer {
     const date = since === null ? null : httpDate(since);
     if (date !== null && seconds(rep.lastModified) <= seconds(date)) return { status: 304 };
   }
+  if (method !== 'GET') return { status: 200 };
   const range = parseRange(headers.get('range'), rep.size);
   if (range === null) return { status: 200 };
   const ifRange = headers.get('if-range');

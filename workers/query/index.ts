@@ -155,7 +155,7 @@ async function query(c: Context<AppEnv>) {
  * The stored payload of one message, as published (R2 for binary/large, D1 for text), with the
  * range and conditional requests a download needs (RFC 9110 §13, §14: workers/lib/ranges.ts). A
  * stored message never changes, so its seq and `created` are a strong entity tag, and a 304, 412
- * or 416 is decided from its D1 row without reading the payload; a range of a blob is an R2 range read.
+ * or 416 is decided from its D1 row without reading an R2 blob; a range of a blob is an R2 range read.
  */
 async function payload(c: Context<AppEnv>) {
   const channel = c.req.param('id')!;
@@ -169,9 +169,10 @@ async function payload(c: Context<AppEnv>) {
     .first<{ content_type: string; created: number; size: number; payload: string | null; blob_key: string | null }>();
   if (!row) throw notFound('message');
   const rep: Representation = { etag: `"${seq}-${row.created}"`, lastModified: row.created, size: row.size };
-  // private: a payload is never for a shared cache; no-cache: a copy is revalidated (a cheap 304) so a revoked credential or an expired message stops being served.
-  const validators = { ...validatorHeaders(rep), 'accept-ranges': 'bytes', 'cache-control': 'private, no-cache' };
-  const answer = evaluate(c.req.raw.headers, rep);
+  // private: a payload is never for a shared cache; no-cache: a copy is revalidated (a cheap 304) so a revoked credential or an expired message stops being served;
+  // no-transform: the bytes as stored — an edge gzipping a text payload would make Content-Range count other bytes than the strong ETag names (RFC 9110 §8.8.3, §14.4; RFC 9111 §5.2.2.6).
+  const validators = { ...validatorHeaders(rep), 'accept-ranges': 'bytes', 'cache-control': 'private, no-cache, no-transform' };
+  const answer = evaluate(c.req.raw.headers, rep, c.req.method);
   if (answer.status === 304) return c.body(null, 304, validators);
   if (answer.status === 412) throw new ApiError(412, 'precondition_failed', `the payload's current entity tag is ${rep.etag}`, undefined, validators);
   if (answer.status === 416) throw new ApiError(416, 'range_not_satisfiable', `the payload is ${rep.size} bytes; a range must start before its end`, undefined, { ...validators, 'content-range': `bytes */${rep.size}` });

@@ -57,7 +57,7 @@ describe('from/to instants', () => {
 describe('SenML value filter', () => {
   const v = (value: string) => parseQuery(new URL(`http://x/?format=senml&v=${value}`)).v;
   it('reads decimal numbers', () => {
-    for (const [s, n] of [['21.5', 21.5], ['-3', -3], ['0', 0], ['1e3', 1000], ['.5', 0.5], ['%2B2', 2]] as const) expect(v(s), s).toBe(n);
+    for (const [s, n] of [['21.5', 21.5], ['-3', -3], ['0', 0], ['1e3', 1000], ['.5', 0.5], ['%2B2', 2], ['+21', 21]] as const) expect(v(s), s).toBe(n);
   });
   it('refuses what is not one rather than reading it as some number (an empty v is not 0)', () => {
     for (const s of ['', '%20', 'abc', '0x10', 'Infinity', '1e999', '1,5']) expect(() => v(s), s).toThrow(/invalid query: v:/);
