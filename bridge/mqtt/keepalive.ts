@@ -1,10 +1,10 @@
-import type { Clock, Timer } from '../clock';
+import { MAX_TIMER_MS, type Clock, type Timer } from '../clock';
 
 /** A connection whose Keep Alive is watched. */
 export interface KeptAlive {
-  /** When it must have sent something by (clock ms): the last packet + 1.5 × Keep Alive. */
+  /** When it must have sent something by (clock ms): the last packet + 1.5 × Keep Alive, or its credential's expiry if sooner. */
   readonly keepaliveDeadline: number;
-  /** Nothing arrived by the deadline [MQTT-3.1.2-24]: close it. */
+  /** Nothing arrived by the deadline [MQTT-3.1.2-24], or its credential expired: close it. */
   keepaliveExpired(): void;
 }
 
@@ -49,8 +49,12 @@ export class KeepAliveSweep {
     const at = Math.max(deadline, this.lastSweep + this.granularityMs);
     if (at >= this.at) return;
     this.timer?.cancel();
-    this.at = at;
-    this.timer = this.clock.setTimer(Math.max(1, at - this.clock.now()), () => this.sweep());
+    // A deadline past what one timer can wait (an API key expiring in 30 days) is slept towards:
+    // the timer fires at most MAX_TIMER_MS on, sweeps (nothing due) and sets the next.
+    const now = this.clock.now();
+    const delay = Math.min(Math.max(1, at - now), MAX_TIMER_MS);
+    this.at = now + delay;
+    this.timer = this.clock.setTimer(delay, () => this.sweep());
   }
 
   private sweep(): void {
