@@ -129,8 +129,9 @@ export class SubscriberAccess {
     const p = this.principalOf(ws, att);
     if (p === undefined) return true;
     if (p === null) return this.reauthorize(ws);
-    const key = keyOf(p, 'messages:subscribe');
     const now = Date.now();
+    if (this.expired(ws, p, now)) return false;
+    const key = keyOf(p, 'messages:subscribe');
     const d = this.decided.get(key);
     if (d && !d.pending && now - d.at < this.ttl) {
       if (d.allowed) {
@@ -230,7 +231,20 @@ export class SubscriberAccess {
     const p = this.principalOf(ws, att);
     if (p === undefined) return true;
     if (p === null) return this.reauthorize(ws);
+    if (this.expired(ws, p, Date.now())) return false;
     return this.decide(p, 'messages:publish');
+  }
+
+  /**
+   * A credential with an `exp` (a session or app token, an API key issued to expire) that has run
+   * out: the socket is refused and closed (4401) before anything more is sent to it or taken from
+   * it. A cached "allowed" would otherwise carry a busy channel's deliveries on for up to the
+   * decision's bound after the expiry (the next question would answer 401 only then).
+   */
+  private expired(ws: WebSocket, p: Principal, now: number): boolean {
+    if (p.kind === 'device' || p.exp === undefined || p.exp * 1000 > now) return false;
+    this.refuse(ws, CLOSE_UNAUTHORIZED, p.kind === 'key' ? 'the API key expired' : 'the access token expired');
+    return true;
   }
 
   /**

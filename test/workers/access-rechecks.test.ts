@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { RECHECK_WINDOW_MS, recheckLiveChannelsSoon } from '../../workers/lib/rechecks';
+import { signToken } from '../../workers/auth/tokens';
 import { api, newOrg, newUser, worker } from './helpers';
 
 /** An org with `nCh` channels, each with a live WebSocket subscriber (device 0), and a spare device to connect and disconnect. */
@@ -79,6 +80,39 @@ describe('access rechecks of live channels', () => {
     expect(Date.now() - revokedAt).toBeLessThan(Number(env.REVOCATION_CACHE_TTL) * 1000);
     expect((await rechecks(s.chs))[0]).toBe(base! + 2);
   });
+});
+
+describe('a credential that runs out', () => {
+  it('a socket on a session token is closed 4401 at its expiry on a busy channel: nothing published after it is delivered', async () => {
+    const u = await newUser();
+    const org = (await newOrg(u.token)).id;
+    const ch = (await api('POST', `/orgs/${org}/channels`, { token: u.token, body: { name: 'busy' } })).body.id as string;
+    const device = (await api('POST', `/orgs/${org}/devices`, { token: u.token, body: { name: 'ticker' } })).body as { id: string; key: string };
+    await api('POST', `/orgs/${org}/connections`, { token: u.token, body: { channel_ids: [ch], device_ids: [device.id] } });
+    const short = await signToken(env, { typ: 'user', sub: u.id }, 2);
+    const exp = (JSON.parse(atob(short.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp: number }).exp * 1000;
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${short}` } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    const created: number[] = [];
+    let closed: { code: number; reason: string; at: number } | undefined;
+    ws.addEventListener('message', (e) => {
+      const f = JSON.parse(e.data as string) as { type: string; created?: number };
+      if (f.type === 'message') created.push(f.created!);
+    });
+    ws.addEventListener('close', (e) => (closed = { code: e.code, reason: e.reason, at: Date.now() }));
+    ws.accept();
+    // A message every 100 ms, through the expiry and a second past it (the decision's cache would have carried them on).
+    while (!closed && Date.now() < exp + 1500) {
+      expect((await api('POST', `/channels/${ch}/messages`, { device: device.key, raw: 'tick', headers: { 'content-type': 'text/plain' } })).status).toBe(202);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await until(() => closed !== undefined, 2000)).toBe(true);
+    expect(closed).toMatchObject({ code: 4401, reason: expect.stringContaining('the access token expired') });
+    expect(created.length).toBeGreaterThan(5);
+    expect(created.filter((t) => t >= exp)).toEqual([]);
+    expect(closed!.at - exp).toBeLessThan(1000);
+  }, 20_000);
 });
 
 describe('a recheck that fails', () => {
