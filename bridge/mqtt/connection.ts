@@ -356,7 +356,10 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
 
   /** True once the credential has run out, and then the connection is ended (0x87, no will), as on a refused one. */
   credentialExpired(): boolean {
-    if (this.now() < this.credentialExpiry) return false;
+    // A device key (every device's connection) never expires: no clock read on its deliveries and publishes.
+    const p = this.principal;
+    if (p === null || p.kind === 'device' || p.exp === undefined) return false;
+    if (this.now() < p.exp * 1000) return false;
     this.credentialRefused(this.principal?.kind === 'key' ? 'the API key expired' : 'the access token expired');
     return true;
   }

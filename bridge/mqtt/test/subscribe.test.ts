@@ -148,6 +148,35 @@ describe.each(VERSIONS)('SUBSCRIBE and deliveries, protocol level %i', (v) => {
     expect(publishedTexts(await watcher.drain())).toEqual([]);
   });
 
+  it('between its expiry and the sweep that ends it, an expiring connection gets no delivery (shared or not) and stores no publish', async () => {
+    const t = setup({ authorizationTtlMs: 5000 });
+    const exp = Math.floor(t.clock.now() / 1000) + 60;
+    const principal: Principal = { kind: 'key', id: 'key-a', orgId: 'org-1', owner: { kind: 'user', id: 'user-a' }, scopes: ['messages:*'], exp };
+    t.platform.keys.set('token-a', principal);
+    t.platform.addChannel('ch-k', { publish: [principal.id, 'dev-1'], subscribe: [principal.id, 'dev-1'] });
+    const K = 'channels/ch-k/messages';
+    const as = { username: principal.id, password: Buffer.from('token-a') };
+    const sub = await t.connected(v, { ...as, clientId: 'sub' });
+    await sub.subscribe(`${K}/x`);
+    await sub.subscribe(`$share/g/${K}/s`);
+    const pub = await t.connected(v, { ...as, clientId: 'pub' });
+    // A connection whose keep alive runs out 500 ms before the expiry: its sweep then means the
+    // next one cannot come before expiry + 500 ms (sweeps are a second apart at least).
+    await t.clock.advance(exp * 1000 - t.clock.now() - 2000);
+    await t.connected(v, { username: 'dev-1', password: Buffer.from('key-1'), clientId: 'lapses', keepalive: 1 });
+    await t.clock.advance(1600);
+    expect([await sub.closedYet(1), await pub.closedYet(1)]).toEqual([false, false]);
+    await t.clock.advance(500); // expiry + 100 ms: no sweep yet
+    await t.platform.inject('ch-k', 'x', 'after');
+    await t.platform.inject('ch-k', 's', 'shared after');
+    pub.send({ cmd: 'publish', topic: `${K}/y`, payload: Buffer.from('late'), qos: 0, dup: false, retain: false });
+    await settle();
+    expect(publishedTexts(await sub.drain())).toEqual([]);
+    expect(t.platform.published.map((p) => p.subtopic)).not.toContain('y');
+    // Each found out on the spot, without waiting for the sweep.
+    expect([await sub.closedYet(), await pub.closedYet()]).toEqual([true, true]);
+  });
+
   it('asks about its sessions at once when the platform says their org\'s access changed: idle ones on a rotated key end without sending a packet; other orgs\' are not asked about', async () => {
     const t = setup({ authorizationTtlMs: 5000 });
     const quietSub = await t.connected(v, { ...dev2, clientId: 'quiet-sub' });
