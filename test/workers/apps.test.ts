@@ -125,6 +125,12 @@ describe('apps', () => {
     expect(await inOrder('name=grafana&sort=name')).toEqual(['Grafana Dash', 'grafana-backup']);
     expect(await inOrder('name=grafana&sort=name&order=desc')).toEqual(['grafana-backup', 'Grafana Dash']);
     expect(await inOrder('order=desc&limit=3')).toEqual(['grafana-backup', '100%_sure', 'Grafana Dash']);
+    // Equal names keep their creation order (ids are random: they would not).
+    const dups: string[] = [];
+    for (let i = 0; i < 6; i++) dups.push((await newApp(owner.token, org.id, ['orgs:read'], 'dup')).id as string);
+    const ids = async (q: string) => ((await api('GET', `/orgs/${org.id}/apps?${q}`, { token: owner.token })).body.items as { id: string }[]).map((a) => a.id);
+    expect(await ids('name=dup&sort=name')).toEqual(dups);
+    expect(await ids('name=dup&sort=name&order=desc')).toEqual([...dups].reverse());
   });
 
   it('validates scopes: known actions only, no empty resource, at least one', async () => {

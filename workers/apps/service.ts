@@ -54,7 +54,7 @@ export async function createApp(db: D1Database, orgId: string, name: string, sco
 /** The org's apps, oldest first, optionally only those whose name contains `name` (case-insensitive, as devices). */
 export async function listApps(db: D1Database, orgId: string, q: { offset: number; limit: number; name?: string | undefined } & Sort) {
   const f = substring('name', q.name);
-  const p = await page<AppRow>(db, `apps WHERE org_id = ?${f.where}`, [orgId, ...f.params], COLS, orderBy('', q, 'id'), q.offset, q.limit);
+  const p = await page<AppRow>(db, `apps WHERE org_id = ?${f.where}`, [orgId, ...f.params], COLS, orderBy('', q, 'rowid'), q.offset, q.limit);
   return { ...p, items: p.items.map(publicApp) };
 }
 

@@ -43,7 +43,7 @@ export async function listKeys(db: D1Database, orgId: string, owner: Owner | nul
   const f = substring('name', q.name);
   const where = `${owner ? 'org_id = ? AND owner_type = ? AND owner_id = ?' : 'org_id = ?'}${f.where}`;
   const args = [...(owner ? [orgId, owner.type, owner.id] : [orgId]), ...f.params];
-  const p = await page<KeyRow>(db, `api_keys WHERE ${where}`, args, COLS, orderBy('', q, 'id'), q.offset, q.limit);
+  const p = await page<KeyRow>(db, `api_keys WHERE ${where}`, args, COLS, orderBy('', q, 'rowid'), q.offset, q.limit);
   return { ...p, items: p.items.map(toKey) };
 }
 

@@ -19,8 +19,8 @@ export const wholeNumber = (name: string, min: number, max: number) =>
   textInto(name, /^\d{1,16}$/, 'a whole number written in decimal digits', z.number().int().min(min, `${name} must be at least ${min}`).max(max, `${name} must be at most ${max}`));
 
 /**
- * A decimal number as JSON writes one, or with a + (sign, fraction and exponent allowed; no hex, no
- * spaces, not empty). A + typed into a URL unencoded arrives as a space (form encoding): one space
+ * A decimal number: sign, fraction and exponent allowed (and `1.`, which JSON would not take); no
+ * hex, no spaces, not empty. A + typed into a URL unencoded arrives as a space (form encoding): one space
  * before the number is read as that + (as the query's from/to read a zone's).
  */
 export const decimalNumber = (name: string) =>

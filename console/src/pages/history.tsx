@@ -84,6 +84,7 @@ function Table({ items, aggregated }: { items: Row[]; aggregated: boolean }) {
 
 /** The most CSV "Download all" gathers in the page before it stops (the whole file is in memory). */
 const ALL_MAX_BYTES = 256 * 2 ** 20;
+const utf8 = new TextEncoder();
 
 /** Stored messages with the query API's filters and aggregation; the same query as CSV. */
 export function HistoryPage({ org, channel }: { org: string; channel: string }) {
@@ -131,7 +132,7 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
         for await (const chunk of api.queryCsvAll(channel, { ...typed, limit: 1000 })) {
           if (cancelAll.current) return;
           chunks.push(chunk);
-          bytes += chunk.length;
+          bytes += utf8.encode(chunk).length;
           if (bytes > ALL_MAX_BYTES) throw new Error(`stopped after ${chunks.length} pages: more than ${ALL_MAX_BYTES / 2 ** 20} MiB of CSV is more than a browser tab should hold; narrow the query (from, to, subtopic) or use the CLI: edgeflux messages query ${channel} --all --csv`);
           setAll({ pages: chunks.length, bytes });
         }
