@@ -53,6 +53,14 @@ function tryListen(host: string, w: WantedPort): Promise<NodeJS.ErrnoException |
 /** One line per port in `wanted` that cannot be listened on at `host`, saying which variable to change. */
 export async function portProblems(host: string, wanted: WantedPort[]): Promise<string[]> {
   const problems: string[] = [];
+  // Two variables set to one port pass the listen test one at a time; the second listener would fail later, unnamed.
+  const first = new Map<string, WantedPort>();
+  for (const w of wanted) {
+    const key = `${w.proto} ${w.port}`;
+    const other = first.get(key);
+    if (other) problems.push(`${other.env} and ${w.env} are both ${w.port}${w.proto === 'udp' ? '/udp' : ''}: ${other.what} and ${w.what} need a port each`);
+    else first.set(key, w);
+  }
   for (const w of wanted) {
     const e = await tryListen(host, w);
     if (!e) continue;

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commandLine } from '../../bench/procs';
+import { loadConfig } from '../../shared/config';
+import { announcedPorts, portProblems } from '../../scripts/ports-free';
 import { freePort, groupListeners, root, startPlatform, type Platform } from './processes';
 
 describe('npm start', () => {
@@ -71,6 +73,12 @@ describe('npm start', () => {
       rmSync(other, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('names both variables when two of them set one port (each alone would listen)', async () => {
+    const port = await freePort();
+    const problems = await portProblems('127.0.0.1', announcedPorts({ ...loadConfig({}), httpPort: port, mqttPort: port, mqttWsPort: 0, coapPort: port }));
+    expect(problems).toEqual([`EDGEFLUX_HTTP_PORT and EDGEFLUX_MQTT_PORT are both ${port}: HTTP API and MQTT need a port each`]);
+  });
 
   it('says what is wrong with a bad variable in one line, not with a stack trace', async () => {
     const r = await new Promise<{ code: number | null; out: string }>((ok) => {
