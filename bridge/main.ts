@@ -13,6 +13,7 @@ import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
 import { createMqttServer } from './mqtt/server';
 import { DurableSessionStore } from './mqtt/session-durable';
 import { createPlatform } from './platform';
+import { tlsFiles } from './tls-files';
 
 const log = (msg: string) => console.log(`[bridge] ${msg}`);
 
@@ -25,15 +26,6 @@ function bridgeSecret(fromEnv: string | undefined): string {
     if (m?.[1]) return m[1].trim();
   }
   throw new Error('set EDGEFLUX_BRIDGE_SECRET (the worker\'s BRIDGE_SECRET), or run from a folder whose .dev.vars has it');
-}
-
-/** A PEM file a variable names; one that cannot be read is said with the variable's name. */
-function pemFile(variable: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new Error(`${variable}=${path} cannot be read: ${e instanceof Error ? e.message : String(e)}`);
-  }
 }
 
 interface Listener {
@@ -65,6 +57,8 @@ async function main(): Promise<void> {
   const platform = createPlatform({ workerUrl: worker, bridgeSecret: secret, bridgeId, log });
   await platform.resetPresence().catch((e: unknown) => log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`));
   const listeners: Listener[] = [];
+  // Before the first listener: a TLS file that is wrong stops the bridge with its variable named.
+  const tls = tlsFiles(cfg);
 
   const coap = createCoapServer({ platform });
   const bound = await coap.listen(cfg.coapPort, cfg.host);
@@ -80,9 +74,9 @@ async function main(): Promise<void> {
   listeners.push({ name: 'MQTT', url: `mqtt://${urlHost(cfg.host)}:${tcp.port}`, close: async () => (await mqtt.close(), await sessions?.close()) });
   const ws = await mqtt.listenWebSocket({ port: cfg.mqttWsPort, host: cfg.host, path: '/mqtt' });
   listeners.push({ name: 'MQTT-WS', url: `ws://${urlHost(cfg.host)}:${ws.port}/mqtt`, close: async () => undefined });
-  if (cfg.mqttTlsCert && cfg.mqttTlsKey) {
-    const tls = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, cert: pemFile('EDGEFLUX_MQTT_TLS_CERT', cfg.mqttTlsCert), key: pemFile('EDGEFLUX_MQTT_TLS_KEY', cfg.mqttTlsKey) });
-    listeners.push({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tls.port}`, close: async () => undefined });
+  if (tls) {
+    const tlsServer = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, ...tls });
+    listeners.push({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tlsServer.port}`, close: async () => undefined });
   }
 
   let stopping = false;

@@ -62,7 +62,7 @@ for (const pause of ['onConfigUpdate', 'onBundleStart', 'onReloadStart'] as cons
 /** The worker's own address, where the relay forwards the proxy's requests. */
 let worker: URL | undefined;
 // Only wrangler's proxy, on this machine, talks to it: loopback whatever address the platform serves on.
-const relay = await startWorkerRelay(() => worker, '127.0.0.1');
+const relay = await startWorkerRelay(() => worker, '127.0.0.1', process.env.EDGEFLUX_LAUNCH);
 console.log(`EDGEFLUX_WORKER_RELAY ${relay.bound.address} ${relay.bound.port}`);
 // Every finished (re)load passes through the proxy controller with the worker's own address: the
 // bridge is told that one, the proxy the relay's.
@@ -102,9 +102,9 @@ const devServer = await env.startWorker({
     logLevel: (process.env.WRANGLER_LOG as 'warn' | undefined) ?? 'warn',
   },
   // `wrangler dev` and `wrangler deploy` bundle with the Node.js compatibility mode wrangler.toml's
-  // date and flags give (nodejs_compat: "v2", unenv's polyfills and globals); startWorker leaves it
-  // unset unless told, so the worker was bundled as if nodejs_compat were off — unlike the one
-  // deployed — and esbuild warned at every start that node:zlib needs the flag it has.
+  // date and flags give (nodejs_compat: "v2"); startWorker leaves it unset unless told. The bundle
+  // is the same today (the worker imports only node:zlib, left external either way), but esbuild
+  // warned at every start that node:zlib needs the flag it has, and the mode now matches deploy's.
   build: { nodejsCompatMode: (config) => getNodeCompat(config.compatibility_date, config.compatibility_flags).mode },
 });
 await devServer.ready;

@@ -19,6 +19,8 @@ import { createInterface } from 'node:readline';
 import { loadConfig, urlHost } from '../shared/config';
 import { buildConsole } from './console-build';
 import { announcedPorts, portProblems } from './ports-free';
+import { LAUNCH_HEADER } from './worker-relay';
+import { tlsFiles } from '../bridge/tls-files';
 
 const root = resolve(import.meta.dirname, '..');
 // A bad variable is the user's to fix, said in one line as every other failure here, not a stack trace.
@@ -32,7 +34,9 @@ const cfg = (() => {
 })();
 const wranglerBin = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
 // Offline by design: no telemetry, no Request.cf download, no update check.
-const childEnv = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_LOG: process.env.WRANGLER_LOG ?? 'warn', NO_UPDATE_NOTIFIER: '1' };
+/** This launch's mark on its own worker's /health answers (waitForHealth). */
+const LAUNCH = randomBytes(12).toString('hex');
+const childEnv = { ...process.env, EDGEFLUX_LAUNCH: LAUNCH, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_LOG: process.env.WRANGLER_LOG ?? 'warn', NO_UPDATE_NOTIFIER: '1' };
 const children: ChildProcess[] = [];
 
 function ensureSecrets(): void {
@@ -56,14 +60,27 @@ function migrate(): void {
   console.log(/No migrations to apply/i.test(r.stdout + r.stderr) ? 'D1 schema is up to date' : 'applied pending D1 migrations');
 }
 
+/**
+ * Waits for `/health` answered by this launch's own worker: through its relay, which sets
+ * LAUNCH_HEADER to LAUNCH. Another process that took the port after the free-port check answers
+ * without it (wrangler's proxy, unable to listen, says nothing), and is named rather than announced.
+ */
 async function waitForHealth(url: string, child: ChildProcess, timeoutMs = 90_000): Promise<void> {
   const until = Date.now() + timeoutMs;
+  let stranger = 0;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`the worker's dev server exited with code ${child.exitCode}`);
     try {
       const res = await fetch(`${url}/health`);
-      if (res.ok) return;
-    } catch {
+      await res.arrayBuffer();
+      if (res.headers.get(LAUNCH_HEADER) === LAUNCH) {
+        if (res.ok) return;
+      } else if (res.ok && ++stranger >= 8) {
+        // ~2 s of good answers that are not ours (our proxy's own errors, while the worker loads, are not counted): it never got the port.
+        throw new Error(`${url} is answered by another process (it took the port after npm start checked it was free): stop it, or set EDGEFLUX_HTTP_PORT to a free port`);
+      }
+    } catch (e) {
+      if (e instanceof Error && e.message.includes('answered by another process')) throw e;
       /* not up yet */
     }
     await new Promise((r) => setTimeout(r, 250));
@@ -155,6 +172,7 @@ function startWorker(moved: (url: string) => void): { child: ChildProcess; direc
 async function main(): Promise<void> {
   const taken = await portProblems(cfg.host, announcedPorts(cfg));
   if (taken.length) throw new Error(`cannot listen where asked:\n  ${taken.join('\n  ')}`);
+  tlsFiles(cfg); // a wrong TLS file is said now, not after the worker and the other listeners are up
   ensureSecrets();
   migrate();
   await buildConsole();

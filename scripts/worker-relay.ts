@@ -43,11 +43,18 @@ export interface WorkerRelay {
   close: () => Promise<void>;
 }
 
+/** The response header of `/health` answers through this relay that says whose they are (`launch`). */
+export const LAUNCH_HEADER = 'x-edgeflux-launch';
+
 /**
  * Listens on `hostname` (a free port) and relays every request and WebSocket upgrade to `target()`,
  * the worker's current origin (it moves when the worker reloads). No target: the connection is cut.
+ * `launch`: a value the launcher chose, set on every `/health` answer as LAUNCH_HEADER, so the
+ * launcher knows the health check reached its own worker through its own proxy — not whatever else
+ * took the public port after its check that the port was free (wrangler's proxy says nothing when it
+ * cannot listen).
  */
-export async function startWorkerRelay(target: () => URL | undefined, hostname = '127.0.0.1'): Promise<WorkerRelay> {
+export async function startWorkerRelay(target: () => URL | undefined, hostname = '127.0.0.1', launch?: string): Promise<WorkerRelay> {
   // Idle sockets towards the worker are closed after IDLE_MS; a socket in use is not timed.
   const agent = new Agent({ keepAlive: true, timeout: IDLE_MS, scheduling: 'lifo' });
   // keepAliveTimeout 0: an idle connection from the proxy stays open until the proxy closes it.
@@ -56,7 +63,9 @@ export async function startWorkerRelay(target: () => URL | undefined, hostname =
     if (!to) return void res.destroy();
     const up = request({ hostname: to.hostname, port: to.port, method: req.method, path: req.url, headers: endToEnd(req.rawHeaders), agent, setHost: false });
     up.on('response', (answer: IncomingMessage) => {
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.rawHeaders));
+      const headers = endToEnd(answer.rawHeaders);
+      if (launch && req.url === '/health') headers.push(LAUNCH_HEADER, launch);
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       answer.pipe(res);
       answer.on('error', () => res.destroy());
     });

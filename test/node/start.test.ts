@@ -74,11 +74,59 @@ describe('npm start', () => {
     }
   }, 180_000);
 
+  it('does not announce a port another process took after the free-port check: its /health is not this launch\'s', async () => {
+    const port = await freePort();
+    const impostor = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","d1":"ok"}'));
+    const other = mkdtempSync(join(tmpdir(), 'edgeflux-state-'));
+    const env = { ...process.env, EDGEFLUX_HTTP_PORT: String(port), EDGEFLUX_MQTT_PORT: String(await freePort()), EDGEFLUX_MQTT_WS_PORT: String(await freePort()), EDGEFLUX_COAP_PORT: String(await freePort()), EDGEFLUX_STATE_DIR: other, WRANGLER_SEND_METRICS: 'false' };
+    try {
+      const r = await new Promise<{ code: number | null; out: string }>((ok) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        let out = '';
+        let took = false;
+        const read = (d: Buffer) => {
+          out += d.toString();
+          // The check is done once migrations are applied: the port is taken only now.
+          if (!took && out.includes('applied pending D1 migrations')) {
+            took = true;
+            impostor.listen(port, '127.0.0.1');
+          }
+        };
+        child.stdout.on('data', read);
+        child.stderr.on('data', read);
+        const kill = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 120_000);
+        child.on('exit', (code) => (clearTimeout(kill), ok({ code, out })));
+      });
+      expect(r.out).not.toContain('Edgeflux is up');
+      expect(r.code).toBe(1);
+      expect(r.out).toContain(`http://127.0.0.1:${port} is answered by another process (it took the port after npm start checked it was free): stop it, or set EDGEFLUX_HTTP_PORT to a free port`);
+    } finally {
+      impostor.close();
+      rmSync(other, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('names both variables when two of them set one port (each alone would listen)', async () => {
     const port = await freePort();
     const problems = await portProblems('127.0.0.1', announcedPorts({ ...loadConfig({}), httpPort: port, mqttPort: port, mqttWsPort: 0, coapPort: port }));
     expect(problems).toEqual([`EDGEFLUX_HTTP_PORT and EDGEFLUX_MQTT_PORT are both ${port}: HTTP API and MQTT need a port each`]);
   });
+
+  it.each([
+    ['a TLS file that cannot be read', '/nonexistent/cert.pem', 'EDGEFLUX_MQTT_TLS_CERT=/nonexistent/cert.pem cannot be read'],
+    ['TLS files that are not PEM', 'package.json', 'EDGEFLUX_MQTT_TLS_CERT=package.json and EDGEFLUX_MQTT_TLS_KEY=package.json are not a PEM certificate and its private key'],
+  ])('says %s before it starts anything, naming the variables', async (_what, path, said) => {
+    const r = await new Promise<{ code: number | null; out: string }>((ok) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: root, env: { ...process.env, EDGEFLUX_HTTP_PORT: '0', EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0', EDGEFLUX_COAP_PORT: '0', EDGEFLUX_MQTT_TLS_PORT: '0', EDGEFLUX_MQTT_TLS_CERT: path, EDGEFLUX_MQTT_TLS_KEY: path }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('exit', (code) => ok({ code, out }));
+    });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`npm start failed: ${said}`);
+    expect(r.out).not.toContain('applied pending D1 migrations');
+  }, 60_000);
 
   it('says what is wrong with a bad variable in one line, not with a stack trace', async () => {
     const r = await new Promise<{ code: number | null; out: string }>((ok) => {
