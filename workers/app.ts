@@ -249,6 +249,13 @@ export function buildApp() {
     info: { title: 'Edgeflux API', version: '1', description: 'Provisioning, auth and messaging for Edgeflux. Errors are RFC 9457 problem+json.' },
   });
   // Browsable reference rendered from the same document (Scalar; its script loads from a CDN in the browser).
+  // Not to be framed by another site either (the console's own pages carry the same, console/_headers).
+  app.use('/docs', async (c, next) => {
+    await next();
+    c.header('Content-Security-Policy', "frame-ancestors 'none'");
+    c.header('X-Frame-Options', 'DENY');
+    c.header('X-Content-Type-Options', 'nosniff');
+  });
   app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'Edgeflux API reference' }));
   return app;
 }

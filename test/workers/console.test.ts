@@ -37,6 +37,11 @@ describe('web console assets', () => {
       expect(res.headers.get('referrer-policy'), res.url).toBe('no-referrer');
       await res.body?.cancel();
     }
+    // The API reference page (HTML, the worker's) refuses frames too.
+    const docs = await worker.fetch('http://edgeflux.test/docs');
+    expect(docs.status).toBe(200);
+    expect([docs.headers.get('content-security-policy'), docs.headers.get('x-frame-options')]).toEqual(["frame-ancestors 'none'", 'DENY']);
+    await docs.body?.cancel();
   });
 
   it('serves the bundle and the stylesheet', async () => {
