@@ -2,6 +2,18 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { api, expectProblem, newUser, uniqueEmail } from './helpers';
 import { REFRESH_REUSE_LEEWAY_MS } from '../../workers/users/service';
+import { EMAIL_CEILING, clientOf } from '../../workers/users/throttle';
+
+describe('clientOf', () => {
+  it('keeps IPv4 as is and IPv6 by its /64, written one way', () => {
+    expect(clientOf('203.0.113.7')).toBe('203.0.113.7');
+    expect(clientOf('2001:DB8:0001:0002:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(clientOf('2001:db8:1:2::5')).toBe('2001:db8:1:2::/64');
+    expect(clientOf('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(clientOf('::1')).toBe('0:0:0:0::/64');
+    expect(clientOf(null)).toBe('');
+  });
+});
 
 describe('users and tokens', () => {
   it('registers, logs in, and never returns or stores the password in clear', async () => {
@@ -66,6 +78,34 @@ describe('users and tokens', () => {
     for (let i = 0; i < 7; i++) unknown.push((await api('POST', '/tokens', { body: { email: nobody, password: 'whatever pw' } })).status);
     expect(unknown).toEqual([401, 401, 401, 401, 401, 401, 429]);
   });
+
+  it('throttles per address: a guesser elsewhere neither holds the owner out nor gets a fresh budget from the owner\'s log-ins', async () => {
+    const u = await newUser();
+    const from = (ip: string, password: string) => api('POST', '/tokens', { body: { email: u.email, password }, headers: { 'cf-connecting-ip': ip } });
+    const guesser = async () => (await from('203.0.113.7', 'wrong password')).status;
+    const guesses = [];
+    for (let i = 0; i < 10; i++) guesses.push(await guesser());
+    expect(guesses).toEqual([401, 401, 401, 401, 401, 401, 429, 429, 429, 429]);
+    // Refused while the address waits, attempts cost it nothing — and do not spend the email's hour either.
+    const flood = await Promise.all(Array.from({ length: 150 }, () => guesser()));
+    expect(flood.every((st) => st === 429)).toBe(true);
+    expect((await from('198.51.100.1', u.password)).status).toBe(201); // the owner, elsewhere
+    expect(await guesser()).toBe(429); // still waiting: the owner's success cleared only the owner's address
+    // One host's IPv6 addresses are one address (its /64).
+    const v6 = [];
+    for (let i = 1; i <= 7; i++) v6.push((await from(`2001:db8:1:2::${i}`, 'wrong password')).status);
+    expect(v6).toEqual([401, 401, 401, 401, 401, 401, 429]);
+  });
+
+  it(`caps the attempts for an email that do not succeed at ${EMAIL_CEILING} an hour, whatever the addresses: then every address waits`, async () => {
+    const u = await newUser();
+    const from = (ip: string, password: string) => api('POST', '/tokens', { body: { email: u.email, password }, headers: { 'cf-connecting-ip': ip } });
+    const spread = await Promise.all(Array.from({ length: EMAIL_CEILING }, (_, i) => from(`10.0.${i >> 8}.${i & 255}`, 'wrong password').then((r) => r.status)));
+    expect(spread.every((s) => s === 401)).toBe(true);
+    const owner = await from('198.51.100.1', u.password);
+    expect(expectProblem(owner, 429).code).toBe('login_throttled');
+    expect(Number(owner.headers.get('retry-after'))).toBeGreaterThan(3000);
+  }, 60_000);
 
   it('rotates refresh tokens: each works once', async () => {
     const u = await newUser();

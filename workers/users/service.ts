@@ -2,7 +2,7 @@ import { signToken } from '../auth/tokens';
 import { hashPassword, newSecret, sha256Hex, verifyPassword } from '../lib/crypto';
 import { ApiError, conflict, unauthorized } from '../lib/errors';
 import { newId, now } from '../lib/ids';
-import { attemptStatements, clearFailures, refuseUncounted } from './throttle';
+import { attemptStatements, refuseThrottled, succeeded } from './throttle';
 
 export const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
 
@@ -50,16 +50,17 @@ export async function issueTokens(env: Env, userId: string, family: string = new
   return { access_token: await signToken(env, { typ: 'user', sub: userId }, ttl), refresh_token: refresh, token_type: 'Bearer' as const, expires_in: ttl };
 }
 
-export async function login(env: Env, email: string, password: string) {
+/** `client`: the caller's address as ./throttle.ts keys it (`clientOf`). */
+export async function login(env: Env, email: string, password: string, client = '') {
   const t = now();
-  const [users, counted, waiting] = await env.DB.batch<Record<string, unknown>>([env.DB.prepare('SELECT id, password_hash FROM users WHERE email = ?').bind(email), ...attemptStatements(env.DB, email, t)]);
+  const [users, ...attempt] = await env.DB.batch<Record<string, unknown>>([env.DB.prepare('SELECT id, password_hash FROM users WHERE email = ?').bind(email), ...attemptStatements(env.DB, email, client, t)]);
   // Before any hashing: a throttled guess costs neither side a PBKDF2 (./throttle.ts).
-  refuseUncounted(counted, Number(waiting?.results[0]?.wait_until ?? 0), t);
+  refuseThrottled(attempt, t);
   const u = (users?.results[0] ?? null) as UserRow | null;
   // Hash even when the user is unknown so timing does not tell which emails exist.
   const ok = u ? await verifyPassword(password, u.password_hash) : (await hashPassword(password), false);
   if (!u || !ok) throw unauthorized('wrong email or password');
-  await clearFailures(env.DB, email);
+  await env.DB.batch(succeeded(env.DB, email, client));
   return issueTokens(env, u.id);
 }
 
