@@ -5,6 +5,7 @@
  * listener), not after the other listeners are up.
  */
 import { readFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { PlatformConfig } from '../shared/config';
 
@@ -22,6 +23,8 @@ export function tlsFiles(cfg: Pick<PlatformConfig, 'mqttTlsCert' | 'mqttTlsKey'>
   const cert = pemFile('EDGEFLUX_MQTT_TLS_CERT', cfg.mqttTlsCert);
   const key = pemFile('EDGEFLUX_MQTT_TLS_KEY', cfg.mqttTlsKey);
   try {
+    // The key must be the certificate's: Deno's createSecureContext takes anything (Node and Bun refuse).
+    if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) throw new Error("the key is not the certificate's");
     createSecureContext({ cert, key });
   } catch (e) {
     throw new Error(`EDGEFLUX_MQTT_TLS_CERT=${cfg.mqttTlsCert} and EDGEFLUX_MQTT_TLS_KEY=${cfg.mqttTlsKey} are not a PEM certificate and its private key: ${e instanceof Error ? e.message : String(e)}`);

@@ -65,9 +65,12 @@ function migrate(): void {
  * LAUNCH_HEADER to LAUNCH. Another process that took the port after the free-port check answers
  * without it (wrangler's proxy, unable to listen, says nothing), and is named rather than announced.
  */
-async function waitForHealth(url: string, child: ChildProcess, timeoutMs = 90_000): Promise<void> {
+async function waitForHealth(url: string, child: ChildProcess, direct: Promise<string>, timeoutMs = 90_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   let stranger = 0;
+  // Once the dev server has said where the worker is, its proxy serves: any answer without our mark is another process's.
+  let workerUp = false;
+  void direct.then(() => (workerUp = true));
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`the worker's dev server exited with code ${child.exitCode}`);
     try {
@@ -75,8 +78,8 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs = 90_00
       await res.arrayBuffer();
       if (res.headers.get(LAUNCH_HEADER) === LAUNCH) {
         if (res.ok) return;
-      } else if (res.ok && ++stranger >= 8) {
-        // ~2 s of good answers that are not ours (our proxy's own errors, while the worker loads, are not counted): it never got the port.
+      } else if ((res.ok || workerUp) && ++stranger >= 8) {
+        // ~2 s of answers that are not ours — good ones, or any once our worker is up (our proxy's own errors while it loads are not counted): it never got the port.
         throw new Error(`${url} is answered by another process (it took the port after npm start checked it was free): stop it, or set EDGEFLUX_HTTP_PORT to a free port`);
       }
     } catch (e) {
@@ -184,7 +187,7 @@ async function main(): Promise<void> {
     stopAll(code ?? 1);
   });
   const base = `http://${urlHost(cfg.host)}:${cfg.httpPort}`;
-  await waitForHealth(base, worker);
+  await waitForHealth(base, worker, direct);
   // The dev server announces the worker's own address before it serves the public port.
   const directUrl = await Promise.race([direct, new Promise<null>((ok) => setTimeout(() => ok(null), 10_000))]);
   if (!directUrl) throw new Error("the worker's dev server did not say where the worker listens");

@@ -147,8 +147,11 @@ export class Http {
       try {
         return await this.fetchImpl(new Request(this.url(path, opts.query), { method, headers, body: body ?? null }));
       } catch (e) {
-        // Node's fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure…) is its cause.
-        const cause = e instanceof Error && e.cause instanceof Error ? ` (${e.cause.message})` : '';
+        // Node's fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure…) is its cause —
+        // whose message is empty when every address of a name failed (localhost: ::1 and 127.0.0.1), so its code is said too.
+        const c = e instanceof Error && e.cause instanceof Error ? (e.cause as Error & { code?: string }) : null;
+        const why = c ? c.message || c.code : '';
+        const cause = why ? ` (${why})` : '';
         throw EdgefluxError.local(0, 'network_error', `${method} ${this.base}${path}: ${e instanceof Error ? e.message : String(e)}${cause}`);
       }
     };

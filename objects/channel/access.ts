@@ -172,7 +172,8 @@ export class SubscriberAccess {
         if (!held || ws.readyState !== WebSocket.READY_STATE_OPEN) return;
         // Refused: `decide` closed the sockets the refusal is about; one admitted after the question
         // was asked is asked about again (`admit`), as any delivery would be.
-        const next = allowed ? true : this.admitAgain(ws);
+        // Allowed, but the answer may have been the last one carried over a failed question: past the credential's exp nothing held goes out.
+        const next = allowed ? !this.expiredNow(ws) : this.admitAgain(ws);
         if (next === false) return;
         for (const f of held.frames) {
           if (next !== true ? !this.hold(ws, next, f.data, f.seq, send) : !send(f.data, f.seq)) return;
@@ -188,6 +189,13 @@ export class SubscriberAccess {
       return false;
     }
     return true;
+  }
+
+  /** Whether `ws`'s credential has run out now (then it is refused and closed, `expired`). */
+  private expiredNow(ws: WebSocket): boolean {
+    const s = this.core.sockets.subscriber(ws);
+    const p = s ? this.principalOf(ws, s.att) : undefined;
+    return p ? this.expired(ws, p, Date.now()) : false;
   }
 
   /** After a refusal, for a socket still open: admitted afresh (the refusal may predate it). */

@@ -58,10 +58,13 @@ describe('edgeflux CLI', () => {
 
   it('says what to check when nothing answers at the API address', async () => {
     const port = await freePort();
-    const r = await cli(['devices', 'list', '--org', 'o', '--token', 'x'], { env: { EDGEFLUX_API: `http://127.0.0.1:${port}` } });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`nothing answers at http://127.0.0.1:${port}`);
-    expect(r.stderr).toContain('is the platform running (`npm start`)? Otherwise pass --api URL or set EDGEFLUX_API');
+    // localhost too: there every address failing (::1 and 127.0.0.1) comes as an error with no message, only a code.
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const r = await cli(['devices', 'list', '--org', 'o', '--token', 'x'], { env: { EDGEFLUX_API: `http://${host}:${port}` } });
+      expect(r.code, host).toBe(1);
+      expect(r.stderr, host).toContain(`nothing answers at http://${host}:${port}`);
+      expect(r.stderr, host).toContain('is the platform running (`npm start`)? Otherwise pass --api URL or set EDGEFLUX_API');
+    }
   });
 
   it('registers, logs in with the password on stdin, and keeps the session in the config dir', async () => {

@@ -74,9 +74,9 @@ describe('npm start', () => {
     }
   }, 180_000);
 
-  it('does not announce a port another process took after the free-port check: its /health is not this launch\'s', async () => {
+  it.each([200, 404])('does not announce a port another process took after the free-port check: its /health (%i) is not this launch\'s', async (status) => {
     const port = await freePort();
-    const impostor = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","d1":"ok"}'));
+    const impostor = createServer((_req, res) => res.writeHead(status, { 'content-type': 'application/json' }).end('{"status":"ok","d1":"ok"}'));
     const other = mkdtempSync(join(tmpdir(), 'edgeflux-state-'));
     const env = { ...process.env, EDGEFLUX_HTTP_PORT: String(port), EDGEFLUX_MQTT_PORT: String(await freePort()), EDGEFLUX_MQTT_WS_PORT: String(await freePort()), EDGEFLUX_COAP_PORT: String(await freePort()), EDGEFLUX_STATE_DIR: other, WRANGLER_SEND_METRICS: 'false' };
     try {

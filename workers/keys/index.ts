@@ -65,11 +65,13 @@ keysRouter.openapi(
     const { org } = c.req.valid('param');
     const { name, scopes, expires_in } = c.req.valid('json');
     const p = c.var.principal;
-    // Before the permission check: a device holds no keys:create, and would be told only 'forbidden'.
+    // Another org's caller is told 404 (requireOrg), as everywhere; one of this org that may never
+    // issue keys hears why before the permission check (a device holds no keys:create: 'forbidden' alone).
+    const access = await requireOrg(c, org);
     if (p.kind === 'key' || p.kind === 'device') {
       throw new ApiError(403, 'issuer_not_allowed', `${p.kind === 'key' ? 'an API key' : 'a device'} cannot issue API keys; use a user session or an app token`);
     }
-    const access = await authorize(c, org, 'keys:create', 'keys/*');
+    check(access, 'keys:create', 'keys/*');
     if (p.kind === 'app') assertMayGrant(access, scopePairs(scopes), 'this key');
     const owner = ownerOf(p)!;
     const key = await keys.issueKey(c.env, org, owner, name, [...new Set(scopes)], expires_in);

@@ -31,36 +31,40 @@ type Headers = { get(name: string): string | null };
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
-const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
-/** The three forms of HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, the obsolete RFC 850 and asctime forms. */
-const HTTP_DATE = new RegExp(
-  [
-    `^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \\d{2} ${MONTH} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$`,
-    `^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-${MONTH}-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$`,
-    `^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MONTH} [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}$`,
-  ].join('|'),
-);
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const MONTH = `(${MONTHS.join('|')})`;
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+/** The three forms of HTTP-date (RFC 9110 §5.6.7), each capturing day, month, year and time. */
+const IMF_FIXDATE = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+const RFC850 = new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
+const ASCTIME = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
+const FIFTY_YEARS_MS = 50 * 365.25 * 86_400_000;
 
 /**
  * An HTTP-date (RFC 9110 §5.6.7) in ms, or null when it is not one — which makes the condition be
- * ignored (§13.1.3, §13.1.4). Checked against the grammar first: `Date.parse` alone read "1" as
- * 2001 and "2100" as a year, so a stray value turned into a 412 or a 304. asctime has no zone and is
- * UTC (§5.6.7).
+ * ignored (§13.1.3, §13.1.4). Read by the grammar, not `Date.parse` (which read "1" as 2001 and
+ * "2100" as a year), and a date that does not exist (31 Feb, 24:00:00, 23:59:60) is not one either.
+ * asctime has no zone and is UTC; RFC 850's two-digit year is the one with those digits that is not
+ * more than 50 years ahead of `now`.
  */
 export function httpDate(value: string, now = Date.now()): number | null {
-  let v = value.trim();
-  if (!HTTP_DATE.test(v)) return null;
-  // RFC 850's two-digit year: the year with those digits not more than 50 years ahead (§5.6.7);
-  // Date.parse would put 50–99 in the 1900s whatever the date.
-  const rfc850 = /^\w+, (\d{2})-(\w{3})-(\d{2}) (.*)$/.exec(v);
-  if (rfc850) {
+  const v = value.trim();
+  let f: string[] | null;
+  let day: string, month: string, year: number, hms: string[];
+  let twoDigitYear = false;
+  if ((f = IMF_FIXDATE.exec(v))) [day, month, year, hms] = [f[1]!, f[2]!, Number(f[3]), f.slice(4, 7)];
+  else if ((f = ASCTIME.exec(v))) [day, month, year, hms] = [f[2]!.trim(), f[1]!, Number(f[6]), f.slice(3, 6)];
+  else if ((f = RFC850.exec(v))) {
     const current = new Date(now).getUTCFullYear();
-    let year = current - (current % 100) + Number(rfc850[3]);
-    if (year > current + 50) year -= 100;
-    v = `${rfc850[1]} ${rfc850[2]} ${year} ${rfc850[4]}`;
-  }
-  const ms = Date.parse(/GMT$/.test(v) ? v : `${v} GMT`);
-  return Number.isFinite(ms) ? ms : null;
+    [day, month, year, hms, twoDigitYear] = [f[1]!, f[2]!, current - (current % 100) + Number(f[3]), f.slice(4, 7), true];
+  } else return null;
+  const [h, m, s] = hms.map(Number) as [number, number, number];
+  const mon = MONTHS.indexOf(month);
+  if (twoDigitYear && Date.UTC(year, mon, Number(day), h, m, s) > now + FIFTY_YEARS_MS) year -= 100;
+  const ms = Date.UTC(year, mon, Number(day), h, m, s);
+  const d = new Date(ms);
+  const real = d.getUTCFullYear() === year && d.getUTCMonth() === mon && d.getUTCDate() === Number(day) && d.getUTCHours() === h && d.getUTCMinutes() === m && d.getUTCSeconds() === s;
+  return real ? ms : null;
 }
 
 /** The entity tags of an If-Match / If-None-Match list, `*` as itself (RFC 9110 §8.8.3, §13.1.1). */
