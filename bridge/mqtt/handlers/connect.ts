@@ -145,9 +145,12 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   if (conn.phase !== 'new') return conn.disconnect(RC.ProtocolError, 'second CONNECT [MQTT-3.1.0-2]');
   conn.phase = 'connecting';
   const { ctx, limits } = conn;
-  const version = packet.protocolVersion;
-  // [MQTT-3.1.2-2] protocol levels other than 4 (3.1.1) and 5: 0x01 / 0x84, then close.
-  if (version !== 4 && version !== 5) return refuse(conn, RC.UnsupportedProtocolVersion, `protocol level ${version} is not supported; use 4 (3.1.1) or 5`);
+  const level = packet.protocolVersion;
+  // [MQTT-3.1.2-2] protocol levels other than 3 (3.1, "MQIsdp"), 4 (3.1.1) and 5: 0x01 / 0x84, then close.
+  if (level !== 3 && level !== 4 && level !== 5) return refuse(conn, RC.UnsupportedProtocolVersion, `protocol level ${level} is not supported; use 3 (3.1), 4 (3.1.1) or 5`);
+  // MQTT 3.1 is served as 3.1.1 (the packets after CONNECT are the same on the wire), but for what
+  // 3.1 lacks: an empty client id, and the CONNACK's Session Present flag (a reserved 0 in 3.1).
+  const version = level === 5 ? 5 : 4;
   conn.version = version;
   const props = packet.properties ?? {};
   if (props.authenticationMethod !== undefined) return refuse(conn, RC.BadAuthenticationMethod, 'enhanced authentication is not supported; send the key as the password');
@@ -166,6 +169,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   // [MQTT-3.1.3-6..8 (3.1.1)] an empty client id is assigned one, only with a clean session.
   let clientId = packet.clientId ?? '';
   const assigned = clientId === '';
+  if (assigned && level === 3) return refuse(conn, RC.ClientIdentifierNotValid, 'MQTT 3.1 needs a client id (1 to 23 characters); 3.1.1 and 5 may leave it empty');
   if (assigned) {
     if (!packet.clean) return refuse(conn, RC.ClientIdentifierNotValid, 'an empty client id needs Clean Session / Clean Start');
     clientId = `auto-${randomUUID()}`;
@@ -256,7 +260,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   if (props.requestProblemInformation === false) conn.problemInformation = false;
 
   // [MQTT-3.2.2-2 (3.1.1), MQTT-3.2.2-3 (5.0)] Session Present: 1 only when a stored session is resumed.
-  const sessionPresent = lease.state !== null;
+  const sessionPresent = level !== 3 && lease.state !== null;
   // Sent before the connection is counted: one whose CONNACK did not go out is never registered.
   if (conn.send({ ...connack, sessionPresent }) !== 'sent') {
     void conn.end({ reason: 'CONNACK not sent', will: false });
@@ -264,7 +268,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     return;
   }
   conn.opened();
-  conn.log(`connected (MQTT ${version === 5 ? '5' : '3.1.1'}, ${principal.kind} ${principal.id}, keep alive ${keepalive} s, session ${sessionPresent ? 'resumed' : 'new'}, expiry ${conn.sessionExpiry} s)`);
+  conn.log(`connected (MQTT ${version === 5 ? '5' : level === 3 ? '3.1' : '3.1.1'}, ${principal.kind} ${principal.id}, keep alive ${keepalive} s, session ${sessionPresent ? 'resumed' : 'new'}, expiry ${conn.sessionExpiry} s)`);
   if (lease.state) await resumeSession(conn, lease.state);
   // A new session: shared subscriptions an earlier one left here are gone, and what they kept goes to the other members.
   else ctx.shares.claimed(conn.sessionKey);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { DurableSessionStore } from '../session-durable';
 import { setup, VERSIONS, type Version } from './harness';
+import { settle } from '../../testing/fake-clock';
 
 /** A local port with nothing listening (connections are refused at once). */
 const closedPort = () =>
@@ -309,12 +310,32 @@ describe.each(VERSIONS)('CONNECT, protocol level %i', (v) => {
 });
 
 describe('CONNECT details', () => {
-  it('refuses protocol level 3 (MQIsdp) with 0x01, then closes [MQTT-3.1.2-2]', async () => {
+  it('serves protocol level 3 (MQTT 3.1, MQIsdp) as 3.1.1: CONNACK 0 without Session Present, then publish and subscribe; an empty client id is refused (0x02)', async () => {
     const t = setup();
     const c = t.client(4);
-    c.raw(mqtt.generate({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: true, clientId: 'old', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') }));
-    expect((await c.next('connack')).returnCode).toBe(1);
-    expect(await c.closedYet()).toBe(true);
+    const connect = { cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: false, clientId: 'old', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') } as const;
+    c.raw(mqtt.generate(connect));
+    const ack = await c.next('connack');
+    expect([ack.returnCode, ack.sessionPresent]).toEqual([0, false]);
+    await c.subscribe('channels/ch-1/messages/x');
+    await t.platform.inject('ch-1', 'x', 'to 3.1');
+    expect((await c.next('publish')).payload.toString()).toBe('to 3.1');
+    c.send({ cmd: 'publish', topic: 'channels/ch-1/messages/y', payload: Buffer.from('from 3.1'), qos: 1, messageId: 7, dup: false, retain: false });
+    expect((await c.next('puback')).messageId).toBe(7);
+    expect(t.platform.published.map((p) => p.subtopic)).toContain('y');
+    c.drop();
+    await settle();
+    // Its session was kept (Clean Session 0); 3.1 still says nothing of it in the CONNACK.
+    const again = t.client(4);
+    again.raw(mqtt.generate(connect));
+    expect((await again.next('connack')).sessionPresent).toBe(false);
+    const empty = t.client(4);
+    // (mqtt-packet will not write an empty 3.1 client id: the bytes by hand.)
+    const str = (x: string) => [0, x.length, ...Buffer.from(x)];
+    const body = [...str('MQIsdp'), 3, 0xc2, 0, 0, ...str(''), ...str('dev-1'), ...str('key-1')];
+    empty.raw(Buffer.from([0x10, body.length, ...body]));
+    expect((await empty.next('connack')).returnCode).toBe(2);
+    expect(await empty.closedYet()).toBe(true);
   });
 
   it('refuses an unknown protocol level with 0x01', async () => {
