@@ -48,6 +48,12 @@ class FlatBytes {
     return this;
   }
 
+  /** Clears `mask`'s bits of the byte at `offset` (in place: the bytes are the connection's own). */
+  clearBits(offset: number, mask: number): void {
+    const i = this.off + offset;
+    if (i < this.buf.length) this.buf[i] = this.buf[i]! & ~mask;
+  }
+
   consume(bytes: number): this {
     const n = Math.trunc(bytes);
     if (n > 0) this.off = Math.min(this.buf.length, this.off + n);
@@ -112,6 +118,7 @@ type ParserInternals = {
   _parseByte(): number | undefined;
   _parseByType(type: string | undefined): unknown;
   _emitError(e: Error): void;
+  _parseHeader(): boolean;
   settings: { protocolVersion?: number; bridgeMode?: boolean };
   parser(): Parser;
 };
@@ -127,6 +134,23 @@ class FlatParser extends MqttParser {
   override _resetState(): void {
     super._resetState();
     this._list = new FlatBytes();
+  }
+
+  /**
+   * MQTT 3.1 (§2.1) sets DUP on a re-sent PUBREL, SUBSCRIBE or UNSUBSCRIBE (Paho Java does, restoring
+   * a session); 3.1.1 made their flags a fixed 0010 [MQTT-2.2.2-1], which mqtt-packet holds every
+   * level to, closing such a 3.1 connection (its will published, again at every reconnect). For a 3.1
+   * connection that DUP is cleared before mqtt-packet reads the header, as Mosquitto skips the check
+   * for 3.1; the packet is handled as the 3.1.1 one it is.
+   */
+  override _parseHeader(): boolean {
+    if (this.settings.protocolVersion === 3) {
+      const list = this._list as unknown as FlatBytes;
+      const zero = list.readUInt8(0);
+      const type = zero >> 4;
+      if ((type === 6 || type === 8 || type === 10) && (zero & 0x0f) === 0x0a) list.clearBits(0, 0x08);
+    }
+    return super._parseHeader();
   }
 
   /**

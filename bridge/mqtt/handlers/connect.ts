@@ -148,6 +148,8 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   const level = packet.protocolVersion;
   // [MQTT-3.1.2-2] protocol levels other than 3 (3.1, "MQIsdp"), 4 (3.1.1) and 5: 0x01 / 0x84, then close.
   if (level !== 3 && level !== 4 && level !== 5) return refuse(conn, RC.UnsupportedProtocolVersion, `protocol level ${level} is not supported; use 3 (3.1), 4 (3.1.1) or 5`);
+  // The name goes with the level: MQIsdp is 3.1's, MQTT 3.1.1's and 5's (Mosquitto refuses a mix too).
+  if ((packet.protocolId === 'MQIsdp') !== (level === 3)) return refuse(conn, RC.UnsupportedProtocolVersion, `protocol name ${packet.protocolId} does not go with level ${level} (MQIsdp is level 3, MQTT levels 4 and 5)`);
   // MQTT 3.1 is served as 3.1.1 (the packets after CONNECT are the same on the wire), but for what
   // 3.1 lacks: an empty client id, and the CONNACK's Session Present flag (a reserved 0 in 3.1).
   const version = level === 5 ? 5 : 4;
@@ -169,7 +171,8 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   // [MQTT-3.1.3-6..8 (3.1.1)] an empty client id is assigned one, only with a clean session.
   let clientId = packet.clientId ?? '';
   const assigned = clientId === '';
-  if (assigned && level === 3) return refuse(conn, RC.ClientIdentifierNotValid, 'MQTT 3.1 needs a client id (1 to 23 characters); 3.1.1 and 5 may leave it empty');
+  // (3.1's own limit of 23 characters is not held to: maxClientIdLength applies, as for 3.1.1.)
+  if (assigned && level === 3) return refuse(conn, RC.ClientIdentifierNotValid, 'MQTT 3.1 needs a client id; 3.1.1 and 5 may leave it empty');
   if (assigned) {
     if (!packet.clean) return refuse(conn, RC.ClientIdentifierNotValid, 'an empty client id needs Clean Session / Clean Start');
     clientId = `auto-${randomUUID()}`;
@@ -268,7 +271,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     return;
   }
   conn.opened();
-  conn.log(`connected (MQTT ${version === 5 ? '5' : level === 3 ? '3.1' : '3.1.1'}, ${principal.kind} ${principal.id}, keep alive ${keepalive} s, session ${sessionPresent ? 'resumed' : 'new'}, expiry ${conn.sessionExpiry} s)`);
+  conn.log(`connected (MQTT ${version === 5 ? '5' : level === 3 ? '3.1' : '3.1.1'}, ${principal.kind} ${principal.id}, keep alive ${keepalive} s, session ${lease.state ? 'resumed' : 'new'}, expiry ${conn.sessionExpiry} s)`);
   if (lease.state) await resumeSession(conn, lease.state);
   // A new session: shared subscriptions an earlier one left here are gone, and what they kept goes to the other members.
   else ctx.shares.claimed(conn.sessionKey);

@@ -323,6 +323,21 @@ describe('CONNECT details', () => {
     c.send({ cmd: 'publish', topic: 'channels/ch-1/messages/y', payload: Buffer.from('from 3.1'), qos: 1, messageId: 7, dup: false, retain: false });
     expect((await c.next('puback')).messageId).toBe(7);
     expect(t.platform.published.map((p) => p.subtopic)).toContain('y');
+    // 3.1 sets DUP on a re-sent PUBREL, SUBSCRIBE or UNSUBSCRIBE (§2.1); 3.1.1 forbids it. Taken, not closed.
+    const withDup = (packet: Parameters<typeof mqtt.generate>[0]) => {
+      const bytes = mqtt.generate(packet, { protocolVersion: 4 });
+      bytes[0] = bytes[0]! | 0x08;
+      return bytes;
+    };
+    c.raw(withDup({ cmd: 'subscribe', messageId: 8, subscriptions: [{ topic: 'channels/ch-1/messages/z', qos: 1 }] }));
+    expect((await c.next('suback')).messageId).toBe(8);
+    c.send({ cmd: 'publish', topic: 'channels/ch-1/messages/q2', payload: Buffer.from('qos 2'), qos: 2, messageId: 9, dup: false, retain: false });
+    expect((await c.next('pubrec')).messageId).toBe(9);
+    c.raw(withDup({ cmd: 'pubrel', messageId: 9 }));
+    expect((await c.next('pubcomp')).messageId).toBe(9);
+    c.raw(withDup({ cmd: 'unsubscribe', messageId: 10, unsubscriptions: ['channels/ch-1/messages/z'] }));
+    expect((await c.next('unsuback')).messageId).toBe(10);
+    expect(await c.closedYet(1)).toBe(false);
     c.drop();
     await settle();
     // Its session was kept (Clean Session 0); 3.1 still says nothing of it in the CONNACK.
@@ -336,6 +351,16 @@ describe('CONNECT details', () => {
     empty.raw(Buffer.from([0x10, body.length, ...body]));
     expect((await empty.next('connack')).returnCode).toBe(2);
     expect(await empty.closedYet()).toBe(true);
+  });
+
+  it('refuses a protocol name that does not go with its level (MQIsdp is 3, MQTT is 4 and 5) with 0x01, as Mosquitto does', async () => {
+    const t = setup();
+    for (const [protocolId, protocolVersion] of [['MQTT', 3], ['MQIsdp', 4]] as const) {
+      const c = t.client(4);
+      c.raw(mqtt.generate({ cmd: 'connect', protocolId, protocolVersion, clean: true, clientId: 'mix', keepalive: 0, username: 'dev-1', password: Buffer.from('key-1') }));
+      expect((await c.next('connack')).returnCode, `${protocolId} ${protocolVersion}`).toBe(1);
+      expect(await c.closedYet()).toBe(true);
+    }
   });
 
   it('refuses an unknown protocol level with 0x01', async () => {
