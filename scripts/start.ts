@@ -14,10 +14,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadConfig, urlHost } from '../shared/config';
 import { buildConsole } from './console-build';
+import { reachableAddresses } from './addresses';
 import { announcedPorts, portProblems } from './ports-free';
 import { LAUNCH_HEADER } from './worker-relay';
 import { tlsFiles } from '../bridge/tls-files';
@@ -207,6 +209,8 @@ async function main(): Promise<void> {
     ['CoAP', listeners.coap ?? 'not served by this bridge build'],
     ['State', resolve(root, cfg.stateDir)],
   ];
+  const reachable = reachableAddresses(cfg.host, networkInterfaces());
+  if (reachable.length) rows.splice(1, 0, ['Reachable as', `${reachable.join(', ')} (listening on every interface; 127.0.0.1 on this machine)`]);
   console.log(`\nEdgeflux is up (Ctrl-C stops everything)\n${rows.map(([k, v]) => `  ${k.padEnd(14)} ${v}`).join('\n')}\nEDGEFLUX_READY ${base}\n`);
 }
 
