@@ -45,9 +45,9 @@ const perEmail = (email: string) => `${email.toLowerCase()}\n*`;
 
 /**
  * The statements that count an attempt for `email` from `client` at `now` — for the address only
- * while it need not wait, for the email's hour always — read the address's wait, and prune a few
- * stale rows: run in the log-in's one D1 batch. Results: [counted for the address, its wait, the
- * email's count this hour, prune].
+ * while it need not wait, and then for the email's hour too — read the address's wait, and prune a
+ * few stale rows: run in the log-in's one D1 batch. Results: [counted for the address, its wait,
+ * the email's count this hour (none when the address was refused), prune].
  */
 export function attemptStatements(db: D1Database, email: string, client: string, now: number): D1PreparedStatement[] {
   const key = perClient(email, client);
