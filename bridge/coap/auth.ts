@@ -74,10 +74,14 @@ export class Auth {
     this.sweeper ??= this.clock.setTimer(this.limits.presenceIdleMs, () => this.sweep());
   }
 
-  /** An observation keeps its device online until it ends. */
+  /**
+   * An observation keeps its device online until it ends. Its end is no sign of the device (most
+   * end because it went away: no ACK, a ping unanswered): the device then goes offline at the next
+   * sweep if its last request is `presenceIdleMs` old, not `presenceIdleMs` after the end.
+   */
   observing(p: Principal, delta: 1 | -1): void {
     if (p.kind !== 'device') return;
-    this.active(p);
+    if (delta === 1) this.active(p);
     const entry = this.online.get(p.id);
     if (entry) entry.observations = Math.max(0, entry.observations + delta);
   }

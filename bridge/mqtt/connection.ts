@@ -317,8 +317,11 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this.ctx.holders.set(this.sessionKey, this.id);
     const device = this.deviceId;
     if (device) {
-      this.ctx.devices.set(device, (this.ctx.devices.get(device) ?? 0) + 1);
-      this.ctx.platform.presence(device, true);
+      // Online on the device's first connection here, offline when its last goes (end): one of
+      // each, as the platform client's count across MQTT and CoAP needs (platform/presence.ts).
+      const open = this.ctx.devices.get(device) ?? 0;
+      this.ctx.devices.set(device, open + 1);
+      if (open === 0) this.ctx.platform.presence(device, true);
     }
   }
 

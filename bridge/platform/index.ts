@@ -1,7 +1,8 @@
 import type { Principal } from '../../shared/principal';
+import { systemClock } from '../clock';
 import { InternalApi } from './internal-api';
 import { ChannelLink } from './link';
-import { PresenceCount } from './presence';
+import { PresenceCount, PresenceReports } from './presence';
 import { PlatformError, wsUrl, type WorkerUrl, type Decision, type Delivery, type MessageAction, type Platform, type PublishOutcome, type PublishRequest, type SubscribeRequest, type Subscription } from './types';
 
 export * from './types';
@@ -46,10 +47,10 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
   });
   api.start();
   const links = new Map<string, ChannelLink>();
-  // MQTT and CoAP report under this bridge's one id: counted, so neither overwrites the other (presence.ts).
-  const presence = new PresenceCount((deviceId, online) => {
-    api.presence(deviceId, online).catch((e: unknown) => opts.log?.(`presence of ${deviceId} not recorded: ${e instanceof Error ? e.message : String(e)}`));
-  });
+  // MQTT and CoAP report under this bridge's one id: counted, so neither overwrites the other, and
+  // sent again while the platform cannot take them (presence.ts).
+  const reports = new PresenceReports((deviceId, online, at) => api.presence(deviceId, online, at), systemClock, opts.log);
+  const presence = new PresenceCount((deviceId, online) => reports.report(deviceId, online));
 
   const linkFor = (channel: string): ChannelLink => {
     let l = links.get(channel);
@@ -84,6 +85,7 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     linkFor,
     async close() {
       api.close();
+      reports.close();
       for (const l of links.values()) l.close();
       links.clear();
     },

@@ -335,8 +335,9 @@ export class InternalApi {
     return this.call<{ defaultContentType: string }>('/internal/channel-defaults', { channel });
   }
 
-  async presence(deviceId: string, online: boolean): Promise<void> {
-    await this.call(`/internal/devices/${encodeURIComponent(deviceId)}/presence`, { online, at: this.now(), ...(this.opts.bridgeId ? { bridge: this.opts.bridgeId } : {}) });
+  /** `at`: when the bridge saw it (default now); the worker ignores a report older than one it has. */
+  async presence(deviceId: string, online: boolean, at = this.now()): Promise<void> {
+    await this.call(`/internal/devices/${encodeURIComponent(deviceId)}/presence`, { online, at, ...(this.opts.bridgeId ? { bridge: this.opts.bridgeId } : {}) });
   }
 
   /** This bridge (re)started: whatever it had online before is not any more. */

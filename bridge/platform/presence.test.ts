@@ -1,5 +1,10 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { PresenceCount } from './presence';
+import { FakeClock, settle } from '../testing/fake-clock';
+import { createPlatform } from './index';
+import { PresenceCount, PresenceReports } from './presence';
+import { PlatformError } from './types';
 
 describe('PresenceCount', () => {
   it('reports a device online when the first front-end has it and offline when the last lets go', () => {
@@ -39,5 +44,137 @@ describe('PresenceCount', () => {
       ['b', true],
       ['a', false],
     ]);
+  });
+});
+
+describe('PresenceReports', () => {
+  /** A platform that is unreachable while `down`, and records what it took. */
+  function platform() {
+    const taken: [string, boolean, number][] = [];
+    const p = {
+      down: true,
+      refuse: null as PlatformError | null,
+      calls: 0,
+      taken,
+      send: async (id: string, online: boolean, at: number) => {
+        p.calls++;
+        if (p.refuse) throw p.refuse;
+        if (p.down) throw new PlatformError(503, 'platform unreachable: fetch failed (ECONNREFUSED)');
+        taken.push([id, online, at]);
+      },
+    };
+    return p;
+  }
+
+  it('sends again what the platform could not take (a worker reload): a device that left meanwhile ends offline', async () => {
+    const clock = new FakeClock();
+    const p = platform();
+    const logs: string[] = [];
+    const reports = new PresenceReports(p.send, clock, (m) => logs.push(m));
+    p.down = false;
+    reports.report('d', true);
+    await settle();
+    const onlineAt = clock.now();
+    // The worker reloads; the device disconnects meanwhile.
+    p.down = true;
+    await clock.advance(5);
+    reports.report('d', false);
+    await settle();
+    expect(p.taken).toEqual([['d', true, onlineAt]]);
+    expect(reports.unsent).toBe(1);
+    await clock.advance(1000); // still down: tried again, and later again
+    expect(p.calls).toBe(3);
+    p.down = false;
+    await clock.advance(2000);
+    // Sent with the time it was made, so the worker orders it against the other reports.
+    expect(p.taken).toEqual([
+      ['d', true, onlineAt],
+      ['d', false, onlineAt + 5],
+    ]);
+    expect(reports.unsent).toBe(0);
+    expect(logs.length).toBeGreaterThan(0);
+    await clock.advance(60_000);
+    expect(p.calls).toBe(4); // nothing more once taken
+  });
+
+  it('sends only the latest report of a device, and drops one the platform refuses (a deleted device)', async () => {
+    const clock = new FakeClock();
+    const p = platform();
+    const reports = new PresenceReports(p.send, clock);
+    reports.report('d', true);
+    await settle();
+    await clock.advance(10);
+    reports.report('d', false); // replaces the waiting one
+    reports.report('e', true);
+    await settle();
+    p.down = false;
+    await clock.advance(1000);
+    expect(p.taken.map(([id, on]) => [id, on])).toEqual([
+      ['d', false],
+      ['e', true],
+    ]);
+    p.refuse = new PlatformError(404, 'device not found');
+    reports.report('gone', false);
+    await settle();
+    await clock.advance(60_000);
+    expect(p.calls).toBe(6); // three refused while down, two taken, the 404 once: never again
+    expect(reports.unsent).toBe(0);
+  });
+
+  it('backs off while the platform stays away (1 s doubling, at most 30 s), and stops at close()', async () => {
+    const clock = new FakeClock();
+    const p = platform();
+    const reports = new PresenceReports(p.send, clock);
+    reports.report('d', true);
+    await settle();
+    const times: number[] = [];
+    const start = clock.now();
+    for (let i = 0; i < 8; i++) {
+      const before = p.calls;
+      while (p.calls === before) await clock.advance(500);
+      times.push(clock.now() - start);
+    }
+    expect(times).toEqual([1000, 3000, 7000, 15_000, 31_000, 61_000, 91_000, 121_000]);
+    reports.close();
+    await clock.advance(120_000);
+    expect(p.calls).toBe(9);
+  });
+});
+
+describe('the platform client and presence', () => {
+  it('sends again a report the worker could not take: a device that left while the worker reloaded is recorded offline (createPlatform, real HTTP)', async () => {
+    let down = true;
+    const taken: { online: boolean; at: number; bridge: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/internal/access/changes') return void res.end(JSON.stringify({ epoch: 1, orgs: [], all: false }));
+        if (req.url === '/internal/devices/d/presence') {
+          // What a worker reloading under npm start looks like from here (or a deploy, a blip): 5xx / refused.
+          if (down) return void res.writeHead(503).end(JSON.stringify({ detail: 'the worker is reloading' }));
+          taken.push(JSON.parse(body) as { online: boolean; at: number; bridge: string });
+          return void res.writeHead(204).end();
+        }
+        res.writeHead(404).end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const platform = createPlatform({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 's', bridgeId: 'bridge-1' });
+    try {
+      platform.presence('d', true);
+      await new Promise((r) => setTimeout(r, 50));
+      platform.presence('d', false);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(taken).toEqual([]);
+      down = false;
+      const until = Date.now() + 5000;
+      while (taken.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(taken).toEqual([{ online: false, at: expect.any(Number), bridge: 'bridge-1' }]);
+    } finally {
+      await platform.close();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -1,3 +1,5 @@
+import { systemClock, type Clock, type Timer } from '../clock';
+
 /**
  * A device's presence on this bridge, across its front-ends. The workers keep one presence row per
  * (device, bridge), and both front-ends report under the bridge's one id: MQTT has a device from
@@ -26,5 +28,90 @@ export class PresenceCount {
   /** Devices some front-end has (tests and stats). */
   get devices(): string[] {
     return [...this.held.keys()];
+  }
+}
+
+/** What `PresenceReports` sends with: the device, its state, and when the bridge saw it change (ms). */
+export type SendPresence = (deviceId: string, online: boolean, at: number) => Promise<void>;
+
+/**
+ * Presence reports that reach the workers in the end. A report the platform could not take for now
+ * (a 503: unreachable — the worker reloading under `npm start`, a deploy, a network blip — busy, or
+ * a 5xx) is sent again after 1 s, doubling up to 30 s, for as long as the bridge runs: the latest
+ * report of each device only, with the time it was made, so the worker still orders it against the
+ * others (it keeps the newest `at` per device and bridge) and a newer report replaces one waiting.
+ * Any other refusal (404: the device was deleted) is logged and dropped. Before, a failed report was
+ * logged and lost: a device that disconnected while the worker reloaded stayed online until the
+ * bridge restarted. Memory: one entry per device with a report on its way or waiting.
+ */
+export class PresenceReports {
+  /** The latest report of each device not yet taken by the platform. */
+  private readonly latest = new Map<string, { online: boolean; at: number }>();
+  /** Reports waiting for the next retry (a subset of `latest`). */
+  private readonly waiting = new Set<string>();
+  private timer: Timer | null = null;
+  private backoffMs: number;
+  private closed = false;
+
+  constructor(
+    private readonly send: SendPresence,
+    private readonly clock: Clock = systemClock,
+    private readonly log: (msg: string) => void = () => undefined,
+    private readonly firstRetryMs = 1000,
+    private readonly maxRetryMs = 30_000,
+  ) {
+    this.backoffMs = firstRetryMs;
+  }
+
+  report(deviceId: string, online: boolean): void {
+    const r = { online, at: this.clock.now() };
+    this.latest.set(deviceId, r);
+    this.waiting.delete(deviceId);
+    this.attempt(deviceId, r);
+  }
+
+  /** Devices whose report the platform has not taken yet (tests and stats). */
+  get unsent(): number {
+    return this.latest.size;
+  }
+
+  /** Bridge shutdown: nothing is sent again. */
+  close(): void {
+    this.closed = true;
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  private attempt(deviceId: string, r: { online: boolean; at: number }): void {
+    this.send(deviceId, r.online, r.at).then(
+      () => {
+        this.backoffMs = this.firstRetryMs;
+        if (this.latest.get(deviceId) === r) this.latest.delete(deviceId);
+      },
+      (e: unknown) => {
+        if (this.latest.get(deviceId) !== r) return; // a newer report replaced it
+        const why = e instanceof Error ? e.message : String(e);
+        if ((e as { status?: number }).status !== 503 || this.closed) {
+          this.latest.delete(deviceId);
+          this.log(`presence of ${deviceId} not recorded: ${why}`);
+          return;
+        }
+        if (!this.waiting.has(deviceId) && this.waiting.size === 0) this.log(`presence of ${deviceId} not recorded yet, sent again: ${why}`);
+        this.waiting.add(deviceId);
+        this.timer ??= this.clock.setTimer(this.backoffMs, () => this.retry());
+      },
+    );
+  }
+
+  private retry(): void {
+    this.timer = null;
+    if (this.closed) return;
+    this.backoffMs = Math.min(this.backoffMs * 2, this.maxRetryMs);
+    const due = [...this.waiting];
+    this.waiting.clear();
+    for (const id of due) {
+      const r = this.latest.get(id);
+      if (r) this.attempt(id, r);
+    }
   }
 }

@@ -160,6 +160,58 @@ describe('session actor', () => {
     expect(second.epoch).toBeGreaterThan(first.epoch); // epochs never repeat, even after a wipe
   });
 
+  it('leaves no storage behind once a session is forgotten, also after waking again (one actor per client id ever seen)', async () => {
+    // The tables of this actor, not the runtime's own (_cf_…, miniflare's __…).
+    const tables = (key: string) =>
+      runInDurableObject(stub(key), (_o: SessionActor, state) =>
+        state.storage.sql
+          .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'")
+          .toArray()
+          .map((r) => r.name),
+      );
+    const forget = async (key: string) => {
+      for (let i = 0; i < 50 && (await stored(key)) !== null; i++) {
+        await runDurableObjectAlarm(stub(key));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    // A clean session (expiry 0), released: what most clients with random ids are.
+    const key = newKey();
+    const a = await connect(key);
+    const first = await open(a, true, 0);
+    expect(await tables(key)).toEqual(['meta', 'session']);
+    await request(a, { op: 'release', id: 1, epoch: first.epoch, state: null, expiry: 0 });
+    await forget(key);
+    expect(await stored(key)).toBeNull();
+    expect(await tables(key)).toEqual([]);
+    // Woken again (evicted, then a socket that only closes): still nothing is created.
+    await evictDurableObject(stub(key));
+    const idle = await connect(key);
+    idle.ws.close(1000, 'bye');
+    expect(await tables(key)).toEqual([]);
+    // A persistent one that expires, and one whose holder was lost: the same.
+    const other = newKey();
+    const b = await connect(other);
+    const held = await open(b, false, 1);
+    await request(b, { op: 'release', id: 2, epoch: held.epoch, state: { n: 1 }, expiry: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    await forget(other);
+    expect(await tables(other)).toEqual([]);
+    const lostKey = newKey();
+    const c = await connect(lostKey);
+    await open(c, false, 0);
+    c.ws.close(1001, 'gone');
+    await new Promise((r) => setTimeout(r, 200));
+    await forget(lostKey);
+    expect(await tables(lostKey)).toEqual([]);
+    // The next claim works as ever, with a newer epoch.
+    const d = await connect(key);
+    const again = await open(d);
+    expect(again.state).toBeNull();
+    expect(again.epoch).toBeGreaterThan(first.epoch);
+    expect(await stored(key)).toMatchObject({ epoch: again.epoch, releasedAt: null });
+  });
+
   it('refuses bad frames with an error op, and stays usable', async () => {
     const key = newKey();
     const a = await connect(key);

@@ -37,22 +37,40 @@ export interface SessionRow {
 }
 
 export class SessionStorage {
+  /**
+   * Whether the tables exist. An actor with nothing stored (new, or wiped at its expiry) creates
+   * none until it writes: a DO's storage that is empty is no storage at all, while an empty table
+   * is a database kept forever — one per client id ever seen, most of them random (MQTT.js,
+   * mosquitto_pub) and used once.
+   */
+  private ready = false;
+
   constructor(private readonly storage: DurableObjectStorage) {}
 
+  /** Migrates what is stored to this code's schema; nothing stored, nothing created. */
   ensureSchema(): void {
+    const sql = this.storage.sql;
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").toArray().length === 0) return;
+    this.migrate();
+  }
+
+  private migrate(): void {
     const sql = this.storage.sql;
     sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)');
     const row = sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0];
     const current = row ? Number(row.value) : 0;
     if (current > SCHEMA_VERSION) throw new Error(`session actor storage is at schema v${current}; this code knows up to v${SCHEMA_VERSION}`);
-    if (current === SCHEMA_VERSION) return;
-    this.storage.transactionSync(() => {
-      for (let v = current; v < SCHEMA_VERSION; v++) for (const ddl of MIGRATIONS[v] ?? []) sql.exec(ddl);
-      sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", SCHEMA_VERSION);
-    });
+    if (current < SCHEMA_VERSION)
+      this.storage.transactionSync(() => {
+        for (let v = current; v < SCHEMA_VERSION; v++) for (const ddl of MIGRATIONS[v] ?? []) sql.exec(ddl);
+        sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", SCHEMA_VERSION);
+      });
+    this.ready = true;
   }
 
   read(): SessionRow | null {
+    if (!this.ready) this.ensureSchema();
+    if (!this.ready) return null;
     const r = this.storage.sql
       .exec<{ key: string; epoch: number; state: string | null; expiry: number; released_at: number | null; will: string | null; will_due: number | null }>(
         'SELECT key, epoch, state, expiry, released_at, will, will_due FROM session WHERE id = 1',
@@ -62,6 +80,7 @@ export class SessionStorage {
   }
 
   write(row: SessionRow): void {
+    if (!this.ready) this.migrate();
     this.storage.sql.exec(
       'INSERT OR REPLACE INTO session (id, key, epoch, state, expiry, released_at, will, will_due) VALUES (1, ?, ?, ?, ?, ?, ?, ?)',
       row.key,
@@ -74,9 +93,9 @@ export class SessionStorage {
     );
   }
 
-  /** Forgets everything (the session expired); the schema is recreated for the next claim. */
+  /** Forgets everything (the session expired), schema included: the next claim creates it again. */
   async clear(): Promise<void> {
     await this.storage.deleteAll();
-    this.ensureSchema();
+    this.ready = false;
   }
 }

@@ -451,6 +451,22 @@ describe('MQTT through the real platform', () => {
     expect(after.last_seen).toBeGreaterThan(0);
   });
 
+  it('a device with two MQTT connections at once goes offline when both have closed (a device on two clients, or a reconnect before the old socket is gone)', async () => {
+    const d = await freshDevice();
+    const a = await client(5, { clientId: 'presence-a', username: d.id, password: d.key });
+    const b = await client(4, { clientId: 'presence-b', username: d.id, password: d.key });
+    expect(await until(async () => (await d.get()).online || undefined)).toBe(true);
+    await a.endAsync();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await d.get()).online).toBe(true); // b still has it
+    await b.endAsync();
+    const after = await until(async () => {
+      const x = await d.get();
+      return x.online ? undefined : x;
+    });
+    expect(after.online).toBe(false);
+  });
+
   it('a device online over CoAP stays online while an MQTT connection of it comes and goes (one presence per bridge, counted)', async () => {
     const d = await freshDevice();
     // A CoAP request makes the device online (for presenceIdleMs: 5 minutes)…

@@ -349,6 +349,19 @@ describe('GET with Observe (RFC 7641)', () => {
     expect(platform.activeSubscriptions).toBe(0);
   });
 
+  it('a device whose only observation ended because it went away (ping unanswered) goes offline then, not presenceIdleMs later', async () => {
+    const { client, clock, platform, server } = await registered({ observerPingMs: 60_000, presenceIdleMs: 10_000 });
+    expect(platform.presenceLog).toEqual([['dev-1', true]]);
+    // Silent from here on: the ping goes unanswered, and its retransmissions.
+    while (server.stats().observers > 0) await clock.advance(1000);
+    client.take();
+    // Its last request was minutes ago: the next presence sweep (presenceIdleMs / 4) reports it gone.
+    // A removal is no sign of the device; counting it as activity kept the device online
+    // presenceIdleMs (5 min by default) longer, on top of the minutes the ping took to find it gone.
+    await clock.advance(3000);
+    expect(platform.presenceLog).toEqual([['dev-1', true], ['dev-1', false]]);
+  });
+
   it('an endpoint that keeps talking (e.g. publishing) is not pinged', async () => {
     const { client, clock } = await registered({ observerPingMs: 60_000 });
     for (let i = 0; i < 6; i++) {
