@@ -14,7 +14,8 @@ export function reachableAddresses(host: string, interfaces: NodeJS.Dict<Network
   for (const infos of Object.values(interfaces)) {
     for (const i of infos ?? []) {
       if (i.internal) continue;
-      if (i.family === 'IPv4') out.push(i.address);
+      // Link-local addresses (169.254/16, fe80::/10) are not ones another device would be told to use.
+      if (i.family === 'IPv4' && !i.address.startsWith('169.254.')) out.push(i.address);
       // `::` listens on IPv4 too (dual stack); link-local IPv6 needs a zone a URL rarely carries.
       else if (any6 && i.family === 'IPv6' && !i.address.startsWith('fe80:')) out.push(`[${i.address}]`);
     }

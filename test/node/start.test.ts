@@ -110,7 +110,7 @@ describe('npm start', () => {
 
   it('names the machine\'s addresses when it listens on every interface (0.0.0.0 or ::), not 0.0.0.0 alone', () => {
     const nic = (address: string, family: 'IPv4' | 'IPv6', internal = false) => ({ address, family, internal, netmask: '', mac: '', cidr: null }) as NetworkInterfaceInfo;
-    const interfaces = { lo: [nic('127.0.0.1', 'IPv4', true), nic('::1', 'IPv6', true)], eth0: [nic('192.0.2.10', 'IPv4'), nic('2001:db8::10', 'IPv6'), nic('fe80::1', 'IPv6')], wlan0: [nic('198.51.100.7', 'IPv4')] };
+    const interfaces = { lo: [nic('127.0.0.1', 'IPv4', true), nic('::1', 'IPv6', true)], eth0: [nic('192.0.2.10', 'IPv4'), nic('2001:db8::10', 'IPv6'), nic('fe80::1', 'IPv6')], wlan0: [nic('198.51.100.7', 'IPv4'), nic('169.254.3.4', 'IPv4')] };
     expect(reachableAddresses('0.0.0.0', interfaces)).toEqual(['192.0.2.10', '198.51.100.7']);
     expect(reachableAddresses('::', interfaces)).toEqual(['192.0.2.10', '[2001:db8::10]', '198.51.100.7']);
     expect(reachableAddresses('127.0.0.1', interfaces)).toEqual([]);

@@ -58,7 +58,9 @@ export function httpDate(value: string, now = Date.now()): number | null {
     const current = new Date(now).getUTCFullYear();
     [day, month, year, hms, twoDigitYear] = [f[1]!, f[2]!, current - (current % 100) + Number(f[3]), f.slice(4, 7), true];
   } else return null;
-  const [h, m, s] = hms.map(Number) as [number, number, number];
+  const [h, m, sec] = hms.map(Number) as [number, number, number];
+  // The grammar allows a leap second (23:59:60, §5.6.7); read as the second before it.
+  const s = sec === 60 && h === 23 && m === 59 ? 59 : sec;
   const mon = MONTHS.indexOf(month);
   if (twoDigitYear && Date.UTC(year, mon, Number(day), h, m, s) > now + FIFTY_YEARS_MS) year -= 100;
   const ms = Date.UTC(year, mon, Number(day), h, m, s);

@@ -21,7 +21,7 @@ import { ApiError } from '../lib/errors';
 export const FREE_FAILURES = 5;
 export const MAX_WAIT_MS = 5 * 60_000;
 export const FAILURE_WINDOW_MS = 15 * 60_000;
-export const EMAIL_CEILING = 100;
+export const EMAIL_CEILING = 500;
 export const EMAIL_WINDOW_MS = 3600_000;
 /** Rows not touched for this long are pruned (a few at a time, by later attempts). */
 const PRUNE_AFTER_MS = 24 * 3600_000;
@@ -30,6 +30,9 @@ const PRUNE_AFTER_MS = 24 * 3600_000;
 export function clientOf(address: string | null | undefined): string {
   const a = (address ?? '').trim().toLowerCase();
   if (!a.includes(':')) return a;
+  // An IPv4 client written as IPv6 (::ffff:203.0.113.7) is that IPv4 address, not one shared /64.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (mapped) return mapped[1]!;
   const [head = '', tail = ''] = a.split('::');
   const left = head ? head.split(':') : [];
   const right = a.includes('::') && tail ? tail.split(':') : [];
@@ -65,19 +68,21 @@ export function attemptStatements(db: D1Database, email: string, client: string,
       .bind(key, now, FAILURE_WINDOW_MS, FREE_FAILURES, MAX_WAIT_MS),
     db.prepare('SELECT wait_until FROM login_failures WHERE subject = ?').bind(key),
     // The email's hour (`last_at` when it began, `wait_until` when it ends), counted only for an
-    // attempt the address's count let through (its row was just stamped `now`): attempts refused
-    // while their address waits cost nothing, so one address cannot spend the email's hour.
+    // attempt the address's count let through — `changes()`: the first statement's own write (the
+    // batch runs on one connection; the SELECT between changes nothing). Not "its row stamped `now`":
+    // attempts refused in the same millisecond as a counted one would pass that. Refused attempts
+    // cost nothing, so one address cannot spend the email's hour.
     db
       .prepare(
         `INSERT INTO login_failures (subject, failures, last_at, wait_until)
-           SELECT ?1, 1, ?2, ?2 + ?3 WHERE EXISTS (SELECT 1 FROM login_failures WHERE subject = ?4 AND last_at = ?2)
+           SELECT ?1, 1, ?2, ?2 + ?3 WHERE changes() > 0
          ON CONFLICT (subject) DO UPDATE SET
            failures = CASE WHEN ?2 >= wait_until THEN 1 ELSE failures + 1 END,
            last_at = CASE WHEN ?2 >= wait_until THEN ?2 ELSE last_at END,
            wait_until = CASE WHEN ?2 >= wait_until THEN ?2 + ?3 ELSE wait_until END
          RETURNING failures, wait_until`,
       )
-      .bind(perEmail(email), now, EMAIL_WINDOW_MS, key),
+      .bind(perEmail(email), now, EMAIL_WINDOW_MS),
     db.prepare('DELETE FROM login_failures WHERE subject IN (SELECT subject FROM login_failures WHERE last_at < ? LIMIT 20)').bind(now - PRUNE_AFTER_MS),
   ];
 }
