@@ -75,13 +75,15 @@ export class Auth {
   }
 
   /**
-   * An observation keeps its device online until it ends. Its end is no sign of the device (most
-   * end because it went away: no ACK, a ping unanswered): the device then goes offline at the next
-   * sweep if its last request is `presenceIdleMs` old, not `presenceIdleMs` after the end.
+   * An observation keeps its device online until it ends. An end the device did not cause is no
+   * sign of it (no ACK, a ping unanswered, the server closing): the device then goes offline at the
+   * next sweep if its last request is `presenceIdleMs` old, not `presenceIdleMs` after the end. One
+   * it caused (`byDevice`: a RST to a notification, a deregistering GET, a re-registration) shows
+   * it alive, as any request does.
    */
-  observing(p: Principal, delta: 1 | -1): void {
+  observing(p: Principal, delta: 1 | -1, byDevice = false): void {
     if (p.kind !== 'device') return;
-    if (delta === 1) this.active(p);
+    if (delta === 1 || byDevice) this.active(p);
     const entry = this.online.get(p.id);
     if (entry) entry.observations = Math.max(0, entry.observations + delta);
   }

@@ -25,6 +25,9 @@ import { errorReply, platformStatus } from './replies';
 import { deliveryRepresentation, emptyRepresentation, formatOfDelivery } from './representation';
 import type { Reply, Send } from './types';
 
+/** Observation ends the device itself caused (a RST, a deregistering GET, a re-registration): signs it is alive. */
+const DEVICE_ENDED: ReadonlySet<string> = new Set(['reset', 'deregistered', 're-registered']);
+
 export interface ObserveTarget {
   channel: string;
   /** Subscription filter: `#` for the channel root, else the subtopic, possibly with `+`/`#`. */
@@ -228,6 +231,7 @@ export class Observers {
     return reply;
   }
 
+  /** Ends an observation; `why` says who ended it (DEVICE_ENDED: the device itself, so it is alive). */
   private remove(o: Observer, why: string): void {
     if (o.closed) return;
     o.closed = true;
@@ -235,7 +239,7 @@ export class Observers {
     const n = (this.perPrincipal.get(o.principal.id) ?? 1) - 1;
     if (n > 0) this.perPrincipal.set(o.principal.id, n);
     else this.perPrincipal.delete(o.principal.id);
-    this.ctx.auth.observing(o.principal, -1);
+    this.ctx.auth.observing(o.principal, -1, DEVICE_ENDED.has(why));
     this.liveness.unwatch(o.epKey);
     o.sub?.close();
     if (o.inFlight !== undefined) this.ctx.layer.transmitter.cancel(o.epKey, o.inFlight);

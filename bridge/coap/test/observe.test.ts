@@ -362,6 +362,16 @@ describe('GET with Observe (RFC 7641)', () => {
     expect(platform.presenceLog).toEqual([['dev-1', true], ['dev-1', false]]);
   });
 
+  it('a device that cancels its observation itself (a RST to a notification) is alive: not offline at the next sweep', async () => {
+    const { client, clock, platform } = await registered({ presenceIdleMs: 10_000, observerPingMs: 600_000 });
+    await clock.advance(60_000); // observing quietly, longer than presenceIdleMs
+    await platform.inject('c1', 'room', 'n', 'text/plain');
+    const [notification] = await notifications(client);
+    client.rst(notification!);
+    await clock.advance(2600); // the next sweep
+    expect(platform.presenceLog).toEqual([['dev-1', true]]);
+  });
+
   it('an endpoint that keeps talking (e.g. publishing) is not pinged', async () => {
     const { client, clock } = await registered({ observerPingMs: 60_000 });
     for (let i = 0; i < 6; i++) {
