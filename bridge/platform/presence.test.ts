@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { FakeClock, settle } from '../testing/fake-clock';
 import { createPlatform } from './index';
-import { PresenceCount, PresenceReports } from './presence';
+import { PresenceCount, PresenceReports, RETRY_IN_FLIGHT } from './presence';
 import { PlatformError } from './types';
 
 describe('PresenceCount', () => {
@@ -95,6 +95,56 @@ describe('PresenceReports', () => {
     expect(logs.length).toBeGreaterThan(0);
     await clock.advance(60_000);
     expect(p.calls).toBe(4); // nothing more once taken
+  });
+
+  it(`sends waiting reports ${RETRY_IN_FLIGHT} at a time — one each retry while the platform is away — so log-ins are not queued behind thousands`, async () => {
+    const clock = new FakeClock();
+    const p = platform();
+    let inFlight = 0;
+    let most = 0;
+    const send = async (id: string, online: boolean, at: number) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await Promise.resolve();
+      try {
+        await p.send(id, online, at);
+      } finally {
+        inFlight--;
+      }
+    };
+    const reports = new PresenceReports(send, clock);
+    for (let i = 0; i < 100; i++) reports.report(`d${i}`, false);
+    await settle();
+    expect(reports.unsent).toBe(100);
+    const before = p.calls;
+    await clock.advance(1000); // first retry, still away: a batch, not a hundred
+    expect(p.calls - before).toBeLessThanOrEqual(RETRY_IN_FLIGHT);
+    p.down = false;
+    most = 0;
+    await clock.advance(2000);
+    for (let i = 0; i < 50 && reports.unsent > 0; i++) await settle();
+    expect(reports.unsent).toBe(0);
+    expect(p.taken).toHaveLength(100);
+    expect(most).toBeLessThanOrEqual(RETRY_IN_FLIGHT);
+  });
+
+  it('keeps one report per device on its way: an offline made while its online is still being sent follows it, in order', async () => {
+    const clock = new FakeClock();
+    const order: boolean[] = [];
+    let release!: () => void;
+    const send = (_id: string, online: boolean) => {
+      order.push(online);
+      return online ? new Promise<void>((r) => (release = r)) : Promise.resolve();
+    };
+    const reports = new PresenceReports(send, clock);
+    reports.report('d', true);
+    reports.report('d', false); // the same millisecond
+    await settle();
+    expect(order).toEqual([true]); // the offline waits for the online's answer
+    release();
+    await settle();
+    expect(order).toEqual([true, false]);
+    expect(reports.unsent).toBe(0);
   });
 
   it('sends only the latest report of a device, and drops one the platform refuses (a deleted device)', async () => {

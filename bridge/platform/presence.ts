@@ -44,11 +44,18 @@ export type SendPresence = (deviceId: string, online: boolean, at: number) => Pr
  * logged and lost: a device that disconnected while the worker reloaded stayed online until the
  * bridge restarted. Memory: one entry per device with a report on its way or waiting.
  */
+/** Retried presence reports on their way at once (PresenceReports.pump). */
+export const RETRY_IN_FLIGHT = 8;
+
 export class PresenceReports {
   /** The latest report of each device not yet taken by the platform. */
   private readonly latest = new Map<string, { online: boolean; at: number }>();
   /** Reports waiting for the next retry (a subset of `latest`). */
   private readonly waiting = new Set<string>();
+  /** Devices with a report on its way (one at a time each). */
+  private readonly inFlight = new Set<string>();
+  /** Retried reports on their way (at most RETRY_IN_FLIGHT). */
+  private retrying = 0;
   private timer: Timer | null = null;
   private backoffMs: number;
   private closed = false;
@@ -67,7 +74,7 @@ export class PresenceReports {
     const r = { online, at: this.clock.now() };
     this.latest.set(deviceId, r);
     this.waiting.delete(deviceId);
-    this.attempt(deviceId, r);
+    this.attempt(deviceId);
   }
 
   /** Devices whose report the platform has not taken yet (tests and stats). */
@@ -82,23 +89,43 @@ export class PresenceReports {
     this.timer = null;
   }
 
-  private attempt(deviceId: string, r: { online: boolean; at: number }): void {
+  /**
+   * Sends the device's latest report — unless one of its reports is on its way: one request per
+   * device at a time, so an online and an offline made in the same millisecond reach the worker in
+   * the order they were made; the newer goes once the older has its answer.
+   */
+  private attempt(deviceId: string, retried = false): void {
+    const r = this.latest.get(deviceId);
+    if (!r || this.inFlight.has(deviceId)) return;
+    this.inFlight.add(deviceId);
+    if (retried) this.retrying++;
+    const settled = () => {
+      this.inFlight.delete(deviceId);
+      if (retried) this.retrying--;
+      // A newer report made meanwhile goes now (unless it is waiting for the next retry).
+      const next = this.latest.get(deviceId);
+      if (next && next !== r && !this.waiting.has(deviceId)) this.attempt(deviceId);
+    };
     this.send(deviceId, r.online, r.at).then(
       () => {
         this.backoffMs = this.firstRetryMs;
         if (this.latest.get(deviceId) === r) this.latest.delete(deviceId);
+        settled();
+        // The worker takes reports again: the rest of those waiting follow, a few at a time.
+        if (retried && this.timer === null) this.pump();
       },
       (e: unknown) => {
-        if (this.latest.get(deviceId) !== r) return; // a newer report replaced it
+        const replaced = this.latest.get(deviceId) !== r;
         const why = e instanceof Error ? e.message : String(e);
-        if ((e as { status?: number }).status !== 503 || this.closed) {
+        if (!replaced && ((e as { status?: number }).status !== 503 || this.closed)) {
           this.latest.delete(deviceId);
           this.log(`presence of ${deviceId} not recorded: ${why}`);
-          return;
+        } else if (!replaced) {
+          if (!this.waiting.has(deviceId) && this.waiting.size === 0) this.log(`presence of ${deviceId} not recorded yet, sent again: ${why}`);
+          this.waiting.add(deviceId);
+          this.timer ??= this.clock.setTimer(this.backoffMs, () => this.retry());
         }
-        if (!this.waiting.has(deviceId) && this.waiting.size === 0) this.log(`presence of ${deviceId} not recorded yet, sent again: ${why}`);
-        this.waiting.add(deviceId);
-        this.timer ??= this.clock.setTimer(this.backoffMs, () => this.retry());
+        settled();
       },
     );
   }
@@ -107,11 +134,19 @@ export class PresenceReports {
     this.timer = null;
     if (this.closed) return;
     this.backoffMs = Math.min(this.backoffMs * 2, this.maxRetryMs);
-    const due = [...this.waiting];
-    this.waiting.clear();
-    for (const id of due) {
-      const r = this.latest.get(id);
-      if (r) this.attempt(id, r);
+    this.pump();
+  }
+
+  /**
+   * Sends waiting reports, at most RETRY_IN_FLIGHT at once: they share the platform client's queue
+   * with CONNECT and CoAP log-ins, which must not wait behind thousands of them just as devices
+   * reconnect; and while the worker is still away each retry costs a few requests, not one per device.
+   */
+  private pump(): void {
+    for (const id of this.waiting) {
+      if (this.retrying >= RETRY_IN_FLIGHT || this.closed) return;
+      this.waiting.delete(id);
+      this.attempt(id, true);
     }
   }
 }
