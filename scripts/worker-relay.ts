@@ -25,13 +25,6 @@ export const IDLE_MS = 2000;
 /** Hop-by-hop headers: they describe the connection they came on, not the request. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect']);
 
-/**
- * Set by Cloudflare's edge, which overwrites whatever a client sent; locally nothing does, and the
- * worker's log-in throttle keys on it (workers/users/throttle.ts): a client's own is dropped here, so
- * under `npm start` every caller is the one address the worker then sees (the relay's).
- */
-const CLIENT_SET = new Set(['cf-connecting-ip', 'true-client-ip', 'x-real-ip']);
-
 /** `raw` (Node's rawHeaders: name, value, name, value…) without the hop-by-hop ones, or with `keep` kept. */
 function endToEnd(raw: string[], keep: string[] = []): string[] {
   const out: string[] = [];
@@ -41,9 +34,6 @@ function endToEnd(raw: string[], keep: string[] = []): string[] {
   }
   return out;
 }
-
-/** A request's headers as relayed to the worker: end to end, and no address header a client set itself. */
-const toWorker = (raw: string[], keep: string[] = []) => endToEnd(raw, keep).filter((_, i, all) => i % 2 === 0 ? !CLIENT_SET.has(all[i]!.toLowerCase()) : !CLIENT_SET.has(all[i - 1]!.toLowerCase()));
 
 export interface WorkerRelay {
   /** Where wrangler's proxy should send the worker's requests. */
@@ -71,7 +61,7 @@ export async function startWorkerRelay(target: () => URL | undefined, hostname =
   const relay = (req: IncomingMessage, res: ServerResponse) => {
     const to = target();
     if (!to) return void res.destroy();
-    const up = request({ hostname: to.hostname, port: to.port, method: req.method, path: req.url, headers: toWorker(req.rawHeaders), agent, setHost: false });
+    const up = request({ hostname: to.hostname, port: to.port, method: req.method, path: req.url, headers: endToEnd(req.rawHeaders), agent, setHost: false });
     up.on('response', (answer: IncomingMessage) => {
       const headers = endToEnd(answer.rawHeaders);
       if (launch && req.url === '/health') headers.push(LAUNCH_HEADER, launch);
@@ -97,7 +87,7 @@ export async function startWorkerRelay(target: () => URL | undefined, hostname =
     const to = target();
     if (!to) return void socket.destroy();
     const up = connect({ host: to.hostname, port: Number(to.port), noDelay: true }, () => {
-      const headers = toWorker(req.rawHeaders, ['connection', 'upgrade']);
+      const headers = endToEnd(req.rawHeaders, ['connection', 'upgrade']);
       let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
       for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
       up.write(`${lines}\r\n`);

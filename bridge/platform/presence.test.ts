@@ -128,6 +128,51 @@ describe('PresenceReports', () => {
     expect(most).toBeLessThanOrEqual(RETRY_IN_FLIGHT);
   });
 
+  it('leaves no waiting report stranded when the retried ones are refused for good (404): the rest still go', async () => {
+    const clock = new FakeClock();
+    const p = platform();
+    const reports = new PresenceReports((id, online, at) => p.send(id, online, at), clock);
+    for (let i = 0; i < 10; i++) reports.report(`d${i}`, false);
+    await settle();
+    p.down = false;
+    const send = p.send;
+    p.send = async (id, online, at) => {
+      if (Number(id.slice(1)) < RETRY_IN_FLIGHT) throw new PlatformError(404, 'device not found');
+      return send(id, online, at);
+    };
+    await clock.advance(600_000);
+    expect(reports.unsent).toBe(0);
+    expect(p.taken.map(([id]) => id).sort()).toEqual(['d8', 'd9']);
+  });
+
+  it('leaves no waiting report stranded when the retried ones are replaced by newer reports (devices reconnecting after a worker reload)', async () => {
+    const clock = new FakeClock();
+    const p = platform();
+    let gate: Promise<void> | null = null;
+    let open!: () => void;
+    const send = async (id: string, online: boolean, at: number) => {
+      if (gate) await gate;
+      // The worker comes back for the newer (online) reports only after the retried ones failed.
+      if (!online) return p.send(id, online, at);
+      p.down = false;
+      return p.send(id, online, at);
+    };
+    const reports = new PresenceReports(send, clock);
+    for (let i = 0; i < 20; i++) reports.report(`e${i}`, false);
+    await settle();
+    expect(reports.unsent).toBe(20);
+    gate = new Promise<void>((ok) => (open = ok));
+    await clock.advance(1000); // the retry: RETRY_IN_FLIGHT on their way, held at the gate
+    for (let i = 0; i < RETRY_IN_FLIGHT; i++) reports.report(`e${i}`, true); // they reconnect meanwhile
+    gate = null;
+    open(); // the retried ones fail (503); the newer ones follow and are taken
+    for (let i = 0; i < 10; i++) await settle();
+    await clock.advance(600_000);
+    for (let i = 0; i < 10; i++) await settle();
+    expect(reports.unsent).toBe(0);
+    expect(p.taken).toHaveLength(20);
+  });
+
   it('keeps one report per device on its way: an offline made while its online is still being sent follows it, in order', async () => {
     const clock = new FakeClock();
     const order: boolean[] = [];

@@ -34,6 +34,9 @@ export class PresenceCount {
 /** What `PresenceReports` sends with: the device, its state, and when the bridge saw it change (ms). */
 export type SendPresence = (deviceId: string, online: boolean, at: number) => Promise<void>;
 
+/** Retried presence reports on their way at once (PresenceReports.pump). */
+export const RETRY_IN_FLIGHT = 8;
+
 /**
  * Presence reports that reach the workers in the end. A report the platform could not take for now
  * (a 503: unreachable — the worker reloading under `npm start`, a deploy, a network blip — busy, or
@@ -44,9 +47,6 @@ export type SendPresence = (deviceId: string, online: boolean, at: number) => Pr
  * logged and lost: a device that disconnected while the worker reloaded stayed online until the
  * bridge restarted. Memory: one entry per device with a report on its way or waiting.
  */
-/** Retried presence reports on their way at once (PresenceReports.pump). */
-export const RETRY_IN_FLIGHT = 8;
-
 export class PresenceReports {
   /** The latest report of each device not yet taken by the platform. */
   private readonly latest = new Map<string, { online: boolean; at: number }>();
@@ -105,6 +105,9 @@ export class PresenceReports {
       // A newer report made meanwhile goes now (unless it is waiting for the next retry).
       const next = this.latest.get(deviceId);
       if (next && next !== r && !this.waiting.has(deviceId)) this.attempt(deviceId);
+      // Nothing waiting is left without a way out: with no retry on its way and no timer set (the
+      // last retried ones were refused for good, or replaced by newer reports), the next retry is timed.
+      if (!this.closed && this.waiting.size > 0 && this.timer === null && this.retrying === 0) this.timer = this.clock.setTimer(this.backoffMs, () => this.retry());
     };
     this.send(deviceId, r.online, r.at).then(
       () => {

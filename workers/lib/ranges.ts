@@ -43,7 +43,7 @@ const FIFTY_YEARS_MS = 50 * 365.25 * 86_400_000;
 /**
  * An HTTP-date (RFC 9110 §5.6.7) in ms, or null when it is not one — which makes the condition be
  * ignored (§13.1.3, §13.1.4). Read by the grammar, not `Date.parse` (which read "1" as 2001 and
- * "2100" as a year), and a date that does not exist (31 Feb, 24:00:00, 23:59:60) is not one either.
+ * "2100" as a year), and a date that does not exist (31 Feb, 24:00:00, 12:00:60) is not one either (23:59:60, a leap second, is).
  * asctime has no zone and is UTC; RFC 850's two-digit year is the one with those digits that is not
  * more than 50 years ahead of `now`.
  */

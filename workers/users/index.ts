@@ -22,7 +22,7 @@ usersRouter.openapi(
   createRoute({ method: 'post', path: '/tokens', operationId: 'login', tags, summary: 'Log in: access JWT + refresh token (after 6 attempts in a row for an email from one address, each further one waits; past 100 failed ones an hour for the email, every address waits: 429 with Retry-After)', request: jsonBody(Login), responses: { 201: jsonResponse(Tokens, 'Issued'), ...errors(400, 401, 415, 422, 429) } }),
   async (c) => {
     const { email, password } = c.req.valid('json');
-    // Cloudflare sets CF-Connecting-IP (a client cannot); locally it is absent: one count for all.
+    // Cloudflare's edge sets CF-Connecting-IP whatever a client sent; locally wrangler's proxy sets it but keeps a client's (docs/auth.md).
     return c.json(await users.login(c.env, email, password, clientOf(c.req.header('cf-connecting-ip'))), 201);
   },
 );
