@@ -75,18 +75,15 @@ async function waitForHealth(url: string, child: ChildProcess, direct: Promise<s
   void direct.then(() => (workerUp = true));
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`the worker's dev server exited with code ${child.exitCode}`);
-    try {
-      const res = await fetch(`${url}/health`);
-      await res.arrayBuffer();
-      if (res.headers.get(LAUNCH_HEADER) === LAUNCH) {
-        if (res.ok) return;
-      } else if ((res.ok || workerUp) && ++stranger >= 8) {
-        // ~2 s of answers that are not ours — good ones, or any once our worker is up (our proxy's own errors while it loads are not counted): it never got the port.
-        throw new Error(`${url} is answered by another process (it took the port after npm start checked it was free): stop it, or set EDGEFLUX_HTTP_PORT to a free port`);
-      }
-    } catch (e) {
-      if (e instanceof Error && e.message.includes('answered by another process')) throw e;
-      /* not up yet */
+    const res = await fetch(`${url}/health`).then(
+      async (r) => (await r.arrayBuffer(), r),
+      () => null, // not up yet
+    );
+    if (res?.headers.get(LAUNCH_HEADER) === LAUNCH) {
+      if (res.ok) return;
+    } else if (res && (res.ok || workerUp) && ++stranger >= 8) {
+      // ~2 s of answers that are not ours — good ones, or any once our worker is up (our proxy's own errors while it loads are not counted): it never got the port.
+      throw new Error(`${url} is answered by another process (it took the port after npm start checked it was free): stop it, or set EDGEFLUX_HTTP_PORT to a free port`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }

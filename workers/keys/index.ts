@@ -1,5 +1,5 @@
 import { createRoute } from '@hono/zod-openapi';
-import { authorize, requireOrg } from '../auth';
+import { requireOrg } from '../auth';
 import type { Principal } from '../auth/principal';
 import { check, type AccessContext } from '../iam/access';
 import { decide } from '../iam/pdp';
