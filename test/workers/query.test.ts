@@ -162,6 +162,61 @@ describe('message query API', () => {
     expectProblem(await q('subtopic=a/b', '/a/b'), 400);
   });
 
+  it('queries the channel root alone with an empty ?subtopic= (the MQTT filter without a subtopic)', async () => {
+    const own = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'roots' } })).body.id as string;
+    await api('PUT', `/orgs/${org}/channels/${own}/devices/${dev.id}`, { token: t, body: {} });
+    const senml = (v: number) => JSON.stringify([{ n: 'x', v }]);
+    const rootSeq = await publish(own, dev.key, senml(1), 'application/senml+json');
+    const belowSeq = await publish(own, dev.key, senml(2), 'application/senml+json', 'a');
+    await publish(own, dev.key, senml(3), 'application/senml+json', 'a/b');
+    expect(await drain(own)).toBe(true);
+    const get = async (query: string) => {
+      const r = await api('GET', `/channels/${own}/messages?order=asc&${query}`, { token: t });
+      expect(r.status, query).toBe(200);
+      return (r.body.items as { seq: number; subtopic: string }[]).map((m) => [m.seq, m.subtopic]);
+    };
+    expect(await get('subtopic=')).toEqual([[rootSeq, '']]);
+    expect(await get('subtopic=&format=senml')).toEqual([[rootSeq, '']]);
+    expect((await api('GET', `/channels/${own}/messages?subtopic=&aggregation=count`, { token: t })).body.items).toEqual([expect.objectContaining({ count: 1 })]);
+    // No subtopic, and `#`, still mean the whole channel; `a` exactly `a`.
+    expect(await get('')).toHaveLength(3);
+    expect(await get('subtopic=%23')).toHaveLength(3);
+    expect(await get('subtopic=a')).toEqual([[belowSeq, 'a']]);
+  });
+
+  it('answers JSON lines for Accept: application/x-ndjson (or application/jsonl): the JSON answer\'s items, one per line', async () => {
+    const get = (query: string, accept: string) => worker.fetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept } });
+    // As bytes: workerd warns about .text() on a type it does not know as text.
+    const lines = async (res: Response) => new TextDecoder().decode(await res.arrayBuffer());
+    for (const query of ['order=asc', 'format=senml&limit=3', 'format=json', 'aggregation=count', 'format=senml&aggregation=avg&interval=10s', 'publisher=nobody']) {
+      const json = (await q(query)).body.items as unknown[];
+      const res = await get(query, 'application/x-ndjson');
+      expect(res.status, query).toBe(200);
+      expect(res.headers.get('content-type'), query).toBe('application/x-ndjson');
+      expect(res.headers.get('vary'), query).toMatch(/\bAccept\b/);
+      const text = await lines(res);
+      expect(text === '' || text.endsWith('\n'), query).toBe(true);
+      expect(text.split('\n').filter(Boolean).map((l) => JSON.parse(l)), query).toEqual(json);
+    }
+    const jsonl = await get('limit=2', 'application/jsonl');
+    expect(jsonl.headers.get('content-type')).toBe('application/jsonl');
+    // A page with more after it links the next one, as JSON and CSV do; following the links reads every message once.
+    expect(jsonl.headers.get('link')).toContain('rel="next"');
+    const seen: number[] = [];
+    let url: string | undefined = `http://edgeflux.test/channels/${ch}/messages?order=asc&limit=4`;
+    while (url) {
+      const res = await worker.fetch(url, { headers: { authorization: `Bearer ${t}`, accept: 'application/x-ndjson' } });
+      seen.push(...(await lines(res)).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq));
+      url = /^<([^>]+)>/.exec(res.headers.get('link') ?? '')?.[1];
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // JSON stays the default, and a problem is still problem JSON.
+    expect((await get('', 'application/json, application/x-ndjson')).headers.get('content-type')).toContain('application/json');
+    const bad = await get('limit=0', 'application/x-ndjson');
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toContain('application/problem+json');
+  });
+
   it('returns resolved SenML records with value comparators and vs/vb', async () => {
     const r = await q('format=senml&name=sensor/temp&v=23&comparator=ge&order=asc');
     expect(r.body.total).toBe(3);
