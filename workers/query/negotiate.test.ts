@@ -30,6 +30,10 @@ describe('negotiate (Accept, RFC 9110 §12.5.1)', () => {
     ['application/json;q=0, application/*', 'ndjson'],
     ['application/x-ndjson;q=0, text/csv;q=0.1', 'csv'],
     ['application/xml', 'json'],
+    // One format under two names: refused by either name, refused.
+    ['application/json;q=0, application/x-ndjson;q=0, application/*', 'json'],
+    ['application/json;q=0, application/jsonl;q=0, application/*', 'json'],
+    ['application/json;q=0, application/x-ndjson;q=0, application/*, text/csv;q=0.1', 'csv'],
   ])('%j → %s', (accept, kind) => {
     expect(negotiate(accept).kind).toBe(kind);
   });

@@ -34,6 +34,9 @@ export function negotiate(accept: string | undefined): Representation {
       if (rank > p.rank) Object.assign(p, { q, rank, at });
     });
   });
+  // Two names of one format: refusing either by name (q=0) refuses the format.
+  const [, , ndjson, jsonl] = picks as [Pick, Pick, Pick, Pick];
+  if ((ndjson.rank === 2 && ndjson.q === 0) || (jsonl.rank === 2 && jsonl.q === 0)) ndjson.q = jsonl.q = 0;
   let best = 0;
   picks.forEach((p, i) => {
     const b = picks[best]!;

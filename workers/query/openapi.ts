@@ -7,7 +7,7 @@ const DESCRIPTIONS: Record<string, string> = {
   limit: 'Page size (max 1000)',
   format: '`messages` (envelopes), `senml` (resolved SenML records) or `json` (application/json documents, parsed)',
   order: '`desc` (newest first, the default) or `asc`',
-  subtopic: 'Subtopic filter: exact, `a/#`, or `+` segments (instead of the path form); given empty, the channel root alone',
+  subtopic: 'Subtopic filter: exact, `a/#`, or `+` segments (instead of the path form)',
   publisher: 'Publisher id',
   protocol: 'http, ws, mqtt or coap',
   from: 'Earliest time, ms since epoch or ISO-8601 (messages: `created`; senml: the record time)',

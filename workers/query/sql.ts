@@ -5,7 +5,7 @@ import type { Query } from './params';
 
 /**
  * WHERE clauses for the query API, every value bound. Subtopic filters follow subscription
- * semantics: exact (`''` the channel root alone), `a/#` (a and everything below), `+` (exactly one segment) — `+` as LIKE plus
+ * semantics: exact, `a/#` (a and everything below), `+` (exactly one segment) — `+` as LIKE plus
  * an exact segment count, which keeps the literal prefix usable by the (channel_id, subtopic) index.
  */
 export interface Where {
@@ -17,9 +17,8 @@ const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 const slashes = (col: string) => `(length(${col}) - length(replace(${col}, '/', '')))`;
 
 export function subtopicWhere(col: string, filter: string | undefined): Where {
-  if (filter === undefined || filter === '#') return { sql: '', params: [] };
-  // `?subtopic=` given empty: the channel root alone (the MQTT filter `channels/{id}/messages`).
-  if (filter === '') return { sql: ` AND ${col} = ''`, params: [] };
+  // Empty is no filter, as leaving it out: what a form's empty field and an SDK's `subtopic: ''` send.
+  if (filter === undefined || filter === '' || filter === '#') return { sql: '', params: [] };
   const problem = subtopicProblem(filter, 'subscribe');
   if (problem) throw new ApiError(400, 'invalid_subtopic', problem);
   const segs = filter.split('/');
