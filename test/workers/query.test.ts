@@ -162,6 +162,7 @@ describe('message query API', () => {
     expect(await seqs(`from=${new Date(all[9]!.created + 1).toISOString()}`)).toEqual([]);
     expectProblem(await q('subtopic=a/%2B/%23'), 400);
     expectProblem(await q('subtopic=a/b', '/a/b'), 400);
+    expect(await seqs('subtopic=', '/lab/hum')).toEqual([7]);
   });
 
   it('answers JSON lines for Accept: application/x-ndjson (or application/jsonl): the JSON answer\'s items, one per line', async () => {

@@ -142,7 +142,8 @@ async function query(c: Context<AppEnv>) {
   const channel = c.req.param('id')!;
   const fromPath = c.req.param('subtopic');
   const q = parseQuery(new URL(c.req.url));
-  if (fromPath !== undefined && q.subtopic !== undefined) throw new ApiError(400, 'validation_failed', 'give the subtopic in the path or in ?subtopic=, not both');
+  // An empty ?subtopic= is no filter (a form's empty field): beside the path form it says nothing.
+  if (fromPath !== undefined && q.subtopic !== undefined && q.subtopic !== '') throw new ApiError(400, 'validation_failed', 'give the subtopic in the path or in ?subtopic=, not both');
   await authorizeChannel(c, channel, 'messages:read');
   const subtopic = fromPath ?? q.subtopic;
   // JSON, CSV or JSON lines by Accept: a cache keeps them apart (RFC 9110 §12.5.5).

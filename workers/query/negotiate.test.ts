@@ -34,6 +34,9 @@ describe('negotiate (Accept, RFC 9110 §12.5.1)', () => {
     ['application/json;q=0, application/x-ndjson;q=0, application/*', 'json'],
     ['application/json;q=0, application/jsonl;q=0, application/*', 'json'],
     ['application/json;q=0, application/x-ndjson;q=0, application/*, text/csv;q=0.1', 'csv'],
+    // …and rated by the name the client gave, not by a wildcard standing in for the other name.
+    ['application/json;q=0, application/x-ndjson;q=0.1, application/*;q=0.5, text/csv;q=0.3', 'csv'],
+    ['application/json;q=0, application/jsonl;q=0.1, application/*;q=0.5, text/csv;q=0.3', 'csv'],
   ])('%j → %s', (accept, kind) => {
     expect(negotiate(accept).kind).toBe(kind);
   });
@@ -41,6 +44,10 @@ describe('negotiate (Accept, RFC 9110 §12.5.1)', () => {
   it('answers with the JSON-lines type the client named', () => {
     expect(negotiate('application/jsonl').mediaType).toBe('application/jsonl');
     expect(negotiate('application/x-ndjson').mediaType).toBe('application/x-ndjson');
+    expect(negotiate('application/json;q=0, application/x-ndjson;q=0.1, application/*;q=0.5').mediaType).toBe('application/x-ndjson');
+    expect(negotiate('application/json;q=0, application/jsonl;q=0.1, application/*;q=0.5').mediaType).toBe('application/jsonl');
+    expect(negotiate('application/x-ndjson;q=0.5, application/jsonl').mediaType).toBe('application/jsonl');
+    expect(negotiate('application/json;q=0, application/*').mediaType).toBe('application/x-ndjson');
   });
 
   it('writes one JSON value per LF-ended line, nothing for no items', () => {

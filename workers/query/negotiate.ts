@@ -34,15 +34,26 @@ export function negotiate(accept: string | undefined): Representation {
       if (rank > p.rank) Object.assign(p, { q, rank, at });
     });
   });
-  // Two names of one format: refusing either by name (q=0) refuses the format.
-  const [, , ndjson, jsonl] = picks as [Pick, Pick, Pick, Pick];
-  if ((ndjson.rank === 2 && ndjson.q === 0) || (jsonl.rank === 2 && jsonl.q === 0)) ndjson.q = jsonl.q = 0;
-  let best = 0;
-  picks.forEach((p, i) => {
-    const b = picks[best]!;
-    if (p.q > b.q || (p.q === b.q && (p.rank > b.rank || (p.rank === b.rank && p.at < b.at)))) best = i;
-  });
-  return picks[best]!.q > 0 ? CANDIDATES[best]! : json;
+  // JSON lines has two names: one format, decided by its most specific range over both names (refused
+  // there by either, else the higher q), answered under the name the client gave (x-ndjson if neither).
+  const [jsonPick, csvPick, ndjson, jsonl] = picks as [Pick, Pick, Pick, Pick];
+  const rank = Math.max(ndjson.rank, jsonl.rank);
+  const named = [ndjson, jsonl].filter((p) => p.rank === rank);
+  const lines: Pick = { rank, q: named.some((p) => p.q === 0) ? 0 : Math.max(...named.map((p) => p.q)), at: Math.min(...named.map((p) => p.at)) };
+  const jsonlNamed = jsonl.rank === 2 && (ndjson.rank < 2 || jsonl.q > ndjson.q || (jsonl.q === ndjson.q && jsonl.at < ndjson.at));
+  const linesAs = jsonlNamed ? CANDIDATES[3]! : CANDIDATES[2]!;
+  const formats: [Pick, Representation][] = [
+    [jsonPick, json],
+    [csvPick, CANDIDATES[1]!],
+    [lines, linesAs],
+  ];
+  let best = formats[0]!;
+  for (const f of formats) {
+    const [p] = f;
+    const [b] = best;
+    if (p.q > b.q || (p.q === b.q && (p.rank > b.rank || (p.rank === b.rank && p.at < b.at)))) best = f;
+  }
+  return best[0].q > 0 ? best[1] : json;
 }
 
 /** JSON lines: one item per line, each line ending in LF; no items, no lines. */
