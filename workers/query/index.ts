@@ -5,7 +5,8 @@ import { payloadToWire, utf8Bytes } from '../../shared/envelope';
 import { ApiError, notFound } from '../lib/errors';
 import { evaluate, validatorHeaders, type Representation } from '../lib/ranges';
 import { router } from '../lib/router';
-import { CSV_COLUMNS, prefersCsv, toCsv } from './csv';
+import { CSV_COLUMNS, toCsv } from './csv';
+import { negotiate, toNdjson } from './negotiate';
 import { parseQuery, type Query } from './params';
 import { encodeCursor } from './cursor';
 import { CHANNEL_KEY, messageWhere, senmlWhere } from './sql';
@@ -129,26 +130,31 @@ async function aggregate(db: D1Database, channel: string, q: Query, subtopic: st
   return results.map((r) => ({ time: r.bucket, name: r.name, value: r.value, count: r.n }));
 }
 
-const wantsCsv = (c: Context<AppEnv>) => prefersCsv(c.req.header('accept'));
+/** An answer's items in the representation the client asked for: JSON (the default, built by `json`), CSV or JSON lines. */
+function answer(c: Context<AppEnv>, items: Record<string, unknown>[], columns: readonly string[], json: () => Response): Response {
+  const rep = negotiate(c.req.header('accept'));
+  if (rep.kind === 'csv') return c.body(toCsv(items, columns), 200, { 'content-type': 'text/csv; charset=utf-8' });
+  if (rep.kind === 'ndjson') return c.body(toNdjson(items), 200, { 'content-type': rep.mediaType });
+  return json();
+}
 
 async function query(c: Context<AppEnv>) {
   const channel = c.req.param('id')!;
   const fromPath = c.req.param('subtopic');
   const q = parseQuery(new URL(c.req.url));
-  if (fromPath !== undefined && q.subtopic !== undefined) throw new ApiError(400, 'validation_failed', 'give the subtopic in the path or in ?subtopic=, not both');
+  // An empty ?subtopic= is no filter (a form's empty field): beside the path form it says nothing.
+  if (fromPath !== undefined && q.subtopic !== undefined && q.subtopic !== '') throw new ApiError(400, 'validation_failed', 'give the subtopic in the path or in ?subtopic=, not both');
   await authorizeChannel(c, channel, 'messages:read');
   const subtopic = fromPath ?? q.subtopic;
-  // JSON or CSV by Accept: a cache keeps the two apart (RFC 9110 §12.5.5).
+  // JSON, CSV or JSON lines by Accept: a cache keeps them apart (RFC 9110 §12.5.5).
   c.header('vary', 'Accept', { append: true });
   if (q.aggregation) {
     const items = await aggregate(c.env.DB, channel, q, subtopic);
-    if (wantsCsv(c)) return c.body(toCsv(items, CSV_COLUMNS.aggregation), 200, { 'content-type': 'text/csv; charset=utf-8' });
-    return c.json({ aggregation: q.aggregation, interval: q.interval ?? null, offset: q.offset, limit: q.limit, items });
+    return answer(c, items, CSV_COLUMNS.aggregation, () => c.json({ aggregation: q.aggregation, interval: q.interval ?? null, offset: q.offset, limit: q.limit, items }));
   }
   const { total, next, items } = await listPage(c.env.DB, channel, q, subtopic);
   if (next) c.header('link', nextLink(c.req.url, next));
-  if (wantsCsv(c)) return c.body(toCsv(items as Record<string, unknown>[], q.format === 'senml' ? CSV_COLUMNS.senml : CSV_COLUMNS.messages), 200, { 'content-type': 'text/csv; charset=utf-8' });
-  return c.json({ ...(total !== undefined ? { total } : {}), offset: q.offset, limit: q.limit, next, items });
+  return answer(c, items as Record<string, unknown>[], q.format === 'senml' ? CSV_COLUMNS.senml : CSV_COLUMNS.messages, () => c.json({ ...(total !== undefined ? { total } : {}), offset: q.offset, limit: q.limit, next, items }));
 }
 
 /**

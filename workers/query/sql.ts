@@ -17,6 +17,7 @@ const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 const slashes = (col: string) => `(length(${col}) - length(replace(${col}, '/', '')))`;
 
 export function subtopicWhere(col: string, filter: string | undefined): Where {
+  // Empty is no filter, as leaving it out: what a form's empty field and an SDK's `subtopic: ''` send.
   if (filter === undefined || filter === '' || filter === '#') return { sql: '', params: [] };
   const problem = subtopicProblem(filter, 'subscribe');
   if (problem) throw new ApiError(400, 'invalid_subtopic', problem);

@@ -133,7 +133,7 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
           if (cancelAll.current) return;
           chunks.push(chunk);
           bytes += utf8.encode(chunk).length;
-          if (bytes > ALL_MAX_BYTES) throw new Error(`stopped after ${chunks.length} pages: more than ${ALL_MAX_BYTES / 2 ** 20} MiB of CSV is more than a browser tab should hold; narrow the query (from, to, subtopic) or use the CLI: edgeflux messages query ${channel} --all --csv`);
+          if (bytes > ALL_MAX_BYTES) throw new Error(`stopped after ${chunks.length} pages: more than ${ALL_MAX_BYTES / 2 ** 20} MiB of CSV is more than a browser tab should hold; narrow the query (from, to, subtopic) or use the CLI: edgeflux query ${channel} --all --csv`);
           setAll({ pages: chunks.length, bytes });
         }
         saveFile(new Blob(chunks, { type: 'text/csv' }), `channel-${channel}-all-${new Date().toISOString().replace(/[:.]/g, '-')}.csv`);
