@@ -12,6 +12,7 @@ import { createCoapServer } from './coap';
 import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
 import { createMqttServer } from './mqtt/server';
 import { DurableSessionStore } from './mqtt/session-durable';
+import { startOpsServer } from './ops/server';
 import { createPlatform } from './platform';
 import { tlsFiles } from './tls-files';
 
@@ -80,6 +81,9 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
+  // Health and metrics, on a port of their own; ready once every listener above is up (and the worker answers).
+  const ops = cfg.metricsPort === undefined ? undefined : await startOpsServer({ bridgeId, mqtt, coap, platform, notReady: () => (stopping ? 'shutting down' : null) }, cfg.metricsPort, cfg.host);
+  if (ops) listeners.push({ name: 'Metrics', url: `http://${urlHost(cfg.host)}:${ops.port}/metrics`, close: () => ops.close() });
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;

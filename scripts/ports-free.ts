@@ -28,6 +28,7 @@ export function announcedPorts(cfg: PlatformConfig): WantedPort[] {
     { what: 'MQTT over WS', env: 'EDGEFLUX_MQTT_WS_PORT', port: cfg.mqttWsPort, proto: 'tcp' },
     ...(cfg.mqttTlsCert && cfg.mqttTlsKey ? [{ what: 'MQTT over TLS', env: 'EDGEFLUX_MQTT_TLS_PORT', port: cfg.mqttTlsPort, proto: 'tcp' as const }] : []),
     { what: 'CoAP', env: 'EDGEFLUX_COAP_PORT', port: cfg.coapPort, proto: 'udp' },
+    ...(cfg.metricsPort ? [{ what: 'bridge metrics', env: 'EDGEFLUX_METRICS_PORT', port: cfg.metricsPort, proto: 'tcp' as const }] : []),
   ];
   return all.filter((w) => w.port !== 0);
 }

@@ -204,6 +204,7 @@ async function main(): Promise<void> {
     ['MQTT over WS', listeners['mqtt-ws'] ?? 'off'],
     ['MQTT over TLS', listeners['mqtt-tls'] ?? 'off (set EDGEFLUX_MQTT_TLS_CERT and _KEY)'],
     ['CoAP', listeners.coap ?? 'not served by this bridge build'],
+    ...(listeners.metrics ? [['Bridge metrics', `${listeners.metrics} (and /healthz, /readyz)`] as [string, string]] : []),
     ['State', resolve(root, cfg.stateDir)],
   ];
   const reachable = reachableAddresses(cfg.host, networkInterfaces());

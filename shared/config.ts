@@ -27,6 +27,8 @@ export interface PlatformConfig {
   mqttSessions: 'platform' | 'memory';
   /** This bridge's name in presence records (EDGEFLUX_BRIDGE_ID); the bridge defaults it to host:MQTT port. Keep it stable across restarts. */
   bridgeId: string | undefined;
+  /** The bridge's health and metrics port (EDGEFLUX_METRICS_PORT: /healthz, /readyz, /metrics); none when unset. */
+  metricsPort: number | undefined;
 }
 
 type Vars = Record<string, string | undefined>;
@@ -95,5 +97,6 @@ export function loadConfig(vars: Vars): PlatformConfig {
     mqttLimits: numbers(vars, 'EDGEFLUX_MQTT_LIMITS'),
     mqttSessions: sessions(vars.EDGEFLUX_MQTT_SESSIONS),
     bridgeId: vars.EDGEFLUX_BRIDGE_ID || undefined,
+    metricsPort: vars.EDGEFLUX_METRICS_PORT ? port(vars, 'EDGEFLUX_METRICS_PORT', 0) : undefined,
   };
 }

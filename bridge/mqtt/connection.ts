@@ -44,6 +44,8 @@ export interface ActiveSub {
 
 export interface ConnectionInfo {
   remote?: string;
+  /** The listener it came in on (metrics); tcp when not said. */
+  transport?: 'tcp' | 'tls' | 'ws';
   /** Common name of a verified TLS client certificate. */
   certificateCN?: string;
 }
@@ -196,7 +198,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
 
   // --- ReaderEvents -----------------------------------------------------------------------------
   handle(packet: Packet): Promise<void> | void {
-    return this.phase === 'closed' ? undefined : this.hooks.dispatch(this, packet);
+    if (this.phase === 'closed') return undefined;
+    this.ctx.counters.read(packet);
+    return this.hooks.dispatch(this, packet);
   }
   seen(): void {
     this.lastSeen = this.now();
@@ -276,6 +280,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       return 'too-large';
     }
     this.stream.write(bytes);
+    this.ctx.counters.wrote(packet);
     return 'sent';
   }
 
@@ -375,7 +380,10 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     if (this.phase === 'closed') return;
     if (this.phase === 'connecting') {
       this.send(this.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(reasonCode) });
-    } else if (this.version === 5 && this.phase === 'open') this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: reason } });
+    } else if (this.phase === 'open') {
+      this.ctx.counters.disconnected(reasonCode);
+      if (this.version === 5) this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: reason } });
+    }
     void this.end({ reason, will });
   }
 
@@ -391,6 +399,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     // v5 §3.1.4: the will goes if it has no delay or the session ends; a delayed one is cancelled by this very reconnect.
     const ends = clean || this.sessionExpiry === 0;
     const will = this.version === 4 || (this.will?.delay ?? 0) === 0 || ends;
+    if (this.phase === 'open') this.ctx.counters.disconnected(RC.SessionTakenOver);
     if (this.version === 5 && this.phase === 'open') this.send({ cmd: 'disconnect', reasonCode: RC.SessionTakenOver, properties: { reasonString: 'another connection took over this session' } });
     return this.end({ reason: 'session taken over', will, willNow: true });
   }

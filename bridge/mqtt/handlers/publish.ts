@@ -53,6 +53,7 @@ function ack(conn: Connection, packet: IPublishPacket, rc: number, reason?: stri
  */
 function refuse(conn: Connection, packet: IPublishPacket, r: Result): void {
   const reason = r.reason ?? 'refused';
+  conn.ctx.counters.refusedPublish(r.rc);
   if (conn.version === 4) return conn.disconnect(r.rc, `publish refused: ${reason}`);
   if (packet.qos > 0) return ack(conn, packet, r.rc, reason);
   if (r.qos0) return conn.disconnect(r.qos0, reason);
