@@ -29,6 +29,8 @@ export interface PlatformConfig {
   bridgeId: string | undefined;
   /** The bridge's health and metrics port (EDGEFLUX_METRICS_PORT: /healthz, /readyz, /metrics); none when unset. */
   metricsPort: number | undefined;
+  /** Where that port listens (EDGEFLUX_METRICS_HOST; default `host`): e.g. 127.0.0.1 or an internal interface while devices reach 0.0.0.0. */
+  metricsHost: string;
 }
 
 type Vars = Record<string, string | undefined>;
@@ -98,5 +100,6 @@ export function loadConfig(vars: Vars): PlatformConfig {
     mqttSessions: sessions(vars.EDGEFLUX_MQTT_SESSIONS),
     bridgeId: vars.EDGEFLUX_BRIDGE_ID || undefined,
     metricsPort: vars.EDGEFLUX_METRICS_PORT ? port(vars, 'EDGEFLUX_METRICS_PORT', 0) : undefined,
+    metricsHost: vars.EDGEFLUX_METRICS_HOST || host,
   };
 }

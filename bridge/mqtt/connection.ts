@@ -290,6 +290,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     if (this.phase === 'closed') return;
     if (this.phase === 'new' && /protocol version/i.test(message)) {
       // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1 form, the only one it can read), then close.
+      this.ctx.counters.connect(RC.UnsupportedProtocolVersion);
       this.send({ cmd: 'connack', sessionPresent: false, returnCode: 1 });
       return void this.end({ reason: `refused: ${message}`, will: false });
     }
@@ -299,6 +300,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   tooLarge(size: number, v5Connect: boolean): void {
     const reason = `packet of ${size} bytes exceeds the maximum of ${this.limits.maxPacketSize}`;
     if (this.phase === 'new' || this.phase === 'connecting') {
+      this.ctx.counters.connect(RC.PacketTooLarge);
       // v5 gets CONNACK 0x95; 3.1.1 has no code for it: just close.
       if (v5Connect) {
         this.version = 5;
@@ -315,6 +317,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this.connectTimer?.cancel();
     this.connectTimer = null;
     this.phase = 'open';
+    this.ctx.counters.connect(RC.Success);
     this.lastSeen = this.now();
     // [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed;
     // so is one whose credential runs out (the same sweep watches both deadlines).
@@ -379,6 +382,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   disconnect(reasonCode: number, reason: string, will = true): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'connecting') {
+      this.ctx.counters.connect(reasonCode);
       this.send(this.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(reasonCode) });
     } else if (this.phase === 'open') {
       this.ctx.counters.disconnected(reasonCode);

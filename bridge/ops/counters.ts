@@ -22,8 +22,11 @@ export class MqttCounters {
   readonly publishesIn: [number, number, number] = [0, 0, 0];
   /** PUBLISH packets written (deliveries), by QoS. */
   readonly publishesOut: [number, number, number] = [0, 0, 0];
-  /** CONNACKs written, by reason code in MQTT 5's numbering (a 3.1.1 return code as the v5 code it stands for). */
-  readonly connacks = new Map<number, number>();
+  /**
+   * CONNECTs decided, by MQTT 5 reason code: 0x00 accepted, else why refused — the code the bridge
+   * decided, whatever the client could be told (3.1.1 has five return codes; some refusals close unanswered).
+   */
+  readonly connects = new Map<number, number>();
   /** Publishes refused, by the MQTT 5 reason code the refusal carries (told in PUBACK/PUBREC, or dropped at QoS 0, or — 3.1.1 — the connection closed). */
   readonly publishRefusals = new Map<number, number>();
   /** Connections the bridge ended after their CONNACK, by MQTT 5 reason code (a 3.1.1 client is not told: its socket closes). */
@@ -35,17 +38,14 @@ export class MqttCounters {
     if (t === 'publish') this.publishesIn[p.qos === 1 || p.qos === 2 ? p.qos : 0]++;
   }
 
-  wrote(p: { cmd: string; qos?: number; reasonCode?: number; returnCode?: number }): void {
+  wrote(p: { cmd: string; qos?: number }): void {
     const t = p.cmd as PacketType;
     if (t in this.sent) this.sent[t]++;
-    switch (t) {
-      case 'publish':
-        this.publishesOut[p.qos === 1 || p.qos === 2 ? p.qos : 0]++;
-        break;
-      case 'connack':
-        bump(this.connacks, p.reasonCode ?? V4_AS_V5[p.returnCode ?? 0] ?? 0x80);
-        break;
-    }
+    if (t === 'publish') this.publishesOut[p.qos === 1 || p.qos === 2 ? p.qos : 0]++;
+  }
+
+  connect(reasonCode: number): void {
+    bump(this.connects, reasonCode);
   }
 
   refusedPublish(reasonCode: number): void {
@@ -57,5 +57,3 @@ export class MqttCounters {
   }
 }
 
-/** 3.1.1 CONNACK return codes (§3.2.2.3) as the MQTT 5 reason codes they stand for. */
-const V4_AS_V5: Record<number, number> = { 0: 0x00, 1: 0x84, 2: 0x85, 3: 0x88, 4: 0x86, 5: 0x87 };

@@ -1,4 +1,5 @@
 import { createSocket } from 'node:dgram';
+import { connect as tcpConnect } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoapServer, type CoapServer } from '../coap';
@@ -26,7 +27,7 @@ const worker: PlatformStats = { linksOpen: 2, linksDown: 1, unansweredPublishes:
 const opened: MqttClient[] = [];
 
 beforeAll(async () => {
-  t = setup();
+  t = setup({ maxConnectionsPerDevice: 2 });
   mqttUrl = `mqtt://127.0.0.1:${(await t.server.listenTcp(0)).port}`;
   wsUrl = `ws://127.0.0.1:${(await t.server.listenWebSocket({ port: 0 })).port}/mqtt`;
   coap = createCoapServer({ platform: new CoapPlatform() });
@@ -80,7 +81,21 @@ describe('bridge ops server', () => {
     expect((await fetch(`${base}/`)).status).toBe(404);
   });
 
-  it('is ready only once the worker has answered, recently, and not while shutting down', async () => {
+  it('survives a request target that is no URL, and answers an absolute-form one', async () => {
+    const raw = (target: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = tcpConnect(ops.port, '127.0.0.1', () => s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        let got = '';
+        s.on('data', (d) => (got += d.toString()));
+        s.on('end', () => resolve(got.split('\r\n')[0]!));
+        s.on('error', reject);
+      });
+    expect(await raw('http://[/')).toBe('HTTP/1.1 404 Not Found');
+    expect(await raw('http://bridge:9464/healthz?x=1')).toBe('HTTP/1.1 200 OK');
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('is ready once the worker has answered, stays ready when it goes quiet (saying so), and not while shutting down', async () => {
     const ready = async () => {
       const r = await fetch(`${base}/readyz`);
       return `${r.status} ${(await r.text()).trim()}`;
@@ -88,10 +103,14 @@ describe('bridge ops server', () => {
     worker.workerAnsweredAt = undefined;
     expect(await ready()).toBe('503 not ready: the worker has not answered yet');
     worker.workerAnsweredAt = now - 2_000;
+    worker.workerFollowed = true;
     expect(await ready()).toBe('200 ready');
+    // Every bridge shares the worker: going unready would take them all out of a load balancer at once.
     worker.workerAnsweredAt = now - 20_000;
-    expect(await ready()).toBe('503 not ready: the worker has not answered for 20 s');
+    worker.workerFollowed = false;
+    expect(await ready()).toBe('200 ready; the worker has not answered for 20 s');
     worker.workerAnsweredAt = now;
+    worker.workerFollowed = true;
     shuttingDown = true;
     expect(await ready()).toBe('503 not ready: shutting down');
     shuttingDown = false;
@@ -119,8 +138,9 @@ describe('bridge ops server', () => {
     expect(s.get('edgeflux_bridge_mqtt_connections{transport="tcp",state="connected"}')).toBe(1);
     expect(s.get('edgeflux_bridge_mqtt_connections{transport="ws",state="connected"}')).toBe(1);
     expect(s.get('edgeflux_bridge_mqtt_devices')).toBe(2);
-    expect(delta(s, 'edgeflux_bridge_mqtt_connacks_total{reason_code="0x00"}')).toBe(2);
-    expect(delta(s, 'edgeflux_bridge_mqtt_connacks_total{reason_code="0x86"}')).toBe(1);
+    expect(delta(s, 'edgeflux_bridge_mqtt_connects_total{reason_code="0x00"}')).toBe(2);
+    expect(delta(s, 'edgeflux_bridge_mqtt_connects_total{reason_code="0x86"}')).toBe(1);
+    expect(s.get('edgeflux_bridge_mqtt_connections{transport="tls",state="connected"}')).toBe(0);
     expect([0, 1, 2].map((q) => delta(s, `edgeflux_bridge_mqtt_publishes_received_total{qos="${q}"}`))).toEqual([1, 2, 1]);
     // Delivered at min(published, granted 1): 0, 1, 1.
     expect([0, 1, 2].map((q) => delta(s, `edgeflux_bridge_mqtt_publishes_sent_total{qos="${q}"}`))).toEqual([1, 2, 0]);
@@ -138,6 +158,25 @@ describe('bridge ops server', () => {
     expect(s.get('edgeflux_bridge_mqtt_connections{transport="tcp",state="connected"}') ?? 0).toBe(0);
     expect(s.get('edgeflux_bridge_mqtt_connections{transport="ws",state="connected"}')).toBe(2);
     await again.endAsync();
+  });
+
+  it('counts a refusal by the code decided, whatever a 3.1.1 client can be told, and protocol refusals with the others', async () => {
+    const before = await scrape();
+    const delta = (s: Map<string, number>, key: string) => (s.get(key) ?? 0) - (before.get(key) ?? 0);
+    await client(mqttUrl, { protocolVersion: 4, username: 'dev-3', password: 'key-3' });
+    await client(mqttUrl, { protocolVersion: 4, username: 'dev-3', password: 'key-3' });
+    // A third connection of the device: 0x97 quota exceeded — told as 3.1.1's "server unavailable" (3).
+    await expect(client(mqttUrl, { protocolVersion: 4, username: 'dev-3', password: 'key-3' })).rejects.toThrow();
+    // A wildcard in a topic name ends a v5 connection with 0x90: a refused publish too.
+    const bad = await client(mqttUrl, { username: 'dev-2', password: 'key-2' });
+    const ended = new Promise<number | undefined>((r) => bad.once('disconnect', (p) => r(p.reasonCode)));
+    bad.publish('channels/ch-1/messages/+', 'x', { qos: 0 });
+    expect(await ended).toBe(0x90);
+    const s = await scrape();
+    expect(delta(s, 'edgeflux_bridge_mqtt_connects_total{reason_code="0x97"}')).toBe(1);
+    expect(delta(s, 'edgeflux_bridge_mqtt_connects_total{reason_code="0x88"}')).toBe(0);
+    expect(delta(s, 'edgeflux_bridge_mqtt_publishes_refused_total{reason_code="0x90"}')).toBe(1);
+    expect(delta(s, 'edgeflux_bridge_mqtt_disconnects_total{reason_code="0x90"}')).toBe(1);
   });
 
   it('counts CoAP datagrams and reads the front-ends\' and the worker\'s gauges', async () => {
@@ -162,7 +201,7 @@ describe('bridge ops server', () => {
     expect(w.get('edgeflux_bridge_channel_links{state="down"}')).toBe(1);
     expect(w.get('edgeflux_bridge_channel_publishes_unanswered')).toBe(3);
     expect(w.get('edgeflux_bridge_worker_up')).toBe(1);
-    expect(w.get('edgeflux_bridge_worker_last_answer_seconds')).toBe(1.5);
+    expect(w.get('edgeflux_bridge_worker_last_answer_timestamp_seconds')).toBe((now - 1_500) / 1000);
     // The process's own, under the names every Node dashboard knows.
     expect(w.get('process_resident_memory_bytes')).toBeGreaterThan(0);
     expect([...w.keys()].some((k) => k.startsWith('nodejs_eventloop_lag_seconds'))).toBe(true);

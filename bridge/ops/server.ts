@@ -3,7 +3,7 @@
  * (`EDGEFLUX_METRICS_PORT`; off when unset), never on a device-facing one:
  *
  *   GET /healthz   200 while the process answers (liveness)
- *   GET /readyz    200 once the listeners are up and the worker answers; else 503 saying why (readiness)
+ *   GET /readyz    200 once the listeners are up and the worker has answered; 503 before, and while shutting down (readiness)
  *   GET /metrics   Prometheus text: MQTT and CoAP traffic, links to channel actors, the worker, the process
  *
  * Metrics are read from what the front-ends keep anyway (counters are plain numbers bumped on the
@@ -21,10 +21,8 @@ export interface OpsSources {
   mqtt: MqttServer;
   coap: CoapServer;
   platform: Pick<RealPlatform, 'stats'>;
-  /** Why the bridge is not ready to serve (null: ready). The server adds the worker's state. */
+  /** Why the bridge is not ready to serve (null: ready). The server adds the worker's first answer. */
   notReady: () => string | null;
-  /** How long without an answer from the worker makes the bridge not ready, ms (default 15 s). */
-  workerSilenceMs?: number;
   now?: () => number;
 }
 
@@ -35,6 +33,8 @@ export interface OpsServer {
 
 const hex = (code: number) => `0x${code.toString(16).padStart(2, '0')}`;
 const QOS = ['0', '1', '2'] as const;
+const TRANSPORTS = ['tcp', 'tls', 'ws'] as const;
+const STATES = ['connected', 'connecting'] as const;
 
 /** A counter whose value is read at scrape time from a number kept elsewhere (prom-client counters only go up by `inc`). */
 function readCounter(registry: Registry, name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]): void {
@@ -66,14 +66,14 @@ function readGauge(registry: Registry, name: string, help: string, labelNames: s
 /** The registry of every metric the bridge exposes (exported for tests). */
 export function bridgeRegistry(src: OpsSources): Registry {
   const registry = new Registry();
-  const now = src.now ?? Date.now;
   const c: MqttCounters = src.mqtt.context.counters;
   collectDefaultMetrics({ register: registry });
 
   readGauge(registry, 'edgeflux_bridge_info', 'This bridge: its id in presence records', ['bridge'], () => [[{ bridge: src.bridgeId }, 1]]);
 
   readGauge(registry, 'edgeflux_bridge_mqtt_connections', 'Open MQTT connections by transport and state (connecting: CONNECT not yet answered, or no CONNECT yet)', ['transport', 'state'], () => {
-    const counts = new Map<string, number>();
+    // Every pair, 0 included: an alert on "no connections" needs the series to be there.
+    const counts = new Map<string, number>(TRANSPORTS.flatMap((t) => STATES.map((s) => [`${t} ${s}`, 0] as [string, number])));
     for (const conn of src.mqtt.connections) {
       if (conn.phase === 'closed') continue;
       const key = `${conn.info.transport ?? 'tcp'} ${conn.phase === 'open' ? 'connected' : 'connecting'}`;
@@ -90,7 +90,7 @@ export function bridgeRegistry(src: OpsSources): Registry {
   readCounter(registry, 'edgeflux_bridge_mqtt_publishes_received_total', 'PUBLISH packets read from clients, by QoS', ['qos'], () => QOS.map((q, i) => [{ qos: q }, c.publishesIn[i]!]));
   readCounter(registry, 'edgeflux_bridge_mqtt_publishes_sent_total', 'PUBLISH packets written to clients (deliveries), by QoS', ['qos'], () => QOS.map((q, i) => [{ qos: q }, c.publishesOut[i]!]));
   readCounter(registry, 'edgeflux_bridge_mqtt_publishes_refused_total', 'Publishes refused, by MQTT 5 reason code (0x97 quota: a rate or size limit; 0x87 not authorized; …)', ['reason_code'], () => [...c.publishRefusals].map(([code, n]) => [{ reason_code: hex(code) }, n]));
-  readCounter(registry, 'edgeflux_bridge_mqtt_connacks_total', 'CONNACKs sent, by MQTT 5 reason code (0x00 accepted; a 3.1.1 return code counted as the v5 code it stands for)', ['reason_code'], () => [...c.connacks].map(([code, n]) => [{ reason_code: hex(code) }, n]));
+  readCounter(registry, 'edgeflux_bridge_mqtt_connects_total', 'CONNECTs decided, by MQTT 5 reason code: 0x00 accepted, else why refused (0x86 bad credentials, 0x97 too many connections, …), whatever a 3.1.1 client could be told', ['reason_code'], () => [...c.connects].map(([code, n]) => [{ reason_code: hex(code) }, n]));
   readCounter(registry, 'edgeflux_bridge_mqtt_disconnects_total', 'Connections the bridge ended after their CONNACK, by MQTT 5 reason code (0x8d keep alive, 0x8e taken over, 0x87 credential no longer good, …)', ['reason_code'], () => [...c.disconnects].map(([code, n]) => [{ reason_code: hex(code) }, n]));
 
   const coap = () => src.coap.stats();
@@ -107,24 +107,36 @@ export function bridgeRegistry(src: OpsSources): Registry {
     return [[{ state: 'open' }, s.linksOpen], [{ state: 'down' }, s.linksDown]];
   });
   readGauge(registry, 'edgeflux_bridge_channel_publishes_unanswered', 'Publishes sent to channel actors and not answered yet', [], () => [[{}, platform().unansweredPublishes]]);
-  readGauge(registry, 'edgeflux_bridge_worker_up', '1 while the worker answers (the bridge follows access changes), else 0', [], () => [[{}, platform().workerFollowed ? 1 : 0]]);
-  readGauge(registry, 'edgeflux_bridge_worker_last_answer_seconds', 'Seconds since the worker last answered (absent before its first answer)', [], () => {
+  readGauge(registry, 'edgeflux_bridge_worker_up', '1 while the worker answers (the bridge asks every second which orgs\' access changed; up: an answer within the last 5 s), else 0', [], () => [[{}, platform().workerFollowed ? 1 : 0]]);
+  readGauge(registry, 'edgeflux_bridge_worker_last_answer_timestamp_seconds', 'When the worker last answered, seconds since the epoch (absent before its first answer)', [], () => {
     const at = platform().workerAnsweredAt;
-    return at === undefined ? [] : [[{}, Math.max(0, (now() - at) / 1000)]];
+    return at === undefined ? [] : [[{}, at / 1000]];
   });
   return registry;
 }
 
-/** Why the bridge cannot serve now, or null. */
-function unreadiness(src: OpsSources): string | null {
+/**
+ * Readiness: 503 with why, or 200 — with a word on the worker when it has gone quiet. A worker that
+ * answered once and went quiet leaves the bridge ready: every bridge shares the one worker, so
+ * taking them all out of a load balancer would turn a device's CONNACK 0x88 or CoAP 5.03 ("try
+ * later") into a refused connection, and nothing would serve the decisions still cached. Alert on
+ * `edgeflux_bridge_worker_up` instead.
+ */
+function readiness(src: OpsSources): { ready: boolean; text: string } {
   const own = src.notReady();
-  if (own) return own;
-  const { workerAnsweredAt } = src.platform.stats();
-  if (workerAnsweredAt === undefined) return 'the worker has not answered yet';
-  const silent = (src.now ?? Date.now)() - workerAnsweredAt;
-  if (silent > (src.workerSilenceMs ?? 15_000)) return `the worker has not answered for ${Math.round(silent / 1000)} s`;
-  return null;
+  if (own) return { ready: false, text: `not ready: ${own}` };
+  const { workerAnsweredAt, workerFollowed } = src.platform.stats();
+  if (workerAnsweredAt === undefined) return { ready: false, text: 'not ready: the worker has not answered yet' };
+  if (workerFollowed) return { ready: true, text: 'ready' };
+  const silent = Math.round(((src.now ?? Date.now)() - workerAnsweredAt) / 1000);
+  return { ready: true, text: `ready; the worker has not answered for ${silent} s` };
 }
+
+/** The path of a request target, without parsing it as a URL (an absolute-form target need not be one). */
+const pathOf = (target: string | undefined): string => {
+  const t = (target ?? '/').split('?')[0]!;
+  return t.startsWith('/') ? t : t.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '') || '/';
+};
 
 export function startOpsServer(src: OpsSources, port: number, host: string): Promise<OpsServer> {
   const registry = bridgeRegistry(src);
@@ -133,20 +145,29 @@ export function startOpsServer(src: OpsSources, port: number, host: string): Pro
     res.end(res.req.method === 'HEAD' ? undefined : body);
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const path = new URL(req.url ?? '/', 'http://bridge').pathname;
+    try {
+      serve(req, res);
+    } catch (e) {
+      // Nothing a request carries may take the bridge down with it.
+      if (!res.headersSent) text(res, 400, `bad request: ${e instanceof Error ? e.message : String(e)}\n`);
+      else res.destroy();
+    }
+  });
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
+    const path = pathOf(req.url);
     const known = path === '/healthz' || path === '/readyz' || path === '/metrics';
     if (!known) return text(res, 404, 'not found: GET /healthz, /readyz or /metrics\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'GET or HEAD\n', { allow: 'GET, HEAD' });
     if (path === '/healthz') return text(res, 200, 'ok\n');
     if (path === '/readyz') {
-      const why = unreadiness(src);
-      return why ? text(res, 503, `not ready: ${why}\n`) : text(res, 200, 'ready\n');
+      const r = readiness(src);
+      return text(res, r.ready ? 200 : 503, `${r.text}\n`);
     }
     registry.metrics().then(
       (body) => text(res, 200, body, { 'content-type': registry.contentType }),
       (e: unknown) => text(res, 500, `metrics failed: ${e instanceof Error ? e.message : String(e)}\n`),
     );
-  });
+  };
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
