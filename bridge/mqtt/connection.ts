@@ -294,6 +294,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       this.send({ cmd: 'connack', sessionPresent: false, returnCode: 1 });
       return void this.end({ reason: `refused: ${message}`, will: false });
     }
+    // A first packet that cannot be read is a refused CONNECT (closed unanswered).
+    if (this.phase === 'new') this.ctx.counters.connect(RC.MalformedPacket);
     this.disconnect(RC.MalformedPacket, `malformed packet: ${message}`);
   }
 

@@ -26,7 +26,7 @@ export class MqttCounters {
    * CONNECTs decided, by MQTT 5 reason code: 0x00 accepted, else why refused — the code the bridge
    * decided, whatever the client could be told (3.1.1 has five return codes; some refusals close unanswered).
    */
-  readonly connects = new Map<number, number>();
+  readonly connects = new Map<number, number>([[0x00, 0]]);
   /** Publishes refused, by the MQTT 5 reason code the refusal carries (told in PUBACK/PUBREC, or dropped at QoS 0, or — 3.1.1 — the connection closed). */
   readonly publishRefusals = new Map<number, number>();
   /** Connections the bridge ended after their CONNACK, by MQTT 5 reason code (a 3.1.1 client is not told: its socket closes). */

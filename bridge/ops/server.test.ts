@@ -1,6 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { connect as tcpConnect } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCoapServer, type CoapServer } from '../coap';
 import { MemoryPlatform as CoapPlatform } from '../coap/test/memory-platform';
@@ -79,6 +80,8 @@ describe('bridge ops server', () => {
     const post = await fetch(`${base}/metrics`, { method: 'POST' });
     expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
     expect((await fetch(`${base}/`)).status).toBe(404);
+    // Before any connection: accepted CONNECTs are a series from the start, at 0.
+    expect((await scrape()).get('edgeflux_bridge_mqtt_connects_total{reason_code="0x00"}')).toBe(0);
   });
 
   it('survives a request target that is no URL, and answers an absolute-form one', async () => {
@@ -172,7 +175,20 @@ describe('bridge ops server', () => {
     const ended = new Promise<number | undefined>((r) => bad.once('disconnect', (p) => r(p.reasonCode)));
     bad.publish('channels/ch-1/messages/+', 'x', { qos: 0 });
     expect(await ended).toBe(0x90);
+    // A PUBLISH that breaks the packet's own rules (a client may not send a Subscription Identifier): 0x82.
+    const raw = t.client(5);
+    await raw.connect({ username: 'dev-2', password: Buffer.from('key-2') });
+    raw.send({ cmd: 'publish', topic: 'channels/ch-1/messages', payload: 'x', qos: 0, dup: false, retain: false, properties: { subscriptionIdentifier: 5 } });
+    expect((await raw.next('disconnect')).reasonCode).toBe(0x82);
+    // A first packet that cannot be read: a CONNECT refused, closed unanswered (3.1.1, reserved flag bit set).
+    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'r', keepalive: 0 });
+    connect[9]! |= 0x01;
+    const broken = t.client(4);
+    broken.raw(connect);
+    await until(async () => broken.closed);
     const s = await scrape();
+    expect(delta(s, 'edgeflux_bridge_mqtt_publishes_refused_total{reason_code="0x82"}')).toBe(1);
+    expect(delta(s, 'edgeflux_bridge_mqtt_connects_total{reason_code="0x81"}')).toBe(1);
     expect(delta(s, 'edgeflux_bridge_mqtt_connects_total{reason_code="0x97"}')).toBe(1);
     expect(delta(s, 'edgeflux_bridge_mqtt_connects_total{reason_code="0x88"}')).toBe(0);
     expect(delta(s, 'edgeflux_bridge_mqtt_publishes_refused_total{reason_code="0x90"}')).toBe(1);
