@@ -12,6 +12,7 @@ import { createCoapServer } from './coap';
 import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
 import { createMqttServer } from './mqtt/server';
 import { DurableSessionStore } from './mqtt/session-durable';
+import { startOpsServer } from './ops/server';
 import { createPlatform } from './platform';
 import { tlsFiles } from './tls-files';
 
@@ -80,21 +81,27 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
+  // Health and metrics, on a port of their own; ready once every listener above is up (and the worker
+  // has answered). Closed last, so a shutdown is seen there ("not ready: shutting down") while it drains.
+  const ops = cfg.metricsPort === undefined ? undefined : await startOpsServer({ bridgeId, mqtt, coap, platform, notReady: () => (stopping ? 'shutting down' : null) }, cfg.metricsPort, cfg.metricsHost);
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: closing`);
     await Promise.allSettled(listeners.map((l) => l.close()));
     await platform.close();
+    await ops?.close();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
-  for (const l of listeners) log(`${l.name} on ${l.url}`);
+  // Announced with the listeners; closed by stop() after them.
+  const announced = ops ? [...listeners, { name: 'Metrics', url: `http://${urlHost(cfg.metricsHost)}:${ops.port}/metrics` }] : listeners;
+  for (const l of announced) log(`${l.name} on ${l.url}`);
   log(`bridge ${bridgeId}, worker ${cfg.workerUrl}, MQTT sessions in ${cfg.mqttSessions === 'platform' ? 'session actors' : 'memory'}`);
   // One machine-readable line for the launcher.
-  console.log(`EDGEFLUX_BRIDGE_READY ${JSON.stringify(Object.fromEntries(listeners.map((l) => [l.name.toLowerCase(), l.url])))}`);
+  console.log(`EDGEFLUX_BRIDGE_READY ${JSON.stringify(Object.fromEntries(announced.map((l) => [l.name.toLowerCase(), l.url])))}`);
 }
 
 main().catch((e: unknown) => {

@@ -1,6 +1,6 @@
 /**
  * `npm start`'s check, before it starts anything, that every port it will announce can be listened
- * on at EDGEFLUX_HOST. wrangler's dev server does not say when its public port is taken: its proxy's
+ * on at EDGEFLUX_HOST (the bridge's metrics port at EDGEFLUX_METRICS_HOST, when that is set). wrangler's dev server does not say when its public port is taken: its proxy's
  * failure to listen goes to a debug log, and the launcher's health check was then answered by
  * whatever held the port — a second `npm start` on the same ports announced "Edgeflux is up" with
  * the first one's HTTP API beside its own bridge (or, when the bridge's ports were taken too, died
@@ -18,6 +18,8 @@ export interface WantedPort {
   env: string;
   port: number;
   proto: 'tcp' | 'udp';
+  /** Where it listens, when not EDGEFLUX_HOST, and the variable that says so. */
+  host?: { address: string; env: string };
 }
 
 /** The ports `npm start` announces for `cfg` (0, "any free port", is never taken, so not listed). */
@@ -28,6 +30,7 @@ export function announcedPorts(cfg: PlatformConfig): WantedPort[] {
     { what: 'MQTT over WS', env: 'EDGEFLUX_MQTT_WS_PORT', port: cfg.mqttWsPort, proto: 'tcp' },
     ...(cfg.mqttTlsCert && cfg.mqttTlsKey ? [{ what: 'MQTT over TLS', env: 'EDGEFLUX_MQTT_TLS_PORT', port: cfg.mqttTlsPort, proto: 'tcp' as const }] : []),
     { what: 'CoAP', env: 'EDGEFLUX_COAP_PORT', port: cfg.coapPort, proto: 'udp' },
+    ...(cfg.metricsPort ? [{ what: 'bridge metrics', env: 'EDGEFLUX_METRICS_PORT', port: cfg.metricsPort, proto: 'tcp' as const, ...(cfg.metricsHost !== cfg.host ? { host: { address: cfg.metricsHost, env: 'EDGEFLUX_METRICS_HOST' } } : {}) }] : []),
   ];
   return all.filter((w) => w.port !== 0);
 }
@@ -62,13 +65,14 @@ export async function portProblems(host: string, wanted: WantedPort[]): Promise<
     else first.set(key, w);
   }
   for (const w of wanted) {
-    const e = await tryListen(host, w);
+    const at = w.host?.address ?? host;
+    const e = await tryListen(at, w);
     if (!e) continue;
-    const where = `${urlHost(host)}:${w.port}${w.proto === 'udp' ? '/udp' : ''}`;
+    const where = `${urlHost(at)}:${w.port}${w.proto === 'udp' ? '/udp' : ''}`;
     problems.push(
       e.code === 'EADDRINUSE'
         ? `${w.what} port ${where} is already in use (another npm start?): stop what holds it, or set ${w.env} to a free port`
-        : `${w.what} port ${where} cannot be listened on (${e.code ?? e.message}): set ${w.env} to another port, or EDGEFLUX_HOST to an address of this machine`,
+        : `${w.what} port ${where} cannot be listened on (${e.code ?? e.message}): set ${w.env} to another port, or ${w.host?.env ?? 'EDGEFLUX_HOST'} to an address of this machine`,
     );
   }
   return problems;

@@ -1,6 +1,6 @@
 /**
  * `npm start`: the whole platform on this machine, offline.
- *   0. checks that every port it will announce is free on EDGEFLUX_HOST (scripts/ports-free.ts);
+ *   0. checks that every port it will announce is free on EDGEFLUX_HOST (the metrics port on EDGEFLUX_METRICS_HOST; scripts/ports-free.ts);
  *   1. writes .dev.vars with fresh random secrets if there is none;
  *   2. applies D1 migrations to the local database (state persisted under EDGEFLUX_STATE_DIR);
  *   3. builds the web console (console/ → console/dist, served by the worker at /);
@@ -204,6 +204,7 @@ async function main(): Promise<void> {
     ['MQTT over WS', listeners['mqtt-ws'] ?? 'off'],
     ['MQTT over TLS', listeners['mqtt-tls'] ?? 'off (set EDGEFLUX_MQTT_TLS_CERT and _KEY)'],
     ['CoAP', listeners.coap ?? 'not served by this bridge build'],
+    ...(listeners.metrics ? [['Bridge metrics', `${listeners.metrics} (and /healthz, /readyz)`] as [string, string]] : []),
     ['State', resolve(root, cfg.stateDir)],
   ];
   const reachable = reachableAddresses(cfg.host, networkInterfaces());

@@ -27,6 +27,10 @@ export interface PlatformConfig {
   mqttSessions: 'platform' | 'memory';
   /** This bridge's name in presence records (EDGEFLUX_BRIDGE_ID); the bridge defaults it to host:MQTT port. Keep it stable across restarts. */
   bridgeId: string | undefined;
+  /** The bridge's health and metrics port (EDGEFLUX_METRICS_PORT: /healthz, /readyz, /metrics); none when unset. */
+  metricsPort: number | undefined;
+  /** Where that port listens (EDGEFLUX_METRICS_HOST; default `host`): e.g. 127.0.0.1 or an internal interface while devices reach 0.0.0.0. */
+  metricsHost: string;
 }
 
 type Vars = Record<string, string | undefined>;
@@ -95,5 +99,7 @@ export function loadConfig(vars: Vars): PlatformConfig {
     mqttLimits: numbers(vars, 'EDGEFLUX_MQTT_LIMITS'),
     mqttSessions: sessions(vars.EDGEFLUX_MQTT_SESSIONS),
     bridgeId: vars.EDGEFLUX_BRIDGE_ID || undefined,
+    metricsPort: vars.EDGEFLUX_METRICS_PORT ? port(vars, 'EDGEFLUX_METRICS_PORT', 0) : undefined,
+    metricsHost: vars.EDGEFLUX_METRICS_HOST || host,
   };
 }

@@ -30,6 +30,9 @@ export interface CoapStats {
   dedupEntries: number;
   pendingUploads: number;
   onlineDevices: number;
+  /** Datagrams taken in and sent since the server started (the ops server's metrics). */
+  datagramsReceived: number;
+  datagramsSent: number;
 }
 
 export interface CoapServer {
@@ -48,6 +51,8 @@ export function createCoapServer(opts: CoapServerOptions): CoapServer {
   const random = opts.random ?? Math.random;
   let closed = false;
   let udp: UdpBinding | undefined;
+  let received = 0;
+  let sent = 0;
   const transmitter = new Transmitter(clock, random, log);
   let route: (ex: Exchange) => void = () => {};
   let heard: (epKey: string) => void = () => {};
@@ -65,10 +70,12 @@ export function createCoapServer(opts: CoapServerOptions): CoapServer {
 
   const handle = (datagram: Uint8Array, from: Endpoint, send: Send): void => {
     if (closed) return;
+    received++;
     const safeSend: Send = (d) => {
       if (closed) return;
       try {
         send(d);
+        sent++;
       } catch (e) {
         log.warn('coap: send failed', { error: String(e) });
       }
@@ -103,6 +110,8 @@ export function createCoapServer(opts: CoapServerOptions): CoapServer {
       dedupEntries: ctx.layer.dedupSize,
       pendingUploads: ctx.uploads.pending,
       onlineDevices: ctx.auth.onlineDevices.length,
+      datagramsReceived: received,
+      datagramsSent: sent,
     }),
   };
 }

@@ -44,6 +44,8 @@ export interface ActiveSub {
 
 export interface ConnectionInfo {
   remote?: string;
+  /** The listener it came in on (metrics); tcp when not said. */
+  transport?: 'tcp' | 'tls' | 'ws';
   /** Common name of a verified TLS client certificate. */
   certificateCN?: string;
 }
@@ -196,7 +198,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
 
   // --- ReaderEvents -----------------------------------------------------------------------------
   handle(packet: Packet): Promise<void> | void {
-    return this.phase === 'closed' ? undefined : this.hooks.dispatch(this, packet);
+    if (this.phase === 'closed') return undefined;
+    this.ctx.counters.read(packet);
+    return this.hooks.dispatch(this, packet);
   }
   seen(): void {
     this.lastSeen = this.now();
@@ -276,6 +280,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       return 'too-large';
     }
     this.stream.write(bytes);
+    this.ctx.counters.wrote(packet);
     return 'sent';
   }
 
@@ -285,15 +290,19 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     if (this.phase === 'closed') return;
     if (this.phase === 'new' && /protocol version/i.test(message)) {
       // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1 form, the only one it can read), then close.
+      this.ctx.counters.connect(RC.UnsupportedProtocolVersion);
       this.send({ cmd: 'connack', sessionPresent: false, returnCode: 1 });
       return void this.end({ reason: `refused: ${message}`, will: false });
     }
+    // A first packet that cannot be read is a refused CONNECT (closed unanswered).
+    if (this.phase === 'new') this.ctx.counters.connect(RC.MalformedPacket);
     this.disconnect(RC.MalformedPacket, `malformed packet: ${message}`);
   }
 
   tooLarge(size: number, v5Connect: boolean): void {
     const reason = `packet of ${size} bytes exceeds the maximum of ${this.limits.maxPacketSize}`;
     if (this.phase === 'new' || this.phase === 'connecting') {
+      this.ctx.counters.connect(RC.PacketTooLarge);
       // v5 gets CONNACK 0x95; 3.1.1 has no code for it: just close.
       if (v5Connect) {
         this.version = 5;
@@ -310,6 +319,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     this.connectTimer?.cancel();
     this.connectTimer = null;
     this.phase = 'open';
+    this.ctx.counters.connect(RC.Success);
     this.lastSeen = this.now();
     // [MQTT-3.1.2-24 (3.1.1)] nothing from the client for 1.5 × Keep Alive: the connection is closed;
     // so is one whose credential runs out (the same sweep watches both deadlines).
@@ -374,8 +384,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   disconnect(reasonCode: number, reason: string, will = true): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'connecting') {
+      this.ctx.counters.connect(reasonCode);
       this.send(this.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(reasonCode) });
-    } else if (this.version === 5 && this.phase === 'open') this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: reason } });
+    } else if (this.phase === 'open') {
+      this.ctx.counters.disconnected(reasonCode);
+      if (this.version === 5) this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: reason } });
+    }
     void this.end({ reason, will });
   }
 
@@ -391,6 +405,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
     // v5 §3.1.4: the will goes if it has no delay or the session ends; a delayed one is cancelled by this very reconnect.
     const ends = clean || this.sessionExpiry === 0;
     const will = this.version === 4 || (this.will?.delay ?? 0) === 0 || ends;
+    if (this.phase === 'open') this.ctx.counters.disconnected(RC.SessionTakenOver);
     if (this.version === 5 && this.phase === 'open') this.send({ cmd: 'disconnect', reasonCode: RC.SessionTakenOver, properties: { reasonString: 'another connection took over this session' } });
     return this.end({ reason: 'session taken over', will, willNow: true });
   }

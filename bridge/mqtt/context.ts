@@ -1,3 +1,4 @@
+import type { MqttCounters } from '../ops/counters';
 import type { Platform } from '../platform/types';
 import type { Clock } from '../clock';
 import type { KeepAliveSweep } from './keepalive';
@@ -27,4 +28,6 @@ export interface ServerContext {
   readonly keepalive: KeepAliveSweep;
   /** TLS with client certificates: the certificate's CN must equal the MQTT username. */
   readonly certificateMustMatchUsername: boolean;
+  /** Packets and outcomes counted for the ops server's metrics (bridge/ops). */
+  readonly counters: MqttCounters;
 }

@@ -5,6 +5,7 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { WebSocketServer, type RawData } from 'ws';
 import type { Platform } from '../platform/types';
 import { systemClock, type Clock } from '../clock';
+import { MqttCounters } from '../ops/counters';
 import { RC } from './codes';
 import { Connection, type ConnectionInfo } from './connection';
 import type { ServerContext } from './context';
@@ -87,6 +88,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
     shares: new SharedSubscriptions(opts.platform, clock, log),
     wills: new Wills(opts.platform, clock, log),
     keepalive: new KeepAliveSweep(clock),
+    counters: new MqttCounters(),
     get certificateMustMatchUsername() {
       return requireCertMatch;
     },
@@ -110,7 +112,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
     const server = createNetServer((socket: Socket) => {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
-      handle(socket, { remote: `${socket.remoteAddress}:${socket.remotePort}` });
+      handle(socket, { remote: `${socket.remoteAddress}:${socket.remotePort}`, transport: 'tcp' });
     });
     listeners.push(server);
     return listen(server, port, host);
@@ -121,7 +123,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
     const server = createTlsServer({ cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca } : {}), requestCert: o.requestCert === true, rejectUnauthorized: o.requestCert === true }, (socket: TLSSocket) => {
       socket.setNoDelay(true);
       const cn = socket.authorized ? socket.getPeerCertificate().subject?.CN : undefined;
-      handle(socket, { remote: `${socket.remoteAddress}:${socket.remotePort}`, ...(typeof cn === 'string' ? { certificateCN: cn } : {}) });
+      handle(socket, { remote: `${socket.remoteAddress}:${socket.remotePort}`, transport: 'tls', ...(typeof cn === 'string' ? { certificateCN: cn } : {}) });
     });
     server.on('tlsClientError', (e) => log(`mqtt tls: handshake failed: ${e.message}`));
     listeners.push(server);
@@ -140,7 +142,7 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
       });
       ws.on('close', () => a.closed());
       ws.on('error', (e) => a.closed(e));
-      handle(a.stream, { remote: `${req.socket.remoteAddress}:${req.socket.remotePort}` });
+      handle(a.stream, { remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`, transport: 'ws' });
     });
     http.on('close', () => wss.close());
     listeners.push(http);

@@ -29,6 +29,20 @@ export interface RealPlatform extends Platform {
   resetPresence(): Promise<void>;
   /** The link to a channel (tests and stats). */
   linkFor(channel: string): ChannelLink;
+  /** For the ops server (bridge/ops): the links to channel actors and whether the worker answers. */
+  stats(): PlatformStats;
+}
+
+export interface PlatformStats {
+  linksOpen: number;
+  /** Links with subscriptions or publishes waiting for a socket (connecting, or waiting to connect again). */
+  linksDown: number;
+  /** Publishes sent to channel actors and not answered yet. */
+  unansweredPublishes: number;
+  /** When the worker last answered (ms since the epoch), undefined before its first answer. */
+  workerAnsweredAt: number | undefined;
+  /** Whether the worker answered within the bound the bridge trusts its decisions for. */
+  workerFollowed: boolean;
 }
 
 /**
@@ -83,6 +97,18 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     },
     resetPresence: () => api.resetPresence(),
     linkFor,
+    stats(): PlatformStats {
+      let linksOpen = 0;
+      let linksDown = 0;
+      let unansweredPublishes = 0;
+      for (const l of links.values()) {
+        const state = l.state;
+        if (state === 'open') linksOpen++;
+        else if (state === 'down') linksDown++;
+        unansweredPublishes += l.unansweredPublishes;
+      }
+      return { linksOpen, linksDown, unansweredPublishes, workerAnsweredAt: api.answeredAt, workerFollowed: api.following };
+    },
     async close() {
       api.close();
       reports.close();

@@ -83,6 +83,8 @@ export class InternalApi {
   private epoch: number | undefined;
   /** Decisions may be trusted past `cacheTtlMs` until then (the last answer about changes, plus a margin). */
   private followingUntil = 0;
+  /** When the worker last answered the question about changes (ms; undefined: never yet). The bridge's readiness (bridge/ops). */
+  answeredAt: number | undefined;
   private poller: ReturnType<typeof setTimeout> | undefined;
   private polling: Promise<void> | undefined;
   private closed = false;
@@ -195,6 +197,7 @@ export class InternalApi {
         if (unknown) this.forget(undefined);
         else for (const org of r.orgs) this.forget(org);
         this.epoch = r.epoch;
+        this.answeredAt = asked;
         this.followingUntil = asked + Math.max(this.ttl, 3 * this.pollMs);
         // Listeners hear of known changes only. "Anything may have changed" (the first answer, too
         // many orgs, a database recreated) is left to each session's next packet: told, every
@@ -206,6 +209,11 @@ export class InternalApi {
         this.polling = undefined;
       }
     })());
+  }
+
+  /** Whether access changes are followed: the worker answered within the bound decisions are trusted for. */
+  get following(): boolean {
+    return this.followingUntil > this.now();
   }
 
   /** Calls `listener` after an org's cached answers are forgotten because its access changed. Returns the way to stop. */

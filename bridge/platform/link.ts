@@ -123,6 +123,18 @@ export class ChannelLink {
     return this.subs.size === 0 && this.pending.size === 0 && this.queue.length === 0;
   }
 
+  /**
+   * For the ops server's metrics: `open`, or `down` — subscriptions or publishes wait for a socket
+   * (connecting, or waiting to connect again) — or `idle`: nothing to carry, no socket needed.
+   */
+  get state(): 'open' | 'down' | 'idle' {
+    if (this.open) return 'open';
+    return this.closed || this.refused || this.idle ? 'idle' : 'down';
+  }
+  get unansweredPublishes(): number {
+    return this.pending.size;
+  }
+
   publish(req: PublishRequest): Promise<PublishOutcome> {
     if (this.refused) return Promise.resolve(this.refused);
     const id = this.nextId++;

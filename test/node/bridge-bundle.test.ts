@@ -15,7 +15,7 @@ it('bundles the bridge into one file that starts on its own', async () => {
     expect(statSync(out).size).toBeGreaterThan(10_000);
     const child = spawn(process.execPath, [out], {
       cwd: dir, // no node_modules here
-      env: { ...process.env, EDGEFLUX_BRIDGE_SECRET: 'x', EDGEFLUX_WORKER_URL: 'http://127.0.0.1:9', EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_COAP_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0' },
+      env: { ...process.env, EDGEFLUX_BRIDGE_SECRET: 'x', EDGEFLUX_WORKER_URL: 'http://127.0.0.1:9', EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_COAP_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0', EDGEFLUX_METRICS_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';
@@ -27,7 +27,16 @@ it('bundles the bridge into one file that starts on its own', async () => {
         if (m?.[1]) (clearTimeout(t), ok(m[1]));
       });
     });
-    expect(Object.keys(JSON.parse(ready))).toEqual(expect.arrayContaining(['coap', 'mqtt', 'mqtt-ws']));
+    const listeners = JSON.parse(ready) as Record<string, string>;
+    expect(Object.keys(listeners)).toEqual(expect.arrayContaining(['coap', 'mqtt', 'mqtt-ws', 'metrics']));
+    // Health and metrics from the bundle (prom-client inside it): alive, not ready — no worker answers at port 9.
+    const ops = listeners.metrics!.replace(/\/metrics$/, '');
+    expect((await fetch(`${ops}/healthz`)).status).toBe(200);
+    const readyz = await fetch(`${ops}/readyz`);
+    expect([readyz.status, await readyz.text()]).toEqual([503, 'not ready: the worker has not answered yet\n']);
+    const metrics = await (await fetch(`${ops}/metrics`)).text();
+    expect(metrics).toMatch(/^edgeflux_bridge_worker_up 0$/m);
+    expect(metrics).toMatch(/^process_cpu_seconds_total \d/m);
     const exited = new Promise<number | null>((r) => child.once('exit', r));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { provision, startPlatform, type Platform } from './processes';
+import { freePort, provision, startPlatform, type Platform } from './processes';
 
 /**
  * MQTT against the whole platform (launcher: wrangler dev + bridge, real processes) with stock
@@ -16,6 +16,7 @@ import { provision, startPlatform, type Platform } from './processes';
 const run = promisify(execFile);
 let platform: Platform;
 let w: Awaited<ReturnType<typeof provision>>;
+let metricsPort = 0;
 const state = mkdtempSync(join(tmpdir(), 'edgeflux-mqtt-'));
 const topic = (sub = '') => `channels/${w.channel}/messages${sub ? `/${sub}` : ''}`;
 const clients: MqttClient[] = [];
@@ -62,7 +63,8 @@ const httpPublish = (sub: string, body: string, type = 'text/plain') =>
 
 beforeAll(async () => {
   // Per-device publish rate raised for the burst test; every other limit is the default.
-  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_MQTT_LIMITS: JSON.stringify({ publishRate: 100_000, publishBurst: 100_000 }) });
+  metricsPort = await freePort();
+  platform = await startPlatform({ EDGEFLUX_STATE_DIR: state, EDGEFLUX_METRICS_PORT: String(metricsPort), EDGEFLUX_MQTT_LIMITS: JSON.stringify({ publishRate: 100_000, publishBurst: 100_000 }) });
   w = await provision(platform.url);
 }, 120_000);
 
@@ -78,6 +80,21 @@ afterAll(async () => {
 });
 
 describe('MQTT through the real platform', () => {
+  it('the bridge says it is ready with the real worker, and its metrics count what devices do (EDGEFLUX_METRICS_PORT)', async () => {
+    const ops = `http://127.0.0.1:${metricsPort}`;
+    expect(platform.output()).toContain(`Bridge metrics http://127.0.0.1:${metricsPort}/metrics`);
+    const ready = await fetch(`${ops}/readyz`);
+    expect([ready.status, await ready.text()]).toEqual([200, 'ready\n']);
+    const sample = async (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(await (await fetch(`${ops}/metrics`)).text())?.[1] ?? NaN);
+    const before = await sample('edgeflux_bridge_mqtt_publishes_received_total{qos="1"}');
+    const pub = await client(5, { clientId: 'metrics-e2e' });
+    await pub.publishAsync(topic('metrics'), 'counted', { qos: 1 });
+    expect(await sample('edgeflux_bridge_mqtt_publishes_received_total{qos="1"}')).toBe(before + 1);
+    expect(await sample('edgeflux_bridge_channel_links{state="open"}')).toBeGreaterThanOrEqual(1);
+    expect(await sample('edgeflux_bridge_worker_up')).toBe(1);
+    expect(Date.now() / 1000 - (await sample('edgeflux_bridge_worker_last_answer_timestamp_seconds'))).toBeLessThan(5);
+  });
+
   it('mosquitto_pub → a WebSocket app, and HTTP → mosquitto_sub', async () => {
     const ws = new WebSocket(`${platform.url.replace('http', 'ws')}/channels/${w.channel}/messages/mosq`, { headers: { authorization: `Bearer ${w.token}` } });
     const got: Record<string, unknown>[] = [];

@@ -123,6 +123,18 @@ describe('npm start', () => {
     expect(problems).toEqual([`EDGEFLUX_HTTP_PORT and EDGEFLUX_MQTT_PORT are both ${port}: HTTP API and MQTT need a port each`]);
   });
 
+  it('checks the bridge metrics port where it will listen (EDGEFLUX_METRICS_HOST), naming that variable', async () => {
+    const port = await freePort();
+    const held = createServer();
+    await new Promise<void>((ok) => held.listen({ port, host: '::1', exclusive: true }, () => ok()));
+    try {
+      const cfg = loadConfig({ EDGEFLUX_HTTP_PORT: '0', EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0', EDGEFLUX_COAP_PORT: '0', EDGEFLUX_METRICS_PORT: String(port), EDGEFLUX_METRICS_HOST: '::1' });
+      expect(await portProblems(cfg.host, announcedPorts(cfg))).toEqual([`bridge metrics port [::1]:${port} is already in use (another npm start?): stop what holds it, or set EDGEFLUX_METRICS_PORT to a free port`]);
+    } finally {
+      await new Promise((r) => held.close(r));
+    }
+  });
+
   it.each([
     ['a TLS file that cannot be read', '/nonexistent/cert.pem', 'EDGEFLUX_MQTT_TLS_CERT=/nonexistent/cert.pem cannot be read'],
     ['TLS files that are not PEM', 'package.json', 'EDGEFLUX_MQTT_TLS_CERT=package.json and EDGEFLUX_MQTT_TLS_KEY=package.json are not a PEM certificate and its private key'],

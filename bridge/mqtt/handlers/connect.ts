@@ -48,6 +48,7 @@ function fitConnack(conn: Connection, packet: IConnackPacket): IConnackPacket | 
  */
 function refuse(conn: Connection, rc: number, reason: string): void {
   if (conn.phase === 'closed') return;
+  conn.ctx.counters.connect(rc);
   const packet = fitConnack(
     conn,
     conn.version === 5 ? { cmd: 'connack', sessionPresent: false, reasonCode: rc, properties: { reasonString: reason } } : { cmd: 'connack', sessionPresent: false, returnCode: connackV4(rc) },
@@ -59,6 +60,7 @@ function refuse(conn: Connection, rc: number, reason: string): void {
 /** A CONNECT that breaks its own packet's rules: v5 is told (CONNACK 0x81 / 0x82) [MQTT 5 §4.13]; 3.1.1 is closed unanswered [MQTT-3.1.4-1 (3.1.1)]. */
 function refuseMalformed(conn: Connection, rc: number, reason: string): void {
   if (conn.version === 5) return refuse(conn, rc, reason);
+  conn.ctx.counters.connect(rc);
   void conn.end({ reason: `CONNECT refused: ${reason}`, will: false });
 }
 

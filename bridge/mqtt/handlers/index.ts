@@ -20,7 +20,10 @@ export function dispatch(conn: Connection, packet: Packet): Promise<void> | void
   // [MQTT-3.1.0-1] the first packet must be CONNECT: anything else closes the connection unanswered.
   if (conn.phase !== 'open') return void conn.end({ reason: `${packet.cmd} before CONNECT [MQTT-3.1.0-1]`, will: false });
   const problem = protocolProblem(packet);
-  if (problem) return conn.disconnect(RC.ProtocolError, problem);
+  if (problem) {
+    if (packet.cmd === 'publish') conn.ctx.counters.refusedPublish(RC.ProtocolError);
+    return conn.disconnect(RC.ProtocolError, problem);
+  }
   switch (packet.cmd) {
     case 'publish':
       return handlePublish(conn, packet);

@@ -53,10 +53,17 @@ function ack(conn: Connection, packet: IPublishPacket, rc: number, reason?: stri
  */
 function refuse(conn: Connection, packet: IPublishPacket, r: Result): void {
   const reason = r.reason ?? 'refused';
+  conn.ctx.counters.refusedPublish(r.rc);
   if (conn.version === 4) return conn.disconnect(r.rc, `publish refused: ${reason}`);
   if (packet.qos > 0) return ack(conn, packet, r.rc, reason);
   if (r.qos0) return conn.disconnect(r.qos0, reason);
   conn.log(`QoS 0 publish to ${packet.topic} dropped: ${reason}`);
+}
+
+/** A publish that breaks the protocol: refused (counted with the others) and the connection ends with `rc`. */
+function refuseAndEnd(conn: Connection, rc: number, reason: string): void {
+  conn.ctx.counters.refusedPublish(rc);
+  conn.disconnect(rc, reason);
 }
 
 /** v5 topic aliases, client → server [MQTT-3.3.2-8..12]. Null when the connection was closed for a bad one. */
@@ -64,7 +71,7 @@ function resolveTopic(conn: Connection, packet: IPublishPacket): string | null {
   const alias = packet.properties?.topicAlias;
   if (conn.version !== 5 || alias === undefined) return packet.topic;
   if (alias === 0 || alias > conn.topicAliasMaximum) {
-    conn.disconnect(RC.TopicAliasInvalid, conn.topicAliasMaximum === 0 ? `topic alias ${alias}: this connection takes none` : `topic alias ${alias} is outside 1..${conn.topicAliasMaximum}`);
+    refuseAndEnd(conn, RC.TopicAliasInvalid, conn.topicAliasMaximum === 0 ? `topic alias ${alias}: this connection takes none` : `topic alias ${alias} is outside 1..${conn.topicAliasMaximum}`);
     return null;
   }
   if (packet.topic) {
@@ -72,7 +79,7 @@ function resolveTopic(conn: Connection, packet: IPublishPacket): string | null {
     return packet.topic;
   }
   const known = conn.aliases.get(alias);
-  if (known === undefined) conn.disconnect(RC.ProtocolError, `topic alias ${alias} has no topic yet`);
+  if (known === undefined) refuseAndEnd(conn, RC.ProtocolError, `topic alias ${alias} has no topic yet`);
   return known ?? null;
 }
 
@@ -159,7 +166,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   const { qos } = packet;
   const id = packet.messageId ?? 0;
   // [MQTT-3.2.2-11 (5.0)] above the Maximum QoS of our CONNACK.
-  if (conn.version === 5 && qos > limits.maxQos) return conn.disconnect(RC.QosNotSupported, `QoS ${qos} is above the maximum ${limits.maxQos}`);
+  if (conn.version === 5 && qos > limits.maxQos) return refuseAndEnd(conn, RC.QosNotSupported, `QoS ${qos} is above the maximum ${limits.maxQos}`);
   if (qos === 2 && conn.qos2In.has(id)) {
     // [MQTT-4.3.3-10] a resent QoS 2 PUBLISH before PUBREL: PUBREC again, nothing published twice.
     conn.acks = conn.acks.then(() => {
@@ -170,16 +177,16 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   const topic = resolveTopic(conn, packet);
   if (topic === null) return;
   // [MQTT-3.3.2-2] a topic name with wildcards is a protocol violation, not just an unknown address.
-  if (hasWildcard(topic)) return conn.disconnect(RC.TopicNameInvalid, `wildcards in topic name ${topic}`);
+  if (hasWildcard(topic)) return refuseAndEnd(conn, RC.TopicNameInvalid, `wildcards in topic name ${topic}`);
   // [MQTT-3.3.2-14] a Response Topic is a topic name: wildcards (or nothing) make the packet a protocol error.
   const responseTopic = packet.properties?.responseTopic;
   if (responseTopic !== undefined) {
     const problem = responseTopicProblem(responseTopic);
-    if (problem?.protocol) return conn.disconnect(RC.ProtocolError, problem.reason);
+    if (problem?.protocol) return refuseAndEnd(conn, RC.ProtocolError, problem.reason);
   }
   if (qos > 0) {
     // [MQTT-3.3.4-7] no more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum.
-    if (conn.version === 5 && conn.inboundInflight >= limits.receiveMaximum) return conn.disconnect(RC.ReceiveMaximumExceeded, `more than ${limits.receiveMaximum} unacknowledged publishes`);
+    if (conn.version === 5 && conn.inboundInflight >= limits.receiveMaximum) return refuseAndEnd(conn, RC.ReceiveMaximumExceeded, `more than ${limits.receiveMaximum} unacknowledged publishes`);
     conn.inboundInflight++;
   }
   if (qos === 2) conn.qos2In.add(id);
