@@ -228,6 +228,41 @@ describe('durable MQTT sessions', () => {
   }, 60_000);
 
   /**
+   * MQTT 5 §3.1.3.2.2: the will is delayed until the Will Delay Interval passes or the session ends.
+   * A bridge stopping (SIGTERM: a rolling deploy) ends neither; its delayed wills used to be timers
+   * of the exiting process, dropped — while a SIGKILLed bridge's went out (the session actor's).
+   */
+  it.each([
+    ['published when due if the client does not come back', false],
+    ['cancelled by a reconnect to another bridge within the delay', true],
+  ] as const)('a delayed will of a connection on a bridge that stops cleanly is %s', async (_name, comeBack) => {
+    const clientId = `stop-will-${comeBack}-${Date.now()}`;
+    const sub = `stop-wills-${comeBack}`;
+    const stopping = await startBridge(platform);
+    bridges.push(stopping);
+    const observer = await connect(platform.mqttPort, { protocolVersion: 5, clientId: `observer-${clientId}` });
+    await observer.client.subscribeAsync(topic(sub), { qos: 1 });
+    const wills = received(observer.client);
+    const session = { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 600 } } as const;
+    const a = await connect(stopping.mqttPort, { ...session, properties: { ...session.properties }, will: { topic: topic(sub), payload: Buffer.from('stopped bridge'), qos: 1, retain: false, properties: { willDelayInterval: 2 } } });
+    const told = new Promise<IDisconnectPacket>((r) => a.client.once('disconnect', r));
+    const started = Date.now();
+    await stopping.stop();
+    expect((await told).reasonCode).toBe(0x8b); // Server shutting down
+    if (comeBack) {
+      const b = await connect(platform.mqttPort, { ...session, properties: { ...session.properties } });
+      expect(b.connack.sessionPresent).toBe(true);
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(wills).toEqual([]);
+    } else {
+      await until(() => wills.length >= 1, 15_000);
+      // Not before its delay.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+      expect(wills.map((m) => m.payload)).toEqual(['stopped bridge']);
+    }
+  }, 60_000);
+
+  /**
    * MQTT 5 No Local [MQTT-3.8.3-3]: a will is published on its session's behalf, so that session's
    * own No Local subscription does not get it back when it resumes (Mosquitto 2 neither) — whether
    * the bridge published it (the connection dropped) or the session actor did (the bridge crashed).
