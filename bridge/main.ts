@@ -45,6 +45,23 @@ function followWorkerUrl(moved: (url: string) => void): void {
 }
 
 async function main(): Promise<void> {
+  const listeners: Listener[] = [];
+  let closePlatform: (() => Promise<void>) | undefined;
+  // First of all: in a container the bridge is PID 1, and the kernel drops a signal PID 1 has no
+  // handler for — a `docker stop` while the bridge still waits for the worker (its presence reset)
+  // would otherwise wait out its timeout and end in SIGKILL.
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: closing`);
+    await Promise.allSettled(listeners.map((l) => l.close()));
+    await closePlatform?.();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
   const cfg = loadConfig(process.env);
   const secret = bridgeSecret(cfg.bridgeSecret);
   // Presence is recorded per bridge; a stable id lets a restarted bridge clear what it had online.
@@ -55,8 +72,9 @@ async function main(): Promise<void> {
   if (process.env.EDGEFLUX_WORKER_URL_UPDATES === 'stdin') followWorkerUrl((url) => (workerUrl = url));
   const worker = () => workerUrl;
   const platform = createPlatform({ workerUrl: worker, bridgeSecret: secret, bridgeId, log });
+  closePlatform = () => platform.close();
   await platform.resetPresence().catch((e: unknown) => log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`));
-  const listeners: Listener[] = [];
+  if (stopping) return; // a signal came while the worker was being asked: no listener opens
   // Before the first listener: a TLS file that is wrong stops the bridge with its variable named.
   const tls = tlsFiles(cfg);
 
@@ -78,18 +96,6 @@ async function main(): Promise<void> {
     const tlsServer = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, ...tls });
     listeners.push({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tlsServer.port}`, close: async () => undefined });
   }
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log(`${signal}: closing`);
-    await Promise.allSettled(listeners.map((l) => l.close()));
-    await platform.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 
   for (const l of listeners) log(`${l.name} on ${l.url}`);
   log(`bridge ${bridgeId}, worker ${cfg.workerUrl}, MQTT sessions in ${cfg.mqttSessions === 'platform' ? 'session actors' : 'memory'}`);

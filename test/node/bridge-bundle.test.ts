@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -107,4 +108,30 @@ it('starts on its own (no node_modules) and stops on SIGTERM with exit code 0', 
   expect(Object.keys(JSON.parse(ready))).toEqual(expect.arrayContaining(['coap', 'mqtt', 'mqtt-ws']));
   child.kill('SIGTERM');
   expect(await exited).toEqual({ code: 0, signal: null });
+}, 30_000);
+
+/**
+ * In the container the bridge is PID 1, and the kernel drops any signal PID 1 has no handler for:
+ * a bridge that handled SIGTERM only once it listened ignored `docker stop` while it waited for a
+ * worker that did not answer, until Docker's SIGKILL. Outside a PID namespace the same gap shows as
+ * the default action: killed by the signal, not an exit 0.
+ */
+it('handles SIGTERM from the start: while it waits for a worker that does not answer, it exits 0', async () => {
+  const held: Socket[] = [];
+  const silent = createServer((s) => void held.push(s)); // accepts, never answers
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    const asked = new Promise<void>((r) => silent.once('connection', () => r()));
+    const { child, exited, output } = runImage({ EDGEFLUX_WORKER_URL: `http://127.0.0.1:${port}` });
+    await Promise.race([asked, exited]); // its startup presence reset is waiting for an answer
+    child.kill('SIGTERM');
+    const end = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+    if (end === null) child.kill('SIGKILL');
+    expect(end, output()).toEqual({ code: 0, signal: null });
+    expect(output()).not.toContain('EDGEFLUX_BRIDGE_READY');
+  } finally {
+    for (const s of held) s.destroy();
+    silent.close();
+  }
 }, 30_000);
