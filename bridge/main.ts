@@ -3,6 +3,7 @@
  * `npm run bridge` runs it alone; `npm start` runs it next to the worker. It keeps no state of its
  * own, so any number can run side by side.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -65,7 +66,9 @@ async function main(): Promise<void> {
   const cfg = loadConfig(process.env);
   const secret = bridgeSecret(cfg.bridgeSecret);
   // Presence is recorded per bridge; a stable id lets a restarted bridge clear what it had online.
-  const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort}`;
+  // On port 0 (any free port) the port names nothing: every such bridge of the host would share
+  // `{hostname}:0`, and each one's startup reset would mark the others' devices offline.
+  const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort === 0 ? `0-${randomBytes(4).toString('hex')}` : cfg.mqttPort}`;
   // Under `npm start` the worker moves to a new local port when it reloads: the launcher says where
   // on stdin (`EDGEFLUX_WORKER_URL <url>` lines), and new connections to the worker go there.
   let workerUrl = cfg.workerUrl;

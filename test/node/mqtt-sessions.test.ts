@@ -175,6 +175,20 @@ describe('durable MQTT sessions', () => {
     await untilAsync(async () => (await device()).online === false);
   }, 60_000);
 
+  it('two bridges on MQTT port 0 (any free port) of one host: the second one\'s startup presence reset leaves the first one\'s devices online', async () => {
+    // A device of its own: a crashed bridge of an earlier test still counts the shared one online.
+    w = await provision(platform.url);
+    const anyPort = { EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0', EDGEFLUX_COAP_PORT: '0' };
+    const first = await startBridge(platform, anyPort);
+    bridges.push(first);
+    const port = Number(new URL(JSON.parse(/EDGEFLUX_BRIDGE_READY (.*)/.exec(first.output())![1]!).mqtt as string).port);
+    await connect(port, { protocolVersion: 4, clientId: `port0-${Date.now()}` });
+    await untilAsync(async () => (await device()).online);
+    bridges.push(await startBridge(platform, anyPort));
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await device()).online).toBe(true);
+  }, 60_000);
+
   it('a clean-session client is taken over across bridges too (3.1.1: the first connection is closed)', async () => {
     const clientId = `clean-${Date.now()}`;
     const other = await startBridge(platform);
