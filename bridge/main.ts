@@ -14,6 +14,7 @@ import { DEFAULT_LIMITS, type MqttLimits } from './mqtt/limits';
 import { createMqttServer } from './mqtt/server';
 import { DurableSessionStore } from './mqtt/session-durable';
 import { createPlatform } from './platform';
+import { PlatformError } from './platform/types';
 import { tlsFiles } from './tls-files';
 
 const log = (msg: string) => console.log(`[bridge] ${msg}`);
@@ -76,7 +77,12 @@ async function main(): Promise<void> {
   const worker = () => workerUrl;
   const platform = createPlatform({ workerUrl: worker, bridgeSecret: secret, bridgeId, log });
   closePlatform = () => platform.close();
-  await platform.resetPresence().catch((e: unknown) => log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`));
+  await platform.resetPresence().catch((e: unknown) => {
+    // The reset carries no device credential: a 401 refuses the bridge's own. Every device would be
+    // told its password is wrong (CONNACK 0x86 / 0x04, CoAP 4.01) by a bridge that said it was ready.
+    if (e instanceof PlatformError && e.status === 401) throw new Error(`the worker at ${cfg.workerUrl} refused EDGEFLUX_BRIDGE_SECRET (${e.message}): set it to the worker's BRIDGE_SECRET`);
+    log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`);
+  });
   if (stopping) return; // a signal came while the worker was being asked: no listener opens
   // Before the first listener: a TLS file that is wrong stops the bridge with its variable named.
   const tls = tlsFiles(cfg);

@@ -189,6 +189,12 @@ describe('durable MQTT sessions', () => {
     expect((await device()).online).toBe(true);
   }, 60_000);
 
+  it('a bridge whose EDGEFLUX_BRIDGE_SECRET the worker refuses stops at startup, saying so — it does not tell every device its password is wrong', async () => {
+    const refused: Bridge | Error = await startBridge(platform, { EDGEFLUX_BRIDGE_SECRET: 'not-the-secret' }, 15_000).catch((e: Error) => e);
+    if (!(refused instanceof Error)) bridges.push(refused); // started after all: stopped after the test
+    expect(String(refused)).toMatch(/bridge exited with 1:[\s\S]*refused EDGEFLUX_BRIDGE_SECRET \(bridge credential required\)/);
+  }, 30_000);
+
   it('a clean-session client is taken over across bridges too (3.1.1: the first connection is closed)', async () => {
     const clientId = `clean-${Date.now()}`;
     const other = await startBridge(platform);
