@@ -3,6 +3,7 @@
  * `npm run bridge` runs it alone; `npm start` runs it next to the worker. It keeps no state of its
  * own, so any number can run side by side.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -14,6 +15,7 @@ import { createMqttServer } from './mqtt/server';
 import { DurableSessionStore } from './mqtt/session-durable';
 import { startOpsServer } from './ops/server';
 import { createPlatform } from './platform';
+import { PlatformError } from './platform/types';
 import { tlsFiles } from './tls-files';
 
 const log = (msg: string) => console.log(`[bridge] ${msg}`);
@@ -46,18 +48,45 @@ function followWorkerUrl(moved: (url: string) => void): void {
 }
 
 async function main(): Promise<void> {
+  const listeners: Listener[] = [];
+  let closePlatform: (() => Promise<void>) | undefined;
+  let closeOps: (() => Promise<void>) | undefined;
+  // First of all: in a container the bridge is PID 1, and the kernel drops a signal PID 1 has no
+  // handler for — a `docker stop` while the bridge still waits for the worker (its presence reset)
+  // would otherwise wait out its timeout and end in SIGKILL.
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: closing`);
+    await Promise.allSettled(listeners.map((l) => l.close()));
+    await closePlatform?.();
+    await closeOps?.();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
   const cfg = loadConfig(process.env);
   const secret = bridgeSecret(cfg.bridgeSecret);
   // Presence is recorded per bridge; a stable id lets a restarted bridge clear what it had online.
-  const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort}`;
+  // On port 0 (any free port) the port names nothing: every such bridge of the host would share
+  // `{hostname}:0`, and each one's startup reset would mark the others' devices offline.
+  const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort === 0 ? `0-${randomBytes(4).toString('hex')}` : cfg.mqttPort}`;
   // Under `npm start` the worker moves to a new local port when it reloads: the launcher says where
   // on stdin (`EDGEFLUX_WORKER_URL <url>` lines), and new connections to the worker go there.
   let workerUrl = cfg.workerUrl;
   if (process.env.EDGEFLUX_WORKER_URL_UPDATES === 'stdin') followWorkerUrl((url) => (workerUrl = url));
   const worker = () => workerUrl;
   const platform = createPlatform({ workerUrl: worker, bridgeSecret: secret, bridgeId, log });
-  await platform.resetPresence().catch((e: unknown) => log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`));
-  const listeners: Listener[] = [];
+  closePlatform = () => platform.close();
+  await platform.resetPresence().catch((e: unknown) => {
+    // The reset carries no device credential: a 401 refuses the bridge's own. Every device would be
+    // told its password is wrong (CONNACK 0x86 / 0x04, CoAP 4.01) by a bridge that said it was ready.
+    if (e instanceof PlatformError && e.status === 401) throw new Error(`the worker at ${cfg.workerUrl} refused EDGEFLUX_BRIDGE_SECRET (${e.message}): set it to the worker's BRIDGE_SECRET`);
+    log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`);
+  });
+  if (stopping) return; // a signal came while the worker was being asked: no listener opens
   // Before the first listener: a TLS file that is wrong stops the bridge with its variable named.
   const tls = tlsFiles(cfg);
 
@@ -80,22 +109,10 @@ async function main(): Promise<void> {
     listeners.push({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tlsServer.port}`, close: async () => undefined });
   }
 
-  let stopping = false;
   // Health and metrics, on a port of their own; ready once every listener above is up (and the worker
-  // has answered). Closed last, so a shutdown is seen there ("not ready: shutting down") while it drains.
+  // has answered). Closed last by stop(), so a shutdown is seen there ("not ready: shutting down").
   const ops = cfg.metricsPort === undefined ? undefined : await startOpsServer({ bridgeId, mqtt, coap, platform, notReady: () => (stopping ? 'shutting down' : null) }, cfg.metricsPort, cfg.metricsHost);
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log(`${signal}: closing`);
-    await Promise.allSettled(listeners.map((l) => l.close()));
-    await platform.close();
-    await ops?.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-
+  if (ops) closeOps = () => ops.close();
   // Announced with the listeners; closed by stop() after them.
   const announced = ops ? [...listeners, { name: 'Metrics', url: `http://${urlHost(cfg.metricsHost)}:${ops.port}/metrics` }] : listeners;
   for (const l of announced) log(`${l.name} on ${l.url}`);

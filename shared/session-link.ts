@@ -10,7 +10,9 @@
  *   bridge → actor
  *     open     {id, clean, expiry, will?}     claim the session; `expiry` and `will` apply if this socket is lost
  *     save     {id, epoch, state}             checkpoint of a live session
- *     release  {id, epoch, state|null, expiry} the connection ended; keep `state` `expiry` seconds
+ *     release  {id, epoch, state|null, expiry, willDelay?} the connection ended; keep `state` `expiry` seconds;
+ *                                          with `willDelay` the actor publishes the will of `open` after that
+ *                                          many seconds unless the session is claimed first (a bridge shutting down)
  *     attach   {id, epoch}                    the socket dropped, the connection lives on: hold it again
  *     done     {}                             answer to `takeover`: the old holder has finished
  *   actor → bridge
@@ -59,7 +61,7 @@ export interface SessionWill {
 export type SessionBridgeOp =
   | { op: 'open'; id: number; clean: boolean; expiry: number; will?: SessionWill }
   | { op: 'save'; id: number; epoch: number; state: unknown }
-  | { op: 'release'; id: number; epoch: number; state: unknown; expiry: number }
+  | { op: 'release'; id: number; epoch: number; state: unknown; expiry: number; willDelay?: number }
   | { op: 'attach'; id: number; epoch: number }
   | { op: 'done' };
 
@@ -152,8 +154,11 @@ export function parseBridgeOp(text: string): SessionBridgeOp {
     case 'save':
       if (!('state' in o)) throw new SessionFrameError('save needs a state');
       return { op: 'save', id: int(o, 'id'), epoch: int(o, 'epoch'), state: o.state };
-    case 'release':
-      return { op: 'release', id: int(o, 'id'), epoch: int(o, 'epoch'), state: o.state ?? null, expiry: int(o, 'expiry', MAX_EXPIRY) };
+    case 'release': {
+      const op: SessionBridgeOp = { op: 'release', id: int(o, 'id'), epoch: int(o, 'epoch'), state: o.state ?? null, expiry: int(o, 'expiry', MAX_EXPIRY) };
+      if (o.willDelay !== undefined) op.willDelay = int(o, 'willDelay', MAX_EXPIRY);
+      return op;
+    }
     case 'attach':
       return { op: 'attach', id: int(o, 'id'), epoch: int(o, 'epoch') };
     case 'done':

@@ -21,7 +21,7 @@ import { blockReply, type Representation } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import { Liveness } from './liveness';
-import { errorReply, platformStatus } from './replies';
+import { errorReply, platformStatus, unavailable } from './replies';
 import { deliveryRepresentation, emptyRepresentation, formatOfDelivery } from './representation';
 import type { Reply, Send } from './types';
 
@@ -247,9 +247,19 @@ export class Observers {
     this.ctx.log.debug('coap: observation ended', { endpoint: o.epKey, channel: o.target.channel, why });
   }
 
+  /**
+   * The bridge stops: each observation ends with a last 5.03 (no Observe option, §3.2, §4.2), so its
+   * client knows it is no longer observing and registers again — at another bridge behind the same
+   * address, or this one restarted — instead of waiting out the last Max-Age (an hour) in silence.
+   * Non-confirmable: nothing would be left to retransmit it.
+   */
   close(): void {
     this.stopFollowing?.();
-    for (const o of [...this.byKey.values()]) this.remove(o, 'server closing');
+    for (const o of [...this.byKey.values()]) {
+      const { epKey, send, token } = o;
+      this.remove(o, 'server closing');
+      this.ctx.layer.sendResponse(epKey, send, token, unavailable(this.ctx.limits, 'server shutting down'), false, {});
+    }
     this.liveness.close();
   }
 }

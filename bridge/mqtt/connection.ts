@@ -66,6 +66,12 @@ interface EndOptions {
    * what the new connection publishes).
    */
   willNow?: boolean;
+  /**
+   * The bridge is shutting down: a delayed will is left to the session store when it keeps wills
+   * (session actors), which publishes it when due unless the client reconnects first, instead of
+   * being a timer in a process about to exit.
+   */
+  willToStore?: boolean;
 }
 
 let lastId = 0;
@@ -381,7 +387,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
    * Server-initiated end: v5 hears why (DISCONNECT with a reason code) [MQTT-4.13.2-1]; the will
    * goes out. While a CONNECT is being handled the answer is a CONNACK with that code instead.
    */
-  disconnect(reasonCode: number, reason: string, will = true): void {
+  disconnect(reasonCode: number, reason: string, will = true, willToStore = false): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'connecting') {
       this.ctx.counters.connect(reasonCode);
@@ -390,7 +396,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       this.ctx.counters.disconnected(reasonCode);
       if (this.version === 5) this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: reason } });
     }
-    void this.end({ reason, will });
+    void this.end({ reason, will, willToStore });
   }
 
   /** SessionHolder: another connection claimed this session [MQTT-3.1.4-3]. */
@@ -430,6 +436,8 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   end(opts: EndOptions): Promise<void> {
     if (this.ending) return this.ending;
     const wasOpen = this.phase === 'open';
+    /** A delayed will left to the session store (shutdown). */
+    let willDelay: number | undefined;
     this.phase = 'closed';
     for (const t of [this.connectTimer, this.checkpointTimer]) t?.cancel();
     this.ctx.keepalive.unwatch(this);
@@ -453,12 +461,13 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
       // [MQTT-3.1.2-8] the will is published unless the client said DISCONNECT (0x00).
       if (opts.will && this.will && this.principal) {
         const delay = opts.willNow || this.version === 4 ? 0 : Math.min(this.will.delay, this.sessionExpiry);
-        this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay, !opts.willNow);
+        if (delay > 0 && opts.willToStore && this.ctx.store.keepsWills) willDelay = delay;
+        else this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay, !opts.willNow);
       }
     }
     const state = wasOpen && this.sessionExpiry > 0 ? this.snapshot() : null;
     this.ending = wasOpen
-      ? this.ctx.store.release(this.sessionKey, this.epoch, state, state ? this.sessionExpiry : 0).catch((e: unknown) => this.log(`session not saved: ${e instanceof Error ? e.message : String(e)}`))
+      ? this.ctx.store.release(this.sessionKey, this.epoch, state, state ? this.sessionExpiry : 0, willDelay === undefined ? {} : { willDelay }).catch((e: unknown) => this.log(`session not saved: ${e instanceof Error ? e.message : String(e)}`))
       : Promise.resolve();
     return this.ending;
   }

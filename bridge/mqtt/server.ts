@@ -160,10 +160,12 @@ export function createMqttServer(opts: MqttServerOptions): MqttServer {
       stopFollowing?.();
       const stopped = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
       // Ending every connection: wills without delay go out (the bridge, not the device, went away — but
-      // a device that does not come back must still be seen to be gone); delayed wills are dropped.
+      // a device that does not come back must still be seen to be gone); delayed ones are left to the
+      // session actors, which publish them when due unless the client reconnects first (the memory
+      // store cannot: there they are dropped, as timers of this process).
       const ended = [...connections].map((c) => {
-        c.disconnect(RC.ServerShuttingDown, 'server shutting down');
-        return c.end({ reason: 'server shutting down', will: true });
+        c.disconnect(RC.ServerShuttingDown, 'server shutting down', true, true);
+        return c.end({ reason: 'server shutting down', will: true, willToStore: true });
       });
       await Promise.allSettled(ended);
       await ctx.wills.close();

@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { CLOSE_TAKEN_OVER, parseActorOp, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
 import { propertyPairs } from '../platform/link-frames';
 import { PlatformError, wsUrl, type WorkerUrl } from '../platform/types';
-import type { OpenOptions, SessionHolder, SessionLease, SessionState, SessionStore } from './session';
+import type { OpenOptions, ReleaseOptions, SessionHolder, SessionLease, SessionState, SessionStore } from './session';
 
 /**
  * Sessions kept by the platform: one session actor (objects/session/) per session key, reached
@@ -325,12 +325,15 @@ export class DurableSessionStore implements SessionStore {
     return r.op === 'saved' && r.ok;
   }
 
-  async release(key: string, epoch: number, state: SessionState | null, expirySeconds: number): Promise<void> {
+  /** The session actor publishes a will left with a release when it is due. */
+  readonly keepsWills = true;
+
+  async release(key: string, epoch: number, state: SessionState | null, expirySeconds: number, opts: ReleaseOptions = {}): Promise<void> {
     const h = this.held.get(this.id(key, epoch));
     if (!h) return;
     h.releasing = true;
     try {
-      await h.request({ op: 'release', epoch, state, expiry: expirySeconds });
+      await h.request({ op: 'release', epoch, state, expiry: expirySeconds, ...(opts.willDelay !== undefined ? { willDelay: opts.willDelay } : {}) });
     } finally {
       // Also when the release failed: a socket nobody needs does not stay open.
       h.released = true;

@@ -96,7 +96,20 @@ export interface SessionStore {
    * otherwise it is kept that long [MQTT-3.1.2-23 (5.0)]. The holder stays registered so a later
    * `open` still notifies it (a pending delayed will). Ignored when `epoch` is stale.
    */
-  release(key: string, epoch: number, state: SessionState | null, expirySeconds: number): Promise<void>;
+  release(key: string, epoch: number, state: SessionState | null, expirySeconds: number, opts?: ReleaseOptions): Promise<void>;
+  /**
+   * The store can publish a released connection's will later itself (`ReleaseOptions.willDelay`):
+   * a bridge shutting down leaves its connections' delayed wills there instead of dropping them.
+   */
+  readonly keepsWills?: boolean;
+}
+
+export interface ReleaseOptions {
+  /**
+   * Stores that keep wills (`keepsWills`): publish the will given to `open` after this many
+   * seconds, unless the session is claimed first [MQTT-3.1.3-9].
+   */
+  willDelay?: number;
 }
 
 interface Entry {

@@ -32,7 +32,8 @@ interface PendingWill {
  * [MQTT-3.1.3-9]; a new connection with Clean Start ends the session, so the will goes at once.
  * A will waiting to be tried again (503) is the session's too: a reconnect cancels it the same way
  * (else a client back within the second would see its old will published after its new messages).
- * Delayed wills live in this process: a bridge that stops drops them (docs/mqtt.md).
+ * Delayed wills live in this process: a bridge that stops drops them — except those of connections
+ * still open then, which the server leaves to the session actors (`willToStore`, docs/mqtt.md).
  */
 export class Wills {
   private readonly pending = new Map<string, PendingWill>();

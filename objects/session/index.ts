@@ -127,7 +127,7 @@ export class SessionActor extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     let row = this.store.read();
     if (row && row.willDue !== null && Date.now() >= row.willDue) {
-      // (willDue is never earlier than the reattach grace: a bridge that attached again cleared it.)
+      // (A lost holder's willDue is never earlier than the reattach grace: a bridge that attached again cleared it.)
       await this.publishWill(row);
       row = { ...row, will: null, willDue: null };
       this.store.write(row);
@@ -207,9 +207,12 @@ export class SessionActor extends DurableObject<Env> {
     if (state !== null && state.length > MAX_STATE_BYTES) return send(ws, { op: 'error', id: op.id, code: 'state_too_large', reason: `a session state is at most ${MAX_STATE_BYTES} bytes` });
     const now = Date.now();
     // The socket stays open: it is still the holder (a pending delayed will hears of a reconnect).
-    // Its bridge has dealt with the will: the actor forgets it.
-    this.store.write({ ...row, state, expiry: op.expiry, releasedAt: now, will: null, willDue: null });
-    await this.ctx.storage.setAlarm(now + op.expiry * 1000);
+    // Its bridge has dealt with the will, and the actor forgets it — unless the bridge is shutting
+    // down and leaves a delayed will here (`willDelay`): then it goes out when due, as a lost
+    // holder's would, unless the session is claimed first [MQTT-3.1.3-9].
+    const willDue = op.willDelay !== undefined && row.will ? now + op.willDelay * 1000 : null;
+    this.store.write({ ...row, state, expiry: op.expiry, releasedAt: now, will: willDue === null ? null : row.will, willDue });
+    await this.ctx.storage.setAlarm(Math.min(now + op.expiry * 1000, willDue ?? Infinity));
     send(ws, { op: 'released', id: op.id, ok: true });
   }
 

@@ -328,5 +328,24 @@ describe('session actor', () => {
       await runDurableObjectAlarm(stub(key));
       expect(await wills(channel)).toEqual([]);
     });
+
+    it('keeps the will a release leaves with it (willDelay: a bridge shutting down) and publishes it when due, unless the session is claimed first', async () => {
+      for (const claimed of [false, true]) {
+        const key = newKey();
+        const channel = crypto.randomUUID();
+        const a = await connect(key);
+        // (A bridge leaves min(will delay, session expiry); 0 here so that the alarm finds it due.)
+        const { epoch } = await open(a, false, 600, willOn(channel, claimed ? 300 : 0));
+        const before = Date.now();
+        expect(await request(a, { op: 'release', id: 1, epoch, state: { s: 1 }, expiry: 600, willDelay: claimed ? 300 : 0 })).toEqual({ op: 'released', id: 1, ok: true });
+        a.ws.close(1000, 'released');
+        const row = await stored(key);
+        expect(row?.will).not.toBeNull();
+        expect(row?.willDue).toBeGreaterThanOrEqual(before + (claimed ? 300_000 : 0));
+        if (claimed) await open(await connect(key));
+        else await runDurableObjectAlarm(stub(key));
+        expect(await wills(channel)).toEqual(claimed ? [] : [['gone', 'dev-9', 'status', [['k', 'v']]]]);
+      }
+    });
   });
 });

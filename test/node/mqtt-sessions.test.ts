@@ -175,6 +175,26 @@ describe('durable MQTT sessions', () => {
     await untilAsync(async () => (await device()).online === false);
   }, 60_000);
 
+  it('two bridges on MQTT port 0 (any free port) of one host: the second one\'s startup presence reset leaves the first one\'s devices online', async () => {
+    // A device of its own: a crashed bridge of an earlier test still counts the shared one online.
+    w = await provision(platform.url);
+    const anyPort = { EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0', EDGEFLUX_COAP_PORT: '0' };
+    const first = await startBridge(platform, anyPort);
+    bridges.push(first);
+    const port = Number(new URL(JSON.parse(/EDGEFLUX_BRIDGE_READY (.*)/.exec(first.output())![1]!).mqtt as string).port);
+    await connect(port, { protocolVersion: 4, clientId: `port0-${Date.now()}` });
+    await untilAsync(async () => (await device()).online);
+    bridges.push(await startBridge(platform, anyPort));
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await device()).online).toBe(true);
+  }, 60_000);
+
+  it('a bridge whose EDGEFLUX_BRIDGE_SECRET the worker refuses stops at startup, saying so — it does not tell every device its password is wrong', async () => {
+    const refused: Bridge | Error = await startBridge(platform, { EDGEFLUX_BRIDGE_SECRET: 'not-the-secret' }, 15_000).catch((e: Error) => e);
+    if (!(refused instanceof Error)) bridges.push(refused); // started after all: stopped after the test
+    expect(String(refused)).toMatch(/bridge exited with 1:[\s\S]*refused EDGEFLUX_BRIDGE_SECRET \(bridge credential required\)/);
+  }, 30_000);
+
   it('a clean-session client is taken over across bridges too (3.1.1: the first connection is closed)', async () => {
     const clientId = `clean-${Date.now()}`;
     const other = await startBridge(platform);
@@ -225,6 +245,41 @@ describe('durable MQTT sessions', () => {
     // After the actor's reattach grace (10 s): the bridge might only have lost its socket.
     await until(() => wills.length >= 1, 20_000);
     expect(wills.map((m) => m.payload)).toEqual(['bridge lost me']);
+  }, 60_000);
+
+  /**
+   * MQTT 5 §3.1.3.2.2: the will is delayed until the Will Delay Interval passes or the session ends.
+   * A bridge stopping (SIGTERM: a rolling deploy) ends neither; its delayed wills used to be timers
+   * of the exiting process, dropped — while a SIGKILLed bridge's went out (the session actor's).
+   */
+  it.each([
+    ['published when due if the client does not come back', false],
+    ['cancelled by a reconnect to another bridge within the delay', true],
+  ] as const)('a delayed will of a connection on a bridge that stops cleanly is %s', async (_name, comeBack) => {
+    const clientId = `stop-will-${comeBack}-${Date.now()}`;
+    const sub = `stop-wills-${comeBack}`;
+    const stopping = await startBridge(platform);
+    bridges.push(stopping);
+    const observer = await connect(platform.mqttPort, { protocolVersion: 5, clientId: `observer-${clientId}` });
+    await observer.client.subscribeAsync(topic(sub), { qos: 1 });
+    const wills = received(observer.client);
+    const session = { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 600 } } as const;
+    const a = await connect(stopping.mqttPort, { ...session, properties: { ...session.properties }, will: { topic: topic(sub), payload: Buffer.from('stopped bridge'), qos: 1, retain: false, properties: { willDelayInterval: 2 } } });
+    const told = new Promise<IDisconnectPacket>((r) => a.client.once('disconnect', r));
+    const started = Date.now();
+    await stopping.stop();
+    expect((await told).reasonCode).toBe(0x8b); // Server shutting down
+    if (comeBack) {
+      const b = await connect(platform.mqttPort, { ...session, properties: { ...session.properties } });
+      expect(b.connack.sessionPresent).toBe(true);
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(wills).toEqual([]);
+    } else {
+      await until(() => wills.length >= 1, 15_000);
+      // Not before its delay.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+      expect(wills.map((m) => m.payload)).toEqual(['stopped bridge']);
+    }
   }, 60_000);
 
   /**

@@ -1,6 +1,8 @@
+import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, request, type IncomingMessage, type ObserveReadStream } from 'coap';
+import { Code, decode, encode, Opt, Type, uintOption, uriPathOptions, uriQueryOptions, type CoapMessage } from '../../../shared/coap';
 import { createCoapServer, type CoapServer } from '../server';
 import { KEY } from './harness';
 import { MemoryPlatform } from './memory-platform';
@@ -83,5 +85,32 @@ describe('UDP interop with node-coap', () => {
     expect(v6.port).toBe(port);
     const res = await send({ hostname: '::1', port, method: 'POST', pathname: '/channels/c1/messages', query: `auth=${KEY}` }, 'over v6');
     expect(res.code).toBe('2.04');
+  });
+});
+
+describe('stopping the server', () => {
+  /**
+   * RFC 7641 §3.2, §4.2: a last non-2.xx response (no Observe option) tells the client it is no
+   * longer observing. Without it a bridge that stopped left its observers waiting out the last
+   * Max-Age (an hour) in silence, instead of registering again at another bridge or this one restarted.
+   */
+  it('ends each observation with a last 5.03, which reaches the client before the socket closes', async () => {
+    const { port } = await start('127.0.0.1');
+    const device = createSocket('udp4');
+    await new Promise<void>((r) => device.bind(0, '127.0.0.1', () => r()));
+    const got: CoapMessage[] = [];
+    device.on('message', (m) => got.push(decode(new Uint8Array(m))));
+    const token = Uint8Array.of(9, 9);
+    const options = [...uriPathOptions(['channels', 'c1', 'messages', 'room']), ...uriQueryOptions([`auth=${KEY}`]), uintOption(Opt.Observe, 0)];
+    device.send(encode({ type: Type.CON, code: Code.GET, messageId: 0x200, token, options, payload: new Uint8Array() }), port, '127.0.0.1');
+    await expect.poll(() => got.length).toBe(1);
+    expect(got[0]).toMatchObject({ type: Type.ACK, code: Code.Content });
+    await server!.close();
+    server = undefined;
+    await expect.poll(() => got.length).toBe(2);
+    const last = got[1]!;
+    expect(last).toMatchObject({ code: Code.ServiceUnavailable, token });
+    expect(last.options.some((o) => o.number === Opt.Observe)).toBe(false);
+    device.close();
   });
 });
