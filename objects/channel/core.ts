@@ -254,6 +254,8 @@ export class ChannelCore {
       this.cancelDrainTimer();
       await this.ctx.storage.setAlarm(at);
       this.alarmAt = at;
+      // A subscriber's credential expiring before the back-off ends still closes on time (its alarm drains early, once).
+      await this.access.armExpiry();
       return;
     }
     if (this.backoffUntil > Date.now()) return; // the back-off alarm drains
@@ -282,7 +284,7 @@ export class ChannelCore {
     await this.ctx.storage.setAlarm(this.alarmAt);
   }
 
-  /** Makes sure the alarm fires no later than `at` (retention.ts: its sweeps share the drain's alarm). */
+  /** Makes sure the alarm fires no later than `at` (retention.ts and access.ts: sweeps and credential expiries share the drain's alarm). */
   async alarmNoLaterThan(at: number): Promise<void> {
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= at) return;
