@@ -1,8 +1,11 @@
-import { evictDurableObject } from 'cloudflare:test';
+import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { RECHECK_WINDOW_MS, recheckLiveChannelsSoon } from '../../workers/lib/rechecks';
 import { signToken } from '../../workers/auth/tokens';
+import type { ChannelCore } from '../../objects/channel/core';
+import type { ChannelActor } from '../../objects/channel/index';
+import { msg } from '../../objects/channel/test-helpers';
 import { api, newOrg, newUser, worker } from './helpers';
 
 /** An org with `nCh` channels, each with a live WebSocket subscriber (device 0), and a spare device to connect and disconnect. */
@@ -174,6 +177,47 @@ describe('an idle socket whose credential runs out', () => {
     expect(s.closed).toMatchObject({ code: 4401, reason: 'the API key expired' });
     expect(s.closed!.at - exp).toBeLessThan(1000);
     expect(s.closed!.at).toBeGreaterThanOrEqual(exp);
+  }, 20_000);
+});
+
+describe('a delivery held for its question', () => {
+  it('is not sent when the credential expires while the question is pending and the question then fails', async () => {
+    const u = await newUser();
+    const org = (await newOrg(u.token)).id;
+    const ch = (await api('POST', `/orgs/${org}/channels`, { token: u.token, body: { name: 'held' } })).body.id as string;
+    const short = await signToken(env, { typ: 'user', sub: u.id }, 3);
+    const exp = expOf(short);
+    const s = await listen(ch, `Bearer ${short}`);
+    expect(await until(() => s.frames.some((f) => f.type === 'subscribed'), 2000)).toBe(true);
+    // Woken from hibernation, the actor has no answer for the socket's principal: its next delivery waits for one.
+    await evictDurableObject(actor(ch));
+    await runInDurableObject(actor(ch), async (instance: ChannelActor, state) => {
+      const core = (instance as unknown as { core: ChannelCore }).core;
+      // The one fake: the PDP's D1 read for this actor's question answers only after the expiry, and fails
+      // (a D1 failure that settles after a given instant cannot be caused for real). A failed question keeps
+      // the last answer — here none, so the worker's "allowed" at the upgrade.
+      const db = core.env.DB;
+      const slowFailing = new Proxy(db, {
+        get: (target, prop) =>
+          prop === 'batch'
+            ? async () => {
+                await new Promise((r) => setTimeout(r, exp - Date.now() + 500));
+                throw new Error('D1 unavailable (injected)');
+              }
+            : Reflect.get(target, prop, target),
+      });
+      Object.defineProperty(core, 'env', { value: { ...core.env, DB: slowFailing } });
+      // The alarm closes the socket at the expiry (its own test is above); here it is late, as an alarm may be.
+      await state.storage.deleteAlarm();
+    });
+    // Published before the expiry: held while the question is pending.
+    expect(Date.now()).toBeLessThan(exp - 500);
+    const [r] = await actor(ch).publish([msg({ payload: new TextEncoder().encode('held') })], ch);
+    expect(r).toMatchObject({ ok: true });
+    expect(await until(() => s.closed !== undefined, exp - Date.now() + 3000)).toBe(true);
+    expect(s.frames.filter((f) => f.type === 'message')).toEqual([]);
+    expect(s.closed).toMatchObject({ code: 4401, reason: 'the access token expired' });
+    expect(s.closed!.at).toBeGreaterThanOrEqual(exp + 500);
   }, 20_000);
 });
 
