@@ -210,6 +210,19 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect((await rows(ch)).map((r) => r.payload)).toEqual(['a']);
   });
 
+  it('keeps the earliest of alarms asked for at once by a fresh instance (no stale read of the alarm hides one)', async () => {
+    const ch = newChannel();
+    await actor(ch).info();
+    await evictDurableObject(actor(ch)); // the next instance does not know its alarm yet
+    const at = Date.now() + 60_000;
+    await runInDurableObject(actor(ch), async (instance: ChannelActor) => {
+      const core = (instance as unknown as { core: ChannelCore }).core;
+      await Promise.all([core.alarmNoLaterThan(at), core.alarmNoLaterThan(at + 30_000)]);
+    });
+    expect(await alarmOf(ch)).toBe(at);
+    await runInDurableObject(actor(ch), (_i: ChannelActor, state) => state.storage.deleteAlarm());
+  });
+
   it('stores each row once however often a batch is retried (crash between the D1 write and the outbox delete)', async () => {
     const ch = newChannel();
     await actor(ch).publish([msg({ payload: text('a') }), msg({ payload: new Uint8Array([1, 2]), contentType: 'application/octet-stream' })], ch);
