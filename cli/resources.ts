@@ -155,7 +155,11 @@ export function accessCommands(program: Command): void {
     .option('--name <name>')
     .option('--scopes <scopes>', 'replaces the scopes', list)
     .action(run(async (ctx, id: string, o: { name?: string; scopes?: string[] }) => show(ctx.out, await ctx.client.org(ctx.org()).apps.update(id, o))));
-  apps.command('rotate-secret <id>').action(run(async (ctx, id: string) => show(ctx.out, await ctx.client.org(ctx.org()).apps.rotateSecret(id))));
+  apps
+    .command('rotate-secret <id>')
+    .description('a new client secret (shown once); the old one stops working at once')
+    .option('--revoke-issued', 'also revoke every API key the app issued and end its access tokens at once (after a leak)')
+    .action(run(async (ctx, id: string, o: { revokeIssued?: boolean }) => show(ctx.out, await ctx.client.org(ctx.org()).apps.rotateSecret(id, o.revokeIssued ? { revokeIssued: true } : undefined))));
   apps.command('delete <id>').action(run(async (ctx, id: string) => (await ctx.client.org(ctx.org()).apps.delete(id), show(ctx.out, { deleted: id }))));
 
   const keys = program.command('keys').description('API keys: scoped, expiring, revocable');

@@ -75,7 +75,8 @@ export function orgScope(http: Http, org: string) {
       get: (id: string) => http.json<T.App>('GET', at('apps', id)),
       update: (id: string, body: T.AppUpdate) => http.json<T.App>('PATCH', at('apps', id), { json: body }),
       delete: (id: string) => http.none('DELETE', at('apps', id)),
-      rotateSecret: (id: string) => http.json<T.AppWithSecret>('POST', at('apps', id, 'secret')),
+      /** `revokeIssued`: also revoke the keys the app issued and end its tokens at once (after a leak); no body without it, as before. */
+      rotateSecret: (id: string, opts?: T.SecretRotation) => http.json<T.RotatedApp>('POST', at('apps', id, 'secret'), opts?.revokeIssued !== undefined ? { json: opts } : {}),
     },
     keys: {
       issue: (body: T.ApiKeyCreate) => http.json<T.ApiKeyWithSecret>('POST', at('keys'), { json: body }),

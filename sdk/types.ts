@@ -5,7 +5,7 @@
  */
 import type { SenmlRecord as ResolvedSenmlRecord } from '../shared/senml/types';
 import type { z } from '@hono/zod-openapi';
-import type { App as AppS, AppCreate as AppCreateS, AppUpdate as AppUpdateS, AppWithSecret as AppWithSecretS, TokenResponse } from '../workers/apps/schemas';
+import type { App as AppS, AppCreate as AppCreateS, AppUpdate as AppUpdateS, AppWithSecret as AppWithSecretS, RotatedApp as RotatedAppS, SecretRotation as SecretRotationS, TokenResponse } from '../workers/apps/schemas';
 import type { Channel as ChannelS, ChannelCreate as ChannelCreateS, ChannelLimits as ChannelLimitsS, ChannelLimitsPatch as ChannelLimitsPatchS, ChannelUpdate as ChannelUpdateS } from '../workers/channels/schemas';
 import type { Connection as ConnectionS, ConnectedChannel as ConnectedChannelS, ConnectedDevice as ConnectedDeviceS, ConnectRequest, ConnectionType as ConnectionTypeS, DisconnectRequest } from '../workers/connections/schemas';
 import type { Device as DeviceS, DeviceCreate as DeviceCreateS, DeviceUpdate as DeviceUpdateS, DeviceWithKey as DeviceWithKeyS, KeyRotated } from '../workers/devices/schemas';
@@ -69,6 +69,9 @@ export type ConnectedChannel = z.infer<typeof ConnectedChannelS>;
 
 export type App = z.infer<typeof AppS>;
 export type AppWithSecret = z.infer<typeof AppWithSecretS>;
+/** A rotated app: `revoked_keys` with `revokeIssued`. */
+export type RotatedApp = z.infer<typeof RotatedAppS>;
+export type SecretRotation = z.input<typeof SecretRotationS>;
 export type AppCreate = z.input<typeof AppCreateS>;
 export type AppUpdate = z.input<typeof AppUpdateS>;
 export type AppToken = z.infer<typeof TokenResponse>;

@@ -37,6 +37,15 @@ interface Held {
   bytes: number;
 }
 
+/** The socket's credential expiry (`exp`, seconds), from its attachment alone (so after hibernation too); null: it does not expire. */
+function expiryOf(att: SubscriberAttachment): { exp: number; key: boolean } | null {
+  const p = att.principal;
+  if (!p) return att.expiry ?? null;
+  return p.kind === 'device' || p.exp === undefined ? null : { exp: p.exp, key: p.kind === 'key' };
+}
+
+const expiredReason = (key: boolean): string => (key ? 'the API key expired' : 'the access token expired');
+
 /** Who decides alike (principalIdentity), per action: built once per principal object. */
 const keysOf = new WeakMap<Principal, { subscribe: string; publish: string }>();
 function keyOf(p: Principal, action: Action): string {
@@ -93,21 +102,66 @@ export class SubscriberAccess {
    */
   remember(ws: WebSocket, att: SubscriberAttachment, principal: Principal | undefined): SubscriberAttachment {
     this.acceptedAt.set(ws, Date.now());
-    if (principal && JSON.stringify({ ...att, principal }).length > ATTACHMENT_BUDGET) {
-      this.unattached.set(ws, principal);
-      att = { ...att, principalInMemory: true };
-    } else if (principal) {
+    const remembered = this.attach(ws, att, principal);
+    const e = expiryOf(remembered);
+    if (e) this.armAt(e.exp * 1000);
+    return remembered;
+  }
+
+  private attach(ws: WebSocket, att: SubscriberAttachment, principal: Principal | undefined): SubscriberAttachment {
+    if (principal && JSON.stringify({ ...att, principal }).length > ATTACHMENT_BUDGET) return this.inMemory(ws, att, principal);
+    if (principal) {
       try {
         const withPrincipal = { ...att, principal };
         this.core.sockets.remember(ws, withPrincipal);
         return withPrincipal;
       } catch {
-        this.unattached.set(ws, principal);
-        att = { ...att, principalInMemory: true };
+        return this.inMemory(ws, att, principal);
       }
     }
     this.core.sockets.remember(ws, att);
     return att;
+  }
+
+  /** The principal stays in memory; its expiry, a few bytes, goes in the attachment all the same (`closeExpired`). */
+  private inMemory(ws: WebSocket, att: SubscriberAttachment, principal: Principal): SubscriberAttachment {
+    this.unattached.set(ws, principal);
+    const expiry = expiryOf({ ...att, principal });
+    const remembered: SubscriberAttachment = { ...att, principalInMemory: true, ...(expiry ? { expiry } : {}) };
+    this.core.sockets.remember(ws, remembered);
+    return remembered;
+  }
+
+  /**
+   * The alarm fired (it is shared with the drain and the retention sweeps, core.ts): every
+   * subscriber whose credential has run out is refused and closed (4401), though nothing is
+   * delivered to it — an idle socket does not outlive its token. Reads each `exp` from the
+   * attachments, so a hibernated actor woken by the alarm finds them.
+   */
+  closeExpired(now = Date.now()): void {
+    for (const ws of this.core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
+      if (ws.readyState !== WebSocket.READY_STATE_OPEN) continue;
+      const s = this.core.sockets.subscriber(ws);
+      const e = s && expiryOf(s.att);
+      if (e && e.exp * 1000 <= now) this.refuse(ws, CLOSE_UNAUTHORIZED, expiredReason(e.key));
+    }
+  }
+
+  /** Makes sure the alarm fires by the earliest expiry of an open subscriber's credential (after `closeExpired`, or after a drain's back-off moved the alarm later). */
+  async armExpiry(): Promise<void> {
+    let next = Infinity;
+    for (const ws of this.core.ctx.getWebSockets(TAG_SUBSCRIBER)) {
+      if (ws.readyState !== WebSocket.READY_STATE_OPEN) continue;
+      const s = this.core.sockets.subscriber(ws);
+      const e = s && expiryOf(s.att);
+      if (e && e.exp * 1000 < next) next = e.exp * 1000;
+    }
+    if (next !== Infinity) await this.core.alarmNoLaterThan(next);
+  }
+
+  /** A new subscriber's expiry: the alarm fires by then (in the background: accepting it does not wait for the write). */
+  private armAt(at: number): void {
+    this.core.alarmNoLaterThan(at).catch((e: unknown) => console.error(`channel ${this.core.store.channel}: no alarm set for a subscriber's credential expiry; it closes on its next delivery`, e));
   }
 
   /** The socket's principal; undefined for sockets accepted before principals were kept; null when it was lost across hibernation. */
@@ -247,11 +301,12 @@ export class SubscriberAccess {
    * A credential with an `exp` (a session or app token, an API key issued to expire) that has run
    * out: the socket is refused and closed (4401) before anything more is sent to it or taken from
    * it. A cached "allowed" would otherwise carry a busy channel's deliveries on for up to the
-   * decision's bound after the expiry (the next question would answer 401 only then).
+   * decision's bound after the expiry (the next question would answer 401 only then). A socket
+   * that gets nothing closes at the expiry all the same, on the alarm (`closeExpired`).
    */
   private expired(ws: WebSocket, p: Principal, now: number): boolean {
     if (p.kind === 'device' || p.exp === undefined || p.exp * 1000 > now) return false;
-    this.refuse(ws, CLOSE_UNAUTHORIZED, p.kind === 'key' ? 'the API key expired' : 'the access token expired');
+    this.refuse(ws, CLOSE_UNAUTHORIZED, expiredReason(p.kind === 'key'));
     return true;
   }
 

@@ -254,6 +254,8 @@ export class ChannelCore {
       this.cancelDrainTimer();
       await this.ctx.storage.setAlarm(at);
       this.alarmAt = at;
+      // A subscriber's credential expiring before the back-off ends still closes on time (its alarm drains early, once).
+      await this.access.armExpiry();
       return;
     }
     if (this.backoffUntil > Date.now()) return; // the back-off alarm drains
@@ -276,16 +278,30 @@ export class ChannelCore {
 
   /** Makes sure an alarm is set no later than DRAIN_BACKSTOP_MS after `at`. */
   private async backstop(at: number): Promise<void> {
-    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (this.alarmAt !== null && this.alarmAt <= at + DRAIN_BACKSTOP_MS) return;
+    await this.loadAlarm();
+    const known = this.alarmAt ?? null; // read in the turn that sets it (loadAlarm)
+    if (known !== null && known <= at + DRAIN_BACKSTOP_MS) return;
     this.alarmAt = at + DRAIN_BACKSTOP_MS;
     await this.ctx.storage.setAlarm(this.alarmAt);
   }
 
-  /** Makes sure the alarm fires no later than `at` (retention.ts: its sweeps share the drain's alarm). */
+  /**
+   * Reads the alarm into `alarmAt`, once per instance — unless another caller set it while this one
+   * waited (the drain's backstop, a sweep and a subscriber's expiry may ask at once: a stale read
+   * would hide the alarm one of them set). Callers read `alarmAt` after it and set it in that same
+   * turn: a value carried across an await may be stale.
+   */
+  private async loadAlarm(): Promise<void> {
+    if (this.alarmAt !== undefined) return;
+    const stored = await this.ctx.storage.getAlarm();
+    if (this.alarmAt === undefined) this.alarmAt = stored;
+  }
+
+  /** Makes sure the alarm fires no later than `at` (retention.ts and access.ts: sweeps and credential expiries share the drain's alarm). */
   async alarmNoLaterThan(at: number): Promise<void> {
-    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    await this.loadAlarm();
+    const known = this.alarmAt ?? null; // read in the turn that sets it (loadAlarm)
+    if (known !== null && known <= at) return;
     this.alarmAt = at;
     await this.ctx.storage.setAlarm(at);
   }

@@ -8,6 +8,8 @@ import { isTextualType, utf8Text } from '../../shared/envelope';
 import { backoffMs, blobKey, INLINE_TEXT_MAX, partsOf, writeBatch, type MessageTail } from './drain';
 import { RETENTION_JITTER, RETENTION_SWEEP_MS, type SweepResult } from './retention';
 import type { ChannelMessage } from './types';
+import { signToken } from '../../workers/auth/tokens';
+import { api, newOrg, newUser, worker } from '../../test/workers/helpers';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, storedRows as rows, text } from './test-helpers';
 
@@ -173,6 +175,52 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
     expect((await rows(ch)).map((r) => r.payload)).toEqual(['a', 'b']);
     expect(await actor(ch).info()).toMatchObject({ outbox: 0, drainAttempts: 0, lastDrainError: null });
+  });
+
+  it('a back-off alarm set later than a subscriber credential expiry does not keep the socket open past that expiry', async () => {
+    const u = await newUser();
+    const org = (await newOrg(u.token)).id;
+    const ch = (await api('POST', `/orgs/${org}/channels`, { token: u.token, body: { name: 'backoff' } })).body.id as string;
+    const token = await signToken(env, { typ: 'user', sub: u.id }, 60);
+    const exp = (JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp: number }).exp * 1000;
+    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(101);
+    res.webSocket!.accept();
+    // The subscriber's expiry set the alarm.
+    expect(await alarmOf(ch)).toBe(exp);
+    await actor(ch).configure(ch, { drainDelayMs: 20 });
+    // Many failures already: the next backs off for minutes, past the expiry.
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => (instance as unknown as { core: ChannelCore }).core.store.setMeta('drain_attempts', 10));
+    await env.DB.exec('ALTER TABLE message_rows RENAME TO message_rows_offline');
+    try {
+      // A timer's drain fails (the alarm's handler would set the expiry's alarm again by itself).
+      await actor(ch).publish([msg({ payload: text('a') })], ch);
+      const until = Date.now() + 5000;
+      while ((await actor(ch).info()).drainAttempts === 10) {
+        if (Date.now() > until) throw new Error('the timer drain never ran');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      await env.DB.exec('ALTER TABLE message_rows_offline RENAME TO message_rows');
+    }
+    expect((await actor(ch).info()).drainAttempts).toBe(11);
+    expect(await alarmOf(ch)).toBe(exp);
+    res.webSocket!.close(1000, 'bye');
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    expect((await rows(ch)).map((r) => r.payload)).toEqual(['a']);
+  });
+
+  it('keeps the earliest of alarms asked for at once by a fresh instance (no stale read of the alarm hides one)', async () => {
+    const ch = newChannel();
+    await actor(ch).info();
+    await evictDurableObject(actor(ch)); // the next instance does not know its alarm yet
+    const at = Date.now() + 60_000;
+    await runInDurableObject(actor(ch), async (instance: ChannelActor) => {
+      const core = (instance as unknown as { core: ChannelCore }).core;
+      await Promise.all([core.alarmNoLaterThan(at), core.alarmNoLaterThan(at + 30_000)]);
+    });
+    expect(await alarmOf(ch)).toBe(at);
+    await runInDurableObject(actor(ch), (_i: ChannelActor, state) => state.storage.deleteAlarm());
   });
 
   it('stores each row once however often a batch is retried (crash between the D1 write and the outbox delete)', async () => {

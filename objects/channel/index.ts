@@ -109,15 +109,18 @@ export class ChannelActor extends DurableObject<Env> {
   }
 
   /**
-   * The backstop (or a back-off retry): drains the outbox to D1/R2, after any drain under way; then
-   * the retention sweep, when one is due (retention.ts).
+   * The backstop (or a back-off retry): closes the subscribers whose credential has run out
+   * (access.ts), drains the outbox to D1/R2, after any drain under way; then the retention sweep,
+   * when one is due (retention.ts), and the alarm for the next credential expiry.
    */
   override async alarm(): Promise<void> {
     this.core.alarmFired();
+    this.core.access.closeExpired();
     try {
       await this.core.drain();
     } finally {
       await this.core.retention.onAlarm();
+      await this.core.access.armExpiry();
     }
   }
 }

@@ -32,6 +32,8 @@ export interface SubscriberAttachment {
   principal?: Principal;
   /** Its principal was too big for the attachment and is kept in memory (access.ts). */
   principalInMemory?: boolean;
+  /** With `principalInMemory`: its credential's expiry (`exp`, seconds; `key`: an API key), so the socket still closes at it after hibernation (access.ts). */
+  expiry?: { exp: number; key: boolean };
 }
 
 export interface LinkAttachment {

@@ -241,6 +241,22 @@ describe('edgeflux CLI', () => {
     expect((await json('apps', 'list')).items.map((a: { id: string }) => a.id)).toEqual([app.id]);
     expect((await json('apps', 'list', '--name', 'DAS')).items.map((a: { id: string }) => a.id)).toEqual([app.id]);
     expect((await json('apps', 'list', '--name', 'nothing-like-it')).total).toBe(0);
+    // rotate-secret: a plain rotation leaves its token alone; --revoke-issued ends it.
+    const tokenOf = async (secret: string) => {
+      const r = await fetch(`${platform.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'client_credentials', client_id: app.client_id, client_secret: secret }) });
+      return ((await r.json()) as { access_token: string }).access_token;
+    };
+    const devicesAs = async (token: string) => (await fetch(`${platform.url}/orgs/${org}/devices`, { headers: { authorization: `Bearer ${token}` } })).status;
+    const token = await tokenOf(app.client_secret);
+    const plain = await json('apps', 'rotate-secret', app.id);
+    expect(plain).toMatchObject({ id: app.id, client_secret: expect.any(String) });
+    expect(plain).not.toHaveProperty('revoked_keys');
+    expect(await devicesAs(token)).toBe(200);
+    const revoking = await json('apps', 'rotate-secret', app.id, '--revoke-issued');
+    expect(revoking).toMatchObject({ id: app.id, client_secret: expect.any(String), revoked_keys: 0 });
+    expect(await devicesAs(token)).toBe(401);
+    expect(await devicesAs(await tokenOf(revoking.client_secret))).toBe(200);
+    expect((await cli(['apps', 'rotate-secret', '--help'])).stdout).toContain('--revoke-issued');
   });
 
   it('runs that share the config share the session: a long run takes the pair another stored, and never writes over another session or an org chosen meanwhile', async () => {

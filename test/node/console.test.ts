@@ -281,12 +281,33 @@ describe('web console in Chromium', () => {
     await page.getByRole('dialog').getByLabel('Name').fill('grafana');
     await page.getByRole('dialog').getByLabel(/Scopes/).fill('messages:read, channels:read');
     await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
-    expect((await page.locator('[data-secret]').textContent())!.trim().length).toBeGreaterThan(20);
+    const appSecret = (await page.locator('[data-secret]').textContent())!.trim();
+    expect(appSecret.length).toBeGreaterThan(20);
+    const clientId = /client id (\S+)\)/.exec((await page.locator('section.secret').getAttribute('aria-label'))!)![1]!;
     await page.getByRole('cell', { name: 'messages:read channels:read' }).waitFor();
     await page.getByLabel('Filter by name').fill('zzz');
     await page.getByText('No apps match the filter').waitFor();
     await page.getByLabel('Filter by name').fill('GRAF');
     await page.getByRole('cell', { name: 'grafana', exact: true }).waitFor();
+    // A new secret after a leak: the dialog's checkbox also ends the tokens issued with the old one.
+    const appToken = async (secret: string) => {
+      const r = await fetch(`${platform.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret }) });
+      return ((await r.json()) as { access_token: string }).access_token;
+    };
+    const channelsAs = async (token: string) => (await fetch(`${platform.url}/orgs/${firstOrg}/channels`, { headers: { authorization: `Bearer ${token}` } })).status;
+    const leaked = await appToken(appSecret);
+    expect(await channelsAs(leaked)).toBe(200);
+    await page.getByRole('button', { name: 'New secret for grafana' }).click();
+    const rotation = page.getByRole('dialog', { name: 'New secret for grafana' });
+    await rotation.getByLabel(/Also revoke the API keys this app issued/).check();
+    a11y.push(...(await audit(page)));
+    await rotation.getByRole('button', { name: 'New secret' }).click();
+    await page.getByRole('region', { name: 'New client secret of app grafana (0 API keys revoked, its tokens ended)' }).waitFor();
+    const newSecret = (await page.locator('[data-secret]').textContent())!.trim();
+    expect(newSecret).not.toBe(appSecret);
+    expect(await channelsAs(leaked)).toBe(401);
+    expect(await channelsAs(await appToken(newSecret))).toBe(200);
+    await page.getByRole('button', { name: 'Done' }).click();
 
     // A member: another registered user, added as viewer, promoted to admin.
     const other = `member-${Date.now()}@example.com`;

@@ -280,6 +280,53 @@ describe('OAuth 2.0 client credentials (RFC 6749 §4.4)', () => {
     expect((await api('GET', `/orgs/${org.id}`, { token: before })).status).toBe(200);
   });
 
+  it('rotating the secret with revokeIssued also revokes the keys the app issued and ends its tokens at once', async () => {
+    const { owner, org } = await setup();
+    const ch = (await api('POST', `/orgs/${org.id}/channels`, { token: owner.token, body: { name: 'c' } })).body as { id: string };
+    const app = await newApp(owner.token, org.id, ['orgs:read', 'keys:create', 'messages:publish']);
+    const rotate = (body?: unknown) => api('POST', `/orgs/${org.id}/apps/${app.id}/secret`, { token: owner.token, ...(body === undefined ? {} : { body }) });
+    const readOrg = (token: string) => api('GET', `/orgs/${org.id}`, { token });
+    const publish = (token: string) => api('POST', `/channels/${ch.id}/messages`, { token, raw: 'x', headers: { 'content-type': 'text/plain' } });
+    const before = await appToken(app);
+    const issue = async (name: string) => (await api('POST', `/orgs/${org.id}/keys`, { token: before, body: { name, scopes: ['orgs:read'] } })).body as { id: string; key: string };
+    const key = await issue('k1');
+    const revokedEarlier = await issue('k2');
+    expect((await api('DELETE', `/orgs/${org.id}/keys/${revokedEarlier.id}`, { token: owner.token })).status).toBe(204);
+    const ownersKey = (await api('POST', `/orgs/${org.id}/keys`, { token: owner.token, body: { name: 'mine', scopes: ['orgs:read'] } })).body as { key: string };
+    expect((await publish(before)).status).toBe(202);
+
+    // A body that is not the option is refused, and changes nothing.
+    expectProblem(await rotate({ revokeIssued: 'yes' }), 422);
+    expect((await readOrg(before)).status).toBe(200);
+    // revokeIssued false is the plain rotation: the new secret, and everything issued goes on.
+    const plain = await rotate({ revokeIssued: false });
+    expect(plain.status).toBe(201);
+    expect(plain.body).not.toHaveProperty('revoked_keys');
+    expect((await readOrg(before)).status).toBe(200);
+    expect((await readOrg(key.key)).status).toBe(200);
+
+    const r = await rotate({ revokeIssued: true });
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ id: app.id, client_id: app.client_id, revoked_keys: 1 });
+    expect(r.body.client_secret).not.toBe(plain.body.client_secret);
+    // What the app was issued ends at once, on the management API and on message routes.
+    expect(expectProblem(await readOrg(before), 401).detail).toMatch(/tokens were revoked/);
+    expectProblem(await publish(before), 401);
+    expectProblem(await readOrg(key.key), 401);
+    expect((await api('GET', `/orgs/${org.id}/keys/${key.id}`, { token: owner.token })).body.revoked_at).toEqual(expect.any(Number));
+    // The old secrets are dead; the new one issues tokens that work; the owner's own key is untouched.
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, basic(app.client_id, plain.body.client_secret)), 401, 'invalid_client');
+    const after = await appToken({ ...app, client_secret: r.body.client_secret });
+    expect((await readOrg(after)).status).toBe(200);
+    expect((await publish(after)).status).toBe(202);
+    expect((await readOrg(ownersKey.key)).status).toBe(200);
+    // Again: the tokens of the previous rotation end too, and nothing is left to revoke.
+    const again = await rotate({ revokeIssued: true });
+    expect(again.body).toMatchObject({ revoked_keys: 0 });
+    expectProblem(await readOrg(after), 401);
+    expect((await readOrg(await appToken({ ...app, client_secret: again.body.client_secret }))).status).toBe(200);
+  });
+
   it('deleting an app makes its tokens and its keys 401 and its secret useless', async () => {
     const { owner, org } = await setup();
     const app = await newApp(owner.token, org.id, ['orgs:read', 'keys:create']);

@@ -108,6 +108,25 @@ describe('internal bridge API', () => {
     expect(await decide(again.body.principal)).toEqual(checks.map((c) => ({ ...c, allowed: false, status: 401, reason: 'the device was deleted' })));
   });
 
+  it("carries an app token's epoch: after a rotation with revokeIssued the bridge's sessions on older tokens are refused, newer ones go on", async () => {
+    const w = await world();
+    const app = (await api('POST', `/orgs/${w.org.id}/apps`, { token: w.owner.token, body: { name: 'a', scopes: ['messages:publish'] } })).body as { id: string; client_id: string };
+    const tokenOf = async (secret: string) => {
+      const r = await api('POST', '/oauth/token', { body: { grant_type: 'client_credentials', client_id: app.client_id, client_secret: secret } });
+      return r.body.access_token as string;
+    };
+    const rotated = await api('POST', `/orgs/${w.org.id}/apps/${app.id}/secret`, { token: w.owner.token, body: { revokeIssued: true } });
+    expect(rotated.status).toBe(201);
+    const auth = await post('/internal/authenticate', { password: await tokenOf(rotated.body.client_secret) });
+    expect(auth.body.principal).toMatchObject({ kind: 'app', id: app.id, epoch: 1 });
+    const checks = [{ channel: w.pub, action: 'messages:publish' }];
+    expect((await post('/internal/authorize', { principal: auth.body.principal, checks })).body.results[0]).toMatchObject({ allowed: true });
+    // A session from before the rotation (its token carried no epoch) is refused.
+    const { epoch: _, ...older } = auth.body.principal;
+    expect((await post('/internal/authorize', { principal: older, checks })).body.results[0]).toEqual({ ...checks[0], allowed: false, status: 401, reason: "the app's tokens were revoked" });
+    expectProblem(await post('/internal/authorize', { principal: { ...auth.body.principal, epoch: -1 }, checks }), 422);
+  });
+
   it('refuses every decision for a user session or app token past its exp (a live WebSocket or MQTT session ends with its token)', async () => {
     const w = await world();
     const checks = [{ channel: w.pub, action: 'messages:publish' }];

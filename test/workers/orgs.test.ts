@@ -23,6 +23,62 @@ describe('orgs', () => {
     expectProblem(await api('DELETE', `/orgs/${org.body.id}`, { token: b.token }), 404);
   });
 
+  it('lists an org only to a caller that may read it, as GET /orgs/{org} decides: keys, app tokens, devices, members denied by a policy', async () => {
+    const owner = await newUser('owner');
+    const org = await newOrg(owner.token, 'scoped');
+    const listed = async (auth: { token?: string; device?: string }) => {
+      const r = await api('GET', '/orgs', auth);
+      expect(r.status).toBe(200);
+      return { total: r.body.total as number, ids: (r.body.items as { id: string }[]).map((o) => o.id) };
+    };
+    const readOne = async (auth: { token?: string; device?: string }) => (await api('GET', `/orgs/${org.id}`, auth)).status;
+    const key = async (scopes: string[]) => (await api('POST', `/orgs/${org.id}/keys`, { token: owner.token, body: { name: scopes.join(' '), scopes } })).body.key as string;
+
+    // API keys: by their scopes.
+    const devicesOnly = await key(['devices:*']);
+    expect(await readOne({ token: devicesOnly })).toBe(403);
+    expect(await listed({ token: devicesOnly })).toEqual({ total: 0, ids: [] });
+    const orgsRead = await key(['orgs:read']);
+    expect(await readOne({ token: orgsRead })).toBe(200);
+    expect(await listed({ token: orgsRead })).toEqual({ total: 1, ids: [org.id] });
+
+    // App tokens: by the token's scopes.
+    const app = (await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'a', scopes: ['devices:read', 'orgs:read'] } })).body as { client_id: string; client_secret: string };
+    const appToken = async (scope: string) => {
+      const r = await api('POST', '/oauth/token', { raw: new URLSearchParams({ grant_type: 'client_credentials', scope, client_id: app.client_id, client_secret: app.client_secret }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      expect(r.status).toBe(200);
+      return r.body.access_token as string;
+    };
+    const narrow = await appToken('devices:read');
+    expect(await readOne({ token: narrow })).toBe(403);
+    expect(await listed({ token: narrow })).toEqual({ total: 0, ids: [] });
+    const wide = await appToken('devices:read orgs:read');
+    expect(await readOne({ token: wide })).toBe(200);
+    expect(await listed({ token: wide })).toEqual({ total: 1, ids: [org.id] });
+
+    // Devices hold no org permission of their own (their connections are about messages): none, unless a policy grants it.
+    const device = (await api('POST', `/orgs/${org.id}/devices`, { token: owner.token, body: { name: 'd' } })).body as { id: string; key: string };
+    expect(await readOne({ device: device.key })).toBe(403);
+    expect(await listed({ device: device.key })).toEqual({ total: 0, ids: [] });
+    const grant = (await api('POST', `/orgs/${org.id}/policies`, { token: owner.token, body: { name: 'see org', statements: [{ effect: 'allow', actions: ['orgs:read'], resources: ['org'] }] } })).body.id as string;
+    expect((await api('POST', `/orgs/${org.id}/policies/${grant}/attachments`, { token: owner.token, body: { principal_type: 'device', principal_id: device.id } })).status).toBe(201);
+    expect(await readOne({ device: device.key })).toBe(200);
+    expect(await listed({ device: device.key })).toEqual({ total: 1, ids: [org.id] });
+
+    // User sessions: a member denied orgs:read in one org sees only the others, and paging counts what is listed.
+    const viewer = await newUser('viewer');
+    expect((await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: viewer.email, role: 'viewer' } })).status).toBe(201);
+    const own = await newOrg(viewer.token, 'own');
+    expect(await listed({ token: viewer.token })).toEqual({ total: 2, ids: [org.id, own.id] });
+    const deny = (await api('POST', `/orgs/${org.id}/policies`, { token: owner.token, body: { name: 'no org', statements: [{ effect: 'deny', actions: ['orgs:read'], resources: ['org'] }] } })).body.id as string;
+    expect((await api('POST', `/orgs/${org.id}/policies/${deny}/attachments`, { token: owner.token, body: { principal_type: 'member', principal_id: viewer.id } })).status).toBe(201);
+    expect(await readOne({ token: viewer.token })).toBe(403);
+    expect(await listed({ token: viewer.token })).toEqual({ total: 1, ids: [own.id] });
+    expect((await api('GET', '/orgs?offset=1', { token: viewer.token })).body).toMatchObject({ total: 1, offset: 1, items: [] });
+    // The owner is untouched.
+    expect((await listed({ token: owner.token })).ids).toEqual([org.id]);
+  });
+
   it('paginates with a maximum limit and a stable order', async () => {
     const a = await newUser();
     for (let i = 0; i < 5; i++) await newOrg(a.token, `o${i}`);

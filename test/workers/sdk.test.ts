@@ -176,9 +176,19 @@ describe('SDK: apps, keys, policies', () => {
     expect((await failure(asApp.org(org).channels.create({ name: 'nope' }))).status).toBe(403);
     expect((await o.apps.update(app.id, { name: 'dash2' })).name).toBe('dash2');
     const rotated = await o.apps.rotateSecret(app.id);
+    expect(rotated).not.toHaveProperty('revoked_keys');
     const bad = await failure(client().appLogin(app.client_id, app.client_secret));
     expect(bad).toMatchObject({ status: 401, code: 'invalid_client' });
-    await client().appLogin(rotated.client_id, rotated.client_secret);
+    // Its token goes on after a plain rotation…
+    expect((await asApp.org(org).devices.list()).total).toBeGreaterThan(0);
+    const asRotated = client();
+    await asRotated.appLogin(rotated.client_id, rotated.client_secret);
+    // …and ends with revokeIssued (asApp's renewal with its old secret fails too).
+    const revoked = await o.apps.rotateSecret(app.id, { revokeIssued: true });
+    expect(revoked).toMatchObject({ id: app.id, revoked_keys: 0, client_secret: expect.any(String) });
+    expect((await failure(asRotated.org(org).devices.list())).status).toBe(401);
+    expect((await failure(asApp.org(org).devices.list())).status).toBe(401);
+    await client().appLogin(revoked.client_id, revoked.client_secret);
     expect((await o.apps.list()).items.map((a) => a.id)).toContain(app.id);
     expect((await o.apps.list({ name: 'DASH2' })).items.map((a) => a.id)).toEqual([app.id]);
     expect((await o.apps.list({ name: 'nothing-like-it' })).total).toBe(0);

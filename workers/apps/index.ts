@@ -6,7 +6,7 @@ import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
 import { assertMayGrant, scopePairs } from '../policies/authority';
 import { oauthRouter } from './oauth';
-import { App, AppCreate, AppParam, AppUpdate, AppWithSecret } from './schemas';
+import { App, AppCreate, AppParam, AppUpdate, AppWithSecret, RotatedApp, SecretRotation } from './schemas';
 import * as apps from './service';
 
 /**
@@ -110,14 +110,16 @@ appsRouter.openapi(
     tags,
     security,
     summary: 'Rotate the client secret (shown once); the old secret stops working at once',
-    description: 'Access tokens issued with the old secret stay valid until they expire (at most 1 hour); delete the app to end them at once.',
-    request: { params: AppParam },
-    responses: { 201: createdResponse(AppWithSecret, 'Rotated'), ...errors(401, 403, 404) },
+    description:
+      'Without a body (or with `revokeIssued` false), access tokens issued with the old secret stay valid until they expire (at most 1 hour) and the API keys the app issued go on. With `{"revokeIssued": true}` — after a leak — every API key the app issued is revoked and every access token it was issued ends at once, as when the app is deleted; `revoked_keys` counts the keys.',
+    request: { params: AppParam, body: { required: false, content: { 'application/json': { schema: SecretRotation } } } },
+    responses: { 201: createdResponse(RotatedApp, 'Rotated'), ...errors(400, 401, 403, 404, 415, 422) },
   }),
   async (c) => {
     const { org, id } = c.req.valid('param');
+    const { revokeIssued } = c.req.valid('json') ?? {};
     await authorize(c, org, 'apps:update', `apps/${id}`);
-    return c.json(created(c, await apps.rotateSecret(c.env.DB, org, id), 'orgs', org, 'apps', id), 201);
+    return c.json(created(c, await apps.rotateSecret(c.env.DB, org, id, { revokeIssued }), 'orgs', org, 'apps', id), 201);
   },
 );
 

@@ -123,7 +123,8 @@ async function issue(c: Context<AppEnv>) {
   const app = await authenticateClient(c.env.DB, creds.id, creds.secret);
   if (!app) throw fail('invalid_client', 'unknown client or wrong secret');
   const scopes = grantedScopes(p.scope, app.scopes);
-  const access_token = await signToken(c.env, { typ: 'app', sub: app.id, org: app.orgId, scp: scopes }, APP_TOKEN_TTL);
+  // The app's token epoch (0 until a rotation revoked what was issued): a later such rotation ends this token.
+  const access_token = await signToken(c.env, { typ: 'app', sub: app.id, org: app.orgId, scp: scopes, ...(app.tokenEpoch > 0 ? { ep: app.tokenEpoch } : {}) }, APP_TOKEN_TTL);
   return { access_token, token_type: 'Bearer' as const, expires_in: APP_TOKEN_TTL, scope: scopes.join(' ') };
 }
 

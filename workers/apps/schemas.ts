@@ -17,6 +17,14 @@ export const App = z
 export const AppWithSecret = App.extend({
   client_secret: z.string().openapi({ description: 'Shown once; only its SHA-256 is stored' }),
 }).openapi('AppWithSecret');
+export const SecretRotation = z
+  .strictObject({
+    revokeIssued: z.boolean().optional().openapi({ description: "Also revoke every API key the app issued and end its access tokens already issued, at once (after a leak). Default false: they go on (tokens until they expire)" }),
+  })
+  .openapi('SecretRotation');
+export const RotatedApp = AppWithSecret.extend({
+  revoked_keys: z.number().int().optional().openapi({ description: 'With `revokeIssued`: how many of its API keys were revoked (those revoked before are not counted)' }),
+}).openapi('RotatedApp');
 export const AppCreate = z.strictObject({ name: Name, scopes: Scopes }).openapi('AppCreate');
 export const AppUpdate = z
   .strictObject({ name: Name.optional(), scopes: Scopes.optional() })

@@ -115,7 +115,7 @@ export async function resolvePrincipal(env: Env, cred: Credential): Promise<Prin
     case 'user':
       return { kind: 'user', id: claims.sub, ...(claims.exp !== undefined ? { exp: claims.exp } : {}) };
     case 'app':
-      return { kind: 'app', id: claims.sub, orgId: claims.org, scopes: claims.scp, ...(claims.exp !== undefined ? { exp: claims.exp } : {}) };
+      return { kind: 'app', id: claims.sub, orgId: claims.org, scopes: claims.scp, ...(claims.exp !== undefined ? { exp: claims.exp } : {}), ...(claims.ep !== undefined ? { epoch: claims.ep } : {}) };
     case 'key':
       if (!(await keyIsLive(env, claims.jti))) throw unauthorized('API key revoked or expired');
       return { kind: 'key', id: claims.jti, orgId: claims.org, owner: { kind: claims.own, id: claims.sub }, scopes: claims.scp, ...(claims.exp !== undefined ? { exp: claims.exp } : {}) };

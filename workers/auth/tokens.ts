@@ -5,12 +5,12 @@ import { ApiError, unauthorized } from '../lib/errors';
  * Every bearer token Edgeflux issues is an HS256 JWT with a `typ` claim:
  *  - user: a short-lived session (`sub` = user id)
  *  - key:  an API key (`jti` = key id, `org`, `scp`, `own` = 'user'|'app', `sub` = owner id; `exp` optional)
- *  - app:  an OAuth2 client-credentials access token (`sub` = app id, `org`, `scp`)
+ *  - app:  an OAuth2 client-credentials access token (`sub` = app id, `org`, `scp`; `ep`: the app's token epoch when issued, if not 0)
  */
 export type TokenClaims =
   | { typ: 'user'; sub: string; exp?: number }
   | { typ: 'key'; sub: string; jti: string; org: string; scp: string[]; own: 'user' | 'app'; exp?: number }
-  | { typ: 'app'; sub: string; org: string; scp: string[]; exp?: number };
+  | { typ: 'app'; sub: string; org: string; scp: string[]; exp?: number; ep?: number };
 
 const ISSUER = 'edgeflux';
 const keys = new Map<string, Uint8Array>();
@@ -47,12 +47,12 @@ export async function verifyToken(env: Env, token: string): Promise<TokenClaims>
     if (e instanceof ApiError) throw e;
     throw unauthorized('invalid token');
   }
-  const { typ, sub, org, scp, own, jti, exp } = payload as Record<string, unknown>;
+  const { typ, sub, org, scp, own, jti, exp, ep } = payload as Record<string, unknown>;
   if (typeof sub !== 'string') throw unauthorized('invalid token');
   // Sessions and app tokens always expire, API keys when asked to; the time goes with the principal so live sessions end with it.
   const expiry = typeof exp === 'number' ? { exp } : {};
   if (typ === 'user') return { typ, sub, ...expiry };
-  if (typ === 'app' && typeof org === 'string' && isStringArray(scp)) return { typ, sub, org, scp, ...expiry };
+  if (typ === 'app' && typeof org === 'string' && isStringArray(scp)) return { typ, sub, org, scp, ...expiry, ...(Number.isSafeInteger(ep) && (ep as number) > 0 ? { ep: ep as number } : {}) };
   if (typ === 'key' && typeof org === 'string' && isStringArray(scp) && typeof jti === 'string' && (own === 'user' || own === 'app')) {
     return { typ, sub, org, scp, own, jti, ...expiry };
   }

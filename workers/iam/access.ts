@@ -48,6 +48,8 @@ export function accessFrom(rows: AccessRows, p: Principal, orgId: string): Acces
       if (p.orgId !== orgId) throw notFound('org');
       const scopes = appScopes(rows, orgId, p.id);
       if (!scopes) throw unauthorized('app no longer exists');
+      // Its secret was rotated with revokeIssued after this token was issued (workers/apps/service.ts).
+      if ((p.epoch ?? 0) < (rows.apps.get(p.id)?.tokenEpoch ?? 0)) throw unauthorized("the app's tokens were revoked");
       return { orgId, role: null, grants: scopes.map(scopeToStatement), policies: policies(), scopes: p.scopes };
     }
     case 'device': {

@@ -31,7 +31,8 @@ export interface AccessRows {
   connections: Map<string, ConnectionGrant[]>;
   /** `org\0user` → role. */
   roles: Map<string, Role>;
-  apps: Map<string, { orgId: string; scopes: string[] }>;
+  /** `tokenEpoch`: app tokens issued in an earlier epoch were revoked (migrations/0011). */
+  apps: Map<string, { orgId: string; scopes: string[]; tokenEpoch: number }>;
   /** `org\0type\0id` → the statements of the policies attached there. */
   policies: Map<string, Statement[]>;
 }
@@ -119,8 +120,8 @@ export async function loadAccessRows(db: D1Database, needs: readonly AccessNeed[
     );
   }
   if (appIds.size) {
-    read('SELECT id, org_id, scopes FROM apps WHERE id IN (SELECT value FROM json_each(?))', [ids(appIds)], (rs: { id: string; org_id: string; scopes: string }[]) => {
-      for (const r of rs) rows.apps.set(r.id, { orgId: r.org_id, scopes: JSON.parse(r.scopes) as string[] });
+    read('SELECT id, org_id, scopes, token_epoch FROM apps WHERE id IN (SELECT value FROM json_each(?))', [ids(appIds)], (rs: { id: string; org_id: string; scopes: string; token_epoch: number }[]) => {
+      for (const r of rs) rows.apps.set(r.id, { orgId: r.org_id, scopes: JSON.parse(r.scopes) as string[], tokenEpoch: r.token_epoch });
     });
   }
   if (byOrg.length || byChannel.length) {

@@ -32,7 +32,7 @@ export const PrincipalSchema = z
   .discriminatedUnion('kind', [
     z.object({ kind: z.literal('user'), id: Id, exp: z.number().int().optional() }),
     z.object({ kind: z.literal('device'), id: Id, orgId: Id, keyStamp: KeyStamp.optional() }),
-    z.object({ kind: z.literal('app'), id: Id, orgId: Id, scopes: Scopes, exp: z.number().int().optional() }),
+    z.object({ kind: z.literal('app'), id: Id, orgId: Id, scopes: Scopes, exp: z.number().int().optional(), epoch: z.number().int().min(0).optional() }),
     z.object({
       kind: z.literal('key'),
       id: Id,

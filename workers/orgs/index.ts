@@ -6,6 +6,7 @@ import { page, substring } from '../lib/entities';
 import { newId, now } from '../lib/ids';
 import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
+import { readableOrgs } from './list';
 import { addMember, changeRole, removeMember } from './members';
 import { Member, MemberInvite, MemberParam, MemberQuery, Org, OrgCreate, OrgParam, RoleChange } from './schemas';
 
@@ -29,22 +30,21 @@ orgsRouter.openapi(
 );
 
 orgsRouter.openapi(
-  createRoute({ method: 'get', path: '/orgs', operationId: 'listOrgs', tags, security, summary: 'Orgs I belong to', request: { query: PageQuery }, responses: { 200: jsonResponse(pageOf(Org, 'OrgPage'), 'Orgs'), ...errors(400, 401) } }),
+  createRoute({
+    method: 'get',
+    path: '/orgs',
+    operationId: 'listOrgs',
+    tags,
+    security,
+    summary: 'Orgs I belong to and may read',
+    description: "A user's orgs; a key's, app token's or device's own org. Each only if the caller may read it (`orgs:read` on `org`, as `GET /orgs/{org}` decides): one it may not is left out, so a key without that scope, or a device, gets an empty list.",
+    request: { query: PageQuery },
+    responses: { 200: jsonResponse(pageOf(Org, 'OrgPage'), 'Orgs'), ...errors(400, 401) },
+  }),
   async (c) => {
     const { offset, limit } = c.req.valid('query');
-    const p = c.var.principal;
-    type Row = { id: string; name: string; created_at: number; role?: 'owner' | 'admin' | 'member' | 'viewer' };
-    if (p.kind !== 'user') {
-      // A key, app or device sees just the org it is bound to.
-      const org = await c.env.DB.prepare('SELECT id, name, created_at FROM orgs WHERE id = ?').bind(p.orgId).first<Row>();
-      const items = org && offset === 0 ? [org] : [];
-      return c.json({ total: org ? 1 : 0, offset, limit, items }, 200);
-    }
-    const [count, rows] = await c.env.DB.batch<{ n: number } & Row>([
-      c.env.DB.prepare('SELECT COUNT(*) AS n FROM members WHERE user_id = ?').bind(p.id),
-      c.env.DB.prepare('SELECT o.id, o.name, o.created_at, m.role FROM members m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = ? ORDER BY o.created_at, o.id LIMIT ? OFFSET ?').bind(p.id, limit, offset),
-    ]);
-    return c.json({ total: count?.results[0]?.n ?? 0, offset, limit, items: (rows?.results ?? []).map(({ id, name, created_at, role }) => ({ id, name, created_at, role })) }, 200);
+    const orgs = await readableOrgs(c.env.DB, c.var.principal);
+    return c.json({ total: orgs.length, offset, limit, items: orgs.slice(offset, offset + limit) }, 200);
   },
 );
 

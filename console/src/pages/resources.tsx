@@ -1,9 +1,10 @@
 /** Devices, channels, apps and API keys: each is a Kind rendered by ResourcePage. */
+import { useState } from 'preact/hooks';
 import type { ApiKey, App, Channel, Device, DeviceListQuery, ListQuery } from '../../../sdk';
 import { Link } from '../router';
 import { api } from '../session';
-import { parseObject, splitList, when } from '../ui';
-import { ResourcePage, type Kind } from './resource';
+import { Dialog, parseObject, splitList, when } from '../ui';
+import { ResourcePage, type Kind, type RowTools } from './resource';
 import { mayRevoke } from '../access';
 
 /** The query of a list whose columns offer only name and creation sorts (last_seen is the devices'). */
@@ -131,23 +132,48 @@ const apps: Kind<App> = {
   },
   update: (org, id, f) => api.org(org).apps.update(id, { name: str(f, 'name'), scopes: splitList(str(f, 'scopes')) }),
   remove: (org, id) => api.org(org).apps.delete(id),
-  actions: (org, a, t) => (
-    <button
-      type="button"
-      class="quiet"
-      aria-label={`New secret for ${a.name}`}
-      onClick={() => {
-        if (!confirm(`Issue a new secret for “${a.name}”? The old one stops working.`)) return;
-        t.run(async () => {
-          const s = await api.org(org).apps.rotateSecret(a.id);
-          t.showSecret({ label: `New client secret of app ${a.name}`, value: s.client_secret });
-        });
-      }}
-    >
-      New secret
-    </button>
-  ),
+  actions: (org, a, t) => <RotateSecret org={org} app={a} tools={t} />,
 };
+
+/**
+ * "New secret", confirmed in a dialog that also offers what a leak calls for: revoking the keys the
+ * app issued and ending its tokens at once (`revokeIssued`, docs/auth.md). Unticked, as before.
+ */
+function RotateSecret({ org, app: a, tools: t }: { org: string; app: App; tools: RowTools }) {
+  const [open, setOpen] = useState(false);
+  const rotate = (e: SubmitEvent) => {
+    e.preventDefault();
+    const revokeIssued = new FormData(e.currentTarget as HTMLFormElement).get('revokeIssued') === 'on';
+    setOpen(false);
+    t.run(async () => {
+      const s = await api.org(org).apps.rotateSecret(a.id, revokeIssued ? { revokeIssued } : undefined);
+      const revoked = s.revoked_keys === undefined ? '' : ` (${s.revoked_keys === 1 ? '1 API key' : `${s.revoked_keys} API keys`} revoked, its tokens ended)`;
+      t.showSecret({ label: `New client secret of app ${a.name}${revoked}`, value: s.client_secret });
+    });
+  };
+  return (
+    <>
+      <button type="button" class="quiet" aria-label={`New secret for ${a.name}`} onClick={() => setOpen(true)}>
+        New secret
+      </button>
+      <Dialog title={`New secret for ${a.name}`} open={open} onClose={() => setOpen(false)}>
+        <form onSubmit={rotate}>
+          <p>The old secret stops working at once.</p>
+          <label class="check">
+            <input type="checkbox" name="revokeIssued" />
+            Also revoke the API keys this app issued and end its access tokens now (after a leak)
+          </label>
+          <div class="row">
+            <button type="submit">New secret</button>
+            <button type="button" class="quiet" onClick={() => setOpen(false)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      </Dialog>
+    </>
+  );
+}
 
 const keys: Kind<ApiKey> = {
   manages: 'keys',
