@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     // The reset carries no device credential: a 401 refuses the bridge's own. Every device would be
     // told its password is wrong (CONNACK 0x86 / 0x04, CoAP 4.01) by a bridge that said it was ready.
     if (e instanceof PlatformError && e.status === 401) throw new Error(`the worker at ${cfg.workerUrl} refused EDGEFLUX_BRIDGE_SECRET (${e.message}): set it to the worker's BRIDGE_SECRET`);
-    log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`);
+    log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}${e instanceof PlatformError && e.status === 503 ? ' (tried again in the background)' : ''}`);
   });
   if (stopping) return; // a signal came while the worker was being asked: no listener opens
   // Before the first listener: a TLS file that is wrong stops the bridge with its variable named.

@@ -25,7 +25,12 @@ export interface PlatformOptions {
 
 export interface RealPlatform extends Platform {
   close(): Promise<void>;
-  /** Marks offline every device this bridge id had online (call at startup: a restart forgets its connections). */
+  /**
+   * Marks offline every device this bridge id had online before now (call at startup: a restart
+   * forgets its connections). Rejects with the first attempt's failure; one the worker may get over
+   * (503: unreachable, reloading, 5xx) is tried again in the background — 1 s, doubling to 30 s,
+   * with the same time, so devices connected since stay online — until taken or `close()`.
+   */
   resetPresence(): Promise<void>;
   /** The link to a channel (tests and stats). */
   linkFor(channel: string): ChannelLink;
@@ -65,6 +70,21 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
   // sent again while the platform cannot take them (presence.ts).
   const reports = new PresenceReports((deviceId, online, at) => api.presence(deviceId, online, at), systemClock, opts.log);
   const presence = new PresenceCount((deviceId, online) => reports.report(deviceId, online));
+  let resetTimer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  const resetAgain = (at: number, wait: number): void => {
+    if (closed) return;
+    resetTimer = setTimeout(() => {
+      api.resetPresence(at).then(
+        () => opts.log?.('presence of this bridge reset (tried again)'),
+        (e: unknown) => {
+          if (e instanceof PlatformError && e.status === 503) return resetAgain(at, Math.min(wait * 2, 30_000));
+          opts.log?.(`presence of this bridge not reset: ${e instanceof Error ? e.message : String(e)}`);
+        },
+      );
+    }, wait);
+    resetTimer.unref?.();
+  };
 
   const linkFor = (channel: string): ChannelLink => {
     let l = links.get(channel);
@@ -95,7 +115,15 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
     presence(deviceId: string, online: boolean): void {
       presence.set(deviceId, online);
     },
-    resetPresence: () => api.resetPresence(),
+    async resetPresence(): Promise<void> {
+      const at = Date.now();
+      try {
+        await api.resetPresence(at);
+      } catch (e) {
+        if (e instanceof PlatformError && e.status === 503) resetAgain(at, 1000);
+        throw e;
+      }
+    },
     linkFor,
     stats(): PlatformStats {
       let linksOpen = 0;
@@ -110,6 +138,8 @@ export function createPlatform(opts: PlatformOptions): RealPlatform {
       return { linksOpen, linksDown, unansweredPublishes, workerAnsweredAt: api.answeredAt, workerFollowed: api.following };
     },
     async close() {
+      closed = true;
+      clearTimeout(resetTimer);
       api.close();
       reports.close();
       for (const l of links.values()) l.close();

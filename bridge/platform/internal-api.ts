@@ -348,8 +348,12 @@ export class InternalApi {
     await this.call(`/internal/devices/${encodeURIComponent(deviceId)}/presence`, { online, at, ...(this.opts.bridgeId ? { bridge: this.opts.bridgeId } : {}) });
   }
 
-  /** This bridge (re)started: whatever it had online before is not any more. */
-  async resetPresence(): Promise<void> {
-    if (this.opts.bridgeId) await this.call(`/internal/bridges/${encodeURIComponent(this.opts.bridgeId)}/reset`, { at: this.now() });
+  /**
+   * This bridge (re)started at `at`: whatever it had online before then is not any more. Bounded (a
+   * worker that takes the connection and never answers must not hold the bridge's start for minutes).
+   */
+  async resetPresence(at = this.now(), timeoutMs = 10_000): Promise<void> {
+    if (this.opts.bridgeId) await this.send(`/internal/bridges/${encodeURIComponent(this.opts.bridgeId)}/reset`, { at }, timeoutMs);
   }
+
 }

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { FakeClock, settle } from '../testing/fake-clock';
@@ -267,6 +267,71 @@ describe('the platform client and presence', () => {
       const until = Date.now() + 5000;
       while (taken.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(taken).toEqual([{ online: false, at: expect.any(Number), bridge: 'bridge-1' }]);
+    } finally {
+      await platform.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe('the startup presence reset', () => {
+  it('is tried again while the worker cannot take it, with the time the bridge started, and not after close()', async () => {
+    const resets: { at: number; t: number }[] = [];
+    let refusals = 2;
+    const server: Server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        if (req.url !== '/internal/bridges/bridge-1/reset') return void res.writeHead(404).end('{}');
+        resets.push({ at: (JSON.parse(body) as { at: number }).at, t: Date.now() });
+        // The worker reloading (npm start), a deploy, a blip: 503 twice, then taken.
+        if (refusals-- > 0) return void res.writeHead(503).end(JSON.stringify({ detail: 'the worker is reloading' }));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const logs: string[] = [];
+    const platform = createPlatform({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 's', bridgeId: 'bridge-1', log: (m) => logs.push(m) });
+    const started = Date.now();
+    try {
+      await expect(platform.resetPresence()).rejects.toMatchObject({ status: 503 });
+      const until = Date.now() + 8000;
+      while (resets.length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(resets).toHaveLength(3);
+      // One time for every attempt: the bridge's start, so a device connected since stays online.
+      expect(new Set(resets.map((r) => r.at)).size).toBe(1);
+      expect(resets[0]!.at).toBeGreaterThanOrEqual(started);
+      // 1 s, then 2 s.
+      expect(resets[1]!.t - resets[0]!.t).toBeGreaterThanOrEqual(900);
+      expect(resets[2]!.t - resets[1]!.t).toBeGreaterThanOrEqual(1900);
+      expect(logs).toContain('presence of this bridge reset (tried again)');
+    } finally {
+      await platform.close();
+    }
+    // Closed while refused: nothing more is sent.
+    refusals = 100;
+    resets.length = 0;
+    const again = createPlatform({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 's', bridgeId: 'bridge-1' });
+    await expect(again.resetPresence()).rejects.toMatchObject({ status: 503 });
+    await again.close();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(resets).toHaveLength(1);
+    await new Promise((r) => server.close(r));
+  }, 15_000);
+
+  it('is not tried again when the worker refuses the bridge itself (401)', async () => {
+    let asked = 0;
+    const server: Server = createServer((req, res) => {
+      if (req.url === '/internal/bridges/bridge-1/reset') asked++;
+      req.resume();
+      req.on('end', () => void res.writeHead(401).end(JSON.stringify({ detail: 'bad bridge secret' })));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const platform = createPlatform({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 'wrong', bridgeId: 'bridge-1' });
+    try {
+      await expect(platform.resetPresence()).rejects.toMatchObject({ status: 401 });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(asked).toBe(1);
     } finally {
       await platform.close();
       await new Promise((r) => server.close(r));
