@@ -10,6 +10,7 @@ import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topi
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import type { Observers } from './observe';
+import { uploadKey } from './blockwise';
 import { publish } from './publish';
 import { read } from './read';
 import { diagnostic, errorReply, tooManyRequests } from './replies';
@@ -18,7 +19,7 @@ import { discover } from './well-known';
 /** Options this server acts on; any other critical option gets 4.02 (RFC 7252 §5.4.1). */
 const KNOWN: ReadonlySet<number> = new Set([
   Opt.UriHost, Opt.UriPort, Opt.UriPath, Opt.UriQuery, Opt.ContentFormat, Opt.Accept, Opt.Observe, Opt.ETag,
-  Opt.Block1, Opt.Block2, Opt.Size1, Opt.Size2, Opt.ProxyUri, Opt.ProxyScheme,
+  Opt.Block1, Opt.Block2, Opt.Size1, Opt.Size2, Opt.ProxyUri, Opt.ProxyScheme, Opt.RequestTag,
 ]);
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -77,8 +78,7 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   // (the next one, at the offset reached) is not counted against the request rates, so a transfer
   // costs one request however small its blocks. Repeats and rewinds are counted: free blocks per
   // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
-  const transferKey = `${ex.epKey} ${pathKey}`;
-  const continuing = (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(transferKey, b1)) || (req.code === Code.GET && b2 !== undefined && ctx.reps.continues(transferKey, b2));
+  const continuing = (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) || (req.code === Code.GET && b2 !== undefined && ctx.reps.continues(`${ex.epKey} ${pathKey}`, b2));
   if (!continuing) {
     const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
     if (wait > 0) return ex.respond(tooManyRequests(wait));
@@ -93,7 +93,7 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
     const problem = queryProblem(req, req.code === Code.POST ? ['auth', 'retain'] : ['auth']);
     if (problem) return ex.respond(diagnostic(Code.BadRequest, problem));
   }
-  if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, b1, pathKey, continuing);
+  if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, b1, continuing);
   // §5.8: an unsupported method is 4.05.
   if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, 'use POST to publish, GET (with Observe) to read or subscribe'));
   return get(ctx, observers, ex, req, path, pathKey, query, b2, continuing);

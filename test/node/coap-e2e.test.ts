@@ -209,6 +209,32 @@ describe('CoAP through the real platform', () => {
     expect([valid.code, valid.payload.length]).toEqual(['2.03', 0]);
   });
 
+  it('two block-wise POSTs to one resource at once through one npm coap agent (one socket) are stored as sent, not mixed', async () => {
+    // Before, uploads were keyed by endpoint and path only: the second body's block 0 took over the
+    // first's upload, and a message made of both was stored (and the other got 4.08).
+    const agent = new coap.Agent({ type: 'udp4' });
+    const post = (fill: string) =>
+      new Promise<string>((ok, fail) => {
+        const req = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'POST', pathname: `/channels/${world.channel}/messages/together`, query: `auth=${world.deviceKey}`, agent });
+        req.setOption('Block1', Buffer.of(0x02)); // 64-byte blocks
+        req.on('response', (r: { code: string }) => ok(r.code));
+        req.on('error', fail);
+        req.end(Buffer.alloc(300, fill));
+      });
+    try {
+      expect(await Promise.all([post('A'), post('B')])).toEqual(['2.04', '2.04']);
+    } finally {
+      agent.close();
+    }
+    let items: Record<string, unknown>[] = [];
+    for (let i = 0; i < 80 && items.length < 2; i++) {
+      items = (await stored('subtopic=together')).items;
+      if (items.length < 2) await new Promise((res) => setTimeout(res, 100));
+    }
+    const bodies = await Promise.all(items.map(async (m) => (typeof m.payload === 'string' ? m.payload : (await fetch(`${platform.url}${String(m.payloadUrl)}`, { headers: { authorization: `Bearer ${world.token}` } })).text())));
+    expect(bodies.sort()).toEqual(['A'.repeat(300), 'B'.repeat(300)]);
+  });
+
   it('keeps serving after thousands of random datagrams', async () => {
     const sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));

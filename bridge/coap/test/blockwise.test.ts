@@ -91,6 +91,50 @@ describe('Block1 uploads (RFC 7959 §2.3)', () => {
     expect(client.take().map(summary)).toEqual(['ACK 4.00', 'ACK 4.00']);
   });
 
+  it('two bodies uploaded to one resource at once from one endpoint, each keeping its token (as the npm coap package does), are two uploads', async () => {
+    const { client, platform } = setup();
+    const a = new Uint8Array(80).fill(0x41);
+    const b = new Uint8Array(80).fill(0x42);
+    const block = (token: number, data: Uint8Array, num: number) =>
+      client.request({ ...PUB, token: Uint8Array.of(token), payload: data.slice(num * 32, num * 32 + 32), options: [blockOption(Opt.Block1, { num, more: (num + 1) * 32 < data.length, szx: 1 })] });
+    for (const num of [0, 1, 2]) {
+      block(1, a, num);
+      block(2, b, num);
+    }
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.04', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a, b]);
+  });
+
+  it('two bodies uploaded to one resource at once, a new token on every block (as libcoap does), are told apart by their Request-Tags (RFC 9175 §3.3)', async () => {
+    const { client, platform } = setup();
+    const a = new Uint8Array(80).fill(0x41);
+    const b = new Uint8Array(80).fill(0x42);
+    let token = 0;
+    const block = (tag: number, data: Uint8Array, num: number) =>
+      client.request({
+        ...PUB, token: Uint8Array.of(++token), payload: data.slice(num * 32, num * 32 + 32),
+        options: [blockOption(Opt.Block1, { num, more: (num + 1) * 32 < data.length, szx: 1 }), uintOption(Opt.Size1, data.length), { number: Opt.RequestTag, value: Uint8Array.of(0x70, tag) }],
+      });
+    for (const num of [0, 1, 2]) {
+      block(1, a, num);
+      block(2, b, num);
+    }
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.04', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a, b]);
+  });
+
+  it('a block sent with another credential (another device behind the same address) does not continue an upload', async () => {
+    const { client, platform } = setup();
+    platform.addDevice('dev-3', 'key-dev-3').addChannel('c1', { publish: ['dev-1', 'dev-3'] });
+    client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    client.request({ ...PUB, query: ['auth=key-dev-3'], payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 4.08']);
+    expect(platform.published).toHaveLength(0);
+  });
+
   it('a partial upload expires after blockTimeoutMs: its continuation then gets 4.08', async () => {
     const { client, clock, server } = setup({ blockTimeoutMs: 30_000 });
     client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
