@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import coap from 'coap';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Code, decode, encode, Opt, stringOption, Type, uintOption, uriPathOptions } from '../../shared/coap';
+import { blockOption, Code, decode, encode, Opt, stringOption, Type, uintOption, uriPathOptions } from '../../shared/coap';
 import { encodeSenmlCbor } from '../../shared/senml';
 import { provision, startPlatform, type Platform } from './processes';
 
@@ -233,6 +233,31 @@ describe('CoAP through the real platform', () => {
     }
     const bodies = await Promise.all(items.map(async (m) => (typeof m.payload === 'string' ? m.payload : (await fetch(`${platform.url}${String(m.payloadUrl)}`, { headers: { authorization: `Bearer ${world.token}` } })).text())));
     expect(bodies.sort()).toEqual(['A'.repeat(300), 'B'.repeat(300)]);
+  });
+
+  it('a body over the channel\'s own payload limit gets 4.13 without the bridge\'s Size1 (64 KiB), which the channel would refuse again', async () => {
+    const small = (await world.call('POST', `/orgs/${world.org}/channels`, { name: 'small' }, world.token)).id!;
+    await world.call('POST', `/orgs/${world.org}/connections`, { channel_ids: [small], device_ids: [world.deviceId] }, world.token);
+    await world.call('PATCH', `/orgs/${world.org}/channels/${small}/limits`, { maxPayloadBytes: 1000 }, world.token);
+    const sock = createSocket('udp4');
+    const replies: Buffer[] = [];
+    sock.on('message', (m) => replies.push(m));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const body = new Uint8Array(1500).fill(0x61);
+    for (const [num, more] of [[0, true], [1, false]] as const) {
+      sock.send(encode({
+        type: Type.CON, code: Code.POST, messageId: 0x5100 + num, token: Uint8Array.of(7, num),
+        options: [...uriPathOptions(['channels', small, 'messages']), stringOption(Opt.UriQuery, `auth=${world.deviceKey}`), blockOption(Opt.Block1, { num, more, szx: 6 })],
+        payload: body.slice(num * 1024, (num + 1) * 1024),
+      }), platform.coapPort, '127.0.0.1');
+      await until(() => (replies.length > num ? true : undefined));
+    }
+    sock.close();
+    const [first, last] = replies.map((r) => decode(r));
+    expect(first!.code).toBe(Code.Continue);
+    expect(last!.code).toBe(Code.RequestEntityTooLarge);
+    expect(new TextDecoder().decode(last!.payload)).toContain('at most 1000');
+    expect(last!.options.find((o) => o.number === Opt.Size1)).toBeUndefined();
   });
 
   it('keeps serving after thousands of random datagrams', async () => {
