@@ -36,7 +36,7 @@ const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padSt
  * The key of the Block1 upload a request belongs to: its endpoint, and every option but the
  * block-wise ones (Block1, Block2, Size1, Size2) — path, query (the credential: another device
  * behind the same address is another upload), Content-Format — and the Request-Tag options. RFC
- * 9175 §3.3: only "matchable" requests (same endpoint, same options but those) with the same
+ * 9175 §3: only "matchable" requests (same endpoint, same options but those) with the same
  * Request-Tags are blocks of one body; libcoap gives each body its own Request-Tag, so two bodies
  * it sends to one resource at once are two uploads.
  */
