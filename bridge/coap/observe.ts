@@ -155,6 +155,18 @@ export class Observers {
     return true;
   }
 
+  /**
+   * The Observe number of the last notification to the observation of (endpoint, token) on
+   * `repKey`'s resource, or undefined when there is none. A client that fetches a notification's
+   * later blocks with its observation's own request (Observe: 0, same token — the npm `coap`
+   * package does) is re-registering (RFC 7641 §4.1): the answer carries Observe, or it would say the
+   * observation is over (§3.2), and that client drops a notification whose last block has none.
+   */
+  observeNumber(epKey: string, token: Uint8Array, repKey: string): number | undefined {
+    const o = this.byKey.get(`${epKey}#${hex(token)}`);
+    return o && !o.closed && o.target.repKey === repKey ? o.seq : undefined;
+  }
+
   private deliver(o: Observer, d: Delivery): void {
     if (o.closed) return;
     this.recheck(o);

@@ -135,5 +135,5 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
     if (again > 0) return ex.respond(tooManyRequests(again));
   }
   if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2, version))) return;
-  return read(ctx, ex, target, acc, b2, etags(req));
+  return read(ctx, ex, target, acc, b2, etags(req), obs === 0 && continuation ? observers.observeNumber(ex.epKey, ex.token, target.repKey) : undefined);
 }

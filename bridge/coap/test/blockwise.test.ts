@@ -252,6 +252,31 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
     expect(summary(past!)).toBe('ACK 4.02');
   });
 
+  it('a notification\'s later blocks fetched with the observation\'s own request (Observe: 0, same token, as the npm coap package does) answer with its Observe number', async () => {
+    const { client, platform, server } = setup();
+    const token = Uint8Array.of(1);
+    const observeGet = (num: number) => client.request({ ...GET, observe: 0, token, options: [blockOption(Opt.Block2, { num, more: false, szx: 4 })] });
+    observeGet(0);
+    await settle();
+    client.take();
+    await platform.inject('c1', 'fw', body(600), 'application/octet-stream');
+    await settle();
+    const n = client.only();
+    const number = decodeUint(opt(n, Opt.Observe)!.value);
+    const parts = [n.payload];
+    for (let num = 1; num < 3; num++) {
+      observeGet(num);
+      await settle();
+      const res = client.only();
+      // Without Observe the answer to a registration says the observation is over (RFC 7641 §3.2),
+      // and the npm coap client dropped the whole notification.
+      expect(opt(res, Opt.Observe) && decodeUint(opt(res, Opt.Observe)!.value)).toBe(number);
+      parts.push(res.payload);
+    }
+    expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(body(600));
+    expect(server.stats().observers).toBe(1); // still observing, and once
+  });
+
   it('a large notification carries its first block; the rest is fetched with GET + Block2 from the same message', async () => {
     const { client, platform } = setup();
     client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 4 })] });
