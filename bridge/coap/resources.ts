@@ -7,10 +7,10 @@ import {
   Code, Opt, accept, block1, block2, contentTypeOf, etags, getAll, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
 } from '../../shared/coap';
 import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
+import { uploadKey } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import type { Observers } from './observe';
-import { uploadKey } from './blockwise';
 import { publish } from './publish';
 import { read } from './read';
 import { diagnostic, errorReply, tooManyRequests } from './replies';
