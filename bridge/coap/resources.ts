@@ -14,7 +14,7 @@ import type { Observers } from './observe';
 import { publish } from './publish';
 import { read } from './read';
 import { diagnostic, errorReply, tooManyRequests } from './replies';
-import { discover } from './well-known';
+import { discover, discoveryKey } from './well-known';
 
 /** Options this server acts on; any other critical option gets 4.02 (RFC 7252 §5.4.1). */
 const KNOWN: ReadonlySet<number> = new Set([
@@ -78,15 +78,17 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   // (the next one, at the offset reached) is not counted against the request rates, so a transfer
   // costs one request however small its blocks. Repeats and rewinds are counted: free blocks per
   // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
-  const continuing = (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) || (req.code === Code.GET && b2 !== undefined && ctx.reps.continues(`${ex.epKey} ${pathKey}`, b2));
+  const discovery = pathKey === '/.well-known/core' || pathKey === '/channels';
+  const downloadKey = discovery ? discoveryKey(ex.epKey, pathKey, req) : `${ex.epKey} ${pathKey}`;
+  const continuing = (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) || (req.code === Code.GET && b2 !== undefined && ctx.reps.continues(downloadKey, b2));
   if (!continuing) {
     const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
     if (wait > 0) return ex.respond(tooManyRequests(wait));
   }
 
-  if (pathKey === '/.well-known/core' || pathKey === '/channels') {
+  if (discovery) {
     if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, `${pathKey} only answers GET`));
-    return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2);
+    return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2, downloadKey);
   }
   if (path[0] !== 'channels') return ex.respond(diagnostic(Code.NotFound, `no resource ${pathKey}`));
   if (req.code === Code.POST || req.code === Code.GET) {

@@ -4,7 +4,7 @@
  * to or observe (`GET /channels?auth=…` lists only those). Query filtering per §4.1: one
  * `attr=value` (or `href=…`), a trailing `*` matching any suffix; `auth` is not a filter.
  */
-import { Code, ContentFormat, Opt, accept, queryParams, uintOption, type Block, type CoapMessage } from '../../shared/coap';
+import { Code, ContentFormat, Opt, accept, queryParams, uintOption, uriQuery, type Block, type CoapMessage } from '../../shared/coap';
 import { formatHttpPath } from '../../shared/topics';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
@@ -46,21 +46,33 @@ async function channelLinks(ctx: Context, ex: Exchange, key: string): Promise<Li
   }));
 }
 
-export async function discover(ctx: Context, ex: Exchange, req: Pick<CoapMessage, 'options'>, which: 'core' | 'channels', block2: Block | undefined): Promise<void> {
+/**
+ * Where a discovery answer sent in blocks is kept for its later blocks: the endpoint, the path and
+ * the query (the key and the filter make another document).
+ */
+export const discoveryKey = (epKey: string, pathKey: string, req: Pick<CoapMessage, 'options'>): string => `${epKey} ${pathKey}?${uriQuery(req).join('&')}`;
+
+/** `repKey`: discoveryKey of the request. */
+export async function discover(ctx: Context, ex: Exchange, req: Pick<CoapMessage, 'options'>, which: 'core' | 'channels', block2: Block | undefined, repKey: string): Promise<void> {
   // RFC 7252 §5.10.4: discovery answers only in link format (RFC 6690).
   const acc = accept(req);
   if (acc !== undefined && acc !== ContentFormat.LinkFormat) return ex.respond(diagnostic(Code.NotAcceptable, `discovery answers in application/link-format (Content-Format 40), not ${acc}`));
   const q = queryParams(req);
   const key = q.get('auth');
   q.delete('auth');
-  if (which === 'channels' && key === undefined) {
-    await ctx.auth.principal(ex.epKey, key); // throws the 4.01
+  if (which === 'channels' || key !== undefined) {
+    await ctx.auth.principal(ex.epKey, key); // 4.01 without a key (or with an unknown one)
   }
+  // Later blocks come from the document whose first block was sent (RFC 7959 §2.4), as a read's
+  // do: rebuilt, a channel connected meanwhile shifted the rest, and the client, with no ETag to
+  // compare, put together a list that never was. And a transfer in progress is one request.
+  const kept = block2 && block2.num > 0 ? ctx.reps.get(repKey) : undefined;
+  if (kept) return sendBlocks(ctx, ex, repKey, kept, block2);
   let links = which === 'core' ? [CHANNELS] : [];
   if (key !== undefined) links = [...links, ...(await channelLinks(ctx, ex, key))];
   const [filter] = q.entries();
   if (filter) links = links.filter((l) => matches(l, filter[0], filter[1]));
   const payload = new TextEncoder().encode(serialize(links));
   const rep = { code: Code.Content, options: [uintOption(Opt.ContentFormat, ContentFormat.LinkFormat)], payload };
-  sendBlocks(ctx, ex, `${ex.epKey} /${which}`, rep, block2);
+  sendBlocks(ctx, ex, repKey, rep, block2);
 }

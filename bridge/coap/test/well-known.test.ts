@@ -75,4 +75,38 @@ describe('resource discovery (RFC 6690)', () => {
     expect(text.length).toBe(total);
     expect(text.split(',')).toHaveLength(42);
   });
+
+  it('the later blocks of a listing come from the list whose first block was sent: a channel connected meanwhile does not shift them', async () => {
+    const { client, platform } = setup();
+    for (let i = 0; i < 20; i++) platform.addChannel(`channel-${String(i).padStart(3, '0')}`, { subscribe: ['dev-1'] });
+    const block = (num: number) => client.request({ path: '/channels', query: [`auth=${KEY}`], options: [blockOption(Opt.Block2, { num, more: false, szx: 2 })] });
+    block(0);
+    await settle();
+    const first = client.only();
+    const total = decodeUint(opt(first, Opt.Size2)!.value);
+    // Sorts before every other channel: rebuilt, the list would move on by one link.
+    platform.addChannel('a-new-one', { subscribe: ['dev-1'] });
+    let text = str(first.payload);
+    for (let num = 1; num * 64 < total; num++) {
+      block(num);
+      await settle();
+      text += str(client.only().payload);
+    }
+    expect(text.length).toBe(total);
+    expect(text.split(',').map((l) => /<\/channels\/([^/]+)\//.exec(l)?.[1])).toEqual(Array.from({ length: 22 }, (_, i) => (i < 2 ? ['c1', 'c2'][i] : `channel-${String(i - 2).padStart(3, '0')}`)));
+  });
+
+  it('a listing in blocks is one request for the rate limits (docs/coap.md "Limits"): 16-byte blocks under a rate of 1/s', async () => {
+    const { client } = setup({ requestRate: { perSecond: 1, burst: 1 } });
+    let text = '';
+    for (let num = 0; ; num++) {
+      client.request({ path: '/.well-known/core', query: [`auth=${KEY}`], options: [blockOption(Opt.Block2, { num, more: false, szx: 0 })] });
+      await settle();
+      const res = client.only();
+      expect(summary(res), `block ${num}`).toBe('ACK 2.05');
+      text += str(res.payload);
+      if (!decodeBlock(opt(res, Opt.Block2)!.value).more) break;
+    }
+    expect(text).toMatch(/^<\/channels>;.*<\/channels\/c2\/messages>;rt="edgeflux.messages";if="edgeflux.observe";ct="0 42 50 60 110 112";obs$/);
+  });
 });
