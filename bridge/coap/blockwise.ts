@@ -75,7 +75,9 @@ export class Uploads {
     const token = hex(tokenBytes);
     const size = blockSize(block.szx);
     const offset = block.num * size;
+    // A block 0 restarts the upload of its token; with another token it is another body.
     let u = this.find(key, token, offset);
+    if (block.num === 0 && u && u.token !== token) u = undefined;
     const fail = (reply: Reply): UploadStep => {
       if (u) this.drop(key, u);
       return { kind: 'error', reply };
@@ -85,8 +87,6 @@ export class Uploads {
     // §2.2: every block but the last carries exactly 2^(SZX+4) bytes, the last at most that.
     if ((block.more && payload.length !== size) || payload.length > size) return fail(diagnostic(Code.BadRequest, `block ${block.num} must carry ${block.more ? 'exactly' : 'at most'} ${size} bytes`));
     if (block.num === 0) {
-      // A block 0 restarts the upload of its token; with another token it is another body.
-      if (u && u.token !== token) u = undefined;
       if (u) this.drop(key, u);
       if (this.count >= this.limits.maxPendingUploads) return fail(unavailable(this.limits, 'too many block-wise uploads in progress'));
       u = this.add(key, token);

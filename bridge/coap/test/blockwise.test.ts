@@ -125,6 +125,17 @@ describe('Block1 uploads (RFC 7959 §2.3)', () => {
     expect(platform.published.map((p) => p.payload)).toEqual([a, b]);
   });
 
+  it('a refused first block of another body (another token) leaves the upload in progress alone', async () => {
+    const { client, platform } = setup({ maxPayloadBytes: 100 });
+    const a = new Uint8Array(48).fill(0x41);
+    client.request({ ...PUB, token: Uint8Array.of(1), payload: a.slice(0, 32), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 1 })] });
+    client.request({ ...PUB, token: Uint8Array.of(2), payload: new Uint8Array(32), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 1 }), uintOption(Opt.Size1, 500)] });
+    client.request({ ...PUB, token: Uint8Array.of(1), payload: a.slice(32), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 1 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 4.13', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a]);
+  });
+
   it('a block sent with another credential (another device behind the same address) does not continue an upload', async () => {
     const { client, platform } = setup();
     platform.addDevice('dev-3', 'key-dev-3').addChannel('c1', { publish: ['dev-1', 'dev-3'] });
