@@ -198,6 +198,8 @@ interface Kept {
   timer: Timer;
   /** The byte offset the next block of this transfer starts at. */
   next: number;
+  /** Called once when the last block of `rep` has been served (an observation waits for it: observe.ts). */
+  onLast?: () => void;
 }
 
 const KEPT_MAX = 10_000;
@@ -208,14 +210,24 @@ export class Representations {
 
   constructor(private readonly clock: Clock, private readonly limits: CoapLimits) {}
 
-  keep(key: string, rep: Representation, next = 0): void {
-    this.kept.get(key)?.timer.cancel();
+  /** `onLast`: see Kept; kept over when the same representation moves on. */
+  keep(key: string, rep: Representation, next = 0, onLast?: () => void): void {
+    const before = this.kept.get(key);
+    if (before?.rep === rep) onLast ??= before.onLast;
+    before?.timer.cancel();
     this.kept.delete(key);
     if (this.kept.size >= KEPT_MAX) {
       const [oldest] = this.kept.keys();
       if (oldest !== undefined) this.forget(oldest);
     }
-    this.kept.set(key, { rep, next, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.kept.delete(key)) });
+    this.kept.set(key, { rep, next, onLast, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.kept.delete(key)) });
+  }
+
+  /** The last block of the representation kept for `key` was served: it is forgotten, and its onLast called. */
+  served(key: string): void {
+    const k = this.kept.get(key);
+    this.forget(key);
+    k?.onLast?.();
   }
 
   /** Whether `block` is the next one of the representation kept for `key`: it moves the transfer on. */

@@ -5,7 +5,7 @@
  * follow-ups (NUM > 0) are served from the representation whose first block was sent, so every
  * block of one transfer comes from the same message (RFC 7959 §2.4).
  */
-import { Code, Opt, blockSize, contentTypeOf, decodeBlock, uintOption, type Block } from '../../shared/coap';
+import { Code, Opt, blockSize, contentTypeOf, decodeBlock, type Block } from '../../shared/coap';
 import type { Delivery } from '../platform/types';
 import { blockReply, type Representation } from './blockwise';
 import type { Context } from './context';
@@ -25,26 +25,20 @@ export function sendBlocks(ctx: Context, ex: Exchange, repKey: string, rep: Repr
   const sent = opt ? decodeBlock(opt.value) : undefined;
   const more = sent?.more ?? false;
   if (sent && more) ctx.reps.keep(repKey, rep, (sent.num + 1) * blockSize(sent.szx));
-  else if (block2 && block2.num > 0) ctx.reps.forget(repKey);
   ex.respond(reply);
+  if (!more && block2 && block2.num > 0 && ctx.reps.get(repKey) === rep) ctx.reps.served(repKey);
 }
 
 /**
- * `validators`: the request's ETag options (the representations the client holds). `observing`:
- * the Observe number to answer a notification's later block with, when the request is its
- * observation's own (Observe: 0 on the observation's token; observe.ts `observeNumber`).
+ * `validators`: the request's ETag options (the representations the client holds). `kept`: false
+ * for a notification's follow-up on its observation's own request (observe.ts `fetch`) that found
+ * no notification in blocks: it is read afresh, never answered from another request's representation.
  */
-export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined, validators: readonly Uint8Array[] = [], observing?: number): Promise<void> {
-  if (block2 && block2.num > 0) {
-    const kept = ctx.reps.get(target.repKey);
-    // A notification's later blocks are fetched with GET + Block2 (RFC 7959 §2.6 / §3.4): without
-    // Observe in the answer, unless the request re-registers the observation (Observe: 0, its token).
-    if (kept) {
-      const options = kept.options.filter((o) => o.number !== Opt.Observe);
-      if (observing !== undefined) options.push(uintOption(Opt.Observe, observing));
-      return sendBlocks(ctx, ex, target.repKey, { ...kept, options }, block2);
-    }
-  }
+export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined, validators: readonly Uint8Array[] = [], kept = true): Promise<void> {
+  // A notification's later blocks fetched with another request (GET + Block2 without Observe, RFC
+  // 7959 §2.6 / §3.4, as libcoap does) come from the representation kept for this endpoint and path.
+  const rep = kept && block2 && block2.num > 0 ? ctx.reps.get(target.repKey) : undefined;
+  if (rep) return sendBlocks(ctx, ex, target.repKey, rep, block2);
   const ds: Delivery[] = [];
   const sub = await ctx.platform.subscribe({ channel: target.channel, filter: target.filter }, (d) => ds.push(d));
   sub.close();

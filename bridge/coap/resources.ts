@@ -80,7 +80,10 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
   const discovery = pathKey === '/.well-known/core' || pathKey === '/channels';
   const downloadKey = discovery ? discoveryKey(ex.epKey, pathKey, req) : `${ex.epKey} ${pathKey}`;
-  const continuing = (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) || (req.code === Code.GET && b2 !== undefined && ctx.reps.continues(downloadKey, b2));
+  const followUp = req.code === Code.GET && b2 !== undefined && b2.num > 0 && observe(req) === 0; // a notification's block on its observation's request
+  const continuing =
+    (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) ||
+    (req.code === Code.GET && b2 !== undefined && (followUp ? observers.continues(ex.epKey, ex.token, downloadKey, b2) : ctx.reps.continues(downloadKey, b2)));
   if (!continuing) {
     const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
     if (wait > 0) return ex.respond(tooManyRequests(wait));
@@ -132,10 +135,17 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
   const target = { channel: addr.channel, filter: subscriptionFilter(addr.subtopic), repKey: `${ex.epKey} ${pathKey}` };
   // The kept representation went away meanwhile (its last block served, or pushed out): reading
   // again is a request of its own.
-  if (continuing && ctx.reps.get(target.repKey) === undefined) {
+  const followUp = obs === 0 && continuation;
+  if (continuing && (followUp ? !observers.continues(ex.epKey, ex.token, target.repKey, b2) : ctx.reps.get(target.repKey) === undefined)) {
     const again = Math.max(ctx.rate.take(`endpoint:${ex.epKey}`), ctx.rate.take(`principal:${principal.id}`));
     if (again > 0) return ex.respond(tooManyRequests(again));
   }
   if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2, version))) return;
-  return read(ctx, ex, target, acc, b2, etags(req), obs === 0 && continuation ? observers.observeNumber(ex.epKey, ex.token, target.repKey) : undefined);
+  if (followUp) {
+    // The notification's own blocks, with its Observe number (observe.ts `fetch`).
+    const reply = observers.fetch(ex.epKey, ex.token, target.repKey, b2);
+    if (reply === null) return ex.respond(diagnostic(Code.BadOption, `block ${b2.num} is past the end of the notification`));
+    if (reply) return ex.respond(reply);
+  }
+  return read(ctx, ex, target, acc, b2, etags(req), !followUp);
 }

@@ -284,6 +284,31 @@ describe('CoAP through the real platform', () => {
     }
   });
 
+  it('the npm coap client observing with 64-byte blocks, two notifications back to back: each arrives whole, never spliced from both', async () => {
+    // The package appends every Block2 payload on the observation's token to the notification it is
+    // assembling: a newer notification sent (or its blocks served) while it fetched an older one's
+    // blocks made one of 'A'×64 + 'B'×492. Newer notifications now wait until the last block is served.
+    const agent = new coap.Agent({ type: 'udp4' }); // its own socket: the global agent's may be closing after the test before
+    const req = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'GET', pathname: `/channels/${world.channel}/messages/npmrace`, query: `auth=${world.deviceKey}`, observe: true, agent });
+    req.setOption('Block2', Buffer.of(0x02));
+    const got: string[] = [];
+    const stream = await new Promise<{ on: (e: 'data', f: (d: Buffer) => void) => void; close: () => void }>((ok, fail) => {
+      req.on('response', ok);
+      req.on('error', fail);
+      req.end();
+    });
+    stream.on('data', (d: Buffer) => d.length > 0 && got.push(d.toString()));
+    try {
+      const post = (fill: string) => fetch(`${platform.url}/channels/${world.channel}/messages/npmrace`, { method: 'POST', headers: { authorization: `Device ${world.deviceKey}`, 'content-type': 'text/plain' }, body: fill.repeat(300) });
+      expect((await post('A')).status).toBe(202);
+      expect((await post('B')).status).toBe(202);
+      await until(() => (got.length >= 2 ? true : undefined), 15_000).catch(() => undefined);
+      expect(got).toEqual(['A'.repeat(300), 'B'.repeat(300)]);
+    } finally {
+      stream.close();
+    }
+  });
+
   it('keeps serving after thousands of random datagrams', async () => {
     const sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, blockOption, decodeBlock, decodeUint, uintOption, type Block, type CoapMessage, type CoapOption } from '../../../shared/coap';
 import { settle } from '../../testing/fake-clock';
-import { KEY, opt, setup, summary, type Client, type RequestSpec } from './harness';
+import { KEY, opt, setup, str, summary, type Client, type RequestSpec } from './harness';
 
 const PUB: RequestSpec = { code: Code.POST, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`], contentFormat: 42 };
 const GET: RequestSpec = { code: Code.GET, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`] };
@@ -286,6 +286,73 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
     }
     expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(body(600));
     expect(server.stats().observers).toBe(1); // still observing, and once
+  });
+
+  it('a newer notification waits while the observation\'s own requests fetch the blocks of one: the client never gets one spliced from two (nor from a plain GET\'s answer)', async () => {
+    const { client, platform } = setup();
+    const token = Uint8Array.of(1);
+    const observeGet = (num: number) => client.request({ ...GET, observe: 0, token, options: [blockOption(Opt.Block2, { num, more: false, szx: 2 })] });
+    observeGet(0);
+    await settle();
+    client.take();
+    const a = new Uint8Array(300).fill(0x41);
+    const b = new Uint8Array(300).fill(0x42);
+    await platform.inject('c1', 'fw', a, 'application/octet-stream');
+    await platform.inject('c1', 'fw', b, 'application/octet-stream');
+    await settle();
+    // Fetches every notification block by block, as the npm coap package does; returns each one whole with its last block's Observe.
+    const fetchRest = async (first: CoapMessage): Promise<[number | undefined, Uint8Array]> => {
+      const parts = [first.payload];
+      let last = first;
+      for (let num = 1; blockOf(last, Opt.Block2)!.more; num++) {
+        // A plain GET of the same resource from the same endpoint meanwhile (its own answer kept per endpoint and path).
+        if (num === 2) {
+          client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 2 })] });
+          await settle();
+          client.take();
+        }
+        observeGet(num);
+        await settle();
+        const got = client.take();
+        last = got[0]!;
+        parts.push(last.payload);
+        // Nothing else meanwhile: the newer notification waits until the answer with the last block is sent.
+        expect(got.map(summary)).toEqual(blockOf(last, Opt.Block2)!.more ? ['ACK 2.05'] : ['ACK 2.05', ...got.slice(1).map(() => 'NON 2.05')]);
+        after = got.slice(1);
+      }
+      const o = opt(last, Opt.Observe);
+      return [o && decodeUint(o.value), Uint8Array.from(parts.flatMap((p) => [...p]))];
+    };
+    let after: CoapMessage[] = [];
+    const [first] = client.take();
+    expect(first && opt(first, Opt.Observe)).toBeDefined();
+    const number = decodeUint(opt(first!, Opt.Observe)!.value);
+    expect(await fetchRest(first!)).toEqual([number, a]);
+    // The last block of A served: B goes now, after it.
+    await settle();
+    const next = [...after, ...client.take()];
+    expect(next).toHaveLength(1);
+    after = [];
+    expect(decodeUint(opt(next[0]!, Opt.Observe)!.value)).toBe(number + 1);
+    expect(await fetchRest(next[0]!)).toEqual([number + 1, b]);
+    expect(after).toEqual([]);
+  });
+
+  it('a notification whose later blocks are not fetched holds newer ones for observeBlockWaitMs only', async () => {
+    const { client, platform, clock } = setup({ observeBlockWaitMs: 2000 });
+    client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 2 })] });
+    await settle();
+    client.take();
+    await platform.inject('c1', 'fw', body(300), 'application/octet-stream');
+    await platform.inject('c1', 'fw', 'small', 'text/plain');
+    await settle();
+    expect(client.take()).toHaveLength(1);
+    await clock.advance(1999);
+    await settle();
+    expect(client.take()).toHaveLength(0);
+    await clock.advance(1);
+    await settle();
+    expect(str(client.only().payload)).toBe('small');
   });
 
   it('a large notification carries its first block; the rest is fetched with GET + Block2 from the same message', async () => {
