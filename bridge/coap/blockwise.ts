@@ -203,10 +203,17 @@ interface Kept {
 }
 
 const KEPT_MAX = 10_000;
+/** Representations one endpoint may have kept at once, before its own oldest goes (so one endpoint cannot push out others' transfers). */
+export const KEPT_PER_ENDPOINT = 32;
+
+/** The endpoint a kept representation's key starts with (`<endpoint> <path>…`; endpoint keys hold no space). */
+const endpointOf = (key: string): string => key.slice(0, key.indexOf(' ') >>> 0);
 
 /** Representations being transferred in Block2 blocks, per endpoint and path. */
 export class Representations {
   private readonly kept = new Map<string, Kept>();
+  /** Per endpoint, its keys, least recently kept first. */
+  private readonly byEndpoint = new Map<string, Set<string>>();
 
   constructor(private readonly clock: Clock, private readonly limits: CoapLimits) {}
 
@@ -214,13 +221,21 @@ export class Representations {
   keep(key: string, rep: Representation, next = 0, onLast?: () => void): void {
     const before = this.kept.get(key);
     if (before?.rep === rep) onLast ??= before.onLast;
-    before?.timer.cancel();
-    this.kept.delete(key);
+    this.forget(key);
+    const ep = endpointOf(key);
+    const own = this.byEndpoint.get(ep) ?? new Set<string>();
+    this.byEndpoint.set(ep, own);
+    if (own.size >= KEPT_PER_ENDPOINT) {
+      const [oldest] = own;
+      if (oldest !== undefined) this.forget(oldest);
+    }
     if (this.kept.size >= KEPT_MAX) {
       const [oldest] = this.kept.keys();
       if (oldest !== undefined) this.forget(oldest);
     }
-    this.kept.set(key, { rep, next, onLast, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.kept.delete(key)) });
+    own.add(key);
+    this.byEndpoint.set(ep, own);
+    this.kept.set(key, { rep, next, onLast, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.forget(key)) });
   }
 
   /** The last block of the representation kept for `key` was served: it is forgotten, and its onLast called. */
@@ -243,10 +258,18 @@ export class Representations {
   forget(key: string): void {
     this.kept.get(key)?.timer.cancel();
     this.kept.delete(key);
+    const ep = endpointOf(key);
+    const own = this.byEndpoint.get(ep);
+    if (own?.delete(key) && own.size === 0) this.byEndpoint.delete(ep);
+  }
+
+  get size(): number {
+    return this.kept.size;
   }
 
   close(): void {
     for (const k of this.kept.values()) k.timer.cancel();
     this.kept.clear();
+    this.byEndpoint.clear();
   }
 }

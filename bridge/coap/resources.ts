@@ -79,7 +79,7 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   // costs one request however small its blocks. Repeats and rewinds are counted: free blocks per
   // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
   const discovery = pathKey === '/.well-known/core' || pathKey === '/channels';
-  const downloadKey = discovery ? discoveryKey(ex.epKey, pathKey, req) : `${ex.epKey} ${pathKey}`;
+  const downloadKey = discovery ? discoveryKey(ex.epKey, pathKey) : `${ex.epKey} ${pathKey}`;
   const followUp = req.code === Code.GET && b2 !== undefined && b2.num > 0 && observe(req) === 0; // a notification's block on its observation's request
   const continuing =
     (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) ||

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, blockOption, decodeBlock, decodeUint, uintOption, type Block, type CoapMessage, type CoapOption } from '../../../shared/coap';
-import { settle } from '../../testing/fake-clock';
+import { FakeClock, settle } from '../../testing/fake-clock';
+import { KEPT_PER_ENDPOINT, Representations } from '../blockwise';
+import { resolveLimits } from '../limits';
 import { KEY, opt, setup, str, summary, type Client, type RequestSpec } from './harness';
 
 const PUB: RequestSpec = { code: Code.POST, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`], contentFormat: 42 };
@@ -374,5 +376,19 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
       parts.push(res.payload);
     }
     expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(body(600));
+  });
+});
+
+describe('kept Block2 representations', () => {
+  it('one endpoint keeping more than KEPT_PER_ENDPOINT pushes out its own oldest, never another endpoint\'s', async () => {
+    const clock = new FakeClock(0);
+    const reps = new Representations(clock, resolveLimits());
+    const rep = { code: Code.Content, options: [], payload: new Uint8Array(100) };
+    reps.keep('192.0.2.1:1 /channels/c1/messages/a', rep, 64);
+    for (let i = 0; i < 20_000; i++) reps.keep(`192.0.2.2:2 /channels/c1/messages/${i}`, rep, 64);
+    expect(reps.get('192.0.2.1:1 /channels/c1/messages/a')).toBe(rep);
+    expect(reps.size).toBe(KEPT_PER_ENDPOINT + 1);
+    expect(reps.get(`192.0.2.2:2 /channels/c1/messages/${20_000 - KEPT_PER_ENDPOINT}`)).toBe(rep);
+    expect(reps.get(`192.0.2.2:2 /channels/c1/messages/${20_000 - KEPT_PER_ENDPOINT - 1}`)).toBeUndefined();
   });
 });
