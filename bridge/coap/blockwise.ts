@@ -47,9 +47,11 @@ export function uploadKey(epKey: string, req: Pick<CoapMessage, 'options'>): str
   return `${epKey} ${parts.join(';')}`;
 }
 
+/** The endpoint a kept representation's key starts with (`<endpoint> <…>`; endpoint keys hold no space). */
+const endpointOf = (key: string): string => key.slice(0, key.indexOf(' ') >>> 0);
+
 /** Concurrent uploads one endpoint may have under one key (told apart by their tokens), before the oldest is dropped. */
 const UPLOADS_PER_KEY = 8;
-
 export class Uploads {
   /** Per key, its uploads in progress, least recently moved on first. */
   private readonly uploads = new Map<string, Upload[]>();
@@ -88,6 +90,9 @@ export class Uploads {
     if ((block.more && payload.length !== size) || payload.length > size) return fail(diagnostic(Code.BadRequest, `block ${block.num} must carry ${block.more ? 'exactly' : 'at most'} ${size} bytes`));
     if (block.num === 0) {
       if (u) this.drop(key, u);
+      // Make room among the key's own uploads before asking whether the server has room.
+      const list = this.uploads.get(key);
+      if (list && list.length >= UPLOADS_PER_KEY) this.drop(key, list[0]!);
       if (this.count >= this.limits.maxPendingUploads) return fail(unavailable(this.limits, 'too many block-wise uploads in progress'));
       u = this.add(key, token);
     } else if (!u || offset > u.received) {
@@ -129,7 +134,6 @@ export class Uploads {
     this.uploads.set(key, list);
     list.push(u);
     this.count++;
-    if (list.length > UPLOADS_PER_KEY) this.drop(key, list[0]!);
     return u;
   }
 
@@ -206,8 +210,6 @@ const KEPT_MAX = 10_000;
 /** Representations one endpoint may have kept at once, before its own oldest goes (so one endpoint cannot push out others' transfers). */
 export const KEPT_PER_ENDPOINT = 32;
 
-/** The endpoint a kept representation's key starts with (`<endpoint> <path>…`; endpoint keys hold no space). */
-const endpointOf = (key: string): string => key.slice(0, key.indexOf(' ') >>> 0);
 
 /** Representations being transferred in Block2 blocks, per endpoint and path. */
 export class Representations {

@@ -3,7 +3,7 @@ import { Code, Opt, blockOption, decodeBlock, decodeUint, uintOption, type Block
 import { FakeClock, settle } from '../../testing/fake-clock';
 import { KEPT_PER_ENDPOINT, Representations } from '../blockwise';
 import { resolveLimits } from '../limits';
-import { KEY, opt, setup, str, summary, type Client, type RequestSpec } from './harness';
+import { Client, KEY, opt, setup, str, summary, type RequestSpec } from './harness';
 
 const PUB: RequestSpec = { code: Code.POST, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`], contentFormat: 42 };
 const GET: RequestSpec = { code: Code.GET, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`] };
@@ -136,6 +136,19 @@ describe('Block1 uploads (RFC 7959 §2.3)', () => {
     await settle();
     expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 4.13', 'ACK 2.04']);
     expect(platform.published.map((p) => p.payload)).toEqual([a]);
+  });
+
+  it('a key at its 8 uploads makes room for a new one before the server-wide limit is asked: 2.31, not 5.03', async () => {
+    const { client, platform } = setup({ maxPendingUploads: 8 });
+    const first = (token: number) => client.request({ ...PUB, token: Uint8Array.of(token), payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    for (let t = 1; t <= 9; t++) first(t);
+    await settle();
+    expect(client.take().map(summary)).toEqual(Array(9).fill('ACK 2.31'));
+    // The ninth took the first's place; it goes on.
+    client.request({ ...PUB, token: Uint8Array.of(9), payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.04']);
+    expect(platform.published).toHaveLength(1);
   });
 
   it('a block sent with another credential (another device behind the same address) does not continue an upload', async () => {
