@@ -47,14 +47,23 @@ export function uploadKey(epKey: string, req: Pick<CoapMessage, 'options'>): str
   return `${epKey} ${parts.join(';')}`;
 }
 
-/** The endpoint a kept representation's key starts with (`<endpoint> <…>`; endpoint keys hold no space). */
+/** The endpoint an upload's or a kept representation's key starts with (`<endpoint> <…>`; endpoint keys hold no space). */
 const endpointOf = (key: string): string => key.slice(0, key.indexOf(' ') >>> 0);
 
 /** Concurrent uploads one endpoint may have under one key (told apart by their tokens), before the oldest is dropped. */
 const UPLOADS_PER_KEY = 8;
+/**
+ * Uploads one endpoint may have in progress at once (under any keys: paths, credentials,
+ * Request-Tags), before its own least recently moved on is dropped: so one endpoint cannot fill
+ * the server-wide `maxPendingUploads` and have every other endpoint's uploads refused.
+ */
+export const UPLOADS_PER_ENDPOINT = 16;
+
 export class Uploads {
   /** Per key, its uploads in progress, least recently moved on first. */
   private readonly uploads = new Map<string, Upload[]>();
+  /** Per endpoint, its uploads in progress with their keys, least recently moved on first. */
+  private readonly byEndpoint = new Map<string, Map<Upload, string>>();
   private count = 0;
 
   constructor(private readonly clock: Clock, private readonly limits: CoapLimits) {}
@@ -90,9 +99,12 @@ export class Uploads {
     if ((block.more && payload.length !== size) || payload.length > size) return fail(diagnostic(Code.BadRequest, `block ${block.num} must carry ${block.more ? 'exactly' : 'at most'} ${size} bytes`));
     if (block.num === 0) {
       if (u) this.drop(key, u);
-      // Make room among the key's own uploads before asking whether the server has room.
+      // Make room among this endpoint's own uploads before asking whether the server has room.
       const list = this.uploads.get(key);
       if (list && list.length >= UPLOADS_PER_KEY) this.drop(key, list[0]!);
+      const own = this.byEndpoint.get(endpointOf(key));
+      const [oldest] = own && own.size >= UPLOADS_PER_ENDPOINT ? own : [];
+      if (oldest) this.drop(oldest[1], oldest[0]);
       if (this.count >= this.limits.maxPendingUploads) return fail(unavailable(this.limits, 'too many block-wise uploads in progress'));
       u = this.add(key, token);
     } else if (!u || offset > u.received) {
@@ -134,10 +146,16 @@ export class Uploads {
     this.uploads.set(key, list);
     list.push(u);
     this.count++;
+    const ep = endpointOf(key);
+    const own = this.byEndpoint.get(ep) ?? new Map<Upload, string>();
+    this.byEndpoint.set(ep, own);
+    own.set(u, key);
     return u;
   }
 
   private touch(key: string, u: Upload): void {
+    const own = this.byEndpoint.get(endpointOf(key));
+    if (own?.delete(u)) own.set(u, key);
     const list = this.uploads.get(key);
     if (!list) return;
     const i = list.indexOf(u);
@@ -159,6 +177,9 @@ export class Uploads {
     list.splice(i, 1);
     this.count--;
     if (list.length === 0) this.uploads.delete(key);
+    const ep = endpointOf(key);
+    const own = this.byEndpoint.get(ep);
+    if (own?.delete(u) && own.size === 0) this.byEndpoint.delete(ep);
   }
 
   get pending(): number {
@@ -168,6 +189,7 @@ export class Uploads {
   close(): void {
     for (const list of this.uploads.values()) for (const u of list) u.timer.cancel();
     this.uploads.clear();
+    this.byEndpoint.clear();
     this.count = 0;
   }
 }

@@ -17,7 +17,7 @@ export interface CoapLimits {
   maxObservers: number;
   /** Requests per endpoint and, once authenticated, per principal (→ 4.29 with Max-Age). */
   requestRate: Rate;
-  /** Block1 uploads being reassembled at once, server-wide (→ 5.03). */
+  /** Block1 uploads being reassembled at once, server-wide (→ 5.03); one endpoint holds at most UPLOADS_PER_ENDPOINT of them (blockwise.ts). */
   maxPendingUploads: number;
   /** A partial Block1 upload or a Block2 representation is dropped after this long without a block. */
   blockTimeoutMs: number;

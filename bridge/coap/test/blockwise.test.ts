@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, blockOption, decodeBlock, decodeUint, uintOption, type Block, type CoapMessage, type CoapOption } from '../../../shared/coap';
 import { FakeClock, settle } from '../../testing/fake-clock';
-import { KEPT_PER_ENDPOINT, Representations } from '../blockwise';
+import { KEPT_PER_ENDPOINT, Representations, UPLOADS_PER_ENDPOINT } from '../blockwise';
 import { resolveLimits } from '../limits';
 import { Client, KEY, opt, setup, str, summary, type RequestSpec } from './harness';
 
@@ -149,6 +149,27 @@ describe('Block1 uploads (RFC 7959 §2.3)', () => {
     await settle();
     expect(client.take().map(summary)).toEqual(['ACK 2.04']);
     expect(platform.published).toHaveLength(1);
+  });
+
+  it('one endpoint cannot fill maxPendingUploads: past UPLOADS_PER_ENDPOINT its own oldest upload goes, and another endpoint\'s upload is taken', async () => {
+    const { client, platform, server } = setup({ maxPendingUploads: UPLOADS_PER_ENDPOINT + 1 });
+    const other = new Client(server, { address: '192.0.2.99', port: 5000, family: 'IPv4' });
+    const first = (c: Client, tag: number) => c.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 }), { number: Opt.RequestTag, value: Uint8Array.of(tag) }] });
+    const last = (c: Client, tag: number) => c.request({ ...PUB, payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 }), { number: Opt.RequestTag, value: Uint8Array.of(tag) }] });
+    for (let tag = 0; tag < UPLOADS_PER_ENDPOINT + 4; tag++) first(client, tag);
+    await settle();
+    expect(client.take().map(summary)).toEqual(Array(UPLOADS_PER_ENDPOINT + 4).fill('ACK 2.31'));
+    first(other, 0);
+    await settle();
+    expect(other.take().map(summary)).toEqual(['ACK 2.31']);
+    // The endpoint's oldest uploads went; its newest go on; the other endpoint's too.
+    last(client, 0);
+    last(client, UPLOADS_PER_ENDPOINT + 3);
+    last(other, 0);
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 4.08', 'ACK 2.04']);
+    expect(other.take().map(summary)).toEqual(['ACK 2.04']);
+    expect(platform.published).toHaveLength(2);
   });
 
   it('a block sent with another credential (another device behind the same address) does not continue an upload', async () => {
