@@ -73,12 +73,13 @@ export class Uploads {
    * whose last block had this token (a client that keeps its token through a body, as the npm
    * `coap` package does: two concurrent bodies have two tokens), else — a client may change the
    * token from block to block (RFC 7959 §2.3; libcoap does) — the most recent one that this block
-   * continues, else the most recent one.
+   * continues, else the only one (a repeat or a gap in it). With several and none of them matched,
+   * none: the block is answered 4.08 and no upload is touched.
    */
   private find(key: string, token: string, offset: number): Upload | undefined {
     const list = this.uploads.get(key);
     if (!list || list.length === 0) return undefined;
-    return list.find((u) => u.token === token) ?? list.findLast((u) => u.received === offset) ?? list[list.length - 1];
+    return list.find((u) => u.token === token) ?? list.findLast((u) => u.received === offset) ?? (list.length === 1 ? list[0] : undefined);
   }
 
   /** One Block1 block of the body of a request under `key` (uploadKey), with the request's token. */
@@ -109,7 +110,8 @@ export class Uploads {
       u = this.add(key, token);
     } else if (!u || offset > u.received) {
       // §2.9.2: 4.08 when blocks the server needs are missing (a gap, or no first block).
-      return fail(diagnostic(Code.RequestEntityIncomplete, u ? `expected the block at byte ${u.received}, got one at ${offset}` : `no upload in progress: start with block 0`));
+      const none = this.uploads.has(key) ? `no upload in progress here is at byte ${offset} or has this token` : 'no upload in progress: start with block 0';
+      return fail(diagnostic(Code.RequestEntityIncomplete, u ? `expected the block at byte ${u.received}, got one at ${offset}` : none));
     } else if (offset < u.received) {
       // The client restarted from an earlier block (e.g. after lowering its SZX): keep what precedes it.
       u.chunks = [concat(u.chunks).slice(0, offset)];

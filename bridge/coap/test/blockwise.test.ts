@@ -172,6 +172,33 @@ describe('Block1 uploads (RFC 7959 §2.3)', () => {
     expect(platform.published).toHaveLength(2);
   });
 
+  it('a stray block (no upload\'s token, no upload\'s offset) among several uploads gets 4.08 and touches none of them', async () => {
+    const { client, platform } = setup();
+    const a = new Uint8Array(48).fill(0x41);
+    const b = new Uint8Array(80).fill(0x42);
+    const block = (token: number, data: Uint8Array, num: number) =>
+      client.request({ ...PUB, token: Uint8Array.of(token), payload: data.slice(num * 16, num * 16 + 16), options: [blockOption(Opt.Block1, { num, more: (num + 1) * 16 < data.length, szx: 0 })] });
+    block(1, a, 0);
+    block(2, b, 0);
+    block(2, b, 1);
+    block(2, b, 2);
+    await settle();
+    expect(client.take().map(summary)).toEqual(Array(4).fill('ACK 2.31'));
+    // Token 3, at byte 64: continues neither (a is at 16, b at 48).
+    client.request({ ...PUB, token: Uint8Array.of(3), payload: new Uint8Array(16).fill(0x58), options: [blockOption(Opt.Block1, { num: 4, more: false, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 4.08']);
+    block(1, a, 1);
+    block(1, a, 2);
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.04']);
+    block(2, b, 3);
+    block(2, b, 4);
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a, b]);
+  });
+
   it('a block sent with another credential (another device behind the same address) does not continue an upload', async () => {
     const { client, platform } = setup();
     platform.addDevice('dev-3', 'key-dev-3').addChannel('c1', { publish: ['dev-1', 'dev-3'] });
