@@ -17,7 +17,7 @@ export interface CoapLimits {
   maxObservers: number;
   /** Requests per endpoint and, once authenticated, per principal (→ 4.29 with Max-Age). */
   requestRate: Rate;
-  /** Block1 uploads being reassembled at once, server-wide (→ 5.03). */
+  /** Block1 uploads being reassembled at once, server-wide (→ 5.03); one endpoint holds at most UPLOADS_PER_ENDPOINT of them (blockwise.ts). */
   maxPendingUploads: number;
   /** A partial Block1 upload or a Block2 representation is dropped after this long without a block. */
   blockTimeoutMs: number;
@@ -33,7 +33,12 @@ export interface CoapLimits {
   observeConIntervalMs: number;
   /** An observing endpoint not heard from for this long gets a CoAP ping; unanswered, its observations end. */
   observerPingMs: number;
-  /** Notifications held per observer while a confirmable one awaits its ACK (overflow drops the oldest, logged). */
+  /**
+   * While a client fetches the later blocks of a notification sent in blocks, newer notifications
+   * wait (in the queue) until its last block is served or this long has passed.
+   */
+  observeBlockWaitMs: number;
+  /** Notifications held per observer while a confirmable one awaits its ACK or a notification's blocks are fetched (overflow drops the oldest, logged). */
   observeQueue: number;
   /** Max-Age of notifications and of an observation's first response, seconds (RFC 7641 §4.3.1: a silent observation is stale after it). */
   notificationMaxAgeS: number;
@@ -68,6 +73,7 @@ export const DEFAULT_LIMITS: CoapLimits = {
   observeConEvery: 20,
   observeConIntervalMs: 120_000,
   observerPingMs: 300_000,
+  observeBlockWaitMs: 5000,
   observeQueue: 64,
   notificationMaxAgeS: 3600,
   readMaxAgeS: 0,

@@ -14,7 +14,7 @@
  * the observation ends with a last response that is not 2.xx and carries no Observe option: 4.03,
  * or 4.01 for a credential no longer good (§3.2, §4.2: the client then knows it is not observing).
  */
-import { Opt, szxFor, uintOption, type Block } from '../../shared/coap';
+import { Opt, blockSize, decodeBlock, szxFor, uintOption, type Block } from '../../shared/coap';
 import type { Principal } from '../../shared/principal';
 import type { Delivery, Subscription } from '../platform/types';
 import { blockReply, type Representation } from './blockwise';
@@ -23,7 +23,7 @@ import type { Exchange } from './message-layer';
 import { Liveness } from './liveness';
 import { errorReply, platformStatus, unavailable } from './replies';
 import { deliveryRepresentation, emptyRepresentation, formatOfDelivery } from './representation';
-import type { Reply, Send } from './types';
+import type { Reply, Send, Timer } from './types';
 
 /** Observation ends the device itself caused (a RST, a deregistering GET, a re-registration): signs it is alive. */
 const DEVICE_ENDED: ReadonlySet<string> = new Set(['reset', 'deregistered', 're-registered']);
@@ -34,6 +34,23 @@ export interface ObserveTarget {
   filter: string;
   /** Endpoint + path: where Block2 follow-up requests find the representation. */
   repKey: string;
+}
+
+/**
+ * A notification sent cut into blocks, whose later blocks the client is fetching. While `hold` runs
+ * (until its last block is served, or `observeBlockWaitMs`) newer notifications wait in the queue:
+ * a client still fetching this one's blocks must not be sent another one's — the npm `coap`
+ * package appends every Block2 payload that arrives on the token to the one it is assembling.
+ */
+interface Cut {
+  rep: Representation;
+  /** Its Observe number: the answers to the observation's own follow-up requests carry it. */
+  seq: number;
+  /** The byte offset of the block the client's next follow-up asks for. */
+  next: number;
+  hold: Timer | undefined;
+  /** Forgets the cut after `blockTimeoutMs` without a block, as a kept representation (blockwise.ts). */
+  expiry: Timer;
 }
 
 interface Observer {
@@ -51,6 +68,8 @@ interface Observer {
   lastConAt: number;
   inFlight: number | undefined;
   queue: Delivery[];
+  /** The notification in blocks being fetched, if any. */
+  cut: Cut | undefined;
   active: boolean;
   closed: boolean;
   dropped: number;
@@ -115,7 +134,7 @@ export class Observers {
       szx: Math.min(block2?.szx ?? 6, szxFor(limits.maxBlockBytes)),
       // Carried over on re-registration so the client's freshness check (§3.4) keeps passing.
       seq: previous?.seq ?? 1,
-      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], active: false, closed: false, dropped: 0, checkedAt: this.ctx.clock.now(), checkedVersion: version,
+      sinceCon: 0, lastConAt: this.ctx.clock.now(), inFlight: undefined, queue: [], cut: undefined, active: false, closed: false, dropped: 0, checkedAt: this.ctx.clock.now(), checkedVersion: version,
     };
     this.byKey.set(key, o);
     this.perPrincipal.set(principal.id, (this.perPrincipal.get(principal.id) ?? 0) + 1);
@@ -153,6 +172,61 @@ export class Observers {
     if (!o || (repKey !== undefined && o.target.repKey !== repKey)) return false;
     this.remove(o, 'deregistered');
     return true;
+  }
+
+  /**
+   * The answer to a notification's later block fetched with its observation's own request
+   * (Observe: 0, the token of the observation of `repKey`'s resource, Block2 NUM > 0: the npm `coap`
+   * package does so). Such a request re-registers (RFC 7641 §4.1), so the answer carries Observe
+   * (without, it would say the observation is over, §3.2), and it is the number of the notification
+   * whose first block was sent: the block comes from that notification, never from a newer one or
+   * from a plain GET's answer. null: past its end; undefined: no such notification in blocks (served
+   * whole, expired or replaced), the caller reads afresh without Observe.
+   */
+  fetch(epKey: string, token: Uint8Array, repKey: string, block: Block): Reply | null | undefined {
+    const o = this.byKey.get(`${epKey}#${hex(token)}`);
+    const cut = o && !o.closed && o.target.repKey === repKey ? o.cut : undefined;
+    if (!o || !cut) return undefined;
+    const reply = blockReply(cut.rep, block, this.ctx.limits);
+    if (!reply) return null;
+    const opt = reply.options?.find((x) => x.number === Opt.Block2);
+    const sent = opt && decodeBlock(opt.value);
+    if (sent?.more) {
+      cut.next = (sent.num + 1) * blockSize(sent.szx);
+      cut.expiry.cancel();
+      cut.expiry = this.ctx.clock.setTimer(this.ctx.limits.blockTimeoutMs, () => this.forgetCut(o, cut));
+    } else this.served(o, cut);
+    return { ...reply, options: [...(reply.options ?? []).filter((x) => x.number !== Opt.Observe), uintOption(Opt.Observe, cut.seq)] };
+  }
+
+  /** Whether `block` is the next one of the notification the observation of (endpoint, token) on `repKey` is fetching: it moves a transfer on. */
+  continues(epKey: string, token: Uint8Array, repKey: string, block: Block): boolean {
+    const o = this.byKey.get(`${epKey}#${hex(token)}`);
+    const cut = o && !o.closed && o.target.repKey === repKey ? o.cut : undefined;
+    return cut !== undefined && block.num > 0 && block.num * blockSize(block.szx) === cut.next;
+  }
+
+  /** The last block of `cut` was served: newer notifications may go. */
+  private served(o: Observer, cut: Cut): void {
+    if (o.cut !== cut) return;
+    this.forgetCut(o, cut);
+    // After the answer carrying that last block is sent (the caller sends it once this returns).
+    queueMicrotask(() => this.flush(o));
+  }
+
+  /** `cut`'s wait is over (its last block served, or `observeBlockWaitMs` passed): queued notifications go. */
+  private release(o: Observer, cut: Cut): void {
+    if (o.cut !== cut || !cut.hold) return;
+    cut.hold.cancel();
+    cut.hold = undefined;
+    this.flush(o);
+  }
+
+  private forgetCut(o: Observer, cut: Cut): void {
+    cut.hold?.cancel();
+    cut.hold = undefined;
+    cut.expiry.cancel();
+    if (o.cut === cut) o.cut = undefined;
   }
 
   private deliver(o: Observer, d: Delivery): void {
@@ -193,10 +267,10 @@ export class Observers {
     this.ctx.layer.sendResponse(epKey, send, token, reply, true, {});
   }
 
-  /** Sends queued messages while no confirmable notification is in flight. */
+  /** Sends queued messages while no confirmable notification is in flight and no notification's blocks are being fetched. */
   private flush(o: Observer): void {
     const { limits, clock, layer } = this.ctx;
-    while (!o.closed && o.inFlight === undefined && o.queue.length > 0) {
+    while (!o.closed && o.inFlight === undefined && !o.cut?.hold && o.queue.length > 0) {
       const d = o.queue.shift()!;
       const now = clock.now();
       const confirmable = o.sinceCon + 1 >= limits.observeConEvery || now - o.lastConAt >= limits.observeConIntervalMs;
@@ -222,12 +296,25 @@ export class Observers {
     }
   }
 
-  /** The representation with the next Observe number, cut to the observer's first block if large (RFC 7959 §2.6 / §3.4). */
+  /**
+   * The representation with the next Observe number, cut to the observer's first block if large
+   * (RFC 7959 §2.6 / §3.4); then the later blocks are fetched with GET + Block2 — with the
+   * observation's own request (`fetch`), or another (read.ts, from the representation kept per
+   * endpoint and path) — and newer notifications wait (Cut).
+   */
   private notification(o: Observer, rep: Representation): Reply {
     o.seq = nextObserveNumber(o.seq);
     const withObserve: Representation = { ...rep, options: [...rep.options, uintOption(Opt.Observe, o.seq)] };
     const reply = blockReply(withObserve, rep.payload.length > 2 ** (o.szx + 4) ? { num: 0, more: false, szx: o.szx } : undefined, this.ctx.limits) ?? withObserve;
-    if (reply !== withObserve) this.ctx.reps.keep(o.target.repKey, rep); // blocks 1… are fetched with GET + Block2
+    if (o.cut) this.forgetCut(o, o.cut);
+    if (reply !== withObserve) {
+      const { clock, limits, reps } = this.ctx;
+      const cut: Cut = { rep, seq: o.seq, next: blockSize(o.szx), hold: undefined, expiry: { cancel() {} } };
+      cut.hold = clock.setTimer(limits.observeBlockWaitMs, () => this.release(o, cut));
+      cut.expiry = clock.setTimer(limits.blockTimeoutMs, () => this.forgetCut(o, cut));
+      o.cut = cut;
+      reps.keep(o.target.repKey, rep, blockSize(o.szx), () => this.served(o, cut));
+    }
     return reply;
   }
 
@@ -244,6 +331,7 @@ export class Observers {
     o.sub?.close();
     if (o.inFlight !== undefined) this.ctx.layer.transmitter.cancel(o.epKey, o.inFlight);
     o.queue = [];
+    if (o.cut) this.forgetCut(o, o.cut);
     this.ctx.log.debug('coap: observation ended', { endpoint: o.epKey, channel: o.target.channel, why });
   }
 

@@ -7,6 +7,7 @@
 import { Code, contentFormat, contentTypeOf, size1, type Block, type CoapMessage, type CoapOption } from '../../shared/coap';
 import type { Address } from '../../shared/topics';
 import type { PublishOutcome } from '../platform/types';
+import { uploadKey } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import { diagnostic, platformStatus, tooLarge, tooManyRequests } from './replies';
@@ -25,7 +26,7 @@ function retryAfterOf(o: PublishOutcome): number | undefined {
 }
 
 /** `continuing`: a later block of an upload in progress, which the request rates do not count (resources.ts). */
-export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr: Address, query: Map<string, string>, block: Block | undefined, path: string, continuing = false): Promise<void> {
+export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr: Address, query: Map<string, string>, block: Block | undefined, continuing = false): Promise<void> {
   const { limits, auth, platform } = ctx;
   const cf = contentFormat(req);
   // No Content-Format (RFC 7252 §5.10.3 leaves the format to the application): '' asks the channel
@@ -45,7 +46,7 @@ export async function publish(ctx: Context, ex: Exchange, req: CoapMessage, addr
   let payload = req.payload;
   let options: CoapOption[] = [];
   if (block) {
-    const step = ctx.uploads.receive(`${ex.epKey} ${path}`, block, req.payload, size1(req));
+    const step = ctx.uploads.receive(uploadKey(ex.epKey, req), ex.token, block, req.payload, size1(req));
     if (step.kind !== 'complete') return ex.respond(step.reply);
     payload = step.payload;
     options = step.options;

@@ -25,17 +25,20 @@ export function sendBlocks(ctx: Context, ex: Exchange, repKey: string, rep: Repr
   const sent = opt ? decodeBlock(opt.value) : undefined;
   const more = sent?.more ?? false;
   if (sent && more) ctx.reps.keep(repKey, rep, (sent.num + 1) * blockSize(sent.szx));
-  else if (block2 && block2.num > 0) ctx.reps.forget(repKey);
   ex.respond(reply);
+  if (!more && block2 && block2.num > 0 && ctx.reps.get(repKey) === rep) ctx.reps.served(repKey);
 }
 
-/** `validators`: the request's ETag options (the representations the client holds). */
-export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined, validators: readonly Uint8Array[] = []): Promise<void> {
-  if (block2 && block2.num > 0) {
-    const kept = ctx.reps.get(target.repKey);
-    // A notification's later blocks are fetched without Observe (RFC 7959 §2.6 / §3.4).
-    if (kept) return sendBlocks(ctx, ex, target.repKey, { ...kept, options: kept.options.filter((o) => o.number !== Opt.Observe) }, block2);
-  }
+/**
+ * `validators`: the request's ETag options (the representations the client holds). `kept`: false
+ * for a notification's follow-up on its observation's own request (observe.ts `fetch`) that found
+ * no notification in blocks: it is read afresh, never answered from another request's representation.
+ */
+export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined, validators: readonly Uint8Array[] = [], kept = true): Promise<void> {
+  // A notification's later blocks fetched with another request (GET + Block2 without Observe, RFC
+  // 7959 §2.6 / §3.4, as libcoap does) come from the representation kept for this endpoint and path.
+  const rep = kept && block2 && block2.num > 0 ? ctx.reps.get(target.repKey) : undefined;
+  if (rep) return sendBlocks(ctx, ex, target.repKey, rep, block2);
   const ds: Delivery[] = [];
   const sub = await ctx.platform.subscribe({ channel: target.channel, filter: target.filter }, (d) => ds.push(d));
   sub.close();

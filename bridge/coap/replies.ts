@@ -44,7 +44,10 @@ export function platformStatus(status: number, message: string, limits: CoapLimi
     case 404:
       return diagnostic(Code.NotFound, message);
     case 413:
-      return tooLarge(limits, message);
+      // The platform's limit is the channel's (its maxPayloadBytes, often below ours), which the
+      // platform does not tell: no Size1 rather than ours, which would invite a body the channel
+      // refuses again. RFC 7252 §5.9.2.9 leaves Size1 out when the server cannot make it available.
+      return diagnostic(Code.RequestEntityTooLarge, message);
     case 415:
       return diagnostic(Code.UnsupportedContentFormat, message);
     case 429:

@@ -7,18 +7,19 @@ import {
   Code, Opt, accept, block1, block2, contentTypeOf, etags, getAll, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
 } from '../../shared/coap';
 import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
+import { uploadKey } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import type { Observers } from './observe';
 import { publish } from './publish';
 import { read } from './read';
 import { diagnostic, errorReply, tooManyRequests } from './replies';
-import { discover } from './well-known';
+import { discover, discoveryKey } from './well-known';
 
 /** Options this server acts on; any other critical option gets 4.02 (RFC 7252 §5.4.1). */
 const KNOWN: ReadonlySet<number> = new Set([
   Opt.UriHost, Opt.UriPort, Opt.UriPath, Opt.UriQuery, Opt.ContentFormat, Opt.Accept, Opt.Observe, Opt.ETag,
-  Opt.Block1, Opt.Block2, Opt.Size1, Opt.Size2, Opt.ProxyUri, Opt.ProxyScheme,
+  Opt.Block1, Opt.Block2, Opt.Size1, Opt.Size2, Opt.ProxyUri, Opt.ProxyScheme, Opt.RequestTag,
 ]);
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -77,23 +78,27 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   // (the next one, at the offset reached) is not counted against the request rates, so a transfer
   // costs one request however small its blocks. Repeats and rewinds are counted: free blocks per
   // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
-  const transferKey = `${ex.epKey} ${pathKey}`;
-  const continuing = (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(transferKey, b1)) || (req.code === Code.GET && b2 !== undefined && ctx.reps.continues(transferKey, b2));
+  const discovery = pathKey === '/.well-known/core' || pathKey === '/channels';
+  const downloadKey = discovery ? discoveryKey(ex.epKey, pathKey) : `${ex.epKey} ${pathKey}`;
+  const followUp = req.code === Code.GET && b2 !== undefined && b2.num > 0 && observe(req) === 0; // a notification's block on its observation's request
+  const continuing =
+    (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) ||
+    (req.code === Code.GET && b2 !== undefined && (followUp ? observers.continues(ex.epKey, ex.token, downloadKey, b2) : ctx.reps.continues(downloadKey, b2)));
   if (!continuing) {
     const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
     if (wait > 0) return ex.respond(tooManyRequests(wait));
   }
 
-  if (pathKey === '/.well-known/core' || pathKey === '/channels') {
+  if (discovery) {
     if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, `${pathKey} only answers GET`));
-    return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2);
+    return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2, downloadKey);
   }
   if (path[0] !== 'channels') return ex.respond(diagnostic(Code.NotFound, `no resource ${pathKey}`));
   if (req.code === Code.POST || req.code === Code.GET) {
     const problem = queryProblem(req, req.code === Code.POST ? ['auth', 'retain'] : ['auth']);
     if (problem) return ex.respond(diagnostic(Code.BadRequest, problem));
   }
-  if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, b1, pathKey, continuing);
+  if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, b1, continuing);
   // §5.8: an unsupported method is 4.05.
   if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, 'use POST to publish, GET (with Observe) to read or subscribe'));
   return get(ctx, observers, ex, req, path, pathKey, query, b2, continuing);
@@ -130,10 +135,17 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
   const target = { channel: addr.channel, filter: subscriptionFilter(addr.subtopic), repKey: `${ex.epKey} ${pathKey}` };
   // The kept representation went away meanwhile (its last block served, or pushed out): reading
   // again is a request of its own.
-  if (continuing && ctx.reps.get(target.repKey) === undefined) {
+  const followUp = obs === 0 && continuation;
+  if (continuing && (followUp ? !observers.continues(ex.epKey, ex.token, target.repKey, b2) : ctx.reps.get(target.repKey) === undefined)) {
     const again = Math.max(ctx.rate.take(`endpoint:${ex.epKey}`), ctx.rate.take(`principal:${principal.id}`));
     if (again > 0) return ex.respond(tooManyRequests(again));
   }
   if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2, version))) return;
-  return read(ctx, ex, target, acc, b2, etags(req));
+  if (followUp) {
+    // The notification's own blocks, with its Observe number (observe.ts `fetch`).
+    const reply = observers.fetch(ex.epKey, ex.token, target.repKey, b2);
+    if (reply === null) return ex.respond(diagnostic(Code.BadOption, `block ${b2.num} is past the end of the notification`));
+    if (reply) return ex.respond(reply);
+  }
+  return read(ctx, ex, target, acc, b2, etags(req), !followUp);
 }

@@ -72,6 +72,8 @@ export const Opt = {
   ProxyUri: 35,
   ProxyScheme: 39,
   Size1: 60,
+  /** RFC 9175 §3: tells apart block-wise bodies of one resource from one endpoint. */
+  RequestTag: 292,
 } as const;
 
 export type OptionFormat = 'empty' | 'opaque' | 'uint' | 'string';
@@ -105,6 +107,7 @@ export const OPTION_DEFS: ReadonlyMap<number, OptionDef> = new Map<number, Optio
   [Opt.ProxyUri, { name: 'Proxy-Uri', format: 'string', repeatable: false, min: 1, max: 1034 }],
   [Opt.ProxyScheme, { name: 'Proxy-Scheme', format: 'string', repeatable: false, min: 1, max: 255 }],
   [Opt.Size1, { name: 'Size1', format: 'uint', repeatable: false, min: 0, max: 4 }],
+  [Opt.RequestTag, { name: 'Request-Tag', format: 'opaque', repeatable: true, min: 0, max: 8 }],
 ]);
 
 /** RFC 7252 §5.4.6: odd option numbers are critical, bit 1 marks unsafe-to-forward. */

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import coap from 'coap';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Code, decode, encode, Opt, stringOption, Type, uintOption, uriPathOptions } from '../../shared/coap';
+import { blockOption, Code, decode, encode, Opt, stringOption, Type, uintOption, uriPathOptions } from '../../shared/coap';
 import { encodeSenmlCbor } from '../../shared/senml';
 import { provision, startPlatform, type Platform } from './processes';
 
@@ -207,6 +207,106 @@ describe('CoAP through the real platform', () => {
     again.end();
     const valid = await new Promise<{ code: string; payload: Buffer }>((ok) => again.on('response', ok));
     expect([valid.code, valid.payload.length]).toEqual(['2.03', 0]);
+  });
+
+  it('two block-wise POSTs to one resource at once through one npm coap agent (one socket) are stored as sent, not mixed', async () => {
+    // Before, uploads were keyed by endpoint and path only: the second body's block 0 took over the
+    // first's upload, and a message made of both was stored (and the other got 4.08).
+    const agent = new coap.Agent({ type: 'udp4' });
+    const post = (fill: string) =>
+      new Promise<string>((ok, fail) => {
+        const req = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'POST', pathname: `/channels/${world.channel}/messages/together`, query: `auth=${world.deviceKey}`, agent });
+        req.setOption('Block1', Buffer.of(0x02)); // 64-byte blocks
+        req.on('response', (r: { code: string }) => ok(r.code));
+        req.on('error', fail);
+        req.end(Buffer.alloc(300, fill));
+      });
+    try {
+      expect(await Promise.all([post('A'), post('B')])).toEqual(['2.04', '2.04']);
+    } finally {
+      agent.close();
+    }
+    let items: Record<string, unknown>[] = [];
+    for (let i = 0; i < 80 && items.length < 2; i++) {
+      items = (await stored('subtopic=together')).items;
+      if (items.length < 2) await new Promise((res) => setTimeout(res, 100));
+    }
+    const bodies = await Promise.all(items.map(async (m) => (typeof m.payload === 'string' ? m.payload : (await fetch(`${platform.url}${String(m.payloadUrl)}`, { headers: { authorization: `Bearer ${world.token}` } })).text())));
+    expect(bodies.sort()).toEqual(['A'.repeat(300), 'B'.repeat(300)]);
+  });
+
+  it('a body over the channel\'s own payload limit gets 4.13 without the bridge\'s Size1 (64 KiB), which the channel would refuse again', async () => {
+    const small = (await world.call('POST', `/orgs/${world.org}/channels`, { name: 'small' }, world.token)).id!;
+    await world.call('POST', `/orgs/${world.org}/connections`, { channel_ids: [small], device_ids: [world.deviceId] }, world.token);
+    await world.call('PATCH', `/orgs/${world.org}/channels/${small}/limits`, { maxPayloadBytes: 1000 }, world.token);
+    const sock = createSocket('udp4');
+    const replies: Buffer[] = [];
+    sock.on('message', (m) => replies.push(m));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const body = new Uint8Array(1500).fill(0x61);
+    for (const [num, more] of [[0, true], [1, false]] as const) {
+      sock.send(encode({
+        type: Type.CON, code: Code.POST, messageId: 0x5100 + num, token: Uint8Array.of(7, num),
+        options: [...uriPathOptions(['channels', small, 'messages']), stringOption(Opt.UriQuery, `auth=${world.deviceKey}`), blockOption(Opt.Block1, { num, more, szx: 6 })],
+        payload: body.slice(num * 1024, (num + 1) * 1024),
+      }), platform.coapPort, '127.0.0.1');
+      await until(() => (replies.length > num ? true : undefined));
+    }
+    sock.close();
+    const [first, last] = replies.map((r) => decode(r));
+    expect(first!.code).toBe(Code.Continue);
+    expect(last!.code).toBe(Code.RequestEntityTooLarge);
+    expect(new TextDecoder().decode(last!.payload)).toContain('at most 1000');
+    expect(last!.options.find((o) => o.number === Opt.Size1)).toBeUndefined();
+  });
+
+  it('the npm coap client observing with 64-byte blocks receives each notification larger than a block whole', async () => {
+    // It fetches a notification's later blocks with its observation's request (Observe: 0, same
+    // token); answered without Observe, it dropped every such notification.
+    const req = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'GET', pathname: `/channels/${world.channel}/messages/npmblocks`, query: `auth=${world.deviceKey}`, observe: true });
+    req.setOption('Block2', Buffer.of(0x02));
+    const got: string[] = [];
+    const stream = await new Promise<{ on: (e: 'data', f: (d: Buffer) => void) => void; close: () => void }>((ok, fail) => {
+      req.on('response', ok);
+      req.on('error', fail);
+      req.end();
+    });
+    stream.on('data', (d: Buffer) => d.length > 0 && got.push(d.toString()));
+    try {
+      for (const fill of ['A', 'B']) {
+        const res = await fetch(`${platform.url}/channels/${world.channel}/messages/npmblocks`, { method: 'POST', headers: { authorization: `Device ${world.deviceKey}`, 'content-type': 'text/plain' }, body: fill.repeat(300) });
+        expect(res.status).toBe(202);
+        await until(() => (got.length >= (fill === 'A' ? 1 : 2) ? true : undefined));
+      }
+      expect(got).toEqual(['A'.repeat(300), 'B'.repeat(300)]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('the npm coap client observing with 64-byte blocks, two notifications back to back: each arrives whole, never spliced from both', async () => {
+    // The package appends every Block2 payload on the observation's token to the notification it is
+    // assembling: a newer notification sent (or its blocks served) while it fetched an older one's
+    // blocks made one of 'A'×64 + 'B'×492. Newer notifications now wait until the last block is served.
+    const agent = new coap.Agent({ type: 'udp4' }); // its own socket: the global agent's may be closing after the test before
+    const req = coap.request({ hostname: '127.0.0.1', port: platform.coapPort, method: 'GET', pathname: `/channels/${world.channel}/messages/npmrace`, query: `auth=${world.deviceKey}`, observe: true, agent });
+    req.setOption('Block2', Buffer.of(0x02));
+    const got: string[] = [];
+    const stream = await new Promise<{ on: (e: 'data', f: (d: Buffer) => void) => void; close: () => void }>((ok, fail) => {
+      req.on('response', ok);
+      req.on('error', fail);
+      req.end();
+    });
+    stream.on('data', (d: Buffer) => d.length > 0 && got.push(d.toString()));
+    try {
+      const post = (fill: string) => fetch(`${platform.url}/channels/${world.channel}/messages/npmrace`, { method: 'POST', headers: { authorization: `Device ${world.deviceKey}`, 'content-type': 'text/plain' }, body: fill.repeat(300) });
+      expect((await post('A')).status).toBe(202);
+      expect((await post('B')).status).toBe(202);
+      await until(() => (got.length >= 2 ? true : undefined), 15_000).catch(() => undefined);
+      expect(got).toEqual(['A'.repeat(300), 'B'.repeat(300)]);
+    } finally {
+      stream.close();
+    }
   });
 
   it('keeps serving after thousands of random datagrams', async () => {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Code, Opt, blockOption, decodeBlock, decodeUint, uintOption, type Block, type CoapMessage, type CoapOption } from '../../../shared/coap';
-import { settle } from '../../testing/fake-clock';
-import { KEY, opt, setup, summary, type Client, type RequestSpec } from './harness';
+import { FakeClock, settle } from '../../testing/fake-clock';
+import { KEPT_PER_ENDPOINT, Representations, UPLOADS_PER_ENDPOINT } from '../blockwise';
+import { resolveLimits } from '../limits';
+import { Client, KEY, opt, setup, str, summary, type RequestSpec } from './harness';
 
 const PUB: RequestSpec = { code: Code.POST, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`], contentFormat: 42 };
 const GET: RequestSpec = { code: Code.GET, path: '/channels/c1/messages/fw', query: [`auth=${KEY}`] };
@@ -89,6 +91,122 @@ describe('Block1 uploads (RFC 7959 §2.3)', () => {
     client.request({ ...PUB, payload: body(10), options: [{ number: Opt.Block1, value: Uint8Array.of(0x0f) }] });
     await settle();
     expect(client.take().map(summary)).toEqual(['ACK 4.00', 'ACK 4.00']);
+  });
+
+  it('two bodies uploaded to one resource at once from one endpoint, each keeping its token (as the npm coap package does), are two uploads', async () => {
+    const { client, platform } = setup();
+    const a = new Uint8Array(80).fill(0x41);
+    const b = new Uint8Array(80).fill(0x42);
+    const block = (token: number, data: Uint8Array, num: number) =>
+      client.request({ ...PUB, token: Uint8Array.of(token), payload: data.slice(num * 32, num * 32 + 32), options: [blockOption(Opt.Block1, { num, more: (num + 1) * 32 < data.length, szx: 1 })] });
+    for (const num of [0, 1, 2]) {
+      block(1, a, num);
+      block(2, b, num);
+    }
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.04', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a, b]);
+  });
+
+  it('two bodies uploaded to one resource at once, a new token on every block (as libcoap does), are told apart by their Request-Tags (RFC 9175 §3)', async () => {
+    const { client, platform } = setup();
+    const a = new Uint8Array(80).fill(0x41);
+    const b = new Uint8Array(80).fill(0x42);
+    let token = 0;
+    const block = (tag: number, data: Uint8Array, num: number) =>
+      client.request({
+        ...PUB, token: Uint8Array.of(++token), payload: data.slice(num * 32, num * 32 + 32),
+        options: [blockOption(Opt.Block1, { num, more: (num + 1) * 32 < data.length, szx: 1 }), uintOption(Opt.Size1, data.length), { number: Opt.RequestTag, value: Uint8Array.of(0x70, tag) }],
+      });
+    for (const num of [0, 1, 2]) {
+      block(1, a, num);
+      block(2, b, num);
+    }
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.31', 'ACK 2.04', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a, b]);
+  });
+
+  it('a refused first block of another body (another token) leaves the upload in progress alone', async () => {
+    const { client, platform } = setup({ maxPayloadBytes: 100 });
+    const a = new Uint8Array(48).fill(0x41);
+    client.request({ ...PUB, token: Uint8Array.of(1), payload: a.slice(0, 32), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 1 })] });
+    client.request({ ...PUB, token: Uint8Array.of(2), payload: new Uint8Array(32), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 1 }), uintOption(Opt.Size1, 500)] });
+    client.request({ ...PUB, token: Uint8Array.of(1), payload: a.slice(32), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 1 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 4.13', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a]);
+  });
+
+  it('a key at its 8 uploads makes room for a new one before the server-wide limit is asked: 2.31, not 5.03', async () => {
+    const { client, platform } = setup({ maxPendingUploads: 8 });
+    const first = (token: number) => client.request({ ...PUB, token: Uint8Array.of(token), payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    for (let t = 1; t <= 9; t++) first(t);
+    await settle();
+    expect(client.take().map(summary)).toEqual(Array(9).fill('ACK 2.31'));
+    // The ninth took the first's place; it goes on.
+    client.request({ ...PUB, token: Uint8Array.of(9), payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.04']);
+    expect(platform.published).toHaveLength(1);
+  });
+
+  it('one endpoint cannot fill maxPendingUploads: past UPLOADS_PER_ENDPOINT its own oldest upload goes, and another endpoint\'s upload is taken', async () => {
+    const { client, platform, server } = setup({ maxPendingUploads: UPLOADS_PER_ENDPOINT + 1 });
+    const other = new Client(server, { address: '192.0.2.99', port: 5000, family: 'IPv4' });
+    const first = (c: Client, tag: number) => c.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 }), { number: Opt.RequestTag, value: Uint8Array.of(tag) }] });
+    const last = (c: Client, tag: number) => c.request({ ...PUB, payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 }), { number: Opt.RequestTag, value: Uint8Array.of(tag) }] });
+    for (let tag = 0; tag < UPLOADS_PER_ENDPOINT + 4; tag++) first(client, tag);
+    await settle();
+    expect(client.take().map(summary)).toEqual(Array(UPLOADS_PER_ENDPOINT + 4).fill('ACK 2.31'));
+    first(other, 0);
+    await settle();
+    expect(other.take().map(summary)).toEqual(['ACK 2.31']);
+    // The endpoint's oldest uploads went; its newest go on; the other endpoint's too.
+    last(client, 0);
+    last(client, UPLOADS_PER_ENDPOINT + 3);
+    last(other, 0);
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 4.08', 'ACK 2.04']);
+    expect(other.take().map(summary)).toEqual(['ACK 2.04']);
+    expect(platform.published).toHaveLength(2);
+  });
+
+  it('a stray block (no upload\'s token, no upload\'s offset) among several uploads gets 4.08 and touches none of them', async () => {
+    const { client, platform } = setup();
+    const a = new Uint8Array(48).fill(0x41);
+    const b = new Uint8Array(80).fill(0x42);
+    const block = (token: number, data: Uint8Array, num: number) =>
+      client.request({ ...PUB, token: Uint8Array.of(token), payload: data.slice(num * 16, num * 16 + 16), options: [blockOption(Opt.Block1, { num, more: (num + 1) * 16 < data.length, szx: 0 })] });
+    block(1, a, 0);
+    block(2, b, 0);
+    block(2, b, 1);
+    block(2, b, 2);
+    await settle();
+    expect(client.take().map(summary)).toEqual(Array(4).fill('ACK 2.31'));
+    // Token 3, at byte 64: continues neither (a is at 16, b at 48).
+    client.request({ ...PUB, token: Uint8Array.of(3), payload: new Uint8Array(16).fill(0x58), options: [blockOption(Opt.Block1, { num: 4, more: false, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 4.08']);
+    block(1, a, 1);
+    block(1, a, 2);
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.04']);
+    block(2, b, 3);
+    block(2, b, 4);
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 2.04']);
+    expect(platform.published.map((p) => p.payload)).toEqual([a, b]);
+  });
+
+  it('a block sent with another credential (another device behind the same address) does not continue an upload', async () => {
+    const { client, platform } = setup();
+    platform.addDevice('dev-3', 'key-dev-3').addChannel('c1', { publish: ['dev-1', 'dev-3'] });
+    client.request({ ...PUB, payload: body(16), options: [blockOption(Opt.Block1, { num: 0, more: true, szx: 0 })] });
+    client.request({ ...PUB, query: ['auth=key-dev-3'], payload: body(4), options: [blockOption(Opt.Block1, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(client.take().map(summary)).toEqual(['ACK 2.31', 'ACK 4.08']);
+    expect(platform.published).toHaveLength(0);
   });
 
   it('a partial upload expires after blockTimeoutMs: its continuation then gets 4.08', async () => {
@@ -208,6 +326,98 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
     expect(summary(past!)).toBe('ACK 4.02');
   });
 
+  it('a notification\'s later blocks fetched with the observation\'s own request (Observe: 0, same token, as the npm coap package does) answer with its Observe number', async () => {
+    const { client, platform, server } = setup();
+    const token = Uint8Array.of(1);
+    const observeGet = (num: number) => client.request({ ...GET, observe: 0, token, options: [blockOption(Opt.Block2, { num, more: false, szx: 4 })] });
+    observeGet(0);
+    await settle();
+    client.take();
+    await platform.inject('c1', 'fw', body(600), 'application/octet-stream');
+    await settle();
+    const n = client.only();
+    const number = decodeUint(opt(n, Opt.Observe)!.value);
+    const parts = [n.payload];
+    for (let num = 1; num < 3; num++) {
+      observeGet(num);
+      await settle();
+      const res = client.only();
+      // Without Observe the answer to a registration says the observation is over (RFC 7641 §3.2),
+      // and the npm coap client dropped the whole notification.
+      expect(opt(res, Opt.Observe) && decodeUint(opt(res, Opt.Observe)!.value)).toBe(number);
+      parts.push(res.payload);
+    }
+    expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(body(600));
+    expect(server.stats().observers).toBe(1); // still observing, and once
+  });
+
+  it('a newer notification waits while the observation\'s own requests fetch the blocks of one: the client never gets one spliced from two (nor from a plain GET\'s answer)', async () => {
+    const { client, platform } = setup();
+    const token = Uint8Array.of(1);
+    const observeGet = (num: number) => client.request({ ...GET, observe: 0, token, options: [blockOption(Opt.Block2, { num, more: false, szx: 2 })] });
+    observeGet(0);
+    await settle();
+    client.take();
+    const a = new Uint8Array(300).fill(0x41);
+    const b = new Uint8Array(300).fill(0x42);
+    await platform.inject('c1', 'fw', a, 'application/octet-stream');
+    await platform.inject('c1', 'fw', b, 'application/octet-stream');
+    await settle();
+    // Fetches every notification block by block, as the npm coap package does; returns each one whole with its last block's Observe.
+    const fetchRest = async (first: CoapMessage): Promise<[number | undefined, Uint8Array]> => {
+      const parts = [first.payload];
+      let last = first;
+      for (let num = 1; blockOf(last, Opt.Block2)!.more; num++) {
+        // A plain GET of the same resource from the same endpoint meanwhile (its own answer kept per endpoint and path).
+        if (num === 2) {
+          client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 2 })] });
+          await settle();
+          client.take();
+        }
+        observeGet(num);
+        await settle();
+        const got = client.take();
+        last = got[0]!;
+        parts.push(last.payload);
+        // Nothing else meanwhile: the newer notification waits until the answer with the last block is sent.
+        expect(got.map(summary)).toEqual(blockOf(last, Opt.Block2)!.more ? ['ACK 2.05'] : ['ACK 2.05', ...got.slice(1).map(() => 'NON 2.05')]);
+        after = got.slice(1);
+      }
+      const o = opt(last, Opt.Observe);
+      return [o && decodeUint(o.value), Uint8Array.from(parts.flatMap((p) => [...p]))];
+    };
+    let after: CoapMessage[] = [];
+    const [first] = client.take();
+    expect(first && opt(first, Opt.Observe)).toBeDefined();
+    const number = decodeUint(opt(first!, Opt.Observe)!.value);
+    expect(await fetchRest(first!)).toEqual([number, a]);
+    // The last block of A served: B goes now, after it.
+    await settle();
+    const next = [...after, ...client.take()];
+    expect(next).toHaveLength(1);
+    after = [];
+    expect(decodeUint(opt(next[0]!, Opt.Observe)!.value)).toBe(number + 1);
+    expect(await fetchRest(next[0]!)).toEqual([number + 1, b]);
+    expect(after).toEqual([]);
+  });
+
+  it('a notification whose later blocks are not fetched holds newer ones for observeBlockWaitMs only', async () => {
+    const { client, platform, clock } = setup({ observeBlockWaitMs: 2000 });
+    client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 2 })] });
+    await settle();
+    client.take();
+    await platform.inject('c1', 'fw', body(300), 'application/octet-stream');
+    await platform.inject('c1', 'fw', 'small', 'text/plain');
+    await settle();
+    expect(client.take()).toHaveLength(1);
+    await clock.advance(1999);
+    await settle();
+    expect(client.take()).toHaveLength(0);
+    await clock.advance(1);
+    await settle();
+    expect(str(client.only().payload)).toBe('small');
+  });
+
   it('a large notification carries its first block; the rest is fetched with GET + Block2 from the same message', async () => {
     const { client, platform } = setup();
     client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 4 })] });
@@ -227,5 +437,19 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
       parts.push(res.payload);
     }
     expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(body(600));
+  });
+});
+
+describe('kept Block2 representations', () => {
+  it('one endpoint keeping more than KEPT_PER_ENDPOINT pushes out its own oldest, never another endpoint\'s', async () => {
+    const clock = new FakeClock(0);
+    const reps = new Representations(clock, resolveLimits());
+    const rep = { code: Code.Content, options: [], payload: new Uint8Array(100) };
+    reps.keep('192.0.2.1:1 /channels/c1/messages/a', rep, 64);
+    for (let i = 0; i < 20_000; i++) reps.keep(`192.0.2.2:2 /channels/c1/messages/${i}`, rep, 64);
+    expect(reps.get('192.0.2.1:1 /channels/c1/messages/a')).toBe(rep);
+    expect(reps.size).toBe(KEPT_PER_ENDPOINT + 1);
+    expect(reps.get(`192.0.2.2:2 /channels/c1/messages/${20_000 - KEPT_PER_ENDPOINT}`)).toBe(rep);
+    expect(reps.get(`192.0.2.2:2 /channels/c1/messages/${20_000 - KEPT_PER_ENDPOINT - 1}`)).toBeUndefined();
   });
 });
