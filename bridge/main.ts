@@ -30,6 +30,12 @@ function bridgeSecret(fromEnv: string | undefined): string {
   throw new Error('set EDGEFLUX_BRIDGE_SECRET (the worker\'s BRIDGE_SECRET), or run from a folder whose .dev.vars has it');
 }
 
+/** What the worker answers a wrong or missing bridge credential (workers/internal/index.ts requireBridge). */
+const isBridgeRefused = (e: unknown): e is PlatformError => e instanceof PlatformError && e.status === 401 && e.code === 'unauthorized' && e.message === 'bridge credential required';
+
+/** A message from elsewhere (an HTML page, say), cut for one log line. */
+const cut = (s: string, max = 200) => (s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s);
+
 interface Listener {
   name: string;
   url: string;
@@ -78,10 +84,12 @@ async function main(): Promise<void> {
   const platform = createPlatform({ workerUrl: worker, bridgeSecret: secret, bridgeId, log });
   closePlatform = () => platform.close();
   await platform.resetPresence().catch((e: unknown) => {
-    // The reset carries no device credential: a 401 refuses the bridge's own. Every device would be
+    // The reset carries no device credential: the worker's own refusal of the bridge credential
+    // (workers/internal/index.ts requireBridge) is about the bridge's secret. Every device would be
     // told its password is wrong (CONNACK 0x86 / 0x04, CoAP 4.01) by a bridge that said it was ready.
-    if (e instanceof PlatformError && e.status === 401) throw new Error(`the worker at ${cfg.workerUrl} refused EDGEFLUX_BRIDGE_SECRET (${e.message}): set it to the worker's BRIDGE_SECRET`);
-    log(`presence of bridge ${bridgeId} not reset: ${e instanceof Error ? e.message : String(e)}`);
+    // Any other 401 — a proxy's page in front of the worker — is treated as a worker not reached.
+    if (isBridgeRefused(e)) throw new Error(`the worker at ${cfg.workerUrl} refused EDGEFLUX_BRIDGE_SECRET, or has no BRIDGE_SECRET set (${e.message}): set both to the same secret`);
+    log(`presence of bridge ${bridgeId} not reset: ${cut(e instanceof Error ? e.message : String(e))}`);
   });
   if (stopping) return; // a signal came while the worker was being asked: no listener opens
   // Before the first listener: a TLS file that is wrong stops the bridge with its variable named.
