@@ -75,7 +75,10 @@ async function main(): Promise<void> {
   // Presence is recorded per bridge; a stable id lets a restarted bridge clear what it had online.
   // On port 0 (any free port) the port names nothing: every such bridge of the host would share
   // `{hostname}:0`, and each one's startup reset would mark the others' devices offline.
-  const bridgeId = cfg.bridgeId ?? `${hostname()}:${cfg.mqttPort === 0 ? `0-${randomBytes(4).toString('hex')}` : cfg.mqttPort}`;
+  const randomId = cfg.bridgeId === undefined && cfg.mqttPort === 0;
+  const bridgeId = cfg.bridgeId ?? `${hostname()}:${randomId ? `0-${randomBytes(4).toString('hex')}` : cfg.mqttPort}`;
+  // No later bridge takes a random id: the devices a crash leaves online stay so (docs/mqtt.md "Presence").
+  if (randomId) log(`warning: bridge id ${bridgeId} is random; set EDGEFLUX_BRIDGE_ID: a crash leaves presence no other bridge can reset`);
   // Under `npm start` the worker moves to a new local port when it reloads: the launcher says where
   // on stdin (`EDGEFLUX_WORKER_URL <url>` lines), and new connections to the worker go there.
   let workerUrl = cfg.workerUrl;

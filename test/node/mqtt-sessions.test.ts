@@ -182,6 +182,8 @@ describe('durable MQTT sessions', () => {
     const anyPort = { EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0', EDGEFLUX_COAP_PORT: '0' };
     const first = await startBridge(platform, anyPort);
     bridges.push(first);
+    // A random id no later bridge takes: a crash would leave its devices online for good.
+    expect(first.output()).toMatch(/warning: bridge id \S+:0-[0-9a-f]{8} is random; set EDGEFLUX_BRIDGE_ID: a crash leaves presence no other bridge can reset/);
     const port = Number(new URL(JSON.parse(/EDGEFLUX_BRIDGE_READY (.*)/.exec(first.output())![1]!).mqtt as string).port);
     await connect(port, { protocolVersion: 4, clientId: `port0-${Date.now()}` });
     await untilAsync(async () => (await device()).online);
