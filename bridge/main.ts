@@ -98,9 +98,20 @@ async function main(): Promise<void> {
   // Before the first listener: a TLS file that is wrong stops the bridge with its variable named.
   const tls = tlsFiles(cfg);
 
+  // A signal while a listener binds: stop() has closed those it knew; the one that opened late is
+  // closed here, no other opens, and EDGEFLUX_BRIDGE_READY is not printed.
+  const opened = async (l: Listener): Promise<boolean> => {
+    if (stopping) {
+      await l.close();
+      return false;
+    }
+    listeners.push(l);
+    return true;
+  };
+
   const coap = createCoapServer({ platform });
   const bound = await coap.listen(cfg.coapPort, cfg.host);
-  listeners.push({ name: 'CoAP', url: bound.map((b) => `coap://${b.family === 'IPv6' ? `[${b.address}]` : b.address}:${b.port}`).join(' '), close: () => coap.close() });
+  if (!(await opened({ name: 'CoAP', url: bound.map((b) => `coap://${b.family === 'IPv6' ? `[${b.address}]` : b.address}:${b.port}`).join(' '), close: () => coap.close() }))) return;
 
   const unknown = Object.keys(cfg.mqttLimits).filter((k) => !(k in DEFAULT_LIMITS));
   if (unknown.length) throw new Error(`EDGEFLUX_MQTT_LIMITS: unknown limit(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
@@ -109,12 +120,13 @@ async function main(): Promise<void> {
   const mqtt = createMqttServer({ platform, log, limits: cfg.mqttLimits as Partial<MqttLimits>, ...(sessions ? { sessions } : {}) });
   const tcp = await mqtt.listenTcp(cfg.mqttPort, cfg.host);
   // Closing the server releases every session; then the session sockets go.
-  listeners.push({ name: 'MQTT', url: `mqtt://${urlHost(cfg.host)}:${tcp.port}`, close: async () => (await mqtt.close(), await sessions?.close()) });
+  if (!(await opened({ name: 'MQTT', url: `mqtt://${urlHost(cfg.host)}:${tcp.port}`, close: async () => (await mqtt.close(), await sessions?.close()) }))) return;
+  // mqtt.close() closes these too; one that opened after it is left to stop()'s process.exit.
   const ws = await mqtt.listenWebSocket({ port: cfg.mqttWsPort, host: cfg.host, path: '/mqtt' });
-  listeners.push({ name: 'MQTT-WS', url: `ws://${urlHost(cfg.host)}:${ws.port}/mqtt`, close: async () => undefined });
+  if (!(await opened({ name: 'MQTT-WS', url: `ws://${urlHost(cfg.host)}:${ws.port}/mqtt`, close: async () => undefined }))) return;
   if (tls) {
     const tlsServer = await mqtt.listenTls({ port: cfg.mqttTlsPort, host: cfg.host, ...tls });
-    listeners.push({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tlsServer.port}`, close: async () => undefined });
+    if (!(await opened({ name: 'MQTT-TLS', url: `mqtts://${urlHost(cfg.host)}:${tlsServer.port}`, close: async () => undefined }))) return;
   }
 
   for (const l of listeners) log(`${l.name} on ${l.url}`);

@@ -150,3 +150,17 @@ it('handles SIGTERM from the start: while it waits for a worker that does not an
     silent.close();
   }
 }, 30_000);
+
+/**
+ * A SIGTERM while the listeners are still opening (scripts/sigterm-on-listen.mjs makes it arrive then,
+ * with a real signal): the bridge closes what opened late and exits 0, and never says it is ready —
+ * before, the listeners opening went on and EDGEFLUX_BRIDGE_READY was printed after "closing".
+ */
+it('a SIGTERM while its listeners open: it exits 0 without printing EDGEFLUX_BRIDGE_READY', async () => {
+  const preload = join(root, 'test/node/scripts/sigterm-on-listen.mjs');
+  const { exited, output } = runImage({ EDGEFLUX_WORKER_URL: 'http://127.0.0.1:9', NODE_OPTIONS: `--import ${preload}` });
+  expect(await exited, output()).toEqual({ code: 0, signal: null });
+  expect(output()).toContain('SIGTERM: closing');
+  expect(output()).not.toContain('EDGEFLUX_BRIDGE_READY');
+}, 30_000);
+
