@@ -153,15 +153,17 @@ export class InternalApi {
     if (!res.ok) {
       let detail = text;
       let paths: string[] | undefined;
+      let code: string | undefined;
       try {
-        const problem = JSON.parse(text) as { detail?: string; errors?: unknown };
+        const problem = JSON.parse(text) as { detail?: string; errors?: unknown; code?: unknown };
         detail = problem.detail ?? text;
+        if (typeof problem.code === 'string') code = problem.code;
         if (Array.isArray(problem.errors)) paths = problem.errors.map((e) => String((e as { path?: unknown } | null)?.path ?? ''));
       } catch {
         /* not JSON */
       }
       // 5xx from the worker means "try later" to a device, not "bad credentials".
-      throw new PlatformError(res.status >= 500 ? 503 : res.status, detail, paths);
+      throw new PlatformError(res.status >= 500 ? 503 : res.status, detail, paths, code);
     }
     return JSON.parse(text) as T;
   }

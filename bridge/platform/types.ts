@@ -108,12 +108,14 @@ export interface Subscription {
 export class PlatformError extends Error {
   /**
    * 401 bad credentials, 403 not allowed, 503 platform unreachable. `paths`: where the worker's
-   * validation refused the body (problem JSON `errors[].path`), when it said.
+   * validation refused the body (problem JSON `errors[].path`), when it said. `code`: the problem
+   * JSON's `code`, when the answer was the worker's problem JSON (not, say, a proxy's HTML page).
    */
   constructor(
     readonly status: number,
     message: string,
     readonly paths?: readonly string[],
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'PlatformError';

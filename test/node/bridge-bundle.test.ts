@@ -70,13 +70,28 @@ it('builds the bundle as the Dockerfile does, from only the files it copies, wit
   }
   const made = npm(steps[1]!.split(' ').slice(1));
   expect(made.status, made.stderr).toBe(0);
-  // esbuild runs at --log-level=warning: a warning (a tsconfig it cannot find) is printed.
-  expect(made.stderr).toBe('');
+  // esbuild runs at --log-level=warning: a warning (a tsconfig it cannot find) is printed. npm's own
+  // `npm warn …` lines (EBADENGINE on another Node, a config key) are about this machine, not the build.
+  expect(npmWarningsDropped(made.stderr)).toBe('');
   const copy = runtime!.copies.find((c) => c.from === 'build')!;
   expect(copy.dest).toBe('./bridge.mjs');
   cpSync(join(src, copy.sources[0]!.replace(/^\/src\//, '')), bundle);
   expect(statSync(bundle).size).toBeGreaterThan(10_000);
 }, 120_000);
+
+/** stderr without npm's own warning lines (`npm warn …`, `npm WARN …`); esbuild's stay. */
+const npmWarningsDropped = (stderr: string): string =>
+  stderr
+    .split('\n')
+    .filter((l) => !/^npm warn /i.test(l))
+    .join('\n')
+    .trim();
+
+it('drops npm\'s warnings from the build\'s stderr, and keeps an esbuild warning', () => {
+  const esbuild = '▲ [WARNING] Cannot find base config file "../tsconfig.json" [tsconfig.json]';
+  expect(npmWarningsDropped('npm warn EBADENGINE Unsupported engine {\nnpm WARN config production Use `--omit=dev` instead.\n')).toBe('');
+  expect(npmWarningsDropped(`npm warn EBADENGINE Unsupported engine {\n${esbuild}\n`)).toBe(esbuild);
+});
 
 /** The image's command in a folder holding only the bundle (no node_modules), with its ENV. */
 function runImage(env: Record<string, string>) {
@@ -144,3 +159,17 @@ it('handles SIGTERM from the start: while it waits for a worker that does not an
     silent.close();
   }
 }, 30_000);
+
+/**
+ * A SIGTERM while the listeners are still opening (scripts/sigterm-on-listen.mjs makes it arrive then,
+ * with a real signal): the bridge closes what opened late and exits 0, and never says it is ready —
+ * before, the listeners opening went on and EDGEFLUX_BRIDGE_READY was printed after "closing".
+ */
+it('a SIGTERM while its listeners open: it exits 0 without printing EDGEFLUX_BRIDGE_READY', async () => {
+  const preload = join(root, 'test/node/scripts/sigterm-on-listen.mjs');
+  const { exited, output } = runImage({ EDGEFLUX_WORKER_URL: 'http://127.0.0.1:9', NODE_OPTIONS: `--import ${preload}` });
+  expect(await exited, output()).toEqual({ code: 0, signal: null });
+  expect(output()).toContain('SIGTERM: closing');
+  expect(output()).not.toContain('EDGEFLUX_BRIDGE_READY');
+}, 30_000);
+

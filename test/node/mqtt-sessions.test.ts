@@ -1,10 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DurableSessionStore } from '../../bridge/mqtt/session-durable';
-import { provision, root, startBridge, startPlatform, type Bridge, type Platform } from './processes';
+import { freePort, provision, root, startBridge, startPlatform, type Bridge, type Platform } from './processes';
 
 /**
  * Durable MQTT sessions against the whole platform (docs/mqtt.md "Durable sessions"): session
@@ -181,6 +182,8 @@ describe('durable MQTT sessions', () => {
     const anyPort = { EDGEFLUX_MQTT_PORT: '0', EDGEFLUX_MQTT_WS_PORT: '0', EDGEFLUX_COAP_PORT: '0' };
     const first = await startBridge(platform, anyPort);
     bridges.push(first);
+    // A random id no later bridge takes: a crash would leave its devices online for good.
+    expect(first.output()).toMatch(/warning: bridge id \S+:0-[0-9a-f]{8} is random; set EDGEFLUX_BRIDGE_ID: a crash leaves presence no other bridge can reset/);
     const port = Number(new URL(JSON.parse(/EDGEFLUX_BRIDGE_READY (.*)/.exec(first.output())![1]!).mqtt as string).port);
     await connect(port, { protocolVersion: 4, clientId: `port0-${Date.now()}` });
     await untilAsync(async () => (await device()).online);
@@ -192,7 +195,24 @@ describe('durable MQTT sessions', () => {
   it('a bridge whose EDGEFLUX_BRIDGE_SECRET the worker refuses stops at startup, saying so — it does not tell every device its password is wrong', async () => {
     const refused: Bridge | Error = await startBridge(platform, { EDGEFLUX_BRIDGE_SECRET: 'not-the-secret' }, 15_000).catch((e: Error) => e);
     if (!(refused instanceof Error)) bridges.push(refused); // started after all: stopped after the test
-    expect(String(refused)).toMatch(/bridge exited with 1:[\s\S]*refused EDGEFLUX_BRIDGE_SECRET \(bridge credential required\)/);
+    expect(String(refused)).toMatch(/bridge exited with 1:[\s\S]*refused EDGEFLUX_BRIDGE_SECRET, or has no BRIDGE_SECRET set \(bridge credential required\)/);
+  }, 30_000);
+
+  it('a 401 that is not the worker\'s (a proxy\'s HTML page) does not stop the bridge: it starts as with a worker not reached, and logs the page cut short', async () => {
+    const page = `<html><body><h1>401 Authorization Required</h1>${'<p>proxy</p>'.repeat(200)}</body></html>`;
+    const port = await freePort();
+    const proxy = createServer((_req, res) => res.writeHead(401, { 'content-type': 'text/html' }).end(page));
+    await new Promise<void>((r) => proxy.listen(port, '127.0.0.1', () => r()));
+    try {
+      const started = await startBridge({ url: `http://127.0.0.1:${port}` }, {}, 15_000);
+      bridges.push(started);
+      const line = started.output().split('\n').find((l) => l.includes('not reset'));
+      expect(line).toMatch(/presence of bridge \S+ not reset: <html><body><h1>401 Authorization Required/);
+      expect(line!.length).toBeLessThan(400);
+      expect(started.output()).not.toContain('EDGEFLUX_BRIDGE_SECRET');
+    } finally {
+      proxy.close();
+    }
   }, 30_000);
 
   it('a clean-session client is taken over across bridges too (3.1.1: the first connection is closed)', async () => {
@@ -278,6 +298,8 @@ describe('durable MQTT sessions', () => {
       await until(() => wills.length >= 1, 15_000);
       // Not before its delay.
       expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+      // Once: a late duplicate (the actor's alarm firing again, a retry) would arrive after the first.
+      await new Promise((r) => setTimeout(r, 2500));
       expect(wills.map((m) => m.payload)).toEqual(['stopped bridge']);
     }
   }, 60_000);
