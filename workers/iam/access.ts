@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../app-env';
 import { cacheTtlMs } from '../auth/credentials';
 import type { Principal } from '../auth/principal';
+import { principalIdentity } from '../../shared/principal';
 import { ApiError, forbidden, notFound, unauthorized } from '../lib/errors';
 import { connectionGrants, decide, roleGrants, scopeToStatement, type Role, type Statement } from './pdp';
 import { loadAccessRows, refKey, roleKey, subjectsOf, type AccessRows } from './rows';
@@ -126,12 +127,13 @@ export function accessChanged(): void {
 }
 
 /**
- * Everything a decision depends on besides D1: who, and — for API keys and app tokens, whose
- * tokens may each carry narrower scopes than their owner — exactly which scopes.
+ * Everything a decision depends on besides D1: who, as principalIdentity says — for API keys and app
+ * tokens, whose tokens may each carry narrower scopes than their owner, exactly which scopes; for an
+ * app token also its epoch, so a token revoked by a secret rotation never shares the cached
+ * "allowed" of the app's new token.
  */
 function decisionKey(p: Principal, channelId: string, action: string): string {
-  const scopes = p.kind === 'key' || p.kind === 'app' ? [...p.scopes].sort().join(' ') : '';
-  return `${p.kind}\u0000${p.id}\u0000${scopes}\u0000${channelId}\u0000${action}`;
+  return `${principalIdentity(p)}\u0000${channelId}\u0000${action}`;
 }
 
 /**
