@@ -198,8 +198,9 @@ function accessPerOrg(rows: AccessRows, principal: Principal): (org: string) => 
 /**
  * The credential a live session presented is no longer good — an API key revoked or run out, a
  * device key rotated (Principal.keyStamp) or its device deleted, a user session or app token past
- * its `exp` — since it was resolved: a 401 refusal, which ends the session rather than one
- * channel's permission; else null. `rows` loaded with `credential`.
+ * its `exp`, an app token whose app was deleted or whose secret was rotated with revokeIssued after
+ * it was issued (Principal.epoch) — since it was resolved: a 401 refusal, which ends the session
+ * rather than one channel's permission; else null. `rows` loaded with `credential`.
  */
 export function refusalFrom(rows: AccessRows, principal: Principal, now: number): MessageDecision | null {
   if ((principal.kind === 'user' || principal.kind === 'app') && principal.exp !== undefined && principal.exp * 1000 <= now) {
@@ -208,6 +209,10 @@ export function refusalFrom(rows: AccessRows, principal: Principal, now: number)
   if (principal.kind === 'key') {
     const key = rows.keys.get(principal.id);
     if (!key || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= now)) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
+  } else if (principal.kind === 'app') {
+    const app = rows.apps.get(principal.id);
+    if (!app || app.orgId !== principal.orgId) return { allowed: false, status: 401, reason: 'app no longer exists' };
+    if ((principal.epoch ?? 0) < app.tokenEpoch) return { allowed: false, status: 401, reason: "the app's tokens were revoked" };
   } else if (principal.kind === 'device' && principal.keyStamp !== undefined) {
     const keyHash = rows.devices.get(principal.id);
     if (keyHash === undefined) return { allowed: false, status: 401, reason: 'the device was deleted' };
