@@ -359,6 +359,37 @@ describe('OAuth 2.0 client credentials (RFC 6749 §4.4)', () => {
     expect(await upgrade(old)).toMatchObject({ type: 'error', status: 401 });
   });
 
+  it('rotating the secret takes an empty body as no options whatever its content type; a body it cannot read is still refused', async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read']);
+    const rotate = (raw: string | undefined, headers: Record<string, string> = {}) =>
+      api('POST', `/orgs/${org.id}/apps/${app.id}/secret`, { token: owner.token, ...(raw === undefined ? {} : { raw }), headers });
+    const token = await appToken(app);
+    // Clients that always send the JSON header (or another) with no body: a plain rotation.
+    for (const [raw, headers] of [
+      ['', { 'content-type': 'application/json' }],
+      ['', { 'content-type': 'text/plain' }],
+      ['', {}],
+      [undefined, { 'content-type': 'application/json' }],
+      [undefined, {}],
+      ['{}', { 'content-type': 'application/json' }],
+    ] as const) {
+      const r = await rotate(raw, headers);
+      if (r.status !== 201) throw new Error(`${JSON.stringify([raw, headers])}: ${r.status} ${JSON.stringify(r.body)}`);
+      expect(r.body).not.toHaveProperty('revoked_keys');
+    }
+    // None of them revoked what was issued.
+    expect((await api('GET', `/orgs/${org.id}`, { token })).status).toBe(200);
+    // A body that is there but is not a JSON object of the option: refused, nothing rotated.
+    const before = await rotate('', { 'content-type': 'application/json' });
+    expectProblem(await rotate('revoke', { 'content-type': 'text/plain' }), 415);
+    expectProblem(await rotate('{"revokeIssued": true}', {}), 415);
+    expectProblem(await rotate('{not json', { 'content-type': 'application/json' }), 400);
+    expectProblem(await rotate('{"revokeIssued": 1}', { 'content-type': 'application/json' }), 422);
+    expect((await appToken({ ...app, client_secret: before.body.client_secret })).length).toBeGreaterThan(0);
+    expect((await api('GET', `/orgs/${org.id}`, { token })).status).toBe(200);
+  });
+
   it('deleting an app makes its tokens and its keys 401 and its secret useless', async () => {
     const { owner, org } = await setup();
     const app = await newApp(owner.token, org.id, ['orgs:read', 'keys:create']);
