@@ -75,7 +75,11 @@ export class ChannelCore {
   private draining: Promise<void> | null = null;
   /** Writes the drained mark unless an append has written it meanwhile (store.drainedUnsaved). */
   private saveDrained: ReturnType<typeof setTimeout> | null = null;
-  /** After a failed drain, no retry before this (ms), however many publishes arrive meanwhile. */
+  /**
+   * After a failed drain, no retry before this (ms), however many publishes or other alarms (an
+   * expiry, a sweep) arrive meanwhile. Kept in meta too (drain.ts), so an instance after hibernation
+   * or eviction backs off as the one before did.
+   */
   backoffUntil = 0;
   /** When the last drain began (ms; in memory: 0 after eviction just allows one early drain at once). */
   private lastDrainAt = 0;
@@ -100,6 +104,7 @@ export class ChannelCore {
     this.store.load();
     this.retired = this.store.meta('retired') === 1;
     if (this.retired) this.retiring = Promise.resolve();
+    this.backoffUntil = Number(this.store.meta('drain_backoff_until') ?? 0);
     const stored = this.store.meta('config');
     if (typeof stored === 'string') this.applyConfig(mergeConfig(DEFAULT_CONFIG, JSON.parse(stored)));
     // Link subscriptions of sockets that closed while no instance was running.
@@ -337,6 +342,16 @@ export class ChannelCore {
     };
     run.then(done, done);
     return run;
+  }
+
+  /**
+   * The alarm's drain. None while a failed drain backs off: the alarm also fires for credential
+   * expiries and sweeps, and each would otherwise retry a drain against a D1 that is down; the
+   * alarm is left set for the back-off's end instead.
+   */
+  async drainOnAlarm(now = Date.now()): Promise<void> {
+    if (now < this.backoffUntil) return this.alarmNoLaterThan(this.backoffUntil);
+    await this.drain();
   }
 
   /**

@@ -143,9 +143,11 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect(retryAt).not.toBeNull();
     expect(retryAt! - Date.now()).toBeGreaterThan(300); // back-off, not an immediate hammer
 
-    // Meanwhile more traffic arrives; the drain picks it all up once D1 is back.
+    // Meanwhile more traffic arrives; the drain picks it all up once D1 is back, when the back-off ends.
     await actor(ch).publish([msg({ payload: text('m5') })], ch);
-    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    // The alarm at the back-off's end, fired by the runtime (an alarm run before it would not drain).
+    expect(retryAt! - Date.now()).toBeLessThan(1500);
+    await outboxEmpty(ch, 5000, false);
     const stored = await rows(ch);
     expect(stored.map((r) => [r.seq, r.payload])).toEqual(Array.from({ length: 6 }, (_, i) => [i + 1, `m${i}`]));
     const ok = await actor(ch).info();
@@ -156,6 +158,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
   it('a timer drain that fails backs off on the alarm: no timer retries, later publishes wait for it', async () => {
     const ch = newChannel();
     await actor(ch).configure(ch, { drainDelayMs: 20 });
+    let retryAt = 0;
     await env.DB.exec('ALTER TABLE message_rows RENAME TO message_rows_offline');
     try {
       await actor(ch).publish([msg({ payload: text('a') })], ch);
@@ -167,12 +170,15 @@ describe('channel actor: outbox drain to D1 and R2', () => {
       await actor(ch).publish([msg({ payload: text('b') })], ch);
       // Backing off: the alarm holds the retry (≥ 0.5 s away), and no timer runs sooner.
       expect(await timerOf(ch)).toBeNull();
-      expect((await alarmOf(ch))! - Date.now()).toBeGreaterThan(300);
+      retryAt = (await alarmOf(ch))!;
+      expect(retryAt - Date.now()).toBeGreaterThan(300);
       expect((await actor(ch).info()).drainAttempts).toBe(1);
     } finally {
       await env.DB.exec('ALTER TABLE message_rows_offline RENAME TO message_rows');
     }
-    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    // The alarm at the back-off's end, fired by the runtime (an alarm run before it would not drain).
+    expect(retryAt - Date.now()).toBeLessThan(1500);
+    await outboxEmpty(ch, 5000, false);
     expect((await rows(ch)).map((r) => r.payload)).toEqual(['a', 'b']);
     expect(await actor(ch).info()).toMatchObject({ outbox: 0, drainAttempts: 0, lastDrainError: null });
   });
@@ -206,9 +212,66 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect((await actor(ch).info()).drainAttempts).toBe(11);
     expect(await alarmOf(ch)).toBe(exp);
     res.webSocket!.close(1000, 'bye');
+    // The expiry's alarm closes the socket and leaves the drain to the back-off's end (brought forward here).
+    await runInDurableObject(actor(ch), (instance: ChannelActor) => void ((instance as unknown as { core: ChannelCore }).core.backoffUntil = Date.now()));
     expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
     expect((await rows(ch)).map((r) => r.payload)).toEqual(['a']);
   });
+
+  it('subscriber expiries during a back-off close their sockets but add no drain attempt; the alarm stays at the back-off, also after eviction', async () => {
+    const u = await newUser();
+    const org = (await newOrg(u.token)).id;
+    const ch = (await api('POST', `/orgs/${org}/channels`, { token: u.token, body: { name: 'expiries' } })).body.id as string;
+    const coreOf = (i: ChannelActor) => (i as unknown as { core: ChannelCore }).core;
+    await actor(ch).configure(ch, { drainDelayMs: 20 });
+    // Many failures already: the next backs off for minutes.
+    await runInDurableObject(actor(ch), (i: ChannelActor) => coreOf(i).store.setMeta('drain_attempts', 10));
+    const closed: number[] = [];
+    await env.DB.exec('ALTER TABLE message_rows RENAME TO message_rows_offline');
+    let backoffUntil: number;
+    try {
+      await actor(ch).publish([msg({ payload: text('a') })], ch);
+      const until = Date.now() + 5000;
+      while ((await actor(ch).info()).drainAttempts === 10) {
+        if (Date.now() > until) throw new Error('the timer drain never ran');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      backoffUntil = await runInDurableObject(actor(ch), (i: ChannelActor) => coreOf(i).backoffUntil);
+      expect(backoffUntil - Date.now()).toBeGreaterThan(60_000);
+      // Three subscribers whose tokens run out one after another, each expiry an alarm.
+      for (const ttl of [1, 2, 3]) {
+        const token = await signToken(env, { typ: 'user', sub: u.id }, ttl);
+        const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(101);
+        res.webSocket!.addEventListener('close', (e) => closed.push(e.code));
+        res.webSocket!.accept();
+      }
+      const by = Date.now() + 8000;
+      while (closed.length < 3) {
+        if (Date.now() > by) throw new Error(`only ${closed.length} of 3 sockets closed at their expiry`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(closed).toEqual([4401, 4401, 4401]);
+      expect((await actor(ch).info()).drainAttempts).toBe(11);
+      expect(await alarmOf(ch)).toBe(backoffUntil);
+      // A new instance keeps backing off: a publish does not drain early, the alarm is where it was.
+      await evictDurableObject(actor(ch));
+      await actor(ch).publish([msg({ payload: text('b') })], ch);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await runInDurableObject(actor(ch), (i: ChannelActor) => coreOf(i).backoffUntil)).toBe(backoffUntil);
+      expect((await actor(ch).info()).drainAttempts).toBe(11);
+      expect(await alarmOf(ch)).toBe(backoffUntil);
+    } finally {
+      await env.DB.exec('ALTER TABLE message_rows_offline RENAME TO message_rows');
+    }
+    // The back-off's end (brought forward here) drains everything once.
+    await runInDurableObject(actor(ch), (i: ChannelActor) => void (coreOf(i).backoffUntil = Date.now()));
+    expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+    await outboxEmpty(ch, 5000);
+    expect((await rows(ch)).map((r) => r.payload)).toEqual(['a', 'b']);
+    expect(await actor(ch).info()).toMatchObject({ outbox: 0, drainAttempts: 0, lastDrainError: null });
+    expect(await runInDurableObject(actor(ch), (i: ChannelActor) => coreOf(i).store.meta('drain_backoff_until'))).toBeNull();
+  }, 20_000);
 
   it('keeps the earliest of alarms asked for at once by a fresh instance (no stale read of the alarm hides one)', async () => {
     const ch = newChannel();

@@ -157,6 +157,7 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
     store.setMeta('drain_error', reason.slice(0, 500));
     console.warn(`channel ${channel}: drain of ${batch.length} messages failed (attempt ${attempt}), retrying in ${delay} ms: ${reason}`);
     core.backoffUntil = Date.now() + delay;
+    store.setMeta('drain_backoff_until', core.backoffUntil);
     await core.scheduleDrain(core.backoffUntil, true);
     return;
   }
@@ -166,6 +167,7 @@ export async function drainOutbox(core: ChannelCore): Promise<void> {
   if (Number(store.meta('drain_attempts') ?? 0) !== 0) {
     store.setMeta('drain_attempts', 0);
     store.setMeta('drain_error', null);
+    store.setMeta('drain_backoff_until', null);
   }
   if (store.drainedUnsaved) core.saveDrainedSoon();
   core.backoffUntil = 0;

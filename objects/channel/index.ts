@@ -110,14 +110,15 @@ export class ChannelActor extends DurableObject<Env> {
 
   /**
    * The backstop (or a back-off retry): closes the subscribers whose credential has run out
-   * (access.ts), drains the outbox to D1/R2, after any drain under way; then the retention sweep,
-   * when one is due (retention.ts), and the alarm for the next credential expiry.
+   * (access.ts), drains the outbox to D1/R2, after any drain under way, unless a failed drain is
+   * backing off (core.drainOnAlarm); then the retention sweep, when one is due (retention.ts), and
+   * the alarm for the next credential expiry.
    */
   override async alarm(): Promise<void> {
     this.core.alarmFired();
     this.core.access.closeExpired();
     try {
-      await this.core.drain();
+      await this.core.drainOnAlarm();
     } finally {
       await this.core.retention.onAlarm();
       await this.core.access.armExpiry();

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { api, expectProblem, newOrg, newUser, type Res } from './helpers';
+import { api, expectProblem, newOrg, newUser, worker, type Res } from './helpers';
 
 type Owner = Awaited<ReturnType<typeof newUser>>;
 type AppOut = { id: string; client_id: string; client_secret: string; scopes: string[] };
@@ -325,6 +325,69 @@ describe('OAuth 2.0 client credentials (RFC 6749 §4.4)', () => {
     expect(again.body).toMatchObject({ revoked_keys: 0 });
     expectProblem(await readOrg(after), 401);
     expect((await readOrg(await appToken({ ...app, client_secret: again.body.client_secret }))).status).toBe(200);
+  });
+
+  it("a token revoked by rotation is refused on message routes even right after the app's new token was allowed there (no shared cached decision)", async () => {
+    const { owner, org } = await setup();
+    const ch = (await api('POST', `/orgs/${org.id}/channels`, { token: owner.token, body: { name: 'c' } })).body as { id: string };
+    const app = await newApp(owner.token, org.id, ['messages:publish', 'messages:subscribe', 'messages:read']);
+    const old = await appToken(app);
+    const r = await api('POST', `/orgs/${org.id}/apps/${app.id}/secret`, { token: owner.token, body: { revokeIssued: true } });
+    expect(r.status).toBe(201);
+    const fresh = await appToken({ ...app, client_secret: r.body.client_secret });
+    const publish = (token: string) => api('POST', `/channels/${ch.id}/messages`, { token, raw: 'x', headers: { 'content-type': 'text/plain' } });
+    const read = (token: string) => api('GET', `/channels/${ch.id}/messages`, { token });
+    const upgrade = async (token: string) => {
+      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(101);
+      const ws = res.webSocket!;
+      const first = new Promise<{ type: string; status?: number } | 'closed'>((resolve) => {
+        ws.addEventListener('message', (e) => resolve(JSON.parse(e.data as string)));
+        ws.addEventListener('close', () => resolve('closed'));
+      });
+      ws.accept();
+      const frame = await Promise.race([first, new Promise<'silent'>((resolve) => setTimeout(() => resolve('silent'), 300))]);
+      ws.close(1000);
+      return frame;
+    };
+    expect((await publish(fresh)).status).toBe(202);
+    expect(expectProblem(await publish(old), 401).detail).toMatch(/tokens were revoked/);
+    expect((await read(fresh)).status).toBe(200);
+    expectProblem(await read(old), 401);
+    // The new token's upgrade is accepted (no error frame); the old one's, right after, is refused 401.
+    expect(await upgrade(fresh)).not.toMatchObject({ type: 'error' });
+    expect(await upgrade(old)).toMatchObject({ type: 'error', status: 401 });
+  });
+
+  it('rotating the secret takes an empty body as no options whatever its content type; a body it cannot read is still refused', async () => {
+    const { owner, org } = await setup();
+    const app = await newApp(owner.token, org.id, ['orgs:read']);
+    const rotate = (raw: string | undefined, headers: Record<string, string> = {}) =>
+      api('POST', `/orgs/${org.id}/apps/${app.id}/secret`, { token: owner.token, ...(raw === undefined ? {} : { raw }), headers });
+    const token = await appToken(app);
+    // Clients that always send the JSON header (or another) with no body: a plain rotation.
+    for (const [raw, headers] of [
+      ['', { 'content-type': 'application/json' }],
+      ['', { 'content-type': 'text/plain' }],
+      ['', {}],
+      [undefined, { 'content-type': 'application/json' }],
+      [undefined, {}],
+      ['{}', { 'content-type': 'application/json' }],
+    ] as const) {
+      const r = await rotate(raw, headers);
+      if (r.status !== 201) throw new Error(`${JSON.stringify([raw, headers])}: ${r.status} ${JSON.stringify(r.body)}`);
+      expect(r.body).not.toHaveProperty('revoked_keys');
+    }
+    // None of them revoked what was issued.
+    expect((await api('GET', `/orgs/${org.id}`, { token })).status).toBe(200);
+    // A body that is there but is not a JSON object of the option: refused, nothing rotated.
+    const before = await rotate('', { 'content-type': 'application/json' });
+    expectProblem(await rotate('revoke', { 'content-type': 'text/plain' }), 415);
+    expectProblem(await rotate('{"revokeIssued": true}', {}), 415);
+    expectProblem(await rotate('{not json', { 'content-type': 'application/json' }), 400);
+    expectProblem(await rotate('{"revokeIssued": 1}', { 'content-type': 'application/json' }), 422);
+    expect((await appToken({ ...app, client_secret: before.body.client_secret })).length).toBeGreaterThan(0);
+    expect((await api('GET', `/orgs/${org.id}`, { token })).status).toBe(200);
   });
 
   it('deleting an app makes its tokens and its keys 401 and its secret useless', async () => {

@@ -127,6 +127,30 @@ describe('internal bridge API', () => {
     expectProblem(await post('/internal/authorize', { principal: { ...auth.body.principal, epoch: -1 }, checks }), 422);
   });
 
+  it("refuses a real app token from before a rotation with revokeIssued, or of a deleted app: at /internal/authenticate and in the credential-only check", async () => {
+    const w = await world();
+    const newApp = async (name: string) => (await api('POST', `/orgs/${w.org.id}/apps`, { token: w.owner.token, body: { name, scopes: ['messages:publish'] } })).body as { id: string; client_id: string; client_secret: string };
+    const tokenOf = async (app: { client_id: string }, secret: string) => (await api('POST', '/oauth/token', { body: { grant_type: 'client_credentials', client_id: app.client_id, client_secret: secret } })).body.access_token as string;
+    const credentialOnly = (principal: unknown) => post('/internal/authorize', { principal, checks: [] });
+
+    const rotatedApp = await newApp('rotated');
+    const old = await tokenOf(rotatedApp, rotatedApp.client_secret);
+    const before = await post('/internal/authenticate', { password: old });
+    expect(before.status).toBe(200);
+    expect((await credentialOnly(before.body.principal)).body).toEqual({ results: [] });
+    expect((await api('POST', `/orgs/${w.org.id}/apps/${rotatedApp.id}/secret`, { token: w.owner.token, body: { revokeIssued: true } })).status).toBe(201);
+    expect(expectProblem(await post('/internal/authenticate', { password: old }), 401).detail).toBe("the app's tokens were revoked");
+    expect((await credentialOnly(before.body.principal)).body).toEqual({ results: [], refused: { status: 401, reason: "the app's tokens were revoked" } });
+
+    const deletedApp = await newApp('deleted');
+    const token = await tokenOf(deletedApp, deletedApp.client_secret);
+    const live = await post('/internal/authenticate', { password: token });
+    expect(live.status).toBe(200);
+    expect((await api('DELETE', `/orgs/${w.org.id}/apps/${deletedApp.id}`, { token: w.owner.token })).status).toBe(204);
+    expect(expectProblem(await post('/internal/authenticate', { password: token }), 401).detail).toBe('app no longer exists');
+    expect((await credentialOnly(live.body.principal)).body).toEqual({ results: [], refused: { status: 401, reason: 'app no longer exists' } });
+  });
+
   it('refuses every decision for a user session or app token past its exp (a live WebSocket or MQTT session ends with its token)', async () => {
     const w = await world();
     const checks = [{ channel: w.pub, action: 'messages:publish' }];

@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { signToken } from '../../workers/auth/tokens';
+import { issueKey } from '../../workers/keys/service';
 import { api, expectProblem, newOrg, newUser } from './helpers';
 
 type User = Awaited<ReturnType<typeof newUser>>;
@@ -246,6 +247,33 @@ describe('API keys', () => {
     expect((await api('DELETE', `/orgs/${org.id}/keys/${other.id}`, { token: ownerKey.key })).status).toBe(204);
     // Everyone with keys:read on keys/* (every role today) sees all keys.
     expect((await api('GET', `/orgs/${org.id}/keys`, { token: owner.token })).body.total).toBe(3);
+  });
+});
+
+describe('keys issued by an app token racing a revocation', () => {
+  // The race itself (a rotation committing between the route's access check and its insert) cannot
+  // be ordered from outside the worker; the insert's own condition is tested here directly: it is
+  // all that stands between such a request and a live key no revocation covered.
+  it('writes no key for a token epoch the app has moved past, nor for a deleted app', async () => {
+    const { owner, org } = await setup();
+    const app = (await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'a', scopes: ['orgs:read', 'keys:create'] } })).body as { id: string };
+    const asApp = { type: 'app' as const, id: app.id };
+    const count = async (name: string) => (await env.DB.prepare('SELECT COUNT(*) AS n FROM api_keys WHERE org_id = ? AND name = ?').bind(org.id, name).first<{ n: number }>())!.n;
+    expect(await issueKey(env, org.id, asApp, 'epoch0', ['orgs:read'], undefined, 0)).toMatchObject({ owner_type: 'app', owner_id: app.id });
+    expect((await api('POST', `/orgs/${org.id}/apps/${app.id}/secret`, { token: owner.token, body: { revokeIssued: true } })).status).toBe(201);
+    // Checked before the rotation, inserted after it: nothing is written.
+    expect(await issueKey(env, org.id, asApp, 'late', ['orgs:read'], undefined, 0)).toBeNull();
+    expect(await count('late')).toBe(0);
+    expect(await issueKey(env, org.id, asApp, 'epoch1', ['orgs:read'], undefined, 1)).not.toBeNull();
+    expect(await count('epoch1')).toBe(1);
+    // Another org's id of the same app, or a deleted app, writes nothing either.
+    const other = await newOrg(owner.token, 'other');
+    expect(await issueKey(env, other.id, asApp, 'elsewhere', ['orgs:read'], undefined, 1)).toBeNull();
+    expect((await api('DELETE', `/orgs/${org.id}/apps/${app.id}`, { token: owner.token })).status).toBe(204);
+    expect(await issueKey(env, org.id, asApp, 'gone', ['orgs:read'], undefined, 1)).toBeNull();
+    expect(await count('gone')).toBe(0);
+    // A user's key is not conditioned on any app.
+    expect(await issueKey(env, org.id, { type: 'user', id: owner.id }, 'mine', ['orgs:read'], undefined)).not.toBeNull();
   });
 });
 

@@ -1,4 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
+import { createMiddleware } from 'hono/factory';
+import type { AppEnv } from '../app-env';
 import { authorize } from '../auth';
 import type { Principal } from '../auth/principal';
 import { errors, jsonBody, jsonResponse, NameQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
@@ -102,8 +104,26 @@ appsRouter.openapi(
   },
 );
 
+/**
+ * The body is optional: an empty one is no options, whatever Content-Type came with it (clients that
+ * always send `application/json`, or `text/plain`). The request goes on without body or content
+ * type, so the validator takes `{}`; a body that is there is still read as JSON or refused (400/415).
+ */
+const emptyBodyIsNone = createMiddleware<AppEnv>(async (c, next) => {
+  const raw = c.req.raw;
+  const empty = raw.body === null || (await raw.clone().arrayBuffer()).byteLength === 0;
+  if (empty && (raw.body !== null || raw.headers.has('content-type'))) {
+    const headers = new Headers(raw.headers);
+    headers.delete('content-type');
+    headers.delete('content-length');
+    c.req.raw = new Request(raw.url, { method: raw.method, headers });
+  }
+  await next();
+});
+
 appsRouter.openapi(
   createRoute({
+    middleware: [emptyBodyIsNone] as const,
     method: 'post',
     path: '/orgs/{org}/apps/{id}/secret',
     operationId: 'rotateAppSecret',
@@ -111,7 +131,7 @@ appsRouter.openapi(
     security,
     summary: 'Rotate the client secret (shown once); the old secret stops working at once',
     description:
-      'Without a body (or with `revokeIssued` false), access tokens issued with the old secret stay valid until they expire (at most 1 hour) and the API keys the app issued go on. With `{"revokeIssued": true}` — after a leak — every API key the app issued is revoked and every access token it was issued ends at once, as when the app is deleted; `revoked_keys` counts the keys.',
+      'Without a body (an empty one, whatever its Content-Type), or with `revokeIssued` false, access tokens issued with the old secret stay valid until they expire (at most 1 hour) and the API keys the app issued go on. With `{"revokeIssued": true}` — after a leak — every API key the app issued is revoked and every access token it was issued ends at once, as when the app is deleted; `revoked_keys` counts the keys.',
     request: { params: AppParam, body: { required: false, content: { 'application/json': { schema: SecretRotation } } } },
     responses: { 201: createdResponse(RotatedApp, 'Rotated'), ...errors(400, 401, 403, 404, 415, 422) },
   }),

@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../app-env';
 import { cacheTtlMs } from '../auth/credentials';
 import type { Principal } from '../auth/principal';
+import { principalIdentity } from '../../shared/principal';
 import { ApiError, forbidden, notFound, unauthorized } from '../lib/errors';
 import { connectionGrants, decide, roleGrants, scopeToStatement, type Role, type Statement } from './pdp';
 import { loadAccessRows, refKey, roleKey, subjectsOf, type AccessRows } from './rows';
@@ -126,12 +127,13 @@ export function accessChanged(): void {
 }
 
 /**
- * Everything a decision depends on besides D1: who, and — for API keys and app tokens, whose
- * tokens may each carry narrower scopes than their owner — exactly which scopes.
+ * Everything a decision depends on besides D1: who, as principalIdentity says — for API keys and app
+ * tokens, whose tokens may each carry narrower scopes than their owner, exactly which scopes; for an
+ * app token also its epoch, so a token revoked by a secret rotation never shares the cached
+ * "allowed" of the app's new token.
  */
 function decisionKey(p: Principal, channelId: string, action: string): string {
-  const scopes = p.kind === 'key' || p.kind === 'app' ? [...p.scopes].sort().join(' ') : '';
-  return `${p.kind}\u0000${p.id}\u0000${scopes}\u0000${channelId}\u0000${action}`;
+  return `${principalIdentity(p)}\u0000${channelId}\u0000${action}`;
 }
 
 /**
@@ -196,8 +198,9 @@ function accessPerOrg(rows: AccessRows, principal: Principal): (org: string) => 
 /**
  * The credential a live session presented is no longer good — an API key revoked or run out, a
  * device key rotated (Principal.keyStamp) or its device deleted, a user session or app token past
- * its `exp` — since it was resolved: a 401 refusal, which ends the session rather than one
- * channel's permission; else null. `rows` loaded with `credential`.
+ * its `exp`, an app token whose app was deleted or whose secret was rotated with revokeIssued after
+ * it was issued (Principal.epoch) — since it was resolved: a 401 refusal, which ends the session
+ * rather than one channel's permission; else null. `rows` loaded with `credential`.
  */
 export function refusalFrom(rows: AccessRows, principal: Principal, now: number): MessageDecision | null {
   if ((principal.kind === 'user' || principal.kind === 'app') && principal.exp !== undefined && principal.exp * 1000 <= now) {
@@ -206,6 +209,10 @@ export function refusalFrom(rows: AccessRows, principal: Principal, now: number)
   if (principal.kind === 'key') {
     const key = rows.keys.get(principal.id);
     if (!key || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= now)) return { allowed: false, status: 401, reason: 'the API key was revoked or has expired' };
+  } else if (principal.kind === 'app') {
+    const app = rows.apps.get(principal.id);
+    if (!app || app.orgId !== principal.orgId) return { allowed: false, status: 401, reason: 'app no longer exists' };
+    if ((principal.epoch ?? 0) < app.tokenEpoch) return { allowed: false, status: 401, reason: "the app's tokens were revoked" };
   } else if (principal.kind === 'device' && principal.keyStamp !== undefined) {
     const keyHash = rows.devices.get(principal.id);
     if (keyHash === undefined) return { allowed: false, status: 401, reason: 'the device was deleted' };

@@ -13,7 +13,7 @@ import type { ConnectionGrant, Role, Statement } from './pdp';
 /** What to load for one principal. */
 export interface AccessNeed {
   principal: Principal;
-  /** Whether its credential is still good (api_keys / devices rows). */
+  /** Whether its credential is still good (api_keys / devices / apps rows). */
   credential?: boolean;
   /** Orgs to load its access context in (a route's org). */
   orgs?: readonly string[];
@@ -75,6 +75,8 @@ export async function loadAccessRows(db: D1Database, needs: readonly AccessNeed[
   for (const { principal: p, credential, orgs = [], channels = [] } of needs) {
     if (credential && p.kind === 'key') keyIds.add(p.id);
     if (credential && p.kind === 'device' && p.keyStamp !== undefined) deviceIds.add(p.id);
+    // An app token's credential is its app's row: gone (deleted) or past its epoch (revoked).
+    if (credential && p.kind === 'app') appIds.add(p.id);
     for (const ch of channels) channelIds.add(ch);
     if (orgs.length === 0 && channels.length === 0) continue;
     // A principal bound to an org has an access context there only; a user, in any org it is a member of.

@@ -61,6 +61,12 @@ internalRouter.openapi(
     // [MQTT-3.1.3] username = device id: a device key presented under another device's id is refused.
     if (principal.kind === 'device' && username && username !== principal.id) throw unauthorized('username does not match the device of this key');
     if (principal.kind === 'user') throw new ApiError(401, 'unauthorized', 'user session tokens cannot connect devices; use a device key or an API key');
+    // A JWT's signature is all resolvePrincipal checks: an app token is good only while its app exists
+    // and has not revoked what it issued (a secret rotation with revokeIssued) since.
+    if (principal.kind === 'app') {
+      const refused = refusalFrom(await loadAccessRows(c.env.DB, [{ principal, credential: true }]), principal, Date.now());
+      if (refused) throw unauthorized(refused.reason ?? 'credential no longer valid');
+    }
     return c.json({ principal }, 200);
   },
 );

@@ -3,7 +3,7 @@ import { requireOrg } from '../auth';
 import type { Principal } from '../auth/principal';
 import { check, type AccessContext } from '../iam/access';
 import { decide } from '../iam/pdp';
-import { ApiError } from '../lib/errors';
+import { ApiError, unauthorized } from '../lib/errors';
 import { errors, jsonBody, jsonResponse, NameQuery, pageOf, SECURED, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
 import { OrgParam } from '../orgs/schemas';
@@ -74,7 +74,8 @@ keysRouter.openapi(
     check(access, 'keys:create', 'keys/*');
     if (p.kind === 'app') assertMayGrant(access, scopePairs(scopes), 'this key');
     const owner = ownerOf(p)!;
-    const key = await keys.issueKey(c.env, org, owner, name, [...new Set(scopes)], expires_in);
+    const key = await keys.issueKey(c.env, org, owner, name, [...new Set(scopes)], expires_in, p.kind === 'app' ? (p.epoch ?? 0) : 0);
+    if (!key) throw unauthorized("the app's tokens were revoked, or the app was deleted, while the key was being issued");
     return c.json(created(c, key, 'orgs', org, 'keys', key.id), 201);
   },
 );

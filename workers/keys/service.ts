@@ -22,16 +22,26 @@ const toKey = (r: KeyRow) => ({ ...r, scopes: JSON.parse(r.scopes) as string[] }
 /**
  * An API key is a JWT (typ 'key', jti = row id) so that checking it needs no lookup of a secret;
  * the row is what makes it listable and revocable (see docs/auth.md for how revocation reaches
- * every isolate). The JWT's `exp` and the row's expires_at say the same thing.
+ * every isolate). The JWT's `exp` and the row's expires_at say the same thing. `appEpoch`: the
+ * token epoch of the app token issuing it (Principal.epoch); null when the app's tokens were revoked
+ * meanwhile (or the app deleted): no key.
  */
-export async function issueKey(env: Env, orgId: string, owner: Owner, name: string, scopes: string[], expiresIn: number | undefined) {
+export async function issueKey(env: Env, orgId: string, owner: Owner, name: string, scopes: string[], expiresIn: number | undefined, appEpoch = 0) {
   const id = newId();
   const t = now();
   const expires_at = expiresIn === undefined ? null : t + expiresIn * 1000;
   const key = await signToken(env, { typ: 'key', sub: owner.id, jti: id, org: orgId, scp: scopes, own: owner.type }, expiresIn ?? null);
-  await env.DB.prepare('INSERT INTO api_keys (id, org_id, name, owner_type, owner_id, scopes, expires_at, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)')
-    .bind(id, orgId, name, owner.type, owner.id, JSON.stringify(scopes), expires_at, t)
-    .run();
+  const values = [id, orgId, name, owner.type, owner.id, JSON.stringify(scopes), expires_at, t];
+  const insert = 'INSERT INTO api_keys (id, org_id, name, owner_type, owner_id, scopes, expires_at, revoked_at, created_at) SELECT ?, ?, ?, ?, ?, ?, ?, NULL, ?';
+  // An app's key is written only while the app exists and has not revoked what the issuing token
+  // was issued in (apps.token_epoch): a rotation with revokeIssued, or a delete, committed after the
+  // route's access check would otherwise miss this key and leave it live.
+  const stmt =
+    owner.type === 'app'
+      ? env.DB.prepare(`${insert} WHERE EXISTS (SELECT 1 FROM apps WHERE id = ? AND org_id = ? AND token_epoch <= ?)`).bind(...values, owner.id, orgId, appEpoch)
+      : env.DB.prepare(insert).bind(...values);
+  const r = await stmt.run();
+  if (r.meta.changes === 0) return null;
   return { id, key, name, scopes, owner_type: owner.type, owner_id: owner.id, expires_at, revoked_at: null, created_at: t };
 }
 

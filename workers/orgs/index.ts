@@ -6,7 +6,7 @@ import { page, substring } from '../lib/entities';
 import { newId, now } from '../lib/ids';
 import { errors, jsonBody, jsonResponse, pageOf, PageQuery, SECURED, USER_ONLY, created, createdResponse } from '../lib/openapi';
 import { router } from '../lib/router';
-import { readableOrgs } from './list';
+import { readableOrgsPage } from './list';
 import { addMember, changeRole, removeMember } from './members';
 import { Member, MemberInvite, MemberParam, MemberQuery, Org, OrgCreate, OrgParam, RoleChange } from './schemas';
 
@@ -43,8 +43,8 @@ orgsRouter.openapi(
   }),
   async (c) => {
     const { offset, limit } = c.req.valid('query');
-    const orgs = await readableOrgs(c.env.DB, c.var.principal);
-    return c.json({ total: orgs.length, offset, limit, items: orgs.slice(offset, offset + limit) }, 200);
+    const { total, items } = await readableOrgsPage(c.env.DB, c.var.principal, offset, limit);
+    return c.json({ total, offset, limit, items }, 200);
   },
 );
 
