@@ -66,11 +66,42 @@ export function useAction(): { busy: boolean; error: unknown; run: (f: () => Pro
   return { busy, error, run, clear: () => setError(null) };
 }
 
+/**
+ * Gives keyboard focus to the page's heading (its `h1`, focusable by script only): where a screen
+ * reader starts on a page that has just come, and where focus goes when the control that held it is
+ * gone (a deleted row's button). False when the page has no heading (yet).
+ */
+export function focusHeading(): boolean {
+  const h = document.querySelector<HTMLElement>('main h1');
+  if (!h) return false;
+  h.tabIndex = -1;
+  h.focus();
+  return true;
+}
+
+/** The browser tab's title (what a screen reader reads first, and the history and tab lists show): the page's, then the console's. */
+export function useTitle(title: string): void {
+  useEffect(() => {
+    document.title = `${title} · Edgeflux console`;
+  }, [title]);
+}
+
 /** A credential shown exactly once, with a copy button; the API never returns it again. */
 export function SecretOnce({ label, value, onDone }: { label: string; value: string; onDone: () => void }) {
   const [copied, setCopied] = useState(false);
   const ref = useRef<HTMLElement>(null);
-  useEffect(() => ref.current?.focus(), []);
+  useEffect(() => {
+    // What had focus before (the button that asked for the secret) gets it back on Done, or else the
+    // page's heading: never the page itself, where a keyboard user starts again from the top.
+    const before = document.activeElement;
+    ref.current?.focus();
+    return () => {
+      // The box is gone by now (Preact removes it first): focus it held has fallen to the body.
+      if (document.activeElement && document.activeElement !== document.body) return;
+      if (before instanceof HTMLElement && before !== document.body && before.isConnected) before.focus();
+      else focusHeading();
+    };
+  }, []);
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(value);

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionType, Page } from '../../../sdk';
 import { api } from '../session';
-import { MAX_PAGE, Pager, Problem, useAction, useLoad, useSearch, useStepBack } from '../ui';
+import { MAX_PAGE, Pager, Problem, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
 import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
@@ -32,6 +32,7 @@ const names = (list: string[]) => (list.length > 3 ? `${list.slice(0, 3).join(',
  */
 export function ConnectionsPage({ org }: { org: string }) {
   const scope = api.org(org);
+  useTitle('Connections');
   const channelSearch = useSearch(MAX_PAGE);
   const channels = useLoad(() => scope.channels.list({ name: channelSearch.query.search || undefined, limit: MAX_PAGE }), [org, channelSearch.query.search]);
   const deviceSearch = useSearch(MAX_PAGE);

@@ -5,7 +5,7 @@ import { payloadFileName, showBytes } from '../payload';
 import { Link } from '../router';
 import { numericPoints, SeriesSet } from '../senml';
 import { api } from '../session';
-import { Problem, errorText, isNotFound, saveFile, useAction, useLoad } from '../ui';
+import { Problem, errorText, isNotFound, saveFile, useAction, useLoad, useTitle } from '../ui';
 import { ChartView } from './chart-view';
 
 const KEEP = 200;
@@ -36,6 +36,7 @@ function newsOf(count: number, newest: Message): string {
 export function ChannelHeader({ org, channel, view }: { org: string; channel: string; view: 'live' | 'history' | 'settings' }) {
   const info = useLoad(() => api.org(org).channels.get(channel), [org, channel]);
   const base = `/o/${encodeURIComponent(org)}/channels/${encodeURIComponent(channel)}`;
+  useTitle(`${info.data?.name ?? 'Channel'} ${view}`);
   return (
     <>
       <p class="crumbs">

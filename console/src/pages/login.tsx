@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { logIn, api } from '../session';
-import { Problem, useAction } from '../ui';
+import { Problem, useAction, useTitle } from '../ui';
 
 /** Log in, or create an account and log in with it. */
 export function LoginPage() {
@@ -17,6 +17,7 @@ export function LoginPage() {
     });
   };
   const register = mode === 'register';
+  useTitle(register ? 'Create an account' : 'Log in');
   return (
     <main class="login">
       <h1>Edgeflux</h1>

@@ -2,7 +2,7 @@ import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
-import { Pager, Problem, useAction, useLoad, useSearch, useStepBack, when } from '../ui';
+import { Pager, Problem, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
 import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
@@ -23,6 +23,7 @@ const LIMIT = 20;
 /** Org members: add a registered user by email with a role, change roles, remove; found by email (the API filters), paged. */
 export function MembersPage({ org }: { org: string }) {
   const members = api.org(org).members;
+  useTitle('Members');
   const search = useSearch(LIMIT);
   const { query } = search;
   const list = useLoad(() => members.list({ email: query.search || undefined, offset: query.offset, limit: query.limit }), [org, query]);

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import type { DeviceListQuery, ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad, useSearch, useStepBack } from '../ui';
+import { Dialog, focusHeading, Pager, Problem, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
 
 export interface Secret {
   label: string;
@@ -92,10 +92,22 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
       list.reload();
     });
   };
+  // What the last delete (or revoke) did, said in a status line: the row and its button are gone.
+  const [removed, setRemoved] = useState('');
   const remove = (item: T) => {
-    if (!confirm(`${kind.removeVerb ?? 'Delete'} ${kind.singular} “${item.name}”?`)) return;
-    runRow(() => kind.remove(org, item.id));
+    const verb = kind.removeVerb ?? 'Delete';
+    if (!confirm(`${verb} ${kind.singular} “${item.name}”?`)) return;
+    setRemoved('');
+    void rowAction.run(() => kind.remove(org, item.id)).then((ok) => {
+      list.reload();
+      if (!ok) return;
+      setRemoved(`${verb}d ${kind.singular} “${item.name}”.`);
+      // The button that had focus goes with its row (or, revoked, with its action): focus goes to the
+      // page's heading, not to the top of the document.
+      focusHeading();
+    });
   };
+  useTitle(kind.title);
 
   return (
     <section aria-labelledby="page-title">
@@ -142,6 +154,9 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
           <button type="submit">Filter</button>
         </form>
       )}
+      <p role="status" class="muted">
+        {removed}
+      </p>
       <Problem error={rowAction.error} />
       <Problem error={list.error} />
       {list.data && (

@@ -4,7 +4,7 @@ import type { Org } from '../../../sdk';
 import { Link, navigate } from '../router';
 import { RoleContext, type Role } from '../access';
 import { api, logOut, session } from '../session';
-import { allPages, Dialog, isNotFound, Problem, useAction, useLoad } from '../ui';
+import { allPages, Dialog, isNotFound, Problem, useAction, useLoad, useTitle } from '../ui';
 
 const SECTIONS = ['devices', 'channels', 'connections', 'apps', 'keys', 'members'] as const;
 const LAST_ORG = 'edgeflux.org';
@@ -140,6 +140,7 @@ export function HomePage() {
     return lastOrg ?? (await api.orgs.list({ limit: 1 })).items[0] ?? null;
   }, [v]);
   const to = pick.data;
+  useTitle('Home');
   useEffect(() => {
     if (to) navigate(`/o/${encodeURIComponent(to.id)}/devices`, true);
   }, [to]);

@@ -1,0 +1,123 @@
+/**
+ * The web console with a keyboard only and as a screen reader meets it: Chromium driven by
+ * playwright-core against the real platform (`npm start`'s launcher), every step a key press. Where
+ * keyboard focus goes after signing in, a navigation, a secret's Done and a delete; what each page is
+ * called (its title).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { audit, openBrowser } from './browser';
+import { startPlatform, type Platform } from './processes';
+
+const PASSWORD = 'correct horse battery';
+
+describe('web console with the keyboard only', () => {
+  const state = mkdtempSync(join(tmpdir(), 'edgeflux-console-keyboard-'));
+  let platform: Platform;
+  let browser: Awaited<ReturnType<typeof openBrowser>>;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const a11y: string[] = [];
+  const email = `keys-${Date.now()}@example.com`;
+  let token = '';
+  let org = '';
+
+  const call = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${platform.url}${path}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    expect(res.status, `${method} ${path}`).toBeLessThan(300);
+    return (await res.json()) as T;
+  };
+  /** The focused element, as a screen reader would name it: its role and accessible name. */
+  const focused = () =>
+    page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return 'body';
+      return `${el.tagName.toLowerCase()} ${el.getAttribute('aria-label') ?? el.textContent?.trim()}`;
+    });
+  /** Tabs forward until `name` has focus (at most 40 presses). */
+  const tabTo = async (name: RegExp) => {
+    for (let i = 0; i < 40 && !name.test(await focused()); i++) await page.keyboard.press('Tab');
+    expect(await focused()).toMatch(name);
+  };
+
+  beforeAll(async () => {
+    platform = await startPlatform({ EDGEFLUX_STATE_DIR: state });
+    browser = await openBrowser();
+    page = browser.page;
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.setDefaultTimeout(15_000);
+    await call('POST', '/users', { email, password: PASSWORD });
+    token = (await call<{ access_token: string }>('POST', '/tokens', { email, password: PASSWORD })).access_token;
+    org = (await call<{ id: string }>('POST', '/orgs', { name: 'keyboard' })).id;
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await platform?.stop();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  it('names each page in its title, and gives focus to its heading after signing in and after a navigation', async () => {
+    await page.goto(`${platform.url}/login`);
+    expect(await page.title()).toBe('Log in · Edgeflux console');
+    await page.getByLabel('Email').focus();
+    await page.keyboard.type(email);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    // Home goes on to the org's devices: the page that came has focus, not the top of the document.
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await expect.poll(focused).toBe('h1 Devices');
+    expect(await page.title()).toBe('Devices · Edgeflux console');
+
+    // A section link, followed with Enter.
+    await tabTo(/^a Channels$/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Channels', level: 1 }).waitFor();
+    await expect.poll(focused).toBe('h1 Channels');
+    expect(await page.title()).toBe('Channels · Edgeflux console');
+    // The heading is focusable by script only: Tab goes on from it to the page's first control.
+    expect(await page.getByRole('heading', { name: 'Channels', level: 1 }).getAttribute('tabindex')).toBe('-1');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('button New channel');
+
+    // A channel's views name the channel and the view.
+    const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'boiler' })).id;
+    await page.goto(`${platform.url}/o/${org}/channels/${channel}/history`);
+    await expect.poll(() => page.title()).toBe('boiler history · Edgeflux console');
+    a11y.push(...(await audit(page)));
+  }, 60_000);
+
+  it("returns focus from a secret's Done to the button that made it, and after a delete to the page's heading", async () => {
+    await page.goto(`${platform.url}/o/${org}/devices`);
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'New device' }).focus();
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('boiler-1');
+    await page.keyboard.press('Enter');
+    // The key shown once has focus; Copy, then Done.
+    await page.locator('[data-secret]').waitFor();
+    expect(await focused()).toMatch(/^code efd_/);
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('button Copy');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('button Done');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('[data-secret]').count()).toBe(0);
+    expect(await focused()).toBe('button New device');
+
+    // Delete, confirmed: the row and its button are gone; focus is on the heading and the status says what happened.
+    page.once('dialog', (d) => void d.accept());
+    await tabTo(/^button Delete boiler-1$/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').filter({ hasText: 'Deleted device “boiler-1”.' }).waitFor();
+    await expect.poll(() => page.getByRole('button', { name: 'Delete boiler-1' }).count()).toBe(0);
+    expect(await focused()).toBe('h1 Devices');
+    a11y.push(...(await audit(page)));
+    expect(a11y).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+});
