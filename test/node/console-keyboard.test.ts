@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { audit, openBrowser } from './browser';
+import { audit, logIn, openBrowser } from './browser';
 import { startPlatform, type Platform } from './processes';
 
 const PASSWORD = 'correct horse battery';
@@ -117,6 +117,25 @@ describe('web console with the keyboard only', () => {
     await expect.poll(() => page.getByRole('button', { name: 'Delete boiler-1' }).count()).toBe(0);
     expect(await focused()).toBe('h1 Devices');
     a11y.push(...(await audit(page)));
+  }, 60_000);
+
+  it('fits a channel\'s live view in 320 px (a phone, or 1280 px at 400 % zoom) without scrolling the page sideways', async () => {
+    const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'narrow' })).id;
+    const res = await fetch(`${platform.url}/channels/${channel}/messages`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/senml+json' }, body: '[{"n":"boiler-outlet-temperature","u":"Cel","v":71.5}]' });
+    expect(res.status).toBe(202);
+    await logIn(page, platform.url, email, PASSWORD);
+    await page.setViewportSize({ width: 320, height: 640 });
+    try {
+      await page.goto(`${platform.url}/o/${org}/channels/${channel}`);
+      await page.locator('tr[data-series="boiler-outlet-temperature"]').waitFor();
+      await page.locator('.chart canvas').waitFor();
+      // The chart as wide as its box, and the table of its values scrolling in its own box (which the keyboard reaches).
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(320);
+      expect(await page.getByRole('region', { name: 'Latest value per name' }).getAttribute('tabindex')).toBe('0');
+      a11y.push(...(await audit(page)));
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
     expect(a11y).toEqual([]);
     expect(pageErrors).toEqual([]);
   }, 60_000);

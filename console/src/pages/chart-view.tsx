@@ -34,29 +34,32 @@ export function ChartView({ set, version, caption }: { set: SeriesSet; version: 
       {rows.length === 0 ? (
         <p class="muted">No numeric SenML values yet.</p>
       ) : (
-        <table>
-          <caption class="sr-only">Latest value per name</caption>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Latest</th>
-              <th scope="col">Unit</th>
-              <th scope="col">At</th>
-              <th scope="col">Points</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map(([name, s]) => (
-              <tr key={name} data-series={name}>
-                <th scope="row">{name}</th>
-                <td>{num(s.v[s.v.length - 1]!)}</td>
-                <td>{s.unit ?? ''}</td>
-                <td>{new Date(s.t[s.t.length - 1]! * 1000).toLocaleTimeString()}</td>
-                <td>{s.t.length}</td>
+        // Scrolls sideways in its own box on a narrow screen: focusable, so the keyboard can scroll it.
+        <div class="scroll" tabIndex={0} role="region" aria-label="Latest value per name">
+          <table>
+            <caption class="sr-only">Latest value per name</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Latest</th>
+                <th scope="col">Unit</th>
+                <th scope="col">At</th>
+                <th scope="col">Points</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {rows.map(([name, s]) => (
+                <tr key={name} data-series={name}>
+                  <th scope="row">{name}</th>
+                  <td>{num(s.v[s.v.length - 1]!)}</td>
+                  <td>{s.unit ?? ''}</td>
+                  <td>{new Date(s.t[s.t.length - 1]! * 1000).toLocaleTimeString()}</td>
+                  <td>{s.t.length}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </figure>
   );
