@@ -159,6 +159,29 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
   );
 }
 
+/**
+ * A table's box that scrolls sideways when the table does not fit (a narrow screen, a zoomed page).
+ * While it overflows it is a named region in the tab order, so the keyboard can scroll it (arrow keys)
+ * even when nothing in it takes focus (a viewer's list, a query's result); when it fits it is a plain box.
+ */
+export function Scroll({ label, children }: { label: string; children: ComponentChildren }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [overflows, setOverflows] = useState(false);
+  useEffect(() => {
+    const box = ref.current!;
+    const check = () => setOverflows(box.scrollWidth > box.clientWidth + 1);
+    const watch = new ResizeObserver(check);
+    watch.observe(box);
+    if (box.firstElementChild) watch.observe(box.firstElementChild);
+    return () => watch.disconnect();
+  }, []);
+  return (
+    <div ref={ref} class="scroll" {...(overflows ? { tabIndex: 0, role: 'region', 'aria-label': label } : {})}>
+      {children}
+    </div>
+  );
+}
+
 /** Where a list stands: its count, or Previous / Next around the rows shown (announced as it changes, e.g. after a search). */
 export function Pager({ total, offset, limit, onOffset }: { total: number; offset: number; limit: number; onOffset: (o: number) => void }) {
   if (total <= limit)

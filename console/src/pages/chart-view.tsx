@@ -1,7 +1,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import type { Chart } from '../chart';
 import type { SeriesSet } from '../senml';
-import { num } from '../ui';
+import { num, Scroll } from '../ui';
 
 /**
  * A uPlot chart of a SeriesSet (redrawn when `version` changes), with a table of the latest value per
@@ -34,8 +34,7 @@ export function ChartView({ set, version, caption }: { set: SeriesSet; version: 
       {rows.length === 0 ? (
         <p class="muted">No numeric SenML values yet.</p>
       ) : (
-        // Scrolls sideways in its own box on a narrow screen: focusable, so the keyboard can scroll it.
-        <div class="scroll" tabIndex={0} role="region" aria-label="Latest value per name">
+        <Scroll label="Latest value per name">
           <table>
             <caption class="sr-only">Latest value per name</caption>
             <thead>
@@ -59,7 +58,7 @@ export function ChartView({ set, version, caption }: { set: SeriesSet; version: 
               ))}
             </tbody>
           </table>
-        </div>
+        </Scroll>
       )}
     </figure>
   );

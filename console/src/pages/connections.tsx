@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionType, Page } from '../../../sdk';
 import { api } from '../session';
-import { MAX_PAGE, Pager, Problem, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
+import { MAX_PAGE, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
 import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
@@ -193,7 +193,7 @@ export function ConnectionsPage({ org }: { org: string }) {
       </label>
       {connected.data && (
         <>
-          <div class="scroll">
+          <Scroll label="Connected devices">
             <table aria-busy={settling ? 'true' : 'false'}>
               <thead>
                 <tr>
@@ -251,7 +251,7 @@ export function ConnectionsPage({ org }: { org: string }) {
                 )}
               </tbody>
             </table>
-          </div>
+          </Scroll>
           {!stepping && <Pager total={connected.data.total} offset={connected.data.offset} limit={connected.data.limit} onOffset={listed.setOffset} />}
         </>
       )}

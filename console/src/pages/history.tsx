@@ -2,7 +2,7 @@ import { useRef, useState } from 'preact/hooks';
 import type { Message, MessageQuery } from '../../../sdk';
 import { SeriesSet } from '../senml';
 import { api } from '../session';
-import { Pager, Problem, isNotFound, num, saveFile, useAction } from '../ui';
+import { Pager, Problem, Scroll, isNotFound, num, saveFile, useAction } from '../ui';
 import { ChartView } from './chart-view';
 import { ChannelHeader, MessageItem } from './live';
 
@@ -273,9 +273,9 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
               ))}
             </ol>
           ) : (
-            <div class="scroll">
+            <Scroll label="Query result">
               <Table items={result.items} aggregated={result.aggregation !== undefined} />
-            </div>
+            </Scroll>
           )}
           {result.total !== undefined && <Pager total={result.total} offset={result.offset} limit={result.limit} onOffset={(offset) => run({ ...result.query, offset })} />}
         </>

@@ -2,7 +2,7 @@ import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
-import { Pager, Problem, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
+import { Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
 import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
@@ -85,7 +85,7 @@ export function MembersPage({ org }: { org: string }) {
       </label>
       {list.data && (
         <>
-          <div class="scroll">
+          <Scroll label="Members">
             <table aria-busy={list.loading}>
               <thead>
                 <tr>
@@ -139,7 +139,7 @@ export function MembersPage({ org }: { org: string }) {
                 )}
               </tbody>
             </table>
-          </div>
+          </Scroll>
           {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={search.setOffset} />}
         </>
       )}

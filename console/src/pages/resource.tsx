@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import type { DeviceListQuery, ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, focusHeading, Pager, Problem, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
+import { Dialog, focusHeading, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
 
 export interface Secret {
   label: string;
@@ -161,7 +161,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
       <Problem error={list.error} />
       {list.data && (
         <>
-          <div class="scroll">
+          <Scroll label={kind.title}>
             <table aria-busy={list.loading}>
               <thead>
                 <tr>
@@ -224,7 +224,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
                 )}
               </tbody>
             </table>
-          </div>
+          </Scroll>
           {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={setOffset} />}
         </>
       )}
