@@ -133,6 +133,23 @@ describe("web console: a channel's live view and history under load", () => {
     expect(pageErrors).toEqual([]);
   }, 90_000);
 
+  it("draws the stored messages' chart when its code loads after them (the live view's first read)", async () => {
+    if (!published) await publish(3); // run alone (-t)
+    // The chart's chunk held back until the live view has taken the channel's last 50 messages.
+    await page.route('**/assets/chart-*.js', async (route) => {
+      await new Promise((ok) => setTimeout(ok, 1500));
+      await route.continue();
+    });
+    try {
+      await page.goto(`${platform.url}/o/${org}/channels/${channel}`);
+      await page.locator('ol.messages > li').first().waitFor();
+      await page.locator('.chart canvas').waitFor({ timeout: 10_000 });
+      expect(Number(await page.locator('figure.chart').getAttribute('data-points'))).toBeGreaterThan(0);
+    } finally {
+      await page.unroute('**/assets/chart-*.js');
+    }
+  }, 30_000);
+
   it("downloads as CSV the history query at the offset shown: the API's CSV of that query and offset", async () => {
     const api = async (q: string) => (await fetch(`${platform.url}/channels/${channel}/messages?${q}`, { headers: { authorization: `Bearer ${token}`, accept: 'text/csv' } })).text();
     let filename = '';

@@ -10,12 +10,16 @@ import { num, Scroll } from '../ui';
 export function ChartView({ set, version, caption }: { set: SeriesSet; version: number; caption: string }) {
   const box = useRef<HTMLDivElement>(null);
   const chart = useRef<Chart | null>(null);
+  // The set as last rendered: the page may replace it (the live view starts a new one as it opens)
+  // before the chart's code has loaded, and the chart then draws that one, not the first render's.
+  const latest = useRef(set);
+  latest.current = set;
   useEffect(() => {
     let dead = false;
     void import('../chart').then(({ createChart }) => {
       if (dead || !box.current) return;
       chart.current = createChart(box.current);
-      if (set.points) chart.current.update(set);
+      if (latest.current.points) chart.current.update(latest.current);
     });
     return () => {
       dead = true;
