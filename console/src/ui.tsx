@@ -9,11 +9,32 @@ export const isNotFound = (e: unknown): boolean => e instanceof EdgefluxError &&
 
 export const errorText = (e: unknown): string => (e instanceof EdgefluxError ? `${e.detail} (${e.status} ${e.code})` : e instanceof Error ? e.message : String(e));
 
-/** An error (or nothing) announced to screen readers as it appears. */
-export function Problem({ error }: { error: unknown }) {
+/** An error in one field of a form (its `name`), found before asking the API. */
+export class FieldError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The form field an error is about: a FieldError's, or the first of an API problem's `errors` (the
+ * request body's path, `scopes.0` → `scopes`); undefined when it names none.
+ */
+export function fieldOf(error: unknown): string | undefined {
+  if (error instanceof FieldError) return error.field;
+  if (!(error instanceof EdgefluxError) || !Array.isArray(error.problem.errors)) return undefined;
+  const path = (error.problem.errors[0] as { path?: unknown } | undefined)?.path;
+  return typeof path === 'string' && path ? path.split('.')[0] : undefined;
+}
+
+/** An error (or nothing) announced to screen readers as it appears; `id` lets the field it is about point at it. */
+export function Problem({ error, id }: { error: unknown; id?: string }) {
   if (!error) return null;
   return (
-    <p role="alert" class="problem">
+    <p role="alert" class="problem" id={id}>
       {errorText(error)}
     </p>
   );
@@ -261,16 +282,16 @@ export { num } from './format';
 
 export const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toLocaleString() : '—');
 
-/** Parses a JSON object typed into a form field; throws a readable error otherwise. */
+/** Parses a JSON object typed into the form field named `what`; throws a readable FieldError otherwise. */
 export function parseObject(text: string, what: string): Record<string, unknown> | undefined {
   if (!text.trim()) return undefined;
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    throw new Error(`${what} is not valid JSON`);
+    throw new FieldError(what, `${what} is not valid JSON`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} must be a JSON object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FieldError(what, `${what} must be a JSON object`);
   return v as Record<string, unknown>;
 }
 

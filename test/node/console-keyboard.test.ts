@@ -91,12 +91,29 @@ describe('web console with the keyboard only', () => {
     a11y.push(...(await audit(page)));
   }, 60_000);
 
-  it("returns focus from a secret's Done to the button that made it, and after a delete to the page's heading", async () => {
+  it("ties a refused field's problem to it (focus, aria-invalid, aria-describedby), returns focus from a secret's Done to the button that made it, and after a delete to the page's heading", async () => {
+    await logIn(page, platform.url, email, PASSWORD);
     await page.goto(`${platform.url}/o/${org}/devices`);
     await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
     await page.getByRole('button', { name: 'New device' }).focus();
     await page.keyboard.press('Enter');
     await page.keyboard.type('boiler-1');
+    // Metadata that is not JSON: the problem is on the field, which takes focus and is described by it.
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('{"room": lab}');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('button Create');
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'New device' });
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('metadata is not valid JSON');
+    const metadata = dialog.getByLabel('Metadata (JSON object)');
+    await expect.poll(() => metadata.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await metadata.getAttribute('aria-invalid')).toBe('true');
+    expect(await metadata.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby')!)?.textContent)).toBe('metadata is not valid JSON');
+    a11y.push(...(await audit(page)));
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type('{"room": "cellar"}');
+    await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Enter');
     // The key shown once has focus; Copy, then Done.
     await page.locator('[data-secret]').waitFor();
@@ -117,6 +134,23 @@ describe('web console with the keyboard only', () => {
     await expect.poll(() => page.getByRole('button', { name: 'Delete boiler-1' }).count()).toBe(0);
     expect(await focused()).toBe('h1 Devices');
     a11y.push(...(await audit(page)));
+
+    // The API's problem names the field (`errors[].path`): a scope it does not know.
+    await page.goto(`${platform.url}/o/${org}/keys`);
+    await page.getByRole('button', { name: 'New API key' }).click();
+    const keyDialog = page.getByRole('dialog', { name: 'New API key' });
+    await keyDialog.getByLabel('Name').fill('dashboard');
+    await keyDialog.getByLabel(/^Scopes/).fill('devices:read bogus:thing');
+    await keyDialog.getByRole('button', { name: 'Create' }).click();
+    await expect.poll(() => keyDialog.getByRole('alert').textContent()).toMatch(/unknown action "bogus:thing".*\(422 validation_failed\)$/);
+    const scopes = keyDialog.getByLabel(/^Scopes/);
+    await expect.poll(() => scopes.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await scopes.getAttribute('aria-invalid')).toBe('true');
+    expect(await keyDialog.getByLabel('Name').getAttribute('aria-invalid')).toBeNull();
+    // Put right, the mark goes with the problem.
+    await scopes.fill('devices:read');
+    await keyDialog.getByRole('button', { name: 'Create' }).click();
+    await page.locator('[data-secret]').waitFor();
   }, 60_000);
 
   it("fits a channel's live view and a query's result in 320 px (a phone, or 1280 px at 400 % zoom): the page never scrolls sideways, a wide table in a box the keyboard scrolls", async () => {

@@ -1,9 +1,9 @@
 import type { ComponentChildren } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { DeviceListQuery, ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, focusHeading, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
+import { Dialog, fieldOf, focusHeading, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
 
 export interface Secret {
   label: string;
@@ -108,6 +108,25 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
     });
   };
   useTitle(kind.title);
+
+  // A refused create or edit that names a field (the API problem's `errors`, or metadata that is not
+  // JSON): that field is marked invalid, described by the problem and given focus, as on the settings form.
+  const form = useRef<HTMLFormElement>(null);
+  const problemId = useId();
+  useEffect(() => {
+    const f = form.current;
+    if (!f) return;
+    for (const el of f.querySelectorAll('[aria-invalid]')) {
+      el.removeAttribute('aria-invalid');
+      el.removeAttribute('aria-describedby');
+    }
+    const name = fieldOf(action.error);
+    const el = name ? f.elements.namedItem(name) : null;
+    if (!(el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement)) return;
+    el.setAttribute('aria-invalid', 'true');
+    el.setAttribute('aria-describedby', problemId);
+    el.focus();
+  }, [action.error]);
 
   return (
     <section aria-labelledby="page-title">
@@ -229,9 +248,9 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
         </>
       )}
       <Dialog title={editing === 'new' ? `New ${kind.singular}` : `Edit ${kind.singular}`} open={editing !== null} onClose={() => setEditing(null)}>
-        <form onSubmit={save}>
+        <form onSubmit={save} ref={form}>
           {kind.fields(editing === 'new' || editing === null ? undefined : editing)}
-          <Problem error={action.error} />
+          <Problem error={action.error} id={problemId} />
           <div class="row">
             <button type="submit" disabled={action.busy}>
               {editing === 'new' ? 'Create' : 'Save'}
