@@ -173,9 +173,14 @@ describe('web console with the keyboard only', () => {
       // takes focus so that arrow keys scroll it (nothing in it is focusable).
       await page.getByRole('navigation', { name: 'Channel views' }).getByRole('link', { name: 'History' }).click();
       await page.getByLabel('Format').selectOption('senml');
+      // The status that will say how many rows came is in the page, empty, before the first query: a live
+      // region that arrives with its text is not read.
+      await page.getByRole('button', { name: 'Run query' }).waitFor();
+      const statuses = await page.locator('main [role="status"]').elementHandles();
       await page.getByRole('button', { name: 'Run query' }).click();
       const result = page.getByRole('region', { name: 'Query result' });
       await result.waitFor();
+      expect(await Promise.all(statuses.map((h) => h.textContent()))).toContain('1 matching, showing 1');
       expect(await result.getAttribute('tabindex')).toBe('0');
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(320);
       await result.focus();

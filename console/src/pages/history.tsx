@@ -258,11 +258,12 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
       </form>
       {/* A channel that is not there: the header says so once. */}
       <Problem error={isNotFound(act.error) ? null : act.error} />
+      {/* In the page before the first result, empty: a live region that comes with its text is not read. */}
+      <p role="status" class="muted" data-result-count={result?.items.length}>
+        {!result ? '' : result.total !== undefined ? `${result.total} matching, showing ${result.items.length}` : `${result.items.length} ${result.items.length === 1 ? 'row' : 'rows'}`}
+      </p>
       {result && (
         <>
-          <p aria-live="polite" class="muted" data-result-count={result.items.length}>
-            {result.total !== undefined ? `${result.total} matching, showing ${result.items.length}` : `${result.items.length} ${result.items.length === 1 ? 'row' : 'rows'}`}
-          </p>
           {chart && chart.points > 1 && <ChartView set={chart} version={version} caption={result.aggregation ? `${result.aggregation} per bucket` : 'Numeric values by name'} />}
           {result.items.length === 0 ? (
             <p class="muted">Nothing matches this query{result.total ? ' on this page' : ''}.</p>
