@@ -116,12 +116,14 @@ export function SecretOnce({ label, value, onDone }: { label: string; value: str
     // page's heading: never the page itself, where a keyboard user starts again from the top.
     const before = document.activeElement;
     ref.current?.focus();
-    return () => {
-      // The box is gone by now (Preact removes it first): focus it held has fallen to the body.
-      if (document.activeElement && document.activeElement !== document.body) return;
-      if (before instanceof HTMLElement && before !== document.body && before.isConnected) before.focus();
-      else focusHeading();
-    };
+    // Once the box has gone (after this render, whichever order Preact removes it and runs this in):
+    // if focus fell with it to the body, it goes back; focus taken elsewhere meanwhile stays there.
+    return () =>
+      queueMicrotask(() => {
+        if (document.activeElement && document.activeElement !== document.body) return;
+        if (before instanceof HTMLElement && before !== document.body && before.isConnected) before.focus();
+        else focusHeading();
+      });
   }, []);
   const copy = async () => {
     try {
