@@ -153,6 +153,37 @@ describe('web console with the keyboard only', () => {
     await page.locator('[data-secret]').waitFor();
   }, 60_000);
 
+  it('gives focus to the heading, with a status line, after a disconnect and after removing a member (their rows go)', async () => {
+    const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'a-links' })).id;
+    const device = (await call<{ id: string }>('POST', `/orgs/${org}/devices`, { name: 'pump' })).id;
+    await call('POST', `/orgs/${org}/connections`, { channel_ids: [channel], device_ids: [device] });
+    const other = `other-${Date.now()}@example.com`;
+    await call('POST', '/users', { email: other, password: PASSWORD });
+    await call('POST', `/orgs/${org}/members`, { email: other, role: 'member' });
+    await logIn(page, platform.url, email, PASSWORD);
+
+    await page.goto(`${platform.url}/o/${org}/connections`);
+    await page.getByRole('combobox', { name: 'Channel', exact: true }).getByRole('option', { name: 'a-links' }).waitFor({ state: 'attached' });
+    await page.getByRole('combobox', { name: 'Channel', exact: true }).selectOption({ label: 'a-links' });
+    await page.getByRole('button', { name: 'Disconnect pump' }).waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await tabTo(/^button Disconnect pump$/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').filter({ hasText: 'Disconnected pump from a-links.' }).waitFor();
+    await expect.poll(() => page.getByRole('button', { name: 'Disconnect pump' }).count()).toBe(0);
+    expect(await focused()).toBe('h1 Connections');
+
+    await page.goto(`${platform.url}/o/${org}/members`);
+    await page.getByRole('button', { name: `Remove ${other}` }).waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await tabTo(new RegExp(`^button Remove ${other.replace(/[.]/g, '\\.')}$`));
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').filter({ hasText: `Removed ${other}.` }).waitFor();
+    await expect.poll(() => page.getByRole('button', { name: `Remove ${other}` }).count()).toBe(0);
+    expect(await focused()).toBe('h1 Members');
+    a11y.push(...(await audit(page)));
+  }, 60_000);
+
   it("fits a channel's live view and a query's result in 320 px (a phone, or 1280 px at 400 % zoom): the page never scrolls sideways, a wide table in a box the keyboard scrolls", async () => {
     const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'narrow' })).id;
     const res = await fetch(`${platform.url}/channels/${channel}/messages`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/senml+json' }, body: '[{"n":"boiler-outlet-temperature","u":"Cel","v":71.5}]' });

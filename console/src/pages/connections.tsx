@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionType, Page } from '../../../sdk';
 import { api } from '../session';
-import { MAX_PAGE, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
+import { focusHeading, MAX_PAGE, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
 import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
@@ -72,7 +72,15 @@ export function ConnectionsPage({ org }: { org: string }) {
   const disconnect = (name: string, id: string): boolean => {
     if (!chosen || inFlight.current || !confirm(`Disconnect ${name} from this channel? It may no longer publish or subscribe here.`)) return false;
     const channel = chosen.id;
-    run(() => scope.connections.remove(channel, id));
+    inFlight.current = true;
+    setDone('');
+    void act.run(() => scope.connections.remove(channel, id)).then((ok) => {
+      connected.reload();
+      if (!ok) return;
+      // Its row goes, and the button or box that had focus with it: focus goes to the heading.
+      setDone(`Disconnected ${name} from ${chosen.name}.`);
+      focusHeading();
+    });
     return true;
   };
 

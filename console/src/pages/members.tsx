@@ -2,7 +2,7 @@ import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
-import { Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
+import { focusHeading, Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
 import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
@@ -37,6 +37,7 @@ export function MembersPage({ org }: { org: string }) {
   const manage = mayManage(role, 'members');
   const roles = grantableRoles(role);
   const [newRole, setNewRole] = useState<Role>('member');
+  const [removed, setRemoved] = useState('');
   // A membership changed: the list, and the org list too (it carries the user's own role, or the org is gone for them).
   const changed = () => {
     list.reload();
@@ -77,6 +78,9 @@ export function MembersPage({ org }: { org: string }) {
         </form>
       )}
       <Problem error={add.error} />
+      <p role="status" class="muted">
+        {removed}
+      </p>
       <Problem error={row.error} />
       <Problem error={list.error} />
       <label class="filters">
@@ -114,7 +118,17 @@ export function MembersPage({ org }: { org: string }) {
                             aria-label={`Remove ${m.email}`}
                             onClick={() => {
                               if (!confirm(`Remove ${self ? 'yourself' : m.email} from the org? ${self ? 'Your' : 'Their'} API keys in this org are revoked.`)) return;
-                              if (!self) return rowRun(() => members.remove(m.user_id));
+                              if (!self) {
+                                add.clear();
+                                setRemoved('');
+                                // Its row goes, and the button with it: focus goes to the heading, a status says who went.
+                                return void row.run(() => members.remove(m.user_id)).then((ok) => {
+                                  changed();
+                                  if (!ok) return;
+                                  setRemoved(`Removed ${m.email}.`);
+                                  focusHeading();
+                                });
+                              }
                               // Left the org: nothing here is ours to see any more; home picks another org.
                               void row.run(() => members.remove(m.user_id)).then((ok) => {
                                 if (!ok) return changed();
