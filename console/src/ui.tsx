@@ -111,20 +111,20 @@ export function useTitle(title: string): void {
 export function SecretOnce({ label, value, onDone }: { label: string; value: string; onDone: () => void }) {
   const [copied, setCopied] = useState(false);
   const ref = useRef<HTMLElement>(null);
+  // What had focus before (the button that asked for the secret) gets it back on Done, or else the
+  // page's heading: never the page itself, where a keyboard user would start again from the top.
+  const before = useRef<Element | null>(null);
   useEffect(() => {
-    // What had focus before (the button that asked for the secret) gets it back on Done, or else the
-    // page's heading: never the page itself, where a keyboard user starts again from the top.
-    const before = document.activeElement;
+    before.current = document.activeElement;
     ref.current?.focus();
-    // Once the box has gone (after this render, whichever order Preact removes it and runs this in):
-    // if focus fell with it to the body, it goes back; focus taken elsewhere meanwhile stays there.
-    return () =>
-      queueMicrotask(() => {
-        if (document.activeElement && document.activeElement !== document.body) return;
-        if (before instanceof HTMLElement && before !== document.body && before.isConnected) before.focus();
-        else focusHeading();
-      });
   }, []);
+  const done = () => {
+    // Before the box goes, so focus never falls to the body on the way.
+    const back = before.current;
+    if (back instanceof HTMLElement && back !== document.body && back.isConnected) back.focus();
+    else focusHeading();
+    onDone();
+  };
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(value);
@@ -149,7 +149,7 @@ export function SecretOnce({ label, value, onDone }: { label: string; value: str
         <button type="button" onClick={copy}>
           {copied ? 'Copied' : 'Copy'}
         </button>
-        <button type="button" class="quiet" onClick={onDone}>
+        <button type="button" class="quiet" onClick={done}>
           Done
         </button>
       </div>
