@@ -109,7 +109,8 @@ export function useTitle(title: string): void {
 
 /** A credential shown exactly once, with a copy button; the API never returns it again. */
 export function SecretOnce({ label, value, onDone }: { label: string; value: string; onDone: () => void }) {
-  const [copied, setCopied] = useState(false);
+  // What Copy did: copied, or (no clipboard: a page over plain http from another machine) the key selected for Ctrl+C.
+  const [copied, setCopied] = useState<'copied' | 'selected' | null>(null);
   const ref = useRef<HTMLElement>(null);
   // What had focus before (the button that asked for the secret) gets it back on Done, or else the
   // page's heading: never the page itself, where a keyboard user would start again from the top.
@@ -128,14 +129,23 @@ export function SecretOnce({ label, value, onDone }: { label: string; value: str
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(value);
+      setCopied('copied');
+      return;
     } catch {
-      // No clipboard permission (http, old browser): select the text so Ctrl-C works.
-      const range = document.createRange();
-      range.selectNodeContents(ref.current!);
-      getSelection()?.removeAllRanges();
-      getSelection()?.addRange(range);
+      // No clipboard API (not a secure context: http from another machine) or no permission: the text is
+      // selected, and copied the old way if the browser still does that; if not, the user is told to.
     }
-    setCopied(true);
+    const range = document.createRange();
+    range.selectNodeContents(ref.current!);
+    getSelection()?.removeAllRanges();
+    getSelection()?.addRange(range);
+    let done = false;
+    try {
+      done = document.execCommand('copy');
+    } catch {
+      done = false;
+    }
+    setCopied(done ? 'copied' : 'selected');
   };
   return (
     <section class="secret" aria-label={label}>
@@ -147,15 +157,15 @@ export function SecretOnce({ label, value, onDone }: { label: string; value: str
       </code>
       <div class="row">
         <button type="button" onClick={copy}>
-          {copied ? 'Copied' : 'Copy'}
+          {copied === 'copied' ? 'Copied' : 'Copy'}
         </button>
         <button type="button" class="quiet" onClick={done}>
           Done
         </button>
       </div>
-      <span class="sr-only" aria-live="polite">
-        {copied ? 'Copied to the clipboard' : ''}
-      </span>
+      <p class="muted" aria-live="polite">
+        {copied === 'copied' ? 'Copied to the clipboard.' : copied === 'selected' ? 'Not copied: the browser gives this page no clipboard. It is selected: press Ctrl+C (⌘C on a Mac) to copy it.' : ''}
+      </p>
     </section>
   );
 }

@@ -153,6 +153,29 @@ describe('web console with the keyboard only', () => {
     await page.locator('[data-secret]').waitFor();
   }, 60_000);
 
+  it('says when Copy could not copy a secret (no clipboard: plain http from another machine), and leaves it selected for Ctrl+C', async () => {
+    await logIn(page, platform.url, email, PASSWORD);
+    // A page that is no secure context has no navigator.clipboard; this Chromium's old copy command is made to fail too.
+    const tab = await browser.context.newPage();
+    try {
+      await tab.addInitScript(() => {
+        Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined });
+        document.execCommand = () => false;
+      });
+      await tab.goto(`${platform.url}/o/${org}/devices`);
+      await tab.getByRole('button', { name: 'New device' }).click();
+      await tab.getByRole('dialog', { name: 'New device' }).getByRole('textbox', { name: 'Name', exact: true }).fill('no-clipboard');
+      await tab.getByRole('button', { name: 'Create' }).click();
+      const key = await tab.locator('[data-secret]').textContent();
+      await tab.getByRole('button', { name: 'Copy' }).click();
+      await tab.getByText(/^Not copied: .* press Ctrl\+C/).waitFor();
+      expect(await tab.getByRole('button', { name: 'Copied' }).count()).toBe(0);
+      expect(await tab.evaluate(() => getSelection()?.toString())).toBe(key);
+    } finally {
+      await tab.close();
+    }
+  }, 60_000);
+
   it('gives focus to the heading, with a status line, after a disconnect and after removing a member (their rows go)', async () => {
     const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'a-links' })).id;
     const device = (await call<{ id: string }>('POST', `/orgs/${org}/devices`, { name: 'pump' })).id;
