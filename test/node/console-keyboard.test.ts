@@ -176,6 +176,41 @@ describe('web console with the keyboard only', () => {
     }
   }, 60_000);
 
+  it('draws the border of every text field and menu at 3:1 or more against its surroundings, light and dark (WCAG 1.4.11)', async () => {
+    await logIn(page, platform.url, email, PASSWORD);
+    await page.goto(`${platform.url}/o/${org}/devices`);
+    await page.getByRole('button', { name: 'New device' }).click();
+    await page.getByRole('dialog', { name: 'New device' }).waitFor();
+    // The least contrast of each field's border with the field's own background and with the first opaque one around it.
+    const worst = () =>
+      page.evaluate(() => {
+        const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+        const lum = (c: string) => {
+          const [r, g, b] = rgb(c).map((v) => v / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+          return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+        };
+        const ratio = (a: string, b: string) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
+        const opaque = (c: string) => rgb(c).length === 3 || rgb(c)[3] === 1;
+        const around = (el: Element) => {
+          for (let p = el.parentElement; p; p = p.parentElement) if (opaque(getComputedStyle(p).backgroundColor)) return getComputedStyle(p).backgroundColor;
+          return 'rgb(255, 255, 255)';
+        };
+        const fields = [...document.querySelectorAll('input:not([type=checkbox]):not([type=radio]), select, textarea')].filter((el) => (el as HTMLElement).offsetParent);
+        return fields.map((el) => {
+          const s = getComputedStyle(el);
+          return { field: el.getAttribute('name') ?? el.getAttribute('aria-label') ?? el.tagName, ratio: Math.min(ratio(s.borderTopColor, s.backgroundColor), ratio(s.borderTopColor, around(el))) };
+        });
+      });
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      const fields = await worst();
+      expect(fields.length).toBeGreaterThan(3);
+      for (const f of fields) expect(f.ratio, `${scheme}: ${f.field}`).toBeGreaterThanOrEqual(3);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.keyboard.press('Escape');
+  }, 60_000);
+
   it('gives focus to the heading, with a status line, after a disconnect and after removing a member (their rows go)', async () => {
     const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'a-links' })).id;
     const device = (await call<{ id: string }>('POST', `/orgs/${org}/devices`, { name: 'pump' })).id;
