@@ -195,7 +195,7 @@ describe('web console with the keyboard only', () => {
           for (let p = el.parentElement; p; p = p.parentElement) if (opaque(getComputedStyle(p).backgroundColor)) return getComputedStyle(p).backgroundColor;
           return 'rgb(255, 255, 255)';
         };
-        const fields = [...document.querySelectorAll('input:not([type=checkbox]):not([type=radio]), select, textarea')].filter((el) => (el as HTMLElement).offsetParent);
+        const fields = Array.from(document.querySelectorAll('input:not([type=checkbox]):not([type=radio]), select, textarea')).filter((el) => (el as HTMLElement).offsetParent);
         return fields.map((el) => {
           const s = getComputedStyle(el);
           return { field: el.getAttribute('name') ?? el.getAttribute('aria-label') ?? el.tagName, ratio: Math.min(ratio(s.borderTopColor, s.backgroundColor), ratio(s.borderTopColor, around(el))) };
