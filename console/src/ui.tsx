@@ -100,6 +100,18 @@ export function focusHeading(): boolean {
   return true;
 }
 
+/**
+ * After a delete, a disconnect or a removal whose button goes with its row: the page's heading gets
+ * focus when the answer comes only if focus is still on `trigger` (the control focused at the click),
+ * or has fallen to the body (the row, and the control, went). Focus the user has moved meanwhile — into
+ * a search box, say — stays where it is (WCAG 2.4.3, 3.2.1).
+ */
+export function focusHeadingIfLost(trigger: Element | null): boolean {
+  const now = document.activeElement;
+  if (now !== null && now !== document.body && now !== trigger) return false;
+  return focusHeading();
+}
+
 /** The browser tab's title (what a screen reader reads first, and the history and tab lists show): the page's, then the console's. */
 export function useTitle(title: string): void {
   useEffect(() => {

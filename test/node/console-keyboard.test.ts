@@ -242,6 +242,53 @@ describe('web console with the keyboard only', () => {
     a11y.push(...(await audit(page)));
   }, 60_000);
 
+  it('leaves focus where the user moved it while a delete, a disconnect or a removal was answered', async () => {
+    await call('POST', `/orgs/${org}/devices`, { name: 'slow-gone' });
+    const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'b-slow' })).id;
+    const pump = (await call<{ id: string }>('POST', `/orgs/${org}/devices`, { name: 'slow-pump' })).id;
+    await call('POST', `/orgs/${org}/connections`, { channel_ids: [channel], device_ids: [pump] });
+    const other = `slow-${Date.now()}@example.com`;
+    await call('POST', '/users', { email: other, password: PASSWORD });
+    await call('POST', `/orgs/${org}/members`, { email: other, role: 'member' });
+    await logIn(page, platform.url, email, PASSWORD);
+    // Every DELETE answered 2 s late, as on a slow link.
+    let deletes = 0;
+    await page.route('**/orgs/**', async (route) => {
+      if (route.request().method() !== 'DELETE') return route.fallback();
+      deletes++;
+      await new Promise((r) => setTimeout(r, 2000));
+      await route.fallback();
+    });
+    try {
+      /** Clicks `button`, accepts its confirm, then types into `field` while the DELETE waits: focus and every character stay there. */
+      const typeMeanwhile = async (button: string, field: ReturnType<Page['getByLabel']>, text: string, status: string | RegExp) => {
+        const before = deletes;
+        page.once('dialog', (d) => void d.accept());
+        await page.getByRole('button', { name: button }).click();
+        await expect.poll(() => deletes).toBe(before + 1);
+        await field.focus();
+        await page.keyboard.type(text.slice(0, 2));
+        await page.getByRole('status').filter({ hasText: status }).waitFor();
+        await page.keyboard.type(text.slice(2));
+        expect(await focused()).not.toMatch(/^h1 /);
+        expect(await field.evaluate((el) => el === document.activeElement)).toBe(true);
+        expect(await field.inputValue()).toBe(text);
+      };
+      await page.goto(`${platform.url}/o/${org}/devices`);
+      await typeMeanwhile('Delete slow-gone', page.getByLabel('Name contains'), 'boiler', 'Deleted device “slow-gone”.');
+
+      await page.goto(`${platform.url}/o/${org}/connections`);
+      await page.getByRole('combobox', { name: 'Channel', exact: true }).getByRole('option', { name: 'b-slow' }).waitFor({ state: 'attached' });
+      await page.getByRole('combobox', { name: 'Channel', exact: true }).selectOption({ label: 'b-slow' });
+      await typeMeanwhile('Disconnect slow-pump', page.getByLabel('Search channels by name'), 'b-slow', 'Disconnected slow-pump from b-slow.');
+
+      await page.goto(`${platform.url}/o/${org}/members`);
+      await typeMeanwhile(`Remove ${other}`, page.getByLabel('Filter by email'), 'slow', `Removed ${other}.`);
+    } finally {
+      await page.unroute('**/orgs/**');
+    }
+  }, 60_000);
+
   it("fits a channel's live view and a query's result in 320 px (a phone, or 1280 px at 400 % zoom): the page never scrolls sideways, a wide table in a box the keyboard scrolls", async () => {
     const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'narrow' })).id;
     const res = await fetch(`${platform.url}/channels/${channel}/messages`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/senml+json' }, body: '[{"n":"boiler-outlet-temperature","u":"Cel","v":71.5}]' });

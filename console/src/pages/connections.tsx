@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionType, Page } from '../../../sdk';
 import { api } from '../session';
-import { focusHeading, MAX_PAGE, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
+import { focusHeadingIfLost, MAX_PAGE, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
 import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
@@ -72,14 +72,17 @@ export function ConnectionsPage({ org }: { org: string }) {
   const disconnect = (name: string, id: string): boolean => {
     if (!chosen || inFlight.current || !confirm(`Disconnect ${name} from this channel? It may no longer publish or subscribe here.`)) return false;
     const channel = chosen.id;
+    // The button or box used (focused at the click; confirm() gives focus back to it).
+    const trigger = document.activeElement;
     inFlight.current = true;
     setDone('');
     void act.run(() => scope.connections.remove(channel, id)).then((ok) => {
       connected.reload();
       if (!ok) return;
-      // Its row goes, and the button or box that had focus with it: focus goes to the heading.
+      // Its row goes, and the button or box that had focus with it: focus goes to the heading, unless the
+      // user has moved it elsewhere while waiting.
       setDone(`Disconnected ${name} from ${chosen.name}.`);
-      focusHeading();
+      focusHeadingIfLost(trigger);
     });
     return true;
   };

@@ -2,7 +2,7 @@ import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
-import { focusHeading, Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
+import { focusHeadingIfLost, Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
 import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
@@ -119,14 +119,15 @@ export function MembersPage({ org }: { org: string }) {
                             onClick={() => {
                               if (!confirm(`Remove ${self ? 'yourself' : m.email} from the org? ${self ? 'Your' : 'Their'} API keys in this org are revoked.`)) return;
                               if (!self) {
+                                const trigger = document.activeElement;
                                 add.clear();
                                 setRemoved('');
-                                // Its row goes, and the button with it: focus goes to the heading, a status says who went.
+                                // Its row goes, and the button with it: focus goes to the heading (unless moved meanwhile), a status says who went.
                                 return void row.run(() => members.remove(m.user_id)).then((ok) => {
                                   changed();
                                   if (!ok) return;
                                   setRemoved(`Removed ${m.email}.`);
-                                  focusHeading();
+                                  focusHeadingIfLost(trigger);
                                 });
                               }
                               // Left the org: nothing here is ours to see any more; home picks another org.

@@ -3,7 +3,7 @@ import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { DeviceListQuery, ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, fieldOf, focusHeading, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
+import { Dialog, fieldOf, focusHeadingIfLost, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
 
 export interface Secret {
   label: string;
@@ -96,6 +96,8 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   const [removed, setRemoved] = useState('');
   const remove = (item: T) => {
     const verb = kind.removeVerb ?? 'Delete';
+    // The Delete (or Revoke) button used: focused at the click, and again once confirm() has closed.
+    const trigger = document.activeElement;
     if (!confirm(`${verb} ${kind.singular} “${item.name}”?`)) return;
     setRemoved('');
     void rowAction.run(() => kind.remove(org, item.id)).then((ok) => {
@@ -103,8 +105,9 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
       if (!ok) return;
       setRemoved(`${verb}d ${kind.singular} “${item.name}”.`);
       // The button that had focus goes with its row (or, revoked, with its action): focus goes to the
-      // page's heading, not to the top of the document.
-      focusHeading();
+      // page's heading, not to the top of the document — unless the user has moved it meanwhile (typed
+      // into the filter while the API answered): that stays.
+      focusHeadingIfLost(trigger);
     });
   };
   useTitle(kind.title);
