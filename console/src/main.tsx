@@ -2,10 +2,9 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
-import { decodeSegment, match, navigate, safeNext, useLocation, visitCount } from './router';
+import { useEffect, useState } from 'preact/hooks';
+import { decodeSegment, match, navigate, requestFocus, safeNext, useLocation, visitCount } from './router';
 import { session } from './session';
-import { focusHeading } from './ui';
 import { LoginPage } from './pages/login';
 import { Shell, HomePage } from './pages/shell';
 import { AppsPage, ChannelsPage, DevicesPage, KeysPage } from './pages/resources';
@@ -44,20 +43,24 @@ function Routes({ path }: { path: string }) {
 function Console() {
   const url = useLocation();
   const [signedIn, setSignedIn] = useState(() => session.get() !== null);
-  useEffect(() => session.subscribe(() => setSignedIn(session.get() !== null)), []);
+  // Signing in or out, like a navigation, gives focus to the heading of the page that comes
+  // (`PageHeading`): the form or button that had it is gone, and a screen reader would say nothing of
+  // the new page. Loading a page's URL asks for none (the browser starts at the top of the document),
+  // but `/` goes on to an org's devices by navigate(), whose heading then takes focus.
+  useEffect(
+    () =>
+      session.subscribe(() => {
+        const now = session.get() !== null;
+        setSignedIn((was) => {
+          if (was !== now) requestFocus();
+          return now;
+        });
+      }),
+    [],
+  );
   useEffect(() => {
     if (signedIn && url.pathname === '/login') navigate(safeNext(url.searchParams.get('next')), true);
   }, [signedIn, url.pathname]);
-  // After a navigation in the app, signing in or out, the new page's heading takes keyboard focus (once
-  // it is there): the link or form that had it may be gone, which would leave focus at the top of the
-  // document, and a screen reader would say nothing of the page that came. A first load leaves it.
-  const arrived = useRef({ visit: visitCount(), signedIn });
-  useEffect(() => {
-    const now = { visit: visitCount(), signedIn };
-    if (now.visit === arrived.current.visit && now.signedIn === arrived.current.signedIn) return;
-    // The org switcher keeps it: it navigates as it changes, and a keyboard may still be choosing.
-    if (document.activeElement instanceof HTMLSelectElement || focusHeading()) arrived.current = now;
-  });
   if (!signedIn) return <LoginPage />;
   const orgId = /^\/o\/([^/]+)/.exec(url.pathname)?.[1];
   const org = orgId === undefined ? undefined : decodeSegment(orgId);

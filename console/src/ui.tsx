@@ -2,6 +2,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { EdgefluxError, type Page } from '../../sdk';
+import { takeFocusPending } from './router';
 import { session } from './session';
 
 /** A 404 from the API: the thing asked for is gone (or never was). */
@@ -110,6 +111,26 @@ export function focusHeadingIfLost(trigger: Element | null): boolean {
   const now = document.activeElement;
   if (now !== null && now !== document.body && now !== trigger) return false;
   return focusHeading();
+}
+
+/**
+ * The page's `h1`. When a navigation, signing in or signing out asked for focus (`focusPending` in the
+ * router), it takes it as it comes into the page — however late: after a "Loading…" or on a page that
+ * shows only a message — unless the user has moved focus since (or is choosing in the org switcher).
+ */
+export function PageHeading({ children, id = 'page-title' }: { children: ComponentChildren; id?: string }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    if (!takeFocusPending()) return;
+    // The org switcher navigates as it changes, and a keyboard may still be choosing.
+    if (document.activeElement instanceof HTMLSelectElement) return;
+    ref.current?.focus();
+  }, []);
+  return (
+    <h1 id={id} ref={ref} tabIndex={-1}>
+      {children}
+    </h1>
+  );
 }
 
 /** The browser tab's title (what a screen reader reads first, and the history and tab lists show): the page's, then the console's. */

@@ -289,6 +289,28 @@ describe('web console with the keyboard only', () => {
     }
   }, 60_000);
 
+  it('gives focus to a heading that comes late (a new user\'s Welcome, Connections with no channel)', async () => {
+    const fresh = `fresh-${Date.now()}@example.com`;
+    await call('POST', '/users', { email: fresh, password: PASSWORD });
+    if (await page.getByRole('button', { name: 'Log out' }).count()) await page.getByRole('button', { name: 'Log out' }).click();
+    await page.goto(`${platform.url}/login`);
+    await page.getByLabel('Email').fill(fresh);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password').press('Enter');
+    // Home shows "Loading…" while it looks for an org, then Welcome: its heading takes focus when it comes.
+    await page.getByRole('heading', { name: 'Welcome', level: 1 }).waitFor();
+    await expect.poll(focused).toBe('h1 Welcome');
+
+    await page.getByLabel('Organization name').fill('empty');
+    await page.getByRole('button', { name: 'Create organization' }).click();
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await expect.poll(focused).toBe('h1 Devices');
+    // An org with no channel: Connections says to create one first, under its heading, which has focus.
+    await page.getByRole('link', { name: 'Connections' }).click();
+    await page.getByText('Create a channel first').waitFor();
+    await expect.poll(focused).toBe('h1 Connections');
+  }, 60_000);
+
   it("fits a channel's live view and a query's result in 320 px (a phone, or 1280 px at 400 % zoom): the page never scrolls sideways, a wide table in a box the keyboard scrolls", async () => {
     const channel = (await call<{ id: string }>('POST', `/orgs/${org}/channels`, { name: 'narrow' })).id;
     const res = await fetch(`${platform.url}/channels/${channel}/messages`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/senml+json' }, body: '[{"n":"boiler-outlet-temperature","u":"Cel","v":71.5}]' });

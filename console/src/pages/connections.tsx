@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionType, Page } from '../../../sdk';
 import { api } from '../session';
-import { focusHeadingIfLost, MAX_PAGE, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
+import { focusHeadingIfLost, MAX_PAGE, PageHeading, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
 import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
@@ -88,14 +88,21 @@ export function ConnectionsPage({ org }: { org: string }) {
   };
 
   const manage = mayManage(useRole(), 'connections');
-  if (channels.data && channels.data.total === 0 && !channelSearch.query.search && !channels.loading) return <p>Create a channel first, then connect devices to it here.</p>;
+  if (channels.data && channels.data.total === 0 && !channelSearch.query.search && !channels.loading) 
+    return (
+      // The same heading as the page with channels, so the one focused as the page came stays (and focused).
+      <section aria-labelledby="page-title">
+        <PageHeading>Connections</PageHeading>
+        <p>Create a channel first, then connect devices to it here.</p>
+      </section>
+    );
   // The chosen channel stays in the picker while a search lists others.
   const channelOptions = chosen && !channels.data?.items.some((c) => c.id === chosen.id) ? [chosen, ...(channels.data?.items ?? [])] : (channels.data?.items ?? []);
   const deviceItems = devices.data?.items ?? [];
   const filtered = query.search !== '';
   return (
     <section aria-labelledby="page-title">
-      <h1 id="page-title">Connections</h1>
+      <PageHeading>Connections</PageHeading>
       <Problem error={act.error} />
       <Problem error={channels.error ?? devices.error ?? connected.error} />
       <div class="row">

@@ -5,7 +5,7 @@ import { payloadFileName, showBytes } from '../payload';
 import { Link } from '../router';
 import { numericPoints, SeriesSet } from '../senml';
 import { api } from '../session';
-import { Problem, errorText, isNotFound, saveFile, useAction, useLoad, useTitle } from '../ui';
+import { PageHeading, Problem, errorText, isNotFound, saveFile, useAction, useLoad, useTitle } from '../ui';
 import { ChartView } from './chart-view';
 
 const KEEP = 200;
@@ -43,9 +43,9 @@ export function ChannelHeader({ org, channel, view }: { org: string; channel: st
         <Link href={`/o/${encodeURIComponent(org)}/channels`}>Channels</Link> /
       </p>
       <div class="row heading">
-        <h1 id="page-title">
+        <PageHeading>
           {info.data?.name ?? 'Channel'} <span class="muted">{view}</span>
-        </h1>
+        </PageHeading>
         <nav class="row tabs" aria-label="Channel views">
           <Link href={base}>Live</Link>
           <Link href={`${base}/history`}>History</Link>

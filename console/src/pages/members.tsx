@@ -2,7 +2,7 @@ import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
-import { focusHeadingIfLost, Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
+import { focusHeadingIfLost, PageHeading, Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
 import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
@@ -49,7 +49,7 @@ export function MembersPage({ org }: { org: string }) {
   };
   return (
     <section aria-labelledby="page-title">
-      <h1 id="page-title">Members</h1>
+      <PageHeading>Members</PageHeading>
       {manage && (
         <form
           class="row"

@@ -3,7 +3,7 @@ import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { DeviceListQuery, ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, fieldOf, focusHeadingIfLost, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
+import { Dialog, fieldOf, focusHeadingIfLost, PageHeading, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
 
 export interface Secret {
   label: string;
@@ -134,7 +134,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   return (
     <section aria-labelledby="page-title">
       <div class="row heading">
-        <h1 id="page-title">{kind.title}</h1>
+        <PageHeading>{kind.title}</PageHeading>
         {manage && (
           <button
             type="button"
