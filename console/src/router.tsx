@@ -21,11 +21,11 @@ export function navigate(to: string, replace = false): void {
   dispatchEvent(new Event(EVENT));
 }
 
-/** How many times navigate() ran: a key that remounts the page on every visit, the current one too. */
+/** How many visits there were (navigate(), Back, Forward): a key that remounts the page on every visit, the current one too. */
 export const visitCount = (): number => visits;
 
 // Whether the next page's heading is to take keyboard focus as it comes (`PageHeading` in ui.tsx): asked
-// for by navigate(), signing in or out; dropped once the user moves focus.
+// for by a navigation (navigate(), Back, Forward), signing in or out; dropped once the user moves focus.
 let focusPending = false;
 export function requestFocus(): void {
   focusPending = true;
@@ -40,6 +40,11 @@ if (typeof addEventListener === 'function') {
   // The user moved focus (Tab, a click in a field) since: the heading that comes later leaves it there.
   addEventListener('focusin', () => {
     focusPending = false;
+  });
+  // Back and Forward are visits too: the page starts afresh and its heading takes focus.
+  addEventListener('popstate', () => {
+    visits++;
+    requestFocus();
   });
 }
 

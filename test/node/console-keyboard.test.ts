@@ -289,7 +289,7 @@ describe('web console with the keyboard only', () => {
     }
   }, 60_000);
 
-  it('gives focus to a heading that comes late (a new user\'s Welcome, Connections with no channel)', async () => {
+  it('gives focus to a heading that comes late (a new user\'s Welcome, Connections with no channel), and after Back and Forward', async () => {
     const fresh = `fresh-${Date.now()}@example.com`;
     await call('POST', '/users', { email: fresh, password: PASSWORD });
     if (await page.getByRole('button', { name: 'Log out' }).count()) await page.getByRole('button', { name: 'Log out' }).click();
@@ -307,6 +307,14 @@ describe('web console with the keyboard only', () => {
     await expect.poll(focused).toBe('h1 Devices');
     // An org with no channel: Connections says to create one first, under its heading, which has focus.
     await page.getByRole('link', { name: 'Connections' }).click();
+    await page.getByText('Create a channel first').waitFor();
+    await expect.poll(focused).toBe('h1 Connections');
+
+    // Back and Forward are navigations too.
+    await page.goBack();
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await expect.poll(focused).toBe('h1 Devices');
+    await page.goForward();
     await page.getByText('Create a channel first').waitFor();
     await expect.poll(focused).toBe('h1 Connections');
   }, 60_000);
