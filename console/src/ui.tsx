@@ -229,6 +229,7 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
  * A table's box that scrolls sideways when the table does not fit (a narrow screen, a zoomed page).
  * While it overflows it is a named region in the tab order, so the keyboard can scroll it (arrow keys)
  * even when nothing in it takes focus (a viewer's list, a query's result); when it fits it is a plain box.
+ * `label` names the region apart from the section around it and from its table's caption ("Devices table").
  */
 export function Scroll({ label, children }: { label: string; children: ComponentChildren }) {
   const ref = useRef<HTMLDivElement>(null);

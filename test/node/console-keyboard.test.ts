@@ -333,7 +333,7 @@ describe('web console with the keyboard only', () => {
       await page.locator('.chart canvas').waitFor();
       // The chart as wide as its box, and the table of its values scrolling in its own box (which the keyboard reaches).
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(320);
-      expect(await page.getByRole('region', { name: 'Latest value per name' }).getAttribute('tabindex')).toBe('0');
+      expect(await page.getByRole('region', { name: 'Latest values table' }).getAttribute('tabindex')).toBe('0');
       a11y.push(...(await audit(page)));
       // A query's result as a table (SenML records): wider than the screen, it scrolls in its own box, which
       // takes focus so that arrow keys scroll it (nothing in it is focusable).
@@ -359,6 +359,20 @@ describe('web console with the keyboard only', () => {
     // Wide enough, the box is no region and no tab stop.
     await page.getByRole('cell', { name: 'boiler-outlet-temperature' }).waitFor();
     await expect.poll(() => page.locator('[role="region"][tabindex="0"]').count()).toBe(0);
+    await page.setViewportSize({ width: 320, height: 640 });
+    try {
+      // Each scrolling box is a region named apart from the section around it (the page's h1) and from others.
+      await page.getByRole('navigation', { name: 'Channel views' }).getByRole('link', { name: 'Settings' }).click();
+      await page.locator('main .scroll[role="region"]').first().waitFor();
+      a11y.push(...(await audit(page)));
+      await call('POST', `/orgs/${org}/devices`, { name: 'narrow-sensor', metadata: { room: 'boiler room' } });
+      await page.goto(`${platform.url}/o/${org}/devices`);
+      await page.locator('main .scroll[role="region"]').first().waitFor();
+      a11y.push(...(await audit(page)));
+      expect(await page.locator('main .scroll[role="region"]').getAttribute('aria-label')).toBe('Devices table');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
     expect(a11y).toEqual([]);
     expect(pageErrors).toEqual([]);
   }, 60_000);

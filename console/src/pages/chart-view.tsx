@@ -38,7 +38,7 @@ export function ChartView({ set, version, caption }: { set: SeriesSet; version: 
       {rows.length === 0 ? (
         <p class="muted">No numeric SenML values yet.</p>
       ) : (
-        <Scroll label="Latest value per name">
+        <Scroll label="Latest values table">
           <table>
             <caption class="sr-only">Latest value per name</caption>
             <thead>

@@ -89,7 +89,7 @@ export function MembersPage({ org }: { org: string }) {
       </label>
       {list.data && (
         <>
-          <Scroll label="Members">
+          <Scroll label="Members table">
             <table aria-busy={list.loading}>
               <thead>
                 <tr>

@@ -183,7 +183,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
       <Problem error={list.error} />
       {list.data && (
         <>
-          <Scroll label={kind.title}>
+          <Scroll label={`${kind.title} table`}>
             <table aria-busy={list.loading}>
               <thead>
                 <tr>

@@ -21,7 +21,7 @@ export function ChannelSettingsPage({ org, channel }: { org: string; channel: st
       <Problem error={!isNotFound(loaded.error) && loaded.error} />
       {limits && (
         <>
-          <Scroll label="Effective settings">
+          <Scroll label="Effective settings table">
             <table>
               <caption>Effective settings</caption>
               <thead>
