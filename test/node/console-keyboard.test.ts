@@ -276,6 +276,13 @@ describe('web console with the keyboard only', () => {
       };
       await page.goto(`${platform.url}/o/${org}/devices`);
       await typeMeanwhile('Delete slow-gone', page.getByLabel('Name contains'), 'boiler', 'Deleted device “slow-gone”.');
+      // The next action clears that status: it would be old news.
+      await page.getByLabel('Name contains').fill('');
+      page.once('dialog', (d) => void d.accept());
+      await page.getByRole('button', { name: 'Rotate key of slow-pump' }).click();
+      await page.locator('[data-secret]').waitFor();
+      expect(await page.getByRole('status').filter({ hasText: 'Deleted device' }).count()).toBe(0);
+      await page.getByRole('button', { name: 'Done' }).click();
 
       await page.goto(`${platform.url}/o/${org}/connections`);
       await page.getByRole('combobox', { name: 'Channel', exact: true }).getByRole('option', { name: 'b-slow' }).waitFor({ state: 'attached' });
@@ -284,6 +291,11 @@ describe('web console with the keyboard only', () => {
 
       await page.goto(`${platform.url}/o/${org}/members`);
       await typeMeanwhile(`Remove ${other}`, page.getByLabel('Filter by email'), 'slow', `Removed ${other}.`);
+      // Adding a member clears it too.
+      await page.getByLabel('Email of a registered user').fill(`nobody-${Date.now()}@example.com`);
+      await page.getByRole('button', { name: 'Add member' }).click();
+      await page.getByRole('alert').filter({ hasText: /404|not found|no user/i }).first().waitFor();
+      expect(await page.getByRole('status').filter({ hasText: 'Removed' }).count()).toBe(0);
     } finally {
       await page.unroute('**/orgs/**');
     }

@@ -43,7 +43,9 @@ export function MembersPage({ org }: { org: string }) {
     list.reload();
     orgsChanged();
   };
+  // Another action (a role changed, a member added) clears the last removal's status: it would be old news.
   const rowRun = (f: () => Promise<unknown>) => {
+    setRemoved('');
     add.clear();
     void row.run(f).then(changed);
   };
@@ -57,6 +59,7 @@ export function MembersPage({ org }: { org: string }) {
             e.preventDefault();
             const email = e.currentTarget.elements.namedItem('email') as HTMLInputElement;
             row.clear();
+            setRemoved('');
             void add.run(async () => {
               await members.add({ email: email.value, role: newRole });
               email.value = '';

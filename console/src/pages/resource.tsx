@@ -70,7 +70,13 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   const [secret, setSecret] = useState<Secret | null>(null);
   const action = useAction();
   const rowAction = useAction();
-  const runRow = (f: () => Promise<unknown>) => void rowAction.run(f).then(list.reload);
+  // What the last delete (or revoke) did, said in a status line: the row and its button are gone. The
+  // next action (another delete, a create, an edit, a rotation) clears it: it would be old news.
+  const [removed, setRemoved] = useState('');
+  const runRow = (f: () => Promise<unknown>) => {
+    setRemoved('');
+    void rowAction.run(f).then(list.reload);
+  };
   const tools: RowTools = { run: runRow, showSecret: setSecret };
   const shown = list.data?.items ?? [];
   const role = useRole();
@@ -83,6 +89,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
     const target = editing;
+    setRemoved('');
     void action.run(async () => {
       if (target === 'new') {
         const s = await kind.create(org, f);
@@ -92,8 +99,6 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
       list.reload();
     });
   };
-  // What the last delete (or revoke) did, said in a status line: the row and its button are gone.
-  const [removed, setRemoved] = useState('');
   const remove = (item: T) => {
     const verb = kind.removeVerb ?? 'Delete';
     // The Delete (or Revoke) button used: focused at the click, and again once confirm() has closed.
