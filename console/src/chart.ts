@@ -30,6 +30,8 @@ export function createChart(el: HTMLElement): Chart {
   resize.observe(el);
   return {
     update(set) {
+      // How many points the chart was last given to draw (tests read it: the SeriesSet may hold more than was drawn).
+      el.dataset.drawn = String(set.points);
       const keys = [...set.series.keys()];
       const data = aligned(set);
       if (keys.join('\n') === names && plot) return plot.setData(data);

@@ -5,7 +5,8 @@ import { num, Scroll } from '../ui';
 
 /**
  * A uPlot chart of a SeriesSet (redrawn when `version` changes), with a table of the latest value per
- * name as its text alternative. `data-points` tells how many points are drawn.
+ * name as its text alternative. `data-points` tells how many points the set holds; the plot's
+ * `data-drawn`, how many the chart was last given to draw.
  */
 export function ChartView({ set, version, caption }: { set: SeriesSet; version: number; caption: string }) {
   const box = useRef<HTMLDivElement>(null);
