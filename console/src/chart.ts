@@ -24,11 +24,14 @@ export interface Chart {
 export function createChart(el: HTMLElement): Chart {
   let plot: uPlot | undefined;
   let names = '';
-  const size = () => ({ width: Math.max(300, el.clientWidth), height: 280 });
+  // As wide as its box: at 320 px (a phone, or 400 % zoom) wider would make the whole page scroll sideways.
+  const size = () => ({ width: Math.max(200, el.clientWidth), height: 280 });
   const resize = new ResizeObserver(() => plot?.setSize(size()));
   resize.observe(el);
   return {
     update(set) {
+      // How many points the chart was last given to draw (tests read it: the SeriesSet may hold more than was drawn).
+      el.dataset.drawn = String(set.points);
       const keys = [...set.series.keys()];
       const data = aligned(set);
       if (keys.join('\n') === names && plot) return plot.setData(data);

@@ -3,7 +3,7 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { decodeSegment, match, navigate, safeNext, useLocation, visitCount } from './router';
+import { decodeSegment, match, navigate, requestFocus, safeNext, useLocation, visitCount } from './router';
 import { session } from './session';
 import { LoginPage } from './pages/login';
 import { Shell, HomePage } from './pages/shell';
@@ -43,7 +43,21 @@ function Routes({ path }: { path: string }) {
 function Console() {
   const url = useLocation();
   const [signedIn, setSignedIn] = useState(() => session.get() !== null);
-  useEffect(() => session.subscribe(() => setSignedIn(session.get() !== null)), []);
+  // Signing in or out, like a navigation, gives focus to the heading of the page that comes
+  // (`PageHeading`): the form or button that had it is gone, and a screen reader would say nothing of
+  // the new page. Loading a page's URL asks for none (the browser starts at the top of the document),
+  // but `/` goes on to an org's devices by navigate(), whose heading then takes focus.
+  useEffect(
+    () =>
+      session.subscribe(() => {
+        const now = session.get() !== null;
+        setSignedIn((was) => {
+          if (was !== now) requestFocus();
+          return now;
+        });
+      }),
+    [],
+  );
   useEffect(() => {
     if (signedIn && url.pathname === '/login') navigate(safeNext(url.searchParams.get('next')), true);
   }, [signedIn, url.pathname]);

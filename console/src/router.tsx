@@ -15,13 +15,38 @@ let visits = 0;
  */
 export function navigate(to: string, replace = false): void {
   visits++;
+  requestFocus();
   const same = to === location.pathname + location.search;
   history[replace || same ? 'replaceState' : 'pushState'](null, '', to);
   dispatchEvent(new Event(EVENT));
 }
 
-/** How many times navigate() ran: a key that remounts the page on every visit, the current one too. */
+/** How many visits there were (navigate(), Back, Forward): a key that remounts the page on every visit, the current one too. */
 export const visitCount = (): number => visits;
+
+// Whether the next page's heading is to take keyboard focus as it comes (`PageHeading` in ui.tsx): asked
+// for by a navigation (navigate(), Back, Forward), signing in or out; dropped once the user moves focus.
+let focusPending = false;
+export function requestFocus(): void {
+  focusPending = true;
+}
+/** Whether focus was asked for; asking again is needed for the next heading. */
+export function takeFocusPending(): boolean {
+  const was = focusPending;
+  focusPending = false;
+  return was;
+}
+if (typeof addEventListener === 'function') {
+  // The user moved focus (Tab, a click in a field) since: the heading that comes later leaves it there.
+  addEventListener('focusin', () => {
+    focusPending = false;
+  });
+  // Back and Forward are visits too: the page starts afresh and its heading takes focus.
+  addEventListener('popstate', () => {
+    visits++;
+    requestFocus();
+  });
+}
 
 /**
  * A `?next=` path to return to after logging in, if it stays on this origin: one leading slash, not

@@ -2,6 +2,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { EdgefluxError, type Page } from '../../sdk';
+import { takeFocusPending } from './router';
 import { session } from './session';
 
 /** A 404 from the API: the thing asked for is gone (or never was). */
@@ -9,11 +10,32 @@ export const isNotFound = (e: unknown): boolean => e instanceof EdgefluxError &&
 
 export const errorText = (e: unknown): string => (e instanceof EdgefluxError ? `${e.detail} (${e.status} ${e.code})` : e instanceof Error ? e.message : String(e));
 
-/** An error (or nothing) announced to screen readers as it appears. */
-export function Problem({ error }: { error: unknown }) {
+/** An error in one field of a form (its `name`), found before asking the API. */
+export class FieldError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The form field an error is about: a FieldError's, or the first of an API problem's `errors` (the
+ * request body's path, `scopes.0` → `scopes`); undefined when it names none.
+ */
+export function fieldOf(error: unknown): string | undefined {
+  if (error instanceof FieldError) return error.field;
+  if (!(error instanceof EdgefluxError) || !Array.isArray(error.problem.errors)) return undefined;
+  const path = (error.problem.errors[0] as { path?: unknown } | undefined)?.path;
+  return typeof path === 'string' && path ? path.split('.')[0] : undefined;
+}
+
+/** An error (or nothing) announced to screen readers as it appears; `id` lets the field it is about point at it. */
+export function Problem({ error, id }: { error: unknown; id?: string }) {
   if (!error) return null;
   return (
-    <p role="alert" class="problem">
+    <p role="alert" class="problem" id={id}>
       {errorText(error)}
     </p>
   );
@@ -66,22 +88,97 @@ export function useAction(): { busy: boolean; error: unknown; run: (f: () => Pro
   return { busy, error, run, clear: () => setError(null) };
 }
 
+/**
+ * Gives keyboard focus to the page's heading (its `h1`, focusable by script only): where a screen
+ * reader starts on a page that has just come, and where focus goes when the control that held it is
+ * gone (a deleted row's button). False when the page has no heading (yet).
+ */
+export function focusHeading(): boolean {
+  const h = document.querySelector<HTMLElement>('main h1');
+  if (!h) return false;
+  h.tabIndex = -1;
+  h.focus();
+  return true;
+}
+
+/**
+ * After a delete, a disconnect or a removal whose button goes with its row: the page's heading gets
+ * focus when the answer comes only if focus is still on `trigger` (the control focused at the click),
+ * or has fallen to the body (the row, and the control, went). Focus the user has moved meanwhile — into
+ * a search box, say — stays where it is (WCAG 2.4.3, 3.2.1).
+ */
+export function focusHeadingIfLost(trigger: Element | null): boolean {
+  const now = document.activeElement;
+  if (now !== null && now !== document.body && now !== trigger) return false;
+  return focusHeading();
+}
+
+/**
+ * The page's `h1`. When a navigation, signing in or signing out asked for focus (`focusPending` in the
+ * router), it takes it as it comes into the page — however late: after a "Loading…" or on a page that
+ * shows only a message — unless the user has moved focus since (or is choosing in the org switcher).
+ */
+export function PageHeading({ children, id = 'page-title' }: { children: ComponentChildren; id?: string }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    if (!takeFocusPending()) return;
+    // The org switcher navigates as it changes, and a keyboard may still be choosing.
+    if (document.activeElement instanceof HTMLSelectElement) return;
+    ref.current?.focus();
+  }, []);
+  return (
+    <h1 id={id} ref={ref} tabIndex={-1}>
+      {children}
+    </h1>
+  );
+}
+
+/** The browser tab's title (what a screen reader reads first, and the history and tab lists show): the page's, then the console's. */
+export function useTitle(title: string): void {
+  useEffect(() => {
+    document.title = `${title} · Edgeflux console`;
+  }, [title]);
+}
+
 /** A credential shown exactly once, with a copy button; the API never returns it again. */
 export function SecretOnce({ label, value, onDone }: { label: string; value: string; onDone: () => void }) {
-  const [copied, setCopied] = useState(false);
+  // What Copy did: copied, or (no clipboard: a page over plain http from another machine) the key selected for Ctrl+C.
+  const [copied, setCopied] = useState<'copied' | 'selected' | null>(null);
   const ref = useRef<HTMLElement>(null);
-  useEffect(() => ref.current?.focus(), []);
+  // What had focus before (the button that asked for the secret) gets it back on Done, or else the
+  // page's heading: never the page itself, where a keyboard user would start again from the top.
+  const before = useRef<Element | null>(null);
+  useEffect(() => {
+    before.current = document.activeElement;
+    ref.current?.focus();
+  }, []);
+  const done = () => {
+    // Before the box goes, so focus never falls to the body on the way.
+    const back = before.current;
+    if (back instanceof HTMLElement && back !== document.body && back.isConnected) back.focus();
+    else focusHeading();
+    onDone();
+  };
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(value);
+      setCopied('copied');
+      return;
     } catch {
-      // No clipboard permission (http, old browser): select the text so Ctrl-C works.
-      const range = document.createRange();
-      range.selectNodeContents(ref.current!);
-      getSelection()?.removeAllRanges();
-      getSelection()?.addRange(range);
+      // No clipboard API (not a secure context: http from another machine) or no permission: the text is
+      // selected, and copied the old way if the browser still does that; if not, the user is told to.
     }
-    setCopied(true);
+    const range = document.createRange();
+    range.selectNodeContents(ref.current!);
+    getSelection()?.removeAllRanges();
+    getSelection()?.addRange(range);
+    let done = false;
+    try {
+      done = document.execCommand('copy');
+    } catch {
+      done = false;
+    }
+    setCopied(done ? 'copied' : 'selected');
   };
   return (
     <section class="secret" aria-label={label}>
@@ -93,15 +190,15 @@ export function SecretOnce({ label, value, onDone }: { label: string; value: str
       </code>
       <div class="row">
         <button type="button" onClick={copy}>
-          {copied ? 'Copied' : 'Copy'}
+          {copied === 'copied' ? 'Copied' : 'Copy'}
         </button>
-        <button type="button" class="quiet" onClick={onDone}>
+        <button type="button" class="quiet" onClick={done}>
           Done
         </button>
       </div>
-      <span class="sr-only" aria-live="polite">
-        {copied ? 'Copied to the clipboard' : ''}
-      </span>
+      <p class="muted" aria-live="polite">
+        {copied === 'copied' ? 'Copied to the clipboard.' : copied === 'selected' ? 'Not copied: the browser gives this page no clipboard. It is selected: press Ctrl+C (⌘C on a Mac) to copy it.' : ''}
+      </p>
     </section>
   );
 }
@@ -125,6 +222,30 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
       <h2 id={id}>{title}</h2>
       {open && children}
     </dialog>
+  );
+}
+
+/**
+ * A table's box that scrolls sideways when the table does not fit (a narrow screen, a zoomed page).
+ * While it overflows it is a named region in the tab order, so the keyboard can scroll it (arrow keys)
+ * even when nothing in it takes focus (a viewer's list, a query's result); when it fits it is a plain box.
+ * `label` names the region apart from the section around it and from its table's caption ("Devices table").
+ */
+export function Scroll({ label, children }: { label: string; children: ComponentChildren }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [overflows, setOverflows] = useState(false);
+  useEffect(() => {
+    const box = ref.current!;
+    const check = () => setOverflows(box.scrollWidth > box.clientWidth + 1);
+    const watch = new ResizeObserver(check);
+    watch.observe(box);
+    if (box.firstElementChild) watch.observe(box.firstElementChild);
+    return () => watch.disconnect();
+  }, []);
+  return (
+    <div ref={ref} class="scroll" {...(overflows ? { tabIndex: 0, role: 'region', 'aria-label': label } : {})}>
+      {children}
+    </div>
   );
 }
 
@@ -207,16 +328,16 @@ export { num } from './format';
 
 export const when = (ms: number | null | undefined): string => (ms ? new Date(ms).toLocaleString() : '—');
 
-/** Parses a JSON object typed into a form field; throws a readable error otherwise. */
+/** Parses a JSON object typed into the form field named `what`; throws a readable FieldError otherwise. */
 export function parseObject(text: string, what: string): Record<string, unknown> | undefined {
   if (!text.trim()) return undefined;
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    throw new Error(`${what} is not valid JSON`);
+    throw new FieldError(what, `${what} is not valid JSON`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} must be a JSON object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FieldError(what, `${what} must be a JSON object`);
   return v as Record<string, unknown>;
 }
 

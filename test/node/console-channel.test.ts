@@ -79,10 +79,21 @@ describe("web console: a channel's live view and history under load", () => {
     // Every render of the list is a batch of DOM changes: one per message would keep the page busy
     // (measured: ~2.8 ms of main-thread work per message, seconds of lag at a few hundred a second).
     await page.evaluate(() => {
-      const w = window as unknown as { renders: number };
+      const w = window as unknown as { renders: number; told: string[] };
       w.renders = 0;
       new MutationObserver(() => w.renders++).observe(document.querySelector('ol.messages')!, { childList: true });
+      // What a screen reader is given to read: every change inside a live region, as the region's text after it.
+      w.told = [];
+      const live = '[aria-live]:not([aria-live="off"]), [role="status"], [role="log"], [role="alert"], output';
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const region = (r.target instanceof Element ? r.target : r.target.parentElement)?.closest(live);
+          if (region?.textContent && region.textContent !== w.told[w.told.length - 1]) w.told.push(region.textContent);
+        }
+      }).observe(document.body, { childList: true, characterData: true, subtree: true });
     });
+    const told = () => page.evaluate(() => (window as unknown as { told: string[] }).told);
+    const started = Date.now();
     // In flight 16 at a time, the flood's requests reach the channel out of order (seq order is not
     // value order); the last message goes alone after it, so the newest seq carries a known value.
     await publish(FLOOD - 1);
@@ -92,6 +103,15 @@ describe("web console: a channel's live view and history under load", () => {
     const renders = await page.evaluate(() => (window as unknown as { renders: number }).renders);
     expect(renders).toBeGreaterThan(0);
     expect(renders, 'renders of the message list').toBeLessThan(FLOOD / 4);
+    // A screen reader hears a sentence every few seconds at most (ANNOUNCE_MS, 5 s), not each message:
+    // the list is no live region, a status line says how many came.
+    expect(await page.locator('ol.messages').evaluate((ol) => ol.closest('[aria-live], [role="status"], [role="log"]'))).toBeNull();
+    const flood = await told();
+    expect(flood.length, flood.join('\n')).toBeGreaterThan(0);
+    expect(flood.length, flood.join('\n')).toBeLessThanOrEqual(2 + Math.ceil((Date.now() - started) / 5000));
+    expect(flood.at(-1)).toMatch(/^\d+ new messages, newest #\d+$|^New message #/);
+    // What came during the last quiet spell is told after it, up to the newest.
+    await expect.poll(async () => (await told()).at(-1), { timeout: 12_000 }).toMatch(new RegExp(`(newest )?#${FLOOD}\\b`));
     // Bounded, newest first, in seq order; the chart keeps the last 500 points of the series.
     const seqs = (await page.locator('ol.messages > li').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq')))));
     expect(seqs).toEqual(Array.from({ length: 200 }, (_, i) => FLOOD - i));
@@ -101,8 +121,37 @@ describe("web console: a channel's live view and history under load", () => {
     // Still live after the flood: one more arrives on its own.
     await publish(1, FLOOD);
     await expect.poll(top).toBe(String(FLOOD + 1));
+    // Alone, it is told in words: its seq, subtopic and payload.
+    await expect.poll(async () => (await told()).at(-1), { timeout: 12_000 }).toBe(`New message #${FLOOD + 1} on flood: [{"n":"flood","v":${FLOOD}}]`);
+    // Unticked, nothing more is told.
+    await page.getByRole('checkbox', { name: 'Announce new messages' }).uncheck();
+    const before = (await told()).length;
+    await publish(1, FLOOD + 1);
+    await expect.poll(top).toBe(String(FLOOD + 2));
+    // Told, if at all, once the quiet spell (ANNOUNCE_MS, 5 s) after the last telling is over: watched
+    // past it, the status line says nothing more.
+    for (const until = Date.now() + 5000 + 1500; Date.now() < until; await page.waitForTimeout(250)) expect(await told()).toHaveLength(before);
+    expect(await page.locator('[data-news]').textContent()).toBe('');
     expect(pageErrors).toEqual([]);
   }, 90_000);
+
+  it("draws the stored messages' chart when its code loads after them (the live view's first read)", async () => {
+    if (!published) await publish(3); // run alone (-t)
+    // The chart's chunk held back until the live view has taken the channel's last 50 messages.
+    await page.route('**/assets/chart-*.js', async (route) => {
+      await new Promise((ok) => setTimeout(ok, 1500));
+      await route.continue();
+    });
+    try {
+      await page.goto(`${platform.url}/o/${org}/channels/${channel}`);
+      await page.locator('ol.messages > li').first().waitFor();
+      await page.locator('.chart canvas').waitFor({ timeout: 10_000 });
+      // What the chart was given to draw, not what the page's SeriesSet holds.
+      expect(Number(await page.locator('figure.chart .plot').getAttribute('data-drawn'))).toBeGreaterThan(0);
+    } finally {
+      await page.unroute('**/assets/chart-*.js');
+    }
+  }, 30_000);
 
   it("downloads as CSV the history query at the offset shown: the API's CSV of that query and offset", async () => {
     const api = async (q: string) => (await fetch(`${platform.url}/channels/${channel}/messages?${q}`, { headers: { authorization: `Bearer ${token}`, accept: 'text/csv' } })).text();

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionType, Page } from '../../../sdk';
 import { api } from '../session';
-import { MAX_PAGE, Pager, Problem, useAction, useLoad, useSearch, useStepBack } from '../ui';
+import { focusHeadingIfLost, MAX_PAGE, PageHeading, Pager, Problem, useAction, useLoad, Scroll, useSearch, useStepBack, useTitle } from '../ui';
 import { mayManage, useRole } from '../access';
 
 const TYPES: ConnectionType[] = ['publish', 'subscribe'];
@@ -32,6 +32,7 @@ const names = (list: string[]) => (list.length > 3 ? `${list.slice(0, 3).join(',
  */
 export function ConnectionsPage({ org }: { org: string }) {
   const scope = api.org(org);
+  useTitle('Connections');
   const channelSearch = useSearch(MAX_PAGE);
   const channels = useLoad(() => scope.channels.list({ name: channelSearch.query.search || undefined, limit: MAX_PAGE }), [org, channelSearch.query.search]);
   const deviceSearch = useSearch(MAX_PAGE);
@@ -71,19 +72,37 @@ export function ConnectionsPage({ org }: { org: string }) {
   const disconnect = (name: string, id: string): boolean => {
     if (!chosen || inFlight.current || !confirm(`Disconnect ${name} from this channel? It may no longer publish or subscribe here.`)) return false;
     const channel = chosen.id;
-    run(() => scope.connections.remove(channel, id));
+    // The button or box used (focused at the click; confirm() gives focus back to it).
+    const trigger = document.activeElement;
+    inFlight.current = true;
+    setDone('');
+    void act.run(() => scope.connections.remove(channel, id)).then((ok) => {
+      connected.reload();
+      if (!ok) return;
+      // Its row goes, and the button or box that had focus with it: focus goes to the heading, unless the
+      // user has moved it elsewhere while waiting.
+      setDone(`Disconnected ${name} from ${chosen.name}.`);
+      focusHeadingIfLost(trigger);
+    });
     return true;
   };
 
   const manage = mayManage(useRole(), 'connections');
-  if (channels.data && channels.data.total === 0 && !channelSearch.query.search && !channels.loading) return <p>Create a channel first, then connect devices to it here.</p>;
+  if (channels.data && channels.data.total === 0 && !channelSearch.query.search && !channels.loading) 
+    return (
+      // The same heading as the page with channels, so the one focused as the page came stays (and focused).
+      <section aria-labelledby="page-title">
+        <PageHeading>Connections</PageHeading>
+        <p>Create a channel first, then connect devices to it here.</p>
+      </section>
+    );
   // The chosen channel stays in the picker while a search lists others.
   const channelOptions = chosen && !channels.data?.items.some((c) => c.id === chosen.id) ? [chosen, ...(channels.data?.items ?? [])] : (channels.data?.items ?? []);
   const deviceItems = devices.data?.items ?? [];
   const filtered = query.search !== '';
   return (
     <section aria-labelledby="page-title">
-      <h1 id="page-title">Connections</h1>
+      <PageHeading>Connections</PageHeading>
       <Problem error={act.error} />
       <Problem error={channels.error ?? devices.error ?? connected.error} />
       <div class="row">
@@ -192,7 +211,7 @@ export function ConnectionsPage({ org }: { org: string }) {
       </label>
       {connected.data && (
         <>
-          <div class="scroll">
+          <Scroll label="Connected devices">
             <table aria-busy={settling ? 'true' : 'false'}>
               <thead>
                 <tr>
@@ -250,7 +269,7 @@ export function ConnectionsPage({ org }: { org: string }) {
                 )}
               </tbody>
             </table>
-          </div>
+          </Scroll>
           {!stepping && <Pager total={connected.data.total} offset={connected.data.offset} limit={connected.data.limit} onOffset={listed.setOffset} />}
         </>
       )}

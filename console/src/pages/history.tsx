@@ -2,7 +2,7 @@ import { useRef, useState } from 'preact/hooks';
 import type { Message, MessageQuery } from '../../../sdk';
 import { SeriesSet } from '../senml';
 import { api } from '../session';
-import { Pager, Problem, isNotFound, num, saveFile, useAction } from '../ui';
+import { Pager, Problem, Scroll, isNotFound, num, saveFile, useAction } from '../ui';
 import { ChartView } from './chart-view';
 import { ChannelHeader, MessageItem } from './live';
 
@@ -258,11 +258,12 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
       </form>
       {/* A channel that is not there: the header says so once. */}
       <Problem error={isNotFound(act.error) ? null : act.error} />
+      {/* In the page before the first result, empty: a live region that comes with its text is not read. */}
+      <p role="status" class="muted" data-result-count={result?.items.length}>
+        {!result ? '' : result.total !== undefined ? `${result.total} matching, showing ${result.items.length}` : `${result.items.length} ${result.items.length === 1 ? 'row' : 'rows'}`}
+      </p>
       {result && (
         <>
-          <p aria-live="polite" class="muted" data-result-count={result.items.length}>
-            {result.total !== undefined ? `${result.total} matching, showing ${result.items.length}` : `${result.items.length} ${result.items.length === 1 ? 'row' : 'rows'}`}
-          </p>
           {chart && chart.points > 1 && <ChartView set={chart} version={version} caption={result.aggregation ? `${result.aggregation} per bucket` : 'Numeric values by name'} />}
           {result.items.length === 0 ? (
             <p class="muted">Nothing matches this query{result.total ? ' on this page' : ''}.</p>
@@ -273,9 +274,9 @@ export function HistoryPage({ org, channel }: { org: string; channel: string }) 
               ))}
             </ol>
           ) : (
-            <div class="scroll">
+            <Scroll label="Query result">
               <Table items={result.items} aggregated={result.aggregation !== undefined} />
-            </div>
+            </Scroll>
           )}
           {result.total !== undefined && <Pager total={result.total} offset={result.offset} limit={result.limit} onOffset={(offset) => run({ ...result.query, offset })} />}
         </>

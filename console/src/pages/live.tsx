@@ -5,7 +5,7 @@ import { payloadFileName, showBytes } from '../payload';
 import { Link } from '../router';
 import { numericPoints, SeriesSet } from '../senml';
 import { api } from '../session';
-import { Problem, errorText, isNotFound, saveFile, useAction, useLoad } from '../ui';
+import { PageHeading, Problem, errorText, isNotFound, saveFile, useAction, useLoad, useTitle } from '../ui';
 import { ChartView } from './chart-view';
 
 const KEEP = 200;
@@ -19,19 +19,33 @@ const BATCH_MS = 100;
 const PENDING_MAX = 1000;
 /** Seqs remembered to tell a replayed retained message from a new one. */
 const SEEN_MAX = 20 * KEEP;
+/**
+ * New messages are told to screen readers at most this often, and in one sentence: a lone message on
+ * a quiet channel at once (its seq, subtopic and the start of its payload), then whatever came in
+ * meanwhile as a count. A live region on the list itself would read every message, hundreds a second.
+ */
+export const ANNOUNCE_MS = 5000;
+
+/** What the status line says about new messages: one of them in words, or how many. */
+function newsOf(count: number, newest: Message): string {
+  if (count > 1) return `${count} new messages, newest #${newest.seq}`;
+  const text = newest.payload !== undefined && !newest.encoding ? `: ${newest.payload.slice(0, 100)}` : '';
+  return `New message #${newest.seq}${newest.subtopic ? ` on ${newest.subtopic}` : ''}${text}`;
+}
 
 export function ChannelHeader({ org, channel, view }: { org: string; channel: string; view: 'live' | 'history' | 'settings' }) {
   const info = useLoad(() => api.org(org).channels.get(channel), [org, channel]);
   const base = `/o/${encodeURIComponent(org)}/channels/${encodeURIComponent(channel)}`;
+  useTitle(`${info.data?.name ?? 'Channel'} ${view}`);
   return (
     <>
       <p class="crumbs">
         <Link href={`/o/${encodeURIComponent(org)}/channels`}>Channels</Link> /
       </p>
       <div class="row heading">
-        <h1 id="page-title">
+        <PageHeading>
           {info.data?.name ?? 'Channel'} <span class="muted">{view}</span>
-        </h1>
+        </PageHeading>
         <nav class="row tabs" aria-label="Channel views">
           <Link href={base}>Live</Link>
           <Link href={`${base}/history`}>History</Link>
@@ -150,6 +164,10 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
   const series = useRef(new SeriesSet());
   const [version, setVersion] = useState(0);
   const mayPublish = mayManage(useRole(), 'messages');
+  const [news, setNews] = useState('');
+  const [announce, setAnnounce] = useState(true);
+  const announcing = useRef(announce);
+  announcing.current = announce;
 
   useEffect(() => {
     series.current = new SeriesSet();
@@ -159,12 +177,29 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
     const seen = new Set<number>();
     let pending: Message[] = [];
     let flush: ReturnType<typeof setTimeout> | undefined;
+    // Messages from the socket not yet told to screen readers; a quiet spell after each telling.
+    let untold = 0;
+    let newest: Message | undefined;
+    let quiet: ReturnType<typeof setTimeout> | undefined;
+    const tell = () => {
+      quiet = undefined;
+      if (!untold || !newest) return;
+      if (announcing.current) setNews(newsOf(untold, newest));
+      untold = 0;
+      newest = undefined;
+      quiet = setTimeout(tell, ANNOUNCE_MS);
+    };
     const drain = () => {
       clearTimeout(flush);
       flush = undefined;
       const batch = pending;
       pending = [];
-      if (!dead) take(batch);
+      if (dead) return;
+      const fresh = take(batch);
+      if (!fresh.length) return;
+      untold += fresh.length;
+      newest = fresh.reduce((a, b) => (b.seq > a.seq ? b : a), newest ?? fresh[0]!);
+      if (!quiet) tell();
     };
     const arrived = (m: Message) => {
       pending.push(m);
@@ -173,7 +208,8 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
       if (pending.length >= PENDING_MAX) drain();
       else flush ??= setTimeout(drain, BATCH_MS);
     };
-    const take = (batch: Message[]) => {
+    /** Shows a batch; returns the messages in it not shown before. */
+    const take = (batch: Message[]): Message[] => {
       // A retained message the socket sends may be one already shown (before, or earlier in this
       // batch): it is marked, not shown twice.
       const fresh: Message[] = [];
@@ -192,6 +228,7 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
         return marked.size ? all.map((m) => (marked.has(m.seq) && !m.retained ? { ...m, retained: true } : m)) : all;
       });
       setVersion((v) => v + 1);
+      return fresh;
     };
     // The recent past from the query API, then live from the seq after it: the actor replays whatever came
     // in between. Nothing stored yet means since=0, so messages not yet drained to D1 are replayed too.
@@ -215,6 +252,7 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
     return () => {
       dead = true;
       clearTimeout(flush);
+      clearTimeout(quiet);
       sub?.close();
     };
   }, [channel]);
@@ -229,8 +267,20 @@ export function LivePage({ org, channel }: { org: string; channel: string }) {
       <Problem error={error && !isNotFound(error) && errorText(error)} />
       <ChartView set={series.current} version={version} caption="Numeric SenML values by name, live" />
       {mayPublish && <PublishForm channel={channel} />}
-      <h2>Messages</h2>
-      <ol class="messages" aria-live="polite" aria-relevant="additions">
+      <div class="row heading">
+        <h2>Messages</h2>
+        <label class="check">
+          <input type="checkbox" checked={announce} onChange={(e) => {
+              setNews('');
+              setAnnounce(e.currentTarget.checked);
+            }} /> Announce new messages
+        </label>
+      </div>
+      {/* Not the list: a screen reader would read every message. A sentence at most every few seconds. */}
+      <p role="status" class="sr-only" data-news>
+        {announce ? news : ''}
+      </p>
+      <ol class="messages">
         {messages.map((m) => (
           <MessageItem key={m.seq} m={m} channel={channel} />
         ))}

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { logIn, api } from '../session';
-import { Problem, useAction } from '../ui';
+import { PageHeading, Problem, useAction, useTitle } from '../ui';
 
 /** Log in, or create an account and log in with it. */
 export function LoginPage() {
@@ -17,9 +17,10 @@ export function LoginPage() {
     });
   };
   const register = mode === 'register';
+  useTitle(register ? 'Create an account' : 'Log in');
   return (
     <main class="login">
-      <h1>Edgeflux</h1>
+      <PageHeading id="app-title">Edgeflux</PageHeading>
       <form onSubmit={submit} aria-labelledby="login-title">
         <h2 id="login-title">{register ? 'Create an account' : 'Log in'}</h2>
         <label>

@@ -2,7 +2,7 @@ import type { Role } from '../../../sdk';
 import { useState } from 'preact/hooks';
 import { navigate } from '../router';
 import { api, session } from '../session';
-import { Pager, Problem, useAction, useLoad, useSearch, useStepBack, when } from '../ui';
+import { focusHeadingIfLost, PageHeading, Pager, Problem, Scroll, useAction, useLoad, useSearch, useStepBack, useTitle, when } from '../ui';
 import { grantableRoles, mayChangeMember, mayManage, useRole, userIdOf } from '../access';
 import { orgsChanged } from './shell';
 
@@ -23,6 +23,7 @@ const LIMIT = 20;
 /** Org members: add a registered user by email with a role, change roles, remove; found by email (the API filters), paged. */
 export function MembersPage({ org }: { org: string }) {
   const members = api.org(org).members;
+  useTitle('Members');
   const search = useSearch(LIMIT);
   const { query } = search;
   const list = useLoad(() => members.list({ email: query.search || undefined, offset: query.offset, limit: query.limit }), [org, query]);
@@ -36,18 +37,21 @@ export function MembersPage({ org }: { org: string }) {
   const manage = mayManage(role, 'members');
   const roles = grantableRoles(role);
   const [newRole, setNewRole] = useState<Role>('member');
+  const [removed, setRemoved] = useState('');
   // A membership changed: the list, and the org list too (it carries the user's own role, or the org is gone for them).
   const changed = () => {
     list.reload();
     orgsChanged();
   };
+  // Another action (a role changed, a member added) clears the last removal's status: it would be old news.
   const rowRun = (f: () => Promise<unknown>) => {
+    setRemoved('');
     add.clear();
     void row.run(f).then(changed);
   };
   return (
     <section aria-labelledby="page-title">
-      <h1 id="page-title">Members</h1>
+      <PageHeading>Members</PageHeading>
       {manage && (
         <form
           class="row"
@@ -55,6 +59,7 @@ export function MembersPage({ org }: { org: string }) {
             e.preventDefault();
             const email = e.currentTarget.elements.namedItem('email') as HTMLInputElement;
             row.clear();
+            setRemoved('');
             void add.run(async () => {
               await members.add({ email: email.value, role: newRole });
               email.value = '';
@@ -76,6 +81,9 @@ export function MembersPage({ org }: { org: string }) {
         </form>
       )}
       <Problem error={add.error} />
+      <p role="status" class="muted">
+        {removed}
+      </p>
       <Problem error={row.error} />
       <Problem error={list.error} />
       <label class="filters">
@@ -84,7 +92,7 @@ export function MembersPage({ org }: { org: string }) {
       </label>
       {list.data && (
         <>
-          <div class="scroll">
+          <Scroll label="Members table">
             <table aria-busy={list.loading}>
               <thead>
                 <tr>
@@ -113,7 +121,18 @@ export function MembersPage({ org }: { org: string }) {
                             aria-label={`Remove ${m.email}`}
                             onClick={() => {
                               if (!confirm(`Remove ${self ? 'yourself' : m.email} from the org? ${self ? 'Your' : 'Their'} API keys in this org are revoked.`)) return;
-                              if (!self) return rowRun(() => members.remove(m.user_id));
+                              if (!self) {
+                                const trigger = document.activeElement;
+                                add.clear();
+                                setRemoved('');
+                                // Its row goes, and the button with it: focus goes to the heading (unless moved meanwhile), a status says who went.
+                                return void row.run(() => members.remove(m.user_id)).then((ok) => {
+                                  changed();
+                                  if (!ok) return;
+                                  setRemoved(`Removed ${m.email}.`);
+                                  focusHeadingIfLost(trigger);
+                                });
+                              }
                               // Left the org: nothing here is ours to see any more; home picks another org.
                               void row.run(() => members.remove(m.user_id)).then((ok) => {
                                 if (!ok) return changed();
@@ -138,7 +157,7 @@ export function MembersPage({ org }: { org: string }) {
                 )}
               </tbody>
             </table>
-          </div>
+          </Scroll>
           {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={search.setOffset} />}
         </>
       )}

@@ -1,9 +1,9 @@
 import type { ComponentChildren } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { DeviceListQuery, ListQuery, Page } from '../../../sdk';
 import { mayManage, useRole, userIdOf, type Managed, type Role } from '../access';
 import { session } from '../session';
-import { Dialog, Pager, Problem, SecretOnce, useAction, useLoad, useSearch, useStepBack } from '../ui';
+import { Dialog, fieldOf, focusHeadingIfLost, PageHeading, Pager, Problem, Scroll, SecretOnce, useAction, useLoad, useSearch, useStepBack, useTitle } from '../ui';
 
 export interface Secret {
   label: string;
@@ -70,7 +70,13 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
   const [secret, setSecret] = useState<Secret | null>(null);
   const action = useAction();
   const rowAction = useAction();
-  const runRow = (f: () => Promise<unknown>) => void rowAction.run(f).then(list.reload);
+  // What the last delete (or revoke) did, said in a status line: the row and its button are gone. The
+  // next action (another delete, a create, an edit, a rotation) clears it: it would be old news.
+  const [removed, setRemoved] = useState('');
+  const runRow = (f: () => Promise<unknown>) => {
+    setRemoved('');
+    void rowAction.run(f).then(list.reload);
+  };
   const tools: RowTools = { run: runRow, showSecret: setSecret };
   const shown = list.data?.items ?? [];
   const role = useRole();
@@ -83,6 +89,7 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
     const target = editing;
+    setRemoved('');
     void action.run(async () => {
       if (target === 'new') {
         const s = await kind.create(org, f);
@@ -93,14 +100,46 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
     });
   };
   const remove = (item: T) => {
-    if (!confirm(`${kind.removeVerb ?? 'Delete'} ${kind.singular} “${item.name}”?`)) return;
-    runRow(() => kind.remove(org, item.id));
+    const verb = kind.removeVerb ?? 'Delete';
+    // The Delete (or Revoke) button used: focused at the click, and again once confirm() has closed.
+    const trigger = document.activeElement;
+    if (!confirm(`${verb} ${kind.singular} “${item.name}”?`)) return;
+    setRemoved('');
+    void rowAction.run(() => kind.remove(org, item.id)).then((ok) => {
+      list.reload();
+      if (!ok) return;
+      setRemoved(`${verb}d ${kind.singular} “${item.name}”.`);
+      // The button that had focus goes with its row (or, revoked, with its action): focus goes to the
+      // page's heading, not to the top of the document — unless the user has moved it meanwhile (typed
+      // into the filter while the API answered): that stays.
+      focusHeadingIfLost(trigger);
+    });
   };
+  useTitle(kind.title);
+
+  // A refused create or edit that names a field (the API problem's `errors`, or metadata that is not
+  // JSON): that field is marked invalid, described by the problem and given focus, as on the settings form.
+  const form = useRef<HTMLFormElement>(null);
+  const problemId = useId();
+  useEffect(() => {
+    const f = form.current;
+    if (!f) return;
+    for (const el of f.querySelectorAll('[aria-invalid]')) {
+      el.removeAttribute('aria-invalid');
+      el.removeAttribute('aria-describedby');
+    }
+    const name = fieldOf(action.error);
+    const el = name ? f.elements.namedItem(name) : null;
+    if (!(el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement)) return;
+    el.setAttribute('aria-invalid', 'true');
+    el.setAttribute('aria-describedby', problemId);
+    el.focus();
+  }, [action.error]);
 
   return (
     <section aria-labelledby="page-title">
       <div class="row heading">
-        <h1 id="page-title">{kind.title}</h1>
+        <PageHeading>{kind.title}</PageHeading>
         {manage && (
           <button
             type="button"
@@ -142,11 +181,14 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
           <button type="submit">Filter</button>
         </form>
       )}
+      <p role="status" class="muted">
+        {removed}
+      </p>
       <Problem error={rowAction.error} />
       <Problem error={list.error} />
       {list.data && (
         <>
-          <div class="scroll">
+          <Scroll label={`${kind.title} table`}>
             <table aria-busy={list.loading}>
               <thead>
                 <tr>
@@ -209,14 +251,14 @@ export function ResourcePage<T extends { id: string; name: string }>({ org, kind
                 )}
               </tbody>
             </table>
-          </div>
+          </Scroll>
           {!stepping && <Pager total={list.data.total} offset={list.data.offset} limit={list.data.limit} onOffset={setOffset} />}
         </>
       )}
       <Dialog title={editing === 'new' ? `New ${kind.singular}` : `Edit ${kind.singular}`} open={editing !== null} onClose={() => setEditing(null)}>
-        <form onSubmit={save}>
+        <form onSubmit={save} ref={form}>
           {kind.fields(editing === 'new' || editing === null ? undefined : editing)}
-          <Problem error={action.error} />
+          <Problem error={action.error} id={problemId} />
           <div class="row">
             <button type="submit" disabled={action.busy}>
               {editing === 'new' ? 'Create' : 'Save'}

@@ -4,7 +4,7 @@ import { EdgefluxError } from '../../../sdk';
 import { mayManage, useRole } from '../access';
 import { COMMON_TYPES, NUMBERS, OTHER, SETTINGS, draftOf, patchOf, settingNamed, type Draft } from '../limits';
 import { api } from '../session';
-import { Problem, isNotFound, useAction, useLoad } from '../ui';
+import { Problem, Scroll, isNotFound, useAction, useLoad } from '../ui';
 import { ChannelHeader } from './live';
 
 /** A channel's settings: everyone sees the effective values; owners and admins change them. */
@@ -21,7 +21,7 @@ export function ChannelSettingsPage({ org, channel }: { org: string; channel: st
       <Problem error={!isNotFound(loaded.error) && loaded.error} />
       {limits && (
         <>
-          <div class="scroll">
+          <Scroll label="Effective settings table">
             <table>
               <caption>Effective settings</caption>
               <thead>
@@ -41,7 +41,7 @@ export function ChannelSettingsPage({ org, channel }: { org: string; channel: st
                 ))}
               </tbody>
             </table>
-          </div>
+          </Scroll>
           {mayChange ? <SettingsForm org={org} channel={channel} limits={limits} onSaved={setSaved} /> : <p class="muted">Only owners and admins of the organization change these settings.</p>}
         </>
       )}

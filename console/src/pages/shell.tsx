@@ -4,7 +4,7 @@ import type { Org } from '../../../sdk';
 import { Link, navigate } from '../router';
 import { RoleContext, type Role } from '../access';
 import { api, logOut, session } from '../session';
-import { allPages, Dialog, isNotFound, Problem, useAction, useLoad } from '../ui';
+import { allPages, Dialog, isNotFound, PageHeading, Problem, useAction, useLoad, useTitle } from '../ui';
 
 const SECTIONS = ['devices', 'channels', 'connections', 'apps', 'keys', 'members'] as const;
 const LAST_ORG = 'edgeflux.org';
@@ -140,14 +140,15 @@ export function HomePage() {
     return lastOrg ?? (await api.orgs.list({ limit: 1 })).items[0] ?? null;
   }, [v]);
   const to = pick.data;
+  useTitle('Home');
   useEffect(() => {
     if (to) navigate(`/o/${encodeURIComponent(to.id)}/devices`, true);
   }, [to]);
   if (pick.error) return <Problem error={pick.error} />;
   if (to !== null) return <p aria-busy="true">Loading…</p>;
   return (
-    <section>
-      <h1>Welcome</h1>
+    <section aria-labelledby="page-title">
+      <PageHeading>Welcome</PageHeading>
       <p>Everything in Edgeflux belongs to an organization. Create one to start; you become its owner.</p>
       <NewOrgForm onCreated={(o) => navigate(`/o/${encodeURIComponent(o.id)}/devices`)} />
     </section>
