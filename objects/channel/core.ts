@@ -259,7 +259,7 @@ export class ChannelCore {
       this.cancelDrainTimer();
       await this.ctx.storage.setAlarm(at);
       this.alarmAt = at;
-      // A subscriber's credential expiring before the back-off ends still closes on time (its alarm drains early, once).
+      // A subscriber's credential expiring before the back-off ends still closes on time (its alarm drains nothing: drain()).
       await this.access.armExpiry();
       return;
     }
@@ -331,10 +331,20 @@ export class ChannelCore {
    * Runs a drain after the one under way, if any: drains never overlap. A failed D1/R2 write is
    * handled inside (back-off); anything else rejects — the alarm's handler then fails and the
    * runtime retries it, and a timer's drain is logged and left to the alarm.
+   *
+   * Every drain (a timer's, an alarm's) heeds the back-off, and when it starts, not when it is
+   * queued: one queued behind a drain that then fails would otherwise run at once against the
+   * failing D1. It does nothing then but keep the alarm no later than the back-off's end, whose
+   * alarm drains (at or after `backoffUntil`, so not held back).
    */
   drain(): Promise<void> {
-    // Checked when each drain starts: one queued behind a drain that `retire` waits for does nothing.
-    const next = () => (this.retired ? undefined : drainOutbox(this));
+    // Checked when each drain starts: one queued behind a drain that `retire` waits for does
+    // nothing, nor one queued behind a drain that failed and backs off.
+    const next = () => {
+      if (this.retired) return;
+      if (Date.now() < this.backoffUntil) return this.alarmNoLaterThan(this.backoffUntil);
+      return drainOutbox(this);
+    };
     const run = (this.draining ?? Promise.resolve()).then(next, next);
     this.draining = run;
     const done = () => {
@@ -345,13 +355,13 @@ export class ChannelCore {
   }
 
   /**
-   * The alarm's drain. None while a failed drain backs off: the alarm also fires for credential
-   * expiries and sweeps, and each would otherwise retry a drain against a D1 that is down; the
-   * alarm is left set for the back-off's end instead.
+   * The alarm's drain. None while a failed drain backs off (checked by `drain` when its turn
+   * comes, after any drain under way, which may be the one that fails): the alarm also fires for
+   * credential expiries and sweeps, and each would otherwise retry a drain against a D1 that is
+   * down; the alarm is left set for the back-off's end instead.
    */
-  async drainOnAlarm(now = Date.now()): Promise<void> {
-    if (now < this.backoffUntil) return this.alarmNoLaterThan(this.backoffUntil);
-    await this.drain();
+  drainOnAlarm(): Promise<void> {
+    return this.drain();
   }
 
   /**

@@ -273,6 +273,57 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     expect(await runInDurableObject(actor(ch), (i: ChannelActor) => coreOf(i).store.meta('drain_backoff_until'))).toBeNull();
   }, 20_000);
 
+  // The drain under way fails and backs off; the drain queued behind it (the other of a timer's and
+  // an alarm's) starts within the back-off and must not write (a second attempt on the failing D1).
+  for (const first of ['timer', 'alarm'] as const) {
+    it(`a drain queued behind a failing ${first} drain heeds the back-off that drain sets (no second attempt on the failing D1)`, async () => {
+      const ch = newChannel();
+      const coreOf = (i: ChannelActor) => (i as unknown as { core: ChannelCore }).core;
+      /** The drain under way and any queued behind it (core.ts, private). */
+      const draining = (core: ChannelCore) => (core as unknown as { draining: Promise<void> | null }).draining;
+      // No timer of the publish's own fires during the test.
+      await actor(ch).configure(ch, { drainDelayMs: 60_000 });
+      await actor(ch).publish([msg({ payload: text('a') })], ch);
+      await env.DB.exec('ALTER TABLE message_rows RENAME TO message_rows_offline');
+      let backoffUntil = 0;
+      try {
+        await runInDurableObject(actor(ch), async (i: ChannelActor) => {
+          const core = coreOf(i);
+          const attempts = () => Number(core.store.meta('drain_attempts') ?? 0);
+          const timerFired = async () => {
+            while (core.drainTimerDue() !== null) await new Promise((r) => setTimeout(r, 1));
+          };
+          // A timer due now: it fires on the next turn, its drain starting at once or queued.
+          void core.scheduleDrain(Date.now());
+          if (first === 'timer') {
+            await timerFired();
+            expect(attempts()).toBe(0); // the timer's drain is under way, not failed yet
+            await i.alarm(); // the alarm's drain queues behind it
+          } else {
+            const alarm = i.alarm(); // the alarm's drain starts before the timer fires
+            await timerFired();
+            expect(attempts()).toBe(0); // the timer's drain queued behind the alarm's, not failed yet
+            await alarm;
+          }
+          for (let d = draining(core); d !== null; d = draining(core)) await d;
+          backoffUntil = core.backoffUntil;
+          expect(backoffUntil).toBeGreaterThan(Date.now());
+          expect(attempts()).toBe(1);
+          expect(core.drainTimerDue()).toBeNull();
+        });
+        expect(await actor(ch).info()).toMatchObject({ outbox: 1, drainAttempts: 1 });
+        expect(await alarmOf(ch)).toBe(backoffUntil);
+      } finally {
+        await env.DB.exec('ALTER TABLE message_rows_offline RENAME TO message_rows');
+      }
+      // The back-off's own alarm (its end brought forward here) still drains.
+      await runInDurableObject(actor(ch), (i: ChannelActor) => void (coreOf(i).backoffUntil = Date.now()));
+      expect(await runDurableObjectAlarm(actor(ch))).toBe(true);
+      expect((await rows(ch)).map((r) => r.payload)).toEqual(['a']);
+      expect(await actor(ch).info()).toMatchObject({ outbox: 0, drainAttempts: 0, lastDrainError: null });
+    });
+  }
+
   it('keeps the earliest of alarms asked for at once by a fresh instance (no stale read of the alarm hides one)', async () => {
     const ch = newChannel();
     await actor(ch).info();

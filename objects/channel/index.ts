@@ -111,7 +111,7 @@ export class ChannelActor extends DurableObject<Env> {
   /**
    * The backstop (or a back-off retry): closes the subscribers whose credential has run out
    * (access.ts), drains the outbox to D1/R2, after any drain under way, unless a failed drain is
-   * backing off (core.drainOnAlarm); then the retention sweep, when one is due (retention.ts), and
+   * backing off when its turn comes (core.drain); then the retention sweep, when one is due (retention.ts), and
    * the alarm for the next credential expiry.
    */
   override async alarm(): Promise<void> {
