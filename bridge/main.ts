@@ -93,7 +93,8 @@ async function main(): Promise<void> {
     // The reset carries no device credential: the worker's own refusal of the bridge credential
     // (workers/internal/index.ts requireBridge) is about the bridge's secret. Every device would be
     // told its password is wrong (CONNACK 0x86 / 0x04, CoAP 4.01) by a bridge that said it was ready.
-    // Any other 401 — a proxy's page in front of the worker — is treated as a worker not reached.
+    // Any other 401 — a proxy's page in front of the worker — comes here as a 503 (internal-api.ts):
+    // a worker not reached, the reset tried again in the background.
     if (isBridgeRefused(e)) throw new Error(`the worker at ${cfg.workerUrl} refused EDGEFLUX_BRIDGE_SECRET, or has no BRIDGE_SECRET set (${e.message}): set both to the same secret`);
     log(`presence of bridge ${bridgeId} not reset: ${cut(e instanceof Error ? e.message : String(e))}${e instanceof PlatformError && e.status === 503 ? ' (tried again in the background)' : ''}`);
   });

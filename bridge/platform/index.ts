@@ -28,8 +28,9 @@ export interface RealPlatform extends Platform {
   /**
    * Marks offline every device this bridge id had online before now (call at startup: a restart
    * forgets its connections). Rejects with the first attempt's failure; one the worker may get over
-   * (503: unreachable, reloading, 5xx) is tried again in the background — 1 s, doubling to 30 s,
-   * with the same time, so devices connected since stay online — until taken or `close()`.
+   * (503: unreachable, reloading, 5xx, a 401/403 that is not the worker's problem JSON) is tried
+   * again in the background — 1 s, doubling to 30 s, with the same time, so devices connected
+   * since stay online — until taken or `close()`.
    */
   resetPresence(): Promise<void>;
   /** The link to a channel (tests and stats). */

@@ -131,6 +131,37 @@ describe('InternalApi', () => {
     }
     expect(api.queued).toBe(0);
   });
+
+  it('counts a 401/403 that is not the worker\'s problem JSON (a proxy\'s page) as the platform unreachable (503), and only the worker\'s own as a refusal', async () => {
+    const page = `<html><body><h1>401 Authorization Required</h1>${'<p>proxy</p>'.repeat(200)}</body></html>`;
+    // What answers, in turn: a proxy's HTML page, an access layer's plain text, JSON without a problem code, the worker itself.
+    let answer: { status: number; type: string; body: string } = { status: 401, type: 'text/html', body: page };
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => void res.writeHead(answer.status, { 'content-type': answer.type }).end(answer.body));
+    });
+    await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
+    const api = new InternalApi({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 's', bridgeId: 'b1' });
+    const failure = (p: Promise<unknown>) => p.then(() => expect.unreachable('answered'), (e: unknown) => e as PlatformError);
+
+    for (const call of [() => api.resetPresence(), () => api.authenticate('d1', 'key'), () => api.channelsFor(principal, 'messages:publish')]) {
+      const e = await failure(call());
+      expect(e).toBeInstanceOf(PlatformError);
+      expect({ status: e.status, code: e.code }).toEqual({ status: 503, code: undefined });
+      expect(e.message).toMatch(/^platform unreachable: HTTP 401: <html><body><h1>401 Authorization Required<\/h1>/);
+      expect(e.message.length).toBeLessThan(300); // the page cut short
+    }
+    answer = { status: 403, type: 'text/plain', body: 'Forbidden' };
+    expect(await failure(api.authenticate('d1', 'key'))).toMatchObject({ status: 503, message: 'platform unreachable: HTTP 403: Forbidden' });
+    answer = { status: 401, type: 'application/json', body: JSON.stringify({ message: 'Unauthorized', code: 401 }) };
+    expect(await failure(api.resetPresence())).toMatchObject({ status: 503, message: expect.stringMatching(/^platform unreachable: HTTP 401: /) });
+
+    // The worker's own refusals keep their status and code: of the bridge's credential, of a device's.
+    answer = { status: 401, type: 'application/problem+json', body: JSON.stringify({ status: 401, code: 'unauthorized', detail: 'bridge credential required' }) };
+    expect(await failure(api.resetPresence())).toMatchObject({ status: 401, code: 'unauthorized', message: 'bridge credential required' });
+    answer = { status: 403, type: 'application/problem+json', body: JSON.stringify({ status: 403, code: 'forbidden', detail: 'not allowed' }) };
+    expect(await failure(api.channelsFor(principal, 'messages:publish'))).toMatchObject({ status: 403, code: 'forbidden', message: 'not allowed' });
+  });
 });
 
 /** What a worker from before batches (f80e257) answers a batch body: it reads it as the single form. */

@@ -63,6 +63,9 @@ function reason(e: unknown): string {
   return cause && !e.message.includes(cause) ? `${e.message} (${cause})` : e.message;
 }
 
+/** A body from elsewhere (an HTML page, say), cut for an error message. */
+const cut = (s: string, max = 200): string => (s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s);
+
 const orgOf = (p: Principal): string | undefined => (p.kind === 'user' ? undefined : p.orgId);
 const expiryOf = (p: Principal): number => (p.kind !== 'device' && p.exp !== undefined ? p.exp * 1000 : Infinity);
 
@@ -162,6 +165,10 @@ export class InternalApi {
       } catch {
         /* not JSON */
       }
+      // A 401/403 that is not the worker's problem JSON (no `code`: a proxy's or access layer's page
+      // in front of the worker) refuses neither the bridge nor a device's credential: the worker was
+      // not reached, as when a socket is refused — tried again, "try later" to a device.
+      if ((res.status === 401 || res.status === 403) && code === undefined) throw new PlatformError(503, `platform unreachable: HTTP ${res.status}${text ? `: ${cut(text)}` : ''}`);
       // 5xx from the worker means "try later" to a device, not "bad credentials".
       throw new PlatformError(res.status >= 500 ? 503 : res.status, detail, paths, code);
     }

@@ -324,14 +324,39 @@ describe('the startup presence reset', () => {
     const server: Server = createServer((req, res) => {
       if (req.url === '/internal/bridges/bridge-1/reset') asked++;
       req.resume();
-      req.on('end', () => void res.writeHead(401).end(JSON.stringify({ detail: 'bad bridge secret' })));
+      // The worker's own refusal (workers/internal/index.ts requireBridge): its problem JSON, with a code.
+      req.on('end', () => void res.writeHead(401, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ status: 401, code: 'unauthorized', detail: 'bridge credential required' })));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const platform = createPlatform({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 'wrong', bridgeId: 'bridge-1' });
     try {
-      await expect(platform.resetPresence()).rejects.toMatchObject({ status: 401 });
+      await expect(platform.resetPresence()).rejects.toMatchObject({ status: 401, code: 'unauthorized' });
       await new Promise((r) => setTimeout(r, 1500));
       expect(asked).toBe(1);
+    } finally {
+      await platform.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('is tried again when a 401 is not the worker\'s own (a proxy\'s page in front of it): the worker was not reached', async () => {
+    let asked = 0;
+    let proxied = true;
+    const server: Server = createServer((req, res) => {
+      if (req.url === '/internal/bridges/bridge-1/reset') asked++;
+      req.resume();
+      req.on('end', () => void (proxied ? res.writeHead(401, { 'content-type': 'text/html' }).end('<html><body><h1>401 Authorization Required</h1></body></html>') : res.writeHead(204).end()));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const logs: string[] = [];
+    const platform = createPlatform({ workerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bridgeSecret: 's', bridgeId: 'bridge-1', log: (m) => logs.push(m) });
+    try {
+      await expect(platform.resetPresence()).rejects.toMatchObject({ status: 503, message: 'platform unreachable: HTTP 401: <html><body><h1>401 Authorization Required</h1></body></html>' });
+      proxied = false; // the proxy lets the bridge through now
+      const until = Date.now() + 5000;
+      while (!logs.includes('presence of this bridge reset (tried again)') && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(logs).toContain('presence of this bridge reset (tried again)');
+      expect(asked).toBe(2);
     } finally {
       await platform.close();
       await new Promise((r) => server.close(r));

@@ -39,10 +39,11 @@ export const RETRY_IN_FLIGHT = 8;
 
 /**
  * Presence reports that reach the workers in the end. A report the platform could not take for now
- * (a 503: unreachable — the worker reloading under `npm start`, a deploy, a network blip — busy, or
- * a 5xx) is sent again after 1 s, doubling up to 30 s, for as long as the bridge runs: the latest
- * report of each device only, with the time it was made, so the worker still orders it against the
- * others (it keeps the newest `at` per device and bridge) and a newer report replaces one waiting.
+ * (a 503: unreachable — the worker reloading under `npm start`, a deploy, a network blip, a 401/403
+ * page from a proxy in front of the worker (internal-api.ts) — busy, or a 5xx) is sent again after
+ * 1 s, doubling up to 30 s, for as long as the bridge runs: the latest report of each device only,
+ * with the time it was made, so the worker still orders it against the others (it keeps the newest
+ * `at` per device and bridge) and a newer report replaces one waiting.
  * Any other refusal (404: the device was deleted) is logged and dropped. Before, a failed report was
  * logged and lost: a device that disconnected while the worker reloaded stayed online until the
  * bridge restarted. Memory: one entry per device with a report on its way or waiting.

@@ -107,7 +107,8 @@ export interface Subscription {
 
 export class PlatformError extends Error {
   /**
-   * 401 bad credentials, 403 not allowed, 503 platform unreachable. `paths`: where the worker's
+   * 401 bad credentials, 403 not allowed (both only from the worker's problem JSON: a 401/403 page
+   * from something in front of it is a 503), 503 platform unreachable. `paths`: where the worker's
    * validation refused the body (problem JSON `errors[].path`), when it said. `code`: the problem
    * JSON's `code`, when the answer was the worker's problem JSON (not, say, a proxy's HTML page).
    */

@@ -198,7 +198,7 @@ describe('durable MQTT sessions', () => {
     expect(String(refused)).toMatch(/bridge exited with 1:[\s\S]*refused EDGEFLUX_BRIDGE_SECRET, or has no BRIDGE_SECRET set \(bridge credential required\)/);
   }, 30_000);
 
-  it('a 401 that is not the worker\'s (a proxy\'s HTML page) does not stop the bridge: it starts as with a worker not reached, and logs the page cut short', async () => {
+  it('a 401 that is not the worker\'s (a proxy\'s HTML page) does not stop the bridge: it starts as with a worker not reached, logs the page cut short, and tries the reset again', async () => {
     const page = `<html><body><h1>401 Authorization Required</h1>${'<p>proxy</p>'.repeat(200)}</body></html>`;
     const port = await freePort();
     const proxy = createServer((_req, res) => res.writeHead(401, { 'content-type': 'text/html' }).end(page));
@@ -207,7 +207,8 @@ describe('durable MQTT sessions', () => {
       const started = await startBridge({ url: `http://127.0.0.1:${port}` }, {}, 15_000);
       bridges.push(started);
       const line = started.output().split('\n').find((l) => l.includes('not reset'));
-      expect(line).toMatch(/presence of bridge \S+ not reset: <html><body><h1>401 Authorization Required/);
+      expect(line).toMatch(/presence of bridge \S+ not reset: platform unreachable: HTTP 401: <html><body><h1>401 Authorization Required/);
+      expect(line).toMatch(/\(tried again in the background\)$/);
       expect(line!.length).toBeLessThan(400);
       expect(started.output()).not.toContain('EDGEFLUX_BRIDGE_SECRET');
     } finally {
