@@ -38,7 +38,8 @@ export interface ObserveTarget {
 
 /**
  * A notification sent cut into blocks, whose later blocks the client is fetching. While `hold` runs
- * (until its last block is served, or `observeBlockWaitMs`) newer notifications wait in the queue:
+ * (until its last block is served, or `observeBlockWaitMs`, or the cut is forgotten after
+ * `blockTimeoutMs` without a block — whichever comes first) newer notifications wait in the queue:
  * a client still fetching this one's blocks must not be sent another one's — the npm `coap`
  * package appends every Block2 payload that arrives on the token to the one it is assembling.
  */
@@ -49,7 +50,7 @@ interface Cut {
   /** The byte offset of the block the client's next follow-up asks for. */
   next: number;
   hold: Timer | undefined;
-  /** Forgets the cut after `blockTimeoutMs` without a block, as a kept representation (blockwise.ts). */
+  /** Forgets the cut after `blockTimeoutMs` without a block, as a kept representation (blockwise.ts), and lets what it held go. */
   expiry: Timer;
 }
 
@@ -194,7 +195,7 @@ export class Observers {
     if (sent?.more) {
       cut.next = (sent.num + 1) * blockSize(sent.szx);
       cut.expiry.cancel();
-      cut.expiry = this.ctx.clock.setTimer(this.ctx.limits.blockTimeoutMs, () => this.forgetCut(o, cut));
+      cut.expiry = this.ctx.clock.setTimer(this.ctx.limits.blockTimeoutMs, () => this.expired(o, cut));
     } else this.served(o, cut);
     return { ...reply, options: [...(reply.options ?? []).filter((x) => x.number !== Opt.Observe), uintOption(Opt.Observe, cut.seq)] };
   }
@@ -219,6 +220,17 @@ export class Observers {
     if (o.cut !== cut || !cut.hold) return;
     cut.hold.cancel();
     cut.hold = undefined;
+    this.flush(o);
+  }
+
+  /**
+   * `cut` went `blockTimeoutMs` without a block: the client stopped fetching it. It is forgotten and,
+   * if it still held newer notifications (`observeBlockWaitMs` longer than `blockTimeoutMs`), they go
+   * now — before, they stayed queued until the next message arrived.
+   */
+  private expired(o: Observer, cut: Cut): void {
+    if (o.cut !== cut) return;
+    this.forgetCut(o, cut);
     this.flush(o);
   }
 
@@ -311,7 +323,7 @@ export class Observers {
       const { clock, limits, reps } = this.ctx;
       const cut: Cut = { rep, seq: o.seq, next: blockSize(o.szx), hold: undefined, expiry: { cancel() {} } };
       cut.hold = clock.setTimer(limits.observeBlockWaitMs, () => this.release(o, cut));
-      cut.expiry = clock.setTimer(limits.blockTimeoutMs, () => this.forgetCut(o, cut));
+      cut.expiry = clock.setTimer(limits.blockTimeoutMs, () => this.expired(o, cut));
       o.cut = cut;
       reps.keep(o.target.repKey, rep, blockSize(o.szx), () => this.served(o, cut));
     }

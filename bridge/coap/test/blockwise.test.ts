@@ -418,6 +418,24 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
     expect(str(client.only().payload)).toBe('small');
   });
 
+  it('a notification whose later blocks are not fetched stops holding newer ones when it is forgotten (blockTimeoutMs), even before observeBlockWaitMs', async () => {
+    const { client, platform, clock } = setup({ blockTimeoutMs: 1000, observeBlockWaitMs: 5000 });
+    client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 2 })] });
+    await settle();
+    client.take();
+    await platform.inject('c1', 'fw', body(300), 'application/octet-stream');
+    await platform.inject('c1', 'fw', 'small', 'text/plain');
+    await settle();
+    expect(client.take()).toHaveLength(1);
+    await clock.advance(999);
+    await settle();
+    expect(client.take()).toHaveLength(0);
+    // The client stopped fetching: the notification is forgotten, and what it held goes now.
+    await clock.advance(1);
+    await settle();
+    expect(str(client.only().payload)).toBe('small');
+  });
+
   it('a large notification carries its first block; the rest is fetched with GET + Block2 from the same message', async () => {
     const { client, platform } = setup();
     client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 4 })] });
