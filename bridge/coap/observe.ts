@@ -200,6 +200,17 @@ export class Observers {
     return { ...reply, options: [...(reply.options ?? []).filter((x) => x.number !== Opt.Observe), uintOption(Opt.Observe, cut.seq)] };
   }
 
+  /**
+   * Whether (endpoint, token) observes `repKey`'s resource: a GET with Observe: 0 and Block2 NUM > 0
+   * is then a notification's block asked for with the observation's own request (`fetch`). Without
+   * such an observation (its registration refused, answered as a plain read) it is the next block
+   * of that read, served from the representation kept for it (resources.ts).
+   */
+  observing(epKey: string, token: Uint8Array, repKey: string): boolean {
+    const o = this.byKey.get(`${epKey}#${hex(token)}`);
+    return o !== undefined && !o.closed && o.target.repKey === repKey;
+  }
+
   /** Whether `block` is the next one of the notification the observation of (endpoint, token) on `repKey` is fetching: it moves a transfer on. */
   continues(epKey: string, token: Uint8Array, repKey: string, block: Block): boolean {
     const o = this.byKey.get(`${epKey}#${hex(token)}`);

@@ -436,6 +436,32 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
     expect(str(client.only().payload)).toBe('small');
   });
 
+  it('an observation refused (maxObserversPerDevice) is a plain read: its later blocks, asked for with Observe: 0 as the npm coap package does, come from the same message and count as one request', async () => {
+    const { client, platform } = setup({ maxObserversPerDevice: 0, requestRate: { perSecond: 1, burst: 1 } });
+    const a = new Uint8Array(300).fill(0x41);
+    await platform.inject('c1', 'fw', a, 'application/octet-stream', true);
+    const token = Uint8Array.of(1);
+    const observeGet = (num: number) => client.request({ ...GET, observe: 0, token, options: [blockOption(Opt.Block2, { num, more: false, szx: 2 })] });
+    observeGet(0);
+    await settle();
+    const first = client.only();
+    expect([summary(first), opt(first, Opt.Observe)]).toEqual(['ACK 2.05', undefined]); // not registered (RFC 7641 §4.1)
+    // A newer message meanwhile: read afresh, the later blocks were B's, spliced onto A's first.
+    await platform.inject('c1', 'fw', new Uint8Array(300).fill(0x42), 'application/octet-stream', true);
+    const parts = [first.payload];
+    for (let num = 1; ; num++) {
+      observeGet(num);
+      await settle();
+      const res = client.only();
+      // Each was counted again, too: 4.29 at once under this rate.
+      expect(summary(res), `block ${num}`).toBe('ACK 2.05');
+      expect(opt(res, Opt.Observe)).toBeUndefined();
+      parts.push(res.payload);
+      if (!blockOf(res, Opt.Block2)!.more) break;
+    }
+    expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(a);
+  });
+
   it('a large notification carries its first block; the rest is fetched with GET + Block2 from the same message', async () => {
     const { client, platform } = setup();
     client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 4 })] });
