@@ -32,7 +32,7 @@ export interface ObserveTarget {
   channel: string;
   /** Subscription filter: `#` for the channel root, else the subtopic, possibly with `+`/`#`. */
   filter: string;
-  /** Endpoint + path: where Block2 follow-up requests find the representation. */
+  /** The registration's downloadKey (endpoint, path and query, blockwise.ts): where Block2 follow-up requests find the representation. */
   repKey: string;
 }
 
@@ -322,8 +322,8 @@ export class Observers {
   /**
    * The representation with the next Observe number, cut to the observer's first block if large
    * (RFC 7959 §2.6 / §3.4); then the later blocks are fetched with GET + Block2 — with the
-   * observation's own request (`fetch`), or another (read.ts, from the representation kept per
-   * endpoint and path) — and newer notifications wait (Cut).
+   * observation's own request (`fetch`), or another (read.ts, from the representation kept under
+   * the registration's downloadKey: endpoint, path and query) — and newer notifications wait (Cut).
    */
   private notification(o: Observer, rep: Representation): Reply {
     o.seq = nextObserveNumber(o.seq);

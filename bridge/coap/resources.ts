@@ -7,14 +7,14 @@ import {
   Code, Opt, accept, block1, block2, contentTypeOf, etags, getAll, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
 } from '../../shared/coap';
 import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
-import { uploadKey } from './blockwise';
+import { downloadKey, uploadKey } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import type { Observers } from './observe';
 import { publish } from './publish';
 import { read } from './read';
 import { diagnostic, errorReply, tooManyRequests } from './replies';
-import { discover, discoveryKey } from './well-known';
+import { discover } from './well-known';
 
 /** Options this server acts on; any other critical option gets 4.02 (RFC 7252 §5.4.1). */
 const KNOWN: ReadonlySet<number> = new Set([
@@ -77,9 +77,10 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   // A block-wise transfer is one request (RFC 7959 §2): a block that moves a transfer in progress on
   // (the next one, at the offset reached) is not counted against the request rates, so a transfer
   // costs one request however small its blocks. Repeats and rewinds are counted: free blocks per
-  // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
+  // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most). A download is kept per
+  // endpoint, path and query (downloadKey): a block asked for with another auth= is a new request.
   const discovery = pathKey === '/.well-known/core' || pathKey === '/channels';
-  const repKey = discovery ? discoveryKey(ex.epKey, pathKey) : `${ex.epKey} ${pathKey}`;
+  const repKey = downloadKey(ex.epKey, path, uriQuery(req));
   // A notification's later block asked for with its observation's own request (Observe: 0, its
   // token, Block2 NUM > 0: the npm coap package). Only while that observation exists: a client
   // whose registration was refused (answered as a plain read) repeats Observe: 0 on the blocks of
@@ -121,7 +122,7 @@ function queryProblem(req: CoapMessage, allowed: readonly string[]): string | nu
   return null;
 }
 
-/** `repKey`: where the request's download is kept (endpoint and path). `followUp`: a block of a notification asked for with its observation's own request (route). */
+/** `repKey`: the request's downloadKey. `followUp`: a block of a notification asked for with its observation's own request (route). */
 async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMessage, path: string[], repKey: string, query: Map<string, string>, b2: Block | undefined, continuing: boolean, followUp: boolean): Promise<void> {
   const obs = observe(req);
   const continuation = b2 !== undefined && b2.num > 0;

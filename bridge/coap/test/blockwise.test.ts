@@ -287,6 +287,32 @@ describe('block-wise transfers and the request rates', () => {
     await settle();
     expect(summary(client.only())).toBe('ACK 4.29');
   });
+  it('a later block asked for with another credential (auth=) is a request of its own: counted, and read for that principal, not from the copy kept for the first', async () => {
+    const { client, platform } = setup({ requestRate: { perSecond: 1, burst: 1 } });
+    await platform.inject('c1', 'fw', new Uint8Array(300).fill(0x41), 'application/octet-stream', true);
+    const get = (num: number, key: string) => client.request({ ...GET, query: [`auth=${key}`], options: [blockOption(Opt.Block2, { num, more: false, szx: 0 })] });
+    get(0, KEY);
+    await settle();
+    expect(summary(client.only())).toBe('ACK 2.05');
+    // Block 1 at the offset reached, but with dev-2's key: not a continuation of dev-1's transfer.
+    get(1, 'key-dev-2');
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.29');
+    // dev-1's own next block still moves its transfer on for free.
+    get(1, KEY);
+    await settle();
+    expect(summary(client.only())).toBe('ACK 2.05');
+    // And with room in the rates, dev-2's block 1 is read afresh for dev-2: the newer message's.
+    const t2 = setup();
+    await t2.platform.inject('c1', 'fw', new Uint8Array(300).fill(0x41), 'application/octet-stream', true);
+    t2.client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 0 })] });
+    await settle();
+    expect(t2.client.only().payload[0]).toBe(0x41);
+    await t2.platform.inject('c1', 'fw', new Uint8Array(300).fill(0x42), 'application/octet-stream', true);
+    t2.client.request({ ...GET, query: ['auth=key-dev-2'], options: [blockOption(Opt.Block2, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(t2.client.only().payload[0]).toBe(0x42);
+  });
 });
 
 describe('Block2 downloads (RFC 7959 §2.4)', () => {
