@@ -3,7 +3,7 @@
  * answered 2.31 Continue and the body is handed on once, when the last block (M=0) arrives.
  * Block2: a representation larger than a block is sent in blocks of the client's SZX (or ours,
  * whichever is smaller); the client fetches blocks 1… with GET + Block2, which are served from the
- * same representation kept per (endpoint, path) for `blockTimeoutMs`.
+ * same representation kept per (endpoint, path, query) — `downloadKey` — for `blockTimeoutMs`.
  */
 import { Code, Opt, blockOption, blockSize, szxFor, uintOption, type Block, type CoapMessage, type CoapOption } from '../../shared/coap';
 import type { CoapLimits } from './limits';
@@ -45,6 +45,20 @@ export function uploadKey(epKey: string, req: Pick<CoapMessage, 'options'>): str
     .filter((o) => o.number !== Opt.Block1 && o.number !== Opt.Block2 && o.number !== Opt.Size1 && o.number !== Opt.Size2)
     .map((o) => `${o.number}=${hex(o.value)}`);
   return `${epKey} ${parts.join(';')}`;
+}
+
+/**
+ * The key a Block2 download's representation is kept under for its later blocks: its endpoint,
+ * Uri-Path and whole Uri-Query (each option percent-encoded, so no two requests share a key). The
+ * query holds the credential (`auth=`): a later block asked for with another key, or another
+ * discovery filter, is another request — counted against the rates, and answered with a
+ * representation read or built for it — not a continuation of the transfer kept for the first
+ * (which skipped the rates, and was served from the first principal's copy). An observation's
+ * notifications in blocks are kept under the key of its registration (observe.ts `repKey`), so
+ * GET + Block2 with the same URI (libcoap) finds them.
+ */
+export function downloadKey(epKey: string, path: readonly string[], query: readonly string[]): string {
+  return `${epKey} /${path.map(encodeURIComponent).join('/')}?${query.map(encodeURIComponent).join('&')}`;
 }
 
 /** The endpoint an upload's or a kept representation's key starts with (`<endpoint> <…>`; endpoint keys hold no space). */
@@ -235,7 +249,7 @@ const KEPT_MAX = 10_000;
 export const KEPT_PER_ENDPOINT = 32;
 
 
-/** Representations being transferred in Block2 blocks, per endpoint and path. */
+/** Representations being transferred in Block2 blocks, per `downloadKey` (endpoint, path and query). */
 export class Representations {
   private readonly kept = new Map<string, Kept>();
   /** Per endpoint, its keys, least recently kept first. */

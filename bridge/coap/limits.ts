@@ -35,7 +35,8 @@ export interface CoapLimits {
   observerPingMs: number;
   /**
    * While a client fetches the later blocks of a notification sent in blocks, newer notifications
-   * wait (in the queue) until its last block is served or this long has passed.
+   * wait (in the queue) until its last block is served or this long has passed — or, if sooner,
+   * until the notification is forgotten after `blockTimeoutMs` without a block.
    */
   observeBlockWaitMs: number;
   /** Notifications held per observer while a confirmable one awaits its ACK or a notification's blocks are fetched (overflow drops the oldest, logged). */

@@ -32,13 +32,14 @@ export interface ObserveTarget {
   channel: string;
   /** Subscription filter: `#` for the channel root, else the subtopic, possibly with `+`/`#`. */
   filter: string;
-  /** Endpoint + path: where Block2 follow-up requests find the representation. */
+  /** The registration's downloadKey (endpoint, path and query, blockwise.ts): where Block2 follow-up requests find the representation. */
   repKey: string;
 }
 
 /**
  * A notification sent cut into blocks, whose later blocks the client is fetching. While `hold` runs
- * (until its last block is served, or `observeBlockWaitMs`) newer notifications wait in the queue:
+ * (until its last block is served, or `observeBlockWaitMs`, or the cut is forgotten after
+ * `blockTimeoutMs` without a block — whichever comes first) newer notifications wait in the queue:
  * a client still fetching this one's blocks must not be sent another one's — the npm `coap`
  * package appends every Block2 payload that arrives on the token to the one it is assembling.
  */
@@ -49,7 +50,7 @@ interface Cut {
   /** The byte offset of the block the client's next follow-up asks for. */
   next: number;
   hold: Timer | undefined;
-  /** Forgets the cut after `blockTimeoutMs` without a block, as a kept representation (blockwise.ts). */
+  /** Forgets the cut after `blockTimeoutMs` without a block, as a kept representation (blockwise.ts), and lets what it held go. */
   expiry: Timer;
 }
 
@@ -194,9 +195,20 @@ export class Observers {
     if (sent?.more) {
       cut.next = (sent.num + 1) * blockSize(sent.szx);
       cut.expiry.cancel();
-      cut.expiry = this.ctx.clock.setTimer(this.ctx.limits.blockTimeoutMs, () => this.forgetCut(o, cut));
+      cut.expiry = this.ctx.clock.setTimer(this.ctx.limits.blockTimeoutMs, () => this.expired(o, cut));
     } else this.served(o, cut);
     return { ...reply, options: [...(reply.options ?? []).filter((x) => x.number !== Opt.Observe), uintOption(Opt.Observe, cut.seq)] };
+  }
+
+  /**
+   * Whether (endpoint, token) observes `repKey`'s resource: a GET with Observe: 0 and Block2 NUM > 0
+   * is then a notification's block asked for with the observation's own request (`fetch`). Without
+   * such an observation (its registration refused, answered as a plain read) it is the next block
+   * of that read, served from the representation kept for it (resources.ts).
+   */
+  observing(epKey: string, token: Uint8Array, repKey: string): boolean {
+    const o = this.byKey.get(`${epKey}#${hex(token)}`);
+    return o !== undefined && !o.closed && o.target.repKey === repKey;
   }
 
   /** Whether `block` is the next one of the notification the observation of (endpoint, token) on `repKey` is fetching: it moves a transfer on. */
@@ -219,6 +231,17 @@ export class Observers {
     if (o.cut !== cut || !cut.hold) return;
     cut.hold.cancel();
     cut.hold = undefined;
+    this.flush(o);
+  }
+
+  /**
+   * `cut` went `blockTimeoutMs` without a block: the client stopped fetching it. It is forgotten and,
+   * if it still held newer notifications (`observeBlockWaitMs` longer than `blockTimeoutMs`), they go
+   * now — before, they stayed queued until the next message arrived.
+   */
+  private expired(o: Observer, cut: Cut): void {
+    if (o.cut !== cut) return;
+    this.forgetCut(o, cut);
     this.flush(o);
   }
 
@@ -299,8 +322,8 @@ export class Observers {
   /**
    * The representation with the next Observe number, cut to the observer's first block if large
    * (RFC 7959 §2.6 / §3.4); then the later blocks are fetched with GET + Block2 — with the
-   * observation's own request (`fetch`), or another (read.ts, from the representation kept per
-   * endpoint and path) — and newer notifications wait (Cut).
+   * observation's own request (`fetch`), or another (read.ts, from the representation kept under
+   * the registration's downloadKey: endpoint, path and query) — and newer notifications wait (Cut).
    */
   private notification(o: Observer, rep: Representation): Reply {
     o.seq = nextObserveNumber(o.seq);
@@ -311,7 +334,7 @@ export class Observers {
       const { clock, limits, reps } = this.ctx;
       const cut: Cut = { rep, seq: o.seq, next: blockSize(o.szx), hold: undefined, expiry: { cancel() {} } };
       cut.hold = clock.setTimer(limits.observeBlockWaitMs, () => this.release(o, cut));
-      cut.expiry = clock.setTimer(limits.blockTimeoutMs, () => this.forgetCut(o, cut));
+      cut.expiry = clock.setTimer(limits.blockTimeoutMs, () => this.expired(o, cut));
       o.cut = cut;
       reps.keep(o.target.repKey, rep, blockSize(o.szx), () => this.served(o, cut));
     }

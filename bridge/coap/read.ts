@@ -36,7 +36,8 @@ export function sendBlocks(ctx: Context, ex: Exchange, repKey: string, rep: Repr
  */
 export async function read(ctx: Context, ex: Exchange, target: ObserveTarget, accept: number | undefined, block2: Block | undefined, validators: readonly Uint8Array[] = [], kept = true): Promise<void> {
   // A notification's later blocks fetched with another request (GET + Block2 without Observe, RFC
-  // 7959 §2.6 / §3.4, as libcoap does) come from the representation kept for this endpoint and path.
+  // 7959 §2.6 / §3.4, as libcoap does) come from the representation kept for this endpoint, path and
+  // query (target.repKey: another auth= is another request).
   const rep = kept && block2 && block2.num > 0 ? ctx.reps.get(target.repKey) : undefined;
   if (rep) return sendBlocks(ctx, ex, target.repKey, rep, block2);
   const ds: Delivery[] = [];

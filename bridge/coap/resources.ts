@@ -7,14 +7,14 @@ import {
   Code, Opt, accept, block1, block2, contentTypeOf, etags, getAll, has, observe, optionName, queryParams, recognizedOptions, unrecognizedCritical, uriPath, uriQuery, type Block, type CoapMessage,
 } from '../../shared/coap';
 import { TopicError, parseSegments, subscriptionFilter } from '../../shared/topics';
-import { uploadKey } from './blockwise';
+import { downloadKey, uploadKey } from './blockwise';
 import type { Context } from './context';
 import type { Exchange } from './message-layer';
 import type { Observers } from './observe';
 import { publish } from './publish';
 import { read } from './read';
 import { diagnostic, errorReply, tooManyRequests } from './replies';
-import { discover, discoveryKey } from './well-known';
+import { discover } from './well-known';
 
 /** Options this server acts on; any other critical option gets 4.02 (RFC 7252 §5.4.1). */
 const KNOWN: ReadonlySet<number> = new Set([
@@ -77,13 +77,18 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   // A block-wise transfer is one request (RFC 7959 §2): a block that moves a transfer in progress on
   // (the next one, at the offset reached) is not counted against the request rates, so a transfer
   // costs one request however small its blocks. Repeats and rewinds are counted: free blocks per
-  // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most).
+  // transfer are bounded by its size (maxPayloadBytes / 16 bytes at most). A download is kept per
+  // endpoint, path and query (downloadKey): a block asked for with another auth= is a new request.
   const discovery = pathKey === '/.well-known/core' || pathKey === '/channels';
-  const downloadKey = discovery ? discoveryKey(ex.epKey, pathKey) : `${ex.epKey} ${pathKey}`;
-  const followUp = req.code === Code.GET && b2 !== undefined && b2.num > 0 && observe(req) === 0; // a notification's block on its observation's request
+  const repKey = downloadKey(ex.epKey, path, uriQuery(req));
+  // A notification's later block asked for with its observation's own request (Observe: 0, its
+  // token, Block2 NUM > 0: the npm coap package). Only while that observation exists: a client
+  // whose registration was refused (answered as a plain read) repeats Observe: 0 on the blocks of
+  // that answer too, and they continue that read.
+  const followUp = req.code === Code.GET && b2 !== undefined && b2.num > 0 && observe(req) === 0 && observers.observing(ex.epKey, ex.token, repKey);
   const continuing =
     (req.code === Code.POST && b1 !== undefined && ctx.uploads.continues(uploadKey(ex.epKey, req), ex.token, b1)) ||
-    (req.code === Code.GET && b2 !== undefined && (followUp ? observers.continues(ex.epKey, ex.token, downloadKey, b2) : ctx.reps.continues(downloadKey, b2)));
+    (req.code === Code.GET && b2 !== undefined && (followUp ? observers.continues(ex.epKey, ex.token, repKey, b2) : ctx.reps.continues(repKey, b2)));
   if (!continuing) {
     const wait = ctx.rate.take(`endpoint:${ex.epKey}`);
     if (wait > 0) return ex.respond(tooManyRequests(wait));
@@ -91,7 +96,7 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
 
   if (discovery) {
     if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, `${pathKey} only answers GET`));
-    return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2, downloadKey);
+    return discover(ctx, ex, req, pathKey === '/channels' ? 'channels' : 'core', b2, repKey);
   }
   if (path[0] !== 'channels') return ex.respond(diagnostic(Code.NotFound, `no resource ${pathKey}`));
   if (req.code === Code.POST || req.code === Code.GET) {
@@ -101,7 +106,7 @@ async function route(ctx: Context, observers: Observers, ex: Exchange): Promise<
   if (req.code === Code.POST) return publish(ctx, ex, req, parseSegments(path, 'publish'), query, b1, continuing);
   // §5.8: an unsupported method is 4.05.
   if (req.code !== Code.GET) return ex.respond(diagnostic(Code.MethodNotAllowed, 'use POST to publish, GET (with Observe) to read or subscribe'));
-  return get(ctx, observers, ex, req, path, pathKey, query, b2, continuing);
+  return get(ctx, observers, ex, req, path, repKey, query, b2, continuing, followUp);
 }
 
 /** A misspelt or repeated query option is an error, not ignored (`?retian=true`, a second `auth`). */
@@ -117,11 +122,12 @@ function queryProblem(req: CoapMessage, allowed: readonly string[]): string | nu
   return null;
 }
 
-async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMessage, path: string[], pathKey: string, query: Map<string, string>, b2: Block | undefined, continuing: boolean): Promise<void> {
+/** `repKey`: the request's downloadKey. `followUp`: a block of a notification asked for with its observation's own request (route). */
+async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMessage, path: string[], repKey: string, query: Map<string, string>, b2: Block | undefined, continuing: boolean, followUp: boolean): Promise<void> {
   const obs = observe(req);
   const continuation = b2 !== undefined && b2.num > 0;
   // RFC 7641 §3.6: a GET with Observe=1, or without Observe, on the token of an observation ends it.
-  if (obs !== 0 && !continuation) observers.cancel(ex.epKey, ex.token, `${ex.epKey} ${pathKey}`);
+  if (obs !== 0 && !continuation) observers.cancel(ex.epKey, ex.token, repKey);
   const addr = parseSegments(path, 'subscribe');
   const acc = accept(req);
   if (acc !== undefined && contentTypeOf(acc) === undefined) return ex.respond(diagnostic(Code.NotAcceptable, `Content-Format ${acc} is not supported`));
@@ -132,16 +138,15 @@ async function get(ctx: Context, observers: Observers, ex: Exchange, req: CoapMe
   const version = ctx.platform.accessVersion?.(principal) ?? 0;
   await ctx.auth.authorize(principal, addr.channel, 'messages:subscribe');
   ctx.auth.active(principal);
-  const target = { channel: addr.channel, filter: subscriptionFilter(addr.subtopic), repKey: `${ex.epKey} ${pathKey}` };
+  const target = { channel: addr.channel, filter: subscriptionFilter(addr.subtopic), repKey };
   // The kept representation went away meanwhile (its last block served, or pushed out): reading
   // again is a request of its own.
-  const followUp = obs === 0 && continuation;
-  if (continuing && (followUp ? !observers.continues(ex.epKey, ex.token, target.repKey, b2) : ctx.reps.get(target.repKey) === undefined)) {
+  if (continuing && (followUp && b2 ? !observers.continues(ex.epKey, ex.token, target.repKey, b2) : ctx.reps.get(target.repKey) === undefined)) {
     const again = Math.max(ctx.rate.take(`endpoint:${ex.epKey}`), ctx.rate.take(`principal:${principal.id}`));
     if (again > 0) return ex.respond(tooManyRequests(again));
   }
   if (obs === 0 && !continuation && (await observers.register(ex, principal, target, acc, b2, version))) return;
-  if (followUp) {
+  if (followUp && b2) {
     // The notification's own blocks, with its Observe number (observe.ts `fetch`).
     const reply = observers.fetch(ex.epKey, ex.token, target.repKey, b2);
     if (reply === null) return ex.respond(diagnostic(Code.BadOption, `block ${b2.num} is past the end of the notification`));

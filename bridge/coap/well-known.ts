@@ -4,7 +4,7 @@
  * to or observe (`GET /channels?auth=…` lists only those). Query filtering per §4.1: one
  * `attr=value` (or `href=…`), a trailing `*` matching any suffix; `auth` is not a filter.
  */
-import { Code, ContentFormat, Opt, accept, queryParams, uintOption, uriQuery, type Block, type CoapMessage } from '../../shared/coap';
+import { Code, ContentFormat, Opt, accept, queryParams, uintOption, type Block, type CoapMessage } from '../../shared/coap';
 import { createHash } from 'node:crypto';
 import { formatHttpPath } from '../../shared/topics';
 import type { Representation } from './blockwise';
@@ -48,21 +48,10 @@ async function channelLinks(ctx: Context, ex: Exchange, key: string): Promise<Li
   }));
 }
 
-/**
- * Where a discovery answer sent in blocks is kept for its later blocks: one slot per endpoint and
- * path, holding the query the document was built for (`builtFor`). Keyed on the raw query, every
- * made-up parameter (`?href=*&pad=N`) was another kept document, and one socket could push other
- * endpoints' downloads out of the server-wide table.
- */
-export const discoveryKey = (epKey: string, pathKey: string): string => `${epKey} ${pathKey}`;
-
-/** The query (Uri-Query options, in order) each kept discovery document was built for. */
-const builtFor = new WeakMap<Representation, string>();
-
 /** ETag of a discovery document: 8 bytes of its SHA-256, so a client sees when the list it is fetching was rebuilt (RFC 7959 §2.4). */
 const documentTag = (payload: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(payload).digest().subarray(0, 8));
 
-/** `repKey`: discoveryKey of the request. */
+/** `repKey`: the request's downloadKey (blockwise.ts: endpoint, path and whole query, so the document kept there was built for this query). */
 export async function discover(ctx: Context, ex: Exchange, req: Pick<CoapMessage, 'options'>, which: 'core' | 'channels', block2: Block | undefined, repKey: string): Promise<void> {
   // RFC 7252 §5.10.4: discovery answers only in link format (RFC 6690).
   const acc = accept(req);
@@ -76,16 +65,15 @@ export async function discover(ctx: Context, ex: Exchange, req: Pick<CoapMessage
   // Later blocks come from the document whose first block was sent (RFC 7959 §2.4), as a read's
   // do: rebuilt, a channel connected meanwhile shifted the rest, and the client put together a list
   // that never was. And a transfer in progress is one request. A later block asked for with another
-  // query gets a document built for that query (and its ETag).
-  const query = uriQuery(req).join('&');
+  // query (another auth=, another filter) is another request, kept apart: it gets a document built
+  // for that query (and its ETag).
   const kept = block2 && block2.num > 0 ? ctx.reps.get(repKey) : undefined;
-  if (kept && builtFor.get(kept) === query) return sendBlocks(ctx, ex, repKey, kept, block2);
+  if (kept) return sendBlocks(ctx, ex, repKey, kept, block2);
   let links = which === 'core' ? [CHANNELS] : [];
   if (key !== undefined) links = [...links, ...(await channelLinks(ctx, ex, key))];
   const [filter] = q.entries();
   if (filter) links = links.filter((l) => matches(l, filter[0], filter[1]));
   const payload = new TextEncoder().encode(serialize(links));
   const rep: Representation = { code: Code.Content, options: [uintOption(Opt.ContentFormat, ContentFormat.LinkFormat), { number: Opt.ETag, value: documentTag(payload) }], payload };
-  builtFor.set(rep, query);
   sendBlocks(ctx, ex, repKey, rep, block2);
 }

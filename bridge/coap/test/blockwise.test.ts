@@ -287,6 +287,32 @@ describe('block-wise transfers and the request rates', () => {
     await settle();
     expect(summary(client.only())).toBe('ACK 4.29');
   });
+  it('a later block asked for with another credential (auth=) is a request of its own: counted, and read for that principal, not from the copy kept for the first', async () => {
+    const { client, platform } = setup({ requestRate: { perSecond: 1, burst: 1 } });
+    await platform.inject('c1', 'fw', new Uint8Array(300).fill(0x41), 'application/octet-stream', true);
+    const get = (num: number, key: string) => client.request({ ...GET, query: [`auth=${key}`], options: [blockOption(Opt.Block2, { num, more: false, szx: 0 })] });
+    get(0, KEY);
+    await settle();
+    expect(summary(client.only())).toBe('ACK 2.05');
+    // Block 1 at the offset reached, but with dev-2's key: not a continuation of dev-1's transfer.
+    get(1, 'key-dev-2');
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.29');
+    // dev-1's own next block still moves its transfer on for free.
+    get(1, KEY);
+    await settle();
+    expect(summary(client.only())).toBe('ACK 2.05');
+    // And with room in the rates, dev-2's block 1 is read afresh for dev-2: the newer message's.
+    const t2 = setup();
+    await t2.platform.inject('c1', 'fw', new Uint8Array(300).fill(0x41), 'application/octet-stream', true);
+    t2.client.request({ ...GET, options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 0 })] });
+    await settle();
+    expect(t2.client.only().payload[0]).toBe(0x41);
+    await t2.platform.inject('c1', 'fw', new Uint8Array(300).fill(0x42), 'application/octet-stream', true);
+    t2.client.request({ ...GET, query: ['auth=key-dev-2'], options: [blockOption(Opt.Block2, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(t2.client.only().payload[0]).toBe(0x42);
+  });
 });
 
 describe('Block2 downloads (RFC 7959 §2.4)', () => {
@@ -416,6 +442,50 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
     await clock.advance(1);
     await settle();
     expect(str(client.only().payload)).toBe('small');
+  });
+
+  it('a notification whose later blocks are not fetched stops holding newer ones when it is forgotten (blockTimeoutMs), even before observeBlockWaitMs', async () => {
+    const { client, platform, clock } = setup({ blockTimeoutMs: 1000, observeBlockWaitMs: 5000 });
+    client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 2 })] });
+    await settle();
+    client.take();
+    await platform.inject('c1', 'fw', body(300), 'application/octet-stream');
+    await platform.inject('c1', 'fw', 'small', 'text/plain');
+    await settle();
+    expect(client.take()).toHaveLength(1);
+    await clock.advance(999);
+    await settle();
+    expect(client.take()).toHaveLength(0);
+    // The client stopped fetching: the notification is forgotten, and what it held goes now.
+    await clock.advance(1);
+    await settle();
+    expect(str(client.only().payload)).toBe('small');
+  });
+
+  it('an observation refused (maxObserversPerDevice) is a plain read: its later blocks, asked for with Observe: 0 as the npm coap package does, come from the same message and count as one request', async () => {
+    const { client, platform } = setup({ maxObserversPerDevice: 0, requestRate: { perSecond: 1, burst: 1 } });
+    const a = new Uint8Array(300).fill(0x41);
+    await platform.inject('c1', 'fw', a, 'application/octet-stream', true);
+    const token = Uint8Array.of(1);
+    const observeGet = (num: number) => client.request({ ...GET, observe: 0, token, options: [blockOption(Opt.Block2, { num, more: false, szx: 2 })] });
+    observeGet(0);
+    await settle();
+    const first = client.only();
+    expect([summary(first), opt(first, Opt.Observe)]).toEqual(['ACK 2.05', undefined]); // not registered (RFC 7641 §4.1)
+    // A newer message meanwhile: read afresh, the later blocks were B's, spliced onto A's first.
+    await platform.inject('c1', 'fw', new Uint8Array(300).fill(0x42), 'application/octet-stream', true);
+    const parts = [first.payload];
+    for (let num = 1; ; num++) {
+      observeGet(num);
+      await settle();
+      const res = client.only();
+      // Each was counted again, too: 4.29 at once under this rate.
+      expect(summary(res), `block ${num}`).toBe('ACK 2.05');
+      expect(opt(res, Opt.Observe)).toBeUndefined();
+      parts.push(res.payload);
+      if (!blockOf(res, Opt.Block2)!.more) break;
+    }
+    expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(a);
   });
 
   it('a large notification carries its first block; the rest is fetched with GET + Block2 from the same message', async () => {

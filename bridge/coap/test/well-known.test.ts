@@ -110,7 +110,33 @@ describe('resource discovery (RFC 6690)', () => {
     expect(text).toMatch(/^<\/channels>;.*<\/channels\/c2\/messages>;rt="edgeflux.messages";if="edgeflux.observe";ct="0 42 50 60 110 112";obs$/);
   });
 
-  it('made-up query parameters do not make a kept document each: another endpoint\'s download survives 10,000 of them', async () => {
+  it('a later block of a listing asked for with another credential (auth=) is a request of its own: counted, and built for that device', async () => {
+    const { client, platform } = setup({ requestRate: { perSecond: 1, burst: 1 } });
+    for (let i = 0; i < 10; i++) platform.addChannel(`channel-${i}`, { subscribe: ['dev-1'] });
+    const block = (num: number, key: string) => client.request({ path: '/channels', query: [`auth=${key}`], options: [blockOption(Opt.Block2, { num, more: false, szx: 0 })] });
+    block(0, KEY);
+    await settle();
+    expect(summary(client.only())).toBe('ACK 2.05');
+    block(1, 'key-dev-2');
+    await settle();
+    expect(summary(client.only())).toBe('ACK 4.29');
+    block(1, KEY);
+    await settle();
+    expect(summary(client.only())).toBe('ACK 2.05');
+    // With room in the rate, dev-2's block 1 comes from dev-2's own listing (c1 only).
+    const t2 = setup();
+    for (let i = 0; i < 10; i++) t2.platform.addChannel(`channel-${i}`, { subscribe: ['dev-1'] });
+    t2.client.request({ path: '/channels', query: ['auth=key-dev-2'] });
+    await settle();
+    const own = str(t2.client.only().payload);
+    expect(own).toMatch(/^<\/channels\/c1\/messages>[^,]*$/);
+    t2.client.request({ path: '/channels', query: [`auth=${KEY}`], options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 0 })] });
+    t2.client.request({ path: '/channels', query: ['auth=key-dev-2'], options: [blockOption(Opt.Block2, { num: 1, more: false, szx: 0 })] });
+    await settle();
+    expect(t2.client.take().map((m) => str(m.payload))[1]).toBe(own.slice(16, 32));
+  });
+
+  it('made-up query parameters (each a kept document of its own) push out only their endpoint\'s: another endpoint\'s download survives 10,000 of them', async () => {
     const { client, platform, server } = setup({ requestRate: { perSecond: 1e6, burst: 1e6 } });
     const fw = (fill: number) => new Uint8Array(2500).fill(fill);
     await platform.inject('c1', 'fw', fw(0x41), 'application/octet-stream', true);
