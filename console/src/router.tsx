@@ -9,6 +9,11 @@ import { useEffect, useState } from 'preact/hooks';
 const EVENT = 'edgeflux:navigate';
 let visits = 0;
 
+/** The path and query of the location (not its fragment: `#main` is a place in the page, not another page). */
+const pathAndQuery = (): string => location.pathname + location.search;
+// The path and query last shown: a popstate that leaves them as they were changed only the fragment.
+let shown = typeof location === 'object' ? pathAndQuery() : '';
+
 /**
  * Goes to `to`. Going to the page already shown (a click on the current section) adds no history
  * entry but still counts as a visit: the page starts afresh (first page, no filter, reloaded).
@@ -16,12 +21,17 @@ let visits = 0;
 export function navigate(to: string, replace = false): void {
   visits++;
   requestFocus();
-  const same = to === location.pathname + location.search;
+  const same = to === pathAndQuery();
   history[replace || same ? 'replaceState' : 'pushState'](null, '', to);
+  shown = pathAndQuery();
   dispatchEvent(new Event(EVENT));
 }
 
-/** How many visits there were (navigate(), Back, Forward): a key that remounts the page on every visit, the current one too. */
+/**
+ * How many visits there were (navigate(), Back, Forward to another path or query): a key that remounts
+ * the page on every visit, the current one too. A change of the fragment alone (the skip link's `#main`,
+ * or Back from it) is no visit: the page keeps its state, and focus stays where the browser put it.
+ */
 export const visitCount = (): number => visits;
 
 // Whether the next page's heading is to take keyboard focus as it comes (`PageHeading` in ui.tsx): asked
@@ -41,8 +51,12 @@ if (typeof addEventListener === 'function') {
   addEventListener('focusin', () => {
     focusPending = false;
   });
-  // Back and Forward are visits too: the page starts afresh and its heading takes focus.
+  // Back and Forward are visits too: the page starts afresh and its heading takes focus. The browser
+  // also fires popstate when only the fragment changes (a link to `#main`, Back from it): not a visit.
   addEventListener('popstate', () => {
+    const now = pathAndQuery();
+    if (now === shown) return;
+    shown = now;
     visits++;
     requestFocus();
   });

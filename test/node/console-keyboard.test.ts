@@ -1,7 +1,7 @@
 /**
  * The web console with a keyboard only and as a screen reader meets it: Chromium driven by
  * playwright-core against the real platform (`npm start`'s launcher), every step a key press. Where
- * keyboard focus goes after signing in, a navigation, a secret's Done and a delete; what each page is
+ * keyboard focus goes after signing in, a navigation, a new org, the skip link, a secret's Done and a delete; what each page is
  * called (its title).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -329,6 +329,55 @@ describe('web console with the keyboard only', () => {
     await page.goForward();
     await page.getByText('Create a channel first').waitFor();
     await expect.poll(focused).toBe('h1 Connections');
+  }, 60_000);
+
+  it('gives focus to the new org\'s heading after creating it from the header\'s dialog (the dialog gives focus back to its opener first)', async () => {
+    await logIn(page, platform.url, email, PASSWORD);
+    await page.goto(`${platform.url}/o/${org}/devices`);
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'New organization' }).focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'New organization' });
+    await dialog.waitFor();
+    expect(await dialog.getByLabel('Organization name').evaluate((el) => el === document.activeElement)).toBe(true);
+    await page.keyboard.type('from-header');
+    await page.keyboard.press('Enter');
+    // The new org's Devices, its list loaded: its heading has focus, not New organization (the dialog's opener).
+    await expect.poll(() => page.url()).not.toContain(org);
+    await expect.poll(() => page.getByRole('combobox', { name: 'Organization' }).evaluate((el: HTMLSelectElement) => el.selectedOptions[0]?.textContent)).toBe('from-header (owner)');
+    await page.locator('main table').waitFor();
+    expect(await dialog.count()).toBe(0);
+    await expect.poll(focused).toBe('h1 Devices');
+  }, 60_000);
+
+  it('keeps the page, and focus on the main content, when the skip link changes only the fragment (Back too); Back to another page starts it afresh', async () => {
+    await logIn(page, platform.url, email, PASSWORD);
+    await page.goto(`${platform.url}/o/${org}/devices`);
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    const filter = page.getByLabel('Name contains');
+    await filter.fill('pump');
+    /** Whether `main` has focus, once the page has had time to remount and focus a heading (two frames and a task). */
+    const mainFocused = () => page.evaluate(() => new Promise<boolean>((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => r(document.activeElement?.id === 'main'), 50)))));
+
+    await page.getByRole('link', { name: 'Skip to content' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => new URL(page.url()).hash).toBe('#main');
+    expect(await mainFocused()).toBe(true);
+    // The same page: what was typed in it is still there.
+    expect(await filter.inputValue()).toBe('pump');
+    // Back to the URL without the fragment: the same page still.
+    await page.goBack();
+    await expect.poll(() => new URL(page.url()).hash).toBe('');
+    expect(await mainFocused()).toBe(true);
+    expect(await filter.inputValue()).toBe('pump');
+
+    // Another page and Back: a visit, the page afresh and its heading focused.
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Channels' }).click();
+    await page.getByRole('heading', { name: 'Channels', level: 1 }).waitFor();
+    await page.goBack();
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await expect.poll(focused).toBe('h1 Devices');
+    expect(await filter.inputValue()).toBe('');
   }, 60_000);
 
   it("fits a channel's live view and a query's result in 320 px (a phone, or 1280 px at 400 % zoom): the page never scrolls sideways, a wide table in a box the keyboard scrolls", async () => {

@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Org } from '../../../sdk';
 import { Link, navigate } from '../router';
 import { RoleContext, type Role } from '../access';
@@ -67,6 +67,12 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
   // whatever the list holds or how far it has loaded.
   const shown = useLoad(async () => (org ? api.orgs.get(org) : undefined), [org, v]);
   const [adding, setAdding] = useState(false);
+  // The page of the org just created in the dialog, gone to once the dialog has closed (its `close`
+  // event): closing gives focus back to New organization, and that `focusin`, after a navigation, would
+  // count as the user moving focus and keep the new page's heading from taking it (router.tsx).
+  const goTo = useRef<string | null>(null);
+  const dialogOpen = useRef(adding);
+  dialogOpen.current = adding;
   useEffect(() => {
     if (org) localStorage.setItem(LAST_ORG, org);
   }, [org]);
@@ -115,11 +121,23 @@ export function Shell({ org, path, children }: { org: string | undefined; path: 
           ))}
         </nav>
       )}
-      <Dialog title="New organization" open={adding} onClose={() => setAdding(false)}>
+      <Dialog
+        title="New organization"
+        open={adding}
+        onClose={() => {
+          setAdding(false);
+          const to = goTo.current;
+          goTo.current = null;
+          if (to) navigate(to);
+        }}
+      >
         <NewOrgForm
           onCreated={(o) => {
+            const to = `/o/${encodeURIComponent(o.id)}/devices`;
+            // Closed already (Escape while the API answered): no close event is to come.
+            if (!dialogOpen.current) return navigate(to);
+            goTo.current = to;
             setAdding(false);
-            navigate(`/o/${encodeURIComponent(o.id)}/devices`);
           }}
         />
       </Dialog>
