@@ -242,6 +242,8 @@ interface Kept {
   next: number;
   /** Called once when the last block of `rep` has been served (an observation waits for it: observe.ts). */
   onLast?: () => void;
+  /** Called when a later block of `rep`, not its last, has been served: the transfer goes on (an observation's cut waits again: observe.ts). */
+  onMove?: () => void;
 }
 
 const KEPT_MAX = 10_000;
@@ -257,10 +259,14 @@ export class Representations {
 
   constructor(private readonly clock: Clock, private readonly limits: CoapLimits) {}
 
-  /** `onLast`: see Kept; kept over when the same representation moves on. */
-  keep(key: string, rep: Representation, next = 0, onLast?: () => void): void {
+  /** `onLast`, `onMove`: see Kept; kept over when the same representation moves on. */
+  keep(key: string, rep: Representation, next = 0, onLast?: () => void, onMove?: () => void): void {
     const before = this.kept.get(key);
-    if (before?.rep === rep) onLast ??= before.onLast;
+    const moved = before?.rep === rep;
+    if (moved) {
+      onLast ??= before.onLast;
+      onMove ??= before.onMove;
+    }
     this.forget(key);
     const ep = endpointOf(key);
     const own = this.byEndpoint.get(ep) ?? new Set<string>();
@@ -275,7 +281,8 @@ export class Representations {
     }
     own.add(key);
     this.byEndpoint.set(ep, own);
-    this.kept.set(key, { rep, next, onLast, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.forget(key)) });
+    this.kept.set(key, { rep, next, onLast, onMove, timer: this.clock.setTimer(this.limits.blockTimeoutMs, () => this.forget(key)) });
+    if (moved) onMove?.();
   }
 
   /** The last block of the representation kept for `key` was served: it is forgotten, and its onLast called. */

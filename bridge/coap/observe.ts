@@ -194,8 +194,7 @@ export class Observers {
     const sent = opt && decodeBlock(opt.value);
     if (sent?.more) {
       cut.next = (sent.num + 1) * blockSize(sent.szx);
-      cut.expiry.cancel();
-      cut.expiry = this.ctx.clock.setTimer(this.ctx.limits.blockTimeoutMs, () => this.expired(o, cut));
+      this.moved(o, cut);
     } else this.served(o, cut);
     return { ...reply, options: [...(reply.options ?? []).filter((x) => x.number !== Opt.Observe), uintOption(Opt.Observe, cut.seq)] };
   }
@@ -216,6 +215,18 @@ export class Observers {
     const o = this.byKey.get(`${epKey}#${hex(token)}`);
     const cut = o && !o.closed && o.target.repKey === repKey ? o.cut : undefined;
     return cut !== undefined && block.num > 0 && block.num * blockSize(block.szx) === cut.next;
+  }
+
+  /**
+   * A block of `cut`, not its last, was served — with the observation's request (`fetch`) or with
+   * another (read.ts, from the kept copy: libcoap): `blockTimeoutMs` starts again, so a client
+   * still fetching is never taken for one that stopped (`expired` would send the held notifications
+   * into its transfer).
+   */
+  private moved(o: Observer, cut: Cut): void {
+    if (o.cut !== cut) return;
+    cut.expiry.cancel();
+    cut.expiry = this.ctx.clock.setTimer(this.ctx.limits.blockTimeoutMs, () => this.expired(o, cut));
   }
 
   /** The last block of `cut` was served: newer notifications may go. */
@@ -336,7 +347,7 @@ export class Observers {
       cut.hold = clock.setTimer(limits.observeBlockWaitMs, () => this.release(o, cut));
       cut.expiry = clock.setTimer(limits.blockTimeoutMs, () => this.expired(o, cut));
       o.cut = cut;
-      reps.keep(o.target.repKey, rep, blockSize(o.szx), () => this.served(o, cut));
+      reps.keep(o.target.repKey, rep, blockSize(o.szx), () => this.served(o, cut), () => this.moved(o, cut));
     }
     return reply;
   }

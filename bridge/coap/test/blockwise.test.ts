@@ -462,6 +462,32 @@ describe('Block2 downloads (RFC 7959 §2.4)', () => {
     expect(str(client.only().payload)).toBe('small');
   });
 
+  it('a notification whose later blocks are fetched with another request (libcoap), slowly but within blockTimeoutMs of each other, keeps holding newer ones until its last block', async () => {
+    const { client, platform, clock } = setup({ blockTimeoutMs: 1000, observeBlockWaitMs: 5000 });
+    client.request({ ...GET, observe: 0, token: Uint8Array.of(1), options: [blockOption(Opt.Block2, { num: 0, more: false, szx: 2 })] });
+    await settle();
+    client.take();
+    const big = body(300);
+    await platform.inject('c1', 'fw', big, 'application/octet-stream');
+    await platform.inject('c1', 'fw', 'small', 'text/plain');
+    await settle();
+    const parts = [client.only().payload];
+    // A block every 400 ms: 2 s in all, twice blockTimeoutMs, never 1 s without a block.
+    for (let num = 1; ; num++) {
+      await clock.advance(400);
+      client.request({ ...GET, token: Uint8Array.of(2), options: [blockOption(Opt.Block2, { num, more: false, szx: 2 })] });
+      await settle();
+      const got = client.take() as CoapMessage[];
+      const more = blockOf(got[0]!, Opt.Block2)!.more;
+      parts.push(got[0]!.payload);
+      // Only the block asked for while the transfer goes on: the held notification never lands
+      // inside it. After its last block, the held one goes.
+      expect(got.map((m) => `${summary(m)} ${m === got[0] ? 'block' : str(m.payload)}`), `block ${num}`).toEqual(more ? ['ACK 2.05 block'] : ['ACK 2.05 block', 'NON 2.05 small']);
+      if (!more) break;
+    }
+    expect(Uint8Array.from(parts.flatMap((p) => [...p]))).toEqual(big);
+  });
+
   it('an observation refused (maxObserversPerDevice) is a plain read: its later blocks, asked for with Observe: 0 as the npm coap package does, come from the same message and count as one request', async () => {
     const { client, platform } = setup({ maxObserversPerDevice: 0, requestRate: { perSecond: 1, burst: 1 } });
     const a = new Uint8Array(300).fill(0x41);
