@@ -37,7 +37,16 @@ interface Result {
   reason?: string;
   /** v5, QoS 0: the DISCONNECT code this refusal deserves (rate, size), if any. */
   qos0?: number | null;
+  /**
+   * The same message sent again would be refused again (not allowed, no such channel, bad topic,
+   * payload the channel rejects or too large for it) — unlike a rate limit, a platform that is
+   * away, or a withdrawn credential (which ends the connection anyway).
+   */
+  lasting?: boolean;
 }
+
+/** Platform refusals that a resend cannot change (403/404: not allowed or no such channel; 400/415: payload; 413: size). */
+const LASTING = new Set([400, 403, 404, 413, 415]);
 
 function ack(conn: Connection, packet: IPublishPacket, rc: number, reason?: string): void {
   const messageId = packet.messageId ?? 0;
@@ -49,12 +58,23 @@ function ack(conn: Connection, packet: IPublishPacket, rc: number, reason?: stri
 
 /**
  * v5 says why in PUBACK/PUBREC; a QoS 0 refusal has no answer, so it is dropped — or, for rate and
- * size, the client is disconnected (0x96/0x95). 3.1.1 has no negative ack: the connection closes [MQTT-3.3.5-2 (3.1.1)].
+ * size, the client is disconnected (0x96/0x95). 3.1.1 has no negative ack: the connection closes [MQTT-3.3.5-2 (3.1.1)],
+ * except for a QoS 1/2 message the client sends again (DUP) after such a close that is refused
+ * again for a lasting reason: that one gets its PUBACK/PUBREC and is dropped (logged), the other
+ * answer [MQTT-3.3.5-2] allows. Closing again would only make the client reconnect and resend it,
+ * forever, with everything it queued behind it (Paho resends unacknowledged messages on every
+ * reconnect, clean session or not); Mosquitto 2 acknowledges every refused publish.
  */
 function refuse(conn: Connection, packet: IPublishPacket, r: Result): void {
   const reason = r.reason ?? 'refused';
   conn.ctx.counters.refusedPublish(r.rc);
-  if (conn.version === 4) return conn.disconnect(r.rc, `publish refused: ${reason}`);
+  if (conn.version === 4) {
+    if (packet.qos > 0 && packet.dup && r.lasting) {
+      conn.log(`resent QoS ${packet.qos} publish to ${packet.topic} refused again (${reason}): acknowledged and dropped`);
+      return ack(conn, packet, RC.Success);
+    }
+    return conn.disconnect(r.rc, `publish refused: ${reason}`);
+  }
   if (packet.qos > 0) return ack(conn, packet, r.rc, reason);
   if (r.qos0) return conn.disconnect(r.qos0, reason);
   conn.log(`QoS 0 publish to ${packet.topic} dropped: ${reason}`);
@@ -124,7 +144,7 @@ function store(conn: Connection, packet: IPublishPacket, address: Address): Prom
     issued = Promise.reject(e);
   }
   return issued.then(
-    (outcome): Result => (outcome.ok ? STORED : { rc: reasonFromStatus(outcome.status), reason: outcome.message, qos0: disconnectFromStatus(outcome.status) }),
+    (outcome): Result => (outcome.ok ? STORED : { rc: reasonFromStatus(outcome.status), reason: outcome.message, qos0: disconnectFromStatus(outcome.status), lasting: LASTING.has(outcome.status) }),
     (e: unknown): Result => ({ rc: RC.UnspecifiedError, reason: `not stored: ${e instanceof Error ? e.message : String(e)}` }),
   );
 }
@@ -144,10 +164,10 @@ function admit(conn: Connection, packet: IPublishPacket, address: Address): { ou
   );
 }
 
-const refused = (rc: number, reason: string, qos0: number | null = null): Promise<Result> => Promise.resolve({ rc, reason, qos0 });
+const refused = (rc: number, reason: string, qos0: number | null = null, lasting = false): Promise<Result> => Promise.resolve({ rc, reason, qos0, lasting });
 
 function admitted(conn: Connection, packet: IPublishPacket, address: Address, allowed: boolean): Promise<Result> {
-  if (!allowed) return refused(RC.NotAuthorized, `not allowed to publish to channel ${address.channel}`);
+  if (!allowed) return refused(RC.NotAuthorized, `not allowed to publish to channel ${address.channel}`, null, true);
   const { limits, ctx } = conn;
   const key = conn.principal!.id;
   let bucket = ctx.buckets.get(key);
@@ -195,7 +215,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   try {
     address = conn.addressOf(topic);
   } catch (e) {
-    return issued(conn, packet, Promise.resolve({ rc: RC.TopicNameInvalid, reason: e instanceof TopicProblem ? e.message : 'invalid topic' }));
+    return issued(conn, packet, Promise.resolve({ rc: RC.TopicNameInvalid, reason: e instanceof TopicProblem ? e.message : 'invalid topic', lasting: true }));
   }
   const a = admit(conn, packet, address);
   // A decision not cached yet is awaited here (packets after this one wait: arrival order).

@@ -211,6 +211,49 @@ describe.each(VERSIONS)('inbound PUBLISH, protocol level %i', (v) => {
   });
 });
 
+describe('3.1.1: a resent (DUP) QoS 1/2 publish refused again', () => {
+  // The first refusal closes [MQTT-3.3.5-2]; the client reconnects and resends it with DUP. Refused
+  // for good again, it is acknowledged and dropped, else the client is closed and resends it forever.
+  it.each([
+    ['not allowed (ch-ro)', 'channels/ch-ro/messages/x', null],
+    ['no such channel', 'channels/no-such/messages/x', null],
+    ['not an Edgeflux topic', 'sensors/temp', null],
+    ['payload refused (400)', `${T}/a`, 400],
+    ['payload refused (415)', `${T}/a`, 415],
+    ['too large for the channel (413)', `${T}/a`, 413],
+  ] as const)('%s: PUBACK / PUBREC, nothing stored, the connection stays', async (_name, topic, status) => {
+    const t = setup();
+    if (status) t.platform.refuse = { ok: false, status, code: 'x', message: `status ${status}` };
+    const c = await t.connected(4);
+    const one = c.publish(topic, 'x', 1, { dup: true });
+    expect((await c.next('puback')).messageId).toBe(one);
+    const two = c.publish(topic, 'x', 2, { dup: true });
+    expect((await c.next('pubrec')).messageId).toBe(two);
+    c.send({ cmd: 'pubrel', messageId: two });
+    expect((await c.next('pubcomp')).messageId).toBe(two);
+    expect(t.platform.published).toEqual([]);
+    expect(c.closed).toBe(false);
+  });
+
+  it.each([
+    ['platform unreachable (503)', 503],
+    ['channel rate (429)', 429],
+  ] as const)('%s: still closes, so the client resends it later', async (_name, status) => {
+    const t = setup();
+    t.platform.refuse = { ok: false, status, code: 'x', message: `status ${status}` };
+    const c = await t.connected(4);
+    c.publish(`${T}/a`, 'x', 1, { dup: true });
+    expect(await c.closedYet()).toBe(true);
+  });
+
+  it('the same publish without DUP (its first time) closes, as before', async () => {
+    const t = setup();
+    const c = await t.connected(4);
+    c.publish('channels/ch-ro/messages/x', 'x', 1);
+    expect(await c.closedYet()).toBe(true);
+  });
+});
+
 describe('inbound PUBLISH, MQTT 5 properties', () => {
   it('passes Content Type, User Properties and Message Expiry through; Payload Format 1 means UTF-8 text', async () => {
     const t = setup();
