@@ -35,13 +35,15 @@ export function retryDelay(env: Env, attempts: number): number {
 
 /**
  * Purges due channels, a chunk at a time, until none is due, `maxChunks` chunks are done or
- * `until` (ms) has passed. Returns when the next pass is due (ms; now when due purges are left),
+ * `until` (ms) has passed — the first chunk whatever the time, and in it each step's first round
+ * (a row step, a page of blobs): a pass that starts late, on a busy machine, still gets somewhere.
+ * Returns when the next pass is due (ms; now when due purges are left),
  * or null when no purge waits. A step that fails for a channel is recorded on its row (back-off);
  * only a failure to read or record the rows themselves rejects.
  */
 export async function purgePass(env: Env, maxChunks: number, until: number): Promise<number | null> {
   const db = env.DB;
-  for (let n = 0; n < maxChunks && Date.now() < until; n++) {
+  for (let n = 0; n < maxChunks && (n === 0 || Date.now() < until); n++) {
     const { results } = await db
       .prepare('SELECT channel_id, stage, attempts FROM channel_purges WHERE due_at <= ? ORDER BY due_at, channel_id LIMIT ?')
       .bind(Date.now(), PURGE_CHUNK)
