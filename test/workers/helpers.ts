@@ -9,6 +9,9 @@ export interface Res<T = any> {
   headers: Headers;
 }
 
+/** Checks every answer of `api()` goes through (./contract: against docs/openapi.json); each returns what is wrong. */
+export const answerChecks: ((method: string, url: string, res: Response, body: unknown, text: string) => string[])[] = [];
+
 export async function api<T = any>(
   method: string,
   path: string,
@@ -30,6 +33,8 @@ export async function api<T = any>(
   } catch {
     /* not JSON */
   }
+  const broken = answerChecks.flatMap((check) => check(method, `http://edgeflux.test${path}`, res, parsed, text));
+  if (broken.length > 0) throw new Error(`answer disagrees with docs/openapi.json:\n  ${broken.join('\n  ')}`);
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 

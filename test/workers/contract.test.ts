@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import doc from '../../docs/openapi.json';
+import { contractViolations } from './contract';
+import { answerChecks, api, expectProblem, newOrg, newUser } from './helpers';
+
+answerChecks.push(contractViolations);
+
+/**
+ * The answers every route can give, checked against docs/openapi.json: `api()` fails a test on any
+ * answer the document does not declare (status, content type, schema, headers), so these only need
+ * to provoke them.
+ */
+
+type Op = { requestBody?: object };
+const paths = (doc as unknown as { paths: Record<string, Record<string, Op>> }).paths;
+
+/** Every operation outside the message routes that takes a body: the shared body gate covers them. */
+const bodied = Object.entries(paths).flatMap(([path, ops]) =>
+  Object.entries(ops)
+    .filter(([method, op]) => op.requestBody && method !== 'get' && !path.startsWith('/channels/'))
+    .map(([method]) => ({ method: method.toUpperCase(), path })),
+);
+
+async function fixture() {
+  const owner = await newUser('contract');
+  const org = await newOrg(owner.token);
+  const other = await newUser('contract-member');
+  await api('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: other.email, role: 'viewer' } });
+  const device = (await api('POST', `/orgs/${org.id}/devices`, { token: owner.token, body: { name: 'd' } })).body;
+  const channel = (await api('POST', `/orgs/${org.id}/channels`, { token: owner.token, body: { name: 'c' } })).body;
+  const app = (await api('POST', `/orgs/${org.id}/apps`, { token: owner.token, body: { name: 'a', scopes: ['devices:read'] } })).body;
+  const policy = (await api('POST', `/orgs/${org.id}/policies`, { token: owner.token, body: { name: 'p', statements: [{ effect: 'deny', actions: ['devices:delete'], resources: ['*'] }] } })).body;
+  const fill = (template: string) =>
+    template.replace(/\{(\w+)\}/g, (_, name: string) => {
+      if (name === 'org') return org.id;
+      if (name === 'user') return other.id;
+      if (name === 'channel') return channel.id;
+      if (name === 'device') return device.id;
+      if (template.includes('/devices/{id}')) return device.id;
+      if (template.includes('/channels/{id}')) return channel.id;
+      if (template.includes('/apps/{id}')) return app.id;
+      if (template.includes('/policies/{id}')) return policy.id;
+      return 'x';
+    });
+  return { owner, fill };
+}
+
+describe('the answers every route with a body can give are in docs/openapi.json', () => {
+  it('covers every such operation', () => {
+    expect(bodied.length).toBeGreaterThan(30);
+  });
+
+  it('413 for a body larger than any route takes, on each of them', async () => {
+    const { owner, fill } = await fixture();
+    const huge = JSON.stringify({ name: 'x'.repeat(7 * 1024 * 1024) });
+    for (const { method, path } of bodied) {
+      const r = await api(method, fill(path), { token: owner.token, raw: huge, headers: { 'content-type': 'application/json' } });
+      expect(expectProblem(r, 413).code, `${method} ${path}`).toBe('payload_too_large');
+    }
+  });
+
+  it('415 with Accept-Encoding for a content coding, on each of them', async () => {
+    const { owner, fill } = await fixture();
+    for (const { method, path } of bodied) {
+      const r = await api(method, fill(path), { token: owner.token, raw: '{}', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+      expect(expectProblem(r, 415).code, `${method} ${path}`).toBe('unsupported_content_encoding');
+      expect(r.headers.get('accept-encoding'), `${method} ${path}`).toBe('identity');
+    }
+  });
+});
+
+describe('the contract check itself', () => {
+  it('finds an undeclared status, content type, schema mismatch, missing field and undeclared header', () => {
+    const json = (status: number, body: unknown, headers: Record<string, string> = {}) => [
+      'POST',
+      'http://edgeflux.test/orgs',
+      { status, headers: new Headers({ 'content-type': 'application/json', ...headers }) },
+      body,
+      JSON.stringify(body),
+    ] as const;
+    const ok = { id: 'o-1', name: 'acme', created_at: 1 };
+    expect(contractViolations(...json(201, ok, { location: '/orgs/o-1' }))).toEqual([]);
+    expect(contractViolations(...json(418, ok)).join()).toMatch(/status 418 is not declared/);
+    expect(contractViolations('POST', 'http://edgeflux.test/orgs', { status: 201, headers: new Headers({ 'content-type': 'text/plain', location: '/orgs/o-1' }) }, 'x', 'x').join()).toMatch(/content type "text\/plain" is not declared/);
+    expect(contractViolations(...json(201, { id: 1, name: 'acme', created_at: 1 }, { location: '/orgs/o-1' })).join()).toMatch(/does not match its schema/);
+    expect(contractViolations(...json(201, { ...ok, secret: 'x' }, { location: '/orgs/o-1' })).join()).toMatch(/field \.secret is not in the schema/);
+    expect(contractViolations(...json(201, ok, { location: '/orgs/o-1', 'retry-after': '1' })).join()).toMatch(/sends retry-after/);
+  });
+});
