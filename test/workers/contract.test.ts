@@ -69,6 +69,36 @@ describe('the answers every route with a body can give are in docs/openapi.json'
   });
 });
 
+describe('the headers error answers carry are in docs/openapi.json', () => {
+  it('401 with WWW-Authenticate on every operation that takes a credential, asked without one', async () => {
+    const { fill } = await fixture();
+    const secured = Object.entries(paths).flatMap(([path, ops]) =>
+      Object.entries(ops as Record<string, Op & { security?: object[] }>)
+        .filter(([, op]) => op.security?.length && !op.security.some((s) => Object.keys(s).length === 0))
+        .map(([method, op]) => ({ method: method.toUpperCase(), path, body: op.requestBody ? {} : undefined })),
+    );
+    expect(secured.length).toBeGreaterThan(50);
+    for (const { method, path, body } of secured) {
+      const r = await api(method, fill(path).replace('{key}', 'k').replace('{seq}', '1'), { body });
+      expect(expectProblem(r, 401).code, `${method} ${path}`).toBe('unauthorized');
+      expect(r.headers.get('www-authenticate'), `${method} ${path}`).toMatch(/^Bearer realm="edgeflux", Device realm="edgeflux"$/);
+    }
+  });
+
+  it('a throttled log-in is 429 with Retry-After, the app token endpoint\'s 401 WWW-Authenticate: Basic', async () => {
+    const u = await newUser('contract-throttle');
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) statuses.push((await api('POST', '/tokens', { body: { email: u.email, password: 'not the password' } })).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 401, 429]);
+    const r = await api('POST', '/tokens', { body: { email: u.email, password: 'not the password' } });
+    expect(expectProblem(r, 429).code).toBe('login_throttled');
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+    const basic = await api('POST', '/oauth/token', { raw: new URLSearchParams({ grant_type: 'client_credentials' }), headers: { authorization: `Basic ${btoa('efc_nobody:efs_nothing')}` } });
+    expect(basic.status).toBe(401);
+    expect(basic.headers.get('www-authenticate')).toMatch(/^Basic /);
+  });
+});
+
 describe('the contract check itself', () => {
   it('finds an undeclared status, content type, schema mismatch, missing field and undeclared header', () => {
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => [
