@@ -99,6 +99,30 @@ describe('the headers error answers carry are in docs/openapi.json', () => {
   });
 });
 
+describe('the query API answers as docs/openapi.json describes it', () => {
+  it('messages, SenML records and aggregation buckets, each item and the aggregation\'s own fields', async () => {
+    const owner = await newUser('contract-query');
+    const org = await newOrg(owner.token);
+    const device = (await api('POST', `/orgs/${org.id}/devices`, { token: owner.token, body: { name: 'd' } })).body;
+    const channel = (await api('POST', `/orgs/${org.id}/channels`, { token: owner.token, body: { name: 'c' } })).body;
+    await api('POST', `/orgs/${org.id}/connections`, { token: owner.token, body: { channel_ids: [channel.id], device_ids: [device.id] } });
+    const publish = (raw: BodyInit, type: string, sub = '') =>
+      api('POST', `/channels/${channel.id}/messages${sub}`, { device: device.key, raw, headers: { 'content-type': type } });
+    expect((await publish('[{"bn":"t/","n":"temp","u":"Cel","v":21.5},{"n":"on","vb":true}]', 'application/senml+json')).status).toBe(202);
+    expect((await publish('hello', 'text/plain', '/lab')).status).toBe(202);
+    expect((await publish(new Uint8Array([0, 1, 2]), 'application/octet-stream')).status).toBe(202);
+    expect((await publish('{"a":1}', 'application/json')).status).toBe(202);
+    const q = (query: string) => api('GET', `/channels/${channel.id}/messages?${query}`, { token: owner.token });
+    await expect.poll(async () => (await q('')).body.total, { timeout: 10_000 }).toBe(4);
+    expect((await q('format=json')).status).toBe(200);
+    expect((await q('format=senml')).body.items).toHaveLength(2);
+    const counted = await q('aggregation=count&interval=1h');
+    expect(counted.body).toMatchObject({ aggregation: 'count', interval: 3_600_000 });
+    const avg = await q('format=senml&aggregation=avg');
+    expect(avg.body).toMatchObject({ aggregation: 'avg', interval: null, items: [{ name: 't/temp', value: 21.5, count: 1 }] });
+  });
+});
+
 describe('the contract check itself', () => {
   it('finds an undeclared status, content type, schema mismatch, missing field and undeclared header', () => {
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => [
