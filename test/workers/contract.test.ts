@@ -123,6 +123,25 @@ describe('the query API answers as docs/openapi.json describes it', () => {
   });
 });
 
+describe('a payload download answers as docs/openapi.json describes it', () => {
+  it('200, 206, 304, 412 and 416 with the headers each carries', async () => {
+    const owner = await newUser('contract-payload');
+    const org = await newOrg(owner.token);
+    const device = (await api('POST', `/orgs/${org.id}/devices`, { token: owner.token, body: { name: 'd' } })).body;
+    const channel = (await api('POST', `/orgs/${org.id}/channels`, { token: owner.token, body: { name: 'c' } })).body;
+    await api('POST', `/orgs/${org.id}/connections`, { token: owner.token, body: { channel_ids: [channel.id], device_ids: [device.id] } });
+    const { seq } = (await api('POST', `/channels/${channel.id}/messages`, { device: device.key, raw: 'hello world', headers: { 'content-type': 'text/plain' } })).body;
+    const get = (headers: Record<string, string> = {}) => api('GET', `/channels/${channel.id}/payloads/${seq}`, { token: owner.token, headers });
+    await expect.poll(async () => (await get()).status, { timeout: 10_000 }).toBe(200);
+    const whole = await get();
+    expect(whole.headers.get('content-disposition')).toMatch(/^attachment; filename=/);
+    expect((await get({ range: 'bytes=0-4' })).status).toBe(206);
+    expect((await get({ 'if-none-match': whole.headers.get('etag')! })).status).toBe(304);
+    expect(expectProblem(await get({ 'if-match': '"other"' }), 412).code).toBe('precondition_failed');
+    expect(expectProblem(await get({ range: 'bytes=100-200' }), 416).code).toBe('range_not_satisfiable');
+  });
+});
+
 describe('the contract check itself', () => {
   it('finds an undeclared status, content type, schema mismatch, missing field and undeclared header', () => {
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => [
