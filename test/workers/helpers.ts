@@ -1,4 +1,5 @@
 import { exports } from 'cloudflare:workers';
+import { contractViolations } from './contract';
 
 /** Calls the real worker (same workerd, real D1) the way an HTTP client would. */
 export const worker = (exports as unknown as { default: Fetcher }).default;
@@ -9,8 +10,11 @@ export interface Res<T = any> {
   headers: Headers;
 }
 
-/** Checks every answer of `api()` goes through (./contract: against docs/openapi.json); each returns what is wrong. */
-export const answerChecks: ((method: string, url: string, res: Response, body: unknown, text: string) => string[])[] = [];
+/**
+ * Checks every answer of `api()` goes through; each returns what is wrong. The first holds every
+ * answer to docs/openapi.json, the document clients are generated from (./contract).
+ */
+export const answerChecks: ((method: string, url: string, res: Response, body: unknown, text: string) => string[])[] = [contractViolations];
 
 export async function api<T = any>(
   method: string,
