@@ -4,7 +4,7 @@ import { Scalar } from '@scalar/hono-api-reference';
 import type { AppEnv } from './app-env';
 import { healthRouter } from './health';
 import { onError, router } from './lib/router';
-import { MAX_BULK, MAX_METADATA_BYTES } from './lib/openapi';
+import { errors, MAX_BULK, MAX_METADATA_BYTES } from './lib/openapi';
 import { ApiError } from './lib/errors';
 import { authenticate } from './auth';
 import { accessChanged } from './iam/access';
@@ -133,6 +133,29 @@ const jsonBodyLimit = bodyLimit({
   },
 });
 
+/**
+ * The two answers the middleware above gives on every route it covers (every method but GET and
+ * HEAD, outside /channels/*), before any route sees the request: 413 for a body over
+ * MAX_JSON_BODY, 415 with Accept-Encoding for a content coding. Declared on each such operation
+ * that takes a body, so a generated client and a validating proxy know them; a route that
+ * declares its own 413 or 415 keeps it (one with no Accept-Encoding gains the header).
+ */
+function declareBodyGate(app: ReturnType<typeof router>): void {
+  const tooLarge = { ...errors(413)['413'], description: `Request body over ${MAX_JSON_BODY / 1024 / 1024} MiB (every route refuses one that large)` };
+  const encodingHeader = { 'Accept-Encoding': { description: 'With a refused Content-Encoding: `identity` (send the body as is)', schema: { type: 'string' as const } } };
+  for (const def of app.openAPIRegistry.definitions) {
+    if (def.type !== 'route') continue;
+    const route = def.route;
+    if (route.method === 'get' || route.method === 'head' || route.path.startsWith('/channels/') || !route.request?.body) continue;
+    const responses = { ...route.responses };
+    responses['413'] ??= tooLarge;
+    const own = responses['415'] as { headers?: Record<string, unknown> } | undefined;
+    if (!own) responses['415'] = { ...errors(415)['415'], description: 'Unsupported Content-Encoding', headers: encodingHeader };
+    else if (!own.headers) responses['415'] = { ...own, description: 'Unsupported media type (Content-Type), or content coding (Content-Encoding: then with Accept-Encoding)', headers: encodingHeader };
+    route.responses = Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)));
+  }
+}
+
 /** The whole HTTP API: one Hono app composed of feature routers, one error shape, one OpenAPI document. */
 export function buildApp() {
   const app = router();
@@ -227,6 +250,7 @@ export function buildApp() {
   app.route('/', messages);
   app.route('/', queryRouter); // after messages: it answers the GETs that are not WebSocket upgrades
 
+  declareBodyGate(app);
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',

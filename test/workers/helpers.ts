@@ -1,4 +1,5 @@
 import { exports } from 'cloudflare:workers';
+import { contractViolations } from './contract';
 
 /** Calls the real worker (same workerd, real D1) the way an HTTP client would. */
 export const worker = (exports as unknown as { default: Fetcher }).default;
@@ -8,6 +9,12 @@ export interface Res<T = any> {
   body: T;
   headers: Headers;
 }
+
+/**
+ * Checks every answer of `api()` goes through; each returns what is wrong. The first holds every
+ * answer to docs/openapi.json, the document clients are generated from (./contract).
+ */
+export const answerChecks: ((method: string, url: string, res: Response, body: unknown, text: string) => string[])[] = [contractViolations];
 
 export async function api<T = any>(
   method: string,
@@ -30,6 +37,8 @@ export async function api<T = any>(
   } catch {
     /* not JSON */
   }
+  const broken = answerChecks.flatMap((check) => check(method, `http://edgeflux.test${path}`, res, parsed, text));
+  if (broken.length > 0) throw new Error(`answer disagrees with docs/openapi.json:\n  ${broken.join('\n  ')}`);
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 

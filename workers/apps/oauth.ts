@@ -162,7 +162,7 @@ oauthRouter.openapi(
     responses: {
       200: jsonResponse(TokenResponse, 'Issued'),
       400: jsonResponse(OAuthError, 'invalid_request, unsupported_grant_type or invalid_scope'),
-      401: jsonResponse(OAuthError, 'invalid_client'),
+      401: { ...jsonResponse(OAuthError, 'invalid_client'), headers: { 'WWW-Authenticate': { description: '`Basic realm="edgeflux", charset="UTF-8"` (RFC 6749 §5.2)', required: true, schema: { type: 'string' } } } },
     },
   }),
   async (c) => {

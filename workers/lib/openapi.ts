@@ -16,6 +16,14 @@ export const ProblemSchema = z
 
 const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemSchema } } });
 
+/** Headers an error answer carries by its status (./errors `problem()`, the rate limits). */
+const errorHeaders: Record<number, Record<string, { description: string; required?: boolean; schema: { type: 'string' } }>> = {
+  // RFC 9110 §11.6.1: every 401 names the schemes a caller may answer with.
+  401: { 'WWW-Authenticate': { description: 'The schemes to authenticate with: `Bearer realm="edgeflux", Device realm="edgeflux"`', required: true, schema: { type: 'string' } } },
+  // RFC 6585 §4, RFC 9110 §10.2.3: seconds to wait before trying again.
+  429: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'string' } } },
+};
+
 /** The error answers a route can give, by status. */
 export function errors(...statuses: number[]): NonNullable<RouteConfig['responses']> {
   const text: Record<number, string> = {
@@ -29,7 +37,7 @@ export function errors(...statuses: number[]): NonNullable<RouteConfig['response
     422: 'Body failed validation',
     429: 'Rate limited',
   };
-  return Object.fromEntries(statuses.map((s) => [String(s), problem(text[s] ?? 'Error')]));
+  return Object.fromEntries(statuses.map((s) => [String(s), { ...problem(text[s] ?? 'Error'), ...(errorHeaders[s] ? { headers: errorHeaders[s] } : {}) }]));
 }
 
 export const jsonBody = <T extends z.ZodType>(schema: T, description?: string) => ({

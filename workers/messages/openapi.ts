@@ -30,6 +30,11 @@ const payloadHeaders = {
   'Accept-Ranges': { description: '`bytes`', schema: { type: 'string' as const } },
 };
 
+/** A download is saved as a file, not shown (workers/query/index.ts `payload`). */
+const download = {
+  'Content-Disposition': { description: '`attachment; filename="{channel}-{seq}"`', schema: { type: 'string' as const } },
+};
+
 /** A Content-Encoding the publish route cannot remove: the 415 says which it can (RFC 9110 §12.5.3). */
 const unsupportedEncoding = {
   ...errors(415)['415'],
@@ -83,12 +88,12 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
       authorizationParam,
     ],
     responses: {
-      200: { description: 'The payload', headers: payloadHeaders, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
-      206: { description: 'The requested byte range', headers: { ...payloadHeaders, 'Content-Range': { description: '`bytes first-last/size`', schema: { type: 'string' } } }, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+      200: { description: 'The payload', headers: { ...payloadHeaders, ...download }, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+      206: { description: 'The requested byte range', headers: { ...payloadHeaders, ...download, 'Content-Range': { description: '`bytes first-last/size`', schema: { type: 'string' } } }, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
       304: { description: 'Not modified (If-None-Match / If-Modified-Since)', headers: payloadHeaders },
       ...errors(400, 401, 403, 404),
-      412: { ...errors(412)['412'], description: 'If-Match or If-Unmodified-Since failed' },
-      416: { ...errors(416)['416'], description: 'The range starts past the end', headers: { 'Content-Range': { description: '`bytes */size`', schema: { type: 'string' } } } },
+      412: { ...errors(412)['412'], description: 'If-Match or If-Unmodified-Since failed', headers: payloadHeaders },
+      416: { ...errors(416)['416'], description: 'The range starts past the end', headers: { ...payloadHeaders, 'Content-Range': { description: '`bytes */size`', schema: { type: 'string' } } } },
     },
   });
   app.openAPIRegistry.registerPath({
