@@ -110,6 +110,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   private _outbox: Outbox | null = null;
   private _subs: SubscriptionMap<ActiveSub> | null = null;
   private _qos2In: Set<number> | null = null;
+  private _qos2Storing: Set<number> | null = null;
   private _aliases: Map<number, string> | null = null;
   /**
    * While a resumed session's subscriptions are being activated: the stored ones not active yet.
@@ -179,9 +180,13 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   get origin(): string | undefined {
     return (this._subs?.noLocal ?? 0) + (this.resuming?.noLocal ?? 0) > 0 ? this.sessionKey : undefined;
   }
-  /** Inbound QoS 2 ids: PUBREC sent, PUBREL not yet received [MQTT-4.3.3-10]. */
+  /** Inbound QoS 2 ids: PUBREC sent (or due once stored), PUBREL not yet received [MQTT-4.3.3-10]. */
   get qos2In(): Set<number> {
     return (this._qos2In ??= new Set());
+  }
+  /** The ids of `qos2In` whose publish is not stored yet: a session saved meanwhile does not keep them (snapshot). */
+  get qos2Storing(): Set<number> {
+    return (this._qos2Storing ??= new Set());
   }
   /** v5 client → server topic aliases [MQTT-3.3.2-12]. */
   get aliases(): Map<number, string> {
@@ -476,7 +481,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   snapshot(): SessionState {
     const subscriptions = this._subs ? [...this._subs.values()].map((s) => s.toStored()) : [];
     if (this.resuming) for (const s of this.resuming.values()) if (!this._subs?.has(s.topicFilter)) subscriptions.push(s);
-    return { subscriptions, inflight: this._outbox?.snapshot() ?? [], awaitingRelease: this._qos2In ? [...this._qos2In] : [] };
+    // An id whose publish is still being stored is not kept: if that store fails after the
+    // connection has gone, the client's resend must be stored, not answered PUBREC as a copy.
+    // (If it succeeds, a resend is stored again: a duplicate, never a loss.)
+    const storing = this._qos2Storing;
+    const awaitingRelease = this._qos2In ? [...this._qos2In].filter((id) => !storing?.has(id)) : [];
+    return { subscriptions, inflight: this._outbox?.snapshot() ?? [], awaitingRelease };
   }
 
   /** Something the session keeps changed: write it soon (persistent sessions only). */

@@ -209,7 +209,10 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
     if (conn.version === 5 && conn.inboundInflight >= limits.receiveMaximum) return refuseAndEnd(conn, RC.ReceiveMaximumExceeded, `more than ${limits.receiveMaximum} unacknowledged publishes`);
     conn.inboundInflight++;
   }
-  if (qos === 2) conn.qos2In.add(id);
+  if (qos === 2) {
+    conn.qos2In.add(id);
+    conn.qos2Storing.add(id);
+  }
 
   let address: Address;
   try {
@@ -246,7 +249,14 @@ function issued(conn: Connection, packet: IPublishPacket, outcome: Promise<Resul
       if (qos === 2) conn.markDirty();
       ack(conn, packet, RC.Success);
     });
-    void outcome.then(() => unstoredSettled(conn));
+    void outcome.then((r) => {
+      if (qos === 2) {
+        conn.qos2Storing.delete(id);
+        // Refused: not a copy to answer PUBREC for, whether or not the connection is still open.
+        if (r.rc >= 0x80) conn.qos2In.delete(id);
+      }
+      unstoredSettled(conn);
+    });
   }
   // Back-pressure: the reader hands over no further packet until one settles.
   if (conn.unstored >= conn.limits.maxUnstoredPublishes) return new Promise<void>((r) => (conn.unstoredWaiter = r));

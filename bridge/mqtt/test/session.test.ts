@@ -1,5 +1,5 @@
 import type { IConnectPacket } from 'mqtt-packet';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { setup, text, VERSIONS, type Version } from './harness';
 
 const T = 'channels/ch-1/messages';
@@ -150,6 +150,30 @@ describe.each(VERSIONS)('sessions, protocol level %i', (v) => {
     const comp = await back.next('pubcomp');
     if (v === 5) expect(comp.reasonCode).toBe(0);
     expect(t.platform.published).toHaveLength(1);
+  });
+
+  it('does not remember a QoS 2 id whose publish was still being stored when the connection went and then failed: the resend is stored', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    t.platform.defer = true;
+    c.send({ cmd: 'publish', topic: `${T}/q2`, payload: 'once', qos: 2, messageId: 7, dup: false, retain: false });
+    await vi.waitFor(() => expect(t.platform.pendingPublishes).toBe(1));
+    // The connection goes (no PUBREC yet), and then the store fails: the platform was away.
+    c.drop();
+    await c.closedYet();
+    t.platform.down = true;
+    t.platform.defer = false;
+    t.platform.releasePublishes();
+    await vi.waitFor(() => expect(t.platform.pendingPublishes).toBe(0));
+    t.platform.down = false;
+    const back = t.client(v);
+    await back.connect(persistent(v));
+    // The client never had a PUBREC: it sends the message again, and it must be stored this time.
+    back.send({ cmd: 'publish', topic: `${T}/q2`, payload: 'once', qos: 2, messageId: 7, dup: true, retain: false });
+    await back.next('pubrec');
+    back.send({ cmd: 'pubrel', messageId: 7 });
+    await back.next('pubcomp');
+    expect(t.platform.published.map((p) => new TextDecoder().decode(p.payload))).toEqual(['once']);
   });
 
   it('a subscription the device may no longer use is dropped on resume', async () => {
