@@ -104,6 +104,6 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
     security: [{ bridge: [] }],
     summary: 'Bridge link to one channel (WebSocket, subprotocol edgeflux.link.v2 or edgeflux.link.v1)',
     parameters: [channelParam],
-    responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 404), 426: { description: 'Not a WebSocket upgrade' } },
+    responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 404, 426) },
   });
 }
