@@ -157,4 +157,27 @@ describe('the contract check itself', () => {
     expect(contractViolations(...json(201, { ...ok, secret: 'x' }, { location: '/orgs/o-1' })).join()).toMatch(/field \.secret is not in the schema/);
     expect(contractViolations(...json(201, ok, { location: '/orgs/o-1', 'retry-after': '1' })).join()).toMatch(/sends retry-after/);
   });
+
+  it('fails an answer on a path the document has no operation for, but for the router\'s 404/405, a credential asked for first and the console', () => {
+    const answer = (method: string, path: string, status: number, type: string, body: unknown, headers: Record<string, string> = {}) =>
+      contractViolations(method, `http://edgeflux.test${path}`, { status, headers: new Headers({ 'content-type': type, ...headers }) }, body, typeof body === 'string' ? body : JSON.stringify(body));
+    const problem = (status: number, code: string, detail: string) => ({ type: 'about:blank', title: 't', status, code, detail });
+    const P = 'application/problem+json';
+    // What the worker may answer where the document has no operation.
+    expect(answer('GET', '/nowhere/at/all', 404, P, problem(404, 'not_found', 'no such route'))).toEqual([]);
+    expect(answer('GET', '/orgs/', 404, P, problem(404, 'not_found', 'no such route: /orgs/ ends with a slash; the route is /orgs'))).toEqual([]);
+    expect(answer('PATCH', '/health', 405, P, problem(405, 'method_not_allowed', 'no'), { allow: 'GET, HEAD' })).toEqual([]);
+    expect(answer('PUT', '/orgs/o-1/nope', 401, P, problem(401, 'unauthorized', 'no'), { 'www-authenticate': 'Bearer realm="edgeflux"' })).toEqual([]);
+    expect(answer('GET', '/login', 200, 'text/html', '<div id="app">')).toEqual([]);
+    expect(answer('GET', '/o/org-1/devices', 304, 'text/html', '')).toEqual([]);
+    expect(answer('GET', '/docs', 200, 'text/html', '<html>')).toEqual([]);
+    expect(answer('OPTIONS', '/orgs', 204, 'text/plain', '')).toEqual([]);
+    // What it may not: a route the document lacks, whatever it answers.
+    expect(answer('GET', '/orgs/o-1/widgets/w-1', 404, P, problem(404, 'not_found', 'no widget w-1')).join()).toMatch(/no operation in docs\/openapi.json for GET \/orgs\/o-1\/widgets\/w-1/);
+    expect(answer('PUT', '/orgs/o-1', 405, P, problem(405, 'method_not_allowed', 'no')).join()).toMatch(/no operation .*the document has GET, PATCH, DELETE \/orgs\/\{org\}\)/);
+    expect(answer('GET', '/orgs/o-1/widgets', 200, 'text/html', '<p>')).not.toEqual([]);
+    expect(answer('GET', '/metrics', 200, 'text/plain', 'up 1')).not.toEqual([]);
+    expect(answer('POST', '/login', 200, 'text/html', '<p>')).not.toEqual([]);
+    expect(answer('GET', '/channels/c-1/stats', 401, P, problem(401, 'unauthorized', 'no'), { 'www-authenticate': 'Bearer realm="edgeflux"' })).not.toEqual([]);
+  });
 });
