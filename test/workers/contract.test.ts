@@ -1,7 +1,8 @@
+import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import doc from '../../docs/openapi.json';
 import { contractViolations } from './contract';
-import { api, expectProblem, newOrg, newUser } from './helpers';
+import { answerChecks, api, checkedFetch, expectProblem, newOrg, newUser } from './helpers';
 
 /**
  * The answers every route can give, checked against docs/openapi.json: `api()` fails a test on any
@@ -140,6 +141,18 @@ describe('a payload download answers as docs/openapi.json describes it', () => {
   });
 });
 
+describe('a WebSocket-only route answers a plain request as docs/openapi.json describes it', () => {
+  it('426 problem JSON with Upgrade: websocket, on the bridge\'s link and session sockets', async () => {
+    const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
+    for (const path of [`/internal/channels/${crypto.randomUUID()}/link`, `/internal/sessions/${crypto.randomUUID()}`]) {
+      const res = await checkedFetch(`http://edgeflux.test${path}`, { headers: bridge });
+      expect(res.status, path).toBe(426);
+      expect(res.headers.get('upgrade'), path).toBe('websocket');
+      expect(((await res.json()) as { code: string }).code, path).toBe('upgrade_required');
+    }
+  });
+});
+
 describe('the contract check itself', () => {
   it('finds an undeclared status, content type, schema mismatch, missing field and undeclared header', () => {
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => [
@@ -179,5 +192,28 @@ describe('the contract check itself', () => {
     expect(answer('GET', '/metrics', 200, 'text/plain', 'up 1')).not.toEqual([]);
     expect(answer('POST', '/login', 200, 'text/html', '<p>')).not.toEqual([]);
     expect(answer('GET', '/channels/c-1/stats', 401, P, problem(401, 'unauthorized', 'no'), { 'www-authenticate': 'Bearer realm="edgeflux"' })).not.toEqual([]);
+  });
+});
+
+describe('checkedFetch', () => {
+  it('holds the answer to the checks as api() does, and leaves its body to the caller', async () => {
+    const seen: [string, string, number, string][] = [];
+    const record = (method: string, url: string, res: Response, _body: unknown, text: string) => (seen.push([method, new URL(url).pathname, res.status, text]), []);
+    const refuse = (_m: string, url: string) => (new URL(url).pathname === '/version' ? ['refused by the test'] : []);
+    answerChecks.push(record, refuse);
+    try {
+      const res = await checkedFetch(new Request('http://edgeflux.test/health', { method: 'HEAD' }));
+      expect(res.status).toBe(200);
+      const health = await checkedFetch('http://edgeflux.test/health');
+      expect(await health.json()).toMatchObject({ status: 'ok' });
+      expect(seen).toEqual([
+        ['HEAD', '/health', 200, ''],
+        ['GET', '/health', 200, expect.stringContaining('"status":"ok"')],
+      ]);
+      await expect(checkedFetch('http://edgeflux.test/version')).rejects.toThrow(/disagrees with docs\/openapi.json:\n {2}refused by the test/);
+    } finally {
+      answerChecks.splice(answerChecks.indexOf(record), 2);
+    }
+    await expect(checkedFetch('http://edgeflux.test/version')).resolves.toMatchObject({ status: 200 });
   });
 });

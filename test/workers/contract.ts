@@ -8,7 +8,7 @@ import doc from '../../docs/openapi.json';
  * for that status, a JSON body matches its schema, and the declared Location / Link / Retry-After
  * headers are sent; the headers a client acts on (CONTRACT_HEADERS) are declared where sent. Non-JSON
  * bodies (CSV, JSON lines, payload bytes) are checked for status, content type and headers only.
- * `api()` (./helpers) runs it on every answer, so every workers test checks the
+ * `api()` and `checkedFetch()` (./helpers) run it on every answer, so every workers test checks the
  * contract of whatever it calls (WebSocket frames and the asset service's files are not the document's).
  */
 
