@@ -9,7 +9,7 @@ import { backoffMs, blobKey, INLINE_TEXT_MAX, partsOf, writeBatch, type MessageT
 import { RETENTION_JITTER, RETENTION_SWEEP_MS, type SweepResult } from './retention';
 import type { ChannelMessage } from './types';
 import { signToken } from '../../workers/auth/tokens';
-import { api, newOrg, newUser, worker } from '../../test/workers/helpers';
+import { api, newOrg, newUser, checkedFetch } from '../../test/workers/helpers';
 import type { ChannelActor } from './index';
 import { actor, msg, newChannel, storedRows as rows, text } from './test-helpers';
 
@@ -189,7 +189,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
     const ch = (await api('POST', `/orgs/${org}/channels`, { token: u.token, body: { name: 'backoff' } })).body.id as string;
     const token = await signToken(env, { typ: 'user', sub: u.id }, 60);
     const exp = (JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp: number }).exp * 1000;
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
     expect(res.status).toBe(101);
     res.webSocket!.accept();
     // The subscriber's expiry set the alarm.
@@ -241,7 +241,7 @@ describe('channel actor: outbox drain to D1 and R2', () => {
       // Three subscribers whose tokens run out one after another, each expiry an alarm.
       for (const ttl of [1, 2, 3]) {
         const token = await signToken(env, { typ: 'user', sub: u.id }, ttl);
-        const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
+        const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
         expect(res.status).toBe(101);
         res.webSocket!.addEventListener('close', (e) => closed.push(e.code));
         res.webSocket!.accept();

@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'c
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { CLOSE_EXPIRED, CLOSE_TAKEN_OVER, SESSION_SUBPROTOCOL, type SessionActorOp, type SessionBridgeOp, type SessionWill } from '../../shared/session-link';
-import { worker } from '../../test/workers/helpers';
+import { checkedFetch } from '../../test/workers/helpers';
 import { Inbox, openLink } from '../channel/test-helpers';
 import { LINK_SUBPROTOCOL, type LinkMessage } from '../../shared/link';
 import { HEADER_SESSION_KEY, TAKEOVER_TIMEOUT_MS, type SessionActor } from './index';
@@ -225,9 +225,9 @@ describe('session actor', () => {
   it('is reached through the worker only with the bridge credential', async () => {
     const key = encodeURIComponent(newKey());
     const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
-    expect((await worker.fetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: { upgrade: 'websocket', authorization: 'Bearer nope' } })).status).toBe(401);
-    expect((await worker.fetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: bridge })).status).toBe(426);
-    const res = await worker.fetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: { ...bridge, upgrade: 'websocket', 'sec-websocket-protocol': SESSION_SUBPROTOCOL } });
+    expect((await checkedFetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: { upgrade: 'websocket', authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await checkedFetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: bridge })).status).toBe(426);
+    const res = await checkedFetch(`http://edgeflux.test/internal/sessions/${key}`, { headers: { ...bridge, upgrade: 'websocket', 'sec-websocket-protocol': SESSION_SUBPROTOCOL } });
     expect(res.status).toBe(101);
     expect(res.headers.get('sec-websocket-protocol')).toBe(SESSION_SUBPROTOCOL);
     res.webSocket!.accept();
@@ -236,7 +236,7 @@ describe('session actor', () => {
 
   it('routes any client id to its own actor: slashes, percent signs and spaces survive the path', async () => {
     const raw = `device-${crypto.randomUUID()}\u0000a/b%20c d`;
-    const res = await worker.fetch(`http://edgeflux.test/internal/sessions/${encodeURIComponent(raw)}`, { headers: { authorization: `Bearer ${env.BRIDGE_SECRET}`, upgrade: 'websocket' } });
+    const res = await checkedFetch(`http://edgeflux.test/internal/sessions/${encodeURIComponent(raw)}`, { headers: { authorization: `Bearer ${env.BRIDGE_SECRET}`, upgrade: 'websocket' } });
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     ws.accept();

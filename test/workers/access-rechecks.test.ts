@@ -6,7 +6,7 @@ import { signToken } from '../../workers/auth/tokens';
 import type { ChannelCore } from '../../objects/channel/core';
 import type { ChannelActor } from '../../objects/channel/index';
 import { msg } from '../../objects/channel/test-helpers';
-import { api, newOrg, newUser, worker } from './helpers';
+import { api, newOrg, newUser, checkedFetch } from './helpers';
 
 /** An org with `nCh` channels, each with a live WebSocket subscriber (device 0), and a spare device to connect and disconnect. */
 async function setup(nCh: number) {
@@ -17,7 +17,7 @@ async function setup(nCh: number) {
   await api('POST', `/orgs/${org}/connections`, { token: u.token, body: { channel_ids: chs.map((c) => c.id), device_ids: [sub!.id] } });
   const sockets = await Promise.all(
     chs.map(async (ch) => {
-      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${sub!.key}` } });
+      const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${sub!.key}` } });
       expect(res.status).toBe(101);
       const ws = res.webSocket!;
       const s = { ws, messages: 0, done: undefined as { code: number; reason: string } | undefined };
@@ -95,7 +95,7 @@ describe('a credential that runs out', () => {
     await api('POST', `/orgs/${org}/connections`, { token: u.token, body: { channel_ids: [ch], device_ids: [device.id] } });
     const short = await signToken(env, { typ: 'user', sub: u.id }, 2);
     const exp = (JSON.parse(atob(short.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp: number }).exp * 1000;
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${short}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${short}` } });
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     const created: number[] = [];
@@ -124,7 +124,7 @@ const expOf = (jwt: string): number => (JSON.parse(atob(jwt.split('.')[1]!.repla
 
 /** A WebSocket subscriber through the worker, recording what it gets and when it closes. */
 async function listen(ch: string, authorization: string) {
-  const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization } });
+  const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages`, { headers: { upgrade: 'websocket', authorization } });
   expect(res.status).toBe(101);
   const ws = res.webSocket!;
   const s = { ws, frames: [] as { type: string; status?: number }[], closed: undefined as { code: number; reason: string; at: number } | undefined };

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { api, expectProblem, newOrg, newUser, worker, type Res } from './helpers';
+import { api, expectProblem, newOrg, newUser, checkedFetch, type Res } from './helpers';
 
 type Owner = Awaited<ReturnType<typeof newUser>>;
 type AppOut = { id: string; client_id: string; client_secret: string; scopes: string[] };
@@ -338,7 +338,7 @@ describe('OAuth 2.0 client credentials (RFC 6749 §4.4)', () => {
     const publish = (token: string) => api('POST', `/channels/${ch.id}/messages`, { token, raw: 'x', headers: { 'content-type': 'text/plain' } });
     const read = (token: string) => api('GET', `/channels/${ch.id}/messages`, { token });
     const upgrade = async (token: string) => {
-      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
+      const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
       expect(res.status).toBe(101);
       const ws = res.webSocket!;
       const first = new Promise<{ type: string; status?: number } | 'closed'>((resolve) => {

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, expectProblem, newOrg, newUser, worker } from './helpers';
+import { api, expectProblem, newOrg, newUser, checkedFetch } from './helpers';
 import { writeParts } from '../../objects/writer';
 
 async function setup() {
@@ -86,7 +86,7 @@ describe('channels', () => {
     const ch = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'doomed' } })).body as { id: string };
     const publish = (retain: boolean) => api('POST', `/channels/${ch.id}/messages/lab${retain ? '?retain=true' : ''}`, { token: t, raw: 'x', headers: { 'content-type': 'text/plain' } });
     expect((await publish(true)).status).toBe(202);
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${t}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${t}` } });
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     const frames: { type: string; status?: number; closing?: boolean }[] = [];

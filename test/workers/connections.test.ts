@@ -1,7 +1,7 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { api, expectProblem, newOrg, newUser, worker } from './helpers';
+import { api, expectProblem, newOrg, newUser, checkedFetch } from './helpers';
 
 async function setup(nCh = 2, nDev = 2) {
   const u = await newUser();
@@ -212,7 +212,7 @@ describe('connections', () => {
     await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: { types: ['publish'] } });
     expect((await publish()).status).toBe(202);
     // A refused upgrade is accepted and closed with 4000+status and a reason, so a browser can read why.
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
     const ws = res.webSocket!;
     const closed = new Promise<{ code: number; reason: string }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, reason: e.reason })));
     ws.accept();
@@ -252,7 +252,7 @@ describe('connections', () => {
     const { t, org, chs, devs } = await setup(1, 1);
     const [ch, dev] = [chs[0]!, devs[0]!];
     await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
     const ws = res.webSocket!;
     const frames: { type: string; id?: unknown; status?: number; envelope?: { seq: number } }[] = [];
     ws.addEventListener('message', (e) => {
@@ -297,7 +297,7 @@ describe('connections', () => {
     expect(done!.at - removedAt).toBeLessThanOrEqual(ttl + 1000);
     // 3. Connected again at once: the new socket is not closed by the refusal the actor still holds.
     await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
-    const again = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const again = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
     const ws2 = again.webSocket!;
     const got: string[] = [];
     let closed2: number | undefined;
@@ -319,7 +319,7 @@ describe('connections', () => {
     const { t, org, chs, devs } = await setup(1, 2);
     const ch = chs[0]!;
     const open = async (key: string) => {
-      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${key}` } });
+      const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${key}` } });
       expect(res.status).toBe(101);
       const ws = res.webSocket!;
       const s = { seqs: [] as number[], done: undefined as { code: number; reason: string } | undefined };
@@ -365,7 +365,7 @@ describe('connections', () => {
     const { u, t, org, chs } = await setup(1, 1);
     const viewer = await newUser('viewer');
     expect((await api('POST', `/orgs/${org}/members`, { token: t, body: { email: viewer.email, role: 'viewer' } })).status).toBe(201);
-    const res = await worker.fetch(`http://edgeflux.test/channels/${chs[0]!.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${viewer.token}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${chs[0]!.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${viewer.token}` } });
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     let done: { code: number; reason: string } | undefined;
@@ -389,7 +389,7 @@ describe('connections', () => {
     expect(await liveRow()).toBeNull();
     const sockets = await Promise.all(
       devs.map(async (d) => {
-        const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${d.key}` } });
+        const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${d.key}` } });
         expect(res.status).toBe(101);
         const ws = res.webSocket!;
         const s = { ws, frames: [] as { type: string; closing?: boolean }[], done: undefined as { code: number; reason: string; at: number } | undefined };
@@ -434,7 +434,7 @@ describe('connections', () => {
     const { t, org, chs, devs } = await setup(1, 1);
     const [ch, dev] = [chs[0]!, devs[0]!];
     await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
     const ws = res.webSocket!;
     ws.accept();
     const stub = env.CHANNELS.get(env.CHANNELS.idFromName(ch.id));
@@ -463,7 +463,7 @@ describe('connections', () => {
     expect(JSON.stringify(scopes).length).toBeGreaterThan(2048); // workerd's attachment limit
     const key = await api('POST', `/orgs/${org}/keys`, { token: t, body: { name: 'wide', scopes } });
     expect(key.status).toBe(201);
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${key.body.key}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Bearer ${key.body.key}` } });
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     const messages: unknown[] = [];
@@ -500,7 +500,7 @@ describe('connections', () => {
     const [ch, dev] = [chs[0]!, devs[0]!];
     await api('PUT', `/orgs/${org}/channels/${ch.id}/devices/${dev.id}`, { token: t, body: {} });
     const open = async (key: string) => {
-      const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${key}` } });
+      const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages`, { headers: { upgrade: 'websocket', authorization: `Device ${key}` } });
       expect(res.status).toBe(101);
       const ws = res.webSocket!;
       const s = { ws, messages: 0, done: undefined as { code: number; reason: string; at: number } | undefined };
@@ -545,7 +545,7 @@ describe('connections', () => {
     expect(expectProblem(await post('retain=false&retain=true'), 400).detail).toContain('retain given more than once');
     expect((await post('retain=true')).status).toBe(202);
     expect((await post(`authorization=Device%20${dev.key}`)).status).toBe(202);
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch.id}/messages?sinse=3`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch.id}/messages?sinse=3`, { headers: { upgrade: 'websocket', authorization: `Device ${dev.key}` } });
     const ws = res.webSocket!;
     const closed = new Promise<{ code: number; reason: string }>((r) => ws.addEventListener('close', (e) => r({ code: e.code, reason: e.reason })));
     ws.accept();

@@ -1,7 +1,8 @@
+import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import doc from '../../docs/openapi.json';
 import { contractViolations } from './contract';
-import { api, expectProblem, newOrg, newUser } from './helpers';
+import { answerChecks, api, checkedFetch, expectProblem, newOrg, newUser } from './helpers';
 
 /**
  * The answers every route can give, checked against docs/openapi.json: `api()` fails a test on any
@@ -140,6 +141,18 @@ describe('a payload download answers as docs/openapi.json describes it', () => {
   });
 });
 
+describe('a WebSocket-only route answers a plain request as docs/openapi.json describes it', () => {
+  it('426 problem JSON with Upgrade: websocket, on the bridge\'s link and session sockets', async () => {
+    const bridge = { authorization: `Bearer ${env.BRIDGE_SECRET}` };
+    for (const path of [`/internal/channels/${crypto.randomUUID()}/link`, `/internal/sessions/${crypto.randomUUID()}`]) {
+      const res = await checkedFetch(`http://edgeflux.test${path}`, { headers: bridge });
+      expect(res.status, path).toBe(426);
+      expect(res.headers.get('upgrade'), path).toBe('websocket');
+      expect(((await res.json()) as { code: string }).code, path).toBe('upgrade_required');
+    }
+  });
+});
+
 describe('the contract check itself', () => {
   it('finds an undeclared status, content type, schema mismatch, missing field and undeclared header', () => {
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => [
@@ -156,5 +169,51 @@ describe('the contract check itself', () => {
     expect(contractViolations(...json(201, { id: 1, name: 'acme', created_at: 1 }, { location: '/orgs/o-1' })).join()).toMatch(/does not match its schema/);
     expect(contractViolations(...json(201, { ...ok, secret: 'x' }, { location: '/orgs/o-1' })).join()).toMatch(/field \.secret is not in the schema/);
     expect(contractViolations(...json(201, ok, { location: '/orgs/o-1', 'retry-after': '1' })).join()).toMatch(/sends retry-after/);
+  });
+
+  it('fails an answer on a path the document has no operation for, but for the router\'s 404/405, a credential asked for first and the console', () => {
+    const answer = (method: string, path: string, status: number, type: string, body: unknown, headers: Record<string, string> = {}) =>
+      contractViolations(method, `http://edgeflux.test${path}`, { status, headers: new Headers({ 'content-type': type, ...headers }) }, body, typeof body === 'string' ? body : JSON.stringify(body));
+    const problem = (status: number, code: string, detail: string) => ({ type: 'about:blank', title: 't', status, code, detail });
+    const P = 'application/problem+json';
+    // What the worker may answer where the document has no operation.
+    expect(answer('GET', '/nowhere/at/all', 404, P, problem(404, 'not_found', 'no such route'))).toEqual([]);
+    expect(answer('GET', '/orgs/', 404, P, problem(404, 'not_found', 'no such route: /orgs/ ends with a slash; the route is /orgs'))).toEqual([]);
+    expect(answer('PATCH', '/health', 405, P, problem(405, 'method_not_allowed', 'no'), { allow: 'GET, HEAD' })).toEqual([]);
+    expect(answer('PUT', '/orgs/o-1/nope', 401, P, problem(401, 'unauthorized', 'no'), { 'www-authenticate': 'Bearer realm="edgeflux"' })).toEqual([]);
+    expect(answer('GET', '/login', 200, 'text/html', '<div id="app">')).toEqual([]);
+    expect(answer('GET', '/o/org-1/devices', 304, 'text/html', '')).toEqual([]);
+    expect(answer('GET', '/docs', 200, 'text/html', '<html>')).toEqual([]);
+    expect(answer('OPTIONS', '/orgs', 204, 'text/plain', '')).toEqual([]);
+    // What it may not: a route the document lacks, whatever it answers.
+    expect(answer('GET', '/orgs/o-1/widgets/w-1', 404, P, problem(404, 'not_found', 'no widget w-1')).join()).toMatch(/no operation in docs\/openapi.json for GET \/orgs\/o-1\/widgets\/w-1/);
+    expect(answer('PUT', '/orgs/o-1', 405, P, problem(405, 'method_not_allowed', 'no')).join()).toMatch(/no operation .*the document has GET, PATCH, DELETE \/orgs\/\{org\}\)/);
+    expect(answer('GET', '/orgs/o-1/widgets', 200, 'text/html', '<p>')).not.toEqual([]);
+    expect(answer('GET', '/metrics', 200, 'text/plain', 'up 1')).not.toEqual([]);
+    expect(answer('POST', '/login', 200, 'text/html', '<p>')).not.toEqual([]);
+    expect(answer('GET', '/channels/c-1/stats', 401, P, problem(401, 'unauthorized', 'no'), { 'www-authenticate': 'Bearer realm="edgeflux"' })).not.toEqual([]);
+  });
+});
+
+describe('checkedFetch', () => {
+  it('holds the answer to the checks as api() does, and leaves its body to the caller', async () => {
+    const seen: [string, string, number, string][] = [];
+    const record = (method: string, url: string, res: Response, _body: unknown, text: string) => (seen.push([method, new URL(url).pathname, res.status, text]), []);
+    const refuse = (_m: string, url: string) => (new URL(url).pathname === '/version' ? ['refused by the test'] : []);
+    answerChecks.push(record, refuse);
+    try {
+      const res = await checkedFetch(new Request('http://edgeflux.test/health', { method: 'HEAD' }));
+      expect(res.status).toBe(200);
+      const health = await checkedFetch('http://edgeflux.test/health');
+      expect(await health.json()).toMatchObject({ status: 'ok' });
+      expect(seen).toEqual([
+        ['HEAD', '/health', 200, ''],
+        ['GET', '/health', 200, expect.stringContaining('"status":"ok"')],
+      ]);
+      await expect(checkedFetch('http://edgeflux.test/version')).rejects.toThrow(/disagrees with docs\/openapi.json:\n {2}refused by the test/);
+    } finally {
+      answerChecks.splice(answerChecks.indexOf(record), 2);
+    }
+    await expect(checkedFetch('http://edgeflux.test/version')).resolves.toMatchObject({ status: 200 });
   });
 });

@@ -6,8 +6,10 @@ import doc from '../../docs/openapi.json';
  * Checks an answer of the API against docs/openapi.json, the document users generate clients from
  * and validate against: the status is one the operation declares, the content type one declared
  * for that status, a JSON body matches its schema, and the declared Location / Link / Retry-After
- * headers are sent. `api()` (./helpers) runs it on every call, so every workers test checks the
- * contract of whatever it calls.
+ * headers are sent; the headers a client acts on (CONTRACT_HEADERS) are declared where sent. Non-JSON
+ * bodies (CSV, JSON lines, payload bytes) are checked for status, content type and headers only.
+ * `api()` and `checkedFetch()` (./helpers) run it on every answer, so every workers test checks the
+ * contract of whatever it calls (WebSocket frames and the asset service's files are not the document's).
  */
 
 type Media = { schema?: object };
@@ -68,8 +70,37 @@ const mediaMatches = (declared: string, actual: string) => {
 /** Response headers whose meaning a client relies on (lower case). */
 const CONTRACT_HEADERS = ['location', 'retry-after', 'etag', 'last-modified', 'link', 'content-range', 'accept-ranges', 'accept-encoding', 'content-disposition', 'www-authenticate'];
 
-/** Paths the worker serves that are not API operations: the document itself, its reference page, the console. */
+/** The first path segments of the document's operations (/orgs, /channels, /internal, …): the API's prefixes. */
+const API_PREFIXES = new Set(Object.keys(paths).map((p) => p.split('/')[1]!));
+
+/**
+ * What the worker answers besides the document's operations, each with the only answers it may
+ * give there. Anything else, and anything else under the API's prefixes, fails the check: a route
+ * the document lacks, or a test calling a path no route serves, is said rather than skipped.
+ * - /openapi.json and /docs: the document itself and its reference page (any answer).
+ * - OPTIONS on any path: a CORS preflight, answered by hono/cors (docs/auth.md), not an operation.
+ * - A path no route serves, or a method the path lacks: the router's own 404 ("no such route",
+ *   also for a trailing slash) or 405 with Allow, as problem JSON (RFC 9110 §15.5.6).
+ * - Under /orgs and /users/me a credential is asked for before the route is looked up: 401 with
+ *   WWW-Authenticate, whatever the path.
+ * - Outside the API's prefixes: the console's single page (a navigation to /, /login, /o/…; its
+ *   assets are served in front of the worker, not by it): 200 text/html, or 304 to a reload.
+ */
 const OUTSIDE = /^\/(?:openapi\.json|docs)$/;
+const AUTHENTICATED_FIRST = /^\/(?:orgs|users\/me)(?:\/|$)/;
+
+/** Why an answer for which the document has no operation is not one the worker may give there (null: it may). */
+function offDocument(method: string, path: string, res: { status: number; headers: Headers }, body: unknown): string | null {
+  const ct = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const problem = ct === 'application/problem+json' && !!body && typeof body === 'object' ? (body as { code?: unknown; detail?: unknown }) : null;
+  if (res.status === 404 && problem?.code === 'not_found' && typeof problem.detail === 'string' && problem.detail.startsWith('no such route')) return null;
+  if (res.status === 405 && problem?.code === 'method_not_allowed' && res.headers.has('allow')) return null;
+  if (res.status === 401 && problem && AUTHENTICATED_FIRST.test(path) && res.headers.has('www-authenticate')) return null;
+  const first = path.split('/')[1] ?? '';
+  if (!API_PREFIXES.has(first) && (method === 'GET' || method === 'HEAD') && ((res.status === 200 && ct === 'text/html') || res.status === 304)) return null;
+  const known = templates.filter((t) => t.re.test(path)).map((t) => `${Object.keys(paths[t.template]!).join(', ').toUpperCase()} ${t.template}`);
+  return `no operation in docs/openapi.json for ${method} ${path}${known.length ? ` (the document has ${known.join('; ')})` : ''}, and the answer is not the router's 404/405${API_PREFIXES.has(first) ? '' : ' nor the console\'s page'}`;
+}
 
 /**
  * What in this answer disagrees with docs/openapi.json (empty: nothing). `body` is the parsed JSON
@@ -81,11 +112,8 @@ export function contractViolations(method: string, url: string, res: { status: n
   const found = operationFor(method, path);
   const where = `${method} ${path} → ${res.status}`;
   if (!found) {
-    // An unknown path (404) or a method the path lacks (405) is no operation's answer.
-    if (res.status === 404 || res.status === 405) return [];
-    // The console's pages and assets are served from every other path.
-    if ((res.headers.get('content-type') ?? '').startsWith('text/html') || !/^\/(?:orgs|users|tokens|channels|internal|oauth|health|version)(?:\/|$)/.test(path)) return [];
-    return [`${where}: no operation in docs/openapi.json for ${method} ${path}`];
+    const why = offDocument(method, path, res, body);
+    return why ? [`${where}: ${why}`] : [];
   }
   const { template, op } = found;
   const id = `${where} (${op.operationId})`;

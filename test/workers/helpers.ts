@@ -16,6 +16,36 @@ export interface Res<T = any> {
  */
 export const answerChecks: ((method: string, url: string, res: Response, body: unknown, text: string) => string[])[] = [contractViolations];
 
+/** Runs every check of answerChecks on one answer, throwing what they find; returns the body, parsed when it is JSON. */
+function holdToContract(method: string, url: string, res: Response, text: string): unknown {
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON */
+  }
+  const broken = answerChecks.flatMap((check) => check(method, url, res, parsed, text));
+  if (broken.length > 0) throw new Error(`answer disagrees with docs/openapi.json:\n  ${broken.join('\n  ')}`);
+  return parsed;
+}
+
+/**
+ * `worker.fetch`, with the answer held to docs/openapi.json as `api()`'s are: for a test that needs
+ * the Response itself (its bytes, a CSV or JSON-lines stream, an SDK's fetch). The body is read from
+ * a clone, so the caller reads it as usual. A WebSocket upgrade's answer (101) has no body: its
+ * status and headers are checked; what then travels on the socket is no HTTP answer the document
+ * describes (docs/channel-actor.md says what does). Non-JSON bodies (CSV, JSON lines, payload bytes)
+ * are checked for status, content type and the headers declared for them, not their contents.
+ */
+export async function checkedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const req = new Request(input, init);
+  const res = await worker.fetch(req);
+  // As bytes: workerd warns about .text() on a type it does not know as text (JSON lines).
+  const text = res.status === 101 || res.webSocket ? '' : new TextDecoder().decode(await res.clone().arrayBuffer());
+  holdToContract(req.method, req.url, res, text);
+  return res;
+}
+
 export async function api<T = any>(
   method: string,
   path: string,
@@ -31,14 +61,7 @@ export async function api<T = any>(
   }
   const res = await worker.fetch(`http://edgeflux.test${path}`, { method, headers, body });
   const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    /* not JSON */
-  }
-  const broken = answerChecks.flatMap((check) => check(method, `http://edgeflux.test${path}`, res, parsed, text));
-  if (broken.length > 0) throw new Error(`answer disagrees with docs/openapi.json:\n  ${broken.join('\n  ')}`);
+  const parsed = holdToContract(method, `http://edgeflux.test${path}`, res, text);
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 

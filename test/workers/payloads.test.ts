@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, expectProblem, newOrg, newUser, worker } from './helpers';
+import { api, expectProblem, newOrg, newUser, checkedFetch } from './helpers';
 
 /**
  * `GET /channels/{id}/payloads/{seq}` as a download client uses it (curl -C -, a browser resuming
@@ -14,7 +14,7 @@ const text = 'héllo wörld'; // 13 bytes in UTF-8: ranges count bytes, not char
 let blobSeq: number, textSeq: number;
 
 const get = (seq: number, headers: Record<string, string> = {}, method = 'GET') =>
-  worker.fetch(`http://edgeflux.test/channels/${ch}/payloads/${seq}`, { method, headers: { authorization: `Bearer ${t}`, ...headers } });
+  checkedFetch(`http://edgeflux.test/channels/${ch}/payloads/${seq}`, { method, headers: { authorization: `Bearer ${t}`, ...headers } });
 const bytes = async (res: Response) => new Uint8Array(await res.arrayBuffer());
 
 beforeAll(async () => {
@@ -124,7 +124,7 @@ describe('payload downloads', () => {
 
   it('refuses a seq that is not decimal digits (1e3, 0x10, 1.0, 0) with 400 rather than reading it as another number', async () => {
     for (const seq of ['1e0', '0x1', `${textSeq}.0`, '0', '-1', '%201']) {
-      const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/payloads/${seq}`, { headers: { authorization: `Bearer ${t}` } });
+      const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/payloads/${seq}`, { headers: { authorization: `Bearer ${t}` } });
       expect(res.status, seq).toBe(400);
     }
   });

@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, expectProblem, newOrg, newUser, worker } from './helpers';
+import { api, expectProblem, newOrg, newUser, checkedFetch } from './helpers';
 import { writeParts } from '../../objects/writer';
 import { CHANNEL_KEY, PUBLISHER_KEY, messageWhere, senmlWhere } from '../../workers/query/sql';
 import { QuerySchema } from '../../workers/query/params';
@@ -61,7 +61,7 @@ describe('message query API', () => {
     const items = (await api('GET', `/channels/${other}/messages?order=asc`, { token: t })).body.items as { payload: string; retain?: boolean }[];
     expect(items.map((m) => [m.payload, m.retain])).toEqual([['true', true], ['false', undefined]]);
     // A CSV export says so too, in its own column (empty when not retained).
-    const csv = await worker.fetch(`http://edgeflux.test/channels/${other}/messages?order=asc`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    const csv = await checkedFetch(`http://edgeflux.test/channels/${other}/messages?order=asc`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
     const [header, ...rows] = (await csv.text()).trim().split('\r\n').map((l) => l.split(','));
     const at = header!.indexOf('retain');
     expect(at).toBeGreaterThan(-1);
@@ -102,10 +102,10 @@ describe('message query API', () => {
     expect([...next.searchParams.keys()].sort()).toEqual(['cursor', 'limit', 'order']);
     expect((await q(next.search.slice(1))).body.items.map((m: { seq: number }) => m.seq)).toEqual([6, 7, 8]);
     // CSV answers carry the Link as well.
-    const csv = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?limit=3`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    const csv = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages?limit=3`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
     expect(csv.headers.get('link')).toContain('rel="next"');
     // The answer depends on Accept, and says so to caches, as it does for Origin.
-    for (const res of [csv, await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?aggregation=count`, { headers: { authorization: `Bearer ${t}` } })]) {
+    for (const res of [csv, await checkedFetch(`http://edgeflux.test/channels/${ch}/messages?aggregation=count`, { headers: { authorization: `Bearer ${t}` } })]) {
       expect(res.headers.get('vary')).toMatch(/\bAccept\b/);
       expect(res.headers.get('vary')).toMatch(/\bOrigin\b/);
     }
@@ -166,7 +166,7 @@ describe('message query API', () => {
   });
 
   it('answers JSON lines for Accept: application/x-ndjson (or application/jsonl): the JSON answer\'s items, one per line', async () => {
-    const get = (query: string, accept: string) => worker.fetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept } });
+    const get = (query: string, accept: string) => checkedFetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept } });
     // As bytes: workerd warns about .text() on a type it does not know as text.
     const lines = async (res: Response) => new TextDecoder().decode(await res.arrayBuffer());
     for (const query of ['order=asc', 'format=senml&limit=3', 'format=json', 'aggregation=count', 'format=senml&aggregation=avg&interval=10s', 'publisher=nobody']) {
@@ -186,7 +186,7 @@ describe('message query API', () => {
     const seen: number[] = [];
     let url: string | undefined = `http://edgeflux.test/channels/${ch}/messages?order=asc&limit=4`;
     while (url) {
-      const res = await worker.fetch(url, { headers: { authorization: `Bearer ${t}`, accept: 'application/x-ndjson' } });
+      const res = await checkedFetch(url, { headers: { authorization: `Bearer ${t}`, accept: 'application/x-ndjson' } });
       seen.push(...(await lines(res)).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq));
       url = /^<([^>]+)>/.exec(res.headers.get('link') ?? '')?.[1];
     }
@@ -212,7 +212,7 @@ describe('message query API', () => {
   it('returns JSON documents parsed, and binary payloads from R2', async () => {
     const r = await q('format=json');
     expect(r.body.items).toEqual([expect.objectContaining({ seq: 8, payload: { cmd: 'reboot' }, contentType: 'application/json' })]);
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/payloads/9`, { headers: { authorization: `Bearer ${t}` } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/payloads/9`, { headers: { authorization: `Bearer ${t}` } });
     expect(res.headers.get('content-type')).toBe('application/octet-stream');
     expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([0, 1, 2, 255]);
     expectProblem(await api('GET', `/channels/${ch}/payloads/999`, { token: t }), 404);
@@ -240,7 +240,7 @@ describe('message query API', () => {
     expect(sent.status).toBe(202);
     expect(await drain(other)).toBe(true);
     // A plain link, as a victim would open it (the credential in the query).
-    const res = await worker.fetch(`http://edgeflux.test/channels/${other}/payloads/${sent.body.seq}?authorization=${encodeURIComponent(`Bearer ${t}`)}`);
+    const res = await checkedFetch(`http://edgeflux.test/channels/${other}/payloads/${sent.body.seq}?authorization=${encodeURIComponent(`Bearer ${t}`)}`);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe(html); // byte for byte, with its type, for the SDK and curl…
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
@@ -267,7 +267,7 @@ describe('message query API', () => {
   });
 
   it('exports CSV with a header and RFC 4180 quoting', async () => {
-    const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?format=senml&vs=ok, "fine"%0Areally`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages?format=senml&vs=ok, "fine"%0Areally`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
     expect(res.headers.get('content-type')).toContain('text/csv');
     const text = await res.text();
     const [header] = text.split('\r\n');
@@ -296,7 +296,7 @@ describe('message query API', () => {
     const headers = new Set<string>();
     for (const query of ['', 'format=json', 'format=senml', 'subtopic=blob', 'format=senml&name=sensor/door', 'aggregation=count', 'format=senml&aggregation=avg&interval=10s', 'publisher=nobody', 'format=senml&publisher=nobody']) {
       const json = await q(query);
-      const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+      const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
       const [header, ...rows] = parse(await res.text());
       headers.add(header!.join(','));
       expect(rows, query).toHaveLength(json.body.items.length);

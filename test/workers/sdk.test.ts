@@ -3,11 +3,11 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Edgeflux, EdgefluxError, payloadBytes, type Message, type Tokens } from '../../sdk';
 import { signToken } from '../../workers/auth/tokens';
-import { uniqueEmail, worker } from './helpers';
+import { uniqueEmail, checkedFetch } from './helpers';
 
 /** The SDK against the real worker in workerd: every resource group, through its public API only. */
 const URL_ = 'http://edgeflux.test';
-const client = (opts: Partial<ConstructorParameters<typeof Edgeflux>[0]> = {}) => new Edgeflux({ url: URL_, fetch: (r) => worker.fetch(r), ...opts });
+const client = (opts: Partial<ConstructorParameters<typeof Edgeflux>[0]> = {}) => new Edgeflux({ url: URL_, fetch: (r) => checkedFetch(r), ...opts });
 const drain = (channel: string) => runDurableObjectAlarm(env.CHANNELS.get(env.CHANNELS.idFromName(channel)));
 
 /** Resolves with what the promise rejected with (an EdgefluxError is expected). */

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { LINK_SUBPROTOCOL } from '../../shared/link';
-import { api, newOrg, newUser, worker } from './helpers';
+import { api, newOrg, newUser, checkedFetch } from './helpers';
 
 /**
  * permessage-deflate is refused on every WebSocket the worker answers (wrangler.toml:
@@ -13,7 +13,7 @@ import { api, newOrg, newUser, worker } from './helpers';
 const offer = { upgrade: 'websocket', 'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits' };
 
 async function upgrade(path: string, headers: Record<string, string>): Promise<{ res: Response; first: Promise<unknown> }> {
-  const res = await worker.fetch(`http://edgeflux.test${path}`, { headers: { ...offer, ...headers } });
+  const res = await checkedFetch(`http://edgeflux.test${path}`, { headers: { ...offer, ...headers } });
   const ws = res.webSocket;
   if (!ws) throw new Error(`no upgrade: ${res.status}`);
   const first = new Promise((resolve) => ws.addEventListener('message', (e) => resolve(typeof e.data === 'string' ? JSON.parse(e.data) : e.data), { once: true }));

@@ -36,5 +36,5 @@ sessionsRouter.openAPIRegistry.registerPath({
   security: [{ bridge: [] }],
   summary: 'Holder socket to one MQTT session actor (WebSocket, subprotocol edgeflux.session.v1)',
   parameters: [{ name: 'key', in: 'path', required: true, schema: { type: 'string' }, description: 'Session key: principal id, NUL, MQTT client id (URL-encoded)' }],
-  responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401), 426: { description: 'Not a WebSocket upgrade' } },
+  responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 426) },
 });

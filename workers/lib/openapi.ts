@@ -22,6 +22,8 @@ const errorHeaders: Record<number, Record<string, { description: string; require
   401: { 'WWW-Authenticate': { description: 'The schemes to authenticate with: `Bearer realm="edgeflux", Device realm="edgeflux"`', required: true, schema: { type: 'string' } } },
   // RFC 6585 §4, RFC 9110 §10.2.3: seconds to wait before trying again.
   429: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'string' } } },
+  // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+  426: { Upgrade: { description: '`websocket`', required: true, schema: { type: 'string' } } },
 };
 
 /** The error answers a route can give, by status. */
@@ -35,6 +37,7 @@ export function errors(...statuses: number[]): NonNullable<RouteConfig['response
     413: 'Payload too large',
     415: 'Unsupported media type',
     422: 'Body failed validation',
+    426: 'Not a WebSocket upgrade (the route is only a WebSocket)',
     429: 'Rate limited',
   };
   return Object.fromEntries(statuses.map((s) => [String(s), { ...problem(text[s] ?? 'Error'), ...(errorHeaders[s] ? { headers: errorHeaders[s] } : {}) }]));

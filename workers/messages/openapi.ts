@@ -69,7 +69,7 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
       description:
         'Without an Upgrade header this is the query API (docs/query.md): filters below, JSON by default, `Accept: text/csv` for CSV, `Accept: application/x-ndjson` (or `application/jsonl`) for the items as JSON lines. With `Upgrade: websocket` it subscribes: frames are JSON text, or CBOR binary with the `edgeflux.cbor` subprotocol or `?format=cbor`. The first frame is always `{type:"subscribed",seq,since?}` (`seq` is the last seq of the channel at that moment: the resume point before any message arrives; `since` echoes the query), then retained or replayed messages, then live ones. `?since=<seq>` resumes after that seq (gap notices for what is no longer kept), `?ack=true` opts into flow control. Without a subtopic every message of the channel is delivered. A refused upgrade is accepted, sends one `{type:"error",status,code,message}` frame and closes with 4000+status. See docs/channel-actor.md.',
       parameters: [...parameters, ...getParams, ...subscribeParams, authorizationParam],
-      responses: { 200: { description: 'Stored messages, SenML records or aggregates', headers: { Link: { description: 'Listings with more rows: `<the same query with cursor=next>; rel="next"` (JSON, CSV and JSON lines alike)', schema: { type: 'string' } } }, content: { 'application/json': { schema: QueryResult }, 'text/csv': { schema: { type: 'string' } }, 'application/x-ndjson': { schema: { type: 'string' } } } }, 101: { description: 'Switching Protocols' }, ...errors(400, 401, 403, 404) },
+      responses: { 200: { description: 'Stored messages, SenML records or aggregates', headers: { Link: { description: 'Listings with more rows: `<the same query with cursor=next>; rel="next"` (JSON, CSV and JSON lines alike)', schema: { type: 'string' } } }, content: { 'application/json': { schema: QueryResult }, 'text/csv': { schema: { type: 'string' } }, 'application/x-ndjson': { schema: { type: 'string' } }, 'application/jsonl': { schema: { type: 'string' } } } }, 101: { description: 'Switching Protocols' }, ...errors(400, 401, 403, 404) },
     });
   }
   app.openAPIRegistry.registerPath({
@@ -104,6 +104,6 @@ export function describeRoutes(app: OpenAPIHono<AppEnv>): void {
     security: [{ bridge: [] }],
     summary: 'Bridge link to one channel (WebSocket, subprotocol edgeflux.link.v2 or edgeflux.link.v1)',
     parameters: [channelParam],
-    responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 404), 426: { description: 'Not a WebSocket upgrade' } },
+    responses: { 101: { description: 'Switching Protocols' }, ...errors(400, 401, 404, 426) },
   });
 }
