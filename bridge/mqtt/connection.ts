@@ -110,7 +110,7 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   private _outbox: Outbox | null = null;
   private _subs: SubscriptionMap<ActiveSub> | null = null;
   private _qos2In: Set<number> | null = null;
-  private _qos2Storing: Set<number> | null = null;
+  private _qos2Storing: Map<number, Promise<unknown>> | null = null;
   private _aliases: Map<number, string> | null = null;
   /**
    * While a resumed session's subscriptions are being activated: the stored ones not active yet.
@@ -184,9 +184,12 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   get qos2In(): Set<number> {
     return (this._qos2In ??= new Set());
   }
-  /** The ids of `qos2In` whose publish is not stored yet: a session saved meanwhile does not keep them (snapshot). */
-  get qos2Storing(): Set<number> {
-    return (this._qos2Storing ??= new Set());
+  /**
+   * The ids of `qos2In` whose publish is not stored yet, with the store's outcome: a checkpoint
+   * meanwhile does not keep them (snapshot), and `end` waits for them before saving the session.
+   */
+  get qos2Storing(): Map<number, Promise<unknown>> {
+    return (this._qos2Storing ??= new Map());
   }
   /** v5 client → server topic aliases [MQTT-3.3.2-12]. */
   get aliases(): Map<number, string> {
@@ -470,9 +473,17 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
         else this.ctx.wills.schedule(this.sessionKey, this.principal, this.will, delay, !opts.willNow);
       }
     }
-    const state = wasOpen && this.sessionExpiry > 0 ? this.snapshot() : null;
+    const keep = wasOpen && this.sessionExpiry > 0;
+    const release = () => {
+      const state = keep ? this.snapshot() : null;
+      return this.ctx.store.release(this.sessionKey, this.epoch, state, state ? this.sessionExpiry : 0, willDelay === undefined ? {} : { willDelay });
+    };
+    // QoS 2 publishes still being stored are waited for (bounded: the link answers every publish,
+    // at worst with a nack after its answer timeout), so the saved session holds the ids of those
+    // stored — the client's resend then gets PUBREC, not a second copy — and not of those refused.
+    const storing = keep && this._qos2Storing?.size ? Promise.allSettled(this._qos2Storing.values()) : null;
     this.ending = wasOpen
-      ? this.ctx.store.release(this.sessionKey, this.epoch, state, state ? this.sessionExpiry : 0, willDelay === undefined ? {} : { willDelay }).catch((e: unknown) => this.log(`session not saved: ${e instanceof Error ? e.message : String(e)}`))
+      ? (storing ? storing.then(release) : release()).catch((e: unknown) => this.log(`session not saved: ${e instanceof Error ? e.message : String(e)}`))
       : Promise.resolve();
     return this.ending;
   }
@@ -481,9 +492,9 @@ export class Connection implements SessionHolder, OutboundLink, ReaderEvents, Ke
   snapshot(): SessionState {
     const subscriptions = this._subs ? [...this._subs.values()].map((s) => s.toStored()) : [];
     if (this.resuming) for (const s of this.resuming.values()) if (!this._subs?.has(s.topicFilter)) subscriptions.push(s);
-    // An id whose publish is still being stored is not kept: if that store fails after the
-    // connection has gone, the client's resend must be stored, not answered PUBREC as a copy.
-    // (If it succeeds, a resend is stored again: a duplicate, never a loss.)
+    // An id whose publish is still being stored is not kept (a checkpoint while open; `end` waits
+    // for them): if that store failed after a crash, the client's resend must be stored, not
+    // answered PUBREC as a copy.
     const storing = this._qos2Storing;
     const awaitingRelease = this._qos2In ? [...this._qos2In].filter((id) => !storing?.has(id)) : [];
     return { subscriptions, inflight: this._outbox?.snapshot() ?? [], awaitingRelease };

@@ -209,10 +209,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
     if (conn.version === 5 && conn.inboundInflight >= limits.receiveMaximum) return refuseAndEnd(conn, RC.ReceiveMaximumExceeded, `more than ${limits.receiveMaximum} unacknowledged publishes`);
     conn.inboundInflight++;
   }
-  if (qos === 2) {
-    conn.qos2In.add(id);
-    conn.qos2Storing.add(id);
-  }
+  if (qos === 2) conn.qos2In.add(id);
 
   let address: Address;
   try {
@@ -249,14 +246,16 @@ function issued(conn: Connection, packet: IPublishPacket, outcome: Promise<Resul
       if (qos === 2) conn.markDirty();
       ack(conn, packet, RC.Success);
     });
-    void outcome.then((r) => {
+    const settled = outcome.then((r) => {
       if (qos === 2) {
-        conn.qos2Storing.delete(id);
-        // Refused: not a copy to answer PUBREC for, whether or not the connection is still open.
+        if (conn.qos2Storing.get(id) === settled) conn.qos2Storing.delete(id);
+        // Refused: not a copy to answer PUBREC for — also once the connection has gone, before
+        // `end` saves the session (it waits for these).
         if (r.rc >= 0x80) conn.qos2In.delete(id);
       }
       unstoredSettled(conn);
     });
+    if (qos === 2) conn.qos2Storing.set(id, settled);
   }
   // Back-pressure: the reader hands over no further packet until one settles.
   if (conn.unstored >= conn.limits.maxUnstoredPublishes) return new Promise<void>((r) => (conn.unstoredWaiter = r));

@@ -176,6 +176,26 @@ describe.each(VERSIONS)('sessions, protocol level %i', (v) => {
     expect(t.platform.published.map((p) => new TextDecoder().decode(p.payload))).toEqual(['once']);
   });
 
+  it('remembers a QoS 2 id whose publish was still being stored when the connection went and then was stored: the resend is no second copy', async () => {
+    const t = setup();
+    const c = await t.connected(v, persistent(v));
+    t.platform.defer = true;
+    c.send({ cmd: 'publish', topic: `${T}/q2`, payload: 'once', qos: 2, messageId: 7, dup: false, retain: false });
+    await vi.waitFor(() => expect(t.platform.pendingPublishes).toBe(1));
+    c.drop();
+    await c.closedYet();
+    t.platform.defer = false;
+    t.platform.releasePublishes();
+    await vi.waitFor(() => expect(t.platform.pendingPublishes).toBe(0));
+    const back = t.client(v);
+    await back.connect(persistent(v));
+    back.send({ cmd: 'publish', topic: `${T}/q2`, payload: 'once', qos: 2, messageId: 7, dup: true, retain: false });
+    await back.next('pubrec');
+    back.send({ cmd: 'pubrel', messageId: 7 });
+    await back.next('pubcomp');
+    expect(t.platform.published.map((p) => new TextDecoder().decode(p.payload))).toEqual(['once']);
+  });
+
   it('a subscription the device may no longer use is dropped on resume', async () => {
     const t = setup();
     const c = await t.connected(v, persistent(v));
