@@ -192,6 +192,10 @@ describe('the contract check itself', () => {
     expect(answer('GET', '/metrics', 200, 'text/plain', 'up 1')).not.toEqual([]);
     expect(answer('POST', '/login', 200, 'text/html', '<p>')).not.toEqual([]);
     expect(answer('GET', '/channels/c-1/stats', 401, P, problem(401, 'unauthorized', 'no'), { 'www-authenticate': 'Bearer realm="edgeflux"' })).not.toEqual([]);
+    // Nor the router's "no such route" for an operation the document has (the route gone or moved),
+    // though the operation declares 404 for its own "no such device".
+    expect(answer('GET', '/orgs/o-1/devices/d-1', 404, P, problem(404, 'not_found', 'no such route')).join()).toMatch(/the router answered as if no route served it/);
+    expect(answer('GET', '/orgs/o-1/devices/d-1', 404, P, problem(404, 'not_found', 'no device d-1'))).toEqual([]);
   });
 });
 

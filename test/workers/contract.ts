@@ -89,12 +89,19 @@ const API_PREFIXES = new Set(Object.keys(paths).map((p) => p.split('/')[1]!));
 const OUTSIDE = /^\/(?:openapi\.json|docs)$/;
 const AUTHENTICATED_FIRST = /^\/(?:orgs|users\/me)(?:\/|$)/;
 
+/** The router's own answer for a path or method no route serves (problem JSON: 404 "no such route…", 405 with Allow). */
+function isRouterMiss(res: { status: number; headers: Headers }, body: unknown): boolean {
+  const ct = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const problem = ct === 'application/problem+json' && !!body && typeof body === 'object' ? (body as { code?: unknown; detail?: unknown }) : null;
+  if (res.status === 404 && problem?.code === 'not_found' && typeof problem.detail === 'string' && problem.detail.startsWith('no such route')) return true;
+  return res.status === 405 && problem?.code === 'method_not_allowed' && res.headers.has('allow');
+}
+
 /** Why an answer for which the document has no operation is not one the worker may give there (null: it may). */
 function offDocument(method: string, path: string, res: { status: number; headers: Headers }, body: unknown): string | null {
   const ct = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   const problem = ct === 'application/problem+json' && !!body && typeof body === 'object' ? (body as { code?: unknown; detail?: unknown }) : null;
-  if (res.status === 404 && problem?.code === 'not_found' && typeof problem.detail === 'string' && problem.detail.startsWith('no such route')) return null;
-  if (res.status === 405 && problem?.code === 'method_not_allowed' && res.headers.has('allow')) return null;
+  if (isRouterMiss(res, body)) return null;
   if (res.status === 401 && problem && AUTHENTICATED_FIRST.test(path) && res.headers.has('www-authenticate')) return null;
   const first = path.split('/')[1] ?? '';
   if (!API_PREFIXES.has(first) && (method === 'GET' || method === 'HEAD') && ((res.status === 200 && ct === 'text/html') || res.status === 304)) return null;
@@ -117,6 +124,9 @@ export function contractViolations(method: string, url: string, res: { status: n
   }
   const { template, op } = found;
   const id = `${where} (${op.operationId})`;
+  // The router's own "no such route" / 405 for an operation the document has: the route is gone or
+  // registered under another path or method — not the operation's own 404 ("no such device").
+  if (isRouterMiss(res, body)) return [`${id}: the document has this operation, but the router answered as if no route served it`];
   const declared = op.responses[String(res.status)] ?? op.responses[`${String(res.status)[0]}XX`] ?? op.responses.default;
   if (!declared) return [`${id}: status ${res.status} is not declared (declared: ${Object.keys(op.responses).join(', ')})`];
   const key = op.responses[String(res.status)] ? String(res.status) : op.responses[`${String(res.status)[0]}XX`] ? `${String(res.status)[0]}XX` : 'default';
