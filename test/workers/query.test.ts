@@ -252,7 +252,7 @@ describe('message query API', () => {
 
   it('aggregates SenML values into time buckets', async () => {
     const agg = async (a: string, interval?: string) => (await q(`format=senml&name=sensor/temp&aggregation=${a}&order=asc${interval ? `&interval=${interval}` : ''}`)).body.items;
-    expect(await agg('avg')).toEqual([{ time: T0 * 1000, name: 'sensor/temp', value: 22.5, count: 6 }]);
+    expect(await agg('avg')).toEqual([{ time: T0 * 1000, name: 'sensor/temp', unit: 'Cel', value: 22.5, count: 6 }]);
     // T0 s is a whole multiple of 20 s, so the buckets start at T0, T0+20 s, T0+40 s.
     expect((await agg('min', '20s')).map((b: { time: number; value: number; count: number }) => [b.time - T0 * 1000, b.value, b.count])).toEqual([[0, 20, 2], [20_000, 22, 2], [40_000, 24, 2]]);
     const maxes = await agg('max', '1m');
@@ -264,6 +264,30 @@ describe('message query API', () => {
     expectProblem(await q('aggregation=avg'), 400); // needs format=senml
     expectProblem(await q('format=senml&aggregation=avg&interval=5x'), 400);
     expectProblem(await q('interval=1h'), 400);
+  });
+
+  it('aggregates per name and unit: values of one name in other units are never mixed into one bucket', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'units' } })).body.id as string;
+    await api('PUT', `/orgs/${org}/channels/${other}/devices/${dev.id}`, { token: t, body: {} });
+    // One sensor, first reporting in Cel, then (a firmware update) in K; and a string record of the same name.
+    await publish(other, dev.key, JSON.stringify([{ bn: 'room/', bt: T0, n: 'temp', u: 'Cel', v: 20 }, { n: 'temp', u: 'Cel', v: 22, t: 10 }, { n: 'temp', u: 'K', v: 300, t: 20 }, { n: 'temp', vs: 'sensor fault', t: 30 }]), 'application/senml+json');
+    expect(await drain(other)).toBe(true);
+    const agg = async (query: string) => (await api('GET', `/channels/${other}/messages?format=senml&name=room/temp&order=asc&${query}`, { token: t })).body.items;
+    expect(await agg('aggregation=avg')).toEqual([
+      { time: T0 * 1000, name: 'room/temp', unit: 'Cel', value: 21, count: 2 },
+      { time: (T0 + 20) * 1000, name: 'room/temp', unit: 'K', value: 300, count: 1 },
+    ]);
+    expect(await agg('aggregation=max&interval=1h')).toEqual([
+      { time: Math.floor(T0 / 3600) * 3_600_000, name: 'room/temp', unit: 'Cel', value: 22, count: 2 },
+      { time: Math.floor(T0 / 3600) * 3_600_000, name: 'room/temp', unit: 'K', value: 300, count: 1 },
+    ]);
+    // Counting: the record without a unit has a bucket of its own too, with no unit (starting at its time, T0 + 30 s).
+    expect((await agg('aggregation=count')).map((b: { time: number; unit?: string; count: number }) => [b.time - T0 * 1000, b.unit, b.count])).toEqual([[0, 'Cel', 2], [20_000, 'K', 1], [30_000, undefined, 1]]);
+    // The CSV says the unit in its own column (empty for none).
+    const csv = await worker.fetch(`http://edgeflux.test/channels/${other}/messages?format=senml&name=room/temp&aggregation=sum&order=asc`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    const [header, ...rows] = (await csv.text()).trim().split('\r\n').map((l) => l.split(','));
+    expect(header).toEqual(['time', 'name', 'value', 'count', 'unit']);
+    expect(rows.map((r) => [r[2], r[4]])).toEqual([['42', 'Cel'], ['300', 'K']]);
   });
 
   it('exports CSV with a header and RFC 4180 quoting', async () => {

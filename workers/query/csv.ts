@@ -14,7 +14,8 @@ export const CSV_COLUMNS = {
   /** format=messages and format=json (a JSON document's payload as JSON text); `retain` last, where it was added. */
   messages: ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload', 'encoding', 'size', 'payloadUrl', 'channel', 'retain'],
   senml: ['seq', 'time', 'subtopic', 'publisher', 'name', 'unit', 'value', 'stringValue', 'boolValue', 'dataValue', 'sum', 'updateTime', 'channel'],
-  aggregation: ['time', 'name', 'value', 'count'],
+  /** `unit` last, where it was added (SenML buckets are per name and unit). */
+  aggregation: ['time', 'name', 'value', 'count', 'unit'],
 } as const;
 
 export function toCsv(items: Record<string, unknown>[], columns: readonly string[]): string {
