@@ -383,6 +383,14 @@ describe('message query API', () => {
     expect(expectProblem(await q('format=xml'), 400).detail).toContain('format');
     expect(expectProblem(await q('valeu=3'), 400).detail).toMatch(/valeu|unrecognized/i);
     expect(expectProblem(await q('from=yesterday'), 400).detail).toContain('from');
+    // Seconds since the epoch (Mainflux's unit, date +%s) read as ms would name January 1970: from matched
+    // everything, to nothing, silently. No stored time can be there (created is now; SenML times are ≥ 2**28 s).
+    const seconds = expectProblem(await q(`from=${T0}`), 400).detail;
+    expect(seconds).toContain('from');
+    expect(seconds).toContain(`${T0}000`);
+    expectProblem(await q(`format=senml&to=${T0 + 60}`), 400);
+    expect((await q(`from=${T0}000`)).status).toBe(200);
+    expect((await q('from=0&to=999')).status).toBe(200); // the start of time stays a valid bound
     expectProblem(await q('limit=1&limit=2'), 400);
     // SenML filters on a message listing would filter nothing: refused, not ignored.
     for (const f of ['name=temp', 'v=1', 'vs=zzz', 'vb=true', 'vd=AQ', 'format=json&name=temp', 'aggregation=count&name=temp']) expect(expectProblem(await q(f), 400).detail, f).toContain('format=senml');
