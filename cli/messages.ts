@@ -177,7 +177,7 @@ function queryCommand(program: Command): void {
         }
         if (csv) return void process.stdout.write(await ctx.client.queryCsv(channel, q));
         const page = await ctx.client.query(channel, q);
-        const columns = o.aggregation ? ['time', 'name', 'value', 'count'] : o.format === 'senml' ? ['seq', 'time', 'name', 'value', 'unit', 'stringValue', 'boolValue', 'dataValue'] : ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload'];
+        const columns = o.aggregation ? ['time', 'name', 'unit', 'value', 'count'] : o.format === 'senml' ? ['seq', 'time', 'name', 'value', 'unit', 'stringValue', 'boolValue', 'dataValue'] : ['seq', 'created', 'subtopic', 'publisher', 'protocol', 'contentType', 'payload'];
         showPage(ctx.out, page, columns);
       }),
     );

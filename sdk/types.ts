@@ -103,10 +103,12 @@ export type MessageQuery = Partial<Omit<QueryOut, 'from' | 'to' | 'interval' | '
 };
 /** A SenML record as the query API resolves it (`format=senml`): the resolved record (shared/senml) and where it came from. */
 export type SenmlRecord = ResolvedSenmlRecord & { channel: string; seq: number; subtopic: string; publisher: string };
-/** One aggregation bucket: start time, name and value; `count` values in it. */
+/** One aggregation bucket: start time, name, unit and value; `count` values in it. */
 export interface Bucket {
   time: number;
   name?: string;
+  /** SenML buckets are per name and unit; absent for records without a unit and for message counts. */
+  unit?: string;
   value: number;
   count: number;
 }

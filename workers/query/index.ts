@@ -108,7 +108,11 @@ function nextLink(url: string, next: string): string {
 
 const AGG = { min: 'MIN(r.value)', max: 'MAX(r.value)', avg: 'AVG(r.value)', sum: 'SUM(r.value)', count: 'COUNT(*)' } as const;
 
-/** Time buckets of `interval` ms (one bucket for the whole range without it), per SenML name. */
+/**
+ * Time buckets of `interval` ms (one bucket for the whole range without it), per SenML name and
+ * unit: a name whose records come in two units (a device reporting Cel, then K after an update)
+ * gets a bucket per unit, as averaging 20 Cel with 300 K means nothing.
+ */
 async function aggregate(db: D1Database, channel: string, q: Query, subtopic: string | undefined) {
   const agg = q.aggregation!;
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
@@ -122,12 +126,12 @@ async function aggregate(db: D1Database, channel: string, q: Query, subtopic: st
   const w = senmlWhere(channel, q, subtopic);
   const valued = agg === 'count' ? '' : ' AND r.value IS NOT NULL';
   const bucket = q.interval ? `CAST(floor(r.time * 1000 / ${q.interval}) AS INTEGER) * ${q.interval}` : 'CAST(MIN(r.time) * 1000 AS INTEGER)';
-  const group = q.interval ? 'GROUP BY bucket, r.name' : 'GROUP BY r.name';
+  const group = q.interval ? 'GROUP BY bucket, r.name, r.unit' : 'GROUP BY r.name, r.unit';
   const { results } = await db
-    .prepare(`SELECT ${bucket} AS bucket, r.name AS name, ${AGG[agg]} AS value, COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}${valued} ${group} ORDER BY bucket ${dir}, r.name LIMIT ? OFFSET ?`)
+    .prepare(`SELECT ${bucket} AS bucket, r.name AS name, r.unit AS unit, ${AGG[agg]} AS value, COUNT(*) AS n FROM ${w.from} WHERE ${w.sql}${valued} ${group} ORDER BY bucket ${dir}, r.name, r.unit LIMIT ? OFFSET ?`)
     .bind(...w.params, q.limit, q.offset)
-    .all<{ bucket: number; name: string; value: number; n: number }>();
-  return results.map((r) => ({ time: r.bucket, name: r.name, value: r.value, count: r.n }));
+    .all<{ bucket: number; name: string; unit: string | null; value: number; n: number }>();
+  return results.map((r) => ({ time: r.bucket, name: r.name, ...(r.unit !== null ? { unit: r.unit } : {}), value: r.value, count: r.n }));
 }
 
 /** An answer's items in the representation the client asked for: JSON (the default, built by `json`), CSV or JSON lines. */

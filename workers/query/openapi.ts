@@ -18,7 +18,7 @@ const DESCRIPTIONS: Record<string, string> = {
   vs: 'SenML string value',
   vb: 'SenML boolean value',
   vd: 'SenML data value (base64url)',
-  aggregation: 'min, max, avg, sum (format=senml) or count, per time bucket and name',
+  aggregation: 'min, max, avg, sum (format=senml) or count, per time bucket, name and unit',
   interval: 'Bucket width: 500ms, 10s, 5m, 1h, 1d or plain ms; without it one bucket for the whole range',
   cursor: "The page after an earlier one: that page's `next`, as given (listings, same format and order; not with `offset`)",
   total: '`true` (default): count every match into `total`; `false`: leave it out, which keeps pages of big channels cheap',
@@ -74,6 +74,7 @@ const AggregateBucket = z
   .object({
     time: z.number().int().openapi({ description: 'Bucket start, ms since epoch' }),
     name: z.string().optional().openapi({ description: 'The SenML name (format=senml); absent when counting messages' }),
+    unit: z.string().optional().openapi({ description: 'The SenML unit (format=senml): a name is aggregated per unit; absent for records without one and when counting messages' }),
     value: z.number().openapi({ description: 'The aggregate' }),
     count: z.number().int().openapi({ description: 'How many values (or messages) the bucket holds' }),
   })

@@ -31,10 +31,22 @@ function realDate(ymd: string): boolean {
   return day.getUTCFullYear() === y && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d;
 }
 
+/**
+ * Seconds since the epoch (Mainflux's readers take them, `date +%s` prints them) from 2001-09-09 on
+ * are 10 or 11 digits: read as ms they name a day of 1970–1973, where nothing stored can be (a
+ * message's `created` is when it arrived; a SenML time is at least 2**28 s, 1978), so `from` would
+ * silently match everything and `to` nothing. Refused, with the value in ms.
+ */
+const SECONDS_LIKE = { min: 1e9, max: 1e11 };
+
 const Instant = z.string().transform((s, ctx) => {
   const ms = parseInstant(s);
   if (Number.isNaN(ms)) {
     ctx.addIssue({ code: 'custom', message: INSTANT_HELP });
+    return z.NEVER;
+  }
+  if (/^\d+$/.test(s) && ms >= SECONDS_LIKE.min && ms < SECONDS_LIKE.max) {
+    ctx.addIssue({ code: 'custom', message: `${s} looks like seconds since the epoch; this API takes ms (${s}000) or an ISO-8601 date-time` });
     return z.NEVER;
   }
   return ms;
